@@ -1,0 +1,281 @@
+// `mandate`: the command line. Every command has --help and --version; commands that print data
+// take --json. Errors say what to do and exit non-zero (2 for bad configuration or usage).
+
+import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Command, CommanderError, Option } from "commander";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { type Tenant, TenantSchema, Tenants } from "../../gen/mandate/v1/tenants_pb.js";
+import { startMandate } from "../runtime/start.ts";
+import { type Config, ConfigError, loadConfig, SERVICE_NAMES, type ServiceName } from "../shared/config.ts";
+import { createLogger } from "../shared/logger.ts";
+import { startTelemetry } from "../shared/telemetry.ts";
+import { VERSION } from "../shared/version.ts";
+
+const SERVE_TARGETS = [...SERVICE_NAMES, "edge", "all"] as const;
+
+function command(name: string, description: string): Command {
+  return new Command(name)
+    .description(description)
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help for this command")
+    .showHelpAfterError("(run with --help for usage)");
+}
+
+interface CommonOptions {
+  config?: string;
+  json?: boolean;
+  database?: string;
+  httpPort?: string;
+  grpcPort?: string;
+  address?: string;
+}
+
+function configFrom(options: CommonOptions): Config {
+  return loadConfig({
+    file: options.config,
+    overrides: { "database.url": options.database, "http.port": options.httpPort, "grpc.port": options.grpcPort },
+  });
+}
+
+function print(options: CommonOptions, data: unknown, human: () => string): void {
+  process.stdout.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`);
+}
+
+const configOption = new Option(
+  "-c, --config <file>",
+  "config file (YAML or JSON); default $MANDATE_CONFIG or ./mandate.yaml",
+);
+const databaseOption = new Option(
+  "--database <url>",
+  "database URL: sqlite:PATH or postgres://... (env MANDATE_DATABASE_URL)",
+);
+const addressOption = new Option("-a, --address <host:port>", "gRPC address of a running Mandate").default(
+  "127.0.0.1:4461",
+);
+
+async function runServer(
+  options: CommonOptions,
+  services: readonly ServiceName[],
+  flags: { grpc: boolean; edge: boolean; dev: boolean },
+) {
+  const config = configFrom(options);
+  startTelemetry(config.telemetry);
+  const logger = createLogger(config.log.level);
+  const quiet = options.json === true;
+  const started = Date.now();
+  const running = await startMandate({
+    config,
+    logger,
+    services,
+    grpc: flags.grpc,
+    edge: flags.edge,
+    migrate: flags.dev,
+    seedTenant: flags.dev ? config.dev.tenant : undefined,
+    onProgress: (message) => (quiet ? undefined : process.stderr.write(`  ${message}\n`)),
+  });
+  const summary = {
+    version: VERSION,
+    mode: flags.dev ? "dev" : "serve",
+    services: services.map((name) => `mandate.v1.${name[0]?.toUpperCase()}${name.slice(1)}`),
+    grpc: running.grpcPort === undefined ? null : `${config.grpc.host}:${running.grpcPort}`,
+    http: running.httpPort === undefined ? null : `http://${config.http.host}:${running.httpPort}`,
+    database: running.store?.displayUrl ?? null,
+    tenant: flags.dev ? config.dev.tenant : null,
+    startup_ms: Date.now() - started,
+  };
+  print(options, summary, () =>
+    [
+      `Mandate ${VERSION} is running (${summary.mode}) — started in ${summary.startup_ms} ms`,
+      summary.grpc
+        ? `  gRPC      ${summary.grpc}   (grpc.health.v1, reflection; try: grpcurl -plaintext ${summary.grpc} list)`
+        : "",
+      summary.http
+        ? `  HTTP      ${summary.http}   (GET /healthz, /readyz; gRPC-Web and Connect at /mandate.v1.<Service>/<Method>)`
+        : "",
+      summary.database ? `  store     ${summary.database}` : "",
+      summary.tenant ? `  tenant    ${summary.tenant}   (issuer ${config.publicBaseUrl}/t/${summary.tenant})` : "",
+      summary.services.length ? `  services  ${summary.services.join(", ")}` : "",
+      summary.http
+        ? `  try       curl -s -X POST -H 'content-type: application/json' -d '{"tenant":"${config.dev.tenant}"}' ${summary.http}/mandate.v1.Tenants/GetTenant`
+        : "",
+      "Press Ctrl+C to stop.",
+    ]
+      .filter(Boolean)
+      .join("\n"),
+  );
+  const stop = async (signal: string) => {
+    process.stderr.write(`\n${signal}: draining in-flight calls (up to ${config.shutdownGraceMs} ms)...\n`);
+    await running.stop();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+}
+
+function tenantsClient(options: CommonOptions) {
+  return createClient(Tenants, createGrpcTransport({ baseUrl: `http://${options.address}` }));
+}
+
+const program = command("mandate", "Identity, delegation and authorization for humans and AI agents.")
+  .addOption(configOption)
+  .enablePositionalOptions();
+
+program.addCommand(
+  command("dev", "run every service and the HTTP edge in one process on embedded defaults; seeds tenant 'demo'")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--http-port <port>", "HTTP edge port (default 4460)")
+    .option("--grpc-port <port>", "gRPC port (default 4461)")
+    .option("--json", "print the startup summary as JSON")
+    .action((options: CommonOptions) => runServer(options, SERVICE_NAMES, { grpc: true, edge: true, dev: true })),
+);
+
+program.addCommand(
+  command("serve", `run some services (or the edge) in this process: ${SERVE_TARGETS.join(", ")}`)
+    .argument("<targets...>", "services to host, 'edge' for the HTTP edge, 'all' for every service")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--http-port <port>", "HTTP edge port")
+    .option("--grpc-port <port>", "gRPC port")
+    .option("--json", "print the startup summary as JSON")
+    .action((targets: string[], options: CommonOptions) => {
+      const unknown = targets.filter((t) => !(SERVE_TARGETS as readonly string[]).includes(t));
+      if (unknown.length > 0)
+        throw new CommanderError(
+          2,
+          "mandate.usage",
+          `unknown target ${unknown.join(", ")}: expected ${SERVE_TARGETS.join(", ")}`,
+        );
+      const services = targets.includes("all") ? SERVICE_NAMES : SERVICE_NAMES.filter((name) => targets.includes(name));
+      return runServer(options, services, { grpc: services.length > 0, edge: targets.includes("edge"), dev: false });
+    }),
+);
+
+program.addCommand(
+  command("migrate", "apply pending database migrations (forward-only)")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--json", "print the result as JSON")
+    .action(async (options: CommonOptions) => {
+      const { Store } = await import("../shared/store/store.ts");
+      const config = configFrom(options);
+      const store = Store.open({ url: config.database.url, poolSize: 1 });
+      try {
+        const applied: string[] = [];
+        await store.migrate((name) => {
+          applied.push(name);
+          if (!options.json) process.stderr.write(`  applied ${name}\n`);
+        });
+        const all = await store.appliedMigrations();
+        print(
+          options,
+          { database: store.displayUrl, engine: store.engine, applied, current: all.at(-1) ?? null },
+          () =>
+            applied.length
+              ? `${store.displayUrl}: applied ${applied.length} migration(s); schema at ${all.at(-1)}`
+              : `${store.displayUrl}: schema is current (${all.at(-1)})`,
+        );
+      } finally {
+        await store.close();
+      }
+    }),
+);
+
+const tenants = command("tenants", "manage tenants of a running Mandate (over gRPC)");
+tenants.addCommand(
+  command("create", "register a tenant")
+    .argument("<id>", "tenant id (lowercase letters, digits, inner hyphens)")
+    .option("--display-name <name>", "human-readable name")
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (id: string, options: CommonOptions & { displayName?: string }) => {
+      const { tenant } = await tenantsClient(options).createTenant({
+        tenant: id,
+        displayName: options.displayName ?? "",
+      });
+      print(options, tenant && toJson(TenantSchema, tenant), () => `created tenant ${tenant?.id}`);
+    }),
+);
+tenants.addCommand(
+  command("get", "show a tenant")
+    .argument("<id>", "tenant id")
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (id: string, options: CommonOptions) => {
+      const { tenant } = await tenantsClient(options).getTenant({ tenant: id });
+      print(options, tenant && toJson(TenantSchema, tenant), () => `${tenant?.id}\t${tenant?.displayName}`);
+    }),
+);
+tenants.addCommand(
+  command("list", "list tenants")
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (options: CommonOptions) => {
+      const all: Tenant[] = [];
+      let pageToken = "";
+      do {
+        const page = await tenantsClient(options).listTenants({ page: { pageToken } });
+        all.push(...page.tenants);
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      print(
+        options,
+        all.map((t) => toJson(TenantSchema, t)),
+        () => all.map((t) => `${t.id}\t${t.displayName}`).join("\n") || "(no tenants)",
+      );
+    }),
+);
+program.addCommand(tenants);
+
+program.addCommand(
+  command("health", "check a running Mandate's gRPC health, per service")
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (options: CommonOptions) => {
+      const client = createClient(Health, createGrpcTransport({ baseUrl: `http://${options.address}` }));
+      const { statuses } = await client.list({}, { timeoutMs: 5000 });
+      const rows = Object.entries(statuses).map(([service, s]) => ({
+        service: service || "(server)",
+        status: ServingStatus[s.status],
+      }));
+      print(options, rows, () => rows.map((r) => `${r.status.padEnd(12)} ${r.service}`).join("\n"));
+      if (rows.some((r) => r.status !== "SERVING")) process.exitCode = 1;
+    }),
+);
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = reportError(error);
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0)
+      return 0;
+    if (error.code === "mandate.usage") process.stderr.write(`error: ${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\nFix the values above (see README.md, "Configuration") and try again.\n`);
+    return 2;
+  }
+  if (error instanceof ConnectError) {
+    const hint =
+      error.code === Code.Unavailable ? " (is Mandate running? start it with `npm start` or pass --address)" : "";
+    process.stderr.write(`error: ${Code[error.code]}: ${error.rawMessage}${hint}\n`);
+    return 1;
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") {
+    process.stderr.write(
+      `error: ${(error as Error).message}: another process holds the port; stop it or pick another with --http-port/--grpc-port\n`,
+    );
+    return 1;
+  }
+  process.stderr.write(`error: ${(error as Error).message ?? String(error)}\n`);
+  return 1;
+}

@@ -1,0 +1,142 @@
+// The HTTP edge (:4460): liveness and readiness, and the five services (plus health and tenants)
+// over gRPC-Web and Connect, with the same handlers as native gRPC. OAuth endpoints join here.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { cors as connectCors } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { Logger } from "../shared/logger.ts";
+import type { BoundService } from "../shared/rpc/grpc-server.ts";
+import { meter, tracer } from "../shared/telemetry.ts";
+
+export interface EdgeOptions {
+  host: string;
+  port: number;
+  maxRequestBytes: number;
+  corsOrigins: string[];
+  services: BoundService[];
+  logger: Logger;
+  /** Whether the process can serve traffic: all services SERVING and dependencies reachable. */
+  readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+}
+
+export interface Edge {
+  server: Server;
+  port: number;
+  close(graceMs: number): Promise<void>;
+}
+
+const httpDuration = meter.createHistogram("http.server.request.duration", {
+  description: "Duration of HTTP requests at the edge",
+  unit: "ms",
+});
+
+export async function startEdge(options: EdgeOptions): Promise<Edge> {
+  const shutdown = new AbortController();
+  const rpc = connectNodeAdapter({
+    routes(router) {
+      for (const { service, impl } of options.services) router.service(service, impl as never);
+    },
+    grpcWeb: true,
+    connect: true,
+    grpc: false,
+    readMaxBytes: options.maxRequestBytes,
+    shutdownSignal: shutdown.signal,
+    fallback: (_req, res) => sendJson(res as ServerResponse, 404, { error: "not_found", message: "no such endpoint" }),
+  });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://edge");
+    if (applyCors(req, res, options.corsOrigins)) return;
+    if (req.method === "GET" && url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (req.method === "GET" && url.pathname === "/readyz") {
+      const { ready, checks } = await options.readiness();
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
+    }
+    return rpc(req as never, res as never);
+  };
+
+  const server = createServer((req, res) => {
+    const started = performance.now();
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const route = routeOf(req.url ?? "/");
+    const span = tracer.startSpan(
+      `${req.method} ${route}`,
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "url.path": route } },
+      parent,
+    );
+    res.once("close", () => {
+      span.setAttribute("http.response.status_code", res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      httpDuration.record(performance.now() - started, {
+        "http.request.method": req.method ?? "",
+        "http.route": route,
+        "http.response.status_code": res.statusCode,
+      });
+    });
+    otelContext.with(trace.setSpan(parent, span), () =>
+      handle(req, res).catch((error: unknown) => {
+        options.logger.error({ err: error, path: req.url }, "edge request failed");
+        if (!res.headersSent) sendJson(res, 500, { error: "server_error", message: "internal error" });
+        else res.destroy();
+      }),
+    );
+  });
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 20_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    async close(graceMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => {
+        shutdown.abort();
+        server.closeAllConnections();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** A low-cardinality route for telemetry: RPC paths as they are, other paths by their first segment. */
+function routeOf(rawUrl: string): string {
+  const path = rawUrl.split("?")[0] ?? "/";
+  if (/^\/[a-z0-9_.]+\.[A-Z][A-Za-z0-9]*\/[A-Z][A-Za-z0-9]*$/.test(path)) return path;
+  if (path === "/healthz" || path === "/readyz") return path;
+  return "/*";
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+  });
+  res.end(text);
+}
+
+/** CORS for browser gRPC-Web/Connect clients on the configured origins. Returns true when it answered. */
+function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin || !(origins.includes(origin) || origins.includes("*"))) return false;
+  res.setHeader("access-control-allow-origin", origin);
+  res.setHeader("vary", "origin");
+  res.setHeader("access-control-expose-headers", connectCors.exposedHeaders.join(", "));
+  if (req.method !== "OPTIONS") return false;
+  res.writeHead(204, {
+    "access-control-allow-methods": connectCors.allowedMethods.join(", "),
+    "access-control-allow-headers": [...connectCors.allowedHeaders, "traceparent"].join(", "),
+    "access-control-max-age": "7200",
+  });
+  res.end();
+  return true;
+}

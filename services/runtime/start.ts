@@ -1,0 +1,230 @@
+// The composition root. `mandate dev` starts every service and the edge in one process;
+// `mandate serve <service...>` starts some of them and reaches the rest over gRPC. Same code, two
+// wirings: only the ServiceClients map differs.
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { Audit } from "../../gen/mandate/v1/audit_pb.js";
+import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
+import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { Signer } from "../../gen/mandate/v1/signer_pb.js";
+import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
+import { auditService } from "../audit/service.ts";
+import { authorizeService } from "../authorize/service.ts";
+import { type Edge, startEdge } from "../edge/server.ts";
+import { introspectService } from "../introspect/service.ts";
+import { issueService } from "../issue/service.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
+import { type Config, SERVICE_NAMES, type ServiceName } from "../shared/config.ts";
+import type { ServiceDeps } from "../shared/deps.ts";
+import type { Logger } from "../shared/logger.ts";
+import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
+import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/rpc/grpc-server.ts";
+import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
+import { type ServiceModule, wrapService } from "../shared/rpc/service.ts";
+import { migrationsFor } from "../shared/store/migrations.ts";
+import { Store } from "../shared/store/store.ts";
+import { signerService } from "../signer/service.ts";
+import { TenantDirectory } from "../tenants/directory.ts";
+import { tenantsService } from "../tenants/service.ts";
+
+export const SERVICE_MODULES: Record<ServiceName, (deps: ServiceDeps) => ServiceModule> = {
+  authorize: authorizeService,
+  introspect: introspectService,
+  issue: issueService,
+  audit: auditService,
+  signer: signerService,
+  tenants: tenantsService,
+} as Record<ServiceName, (deps: ServiceDeps) => ServiceModule>;
+
+/** Descriptors of the services by their short name. */
+export const SERVICE_DESCRIPTORS = {
+  authorize: Authorize,
+  introspect: Introspect,
+  issue: Issue,
+  audit: Audit,
+  signer: Signer,
+  tenants: Tenants,
+} as const satisfies Record<ServiceName, unknown>;
+
+export interface StartOptions {
+  config: Config;
+  logger: Logger;
+  /** Services hosted in this process. */
+  services: readonly ServiceName[];
+  /** Serve native gRPC for the hosted services. */
+  grpc: boolean;
+  /** Serve the HTTP edge (gRPC-Web, Connect, health). */
+  edge: boolean;
+  /** Apply pending migrations first (dev); otherwise refuse to start on an outdated schema. */
+  migrate: boolean;
+  /** Create this tenant when missing (dev). */
+  seedTenant?: string | undefined;
+  clock?: Clock;
+  onProgress?: (message: string) => void;
+}
+
+export interface Running {
+  grpcPort: number | undefined;
+  httpPort: number | undefined;
+  health: HealthRegistry;
+  clients: ServiceClients;
+  store: Store | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startMandate(options: StartOptions): Promise<Running> {
+  const { config, logger } = options;
+  const progress = options.onProgress ?? (() => {});
+  const local = new Set(options.services);
+  const remote = new Map<string, string>();
+  for (const name of SERVICE_NAMES) {
+    const address = config.services[name];
+    if (!local.has(name) && address) remote.set(SERVICE_DESCRIPTORS[name].typeName, address);
+  }
+  const clients = new ServiceClients(remote);
+  const health = new HealthRegistry();
+  const wrapOptions = { logger, defaultDeadlineMs: config.grpc.defaultDeadlineMs };
+
+  let store: Store | undefined;
+  if (local.size > 0) {
+    store = Store.open({ url: config.database.url, poolSize: config.database.poolSize });
+    progress(`store: ${store.engine} at ${store.displayUrl}`);
+    if (options.migrate) {
+      await store.migrate((name) => progress(`migration applied: ${name}`));
+    } else {
+      await requireCurrentSchema(store);
+    }
+  }
+
+  const tenants = store ? new TenantDirectory(store) : undefined;
+  const bound: BoundService[] = [];
+  if (store) {
+    const deps: ServiceDeps = { config, store, clients, logger, clock: options.clock ?? systemClock };
+    for (const name of options.services) {
+      const module = SERVICE_MODULES[name](deps);
+      const service: BoundService = { service: module.service, impl: wrapService(module, { ...wrapOptions, tenants }) };
+      bound.push(service);
+      clients.addLocal(service);
+    }
+  }
+  const healthBound: BoundService = {
+    service: Health,
+    impl: wrapService(healthService(health), { ...wrapOptions, tenants: undefined }),
+  };
+
+  let grpcServer: ReturnType<typeof createGrpcServer> | undefined;
+  let grpcPort: number | undefined;
+  let edge: Edge | undefined;
+  try {
+    if (options.grpc) {
+      grpcServer = createGrpcServer([...bound, healthBound], config.grpc);
+      grpcPort = await bindGrpcServer(grpcServer, config.grpc.host, config.grpc.port);
+      progress(`gRPC listening on ${config.grpc.host}:${grpcPort}`);
+    }
+    if (options.edge) {
+      // Services hosted elsewhere are reachable through the edge by forwarding to their process.
+      const forwarded: BoundService[] = SERVICE_NAMES.filter(
+        (name) => !local.has(name) && remote.has(SERVICE_DESCRIPTORS[name].typeName),
+      ).map((name) => ({
+        service: SERVICE_DESCRIPTORS[name],
+        impl: forwardingImpl(SERVICE_DESCRIPTORS[name], clients),
+      }));
+      edge = await startEdge({
+        host: config.http.host,
+        port: config.http.port,
+        maxRequestBytes: config.http.maxRequestBytes,
+        corsOrigins: config.http.corsOrigins,
+        services: [...bound, ...forwarded, healthBound],
+        logger,
+        readiness: () => readiness(health, store, remote),
+      });
+      progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);
+    }
+  } catch (error) {
+    grpcServer?.forceShutdown();
+    await edge?.close(0);
+    await store?.close();
+    throw error;
+  }
+
+  for (const service of bound) health.set(service.service.typeName, ServingStatus.SERVING);
+  health.set("", ServingStatus.SERVING);
+
+  if (options.seedTenant && local.has("tenants")) {
+    await seedTenant(clients, options.seedTenant);
+    progress(`tenant "${options.seedTenant}" ready`);
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcPort,
+    httpPort: edge?.port,
+    health,
+    clients,
+    store,
+    stop() {
+      stopping ??= (async () => {
+        // Health flips first so load balancers stop routing here while in-flight calls drain.
+        health.setAll(ServingStatus.NOT_SERVING);
+        await Promise.all([
+          edge?.close(config.shutdownGraceMs),
+          grpcServer ? shutdownGrpcServer(grpcServer, config.shutdownGraceMs) : undefined,
+        ]);
+        await store?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function requireCurrentSchema(store: Store): Promise<void> {
+  const expected = Object.keys(migrationsFor(store.engine));
+  let applied: string[];
+  try {
+    applied = await store.appliedMigrations();
+  } catch {
+    applied = [];
+  }
+  const missing = expected.filter((name) => !applied.includes(name));
+  if (missing.length > 0) {
+    throw new Error(`the database schema is behind (missing ${missing.join(", ")}): run \`mandate migrate\` first`);
+  }
+}
+
+async function seedTenant(clients: ServiceClients, tenant: string): Promise<void> {
+  try {
+    await clients.get(Tenants).createTenant({ tenant, displayName: "Demo tenant" });
+  } catch (error) {
+    if (!(error instanceof ConnectError && error.code === Code.AlreadyExists)) throw error;
+  }
+}
+
+async function readiness(
+  health: HealthRegistry,
+  store: Store | undefined,
+  remote: Map<string, string>,
+): Promise<{ ready: boolean; checks: Record<string, string> }> {
+  const checks: Record<string, string> = {};
+  for (const [name, status] of health.entries()) checks[name || "server"] = ServingStatus[status] ?? String(status);
+  if (store) {
+    try {
+      await store.db.selectFrom("tenants").select("id").limit(1).execute();
+      checks.store = "ok";
+    } catch (error) {
+      checks.store = `unreachable: ${(error as Error).message}`;
+    }
+  }
+  for (const [typeName, address] of remote) {
+    try {
+      const client = createClient(Health, createGrpcTransport({ baseUrl: `http://${address}` }));
+      const { status } = await client.check({ service: typeName }, { timeoutMs: 2000 });
+      checks[typeName] = ServingStatus[status] ?? String(status);
+    } catch (error) {
+      checks[typeName] = `unreachable at ${address}: ${(error as Error).message}`;
+    }
+  }
+  const ready = Object.values(checks).every((value) => value === "SERVING" || value === "ok");
+  return { ready, checks };
+}

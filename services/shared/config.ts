@@ -1,0 +1,242 @@
+// Configuration: read once at start from an optional file (YAML or JSON) and the environment,
+// validated as a whole, every bad value reported by its key with what was expected. Values from the
+// environment win over the file. Secrets never appear in errors or logs (see `redactConfig`).
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+export const SERVICE_NAMES = ["authorize", "introspect", "issue", "audit", "signer", "tenants"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const host = z.string().min(1);
+
+const serviceAddress = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:4461");
+
+export const configSchema = z.strictObject({
+  /** Public base URL of the HTTP edge; issuers are `{publicBaseUrl}/t/{tenant}`. */
+  publicBaseUrl: z.url({ protocol: /^https?$/, error: "expected an http(s) URL" }).default("http://127.0.0.1:4460"),
+  http: z
+    .strictObject({
+      host: host.default("127.0.0.1"),
+      port: port.default(4460),
+      /** Largest request body accepted on the edge (bytes). */
+      maxRequestBytes: positiveInt.default(4 * 1024 * 1024),
+      /** Browser origins allowed to call gRPC-Web/Connect (CORS); "*" allows any. */
+      corsOrigins: z
+        .preprocess(
+          (v) =>
+            typeof v === "string"
+              ? v
+                  .split(",")
+                  .map((o) => o.trim())
+                  .filter(Boolean)
+              : v,
+          z.array(z.string()),
+        )
+        .default([]),
+    })
+    .prefault({}),
+  grpc: z
+    .strictObject({
+      host: host.default("127.0.0.1"),
+      port: port.default(4461),
+      /** Largest message accepted (bytes); larger ones get RESOURCE_EXHAUSTED. */
+      maxReceiveMessageBytes: positiveInt.default(4 * 1024 * 1024),
+      /** Largest message sent (bytes). */
+      maxSendMessageBytes: positiveInt.default(16 * 1024 * 1024),
+      /** Deadline applied to calls that arrive without one (ms). */
+      defaultDeadlineMs: positiveInt.default(30_000),
+    })
+    .prefault({}),
+  /** How long shutdown waits for in-flight calls before cutting them (ms). */
+  shutdownGraceMs: positiveInt.default(10_000),
+  database: z
+    .strictObject({
+      /** `sqlite:PATH` / a file path (embedded default) or `postgres://...` (production). */
+      url: z.string().min(1).default("sqlite:.mandate/mandate.db"),
+      /** Connection pool size for PostgreSQL. */
+      poolSize: positiveInt.default(10),
+    })
+    .prefault({}),
+  /** gRPC addresses of services that run in other processes (`mandate serve`). */
+  services: z.partialRecord(z.enum(SERVICE_NAMES), serviceAddress).default({}),
+  telemetry: z
+    .strictObject({
+      serviceName: z.string().min(1).default("mandate"),
+      /** OTLP/HTTP endpoint, e.g. http://collector:4318; unset: telemetry stays in-process (no-op export). */
+      otlpEndpoint: z.url({ error: "expected a URL such as http://127.0.0.1:4318" }).optional(),
+      metricsIntervalMs: positiveInt.default(15_000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .prefault({}),
+  dev: z
+    .strictObject({
+      /** Tenant `mandate dev` seeds. */
+      tenant: z.string().default("demo"),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Environment variables and the config key each one sets. */
+export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> = [
+  ["MANDATE_PUBLIC_BASE_URL", "publicBaseUrl"],
+  ["MANDATE_HTTP_HOST", "http.host"],
+  ["MANDATE_HTTP_PORT", "http.port"],
+  ["MANDATE_HTTP_MAX_REQUEST_BYTES", "http.maxRequestBytes"],
+  ["MANDATE_HTTP_CORS_ORIGINS", "http.corsOrigins"],
+  ["MANDATE_GRPC_HOST", "grpc.host"],
+  ["MANDATE_GRPC_PORT", "grpc.port"],
+  ["MANDATE_GRPC_MAX_RECEIVE_MESSAGE_BYTES", "grpc.maxReceiveMessageBytes"],
+  ["MANDATE_GRPC_MAX_SEND_MESSAGE_BYTES", "grpc.maxSendMessageBytes"],
+  ["MANDATE_GRPC_DEFAULT_DEADLINE_MS", "grpc.defaultDeadlineMs"],
+  ["MANDATE_SHUTDOWN_GRACE_MS", "shutdownGraceMs"],
+  ["MANDATE_DATABASE_URL", "database.url"],
+  ["MANDATE_DATABASE_POOL_SIZE", "database.poolSize"],
+  ["MANDATE_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
+  ["OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
+  ["OTEL_SERVICE_NAME", "telemetry.serviceName"],
+  ["MANDATE_LOG_LEVEL", "log.level"],
+  ...SERVICE_NAMES.map((name) => [`MANDATE_${name.toUpperCase()}_ADDRESS`, `services.${name}`] as const),
+];
+
+/** Keys whose values are secrets or may embed one (a password in a URL). */
+const SECRET_KEYS = new Set(["database.url"]);
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Config file path; defaults to $MANDATE_CONFIG, then ./mandate.yaml when it exists. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Values that win over file and environment (CLI flags). */
+  overrides?: Record<string, unknown>;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const sources = new Map<string, string>();
+  const raw: Record<string, unknown> = {};
+
+  const file = options.file ?? env.MANDATE_CONFIG ?? (existsSync("mandate.yaml") ? "mandate.yaml" : undefined);
+  if (file !== undefined) {
+    const fromFile = readConfigFile(file);
+    for (const [path, value] of flatten(fromFile)) {
+      setPath(raw, path, value);
+      sources.set(path, `file ${file}`);
+    }
+  }
+  for (const [name, path] of ENV_BINDINGS) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    setPath(raw, path, value);
+    sources.set(path, `env ${name}`);
+  }
+  for (const [path, value] of Object.entries(options.overrides ?? {})) {
+    if (value === undefined) continue;
+    setPath(raw, path, value);
+    sources.set(path, "command line");
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const key = issue.path.join(".");
+        const source = sources.get(key);
+        const given = SECRET_KEYS.has(key) ? "" : describeGiven(getPath(raw, key));
+        return `${key || "(root)"}${source ? ` (from ${source})` : ""}: ${issue.message}${given}`;
+      }),
+    );
+  }
+  return parsed.data;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError([`config file ${path}: cannot be read (${(error as NodeJS.ErrnoException).code})`]);
+  }
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError([`config file ${path}: not valid YAML or JSON: ${(error as Error).message}`]);
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigError([`config file ${path}: expected a mapping of keys at the top level`]);
+  }
+  return value as Record<string, unknown>;
+}
+
+function describeGiven(value: unknown): string {
+  if (value === undefined) return "";
+  const text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  return `, got ${text.length > 80 ? `${text.slice(0, 77)}...` : text}`;
+}
+
+function flatten(value: Record<string, unknown>, prefix = ""): Array<[string, unknown]> {
+  return Object.entries(value).flatMap(([key, inner]) => {
+    const path = prefix ? `${prefix}.${key}` : key;
+    return inner !== null && typeof inner === "object" && !Array.isArray(inner)
+      ? flatten(inner as Record<string, unknown>, path)
+      : [[path, inner] as [string, unknown]];
+  });
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split(".");
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (next === null || typeof next !== "object") node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys.at(-1) as string] = value;
+}
+
+function getPath(source: Record<string, unknown>, path: string): unknown {
+  let node: unknown = source;
+  for (const key of path.split(".")) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+/** Replaces the password of a URL, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "REDACTED";
+    return parsed.toString();
+  } catch {
+    return url.includes("@") ? "REDACTED" : url;
+  }
+}
+
+/** The configuration as it may be printed or logged. */
+export function redactConfig(config: Config): Config {
+  return { ...config, database: { ...config.database, url: redactUrl(config.database.url) } };
+}

@@ -1,0 +1,14 @@
+// What every service module receives. Services reach each other only through `clients`.
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./logger.ts";
+import type { ServiceClients } from "./rpc/clients.ts";
+import type { Store } from "./store/store.ts";
+
+export interface ServiceDeps {
+  config: Config;
+  store: Store;
+  clients: ServiceClients;
+  logger: Logger;
+  clock: Clock;
+}

@@ -1,0 +1,203 @@
+// Native gRPC on @grpc/grpc-js, built from the generated descriptors: for every method of every
+// service, grpc-js gets a definition whose (de)serialisers are protobuf-es's, and a handler that
+// calls the one shared implementation with a Connect HandlerContext. Adds server reflection (v1 and
+// v1alpha) over the same descriptors, message-size limits and graceful, draining shutdown.
+import { create, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { anyPack, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { type ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
+import { invalidArgument, toPublicError } from "../errors.ts";
+
+export interface GrpcServerOptions {
+  maxReceiveMessageBytes: number;
+  maxSendMessageBytes: number;
+}
+
+/** A bound service: its descriptor and its complete (wrapped) implementation. */
+export interface BoundService {
+  service: DescService;
+  impl: object;
+}
+
+const MALFORMED = Symbol("malformed");
+interface Malformed {
+  [MALFORMED]: Error;
+}
+
+export function createGrpcServer(services: BoundService[], options: GrpcServerOptions): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxReceiveMessageBytes,
+    "grpc.max_send_message_length": options.maxSendMessageBytes,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  for (const { service, impl } of services) {
+    const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+    const handlers: grpc.UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      definition[method.localName] = methodDefinition(service, method);
+      const fn = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
+      if (!fn) throw new Error(`${service.typeName}/${method.name} has no implementation`);
+      handlers[method.localName] =
+        method.methodKind === "server_streaming"
+          ? serverStreamingHandler(service, method, fn)
+          : unaryHandler(service, method, fn);
+    }
+    server.addService(definition as grpc.ServiceDefinition, handlers);
+  }
+  new ReflectionService(reflectionPackage(services.map((s) => s.service)) as never).addToServer(server);
+  return server;
+}
+
+export function bindGrpcServer(server: grpc.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    );
+  });
+}
+
+/** Stops accepting calls, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
+export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
+function methodDefinition(service: DescService, method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: (message) => Buffer.from(toBinary(method.input, create(method.input, message as never))),
+    // Never throws: a malformed payload is answered INVALID_ARGUMENT by the handler, not INTERNAL.
+    requestDeserialize: (bytes: Buffer): unknown => {
+      try {
+        return fromBinary(method.input, bytes);
+      } catch (error) {
+        return { [MALFORMED]: error as Error } satisfies Malformed;
+      }
+    },
+    responseSerialize: (message) => Buffer.from(toBinary(method.output, create(method.output, message as never))),
+    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    originalName: method.localName,
+  };
+}
+
+type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+function handlerContext(service: DescService, method: DescMethod, call: Call): HandlerContext {
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new Error("cancelled by the client or deadline exceeded")));
+  const requestHeader = new Headers();
+  for (const [key, value] of Object.entries(call.metadata.getMap())) {
+    if (typeof value === "string") requestHeader.append(key, value);
+  }
+  return createHandlerContext({
+    service,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `/${service.typeName}/${method.name}`,
+    timeoutMs,
+    requestSignal: controller.signal,
+    requestHeader,
+  });
+}
+
+function rejectMalformed(request: unknown): void {
+  if (request !== null && typeof request === "object" && MALFORMED in request) {
+    throw invalidArgument(
+      [
+        {
+          field: "(request)",
+          description: `not a valid protobuf message: ${(request as Malformed)[MALFORMED].message}`,
+        },
+      ],
+      "request message could not be decoded",
+    );
+  }
+}
+
+function unaryHandler(
+  service: DescService,
+  method: DescMethod,
+  fn: (req: unknown, ctx: HandlerContext) => unknown,
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const context = handlerContext(service, method, call);
+    Promise.resolve()
+      .then(() => {
+        rejectMalformed(call.request);
+        return fn(call.request, context);
+      })
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+  };
+}
+
+function serverStreamingHandler(
+  service: DescService,
+  method: DescMethod,
+  fn: (req: unknown, ctx: HandlerContext) => unknown,
+): grpc.handleServerStreamingCall<unknown, unknown> {
+  return async (call) => {
+    const context = handlerContext(service, method, call);
+    try {
+      rejectMalformed(call.request);
+      for await (const message of fn(call.request, context) as AsyncIterable<unknown>) {
+        if (call.cancelled) return;
+        if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
+      }
+      call.end();
+    } catch (error) {
+      if (!call.cancelled) call.destroy(toServiceError(error));
+    }
+  };
+}
+
+/** A gRPC status with its google.rpc.Status (and details) in `grpc-status-details-bin`. */
+export function toServiceError(error: unknown): grpc.ServiceError {
+  const { error: publicError } = toPublicError(error);
+  const metadata = new grpc.Metadata();
+  const details = detailsOf(publicError);
+  const status = create(StatusSchema, { code: publicError.code, message: publicError.rawMessage, details });
+  metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));
+  return Object.assign(new Error(publicError.rawMessage), {
+    code: publicError.code as number as grpc.status,
+    details: publicError.rawMessage,
+    metadata,
+  });
+}
+
+function detailsOf(error: ConnectError) {
+  return error.details.flatMap((detail) =>
+    "desc" in detail ? [anyPack(detail.desc, create(detail.desc, detail.value as never))] : [],
+  );
+}
+
+/** The shape @grpc/reflection reads: serialized FileDescriptorProtos of every file and dependency. */
+function reflectionPackage(services: DescService[]): Record<string, { fileDescriptorProtos: Buffer[] }> {
+  const files = new Map<string, Buffer>();
+  const visit = (file: DescService["file"]) => {
+    if (files.has(file.proto.name)) return;
+    for (const dependency of file.dependencies) visit(dependency);
+    files.set(file.proto.name, Buffer.from(toBinary(FileDescriptorProtoSchema, file.proto)));
+  };
+  for (const service of services) visit(service.file);
+  const fileDescriptorProtos = [...files.values()];
+  return Object.fromEntries(services.map((s) => [s.typeName, { fileDescriptorProtos }]));
+}

@@ -1,0 +1,158 @@
+// One implementation per RPC, shared by every transport. A service module returns a partial
+// Connect `ServiceImpl`; `wrapService` turns it into the complete implementation both the native
+// gRPC server (grpc-js) and the HTTP edge (Connect, gRPC-Web) register:
+//   request validation from the proto's buf.validate rules  -> INVALID_ARGUMENT naming the field
+//   tenant must be registered                                -> NOT_FOUND
+//   server-side default deadline                             -> DEADLINE_EXCEEDED
+//   a span, a duration metric and a log line per call; internals never leak (INTERNAL)
+//   methods whose feature has not landed                     -> UNIMPLEMENTED
+import type { DescMessage, DescService } from "@bufbuild/protobuf";
+import { createValidator, type Validator } from "@bufbuild/protovalidate";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { Code, ConnectError, invalidArgument, notFound, toPublicError, unimplemented } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { meter, tracer } from "../telemetry.ts";
+
+/** What a service module provides: its descriptor and the methods it implements so far. */
+export interface ServiceModule<S extends DescService = DescService> {
+  service: S;
+  impl: Partial<ServiceImpl<S>>;
+}
+
+export function defineService<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): ServiceModule<S> {
+  return { service, impl };
+}
+
+/** Answers whether a tenant is registered. */
+export interface TenantLookup {
+  exists(tenantId: string): Promise<boolean>;
+}
+
+export interface WrapOptions {
+  logger: Logger;
+  tenants: TenantLookup | undefined;
+  defaultDeadlineMs: number;
+  validator?: Validator;
+}
+
+type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
+
+const sharedValidator = createValidator();
+
+const rpcDuration = meter.createHistogram("rpc.server.duration", {
+  description: "Duration of RPCs handled, by method and status",
+  unit: "ms",
+});
+
+/** The complete, wrapped implementation of a service module. */
+export function wrapService<S extends DescService>(module: ServiceModule<S>, options: WrapOptions): ServiceImpl<S> {
+  const validator = options.validator ?? sharedValidator;
+  const wrapped: Record<string, AnyImpl> = {};
+  for (const method of module.service.methods) {
+    const impl = (module.impl as Record<string, AnyImpl | undefined>)[method.localName];
+    const path = `${module.service.typeName}/${method.name}`;
+    const core: AnyImpl = impl ?? (() => Promise.reject(unimplemented(path)));
+    const admit = async (request: unknown) => {
+      validateRequest(validator, method.input, request);
+      await requireTenant(options.tenants, module.service, request);
+    };
+    if (method.methodKind === "unary") {
+      wrapped[method.localName] = (request, context) =>
+        observe(path, context, options.logger, async () => {
+          await admit(request);
+          return withDeadline(Promise.resolve(core(request, context)), context, options.defaultDeadlineMs);
+        });
+    } else if (method.methodKind === "server_streaming") {
+      wrapped[method.localName] = (request, context) =>
+        (async function* () {
+          await admit(request);
+          yield* core(request, context) as AsyncIterable<unknown>;
+        })();
+    } else {
+      throw new Error(`${path}: ${method.methodKind} RPCs are not supported by Mandate's transports`);
+    }
+  }
+  return wrapped as unknown as ServiceImpl<S>;
+}
+
+function validateRequest(validator: Validator, schema: DescMessage, request: unknown): void {
+  const result = validator.validate(schema, request as never);
+  if (result.kind === "valid") return;
+  if (result.kind === "error") throw invalidArgument([{ field: "(request)", description: result.error.message }]);
+  throw invalidArgument(
+    result.violations.map((violation) => ({
+      field:
+        violation.field.map((f) => ("localName" in f ? (f.name ?? f.localName) : String(f))).join(".") || "(request)",
+      description: violation.message,
+      reason: violation.ruleId,
+    })),
+  );
+}
+
+/** Requests that name a tenant must name a registered one; the Tenants service itself is exempt. */
+async function requireTenant(tenants: TenantLookup | undefined, service: DescService, request: unknown): Promise<void> {
+  if (!tenants || service.typeName === "mandate.v1.Tenants") return;
+  const tenant = (request as { tenant?: unknown }).tenant;
+  if (typeof tenant !== "string" || tenant === "") return;
+  if (!(await tenants.exists(tenant))) throw notFound("tenant", tenant);
+}
+
+async function withDeadline<T>(work: Promise<T>, context: HandlerContext, defaultDeadlineMs: number): Promise<T> {
+  const timeoutMs = context.timeoutMs() ?? defaultDeadlineMs;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ConnectError(`deadline of ${timeoutMs} ms exceeded`, Code.DeadlineExceeded)),
+      Math.max(0, timeoutMs),
+    );
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function observe<T>(path: string, context: HandlerContext, logger: Logger, run: () => Promise<T>): Promise<T> {
+  const parent = propagation.extract(ROOT_CONTEXT, context.requestHeader, {
+    keys: (headers) => [...headers.keys()],
+    get: (headers, key) => headers.get(key) ?? undefined,
+  });
+  const started = performance.now();
+  const span = tracer.startSpan(
+    path,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        "rpc.system.name": "grpc",
+        "rpc.method": path,
+        "rpc.protocol": context.protocolName,
+      },
+    },
+    parent,
+  );
+  // The handler runs inside the server span, so store spans and log lines join the caller's trace.
+  return otelContext.with(trace.setSpan(parent, span), async () => {
+    let code = 0; // OK
+    try {
+      return await run();
+    } catch (error) {
+      const { error: publicError, internal } = toPublicError(error);
+      code = publicError.code;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: publicError.rawMessage });
+      if (internal) {
+        span.recordException(error as Error);
+        logger.error({ err: error, rpc: path }, "rpc failed with an internal error");
+      } else {
+        logger.debug({ rpc: path, code: Code[publicError.code], reason: publicError.rawMessage }, "rpc refused");
+      }
+      throw publicError;
+    } finally {
+      const elapsed = performance.now() - started;
+      span.setAttribute("rpc.grpc.status_code", code);
+      span.end();
+      rpcDuration.record(elapsed, { "rpc.method": path, "rpc.grpc.status_code": code, protocol: context.protocolName });
+    }
+  });
+}

@@ -1,0 +1,180 @@
+// The one data layer: Kysely over SQLite (embedded default) or PostgreSQL (production), chosen by
+// the database URL. Global tables (the tenant registry) are reached through `store.db`; everything
+// that belongs to a tenant goes through `store.forTenant(id)`, whose handle refuses unscoped queries.
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import SQLite from "better-sqlite3";
+import { Kysely, type Transaction as KyselyTransaction, type LogEvent, PostgresDialect, SqliteDialect } from "kysely";
+import { type MigrationResultSet, Migrator } from "kysely/migration";
+import pg from "pg";
+import { redactUrl } from "../config.ts";
+import { meter, tracer } from "../telemetry.ts";
+import { type Engine, migrationsFor, StaticMigrationProvider } from "./migrations.ts";
+import type { Database } from "./schema.ts";
+import { TenantScopePlugin } from "./tenancy.ts";
+
+export type { Database, Engine };
+export type Transaction = KyselyTransaction<Database>;
+
+export interface StoreOptions {
+  url: string;
+  poolSize?: number;
+}
+
+export interface OutboxEvent {
+  eventId: string;
+  type: string;
+  payload: unknown;
+}
+
+/** A handle whose every query is pinned to one tenant. */
+export class TenantStore {
+  readonly tenantId: string;
+  readonly db: Kysely<Database>;
+  constructor(tenantId: string, db: Kysely<Database>) {
+    this.tenantId = tenantId;
+    this.db = db;
+  }
+
+  /** Runs `fn` in one transaction on this tenant's scoped handle. */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  /** Records an audit event in the caller's transaction, so the action and its record commit together. */
+  async recordEvent(tx: Transaction, event: OutboxEvent, now: number): Promise<void> {
+    // The caller's transaction may come from the global handle: pin it to this tenant as well.
+    await tx
+      .withPlugin(new TenantScopePlugin(this.tenantId))
+      .insertInto("audit_outbox")
+      .values({
+        tenant_id: this.tenantId,
+        event_id: event.eventId,
+        type: event.type,
+        payload: JSON.stringify(event.payload),
+        created_at: now,
+      })
+      .execute();
+  }
+}
+
+export class Store {
+  readonly engine: Engine;
+  readonly db: Kysely<Database>;
+  readonly displayUrl: string;
+
+  private constructor(engine: Engine, db: Kysely<Database>, displayUrl: string) {
+    this.engine = engine;
+    this.db = db;
+    this.displayUrl = displayUrl;
+  }
+
+  static open(options: StoreOptions): Store {
+    const { engine, target } = parseDatabaseUrl(options.url);
+    const log = (event: LogEvent) => recordQuery(engine, event);
+    if (engine === "sqlite") {
+      if (target !== ":memory:") mkdirSync(dirname(resolve(target)), { recursive: true });
+      const dialect = new SqliteDialect({
+        database: async () => {
+          const database = new SQLite(target);
+          database.pragma("journal_mode = WAL");
+          database.pragma("synchronous = NORMAL");
+          database.pragma("foreign_keys = ON");
+          database.pragma("busy_timeout = 5000");
+          return database;
+        },
+      });
+      return new Store(engine, new Kysely<Database>({ dialect, log }), target);
+    }
+    const pool = new pg.Pool({
+      connectionString: target,
+      max: options.poolSize ?? 10,
+      // int8 columns hold millisecond timestamps and counters, all far below 2^53.
+      types: {
+        getTypeParser: ((oid: number, format?: "text" | "binary") =>
+          oid === 20
+            ? (value: string) => Number(value)
+            : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    });
+    return new Store(engine, new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }), redactUrl(target));
+  }
+
+  forTenant(tenantId: string): TenantStore {
+    return new TenantStore(tenantId, this.db.withPlugin(new TenantScopePlugin(tenantId)));
+  }
+
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  /** Applies pending migrations in order; reports each as it completes. */
+  async migrate(onStep?: (name: string) => void): Promise<MigrationResultSet> {
+    const migrator = new Migrator({
+      db: this.db,
+      provider: new StaticMigrationProvider(migrationsFor(this.engine)),
+      migrationTableName: "mandate_migrations",
+      migrationLockTableName: "mandate_migrations_lock",
+    });
+    const result = await migrator.migrateToLatest();
+    for (const step of result.results ?? []) if (step.status === "Success") onStep?.(step.migrationName);
+    if (result.error) {
+      const failed = result.results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+      throw new Error(`migration ${failed} failed: ${(result.error as Error).message ?? String(result.error)}`, {
+        cause: result.error,
+      });
+    }
+    return result;
+  }
+
+  /** Names of applied migrations, oldest first. */
+  async appliedMigrations(): Promise<string[]> {
+    const migrator = new Migrator({
+      db: this.db,
+      provider: new StaticMigrationProvider(migrationsFor(this.engine)),
+      migrationTableName: "mandate_migrations",
+      migrationLockTableName: "mandate_migrations_lock",
+    });
+    return (await migrator.getMigrations()).filter((m) => m.executedAt !== undefined).map((m) => m.name);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+export function parseDatabaseUrl(url: string): { engine: Engine; target: string } {
+  if (/^postgres(ql)?:\/\//.test(url)) return { engine: "postgres", target: url };
+  if (url.startsWith("sqlite:")) return { engine: "sqlite", target: url.slice("sqlite:".length) || ":memory:" };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new Error(`unsupported database URL scheme in ${redactUrl(url)}: use sqlite:PATH or postgres://...`);
+  }
+  return { engine: "sqlite", target: url };
+}
+
+const queryDuration = meter.createHistogram("mandate.store.query.duration", {
+  description: "Duration of store queries",
+  unit: "ms",
+});
+
+/**
+ * One span and one histogram sample per executed query, from Kysely's log hook, which runs in the
+ * query's async context once the query settles (the span is back-dated to the query's start).
+ */
+function recordQuery(engine: Engine, event: LogEvent): void {
+  const sql = event.query.sql.trimStart();
+  const operation = sql.slice(0, sql.search(/\s|$/)).toLowerCase();
+  const outcome = event.level === "error" ? "error" : "ok";
+  queryDuration.record(event.queryDurationMillis, { engine, operation, outcome });
+  const span = tracer.startSpan(`store.${operation}`, {
+    kind: SpanKind.CLIENT,
+    startTime: Date.now() - event.queryDurationMillis,
+    attributes: { "db.system.name": engine === "postgres" ? "postgresql" : "sqlite", "db.operation.name": operation },
+  });
+  if (event.level === "error") {
+    span.recordException(event.error as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}

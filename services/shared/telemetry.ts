@@ -1,0 +1,89 @@
+// OpenTelemetry wiring: one tracer provider and one meter provider per process. With an OTLP
+// endpoint configured, spans and metrics are exported over OTLP/HTTP; without one, spans still get
+// trace ids (so logs correlate) but nothing leaves the process.
+import { context, metrics, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
+import { BatchSpanProcessor, type SpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import type { Config } from "./config.ts";
+import { VERSION } from "./version.ts";
+
+export const tracer = trace.getTracer("mandate", VERSION);
+export const meter = metrics.getMeter("mandate", VERSION);
+
+export interface Telemetry {
+  shutdown(): Promise<void>;
+}
+
+let installed: Telemetry | undefined;
+
+/** Installs the global providers once per process; later calls return the same handle. */
+export function startTelemetry(config: Config["telemetry"], extraSpanProcessors: SpanProcessor[] = []): Telemetry {
+  if (installed) return installed;
+  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: VERSION });
+  const spanProcessors = [...extraSpanProcessors];
+  if (config.otlpEndpoint) {
+    spanProcessors.push(
+      new BatchSpanProcessor({
+        exporter: new OTLPTraceExporter({ url: `${trimSlash(config.otlpEndpoint)}/v1/traces` }),
+      }),
+    );
+  }
+  const tracerProvider = new TracerProvider({ resource, spanProcessors });
+  const readers = config.otlpEndpoint
+    ? [
+        new PeriodicExportingMetricReader({
+          exporter: new OTLPMetricExporter({ url: `${trimSlash(config.otlpEndpoint)}/v1/metrics` }),
+          exportIntervalMillis: config.metricsIntervalMs,
+        }),
+      ]
+    : [];
+  const meterProvider = new MeterProvider({ resource, readers });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(tracerProvider);
+  metrics.setGlobalMeterProvider(meterProvider);
+  installed = {
+    async shutdown() {
+      await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+    },
+  };
+  return installed;
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+/** Runs `fn` inside a span that records errors and ends with it. */
+export async function inSpan<T>(
+  name: string,
+  attributes: Record<string, string | number | boolean>,
+  kind: SpanKind,
+  fn: (span: Span) => Promise<T>,
+): Promise<T> {
+  return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** The current trace id, or undefined outside a sampled span. */
+export function currentTraceId(): string | undefined {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  return spanContext && trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
+}
+
+export { SpanKind };

@@ -1,0 +1,72 @@
+// mandate.v1.Tenants: the registry of tenants. Creating one records a `tenant.created.v1` audit
+// event in the same transaction.
+import { randomUUID } from "node:crypto";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
+import type { ServiceDeps } from "../shared/deps.ts";
+import { alreadyExists, invalidArgument, notFound } from "../shared/errors.ts";
+import { defineService } from "../shared/rpc/service.ts";
+import type { TenantsTable } from "../shared/store/schema.ts";
+
+const DEFAULT_PAGE_SIZE = 50;
+
+function toTenant(row: TenantsTable) {
+  return { id: row.id, displayName: row.display_name, createTime: timestampFromMs(row.created_at) };
+}
+
+export function tenantsService({ store, clock }: ServiceDeps) {
+  return defineService(Tenants, {
+    async createTenant(request) {
+      const now = clock.now();
+      const row: TenantsTable = {
+        id: request.tenant,
+        display_name: request.displayName || request.tenant,
+        created_at: now,
+      };
+      const scoped = store.forTenant(request.tenant);
+      await store.transaction(async (tx) => {
+        const inserted = await tx
+          .insertInto("tenants")
+          .values(row)
+          .onConflict((c) => c.column("id").doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw alreadyExists("tenant", request.tenant);
+        const event = { tenant: row.id, display_name: row.display_name };
+        await scoped.recordEvent(tx, { eventId: randomUUID(), type: "tenant.created.v1", payload: event }, now);
+      });
+      return { tenant: toTenant(row) };
+    },
+
+    async getTenant(request) {
+      const row = await store.db.selectFrom("tenants").selectAll().where("id", "=", request.tenant).executeTakeFirst();
+      if (!row) throw notFound("tenant", request.tenant);
+      return { tenant: toTenant(row) };
+    },
+
+    async listTenants(request) {
+      const pageSize = request.page?.pageSize || DEFAULT_PAGE_SIZE;
+      const after = decodeCursor(request.page?.pageToken ?? "");
+      let query = store.db
+        .selectFrom("tenants")
+        .selectAll()
+        .orderBy("id")
+        .limit(pageSize + 1);
+      if (after !== undefined) query = query.where("id", ">", after);
+      const rows = await query.execute();
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        tenants: page.map(toTenant),
+        nextPageToken: rows.length > pageSize && last ? Buffer.from(last.id).toString("base64url") : "",
+      };
+    },
+  });
+}
+
+function decodeCursor(token: string): string | undefined {
+  if (token === "") return undefined;
+  const id = Buffer.from(token, "base64url").toString("utf8");
+  if (!/^[a-z0-9-]{1,63}$/.test(id))
+    throw invalidArgument([{ field: "page.page_token", description: "not a token this server issued" }]);
+  return id;
+}

@@ -4,7 +4,7 @@
 // The printed file keeps every message, field number, type, oneof, enum, extension and extension
 // range, so our options encode exactly as upstream's; it omits upstream's own custom options (the CEL
 // of predefined rules), which only the runtime reads, from its own embedded copy.
-// Run: node scripts/vendor-protovalidate.ts
+// Run: node scripts/vendor-protovalidate.ts [output path]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -121,7 +121,8 @@ for (const [extendee, fields] of byExtendee) {
   lines.push(`extend ${extendee} {`, ...fields.map((f) => `  ${fieldLine(f, false)}`), "}");
 }
 
-const target = join(dirname(fileURLToPath(import.meta.url)), "../third_party/proto/buf/validate/validate.proto");
+const target =
+  process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), "../third_party/proto/buf/validate/validate.proto");
 mkdirSync(dirname(target), { recursive: true });
 writeFileSync(target, `${lines.join("\n")}\n`);
 console.log(`wrote ${target}`);

@@ -65,7 +65,17 @@ async function runServer(
   const logger = createLogger(config.log.level);
   const quiet = options.json === true;
   const started = Date.now();
-  const running = await startMandate({
+  // Signal handlers first, so a signal during start-up also shuts down cleanly.
+  let runningPromise: ReturnType<typeof startMandate> | undefined;
+  const stop = async (signal: string) => {
+    process.stderr.write(`\n${signal}: draining in-flight calls (up to ${config.shutdownGraceMs} ms)...\n`);
+    const running = await runningPromise?.catch(() => undefined);
+    await running?.stop();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  runningPromise = startMandate({
     config,
     logger,
     services,
@@ -75,6 +85,7 @@ async function runServer(
     seedTenant: flags.dev ? config.dev.tenant : undefined,
     onProgress: (message) => (quiet ? undefined : process.stderr.write(`  ${message}\n`)),
   });
+  const running = await runningPromise;
   const summary = {
     version: VERSION,
     mode: flags.dev ? "dev" : "serve",
@@ -105,13 +116,6 @@ async function runServer(
       .filter(Boolean)
       .join("\n"),
   );
-  const stop = async (signal: string) => {
-    process.stderr.write(`\n${signal}: draining in-flight calls (up to ${config.shutdownGraceMs} ms)...\n`);
-    await running.stop();
-    process.exit(0);
-  };
-  process.once("SIGINT", () => void stop("SIGINT"));
-  process.once("SIGTERM", () => void stop("SIGTERM"));
 }
 
 function tenantsClient(options: CommonOptions) {

@@ -1,0 +1,81 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, redactConfig } from "../../services/shared/config.ts";
+
+function file(contents: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "mandate-config-")), "mandate.yaml");
+  writeFileSync(path, contents);
+  return path;
+}
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config", () => {
+  it("has embedded defaults", () => {
+    const config = loadConfig({ env: {} });
+    expect(config.http.port).toBe(4460);
+    expect(config.grpc.port).toBe(4461);
+    expect(config.database.url).toBe("sqlite:.mandate/mandate.db");
+    expect(config.telemetry.otlpEndpoint).toBeUndefined();
+  });
+
+  it("reads the file, then lets the environment and the command line win", () => {
+    const path = file("grpc:\n  port: 5000\nhttp:\n  port: 5001\nlog:\n  level: debug\n");
+    const config = loadConfig({ file: path, env: { MANDATE_GRPC_PORT: "6000" }, overrides: { "http.port": "7000" } });
+    expect(config.grpc.port).toBe(6000);
+    expect(config.http.port).toBe(7000);
+    expect(config.log.level).toBe("debug");
+  });
+
+  it("maps service addresses and CORS origins from the environment", () => {
+    const config = loadConfig({
+      env: { MANDATE_SIGNER_ADDRESS: "signer:4461", MANDATE_HTTP_CORS_ORIGINS: "https://a.example, https://b.example" },
+    });
+    expect(config.services.signer).toBe("signer:4461");
+    expect(config.http.corsOrigins).toEqual(["https://a.example", "https://b.example"]);
+  });
+
+  it("reports every bad value by key, with its source and what is expected", () => {
+    const path = file("grpc:\n  port: 99999\nunknownKey: 1\n");
+    const found = problems(() =>
+      loadConfig({
+        file: path,
+        env: { MANDATE_HTTP_PORT: "abc", MANDATE_LOG_LEVEL: "loud", MANDATE_AUDIT_ADDRESS: "nope" },
+      }),
+    );
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^grpc\.port \(from file .*\): .*99999/),
+        expect.stringMatching(/^http\.port \(from env MANDATE_HTTP_PORT\): .*"abc"/),
+        expect.stringMatching(/^log\.level \(from env MANDATE_LOG_LEVEL\): .*"loud"/),
+        expect.stringMatching(/^services\.audit \(from env MANDATE_AUDIT_ADDRESS\): expected host:port/),
+        expect.stringMatching(/unknownKey/),
+      ]),
+    );
+  });
+
+  it("never prints a database password", () => {
+    const url = "postgres://mandate:hunter2@db:5432/mandate";
+    const config = loadConfig({ env: { MANDATE_DATABASE_URL: url } });
+    expect(JSON.stringify(redactConfig(config))).not.toContain("hunter2");
+    const found = problems(() => loadConfig({ env: { MANDATE_DATABASE_URL: url, MANDATE_DATABASE_POOL_SIZE: "-1" } }));
+    expect(found.join("\n")).not.toContain("hunter2");
+  });
+
+  it("explains an unreadable or malformed file", () => {
+    expect(problems(() => loadConfig({ file: "/nonexistent/mandate.yaml", env: {} }))[0]).toMatch(
+      /cannot be read \(ENOENT\)/,
+    );
+    expect(problems(() => loadConfig({ file: file("a: [unclosed"), env: {} }))[0]).toMatch(/not valid YAML/);
+  });
+});

@@ -61,7 +61,7 @@ async function runServer(
   flags: { grpc: boolean; edge: boolean; dev: boolean },
 ) {
   const config = configFrom(options);
-  startTelemetry(config.telemetry);
+  const telemetry = startTelemetry(config.telemetry);
   const logger = createLogger(config.log.level);
   const quiet = options.json === true;
   const started = Date.now();
@@ -71,6 +71,7 @@ async function runServer(
     process.stderr.write(`\n${signal}: draining in-flight calls (up to ${config.shutdownGraceMs} ms)...\n`);
     const running = await runningPromise?.catch(() => undefined);
     await running?.stop();
+    await telemetry.shutdown(); // flushes spans and metrics still buffered for the exporter
     process.exit(0);
   };
   process.once("SIGINT", () => void stop("SIGINT"));

@@ -7,7 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../shared/logger.ts";
 import type { BoundService } from "../shared/rpc/grpc-server.ts";
-import { meter, tracer } from "../shared/telemetry.ts";
+import { histogram, tracer } from "../shared/telemetry.ts";
 
 export interface EdgeOptions {
   host: string;
@@ -26,7 +26,7 @@ export interface Edge {
   close(graceMs: number): Promise<void>;
 }
 
-const httpDuration = meter.createHistogram("http.server.request.duration", {
+const httpDuration = histogram("http.server.request.duration", {
   description: "Duration of HTTP requests at the edge",
   unit: "ms",
 });

@@ -1,7 +1,17 @@
 // OpenTelemetry wiring: one tracer provider and one meter provider per process. With an OTLP
 // endpoint configured, spans and metrics are exported over OTLP/HTTP; without one, spans still get
 // trace ids (so logs correlate) but nothing leaves the process.
-import { context, metrics, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  context,
+  type Histogram,
+  type MetricOptions,
+  metrics,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
@@ -14,7 +24,27 @@ import type { Config } from "./config.ts";
 import { VERSION } from "./version.ts";
 
 export const tracer = trace.getTracer("mandate", VERSION);
-export const meter = metrics.getMeter("mandate", VERSION);
+
+/** Bumped when providers are installed: instruments made before then are no-ops and must be remade. */
+let providerGeneration = 0;
+
+/**
+ * A histogram usable from module scope. The metrics API has no proxy provider (unlike tracing), so
+ * an instrument created before `startTelemetry` would stay a no-op; this one binds on first use.
+ */
+export function histogram(name: string, options: MetricOptions): Pick<Histogram, "record"> {
+  let instrument: Histogram | undefined;
+  let boundTo = -1;
+  return {
+    record(value, attributes) {
+      if (boundTo !== providerGeneration || !instrument) {
+        instrument = metrics.getMeter("mandate", VERSION).createHistogram(name, options);
+        boundTo = providerGeneration;
+      }
+      instrument.record(value, attributes);
+    },
+  };
+}
 
 export interface Telemetry {
   shutdown(): Promise<void>;
@@ -48,6 +78,7 @@ export function startTelemetry(config: Config["telemetry"], extraSpanProcessors:
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(tracerProvider);
   metrics.setGlobalMeterProvider(meterProvider);
+  providerGeneration++;
   installed = {
     async shutdown() {
       await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);

@@ -12,7 +12,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Code, ConnectError, invalidArgument, notFound, toPublicError, unimplemented } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { meter, tracer } from "../telemetry.ts";
+import { histogram, tracer } from "../telemetry.ts";
 
 /** What a service module provides: its descriptor and the methods it implements so far. */
 export interface ServiceModule<S extends DescService = DescService> {
@@ -40,7 +40,7 @@ type AnyImpl = (request: unknown, context: HandlerContext) => unknown;
 
 const sharedValidator = createValidator();
 
-const rpcDuration = meter.createHistogram("rpc.server.duration", {
+const rpcDuration = histogram("rpc.server.duration", {
   description: "Duration of RPCs handled, by method and status",
   unit: "ms",
 });

@@ -9,7 +9,7 @@ import { Kysely, type Transaction as KyselyTransaction, type LogEvent, PostgresD
 import { type MigrationResultSet, Migrator } from "kysely/migration";
 import pg from "pg";
 import { redactUrl } from "../config.ts";
-import { meter, tracer } from "../telemetry.ts";
+import { histogram, tracer } from "../telemetry.ts";
 import { type Engine, migrationsFor, StaticMigrationProvider } from "./migrations.ts";
 import type { Database } from "./schema.ts";
 import { TenantScopePlugin } from "./tenancy.ts";
@@ -153,7 +153,7 @@ export function parseDatabaseUrl(url: string): { engine: Engine; target: string 
   return { engine: "sqlite", target: url };
 }
 
-const queryDuration = meter.createHistogram("mandate.store.query.duration", {
+const queryDuration = histogram("mandate.store.query.duration", {
   description: "Duration of store queries",
   unit: "ms",
 });

@@ -5,6 +5,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Command, CommanderError, Option } from "commander";
+import { pino } from "pino";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type Tenant, TenantSchema, Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { startMandate } from "../runtime/start.ts";
@@ -62,7 +63,8 @@ async function runServer(
 ) {
   const config = configFrom(options);
   const telemetry = startTelemetry(config.telemetry);
-  const logger = createLogger(config.log.level);
+  // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
+  const logger = createLogger(config.log.level, pino.destination(2));
   const quiet = options.json === true;
   const started = Date.now();
   // Signal handlers first, so a signal during start-up also shuts down cleanly.

@@ -102,12 +102,18 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     expect(listed.tenants.map((t) => t.id)).toEqual(expect.arrayContaining(["demo", id]));
   });
 
-  it("rejects a missing or malformed tenant with INVALID_ARGUMENT naming the field", async () => {
+  it("rejects a missing or malformed tenant or id with INVALID_ARGUMENT naming the field", async () => {
     const missing = await expectGrpcError(unary(tenants, "GetTenant", {}));
     expect(missing.code).toBe(grpc.status.INVALID_ARGUMENT);
     const fields = statusDetails(missing).fieldViolations.map((v) => v.field);
     expect(fields.length).toBeGreaterThan(0);
     expect(new Set(fields)).toEqual(new Set(["tenant"]));
+
+    const issue = grpcClient("Issue", d().grpcAddress);
+    const badId = await expectGrpcError(unary(issue, "GetMandate", { tenant: "demo", mandateId: "../../etc/passwd" }));
+    expect(badId.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(statusDetails(badId).fieldViolations.map((v) => v.field)).toEqual(["mandate_id"]);
+    issue.close();
 
     const malformed = await expectGrpcError(unary(tenants, "GetTenant", { tenant: "Not A Tenant!" }));
     expect(malformed.code).toBe(grpc.status.INVALID_ARGUMENT);

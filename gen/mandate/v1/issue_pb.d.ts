@@ -743,7 +743,7 @@ export declare type GetMandateRequest = Message<"mandate.v1.GetMandateRequest"> 
   tenant: string;
 
   /**
-   * Mandate id.
+   * Mandate id (letters, digits, "_" and "-").
    *
    * @generated from field: string mandate_id = 2;
    */
@@ -865,7 +865,7 @@ export declare type RevokeMandateRequest = Message<"mandate.v1.RevokeMandateRequ
   tenant: string;
 
   /**
-   * Mandate id.
+   * Mandate id (letters, digits, "_" and "-").
    *
    * @generated from field: string mandate_id = 2;
    */

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { runMandate, startMandateProcess, tempDatabaseUrl } from "./helpers/mandate-process.ts";
+import { runMandate, startDevProcess, tempDatabaseUrl } from "./helpers/mandate-process.ts";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
   .version;
@@ -47,15 +47,7 @@ describe("mandate CLI", () => {
   });
 
   it("manages tenants and reports health of a running server as JSON", async () => {
-    const dev = await startMandateProcess([
-      "dev",
-      "--http-port",
-      "0",
-      "--grpc-port",
-      "0",
-      "--database",
-      tempDatabaseUrl(),
-    ]);
+    const dev = await startDevProcess();
     try {
       const address = dev.summary.grpc as string;
       const created = await runMandate([
@@ -90,15 +82,7 @@ describe("mandate CLI", () => {
   });
 
   it("drains and exits 0 on SIGTERM", async () => {
-    const dev = await startMandateProcess([
-      "dev",
-      "--http-port",
-      "0",
-      "--grpc-port",
-      "0",
-      "--database",
-      tempDatabaseUrl(),
-    ]);
+    const dev = await startDevProcess();
     expect(await dev.stop()).toBe(0);
     expect(dev.stderr()).toContain("SIGTERM: draining in-flight calls");
   });

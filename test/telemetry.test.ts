@@ -7,7 +7,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { Tenants } from "../gen/mandate/v1/tenants_pb.js";
-import { startMandateProcess, tempDatabaseUrl } from "./helpers/mandate-process.ts";
+import { startDevProcess } from "./helpers/mandate-process.ts";
 
 async function body(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -26,12 +26,9 @@ describe("telemetry", () => {
     });
     await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
     const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
-    const dev = await startMandateProcess(
-      ["dev", "--http-port", "0", "--grpc-port", "0", "--database", tempDatabaseUrl()],
-      {
-        MANDATE_OTLP_ENDPOINT: endpoint,
-      },
-    );
+    const dev = await startDevProcess({
+      MANDATE_OTLP_ENDPOINT: endpoint,
+    });
     try {
       const client = createClient(Tenants, createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` }));
       await client.getTenant({ tenant: "demo" });

@@ -91,11 +91,13 @@ export interface Deployment {
   stop(): Promise<void>;
 }
 
+/** `mandate dev` on ephemeral ports and a fresh SQLite database. */
+export function startDevProcess(env: Record<string, string> = {}): Promise<MandateProcess> {
+  return startMandateProcess(["dev", "--http-port", "0", "--grpc-port", "0", "--database", tempDatabaseUrl()], env);
+}
+
 export async function startAllInOne(env: Record<string, string> = {}): Promise<Deployment> {
-  const dev = await startMandateProcess(
-    ["dev", "--http-port", "0", "--grpc-port", "0", "--database", tempDatabaseUrl()],
-    env,
-  );
+  const dev = await startDevProcess(env);
   return {
     name: "all-in-one (mandate dev)",
     grpcAddress: dev.summary.grpc as string,

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import * as grpc from "@grpc/grpc-js";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
@@ -51,6 +51,15 @@ afterAll(async () => {
   await browser?.close();
   page?.server.close();
 });
+
+/** Runs the page's bundled gRPC-Web client (test/browser/grpc-web-page.ts) inside Chromium. */
+function getTenantInBrowser(tab: Page, baseUrl: string, tenant: string): Promise<unknown> {
+  type PageGlobals = { getTenant: (url: string, tenant: string) => Promise<unknown> };
+  return tab.evaluate(
+    ([url, id]) => (globalThis as unknown as PageGlobals).getTenant(url as string, id as string),
+    [baseUrl, tenant],
+  );
+}
 
 describe.each(["allInOne", "split"])("%s", (key) => {
   const d = () => deployments[key] as Deployment;
@@ -227,23 +236,9 @@ describe.each(["allInOne", "split"])("%s", (key) => {
   it.skipIf(!withBrowser)("serves gRPC-Web to headless Chromium", async () => {
     const tab = await (browser as Browser).newPage();
     await tab.goto((page as { origin: string }).origin);
-    const ok = await tab.evaluate(
-      ([url]) =>
-        (globalThis as never as { getTenant: (u: string, t: string) => Promise<unknown> }).getTenant(
-          url as string,
-          "demo",
-        ),
-      [d().httpUrl],
-    );
+    const ok = await getTenantInBrowser(tab, d().httpUrl, "demo");
     expect(ok).toMatchObject({ ok: true, id: "demo" });
-    const bad = await tab.evaluate(
-      ([url]) =>
-        (globalThis as never as { getTenant: (u: string, t: string) => Promise<unknown> }).getTenant(
-          url as string,
-          "BAD TENANT",
-        ),
-      [d().httpUrl],
-    );
+    const bad = await getTenantInBrowser(tab, d().httpUrl, "BAD TENANT");
     expect(bad).toMatchObject({ ok: false, code: Code.InvalidArgument, fields: ["tenant"] });
     await tab.close();
   });

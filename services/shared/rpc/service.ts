@@ -66,8 +66,14 @@ export function wrapService<S extends DescService>(module: ServiceModule<S>, opt
     } else if (method.methodKind === "server_streaming") {
       wrapped[method.localName] = (request, context) =>
         (async function* () {
-          await admit(request);
-          yield* core(request, context) as AsyncIterable<unknown>;
+          try {
+            await admit(request);
+            yield* core(request, context) as AsyncIterable<unknown>;
+          } catch (error) {
+            const { error: publicError, internal } = toPublicError(error);
+            if (internal) options.logger.error({ err: error, rpc: path }, "stream failed with an internal error");
+            throw publicError;
+          }
         })();
     } else {
       throw new Error(`${path}: ${method.methodKind} RPCs are not supported by Mandate's transports`);

@@ -2,7 +2,6 @@
 // `mandate serve <service...>` starts some of them and reaches the rest over gRPC. Same code, two
 // wirings: only the ServiceClients map differs.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
@@ -138,7 +137,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
         corsOrigins: config.http.corsOrigins,
         services: [...bound, ...forwarded, healthBound],
         logger,
-        readiness: () => readiness(health, store, remote),
+        readiness: () => readiness(health, store, remote, clients),
       });
       progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);
     }
@@ -205,6 +204,7 @@ async function readiness(
   health: HealthRegistry,
   store: Store | undefined,
   remote: Map<string, string>,
+  clients: ServiceClients,
 ): Promise<{ ready: boolean; checks: Record<string, string> }> {
   const checks: Record<string, string> = {};
   for (const [name, status] of health.entries()) checks[name || "server"] = ServingStatus[status] ?? String(status);
@@ -218,7 +218,7 @@ async function readiness(
   }
   for (const [typeName, address] of remote) {
     try {
-      const client = createClient(Health, createGrpcTransport({ baseUrl: `http://${address}` }));
+      const client = createClient(Health, clients.remoteTransport(address));
       const { status } = await client.check({ service: typeName }, { timeoutMs: 2000 });
       checks[typeName] = ServingStatus[status] ?? String(status);
     } catch (error) {

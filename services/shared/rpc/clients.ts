@@ -18,6 +18,8 @@ export class ServiceClients {
   readonly #local = new Map<string, BoundService>();
   readonly #remote: Map<string, string>;
   readonly #transports = new Map<string, Transport>();
+  /** One HTTP/2 session per remote address, shared by every service (and health check) behind it. */
+  readonly #remoteTransports = new Map<string, Transport>();
 
   /** `remote` maps a service's full name (mandate.v1.Signer) to its gRPC address (host:port). */
   constructor(remote: Map<string, string>) {
@@ -49,7 +51,7 @@ export class ServiceClients {
     if (local) {
       transport = createRouterTransport((router) => router.service(local.service, local.impl as never));
     } else if (address) {
-      transport = createGrpcTransport({ baseUrl: `http://${address}` });
+      transport = this.remoteTransport(address);
     } else {
       throw unavailable(
         `${service.typeName} runs in another process but no address is configured: set services.<name> or MANDATE_<NAME>_ADDRESS`,
@@ -57,6 +59,16 @@ export class ServiceClients {
       );
     }
     this.#transports.set(service.typeName, transport);
+    return transport;
+  }
+
+  /** The shared native-gRPC transport to another Mandate process at `address` (host:port). */
+  remoteTransport(address: string): Transport {
+    let transport = this.#remoteTransports.get(address);
+    if (!transport) {
+      transport = createGrpcTransport({ baseUrl: `http://${address}` });
+      this.#remoteTransports.set(address, transport);
+    }
     return transport;
   }
 }

@@ -1,0 +1,323 @@
+// Unary RPC throughput and latency, loopback only, one run:
+//   baseline     a bare @grpc/grpc-js server whose GetTenant handler returns a fixed response (no work)
+//   mandate-grpc Mandate's native gRPC server, mandate.v1.Tenants/GetTenant backed by the store (SQLite)
+//   mandate-web  the same RPC through Mandate's HTTP edge over gRPC-Web (HTTP/1.1)
+// Every target is driven by the same Connect client library (connect-node) at a fixed concurrency, so
+// only the server differs between baseline and mandate-grpc. Clients and servers share this process.
+//
+//   npm run bench                      human-readable table, also written to bench/results/rpc.json
+//   node bench/rpc.ts --json           JSON only
+//   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_WARMUP_SECONDS=2 npm run bench
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Agent } from "node:http";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import {
+  type GetTenantRequest,
+  GetTenantRequestSchema,
+  type GetTenantResponse,
+  GetTenantResponseSchema,
+  Tenants,
+} from "../gen/mandate/v1/tenants_pb.js";
+import { startMandate } from "../services/runtime/start.ts";
+import { loadConfig, SERVICE_NAMES } from "../services/shared/config.ts";
+import { createLogger } from "../services/shared/logger.ts";
+
+const TENANT = "demo";
+const HOST = "127.0.0.1";
+
+interface Settings {
+  seconds: number;
+  warmupSeconds: number;
+  concurrency: number;
+}
+
+interface Result {
+  target: string;
+  description: string;
+  calls: number;
+  errors: number;
+  firstError: string | null;
+  seconds: number;
+  callsPerSecond: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  throughputRatio: number | null;
+  p99Ratio: number | null;
+}
+
+function positiveNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    process.stderr.write(`error: ${name} must be a positive number, got ${JSON.stringify(raw)}\n`);
+    process.exit(2);
+  }
+  return value;
+}
+
+/** Starts a grpc-js server exposing only mandate.v1.Tenants/GetTenant, answering a fixed response. */
+async function startBaseline(): Promise<{ port: number; stop(): Promise<void> }> {
+  const fixed = create(GetTenantResponseSchema, {
+    tenant: { id: TENANT, displayName: "Demo tenant", createTime: timestampFromMs(Date.now()) },
+  });
+  const definition: grpc.ServiceDefinition = {
+    getTenant: {
+      path: `/${Tenants.typeName}/GetTenant`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (message: GetTenantRequest) => Buffer.from(toBinary(GetTenantRequestSchema, message)),
+      requestDeserialize: (bytes: Buffer) => fromBinary(GetTenantRequestSchema, bytes),
+      responseSerialize: (message: GetTenantResponse) => Buffer.from(toBinary(GetTenantResponseSchema, message)),
+      responseDeserialize: (bytes: Buffer) => fromBinary(GetTenantResponseSchema, bytes),
+    } satisfies grpc.MethodDefinition<GetTenantRequest, GetTenantResponse>,
+  };
+  const server = new grpc.Server();
+  server.addService(definition, {
+    getTenant: (
+      _call: grpc.ServerUnaryCall<GetTenantRequest, GetTenantResponse>,
+      callback: grpc.sendUnaryData<GetTenantResponse>,
+    ) => callback(null, fixed),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${HOST}:0`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  return {
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] ?? Number.NaN;
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+/** Keeps `concurrency` calls in flight for `ms`, returning latencies (ms) of the successful ones. */
+async function drive(
+  call: () => Promise<unknown>,
+  concurrency: number,
+  ms: number,
+): Promise<{ latencies: Float64Array; errors: number; firstError: string | null; elapsedMs: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | null = null;
+  const started = performance.now();
+  const deadline = started + ms;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      try {
+        await call();
+        latencies.push(performance.now() - t0);
+      } catch (error) {
+        errors++;
+        firstError ??= error instanceof Error ? error.message : String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsedMs = performance.now() - started;
+  return { latencies: Float64Array.from(latencies).sort(), errors, firstError, elapsedMs };
+}
+
+async function measure(
+  target: string,
+  description: string,
+  client: Client<typeof Tenants>,
+  settings: Settings,
+): Promise<Result> {
+  // One checked call first: the target answers, and with the expected tenant.
+  const check = await client.getTenant({ tenant: TENANT });
+  if (check.tenant?.id !== TENANT) throw new Error(`${target}: GetTenant answered ${JSON.stringify(check.tenant)}`);
+  const call = () => client.getTenant({ tenant: TENANT });
+  await drive(call, settings.concurrency, settings.warmupSeconds * 1000);
+  const run = await drive(call, settings.concurrency, settings.seconds * 1000);
+  const seconds = run.elapsedMs / 1000;
+  return {
+    target,
+    description,
+    calls: run.latencies.length,
+    errors: run.errors,
+    firstError: run.firstError,
+    seconds: round(seconds, 3),
+    callsPerSecond: round(run.latencies.length / seconds, 1),
+    p50Ms: round(percentile(run.latencies, 50), 3),
+    p90Ms: round(percentile(run.latencies, 90), 3),
+    p99Ms: round(percentile(run.latencies, 99), 3),
+    maxMs: round(run.latencies.at(-1) ?? Number.NaN, 3),
+    throughputRatio: null,
+    p99Ratio: null,
+  };
+}
+
+function table(results: Result[]): string {
+  const header = ["target", "calls/s", "p50 ms", "p99 ms", "x throughput", "x p99", "calls", "errors"];
+  const rows = results.map((r) => [
+    r.target,
+    r.callsPerSecond.toFixed(0),
+    r.p50Ms.toFixed(2),
+    r.p99Ms.toFixed(2),
+    r.throughputRatio === null ? "-" : r.throughputRatio.toFixed(2),
+    r.p99Ratio === null ? "-" : r.p99Ratio.toFixed(2),
+    String(r.calls),
+    String(r.errors),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const jsonOnly = process.argv.includes("--json");
+  const settings: Settings = {
+    seconds: positiveNumber("BENCH_SECONDS", 5),
+    warmupSeconds: positiveNumber("BENCH_WARMUP_SECONDS", 1),
+    concurrency: Math.floor(positiveNumber("BENCH_CONCURRENCY", 16)),
+  };
+  const say = (message: string) => (jsonOnly ? undefined : process.stderr.write(`${message}\n`));
+
+  const dir = mkdtempSync(join(tmpdir(), "mandate-bench-"));
+  const baseline = await startBaseline();
+  let mandate: Awaited<ReturnType<typeof startMandate>> | undefined;
+  const sessions: Http2SessionManager[] = [];
+  const agent = new Agent({ keepAlive: true, maxSockets: settings.concurrency });
+  try {
+    const config = loadConfig({
+      env: {},
+      overrides: {
+        "http.host": HOST,
+        "http.port": 0,
+        "grpc.host": HOST,
+        "grpc.port": 0,
+        "database.url": `sqlite:${join(dir, "db.sqlite")}`,
+        "log.level": "silent",
+        shutdownGraceMs: 2000,
+      },
+    });
+    mandate = await startMandate({
+      config,
+      logger: createLogger("silent"),
+      services: SERVICE_NAMES,
+      grpc: true,
+      edge: true,
+      migrate: true,
+      seedTenant: TENANT,
+    });
+    if (mandate.grpcPort === undefined || mandate.httpPort === undefined) throw new Error("Mandate did not listen");
+
+    const grpcClient = (port: number) => {
+      const sessionManager = new Http2SessionManager(`http://${HOST}:${port}`);
+      sessions.push(sessionManager);
+      return createClient(Tenants, createGrpcTransport({ baseUrl: `http://${HOST}:${port}`, sessionManager }));
+    };
+    const targets: Array<[string, string, Client<typeof Tenants>]> = [
+      ["baseline", `bare grpc-js, fixed response (gRPC h2 :${baseline.port})`, grpcClient(baseline.port)],
+      [
+        "mandate-grpc",
+        `Mandate native gRPC, store-backed (gRPC h2 :${mandate.grpcPort})`,
+        grpcClient(mandate.grpcPort),
+      ],
+      [
+        "mandate-grpc-web",
+        `Mandate HTTP edge, store-backed (gRPC-Web HTTP/1.1 :${mandate.httpPort})`,
+        createClient(
+          Tenants,
+          createGrpcWebTransport({
+            baseUrl: `http://${HOST}:${mandate.httpPort}`,
+            httpVersion: "1.1",
+            nodeOptions: { agent },
+          }),
+        ),
+      ],
+    ];
+
+    say(
+      `unary ${Tenants.typeName}/GetTenant, concurrency ${settings.concurrency}, ` +
+        `${settings.warmupSeconds} s warm-up + ${settings.seconds} s per target, loopback`,
+    );
+    const results: Result[] = [];
+    for (const [target, description, client] of targets) {
+      say(`  ${target}: ${description} ...`);
+      results.push(await measure(target, description, client, settings));
+    }
+    const base = results[0];
+    if (base) {
+      for (const r of results) {
+        r.throughputRatio = round(r.callsPerSecond / base.callsPerSecond, 3);
+        r.p99Ratio = round(r.p99Ms / base.p99Ms, 3);
+      }
+    }
+
+    const report = {
+      rpc: `${Tenants.typeName}/GetTenant`,
+      when: new Date().toISOString(),
+      node: process.version,
+      platform: `${process.platform}/${process.arch}`,
+      cpus: availableParallelism(),
+      cpuModel: cpus()[0]?.model ?? null,
+      client: "@connectrpc/connect-node (createGrpcTransport / createGrpcWebTransport)",
+      note: "clients and servers share one process and event loop; ratios are relative to baseline",
+      ...settings,
+      results,
+    };
+    const out = join(dirname(fileURLToPath(import.meta.url)), "results", "rpc.json");
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+
+    if (jsonOnly) {
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    } else {
+      process.stdout.write(
+        `\n${table(results)}\n\n` +
+          `node ${report.node}, ${report.cpus} CPU(s), concurrency ${settings.concurrency}, ${settings.seconds} s per target; ` +
+          `x = ratio to baseline (throughput: higher is better; p99: lower is better)\n` +
+          `written to ${out}\n`,
+      );
+      for (const r of results) {
+        if (r.errors > 0)
+          process.stdout.write(`warning: ${r.target} had ${r.errors} failed call(s): ${r.firstError}\n`);
+      }
+    }
+  } finally {
+    for (const session of sessions) session.abort();
+    agent.destroy();
+    await Promise.all([baseline.stop(), mandate?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,113 @@
+// No container engine runs here, so the manifests under deploy/ are checked against what the code
+// accepts: every environment a container gets must load as valid configuration, every command must
+// be one the CLI knows, every gRPC probe must name a service we register, and every file must be
+// reachable from kustomization.yaml. A renamed setting or service breaks this test, not a rollout.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+import { SERVICE_DESCRIPTORS } from "../services/runtime/start.ts";
+import { ENV_BINDINGS, loadConfig, SERVICE_NAMES } from "../services/shared/config.ts";
+
+const deploy = join(import.meta.dirname, "..", "deploy");
+const knownEnv = new Set(ENV_BINDINGS.map(([name]) => name));
+const serviceTypeNames = new Set([...Object.values(SERVICE_DESCRIPTORS).map((s) => s.typeName), ""]);
+const serveTargets = new Set<string>([...SERVICE_NAMES, "edge", "all"]);
+
+type Env = Record<string, string>;
+
+function expectValidCommand(args: readonly string[]): void {
+  const [command, ...rest] = args;
+  expect(["serve", "migrate", "dev", "health"]).toContain(command);
+  if (command === "serve") {
+    expect(rest.length).toBeGreaterThan(0);
+    for (const target of rest) expect(serveTargets, `serve target ${target}`).toContain(target);
+  }
+}
+
+function expectLoadableEnv(env: Env, where: string): void {
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("MANDATE_")) expect(knownEnv, `${where}: unknown setting ${name}`).toContain(name);
+  }
+  // A config file must not be picked up from the test's working directory.
+  expect(() => loadConfig({ env: { ...env, MANDATE_CONFIG: undefined }, file: undefined })).not.toThrow();
+}
+
+describe("docker compose", () => {
+  const compose = parse(readFileSync(join(deploy, "compose.yaml"), "utf8"), { merge: true }) as {
+    services: Record<string, { image?: string; command?: string[]; environment?: Env }>;
+  };
+  const mandateServices = Object.entries(compose.services).filter(([, s]) => s.image?.startsWith("mandate:"));
+
+  it("runs every service, the edge and the migration from the one image", () => {
+    const commands = mandateServices.map(([, s]) => (s.command ?? []).join(" "));
+    for (const name of SERVICE_NAMES) expect(commands).toContain(`serve ${name}`);
+    expect(commands).toContain("serve edge");
+    expect(commands).toContain("migrate");
+  });
+
+  it.each(mandateServices)("%s has a valid command and environment", (name, service) => {
+    expectValidCommand(service.command ?? []);
+    expectLoadableEnv(service.environment ?? {}, `compose ${name}`);
+    expect(service.environment?.MANDATE_DATABASE_URL).toMatch(/^postgres:\/\//);
+  });
+});
+
+describe("kubernetes", () => {
+  const dir = join(deploy, "k8s");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+  // biome-ignore lint/suspicious/noExplicitAny: manifests are free-form YAML; the test inspects their shape
+  const docs: any[] = files.flatMap((f) =>
+    parseAllDocuments(readFileSync(join(dir, f), "utf8")).map((d) => {
+      expect(d.errors, f).toEqual([]);
+      return d.toJS();
+    }),
+  );
+  const configMap = docs.find((d) => d.kind === "ConfigMap" && d.metadata.name === "mandate");
+  const workloads = docs.filter((d) => d.kind === "Deployment" || d.kind === "Job");
+
+  it("lists every manifest in kustomization.yaml", () => {
+    const kustomization = parse(readFileSync(join(dir, "kustomization.yaml"), "utf8")) as { resources: string[] };
+    expect(new Set(kustomization.resources)).toEqual(new Set(files.filter((f) => f !== "kustomization.yaml")));
+  });
+
+  it("deploys every service and the edge", () => {
+    const args = workloads.map((w) => w.spec.template.spec.containers[0].args.join(" "));
+    for (const name of SERVICE_NAMES) expect(args).toContain(`serve ${name}`);
+    expect(args).toContain("serve edge");
+    expect(args).toContain("migrate");
+  });
+
+  it("gives each container a valid command, environment, probes and a non-root, read-only runtime", () => {
+    for (const workload of workloads) {
+      const pod = workload.spec.template.spec;
+      expect(pod.securityContext.runAsNonRoot, workload.metadata.name).toBe(true);
+      for (const container of pod.containers) {
+        expectValidCommand(container.args);
+        expect(container.securityContext?.readOnlyRootFilesystem, container.name).toBe(true);
+        expect(container.securityContext?.allowPrivilegeEscalation, container.name).toBe(false);
+        const env: Env = { ...(configMap?.data ?? {}) };
+        for (const entry of container.env ?? []) {
+          // Secrets are not in the repository in usable form; a syntactically valid stand-in is used.
+          env[entry.name] = entry.value ?? (entry.name === "MANDATE_DATABASE_URL" ? "postgres://db/mandate" : "x");
+        }
+        expectLoadableEnv(env, container.name);
+        for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+          const grpc = container[probe]?.grpc;
+          if (grpc) expect(serviceTypeNames, `${container.name} ${probe}`).toContain(grpc.service ?? "");
+        }
+      }
+    }
+  });
+
+  it("exposes each service's gRPC port through a Service that selects its pods", () => {
+    const services = docs.filter((d) => d.kind === "Service");
+    for (const workload of workloads.filter((w) => w.kind === "Deployment")) {
+      const labels = workload.spec.template.metadata.labels;
+      const match = services.find((s) =>
+        Object.entries(s.spec.selector).every(([key, value]) => labels[key] === value),
+      );
+      expect(match, `Service for ${workload.metadata.name}`).toBeDefined();
+    }
+  });
+});

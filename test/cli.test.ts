@@ -41,9 +41,12 @@ describe("mandate CLI", () => {
     expect(refused.stderr).toContain("run `mandate migrate` first");
     const first = await runMandate(["migrate", "--database", database, "--json"]);
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout)).toMatchObject({ engine: "sqlite", applied: ["0001_tenants_and_audit_outbox"] });
+    expect(JSON.parse(first.stdout)).toMatchObject({
+      engine: "sqlite",
+      applied: ["0001_tenants_and_audit_outbox", "0002_signer"],
+    });
     const second = await runMandate(["migrate", "--database", database, "--json"]);
-    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], current: "0001_tenants_and_audit_outbox" });
+    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], current: "0002_signer" });
   });
 
   it("manages tenants and reports health of a running server as JSON", async () => {

@@ -1,12 +1,13 @@
 // `mandate`: the command line. Every command has --help and --version; commands that print data
 // take --json. Errors say what to do and exit non-zero (2 for bad configuration or usage).
 
-import { toJson } from "@bufbuild/protobuf";
+import { type DescService, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Command, CommanderError, Option } from "commander";
 import { pino } from "pino";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { type KeyInfo, KeyInfoSchema, KeyPurpose, KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { type Tenant, TenantSchema, Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { startMandate } from "../runtime/start.ts";
 import { type Config, ConfigError, loadConfig, SERVICE_NAMES, type ServiceName } from "../shared/config.ts";
@@ -86,6 +87,7 @@ async function runServer(
     edge: flags.edge,
     migrate: flags.dev,
     seedTenant: flags.dev ? config.dev.tenant : undefined,
+    dev: flags.dev,
     onProgress: (message) => (quiet ? undefined : process.stderr.write(`  ${message}\n`)),
   });
   const running = await runningPromise;
@@ -121,8 +123,12 @@ async function runServer(
   );
 }
 
+function grpcClient<S extends DescService>(service: S, options: CommonOptions) {
+  return createClient(service, createGrpcTransport({ baseUrl: `http://${options.address}` }));
+}
+
 function tenantsClient(options: CommonOptions) {
-  return createClient(Tenants, createGrpcTransport({ baseUrl: `http://${options.address}` }));
+  return grpcClient(Tenants, options);
 }
 
 const program = command("mandate", "Identity, delegation and authorization for humans and AI agents.")
@@ -195,12 +201,19 @@ tenants.addCommand(
   command("create", "register a tenant")
     .argument("<id>", "tenant id (lowercase letters, digits, inner hyphens)")
     .option("--display-name <name>", "human-readable name")
+    .addOption(
+      new Option(
+        "--signing-alg <alg>",
+        "JWS algorithm of the tenant's token keys (default: signer.defaultAlgorithm)",
+      ).choices(["ES256", "EdDSA", "PS256"]),
+    )
     .addOption(addressOption)
     .option("--json", "print as JSON")
-    .action(async (id: string, options: CommonOptions & { displayName?: string }) => {
+    .action(async (id: string, options: CommonOptions & { displayName?: string; signingAlg?: string }) => {
       const { tenant } = await tenantsClient(options).createTenant({
         tenant: id,
         displayName: options.displayName ?? "",
+        tokenSigningAlgorithm: options.signingAlg ?? "",
       });
       print(options, tenant && toJson(TenantSchema, tenant), () => `created tenant ${tenant?.id}`);
     }),
@@ -235,6 +248,85 @@ tenants.addCommand(
     }),
 );
 program.addCommand(tenants);
+
+const PURPOSES = { token: KeyPurpose.TOKEN_SIGNING, audit: KeyPurpose.AUDIT_CHECKPOINT } as const;
+const tenantOption = new Option("-t, --tenant <id>", "tenant whose keys").makeOptionMandatory();
+const purposeOption = new Option("--purpose <purpose>", "token (token signing) or audit (audit checkpoints)").choices(
+  Object.keys(PURPOSES),
+);
+
+interface KeyOptions extends CommonOptions {
+  tenant: string;
+  purpose?: keyof typeof PURPOSES;
+}
+
+function keysTable(keys: KeyInfo[]): string {
+  if (keys.length === 0) return "(no keys yet: they are made on first use)";
+  const when = (t: { seconds: bigint } | undefined) => (t ? new Date(Number(t.seconds) * 1000).toISOString() : "-");
+  const rows = keys.map((k) => [
+    KeyState[k.state].toLowerCase(),
+    KeyPurpose[k.purpose].toLowerCase(),
+    k.alg,
+    k.kid,
+    when(k.publishTime),
+    when(k.activateTime),
+    when(k.retireTime),
+    when(k.unpublishTime),
+  ]);
+  const header = ["STATE", "PURPOSE", "ALG", "KID", "PUBLISHED", "SIGNS FROM", "SIGNS UNTIL", "LEAVES JWKS"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+const keys = command("keys", "inspect and rotate a tenant's signing keys (over gRPC)");
+keys.addCommand(
+  command("list", "show each key's state and timestamps")
+    .addOption(tenantOption)
+    .addOption(purposeOption)
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (options: KeyOptions) => {
+      const client = grpcClient(Signer, options);
+      const purpose = options.purpose ? PURPOSES[options.purpose] : KeyPurpose.UNSPECIFIED;
+      const { keys: found } = await client.listKeys({ tenant: options.tenant, purpose });
+      print(
+        options,
+        found.map((k) => toJson(KeyInfoSchema, k)),
+        () => keysTable(found),
+      );
+    }),
+);
+keys.addCommand(
+  command("rotate", "rotate now; with --revoke-current the current key leaves the JWKS at once (compromise)")
+    .addOption(tenantOption)
+    .addOption(purposeOption.default("token"))
+    .option("--revoke-current", "revoke the current key: every token it signed stops verifying")
+    .option("--reason <text>", "why, recorded in the audit log", "")
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (options: KeyOptions & { revokeCurrent?: boolean; reason: string }) => {
+      const client = grpcClient(Signer, options);
+      const { keys: after } = await client.rotateKeys({
+        tenant: options.tenant,
+        purpose: PURPOSES[options.purpose ?? "token"],
+        revokeCurrent: options.revokeCurrent ?? false,
+        reason: options.reason,
+      });
+      print(
+        options,
+        after.map((k) => toJson(KeyInfoSchema, k)),
+        () => `rotated; keys now:\n${keysTable(after)}`,
+      );
+    }),
+);
+program.addCommand(keys);
 
 program.addCommand(
   command("health", "check a running Mandate's gRPC health, per service")

@@ -2,7 +2,7 @@
 // over gRPC-Web and Connect, with the same handlers as native gRPC. OAuth endpoints join here.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cors as connectCors } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../shared/logger.ts";
@@ -18,7 +18,11 @@ export interface EdgeOptions {
   logger: Logger;
   /** Whether the process can serve traffic: all services SERVING and dependencies reachable. */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+  /** A tenant's token-signing JWKS and how long it may be cached (from the Signer). */
+  jwks?: (tenant: string) => Promise<{ jwks: { keys: unknown[] }; maxAgeSeconds: number }>;
 }
+
+const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/jwks\.json$/;
 
 export interface Edge {
   server: Server;
@@ -53,6 +57,8 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
       const { ready, checks } = await options.readiness();
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
     }
+    const jwksTenant = options.jwks && req.method === "GET" ? JWKS_PATH.exec(url.pathname)?.[1] : undefined;
+    if (jwksTenant && options.jwks) return serveJwks(res, jwksTenant, options.jwks);
     return rpc(req as never, res as never);
   };
 
@@ -111,7 +117,36 @@ function routeOf(rawUrl: string): string {
   const path = rawUrl.split("?")[0] ?? "/";
   if (/^\/[a-z0-9_.]+\.[A-Z][A-Za-z0-9]*\/[A-Z][A-Za-z0-9]*$/.test(path)) return path;
   if (path === "/healthz" || path === "/readyz") return path;
+  if (JWKS_PATH.test(path)) return "/t/{tenant}/.well-known/jwks.json";
   return "/*";
+}
+
+/**
+ * The JWKS (RFC 7517 §5) with a max-age inside the pre-publication window, so a cache always learns
+ * a key before it signs; errors as JSON with the status a client can act on.
+ */
+async function serveJwks(res: ServerResponse, tenant: string, jwks: NonNullable<EdgeOptions["jwks"]>): Promise<void> {
+  try {
+    const result = await jwks(tenant);
+    const text = JSON.stringify(result.jwks);
+    res.writeHead(200, {
+      "content-type": "application/jwk-set+json",
+      "content-length": Buffer.byteLength(text),
+      "cache-control": `public, max-age=${result.maxAgeSeconds}`,
+    });
+    res.end(text);
+  } catch (error) {
+    const code = error instanceof ConnectError ? error.code : Code.Internal;
+    if (code === Code.NotFound) return sendJson(res, 404, { error: "not_found", message: `no tenant "${tenant}"` });
+    if (code === Code.Unavailable || code === Code.FailedPrecondition || code === Code.DeadlineExceeded) {
+      res.setHeader("retry-after", "5");
+      return sendJson(res, 503, {
+        error: "temporarily_unavailable",
+        message: "signing keys are unavailable; retry shortly",
+      });
+    }
+    throw error;
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

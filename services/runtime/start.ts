@@ -15,7 +15,7 @@ import { type Edge, startEdge } from "../edge/server.ts";
 import { introspectService } from "../introspect/service.ts";
 import { issueService } from "../issue/service.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
-import { type Config, SERVICE_NAMES, type ServiceName } from "../shared/config.ts";
+import { type Config, SERVICE_NAMES, type ServiceName, signerTiming } from "../shared/config.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
 import type { Logger } from "../shared/logger.ts";
 import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
@@ -24,18 +24,21 @@ import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/heal
 import { type ServiceModule, wrapService } from "../shared/rpc/service.ts";
 import { migrationsFor } from "../shared/store/migrations.ts";
 import { Store } from "../shared/store/store.ts";
+import { openBackend } from "../signer/backends/open.ts";
+import { RemoteSigningClient } from "../signer/client.ts";
+import { KeyManager } from "../signer/keys.ts";
 import { signerService } from "../signer/service.ts";
 import { TenantDirectory } from "../tenants/directory.ts";
 import { tenantsService } from "../tenants/service.ts";
 
-export const SERVICE_MODULES: Record<ServiceName, (deps: ServiceDeps) => ServiceModule> = {
+/** Service modules built from the shared deps; the Signer is built around its KeyManager instead. */
+export const SERVICE_MODULES: Record<Exclude<ServiceName, "signer">, (deps: ServiceDeps) => ServiceModule> = {
   authorize: authorizeService,
   introspect: introspectService,
   issue: issueService,
   audit: auditService,
-  signer: signerService,
   tenants: tenantsService,
-} as Record<ServiceName, (deps: ServiceDeps) => ServiceModule>;
+} as Record<Exclude<ServiceName, "signer">, (deps: ServiceDeps) => ServiceModule>;
 
 /** Descriptors of the services by their short name. */
 export const SERVICE_DESCRIPTORS = {
@@ -60,6 +63,8 @@ export interface StartOptions {
   migrate: boolean;
   /** Create this tenant when missing (dev). */
   seedTenant?: string | undefined;
+  /** `mandate dev`: embedded defaults may be generated (the software keystore's KEK). */
+  dev?: boolean;
   clock?: Clock;
   onProgress?: (message: string) => void;
 }
@@ -98,11 +103,27 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   }
 
   const tenants = store ? new TenantDirectory(store) : undefined;
+  const clock = options.clock ?? systemClock;
   const bound: BoundService[] = [];
+  let keys: KeyManager | undefined;
+  if (store && local.has("signer")) {
+    const backend = await openBackend({ config, store, logger, dev: options.dev ?? false });
+    keys = new KeyManager({
+      store,
+      backend,
+      clock,
+      logger,
+      timing: signerTiming(config.signer),
+      defaultAlgorithm: config.signer.defaultAlgorithm,
+    });
+    progress(`signer: ${backend.kind} keystore, rotation every ${formatDuration(config.signer.rotationInterval)}`);
+  }
+  // Co-located services sign in-process; the edge goes through the RPC so tenant admission applies.
+  const viaRpc = new RemoteSigningClient(() => clients.get(Signer));
   if (store) {
-    const deps: ServiceDeps = { config, store, clients, logger, clock: options.clock ?? systemClock };
+    const deps: ServiceDeps = { config, store, clients, logger, clock, signing: keys ?? viaRpc };
     for (const name of options.services) {
-      const module = SERVICE_MODULES[name](deps);
+      const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
       const service: BoundService = { service: module.service, impl: wrapService(module, { ...wrapOptions, tenants }) };
       bound.push(service);
       clients.addLocal(service);
@@ -137,7 +158,8 @@ export async function startMandate(options: StartOptions): Promise<Running> {
         corsOrigins: config.http.corsOrigins,
         services: [...bound, ...forwarded, healthBound],
         logger,
-        readiness: () => readiness(health, store, remote, clients),
+        readiness: () => readiness(health, store, remote, clients, keys),
+        jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
       });
       progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);
     }
@@ -148,8 +170,19 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     throw error;
   }
 
+  if (keys) {
+    await keys.start();
+    const status = keys.status();
+    progress(status.ready ? "signer: keys ready" : `signer: NOT READY: ${status.detail}`);
+  }
   for (const service of bound) health.set(service.service.typeName, ServingStatus.SERVING);
   health.set("", ServingStatus.SERVING);
+  // The Signer is only as healthy as its key backend: NOT_SERVING while the HSM is unreachable.
+  const followSigner = () => {
+    if (keys) health.set(Signer.typeName, keys.status().ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  };
+  followSigner();
+  const signerWatch = keys ? setInterval(followSigner, 1000).unref() : undefined;
 
   if (options.seedTenant && local.has("tenants")) {
     await seedTenant(clients, options.seedTenant);
@@ -166,11 +199,13 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     stop() {
       stopping ??= (async () => {
         // Health flips first so load balancers stop routing here while in-flight calls drain.
+        clearInterval(signerWatch);
         health.setAll(ServingStatus.NOT_SERVING);
         await Promise.all([
           edge?.close(config.shutdownGraceMs),
           grpcServer ? shutdownGrpcServer(grpcServer, config.shutdownGraceMs) : undefined,
         ]);
+        await keys?.stop();
         await store?.close();
       })();
       return stopping;
@@ -205,8 +240,13 @@ async function readiness(
   store: Store | undefined,
   remote: Map<string, string>,
   clients: ServiceClients,
+  keys: KeyManager | undefined,
 ): Promise<{ ready: boolean; checks: Record<string, string> }> {
   const checks: Record<string, string> = {};
+  if (keys) {
+    const status = keys.status();
+    checks.keys = status.ready ? "ok" : `not ready: ${status.detail}`;
+  }
   for (const [name, status] of health.entries()) checks[name || "server"] = ServingStatus[status] ?? String(status);
   if (store) {
     try {
@@ -227,4 +267,16 @@ async function readiness(
   }
   const ready = Object.values(checks).every((value) => value === "SERVING" || value === "ok");
   return { ready, checks };
+}
+
+function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }

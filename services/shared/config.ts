@@ -13,6 +13,23 @@ const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const host = z.string().min(1);
 
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** A duration as "90s", "10m", "24h", "1d" or a number of milliseconds; parsed to milliseconds. */
+const duration = z
+  .union([
+    z.number().int().positive(),
+    z
+      .string()
+      .regex(/^\d+(ms|s|m|h|d)$|^\d+$/, 'expected a duration such as "30s", "10m", "24h" or milliseconds')
+      .transform((text) => {
+        const [, amount, unit] = /^(\d+)([a-z]*)$/.exec(text) as RegExpExecArray;
+        return Number(amount) * DURATION_UNITS_MS[(unit || "ms") as keyof typeof DURATION_UNITS_MS];
+      }),
+  ])
+  .refine((ms) => ms > 0, "expected a positive duration");
+
+const JWS_ALGORITHMS = ["ES256", "EdDSA", "PS256"] as const;
+
 const serviceAddress = z
   .string()
   .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:4461");
@@ -78,6 +95,67 @@ export const configSchema = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .prefault({}),
+  signer: z
+    .strictObject({
+      /** Where private keys live: "software" (encrypted in the store; the embedded default) or "pkcs11" (an HSM). */
+      backend: z.enum(["software", "pkcs11"]).default("software"),
+      /** Token-signing algorithm for tenants that do not choose one. */
+      defaultAlgorithm: z.enum(JWS_ALGORITHMS).default("ES256"),
+      /** How long a key signs before its successor takes over. */
+      rotationInterval: duration.default(86_400_000),
+      /** How long a key is in the JWKS before it signs (pre-publication); default a quarter of the interval. */
+      prepublish: duration.optional(),
+      /** How long a retired key stays in the JWKS; also the longest lifetime a signed token may have. */
+      overlap: duration.default(3_600_000),
+      /** How often each replica reloads keys and the rotation leader runs the schedule; default derived from prepublish. */
+      checkInterval: duration.optional(),
+      software: z
+        .strictObject({
+          /** Key-encryption key: 32 bytes, base64url. Secret. */
+          kek: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]{43}=?$/, "expected 32 bytes in base64url (43 characters)")
+            .optional(),
+          /** File holding the key-encryption key (base64url), e.g. a mounted secret. */
+          kekFile: z.string().min(1).optional(),
+        })
+        .prefault({}),
+      pkcs11: z
+        .strictObject({
+          /** Path of the PKCS#11 module (.so). */
+          module: z.string().min(1).default("/usr/lib/softhsm/libsofthsm2.so"),
+          /** Token to use, by label... */
+          tokenLabel: z.string().min(1).optional(),
+          /** ...or by slot id. */
+          slot: z.coerce.number().int().nonnegative().optional(),
+          /** User PIN. Secret; prefer pinFile. */
+          pin: z.string().min(1).optional(),
+          /** File holding the user PIN. */
+          pinFile: z.string().min(1).optional(),
+          /** Sessions kept open for signing in parallel. */
+          sessionPoolSize: positiveInt.max(64).default(4),
+        })
+        .prefault({}),
+    })
+    .prefault({})
+    .superRefine((signer, ctx) => {
+      const prepublish = signer.prepublish ?? Math.floor(signer.rotationInterval / 4);
+      if (prepublish >= signer.rotationInterval) {
+        ctx.addIssue({ code: "custom", path: ["prepublish"], message: "must be shorter than signer.rotationInterval" });
+      }
+      if (signer.backend !== "pkcs11") return;
+      const { tokenLabel, slot, pin, pinFile } = signer.pkcs11;
+      if ((tokenLabel === undefined) === (slot === undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["pkcs11", "tokenLabel"],
+          message: "set exactly one of tokenLabel or slot",
+        });
+      }
+      if ((pin === undefined) === (pinFile === undefined)) {
+        ctx.addIssue({ code: "custom", path: ["pkcs11", "pin"], message: "set exactly one of pin or pinFile" });
+      }
+    }),
   dev: z
     .strictObject({
       /** Tenant `mandate dev` seeds. */
@@ -107,11 +185,25 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
   ["OTEL_SERVICE_NAME", "telemetry.serviceName"],
   ["MANDATE_LOG_LEVEL", "log.level"],
+  ["MANDATE_SIGNER_BACKEND", "signer.backend"],
+  ["MANDATE_SIGNER_DEFAULT_ALGORITHM", "signer.defaultAlgorithm"],
+  ["MANDATE_SIGNER_ROTATION_INTERVAL", "signer.rotationInterval"],
+  ["MANDATE_SIGNER_PREPUBLISH", "signer.prepublish"],
+  ["MANDATE_SIGNER_OVERLAP", "signer.overlap"],
+  ["MANDATE_SIGNER_CHECK_INTERVAL", "signer.checkInterval"],
+  ["MANDATE_SIGNER_KEK", "signer.software.kek"],
+  ["MANDATE_SIGNER_KEK_FILE", "signer.software.kekFile"],
+  ["MANDATE_PKCS11_MODULE", "signer.pkcs11.module"],
+  ["MANDATE_PKCS11_TOKEN_LABEL", "signer.pkcs11.tokenLabel"],
+  ["MANDATE_PKCS11_SLOT", "signer.pkcs11.slot"],
+  ["MANDATE_PKCS11_PIN", "signer.pkcs11.pin"],
+  ["MANDATE_PKCS11_PIN_FILE", "signer.pkcs11.pinFile"],
+  ["MANDATE_PKCS11_SESSION_POOL_SIZE", "signer.pkcs11.sessionPoolSize"],
   ...SERVICE_NAMES.map((name) => [`MANDATE_${name.toUpperCase()}_ADDRESS`, `services.${name}`] as const),
 ];
 
 /** Keys whose values are secrets or may embed one (a password in a URL). */
-const SECRET_KEYS = new Set(["database.url"]);
+const SECRET_KEYS = new Set(["database.url", "signer.software.kek", "signer.pkcs11.pin"]);
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -238,5 +330,28 @@ export function redactUrl(url: string): string {
 
 /** The configuration as it may be printed or logged. */
 export function redactConfig(config: Config): Config {
-  return { ...config, database: { ...config.database, url: redactUrl(config.database.url) } };
+  const { signer } = config;
+  return {
+    ...config,
+    database: { ...config.database, url: redactUrl(config.database.url) },
+    signer: {
+      ...signer,
+      software: { ...signer.software, ...(signer.software.kek ? { kek: "REDACTED" } : {}) },
+      pkcs11: { ...signer.pkcs11, ...(signer.pkcs11.pin ? { pin: "REDACTED" } : {}) },
+    },
+  };
+}
+
+/** Timing of key rotation, with the defaults derived from the interval. */
+export function signerTiming(signer: Config["signer"]): {
+  intervalMs: number;
+  prepublishMs: number;
+  overlapMs: number;
+  checkMs: number;
+} {
+  const intervalMs = signer.rotationInterval;
+  const prepublishMs = signer.prepublish ?? Math.floor(intervalMs / 4);
+  // Replicas must see a new key well within the pre-publication window; a minute is often enough.
+  const checkMs = signer.checkInterval ?? Math.max(500, Math.min(60_000, Math.floor(prepublishMs / 4)));
+  return { intervalMs, prepublishMs, overlapMs: signer.overlap, checkMs };
 }

@@ -1,4 +1,6 @@
 // What every service module receives. Services reach each other only through `clients`.
+
+import type { SigningClient } from "../signer/client.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
@@ -11,4 +13,6 @@ export interface ServiceDeps {
   clients: ServiceClients;
   logger: Logger;
   clock: Clock;
+  /** Signing through the Signer: in-process when it runs here, over gRPC otherwise. */
+  signing: SigningClient;
 }

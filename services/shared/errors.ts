@@ -69,6 +69,10 @@ export function unavailable(message: string, reason = "UNAVAILABLE"): ConnectErr
   return new ConnectError(message, Code.Unavailable, undefined, [errorInfo(reason)]);
 }
 
+export function failedPrecondition(message: string, reason: string): ConnectError {
+  return new ConnectError(message, Code.FailedPrecondition, undefined, [errorInfo(reason)]);
+}
+
 /** Normalises anything thrown by a handler into the error the caller may see. */
 export function toPublicError(error: unknown): { error: ConnectError; internal: boolean } {
   if (error instanceof ConnectError)

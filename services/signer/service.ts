@@ -1,9 +1,85 @@
-// mandate.v1.Signer. Until its feature lands every method answers UNIMPLEMENTED (added by
-// wrapService); nothing here returns a made-up result. Pending: keys, JWKS and rotation land with the signer issue (#3).
-import { Signer } from "../../gen/mandate/v1/signer_pb.js";
-import type { ServiceDeps } from "../shared/deps.ts";
-import { defineService } from "../shared/rpc/service.ts";
+// mandate.v1.Signer over the KeyManager: the RPC shape of what co-located services call directly.
 
-export function signerService(_deps: ServiceDeps) {
-  return defineService(Signer, {});
+import type { JsonObject } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
+import { invalidArgument } from "../shared/errors.ts";
+import { defineService } from "../shared/rpc/service.ts";
+import { PURPOSE_TO_PROTO, purposeFromProto } from "./client.ts";
+import type { KeyInfo, KeyManager } from "./keys.ts";
+import type { KeyPurposeName, KeyStateName } from "./schedule.ts";
+
+const STATE_TO_PROTO: Record<KeyStateName, KeyState> = {
+  pending: KeyState.PENDING,
+  active: KeyState.ACTIVE,
+  retired: KeyState.RETIRED,
+  // Out of the JWKS, private key about to be destroyed: reported as retired with its unpublish time.
+  expired: KeyState.RETIRED,
+  revoked: KeyState.REVOKED,
+  destroyed: KeyState.DESTROYED,
+};
+
+function requirePurpose(purpose: Parameters<typeof purposeFromProto>[0]): KeyPurposeName {
+  const name = purposeFromProto(purpose);
+  if (!name) throw invalidArgument([{ field: "purpose", description: "must be a defined key purpose" }]);
+  return name;
+}
+
+function toKeyInfo(key: KeyInfo) {
+  const ended = key.revokedAt ?? key.unpublishAt;
+  return {
+    kid: key.kid,
+    purpose: PURPOSE_TO_PROTO[key.purpose],
+    alg: key.alg,
+    state: STATE_TO_PROTO[key.state],
+    backend: key.backend,
+    createTime: timestampFromMs(key.createdAt),
+    publishTime: timestampFromMs(key.publishAt),
+    activateTime: timestampFromMs(key.activateAt),
+    retireTime: timestampFromMs(key.revokedAt ?? key.retireAt),
+    unpublishTime: timestampFromMs(ended),
+    publicJwk: { ...key.publicJwk, kid: key.kid, alg: key.alg, use: "sig" } as JsonObject,
+  };
+}
+
+export function signerService(manager: KeyManager) {
+  return defineService(Signer, {
+    async sign(request) {
+      const result = await manager.sign(request.tenant, requirePurpose(request.purpose), request.payload);
+      return result;
+    },
+
+    async signJwt(request) {
+      let claims: unknown;
+      try {
+        claims = JSON.parse(Buffer.from(request.claims).toString("utf8"));
+      } catch {
+        throw invalidArgument([{ field: "claims", description: "must be a JSON object in UTF-8" }]);
+      }
+      if (claims === null || typeof claims !== "object" || Array.isArray(claims)) {
+        throw invalidArgument([{ field: "claims", description: "must be a JSON object" }]);
+      }
+      return manager.signJwt(request.tenant, claims as Record<string, unknown>, request.typ || undefined);
+    },
+
+    async getJwks(request) {
+      const { jwks, maxAgeSeconds } = await manager.jwks(request.tenant, requirePurpose(request.purpose));
+      return { jwks: jwks as unknown as JsonObject, maxAgeSeconds };
+    },
+
+    async rotateKeys(request) {
+      const keys = await manager.rotate(
+        request.tenant,
+        requirePurpose(request.purpose),
+        request.revokeCurrent,
+        request.reason,
+      );
+      return { keys: keys.map(toKeyInfo) };
+    },
+
+    async listKeys(request) {
+      const purpose = request.purpose ? requirePurpose(request.purpose) : undefined;
+      return { keys: (await manager.listKeys(request.tenant, purpose)).map(toKeyInfo) };
+    },
+  });
 }

@@ -11,7 +11,12 @@ import type { TenantsTable } from "../shared/store/schema.ts";
 const DEFAULT_PAGE_SIZE = 50;
 
 function toTenant(row: TenantsTable) {
-  return { id: row.id, displayName: row.display_name, createTime: timestampFromMs(row.created_at) };
+  return {
+    id: row.id,
+    displayName: row.display_name,
+    createTime: timestampFromMs(row.created_at),
+    tokenSigningAlgorithm: row.token_signing_alg ?? "",
+  };
 }
 
 export function tenantsService({ store, clock }: ServiceDeps) {
@@ -22,6 +27,7 @@ export function tenantsService({ store, clock }: ServiceDeps) {
         id: request.tenant,
         display_name: request.displayName || request.tenant,
         created_at: now,
+        token_signing_alg: request.tokenSigningAlgorithm || null,
       };
       const scoped = store.forTenant(request.tenant);
       await store.transaction(async (tx) => {
@@ -31,7 +37,7 @@ export function tenantsService({ store, clock }: ServiceDeps) {
           .onConflict((c) => c.column("id").doNothing())
           .executeTakeFirst();
         if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw alreadyExists("tenant", request.tenant);
-        const event = { tenant: row.id, display_name: row.display_name };
+        const event = { tenant: row.id, display_name: row.display_name, token_signing_alg: row.token_signing_alg };
         await scoped.recordEvent(tx, { eventId: randomUUID(), type: "tenant.created.v1", payload: event }, now);
       });
       return { tenant: toTenant(row) };

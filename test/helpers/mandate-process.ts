@@ -1,6 +1,7 @@
 // Starts `mandate` as a real child process (the CLI users run), reads the --json startup summary
 // for its ephemeral ports, and stops it with SIGTERM.
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,7 +111,12 @@ export async function startSplit(env: Record<string, string> = {}): Promise<Depl
   const database = tempDatabaseUrl();
   const migrated = await runMandate(["migrate", "--database", database]);
   if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
-  const services = await startMandateProcess(["serve", "all", "--grpc-port", "0", "--database", database], env);
+  // Outside `mandate dev` the software keystore needs a key-encryption key from configuration.
+  const kek = { MANDATE_SIGNER_KEK: randomBytes(32).toString("base64url") };
+  const services = await startMandateProcess(["serve", "all", "--grpc-port", "0", "--database", database], {
+    ...kek,
+    ...env,
+  });
   const grpcAddress = services.summary.grpc as string;
   const addresses = Object.fromEntries(
     ["AUTHORIZE", "INTROSPECT", "ISSUE", "AUDIT", "SIGNER", "TENANTS"].map((name) => [

@@ -158,7 +158,6 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     expect(pending.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(pending.details).toContain("mandate.v1.Authorize/Check");
     for (const [service, method, request] of [
-      ["Signer", "GetJwks", { tenant: "demo", purpose: "KEY_PURPOSE_TOKEN_SIGNING" }],
       ["Audit", "GetCheckpoint", { tenant: "demo" }],
       ["Introspect", "Introspect", { tenant: "demo", token: "x" }],
       ["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }],

@@ -1,56 +1,11 @@
 // One contract suite for every engine: SQLite always; PostgreSQL when MANDATE_TEST_POSTGRES=1 (CI,
 // and `npm run test:postgres`), in a throwaway database created for this run and dropped after.
 import { randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrationsFor } from "../../services/shared/store/migrations.ts";
 import { parseDatabaseUrl, Store } from "../../services/shared/store/store.ts";
 import { TenantScopeViolation } from "../../services/shared/store/tenancy.ts";
-
-const POSTGRES_ADMIN_URL = process.env.MANDATE_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
-interface Engine {
-  name: string;
-  open(): Promise<{ url: string; dispose(): Promise<void> }>;
-}
-
-const engines: Engine[] = [
-  {
-    name: "sqlite",
-    async open() {
-      return {
-        url: `sqlite:${join(mkdtempSync(join(tmpdir(), "mandate-store-")), "store.db")}`,
-        dispose: async () => {},
-      };
-    },
-  },
-];
-if (process.env.MANDATE_TEST_POSTGRES === "1") {
-  engines.push({
-    name: "postgres",
-    async open() {
-      const name = `mandate_test_${randomUUID().replaceAll("-", "")}`;
-      const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name}`);
-      await admin.end();
-      const url = new URL(POSTGRES_ADMIN_URL);
-      url.pathname = `/${name}`;
-      return {
-        url: url.toString(),
-        async dispose() {
-          const cleanup = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-          await cleanup.connect();
-          await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-          await cleanup.end();
-        },
-      };
-    },
-  });
-}
+import { engines } from "../helpers/engines.ts";
 
 describe.each(engines)("store contract: $name", (engine) => {
   let store: Store;

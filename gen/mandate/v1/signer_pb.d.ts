@@ -80,6 +80,75 @@ export declare type SignResponse = Message<"mandate.v1.SignResponse"> & {
 export declare const SignResponseSchema: GenMessage<SignResponse>;
 
 /**
+ * Request of Signer.SignJwt.
+ *
+ * @generated from message mandate.v1.SignJwtRequest
+ */
+export declare type SignJwtRequest = Message<"mandate.v1.SignJwtRequest"> & {
+  /**
+   * Tenant whose token key signs.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * JWT claims as a JSON object (UTF-8). Must carry a numeric `exp` no later than the key overlap
+   * allows (signer.overlap after now), so every token expires while its key is still published.
+   *
+   * @generated from field: bytes claims = 2;
+   */
+  claims: Uint8Array;
+
+  /**
+   * The `typ` header parameter, e.g. "at+jwt" (RFC 9068) or "JWT"; empty to omit it.
+   *
+   * @generated from field: string typ = 3;
+   */
+  typ: string;
+};
+
+/**
+ * Describes the message mandate.v1.SignJwtRequest.
+ * Use `create(SignJwtRequestSchema)` to create a new message.
+ */
+export declare const SignJwtRequestSchema: GenMessage<SignJwtRequest>;
+
+/**
+ * Response of Signer.SignJwt.
+ *
+ * @generated from message mandate.v1.SignJwtResponse
+ */
+export declare type SignJwtResponse = Message<"mandate.v1.SignJwtResponse"> & {
+  /**
+   * The token in JWS compact serialization.
+   *
+   * @generated from field: string jwt = 1;
+   */
+  jwt: string;
+
+  /**
+   * Id of the signing key (RFC 7638 thumbprint).
+   *
+   * @generated from field: string kid = 2;
+   */
+  kid: string;
+
+  /**
+   * JWS algorithm used.
+   *
+   * @generated from field: string alg = 3;
+   */
+  alg: string;
+};
+
+/**
+ * Describes the message mandate.v1.SignJwtResponse.
+ * Use `create(SignJwtResponseSchema)` to create a new message.
+ */
+export declare const SignJwtResponseSchema: GenMessage<SignJwtResponse>;
+
+/**
  * Request of Signer.GetJwks.
  *
  * @generated from message mandate.v1.GetJwksRequest
@@ -427,7 +496,8 @@ export declare const KeyStateSchema: GenEnum<KeyState>;
  */
 export declare const Signer: GenService<{
   /**
-   * Signs a JWS signing input (or checkpoint body) with the tenant's current key for a purpose.
+   * Signs raw bytes (an audit checkpoint body) with the tenant's current key for a purpose. Token
+   * keys sign only through SignJwt, so nothing can be signed with them that escapes the JWT checks.
    *
    * @generated from rpc mandate.v1.Signer.Sign
    */
@@ -435,6 +505,17 @@ export declare const Signer: GenService<{
     methodKind: "unary";
     input: typeof SignRequestSchema;
     output: typeof SignResponseSchema;
+  },
+  /**
+   * Signs a JWT with the tenant's current token key: the Signer sets `alg` and `kid` in the
+   * protected header and refuses a token that would outlive its key's publication in the JWKS.
+   *
+   * @generated from rpc mandate.v1.Signer.SignJwt
+   */
+  signJwt: {
+    methodKind: "unary";
+    input: typeof SignJwtRequestSchema;
+    output: typeof SignJwtResponseSchema;
   },
   /**
    * Returns the tenant's public keys for a purpose as a JWKS (RFC 7517).

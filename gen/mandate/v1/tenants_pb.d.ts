@@ -39,6 +39,14 @@ export declare type Tenant = Message<"mandate.v1.Tenant"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * JWS algorithm of the tenant's token-signing keys ("ES256", "EdDSA" or "PS256"); empty means the
+   * deployment default (signer.defaultAlgorithm). A change applies from the next key rotation.
+   *
+   * @generated from field: string token_signing_algorithm = 4;
+   */
+  tokenSigningAlgorithm: string;
 };
 
 /**
@@ -66,6 +74,13 @@ export declare type CreateTenantRequest = Message<"mandate.v1.CreateTenantReques
    * @generated from field: string display_name = 2;
    */
   displayName: string;
+
+  /**
+   * JWS algorithm of the tenant's token-signing keys; empty for the deployment default.
+   *
+   * @generated from field: string token_signing_algorithm = 3;
+   */
+  tokenSigningAlgorithm: string;
 };
 
 /**

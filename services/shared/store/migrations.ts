@@ -36,6 +36,53 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    "0002_signer": {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable("tenants").addColumn("token_signing_alg", "text").execute();
+        await db.schema
+          .createTable("signing_keys")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("purpose", "text", (c) => c.notNull())
+          .addColumn("kid", "text", (c) => c.notNull())
+          .addColumn("alg", "text", (c) => c.notNull())
+          .addColumn("backend", "text", (c) => c.notNull())
+          .addColumn("backend_ref", "text", (c) => c.notNull())
+          .addColumn("public_jwk", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("publish_at", bigint, (c) => c.notNull())
+          .addColumn("activate_at", bigint, (c) => c.notNull())
+          .addColumn("retire_at", bigint, (c) => c.notNull())
+          .addColumn("unpublish_at", bigint, (c) => c.notNull())
+          .addColumn("revoked_at", bigint)
+          .addColumn("destroyed_at", bigint)
+          .addUniqueConstraint("signing_keys_tenant_kid_unique", ["tenant_id", "kid"])
+          .execute();
+        await db.schema
+          .createIndex("signing_keys_tenant_purpose_idx")
+          .on("signing_keys")
+          .columns(["tenant_id", "purpose", "activate_at"])
+          .execute();
+        await db.schema
+          .createTable("signer_software_keys")
+          .addColumn("ref", "text", (c) => c.primaryKey())
+          .addColumn("label", "text", (c) => c.notNull())
+          .addColumn("sealed", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("leases")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("holder", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("settings")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("value", "text", (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

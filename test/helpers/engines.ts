@@ -1,0 +1,49 @@
+// Database engines a suite runs against: SQLite always; PostgreSQL when MANDATE_TEST_POSTGRES=1 (CI,
+// and `npm run test:postgres`), in a throwaway database created for the run and dropped after.
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+const POSTGRES_ADMIN_URL = process.env.MANDATE_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export interface Engine {
+  name: string;
+  open(): Promise<{ url: string; dispose(): Promise<void> }>;
+}
+
+export const engines: Engine[] = [
+  {
+    name: "sqlite",
+    async open() {
+      return {
+        url: `sqlite:${join(mkdtempSync(join(tmpdir(), "mandate-store-")), "store.db")}`,
+        dispose: async () => {},
+      };
+    },
+  },
+];
+if (process.env.MANDATE_TEST_POSTGRES === "1") {
+  engines.push({
+    name: "postgres",
+    async open() {
+      const name = `mandate_test_${randomUUID().replaceAll("-", "")}`;
+      const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+      await admin.end();
+      const url = new URL(POSTGRES_ADMIN_URL);
+      url.pathname = `/${name}`;
+      return {
+        url: url.toString(),
+        async dispose() {
+          const cleanup = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+          await cleanup.connect();
+          await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await cleanup.end();
+        },
+      };
+    },
+  });
+}

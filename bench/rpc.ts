@@ -8,11 +8,11 @@
 //   npm run bench                      human-readable table, also written to bench/results/rpc.json
 //   node bench/rpc.ts --json           JSON only
 //   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_WARMUP_SECONDS=2 npm run bench
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
 import { availableParallelism, cpus, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
@@ -28,6 +28,7 @@ import {
 import { startMandate } from "../services/runtime/start.ts";
 import { loadConfig, SERVICE_NAMES } from "../services/shared/config.ts";
 import { createLogger } from "../services/shared/logger.ts";
+import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const TENANT = "demo";
 const HOST = "127.0.0.1";
@@ -38,31 +39,11 @@ interface Settings {
   concurrency: number;
 }
 
-interface Result {
+interface Result extends Stats {
   target: string;
   description: string;
-  calls: number;
-  errors: number;
-  firstError: string | null;
-  seconds: number;
-  callsPerSecond: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
   throughputRatio: number | null;
   p99Ratio: number | null;
-}
-
-function positiveNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) {
-    process.stderr.write(`error: ${name} must be a positive number, got ${JSON.stringify(raw)}\n`);
-    process.exit(2);
-  }
-  return value;
 }
 
 /** Starts a grpc-js server exposing only mandate.v1.Tenants/GetTenant, answering a fixed response. */
@@ -109,45 +90,6 @@ async function startBaseline(): Promise<{ port: number; stop(): Promise<void> }>
   };
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
-}
-
-function round(value: number, digits: number): number {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
-}
-
-/** Keeps `concurrency` calls in flight for `ms`, returning latencies (ms) of the successful ones. */
-async function drive(
-  call: () => Promise<unknown>,
-  concurrency: number,
-  ms: number,
-): Promise<{ latencies: Float64Array; errors: number; firstError: string | null; elapsedMs: number }> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError: string | null = null;
-  const started = performance.now();
-  const deadline = started + ms;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      try {
-        await call();
-        latencies.push(performance.now() - t0);
-      } catch (error) {
-        errors++;
-        firstError ??= error instanceof Error ? error.message : String(error);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const elapsedMs = performance.now() - started;
-  return { latencies: Float64Array.from(latencies).sort(), errors, firstError, elapsedMs };
-}
-
 async function measure(
   target: string,
   description: string,
@@ -157,43 +99,24 @@ async function measure(
   // One checked call first: the target answers, and with the expected tenant.
   const check = await client.getTenant({ tenant: TENANT });
   if (check.tenant?.id !== TENANT) throw new Error(`${target}: GetTenant answered ${JSON.stringify(check.tenant)}`);
-  const call = () => client.getTenant({ tenant: TENANT });
-  await drive(call, settings.concurrency, settings.warmupSeconds * 1000);
-  const run = await drive(call, settings.concurrency, settings.seconds * 1000);
-  const seconds = run.elapsedMs / 1000;
-  return {
-    target,
-    description,
-    calls: run.latencies.length,
-    errors: run.errors,
-    firstError: run.firstError,
-    seconds: round(seconds, 3),
-    callsPerSecond: round(run.latencies.length / seconds, 1),
-    p50Ms: round(percentile(run.latencies, 50), 3),
-    p90Ms: round(percentile(run.latencies, 90), 3),
-    p99Ms: round(percentile(run.latencies, 99), 3),
-    maxMs: round(run.latencies.at(-1) ?? Number.NaN, 3),
-    throughputRatio: null,
-    p99Ratio: null,
-  };
+  const stats = await measureCalls(() => client.getTenant({ tenant: TENANT }), settings.concurrency, settings);
+  return { target, description, ...stats, throughputRatio: null, p99Ratio: null };
 }
 
-function table(results: Result[]): string {
-  const header = ["target", "calls/s", "p50 ms", "p99 ms", "x throughput", "x p99", "calls", "errors"];
-  const rows = results.map((r) => [
-    r.target,
-    r.callsPerSecond.toFixed(0),
-    r.p50Ms.toFixed(2),
-    r.p99Ms.toFixed(2),
-    r.throughputRatio === null ? "-" : r.throughputRatio.toFixed(2),
-    r.p99Ratio === null ? "-" : r.p99Ratio.toFixed(2),
-    String(r.calls),
-    String(r.errors),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+function resultsTable(results: Result[]): string {
+  return table(
+    ["target", "calls/s", "p50 ms", "p99 ms", "x throughput", "x p99", "calls", "errors"],
+    results.map((r) => [
+      r.target,
+      r.callsPerSecond.toFixed(0),
+      r.p50Ms.toFixed(2),
+      r.p99Ms.toFixed(2),
+      r.throughputRatio === null ? "-" : r.throughputRatio.toFixed(2),
+      r.p99Ratio === null ? "-" : r.p99Ratio.toFixed(2),
+      String(r.calls),
+      String(r.errors),
+    ]),
+  );
 }
 
 async function main(): Promise<void> {
@@ -220,6 +143,7 @@ async function main(): Promise<void> {
         "grpc.port": 0,
         "database.url": `sqlite:${join(dir, "db.sqlite")}`,
         "log.level": "silent",
+        "signer.software.kek": randomBytes(32).toString("base64url"),
         shutdownGraceMs: 2000,
       },
     });
@@ -289,15 +213,13 @@ async function main(): Promise<void> {
       ...settings,
       results,
     };
-    const out = join(dirname(fileURLToPath(import.meta.url)), "results", "rpc.json");
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+    const out = writeReport("rpc", report);
 
     if (jsonOnly) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     } else {
       process.stdout.write(
-        `\n${table(results)}\n\n` +
+        `\n${resultsTable(results)}\n\n` +
           `node ${report.node}, ${report.cpus} CPU(s), concurrency ${settings.concurrency}, ${settings.seconds} s per target; ` +
           `x = ratio to baseline (throughput: higher is better; p99: lower is better)\n` +
           `written to ${out}\n`,

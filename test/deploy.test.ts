@@ -25,7 +25,19 @@ function expectValidCommand(args: readonly string[]): void {
   }
 }
 
-function expectLoadableEnv(env: Env, where: string): void {
+/** Values a deployer supplies (compose interpolation, Kubernetes Secrets): valid stand-ins. */
+const SUPPLIED: Env = {
+  MANDATE_DATABASE_URL: "postgres://db/mandate",
+  MANDATE_SIGNER_KEK: "A".repeat(43),
+};
+
+function expectLoadableEnv(given: Env, where: string): void {
+  const env = Object.fromEntries(
+    Object.entries(given).map(([name, value]) => [
+      name,
+      /^\$\{/.test(value) ? (SUPPLIED[name] ?? expect.fail(`${where}: no stand-in for ${name}`)) : value,
+    ]),
+  );
   for (const name of Object.keys(env)) {
     if (name.startsWith("MANDATE_")) expect(knownEnv, `${where}: unknown setting ${name}`).toContain(name);
   }
@@ -89,7 +101,8 @@ describe("kubernetes", () => {
         const env: Env = { ...(configMap?.data ?? {}) };
         for (const entry of container.env ?? []) {
           // Secrets are not in the repository in usable form; a syntactically valid stand-in is used.
-          env[entry.name] = entry.value ?? (entry.name === "MANDATE_DATABASE_URL" ? "postgres://db/mandate" : "x");
+          env[entry.name] =
+            entry.value ?? SUPPLIED[entry.name] ?? expect.fail(`${container.name}: no stand-in for ${entry.name}`);
         }
         expectLoadableEnv(env, container.name);
         for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {

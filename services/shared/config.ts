@@ -15,18 +15,15 @@ const host = z.string().min(1);
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** A duration as "90s", "10m", "24h", "1d" or a number of milliseconds; parsed to milliseconds. */
+const DURATION_HINT = 'expected a duration such as "30s", "10m", "24h" or a number of milliseconds';
 const duration = z
-  .union([
-    z.number().int().positive(),
-    z
-      .string()
-      .regex(/^\d+(ms|s|m|h|d)$|^\d+$/, 'expected a duration such as "30s", "10m", "24h" or milliseconds')
-      .transform((text) => {
-        const [, amount, unit] = /^(\d+)([a-z]*)$/.exec(text) as RegExpExecArray;
-        return Number(amount) * DURATION_UNITS_MS[(unit || "ms") as keyof typeof DURATION_UNITS_MS];
-      }),
-  ])
-  .refine((ms) => ms > 0, "expected a positive duration");
+  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)?$/, DURATION_HINT)], { error: DURATION_HINT })
+  .transform((value) => {
+    if (typeof value === "number") return value;
+    const [, amount, unit] = /^(\d+)([a-z]*)$/.exec(value) as RegExpExecArray;
+    return Number(amount) * DURATION_UNITS_MS[(unit || "ms") as keyof typeof DURATION_UNITS_MS];
+  })
+  .refine((ms) => ms > 0, DURATION_HINT);
 
 const JWS_ALGORITHMS = ["ES256", "EdDSA", "PS256"] as const;
 

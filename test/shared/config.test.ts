@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, redactConfig } from "../../services/shared/config.ts";
+import { ConfigError, ENV_BINDINGS, loadConfig, redactConfig, signerTiming } from "../../services/shared/config.ts";
 
 function file(contents: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "mandate-config-")), "mandate.yaml");
@@ -77,5 +77,57 @@ describe("config", () => {
       /cannot be read \(ENOENT\)/,
     );
     expect(problems(() => loadConfig({ file: file("a: [unclosed"), env: {} }))[0]).toMatch(/not valid YAML/);
+  });
+
+  it("reads signer durations and derives the rotation timing", () => {
+    const config = loadConfig({
+      env: { MANDATE_SIGNER_ROTATION_INTERVAL: "10s", MANDATE_SIGNER_OVERLAP: "5000", MANDATE_SIGNER_PREPUBLISH: "4s" },
+    });
+    expect(signerTiming(config.signer)).toEqual({
+      intervalMs: 10_000,
+      prepublishMs: 4000,
+      overlapMs: 5000,
+      checkMs: 1000,
+    });
+    expect(signerTiming(loadConfig({ env: {} }).signer)).toMatchObject({
+      intervalMs: 86_400_000,
+      prepublishMs: 21_600_000,
+      checkMs: 60_000,
+    });
+    expect(problems(() => loadConfig({ env: { MANDATE_SIGNER_ROTATION_INTERVAL: "soon" } }))[0]).toMatch(
+      /signer.rotationInterval \(from env MANDATE_SIGNER_ROTATION_INTERVAL\): expected a duration such as "30s"/,
+    );
+    expect(
+      problems(() =>
+        loadConfig({ env: { MANDATE_SIGNER_ROTATION_INTERVAL: "1h", MANDATE_SIGNER_PREPUBLISH: "2h" } }),
+      )[0],
+    ).toMatch(/signer.prepublish \(from env MANDATE_SIGNER_PREPUBLISH\): must be shorter than signer.rotationInterval/);
+  });
+
+  it("requires one token and one PIN source for PKCS#11, and never prints the PIN or the KEK", () => {
+    const found = problems(() => loadConfig({ env: { MANDATE_SIGNER_BACKEND: "pkcs11" } }));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/signer.pkcs11.tokenLabel: set exactly one of tokenLabel or slot/),
+        expect.stringMatching(/signer.pkcs11.pin: set exactly one of pin or pinFile/),
+      ]),
+    );
+    const secrets = { MANDATE_PKCS11_PIN: "s3cret-pin", MANDATE_SIGNER_KEK: "k".repeat(43) };
+    const config = loadConfig({
+      env: { MANDATE_SIGNER_BACKEND: "pkcs11", MANDATE_PKCS11_TOKEN_LABEL: "t", ...secrets },
+    });
+    const printed = JSON.stringify(redactConfig(config));
+    expect(printed).not.toContain("s3cret-pin");
+    expect(printed).not.toContain("k".repeat(43));
+    const bad = problems(() => loadConfig({ env: { MANDATE_SIGNER_KEK: "short-secret" } }));
+    expect(bad.join("\n")).not.toContain("short-secret");
+  });
+
+  it("documents every environment variable in the README", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    for (const [name] of ENV_BINDINGS) {
+      if (/^MANDATE_[A-Z]+_ADDRESS$/.test(name)) continue; // documented as MANDATE_<NAME>_ADDRESS
+      expect(readme, name).toContain(name);
+    }
   });
 });

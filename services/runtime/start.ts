@@ -75,6 +75,8 @@ export interface Running {
   health: HealthRegistry;
   clients: ServiceClients;
   store: Store | undefined;
+  /** The Signer's key manager, when the Signer runs in this process. */
+  keys: KeyManager | undefined;
   stop(): Promise<void>;
 }
 
@@ -196,6 +198,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     health,
     clients,
     store,
+    keys,
     stop() {
       stopping ??= (async () => {
         // Health flips first so load balancers stop routing here while in-flight calls drain.

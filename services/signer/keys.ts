@@ -81,6 +81,7 @@ export class KeyManager {
   #orphanCandidates = new Set<string>();
   #lastReconcile = Number.NEGATIVE_INFINITY;
   #openError: string | undefined;
+  #openRetry = false;
 
   constructor(options: KeyManagerOptions) {
     this.#store = options.store;
@@ -103,15 +104,7 @@ export class KeyManager {
    */
   async start(options: { schedule?: boolean } = {}): Promise<void> {
     this.#installationId = await installationId(this.#store);
-    try {
-      await this.#backend.open();
-    } catch (error) {
-      this.#openError = error instanceof Error ? error.message : String(error);
-      this.#logger.error(
-        { err: error, backend: this.#backend.kind },
-        "signer key backend unavailable; signing fails closed",
-      );
-    }
+    await this.#open();
     if (options.schedule === false) return;
     await this.tick().catch((error) => this.#logger.error({ err: error }, "key schedule round failed"));
     this.#timer = setInterval(() => {
@@ -132,6 +125,27 @@ export class KeyManager {
     return this.#backend.status();
   }
 
+  async #open(): Promise<void> {
+    try {
+      await this.#backend.open();
+      if (this.#openError) this.#logger.info({ backend: this.#backend.kind }, "signer key backend reachable again");
+      this.#openError = undefined;
+      this.#openRetry = false;
+    } catch (error) {
+      const first = this.#openError === undefined;
+      this.#openError = error instanceof Error ? error.message : String(error);
+      // Unreachable (e.g. a network HSM still starting) is retried each round; misconfigured is
+      // not — retrying a wrong PIN could lock the token.
+      this.#openRetry = error instanceof KeyBackendError && error.code === "UNAVAILABLE";
+      if (first) {
+        this.#logger.error(
+          { err: error, backend: this.#backend.kind, retrying: this.#openRetry },
+          "signer key backend unavailable; signing fails closed",
+        );
+      }
+    }
+  }
+
   /** One round: refresh the views; on the lease holder, run the schedule and reconcile. */
   tick(): Promise<void> {
     this.#ticking ??= this.#tick().finally(() => {
@@ -141,6 +155,7 @@ export class KeyManager {
   }
 
   async #tick(): Promise<void> {
+    if (this.#openRetry) await this.#open();
     const leader = this.status().ready && (await this.#lease.acquire());
     if (leader) {
       const now = this.#clock.now();
@@ -257,10 +272,16 @@ export class KeyManager {
     return this.listKeys(tenant, purpose);
   }
 
-  async #signingKey(tenant: string, purpose: KeyPurposeName): Promise<KeyRecord> {
+  /** The current key; synchronous on the hot path (the view holds it), async only on first use. */
+  #signingKey(tenant: string, purpose: KeyPurposeName): KeyRecord | Promise<KeyRecord> {
     this.#requireReady();
-    const view: ViewKey = `${tenant}/${purpose}`;
-    let key = signingKey(this.#views.get(view) ?? (await this.#load(tenant, purpose)), this.#clock.now());
+    const view = this.#views.get(`${tenant}/${purpose}`);
+    const key = view && signingKey(view, this.#clock.now());
+    return key ?? this.#firstSigningKey(tenant, purpose);
+  }
+
+  async #firstSigningKey(tenant: string, purpose: KeyPurposeName): Promise<KeyRecord> {
+    let key = signingKey(await this.#load(tenant, purpose), this.#clock.now());
     if (!key) {
       await this.#ensureSigningKey(tenant, purpose);
       key = signingKey(await this.#load(tenant, purpose), this.#clock.now());

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import * as grpc from "@grpc/grpc-js";
+import { createLocalJWKSet, jwtVerify } from "jose";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -204,6 +205,24 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     const ready = await fetch(`${d().httpUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: "ready" });
+  });
+
+  it("signs in the Signer's process and serves the tenant's JWKS on the edge", async () => {
+    const signer = grpcClient("Signer", d().grpcAddress);
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const signed = await unary<{ jwt: string; kid: string }>(signer, "SignJwt", {
+      tenant: "demo",
+      claims: Buffer.from(JSON.stringify({ sub: "agent", exp })),
+      typ: "at+jwt",
+    });
+    signer.close();
+    const response = await fetch(`${d().httpUrl}/t/demo/.well-known/jwks.json`);
+    expect(response.status).toBe(200);
+    const jwks = (await response.json()) as { keys: Array<{ kid: string }> };
+    expect(jwks.keys.map((k) => k.kid)).toContain(signed.kid);
+    const { payload } = await jwtVerify(signed.jwt, createLocalJWKSet(jwks as never), { typ: "at+jwt" });
+    expect(payload.sub).toBe("agent");
+    expect((await fetch(`${d().httpUrl}/t/nobody/.well-known/jwks.json`)).status).toBe(404);
   });
 
   it("serves the same handlers over gRPC-Web and Connect from Node", async () => {

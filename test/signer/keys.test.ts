@@ -9,17 +9,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { Store } from "../../services/shared/store/store.ts";
-import type { KeyBackend, SigningAlgorithm } from "../../services/signer/backends/backend.ts";
+import { type KeyBackend, KeyBackendError, type SigningAlgorithm } from "../../services/signer/backends/backend.ts";
+import { Pkcs11Backend } from "../../services/signer/backends/pkcs11.ts";
 import { SoftwareBackend } from "../../services/signer/backends/software.ts";
 import { KeyManager } from "../../services/signer/keys.ts";
 import { engines } from "../helpers/engines.ts";
 
-const { createSoftHsmToken, softhsmAvailable } = await import("../helpers/softhsm.ts").catch(() => ({
-  createSoftHsmToken: () => {
-    throw new Error("no fixture");
-  },
-  softhsmAvailable: () => false,
-}));
+import { createSoftHsmToken, softhsmAvailable } from "../helpers/softhsm.ts";
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -44,7 +40,6 @@ if (softhsmAvailable()) {
   backends.push({
     name: "pkcs11 (SoftHSM2)",
     async make() {
-      const { Pkcs11Backend } = await import("../../services/signer/backends/pkcs11.ts");
       const token = createSoftHsmToken();
       const options = { module: token.module, tokenLabel: token.tokenLabel, pin: token.pin, sessionPoolSize: 2 };
       return { backend: new Pkcs11Backend(options), again: () => new Pkcs11Backend(options), dispose: token.cleanup };
@@ -273,4 +268,39 @@ describe.each(engines)("key rotation across replicas on $name", (engine) => {
     const holder = await store.db.selectFrom("leases").select("holder").executeTakeFirst();
     expect(holder?.holder).toBe("replica-b");
   }, 60_000);
+});
+
+describe("key backend unreachable at start", () => {
+  it("stays not ready and fails closed, retries each round, and signs once the backend answers", async () => {
+    const store = await openStore();
+    await addTenant(store, "acme");
+    const real = new SoftwareBackend(store, randomBytes(32));
+    let reachable = false;
+    // The real keystore behind a switch standing in for a network HSM that is still starting.
+    const flaky: KeyBackend = {
+      kind: real.kind,
+      open: async () => {
+        if (!reachable) throw new KeyBackendError("UNAVAILABLE", "connection refused");
+        await real.open();
+      },
+      generate: (alg, label) => real.generate(alg, label),
+      sign: (ref, alg, data) => real.sign(ref, alg, data),
+      destroy: (ref) => real.destroy(ref),
+      listRefs: (prefix) => real.listRefs(prefix),
+      status: () => real.status(),
+      close: () => real.close(),
+    };
+    const clock = new ManualClock();
+    const keys = await manager(store, flaky, clock);
+    expect(keys.status()).toEqual({ ready: false, detail: "connection refused" });
+    await expect(keys.signJwt("acme", claims(clock, MINUTE))).rejects.toThrow(
+      /signing is unavailable: connection refused/,
+    );
+    await keys.tick();
+    expect(keys.status().ready).toBe(false);
+    reachable = true;
+    await keys.tick();
+    expect(keys.status().ready).toBe(true);
+    await expect(keys.signJwt("acme", claims(clock, MINUTE))).resolves.toMatchObject({ alg: "ES256" });
+  });
 });

@@ -1,0 +1,281 @@
+// Signatures per second and latency through the Signer on SoftHSM2, for ES256 and EdDSA with 1 and
+// 4 concurrent sessions, against two baselines in the same run:
+//   raw-c_sign    pkcs11js C_SignInit + C_Sign (async) on the same token, the floor for any HSM signer
+//   node-crypto   node:crypto sign (async, libuv pool) with a software key
+//   signer-inproc Mandate's Signer called in-process (what co-located services do): SignJwt
+//   signer-grpc   the same through the Signer's native gRPC server (connect-node client)
+// Every target signs the same JWS signing input shape (a ~200-byte access token).
+//
+//   npm run bench:signer                 table, also written to bench/results/signer.json
+//   node bench/signer.ts --json          JSON only
+//   BENCH_SECONDS=5 BENCH_WARMUP_SECONDS=1 npm run bench:signer
+import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import pkcs11js from "pkcs11js";
+import { Signer } from "../gen/mandate/v1/signer_pb.js";
+import { startMandate } from "../services/runtime/start.ts";
+import { loadConfig } from "../services/shared/config.ts";
+import { createLogger } from "../services/shared/logger.ts";
+import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
+import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+
+type Alg = "ES256" | "EdDSA";
+const ALGS: Alg[] = ["ES256", "EdDSA"];
+const CONCURRENCY = [1, 4];
+const HOST = "127.0.0.1";
+// PKCS#11 v3.0 §2.3.6 / §2.3.14: not exported by pkcs11js.
+const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+const CKM_EDDSA = 0x1057;
+const CKK_EC_EDWARDS = 0x40;
+const EC_PARAMS: Record<Alg, Buffer> = {
+  ES256: Buffer.from("06082a8648ce3d030107", "hex"), // prime256v1
+  EdDSA: Buffer.from("06032b6570", "hex"), // id-Ed25519
+};
+
+interface Row extends Stats {
+  alg: Alg;
+  sessions: number;
+  target: string;
+  vsRaw: number | null;
+  p99VsRaw: number | null;
+  vsNode: number | null;
+}
+
+function claims(): Buffer {
+  const now = Math.floor(Date.now() / 1000);
+  return Buffer.from(
+    JSON.stringify({
+      iss: "http://127.0.0.1:4460/t/bench",
+      sub: "agent-7f3a",
+      aud: "https://api.example.com",
+      client_id: "agent-7f3a",
+      scope: "orders.read orders.write",
+      iat: now,
+      exp: now + 300,
+      jti: randomBytes(16).toString("base64url"),
+    }),
+  );
+}
+
+/** The signing input every target signs (or an equally long one): header.payload in base64url. */
+function signingInput(): Buffer {
+  const header = Buffer.from(JSON.stringify({ alg: "ES256", kid: "x".repeat(43), typ: "at+jwt" })).toString(
+    "base64url",
+  );
+  return Buffer.from(`${header}.${claims().toString("base64url")}`);
+}
+
+/** Raw pkcs11js on its own sessions of the token: the floor for any signer in front of an HSM. */
+async function rawCSign(alg: Alg, sessions: number, token: ReturnType<typeof createSoftHsmToken>, settings: Settings) {
+  const p11 = new pkcs11js.PKCS11();
+  p11.load(token.module);
+  // Sessions sign on several libuv threads at once: the module must lock (PKCS#11 v2.40 §5.4).
+  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+  try {
+    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === token.tokenLabel);
+    if (slot === undefined) throw new Error(`token ${token.tokenLabel} not found`);
+    const handles = Array.from({ length: sessions }, () =>
+      p11.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION),
+    );
+    p11.C_Login(handles[0] as Buffer, pkcs11js.CKU_USER, token.pin);
+    const ed = alg === "EdDSA";
+    const keyType = ed ? [{ type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }] : [];
+    // The same kind of key the Signer makes: a private, sensitive, non-extractable token object
+    // (SoftHSM2 checks its object store on each use of a token object, so a session key would flatter the floor).
+    const { privateKey, publicKey } = p11.C_GenerateKeyPair(
+      handles[0] as Buffer,
+      { mechanism: ed ? CKM_EC_EDWARDS_KEY_PAIR_GEN : pkcs11js.CKM_EC_KEY_PAIR_GEN },
+      [
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_VERIFY, value: true },
+        { type: pkcs11js.CKA_EC_PARAMS, value: EC_PARAMS[alg] },
+        ...keyType,
+      ],
+      [
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SIGN, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        ...keyType,
+      ],
+    );
+    const free = [...handles];
+    const data = signingInput();
+    const call = () => {
+      const session = free.pop() as Buffer;
+      // ES256 hashes in Node (SoftHSM2 has no CKM_ECDSA_SHA256), exactly as the Signer's backend does.
+      const input = ed ? data : createHash("sha256").update(data).digest();
+      p11.C_SignInit(session, { mechanism: ed ? CKM_EDDSA : pkcs11js.CKM_ECDSA }, privateKey);
+      return new Promise<Buffer>((resolve, reject) =>
+        p11.C_Sign(session, input, Buffer.alloc(64), (error, signature) => {
+          free.push(session);
+          error ? reject(error) : resolve(signature);
+        }),
+      );
+    };
+    const stats = await measureCalls(call, sessions, settings);
+    p11.C_DestroyObject(handles[0] as Buffer, privateKey);
+    p11.C_DestroyObject(handles[0] as Buffer, publicKey);
+    return stats;
+  } finally {
+    p11.C_Finalize();
+  }
+}
+
+async function nodeCrypto(alg: Alg, concurrency: number, settings: Settings) {
+  const signAsync = promisify(sign);
+  const generate = promisify(generateKeyPair) as (type: string, options?: object) => Promise<{ privateKey: KeyObject }>;
+  const { privateKey } = alg === "ES256" ? await generate("ec", { namedCurve: "P-256" }) : await generate("ed25519");
+  const data = signingInput();
+  const call = () =>
+    alg === "ES256"
+      ? signAsync("sha256", data, { key: privateKey, dsaEncoding: "ieee-p1363" })
+      : signAsync(null, data, privateKey);
+  return measureCalls(call, concurrency, settings);
+}
+
+interface Settings {
+  seconds: number;
+  warmupSeconds: number;
+}
+
+async function throughSigner(
+  alg: Alg,
+  sessions: number,
+  token: ReturnType<typeof createSoftHsmToken>,
+  settings: Settings,
+) {
+  const dir = mkdtempSync(join(tmpdir(), "mandate-bench-signer-"));
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      "grpc.host": HOST,
+      "grpc.port": 0,
+      "database.url": `sqlite:${join(dir, "db.sqlite")}`,
+      "log.level": "silent",
+      "signer.backend": "pkcs11",
+      "signer.defaultAlgorithm": alg,
+      "signer.pkcs11.module": token.module,
+      "signer.pkcs11.tokenLabel": token.tokenLabel,
+      "signer.pkcs11.pin": token.pin,
+      "signer.pkcs11.sessionPoolSize": sessions,
+      shutdownGraceMs: 2000,
+    },
+  });
+  const mandate = await startMandate({
+    config,
+    logger: createLogger("silent"),
+    services: ["signer", "tenants"],
+    grpc: true,
+    edge: false,
+    migrate: true,
+    seedTenant: "bench",
+  });
+  const sessionManager = new Http2SessionManager(`http://${HOST}:${mandate.grpcPort}`);
+  try {
+    const keys = mandate.keys;
+    if (!keys) throw new Error("the Signer did not start in-process");
+    const body = JSON.parse(claims().toString()) as Record<string, unknown>;
+    const inProcess = await measureCalls(() => keys.signJwt("bench", body, "at+jwt"), sessions, settings);
+    const client = createClient(
+      Signer,
+      createGrpcTransport({ baseUrl: `http://${HOST}:${mandate.grpcPort}`, sessionManager }),
+    );
+    const request = { tenant: "bench", claims: claims(), typ: "at+jwt" };
+    const overGrpc = await measureCalls(() => client.signJwt(request), sessions, settings);
+    return { inProcess, overGrpc };
+  } finally {
+    sessionManager.abort();
+    await mandate.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const jsonOnly = process.argv.includes("--json");
+  const say = (message: string) => (jsonOnly ? undefined : process.stderr.write(`${message}\n`));
+  if (!softhsmAvailable()) throw new Error("SoftHSM2 is not installed: apt-get install -y softhsm2");
+  const settings: Settings = {
+    seconds: positiveNumber("BENCH_SECONDS", 3),
+    warmupSeconds: positiveNumber("BENCH_WARMUP_SECONDS", 1),
+  };
+  const rows: Row[] = [];
+  for (const alg of ALGS) {
+    for (const sessions of CONCURRENCY) {
+      say(`${alg}, ${sessions} session(s): raw C_Sign, node:crypto, Signer in-process, Signer over gRPC ...`);
+      // A fresh token per configuration, so no run inherits another's objects.
+      const token = createSoftHsmToken();
+      try {
+        const raw = await rawCSign(alg, sessions, token, settings);
+        const node = await nodeCrypto(alg, sessions, settings);
+        const { inProcess, overGrpc } = await throughSigner(alg, sessions, token, settings);
+        for (const [target, stats] of [
+          ["raw-c_sign", raw],
+          ["node-crypto", node],
+          ["signer-inproc", inProcess],
+          ["signer-grpc", overGrpc],
+        ] as const) {
+          rows.push({
+            alg,
+            sessions,
+            target,
+            ...stats,
+            vsRaw: round(stats.callsPerSecond / raw.callsPerSecond, 3),
+            p99VsRaw: round(stats.p99Ms / raw.p99Ms, 3),
+            vsNode: round(stats.callsPerSecond / node.callsPerSecond, 3),
+          });
+        }
+      } finally {
+        token.cleanup();
+      }
+    }
+  }
+  const report = {
+    bench: "signer",
+    when: new Date().toISOString(),
+    node: process.version,
+    cpus: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? null,
+    hsm: "SoftHSM2 (PKCS#11, pkcs11js async C_Sign)",
+    target: "signer-inproc adds at most 15% over raw-c_sign (vsRaw >= 0.87)",
+    ...settings,
+    rows,
+  };
+  const out = writeReport("signer", report);
+  if (jsonOnly) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(
+    `\n${table(
+      ["alg / sessions / target", "sig/s", "p50 ms", "p99 ms", "x raw", "x raw p99", "x node", "errors"],
+      rows.map((r) => [
+        `${r.alg} / ${r.sessions} / ${r.target}`,
+        r.callsPerSecond.toFixed(0),
+        r.p50Ms.toFixed(3),
+        r.p99Ms.toFixed(3),
+        (r.vsRaw ?? 0).toFixed(2),
+        (r.p99VsRaw ?? 0).toFixed(2),
+        (r.vsNode ?? 0).toFixed(2),
+        String(r.errors),
+      ]),
+    )}\n\nx raw = throughput ratio to raw pkcs11js C_Sign (target for signer-inproc: >= 0.87, i.e. at most 15% overhead);\n` +
+      `x node = ratio to node:crypto. ${settings.seconds} s per target after ${settings.warmupSeconds} s warm-up. Written to ${out}\n`,
+  );
+  for (const r of rows)
+    if (r.errors > 0)
+      process.stdout.write(`warning: ${r.alg}/${r.sessions}/${r.target}: ${r.errors} errors: ${r.firstError}\n`);
+}
+
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+}

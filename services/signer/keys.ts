@@ -17,6 +17,7 @@ import { Lease } from "../shared/store/lease.ts";
 import type { SigningKeysTable } from "../shared/store/schema.ts";
 import type { Store, Transaction } from "../shared/store/store.ts";
 import { type BackendStatus, type KeyBackend, KeyBackendError, type SigningAlgorithm } from "./backends/backend.ts";
+import type { SigningClient } from "./client.ts";
 import {
   jwksMaxAgeSeconds,
   KEY_PURPOSES,
@@ -66,7 +67,7 @@ interface MadeKey {
   publicJwk: JWK;
 }
 
-export class KeyManager {
+export class KeyManager implements SigningClient {
   readonly #store: Store;
   readonly #backend: KeyBackend;
   readonly #clock: Clock;

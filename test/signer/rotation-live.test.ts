@@ -1,10 +1,10 @@
 // `mandate dev` with a 10-second rotation, observed from outside as a relying party would: the JWKS
 // over HTTP, tokens signed over gRPC, keys managed with the CLI.
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createLocalJWKSet, type JWK, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Signer } from "../../gen/mandate/v1/signer_pb.js";
+import { KeyPurpose, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { type MandateProcess, runMandate, startDevProcess } from "../helpers/mandate-process.ts";
 
 const PREPUBLISH_MS = 4000;
@@ -97,4 +97,38 @@ describe("mandate dev with a 10-second rotation interval", () => {
     const unknown = await fetch(`${dev.summary.http}/t/nobody/.well-known/jwks.json`);
     expect(unknown.status).toBe(404);
   }, 30_000);
+
+  it("refuses bad signing requests with INVALID_ARGUMENT or NOT_FOUND naming the problem", async () => {
+    const signer = createClient(Signer, createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` }));
+    const exp = Math.floor(Date.now() / 1000) + 4;
+    const failure = (promise: Promise<unknown>) => promise.then(() => undefined, ConnectError.from);
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+    const cases: Array<[Promise<unknown>, Code, RegExp]> = [
+      [
+        signer.signJwt({ tenant: "demo", claims: Buffer.from("not json") }),
+        Code.InvalidArgument,
+        /claims: must be a JSON object/,
+      ],
+      [signer.signJwt({ tenant: "demo", claims: json([1, 2]) }), Code.InvalidArgument, /claims: must be a JSON object/],
+      [signer.signJwt({ tenant: "demo", claims: json({ sub: "x" }) }), Code.InvalidArgument, /numeric exp/],
+      [
+        signer.signJwt({ tenant: "demo", claims: json({ exp: exp + 3600 }) }),
+        Code.InvalidArgument,
+        /longest lifetime signed is 5 s/,
+      ],
+      [signer.signJwt({ tenant: "demo", claims: json({ exp }), typ: 'at+jwt",' }), Code.InvalidArgument, /typ/],
+      [signer.signJwt({ tenant: "nobody", claims: json({ exp }) }), Code.NotFound, /tenant "nobody"/],
+      [
+        signer.sign({ tenant: "demo", purpose: KeyPurpose.TOKEN_SIGNING, payload: Buffer.from("a.b") }),
+        Code.InvalidArgument,
+        /only through SignJwt/,
+      ],
+      [signer.getJwks({ tenant: "demo", purpose: KeyPurpose.UNSPECIFIED }), Code.InvalidArgument, /purpose/],
+    ];
+    for (const [call, code, message] of cases) {
+      const error = await failure(call);
+      expect(error?.code, message.source).toBe(code);
+      expect(error?.rawMessage).toMatch(message);
+    }
+  });
 });

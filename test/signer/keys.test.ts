@@ -73,6 +73,30 @@ async function manager(store: Store, backend: KeyBackend, clock: ManualClock, re
   return keys;
 }
 
+/** A fresh store with tenant "acme" and a backend of the case; the manager is made by the test. */
+async function setUp(backendCase: BackendCase, alg: SigningAlgorithm | null = null) {
+  const store = await openStore();
+  await addTenant(store, "acme", alg);
+  const made = await backendCase.make(store);
+  cleanups.push(made.dispose);
+  return { store, clock: new ManualClock(), ...made };
+}
+
+/** The real backend with some operations replaced, to stop it at a chosen point (fault injection). */
+function delegating(backend: KeyBackend, overrides: Partial<KeyBackend>): KeyBackend {
+  return {
+    kind: backend.kind,
+    open: () => backend.open(),
+    generate: (alg, label) => backend.generate(alg, label),
+    sign: (ref, alg, data) => backend.sign(ref, alg, data),
+    destroy: (ref) => backend.destroy(ref),
+    listRefs: (prefix) => backend.listRefs(prefix),
+    status: () => backend.status(),
+    close: () => backend.close(),
+    ...overrides,
+  };
+}
+
 function claims(clock: ManualClock, lifetimeMs: number) {
   const now = Math.floor(clock.now() / 1000);
   return { iss: "https://mandate.test/t/acme", sub: "agent", iat: now, exp: now + Math.floor(lifetimeMs / 1000) };
@@ -80,11 +104,7 @@ function claims(clock: ManualClock, lifetimeMs: number) {
 
 describe.each(backends)("key manager over $name", (backendCase) => {
   it("over 72 simulated hours, every token verifies against every later JWKS until it expires, and a revoked key's never again", async () => {
-    const store = await openStore();
-    await addTenant(store, "acme");
-    const { backend, dispose } = await backendCase.make(store);
-    cleanups.push(dispose);
-    const clock = new ManualClock();
+    const { store, backend, clock } = await setUp(backendCase);
     const keys = await manager(store, backend, clock);
     const start = clock.now();
     const tokens: Array<{ jwt: string; kid: string; signedAt: number; exp: number }> = [];
@@ -156,11 +176,7 @@ describe.each(backends)("key manager over $name", (backendCase) => {
   it.each(["ES256", "EdDSA", "PS256"] as const)(
     "signs %s tokens for a tenant that chose it, verifiable with its JWKS",
     async (alg) => {
-      const store = await openStore();
-      await addTenant(store, "acme", alg);
-      const { backend, dispose } = await backendCase.make(store);
-      cleanups.push(dispose);
-      const clock = new ManualClock();
+      const { store, backend, clock } = await setUp(backendCase, alg);
       const keys = await manager(store, backend, clock);
       const { jwt, kid } = await keys.signJwt("acme", claims(clock, 5 * MINUTE), "at+jwt");
       const { jwks } = await keys.jwks("acme", "token_signing");
@@ -178,11 +194,7 @@ describe.each(backends)("key manager over $name", (backendCase) => {
   );
 
   it("refuses what it must not sign", async () => {
-    const store = await openStore();
-    await addTenant(store, "acme");
-    const { backend, dispose } = await backendCase.make(store);
-    cleanups.push(dispose);
-    const clock = new ManualClock();
+    const { store, backend, clock } = await setUp(backendCase);
     const keys = await manager(store, backend, clock);
     const now = Math.floor(clock.now() / 1000);
     await expect(keys.signJwt("acme", { sub: "x" })).rejects.toThrow(/numeric exp/);
@@ -192,25 +204,14 @@ describe.each(backends)("key manager over $name", (backendCase) => {
   });
 
   it("reconciles a rotation that crashed after making the key and before recording it", async () => {
-    const store = await openStore();
-    await addTenant(store, "acme");
-    const { backend, again, dispose } = await backendCase.make(store);
-    cleanups.push(dispose);
-    const clock = new ManualClock();
+    const { store, backend, again, clock } = await setUp(backendCase);
     // The crash point: the backend made the key, then the process died before the row committed.
-    const crashing: KeyBackend = {
-      kind: backend.kind,
-      open: () => backend.open(),
+    const crashing = delegating(backend, {
       generate: async (alg, label) => {
         await backend.generate(alg, label);
         throw new Error("simulated crash after the key was made");
       },
-      sign: (ref, alg, data) => backend.sign(ref, alg, data),
-      destroy: (ref) => backend.destroy(ref),
-      listRefs: (prefix) => backend.listRefs(prefix),
-      status: () => backend.status(),
-      close: () => backend.close(),
-    };
+    });
     const first = new KeyManager({ store, backend: crashing, clock, logger, timing, defaultAlgorithm: "ES256" });
     await first.start({ schedule: false });
     await expect(first.signJwt("acme", claims(clock, MINUTE))).rejects.toThrow();
@@ -277,19 +278,12 @@ describe("key backend unreachable at start", () => {
     const real = new SoftwareBackend(store, randomBytes(32));
     let reachable = false;
     // The real keystore behind a switch standing in for a network HSM that is still starting.
-    const flaky: KeyBackend = {
-      kind: real.kind,
+    const flaky = delegating(real, {
       open: async () => {
         if (!reachable) throw new KeyBackendError("UNAVAILABLE", "connection refused");
         await real.open();
       },
-      generate: (alg, label) => real.generate(alg, label),
-      sign: (ref, alg, data) => real.sign(ref, alg, data),
-      destroy: (ref) => real.destroy(ref),
-      listRefs: (prefix) => real.listRefs(prefix),
-      status: () => real.status(),
-      close: () => real.close(),
-    };
+    });
     const clock = new ManualClock();
     const keys = await manager(store, flaky, clock);
     expect(keys.status()).toEqual({ ready: false, detail: "connection refused" });

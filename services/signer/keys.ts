@@ -83,6 +83,7 @@ export class KeyManager implements SigningClient {
   #lastReconcile = Number.NEGATIVE_INFINITY;
   #openError: string | undefined;
   #openRetry = false;
+  readonly #headers = new Map<string, string>();
 
   constructor(options: KeyManagerOptions) {
     this.#store = options.store;
@@ -217,13 +218,26 @@ export class KeyManager implements SigningClient {
         },
       ]);
     }
-    const key = await this.#signingKey(tenant, "token_signing");
-    // Only the Signer sets header parameters that pick a key (RFC 8725 §3.1): alg, kid, typ.
-    const header: Record<string, string> = { alg: key.alg, kid: key.kid };
-    if (typ) header.typ = typ;
-    const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(claims))}`;
+    const found = this.#signingKey(tenant, "token_signing");
+    const key = found instanceof Promise ? await found : found; // no extra turn on the hot path
+    const input = `${this.#encodedHeader(key, typ)}.${b64(JSON.stringify(claims))}`;
     const signature = await this.#signWith(key, Buffer.from(input));
-    return { jwt: `${input}.${Buffer.from(signature).toString("base64url")}`, kid: key.kid, alg: key.alg };
+    const encoded = Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString("base64url");
+    return { jwt: `${input}.${encoded}`, kid: key.kid, alg: key.alg };
+  }
+
+  /** Only the Signer sets the header parameters that pick a key (RFC 8725 §3.1): alg, kid, typ. */
+  #encodedHeader(key: KeyRecord, typ: string | undefined): string {
+    const cacheKey = `${key.kid}|${typ ?? ""}`;
+    let encoded = this.#headers.get(cacheKey);
+    if (encoded === undefined) {
+      const header: Record<string, string> = { alg: key.alg, kid: key.kid };
+      if (typ) header.typ = typ;
+      encoded = b64(JSON.stringify(header));
+      if (this.#headers.size >= 256) this.#headers.clear(); // a few kids × a few typs in practice
+      this.#headers.set(cacheKey, encoded);
+    }
+    return encoded;
   }
 
   /** The tenant's published public keys for a purpose (RFC 7517 §5) and how long they may be cached. */
@@ -304,12 +318,10 @@ export class KeyManager implements SigningClient {
     );
   }
 
-  async #signWith(key: KeyRecord, data: Uint8Array): Promise<Uint8Array> {
-    try {
-      return await this.#backend.sign(key.ref, key.alg, data);
-    } catch (error) {
+  #signWith(key: KeyRecord, data: Uint8Array): Promise<Uint8Array> {
+    return this.#backend.sign(key.ref, key.alg, data).catch((error: unknown) => {
       throw backendFailure(error);
-    }
+    });
   }
 
   #requireReady(): void {

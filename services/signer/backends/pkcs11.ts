@@ -56,8 +56,9 @@ const PSS_PARAMS: RsaPSS = {
   mgf: pkcs11js.CKG_MGF1_SHA256,
   saltLen: 32,
 };
-/** Large enough for any signature made here (RSA-4096 included). */
-const SIGNATURE_BUFFER_BYTES = 512;
+/** Output buffer sizes: R||S for P-256, Ed25519's 64 bytes; RSA up to 4096 bits. */
+const EC_SIGNATURE_BYTES = 64;
+const RSA_SIGNATURE_BYTES = 512;
 
 /** Return values meaning the session or the token connection is gone: fail closed, then reconnect. */
 const SESSION_LOST = new Set([
@@ -558,13 +559,13 @@ function signWith(
       return signAsync(lib, session, Buffer.from(data));
     case "PS256":
       lib.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS_PSS, parameter: PSS_PARAMS }, key);
-      return signAsync(lib, session, Buffer.from(data));
+      return signAsync(lib, session, Buffer.from(data), RSA_SIGNATURE_BYTES);
   }
 }
 
 /** C_Sign on a libuv thread, so the event loop keeps running and pooled sessions sign in parallel. */
-function signAsync(lib: PKCS11, session: Handle, input: Buffer): Promise<Buffer> {
-  const out = Buffer.alloc(SIGNATURE_BUFFER_BYTES);
+function signAsync(lib: PKCS11, session: Handle, input: Buffer, size = EC_SIGNATURE_BYTES): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
   return new Promise((resolve, reject) => {
     lib.C_Sign(session, input, out, (error, signature) => {
       // pkcs11js's worker holds raw pointers into `input` and `out`; this closure keeps them alive.

@@ -162,12 +162,20 @@ export class KeyManager implements SigningClient {
     if (leader) {
       const now = this.#clock.now();
       if (now - this.#lastReconcile >= RECONCILE_EVERY_MS) await this.#reconcile(now);
-      const tenants = await this.#store.db.selectFrom("tenants").select(["id", "token_signing_alg"]).execute();
+      const tenants = await this.#store.db.selectFrom("tenants").select("id").execute();
       for (const tenant of tenants) {
         for (const purpose of KEY_PURPOSES) {
-          const keys = await this.#load(tenant.id, purpose);
-          if (planRotation(keys, this.#clock.now(), this.#timing).length === 0) continue;
-          await this.#change(tenant.id, purpose, (rows, at) => planRotation(rows, at, this.#timing), "schedule");
+          // One tenant's failure (say, its key generation) must not hold back every other tenant's schedule.
+          try {
+            const keys = await this.#load(tenant.id, purpose);
+            if (planRotation(keys, this.#clock.now(), this.#timing).length === 0) continue;
+            await this.#change(tenant.id, purpose, (rows, at) => planRotation(rows, at, this.#timing), "schedule");
+          } catch (error) {
+            this.#logger.error(
+              { err: error, tenant: tenant.id, purpose },
+              "key schedule failed for a tenant; retrying next round",
+            );
+          }
         }
       }
     } else {

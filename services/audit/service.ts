@@ -1,9 +1,248 @@
-// mandate.v1.Audit. Until its feature lands every method answers UNIMPLEMENTED (added by
-// wrapService); nothing here returns a made-up result. Pending: the Merkle log, checkpoints and proofs land with the audit issue (#4).
-import { Audit } from "../../gen/mandate/v1/audit_pb.js";
+// mandate.v1.Audit: appends, signed checkpoints, RFC 9162 proofs, queries and a resumable stream
+// over each tenant's append-only Merkle log; in the background, the outbox drain and checkpointing.
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { SelectQueryBuilder } from "kysely";
+import { Audit, type AuditEntry, AuditEventSchema } from "../../gen/mandate/v1/audit_pb.js";
 import type { ServiceDeps } from "../shared/deps.ts";
+import { invalidArgument, notFound } from "../shared/errors.ts";
 import { defineService } from "../shared/rpc/service.ts";
+import type { AuditLogTable, Database } from "../shared/store/schema.ts";
+import { Checkpointer } from "./checkpoints.ts";
+import { type EventJson, humanRef } from "./entry.ts";
+import { AuditLog, storedSubtrees, unhex } from "./log.ts";
+import { consistencyProof, inclusionProof } from "./merkle.ts";
 
-export function auditService(_deps: ServiceDeps) {
-  return defineService(Audit, {});
+const DEFAULT_PAGE = 100;
+const STREAM_POLL_MS = 250;
+
+export function auditService({ config, store, clock, logger, signing }: ServiceDeps) {
+  const checkpoints = new Checkpointer({ store, signing, clock, logger, publicBaseUrl: config.publicBaseUrl });
+  const lastSigned = new Map<string, number>();
+  const signSoon = (tenant: string) => {
+    checkpoints
+      .sign(tenant)
+      .then((c) => c && lastSigned.set(tenant, c.treeSize))
+      .catch((error) => logger.warn({ err: error, tenant }, "audit checkpoint not signed; retrying later"));
+  };
+  const log = new AuditLog({
+    store,
+    clock,
+    logger,
+    maxBatch: config.audit.maxBatch,
+    onCommit(tenant, size) {
+      if (size - (lastSigned.get(tenant) ?? 0) >= config.audit.checkpointEveryEntries) signSoon(tenant);
+    },
+  });
+  const timers: NodeJS.Timeout[] = [];
+
+  async function headSize(tenant: string): Promise<number> {
+    const head = await store
+      .forTenant(tenant)
+      .db.selectFrom("audit_heads")
+      .select("size")
+      .where("tenant_id", "=", tenant)
+      .executeTakeFirst();
+    return Number(head?.size ?? 0);
+  }
+
+  async function page(tenant: string, from: number, limit: number, filter?: (q: AuditQuery) => AuditQuery) {
+    let query: AuditQuery = store
+      .forTenant(tenant)
+      .db.selectFrom("audit_log")
+      .selectAll()
+      .where("tenant_id", "=", tenant)
+      .where("seq", ">=", from)
+      .orderBy("seq")
+      .limit(limit);
+    if (filter) query = filter(query);
+    return query.execute();
+  }
+
+  return defineService(
+    Audit,
+    {
+      async append(request) {
+        const events = request.events.map((event) => toJson(AuditEventSchema, event) as unknown as EventJson);
+        const appended = await log.append(request.tenant, events);
+        return { sequences: appended.map((entry) => BigInt(entry.seq)) };
+      },
+
+      async getCheckpoint(request) {
+        const checkpoint = request.fresh
+          ? await checkpoints.sign(request.tenant)
+          : await checkpoints.latest(request.tenant);
+        if (!checkpoint)
+          throw notFound("checkpoint", request.tenant, `the audit log of "${request.tenant}" has no checkpoint yet`);
+        return {
+          checkpoint: {
+            origin: checkpoints.origin(request.tenant),
+            treeSize: BigInt(checkpoint.treeSize),
+            rootHash: checkpoint.rootHash,
+            signedNote: checkpoint.note,
+            createTime: timestampFromMs(checkpoint.createdAt),
+          },
+        };
+      },
+
+      async getInclusionProof(request) {
+        const size = Number(request.treeSize);
+        const seq = Number(request.sequence);
+        await requireSize(request.tenant, size, "tree_size");
+        if (seq >= size) {
+          throw invalidArgument([{ field: "sequence", description: `must be below tree_size (${size})` }]);
+        }
+        const source = storedSubtrees(store.forTenant(request.tenant).db, request.tenant);
+        const hashes = await inclusionProof(seq, size, source);
+        return { sequence: request.sequence, treeSize: request.treeSize, hashes };
+      },
+
+      async getConsistencyProof(request) {
+        const first = Number(request.firstTreeSize);
+        const second = Number(request.secondTreeSize);
+        if (first > second) {
+          throw invalidArgument([{ field: "first_tree_size", description: "must not exceed second_tree_size" }]);
+        }
+        await requireSize(request.tenant, second, "second_tree_size");
+        const source = storedSubtrees(store.forTenant(request.tenant).db, request.tenant);
+        return {
+          firstTreeSize: request.firstTreeSize,
+          secondTreeSize: request.secondTreeSize,
+          hashes: await consistencyProof(first, second, source),
+        };
+      },
+
+      async query(request) {
+        const tenant = request.tenant;
+        const limit = request.page?.pageSize || DEFAULT_PAGE;
+        const from = decodeCursor(request.page?.pageToken ?? "");
+        const subjectRefs = request.subjectId ? await refsOf(tenant, request.subjectId) : [];
+        const actorRefs = request.actorId ? await refsOf(tenant, request.actorId) : [];
+        const rows = await page(tenant, from, limit + 1, (q) => {
+          let filtered = q;
+          if (subjectRefs.length > 0) filtered = filtered.where("subject", "in", subjectRefs);
+          if (actorRefs.length > 0) {
+            filtered = filtered.where((eb) =>
+              eb.or(actorRefs.map((ref) => eb("actors", "like", `% ${escapeLike(ref)} %`))),
+            );
+          }
+          if (request.clientId) filtered = filtered.where("client_id", "=", request.clientId);
+          if (request.mandateId) filtered = filtered.where("mandate_id", "=", request.mandateId);
+          if (request.types.length > 0) filtered = filtered.where("type", "in", request.types);
+          if (request.startTime) filtered = filtered.where("event_time", ">=", timestampMs(request.startTime));
+          if (request.endTime) filtered = filtered.where("event_time", "<", timestampMs(request.endTime));
+          return filtered;
+        });
+        const entries = rows.slice(0, limit).map(toEntry);
+        const last = rows.length > limit ? rows[limit - 1] : undefined;
+        return { entries, nextPageToken: last ? encodeCursor(Number(last.seq) + 1) : "" };
+      },
+
+      async *stream(request, context) {
+        let next = Number(request.fromSequence);
+        while (!context.signal.aborted) {
+          const rows = await page(request.tenant, next, DEFAULT_PAGE);
+          for (const row of rows) {
+            yield { entry: toEntry(row) };
+            next = Number(row.seq) + 1;
+          }
+          if (rows.length < DEFAULT_PAGE) await sleep(STREAM_POLL_MS, context.signal);
+        }
+      },
+    },
+    {
+      async start() {
+        const drain = () =>
+          log.drainOutbox().catch((error) => logger.error({ err: error }, "audit outbox drain failed"));
+        await drain();
+        timers.push(setInterval(drain, config.audit.outboxPollInterval).unref());
+        timers.push(
+          setInterval(async () => {
+            const heads = await store.db.selectFrom("audit_heads").select(["tenant_id", "size"]).execute();
+            for (const head of heads)
+              if (Number(head.size) > (lastSigned.get(head.tenant_id) ?? 0)) signSoon(head.tenant_id);
+          }, config.audit.checkpointInterval).unref(),
+        );
+      },
+      async stop() {
+        for (const timer of timers) clearInterval(timer);
+        await log.settle();
+        await log.drainOutbox().catch(() => 0);
+      },
+    },
+  );
+
+  async function requireSize(tenant: string, size: number, field: string): Promise<void> {
+    const current = await headSize(tenant);
+    if (size > current) {
+      throw new ConnectError(`${field} ${size} is beyond the log's size (${current})`, Code.OutOfRange);
+    }
+  }
+
+  /** An identifier as entries carry it: as is (agents, clients), and as a human's commitment when known. */
+  async function refsOf(tenant: string, value: string): Promise<string[]> {
+    const row = await store
+      .forTenant(tenant)
+      .db.selectFrom("audit_subjects")
+      .select("salt")
+      .where("tenant_id", "=", tenant)
+      .where("value", "=", value)
+      .executeTakeFirst();
+    return row ? [value, humanRef(row.salt, value)] : [value];
+  }
+
+  function toEntry(row: AuditLogTable): AuditEntry {
+    const body = JSON.parse(row.body) as { event: Record<string, JsonValue> };
+    return {
+      $typeName: "mandate.v1.AuditEntry",
+      tenant: row.tenant_id,
+      sequence: BigInt(row.seq),
+      event: fromJson(AuditEventSchema, withRefsAsIds(body.event)),
+      leafHash: unhex(row.leaf_hash),
+      recordTime: timestampFromMs(Number(row.record_time)),
+    };
+  }
+}
+
+type AuditQuery = SelectQueryBuilder<Database, "audit_log", AuditLogTable>;
+
+/** Human parties are stored as { kind, ref }: shown to readers with the commitment as their id. */
+function withRefsAsIds(event: Record<string, JsonValue>): JsonValue {
+  const party = (p: JsonValue | undefined) =>
+    p && typeof p === "object" && !Array.isArray(p) && "ref" in p ? { kind: p.kind ?? null, id: p.ref ?? null } : p;
+  const out: Record<string, JsonValue> = { ...event };
+  if (event.subject) out.subject = party(event.subject) as JsonValue;
+  if (Array.isArray(event.actors)) out.actors = event.actors.map((a) => party(a) as JsonValue);
+  if (event.client) out.client = party(event.client) as JsonValue;
+  return out;
+}
+
+function timestampMs(t: { seconds: bigint; nanos: number }): number {
+  return Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6);
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`seq:${seq}`).toString("base64url");
+}
+
+function decodeCursor(token: string): number {
+  if (token === "") return 0;
+  const match = /^seq:(\d{1,15})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  if (!match) throw invalidArgument([{ field: "page.page_token", description: "not a token this server issued" }]);
+  return Number(match[1]);
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, "\\$&");
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -328,6 +328,158 @@ keys.addCommand(
 );
 program.addCommand(keys);
 
+const audit = command("audit", "export and verify a tenant's tamper-evident audit log");
+audit.addCommand(
+  command("export", "write entries, checkpoints and public keys to a directory (reads the store)")
+    .addOption(tenantOption)
+    .requiredOption("-o, --out <dir>", "directory to write")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--json", "print the summary as JSON")
+    .action(async (options: KeyOptions & { out: string }) => {
+      const { Store } = await import("../shared/store/store.ts");
+      const { exportLog } = await import("../audit/export.ts");
+      const config = configFrom(options);
+      const store = Store.open({ url: config.database.url, poolSize: 1 });
+      try {
+        await store.requireCurrentSchema();
+        const summary = await exportLog(store, options.tenant, options.out, config.publicBaseUrl, (done, total) => {
+          if (!options.json) process.stderr.write(`  exported ${done} of ${total} entries\n`);
+        });
+        print(
+          options,
+          summary,
+          () =>
+            `exported ${summary.entries} entries of "${summary.tenant}" (checkpoint size ${summary.checkpointSize}, ${summary.keys} key(s)) to ${summary.dir}\n` +
+            `verify offline with: mandate audit verify ${summary.dir}`,
+        );
+      } finally {
+        await store.close();
+      }
+    }),
+);
+audit.addCommand(
+  command("verify", "verify an exported log (or, with --tenant, the live store) against a signed checkpoint")
+    .argument("[dir]", "directory written by `mandate audit export`")
+    .option("-t, --tenant <id>", "verify the live store's log of this tenant instead of a directory")
+    .option("--key <vkey>", "pin the verifier key (name+keyid+base64), repeatable; default: keys.json", collect, [])
+    .option("--checkpoint <file>", "the signed checkpoint to verify against (default: the exported one)")
+    .option("--previous <file>", "a checkpoint you kept earlier: the log must be an extension of it")
+    .option("--entry <seq>", "also prove that this entry is included")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--json", "print the report as JSON")
+    .action(async (dir: string | undefined, options: CommonOptions & AuditVerifyOptions) => {
+      const report = await verifyAudit(dir, options);
+      print(options, report, () =>
+        report.ok
+          ? `OK: ${report.entriesChecked} entries of ${report.origin} match the checkpoint of size ${report.treeSize} (root ${report.rootHash})` +
+            (report.inclusion ? `; entry ${report.inclusion.seq} is included` : "") +
+            (report.consistency ? `; consistent with your checkpoint of size ${report.consistency.fromSize}` : "")
+          : `FAILED${report.failure?.seq !== undefined ? ` at entry ${report.failure.seq}` : ""}: ${report.failure?.reason}`,
+      );
+      if (!report.ok) process.exitCode = 1;
+    }),
+);
+program.addCommand(audit);
+
+interface AuditVerifyOptions {
+  tenant?: string;
+  key: string[];
+  checkpoint?: string;
+  previous?: string;
+  entry?: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function verifyAudit(dir: string | undefined, options: CommonOptions & AuditVerifyOptions) {
+  const { readFileSync, createReadStream, existsSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { createInterface } = await import("node:readline");
+  const { verifyLog } = await import("../audit/verify.ts");
+  const { parseVerifierKey } = await import("../audit/note.ts");
+  const { auditKeys, entryLines, toPublicKeys } = await import("../audit/export.ts");
+  if ((dir === undefined) === (options.tenant === undefined)) {
+    throw new CommanderError(2, "mandate.usage", "give an exported directory or --tenant (the live store), not both");
+  }
+  const pinned = options.key.map((vkey) => {
+    const parsed = parseVerifierKey(vkey);
+    return { name: parsed.name, publicKey: parsed.publicKey };
+  });
+  const read = (file: string) => readFileSync(file, "utf8");
+  const entry = options.entry === undefined ? undefined : Number(options.entry);
+  if (entry !== undefined && !Number.isSafeInteger(entry)) {
+    throw new CommanderError(2, "mandate.usage", "--entry must be an entry's sequence number");
+  }
+  const previousCheckpoint = options.previous ? read(options.previous) : undefined;
+  const progress = (lines: AsyncIterable<string>) =>
+    (async function* () {
+      let n = 0;
+      for await (const line of lines) {
+        yield line;
+        if (++n % 100_000 === 0 && !options.json) process.stderr.write(`  checked ${n} entries\n`);
+      }
+    })();
+  if (dir !== undefined) {
+    if (!existsSync(join(dir, "entries.ndjson"))) {
+      throw new CommanderError(
+        2,
+        "mandate.usage",
+        `${dir} holds no entries.ndjson: write one with \`mandate audit export\``,
+      );
+    }
+    const keys = pinned.length > 0 ? pinned : toPublicKeys(JSON.parse(read(join(dir, "keys.json"))));
+    const checkpoints = existsSync(join(dir, "checkpoints.ndjson"))
+      ? read(join(dir, "checkpoints.ndjson"))
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => (JSON.parse(line) as { note: string }).note)
+      : [];
+    const lines = createInterface({
+      input: createReadStream(join(dir, "entries.ndjson")),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    });
+    return verifyLog({
+      entries: progress(lines),
+      checkpoint: read(options.checkpoint ?? join(dir, "checkpoint")),
+      checkpoints,
+      keys,
+      previousCheckpoint,
+      entry,
+    });
+  }
+  const { Store } = await import("../shared/store/store.ts");
+  const config = configFrom(options);
+  const store = Store.open({ url: config.database.url, poolSize: 1 });
+  try {
+    await store.requireCurrentSchema();
+    const tenant = options.tenant as string;
+    const rows = await store
+      .forTenant(tenant)
+      .db.selectFrom("audit_checkpoints")
+      .select(["tree_size", "note"])
+      .where("tenant_id", "=", tenant)
+      .orderBy("tree_size")
+      .execute();
+    const newest = rows.at(-1);
+    if (!newest) throw new Error(`the audit log of "${tenant}" has no signed checkpoint yet`);
+    const keys = pinned.length > 0 ? pinned : toPublicKeys(await auditKeys(store, tenant, config.publicBaseUrl));
+    return await verifyLog({
+      entries: progress(entryLines(store, tenant, Number(newest.tree_size))),
+      checkpoint: options.checkpoint ? read(options.checkpoint) : newest.note,
+      checkpoints: rows.map((r) => r.note),
+      keys,
+      previousCheckpoint,
+      entry,
+    });
+  } finally {
+    await store.close();
+  }
+}
+
 program.addCommand(
   command("health", "check a running Mandate's gRPC health, per service")
     .addOption(addressOption)

@@ -21,8 +21,7 @@ import type { Logger } from "../shared/logger.ts";
 import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
 import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/rpc/grpc-server.ts";
 import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
-import { type ServiceModule, wrapService } from "../shared/rpc/service.ts";
-import { migrationsFor } from "../shared/store/migrations.ts";
+import { type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
 import { Store } from "../shared/store/store.ts";
 import { openBackend } from "../signer/backends/open.ts";
 import { RemoteSigningClient } from "../signer/client.ts";
@@ -100,13 +99,14 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     if (options.migrate) {
       await store.migrate((name) => progress(`migration applied: ${name}`));
     } else {
-      await requireCurrentSchema(store);
+      await store.requireCurrentSchema();
     }
   }
 
   const tenants = store ? new TenantDirectory(store) : undefined;
   const clock = options.clock ?? systemClock;
   const bound: BoundService[] = [];
+  const lifecycles: Lifecycle[] = [];
   let keys: KeyManager | undefined;
   if (store && local.has("signer")) {
     const backend = await openBackend({ config, store, logger, dev: options.dev ?? false });
@@ -127,6 +127,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     for (const name of options.services) {
       const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
       const service: BoundService = { service: module.service, impl: wrapService(module, { ...wrapOptions, tenants }) };
+      if (module.lifecycle) lifecycles.push(module.lifecycle);
       bound.push(service);
       clients.addLocal(service);
     }
@@ -177,6 +178,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     const status = keys.status();
     progress(status.ready ? "signer: keys ready" : `signer: NOT READY: ${status.detail}`);
   }
+  for (const lifecycle of lifecycles) await lifecycle.start();
   for (const service of bound) health.set(service.service.typeName, ServingStatus.SERVING);
   health.set("", ServingStatus.SERVING);
   // The Signer is only as healthy as its key backend: NOT_SERVING while the HSM is unreachable.
@@ -208,26 +210,13 @@ export async function startMandate(options: StartOptions): Promise<Running> {
           edge?.close(config.shutdownGraceMs),
           grpcServer ? shutdownGrpcServer(grpcServer, config.shutdownGraceMs) : undefined,
         ]);
+        for (const lifecycle of lifecycles) await lifecycle.stop();
         await keys?.stop();
         await store?.close();
       })();
       return stopping;
     },
   };
-}
-
-async function requireCurrentSchema(store: Store): Promise<void> {
-  const expected = Object.keys(migrationsFor(store.engine));
-  let applied: string[];
-  try {
-    applied = await store.appliedMigrations();
-  } catch {
-    applied = [];
-  }
-  const missing = expected.filter((name) => !applied.includes(name));
-  if (missing.length > 0) {
-    throw new Error(`the database schema is behind (missing ${missing.join(", ")}): run \`mandate migrate\` first`);
-  }
 }
 
 async function seedTenant(clients: ServiceClients, tenant: string): Promise<void> {

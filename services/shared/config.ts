@@ -153,6 +153,18 @@ export const configSchema = z.strictObject({
         ctx.addIssue({ code: "custom", path: ["pkcs11", "pin"], message: "set exactly one of pin or pinFile" });
       }
     }),
+  audit: z
+    .strictObject({
+      /** Most entries committed in one transaction (appends that arrive together share one). */
+      maxBatch: positiveInt.max(10_000).default(1000),
+      /** Sign a checkpoint after this many new entries... */
+      checkpointEveryEntries: positiveInt.default(1000),
+      /** ...or this long after the last one, if the log grew. */
+      checkpointInterval: duration.default(10_000),
+      /** How often the writer moves events from the transactional outbox into the logs. */
+      outboxPollInterval: duration.default(250),
+    })
+    .prefault({}),
   dev: z
     .strictObject({
       /** Tenant `mandate dev` seeds. */
@@ -182,6 +194,10 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
   ["OTEL_SERVICE_NAME", "telemetry.serviceName"],
   ["MANDATE_LOG_LEVEL", "log.level"],
+  ["MANDATE_AUDIT_MAX_BATCH", "audit.maxBatch"],
+  ["MANDATE_AUDIT_CHECKPOINT_EVERY_ENTRIES", "audit.checkpointEveryEntries"],
+  ["MANDATE_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpointInterval"],
+  ["MANDATE_AUDIT_OUTBOX_POLL_INTERVAL", "audit.outboxPollInterval"],
   ["MANDATE_SIGNER_BACKEND", "signer.backend"],
   ["MANDATE_SIGNER_DEFAULT_ALGORITHM", "signer.defaultAlgorithm"],
   ["MANDATE_SIGNER_ROTATION_INTERVAL", "signer.rotationInterval"],

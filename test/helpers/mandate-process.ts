@@ -93,8 +93,11 @@ export interface Deployment {
 }
 
 /** `mandate dev` on ephemeral ports and a fresh SQLite database. */
-export function startDevProcess(env: Record<string, string> = {}): Promise<MandateProcess> {
-  return startMandateProcess(["dev", "--http-port", "0", "--grpc-port", "0", "--database", tempDatabaseUrl()], env);
+export function startDevProcess(
+  env: Record<string, string> = {},
+  database = tempDatabaseUrl(),
+): Promise<MandateProcess> {
+  return startMandateProcess(["dev", "--http-port", "0", "--grpc-port", "0", "--database", database], env);
 }
 
 export async function startAllInOne(env: Record<string, string> = {}): Promise<Deployment> {

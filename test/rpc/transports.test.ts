@@ -159,7 +159,6 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     expect(pending.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(pending.details).toContain("mandate.v1.Authorize/Check");
     for (const [service, method, request] of [
-      ["Audit", "GetCheckpoint", { tenant: "demo" }],
       ["Introspect", "Introspect", { tenant: "demo", token: "x" }],
       ["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }],
     ] as const) {

@@ -18,10 +18,21 @@ import { histogram, tracer } from "../telemetry.ts";
 export interface ServiceModule<S extends DescService = DescService> {
   service: S;
   impl: Partial<ServiceImpl<S>>;
+  /** Background work of the service (e.g. the audit writer's outbox drain), run while the process serves. */
+  lifecycle?: Lifecycle | undefined;
 }
 
-export function defineService<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): ServiceModule<S> {
-  return { service, impl };
+export interface Lifecycle {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function defineService<S extends DescService>(
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  lifecycle?: Lifecycle,
+): ServiceModule<S> {
+  return { service, impl, lifecycle };
 }
 
 /** Answers whether a tenant is registered. */

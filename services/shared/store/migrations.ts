@@ -1,7 +1,7 @@
 // Forward-only, versioned migrations. Append new ones; never edit or remove a released one.
 // Each runs in a transaction (both engines support transactional DDL) so a crash leaves the
 // schema at a version boundary.
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { Migration, MigrationProvider } from "kysely/migration";
 
 export type Engine = "sqlite" | "postgres";
@@ -81,6 +81,95 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .addColumn("name", "text", (c) => c.primaryKey())
           .addColumn("value", "text", (c) => c.notNull())
           .execute();
+      },
+    },
+    "0003_audit_log": {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable("audit_log")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("seq", bigint, (c) => c.notNull())
+          .addColumn("leaf_hash", "text", (c) => c.notNull())
+          .addColumn("body", "text", (c) => c.notNull())
+          .addColumn("type", "text", (c) => c.notNull())
+          .addColumn("subject", "text")
+          .addColumn("actors", "text", (c) => c.notNull())
+          .addColumn("client_id", "text")
+          .addColumn("mandate_id", "text")
+          .addColumn("event_time", bigint, (c) => c.notNull())
+          .addColumn("record_time", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("audit_log_pk", ["tenant_id", "seq"])
+          .execute();
+        for (const column of ["type", "subject", "client_id", "mandate_id", "event_time"]) {
+          await db.schema
+            .createIndex(`audit_log_${column}_idx`)
+            .on("audit_log")
+            .columns(["tenant_id", column, "seq"])
+            .execute();
+        }
+        await db.schema
+          .createTable("audit_nodes")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("level", "integer", (c) => c.notNull())
+          .addColumn("idx", bigint, (c) => c.notNull())
+          .addColumn("hash", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("audit_nodes_pk", ["tenant_id", "level", "idx"])
+          .execute();
+        await db.schema
+          .createTable("audit_heads")
+          .addColumn("tenant_id", "text", (c) => c.primaryKey().references("tenants.id"))
+          .addColumn("size", bigint, (c) => c.notNull())
+          .addColumn("root_hash", "text", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("audit_checkpoints")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("tree_size", bigint, (c) => c.notNull())
+          .addColumn("root_hash", "text", (c) => c.notNull())
+          .addColumn("note", "text", (c) => c.notNull())
+          .addColumn("kid", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("audit_checkpoints_pk", ["tenant_id", "tree_size"])
+          .execute();
+        await db.schema
+          .createTable("audit_subjects")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("value", "text", (c) => c.notNull())
+          .addColumn("salt", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("audit_subjects_pk", ["tenant_id", "value"])
+          .execute();
+        // The store itself refuses to rewrite history: no UPDATE or DELETE of log rows, tree nodes or
+        // checkpoints, whoever asks (an administrator with table privileges can still drop the trigger,
+        // which is why the log is also verifiable offline against signed checkpoints).
+        if (engine === "postgres") {
+          await sql
+            .raw(
+              "CREATE OR REPLACE FUNCTION mandate_refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS " +
+                "$$ BEGIN RAISE EXCEPTION 'audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME " +
+                "USING ERRCODE = 'insufficient_privilege'; END $$",
+            )
+            .execute(db);
+        }
+        for (const table of ["audit_log", "audit_nodes", "audit_checkpoints"]) {
+          if (engine === "postgres") {
+            await sql
+              .raw(
+                `CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON ${table} ` +
+                  "FOR EACH STATEMENT EXECUTE FUNCTION mandate_refuse_audit_change()",
+              )
+              .execute(db);
+          } else {
+            for (const op of ["UPDATE", "DELETE"]) {
+              await sql
+                .raw(
+                  `CREATE TRIGGER ${table}_no_${op.toLowerCase()} BEFORE ${op} ON ${table} ` +
+                    `BEGIN SELECT RAISE(ABORT, 'audit log is append-only: ${op} on ${table} refused'); END`,
+                )
+                .execute(db);
+            }
+          }
+        }
       },
     },
   };

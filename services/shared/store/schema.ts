@@ -65,6 +65,62 @@ export interface AuditOutboxTable {
   created_at: number;
 }
 
+/**
+ * The audit log: one append-only Merkle log per tenant (RFC 9162). `seq` is gapless from 0, assigned
+ * by the single writer; `body` is the entry in canonical JSON (RFC 8785), `leaf_hash` its RFC 9162
+ * leaf hash (hex). The query columns repeat what the body says, for indexed search.
+ */
+export interface AuditLogTable {
+  tenant_id: string;
+  seq: number;
+  leaf_hash: string;
+  body: string;
+  type: string;
+  subject: string | null;
+  /** Every actor reference, as " ref1 ref2 " for a LIKE on " ref ". */
+  actors: string;
+  client_id: string | null;
+  mandate_id: string | null;
+  event_time: number;
+  record_time: number;
+}
+
+/** Hashes of complete, aligned subtrees (level 0 = leaves), so proofs need O(log n) reads. */
+export interface AuditNodesTable {
+  tenant_id: string;
+  level: number;
+  idx: number;
+  hash: string;
+}
+
+/** Each tenant log's head: the writer locks it, so appends are serialised and gapless. */
+export interface AuditHeadsTable {
+  tenant_id: string;
+  size: number;
+  root_hash: string;
+  updated_at: number;
+}
+
+/** Signed checkpoints (C2SP signed note over a tlog-checkpoint body). */
+export interface AuditCheckpointsTable {
+  tenant_id: string;
+  tree_size: number;
+  root_hash: string;
+  note: string;
+  kid: string;
+  created_at: number;
+}
+
+/**
+ * Salts of personal identifiers: entries carry SHA-256(salt || id), never the id. Deleting a row
+ * erases the person from the log (crypto-shredding) without touching a hashed entry.
+ */
+export interface AuditSubjectsTable {
+  tenant_id: string;
+  value: string;
+  salt: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   audit_outbox: AuditOutboxTable;
@@ -72,7 +128,20 @@ export interface Database {
   signer_software_keys: SignerSoftwareKeysTable;
   leases: LeasesTable;
   settings: SettingsTable;
+  audit_log: AuditLogTable;
+  audit_nodes: AuditNodesTable;
+  audit_heads: AuditHeadsTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_subjects: AuditSubjectsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
-export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>(["audit_outbox", "signing_keys"]);
+export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
+  "audit_outbox",
+  "signing_keys",
+  "audit_log",
+  "audit_nodes",
+  "audit_heads",
+  "audit_checkpoints",
+  "audit_subjects",
+]);

@@ -139,6 +139,16 @@ export class Store {
     return (await migrator.getMigrations()).filter((m) => m.executedAt !== undefined).map((m) => m.name);
   }
 
+  /** Refuses to work on a schema behind this version's migrations (production never migrates implicitly). */
+  async requireCurrentSchema(): Promise<void> {
+    const expected = Object.keys(migrationsFor(this.engine));
+    const applied = await this.appliedMigrations().catch(() => [] as string[]);
+    const missing = expected.filter((name) => !applied.includes(name));
+    if (missing.length > 0) {
+      throw new Error(`the database schema is behind (missing ${missing.join(", ")}): run \`mandate migrate\` first`);
+    }
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
   }

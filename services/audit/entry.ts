@@ -1,0 +1,84 @@
+// What one log entry is: an event in the `mandate.v1.AuditEvent` shape (proto3 JSON), wrapped with
+// its sequence number, tenant and record time, serialised as canonical JSON (RFC 8785) so that any
+// verifier re-derives the exact bytes that were hashed. Human identifiers never enter an entry:
+// they are replaced by a salted commitment whose salt lives in `audit_subjects`, so a person can be
+// erased (their salt deleted) without breaking a single hash.
+import { createHash, randomBytes } from "node:crypto";
+import canonicalize from "canonicalize";
+
+/** Version of the entry format; verifiers refuse versions they do not know. */
+export const ENTRY_VERSION = 1;
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A party as events name it (proto3 JSON of mandate.v1.Party). */
+export interface PartyJson {
+  id: string;
+  kind: string;
+  attributes?: Record<string, Json>;
+}
+
+/** An event as the Audit service receives it (proto3 JSON of mandate.v1.AuditEvent). */
+export interface EventJson {
+  type: string;
+  subject?: PartyJson;
+  actors?: PartyJson[];
+  client?: PartyJson;
+  resource?: { type: string; id?: string; attributes?: Record<string, Json> };
+  action?: string;
+  outcome?: string;
+  reason?: string;
+  mandateId?: string;
+  requestId?: string;
+  traceId?: string;
+  eventTime?: string;
+  details?: Record<string, Json>;
+}
+
+export interface EntryBody {
+  v: number;
+  tenant: string;
+  seq: number;
+  recordTime: string;
+  event: Record<string, Json>;
+}
+
+/** Looks up (or makes) the salt of a personal identifier, within the writer's transaction. */
+export type SaltFor = (value: string) => Promise<string>;
+
+export function newSalt(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+/** The reference an entry carries for a human: "h:" + base64url(SHA-256(salt || id)). */
+export function humanRef(salt: string, id: string): string {
+  return `h:${createHash("sha256").update(salt).update("\u0000").update(id).digest("base64url")}`;
+}
+
+/** The event as stored: human parties reduced to their commitment (attributes of humans are not logged). */
+export async function redactEvent(
+  event: EventJson,
+  saltFor: SaltFor,
+): Promise<{ event: Record<string, Json>; subject: string | null; actors: string[] }> {
+  const party = async (p: PartyJson | undefined): Promise<Record<string, Json> | undefined> => {
+    if (!p) return undefined;
+    if (p.kind !== "PARTY_KIND_HUMAN") return { ...p } as Record<string, Json>;
+    return { kind: p.kind, ref: humanRef(await saltFor(p.id), p.id) };
+  };
+  const refOf = (p: Record<string, Json> | undefined) => (p ? String(p.ref ?? p.id) : null);
+  const subject = await party(event.subject);
+  const actors = await Promise.all((event.actors ?? []).map(party));
+  const client = await party(event.client);
+  const stored: Record<string, Json> = { ...(event as unknown as Record<string, Json>) };
+  if (subject) stored.subject = subject;
+  if (actors.length > 0) stored.actors = actors as Json[];
+  if (client) stored.client = client;
+  return { event: stored, subject: refOf(subject), actors: actors.map((a) => refOf(a) as string) };
+}
+
+/** The canonical bytes that are hashed into the tree (RFC 8785). */
+export function serializeEntry(body: EntryBody): string {
+  const text = canonicalize(body);
+  if (text === undefined) throw new Error("audit entry is not serialisable");
+  return text;
+}

@@ -1,0 +1,299 @@
+// The per-tenant append-only Merkle log. One writer at a time per tenant log, across replicas: every
+// append runs in a transaction that first locks the tenant's head row (PostgreSQL `FOR UPDATE`;
+// SQLite allows one writer), reads the size, and assigns the next sequence numbers — so two
+// replicas can neither interleave nor fork a log, and sequence numbers are gapless. Appends that
+// arrive together are committed together (group commit) and acknowledged only after the commit.
+//
+// The same transaction drains the transactional outbox: events other services wrote in their own
+// transactions (token issued, key rotated...) become log entries and leave the outbox atomically, so
+// an action is never logged twice nor lost.
+import type { Kysely } from "kysely";
+import type { Clock } from "../shared/clock.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Database, Store, Transaction } from "../shared/store/store.ts";
+import { ENTRY_VERSION, type EventJson, newSalt, redactEvent, serializeEntry } from "./entry.ts";
+import { CompactRange, type Hash, leafHash } from "./merkle.ts";
+
+export interface AppendedEntry {
+  seq: number;
+  leafHash: Hash;
+}
+
+interface Pending {
+  events: EventJson[];
+  resolve(entries: AppendedEntry[]): void;
+  reject(error: unknown): void;
+}
+
+export interface AuditLogOptions {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** Most entries committed in one transaction. */
+  maxBatch?: number;
+  /** Called after every commit with the tenant and its new size (checkpointing hooks here). */
+  onCommit?: (tenant: string, size: number) => void;
+}
+
+const INSERT_CHUNK = 200; // rows per INSERT: well inside SQLite's bound-parameter limit
+
+export const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
+export const unhex = (text: string): Hash => new Uint8Array(Buffer.from(text, "hex"));
+
+export class AuditLog {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #maxBatch: number;
+  readonly #onCommit: ((tenant: string, size: number) => void) | undefined;
+  readonly #queues = new Map<string, Pending[]>();
+  readonly #flushing = new Map<string, Promise<void>>();
+  /** The right frontier of each tenant's tree as last committed here; re-read when another writer moved the head. */
+  readonly #ranges = new Map<string, CompactRange>();
+
+  constructor(options: AuditLogOptions) {
+    this.#store = options.store;
+    this.#clock = options.clock;
+    this.#logger = options.logger;
+    this.#maxBatch = options.maxBatch ?? 1000;
+    this.#onCommit = options.onCommit;
+  }
+
+  /** Appends events; resolves with their sequence numbers once they are durable. */
+  append(tenant: string, events: EventJson[]): Promise<AppendedEntry[]> {
+    return new Promise((resolve, reject) => {
+      const queue = this.#queues.get(tenant) ?? [];
+      queue.push({ events, resolve, reject });
+      this.#queues.set(tenant, queue);
+      this.#schedule(tenant);
+    });
+  }
+
+  /** Moves outbox events of every tenant into the logs; returns how many were appended. */
+  async drainOutbox(limit = 1000): Promise<number> {
+    const tenants = await this.#store.db.selectFrom("audit_outbox").select("tenant_id").distinct().execute();
+    let moved = 0;
+    for (const { tenant_id: tenant } of tenants) {
+      moved += await this.#serial(tenant, () => this.#commit(tenant, [], limit));
+    }
+    return moved;
+  }
+
+  /** Waits for every queued append to be committed. */
+  async settle(): Promise<void> {
+    while (this.#flushing.size > 0) await Promise.allSettled([...this.#flushing.values()]);
+  }
+
+  #schedule(tenant: string): void {
+    if (this.#flushing.has(tenant)) return; // the running flush takes the queue when it finishes
+    const run = (async () => {
+      // Yield once so appends arriving in the same turn share the transaction.
+      await new Promise((resolve) => setImmediate(resolve));
+      for (;;) {
+        const queue = this.#queues.get(tenant) ?? [];
+        if (queue.length === 0) break;
+        const batch: Pending[] = [];
+        let count = 0;
+        while (queue.length > 0 && (batch.length === 0 || count + (queue[0]?.events.length ?? 0) <= this.#maxBatch)) {
+          const next = queue.shift() as Pending;
+          batch.push(next);
+          count += next.events.length;
+        }
+        try {
+          const appended = await this.#commitBatch(tenant, batch);
+          let offset = 0;
+          for (const pending of batch) {
+            pending.resolve(appended.slice(offset, offset + pending.events.length));
+            offset += pending.events.length;
+          }
+        } catch (error) {
+          for (const pending of batch) pending.reject(error);
+        }
+      }
+    })().finally(() => {
+      this.#flushing.delete(tenant);
+      if ((this.#queues.get(tenant)?.length ?? 0) > 0) this.#schedule(tenant);
+    });
+    this.#flushing.set(tenant, run);
+  }
+
+  /** Runs `fn` after any flush in progress for the tenant (one writer per tenant in this process). */
+  async #serial<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
+    await this.#flushing.get(tenant)?.catch(() => {});
+    return fn();
+  }
+
+  async #commitBatch(tenant: string, batch: Pending[]): Promise<AppendedEntry[]> {
+    const events = batch.flatMap((p) => p.events);
+    const appended: AppendedEntry[] = [];
+    await this.#commit(tenant, events, 0, appended);
+    return appended;
+  }
+
+  /**
+   * One transaction: lock the head, append the outbox's events (up to `outboxLimit`) and then
+   * `events`, store entries and tree nodes, move the head. Returns the number of entries appended.
+   */
+  async #commit(
+    tenant: string,
+    events: EventJson[],
+    outboxLimit: number,
+    appended: AppendedEntry[] = [],
+  ): Promise<number> {
+    const scoped = this.#store.forTenant(tenant);
+    let range: CompactRange | undefined;
+    try {
+      const count = await scoped.transaction(async (tx) => {
+        const head = await this.#lockHead(tx, tenant);
+        range = await this.#rangeAt(tx, tenant, head.size);
+        const outbox =
+          outboxLimit > 0
+            ? await tx
+                .selectFrom("audit_outbox")
+                .selectAll()
+                .where("tenant_id", "=", tenant)
+                .orderBy("id")
+                .limit(outboxLimit)
+                .execute()
+            : [];
+        const all: EventJson[] = [
+          ...outbox.map((row) => ({
+            type: row.type,
+            outcome: "OUTCOME_SUCCESS",
+            requestId: row.event_id,
+            eventTime: new Date(Number(row.created_at)).toISOString(),
+            details: JSON.parse(row.payload) as EventJson["details"],
+          })),
+          ...events,
+        ];
+        if (all.length === 0) return 0;
+        const now = this.#clock.now();
+        const salts = new Map<string, string>();
+        const saltFor = async (value: string) => {
+          let salt = salts.get(value);
+          if (salt) return salt;
+          const row = await tx
+            .selectFrom("audit_subjects")
+            .select("salt")
+            .where("tenant_id", "=", tenant)
+            .where("value", "=", value)
+            .executeTakeFirst();
+          salt = row?.salt ?? newSalt();
+          if (!row) await tx.insertInto("audit_subjects").values({ tenant_id: tenant, value, salt }).execute();
+          salts.set(value, salt);
+          return salt;
+        };
+        const rows: Database["audit_log"][] = [];
+        const nodes: Database["audit_nodes"][] = [];
+        for (const event of all) {
+          const seq = range.size;
+          const redacted = await redactEvent(event, saltFor);
+          const body = serializeEntry({
+            v: ENTRY_VERSION,
+            tenant,
+            seq,
+            recordTime: new Date(now).toISOString(),
+            event: redacted.event,
+          });
+          const leaf = leafHash(Buffer.from(body, "utf8"));
+          for (const node of range.append(leaf)) {
+            nodes.push({ tenant_id: tenant, level: node.level, idx: node.index, hash: hex(node.hash) });
+          }
+          rows.push({
+            tenant_id: tenant,
+            seq,
+            leaf_hash: hex(leaf),
+            body,
+            type: event.type,
+            subject: redacted.subject,
+            actors: ` ${redacted.actors.join(" ")} `,
+            client_id: event.client?.id ?? null,
+            mandate_id: event.mandateId || null,
+            event_time: event.eventTime ? Date.parse(event.eventTime) : now,
+            record_time: now,
+          });
+          if (seq >= head.size + outbox.length) appended.push({ seq, leafHash: leaf });
+        }
+        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+          await tx
+            .insertInto("audit_log")
+            .values(rows.slice(i, i + INSERT_CHUNK))
+            .execute();
+        }
+        for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
+          await tx
+            .insertInto("audit_nodes")
+            .values(nodes.slice(i, i + INSERT_CHUNK))
+            .execute();
+        }
+        if (outbox.length > 0) {
+          const last = outbox.at(-1)?.id as number;
+          await tx.deleteFrom("audit_outbox").where("tenant_id", "=", tenant).where("id", "<=", last).execute();
+        }
+        await tx
+          .updateTable("audit_heads")
+          .set({ size: range.size, root_hash: hex(range.root()), updated_at: now })
+          .where("tenant_id", "=", tenant)
+          .execute();
+        return all.length;
+      });
+      if (range) this.#ranges.set(tenant, range);
+      if (count > 0 && range) this.#onCommit?.(tenant, range.size);
+      return count;
+    } catch (error) {
+      this.#ranges.delete(tenant); // the in-memory frontier may be ahead of the database
+      this.#logger.error({ err: error, tenant }, "audit append failed; nothing was written");
+      throw error;
+    }
+  }
+
+  /** Locks the tenant's head row for this transaction, creating it for a new log. */
+  async #lockHead(tx: Transaction, tenant: string): Promise<{ size: number; root: string }> {
+    await tx
+      .insertInto("audit_heads")
+      .values({ tenant_id: tenant, size: 0, root_hash: "", updated_at: this.#clock.now() })
+      .onConflict((c) => c.column("tenant_id").doNothing())
+      .execute();
+    let query = tx.selectFrom("audit_heads").select(["size", "root_hash"]).where("tenant_id", "=", tenant);
+    if (this.#store.engine === "postgres") query = query.forUpdate();
+    const head = await query.executeTakeFirstOrThrow();
+    return { size: Number(head.size), root: head.root_hash };
+  }
+
+  /** The frontier at `size`: from memory when this process wrote last, else from the stored nodes. */
+  async #rangeAt(db: Kysely<Database>, tenant: string, size: number): Promise<CompactRange> {
+    const cached = this.#ranges.get(tenant);
+    if (cached && cached.size === size) return cached.clone();
+    const positions = CompactRange.frontierPositions(size);
+    const hashes: Hash[] = [];
+    for (const { level, index } of positions) {
+      const row = await db
+        .selectFrom("audit_nodes")
+        .select("hash")
+        .where("tenant_id", "=", tenant)
+        .where("level", "=", level)
+        .where("idx", "=", index)
+        .executeTakeFirst();
+      if (!row) throw new Error(`audit log of ${tenant} is missing tree node ${level}/${index}`);
+      hashes.push(unhex(row.hash));
+    }
+    return CompactRange.fromFrontier(size, hashes);
+  }
+}
+
+/** The hash of an aligned complete subtree, read from the stored nodes (a SubtreeSource). */
+export function storedSubtrees(db: Kysely<Database>, tenant: string) {
+  return {
+    async subtree(level: number, index: number): Promise<Hash> {
+      const row = await db
+        .selectFrom("audit_nodes")
+        .select("hash")
+        .where("tenant_id", "=", tenant)
+        .where("level", "=", level)
+        .where("idx", "=", index)
+        .executeTakeFirst();
+      if (!row) throw new RangeError(`no tree node ${level}/${index} in the audit log of ${tenant}`);
+      return unhex(row.hash);
+    },
+  };
+}

@@ -12,7 +12,7 @@ import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Database, Store, Transaction } from "../shared/store/store.ts";
 import { ENTRY_VERSION, type EventJson, newSalt, redactEvent, serializeEntry } from "./entry.ts";
-import { CompactRange, type Hash, leafHash } from "./merkle.ts";
+import { CompactRange, type Hash, leafHash, rootFromLeafHashes, type SubtreeSource } from "./merkle.ts";
 
 export interface AppendedEntry {
   seq: number;
@@ -35,6 +35,8 @@ export interface AuditLogOptions {
   onCommit?: (tenant: string, size: number) => void;
 }
 
+/** Lowest tree level stored as nodes: each stored node covers at least 16 entries. */
+const STORED_MIN_LEVEL = 4;
 const INSERT_CHUNK = 200; // rows per INSERT: well inside SQLite's bound-parameter limit
 
 export const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
@@ -197,6 +199,7 @@ export class AuditLog {
           });
           const leaf = leafHash(Buffer.from(body, "utf8"));
           for (const node of range.append(leaf)) {
+            if (node.level < STORED_MIN_LEVEL) continue; // recomputed from leaves when needed
             nodes.push({ tenant_id: tenant, level: node.level, idx: node.index, hash: hex(node.hash) });
           }
           rows.push({
@@ -260,31 +263,42 @@ export class AuditLog {
     return { size: Number(head.size), root: head.root_hash };
   }
 
-  /** The frontier at `size`: from memory when this process wrote last, else from the stored nodes. */
+  /** The frontier at `size`: from memory when this process wrote last, else from the stored tree. */
   async #rangeAt(db: Kysely<Database>, tenant: string, size: number): Promise<CompactRange> {
     const cached = this.#ranges.get(tenant);
     if (cached && cached.size === size) return cached.clone();
-    const positions = CompactRange.frontierPositions(size);
+    const source = storedSubtrees(db, tenant);
     const hashes: Hash[] = [];
-    for (const { level, index } of positions) {
-      const row = await db
-        .selectFrom("audit_nodes")
-        .select("hash")
-        .where("tenant_id", "=", tenant)
-        .where("level", "=", level)
-        .where("idx", "=", index)
-        .executeTakeFirst();
-      if (!row) throw new Error(`audit log of ${tenant} is missing tree node ${level}/${index}`);
-      hashes.push(unhex(row.hash));
-    }
+    for (const { level, index } of CompactRange.frontierPositions(size))
+      hashes.push(await source.subtree(level, index));
     return CompactRange.fromFrontier(size, hashes);
   }
 }
 
-/** The hash of an aligned complete subtree, read from the stored nodes (a SubtreeSource). */
-export function storedSubtrees(db: Kysely<Database>, tenant: string) {
+/**
+ * Aligned complete subtrees (a SubtreeSource) read from the store: levels from STORED_MIN_LEVEL up
+ * are stored nodes; lower ones are recomputed from at most 2^(STORED_MIN_LEVEL-1) leaf hashes, which
+ * is cheaper than writing ~2 node rows for every entry appended.
+ */
+export function storedSubtrees(db: Kysely<Database>, tenant: string): SubtreeSource {
   return {
     async subtree(level: number, index: number): Promise<Hash> {
+      if (level < STORED_MIN_LEVEL) {
+        const width = 2 ** level;
+        const rows = await db
+          .selectFrom("audit_log")
+          .select("leaf_hash")
+          .where("tenant_id", "=", tenant)
+          .where("seq", ">=", index * width)
+          .where("seq", "<", (index + 1) * width)
+          .orderBy("seq")
+          .execute();
+        if (rows.length !== width)
+          throw new RangeError(
+            `leaves ${index * width}..${(index + 1) * width - 1} are not all in the audit log of ${tenant}`,
+          );
+        return rootFromLeafHashes(rows.map((row) => unhex(row.leaf_hash)));
+      }
       const row = await db
         .selectFrom("audit_nodes")
         .select("hash")

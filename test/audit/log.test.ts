@@ -101,7 +101,10 @@ describe.each(engines)("audit log on $name", (engine) => {
 
   it("refuses to update or delete log rows, tree nodes and checkpoints", async () => {
     const [store] = (await open()) as [Store];
-    await new AuditLog({ store, clock: new ManualClock(), logger }).append("acme", Array.from({ length: 16 }, (_, i) => event(i)));
+    await new AuditLog({ store, clock: new ManualClock(), logger }).append(
+      "acme",
+      Array.from({ length: 16 }, (_, i) => event(i)),
+    );
     await expect(store.db.updateTable("audit_log").set({ body: "{}" }).execute()).rejects.toThrow(/append-only/);
     await expect(store.db.deleteFrom("audit_log").execute()).rejects.toThrow(/append-only/);
     await expect(store.db.updateTable("audit_nodes").set({ hash: "00" }).execute()).rejects.toThrow(/append-only/);

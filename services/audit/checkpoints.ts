@@ -6,6 +6,7 @@ import type { JWK } from "jose";
 import type { Clock } from "../shared/clock.ts";
 import { failedPrecondition } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { AuditCheckpointsTable } from "../shared/store/schema.ts";
 import type { Store } from "../shared/store/store.ts";
 import type { SigningClient } from "../signer/client.ts";
 import { unhex } from "./log.ts";
@@ -132,14 +133,7 @@ export class Checkpointer {
   }
 }
 
-function toRecord(row: {
-  tenant_id: string;
-  tree_size: number;
-  root_hash: string;
-  note: string;
-  kid: string;
-  created_at: number;
-}): CheckpointRecord {
+function toRecord(row: AuditCheckpointsTable): CheckpointRecord {
   return {
     tenant: row.tenant_id,
     treeSize: Number(row.tree_size),

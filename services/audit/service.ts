@@ -11,8 +11,8 @@ import { defineService } from "../shared/rpc/service.ts";
 import type { AuditLogTable, Database } from "../shared/store/schema.ts";
 import { Checkpointer } from "./checkpoints.ts";
 import { type EventJson, humanRef } from "./entry.ts";
-import { AuditLog, storedSubtrees, unhex } from "./log.ts";
-import { consistencyProof, inclusionProof } from "./merkle.ts";
+import { AuditLog, prefetchedSubtrees, unhex } from "./log.ts";
+import { consistencyProof, inclusionProof, type SubtreeSource } from "./merkle.ts";
 
 const DEFAULT_PAGE = 100;
 const STREAM_POLL_MS = 250;
@@ -93,8 +93,8 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
         if (seq >= size) {
           throw invalidArgument([{ field: "sequence", description: `must be below tree_size (${size})` }]);
         }
-        const source = storedSubtrees(store.forTenant(request.tenant).db, request.tenant);
-        const hashes = await inclusionProof(seq, size, source);
+        const prove = (source: SubtreeSource) => inclusionProof(seq, size, source);
+        const hashes = await prove(await prefetchedSubtrees(store.forTenant(request.tenant).db, request.tenant, prove));
         return { sequence: request.sequence, treeSize: request.treeSize, hashes };
       },
 
@@ -105,11 +105,11 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
           throw invalidArgument([{ field: "first_tree_size", description: "must not exceed second_tree_size" }]);
         }
         await requireSize(request.tenant, second, "second_tree_size");
-        const source = storedSubtrees(store.forTenant(request.tenant).db, request.tenant);
+        const prove = (source: SubtreeSource) => consistencyProof(first, second, source);
         return {
           firstTreeSize: request.firstTreeSize,
           secondTreeSize: request.secondTreeSize,
-          hashes: await consistencyProof(first, second, source),
+          hashes: await prove(await prefetchedSubtrees(store.forTenant(request.tenant).db, request.tenant, prove)),
         };
       },
 

@@ -4,8 +4,15 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { humanRef } from "../../services/audit/entry.ts";
-import { AuditLog, storedSubtrees, unhex } from "../../services/audit/log.ts";
-import { inclusionProof, leafHash, rootFromLeafHashes, verifyInclusion } from "../../services/audit/merkle.ts";
+import { AuditLog, prefetchedSubtrees, storedSubtrees, unhex } from "../../services/audit/log.ts";
+import {
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  rootFromLeafHashes,
+  type SubtreeSource,
+  verifyInclusion,
+} from "../../services/audit/merkle.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { Store } from "../../services/shared/store/store.ts";
@@ -67,6 +74,19 @@ describe.each(engines)("audit log on $name", (engine) => {
     for (const seq of [0, 1, 63, 64, 119]) {
       const proof = await inclusionProof(seq, 120, storedSubtrees(a.db, "acme"));
       expect(verifyInclusion(seq, 120, leaves[seq] as Uint8Array, proof, root)).toBe(true);
+      // The two-query path the service uses gives the very same proofs.
+      const prove = (source: SubtreeSource) => inclusionProof(seq, 120, source);
+      expect(await prove(await prefetchedSubtrees(a.db, "acme", prove))).toEqual(proof);
+    }
+    for (const [m, n] of [
+      [1, 120],
+      [17, 100],
+      [64, 120],
+    ] as const) {
+      const prove = (source: SubtreeSource) => consistencyProof(m, n, source);
+      expect(await prove(await prefetchedSubtrees(a.db, "acme", prove))).toEqual(
+        await prove(storedSubtrees(a.db, "acme")),
+      );
     }
   }, 60_000);
 

@@ -224,7 +224,7 @@ async function benchEngine(engine: Engine, say: (m: string) => void): Promise<Ro
     const prove = async () => {
       const seq = Math.floor(Math.random() * size);
       const run = (source: SubtreeSource) => inclusionProof(seq, size, source);
-      return run(await prefetchedSubtrees(store.db, "bench", run));
+      return run(await prefetchedSubtrees(store.engine, store.db, "bench", run));
     };
     const read = await measureCalls(
       () =>

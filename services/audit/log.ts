@@ -10,7 +10,7 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { Database, Store, Transaction } from "../shared/store/store.ts";
+import type { Database, Engine, Store, Transaction } from "../shared/store/store.ts";
 import { ENTRY_VERSION, type EventJson, newSalt, redactEvent, serializeEntry } from "./entry.ts";
 import { CompactRange, type Hash, leafHash, rootFromLeafHashes, type SubtreeSource } from "./merkle.ts";
 
@@ -318,6 +318,7 @@ export function storedSubtrees(db: Kysely<Database>, tenant: string): SubtreeSou
  * placeholder hashes lists exactly the subtrees the real run needs.
  */
 export async function prefetchedSubtrees(
+  engine: Engine,
   db: Kysely<Database>,
   tenant: string,
   compute: (source: SubtreeSource) => Promise<unknown>,
@@ -337,7 +338,16 @@ export async function prefetchedSubtrees(
       .selectFrom("audit_nodes")
       .select(["level", "idx", "hash"])
       .where("tenant_id", "=", tenant)
-      .where((eb) => eb.or(stored.map((w) => eb.and([eb("level", "=", w.level), eb("idx", "=", w.index)]))))
+      .where((eb) =>
+        // Each engine's planner probes the primary key for a different shape: PostgreSQL for an OR
+        // of pairs (a bitmap OR), SQLite for IN on both columns (a small superset; an OR scans).
+        engine === "postgres"
+          ? eb.or(stored.map((w) => eb.and([eb("level", "=", w.level), eb("idx", "=", w.index)])))
+          : eb.and([
+              eb("level", "in", [...new Set(stored.map((w) => w.level))]),
+              eb("idx", "in", [...new Set(stored.map((w) => w.index))]),
+            ]),
+      )
       .execute();
     for (const row of rows) hashes.set(`${row.level}/${Number(row.idx)}`, unhex(row.hash));
   }

@@ -94,7 +94,9 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
           throw invalidArgument([{ field: "sequence", description: `must be below tree_size (${size})` }]);
         }
         const prove = (source: SubtreeSource) => inclusionProof(seq, size, source);
-        const hashes = await prove(await prefetchedSubtrees(store.forTenant(request.tenant).db, request.tenant, prove));
+        const hashes = await prove(
+          await prefetchedSubtrees(store.engine, store.forTenant(request.tenant).db, request.tenant, prove),
+        );
         return { sequence: request.sequence, treeSize: request.treeSize, hashes };
       },
 
@@ -109,7 +111,9 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
         return {
           firstTreeSize: request.firstTreeSize,
           secondTreeSize: request.secondTreeSize,
-          hashes: await prove(await prefetchedSubtrees(store.forTenant(request.tenant).db, request.tenant, prove)),
+          hashes: await prove(
+            await prefetchedSubtrees(store.engine, store.forTenant(request.tenant).db, request.tenant, prove),
+          ),
         };
       },
 

@@ -76,7 +76,7 @@ describe.each(engines)("audit log on $name", (engine) => {
       expect(verifyInclusion(seq, 120, leaves[seq] as Uint8Array, proof, root)).toBe(true);
       // The two-query path the service uses gives the very same proofs.
       const prove = (source: SubtreeSource) => inclusionProof(seq, 120, source);
-      expect(await prove(await prefetchedSubtrees(a.db, "acme", prove))).toEqual(proof);
+      expect(await prove(await prefetchedSubtrees(a.engine, a.db, "acme", prove))).toEqual(proof);
     }
     for (const [m, n] of [
       [1, 120],
@@ -84,7 +84,7 @@ describe.each(engines)("audit log on $name", (engine) => {
       [64, 120],
     ] as const) {
       const prove = (source: SubtreeSource) => consistencyProof(m, n, source);
-      expect(await prove(await prefetchedSubtrees(a.db, "acme", prove))).toEqual(
+      expect(await prove(await prefetchedSubtrees(a.engine, a.db, "acme", prove))).toEqual(
         await prove(storedSubtrees(a.db, "acme")),
       );
     }

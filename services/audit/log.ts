@@ -315,7 +315,7 @@ export function storedSubtrees(db: Kysely<Database>, tenant: string): SubtreeSou
 /**
  * A SubtreeSource holding every subtree `compute` will ask for, read in two queries instead of one
  * per subtree: the proof algorithms' control flow depends only on sizes, so a dry run with
- * placeholder hashes lists exactly the subtrees the real run needs.
+ * stand-in hashes lists exactly the subtrees the real run needs.
  */
 export async function prefetchedSubtrees(
   engine: Engine,
@@ -324,11 +324,11 @@ export async function prefetchedSubtrees(
   compute: (source: SubtreeSource) => Promise<unknown>,
 ): Promise<SubtreeSource> {
   const wanted: Array<{ level: number; index: number }> = [];
-  const placeholder = new Uint8Array(32);
+  const dryRunHash = new Uint8Array(32);
   await compute({
     subtree(level, index) {
       wanted.push({ level, index });
-      return placeholder;
+      return dryRunHash;
     },
   });
   const hashes = new Map<string, Hash>();

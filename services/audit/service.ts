@@ -162,10 +162,17 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
         await drain();
         timers.push(setInterval(drain, config.audit.outboxPollInterval).unref());
         timers.push(
-          setInterval(async () => {
-            const heads = await store.db.selectFrom("audit_heads").select(["tenant_id", "size"]).execute();
-            for (const head of heads)
-              if (Number(head.size) > (lastSigned.get(head.tenant_id) ?? 0)) signSoon(head.tenant_id);
+          setInterval(() => {
+            store.db
+              .selectFrom("audit_heads")
+              .select(["tenant_id", "size"])
+              .execute()
+              .then((heads) => {
+                for (const head of heads) {
+                  if (Number(head.size) > (lastSigned.get(head.tenant_id) ?? 0)) signSoon(head.tenant_id);
+                }
+              })
+              .catch((error) => logger.error({ err: error }, "audit checkpoint round failed; retrying next round"));
           }, config.audit.checkpointInterval).unref(),
         );
       },

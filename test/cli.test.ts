@@ -43,10 +43,10 @@ describe("mandate CLI", () => {
     expect(first.code).toBe(0);
     expect(JSON.parse(first.stdout)).toMatchObject({
       engine: "sqlite",
-      applied: ["0001_tenants_and_audit_outbox", "0002_signer", "0003_audit_log"],
+      applied: ["0001_tenants_and_audit_outbox", "0002_signer", "0003_audit_log", "0004_oauth_clients"],
     });
     const second = await runMandate(["migrate", "--database", database, "--json"]);
-    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], current: "0003_audit_log" });
+    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], current: "0004_oauth_clients" });
   });
 
   it("manages tenants and reports health of a running server as JSON", async () => {

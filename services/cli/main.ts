@@ -7,6 +7,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Command, CommanderError, Option } from "commander";
 import { pino } from "pino";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { type OAuthClient, OAuthClientSchema } from "../../gen/mandate/v1/clients_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { type KeyInfo, KeyInfoSchema, KeyPurpose, KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { type Tenant, TenantSchema, Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { startMandate } from "../runtime/start.ts";
@@ -327,6 +329,113 @@ keys.addCommand(
     }),
 );
 program.addCommand(keys);
+
+const clients = command("clients", "manage a tenant's OAuth clients (over gRPC)");
+clients.addCommand(
+  command("create", "register a client; prints its secret once (client_secret_* methods)")
+    .addOption(tenantOption)
+    .option("--name <name>", "name shown on consent pages", "")
+    .option("--redirect-uri <uri>", "redirect URI, matched exactly; repeatable", collect, [])
+    .addOption(
+      new Option("--auth-method <method>", "token endpoint authentication (default client_secret_basic)").choices([
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+      ]),
+    )
+    .option("--grant-type <type>", "allowed grant type; repeatable (default authorization_code)", collect, [])
+    .option("--scope <scopes>", "allowed scopes, space-separated", "")
+    .option("--jwks-uri <url>", "where the client publishes its keys (private_key_jwt)")
+    .option("--require-par", "require pushed authorization requests (RFC 9126)")
+    .option("--dpop", "always bind its access tokens to a DPoP key (RFC 9449)")
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (options: KeyOptions & ClientCreateOptions) => {
+      const { client, clientSecret } = await grpcClient(Issue, options).createClient({
+        tenant: options.tenant,
+        metadata: {
+          clientName: options.name,
+          redirectUris: options.redirectUri,
+          tokenEndpointAuthMethod: options.authMethod ?? "",
+          grantTypes: options.grantType,
+          scope: options.scope,
+          jwksUri: options.jwksUri ?? "",
+          requirePushedAuthorizationRequests: options.requirePar ?? false,
+          dpopBoundAccessTokens: options.dpop ?? false,
+        },
+      });
+      const json = client && {
+        ...(toJson(OAuthClientSchema, client) as Record<string, unknown>),
+        ...(clientSecret ? { clientSecret } : {}),
+      };
+      print(options, json, () =>
+        [
+          `client_id      ${client?.clientId}`,
+          ...(clientSecret ? [`client_secret  ${clientSecret}   (shown once: store it now)`] : []),
+          `auth method    ${client?.tokenEndpointAuthMethod}`,
+          `grant types    ${client?.grantTypes.join(", ")}`,
+        ].join("\n"),
+      );
+    }),
+);
+clients.addCommand(
+  command("get", "show a client")
+    .argument("<client-id>", "the client identifier")
+    .addOption(tenantOption)
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (clientId: string, options: KeyOptions) => {
+      const { client } = await grpcClient(Issue, options).getClient({ tenant: options.tenant, clientId });
+      print(options, client && toJson(OAuthClientSchema, client), () =>
+        JSON.stringify(client && toJson(OAuthClientSchema, client), null, 2),
+      );
+    }),
+);
+clients.addCommand(
+  command("list", "list a tenant's clients")
+    .addOption(tenantOption)
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (options: KeyOptions) => {
+      const all: OAuthClient[] = [];
+      let pageToken = "";
+      do {
+        const page = await grpcClient(Issue, options).listClients({ tenant: options.tenant, page: { pageToken } });
+        all.push(...page.clients);
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      print(
+        options,
+        all.map((c) => toJson(OAuthClientSchema, c)),
+        () =>
+          all.map((c) => `${c.clientId}\t${c.tokenEndpointAuthMethod}\t${c.clientName}`).join("\n") || "(no clients)",
+      );
+    }),
+);
+clients.addCommand(
+  command("delete", "delete a client")
+    .argument("<client-id>", "the client identifier")
+    .addOption(tenantOption)
+    .addOption(addressOption)
+    .option("--json", "print as JSON")
+    .action(async (clientId: string, options: KeyOptions) => {
+      await grpcClient(Issue, options).deleteClient({ tenant: options.tenant, clientId });
+      print(options, { deleted: clientId }, () => `deleted client ${clientId}`);
+    }),
+);
+program.addCommand(clients);
+
+interface ClientCreateOptions {
+  name: string;
+  redirectUri: string[];
+  authMethod?: string;
+  grantType: string[];
+  scope: string;
+  jwksUri?: string;
+  requirePar?: boolean;
+  dpop?: boolean;
+}
 
 const audit = command("audit", "export and verify a tenant's tamper-evident audit log");
 audit.addCommand(

@@ -6,6 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { PageRequest, Party } from "./common_pb.js";
+import type { CreateClientRequestSchema, CreateClientResponseSchema, DeleteClientRequestSchema, DeleteClientResponseSchema, GetClientRequestSchema, GetClientResponseSchema, ListClientsRequestSchema, ListClientsResponseSchema } from "./clients_pb.js";
 
 /**
  * Describes the file mandate/v1/issue.proto.
@@ -1045,6 +1046,46 @@ export declare const Issue: GenService<{
     methodKind: "unary";
     input: typeof RevokeMandateRequestSchema;
     output: typeof RevokeMandateResponseSchema;
+  },
+  /**
+   * Registers an OAuth client (admin); returns its secret once.
+   *
+   * @generated from rpc mandate.v1.Issue.CreateClient
+   */
+  createClient: {
+    methodKind: "unary";
+    input: typeof CreateClientRequestSchema;
+    output: typeof CreateClientResponseSchema;
+  },
+  /**
+   * Reads a client. NOT_FOUND when the tenant has no such client.
+   *
+   * @generated from rpc mandate.v1.Issue.GetClient
+   */
+  getClient: {
+    methodKind: "unary";
+    input: typeof GetClientRequestSchema;
+    output: typeof GetClientResponseSchema;
+  },
+  /**
+   * Lists a tenant's clients.
+   *
+   * @generated from rpc mandate.v1.Issue.ListClients
+   */
+  listClients: {
+    methodKind: "unary";
+    input: typeof ListClientsRequestSchema;
+    output: typeof ListClientsResponseSchema;
+  },
+  /**
+   * Deletes a client.
+   *
+   * @generated from rpc mandate.v1.Issue.DeleteClient
+   */
+  deleteClient: {
+    methodKind: "unary";
+    input: typeof DeleteClientRequestSchema;
+    output: typeof DeleteClientResponseSchema;
   },
 }>;
 

@@ -172,6 +172,19 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
         }
       },
     },
+    "0004_oauth_clients": {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable("oauth_clients")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("metadata", "text", (c) => c.notNull())
+          .addColumn("secret_hash", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_clients_pk", ["tenant_id", "client_id"])
+          .execute();
+      },
+    },
   };
 }
 

@@ -121,6 +121,15 @@ export interface AuditSubjectsTable {
   salt: string;
 }
 
+/** OAuth clients of a tenant: RFC 7591 metadata as JSON, the secret only as a hash. */
+export interface OAuthClientsTable {
+  tenant_id: string;
+  client_id: string;
+  metadata: string;
+  secret_hash: string | null;
+  created_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   audit_outbox: AuditOutboxTable;
@@ -133,6 +142,7 @@ export interface Database {
   audit_heads: AuditHeadsTable;
   audit_checkpoints: AuditCheckpointsTable;
   audit_subjects: AuditSubjectsTable;
+  oauth_clients: OAuthClientsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -144,4 +154,5 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "audit_heads",
   "audit_checkpoints",
   "audit_subjects",
+  "oauth_clients",
 ]);

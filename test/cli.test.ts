@@ -43,10 +43,16 @@ describe("mandate CLI", () => {
     expect(first.code).toBe(0);
     expect(JSON.parse(first.stdout)).toMatchObject({
       engine: "sqlite",
-      applied: ["0001_tenants_and_audit_outbox", "0002_signer", "0003_audit_log", "0004_oauth_clients"],
+      applied: [
+        "0001_tenants_and_audit_outbox",
+        "0002_signer",
+        "0003_audit_log",
+        "0004_oauth_clients",
+        "0005_oauth_server",
+      ],
     });
     const second = await runMandate(["migrate", "--database", database, "--json"]);
-    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], current: "0004_oauth_clients" });
+    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], current: "0005_oauth_server" });
   });
 
   it("manages tenants and reports health of a running server as JSON", async () => {

@@ -1,6 +1,7 @@
 // `mandate`: the command line. Every command has --help and --version; commands that print data
 // take --json. Errors say what to do and exit non-zero (2 for bad configuration or usage).
 
+import { randomBytes } from "node:crypto";
 import { type DescService, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -11,6 +12,7 @@ import { type OAuthClient, OAuthClientSchema } from "../../gen/mandate/v1/client
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { type KeyInfo, KeyInfoSchema, KeyPurpose, KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { type Tenant, TenantSchema, Tenants } from "../../gen/mandate/v1/tenants_pb.js";
+import { hashPassword } from "../issue/clients/secrets.ts";
 import { startMandate } from "../runtime/start.ts";
 import { type Config, ConfigError, loadConfig, SERVICE_NAMES, type ServiceName } from "../shared/config.ts";
 import { createLogger } from "../shared/logger.ts";
@@ -65,6 +67,7 @@ async function runServer(
   flags: { grpc: boolean; edge: boolean; dev: boolean },
 ) {
   const config = configFrom(options);
+  const devUser = flags.dev && config.identity.devUsers.length === 0 ? await seedDevUser(config) : undefined;
   const telemetry = startTelemetry(config.telemetry);
   // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
   const logger = createLogger(config.log.level, pino.destination(2));
@@ -101,6 +104,8 @@ async function runServer(
     http: running.httpPort === undefined ? null : `http://${config.http.host}:${running.httpPort}`,
     database: running.store?.displayUrl ?? null,
     tenant: flags.dev ? config.dev.tenant : null,
+    issuer: flags.dev ? `${config.publicBaseUrl}/t/${config.dev.tenant}` : null,
+    dev_user: devUser ?? null,
     startup_ms: Date.now() - started,
   };
   print(options, summary, () =>
@@ -114,6 +119,9 @@ async function runServer(
         : "",
       summary.database ? `  store     ${summary.database}` : "",
       summary.tenant ? `  tenant    ${summary.tenant}   (issuer ${config.publicBaseUrl}/t/${summary.tenant})` : "",
+      devUser
+        ? `  login     ${devUser.username} / ${devUser.password}   (dev user; set identity.devUsers to choose your own)`
+        : "",
       summary.services.length ? `  services  ${summary.services.join(", ")}` : "",
       summary.http
         ? `  try       curl -s -X POST -H 'content-type: application/json' -d '{"tenant":"${config.dev.tenant}"}' ${summary.http}/mandate.v1.Tenants/GetTenant`
@@ -123,6 +131,19 @@ async function runServer(
       .filter(Boolean)
       .join("\n"),
   );
+}
+
+/** `mandate dev` without configured users gets one: alice, with $MANDATE_DEV_PASSWORD or a generated password. */
+async function seedDevUser(config: Config): Promise<{ username: string; password: string }> {
+  const password = process.env.MANDATE_DEV_PASSWORD || randomBytes(9).toString("base64url");
+  config.identity.devUsers.push({
+    id: "dev-alice",
+    username: "alice",
+    passwordHash: await hashPassword(password),
+    name: "Alice Example",
+    email: "alice@example.com",
+  });
+  return { username: "alice", password };
 }
 
 function grpcClient<S extends DescService>(service: S, options: CommonOptions) {
@@ -197,6 +218,25 @@ program.addCommand(
       }
     }),
 );
+
+const users = command("users", "dev users (identity.provider: dev)");
+users.addCommand(
+  command("hash-password", "hash a password for identity.devUsers (reads it from stdin, never from arguments)")
+    .option("--json", "print the result as JSON")
+    .action(async (options: CommonOptions) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      const password = Buffer.concat(chunks)
+        .toString("utf8")
+        .replace(/\r?\n$/, "");
+      if (password.length < 8) {
+        throw new CommanderError(2, "mandate.usage", "the password on stdin must have at least 8 characters");
+      }
+      const hash = await hashPassword(password);
+      print(options, { passwordHash: hash }, () => hash);
+    }),
+);
+program.addCommand(users);
 
 const tenants = command("tenants", "manage tenants of a running Mandate (over gRPC)");
 tenants.addCommand(

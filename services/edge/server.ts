@@ -7,6 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../shared/logger.ts";
 import type { BoundService } from "../shared/rpc/grpc-server.ts";
+import type { HttpHandler } from "../shared/rpc/service.ts";
 import { histogram, tracer } from "../shared/telemetry.ts";
 
 export interface EdgeOptions {
@@ -20,6 +21,8 @@ export interface EdgeOptions {
   readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
   /** A tenant's token-signing JWKS and how long it may be cached (from the Signer). */
   jwks?: (tenant: string) => Promise<{ jwks: { keys: unknown[] }; maxAgeSeconds: number }>;
+  /** HTTP endpoints of services hosted here (the OAuth server), tried in order before the RPC router. */
+  http?: HttpHandler[];
 }
 
 const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/jwks\.json$/;
@@ -57,8 +60,10 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
       const { ready, checks } = await options.readiness();
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
     }
-    const jwksTenant = options.jwks && req.method === "GET" ? JWKS_PATH.exec(url.pathname)?.[1] : undefined;
+    const jwksTenant =
+      options.jwks && (req.method === "GET" || req.method === "HEAD") ? JWKS_PATH.exec(url.pathname)?.[1] : undefined;
     if (jwksTenant && options.jwks) return serveJwks(res, jwksTenant, options.jwks);
+    for (const http of options.http ?? []) if (await http(req, res)) return;
     return rpc(req as never, res as never);
   };
 
@@ -118,6 +123,9 @@ function routeOf(rawUrl: string): string {
   if (/^\/[a-z0-9_.]+\.[A-Z][A-Za-z0-9]*\/[A-Z][A-Za-z0-9]*$/.test(path)) return path;
   if (path === "/healthz" || path === "/readyz") return path;
   if (JWKS_PATH.test(path)) return "/t/{tenant}/.well-known/jwks.json";
+  const tenantPath = /^\/t\/[a-z0-9-]+(\/(?:oauth2\/[a-z]+|\.well-known\/[a-z-]+|login|consent))$/.exec(path);
+  if (tenantPath) return `/t/{tenant}${tenantPath[1]}`;
+  if (path.startsWith("/.well-known/")) return path.replace(/\/t\/[a-z0-9-]+$/, "/t/{tenant}");
   return "/*";
 }
 

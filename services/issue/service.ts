@@ -10,48 +10,60 @@ import { invalidArgument, notFound } from "../shared/errors.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metadata.ts";
 import { ClientRegistry, type RegisteredClient } from "./clients/registry.ts";
+import { createOAuthHttp } from "./oauth/server.ts";
 
 const DEFAULT_PAGE = 50;
 
-export function issueService({ store, clock }: ServiceDeps) {
+export function issueService(deps: ServiceDeps) {
+  const { store, clock } = deps;
   const clients = new ClientRegistry(store, clock);
+  const oauth = createOAuthHttp(deps, clients);
 
-  return defineService(Issue, {
-    async createClient(request) {
-      try {
-        const { client, secret } = await clients.create(request.tenant, fromProto(request.metadata));
-        return { client: toProto(client), clientSecret: secret ?? "" };
-      } catch (error) {
-        if (!(error instanceof InvalidClientMetadata)) throw error;
-        throw invalidArgument(
-          error.violations.map((v) => ({ field: `metadata.${v.field}`, description: v.description, reason: v.error })),
-        );
-      }
-    },
+  const module = defineService(
+    Issue,
+    {
+      async createClient(request) {
+        try {
+          const { client, secret } = await clients.create(request.tenant, fromProto(request.metadata));
+          return { client: toProto(client), clientSecret: secret ?? "" };
+        } catch (error) {
+          if (!(error instanceof InvalidClientMetadata)) throw error;
+          throw invalidArgument(
+            error.violations.map((v) => ({
+              field: `metadata.${v.field}`,
+              description: v.description,
+              reason: v.error,
+            })),
+          );
+        }
+      },
 
-    async getClient(request) {
-      const client = await clients.get(request.tenant, request.clientId);
-      if (!client) throw notFound("client", request.clientId);
-      return { client: toProto(client) };
-    },
+      async getClient(request) {
+        const client = await clients.get(request.tenant, request.clientId);
+        if (!client) throw notFound("client", request.clientId);
+        return { client: toProto(client) };
+      },
 
-    async listClients(request) {
-      const size = request.page?.pageSize || DEFAULT_PAGE;
-      const after = request.page?.pageToken ? decodeCursor(request.page.pageToken) : undefined;
-      const page = await clients.list(request.tenant, size + 1, after);
-      const shown = page.slice(0, size);
-      const last = shown.at(-1);
-      return {
-        clients: shown.map(toProto),
-        nextPageToken: page.length > size && last ? Buffer.from(last.clientId).toString("base64url") : "",
-      };
-    },
+      async listClients(request) {
+        const size = request.page?.pageSize || DEFAULT_PAGE;
+        const after = request.page?.pageToken ? decodeCursor(request.page.pageToken) : undefined;
+        const page = await clients.list(request.tenant, size + 1, after);
+        const shown = page.slice(0, size);
+        const last = shown.at(-1);
+        return {
+          clients: shown.map(toProto),
+          nextPageToken: page.length > size && last ? Buffer.from(last.clientId).toString("base64url") : "",
+        };
+      },
 
-    async deleteClient(request) {
-      if (!(await clients.delete(request.tenant, request.clientId))) throw notFound("client", request.clientId);
-      return {};
+      async deleteClient(request) {
+        if (!(await clients.delete(request.tenant, request.clientId))) throw notFound("client", request.clientId);
+        return {};
+      },
     },
-  });
+    { start: async () => {}, stop: () => oauth.close() },
+  );
+  return { ...module, http: oauth.handle };
 }
 
 function fromProto(metadata: OAuthClientMetadata | undefined): ClientMetadataInput {

@@ -21,7 +21,7 @@ import type { Logger } from "../shared/logger.ts";
 import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
 import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/rpc/grpc-server.ts";
 import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
-import { type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
+import { type HttpHandler, type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
 import { Store } from "../shared/store/store.ts";
 import { openBackend } from "../signer/backends/open.ts";
 import { RemoteSigningClient } from "../signer/client.ts";
@@ -107,6 +107,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const clock = options.clock ?? systemClock;
   const bound: BoundService[] = [];
   const lifecycles: Lifecycle[] = [];
+  const httpHandlers: HttpHandler[] = [];
   let keys: KeyManager | undefined;
   if (store && local.has("signer")) {
     const backend = await openBackend({ config, store, logger, dev: options.dev ?? false });
@@ -128,6 +129,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
       const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
       const service: BoundService = { service: module.service, impl: wrapService(module, { ...wrapOptions, tenants }) };
       if (module.lifecycle) lifecycles.push(module.lifecycle);
+      if (module.http) httpHandlers.push(module.http);
       bound.push(service);
       clients.addLocal(service);
     }
@@ -162,6 +164,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
         services: [...bound, ...forwarded, healthBound],
         logger,
         readiness: () => readiness(health, store, remote, clients, keys),
+        http: httpHandlers,
         jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
       });
       progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);

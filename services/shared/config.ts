@@ -12,6 +12,8 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const host = z.string().min(1);
+/** true/false, also from the environment ("true", "false", "1", "0", "yes", "no"). */
+const flag = z.union([z.boolean(), z.stringbool()]);
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** A duration as "90s", "10m", "24h", "1d" or a number of milliseconds; parsed to milliseconds. */
@@ -165,6 +167,69 @@ export const configSchema = z.strictObject({
       outboxPollInterval: duration.default(250),
     })
     .prefault({}),
+  /** Shared ephemeral state (DPoP and client-assertion replay caches). Unset: in-process (one replica only). */
+  redis: z
+    .strictObject({
+      /** e.g. redis://127.0.0.1:6379/0. Secret when it carries a password. */
+      url: z.url({ protocol: /^rediss?$/, error: "expected a redis:// or rediss:// URL" }).optional(),
+    })
+    .prefault({}),
+  oauth: z
+    .strictObject({
+      /** Access-token lifetime when the client does not set one (RFC 9068 tokens; keep it short). */
+      accessTokenTtl: duration.default(300_000),
+      /** Absolute lifetime of a refresh-token family, from the original grant. */
+      refreshTokenTtl: duration.default(30 * 86_400_000),
+      /** Authorization codes are single use and short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes). */
+      codeTtl: duration.default(60_000),
+      /** Lifetime of a pushed authorization request's request_uri (RFC 9126 §2.2). */
+      parTtl: duration.default(90_000),
+      /** ID-token lifetime. */
+      idTokenTtl: duration.default(3_600_000),
+      /** Browser login session lifetime at the authorization server. */
+      sessionTtl: duration.default(8 * 3_600_000),
+      /** Largest clock difference accepted on DPoP proofs and client assertions (`iat`, RFC 9449 §11.1). */
+      clockSkew: duration.default(60_000),
+      /** How long a DPoP server nonce stays valid; a new one is handed out halfway (RFC 9449 §8.2). */
+      dpopNonceTtl: duration.default(300_000),
+      /** Require a server-provided DPoP nonce at the token endpoint (RFC 9449 §8). */
+      requireDpopNonce: flag.default(true),
+      /** Dynamic Client Registration (RFC 7591): "open", "token" (initial access token required) or "off". */
+      registration: z.enum(["open", "token", "off"]).default("open"),
+      /** Initial access tokens accepted when registration is "token". Secret. */
+      initialAccessTokens: z.array(z.string().min(16)).default([]),
+      /** Fetch and accept https client_id URLs (Client ID Metadata Documents, as MCP requires). */
+      clientIdMetadataDocuments: flag.default(true),
+      /** Allow metadata documents on loopback/private addresses (tests only; SSRF guard off). */
+      allowPrivateMetadataHosts: flag.default(false),
+    })
+    .prefault({}),
+  identity: z
+    .strictObject({
+      /** Who logs humans in: "dev" (users from this config; embedded default) or "kratos" (Ory Kratos). */
+      provider: z.enum(["dev", "kratos"]).default("dev"),
+      /** Dev users: passwords only as scrypt hashes (`mandate users hash-password`). */
+      devUsers: z
+        .array(
+          z.strictObject({
+            id: z.string().min(1),
+            username: z.string().min(1),
+            passwordHash: z.string().regex(/^scrypt\$/, "expected a scrypt hash from `mandate users hash-password`"),
+            name: z.string().optional(),
+            email: z.string().optional(),
+          }),
+        )
+        .default([]),
+      kratos: z
+        .strictObject({
+          /** Kratos public API as this server reaches it (toSession). */
+          publicUrl: z.url().optional(),
+          /** Kratos public URL as browsers reach it (login redirects); defaults to publicUrl. */
+          browserUrl: z.url().optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   dev: z
     .strictObject({
       /** Tenant `mandate dev` seeds. */
@@ -198,6 +263,15 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_AUDIT_CHECKPOINT_EVERY_ENTRIES", "audit.checkpointEveryEntries"],
   ["MANDATE_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpointInterval"],
   ["MANDATE_AUDIT_OUTBOX_POLL_INTERVAL", "audit.outboxPollInterval"],
+  ["MANDATE_REDIS_URL", "redis.url"],
+  ["MANDATE_OAUTH_ACCESS_TOKEN_TTL", "oauth.accessTokenTtl"],
+  ["MANDATE_OAUTH_REFRESH_TOKEN_TTL", "oauth.refreshTokenTtl"],
+  ["MANDATE_OAUTH_REQUIRE_DPOP_NONCE", "oauth.requireDpopNonce"],
+  ["MANDATE_OAUTH_REGISTRATION", "oauth.registration"],
+  ["MANDATE_OAUTH_ALLOW_PRIVATE_METADATA_HOSTS", "oauth.allowPrivateMetadataHosts"],
+  ["MANDATE_IDENTITY_PROVIDER", "identity.provider"],
+  ["MANDATE_KRATOS_PUBLIC_URL", "identity.kratos.publicUrl"],
+  ["MANDATE_KRATOS_BROWSER_URL", "identity.kratos.browserUrl"],
   ["MANDATE_SIGNER_BACKEND", "signer.backend"],
   ["MANDATE_SIGNER_DEFAULT_ALGORITHM", "signer.defaultAlgorithm"],
   ["MANDATE_SIGNER_ROTATION_INTERVAL", "signer.rotationInterval"],
@@ -216,7 +290,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
 ];
 
 /** Keys whose values are secrets or may embed one (a password in a URL). */
-const SECRET_KEYS = new Set(["database.url", "signer.software.kek", "signer.pkcs11.pin"]);
+const SECRET_KEYS = new Set(["database.url", "redis.url", "signer.software.kek", "signer.pkcs11.pin"]);
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -347,6 +421,8 @@ export function redactConfig(config: Config): Config {
   return {
     ...config,
     database: { ...config.database, url: redactUrl(config.database.url) },
+    redis: config.redis.url ? { url: redactUrl(config.redis.url) } : config.redis,
+    oauth: { ...config.oauth, initialAccessTokens: config.oauth.initialAccessTokens.map(() => "REDACTED") },
     signer: {
       ...signer,
       software: { ...signer.software, ...(signer.software.kek ? { kek: "REDACTED" } : {}) },

@@ -59,7 +59,10 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
   for (const grant of grants) {
     if (!(GRANT_TYPES as readonly string[]).includes(grant)) bad("grant_types", `unsupported grant type "${grant}"`);
   }
-  const responses = dedupe(input.response_types?.length ? input.response_types : ["code"]);
+  // RFC 7591 §2 defaults to "code"; a client without the code grant gets none, so the §2.1 pairing holds.
+  const responses = dedupe(
+    input.response_types?.length ? input.response_types : grants.includes("authorization_code") ? ["code"] : [],
+  );
   for (const type of responses) {
     // OAuth 2.1 §4: the implicit grant and hybrid response types are gone.
     if (type !== "code") bad("response_types", `unsupported response type "${type}" (only "code")`);

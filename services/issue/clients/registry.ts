@@ -5,7 +5,7 @@ import type { Clock } from "../../shared/clock.ts";
 import type { OAuthClientsTable } from "../../shared/store/schema.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { type ClientMetadata, type ClientMetadataInput, normalizeClientMetadata } from "./metadata.ts";
-import { generateSecret, hashSecret } from "./secrets.ts";
+import { generateSecret, hashSecret, verifySecret } from "./secrets.ts";
 
 export interface RegisteredClient {
   tenant: string;
@@ -33,7 +33,7 @@ export class ClientRegistry {
       // 128 random bits: client ids are public but must not be guessable for enumeration.
       client_id: randomBytes(16).toString("base64url"),
       metadata: JSON.stringify(metadata),
-      secret_hash: secret ? await hashSecret(secret) : null,
+      secret_hash: secret ? hashSecret(secret) : null,
       created_at: this.#clock.now(),
     };
     const scoped = this.#store.forTenant(tenant);
@@ -64,6 +64,18 @@ export class ClientRegistry {
       .where("client_id", "=", clientId)
       .executeTakeFirst();
     return row && toClient(row);
+  }
+
+  /** Checks a presented secret against the stored hash (constant time); false for clients without one. */
+  async verifySecret(tenant: string, clientId: string, secret: string): Promise<boolean> {
+    const row = await this.#store
+      .forTenant(tenant)
+      .db.selectFrom("oauth_clients")
+      .select("secret_hash")
+      .where("tenant_id", "=", tenant)
+      .where("client_id", "=", clientId)
+      .executeTakeFirst();
+    return row?.secret_hash ? verifySecret(secret, row.secret_hash) : false;
   }
 
   /** Clients in client-id order, after `after` (exclusive). */

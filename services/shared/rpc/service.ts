@@ -6,6 +6,7 @@
 //   server-side default deadline                             -> DEADLINE_EXCEEDED
 //   a span, a duration metric and a log line per call; internals never leak (INTERNAL)
 //   methods whose feature has not landed                     -> UNIMPLEMENTED
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, DescService } from "@bufbuild/protobuf";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -20,7 +21,11 @@ export interface ServiceModule<S extends DescService = DescService> {
   impl: Partial<ServiceImpl<S>>;
   /** Background work of the service (e.g. the audit writer's outbox drain), run while the process serves. */
   lifecycle?: Lifecycle | undefined;
+  /** HTTP endpoints the service serves at the edge besides its RPCs (the OAuth server); false: not mine. */
+  http?: HttpHandler | undefined;
 }
+
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 export interface Lifecycle {
   start(): Promise<void>;

@@ -185,6 +185,96 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    "0005_oauth_server": {
+      async up(db: Kysely<unknown>) {
+        const tenantTable = (name: string) =>
+          db.schema.createTable(name).addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"));
+        // A grant: what a user (or client) authorised for a client; refresh tokens and code-flow access tokens hang off it.
+        await tenantTable("oauth_grants")
+          .addColumn("id", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("subject", "text", (c) => c.notNull())
+          .addColumn("scope", "text", (c) => c.notNull())
+          .addColumn("resources", "text", (c) => c.notNull())
+          .addColumn("dpop_jkt", "text")
+          .addColumn("auth_time", bigint)
+          .addColumn("acr", "text")
+          .addColumn("amr", "text")
+          .addColumn("claims", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("revoked_at", bigint)
+          .addPrimaryKeyConstraint("oauth_grants_pk", ["tenant_id", "id"])
+          .execute();
+        await tenantTable("oauth_codes")
+          .addColumn("code_hash", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("request", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("consumed_at", bigint)
+          .addColumn("grant_id", "text")
+          .addPrimaryKeyConstraint("oauth_codes_pk", ["tenant_id", "code_hash"])
+          .execute();
+        await tenantTable("oauth_refresh_tokens")
+          .addColumn("token_hash", "text", (c) => c.notNull())
+          .addColumn("grant_id", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("spent_at", bigint)
+          .addPrimaryKeyConstraint("oauth_refresh_tokens_pk", ["tenant_id", "token_hash"])
+          .execute();
+        await db.schema
+          .createIndex("oauth_refresh_tokens_grant_idx")
+          .on("oauth_refresh_tokens")
+          .columns(["tenant_id", "grant_id"])
+          .execute();
+        // Access tokens minted from a grant, so revoking the grant (refresh reuse, code replay) reaches them.
+        await tenantTable("oauth_access_tokens")
+          .addColumn("jti", "text", (c) => c.notNull())
+          .addColumn("grant_id", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_access_tokens_pk", ["tenant_id", "jti"])
+          .execute();
+        await db.schema
+          .createIndex("oauth_access_tokens_grant_idx")
+          .on("oauth_access_tokens")
+          .columns(["tenant_id", "grant_id"])
+          .execute();
+        // Revoked access tokens until they would have expired anyway (RFC 7009).
+        await tenantTable("oauth_revoked_tokens")
+          .addColumn("jti", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_revoked_tokens_pk", ["tenant_id", "jti"])
+          .execute();
+        // Pushed authorization requests (RFC 9126) and authorization requests waiting for login/consent.
+        await tenantTable("oauth_pending_requests")
+          .addColumn("id_hash", "text", (c) => c.notNull())
+          .addColumn("kind", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("request", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_pending_requests_pk", ["tenant_id", "id_hash"])
+          .execute();
+        await tenantTable("oauth_sessions")
+          .addColumn("id_hash", "text", (c) => c.notNull())
+          .addColumn("subject", "text", (c) => c.notNull())
+          .addColumn("auth_time", bigint, (c) => c.notNull())
+          .addColumn("acr", "text", (c) => c.notNull())
+          .addColumn("amr", "text", (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_sessions_pk", ["tenant_id", "id_hash"])
+          .execute();
+        await tenantTable("oauth_consents")
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("subject", "text", (c) => c.notNull())
+          .addColumn("scope", "text", (c) => c.notNull())
+          .addColumn("resources", "text", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_consents_pk", ["tenant_id", "client_id", "subject"])
+          .execute();
+      },
+    },
   };
 }
 

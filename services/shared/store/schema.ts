@@ -130,6 +130,95 @@ export interface OAuthClientsTable {
   created_at: number;
 }
 
+/** What a subject authorised for a client: the family its refresh tokens and code-flow access tokens belong to. */
+export interface OAuthGrantsTable {
+  tenant_id: string;
+  id: string;
+  client_id: string;
+  subject: string;
+  scope: string;
+  /** JSON array of resource indicators (RFC 8707). */
+  resources: string;
+  dpop_jkt: string | null;
+  auth_time: number | null;
+  acr: string | null;
+  /** JSON array. */
+  amr: string | null;
+  /** JSON object: identity claims for the ID token and userinfo, as of the login. */
+  claims: string | null;
+  created_at: number;
+  /** Absolute end of the refresh-token family. */
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+/** Authorization codes, by SHA-256 hash; `request` is the approved authorization request (JSON). */
+export interface OAuthCodesTable {
+  tenant_id: string;
+  code_hash: string;
+  client_id: string;
+  request: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+  /** The grant the code was redeemed into, revoked if the code is replayed (RFC 6749 §4.1.2). */
+  grant_id: string | null;
+}
+
+export interface OAuthRefreshTokensTable {
+  tenant_id: string;
+  token_hash: string;
+  grant_id: string;
+  created_at: number;
+  expires_at: number;
+  /** Set when rotated; presenting a spent token revokes the family. */
+  spent_at: number | null;
+}
+
+export interface OAuthAccessTokensTable {
+  tenant_id: string;
+  jti: string;
+  grant_id: string;
+  expires_at: number;
+}
+
+export interface OAuthRevokedTokensTable {
+  tenant_id: string;
+  jti: string;
+  expires_at: number;
+}
+
+/** PAR request_uris ("par") and authorization requests awaiting login or consent ("interaction"). */
+export interface OAuthPendingRequestsTable {
+  tenant_id: string;
+  id_hash: string;
+  kind: "par" | "interaction";
+  client_id: string;
+  request: string;
+  expires_at: number;
+}
+
+/** Browser login sessions at the authorization server (the cookie holds the id; we keep its hash). */
+export interface OAuthSessionsTable {
+  tenant_id: string;
+  id_hash: string;
+  subject: string;
+  auth_time: number;
+  acr: string;
+  amr: string;
+  expires_at: number;
+}
+
+/** Remembered consent per client and user: the scopes and resources approved so far. */
+export interface OAuthConsentsTable {
+  tenant_id: string;
+  client_id: string;
+  subject: string;
+  scope: string;
+  resources: string;
+  updated_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   audit_outbox: AuditOutboxTable;
@@ -143,6 +232,14 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   audit_subjects: AuditSubjectsTable;
   oauth_clients: OAuthClientsTable;
+  oauth_grants: OAuthGrantsTable;
+  oauth_codes: OAuthCodesTable;
+  oauth_refresh_tokens: OAuthRefreshTokensTable;
+  oauth_access_tokens: OAuthAccessTokensTable;
+  oauth_revoked_tokens: OAuthRevokedTokensTable;
+  oauth_pending_requests: OAuthPendingRequestsTable;
+  oauth_sessions: OAuthSessionsTable;
+  oauth_consents: OAuthConsentsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -155,4 +252,12 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "audit_checkpoints",
   "audit_subjects",
   "oauth_clients",
+  "oauth_grants",
+  "oauth_codes",
+  "oauth_refresh_tokens",
+  "oauth_access_tokens",
+  "oauth_revoked_tokens",
+  "oauth_pending_requests",
+  "oauth_sessions",
+  "oauth_consents",
 ]);

@@ -1,0 +1,111 @@
+// Dev users: accounts from configuration with scrypt-hashed passwords and a plain login page,
+// for `mandate dev` and tests. Sessions live in the store (hash of the cookie value), so they
+// survive a restart and any replica can read them.
+import { createHash, randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Clock } from "../../shared/clock.ts";
+import type { Store } from "../../shared/store/store.ts";
+import { verifySecret } from "../clients/secrets.ts";
+import { cookies } from "../oauth/http.ts";
+import type { Authentication, IdentityProvider, LoginRequest } from "./provider.ts";
+
+export interface DevUser {
+  id: string;
+  username: string;
+  passwordHash: string;
+  name?: string | undefined;
+  email?: string | undefined;
+}
+
+export const SESSION_COOKIE = "mandate_session";
+
+export class DevUsers implements IdentityProvider {
+  readonly kind = "dev" as const;
+  readonly acrValues = ["aal1"] as const;
+  readonly #users: Map<string, DevUser>;
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #sessionTtlMs: number;
+  readonly #loginUrl: (tenant: string) => string;
+
+  constructor(options: {
+    users: DevUser[];
+    store: Store;
+    clock: Clock;
+    sessionTtlMs: number;
+    loginUrl: (tenant: string) => string;
+  }) {
+    this.#users = new Map(options.users.map((u) => [u.username, u]));
+    this.#store = options.store;
+    this.#clock = options.clock;
+    this.#sessionTtlMs = options.sessionTtlMs;
+    this.#loginUrl = options.loginUrl;
+  }
+
+  loginUrl(request: LoginRequest): string {
+    const url = new URL(this.#loginUrl(request.tenant));
+    url.searchParams.set("interaction", request.interaction);
+    if (request.loginHint) url.searchParams.set("login_hint", request.loginHint);
+    return url.toString();
+  }
+
+  /** Checks a username and password; a constant amount of work whether or not the user exists. */
+  async verifyPassword(username: string, password: string): Promise<DevUser | undefined> {
+    const user = this.#users.get(username);
+    const ok = await verifySecret(password, user?.passwordHash ?? DUMMY_HASH);
+    return ok && user ? user : undefined;
+  }
+
+  /** Opens a session; returns the cookie value. */
+  async openSession(tenant: string, user: DevUser): Promise<{ value: string; maxAgeSeconds: number }> {
+    const value = randomBytes(32).toString("base64url");
+    const now = this.#clock.now();
+    await this.#store
+      .forTenant(tenant)
+      .db.insertInto("oauth_sessions")
+      .values({
+        tenant_id: tenant,
+        id_hash: hash(value),
+        subject: user.id,
+        auth_time: now,
+        acr: "aal1",
+        amr: JSON.stringify(["pwd"]),
+        expires_at: now + this.#sessionTtlMs,
+      })
+      .execute();
+    return { value, maxAgeSeconds: Math.floor(this.#sessionTtlMs / 1000) };
+  }
+
+  async session(req: IncomingMessage, tenant: string): Promise<Authentication | undefined> {
+    const value = cookies(req).get(SESSION_COOKIE);
+    if (!value) return undefined;
+    const row = await this.#store
+      .forTenant(tenant)
+      .db.selectFrom("oauth_sessions")
+      .selectAll()
+      .where("tenant_id", "=", tenant)
+      .where("id_hash", "=", hash(value))
+      .executeTakeFirst();
+    if (!row || row.expires_at <= this.#clock.now()) return undefined;
+    const user = [...this.#users.values()].find((u) => u.id === row.subject);
+    if (!user) return undefined;
+    return {
+      subject: row.subject,
+      authTime: row.auth_time,
+      acr: row.acr,
+      amr: JSON.parse(row.amr) as string[],
+      claims: {
+        preferred_username: user.username,
+        ...(user.name ? { name: user.name } : {}),
+        ...(user.email ? { email: user.email, email_verified: true } : {}),
+      },
+    };
+  }
+}
+
+function hash(value: string): string {
+  return createHash("sha256").update(value).digest("base64url");
+}
+
+// A valid scrypt hash of a random password: unknown usernames cost the same as wrong passwords.
+const DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";

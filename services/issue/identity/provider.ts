@@ -1,0 +1,45 @@
+// The identity-provider interface the authorization endpoint logs humans in through. Two
+// implementations: dev users from config (embedded default) and Ory Kratos (production).
+import type { IncomingMessage } from "node:http";
+
+/** Who is logged in, how and when: what ID tokens and access tokens say about the login. */
+export interface Authentication {
+  subject: string;
+  /** Milliseconds since the epoch. */
+  authTime: number;
+  /** Authentication context class, e.g. "aal1" / "aal2". */
+  acr: string;
+  /** RFC 8176 method references, e.g. ["pwd"], ["pwd", "otp"]. */
+  amr: string[];
+  /** Identity claims released by scope (name, email...). */
+  claims: Record<string, unknown>;
+}
+
+export interface LoginRequest {
+  tenant: string;
+  /** Where the browser must come back to once logged in (our resume URL). */
+  returnTo: string;
+  interaction: string;
+  loginHint?: string | undefined;
+  /** Force a fresh login even with a session (prompt=login, max_age exceeded). */
+  fresh: boolean;
+  /** Step up to this assurance level ("aal2"). */
+  acr?: string | undefined;
+}
+
+export interface IdentityProvider {
+  readonly kind: "dev" | "kratos";
+  /** The browser's current authentication at this provider, if any. */
+  session(req: IncomingMessage, tenant: string): Promise<Authentication | undefined>;
+  /** The URL that starts a login for this request. */
+  loginUrl(request: LoginRequest): string;
+  /** Assurance levels this provider can deliver, weakest first. */
+  readonly acrValues: readonly string[];
+}
+
+/** Whether `have` meets `want` on the provider's ordered levels. */
+export function meetsAcr(levels: readonly string[], have: string, want: string | undefined): boolean {
+  if (!want) return true;
+  const w = levels.indexOf(want);
+  return w < 0 ? false : levels.indexOf(have) >= w;
+}

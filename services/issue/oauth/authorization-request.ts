@@ -1,0 +1,114 @@
+// Validation of an authorization request (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1, OIDC Core §3.1.2.1),
+// in the order that decides where errors may go: client and redirect URI first (errors about them
+// are shown as a page, never redirected, RFC 6749 §4.1.2.1), then everything else (redirected).
+import type { RegisteredClient } from "../clients/registry.ts";
+import { InvalidRequest, type OAuthError, UnsupportedResponseType } from "./errors.ts";
+import type { Params } from "./http.ts";
+import { requireS256Challenge } from "./pkce.ts";
+import { parseResources } from "./rfc8707.ts";
+import { grantableScopes, parseScope } from "./scopes.ts";
+
+export interface AuthorizationRequest {
+  clientId: string;
+  redirectUri: string;
+  state?: string | undefined;
+  scope: string[];
+  resources: string[];
+  codeChallenge: string;
+  nonce?: string | undefined;
+  prompt: string[];
+  maxAge?: number | undefined;
+  loginHint?: string | undefined;
+  acrValues: string[];
+  dpopJkt?: string | undefined;
+}
+
+/** An error that may be redirected to the (verified) redirect URI. */
+export class RedirectableError extends Error {
+  override readonly cause: OAuthError;
+  readonly redirectUri: string;
+  readonly state: string | undefined;
+  constructor(cause: OAuthError, redirectUri: string, state: string | undefined) {
+    super(cause.message);
+    this.cause = cause;
+    this.redirectUri = redirectUri;
+    this.state = state;
+  }
+}
+
+/** RFC 6749 §3.1.2.3 exact match; RFC 8252 §7.3: loopback IP redirects match with any port. */
+export function matchRedirectUri(client: RegisteredClient, presented: string | undefined): string | undefined {
+  const registered = client.metadata.redirect_uris;
+  if (presented === undefined) return registered.length === 1 ? registered[0] : undefined;
+  if (registered.includes(presented)) return presented;
+  let url: URL;
+  try {
+    url = new URL(presented);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" || !(url.hostname === "127.0.0.1" || url.hostname === "[::1]")) return undefined;
+  for (const candidate of registered) {
+    const reg = new URL(candidate);
+    const portless = (u: URL) => `${u.protocol}//${u.hostname}${u.pathname}${u.search}`;
+    if (reg.protocol === "http:" && portless(reg) === portless(url)) return presented;
+  }
+  return undefined;
+}
+
+/** Validates everything after client and redirect URI; errors are redirectable. */
+export function validateAuthorizationRequest(
+  params: Params,
+  client: RegisteredClient,
+  redirectUri: string,
+): AuthorizationRequest {
+  const state = params.get("state");
+  const fail = (error: OAuthError): never => {
+    throw new RedirectableError(error, redirectUri, state);
+  };
+  try {
+    const responseType = params.get("response_type");
+    // OAuth 2.1 §4.1.1: code only; implicit and hybrid flows are gone.
+    if (responseType !== "code") throw new UnsupportedResponseType('response_type must be "code"');
+    if (!client.metadata.grant_types.includes("authorization_code")) {
+      throw new InvalidRequest("the client is not registered for the authorization_code grant");
+    }
+    const mode = params.get("response_mode");
+    if (mode !== undefined && mode !== "query") throw new InvalidRequest('response_mode must be "query"');
+    if (params.has("request")) throw new InvalidRequest("request objects are not supported; use PAR");
+    const codeChallenge = requireS256Challenge(params.get("code_challenge"), params.get("code_challenge_method"));
+    const scope = grantableScopes(parseScope(params.get("scope")), client.metadata.scope, true);
+    const resources = parseResources(params.all("resource"));
+    const prompt = (params.get("prompt") ?? "").split(" ").filter(Boolean);
+    for (const p of prompt) {
+      if (!["none", "login", "consent", "select_account"].includes(p))
+        throw new InvalidRequest(`unknown prompt "${p}"`);
+    }
+    // OIDC Core §3.1.2.1: "none" must not be combined with another value.
+    if (prompt.includes("none") && prompt.length > 1) throw new InvalidRequest('prompt "none" stands alone');
+    const maxAgeText = params.get("max_age");
+    if (maxAgeText !== undefined && !/^\d{1,9}$/.test(maxAgeText)) throw new InvalidRequest("max_age must be seconds");
+    const dpopJkt = params.get("dpop_jkt");
+    if (dpopJkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(dpopJkt)) {
+      throw new InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint");
+    }
+    return {
+      clientId: client.clientId,
+      redirectUri,
+      state,
+      scope,
+      resources,
+      codeChallenge,
+      nonce: params.get("nonce"),
+      prompt,
+      maxAge: maxAgeText === undefined ? undefined : Number(maxAgeText),
+      loginHint: params.get("login_hint"),
+      acrValues: (params.get("acr_values") ?? "").split(" ").filter(Boolean),
+      dpopJkt,
+    };
+  } catch (error) {
+    if (error instanceof RedirectableError) throw error;
+    if (error instanceof Error && "error" in error) return fail(error as OAuthError);
+    throw error;
+  }
+}

@@ -1,0 +1,167 @@
+// Client authentication at the token, PAR, introspection and revocation endpoints (RFC 6749 §2.3,
+// RFC 7521/7523 for private_key_jwt, OAuth 2.1 §2.4). The method presented must be the one the
+// client registered; exactly one method per request.
+import type { IncomingMessage } from "node:http";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from "jose";
+import type { AuthMethod } from "../clients/metadata.ts";
+import type { RegisteredClient } from "../clients/registry.ts";
+import type { OAuthServices, TenantUrls } from "./context.ts";
+import { InvalidClient, InvalidRequest } from "./errors.ts";
+import type { Params } from "./http.ts";
+
+export const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+export const CLIENT_ASSERTION_ALGORITHMS = ["ES256", "ES384", "EdDSA", "PS256", "RS256"] as const;
+/** Assertions valid for longer are refused: the replay cache would have to remember them that long. */
+const MAX_ASSERTION_LIFETIME_MS = 10 * 60_000;
+
+export interface AuthenticatedClient {
+  client: RegisteredClient;
+  method: AuthMethod;
+}
+
+export class ClientAuthenticator {
+  readonly #services: OAuthServices;
+  readonly #remoteKeys = new Map<string, JWTVerifyGetKey>();
+
+  constructor(services: OAuthServices) {
+    this.#services = services;
+  }
+
+  /** Authenticates the caller, or throws `invalid_client` (401) / `invalid_request`. */
+  async authenticate(
+    req: IncomingMessage,
+    params: Params,
+    urls: TenantUrls,
+    endpointUrl: string,
+  ): Promise<AuthenticatedClient> {
+    const basic = parseBasic(req.headers.authorization);
+    const presented = [
+      basic && "client_secret_basic",
+      params.has("client_secret") && "client_secret_post",
+      (params.has("client_assertion") || params.has("client_assertion_type")) && "private_key_jwt",
+    ].filter(Boolean);
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request.
+    if (presented.length > 1) throw new InvalidRequest("use exactly one client authentication method");
+    const method = (presented[0] || "none") as AuthMethod;
+
+    if (method === "private_key_jwt") return this.#privateKeyJwt(params, urls, endpointUrl);
+
+    const clientId = basic ? basic.clientId : params.get("client_id");
+    if (!clientId) throw new InvalidClient("client authentication is required", false);
+    // RFC 6749 §2.3.1: a client_id in the body must agree with the one in the Authorization header.
+    if (basic && params.has("client_id") && params.get("client_id") !== basic.clientId) {
+      throw new InvalidRequest("client_id in the body differs from the authenticated client");
+    }
+    const client = await this.#lookup(urls.tenant, clientId, method === "client_secret_basic");
+    requireMethod(client, method, method === "client_secret_basic");
+    if (method !== "none") {
+      const secret = basic ? basic.secret : (params.get("client_secret") as string);
+      if (!(await this.#services.clients.verifySecret(urls.tenant, client.clientId, secret))) {
+        throw new InvalidClient("client authentication failed", method === "client_secret_basic");
+      }
+    }
+    return { client, method };
+  }
+
+  /** RFC 7523 §3 checks on the client assertion. */
+  async #privateKeyJwt(params: Params, urls: TenantUrls, endpointUrl: string): Promise<AuthenticatedClient> {
+    if (params.get("client_assertion_type") !== CLIENT_ASSERTION_TYPE) {
+      throw new InvalidClient(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE}`);
+    }
+    const assertion = params.require("client_assertion");
+    let claimed: string | undefined;
+    try {
+      const header = decodeProtectedHeader(assertion);
+      if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(header.alg ?? "")) {
+        throw new InvalidClient(`client assertion algorithm "${header.alg}" is not accepted`);
+      }
+      claimed = decodeJwt(assertion).sub;
+    } catch (error) {
+      if (error instanceof InvalidClient) throw error;
+      throw new InvalidClient("client_assertion is not a JWT");
+    }
+    if (!claimed) throw new InvalidClient("client_assertion has no sub");
+    if (params.has("client_id") && params.get("client_id") !== claimed) {
+      throw new InvalidClient("client_id differs from the assertion's subject");
+    }
+    const client = await this.#lookup(urls.tenant, claimed, false);
+    requireMethod(client, "private_key_jwt", false);
+    const now = this.#services.clock.now();
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(assertion, this.#keysOf(client), {
+        algorithms: [...CLIENT_ASSERTION_ALGORITHMS],
+        issuer: client.clientId,
+        subject: client.clientId,
+        // RFC 7523 §3 item 3 / RFC 9126 §2: the issuer identifier, the token endpoint, or the endpoint called.
+        audience: [...new Set([urls.issuer, urls.token, endpointUrl])],
+        currentDate: new Date(now),
+        clockTolerance: Math.ceil(this.#services.config.oauth.clockSkew / 1000),
+        requiredClaims: ["exp", "jti"],
+      }));
+    } catch (error) {
+      if (error instanceof errors.JOSEError) throw new InvalidClient(`client assertion rejected: ${error.message}`);
+      throw error;
+    }
+    const exp = (payload.exp as number) * 1000;
+    if (exp - now > MAX_ASSERTION_LIFETIME_MS) throw new InvalidClient("client assertion lifetime exceeds 10 minutes");
+    // RFC 7523 §3 item 7: the jti may be used only once.
+    const fresh = await this.#services.replay.firstUse(
+      `assertion:${urls.tenant}:${client.clientId}:${String(payload.jti)}`,
+      exp - now + this.#services.config.oauth.clockSkew,
+    );
+    if (!fresh) throw new InvalidClient("client assertion jti was already used");
+    return { client, method: "private_key_jwt" };
+  }
+
+  #keysOf(client: RegisteredClient): JWTVerifyGetKey {
+    const { jwks, jwks_uri } = client.metadata;
+    if (jwks) return createLocalJWKSet(jwks as JSONWebKeySet);
+    if (!jwks_uri) throw new InvalidClient("the client has no registered keys");
+    const key = `${client.tenant}\n${client.clientId}\n${jwks_uri}`;
+    let remote = this.#remoteKeys.get(key);
+    if (!remote) {
+      remote = createRemoteJWKSet(new URL(jwks_uri), { timeoutDuration: 3000, cooldownDuration: 30_000 });
+      this.#remoteKeys.set(key, remote);
+    }
+    return remote;
+  }
+
+  async #lookup(tenant: string, clientId: string, usedBasic: boolean): Promise<RegisteredClient> {
+    const client = await this.#services.clients.get(tenant, clientId);
+    if (!client) throw new InvalidClient("client authentication failed", usedBasic);
+    return client;
+  }
+}
+
+function requireMethod(client: RegisteredClient, method: AuthMethod, usedBasic: boolean): void {
+  if (client.metadata.token_endpoint_auth_method !== method) {
+    throw new InvalidClient(
+      `the client is registered for ${client.metadata.token_endpoint_auth_method}, not ${method}`,
+      usedBasic,
+    );
+  }
+}
+
+/** RFC 6749 §2.3.1: credentials are form-urlencoded before Base64 encoding. */
+function parseBasic(header: string | undefined): { clientId: string; secret: string } | undefined {
+  if (!header || !/^basic /i.test(header)) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) throw new InvalidClient("malformed Basic credentials", true);
+  try {
+    const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, " "));
+    return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+  } catch {
+    throw new InvalidClient("malformed Basic credentials", true);
+  }
+}

@@ -1,0 +1,79 @@
+// What every OAuth endpoint handler receives: the tenant's issuer and endpoint URLs, and the shared
+// services (store, signing, clients, replay cache, identity provider).
+import type { Clock } from "../../shared/clock.ts";
+import type { Config } from "../../shared/config.ts";
+import type { Logger } from "../../shared/logger.ts";
+import { CachedKeySet } from "../../shared/oauth/access-token.ts";
+import type { ReplayCache } from "../../shared/oauth/replay.ts";
+import type { EventBatcher } from "../../shared/store/event-batcher.ts";
+import type { Store } from "../../shared/store/store.ts";
+import type { SigningClient } from "../../signer/client.ts";
+import type { ClientRegistry } from "../clients/registry.ts";
+import type { IdentityProvider } from "../identity/provider.ts";
+import type { DpopNonces } from "./dpop-nonce.ts";
+
+export interface OAuthServices {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  signing: SigningClient;
+  clients: ClientRegistry;
+  replay: ReplayCache;
+  events: EventBatcher;
+  identity: IdentityProvider;
+  nonces: DpopNonces;
+}
+
+/** URLs of one tenant's authorization server; `issuer` is byte-identical wherever it appears. */
+export interface TenantUrls {
+  tenant: string;
+  issuer: string;
+  authorization: string;
+  par: string;
+  token: string;
+  introspection: string;
+  revocation: string;
+  registration: string;
+  userinfo: string;
+  jwks: string;
+  login: string;
+  consent: string;
+  resume: string;
+}
+
+export function tenantUrls(publicBaseUrl: string, tenant: string): TenantUrls {
+  const issuer = `${publicBaseUrl.replace(/\/+$/, "")}/t/${tenant}`;
+  return {
+    tenant,
+    issuer,
+    authorization: `${issuer}/oauth2/authorize`,
+    par: `${issuer}/oauth2/par`,
+    token: `${issuer}/oauth2/token`,
+    introspection: `${issuer}/oauth2/introspect`,
+    revocation: `${issuer}/oauth2/revoke`,
+    registration: `${issuer}/oauth2/register`,
+    userinfo: `${issuer}/oauth2/userinfo`,
+    jwks: `${issuer}/.well-known/jwks.json`,
+    login: `${issuer}/login`,
+    consent: `${issuer}/consent`,
+    resume: `${issuer}/oauth2/resume`,
+  };
+}
+
+/** Per-tenant verification keys for our own access tokens, cached around the Signer's JWKS. */
+export class TenantKeys {
+  readonly #signing: SigningClient;
+  readonly #sets = new Map<string, CachedKeySet>();
+  constructor(signing: SigningClient) {
+    this.#signing = signing;
+  }
+  for(tenant: string): CachedKeySet {
+    let set = this.#sets.get(tenant);
+    if (!set) {
+      set = new CachedKeySet(() => this.#signing.jwks(tenant, "token_signing") as never);
+      this.#sets.set(tenant, set);
+    }
+    return set;
+  }
+}

@@ -1,0 +1,43 @@
+// Authorization server metadata (RFC 8414 §2) and OpenID Provider metadata (OIDC Discovery §3),
+// one document per tenant; `issuer` is exactly the tenant's issuer URL (RFC 8414 §3.3).
+import type { Config } from "../../shared/config.ts";
+import { DPOP_ALGORITHMS } from "../../shared/oauth/dpop.ts";
+import { CLIENT_ASSERTION_ALGORITHMS } from "./client-auth.ts";
+import type { TenantUrls } from "./context.ts";
+import { SUPPORTED_SCOPES } from "./scopes.ts";
+
+export function authorizationServerMetadata(urls: TenantUrls, config: Config, signingAlg: string) {
+  const authMethods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+  return {
+    issuer: urls.issuer,
+    authorization_endpoint: urls.authorization,
+    token_endpoint: urls.token,
+    jwks_uri: urls.jwks,
+    ...(config.oauth.registration !== "off" ? { registration_endpoint: urls.registration } : {}),
+    scopes_supported: [...SUPPORTED_SCOPES],
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    token_endpoint_auth_methods_supported: authMethods,
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
+    code_challenge_methods_supported: ["S256"],
+    revocation_endpoint: urls.revocation,
+    revocation_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint: urls.introspection,
+    introspection_endpoint_auth_methods_supported: authMethods.filter((m) => m !== "none"),
+    introspection_signing_alg_values_supported: [signingAlg],
+    pushed_authorization_request_endpoint: urls.par,
+    require_pushed_authorization_requests: false,
+    authorization_response_iss_parameter_supported: true,
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    client_id_metadata_document_supported: config.oauth.clientIdMetadataDocuments,
+    // OpenID Connect Discovery 1.0 §3.
+    userinfo_endpoint: urls.userinfo,
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: [signingAlg],
+    claims_supported: ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "name", "email"],
+    prompt_values_supported: ["none", "login", "consent"],
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+  };
+}

@@ -1,0 +1,35 @@
+// What a grant handler receives and returns (RFC 6749 §5.1 successful response).
+import type { DpopProof } from "../../../shared/oauth/dpop.ts";
+import type { RegisteredClient } from "../../clients/registry.ts";
+import type { OAuthServices, TenantUrls } from "../context.ts";
+import type { Params } from "../http.ts";
+
+export interface GrantContext {
+  services: OAuthServices;
+  params: Params;
+  client: RegisteredClient;
+  urls: TenantUrls;
+  /** A verified DPoP proof for this request, when the client sent one (RFC 9449 §5). */
+  dpop: DpopProof | undefined;
+  now: number;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer" | "DPoP";
+  expires_in: number;
+  scope?: string;
+  refresh_token?: string;
+  id_token?: string;
+}
+
+export type GrantHandler = (context: GrantContext) => Promise<TokenResponse>;
+
+export function tokenType(dpop: DpopProof | undefined): "Bearer" | "DPoP" {
+  // RFC 9449 §5: token_type DPoP when the access token is bound to the proof key.
+  return dpop ? "DPoP" : "Bearer";
+}
+
+export function accessTokenTtl(context: GrantContext): number {
+  return context.services.config.oauth.accessTokenTtl;
+}

@@ -1,0 +1,71 @@
+// RFC 6749 §6 with OAuth 2.1 §4.3.1 rotation: every use spends the token and returns a new one;
+// presenting a spent token means it leaked, so the whole family is revoked (reuse detection).
+import { randomUUID } from "node:crypto";
+import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { InvalidDpopProof, InvalidGrant, InvalidScope } from "../errors.ts";
+import { narrowResources, parseResources } from "../rfc8707.ts";
+import { parseScope } from "../scopes.ts";
+import { handleHash } from "../tokens.ts";
+import type { GrantContext, TokenResponse } from "./grant.ts";
+import { issueGrantTokens } from "./grant-tokens.ts";
+
+class RefreshReused extends InvalidGrant {
+  readonly grantId: string;
+  constructor(grantId: string) {
+    super("the refresh token was already used; its grant is revoked");
+    this.grantId = grantId;
+  }
+}
+
+export async function refreshTokenGrant(context: GrantContext): Promise<TokenResponse> {
+  const { services, params, client, urls, dpop, now } = context;
+  const presented = handleHash(params.require("refresh_token"));
+  const scoped = services.store.forTenant(urls.tenant);
+  const grants = new GrantStore(urls.tenant);
+  try {
+    return await scoped.transaction(async (tx) => {
+      const token = await grants.findRefreshToken(tx, presented);
+      if (!token) throw new InvalidGrant("the refresh token is invalid");
+      const grant = await grants.findGrant(tx, token.grant_id);
+      if (!grant || grant.clientId !== client.clientId) throw new InvalidGrant("the refresh token is invalid");
+      if (token.spent_at !== null) throw new RefreshReused(grant.id);
+      if (grant.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
+      if (token.expires_at <= now) throw new InvalidGrant("the refresh token has expired");
+      // RFC 9449 §5: a refresh token bound to a DPoP key needs a proof from that key.
+      if (grant.dpopJkt && dpop?.jkt !== grant.dpopJkt) {
+        throw new InvalidDpopProof("the refresh token is bound to another DPoP key");
+      }
+      // RFC 6749 §6: the scope may only narrow.
+      const requested = parseScope(params.get("scope"));
+      const outside = requested.filter((s) => !grant.scope.includes(s));
+      if (outside.length > 0) throw new InvalidScope(`scope not granted: ${outside.join(" ")}`);
+      const scope = requested.length ? requested : grant.scope;
+      const audience = narrowResources(parseResources(params.all("resource")), grant.resources);
+      if (!(await grants.spendRefreshToken(tx, presented, now))) throw new RefreshReused(grant.id);
+      return issueGrantTokens(context, tx, grants, {
+        grant,
+        scope,
+        audience,
+        grantType: "refresh_token",
+        idToken: false,
+      });
+    });
+  } catch (error) {
+    if (error instanceof RefreshReused) {
+      await scoped.transaction(async (tx) => {
+        if (await grants.revokeGrant(tx, error.grantId, now)) {
+          await scoped.recordEvent(
+            tx,
+            {
+              eventId: randomUUID(),
+              type: "grant.revoked.v1",
+              payload: { grant_id: error.grantId, client_id: client.clientId, reason: "refresh_token_reuse" },
+            },
+            now,
+          );
+        }
+      });
+    }
+    throw error;
+  }
+}

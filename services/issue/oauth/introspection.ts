@@ -1,0 +1,73 @@
+// Token introspection (RFC 7662) for authenticated clients (resource servers), with signed JWT
+// responses (RFC 9701) when the caller asks for application/token-introspection+jwt.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TokenInspector, TokenState } from "../../shared/oauth/inspector.ts";
+import type { ClientAuthenticator } from "./client-auth.ts";
+import type { OAuthServices, TenantUrls } from "./context.ts";
+import { InvalidClient } from "./errors.ts";
+import { readForm, sendJson, sendText } from "./http.ts";
+
+const JWT_MEDIA_TYPE = "application/token-introspection+jwt";
+
+export async function introspectionEndpoint(
+  services: OAuthServices,
+  auth: ClientAuthenticator,
+  inspector: TokenInspector,
+  req: IncomingMessage,
+  res: ServerResponse,
+  urls: TenantUrls,
+): Promise<void> {
+  const params = await readForm(req);
+  const { client, method } = await auth.authenticate(req, params, urls, urls.introspection);
+  // RFC 7662 §2.1: the endpoint requires authorisation; public clients cannot protect credentials.
+  if (method === "none") throw new InvalidClient("introspection requires an authenticated client");
+  const token = params.require("token");
+  const state = await inspector.inspect(urls.tenant, token, params.get("token_type_hint"));
+  const body = introspectionResponse(state);
+  if (wantsJwt(req.headers.accept)) {
+    // RFC 9701 §5: iss, aud (the caller), iat, and the RFC 7662 object in token_introspection.
+    const iat = Math.floor(services.clock.now() / 1000);
+    // exp is not required by RFC 9701, but bounds how long a captured response could be replayed.
+    const claims = { iss: urls.issuer, aud: client.clientId, iat, exp: iat + 60, token_introspection: body };
+    const { jwt } = await services.signing.signJwt(urls.tenant, claims, "token-introspection+jwt");
+    return sendText(res, 200, jwt, JWT_MEDIA_TYPE);
+  }
+  sendJson(res, 200, body);
+}
+
+/** RFC 7662 §2.2 members; for a DPoP-bound token also `cnf` and token_type DPoP (RFC 9449 §6.2). */
+export function introspectionResponse(state: TokenState): Record<string, unknown> {
+  if (!state.active) return { active: false };
+  if (state.kind === "refresh_token") {
+    const { claims } = state;
+    return {
+      active: true,
+      token_type: "refresh_token",
+      ...claims,
+      ...(state.cnfJkt ? { cnf: { jkt: state.cnfJkt } } : {}),
+    };
+  }
+  const c = state.claims;
+  return {
+    active: true,
+    iss: c.iss,
+    sub: c.sub,
+    aud: c.aud,
+    client_id: c.client_id,
+    scope: c.scope,
+    exp: c.exp,
+    iat: c.iat,
+    ...(c.nbf !== undefined ? { nbf: c.nbf } : {}),
+    jti: c.jti,
+    token_type: c.cnf?.jkt ? "DPoP" : "Bearer",
+    ...(c.cnf ? { cnf: c.cnf } : {}),
+    ...(c.act ? { act: c.act } : {}),
+    ...(c.authorization_details ? { authorization_details: c.authorization_details } : {}),
+    ...(c.auth_time !== undefined ? { auth_time: c.auth_time } : {}),
+    ...(c.acr ? { acr: c.acr } : {}),
+  };
+}
+
+function wantsJwt(accept: string | undefined): boolean {
+  return (accept ?? "").split(",").some((part) => part.split(";")[0]?.trim().toLowerCase() === JWT_MEDIA_TYPE);
+}

@@ -1,0 +1,205 @@
+// The OAuth 2.1 / OpenID Connect HTTP surface of the Issue service, one authorization server per
+// tenant under `{publicBaseUrl}/t/{tenant}`. The edge offers each request here first; paths that
+// are not ours fall through (false).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ServiceDeps } from "../../shared/deps.ts";
+import { TokenInspector } from "../../shared/oauth/inspector.ts";
+import { openReplayCache } from "../../shared/oauth/replay.ts";
+import { EventBatcher } from "../../shared/store/event-batcher.ts";
+import type { ClientRegistry } from "../clients/registry.ts";
+import { DevUsers } from "../identity/dev-users.ts";
+import type { IdentityProvider } from "../identity/provider.ts";
+import { AuthorizationEndpoint } from "./authorize.ts";
+import { ClientAuthenticator } from "./client-auth.ts";
+import { type OAuthServices, TenantKeys, type TenantUrls, tenantUrls } from "./context.ts";
+import { authorizationServerMetadata } from "./discovery.ts";
+import { DpopNonces } from "./dpop-nonce.ts";
+import { OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
+import { sendJson, sendOAuthError } from "./http.ts";
+import { introspectionEndpoint } from "./introspection.ts";
+import { revocationEndpoint } from "./revocation.ts";
+import { TokenEndpoint } from "./token.ts";
+import { UserinfoEndpoint } from "./userinfo.ts";
+
+const TENANT = "([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)";
+const ISSUER_PATH = new RegExp(`^/t/${TENANT}(/.*)$`);
+const INSERTED_METADATA = new RegExp(`^/\\.well-known/(oauth-authorization-server|openid-configuration)/t/${TENANT}$`);
+/** Endpoints any origin may call (credentials travel in the request, not in cookies). */
+const CORS_PATHS = new Set([
+  "/.well-known/oauth-authorization-server",
+  "/.well-known/openid-configuration",
+  "/oauth2/token",
+  "/oauth2/register",
+  "/oauth2/revoke",
+  "/oauth2/userinfo",
+]);
+
+type Handler = (req: IncomingMessage, res: ServerResponse, urls: TenantUrls) => Promise<void>;
+
+export interface OAuthHttp {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, identity?: IdentityProvider): OAuthHttp {
+  const { config, store, clock, logger, signing } = deps;
+  const base = config.publicBaseUrl;
+  const replay = openReplayCache(config.redis.url);
+  let nonces: DpopNonces | undefined;
+  const services: OAuthServices = {
+    config,
+    store,
+    clock,
+    logger,
+    signing,
+    clients,
+    replay,
+    events: new EventBatcher(store),
+    identity:
+      identity ??
+      new DevUsers({
+        users: config.identity.devUsers,
+        store,
+        clock,
+        sessionTtlMs: config.oauth.sessionTtl,
+        loginUrl: (tenant) => tenantUrls(base, tenant).login,
+      }),
+    get nonces() {
+      return nonces as DpopNonces;
+    },
+  };
+  const noncesReady = DpopNonces.open(store, config.oauth.dpopNonceTtl, clock).then((n) => {
+    nonces = n;
+  });
+  noncesReady.catch(() => {});
+  const keys = new TenantKeys(signing);
+  const auth = new ClientAuthenticator(services);
+  const inspector = new TokenInspector({
+    store,
+    keys: (tenant) => keys.for(tenant),
+    issuer: (tenant) => tenantUrls(base, tenant).issuer,
+    now: () => clock.now(),
+  });
+  const token = new TokenEndpoint(services, auth);
+  const authorization = new AuthorizationEndpoint(services, auth);
+  const userinfo = new UserinfoEndpoint(services, keys);
+  const knownTenants = new Map<string, number>();
+
+  const metadata: Handler = async (_req, res, urls) => {
+    const row = await store.db
+      .selectFrom("tenants")
+      .select("token_signing_alg")
+      .where("id", "=", urls.tenant)
+      .executeTakeFirst();
+    const alg = row?.token_signing_alg ?? config.signer.defaultAlgorithm;
+    res.setHeader("cache-control", "public, max-age=300");
+    const body = JSON.stringify(authorizationServerMetadata(urls, config, alg));
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  };
+
+  const routes: Record<string, Partial<Record<string, Handler>>> = {
+    "/.well-known/oauth-authorization-server": { GET: metadata },
+    "/.well-known/openid-configuration": { GET: metadata },
+    "/oauth2/token": { POST: (req, res, urls) => token.handle(req, res, urls) },
+    "/oauth2/authorize": {
+      GET: (req, res, urls) => authorization.authorize(req, res, urls),
+      POST: (req, res, urls) => authorization.authorize(req, res, urls),
+    },
+    "/oauth2/par": { POST: (req, res, urls) => authorization.par(req, res, urls) },
+    "/oauth2/resume": { GET: (req, res, urls) => authorization.resume(req, res, urls) },
+    "/login": {
+      GET: (req, res, urls) => authorization.login(req, res, urls),
+      POST: (req, res, urls) => authorization.login(req, res, urls),
+    },
+    "/consent": {
+      GET: (req, res, urls) => authorization.consent(req, res, urls),
+      POST: (req, res, urls) => authorization.consent(req, res, urls),
+    },
+    "/oauth2/introspect": {
+      POST: (req, res, urls) => introspectionEndpoint(services, auth, inspector, req, res, urls),
+    },
+    "/oauth2/revoke": { POST: (req, res, urls) => revocationEndpoint(services, auth, inspector, req, res, urls) },
+    "/oauth2/userinfo": {
+      GET: (req, res, urls) => userinfo.handle(req, res, urls),
+      POST: (req, res, urls) => userinfo.handle(req, res, urls),
+    },
+  };
+
+  async function tenantExists(tenant: string): Promise<boolean> {
+    const seen = knownTenants.get(tenant);
+    if (seen !== undefined && seen > Date.now()) return true;
+    const row = await store.db.selectFrom("tenants").select("id").where("id", "=", tenant).executeTakeFirst();
+    if (row) knownTenants.set(tenant, Date.now() + 60_000);
+    return row !== undefined;
+  }
+
+  return {
+    async handle(req, res) {
+      const path = (req.url ?? "/").split("?")[0] as string;
+      let tenant: string | undefined;
+      let route: string | undefined;
+      const inserted = INSERTED_METADATA.exec(path);
+      if (inserted) {
+        // RFC 8414 §3.1: metadata at the well-known path inserted before the issuer's path.
+        tenant = inserted[2];
+        route = `/.well-known/${inserted[1]}`;
+      } else {
+        const match = ISSUER_PATH.exec(path);
+        if (!match || !routes[match[2] as string]) return false;
+        tenant = match[1];
+        route = match[2];
+      }
+      const methods = routes[route as string] as Partial<Record<string, Handler>>;
+      if (CORS_PATHS.has(route as string) && req.headers.origin) {
+        res.setHeader("access-control-allow-origin", "*");
+        res.setHeader("access-control-expose-headers", "www-authenticate, dpop-nonce");
+        if (req.method === "OPTIONS") {
+          res.writeHead(204, {
+            "access-control-allow-methods": Object.keys(methods).join(", "),
+            "access-control-allow-headers": "authorization, content-type, dpop, mcp-protocol-version",
+            "access-control-max-age": "600",
+          });
+          res.end();
+          return true;
+        }
+      }
+      const handler = methods[req.method ?? ""];
+      if (!handler) {
+        res.setHeader("allow", Object.keys(methods).join(", "));
+        sendJson(res, 405, { error: "invalid_request", error_description: `use ${Object.keys(methods).join(" or ")}` });
+        return true;
+      }
+      try {
+        if (!(await tenantExists(tenant as string))) {
+          sendJson(res, 404, { error: "invalid_request", error_description: `no tenant "${tenant}"` });
+          return true;
+        }
+        await noncesReady;
+        await handler(req, res, tenantUrls(base, tenant as string));
+      } catch (error) {
+        const oauthError = toOAuthError(error);
+        if (oauthError instanceof ServerError) logger.error({ err: error, path }, "OAuth endpoint failed");
+        if (!res.headersSent) sendOAuthError(res, oauthError);
+        else res.destroy();
+      }
+      return true;
+    },
+    async close() {
+      await replay.close();
+    },
+  };
+}
+
+/** Signer or store outages are temporary (503, retry); anything unexpected is a bare server_error. */
+function toOAuthError(error: unknown): OAuthError {
+  if (error instanceof OAuthError) return error;
+  if (
+    error instanceof ConnectError &&
+    [Code.Unavailable, Code.FailedPrecondition, Code.DeadlineExceeded].includes(error.code)
+  ) {
+    return new TemporarilyUnavailable("signing keys are unavailable; retry shortly");
+  }
+  return new ServerError("the server could not complete the request");
+}

@@ -1,0 +1,99 @@
+// Minting: JWT access tokens (RFC 9068) and ID tokens (OIDC Core §2), signed by the tenant's
+// current key through the Signer, and opaque handles (codes, refresh tokens, request URIs) of
+// which only a SHA-256 hash is stored.
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { SigningClient } from "../../signer/client.ts";
+
+export interface AccessTokenRequest {
+  tenant: string;
+  issuer: string;
+  clientId: string;
+  subject: string;
+  /** Resource indicators (RFC 8707); empty: the token is for the issuer itself (userinfo). */
+  audience: string[];
+  scope: string[];
+  ttlMs: number;
+  now: number;
+  jkt?: string | undefined;
+  authTime?: number | undefined;
+  acr?: string | undefined;
+  amr?: string[] | undefined;
+}
+
+export interface MintedAccessToken {
+  token: string;
+  jti: string;
+  expiresAt: number;
+  expiresIn: number;
+  claims: Record<string, unknown>;
+}
+
+export async function mintAccessToken(signing: SigningClient, r: AccessTokenRequest): Promise<MintedAccessToken> {
+  const iat = Math.floor(r.now / 1000);
+  const exp = iat + Math.max(1, Math.floor(r.ttlMs / 1000));
+  const jti = randomUUID();
+  // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; scope (§2.2.3); cnf (RFC 9449 §6.1).
+  const claims: Record<string, unknown> = {
+    iss: r.issuer,
+    sub: r.subject,
+    aud: audienceClaim(r.audience, r.issuer),
+    exp,
+    iat,
+    jti,
+    client_id: r.clientId,
+    ...(r.scope.length ? { scope: r.scope.join(" ") } : {}),
+    ...(r.authTime !== undefined ? { auth_time: Math.floor(r.authTime / 1000) } : {}),
+    ...(r.acr ? { acr: r.acr } : {}),
+    ...(r.amr?.length ? { amr: r.amr } : {}),
+    ...(r.jkt ? { cnf: { jkt: r.jkt } } : {}),
+  };
+  const { jwt } = await signing.signJwt(r.tenant, claims, "at+jwt");
+  return { token: jwt, jti, expiresAt: exp * 1000, expiresIn: exp - iat, claims };
+}
+
+function audienceClaim(audience: string[], issuer: string): string | string[] {
+  if (audience.length === 0) return issuer;
+  return audience.length === 1 ? (audience[0] as string) : audience;
+}
+
+export interface IdTokenRequest {
+  tenant: string;
+  issuer: string;
+  clientId: string;
+  subject: string;
+  now: number;
+  ttlMs: number;
+  authTime?: number | undefined;
+  nonce?: string | undefined;
+  acr?: string | undefined;
+  amr?: string[] | undefined;
+  claims?: Record<string, unknown> | undefined;
+}
+
+/** OIDC Core §2 ID token. */
+export async function mintIdToken(signing: SigningClient, r: IdTokenRequest): Promise<string> {
+  const iat = Math.floor(r.now / 1000);
+  const claims = {
+    ...(r.claims ?? {}),
+    iss: r.issuer,
+    sub: r.subject,
+    aud: r.clientId,
+    azp: r.clientId,
+    exp: iat + Math.floor(r.ttlMs / 1000),
+    iat,
+    ...(r.authTime !== undefined ? { auth_time: Math.floor(r.authTime / 1000) } : {}),
+    ...(r.nonce ? { nonce: r.nonce } : {}),
+    ...(r.acr ? { acr: r.acr } : {}),
+    ...(r.amr?.length ? { amr: r.amr } : {}),
+  };
+  return (await signing.signJwt(r.tenant, claims, "JWT")).jwt;
+}
+
+/** An opaque handle with 256 random bits, prefixed so leaked tokens are recognisable (secret scanning). */
+export function opaqueHandle(prefix: string): string {
+  return `${prefix}_${randomBytes(32).toString("base64url")}`;
+}
+
+export function handleHash(handle: string): string {
+  return createHash("sha256").update(handle).digest("base64url");
+}

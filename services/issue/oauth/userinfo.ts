@@ -1,0 +1,75 @@
+// OIDC Core §5.3 UserInfo: a protected resource of the issuer itself, so it checks the access token
+// exactly as resource servers do (audience = issuer, DPoP binding, revocation), then releases the
+// claims the grant's scopes allow.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Kysely } from "kysely";
+import { GrantStore } from "../../shared/oauth/grant-store.ts";
+import { ResourceServer, ResourceServerError } from "../../shared/oauth/resource-server.ts";
+import type { Database } from "../../shared/store/schema.ts";
+import type { OAuthServices, TenantKeys, TenantUrls } from "./context.ts";
+import { identityClaims } from "./grants/grant-tokens.ts";
+import { readBody, sendJson } from "./http.ts";
+
+export class UserinfoEndpoint {
+  readonly #services: OAuthServices;
+  readonly #keys: TenantKeys;
+  readonly #servers = new Map<string, ResourceServer>();
+
+  constructor(services: OAuthServices, keys: TenantKeys) {
+    this.#services = services;
+    this.#keys = keys;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
+    if (req.method === "POST") await readBody(req, 4096);
+    const db = this.#services.store.forTenant(urls.tenant).db as Kysely<Database>;
+    const grants = new GrantStore(urls.tenant);
+    try {
+      const claims = await this.#server(urls).verify({
+        method: req.method ?? "GET",
+        url: urls.userinfo,
+        authorization: req.headers.authorization,
+        dpop: req.headersDistinct.dpop,
+      });
+      const scope = (claims.scope ?? "").split(" ");
+      // OIDC Core §5.3.1: the access token must carry the openid scope and come from a user's grant.
+      if (!scope.includes("openid")) throw new ResourceServerError("invalid_token", "the token lacks the openid scope");
+      const grantId = await grants.grantOfAccessToken(db, claims.jti);
+      const grant = grantId ? await grants.findGrant(db, grantId) : undefined;
+      if (!grant || grant.revokedAt !== null) throw new ResourceServerError("invalid_token", "the token is not active");
+      sendJson(res, 200, { sub: claims.sub, ...identityClaims(grant.claims, scope) });
+    } catch (error) {
+      if (!(error instanceof ResourceServerError)) throw error;
+      sendJson(
+        res,
+        error.status,
+        { error: error.error, error_description: error.message },
+        {
+          "www-authenticate": error.wwwAuthenticate,
+        },
+      );
+    }
+  }
+
+  #server(urls: TenantUrls): ResourceServer {
+    let server = this.#servers.get(urls.tenant);
+    if (!server) {
+      const db = this.#services.store.forTenant(urls.tenant).db as Kysely<Database>;
+      server = new ResourceServer({
+        issuer: urls.issuer,
+        audience: urls.issuer,
+        keys: this.#keys.for(urls.tenant).getKey,
+        replay: this.#services.replay,
+        clockSkewMs: this.#services.config.oauth.clockSkew,
+        now: () => this.#services.clock.now(),
+        check: async (claims) => {
+          if (await new GrantStore(urls.tenant).isAccessTokenRevoked(db, claims.jti)) {
+            throw new ResourceServerError("invalid_token", "the token was revoked");
+          }
+        },
+      });
+      this.#servers.set(urls.tenant, server);
+    }
+    return server;
+  }
+}

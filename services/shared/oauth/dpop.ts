@@ -1,0 +1,130 @@
+// DPoP proof validation (RFC 9449 §4.3), shared by the token endpoint, introspection and the
+// resource-server library. Returns the proof key's RFC 7638 thumbprint for binding (§6.1).
+import { createHash } from "node:crypto";
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors, type JWK, jwtVerify } from "jose";
+import type { ReplayCache } from "./replay.ts";
+
+/** Asymmetric algorithms only (§4.3 check 5: never `none`, never a MAC). */
+export const DPOP_ALGORITHMS = ["ES256", "ES384", "EdDSA", "Ed25519", "PS256", "RS256"] as const;
+const MAX_PROOF_LENGTH = 8192;
+
+export class DpopProofError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DpopProofError";
+  }
+}
+
+/** The proof lacks the server's current nonce (§8 / §9): answer `use_dpop_nonce` with a fresh one. */
+export class DpopNonceRequired extends Error {
+  constructor() {
+    super("a DPoP nonce is required");
+    this.name = "DpopNonceRequired";
+  }
+}
+
+export interface DpopCheck {
+  /** Every DPoP header value of the request (there must be exactly one, §4.3 check 1). */
+  headers: string | string[] | undefined;
+  method: string;
+  /** The request URI as the client addressed it (public URL); query and fragment are ignored. */
+  url: string;
+  /** At a resource server: the access token, whose hash must be in `ath` (§4.3 check 11). */
+  accessToken?: string | undefined;
+  /** Nonce policy: returns whether a proof's nonce is acceptable; absent means nonces are not used. */
+  nonce?: ((nonce: string | undefined) => boolean) | undefined;
+  replay: ReplayCache;
+  /** Allowed clock difference for `iat` (ms). */
+  skewMs: number;
+  now: number;
+}
+
+export interface DpopProof {
+  jkt: string;
+  jwk: JWK;
+  jti: string;
+}
+
+export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
+  const values = check.headers === undefined ? [] : Array.isArray(check.headers) ? check.headers : [check.headers];
+  // §4.3 check 1: exactly one DPoP header field.
+  if (values.length !== 1 || !values[0]) throw new DpopProofError("exactly one DPoP header is required");
+  const proof = values[0];
+  if (proof.length > MAX_PROOF_LENGTH || proof.includes(",")) throw new DpopProofError("the DPoP header holds one JWT");
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(proof);
+  } catch {
+    throw new DpopProofError("the DPoP proof is not a JWS");
+  }
+  // §4.3 checks 4-6: typ, an allowed asymmetric alg, and a public jwk (EmbeddedJWK refuses private keys).
+  if (header.typ !== "dpop+jwt") throw new DpopProofError('the DPoP proof typ must be "dpop+jwt"');
+  if (!(DPOP_ALGORITHMS as readonly string[]).includes(header.alg ?? "")) {
+    throw new DpopProofError(`DPoP proof algorithm "${header.alg}" is not allowed`);
+  }
+  if (!header.jwk || typeof header.jwk !== "object") throw new DpopProofError("the DPoP proof has no jwk header");
+  if (PRIVATE_JWK_MEMBERS.some((member) => member in (header.jwk as object))) {
+    throw new DpopProofError("the DPoP proof jwk must not contain a private key");
+  }
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+      typ: "dpop+jwt",
+      algorithms: [...DPOP_ALGORITHMS],
+      currentDate: new Date(check.now),
+      clockTolerance: Math.ceil(check.skewMs / 1000),
+    }));
+  } catch (error) {
+    if (error instanceof errors.JOSEError) throw new DpopProofError(`the DPoP proof does not verify: ${error.code}`);
+    throw error;
+  }
+  const { jti, htm, htu, iat, ath, nonce } = payload;
+  // §4.2: jti, htm, htu, iat are required.
+  if (typeof jti !== "string" || jti.length < 8 || jti.length > 256)
+    throw new DpopProofError("the DPoP proof needs a jti");
+  if (htm !== check.method) throw new DpopProofError("the DPoP proof htm does not match the request method");
+  if (typeof htu !== "string" || !sameTarget(htu, check.url)) {
+    throw new DpopProofError("the DPoP proof htu does not match the request URI");
+  }
+  // §4.3 check 10 / §11.1: iat within the window, so a proof is only usable briefly.
+  if (typeof iat !== "number" || Math.abs(iat * 1000 - check.now) > check.skewMs) {
+    throw new DpopProofError("the DPoP proof iat is outside the acceptable window");
+  }
+  if (check.accessToken !== undefined) {
+    const expected = createHash("sha256").update(check.accessToken).digest("base64url");
+    if (ath !== expected) throw new DpopProofError("the DPoP proof ath does not match the access token");
+  }
+  if (check.nonce && !check.nonce(typeof nonce === "string" ? nonce : undefined)) throw new DpopNonceRequired();
+  const jkt = await calculateJwkThumbprint(header.jwk as JWK, "sha256");
+  // §11.1: a proof is accepted once; the key scopes the jti, the window bounds the memory.
+  if (!(await check.replay.firstUse(`dpop:${jkt}:${jti}`, 2 * check.skewMs + 1000))) {
+    throw new DpopProofError("the DPoP proof was already used");
+  }
+  return { jkt, jwk: header.jwk as JWK, jti };
+}
+
+const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/** §4.3 check 9: compare after RFC 3986 §6.2.2/§6.2.3 normalisation, without query and fragment. */
+export function sameTarget(htu: string, requestUrl: string): boolean {
+  try {
+    const a = new URL(htu);
+    const b = new URL(requestUrl);
+    return a.protocol === b.protocol && a.host === b.host && decodeSafe(a.pathname) === decodeSafe(b.pathname);
+  } catch {
+    return false;
+  }
+}
+
+function decodeSafe(path: string): string {
+  // Percent-encoding of unreserved characters is not significant (RFC 3986 §6.2.2.2); case of the rest is.
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (match, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16));
+    return /[A-Za-z0-9\-._~]/.test(char) ? char : match.toUpperCase();
+  });
+}
+
+/** RFC 9449 §4.3 check 11 helper for callers that hash once. */
+export function accessTokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
+}

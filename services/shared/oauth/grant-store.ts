@@ -1,0 +1,225 @@
+// Persistence of the authorization state: codes, grants (refresh-token families), refresh tokens,
+// the access tokens minted from grants, and revocations. Every method that changes state runs in
+// the caller's transaction so a token is never returned without its rows (and audit record).
+import type { Kysely } from "kysely";
+import type { Database } from "../store/schema.ts";
+
+/** A transaction, or the tenant-scoped handle for reads outside one. */
+type Transaction = Kysely<Database>;
+
+/** The approved authorization request a code stands for. */
+export interface CodeRequest {
+  clientId: string;
+  redirectUri: string;
+  scope: string[];
+  resources: string[];
+  codeChallenge: string;
+  subject: string;
+  authTime: number;
+  acr: string;
+  amr: string[];
+  claims: Record<string, unknown>;
+  nonce?: string | undefined;
+  dpopJkt?: string | undefined;
+}
+
+export interface GrantRow {
+  id: string;
+  clientId: string;
+  subject: string;
+  scope: string[];
+  resources: string[];
+  dpopJkt: string | null;
+  authTime: number | null;
+  acr: string | null;
+  amr: string[];
+  claims: Record<string, unknown>;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export class GrantStore {
+  readonly #tenant: string;
+  constructor(tenant: string) {
+    this.#tenant = tenant;
+  }
+
+  async insertCode(tx: Transaction, codeHash: string, request: CodeRequest, now: number, ttlMs: number) {
+    await tx
+      .insertInto("oauth_codes")
+      .values({
+        tenant_id: this.#tenant,
+        code_hash: codeHash,
+        client_id: request.clientId,
+        request: JSON.stringify(request),
+        created_at: now,
+        expires_at: now + ttlMs,
+        consumed_at: null,
+        grant_id: null,
+      })
+      .execute();
+  }
+
+  async findCode(tx: Transaction, codeHash: string) {
+    const row = await tx
+      .selectFrom("oauth_codes")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("code_hash", "=", codeHash)
+      .executeTakeFirst();
+    return row && { ...row, request: JSON.parse(row.request) as CodeRequest };
+  }
+
+  /** Marks the code used by `grantId`; false if another request consumed it first. */
+  async consumeCode(tx: Transaction, codeHash: string, grantId: string, now: number): Promise<boolean> {
+    const result = await tx
+      .updateTable("oauth_codes")
+      .set({ consumed_at: now, grant_id: grantId })
+      .where("tenant_id", "=", this.#tenant)
+      .where("code_hash", "=", codeHash)
+      .where("consumed_at", "is", null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async insertGrant(tx: Transaction, grant: GrantRow, now: number) {
+    await tx
+      .insertInto("oauth_grants")
+      .values({
+        tenant_id: this.#tenant,
+        id: grant.id,
+        client_id: grant.clientId,
+        subject: grant.subject,
+        scope: grant.scope.join(" "),
+        resources: JSON.stringify(grant.resources),
+        dpop_jkt: grant.dpopJkt,
+        auth_time: grant.authTime,
+        acr: grant.acr,
+        amr: JSON.stringify(grant.amr),
+        claims: JSON.stringify(grant.claims),
+        created_at: now,
+        expires_at: grant.expiresAt,
+        revoked_at: null,
+      })
+      .execute();
+  }
+
+  async findGrant(tx: Transaction, id: string): Promise<GrantRow | undefined> {
+    const row = await tx
+      .selectFrom("oauth_grants")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      clientId: row.client_id,
+      subject: row.subject,
+      scope: row.scope.split(" ").filter(Boolean),
+      resources: JSON.parse(row.resources) as string[],
+      dpopJkt: row.dpop_jkt,
+      authTime: row.auth_time,
+      acr: row.acr,
+      amr: row.amr ? (JSON.parse(row.amr) as string[]) : [],
+      claims: row.claims ? (JSON.parse(row.claims) as Record<string, unknown>) : {},
+      expiresAt: row.expires_at,
+      revokedAt: row.revoked_at,
+    };
+  }
+
+  /**
+   * Revokes a grant and everything derived from it: its refresh tokens die with it (they are
+   * checked against the grant) and its unexpired access tokens join the revocation list, so
+   * introspection refuses them at once. True if this call revoked it.
+   */
+  async revokeGrant(tx: Transaction, id: string, now: number): Promise<boolean> {
+    const result = await tx
+      .updateTable("oauth_grants")
+      .set({ revoked_at: now })
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "=", id)
+      .where("revoked_at", "is", null)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return false;
+    const live = await tx
+      .selectFrom("oauth_access_tokens")
+      .select(["jti", "expires_at"])
+      .where("tenant_id", "=", this.#tenant)
+      .where("grant_id", "=", id)
+      .where("expires_at", ">", now)
+      .execute();
+    for (const token of live) await this.revokeAccessToken(tx, token.jti, token.expires_at);
+    return true;
+  }
+
+  async insertRefreshToken(tx: Transaction, tokenHash: string, grantId: string, now: number, expiresAt: number) {
+    await tx
+      .insertInto("oauth_refresh_tokens")
+      .values({
+        tenant_id: this.#tenant,
+        token_hash: tokenHash,
+        grant_id: grantId,
+        created_at: now,
+        expires_at: expiresAt,
+        spent_at: null,
+      })
+      .execute();
+  }
+
+  async findRefreshToken(tx: Transaction, tokenHash: string) {
+    return tx
+      .selectFrom("oauth_refresh_tokens")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("token_hash", "=", tokenHash)
+      .executeTakeFirst();
+  }
+
+  /** Spends a refresh token on rotation; false if it was already spent (reuse, or a concurrent rotation). */
+  async spendRefreshToken(tx: Transaction, tokenHash: string, now: number): Promise<boolean> {
+    const result = await tx
+      .updateTable("oauth_refresh_tokens")
+      .set({ spent_at: now })
+      .where("tenant_id", "=", this.#tenant)
+      .where("token_hash", "=", tokenHash)
+      .where("spent_at", "is", null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async recordAccessToken(tx: Transaction, jti: string, grantId: string, expiresAt: number) {
+    await tx
+      .insertInto("oauth_access_tokens")
+      .values({ tenant_id: this.#tenant, jti, grant_id: grantId, expires_at: expiresAt })
+      .execute();
+  }
+
+  async grantOfAccessToken(tx: Transaction, jti: string): Promise<string | undefined> {
+    const row = await tx
+      .selectFrom("oauth_access_tokens")
+      .select("grant_id")
+      .where("tenant_id", "=", this.#tenant)
+      .where("jti", "=", jti)
+      .executeTakeFirst();
+    return row?.grant_id;
+  }
+
+  async revokeAccessToken(tx: Transaction, jti: string, expiresAt: number) {
+    await tx
+      .insertInto("oauth_revoked_tokens")
+      .values({ tenant_id: this.#tenant, jti, expires_at: expiresAt })
+      .onConflict((oc) => oc.columns(["tenant_id", "jti"]).doNothing())
+      .execute();
+  }
+
+  async isAccessTokenRevoked(tx: Transaction, jti: string): Promise<boolean> {
+    const row = await tx
+      .selectFrom("oauth_revoked_tokens")
+      .select("jti")
+      .where("tenant_id", "=", this.#tenant)
+      .where("jti", "=", jti)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+}

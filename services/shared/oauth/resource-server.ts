@@ -1,0 +1,111 @@
+// The resource-server library: verifies a request's access token locally, without calling
+// introspection — signature against the issuer's JWKS (cached, refreshed on rotation), `typ`,
+// issuer, audience, expiry — and, for DPoP-bound tokens (`cnf.jkt`), the DPoP proof of the request
+// (RFC 9449 §7.1: scheme DPoP, proof with `ath`, same key). A DPoP-bound token presented as Bearer
+// is refused (§7.2). Errors carry the RFC 6750 §3 / RFC 9449 §7.1 challenge to send back.
+import { createRemoteJWKSet, type JWTVerifyGetKey } from "jose";
+import { type AccessTokenClaims, AccessTokenError, verifyAccessToken } from "./access-token.ts";
+import { DPOP_ALGORITHMS, DpopNonceRequired, DpopProofError, verifyDpopProof } from "./dpop.ts";
+import { MemoryReplayCache, type ReplayCache } from "./replay.ts";
+
+export interface ResourceServerOptions {
+  issuer: string;
+  /** This resource server's identifier: access tokens must carry it in `aud` (RFC 8707, RFC 9068 §4). */
+  audience: string;
+  /** Verification keys; default: the issuer's JWKS at `{issuer}/.well-known/jwks.json`. */
+  keys?: JWTVerifyGetKey;
+  /** DPoP proof replay memory; share it (Redis) across replicas of the resource server. */
+  replay?: ReplayCache;
+  clockSkewMs?: number;
+  /** Extra check after verification (e.g. a revocation list); throw to refuse. */
+  check?: (claims: AccessTokenClaims) => Promise<void>;
+  now?: () => number;
+}
+
+export interface ResourceRequest {
+  method: string;
+  /** The URL the client called, as it addressed it (scheme, host, path). */
+  url: string;
+  authorization: string | undefined;
+  dpop: string | string[] | undefined;
+}
+
+export class ResourceServerError extends Error {
+  readonly status: number;
+  readonly error: string;
+  readonly wwwAuthenticate: string;
+  constructor(error: "invalid_token" | "invalid_dpop_proof" | "invalid_request" | "use_dpop_nonce", message: string) {
+    super(message);
+    this.name = "ResourceServerError";
+    this.error = error;
+    this.status = error === "invalid_request" ? 400 : 401;
+    const algs = DPOP_ALGORITHMS.join(" ");
+    const description = message.replace(/[\\"]/g, "");
+    // RFC 9449 §7.1: challenge both schemes so either kind of client learns what to do.
+    this.wwwAuthenticate =
+      error === "invalid_dpop_proof" || error === "use_dpop_nonce"
+        ? `DPoP error="${error}", error_description="${description}", algs="${algs}"`
+        : `Bearer error="${error}", error_description="${description}", DPoP algs="${algs}"`;
+  }
+}
+
+export class ResourceServer {
+  readonly #options: ResourceServerOptions;
+  readonly #keys: JWTVerifyGetKey;
+  readonly #replay: ReplayCache;
+  readonly #now: () => number;
+
+  constructor(options: ResourceServerOptions) {
+    this.#options = options;
+    this.#keys = options.keys ?? createRemoteJWKSet(new URL(`${options.issuer}/.well-known/jwks.json`));
+    this.#replay = options.replay ?? new MemoryReplayCache();
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The verified claims of the request's access token, or a ResourceServerError. */
+  async verify(request: ResourceRequest): Promise<AccessTokenClaims & { dpopJkt?: string }> {
+    const match = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i.exec(request.authorization ?? "");
+    if (!match) throw new ResourceServerError("invalid_token", "an access token is required");
+    const scheme = (match[1] as string).toLowerCase() === "dpop" ? "DPoP" : "Bearer";
+    const token = match[2] as string;
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifyAccessToken(token, {
+        keys: this.#keys,
+        issuer: this.#options.issuer,
+        audience: this.#options.audience,
+        now: this.#now(),
+      });
+    } catch (error) {
+      if (error instanceof AccessTokenError) throw new ResourceServerError("invalid_token", error.message);
+      throw error;
+    }
+    await this.#options.check?.(claims);
+    const bound = claims.cnf?.jkt;
+    if (!bound) {
+      if (scheme === "DPoP") throw new ResourceServerError("invalid_token", "the access token is not DPoP-bound");
+      return claims;
+    }
+    // RFC 9449 §7.2: a DPoP-bound token must not be accepted as a bearer token.
+    if (scheme !== "DPoP") throw new ResourceServerError("invalid_token", "this access token requires the DPoP scheme");
+    try {
+      const proof = await verifyDpopProof({
+        headers: request.dpop,
+        method: request.method,
+        url: request.url,
+        accessToken: token,
+        replay: this.#replay,
+        skewMs: this.#options.clockSkewMs ?? 60_000,
+        now: this.#now(),
+      });
+      // RFC 9449 §7.1: the proof key must be the key the token is bound to.
+      if (proof.jkt !== bound)
+        throw new ResourceServerError("invalid_dpop_proof", "the DPoP proof key does not match the token");
+      return { ...claims, dpopJkt: proof.jkt };
+    } catch (error) {
+      if (error instanceof DpopNonceRequired) throw new ResourceServerError("use_dpop_nonce", error.message);
+      if (error instanceof DpopProofError) throw new ResourceServerError("invalid_dpop_proof", error.message);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,131 @@
+// A running `mandate dev` whose public base URL is its real address (an ephemeral port picked
+// first), with a known dev-user password, plus helpers to register clients and drive the browser
+// part of the code flow over plain HTTP (cookies, login form, consent form).
+import { createServer } from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { type MandateProcess, startMandateProcess, tempDatabaseUrl } from "./mandate-process.ts";
+
+export const DEV_PASSWORD = "correct horse battery staple";
+
+export interface OAuthServer {
+  process: MandateProcess;
+  base: string;
+  issuer: string;
+  database: string;
+  issue: ReturnType<typeof createClient<typeof Issue>>;
+  register(
+    metadata: Partial<Omit<OAuthClientMetadata, "$typeName">>,
+    tenant?: string,
+  ): Promise<{ clientId: string; clientSecret: string }>;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startOAuthServer(env: Record<string, string> = {}): Promise<OAuthServer> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const database = tempDatabaseUrl();
+  const process = await startMandateProcess(
+    ["dev", "--http-port", String(port), "--grpc-port", "0", "--database", database],
+    { MANDATE_PUBLIC_BASE_URL: base, MANDATE_DEV_PASSWORD: DEV_PASSWORD, ...env },
+  );
+  const issue = createClient(Issue, createGrpcTransport({ baseUrl: `http://${process.summary.grpc}` }));
+  return {
+    process,
+    base,
+    issuer: `${base}/t/demo`,
+    database,
+    issue,
+    async register(metadata, tenant = "demo") {
+      const created = await issue.createClient({ tenant, metadata });
+      return { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
+    },
+    stop: async () => void (await process.stop()),
+  };
+}
+
+/** A minimal browser: follows redirects by hand, keeps cookies per path prefix, fills our forms. */
+export class Browser {
+  readonly #cookies = new Map<string, { value: string; path: string }>();
+  pages: string[] = [];
+
+  async get(url: string): Promise<Response> {
+    return this.#send(url, { method: "GET" });
+  }
+
+  async post(url: string, form: Record<string, string>): Promise<Response> {
+    return this.#send(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(form).toString(),
+    });
+  }
+
+  async #send(url: string, init: RequestInit): Promise<Response> {
+    const path = new URL(url).pathname;
+    const cookie = [...this.#cookies]
+      .filter(([, c]) => path.startsWith(c.path))
+      .map(([name, c]) => `${name}=${c.value}`)
+      .join("; ");
+    const response = await fetch(url, {
+      ...init,
+      redirect: "manual",
+      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
+    });
+    for (const header of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = header.split(";").map((s) => s.trim());
+      const [name, value] = (pair as string).split("=") as [string, string];
+      const cookiePath = attributes.find((a) => a.toLowerCase().startsWith("path="))?.slice(5) ?? "/";
+      this.#cookies.set(name, { value, path: cookiePath });
+    }
+    return response;
+  }
+
+  /**
+   * Follows the authorization redirects, logging in and approving consent as asked, until the
+   * redirect to `redirectPrefix`; returns that callback URL.
+   */
+  async authorize(
+    url: string,
+    redirectPrefix: string,
+    options: { username?: string; password?: string; decision?: "approve" | "deny" } = {},
+  ): Promise<URL> {
+    let response = await this.get(url);
+    for (let hops = 0; hops < 12; hops++) {
+      const location = response.headers.get("location");
+      if (location?.startsWith(redirectPrefix)) return new URL(location);
+      if (location) {
+        response = await this.get(new URL(location, url).toString());
+        continue;
+      }
+      const html = await response.text();
+      this.pages.push(html);
+      const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? "";
+      const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+      if (!action) throw new Error(`unexpected page (${response.status}):\n${html}`);
+      const common = { interaction: field("interaction"), csrf: field("csrf") };
+      response = html.includes('name="password"')
+        ? await this.post(action, {
+            ...common,
+            username: options.username ?? "alice",
+            password: options.password ?? DEV_PASSWORD,
+          })
+        : await this.post(action, { ...common, decision: options.decision ?? "approve" });
+      if (response.status === 401) throw new Error("login refused");
+    }
+    throw new Error("too many redirects");
+  }
+}

@@ -17,6 +17,9 @@ import { consistencyProof, inclusionProof, type SubtreeSource } from "./merkle.t
 const DEFAULT_PAGE = 100;
 const STREAM_POLL_MS = 250;
 
+/** Outbox events moved per transaction. */
+const DRAIN_BATCH = 64;
+
 export function auditService({ config, store, clock, logger, signing }: ServiceDeps) {
   const checkpoints = new Checkpointer({ store, signing, clock, logger, publicBaseUrl: config.publicBaseUrl });
   const lastSigned = new Map<string, number>();
@@ -157,8 +160,23 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
     },
     {
       async start() {
-        const drain = () =>
-          log.drainOutbox().catch((error) => logger.error({ err: error }, "audit outbox drain failed"));
+        // Keeps draining while batches come back full, so the outbox cannot outgrow the poll rate;
+        // modest batches with a yield between them keep each transaction (and the stall it causes
+        // other queries on SQLite's single connection) short.
+        let draining = false;
+        const drain = async () => {
+          if (draining) return;
+          draining = true;
+          try {
+            while ((await log.drainOutbox(DRAIN_BATCH)) >= DRAIN_BATCH) {
+              await new Promise((resolve) => setImmediate(resolve));
+            }
+          } catch (error) {
+            logger.error({ err: error }, "audit outbox drain failed");
+          } finally {
+            draining = false;
+          }
+        };
         await drain();
         timers.push(setInterval(drain, config.audit.outboxPollInterval).unref());
         timers.push(

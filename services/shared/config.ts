@@ -229,7 +229,16 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
     })
-    .prefault({}),
+    .prefault({})
+    .superRefine((identity, ctx) => {
+      if (identity.provider === "kratos" && !identity.kratos.publicUrl) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["kratos", "publicUrl"],
+          message: "required when identity.provider is kratos",
+        });
+      }
+    }),
   dev: z
     .strictObject({
       /** Tenant `mandate dev` seeds. */

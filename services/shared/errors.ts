@@ -69,6 +69,11 @@ export function unavailable(message: string, reason = "UNAVAILABLE"): ConnectErr
   return new ConnectError(message, Code.Unavailable, undefined, [errorInfo(reason)]);
 }
 
+/** The caller's proof of possession (e.g. a DPoP proof) is missing or wrong: UNAUTHENTICATED with a reason. */
+export function unauthenticated(message: string, reason: string): ConnectError {
+  return new ConnectError(message, Code.Unauthenticated, undefined, [errorInfo(reason)]);
+}
+
 export function failedPrecondition(message: string, reason: string): ConnectError {
   return new ConnectError(message, Code.FailedPrecondition, undefined, [errorInfo(reason)]);
 }

@@ -158,15 +158,16 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     const pending = await expectGrpcError(unary(authorize, "Check", { tenant: "demo", ...check }));
     expect(pending.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(pending.details).toContain("mandate.v1.Authorize/Check");
-    for (const [service, method, request] of [
-      ["Introspect", "Introspect", { tenant: "demo", token: "x" }],
-      ["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }],
-    ] as const) {
+    for (const [service, method, request] of [["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }]] as const) {
       const client = grpcClient(service, d().grpcAddress);
       expect((await expectGrpcError(unary(client, method, request))).code).toBe(grpc.status.UNIMPLEMENTED);
       client.close();
     }
     authorize.close();
+    // Introspect has landed: a token it cannot verify is simply inactive (RFC 7662 §2.2).
+    const introspect = grpcClient("Introspect", d().grpcAddress);
+    expect(await unary(introspect, "Introspect", { tenant: "demo", token: "x" })).toMatchObject({ active: false });
+    introspect.close();
   });
 
   it("refuses an oversize message with RESOURCE_EXHAUSTED and keeps serving", async () => {

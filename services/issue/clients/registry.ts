@@ -15,9 +15,14 @@ export interface RegisteredClient {
   createdAt: number;
 }
 
+/** How long a client read for authentication is reused; a deletion elsewhere takes effect within it. */
+const AUTH_CACHE_MS = 5000;
+const AUTH_CACHE_SIZE = 10_000;
+
 export class ClientRegistry {
   readonly #store: Store;
   readonly #clock: Clock;
+  readonly #authCache = new Map<string, { client: RegisteredClient; secretHash: string | null; until: number }>();
 
   constructor(store: Store, clock: Clock) {
     this.#store = store;
@@ -66,16 +71,40 @@ export class ClientRegistry {
     return row && toClient(row);
   }
 
-  /** Checks a presented secret against the stored hash (constant time); false for clients without one. */
-  async verifySecret(tenant: string, clientId: string, secret: string): Promise<boolean> {
+  /**
+   * The client as the token endpoint sees it: cached for a few seconds, because client
+   * authentication runs on every token request and clients change rarely. Deleting a client here
+   * evicts it at once; on other replicas within AUTH_CACHE_MS.
+   */
+  async forAuthentication(
+    tenant: string,
+    clientId: string,
+  ): Promise<{ client: RegisteredClient; secretHash: string | null } | undefined> {
+    const key = `${tenant}\n${clientId}`;
+    const now = Date.now();
+    const cached = this.#authCache.get(key);
+    if (cached && cached.until > now) return cached;
     const row = await this.#store
       .forTenant(tenant)
       .db.selectFrom("oauth_clients")
-      .select("secret_hash")
+      .selectAll()
       .where("tenant_id", "=", tenant)
       .where("client_id", "=", clientId)
       .executeTakeFirst();
-    return row?.secret_hash ? verifySecret(secret, row.secret_hash) : false;
+    if (!row) {
+      this.#authCache.delete(key);
+      return undefined;
+    }
+    const entry = { client: toClient(row), secretHash: row.secret_hash, until: now + AUTH_CACHE_MS };
+    if (this.#authCache.size >= AUTH_CACHE_SIZE) this.#authCache.clear();
+    this.#authCache.set(key, entry);
+    return entry;
+  }
+
+  /** Checks a presented secret against the stored hash (constant time); false for clients without one. */
+  async verifySecret(tenant: string, clientId: string, secret: string): Promise<boolean> {
+    const entry = await this.forAuthentication(tenant, clientId);
+    return entry?.secretHash ? verifySecret(secret, entry.secretHash) : false;
   }
 
   /** Clients in client-id order, after `after` (exclusive). */
@@ -93,6 +122,7 @@ export class ClientRegistry {
 
   /** Deletes a client; false when there was none. */
   async delete(tenant: string, clientId: string): Promise<boolean> {
+    this.#authCache.delete(`${tenant}\n${clientId}`);
     const scoped = this.#store.forTenant(tenant);
     return scoped.transaction(async (tx) => {
       const deleted = await tx

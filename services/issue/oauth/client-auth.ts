@@ -137,9 +137,9 @@ export class ClientAuthenticator {
   }
 
   async #lookup(tenant: string, clientId: string, usedBasic: boolean): Promise<RegisteredClient> {
-    const client = await this.#services.clients.get(tenant, clientId);
-    if (!client) throw new InvalidClient("client authentication failed", usedBasic);
-    return client;
+    const entry = await this.#services.clients.forAuthentication(tenant, clientId);
+    if (!entry) throw new InvalidClient("client authentication failed", usedBasic);
+    return entry.client;
   }
 }
 

@@ -3,7 +3,6 @@
 import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { CachedKeySet } from "../../shared/oauth/access-token.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
 import type { EventBatcher } from "../../shared/store/event-batcher.ts";
 import type { Store } from "../../shared/store/store.ts";
@@ -59,21 +58,4 @@ export function tenantUrls(publicBaseUrl: string, tenant: string): TenantUrls {
     consent: `${issuer}/consent`,
     resume: `${issuer}/oauth2/resume`,
   };
-}
-
-/** Per-tenant verification keys for our own access tokens, cached around the Signer's JWKS. */
-export class TenantKeys {
-  readonly #signing: SigningClient;
-  readonly #sets = new Map<string, CachedKeySet>();
-  constructor(signing: SigningClient) {
-    this.#signing = signing;
-  }
-  for(tenant: string): CachedKeySet {
-    let set = this.#sets.get(tenant);
-    if (!set) {
-      set = new CachedKeySet(() => this.#signing.jwks(tenant, "token_signing") as never);
-      this.#sets.set(tenant, set);
-    }
-    return set;
-  }
 }

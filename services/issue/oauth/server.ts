@@ -4,15 +4,17 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceDeps } from "../../shared/deps.ts";
+import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { openReplayCache } from "../../shared/oauth/replay.ts";
 import { EventBatcher } from "../../shared/store/event-batcher.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
+import { KratosIdentity } from "../identity/kratos.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import { AuthorizationEndpoint } from "./authorize.ts";
 import { ClientAuthenticator } from "./client-auth.ts";
-import { type OAuthServices, TenantKeys, type TenantUrls, tenantUrls } from "./context.ts";
+import { type OAuthServices, type TenantUrls, tenantUrls } from "./context.ts";
 import { authorizationServerMetadata } from "./discovery.ts";
 import { DpopNonces } from "./dpop-nonce.ts";
 import { OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
@@ -56,15 +58,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
     clients,
     replay,
     events: new EventBatcher(store),
-    identity:
-      identity ??
-      new DevUsers({
-        users: config.identity.devUsers,
-        store,
-        clock,
-        sessionTtlMs: config.oauth.sessionTtl,
-        loginUrl: (tenant) => tenantUrls(base, tenant).login,
-      }),
+    identity: identity ?? identityProvider(deps),
     get nonces() {
       return nonces as DpopNonces;
     },
@@ -73,7 +67,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
     nonces = n;
   });
   noncesReady.catch(() => {});
-  const keys = new TenantKeys(signing);
+  const keys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
   const auth = new ClientAuthenticator(services);
   const inspector = new TokenInspector({
     store,
@@ -190,6 +184,21 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
       await replay.close();
     },
   };
+}
+
+function identityProvider({ config, store, clock }: ServiceDeps): IdentityProvider {
+  const { kratos } = config.identity;
+  if (config.identity.provider === "kratos") {
+    // Config validation guarantees publicUrl for the kratos provider.
+    return new KratosIdentity({ publicUrl: kratos.publicUrl as string, browserUrl: kratos.browserUrl, clock });
+  }
+  return new DevUsers({
+    users: config.identity.devUsers,
+    store,
+    clock,
+    sessionTtlMs: config.oauth.sessionTtl,
+    loginUrl: (tenant) => tenantUrls(config.publicBaseUrl, tenant).login,
+  });
 }
 
 /** Signer or store outages are temporary (503, retry); anything unexpected is a bare server_error. */

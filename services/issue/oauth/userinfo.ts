@@ -3,10 +3,11 @@
 // claims the grant's scopes allow.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Kysely } from "kysely";
+import type { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { GrantStore } from "../../shared/oauth/grant-store.ts";
 import { ResourceServer, ResourceServerError } from "../../shared/oauth/resource-server.ts";
 import type { Database } from "../../shared/store/schema.ts";
-import type { OAuthServices, TenantKeys, TenantUrls } from "./context.ts";
+import type { OAuthServices, TenantUrls } from "./context.ts";
 import { identityClaims } from "./grants/grant-tokens.ts";
 import { readBody, sendJson } from "./http.ts";
 

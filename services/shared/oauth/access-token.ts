@@ -76,6 +76,8 @@ export class CachedKeySet {
   readonly #cooldownMs: number;
   #resolver: JWTVerifyGetKey | undefined;
   #kids = new Set<string>();
+  /** Changes whenever the set of keys changes, so results verified against an older set can be dropped. */
+  generation = 0;
   #expiresAt = 0;
   #fetchedAt = 0;
   #pending: Promise<void> | undefined;
@@ -99,7 +101,9 @@ export class CachedKeySet {
       try {
         const { jwks, maxAgeSeconds } = await this.#fetch();
         this.#resolver = createLocalJWKSet(jwks);
-        this.#kids = new Set(jwks.keys.map((k) => k.kid).filter((kid): kid is string => typeof kid === "string"));
+        const kids = new Set(jwks.keys.map((k) => k.kid).filter((kid): kid is string => typeof kid === "string"));
+        if (kids.size !== this.#kids.size || [...kids].some((kid) => !this.#kids.has(kid))) this.generation++;
+        this.#kids = kids;
         this.#fetchedAt = Date.now();
         this.#expiresAt = this.#fetchedAt + Math.max(1, maxAgeSeconds) * 1000;
       } finally {
@@ -107,5 +111,22 @@ export class CachedKeySet {
       }
     })();
     return this.#pending;
+  }
+}
+
+/** Per-tenant verification keys for Mandate's own access tokens, cached around the Signer's JWKS. */
+export class TenantKeys {
+  readonly #jwks: (tenant: string) => Promise<{ jwks: JSONWebKeySet; maxAgeSeconds: number }>;
+  readonly #sets = new Map<string, CachedKeySet>();
+  constructor(jwks: (tenant: string) => Promise<{ jwks: JSONWebKeySet; maxAgeSeconds: number }>) {
+    this.#jwks = jwks;
+  }
+  for(tenant: string): CachedKeySet {
+    let set = this.#sets.get(tenant);
+    if (!set) {
+      set = new CachedKeySet(() => this.#jwks(tenant));
+      this.#sets.set(tenant, set);
+    }
+    return set;
   }
 }

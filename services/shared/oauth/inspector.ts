@@ -27,8 +27,13 @@ export interface InspectorDeps {
   now: () => number;
 }
 
+/** Verified signatures are remembered briefly: ECDSA verification dominates an introspection's cost. */
+const VERIFIED_TTL_MS = 30_000;
+const VERIFIED_MAX = 20_000;
+
 export class TokenInspector {
   readonly #deps: InspectorDeps;
+  readonly #verified = new Map<string, { claims: AccessTokenClaims; until: number; generation: number }>();
   constructor(deps: InspectorDeps) {
     this.#deps = deps;
   }
@@ -44,20 +49,35 @@ export class TokenInspector {
   }
 
   async #accessToken(tenant: string, token: string): Promise<TokenState> {
-    let claims: AccessTokenClaims;
-    try {
-      claims = await verifyAccessToken(token, {
-        keys: this.#deps.keys(tenant).getKey,
-        issuer: this.#deps.issuer(tenant),
-        now: this.#deps.now(),
-      });
-    } catch (error) {
-      if (error instanceof AccessTokenError) return { active: false };
-      throw error;
-    }
+    const claims = await this.#verify(tenant, token);
+    if (!claims) return { active: false };
     const db = this.#deps.store.forTenant(tenant).db as Kysely<Database>;
     if (await new GrantStore(tenant).isAccessTokenRevoked(db, claims.jti)) return { active: false };
     return { active: true, kind: "access_token", claims };
+  }
+
+  /**
+   * The token's claims if its signature, typ, issuer and lifetime check out. A positive result is
+   * reused until the token expires or 30 s pass, and never across a change of the tenant's keys
+   * (rotation or revocation of a key). Revocation of the token is checked on every call, not cached.
+   */
+  async #verify(tenant: string, token: string): Promise<AccessTokenClaims | undefined> {
+    const now = this.#deps.now();
+    const keys = this.#deps.keys(tenant);
+    const cacheKey = `${tenant}\n${token}`;
+    const hit = this.#verified.get(cacheKey);
+    if (hit && hit.until > now && hit.generation === keys.generation) return hit.claims;
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifyAccessToken(token, { keys: keys.getKey, issuer: this.#deps.issuer(tenant), now });
+    } catch (error) {
+      if (error instanceof AccessTokenError) return undefined;
+      throw error;
+    }
+    if (this.#verified.size >= VERIFIED_MAX) this.#verified.clear();
+    const until = Math.min(claims.exp * 1000, now + VERIFIED_TTL_MS);
+    this.#verified.set(cacheKey, { claims, until, generation: keys.generation });
+    return claims;
   }
 
   async #refreshToken(tenant: string, token: string): Promise<TokenState> {

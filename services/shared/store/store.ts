@@ -82,7 +82,7 @@ export class Store {
           database.pragma("synchronous = NORMAL");
           database.pragma("foreign_keys = ON");
           database.pragma("busy_timeout = 5000");
-          return database;
+          return withStatementCache(database);
         },
       });
       return new Store(engine, new Kysely<Database>({ dialect, log }), target);
@@ -152,6 +152,26 @@ export class Store {
   async close(): Promise<void> {
     await this.db.destroy();
   }
+}
+
+/**
+ * Kysely prepares every query anew; compiling SQL is a good part of a point query's cost in
+ * SQLite. Prepared statements are reused by SQL text (bounded). Safe because better-sqlite3 runs
+ * statements synchronously on the one connection, and a statement busy in a streaming iteration
+ * is never handed out again while it iterates.
+ */
+function withStatementCache(database: SQLite.Database): SQLite.Database {
+  const statements = new Map<string, SQLite.Statement>();
+  const prepare = database.prepare.bind(database);
+  database.prepare = ((sql: string) => {
+    const cached = statements.get(sql);
+    if (cached && !cached.busy) return cached;
+    const statement = prepare(sql);
+    if (statements.size >= 1000) statements.clear();
+    statements.set(sql, statement);
+    return statement;
+  }) as typeof database.prepare;
+  return database;
 }
 
 export function parseDatabaseUrl(url: string): { engine: Engine; target: string } {

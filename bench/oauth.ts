@@ -1,0 +1,285 @@
+// Token endpoint and introspection throughput of Mandate against panva's oidc-provider, configured
+// equivalently and run on the same machine in the same run:
+//   tokens      client_credentials + client_secret_basic + resource, ES256 JWT access tokens (RFC 9068),
+//               300 s lifetime; Mandate with software keys and with SoftHSM2 (PKCS#11), both audited
+//               (every token is a Merkle-log entry), oidc-provider with an in-memory ES256 key.
+//   introspect  RFC 7662 introspection of a live access token by an authenticated client. oidc-provider
+//               cannot introspect JWT access tokens ("Structured JWT Tokens cannot be introspected"),
+//               so its peer issues opaque tokens (its only introspectable format); Mandate's are JWTs
+//               (signature + revocation-list check).
+// Each server is its own process; load comes from autocannon in another process, loopback only,
+// fixed duration. Targets alternate for BENCH_ROUNDS rounds; medians are reported.
+//
+//   npm run bench:oauth                 table, also written to bench/results/oauth.json
+//   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench:oauth
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { availableParallelism, cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
+import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
+import { positiveNumber, round, table, writeReport } from "./lib.ts";
+
+const run = promisify(execFile);
+const AUTOCANNON = fileURLToPath(new URL("../node_modules/autocannon/autocannon.js", import.meta.url));
+const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
+const RESOURCE = "https://api.example.com/";
+const settings = {
+  seconds: positiveNumber("BENCH_SECONDS", 8),
+  warmupSeconds: positiveNumber("BENCH_WARMUP_SECONDS", 2),
+  rounds: positiveNumber("BENCH_ROUNDS", 3),
+  connections: positiveNumber("BENCH_CONNECTIONS", 16),
+};
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Load {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+interface Sample {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+}
+
+/** One autocannon run in its own process; only 2xx responses count as throughput. */
+async function cannon(load: Load, seconds: number): Promise<Sample> {
+  const args = [
+    AUTOCANNON,
+    "--json",
+    "-c",
+    String(settings.connections),
+    "-d",
+    String(seconds),
+    "-m",
+    "POST",
+    "-b",
+    load.body,
+  ];
+  for (const [name, value] of Object.entries(load.headers)) args.push("-H", `${name}=${value}`);
+  args.push(load.url);
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
+  const result = JSON.parse(stdout) as {
+    "2xx": number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    duration: number;
+    latency: { p50: number; p99: number };
+  };
+  return {
+    rps: round(result["2xx"] / result.duration, 1),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+interface Peer {
+  child: ChildProcess;
+  base: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+async function startPeer(format: "jwt" | "opaque"): Promise<Peer> {
+  const port = await freePort();
+  const clientId = `bench-${format}`;
+  const clientSecret = randomBytes(32).toString("base64url");
+  const child = spawn(process.execPath, [PEER, String(port), clientId, clientSecret, format], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NODE_ENV: "production" },
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("oidc-provider did not start")), 15_000);
+    child.stdout?.once("data", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`oidc-provider exited with ${code}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}`, clientId, clientSecret };
+}
+
+function basic(id: string, secret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
+}
+
+const FORM = "application/x-www-form-urlencoded";
+const tokenBody = new URLSearchParams({
+  grant_type: "client_credentials",
+  scope: "orders.read",
+  resource: RESOURCE,
+}).toString();
+
+async function mandateTokenLoad(server: OAuthServer): Promise<Load> {
+  const { clientId, clientSecret } = await server.register({
+    grantTypes: ["client_credentials"],
+    scope: "orders.read",
+  });
+  return {
+    url: `${server.issuer}/oauth2/token`,
+    headers: { "content-type": FORM, authorization: basic(clientId, clientSecret) },
+    body: tokenBody,
+  };
+}
+
+function peerTokenLoad(peer: Peer): Load {
+  return {
+    url: `${peer.base}/token`,
+    headers: { "content-type": FORM, authorization: basic(peer.clientId, peer.clientSecret) },
+    body: tokenBody,
+  };
+}
+
+async function introspectionLoad(tokenLoad: Load, introspectUrl: string): Promise<Load> {
+  const response = await fetch(tokenLoad.url, { method: "POST", headers: tokenLoad.headers, body: tokenLoad.body });
+  const { access_token } = (await response.json()) as { access_token: string };
+  if (!access_token) throw new Error(`no token from ${tokenLoad.url}`);
+  return {
+    url: introspectUrl,
+    headers: tokenLoad.headers,
+    body: new URLSearchParams({ token: access_token }).toString(),
+  };
+}
+
+interface Row {
+  scenario: string;
+  target: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  rounds: Sample[];
+  vsPeerThroughput: number | null;
+  vsPeerP99: number | null;
+}
+
+async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row[]> {
+  say(`${scenario}: warm-up ${settings.warmupSeconds} s each`);
+  await cannon(mandate, settings.warmupSeconds);
+  await cannon(peer, settings.warmupSeconds);
+  const samples: Record<"mandate" | "oidc-provider", Sample[]> = { mandate: [], "oidc-provider": [] };
+  for (let round = 1; round <= settings.rounds; round++) {
+    // Alternate who goes first so drift on a noisy machine does not favour one side.
+    const order: Array<["mandate" | "oidc-provider", Load]> =
+      round % 2
+        ? [
+            ["mandate", mandate],
+            ["oidc-provider", peer],
+          ]
+        : [
+            ["oidc-provider", peer],
+            ["mandate", mandate],
+          ];
+    for (const [target, load] of order) {
+      const sample = await cannon(load, settings.seconds);
+      samples[target].push(sample);
+      say(
+        `  round ${round} ${target}: ${sample.rps} req/s, p50 ${sample.p50Ms} ms, p99 ${sample.p99Ms} ms${sample.failures ? `, ${sample.failures} FAILED` : ""}`,
+      );
+    }
+  }
+  const summarize = (target: "mandate" | "oidc-provider"): Row => ({
+    scenario,
+    target,
+    rps: round(median(samples[target].map((s) => s.rps)), 1),
+    p50Ms: median(samples[target].map((s) => s.p50Ms)),
+    p99Ms: median(samples[target].map((s) => s.p99Ms)),
+    rounds: samples[target],
+    vsPeerThroughput: null,
+    vsPeerP99: null,
+  });
+  const a = summarize("mandate");
+  const b = summarize("oidc-provider");
+  a.vsPeerThroughput = round(a.rps / b.rps, 2);
+  a.vsPeerP99 = round(a.p99Ms / b.p99Ms, 2);
+  return [a, b];
+}
+
+async function main() {
+  const rows: Row[] = [];
+  const jwtPeer = await startPeer("jwt");
+  const opaquePeer = await startPeer("opaque");
+  try {
+    const software = await startOAuthServer();
+    try {
+      const load = await mandateTokenLoad(software);
+      rows.push(...(await compare("tokens/s (ES256, software keys)", load, peerTokenLoad(jwtPeer))));
+      rows.push(
+        ...(await compare(
+          "introspections/s",
+          await introspectionLoad(load, `${software.issuer}/oauth2/introspect`),
+          await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
+        )),
+      );
+    } finally {
+      await software.stop();
+    }
+    if (softhsmAvailable()) {
+      const token = createSoftHsmToken();
+      const hsm = await startOAuthServer({
+        MANDATE_SIGNER_BACKEND: "pkcs11",
+        MANDATE_PKCS11_MODULE: token.module,
+        MANDATE_PKCS11_TOKEN_LABEL: token.tokenLabel,
+        MANDATE_PKCS11_PIN: token.pin,
+        SOFTHSM2_CONF: process.env.SOFTHSM2_CONF ?? "",
+      });
+      try {
+        rows.push(
+          ...(await compare("tokens/s (ES256, SoftHSM2)", await mandateTokenLoad(hsm), peerTokenLoad(jwtPeer))),
+        );
+      } finally {
+        await hsm.stop();
+        token.cleanup();
+      }
+    } else {
+      say("SoftHSM2 not installed: skipping the SoftHSM2 scenario (apt-get install -y softhsm2)");
+    }
+  } finally {
+    jwtPeer.child.kill("SIGTERM");
+    opaquePeer.child.kill("SIGTERM");
+  }
+
+  const report = {
+    when: new Date().toISOString(),
+    node: process.version,
+    cpus: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? null,
+    peer: "oidc-provider (panva), in-memory adapter",
+    load: "autocannon in a separate process, loopback, HTTP/1.1 keep-alive",
+    ...settings,
+    rows,
+  };
+  const out = writeReport("oauth", report);
+  process.stdout.write(
+    `\n${table(
+      ["scenario", "target", "req/s", "p50 ms", "p99 ms", "x peer req/s", "x peer p99"],
+      rows.map((r) => [
+        r.scenario,
+        r.target,
+        String(r.rps),
+        String(r.p50Ms),
+        String(r.p99Ms),
+        r.vsPeerThroughput === null ? "" : `${r.vsPeerThroughput}x`,
+        r.vsPeerP99 === null ? "" : `${r.vsPeerP99}x`,
+      ]),
+    )}\n\n${settings.connections} connections, ${settings.seconds} s per run, median of ${settings.rounds} alternating rounds; ` +
+      `x peer = Mandate / oidc-provider (req/s: higher is better; p99: lower is better)\nwritten to ${out}\n`,
+  );
+  for (const row of rows) {
+    if (row.rounds.some((s) => s.failures > 0))
+      process.stdout.write(`warning: ${row.target} in "${row.scenario}" had failed requests\n`);
+  }
+}
+
+await main();

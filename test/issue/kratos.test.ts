@@ -1,0 +1,315 @@
+// The Ory Kratos identity provider: how a Kratos session becomes an Authentication (acr, RFC 8176
+// amr, OIDC claims), the login redirect, and the real @ory/client calls against Kratos's official
+// OpenAPI contract (v26.2.0) served by Prism in mock mode with request validation.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Identity, Session } from "@ory/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { authenticationFromSession, KratosIdentity } from "../../services/issue/identity/kratos.ts";
+import type { LoginRequest } from "../../services/issue/identity/provider.ts";
+import { ManualClock } from "../../services/shared/clock.ts";
+import { freePort } from "../helpers/oauth-server.ts";
+
+const CONTRACT = new URL("../../../shared/contracts/kratos/api.v26.2.0.json", import.meta.url);
+const PRISM = join(
+  dirname(createRequire(import.meta.url).resolve("@stoplight/prism-cli/package.json")),
+  "dist/index.js",
+);
+
+const NOW = Date.UTC(2026, 0, 1, 12);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function session(overrides: Partial<Session> = {}, identity: Partial<Identity> = {}): Session {
+  return {
+    id: "5f6f2d0e-7d8c-4a57-9b3e-1f2a3b4c5d6e",
+    active: true,
+    authenticated_at: iso(NOW - 60_000),
+    expires_at: iso(NOW + 3_600_000),
+    authenticator_assurance_level: "aal1",
+    authentication_methods: [{ method: "password", aal: "aal1", completed_at: iso(NOW - 60_000) }],
+    identity: {
+      id: "0b7c6a55-1d2e-4f30-8a91-b2c3d4e5f607",
+      schema_id: "default",
+      schema_url: "https://kratos.example/schemas/default",
+      state: "active",
+      traits: { email: "Ada@Example.com", name: { first: "Ada", last: "Lovelace" } },
+      verifiable_addresses: [{ value: "ada@example.com", verified: true, via: "email", status: "completed" }],
+      ...identity,
+    },
+    ...overrides,
+  };
+}
+
+describe("Kratos session → Authentication (acr, RFC 8176 amr, OIDC claims)", () => {
+  it("maps subject, auth time, acr and claims of a password session", () => {
+    expect(authenticationFromSession(session(), NOW)).toEqual({
+      subject: "0b7c6a55-1d2e-4f30-8a91-b2c3d4e5f607",
+      authTime: NOW - 60_000,
+      acr: "aal1",
+      amr: ["pwd"],
+      claims: {
+        name: "Ada Lovelace",
+        given_name: "Ada",
+        family_name: "Lovelace",
+        email: "Ada@Example.com",
+        email_verified: true,
+      },
+    });
+  });
+
+  it("dedupes amr values and adds mfa at aal2", () => {
+    const auth = authenticationFromSession(
+      session({
+        authenticator_assurance_level: "aal2",
+        authentication_methods: [
+          { method: "password" },
+          { method: "totp" },
+          { method: "lookup_secret" },
+          { method: "password" },
+        ],
+      }),
+      NOW,
+    );
+    expect(auth).toMatchObject({ acr: "aal2", amr: ["pwd", "otp", "mfa"] });
+  });
+
+  it.each<[string, Session["authentication_methods"], string[]]>([
+    ["webauthn (security key)", [{ method: "webauthn" }], ["hwk"]],
+    ["passkey (may be synced)", [{ method: "passkey" }], ["pop"]],
+    ["one-time code", [{ method: "code" }], ["otp"]],
+    ["recovery link and code", [{ method: "link_recovery" }, { method: "code_recovery" }], ["otp"]],
+    ["profile (no factor)", [{ method: "profile" }], []],
+    [
+      "oidc: registered upstream values only",
+      [{ method: "oidc", upstream_amr: ["pwd", "x-corp", "hwk"] }],
+      ["pwd", "hwk"],
+    ],
+    ["password's upstream_amr is not trusted", [{ method: "password", upstream_amr: ["hwk"] }], ["pwd"]],
+  ])("maps %s to its amr", (_, methods, amr) => {
+    expect(authenticationFromSession(session({ authentication_methods: methods }), NOW)?.amr).toEqual(amr);
+  });
+
+  it.each<[string | undefined, string]>([
+    [undefined, "aal1"],
+    ["aal1", "aal1"],
+    ["aal2", "aal2"],
+    ["aal3", "aal2"],
+  ])("maps the assurance level %s to acr %s", (aal, acr) => {
+    const s = session({ authenticator_assurance_level: aal as Session["authenticator_assurance_level"] });
+    expect(authenticationFromSession(s, NOW)?.acr).toBe(acr);
+  });
+
+  it("takes a plain-string name and username; email_verified only for that verified address", () => {
+    const claims = (traits: unknown, addresses: Identity["verifiable_addresses"]) =>
+      authenticationFromSession(session({}, { traits, verifiable_addresses: addresses }), NOW)?.claims;
+    expect(claims({ email: "ada@example.com", name: "Ada L.", username: "ada" }, [])).toEqual({
+      name: "Ada L.",
+      preferred_username: "ada",
+      email: "ada@example.com",
+      email_verified: false,
+    });
+    const other = [{ value: "other@example.com", verified: true, via: "email" as const, status: "completed" }];
+    expect(claims({ email: "ada@example.com" }, other)).toEqual({ email: "ada@example.com", email_verified: false });
+    const unverified = [{ value: "ada@example.com", verified: false, via: "email" as const, status: "sent" }];
+    expect(claims({ email: "ada@example.com" }, unverified)).toEqual({
+      email: "ada@example.com",
+      email_verified: false,
+    });
+    expect(claims({ name: { first: "Ada" } }, [])).toEqual({ name: "Ada", given_name: "Ada" });
+    expect(claims(null, [])).toEqual({});
+  });
+
+  it.each<[string, Session]>([
+    ["inactive", session({ active: false })],
+    ["without active", session({ active: undefined })],
+    ["expired", session({ expires_at: iso(NOW) })],
+    ["without expires_at", session({ expires_at: undefined })],
+    ["without authenticated_at", session({ authenticated_at: "not a date" })],
+    ["at aal0", session({ authenticator_assurance_level: "aal0" })],
+    ["without identity", session({ identity: undefined })],
+    ["of a deactivated identity", session({}, { state: "inactive" })],
+  ])("proves no login when the session is %s", (_, s) => {
+    expect(authenticationFromSession(s, NOW)).toBeUndefined();
+  });
+});
+
+describe("Kratos login redirect", () => {
+  const request: LoginRequest = {
+    tenant: "acme",
+    returnTo: "https://id.example.com/t/acme/oauth2/resume?interaction=a b&x=1",
+    interaction: "a b",
+    loginHint: "ada@example.com",
+    fresh: false,
+  };
+
+  it("starts the browser login flow at the browser URL with return_to encoded, no login_hint", () => {
+    const kratos = new KratosIdentity({ publicUrl: "http://kratos:4433", browserUrl: "https://auth.example.com/" });
+    const url = kratos.loginUrl(request);
+    expect(url).toBe(
+      "https://auth.example.com/self-service/login/browser?return_to=https%3A%2F%2Fid.example.com%2Ft%2Facme%2Foauth2%2Fresume%3Finteraction%3Da+b%26x%3D1",
+    );
+    expect(new URL(url).searchParams.get("return_to")).toBe(request.returnTo);
+  });
+
+  it("falls back to the public URL", () => {
+    const kratos = new KratosIdentity({ publicUrl: "https://auth.example.com" });
+    expect(kratos.loginUrl(request)).toMatch(/^https:\/\/auth\.example\.com\/self-service\/login\/browser\?/);
+  });
+
+  it.each<[Partial<LoginRequest>, Record<string, string>]>([
+    [{ fresh: true }, { refresh: "true" }],
+    [{ acr: "aal2" }, { aal: "aal2" }],
+    [{ acr: "aal1" }, {}],
+    [
+      { fresh: true, acr: "aal2" },
+      { refresh: "true", aal: "aal2" },
+    ],
+  ])("asks Kratos for %o with %o", (change, params) => {
+    const kratos = new KratosIdentity({ publicUrl: "https://auth.example.com" });
+    const query = Object.fromEntries(new URL(kratos.loginUrl({ ...request, ...change })).searchParams);
+    expect(query).toEqual({ return_to: request.returnTo, ...params });
+  });
+});
+
+/** A fetch that can ask Prism for a given response (`Prefer`) and records what went over the wire. */
+function recordingFetch(prefer?: string) {
+  const calls: Array<{ request: Request; status: number; body: unknown }> = [];
+  const wrapped: typeof fetch = async (input, init) => {
+    const request = new Request(input, init);
+    if (prefer) request.headers.set("Prefer", prefer);
+    const response = await fetch(request.clone());
+    calls.push({ request, status: response.status, body: await response.clone().json() });
+    return response;
+  };
+  return { fetch: wrapped, calls };
+}
+
+const browser = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+
+describe("Kratos adapter against the Kratos v26.2.0 OpenAPI contract (Prism mock, request validation)", () => {
+  let dir: string;
+  let prism: ChildProcess;
+  let base: string;
+  let log = "";
+
+  beforeAll(async () => {
+    // Self-hosted Kratos has no `oryAccessToken` security (that is Ory Network's): strip it, as the
+    // contract's README says, or Prism answers 401 to every admin call. Nothing else changes.
+    const spec = JSON.parse(await readFile(CONTRACT, "utf8")) as { paths: Record<string, Record<string, unknown>> };
+    for (const item of Object.values(spec.paths))
+      for (const op of Object.values(item))
+        if (op && typeof op === "object") delete (op as { security?: unknown }).security;
+    dir = await mkdtemp(join(tmpdir(), "mandate-kratos-"));
+    await writeFile(join(dir, "kratos.json"), JSON.stringify(spec));
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    prism = spawn(
+      process.execPath,
+      [PRISM, "mock", join(dir, "kratos.json"), "--host", "127.0.0.1", "--port", String(port), "--errors"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      const read = (chunk: Buffer) => {
+        log += chunk;
+        if (log.includes(`Prism is listening on ${base}`)) resolve();
+      };
+      prism.stdout?.on("data", read);
+      prism.stderr?.on("data", read);
+      prism.once("exit", (code) => reject(new Error(`prism exited with ${code}:\n${log}`)));
+    });
+  });
+
+  afterAll(async () => {
+    if (prism && prism.exitCode === null) {
+      prism.kill("SIGTERM");
+      await once(prism, "exit");
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("refuses requests that violate the contract (so the checks below can fail)", async () => {
+    expect((await fetch(`${base}/self-service/login/browser?refresh=maybe`)).status).toBe(400);
+    expect((await fetch(`${base}/self-service/login/browser?refresh=true`)).status).toBe(200);
+  });
+
+  it("builds a login URL whose query createBrowserLoginFlow accepts", async () => {
+    const kratos = new KratosIdentity({ publicUrl: "http://unused.invalid", browserUrl: base });
+    const url = kratos.loginUrl({
+      tenant: "acme",
+      returnTo: "https://id.example.com/t/acme/oauth2/resume?interaction=x",
+      interaction: "x",
+      fresh: true,
+      acr: "aal2",
+    });
+    const response = await fetch(url, { redirect: "manual" });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toHaveProperty("id");
+  });
+
+  it("forwards the browser's cookie to toSession and maps the contract's session", async () => {
+    // Before the placeholder timestamps Prism derives from the schema (2019-08-24T14:15:22Z).
+    const clock = new ManualClock(Date.UTC(2019, 0, 1));
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch, clock });
+    const cookie = "ory_kratos_session=MTY5; other=1";
+    const result = await kratos.session(browser({ cookie }), "acme");
+
+    expect(wire.calls).toHaveLength(1);
+    const [call] = wire.calls;
+    expect(new URL(call?.request.url ?? "").pathname).toBe("/sessions/whoami");
+    expect(call?.request.headers.get("cookie")).toBe(cookie);
+    expect(call?.status).toBe(200);
+    const body = call?.body as Session;
+    expect(result).toEqual(authenticationFromSession(body, clock.now()));
+    // The contract's placeholder session is at aal0 (first value of its enum): no factor
+    // completed, so no login. The same session at aal1 maps field by field.
+    expect(body.authenticator_assurance_level).toBe("aal0");
+    expect(result).toBeUndefined();
+    const auth = authenticationFromSession({ ...body, authenticator_assurance_level: "aal1" }, clock.now());
+    expect(auth?.subject).toBe(body.identity?.id);
+    expect(auth?.acr).toBe("aal1");
+    expect(auth?.authTime).toBe(Date.parse(body.authenticated_at ?? ""));
+    expect(auth?.amr).toEqual(["pwd"]);
+  });
+
+  it.each([
+    ["X-Session-Token", { "x-session-token": "MP2YWEMeM8MxjkGKpH4dqOQ4Q4DlSPaj" }],
+    ["Authorization: Bearer", { authorization: "Bearer MP2YWEMeM8MxjkGKpH4dqOQ4Q4DlSPaj" }],
+  ])("sends a session token from %s as X-Session-Token", async (_, headers) => {
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch });
+    await kratos.session(browser(headers), "acme");
+    expect(wire.calls[0]?.request.headers.get("x-session-token")).toBe("MP2YWEMeM8MxjkGKpH4dqOQ4Q4DlSPaj");
+    expect(wire.calls[0]?.status).toBe(200);
+  });
+
+  it.each(["401", "403"])("takes Kratos's %s as logged out", async (code) => {
+    const wire = recordingFetch(`code=${code}`);
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch });
+    expect(await kratos.session(browser({ cookie: "ory_kratos_session=expired" }), "acme")).toBeUndefined();
+    expect(wire.calls[0]?.status).toBe(Number(code));
+  });
+
+  it("fails closed on a Kratos 5xx", async () => {
+    const wire = recordingFetch("code=500");
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch });
+    await expect(kratos.session(browser({ cookie: "ory_kratos_session=x" }), "acme")).rejects.toThrow(/HTTP 500/);
+  });
+
+  it("fails closed when Kratos is unreachable", async () => {
+    const kratos = new KratosIdentity({ publicUrl: `http://127.0.0.1:${await freePort()}` });
+    await expect(kratos.session(browser({ cookie: "ory_kratos_session=x" }), "acme")).rejects.toThrow();
+  });
+
+  it("does not ask Kratos when the browser carries neither cookie nor token", async () => {
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch });
+    expect(await kratos.session(browser({}), "acme")).toBeUndefined();
+    expect(wire.calls).toHaveLength(0);
+  });
+});

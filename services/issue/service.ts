@@ -9,6 +9,7 @@ import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument, notFound } from "../shared/errors.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metadata.ts";
+import { MetadataDocuments } from "./clients/metadata-documents.ts";
 import { ClientRegistry, type RegisteredClient } from "./clients/registry.ts";
 import { createOAuthHttp } from "./oauth/server.ts";
 
@@ -16,7 +17,10 @@ const DEFAULT_PAGE = 50;
 
 export function issueService(deps: ServiceDeps) {
   const { store, clock } = deps;
-  const clients = new ClientRegistry(store, clock);
+  const documents = deps.config.oauth.clientIdMetadataDocuments
+    ? new MetadataDocuments({ allowPrivate: deps.config.oauth.allowPrivateMetadataHosts, now: () => clock.now() })
+    : undefined;
+  const clients = new ClientRegistry(store, clock, documents);
   const oauth = createOAuthHttp(deps, clients);
 
   const module = defineService(

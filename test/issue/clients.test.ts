@@ -34,13 +34,19 @@ describe("client metadata rules", () => {
 
   it.each([
     ["http://app.example.com/cb", "http only on loopback (RFC 8252 §7.3)"],
-    ["http://localhost:8080/cb", "localhost not recommended (RFC 8252 §8.3)"],
     ["https://app.example.com/cb#frag", "fragment (RFC 6749 §3.1.2)"],
     ["/relative", "not absolute"],
     ["https://user:pw@app.example.com/cb", "credentials"],
     ["myapp:/cb", "private-use scheme not in reverse-domain form (RFC 8252 §7.1)"],
   ])("refuses the redirect URI %s (%s)", (uri) => {
     expect(violations({ redirect_uris: [uri], token_endpoint_auth_method: "none" })).toEqual([
+      "invalid_redirect_uri redirect_uris[0]",
+    ]);
+  });
+
+  it("accepts localhost only for public native clients (the MCP spec requires it; RFC 8252 §8.3 advises IP literals)", () => {
+    expect(violations({ redirect_uris: ["http://localhost:8080/cb"], token_endpoint_auth_method: "none" })).toEqual([]);
+    expect(violations({ redirect_uris: ["http://localhost:8080/cb"] })).toEqual([
       "invalid_redirect_uri redirect_uris[0]",
     ]);
   });

@@ -137,8 +137,13 @@ export function redirectUriProblem(uri: string, publicClient: boolean): string |
   if (url.protocol === "http:") {
     // RFC 8252 §7.3 (and §8.3: "localhost" is NOT RECOMMENDED): loopback IP literals only.
     if (LOOPBACK_HOSTS.has(url.hostname)) return undefined;
-    if (url.hostname === "localhost")
-      return 'use the loopback IP literal 127.0.0.1 or [::1], not "localhost" (RFC 8252 §8.3)';
+    // RFC 8252 §8.3 does not recommend "localhost", but the MCP authorization spec requires
+    // accepting it from native (public) clients; confidential clients still use IP literals.
+    if (url.hostname === "localhost") {
+      return publicClient
+        ? undefined
+        : 'use the loopback IP literal 127.0.0.1 or [::1], not "localhost" (RFC 8252 §8.3)';
+    }
     return "http is allowed only for loopback redirects (RFC 8252 §7.3); use https";
   }
   // RFC 8252 §7.1: private-use schemes for native apps, in reverse-domain form, public clients only.

@@ -1,10 +1,16 @@
 // A tenant's OAuth clients in the store. Registration and deletion record their audit event in the
 // same transaction; the secret is returned once and kept only as a hash.
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../../shared/clock.ts";
 import type { OAuthClientsTable } from "../../shared/store/schema.ts";
 import type { Store } from "../../shared/store/store.ts";
-import { type ClientMetadata, type ClientMetadataInput, normalizeClientMetadata } from "./metadata.ts";
+import {
+  type ClientMetadata,
+  type ClientMetadataInput,
+  InvalidClientMetadata,
+  normalizeClientMetadata,
+} from "./metadata.ts";
+import { isMetadataDocumentId, type MetadataDocuments } from "./metadata-documents.ts";
 import { generateSecret, hashSecret, verifySecret } from "./secrets.ts";
 
 export interface RegisteredClient {
@@ -24,13 +30,21 @@ export class ClientRegistry {
   readonly #clock: Clock;
   readonly #authCache = new Map<string, { client: RegisteredClient; secretHash: string | null; until: number }>();
 
-  constructor(store: Store, clock: Clock) {
+  readonly #documents: MetadataDocuments | undefined;
+
+  constructor(store: Store, clock: Clock, documents?: MetadataDocuments) {
     this.#store = store;
     this.#clock = clock;
+    this.#documents = documents;
   }
 
-  async create(tenant: string, input: ClientMetadataInput): Promise<{ client: RegisteredClient; secret?: string }> {
+  async create(
+    tenant: string,
+    input: ClientMetadataInput,
+    options: { dynamic?: boolean } = {},
+  ): Promise<{ client: RegisteredClient; secret?: string; registrationToken?: string }> {
     const metadata = normalizeClientMetadata(input);
+    const registrationToken = options.dynamic ? `mrat_${randomBytes(32).toString("base64url")}` : undefined;
     const needsSecret = metadata.token_endpoint_auth_method.startsWith("client_secret_");
     const secret = needsSecret ? generateSecret() : undefined;
     const row: OAuthClientsTable = {
@@ -40,6 +54,7 @@ export class ClientRegistry {
       metadata: JSON.stringify(metadata),
       secret_hash: secret ? hashSecret(secret) : null,
       created_at: this.#clock.now(),
+      registration_token_hash: registrationToken ? tokenHash(registrationToken) : null,
     };
     const scoped = this.#store.forTenant(tenant);
     await scoped.transaction(async (tx) => {
@@ -50,6 +65,7 @@ export class ClientRegistry {
         token_endpoint_auth_method: metadata.token_endpoint_auth_method,
         grant_types: metadata.grant_types,
         redirect_uris: metadata.redirect_uris,
+        dynamic: options.dynamic === true,
       };
       await scoped.recordEvent(
         tx,
@@ -57,7 +73,73 @@ export class ClientRegistry {
         row.created_at,
       );
     });
-    return { client: toClient(row), ...(secret ? { secret } : {}) };
+    return {
+      client: toClient(row),
+      ...(secret ? { secret } : {}),
+      ...(registrationToken ? { registrationToken } : {}),
+    };
+  }
+
+  /** RFC 7592 §2.2: replaces the metadata (the secret and client id stay). Undefined when there is no such client. */
+  async update(tenant: string, clientId: string, input: ClientMetadataInput): Promise<RegisteredClient | undefined> {
+    const existing = await this.get(tenant, clientId);
+    if (!existing) return undefined;
+    const metadata = normalizeClientMetadata(input);
+    // The authentication method decides whether a secret exists; changing it would strand or orphan one.
+    if (metadata.token_endpoint_auth_method !== existing.metadata.token_endpoint_auth_method) {
+      throw new InvalidClientMetadata([
+        {
+          field: "token_endpoint_auth_method",
+          description: "cannot change after registration",
+          error: "invalid_client_metadata",
+        },
+      ]);
+    }
+    this.#authCache.delete(`${tenant}\n${clientId}`);
+    const scoped = this.#store.forTenant(tenant);
+    await scoped.transaction(async (tx) => {
+      await tx
+        .updateTable("oauth_clients")
+        .set({ metadata: JSON.stringify(metadata) })
+        .where("tenant_id", "=", tenant)
+        .where("client_id", "=", clientId)
+        .execute();
+      await scoped.recordEvent(
+        tx,
+        {
+          eventId: randomUUID(),
+          type: "client.updated.v1",
+          payload: { client_id: clientId, grant_types: metadata.grant_types, redirect_uris: metadata.redirect_uris },
+        },
+        this.#clock.now(),
+      );
+    });
+    return { ...existing, metadata };
+  }
+
+  /** Whether `token` is the client's registration access token (constant-time on the hash). */
+  async checkRegistrationToken(tenant: string, clientId: string, token: string): Promise<boolean> {
+    const row = await this.#store
+      .forTenant(tenant)
+      .db.selectFrom("oauth_clients")
+      .select("registration_token_hash")
+      .where("tenant_id", "=", tenant)
+      .where("client_id", "=", clientId)
+      .executeTakeFirst();
+    const stored = row?.registration_token_hash;
+    if (!stored) return false;
+    const a = Buffer.from(stored);
+    const b = Buffer.from(tokenHash(token));
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /**
+   * The client for an OAuth endpoint: a registered one, or (for https client ids) the one its
+   * client ID metadata document describes. Throws MetadataDocumentError when a document is unusable.
+   */
+  async resolve(tenant: string, clientId: string): Promise<RegisteredClient | undefined> {
+    if (this.#documents && isMetadataDocumentId(clientId)) return this.#documents.resolve(tenant, clientId);
+    return this.get(tenant, clientId);
   }
 
   async get(tenant: string, clientId: string): Promise<RegisteredClient | undefined> {
@@ -80,6 +162,9 @@ export class ClientRegistry {
     tenant: string,
     clientId: string,
   ): Promise<{ client: RegisteredClient; secretHash: string | null } | undefined> {
+    if (this.#documents && isMetadataDocumentId(clientId)) {
+      return { client: await this.#documents.resolve(tenant, clientId), secretHash: null };
+    }
     const key = `${tenant}\n${clientId}`;
     const now = Date.now();
     const cached = this.#authCache.get(key);
@@ -140,6 +225,10 @@ export class ClientRegistry {
       return true;
     });
   }
+}
+
+function tokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
 }
 
 function toClient(row: OAuthClientsTable): RegisteredClient {

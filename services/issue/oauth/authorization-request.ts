@@ -47,7 +47,7 @@ export function matchRedirectUri(client: RegisteredClient, presented: string | u
   } catch {
     return undefined;
   }
-  if (url.protocol !== "http:" || !(url.hostname === "127.0.0.1" || url.hostname === "[::1]")) return undefined;
+  if (url.protocol !== "http:" || !["127.0.0.1", "[::1]", "localhost"].includes(url.hostname)) return undefined;
   for (const candidate of registered) {
     const reg = new URL(candidate);
     const portless = (u: URL) => `${u.protocol}//${u.hostname}${u.pathname}${u.search}`;

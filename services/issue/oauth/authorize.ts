@@ -5,11 +5,12 @@
 import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GrantStore } from "../../shared/oauth/grant-store.ts";
+import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
 import { DevUsers, SESSION_COOKIE } from "../identity/dev-users.ts";
 import { type Authentication, meetsAcr } from "../identity/provider.ts";
 import { consentPage, errorPage } from "../pages/consent.ts";
-import { sendPage } from "../pages/layout.ts";
+import { cspSource, sendPage } from "../pages/layout.ts";
 import { loginPage } from "../pages/login.ts";
 import {
   type AuthorizationRequest,
@@ -58,7 +59,13 @@ export class AuthorizationEndpoint {
       req.method === "POST" ? await readForm(req) : Params.from(new URL(req.url ?? "/", "http://x").searchParams);
     const clientId = params.get("client_id");
     if (!clientId) return this.#errorPage(res, new InvalidRequest("client_id is required"));
-    const client = await this.#services.clients.get(urls.tenant, clientId);
+    let client: RegisteredClient | undefined;
+    try {
+      client = await this.#services.clients.resolve(urls.tenant, clientId);
+    } catch (error) {
+      if (error instanceof MetadataDocumentError) return this.#errorPage(res, new InvalidRequest(error.message));
+      throw error;
+    }
     if (!client) return this.#errorPage(res, new InvalidRequest("unknown client_id"));
 
     let effective = params;
@@ -148,19 +155,7 @@ export class AuthorizationEndpoint {
       const id = query.get("interaction") ?? "";
       const interaction = await this.#bound(req, urls, id);
       if (!interaction) return this.#expired(res);
-      const client = await this.#services.clients.get(urls.tenant, interaction.request.clientId);
-      return sendPage(
-        res,
-        200,
-        "Sign in",
-        loginPage({
-          action: urls.login,
-          interaction: id,
-          csrf: interaction.csrf,
-          clientName: client?.metadata.client_name || interaction.request.clientId,
-          username: query.get("login_hint") ?? undefined,
-        }),
-      );
+      return this.#loginPage(res, 200, urls, id, interaction, query.get("login_hint") ?? undefined);
     }
     const form = await readForm(req);
     const id = form.get("interaction") ?? "";
@@ -168,24 +163,36 @@ export class AuthorizationEndpoint {
     if (!interaction || !sameSecret(form.get("csrf"), interaction.csrf)) return this.#expired(res);
     const user = await identity.verifyPassword(form.get("username") ?? "", form.get("password") ?? "");
     if (!user) {
-      const client = await this.#services.clients.get(urls.tenant, interaction.request.clientId);
-      return sendPage(
-        res,
-        401,
-        "Sign in",
-        loginPage({
-          action: urls.login,
-          interaction: id,
-          csrf: interaction.csrf,
-          clientName: client?.metadata.client_name || interaction.request.clientId,
-          username: form.get("username"),
-          error: "The username or password is not correct. Check them and try again.",
-        }),
-      );
+      const error = "The username or password is not correct. Check them and try again.";
+      return this.#loginPage(res, 401, urls, id, interaction, form.get("username"), error);
     }
     const session = await identity.openSession(urls.tenant, user);
     res.setHeader("set-cookie", this.#cookie(urls, SESSION_COOKIE, session.value, session.maxAgeSeconds));
     redirect(res, `${urls.resume}?interaction=${encodeURIComponent(id)}`);
+  }
+
+  async #loginPage(
+    res: ServerResponse,
+    status: number,
+    urls: TenantUrls,
+    id: string,
+    interaction: Interaction,
+    username: string | undefined,
+    error?: string,
+  ): Promise<void> {
+    const client = await this.#services.clients
+      .resolve(urls.tenant, interaction.request.clientId)
+      .catch(() => undefined);
+    const page = loginPage({
+      action: urls.login,
+      interaction: id,
+      csrf: interaction.csrf,
+      clientName: client?.metadata.client_name || interaction.request.clientId,
+      username,
+      error,
+    });
+    // After signing in the browser may go straight on to the client (remembered consent).
+    sendPage(res, status, "Sign in", page, {}, [cspSource(interaction.request.redirectUri)]);
   }
 
   /** GET/POST /consent. */
@@ -199,7 +206,7 @@ export class AuthorizationEndpoint {
     if (!auth) return this.#continue(req, res, urls, id);
     const { request } = interaction;
     if (!form) {
-      const client = await this.#services.clients.get(urls.tenant, request.clientId);
+      const client = await this.#services.clients.resolve(urls.tenant, request.clientId).catch(() => undefined);
       return sendPage(
         res,
         200,
@@ -214,6 +221,8 @@ export class AuthorizationEndpoint {
           scopes: request.scope,
           resources: request.resources,
         }),
+        {},
+        [cspSource(request.redirectUri)],
       );
     }
     // CSRF: the form's token must be the one minted for this interaction, in this browser.

@@ -13,6 +13,7 @@ import {
   jwtVerify,
 } from "jose";
 import type { AuthMethod } from "../clients/metadata.ts";
+import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidRequest } from "./errors.ts";
@@ -137,9 +138,14 @@ export class ClientAuthenticator {
   }
 
   async #lookup(tenant: string, clientId: string, usedBasic: boolean): Promise<RegisteredClient> {
-    const entry = await this.#services.clients.forAuthentication(tenant, clientId);
-    if (!entry) throw new InvalidClient("client authentication failed", usedBasic);
-    return entry.client;
+    try {
+      const entry = await this.#services.clients.forAuthentication(tenant, clientId);
+      if (!entry) throw new InvalidClient("client authentication failed", usedBasic);
+      return entry.client;
+    } catch (error) {
+      if (error instanceof MetadataDocumentError) throw new InvalidClient(error.message, usedBasic);
+      throw error;
+    }
   }
 }
 

@@ -17,15 +17,17 @@ import { ClientAuthenticator } from "./client-auth.ts";
 import { type OAuthServices, type TenantUrls, tenantUrls } from "./context.ts";
 import { authorizationServerMetadata } from "./discovery.ts";
 import { DpopNonces } from "./dpop-nonce.ts";
-import { OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
+import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
 import { sendJson, sendOAuthError } from "./http.ts";
 import { introspectionEndpoint } from "./introspection.ts";
+import { RegistrationEndpoint } from "./registration.ts";
 import { revocationEndpoint } from "./revocation.ts";
 import { TokenEndpoint } from "./token.ts";
 import { UserinfoEndpoint } from "./userinfo.ts";
 
 const TENANT = "([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)";
 const ISSUER_PATH = new RegExp(`^/t/${TENANT}(/.*)$`);
+const REGISTRATION_CLIENT = /^\/oauth2\/register\/[^/]+$/;
 const INSERTED_METADATA = new RegExp(`^/\\.well-known/(oauth-authorization-server|openid-configuration)/t/${TENANT}$`);
 /** Endpoints any origin may call (credentials travel in the request, not in cookies). */
 const CORS_PATHS = new Set([
@@ -78,6 +80,8 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
   const token = new TokenEndpoint(services, auth);
   const authorization = new AuthorizationEndpoint(services, auth);
   const userinfo = new UserinfoEndpoint(services, keys);
+  const registration = new RegistrationEndpoint(services);
+  const manageClient: Handler = (req, res, urls) => registration.manage(req, res, urls, clientIdOf(req));
   const knownTenants = new Map<string, number>();
 
   const metadata: Handler = async (_req, res, urls) => {
@@ -115,6 +119,8 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
       POST: (req, res, urls) => introspectionEndpoint(services, auth, inspector, req, res, urls),
     },
     "/oauth2/revoke": { POST: (req, res, urls) => revocationEndpoint(services, auth, inspector, req, res, urls) },
+    "/oauth2/register": { POST: (req, res, urls) => registration.register(req, res, urls) },
+    "/oauth2/register/*": { GET: manageClient, PUT: manageClient, DELETE: manageClient },
     "/oauth2/userinfo": {
       GET: (req, res, urls) => userinfo.handle(req, res, urls),
       POST: (req, res, urls) => userinfo.handle(req, res, urls),
@@ -141,9 +147,10 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
         route = `/.well-known/${inserted[1]}`;
       } else {
         const match = ISSUER_PATH.exec(path);
-        if (!match || !routes[match[2] as string]) return false;
+        if (!match) return false;
         tenant = match[1];
-        route = match[2];
+        route = REGISTRATION_CLIENT.test(match[2] as string) ? "/oauth2/register/*" : match[2];
+        if (!routes[route as string]) return false;
       }
       const methods = routes[route as string] as Partial<Record<string, Handler>>;
       if (CORS_PATHS.has(route as string) && req.headers.origin) {
@@ -199,6 +206,16 @@ function identityProvider({ config, store, clock }: ServiceDeps): IdentityProvid
     sessionTtlMs: config.oauth.sessionTtl,
     loginUrl: (tenant) => tenantUrls(config.publicBaseUrl, tenant).login,
   });
+}
+
+/** The client id of an RFC 7592 registration_client_uri path. */
+function clientIdOf(req: IncomingMessage): string {
+  const path = (req.url ?? "/").split("?")[0] as string;
+  try {
+    return decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));
+  } catch {
+    throw new InvalidRequest("the client id in the path is not valid percent-encoding");
+  }
 }
 
 /** Signer or store outages are temporary (503, retry); anything unexpected is a bare server_error. */

@@ -64,18 +64,26 @@ export function sendPage(
   title: string,
   body: Html,
   headers: Record<string, string> = {},
+  /** Where a form on the page may end up: CSP form-action also governs the redirects after a submit. */
+  formTargets: string[] = [],
 ): void {
   const text = page(title, body);
+  const formAction = ["'self'", ...formTargets].join(" ");
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
     "content-length": Buffer.byteLength(text),
     "cache-control": "no-store",
-    "content-security-policy":
-      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "content-security-policy": `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}; frame-ancestors 'none'`,
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
     ...headers,
   });
   res.end(text);
+}
+
+/** The CSP source for a redirect URI: its origin, or its scheme for a native app's private-use scheme. */
+export function cspSource(uri: string): string {
+  const url = new URL(uri);
+  return url.protocol === "http:" || url.protocol === "https:" ? url.origin : url.protocol;
 }

@@ -187,6 +187,8 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
     },
     "0005_oauth_server": {
       async up(db: Kysely<unknown>) {
+        // RFC 7592: dynamically registered clients manage themselves with a registration access token.
+        await db.schema.alterTable("oauth_clients").addColumn("registration_token_hash", "text").execute();
         const tenantTable = (name: string) =>
           db.schema.createTable(name).addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"));
         // A grant: what a user (or client) authorised for a client; refresh tokens and code-flow access tokens hang off it.

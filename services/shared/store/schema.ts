@@ -128,6 +128,8 @@ export interface OAuthClientsTable {
   metadata: string;
   secret_hash: string | null;
   created_at: number;
+  /** SHA-256 of the RFC 7592 registration access token; null for clients registered by an admin. */
+  registration_token_hash?: string | null;
 }
 
 /** What a subject authorised for a client: the family its refresh tokens and code-flow access tokens belong to. */

@@ -6,7 +6,7 @@ import { verifyCodeVerifier } from "../pkce.ts";
 import { narrowResources, parseResources } from "../rfc8707.ts";
 import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
-import { issueGrantTokens } from "./grant-tokens.ts";
+import { mintGrantTokens, recordGrantTokens } from "./grant-tokens.ts";
 
 class CodeReplayed extends InvalidGrant {}
 
@@ -16,53 +16,55 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
   const scoped = services.store.forTenant(urls.tenant);
   const grants = new GrantStore(urls.tenant);
   try {
+    // Validate and sign first (see mintGrantTokens); the transaction then consumes the code only if
+    // no concurrent request did, so a code yields tokens at most once.
+    const row = await grants.findCode(scoped.db as never, handleHash(code));
+    if (!row) throw new InvalidGrant("the authorization code is invalid");
+    const request = row.request;
+    // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes what it was redeemed for (below).
+    if (row.consumed_at !== null) throw new CodeReplayed("the authorization code was already used");
+    if (row.expires_at <= now) throw new InvalidGrant("the authorization code has expired");
+    if (row.client_id !== client.clientId)
+      throw new InvalidGrant("the authorization code was issued to another client");
+    // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
+    if (params.get("redirect_uri") !== request.redirectUri) {
+      throw new InvalidGrant("redirect_uri does not match the authorization request");
+    }
+    verifyCodeVerifier(params.get("code_verifier"), request.codeChallenge);
+    // RFC 9449 §10.1: a code bound with dpop_jkt is redeemable only with a proof from that key.
+    if (request.dpopJkt && dpop?.jkt !== request.dpopJkt) {
+      throw new InvalidDpopProof("the DPoP proof key does not match the dpop_jkt of the authorization request");
+    }
+    const audience = narrowResources(parseResources(params.all("resource")), request.resources);
+    const grant = {
+      id: randomUUID(),
+      clientId: client.clientId,
+      subject: request.subject,
+      scope: request.scope,
+      resources: request.resources,
+      // RFC 9449 §5: refresh tokens of public clients are bound to the DPoP key.
+      dpopJkt: dpop && client.metadata.token_endpoint_auth_method === "none" ? dpop.jkt : null,
+      authTime: request.authTime,
+      acr: request.acr,
+      amr: request.amr,
+      claims: request.claims,
+      expiresAt: now + services.config.oauth.refreshTokenTtl,
+      revokedAt: null,
+    };
+    const minted = await mintGrantTokens(context, {
+      grant,
+      scope: request.scope,
+      audience,
+      grantType: "authorization_code",
+      nonce: request.nonce,
+      idToken: true,
+    });
     return await scoped.transaction(async (tx) => {
-      const row = await grants.findCode(tx, handleHash(code));
-      if (!row) throw new InvalidGrant("the authorization code is invalid");
-      const request = row.request;
-      // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes what it was redeemed for (below).
-      if (row.consumed_at !== null) throw new CodeReplayed("the authorization code was already used");
-      if (row.expires_at <= now) throw new InvalidGrant("the authorization code has expired");
-      if (row.client_id !== client.clientId)
-        throw new InvalidGrant("the authorization code was issued to another client");
-      // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
-      if (params.get("redirect_uri") !== request.redirectUri) {
-        throw new InvalidGrant("redirect_uri does not match the authorization request");
-      }
-      verifyCodeVerifier(params.get("code_verifier"), request.codeChallenge);
-      // RFC 9449 §10.1: a code bound with dpop_jkt is redeemable only with a proof from that key.
-      if (request.dpopJkt && dpop?.jkt !== request.dpopJkt) {
-        throw new InvalidDpopProof("the DPoP proof key does not match the dpop_jkt of the authorization request");
-      }
-      const audience = narrowResources(parseResources(params.all("resource")), request.resources);
-      const grantId = randomUUID();
-      if (!(await grants.consumeCode(tx, handleHash(code), grantId, now))) {
+      if (!(await grants.consumeCode(tx, handleHash(code), grant.id, now))) {
         throw new CodeReplayed("the authorization code was already used");
       }
-      const grant = {
-        id: grantId,
-        clientId: client.clientId,
-        subject: request.subject,
-        scope: request.scope,
-        resources: request.resources,
-        // RFC 9449 §5: refresh tokens of public clients are bound to the DPoP key.
-        dpopJkt: dpop && client.metadata.token_endpoint_auth_method === "none" ? dpop.jkt : null,
-        authTime: request.authTime,
-        acr: request.acr,
-        amr: request.amr,
-        claims: request.claims,
-        expiresAt: now + services.config.oauth.refreshTokenTtl,
-        revokedAt: null,
-      };
       await grants.insertGrant(tx, grant, now);
-      return issueGrantTokens(context, tx, grants, {
-        grant,
-        scope: request.scope,
-        audience,
-        grantType: "authorization_code",
-        nonce: request.nonce,
-        idToken: true,
-      });
+      return recordGrantTokens(context, tx, grants, minted);
     });
   } catch (error) {
     // The revocation must survive the error that reports the replay: commit it on its own.

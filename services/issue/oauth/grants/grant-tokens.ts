@@ -17,12 +17,21 @@ export interface GrantTokenOptions {
   idToken: boolean;
 }
 
-export async function issueGrantTokens(
-  context: GrantContext,
-  tx: Transaction,
-  grants: GrantStore,
-  options: GrantTokenOptions,
-): Promise<TokenResponse> {
+/** Tokens signed and ready, not yet recorded. */
+export interface MintedGrantTokens {
+  response: TokenResponse;
+  accessJti: string;
+  accessExpiresAt: number;
+  refreshToken: string | undefined;
+  options: GrantTokenOptions;
+}
+
+/**
+ * Signs the tokens. Runs before the transaction that records them: signing may need the store (to
+ * load a key), and on SQLite's single connection a query from inside a transaction's callback that
+ * does not use the transaction would wait for it forever. Unrecorded tokens are never returned.
+ */
+export async function mintGrantTokens(context: GrantContext, options: GrantTokenOptions): Promise<MintedGrantTokens> {
   const { services, client, urls, dpop, now } = context;
   const { grant } = options;
   const access = await mintAccessToken(services.signing, {
@@ -39,14 +48,7 @@ export async function issueGrantTokens(
     acr: grant.acr ?? undefined,
     amr: grant.amr,
   });
-  await grants.recordAccessToken(tx, access.jti, grant.id, access.expiresAt);
-
-  let refreshToken: string | undefined;
-  if (client.metadata.grant_types.includes("refresh_token")) {
-    refreshToken = opaqueHandle("mrt");
-    // The family's absolute lifetime bounds every refresh token in it.
-    await grants.insertRefreshToken(tx, handleHash(refreshToken), grant.id, now, grant.expiresAt);
-  }
+  const refreshToken = client.metadata.grant_types.includes("refresh_token") ? opaqueHandle("mrt") : undefined;
   const idToken =
     options.idToken && options.scope.includes("openid")
       ? await mintIdToken(services.signing, {
@@ -63,35 +65,56 @@ export async function issueGrantTokens(
           claims: identityClaims(grant.claims, options.scope),
         })
       : undefined;
+  return {
+    response: {
+      access_token: access.token,
+      token_type: tokenType(dpop),
+      expires_in: access.expiresIn,
+      scope: options.scope.join(" "),
+      ...(refreshToken ? { refresh_token: refreshToken } : {}),
+      ...(idToken ? { id_token: idToken } : {}),
+    },
+    accessJti: access.jti,
+    accessExpiresAt: access.expiresAt,
+    refreshToken,
+    options,
+  };
+}
 
+/** Records minted tokens against their grant, with the audit event, in the caller's transaction. */
+export async function recordGrantTokens(
+  context: GrantContext,
+  tx: Transaction,
+  grants: GrantStore,
+  minted: MintedGrantTokens,
+): Promise<TokenResponse> {
+  const { services, client, urls, dpop, now } = context;
+  const { grant } = minted.options;
+  await grants.recordAccessToken(tx, minted.accessJti, grant.id, minted.accessExpiresAt);
+  // The family's absolute lifetime bounds every refresh token in it.
+  if (minted.refreshToken)
+    await grants.insertRefreshToken(tx, handleHash(minted.refreshToken), grant.id, now, grant.expiresAt);
   await services.store.forTenant(urls.tenant).recordEvent(
-    tx as never,
+    tx,
     {
       eventId: randomUUID(),
       type: "token.issued.v1",
       payload: {
-        grant_type: options.grantType,
+        grant_type: minted.options.grantType,
         grant_id: grant.id,
         client_id: client.clientId,
         subject: grant.subject,
-        jti: access.jti,
-        aud: options.audience,
-        scope: options.scope,
-        refresh_token_issued: refreshToken !== undefined,
+        jti: minted.accessJti,
+        aud: minted.options.audience,
+        scope: minted.options.scope,
+        refresh_token_issued: minted.refreshToken !== undefined,
         ...(dpop ? { cnf_jkt: dpop.jkt } : {}),
-        exp: access.expiresAt,
+        exp: minted.accessExpiresAt,
       },
     },
     now,
   );
-  return {
-    access_token: access.token,
-    token_type: tokenType(dpop),
-    expires_in: access.expiresIn,
-    scope: options.scope.join(" "),
-    ...(refreshToken ? { refresh_token: refreshToken } : {}),
-    ...(idToken ? { id_token: idToken } : {}),
-  };
+  return minted.response;
 }
 
 /** OIDC Core §5.4: `profile` releases name claims, `email` the email claims. */

@@ -7,7 +7,7 @@ import { narrowResources, parseResources } from "../rfc8707.ts";
 import { parseScope } from "../scopes.ts";
 import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
-import { issueGrantTokens } from "./grant-tokens.ts";
+import { mintGrantTokens, recordGrantTokens } from "./grant-tokens.ts";
 
 class RefreshReused extends InvalidGrant {
   readonly grantId: string;
@@ -23,32 +23,39 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
   const scoped = services.store.forTenant(urls.tenant);
   const grants = new GrantStore(urls.tenant);
   try {
+    // Validate and sign first (see mintGrantTokens); the transaction spends the token only if no
+    // concurrent request did — the loser of a race is treated as reuse.
+    const db = scoped.db as never;
+    const token = await grants.findRefreshToken(db, presented);
+    if (!token) throw new InvalidGrant("the refresh token is invalid");
+    const grant = await grants.findGrant(db, token.grant_id);
+    if (!grant || grant.clientId !== client.clientId) throw new InvalidGrant("the refresh token is invalid");
+    if (token.spent_at !== null) throw new RefreshReused(grant.id);
+    if (grant.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
+    if (token.expires_at <= now) throw new InvalidGrant("the refresh token has expired");
+    // RFC 9449 §5: a refresh token bound to a DPoP key needs a proof from that key.
+    if (grant.dpopJkt && dpop?.jkt !== grant.dpopJkt) {
+      throw new InvalidDpopProof("the refresh token is bound to another DPoP key");
+    }
+    // RFC 6749 §6: the scope may only narrow.
+    const requested = parseScope(params.get("scope"));
+    const outside = requested.filter((s) => !grant.scope.includes(s));
+    if (outside.length > 0) throw new InvalidScope(`scope not granted: ${outside.join(" ")}`);
+    const scope = requested.length ? requested : grant.scope;
+    const audience = narrowResources(parseResources(params.all("resource")), grant.resources);
+    const minted = await mintGrantTokens(context, {
+      grant,
+      scope,
+      audience,
+      grantType: "refresh_token",
+      idToken: false,
+    });
     return await scoped.transaction(async (tx) => {
-      const token = await grants.findRefreshToken(tx, presented);
-      if (!token) throw new InvalidGrant("the refresh token is invalid");
-      const grant = await grants.findGrant(tx, token.grant_id);
-      if (!grant || grant.clientId !== client.clientId) throw new InvalidGrant("the refresh token is invalid");
-      if (token.spent_at !== null) throw new RefreshReused(grant.id);
-      if (grant.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
-      if (token.expires_at <= now) throw new InvalidGrant("the refresh token has expired");
-      // RFC 9449 §5: a refresh token bound to a DPoP key needs a proof from that key.
-      if (grant.dpopJkt && dpop?.jkt !== grant.dpopJkt) {
-        throw new InvalidDpopProof("the refresh token is bound to another DPoP key");
-      }
-      // RFC 6749 §6: the scope may only narrow.
-      const requested = parseScope(params.get("scope"));
-      const outside = requested.filter((s) => !grant.scope.includes(s));
-      if (outside.length > 0) throw new InvalidScope(`scope not granted: ${outside.join(" ")}`);
-      const scope = requested.length ? requested : grant.scope;
-      const audience = narrowResources(parseResources(params.all("resource")), grant.resources);
       if (!(await grants.spendRefreshToken(tx, presented, now))) throw new RefreshReused(grant.id);
-      return issueGrantTokens(context, tx, grants, {
-        grant,
-        scope,
-        audience,
-        grantType: "refresh_token",
-        idToken: false,
-      });
+      // Revoked between the read and now (e.g. reuse detected on a sibling): nothing is issued.
+      const current = await grants.findGrant(tx, grant.id);
+      if (!current || current.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
+      return recordGrantTokens(context, tx, grants, minted);
     });
   } catch (error) {
     if (error instanceof RefreshReused) {

@@ -1,0 +1,125 @@
+// Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, required by the MCP
+// authorization spec): a client whose client_id is an https URL publishes its metadata there. We
+// fetch it SSRF-safely, hold it to the same rules as registered clients plus the document's own
+// (client_id equals the URL; no shared secrets), and cache it as its HTTP headers allow, within bounds.
+import { type ClientMetadataInput, InvalidClientMetadata, normalizeClientMetadata } from "./metadata.ts";
+import type { RegisteredClient } from "./registry.ts";
+import { safeFetch, UnsafeFetchError } from "./safe-fetch.ts";
+
+const MAX_BYTES = 5 * 1024; // the draft suggests documents stay small; 5 KB is its guidance
+const MIN_TTL_MS = 60_000;
+const MAX_TTL_MS = 24 * 3_600_000;
+const DEFAULT_TTL_MS = 5 * 60_000;
+const FAILURE_TTL_MS = 30_000;
+
+export class MetadataDocumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MetadataDocumentError";
+  }
+}
+
+/** Whether a client_id names a metadata document: an https URL with a path (draft §3). */
+export function isMetadataDocumentId(clientId: string): boolean {
+  if (!clientId.startsWith("https://")) return false;
+  try {
+    const url = new URL(clientId);
+    return url.pathname.length > 1 && !url.hash && !url.username && !url.password && url.href === clientId;
+  } catch {
+    return false;
+  }
+}
+
+export class MetadataDocuments {
+  readonly #cache = new Map<string, { client?: RegisteredClient; error?: string; until: number }>();
+  readonly #allowPrivate: boolean;
+  readonly #now: () => number;
+
+  constructor(options: { allowPrivate: boolean; now?: () => number }) {
+    this.#allowPrivate = options.allowPrivate;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The client the document describes, or MetadataDocumentError saying why it cannot be used. */
+  async resolve(tenant: string, clientId: string): Promise<RegisteredClient> {
+    const now = this.#now();
+    const cached = this.#cache.get(clientId);
+    if (cached && cached.until > now) {
+      if (cached.client) return { ...cached.client, tenant };
+      throw new MetadataDocumentError(cached.error as string);
+    }
+    try {
+      const { client, ttlMs } = await this.#fetch(clientId, now);
+      this.#remember(clientId, { client, until: now + ttlMs });
+      return { ...client, tenant };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (!(error instanceof MetadataDocumentError || error instanceof UnsafeFetchError)) throw error;
+      this.#remember(clientId, {
+        error: `client metadata document ${clientId}: ${message}`,
+        until: now + FAILURE_TTL_MS,
+      });
+      throw new MetadataDocumentError(`client metadata document ${clientId}: ${message}`);
+    }
+  }
+
+  #remember(key: string, entry: { client?: RegisteredClient; error?: string; until: number }): void {
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(key, entry);
+  }
+
+  async #fetch(clientId: string, now: number): Promise<{ client: RegisteredClient; ttlMs: number }> {
+    const response = await safeFetch(clientId, {
+      maxBytes: MAX_BYTES,
+      timeoutMs: 5000,
+      allowPrivate: this.#allowPrivate,
+    });
+    if (response.status !== 200) throw new MetadataDocumentError(`fetching it answered HTTP ${response.status}`);
+    const type = String(response.headers["content-type"] ?? "")
+      .split(";")[0]
+      ?.trim();
+    if (type !== "application/json") throw new MetadataDocumentError("it is not served as application/json");
+    let document: Record<string, unknown>;
+    try {
+      document = JSON.parse(response.body) as Record<string, unknown>;
+    } catch {
+      throw new MetadataDocumentError("it is not valid JSON");
+    }
+    if (typeof document !== "object" || document === null || Array.isArray(document)) {
+      throw new MetadataDocumentError("it is not a JSON object");
+    }
+    // The document must name itself, so one URL cannot speak for another client.
+    if (document.client_id !== clientId) throw new MetadataDocumentError("its client_id differs from the document URL");
+    if ("client_secret" in document || "client_secret_expires_at" in document) {
+      throw new MetadataDocumentError("it must not contain a client secret");
+    }
+    const method = (document.token_endpoint_auth_method as string | undefined) ?? "none";
+    if (method !== "none" && method !== "private_key_jwt") {
+      throw new MetadataDocumentError(
+        'token_endpoint_auth_method must be "none" or "private_key_jwt" (no shared secrets)',
+      );
+    }
+    let metadata: ReturnType<typeof normalizeClientMetadata>;
+    try {
+      metadata = normalizeClientMetadata({ ...(document as ClientMetadataInput), token_endpoint_auth_method: method });
+    } catch (error) {
+      if (error instanceof InvalidClientMetadata) throw new MetadataDocumentError(error.message);
+      throw error;
+    }
+    if (metadata.grant_types.some((g) => g !== "authorization_code" && g !== "refresh_token")) {
+      throw new MetadataDocumentError("only the authorization_code and refresh_token grants are allowed");
+    }
+    return {
+      client: { tenant: "", clientId, metadata, hasSecret: false, createdAt: now },
+      ttlMs: cacheTtl(response.headers["cache-control"]),
+    };
+  }
+}
+
+/** Cache lifetime from Cache-Control max-age, clamped; no-store still gets the minimum (we must not refetch per request). */
+function cacheTtl(header: string | string[] | undefined): number {
+  const value = Array.isArray(header) ? header.join(",") : (header ?? "");
+  const maxAge = /max-age=(\d+)/i.exec(value)?.[1];
+  const ttl = maxAge === undefined ? DEFAULT_TTL_MS : Number(maxAge) * 1000;
+  return Math.min(MAX_TTL_MS, Math.max(MIN_TTL_MS, ttl));
+}

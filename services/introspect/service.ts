@@ -7,11 +7,11 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Introspect, type IntrospectResponse } from "../../gen/mandate/v1/introspect_pb.js";
 import type { ServiceDeps } from "../shared/deps.ts";
-import { unauthenticated } from "../shared/errors.ts";
+import { unauthenticated, unavailable } from "../shared/errors.ts";
 import { type AccessTokenClaims, TenantKeys } from "../shared/oauth/access-token.ts";
 import { DpopNonceRequired, DpopProofError, verifyDpopProof } from "../shared/oauth/dpop.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
-import { openReplayCache } from "../shared/oauth/replay.ts";
+import { openReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
 import { defineService } from "../shared/rpc/service.ts";
 
 type Response = Omit<IntrospectResponse, "$typeName">;
@@ -57,6 +57,7 @@ export function introspectService({ config, store, clock, signing }: ServiceDeps
             if (error instanceof DpopProofError || error instanceof DpopNonceRequired) {
               throw unauthenticated(error.message, "INVALID_DPOP_PROOF");
             }
+            if (error instanceof ReplayStoreUnavailable) throw unavailable(error.message, "REPLAY_CACHE_UNAVAILABLE");
             throw error;
           }
         }

@@ -6,7 +6,8 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
-import { type MandateProcess, startMandateProcess, tempDatabaseUrl } from "./mandate-process.ts";
+import { engines } from "./engines.ts";
+import { type MandateProcess, startMandateProcess } from "./mandate-process.ts";
 
 export const DEV_PASSWORD = "correct horse battery staple";
 
@@ -34,10 +35,15 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts the server on the last engine of the run: SQLite in `npm test`, PostgreSQL under
+ * `npm run test:postgres` (MANDATE_TEST_POSTGRES=1), so the same suites cover both stores.
+ */
 export async function startOAuthServer(env: Record<string, string> = {}): Promise<OAuthServer> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const database = tempDatabaseUrl();
+  const store = await (engines.at(-1) as (typeof engines)[number]).open();
+  const database = store.url;
   const process = await startMandateProcess(
     ["dev", "--http-port", String(port), "--grpc-port", "0", "--database", database],
     { MANDATE_PUBLIC_BASE_URL: base, MANDATE_DEV_PASSWORD: DEV_PASSWORD, ...env },
@@ -53,7 +59,10 @@ export async function startOAuthServer(env: Record<string, string> = {}): Promis
       const created = await issue.createClient({ tenant, metadata });
       return { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
     },
-    stop: async () => void (await process.stop()),
+    stop: async () => {
+      await process.stop();
+      await store.dispose();
+    },
   };
 }
 

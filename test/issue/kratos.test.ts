@@ -232,6 +232,50 @@ describe("Kratos adapter against the Kratos v26.2.0 OpenAPI contract (Prism mock
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it("drives the authorization endpoint: unauthenticated browsers go to the Kratos login flow, and an aal0 session issues no code", async () => {
+    const { startOAuthServer } = await import("../helpers/oauth-server.ts");
+    const server = await startOAuthServer({ MANDATE_IDENTITY_PROVIDER: "kratos", MANDATE_KRATOS_PUBLIC_URL: base });
+    try {
+      const { clientId } = await server.register({
+        redirectUris: ["https://app.example/cb"],
+        tokenEndpointAuthMethod: "none",
+      });
+      const query = new URLSearchParams({
+        client_id: clientId,
+        redirect_uri: "https://app.example/cb",
+        response_type: "code",
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        code_challenge_method: "S256",
+      });
+      // No Kratos cookie: the contract mock still answers toSession (with its aal0 example), which the
+      // adapter refuses, so the browser is sent to Kratos's login flow with return_to = our resume URL.
+      const first = await fetch(`${server.issuer}/oauth2/authorize?${query}`, {
+        redirect: "manual",
+        headers: { cookie: "ory_kratos_session=abc" },
+      });
+      expect(first.status).toBe(303);
+      const login = new URL(first.headers.get("location") as string);
+      expect(`${login.origin}${login.pathname}`).toBe(`${base}/self-service/login/browser`);
+      const returnTo = new URL(login.searchParams.get("return_to") as string);
+      expect(`${returnTo.origin}${returnTo.pathname}`).toBe(`${server.issuer}/oauth2/resume`);
+      // The login URL is one Kratos's contract accepts.
+      expect((await fetch(login)).status).toBe(200);
+      // Coming back still with an aal0 session: no code, back to login (fail closed).
+      const interaction = (first.headers.getSetCookie().find((c) => c.startsWith("mandate_interaction=")) ?? "").split(
+        ";",
+      )[0] as string;
+      const resumed = await fetch(returnTo, {
+        redirect: "manual",
+        headers: { cookie: `${interaction}; ory_kratos_session=abc` },
+      });
+      expect(resumed.status).toBe(303);
+      expect(resumed.headers.get("location")).toContain("/self-service/login/browser");
+      expect(resumed.headers.get("location")).not.toContain("code=");
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("refuses requests that violate the contract (so the checks below can fail)", async () => {
     expect((await fetch(`${base}/self-service/login/browser?refresh=maybe`)).status).toBe(400);
     expect((await fetch(`${base}/self-service/login/browser?refresh=true`)).status).toBe(200);

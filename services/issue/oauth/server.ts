@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceDeps } from "../../shared/deps.ts";
 import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
-import { openReplayCache } from "../../shared/oauth/replay.ts";
+import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { EventBatcher } from "../../shared/store/event-batcher.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
@@ -221,6 +221,8 @@ function clientIdOf(req: IncomingMessage): string {
 /** Signer or store outages are temporary (503, retry); anything unexpected is a bare server_error. */
 function toOAuthError(error: unknown): OAuthError {
   if (error instanceof OAuthError) return error;
+  if (error instanceof ReplayStoreUnavailable)
+    return new TemporarilyUnavailable("replay protection is unavailable; retry shortly");
   if (
     error instanceof ConnectError &&
     [Code.Unavailable, Code.FailedPrecondition, Code.DeadlineExceeded].includes(error.code)

@@ -3,6 +3,14 @@
 // it in-process, which is only correct for a single replica.
 import { Redis } from "ioredis";
 
+/** The shared replay store cannot answer: callers refuse the request (503 / UNAVAILABLE), never let it pass. */
+export class ReplayStoreUnavailable extends Error {
+  constructor(cause: unknown) {
+    super("the replay cache (Redis) is unavailable", { cause });
+    this.name = "ReplayStoreUnavailable";
+  }
+}
+
 export interface ReplayCache {
   /** True the first time `key` is seen within `ttlMs`; false on every later sighting (a replay). */
   firstUse(key: string, ttlMs: number): Promise<boolean>;
@@ -51,8 +59,12 @@ export class RedisReplayCache implements ReplayCache {
 
   async firstUse(key: string, ttlMs: number): Promise<boolean> {
     // SET NX PX is atomic: of two replicas racing on the same jti exactly one gets "OK".
-    const result = await this.#redis.set(`mandate:replay:${key}`, "1", "PX", Math.max(1, Math.ceil(ttlMs)), "NX");
-    return result === "OK";
+    try {
+      const result = await this.#redis.set(`mandate:replay:${key}`, "1", "PX", Math.max(1, Math.ceil(ttlMs)), "NX");
+      return result === "OK";
+    } catch (error) {
+      throw new ReplayStoreUnavailable(error);
+    }
   }
 
   async close(): Promise<void> {

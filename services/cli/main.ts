@@ -389,6 +389,7 @@ clients.addCommand(
     .option("--jwks-uri <url>", "where the client publishes its keys (private_key_jwt)")
     .option("--require-par", "require pushed authorization requests (RFC 9126)")
     .option("--dpop", "always bind its access tokens to a DPoP key (RFC 9449)")
+    .option("--access-token-ttl <seconds>", "access-token lifetime, 10-3600 s (default: oauth.accessTokenTtl)")
     .addOption(addressOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions & ClientCreateOptions) => {
@@ -403,6 +404,7 @@ clients.addCommand(
           jwksUri: options.jwksUri ?? "",
           requirePushedAuthorizationRequests: options.requirePar ?? false,
           dpopBoundAccessTokens: options.dpop ?? false,
+          accessTokenLifetimeSeconds: options.accessTokenTtl ? Number(options.accessTokenTtl) : 0,
         },
       });
       const json = client && {
@@ -475,6 +477,7 @@ interface ClientCreateOptions {
   jwksUri?: string;
   requirePar?: boolean;
   dpop?: boolean;
+  accessTokenTtl?: string;
 }
 
 const audit = command("audit", "export and verify a tenant's tamper-evident audit log");

@@ -84,6 +84,7 @@ function fromProto(metadata: OAuthClientMetadata | undefined): ClientMetadataInp
     client_uri: metadata.clientUri || undefined,
     require_pushed_authorization_requests: metadata.requirePushedAuthorizationRequests,
     dpop_bound_access_tokens: metadata.dpopBoundAccessTokens,
+    access_token_lifetime: metadata.accessTokenLifetimeSeconds || undefined,
   };
 }
 
@@ -103,6 +104,7 @@ function toProto(client: RegisteredClient): Omit<OAuthClient, "$typeName"> {
     clientUri: m.client_uri ?? "",
     requirePushedAuthorizationRequests: m.require_pushed_authorization_requests,
     dpopBoundAccessTokens: m.dpop_bound_access_tokens,
+    accessTokenLifetimeSeconds: m.access_token_lifetime ?? 0,
     hasSecret: client.hasSecret,
     createTime: timestampFromMs(client.createdAt),
   };

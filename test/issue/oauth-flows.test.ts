@@ -130,6 +130,19 @@ describe("client credentials (RFC 6749 §4.4) with each client authentication me
     expect(claims).toMatchObject({ client_id: clientId, sub: clientId, scope: "orders.read", iss: server.issuer });
   });
 
+  it("honours a client's own access-token lifetime", async () => {
+    const { clientId, clientSecret } = await server.register({
+      grantTypes: ["client_credentials"],
+      scope: "a",
+      accessTokenLifetimeSeconds: 60,
+    });
+    const tokens = await obtain({ client_id: clientId }, oauth.ClientSecretBasic(clientSecret));
+    expect(tokens.expires_in).toBe(60);
+    await expect(
+      server.register({ grantTypes: ["client_credentials"], accessTokenLifetimeSeconds: 5 }),
+    ).rejects.toThrow(/access_token_lifetime/);
+  });
+
   it("client_secret_post", async () => {
     const { clientId, clientSecret } = await server.register({
       grantTypes: ["client_credentials"],

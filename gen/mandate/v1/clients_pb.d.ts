@@ -126,6 +126,13 @@ export declare type OAuthClient = Message<"mandate.v1.OAuthClient"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 15;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Lifetime of its access tokens in seconds; 0: the deployment default (oauth.accessTokenTtl).
+   *
+   * @generated from field: int32 access_token_lifetime_seconds = 16;
+   */
+  accessTokenLifetimeSeconds: number;
 };
 
 /**
@@ -216,6 +223,13 @@ export declare type OAuthClientMetadata = Message<"mandate.v1.OAuthClientMetadat
    * @generated from field: bool dpop_bound_access_tokens = 11;
    */
   dpopBoundAccessTokens: boolean;
+
+  /**
+   * See OAuthClient.access_token_lifetime_seconds: 0 (default) or 10 s to 1 h.
+   *
+   * @generated from field: int32 access_token_lifetime_seconds = 12;
+   */
+  accessTokenLifetimeSeconds: number;
 };
 
 /**

@@ -20,6 +20,8 @@ export interface ClientMetadata {
   client_uri?: string | undefined;
   require_pushed_authorization_requests: boolean;
   dpop_bound_access_tokens: boolean;
+  /** Access-token lifetime in seconds; absent: the deployment default. */
+  access_token_lifetime?: number | undefined;
 }
 
 export interface MetadataViolation {
@@ -107,6 +109,10 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
   if (method === "private_key_jwt" && !input.jwks && !input.jwks_uri) {
     bad("jwks", "private_key_jwt needs the client's public keys: jwks or jwks_uri");
   }
+  const lifetime = input.access_token_lifetime;
+  if (lifetime !== undefined && (!Number.isInteger(lifetime) || lifetime < 10 || lifetime > 3600)) {
+    bad("access_token_lifetime", "must be a whole number of seconds from 10 to 3600");
+  }
   if (violations.length > 0) throw new InvalidClientMetadata(violations);
   return {
     client_name: (input.client_name ?? "").trim(),
@@ -120,6 +126,7 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
     client_uri: input.client_uri || undefined,
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
     dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
+    ...(lifetime !== undefined ? { access_token_lifetime: lifetime } : {}),
   };
 }
 

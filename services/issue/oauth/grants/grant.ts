@@ -30,6 +30,8 @@ export function tokenType(dpop: DpopProof | undefined): "Bearer" | "DPoP" {
   return dpop ? "DPoP" : "Bearer";
 }
 
+/** The client's own access-token lifetime when it has one, else the deployment default (5 minutes). */
 export function accessTokenTtl(context: GrantContext): number {
-  return context.services.config.oauth.accessTokenTtl;
+  const own = context.client.metadata.access_token_lifetime;
+  return own !== undefined ? own * 1000 : context.services.config.oauth.accessTokenTtl;
 }

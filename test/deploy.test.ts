@@ -54,7 +54,8 @@ describe("docker compose", () => {
   it("runs every service, the edge and the migration from the one image", () => {
     const commands = mandateServices.map(([, s]) => (s.command ?? []).join(" "));
     for (const name of SERVICE_NAMES) expect(commands).toContain(`serve ${name}`);
-    expect(commands).toContain("serve edge");
+    // The OAuth endpoints are Issue's HTTP face: the edge must host Issue to serve them.
+    expect(commands).toContain("serve edge issue");
     expect(commands).toContain("migrate");
   });
 
@@ -86,7 +87,7 @@ describe("kubernetes", () => {
   it("deploys every service and the edge", () => {
     const args = workloads.map((w) => w.spec.template.spec.containers[0].args.join(" "));
     for (const name of SERVICE_NAMES) expect(args).toContain(`serve ${name}`);
-    expect(args).toContain("serve edge");
+    expect(args).toContain("serve edge issue");
     expect(args).toContain("migrate");
   });
 

@@ -127,7 +127,11 @@ export async function startSplit(env: Record<string, string> = {}): Promise<Depl
       grpcAddress,
     ]),
   );
-  const edge = await startMandateProcess(["serve", "edge", "--http-port", "0"], { ...env, ...addresses });
+  // As deployed: the edge also hosts Issue, whose HTTP face is the OAuth server.
+  const edge = await startMandateProcess(
+    ["serve", "edge", "issue", "--http-port", "0", "--grpc-port", "0", "--database", database],
+    { ...kek, ...env, ...addresses },
+  );
   // Seed the tenant the shared tests use, through the services process.
   const seeded = await runMandate(["tenants", "create", "demo", "--address", grpcAddress]);
   if (seeded.code !== 0) throw new Error(`seeding failed: ${seeded.stderr}`);

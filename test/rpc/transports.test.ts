@@ -170,6 +170,12 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     introspect.close();
   });
 
+  it("serves the OAuth discovery document at the edge", async () => {
+    const response = await fetch(`${d().httpUrl}/t/demo/.well-known/oauth-authorization-server`);
+    expect(response.status).toBe(200);
+    expect((await response.json()).token_endpoint).toMatch(/\/t\/demo\/oauth2\/token$/);
+  });
+
   it("refuses an oversize message with RESOURCE_EXHAUSTED and keeps serving", async () => {
     const huge = await expectGrpcError(
       unary(tenants, "CreateTenant", { tenant: "big", displayName: "x".repeat(5 * 1024 * 1024) }),

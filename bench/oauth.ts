@@ -14,6 +14,7 @@
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench:oauth
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -34,6 +35,8 @@ const settings = {
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Load {
+  /** The server process, whose CPU time is measured. */
+  pid: number;
   url: string;
   headers: Record<string, string>;
   body: string;
@@ -44,10 +47,21 @@ interface Sample {
   p50Ms: number;
   p99Ms: number;
   failures: number;
+  /** CPU time the server process (all its threads) spent per successful request, µs. */
+  cpuUsPerRequest: number;
 }
+
+/** utime + stime of a process and all its threads, in ms (/proc/<pid>/stat fields 14 and 15). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100; // USER_HZ on Linux (getconf CLK_TCK)
 
 /** One autocannon run in its own process; only 2xx responses count as throughput. */
 async function cannon(load: Load, seconds: number): Promise<Sample> {
+  const cpuBefore = cpuMs(load.pid);
   const args = [
     AUTOCANNON,
     "--json",
@@ -71,7 +85,9 @@ async function cannon(load: Load, seconds: number): Promise<Sample> {
     duration: number;
     latency: { p50: number; p99: number };
   };
+  const cpu = cpuMs(load.pid) - cpuBefore;
   return {
+    cpuUsPerRequest: round((cpu * 1000) / Math.max(1, result["2xx"]), 1),
     rps: round(result["2xx"] / result.duration, 1),
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
@@ -128,6 +144,7 @@ async function mandateTokenLoad(server: OAuthServer): Promise<Load> {
     scope: "orders.read",
   });
   return {
+    pid: server.process.child.pid as number,
     url: `${server.issuer}/oauth2/token`,
     headers: { "content-type": FORM, authorization: basic(clientId, clientSecret) },
     body: tokenBody,
@@ -136,6 +153,7 @@ async function mandateTokenLoad(server: OAuthServer): Promise<Load> {
 
 function peerTokenLoad(peer: Peer): Load {
   return {
+    pid: peer.child.pid as number,
     url: `${peer.base}/token`,
     headers: { "content-type": FORM, authorization: basic(peer.clientId, peer.clientSecret) },
     body: tokenBody,
@@ -147,6 +165,7 @@ async function introspectionLoad(tokenLoad: Load, introspectUrl: string): Promis
   const { access_token } = (await response.json()) as { access_token: string };
   if (!access_token) throw new Error(`no token from ${tokenLoad.url}`);
   return {
+    pid: tokenLoad.pid,
     url: introspectUrl,
     headers: tokenLoad.headers,
     body: new URLSearchParams({ token: access_token }).toString(),
@@ -159,9 +178,12 @@ interface Row {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  cpuUsPerRequest: number;
   rounds: Sample[];
   vsPeerThroughput: number | null;
   vsPeerP99: number | null;
+  /** Requests per server CPU-second, Mandate / peer: efficiency independent of the load generator. */
+  vsPeerEfficiency: number | null;
 }
 
 async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row[]> {
@@ -195,14 +217,17 @@ async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row
     rps: round(median(samples[target].map((s) => s.rps)), 1),
     p50Ms: median(samples[target].map((s) => s.p50Ms)),
     p99Ms: median(samples[target].map((s) => s.p99Ms)),
+    cpuUsPerRequest: median(samples[target].map((s) => s.cpuUsPerRequest)),
     rounds: samples[target],
     vsPeerThroughput: null,
     vsPeerP99: null,
+    vsPeerEfficiency: null,
   });
   const a = summarize("mandate");
   const b = summarize("oidc-provider");
   a.vsPeerThroughput = round(a.rps / b.rps, 2);
   a.vsPeerP99 = round(a.p99Ms / b.p99Ms, 2);
+  a.vsPeerEfficiency = round(b.cpuUsPerRequest / a.cpuUsPerRequest, 2);
   return [a, b];
 }
 
@@ -263,18 +288,31 @@ async function main() {
   const out = writeReport("oauth", report);
   process.stdout.write(
     `\n${table(
-      ["scenario", "target", "req/s", "p50 ms", "p99 ms", "x peer req/s", "x peer p99"],
+      [
+        "scenario",
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs/req",
+        "x peer req/s",
+        "x peer p99",
+        "x peer req/CPU-s",
+      ],
       rows.map((r) => [
         r.scenario,
         r.target,
         String(r.rps),
         String(r.p50Ms),
         String(r.p99Ms),
+        String(r.cpuUsPerRequest),
         r.vsPeerThroughput === null ? "" : `${r.vsPeerThroughput}x`,
         r.vsPeerP99 === null ? "" : `${r.vsPeerP99}x`,
+        r.vsPeerEfficiency === null ? "" : `${r.vsPeerEfficiency}x`,
       ]),
     )}\n\n${settings.connections} connections, ${settings.seconds} s per run, median of ${settings.rounds} alternating rounds; ` +
-      `x peer = Mandate / oidc-provider (req/s: higher is better; p99: lower is better)\nwritten to ${out}\n`,
+      `x peer = Mandate / oidc-provider (req/s: higher is better; p99: lower is better; req/CPU-s: requests per ` +
+      `second of server CPU, all threads, higher is better)\nwritten to ${out}\n`,
   );
   for (const row of rows) {
     if (row.rounds.some((s) => s.failures > 0))

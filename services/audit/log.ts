@@ -160,6 +160,7 @@ export class AuditLog {
             : [];
         const all: EventJson[] = [
           ...outbox.map((row) => ({
+            ...(row.parties ? (JSON.parse(row.parties) as Pick<EventJson, "subject" | "client" | "actors">) : {}),
             type: row.type,
             outcome: "OUTCOME_SUCCESS",
             requestId: row.event_id,

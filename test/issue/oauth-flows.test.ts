@@ -286,6 +286,31 @@ describe("authorization code flow (OAuth 2.1 §4.1, OIDC Core §3.1)", () => {
     expect(info.email).toBeUndefined(); // no email scope this time
   });
 
+  it("records token events in the audit log with the human only as a salted reference", async () => {
+    await codeFlow(client, auth, { scope: "openid orders.read" });
+    const { Store } = await import("../../services/shared/store/store.ts");
+    const store = Store.open({ url: server.database });
+    try {
+      const issued = async () =>
+        store.db
+          .selectFrom("audit_log")
+          .select(["body", "subject", "client_id", "type"])
+          .where("tenant_id", "=", "demo")
+          .where("type", "=", "token.issued.v1")
+          .execute();
+      await expect
+        .poll(async () => (await issued()).some((e) => e.client_id === client.client_id), { timeout: 10_000 })
+        .toBe(true);
+      const entries = await issued();
+      const mine = entries.filter((e) => e.client_id === client.client_id);
+      expect(mine.every((e) => e.subject?.startsWith("h:"))).toBe(true);
+      const all = await store.db.selectFrom("audit_log").select("body").where("tenant_id", "=", "demo").execute();
+      expect(all.some((e) => e.body.includes("dev-alice"))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("refresh rotates on every use; reusing a spent token revokes the family", async () => {
     const { tokens } = await codeFlow(client, auth, { scope: "openid orders.read" });
     const refresh = async (token: string) =>

@@ -5,6 +5,7 @@
 import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GrantStore } from "../../shared/oauth/grant-store.ts";
+import type { OutboxParties } from "../../shared/store/store.ts";
 import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
 import { DevUsers, SESSION_COOKIE } from "../identity/dev-users.ts";
@@ -30,7 +31,7 @@ import {
 } from "./errors.ts";
 import { cookies, Params, readForm, redirect, sendJson } from "./http.ts";
 import { verifyAuthorizationServerProof } from "./token.ts";
-import { handleHash, opaqueHandle } from "./tokens.ts";
+import { handleHash, humanAndClient, opaqueHandle } from "./tokens.ts";
 
 const PAR_PREFIX = "urn:ietf:params:oauth:request_uri:";
 const INTERACTION_COOKIE = "mandate_interaction";
@@ -229,7 +230,12 @@ export class AuthorizationEndpoint {
     if (!sameSecret(form.get("csrf"), interaction.csrf)) return this.#expired(res);
     await this.#dropInteraction(urls, id);
     if (form.get("decision") !== "approve") {
-      await this.#audit(urls, "consent.denied.v1", { client_id: request.clientId, subject: auth.subject });
+      await this.#audit(
+        urls,
+        "consent.denied.v1",
+        { scope: request.scope },
+        humanAndClient(auth.subject, request.clientId),
+      );
       return this.#redirectError(
         res,
         urls,
@@ -395,12 +401,8 @@ export class AuthorizationEndpoint {
           {
             eventId: randomUUID(),
             type: "consent.granted.v1",
-            payload: {
-              client_id: request.clientId,
-              subject: auth.subject,
-              scope: request.scope,
-              resources: request.resources,
-            },
+            payload: { scope: request.scope, resources: request.resources },
+            parties: humanAndClient(auth.subject, request.clientId),
           },
           now,
         );
@@ -410,12 +412,8 @@ export class AuthorizationEndpoint {
         {
           eventId: randomUUID(),
           type: "authorization_code.issued.v1",
-          payload: {
-            client_id: request.clientId,
-            subject: auth.subject,
-            scope: request.scope,
-            resources: request.resources,
-          },
+          payload: { scope: request.scope, resources: request.resources },
+          parties: humanAndClient(auth.subject, request.clientId),
         },
         now,
       );
@@ -501,10 +499,15 @@ export class AuthorizationEndpoint {
       .execute();
   }
 
-  async #audit(urls: TenantUrls, type: string, payload: Record<string, unknown>): Promise<void> {
+  async #audit(
+    urls: TenantUrls,
+    type: string,
+    payload: Record<string, unknown>,
+    parties: OutboxParties,
+  ): Promise<void> {
     const scoped = this.#services.store.forTenant(urls.tenant);
     await scoped.transaction((tx) =>
-      scoped.recordEvent(tx, { eventId: randomUUID(), type, payload }, this.#services.clock.now()),
+      scoped.recordEvent(tx, { eventId: randomUUID(), type, payload, parties }, this.#services.clock.now()),
     );
   }
 

@@ -42,7 +42,8 @@ export async function revocationEndpoint(
       await grants.revokeAccessToken(tx, state.claims.jti, state.claims.exp * 1000);
       payload = { kind: "access_token", jti: state.claims.jti, client_id: client.clientId };
     }
-    await scoped.recordEvent(tx, { eventId: randomUUID(), type: "token.revoked.v1", payload }, now);
+    const parties = { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } };
+    await scoped.recordEvent(tx, { eventId: randomUUID(), type: "token.revoked.v1", payload, parties }, now);
   });
   sendJson(res, 200, {});
 }

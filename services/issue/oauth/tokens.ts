@@ -2,6 +2,7 @@
 // current key through the Signer, and opaque handles (codes, refresh tokens, request URIs) of
 // which only a SHA-256 hash is stored.
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { OutboxParties } from "../../shared/store/store.ts";
 import type { SigningClient } from "../../signer/client.ts";
 
 export interface AccessTokenRequest {
@@ -96,4 +97,17 @@ export function opaqueHandle(prefix: string): string {
 
 export function handleHash(handle: string): string {
   return createHash("sha256").update(handle).digest("base64url");
+}
+
+/** Audit parties of a user's grant: the human (stored only as a salted reference) and the client. */
+export function humanAndClient(subject: string, clientId: string): OutboxParties {
+  return { subject: { id: subject, kind: "PARTY_KIND_HUMAN" }, client: { id: clientId, kind: "PARTY_KIND_SERVICE" } };
+}
+
+/** Audit parties of a client acting for itself (client credentials). */
+export function clientOnly(clientId: string): OutboxParties {
+  return {
+    subject: { id: clientId, kind: "PARTY_KIND_SERVICE" },
+    client: { id: clientId, kind: "PARTY_KIND_SERVICE" },
+  };
 }

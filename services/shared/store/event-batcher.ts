@@ -23,10 +23,10 @@ function insertSql(engine: Engine, n: number): string {
   let text = insertSqlBySize.get(key);
   if (!text) {
     const values = Array.from({ length: n }, (_, i) => {
-      const p = (k: number) => (engine === "postgres" ? `$${i * 5 + k}` : "?");
-      return `(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)})`;
+      const p = (k: number) => (engine === "postgres" ? `$${i * 6 + k}` : "?");
+      return `(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)})`;
     });
-    text = `insert into audit_outbox (tenant_id, event_id, type, payload, created_at) values ${values.join(", ")}`;
+    text = `insert into audit_outbox (tenant_id, event_id, type, payload, parties, created_at) values ${values.join(", ")}`;
     insertSqlBySize.set(key, text);
   }
   return text;
@@ -62,10 +62,11 @@ export class EventBatcher {
       event_id: p.event.eventId,
       type: p.event.type,
       payload: JSON.stringify(p.event.payload),
+      parties: p.event.parties ? JSON.stringify(p.event.parties) : null,
       created_at: p.at,
     }));
     // A precompiled statement per batch size: building the query through Kysely costs more than running it.
-    const params = rows.flatMap((r) => [r.tenant_id, r.event_id, r.type, r.payload, r.created_at]);
+    const params = rows.flatMap((r) => [r.tenant_id, r.event_id, r.type, r.payload, r.parties, r.created_at]);
     this.#store.db.executeQuery(CompiledQuery.raw(insertSql(this.#store.engine, rows.length), params)).then(
       () => {
         for (const p of batch) p.resolve();

@@ -187,6 +187,8 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
     },
     "0005_oauth_server": {
       async up(db: Kysely<unknown>) {
+        // Events name their parties apart from the payload, so the log can redact humans (crypto-shredding).
+        await db.schema.alterTable("audit_outbox").addColumn("parties", "text").execute();
         // RFC 7592: dynamically registered clients manage themselves with a registration access token.
         await db.schema.alterTable("oauth_clients").addColumn("registration_token_hash", "text").execute();
         const tenantTable = (name: string) =>

@@ -62,6 +62,8 @@ export interface AuditOutboxTable {
   event_id: string;
   type: string;
   payload: string;
+  /** JSON OutboxParties (subject, client, actors); null when the event names none. */
+  parties?: string | null;
   created_at: number;
 }
 

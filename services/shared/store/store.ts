@@ -22,10 +22,19 @@ export interface StoreOptions {
   poolSize?: number;
 }
 
+/** Who an event is about, as audit parties; humans among them are stored only as salted references. */
+export interface OutboxParties {
+  subject?: { id: string; kind: string };
+  client?: { id: string; kind: string };
+  actors?: Array<{ id: string; kind: string }>;
+}
+
 export interface OutboxEvent {
   eventId: string;
   type: string;
   payload: unknown;
+  /** Parties go here, never in the payload: the log redacts humans in these fields only. */
+  parties?: OutboxParties;
 }
 
 /** A handle whose every query is pinned to one tenant. */
@@ -53,6 +62,7 @@ export class TenantStore {
         event_id: event.eventId,
         type: event.type,
         payload: JSON.stringify(event.payload),
+        parties: event.parties ? JSON.stringify(event.parties) : null,
         created_at: now,
       })
       .execute();

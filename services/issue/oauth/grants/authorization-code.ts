@@ -78,6 +78,7 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
               eventId: randomUUID(),
               type: "grant.revoked.v1",
               payload: { grant_id: row.grant_id, client_id: client.clientId, reason: "authorization_code_replay" },
+              parties: { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } },
             },
             now,
           );

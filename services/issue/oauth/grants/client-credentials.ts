@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { parseResources } from "../rfc8707.ts";
 import { grantableScopes, parseScope } from "../scopes.ts";
-import { mintAccessToken } from "../tokens.ts";
+import { clientOnly, mintAccessToken } from "../tokens.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
 
 export async function clientCredentialsGrant(context: GrantContext): Promise<TokenResponse> {
@@ -31,14 +31,13 @@ export async function clientCredentialsGrant(context: GrantContext): Promise<Tok
       type: "token.issued.v1",
       payload: {
         grant_type: "client_credentials",
-        client_id: client.clientId,
-        subject: client.clientId,
         jti: token.jti,
         aud: audience,
         scope,
         ...(dpop ? { cnf_jkt: dpop.jkt } : {}),
         exp: token.expiresAt,
       },
+      parties: clientOnly(client.clientId),
     },
     now,
   );

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
 import type { Transaction } from "../../../shared/store/store.ts";
-import { handleHash, mintAccessToken, mintIdToken, opaqueHandle } from "../tokens.ts";
+import { handleHash, humanAndClient, mintAccessToken, mintIdToken, opaqueHandle } from "../tokens.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
 
 export interface GrantTokenOptions {
@@ -102,8 +102,6 @@ export async function recordGrantTokens(
       payload: {
         grant_type: minted.options.grantType,
         grant_id: grant.id,
-        client_id: client.clientId,
-        subject: grant.subject,
         jti: minted.accessJti,
         aud: minted.options.audience,
         scope: minted.options.scope,
@@ -111,6 +109,7 @@ export async function recordGrantTokens(
         ...(dpop ? { cnf_jkt: dpop.jkt } : {}),
         exp: minted.accessExpiresAt,
       },
+      parties: humanAndClient(grant.subject, client.clientId),
     },
     now,
   );

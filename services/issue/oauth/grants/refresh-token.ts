@@ -67,6 +67,7 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
               eventId: randomUUID(),
               type: "grant.revoked.v1",
               payload: { grant_id: error.grantId, client_id: client.clientId, reason: "refresh_token_reuse" },
+              parties: { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } },
             },
             now,
           );

@@ -186,6 +186,39 @@ describe("client credentials (RFC 6749 §4.4) with each client authentication me
     });
     expect(replay.status).toBe(401);
     expect(await replay.json()).toMatchObject({ error: "invalid_client" });
+
+    // Assertions for another audience, without jti, or MACed with a guessable key are refused.
+    const { SignJWT } = await import("jose");
+    const now = Math.floor(Date.now() / 1000);
+    const base = {
+      iss: clientId,
+      sub: clientId,
+      aud: server.issuer,
+      exp: now + 60,
+      iat: now,
+      jti: crypto.randomUUID(),
+    };
+    const send = async (assertion: string) =>
+      fetch(as.token_endpoint as string, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "client_credentials",
+          client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+          client_assertion: assertion,
+        }),
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k1" }).sign(keys.privateKey);
+    expect((await send(await signed({ ...base, aud: "https://other.example/token" }))).status).toBe(401);
+    const { jti: _jti, ...withoutJti } = base;
+    expect((await send(await signed(withoutJti))).status).toBe(401);
+    expect((await send(await signed({ ...base, exp: now + 3600 }))).body.error_description).toMatch(/10 minutes/);
+    const hs = await new SignJWT({ ...base, jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: "HS256" })
+      .sign(new TextEncoder().encode(JSON.stringify(jwk)));
+    expect(await send(hs)).toMatchObject({ status: 401, body: { error: "invalid_client" } });
+    expect((await send(await signed({ ...base, jti: crypto.randomUUID() }))).status).toBe(200);
   });
 
   it("refuses wrong secrets, unknown clients, mixed methods and unregistered grants", async () => {

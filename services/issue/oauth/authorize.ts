@@ -274,14 +274,7 @@ export class AuthorizationEndpoint {
       !meetsAcr(identity.acrValues, auth.acr, wantAcr);
     if (needsLogin) {
       if (request.prompt.includes("none")) {
-        await this.#dropInteraction(urls, id);
-        return this.#redirectError(
-          res,
-          urls,
-          request.redirectUri,
-          request.state,
-          new LoginRequired("the user is not logged in"),
-        );
+        return this.#endSilently(res, urls, id, request, new LoginRequired("the user is not logged in"));
       }
       if (interaction.loginStartedAt === undefined || auth) {
         await this.#saveInteraction(urls, { ...interaction, loginStartedAt: now }, id);
@@ -304,16 +297,21 @@ export class AuthorizationEndpoint {
       return this.#issueCode(res, urls, request, session, false);
     }
     if (request.prompt.includes("none")) {
-      await this.#dropInteraction(urls, id);
-      return this.#redirectError(
-        res,
-        urls,
-        request.redirectUri,
-        request.state,
-        new ConsentRequired("consent is required"),
-      );
+      return this.#endSilently(res, urls, id, request, new ConsentRequired("consent is required"));
     }
     redirect(res, `${urls.consent}?interaction=${encodeURIComponent(id)}`);
+  }
+
+  /** OIDC Core §3.1.2.6: with prompt=none, what would need the user ends the request with an error. */
+  async #endSilently(
+    res: ServerResponse,
+    urls: TenantUrls,
+    id: string,
+    request: AuthorizationRequest,
+    error: OAuthError,
+  ): Promise<void> {
+    await this.#dropInteraction(urls, id);
+    this.#redirectError(res, urls, request.redirectUri, request.state, error);
   }
 
   async #hasConsent(urls: TenantUrls, request: AuthorizationRequest, subject: string): Promise<boolean> {

@@ -6,7 +6,7 @@ import { verifyCodeVerifier } from "../pkce.ts";
 import { narrowResources, parseResources } from "../rfc8707.ts";
 import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
-import { mintGrantTokens, recordGrantTokens } from "./grant-tokens.ts";
+import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./grant-tokens.ts";
 
 class CodeReplayed extends InvalidGrant {}
 
@@ -67,23 +67,13 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
       return recordGrantTokens(context, tx, grants, minted);
     });
   } catch (error) {
-    // The revocation must survive the error that reports the replay: commit it on its own.
     if (error instanceof CodeReplayed) {
-      await scoped.transaction(async (tx) => {
-        const row = await grants.findCode(tx, handleHash(code));
-        if (row?.grant_id && (await grants.revokeGrant(tx, row.grant_id, now))) {
-          await scoped.recordEvent(
-            tx,
-            {
-              eventId: randomUUID(),
-              type: "grant.revoked.v1",
-              payload: { grant_id: row.grant_id, client_id: client.clientId, reason: "authorization_code_replay" },
-              parties: { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } },
-            },
-            now,
-          );
-        }
-      });
+      const codeHash = handleHash(code);
+      await revokeCompromisedGrant(
+        context,
+        async (tx) => (await grants.findCode(tx, codeHash))?.grant_id,
+        "authorization_code_replay",
+      );
     }
     throw error;
   }

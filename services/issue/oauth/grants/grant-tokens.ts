@@ -2,7 +2,7 @@
 // so revoking the grant reaches it, a rotated refresh token, and an ID token for OpenID requests.
 // The caller's transaction also carries the audit event, so either all of it commits or none.
 import { randomUUID } from "node:crypto";
-import type { GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { type GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
 import type { Transaction } from "../../../shared/store/store.ts";
 import { handleHash, humanAndClient, mintAccessToken, mintIdToken, opaqueHandle } from "../tokens.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
@@ -125,4 +125,32 @@ export function identityClaims(claims: Record<string, unknown>, scope: string[])
   if (scope.includes("profile")) take(["name", "given_name", "family_name", "preferred_username", "updated_at"]);
   if (scope.includes("email")) take(["email", "email_verified"]);
   return released;
+}
+
+/**
+ * Revokes a grant after a replayed code or a reused refresh token, with its audit event, in a
+ * transaction of its own: the revocation must survive the error that reports the replay.
+ */
+export async function revokeCompromisedGrant(
+  context: GrantContext,
+  grantId: (tx: Transaction) => Promise<string | null | undefined>,
+  reason: "authorization_code_replay" | "refresh_token_reuse",
+): Promise<void> {
+  const { services, client, urls, now } = context;
+  const scoped = services.store.forTenant(urls.tenant);
+  const grants = new GrantStore(urls.tenant);
+  await scoped.transaction(async (tx) => {
+    const id = await grantId(tx);
+    if (!id || !(await grants.revokeGrant(tx, id, now))) return;
+    await scoped.recordEvent(
+      tx,
+      {
+        eventId: randomUUID(),
+        type: "grant.revoked.v1",
+        payload: { grant_id: id, client_id: client.clientId, reason },
+        parties: { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } },
+      },
+      now,
+    );
+  });
 }

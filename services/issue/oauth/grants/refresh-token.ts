@@ -1,13 +1,12 @@
 // RFC 6749 §6 with OAuth 2.1 §4.3.1 rotation: every use spends the token and returns a new one;
 // presenting a spent token means it leaked, so the whole family is revoked (reuse detection).
-import { randomUUID } from "node:crypto";
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
 import { InvalidDpopProof, InvalidGrant, InvalidScope } from "../errors.ts";
 import { narrowResources, parseResources } from "../rfc8707.ts";
 import { parseScope } from "../scopes.ts";
 import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
-import { mintGrantTokens, recordGrantTokens } from "./grant-tokens.ts";
+import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./grant-tokens.ts";
 
 class RefreshReused extends InvalidGrant {
   readonly grantId: string;
@@ -59,20 +58,7 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
     });
   } catch (error) {
     if (error instanceof RefreshReused) {
-      await scoped.transaction(async (tx) => {
-        if (await grants.revokeGrant(tx, error.grantId, now)) {
-          await scoped.recordEvent(
-            tx,
-            {
-              eventId: randomUUID(),
-              type: "grant.revoked.v1",
-              payload: { grant_id: error.grantId, client_id: client.clientId, reason: "refresh_token_reuse" },
-              parties: { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } },
-            },
-            now,
-          );
-        }
-      });
+      await revokeCompromisedGrant(context, async () => error.grantId, "refresh_token_reuse");
     }
     throw error;
   }

@@ -276,6 +276,95 @@ describe("Kratos adapter against the Kratos v26.2.0 OpenAPI contract (Prism mock
     }
   });
 
+  it("completes the code flow through Kratos: the session's identity becomes sub, its AAL and methods acr and amr", async () => {
+    // A pass-through in front of the contract mock: every request is validated by Prism; the one
+    // session it returns is made a live aal1 password session (values the Session schema allows),
+    // since the contract's generated example is an inactive aal0 session.
+    const { createServer } = await import("node:http");
+    const proxy = createServer(async (req, res) => {
+      const upstream = await fetch(`${base}${req.url}`, { headers: { cookie: req.headers.cookie ?? "" } });
+      let body = await upstream.text();
+      if (req.url?.startsWith("/sessions/whoami") && upstream.status === 200) {
+        const session = JSON.parse(body) as Session;
+        const now = Date.now();
+        Object.assign(session, {
+          active: true,
+          authenticator_assurance_level: "aal1",
+          authenticated_at: new Date(now - 60_000).toISOString(),
+          expires_at: new Date(now + 3_600_000).toISOString(),
+          authentication_methods: [
+            { method: "password", aal: "aal1", completed_at: new Date(now - 60_000).toISOString() },
+          ],
+        });
+        if (session.identity) session.identity.state = "active";
+        body = JSON.stringify(session);
+      }
+      res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const kratos = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const { startOAuthServer } = await import("../helpers/oauth-server.ts");
+    const server = await startOAuthServer({ MANDATE_IDENTITY_PROVIDER: "kratos", MANDATE_KRATOS_PUBLIC_URL: kratos });
+    try {
+      const { clientId } = await server.register({
+        clientName: "Kratos app",
+        redirectUris: ["https://app.example/cb"],
+        tokenEndpointAuthMethod: "none",
+      });
+      const verifier = "k".repeat(64);
+      const { createHash } = await import("node:crypto");
+      const query = new URLSearchParams({
+        client_id: clientId,
+        redirect_uri: "https://app.example/cb",
+        response_type: "code",
+        scope: "openid",
+        code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+        code_challenge_method: "S256",
+      });
+      const kratosCookie = "ory_kratos_session=contract-session";
+      const start = await fetch(`${server.issuer}/oauth2/authorize?${query}`, {
+        redirect: "manual",
+        headers: { cookie: kratosCookie },
+      });
+      const interaction = (start.headers.getSetCookie().find((c) => c.startsWith("mandate_interaction=")) ?? "").split(
+        ";",
+      )[0];
+      const cookie = `${interaction}; ${kratosCookie}`;
+      expect(start.headers.get("location")).toContain("/consent?");
+      const consent = await fetch(start.headers.get("location") as string, { headers: { cookie } });
+      const html = await consent.text();
+      const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? "";
+      const approved = await fetch(`${server.issuer}/consent`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ interaction: field("interaction"), csrf: field("csrf"), decision: "approve" }),
+      });
+      const callback = new URL(approved.headers.get("location") as string);
+      expect(callback.searchParams.get("iss")).toBe(server.issuer);
+      const token = await fetch(`${server.issuer}/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "authorization_code",
+          code: callback.searchParams.get("code") as string,
+          redirect_uri: "https://app.example/cb",
+          code_verifier: verifier,
+          client_id: clientId,
+        }),
+      }).then((r) => r.json());
+      const claims = JSON.parse(Buffer.from(String(token.id_token).split(".")[1] as string, "base64url").toString());
+      const whoami = (await (
+        await fetch(`${base}/sessions/whoami`, { headers: { cookie: kratosCookie } })
+      ).json()) as Session;
+      expect(claims).toMatchObject({ sub: whoami.identity?.id, acr: "aal1", amr: ["pwd"], iss: server.issuer });
+    } finally {
+      await server.stop();
+      proxy.close();
+    }
+  });
+
   it("refuses requests that violate the contract (so the checks below can fail)", async () => {
     expect((await fetch(`${base}/self-service/login/browser?refresh=maybe`)).status).toBe(400);
     expect((await fetch(`${base}/self-service/login/browser?refresh=true`)).status).toBe(200);

@@ -1,0 +1,62 @@
+// The runtime half of OPA's Wasm ABI (version 1, minor 3): memory, the heap pointer, JSON in and
+// out, and the evaluation context. The policy half (eval, opa_eval, entrypoints, builtins) is
+// emitted per policy by the compiler and linked onto this module.
+import { heapGet, heapSet, malloc } from "./memory";
+import { dumpJson, parseJson } from "./json";
+
+export const opa_wasm_abi_version: i32 = 1;
+export const opa_wasm_abi_minor_version: i32 = 3;
+
+export function opa_malloc(size: usize): usize {
+  return malloc(size);
+}
+
+/** The heap is reset wholesale between evaluations; single frees are no-ops. */
+export function opa_free(_ptr: usize): void {}
+
+export function opa_heap_ptr_get(): usize {
+  return heapGet();
+}
+
+export function opa_heap_ptr_set(ptr: usize): void {
+  heapSet(ptr);
+}
+
+export function opa_json_parse(addr: usize, len: usize): usize {
+  return parseJson(addr, len);
+}
+
+export function opa_value_parse(addr: usize, len: usize): usize {
+  return parseJson(addr, len);
+}
+
+export function opa_json_dump(value: usize): usize {
+  return dumpJson(value);
+}
+
+export function opa_value_dump(value: usize): usize {
+  return dumpJson(value);
+}
+
+// Evaluation context: [input][data][entrypoint][result].
+export function opa_eval_ctx_new(): usize {
+  const ctx = malloc(16);
+  memory.fill(ctx, 0, 16);
+  return ctx;
+}
+
+export function opa_eval_ctx_set_input(ctx: usize, value: usize): void {
+  store<u32>(ctx, <u32>value);
+}
+
+export function opa_eval_ctx_set_data(ctx: usize, value: usize): void {
+  store<u32>(ctx, <u32>value, 4);
+}
+
+export function opa_eval_ctx_set_entrypoint(ctx: usize, entrypoint: i32): void {
+  store<i32>(ctx, entrypoint, 8);
+}
+
+export function opa_eval_ctx_get_result(ctx: usize): usize {
+  return <usize>load<u32>(ctx, 12);
+}

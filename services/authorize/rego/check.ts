@@ -14,6 +14,8 @@ export interface RuleGroup {
   kind: RuleKind;
   rules: Rule[];
   default: Rule | undefined;
+  /** Head refs of the group's default rules, to refuse two defaults for the same key. */
+  defaultKeys: Set<string>;
   /** Function arity, for functions. */
   arity: number | undefined;
   module: Module;
@@ -54,12 +56,12 @@ function checkImports(module: Module, errors: RegoError[]): void {
     const path = staticPath(imp.path) ?? [];
     const root = path[0];
     if (root === "rego" || root === "future") {
-      // rego.v1 includes every future keyword; the two (or either twice) conflict.
-      const key = root === "rego" ? "rego" : path.join(".");
-      if (keywordImport && (keywordImport === "rego" || key === "rego" || keywordImport === key)) {
+      // rego.v1 includes every future keyword: it conflicts with any other keyword import (or itself).
+      const isRego = root === "rego";
+      if (keywordImport && (isRego || keywordImport === "rego")) {
         errors.push(new RegoError("rego_compile_error", "this import shadows previous import", imp.loc));
       }
-      keywordImport = keywordImport === "rego" ? "rego" : key;
+      keywordImport = keywordImport === "rego" || isRego ? "rego" : "future";
       continue;
     }
     const name = imp.alias ?? path.at(-1) ?? "";
@@ -96,7 +98,15 @@ function indexRules(modules: Module[], errors: RegoError[]): Map<string, RuleGro
       if (rule.default) checkDefault(rule, errors);
       let group = groups.get(key);
       if (!group) {
-        group = { path, kind, rules: [], default: undefined, arity: rule.head.args?.length, module };
+        group = {
+          path,
+          kind,
+          rules: [],
+          default: undefined,
+          defaultKeys: new Set(),
+          arity: rule.head.args?.length,
+          module,
+        };
         groups.set(key, group);
       } else if (
         group.kind !== kind &&
@@ -111,11 +121,15 @@ function indexRules(modules: Module[], errors: RegoError[]): Map<string, RuleGro
       }
       if (group.rules.length === 0 && group.default && !rule.default) group.kind = kind;
       if (rule.default) {
-        if (group.default) {
+        // Defaults of ref-head rules are per key (default p["a"] := 1; default p["b"] := 2).
+        const headKey = JSON.stringify(refParts(rule.head.ref).map(constantOf));
+        if (group.defaultKeys.has(headKey)) {
           errors.push(new RegoError("rego_type_error", `multiple default rules ${key} found`, rule.loc));
           continue;
         }
-        group.default = rule;
+        group.defaultKeys.add(headKey);
+        group.default ??= rule;
+        if (headKey !== JSON.stringify(local)) group.rules.push(rule);
       } else group.rules.push(rule);
     }
   }
@@ -138,24 +152,22 @@ function indexRules(modules: Module[], errors: RegoError[]): Map<string, RuleGro
   return groups;
 }
 
-/** OPA: a default value must be ground — no variables, references or calls. */
+/** OPA: a default value must be ground — no variables or references (calls and comprehensions may compute it). */
 function checkDefault(rule: Rule, errors: RegoError[]): void {
   const value = rule.head.value;
   if (!value) return;
-  const bad = findTerm(
-    value,
-    (t) => t.kind === "var" || t.kind === "ref" || t.kind === "call" || t.kind.endsWith("comp"),
-  );
+  const bad = findTerm(value, (t) => t.kind === "var" || t.kind === "ref", true);
   if (bad) {
-    const what =
-      bad.kind === "var" ? "var" : bad.kind === "ref" ? "ref" : bad.kind === "call" ? "call" : "comprehension";
-    errors.push(new RegoError("rego_type_error", `invalid \`${what}\` in default value`, bad.loc));
+    errors.push(new RegoError("rego_type_error", `invalid \`${bad.kind}\` in default value`, bad.loc));
   }
 }
 
 // ---- shadowing -----------------------------------------------------------------------------------
 
+/** Rego v1 (and v0 modules importing rego.v1) forbids declaring variables named input or data. */
 function checkShadowing(module: Module, errors: RegoError[]): void {
+  const strict = module.v1 || module.imports.some((i) => staticPath(i.path)?.join(".") === "rego.v1");
+  if (!strict) return;
   for (const rule of module.rules) {
     for (const body of [...rule.bodies, ...rule.elses.map((e) => e.body)]) {
       walkLiterals(body, (literal) => {
@@ -286,6 +298,21 @@ function refParts(ref: Term): Term[] {
   return [ref];
 }
 
+function constantOf(term: Term): unknown {
+  switch (term.kind) {
+    case "string":
+      return term.value;
+    case "boolean":
+      return term.value;
+    case "number":
+      return Number(term.text);
+    case "null":
+      return null;
+    default:
+      return { dynamic: term.kind };
+  }
+}
+
 function staticPath(term: Term): string[] | undefined {
   const parts = refParts(term);
   if (parts.some((p) => p.kind !== "string")) return undefined;
@@ -343,7 +370,9 @@ function allTerms(rule: Rule): Term[] {
 }
 
 /** Depth-first search over a term and its sub-terms (not into comprehension bodies). */
-function findTerm(term: Term, match: (t: Term) => boolean): Term | undefined {
+function findTerm(term: Term, match: (t: Term) => boolean, skipComprehensions = false): Term | undefined {
+  if (skipComprehensions && (term.kind === "arraycomp" || term.kind === "setcomp" || term.kind === "objectcomp"))
+    return undefined;
   if (match(term)) return term;
   const children: Term[] = [];
   switch (term.kind) {
@@ -380,7 +409,7 @@ function findTerm(term: Term, match: (t: Term) => boolean): Term | undefined {
       break;
   }
   for (const child of children) {
-    const found = findTerm(child, match);
+    const found = findTerm(child, match, skipComprehensions);
     if (found) return found;
   }
   return undefined;

@@ -80,6 +80,27 @@ describe("checks", () => {
   });
 });
 
+describe("calls", () => {
+  it("accept built-ins and functions with their arity (or one extra output argument)", () => {
+    expect(
+      errorsOf(
+        "package p\nimport data.lib\nf(x) := x\na if { count([1], n); n == 1; f(1) == 1; lib.g(2) == 2; io.jwt.decode(input.t)[0]; print(1, 2, 3) }",
+        "package lib\ng(x) := x",
+      ),
+    ).toEqual([]);
+  });
+
+  it("refuse unknown functions, wrong arities and calls of non-functions, naming the call and its position", () => {
+    expect(errorsOf("package p\na if frobnicate(1)")).toEqual([
+      "m0.rego:2: rego_type_error: undefined function frobnicate",
+    ]);
+    expect(errorsOf("package p\na if count(1, 2, 3)")[0]).toMatch(
+      /count: arity mismatch: have 3 argument\(s\), want 1/,
+    );
+    expect(errorsOf("package p\nr := 1\na if r(1)")[0]).toMatch(/r is not a function/);
+  });
+});
+
 describe("the conformance corpus", () => {
   it("never refuses a policy that a case expects to evaluate", () => {
     let checked = 0;

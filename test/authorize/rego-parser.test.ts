@@ -118,6 +118,7 @@ else := "bronze"
     expect(kinds("a := {1, 2}")).toBe("set");
     expect(kinds('a := {"k": 1}')).toBe("object");
     expect(kinds("a := {}")).toBe("object");
+    expect(kinds("a := set()")).toBe("set");
   });
 
   it("parses with, every, calls on dotted names and refs with brackets", () => {

@@ -3,6 +3,7 @@
 // rules, shadowing of input/data, and recursion between rules. Every problem found is reported
 // (OPA reports them all), each as a positioned RegoError; unsafe-variable analysis comes next.
 import type { Literal, Module, Rule, Term } from "./ast.ts";
+import { builtinArity } from "./builtins.ts";
 import { RegoError } from "./lexer.ts";
 
 export type RuleKind = "complete" | "partial_set" | "partial_object" | "function";
@@ -41,6 +42,7 @@ export function checkModules(modules: Module[]): RuleIndex {
   const groups = indexRules(modules, errors);
   for (const module of modules) checkShadowing(module, errors);
   checkRecursion(groups, errors);
+  for (const module of modules) checkCalls(module, groups, errors);
   if (errors.length > 0) throw new RegoCompileErrors(errors);
   return { groups, modules };
 }
@@ -184,6 +186,56 @@ function checkShadowing(module: Module, errors: RegoError[]): void {
           }
         }
       });
+    }
+  }
+}
+
+// ---- calls ---------------------------------------------------------------------------------------
+
+/**
+ * Every call names a built-in or a function rule, with its number of arguments, or one more (the
+ * extra one receives the result, as in `count(xs, n)`). Anything else is refused at compile time.
+ */
+function checkCalls(module: Module, groups: Map<string, RuleGroup>, errors: RegoError[]): void {
+  const pkg = ["data", ...module.package];
+  const aliases = new Map<string, string[]>();
+  for (const imp of module.imports) {
+    const path = staticPath(imp.path);
+    if (path && path[0] === "data") aliases.set(imp.alias ?? (path.at(-1) as string), path);
+  }
+  for (const rule of module.rules) {
+    for (const term of allTerms(rule)) {
+      if (term.kind !== "call") continue;
+      const parts = term.name.split(".");
+      const candidates = [
+        parts[0] === "data" ? parts : undefined,
+        aliases.has(parts[0] as string)
+          ? [...(aliases.get(parts[0] as string) as string[]), ...parts.slice(1)]
+          : undefined,
+        [...pkg, ...parts],
+      ];
+      const group = candidates.map((c) => (c ? groups.get(pathKey(c)) : undefined)).find((g) => g !== undefined);
+      let arity: number | "variadic" | undefined;
+      if (group) {
+        arity = group.kind === "function" ? (group.arity as number) : undefined;
+        if (arity === undefined) {
+          errors.push(new RegoError("rego_type_error", `${term.name} is not a function`, term.loc));
+          continue;
+        }
+      } else arity = builtinArity(term.name);
+      if (arity === undefined) {
+        errors.push(new RegoError("rego_type_error", `undefined function ${term.name}`, term.loc));
+        continue;
+      }
+      if (arity !== "variadic" && term.args.length !== arity && term.args.length !== arity + 1) {
+        errors.push(
+          new RegoError(
+            "rego_type_error",
+            `${term.name}: arity mismatch: have ${term.args.length} argument(s), want ${arity}`,
+            term.loc,
+          ),
+        );
+      }
     }
   }
 }

@@ -500,7 +500,11 @@ class Parser {
         this.#noUnion = saved;
         this.#expectPunct(")");
         this.#depth--;
-        term = { kind: "call", name, nameRef: term, args, loc: term.loc };
+        // `set()` is the empty set literal, not a call.
+        term =
+          name === "set" && args.length === 0
+            ? { kind: "set", items: [], loc: term.loc }
+            : { kind: "call", name, nameRef: term, args, loc: term.loc };
         continue;
       }
       return term;

@@ -11,6 +11,7 @@ import { unauthenticated, unavailable } from "../shared/errors.ts";
 import { type AccessTokenClaims, TenantKeys } from "../shared/oauth/access-token.ts";
 import { DpopNonceRequired, DpopProofError, verifyDpopProof } from "../shared/oauth/dpop.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
+import { issuerUrl } from "../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
 import { defineService } from "../shared/rpc/service.ts";
 
@@ -20,7 +21,7 @@ export function introspectService({ config, store, clock, signing }: ServiceDeps
   const replay = openReplayCache(config.redis.url);
   const tenantKeys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
   const keys = (tenant: string) => tenantKeys.for(tenant);
-  const issuer = (tenant: string) => `${config.publicBaseUrl.replace(/\/+$/, "")}/t/${tenant}`;
+  const issuer = (tenant: string) => issuerUrl(config.publicBaseUrl, tenant);
   const inspector = new TokenInspector({ store, keys, issuer, now: () => clock.now() });
 
   return defineService(

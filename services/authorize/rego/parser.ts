@@ -42,7 +42,6 @@ class Parser {
 
   module(): Module {
     this.#skipNewlines();
-    const pkgLoc = this.#peek().loc;
     this.#expectIdent("package");
     const pkgRef = this.#ref();
     const pkg = this.#refPath(pkgRef, "package");
@@ -67,7 +66,6 @@ class Parser {
       if (this.#atIdent("package")) throw this.#error("a module has one package");
       rules.push(...this.#rule());
     }
-    void pkgLoc;
     return { file: this.#peek().loc.file, package: pkg, imports, rules, v1: this.#v1 };
   }
 
@@ -126,7 +124,7 @@ class Parser {
     const hasIf = this.#atKeyword("if");
     if (hasIf) {
       this.#next();
-      bodies.push(this.#ruleBody(true));
+      bodies.push(this.#ruleBody());
     } else if (this.#atPunct("{")) {
       if (this.#requireIf) throw this.#error("`if` keyword is required before rule body");
       bodies.push(this.#braceBody());
@@ -150,7 +148,7 @@ class Parser {
       let body: Literal[] = [];
       if (this.#atKeyword("if")) {
         this.#next();
-        body = this.#ruleBody(true);
+        body = this.#ruleBody();
       } else if (this.#atPunct("{")) {
         if (this.#requireIf) throw this.#error("`if` keyword is required before rule body");
         body = this.#braceBody();
@@ -218,21 +216,14 @@ class Parser {
       assign = this.#next().text === ":=";
       value = this.#expr();
     }
-    if (isDefault && (args || contains)) {
-      // OPA allows default functions; partial set defaults are an error.
-      if (contains) throw new RegoError("rego_parse_error", "default rules cannot be partial sets", loc);
-    }
+    // OPA allows default functions; a default partial set is an error.
+    if (isDefault && contains) throw new RegoError("rego_parse_error", "default rules cannot be partial sets", loc);
     return { ref, args, contains, value, assign, loc };
   }
 
-  /** After `if`: a braced body, or a single literal. */
-  #ruleBody(_afterIf: boolean): Literal[] {
-    if (this.#atPunct("{")) {
-      // `if { ... }` is a body unless it is a set/object literal... OPA treats `{` after `if` as a body.
-      return this.#braceBody();
-    }
-    const literal = this.#literal();
-    return [literal];
+  /** After `if`: a braced body (OPA reads `{` there as a body, never a set or object), or one literal. */
+  #ruleBody(): Literal[] {
+    return this.#atPunct("{") ? this.#braceBody() : [this.#literal()];
   }
 
   #braceBody(): Literal[] {
@@ -266,7 +257,7 @@ class Parser {
 
   #literal(): Literal {
     const loc = this.#peek().loc;
-    if (this.#atIdent("some") && this.#keywordSome()) {
+    if (this.#atIdent("some")) {
       this.#next();
       const first = this.#termNoIn();
       const vars = [first];
@@ -277,7 +268,7 @@ class Parser {
       if (this.#atKeyword("in")) {
         this.#next();
         if (vars.length > 2) throw new RegoError("rego_parse_error", "unexpected , in some", loc);
-        const collection = this.#exprAbove("in");
+        const collection = this.#exprRelation();
         return vars.length === 2
           ? { kind: "somein", key: vars[0], value: vars[1] as Term, collection, loc }
           : { kind: "somein", key: undefined, value: first, collection, loc };
@@ -299,7 +290,7 @@ class Parser {
       }
       if (!this.#atKeyword("in")) throw this.#error("expected `in` after every");
       this.#next();
-      const domain = this.#exprAbove("in");
+      const domain = this.#exprRelation();
       const body = this.#braceBody();
       return { kind: "every", key, value, domain, body, loc };
     }
@@ -327,11 +318,6 @@ class Parser {
     return literal;
   }
 
-  /** `some` is a keyword in both versions; a var named `some` is not allowed. */
-  #keywordSome(): boolean {
-    return true;
-  }
-
   // ---- expressions -----------------------------------------------------------------------------
 
   #expr(): Term {
@@ -347,12 +333,6 @@ class Parser {
       left = { kind: "membership", key: undefined, value: left, collection, loc };
     }
     return left;
-  }
-
-  /** An expression whose operators bind tighter than `level` (used after `in`). */
-  #exprAbove(level: "in"): Term {
-    void level;
-    return this.#exprRelation();
   }
 
   #exprRelation(): Term {

@@ -11,7 +11,7 @@ import {
   normalizeClientMetadata,
 } from "./metadata.ts";
 import { isMetadataDocumentId, type MetadataDocuments } from "./metadata-documents.ts";
-import { generateSecret, hashSecret, verifySecret } from "./secrets.ts";
+import { generateSecret, hashSecret } from "./secrets.ts";
 
 export interface RegisteredClient {
   tenant: string;
@@ -119,14 +119,7 @@ export class ClientRegistry {
 
   /** Whether `token` is the client's registration access token (constant-time on the hash). */
   async checkRegistrationToken(tenant: string, clientId: string, token: string): Promise<boolean> {
-    const row = await this.#store
-      .forTenant(tenant)
-      .db.selectFrom("oauth_clients")
-      .select("registration_token_hash")
-      .where("tenant_id", "=", tenant)
-      .where("client_id", "=", clientId)
-      .executeTakeFirst();
-    const stored = row?.registration_token_hash;
+    const stored = (await this.#row(tenant, clientId))?.registration_token_hash;
     if (!stored) return false;
     const a = Buffer.from(stored);
     const b = Buffer.from(tokenHash(token));
@@ -143,14 +136,18 @@ export class ClientRegistry {
   }
 
   async get(tenant: string, clientId: string): Promise<RegisteredClient | undefined> {
-    const row = await this.#store
+    const row = await this.#row(tenant, clientId);
+    return row && toClient(row);
+  }
+
+  #row(tenant: string, clientId: string): Promise<OAuthClientsTable | undefined> {
+    return this.#store
       .forTenant(tenant)
       .db.selectFrom("oauth_clients")
       .selectAll()
       .where("tenant_id", "=", tenant)
       .where("client_id", "=", clientId)
       .executeTakeFirst();
-    return row && toClient(row);
   }
 
   /**
@@ -169,13 +166,7 @@ export class ClientRegistry {
     const now = Date.now();
     const cached = this.#authCache.get(key);
     if (cached && cached.until > now) return cached;
-    const row = await this.#store
-      .forTenant(tenant)
-      .db.selectFrom("oauth_clients")
-      .selectAll()
-      .where("tenant_id", "=", tenant)
-      .where("client_id", "=", clientId)
-      .executeTakeFirst();
+    const row = await this.#row(tenant, clientId);
     if (!row) {
       this.#authCache.delete(key);
       return undefined;
@@ -184,12 +175,6 @@ export class ClientRegistry {
     if (this.#authCache.size >= AUTH_CACHE_SIZE) this.#authCache.clear();
     this.#authCache.set(key, entry);
     return entry;
-  }
-
-  /** Checks a presented secret against the stored hash (constant time); false for clients without one. */
-  async verifySecret(tenant: string, clientId: string, secret: string): Promise<boolean> {
-    const entry = await this.forAuthentication(tenant, clientId);
-    return entry?.secretHash ? verifySecret(secret, entry.secretHash) : false;
   }
 
   /** Clients in client-id order, after `after` (exclusive). */

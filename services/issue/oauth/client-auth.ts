@@ -15,6 +15,7 @@ import {
 import type { AuthMethod } from "../clients/metadata.ts";
 import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
+import { verifySecret } from "../clients/secrets.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidRequest } from "./errors.ts";
 import type { Params } from "./http.ts";
@@ -62,11 +63,11 @@ export class ClientAuthenticator {
     if (basic && params.has("client_id") && params.get("client_id") !== basic.clientId) {
       throw new InvalidRequest("client_id in the body differs from the authenticated client");
     }
-    const client = await this.#lookup(urls.tenant, clientId, method === "client_secret_basic");
+    const { client, secretHash } = await this.#lookup(urls.tenant, clientId, method === "client_secret_basic");
     requireMethod(client, method, method === "client_secret_basic");
     if (method !== "none") {
       const secret = basic ? basic.secret : (params.get("client_secret") as string);
-      if (!(await this.#services.clients.verifySecret(urls.tenant, client.clientId, secret))) {
+      if (!secretHash || !(await verifySecret(secret, secretHash))) {
         throw new InvalidClient("client authentication failed", method === "client_secret_basic");
       }
     }
@@ -94,7 +95,7 @@ export class ClientAuthenticator {
     if (params.has("client_id") && params.get("client_id") !== claimed) {
       throw new InvalidClient("client_id differs from the assertion's subject");
     }
-    const client = await this.#lookup(urls.tenant, claimed, false);
+    const { client } = await this.#lookup(urls.tenant, claimed, false);
     requireMethod(client, "private_key_jwt", false);
     const now = this.#services.clock.now();
     let payload: Record<string, unknown>;
@@ -137,11 +138,15 @@ export class ClientAuthenticator {
     return remote;
   }
 
-  async #lookup(tenant: string, clientId: string, usedBasic: boolean): Promise<RegisteredClient> {
+  async #lookup(
+    tenant: string,
+    clientId: string,
+    usedBasic: boolean,
+  ): Promise<{ client: RegisteredClient; secretHash: string | null }> {
     try {
       const entry = await this.#services.clients.forAuthentication(tenant, clientId);
       if (!entry) throw new InvalidClient("client authentication failed", usedBasic);
-      return entry.client;
+      return entry;
     } catch (error) {
       if (error instanceof MetadataDocumentError) throw new InvalidClient(error.message, usedBasic);
       throw error;

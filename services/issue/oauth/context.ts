@@ -3,6 +3,7 @@
 import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
+import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
 import type { EventBatcher } from "../../shared/store/event-batcher.ts";
 import type { Store } from "../../shared/store/store.ts";
@@ -42,7 +43,7 @@ export interface TenantUrls {
 }
 
 export function tenantUrls(publicBaseUrl: string, tenant: string): TenantUrls {
-  const issuer = `${publicBaseUrl.replace(/\/+$/, "")}/t/${tenant}`;
+  const issuer = issuerUrl(publicBaseUrl, tenant);
   return {
     tenant,
     issuer,

@@ -6,8 +6,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceDeps } from "../../shared/deps.ts";
 import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
+import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { EventBatcher } from "../../shared/store/event-batcher.ts";
+import { TenantDirectory } from "../../tenants/directory.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
@@ -46,7 +48,7 @@ export interface OAuthHttp {
   close(): Promise<void>;
 }
 
-export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, identity?: IdentityProvider): OAuthHttp {
+export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAuthHttp {
   const { config, store, clock, logger, signing } = deps;
   const base = config.publicBaseUrl;
   const replay = openReplayCache(config.redis.url);
@@ -60,7 +62,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
     clients,
     replay,
     events: new EventBatcher(store),
-    identity: identity ?? identityProvider(deps),
+    identity: identityProvider(deps),
     get nonces() {
       return nonces as DpopNonces;
     },
@@ -74,7 +76,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
   const inspector = new TokenInspector({
     store,
     keys: (tenant) => keys.for(tenant),
-    issuer: (tenant) => tenantUrls(base, tenant).issuer,
+    issuer: (tenant) => issuerUrl(base, tenant),
     now: () => clock.now(),
   });
   const token = new TokenEndpoint(services, auth);
@@ -82,7 +84,17 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
   const userinfo = new UserinfoEndpoint(services, keys);
   const registration = new RegistrationEndpoint(services);
   const manageClient: Handler = (req, res, urls) => registration.manage(req, res, urls, clientIdOf(req));
-  const knownTenants = new Map<string, number>();
+  const tenants = new TenantDirectory(store);
+  // A tenant's URLs are the same on every request: built once.
+  const urlCache = new Map<string, TenantUrls>();
+  const urlsOf = (tenant: string): TenantUrls => {
+    let urls = urlCache.get(tenant);
+    if (!urls) {
+      urls = tenantUrls(base, tenant);
+      urlCache.set(tenant, urls);
+    }
+    return urls;
+  };
 
   const metadata: Handler = async (_req, res, urls) => {
     const row = await store.db
@@ -127,14 +139,6 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
     },
   };
 
-  async function tenantExists(tenant: string): Promise<boolean> {
-    const seen = knownTenants.get(tenant);
-    if (seen !== undefined && seen > Date.now()) return true;
-    const row = await store.db.selectFrom("tenants").select("id").where("id", "=", tenant).executeTakeFirst();
-    if (row) knownTenants.set(tenant, Date.now() + 60_000);
-    return row !== undefined;
-  }
-
   return {
     async handle(req, res) {
       const path = (req.url ?? "/").split("?")[0] as string;
@@ -173,12 +177,12 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, iden
         return true;
       }
       try {
-        if (!(await tenantExists(tenant as string))) {
+        if (!(await tenants.exists(tenant as string))) {
           sendJson(res, 404, { error: "invalid_request", error_description: `no tenant "${tenant}"` });
           return true;
         }
         await noncesReady;
-        await handler(req, res, tenantUrls(base, tenant as string));
+        await handler(req, res, urlsOf(tenant as string));
       } catch (error) {
         const oauthError = toOAuthError(error);
         if (oauthError instanceof ServerError) logger.error({ err: error, path }, "OAuth endpoint failed");

@@ -3,6 +3,15 @@
 // opa_builtinN is decided by the code generator; a name absent here is an undefined function.
 
 const ARITIES: Record<string, number> = {
+  // comparison and membership (the operators' built-ins)
+  equal: 2,
+  neq: 2,
+  lt: 2,
+  lte: 2,
+  gt: 2,
+  gte: 2,
+  "internal.member_2": 2,
+  "internal.member_3": 3,
   // numbers
   abs: 1,
   ceil: 1,
@@ -205,6 +214,9 @@ const ARITIES: Record<string, number> = {
 
 /** Built-ins that take any number of arguments. */
 const VARIADIC = new Set(["print"]);
+
+/** Every built-in name in the catalogue. */
+export const BUILTIN_NAMES: readonly string[] = [...Object.keys(ARITIES), ...VARIADIC];
 
 /** The arity of a built-in, `variadic`, or undefined when there is no such built-in. */
 export function builtinArity(name: string): number | "variadic" | undefined {

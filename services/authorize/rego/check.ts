@@ -340,7 +340,7 @@ function referencedPath(
 
 // ---- AST walking ---------------------------------------------------------------------------------
 
-function refParts(ref: Term): Term[] {
+export function refParts(ref: Term): Term[] {
   if (ref.kind === "ref") {
     const head =
       ref.head.kind === "var" ? [{ kind: "string" as const, value: ref.head.name, loc: ref.head.loc }] : [ref.head];
@@ -365,7 +365,7 @@ function constantOf(term: Term): unknown {
   }
 }
 
-function staticPath(term: Term): string[] | undefined {
+export function staticPath(term: Term): string[] | undefined {
   const parts = refParts(term);
   if (parts.some((p) => p.kind !== "string")) return undefined;
   return parts.map((p) => (p as { value: string }).value);
@@ -422,7 +422,7 @@ function allTerms(rule: Rule): Term[] {
 }
 
 /** Depth-first search over a term and its sub-terms (not into comprehension bodies). */
-function findTerm(term: Term, match: (t: Term) => boolean, skipComprehensions = false): Term | undefined {
+export function findTerm(term: Term, match: (t: Term) => boolean, skipComprehensions = false): Term | undefined {
   if (skipComprehensions && (term.kind === "arraycomp" || term.kind === "setcomp" || term.kind === "objectcomp"))
     return undefined;
   if (match(term)) return term;
@@ -467,7 +467,7 @@ function findTerm(term: Term, match: (t: Term) => boolean, skipComprehensions = 
   return undefined;
 }
 
-function varsIn(term: Term): Term[] {
+export function varsIn(term: Term): Term[] {
   const out: Term[] = [];
   findTerm(term, (t) => {
     if (t.kind === "var") out.push(t);

@@ -1,8 +1,12 @@
 // The runtime half of OPA's Wasm ABI (version 1, minor 3): memory, the heap pointer, JSON in and
-// out, and the evaluation context. The policy half (eval, opa_eval, entrypoints, builtins) is
-// emitted per policy by the compiler and linked onto this module.
+// out, the evaluation context and the evaluation entry points, plus what compiled policy code
+// calls (eval.ts) and the native built-ins (builtins.ts). The compiler links each policy onto this
+// module and replaces the `mandate.policy_*` imports with the policy's own functions.
 import { heapGet, heapSet, malloc } from "./memory";
 import { dumpJson, parseJson } from "./json";
+
+export * from "./eval";
+export * from "./builtins";
 
 export const opa_wasm_abi_version: i32 = 1;
 export const opa_wasm_abi_minor_version: i32 = 3;

@@ -204,6 +204,13 @@ function digits(): usize {
   return pos - start;
 }
 
+export function scaleByPowerOfTen(m: f64, exp10: i32): f64 {
+  if (m == 0) return 0;
+  if (exp10 >= 0 && exp10 <= 22) return m * Math.pow(10, <f64>exp10);
+  if (exp10 < 0 && exp10 >= -22) return m / Math.pow(10, <f64>-exp10);
+  return m * Math.pow(10, <f64>exp10);
+}
+
 function parseNumber(): usize {
   const start = pos;
   let negative = false;
@@ -215,17 +222,28 @@ function parseNumber(): usize {
   const intDigits = digits();
   if (intDigits == 0) return 0;
   if (intDigits > 1 && load<u8>(intStart) == 0x30) return 0; // no leading zeros (RFC 8259 §6)
-  let value: f64 = 0;
-  for (let i: usize = 0; i < intDigits; i++) value = value * 10 + <f64>(load<u8>(intStart + i) - 0x30);
+  // Digits are gathered into an integer mantissa and a decimal exponent; with at most 19 digits and
+  // a power of ten up to 1e22 (both exact in f64) one multiplication or division rounds correctly.
+  let mantissa: u64 = 0;
+  let significant: i32 = 0;
+  let exp10: i32 = 0;
+  for (let i: usize = 0; i < intDigits; i++) {
+    const d = <u64>(load<u8>(intStart + i) - 0x30);
+    if (significant < 19) {
+      mantissa = mantissa * 10 + d;
+      if (mantissa != 0) significant++;
+    } else exp10++;
+  }
   if (pos < end && load<u8>(pos) == 0x2e) {
     pos++;
     const fracStart = pos;
     const fracDigits = digits();
     if (fracDigits == 0) return 0;
-    let scale: f64 = 1;
     for (let i: usize = 0; i < fracDigits; i++) {
-      scale /= 10;
-      value += <f64>(load<u8>(fracStart + i) - 0x30) * scale;
+      if (significant >= 19) break;
+      mantissa = mantissa * 10 + <u64>(load<u8>(fracStart + i) - 0x30);
+      if (mantissa != 0) significant++;
+      exp10--;
     }
   }
   if (pos < end && (load<u8>(pos) == 0x65 || load<u8>(pos) == 0x45)) {
@@ -237,8 +255,9 @@ function parseNumber(): usize {
     if (expDigits == 0) return 0;
     let exp: i32 = 0;
     for (let i: usize = 0; i < expDigits && exp < 10000; i++) exp = exp * 10 + <i32>(load<u8>(expStart + i) - 0x30);
-    value *= Math.pow(10, <f64>(expNegative ? -exp : exp));
+    exp10 += expNegative ? -exp : exp;
   }
+  const value = scaleByPowerOfTen(<f64>mantissa, exp10);
   // The source text is kept, so a number is dumped exactly as it was written.
   return newNumber(negative ? -value : value, start, <u32>(pos - start));
 }

@@ -1,0 +1,154 @@
+// The conformance runner: compiles each YAML case's modules with Mandate's compiler, evaluates the
+// query through @open-policy-agent/opa-wasm, and compares with the expected result or error.
+// Outcomes: pass; fail (a wrong answer — a defect); unsupported (a clean compile-time refusal of a
+// construct or built-in outside the supported set); skipped (marked skip in the corpus).
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import type { Module } from "../ast.ts";
+import { RegoCompileErrors } from "../check.ts";
+import { compileModules } from "../compile.ts";
+import { hostBuiltins } from "../host-builtins.ts";
+import { RegoError } from "../lexer.ts";
+import { parseModule } from "../parser.ts";
+import { type ConformanceCase, compareRego, loadCases } from "./cases.ts";
+
+export type Outcome = "pass" | "fail" | "unsupported" | "skipped";
+
+export interface CaseResult {
+  file: string;
+  note: string;
+  outcome: Outcome;
+  /** Why it failed or is unsupported. */
+  detail?: string;
+}
+
+export interface ConformanceReport {
+  cases: CaseResult[];
+  totals: Record<Outcome, number>;
+  /** Per folder (relative to the corpus root). */
+  folders: Record<string, Record<Outcome, number>>;
+}
+
+export function caseFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const path = join(d, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith(".yaml") || name.endsWith(".yml")) out.push(path);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export async function runConformance(
+  dir: string,
+  onCase?: (result: CaseResult, done: number, total: number) => void,
+): Promise<ConformanceReport> {
+  const files = caseFiles(dir);
+  const all = files.flatMap((file) => loadCases(file));
+  const results: CaseResult[] = [];
+  for (const c of all) {
+    const result = { ...(await runCase(c)), file: relative(dir, c.file), note: c.note };
+    results.push(result);
+    onCase?.(result, results.length, all.length);
+  }
+  const empty = (): Record<Outcome, number> => ({ pass: 0, fail: 0, unsupported: 0, skipped: 0 });
+  const totals = empty();
+  const folders: Record<string, Record<Outcome, number>> = {};
+  for (const r of results) {
+    totals[r.outcome]++;
+    const folder = r.file.includes("/") ? r.file.slice(0, r.file.lastIndexOf("/")) : ".";
+    folders[folder] ??= empty();
+    (folders[folder] as Record<Outcome, number>)[r.outcome]++;
+  }
+  return { cases: results, totals, folders };
+}
+
+/** `data`, `data.a.b` → an entrypoint path; anything else is a query form this runner does not compile. */
+function entrypointOf(query: string): string | undefined {
+  const q = query.trim();
+  if (q === "data") return "";
+  const match = /^data((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$/.exec(q);
+  return match ? (match[1] as string).slice(1).replaceAll(".", "/") : undefined;
+}
+
+function parseCaseModules(c: ConformanceCase): Module[] {
+  return c.modules.map((source, i) => {
+    const file = `module${i}.rego`;
+    try {
+      return parseModule(source, { file });
+    } catch (error) {
+      // Cases written in Rego v0 are read as `opa --v0-compatible` would.
+      if (!(error instanceof RegoError)) throw error;
+      try {
+        return parseModule(source, { file, v0: true });
+      } catch {
+        throw error;
+      }
+    }
+  });
+}
+
+export async function runCase(c: ConformanceCase): Promise<Omit<CaseResult, "file" | "note">> {
+  if (c.skip) return { outcome: "skipped" };
+  const expectsError = c.error !== undefined && !c.want;
+  const entrypoint = entrypointOf(c.query);
+  if (entrypoint === undefined) {
+    return { outcome: "unsupported", detail: `query form: ${c.query.trim()}` };
+  }
+  let wasm: Uint8Array;
+  try {
+    wasm = compileModules(parseCaseModules(c), [entrypoint]).wasm;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (!(error instanceof RegoCompileErrors) && !(error instanceof RegoError)) {
+      return { outcome: "fail", detail: `compiler crashed: ${message}` };
+    }
+    if (expectsError) return { outcome: "pass", detail: message };
+    if (message.includes("unsupported:")) return { outcome: "unsupported", detail: message };
+    return { outcome: "fail", detail: `compile error: ${message}` };
+  }
+  try {
+    const policy = await loadPolicy(wasm, undefined, hostBuiltins);
+    policy.setData(c.data as object);
+    const inputs = c.inputs ?? [undefined];
+    for (let i = 0; i < inputs.length; i++) {
+      const rows = policy.evaluate(inputs[i], entrypoint) as Array<{ result: unknown }>;
+      if (expectsError) return { outcome: "fail", detail: `expected error "${c.error}", got ${JSON.stringify(rows)}` };
+      const want = c.want?.results[Math.min(i, (c.want?.results.length ?? 1) - 1)];
+      if (c.noResult || !c.want) {
+        if (rows.length !== 0) return { outcome: "fail", detail: `expected no result, got ${JSON.stringify(rows)}` };
+        continue;
+      }
+      const got = rows[0]?.result;
+      if (rows.length !== 1 || compareRego(got, want) !== 0 || !sameShape(got, want)) {
+        return { outcome: "fail", detail: `want ${JSON.stringify(want)}, got ${JSON.stringify(rows)}` };
+      }
+    }
+    return { outcome: "pass" };
+  } catch (error) {
+    const message = typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error);
+    if (expectsError) return { outcome: "pass", detail: message };
+    return { outcome: "fail", detail: `evaluation error: ${message}` };
+  }
+}
+
+/** compareRego treats 1 and 1.0 alike; JSON types must match too. */
+function sameShape(a: unknown, b: unknown): boolean {
+  return JSON.stringify(normalise(a)) === JSON.stringify(normalise(b));
+}
+
+function normalise(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(normalise);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, normalise((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}

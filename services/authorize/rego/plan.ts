@@ -1,0 +1,1292 @@
+// Stage 4 of the Rego compiler: checked modules to the IR (ir.ts), as OPA's planner does. Queries
+// are planned in continuation-passing style: each literal emits its statements and calls the
+// continuation inside the innermost scope it opens (a scan for iteration), so backtracking is plain
+// nested loops and blocks. Body literals are first put in a safe order (OPA's reordering for
+// safety): a literal runs once the variables it reads are bound; a variable no literal can bind
+// is reported as unsafe, with its position.
+import type { Literal, Module, Rule, Term, With } from "./ast.ts";
+import { builtinArity } from "./builtins.ts";
+import { type RuleGroup, type RuleIndex, pathKey, refParts, staticPath } from "./check.ts";
+import type { Local, Plan, PlannedFunc, Stmt } from "./ir.ts";
+import { type Location, RegoError } from "./lexer.ts";
+
+/** Built-ins the host implements: opa-wasm's JavaScript ones, and those Mandate's loader adds. */
+export interface PlanOptions {
+  /** Built-ins compiled natively (the runtime exports `b_<name>`). */
+  native: ReadonlySet<string>;
+  /** Built-ins the host provides through opa_builtinN. */
+  host: ReadonlySet<string>;
+}
+
+const OPERATORS: Record<string, string> = {
+  "==": "equal",
+  "!=": "neq",
+  "<": "lt",
+  "<=": "lte",
+  ">": "gt",
+  ">=": "gte",
+  "+": "plus",
+  "-": "minus",
+  "*": "mul",
+  "/": "div",
+  "%": "rem",
+  "|": "or",
+  "&": "and",
+};
+
+interface DocNode {
+  path: string[];
+  children: Map<string, DocNode>;
+  group: RuleGroup | undefined;
+}
+
+/** Where a name in a query points: a local variable, or a document (input / data) path. */
+type Resolved = { root: "input" | "data"; path: string[] } | undefined;
+
+class Scope {
+  readonly module: Module;
+  readonly vars: Map<string, Local>;
+  /** Names declared local (`some x`, `x :=`) that shadow rules and imports. */
+  readonly declared: Set<string>;
+  constructor(module: Module, vars: Map<string, Local> = new Map(), declared: Set<string> = new Set()) {
+    this.module = module;
+    this.vars = vars;
+    this.declared = declared;
+  }
+  clone(): Scope {
+    return new Scope(this.module, new Map(this.vars), new Set(this.declared));
+  }
+}
+
+export function planPolicy(index: RuleIndex, entrypoints: string[], options: PlanOptions): Plan {
+  const planner = new Planner(index, options);
+  return planner.plan(entrypoints);
+}
+
+class Planner {
+  readonly #index: RuleIndex;
+  readonly #options: PlanOptions;
+  readonly #root: DocNode = { path: [], children: new Map(), group: undefined };
+  readonly #funcs = new Map<string, PlannedFunc>();
+  readonly #pending: Array<() => void> = [];
+  readonly #constants: string[] = [];
+  readonly #constantIndex = new Map<string, number>();
+  readonly #host: string[] = [];
+  // Per function being planned.
+  #out: Stmt[] = [];
+  #locals = 0;
+  #labels = 0;
+
+  constructor(index: RuleIndex, options: PlanOptions) {
+    this.#index = index;
+    this.#options = options;
+    for (const group of index.groups.values()) {
+      let node = this.#root;
+      for (const segment of group.path.slice(1)) {
+        let next = node.children.get(segment);
+        if (!next) {
+          next = { path: [...node.path, segment], children: new Map(), group: undefined };
+          node.children.set(segment, next);
+        }
+        node = next;
+      }
+      node.group = group;
+    }
+  }
+
+  plan(entrypoints: string[]): Plan {
+    const entries = entrypoints.map((name) => {
+      const func = `entry:${name}`;
+      const path = name === "" ? [] : name.split("/");
+      const loc: Location = { file: "entrypoint", row: 1, col: 1 };
+      this.#define(func, 0, false, (result) => {
+        const scope = new Scope(this.#index.modules[0] ?? emptyModule());
+        this.#block(() => {
+          this.#data(
+            path.map((value) => ({ kind: "string" as const, value, loc })),
+            scope,
+            (v) => this.#emit({ op: "move", dst: result, src: v }),
+          );
+        });
+      });
+      return { name, func };
+    });
+    while (this.#pending.length > 0) (this.#pending.shift() as () => void)();
+    return {
+      funcs: [...this.#funcs.values()],
+      entrypoints: entries,
+      constants: this.#constants,
+      hostBuiltins: this.#host,
+    };
+  }
+
+  // ---- functions ---------------------------------------------------------------------------------
+
+  /** Plans a function once; `build` fills its body and leaves its value in `result`. */
+  #define(name: string, params: number, memo: boolean, build: (result: Local) => void): void {
+    if (this.#funcs.has(name)) return;
+    const func: PlannedFunc = { name, params, locals: 0, body: [], result: 0, memo };
+    this.#funcs.set(name, func);
+    const run = () => {
+      const saved = { out: this.#out, locals: this.#locals };
+      this.#out = func.body;
+      this.#locals = params;
+      func.result = this.#local();
+      build(func.result);
+      func.locals = this.#locals;
+      this.#out = saved.out;
+      this.#locals = saved.locals;
+    };
+    this.#pending.push(run);
+  }
+
+  #ruleFunc(group: RuleGroup): string {
+    const name = `${group.kind === "function" ? "func" : "rule"}:${pathKey(group.path)}`;
+    this.#define(name, group.kind === "function" ? (group.arity ?? 0) : 0, group.kind !== "function", (result) =>
+      this.#planGroup(group, result),
+    );
+    return name;
+  }
+
+  #nodeFunc(node: DocNode): string {
+    const name = `doc:${["data", ...node.path].join(".")}`;
+    this.#define(name, 0, true, (result) => {
+      // The base document under this path, with every rule below it merged in.
+      const data = this.#local();
+      this.#emit({ op: "global", dst: data, name: "data" });
+      const base = this.#local();
+      this.#emit({ op: "move", dst: base, src: data });
+      for (const segment of node.path) {
+        const key = this.#const(JSON.stringify(segment));
+        this.#emit({ op: "call", fn: "rt_dot", args: [base, key], dst: base, maybe: true });
+      }
+      this.#emit({ op: "call", fn: "rt_object_copy", args: [base], dst: result });
+      for (const [name, child] of node.children) {
+        if (child.group?.kind === "function") continue;
+        this.#block(() => {
+          const v = this.#local();
+          const func = child.group ? this.#ruleFunc(child.group) : this.#nodeFunc(child);
+          this.#emit({ op: "callFunc", func, args: [], dst: v });
+          if (child.group && child.children.size > 0) this.#mergeChildren(child, v);
+          this.#emit({ op: "call", fn: "rt_object_merge_at", args: [result, this.#const(JSON.stringify(name)), v] });
+        });
+      }
+    });
+    return name;
+  }
+
+  /** A rule whose path also has rules below it (p[x] := ... and p.q := ...): merges those in. */
+  #mergeChildren(node: DocNode, value: Local): void {
+    for (const [name, child] of node.children) {
+      this.#block(() => {
+        const v = this.#local();
+        const func = child.group ? this.#ruleFunc(child.group) : this.#nodeFunc(child);
+        this.#emit({ op: "callFunc", func, args: [], dst: v });
+        this.#emit({ op: "call", fn: "rt_object_merge_at", args: [value, this.#const(JSON.stringify(name)), v] });
+      });
+    }
+  }
+
+  #planGroup(group: RuleGroup, result: Local): void {
+    const staticLength = group.path.length - 1 - group.module.package.length;
+    if (group.kind === "partial_set" || group.kind === "partial_object") {
+      this.#emit({ op: "call", fn: group.kind === "partial_set" && !hasKeys(group, staticLength) ? "rt_set" : "rt_object", args: [], dst: result });
+    }
+    for (const rule of group.rules) {
+      if (rule.default) {
+        this.#planRefHeadDefault(rule, group, staticLength, result);
+        continue;
+      }
+      this.#planRule(rule, group, staticLength, result);
+    }
+    const fallback = group.default;
+    if (fallback && refParts(fallback.head.ref).length === staticLength) {
+      // Only when no definition produced a value (OPA's default rule).
+      this.#block(() => {
+        this.#emit({ op: "checkZero", src: result });
+        const scope = new Scope(group.module);
+        this.#term(fallback.head.value ?? trueTerm(fallback.loc), scope, (v) =>
+          this.#emit({ op: "move", dst: result, src: v }),
+        );
+      });
+    }
+  }
+
+  #planRefHeadDefault(rule: Rule, group: RuleGroup, staticLength: number, result: Local): void {
+    const keys = refParts(rule.head.ref).slice(staticLength);
+    const scope = new Scope(group.module);
+    this.#block(() => {
+      this.#terms(keys, scope, (keyLocals) => {
+        this.#term(rule.head.value ?? trueTerm(rule.loc), scope, (v) => {
+          if (keyLocals.length !== 1) throw unsupported("default rules with nested reference heads", rule.loc);
+          this.#emit({ op: "call", fn: "rt_object_insert_absent", args: [result, keyLocals[0] as Local, v] });
+        });
+      });
+    });
+  }
+
+  /** One rule definition, with its else chain: each branch's solutions feed the group's value. */
+  #planRule(rule: Rule, group: RuleGroup, staticLength: number, result: Local): void {
+    const keyTerms = refParts(rule.head.ref).slice(staticLength);
+    const branches: Array<{ body: Literal[]; value: Term | undefined }> = rule.bodies.map((body) => ({
+      body,
+      value: rule.head.value,
+    }));
+    const accumulate = (scope: Scope, value: Term | undefined) => {
+      const head = rule.head;
+      if (group.kind === "partial_set") {
+        this.#terms(keyTerms, scope, (keys) =>
+          this.#term(head.contains as Term, scope, (element) => {
+            if (keys.length === 0) this.#emit({ op: "call", fn: "rt_set_add", args: [result, element] });
+            else this.#treeInsert(result, keys, element, 1);
+          }),
+        );
+        return;
+      }
+      this.#terms(keyTerms, scope, (keys) =>
+        this.#term(value ?? trueTerm(head.loc), scope, (v) => {
+          if (keys.length > 0) this.#treeInsert(result, keys, v, 0);
+          else {
+            const fn = group.kind === "function" ? "rt_merge_function" : "rt_merge_complete";
+            this.#emit({ op: "call", fn, args: [result, v], dst: result });
+          }
+        }),
+      );
+    };
+    const bindArgs = (scope: Scope, k: () => void) => {
+      const args = rule.head.args ?? [];
+      const step = (i: number) => {
+        if (i === args.length) return k();
+        this.#declarePattern(args[i] as Term, scope);
+        this.#destructure(args[i] as Term, i, scope, () => step(i + 1));
+      };
+      step(0);
+    };
+    if (rule.elses.length === 0) {
+      for (const branch of branches) {
+        this.#block(() => {
+          const scope = new Scope(group.module);
+          bindArgs(scope, () => this.#body(branch.body, scope, () => accumulate(scope, branch.value)));
+        });
+      }
+      return;
+    }
+    // else: the first branch with a solution decides (all of its solutions must agree).
+    for (const e of rule.elses) branches.push({ body: e.body, value: e.value });
+    const hit = this.#local();
+    const done = this.#label();
+    this.#emit({ op: "flag", dst: hit, value: 0 });
+    const outer: Stmt[] = [];
+    this.#emit({ op: "block", body: outer, label: done });
+    this.#into(outer, () => {
+      for (const branch of branches) {
+        this.#block(() => {
+          const scope = new Scope(group.module);
+          bindArgs(scope, () =>
+            this.#body(branch.body, scope, () => {
+              accumulate(scope, branch.value);
+              this.#emit({ op: "flag", dst: hit, value: 1 });
+            }),
+          );
+        });
+        this.#emit({ op: "brIf", src: hit, label: done });
+      }
+    });
+  }
+
+  #treeInsert(result: Local, keys: Local[], leaf: Local, mode: 0 | 1): void {
+    const path = this.#local();
+    this.#emit({ op: "call", fn: "rt_array", args: [], dst: path });
+    for (const k of keys) this.#emit({ op: "call", fn: "rt_array_append", args: [path, k] });
+    this.#emit({ op: "call", fn: "rt_tree_insert", args: [result, path, leaf], ints: [mode] });
+  }
+
+  // ---- bodies ------------------------------------------------------------------------------------
+
+  #body(literals: Literal[], scope: Scope, k: () => void): void {
+    const saved = this.#currentBodyVars;
+    this.#currentBodyVars = new Set([...saved, ...bodyVars(literals)]);
+    const ordered = this.#reorder(literals, scope);
+    const step = (i: number) => {
+      if (i === ordered.length) return k();
+      this.#literal(ordered[i] as Literal, scope, () => step(i + 1));
+    };
+    step(0);
+  }
+
+  #literal(literal: Literal, scope: Scope, k: () => void): void {
+    const withs = literal.kind === "expr" || literal.kind === "unify" ? literal.with : [];
+    if (withs.length > 0) return this.#with(literal, withs, scope, k);
+    switch (literal.kind) {
+      case "some":
+        for (const v of literal.vars) for (const name of patternVars(v)) this.#declare(name, scope);
+        return k();
+      case "somein":
+        return this.#someIn(literal, scope, k);
+      case "every":
+        return this.#every(literal, scope, k);
+      case "unify":
+        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), () => {}), k);
+        if (literal.assign) this.#declarePattern(literal.left, scope);
+        return this.#unify(literal.left, literal.right, scope, k);
+      case "expr":
+        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), () => {}), k);
+        return this.#expression(literal.expr, scope, k);
+    }
+  }
+
+  #not(inner: () => void, k: () => void): void {
+    const body: Stmt[] = [];
+    this.#emit({ op: "not", body });
+    this.#into(body, inner);
+    k();
+  }
+
+  #expression(expr: Term, scope: Scope, k: () => void): void {
+    if (expr.kind === "call") {
+      const target = this.#callee(expr, scope);
+      if (expr.args.length === target.arity + 1) {
+        // The last argument receives the result: count(xs, n).
+        return this.#call(expr, scope, target, expr.args.slice(0, -1), (v) =>
+          this.#unifyValue(expr.args.at(-1) as Term, v, scope, k),
+        );
+      }
+    }
+    if (expr.kind === "binary" && expr.op === "==") {
+      return this.#term(expr.left, scope, (a) =>
+        this.#term(expr.right, scope, (b) => {
+          this.#emit({ op: "check", fn: "rt_equal", args: [a, b] });
+          k();
+        }),
+      );
+    }
+    this.#term(expr, scope, (v) => {
+      this.#emit({ op: "check", fn: "rt_truthy", args: [v] });
+      k();
+    });
+  }
+
+  #someIn(literal: Extract<Literal, { kind: "somein" }>, scope: Scope, k: () => void): void {
+    this.#term(literal.collection, scope, (collection) => {
+      for (const t of [literal.key, literal.value]) if (t) this.#declarePattern(t, scope);
+      this.#scan(collection, (key, value) => {
+        const bindValue = () => this.#destructure(literal.value, value, scope, k);
+        if (literal.key) this.#destructure(literal.key, key, scope, bindValue);
+        else bindValue();
+      });
+    });
+  }
+
+  #every(literal: Extract<Literal, { kind: "every" }>, scope: Scope, k: () => void): void {
+    this.#term(literal.domain, scope, (domain) => {
+      const counterexample = this.#local();
+      this.#emit({ op: "flag", dst: counterexample, value: 0 });
+      const inner = scope.clone();
+      for (const t of [literal.key, literal.value]) if (t) this.#declarePattern(t, inner);
+      this.#scan(domain, (key, value) => {
+        const check = () =>
+          this.#not(
+            () => this.#body(literal.body, inner.clone(), () => {}),
+            () => this.#emit({ op: "flag", dst: counterexample, value: 1 }),
+          );
+        const bindValue = () => this.#destructure(literal.value, value, inner, check);
+        if (literal.key) this.#destructure(literal.key, key, inner, bindValue);
+        else bindValue();
+      });
+      this.#emit({ op: "checkZero", src: counterexample });
+      k();
+    });
+  }
+
+  /**
+   * `lit with input.x as v with data.y as w`: the literal runs with input/data replaced (and rules
+   * recomputed); its solutions are collected, the documents restored, then the rest of the query
+   * continues over those solutions.
+   */
+  #with(literal: Literal, withs: With[], scope: Scope, k: () => void): void {
+    const targets = withs.map((w) => {
+      const path = staticPath(w.target);
+      if (!path || (path[0] !== "input" && path[0] !== "data")) throw unsupported("`with` on a function or built-in", w.loc);
+      if (path[0] === "data" && this.#touchesRules(path.slice(1))) {
+        throw unsupported("`with` replacing a rule's value", w.loc);
+      }
+      return { root: path[0] as "input" | "data", path: path.slice(1) };
+    });
+    this.#terms(
+      withs.map((w) => w.value),
+      scope,
+      (values) => {
+        const saved = { input: this.#local(), data: this.#local() };
+        this.#emit({ op: "global", dst: saved.input, name: "input", maybe: true });
+        this.#emit({ op: "global", dst: saved.data, name: "data" });
+        targets.forEach((target, i) => {
+          const current = this.#local();
+          this.#emit({ op: "global", dst: current, name: target.root, maybe: true });
+          const replaced = this.#local();
+          if (target.path.length === 0) this.#emit({ op: "move", dst: replaced, src: values[i] as Local });
+          else {
+            const path = this.#const(JSON.stringify(target.path));
+            this.#emit({ op: "call", fn: "rt_upsert_path", args: [current, path], ints: [0], tail: [values[i] as Local], dst: replaced });
+          }
+          this.#emit({ op: "setGlobal", name: target.root, src: replaced });
+        });
+        this.#emit({ op: "withDepth", delta: 1 });
+        const bound = new Set(scope.vars.keys());
+        const inner = scope.clone();
+        const solutions = this.#local();
+        this.#emit({ op: "call", fn: "rt_array", args: [], dst: solutions });
+        const stripped = { ...literal, with: [] } as Literal;
+        let outputs: string[] = [];
+        this.#block(() =>
+          this.#literal(stripped, inner, () => {
+            outputs = [...inner.vars.keys()].filter((name) => !bound.has(name));
+            const row = this.#local();
+            this.#emit({ op: "call", fn: "rt_array", args: [], dst: row });
+            for (const name of outputs) this.#emit({ op: "call", fn: "rt_array_append", args: [row, inner.vars.get(name) as Local] });
+            this.#emit({ op: "call", fn: "rt_array_append", args: [solutions, row] });
+          }),
+        );
+        this.#emit({ op: "setGlobal", name: "input", src: saved.input });
+        this.#emit({ op: "setGlobal", name: "data", src: saved.data });
+        this.#emit({ op: "withDepth", delta: -1 });
+        this.#scan(solutions, (_key, row) => {
+          outputs.forEach((name, i) => {
+            const v = this.#local();
+            this.#emit({ op: "call", fn: "rt_dot", args: [row, this.#const(String(i))], dst: v });
+            scope.vars.set(name, v);
+            scope.declared.delete(name);
+          });
+          k();
+        });
+      },
+    );
+  }
+
+  #touchesRules(path: string[]): boolean {
+    let node = this.#root;
+    for (const segment of path) {
+      const next = node.children.get(segment);
+      if (!next) return false;
+      if (next.group) return true;
+      node = next;
+    }
+    return true;
+  }
+
+  // ---- unification -------------------------------------------------------------------------------
+
+  #unify(left: Term, right: Term, scope: Scope, k: () => void): void {
+    if (this.#isUnbound(left, scope)) return this.#term(right, scope, (v) => this.#bind(left, v, scope, k));
+    if (this.#isUnbound(right, scope)) return this.#term(left, scope, (v) => this.#bind(right, v, scope, k));
+    if (left.kind === "array" && right.kind === "array") {
+      if (left.items.length !== right.items.length) {
+        this.#emit({ op: "fail" });
+        return;
+      }
+      const step = (i: number) => {
+        if (i === left.items.length) return k();
+        this.#unify(left.items[i] as Term, right.items[i] as Term, scope, () => step(i + 1));
+      };
+      return step(0);
+    }
+    if (left.kind === "object" && right.kind === "object" && sameConstantKeys(left, right)) {
+      const pairs = left.entries.map(([key, value]) => {
+        const other = right.entries.find(([k2]) => constantKey(k2) === constantKey(key)) as [Term, Term];
+        return [value, other[1]] as const;
+      });
+      const step = (i: number) => {
+        if (i === pairs.length) return k();
+        const [a, b] = pairs[i] as readonly [Term, Term];
+        this.#unify(a, b, scope, () => step(i + 1));
+      };
+      return step(0);
+    }
+    if (this.#hasUnbound(left, scope) && !this.#hasUnbound(right, scope)) {
+      return this.#term(right, scope, (v) => this.#destructure(left, v, scope, k));
+    }
+    if (this.#hasUnbound(right, scope)) {
+      return this.#term(left, scope, (v) => this.#destructure(right, v, scope, k));
+    }
+    this.#term(left, scope, (a) =>
+      this.#term(right, scope, (b) => {
+        this.#emit({ op: "check", fn: "rt_equal", args: [a, b] });
+        k();
+      }),
+    );
+  }
+
+  #unifyValue(pattern: Term, value: Local, scope: Scope, k: () => void): void {
+    this.#destructure(pattern, value, scope, k);
+  }
+
+  /** Matches a value against a pattern of terms, binding the pattern's unbound variables. */
+  #destructure(pattern: Term, value: Local, scope: Scope, k: () => void): void {
+    if (this.#isUnbound(pattern, scope)) return this.#bind(pattern, value, scope, k);
+    if (pattern.kind === "array" && this.#hasUnbound(pattern, scope)) {
+      this.#emit({ op: "check", fn: "rt_is_array_of", args: [value], ints: [pattern.items.length] });
+      const step = (i: number) => {
+        if (i === pattern.items.length) return k();
+        const item = this.#local();
+        this.#emit({ op: "call", fn: "rt_dot", args: [value, this.#const(String(i))], dst: item });
+        this.#destructure(pattern.items[i] as Term, item, scope, () => step(i + 1));
+      };
+      return step(0);
+    }
+    if (pattern.kind === "object" && this.#hasUnbound(pattern, scope)) {
+      this.#emit({ op: "check", fn: "rt_is_object_of", args: [value], ints: [pattern.entries.length] });
+      const step = (i: number) => {
+        if (i === pattern.entries.length) return k();
+        const [key, item] = pattern.entries[i] as [Term, Term];
+        this.#term(key, scope, (keyLocal) => {
+          const v = this.#local();
+          this.#emit({ op: "call", fn: "rt_dot", args: [value, keyLocal], dst: v });
+          this.#destructure(item, v, scope, () => step(i + 1));
+        });
+      };
+      return step(0);
+    }
+    this.#term(pattern, scope, (p) => {
+      this.#emit({ op: "check", fn: "rt_equal", args: [p, value] });
+      k();
+    });
+  }
+
+  #bind(variable: Term, value: Local, scope: Scope, k: () => void): void {
+    if (variable.kind === "var" && !isWildcard(variable.name)) {
+      scope.vars.set(variable.name, value);
+      scope.declared.delete(variable.name);
+    }
+    k();
+  }
+
+  #declare(name: string, scope: Scope): void {
+    if (isWildcard(name)) return;
+    scope.vars.delete(name);
+    scope.declared.add(name);
+  }
+
+  #declarePattern(pattern: Term, scope: Scope): void {
+    for (const name of patternVars(pattern)) this.#declare(name, scope);
+  }
+
+  #isUnbound(term: Term, scope: Scope): boolean {
+    if (term.kind !== "var") return false;
+    if (isWildcard(term.name)) return true;
+    return !scope.vars.has(term.name) && this.#resolve(term.name, scope) === undefined;
+  }
+
+  /** Whether a pattern (array/object literal) holds variables that are not yet bound. */
+  #hasUnbound(term: Term, scope: Scope): boolean {
+    if (this.#isUnbound(term, scope)) return true;
+    if (term.kind === "array") return term.items.some((t) => this.#hasUnbound(t, scope));
+    if (term.kind === "object") return term.entries.some(([, v]) => this.#hasUnbound(v, scope));
+    return false;
+  }
+
+  // ---- terms -------------------------------------------------------------------------------------
+
+  #terms(terms: Term[], scope: Scope, k: (locals: Local[]) => void): void {
+    const locals: Local[] = [];
+    const step = (i: number) => {
+      if (i === terms.length) return k(locals);
+      this.#term(terms[i] as Term, scope, (l) => {
+        locals.push(l);
+        step(i + 1);
+      });
+    };
+    step(0);
+  }
+
+  #term(term: Term, scope: Scope, k: (value: Local) => void): void {
+    switch (term.kind) {
+      case "null":
+        return k(this.#const("null"));
+      case "boolean":
+        return k(this.#const(String(term.value)));
+      case "number":
+        return k(this.#const(jsonNumber(term.text, term.loc)));
+      case "string":
+        return k(this.#const(JSON.stringify(term.value)));
+      case "var":
+        return this.#variable(term, scope, k);
+      case "ref":
+        return this.#ref(term, scope, k);
+      case "array":
+        return this.#terms(term.items, scope, (items) => {
+          const dst = this.#local();
+          this.#emit({ op: "call", fn: "rt_array", args: [], dst });
+          for (const item of items) this.#emit({ op: "call", fn: "rt_array_append", args: [dst, item] });
+          k(dst);
+        });
+      case "set":
+        return this.#terms(term.items, scope, (items) => {
+          const dst = this.#local();
+          this.#emit({ op: "call", fn: "rt_set", args: [], dst });
+          for (const item of items) this.#emit({ op: "call", fn: "rt_set_add", args: [dst, item] });
+          k(dst);
+        });
+      case "object":
+        return this.#terms(
+          term.entries.flatMap(([key, value]) => [key, value]),
+          scope,
+          (parts) => {
+            const dst = this.#local();
+            this.#emit({ op: "call", fn: "rt_object", args: [], dst });
+            for (let i = 0; i < parts.length; i += 2) {
+              this.#emit({ op: "call", fn: "rt_object_insert", args: [dst, parts[i] as Local, parts[i + 1] as Local] });
+            }
+            k(dst);
+          },
+        );
+      case "call":
+        return this.#call(term, scope, this.#callee(term, scope), term.args, k);
+      case "binary":
+        return this.#builtin(OPERATORS[term.op] as string, [term.left, term.right], scope, term.loc, k);
+      case "unary":
+        if (term.arg.kind === "number") return k(this.#const(jsonNumber(`-${term.arg.text}`, term.loc)));
+        return this.#term(term.arg, scope, (v) => {
+          const dst = this.#local();
+          this.#emit({ op: "call", fn: "b_minus", args: [this.#const("0"), v], dst });
+          k(dst);
+        });
+      case "membership":
+        return this.#builtin(
+          term.key ? "internal.member_3" : "internal.member_2",
+          term.key ? [term.key, term.value, term.collection] : [term.value, term.collection],
+          scope,
+          term.loc,
+          k,
+        );
+      case "arraycomp":
+      case "setcomp":
+      case "objectcomp":
+        return this.#comprehension(term, scope, k);
+    }
+  }
+
+  #variable(term: Extract<Term, { kind: "var" }>, scope: Scope, k: (value: Local) => void): void {
+    const local = scope.vars.get(term.name);
+    if (local !== undefined) return k(local);
+    const resolved = this.#resolve(term.name, scope);
+    if (!resolved) throw new RegoError("rego_unsafe_var_error", `var ${displayName(term.name)} is unsafe`, term.loc);
+    this.#document(resolved, [], scope, k);
+  }
+
+  #document(resolved: NonNullable<Resolved>, rest: Term[], scope: Scope, k: (value: Local) => void): void {
+    const loc = rest[0]?.loc ?? { file: "", row: 0, col: 0 };
+    const path = [...resolved.path.map((value) => ({ kind: "string" as const, value, loc })), ...rest];
+    if (resolved.root === "data") return this.#data(path, scope, k);
+    const input = this.#local();
+    this.#emit({ op: "global", dst: input, name: "input" });
+    this.#path(input, path, 0, scope, k);
+  }
+
+  #ref(term: Extract<Term, { kind: "ref" }>, scope: Scope, k: (value: Local) => void): void {
+    const head = term.head;
+    if (head.kind === "var" && !scope.vars.has(head.name)) {
+      const resolved = this.#resolve(head.name, scope);
+      if (!resolved) throw new RegoError("rego_unsafe_var_error", `var ${displayName(head.name)} is unsafe`, head.loc);
+      return this.#document(resolved, term.path, scope, k);
+    }
+    this.#term(head, scope, (base) => this.#path(base, term.path, 0, scope, k));
+  }
+
+  /** Follows a reference's path from `base`: ground keys are lookups, unbound variables iterate. */
+  #path(base: Local, path: Term[], i: number, scope: Scope, k: (value: Local) => void): void {
+    if (i === path.length) return k(base);
+    const segment = path[i] as Term;
+    if (this.#hasUnbound(segment, scope)) {
+      if (segment.kind === "var") this.#declare(segment.name, scope);
+      return this.#scan(base, (key, value) =>
+        this.#destructure(segment, key, scope, () => this.#path(value, path, i + 1, scope, k)),
+      );
+    }
+    this.#term(segment, scope, (key) => {
+      const dst = this.#local();
+      this.#emit({ op: "call", fn: "rt_dot", args: [base, key], dst });
+      this.#path(dst, path, i + 1, scope, k);
+    });
+  }
+
+  /** A path into `data`: rules are called, packages become documents, the rest is base data. */
+  #data(path: Term[], scope: Scope, k: (value: Local) => void): void {
+    let node = this.#root;
+    let i = 0;
+    while (i < path.length) {
+      const segment = path[i] as Term;
+      const next = segment.kind === "string" ? node.children.get(segment.value) : undefined;
+      if (!next) break;
+      node = next;
+      i++;
+      if (node.group) {
+        if (node.group.kind === "function") {
+          throw unsupported(`reference to function ${pathKey(node.group.path)} without a call`, segment.loc);
+        }
+        const v = this.#local();
+        this.#emit({ op: "callFunc", func: this.#ruleFunc(node.group), args: [], dst: v });
+        if (node.children.size > 0) this.#mergeChildren(node, v);
+        return this.#path(v, path, i, scope, k);
+      }
+    }
+    if (i < path.length && path[i]?.kind === "string") {
+      // Below this point no rule exists: plain base data.
+      const data = this.#local();
+      this.#emit({ op: "global", dst: data, name: "data" });
+      return this.#path(data, path, 0, scope, k);
+    }
+    const v = this.#local();
+    this.#emit({ op: "callFunc", func: this.#nodeFunc(node), args: [], dst: v });
+    this.#path(v, path, i, scope, k);
+  }
+
+  #resolve(name: string, scope: Scope): Resolved {
+    if (scope.declared.has(name) || isWildcard(name)) return undefined;
+    if (name === "input" || name === "data") return { root: name, path: [] };
+    for (const imp of scope.module.imports) {
+      const path = staticPath(imp.path);
+      if (!path || (path[0] !== "data" && path[0] !== "input")) continue;
+      if ((imp.alias ?? path.at(-1)) === name) return { root: path[0] as "input" | "data", path: path.slice(1) };
+    }
+    const pkg = scope.module.package;
+    let node: DocNode | undefined = this.#root;
+    for (const segment of [...pkg, name]) node = node?.children.get(segment);
+    if (node) return { root: "data", path: [...pkg, name] };
+    return undefined;
+  }
+
+  #comprehension(
+    term: Extract<Term, { kind: "arraycomp" | "setcomp" | "objectcomp" }>,
+    scope: Scope,
+    k: (value: Local) => void,
+  ): void {
+    const dst = this.#local();
+    const fn = term.kind === "arraycomp" ? "rt_array" : term.kind === "setcomp" ? "rt_set" : "rt_object";
+    this.#emit({ op: "call", fn, args: [], dst });
+    this.#block(() => {
+      const inner = scope.clone();
+      this.#body(term.body, inner, () => {
+        if (term.kind === "objectcomp") {
+          this.#term(term.key, inner, (key) =>
+            this.#term(term.value, inner, (value) =>
+              this.#emit({ op: "call", fn: "rt_object_insert_unique", args: [dst, key, value] }),
+            ),
+          );
+          return;
+        }
+        this.#term(term.term, inner, (v) =>
+          this.#emit({ op: "call", fn: term.kind === "arraycomp" ? "rt_array_append" : "rt_set_add", args: [dst, v] }),
+        );
+      });
+    });
+    k(dst);
+  }
+
+  // ---- calls -------------------------------------------------------------------------------------
+
+  #callee(term: Extract<Term, { kind: "call" }>, scope: Scope): { group?: RuleGroup; arity: number } {
+    const parts = term.name.split(".");
+    const candidates: string[][] = [];
+    if (parts[0] === "data") candidates.push(parts);
+    for (const imp of scope.module.imports) {
+      const path = staticPath(imp.path);
+      if (path?.[0] === "data" && (imp.alias ?? path.at(-1)) === parts[0]) candidates.push([...path, ...parts.slice(1)]);
+    }
+    candidates.push(["data", ...scope.module.package, ...parts]);
+    for (const candidate of candidates) {
+      const group = this.#index.groups.get(pathKey(candidate));
+      if (group?.kind === "function") return { group, arity: group.arity ?? 0 };
+    }
+    const arity = builtinArity(term.name);
+    return { arity: typeof arity === "number" ? arity : term.args.length };
+  }
+
+  #call(
+    term: Extract<Term, { kind: "call" }>,
+    scope: Scope,
+    target: { group?: RuleGroup; arity: number },
+    args: Term[],
+    k: (value: Local) => void,
+  ): void {
+    if (target.group) {
+      const func = this.#ruleFunc(target.group);
+      return this.#terms(args, scope, (locals) => {
+        const dst = this.#local();
+        this.#emit({ op: "callFunc", func, args: locals, dst });
+        k(dst);
+      });
+    }
+    this.#builtin(term.name, args, scope, term.loc, k);
+  }
+
+  #builtin(name: string, args: Term[], scope: Scope, loc: Location, k: (value: Local) => void): void {
+    if (name === "print") {
+      // print() output is a debugging aid with no effect on results; it always succeeds.
+      return k(this.#const("true"));
+    }
+    const native = this.#options.native.has(name);
+    if (!native && !this.#options.host.has(name)) {
+      throw unsupported(`built-in function ${name}`, loc);
+    }
+    this.#terms(args, scope, (locals) => {
+      const dst = this.#local();
+      if (native) this.#emit({ op: "call", fn: `b_${name.replaceAll(".", "_")}`, args: locals, dst });
+      else {
+        if (!this.#host.includes(name)) this.#host.push(name);
+        this.#emit({ op: "host", name, args: locals, dst });
+      }
+      k(dst);
+    });
+  }
+
+  // ---- safety: ordering body literals ------------------------------------------------------------
+
+  /**
+   * OPA's reordering for safety: repeatedly take the first literal whose inputs are bound. A
+   * literal that can never run reports its first unbound variable as unsafe.
+   */
+  #reorder(literals: Literal[], scope: Scope): Literal[] {
+    const bound = new Set(scope.vars.keys());
+    const declared = new Set(scope.declared);
+    const remaining = [...literals];
+    const ordered: Literal[] = [];
+    while (remaining.length > 0) {
+      const index = remaining.findIndex((literal) => this.#ready(literal, bound, declared, scope));
+      if (index < 0) {
+        const literal = remaining[0] as Literal;
+        const unsafe = this.#firstUnbound(literal, bound, declared, scope);
+        throw new RegoError(
+          "rego_unsafe_var_error",
+          `var ${displayName(unsafe?.name ?? "?")} is unsafe`,
+          unsafe?.loc ?? literal.loc,
+        );
+      }
+      const [literal] = remaining.splice(index, 1) as [Literal];
+      ordered.push(literal);
+      if (literal.kind === "some") for (const v of literal.vars) for (const name of patternVars(v)) declared.add(name);
+      if (literal.kind === "unify" && literal.assign) for (const name of patternVars(literal.left)) declared.add(name);
+      for (const name of this.#outputs(literal, bound, declared, scope)) bound.add(name);
+    }
+    return ordered;
+  }
+
+  /** A variable name that is local here (not input/data, an import or a rule). */
+  #isLocalName(name: string, declared: Set<string>, scope: Scope): boolean {
+    if (declared.has(name)) return true;
+    return this.#resolve(name, scope) === undefined;
+  }
+
+  /** Variables a term reads that must be bound (ref-path variables and patterns excluded). */
+  #needs(term: Term, bound: Set<string>, declared: Set<string>, scope: Scope, out: Term[]): void {
+    const visit = (t: Term, pattern: boolean): void => {
+      switch (t.kind) {
+        case "var":
+          if (!pattern && !isWildcard(t.name) && !bound.has(t.name) && this.#isLocalName(t.name, declared, scope)) {
+            out.push(t);
+          }
+          return;
+        case "ref":
+          visit(t.head, false);
+          for (const p of t.path) visit(p, true);
+          return;
+        case "array":
+        case "set":
+          for (const x of t.items) visit(x, pattern);
+          return;
+        case "object":
+          for (const [key, value] of t.entries) {
+            visit(key, false);
+            visit(value, pattern);
+          }
+          return;
+        case "call":
+          for (const a of t.args) visit(a, false);
+          return;
+        case "binary":
+          visit(t.left, false);
+          visit(t.right, false);
+          return;
+        case "unary":
+          visit(t.arg, false);
+          return;
+        case "membership":
+          for (const x of [t.key, t.value, t.collection]) if (x) visit(x, false);
+          return;
+        case "arraycomp":
+        case "setcomp":
+        case "objectcomp":
+          // Closures: variables of the comprehension that the enclosing body binds.
+          for (const v of comprehensionFreeVars(t)) {
+            if (!bound.has(v.name) && this.#bodyBinds(v.name, scope, declared)) out.push(v);
+          }
+          return;
+        default:
+          return;
+      }
+    };
+    visit(term, false);
+  }
+
+  #bodyBinds(name: string, scope: Scope, declared: Set<string>): boolean {
+    return this.#currentBodyVars.has(name) && this.#isLocalName(name, declared, scope);
+  }
+
+  #currentBodyVars = new Set<string>();
+
+  #ready(literal: Literal, bound: Set<string>, declared: Set<string>, scope: Scope): boolean {
+    return this.#firstUnbound(literal, bound, declared, scope) === undefined;
+  }
+
+  #firstUnbound(
+    literal: Literal,
+    bound: Set<string>,
+    declared: Set<string>,
+    scope: Scope,
+  ): Extract<Term, { kind: "var" }> | undefined {
+    const missing: Term[] = [];
+    const need = (t: Term) => this.#needs(t, bound, declared, scope, missing);
+    const withValues = literal.kind === "expr" || literal.kind === "unify" ? literal.with.map((w) => w.value) : [];
+    for (const w of withValues) need(w);
+    switch (literal.kind) {
+      case "some":
+        break;
+      case "somein":
+        need(literal.collection);
+        break;
+      case "every": {
+        need(literal.domain);
+        const local = new Set([...(literal.key ? patternVars(literal.key) : []), ...patternVars(literal.value)]);
+        for (const l of literal.body) {
+          for (const t of literalTerms(l)) {
+            const inner: Term[] = [];
+            this.#needs(t, bound, declared, scope, inner);
+            for (const v of inner) if (v.kind === "var" && !local.has(v.name) && this.#currentBodyVars.has(v.name)) missing.push(v);
+          }
+        }
+        break;
+      }
+      case "unify": {
+        if (literal.negated) {
+          for (const t of [literal.left, literal.right]) this.#needsNegated(t, bound, declared, scope, missing);
+          break;
+        }
+        if (literal.assign) {
+          need(literal.right);
+          this.#patternNeeds(literal.left, bound, declared, scope, missing);
+          break;
+        }
+        const leftMissing: Term[] = [];
+        const rightMissing: Term[] = [];
+        this.#needs(literal.left, bound, declared, scope, leftMissing);
+        this.#needs(literal.right, bound, declared, scope, rightMissing);
+        if (leftMissing.length === 0 && rightMissing.length === 0) break;
+        // One side may be a pattern of unbound variables when the other side can be evaluated.
+        const leftPattern: Term[] = [];
+        const rightPattern: Term[] = [];
+        this.#patternNeeds(literal.left, bound, declared, scope, leftPattern);
+        this.#patternNeeds(literal.right, bound, declared, scope, rightPattern);
+        if (rightMissing.length === 0 && leftPattern.length === 0) break;
+        if (leftMissing.length === 0 && rightPattern.length === 0) break;
+        if (literal.left.kind === "array" && literal.right.kind === "array") {
+          if (this.#pairwiseReady(literal.left.items, literal.right.items, bound, declared, scope)) break;
+        }
+        missing.push(...leftMissing, ...rightMissing);
+        break;
+      }
+      case "expr": {
+        if (literal.negated) {
+          this.#needsNegated(literal.expr, bound, declared, scope, missing);
+          break;
+        }
+        const expr = literal.expr;
+        if (expr.kind === "call") {
+          const target = this.#callee(expr, scope);
+          if (expr.args.length === target.arity + 1) {
+            for (const a of expr.args.slice(0, -1)) need(a);
+            this.#patternNeeds(expr.args.at(-1) as Term, bound, declared, scope, missing);
+            break;
+          }
+        }
+        need(expr);
+        break;
+      }
+    }
+    return missing.find((t): t is Extract<Term, { kind: "var" }> => t.kind === "var");
+  }
+
+  #pairwiseReady(left: Term[], right: Term[], bound: Set<string>, declared: Set<string>, scope: Scope): boolean {
+    if (left.length !== right.length) return true;
+    const b = new Set(bound);
+    const pending = left.map((l, i) => [l, right[i] as Term] as const);
+    let progress = true;
+    while (pending.length > 0 && progress) {
+      progress = false;
+      for (let i = 0; i < pending.length; i++) {
+        const [l, r] = pending[i] as readonly [Term, Term];
+        const literal: Literal = { kind: "unify", assign: false, negated: false, left: l, right: r, with: [], loc: l.loc };
+        if (this.#firstUnbound(literal, b, declared, scope) === undefined) {
+          for (const name of this.#outputs(literal, b, declared, scope)) b.add(name);
+          pending.splice(i, 1);
+          progress = true;
+          break;
+        }
+      }
+    }
+    return pending.length === 0;
+  }
+
+  /** For a pattern: the refs and calls inside it must be evaluable; its variables may be unbound. */
+  #patternNeeds(pattern: Term, bound: Set<string>, declared: Set<string>, scope: Scope, out: Term[]): void {
+    if (pattern.kind === "var") return;
+    if (pattern.kind === "array") {
+      for (const item of pattern.items) this.#patternNeeds(item, bound, declared, scope, out);
+      return;
+    }
+    if (pattern.kind === "object") {
+      for (const [key, value] of pattern.entries) {
+        this.#needs(key, bound, declared, scope, out);
+        this.#patternNeeds(value, bound, declared, scope, out);
+      }
+      return;
+    }
+    this.#needs(pattern, bound, declared, scope, out);
+  }
+
+  /** `not`: every variable that the enclosing body binds must be bound first. */
+  #needsNegated(term: Term, bound: Set<string>, declared: Set<string>, scope: Scope, out: Term[]): void {
+    const inner: Term[] = [];
+    this.#needs(term, bound, declared, scope, inner);
+    const all: Term[] = [];
+    collectVars(term, all);
+    for (const v of all) {
+      if (v.kind === "var" && !bound.has(v.name) && this.#currentBodyVars.has(v.name) && this.#isLocalName(v.name, declared, scope)) {
+        out.push(v);
+      }
+    }
+    for (const v of inner) if (v.kind === "var" && this.#currentBodyVars.has(v.name)) out.push(v);
+  }
+
+  /** Variables a literal binds when run with `bound` already bound. */
+  #outputs(literal: Literal, bound: Set<string>, declared: Set<string>, scope: Scope): string[] {
+    const out: Term[] = [];
+    switch (literal.kind) {
+      case "some":
+        return [];
+      case "somein":
+        for (const t of [literal.key, literal.value]) if (t) collectVars(t, out);
+        break;
+      case "every":
+        return [];
+      case "unify":
+        if (literal.negated) return [];
+        collectVars(literal.left, out);
+        collectVars(literal.right, out);
+        break;
+      case "expr":
+        if (literal.negated) return [];
+        collectVars(literal.expr, out);
+        break;
+    }
+    return out
+      .filter((t): t is Extract<Term, { kind: "var" }> => t.kind === "var")
+      .map((t) => t.name)
+      .filter((name) => !isWildcard(name) && !bound.has(name) && this.#isLocalName(name, declared, scope));
+  }
+
+  // ---- emission helpers --------------------------------------------------------------------------
+
+  #emit(stmt: Stmt): void {
+    this.#out.push(stmt);
+  }
+
+  #into(body: Stmt[], fill: () => void): void {
+    const saved = this.#out;
+    const savedVars = this.#currentBodyVars;
+    this.#out = body;
+    try {
+      fill();
+    } finally {
+      this.#out = saved;
+      this.#currentBodyVars = savedVars;
+    }
+  }
+
+  #block(fill: () => void): void {
+    const body: Stmt[] = [];
+    this.#emit({ op: "block", body });
+    this.#into(body, fill);
+  }
+
+  #scan(source: Local, fill: (key: Local, value: Local) => void): void {
+    const key = this.#local();
+    const value = this.#local();
+    const body: Stmt[] = [];
+    this.#emit({ op: "scan", source, key, value, body });
+    this.#into(body, () => fill(key, value));
+  }
+
+  #local(): Local {
+    return this.#locals++;
+  }
+
+  #label(): string {
+    return `L${this.#labels++}`;
+  }
+
+  #const(json: string): Local {
+    let index = this.#constantIndex.get(json);
+    if (index === undefined) {
+      index = this.#constants.length;
+      this.#constants.push(json);
+      this.#constantIndex.set(json, index);
+    }
+    const dst = this.#local();
+    this.#emit({ op: "const", dst, index });
+    return dst;
+  }
+
+
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+function emptyModule(): Module {
+  return { file: "", package: [], imports: [], rules: [], v1: true };
+}
+
+function trueTerm(loc: Location): Term {
+  return { kind: "boolean", value: true, loc };
+}
+
+function hasKeys(group: RuleGroup, staticLength: number): boolean {
+  return group.rules.some((r) => refParts(r.head.ref).length > staticLength);
+}
+
+function isWildcard(name: string): boolean {
+  return name === "_" || name.startsWith("$");
+}
+
+function displayName(name: string): string {
+  return name.startsWith("$") ? "_" : name;
+}
+
+function unsupported(what: string, loc: Location | undefined): RegoError {
+  return new RegoError("rego_compile_error", `unsupported: ${what} is not supported by Mandate's compiler`, loc);
+}
+
+function jsonNumber(text: string, loc: Location): string {
+  // Rego numbers are JSON numbers; a leading "+" or "." form is normalised by JSON.parse's rules.
+  if (!/^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(text)) {
+    const n = Number(text);
+    if (!Number.isFinite(n)) throw new RegoError("rego_parse_error", `invalid number ${text}`, loc);
+    return String(n);
+  }
+  return text;
+}
+
+function patternVars(term: Term): string[] {
+  const out: Term[] = [];
+  collectVars(term, out, true);
+  return out.filter((t) => t.kind === "var").map((t) => (t as { name: string }).name);
+}
+
+/** Variables in a term, not descending into comprehensions; `patternOnly` skips ref paths' keys. */
+function collectVars(term: Term, out: Term[], patternOnly = false): void {
+  switch (term.kind) {
+    case "var":
+      out.push(term);
+      return;
+    case "ref":
+      if (patternOnly) return;
+      collectVars(term.head, out);
+      for (const p of term.path) collectVars(p, out);
+      return;
+    case "array":
+    case "set":
+      for (const t of term.items) collectVars(t, out, patternOnly);
+      return;
+    case "object":
+      for (const [k, v] of term.entries) {
+        if (!patternOnly) collectVars(k, out);
+        collectVars(v, out, patternOnly);
+      }
+      return;
+    case "call":
+      if (patternOnly) return;
+      for (const a of term.args) collectVars(a, out);
+      return;
+    case "binary":
+      if (patternOnly) return;
+      collectVars(term.left, out);
+      collectVars(term.right, out);
+      return;
+    case "unary":
+      if (!patternOnly) collectVars(term.arg, out);
+      return;
+    case "membership":
+      if (patternOnly) return;
+      for (const t of [term.key, term.value, term.collection]) if (t) collectVars(t, out);
+      return;
+    default:
+      return;
+  }
+}
+
+/** Variables a comprehension mentions (its head and body), which may be captured from outside. */
+function comprehensionFreeVars(term: Extract<Term, { kind: "arraycomp" | "setcomp" | "objectcomp" }>): Array<Extract<Term, { kind: "var" }>> {
+  const out: Term[] = [];
+  const heads = term.kind === "objectcomp" ? [term.key, term.value] : [term.term];
+  for (const h of heads) collectVars(h, out);
+  for (const literal of term.body) for (const t of literalTerms(literal)) collectVars(t, out);
+  return out.filter((t): t is Extract<Term, { kind: "var" }> => t.kind === "var" && !isWildcard(t.name));
+}
+
+/** The variables a body's own literals mention (not inside `every` bodies or comprehensions). */
+function bodyVars(literals: Literal[]): Set<string> {
+  const names = new Set<string>();
+  for (const literal of literals) {
+    const terms =
+      literal.kind === "every" ? [literal.domain] : literal.kind === "some" ? literal.vars : literalTerms(literal);
+    const vars: Term[] = [];
+    for (const t of terms) collectVars(t, vars);
+    for (const v of vars) if (v.kind === "var") names.add(v.name);
+  }
+  return names;
+}
+
+function literalTerms(literal: Literal): Term[] {
+  switch (literal.kind) {
+    case "expr":
+      return [literal.expr];
+    case "unify":
+      return [literal.left, literal.right];
+    case "some":
+      return [];
+    case "somein":
+      return [...(literal.key ? [literal.key] : []), literal.value, literal.collection];
+    case "every":
+      return [literal.domain, ...literal.body.flatMap(literalTerms)];
+  }
+}
+
+function constantKey(term: Term): string | undefined {
+  switch (term.kind) {
+    case "string":
+      return JSON.stringify(term.value);
+    case "number":
+      return String(Number(term.text));
+    case "boolean":
+      return String(term.value);
+    case "null":
+      return "null";
+    default:
+      return undefined;
+  }
+}
+
+function sameConstantKeys(a: Extract<Term, { kind: "object" }>, b: Extract<Term, { kind: "object" }>): boolean {
+  const ka = a.entries.map(([k]) => constantKey(k));
+  const kb = b.entries.map(([k]) => constantKey(k));
+  if (ka.some((k) => k === undefined) || kb.some((k) => k === undefined)) return false;
+  return ka.length === kb.length && ka.every((k) => kb.includes(k));
+}
+

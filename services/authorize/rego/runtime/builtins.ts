@@ -1,0 +1,790 @@
+// Built-ins that run natively in Wasm, as `b_<name with dots as underscores>`. Each takes value
+// addresses and returns a value address, or 0 (undefined) when an operand has the wrong type, as
+// OPA's own Wasm built-ins do. The compiler delegates any other built-in to the host through
+// opa_builtinN, or refuses it at compile time.
+import { dumpJson, parseJson } from "./json";
+import { malloc } from "./memory";
+import { abortWith } from "./eval";
+import {
+  ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
+  arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newNumber, newObject, newSet, newString,
+  numberValue, objectGet, objectInsert, objectKey, objectValue, setAdd, setContains, stringBytes, stringLen, typeOf,
+} from "./value";
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+function num(x: f64): usize {
+  return newNumber(x, 0, 0);
+}
+
+function boolv(b: bool): usize {
+  return newBoolean(b);
+}
+
+function isNum(v: usize): bool {
+  return typeOf(v) == NUMBER;
+}
+
+function isStr(v: usize): bool {
+  return typeOf(v) == STRING;
+}
+
+function isInt(v: usize): bool {
+  if (!isNum(v)) return false;
+  const x = numberValue(v);
+  return Math.floor(x) == x && Math.abs(x) < 9007199254740992;
+}
+
+function str(bytes: usize, len: usize): usize {
+  return newString(bytes, <u32>len);
+}
+
+function ascii(text: string): usize {
+  const n = text.length;
+  const at = malloc(<usize>n);
+  for (let i = 0; i < n; i++) store<u8>(at + <usize>i, <u8>text.charCodeAt(i));
+  return str(at, <usize>n);
+}
+
+/** Bytes of a string value that holds `needle` at `at`. */
+function bytesEqual(a: usize, b: usize, n: usize): bool {
+  return memory.compare(a, b, n) == 0;
+}
+
+function indexOfBytes(hay: usize, hayLen: usize, needle: usize, needleLen: usize, from: usize): i32 {
+  if (needleLen == 0) return <i32>from;
+  if (needleLen > hayLen) return -1;
+  for (let i = from; i + needleLen <= hayLen; i++) {
+    if (bytesEqual(hay + i, needle, needleLen)) return <i32>i;
+  }
+  return -1;
+}
+
+/** UTF-8 code points in [0, byteLen) of `bytes`. */
+function runeCount(bytes: usize, byteLen: usize): i32 {
+  let n = 0;
+  for (let i: usize = 0; i < byteLen; i++) if ((load<u8>(bytes + i) & 0xc0) != 0x80) n++;
+  return n;
+}
+
+/** Byte offset of code point `rune` (or byteLen when past the end). */
+function runeOffset(bytes: usize, byteLen: usize, rune: i32): usize {
+  let seen = -1;
+  for (let i: usize = 0; i < byteLen; i++) {
+    if ((load<u8>(bytes + i) & 0xc0) != 0x80) {
+      seen++;
+      if (seen == rune) return i;
+    }
+  }
+  return byteLen;
+}
+
+// ---- comparison (OPA: equal, neq, lt, lte, gt, gte) ------------------------------------------------
+
+export function b_equal(a: usize, b: usize): usize {
+  return boolv(compare(a, b) == 0);
+}
+
+export function b_neq(a: usize, b: usize): usize {
+  return boolv(compare(a, b) != 0);
+}
+
+export function b_lt(a: usize, b: usize): usize {
+  return boolv(compare(a, b) < 0);
+}
+
+export function b_lte(a: usize, b: usize): usize {
+  return boolv(compare(a, b) <= 0);
+}
+
+export function b_gt(a: usize, b: usize): usize {
+  return boolv(compare(a, b) > 0);
+}
+
+export function b_gte(a: usize, b: usize): usize {
+  return boolv(compare(a, b) >= 0);
+}
+
+// ---- numbers and set arithmetic ------------------------------------------------------------------
+
+export function b_plus(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  return num(numberValue(a) + numberValue(b));
+}
+
+/** `a - b`: numbers, or the difference of two sets. */
+export function b_minus(a: usize, b: usize): usize {
+  if (isNum(a) && isNum(b)) return num(numberValue(a) - numberValue(b));
+  if (typeOf(a) == SET && typeOf(b) == SET) {
+    const out = newSet(length(a));
+    for (let i: u32 = 0; i < length(a); i++) if (!setContains(b, item(a, i))) setAdd(out, item(a, i));
+    return out;
+  }
+  return 0;
+}
+
+export function b_mul(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  return num(numberValue(a) * numberValue(b));
+}
+
+export function b_div(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  if (numberValue(b) == 0) abortWith("eval_builtin_error: div: divide by zero");
+  return num(numberValue(a) / numberValue(b));
+}
+
+export function b_rem(a: usize, b: usize): usize {
+  if (!isInt(a) || !isInt(b)) return 0;
+  if (numberValue(b) == 0) abortWith("eval_builtin_error: rem: modulo by zero");
+  return num(<f64>(<i64>numberValue(a) % <i64>numberValue(b)));
+}
+
+export function b_abs(a: usize): usize {
+  return isNum(a) ? num(Math.abs(numberValue(a))) : 0;
+}
+
+/** Rounds half away from zero, as Go's math.Round. */
+export function b_round(a: usize): usize {
+  if (!isNum(a)) return 0;
+  const x = numberValue(a);
+  return num(x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5));
+}
+
+export function b_ceil(a: usize): usize {
+  return isNum(a) ? num(Math.ceil(numberValue(a))) : 0;
+}
+
+export function b_floor(a: usize): usize {
+  return isNum(a) ? num(Math.floor(numberValue(a))) : 0;
+}
+
+export function b_numbers_range(a: usize, b: usize): usize {
+  if (!isInt(a) || !isInt(b)) return 0;
+  const from = <i64>numberValue(a);
+  const to = <i64>numberValue(b);
+  const n = from <= to ? to - from + 1 : from - to + 1;
+  if (n > 10000000) abortWith("eval_builtin_error: numbers.range: range too large");
+  const out = newArray(<u32>n);
+  for (let i: i64 = 0; i < n; i++) arrayAppend(out, num(<f64>(from <= to ? from + i : from - i)));
+  return out;
+}
+
+/** Strings to numbers with JSON's grammar (plus a leading `+`), as OPA's to_number. */
+export function b_to_number(a: usize): usize {
+  const t = typeOf(a);
+  if (t == NUMBER) return a;
+  if (t == NULL) return num(0);
+  if (t == BOOLEAN) return num(booleanValue(a) ? 1 : 0);
+  if (t != STRING) return 0;
+  let bytes = stringBytes(a);
+  let n = <usize>stringLen(a);
+  if (n > 0 && load<u8>(bytes) == 0x2b) {
+    bytes++;
+    n--;
+  }
+  const v = parseJson(bytes, n);
+  if (v == 0 || typeOf(v) != NUMBER) abortWith("eval_builtin_error: to_number: invalid syntax");
+  return v;
+}
+
+// ---- aggregates ----------------------------------------------------------------------------------
+
+export function b_count(a: usize): usize {
+  const t = typeOf(a);
+  if (t == STRING) return num(<f64>runeCount(stringBytes(a), stringLen(a)));
+  if (t == ARRAY || t == OBJECT || t == SET) return num(<f64>length(a));
+  return 0;
+}
+
+function numbersOf(a: usize): bool {
+  const t = typeOf(a);
+  if (t != ARRAY && t != SET) return false;
+  for (let i: u32 = 0; i < length(a); i++) if (!isNum(item(a, i))) return false;
+  return true;
+}
+
+export function b_sum(a: usize): usize {
+  if (!numbersOf(a)) return 0;
+  let s: f64 = 0;
+  for (let i: u32 = 0; i < length(a); i++) s += numberValue(item(a, i));
+  return num(s);
+}
+
+export function b_product(a: usize): usize {
+  if (!numbersOf(a)) return 0;
+  let s: f64 = 1;
+  for (let i: u32 = 0; i < length(a); i++) s *= numberValue(item(a, i));
+  return num(s);
+}
+
+function extreme(a: usize, sign: i32): usize {
+  const t = typeOf(a);
+  if (t != ARRAY && t != SET) return 0;
+  const n = length(a);
+  if (n == 0) return 0;
+  let best = item(a, 0);
+  for (let i: u32 = 1; i < n; i++) if (compare(item(a, i), best) * sign > 0) best = item(a, i);
+  return best;
+}
+
+export function b_max(a: usize): usize {
+  return extreme(a, 1);
+}
+
+export function b_min(a: usize): usize {
+  return extreme(a, -1);
+}
+
+export function b_sort(a: usize): usize {
+  const t = typeOf(a);
+  if (t == SET) {
+    const out = newArray(length(a));
+    for (let i: u32 = 0; i < length(a); i++) arrayAppend(out, item(a, i));
+    return out;
+  }
+  if (t != ARRAY) return 0;
+  const n = length(a);
+  const out = newArray(n);
+  for (let i: u32 = 0; i < n; i++) arrayAppend(out, item(a, i));
+  // Insertion sort into the fresh array's slots: stable, and inputs are small in policies.
+  const slots = <usize>load<u32>(out, 12);
+  for (let i: u32 = 1; i < n; i++) {
+    const v = <usize>load<u32>(slots + <usize>i * 4);
+    let j = <i32>i - 1;
+    while (j >= 0 && compare(<usize>load<u32>(slots + <usize>j * 4), v) > 0) {
+      store<u32>(slots + <usize>(j + 1) * 4, load<u32>(slots + <usize>j * 4));
+      j--;
+    }
+    store<u32>(slots + <usize>(j + 1) * 4, <u32>v);
+  }
+  return out;
+}
+
+function allOrAny(a: usize, wantAll: bool): usize {
+  const t = typeOf(a);
+  if (t != ARRAY && t != SET) return 0;
+  for (let i: u32 = 0; i < length(a); i++) {
+    const v = item(a, i);
+    const isTrue = typeOf(v) == BOOLEAN && booleanValue(v);
+    if (wantAll && !isTrue) return boolv(false);
+    if (!wantAll && isTrue) return boolv(true);
+  }
+  return boolv(wantAll);
+}
+
+export function b_all(a: usize): usize {
+  return allOrAny(a, true);
+}
+
+export function b_any(a: usize): usize {
+  return allOrAny(a, false);
+}
+
+// ---- sets ----------------------------------------------------------------------------------------
+
+export function b_and(a: usize, b: usize): usize {
+  if (typeOf(a) != SET || typeOf(b) != SET) return 0;
+  const out = newSet(4);
+  for (let i: u32 = 0; i < length(a); i++) if (setContains(b, item(a, i))) setAdd(out, item(a, i));
+  return out;
+}
+
+export function b_or(a: usize, b: usize): usize {
+  if (typeOf(a) != SET || typeOf(b) != SET) return 0;
+  const out = newSet(length(a) + length(b));
+  for (let i: u32 = 0; i < length(a); i++) setAdd(out, item(a, i));
+  for (let i: u32 = 0; i < length(b); i++) setAdd(out, item(b, i));
+  return out;
+}
+
+export function b_union(a: usize): usize {
+  if (typeOf(a) != SET) return 0;
+  let out = newSet(4);
+  for (let i: u32 = 0; i < length(a); i++) {
+    out = b_or(out, item(a, i));
+    if (out == 0) return 0;
+  }
+  return out;
+}
+
+export function b_intersection(a: usize): usize {
+  if (typeOf(a) != SET) return 0;
+  if (length(a) == 0) return newSet(0);
+  let out = item(a, 0);
+  for (let i: u32 = 1; i < length(a); i++) {
+    out = b_and(out, item(a, i));
+    if (out == 0) return 0;
+  }
+  return typeOf(out) == SET ? out : 0;
+}
+
+/** `x in coll` / `k, v in coll` (internal.member_2 / member_3). */
+export function b_internal_member_2(x: usize, coll: usize): usize {
+  const t = typeOf(coll);
+  if (t == SET) return boolv(setContains(coll, x));
+  if (t == ARRAY || t == OBJECT) {
+    for (let i: u32 = 0; i < length(coll); i++) {
+      if (compare(t == OBJECT ? objectValue(coll, i) : item(coll, i), x) == 0) return boolv(true);
+    }
+  }
+  return boolv(false);
+}
+
+export function b_internal_member_3(k: usize, v: usize, coll: usize): usize {
+  const t = typeOf(coll);
+  if (t == OBJECT) {
+    const found = objectGet(coll, k);
+    return boolv(found != 0 && compare(found, v) == 0);
+  }
+  if (t == ARRAY) {
+    if (!isInt(k)) return boolv(false);
+    const i = numberValue(k);
+    return boolv(i >= 0 && i < <f64>length(coll) && compare(item(coll, <u32>i), v) == 0);
+  }
+  if (t == SET) return boolv(compare(k, v) == 0 && setContains(coll, v));
+  return boolv(false);
+}
+
+// ---- arrays --------------------------------------------------------------------------------------
+
+export function b_array_concat(a: usize, b: usize): usize {
+  if (typeOf(a) != ARRAY || typeOf(b) != ARRAY) return 0;
+  const out = newArray(length(a) + length(b));
+  for (let i: u32 = 0; i < length(a); i++) arrayAppend(out, item(a, i));
+  for (let i: u32 = 0; i < length(b); i++) arrayAppend(out, item(b, i));
+  return out;
+}
+
+export function b_array_slice(a: usize, from: usize, to: usize): usize {
+  if (typeOf(a) != ARRAY || !isInt(from) || !isInt(to)) return 0;
+  const n = <i64>length(a);
+  let start = <i64>numberValue(from);
+  let stop = <i64>numberValue(to);
+  if (start < 0) start = 0;
+  if (stop > n) stop = n;
+  const out = newArray(4);
+  for (let i = start; i < stop; i++) arrayAppend(out, item(a, <u32>i));
+  return out;
+}
+
+export function b_array_reverse(a: usize): usize {
+  if (typeOf(a) != ARRAY) return 0;
+  const n = length(a);
+  const out = newArray(n);
+  for (let i: u32 = 0; i < n; i++) arrayAppend(out, item(a, n - 1 - i));
+  return out;
+}
+
+// ---- objects -------------------------------------------------------------------------------------
+
+export function b_object_get(o: usize, key: usize, fallback: usize): usize {
+  if (typeOf(o) != OBJECT) return 0;
+  if (typeOf(key) == ARRAY) {
+    let node = o;
+    for (let i: u32 = 0; i < length(key); i++) {
+      const t = typeOf(node);
+      let next: usize = 0;
+      if (t == OBJECT) next = objectGet(node, item(key, i));
+      else if (t == ARRAY && isInt(item(key, i))) {
+        const at = numberValue(item(key, i));
+        if (at >= 0 && at < <f64>length(node)) next = item(node, <u32>at);
+      } else if (t == SET && setContains(node, item(key, i))) next = item(key, i);
+      if (next == 0) return fallback;
+      node = next;
+    }
+    return node;
+  }
+  const found = objectGet(o, key);
+  return found != 0 ? found : fallback;
+}
+
+export function b_object_keys(o: usize): usize {
+  if (typeOf(o) != OBJECT) return 0;
+  const out = newSet(length(o));
+  for (let i: u32 = 0; i < length(o); i++) setAdd(out, objectKey(o, i));
+  return out;
+}
+
+function unionDeep(a: usize, b: usize): usize {
+  if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return b;
+  const out = newObject(length(a) + length(b));
+  for (let i: u32 = 0; i < length(a); i++) objectInsert(out, objectKey(a, i), objectValue(a, i));
+  for (let i: u32 = 0; i < length(b); i++) {
+    const k = objectKey(b, i);
+    const existing = objectGet(a, k);
+    objectInsert(out, k, existing != 0 ? unionDeep(existing, objectValue(b, i)) : objectValue(b, i));
+  }
+  return out;
+}
+
+export function b_object_union(a: usize, b: usize): usize {
+  if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return 0;
+  return unionDeep(a, b);
+}
+
+export function b_object_union_n(list: usize): usize {
+  if (typeOf(list) != ARRAY) return 0;
+  let out = newObject(4);
+  for (let i: u32 = 0; i < length(list); i++) {
+    if (typeOf(item(list, i)) != OBJECT) return 0;
+    out = unionDeep(out, item(list, i));
+  }
+  return out;
+}
+
+/** The keys named by an array, set or object's keys (object.remove / object.filter). */
+function keySet(keys: usize): usize {
+  const t = typeOf(keys);
+  if (t == SET) return keys;
+  const out = newSet(4);
+  if (t == ARRAY) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, item(keys, i));
+  else if (t == OBJECT) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, objectKey(keys, i));
+  else return 0;
+  return out;
+}
+
+function filterKeys(o: usize, keys: usize, keep: bool): usize {
+  if (typeOf(o) != OBJECT) return 0;
+  const wanted = keySet(keys);
+  if (wanted == 0) return 0;
+  const out = newObject(4);
+  for (let i: u32 = 0; i < length(o); i++) {
+    if (setContains(wanted, objectKey(o, i)) == keep) objectInsert(out, objectKey(o, i), objectValue(o, i));
+  }
+  return out;
+}
+
+export function b_object_remove(o: usize, keys: usize): usize {
+  return filterKeys(o, keys, false);
+}
+
+export function b_object_filter(o: usize, keys: usize): usize {
+  return filterKeys(o, keys, true);
+}
+
+// ---- strings -------------------------------------------------------------------------------------
+
+export function b_concat(delim: usize, parts: usize): usize {
+  const t = typeOf(parts);
+  if (!isStr(delim) || (t != ARRAY && t != SET)) return 0;
+  let total: usize = 0;
+  for (let i: u32 = 0; i < length(parts); i++) {
+    if (!isStr(item(parts, i))) return 0;
+    total += stringLen(item(parts, i)) + (i > 0 ? stringLen(delim) : 0);
+  }
+  const at = malloc(total);
+  let w = at;
+  for (let i: u32 = 0; i < length(parts); i++) {
+    if (i > 0) {
+      memory.copy(w, stringBytes(delim), stringLen(delim));
+      w += stringLen(delim);
+    }
+    memory.copy(w, stringBytes(item(parts, i)), stringLen(item(parts, i)));
+    w += stringLen(item(parts, i));
+  }
+  return str(at, total);
+}
+
+export function b_startswith(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const n = stringLen(p);
+  return boolv(n <= stringLen(s) && bytesEqual(stringBytes(s), stringBytes(p), n));
+}
+
+export function b_endswith(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const n = stringLen(p);
+  const sn = stringLen(s);
+  return boolv(n <= sn && bytesEqual(stringBytes(s) + sn - n, stringBytes(p), n));
+}
+
+export function b_contains(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  return boolv(indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), 0) >= 0);
+}
+
+export function b_indexof(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const at = indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), 0);
+  return num(at < 0 ? -1 : <f64>runeCount(stringBytes(s), <usize>at));
+}
+
+export function b_indexof_n(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const out = newArray(4);
+  const n = stringLen(s);
+  let from: usize = 0;
+  while (from <= n) {
+    const at = indexOfBytes(stringBytes(s), n, stringBytes(p), stringLen(p), from);
+    if (at < 0) break;
+    arrayAppend(out, num(<f64>runeCount(stringBytes(s), <usize>at)));
+    from = <usize>at + 1;
+  }
+  return out;
+}
+
+function mapCase(s: usize, upper: bool): usize {
+  if (!isStr(s)) return 0;
+  const n = stringLen(s);
+  const at = malloc(n);
+  for (let i: usize = 0; i < n; i++) {
+    let c = load<u8>(stringBytes(s) + i);
+    if (upper && c >= 0x61 && c <= 0x7a) c -= 32;
+    if (!upper && c >= 0x41 && c <= 0x5a) c += 32;
+    store<u8>(at + i, c);
+  }
+  return str(at, n);
+}
+
+export function b_lower(s: usize): usize {
+  return mapCase(s, false);
+}
+
+export function b_upper(s: usize): usize {
+  return mapCase(s, true);
+}
+
+export function b_split(s: usize, sep: usize): usize {
+  if (!isStr(s) || !isStr(sep)) return 0;
+  const out = newArray(4);
+  const n = stringLen(s);
+  const bytes = stringBytes(s);
+  const sn = stringLen(sep);
+  if (sn == 0) {
+    // Go's strings.Split with an empty separator: one string per code point.
+    let start: usize = 0;
+    for (let i: usize = 1; i <= n; i++) {
+      if (i == n || (load<u8>(bytes + i) & 0xc0) != 0x80) {
+        arrayAppend(out, str(bytes + start, i - start));
+        start = i;
+      }
+    }
+    return out;
+  }
+  let from: usize = 0;
+  while (true) {
+    const at = indexOfBytes(bytes, n, stringBytes(sep), sn, from);
+    if (at < 0) break;
+    arrayAppend(out, str(bytes + from, <usize>at - from));
+    from = <usize>at + sn;
+  }
+  arrayAppend(out, str(bytes + from, n - from));
+  return out;
+}
+
+export function b_replace(s: usize, old: usize, rep: usize): usize {
+  if (!isStr(s) || !isStr(old) || !isStr(rep)) return 0;
+  const parts = b_split(s, old);
+  if (stringLen(old) == 0) {
+    // Go inserts the replacement before every code point and at the end.
+    const withEnds = newArray(length(parts) + 2);
+    arrayAppend(withEnds, str(0, 0));
+    for (let i: u32 = 0; i < length(parts); i++) arrayAppend(withEnds, item(parts, i));
+    arrayAppend(withEnds, str(0, 0));
+    return b_concat(rep, stringLen(s) == 0 ? b_split(str(0, 0), str(0, 0)) : withEnds);
+  }
+  return b_concat(rep, parts);
+}
+
+export function b_substring(s: usize, start: usize, len: usize): usize {
+  if (!isStr(s) || !isInt(start) || !isInt(len)) return 0;
+  const from = <i32>numberValue(start);
+  const count = <i32>numberValue(len);
+  if (from < 0) abortWith("eval_builtin_error: substring: negative offset");
+  const bytes = stringBytes(s);
+  const n = <usize>stringLen(s);
+  const a = runeOffset(bytes, n, from);
+  const b = count < 0 ? n : runeOffset(bytes, n, from + count);
+  return str(bytes + a, (b > a ? b : a) - a);
+}
+
+function inCutset(c: u8, cut: usize): bool {
+  for (let i: u32 = 0; i < stringLen(cut); i++) if (load<u8>(stringBytes(cut) + i) == c) return true;
+  return false;
+}
+
+function trimWith(s: usize, cut: usize, left: bool, right: bool): usize {
+  if (!isStr(s) || !isStr(cut)) return 0;
+  const bytes = stringBytes(s);
+  let a: usize = 0;
+  let b = <usize>stringLen(s);
+  if (left) while (a < b && inCutset(load<u8>(bytes + a), cut)) a++;
+  if (right) while (b > a && inCutset(load<u8>(bytes + b - 1), cut)) b--;
+  return str(bytes + a, b - a);
+}
+
+export function b_trim(s: usize, cut: usize): usize {
+  return trimWith(s, cut, true, true);
+}
+
+export function b_trim_left(s: usize, cut: usize): usize {
+  return trimWith(s, cut, true, false);
+}
+
+export function b_trim_right(s: usize, cut: usize): usize {
+  return trimWith(s, cut, false, true);
+}
+
+export function b_trim_space(s: usize): usize {
+  return trimWith(s, ascii(" \t\n\r\x0b\x0c"), true, true);
+}
+
+export function b_trim_prefix(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const n = stringLen(p);
+  if (n <= stringLen(s) && bytesEqual(stringBytes(s), stringBytes(p), n)) {
+    return str(stringBytes(s) + n, stringLen(s) - n);
+  }
+  return s;
+}
+
+export function b_trim_suffix(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const n = stringLen(p);
+  const sn = stringLen(s);
+  if (n <= sn && bytesEqual(stringBytes(s) + sn - n, stringBytes(p), n)) return str(stringBytes(s), sn - n);
+  return s;
+}
+
+export function b_strings_reverse(s: usize): usize {
+  if (!isStr(s)) return 0;
+  const n = <usize>stringLen(s);
+  const bytes = stringBytes(s);
+  const at = malloc(n);
+  let w = n;
+  let i: usize = 0;
+  while (i < n) {
+    let j = i + 1;
+    while (j < n && (load<u8>(bytes + j) & 0xc0) == 0x80) j++;
+    w -= j - i;
+    memory.copy(at + w, bytes + i, j - i);
+    i = j;
+  }
+  return str(at, n);
+}
+
+export function b_strings_count(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  if (stringLen(p) == 0) return num(<f64>(runeCount(stringBytes(s), stringLen(s)) + 1));
+  let count = 0;
+  let from: usize = 0;
+  while (true) {
+    const at = indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), from);
+    if (at < 0) break;
+    count++;
+    from = <usize>at + stringLen(p);
+  }
+  return num(<f64>count);
+}
+
+export function b_strings_any_prefix_match(s: usize, p: usize): usize {
+  return anyMatch(s, p, true);
+}
+
+export function b_strings_any_suffix_match(s: usize, p: usize): usize {
+  return anyMatch(s, p, false);
+}
+
+function anyMatch(s: usize, p: usize, prefix: bool): usize {
+  const subjects = isStr(s) ? singleton(s) : s;
+  const patterns = isStr(p) ? singleton(p) : p;
+  const ts = typeOf(subjects);
+  const tp = typeOf(patterns);
+  if ((ts != ARRAY && ts != SET) || (tp != ARRAY && tp != SET)) return 0;
+  for (let i: u32 = 0; i < length(subjects); i++) {
+    for (let j: u32 = 0; j < length(patterns); j++) {
+      const r = prefix ? b_startswith(item(subjects, i), item(patterns, j)) : b_endswith(item(subjects, i), item(patterns, j));
+      if (r == 0) return 0;
+      if (booleanValue(r)) return boolv(true);
+    }
+  }
+  return boolv(false);
+}
+
+function singleton(v: usize): usize {
+  const a = newArray(1);
+  arrayAppend(a, v);
+  return a;
+}
+
+const DIGITS: string = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+export function b_format_int(n: usize, base: usize): usize {
+  if (!isNum(n) || !isInt(base)) return 0;
+  const b = <i64>numberValue(base);
+  if (b != 2 && b != 8 && b != 10 && b != 16) return 0;
+  let x = <i64>Math.trunc(numberValue(n));
+  const negative = x < 0;
+  if (negative) x = -x;
+  const buf = malloc(72);
+  let w: usize = 72;
+  do {
+    store<u8>(buf + --w, <u8>DIGITS.charCodeAt(<i32>(x % b)));
+    x /= b;
+  } while (x > 0);
+  if (negative) store<u8>(buf + --w, 0x2d);
+  return str(buf + w, 72 - w);
+}
+
+// ---- types ---------------------------------------------------------------------------------------
+
+export function b_is_number(v: usize): usize {
+  return boolv(typeOf(v) == NUMBER);
+}
+
+export function b_is_string(v: usize): usize {
+  return boolv(typeOf(v) == STRING);
+}
+
+export function b_is_boolean(v: usize): usize {
+  return boolv(typeOf(v) == BOOLEAN);
+}
+
+export function b_is_array(v: usize): usize {
+  return boolv(typeOf(v) == ARRAY);
+}
+
+export function b_is_set(v: usize): usize {
+  return boolv(typeOf(v) == SET);
+}
+
+export function b_is_object(v: usize): usize {
+  return boolv(typeOf(v) == OBJECT);
+}
+
+export function b_is_null(v: usize): usize {
+  return boolv(typeOf(v) == NULL);
+}
+
+export function b_type_name(v: usize): usize {
+  const t = typeOf(v);
+  if (t == NULL) return ascii("null");
+  if (t == BOOLEAN) return ascii("boolean");
+  if (t == NUMBER) return ascii("number");
+  if (t == STRING) return ascii("string");
+  if (t == ARRAY) return ascii("array");
+  if (t == OBJECT) return ascii("object");
+  return ascii("set");
+}
+
+// ---- JSON ----------------------------------------------------------------------------------------
+
+export function b_json_marshal(v: usize): usize {
+  const at = dumpJson(v);
+  let n: usize = 0;
+  while (load<u8>(at + n) != 0) n++;
+  return str(at, n);
+}
+
+export function b_json_unmarshal(s: usize): usize {
+  if (!isStr(s)) return 0;
+  const v = parseJson(stringBytes(s), stringLen(s));
+  if (v == 0) abortWith("eval_builtin_error: json.unmarshal: invalid JSON");
+  return v;
+}
+
+export function b_json_is_valid(s: usize): usize {
+  if (!isStr(s)) return boolv(false);
+  return boolv(parseJson(stringBytes(s), stringLen(s)) != 0);
+}

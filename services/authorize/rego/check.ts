@@ -158,9 +158,21 @@ function indexRules(modules: Module[], errors: RegoError[]): Map<string, RuleGro
 function checkDefault(rule: Rule, errors: RegoError[]): void {
   const value = rule.head.value;
   if (!value) return;
-  const bad = findTerm(value, (t) => t.kind === "var" || t.kind === "ref", true);
+  const bad = findTerm(
+    value,
+    (t) => t.kind === "var" || t.kind === "ref" || t.kind === "binary" || t.kind === "membership",
+    true,
+  );
   if (bad) {
-    errors.push(new RegoError("rego_type_error", `invalid \`${bad.kind}\` in default value`, bad.loc));
+    const kind =
+      bad.kind === "binary"
+        ? ["+", "-", "*", "/", "%"].includes(bad.op)
+          ? "arithexpr"
+          : ["|", "&"].includes(bad.op)
+            ? "binexpr"
+            : "boolexpr"
+        : bad.kind;
+    errors.push(new RegoError("rego_type_error", `invalid \`${kind}\` in default value`, bad.loc));
   }
 }
 
@@ -171,6 +183,10 @@ function checkShadowing(module: Module, errors: RegoError[]): void {
   const strict = module.v1 || module.imports.some((i) => staticPath(i.path)?.join(".") === "rego.v1");
   if (!strict) return;
   for (const rule of module.rules) {
+    const name = rule.head.ref.kind === "var" ? rule.head.ref.name : rule.head.ref.kind === "ref" && rule.head.ref.head.kind === "var" ? rule.head.ref.head.name : undefined;
+    if (name === "input" || name === "data") {
+      errors.push(new RegoError("rego_compile_error", `${name} cannot be shadowed`, rule.loc));
+    }
     for (const body of [...rule.bodies, ...rule.elses.map((e) => e.body)]) {
       walkLiterals(body, (literal) => {
         const declared: Term[] = [];

@@ -25,7 +25,14 @@ export interface CompileOptions {
   v0?: boolean;
   /** Skip binaryen's optimiser (faster compiles, slower policies). */
   optimize?: boolean;
+  /**
+   * Built-in errors (wrong operand types, division by zero) fail the evaluation — the default, as
+   * `opa eval --strict-builtin-errors`; false makes the call undefined, as OPA's default does.
+   */
+  strictBuiltinErrors?: boolean;
 }
+
+export type GenerateOptions = Pick<CompileOptions, "optimize" | "strictBuiltinErrors">;
 
 export interface CompiledPolicy {
   wasm: Uint8Array;
@@ -67,10 +74,10 @@ export function parseModules(modules: Record<string, string>, v0 = false): Modul
 
 export function compileRego(options: CompileOptions): CompiledPolicy {
   const modules = parseModules(options.modules, options.v0);
-  return compileModules(modules, options.entrypoints, options.optimize);
+  return compileModules(modules, options.entrypoints, options);
 }
 
-export function compileModules(modules: Module[], entrypoints: string[], optimize = true): CompiledPolicy {
+export function compileModules(modules: Module[], entrypoints: string[], options: GenerateOptions = {}): CompiledPolicy {
   const index = checkModules(modules);
   const { wasm: runtimeWasm, native } = loadRuntime();
   let plan: ReturnType<typeof planPolicy>;
@@ -80,7 +87,7 @@ export function compileModules(modules: Module[], entrypoints: string[], optimiz
     if (error instanceof RegoError) throw new RegoCompileErrors([error]);
     throw error;
   }
-  const wasm = generateWasm(plan, runtimeWasm, { optimize });
+  const wasm = generateWasm(plan, runtimeWasm, options);
   return { wasm, manifest: { entrypoints, hostBuiltins: plan.hostBuiltins } };
 }
 

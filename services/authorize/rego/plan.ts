@@ -266,7 +266,9 @@ class Planner {
       for (const branch of branches) {
         this.#block(() => {
           const scope = new Scope(group.module);
-          bindArgs(scope, () => this.#body(branch.body, scope, () => accumulate(scope, branch.value)));
+          bindArgs(scope, () =>
+            this.#body(branch.body, scope, () => accumulate(scope, branch.value), argNames(rule)),
+          );
         });
       }
       return;
@@ -283,10 +285,15 @@ class Planner {
         this.#block(() => {
           const scope = new Scope(group.module);
           bindArgs(scope, () =>
-            this.#body(branch.body, scope, () => {
-              accumulate(scope, branch.value);
-              this.#emit({ op: "flag", dst: hit, value: 1 });
-            }),
+            this.#body(
+              branch.body,
+              scope,
+              () => {
+                accumulate(scope, branch.value);
+                this.#emit({ op: "flag", dst: hit, value: 1 });
+              },
+              argNames(rule),
+            ),
           );
         });
         this.#emit({ op: "brIf", src: hit, label: done });
@@ -303,7 +310,8 @@ class Planner {
 
   // ---- bodies ------------------------------------------------------------------------------------
 
-  #body(literals: Literal[], scope: Scope, k: () => void): void {
+  #body(literals: Literal[], scope: Scope, k: () => void, args: string[] = []): void {
+    checkDeclarations(literals, args);
     const saved = this.#currentBodyVars;
     this.#currentBodyVars = new Set([...saved, ...bodyVars(literals)]);
     const ordered = this.#reorder(literals, scope);
@@ -478,11 +486,11 @@ class Planner {
   #unify(left: Term, right: Term, scope: Scope, k: () => void): void {
     if (this.#isUnbound(left, scope)) return this.#term(right, scope, (v) => this.#bind(left, v, scope, k));
     if (this.#isUnbound(right, scope)) return this.#term(left, scope, (v) => this.#bind(right, v, scope, k));
+    if (isCollectionLiteral(left) && isCollectionLiteral(right) && !canUnifyLiterals(left, right)) {
+      // OPA's type checker refuses unifications that can never succeed.
+      throw new RegoError("rego_type_error", "match error: the two sides can never unify", left.loc);
+    }
     if (left.kind === "array" && right.kind === "array") {
-      if (left.items.length !== right.items.length) {
-        this.#emit({ op: "fail" });
-        return;
-      }
       const step = (i: number) => {
         if (i === left.items.length) return k();
         this.#unify(left.items[i] as Term, right.items[i] as Term, scope, () => step(i + 1));
@@ -638,17 +646,23 @@ class Planner {
             k(dst);
           },
         );
-      case "call":
-        return this.#call(term, scope, this.#callee(term, scope), term.args, k);
+      case "call": {
+        const target = this.#callee(term, scope);
+        if (term.args.length > target.arity && term.name !== "print") {
+          // Only an expression on its own may pass an output argument: `count(xs, n)`.
+          throw new RegoError(
+            "rego_type_error",
+            `${term.name}: too many arguments: have ${term.args.length}, want ${target.arity}`,
+            term.loc,
+          );
+        }
+        return this.#call(term, scope, target, term.args, k);
+      }
       case "binary":
         return this.#builtin(OPERATORS[term.op] as string, [term.left, term.right], scope, term.loc, k);
       case "unary":
         if (term.arg.kind === "number") return k(this.#const(jsonNumber(`-${term.arg.text}`, term.loc)));
-        return this.#term(term.arg, scope, (v) => {
-          const dst = this.#local();
-          this.#emit({ op: "call", fn: "b_minus", args: [this.#const("0"), v], dst });
-          k(dst);
-        });
+        throw new RegoError("rego_parse_error", "unary - can only be used with numeric literals", term.loc);
       case "membership":
         return this.#builtin(
           term.key ? "internal.member_3" : "internal.member_2",
@@ -1240,6 +1254,32 @@ function comprehensionFreeVars(term: Extract<Term, { kind: "arraycomp" | "setcom
   return out.filter((t): t is Extract<Term, { kind: "var" }> => t.kind === "var" && !isWildcard(t.name));
 }
 
+function argNames(rule: Rule): string[] {
+  return (rule.head.args ?? []).flatMap((a) => patternVars(a));
+}
+
+/**
+ * OPA: `x := ...`, `some x` and `some x in ...` declare x; declaring a variable that an earlier
+ * literal (or a function argument) already uses is an error ("var x referenced above").
+ */
+function checkDeclarations(literals: Literal[], args: string[]): void {
+  const seen = new Set(args);
+  for (const literal of literals) {
+    const declared: Term[] = [];
+    if (literal.kind === "some") for (const v of literal.vars) collectVars(v, declared, true);
+    if (literal.kind === "unify" && literal.assign) collectVars(literal.left, declared, true);
+    if (literal.kind === "somein") for (const t of [literal.key, literal.value]) if (t) collectVars(t, declared, true);
+    for (const v of declared) {
+      if (v.kind === "var" && !isWildcard(v.name) && seen.has(v.name)) {
+        throw new RegoError("rego_compile_error", `var ${v.name} referenced above`, v.loc);
+      }
+    }
+    const mentioned: Term[] = [];
+    for (const t of literal.kind === "some" ? literal.vars : literalTerms(literal)) collectVars(t, mentioned);
+    for (const v of mentioned) if (v.kind === "var") seen.add(v.name);
+  }
+}
+
 /** The variables a body's own literals mention (not inside `every` bodies or comprehensions). */
 function bodyVars(literals: Literal[]): Set<string> {
   const names = new Set<string>();
@@ -1266,6 +1306,22 @@ function literalTerms(literal: Literal): Term[] {
     case "every":
       return [literal.domain, ...literal.body.flatMap(literalTerms)];
   }
+}
+
+function isCollectionLiteral(term: Term): boolean {
+  return term.kind === "array" || term.kind === "object" || term.kind === "set";
+}
+
+function canUnifyLiterals(a: Term, b: Term): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === "array" && b.kind === "array") return a.items.length === b.items.length;
+  if (a.kind === "object" && b.kind === "object") {
+    const ka = a.entries.map(([k]) => constantKey(k));
+    const kb = b.entries.map(([k]) => constantKey(k));
+    if (ka.some((k) => k === undefined) || kb.some((k) => k === undefined)) return true;
+    return ka.length === kb.length && ka.every((k) => kb.includes(k));
+  }
+  return true;
 }
 
 function constantKey(term: Term): string | undefined {

@@ -37,16 +37,20 @@ export function runtimeExports(runtime: Uint8Array): Set<string> {
   return new Set(WebAssembly.Module.exports(module).map((e) => e.name));
 }
 
-export function generateWasm(plan: Plan, runtime: Uint8Array, options: { optimize?: boolean } = {}): Uint8Array {
+export function generateWasm(
+  plan: Plan,
+  runtime: Uint8Array,
+  options: { optimize?: boolean; strictBuiltinErrors?: boolean } = {},
+): Uint8Array {
   const mod = binaryen.readBinary(runtime);
   try {
-    return link(mod, plan, options.optimize ?? true);
+    return link(mod, plan, options.optimize ?? true, options.strictBuiltinErrors ?? true);
   } finally {
     mod.dispose();
   }
 }
 
-function link(mod: binaryen.Module, plan: Plan, optimize: boolean): Uint8Array {
+function link(mod: binaryen.Module, plan: Plan, optimize: boolean, strict: boolean): Uint8Array {
   mod.setFeatures(
     binaryen.Features.MVP |
       binaryen.Features.MutableGlobals |
@@ -95,7 +99,10 @@ function link(mod: binaryen.Module, plan: Plan, optimize: boolean): Uint8Array {
   const constGlobal = (index: number) => `c${index}`;
 
   const base = () => mod.local.get(0, i32);
-  const init: number[] = [mod.local.set(0, mod.call(fn("opa_malloc"), [mod.i32.const(blob.length)], i32))];
+  const init: number[] = [
+    mod.call(fn("rt_set_strict"), [mod.i32.const(strict ? 1 : 0)], binaryen.none),
+    mod.local.set(0, mod.call(fn("opa_malloc"), [mod.i32.const(blob.length)], i32)),
+  ];
   const words = new DataView(blob.buffer);
   for (let at = 0; at < blob.length; at += 8) {
     const word = words.getBigInt64(at, true);

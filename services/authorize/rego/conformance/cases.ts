@@ -21,6 +21,10 @@ export interface ConformanceCase {
   error: string | undefined;
   /** Marked skip in the corpus (a regorus-specific gap). */
   skip: boolean;
+  /** The expected error is a limitation of regorus's compiler; an interpreter may succeed instead. */
+  allowSuccess: boolean;
+  /** `strict: false`: built-in errors make the call undefined instead of failing the query. */
+  strict: boolean;
 }
 
 type Raw = Record<string, unknown>;
@@ -28,7 +32,9 @@ type Raw = Record<string, unknown>;
 export function loadCases(file: string): ConformanceCase[] {
   const doc = parse(readFileSync(file, "utf8")) as { cases?: Raw[] } | null;
   return (doc?.cases ?? []).map((raw) => {
-    const want = "want_result" in raw ? decodeMany(raw.want_result) : undefined;
+    // "#undefined" is the corpus's way of saying the query has no result.
+    const undefinedResult = raw.want_result === "#undefined";
+    const want = "want_result" in raw && !undefinedResult ? decodeMany(raw.want_result) : undefined;
     const error = raw.error ?? raw.want_error;
     return {
       file,
@@ -38,9 +44,11 @@ export function loadCases(file: string): ConformanceCase[] {
       inputs: "input" in raw ? decodeMany(raw.input) : undefined,
       query: String(raw.query ?? ""),
       want: want === undefined ? undefined : { results: want },
-      noResult: raw.no_result === true,
+      noResult: raw.no_result === true || undefinedResult,
       error: error === undefined ? undefined : String(error),
       skip: raw.skip === true,
+      allowSuccess: raw.allow_interpreter_success === true,
+      strict: raw.strict !== false,
     };
   });
 }

@@ -4,7 +4,7 @@
 // opa_builtinN, or refuses it at compile time.
 import { dumpJson, parseJson } from "./json";
 import { malloc } from "./memory";
-import { abortWith } from "./eval";
+import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
 import {
   ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
   arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newNumber, newObject, newSet, newString,
@@ -12,6 +12,20 @@ import {
 } from "./value";
 
 // ---- helpers -------------------------------------------------------------------------------------
+
+/**
+ * An operand of the wrong type: an error by default (as `opa eval --strict-builtin-errors` and
+ * regorus; a type error in a deny rule must not silently allow), undefined in non-strict mode.
+ */
+function builtinError(message: string): usize {
+  if (strictBuiltinErrors) abortWith(message);
+  return 0;
+}
+
+function typeError(name: string): usize {
+  if (strictBuiltinErrors) abortWith2("eval_type_error: invalid argument type for ", name);
+  return 0;
+}
 
 function num(x: f64): usize {
   return newNumber(x, 0, 0);
@@ -108,7 +122,7 @@ export function b_gte(a: usize, b: usize): usize {
 // ---- numbers and set arithmetic ------------------------------------------------------------------
 
 export function b_plus(a: usize, b: usize): usize {
-  if (!isNum(a) || !isNum(b)) return 0;
+  if (!isNum(a) || !isNum(b)) return typeError("plus");
   return num(numberValue(a) + numberValue(b));
 }
 
@@ -120,23 +134,23 @@ export function b_minus(a: usize, b: usize): usize {
     for (let i: u32 = 0; i < length(a); i++) if (!setContains(b, item(a, i))) setAdd(out, item(a, i));
     return out;
   }
-  return 0;
+  return typeError("minus");
 }
 
 export function b_mul(a: usize, b: usize): usize {
-  if (!isNum(a) || !isNum(b)) return 0;
+  if (!isNum(a) || !isNum(b)) return typeError("mul");
   return num(numberValue(a) * numberValue(b));
 }
 
 export function b_div(a: usize, b: usize): usize {
-  if (!isNum(a) || !isNum(b)) return 0;
-  if (numberValue(b) == 0) abortWith("eval_builtin_error: div: divide by zero");
+  if (!isNum(a) || !isNum(b)) return typeError("div");
+  if (numberValue(b) == 0) return builtinError("eval_builtin_error: div: divide by zero");
   return num(numberValue(a) / numberValue(b));
 }
 
 export function b_rem(a: usize, b: usize): usize {
-  if (!isInt(a) || !isInt(b)) return 0;
-  if (numberValue(b) == 0) abortWith("eval_builtin_error: rem: modulo by zero");
+  if (!isInt(a) || !isInt(b)) return typeError("rem");
+  if (numberValue(b) == 0) return builtinError("eval_builtin_error: rem: modulo by zero");
   return num(<f64>(<i64>numberValue(a) % <i64>numberValue(b)));
 }
 
@@ -146,7 +160,7 @@ export function b_abs(a: usize): usize {
 
 /** Rounds half away from zero, as Go's math.Round. */
 export function b_round(a: usize): usize {
-  if (!isNum(a)) return 0;
+  if (!isNum(a)) return typeError("round");
   const x = numberValue(a);
   return num(x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5));
 }
@@ -160,11 +174,11 @@ export function b_floor(a: usize): usize {
 }
 
 export function b_numbers_range(a: usize, b: usize): usize {
-  if (!isInt(a) || !isInt(b)) return 0;
+  if (!isInt(a) || !isInt(b)) return typeError("numbers.range");
   const from = <i64>numberValue(a);
   const to = <i64>numberValue(b);
   const n = from <= to ? to - from + 1 : from - to + 1;
-  if (n > 10000000) abortWith("eval_builtin_error: numbers.range: range too large");
+  if (n > 10000000) return builtinError("eval_builtin_error: numbers.range: range too large");
   const out = newArray(<u32>n);
   for (let i: i64 = 0; i < n; i++) arrayAppend(out, num(<f64>(from <= to ? from + i : from - i)));
   return out;
@@ -176,7 +190,7 @@ export function b_to_number(a: usize): usize {
   if (t == NUMBER) return a;
   if (t == NULL) return num(0);
   if (t == BOOLEAN) return num(booleanValue(a) ? 1 : 0);
-  if (t != STRING) return 0;
+  if (t != STRING) return typeError("to_number");
   let bytes = stringBytes(a);
   let n = <usize>stringLen(a);
   if (n > 0 && load<u8>(bytes) == 0x2b) {
@@ -184,7 +198,7 @@ export function b_to_number(a: usize): usize {
     n--;
   }
   const v = parseJson(bytes, n);
-  if (v == 0 || typeOf(v) != NUMBER) abortWith("eval_builtin_error: to_number: invalid syntax");
+  if (v == 0 || typeOf(v) != NUMBER) return builtinError("eval_builtin_error: to_number: invalid syntax");
   return v;
 }
 
@@ -194,7 +208,7 @@ export function b_count(a: usize): usize {
   const t = typeOf(a);
   if (t == STRING) return num(<f64>runeCount(stringBytes(a), stringLen(a)));
   if (t == ARRAY || t == OBJECT || t == SET) return num(<f64>length(a));
-  return 0;
+  return typeError("count");
 }
 
 function numbersOf(a: usize): bool {
@@ -205,14 +219,14 @@ function numbersOf(a: usize): bool {
 }
 
 export function b_sum(a: usize): usize {
-  if (!numbersOf(a)) return 0;
+  if (!numbersOf(a)) return typeError("sum");
   let s: f64 = 0;
   for (let i: u32 = 0; i < length(a); i++) s += numberValue(item(a, i));
   return num(s);
 }
 
 export function b_product(a: usize): usize {
-  if (!numbersOf(a)) return 0;
+  if (!numbersOf(a)) return typeError("product");
   let s: f64 = 1;
   for (let i: u32 = 0; i < length(a); i++) s *= numberValue(item(a, i));
   return num(s);
@@ -220,7 +234,7 @@ export function b_product(a: usize): usize {
 
 function extreme(a: usize, sign: i32): usize {
   const t = typeOf(a);
-  if (t != ARRAY && t != SET) return 0;
+  if (t != ARRAY && t != SET) return typeError("built-in function");
   const n = length(a);
   if (n == 0) return 0;
   let best = item(a, 0);
@@ -243,7 +257,7 @@ export function b_sort(a: usize): usize {
     for (let i: u32 = 0; i < length(a); i++) arrayAppend(out, item(a, i));
     return out;
   }
-  if (t != ARRAY) return 0;
+  if (t != ARRAY) return typeError("sort");
   const n = length(a);
   const out = newArray(n);
   for (let i: u32 = 0; i < n; i++) arrayAppend(out, item(a, i));
@@ -263,7 +277,7 @@ export function b_sort(a: usize): usize {
 
 function allOrAny(a: usize, wantAll: bool): usize {
   const t = typeOf(a);
-  if (t != ARRAY && t != SET) return 0;
+  if (t != ARRAY && t != SET) return typeError("built-in function");
   for (let i: u32 = 0; i < length(a); i++) {
     const v = item(a, i);
     const isTrue = typeOf(v) == BOOLEAN && booleanValue(v);
@@ -284,14 +298,14 @@ export function b_any(a: usize): usize {
 // ---- sets ----------------------------------------------------------------------------------------
 
 export function b_and(a: usize, b: usize): usize {
-  if (typeOf(a) != SET || typeOf(b) != SET) return 0;
+  if (typeOf(a) != SET || typeOf(b) != SET) return typeError("and");
   const out = newSet(4);
   for (let i: u32 = 0; i < length(a); i++) if (setContains(b, item(a, i))) setAdd(out, item(a, i));
   return out;
 }
 
 export function b_or(a: usize, b: usize): usize {
-  if (typeOf(a) != SET || typeOf(b) != SET) return 0;
+  if (typeOf(a) != SET || typeOf(b) != SET) return typeError("or");
   const out = newSet(length(a) + length(b));
   for (let i: u32 = 0; i < length(a); i++) setAdd(out, item(a, i));
   for (let i: u32 = 0; i < length(b); i++) setAdd(out, item(b, i));
@@ -299,7 +313,7 @@ export function b_or(a: usize, b: usize): usize {
 }
 
 export function b_union(a: usize): usize {
-  if (typeOf(a) != SET) return 0;
+  if (typeOf(a) != SET) return typeError("union");
   let out = newSet(4);
   for (let i: u32 = 0; i < length(a); i++) {
     out = b_or(out, item(a, i));
@@ -309,7 +323,7 @@ export function b_union(a: usize): usize {
 }
 
 export function b_intersection(a: usize): usize {
-  if (typeOf(a) != SET) return 0;
+  if (typeOf(a) != SET) return typeError("intersection");
   if (length(a) == 0) return newSet(0);
   let out = item(a, 0);
   for (let i: u32 = 1; i < length(a); i++) {
@@ -349,7 +363,7 @@ export function b_internal_member_3(k: usize, v: usize, coll: usize): usize {
 // ---- arrays --------------------------------------------------------------------------------------
 
 export function b_array_concat(a: usize, b: usize): usize {
-  if (typeOf(a) != ARRAY || typeOf(b) != ARRAY) return 0;
+  if (typeOf(a) != ARRAY || typeOf(b) != ARRAY) return typeError("array.concat");
   const out = newArray(length(a) + length(b));
   for (let i: u32 = 0; i < length(a); i++) arrayAppend(out, item(a, i));
   for (let i: u32 = 0; i < length(b); i++) arrayAppend(out, item(b, i));
@@ -357,7 +371,7 @@ export function b_array_concat(a: usize, b: usize): usize {
 }
 
 export function b_array_slice(a: usize, from: usize, to: usize): usize {
-  if (typeOf(a) != ARRAY || !isInt(from) || !isInt(to)) return 0;
+  if (typeOf(a) != ARRAY || !isInt(from) || !isInt(to)) return typeError("array.slice");
   const n = <i64>length(a);
   let start = <i64>numberValue(from);
   let stop = <i64>numberValue(to);
@@ -369,7 +383,7 @@ export function b_array_slice(a: usize, from: usize, to: usize): usize {
 }
 
 export function b_array_reverse(a: usize): usize {
-  if (typeOf(a) != ARRAY) return 0;
+  if (typeOf(a) != ARRAY) return typeError("array.reverse");
   const n = length(a);
   const out = newArray(n);
   for (let i: u32 = 0; i < n; i++) arrayAppend(out, item(a, n - 1 - i));
@@ -379,7 +393,7 @@ export function b_array_reverse(a: usize): usize {
 // ---- objects -------------------------------------------------------------------------------------
 
 export function b_object_get(o: usize, key: usize, fallback: usize): usize {
-  if (typeOf(o) != OBJECT) return 0;
+  if (typeOf(o) != OBJECT) return typeError("object.get");
   if (typeOf(key) == ARRAY) {
     let node = o;
     for (let i: u32 = 0; i < length(key); i++) {
@@ -400,7 +414,7 @@ export function b_object_get(o: usize, key: usize, fallback: usize): usize {
 }
 
 export function b_object_keys(o: usize): usize {
-  if (typeOf(o) != OBJECT) return 0;
+  if (typeOf(o) != OBJECT) return typeError("object.keys");
   const out = newSet(length(o));
   for (let i: u32 = 0; i < length(o); i++) setAdd(out, objectKey(o, i));
   return out;
@@ -419,15 +433,15 @@ function unionDeep(a: usize, b: usize): usize {
 }
 
 export function b_object_union(a: usize, b: usize): usize {
-  if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return 0;
+  if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return typeError("object.union");
   return unionDeep(a, b);
 }
 
 export function b_object_union_n(list: usize): usize {
-  if (typeOf(list) != ARRAY) return 0;
+  if (typeOf(list) != ARRAY) return typeError("object.union_n");
   let out = newObject(4);
   for (let i: u32 = 0; i < length(list); i++) {
-    if (typeOf(item(list, i)) != OBJECT) return 0;
+    if (typeOf(item(list, i)) != OBJECT) return typeError("object.union_n");
     out = unionDeep(out, item(list, i));
   }
   return out;
@@ -440,12 +454,12 @@ function keySet(keys: usize): usize {
   const out = newSet(4);
   if (t == ARRAY) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, item(keys, i));
   else if (t == OBJECT) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, objectKey(keys, i));
-  else return 0;
+  else return typeError("built-in function");
   return out;
 }
 
 function filterKeys(o: usize, keys: usize, keep: bool): usize {
-  if (typeOf(o) != OBJECT) return 0;
+  if (typeOf(o) != OBJECT) return typeError("built-in function");
   const wanted = keySet(keys);
   if (wanted == 0) return 0;
   const out = newObject(4);
@@ -467,10 +481,10 @@ export function b_object_filter(o: usize, keys: usize): usize {
 
 export function b_concat(delim: usize, parts: usize): usize {
   const t = typeOf(parts);
-  if (!isStr(delim) || (t != ARRAY && t != SET)) return 0;
+  if (!isStr(delim) || (t != ARRAY && t != SET)) return typeError("concat");
   let total: usize = 0;
   for (let i: u32 = 0; i < length(parts); i++) {
-    if (!isStr(item(parts, i))) return 0;
+    if (!isStr(item(parts, i))) return typeError("concat");
     total += stringLen(item(parts, i)) + (i > 0 ? stringLen(delim) : 0);
   }
   const at = malloc(total);
@@ -487,31 +501,31 @@ export function b_concat(delim: usize, parts: usize): usize {
 }
 
 export function b_startswith(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("startswith");
   const n = stringLen(p);
   return boolv(n <= stringLen(s) && bytesEqual(stringBytes(s), stringBytes(p), n));
 }
 
 export function b_endswith(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("endswith");
   const n = stringLen(p);
   const sn = stringLen(s);
   return boolv(n <= sn && bytesEqual(stringBytes(s) + sn - n, stringBytes(p), n));
 }
 
 export function b_contains(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("contains");
   return boolv(indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), 0) >= 0);
 }
 
 export function b_indexof(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("indexof");
   const at = indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), 0);
   return num(at < 0 ? -1 : <f64>runeCount(stringBytes(s), <usize>at));
 }
 
 export function b_indexof_n(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("indexof_n");
   const out = newArray(4);
   const n = stringLen(s);
   let from: usize = 0;
@@ -525,7 +539,7 @@ export function b_indexof_n(s: usize, p: usize): usize {
 }
 
 function mapCase(s: usize, upper: bool): usize {
-  if (!isStr(s)) return 0;
+  if (!isStr(s)) return typeError("built-in function");
   const n = stringLen(s);
   const at = malloc(n);
   for (let i: usize = 0; i < n; i++) {
@@ -546,7 +560,7 @@ export function b_upper(s: usize): usize {
 }
 
 export function b_split(s: usize, sep: usize): usize {
-  if (!isStr(s) || !isStr(sep)) return 0;
+  if (!isStr(s) || !isStr(sep)) return typeError("split");
   const out = newArray(4);
   const n = stringLen(s);
   const bytes = stringBytes(s);
@@ -574,7 +588,7 @@ export function b_split(s: usize, sep: usize): usize {
 }
 
 export function b_replace(s: usize, old: usize, rep: usize): usize {
-  if (!isStr(s) || !isStr(old) || !isStr(rep)) return 0;
+  if (!isStr(s) || !isStr(old) || !isStr(rep)) return typeError("replace");
   const parts = b_split(s, old);
   if (stringLen(old) == 0) {
     // Go inserts the replacement before every code point and at the end.
@@ -588,10 +602,10 @@ export function b_replace(s: usize, old: usize, rep: usize): usize {
 }
 
 export function b_substring(s: usize, start: usize, len: usize): usize {
-  if (!isStr(s) || !isInt(start) || !isInt(len)) return 0;
+  if (!isStr(s) || !isInt(start) || !isInt(len)) return typeError("substring");
   const from = <i32>numberValue(start);
   const count = <i32>numberValue(len);
-  if (from < 0) abortWith("eval_builtin_error: substring: negative offset");
+  if (from < 0) return builtinError("eval_builtin_error: substring: negative offset");
   const bytes = stringBytes(s);
   const n = <usize>stringLen(s);
   const a = runeOffset(bytes, n, from);
@@ -605,7 +619,7 @@ function inCutset(c: u8, cut: usize): bool {
 }
 
 function trimWith(s: usize, cut: usize, left: bool, right: bool): usize {
-  if (!isStr(s) || !isStr(cut)) return 0;
+  if (!isStr(s) || !isStr(cut)) return typeError("built-in function");
   const bytes = stringBytes(s);
   let a: usize = 0;
   let b = <usize>stringLen(s);
@@ -631,7 +645,7 @@ export function b_trim_space(s: usize): usize {
 }
 
 export function b_trim_prefix(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("trim_prefix");
   const n = stringLen(p);
   if (n <= stringLen(s) && bytesEqual(stringBytes(s), stringBytes(p), n)) {
     return str(stringBytes(s) + n, stringLen(s) - n);
@@ -640,7 +654,7 @@ export function b_trim_prefix(s: usize, p: usize): usize {
 }
 
 export function b_trim_suffix(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("trim_suffix");
   const n = stringLen(p);
   const sn = stringLen(s);
   if (n <= sn && bytesEqual(stringBytes(s) + sn - n, stringBytes(p), n)) return str(stringBytes(s), sn - n);
@@ -648,7 +662,7 @@ export function b_trim_suffix(s: usize, p: usize): usize {
 }
 
 export function b_strings_reverse(s: usize): usize {
-  if (!isStr(s)) return 0;
+  if (!isStr(s)) return typeError("strings.reverse");
   const n = <usize>stringLen(s);
   const bytes = stringBytes(s);
   const at = malloc(n);
@@ -665,7 +679,7 @@ export function b_strings_reverse(s: usize): usize {
 }
 
 export function b_strings_count(s: usize, p: usize): usize {
-  if (!isStr(s) || !isStr(p)) return 0;
+  if (!isStr(s) || !isStr(p)) return typeError("strings.count");
   if (stringLen(p) == 0) return num(<f64>(runeCount(stringBytes(s), stringLen(s)) + 1));
   let count = 0;
   let from: usize = 0;
@@ -691,7 +705,7 @@ function anyMatch(s: usize, p: usize, prefix: bool): usize {
   const patterns = isStr(p) ? singleton(p) : p;
   const ts = typeOf(subjects);
   const tp = typeOf(patterns);
-  if ((ts != ARRAY && ts != SET) || (tp != ARRAY && tp != SET)) return 0;
+  if ((ts != ARRAY && ts != SET) || (tp != ARRAY && tp != SET)) return typeError("built-in function");
   for (let i: u32 = 0; i < length(subjects); i++) {
     for (let j: u32 = 0; j < length(patterns); j++) {
       const r = prefix ? b_startswith(item(subjects, i), item(patterns, j)) : b_endswith(item(subjects, i), item(patterns, j));
@@ -711,9 +725,9 @@ function singleton(v: usize): usize {
 const DIGITS: string = "0123456789abcdefghijklmnopqrstuvwxyz";
 
 export function b_format_int(n: usize, base: usize): usize {
-  if (!isNum(n) || !isInt(base)) return 0;
+  if (!isNum(n) || !isInt(base)) return typeError("format_int");
   const b = <i64>numberValue(base);
-  if (b != 2 && b != 8 && b != 10 && b != 16) return 0;
+  if (b != 2 && b != 8 && b != 10 && b != 16) return typeError("format_int");
   let x = <i64>Math.trunc(numberValue(n));
   const negative = x < 0;
   if (negative) x = -x;
@@ -778,9 +792,9 @@ export function b_json_marshal(v: usize): usize {
 }
 
 export function b_json_unmarshal(s: usize): usize {
-  if (!isStr(s)) return 0;
+  if (!isStr(s)) return typeError("json.unmarshal");
   const v = parseJson(stringBytes(s), stringLen(s));
-  if (v == 0) abortWith("eval_builtin_error: json.unmarshal: invalid JSON");
+  if (v == 0) return builtinError("eval_builtin_error: json.unmarshal: invalid JSON");
   return v;
 }
 

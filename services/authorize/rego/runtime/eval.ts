@@ -28,6 +28,23 @@ export function abortWith(message: string): void {
   unreachable();
 }
 
+export function abortWith2(prefix: string, name: string): void {
+  const n = prefix.length + name.length;
+  const at = malloc(<usize>n + 1);
+  for (let i = 0; i < prefix.length; i++) store<u8>(at + <usize>i, <u8>prefix.charCodeAt(i));
+  for (let i = 0; i < name.length; i++) store<u8>(at + <usize>(prefix.length + i), <u8>name.charCodeAt(i));
+  store<u8>(at + <usize>n, 0);
+  opa_abort(at);
+  unreachable();
+}
+
+/** Built-in type errors abort (the default) or make the call undefined; set by the start function. */
+export let strictBuiltinErrors: bool = true;
+
+export function rt_set_strict(strict: i32): void {
+  strictBuiltinErrors = strict != 0;
+}
+
 /** Aborts with a message held in a string value (the compiler's messages). */
 export function rt_abort(message: usize): void {
   const n = load<u32>(message, 4);

@@ -12,8 +12,9 @@ export type Stmt =
   | { op: "brIf"; src: Local; label: string }
   /** Fails the innermost block. */
   | { op: "fail" }
-  /** Fails when its body completes; continues when the body fails. */
+  /** Continues when its body finds no solution; the body's `exitNot` (a solution) fails the `not`. */
   | { op: "not"; body: Stmt[] }
+  | { op: "exitNot" }
   /** Runs the body once per (key, value) of an array, object or set; a failure moves to the next. */
   | { op: "scan"; source: Local; key: Local | undefined; value: Local | undefined; body: Stmt[] }
   | { op: "move"; dst: Local; src: Local }

@@ -92,6 +92,18 @@ class Planner {
       }
       node.group = group;
     }
+    // Packages without rules are still documents (an empty object).
+    for (const module of index.modules) {
+      let node = this.#root;
+      for (const segment of module.package) {
+        let next = node.children.get(segment);
+        if (!next) {
+          next = { path: [...node.path, segment], children: new Map(), group: undefined };
+          node.children.set(segment, next);
+        }
+        node = next;
+      }
+    }
   }
 
   plan(entrypoints: string[]): Plan {
@@ -112,12 +124,47 @@ class Planner {
       return { name, func };
     });
     while (this.#pending.length > 0) (this.#pending.shift() as () => void)();
+    this.#checkCycles();
     return {
       funcs: [...this.#funcs.values()],
       entrypoints: entries,
       constants: this.#constants,
       hostBuiltins: this.#host,
     };
+  }
+
+  /**
+   * A document that (through `data` or a package) includes the rule reading it would recurse
+   * forever at run time: refused here, as OPA's recursion check does.
+   */
+  #checkCycles(): void {
+    const calls = new Map<string, Set<string>>();
+    const collect = (stmts: Stmt[], into: Set<string>) => {
+      for (const s of stmts) {
+        if (s.op === "callFunc") into.add(s.func);
+        if (s.op === "block" || s.op === "not" || s.op === "scan") collect(s.body, into);
+      }
+    };
+    for (const func of this.#funcs.values()) {
+      const into = new Set<string>();
+      collect(func.body, into);
+      calls.set(func.name, into);
+    }
+    const state = new Map<string, 1 | 2>();
+    const stack: string[] = [];
+    const visit = (name: string): void => {
+      if (state.get(name) === 2) return;
+      if (state.get(name) === 1) {
+        const cycle = [...stack.slice(stack.indexOf(name)), name].map((n) => n.slice(n.indexOf(":") + 1));
+        throw new RegoError("rego_recursion_error", `rule ${cycle[0]} is recursive: ${cycle.join(" -> ")}`);
+      }
+      state.set(name, 1);
+      stack.push(name);
+      for (const next of calls.get(name) ?? []) visit(next);
+      stack.pop();
+      state.set(name, 2);
+    };
+    for (const name of calls.keys()) visit(name);
   }
 
   // ---- functions ---------------------------------------------------------------------------------
@@ -263,13 +310,26 @@ class Planner {
       step(0);
     };
     if (rule.elses.length === 0) {
+      // OPA's early exit: when every solution yields the same constant head, the first one is enough.
+      const constantHead =
+        group.kind !== "function" &&
+        [...keyTerms, rule.head.contains, rule.head.value].every((t) => t === undefined || isConstant(t));
       for (const branch of branches) {
+        const label = this.#label();
         this.#block(() => {
           const scope = new Scope(group.module);
           bindArgs(scope, () =>
-            this.#body(branch.body, scope, () => accumulate(scope, branch.value), argNames(rule)),
+            this.#body(
+              branch.body,
+              scope,
+              () => {
+                accumulate(scope, branch.value);
+                if (constantHead) this.#emit({ op: "br", label });
+              },
+              argNames(rule),
+            ),
           );
-        });
+        }, label);
       }
       return;
     }
@@ -334,14 +394,26 @@ class Planner {
       case "every":
         return this.#every(literal, scope, k);
       case "unify":
-        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), () => {}), k);
-        if (literal.assign) this.#declarePattern(literal.left, scope);
+        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
+        if (literal.assign) {
+          if (patternVars(literal.left).length === 0 || !isPattern(literal.left)) {
+            throw new RegoError(
+              "rego_compile_error",
+              "assignment operator := requires left-hand side to have bindable variables",
+              literal.left.loc,
+            );
+          }
+          this.#declarePattern(literal.left, scope);
+        }
         return this.#unify(literal.left, literal.right, scope, k);
       case "expr":
-        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), () => {}), k);
+        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
         return this.#expression(literal.expr, scope, k);
     }
   }
+
+  /** The continuation inside a `not`: the negated query has a solution, so the `not` fails. */
+  #notHolds = (): void => this.#emit({ op: "exitNot" });
 
   #not(inner: () => void, k: () => void): void {
     const body: Stmt[] = [];
@@ -375,7 +447,16 @@ class Planner {
   }
 
   #someIn(literal: Extract<Literal, { kind: "somein" }>, scope: Scope, k: () => void): void {
+    const { collection: items, value: pattern } = literal;
+    if ((items.kind === "array" || items.kind === "set") && isCollectionLiteral(pattern)) {
+      // Refused only when no element could ever match (regorus and OPA's type checker agree there).
+      const never = items.items.every((item) => isCollectionLiteral(item) && !canUnifyLiterals(pattern, item));
+      if (never && items.items.length > 0) {
+        throw new RegoError("rego_type_error", "match error: the two sides can never unify", pattern.loc);
+      }
+    }
     this.#term(literal.collection, scope, (collection) => {
+      this.#emit({ op: "check", fn: "rt_check_iterable", args: [collection], ints: [1] });
       for (const t of [literal.key, literal.value]) if (t) this.#declarePattern(t, scope);
       this.#scan(collection, (key, value) => {
         const bindValue = () => this.#destructure(literal.value, value, scope, k);
@@ -387,6 +468,7 @@ class Planner {
 
   #every(literal: Extract<Literal, { kind: "every" }>, scope: Scope, k: () => void): void {
     this.#term(literal.domain, scope, (domain) => {
+      this.#emit({ op: "check", fn: "rt_check_iterable", args: [domain], ints: [0] });
       const counterexample = this.#local();
       this.#emit({ op: "flag", dst: counterexample, value: 0 });
       const inner = scope.clone();
@@ -394,7 +476,7 @@ class Planner {
       this.#scan(domain, (key, value) => {
         const check = () =>
           this.#not(
-            () => this.#body(literal.body, inner.clone(), () => {}),
+            () => this.#body(literal.body, inner.clone(), this.#notHolds),
             () => this.#emit({ op: "flag", dst: counterexample, value: 1 }),
           );
         const bindValue = () => this.#destructure(literal.value, value, inner, check);
@@ -756,14 +838,16 @@ class Planner {
   #resolve(name: string, scope: Scope): Resolved {
     if (scope.declared.has(name) || isWildcard(name)) return undefined;
     if (name === "input" || name === "data") return { root: name, path: [] };
+    // A rule of the package shadows an import of the same name.
+    const pkg = scope.module.package;
+    let node: DocNode | undefined = this.#root;
+    for (const segment of [...pkg, name]) node = node?.children.get(segment);
+    if (node?.group) return { root: "data", path: [...pkg, name] };
     for (const imp of scope.module.imports) {
       const path = staticPath(imp.path);
       if (!path || (path[0] !== "data" && path[0] !== "input")) continue;
       if ((imp.alias ?? path.at(-1)) === name) return { root: path[0] as "input" | "data", path: path.slice(1) };
     }
-    const pkg = scope.module.package;
-    let node: DocNode | undefined = this.#root;
-    for (const segment of [...pkg, name]) node = node?.children.get(segment);
     if (node) return { root: "data", path: [...pkg, name] };
     return undefined;
   }
@@ -1124,9 +1208,9 @@ class Planner {
     }
   }
 
-  #block(fill: () => void): void {
+  #block(fill: () => void, label?: string): void {
     const body: Stmt[] = [];
-    this.#emit({ op: "block", body });
+    this.#emit(label ? { op: "block", body, label } : { op: "block", body });
     this.#into(body, fill);
   }
 
@@ -1250,8 +1334,19 @@ function comprehensionFreeVars(term: Extract<Term, { kind: "arraycomp" | "setcom
   const out: Term[] = [];
   const heads = term.kind === "objectcomp" ? [term.key, term.value] : [term.term];
   for (const h of heads) collectVars(h, out);
-  for (const literal of term.body) for (const t of literalTerms(literal)) collectVars(t, out);
-  return out.filter((t): t is Extract<Term, { kind: "var" }> => t.kind === "var" && !isWildcard(t.name));
+  const declared = new Set<string>();
+  for (const literal of term.body) {
+    for (const t of literalTerms(literal)) collectVars(t, out);
+    const own: Term[] = [];
+    if (literal.kind === "some") for (const v of literal.vars) collectVars(v, own, true);
+    if (literal.kind === "unify" && literal.assign) collectVars(literal.left, own, true);
+    if (literal.kind === "somein") for (const t of [literal.key, literal.value]) if (t) collectVars(t, own, true);
+    for (const v of own) if (v.kind === "var") declared.add(v.name);
+  }
+  // Variables the comprehension declares itself are its own, never captured.
+  return out.filter(
+    (t): t is Extract<Term, { kind: "var" }> => t.kind === "var" && !isWildcard(t.name) && !declared.has(t.name),
+  );
 }
 
 function argNames(rule: Rule): string[] {
@@ -1305,6 +1400,31 @@ function literalTerms(literal: Literal): Term[] {
       return [...(literal.key ? [literal.key] : []), literal.value, literal.collection];
     case "every":
       return [literal.domain, ...literal.body.flatMap(literalTerms)];
+  }
+}
+
+/** A variable, or an array/object literal whose values are patterns (keys may be any term). */
+function isPattern(term: Term): boolean {
+  if (term.kind === "var") return true;
+  if (term.kind === "array") return term.items.every((t) => isPattern(t) || isConstant(t));
+  if (term.kind === "object") return term.entries.every(([, v]) => isPattern(v) || isConstant(v));
+  return false;
+}
+
+function isConstant(term: Term): boolean {
+  switch (term.kind) {
+    case "null":
+    case "boolean":
+    case "number":
+    case "string":
+      return true;
+    case "array":
+    case "set":
+      return term.items.every(isConstant);
+    case "object":
+      return term.entries.every(([k, v]) => isConstant(k) && isConstant(v));
+    default:
+      return false;
   }
 }
 

@@ -205,6 +205,8 @@ class FunctionEmitter {
   readonly #hostCall: (name: string, args: number[]) => number;
   #extra = 0;
   #labels = 0;
+  /** For each enclosing `not`, the label its solution breaks to (the `not`'s own failure). */
+  readonly #notFails: string[] = [];
 
   constructor(
     mod: binaryen.Module,
@@ -293,8 +295,13 @@ class FunctionEmitter {
         return m.br(fail);
       case "not": {
         const label = this.#label();
-        return m.block(label, [...this.#stmts(s.body, label), m.br(fail)]);
+        this.#notFails.push(fail);
+        const block = m.block(label, this.#stmts(s.body, label));
+        this.#notFails.pop();
+        return block;
       }
+      case "exitNot":
+        return m.br(this.#notFails.at(-1) as string);
       case "scan": {
         const length = this.#scratch();
         const index = this.#scratch();

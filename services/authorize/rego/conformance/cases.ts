@@ -30,7 +30,8 @@ export interface ConformanceCase {
 type Raw = Record<string, unknown>;
 
 export function loadCases(file: string): ConformanceCase[] {
-  const doc = parse(readFileSync(file, "utf8")) as { cases?: Raw[] } | null;
+  // Maps keep YAML's non-string keys (null:, true:, 5:), which OPA dumps as their JSON text.
+  const doc = plain(parse(readFileSync(file, "utf8"), { mapAsMap: true })) as { cases?: Raw[] } | null;
   return (doc?.cases ?? []).map((raw) => {
     // "#undefined" is the corpus's way of saying the query has no result.
     const undefinedResult = raw.want_result === "#undefined";
@@ -53,6 +54,16 @@ export function loadCases(file: string): ConformanceCase[] {
   });
 }
 
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (value instanceof Map) {
+    return Object.fromEntries(
+      [...value.entries()].map(([k, v]) => [typeof k === "string" ? k : JSON.stringify(k), plain(v)]),
+    );
+  }
+  return value;
+}
+
 function decodeMany(value: unknown): unknown[] {
   if (isRecord(value) && "many!" in value) return (value["many!"] as unknown[]).map(decode);
   return [decode(value)];
@@ -68,6 +79,7 @@ export function decode(value: unknown): unknown {
     for (const item of items.sort(compareRego)) {
       if (unique.length === 0 || compareRego(unique.at(-1), item) !== 0) unique.push(item);
     }
+    SETS.add(unique);
     return unique;
   }
   if ("object!" in value && Object.keys(value).length === 1) {
@@ -81,8 +93,13 @@ export function decode(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v)]));
 }
 
+/** Decoded sets (dumped as arrays), which Rego orders after objects. */
+const SETS = new WeakSet<unknown[]>();
+
 const RANK = (v: unknown): number =>
-  v === null
+  Array.isArray(v) && SETS.has(v)
+    ? 6
+    : v === null
     ? 0
     : typeof v === "boolean"
       ? 1
@@ -100,7 +117,7 @@ export function compareRego(a: unknown, b: unknown): number {
   const rb = RANK(b);
   if (ra !== rb) return ra - rb;
   if (ra <= 3) return a === b ? 0 : (a as number | string | boolean) < (b as number | string | boolean) ? -1 : 1;
-  if (ra === 4) {
+  if (ra === 4 || ra === 6) {
     const x = a as unknown[];
     const y = b as unknown[];
     for (let i = 0; i < Math.min(x.length, y.length); i++) {

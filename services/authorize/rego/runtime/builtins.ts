@@ -155,7 +155,7 @@ export function b_rem(a: usize, b: usize): usize {
 }
 
 export function b_abs(a: usize): usize {
-  return isNum(a) ? num(Math.abs(numberValue(a))) : 0;
+  return isNum(a) ? num(Math.abs(numberValue(a))) : typeError("abs");
 }
 
 /** Rounds half away from zero, as Go's math.Round. */
@@ -166,11 +166,11 @@ export function b_round(a: usize): usize {
 }
 
 export function b_ceil(a: usize): usize {
-  return isNum(a) ? num(Math.ceil(numberValue(a))) : 0;
+  return isNum(a) ? num(Math.ceil(numberValue(a))) : typeError("ceil");
 }
 
 export function b_floor(a: usize): usize {
-  return isNum(a) ? num(Math.floor(numberValue(a))) : 0;
+  return isNum(a) ? num(Math.floor(numberValue(a))) : typeError("floor");
 }
 
 export function b_numbers_range(a: usize, b: usize): usize {
@@ -520,6 +520,7 @@ export function b_contains(s: usize, p: usize): usize {
 
 export function b_indexof(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("indexof");
+  if (stringLen(s) == 0) return num(-1);
   const at = indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), 0);
   return num(at < 0 ? -1 : <f64>runeCount(stringBytes(s), <usize>at));
 }

@@ -81,6 +81,14 @@ export function rt_dot(v: usize, key: usize): usize {
   return 0;
 }
 
+/** `some x in v` needs a collection (an error otherwise); `every` over a scalar is undefined. */
+export function rt_check_iterable(v: usize, error: i32): i32 {
+  const t = typeOf(v);
+  if (t == ARRAY || t == OBJECT || t == SET) return 1;
+  if (error != 0 && strictBuiltinErrors) abortWith("eval_type_error: `some .. in` expects an array, set or object");
+  return 0;
+}
+
 /** How many (key, value) pairs a scan visits: 0 for scalars. */
 export function rt_iter_len(v: usize): i32 {
   const t = typeOf(v);

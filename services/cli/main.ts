@@ -18,6 +18,7 @@ import { type Config, ConfigError, loadConfig, SERVICE_NAMES, type ServiceName }
 import { createLogger } from "../shared/logger.ts";
 import { startTelemetry } from "../shared/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
+import { policyCommand } from "./policy.ts";
 
 const SERVE_TARGETS = [...SERVICE_NAMES, "edge", "all"] as const;
 
@@ -647,6 +648,8 @@ program.addCommand(
       if (rows.some((r) => r.status !== "SERVING")) process.exitCode = 1;
     }),
 );
+
+program.addCommand(policyCommand(command, print));
 
 program.exitOverride();
 try {

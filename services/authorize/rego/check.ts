@@ -183,7 +183,12 @@ function checkShadowing(module: Module, errors: RegoError[]): void {
   const strict = module.v1 || module.imports.some((i) => staticPath(i.path)?.join(".") === "rego.v1");
   if (!strict) return;
   for (const rule of module.rules) {
-    const name = rule.head.ref.kind === "var" ? rule.head.ref.name : rule.head.ref.kind === "ref" && rule.head.ref.head.kind === "var" ? rule.head.ref.head.name : undefined;
+    const name =
+      rule.head.ref.kind === "var"
+        ? rule.head.ref.name
+        : rule.head.ref.kind === "ref" && rule.head.ref.head.kind === "var"
+          ? rule.head.ref.head.name
+          : undefined;
     if (name === "input" || name === "data") {
       errors.push(new RegoError("rego_compile_error", `${name} cannot be shadowed`, rule.loc));
     }

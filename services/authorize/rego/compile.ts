@@ -30,9 +30,11 @@ export interface CompileOptions {
    * `opa eval --strict-builtin-errors`; false makes the call undefined, as OPA's default does.
    */
   strictBuiltinErrors?: boolean;
+  /** The most memory one policy instance may use (default 256 MiB); beyond it evaluation aborts. */
+  memoryLimitMiB?: number;
 }
 
-export type GenerateOptions = Pick<CompileOptions, "optimize" | "strictBuiltinErrors">;
+export type GenerateOptions = Pick<CompileOptions, "optimize" | "strictBuiltinErrors" | "memoryLimitMiB">;
 
 export interface CompiledPolicy {
   wasm: Uint8Array;
@@ -77,7 +79,11 @@ export function compileRego(options: CompileOptions): CompiledPolicy {
   return compileModules(modules, options.entrypoints, options);
 }
 
-export function compileModules(modules: Module[], entrypoints: string[], options: GenerateOptions = {}): CompiledPolicy {
+export function compileModules(
+  modules: Module[],
+  entrypoints: string[],
+  options: GenerateOptions = {},
+): CompiledPolicy {
   const index = checkModules(modules);
   const { wasm: runtimeWasm, native } = loadRuntime();
   let plan: ReturnType<typeof planPolicy>;

@@ -6,7 +6,7 @@
 // is reported as unsafe, with its position.
 import type { Literal, Module, Rule, Term, With } from "./ast.ts";
 import { builtinArity } from "./builtins.ts";
-import { type RuleGroup, type RuleIndex, pathKey, refParts, staticPath } from "./check.ts";
+import { pathKey, type RuleGroup, type RuleIndex, refParts, staticPath } from "./check.ts";
 import type { Local, Plan, PlannedFunc, Stmt } from "./ir.ts";
 import { type Location, RegoError } from "./lexer.ts";
 
@@ -237,7 +237,12 @@ class Planner {
   #planGroup(group: RuleGroup, result: Local): void {
     const staticLength = group.path.length - 1 - group.module.package.length;
     if (group.kind === "partial_set" || group.kind === "partial_object") {
-      this.#emit({ op: "call", fn: group.kind === "partial_set" && !hasKeys(group, staticLength) ? "rt_set" : "rt_object", args: [], dst: result });
+      this.#emit({
+        op: "call",
+        fn: group.kind === "partial_set" && !hasKeys(group, staticLength) ? "rt_set" : "rt_object",
+        args: [],
+        dst: result,
+      });
     }
     for (const rule of group.rules) {
       if (rule.default) {
@@ -384,17 +389,30 @@ class Planner {
 
   #literal(literal: Literal, scope: Scope, k: () => void): void {
     const withs = literal.kind === "expr" || literal.kind === "unify" ? literal.with : [];
-    if (withs.length > 0) return this.#with(literal, withs, scope, k);
+    if (withs.length > 0) {
+      this.#with(literal, withs, scope, k);
+      return;
+    }
     switch (literal.kind) {
       case "some":
         for (const v of literal.vars) for (const name of patternVars(v)) this.#declare(name, scope);
-        return k();
-      case "somein":
-        return this.#someIn(literal, scope, k);
-      case "every":
-        return this.#every(literal, scope, k);
+        {
+          k();
+          return;
+        }
+      case "somein": {
+        this.#someIn(literal, scope, k);
+        return;
+      }
+      case "every": {
+        this.#every(literal, scope, k);
+        return;
+      }
       case "unify":
-        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
+        if (literal.negated) {
+          this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
+          return;
+        }
         if (literal.assign) {
           if (patternVars(literal.left).length === 0 || !isPattern(literal.left)) {
             throw new RegoError(
@@ -405,10 +423,19 @@ class Planner {
           }
           this.#declarePattern(literal.left, scope);
         }
-        return this.#unify(literal.left, literal.right, scope, k);
+        {
+          this.#unify(literal.left, literal.right, scope, k);
+          return;
+        }
       case "expr":
-        if (literal.negated) return this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
-        return this.#expression(literal.expr, scope, k);
+        if (literal.negated) {
+          this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
+          return;
+        }
+        {
+          this.#expression(literal.expr, scope, k);
+          return;
+        }
     }
   }
 
@@ -426,19 +453,20 @@ class Planner {
     if (expr.kind === "call") {
       const target = this.#callee(expr, scope);
       if (expr.args.length === target.arity + 1) {
-        // The last argument receives the result: count(xs, n).
-        return this.#call(expr, scope, target, expr.args.slice(0, -1), (v) =>
+        this.#call(expr, scope, target, expr.args.slice(0, -1), (v) =>
           this.#unifyValue(expr.args.at(-1) as Term, v, scope, k),
         );
+        return;
       }
     }
     if (expr.kind === "binary" && expr.op === "==") {
-      return this.#term(expr.left, scope, (a) =>
+      this.#term(expr.left, scope, (a) =>
         this.#term(expr.right, scope, (b) => {
           this.#emit({ op: "check", fn: "rt_equal", args: [a, b] });
           k();
         }),
       );
+      return;
     }
     this.#term(expr, scope, (v) => {
       this.#emit({ op: "check", fn: "rt_truthy", args: [v] });
@@ -496,7 +524,8 @@ class Planner {
   #with(literal: Literal, withs: With[], scope: Scope, k: () => void): void {
     const targets = withs.map((w) => {
       const path = staticPath(w.target);
-      if (!path || (path[0] !== "input" && path[0] !== "data")) throw unsupported("`with` on a function or built-in", w.loc);
+      if (!path || (path[0] !== "input" && path[0] !== "data"))
+        throw unsupported("`with` on a function or built-in", w.loc);
       if (path[0] === "data" && this.#touchesRules(path.slice(1))) {
         throw unsupported("`with` replacing a rule's value", w.loc);
       }
@@ -516,7 +545,14 @@ class Planner {
           if (target.path.length === 0) this.#emit({ op: "move", dst: replaced, src: values[i] as Local });
           else {
             const path = this.#const(JSON.stringify(target.path));
-            this.#emit({ op: "call", fn: "rt_upsert_path", args: [current, path], ints: [0], tail: [values[i] as Local], dst: replaced });
+            this.#emit({
+              op: "call",
+              fn: "rt_upsert_path",
+              args: [current, path],
+              ints: [0],
+              tail: [values[i] as Local],
+              dst: replaced,
+            });
           }
           this.#emit({ op: "setGlobal", name: target.root, src: replaced });
         });
@@ -532,7 +568,8 @@ class Planner {
             outputs = [...inner.vars.keys()].filter((name) => !bound.has(name));
             const row = this.#local();
             this.#emit({ op: "call", fn: "rt_array", args: [], dst: row });
-            for (const name of outputs) this.#emit({ op: "call", fn: "rt_array_append", args: [row, inner.vars.get(name) as Local] });
+            for (const name of outputs)
+              this.#emit({ op: "call", fn: "rt_array_append", args: [row, inner.vars.get(name) as Local] });
             this.#emit({ op: "call", fn: "rt_array_append", args: [solutions, row] });
           }),
         );
@@ -566,8 +603,14 @@ class Planner {
   // ---- unification -------------------------------------------------------------------------------
 
   #unify(left: Term, right: Term, scope: Scope, k: () => void): void {
-    if (this.#isUnbound(left, scope)) return this.#term(right, scope, (v) => this.#bind(left, v, scope, k));
-    if (this.#isUnbound(right, scope)) return this.#term(left, scope, (v) => this.#bind(right, v, scope, k));
+    if (this.#isUnbound(left, scope)) {
+      this.#term(right, scope, (v) => this.#bind(left, v, scope, k));
+      return;
+    }
+    if (this.#isUnbound(right, scope)) {
+      this.#term(left, scope, (v) => this.#bind(right, v, scope, k));
+      return;
+    }
     if (isCollectionLiteral(left) && isCollectionLiteral(right) && !canUnifyLiterals(left, right)) {
       // OPA's type checker refuses unifications that can never succeed.
       throw new RegoError("rego_type_error", "match error: the two sides can never unify", left.loc);
@@ -577,7 +620,8 @@ class Planner {
         if (i === left.items.length) return k();
         this.#unify(left.items[i] as Term, right.items[i] as Term, scope, () => step(i + 1));
       };
-      return step(0);
+      step(0);
+      return;
     }
     if (left.kind === "object" && right.kind === "object" && sameConstantKeys(left, right)) {
       const pairs = left.entries.map(([key, value]) => {
@@ -589,13 +633,16 @@ class Planner {
         const [a, b] = pairs[i] as readonly [Term, Term];
         this.#unify(a, b, scope, () => step(i + 1));
       };
-      return step(0);
+      step(0);
+      return;
     }
     if (this.#hasUnbound(left, scope) && !this.#hasUnbound(right, scope)) {
-      return this.#term(right, scope, (v) => this.#destructure(left, v, scope, k));
+      this.#term(right, scope, (v) => this.#destructure(left, v, scope, k));
+      return;
     }
     if (this.#hasUnbound(right, scope)) {
-      return this.#term(left, scope, (v) => this.#destructure(right, v, scope, k));
+      this.#term(left, scope, (v) => this.#destructure(right, v, scope, k));
+      return;
     }
     this.#term(left, scope, (a) =>
       this.#term(right, scope, (b) => {
@@ -611,7 +658,10 @@ class Planner {
 
   /** Matches a value against a pattern of terms, binding the pattern's unbound variables. */
   #destructure(pattern: Term, value: Local, scope: Scope, k: () => void): void {
-    if (this.#isUnbound(pattern, scope)) return this.#bind(pattern, value, scope, k);
+    if (this.#isUnbound(pattern, scope)) {
+      this.#bind(pattern, value, scope, k);
+      return;
+    }
     if (pattern.kind === "array" && this.#hasUnbound(pattern, scope)) {
       this.#emit({ op: "check", fn: "rt_is_array_of", args: [value], ints: [pattern.items.length] });
       const step = (i: number) => {
@@ -620,7 +670,8 @@ class Planner {
         this.#emit({ op: "call", fn: "rt_dot", args: [value, this.#const(String(i))], dst: item });
         this.#destructure(pattern.items[i] as Term, item, scope, () => step(i + 1));
       };
-      return step(0);
+      step(0);
+      return;
     }
     if (pattern.kind === "object" && this.#hasUnbound(pattern, scope)) {
       this.#emit({ op: "check", fn: "rt_is_object_of", args: [value], ints: [pattern.entries.length] });
@@ -633,7 +684,8 @@ class Planner {
           this.#destructure(item, v, scope, () => step(i + 1));
         });
       };
-      return step(0);
+      step(0);
+      return;
     }
     this.#term(pattern, scope, (p) => {
       this.#emit({ op: "check", fn: "rt_equal", args: [p, value] });
@@ -689,45 +741,59 @@ class Planner {
 
   #term(term: Term, scope: Scope, k: (value: Local) => void): void {
     switch (term.kind) {
-      case "null":
-        return k(this.#const("null"));
-      case "boolean":
-        return k(this.#const(String(term.value)));
-      case "number":
-        return k(this.#const(jsonNumber(term.text, term.loc)));
-      case "string":
-        return k(this.#const(JSON.stringify(term.value)));
-      case "var":
-        return this.#variable(term, scope, k);
-      case "ref":
-        return this.#ref(term, scope, k);
-      case "array":
-        return this.#terms(term.items, scope, (items) => {
+      case "null": {
+        k(this.#const("null"));
+        return;
+      }
+      case "boolean": {
+        k(this.#const(String(term.value)));
+        return;
+      }
+      case "number": {
+        k(this.#const(jsonNumber(term.text, term.loc)));
+        return;
+      }
+      case "string": {
+        k(this.#const(JSON.stringify(term.value)));
+        return;
+      }
+      case "var": {
+        this.#variable(term, scope, k);
+        return;
+      }
+      case "ref": {
+        this.#ref(term, scope, k);
+        return;
+      }
+      case "array": {
+        this.#terms(term.items, scope, (items) => {
           const dst = this.#local();
           this.#emit({ op: "call", fn: "rt_array", args: [], dst });
           for (const item of items) this.#emit({ op: "call", fn: "rt_array_append", args: [dst, item] });
           k(dst);
         });
-      case "set":
-        return this.#terms(term.items, scope, (items) => {
+        return;
+      }
+      case "set": {
+        this.#terms(term.items, scope, (items) => {
           const dst = this.#local();
           this.#emit({ op: "call", fn: "rt_set", args: [], dst });
           for (const item of items) this.#emit({ op: "call", fn: "rt_set_add", args: [dst, item] });
           k(dst);
         });
-      case "object":
-        return this.#terms(
-          term.entries.flatMap(([key, value]) => [key, value]),
-          scope,
-          (parts) => {
-            const dst = this.#local();
-            this.#emit({ op: "call", fn: "rt_object", args: [], dst });
-            for (let i = 0; i < parts.length; i += 2) {
-              this.#emit({ op: "call", fn: "rt_object_insert", args: [dst, parts[i] as Local, parts[i + 1] as Local] });
-            }
-            k(dst);
-          },
-        );
+        return;
+      }
+      case "object": {
+        this.#terms(term.entries.flat(), scope, (parts) => {
+          const dst = this.#local();
+          this.#emit({ op: "call", fn: "rt_object", args: [], dst });
+          for (let i = 0; i < parts.length; i += 2) {
+            this.#emit({ op: "call", fn: "rt_object_insert", args: [dst, parts[i] as Local, parts[i + 1] as Local] });
+          }
+          k(dst);
+        });
+        return;
+      }
       case "call": {
         const target = this.#callee(term, scope);
         if (term.args.length > target.arity && term.name !== "print") {
@@ -738,31 +804,44 @@ class Planner {
             term.loc,
           );
         }
-        return this.#call(term, scope, target, term.args, k);
+        this.#call(term, scope, target, term.args, k);
+        return;
       }
-      case "binary":
-        return this.#builtin(OPERATORS[term.op] as string, [term.left, term.right], scope, term.loc, k);
+      case "binary": {
+        this.#builtin(OPERATORS[term.op] as string, [term.left, term.right], scope, term.loc, k);
+        return;
+      }
       case "unary":
-        if (term.arg.kind === "number") return k(this.#const(jsonNumber(`-${term.arg.text}`, term.loc)));
+        if (term.arg.kind === "number") {
+          k(this.#const(jsonNumber(`-${term.arg.text}`, term.loc)));
+          return;
+        }
         throw new RegoError("rego_parse_error", "unary - can only be used with numeric literals", term.loc);
-      case "membership":
-        return this.#builtin(
+      case "membership": {
+        this.#builtin(
           term.key ? "internal.member_3" : "internal.member_2",
           term.key ? [term.key, term.value, term.collection] : [term.value, term.collection],
           scope,
           term.loc,
           k,
         );
+        return;
+      }
       case "arraycomp":
       case "setcomp":
-      case "objectcomp":
-        return this.#comprehension(term, scope, k);
+      case "objectcomp": {
+        this.#comprehension(term, scope, k);
+        return;
+      }
     }
   }
 
   #variable(term: Extract<Term, { kind: "var" }>, scope: Scope, k: (value: Local) => void): void {
     const local = scope.vars.get(term.name);
-    if (local !== undefined) return k(local);
+    if (local !== undefined) {
+      k(local);
+      return;
+    }
     const resolved = this.#resolve(term.name, scope);
     if (!resolved) throw new RegoError("rego_unsafe_var_error", `var ${displayName(term.name)} is unsafe`, term.loc);
     this.#document(resolved, [], scope, k);
@@ -771,7 +850,10 @@ class Planner {
   #document(resolved: NonNullable<Resolved>, rest: Term[], scope: Scope, k: (value: Local) => void): void {
     const loc = rest[0]?.loc ?? { file: "", row: 0, col: 0 };
     const path = [...resolved.path.map((value) => ({ kind: "string" as const, value, loc })), ...rest];
-    if (resolved.root === "data") return this.#data(path, scope, k);
+    if (resolved.root === "data") {
+      this.#data(path, scope, k);
+      return;
+    }
     const input = this.#local();
     this.#emit({ op: "global", dst: input, name: "input" });
     this.#path(input, path, 0, scope, k);
@@ -782,20 +864,25 @@ class Planner {
     if (head.kind === "var" && !scope.vars.has(head.name)) {
       const resolved = this.#resolve(head.name, scope);
       if (!resolved) throw new RegoError("rego_unsafe_var_error", `var ${displayName(head.name)} is unsafe`, head.loc);
-      return this.#document(resolved, term.path, scope, k);
+      this.#document(resolved, term.path, scope, k);
+      return;
     }
     this.#term(head, scope, (base) => this.#path(base, term.path, 0, scope, k));
   }
 
   /** Follows a reference's path from `base`: ground keys are lookups, unbound variables iterate. */
   #path(base: Local, path: Term[], i: number, scope: Scope, k: (value: Local) => void): void {
-    if (i === path.length) return k(base);
+    if (i === path.length) {
+      k(base);
+      return;
+    }
     const segment = path[i] as Term;
     if (this.#hasUnbound(segment, scope)) {
       if (segment.kind === "var") this.#declare(segment.name, scope);
-      return this.#scan(base, (key, value) =>
+      this.#scan(base, (key, value) =>
         this.#destructure(segment, key, scope, () => this.#path(value, path, i + 1, scope, k)),
       );
+      return;
     }
     this.#term(segment, scope, (key) => {
       const dst = this.#local();
@@ -821,14 +908,16 @@ class Planner {
         const v = this.#local();
         this.#emit({ op: "callFunc", func: this.#ruleFunc(node.group), args: [], dst: v });
         if (node.children.size > 0) this.#mergeChildren(node, v);
-        return this.#path(v, path, i, scope, k);
+        this.#path(v, path, i, scope, k);
+        return;
       }
     }
     if (i < path.length && path[i]?.kind === "string") {
       // Below this point no rule exists: plain base data.
       const data = this.#local();
       this.#emit({ op: "global", dst: data, name: "data" });
-      return this.#path(data, path, 0, scope, k);
+      this.#path(data, path, 0, scope, k);
+      return;
     }
     const v = this.#local();
     this.#emit({ op: "callFunc", func: this.#nodeFunc(node), args: [], dst: v });
@@ -887,7 +976,8 @@ class Planner {
     if (parts[0] === "data") candidates.push(parts);
     for (const imp of scope.module.imports) {
       const path = staticPath(imp.path);
-      if (path?.[0] === "data" && (imp.alias ?? path.at(-1)) === parts[0]) candidates.push([...path, ...parts.slice(1)]);
+      if (path?.[0] === "data" && (imp.alias ?? path.at(-1)) === parts[0])
+        candidates.push([...path, ...parts.slice(1)]);
     }
     candidates.push(["data", ...scope.module.package, ...parts]);
     for (const candidate of candidates) {
@@ -907,19 +997,20 @@ class Planner {
   ): void {
     if (target.group) {
       const func = this.#ruleFunc(target.group);
-      return this.#terms(args, scope, (locals) => {
+      this.#terms(args, scope, (locals) => {
         const dst = this.#local();
         this.#emit({ op: "callFunc", func, args: locals, dst });
         k(dst);
       });
+      return;
     }
     this.#builtin(term.name, args, scope, term.loc, k);
   }
 
   #builtin(name: string, args: Term[], scope: Scope, loc: Location, k: (value: Local) => void): void {
     if (name === "print") {
-      // print() output is a debugging aid with no effect on results; it always succeeds.
-      return k(this.#const("true"));
+      k(this.#const("true"));
+      return;
     }
     const native = this.#options.native.has(name);
     if (!native && !this.#options.host.has(name)) {
@@ -1057,7 +1148,8 @@ class Planner {
           for (const t of literalTerms(l)) {
             const inner: Term[] = [];
             this.#needs(t, bound, declared, scope, inner);
-            for (const v of inner) if (v.kind === "var" && !local.has(v.name) && this.#currentBodyVars.has(v.name)) missing.push(v);
+            for (const v of inner)
+              if (v.kind === "var" && !local.has(v.name) && this.#currentBodyVars.has(v.name)) missing.push(v);
           }
         }
         break;
@@ -1120,7 +1212,15 @@ class Planner {
       progress = false;
       for (let i = 0; i < pending.length; i++) {
         const [l, r] = pending[i] as readonly [Term, Term];
-        const literal: Literal = { kind: "unify", assign: false, negated: false, left: l, right: r, with: [], loc: l.loc };
+        const literal: Literal = {
+          kind: "unify",
+          assign: false,
+          negated: false,
+          left: l,
+          right: r,
+          with: [],
+          loc: l.loc,
+        };
         if (this.#firstUnbound(literal, b, declared, scope) === undefined) {
           for (const name of this.#outputs(literal, b, declared, scope)) b.add(name);
           pending.splice(i, 1);
@@ -1156,7 +1256,12 @@ class Planner {
     const all: Term[] = [];
     collectVars(term, all);
     for (const v of all) {
-      if (v.kind === "var" && !bound.has(v.name) && this.#currentBodyVars.has(v.name) && this.#isLocalName(v.name, declared, scope)) {
+      if (
+        v.kind === "var" &&
+        !bound.has(v.name) &&
+        this.#currentBodyVars.has(v.name) &&
+        this.#isLocalName(v.name, declared, scope)
+      ) {
         out.push(v);
       }
     }
@@ -1241,8 +1346,6 @@ class Planner {
     this.#emit({ op: "const", dst, index });
     return dst;
   }
-
-
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
@@ -1330,7 +1433,9 @@ function collectVars(term: Term, out: Term[], patternOnly = false): void {
 }
 
 /** Variables a comprehension mentions (its head and body), which may be captured from outside. */
-function comprehensionFreeVars(term: Extract<Term, { kind: "arraycomp" | "setcomp" | "objectcomp" }>): Array<Extract<Term, { kind: "var" }>> {
+function comprehensionFreeVars(
+  term: Extract<Term, { kind: "arraycomp" | "setcomp" | "objectcomp" }>,
+): Array<Extract<Term, { kind: "var" }>> {
   const out: Term[] = [];
   const heads = term.kind === "objectcomp" ? [term.key, term.value] : [term.term];
   for (const h of heads) collectVars(h, out);
@@ -1465,4 +1570,3 @@ function sameConstantKeys(a: Extract<Term, { kind: "object" }>, b: Extract<Term,
   if (ka.some((k) => k === undefined) || kb.some((k) => k === undefined)) return false;
   return ka.length === kb.length && ka.every((k) => kb.includes(k));
 }
-

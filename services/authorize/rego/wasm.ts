@@ -40,17 +40,25 @@ export function runtimeExports(runtime: Uint8Array): Set<string> {
 export function generateWasm(
   plan: Plan,
   runtime: Uint8Array,
-  options: { optimize?: boolean; strictBuiltinErrors?: boolean } = {},
+  options: { optimize?: boolean; strictBuiltinErrors?: boolean; memoryLimitMiB?: number } = {},
 ): Uint8Array {
   const mod = binaryen.readBinary(runtime);
   try {
-    return link(mod, plan, options.optimize ?? true, options.strictBuiltinErrors ?? true);
+    return link(mod, plan, {
+      optimize: options.optimize ?? true,
+      strict: options.strictBuiltinErrors ?? true,
+      memoryLimit: Math.min(options.memoryLimitMiB ?? 256, 4095) * 1024 * 1024,
+    });
   } finally {
     mod.dispose();
   }
 }
 
-function link(mod: binaryen.Module, plan: Plan, optimize: boolean, strict: boolean): Uint8Array {
+function link(
+  mod: binaryen.Module,
+  plan: Plan,
+  { optimize, strict, memoryLimit }: { optimize: boolean; strict: boolean; memoryLimit: number },
+): Uint8Array {
   mod.setFeatures(
     binaryen.Features.MVP |
       binaryen.Features.MutableGlobals |
@@ -94,13 +102,16 @@ function link(mod: binaryen.Module, plan: Plan, optimize: boolean, strict: boole
     size += t.length;
   }
   const blob = new Uint8Array(align(size, 8));
-  texts.forEach((t, i) => blob.set(t, offsets[i] as number));
-  texts.forEach((_, i) => mod.addGlobal(`c${i}`, i32, true, mod.i32.const(0)));
+  texts.forEach((t, i) => {
+    blob.set(t, offsets[i] as number);
+    mod.addGlobal(`c${i}`, i32, true, mod.i32.const(0));
+  });
   const constGlobal = (index: number) => `c${index}`;
 
   const base = () => mod.local.get(0, i32);
   const init: number[] = [
     mod.call(fn("rt_set_strict"), [mod.i32.const(strict ? 1 : 0)], binaryen.none),
+    mod.call(fn("rt_set_heap_limit"), [mod.i32.const(memoryLimit | 0)], binaryen.none),
     mod.local.set(0, mod.call(fn("opa_malloc"), [mod.i32.const(blob.length)], i32)),
   ];
   const words = new DataView(blob.buffer);
@@ -150,13 +161,18 @@ function link(mod: binaryen.Module, plan: Plan, optimize: boolean, strict: boole
     for (const func of plan.funcs) if (func.memo) body.push(mod.global.set(memoGlobal(func), mod.i32.const(0)));
     plan.entrypoints.forEach((entry, i) => {
       body.push(
-        mod.if(mod.i32.eq(mod.local.get(0, i32), mod.i32.const(i)), mod.return(mod.call(funcName(entry.func), [], i32))),
+        mod.if(
+          mod.i32.eq(mod.local.get(0, i32), mod.i32.const(i)),
+          mod.return(mod.call(funcName(entry.func), [], i32)),
+        ),
       );
     });
     body.push(mod.i32.const(0));
     return mod.block(null, body, i32);
   });
-  replaceImport(mod, imported, "mandate.policy_entrypoints", [], () => mod.global.get(constGlobal(texts.length - 2), i32));
+  replaceImport(mod, imported, "mandate.policy_entrypoints", [], () =>
+    mod.global.get(constGlobal(texts.length - 2), i32),
+  );
   replaceImport(mod, imported, "mandate.policy_builtins", [], () => mod.global.get(constGlobal(texts.length - 1), i32));
 
   for (let i = mod.getNumExports() - 1; i >= 0; i--) {
@@ -368,7 +384,14 @@ class FunctionEmitter {
       case "checkNonZero":
         return this.#failIfZero(s.src, fail);
       case "callFunc": {
-        const set = m.local.set(s.dst, m.call(funcName(s.func), s.args.map((a) => this.#get(a)), i32));
+        const set = m.local.set(
+          s.dst,
+          m.call(
+            funcName(s.func),
+            s.args.map((a) => this.#get(a)),
+            i32,
+          ),
+        );
         return s.maybe ? set : m.block(null, [set, this.#failIfZero(s.dst, fail)]);
       }
       case "host":

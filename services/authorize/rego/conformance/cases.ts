@@ -100,16 +100,16 @@ const RANK = (v: unknown): number =>
   Array.isArray(v) && SETS.has(v)
     ? 6
     : v === null
-    ? 0
-    : typeof v === "boolean"
-      ? 1
-      : typeof v === "number"
-        ? 2
-        : typeof v === "string"
-          ? 3
-          : Array.isArray(v)
-            ? 4
-            : 5;
+      ? 0
+      : typeof v === "boolean"
+        ? 1
+        : typeof v === "number"
+          ? 2
+          : typeof v === "string"
+            ? 3
+            : Array.isArray(v)
+              ? 4
+              : 5;
 
 /** Rego's order over JSON values: null < boolean < number < string < array < object. */
 export function compareRego(a: unknown, b: unknown): number {

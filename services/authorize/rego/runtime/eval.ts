@@ -3,7 +3,7 @@
 // Every function returns a value address, or 0 for "undefined" (the generated code then fails the
 // current query branch).
 import { dumpJson, parseJson } from "./json";
-import { heapGet, heapSet, malloc } from "./memory";
+import { heapGet, heapSet, malloc, setHeapLimit } from "./memory";
 import {
   ARRAY, BOOLEAN, NUMBER, OBJECT, SET,
   arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newNumber, newObject, newSet, newString,
@@ -43,6 +43,10 @@ export let strictBuiltinErrors: bool = true;
 
 export function rt_set_strict(strict: i32): void {
   strictBuiltinErrors = strict != 0;
+}
+
+export function rt_set_heap_limit(bytes: usize): void {
+  setHeapLimit(bytes);
 }
 
 /** Aborts with a message held in a string value (the compiler's messages). */

@@ -662,7 +662,10 @@ function reportError(error: unknown): number {
   if (error instanceof CommanderError) {
     if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0)
       return 0;
-    if (error.code === "mandate.usage") process.stderr.write(`error: ${error.message}\n`);
+    if (error.code === "mandate.usage") {
+      process.stderr.write(`error: ${error.message}\n`);
+      return error.exitCode;
+    }
     return 2;
   }
   if (error instanceof ConfigError) {

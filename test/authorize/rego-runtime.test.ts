@@ -1,25 +1,18 @@
-// The Rego runtime (AssemblyScript, compiled here with asc) through @open-policy-agent/opa-wasm
-// itself: the module loads as an OPA policy, JSON goes in and comes back out unchanged for any
+// The Rego runtime (AssemblyScript, prebuilt in gen/rego/runtime.wasm) through @open-policy-agent/opa-wasm
+// itself, in a compiled policy: the module loads as an OPA policy, JSON goes in and comes back out unchanged for any
 // JSON value (fast-check), malformed or absurdly deep JSON is refused, and the heap is reset
 // between evaluations so memory does not grow.
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
-import asc from "assemblyscript/asc";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { compileRego } from "../../services/authorize/rego/compile.ts";
 
-const ENTRY = fileURLToPath(new URL("./fixtures/runtime-echo.ts", import.meta.url));
+// A policy that answers its input: the runtime's JSON parsing and dumping, seen through opa-wasm.
 let wasm: Uint8Array;
 
-beforeAll(async () => {
-  const out = join(mkdtempSync(join(tmpdir(), "mandate-rego-")), "echo.wasm");
-  const { error, stderr } = await asc.main([ENTRY, "--outFile", out, "--runtime", "stub", "--importMemory", "-O3"]);
-  if (error) throw new Error(`asc failed: ${error.message}\n${stderr.toString()}`);
-  wasm = readFileSync(out);
-}, 60_000);
+beforeAll(() => {
+  wasm = compileRego({ modules: { "echo.rego": "package echo\n\nresult := input\n" }, entrypoints: ["echo/result"] }).wasm;
+});
 
 type Policy = Awaited<ReturnType<typeof loadPolicy>>;
 const exports = (policy: Policy) =>
@@ -31,7 +24,7 @@ const exports = (policy: Policy) =>
 describe("Rego runtime under opa-wasm", () => {
   it("loads as an ABI 1.3 policy with its entrypoints", async () => {
     const policy = await loadPolicy(wasm);
-    expect(policy.entrypoints).toEqual({ echo: 0 });
+    expect(policy.entrypoints).toEqual({ "echo/result": 0 });
     expect((policy as unknown as { minorVersion: number }).minorVersion).toBe(3);
   });
 

@@ -415,7 +415,9 @@ class Parser {
       else if (t.text === "true" || t.text === "false")
         term = { kind: "boolean", value: t.text === "true", loc: t.loc };
       else {
-        if (this.#isReservedName(t.text))
+        // `contains` is a keyword only in rule heads; `contains(s, x)` is still the string built-in.
+        const builtinCall = t.text === "contains" && this.#peek().kind === "punct" && this.#peek().text === "(";
+        if (this.#isReservedName(t.text) && !builtinCall)
           throw new RegoError("rego_parse_error", `unexpected ${t.text} keyword`, t.loc);
         term = { kind: "var", name: t.text, loc: t.loc };
       }

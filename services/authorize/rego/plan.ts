@@ -229,7 +229,7 @@ class Planner {
         const v = this.#local();
         const func = child.group ? this.#ruleFunc(child.group) : this.#nodeFunc(child);
         this.#emit({ op: "callFunc", func, args: [], dst: v });
-        this.#emit({ op: "call", fn: "rt_object_merge_at", args: [value, this.#const(JSON.stringify(name)), v] });
+        this.#emit({ op: "call", fn: "rt_object_merge_rule", args: [value, this.#const(JSON.stringify(name)), v] });
       });
     }
   }

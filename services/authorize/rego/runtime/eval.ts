@@ -234,6 +234,15 @@ export function rt_object_merge_at(o: usize, k: usize, v: usize): void {
   objectInsert(o, k, existing != 0 ? mergeDeep(existing, v) : v);
 }
 
+/** A rule's value at `key` of another rule's object (p[x] := … and p.q := …): keys must agree. */
+export function rt_object_merge_rule(o: usize, k: usize, v: usize): void {
+  const existing = objectGet(o, k);
+  if (existing != 0 && compare(existing, v) != 0 && (typeOf(existing) != OBJECT || typeOf(v) != OBJECT)) {
+    abortWith("eval_conflict_error: object keys must be unique");
+  }
+  objectInsert(o, k, existing != 0 ? mergeDeep(existing, v) : v);
+}
+
 function mergeDeep(a: usize, b: usize): usize {
   if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return b;
   const out = rt_object_copy(a);

@@ -9,7 +9,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { annotatedEntrypoints, buildBundle, loadBundle, readBundle, writeBundle } from "../../services/authorize/rego/bundle.ts";
+import {
+  annotatedEntrypoints,
+  buildBundle,
+  loadBundle,
+  readBundle,
+  writeBundle,
+} from "../../services/authorize/rego/bundle.ts";
 import { parseModules } from "../../services/authorize/rego/compile.ts";
 
 const run = promisify(execFile);
@@ -65,13 +71,21 @@ describe("OPA bundles", () => {
   });
 
   it("takes entrypoints from # METADATA annotations", () => {
-    const modules = { "a.rego": "package a\n\n# METADATA\n# title: x\n# entrypoint: true\nallow := true\n\n# METADATA\n# scope: package\n# entrypoint: true\n" };
+    const modules = {
+      "a.rego":
+        "package a\n\n# METADATA\n# title: x\n# entrypoint: true\nallow := true\n\n# METADATA\n# scope: package\n# entrypoint: true\n",
+    };
     expect(annotatedEntrypoints(modules, parseModules(modules))).toEqual(["a/allow", "a"]);
   });
 
   it("refuses a corrupt bundle with an error, not a crash", async () => {
     await expect(readBundle(Buffer.from("not a bundle"))).rejects.toThrow();
-    const empty = await writeBundle({ manifest: { revision: "", roots: [""] }, data: {}, wasm: new Uint8Array(), modules: {} });
+    const empty = await writeBundle({
+      manifest: { revision: "", roots: [""] },
+      data: {},
+      wasm: new Uint8Array(),
+      modules: {},
+    });
     await expect(loadBundle(empty)).rejects.toThrow();
   });
 });
@@ -82,9 +96,20 @@ describe("mandate policy", () => {
     const out = join(dir, "bundle.tar.gz");
     const built = await mandate("policy", "build", POLICY, "-o", out, "--json");
     expect(built.code).toBe(0);
-    expect(JSON.parse(built.stdout).manifest.wasm).toEqual([{ entrypoint: "mandate/authz/decision", module: "/policy.wasm" }]);
+    expect(JSON.parse(built.stdout).manifest.wasm).toEqual([
+      { entrypoint: "mandate/authz/decision", module: "/policy.wasm" },
+    ]);
     writeFileSync(join(dir, "input.json"), JSON.stringify({ ...input, action: "orders.delete" }));
-    const evaluated = await mandate("policy", "eval", "--bundle", out, "--input", join(dir, "input.json"), "--json", "data.mandate.authz.decision");
+    const evaluated = await mandate(
+      "policy",
+      "eval",
+      "--bundle",
+      out,
+      "--input",
+      join(dir, "input.json"),
+      "--json",
+      "data.mandate.authz.decision",
+    );
     expect(evaluated.code).toBe(0);
     expect(JSON.parse(evaluated.stdout)).toEqual([
       { result: { allow: false, reasons: ["the action is outside the token's scopes"], obligations: [] } },
@@ -103,10 +128,13 @@ describe("mandate policy", () => {
 
     const dir = mkdtempSync(join(tmpdir(), "mandate-policy-"));
     cpSync(POLICY, dir, { recursive: true });
-    writeFileSync(join(dir, "broken_test.rego"), "package mandate.authz\nimport rego.v1\ntest_wrong if decision.allow with input as {}\n");
+    writeFileSync(
+      join(dir, "broken_test.rego"),
+      "package mandate.authz\nimport rego.v1\ntest_wrong if decision.allow with input as {}\n",
+    );
     const failed = await mandate("policy", "test", dir);
     expect(failed.code).toBe(1);
-    expect(failed.stdout).toMatch(/FAIL  data\.mandate\.authz\.test_wrong/);
+    expect(failed.stdout).toMatch(/FAIL {2}data\.mandate\.authz\.test_wrong/);
   }, 60_000);
 
   it("build refuses a broken policy with OPA-style positioned errors", async () => {

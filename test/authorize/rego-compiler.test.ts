@@ -43,9 +43,18 @@ describe("Rego constructs, evaluated through opa-wasm", () => {
     ["undefined without default", "x if input.a == 1", "<undefined>", { a: 2 }],
     ["partial set (contains)", 'x contains y if { some y in input.ys; y != "b" }', ["a", "c"], { ys: ["c", "b", "a"] }],
     ["partial object", "x[k] := v if { some k, v in input.m; v > 1 }", { b: 2 }, { m: { a: 1, b: 2 } }],
-    ["multi-value ref head", "x.y[k] contains v if { some k, v in input.pairs }", { y: { a: [1], b: [2] } }, { pairs: { a: 1, b: 2 } }],
+    [
+      "multi-value ref head",
+      "x.y[k] contains v if { some k, v in input.pairs }",
+      { y: { a: [1], b: [2] } },
+      { pairs: { a: 1, b: 2 } },
+    ],
     ["ref head with static suffix", "x[k].ok := true if some k in input.ks", { a: { ok: true } }, { ks: ["a"] }],
-    ["functions with several definitions", 'f(1) := "one"\nf(n) := "many" if n > 1\nx := [f(1), f(5)]', ["one", "many"]],
+    [
+      "functions with several definitions",
+      'f(1) := "one"\nf(n) := "many" if n > 1\nx := [f(1), f(5)]',
+      ["one", "many"],
+    ],
     ["function with else", 'f(n) := "neg" if n < 0 else := "pos"\nx := [f(-1), f(1)]', ["neg", "pos"]],
     ["else chain on a rule", 'x := "a" if input.n == 1 else := "b" if input.n == 2 else := "c"', "b", { n: 2 }],
     ["some … in with key", "x contains k if { some k, v in input.o; v == true }", ["b"], { o: { a: false, b: true } }],
@@ -59,12 +68,25 @@ describe("Rego constructs, evaluated through opa-wasm", () => {
     ["array comprehension", "x := [v * 2 | some v in input.vs]", [2, 4], { vs: [1, 2] }],
     ["set comprehension", "x := {v % 2 | some v in input.vs}", [0, 1], { vs: [1, 2, 3] }],
     ["object comprehension", "x := {k: count(v) | some k, v in input.o}", { a: 2 }, { o: { a: [1, 2] } }],
-    ["iteration and unification", "x contains [i, v] if input.vs[i] = v", [[0, "a"], [1, "b"]], { vs: ["a", "b"] }],
-    ["destructuring", "x := a + b if [a, {\"b\": b}] := input.pair", 3, { pair: [1, { b: 2 }] }],
+    [
+      "iteration and unification",
+      "x contains [i, v] if input.vs[i] = v",
+      [
+        [0, "a"],
+        [1, "b"],
+      ],
+      { vs: ["a", "b"] },
+    ],
+    ["destructuring", 'x := a + b if [a, {"b": b}] := input.pair', 3, { pair: [1, { b: 2 }] }],
     ["== and := and comparison", "x if { y := input.n; y == 4; y >= 4; y < 5; y != 3 }", true, { n: 4 }],
     ["arithmetic", "x := [1 + 2, 7 - 3, 2 * 3, 7 / 2, 7 % 3, -4]", [3, 4, 6, 3.5, 1, -4]],
     ["set operators", "x := [({1, 2} | {3}), {1, 2} & {2}, {1, 2} - {1}]", [[1, 2, 3], [2], [2]]],
-    ["membership", 'x := ["a" in input.xs, "z" in input.xs, 0, "a" in input.xs]', [true, false, 0, true], { xs: ["a"] }],
+    [
+      "membership",
+      'x := ["a" in input.xs, "z" in input.xs, 0, "a" in input.xs]',
+      [true, false, 0, true],
+      { xs: ["a"] },
+    ],
     ["refs to other packages and imports", "import data.lib\nx := lib.v", 5, {}, { lib: { v: 5 } }],
     ["aggregates", "x := [count([1, 2]), sum([1, 2]), max([1, 3]), min({4, 2}), sort([3, 1])]", [2, 3, 3, 2, [1, 3]]],
     [
@@ -86,7 +108,11 @@ describe("Rego constructs, evaluated through opa-wasm", () => {
   }
 
   it("evaluates a package as a document (rules merged with base data)", async () => {
-    expect(await evaluate(`${header}a := 1\nb := {2}\n`, "p", undefined, { p: { c: 3 } })).toEqual({ a: 1, b: [2], c: 3 });
+    expect(await evaluate(`${header}a := 1\nb := {2}\n`, "p", undefined, { p: { c: 3 } })).toEqual({
+      a: 1,
+      b: [2],
+      c: 3,
+    });
   });
 
   it("reads Rego v0 only when asked, as opa --v0-compatible", async () => {
@@ -96,8 +122,12 @@ describe("Rego constructs, evaluated through opa-wasm", () => {
   });
 
   it("numbers keep their source text; arithmetic results are dumped canonically", async () => {
-    expect(await evaluate(`${header}x := [input.n, 12345678901234567890, 0.1 + 0.2]`, "p/x", { n: 1.5e3 })).toEqual([
-      1500, 12345678901234567890, 0.30000000000000004,
+    const source = `${header}x := [input.n, json.marshal(12345678901234567890), json.marshal(1.50e3), 0.1 + 0.2]`;
+    expect(await evaluate(source, "p/x", { n: 1.5e3 })).toEqual([
+      1500,
+      "12345678901234567890",
+      "1.50e3",
+      0.30000000000000004,
     ]);
   });
 });
@@ -110,18 +140,22 @@ describe("runtime errors (OPA's conflict and built-in errors)", () => {
   });
 
   it("object keys must be unique", async () => {
-    await expect(evaluate(`${header}x[k] := v if { some k, v in input.o }\nx["a"] := 9`, "p/x", { o: { a: 1 } })).rejects.toMatch(
-      /object keys must be unique/,
-    );
+    await expect(
+      evaluate(`${header}x[k] := v if { some k, v in input.o }\nx["a"] := 9`, "p/x", { o: { a: 1 } }),
+    ).rejects.toMatch(/object keys must be unique/);
   });
 
   it("functions must not produce multiple outputs", async () => {
-    await expect(evaluate(`${header}f(_) := 1\nf(_) := 2\nx := f(0)`, "p/x")).rejects.toMatch(/functions must not produce/);
+    await expect(evaluate(`${header}f(_) := 1\nf(_) := 2\nx := f(0)`, "p/x")).rejects.toMatch(
+      /functions must not produce/,
+    );
   });
 
   it("built-in type errors fail the query by default, and are undefined in non-strict mode", async () => {
     const source = `${header}x := input.n + 1`;
-    await expect(evaluate(source, "p/x", { n: "1" })).rejects.toMatch(/eval_type_error: invalid argument type for plus/);
+    await expect(evaluate(source, "p/x", { n: "1" })).rejects.toMatch(
+      /eval_type_error: invalid argument type for plus/,
+    );
     expect(await evaluate(source, "p/x", { n: "1" }, undefined, { strictBuiltinErrors: false })).toBe("<undefined>");
     await expect(evaluate(`${header}x := 1 / input.d`, "p/x", { d: 0 })).rejects.toMatch(/divide by zero/);
   });
@@ -134,7 +168,9 @@ describe("compile errors are positioned, in OPA's form", () => {
 
   it("unsupported built-ins and constructs are named, never a wrong answer at run time", () => {
     expect(compileError(`${header}x := http.send({})`)).toMatch(/p\.rego:3: .*built-in function http\.send/);
-    expect(compileError(`${header}y := 1\nx if y with data.p.y as 2`)).toMatch(/p\.rego:4: .*`with` replacing a rule's value/);
+    expect(compileError(`${header}y := 1\nx if y with data.p.y as 2`)).toMatch(
+      /p\.rego:4: .*`with` replacing a rule's value/,
+    );
     expect(compileError(`${header}x if count(input.a) with count as 1`)).toMatch(/`with` on a function or built-in/);
   });
 
@@ -155,7 +191,11 @@ describe("compile errors are positioned, in OPA's form", () => {
   });
 
   it("never throws anything but RegoCompileErrors on arbitrary text (fast-check)", () => {
-    const alphabet = fc.constantFrom(..."package p x := y if { } [ ] ( ) , ; = := == some in every not with as import data input 1 \"a\" \n . _ + - * / | & < >".split(" "));
+    const alphabet = fc.constantFrom(
+      ...'package p x := y if { } [ ] ( ) , ; = := == some in every not with as import data input 1 "a" \n . _ + - * / | & < >'.split(
+        " ",
+      ),
+    );
     fc.assert(
       fc.property(fc.array(alphabet, { maxLength: 40 }), (tokens) => {
         const source = `package p\n${tokens.join(" ")}`;
@@ -172,9 +212,16 @@ describe("compile errors are positioned, in OPA's form", () => {
 
 describe("the module is an OPA ABI 1.x policy", () => {
   it("exports exactly the ABI and imports memory, opa_abort and the built-ins it delegates", () => {
-    const { wasm } = compileRego({ modules: { "p.rego": `${header}x := sprintf("%d", [input.n])` }, entrypoints: ["p/x"] });
+    const { wasm } = compileRego({
+      modules: { "p.rego": `${header}x := sprintf("%d", [input.n])` },
+      entrypoints: ["p/x"],
+    });
     const module = new WebAssembly.Module(wasm as Uint8Array<ArrayBuffer>);
-    expect(WebAssembly.Module.exports(module).map((e) => e.name).sort()).toEqual(
+    expect(
+      WebAssembly.Module.exports(module)
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(
       [
         "builtins",
         "entrypoints",
@@ -221,14 +268,21 @@ describe("the module is an OPA ABI 1.x policy", () => {
 describe("robustness: clean errors, never a hung or crashed process", () => {
   it("a runaway policy stops at the memory limit; the instance keeps working", async () => {
     const source = `${header}big := count([[a, b] | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000)])\necho := input`;
-    const { wasm } = compileRego({ modules: { "p.rego": source }, entrypoints: ["p/big", "p/echo"], memoryLimitMiB: 64 });
+    const { wasm } = compileRego({
+      modules: { "p.rego": source },
+      entrypoints: ["p/big", "p/echo"],
+      memoryLimitMiB: 64,
+    });
     const policy = await loadPolicy(wasm);
     expect(() => policy.evaluate({}, "p/big")).toThrow(/eval_memory_limit_error/);
     expect(policy.evaluate({ ok: 1 }, "p/echo")).toEqual([{ result: { ok: 1 } }]);
   });
 
   it("deeply nested input is refused; huge input evaluates", async () => {
-    const { wasm } = compileRego({ modules: { "p.rego": `${header}n := count(input.items)\nd := input` }, entrypoints: ["p/n", "p/d"] });
+    const { wasm } = compileRego({
+      modules: { "p.rego": `${header}n := count(input.items)\nd := input` },
+      entrypoints: ["p/n", "p/d"],
+    });
     const policy = await loadPolicy(wasm);
     // Raw JSON bytes (opa-wasm passes them through): 5000 levels, past the runtime's depth limit.
     const deep = new TextEncoder().encode(`${"[".repeat(5000)}1${"]".repeat(5000)}`);

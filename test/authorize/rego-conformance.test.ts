@@ -13,7 +13,8 @@ const KNOWN_FAILURES = new Map<string, string>([
   // `[x | y, 5]`: regorus reads an array whose first item is `x | y`; OPA's grammar (and ours) reads a
   // comprehension head and then refuses the `,` — a positioned rego_parse_error, never an answer.
   ...["case2-array", "case3-compr", "case4-array", "case5-array", "case6-compr"].map(
-    (note) => [`interpreter/cases/compr/array-vs-compr-tricky.yaml|${note}`, "array-vs-comprehension ambiguity"] as const,
+    (note) =>
+      [`interpreter/cases/compr/array-vs-compr-tricky.yaml|${note}`, "array-vs-comprehension ambiguity"] as const,
   ),
   // `data[1]` inside package test reads the whole data document, which holds the rule itself: OPA's
   // recursion check refuses it (rego_recursion_error); regorus converts 1 to "1" and looks it up.
@@ -49,7 +50,9 @@ describe("Rego conformance corpus", () => {
 
   it("refuses every unsupported case at compile time, naming the construct or query form", () => {
     for (const c of report.cases.filter((x) => x.outcome === "unsupported")) {
-      expect(c.detail, `${c.file}: ${c.note}`).toMatch(/unsupported: .* is not supported by Mandate's compiler|^query form: /);
+      expect(c.detail, `${c.file}: ${c.note}`).toMatch(
+        /unsupported: .* is not supported by Mandate's compiler|^query form: /,
+      );
     }
   });
 });

@@ -28,7 +28,11 @@ const audiences = ["https://orders", "https://invoices"];
 const locations = ["https://eu.orders", "https://us.orders"];
 
 const actor = fc.record(
-  { id: fc.string({ maxLength: 4 }), kind: fc.constantFrom("agent", "service"), attributes: fc.record({ tenant: optional(fc.constantFrom(...tenants)) }) },
+  {
+    id: fc.string({ maxLength: 4 }),
+    kind: fc.constantFrom("agent", "service"),
+    attributes: fc.record({ tenant: optional(fc.constantFrom(...tenants)) }),
+  },
   { requiredKeys: ["id", "kind"] },
 );
 const detail = fc.record(

@@ -11,7 +11,10 @@ import { compileRego } from "../../services/authorize/rego/compile.ts";
 let wasm: Uint8Array;
 
 beforeAll(() => {
-  wasm = compileRego({ modules: { "echo.rego": "package echo\n\nresult := input\n" }, entrypoints: ["echo/result"] }).wasm;
+  wasm = compileRego({
+    modules: { "echo.rego": "package echo\n\nresult := input\n" },
+    entrypoints: ["echo/result"],
+  }).wasm;
 });
 
 type Policy = Awaited<ReturnType<typeof loadPolicy>>;

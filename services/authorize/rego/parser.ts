@@ -299,7 +299,15 @@ class Parser {
       this.#next();
       negated = true;
     }
-    const left = this.#expr();
+    let left = this.#expr();
+    if (this.#atPunct(",") && this.#keywords.has("in")) {
+      // `k, v in xs` as an expression: key/value membership.
+      this.#next();
+      const value = this.#exprRelation();
+      if (!this.#atKeyword("in")) throw this.#error("expected `in` after `k, v`");
+      const inLoc = this.#next().loc;
+      left = { kind: "membership", key: left, value, collection: this.#exprRelation(), loc: inLoc };
+    }
     let literal: Literal;
     if (this.#atPunct("=") || this.#atPunct(":=")) {
       const assign = this.#next().text === ":=";
@@ -499,12 +507,15 @@ class Parser {
     const items: Term[] = [];
     this.#skipNewlines();
     if (!this.#atPunct("]")) {
-      const first = this.#element();
+      const start = this.#pos;
+      let first = this.#element();
       if (this.#atPunct("|")) {
-        this.#next();
-        const body = this.#compBody("]");
-        this.#depth--;
-        return { kind: "arraycomp", term: first, body, loc };
+        const comprehension = this.#tryComprehension("]");
+        if (comprehension) {
+          this.#depth--;
+          return { kind: "arraycomp", term: first, body: comprehension, loc };
+        }
+        first = this.#unionElement(start);
       }
       items.push(first);
       this.#skipNewlines();
@@ -530,6 +541,7 @@ class Parser {
       this.#depth--;
       return { kind: "object", entries: [], loc };
     }
+    const start = this.#pos;
     const first = this.#element();
     if (this.#atPunct(":")) {
       this.#next();
@@ -557,13 +569,16 @@ class Parser {
       this.#depth--;
       return { kind: "object", entries, loc };
     }
+    let element = first;
     if (this.#atPunct("|")) {
-      this.#next();
-      const body = this.#compBody("}");
-      this.#depth--;
-      return { kind: "setcomp", term: first, body, loc };
+      const comprehension = this.#tryComprehension("}");
+      if (comprehension) {
+        this.#depth--;
+        return { kind: "setcomp", term: first, body: comprehension, loc };
+      }
+      element = this.#unionElement(start);
     }
-    const items = [first];
+    const items = [element];
     this.#skipNewlines();
     while (this.#atPunct(",")) {
       this.#next();
@@ -575,6 +590,35 @@ class Parser {
     this.#expectPunct("}");
     this.#depth--;
     return { kind: "set", items, loc };
+  }
+
+  /**
+   * `[x | body]` is a comprehension when what follows `|` is a query closed by the bracket; otherwise
+   * (`[x | y, 5]`) the `|` was set union inside an array, as OPA's parser decides by backtracking.
+   */
+  #tryComprehension(close: "]" | "}"): Literal[] | undefined {
+    const mark = { pos: this.#pos, depth: this.#depth, noUnion: this.#noUnion };
+    try {
+      this.#next();
+      return this.#compBody(close);
+    } catch (error) {
+      if (!(error instanceof RegoError)) throw error;
+      this.#pos = mark.pos;
+      this.#depth = mark.depth;
+      this.#noUnion = mark.noUnion;
+      return undefined;
+    }
+  }
+
+  /** Re-reads the element starting at `start` with `|` as the union operator. */
+  #unionElement(start: number): Term {
+    this.#pos = start;
+    const saved = this.#noUnion;
+    this.#noUnion = false;
+    const term = this.#expr();
+    this.#noUnion = saved;
+    this.#skipNewlines();
+    return term;
   }
 
   /** A collection element: `|` ends it (comprehension), so it is not union at this level. */

@@ -13,8 +13,8 @@ export interface ConformanceCase {
   /** One input, or several (`many!`) evaluated in turn. */
   inputs: unknown[] | undefined;
   query: string;
-  /** Expected results (one per input), or undefined when an error is expected or nothing is. */
-  want: { results: unknown[] } | undefined;
+  /** Expected results (one per input, or with `many` one per query solution), or undefined. */
+  want: { results: unknown[]; many: boolean } | undefined;
   /** The query has no result (undefined). */
   noResult: boolean;
   /** The expected error text, when the case expects one. */
@@ -44,7 +44,10 @@ export function loadCases(file: string): ConformanceCase[] {
       data: raw.data === undefined ? {} : decode(raw.data),
       inputs: "input" in raw ? decodeMany(raw.input) : undefined,
       query: String(raw.query ?? ""),
-      want: want === undefined ? undefined : { results: want },
+      want:
+        want === undefined
+          ? undefined
+          : { results: want, many: isRecord(raw.want_result) && "many!" in raw.want_result },
       noResult: raw.no_result === true || undefinedResult,
       error: error === undefined ? undefined : String(error),
       skip: raw.skip === true,

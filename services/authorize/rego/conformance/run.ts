@@ -11,6 +11,7 @@ import { compileModules } from "../compile.ts";
 import { hostBuiltins } from "../host-builtins.ts";
 import { RegoError } from "../lexer.ts";
 import { parseModule } from "../parser.ts";
+import { QUERY_ENTRYPOINT, queryModule } from "../query.ts";
 import { type ConformanceCase, loadCases } from "./cases.ts";
 
 export type Outcome = "pass" | "fail" | "unsupported" | "skipped";
@@ -96,13 +97,14 @@ function parseCaseModules(c: ConformanceCase): Module[] {
 export async function runCase(c: ConformanceCase): Promise<Omit<CaseResult, "file" | "note">> {
   if (c.skip) return { outcome: "skipped" };
   const expectsError = c.error !== undefined && !c.want;
-  const entrypoint = entrypointOf(c.query);
-  if (entrypoint === undefined) {
-    return { outcome: "unsupported", detail: `query form: ${c.query.trim()}` };
-  }
+  // A `data.…` reference is an entrypoint; any other query is compiled as a rule of its own.
+  const reference = entrypointOf(c.query);
+  const entrypoint = reference ?? QUERY_ENTRYPOINT;
   let wasm: Uint8Array;
   try {
-    wasm = compileModules(parseCaseModules(c), [entrypoint], { strictBuiltinErrors: c.strict }).wasm;
+    const modules = parseCaseModules(c);
+    if (reference === undefined) modules.push(queryModule(c.query, modules));
+    wasm = compileModules(modules, [entrypoint], { strictBuiltinErrors: c.strict }).wasm;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (!(error instanceof RegoCompileErrors) && !(error instanceof RegoError)) {
@@ -125,7 +127,18 @@ export async function runCase(c: ConformanceCase): Promise<Omit<CaseResult, "fil
       }
       const want = c.want?.results[Math.min(i, (c.want?.results.length ?? 1) - 1)];
       if (c.noResult || !c.want) {
-        if (rows.length !== 0) return { outcome: "fail", detail: `expected no result, got ${JSON.stringify(rows)}` };
+        const none = reference === undefined ? ((rows[0]?.result ?? []) as unknown[]).length === 0 : rows.length === 0;
+        if (!none) return { outcome: "fail", detail: `expected no result, got ${JSON.stringify(rows)}` };
+        continue;
+      }
+      if (reference === undefined) {
+        // The query's solutions: one expected result, or (many!) one per solution.
+        const solutions = (rows[0]?.result ?? []) as unknown[];
+        const expected = c.want?.many ? (c.want.results as unknown[]) : [want];
+        if (!sameJson(solutions, expected)) {
+          return { outcome: "fail", detail: `want ${JSON.stringify(expected)}, got ${JSON.stringify(solutions)}` };
+        }
+        if (c.want?.many) break;
         continue;
       }
       const got = rows[0]?.result;

@@ -613,19 +613,14 @@ class Parser {
   /** Re-reads the element starting at `start` with `|` as the union operator. */
   #unionElement(start: number): Term {
     this.#pos = start;
-    const saved = this.#noUnion;
-    this.#noUnion = false;
-    const term = this.#expr();
-    this.#noUnion = saved;
-    this.#skipNewlines();
-    return term;
+    return this.#element(true);
   }
 
-  /** A collection element: `|` ends it (comprehension), so it is not union at this level. */
-  #element(): Term {
+  /** A collection element: `|` ends it (comprehension) unless `union`, when it is set union. */
+  #element(union = false): Term {
     this.#skipNewlines();
     const saved = this.#noUnion;
-    this.#noUnion = true;
+    this.#noUnion = !union;
     const term = this.#expr();
     this.#noUnion = saved;
     this.#skipNewlines();

@@ -367,9 +367,7 @@ class Planner {
   }
 
   #treeInsert(result: Local, keys: Local[], leaf: Local, mode: 0 | 1): void {
-    const path = this.#local();
-    this.#emit({ op: "call", fn: "rt_array", args: [], dst: path });
-    for (const k of keys) this.#emit({ op: "call", fn: "rt_array_append", args: [path, k] });
+    const path = this.#build("rt_array", "rt_array_append", keys);
     this.#emit({ op: "call", fn: "rt_tree_insert", args: [result, path, leaf], ints: [mode] });
   }
 
@@ -566,10 +564,11 @@ class Planner {
         this.#block(() =>
           this.#literal(stripped, inner, () => {
             outputs = [...inner.vars.keys()].filter((name) => !bound.has(name));
-            const row = this.#local();
-            this.#emit({ op: "call", fn: "rt_array", args: [], dst: row });
-            for (const name of outputs)
-              this.#emit({ op: "call", fn: "rt_array_append", args: [row, inner.vars.get(name) as Local] });
+            const row = this.#build(
+              "rt_array",
+              "rt_array_append",
+              outputs.map((name) => inner.vars.get(name) as Local),
+            );
             this.#emit({ op: "call", fn: "rt_array_append", args: [solutions, row] });
           }),
         );
@@ -766,21 +765,11 @@ class Planner {
         return;
       }
       case "array": {
-        this.#terms(term.items, scope, (items) => {
-          const dst = this.#local();
-          this.#emit({ op: "call", fn: "rt_array", args: [], dst });
-          for (const item of items) this.#emit({ op: "call", fn: "rt_array_append", args: [dst, item] });
-          k(dst);
-        });
+        this.#terms(term.items, scope, (items) => k(this.#build("rt_array", "rt_array_append", items)));
         return;
       }
       case "set": {
-        this.#terms(term.items, scope, (items) => {
-          const dst = this.#local();
-          this.#emit({ op: "call", fn: "rt_set", args: [], dst });
-          for (const item of items) this.#emit({ op: "call", fn: "rt_set_add", args: [dst, item] });
-          k(dst);
-        });
+        this.#terms(term.items, scope, (items) => k(this.#build("rt_set", "rt_set_add", items)));
         return;
       }
       case "object": {
@@ -1329,6 +1318,14 @@ class Planner {
 
   #local(): Local {
     return this.#locals++;
+  }
+
+  /** A new collection (`make`) holding `items` (added with `add`). */
+  #build(make: string, add: string, items: Local[]): Local {
+    const dst = this.#local();
+    this.#emit({ op: "call", fn: make, args: [], dst });
+    for (const item of items) this.#emit({ op: "call", fn: add, args: [dst, item] });
+    return dst;
   }
 
   #label(): string {

@@ -8,7 +8,7 @@ import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import type { Module } from "../ast.ts";
 import { RegoCompileErrors } from "../check.ts";
 import { compileModules } from "../compile.ts";
-import { hostBuiltins } from "../host-builtins.ts";
+import { hostBuiltins, lenientHostBuiltins } from "../host-builtins.ts";
 import { RegoError } from "../lexer.ts";
 import { parseModule } from "../parser.ts";
 import { QUERY_ENTRYPOINT, queryModule } from "../query.ts";
@@ -115,7 +115,7 @@ export async function runCase(c: ConformanceCase): Promise<Omit<CaseResult, "fil
     return { outcome: "fail", detail: `compile error: ${message}` };
   }
   try {
-    const policy = await loadPolicy(wasm, undefined, hostBuiltins);
+    const policy = await loadPolicy(wasm, undefined, c.strict ? hostBuiltins : lenientHostBuiltins);
     policy.setData(c.data as object);
     const inputs = c.inputs ?? [undefined];
     for (let i = 0; i < inputs.length; i++) {

@@ -1,0 +1,146 @@
+// Shared plumbing for the host built-ins: OPA's operand checks and error texts, exact integers across
+// the JSON boundary, and the per-evaluation caches OPA keeps for time.now_ns, uuid.rfc4122 and rand.intn.
+//
+// opa-wasm hands a host built-in its arguments through JSON.parse and takes the result back through
+// JSON.stringify, so sets arrive as arrays and numbers as doubles: integers beyond 2^53 (nanosecond
+// timestamps) arrive rounded. `exactInt` recovers them from the double's shortest decimal form, which
+// is the literal the policy wrote whenever it has at most 17 significant digits; results go back
+// exactly through JSON.rawJSON.
+
+export type Builtin = (...args: unknown[]) => unknown;
+
+/** OPA's name for the type of a JSON value (sets arrive as arrays and are named so). */
+export function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  switch (typeof v) {
+    case "string":
+      return "string";
+    case "number":
+    case "bigint":
+      return "number";
+    case "boolean":
+      return "boolean";
+    default:
+      return "object";
+  }
+}
+
+/** `operand 2 must be string but got number` (OPA's builtins.NewOperandTypeErr). */
+export function operandTypeError(pos: number, got: unknown, ...expected: string[]): Error {
+  const want = expected.length === 1 ? expected[0] : `one of {${expected.join(", ")}}`;
+  return new Error(`operand ${pos} must be ${want} but got ${typeName(got)}`);
+}
+
+export function operandError(pos: number, message: string): Error {
+  return new Error(`operand ${pos} ${message}`);
+}
+
+export function str(v: unknown, pos: number): string {
+  if (typeof v !== "string") throw operandTypeError(pos, v, "string");
+  return v;
+}
+
+export function num(v: unknown, pos: number): number {
+  if (typeof v !== "number") throw operandTypeError(pos, v, "number");
+  return v;
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** OPA's builtins.IntOperand: a number that is an integer (Go int). */
+export function intOperand(v: unknown, pos: number): bigint {
+  if (typeof v !== "number") throw operandTypeError(pos, v, "number");
+  if (!Number.isInteger(v)) throw operandError(pos, "must be integer number but got floating-point number");
+  return exactInt(v);
+}
+
+/** OPA's builtins.BigIntOperand (the bits.* family): its type error says "integer". */
+export function bigIntOperand(v: unknown, pos: number): bigint {
+  if (typeof v !== "number") throw operandTypeError(pos, v, "integer");
+  if (!Number.isInteger(v)) throw operandError(pos, "must be integer number but got floating-point number");
+  return exactInt(v);
+}
+
+/** The integer a policy most likely wrote for a double that JSON.parse rounded (see the file header). */
+export function exactInt(n: number): bigint {
+  if (Number.isSafeInteger(n)) return BigInt(n);
+  const text = String(n);
+  const m = /^(-?)(\d+)(?:\.(\d+))?e\+(\d+)$/.exec(text);
+  if (!m) return BigInt(text);
+  const [, sign, whole, frac = "", exp] = m as unknown as [string, string, string, string | undefined, string];
+  const digits = whole + frac;
+  return BigInt(sign + digits + "0".repeat(Number(exp) - frac.length));
+}
+
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** An integer result: a plain number when exact as a double, otherwise its exact JSON text. */
+export function intResult(n: bigint): unknown {
+  const asNumber = Number(n);
+  return Number.isSafeInteger(asNumber) ? asNumber : rawJSON(n.toString());
+}
+
+/** A number result given as JSON number text (kept verbatim by the Wasm runtime). */
+export function numberText(text: string): unknown {
+  const asNumber = Number(text);
+  return String(asNumber) === text ? asNumber : rawJSON(text);
+}
+
+/**
+ * A cache that lives for one synchronous turn of the event loop. opa-wasm evaluates a policy
+ * synchronously, so every host call of one evaluation sees the same entries, as OPA's per-query
+ * built-in cache; the entries are dropped in the next microtask, so the next evaluation (after any
+ * await) starts afresh. Evaluations run back to back without yielding share one turn.
+ */
+export class TurnCache<K, V> {
+  readonly #map = new Map<K, V>();
+  #scheduled = false;
+
+  get(key: K, make: () => V): V {
+    if (this.#map.has(key)) return this.#map.get(key) as V;
+    const value = make();
+    this.#map.set(key, value);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#map.clear();
+        this.#scheduled = false;
+      });
+    }
+    return value;
+  }
+}
+
+/**
+ * Wraps built-ins so a thrown error reads as OPA's: `<name>: <message>`. A thrown error aborts the
+ * evaluation through opa-wasm, as OPA's strict built-in errors do.
+ */
+export function named(builtins: Record<string, Builtin>): Record<string, Builtin> {
+  const out: Record<string, Builtin> = {};
+  for (const [name, fn] of Object.entries(builtins)) {
+    out[name] = (...args: unknown[]) => {
+      try {
+        return fn(...args);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        throw new Error(message.startsWith(`${name}: `) ? message : `${name}: ${message}`, { cause: error });
+      }
+    };
+  }
+  return out;
+}
+
+/** Go's string order (UTF-8 bytes, i.e. code points), which OPA uses for strings and object keys. */
+export function compareStrings(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; ) {
+    const ca = a.codePointAt(i) as number;
+    const cb = b.codePointAt(i) as number;
+    if (ca !== cb) return ca < cb ? -1 : 1;
+    i += ca > 0xffff ? 2 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}

@@ -1,9 +1,9 @@
 // Builds the Rego compiler's Wasm runtime (AssemblyScript) into gen/rego/runtime.wasm. The compiler
 // links every policy onto this prebuilt module, so asc runs once here, never per policy.
 // `--check` rebuilds in memory and fails when the committed file is stale.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
 
@@ -36,6 +36,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       process.exit(1);
     }
   } else {
+    mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, wasm);
     console.log(`wrote ${target} (${wasm.length} bytes)`);
   }

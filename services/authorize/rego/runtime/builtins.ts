@@ -539,12 +539,14 @@ export function b_indexof_n(s: usize, p: usize): usize {
   return out;
 }
 
+/** ASCII case mapping; other letters would need Unicode tables, so they are an error, never a guess. */
 function mapCase(s: usize, upper: bool): usize {
-  if (!isStr(s)) return typeError("built-in function");
+  if (!isStr(s)) return typeError(upper ? "upper" : "lower");
   const n = stringLen(s);
   const at = malloc(n);
   for (let i: usize = 0; i < n; i++) {
     let c = load<u8>(stringBytes(s) + i);
+    if (c >= 0x80) return builtinError("eval_builtin_error: lower/upper: only ASCII text is supported");
     if (upper && c >= 0x61 && c <= 0x7a) c -= 32;
     if (!upper && c >= 0x41 && c <= 0x5a) c += 32;
     store<u8>(at + i, c);

@@ -250,6 +250,12 @@ describe("the module is an OPA ABI 1.x policy", () => {
     expect(imports.sort()).toEqual(["env.memory", "env.opa_abort", "env.opa_builtin2"].sort());
   });
 
+  it("is exported from the package as mandate/rego", async () => {
+    const library = await import("mandate/rego");
+    expect(library.compileRego).toBe(compileRego);
+    expect(typeof library.buildBundle).toBe("function");
+  });
+
   it("delegates host built-ins through opa_builtinN (sprintf is opa-wasm's)", async () => {
     expect(await evaluate(`${header}x := sprintf("%d items", [input.n])`, "p/x", { n: 3 })).toBe("3 items");
   });

@@ -12,7 +12,6 @@ import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import tar from "tar-stream";
 import { parse as parseYaml } from "yaml";
 import type { Module } from "./ast.ts";
-import { RegoCompileErrors } from "./check.ts";
 import { type CompileOptions, compileModules, parseModules } from "./compile.ts";
 import { hostBuiltins } from "./host-builtins.ts";
 import { RegoError } from "./lexer.ts";
@@ -204,5 +203,3 @@ export async function loadBundle(bytes: Uint8Array) {
   policy.setData((bundle.data ?? {}) as object);
   return { bundle, policy };
 }
-
-export { RegoCompileErrors };

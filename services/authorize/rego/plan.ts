@@ -391,26 +391,22 @@ class Planner {
       this.#with(literal, withs, scope, k);
       return;
     }
+    if ((literal.kind === "unify" || literal.kind === "expr") && literal.negated) {
+      this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
+      return;
+    }
     switch (literal.kind) {
       case "some":
         for (const v of literal.vars) for (const name of patternVars(v)) this.#declare(name, scope);
-        {
-          k();
-          return;
-        }
-      case "somein": {
+        k();
+        return;
+      case "somein":
         this.#someIn(literal, scope, k);
         return;
-      }
-      case "every": {
+      case "every":
         this.#every(literal, scope, k);
         return;
-      }
       case "unify":
-        if (literal.negated) {
-          this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
-          return;
-        }
         if (literal.assign) {
           if (patternVars(literal.left).length === 0 || !isPattern(literal.left)) {
             throw new RegoError(
@@ -421,19 +417,11 @@ class Planner {
           }
           this.#declarePattern(literal.left, scope);
         }
-        {
-          this.#unify(literal.left, literal.right, scope, k);
-          return;
-        }
+        this.#unify(literal.left, literal.right, scope, k);
+        return;
       case "expr":
-        if (literal.negated) {
-          this.#not(() => this.#literal({ ...literal, negated: false }, scope.clone(), this.#notHolds), k);
-          return;
-        }
-        {
-          this.#expression(literal.expr, scope, k);
-          return;
-        }
+        this.#expression(literal.expr, scope, k);
+        return;
     }
   }
 
@@ -740,38 +728,30 @@ class Planner {
 
   #term(term: Term, scope: Scope, k: (value: Local) => void): void {
     switch (term.kind) {
-      case "null": {
+      case "null":
         k(this.#const("null"));
         return;
-      }
-      case "boolean": {
+      case "boolean":
         k(this.#const(String(term.value)));
         return;
-      }
-      case "number": {
+      case "number":
         k(this.#const(jsonNumber(term.text, term.loc)));
         return;
-      }
-      case "string": {
+      case "string":
         k(this.#const(JSON.stringify(term.value)));
         return;
-      }
-      case "var": {
+      case "var":
         this.#variable(term, scope, k);
         return;
-      }
-      case "ref": {
+      case "ref":
         this.#ref(term, scope, k);
         return;
-      }
-      case "array": {
+      case "array":
         this.#terms(term.items, scope, (items) => k(this.#build("rt_array", "rt_array_append", items)));
         return;
-      }
-      case "set": {
+      case "set":
         this.#terms(term.items, scope, (items) => k(this.#build("rt_set", "rt_set_add", items)));
         return;
-      }
       case "object": {
         this.#terms(term.entries.flat(), scope, (parts) => {
           const dst = this.#local();
@@ -796,17 +776,16 @@ class Planner {
         this.#call(term, scope, target, term.args, k);
         return;
       }
-      case "binary": {
+      case "binary":
         this.#builtin(OPERATORS[term.op] as string, [term.left, term.right], scope, term.loc, k);
         return;
-      }
       case "unary":
         if (term.arg.kind === "number") {
           k(this.#const(jsonNumber(`-${term.arg.text}`, term.loc)));
           return;
         }
         throw new RegoError("rego_parse_error", "unary - can only be used with numeric literals", term.loc);
-      case "membership": {
+      case "membership":
         this.#builtin(
           term.key ? "internal.member_3" : "internal.member_2",
           term.key ? [term.key, term.value, term.collection] : [term.value, term.collection],
@@ -815,13 +794,11 @@ class Planner {
           k,
         );
         return;
-      }
       case "arraycomp":
       case "setcomp":
-      case "objectcomp": {
+      case "objectcomp":
         this.#comprehension(term, scope, k);
         return;
-      }
     }
   }
 

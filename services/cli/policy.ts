@@ -133,7 +133,7 @@ export function policyCommand(command: (name: string, description: string) => Co
 
   policy.addCommand(
     command("conformance", "run OPA/regorus-style YAML cases through the compiler and opa-wasm")
-      .argument("<dir>", "directory of YAML case files (e.g. ../shared/rego-conformance/cases)")
+      .argument("<dir>", "directory of YAML case files (e.g. third_party/rego-conformance/cases)")
       .option("--json", "print every case's outcome as JSON")
       .action(async (dir: string, options: { json?: boolean }) => {
         const report = await runConformance(dir, (result, done, total) => {

@@ -106,7 +106,7 @@ describe("the conformance corpus", () => {
     let checked = 0;
     const refusedValid: string[] = [];
     for (const file of globSync(
-      new URL("../../../shared/rego-conformance/cases/**/*.yaml", import.meta.url).pathname,
+      new URL("../../third_party/rego-conformance/cases/**/*.yaml", import.meta.url).pathname,
     )) {
       const doc = parse(readFileSync(file, "utf8")) as {
         cases?: Array<{ note: string; modules?: string[]; error?: unknown; want_error?: unknown; skip?: boolean }>;

@@ -1,4 +1,4 @@
-// The whole Rego conformance corpus (../shared/rego-conformance, from regorus) through the compiler
+// The whole Rego conformance corpus (third_party/rego-conformance, from regorus) through the compiler
 // and @open-policy-agent/opa-wasm: at least 90 % of the cases pass, every unsupported case is a
 // clean compile-time refusal naming what is unsupported, and the only failures are the ones listed
 // below: each is a case where regorus's expectation differs from OPA's answer (Mandate answers as OPA).
@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type ConformanceReport, runConformance } from "../../services/authorize/rego/conformance/run.ts";
 
-const CORPUS = fileURLToPath(new URL("../../../shared/rego-conformance/cases", import.meta.url));
+const CORPUS = fileURLToPath(new URL("../../third_party/rego-conformance/cases", import.meta.url));
 
 /** Cases where Mandate answers as OPA does, or refuses cleanly, where regorus expects otherwise. */
 const KNOWN_FAILURES = new Map<string, string>([

@@ -169,7 +169,7 @@ describe("the conformance corpus", () => {
     let parsed = 0;
     let refused = 0;
     for (const file of globSync(
-      new URL("../../../shared/rego-conformance/cases/**/*.yaml", import.meta.url).pathname,
+      new URL("../../third_party/rego-conformance/cases/**/*.yaml", import.meta.url).pathname,
     )) {
       const doc = parse(readFileSync(file, "utf8")) as { cases?: Array<{ modules?: string[] }> };
       for (const testCase of doc.cases ?? []) {

@@ -15,7 +15,7 @@ import type { LoginRequest } from "../../services/issue/identity/provider.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { freePort } from "../helpers/oauth-server.ts";
 
-const CONTRACT = new URL("../../../shared/contracts/kratos/api.v26.2.0.json", import.meta.url);
+const CONTRACT = new URL("../../third_party/kratos/api.v26.2.0.json", import.meta.url);
 const PRISM = join(
   dirname(createRequire(import.meta.url).resolve("@stoplight/prism-cli/package.json")),
   "dist/index.js",

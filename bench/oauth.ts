@@ -142,6 +142,7 @@ async function mandateTokenLoad(server: OAuthServer): Promise<Load> {
   const { clientId, clientSecret } = await server.register({
     grantTypes: ["client_credentials"],
     scope: "orders.read",
+    resources: [RESOURCE],
   });
   return {
     pid: server.process.child.pid as number,

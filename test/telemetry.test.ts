@@ -3,10 +3,9 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { Tenants } from "../gen/mandate/v1/tenants_pb.js";
+import { adminClient } from "./helpers/admin.ts";
 import { startDevProcess } from "./helpers/mandate-process.ts";
 
 async function body(req: IncomingMessage): Promise<Buffer> {
@@ -30,7 +29,7 @@ describe("telemetry", () => {
       MANDATE_OTLP_ENDPOINT: endpoint,
     });
     try {
-      const client = createClient(Tenants, createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` }));
+      const client = adminClient(Tenants, dev.summary.grpc as string, dev.adminFile);
       await client.getTenant({ tenant: "demo" });
       await fetch(`${dev.summary.http}/healthz`);
     } finally {

@@ -2,10 +2,12 @@
 // take --json. Errors say what to do and exit non-zero (2 for bad configuration or usage).
 
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { type DescService, toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type OAuthClient, OAuthClientSchema } from "../../gen/mandate/v1/clients_pb.js";
@@ -13,11 +15,23 @@ import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { type KeyInfo, KeyInfoSchema, KeyPurpose, KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { type Tenant, TenantSchema, Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { hashPassword } from "../issue/clients/secrets.ts";
+import { AdminExists, bootstrapAdmin } from "../runtime/admin-bootstrap.ts";
 import { startMandate } from "../runtime/start.ts";
-import { type Config, ConfigError, loadConfig, SERVICE_NAMES, type ServiceName } from "../shared/config.ts";
+import { systemClock } from "../shared/clock.ts";
+import {
+  type Config,
+  ConfigError,
+  loadConfig,
+  SERVICE_NAMES,
+  type ServiceName,
+  withHttpPort,
+} from "../shared/config.ts";
 import { createLogger } from "../shared/logger.ts";
+import { TlsConfigError } from "../shared/rpc/mtls.ts";
 import { startTelemetry } from "../shared/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
+import { certsCommand } from "./certs.ts";
+import { callerCredentials, MissingCredentials } from "./credentials.ts";
 import { policyCommand } from "./policy.ts";
 
 const SERVE_TARGETS = [...SERVICE_NAMES, "edge", "all"] as const;
@@ -37,6 +51,7 @@ interface CommonOptions {
   httpPort?: string;
   grpcPort?: string;
   address?: string;
+  token?: string;
 }
 
 function configFrom(options: CommonOptions): Config {
@@ -61,13 +76,19 @@ const databaseOption = new Option(
 const addressOption = new Option("-a, --address <host:port>", "gRPC address of a running Mandate").default(
   "127.0.0.1:4461",
 );
+const tokenOption = new Option(
+  "--token <token>",
+  "access token to call with (Bearer); default: the admin credentials file (admin.credentialsFile)",
+).env("MANDATE_TOKEN");
 
 async function runServer(
   options: CommonOptions,
   services: readonly ServiceName[],
   flags: { grpc: boolean; edge: boolean; dev: boolean },
 ) {
-  const config = configFrom(options);
+  let config = configFrom(options);
+  // Port 0 (tests, side-by-side runs): the edge's port is picked now, so issuers name the real one.
+  if (flags.edge && config.http.port === 0) config = withHttpPort(config, await freePort(config.http.host));
   const devUser = flags.dev && config.identity.devUsers.length === 0 ? await seedDevUser(config) : undefined;
   const telemetry = startTelemetry(config.telemetry);
   // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
@@ -97,6 +118,11 @@ async function runServer(
     onProgress: (message) => (quiet ? undefined : process.stderr.write(`  ${message}\n`)),
   });
   const running = await runningPromise;
+  // The first administrator, so the CLI works out of the box (its secret goes to a 0600 file only).
+  const admin =
+    flags.dev && running.store
+      ? await bootstrapAdmin({ store: running.store, config, clock: systemClock, mode: "dev" })
+      : undefined;
   const summary = {
     version: VERSION,
     mode: flags.dev ? "dev" : "serve",
@@ -106,7 +132,8 @@ async function runServer(
     database: running.store?.displayUrl ?? null,
     tenant: flags.dev ? config.dev.tenant : null,
     issuer: flags.dev ? `${config.publicBaseUrl}/t/${config.dev.tenant}` : null,
-    dev_user: devUser ?? null,
+    dev_user: devUser ? { username: devUser.username } : null,
+    admin_credentials: admin?.file ?? null,
     startup_ms: Date.now() - started,
   };
   print(options, summary, () =>
@@ -121,12 +148,11 @@ async function runServer(
       summary.database ? `  store     ${summary.database}` : "",
       summary.tenant ? `  tenant    ${summary.tenant}   (issuer ${config.publicBaseUrl}/t/${summary.tenant})` : "",
       devUser
-        ? `  login     ${devUser.username} / ${devUser.password}   (dev user; set identity.devUsers to choose your own)`
+        ? `  login     ${devUser.username} / ${devUser.chosen ? "(the password in MANDATE_DEV_PASSWORD)" : devUser.password}   (dev user; set identity.devUsers to choose your own)`
         : "",
+      admin ? `  admin     ${admin.file}   (platform-admin client the CLI uses; keep it secret)` : "",
       summary.services.length ? `  services  ${summary.services.join(", ")}` : "",
-      summary.http
-        ? `  try       curl -s -X POST -H 'content-type: application/json' -d '{"tenant":"${config.dev.tenant}"}' ${summary.http}/mandate.v1.Tenants/GetTenant`
-        : "",
+      admin ? "  try       npx mandate tenants list   (or: TOKEN=$(npx mandate admin token) for curl)" : "",
       "Press Ctrl+C to stop.",
     ]
       .filter(Boolean)
@@ -134,8 +160,21 @@ async function runServer(
   );
 }
 
+/** A port free on `host` right now. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** `mandate dev` without configured users gets one: alice, with $MANDATE_DEV_PASSWORD or a generated password. */
-async function seedDevUser(config: Config): Promise<{ username: string; password: string }> {
+async function seedDevUser(config: Config): Promise<{ username: string; password: string; chosen: boolean }> {
+  const chosen = Boolean(process.env.MANDATE_DEV_PASSWORD);
   const password = process.env.MANDATE_DEV_PASSWORD || randomBytes(9).toString("base64url");
   config.identity.devUsers.push({
     id: "dev-alice",
@@ -144,11 +183,24 @@ async function seedDevUser(config: Config): Promise<{ username: string; password
     name: "Alice Example",
     email: "alice@example.com",
   });
-  return { username: "alice", password };
+  return { username: "alice", password, chosen };
 }
 
-function grpcClient<S extends DescService>(service: S, options: CommonOptions) {
-  return createClient(service, createGrpcTransport({ baseUrl: `http://${options.address}` }));
+/** A transport to the server at --address: TLS when a CA is configured (tls.caFile), plain otherwise. */
+function transportTo(options: CommonOptions, interceptors: Interceptor[] = []) {
+  const config = configFrom(options);
+  const ca = config.tls.caFile ? readFileSync(config.tls.caFile) : undefined;
+  return createGrpcTransport({
+    baseUrl: `${ca ? "https" : "http"}://${options.address}`,
+    interceptors,
+    ...(ca ? { nodeOptions: { ca, minVersion: "TLSv1.3" as const } } : {}),
+  });
+}
+
+/** A client for an authenticated RPC: the admin credentials file, or --token / MANDATE_TOKEN. */
+async function grpcClient<S extends DescService>(service: S, options: CommonOptions) {
+  const credentials = callerCredentials(configFrom(options).admin.credentialsFile, options.token);
+  return createClient(service, transportTo(options, [credentials]));
 }
 
 function tenantsClient(options: CommonOptions) {
@@ -250,13 +302,21 @@ tenants.addCommand(
         "JWS algorithm of the tenant's token keys (default: signer.defaultAlgorithm)",
       ).choices(["ES256", "EdDSA", "PS256"]),
     )
+    .option(
+      "--default-resource <uri>",
+      "resource (RFC 8707) its clients may target when they list none; repeatable",
+      collect,
+      [],
+    )
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
-    .action(async (id: string, options: CommonOptions & { displayName?: string; signingAlg?: string }) => {
-      const { tenant } = await tenantsClient(options).createTenant({
+    .action(async (id: string, options: CommonOptions & TenantCreateOptions) => {
+      const { tenant } = await (await tenantsClient(options)).createTenant({
         tenant: id,
         displayName: options.displayName ?? "",
         tokenSigningAlgorithm: options.signingAlg ?? "",
+        defaultResources: options.defaultResource,
       });
       print(options, tenant && toJson(TenantSchema, tenant), () => `created tenant ${tenant?.id}`);
     }),
@@ -265,21 +325,24 @@ tenants.addCommand(
   command("get", "show a tenant")
     .argument("<id>", "tenant id")
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (id: string, options: CommonOptions) => {
-      const { tenant } = await tenantsClient(options).getTenant({ tenant: id });
+      const { tenant } = await (await tenantsClient(options)).getTenant({ tenant: id });
       print(options, tenant && toJson(TenantSchema, tenant), () => `${tenant?.id}\t${tenant?.displayName}`);
     }),
 );
 tenants.addCommand(
   command("list", "list tenants")
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: CommonOptions) => {
       const all: Tenant[] = [];
+      const client = await tenantsClient(options);
       let pageToken = "";
       do {
-        const page = await tenantsClient(options).listTenants({ page: { pageToken } });
+        const page = await client.listTenants({ page: { pageToken } });
         all.push(...page.tenants);
         pageToken = page.nextPageToken;
       } while (pageToken);
@@ -334,9 +397,10 @@ keys.addCommand(
     .addOption(tenantOption)
     .addOption(purposeOption)
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions) => {
-      const client = grpcClient(Signer, options);
+      const client = await grpcClient(Signer, options);
       const purpose = options.purpose ? PURPOSES[options.purpose] : KeyPurpose.UNSPECIFIED;
       const { keys: found } = await client.listKeys({ tenant: options.tenant, purpose });
       print(
@@ -353,9 +417,10 @@ keys.addCommand(
     .option("--revoke-current", "revoke the current key: every token it signed stops verifying")
     .option("--reason <text>", "why, recorded in the audit log", "")
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions & { revokeCurrent?: boolean; reason: string }) => {
-      const client = grpcClient(Signer, options);
+      const client = await grpcClient(Signer, options);
       const { keys: after } = await client.rotateKeys({
         tenant: options.tenant,
         purpose: PURPOSES[options.purpose ?? "token"],
@@ -391,10 +456,22 @@ clients.addCommand(
     .option("--require-par", "require pushed authorization requests (RFC 9126)")
     .option("--dpop", "always bind its access tokens to a DPoP key (RFC 9449)")
     .option("--access-token-ttl <seconds>", "access-token lifetime, 10-3600 s (default: oauth.accessTokenTtl)")
+    .option(
+      "--resource <uri>",
+      "resource (RFC 8707) it may obtain tokens for; repeatable (default: the tenant's default resources)",
+      collect,
+      [],
+    )
+    .option(
+      "--rate-limit <rps[:burst]>",
+      "its quota at the OAuth endpoints, e.g. 10:20 (default: none)",
+      parseRateLimit,
+    )
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions & ClientCreateOptions) => {
-      const { client, clientSecret } = await grpcClient(Issue, options).createClient({
+      const { client, clientSecret } = await (await grpcClient(Issue, options)).createClient({
         tenant: options.tenant,
         metadata: {
           clientName: options.name,
@@ -406,6 +483,8 @@ clients.addCommand(
           requirePushedAuthorizationRequests: options.requirePar ?? false,
           dpopBoundAccessTokens: options.dpop ?? false,
           accessTokenLifetimeSeconds: options.accessTokenTtl ? Number(options.accessTokenTtl) : 0,
+          resources: options.resource,
+          rateLimit: options.rateLimit,
         },
       });
       const json = client && {
@@ -427,9 +506,10 @@ clients.addCommand(
     .argument("<client-id>", "the client identifier")
     .addOption(tenantOption)
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (clientId: string, options: KeyOptions) => {
-      const { client } = await grpcClient(Issue, options).getClient({ tenant: options.tenant, clientId });
+      const { client } = await (await grpcClient(Issue, options)).getClient({ tenant: options.tenant, clientId });
       print(options, client && toJson(OAuthClientSchema, client), () =>
         JSON.stringify(client && toJson(OAuthClientSchema, client), null, 2),
       );
@@ -439,12 +519,14 @@ clients.addCommand(
   command("list", "list a tenant's clients")
     .addOption(tenantOption)
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions) => {
       const all: OAuthClient[] = [];
+      const issue = await grpcClient(Issue, options);
       let pageToken = "";
       do {
-        const page = await grpcClient(Issue, options).listClients({ tenant: options.tenant, page: { pageToken } });
+        const page = await issue.listClients({ tenant: options.tenant, page: { pageToken } });
         all.push(...page.clients);
         pageToken = page.nextPageToken;
       } while (pageToken);
@@ -461,13 +543,20 @@ clients.addCommand(
     .argument("<client-id>", "the client identifier")
     .addOption(tenantOption)
     .addOption(addressOption)
+    .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (clientId: string, options: KeyOptions) => {
-      await grpcClient(Issue, options).deleteClient({ tenant: options.tenant, clientId });
+      await (await grpcClient(Issue, options)).deleteClient({ tenant: options.tenant, clientId });
       print(options, { deleted: clientId }, () => `deleted client ${clientId}`);
     }),
 );
 program.addCommand(clients);
+
+interface TenantCreateOptions {
+  displayName?: string;
+  signingAlg?: string;
+  defaultResource: string[];
+}
 
 interface ClientCreateOptions {
   name: string;
@@ -479,6 +568,17 @@ interface ClientCreateOptions {
   requirePar?: boolean;
   dpop?: boolean;
   accessTokenTtl?: string;
+  resource: string[];
+  rateLimit?: { requestsPerSecond: number; burst: number };
+}
+
+/** "<requests per second>[:<burst>]" of --rate-limit. */
+function parseRateLimit(value: string): { requestsPerSecond: number; burst: number } {
+  const match = /^(\d+(?:\.\d+)?)(?::(\d+))?$/.exec(value);
+  if (!match || !(Number(match[1]) > 0)) {
+    throw new InvalidArgumentError("expected <requests per second>[:<burst>], e.g. 10 or 10:20");
+  }
+  return { requestsPerSecond: Number(match[1]), burst: match[2] ? Number(match[2]) : 0 };
 }
 
 const audit = command("audit", "export and verify a tenant's tamper-evident audit log");
@@ -638,7 +738,8 @@ program.addCommand(
     .addOption(addressOption)
     .option("--json", "print as JSON")
     .action(async (options: CommonOptions) => {
-      const client = createClient(Health, createGrpcTransport({ baseUrl: `http://${options.address}` }));
+      // grpc.health.v1 answers anyone who can connect (load balancers): no credentials needed.
+      const client = createClient(Health, transportTo(options));
       const { statuses } = await client.list({}, { timeoutMs: 5000 });
       const rows = Object.entries(statuses).map(([service, s]) => ({
         service: service || "(server)",
@@ -648,6 +749,54 @@ program.addCommand(
       if (rows.some((r) => r.status !== "SERVING")) process.exitCode = 1;
     }),
 );
+
+const admin = command("admin", "the platform administrator the CLI acts as");
+admin.addCommand(
+  command(
+    "bootstrap",
+    "create the first platform-admin client (for `mandate serve`; `mandate dev` does it by itself) and write its credentials file",
+  )
+    .option("--force", "create another even if a platform-admin client exists (the old ones stay valid)")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--json", "print the result as JSON")
+    .action(async (options: CommonOptions & { force?: boolean }) => {
+      const { Store } = await import("../shared/store/store.ts");
+      const config = configFrom(options);
+      const store = Store.open({ url: config.database.url, poolSize: 1 });
+      try {
+        await store.requireCurrentSchema();
+        const result = await bootstrapAdmin({
+          store,
+          config,
+          clock: systemClock,
+          mode: "bootstrap",
+          force: options.force,
+        });
+        print(options, { client_id: result.clientId, credentials_file: result.file }, () =>
+          [
+            `created platform-admin client ${result.clientId}; credentials in ${result.file} (mode 0600: keep it secret)`,
+            "the CLI uses it by default: try `mandate tenants list`",
+          ].join("\n"),
+        );
+      } finally {
+        await store.close();
+      }
+    }),
+);
+admin.addCommand(
+  command("token", "print a short-lived Bearer access token for Mandate's API, e.g. for curl")
+    .addOption(configOption)
+    .option("--json", "print the token response as JSON")
+    .action(async (options: CommonOptions) => {
+      const { bearerToken } = await import("./credentials.ts");
+      const token = await bearerToken(configFrom(options).admin.credentialsFile);
+      print(options, token, () => token.access_token);
+    }),
+);
+program.addCommand(admin);
+
+program.addCommand(certsCommand(command, print));
 
 program.addCommand(policyCommand(command, print));
 
@@ -668,14 +817,29 @@ function reportError(error: unknown): number {
     }
     return 2;
   }
+  if (error instanceof TlsConfigError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    return 2;
+  }
   if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\nFix the values above (see README.md, "Configuration") and try again.\n`);
     return 2;
   }
+  if (error instanceof MissingCredentials || error instanceof AdminExists) {
+    process.stderr.write(`error: ${error.message}\n`);
+    return 1;
+  }
   if (error instanceof ConnectError) {
-    const hint =
-      error.code === Code.Unavailable ? " (is Mandate running? start it with `npm start` or pass --address)" : "";
-    process.stderr.write(`error: ${Code[error.code]}: ${error.rawMessage}${hint}\n`);
+    const hints: Partial<Record<Code, string>> = {
+      [Code.Unavailable]: "is Mandate running? start it with `npm start` or pass --address",
+      [Code.Unauthenticated]:
+        "the server did not accept the CLI's credentials: with `npm start` they are the admin credentials file " +
+        "`mandate dev` writes (admin.credentialsFile, default .mandate/admin.json); for `mandate serve` run " +
+        "`mandate admin bootstrap`; or pass --token (MANDATE_TOKEN) with an access token for Mandate's API",
+      [Code.PermissionDenied]: "the token is valid but lacks this right: use an admin token of the right tenant",
+    };
+    const hint = hints[error.code];
+    process.stderr.write(`error: ${Code[error.code]}: ${error.rawMessage}${hint ? `\n(${hint})` : ""}\n`);
     return 1;
   }
   const code = (error as NodeJS.ErrnoException).code;

@@ -2,10 +2,12 @@
 // over gRPC-Web and Connect, with the same handlers as native gRPC. OAuth endpoints join here.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, cors as connectCors } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../shared/logger.ts";
+import type { ClientAddresses } from "../shared/net/client-ip.ts";
+import { accessRuleOf, PEER } from "../shared/rpc/access.ts";
 import type { BoundService } from "../shared/rpc/grpc-server.ts";
 import type { HttpHandler } from "../shared/rpc/service.ts";
 import { histogram, tracer } from "../shared/telemetry.ts";
@@ -23,6 +25,8 @@ export interface EdgeOptions {
   jwks?: (tenant: string) => Promise<{ jwks: { keys: unknown[] }; maxAgeSeconds: number }>;
   /** HTTP endpoints of services hosted here (the OAuth server), tried in order before the RPC router. */
   http?: HttpHandler[];
+  /** The caller's address (the socket's, or X-Forwarded-For from a trusted proxy), for per-IP limits. */
+  clientAddresses?: ClientAddresses;
 }
 
 const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/jwks\.json$/;
@@ -42,8 +46,23 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
   const shutdown = new AbortController();
   const rpc = connectNodeAdapter({
     routes(router) {
-      for (const { service, impl } of options.services) router.service(service, impl as never);
+      for (const { service, impl } of options.services) {
+        for (const method of service.methods) {
+          // INTERNAL methods are never routed here: not found, whatever the caller holds.
+          if (accessRuleOf(method)?.exposure === "internal") continue;
+          router.rpc(method, (impl as Record<string, never>)[method.localName] as never);
+        }
+      }
     },
+    contextValues: (req) =>
+      createContextValues().set(PEER, {
+        transport: "edge",
+        address: options.clientAddresses
+          ? options.clientAddresses.of(req as IncomingMessage)
+          : req.socket.remoteAddress,
+        service: undefined,
+        forwarded: false,
+      }),
     grpcWeb: true,
     connect: true,
     grpc: false,
@@ -173,11 +192,15 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[])
   if (!origin || !(origins.includes(origin) || origins.includes("*"))) return false;
   res.setHeader("access-control-allow-origin", origin);
   res.setHeader("vary", "origin");
-  res.setHeader("access-control-expose-headers", connectCors.exposedHeaders.join(", "));
+  // Browsers must see the challenge and the retry hint, and may send credentials (RFC 6750, RFC 9449).
+  res.setHeader(
+    "access-control-expose-headers",
+    [...connectCors.exposedHeaders, "www-authenticate", "retry-after", "dpop-nonce"].join(", "),
+  );
   if (req.method !== "OPTIONS") return false;
   res.writeHead(204, {
     "access-control-allow-methods": connectCors.allowedMethods.join(", "),
-    "access-control-allow-headers": [...connectCors.allowedHeaders, "traceparent"].join(", "),
+    "access-control-allow-headers": [...connectCors.allowedHeaders, "traceparent", "authorization", "dpop"].join(", "),
     "access-control-max-age": "7200",
   });
   res.end();

@@ -2,15 +2,24 @@
 // token issuance, exchange, revocation and mandates land with the OAuth server (issue #5) and the
 // delegation work — until then those methods answer UNIMPLEMENTED (added by wrapService).
 import type { JsonObject } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { OAuthClient, OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
+import {
+  type OAuthClient,
+  type OAuthClientMetadata,
+  OAuthClientRateLimitSchema,
+} from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument, notFound } from "../shared/errors.ts";
+import { API_SCOPES, PLATFORM_TENANT, RESERVED_SCOPE_PREFIX } from "../shared/oauth/mandate-api.ts";
+import { auditedCaller, type Caller, callerOf, permissionDenied, rateLimited } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metadata.ts";
 import { MetadataDocuments } from "./clients/metadata-documents.ts";
 import { ClientRegistry, type RegisteredClient } from "./clients/registry.ts";
+import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
+import { SlowDown } from "./oauth/errors.ts";
 import { createOAuthHttp } from "./oauth/server.ts";
 
 const DEFAULT_PAGE = 50;
@@ -20,15 +29,23 @@ export function issueService(deps: ServiceDeps) {
   const documents = deps.config.oauth.clientIdMetadataDocuments
     ? new MetadataDocuments({ allowPrivate: deps.config.oauth.allowPrivateMetadataHosts, now: () => clock.now() })
     : undefined;
-  const clients = new ClientRegistry(store, clock, documents);
+  const clients = new ClientRegistry(store, clock, documents, {
+    allowPrivateHosts: deps.config.oauth.allowPrivateMetadataHosts,
+  });
   const oauth = createOAuthHttp(deps, clients);
 
   const module = defineService(
     Issue,
     {
-      async createClient(request) {
+      async createClient(request, context) {
+        const caller = callerOf(context);
+        requireReservedScopesAllowed(request.tenant, request.metadata?.scope ?? "", caller);
         try {
-          const { client, secret } = await clients.create(request.tenant, fromProto(request.metadata));
+          const { client, secret } = await clients.create(
+            request.tenant,
+            fromProto(request.metadata),
+            auditedCaller(caller),
+          );
           return { client: toProto(client), clientSecret: secret ?? "" };
         } catch (error) {
           if (!(error instanceof InvalidClientMetadata)) throw error;
@@ -60,14 +77,63 @@ export function issueService(deps: ServiceDeps) {
         };
       },
 
-      async deleteClient(request) {
-        if (!(await clients.delete(request.tenant, request.clientId))) throw notFound("client", request.clientId);
+      async deleteClient(request, context) {
+        if (!(await clients.delete(request.tenant, request.clientId, auditedCaller(callerOf(context))))) {
+          throw notFound("client", request.clientId);
+        }
         return {};
       },
     },
     { start: async () => {}, stop: () => oauth.close() },
   );
-  return { ...module, http: oauth.handle };
+  return {
+    ...module,
+    http: oauth.handle,
+    // IssueToken, ExchangeToken, RevokeToken: the caller is the OAuth client its request authenticates.
+    authenticateClient: async (tenant: string, request: unknown, call: { rpcUrl: string; address?: string }) => {
+      const credentials = (request as { client?: ClientCredentialsMessage }).client;
+      if (!credentials?.clientId) throw new Error("the request carries no client authentication (field client)");
+      try {
+        const { client } = await oauth.authenticateClient(tenant, credentials, call.rpcUrl, call.address);
+        return { clientId: client.clientId };
+      } catch (error) {
+        // Over its quota or failing too often: the RPC form of 429 (RESOURCE_EXHAUSTED + RetryInfo).
+        if (error instanceof SlowDown) throw rateLimited(error.message, error.retryAfterSeconds);
+        throw error;
+      }
+    },
+  };
+}
+
+/**
+ * Mandate's own scopes (`mandate:*`) are granted only by administrators, and `mandate:admin` — every
+ * tenant — only to clients of the platform tenant, by a platform administrator.
+ */
+function requireReservedScopesAllowed(tenant: string, scope: string, caller: Caller): void {
+  const reserved = scope.split(/\s+/).filter((s) => s.startsWith(RESERVED_SCOPE_PREFIX));
+  const known = new Set<string>(Object.values(API_SCOPES));
+  const unknown = reserved.filter((s) => !known.has(s));
+  if (unknown.length > 0) {
+    throw invalidArgument([
+      {
+        field: "metadata.scope",
+        description: `unknown Mandate scope ${unknown.join(", ")}: the prefix mandate: is reserved`,
+      },
+    ]);
+  }
+  if (!reserved.includes(API_SCOPES.admin)) return;
+  if (tenant !== PLATFORM_TENANT) {
+    throw invalidArgument([
+      {
+        field: "metadata.scope",
+        description: `${API_SCOPES.admin} is granted only in the "${PLATFORM_TENANT}" tenant; use ${API_SCOPES.tenantAdmin}`,
+      },
+    ]);
+  }
+  const platformAdmin = caller.kind === "service" || (caller.kind === "token" && caller.platformAdmin);
+  if (!platformAdmin) {
+    throw permissionDenied(`only a platform administrator may grant ${API_SCOPES.admin}`, "PLATFORM_ADMIN_REQUIRED");
+  }
 }
 
 function fromProto(metadata: OAuthClientMetadata | undefined): ClientMetadataInput {
@@ -85,6 +151,13 @@ function fromProto(metadata: OAuthClientMetadata | undefined): ClientMetadataInp
     require_pushed_authorization_requests: metadata.requirePushedAuthorizationRequests,
     dpop_bound_access_tokens: metadata.dpopBoundAccessTokens,
     access_token_lifetime: metadata.accessTokenLifetimeSeconds || undefined,
+    resources: metadata.resources.length ? metadata.resources : undefined,
+    rate_limit: metadata.rateLimit
+      ? {
+          requests_per_second: metadata.rateLimit.requestsPerSecond,
+          burst: metadata.rateLimit.burst || Math.max(1, Math.ceil(metadata.rateLimit.requestsPerSecond)),
+        }
+      : undefined,
   };
 }
 
@@ -105,6 +178,13 @@ function toProto(client: RegisteredClient): Omit<OAuthClient, "$typeName"> {
     requirePushedAuthorizationRequests: m.require_pushed_authorization_requests,
     dpopBoundAccessTokens: m.dpop_bound_access_tokens,
     accessTokenLifetimeSeconds: m.access_token_lifetime ?? 0,
+    resources: m.resources ?? [],
+    rateLimit: m.rate_limit
+      ? create(OAuthClientRateLimitSchema, {
+          requestsPerSecond: m.rate_limit.requests_per_second,
+          burst: m.rate_limit.burst,
+        })
+      : undefined,
     hasSecret: client.hasSecret,
     createTime: timestampFromMs(client.createdAt),
   };

@@ -18,9 +18,17 @@ import { type Clock, systemClock } from "../shared/clock.ts";
 import { type Config, SERVICE_NAMES, type ServiceName, signerTiming } from "../shared/config.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
 import type { Logger } from "../shared/logger.ts";
+import { ClientAddresses } from "../shared/net/client-ip.ts";
+import { TenantKeys } from "../shared/oauth/access-token.ts";
+import { ClientQuotas } from "../shared/oauth/client-quota.ts";
+import { openReplayCache } from "../shared/oauth/replay.ts";
+import { openRateLimiter } from "../shared/rate-limit.ts";
+import { accessRuleOf, IN_PROCESS } from "../shared/rpc/access.ts";
+import { CallerAuthentication, callerLimits } from "../shared/rpc/caller-authentication.ts";
 import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
 import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/rpc/grpc-server.ts";
 import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
+import { isLoopback, MandateServerCredentials, peerIdentity, TlsConfigError, TlsFiles } from "../shared/rpc/mtls.ts";
 import { type HttpHandler, type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
 import { Store } from "../shared/store/store.ts";
 import { openBackend } from "../signer/backends/open.ts";
@@ -88,7 +96,10 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     const address = config.services[name];
     if (!local.has(name) && address) remote.set(SERVICE_DESCRIPTORS[name].typeName, address);
   }
-  const clients = new ServiceClients(remote);
+  const tls = config.tls.certFile ? new TlsFiles(config.tls) : undefined;
+  tls?.watch();
+  requireSafeExposure(config, options, tls);
+  const clients = new ServiceClients(remote, tls);
   const health = new HealthRegistry();
   const wrapOptions = { logger, defaultDeadlineMs: config.grpc.defaultDeadlineMs };
 
@@ -123,30 +134,58 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   }
   // Co-located services sign in-process; the edge goes through the RPC so tenant admission applies.
   const viaRpc = new RemoteSigningClient(() => clients.get(Signer));
+  const signing = keys ?? viaRpc;
+  // One gate for every call arriving over the network, whichever service it is for.
+  const replay = openReplayCache(config.redis.url);
+  const tenantKeys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
+  const limiter = openRateLimiter({ redisUrl: config.redis.url, logger });
+  const gate = new CallerAuthentication({
+    config,
+    store,
+    tenants,
+    keys: (tenant) => tenantKeys.for(tenant),
+    replay,
+    limits: callerLimits(config, limiter, store ? new ClientQuotas(store) : undefined),
+    logger,
+    now: () => clock.now(),
+  });
   if (store) {
-    const deps: ServiceDeps = { config, store, clients, logger, clock, signing: keys ?? viaRpc };
+    const deps: ServiceDeps = { config, store, clients, logger, clock, signing, limiter };
     for (const name of options.services) {
       const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
-      const service: BoundService = { service: module.service, impl: wrapService(module, { ...wrapOptions, tenants }) };
+      const service: BoundService = {
+        service: module.service,
+        impl: wrapService(module, { ...wrapOptions, tenants, access: gate }),
+      };
       if (module.lifecycle) lifecycles.push(module.lifecycle);
       if (module.http) httpHandlers.push(module.http);
       bound.push(service);
-      clients.addLocal(service);
+      // Mandate's own code in this process calls through the in-memory transport, as itself.
+      clients.addLocal({
+        service: module.service,
+        impl: wrapService(module, { ...wrapOptions, tenants, access: IN_PROCESS }),
+      });
     }
   }
   const healthBound: BoundService = {
     service: Health,
-    impl: wrapService(healthService(health), { ...wrapOptions, tenants: undefined }),
+    impl: wrapService(healthService(health), { ...wrapOptions, tenants: undefined, access: gate }),
   };
 
   let grpcServer: ReturnType<typeof createGrpcServer> | undefined;
+  let credentials: MandateServerCredentials | undefined;
   let grpcPort: number | undefined;
   let edge: Edge | undefined;
   try {
     if (options.grpc) {
-      grpcServer = createGrpcServer([...bound, healthBound], config.grpc);
-      grpcPort = await bindGrpcServer(grpcServer, config.grpc.host, config.grpc.port);
-      progress(`gRPC listening on ${config.grpc.host}:${grpcPort}`);
+      credentials = tls ? new MandateServerCredentials(tls) : undefined;
+      grpcServer = createGrpcServer([...bound, healthBound], {
+        ...config.grpc,
+        peerIdentity: tls ? peerIdentity(tls) : undefined,
+      });
+      grpcPort = await bindGrpcServer(grpcServer, config.grpc.host, config.grpc.port, credentials);
+      for (const base of grpcBaseUrls(config, grpcPort, tls !== undefined)) gate.addBaseUrl(base);
+      progress(`gRPC listening on ${config.grpc.host}:${grpcPort}${tls ? ` (mTLS as ${tls.identity}, TLS 1.3)` : ""}`);
     }
     if (options.edge) {
       // Services hosted elsewhere are reachable through the edge by forwarding to their process.
@@ -165,6 +204,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
         logger,
         readiness: () => readiness(health, store, remote, clients, keys),
         http: httpHandlers,
+        clientAddresses: new ClientAddresses(config.http.trustedProxies),
         jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
       });
       progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);
@@ -214,12 +254,51 @@ export async function startMandate(options: StartOptions): Promise<Running> {
           grpcServer ? shutdownGrpcServer(grpcServer, config.shutdownGraceMs) : undefined,
         ]);
         for (const lifecycle of lifecycles) await lifecycle.stop();
+        tls?.close();
+        await replay.close();
+        await limiter.close();
         await keys?.stop();
         await store?.close();
       })();
       return stopping;
     },
   };
+}
+
+/**
+ * INTERNAL methods are reachable from other processes only over mTLS. A gRPC port open beyond this
+ * machine without it would serve them to no one and invite a fallback to something weaker: refuse.
+ */
+function requireSafeExposure(config: Config, options: StartOptions, tls: TlsFiles | undefined): void {
+  if (!tls) {
+    const internal = options.services.filter((name) =>
+      SERVICE_DESCRIPTORS[name].methods.some((method) => accessRuleOf(method)?.exposure === "internal"),
+    );
+    if (options.grpc && internal.length > 0 && !isLoopback(config.grpc.host)) {
+      throw new TlsConfigError(
+        `grpc.host is ${config.grpc.host}, beyond this machine, and this process hosts ${internal.join(", ")}, whose ` +
+          "internal methods other Mandate services call over mTLS: set tls.certFile, tls.keyFile and tls.caFile " +
+          "(MANDATE_TLS_CERT_FILE, MANDATE_TLS_KEY_FILE, MANDATE_TLS_CA_FILE; `mandate certs dev-ca` makes a test set), " +
+          "or bind grpc.host to 127.0.0.1",
+      );
+    }
+    return;
+  }
+  const targets: string[] = [...options.services, ...(options.edge ? ["edge"] : [])];
+  if (!targets.includes(tls.identity)) {
+    throw new TlsConfigError(
+      `tls.certFile names the service "${tls.identity}", which this process does not run (${targets.join(", ")}): ` +
+        "give each process the certificate of a service it hosts",
+    );
+  }
+}
+
+/** The base URLs callers may use for native gRPC (DPoP `htu`): grpc.publicUrl, or the bound address. */
+function grpcBaseUrls(config: Config, port: number, tls: boolean): string[] {
+  if (config.grpc.publicUrl) return [config.grpc.publicUrl];
+  const scheme = tls ? "https" : "http";
+  const hosts = isLoopback(config.grpc.host) ? ["127.0.0.1", "localhost", "[::1]"] : [config.grpc.host];
+  return hosts.map((host) => `${scheme}://${host}:${port}`);
 }
 
 async function seedTenant(clients: ServiceClients, tenant: string): Promise<void> {

@@ -2,6 +2,7 @@
 // validated as a whole, every bad value reported by its key with what was expected. Values from the
 // environment win over the file. Secrets never appear in errors or logs (see `redactConfig`).
 import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -29,225 +30,374 @@ const duration = z
 
 const JWS_ALGORITHMS = ["ES256", "EdDSA", "PS256"] as const;
 
+/** A token bucket: "<requests per second>:<burst>" (e.g. "0.5:20") or {capacity, refillPerSecond}. */
+const RATE_RULE_HINT = 'expected "<requests per second>:<burst>" such as "0.5:20", or {capacity, refillPerSecond}';
+const rateRule = z.union(
+  [
+    z.strictObject({
+      capacity: positiveInt,
+      refillPerSecond: z.coerce.number().positive().max(1_000_000),
+    }),
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?:\d+$/, RATE_RULE_HINT)
+      .transform((value) => {
+        const [rate, burst] = value.split(":").map(Number) as [number, number];
+        return { capacity: burst, refillPerSecond: rate };
+      })
+      .refine((rule) => rule.capacity > 0 && rule.refillPerSecond > 0, RATE_RULE_HINT),
+  ],
+  { error: RATE_RULE_HINT },
+);
+
 const serviceAddress = z
   .string()
   .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:4461");
 
-export const configSchema = z.strictObject({
-  /** Public base URL of the HTTP edge; issuers are `{publicBaseUrl}/t/{tenant}`. */
-  publicBaseUrl: z.url({ protocol: /^https?$/, error: "expected an http(s) URL" }).default("http://127.0.0.1:4460"),
-  http: z
-    .strictObject({
-      host: host.default("127.0.0.1"),
-      port: port.default(4460),
-      /** Largest request body accepted on the edge (bytes). */
-      maxRequestBytes: positiveInt.default(4 * 1024 * 1024),
-      /** Browser origins allowed to call gRPC-Web/Connect (CORS); "*" allows any. */
-      corsOrigins: z
-        .preprocess(
-          (v) =>
-            typeof v === "string"
-              ? v
-                  .split(",")
-                  .map((o) => o.trim())
-                  .filter(Boolean)
-              : v,
-          z.array(z.string()),
-        )
-        .default([]),
-    })
-    .prefault({}),
-  grpc: z
-    .strictObject({
-      host: host.default("127.0.0.1"),
-      port: port.default(4461),
-      /** Largest message accepted (bytes); larger ones get RESOURCE_EXHAUSTED. */
-      maxReceiveMessageBytes: positiveInt.default(4 * 1024 * 1024),
-      /** Largest message sent (bytes). */
-      maxSendMessageBytes: positiveInt.default(16 * 1024 * 1024),
-      /** Deadline applied to calls that arrive without one (ms). */
-      defaultDeadlineMs: positiveInt.default(30_000),
-    })
-    .prefault({}),
-  /** How long shutdown waits for in-flight calls before cutting them (ms). */
-  shutdownGraceMs: positiveInt.default(10_000),
-  database: z
-    .strictObject({
-      /** `sqlite:PATH` / a file path (embedded default) or `postgres://...` (production). */
-      url: z.string().min(1).default("sqlite:.mandate/mandate.db"),
-      /** Connection pool size for PostgreSQL. */
-      poolSize: positiveInt.default(10),
-    })
-    .prefault({}),
-  /** gRPC addresses of services that run in other processes (`mandate serve`). */
-  services: z.partialRecord(z.enum(SERVICE_NAMES), serviceAddress).default({}),
-  telemetry: z
-    .strictObject({
-      serviceName: z.string().min(1).default("mandate"),
-      /** OTLP/HTTP endpoint, e.g. http://collector:4318; unset: telemetry stays in-process (no-op export). */
-      otlpEndpoint: z.url({ error: "expected a URL such as http://127.0.0.1:4318" }).optional(),
-      metricsIntervalMs: positiveInt.default(15_000),
-    })
-    .prefault({}),
-  log: z
-    .strictObject({
-      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-    })
-    .prefault({}),
-  signer: z
-    .strictObject({
-      /** Where private keys live: "software" (encrypted in the store; the embedded default) or "pkcs11" (an HSM). */
-      backend: z.enum(["software", "pkcs11"]).default("software"),
-      /** Token-signing algorithm for tenants that do not choose one. */
-      defaultAlgorithm: z.enum(JWS_ALGORITHMS).default("ES256"),
-      /** How long a key signs before its successor takes over. */
-      rotationInterval: duration.default(86_400_000),
-      /** How long a key is in the JWKS before it signs (pre-publication); default a quarter of the interval. */
-      prepublish: duration.optional(),
-      /** How long a retired key stays in the JWKS; also the longest lifetime a signed token may have. */
-      overlap: duration.default(3_600_000),
-      /** How often each replica reloads keys and the rotation leader runs the schedule; default derived from prepublish. */
-      checkInterval: duration.optional(),
-      software: z
-        .strictObject({
-          /** Key-encryption key: 32 bytes, base64url. Secret. */
-          kek: z
-            .string()
-            .regex(/^[A-Za-z0-9_-]{43}=?$/, "expected 32 bytes in base64url (43 characters)")
-            .optional(),
-          /** File holding the key-encryption key (base64url), e.g. a mounted secret. */
-          kekFile: z.string().min(1).optional(),
-        })
-        .prefault({}),
-      pkcs11: z
-        .strictObject({
-          /** Path of the PKCS#11 module (.so). */
-          module: z.string().min(1).default("/usr/lib/softhsm/libsofthsm2.so"),
-          /** Token to use, by label... */
-          tokenLabel: z.string().min(1).optional(),
-          /** ...or by slot id. */
-          slot: z.coerce.number().int().nonnegative().optional(),
-          /** User PIN. Secret; prefer pinFile. */
-          pin: z.string().min(1).optional(),
-          /** File holding the user PIN. */
-          pinFile: z.string().min(1).optional(),
-          /** Sessions kept open for signing in parallel. */
-          sessionPoolSize: positiveInt.max(64).default(4),
-        })
-        .prefault({}),
-    })
-    .prefault({})
-    .superRefine((signer, ctx) => {
-      const prepublish = signer.prepublish ?? Math.floor(signer.rotationInterval / 4);
-      if (prepublish >= signer.rotationInterval) {
-        ctx.addIssue({ code: "custom", path: ["prepublish"], message: "must be shorter than signer.rotationInterval" });
-      }
-      if (signer.backend !== "pkcs11") return;
-      const { tokenLabel, slot, pin, pinFile } = signer.pkcs11;
-      if ((tokenLabel === undefined) === (slot === undefined)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["pkcs11", "tokenLabel"],
-          message: "set exactly one of tokenLabel or slot",
-        });
-      }
-      if ((pin === undefined) === (pinFile === undefined)) {
-        ctx.addIssue({ code: "custom", path: ["pkcs11", "pin"], message: "set exactly one of pin or pinFile" });
-      }
-    }),
-  audit: z
-    .strictObject({
-      /** Most entries committed in one transaction (appends that arrive together share one). */
-      maxBatch: positiveInt.max(10_000).default(1000),
-      /** Sign a checkpoint after this many new entries... */
-      checkpointEveryEntries: positiveInt.default(1000),
-      /** ...or this long after the last one, if the log grew. */
-      checkpointInterval: duration.default(10_000),
-      /** How often the writer moves events from the transactional outbox into the logs. */
-      outboxPollInterval: duration.default(250),
-    })
-    .prefault({}),
-  /** Shared ephemeral state (DPoP and client-assertion replay caches). Unset: in-process (one replica only). */
-  redis: z
-    .strictObject({
-      /** e.g. redis://127.0.0.1:6379/0. Secret when it carries a password. */
-      url: z.url({ protocol: /^rediss?$/, error: "expected a redis:// or rediss:// URL" }).optional(),
-    })
-    .prefault({}),
-  oauth: z
-    .strictObject({
-      /** Access-token lifetime when the client does not set one (RFC 9068 tokens; keep it short). */
-      accessTokenTtl: duration.default(300_000),
-      /** Absolute lifetime of a refresh-token family, from the original grant. */
-      refreshTokenTtl: duration.default(30 * 86_400_000),
-      /** Authorization codes are single use and short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes). */
-      codeTtl: duration.default(60_000),
-      /** Lifetime of a pushed authorization request's request_uri (RFC 9126 §2.2). */
-      parTtl: duration.default(90_000),
-      /** ID-token lifetime. */
-      idTokenTtl: duration.default(3_600_000),
-      /** Browser login session lifetime at the authorization server. */
-      sessionTtl: duration.default(8 * 3_600_000),
-      /** Largest clock difference accepted on DPoP proofs and client assertions (`iat`, RFC 9449 §11.1). */
-      clockSkew: duration.default(60_000),
-      /** How long a DPoP server nonce stays valid; a new one is handed out halfway (RFC 9449 §8.2). */
-      dpopNonceTtl: duration.default(300_000),
-      /** Require a server-provided DPoP nonce at the token endpoint (RFC 9449 §8). */
-      requireDpopNonce: flag.default(true),
-      /** Dynamic Client Registration (RFC 7591): "open", "token" (initial access token required) or "off". */
-      registration: z.enum(["open", "token", "off"]).default("open"),
-      /** Initial access tokens accepted when registration is "token". Secret. */
-      initialAccessTokens: z.array(z.string().min(16)).default([]),
-      /** Fetch and accept https client_id URLs (Client ID Metadata Documents, as MCP requires). */
-      clientIdMetadataDocuments: flag.default(true),
-      /** Allow metadata documents on loopback/private addresses (tests only; SSRF guard off). */
-      allowPrivateMetadataHosts: flag.default(false),
-    })
-    .prefault({}),
-  identity: z
-    .strictObject({
-      /** Who logs humans in: "dev" (users from this config; embedded default) or "kratos" (Ory Kratos). */
-      provider: z.enum(["dev", "kratos"]).default("dev"),
-      /** Dev users: passwords only as scrypt hashes (`mandate users hash-password`). */
-      devUsers: z
-        .array(
-          z.strictObject({
-            id: z.string().min(1),
-            username: z.string().min(1),
-            passwordHash: z.string().regex(/^scrypt\$/, "expected a scrypt hash from `mandate users hash-password`"),
-            name: z.string().optional(),
-            email: z.string().optional(),
-          }),
-        )
-        .default([]),
-      kratos: z
-        .strictObject({
-          /** Kratos public API as this server reaches it (toSession). */
-          publicUrl: z.url().optional(),
-          /** Kratos public URL as browsers reach it (login redirects); defaults to publicUrl. */
-          browserUrl: z.url().optional(),
-        })
-        .prefault({}),
-    })
-    .prefault({})
-    .superRefine((identity, ctx) => {
-      if (identity.provider === "kratos" && !identity.kratos.publicUrl) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["kratos", "publicUrl"],
-          message: "required when identity.provider is kratos",
-        });
-      }
-    }),
-  dev: z
-    .strictObject({
-      /** Tenant `mandate dev` seeds. */
-      tenant: z.string().default("demo"),
-    })
-    .prefault({}),
-});
+export const configSchema = z
+  .strictObject({
+    /**
+     * Public base URL of the HTTP edge; issuers are `{publicBaseUrl}/t/{tenant}`. Default: the edge's
+     * own address (http.host, http.port), so changing the port moves the issuers with it.
+     */
+    publicBaseUrl: z
+      .url({ protocol: /^https?$/, error: "expected an http(s) URL" })
+      .transform((url) => url.replace(/\/+$/, ""))
+      .optional(),
+    http: z
+      .strictObject({
+        host: host.default("127.0.0.1"),
+        port: port.default(4460),
+        /** Largest request body accepted on the edge (bytes). */
+        maxRequestBytes: positiveInt.default(4 * 1024 * 1024),
+        /** Browser origins allowed to call gRPC-Web/Connect (CORS); "*" allows any. */
+        corsOrigins: z
+          .preprocess(
+            (v) =>
+              typeof v === "string"
+                ? v
+                    .split(",")
+                    .map((o) => o.trim())
+                    .filter(Boolean)
+                : v,
+            z.array(z.string()),
+          )
+          .default([]),
+        /** Proxies (IPs or CIDR ranges) whose X-Forwarded-For is believed for the client address; none by default. */
+        trustedProxies: z
+          .preprocess(
+            (v) =>
+              typeof v === "string"
+                ? v
+                    .split(",")
+                    .map((o) => o.trim())
+                    .filter(Boolean)
+                : v,
+            z.array(
+              z
+                .string()
+                .refine(
+                  (v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v) && isIP(v.split("/")[0] as string) !== 0,
+                  "expected an IP address or CIDR range",
+                ),
+            ),
+          )
+          .default([]),
+      })
+      .prefault({}),
+    grpc: z
+      .strictObject({
+        host: host.default("127.0.0.1"),
+        port: port.default(4461),
+        /** Largest message accepted (bytes); larger ones get RESOURCE_EXHAUSTED. */
+        maxReceiveMessageBytes: positiveInt.default(4 * 1024 * 1024),
+        /** Largest message sent (bytes). */
+        maxSendMessageBytes: positiveInt.default(16 * 1024 * 1024),
+        /** Deadline applied to calls that arrive without one (ms). */
+        defaultDeadlineMs: positiveInt.default(30_000),
+        /**
+         * Base URL callers use for native gRPC (`https://mandate-grpc.example.com`), the `htu` of their
+         * DPoP proofs; default http(s)://{grpc.host}:{grpc.port}.
+         */
+        publicUrl: z
+          .url({ protocol: /^https?$/, error: "expected an http(s) URL" })
+          .transform((url) => url.replace(/\/+$/, ""))
+          .optional(),
+      })
+      .prefault({}),
+    /**
+     * Service-to-service mTLS (split mode): this process's certificate and key, and the CA bundle that
+     * signs every Mandate service's certificate. Each certificate names its service with a SPIFFE ID
+     * URI SAN, spiffe://{trustDomain}/mandate/{service}. Files, so cert-manager or SPIRE can rotate them.
+     */
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+        caFile: z.string().min(1).optional(),
+        trustDomain: z
+          .string()
+          .regex(/^[a-z0-9._-]+$/, "expected a SPIFFE trust domain such as mandate.local")
+          .default("mandate.local"),
+      })
+      .prefault({})
+      .superRefine((tls, ctx) => {
+        // A CA alone is a client's trust (the CLI); a certificate needs its key and the CA of its peers.
+        if (tls.certFile === undefined && tls.keyFile === undefined) return;
+        for (const key of ["certFile", "keyFile", "caFile"] as const) {
+          if (tls[key] === undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: [key],
+              message: "set tls.certFile, tls.keyFile and tls.caFile together",
+            });
+          }
+        }
+      }),
+    /** Mandate's own API (the RPCs): callers present access tokens issued for this resource. */
+    api: z
+      .strictObject({
+        /** The API's resource identifier (RFC 8707), the `aud` of caller tokens; default publicBaseUrl. */
+        audience: z.url({ error: "expected an absolute URI" }).optional(),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        /**
+         * Where `mandate dev` and `mandate admin bootstrap` write the platform-admin client's credentials
+         * and where the CLI reads them (mode 0600). Secret.
+         */
+        credentialsFile: z.string().min(1).default(".mandate/admin.json"),
+      })
+      .prefault({}),
+    /** How long shutdown waits for in-flight calls before cutting them (ms). */
+    shutdownGraceMs: positiveInt.default(10_000),
+    database: z
+      .strictObject({
+        /** `sqlite:PATH` / a file path (embedded default) or `postgres://...` (production). */
+        url: z.string().min(1).default("sqlite:.mandate/mandate.db"),
+        /** Connection pool size for PostgreSQL. */
+        poolSize: positiveInt.default(10),
+      })
+      .prefault({}),
+    /** gRPC addresses of services that run in other processes (`mandate serve`). */
+    services: z.partialRecord(z.enum(SERVICE_NAMES), serviceAddress).default({}),
+    telemetry: z
+      .strictObject({
+        serviceName: z.string().min(1).default("mandate"),
+        /** OTLP/HTTP endpoint, e.g. http://collector:4318; unset: telemetry stays in-process (no-op export). */
+        otlpEndpoint: z.url({ error: "expected a URL such as http://127.0.0.1:4318" }).optional(),
+        metricsIntervalMs: positiveInt.default(15_000),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .prefault({}),
+    signer: z
+      .strictObject({
+        /** Where private keys live: "software" (encrypted in the store; the embedded default) or "pkcs11" (an HSM). */
+        backend: z.enum(["software", "pkcs11"]).default("software"),
+        /** Token-signing algorithm for tenants that do not choose one. */
+        defaultAlgorithm: z.enum(JWS_ALGORITHMS).default("ES256"),
+        /** How long a key signs before its successor takes over. */
+        rotationInterval: duration.default(86_400_000),
+        /** How long a key is in the JWKS before it signs (pre-publication); default a quarter of the interval. */
+        prepublish: duration.optional(),
+        /** How long a retired key stays in the JWKS; also the longest lifetime a signed token may have. */
+        overlap: duration.default(3_600_000),
+        /** How often each replica reloads keys and the rotation leader runs the schedule; default derived from prepublish. */
+        checkInterval: duration.optional(),
+        software: z
+          .strictObject({
+            /** Key-encryption key: 32 bytes, base64url. Secret. */
+            kek: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{43}=?$/, "expected 32 bytes in base64url (43 characters)")
+              .optional(),
+            /** File holding the key-encryption key (base64url), e.g. a mounted secret. */
+            kekFile: z.string().min(1).optional(),
+          })
+          .prefault({}),
+        pkcs11: z
+          .strictObject({
+            /** Path of the PKCS#11 module (.so). */
+            module: z.string().min(1).default("/usr/lib/softhsm/libsofthsm2.so"),
+            /** Token to use, by label... */
+            tokenLabel: z.string().min(1).optional(),
+            /** ...or by slot id. */
+            slot: z.coerce.number().int().nonnegative().optional(),
+            /** User PIN. Secret; prefer pinFile. */
+            pin: z.string().min(1).optional(),
+            /** File holding the user PIN. */
+            pinFile: z.string().min(1).optional(),
+            /** Sessions kept open for signing in parallel. */
+            sessionPoolSize: positiveInt.max(64).default(4),
+          })
+          .prefault({}),
+      })
+      .prefault({})
+      .superRefine((signer, ctx) => {
+        const prepublish = signer.prepublish ?? Math.floor(signer.rotationInterval / 4);
+        if (prepublish >= signer.rotationInterval) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["prepublish"],
+            message: "must be shorter than signer.rotationInterval",
+          });
+        }
+        if (signer.backend !== "pkcs11") return;
+        const { tokenLabel, slot, pin, pinFile } = signer.pkcs11;
+        if ((tokenLabel === undefined) === (slot === undefined)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["pkcs11", "tokenLabel"],
+            message: "set exactly one of tokenLabel or slot",
+          });
+        }
+        if ((pin === undefined) === (pinFile === undefined)) {
+          ctx.addIssue({ code: "custom", path: ["pkcs11", "pin"], message: "set exactly one of pin or pinFile" });
+        }
+      }),
+    audit: z
+      .strictObject({
+        /** Most entries committed in one transaction (appends that arrive together share one). */
+        maxBatch: positiveInt.max(10_000).default(1000),
+        /** Sign a checkpoint after this many new entries... */
+        checkpointEveryEntries: positiveInt.default(1000),
+        /** ...or this long after the last one, if the log grew. */
+        checkpointInterval: duration.default(10_000),
+        /** How often the writer moves events from the transactional outbox into the logs. */
+        outboxPollInterval: duration.default(250),
+      })
+      .prefault({}),
+    /** Shared ephemeral state (DPoP and client-assertion replay caches). Unset: in-process (one replica only). */
+    redis: z
+      .strictObject({
+        /** e.g. redis://127.0.0.1:6379/0. Secret when it carries a password. */
+        url: z.url({ protocol: /^rediss?$/, error: "expected a redis:// or rediss:// URL" }).optional(),
+      })
+      .prefault({}),
+    oauth: z
+      .strictObject({
+        /** Access-token lifetime when the client does not set one (RFC 9068 tokens; keep it short). */
+        accessTokenTtl: duration.default(300_000),
+        /** Absolute lifetime of a refresh-token family, from the original grant. */
+        refreshTokenTtl: duration.default(30 * 86_400_000),
+        /** Authorization codes are single use and short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes). */
+        codeTtl: duration.default(60_000),
+        /** Lifetime of a pushed authorization request's request_uri (RFC 9126 §2.2). */
+        parTtl: duration.default(90_000),
+        /** ID-token lifetime. */
+        idTokenTtl: duration.default(3_600_000),
+        /** Browser login session lifetime at the authorization server. */
+        sessionTtl: duration.default(8 * 3_600_000),
+        /** Largest clock difference accepted on DPoP proofs and client assertions (`iat`, RFC 9449 §11.1). */
+        clockSkew: duration.default(60_000),
+        /** How long a DPoP server nonce stays valid; a new one is handed out halfway (RFC 9449 §8.2). */
+        dpopNonceTtl: duration.default(300_000),
+        /** Require a server-provided DPoP nonce at the token endpoint (RFC 9449 §8). */
+        requireDpopNonce: flag.default(true),
+        /** Dynamic Client Registration (RFC 7591): "open", "token" (initial access token required) or "off". */
+        registration: z.enum(["open", "token", "off"]).default("open"),
+        /** Initial access tokens accepted when registration is "token". Secret. */
+        initialAccessTokens: z.array(z.string().min(16)).default([]),
+        /** Fetch and accept https client_id URLs (Client ID Metadata Documents, as MCP requires). */
+        clientIdMetadataDocuments: flag.default(true),
+        /** Allow metadata documents on loopback/private addresses (tests only; SSRF guard off). */
+        allowPrivateMetadataHosts: flag.default(false),
+      })
+      .prefault({}),
+    /**
+     * Abuse limits on unauthenticated traffic, per client IP (and per client id / account for
+     * failures), as token buckets shared through Redis when redis.url is set. Per-client quotas
+     * (client metadata rate_limit) apply whatever `enabled` says.
+     */
+    rateLimits: z
+      .strictObject({
+        enabled: flag.default(true),
+        /** Dynamic client registrations per IP. */
+        registration: rateRule.default({ capacity: 30, refillPerSecond: 0.5 }),
+        /** Authorization requests per IP. */
+        authorize: rateRule.default({ capacity: 300, refillPerSecond: 10 }),
+        /** Failed client authentications (token, PAR, introspection, revocation), per client id and per IP. */
+        failedClientAuth: z
+          .strictObject({
+            perClient: rateRule.default({ capacity: 20, refillPerSecond: 0.1 }),
+            perIp: rateRule.default({ capacity: 100, refillPerSecond: 1 }),
+          })
+          .prefault({}),
+        /** Failed logins (dev users), per account and per IP. */
+        login: z
+          .strictObject({
+            perAccount: rateRule.default({ capacity: 10, refillPerSecond: 1 / 60 }),
+            perIp: rateRule.default({ capacity: 50, refillPerSecond: 0.2 }),
+          })
+          .prefault({}),
+        /** RPCs without caller credentials, per IP. */
+        unauthenticatedRpc: rateRule.default({ capacity: 500, refillPerSecond: 50 }),
+      })
+      .prefault({}),
+    identity: z
+      .strictObject({
+        /** Who logs humans in: "dev" (users from this config; embedded default) or "kratos" (Ory Kratos). */
+        provider: z.enum(["dev", "kratos"]).default("dev"),
+        /** Dev users: passwords only as scrypt hashes (`mandate users hash-password`). */
+        devUsers: z
+          .array(
+            z.strictObject({
+              id: z.string().min(1),
+              username: z.string().min(1),
+              passwordHash: z.string().regex(/^scrypt\$/, "expected a scrypt hash from `mandate users hash-password`"),
+              name: z.string().optional(),
+              email: z.string().optional(),
+            }),
+          )
+          .default([]),
+        kratos: z
+          .strictObject({
+            /** Kratos public API as this server reaches it (toSession). */
+            publicUrl: z.url().optional(),
+            /** Kratos public URL as browsers reach it (login redirects); defaults to publicUrl. */
+            browserUrl: z.url().optional(),
+          })
+          .prefault({}),
+      })
+      .prefault({})
+      .superRefine((identity, ctx) => {
+        if (identity.provider === "kratos" && !identity.kratos.publicUrl) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["kratos", "publicUrl"],
+            message: "required when identity.provider is kratos",
+          });
+        }
+      }),
+    dev: z
+      .strictObject({
+        /** Tenant `mandate dev` seeds. */
+        tenant: z.string().default("demo"),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    // The Signer signs no token that outlives its key's place in the JWKS (signer.overlap): a longer
+    // default lifetime would make every token request fail.
+    if (config.oauth.accessTokenTtl > config.signer.overlap) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["oauth", "accessTokenTtl"],
+        message: `must not exceed signer.overlap (${config.signer.overlap} ms): tokens may not outlive their key's publication`,
+      });
+    }
+  });
 
-export type Config = z.infer<typeof configSchema>;
+/** The configuration with the defaults that depend on other keys resolved. */
+export type Config = Omit<z.infer<typeof configSchema>, "publicBaseUrl" | "api"> & {
+  publicBaseUrl: string;
+  api: { audience: string };
+};
 
 /** Environment variables and the config key each one sets. */
 export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> = [
@@ -261,6 +411,13 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_GRPC_MAX_RECEIVE_MESSAGE_BYTES", "grpc.maxReceiveMessageBytes"],
   ["MANDATE_GRPC_MAX_SEND_MESSAGE_BYTES", "grpc.maxSendMessageBytes"],
   ["MANDATE_GRPC_DEFAULT_DEADLINE_MS", "grpc.defaultDeadlineMs"],
+  ["MANDATE_GRPC_PUBLIC_URL", "grpc.publicUrl"],
+  ["MANDATE_TLS_CERT_FILE", "tls.certFile"],
+  ["MANDATE_TLS_KEY_FILE", "tls.keyFile"],
+  ["MANDATE_TLS_CA_FILE", "tls.caFile"],
+  ["MANDATE_TLS_TRUST_DOMAIN", "tls.trustDomain"],
+  ["MANDATE_API_AUDIENCE", "api.audience"],
+  ["MANDATE_ADMIN_FILE", "admin.credentialsFile"],
   ["MANDATE_SHUTDOWN_GRACE_MS", "shutdownGraceMs"],
   ["MANDATE_DATABASE_URL", "database.url"],
   ["MANDATE_DATABASE_POOL_SIZE", "database.poolSize"],
@@ -278,6 +435,15 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_OAUTH_REQUIRE_DPOP_NONCE", "oauth.requireDpopNonce"],
   ["MANDATE_OAUTH_REGISTRATION", "oauth.registration"],
   ["MANDATE_OAUTH_ALLOW_PRIVATE_METADATA_HOSTS", "oauth.allowPrivateMetadataHosts"],
+  ["MANDATE_HTTP_TRUSTED_PROXIES", "http.trustedProxies"],
+  ["MANDATE_RATE_LIMITS_ENABLED", "rateLimits.enabled"],
+  ["MANDATE_RATE_LIMITS_REGISTRATION", "rateLimits.registration"],
+  ["MANDATE_RATE_LIMITS_AUTHORIZE", "rateLimits.authorize"],
+  ["MANDATE_RATE_LIMITS_FAILED_CLIENT_AUTH_PER_CLIENT", "rateLimits.failedClientAuth.perClient"],
+  ["MANDATE_RATE_LIMITS_FAILED_CLIENT_AUTH_PER_IP", "rateLimits.failedClientAuth.perIp"],
+  ["MANDATE_RATE_LIMITS_LOGIN_PER_ACCOUNT", "rateLimits.login.perAccount"],
+  ["MANDATE_RATE_LIMITS_LOGIN_PER_IP", "rateLimits.login.perIp"],
+  ["MANDATE_RATE_LIMITS_UNAUTHENTICATED_RPC", "rateLimits.unauthenticatedRpc"],
   ["MANDATE_IDENTITY_PROVIDER", "identity.provider"],
   ["MANDATE_KRATOS_PUBLIC_URL", "identity.kratos.publicUrl"],
   ["MANDATE_KRATOS_BROWSER_URL", "identity.kratos.browserUrl"],
@@ -354,7 +520,29 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       }),
     );
   }
-  return parsed.data;
+  return resolveDefaults(parsed.data);
+}
+
+/** Defaults derived from other keys: the public base URL follows the edge's address. */
+function resolveDefaults(parsed: z.infer<typeof configSchema>): Config {
+  const publicBaseUrl = parsed.publicBaseUrl ?? edgeUrl(parsed.http.host, parsed.http.port);
+  return { ...parsed, publicBaseUrl, api: { audience: parsed.api.audience ?? publicBaseUrl } };
+}
+
+function edgeUrl(host: string, port: number): string {
+  const shown = ["0.0.0.0", "::", "[::]"].includes(host) ? "127.0.0.1" : host;
+  return `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}`;
+}
+
+/**
+ * The configuration once the edge's port is known (http.port 0 asks for any free port): the defaults
+ * derived from it (publicBaseUrl, api.audience) follow; values set explicitly stay.
+ */
+export function withHttpPort(config: Config, port: number): Config {
+  const derived = edgeUrl(config.http.host, config.http.port);
+  const publicBaseUrl = config.publicBaseUrl === derived ? edgeUrl(config.http.host, port) : config.publicBaseUrl;
+  const audience = config.api.audience === config.publicBaseUrl ? publicBaseUrl : config.api.audience;
+  return { ...config, http: { ...config.http, port }, publicBaseUrl, api: { audience } };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {

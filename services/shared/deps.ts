@@ -4,6 +4,7 @@ import type { SigningClient } from "../signer/client.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 import type { ServiceClients } from "./rpc/clients.ts";
 import type { Store } from "./store/store.ts";
 
@@ -15,4 +16,6 @@ export interface ServiceDeps {
   clock: Clock;
   /** Signing through the Signer: in-process when it runs here, over gRPC otherwise. */
   signing: SigningClient;
+  /** The process's token buckets (abuse limits, client quotas): shared by its services and its RPC gate. */
+  limiter: RateLimiter;
 }

@@ -276,14 +276,24 @@ export class KeyManager implements SigningClient {
     return rows.map(toRecord).map((key) => ({ ...key, state: keyState(key, now) }));
   }
 
-  /** Emergency rotation (see planEmergencyRotation); returns the keys afterwards. */
-  async rotate(tenant: string, purpose: KeyPurposeName, revoke: boolean, reason: string): Promise<KeyInfo[]> {
+  /**
+   * Emergency rotation (see planEmergencyRotation); returns the keys afterwards. `by` names the
+   * administrator who asked, in the audit events.
+   */
+  async rotate(
+    tenant: string,
+    purpose: KeyPurposeName,
+    revoke: boolean,
+    reason: string,
+    by?: Record<string, string>,
+  ): Promise<KeyInfo[]> {
     this.#requireReady();
     await this.#change(
       tenant,
       purpose,
       (rows, now) => planEmergencyRotation(rows, now, this.#timing, revoke),
       reason || "emergency rotation",
+      by,
     );
     // Destroying a revoked key need not wait for the next round.
     await this.#change(
@@ -363,6 +373,7 @@ export class KeyManager implements SigningClient {
     purpose: KeyPurposeName,
     plan: (rows: KeyRecord[], now: number) => RotationStep[],
     reason: string,
+    by?: Record<string, string>,
   ): Promise<void> {
     const scoped = this.#store.forTenant(tenant);
     const needed = plan(await this.#load(tenant, purpose), this.#clock.now()).filter((s) => s.kind === "create").length;
@@ -388,7 +399,7 @@ export class KeyManager implements SigningClient {
         const now = this.#clock.now();
         for (const step of plan(rows, now)) {
           if (step.kind === "destroy") destroyed.push(step);
-          else await this.#applyStep(tx, tenant, purpose, step, rows, now, reason, unused);
+          else await this.#applyStep(tx, tenant, purpose, step, rows, now, reason, unused, by);
         }
       });
     } catch (error) {
@@ -440,6 +451,7 @@ export class KeyManager implements SigningClient {
     now: number,
     reason: string,
     made: MadeKey[],
+    by: Record<string, string> | undefined,
   ): Promise<void> {
     const scoped = this.#store.forTenant(tenant);
     const where = (id: string) => tx.updateTable("signing_keys").where("tenant_id", "=", tenant).where("id", "=", id);
@@ -474,7 +486,7 @@ export class KeyManager implements SigningClient {
         reason: `${step.reason}: ${reason}`,
         ...schedule(row),
       };
-      await scoped.recordEvent(tx, keyEvent("key.created.v1", details), now);
+      await scoped.recordEvent(tx, keyEvent("key.created.v1", details, by), now);
       this.#logger.info({ tenant, ...details }, "signing key created");
     } else if (step.kind === "reschedule") {
       const key = rows.find((row) => row.id === step.id);
@@ -490,12 +502,16 @@ export class KeyManager implements SigningClient {
         retire_at: step.retireAt,
         unpublish_at: step.unpublishAt,
       };
-      await scoped.recordEvent(tx, keyEvent("key.rescheduled.v1", details), now);
+      await scoped.recordEvent(tx, keyEvent("key.rescheduled.v1", details, by), now);
       this.#logger.info({ tenant, ...details }, "signing key rescheduled");
     } else {
       const key = rows.find((row) => row.id === step.id);
       await where(step.id).set({ revoked_at: now }).execute();
-      await scoped.recordEvent(tx, keyEvent("key.revoked.v1", { id: step.id, kid: key?.kid, purpose, reason }), now);
+      await scoped.recordEvent(
+        tx,
+        keyEvent("key.revoked.v1", { id: step.id, kid: key?.kid, purpose, reason }, by),
+        now,
+      );
       this.#logger.warn({ tenant, key: step.id, kid: key?.kid, purpose, reason }, "signing key revoked");
     }
   }
@@ -569,8 +585,8 @@ function schedule(row: SigningKeysTable) {
   };
 }
 
-function keyEvent(type: string, payload: Record<string, unknown>) {
-  return { eventId: randomUUID(), type, payload };
+function keyEvent(type: string, payload: Record<string, unknown>, by?: Record<string, string>) {
+  return { eventId: randomUUID(), type, payload: by ? { ...payload, by } : payload };
 }
 
 function b64(text: string): string {

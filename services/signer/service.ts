@@ -4,6 +4,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { invalidArgument } from "../shared/errors.ts";
+import { auditedCaller, callerOf } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import { PURPOSE_TO_PROTO, purposeFromProto } from "./client.ts";
 import type { KeyInfo, KeyManager } from "./keys.ts";
@@ -67,12 +68,13 @@ export function signerService(manager: KeyManager) {
       return { jwks: jwks as unknown as JsonObject, maxAgeSeconds };
     },
 
-    async rotateKeys(request) {
+    async rotateKeys(request, context) {
       const keys = await manager.rotate(
         request.tenant,
         requirePurpose(request.purpose),
         request.revokeCurrent,
         request.reason,
+        auditedCaller(callerOf(context)).by,
       );
       return { keys: keys.map(toKeyInfo) };
     },

@@ -3,8 +3,11 @@
 import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
+import { resourceProblem } from "../issue/clients/metadata.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { alreadyExists, invalidArgument, notFound } from "../shared/errors.ts";
+import { PLATFORM_TENANT } from "../shared/oauth/mandate-api.ts";
+import { auditedCaller, callerOf } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import type { TenantsTable } from "../shared/store/schema.ts";
 
@@ -16,18 +19,31 @@ function toTenant(row: TenantsTable) {
     displayName: row.display_name,
     createTime: timestampFromMs(row.created_at),
     tokenSigningAlgorithm: row.token_signing_alg ?? "",
+    defaultResources: row.default_resources ? (JSON.parse(row.default_resources) as string[]) : [],
   };
 }
 
 export function tenantsService({ store, clock }: ServiceDeps) {
   return defineService(Tenants, {
-    async createTenant(request) {
+    async createTenant(request, context) {
+      if (request.tenant === PLATFORM_TENANT) {
+        throw invalidArgument([
+          { field: "tenant", description: `"${PLATFORM_TENANT}" is reserved for the deployment's administrators` },
+        ]);
+      }
       const now = clock.now();
+      const defaultResources = [...new Set(request.defaultResources)];
+      const bad = defaultResources.flatMap((resource, i) => {
+        const problem = resourceProblem(resource);
+        return problem ? [{ field: `default_resources[${i}]`, description: problem }] : [];
+      });
+      if (bad.length > 0) throw invalidArgument(bad);
       const row: TenantsTable = {
         id: request.tenant,
         display_name: request.displayName || request.tenant,
         created_at: now,
         token_signing_alg: request.tokenSigningAlgorithm || null,
+        default_resources: defaultResources.length ? JSON.stringify(defaultResources) : null,
       };
       const scoped = store.forTenant(request.tenant);
       await store.transaction(async (tx) => {
@@ -37,8 +53,18 @@ export function tenantsService({ store, clock }: ServiceDeps) {
           .onConflict((c) => c.column("id").doNothing())
           .executeTakeFirst();
         if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw alreadyExists("tenant", request.tenant);
-        const event = { tenant: row.id, display_name: row.display_name, token_signing_alg: row.token_signing_alg };
-        await scoped.recordEvent(tx, { eventId: randomUUID(), type: "tenant.created.v1", payload: event }, now);
+        const event = {
+          tenant: row.id,
+          display_name: row.display_name,
+          token_signing_alg: row.token_signing_alg,
+          default_resources: defaultResources,
+        };
+        const { by, parties } = auditedCaller(callerOf(context));
+        await scoped.recordEvent(
+          tx,
+          { eventId: randomUUID(), type: "tenant.created.v1", payload: { ...event, by }, parties },
+          now,
+        );
       });
       return { tenant: toTenant(row) };
     },

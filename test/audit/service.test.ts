@@ -12,7 +12,15 @@ import { Audit, AuditEventSchema, Outcome } from "../../gen/mandate/v1/audit_pb.
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { leafHash, verifyConsistency, verifyInclusion } from "../../services/audit/merkle.ts";
 import { parseCheckpointBody, parseSignedNote } from "../../services/audit/note.ts";
-import { type MandateProcess, runMandate, startDevProcess, tempDatabaseUrl } from "../helpers/mandate-process.ts";
+import { type DevCa, makeDevCa } from "../../services/cli/certs.ts";
+import { adminClient } from "../helpers/admin.ts";
+import {
+  type MandateProcess,
+  runMandate,
+  startDevProcess,
+  tempDatabaseUrl,
+  tlsEnv,
+} from "../helpers/mandate-process.ts";
 
 let dev: MandateProcess;
 let database: string;
@@ -34,31 +42,45 @@ function event(n: number, subject = "alice@example.com") {
   });
 }
 
+let appender: ReturnType<typeof createClient<typeof Audit>>;
+let ca: DevCa;
+
 beforeAll(async () => {
   database = tempDatabaseUrl();
+  ca = await makeDevCa(mkdtempSync(join(tmpdir(), "mandate-ca-")), "mandate.test");
   dev = await startMandateWith(database);
-  client = createClient(Audit, createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` }));
+  const address = dev.summary.grpc as string;
+  // Reads as an administrator; appends as Mandate's Issue service (Append is internal), over mTLS.
+  client = adminClient(Audit, address, dev.adminFile, ca.ca);
+  const issue = ca.services.issue as { cert: string; key: string };
+  appender = createClient(
+    Audit,
+    createGrpcTransport({
+      baseUrl: `https://${address}`,
+      nodeOptions: { ca: readFileSync(ca.ca), cert: readFileSync(issue.cert), key: readFileSync(issue.key) },
+    }),
+  );
 });
 afterAll(async () => {
   await dev?.stop();
 });
 
 function startMandateWith(url: string) {
-  return startDevProcess({ MANDATE_AUDIT_CHECKPOINT_INTERVAL: "500ms" }, url);
+  return startDevProcess({ MANDATE_AUDIT_CHECKPOINT_INTERVAL: "500ms", ...tlsEnv(ca, "audit") }, url);
 }
 
 describe("Audit service", () => {
   it("appends, checkpoints, and proves inclusion and consistency", async () => {
-    const first = await client.append({ tenant: "demo", events: [event(0), event(1)] });
+    const first = await appender.append({ tenant: "demo", events: [event(0), event(1)] });
     expect(first.sequences).toHaveLength(2);
     const { checkpoint: c1 } = await client.getCheckpoint({ tenant: "demo", fresh: true });
-    const more = await client.append({ tenant: "demo", events: Array.from({ length: 20 }, (_, i) => event(i + 2)) });
+    const more = await appender.append({ tenant: "demo", events: Array.from({ length: 20 }, (_, i) => event(i + 2)) });
     // One append is one gapless run (outbox events may land between two appends).
     expect(more.sequences.map(Number)).toEqual(more.sequences.map((_, i) => Number(more.sequences[0]) + i));
     const { checkpoint: c2 } = await client.getCheckpoint({ tenant: "demo", fresh: true });
     if (!c1 || !c2) throw new Error("no checkpoint");
     const body = parseCheckpointBody(parseSignedNote(c2.signedNote).body);
-    expect(body.origin).toBe("127.0.0.1:4460/t/demo/audit");
+    expect(body.origin).toBe(`${new URL(dev.summary.http as string).host}/t/demo/audit`);
     expect(Buffer.from(body.root)).toEqual(Buffer.from(c2.rootHash));
 
     const { entries } = await client.query({ tenant: "demo", mandateId: "mandate-1" });
@@ -130,7 +152,7 @@ describe("Audit service", () => {
       }
     })();
     await new Promise((r) => setTimeout(r, 300));
-    await client.append({ tenant: "demo", events: [create(AuditEventSchema, { type: "stream.marker.v1" })] });
+    await appender.append({ tenant: "demo", events: [create(AuditEventSchema, { type: "stream.marker.v1" })] });
     await reading;
     abort.abort();
     expect(seen[0]).toBe(3);
@@ -139,18 +161,13 @@ describe("Audit service", () => {
 
   it("exports a log that `mandate audit verify` accepts, and rejects one that was edited", async () => {
     await client.getCheckpoint({ tenant: "demo", fresh: true });
+    // The CLI names the log as the server does: from the same public base URL.
+    const base = { MANDATE_PUBLIC_BASE_URL: dev.summary.http as string };
     const out = mkdtempSync(join(tmpdir(), "mandate-export-"));
-    const exported = await runMandate([
-      "audit",
-      "export",
-      "--tenant",
-      "demo",
-      "--out",
-      out,
-      "--database",
-      database,
-      "--json",
-    ]);
+    const exported = await runMandate(
+      ["audit", "export", "--tenant", "demo", "--out", out, "--database", database, "--json"],
+      base,
+    );
     expect(exported.code, exported.stderr).toBe(0);
     const summary = JSON.parse(exported.stdout) as { entries: number; checkpointSize: number };
     expect(summary.entries).toBe(summary.checkpointSize);
@@ -167,7 +184,7 @@ describe("Audit service", () => {
     ]);
     expect(verified.code, verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, inclusion: { seq: 2 } });
-    const live = await runMandate(["audit", "verify", "--tenant", "demo", "--database", database]);
+    const live = await runMandate(["audit", "verify", "--tenant", "demo", "--database", database], base);
     expect(live.code, live.stderr).toBe(0);
     expect(live.stdout).toMatch(/^OK: /);
 

@@ -5,10 +5,11 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 
-async function getTenant(baseUrl: string, tenant: string) {
+/** `headers` authenticate the call (authorization, and a DPoP proof made for it by the test). */
+async function getTenant(baseUrl: string, tenant: string, headers: Record<string, string>) {
   const client = createClient(Tenants, createGrpcWebTransport({ baseUrl }));
   try {
-    const response = await client.getTenant({ tenant });
+    const response = await client.getTenant({ tenant }, { headers });
     return { ok: true, id: response.tenant?.id, displayName: response.tenant?.displayName };
   } catch (error) {
     const e = ConnectError.from(error);

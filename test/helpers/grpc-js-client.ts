@@ -1,5 +1,6 @@
 // An independent @grpc/grpc-js client: it loads our .proto sources with @grpc/proto-loader and
 // shares no code with the server (which is built from protobuf-es descriptors).
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
@@ -39,20 +40,33 @@ const reflection = grpc.loadPackageDefinition(reflectionDefinition) as Loaded;
 
 export type UntypedClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
+export type ServiceName = "Tenants" | "Authorize" | "Introspect" | "Issue" | "Audit" | "Signer";
+
+/** Channel credentials: TLS trusting `caFile` (with a client certificate when given), or plaintext. */
+export function channelCredentials(caFile?: string, client?: { cert: string; key: string }): grpc.ChannelCredentials {
+  if (!caFile) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(
+    readFileSync(caFile),
+    client ? readFileSync(client.key) : null,
+    client ? readFileSync(client.cert) : null,
+  );
+}
+
 export function grpcClient(
-  service: "Tenants" | "Authorize" | "Introspect" | "Issue" | "Audit" | "Signer",
+  service: ServiceName,
   address: string,
   options: grpc.ClientOptions = {},
+  caFile?: string,
 ): UntypedClient {
-  return new loaded.mandate.v1[service](address, grpc.credentials.createInsecure(), options);
+  return new loaded.mandate.v1[service](address, channelCredentials(caFile), options);
 }
 
-export function healthClient(address: string): UntypedClient {
-  return new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+export function healthClient(address: string, caFile?: string): UntypedClient {
+  return new loaded.grpc.health.v1.Health(address, channelCredentials(caFile));
 }
 
-export function reflectionClient(address: string): UntypedClient {
-  return new reflection.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+export function reflectionClient(address: string, caFile?: string): UntypedClient {
+  return new reflection.grpc.reflection.v1.ServerReflection(address, channelCredentials(caFile));
 }
 
 /** Calls a unary method; resolves with the response or rejects with the grpc ServiceError. */
@@ -61,11 +75,12 @@ export function unary<T = Record<string, unknown>>(
   method: string,
   request: unknown,
   options: grpc.CallOptions = {},
+  metadata: grpc.Metadata = new grpc.Metadata(),
 ): Promise<T> {
   return new Promise((resolve, reject) => {
     const fn = client[method];
     if (!fn) throw new Error(`no method ${method}`);
-    fn.call(client, request, new grpc.Metadata(), options, (error: grpc.ServiceError | null, response: T) =>
+    fn.call(client, request, metadata, options, (error: grpc.ServiceError | null, response: T) =>
       error ? reject(error) : resolve(response),
     );
   });

@@ -3,8 +3,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+import { type DevCa, makeDevCa } from "../../services/cli/certs.ts";
 
 const BIN = new URL("../../bin/mandate.js", import.meta.url).pathname;
 
@@ -18,8 +21,15 @@ export interface Summary {
 export interface MandateProcess {
   summary: Summary;
   child: ChildProcess;
+  /** Where `mandate dev` wrote the platform-admin client's credentials (MANDATE_ADMIN_FILE). */
+  adminFile: string;
   stderr: () => string;
   stop(): Promise<number | null>;
+}
+
+/** A fresh credentials-file path, so processes of one test run never share an admin. */
+export function tempAdminFile(): string {
+  return join(mkdtempSync(join(tmpdir(), "mandate-admin-")), "admin.json");
 }
 
 export function tempDatabaseUrl(): string {
@@ -29,10 +39,12 @@ export function tempDatabaseUrl(): string {
 export function runMandate(
   args: string[],
   env: Record<string, string> = {},
+  cwd?: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, ...env },
+      cwd,
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -44,9 +56,16 @@ export function runMandate(
   });
 }
 
-export async function startMandateProcess(args: string[], env: Record<string, string> = {}): Promise<MandateProcess> {
+export async function startMandateProcess(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<MandateProcess> {
+  // MANDATE_ADMIN_FILE: "" keeps the default (.mandate/admin.json under `cwd`), as a user gets it.
+  const adminFile = env.MANDATE_ADMIN_FILE ?? tempAdminFile();
   const child = spawn(process.execPath, [BIN, ...args, "--json"], {
-    env: { ...process.env, MANDATE_LOG_LEVEL: "warn", ...env },
+    env: { ...process.env, MANDATE_LOG_LEVEL: "warn", ...env, MANDATE_ADMIN_FILE: adminFile },
+    cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -74,6 +93,7 @@ export async function startMandateProcess(args: string[], env: Record<string, st
   return {
     summary,
     child,
+    adminFile,
     stderr: () => stderr,
     stop: () =>
       new Promise((resolve) => {
@@ -89,6 +109,10 @@ export interface Deployment {
   name: string;
   grpcAddress: string;
   httpUrl: string;
+  /** The platform-admin credentials file (test/helpers/admin.ts turns it into call credentials). */
+  adminFile: string;
+  /** The CA of the gRPC port's certificate, when it serves TLS (split mode). */
+  caFile?: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -106,19 +130,59 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<D
     name: "all-in-one (mandate dev)",
     grpcAddress: dev.summary.grpc as string,
     httpUrl: dev.summary.http as string,
+    adminFile: dev.adminFile,
     stop: async () => void (await dev.stop()),
   };
 }
 
+/** A port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The environment that gives a process the certificate of `service` from a dev CA. */
+export function tlsEnv(ca: DevCa, service: string): Record<string, string> {
+  const files = ca.services[service];
+  if (!files) throw new Error(`the dev CA has no certificate for ${service}`);
+  return {
+    MANDATE_TLS_CA_FILE: ca.ca,
+    MANDATE_TLS_CERT_FILE: files.cert,
+    MANDATE_TLS_KEY_FILE: files.key,
+    MANDATE_TLS_TRUST_DOMAIN: ca.trustDomain,
+  };
+}
+
+/**
+ * Split mode as deployed: the services in one process, the edge (with Issue, the OAuth server's home)
+ * in another, service-to-service calls over mTLS with certificates from `mandate certs dev-ca`, and
+ * one public base URL for both, so both agree on the issuers.
+ */
 export async function startSplit(env: Record<string, string> = {}): Promise<Deployment> {
   const database = tempDatabaseUrl();
-  const migrated = await runMandate(["migrate", "--database", database]);
-  if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
-  // Outside `mandate dev` the software keystore needs a key-encryption key from configuration.
-  const kek = { MANDATE_SIGNER_KEK: randomBytes(32).toString("base64url") };
-  const services = await startMandateProcess(["serve", "all", "--grpc-port", "0", "--database", database], {
-    ...kek,
+  const adminFile = tempAdminFile();
+  const ca = await makeDevCa(mkdtempSync(join(tmpdir(), "mandate-ca-")), "mandate.test");
+  const port = await freePort();
+  const shared = {
+    // Outside `mandate dev` the software keystore needs a key-encryption key from configuration.
+    MANDATE_SIGNER_KEK: randomBytes(32).toString("base64url"),
+    MANDATE_PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    MANDATE_ADMIN_FILE: adminFile,
     ...env,
+  };
+  for (const args of [["migrate"], ["admin", "bootstrap"]]) {
+    const done = await runMandate([...args, "--database", database], shared);
+    if (done.code !== 0) throw new Error(`mandate ${args.join(" ")} failed: ${done.stderr}`);
+  }
+  const services = await startMandateProcess(["serve", "all", "--grpc-port", "0", "--database", database], {
+    ...shared,
+    ...tlsEnv(ca, "signer"),
   });
   const grpcAddress = services.summary.grpc as string;
   const addresses = Object.fromEntries(
@@ -127,18 +191,24 @@ export async function startSplit(env: Record<string, string> = {}): Promise<Depl
       grpcAddress,
     ]),
   );
-  // As deployed: the edge also hosts Issue, whose HTTP face is the OAuth server.
+  // As deployed: the edge also hosts Issue, whose HTTP face is the OAuth server; it signs through
+  // the Signer in the other process, as "issue".
   const edge = await startMandateProcess(
-    ["serve", "edge", "issue", "--http-port", "0", "--grpc-port", "0", "--database", database],
-    { ...kek, ...env, ...addresses },
+    ["serve", "edge", "issue", "--http-port", String(port), "--grpc-port", "0", "--database", database],
+    { ...shared, ...tlsEnv(ca, "issue"), ...addresses },
   );
-  // Seed the tenant the shared tests use, through the services process.
-  const seeded = await runMandate(["tenants", "create", "demo", "--address", grpcAddress]);
+  // Seed the tenant the shared tests use, through the services process, as the platform admin.
+  const seeded = await runMandate(["tenants", "create", "demo", "--address", grpcAddress], {
+    ...shared,
+    MANDATE_TLS_CA_FILE: ca.ca,
+  });
   if (seeded.code !== 0) throw new Error(`seeding failed: ${seeded.stderr}`);
   return {
-    name: "split (mandate serve all + mandate serve edge)",
+    name: "split (mandate serve all + mandate serve edge, mTLS)",
     grpcAddress,
     httpUrl: edge.summary.http as string,
+    adminFile,
+    caFile: ca.ca,
     stop: async () => {
       await edge.stop();
       await services.stop();

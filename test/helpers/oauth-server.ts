@@ -1,13 +1,15 @@
 // A running `mandate dev` whose public base URL is its real address (an ephemeral port picked
 // first), with a known dev-user password, plus helpers to register clients and drive the browser
 // part of the code flow over plain HTTP (cookies, login form, consent form).
-import { createServer } from "node:net";
-import { createClient } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { adminInterceptor } from "./admin.ts";
 import { engines } from "./engines.ts";
-import { type MandateProcess, startMandateProcess } from "./mandate-process.ts";
+import { freePort, type MandateProcess, startMandateProcess } from "./mandate-process.ts";
+
+export { freePort };
 
 export const DEV_PASSWORD = "correct horse battery staple";
 
@@ -21,18 +23,9 @@ export interface OAuthServer {
     metadata: Partial<Omit<OAuthClientMetadata, "$typeName">>,
     tenant?: string,
   ): Promise<{ clientId: string; clientSecret: string }>;
+  /** Call credentials (Bearer) of a new client of `tenant` holding `scope` for Mandate's API. */
+  caller(scope: string, tenant?: string): Promise<Interceptor>;
   stop(): Promise<void>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -48,16 +41,46 @@ export async function startOAuthServer(env: Record<string, string> = {}): Promis
     ["dev", "--http-port", String(port), "--grpc-port", "0", "--database", database],
     { MANDATE_PUBLIC_BASE_URL: base, MANDATE_DEV_PASSWORD: DEV_PASSWORD, ...env },
   );
-  const issue = createClient(Issue, createGrpcTransport({ baseUrl: `http://${process.summary.grpc}` }));
+  // Clients are registered as an administrator would: with the platform-admin token of this server.
+  const issue = createClient(
+    Issue,
+    createGrpcTransport({
+      baseUrl: `http://${process.summary.grpc}`,
+      interceptors: [adminInterceptor(process.adminFile)],
+    }),
+  );
+  const register: OAuthServer["register"] = async (metadata, tenant = "demo") => {
+    const created = await issue.createClient({ tenant, metadata });
+    return { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
+  };
   return {
     process,
     base,
     issuer: `${base}/t/demo`,
     database,
     issue,
-    async register(metadata, tenant = "demo") {
-      const created = await issue.createClient({ tenant, metadata });
-      return { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
+    register,
+    async caller(scope, tenant = "demo") {
+      // A workload of the tenant (a resource server, an auditor) with Mandate API scopes: a client
+      // an admin registered for the API, and its client-credentials token, sent as Bearer.
+      const { clientId, clientSecret } = await register(
+        { grantTypes: ["client_credentials"], scope, resources: [base] },
+        tenant,
+      );
+      const response = await fetch(`${base}/t/${tenant}/oauth2/token`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}`,
+        },
+        body: new URLSearchParams({ grant_type: "client_credentials", scope, resource: base }),
+      });
+      if (response.status !== 200) throw new Error(`token for ${scope}: ${response.status} ${await response.text()}`);
+      const { access_token } = (await response.json()) as { access_token: string };
+      return (next) => (request) => {
+        request.header.set("authorization", `Bearer ${access_token}`);
+        return next(request);
+      };
     },
     stop: async () => {
       await process.stop();

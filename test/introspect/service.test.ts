@@ -8,6 +8,7 @@ import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
 import { ResourceServer, ResourceServerError } from "../../services/shared/oauth/resource-server.ts";
+import { adminClient } from "../helpers/admin.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const insecure = { [oauth.allowInsecureRequests]: true };
@@ -19,12 +20,23 @@ let client: { id: string; secret: string };
 
 beforeAll(async () => {
   server = await startOAuthServer();
-  introspect = createClient(Introspect, createGrpcTransport({ baseUrl: `http://${server.process.summary.grpc}` }));
+  // A resource server of the tenant, allowed to introspect (mandate:introspect).
+  introspect = createClient(
+    Introspect,
+    createGrpcTransport({
+      baseUrl: `http://${server.process.summary.grpc}`,
+      interceptors: [await server.caller("mandate:introspect")],
+    }),
+  );
   as = await oauth.processDiscoveryResponse(
     new URL(server.issuer),
     await oauth.discoveryRequest(new URL(server.issuer), { algorithm: "oauth2", ...insecure }),
   );
-  const registered = await server.register({ grantTypes: ["client_credentials"], scope: "orders.read" });
+  const registered = await server.register({
+    grantTypes: ["client_credentials"],
+    scope: "orders.read",
+    resources: [API],
+  });
   client = { id: registered.clientId, secret: registered.clientSecret };
 }, 30_000);
 afterAll(async () => {
@@ -121,13 +133,28 @@ describe("Introspect gRPC service", () => {
     ).rejects.toMatchObject({ code: Code.Unauthenticated });
   });
 
-  it("is tenant-scoped: a token of one tenant is inactive in another; unknown tenants are NOT_FOUND", async () => {
+  it("is tenant-scoped: a token of one tenant is inactive in another; callers stay in their tenant", async () => {
     const at = await token();
     const { Tenants } = await import("../../gen/mandate/v1/tenants_pb.js");
-    const tenants = createClient(Tenants, createGrpcTransport({ baseUrl: `http://${server.process.summary.grpc}` }));
+    const address = server.process.summary.grpc as string;
+    const tenants = adminClient(Tenants, address, server.process.adminFile);
     await tenants.createTenant({ tenant: "acme", displayName: "Acme" });
-    expect((await introspect.introspect({ tenant: "acme", token: at })).active).toBe(false);
-    await expect(introspect.introspect({ tenant: "nobody", token: at })).rejects.toMatchObject({ code: Code.NotFound });
+    // acme's own resource server learns nothing about demo's token.
+    const acme = createClient(
+      Introspect,
+      createGrpcTransport({
+        baseUrl: `http://${address}`,
+        interceptors: [await server.caller("mandate:introspect", "acme")],
+      }),
+    );
+    expect((await acme.introspect({ tenant: "acme", token: at })).active).toBe(false);
+    // demo's resource server may not ask acme at all.
+    await expect(introspect.introspect({ tenant: "acme", token: at })).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    // A platform administrator may ask any tenant; an unknown one is NOT_FOUND.
+    const platform = adminClient(Introspect, address, server.process.adminFile);
+    await expect(platform.introspect({ tenant: "nobody", token: at })).rejects.toMatchObject({ code: Code.NotFound });
   });
 });
 

@@ -1,12 +1,12 @@
 // OAuth client registration: the metadata rules (RFC 6749, RFC 7591, RFC 8252, OAuth 2.1), hashed
 // secrets, and the admin RPCs and CLI against `mandate dev`, including tenant isolation.
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { type ClientMetadataInput, normalizeClientMetadata } from "../../services/issue/clients/metadata.ts";
 import { hashPassword, hashSecret, verifySecret } from "../../services/issue/clients/secrets.ts";
+import { adminClient } from "../helpers/admin.ts";
 import { type MandateProcess, runMandate, startDevProcess, tempDatabaseUrl } from "../helpers/mandate-process.ts";
 
 const web = { redirect_uris: ["https://app.example.com/callback"] };
@@ -124,8 +124,10 @@ describe("client registration over gRPC and the CLI", () => {
   beforeAll(async () => {
     database = tempDatabaseUrl();
     dev = await startDevProcess({}, database);
-    issue = createClient(Issue, createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` }));
+    issue = adminClient(Issue, dev.summary.grpc as string, dev.adminFile);
   });
+  /** The CLI as the user runs it after `npm start`: with the admin credentials `mandate dev` wrote. */
+  const cli = (args: string[]) => runMandate(args, { MANDATE_ADMIN_FILE: dev.adminFile });
   afterAll(async () => {
     await dev?.stop();
   });
@@ -162,7 +164,7 @@ describe("client registration over gRPC and the CLI", () => {
   });
 
   it("keeps tenants apart", async () => {
-    await runMandate(["tenants", "create", "other", "--address", dev.summary.grpc as string]);
+    await cli(["tenants", "create", "other", "--address", dev.summary.grpc as string]);
     const { client } = await issue.createClient({
       tenant: "demo",
       metadata: { redirectUris: ["https://a.example/cb"] },
@@ -187,7 +189,7 @@ describe("client registration over gRPC and the CLI", () => {
 
   it("manages clients from the CLI with --json", async () => {
     const address = ["--address", dev.summary.grpc as string];
-    const created = await runMandate([
+    const created = await cli([
       "clients",
       "create",
       "--tenant",
@@ -204,11 +206,11 @@ describe("client registration over gRPC and the CLI", () => {
     expect(created.code, created.stderr).toBe(0);
     const client = JSON.parse(created.stdout) as { clientId: string; clientSecret?: string; hasSecret?: boolean };
     expect(client.clientSecret).toBeUndefined();
-    const listed = await runMandate(["clients", "list", "--tenant", "demo", "--json", ...address]);
+    const listed = await cli(["clients", "list", "--tenant", "demo", "--json", ...address]);
     expect(JSON.parse(listed.stdout).map((c: { clientId: string }) => c.clientId)).toContain(client.clientId);
-    const deleted = await runMandate(["clients", "delete", client.clientId, "--tenant", "demo", ...address]);
+    const deleted = await cli(["clients", "delete", client.clientId, "--tenant", "demo", ...address]);
     expect(deleted.stdout).toContain(`deleted client ${client.clientId}`);
-    const again = await runMandate(["clients", "get", client.clientId, "--tenant", "demo", ...address]);
+    const again = await cli(["clients", "get", client.clientId, "--tenant", "demo", ...address]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/NotFound|NOT_FOUND|does not exist/);
   });

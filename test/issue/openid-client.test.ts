@@ -24,6 +24,7 @@ describe("openid-client", () => {
     const { clientId, clientSecret } = await server.register({
       grantTypes: ["client_credentials"],
       scope: "reports.read",
+      resources: ["https://reports.example/"],
     });
     const config = await client.discovery(
       new URL(server.issuer),
@@ -53,6 +54,7 @@ describe("openid-client", () => {
         grantTypes: ["authorization_code", "refresh_token"],
         tokenEndpointAuthMethod: "client_secret_post",
         scope: "reports.read",
+        resources: ["https://reports.example/"],
       });
       // openid-client's default client authentication is client_secret_post.
       const config = await client.discovery(new URL(server.issuer), clientId, clientSecret, undefined, insecure);

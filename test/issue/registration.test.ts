@@ -12,8 +12,10 @@ import { join } from "node:path";
 import { auth, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPublicAddress, safeFetch, UnsafeFetchError } from "../../services/issue/clients/safe-fetch.ts";
+import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
+import { isPublicAddress, safeFetch, UnsafeFetchError } from "../../services/shared/net/safe-fetch.ts";
 import { ResourceServer } from "../../services/shared/oauth/resource-server.ts";
+import { adminClient } from "../helpers/admin.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const insecure = { [oauth.allowInsecureRequests]: true };
@@ -24,6 +26,8 @@ let documentsBase: string;
 const published = new Map<string, { body: unknown; type?: string }>();
 let mcp: Server;
 let mcpUrl: string;
+/** The MCP server's authorization server: a tenant whose default resources name the MCP server (RFC 8707). */
+let mcpIssuer: string;
 
 /** A self-signed certificate for 127.0.0.1, trusted by the Mandate process through NODE_EXTRA_CA_CERTS. */
 function selfSignedCertificate(): { key: string; cert: string; certFile: string } {
@@ -83,12 +87,17 @@ beforeAll(async () => {
     if (req.url === "/.well-known/oauth-protected-resource/mcp") {
       res.writeHead(200, { "content-type": "application/json" });
       return res.end(
-        JSON.stringify({ resource: mcpUrl, authorization_servers: [server.issuer], scopes_supported: ["mcp:tools"] }),
+        JSON.stringify({ resource: mcpUrl, authorization_servers: [mcpIssuer], scopes_supported: ["mcp:tools"] }),
       );
     }
     res.writeHead(404).end();
   });
   mcpUrl = `http://127.0.0.1:${await listen(mcp)}/mcp`;
+  // Clients registered dynamically (or by metadata document) may target only the tenant's default
+  // resources: the tenant protecting the MCP server lists it.
+  const tenants = adminClient(Tenants, server.process.summary.grpc as string, server.process.adminFile);
+  await tenants.createTenant({ tenant: "mcp", defaultResources: [mcpUrl] });
+  mcpIssuer = `${server.base}/t/mcp`;
 }, 30_000);
 afterAll(async () => {
   if (process.env.MANDATE_TEST_DEBUG) console.error(server?.process.stderr());
@@ -343,13 +352,13 @@ describe("MCP TypeScript SDK auth()", () => {
     expect(url.searchParams.get("resource")).toBe(mcpUrl); // RFC 8707, from the resource metadata
     expect(url.searchParams.get("code_challenge_method")).toBe("S256");
     const callback = await new Browser().authorize(url.toString(), provider.redirectUrl);
-    expect(callback.searchParams.get("iss")).toBe(server.issuer);
+    expect(callback.searchParams.get("iss")).toBe(mcpIssuer);
     expect(
       await auth(provider, { serverUrl: mcpUrl, authorizationCode: callback.searchParams.get("code") as string }),
     ).toBe("AUTHORIZED");
     const tokens = provider.saved as { access_token: string; refresh_token?: string };
     // The MCP server can verify the token locally: audience is the MCP server (RFC 8707).
-    const claims = await new ResourceServer({ issuer: server.issuer, audience: mcpUrl }).verify({
+    const claims = await new ResourceServer({ issuer: mcpIssuer, audience: mcpUrl }).verify({
       method: "POST",
       url: mcpUrl,
       authorization: `Bearer ${tokens.access_token}`,

@@ -81,8 +81,17 @@ describe("config", () => {
 
   it("reads signer durations and derives the rotation timing", () => {
     const config = loadConfig({
-      env: { MANDATE_SIGNER_ROTATION_INTERVAL: "10s", MANDATE_SIGNER_OVERLAP: "5000", MANDATE_SIGNER_PREPUBLISH: "4s" },
+      env: {
+        MANDATE_SIGNER_ROTATION_INTERVAL: "10s",
+        MANDATE_SIGNER_OVERLAP: "5000",
+        MANDATE_SIGNER_PREPUBLISH: "4s",
+        MANDATE_OAUTH_ACCESS_TOKEN_TTL: "4s",
+      },
     });
+    // A token lifetime beyond the overlap could never be signed: refused at start.
+    expect(problems(() => loadConfig({ env: { MANDATE_SIGNER_OVERLAP: "5000" } })).join("\n")).toMatch(
+      /oauth.accessTokenTtl: must not exceed signer.overlap/,
+    );
     expect(signerTiming(config.signer)).toEqual({
       intervalMs: 10_000,
       prepublishMs: 4000,

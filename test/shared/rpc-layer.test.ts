@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { startEdge } from "../../services/edge/server.ts";
 import { createLogger } from "../../services/shared/logger.ts";
+import { IN_PROCESS } from "../../services/shared/rpc/access.ts";
 import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
 import { HealthRegistry, healthService, ServingStatus } from "../../services/shared/rpc/health.ts";
 import { defineService, wrapService } from "../../services/shared/rpc/service.ts";
@@ -50,7 +51,10 @@ function slowHealth(delayMs: number) {
 async function serve(delayMs: number, defaultDeadlineMs = 30_000) {
   const { lines, logger } = captureLogs();
   const { module } = slowHealth(delayMs);
-  const bound = { service: Health, impl: wrapService(module, { logger, tenants: undefined, defaultDeadlineMs }) };
+  const bound = {
+    service: Health,
+    impl: wrapService(module, { logger, tenants: undefined, defaultDeadlineMs, access: IN_PROCESS }),
+  };
   const server = createGrpcServer([bound], { maxReceiveMessageBytes: 1024, maxSendMessageBytes: 1024 });
   const port = await bindGrpcServer(server, "127.0.0.1", 0);
   cleanups.push(() => server.forceShutdown());

@@ -1,12 +1,12 @@
 // `mandate dev` on a SoftHSM2 token: tokens signed in the HSM verify against the JWKS served over
 // HTTP; with a wrong PIN the process stays up but not ready, and signing fails closed.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { Signer } from "../../gen/mandate/v1/signer_pb.js";
-import { type MandateProcess, startDevProcess } from "../helpers/mandate-process.ts";
+import { adminClient, serviceTransport, testCa } from "../helpers/admin.ts";
+import { type MandateProcess, startDevProcess, tlsEnv } from "../helpers/mandate-process.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../helpers/softhsm.ts";
 
 const processes: MandateProcess[] = [];
@@ -27,9 +27,12 @@ function pkcs11Env(token: ReturnType<typeof createSoftHsmToken>, pin = token.pin
 describe.runIf(softhsmAvailable())("mandate dev on a PKCS#11 token (SoftHSM2)", () => {
   it("signs tokens in the HSM that verify against the JWKS served over HTTP", async () => {
     const token = createSoftHsmToken();
-    const dev = await startDevProcess(pkcs11Env(token));
+    const ca = await testCa();
+    const dev = await startDevProcess({ ...pkcs11Env(token), ...tlsEnv(ca, "signer") });
     processes.push(dev);
-    const signer = createClient(Signer, createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` }));
+    // SignJwt is internal: called as Mandate's Issue service, with its certificate (mTLS).
+    const signer = createClient(Signer, serviceTransport(dev.summary.grpc as string, ca, "issue"));
+    const admin = adminClient(Signer, dev.summary.grpc as string, dev.adminFile, ca.ca);
     const exp = Math.floor(Date.now() / 1000) + 300;
     const { jwt, kid, alg } = await signer.signJwt({
       tenant: "demo",
@@ -41,14 +44,15 @@ describe.runIf(softhsmAvailable())("mandate dev on a PKCS#11 token (SoftHSM2)", 
     const { protectedHeader, payload } = await jwtVerify(jwt, jwks, { typ: "at+jwt" });
     expect(protectedHeader.kid).toBe(kid);
     expect(payload.sub).toBe("agent-1");
-    const { keys } = await signer.listKeys({ tenant: "demo" });
+    const { keys } = await admin.listKeys({ tenant: "demo" });
     expect(keys.every((k) => k.backend === "pkcs11")).toBe(true);
     token.cleanup();
   }, 60_000);
 
   it("with a wrong PIN stays up, reports not ready, and refuses to sign", async () => {
     const token = createSoftHsmToken();
-    const dev = await startDevProcess(pkcs11Env(token, "000000"));
+    const ca = await testCa();
+    const dev = await startDevProcess({ ...pkcs11Env(token, "000000"), ...tlsEnv(ca, "signer") });
     processes.push(dev);
     expect(dev.stderr()).not.toContain("000000");
     const ready = await fetch(`${dev.summary.http}/readyz`);
@@ -57,7 +61,7 @@ describe.runIf(softhsmAvailable())("mandate dev on a PKCS#11 token (SoftHSM2)", 
     expect(body.checks.keys).toMatch(/not ready: .*PIN/i);
     expect(JSON.stringify(body)).not.toContain("000000");
 
-    const transport = createGrpcTransport({ baseUrl: `http://${dev.summary.grpc}` });
+    const transport = serviceTransport(dev.summary.grpc as string, ca, "issue");
     const health = await createClient(Health, transport).check({ service: Signer.typeName });
     expect(health.status).toBe(2); // NOT_SERVING
     const signer = createClient(Signer, transport);

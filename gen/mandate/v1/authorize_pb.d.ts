@@ -280,11 +280,18 @@ export declare const CheckResponseSchema: GenMessage<CheckResponse>;
  */
 export declare type BatchCheckRequest = Message<"mandate.v1.BatchCheckRequest"> & {
   /**
-   * Requests to decide; all must name the same tenant.
+   * Requests to decide; all must name the batch's tenant.
    *
    * @generated from field: repeated mandate.v1.CheckRequest checks = 1;
    */
   checks: CheckRequest[];
+
+  /**
+   * Tenant whose policy decides every check (the caller's token must be of this tenant).
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
 };
 
 /**

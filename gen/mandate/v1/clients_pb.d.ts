@@ -133,6 +133,20 @@ export declare type OAuthClient = Message<"mandate.v1.OAuthClient"> & {
    * @generated from field: int32 access_token_lifetime_seconds = 16;
    */
   accessTokenLifetimeSeconds: number;
+
+  /**
+   * Resource indicators (RFC 8707) it may obtain tokens for; empty: the tenant's default_resources.
+   *
+   * @generated from field: repeated string resources = 17;
+   */
+  resources: string[];
+
+  /**
+   * Its quota at the client-authenticated endpoints; unset: not throttled.
+   *
+   * @generated from field: mandate.v1.OAuthClientRateLimit rate_limit = 18;
+   */
+  rateLimit?: OAuthClientRateLimit | undefined;
 };
 
 /**
@@ -140,6 +154,33 @@ export declare type OAuthClient = Message<"mandate.v1.OAuthClient"> & {
  * Use `create(OAuthClientSchema)` to create a new message.
  */
 export declare const OAuthClientSchema: GenMessage<OAuthClient>;
+
+/**
+ * A per-client quota: a token bucket refilled at requests_per_second, holding at most burst requests.
+ *
+ * @generated from message mandate.v1.OAuthClientRateLimit
+ */
+export declare type OAuthClientRateLimit = Message<"mandate.v1.OAuthClientRateLimit"> & {
+  /**
+   * Sustained rate, requests per second (above 0).
+   *
+   * @generated from field: double requests_per_second = 1;
+   */
+  requestsPerSecond: number;
+
+  /**
+   * Largest burst; 0: the rate rounded up (at least 1).
+   *
+   * @generated from field: uint32 burst = 2;
+   */
+  burst: number;
+};
+
+/**
+ * Describes the message mandate.v1.OAuthClientRateLimit.
+ * Use `create(OAuthClientRateLimitSchema)` to create a new message.
+ */
+export declare const OAuthClientRateLimitSchema: GenMessage<OAuthClientRateLimit>;
 
 /**
  * Client metadata a registration supplies (RFC 7591 §2); unset fields take the RFC defaults.
@@ -230,6 +271,20 @@ export declare type OAuthClientMetadata = Message<"mandate.v1.OAuthClientMetadat
    * @generated from field: int32 access_token_lifetime_seconds = 12;
    */
   accessTokenLifetimeSeconds: number;
+
+  /**
+   * See OAuthClient.resources: absolute URIs without a fragment.
+   *
+   * @generated from field: repeated string resources = 13;
+   */
+  resources: string[];
+
+  /**
+   * See OAuthClient.rate_limit.
+   *
+   * @generated from field: mandate.v1.OAuthClientRateLimit rate_limit = 14;
+   */
+  rateLimit?: OAuthClientRateLimit | undefined;
 };
 
 /**

@@ -47,6 +47,14 @@ export declare type Tenant = Message<"mandate.v1.Tenant"> & {
    * @generated from field: string token_signing_algorithm = 4;
    */
   tokenSigningAlgorithm: string;
+
+  /**
+   * Resource indicators (RFC 8707) that clients without resources of their own may obtain tokens
+   * for; any other resource is refused with invalid_target.
+   *
+   * @generated from field: repeated string default_resources = 5;
+   */
+  defaultResources: string[];
 };
 
 /**
@@ -81,6 +89,13 @@ export declare type CreateTenantRequest = Message<"mandate.v1.CreateTenantReques
    * @generated from field: string token_signing_algorithm = 3;
    */
   tokenSigningAlgorithm: string;
+
+  /**
+   * See Tenant.default_resources: absolute URIs without a fragment.
+   *
+   * @generated from field: repeated string default_resources = 4;
+   */
+  defaultResources: string[];
 };
 
 /**

@@ -1,16 +1,27 @@
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, required by the MCP
 // authorization spec): a client whose client_id is an https URL publishes its metadata there. We
-// fetch it SSRF-safely, hold it to the same rules as registered clients plus the document's own
-// (client_id equals the URL; no shared secrets), and cache it as its HTTP headers allow, within bounds.
-import { type ClientMetadataInput, InvalidClientMetadata, normalizeClientMetadata } from "./metadata.ts";
+// fetch it SSRF-safely, hold it to the same rules as dynamically registered clients plus the
+// document's own (client_id equals the URL; no shared secrets), and cache it as its HTTP headers
+// allow, within bounds. Every way the fetch itself can fail reads the same ("could not be
+// retrieved"), so the error says nothing about which hosts or ports answer.
+
+import { safeFetch, UnsafeFetchError } from "../../shared/net/safe-fetch.ts";
+import {
+  type ClientMetadataInput,
+  InvalidClientMetadata,
+  metadataInputFrom,
+  normalizeClientMetadata,
+} from "./metadata.ts";
 import type { RegisteredClient } from "./registry.ts";
-import { safeFetch, UnsafeFetchError } from "./safe-fetch.ts";
 
 const MAX_BYTES = 5 * 1024; // the draft suggests documents stay small; 5 KB is its guidance
 const MIN_TTL_MS = 60_000;
 const MAX_TTL_MS = 24 * 3_600_000;
 const DEFAULT_TTL_MS = 5 * 60_000;
 const FAILURE_TTL_MS = 30_000;
+
+/** The one description of a document that could not be fetched, whatever the reason. */
+export const DOCUMENT_UNAVAILABLE = "the client metadata document could not be retrieved";
 
 export class MetadataDocumentError extends Error {
   constructor(message: string) {
@@ -32,6 +43,7 @@ export function isMetadataDocumentId(clientId: string): boolean {
 
 export class MetadataDocuments {
   readonly #cache = new Map<string, { client?: RegisteredClient; error?: string; until: number }>();
+  readonly #pending = new Map<string, Promise<RegisteredClient>>();
   readonly #allowPrivate: boolean;
   readonly #now: () => number;
 
@@ -48,18 +60,27 @@ export class MetadataDocuments {
       if (cached.client) return { ...cached.client, tenant };
       throw new MetadataDocumentError(cached.error as string);
     }
+    // Concurrent requests for one uncached document share one fetch.
+    let pending = this.#pending.get(clientId);
+    if (!pending) {
+      pending = this.#load(clientId, now).finally(() => this.#pending.delete(clientId));
+      this.#pending.set(clientId, pending);
+    }
+    return { ...(await pending), tenant };
+  }
+
+  async #load(clientId: string, now: number): Promise<RegisteredClient> {
     try {
       const { client, ttlMs } = await this.#fetch(clientId, now);
       this.#remember(clientId, { client, until: now + ttlMs });
-      return { ...client, tenant };
+      return client;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (!(error instanceof MetadataDocumentError || error instanceof UnsafeFetchError)) throw error;
-      this.#remember(clientId, {
-        error: `client metadata document ${clientId}: ${message}`,
-        until: now + FAILURE_TTL_MS,
-      });
-      throw new MetadataDocumentError(`client metadata document ${clientId}: ${message}`);
+      const message =
+        error instanceof MetadataDocumentError
+          ? `the client metadata document is not usable: ${error.message}`
+          : DOCUMENT_UNAVAILABLE;
+      this.#remember(clientId, { error: message, until: now + FAILURE_TTL_MS });
+      throw new MetadataDocumentError(message);
     }
   }
 
@@ -69,12 +90,14 @@ export class MetadataDocuments {
   }
 
   async #fetch(clientId: string, now: number): Promise<{ client: RegisteredClient; ttlMs: number }> {
+    // Any failure of the exchange itself (refused address, DNS, connection, TLS, timeout, size) and
+    // any status but 200 end up as DOCUMENT_UNAVAILABLE in resolve().
     const response = await safeFetch(clientId, {
       maxBytes: MAX_BYTES,
       timeoutMs: 5000,
       allowPrivate: this.#allowPrivate,
     });
-    if (response.status !== 200) throw new MetadataDocumentError(`fetching it answered HTTP ${response.status}`);
+    if (response.status !== 200) throw new UnsafeFetchError(`HTTP ${response.status}`);
     const type = String(response.headers["content-type"] ?? "")
       .split(";")[0]
       ?.trim();
@@ -101,7 +124,12 @@ export class MetadataDocuments {
     }
     let metadata: ReturnType<typeof normalizeClientMetadata>;
     try {
-      metadata = normalizeClientMetadata({ ...(document as ClientMetadataInput), token_endpoint_auth_method: method });
+      // Administrator settings (resources, rate_limit) are not the document's to set: not read.
+      const { resources: _r, rate_limit: _q, ...input } = metadataInputFrom(document);
+      metadata = normalizeClientMetadata(
+        { ...(input as ClientMetadataInput), token_endpoint_auth_method: method },
+        { untrusted: true, allowPrivateHosts: this.#allowPrivate },
+      );
     } catch (error) {
       if (error instanceof InvalidClientMetadata) throw new MetadataDocumentError(error.message);
       throw error;
@@ -110,7 +138,7 @@ export class MetadataDocuments {
       throw new MetadataDocumentError("only the authorization_code and refresh_token grants are allowed");
     }
     return {
-      client: { tenant: "", clientId, metadata, hasSecret: false, createdAt: now },
+      client: { tenant: "", clientId, metadata, hasSecret: false, createdAt: now, origin: "document" },
       ttlMs: cacheTtl(response.headers["cache-control"]),
     };
   }

@@ -1,6 +1,12 @@
-// Client metadata rules, applied to every client however it is registered (admin API, CLI, and
-// later Dynamic Client Registration). A violation names the field and carries the RFC 7591 §3.2.2
-// error code: `invalid_redirect_uri` or `invalid_client_metadata`.
+// Client metadata rules, applied to every client however it is registered (admin API, CLI, Dynamic
+// Client Registration, Client ID Metadata Documents). A violation names the field and carries the
+// RFC 7591 §3.2.2 error code: `invalid_redirect_uri` or `invalid_client_metadata`. Registrations
+// nobody vouches for (DCR, metadata documents) are held to tighter bounds and may not claim the
+// reserved `mandate:` scopes or administrator settings.
+
+import { fetchTargetProblem } from "../../shared/net/safe-fetch.ts";
+import type { ClientRateLimit } from "../../shared/oauth/client-quota.ts";
+import { RESERVED_SCOPE_PREFIX } from "../../shared/oauth/mandate-api.ts";
 
 export const AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -22,6 +28,29 @@ export interface ClientMetadata {
   dpop_bound_access_tokens: boolean;
   /** Access-token lifetime in seconds; absent: the deployment default. */
   access_token_lifetime?: number | undefined;
+  /** Resource indicators (RFC 8707) the client may obtain tokens for; absent: the tenant's default_resources. */
+  resources?: string[] | undefined;
+  /** Opt-in quota at the client-authenticated endpoints (set by an administrator). */
+  rate_limit?: ClientRateLimit | undefined;
+}
+
+/** Bounds on every registration, and tighter ones for registrations nobody vouches for. */
+export const METADATA_LIMITS = {
+  clientName: 200,
+  uri: 2048,
+  scopeChars: 4096,
+  resources: 20,
+  untrustedRedirectUris: 20,
+  untrustedScopes: 20,
+  untrustedScopeChars: 100,
+  untrustedJwksKeys: 10,
+} as const;
+
+export interface NormalizeOptions {
+  /** Dynamic registration or a metadata document: tighter bounds, no reserved scopes, no rate_limit. */
+  untrusted?: boolean | undefined;
+  /** Tests only (oauth.allowPrivateMetadataHosts): jwks_uri may name a private or loopback host. */
+  allowPrivateHosts?: boolean | undefined;
 }
 
 export interface MetadataViolation {
@@ -49,7 +78,8 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]"]);
 
 /** Applies the RFC 7591 §2 defaults and every rule; throws InvalidClientMetadata listing all violations. */
-export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetadata {
+export function normalizeClientMetadata(input: ClientMetadataInput, options: NormalizeOptions = {}): ClientMetadata {
+  const untrusted = options.untrusted === true;
   const violations: MetadataViolation[] = [];
   const bad = (field: string, description: string, error: MetadataViolation["error"] = "invalid_client_metadata") =>
     violations.push({ field, description, error });
@@ -77,7 +107,18 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
     bad("grant_types", "client_credentials needs a client that authenticates (not token_endpoint_auth_method none)");
   }
 
+  const name = (input.client_name ?? "").trim();
+  if (name.length > METADATA_LIMITS.clientName) {
+    bad("client_name", `must be at most ${METADATA_LIMITS.clientName} characters`);
+  }
   const redirects = dedupe(input.redirect_uris ?? []);
+  if (untrusted && redirects.length > METADATA_LIMITS.untrustedRedirectUris) {
+    bad(
+      "redirect_uris",
+      `at most ${METADATA_LIMITS.untrustedRedirectUris} redirect URIs may be registered`,
+      "invalid_redirect_uri",
+    );
+  }
   if (grants.includes("authorization_code") && redirects.length === 0) {
     bad(
       "redirect_uris",
@@ -86,12 +127,35 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
     );
   }
   redirects.forEach((uri, i) => {
-    const problem = redirectUriProblem(uri, isPublic);
+    const problem =
+      uri.length > METADATA_LIMITS.uri
+        ? `must be at most ${METADATA_LIMITS.uri} characters`
+        : redirectUriProblem(uri, isPublic);
     if (problem) bad(`redirect_uris[${i}]`, problem, "invalid_redirect_uri");
   });
 
   const scope = (input.scope ?? "").trim().split(/ +/).filter(Boolean);
   if (scope.some((s) => !SCOPE_TOKEN.test(s))) bad("scope", "scope values are space-separated tokens (RFC 6749 §3.3)");
+  if ((input.scope ?? "").length > METADATA_LIMITS.scopeChars) {
+    bad("scope", `must be at most ${METADATA_LIMITS.scopeChars} characters`);
+  }
+  if (untrusted) {
+    if (scope.length > METADATA_LIMITS.untrustedScopes) {
+      bad("scope", `at most ${METADATA_LIMITS.untrustedScopes} scopes may be registered`);
+    }
+    if (scope.some((s) => s.length > METADATA_LIMITS.untrustedScopeChars)) {
+      bad("scope", `each scope must be at most ${METADATA_LIMITS.untrustedScopeChars} characters`);
+    }
+    // RFC 7591 §2 lets the server refuse scopes it will not grant: Mandate's own permissions are
+    // assigned by an administrator, never claimed by a registration.
+    const reserved = scope.filter((s) => s.toLowerCase().startsWith(RESERVED_SCOPE_PREFIX));
+    if (reserved.length > 0) {
+      bad(
+        "scope",
+        `"${RESERVED_SCOPE_PREFIX}" scopes are reserved for clients an administrator registers: ${reserved.join(" ")}`,
+      );
+    }
+  }
 
   if (input.jwks && input.jwks_uri) bad("jwks", "give jwks or jwks_uri, not both (RFC 7591 §2)");
   if (input.jwks) {
@@ -102,10 +166,46 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
     // A private key here would be a leak, and it would be trusted as the client's public key.
     else if (keys.some((key) => ["d", "p", "q", "dp", "dq", "qi", "k"].some((member) => member in key))) {
       bad("jwks", "must hold public keys only");
+    } else if (untrusted && keys.length > METADATA_LIMITS.untrustedJwksKeys) {
+      bad("jwks", `at most ${METADATA_LIMITS.untrustedJwksKeys} keys`);
     }
   }
-  if (input.jwks_uri && !isHttps(input.jwks_uri)) bad("jwks_uri", "must be an https URL");
-  if (input.client_uri && !isHttps(input.client_uri)) bad("client_uri", "must be an https URL");
+  if (input.jwks_uri) {
+    // The server fetches jwks_uri, so it must be a public https URL (SSRF): refused here already,
+    // not only when a client authentication would fetch it.
+    const target = fetchTargetProblem(input.jwks_uri, { allowPrivate: options.allowPrivateHosts });
+    if (input.jwks_uri.length > METADATA_LIMITS.uri)
+      bad("jwks_uri", `must be at most ${METADATA_LIMITS.uri} characters`);
+    else if (!isHttps(input.jwks_uri)) bad("jwks_uri", "must be an https URL");
+    else if (target) bad("jwks_uri", `must be a public https URL (the server fetches it): ${target}`);
+  }
+  if (input.client_uri && (!isHttps(input.client_uri) || input.client_uri.length > METADATA_LIMITS.uri)) {
+    bad("client_uri", `must be an https URL of at most ${METADATA_LIMITS.uri} characters`);
+  }
+  const resources = input.resources === undefined ? undefined : dedupe(input.resources);
+  if (resources) {
+    if (resources.length > METADATA_LIMITS.resources)
+      bad("resources", `at most ${METADATA_LIMITS.resources} resources`);
+    resources.forEach((resource, i) => {
+      const problem = resourceProblem(resource);
+      if (problem) bad(`resources[${i}]`, problem);
+    });
+  }
+  const rateLimit = input.rate_limit;
+  if (rateLimit !== undefined) {
+    if (untrusted) bad("rate_limit", "is set by an administrator");
+    else if (
+      typeof rateLimit !== "object" ||
+      rateLimit === null ||
+      !(typeof rateLimit.requests_per_second === "number" && rateLimit.requests_per_second > 0) ||
+      rateLimit.requests_per_second > 100_000 ||
+      !Number.isInteger(rateLimit.burst) ||
+      rateLimit.burst < 1 ||
+      rateLimit.burst > 100_000
+    ) {
+      bad("rate_limit", "needs requests_per_second above 0 (at most 100000) and a whole burst from 1 to 100000");
+    }
+  }
   if (method === "private_key_jwt" && !input.jwks && !input.jwks_uri) {
     bad("jwks", "private_key_jwt needs the client's public keys: jwks or jwks_uri");
   }
@@ -115,7 +215,7 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
   }
   if (violations.length > 0) throw new InvalidClientMetadata(violations);
   return {
-    client_name: (input.client_name ?? "").trim(),
+    client_name: name,
     redirect_uris: redirects,
     token_endpoint_auth_method: method,
     grant_types: grants,
@@ -127,7 +227,23 @@ export function normalizeClientMetadata(input: ClientMetadataInput): ClientMetad
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
     dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
     ...(lifetime !== undefined ? { access_token_lifetime: lifetime } : {}),
+    ...(resources?.length ? { resources } : {}),
+    ...(rateLimit
+      ? { rate_limit: { requests_per_second: rateLimit.requests_per_second, burst: rateLimit.burst } }
+      : {}),
   };
+}
+
+/** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */
+export function resourceProblem(resource: string): string | undefined {
+  if (resource.length > METADATA_LIMITS.uri) return `must be at most ${METADATA_LIMITS.uri} characters`;
+  try {
+    new URL(resource);
+  } catch {
+    return "must be an absolute URI (RFC 8707 §2)";
+  }
+  if (resource.includes("#")) return "must not contain a fragment (RFC 8707 §2)";
+  return undefined;
 }
 
 /** Why a redirect URI cannot be registered, or undefined when it can. */
@@ -171,4 +287,53 @@ function isHttps(value: string): boolean {
 
 function dedupe(values: readonly string[]): string[] {
   return [...new Set(values)];
+}
+
+/** Members a registration may send (RFC 7591 §2 and ours); anything else is ignored, as RFC 7591 §2 requires. */
+export const REGISTRATION_MEMBERS = [
+  "client_name",
+  "redirect_uris",
+  "token_endpoint_auth_method",
+  "grant_types",
+  "response_types",
+  "scope",
+  "jwks",
+  "jwks_uri",
+  "client_uri",
+  "require_pushed_authorization_requests",
+  "dpop_bound_access_tokens",
+  "resources",
+  "rate_limit",
+] as const;
+
+/** The known members of a JSON registration (or metadata document), type-checked; throws InvalidClientMetadata. */
+export function metadataInputFrom(body: unknown): ClientMetadataInput {
+  const fail = (field: string, description: string, error: MetadataViolation["error"] = "invalid_client_metadata") => {
+    throw new InvalidClientMetadata([{ field, description, error }]);
+  };
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return fail("(body)", "must be a JSON object of client metadata");
+  }
+  const record = body as Record<string, unknown>;
+  const input: Record<string, unknown> = {};
+  for (const name of REGISTRATION_MEMBERS) if (record[name] !== undefined) input[name] = record[name];
+  for (const name of ["redirect_uris", "grant_types", "response_types", "resources"] as const) {
+    const value = input[name];
+    if (value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== "string"))) {
+      fail(name, "must be an array of strings", name === "redirect_uris" ? "invalid_redirect_uri" : undefined);
+    }
+  }
+  for (const name of ["client_name", "scope", "token_endpoint_auth_method", "jwks_uri", "client_uri"] as const) {
+    if (input[name] !== undefined && typeof input[name] !== "string") fail(name, "must be a string");
+  }
+  for (const name of ["require_pushed_authorization_requests", "dpop_bound_access_tokens"] as const) {
+    if (input[name] !== undefined && typeof input[name] !== "boolean") fail(name, "must be a boolean");
+  }
+  for (const name of ["jwks", "rate_limit"] as const) {
+    const value = input[name];
+    if (value !== undefined && (typeof value !== "object" || value === null || Array.isArray(value))) {
+      fail(name, "must be a JSON object");
+    }
+  }
+  return input as ClientMetadataInput;
 }

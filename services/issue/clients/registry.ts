@@ -3,7 +3,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../../shared/clock.ts";
 import type { OAuthClientsTable } from "../../shared/store/schema.ts";
-import type { Store } from "../../shared/store/store.ts";
+import type { OutboxParties, Store } from "../../shared/store/store.ts";
 import {
   type ClientMetadata,
   type ClientMetadataInput,
@@ -19,6 +19,12 @@ export interface RegisteredClient {
   metadata: ClientMetadata;
   hasSecret: boolean;
   createdAt: number;
+  /**
+   * Who vouches for it: "admin" (admin API, CLI), "dynamic" (RFC 7591 registration, anyone) or
+   * "document" (a Client ID Metadata Document, anyone). Only admin clients' redirect URIs are
+   * trusted before a user has approved the client (RFC 9700 §4.11.2).
+   */
+  origin: "admin" | "dynamic" | "document";
 }
 
 /** How long a client read for authentication is reused; a deletion elsewhere takes effect within it. */
@@ -31,19 +37,29 @@ export class ClientRegistry {
   readonly #authCache = new Map<string, { client: RegisteredClient; secretHash: string | null; until: number }>();
 
   readonly #documents: MetadataDocuments | undefined;
+  readonly #allowPrivateHosts: boolean;
 
-  constructor(store: Store, clock: Clock, documents?: MetadataDocuments) {
+  constructor(
+    store: Store,
+    clock: Clock,
+    documents?: MetadataDocuments,
+    options: { allowPrivateHosts?: boolean } = {},
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#documents = documents;
+    this.#allowPrivateHosts = options.allowPrivateHosts ?? false;
   }
 
   async create(
     tenant: string,
     input: ClientMetadataInput,
-    options: { dynamic?: boolean } = {},
+    options: { dynamic?: boolean; by?: Record<string, string>; parties?: OutboxParties } = {},
   ): Promise<{ client: RegisteredClient; secret?: string; registrationToken?: string }> {
-    const metadata = normalizeClientMetadata(input);
+    const metadata = normalizeClientMetadata(input, {
+      untrusted: options.dynamic === true,
+      allowPrivateHosts: this.#allowPrivateHosts,
+    });
     const registrationToken = options.dynamic ? `mrat_${randomBytes(32).toString("base64url")}` : undefined;
     const needsSecret = metadata.token_endpoint_auth_method.startsWith("client_secret_");
     const secret = needsSecret ? generateSecret() : undefined;
@@ -66,10 +82,17 @@ export class ClientRegistry {
         grant_types: metadata.grant_types,
         redirect_uris: metadata.redirect_uris,
         dynamic: options.dynamic === true,
+        // Who registered it (an administrator's token, a bootstrap): admin actions name their caller.
+        ...(options.by ? { by: options.by } : {}),
       };
       await scoped.recordEvent(
         tx,
-        { eventId: randomUUID(), type: "client.created.v1", payload: event },
+        {
+          eventId: randomUUID(),
+          type: "client.created.v1",
+          payload: event,
+          ...(options.parties ? { parties: options.parties } : {}),
+        },
         row.created_at,
       );
     });
@@ -84,7 +107,8 @@ export class ClientRegistry {
   async update(tenant: string, clientId: string, input: ClientMetadataInput): Promise<RegisteredClient | undefined> {
     const existing = await this.get(tenant, clientId);
     if (!existing) return undefined;
-    const metadata = normalizeClientMetadata(input);
+    // RFC 7592 updates come from the client itself, never from an administrator.
+    const metadata = normalizeClientMetadata(input, { untrusted: true, allowPrivateHosts: this.#allowPrivateHosts });
     // The authentication method decides whether a secret exists; changing it would strand or orphan one.
     if (metadata.token_endpoint_auth_method !== existing.metadata.token_endpoint_auth_method) {
       throw new InvalidClientMetadata([
@@ -104,6 +128,16 @@ export class ClientRegistry {
         .where("tenant_id", "=", tenant)
         .where("client_id", "=", clientId)
         .execute();
+      // Users approved the client with its old redirect URIs: a new destination needs their approval
+      // again before the browser is sent there without asking (RFC 9700 §4.11.2).
+      const before = new Set(existing.metadata.redirect_uris);
+      if (metadata.redirect_uris.some((uri) => !before.has(uri))) {
+        await tx
+          .deleteFrom("oauth_consents")
+          .where("tenant_id", "=", tenant)
+          .where("client_id", "=", clientId)
+          .execute();
+      }
       await scoped.recordEvent(
         tx,
         {
@@ -190,8 +224,12 @@ export class ClientRegistry {
     return (await query.execute()).map(toClient);
   }
 
-  /** Deletes a client; false when there was none. */
-  async delete(tenant: string, clientId: string): Promise<boolean> {
+  /** Deletes a client; false when there was none. `by` names the administrator who did it. */
+  async delete(
+    tenant: string,
+    clientId: string,
+    options: { by?: Record<string, string>; parties?: OutboxParties } = {},
+  ): Promise<boolean> {
     this.#authCache.delete(`${tenant}\n${clientId}`);
     const scoped = this.#store.forTenant(tenant);
     return scoped.transaction(async (tx) => {
@@ -201,10 +239,15 @@ export class ClientRegistry {
         .where("client_id", "=", clientId)
         .executeTakeFirst();
       if (Number(deleted.numDeletedRows) === 0) return false;
-      const event = { client_id: clientId };
+      const event = { client_id: clientId, ...(options.by ? { by: options.by } : {}) };
       await scoped.recordEvent(
         tx,
-        { eventId: randomUUID(), type: "client.deleted.v1", payload: event },
+        {
+          eventId: randomUUID(),
+          type: "client.deleted.v1",
+          payload: event,
+          ...(options.parties ? { parties: options.parties } : {}),
+        },
         this.#clock.now(),
       );
       return true;
@@ -223,5 +266,7 @@ function toClient(row: OAuthClientsTable): RegisteredClient {
     metadata: JSON.parse(row.metadata) as ClientMetadata,
     hasSecret: row.secret_hash !== null,
     createdAt: Number(row.created_at),
+    // Dynamically registered clients hold an RFC 7592 registration access token; admin clients do not.
+    origin: row.registration_token_hash ? "dynamic" : "admin",
   };
 }

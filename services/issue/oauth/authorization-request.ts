@@ -5,7 +5,7 @@ import type { RegisteredClient } from "../clients/registry.ts";
 import { InvalidRequest, type OAuthError, UnsupportedResponseType } from "./errors.ts";
 import type { Params } from "./http.ts";
 import { requireS256Challenge } from "./pkce.ts";
-import { parseResources } from "./rfc8707.ts";
+import { parseResources, requirePermittedResources } from "./rfc8707.ts";
 import { grantableScopes, parseScope } from "./scopes.ts";
 
 export interface AuthorizationRequest {
@@ -21,6 +21,8 @@ export interface AuthorizationRequest {
   loginHint?: string | undefined;
   acrValues: string[];
   dpopJkt?: string | undefined;
+  /** Who vouches for the client; only "admin" clients are redirected to before a user approves them. */
+  clientOrigin?: RegisteredClient["origin"] | undefined;
 }
 
 /** An error that may be redirected to the (verified) redirect URI. */
@@ -36,11 +38,15 @@ export class RedirectableError extends Error {
   }
 }
 
-/** RFC 6749 §3.1.2.3 exact match; RFC 8252 §7.3: loopback IP redirects match with any port. */
+/**
+ * RFC 6749 §3.1.2.3 exact match. RFC 8252 §7.3: loopback IP redirects of native apps match with any
+ * port — public clients only; a confidential client's loopback URI must match exactly (RFC 9700 §4.1.3).
+ */
 export function matchRedirectUri(client: RegisteredClient, presented: string | undefined): string | undefined {
   const registered = client.metadata.redirect_uris;
   if (presented === undefined) return registered.length === 1 ? registered[0] : undefined;
   if (registered.includes(presented)) return presented;
+  if (client.metadata.token_endpoint_auth_method !== "none") return undefined;
   let url: URL;
   try {
     url = new URL(presented);
@@ -56,11 +62,15 @@ export function matchRedirectUri(client: RegisteredClient, presented: string | u
   return undefined;
 }
 
-/** Validates everything after client and redirect URI; errors are redirectable. */
+/**
+ * Validates everything after client and redirect URI; errors are redirectable. `allowedResources`:
+ * what the client may target (its own resources, else the tenant's default).
+ */
 export function validateAuthorizationRequest(
   params: Params,
   client: RegisteredClient,
   redirectUri: string,
+  allowedResources: readonly string[],
 ): AuthorizationRequest {
   const state = params.get("state");
   const fail = (error: OAuthError): never => {
@@ -79,6 +89,8 @@ export function validateAuthorizationRequest(
     const codeChallenge = requireS256Challenge(params.get("code_challenge"), params.get("code_challenge_method"));
     const scope = grantableScopes(parseScope(params.get("scope")), client.metadata.scope, true);
     const resources = parseResources(params.all("resource"));
+    // RFC 8707 §2: a resource the client may not target is invalid_target.
+    requirePermittedResources(resources, allowedResources);
     const prompt = (params.get("prompt") ?? "").split(" ").filter(Boolean);
     for (const p of prompt) {
       if (!["none", "login", "consent", "select_account"].includes(p))
@@ -105,6 +117,7 @@ export function validateAuthorizationRequest(
       loginHint: params.get("login_hint"),
       acrValues: (params.get("acr_values") ?? "").split(" ").filter(Boolean),
       dpopJkt,
+      clientOrigin: client.origin,
     };
   } catch (error) {
     if (error instanceof RedirectableError) throw error;

@@ -1,7 +1,10 @@
 // The authorization endpoint (RFC 6749 §3.1, OAuth 2.1 §4.1) with PAR (RFC 9126), and the browser
 // interaction that follows it: login through the identity provider, consent, code issuance.
 // Every response to the client carries `iss` (RFC 9207); errors go to the redirect URI only after
-// client and redirect URI are verified, otherwise they are shown as a page.
+// client and redirect URI are verified, otherwise they are shown as a page. A redirect URI nobody
+// vouches for yet — a client registered dynamically or by metadata document, that this user has not
+// approved — is never redirected to automatically: the user gets a page naming the destination and
+// a link to click (RFC 9700 §4.11.2), so the endpoint is no open redirector.
 import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GrantStore } from "../../shared/oauth/grant-store.ts";
@@ -13,6 +16,7 @@ import { type Authentication, meetsAcr } from "../identity/provider.ts";
 import { consentPage, errorPage } from "../pages/consent.ts";
 import { cspSource, sendPage } from "../pages/layout.ts";
 import { loginPage } from "../pages/login.ts";
+import { leavingPage, retryText, tooManyPage } from "../pages/redirect.ts";
 import {
   type AuthorizationRequest,
   matchRedirectUri,
@@ -56,6 +60,8 @@ export class AuthorizationEndpoint {
 
   /** GET or POST /oauth2/authorize. */
   async authorize(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
+    const limited = await this.#services.limits.authorize(req);
+    if (!limited.allowed) return this.#tooMany(res, limited.retryAfterSeconds);
     const params =
       req.method === "POST" ? await readForm(req) : Params.from(new URL(req.url ?? "/", "http://x").searchParams);
     const clientId = params.get("client_id");
@@ -84,7 +90,8 @@ export class AuthorizationEndpoint {
       return this.#errorPage(res, new InvalidRequest("redirect_uri is not registered for this client"));
     }
     try {
-      const request = validateAuthorizationRequest(effective, client, redirectUri);
+      const allowed = await this.#services.resources.allowedFor(client);
+      const request = validateAuthorizationRequest(effective, client, redirectUri, allowed);
       const interaction = {
         request,
         csrf: randomBytes(24).toString("base64url"),
@@ -94,8 +101,10 @@ export class AuthorizationEndpoint {
       res.setHeader("set-cookie", this.#cookie(urls, INTERACTION_COOKIE, id, INTERACTION_TTL_MS / 1000));
       return await this.#continue(req, res, urls, id, interaction);
     } catch (error) {
-      if (error instanceof RedirectableError)
-        return this.#redirectError(res, urls, error.redirectUri, error.state, error.cause);
+      if (error instanceof RedirectableError) {
+        const to = { clientId: client.clientId, origin: client.origin };
+        return await this.#redirectError(req, res, urls, to, error.redirectUri, error.state, error.cause);
+      }
       throw error;
     }
   }
@@ -109,7 +118,7 @@ export class AuthorizationEndpoint {
     const redirectUri = matchRedirectUri(client, params.get("redirect_uri"));
     if (!redirectUri) throw new InvalidRequest("redirect_uri is not registered for this client");
     try {
-      validateAuthorizationRequest(params, client, redirectUri);
+      validateAuthorizationRequest(params, client, redirectUri, await this.#services.resources.allowedFor(client));
     } catch (error) {
       if (error instanceof RedirectableError) throw error.cause;
       throw error;
@@ -162,8 +171,28 @@ export class AuthorizationEndpoint {
     const id = form.get("interaction") ?? "";
     const interaction = await this.#bound(req, urls, id);
     if (!interaction || !sameSecret(form.get("csrf"), interaction.csrf)) return this.#expired(res);
-    const user = await identity.verifyPassword(form.get("username") ?? "", form.get("password") ?? "");
+    const username = form.get("username") ?? "";
+    // Failed sign-ins are limited per account and per IP (no guessing passwords at full speed): while
+    // either has failed too often, no password is even checked. 429 + Retry-After (RFC 6585 §4).
+    const throttled = (seconds: number) =>
+      this.#loginPage(
+        res,
+        429,
+        urls,
+        id,
+        interaction,
+        username,
+        `Too many failed sign-ins. Try again ${retryText(seconds)}.`,
+        {
+          "retry-after": String(seconds),
+        },
+      );
+    const wait = await this.#services.limits.beforeLogin(urls.tenant, username, req);
+    if (wait > 0) return throttled(wait);
+    const user = await identity.verifyPassword(username, form.get("password") ?? "");
     if (!user) {
+      const waitNow = await this.#services.limits.loginFailed(urls.tenant, username, req);
+      if (waitNow > 0) return throttled(waitNow);
       const error = "The username or password is not correct. Check them and try again.";
       return this.#loginPage(res, 401, urls, id, interaction, form.get("username"), error);
     }
@@ -180,6 +209,7 @@ export class AuthorizationEndpoint {
     interaction: Interaction,
     username: string | undefined,
     error?: string,
+    headers: Record<string, string> = {},
   ): Promise<void> {
     const client = await this.#services.clients
       .resolve(urls.tenant, interaction.request.clientId)
@@ -193,7 +223,7 @@ export class AuthorizationEndpoint {
       error,
     });
     // After signing in the browser may go straight on to the client (remembered consent).
-    sendPage(res, status, "Sign in", page, {}, [cspSource(interaction.request.redirectUri)]);
+    sendPage(res, status, "Sign in", page, headers, [cspSource(interaction.request.redirectUri)]);
   }
 
   /** GET/POST /consent. */
@@ -237,8 +267,10 @@ export class AuthorizationEndpoint {
         humanAndClient(auth.subject, request.clientId),
       );
       return this.#redirectError(
+        req,
         res,
         urls,
+        { clientId: request.clientId, origin: request.clientOrigin, subject: auth.subject },
         request.redirectUri,
         request.state,
         new AccessDenied("the user denied the request"),
@@ -274,7 +306,7 @@ export class AuthorizationEndpoint {
       !meetsAcr(identity.acrValues, auth.acr, wantAcr);
     if (needsLogin) {
       if (request.prompt.includes("none")) {
-        return this.#endSilently(res, urls, id, request, new LoginRequired("the user is not logged in"));
+        return this.#endSilently(req, res, urls, id, request, auth, new LoginRequired("the user is not logged in"));
       }
       if (interaction.loginStartedAt === undefined || auth) {
         await this.#saveInteraction(urls, { ...interaction, loginStartedAt: now }, id);
@@ -297,21 +329,63 @@ export class AuthorizationEndpoint {
       return this.#issueCode(res, urls, request, session, false);
     }
     if (request.prompt.includes("none")) {
-      return this.#endSilently(res, urls, id, request, new ConsentRequired("consent is required"));
+      return this.#endSilently(req, res, urls, id, request, session, new ConsentRequired("consent is required"));
     }
     redirect(res, `${urls.consent}?interaction=${encodeURIComponent(id)}`);
   }
 
   /** OIDC Core §3.1.2.6: with prompt=none, what would need the user ends the request with an error. */
   async #endSilently(
+    req: IncomingMessage,
     res: ServerResponse,
     urls: TenantUrls,
     id: string,
     request: AuthorizationRequest,
+    auth: Authentication | undefined,
     error: OAuthError,
   ): Promise<void> {
     await this.#dropInteraction(urls, id);
-    this.#redirectError(res, urls, request.redirectUri, request.state, error);
+    const to = { clientId: request.clientId, origin: request.clientOrigin, subject: auth?.subject ?? null };
+    await this.#redirectError(req, res, urls, to, request.redirectUri, request.state, error);
+  }
+
+  /**
+   * RFC 9700 §4.11.2: whether the browser may be redirected to the client without asking. Yes for
+   * clients an administrator registered and for clients this user has approved before; not for a
+   * client anyone could have registered (DCR, metadata document) with an attacker's redirect URI.
+   * `subject`: the logged-in user when known (null: known to be nobody), else read from the session.
+   */
+  async #redirectTrusted(req: IncomingMessage, urls: TenantUrls, to: RedirectTarget): Promise<boolean> {
+    if (to.origin === "admin") return true;
+    const subject =
+      to.subject !== undefined
+        ? to.subject
+        : ((await this.#services.identity.session(req, urls.tenant).catch(() => undefined))?.subject ?? null);
+    if (!subject) return false;
+    const row = await this.#services.store
+      .forTenant(urls.tenant)
+      .db.selectFrom("oauth_consents")
+      .select("client_id")
+      .where("tenant_id", "=", urls.tenant)
+      .where("client_id", "=", to.clientId)
+      .where("subject", "=", subject)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Sends the browser to the client: a redirect when trusted, else a page with a link to click. */
+  async #leave(
+    req: IncomingMessage,
+    res: ServerResponse,
+    urls: TenantUrls,
+    to: RedirectTarget,
+    target: URL,
+    reason?: string,
+  ): Promise<void> {
+    if (await this.#redirectTrusted(req, urls, to)) return redirect(res, target.toString());
+    const client = await this.#services.clients.resolve(urls.tenant, to.clientId).catch(() => undefined);
+    const clientName = client?.metadata.client_name || to.clientId;
+    sendPage(res, 200, "Leaving Mandate", leavingPage({ clientName, target, reason }));
   }
 
   async #hasConsent(urls: TenantUrls, request: AuthorizationRequest, subject: string): Promise<boolean> {
@@ -514,20 +588,29 @@ export class AuthorizationEndpoint {
     return `${name}=${value}; Path=${new URL(urls.issuer).pathname}/; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Lax${secure}`;
   }
 
-  /** RFC 6749 §4.1.2.1 error response, with iss (RFC 9207 §2). */
-  #redirectError(
+  /** RFC 6749 §4.1.2.1 error response, with iss (RFC 9207 §2); through the interstitial when untrusted. */
+  async #redirectError(
+    req: IncomingMessage,
     res: ServerResponse,
     urls: TenantUrls,
+    to: RedirectTarget,
     redirectUri: string,
     state: string | undefined,
     error: OAuthError,
-  ) {
+  ): Promise<void> {
     const target = new URL(redirectUri);
     target.searchParams.set("error", error.error);
     target.searchParams.set("error_description", error.message);
     if (state !== undefined) target.searchParams.set("state", state);
     target.searchParams.set("iss", urls.issuer);
-    redirect(res, target.toString());
+    await this.#leave(req, res, urls, to, target, error.message);
+  }
+
+  /** Per-IP limit of the authorization endpoint: 429 (RFC 6585 §4) with Retry-After, as a page. */
+  #tooMany(res: ServerResponse, retryAfterSeconds: number): void {
+    sendPage(res, 429, "Too many attempts", tooManyPage(retryAfterSeconds), {
+      "retry-after": String(retryAfterSeconds),
+    });
   }
 
   #errorPage(res: ServerResponse, error: OAuthError): void {
@@ -545,6 +628,13 @@ export class AuthorizationEndpoint {
       ),
     );
   }
+}
+
+/** Whom a redirect goes to: the client, who vouches for it, and the user when known (null: nobody logged in). */
+interface RedirectTarget {
+  clientId: string;
+  origin: RegisteredClient["origin"] | undefined;
+  subject?: string | null;
 }
 
 function sameSecret(a: string | undefined, b: string): boolean {

@@ -1,10 +1,13 @@
 // Client authentication at the token, PAR, introspection and revocation endpoints (RFC 6749 §2.3,
 // RFC 7521/7523 for private_key_jwt, OAuth 2.1 §2.4). The method presented must be the one the
-// client registered; exactly one method per request.
+// client registered; exactly one method per request. Keys at a client's jwks_uri and metadata
+// documents are fetched only through the SSRF-safe fetcher, and whatever goes wrong fetching them
+// reads exactly like a wrong secret ("client authentication failed"): the answers say nothing
+// about which hosts or ports respond. Failures are counted per client id and per IP (429 once
+// either has failed too often), and an authenticated client is held to its own quota.
 import type { IncomingMessage } from "node:http";
 import {
   createLocalJWKSet,
-  createRemoteJWKSet,
   decodeJwt,
   decodeProtectedHeader,
   errors,
@@ -12,18 +15,29 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from "jose";
+import { JwksUnavailable } from "../../shared/net/remote-jwks.ts";
 import type { AuthMethod } from "../clients/metadata.ts";
 import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
 import { verifySecret } from "../clients/secrets.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidRequest } from "./errors.ts";
-import type { Params } from "./http.ts";
+import { Params } from "./http.ts";
 
 export const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 export const CLIENT_ASSERTION_ALGORITHMS = ["ES256", "ES384", "EdDSA", "PS256", "RS256"] as const;
 /** Assertions valid for longer are refused: the replay cache would have to remember them that long. */
 const MAX_ASSERTION_LIFETIME_MS = 10 * 60_000;
+/** The one description of every failure that could otherwise tell the caller something. */
+const FAILED = "client authentication failed";
+
+/** mandate.v1.ClientAuthentication, as an RPC carries it. */
+export interface ClientCredentialsMessage {
+  clientId: string;
+  method: string;
+  clientSecret: string;
+  clientAssertion: string;
+}
 
 export interface AuthenticatedClient {
   client: RegisteredClient;
@@ -32,14 +46,70 @@ export interface AuthenticatedClient {
 
 export class ClientAuthenticator {
   readonly #services: OAuthServices;
-  readonly #remoteKeys = new Map<string, JWTVerifyGetKey>();
 
   constructor(services: OAuthServices) {
     this.#services = services;
   }
 
-  /** Authenticates the caller, or throws `invalid_client` (401) / `invalid_request`. */
+  /**
+   * Authenticates the caller, or throws `invalid_client` (401) / `invalid_request`, or `slow_down`
+   * (429) when its client id or address has failed too often or the client exceeded its quota.
+   */
   async authenticate(
+    req: IncomingMessage,
+    params: Params,
+    urls: TenantUrls,
+    endpointUrl: string,
+  ): Promise<AuthenticatedClient> {
+    const { limits } = this.#services;
+    const claimed = claimedClientId(req, params);
+    await limits.beforeClientAuthentication(urls.tenant, claimed, req);
+    let authenticated: AuthenticatedClient;
+    try {
+      authenticated = await this.#authenticate(req, params, urls, endpointUrl);
+    } catch (error) {
+      if (error instanceof InvalidClient) await limits.clientAuthenticationFailed(urls.tenant, claimed, req);
+      throw error;
+    }
+    await limits.quota(authenticated.client);
+    return authenticated;
+  }
+
+  /**
+   * The same checks for an RPC (Issue.IssueToken, ExchangeToken, RevokeToken), whose request carries
+   * the client's credentials in a ClientAuthentication message rather than in headers and a form:
+   * they are put where the token endpoint would find them, so there is one implementation.
+   */
+  authenticateMessage(
+    credentials: ClientCredentialsMessage,
+    urls: TenantUrls,
+    rpcUrl: string,
+    address: string | undefined,
+  ): Promise<AuthenticatedClient> {
+    const form = new URLSearchParams();
+    const headers: Record<string, string> = {};
+    const { clientId, method, clientSecret, clientAssertion } = credentials;
+    if (method === "client_secret_basic") {
+      // RFC 6749 §2.3.1: form-urlencoded, then Base64.
+      const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, "+");
+      headers.authorization = `Basic ${Buffer.from(`${encode(clientId)}:${encode(clientSecret)}`).toString("base64")}`;
+    } else if (method === "client_secret_post") {
+      form.set("client_id", clientId);
+      form.set("client_secret", clientSecret);
+    } else if (method === "private_key_jwt") {
+      form.set("client_id", clientId);
+      form.set("client_assertion_type", CLIENT_ASSERTION_TYPE);
+      form.set("client_assertion", clientAssertion);
+    } else if (method === "none" || method === "") {
+      form.set("client_id", clientId);
+    } else {
+      return Promise.reject(new InvalidClient(`client authentication method "${method}" is not supported here`));
+    }
+    const req = { headers, socket: { remoteAddress: address } } as unknown as IncomingMessage;
+    return this.authenticate(req, Params.from(form), urls, rpcUrl);
+  }
+
+  async #authenticate(
     req: IncomingMessage,
     params: Params,
     urls: TenantUrls,
@@ -68,7 +138,7 @@ export class ClientAuthenticator {
     if (method !== "none") {
       const secret = basic ? basic.secret : (params.get("client_secret") as string);
       if (!secretHash || !(await verifySecret(secret, secretHash))) {
-        throw new InvalidClient("client authentication failed", method === "client_secret_basic");
+        throw new InvalidClient(FAILED, method === "client_secret_basic");
       }
     }
     return { client, method };
@@ -111,6 +181,11 @@ export class ClientAuthenticator {
         requiredClaims: ["exp", "jti"],
       }));
     } catch (error) {
+      // Keys from a URL: any failure, fetching or verifying, reads the same (no oracle on the network).
+      const remote = client.metadata.jwks === undefined;
+      if (error instanceof JwksUnavailable || (remote && error instanceof errors.JOSEError)) {
+        throw new InvalidClient(FAILED);
+      }
       if (error instanceof errors.JOSEError) throw new InvalidClient(`client assertion rejected: ${error.message}`);
       throw error;
     }
@@ -129,13 +204,8 @@ export class ClientAuthenticator {
     const { jwks, jwks_uri } = client.metadata;
     if (jwks) return createLocalJWKSet(jwks as JSONWebKeySet);
     if (!jwks_uri) throw new InvalidClient("the client has no registered keys");
-    const key = `${client.tenant}\n${client.clientId}\n${jwks_uri}`;
-    let remote = this.#remoteKeys.get(key);
-    if (!remote) {
-      remote = createRemoteJWKSet(new URL(jwks_uri), { timeoutDuration: 3000, cooldownDuration: 30_000 });
-      this.#remoteKeys.set(key, remote);
-    }
-    return remote;
+    // The SSRF-safe fetcher, always: also for clients registered before jwks_uri was checked.
+    return this.#services.jwks.getKey(jwks_uri);
   }
 
   async #lookup(
@@ -145,10 +215,11 @@ export class ClientAuthenticator {
   ): Promise<{ client: RegisteredClient; secretHash: string | null }> {
     try {
       const entry = await this.#services.clients.forAuthentication(tenant, clientId);
-      if (!entry) throw new InvalidClient("client authentication failed", usedBasic);
+      if (!entry) throw new InvalidClient(FAILED, usedBasic);
       return entry;
     } catch (error) {
-      if (error instanceof MetadataDocumentError) throw new InvalidClient(error.message, usedBasic);
+      // A metadata document that cannot be fetched or used: no detail (RFC 6749 §5.2 invalid_client).
+      if (error instanceof MetadataDocumentError) throw new InvalidClient(FAILED, usedBasic);
       throw error;
     }
   }
@@ -160,6 +231,22 @@ function requireMethod(client: RegisteredClient, method: AuthMethod, usedBasic: 
       `the client is registered for ${client.metadata.token_endpoint_auth_method}, not ${method}`,
       usedBasic,
     );
+  }
+}
+
+/** The client id a request claims (before authenticating it), for counting failures; undefined when unreadable. */
+function claimedClientId(req: IncomingMessage, params: Params): string | undefined {
+  try {
+    const basic = parseBasic(req.headers.authorization);
+    if (basic) return basic.clientId;
+    const assertion = params.get("client_assertion");
+    if (assertion) {
+      const sub = decodeJwt(assertion).sub;
+      return typeof sub === "string" ? sub : params.get("client_id");
+    }
+    return params.get("client_id");
+  } catch {
+    return params.get("client_id");
   }
 }
 

@@ -3,6 +3,7 @@
 import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
+import type { RemoteJwks } from "../../shared/net/remote-jwks.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
 import type { EventBatcher } from "../../shared/store/event-batcher.ts";
@@ -10,7 +11,9 @@ import type { Store } from "../../shared/store/store.ts";
 import type { SigningClient } from "../../signer/client.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
+import type { AbuseLimits } from "./abuse-limits.ts";
 import type { DpopNonces } from "./dpop-nonce.ts";
+import type { TenantResources } from "./rfc8707.ts";
 
 export interface OAuthServices {
   config: Config;
@@ -23,6 +26,12 @@ export interface OAuthServices {
   events: EventBatcher;
   identity: IdentityProvider;
   nonces: DpopNonces;
+  /** Rate limits of the public surface and per-client quotas. */
+  limits: AbuseLimits;
+  /** Tenants' default_resources (RFC 8707 targets of clients that register none). */
+  resources: TenantResources;
+  /** Client JWK Sets from jwks_uri, fetched SSRF-safely. */
+  jwks: RemoteJwks;
 }
 
 /** URLs of one tenant's authorization server; `issuer` is byte-identical wherever it appears. */

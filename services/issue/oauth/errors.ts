@@ -145,6 +145,22 @@ export class TemporarilyUnavailable extends OAuthError {
   override readonly status = 503;
 }
 
+/**
+ * Too many requests: HTTP 429 (RFC 6585 §4) with Retry-After (RFC 9110 §10.2.3). The error code is
+ * `slow_down`, the one OAuth registers for a client that must back off at the token endpoint
+ * (RFC 8628 §3.5); the other endpoints use it with the same meaning.
+ */
+export class SlowDown extends OAuthError {
+  readonly error = "slow_down";
+  override readonly status = 429;
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number, description = "too many requests; retry after the time in Retry-After") {
+    super(description);
+    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    this.headers["retry-after"] = String(this.retryAfterSeconds);
+  }
+}
+
 export class ServerError extends OAuthError {
   readonly error = "server_error";
   override readonly status = 500;

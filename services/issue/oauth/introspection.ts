@@ -1,7 +1,12 @@
 // Token introspection (RFC 7662) for authenticated clients (resource servers), with signed JWT
-// responses (RFC 9701) when the caller asks for application/token-introspection+jwt.
+// responses (RFC 9701) when the caller asks for application/token-introspection+jwt. RFC 7662 §4:
+// a client learns about a token only if it is the token's own client, one of its audiences, or
+// holds the `mandate:introspect` scope (resource servers); a refresh token only its own client may
+// see. Everyone else gets {"active": false}, exactly as for an unknown token.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TokenInspector, TokenState } from "../../shared/oauth/inspector.ts";
+import { API_SCOPES } from "../../shared/oauth/mandate-api.ts";
+import type { RegisteredClient } from "../clients/registry.ts";
 import type { ClientAuthenticator } from "./client-auth.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient } from "./errors.ts";
@@ -22,7 +27,8 @@ export async function introspectionEndpoint(
   // RFC 7662 §2.1: the endpoint requires authorisation; public clients cannot protect credentials.
   if (method === "none") throw new InvalidClient("introspection requires an authenticated client");
   const token = params.require("token");
-  const state = await inspector.inspect(urls.tenant, token, params.get("token_type_hint"));
+  const inspected = await inspector.inspect(urls.tenant, token, params.get("token_type_hint"));
+  const state: TokenState = mayIntrospect(client, inspected) ? inspected : { active: false };
   const body = introspectionResponse(state);
   if (wantsJwt(req.headers.accept)) {
     // RFC 9701 §5: iss, aud (the caller), iat, and the RFC 7662 object in token_introspection.
@@ -33,6 +39,18 @@ export async function introspectionEndpoint(
     return sendText(res, 200, jwt, JWT_MEDIA_TYPE);
   }
   sendJson(res, 200, body);
+}
+
+/** RFC 7662 §4: whether `client` may learn about this token (default deny). */
+export function mayIntrospect(client: RegisteredClient, state: TokenState): boolean {
+  if (!state.active) return true;
+  if (state.claims.client_id === client.clientId) return true;
+  // Refresh tokens are credentials of their client alone.
+  if (state.kind === "refresh_token") return false;
+  const aud = state.claims.aud;
+  if ((Array.isArray(aud) ? aud : [aud]).includes(client.clientId)) return true;
+  // The scope that lets a resource server introspect access tokens it is not an audience of.
+  return client.metadata.scope.split(" ").includes(API_SCOPES.introspect);
 }
 
 /** RFC 7662 §2.2 members; for a DPoP-bound token also `cnf` and token_type DPoP (RFC 9449 §6.2). */

@@ -1,10 +1,16 @@
 // Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592). Policy: with
 // `oauth.registration: open` anyone may register, but only user-facing grants (authorization_code,
 // refresh_token) — a client that could mint tokens with no user in the loop (client_credentials,
-// token exchange) needs an initial access token (`token` mode) or an administrator.
+// token exchange) needs an initial access token (`token` mode) or an administrator. Registrations
+// are rate-limited per IP, bounded in size, may not claim the reserved `mandate:` scopes or a
+// rate_limit, and (without an initial access token) may list only resources the tenant offers.
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type ClientMetadataInput, InvalidClientMetadata as MetadataViolations } from "../clients/metadata.ts";
+import {
+  type ClientMetadataInput,
+  InvalidClientMetadata as MetadataViolations,
+  metadataInputFrom,
+} from "../clients/metadata.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import {
@@ -18,20 +24,6 @@ import {
 import { readJson, sendJson } from "./http.ts";
 
 const USER_FACING_GRANTS = new Set(["authorization_code", "refresh_token"]);
-/** Members a client may send; anything else is ignored (RFC 7591 §2: unknown members MUST be ignored). */
-const ACCEPTED = [
-  "client_name",
-  "redirect_uris",
-  "token_endpoint_auth_method",
-  "grant_types",
-  "response_types",
-  "scope",
-  "jwks",
-  "jwks_uri",
-  "client_uri",
-  "require_pushed_authorization_requests",
-  "dpop_bound_access_tokens",
-] as const;
 
 export class RegistrationEndpoint {
   readonly #services: OAuthServices;
@@ -44,6 +36,7 @@ export class RegistrationEndpoint {
   async register(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
     const mode = this.#services.config.oauth.registration;
     if (mode === "off") throw new AccessDenied("dynamic client registration is disabled; ask an administrator");
+    await this.#services.limits.registration(req);
     const trusted = mode === "token" ? this.#requireInitialAccessToken(req) : false;
     const input = metadataFrom(await readJson(req));
     if (!trusted && (input.grant_types ?? []).some((g) => !USER_FACING_GRANTS.has(g))) {
@@ -51,6 +44,8 @@ export class RegistrationEndpoint {
         "open registration allows only the authorization_code and refresh_token grants; other grants need an initial access token",
       );
     }
+    // RFC 8707 §2 / RFC 7591 §2: an anonymous client may only narrow the tenant's resources.
+    if (!trusted) await this.#requireOfferedResources(urls.tenant, input.resources, []);
     const { client, secret, registrationToken } = await this.#services.clients
       .create(urls.tenant, input, { dynamic: true })
       .catch(rethrowViolations);
@@ -84,6 +79,7 @@ export class RegistrationEndpoint {
     if ("client_secret" in body) throw new InvalidRequest("the client secret cannot be set; it is generated");
     const input = metadataFrom(body);
     const existing = await this.#services.clients.get(urls.tenant, clientId);
+    await this.#requireOfferedResources(urls.tenant, input.resources, existing?.metadata.resources ?? []);
     const wasTrusted = existing?.metadata.grant_types.some((g) => !USER_FACING_GRANTS.has(g)) ?? false;
     if (!wasTrusted && (input.grant_types ?? []).some((g) => !USER_FACING_GRANTS.has(g))) {
       throw new InvalidClientMetadata(
@@ -92,6 +88,18 @@ export class RegistrationEndpoint {
     }
     const updated = await this.#services.clients.update(urls.tenant, clientId, input).catch(rethrowViolations);
     sendJson(res, 200, clientInformation(updated as RegisteredClient, urls));
+  }
+
+  /** Resources a registration lists must be the tenant's defaults (or ones the client already had). */
+  async #requireOfferedResources(tenant: string, requested: string[] | undefined, had: string[]): Promise<void> {
+    if (!requested?.length) return;
+    const offered = new Set([...(await this.#services.resources.defaults(tenant)), ...had]);
+    const refused = requested.filter((r) => !offered.has(r));
+    if (refused.length > 0) {
+      throw new InvalidClientMetadata(
+        `resources: not offered by this tenant (an administrator registers other resources): ${refused.join(" ")}`,
+      );
+    }
   }
 
   /** RFC 7591 §3: the initial access token as a bearer token. */
@@ -106,36 +114,13 @@ export class RegistrationEndpoint {
   }
 }
 
+/** The registration's metadata members, type-checked (RFC 7591 §3.2.2 errors). */
 function metadataFrom(body: unknown): ClientMetadataInput {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new InvalidClientMetadata("the request body must be a JSON object of client metadata");
+  try {
+    return metadataInputFrom(body);
+  } catch (error) {
+    return rethrowViolations(error);
   }
-  const record = body as Record<string, unknown>;
-  const input: Record<string, unknown> = {};
-  for (const name of ACCEPTED) if (record[name] !== undefined) input[name] = record[name];
-  const arrays = ["redirect_uris", "grant_types", "response_types"] as const;
-  for (const name of arrays) {
-    if (
-      input[name] !== undefined &&
-      (!Array.isArray(input[name]) || (input[name] as unknown[]).some((v) => typeof v !== "string"))
-    ) {
-      throw name === "redirect_uris"
-        ? new InvalidRedirectUri("redirect_uris must be an array of strings")
-        : new InvalidClientMetadata(`${name} must be an array of strings`);
-    }
-  }
-  for (const name of ["client_name", "scope", "token_endpoint_auth_method", "jwks_uri", "client_uri"] as const) {
-    if (input[name] !== undefined && typeof input[name] !== "string")
-      throw new InvalidClientMetadata(`${name} must be a string`);
-  }
-  for (const name of ["require_pushed_authorization_requests", "dpop_bound_access_tokens"] as const) {
-    if (input[name] !== undefined && typeof input[name] !== "boolean")
-      throw new InvalidClientMetadata(`${name} must be a boolean`);
-  }
-  if (input.jwks !== undefined && (typeof input.jwks !== "object" || input.jwks === null)) {
-    throw new InvalidClientMetadata("jwks must be a JWK Set object");
-  }
-  return input as ClientMetadataInput;
 }
 
 /** RFC 7591 §3.2.1 client information response (plus RFC 7592 §3 management fields). */
@@ -154,6 +139,7 @@ function clientInformation(client: RegisteredClient, urls: TenantUrls): Record<s
     ...(m.jwks ? { jwks: m.jwks } : {}),
     ...(m.jwks_uri ? { jwks_uri: m.jwks_uri } : {}),
     ...(m.client_uri ? { client_uri: m.client_uri } : {}),
+    ...(m.resources?.length ? { resources: m.resources } : {}),
     require_pushed_authorization_requests: m.require_pushed_authorization_requests,
     dpop_bound_access_tokens: m.dpop_bound_access_tokens,
   };

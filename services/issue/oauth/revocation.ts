@@ -1,13 +1,13 @@
 // Token revocation (RFC 7009). Revoking a refresh token revokes its grant and every access token
 // minted from it (§2.1 SHOULD); revoking an access token lists its jti until it would expire.
-// Introspection sees either at once. Unknown or invalid tokens get 200 (§2.2).
+// Introspection sees either at once. Unknown or invalid tokens get 200 (§2.2), and so do tokens of
+// another client (nothing revoked): the answer must not tell a valid token from an invalid one.
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GrantStore } from "../../shared/oauth/grant-store.ts";
 import type { TokenInspector } from "../../shared/oauth/inspector.ts";
 import type { ClientAuthenticator } from "./client-auth.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
-import { UnauthorizedClient } from "./errors.ts";
 import { readForm, sendJson } from "./http.ts";
 import { handleHash } from "./tokens.ts";
 
@@ -23,11 +23,9 @@ export async function revocationEndpoint(
   const { client } = await auth.authenticate(req, params, urls, urls.revocation);
   const token = params.require("token");
   const state = await inspector.inspect(urls.tenant, token, params.get("token_type_hint"));
-  if (!state.active) return sendJson(res, 200, {});
-  // §2.1: the server verifies the token was issued to the client making the request.
-  if (state.claims.client_id !== client.clientId) {
-    throw new UnauthorizedClient("the token was not issued to this client");
-  }
+  // §2.1: only the client the token was issued to may revoke it; §2.2: a token the server will not
+  // revoke for this client gets the same 200 as an invalid one.
+  if (!state.active || state.claims.client_id !== client.clientId) return sendJson(res, 200, {});
   const now = services.clock.now();
   const grants = new GrantStore(urls.tenant);
   const scoped = services.store.forTenant(urls.tenant);

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceDeps } from "../../shared/deps.ts";
+import { RemoteJwks } from "../../shared/net/remote-jwks.ts";
 import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
@@ -14,8 +15,9 @@ import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
+import { AbuseLimits } from "./abuse-limits.ts";
 import { AuthorizationEndpoint } from "./authorize.ts";
-import { ClientAuthenticator } from "./client-auth.ts";
+import { type AuthenticatedClient, ClientAuthenticator, type ClientCredentialsMessage } from "./client-auth.ts";
 import { type OAuthServices, type TenantUrls, tenantUrls } from "./context.ts";
 import { authorizationServerMetadata } from "./discovery.ts";
 import { DpopNonces } from "./dpop-nonce.ts";
@@ -24,6 +26,7 @@ import { sendJson, sendOAuthError } from "./http.ts";
 import { introspectionEndpoint } from "./introspection.ts";
 import { RegistrationEndpoint } from "./registration.ts";
 import { revocationEndpoint } from "./revocation.ts";
+import { TenantResources } from "./rfc8707.ts";
 import { TokenEndpoint } from "./token.ts";
 import { UserinfoEndpoint } from "./userinfo.ts";
 
@@ -45,6 +48,13 @@ type Handler = (req: IncomingMessage, res: ServerResponse, urls: TenantUrls) => 
 
 export interface OAuthHttp {
   handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  /** Client authentication for RPCs that carry a ClientAuthentication message (same checks and limits). */
+  authenticateClient(
+    tenant: string,
+    credentials: ClientCredentialsMessage,
+    rpcUrl: string,
+    address: string | undefined,
+  ): Promise<AuthenticatedClient>;
   close(): Promise<void>;
 }
 
@@ -52,6 +62,8 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
   const { config, store, clock, logger, signing } = deps;
   const base = config.publicBaseUrl;
   const replay = openReplayCache(config.redis.url);
+  // The process's one limiter: a client's quota is one bucket for its token requests and its RPCs.
+  const limiter = deps.limiter;
   let nonces: DpopNonces | undefined;
   const services: OAuthServices = {
     config,
@@ -63,6 +75,9 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     replay,
     events: new EventBatcher(store),
     identity: identityProvider(deps),
+    limits: new AbuseLimits(limiter, config.rateLimits, config.http.trustedProxies),
+    resources: new TenantResources(store, () => clock.now()),
+    jwks: new RemoteJwks({ allowPrivate: config.oauth.allowPrivateMetadataHosts }),
     get nonces() {
       return nonces as DpopNonces;
     },
@@ -140,6 +155,8 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
   };
 
   return {
+    authenticateClient: (tenant, credentials, rpcUrl, address) =>
+      auth.authenticateMessage(credentials, urlsOf(tenant), rpcUrl, address),
     async handle(req, res) {
       const path = (req.url ?? "/").split("?")[0] as string;
       let tenant: string | undefined;
@@ -159,7 +176,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
       const methods = routes[route as string] as Partial<Record<string, Handler>>;
       if (CORS_PATHS.has(route as string) && req.headers.origin) {
         res.setHeader("access-control-allow-origin", "*");
-        res.setHeader("access-control-expose-headers", "www-authenticate, dpop-nonce");
+        res.setHeader("access-control-expose-headers", "www-authenticate, dpop-nonce, retry-after");
         if (req.method === "OPTIONS") {
           res.writeHead(204, {
             "access-control-allow-methods": Object.keys(methods).join(", "),

@@ -36,6 +36,8 @@ h1{font-size:1.4rem;margin-top:0}label{display:block;margin:1rem 0 .25rem;font-w
 input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #8a93a6;border-radius:4px}
 button{font-size:1rem;padding:.6rem 1.2rem;border-radius:4px;border:1px solid #1d4ed8;margin:1.25rem .5rem 0 0;cursor:pointer}
 button.primary{background:#1d4ed8;color:#fff}button.secondary{background:#fff;color:#1d4ed8}
+a.primary{display:inline-block;background:#1d4ed8;color:#fff;padding:.6rem 1.2rem;border-radius:4px;text-decoration:none}
+a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 button:focus-visible,input:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .error{background:#fde8e8;border:1px solid #b91c1c;color:#7f1d1d;padding:.75rem;border-radius:4px}
 ul{padding-left:1.25rem}li{margin:.35rem 0}code{background:#eef;padding:0 .25rem;border-radius:3px}

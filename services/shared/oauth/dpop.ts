@@ -27,8 +27,8 @@ export interface DpopCheck {
   /** Every DPoP header value of the request (there must be exactly one, §4.3 check 1). */
   headers: string | string[] | undefined;
   method: string;
-  /** The request URI as the client addressed it (public URL); query and fragment are ignored. */
-  url: string;
+  /** The request URI as the client addressed it (public URL), or each name it has; query and fragment are ignored. */
+  url: string | readonly string[];
   /** At a resource server: the access token, whose hash must be in `ath` (§4.3 check 11). */
   accessToken?: string | undefined;
   /** Nonce policy: returns whether a proof's nonce is acceptable; absent means nonces are not used. */
@@ -83,7 +83,8 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
   if (typeof jti !== "string" || jti.length < 8 || jti.length > 256)
     throw new DpopProofError("the DPoP proof needs a jti");
   if (htm !== check.method) throw new DpopProofError("the DPoP proof htm does not match the request method");
-  if (typeof htu !== "string" || !sameTarget(htu, check.url)) {
+  const urls: readonly string[] = typeof check.url === "string" ? [check.url] : check.url;
+  if (typeof htu !== "string" || !urls.some((url) => sameTarget(htu, url))) {
     throw new DpopProofError("the DPoP proof htu does not match the request URI");
   }
   // §4.3 check 10 / §11.1: iat within the window, so a proof is only usable briefly.

@@ -17,15 +17,24 @@ export interface ResourceServerOptions {
   /** DPoP proof replay memory; share it (Redis) across replicas of the resource server. */
   replay?: ReplayCache;
   clockSkewMs?: number;
-  /** Extra check after verification (e.g. a revocation list); throw to refuse. */
+  /** Extra check after verification (e.g. a revocation list), on every request; throw to refuse. */
   check?: (claims: AccessTokenClaims) => Promise<void>;
   now?: () => number;
+  /**
+   * Remember a verified token's claims (signature, typ, issuer, audience, expiry) until it expires
+   * or 30 s pass, and never across a change of `generation()` (the key set changed: rotation or a
+   * revoked key). `check` and the DPoP proof still run on every request.
+   */
+  memo?: { generation: () => number } | undefined;
 }
 
 export interface ResourceRequest {
   method: string;
-  /** The URL the client called, as it addressed it (scheme, host, path). */
-  url: string;
+  /**
+   * The URL the client called, as it addressed it (scheme, host, path); several when the endpoint
+   * has several names (an RPC over native gRPC and over the HTTP edge), any of which a proof may name.
+   */
+  url: string | readonly string[];
   authorization: string | undefined;
   dpop: string | string[] | undefined;
 }
@@ -49,11 +58,15 @@ export class ResourceServerError extends Error {
   }
 }
 
+const MEMO_TTL_MS = 30_000;
+const MEMO_MAX = 20_000;
+
 export class ResourceServer {
   readonly #options: ResourceServerOptions;
   readonly #keys: JWTVerifyGetKey;
   readonly #replay: ReplayCache;
   readonly #now: () => number;
+  readonly #memo = new Map<string, { claims: AccessTokenClaims; until: number; generation: number }>();
 
   constructor(options: ResourceServerOptions) {
     this.#options = options;
@@ -68,18 +81,7 @@ export class ResourceServer {
     if (!match) throw new ResourceServerError("invalid_token", "an access token is required");
     const scheme = (match[1] as string).toLowerCase() === "dpop" ? "DPoP" : "Bearer";
     const token = match[2] as string;
-    let claims: AccessTokenClaims;
-    try {
-      claims = await verifyAccessToken(token, {
-        keys: this.#keys,
-        issuer: this.#options.issuer,
-        audience: this.#options.audience,
-        now: this.#now(),
-      });
-    } catch (error) {
-      if (error instanceof AccessTokenError) throw new ResourceServerError("invalid_token", error.message);
-      throw error;
-    }
+    const claims = await this.#claims(token);
     await this.#options.check?.(claims);
     const bound = claims.cnf?.jkt;
     if (!bound) {
@@ -107,5 +109,30 @@ export class ResourceServer {
       if (error instanceof DpopProofError) throw new ResourceServerError("invalid_dpop_proof", error.message);
       throw error;
     }
+  }
+
+  async #claims(token: string): Promise<AccessTokenClaims> {
+    const now = this.#now();
+    const memo = this.#options.memo;
+    const generation = memo?.generation() ?? 0;
+    const hit = memo && this.#memo.get(token);
+    if (hit && hit.until > now && hit.generation === generation) return hit.claims;
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifyAccessToken(token, {
+        keys: this.#keys,
+        issuer: this.#options.issuer,
+        audience: this.#options.audience,
+        now,
+      });
+    } catch (error) {
+      if (error instanceof AccessTokenError) throw new ResourceServerError("invalid_token", error.message);
+      throw error;
+    }
+    if (memo) {
+      if (this.#memo.size >= MEMO_MAX) this.#memo.clear();
+      this.#memo.set(token, { claims, until: Math.min(claims.exp * 1000, now + MEMO_TTL_MS), generation });
+    }
+    return claims;
   }
 }

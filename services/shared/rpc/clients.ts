@@ -12,18 +12,25 @@ import {
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context as otelContext, propagation } from "@opentelemetry/api";
 import { unavailable } from "../errors.ts";
+import { FORWARDED_FOR_HEADER, PEER } from "./access.ts";
 import type { BoundService } from "./grpc-server.ts";
+import type { TlsFiles } from "./mtls.ts";
 
 export class ServiceClients {
   readonly #local = new Map<string, BoundService>();
   readonly #remote: Map<string, string>;
+  readonly #tls: TlsFiles | undefined;
   readonly #transports = new Map<string, Transport>();
   /** One HTTP/2 session per remote address, shared by every service (and health check) behind it. */
-  readonly #remoteTransports = new Map<string, Transport>();
+  readonly #remoteTransports = new Map<string, { transport: Transport; generation: number }>();
 
-  /** `remote` maps a service's full name (mandate.v1.Signer) to its gRPC address (host:port). */
-  constructor(remote: Map<string, string>) {
+  /**
+   * `remote` maps a service's full name (mandate.v1.Signer) to its gRPC address (host:port); with
+   * `tls`, calls to other processes use mTLS and the server must be a service configured there.
+   */
+  constructor(remote: Map<string, string>, tls?: TlsFiles) {
     this.#remote = remote;
+    this.#tls = tls;
   }
 
   addLocal(bound: BoundService): void {
@@ -51,7 +58,8 @@ export class ServiceClients {
     if (local) {
       transport = createRouterTransport((router) => router.service(local.service, local.impl as never));
     } else if (address) {
-      transport = this.remoteTransport(address);
+      // Not cached here: the remote transport is renewed when the certificates change.
+      return this.remoteTransport(address);
     } else {
       throw unavailable(
         `${service.typeName} runs in another process but no address is configured: set services.<name> or MANDATE_<NAME>_ADDRESS`,
@@ -64,18 +72,32 @@ export class ServiceClients {
 
   /** The shared native-gRPC transport to another Mandate process at `address` (host:port). */
   remoteTransport(address: string): Transport {
-    let transport = this.#remoteTransports.get(address);
-    if (!transport) {
-      transport = createGrpcTransport({ baseUrl: `http://${address}` });
-      this.#remoteTransports.set(address, transport);
-    }
+    const tls = this.#tls;
+    const generation = tls?.generation ?? 0;
+    const cached = this.#remoteTransports.get(address);
+    if (cached && cached.generation === generation) return cached.transport;
+    const transport = tls
+      ? createGrpcTransport({
+          baseUrl: `https://${address}`,
+          nodeOptions: tls.clientOptions(this.#servicesAt(address)),
+        })
+      : createGrpcTransport({ baseUrl: `http://${address}` });
+    this.#remoteTransports.set(address, { transport, generation });
     return transport;
+  }
+
+  /** Short names of the services configured at an address: the identities its certificate may carry. */
+  #servicesAt(address: string): string[] {
+    return [...this.#remote]
+      .filter(([, at]) => at === address)
+      .map(([typeName]) => (typeName.split(".").at(-1) as string).toLowerCase());
   }
 }
 
 /**
  * An implementation that forwards every call to the service's client: what the edge registers for a
- * service hosted in another process, so gRPC-Web reaches the one real implementation there.
+ * service hosted in another process, so gRPC-Web reaches the one real implementation there. The
+ * caller's credentials and address travel with the call; the edge's own identity grants nothing.
  */
 export function forwardingImpl(service: DescService, clients: ServiceClients): object {
   const forwards: Record<string, unknown> = {};
@@ -85,6 +107,13 @@ export function forwardingImpl(service: DescService, clients: ServiceClients): o
       const call = client[method.localName] as (req: unknown, options: object) => unknown;
       const headers = new Headers();
       propagation.inject(otelContext.active(), headers, { set: (carrier, key, value) => carrier.set(key, value) });
+      // The caller's credentials go along; the process hosting the service checks them.
+      for (const name of ["authorization", "dpop"]) {
+        const value = context.requestHeader.get(name);
+        if (value !== null) headers.set(name, value);
+      }
+      // Always set: it also tells the other process that the edge's own identity must not count.
+      headers.set(FORWARDED_FOR_HEADER, context.values.get(PEER)?.address ?? "unknown");
       return call(request, { signal: context.signal, timeoutMs: context.timeoutMs(), headers });
     };
   }

@@ -4,15 +4,19 @@
 // v1alpha) over the same descriptors, message-size limits and graceful, draining shutdown.
 import { create, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { type ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { type ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { invalidArgument, toPublicError } from "../errors.ts";
+import { FORWARDED_FOR_HEADER, PEER, type Peer } from "./access.ts";
+import type { PeerIdentity } from "./mtls.ts";
 
 export interface GrpcServerOptions {
   maxReceiveMessageBytes: number;
   maxSendMessageBytes: number;
+  /** The Mandate service a verified client certificate names (mTLS); absent without TLS. */
+  peerIdentity?: PeerIdentity | undefined;
 }
 
 /** A bound service: its descriptor and its complete (wrapped) implementation. */
@@ -41,8 +45,8 @@ export function createGrpcServer(services: BoundService[], options: GrpcServerOp
       if (!fn) throw new Error(`${service.typeName}/${method.name} has no implementation`);
       handlers[method.localName] =
         method.methodKind === "server_streaming"
-          ? serverStreamingHandler(service, method, fn)
-          : unaryHandler(service, method, fn);
+          ? serverStreamingHandler(service, method, fn, options.peerIdentity)
+          : unaryHandler(service, method, fn, options.peerIdentity);
     }
     server.addService(definition as grpc.ServiceDefinition, handlers);
   }
@@ -50,9 +54,14 @@ export function createGrpcServer(services: BoundService[], options: GrpcServerOp
   return server;
 }
 
-export function bindGrpcServer(server: grpc.Server, host: string, port: number): Promise<number> {
+export function bindGrpcServer(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, credentials, (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),
     );
   });
@@ -94,17 +103,25 @@ function methodDefinition(service: DescService, method: DescMethod): grpc.Method
 
 type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
-function handlerContext(service: DescService, method: DescMethod, call: Call): HandlerContext {
+function handlerContext(
+  service: DescService,
+  method: DescMethod,
+  call: Call,
+  peerIdentity: PeerIdentity | undefined,
+): HandlerContext {
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
   const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
   const controller = new AbortController();
   call.on("cancelled", () => controller.abort(new Error("cancelled by the client or deadline exceeded")));
   const requestHeader = new Headers();
-  for (const [key, value] of Object.entries(call.metadata.getMap())) {
-    if (typeof value === "string") requestHeader.append(key, value);
+  // Every value of every text key: a repeated header (two DPoP proofs) must stay visible to the checks.
+  for (const [key, values] of Object.entries(call.metadata.toJSON())) {
+    if (key.endsWith("-bin")) continue;
+    for (const value of values) if (typeof value === "string") requestHeader.append(key, value);
   }
   return createHandlerContext({
+    contextValues: createContextValues().set(PEER, peerOf(call, requestHeader, peerIdentity)),
     service,
     method,
     protocolName: "grpc",
@@ -114,6 +131,20 @@ function handlerContext(service: DescService, method: DescMethod, call: Call): H
     requestSignal: controller.signal,
     requestHeader,
   });
+}
+
+/** The transport's facts about the caller: its address and, with mTLS, the Mandate service it is. */
+function peerOf(call: Call, header: Headers, peerIdentity: PeerIdentity | undefined): Peer {
+  const certificate = call.getAuthContext()?.sslPeerCertificate;
+  const service = certificate && peerIdentity ? peerIdentity(certificate) : undefined;
+  // grpc-js reports "<remote address>:<port>" (IPv6 unbracketed), or "unknown".
+  const raw = call.getPeer();
+  const socket = raw.includes(":") ? raw.slice(0, raw.lastIndexOf(":")) : undefined;
+  // Only another Mandate service (the edge) may say on whose behalf it calls.
+  const forwardedFor = header.get(FORWARDED_FOR_HEADER);
+  const forwarded = forwardedFor !== null;
+  const address = service && forwarded && forwardedFor !== "unknown" ? forwardedFor : socket;
+  return { transport: "grpc", address, service, forwarded };
 }
 
 function rejectMalformed(request: unknown): void {
@@ -134,9 +165,10 @@ function unaryHandler(
   service: DescService,
   method: DescMethod,
   fn: (req: unknown, ctx: HandlerContext) => unknown,
+  peerIdentity: PeerIdentity | undefined,
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const context = handlerContext(service, method, call);
+    const context = handlerContext(service, method, call, peerIdentity);
     Promise.resolve()
       .then(() => {
         rejectMalformed(call.request);
@@ -153,9 +185,10 @@ function serverStreamingHandler(
   service: DescService,
   method: DescMethod,
   fn: (req: unknown, ctx: HandlerContext) => unknown,
+  peerIdentity: PeerIdentity | undefined,
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return async (call) => {
-    const context = handlerContext(service, method, call);
+    const context = handlerContext(service, method, call, peerIdentity);
     try {
       rejectMalformed(call.request);
       for await (const message of fn(call.request, context) as AsyncIterable<unknown>) {
@@ -164,7 +197,8 @@ function serverStreamingHandler(
       }
       call.end();
     } catch (error) {
-      if (!call.cancelled) call.destroy(toServiceError(error));
+      // grpc-js ends a server stream with a status through an 'error' event (destroy() would drop it).
+      if (!call.cancelled) call.emit("error", toServiceError(error));
     }
   };
 }
@@ -173,6 +207,8 @@ function serverStreamingHandler(
 export function toServiceError(error: unknown): grpc.ServiceError {
   const { error: publicError } = toPublicError(error);
   const metadata = new grpc.Metadata();
+  // Response metadata the error carries (www-authenticate, retry-after) travels as trailers.
+  for (const [key, value] of publicError.metadata) metadata.set(key, value);
   const details = detailsOf(publicError);
   const status = create(StatusSchema, { code: publicError.code, message: publicError.rawMessage, details });
   metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));

@@ -1,6 +1,8 @@
 // One implementation per RPC, shared by every transport. A service module returns a partial
 // Connect `ServiceImpl`; `wrapService` turns it into the complete implementation both the native
 // gRPC server (grpc-js) and the HTTP edge (Connect, gRPC-Web) register:
+//   who may call, from the method's (mandate.v1.access) rule  -> UNAUTHENTICATED / PERMISSION_DENIED
+//     (first, before anything in the request is looked at; see access.ts)
 //   request validation from the proto's buf.validate rules  -> INVALID_ARGUMENT naming the field
 //   tenant must be registered                                -> NOT_FOUND
 //   server-side default deadline                             -> DEADLINE_EXCEEDED
@@ -14,6 +16,7 @@ import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatus
 import { Code, ConnectError, invalidArgument, notFound, toPublicError, unimplemented } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { histogram, tracer } from "../telemetry.ts";
+import { type AccessGate, type AccessRule, accessRuleOf, CALLER, type ClientAuthenticatorHook } from "./access.ts";
 
 /** What a service module provides: its descriptor and the methods it implements so far. */
 export interface ServiceModule<S extends DescService = DescService> {
@@ -23,6 +26,8 @@ export interface ServiceModule<S extends DescService = DescService> {
   lifecycle?: Lifecycle | undefined;
   /** HTTP endpoints the service serves at the edge besides its RPCs (the OAuth server); false: not mine. */
   http?: HttpHandler | undefined;
+  /** Authenticates the OAuth client named in a request, for methods whose access rule says so. */
+  authenticateClient?: ClientAuthenticatorHook | undefined;
 }
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
@@ -49,6 +54,8 @@ export interface WrapOptions {
   logger: Logger;
   tenants: TenantLookup | undefined;
   defaultDeadlineMs: number;
+  /** Who may call: the network gate for transports, IN_PROCESS for the in-memory one. */
+  access: AccessGate;
   validator?: Validator;
 }
 
@@ -68,22 +75,38 @@ export function wrapService<S extends DescService>(module: ServiceModule<S>, opt
   for (const method of module.service.methods) {
     const impl = (module.impl as Record<string, AnyImpl | undefined>)[method.localName];
     const path = `${module.service.typeName}/${method.name}`;
+    const rule: AccessRule | undefined = accessRuleOf(method);
+    // Default deny, decided when the service is built: a method without an access rule never serves.
+    if (!rule) throw new Error(`${path} declares no (mandate.v1.access) option: say who may call it in proto/`);
     const core: AnyImpl = impl ?? (() => Promise.reject(unimplemented(path)));
-    const admit = async (request: unknown) => {
+    const admit = async (request: unknown, context: HandlerContext) => {
+      const args = { method, rule, request, context, authenticateClient: module.authenticateClient };
+      const caller = await options.access.admit(args);
+      context.values.set(CALLER, caller);
       validateRequest(validator, method.input, request);
       await requireTenant(options.tenants, module.service, request);
+      return rule.exposure === "admin" && rule.readOnly && options.access.audited
+        ? () => options.access.audited?.(args, caller)
+        : undefined;
     };
     if (method.methodKind === "unary") {
       wrapped[method.localName] = (request, context) =>
         observe(path, context, options.logger, async () => {
-          await admit(request);
-          return withDeadline(Promise.resolve(core(request, context)), context, options.defaultDeadlineMs);
+          const audit = await admit(request, context);
+          const response = await withDeadline(
+            Promise.resolve(core(request, context)),
+            context,
+            options.defaultDeadlineMs,
+          );
+          await audit?.();
+          return response;
         });
     } else if (method.methodKind === "server_streaming") {
       wrapped[method.localName] = (request, context) =>
         (async function* () {
           try {
-            await admit(request);
+            const audit = await admit(request, context);
+            await audit?.();
             yield* core(request, context) as AsyncIterable<unknown>;
           } catch (error) {
             const { error: publicError, internal } = toPublicError(error);

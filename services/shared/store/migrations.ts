@@ -279,6 +279,12 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    "0006_tenant_default_resources": {
+      async up(db: Kysely<unknown>) {
+        // RFC 8707 resources a tenant's clients may target when they register none of their own.
+        await db.schema.alterTable("tenants").addColumn("default_resources", "text").execute();
+      },
+    },
   };
 }
 

@@ -8,6 +8,8 @@ export interface TenantsTable {
   created_at: number;
   /** JWS algorithm for token keys; null: the deployment default. */
   token_signing_alg: string | null;
+  /** JSON array of resource indicators (RFC 8707) a client without its own `resources` may target; null: none. */
+  default_resources?: string | null;
 }
 
 /**

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
 import { InvalidDpopProof, InvalidGrant } from "../errors.ts";
 import { verifyCodeVerifier } from "../pkce.ts";
-import { narrowResources, parseResources } from "../rfc8707.ts";
+import { narrowResources, parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
 import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./grant-tokens.ts";
@@ -21,11 +21,13 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
     const row = await grants.findCode(scoped.db as never, handleHash(code));
     if (!row) throw new InvalidGrant("the authorization code is invalid");
     const request = row.request;
+    // RFC 6749 §4.1.3 / RFC 9700 §4.5.3.1: the code must belong to the authenticated client — checked
+    // before replay handling, so another client presenting a used code cannot revoke the owner's grant.
+    // Same answer as an unknown code: nothing about codes of other clients is revealed.
+    if (row.client_id !== client.clientId) throw new InvalidGrant("the authorization code is invalid");
     // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes what it was redeemed for (below).
     if (row.consumed_at !== null) throw new CodeReplayed("the authorization code was already used");
     if (row.expires_at <= now) throw new InvalidGrant("the authorization code has expired");
-    if (row.client_id !== client.clientId)
-      throw new InvalidGrant("the authorization code was issued to another client");
     // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
     if (params.get("redirect_uri") !== request.redirectUri) {
       throw new InvalidGrant("redirect_uri does not match the authorization request");
@@ -36,6 +38,8 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
       throw new InvalidDpopProof("the DPoP proof key does not match the dpop_jkt of the authorization request");
     }
     const audience = narrowResources(parseResources(params.all("resource")), request.resources);
+    // RFC 8707 §2: still a resource the client may target (an administrator may have narrowed it since).
+    requirePermittedResources(audience, await services.resources.allowedFor(client));
     const grant = {
       id: randomUUID(),
       clientId: client.clientId,

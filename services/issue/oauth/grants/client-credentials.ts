@@ -1,6 +1,6 @@
 // RFC 6749 §4.4: the client acts on its own behalf; `sub` is the client (RFC 9068 §2.2).
 import { randomUUID } from "node:crypto";
-import { parseResources } from "../rfc8707.ts";
+import { parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { grantableScopes, parseScope } from "../scopes.ts";
 import { clientOnly, mintAccessToken } from "../tokens.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
@@ -13,6 +13,8 @@ export async function clientCredentialsGrant(context: GrantContext): Promise<Tok
     ? grantableScopes(requested, client.metadata.scope, false)
     : parseScope(client.metadata.scope);
   const audience = parseResources(params.all("resource"));
+  // RFC 8707 §2: only resources this client may target (its own list, else the tenant default).
+  requirePermittedResources(audience, await services.resources.allowedFor(client));
   const token = await mintAccessToken(services.signing, {
     tenant: urls.tenant,
     issuer: urls.issuer,

@@ -2,7 +2,7 @@
 // presenting a spent token means it leaked, so the whole family is revoked (reuse detection).
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
 import { InvalidDpopProof, InvalidGrant, InvalidScope } from "../errors.ts";
-import { narrowResources, parseResources } from "../rfc8707.ts";
+import { narrowResources, parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { parseScope } from "../scopes.ts";
 import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
@@ -42,6 +42,8 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
     if (outside.length > 0) throw new InvalidScope(`scope not granted: ${outside.join(" ")}`);
     const scope = requested.length ? requested : grant.scope;
     const audience = narrowResources(parseResources(params.all("resource")), grant.resources);
+    // RFC 8707 §2: still a resource the client may target (an administrator may have narrowed it since).
+    requirePermittedResources(audience, await services.resources.allowedFor(client));
     const minted = await mintGrantTokens(context, {
       grant,
       scope,

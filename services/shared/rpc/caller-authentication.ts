@@ -1,0 +1,307 @@
+// The network AccessGate: every call on native gRPC and at the HTTP edge passes here before its
+// request is validated. Callers authenticate with an access token Mandate issued for its own API
+// (`aud` = api.audience), verified by the resource-server library exactly as a resource server
+// would (signature by the issuing tenant's keys, typ, iss, aud, exp, revocation, DPoP binding with
+// the RPC's URL as `htu`), or — for INTERNAL methods — as a Mandate service by their mTLS identity.
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Kysely } from "kysely";
+import type { Config } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import { ClientAddresses } from "../net/client-ip.ts";
+import type { CachedKeySet } from "../oauth/access-token.ts";
+import { type ClientQuotas, quotaKey } from "../oauth/client-quota.ts";
+import { DPOP_ALGORITHMS } from "../oauth/dpop.ts";
+import { GrantStore } from "../oauth/grant-store.ts";
+import { issuerUrl } from "../oauth/issuer.ts";
+import { API_SCOPES, PLATFORM_TENANT } from "../oauth/mandate-api.ts";
+import type { ReplayCache } from "../oauth/replay.ts";
+import { ResourceServer, ResourceServerError } from "../oauth/resource-server.ts";
+import type { RateDecision, RateLimiter } from "../rate-limit.ts";
+import type { Database } from "../store/schema.ts";
+import type { Store } from "../store/store.ts";
+import {
+  type AccessGate,
+  type AccessRule,
+  type AdmitArgs,
+  auditedCaller,
+  type Caller,
+  PEER,
+  type Peer,
+  permissionDenied,
+  rateLimited,
+  requestTenant,
+  tenantOfIssuer,
+  unauthenticatedCaller,
+} from "./access.ts";
+import type { TenantLookup } from "./service.ts";
+
+/** The abuse limits the gate applies; absent: none. */
+export interface CallerLimits {
+  /** One more unauthenticated call (refused, or to an anonymous method) from this address. */
+  unauthenticated(address: string): Promise<RateDecision>;
+  /** One more call by this client, when it has an opt-in quota (a client's `rate_limit`). */
+  client(tenant: string, clientId: string): Promise<RateDecision>;
+}
+
+const ALLOWED: RateDecision = { allowed: true, retryAfterSeconds: 0 };
+
+/**
+ * The deployment's limits: unauthenticated RPCs per client address (`rateLimits.unauthenticatedRpc`,
+ * on unless `rateLimits.enabled` is false), and each client's opt-in quota, in the same bucket its
+ * token requests use (so a quota is one budget across HTTP and RPC).
+ */
+export function callerLimits(config: Config, limiter: RateLimiter, quotas: ClientQuotas | undefined): CallerLimits {
+  return {
+    unauthenticated: (address) =>
+      config.rateLimits.enabled
+        ? limiter.take(`rpc-unauthenticated:${ClientAddresses.limitKey(address)}`, config.rateLimits.unauthenticatedRpc)
+        : Promise.resolve(ALLOWED),
+    client: async (tenant, clientId) => {
+      const rule = await quotas?.rule(tenant, clientId);
+      return rule ? limiter.take(quotaKey(tenant, clientId), rule) : ALLOWED;
+    },
+  };
+}
+
+export interface CallerAuthenticationOptions {
+  config: Config;
+  /** Absent in a process that hosts no service (the edge alone): token callers are then refused. */
+  store: Store | undefined;
+  tenants: TenantLookup | undefined;
+  /** Each tenant's token-signing keys, cached around the Signer's JWKS. */
+  keys: (tenant: string) => CachedKeySet;
+  replay: ReplayCache;
+  limits?: CallerLimits | undefined;
+  logger: Logger;
+  now: () => number;
+}
+
+const NO_PEER: Peer = { transport: "grpc", address: undefined, service: undefined, forwarded: false };
+const ALGS = DPOP_ALGORITHMS.join(" ");
+const CHALLENGE = `Bearer realm="mandate", DPoP realm="mandate", algs="${ALGS}"`;
+
+export class CallerAuthentication implements AccessGate {
+  readonly #options: CallerAuthenticationOptions;
+  readonly #servers = new Map<string, ResourceServer>();
+  /** Base URLs under which callers address RPCs (the edge, native gRPC): DPoP `htu` may name either. */
+  #bases: string[];
+
+  constructor(options: CallerAuthenticationOptions) {
+    this.#options = options;
+    this.#bases = [options.config.publicBaseUrl];
+  }
+
+  /** Native gRPC's base URL, once its port is known (grpc.publicUrl when configured). */
+  addBaseUrl(url: string): void {
+    if (!this.#bases.includes(url)) this.#bases.push(url.replace(/\/+$/, ""));
+  }
+
+  async admit({ method, rule, request, context, authenticateClient }: AdmitArgs): Promise<Caller> {
+    const peer = context.values.get(PEER) ?? NO_PEER;
+    const path = `${method.parent.typeName}/${method.name}`;
+    // Calls the edge forwards act for an outside caller: the edge's own identity grants nothing.
+    const service = peer.forwarded ? undefined : peer.service;
+    if (service && rule.services.includes(service)) return { kind: "service", service };
+    const authorization = context.requestHeader.get("authorization");
+    if (rule.exposure === "internal") {
+      const allowed = rule.services.join(", ");
+      if (service || authorization) {
+        throw permissionDenied(
+          `${path} is internal to Mandate: only its ${allowed} service may call it${service ? `, not "${service}"` : ""}`,
+          "INTERNAL_METHOD",
+        );
+      }
+      throw await this.#refused(
+        peer,
+        unauthenticatedCaller(
+          `${path} is internal to Mandate: only its ${allowed} service may call it, with its mTLS certificate`,
+          "SERVICE_IDENTITY_REQUIRED",
+          CHALLENGE,
+        ),
+      );
+    }
+    if (rule.anonymous) {
+      // Health checks come from load balancers every few seconds; everything else counts.
+      if (method.parent.typeName !== "grpc.health.v1.Health") await this.#countAnonymous(peer);
+      return { kind: "anonymous" };
+    }
+    if (rule.clientAuthentication) return this.#client(path, peer, request, authenticateClient);
+    if (!authorization) {
+      throw await this.#refused(
+        peer,
+        unauthenticatedCaller(
+          `${path} needs an access token: send "authorization: Bearer <token>" (or "DPoP <token>" with a DPoP proof) ` +
+            `for the resource ${this.#options.config.api.audience}, from your tenant's token endpoint`,
+          "CREDENTIALS_REQUIRED",
+          CHALLENGE,
+        ),
+      );
+    }
+    const caller = await this.#token(path, peer, authorization, context.requestHeader.get("dpop") ?? undefined);
+    authorize(path, rule, caller, request);
+    const limits = this.#options.limits;
+    if (limits) {
+      const decision = await limits.client(caller.tenant, caller.clientId);
+      if (!decision.allowed) {
+        throw rateLimited(`client "${caller.clientId}" is over its rate limit`, decision.retryAfterSeconds);
+      }
+    }
+    return caller;
+  }
+
+  async audited({ method, request }: AdmitArgs, caller: Caller): Promise<void> {
+    const { store, tenants, now } = this.#options;
+    const tenant = requestTenant(request) || PLATFORM_TENANT;
+    if (!store || !(await tenants?.exists(tenant))) return;
+    const scoped = store.forTenant(tenant);
+    const { by, parties } = auditedCaller(caller);
+    const event = {
+      eventId: randomUUID(),
+      type: "admin.read.v1",
+      payload: { method: `${method.parent.typeName}/${method.name}`, by },
+      parties,
+    };
+    await scoped.transaction((tx) => scoped.recordEvent(tx, event, now()));
+  }
+
+  async #token(
+    path: string,
+    peer: Peer,
+    authorization: string,
+    dpop: string | undefined,
+  ): Promise<Extract<Caller, { kind: "token" }>> {
+    const { config } = this.#options;
+    const token = /^(?:Bearer|DPoP) (.+)$/i.exec(authorization)?.[1] ?? "";
+    const tenant = tenantOfIssuer(config.publicBaseUrl, token);
+    if (!tenant || !this.#options.store || !(await this.#options.tenants?.exists(tenant))) {
+      throw await this.#refused(
+        peer,
+        unauthenticatedCaller(
+          "the access token was not issued by an issuer of this Mandate",
+          "INVALID_TOKEN",
+          `Bearer realm="mandate", error="invalid_token", error_description="unknown issuer", DPoP algs="${ALGS}"`,
+        ),
+      );
+    }
+    const urls = this.#bases.map((base) => `${base}/${path}`);
+    try {
+      const claims = await this.#server(tenant).verify({ method: "POST", url: urls, authorization, dpop });
+      const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
+      return {
+        kind: "token",
+        tenant,
+        platformAdmin: tenant === PLATFORM_TENANT && scopes.has(API_SCOPES.admin),
+        clientId: claims.client_id,
+        subject: claims.sub,
+        scopes,
+        tokenId: claims.jti,
+        dpopJkt: claims.dpopJkt,
+      };
+    } catch (error) {
+      if (!(error instanceof ResourceServerError)) throw error;
+      const reason = error.error === "invalid_token" ? "INVALID_TOKEN" : "INVALID_DPOP_PROOF";
+      throw await this.#refused(peer, unauthenticatedCaller(error.message, reason, error.wwwAuthenticate));
+    }
+  }
+
+  /** One resource-server verifier per issuing tenant, over that tenant's keys. */
+  #server(tenant: string): ResourceServer {
+    let server = this.#servers.get(tenant);
+    if (!server) {
+      const { config, store, replay, now } = this.#options;
+      const keys = this.#options.keys(tenant);
+      const grants = new GrantStore(tenant);
+      server = new ResourceServer({
+        issuer: issuerUrl(config.publicBaseUrl, tenant),
+        audience: config.api.audience,
+        keys: keys.getKey,
+        replay,
+        clockSkewMs: config.oauth.clockSkew,
+        now,
+        memo: { generation: () => keys.generation },
+        // RFC 7009 §2: a revoked token is refused at once, not at its expiry.
+        check: async (claims) => {
+          const db = (store as Store).forTenant(tenant).db as Kysely<Database>;
+          if (await grants.isAccessTokenRevoked(db, claims.jti)) {
+            throw new ResourceServerError("invalid_token", "the access token has been revoked");
+          }
+        },
+      });
+      this.#servers.set(tenant, server);
+    }
+    return server;
+  }
+
+  async #client(
+    path: string,
+    peer: Peer,
+    request: unknown,
+    authenticate: AdmitArgs["authenticateClient"],
+  ): Promise<Caller> {
+    const tenant = requestTenant(request);
+    const refusal = (message: string) =>
+      unauthenticatedCaller(message, "CLIENT_AUTHENTICATION_FAILED", 'Basic realm="mandate"');
+    if (!authenticate || !tenant || !(await this.#options.tenants?.exists(tenant))) {
+      throw await this.#refused(peer, refusal(`${path}: client authentication failed`));
+    }
+    try {
+      const rpcUrl = `${this.#options.config.publicBaseUrl}/${path}`;
+      const { clientId } = await authenticate(tenant, request, { rpcUrl, address: peer.address });
+      return { kind: "client", tenant, clientId };
+    } catch (error) {
+      if (error instanceof ConnectError && error.code === Code.ResourceExhausted) throw error;
+      const message = error instanceof Error ? error.message : "client authentication failed";
+      throw await this.#refused(peer, refusal(`${path}: ${message}`));
+    }
+  }
+
+  /** Counts a refused call against the caller's address; past the limit the answer is RESOURCE_EXHAUSTED. */
+  async #refused(peer: Peer, error: Error): Promise<Error> {
+    const limits = this.#options.limits;
+    if (!limits || !peer.address) return error;
+    const decision = await limits.unauthenticated(peer.address);
+    return decision.allowed
+      ? error
+      : rateLimited("too many unauthenticated calls from this address", decision.retryAfterSeconds);
+  }
+
+  async #countAnonymous(peer: Peer): Promise<void> {
+    const limits = this.#options.limits;
+    if (!limits || !peer.address) return;
+    const decision = await limits.unauthenticated(peer.address);
+    if (!decision.allowed) {
+      throw rateLimited("too many unauthenticated calls from this address", decision.retryAfterSeconds);
+    }
+  }
+}
+
+/** Scope, tenant and platform checks for a token caller; PERMISSION_DENIED names what is missing. */
+function authorize(path: string, rule: AccessRule, caller: Extract<Caller, { kind: "token" }>, request: unknown) {
+  if (rule.platform) {
+    if (caller.platformAdmin) return;
+    throw permissionDenied(
+      `${path} acts on the whole deployment: it needs a platform-admin token (scope ${API_SCOPES.admin} from the "${PLATFORM_TENANT}" tenant's issuer)`,
+      "PLATFORM_ADMIN_REQUIRED",
+      [API_SCOPES.admin],
+    );
+  }
+  if (caller.platformAdmin) return;
+  const tenant = requestTenant(request);
+  if (tenant !== caller.tenant) {
+    throw permissionDenied(
+      `a token of tenant "${caller.tenant}" cannot act on ${tenant ? `tenant "${tenant}"` : "a request that names no tenant"}`,
+      "TENANT_MISMATCH",
+    );
+  }
+  const granted =
+    rule.scopes.some((scope) => caller.scopes.has(scope)) ||
+    (rule.exposure === "admin" && caller.scopes.has(API_SCOPES.tenantAdmin));
+  if (!granted) {
+    throw permissionDenied(
+      `${path} needs a token with one of the scopes ${rule.scopes.join(", ")}`,
+      "INSUFFICIENT_SCOPE",
+      rule.scopes,
+    );
+  }
+}

@@ -1,6 +1,7 @@
 // Unary RPC throughput and latency, loopback only, one run:
 //   baseline     a bare @grpc/grpc-js server whose GetTenant handler returns a fixed response (no work)
-//   mandate-grpc Mandate's native gRPC server, mandate.v1.Tenants/GetTenant backed by the store (SQLite)
+//   mandate-grpc Mandate's native gRPC server, mandate.v1.Tenants/GetTenant backed by the store (SQLite),
+//                called with a tenant administrator's Bearer token (the access gate runs on every call)
 //   mandate-web  the same RPC through Mandate's HTTP edge over gRPC-Web (HTTP/1.1)
 // Every target is driven by the same Connect client library (connect-node) at a fixed concurrency, so
 // only the server differs between baseline and mandate-grpc. Clients and servers share this process.
@@ -11,13 +12,15 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
+import { Issue } from "../gen/mandate/v1/issue_pb.js";
 import {
   type GetTenantRequest,
   GetTenantRequestSchema,
@@ -26,7 +29,7 @@ import {
   Tenants,
 } from "../gen/mandate/v1/tenants_pb.js";
 import { startMandate } from "../services/runtime/start.ts";
-import { loadConfig, SERVICE_NAMES } from "../services/shared/config.ts";
+import { loadConfig, SERVICE_NAMES, withHttpPort } from "../services/shared/config.ts";
 import { createLogger } from "../services/shared/logger.ts";
 import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
@@ -90,6 +93,41 @@ async function startBaseline(): Promise<{ port: number; stop(): Promise<void> }>
   };
 }
 
+/** A port free on HOST right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once("error", reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A client-credentials token of a new tenant-admin client of the demo tenant, for Mandate's API. */
+async function tenantAdminToken(
+  mandate: Awaited<ReturnType<typeof startMandate>>,
+  base: string,
+  audience: string,
+): Promise<string> {
+  const scope = "mandate:tenant-admin";
+  const { client, clientSecret } = await mandate.clients.get(Issue).createClient({
+    tenant: TENANT,
+    metadata: { grantTypes: ["client_credentials"], scope, resources: [audience] },
+  });
+  const response = await fetch(`${base}/t/${TENANT}/oauth2/token`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      authorization: `Basic ${Buffer.from(`${client?.clientId}:${clientSecret}`).toString("base64")}`,
+    },
+    body: new URLSearchParams({ grant_type: "client_credentials", scope, resource: audience }),
+  });
+  if (response.status !== 200) throw new Error(`admin token: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { access_token: string }).access_token;
+}
+
 async function measure(
   target: string,
   description: string,
@@ -134,19 +172,23 @@ async function main(): Promise<void> {
   const sessions: Http2SessionManager[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: settings.concurrency });
   try {
-    const config = loadConfig({
-      env: {},
-      overrides: {
-        "http.host": HOST,
-        "http.port": 0,
-        "grpc.host": HOST,
-        "grpc.port": 0,
-        "database.url": `sqlite:${join(dir, "db.sqlite")}`,
-        "log.level": "silent",
-        "signer.software.kek": randomBytes(32).toString("base64url"),
-        shutdownGraceMs: 2000,
-      },
-    });
+    // The edge's port is chosen first, so the issuers (and the API audience) name it.
+    const config = withHttpPort(
+      loadConfig({
+        env: {},
+        overrides: {
+          "http.host": HOST,
+          "http.port": 0,
+          "grpc.host": HOST,
+          "grpc.port": 0,
+          "database.url": `sqlite:${join(dir, "db.sqlite")}`,
+          "log.level": "silent",
+          "signer.software.kek": randomBytes(32).toString("base64url"),
+          shutdownGraceMs: 2000,
+        },
+      }),
+      await freePort(),
+    );
     mandate = await startMandate({
       config,
       logger: createLogger("silent"),
@@ -158,10 +200,19 @@ async function main(): Promise<void> {
     });
     if (mandate.grpcPort === undefined || mandate.httpPort === undefined) throw new Error("Mandate did not listen");
 
+    // Mandate's RPCs need a caller token: a tenant administrator's, sent as Bearer (the baseline ignores it).
+    const authorization = `Bearer ${await tenantAdminToken(mandate, config.publicBaseUrl, config.api.audience)}`;
+    const withToken: Interceptor = (next) => (request) => {
+      request.header.set("authorization", authorization);
+      return next(request);
+    };
     const grpcClient = (port: number) => {
       const sessionManager = new Http2SessionManager(`http://${HOST}:${port}`);
       sessions.push(sessionManager);
-      return createClient(Tenants, createGrpcTransport({ baseUrl: `http://${HOST}:${port}`, sessionManager }));
+      return createClient(
+        Tenants,
+        createGrpcTransport({ baseUrl: `http://${HOST}:${port}`, sessionManager, interceptors: [withToken] }),
+      );
     };
     const targets: Array<[string, string, Client<typeof Tenants>]> = [
       ["baseline", `bare grpc-js, fixed response (gRPC h2 :${baseline.port})`, grpcClient(baseline.port)],
@@ -179,6 +230,7 @@ async function main(): Promise<void> {
             baseUrl: `http://${HOST}:${mandate.httpPort}`,
             httpVersion: "1.1",
             nodeOptions: { agent },
+            interceptors: [withToken],
           }),
         ),
       ],

@@ -3,7 +3,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../shared/logger.ts";
 import type { ClientAddresses } from "../shared/net/client-ip.ts";
@@ -11,6 +10,7 @@ import { accessRuleOf, PEER } from "../shared/rpc/access.ts";
 import type { BoundService } from "../shared/rpc/grpc-server.ts";
 import type { HttpHandler } from "../shared/rpc/service.ts";
 import { histogram, tracer } from "../shared/telemetry.ts";
+import { createRpcAdapter } from "./rpc-adapter.ts";
 
 export interface EdgeOptions {
   host: string;
@@ -44,7 +44,7 @@ const httpDuration = histogram("http.server.request.duration", {
 
 export async function startEdge(options: EdgeOptions): Promise<Edge> {
   const shutdown = new AbortController();
-  const rpc = connectNodeAdapter({
+  const rpc = createRpcAdapter({
     routes(router) {
       for (const { service, impl } of options.services) {
         for (const method of service.methods) {
@@ -54,21 +54,18 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
         }
       }
     },
+    readMaxBytes: options.maxRequestBytes,
+    shutdownSignal: shutdown.signal,
     contextValues: (req) =>
       createContextValues().set(PEER, {
         transport: "edge",
-        address: options.clientAddresses
-          ? options.clientAddresses.of(req as IncomingMessage)
-          : req.socket.remoteAddress,
+        address: options.clientAddresses ? options.clientAddresses.of(req) : req.socket.remoteAddress,
         service: undefined,
         forwarded: false,
       }),
-    grpcWeb: true,
-    connect: true,
-    grpc: false,
-    readMaxBytes: options.maxRequestBytes,
-    shutdownSignal: shutdown.signal,
-    fallback: (_req, res) => sendJson(res as ServerResponse, 404, { error: "not_found", message: "no such endpoint" }),
+    fallback: (_req, res) => sendJson(res, 404, { error: "not_found", message: "no such endpoint" }),
+    onFailure: (error, method) =>
+      options.logger.error({ err: error, rpc: `${method.parent.typeName}/${method.name}` }, "rpc response failed"),
   });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -83,7 +80,7 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
       options.jwks && (req.method === "GET" || req.method === "HEAD") ? JWKS_PATH.exec(url.pathname)?.[1] : undefined;
     if (jwksTenant && options.jwks) return serveJwks(res, jwksTenant, options.jwks);
     for (const http of options.http ?? []) if (await http(req, res)) return;
-    return rpc(req as never, res as never);
+    return rpc(req, res);
   };
 
   const server = createServer((req, res) => {

@@ -11,6 +11,8 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { Audit } from "../../gen/mandate/v1/audit_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { bearerToken } from "../../services/cli/credentials.ts";
 import { SERVICE_DESCRIPTORS } from "../../services/runtime/start.ts";
@@ -361,6 +363,30 @@ describe("every RPC, every credential, both transports", () => {
       await expect(createClient(Health, transport).check({ service: "" })).resolves.toBeTruthy();
     });
   }
+
+  it("records every admin action in the tenant's audit log with its caller", async () => {
+    const address = server.process.summary.grpc as string;
+    const { readAdminCredentials } = await import("../../services/runtime/admin-bootstrap.ts");
+    const adminId = readAdminCredentials(server.process.adminFile)?.client_id;
+    const issue = adminClient(Issue, address, server.process.adminFile);
+    const { client } = await issue.createClient({ tenant: "demo", metadata: { grantTypes: ["client_credentials"] } });
+    await issue.getClient({ tenant: "demo", clientId: client?.clientId as string });
+    await issue.deleteClient({ tenant: "demo", clientId: client?.clientId as string });
+    const audit = adminClient(Audit, address, server.process.adminFile);
+    const types = ["client.created.v1", "client.deleted.v1", "admin.read.v1"];
+    let found: Array<{ type: string; by: unknown }> = [];
+    for (let attempt = 0; attempt < 50 && found.length < 3; attempt++) {
+      const { entries } = await audit.query({ tenant: "demo", types, page: { pageSize: 500 } });
+      found = entries
+        .map((e) => ({ type: e.event?.type ?? "", details: e.event?.details as Record<string, unknown> | undefined }))
+        .filter((e) => JSON.stringify(e.details).includes(client?.clientId as string) || e.type === "admin.read.v1")
+        .map((e) => ({ type: e.type, by: e.details?.by }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    for (const type of types) {
+      expect(found.find((e) => e.type === type)?.by, type).toMatchObject({ tenant: "platform", client_id: adminId });
+    }
+  });
 
   it("refuses an expired token on both transports", async () => {
     // RFC 9068 §4 / RFC 7519 §4.1.4, with the verifier's few seconds of clock tolerance.

@@ -239,6 +239,31 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     raw.close();
   });
 
+  it("answers an undecodable binary body at the edge with INVALID_ARGUMENT, never 500", async () => {
+    const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    const url = `${d().httpUrl}/mandate.v1.Tenants/GetTenant`;
+    const connect = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/proto" },
+      body: garbage,
+    });
+    expect(connect.status).toBe(400);
+    expect(await connect.json()).toMatchObject({ code: "invalid_argument" });
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, garbage.length]), garbage]);
+    const web = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto" },
+      body: frame,
+    });
+    expect(web.headers.get("grpc-status")).toBe(String(grpc.status.INVALID_ARGUMENT));
+    const cut = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto" },
+      body: frame.subarray(0, 3),
+    });
+    expect(cut.headers.get("grpc-status")).toBe(String(grpc.status.INVALID_ARGUMENT));
+  });
+
   it("honours the caller's deadline", async () => {
     const error = await expectGrpcError(
       asAdmin(tenants, "Tenants", "GetTenant", { tenant: "demo" }, { deadline: Date.now() - 1 }),

@@ -1,7 +1,7 @@
 // DPoP proof validation (RFC 9449 §4.3), shared by the token endpoint, introspection and the
 // resource-server library. Returns the proof key's RFC 7638 thumbprint for binding (§6.1).
 import { createHash } from "node:crypto";
-import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors, type JWK, jwtVerify } from "jose";
+import { decodeProtectedHeader, errors, importJWK, type JWK, jwtVerify } from "jose";
 import type { ReplayCache } from "./replay.ts";
 
 /** Asymmetric algorithms only (§4.3 check 5: never `none`, never a MAC). */
@@ -57,7 +57,7 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
   } catch {
     throw new DpopProofError("the DPoP proof is not a JWS");
   }
-  // §4.3 checks 4-6: typ, an allowed asymmetric alg, and a public jwk (EmbeddedJWK refuses private keys).
+  // §4.3 checks 4-6: typ, an allowed asymmetric alg, and a public jwk (no private members).
   if (header.typ !== "dpop+jwt") throw new DpopProofError('the DPoP proof typ must be "dpop+jwt"');
   if (!(DPOP_ALGORITHMS as readonly string[]).includes(header.alg ?? "")) {
     throw new DpopProofError(`DPoP proof algorithm "${header.alg}" is not allowed`);
@@ -66,9 +66,17 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
   if (PRIVATE_JWK_MEMBERS.some((member) => member in (header.jwk as object))) {
     throw new DpopProofError("the DPoP proof jwk must not contain a private key");
   }
+  let jkt: string;
+  let key: CryptoKey;
+  try {
+    jkt = jwkThumbprint(header.jwk as JWK);
+    key = await proofKey(jkt, header.jwk as JWK, header.alg as string);
+  } catch {
+    throw new DpopProofError("the DPoP proof jwk is not a usable public key");
+  }
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+    ({ payload } = await jwtVerify(proof, key, {
       typ: "dpop+jwt",
       algorithms: [...DPOP_ALGORITHMS],
       currentDate: new Date(check.now),
@@ -96,7 +104,6 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
     if (ath !== expected) throw new DpopProofError("the DPoP proof ath does not match the access token");
   }
   if (check.nonce && !check.nonce(typeof nonce === "string" ? nonce : undefined)) throw new DpopNonceRequired();
-  const jkt = await calculateJwkThumbprint(header.jwk as JWK, "sha256");
   // §11.1: a proof is accepted once; the key scopes the jti, the window bounds the memory.
   if (!(await check.replay.firstUse(`dpop:${jkt}:${jti}`, 2 * check.skewMs + 1000))) {
     throw new DpopProofError("the DPoP proof was already used");
@@ -105,6 +112,48 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
 }
 
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/** RFC 7638 §3.2: the required members of each key type, in lexicographic order. */
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
+  EC: ["crv", "kty", "x", "y"],
+  OKP: ["crv", "kty", "x"],
+  RSA: ["e", "kty", "n"],
+};
+
+/**
+ * The RFC 7638 SHA-256 thumbprint of a public JWK, computed synchronously (a proof is checked on
+ * every DPoP request; jose's asynchronous digest costs a thread-pool round trip each time).
+ */
+export function jwkThumbprint(jwk: JWK): string {
+  const members = THUMBPRINT_MEMBERS[jwk.kty ?? ""];
+  if (!members) throw new TypeError(`unsupported key type "${jwk.kty}"`);
+  const record = jwk as Record<string, unknown>;
+  const canonical: Record<string, string> = {};
+  for (const member of members) {
+    const value = record[member];
+    if (typeof value !== "string" || value === "") throw new TypeError(`the jwk has no "${member}"`);
+    canonical[member] = value;
+  }
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("base64url");
+}
+
+/** Imported proof keys by algorithm and thumbprint: a client proves with the same key on every request. */
+const proofKeys = new Map<string, CryptoKey>();
+const PROOF_KEYS_MAX = 10_000;
+
+async function proofKey(jkt: string, jwk: JWK, alg: string): Promise<CryptoKey> {
+  const cacheKey = `${alg}:${jkt}`;
+  const cached = proofKeys.get(cacheKey);
+  if (cached) return cached;
+  const members = THUMBPRINT_MEMBERS[jwk.kty ?? ""] ?? [];
+  // Only the members the thumbprint covers: the cached key is exactly the key the thumbprint names.
+  const publicJwk = Object.fromEntries(members.map((m) => [m, (jwk as Record<string, unknown>)[m]])) as JWK;
+  const key = await importJWK(publicJwk, alg);
+  if (!(key instanceof CryptoKey) || key.type !== "public") throw new TypeError("not a public key");
+  if (proofKeys.size >= PROOF_KEYS_MAX) proofKeys.clear();
+  proofKeys.set(cacheKey, key);
+  return key;
+}
 
 /** §4.3 check 9: compare after RFC 3986 §6.2.2/§6.2.3 normalisation, without query and fragment. */
 export function sameTarget(htu: string, requestUrl: string): boolean {

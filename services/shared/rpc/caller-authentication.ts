@@ -18,6 +18,7 @@ import { API_SCOPES, PLATFORM_TENANT } from "../oauth/mandate-api.ts";
 import type { ReplayCache } from "../oauth/replay.ts";
 import { ResourceServer, ResourceServerError } from "../oauth/resource-server.ts";
 import type { RateDecision, RateLimiter } from "../rate-limit.ts";
+import { EventBatcher } from "../store/event-batcher.ts";
 import type { Database } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -84,12 +85,14 @@ const CHALLENGE = `Bearer realm="mandate", DPoP realm="mandate", algs="${ALGS}"`
 export class CallerAuthentication implements AccessGate {
   readonly #options: CallerAuthenticationOptions;
   readonly #servers = new Map<string, ResourceServer>();
+  readonly #events: EventBatcher | undefined;
   /** Base URLs under which callers address RPCs (the edge, native gRPC): DPoP `htu` may name either. */
   #bases: string[];
 
   constructor(options: CallerAuthenticationOptions) {
     this.#options = options;
     this.#bases = [options.config.publicBaseUrl];
+    this.#events = options.store ? new EventBatcher(options.store) : undefined;
   }
 
   /** Native gRPC's base URL, once its port is known (grpc.publicUrl when configured). */
@@ -150,11 +153,11 @@ export class CallerAuthentication implements AccessGate {
     return caller;
   }
 
+  /** Records an administrator's read in the tenant's log before the answer leaves (group-committed). */
   async audited({ method, request }: AdmitArgs, caller: Caller): Promise<void> {
-    const { store, tenants, now } = this.#options;
+    const { tenants, now } = this.#options;
     const tenant = requestTenant(request) || PLATFORM_TENANT;
-    if (!store || !(await tenants?.exists(tenant))) return;
-    const scoped = store.forTenant(tenant);
+    if (!this.#events || !(await tenants?.exists(tenant))) return;
     const { by, parties } = auditedCaller(caller);
     const event = {
       eventId: randomUUID(),
@@ -162,7 +165,7 @@ export class CallerAuthentication implements AccessGate {
       payload: { method: `${method.parent.typeName}/${method.name}`, by },
       parties,
     };
-    await scoped.transaction((tx) => scoped.recordEvent(tx, event, now()));
+    await this.#events.record(tenant, event, now());
   }
 
   async #token(

@@ -9,18 +9,13 @@
 //   npm run bench                      human-readable table, also written to bench/results/rpc.json
 //   node bench/rpc.ts --json           JSON only
 //   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_WARMUP_SECONDS=2 npm run bench
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
-import { createServer as createNetServer } from "node:net";
-import { availableParallelism, cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { availableParallelism, cpus } from "node:os";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { Issue } from "../gen/mandate/v1/issue_pb.js";
 import {
   type GetTenantRequest,
   GetTenantRequestSchema,
@@ -28,13 +23,8 @@ import {
   GetTenantResponseSchema,
   Tenants,
 } from "../gen/mandate/v1/tenants_pb.js";
-import { startMandate } from "../services/runtime/start.ts";
-import { loadConfig, SERVICE_NAMES, withHttpPort } from "../services/shared/config.ts";
-import { createLogger } from "../services/shared/logger.ts";
+import { HOST, type InProcessMandate, startInProcess, TENANT } from "./in-process.ts";
 import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
-
-const TENANT = "demo";
-const HOST = "127.0.0.1";
 
 interface Settings {
   seconds: number;
@@ -93,41 +83,6 @@ async function startBaseline(): Promise<{ port: number; stop(): Promise<void> }>
   };
 }
 
-/** A port free on HOST right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once("error", reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A client-credentials token of a new tenant-admin client of the demo tenant, for Mandate's API. */
-async function tenantAdminToken(
-  mandate: Awaited<ReturnType<typeof startMandate>>,
-  base: string,
-  audience: string,
-): Promise<string> {
-  const scope = "mandate:tenant-admin";
-  const { client, clientSecret } = await mandate.clients.get(Issue).createClient({
-    tenant: TENANT,
-    metadata: { grantTypes: ["client_credentials"], scope, resources: [audience] },
-  });
-  const response = await fetch(`${base}/t/${TENANT}/oauth2/token`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      authorization: `Basic ${Buffer.from(`${client?.clientId}:${clientSecret}`).toString("base64")}`,
-    },
-    body: new URLSearchParams({ grant_type: "client_credentials", scope, resource: audience }),
-  });
-  if (response.status !== 200) throw new Error(`admin token: ${response.status} ${await response.text()}`);
-  return ((await response.json()) as { access_token: string }).access_token;
-}
-
 async function measure(
   target: string,
   description: string,
@@ -166,42 +121,16 @@ async function main(): Promise<void> {
   };
   const say = (message: string) => (jsonOnly ? undefined : process.stderr.write(`${message}\n`));
 
-  const dir = mkdtempSync(join(tmpdir(), "mandate-bench-"));
   const baseline = await startBaseline();
-  let mandate: Awaited<ReturnType<typeof startMandate>> | undefined;
+  let running: InProcessMandate | undefined;
   const sessions: Http2SessionManager[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: settings.concurrency });
   try {
-    // The edge's port is chosen first, so the issuers (and the API audience) name it.
-    const config = withHttpPort(
-      loadConfig({
-        env: {},
-        overrides: {
-          "http.host": HOST,
-          "http.port": 0,
-          "grpc.host": HOST,
-          "grpc.port": 0,
-          "database.url": `sqlite:${join(dir, "db.sqlite")}`,
-          "log.level": "silent",
-          "signer.software.kek": randomBytes(32).toString("base64url"),
-          shutdownGraceMs: 2000,
-        },
-      }),
-      await freePort(),
-    );
-    mandate = await startMandate({
-      config,
-      logger: createLogger("silent"),
-      services: SERVICE_NAMES,
-      grpc: true,
-      edge: true,
-      migrate: true,
-      seedTenant: TENANT,
-    });
-    if (mandate.grpcPort === undefined || mandate.httpPort === undefined) throw new Error("Mandate did not listen");
+    running = await startInProcess();
+    const { mandate, config } = running;
 
     // Mandate's RPCs need a caller token: a tenant administrator's, sent as Bearer (the baseline ignores it).
-    const authorization = `Bearer ${await tenantAdminToken(mandate, config.publicBaseUrl, config.api.audience)}`;
+    const authorization = `Bearer ${await running.token("mandate:tenant-admin", config.api.audience)}`;
     const withToken: Interceptor = (next) => (request) => {
       request.header.set("authorization", authorization);
       return next(request);
@@ -219,7 +148,7 @@ async function main(): Promise<void> {
       [
         "mandate-grpc",
         `Mandate native gRPC, store-backed (gRPC h2 :${mandate.grpcPort})`,
-        grpcClient(mandate.grpcPort),
+        grpcClient(mandate.grpcPort as number),
       ],
       [
         "mandate-grpc-web",
@@ -284,8 +213,7 @@ async function main(): Promise<void> {
   } finally {
     for (const session of sessions) session.abort();
     agent.destroy();
-    await Promise.all([baseline.stop(), mandate?.stop()]);
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([baseline.stop(), running?.stop()]);
   }
 }
 

@@ -1,8 +1,17 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runMandate, startDevProcess, startMandateProcess, tempDatabaseUrl } from "./helpers/mandate-process.ts";
+import {
+  runMandate,
+  startDevProcess,
+  startMandateProcess,
+  tempAdminFile,
+  tempDatabaseUrl,
+} from "./helpers/mandate-process.ts";
+
+const BIN = new URL("../bin/mandate.js", import.meta.url).pathname;
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
   .version;
@@ -139,6 +148,33 @@ describe("mandate CLI", () => {
     const result = await runMandate(["tenants", "list", "--address", "127.0.0.1:1", "--token", "any"]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("is Mandate running?");
+  });
+
+  it("never prints a password it was given (MANDATE_DEV_PASSWORD)", async () => {
+    const password = "a password the user chose 7f3a";
+    const child = spawn(
+      process.execPath,
+      [BIN, "dev", "--http-port", "0", "--grpc-port", "0", "--database", tempDatabaseUrl()],
+      {
+        env: { ...process.env, MANDATE_DEV_PASSWORD: password, MANDATE_ADMIN_FILE: tempAdminFile() },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner:\n${output}`)), 20_000);
+      child.stdout.on("data", () => {
+        if (output.includes("Press Ctrl+C")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    child.kill("SIGTERM");
+    expect(output).toContain("alice / (the password in MANDATE_DEV_PASSWORD)");
+    expect(output).not.toContain(password);
   });
 
   it("drains and exits 0 on SIGTERM", async () => {

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { SERVICE_DESCRIPTORS } from "../services/runtime/start.ts";
 import { ENV_BINDINGS, loadConfig, SERVICE_NAMES } from "../services/shared/config.ts";
+import { accessRuleOf } from "../services/shared/rpc/access.ts";
 
 const deploy = join(import.meta.dirname, "..", "deploy");
 const knownEnv = new Set(ENV_BINDINGS.map(([name]) => name));
@@ -18,11 +19,41 @@ type Env = Record<string, string>;
 
 function expectValidCommand(args: readonly string[]): void {
   const [command, ...rest] = args;
-  expect(["serve", "migrate", "dev", "health"]).toContain(command);
+  expect(["serve", "migrate", "dev", "health", "certs", "admin", "--help"]).toContain(command);
   if (command === "serve") {
     expect(rest.length).toBeGreaterThan(0);
     for (const target of rest) expect(serveTargets, `serve target ${target}`).toContain(target);
   }
+  if (command === "health") {
+    const service = rest[rest.indexOf("--service") + 1];
+    if (rest.includes("--service")) expect(serviceTypeNames, `health --service ${service}`).toContain(service);
+  }
+}
+
+/** Services whose methods include INTERNAL ones: other Mandate processes call them over mTLS. */
+const withInternalMethods = new Set(
+  SERVICE_NAMES.filter((name) =>
+    SERVICE_DESCRIPTORS[name].methods.some((method) => accessRuleOf(method)?.exposure === "internal"),
+  ),
+);
+
+/**
+ * `mandate serve` refuses to offer internal methods beyond loopback without mTLS, and its certificate
+ * must name a service it runs: every serving container gets a certificate, and the right one.
+ */
+function expectServiceIdentity(
+  args: readonly string[],
+  env: Env,
+  certificateOf: () => string | undefined,
+  where: string,
+) {
+  if (args[0] !== "serve") return;
+  const targets = args.slice(1);
+  if (!targets.some((t) => withInternalMethods.has(t as (typeof SERVICE_NAMES)[number]))) return;
+  for (const name of ["MANDATE_TLS_CERT_FILE", "MANDATE_TLS_KEY_FILE", "MANDATE_TLS_CA_FILE"]) {
+    expect(env[name], `${where}: ${name}`).toBeTruthy();
+  }
+  expect(targets, `${where}: its certificate names a service it runs`).toContain(certificateOf());
 }
 
 /** Values a deployer supplies (compose interpolation, Kubernetes Secrets): valid stand-ins. */
@@ -63,6 +94,18 @@ describe("docker compose", () => {
     expectValidCommand(service.command ?? []);
     expectLoadableEnv(service.environment ?? {}, `compose ${name}`);
     expect(service.environment?.MANDATE_DATABASE_URL).toMatch(/^postgres:\/\//);
+    expectServiceIdentity(
+      service.command ?? [],
+      service.environment ?? {},
+      () => /\/certs\/([a-z]+)\.pem$/.exec(service.environment?.MANDATE_TLS_CERT_FILE ?? "")?.[1],
+      `compose ${name}`,
+    );
+  });
+
+  it("makes the certificates the services use, and runs the CLI with the admin's credentials", () => {
+    const commands = mandateServices.map(([, s]) => (s.command ?? []).join(" "));
+    expect(commands.some((c) => c.startsWith("certs dev-ca --out /certs"))).toBe(true);
+    expect(compose.services.cli?.environment?.MANDATE_ADMIN_FILE).toBe("/admin/admin.json");
   });
 });
 
@@ -107,10 +150,31 @@ describe("kubernetes", () => {
         }
         expectLoadableEnv(env, container.name);
         for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
-          const grpc = container[probe]?.grpc;
-          if (grpc) expect(serviceTypeNames, `${container.name} ${probe}`).toContain(grpc.service ?? "");
+          // gRPC probes cannot speak TLS: the services are probed by `mandate health` inside the pod.
+          expect(container[probe]?.grpc, `${container.name} ${probe}`).toBeUndefined();
+          const command = container[probe]?.exec?.command as string[] | undefined;
+          if (command) {
+            expect(command.slice(0, 2)).toEqual(["node", "bin/mandate.js"]);
+            expectValidCommand(command.slice(2));
+          }
         }
+        const secret = pod.volumes?.find((v: { name: string }) => v.name === "tls")?.secret?.secretName as
+          | string
+          | undefined;
+        expectServiceIdentity(container.args, env, () => secret?.replace(/^mandate-tls-/, ""), container.name);
       }
+    }
+  });
+
+  it("issues every mounted certificate (cert-manager) with the SPIFFE ID of its service", () => {
+    const certificates = docs.filter((d) => d.kind === "Certificate" && !d.spec.isCA);
+    for (const workload of workloads.filter((w) => w.kind === "Deployment")) {
+      const secret = workload.spec.template.spec.volumes.find((v: { name: string }) => v.name === "tls")?.secret
+        ?.secretName as string;
+      const certificate = certificates.find((c) => c.spec.secretName === secret);
+      expect(certificate, `Certificate for ${secret}`).toBeDefined();
+      expect(certificate.spec.uris).toEqual([`spiffe://mandate.local/mandate/${secret.replace(/^mandate-tls-/, "")}`]);
+      expect(certificate.spec.ipAddresses).toContain("127.0.0.1");
     }
   });
 

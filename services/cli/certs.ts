@@ -4,7 +4,7 @@
 // Built with @peculiar/x509 over WebCrypto, never by hand-assembled DER; loaded on use (it needs the
 // reflect-metadata polyfill, which no other command should pay for).
 import { webcrypto } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, CommanderError, Option } from "commander";
 import { SERVICE_IDENTITIES, spiffeId } from "../shared/rpc/mtls.ts";
@@ -70,8 +70,10 @@ export async function makeDevCa(dir: string, trustDomain: string, validDays = 90
         // SPIFFE X.509-SVID §2: the SPIFFE ID is the only URI SAN; DNS/IP names serve other clients (the CLI).
         new x509.SubjectAlternativeNameExtension([
           { type: "url", value: id },
-          { type: "dns", value: "localhost" },
+          // Names other clients (the CLI, grpcurl) check: the compose service name, loopback.
+          { type: "dns", value: service },
           { type: "dns", value: `mandate-${service}` },
+          { type: "dns", value: "localhost" },
           { type: "ip", value: "127.0.0.1" },
         ]),
         await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
@@ -96,25 +98,36 @@ export function certsCommand(command: (name: string, description: string) => Com
         new Option("--trust-domain <domain>", "SPIFFE trust domain (tls.trustDomain)").default("mandate.local"),
       )
       .option("--days <n>", "validity in days", "90")
+      .option("--if-missing", "do nothing when the directory already holds a CA (ca.pem), e.g. in a one-shot container")
       .option("--json", "print the files as JSON")
-      .action(async (options: { out: string; trustDomain: string; days: string; json?: boolean }) => {
-        const days = Number(options.days);
-        if (!Number.isInteger(days) || days < 1 || days > 825) {
-          throw new CommanderError(2, "mandate.usage", "--days must be a whole number from 1 to 825");
-        }
-        if (!/^[a-z0-9._-]+$/.test(options.trustDomain)) {
-          throw new CommanderError(2, "mandate.usage", "--trust-domain must be a DNS-like name, e.g. mandate.local");
-        }
-        const made = await makeDevCa(resolve(options.out), options.trustDomain, days);
-        print(options, made, () =>
-          [
-            `wrote a CA and ${Object.keys(made.services).length} service certificates to ${made.dir}`,
-            "run each process with its own certificate, e.g. the Signer:",
-            `  MANDATE_TLS_CA_FILE=${made.ca} MANDATE_TLS_CERT_FILE=${made.services.signer?.cert} \\`,
-            `  MANDATE_TLS_KEY_FILE=${made.services.signer?.key} MANDATE_TLS_TRUST_DOMAIN=${made.trustDomain} mandate serve signer`,
-          ].join("\n"),
-        );
-      }),
+      .action(
+        async (options: { out: string; trustDomain: string; days: string; ifMissing?: boolean; json?: boolean }) => {
+          if (options.ifMissing && existsSync(join(resolve(options.out), "ca.pem"))) {
+            print(
+              options,
+              { dir: resolve(options.out), created: false },
+              () => `${resolve(options.out)} already holds a CA: kept`,
+            );
+            return;
+          }
+          const days = Number(options.days);
+          if (!Number.isInteger(days) || days < 1 || days > 825) {
+            throw new CommanderError(2, "mandate.usage", "--days must be a whole number from 1 to 825");
+          }
+          if (!/^[a-z0-9._-]+$/.test(options.trustDomain)) {
+            throw new CommanderError(2, "mandate.usage", "--trust-domain must be a DNS-like name, e.g. mandate.local");
+          }
+          const made = await makeDevCa(resolve(options.out), options.trustDomain, days);
+          print(options, made, () =>
+            [
+              `wrote a CA and ${Object.keys(made.services).length} service certificates to ${made.dir}`,
+              "run each process with its own certificate, e.g. the Signer:",
+              `  MANDATE_TLS_CA_FILE=${made.ca} MANDATE_TLS_CERT_FILE=${made.services.signer?.cert} \\`,
+              `  MANDATE_TLS_KEY_FILE=${made.services.signer?.key} MANDATE_TLS_TRUST_DOMAIN=${made.trustDomain} mandate serve signer`,
+            ].join("\n"),
+          );
+        },
+      ),
   );
   return certs;
 }

@@ -3,7 +3,6 @@
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { type DescService, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -27,6 +26,7 @@ import {
   withHttpPort,
 } from "../shared/config.ts";
 import { createLogger } from "../shared/logger.ts";
+import { freePort } from "../shared/net/free-port.ts";
 import { TlsConfigError } from "../shared/rpc/mtls.ts";
 import { startTelemetry } from "../shared/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
@@ -158,18 +158,6 @@ async function runServer(
       .filter(Boolean)
       .join("\n"),
   );
-}
-
-/** A port free on `host` right now. */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** `mandate dev` without configured users gets one: alice, with $MANDATE_DEV_PASSWORD or a generated password. */
@@ -736,15 +724,23 @@ async function verifyAudit(dir: string | undefined, options: CommonOptions & Aud
 program.addCommand(
   command("health", "check a running Mandate's gRPC health, per service")
     .addOption(addressOption)
+    .option("--service <name>", 'only this service, e.g. mandate.v1.Signer ("" for the process): a probe')
     .option("--json", "print as JSON")
-    .action(async (options: CommonOptions) => {
+    .action(async (options: CommonOptions & { service?: string }) => {
       // grpc.health.v1 answers anyone who can connect (load balancers): no credentials needed.
       const client = createClient(Health, transportTo(options));
-      const { statuses } = await client.list({}, { timeoutMs: 5000 });
-      const rows = Object.entries(statuses).map(([service, s]) => ({
-        service: service || "(server)",
-        status: ServingStatus[s.status],
-      }));
+      const rows =
+        options.service === undefined
+          ? Object.entries((await client.list({}, { timeoutMs: 5000 })).statuses).map(([service, s]) => ({
+              service: service || "(server)",
+              status: ServingStatus[s.status],
+            }))
+          : [
+              {
+                service: options.service || "(server)",
+                status: ServingStatus[(await client.check({ service: options.service }, { timeoutMs: 5000 })).status],
+              },
+            ];
       print(options, rows, () => rows.map((r) => `${r.status.padEnd(12)} ${r.service}`).join("\n"));
       if (rows.some((r) => r.status !== "SERVING")) process.exitCode = 1;
     }),

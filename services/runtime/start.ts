@@ -270,7 +270,8 @@ export async function startMandate(options: StartOptions): Promise<Running> {
  * machine without it would serve them to no one and invite a fallback to something weaker: refuse.
  */
 function requireSafeExposure(config: Config, options: StartOptions, tls: TlsFiles | undefined): void {
-  if (!tls) {
+  // `mandate dev` hosts every service in one process: its internal calls never leave it.
+  if (!tls && !options.dev) {
     const internal = options.services.filter((name) =>
       SERVICE_DESCRIPTORS[name].methods.some((method) => accessRuleOf(method)?.exposure === "internal"),
     );
@@ -284,6 +285,7 @@ function requireSafeExposure(config: Config, options: StartOptions, tls: TlsFile
     }
     return;
   }
+  if (!tls) return;
   const targets: string[] = [...options.services, ...(options.edge ? ["edge"] : [])];
   if (!targets.includes(tls.identity)) {
     throw new TlsConfigError(

@@ -15,6 +15,18 @@ const positiveInt = z.coerce.number().int().positive();
 const host = z.string().min(1);
 /** true/false, also from the environment ("true", "false", "1", "0", "yes", "no"). */
 const flag = z.union([z.boolean(), z.stringbool()]);
+/** A list, also from the environment as comma-separated values. */
+const commaList = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === "string"
+        ? v
+            .split(",")
+            .map((entry) => entry.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item),
+  );
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** A duration as "90s", "10m", "24h", "1d" or a number of milliseconds; parsed to milliseconds. */
@@ -71,38 +83,16 @@ export const configSchema = z
         /** Largest request body accepted on the edge (bytes). */
         maxRequestBytes: positiveInt.default(4 * 1024 * 1024),
         /** Browser origins allowed to call gRPC-Web/Connect (CORS); "*" allows any. */
-        corsOrigins: z
-          .preprocess(
-            (v) =>
-              typeof v === "string"
-                ? v
-                    .split(",")
-                    .map((o) => o.trim())
-                    .filter(Boolean)
-                : v,
-            z.array(z.string()),
-          )
-          .default([]),
+        corsOrigins: commaList(z.string()).default([]),
         /** Proxies (IPs or CIDR ranges) whose X-Forwarded-For is believed for the client address; none by default. */
-        trustedProxies: z
-          .preprocess(
-            (v) =>
-              typeof v === "string"
-                ? v
-                    .split(",")
-                    .map((o) => o.trim())
-                    .filter(Boolean)
-                : v,
-            z.array(
-              z
-                .string()
-                .refine(
-                  (v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v) && isIP(v.split("/")[0] as string) !== 0,
-                  "expected an IP address or CIDR range",
-                ),
+        trustedProxies: commaList(
+          z
+            .string()
+            .refine(
+              (v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v) && isIP(v.split("/")[0] as string) !== 0,
+              "expected an IP address or CIDR range",
             ),
-          )
-          .default([]),
+        ).default([]),
       })
       .prefault({}),
     grpc: z

@@ -3,11 +3,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { type DevCa, makeDevCa } from "../../services/cli/certs.ts";
+import { freePort } from "../../services/shared/net/free-port.ts";
+
+export { freePort };
 
 const BIN = new URL("../../bin/mandate.js", import.meta.url).pathname;
 
@@ -133,18 +135,6 @@ export async function startAllInOne(env: Record<string, string> = {}): Promise<D
     adminFile: dev.adminFile,
     stop: async () => void (await dev.stop()),
   };
-}
-
-/** A port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The environment that gives a process the certificate of `service` from a dev CA. */

@@ -2,13 +2,9 @@
 // management protocol (RFC 7592), Client ID Metadata Documents fetched SSRF-safely, and the MCP
 // TypeScript SDK completing its auth() flow both ways (DCR, and a URL-based client id) against a
 // running `mandate dev`.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { auth, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +13,7 @@ import { isPublicAddress, safeFetch, UnsafeFetchError } from "../../services/sha
 import { ResourceServer } from "../../services/shared/oauth/resource-server.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { selfSignedCertificate } from "../helpers/tls.ts";
 
 const insecure = { [oauth.allowInsecureRequests]: true };
 let server: OAuthServer;
@@ -28,39 +25,6 @@ let mcp: Server;
 let mcpUrl: string;
 /** The MCP server's authorization server: a tenant whose default resources name the MCP server (RFC 8707). */
 let mcpIssuer: string;
-
-/** A self-signed certificate for 127.0.0.1, trusted by the Mandate process through NODE_EXTRA_CA_CERTS. */
-function selfSignedCertificate(): { key: string; cert: string; certFile: string } {
-  const dir = mkdtempSync(join(tmpdir(), "mandate-tls-"));
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-keyout",
-      join(dir, "key.pem"),
-      "-out",
-      join(dir, "cert.pem"),
-    ],
-    { stdio: "ignore" },
-  );
-  return {
-    key: readFileSync(join(dir, "key.pem"), "utf8"),
-    cert: readFileSync(join(dir, "cert.pem"), "utf8"),
-    certFile: join(dir, "cert.pem"),
-  };
-}
 
 const listen = (s: Server) =>
   new Promise<number>((resolve) => s.listen(0, "127.0.0.1", () => resolve((s.address() as AddressInfo).port)));

@@ -2,7 +2,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, ENV_BINDINGS, loadConfig, redactConfig, signerTiming } from "../../services/shared/config.ts";
+import {
+  ConfigError,
+  ENV_BINDINGS,
+  loadConfig,
+  redactConfig,
+  signerTiming,
+  withHttpPort,
+} from "../../services/shared/config.ts";
 
 function file(contents: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "mandate-config-")), "mandate.yaml");
@@ -27,6 +34,27 @@ describe("config", () => {
     expect(config.grpc.port).toBe(4461);
     expect(config.database.url).toBe("sqlite:.mandate/mandate.db");
     expect(config.telemetry.otlpEndpoint).toBeUndefined();
+    expect(config.publicBaseUrl).toBe("http://127.0.0.1:4460");
+    expect(config.api.audience).toBe(config.publicBaseUrl);
+    expect(config.admin.credentialsFile).toBe(".mandate/admin.json");
+  });
+
+  it("moves the issuers with the edge's port unless the public base URL is set", () => {
+    const moved = loadConfig({ env: { MANDATE_HTTP_PORT: "6460" } });
+    expect(moved.publicBaseUrl).toBe("http://127.0.0.1:6460");
+    expect(moved.api.audience).toBe("http://127.0.0.1:6460");
+    expect(loadConfig({ env: { MANDATE_HTTP_HOST: "0.0.0.0", MANDATE_HTTP_PORT: "7000" } }).publicBaseUrl).toBe(
+      "http://127.0.0.1:7000",
+    );
+    const pinned = loadConfig({
+      env: { MANDATE_HTTP_PORT: "6460", MANDATE_PUBLIC_BASE_URL: "https://mandate.example.com/" },
+    });
+    expect(pinned.publicBaseUrl).toBe("https://mandate.example.com");
+    // Port 0: the port picked at start replaces the derived values, never the explicit ones.
+    expect(withHttpPort(loadConfig({ env: { MANDATE_HTTP_PORT: "0" } }), 5555).publicBaseUrl).toBe(
+      "http://127.0.0.1:5555",
+    );
+    expect(withHttpPort(pinned, 5555).publicBaseUrl).toBe("https://mandate.example.com");
   });
 
   it("reads the file, then lets the environment and the command line win", () => {

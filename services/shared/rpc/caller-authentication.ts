@@ -86,6 +86,7 @@ export class CallerAuthentication implements AccessGate {
   readonly #options: CallerAuthenticationOptions;
   readonly #servers = new Map<string, ResourceServer>();
   readonly #events: EventBatcher | undefined;
+  readonly #tenantOfToken = new Map<string, string | undefined>();
   /** Base URLs under which callers address RPCs (the edge, native gRPC): DPoP `htu` may name either. */
   #bases: string[];
 
@@ -176,7 +177,7 @@ export class CallerAuthentication implements AccessGate {
   ): Promise<Extract<Caller, { kind: "token" }>> {
     const { config } = this.#options;
     const token = /^(?:Bearer|DPoP) (.+)$/i.exec(authorization)?.[1] ?? "";
-    const tenant = tenantOfIssuer(config.publicBaseUrl, token);
+    const tenant = this.#issuingTenant(config.publicBaseUrl, token);
     if (!tenant || !this.#options.store || !(await this.#options.tenants?.exists(tenant))) {
       throw await this.#refused(
         peer,
@@ -206,6 +207,18 @@ export class CallerAuthentication implements AccessGate {
       const reason = error.error === "invalid_token" ? "INVALID_TOKEN" : "INVALID_DPOP_PROOF";
       throw await this.#refused(peer, unauthenticatedCaller(error.message, reason, error.wwwAuthenticate));
     }
+  }
+
+  /**
+   * The tenant whose issuer a token names, read without trusting it (the verifier of that tenant then
+   * checks `iss`); remembered per token, as a caller sends the same token many times.
+   */
+  #issuingTenant(publicBaseUrl: string, token: string): string | undefined {
+    if (this.#tenantOfToken.has(token)) return this.#tenantOfToken.get(token);
+    const tenant = tenantOfIssuer(publicBaseUrl, token);
+    if (this.#tenantOfToken.size >= 20_000) this.#tenantOfToken.clear();
+    this.#tenantOfToken.set(token, tenant);
+    return tenant;
   }
 
   /** One resource-server verifier per issuing tenant, over that tenant's keys. */

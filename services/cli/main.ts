@@ -186,7 +186,7 @@ function transportTo(options: CommonOptions, interceptors: Interceptor[] = []) {
 }
 
 /** A client for an authenticated RPC: the admin credentials file, or --token / MANDATE_TOKEN. */
-async function grpcClient<S extends DescService>(service: S, options: CommonOptions) {
+function grpcClient<S extends DescService>(service: S, options: CommonOptions) {
   const credentials = callerCredentials(configFrom(options).admin.credentialsFile, options.token);
   return createClient(service, transportTo(options, [credentials]));
 }
@@ -300,7 +300,7 @@ tenants.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (id: string, options: CommonOptions & TenantCreateOptions) => {
-      const { tenant } = await (await tenantsClient(options)).createTenant({
+      const { tenant } = await tenantsClient(options).createTenant({
         tenant: id,
         displayName: options.displayName ?? "",
         tokenSigningAlgorithm: options.signingAlg ?? "",
@@ -316,7 +316,7 @@ tenants.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (id: string, options: CommonOptions) => {
-      const { tenant } = await (await tenantsClient(options)).getTenant({ tenant: id });
+      const { tenant } = await tenantsClient(options).getTenant({ tenant: id });
       print(options, tenant && toJson(TenantSchema, tenant), () => `${tenant?.id}\t${tenant?.displayName}`);
     }),
 );
@@ -327,7 +327,7 @@ tenants.addCommand(
     .option("--json", "print as JSON")
     .action(async (options: CommonOptions) => {
       const all: Tenant[] = [];
-      const client = await tenantsClient(options);
+      const client = tenantsClient(options);
       let pageToken = "";
       do {
         const page = await client.listTenants({ page: { pageToken } });
@@ -388,7 +388,7 @@ keys.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions) => {
-      const client = await grpcClient(Signer, options);
+      const client = grpcClient(Signer, options);
       const purpose = options.purpose ? PURPOSES[options.purpose] : KeyPurpose.UNSPECIFIED;
       const { keys: found } = await client.listKeys({ tenant: options.tenant, purpose });
       print(
@@ -408,7 +408,7 @@ keys.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions & { revokeCurrent?: boolean; reason: string }) => {
-      const client = await grpcClient(Signer, options);
+      const client = grpcClient(Signer, options);
       const { keys: after } = await client.rotateKeys({
         tenant: options.tenant,
         purpose: PURPOSES[options.purpose ?? "token"],
@@ -459,7 +459,7 @@ clients.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions & ClientCreateOptions) => {
-      const { client, clientSecret } = await (await grpcClient(Issue, options)).createClient({
+      const { client, clientSecret } = await grpcClient(Issue, options).createClient({
         tenant: options.tenant,
         metadata: {
           clientName: options.name,
@@ -497,7 +497,7 @@ clients.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (clientId: string, options: KeyOptions) => {
-      const { client } = await (await grpcClient(Issue, options)).getClient({ tenant: options.tenant, clientId });
+      const { client } = await grpcClient(Issue, options).getClient({ tenant: options.tenant, clientId });
       print(options, client && toJson(OAuthClientSchema, client), () =>
         JSON.stringify(client && toJson(OAuthClientSchema, client), null, 2),
       );
@@ -511,7 +511,7 @@ clients.addCommand(
     .option("--json", "print as JSON")
     .action(async (options: KeyOptions) => {
       const all: OAuthClient[] = [];
-      const issue = await grpcClient(Issue, options);
+      const issue = grpcClient(Issue, options);
       let pageToken = "";
       do {
         const page = await issue.listClients({ tenant: options.tenant, page: { pageToken } });
@@ -534,7 +534,7 @@ clients.addCommand(
     .addOption(tokenOption)
     .option("--json", "print as JSON")
     .action(async (clientId: string, options: KeyOptions) => {
-      await (await grpcClient(Issue, options)).deleteClient({ tenant: options.tenant, clientId });
+      await grpcClient(Issue, options).deleteClient({ tenant: options.tenant, clientId });
       print(options, { deleted: clientId }, () => `deleted client ${clientId}`);
     }),
 );

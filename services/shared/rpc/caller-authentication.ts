@@ -127,7 +127,8 @@ export class CallerAuthentication implements AccessGate {
     }
     if (rule.anonymous) {
       // Health checks come from load balancers every few seconds; everything else counts.
-      if (method.parent.typeName !== "grpc.health.v1.Health") await this.#countAnonymous(peer);
+      const limited = method.parent.typeName === "grpc.health.v1.Health" ? undefined : await this.#overLimit(peer);
+      if (limited) throw limited;
       return { kind: "anonymous" };
     }
     if (rule.clientAuthentication) return this.#client(path, peer, request, authenticateClient);
@@ -272,23 +273,19 @@ export class CallerAuthentication implements AccessGate {
     }
   }
 
-  /** Counts a refused call against the caller's address; past the limit the answer is RESOURCE_EXHAUSTED. */
-  async #refused(peer: Peer, error: Error): Promise<Error> {
+  /** Counts an unauthenticated call against the caller's address: RESOURCE_EXHAUSTED past the limit. */
+  async #overLimit(peer: Peer): Promise<Error | undefined> {
     const limits = this.#options.limits;
-    if (!limits || !peer.address) return error;
+    if (!limits || !peer.address) return undefined;
     const decision = await limits.unauthenticated(peer.address);
     return decision.allowed
-      ? error
+      ? undefined
       : rateLimited("too many unauthenticated calls from this address", decision.retryAfterSeconds);
   }
 
-  async #countAnonymous(peer: Peer): Promise<void> {
-    const limits = this.#options.limits;
-    if (!limits || !peer.address) return;
-    const decision = await limits.unauthenticated(peer.address);
-    if (!decision.allowed) {
-      throw rateLimited("too many unauthenticated calls from this address", decision.retryAfterSeconds);
-    }
+  /** A refusal, counted: past the address's limit it becomes RESOURCE_EXHAUSTED. */
+  async #refused(peer: Peer, error: Error): Promise<Error> {
+    return (await this.#overLimit(peer)) ?? error;
   }
 }
 

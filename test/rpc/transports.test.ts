@@ -193,9 +193,9 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     expect(pending.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(pending.details).toContain("mandate.v1.Authorize/Check");
     for (const [service, method, request] of [["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }]] as const) {
-      const pending = client(service);
-      expect((await expectGrpcError(asAdmin(pending, service, method, request))).code).toBe(grpc.status.UNIMPLEMENTED);
-      pending.close();
+      const unlanded = client(service);
+      expect((await expectGrpcError(asAdmin(unlanded, service, method, request))).code).toBe(grpc.status.UNIMPLEMENTED);
+      unlanded.close();
     }
     authorize.close();
     // Introspect has landed: a token it cannot verify is simply inactive (RFC 7662 §2.2).

@@ -82,3 +82,70 @@ export function serializeEntry(body: EntryBody): string {
   if (text === undefined) throw new Error("audit entry is not serialisable");
   return text;
 }
+
+/** Event types as the contract allows them (`^[a-z][a-z0-9_.]*\.v[0-9]+$`). */
+const EVENT_TYPE = /^[a-z][a-z0-9_.]*\.v[0-9]+$/;
+
+/**
+ * Why an event cannot enter the log as it is, or undefined when it can: every string must be
+ * well-formed Unicode, since the entry is canonical JSON (RFC 8785 §3.2.2.2 refuses lone surrogates).
+ */
+export function unencodable(value: unknown, path = "event", depth = 0): string | undefined {
+  if (depth > 64) return `${path} is nested too deeply`;
+  if (typeof value === "string") return value.isWellFormed() ? undefined : `${path} is not well-formed Unicode`;
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is not a finite number`;
+  if (value === null || typeof value === "boolean" || value === undefined) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = unencodable(value[i], `${path}[${i}]`, depth + 1);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  if (typeof value === "object") {
+    for (const [key, inner] of Object.entries(value)) {
+      if (!key.isWellFormed()) return `a key in ${path} is not well-formed Unicode`;
+      const problem = unencodable(inner, `${path}.${key}`, depth + 1);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  return `${path} is a ${typeof value}, which JSON cannot hold`;
+}
+
+/**
+ * The defined degraded form of an event that cannot be logged as it is: its type (when valid), id
+ * and time, and in place of everything else the reason and the SHA-256 of what was stored (`raw`,
+ * as UTF-8; JSON.stringify makes any string well-formed), so the log moves on and the loss is
+ * visible and bounded — the next entry records the incident itself.
+ */
+export function degradedEvent(
+  original: { type?: unknown; requestId?: unknown; eventTime?: unknown; outcome?: unknown },
+  raw: string,
+  reason: string,
+): EventJson {
+  const wellFormed = (v: unknown, max: number): v is string =>
+    typeof v === "string" && v.isWellFormed() && v.length <= max;
+  const time = wellFormed(original.eventTime, 64) && !Number.isNaN(Date.parse(original.eventTime));
+  return {
+    type: wellFormed(original.type, 128) && EVENT_TYPE.test(original.type) ? original.type : "audit.unencodable.v1",
+    ...(wellFormed(original.requestId, 128) ? { requestId: original.requestId } : {}),
+    ...(time ? { eventTime: original.eventTime as string } : {}),
+    ...(wellFormed(original.outcome, 32) ? { outcome: original.outcome } : {}),
+    details: { degraded: true, reason, original_sha256: createHash("sha256").update(raw, "utf8").digest("base64url") },
+  };
+}
+
+/** The incident record that follows a degraded entry. */
+export function degradationIncident(degraded: EventJson, seq: number): EventJson {
+  return {
+    type: "audit.entry_degraded.v1",
+    outcome: "OUTCOME_FAILURE",
+    reason: String(degraded.details?.reason ?? "unencodable event"),
+    details: {
+      degraded_seq: seq,
+      original_type: degraded.type,
+      original_sha256: degraded.details?.original_sha256 ?? null,
+    },
+  };
+}

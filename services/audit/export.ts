@@ -3,15 +3,17 @@
 //   checkpoint         the newest signed checkpoint (C2SP signed note), covering every exported entry
 //   checkpoints.ndjson every signed checkpoint: { tree_size, note }
 //   keys.json          the tenant's audit public keys (current and past): { kid, name, vkey, jwk }
-// Entries appended after the newest checkpoint are left for the next export: everything exported
-// is covered by a signature.
+//   export.json        what this export covers: the origin, the checkpoint's size, and how many
+//                      entries the store held beyond it (left for the next export: everything
+//                      exported is covered by a signature; `--checkpoint now` asks the server for one)
+// Names (the log's origin, the verifier keys' names) come from what was signed, not from the
+// exporting process's configuration.
 import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import type { JWK } from "jose";
 import type { Store } from "../shared/store/store.ts";
-import { logOrigin } from "./checkpoints.ts";
-import { ed25519VerifierKey } from "./note.ts";
+import { ed25519VerifierKey, parseCheckpointBody, parseSignedNote } from "./note.ts";
 import type { AuditPublicKey } from "./verify.ts";
 
 const PAGE = 5000;
@@ -26,14 +28,22 @@ export interface ExportedKey {
 export interface ExportSummary {
   tenant: string;
   dir: string;
+  origin: string;
   entries: number;
   checkpointSize: number;
+  /** Entries in the store that no signed checkpoint covers yet (not exported). */
+  uncovered: number;
   keys: number;
 }
 
-/** The tenant's audit public keys, past ones included (their private halves are long destroyed). */
-export async function auditKeys(store: Store, tenant: string, publicBaseUrl: string): Promise<ExportedKey[]> {
-  const name = logOrigin(publicBaseUrl, tenant);
+/** The origin a checkpoint note names (its first line): the name its signatures and keys carry. */
+export function originOf(note: string): string {
+  return parseCheckpointBody(parseSignedNote(note).body).origin;
+}
+
+/** The tenant's audit public keys under the log's origin, past ones included (their private halves are long destroyed). */
+export async function auditKeys(store: Store, tenant: string, origin: string): Promise<ExportedKey[]> {
+  const name = origin;
   const rows = await store
     .forTenant(tenant)
     .db.selectFrom("signing_keys")
@@ -77,7 +87,6 @@ export async function exportLog(
   store: Store,
   tenant: string,
   dir: string,
-  publicBaseUrl: string,
   onProgress: (written: number, total: number) => void = () => {},
 ): Promise<ExportSummary> {
   const db = store.forTenant(tenant).db;
@@ -109,7 +118,22 @@ export async function exportLog(
     join(dir, "checkpoints.ndjson"),
     checkpoints.map((c) => `${JSON.stringify({ tree_size: Number(c.tree_size), note: c.note })}\n`).join(""),
   );
-  const keys = await auditKeys(store, tenant, publicBaseUrl);
+  const origin = originOf(newest.note);
+  const keys = await auditKeys(store, tenant, origin);
   writeFileSync(join(dir, "keys.json"), `${JSON.stringify(keys, null, 2)}\n`);
-  return { tenant, dir, entries: written, checkpointSize: size, keys: keys.length };
+  const head = await db.selectFrom("audit_heads").select("size").where("tenant_id", "=", tenant).executeTakeFirst();
+  const summary: ExportSummary = {
+    tenant,
+    dir,
+    origin,
+    entries: written,
+    checkpointSize: size,
+    uncovered: Math.max(0, Number(head?.size ?? size) - size),
+    keys: keys.length,
+  };
+  writeFileSync(
+    join(dir, "export.json"),
+    `${JSON.stringify({ ...summary, exportedAt: new Date().toISOString() }, null, 2)}\n`,
+  );
+  return summary;
 }

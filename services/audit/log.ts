@@ -11,7 +11,17 @@ import type { Kysely } from "kysely";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Database, Engine, Store, Transaction } from "../shared/store/store.ts";
-import { ENTRY_VERSION, type EventJson, newSalt, redactEvent, serializeEntry } from "./entry.ts";
+import { counter } from "../shared/telemetry.ts";
+import {
+  degradationIncident,
+  degradedEvent,
+  ENTRY_VERSION,
+  type EventJson,
+  newSalt,
+  redactEvent,
+  serializeEntry,
+  unencodable,
+} from "./entry.ts";
 import { CompactRange, type Hash, leafHash, rootFromLeafHashes, type SubtreeSource } from "./merkle.ts";
 
 export interface AppendedEntry {
@@ -33,6 +43,46 @@ export interface AuditLogOptions {
   maxBatch?: number;
   /** Called after every commit with the tenant and its new size (checkpointing hooks here). */
   onCommit?: (tenant: string, size: number) => void;
+}
+
+const degradedEvents = counter("mandate.audit.degraded", {
+  description: "Events logged in their degraded form because they could not be encoded",
+});
+
+/** An event on its way into the log, with what it was stored as (for the degraded form's hash). */
+interface Candidate {
+  event?: EventJson | undefined;
+  /** Why it cannot be read at all (a stored payload that is not JSON). */
+  problem?: string | undefined;
+  /** What is known of it without reading it, for the degraded form. */
+  source?: { type?: unknown; requestId?: unknown; eventTime?: unknown } | undefined;
+  raw: () => string;
+  /** Appended by a caller waiting for its sequence number (not drained from the outbox). */
+  fromCaller?: boolean;
+}
+
+function fromOutboxRow(row: {
+  type: string;
+  event_id: string;
+  payload: string;
+  parties?: string | null | undefined;
+  created_at: number;
+}): Candidate {
+  const source = {
+    type: row.type,
+    requestId: row.event_id,
+    outcome: "OUTCOME_SUCCESS",
+    eventTime: new Date(Number(row.created_at)).toISOString(),
+  };
+  const raw = () =>
+    JSON.stringify({ type: row.type, event_id: row.event_id, payload: row.payload, parties: row.parties });
+  try {
+    const parties = row.parties ? (JSON.parse(row.parties) as Pick<EventJson, "subject" | "client" | "actors">) : {};
+    const details = JSON.parse(row.payload) as EventJson["details"];
+    return { event: { ...parties, ...source, details }, source, raw };
+  } catch (error) {
+    return { problem: `the stored event is not JSON: ${(error as Error).message}`, source, raw };
+  }
 }
 
 /** Lowest tree level stored as nodes: each stored node covers at least 16 entries. */
@@ -147,7 +197,8 @@ export class AuditLog {
     try {
       const count = await scoped.transaction(async (tx) => {
         const head = await this.#lockHead(tx, tenant);
-        range = await this.#rangeAt(tx, tenant, head.size);
+        const tree = await this.#rangeAt(tx, tenant, head.size);
+        range = tree;
         const outbox =
           outboxLimit > 0
             ? await tx
@@ -158,18 +209,11 @@ export class AuditLog {
                 .limit(outboxLimit)
                 .execute()
             : [];
-        const all: EventJson[] = [
-          ...outbox.map((row) => ({
-            ...(row.parties ? (JSON.parse(row.parties) as Pick<EventJson, "subject" | "client" | "actors">) : {}),
-            type: row.type,
-            outcome: "OUTCOME_SUCCESS",
-            requestId: row.event_id,
-            eventTime: new Date(Number(row.created_at)).toISOString(),
-            details: JSON.parse(row.payload) as EventJson["details"],
-          })),
-          ...events,
+        const candidates: Candidate[] = [
+          ...outbox.map(fromOutboxRow),
+          ...events.map((event) => ({ event, raw: () => JSON.stringify(event), fromCaller: true })),
         ];
-        if (all.length === 0) return 0;
+        if (candidates.length === 0) return 0;
         const now = this.#clock.now();
         const salts = new Map<string, string>();
         const saltFor = async (value: string) => {
@@ -188,21 +232,14 @@ export class AuditLog {
         };
         const rows: Database["audit_log"][] = [];
         const nodes: Database["audit_nodes"][] = [];
-        for (const event of all) {
-          const seq = range.size;
-          const redacted = await redactEvent(event, saltFor);
-          const body = serializeEntry({
-            v: ENTRY_VERSION,
-            tenant,
-            seq,
-            recordTime: new Date(now).toISOString(),
-            event: redacted.event,
-          });
+        const add = (event: EventJson, redacted: Awaited<ReturnType<typeof redactEvent>>, body: string) => {
+          const seq = tree.size;
           const leaf = leafHash(Buffer.from(body, "utf8"));
-          for (const node of range.append(leaf)) {
+          for (const node of tree.append(leaf)) {
             if (node.level < STORED_MIN_LEVEL) continue; // recomputed from leaves when needed
             nodes.push({ tenant_id: tenant, level: node.level, idx: node.index, hash: hex(node.hash) });
           }
+          const eventTime = event.eventTime ? Date.parse(event.eventTime) : now;
           rows.push({
             tenant_id: tenant,
             seq,
@@ -213,10 +250,51 @@ export class AuditLog {
             actors: ` ${redacted.actors.join(" ")} `,
             client_id: event.client?.id ?? null,
             mandate_id: event.mandateId || null,
-            event_time: event.eventTime ? Date.parse(event.eventTime) : now,
+            event_time: Number.isFinite(eventTime) ? eventTime : now,
             record_time: now,
           });
-          if (seq >= head.size + outbox.length) appended.push({ seq, leafHash: leaf });
+          return { seq, leafHash: leaf };
+        };
+        const encode = async (event: EventJson) => {
+          const redacted = await redactEvent(event, saltFor);
+          const body = serializeEntry({
+            v: ENTRY_VERSION,
+            tenant,
+            seq: tree.size,
+            recordTime: new Date(now).toISOString(),
+            event: redacted.event,
+          });
+          return { redacted, body };
+        };
+        for (const candidate of candidates) {
+          // No single event may stop the log: one that cannot be encoded is logged in its degraded
+          // form, followed by an entry recording the incident.
+          let problem = candidate.problem ?? (candidate.event ? unencodable(candidate.event) : "no event");
+          let encoded: Awaited<ReturnType<typeof encode>> | undefined;
+          if (!problem && candidate.event) {
+            try {
+              encoded = await encode(candidate.event);
+            } catch (error) {
+              problem = error instanceof Error ? error.message : String(error);
+            }
+          }
+          if (encoded && candidate.event) {
+            const entry = add(candidate.event, encoded.redacted, encoded.body);
+            if (candidate.fromCaller) appended.push(entry);
+            continue;
+          }
+          const degraded = degradedEvent(candidate.event ?? candidate.source ?? {}, candidate.raw(), problem as string);
+          const fallback = await encode(degraded);
+          const entry = add(degraded, fallback.redacted, fallback.body);
+          if (candidate.fromCaller) appended.push(entry);
+          const incident = degradationIncident(degraded, entry.seq);
+          const recorded = await encode(incident);
+          add(incident, recorded.redacted, recorded.body);
+          degradedEvents.add(1, { tenant });
+          this.#logger.warn(
+            { tenant, seq: entry.seq, type: degraded.type, reason: problem },
+            "audit event logged in degraded form",
+          );
         }
         for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
           await tx
@@ -236,10 +314,10 @@ export class AuditLog {
         }
         await tx
           .updateTable("audit_heads")
-          .set({ size: range.size, root_hash: hex(range.root()), updated_at: now })
+          .set({ size: tree.size, root_hash: hex(tree.root()), updated_at: now })
           .where("tenant_id", "=", tenant)
           .execute();
-        return all.length;
+        return rows.length;
       });
       if (range) this.#ranges.set(tenant, range);
       if (count > 0 && range) this.#onCommit?.(tenant, range.size);

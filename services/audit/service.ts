@@ -9,10 +9,12 @@ import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument, notFound } from "../shared/errors.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import type { AuditLogTable, Database } from "../shared/store/schema.ts";
+import { observableGauge } from "../shared/telemetry.ts";
 import { Checkpointer } from "./checkpoints.ts";
 import { type EventJson, humanRef } from "./entry.ts";
 import { AuditLog, prefetchedSubtrees, unhex } from "./log.ts";
 import { consistencyProof, inclusionProof, type SubtreeSource } from "./merkle.ts";
+import { type OutboxLag, outboxLag } from "./status.ts";
 
 const DEFAULT_PAGE = 100;
 const STREAM_POLL_MS = 250;
@@ -40,6 +42,62 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
   });
   const timers: NodeJS.Timeout[] = [];
 
+  /** Signs a checkpoint for every tenant whose log has entries no checkpoint covers. */
+  async function signUnsigned(): Promise<void> {
+    try {
+      const heads = await store.db.selectFrom("audit_heads").select(["tenant_id", "size"]).execute();
+      const signed = await Promise.allSettled(
+        heads
+          .filter((head) => Number(head.size) > (lastSigned.get(head.tenant_id) ?? 0))
+          .map(async (head) => {
+            const checkpoint = await checkpoints.sign(head.tenant_id);
+            if (checkpoint) lastSigned.set(head.tenant_id, checkpoint.treeSize);
+          }),
+      );
+      for (const result of signed) {
+        if (result.status === "rejected")
+          logger.warn({ err: result.reason }, "audit checkpoint not signed; retrying later");
+      }
+    } catch (error) {
+      logger.error({ err: error }, "audit checkpoint round failed; retrying next round");
+    }
+  }
+
+  /**
+   * Drains the outbox and signs until nothing is left either side: signing a tenant's first
+   * checkpoint makes its audit key, whose creation is itself an event to log (and sign).
+   */
+  async function coverEverything(): Promise<void> {
+    for (let round = 0; round < 3; round++) {
+      try {
+        while ((await log.drainOutbox()) > 0);
+      } catch (error) {
+        logger.error({ err: error }, "audit outbox drain failed");
+      }
+      await signUnsigned();
+      if ((await outboxLag(store, clock.now()).catch(() => [])).length === 0) return;
+    }
+  }
+
+  // Lag, as metrics and readiness: events waiting in the outbox, and how old the oldest is.
+  let lag: OutboxLag[] = [];
+  async function measureLag(): Promise<OutboxLag[]> {
+    try {
+      lag = await outboxLag(store, clock.now());
+    } catch (error) {
+      logger.warn({ err: error }, "audit outbox lag not measured");
+    }
+    return lag;
+  }
+  observableGauge("mandate.audit.outbox.depth", { description: "Audit events waiting in the outbox" }, () =>
+    lag.map((l) => ({ value: l.depth, attributes: { tenant: l.tenant } })),
+  );
+  observableGauge(
+    "mandate.audit.outbox.age",
+    { description: "Age of the oldest audit event waiting in the outbox", unit: "s" },
+    () => lag.map((l) => ({ value: l.oldestAgeMs / 1000, attributes: { tenant: l.tenant } })),
+  );
+
   async function headSize(tenant: string): Promise<number> {
     const head = await store
       .forTenant(tenant)
@@ -63,7 +121,7 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
     return query.execute();
   }
 
-  return defineService(
+  const module = defineService(
     Audit,
     {
       async append(request) {
@@ -177,30 +235,38 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
             draining = false;
           }
         };
-        await drain();
-        timers.push(setInterval(drain, config.audit.outboxPollInterval).unref());
+        // Entries a previous process appended but did not sign are covered now, not in a while.
+        await coverEverything();
         timers.push(
-          setInterval(() => {
-            store.db
-              .selectFrom("audit_heads")
-              .select(["tenant_id", "size"])
-              .execute()
-              .then((heads) => {
-                for (const head of heads) {
-                  if (Number(head.size) > (lastSigned.get(head.tenant_id) ?? 0)) signSoon(head.tenant_id);
-                }
-              })
-              .catch((error) => logger.error({ err: error }, "audit checkpoint round failed; retrying next round"));
-          }, config.audit.checkpointInterval).unref(),
+          setInterval(async () => {
+            await drain();
+            await measureLag();
+          }, config.audit.outboxPollInterval).unref(),
         );
+        timers.push(setInterval(() => void signUnsigned(), config.audit.checkpointInterval).unref());
       },
       async stop() {
         for (const timer of timers) clearInterval(timer);
         await log.settle();
-        await log.drainOutbox().catch(() => 0);
+        // A graceful stop leaves every entry covered by a signed checkpoint.
+        await coverEverything();
       },
     },
   );
+  return {
+    ...module,
+    /** Not ready while audit lags: an event older than audit.maxLag still waits in the outbox. */
+    async readiness(): Promise<Record<string, string>> {
+      const worst = (await measureLag()).reduce<OutboxLag | undefined>(
+        (a, b) => (!a || b.oldestAgeMs > a.oldestAgeMs ? b : a),
+        undefined,
+      );
+      if (!worst || worst.oldestAgeMs <= config.audit.maxLag) return { audit: "ok" };
+      return {
+        audit: `lagging: ${worst.depth} event(s) of tenant "${worst.tenant}" wait in the outbox, the oldest for ${Math.round(worst.oldestAgeMs / 1000)} s (audit.maxLag ${config.audit.maxLag / 1000} s)`,
+      };
+    },
+  };
 
   async function requireSize(tenant: string, size: number, field: string): Promise<void> {
     const current = await headSize(tenant);

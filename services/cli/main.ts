@@ -354,6 +354,19 @@ interface KeyOptions extends CommonOptions {
   purpose?: keyof typeof PURPOSES;
 }
 
+/** A plain table: a header row and left-aligned columns. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
 function keysTable(keys: KeyInfo[]): string {
   if (keys.length === 0) return "(no keys yet: they are made on first use)";
   const when = (t: { seconds: bigint } | undefined) => (t ? new Date(Number(t.seconds) * 1000).toISOString() : "-");
@@ -367,16 +380,7 @@ function keysTable(keys: KeyInfo[]): string {
     when(k.retireTime),
     when(k.unpublishTime),
   ]);
-  const header = ["STATE", "PURPOSE", "ALG", "KID", "PUBLISHED", "SIGNS FROM", "SIGNS UNTIL", "LEAVES JWKS"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  return [header, ...rows]
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+  return table(["STATE", "PURPOSE", "ALG", "KID", "PUBLISHED", "SIGNS FROM", "SIGNS UNTIL", "LEAVES JWKS"], rows);
 }
 
 const keys = command("keys", "inspect and rotate a tenant's signing keys (over gRPC)");
@@ -574,25 +578,45 @@ audit.addCommand(
   command("export", "write entries, checkpoints and public keys to a directory (reads the store)")
     .addOption(tenantOption)
     .requiredOption("-o, --out <dir>", "directory to write")
+    .addOption(
+      new Option(
+        "--checkpoint <when>",
+        "'now': first ask the running server (--address) to sign a checkpoint of every entry; 'latest': the newest signed one",
+      )
+        .choices(["now", "latest"])
+        .default("latest"),
+    )
+    .addOption(addressOption)
+    .addOption(tokenOption)
     .addOption(configOption)
     .addOption(databaseOption)
     .option("--json", "print the summary as JSON")
-    .action(async (options: KeyOptions & { out: string }) => {
+    .action(async (options: KeyOptions & { out: string; checkpoint: "now" | "latest" }) => {
       const { Store } = await import("../shared/store/store.ts");
       const { exportLog } = await import("../audit/export.ts");
+      const { Audit } = await import("../../gen/mandate/v1/audit_pb.js");
       const config = configFrom(options);
+      if (options.checkpoint === "now") {
+        // The checkpoint is signed by the server (the Signer holds the key), then read from the store.
+        await grpcClient(Audit, options).getCheckpoint({ tenant: options.tenant, fresh: true });
+      }
       const store = Store.open({ url: config.database.url, poolSize: 1 });
       try {
         await store.requireCurrentSchema();
-        const summary = await exportLog(store, options.tenant, options.out, config.publicBaseUrl, (done, total) => {
+        const summary = await exportLog(store, options.tenant, options.out, (done, total) => {
           if (!options.json) process.stderr.write(`  exported ${done} of ${total} entries\n`);
         });
-        print(
-          options,
-          summary,
-          () =>
-            `exported ${summary.entries} entries of "${summary.tenant}" (checkpoint size ${summary.checkpointSize}, ${summary.keys} key(s)) to ${summary.dir}\n` +
+        print(options, summary, () =>
+          [
+            `exported ${summary.entries} entries of "${summary.tenant}" (${summary.origin}, checkpoint size ${summary.checkpointSize}, ${summary.keys} key(s)) to ${summary.dir}`,
+            ...(summary.uncovered > 0
+              ? [
+                  `not exported: ${summary.uncovered} newer entries no signed checkpoint covers yet; ` +
+                    "run with --checkpoint now against the running server to include them",
+                ]
+              : []),
             `verify offline with: mandate audit verify ${summary.dir}`,
+          ].join("\n"),
         );
       } finally {
         await store.close();
@@ -616,10 +640,49 @@ audit.addCommand(
         report.ok
           ? `OK: ${report.entriesChecked} entries of ${report.origin} match the checkpoint of size ${report.treeSize} (root ${report.rootHash})` +
             (report.inclusion ? `; entry ${report.inclusion.seq} is included` : "") +
-            (report.consistency ? `; consistent with your checkpoint of size ${report.consistency.fromSize}` : "")
+            (report.consistency ? `; consistent with your checkpoint of size ${report.consistency.fromSize}` : "") +
+            (report.beyondCheckpoint
+              ? `\n${report.beyondCheckpoint} newer entries are not covered by this checkpoint (not verified)`
+              : "")
           : `FAILED${report.failure?.seq !== undefined ? ` at entry ${report.failure.seq}` : ""}: ${report.failure?.reason}`,
       );
       if (!report.ok) process.exitCode = 1;
+    }),
+);
+audit.addCommand(
+  command("status", "per tenant: entries, the newest signed checkpoint, and what waits in the outbox (reads the store)")
+    .option("-t, --tenant <id>", "only this tenant")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--json", "print as JSON")
+    .action(async (options: CommonOptions & { tenant?: string }) => {
+      const { Store } = await import("../shared/store/store.ts");
+      const { auditStatus } = await import("../audit/status.ts");
+      const config = configFrom(options);
+      const store = Store.open({ url: config.database.url, poolSize: 1 });
+      try {
+        await store.requireCurrentSchema();
+        const statuses = await auditStatus(store, Date.now(), options.tenant);
+        if (options.tenant && statuses.length === 0) {
+          throw new CommanderError(1, "mandate.usage", `no tenant "${options.tenant}" in ${store.displayUrl}`);
+        }
+        print(options, statuses, () =>
+          table(
+            ["TENANT", "ENTRIES", "CHECKPOINT", "SIGNED", "UNSIGNED", "OUTBOX", "OLDEST"],
+            statuses.map((s) => [
+              s.tenant,
+              String(s.entries),
+              s.checkpoint ? String(s.checkpoint.treeSize) : "-",
+              s.checkpoint?.signedAt ?? "-",
+              String(s.unsigned),
+              String(s.outbox.depth),
+              s.outbox.depth ? `${Math.round(s.outbox.oldestAgeMs / 1000)} s` : "-",
+            ]),
+          ),
+        );
+      } finally {
+        await store.close();
+      }
     }),
 );
 program.addCommand(audit);
@@ -642,7 +705,7 @@ async function verifyAudit(dir: string | undefined, options: CommonOptions & Aud
   const { createInterface } = await import("node:readline");
   const { verifyLog } = await import("../audit/verify.ts");
   const { parseVerifierKey } = await import("../audit/note.ts");
-  const { auditKeys, entryLines, toPublicKeys } = await import("../audit/export.ts");
+  const { auditKeys, entryLines, originOf, toPublicKeys } = await import("../audit/export.ts");
   if ((dir === undefined) === (options.tenant === undefined)) {
     throw new CommanderError(2, "mandate.usage", "give an exported directory or --tenant (the live store), not both");
   }
@@ -683,7 +746,7 @@ async function verifyAudit(dir: string | undefined, options: CommonOptions & Aud
       input: createReadStream(join(dir, "entries.ndjson")),
       crlfDelay: Number.POSITIVE_INFINITY,
     });
-    return verifyLog({
+    const report = await verifyLog({
       entries: progress(lines),
       checkpoint: read(options.checkpoint ?? join(dir, "checkpoint")),
       checkpoints,
@@ -691,6 +754,11 @@ async function verifyAudit(dir: string | undefined, options: CommonOptions & Aud
       previousCheckpoint,
       entry,
     });
+    // What the export left out: entries the store held beyond its checkpoint when it was made.
+    const exported = existsSync(join(dir, "export.json"))
+      ? (JSON.parse(read(join(dir, "export.json"))) as { uncovered?: number })
+      : {};
+    return { ...report, beyondCheckpoint: exported.uncovered ?? null };
   }
   const { Store } = await import("../shared/store/store.ts");
   const config = configFrom(options);
@@ -707,8 +775,8 @@ async function verifyAudit(dir: string | undefined, options: CommonOptions & Aud
       .execute();
     const newest = rows.at(-1);
     if (!newest) throw new Error(`the audit log of "${tenant}" has no signed checkpoint yet`);
-    const keys = pinned.length > 0 ? pinned : toPublicKeys(await auditKeys(store, tenant, config.publicBaseUrl));
-    return await verifyLog({
+    const keys = pinned.length > 0 ? pinned : toPublicKeys(await auditKeys(store, tenant, originOf(newest.note)));
+    const report = await verifyLog({
       entries: progress(entryLines(store, tenant, Number(newest.tree_size))),
       checkpoint: options.checkpoint ? read(options.checkpoint) : newest.note,
       checkpoints: rows.map((r) => r.note),
@@ -716,6 +784,13 @@ async function verifyAudit(dir: string | undefined, options: CommonOptions & Aud
       previousCheckpoint,
       entry,
     });
+    const head = await store
+      .forTenant(tenant)
+      .db.selectFrom("audit_heads")
+      .select("size")
+      .where("tenant_id", "=", tenant)
+      .executeTakeFirst();
+    return { ...report, beyondCheckpoint: Math.max(0, Number(head?.size ?? 0) - Number(newest.tree_size)) };
   } finally {
     await store.close();
   }

@@ -105,7 +105,12 @@ export async function startMandate(options: StartOptions): Promise<Running> {
 
   let store: Store | undefined;
   if (local.size > 0) {
-    store = Store.open({ url: config.database.url, poolSize: config.database.poolSize });
+    store = Store.open({
+      url: config.database.url,
+      poolSize: config.database.poolSize,
+      // `mandate dev` favours speed; a served deployment, that a commit survives a power loss.
+      sqliteSynchronous: config.database.sqliteSynchronous ?? (options.dev ? "normal" : "full"),
+    });
     progress(`store: ${store.engine} at ${store.displayUrl}`);
     if (options.migrate) {
       await store.migrate((name) => progress(`migration applied: ${name}`));
@@ -119,6 +124,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const bound: BoundService[] = [];
   const lifecycles: Lifecycle[] = [];
   const httpHandlers: HttpHandler[] = [];
+  const readinessChecks: Array<() => Promise<Record<string, string>>> = [];
   let keys: KeyManager | undefined;
   if (store && local.has("signer")) {
     const backend = await openBackend({ config, store, logger, dev: options.dev ?? false });
@@ -159,6 +165,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
       };
       if (module.lifecycle) lifecycles.push(module.lifecycle);
       if (module.http) httpHandlers.push(module.http);
+      if (module.readiness) readinessChecks.push(module.readiness);
       bound.push(service);
       // Mandate's own code in this process calls through the in-memory transport, as itself.
       clients.addLocal({
@@ -202,7 +209,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
         corsOrigins: config.http.corsOrigins,
         services: [...bound, ...forwarded, healthBound],
         logger,
-        readiness: () => readiness(health, store, remote, clients, keys),
+        readiness: () => readiness(health, store, remote, clients, keys, readinessChecks),
         http: httpHandlers,
         clientAddresses: new ClientAddresses(config.http.trustedProxies),
         jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
@@ -317,8 +324,16 @@ async function readiness(
   remote: Map<string, string>,
   clients: ServiceClients,
   keys: KeyManager | undefined,
+  services: Array<() => Promise<Record<string, string>>>,
 ): Promise<{ ready: boolean; checks: Record<string, string> }> {
   const checks: Record<string, string> = {};
+  for (const check of services) {
+    try {
+      Object.assign(checks, await check());
+    } catch (error) {
+      checks.service = `check failed: ${(error as Error).message}`;
+    }
+  }
   if (keys) {
     const status = keys.status();
     checks.keys = status.ready ? "ok" : `not ready: ${status.detail}`;

@@ -168,6 +168,12 @@ export const configSchema = z
         url: z.string().min(1).default("sqlite:.mandate/mandate.db"),
         /** Connection pool size for PostgreSQL. */
         poolSize: positiveInt.default(10),
+        /**
+         * SQLite durability: "full" (a committed transaction survives a power loss) or "normal" (the
+         * last commits before a power loss may be lost; a process crash loses nothing). Default:
+         * "normal" for `mandate dev`, "full" otherwise.
+         */
+        sqliteSynchronous: z.enum(["full", "normal"]).optional(),
       })
       .prefault({}),
     /** gRPC addresses of services that run in other processes (`mandate serve`). */
@@ -260,6 +266,8 @@ export const configSchema = z
         checkpointInterval: duration.default(10_000),
         /** How often the writer moves events from the transactional outbox into the logs. */
         outboxPollInterval: duration.default(250),
+        /** Not ready (/readyz 503) while an event older than this waits in the outbox. */
+        maxLag: duration.default(60_000),
       })
       .prefault({}),
     /** Shared ephemeral state (DPoP and client-assertion replay caches). Unset: in-process (one replica only). */
@@ -411,6 +419,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_SHUTDOWN_GRACE_MS", "shutdownGraceMs"],
   ["MANDATE_DATABASE_URL", "database.url"],
   ["MANDATE_DATABASE_POOL_SIZE", "database.poolSize"],
+  ["MANDATE_DATABASE_SQLITE_SYNCHRONOUS", "database.sqliteSynchronous"],
   ["MANDATE_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
   ["OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
   ["OTEL_SERVICE_NAME", "telemetry.serviceName"],
@@ -419,6 +428,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_AUDIT_CHECKPOINT_EVERY_ENTRIES", "audit.checkpointEveryEntries"],
   ["MANDATE_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpointInterval"],
   ["MANDATE_AUDIT_OUTBOX_POLL_INTERVAL", "audit.outboxPollInterval"],
+  ["MANDATE_AUDIT_MAX_LAG", "audit.maxLag"],
   ["MANDATE_REDIS_URL", "redis.url"],
   ["MANDATE_OAUTH_ACCESS_TOKEN_TTL", "oauth.accessTokenTtl"],
   ["MANDATE_OAUTH_REFRESH_TOKEN_TTL", "oauth.refreshTokenTtl"],

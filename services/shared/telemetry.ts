@@ -2,6 +2,8 @@
 // endpoint configured, spans and metrics are exported over OTLP/HTTP; without one, spans still get
 // trace ids (so logs correlate) but nothing leaves the process.
 import {
+  type Attributes,
+  type Counter,
   context,
   type Histogram,
   type MetricOptions,
@@ -46,6 +48,42 @@ export function histogram(name: string, options: MetricOptions): Pick<Histogram,
   };
 }
 
+/** A counter usable from module scope, bound to the installed provider on first use (see `histogram`). */
+export function counter(name: string, options: MetricOptions): Pick<Counter, "add"> {
+  let instrument: Counter | undefined;
+  let boundTo = -1;
+  return {
+    add(value, attributes) {
+      if (boundTo !== providerGeneration || !instrument) {
+        instrument = metrics.getMeter("mandate", VERSION).createCounter(name, options);
+        boundTo = providerGeneration;
+      }
+      instrument.add(value, attributes);
+    },
+  };
+}
+
+type GaugeReading = Array<{ value: number; attributes?: Attributes }>;
+const gauges: Array<{ name: string; options: MetricOptions; read: () => GaugeReading }> = [];
+
+/**
+ * An observable gauge read at each export (`read` returns the current values). Registered now, and
+ * again on the providers `startTelemetry` installs, whichever comes first.
+ */
+export function observableGauge(name: string, options: MetricOptions, read: () => GaugeReading): void {
+  gauges.push({ name, options, read });
+  registerGauge(gauges.at(-1) as (typeof gauges)[number]);
+}
+
+function registerGauge(gauge: (typeof gauges)[number]): void {
+  metrics
+    .getMeter("mandate", VERSION)
+    .createObservableGauge(gauge.name, gauge.options)
+    .addCallback((result) => {
+      for (const { value, attributes } of gauge.read()) result.observe(value, attributes);
+    });
+}
+
 export interface Telemetry {
   shutdown(): Promise<void>;
 }
@@ -79,6 +117,7 @@ export function startTelemetry(config: Config["telemetry"], extraSpanProcessors:
   trace.setGlobalTracerProvider(tracerProvider);
   metrics.setGlobalMeterProvider(meterProvider);
   providerGeneration++;
+  for (const gauge of gauges) registerGauge(gauge);
   installed = {
     async shutdown() {
       await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);

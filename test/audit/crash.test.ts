@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { Checkpointer } from "../../services/audit/checkpoints.ts";
+import { Checkpointer, logOrigin } from "../../services/audit/checkpoints.ts";
 import { auditKeys, entryLines, toPublicKeys } from "../../services/audit/export.ts";
 import { AuditLog, storedSubtrees } from "../../services/audit/log.ts";
 import { leafHash, rootHash } from "../../services/audit/merkle.ts";
@@ -90,7 +90,7 @@ describe.each(engines)("audit writer killed mid-burst on $name", (engine) => {
     const report = await verifyLog({
       entries: entryLines(store, "acme", rows.length + 1),
       checkpoint: checkpoint?.note as string,
-      keys: toPublicKeys(await auditKeys(store, "acme", "https://m.example")),
+      keys: toPublicKeys(await auditKeys(store, "acme", logOrigin("https://m.example", "acme"))),
     });
     expect(report).toMatchObject({ ok: true, treeSize: rows.length + 1 });
   }, 60_000);

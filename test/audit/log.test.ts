@@ -137,4 +137,55 @@ describe.each(engines)("audit log on $name", (engine) => {
     expect(await store.db.selectFrom("audit_log").select("seq").execute()).toHaveLength(16);
     expect(unhex("00ff")).toEqual(new Uint8Array([0, 255]));
   });
+
+  it("never lets one event stop the log: an unencodable one is logged degraded, with the incident", async () => {
+    const [store] = (await open()) as [Store];
+    const clock = new ManualClock();
+    const log = new AuditLog({ store, clock, logger });
+    const scoped = store.forTenant("acme");
+    const outbox = (type: string, payload: string, parties: string | null = null) =>
+      scoped.transaction((tx) =>
+        tx
+          .insertInto("audit_outbox")
+          .values({ tenant_id: "acme", event_id: randomUUID(), type, payload, parties, created_at: 1000 })
+          .execute(),
+      );
+    // A lone surrogate (JSON allows \ud800; RFC 8785 does not), a payload that is not JSON, a
+    // human party whose id is ill-formed, then ordinary events after them.
+    await outbox("client.created.v1", JSON.stringify({ client_name: "\ud800" }));
+    await outbox("client.created.v1", "{not json");
+    await outbox("token.issued.v1", "{}", JSON.stringify({ subject: { id: "bob\udc00", kind: "PARTY_KIND_HUMAN" } }));
+    await outbox("token.issued.v1", JSON.stringify({ jti: "after" }));
+    expect(await log.drainOutbox()).toBe(7); // 3 degraded + 3 incidents + 1 ordinary
+    const appended = await log.append("acme", [event(1), { ...event(2), reason: "\ud800" }]);
+    const rows = await store.db.selectFrom("audit_log").select(["seq", "type", "body"]).orderBy("seq").execute();
+    const bodies = rows.map(
+      (r) => JSON.parse(r.body) as { event: { type: string; details?: Record<string, unknown> } },
+    );
+    expect(bodies.map((b) => b.event.type)).toEqual([
+      "client.created.v1",
+      "audit.entry_degraded.v1",
+      "client.created.v1",
+      "audit.entry_degraded.v1",
+      "token.issued.v1",
+      "audit.entry_degraded.v1",
+      "token.issued.v1",
+      "token.issued.v1",
+      "token.issued.v1",
+      "audit.entry_degraded.v1",
+    ]);
+    expect(bodies[0]?.event.details).toMatchObject({ degraded: true, original_sha256: expect.any(String) });
+    expect(String(bodies[0]?.event.details?.reason)).toMatch(/not well-formed Unicode/);
+    expect(bodies[1]?.event.details).toMatchObject({ degraded_seq: 0, original_type: "client.created.v1" });
+    expect(String(bodies[2]?.event.details?.reason)).toMatch(/not JSON/);
+    expect(String(bodies[4]?.event.details?.reason)).toMatch(/subject\.id is not well-formed/);
+    expect(bodies[6]?.event.details).toEqual({ jti: "after" });
+    // A caller's append learns the sequence of its (degraded) entry, not of the incident's.
+    expect(appended.map((e) => e.seq)).toEqual([7, 8]);
+    expect(await store.db.selectFrom("audit_outbox").select("id").execute()).toEqual([]);
+    // The tree covers every entry, degraded ones included.
+    const leaves = rows.map((r) => leafHash(Buffer.from(r.body, "utf8")));
+    const head = await store.db.selectFrom("audit_heads").selectAll().executeTakeFirstOrThrow();
+    expect(head.root_hash).toBe(Buffer.from(rootFromLeafHashes(leaves)).toString("hex"));
+  });
 });

@@ -160,17 +160,38 @@ describe("Audit service", () => {
   });
 
   it("exports a log that `mandate audit verify` accepts, and rejects one that was edited", async () => {
-    await client.getCheckpoint({ tenant: "demo", fresh: true });
-    // The CLI names the log as the server does: from the same public base URL.
-    const base = { MANDATE_PUBLIC_BASE_URL: dev.summary.http as string };
+    await appender.append({ tenant: "demo", events: [event(90), event(91)] });
+    // Without the server's public base URL: names come from what was signed, not from config; and
+    // --checkpoint now: the running server signs every entry first, so the export leaves none out.
     const out = mkdtempSync(join(tmpdir(), "mandate-export-"));
     const exported = await runMandate(
-      ["audit", "export", "--tenant", "demo", "--out", out, "--database", database, "--json"],
-      base,
+      [
+        "audit",
+        "export",
+        "--tenant",
+        "demo",
+        "--out",
+        out,
+        "--checkpoint",
+        "now",
+        "--address",
+        dev.summary.grpc as string,
+        "--database",
+        database,
+        "--json",
+      ],
+      { MANDATE_ADMIN_FILE: dev.adminFile, MANDATE_TLS_CA_FILE: ca.ca },
     );
     expect(exported.code, exported.stderr).toBe(0);
-    const summary = JSON.parse(exported.stdout) as { entries: number; checkpointSize: number };
+    const summary = JSON.parse(exported.stdout) as {
+      entries: number;
+      checkpointSize: number;
+      uncovered: number;
+      origin: string;
+    };
     expect(summary.entries).toBe(summary.checkpointSize);
+    expect(summary.uncovered).toBe(0);
+    expect(summary.origin).toBe(`${new URL(dev.summary.http as string).host}/t/demo/audit`);
     const keys = JSON.parse(readFileSync(join(out, "keys.json"), "utf8")) as Array<{ vkey: string }>;
     const verified = await runMandate([
       "audit",
@@ -184,9 +205,14 @@ describe("Audit service", () => {
     ]);
     expect(verified.code, verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, inclusion: { seq: 2 } });
-    const live = await runMandate(["audit", "verify", "--tenant", "demo", "--database", database], base);
+    const live = await runMandate(["audit", "verify", "--tenant", "demo", "--database", database, "--json"]);
     expect(live.code, live.stderr).toBe(0);
-    expect(live.stdout).toMatch(/^OK: /);
+    expect(JSON.parse(live.stdout)).toMatchObject({ ok: true, beyondCheckpoint: expect.any(Number) });
+    const status = await runMandate(["audit", "status", "--tenant", "demo", "--database", database, "--json"]);
+    expect(status.code, status.stderr).toBe(0);
+    const [demo] = JSON.parse(status.stdout) as Array<{ tenant: string; entries: number; checkpoint: unknown }>;
+    expect(demo).toMatchObject({ tenant: "demo", checkpoint: { treeSize: expect.any(Number) } });
+    expect(demo?.entries).toBeGreaterThanOrEqual(summary.checkpointSize);
 
     const lines = readFileSync(join(out, "entries.ndjson"), "utf8").split("\n");
     lines[4] = (lines[4] as string).replace("orders.read", "orders.write");

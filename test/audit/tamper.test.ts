@@ -2,13 +2,13 @@
 // could (after dropping the append-only triggers, which they can); the offline verifier, holding
 // only the tenant's audit public key pinned beforehand, catches each one and names where.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Checkpointer } from "../../services/audit/checkpoints.ts";
-import { auditKeys, entryLines, toPublicKeys } from "../../services/audit/export.ts";
+import { Checkpointer, logOrigin } from "../../services/audit/checkpoints.ts";
+import { auditKeys, entryLines, exportLog, toPublicKeys } from "../../services/audit/export.ts";
 import { AuditLog } from "../../services/audit/log.ts";
 import { type AuditPublicKey, verifyLog } from "../../services/audit/verify.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
@@ -65,7 +65,7 @@ beforeEach(async () => {
   await appendAndCheckpoint(log, checkpoints, 10, 10); // 20
   await appendAndCheckpoint(log, checkpoints, 20, 10); // 30
   // The verifier pins the public key before anything happens to the database.
-  pinned = toPublicKeys(await auditKeys(store, "acme", BASE));
+  pinned = toPublicKeys(await auditKeys(store, "acme", logOrigin(BASE, "acme")));
   // The administrator now lifts the store's own protection.
   for (const table of ["audit_log", "audit_nodes", "audit_checkpoints"]) {
     for (const op of ["update", "delete"]) await sql.raw(`DROP TRIGGER ${table}_no_${op}`).execute(store.db);
@@ -100,6 +100,18 @@ async function body(seq: number): Promise<Record<string, unknown>> {
 }
 
 describe("tamper-evident audit log", () => {
+  it("exports what is signed, names the log as it was signed, and counts the entries left out", async () => {
+    await new AuditLog({ store, clock: new ManualClock(), logger }).append(
+      "acme",
+      Array.from({ length: 5 }, () => ({ type: "token.issued.v1" })),
+    );
+    const dir = mkdtempSync(join(tmpdir(), "mandate-export-"));
+    const summary = await exportLog(store, "acme", dir);
+    expect(summary).toMatchObject({ entries: 30, checkpointSize: 30, uncovered: 5, origin: logOrigin(BASE, "acme") });
+    expect(JSON.parse(readFileSync(join(dir, "export.json"), "utf8"))).toMatchObject({ uncovered: 5 });
+    expect(JSON.parse(readFileSync(join(dir, "keys.json"), "utf8"))[0].name).toBe(logOrigin(BASE, "acme"));
+  });
+
   it("verifies an untouched log, with inclusion of an entry and consistency with an earlier checkpoint", async () => {
     const report = await verifyStore({ previousCheckpoint: checkpointNotes[0], entry: 17 });
     expect(report).toMatchObject({

@@ -20,6 +20,12 @@ export type Transaction = KyselyTransaction<Database>;
 export interface StoreOptions {
   url: string;
   poolSize?: number;
+  /**
+   * SQLite's durability (PRAGMA synchronous, in WAL mode): "full" (the default) syncs every commit,
+   * so a committed transaction survives a power loss; "normal" syncs at checkpoints only, so the
+   * last commits before a power loss (never a process crash) may be lost, the database still sound.
+   */
+  sqliteSynchronous?: "full" | "normal";
 }
 
 /** Who an event is about, as audit parties; humans among them are stored only as salted references. */
@@ -89,7 +95,7 @@ export class Store {
         database: async () => {
           const database = new SQLite(target);
           database.pragma("journal_mode = WAL");
-          database.pragma("synchronous = NORMAL");
+          database.pragma(`synchronous = ${options.sqliteSynchronous === "normal" ? "NORMAL" : "FULL"}`);
           database.pragma("foreign_keys = ON");
           database.pragma("busy_timeout = 5000");
           return withStatementCache(database);

@@ -423,6 +423,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
   ["OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlpEndpoint"],
   ["OTEL_SERVICE_NAME", "telemetry.serviceName"],
+  ["OTEL_METRIC_EXPORT_INTERVAL", "telemetry.metricsIntervalMs"],
   ["MANDATE_LOG_LEVEL", "log.level"],
   ["MANDATE_AUDIT_MAX_BATCH", "audit.maxBatch"],
   ["MANDATE_AUDIT_CHECKPOINT_EVERY_ENTRIES", "audit.checkpointEveryEntries"],

@@ -1,6 +1,8 @@
 // OpenTelemetry wiring: one tracer provider and one meter provider per process. With an OTLP
 // endpoint configured, spans and metrics are exported over OTLP/HTTP; without one, spans still get
 // trace ids (so logs correlate) but nothing leaves the process.
+
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import {
   type Attributes,
   type Counter,
@@ -84,6 +86,33 @@ function registerGauge(gauge: (typeof gauges)[number]): void {
     });
 }
 
+/**
+ * The process's own health as metrics: resident and heap memory, and event-loop delay (p99 and max
+ * over each export interval, from perf_hooks' histogram), so a soak or an operator sees growth.
+ */
+function runtimeMetrics(): void {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  observableGauge("process.memory.rss", { description: "Resident set size", unit: "By" }, () => [
+    { value: process.memoryUsage.rss() },
+  ]);
+  observableGauge("process.memory.heap_used", { description: "V8 heap in use", unit: "By" }, () => [
+    { value: process.memoryUsage().heapUsed },
+  ]);
+  observableGauge(
+    "nodejs.eventloop.delay",
+    { description: "Event-loop delay since the previous export", unit: "ms" },
+    () => {
+      const reading = [
+        { value: delay.percentile(99) / 1e6, attributes: { quantile: "p99" } },
+        { value: delay.max / 1e6, attributes: { quantile: "max" } },
+      ];
+      delay.reset();
+      return reading;
+    },
+  );
+}
+
 export interface Telemetry {
   shutdown(): Promise<void>;
 }
@@ -118,6 +147,7 @@ export function startTelemetry(config: Config["telemetry"], extraSpanProcessors:
   metrics.setGlobalMeterProvider(meterProvider);
   providerGeneration++;
   for (const gauge of gauges) registerGauge(gauge);
+  runtimeMetrics();
   installed = {
     async shutdown() {
       await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);

@@ -99,7 +99,7 @@ export async function exportLog(
   const newest = checkpoints.at(-1);
   if (!newest) {
     throw new Error(
-      `the audit log of "${tenant}" has no signed checkpoint yet; wait for one (audit.checkpointInterval) and retry`,
+      `the audit log of "${tenant}" has no signed checkpoint yet: run with --checkpoint now against the running server, or wait for one (audit.checkpointInterval)`,
     );
   }
   const size = Number(newest.tree_size);

@@ -205,6 +205,12 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
       },
 
       async *stream(request, context) {
+        // Sequence numbers are JavaScript numbers and SQL bigints: past 2^53 - 1 names no entry, ever.
+        if (request.fromSequence > BigInt(Number.MAX_SAFE_INTEGER)) {
+          throw invalidArgument([
+            { field: "from_sequence", description: `must be at most ${Number.MAX_SAFE_INTEGER}` },
+          ]);
+        }
         let next = Number(request.fromSequence);
         while (!context.signal.aborted) {
           const rows = await page(request.tenant, next, DEFAULT_PAGE);

@@ -1,19 +1,32 @@
-// The edge's RPC adapter: connect-node's, plus one check it lacks. Connect answers a binary body
-// that is not a protobuf message with INTERNAL (HTTP 500), as if the server had failed; the caller
-// sent garbage, which is INVALID_ARGUMENT (HTTP 400). So binary bodies are read (within the size
-// limit Connect applies anyway) and decoded once here first; a malformed one is answered in the
-// caller's protocol, a sound one goes on to Connect's handler unchanged.
+// The edge's RPC adapter: connect-node's, plus one check it lacks. Connect answers a request body it
+// cannot decode — bytes that are not a protobuf message, invalid UTF-8 in a string field, nesting
+// past protobuf-es's depth limit, a compressed frame with no encoding to decompress it — with
+// INTERNAL (HTTP 500), as if the server had failed; the caller sent garbage, which is
+// INVALID_ARGUMENT (HTTP 400). So request bodies are read (within the size limit Connect applies
+// anyway), decompressed and decoded once here first, for every protocol and codec the router serves
+// (Connect unary POST and GET, Connect streaming, gRPC-Web; binary and JSON); a malformed one is
+// answered in the caller's protocol, a sound one goes on to Connect's handler unchanged. JSON text
+// must be UTF-8 without replacement (RFC 8259 §8.1).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type DescMethod, fromBinary } from "@bufbuild/protobuf";
+import { type DescMethod, fromBinary, fromJsonString } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, createConnectRouter } from "@connectrpc/connect";
-import { createAsyncIterable, readAllBytes } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import { type Compression, createAsyncIterable, readAllBytes } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  errorToJson,
+  errorToJsonBytes,
+  parseContentType as parseConnectContentType,
+} from "@connectrpc/connect/protocol-connect";
+import { parseContentType as parseGrpcWebContentType } from "@connectrpc/connect/protocol-grpc-web";
 import {
   compressionBrotli,
   compressionGzip,
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
+import { decodeUtf8, parseFormStrict } from "../shared/text.ts";
 
 export interface RpcAdapterOptions {
   routes(router: ConnectRouter): void;
@@ -22,8 +35,11 @@ export interface RpcAdapterOptions {
   contextValues(req: IncomingMessage): ContextValues;
   /** Requests for no registered method. */
   fallback(req: IncomingMessage, res: ServerResponse): void;
-  onFailure(error: unknown, method: DescMethod): void;
+  /** A call that could not be answered; `aborted`: because the client went away (its doing, not ours). */
+  onFailure(error: unknown, method: DescMethod, aborted: boolean): void;
 }
+
+const COMPRESSIONS: Compression[] = [compressionGzip, compressionBrotli];
 
 export function createRpcAdapter(options: RpcAdapterOptions) {
   const router = createConnectRouter({
@@ -32,7 +48,7 @@ export function createRpcAdapter(options: RpcAdapterOptions) {
     grpc: false,
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    acceptCompression: COMPRESSIONS,
   });
   options.routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
@@ -40,83 +56,166 @@ export function createRpcAdapter(options: RpcAdapterOptions) {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");
     if (!handler) return options.fallback(req, res);
     let request = universalRequestFromNodeRequest(req, res, undefined, options.contextValues(req));
-    const framing = binaryFraming(req);
-    const body = request.body;
-    if (framing && body && typeof body === "object" && Symbol.asyncIterator in body) {
-      let bytes: Uint8Array;
-      try {
-        bytes = await readAllBytes(body, options.readMaxBytes);
-      } catch (error) {
-        // Over the size limit (RESOURCE_EXHAUSTED) or cut short.
-        return refuse(res, framing, ConnectError.from(error, Code.InvalidArgument));
+    // GET is Connect's for methods without side effects; for the rest Connect answers 405 itself.
+    const get = req.method === "GET";
+    const framing =
+      get && handler.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ? undefined : framingOf(req);
+    if (framing) {
+      let bytes: Uint8Array | undefined;
+      if (req.method === "POST") {
+        const body = request.body;
+        if (body && typeof body === "object" && Symbol.asyncIterator in body) {
+          try {
+            bytes = await readAllBytes(body, options.readMaxBytes);
+          } catch (error) {
+            if (clientWentAway(req, res)) return options.onFailure(error, handler.method, true);
+            // Over the size limit (RESOURCE_EXHAUSTED) or cut short.
+            return refuse(res, framing, ConnectError.from(error, Code.InvalidArgument));
+          }
+          request = { ...request, body: createAsyncIterable([bytes]) };
+        }
       }
-      const problem = bytes.byteLength > 0 ? undecodable(handler.method, bytes, framing) : undefined;
-      if (problem) {
-        const message = `the request body is not a valid protobuf message: ${problem}`;
-        return refuse(res, framing, new ConnectError(message, Code.InvalidArgument));
-      }
-      request = { ...request, body: createAsyncIterable([bytes]) };
+      const problem = await undecodable(handler.method, req, framing, bytes, options.readMaxBytes);
+      if (problem) return refuse(res, framing, problem);
     }
     try {
       await universalResponseToNodeResponse(await handler(request), res);
     } catch (error) {
-      if (ConnectError.from(error).code !== Code.Aborted) options.onFailure(error, handler.method);
+      const aborted = ConnectError.from(error).code === Code.Aborted || clientWentAway(req, res);
+      options.onFailure(error, handler.method, aborted);
     }
   };
 }
 
-type Framing = "connect" | "grpc-web";
+/** The client closed the connection before the exchange ended. */
+function clientWentAway(req: IncomingMessage, res: ServerResponse): boolean {
+  return (req.destroyed && !req.complete) || (res.destroyed && !res.writableFinished);
+}
 
-/** Binary bodies we can check: Connect unary (the message itself) and gRPC-Web (enveloped), uncompressed. */
-function binaryFraming(req: IncomingMessage): Framing | undefined {
-  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  const encoding = req.headers["content-encoding"];
-  if (type === "application/proto" && (!encoding || encoding === "identity")) return "connect";
-  if (type === "application/grpc-web" || type === "application/grpc-web+proto") return "grpc-web";
+interface Framing {
+  protocol: "connect" | "connect-stream" | "grpc-web";
+  binary: boolean;
+  /** The request's declared message encoding (compression), if any. */
+  encoding: string | undefined;
+}
+
+/** How the request's messages travel, for the protocols and codecs the router serves; undefined: Connect judges. */
+function framingOf(req: IncomingMessage): Framing | undefined {
+  const header = (name: string) => {
+    const value = req.headers[name];
+    return (Array.isArray(value) ? value[0] : value)?.trim().toLowerCase() || undefined;
+  };
+  if (req.method === "GET") {
+    // Connect unary GET (NO_SIDE_EFFECTS methods): the message is in the query.
+    const query = new URLSearchParams((req.url ?? "").split("?")[1] ?? "");
+    const encoding = query.get("encoding");
+    if (encoding !== "proto" && encoding !== "json") return undefined;
+    return { protocol: "connect", binary: encoding === "proto", encoding: query.get("compression") ?? undefined };
+  }
+  if (req.method !== "POST") return undefined;
+  const contentType = header("content-type") ?? "";
+  const connect = parseConnectContentType(contentType);
+  if (connect) {
+    return connect.stream
+      ? { protocol: "connect-stream", binary: connect.binary, encoding: header("connect-content-encoding") }
+      : { protocol: "connect", binary: connect.binary, encoding: header("content-encoding") };
+  }
+  const grpcWeb = parseGrpcWebContentType(contentType);
+  if (grpcWeb && !grpcWeb.text)
+    return { protocol: "grpc-web", binary: grpcWeb.binary, encoding: header("grpc-encoding") };
   return undefined;
 }
 
-/** Why `bytes` is not a request of `method` in this framing, or undefined when it decodes. */
-function undecodable(method: DescMethod, bytes: Uint8Array, framing: Framing): string | undefined {
+/** Why the request is not a decodable request of `method` in its framing, or undefined when it decodes. */
+async function undecodable(
+  method: DescMethod,
+  req: IncomingMessage,
+  framing: Framing,
+  body: Uint8Array | undefined,
+  readMaxBytes: number,
+): Promise<ConnectError | undefined> {
+  const encoding = framing.encoding === "identity" ? undefined : framing.encoding;
+  const compression = encoding === undefined ? undefined : COMPRESSIONS.find((c) => c.name === encoding);
+  // An encoding we do not speak: Connect answers UNIMPLEMENTED with the ones we do (gRPC compression spec).
+  if (encoding !== undefined && !compression) return undefined;
+  const invalid = (message: string) => new ConnectError(`the request is malformed: ${message}`, Code.InvalidArgument);
   try {
-    if (framing === "connect") {
-      fromBinary(method.input, bytes);
+    if (framing.protocol === "connect") {
+      let bytes = body ?? new Uint8Array(0);
+      if (req.method === "GET") {
+        // Every query parameter must be UTF-8 text; the message may be base64 (Connect protocol, GET).
+        const query = new Map(parseFormStrict((req.url ?? "").split("?")[1] ?? ""));
+        const message = query.get("message") ?? "";
+        bytes = query.get("base64") === "1" ? base64Decode(message) : new TextEncoder().encode(message);
+      }
+      if (compression) bytes = await compression.decompress(bytes, readMaxBytes);
+      decode(method, framing.binary, bytes);
       return undefined;
     }
-    // gRPC-Web: frames of flags (1 byte), length (4 bytes, big endian), data.
+    // Enveloped messages: flags (1 byte), length (4 bytes, big endian), data.
+    const bytes = body ?? new Uint8Array(0);
     let offset = 0;
     while (offset < bytes.byteLength) {
-      if (bytes.byteLength - offset < 5) return "a gRPC-Web frame header is cut short";
+      if (bytes.byteLength - offset < 5) return invalid("a frame header is cut short");
       const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 5);
       const flags = view.getUint8(0);
-      const length = view.getUint32(1);
-      const end = offset + 5 + length;
-      if (end > bytes.byteLength) return "a gRPC-Web frame is longer than the body";
-      // Compressed frames are for Connect to decompress and judge.
-      if ((flags & 0x01) === 0) fromBinary(method.input, bytes.subarray(offset + 5, end));
+      const end = offset + 5 + view.getUint32(1);
+      if (end > bytes.byteLength) return invalid("a frame is longer than the body");
+      // A request carries message frames only: the end-of-stream and trailer flags are the server's.
+      if ((flags & ~0x01) !== 0) return invalid(`a request frame has flags 0x${flags.toString(16)}`);
+      let data = bytes.subarray(offset + 5, end);
+      if (flags & 0x01) {
+        if (!compression) return invalid("a frame is marked compressed, but the request names no encoding");
+        data = await compression.decompress(data, readMaxBytes);
+      }
+      decode(method, framing.binary, data);
       offset = end;
     }
     return undefined;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    // Decompression reports its own code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED past the limit).
+    if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+    return invalid(
+      `${framing.binary ? "not a valid protobuf message" : "not a valid JSON message"}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
+}
+
+function decode(method: DescMethod, binary: boolean, bytes: Uint8Array): void {
+  if (binary) fromBinary(method.input, bytes);
+  else fromJsonString(method.input, decodeUtf8(bytes, "the JSON message"), { ignoreUnknownFields: true });
 }
 
 /** Answers `error` in the caller's protocol, without reaching a handler. */
 function refuse(res: ServerResponse, framing: Framing, error: ConnectError): void {
-  if (framing === "connect") {
-    // Connect protocol: an HTTP status for the code and a JSON error body.
-    const body = JSON.stringify({ code: codeToString(error.code), message: error.rawMessage });
+  if (res.headersSent || res.destroyed) return;
+  if (framing.protocol === "connect") {
+    // Connect unary: an HTTP status for the code and a JSON error body.
+    const body = errorToJsonBytes(error, {});
     res.writeHead(codeToHttpStatus(error.code), {
       "content-type": "application/json",
-      "content-length": Buffer.byteLength(body),
+      "content-length": body.byteLength,
     });
     res.end(body);
     return;
   }
+  if (framing.protocol === "connect-stream") {
+    // Connect streaming: HTTP 200 and a single end-of-stream envelope (flag 0x02) holding the error.
+    const json = Buffer.from(JSON.stringify({ error: errorToJson(error, {}) }));
+    const envelope = Buffer.alloc(5 + json.byteLength);
+    envelope.writeUInt8(0x02, 0);
+    envelope.writeUInt32BE(json.byteLength, 1);
+    json.copy(envelope, 5);
+    res.writeHead(200, {
+      "content-type": framing.binary ? "application/connect+proto" : "application/connect+json",
+      "content-length": envelope.byteLength,
+    });
+    res.end(envelope);
+    return;
+  }
   // gRPC-Web: a trailers-only response, the status in the headers.
   res.writeHead(200, {
-    "content-type": "application/grpc-web+proto",
+    "content-type": framing.binary ? "application/grpc-web+proto" : "application/grpc-web+json",
     "grpc-status": String(error.code),
     "grpc-message": encodeURIComponent(error.rawMessage),
   });

@@ -27,6 +27,9 @@ export interface EdgeOptions {
   http?: HttpHandler[];
   /** The caller's address (the socket's, or X-Forwarded-For from a trusted proxy), for per-IP limits. */
   clientAddresses?: ClientAddresses;
+  /** How long a client may take to send its request headers (default 20 s), and its whole request (60 s). */
+  headersTimeoutMs?: number | undefined;
+  requestTimeoutMs?: number | undefined;
 }
 
 const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/jwks\.json$/;
@@ -64,54 +67,87 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
         forwarded: false,
       }),
     fallback: (_req, res) => sendJson(res, 404, { error: "not_found", message: "no such endpoint" }),
-    onFailure: (error, method) =>
-      options.logger.error({ err: error, rpc: `${method.parent.typeName}/${method.name}` }, "rpc response failed"),
+    onFailure: (error, method, aborted) => {
+      const rpc = `${method.parent.typeName}/${method.name}`;
+      // A client that hangs up mid-call is the client's doing, not a failure of ours.
+      if (aborted) options.logger.debug({ rpc, reason: errorMessage(error) }, "rpc aborted by the client");
+      else options.logger.error({ err: error, rpc }, "rpc response failed");
+    },
   });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? "/", "http://edge");
+    // RFC 9112 §3.2.2: a server must accept the absolute form of the request target; everything
+    // behind the edge routes on the origin form. A target that is not a URI is a bad request (§3.2).
+    const target = originForm(req.url ?? "/");
+    if (target === undefined) {
+      return sendJson(res, 400, { error: "invalid_request", message: "the request target is not a valid URI" });
+    }
+    // RFC 9112 §3.2: a Host header field with an invalid value is answered 400.
+    if (!validHost(req.headers.host)) {
+      return sendJson(res, 400, { error: "invalid_request", message: "the Host header is not a valid host[:port]" });
+    }
+    req.url = target;
+    const path = target.split("?", 1)[0] as string;
     if (applyCors(req, res, options.corsOrigins)) return;
-    if (req.method === "GET" && url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (req.method === "GET" && url.pathname === "/readyz") {
+    if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (req.method === "GET" && path === "/readyz") {
       const { ready, checks } = await options.readiness();
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
     }
     const jwksTenant =
-      options.jwks && (req.method === "GET" || req.method === "HEAD") ? JWKS_PATH.exec(url.pathname)?.[1] : undefined;
+      options.jwks && (req.method === "GET" || req.method === "HEAD") ? JWKS_PATH.exec(path)?.[1] : undefined;
     if (jwksTenant && options.jwks) return serveJwks(res, jwksTenant, options.jwks);
     for (const http of options.http ?? []) if (await http(req, res)) return;
     return rpc(req, res);
   };
 
-  const server = createServer((req, res) => {
-    const started = performance.now();
-    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-    const route = routeOf(req.url ?? "/");
-    const span = tracer.startSpan(
-      `${req.method} ${route}`,
-      { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "url.path": route } },
-      parent,
-    );
-    res.once("close", () => {
-      span.setAttribute("http.response.status_code", res.statusCode);
-      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-      httpDuration.record(performance.now() - started, {
-        "http.request.method": req.method ?? "",
-        "http.route": route,
-        "http.response.status_code": res.statusCode,
+  const headersTimeout = options.headersTimeoutMs ?? 20_000;
+  const requestTimeout = Math.max(options.requestTimeoutMs ?? 60_000, headersTimeout);
+  const server = createServer(
+    {
+      // A client must send its headers within headersTimeout and its whole request within
+      // requestTimeout (slowloris). Node checks both on a timer, every connectionsCheckingInterval
+      // (30 s by default, so a 20 s limit cut at up to 50 s): check often enough to cut on time.
+      headersTimeout,
+      requestTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 10))),
+    },
+    (req, res) => {
+      const started = performance.now();
+      const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+      const route = routeOf(req.url ?? "/");
+      const span = tracer.startSpan(
+        `${req.method} ${route}`,
+        { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "url.path": route } },
+        parent,
+      );
+      res.once("close", () => {
+        span.setAttribute("http.response.status_code", res.statusCode);
+        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.end();
+        httpDuration.record(performance.now() - started, {
+          "http.request.method": req.method ?? "",
+          "http.route": route,
+          "http.response.status_code": res.statusCode,
+        });
       });
-    });
-    otelContext.with(trace.setSpan(parent, span), () =>
-      handle(req, res).catch((error: unknown) => {
-        options.logger.error({ err: error, path: req.url }, "edge request failed");
-        if (!res.headersSent) sendJson(res, 500, { error: "server_error", message: "internal error" });
-        else res.destroy();
-      }),
-    );
-  });
-  server.requestTimeout = 60_000;
-  server.headersTimeout = 20_000;
+      otelContext.with(trace.setSpan(parent, span), () =>
+        handle(req, res).catch((error: unknown) => {
+          if (req.destroyed && !req.complete) {
+            options.logger.debug(
+              { path: routeOf(req.url ?? "/"), reason: errorMessage(error) },
+              "request aborted by the client",
+            );
+          } else {
+            options.logger.error({ err: error, path: req.url }, "edge request failed");
+          }
+          if (!res.headersSent && !res.destroyed)
+            sendJson(res, 500, { error: "server_error", message: "internal error" });
+          else res.destroy();
+        }),
+      );
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
@@ -131,6 +167,28 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
       clearTimeout(timer);
     },
   };
+}
+
+/** The origin form (path and query) of a request target; undefined when an absolute form is not a URL. */
+function originForm(target: string): string | undefined {
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(target)) return target; // origin form (or "*", which nothing serves)
+  try {
+    const url = new URL(target);
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a Host header value is an authority: a host and maybe a port, nothing else (RFC 9110 §7.2). */
+function validHost(host: string | undefined): boolean {
+  if (!host) return false;
+  try {
+    const url = new URL(`http://${host}`);
+    return url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password && !host.includes("/");
+  } catch {
+    return false;
+  }
 }
 
 /** A low-cardinality route for telemetry: RPC paths as they are, other paths by their first segment. */
@@ -202,4 +260,8 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[])
   });
   res.end();
   return true;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

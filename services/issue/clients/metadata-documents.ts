@@ -6,6 +6,7 @@
 // retrieved"), so the error says nothing about which hosts or ports answer.
 
 import { safeFetch, UnsafeFetchError } from "../../shared/net/safe-fetch.ts";
+import { decodeUtf8, IllFormedText, requireJsonText } from "../../shared/text.ts";
 import {
   type ClientMetadataInput,
   InvalidClientMetadata,
@@ -104,8 +105,11 @@ export class MetadataDocuments {
     if (type !== "application/json") throw new MetadataDocumentError("it is not served as application/json");
     let document: Record<string, unknown>;
     try {
-      document = JSON.parse(response.body) as Record<string, unknown>;
-    } catch {
+      // RFC 8259 §8.1: JSON is UTF-8; its strings must be well-formed, as in a registration.
+      document = JSON.parse(decodeUtf8(response.bytes, "(document)")) as Record<string, unknown>;
+      requireJsonText(document);
+    } catch (error) {
+      if (error instanceof IllFormedText) throw new MetadataDocumentError(error.message);
       throw new MetadataDocumentError("it is not valid JSON");
     }
     if (typeof document !== "object" || document === null || Array.isArray(document)) {

@@ -4,6 +4,7 @@
 // nobody vouches for (DCR, metadata documents) are held to tighter bounds and may not claim the
 // reserved `mandate:` scopes or administrator settings.
 
+import { createPublicKey, type JsonWebKey } from "node:crypto";
 import { fetchTargetProblem } from "../../shared/net/safe-fetch.ts";
 import type { ClientRateLimit } from "../../shared/oauth/client-quota.ts";
 import { RESERVED_SCOPE_PREFIX } from "../../shared/oauth/mandate-api.ts";
@@ -168,6 +169,12 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
       bad("jwks", "must hold public keys only");
     } else if (untrusted && keys.length > METADATA_LIMITS.untrustedJwksKeys) {
       bad("jwks", `at most ${METADATA_LIMITS.untrustedJwksKeys} keys`);
+    } else {
+      // A key that cannot be imported could never verify an assertion: refused now, not at the token endpoint.
+      const unusable = keys.findIndex((key) => !usablePublicKey(key));
+      if (unusable >= 0) {
+        bad(`jwks.keys[${unusable}]`, "is not a usable public key (RFC 7517 §4; an RSA key needs 2048 bits or more)");
+      }
     }
   }
   if (input.jwks_uri) {
@@ -275,6 +282,16 @@ export function redirectUriProblem(uri: string, publicClient: boolean): string |
     return "a private-use scheme must be a reverse domain name, e.g. com.example.app:/callback (RFC 8252 §7.1)";
   }
   return undefined;
+}
+
+/** Whether a JWK is a public key Node can import: a point on its curve, an RSA modulus of 2048 bits or more. */
+function usablePublicKey(jwk: Record<string, unknown>): boolean {
+  try {
+    const key = createPublicKey({ key: jwk as JsonWebKey, format: "jwk" });
+    return key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
+  } catch {
+    return false;
+  }
 }
 
 function isHttps(value: string): boolean {

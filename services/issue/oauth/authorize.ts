@@ -33,7 +33,7 @@ import {
   LoginRequired,
   type OAuthError,
 } from "./errors.ts";
-import { cookies, Params, readForm, redirect, sendJson } from "./http.ts";
+import { cookies, Params, queryParams, readForm, redirect, sendJson } from "./http.ts";
 import { verifyAuthorizationServerProof } from "./token.ts";
 import { handleHash, humanAndClient, opaqueHandle } from "./tokens.ts";
 
@@ -62,8 +62,7 @@ export class AuthorizationEndpoint {
   async authorize(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
     const limited = await this.#services.limits.authorize(req);
     if (!limited.allowed) return this.#tooMany(res, limited.retryAfterSeconds);
-    const params =
-      req.method === "POST" ? await readForm(req) : Params.from(new URL(req.url ?? "/", "http://x").searchParams);
+    const params = req.method === "POST" ? await readForm(req) : queryParams(req);
     const clientId = params.get("client_id");
     if (!clientId) return this.#errorPage(res, new InvalidRequest("client_id is required"));
     let client: RegisteredClient | undefined;
@@ -151,7 +150,7 @@ export class AuthorizationEndpoint {
 
   /** GET /oauth2/resume: the browser returns from the identity provider. */
   async resume(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
-    const id = new URL(req.url ?? "/", "http://x").searchParams.get("interaction") ?? "";
+    const id = queryParams(req).get("interaction") ?? "";
     return this.#continue(req, res, urls, id);
   }
 
@@ -161,7 +160,7 @@ export class AuthorizationEndpoint {
     if (!(identity instanceof DevUsers))
       return this.#errorPage(res, new InvalidRequest("logins go through the identity provider"));
     if (req.method === "GET") {
-      const query = new URL(req.url ?? "/", "http://x").searchParams;
+      const query = queryParams(req);
       const id = query.get("interaction") ?? "";
       const interaction = await this.#bound(req, urls, id);
       if (!interaction) return this.#expired(res);
@@ -229,8 +228,7 @@ export class AuthorizationEndpoint {
   /** GET/POST /consent. */
   async consent(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
     const form = req.method === "POST" ? await readForm(req) : undefined;
-    const id =
-      (form ? form.get("interaction") : new URL(req.url ?? "/", "http://x").searchParams.get("interaction")) ?? "";
+    const id = (form ?? queryParams(req)).get("interaction") ?? "";
     const interaction = await this.#bound(req, urls, id);
     if (!interaction) return this.#expired(res);
     const auth = await this.#services.identity.session(req, urls.tenant);

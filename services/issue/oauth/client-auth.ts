@@ -16,6 +16,7 @@ import {
   jwtVerify,
 } from "jose";
 import { JwksUnavailable } from "../../shared/net/remote-jwks.ts";
+import { decodeUtf8, requireText, textProblem } from "../../shared/text.ts";
 import type { AuthMethod } from "../clients/metadata.ts";
 import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import type { RegisteredClient } from "../clients/registry.ts";
@@ -89,6 +90,10 @@ export class ClientAuthenticator {
     const form = new URLSearchParams();
     const headers: Record<string, string> = {};
     const { clientId, method, clientSecret, clientAssertion } = credentials;
+    // The same text rule as a form at the token endpoint (services/shared/text.ts), before any lookup.
+    if ([clientId, clientSecret, clientAssertion].some((value) => textProblem(value))) {
+      return Promise.reject(new InvalidClient("malformed client credentials"));
+    }
     if (method === "client_secret_basic") {
       // RFC 6749 §2.3.1: form-urlencoded, then Base64.
       const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, "+");
@@ -157,6 +162,9 @@ export class ClientAuthenticator {
         throw new InvalidClient(`client assertion algorithm "${header.alg}" is not accepted`);
       }
       claimed = decodeJwt(assertion).sub;
+      // The subject names a client: it must be text (JWT claims are JSON, which can spell a lone surrogate).
+      if (typeof claimed === "string" && textProblem(claimed))
+        throw new InvalidClient("client_assertion has a malformed sub");
     } catch (error) {
       if (error instanceof InvalidClient) throw error;
       throw new InvalidClient("client_assertion is not a JWT");
@@ -187,7 +195,9 @@ export class ClientAuthenticator {
         throw new InvalidClient(FAILED);
       }
       if (error instanceof errors.JOSEError) throw new InvalidClient(`client assertion rejected: ${error.message}`);
-      throw error;
+      // Anything else comes from the client's own key material (a key WebCrypto cannot import, an
+      // RSA modulus under 2048 bits): its authentication failed, not the server (RFC 6749 §5.2).
+      throw new InvalidClient("client assertion rejected: the client's registered key cannot verify it");
     }
     const exp = (payload.exp as number) * 1000;
     if (exp - now > MAX_ASSERTION_LIFETIME_MS) throw new InvalidClient("client assertion lifetime exceeds 10 minutes");
@@ -250,14 +260,19 @@ function claimedClientId(req: IncomingMessage, params: Params): string | undefin
   }
 }
 
-/** RFC 6749 §2.3.1: credentials are form-urlencoded before Base64 encoding. */
+/**
+ * RFC 6749 §2.3.1: credentials are form-urlencoded (UTF-8) before Base64 encoding (RFC 7617 §2).
+ * Anything else — not Base64, no colon, not UTF-8, bad percent-encoding — is malformed.
+ */
 function parseBasic(header: string | undefined): { clientId: string; secret: string } | undefined {
   if (!header || !/^basic /i.test(header)) return undefined;
-  const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon < 0) throw new InvalidClient("malformed Basic credentials", true);
+  const encoded = header.slice(6).trim();
   try {
-    const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, " "));
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded)) throw new Error("not base64");
+    const decoded = decodeUtf8(Buffer.from(encoded, "base64"), "Basic credentials");
+    const colon = decoded.indexOf(":");
+    if (colon < 0) throw new Error("no colon");
+    const formDecode = (s: string) => requireText(decodeURIComponent(s.replace(/\+/g, " ")), "Basic credentials");
     return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
   } catch {
     throw new InvalidClient("malformed Basic credentials", true);

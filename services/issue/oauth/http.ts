@@ -1,6 +1,9 @@
 // HTTP plumbing shared by every OAuth endpoint: bounded body reading, form parsing with the
-// RFC 6749 §3.1 "no repeated parameters" rule, and responses that are never cached.
+// RFC 6749 §3.1 "no repeated parameters" rule, and responses that are never cached. Every form,
+// query string and JSON body is read here, and its text checked here (services/shared/text.ts):
+// invalid UTF-8 or a lone surrogate is `invalid_request` naming the parameter or member.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { decodeUtf8, IllFormedText, parseFormStrict, printable, requireJsonText } from "../../shared/text.ts";
 import { InvalidRequest, type OAuthError } from "./errors.ts";
 
 /** Parameters that RFC 8707 §2 (resource) and RFC 9396 allow more than once. */
@@ -13,7 +16,7 @@ export class Params {
     this.#values = values;
   }
 
-  static from(search: URLSearchParams): Params {
+  static from(search: Iterable<[string, string]>): Params {
     const values = new Map<string, string[]>();
     for (const [key, value] of search) {
       const list = values.get(key);
@@ -22,7 +25,9 @@ export class Params {
     }
     for (const [key, list] of values) {
       // RFC 6749 §3.1 / §3.2: request and response parameters MUST NOT be included more than once.
-      if (list.length > 1 && !REPEATABLE.has(key)) throw new InvalidRequest(`parameter "${key}" is repeated`);
+      if (list.length > 1 && !REPEATABLE.has(key)) {
+        throw new InvalidRequest(`parameter "${printable(key)}" is repeated`);
+      }
     }
     return new Params(values);
   }
@@ -58,23 +63,72 @@ export async function readForm(req: IncomingMessage): Promise<Params> {
   if (type !== "application/x-www-form-urlencoded") {
     throw new InvalidRequest("the request body must be application/x-www-form-urlencoded");
   }
-  return Params.from(new URLSearchParams(await readBody(req, MAX_FORM_BYTES)));
+  return formParams(await readBytes(req, MAX_FORM_BYTES));
 }
 
-export async function readJson(req: IncomingMessage): Promise<unknown> {
-  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/json") throw new InvalidRequest("the request body must be application/json");
-  const text = await readBody(req, MAX_FORM_BYTES);
+/** The parameters of the request URI's query (RFC 6749 §3.1: the authorization endpoint takes GET). */
+export function queryParams(req: IncomingMessage): Params {
+  const url = req.url ?? "/";
+  const start = url.indexOf("?");
+  if (start < 0) return new Params(new Map());
+  const end = url.indexOf("#", start);
+  return formParams(url.slice(start + 1, end < 0 ? undefined : end));
+}
+
+function formParams(input: Uint8Array | string): Params {
   try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidRequest("the request body is not valid JSON");
+    return Params.from(parseFormStrict(input));
+  } catch (error) {
+    // RFC 6749 §5.2 invalid_request: a parameter that is not UTF-8 text is malformed.
+    if (error instanceof IllFormedText) throw new InvalidRequest(error.message);
+    throw error;
   }
 }
 
-export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+export interface ReadJsonOptions {
+  /** The error for a member whose text is ill-formed (default: invalid_request, RFC 6749 §5.2). */
+  illFormed?: (description: string) => OAuthError;
+}
+
+/** Reads a JSON body (RFC 8259 §8.1: UTF-8), every string of it well-formed. */
+export async function readJson(req: IncomingMessage, options: ReadJsonOptions = {}): Promise<unknown> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") throw new InvalidRequest("the request body must be application/json");
+  const bytes = await readBytes(req, MAX_FORM_BYTES);
+  let text: string;
+  try {
+    text = decodeUtf8(bytes, "the request body");
+  } catch (error) {
+    throw new InvalidRequest((error as Error).message);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InvalidRequest("the request body is not valid JSON");
+  }
+  try {
+    requireJsonText(value);
+  } catch (error) {
+    const description = (error as Error).message;
+    throw options.illFormed ? options.illFormed(description) : new InvalidRequest(description);
+  }
+  return value;
+}
+
+/** The client went away before its request body arrived: nobody to answer, nothing to log above debug. */
+export class RequestAborted extends Error {
+  constructor() {
+    super("the client aborted the request");
+    this.name = "RequestAborted";
+  }
+}
+
+/** The request body, at most `limit` bytes (else invalid_request); RequestAborted when the client goes away. */
+export function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > limit) return Promise.reject(new InvalidRequest(`the request body is larger than ${limit} bytes`));
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -87,10 +141,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       } else chunks.push(chunk);
     };
     req.on("data", onData);
-    req.once("end", () =>
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")),
-    );
-    req.once("error", reject);
+    req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    // An aborted upload emits "error" (ECONNRESET) and "close" without "end": never left pending.
+    req.once("error", () => reject(new RequestAborted()));
+    req.once("close", () => {
+      if (!req.complete) reject(new RequestAborted());
+    });
   });
 }
 

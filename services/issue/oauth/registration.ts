@@ -24,6 +24,8 @@ import {
 import { readJson, sendJson } from "./http.ts";
 
 const USER_FACING_GRANTS = new Set(["authorization_code", "refresh_token"]);
+/** RFC 7591 §3.2.2 / RFC 7592 §2.2: ill-formed text in a metadata member is invalid_client_metadata. */
+const METADATA_BODY = { illFormed: (description: string) => new InvalidClientMetadata(description) };
 
 export class RegistrationEndpoint {
   readonly #services: OAuthServices;
@@ -38,7 +40,7 @@ export class RegistrationEndpoint {
     if (mode === "off") throw new AccessDenied("dynamic client registration is disabled; ask an administrator");
     await this.#services.limits.registration(req);
     const trusted = mode === "token" ? this.#requireInitialAccessToken(req) : false;
-    const input = metadataFrom(await readJson(req));
+    const input = metadataFrom(await readJson(req, METADATA_BODY));
     if (!trusted && (input.grant_types ?? []).some((g) => !USER_FACING_GRANTS.has(g))) {
       throw new InvalidClientMetadata(
         "open registration allows only the authorization_code and refresh_token grants; other grants need an initial access token",
@@ -73,7 +75,7 @@ export class RegistrationEndpoint {
       res.end();
       return;
     }
-    const body = (await readJson(req)) as Record<string, unknown>;
+    const body = (await readJson(req, METADATA_BODY)) as Record<string, unknown>;
     // RFC 7592 §2.2: the request carries the client_id, which must match.
     if (body?.client_id !== clientId) throw new InvalidRequest("client_id in the body must match the client");
     if ("client_secret" in body) throw new InvalidRequest("the client secret cannot be set; it is generated");

@@ -10,6 +10,7 @@ import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { EventBatcher } from "../../shared/store/event-batcher.ts";
+import { textProblem } from "../../shared/text.ts";
 import { TenantDirectory } from "../../tenants/directory.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
@@ -22,7 +23,7 @@ import { type OAuthServices, type TenantUrls, tenantUrls } from "./context.ts";
 import { authorizationServerMetadata } from "./discovery.ts";
 import { DpopNonces } from "./dpop-nonce.ts";
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
-import { sendJson, sendOAuthError } from "./http.ts";
+import { RequestAborted, sendJson, sendOAuthError } from "./http.ts";
 import { introspectionEndpoint } from "./introspection.ts";
 import { RegistrationEndpoint } from "./registration.ts";
 import { revocationEndpoint } from "./revocation.ts";
@@ -201,6 +202,12 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
         await noncesReady;
         await handler(req, res, urlsOf(tenant as string));
       } catch (error) {
+        if (error instanceof RequestAborted) {
+          // The client hung up mid-request: nobody to answer, and not a failure of ours.
+          logger.debug({ path }, "OAuth request aborted by the client");
+          res.destroy();
+          return true;
+        }
         const oauthError = toOAuthError(error);
         if (oauthError instanceof ServerError) logger.error({ err: error, path }, "OAuth endpoint failed");
         if (!res.headersSent) sendOAuthError(res, oauthError);
@@ -232,11 +239,15 @@ function identityProvider({ config, store, clock }: ServiceDeps): IdentityProvid
 /** The client id of an RFC 7592 registration_client_uri path. */
 function clientIdOf(req: IncomingMessage): string {
   const path = (req.url ?? "/").split("?")[0] as string;
+  let id: string;
   try {
-    return decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));
+    id = decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));
   } catch {
     throw new InvalidRequest("the client id in the path is not valid percent-encoding");
   }
+  const problem = textProblem(id);
+  if (problem) throw new InvalidRequest(`the client id in the path ${problem}`);
+  return id;
 }
 
 /** Signer or store outages are temporary (503, retry); anything unexpected is a bare server_error. */

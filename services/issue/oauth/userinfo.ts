@@ -9,7 +9,7 @@ import { ResourceServer, ResourceServerError } from "../../shared/oauth/resource
 import type { Database } from "../../shared/store/schema.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { identityClaims } from "./grants/grant-tokens.ts";
-import { readBody, sendJson } from "./http.ts";
+import { readBytes, sendJson } from "./http.ts";
 
 export class UserinfoEndpoint {
   readonly #services: OAuthServices;
@@ -22,7 +22,7 @@ export class UserinfoEndpoint {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
-    if (req.method === "POST") await readBody(req, 4096);
+    if (req.method === "POST") await readBytes(req, 4096);
     const db = this.#services.store.forTenant(urls.tenant).db as Kysely<Database>;
     const grants = new GrantStore(urls.tenant);
     try {

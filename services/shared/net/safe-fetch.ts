@@ -150,7 +150,9 @@ export interface SafeFetchOptions {
 export interface SafeResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** The body decoded as UTF-8 (invalid sequences replaced; use `bytes` to decode strictly). */
   body: string;
+  bytes: Buffer;
 }
 
 export function safeFetch(url: string, options: SafeFetchOptions): Promise<SafeResponse> {
@@ -198,7 +200,8 @@ export function safeFetch(url: string, options: SafeFetchOptions): Promise<SafeR
         });
         res.on("end", () => {
           clearTimeout(deadline);
-          resolve({ status, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") });
+          const bytes = Buffer.concat(chunks);
+          resolve({ status, headers: res.headers, body: bytes.toString("utf8"), bytes });
         });
         res.on("error", reject);
       },

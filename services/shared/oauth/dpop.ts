@@ -2,6 +2,7 @@
 // resource-server library. Returns the proof key's RFC 7638 thumbprint for binding (§6.1).
 import { createHash } from "node:crypto";
 import { decodeProtectedHeader, errors, importJWK, type JWK, jwtVerify } from "jose";
+import { printable } from "../text.ts";
 import type { ReplayCache } from "./replay.ts";
 
 /** Asymmetric algorithms only (§4.3 check 5: never `none`, never a MAC). */
@@ -60,7 +61,7 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
   // §4.3 checks 4-6: typ, an allowed asymmetric alg, and a public jwk (no private members).
   if (header.typ !== "dpop+jwt") throw new DpopProofError('the DPoP proof typ must be "dpop+jwt"');
   if (!(DPOP_ALGORITHMS as readonly string[]).includes(header.alg ?? "")) {
-    throw new DpopProofError(`DPoP proof algorithm "${header.alg}" is not allowed`);
+    throw new DpopProofError(`DPoP proof algorithm "${printable(String(header.alg))}" is not allowed`);
   }
   if (!header.jwk || typeof header.jwk !== "object") throw new DpopProofError("the DPoP proof has no jwk header");
   if (PRIVATE_JWK_MEMBERS.some((member) => member in (header.jwk as object))) {
@@ -84,7 +85,9 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
     }));
   } catch (error) {
     if (error instanceof errors.JOSEError) throw new DpopProofError(`the DPoP proof does not verify: ${error.code}`);
-    throw error;
+    // Anything else is the proof's key refused by the verifier (WebCrypto's DataError, jose's
+    // TypeError for an RSA modulus under 2048 bits): a bad proof (§4.3 check 7), never a server error.
+    throw new DpopProofError("the DPoP proof jwk is not a usable public key");
   }
   const { jti, htm, htu, iat, ath, nonce } = payload;
   // §4.2: jti, htm, htu, iat are required.

@@ -49,7 +49,8 @@ export class ResourceServerError extends Error {
     this.error = error;
     this.status = error === "invalid_request" ? 400 : 401;
     const algs = DPOP_ALGORITHMS.join(" ");
-    const description = message.replace(/[\\"]/g, "");
+    // RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E — nothing a header cannot carry.
+    const description = message.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "");
     // RFC 9449 §7.1: challenge both schemes so either kind of client learns what to do.
     this.wwwAuthenticate =
       error === "invalid_dpop_proof" || error === "use_dpop_nonce"

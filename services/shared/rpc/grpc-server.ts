@@ -35,6 +35,7 @@ export function createGrpcServer(services: BoundService[], options: GrpcServerOp
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes,
     "grpc.max_send_message_length": options.maxSendMessageBytes,
     "grpc.keepalive_permit_without_calls": 1,
+    interceptors: [clientFaultsAreInvalidArgument],
   });
   for (const { service, impl } of services) {
     const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
@@ -99,6 +100,34 @@ function methodDefinition(service: DescService, method: DescMethod): grpc.Method
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
+}
+
+/**
+ * grpc-js answers two faults of the caller's request with INTERNAL before any handler runs: a
+ * compressed message that does not decompress, and a grpc-timeout header that is not one
+ * (PROTOCOL-HTTP2: TimeoutValue is 1-8 digits and a unit). Neither is the server failing: both are
+ * INVALID_ARGUMENT, as an undecodable message is (requestDeserialize). grpc-js sends these statuses
+ * from its own call object (the innermost, which this interceptor receives), through its public
+ * sendStatus, so an override on that object sees them (without the google.rpc.Status details every
+ * status of ours carries); every other status passes unchanged.
+ */
+const CLIENT_FAULTS = [/^Failed to decompress message$/, /^Invalid grpc-timeout value /];
+
+function clientFaultsAreInvalidArgument(
+  _method: grpc.ServerMethodDefinition<unknown, unknown>,
+  call: grpc.ServerInterceptingCallInterface,
+): grpc.ServerInterceptingCall {
+  const sendStatus = call.sendStatus.bind(call);
+  call.sendStatus = (status) =>
+    sendStatus(
+      status.code === grpc.status.INTERNAL &&
+        // Ours always carry google.rpc.Status details (toServiceError); grpc-js's own carry no metadata.
+        !status.metadata?.get("grpc-status-details-bin").length &&
+        CLIENT_FAULTS.some((fault) => fault.test(status.details ?? ""))
+        ? { ...status, code: grpc.status.INVALID_ARGUMENT, details: `the request is malformed: ${status.details}` }
+        : status,
+    );
+  return new grpc.ServerInterceptingCall(call);
 }
 
 type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
@@ -207,8 +236,15 @@ function serverStreamingHandler(
 export function toServiceError(error: unknown): grpc.ServiceError {
   const { error: publicError } = toPublicError(error);
   const metadata = new grpc.Metadata();
-  // Response metadata the error carries (www-authenticate, retry-after) travels as trailers.
-  for (const [key, value] of publicError.metadata) metadata.set(key, value);
+  // Response metadata the error carries (www-authenticate, retry-after) travels as trailers; a value
+  // a header cannot carry is dropped rather than failing the answer (grpc-js throws on it).
+  for (const [key, value] of publicError.metadata) {
+    try {
+      metadata.set(key, value);
+    } catch {
+      // (nothing: the status and its details still go out)
+    }
+  }
   const details = detailsOf(publicError);
   const status = create(StatusSchema, { code: publicError.code, message: publicError.rawMessage, details });
   metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));

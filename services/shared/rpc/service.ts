@@ -16,7 +16,7 @@ import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatus
 import { Code, ConnectError, invalidArgument, notFound, toPublicError, unimplemented } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { histogram, tracer } from "../telemetry.ts";
-import { illFormedMessagePath } from "../text.ts";
+import { messageTextFault } from "../text.ts";
 import { type AccessGate, type AccessRule, accessRuleOf, CALLER, type ClientAuthenticatorHook } from "./access.ts";
 
 /** What a service module provides: its descriptor and the methods it implements so far. */
@@ -125,12 +125,10 @@ export function wrapService<S extends DescService>(module: ServiceModule<S>, opt
 }
 
 function validateRequest(validator: Validator, schema: DescMessage, request: unknown): void {
-  // Text must be well-formed Unicode (a lone surrogate fits in JSON, never in UTF-8): refused here,
-  // naming the field, for every transport, before anything stores or signs it.
-  const illFormed = illFormedMessagePath(schema, request);
-  if (illFormed !== undefined) {
-    throw invalidArgument([{ field: illFormed, description: "is not well-formed Unicode text", reason: "string.utf8" }]);
-  }
+  // Strings must be text (no lone surrogate, which JSON can spell, no NUL): refused here, naming the
+  // field, for every transport, before anything stores or signs them.
+  const fault = messageTextFault(schema, request);
+  if (fault) throw invalidArgument([{ field: fault.field, description: fault.problem, reason: "string.text" }]);
   const result = validator.validate(schema, request as never);
   if (result.kind === "valid") return;
   if (result.kind === "error") throw invalidArgument([{ field: "(request)", description: result.error.message }]);

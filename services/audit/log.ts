@@ -85,6 +85,10 @@ function fromOutboxRow(row: {
   }
 }
 
+function fromCaller(event: EventJson): Candidate {
+  return { event, raw: () => JSON.stringify(event), fromCaller: true };
+}
+
 /** Lowest tree level stored as nodes: each stored node covers at least 16 entries. */
 const STORED_MIN_LEVEL = 4;
 const INSERT_CHUNK = 200; // rows per INSERT: well inside SQLite's bound-parameter limit
@@ -126,7 +130,8 @@ export class AuditLog {
     const tenants = await this.#store.db.selectFrom("audit_outbox").select("tenant_id").distinct().execute();
     let moved = 0;
     for (const { tenant_id: tenant } of tenants) {
-      moved += await this.#serial(tenant, () => this.#commit(tenant, [], limit));
+      const commit = await this.#serial(tenant, () => this.#commit(tenant, [], limit));
+      moved += commit.written;
     }
     return moved;
   }
@@ -141,26 +146,8 @@ export class AuditLog {
     const run = (async () => {
       // Yield once so appends arriving in the same turn share the transaction.
       await new Promise((resolve) => setImmediate(resolve));
-      for (;;) {
-        const queue = this.#queues.get(tenant) ?? [];
-        if (queue.length === 0) break;
-        const batch: Pending[] = [];
-        let count = 0;
-        while (queue.length > 0 && (batch.length === 0 || count + (queue[0]?.events.length ?? 0) <= this.#maxBatch)) {
-          const next = queue.shift() as Pending;
-          batch.push(next);
-          count += next.events.length;
-        }
-        try {
-          const appended = await this.#commitBatch(tenant, batch);
-          let offset = 0;
-          for (const pending of batch) {
-            pending.resolve(appended.slice(offset, offset + pending.events.length));
-            offset += pending.events.length;
-          }
-        } catch (error) {
-          for (const pending of batch) pending.reject(error);
-        }
+      for (let batch = this.#nextBatch(tenant); batch.length > 0; batch = this.#nextBatch(tenant)) {
+        await this.#commitBatch(tenant, batch);
       }
     })().finally(() => {
       this.#flushing.delete(tenant);
@@ -169,164 +156,116 @@ export class AuditLog {
     this.#flushing.set(tenant, run);
   }
 
+  /** Takes the queued appends that fit one transaction (always at least one, however large). */
+  #nextBatch(tenant: string): Pending[] {
+    const queue = this.#queues.get(tenant) ?? [];
+    const batch: Pending[] = [];
+    let count = 0;
+    while (queue.length > 0 && (batch.length === 0 || count + (queue[0]?.events.length ?? 0) <= this.#maxBatch)) {
+      const next = queue.shift() as Pending;
+      batch.push(next);
+      count += next.events.length;
+    }
+    return batch;
+  }
+
+  /** Commits a batch and answers each append with its own entries, or every one with the failure. */
+  async #commitBatch(tenant: string, batch: Pending[]): Promise<void> {
+    try {
+      const events = batch.flatMap((pending) => pending.events);
+      const { appended } = await this.#commit(tenant, events, 0);
+      let offset = 0;
+      for (const pending of batch) {
+        pending.resolve(appended.slice(offset, offset + pending.events.length));
+        offset += pending.events.length;
+      }
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+    }
+  }
+
   /** Runs `fn` after any flush in progress for the tenant (one writer per tenant in this process). */
   async #serial<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
     await this.#flushing.get(tenant)?.catch(() => {});
     return fn();
   }
 
-  async #commitBatch(tenant: string, batch: Pending[]): Promise<AppendedEntry[]> {
-    const events = batch.flatMap((p) => p.events);
-    const appended: AppendedEntry[] = [];
-    await this.#commit(tenant, events, 0, appended);
-    return appended;
-  }
-
   /**
    * One transaction: lock the head, append the outbox's events (up to `outboxLimit`) and then
-   * `events`, store entries and tree nodes, move the head. Returns the number of entries appended.
+   * `events`, store entries and tree nodes, move the head. The frontier is kept in memory only once
+   * the transaction has committed; on failure it is dropped, since it may be ahead of the database.
    */
-  async #commit(
-    tenant: string,
-    events: EventJson[],
-    outboxLimit: number,
-    appended: AppendedEntry[] = [],
-  ): Promise<number> {
-    const scoped = this.#store.forTenant(tenant);
-    let range: CompactRange | undefined;
+  async #commit(tenant: string, events: EventJson[], outboxLimit: number): Promise<Commit> {
     try {
-      const count = await scoped.transaction(async (tx) => {
-        const head = await this.#lockHead(tx, tenant);
-        const tree = await this.#rangeAt(tx, tenant, head.size);
-        range = tree;
-        const outbox =
-          outboxLimit > 0
-            ? await tx
-                .selectFrom("audit_outbox")
-                .selectAll()
-                .where("tenant_id", "=", tenant)
-                .orderBy("id")
-                .limit(outboxLimit)
-                .execute()
-            : [];
-        const candidates: Candidate[] = [
-          ...outbox.map(fromOutboxRow),
-          ...events.map((event) => ({ event, raw: () => JSON.stringify(event), fromCaller: true })),
-        ];
-        if (candidates.length === 0) return 0;
-        const now = this.#clock.now();
-        const salts = new Map<string, string>();
-        const saltFor = async (value: string) => {
-          let salt = salts.get(value);
-          if (salt) return salt;
-          const row = await tx
-            .selectFrom("audit_subjects")
-            .select("salt")
-            .where("tenant_id", "=", tenant)
-            .where("value", "=", value)
-            .executeTakeFirst();
-          salt = row?.salt ?? newSalt();
-          if (!row) await tx.insertInto("audit_subjects").values({ tenant_id: tenant, value, salt }).execute();
-          salts.set(value, salt);
-          return salt;
-        };
-        const rows: Database["audit_log"][] = [];
-        const nodes: Database["audit_nodes"][] = [];
-        const add = (event: EventJson, redacted: Awaited<ReturnType<typeof redactEvent>>, body: string) => {
-          const seq = tree.size;
-          const leaf = leafHash(Buffer.from(body, "utf8"));
-          for (const node of tree.append(leaf)) {
-            if (node.level < STORED_MIN_LEVEL) continue; // recomputed from leaves when needed
-            nodes.push({ tenant_id: tenant, level: node.level, idx: node.index, hash: hex(node.hash) });
-          }
-          const eventTime = event.eventTime ? Date.parse(event.eventTime) : now;
-          rows.push({
-            tenant_id: tenant,
-            seq,
-            leaf_hash: hex(leaf),
-            body,
-            type: event.type,
-            subject: redacted.subject,
-            actors: ` ${redacted.actors.join(" ")} `,
-            client_id: event.client?.id ?? null,
-            mandate_id: event.mandateId || null,
-            event_time: Number.isFinite(eventTime) ? eventTime : now,
-            record_time: now,
-          });
-          return { seq, leafHash: leaf };
-        };
-        const encode = async (event: EventJson) => {
-          const redacted = await redactEvent(event, saltFor);
-          const body = serializeEntry({
-            v: ENTRY_VERSION,
-            tenant,
-            seq: tree.size,
-            recordTime: new Date(now).toISOString(),
-            event: redacted.event,
-          });
-          return { redacted, body };
-        };
-        for (const candidate of candidates) {
-          // No single event may stop the log: one that cannot be encoded is logged in its degraded
-          // form, followed by an entry recording the incident.
-          let problem = candidate.problem ?? (candidate.event ? unencodable(candidate.event) : "no event");
-          let encoded: Awaited<ReturnType<typeof encode>> | undefined;
-          if (!problem && candidate.event) {
-            try {
-              encoded = await encode(candidate.event);
-            } catch (error) {
-              problem = error instanceof Error ? error.message : String(error);
-            }
-          }
-          if (encoded && candidate.event) {
-            const entry = add(candidate.event, encoded.redacted, encoded.body);
-            if (candidate.fromCaller) appended.push(entry);
-            continue;
-          }
-          const degraded = degradedEvent(candidate.event ?? candidate.source ?? {}, candidate.raw(), problem as string);
-          const fallback = await encode(degraded);
-          const entry = add(degraded, fallback.redacted, fallback.body);
-          if (candidate.fromCaller) appended.push(entry);
-          const incident = degradationIncident(degraded, entry.seq);
-          const recorded = await encode(incident);
-          add(incident, recorded.redacted, recorded.body);
-          degradedEvents.add(1, { tenant });
-          this.#logger.warn(
-            { tenant, seq: entry.seq, type: degraded.type, reason: problem },
-            "audit event logged in degraded form",
-          );
-        }
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-          await tx
-            .insertInto("audit_log")
-            .values(rows.slice(i, i + INSERT_CHUNK))
-            .execute();
-        }
-        for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
-          await tx
-            .insertInto("audit_nodes")
-            .values(nodes.slice(i, i + INSERT_CHUNK))
-            .execute();
-        }
-        if (outbox.length > 0) {
-          const last = outbox.at(-1)?.id as number;
-          await tx.deleteFrom("audit_outbox").where("tenant_id", "=", tenant).where("id", "<=", last).execute();
-        }
-        await tx
-          .updateTable("audit_heads")
-          .set({ size: tree.size, root_hash: hex(tree.root()), updated_at: now })
-          .where("tenant_id", "=", tenant)
-          .execute();
-        return rows.length;
-      });
-      if (range) this.#ranges.set(tenant, range);
-      if (count > 0 && range) this.#onCommit?.(tenant, range.size);
-      return count;
+      const commit = await this.#store
+        .forTenant(tenant)
+        .transaction((tx) => this.#appendInTransaction(tx, tenant, events, outboxLimit));
+      this.#ranges.set(tenant, commit.tree);
+      if (commit.written > 0) this.#onCommit?.(tenant, commit.tree.size);
+      return commit;
     } catch (error) {
-      this.#ranges.delete(tenant); // the in-memory frontier may be ahead of the database
+      this.#ranges.delete(tenant);
       this.#logger.error({ err: error, tenant }, "audit append failed; nothing was written");
       throw error;
     }
+  }
+
+  async #appendInTransaction(
+    tx: Transaction,
+    tenant: string,
+    events: EventJson[],
+    outboxLimit: number,
+  ): Promise<Commit> {
+    const head = await this.#lockHead(tx, tenant);
+    const tree = await this.#rangeAt(tx, tenant, head.size);
+    const outbox = await readOutbox(tx, tenant, outboxLimit);
+    const candidates = [...outbox.map(fromOutboxRow), ...events.map(fromCaller)];
+    if (candidates.length === 0) return { tree, written: 0, appended: [] };
+    const now = this.#clock.now();
+    const { entries, appended } = await this.#encodeCandidates(new EntryEncoder(tx, tenant, tree, now), candidates);
+    await writeEntries(tx, entries);
+    await dropDrained(tx, tenant, outbox);
+    await moveHead(tx, tenant, tree, now);
+    return { tree, written: entries.length, appended };
+  }
+
+  /** The candidates as entries, in order, and the entries of those appended by callers. */
+  async #encodeCandidates(
+    encoder: EntryEncoder,
+    candidates: readonly Candidate[],
+  ): Promise<{ entries: EncodedEntry[]; appended: AppendedEntry[] }> {
+    const entries: EncodedEntry[] = [];
+    const appended: AppendedEntry[] = [];
+    for (const candidate of candidates) {
+      const [own, ...incident] = await this.#encodeCandidate(encoder, candidate);
+      if (candidate.fromCaller) appended.push(own.appended);
+      entries.push(own, ...incident);
+    }
+    return { entries, appended };
+  }
+
+  /**
+   * The entries a candidate becomes: itself, or — since no single event may stop the log — when it
+   * cannot be encoded, its degraded form followed by an entry recording the incident.
+   */
+  async #encodeCandidate(encoder: EntryEncoder, candidate: Candidate): Promise<[EncodedEntry, ...EncodedEntry[]]> {
+    let problem = candidate.problem ?? (candidate.event ? unencodable(candidate.event) : "no event");
+    if (!problem && candidate.event) {
+      try {
+        return [await encoder.next(candidate.event)];
+      } catch (error) {
+        problem = error instanceof Error ? error.message : String(error);
+      }
+    }
+    const degraded = degradedEvent(candidate.event ?? candidate.source ?? {}, candidate.raw(), problem as string);
+    const entry = await encoder.next(degraded);
+    const incident = await encoder.next(degradationIncident(degraded, entry.appended.seq));
+    degradedEvents.add(1, { tenant: encoder.tenant });
+    this.#logger.warn(
+      { tenant: encoder.tenant, seq: entry.appended.seq, type: degraded.type, reason: problem },
+      "audit event logged in degraded form",
+    );
+    return [entry, incident];
   }
 
   /** Locks the tenant's head row for this transaction, creating it for a new log. */
@@ -352,6 +291,127 @@ export class AuditLog {
       hashes.push(await source.subtree(level, index));
     return CompactRange.fromFrontier(size, hashes);
   }
+}
+
+/** What one commit wrote: the frontier after it, how many entries, and the callers' own entries in order. */
+interface Commit {
+  tree: CompactRange;
+  written: number;
+  appended: AppendedEntry[];
+}
+
+/** One entry ready to be written: its row, the stored tree nodes it completes, and its place in the log. */
+interface EncodedEntry {
+  row: Database["audit_log"];
+  nodes: Database["audit_nodes"][];
+  appended: AppendedEntry;
+}
+
+/**
+ * Turns events into a commit's entries, in order, on the tree's frontier; each subject's salt is read
+ * (or made) once per commit, within the writer's transaction.
+ */
+class EntryEncoder {
+  readonly #salts = new Map<string, string>();
+  readonly #tx: Transaction;
+  readonly tenant: string;
+  readonly #tree: CompactRange;
+  readonly #now: number;
+
+  constructor(tx: Transaction, tenant: string, tree: CompactRange, now: number) {
+    this.#tx = tx;
+    this.tenant = tenant;
+    this.#tree = tree;
+    this.#now = now;
+  }
+
+  /** The event as the next entry; throws, leaving the tree as it was, when it cannot be encoded. */
+  async next(event: EventJson): Promise<EncodedEntry> {
+    const redacted = await redactEvent(event, (value) => this.#saltFor(value));
+    const seq = this.#tree.size;
+    const body = serializeEntry({
+      v: ENTRY_VERSION,
+      tenant: this.tenant,
+      seq,
+      recordTime: new Date(this.#now).toISOString(),
+      event: redacted.event,
+    });
+    const leaf = leafHash(Buffer.from(body, "utf8"));
+    const nodes = this.#tree
+      .append(leaf)
+      .filter((node) => node.level >= STORED_MIN_LEVEL) // lower ones are recomputed from leaves when needed
+      .map((node) => ({ tenant_id: this.tenant, level: node.level, idx: node.index, hash: hex(node.hash) }));
+    const eventTime = event.eventTime ? Date.parse(event.eventTime) : this.#now;
+    const row: Database["audit_log"] = {
+      tenant_id: this.tenant,
+      seq,
+      leaf_hash: hex(leaf),
+      body,
+      type: event.type,
+      subject: redacted.subject,
+      actors: ` ${redacted.actors.join(" ")} `,
+      client_id: event.client?.id ?? null,
+      mandate_id: event.mandateId || null,
+      event_time: Number.isFinite(eventTime) ? eventTime : this.#now,
+      record_time: this.#now,
+    };
+    return { row, nodes, appended: { seq, leafHash: leaf } };
+  }
+
+  async #saltFor(value: string): Promise<string> {
+    const known = this.#salts.get(value);
+    if (known) return known;
+    const row = await this.#tx
+      .selectFrom("audit_subjects")
+      .select("salt")
+      .where("tenant_id", "=", this.tenant)
+      .where("value", "=", value)
+      .executeTakeFirst();
+    const salt = row?.salt ?? newSalt();
+    if (!row) await this.#tx.insertInto("audit_subjects").values({ tenant_id: this.tenant, value, salt }).execute();
+    this.#salts.set(value, salt);
+    return salt;
+  }
+}
+
+type OutboxRow = Awaited<ReturnType<typeof readOutbox>>[number];
+
+/** The tenant's oldest outbox events, up to `limit` (none when 0). */
+function readOutbox(tx: Transaction, tenant: string, limit: number) {
+  if (limit <= 0) return Promise.resolve([]);
+  return tx.selectFrom("audit_outbox").selectAll().where("tenant_id", "=", tenant).orderBy("id").limit(limit).execute();
+}
+
+async function writeEntries(tx: Transaction, entries: readonly EncodedEntry[]): Promise<void> {
+  const rows = entries.map((entry) => entry.row);
+  const nodes = entries.flatMap((entry) => entry.nodes);
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await tx
+      .insertInto("audit_log")
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
+  for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
+    await tx
+      .insertInto("audit_nodes")
+      .values(nodes.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
+}
+
+/** Removes the outbox rows this commit logged, in the same transaction (never logged twice nor lost). */
+async function dropDrained(tx: Transaction, tenant: string, drained: readonly OutboxRow[]): Promise<void> {
+  const last = drained.at(-1);
+  if (last === undefined) return;
+  await tx.deleteFrom("audit_outbox").where("tenant_id", "=", tenant).where("id", "<=", last.id).execute();
+}
+
+async function moveHead(tx: Transaction, tenant: string, tree: CompactRange, now: number): Promise<void> {
+  await tx
+    .updateTable("audit_heads")
+    .set({ size: tree.size, root_hash: hex(tree.root()), updated_at: now })
+    .where("tenant_id", "=", tenant)
+    .execute();
 }
 
 /**

@@ -3,13 +3,13 @@
 // `mandate admin bootstrap` does it once for `mandate serve`, straight in the store. The client
 // lives in the reserved platform tenant, may use client_credentials for scope `mandate:admin` on
 // Mandate's API only, and its credentials go to a 0600 file the CLI reads, never to a log.
-import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
 import { z } from "zod";
 import type { ClientMetadataInput } from "../issue/clients/metadata.ts";
 import { ClientRegistry } from "../issue/clients/registry.ts";
+import { tenantCreated } from "../shared/audit-events.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { Config } from "../shared/config.ts";
 import { issuerUrl } from "../shared/oauth/issuer.ts";
@@ -130,26 +130,15 @@ async function adminClients(registry: ClientRegistry): Promise<string[]> {
 async function ensurePlatformTenant(store: Store, clock: Clock): Promise<void> {
   const now = clock.now();
   const scoped = store.forTenant(PLATFORM_TENANT);
-  await store.transaction(async (tx) => {
+  // The tenant's row (a global table) and its first audit event commit together.
+  await scoped.transaction(async (tx) => {
     const inserted = await tx
       .insertInto("tenants")
       .values({ id: PLATFORM_TENANT, display_name: "Platform", created_at: now, token_signing_alg: null })
       .onConflict((c) => c.column("id").doNothing())
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
-    await scoped.recordEvent(
-      tx,
-      {
-        eventId: randomUUID(),
-        type: "tenant.created.v1",
-        payload: {
-          tenant: PLATFORM_TENANT,
-          display_name: "Platform",
-          token_signing_alg: null,
-          by: { bootstrap: "true" },
-        },
-      },
-      now,
-    );
+    const platform = { id: PLATFORM_TENANT, displayName: "Platform", tokenSigningAlg: null };
+    await scoped.recordEvent(tx, tenantCreated(platform, { by: { bootstrap: "true" } }), now);
   });
 }

@@ -15,7 +15,7 @@ import { failedPrecondition, invalidArgument, notFound, unavailable } from "../s
 import type { Logger } from "../shared/logger.ts";
 import { Lease } from "../shared/store/lease.ts";
 import type { SigningKeysTable } from "../shared/store/schema.ts";
-import type { Store, Transaction } from "../shared/store/store.ts";
+import type { Store, TenantTransaction } from "../shared/store/store.ts";
 import { type BackendStatus, type KeyBackend, KeyBackendError, type SigningAlgorithm } from "./backends/backend.ts";
 import type { SigningClient } from "./client.ts";
 import {
@@ -443,7 +443,7 @@ export class KeyManager implements SigningClient {
   }
 
   async #applyStep(
-    tx: Transaction,
+    tx: TenantTransaction,
     tenant: string,
     purpose: KeyPurposeName,
     step: Exclude<RotationStep, { kind: "destroy" }>,

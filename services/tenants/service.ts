@@ -1,12 +1,12 @@
 // mandate.v1.Tenants: the registry of tenants. Creating one records a `tenant.created.v1` audit
 // event in the same transaction.
-import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
-import { resourceProblem } from "../issue/clients/metadata.ts";
+import { tenantCreated } from "../shared/audit-events.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { alreadyExists, invalidArgument, notFound } from "../shared/errors.ts";
 import { PLATFORM_TENANT } from "../shared/oauth/mandate-api.ts";
+import { resourceProblem } from "../shared/oauth/resource-indicator.ts";
 import { auditedCaller, callerOf } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
 import type { TenantsTable } from "../shared/store/schema.ts";
@@ -46,25 +46,21 @@ export function tenantsService({ store, clock }: ServiceDeps) {
         default_resources: defaultResources.length ? JSON.stringify(defaultResources) : null,
       };
       const scoped = store.forTenant(request.tenant);
-      await store.transaction(async (tx) => {
+      // The tenant's row (a global table) and its first audit event commit together.
+      await scoped.transaction(async (tx) => {
         const inserted = await tx
           .insertInto("tenants")
           .values(row)
           .onConflict((c) => c.column("id").doNothing())
           .executeTakeFirst();
         if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw alreadyExists("tenant", request.tenant);
-        const event = {
-          tenant: row.id,
-          display_name: row.display_name,
-          token_signing_alg: row.token_signing_alg,
-          default_resources: defaultResources,
+        const tenant = {
+          id: row.id,
+          displayName: row.display_name,
+          tokenSigningAlg: row.token_signing_alg,
+          defaultResources,
         };
-        const { by, parties } = auditedCaller(callerOf(context));
-        await scoped.recordEvent(
-          tx,
-          { eventId: randomUUID(), type: "tenant.created.v1", payload: { ...event, by }, parties },
-          now,
-        );
+        await scoped.recordEvent(tx, tenantCreated(tenant, auditedCaller(callerOf(context))), now);
       });
       return { tenant: toTenant(row) };
     },

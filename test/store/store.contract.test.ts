@@ -95,7 +95,7 @@ describe.each(engines)("store contract: $name", (engine) => {
     const acme = store.forTenant("acme");
     const eventId = randomUUID();
     await expect(
-      store.transaction(async (tx) => {
+      acme.transaction(async (tx) => {
         await tx
           .insertInto("tenants")
           .values({ id: "initech", display_name: "Initech", created_at: Date.now() })

@@ -7,13 +7,13 @@
 
 import { safeFetch, UnsafeFetchError } from "../../shared/net/safe-fetch.ts";
 import { decodeUtf8, IllFormedText, requireJsonText } from "../../shared/text.ts";
+import type { RegisteredClient } from "./metadata.ts";
 import {
   type ClientMetadataInput,
   InvalidClientMetadata,
   metadataInputFrom,
   normalizeClientMetadata,
 } from "./metadata.ts";
-import type { RegisteredClient } from "./registry.ts";
 
 const MAX_BYTES = 5 * 1024; // the draft suggests documents stay small; 5 KB is its guidance
 const MIN_TTL_MS = 60_000;

@@ -8,6 +8,7 @@ import { createPublicKey, type JsonWebKey } from "node:crypto";
 import { fetchTargetProblem } from "../../shared/net/safe-fetch.ts";
 import type { ClientRateLimit } from "../../shared/oauth/client-quota.ts";
 import { RESERVED_SCOPE_PREFIX } from "../../shared/oauth/mandate-api.ts";
+import { resourceProblem } from "../../shared/oauth/resource-indicator.ts";
 
 export const AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -36,6 +37,21 @@ export interface ClientMetadata {
 }
 
 /** Bounds on every registration, and tighter ones for registrations nobody vouches for. */
+/** A client as the authorization server knows it: its metadata and who vouches for it. */
+export interface RegisteredClient {
+  tenant: string;
+  clientId: string;
+  metadata: ClientMetadata;
+  hasSecret: boolean;
+  createdAt: number;
+  /**
+   * Who vouches for it: "admin" (admin API, CLI), "dynamic" (RFC 7591 registration, anyone) or
+   * "document" (a Client ID Metadata Document, anyone). Only admin clients' redirect URIs are
+   * trusted before a user has approved the client (RFC 9700 §4.11.2).
+   */
+  origin: "admin" | "dynamic" | "document";
+}
+
 export const METADATA_LIMITS = {
   clientName: 200,
   uri: 2048,
@@ -239,18 +255,6 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
       ? { rate_limit: { requests_per_second: rateLimit.requests_per_second, burst: rateLimit.burst } }
       : {}),
   };
-}
-
-/** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */
-export function resourceProblem(resource: string): string | undefined {
-  if (resource.length > METADATA_LIMITS.uri) return `must be at most ${METADATA_LIMITS.uri} characters`;
-  try {
-    new URL(resource);
-  } catch {
-    return "must be an absolute URI (RFC 8707 §2)";
-  }
-  if (resource.includes("#")) return "must not contain a fragment (RFC 8707 §2)";
-  return undefined;
 }
 
 /** Why a redirect URI cannot be registered, or undefined when it can. */

@@ -1,31 +1,21 @@
 // A tenant's OAuth clients in the store. Registration and deletion record their audit event in the
 // same transaction; the secret is returned once and kept only as a hash.
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { type Actor, clientCreated, clientDeleted, clientUpdated } from "../../shared/audit-events.ts";
 import type { Clock } from "../../shared/clock.ts";
+import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";
 import type { OAuthClientsTable } from "../../shared/store/schema.ts";
-import type { OutboxParties, Store } from "../../shared/store/store.ts";
+import type { Store } from "../../shared/store/store.ts";
+import { ConsentStore } from "../oauth/consent-store.ts";
 import {
   type ClientMetadata,
   type ClientMetadataInput,
   InvalidClientMetadata,
   normalizeClientMetadata,
+  type RegisteredClient,
 } from "./metadata.ts";
 import { isMetadataDocumentId, type MetadataDocuments } from "./metadata-documents.ts";
 import { generateSecret, hashSecret } from "./secrets.ts";
-
-export interface RegisteredClient {
-  tenant: string;
-  clientId: string;
-  metadata: ClientMetadata;
-  hasSecret: boolean;
-  createdAt: number;
-  /**
-   * Who vouches for it: "admin" (admin API, CLI), "dynamic" (RFC 7591 registration, anyone) or
-   * "document" (a Client ID Metadata Document, anyone). Only admin clients' redirect URIs are
-   * trusted before a user has approved the client (RFC 9700 §4.11.2).
-   */
-  origin: "admin" | "dynamic" | "document";
-}
 
 /** How long a client read for authentication is reused; a deletion elsewhere takes effect within it. */
 const AUTH_CACHE_MS = 5000;
@@ -54,13 +44,13 @@ export class ClientRegistry {
   async create(
     tenant: string,
     input: ClientMetadataInput,
-    options: { dynamic?: boolean; by?: Record<string, string>; parties?: OutboxParties } = {},
+    options: { dynamic?: boolean } & Partial<Actor> = {},
   ): Promise<{ client: RegisteredClient; secret?: string; registrationToken?: string }> {
     const metadata = normalizeClientMetadata(input, {
       untrusted: options.dynamic === true,
       allowPrivateHosts: this.#allowPrivateHosts,
     });
-    const registrationToken = options.dynamic ? `mrat_${randomBytes(32).toString("base64url")}` : undefined;
+    const registrationToken = options.dynamic ? opaqueHandle("mrat") : undefined;
     const needsSecret = metadata.token_endpoint_auth_method.startsWith("client_secret_");
     const secret = needsSecret ? generateSecret() : undefined;
     const row: OAuthClientsTable = {
@@ -70,31 +60,21 @@ export class ClientRegistry {
       metadata: JSON.stringify(metadata),
       secret_hash: secret ? hashSecret(secret) : null,
       created_at: this.#clock.now(),
-      registration_token_hash: registrationToken ? tokenHash(registrationToken) : null,
+      registration_token_hash: registrationToken ? handleHash(registrationToken) : null,
     };
     const scoped = this.#store.forTenant(tenant);
     await scoped.transaction(async (tx) => {
       await tx.insertInto("oauth_clients").values(row).execute();
-      const event = {
-        client_id: row.client_id,
-        client_name: metadata.client_name,
-        token_endpoint_auth_method: metadata.token_endpoint_auth_method,
-        grant_types: metadata.grant_types,
-        redirect_uris: metadata.redirect_uris,
+      const created = {
+        clientId: row.client_id,
+        clientName: metadata.client_name,
+        tokenEndpointAuthMethod: metadata.token_endpoint_auth_method,
+        grantTypes: metadata.grant_types,
+        redirectUris: metadata.redirect_uris,
         dynamic: options.dynamic === true,
-        // Who registered it (an administrator's token, a bootstrap): admin actions name their caller.
-        ...(options.by ? { by: options.by } : {}),
       };
-      await scoped.recordEvent(
-        tx,
-        {
-          eventId: randomUUID(),
-          type: "client.created.v1",
-          payload: event,
-          ...(options.parties ? { parties: options.parties } : {}),
-        },
-        row.created_at,
-      );
+      // Who registered it (an administrator's token, a bootstrap): admin actions name their caller.
+      await scoped.recordEvent(tx, clientCreated(created, options), row.created_at);
     });
     return {
       client: toClient(row),
@@ -132,21 +112,10 @@ export class ClientRegistry {
       // again before the browser is sent there without asking (RFC 9700 §4.11.2).
       const before = new Set(existing.metadata.redirect_uris);
       if (metadata.redirect_uris.some((uri) => !before.has(uri))) {
-        await tx
-          .deleteFrom("oauth_consents")
-          .where("tenant_id", "=", tenant)
-          .where("client_id", "=", clientId)
-          .execute();
+        await scoped.use(ConsentStore, tx).forgetClient(clientId);
       }
-      await scoped.recordEvent(
-        tx,
-        {
-          eventId: randomUUID(),
-          type: "client.updated.v1",
-          payload: { client_id: clientId, grant_types: metadata.grant_types, redirect_uris: metadata.redirect_uris },
-        },
-        this.#clock.now(),
-      );
+      const updated = { clientId, grantTypes: metadata.grant_types, redirectUris: metadata.redirect_uris };
+      await scoped.recordEvent(tx, clientUpdated(updated), this.#clock.now());
     });
     return { ...existing, metadata };
   }
@@ -156,7 +125,7 @@ export class ClientRegistry {
     const stored = (await this.#row(tenant, clientId))?.registration_token_hash;
     if (!stored) return false;
     const a = Buffer.from(stored);
-    const b = Buffer.from(tokenHash(token));
+    const b = Buffer.from(handleHash(token));
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
@@ -225,11 +194,7 @@ export class ClientRegistry {
   }
 
   /** Deletes a client; false when there was none. `by` names the administrator who did it. */
-  async delete(
-    tenant: string,
-    clientId: string,
-    options: { by?: Record<string, string>; parties?: OutboxParties } = {},
-  ): Promise<boolean> {
+  async delete(tenant: string, clientId: string, options: Partial<Actor> = {}): Promise<boolean> {
     this.#authCache.delete(`${tenant}\n${clientId}`);
     const scoped = this.#store.forTenant(tenant);
     return scoped.transaction(async (tx) => {
@@ -239,24 +204,10 @@ export class ClientRegistry {
         .where("client_id", "=", clientId)
         .executeTakeFirst();
       if (Number(deleted.numDeletedRows) === 0) return false;
-      const event = { client_id: clientId, ...(options.by ? { by: options.by } : {}) };
-      await scoped.recordEvent(
-        tx,
-        {
-          eventId: randomUUID(),
-          type: "client.deleted.v1",
-          payload: event,
-          ...(options.parties ? { parties: options.parties } : {}),
-        },
-        this.#clock.now(),
-      );
+      await scoped.recordEvent(tx, clientDeleted(clientId, options), this.#clock.now());
       return true;
     });
   }
-}
-
-function tokenHash(token: string): string {
-  return createHash("sha256").update(token).digest("base64url");
 }
 
 function toClient(row: OAuthClientsTable): RegisteredClient {

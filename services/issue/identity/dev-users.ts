@@ -1,13 +1,14 @@
 // Dev users: accounts from configuration with scrypt-hashed passwords and a plain login page,
 // for `mandate dev` and tests. Sessions live in the store (hash of the cookie value), so they
 // survive a restart and any replica can read them.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Clock } from "../../shared/clock.ts";
+import { handleHash } from "../../shared/oauth/handles.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { verifySecret } from "../clients/secrets.ts";
 import { cookies } from "../oauth/http.ts";
-import type { Authentication, IdentityProvider, LoginRequest } from "./provider.ts";
+import type { Authentication, IdentityProvider, LoginRequest, PasswordLogin, SessionCookie } from "./provider.ts";
 
 export interface DevUser {
   id: string;
@@ -17,9 +18,9 @@ export interface DevUser {
   email?: string | undefined;
 }
 
-export const SESSION_COOKIE = "mandate_session";
+const SESSION_COOKIE = "mandate_session";
 
-export class DevUsers implements IdentityProvider {
+export class DevUsers implements IdentityProvider, PasswordLogin {
   readonly kind = "dev" as const;
   readonly acrValues = ["aal1"] as const;
   readonly #users: Map<string, DevUser>;
@@ -42,6 +43,10 @@ export class DevUsers implements IdentityProvider {
     this.#loginUrl = options.loginUrl;
   }
 
+  get passwordLogin(): PasswordLogin {
+    return this;
+  }
+
   loginUrl(request: LoginRequest): string {
     const url = new URL(this.#loginUrl(request.tenant));
     url.searchParams.set("interaction", request.interaction);
@@ -50,14 +55,13 @@ export class DevUsers implements IdentityProvider {
   }
 
   /** Checks a username and password; a constant amount of work whether or not the user exists. */
-  async verifyPassword(username: string, password: string): Promise<DevUser | undefined> {
+  async verify(username: string, password: string): Promise<string | undefined> {
     const user = this.#users.get(username);
     const ok = await verifySecret(password, user?.passwordHash ?? DUMMY_HASH);
-    return ok && user ? user : undefined;
+    return ok && user ? user.id : undefined;
   }
 
-  /** Opens a session; returns the cookie value. */
-  async openSession(tenant: string, user: DevUser): Promise<{ value: string; maxAgeSeconds: number }> {
+  async openSession(tenant: string, userId: string): Promise<SessionCookie> {
     const value = randomBytes(32).toString("base64url");
     const now = this.#clock.now();
     await this.#store
@@ -65,15 +69,15 @@ export class DevUsers implements IdentityProvider {
       .db.insertInto("oauth_sessions")
       .values({
         tenant_id: tenant,
-        id_hash: hash(value),
-        subject: user.id,
+        id_hash: handleHash(value),
+        subject: userId,
         auth_time: now,
         acr: "aal1",
         amr: JSON.stringify(["pwd"]),
         expires_at: now + this.#sessionTtlMs,
       })
       .execute();
-    return { value, maxAgeSeconds: Math.floor(this.#sessionTtlMs / 1000) };
+    return { name: SESSION_COOKIE, value, maxAgeSeconds: Math.floor(this.#sessionTtlMs / 1000) };
   }
 
   async session(req: IncomingMessage, tenant: string): Promise<Authentication | undefined> {
@@ -84,7 +88,7 @@ export class DevUsers implements IdentityProvider {
       .db.selectFrom("oauth_sessions")
       .selectAll()
       .where("tenant_id", "=", tenant)
-      .where("id_hash", "=", hash(value))
+      .where("id_hash", "=", handleHash(value))
       .executeTakeFirst();
     if (!row || row.expires_at <= this.#clock.now()) return undefined;
     const user = [...this.#users.values()].find((u) => u.id === row.subject);
@@ -101,10 +105,6 @@ export class DevUsers implements IdentityProvider {
       },
     };
   }
-}
-
-function hash(value: string): string {
-  return createHash("sha256").update(value).digest("base64url");
 }
 
 // A valid scrypt hash of a random password: unknown usernames cost the same as wrong passwords.

@@ -35,6 +35,24 @@ export interface IdentityProvider {
   loginUrl(request: LoginRequest): string;
   /** Assurance levels this provider can deliver, weakest first. */
   readonly acrValues: readonly string[];
+  /**
+   * Username and password checked on Mandate's own login page (dev users). Absent for providers
+   * whose users log in at the provider itself (Kratos): the login page then refuses to serve.
+   */
+  readonly passwordLogin?: PasswordLogin | undefined;
+}
+
+export interface PasswordLogin {
+  /** The user's id when the password is theirs; the same amount of work whether or not the user exists. */
+  verify(username: string, password: string): Promise<string | undefined>;
+  /** Opens a login session for the user: the cookie that carries it. */
+  openSession(tenant: string, userId: string): Promise<SessionCookie>;
+}
+
+export interface SessionCookie {
+  name: string;
+  value: string;
+  maxAgeSeconds: number;
 }
 
 /** Whether `have` meets `want` on the provider's ordered levels. */

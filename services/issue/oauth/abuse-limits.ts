@@ -9,7 +9,7 @@ import type { Config } from "../../shared/config.ts";
 import { ClientAddresses } from "../../shared/net/client-ip.ts";
 import { quotaKey, quotaRule } from "../../shared/oauth/client-quota.ts";
 import type { RateDecision, RateLimiter, RateRule } from "../../shared/rate-limit.ts";
-import type { RegisteredClient } from "../clients/registry.ts";
+import type { RegisteredClient } from "../clients/metadata.ts";
 import { SlowDown } from "./errors.ts";
 
 const ALLOWED: RateDecision = { allowed: true, retryAfterSeconds: 0 };

@@ -1,7 +1,7 @@
 // Validation of an authorization request (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1, OIDC Core §3.1.2.1),
 // in the order that decides where errors may go: client and redirect URI first (errors about them
 // are shown as a page, never redirected, RFC 6749 §4.1.2.1), then everything else (redirected).
-import type { RegisteredClient } from "../clients/registry.ts";
+import type { RegisteredClient } from "../clients/metadata.ts";
 import { InvalidRequest, type OAuthError, UnsupportedResponseType } from "./errors.ts";
 import type { Params } from "./http.ts";
 import { requireS256Challenge } from "./pkce.ts";

@@ -17,9 +17,8 @@ import {
 } from "jose";
 import { JwksUnavailable } from "../../shared/net/remote-jwks.ts";
 import { decodeUtf8, requireText, textProblem } from "../../shared/text.ts";
-import type { AuthMethod } from "../clients/metadata.ts";
+import type { AuthMethod, RegisteredClient } from "../clients/metadata.ts";
 import { MetadataDocumentError } from "../clients/metadata-documents.ts";
-import type { RegisteredClient } from "../clients/registry.ts";
 import { verifySecret } from "../clients/secrets.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidRequest } from "./errors.ts";

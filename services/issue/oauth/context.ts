@@ -6,13 +6,12 @@ import type { Logger } from "../../shared/logger.ts";
 import type { RemoteJwks } from "../../shared/net/remote-jwks.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
-import type { EventBatcher } from "../../shared/store/event-batcher.ts";
 import type { Store } from "../../shared/store/store.ts";
 import type { SigningClient } from "../../signer/client.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import type { AbuseLimits } from "./abuse-limits.ts";
-import type { DpopNonces } from "./dpop-nonce.ts";
+import type { DpopNonces } from "./authorization-server-dpop.ts";
 import type { TenantResources } from "./rfc8707.ts";
 
 export interface OAuthServices {
@@ -23,7 +22,6 @@ export interface OAuthServices {
   signing: SigningClient;
   clients: ClientRegistry;
   replay: ReplayCache;
-  events: EventBatcher;
   identity: IdentityProvider;
   nonces: DpopNonces;
   /** Rate limits of the public surface and per-client quotas. */

@@ -3,20 +3,15 @@
 // at all is decided here too: the client's registered `resources`, else its tenant's
 // `default_resources`; anything else is `invalid_target` (§2: the server may refuse a resource it
 // does not know or that the client may not use).
+import { resourceProblem } from "../../shared/oauth/resource-indicator.ts";
 import type { Store } from "../../shared/store/store.ts";
-import type { RegisteredClient } from "../clients/registry.ts";
+import type { RegisteredClient } from "../clients/metadata.ts";
 import { InvalidTarget } from "./errors.ts";
 
 export function parseResources(values: string[]): string[] {
   for (const value of values) {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      throw new InvalidTarget(`resource "${value}" is not an absolute URI`);
-    }
-    // §2: MUST NOT include a fragment; SHOULD NOT include a query (we allow it, as MCP servers may need it).
-    if (url.hash || value.includes("#")) throw new InvalidTarget(`resource "${value}" must not contain a fragment`);
+    const problem = resourceProblem(value);
+    if (problem) throw new InvalidTarget(`resource "${value}" ${problem}`);
   }
   return [...new Set(values)];
 }

@@ -9,7 +9,6 @@ import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
-import { EventBatcher } from "../../shared/store/event-batcher.ts";
 import { textProblem } from "../../shared/text.ts";
 import { TenantDirectory } from "../../tenants/directory.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
@@ -17,19 +16,23 @@ import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import { AbuseLimits } from "./abuse-limits.ts";
-import { AuthorizationEndpoint } from "./authorize.ts";
+import { DpopNonces } from "./authorization-server-dpop.ts";
+import type { Visit } from "./browser.ts";
 import { type AuthenticatedClient, ClientAuthenticator, type ClientCredentialsMessage } from "./client-auth.ts";
 import { type OAuthServices, type TenantUrls, tenantUrls } from "./context.ts";
-import { authorizationServerMetadata } from "./discovery.ts";
-import { DpopNonces } from "./dpop-nonce.ts";
+import { authorizationEndpoint } from "./endpoints/authorize.ts";
+import { consentEndpoint } from "./endpoints/consent.ts";
+import { authorizationServerMetadata } from "./endpoints/discovery.ts";
+import { introspectionEndpoint } from "./endpoints/introspection.ts";
+import { loginEndpoint, resumeEndpoint } from "./endpoints/login.ts";
+import { pushedAuthorizationRequestEndpoint } from "./endpoints/par.ts";
+import { RegistrationEndpoint } from "./endpoints/registration.ts";
+import { revocationEndpoint } from "./endpoints/revocation.ts";
+import { tokenEndpoint } from "./endpoints/token.ts";
+import { UserinfoEndpoint } from "./endpoints/userinfo.ts";
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
 import { RequestAborted, sendJson, sendOAuthError } from "./http.ts";
-import { introspectionEndpoint } from "./introspection.ts";
-import { RegistrationEndpoint } from "./registration.ts";
-import { revocationEndpoint } from "./revocation.ts";
 import { TenantResources } from "./rfc8707.ts";
-import { TokenEndpoint } from "./token.ts";
-import { UserinfoEndpoint } from "./userinfo.ts";
 
 const TENANT = "([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)";
 const ISSUER_PATH = new RegExp(`^/t/${TENANT}(/.*)$`);
@@ -45,7 +48,7 @@ const CORS_PATHS = new Set([
   "/oauth2/userinfo",
 ]);
 
-type Handler = (req: IncomingMessage, res: ServerResponse, urls: TenantUrls) => Promise<void>;
+type Handler = (visit: Visit) => Promise<void>;
 
 export interface OAuthHttp {
   handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
@@ -74,7 +77,6 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     signing,
     clients,
     replay,
-    events: new EventBatcher(store),
     identity: identityProvider(deps),
     limits: new AbuseLimits(limiter, config.rateLimits, config.http.trustedProxies),
     resources: new TenantResources(store, () => clock.now()),
@@ -95,11 +97,9 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     issuer: (tenant) => issuerUrl(base, tenant),
     now: () => clock.now(),
   });
-  const token = new TokenEndpoint(services, auth);
-  const authorization = new AuthorizationEndpoint(services, auth);
   const userinfo = new UserinfoEndpoint(services, keys);
   const registration = new RegistrationEndpoint(services);
-  const manageClient: Handler = (req, res, urls) => registration.manage(req, res, urls, clientIdOf(req));
+  const manageClient: Handler = ({ req, res, urls }) => registration.manage(req, res, urls, clientIdOf(req));
   const tenants = new TenantDirectory(store);
   // A tenant's URLs are the same on every request: built once.
   const urlCache = new Map<string, TenantUrls>();
@@ -112,7 +112,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     return urls;
   };
 
-  const metadata: Handler = async (_req, res, urls) => {
+  const metadata: Handler = async ({ res, urls }) => {
     const row = await store.db
       .selectFrom("tenants")
       .select("token_signing_alg")
@@ -128,31 +128,17 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
   const routes: Record<string, Partial<Record<string, Handler>>> = {
     "/.well-known/oauth-authorization-server": { GET: metadata },
     "/.well-known/openid-configuration": { GET: metadata },
-    "/oauth2/token": { POST: (req, res, urls) => token.handle(req, res, urls) },
-    "/oauth2/authorize": {
-      GET: (req, res, urls) => authorization.authorize(req, res, urls),
-      POST: (req, res, urls) => authorization.authorize(req, res, urls),
-    },
-    "/oauth2/par": { POST: (req, res, urls) => authorization.par(req, res, urls) },
-    "/oauth2/resume": { GET: (req, res, urls) => authorization.resume(req, res, urls) },
-    "/login": {
-      GET: (req, res, urls) => authorization.login(req, res, urls),
-      POST: (req, res, urls) => authorization.login(req, res, urls),
-    },
-    "/consent": {
-      GET: (req, res, urls) => authorization.consent(req, res, urls),
-      POST: (req, res, urls) => authorization.consent(req, res, urls),
-    },
-    "/oauth2/introspect": {
-      POST: (req, res, urls) => introspectionEndpoint(services, auth, inspector, req, res, urls),
-    },
-    "/oauth2/revoke": { POST: (req, res, urls) => revocationEndpoint(services, auth, inspector, req, res, urls) },
-    "/oauth2/register": { POST: (req, res, urls) => registration.register(req, res, urls) },
+    "/oauth2/token": { POST: (visit) => tokenEndpoint(visit, auth) },
+    "/oauth2/authorize": { GET: authorizationEndpoint, POST: authorizationEndpoint },
+    "/oauth2/par": { POST: (visit) => pushedAuthorizationRequestEndpoint(visit, auth) },
+    "/oauth2/resume": { GET: resumeEndpoint },
+    "/login": { GET: loginEndpoint, POST: loginEndpoint },
+    "/consent": { GET: consentEndpoint, POST: consentEndpoint },
+    "/oauth2/introspect": { POST: (visit) => introspectionEndpoint(visit, auth, inspector) },
+    "/oauth2/revoke": { POST: (visit) => revocationEndpoint(visit, auth, inspector) },
+    "/oauth2/register": { POST: ({ req, res, urls }) => registration.register(req, res, urls) },
     "/oauth2/register/*": { GET: manageClient, PUT: manageClient, DELETE: manageClient },
-    "/oauth2/userinfo": {
-      GET: (req, res, urls) => userinfo.handle(req, res, urls),
-      POST: (req, res, urls) => userinfo.handle(req, res, urls),
-    },
+    "/oauth2/userinfo": { GET: (visit) => userinfo.handle(visit), POST: (visit) => userinfo.handle(visit) },
   };
 
   return {
@@ -200,7 +186,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
           return true;
         }
         await noncesReady;
-        await handler(req, res, urlsOf(tenant as string));
+        await handler({ services, req, res, urls: urlsOf(tenant as string) });
       } catch (error) {
         if (error instanceof RequestAborted) {
           // The client hung up mid-request: nobody to answer, and not a failure of ours.

@@ -1,11 +1,8 @@
 // Persistence of the authorization state: codes, grants (refresh-token families), refresh tokens,
-// the access tokens minted from grants, and revocations. Every method that changes state runs in
-// the caller's transaction so a token is never returned without its rows (and audit record).
-import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
-
-/** A transaction, or the tenant-scoped handle for reads outside one. */
-type Transaction = Kysely<Database>;
+// the access tokens minted from grants, and revocations. Obtained from the tenant handle
+// (`scoped.grants(tx)`): bound to the caller's transaction, a token is never returned without its
+// rows (and audit record); without one, for reads.
+import type { TenantDb } from "../store/tenancy.ts";
 
 /** The approved authorization request a code stands for. */
 export interface CodeRequest {
@@ -40,12 +37,14 @@ export interface GrantRow {
 
 export class GrantStore {
   readonly #tenant: string;
-  constructor(tenant: string) {
+  readonly #db: TenantDb;
+  constructor(tenant: string, db: TenantDb) {
     this.#tenant = tenant;
+    this.#db = db;
   }
 
-  async insertCode(tx: Transaction, codeHash: string, request: CodeRequest, now: number, ttlMs: number) {
-    await tx
+  async insertCode(codeHash: string, request: CodeRequest, now: number, ttlMs: number) {
+    await this.#db
       .insertInto("oauth_codes")
       .values({
         tenant_id: this.#tenant,
@@ -60,8 +59,8 @@ export class GrantStore {
       .execute();
   }
 
-  async findCode(tx: Transaction, codeHash: string) {
-    const row = await tx
+  async findCode(codeHash: string) {
+    const row = await this.#db
       .selectFrom("oauth_codes")
       .selectAll()
       .where("tenant_id", "=", this.#tenant)
@@ -71,8 +70,8 @@ export class GrantStore {
   }
 
   /** Marks the code used by `grantId`; false if another request consumed it first. */
-  async consumeCode(tx: Transaction, codeHash: string, grantId: string, now: number): Promise<boolean> {
-    const result = await tx
+  async consumeCode(codeHash: string, grantId: string, now: number): Promise<boolean> {
+    const result = await this.#db
       .updateTable("oauth_codes")
       .set({ consumed_at: now, grant_id: grantId })
       .where("tenant_id", "=", this.#tenant)
@@ -82,8 +81,8 @@ export class GrantStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async insertGrant(tx: Transaction, grant: GrantRow, now: number) {
-    await tx
+  async insertGrant(grant: GrantRow, now: number) {
+    await this.#db
       .insertInto("oauth_grants")
       .values({
         tenant_id: this.#tenant,
@@ -104,8 +103,8 @@ export class GrantStore {
       .execute();
   }
 
-  async findGrant(tx: Transaction, id: string): Promise<GrantRow | undefined> {
-    const row = await tx
+  async findGrant(id: string): Promise<GrantRow | undefined> {
+    const row = await this.#db
       .selectFrom("oauth_grants")
       .selectAll()
       .where("tenant_id", "=", this.#tenant)
@@ -133,8 +132,8 @@ export class GrantStore {
    * checked against the grant) and its unexpired access tokens join the revocation list, so
    * introspection refuses them at once. True if this call revoked it.
    */
-  async revokeGrant(tx: Transaction, id: string, now: number): Promise<boolean> {
-    const result = await tx
+  async revokeGrant(id: string, now: number): Promise<boolean> {
+    const result = await this.#db
       .updateTable("oauth_grants")
       .set({ revoked_at: now })
       .where("tenant_id", "=", this.#tenant)
@@ -142,19 +141,19 @@ export class GrantStore {
       .where("revoked_at", "is", null)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) return false;
-    const live = await tx
+    const live = await this.#db
       .selectFrom("oauth_access_tokens")
       .select(["jti", "expires_at"])
       .where("tenant_id", "=", this.#tenant)
       .where("grant_id", "=", id)
       .where("expires_at", ">", now)
       .execute();
-    for (const token of live) await this.revokeAccessToken(tx, token.jti, token.expires_at);
+    for (const token of live) await this.revokeAccessToken(token.jti, token.expires_at);
     return true;
   }
 
-  async insertRefreshToken(tx: Transaction, tokenHash: string, grantId: string, now: number, expiresAt: number) {
-    await tx
+  async insertRefreshToken(tokenHash: string, grantId: string, now: number, expiresAt: number) {
+    await this.#db
       .insertInto("oauth_refresh_tokens")
       .values({
         tenant_id: this.#tenant,
@@ -167,8 +166,8 @@ export class GrantStore {
       .execute();
   }
 
-  async findRefreshToken(tx: Transaction, tokenHash: string) {
-    return tx
+  async findRefreshToken(tokenHash: string) {
+    return this.#db
       .selectFrom("oauth_refresh_tokens")
       .selectAll()
       .where("tenant_id", "=", this.#tenant)
@@ -177,8 +176,8 @@ export class GrantStore {
   }
 
   /** Spends a refresh token on rotation; false if it was already spent (reuse, or a concurrent rotation). */
-  async spendRefreshToken(tx: Transaction, tokenHash: string, now: number): Promise<boolean> {
-    const result = await tx
+  async spendRefreshToken(tokenHash: string, now: number): Promise<boolean> {
+    const result = await this.#db
       .updateTable("oauth_refresh_tokens")
       .set({ spent_at: now })
       .where("tenant_id", "=", this.#tenant)
@@ -188,15 +187,15 @@ export class GrantStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async recordAccessToken(tx: Transaction, jti: string, grantId: string, expiresAt: number) {
-    await tx
+  async recordAccessToken(jti: string, grantId: string, expiresAt: number) {
+    await this.#db
       .insertInto("oauth_access_tokens")
       .values({ tenant_id: this.#tenant, jti, grant_id: grantId, expires_at: expiresAt })
       .execute();
   }
 
-  async grantOfAccessToken(tx: Transaction, jti: string): Promise<string | undefined> {
-    const row = await tx
+  async grantOfAccessToken(jti: string): Promise<string | undefined> {
+    const row = await this.#db
       .selectFrom("oauth_access_tokens")
       .select("grant_id")
       .where("tenant_id", "=", this.#tenant)
@@ -205,16 +204,16 @@ export class GrantStore {
     return row?.grant_id;
   }
 
-  async revokeAccessToken(tx: Transaction, jti: string, expiresAt: number) {
-    await tx
+  async revokeAccessToken(jti: string, expiresAt: number) {
+    await this.#db
       .insertInto("oauth_revoked_tokens")
       .values({ tenant_id: this.#tenant, jti, expires_at: expiresAt })
       .onConflict((oc) => oc.columns(["tenant_id", "jti"]).doNothing())
       .execute();
   }
 
-  async isAccessTokenRevoked(tx: Transaction, jti: string): Promise<boolean> {
-    const row = await tx
+  async isAccessTokenRevoked(jti: string): Promise<boolean> {
+    const row = await this.#db
       .selectFrom("oauth_revoked_tokens")
       .select("jti")
       .where("tenant_id", "=", this.#tenant)

@@ -2,13 +2,11 @@
 // endpoint and the Introspect gRPC service: access tokens are verified as JWTs and checked against
 // the revocation list, refresh tokens are looked up by hash. Anything doubtful is `active: false`.
 
-import { createHash } from "node:crypto";
-import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import type { CachedKeySet } from "./access-token.ts";
 import { type AccessTokenClaims, AccessTokenError, verifyAccessToken } from "./access-token.ts";
 import { GrantStore } from "./grant-store.ts";
+import { handleHash } from "./handles.ts";
 
 export type TokenState =
   | { active: false }
@@ -51,8 +49,9 @@ export class TokenInspector {
   async #accessToken(tenant: string, token: string): Promise<TokenState> {
     const claims = await this.#verify(tenant, token);
     if (!claims) return { active: false };
-    const db = this.#deps.store.forTenant(tenant).db as Kysely<Database>;
-    if (await new GrantStore(tenant).isAccessTokenRevoked(db, claims.jti)) return { active: false };
+    if (await this.#deps.store.forTenant(tenant).use(GrantStore).isAccessTokenRevoked(claims.jti)) {
+      return { active: false };
+    }
     return { active: true, kind: "access_token", claims };
   }
 
@@ -81,12 +80,11 @@ export class TokenInspector {
   }
 
   async #refreshToken(tenant: string, token: string): Promise<TokenState> {
-    const db = this.#deps.store.forTenant(tenant).db as Kysely<Database>;
-    const grants = new GrantStore(tenant);
-    const row = await grants.findRefreshToken(db, createHash("sha256").update(token).digest("base64url"));
+    const grants = this.#deps.store.forTenant(tenant).use(GrantStore);
+    const row = await grants.findRefreshToken(handleHash(token));
     const now = this.#deps.now();
     if (!row || row.spent_at !== null || row.expires_at <= now) return { active: false };
-    const grant = await grants.findGrant(db, row.grant_id);
+    const grant = await grants.findGrant(row.grant_id);
     if (!grant || grant.revokedAt !== null) return { active: false };
     return {
       active: true,

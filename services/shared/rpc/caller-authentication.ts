@@ -3,9 +3,8 @@
 // (`aud` = api.audience), verified by the resource-server library exactly as a resource server
 // would (signature by the issuing tenant's keys, typ, iss, aud, exp, revocation, DPoP binding with
 // the RPC's URL as `htu`), or — for INTERNAL methods — as a Mandate service by their mTLS identity.
-import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Kysely } from "kysely";
+import { adminRead } from "../audit-events.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { ClientAddresses } from "../net/client-ip.ts";
@@ -18,8 +17,6 @@ import { API_SCOPES, PLATFORM_TENANT } from "../oauth/mandate-api.ts";
 import type { ReplayCache } from "../oauth/replay.ts";
 import { ResourceServer, ResourceServerError } from "../oauth/resource-server.ts";
 import type { RateDecision, RateLimiter } from "../rate-limit.ts";
-import { EventBatcher } from "../store/event-batcher.ts";
-import type { Database } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import {
   type AccessGate,
@@ -85,7 +82,6 @@ const CHALLENGE = `Bearer realm="mandate", DPoP realm="mandate", algs="${ALGS}"`
 export class CallerAuthentication implements AccessGate {
   readonly #options: CallerAuthenticationOptions;
   readonly #servers = new Map<string, ResourceServer>();
-  readonly #events: EventBatcher | undefined;
   readonly #tenantOfToken = new Map<string, string | undefined>();
   /** Base URLs under which callers address RPCs (the edge, native gRPC): DPoP `htu` may name either. */
   #bases: string[];
@@ -93,7 +89,6 @@ export class CallerAuthentication implements AccessGate {
   constructor(options: CallerAuthenticationOptions) {
     this.#options = options;
     this.#bases = [options.config.publicBaseUrl];
-    this.#events = options.store ? new EventBatcher(options.store) : undefined;
   }
 
   /** Native gRPC's base URL, once its port is known (grpc.publicUrl when configured). */
@@ -157,17 +152,11 @@ export class CallerAuthentication implements AccessGate {
 
   /** Records an administrator's read in the tenant's log before the answer leaves (group-committed). */
   async audited({ method, request }: AdmitArgs, caller: Caller): Promise<void> {
-    const { tenants, now } = this.#options;
+    const { store, tenants, now } = this.#options;
     const tenant = requestTenant(request) || PLATFORM_TENANT;
-    if (!this.#events || !(await tenants?.exists(tenant))) return;
-    const { by, parties } = auditedCaller(caller);
-    const event = {
-      eventId: randomUUID(),
-      type: "admin.read.v1",
-      payload: { method: `${method.parent.typeName}/${method.name}`, by },
-      parties,
-    };
-    await this.#events.record(tenant, event, now());
+    if (!store || !(await tenants?.exists(tenant))) return;
+    const event = adminRead(`${method.parent.typeName}/${method.name}`, auditedCaller(caller));
+    await store.forTenant(tenant).commitEvent(event, now());
   }
 
   async #token(
@@ -228,7 +217,6 @@ export class CallerAuthentication implements AccessGate {
     if (!server) {
       const { config, store, replay, now } = this.#options;
       const keys = this.#options.keys(tenant);
-      const grants = new GrantStore(tenant);
       server = new ResourceServer({
         issuer: issuerUrl(config.publicBaseUrl, tenant),
         audience: config.api.audience,
@@ -239,8 +227,8 @@ export class CallerAuthentication implements AccessGate {
         memo: { generation: () => keys.generation },
         // RFC 7009 §2: a revoked token is refused at once, not at its expiry.
         check: async (claims) => {
-          const db = (store as Store).forTenant(tenant).db as Kysely<Database>;
-          if (await grants.isAccessTokenRevoked(db, claims.jti)) {
+          const grants = (store as Store).forTenant(tenant).use(GrantStore);
+          if (await grants.isAccessTokenRevoked(claims.jti)) {
             throw new ResourceServerError("invalid_token", "the access token has been revoked");
           }
         },

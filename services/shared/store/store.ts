@@ -1,6 +1,7 @@
 // The one data layer: Kysely over SQLite (embedded default) or PostgreSQL (production), chosen by
 // the database URL. Global tables (the tenant registry) are reached through `store.db`; everything
-// that belongs to a tenant goes through `store.forTenant(id)`, whose handle refuses unscoped queries.
+// that belongs to a tenant goes through `store.forTenant(id)`, whose handle refuses unscoped queries
+// and is the only way to that tenant's stores and audit outbox.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
@@ -8,13 +9,15 @@ import SQLite from "better-sqlite3";
 import { Kysely, type Transaction as KyselyTransaction, type LogEvent, PostgresDialect, SqliteDialect } from "kysely";
 import { type MigrationResultSet, Migrator } from "kysely/migration";
 import pg from "pg";
+import type { OutboxEvent } from "../audit-events.ts";
 import { redactUrl } from "../config.ts";
 import { histogram, tracer } from "../telemetry.ts";
 import { type Engine, migrationsFor, StaticMigrationProvider } from "./migrations.ts";
+import { insertOutboxEvents, OutboxBatcher } from "./outbox.ts";
 import type { Database } from "./schema.ts";
-import { TenantScopePlugin } from "./tenancy.ts";
+import { pinToTenant, type TenantDb, type TenantTransaction } from "./tenancy.ts";
 
-export type { Database, Engine };
+export type { Database, Engine, TenantDb, TenantTransaction };
 export type Transaction = KyselyTransaction<Database>;
 
 export interface StoreOptions {
@@ -28,50 +31,39 @@ export interface StoreOptions {
   sqliteSynchronous?: "full" | "normal";
 }
 
-/** Who an event is about, as audit parties; humans among them are stored only as salted references. */
-export interface OutboxParties {
-  subject?: { id: string; kind: string };
-  client?: { id: string; kind: string };
-  actors?: Array<{ id: string; kind: string }>;
-}
+/** A store class over one tenant's rows (GrantStore...): built on a pinned handle, never the global one. */
+export type TenantStoreClass<S> = new (tenantId: string, db: TenantDb) => S;
 
-export interface OutboxEvent {
-  eventId: string;
-  type: string;
-  payload: unknown;
-  /** Parties go here, never in the payload: the log redacts humans in these fields only. */
-  parties?: OutboxParties;
-}
-
-/** A handle whose every query is pinned to one tenant. */
+/** A handle whose every query is pinned to one tenant, and the way in to that tenant's stores and outbox. */
 export class TenantStore {
   readonly tenantId: string;
-  readonly db: Kysely<Database>;
-  constructor(tenantId: string, db: Kysely<Database>) {
+  readonly db: TenantDb;
+  readonly #outbox: OutboxBatcher;
+  constructor(tenantId: string, db: TenantDb, outbox: OutboxBatcher) {
     this.tenantId = tenantId;
     this.db = db;
+    this.#outbox = outbox;
   }
 
-  /** Runs `fn` in one transaction on this tenant's scoped handle. */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+  /** Runs `fn` in one transaction on this tenant's pinned handle. */
+  transaction<T>(fn: (tx: TenantTransaction) => Promise<T>): Promise<T> {
+    // A transaction of a pinned handle carries its guard: pinned to the same tenant.
+    return this.db.transaction().execute((tx) => fn(tx as TenantTransaction));
+  }
+
+  /** `Store` bound to this tenant: on `tx` when given (writes commit with it), else on the pinned handle. */
+  use<S>(Store: TenantStoreClass<S>, tx?: TenantTransaction): S {
+    return new Store(this.tenantId, tx ?? this.db);
   }
 
   /** Records an audit event in the caller's transaction, so the action and its record commit together. */
-  async recordEvent(tx: Transaction, event: OutboxEvent, now: number): Promise<void> {
-    // The caller's transaction may come from the global handle: pin it to this tenant as well.
-    await tx
-      .withPlugin(new TenantScopePlugin(this.tenantId))
-      .insertInto("audit_outbox")
-      .values({
-        tenant_id: this.tenantId,
-        event_id: event.eventId,
-        type: event.type,
-        payload: JSON.stringify(event.payload),
-        parties: event.parties ? JSON.stringify(event.parties) : null,
-        created_at: now,
-      })
-      .execute();
+  recordEvent(tx: TenantTransaction, event: OutboxEvent, now: number): Promise<void> {
+    return insertOutboxEvents(tx, this.tenantId, [{ event, at: now }]);
+  }
+
+  /** Commits an audit event on its own (group-committed); resolves once it is durable. */
+  commitEvent(event: OutboxEvent, now: number): Promise<void> {
+    return this.#outbox.record(this.tenantId, event, now);
   }
 }
 
@@ -79,11 +71,13 @@ export class Store {
   readonly engine: Engine;
   readonly db: Kysely<Database>;
   readonly displayUrl: string;
+  readonly #outbox: OutboxBatcher;
 
   private constructor(engine: Engine, db: Kysely<Database>, displayUrl: string) {
     this.engine = engine;
     this.db = db;
     this.displayUrl = displayUrl;
+    this.#outbox = new OutboxBatcher(db);
   }
 
   static open(options: StoreOptions): Store {
@@ -118,7 +112,7 @@ export class Store {
   }
 
   forTenant(tenantId: string): TenantStore {
-    return new TenantStore(tenantId, this.db.withPlugin(new TenantScopePlugin(tenantId)));
+    return new TenantStore(tenantId, pinToTenant(this.db, tenantId), this.#outbox);
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {

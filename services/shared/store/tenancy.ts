@@ -13,6 +13,7 @@ import {
   IdentifierNode,
   InsertQueryNode,
   type JoinNode,
+  type Kysely,
   type KyselyPlugin,
   type OperationNode,
   OperatorNode,
@@ -25,6 +26,7 @@ import {
   type RootOperationNode,
   SelectQueryNode,
   TableNode,
+  type Transaction,
   type UnknownRow,
   UpdateQueryNode,
   ValueListNode,
@@ -32,7 +34,22 @@ import {
   ValuesNode,
   type WhereNode,
 } from "kysely";
-import { TENANT_TABLES } from "./schema.ts";
+import { type Database, TENANT_TABLES } from "./schema.ts";
+
+declare const tenantPinned: unique symbol;
+/**
+ * A handle whose every query the guard below pins to one tenant. Only `pinToTenant` makes one, so a
+ * store that takes a TenantDb cannot be handed the global handle. (A type-level mark: no runtime cost.)
+ */
+export type TenantDb = Kysely<Database> & { readonly [tenantPinned]: string };
+/** A transaction on a TenantDb: its queries are pinned to the same tenant. */
+export type TenantTransaction = Transaction<Database> & { readonly [tenantPinned]: string };
+
+export function pinToTenant(db: Kysely<Database>, tenantId: string): TenantDb;
+export function pinToTenant(db: Transaction<Database>, tenantId: string): TenantTransaction;
+export function pinToTenant(db: Kysely<Database>, tenantId: string): TenantDb {
+  return db.withPlugin(new TenantScopePlugin(tenantId)) as TenantDb;
+}
 
 export class TenantScopeViolation extends Error {
   constructor(message: string) {

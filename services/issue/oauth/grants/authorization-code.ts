@@ -1,10 +1,10 @@
 // RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6), RFC 8707 §2.2 and DPoP code binding (RFC 9449 §10.1).
 import { randomUUID } from "node:crypto";
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { handleHash } from "../../../shared/oauth/handles.ts";
 import { InvalidDpopProof, InvalidGrant } from "../errors.ts";
 import { verifyCodeVerifier } from "../pkce.ts";
 import { narrowResources, parseResources, requirePermittedResources } from "../rfc8707.ts";
-import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
 import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./grant-tokens.ts";
 
@@ -13,12 +13,12 @@ class CodeReplayed extends InvalidGrant {}
 export async function authorizationCodeGrant(context: GrantContext): Promise<TokenResponse> {
   const { services, params, client, urls, dpop, now } = context;
   const code = params.require("code");
+  const codeHash = handleHash(code);
   const scoped = services.store.forTenant(urls.tenant);
-  const grants = new GrantStore(urls.tenant);
   try {
     // Validate and sign first (see mintGrantTokens); the transaction then consumes the code only if
     // no concurrent request did, so a code yields tokens at most once.
-    const row = await grants.findCode(scoped.db as never, handleHash(code));
+    const row = await scoped.use(GrantStore).findCode(codeHash);
     if (!row) throw new InvalidGrant("the authorization code is invalid");
     const request = row.request;
     // RFC 6749 §4.1.3 / RFC 9700 §4.5.3.1: the code must belong to the authenticated client — checked
@@ -64,18 +64,18 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
       idToken: true,
     });
     return await scoped.transaction(async (tx) => {
-      if (!(await grants.consumeCode(tx, handleHash(code), grant.id, now))) {
+      const grants = scoped.use(GrantStore, tx);
+      if (!(await grants.consumeCode(codeHash, grant.id, now))) {
         throw new CodeReplayed("the authorization code was already used");
       }
-      await grants.insertGrant(tx, grant, now);
-      return recordGrantTokens(context, tx, grants, minted);
+      await grants.insertGrant(grant, now);
+      return recordGrantTokens(context, tx, minted);
     });
   } catch (error) {
     if (error instanceof CodeReplayed) {
-      const codeHash = handleHash(code);
       await revokeCompromisedGrant(
         context,
-        async (tx) => (await grants.findCode(tx, codeHash))?.grant_id,
+        async (grants) => (await grants.findCode(codeHash))?.grant_id,
         "authorization_code_replay",
       );
     }

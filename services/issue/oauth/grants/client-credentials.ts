@@ -1,8 +1,8 @@
 // RFC 6749 §4.4: the client acts on its own behalf; `sub` is the client (RFC 9068 §2.2).
-import { randomUUID } from "node:crypto";
+import { tokenIssued } from "../../../shared/audit-events.ts";
+import { mintAccessToken } from "../minting.ts";
 import { parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { grantableScopes, parseScope } from "../scopes.ts";
-import { clientOnly, mintAccessToken } from "../tokens.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
 
 export async function clientCredentialsGrant(context: GrantContext): Promise<TokenResponse> {
@@ -26,23 +26,17 @@ export async function clientCredentialsGrant(context: GrantContext): Promise<Tok
     now,
     jkt: dpop?.jkt,
   });
-  await services.events.record(
-    urls.tenant,
-    {
-      eventId: randomUUID(),
-      type: "token.issued.v1",
-      payload: {
-        grant_type: "client_credentials",
-        jti: token.jti,
-        aud: audience,
-        scope,
-        ...(dpop ? { cnf_jkt: dpop.jkt } : {}),
-        exp: token.expiresAt,
-      },
-      parties: clientOnly(client.clientId),
-    },
-    now,
-  );
+  const event = tokenIssued({
+    grantType: "client_credentials",
+    clientId: client.clientId,
+    jti: token.jti,
+    audience,
+    scope,
+    jkt: dpop?.jkt,
+    expiresAt: token.expiresAt,
+  });
+  // Nothing else is written for this grant: the event commits alone (group-committed), before the token leaves.
+  await services.store.forTenant(urls.tenant).commitEvent(event, now);
   return {
     access_token: token.token,
     token_type: tokenType(dpop),

@@ -1,10 +1,11 @@
 // Tokens for a user grant (code redemption and refresh): an access token recorded against the grant
 // so revoking the grant reaches it, a rotated refresh token, and an ID token for OpenID requests.
 // The caller's transaction also carries the audit event, so either all of it commits or none.
-import { randomUUID } from "node:crypto";
+import { grantRevoked, tokenIssued } from "../../../shared/audit-events.ts";
 import { type GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
-import type { Transaction } from "../../../shared/store/store.ts";
-import { handleHash, humanAndClient, mintAccessToken, mintIdToken, opaqueHandle } from "../tokens.ts";
+import { handleHash, opaqueHandle } from "../../../shared/oauth/handles.ts";
+import type { TenantTransaction } from "../../../shared/store/store.ts";
+import { mintAccessToken, mintIdToken } from "../minting.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
 
 export interface GrantTokenOptions {
@@ -84,35 +85,29 @@ export async function mintGrantTokens(context: GrantContext, options: GrantToken
 /** Records minted tokens against their grant, with the audit event, in the caller's transaction. */
 export async function recordGrantTokens(
   context: GrantContext,
-  tx: Transaction,
-  grants: GrantStore,
+  tx: TenantTransaction,
   minted: MintedGrantTokens,
 ): Promise<TokenResponse> {
   const { services, client, urls, dpop, now } = context;
-  const { grant } = minted.options;
-  await grants.recordAccessToken(tx, minted.accessJti, grant.id, minted.accessExpiresAt);
+  const { grant, grantType, audience, scope } = minted.options;
+  const scoped = services.store.forTenant(urls.tenant);
+  const grants = scoped.use(GrantStore, tx);
+  await grants.recordAccessToken(minted.accessJti, grant.id, minted.accessExpiresAt);
   // The family's absolute lifetime bounds every refresh token in it.
-  if (minted.refreshToken)
-    await grants.insertRefreshToken(tx, handleHash(minted.refreshToken), grant.id, now, grant.expiresAt);
-  await services.store.forTenant(urls.tenant).recordEvent(
-    tx,
-    {
-      eventId: randomUUID(),
-      type: "token.issued.v1",
-      payload: {
-        grant_type: minted.options.grantType,
-        grant_id: grant.id,
-        jti: minted.accessJti,
-        aud: minted.options.audience,
-        scope: minted.options.scope,
-        refresh_token_issued: minted.refreshToken !== undefined,
-        ...(dpop ? { cnf_jkt: dpop.jkt } : {}),
-        exp: minted.accessExpiresAt,
-      },
-      parties: humanAndClient(grant.subject, client.clientId),
-    },
-    now,
-  );
+  if (minted.refreshToken) {
+    await grants.insertRefreshToken(handleHash(minted.refreshToken), grant.id, now, grant.expiresAt);
+  }
+  const event = tokenIssued({
+    grantType,
+    clientId: client.clientId,
+    grant: { id: grant.id, subject: grant.subject, refreshTokenIssued: minted.refreshToken !== undefined },
+    jti: minted.accessJti,
+    audience,
+    scope,
+    jkt: dpop?.jkt,
+    expiresAt: minted.accessExpiresAt,
+  });
+  await scoped.recordEvent(tx, event, now);
   return minted.response;
 }
 
@@ -133,24 +128,15 @@ export function identityClaims(claims: Record<string, unknown>, scope: string[])
  */
 export async function revokeCompromisedGrant(
   context: GrantContext,
-  grantId: (tx: Transaction) => Promise<string | null | undefined>,
+  grantId: (grants: GrantStore) => Promise<string | null | undefined>,
   reason: "authorization_code_replay" | "refresh_token_reuse",
 ): Promise<void> {
   const { services, client, urls, now } = context;
   const scoped = services.store.forTenant(urls.tenant);
-  const grants = new GrantStore(urls.tenant);
   await scoped.transaction(async (tx) => {
-    const id = await grantId(tx);
-    if (!id || !(await grants.revokeGrant(tx, id, now))) return;
-    await scoped.recordEvent(
-      tx,
-      {
-        eventId: randomUUID(),
-        type: "grant.revoked.v1",
-        payload: { grant_id: id, client_id: client.clientId, reason },
-        parties: { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } },
-      },
-      now,
-    );
+    const grants = scoped.use(GrantStore, tx);
+    const id = await grantId(grants);
+    if (!id || !(await grants.revokeGrant(id, now))) return;
+    await scoped.recordEvent(tx, grantRevoked(id, client.clientId, reason), now);
   });
 }

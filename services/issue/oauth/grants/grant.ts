@@ -1,6 +1,6 @@
 // What a grant handler receives and returns (RFC 6749 §5.1 successful response).
 import type { DpopProof } from "../../../shared/oauth/dpop.ts";
-import type { RegisteredClient } from "../../clients/registry.ts";
+import type { RegisteredClient } from "../../clients/metadata.ts";
 import type { OAuthServices, TenantUrls } from "../context.ts";
 import type { Params } from "../http.ts";
 

@@ -1,10 +1,10 @@
 // RFC 6749 §6 with OAuth 2.1 §4.3.1 rotation: every use spends the token and returns a new one;
 // presenting a spent token means it leaked, so the whole family is revoked (reuse detection).
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { handleHash } from "../../../shared/oauth/handles.ts";
 import { InvalidDpopProof, InvalidGrant, InvalidScope } from "../errors.ts";
 import { narrowResources, parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { parseScope } from "../scopes.ts";
-import { handleHash } from "../tokens.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
 import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./grant-tokens.ts";
 
@@ -20,14 +20,13 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
   const { services, params, client, urls, dpop, now } = context;
   const presented = handleHash(params.require("refresh_token"));
   const scoped = services.store.forTenant(urls.tenant);
-  const grants = new GrantStore(urls.tenant);
   try {
     // Validate and sign first (see mintGrantTokens); the transaction spends the token only if no
     // concurrent request did — the loser of a race is treated as reuse.
-    const db = scoped.db as never;
-    const token = await grants.findRefreshToken(db, presented);
+    const grants = scoped.use(GrantStore);
+    const token = await grants.findRefreshToken(presented);
     if (!token) throw new InvalidGrant("the refresh token is invalid");
-    const grant = await grants.findGrant(db, token.grant_id);
+    const grant = await grants.findGrant(token.grant_id);
     if (!grant || grant.clientId !== client.clientId) throw new InvalidGrant("the refresh token is invalid");
     if (token.spent_at !== null) throw new RefreshReused(grant.id);
     if (grant.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
@@ -52,11 +51,12 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
       idToken: false,
     });
     return await scoped.transaction(async (tx) => {
-      if (!(await grants.spendRefreshToken(tx, presented, now))) throw new RefreshReused(grant.id);
+      const inTx = scoped.use(GrantStore, tx);
+      if (!(await inTx.spendRefreshToken(presented, now))) throw new RefreshReused(grant.id);
       // Revoked between the read and now (e.g. reuse detected on a sibling): nothing is issued.
-      const current = await grants.findGrant(tx, grant.id);
+      const current = await inTx.findGrant(grant.id);
       if (!current || current.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
-      return recordGrantTokens(context, tx, grants, minted);
+      return recordGrantTokens(context, tx, minted);
     });
   } catch (error) {
     if (error instanceof RefreshReused) {

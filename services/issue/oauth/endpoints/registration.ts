@@ -6,13 +6,13 @@
 // rate_limit, and (without an initial access token) may list only resources the tenant offers.
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { RegisteredClient } from "../../clients/metadata.ts";
 import {
   type ClientMetadataInput,
   InvalidClientMetadata as MetadataViolations,
   metadataInputFrom,
-} from "../clients/metadata.ts";
-import type { RegisteredClient } from "../clients/registry.ts";
-import type { OAuthServices, TenantUrls } from "./context.ts";
+} from "../../clients/metadata.ts";
+import type { OAuthServices, TenantUrls } from "../context.ts";
 import {
   AccessDenied,
   InvalidClientMetadata,
@@ -20,8 +20,8 @@ import {
   InvalidRequest,
   InvalidToken,
   type OAuthError,
-} from "./errors.ts";
-import { readJson, sendJson } from "./http.ts";
+} from "../errors.ts";
+import { readJson, sendJson } from "../http.ts";
 
 const USER_FACING_GRANTS = new Set(["authorization_code", "refresh_token"]);
 /** RFC 7591 §3.2.2 / RFC 7592 §2.2: ill-formed text in a metadata member is invalid_client_metadata. */

@@ -2,22 +2,18 @@
 // minted from it (§2.1 SHOULD); revoking an access token lists its jti until it would expire.
 // Introspection sees either at once. Unknown or invalid tokens get 200 (§2.2), and so do tokens of
 // another client (nothing revoked): the answer must not tell a valid token from an invalid one.
-import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { GrantStore } from "../../shared/oauth/grant-store.ts";
-import type { TokenInspector } from "../../shared/oauth/inspector.ts";
-import type { ClientAuthenticator } from "./client-auth.ts";
-import type { OAuthServices, TenantUrls } from "./context.ts";
-import { readForm, sendJson } from "./http.ts";
-import { handleHash } from "./tokens.ts";
+import { tokenRevoked } from "../../../shared/audit-events.ts";
+import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { handleHash } from "../../../shared/oauth/handles.ts";
+import type { TokenInspector } from "../../../shared/oauth/inspector.ts";
+import type { Visit } from "../browser.ts";
+import type { ClientAuthenticator } from "../client-auth.ts";
+import { readForm, sendJson } from "../http.ts";
 
 export async function revocationEndpoint(
-  services: OAuthServices,
+  { services, req, res, urls }: Visit,
   auth: ClientAuthenticator,
   inspector: TokenInspector,
-  req: IncomingMessage,
-  res: ServerResponse,
-  urls: TenantUrls,
 ): Promise<void> {
   const params = await readForm(req);
   const { client } = await auth.authenticate(req, params, urls, urls.revocation);
@@ -27,21 +23,22 @@ export async function revocationEndpoint(
   // revoke for this client gets the same 200 as an invalid one.
   if (!state.active || state.claims.client_id !== client.clientId) return sendJson(res, 200, {});
   const now = services.clock.now();
-  const grants = new GrantStore(urls.tenant);
   const scoped = services.store.forTenant(urls.tenant);
   await scoped.transaction(async (tx) => {
-    let payload: Record<string, unknown>;
+    const grants = scoped.use(GrantStore, tx);
     if (state.kind === "refresh_token") {
-      const row = await grants.findRefreshToken(tx, handleHash(token));
+      const row = await grants.findRefreshToken(handleHash(token));
       if (!row) return;
-      await grants.revokeGrant(tx, row.grant_id, now);
-      payload = { kind: "refresh_token", grant_id: row.grant_id, client_id: client.clientId };
+      await grants.revokeGrant(row.grant_id, now);
+      await scoped.recordEvent(
+        tx,
+        tokenRevoked(client.clientId, { kind: "refresh_token", grantId: row.grant_id }),
+        now,
+      );
     } else {
-      await grants.revokeAccessToken(tx, state.claims.jti, state.claims.exp * 1000);
-      payload = { kind: "access_token", jti: state.claims.jti, client_id: client.clientId };
+      await grants.revokeAccessToken(state.claims.jti, state.claims.exp * 1000);
+      await scoped.recordEvent(tx, tokenRevoked(client.clientId, { kind: "access_token", jti: state.claims.jti }), now);
     }
-    const parties = { client: { id: client.clientId, kind: "PARTY_KIND_SERVICE" } };
-    await scoped.recordEvent(tx, { eventId: randomUUID(), type: "token.revoked.v1", payload, parties }, now);
   });
   sendJson(res, 200, {});
 }

@@ -1,8 +1,6 @@
-// Minting: JWT access tokens (RFC 9068) and ID tokens (OIDC Core §2), signed by the tenant's
-// current key through the Signer, and opaque handles (codes, refresh tokens, request URIs) of
-// which only a SHA-256 hash is stored.
-import { createHash, randomBytes, randomUUID } from "node:crypto";
-import type { OutboxParties } from "../../shared/store/store.ts";
+// Minting JWT access tokens (RFC 9068) and ID tokens (OIDC Core §2), signed by the tenant's current
+// key through the Signer. (Opaque handles — codes, refresh tokens — are shared/oauth/handles.ts.)
+import { randomUUID } from "node:crypto";
 import type { SigningClient } from "../../signer/client.ts";
 
 export interface AccessTokenRequest {
@@ -88,26 +86,4 @@ export async function mintIdToken(signing: SigningClient, r: IdTokenRequest): Pr
     ...(r.amr?.length ? { amr: r.amr } : {}),
   };
   return (await signing.signJwt(r.tenant, claims, "JWT")).jwt;
-}
-
-/** An opaque handle with 256 random bits, prefixed so leaked tokens are recognisable (secret scanning). */
-export function opaqueHandle(prefix: string): string {
-  return `${prefix}_${randomBytes(32).toString("base64url")}`;
-}
-
-export function handleHash(handle: string): string {
-  return createHash("sha256").update(handle).digest("base64url");
-}
-
-/** Audit parties of a user's grant: the human (stored only as a salted reference) and the client. */
-export function humanAndClient(subject: string, clientId: string): OutboxParties {
-  return { subject: { id: subject, kind: "PARTY_KIND_HUMAN" }, client: { id: clientId, kind: "PARTY_KIND_SERVICE" } };
-}
-
-/** Audit parties of a client acting for itself (client credentials). */
-export function clientOnly(clientId: string): OutboxParties {
-  return {
-    subject: { id: clientId, kind: "PARTY_KIND_SERVICE" },
-    client: { id: clientId, kind: "PARTY_KIND_SERVICE" },
-  };
 }

@@ -1,10 +1,10 @@
 // Authorization server metadata (RFC 8414 §2) and OpenID Provider metadata (OIDC Discovery §3),
 // one document per tenant; `issuer` is exactly the tenant's issuer URL (RFC 8414 §3.3).
-import type { Config } from "../../shared/config.ts";
-import { DPOP_ALGORITHMS } from "../../shared/oauth/dpop.ts";
-import { CLIENT_ASSERTION_ALGORITHMS } from "./client-auth.ts";
-import type { TenantUrls } from "./context.ts";
-import { SUPPORTED_SCOPES } from "./scopes.ts";
+import type { Config } from "../../../shared/config.ts";
+import { DPOP_ALGORITHMS } from "../../../shared/oauth/dpop.ts";
+import { CLIENT_ASSERTION_ALGORITHMS } from "../client-auth.ts";
+import type { TenantUrls } from "../context.ts";
+import { SUPPORTED_SCOPES } from "../scopes.ts";
 
 export function authorizationServerMetadata(urls: TenantUrls, config: Config, signingAlg: string) {
   const authMethods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];

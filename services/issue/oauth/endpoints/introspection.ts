@@ -3,24 +3,20 @@
 // a client learns about a token only if it is the token's own client, one of its audiences, or
 // holds the `mandate:introspect` scope (resource servers); a refresh token only its own client may
 // see. Everyone else gets {"active": false}, exactly as for an unknown token.
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { TokenInspector, TokenState } from "../../shared/oauth/inspector.ts";
-import { API_SCOPES } from "../../shared/oauth/mandate-api.ts";
-import type { RegisteredClient } from "../clients/registry.ts";
-import type { ClientAuthenticator } from "./client-auth.ts";
-import type { OAuthServices, TenantUrls } from "./context.ts";
-import { InvalidClient } from "./errors.ts";
-import { readForm, sendJson, sendText } from "./http.ts";
+import type { TokenInspector, TokenState } from "../../../shared/oauth/inspector.ts";
+import { API_SCOPES } from "../../../shared/oauth/mandate-api.ts";
+import type { RegisteredClient } from "../../clients/metadata.ts";
+import type { Visit } from "../browser.ts";
+import type { ClientAuthenticator } from "../client-auth.ts";
+import { InvalidClient } from "../errors.ts";
+import { readForm, sendJson, sendText } from "../http.ts";
 
 const JWT_MEDIA_TYPE = "application/token-introspection+jwt";
 
 export async function introspectionEndpoint(
-  services: OAuthServices,
+  { services, req, res, urls }: Visit,
   auth: ClientAuthenticator,
   inspector: TokenInspector,
-  req: IncomingMessage,
-  res: ServerResponse,
-  urls: TenantUrls,
 ): Promise<void> {
   const params = await readForm(req);
   const { client, method } = await auth.authenticate(req, params, urls, urls.introspection);

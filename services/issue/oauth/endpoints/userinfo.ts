@@ -1,15 +1,13 @@
 // OIDC Core §5.3 UserInfo: a protected resource of the issuer itself, so it checks the access token
 // exactly as resource servers do (audience = issuer, DPoP binding, revocation), then releases the
 // claims the grant's scopes allow.
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Kysely } from "kysely";
-import type { TenantKeys } from "../../shared/oauth/access-token.ts";
-import { GrantStore } from "../../shared/oauth/grant-store.ts";
-import { ResourceServer, ResourceServerError } from "../../shared/oauth/resource-server.ts";
-import type { Database } from "../../shared/store/schema.ts";
-import type { OAuthServices, TenantUrls } from "./context.ts";
-import { identityClaims } from "./grants/grant-tokens.ts";
-import { readBytes, sendJson } from "./http.ts";
+import type { TenantKeys } from "../../../shared/oauth/access-token.ts";
+import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { ResourceServer, ResourceServerError } from "../../../shared/oauth/resource-server.ts";
+import type { Visit } from "../browser.ts";
+import type { OAuthServices, TenantUrls } from "../context.ts";
+import { identityClaims } from "../grants/grant-tokens.ts";
+import { readBytes, sendJson } from "../http.ts";
 
 export class UserinfoEndpoint {
   readonly #services: OAuthServices;
@@ -21,10 +19,9 @@ export class UserinfoEndpoint {
     this.#keys = keys;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, urls: TenantUrls): Promise<void> {
+  async handle({ req, res, urls }: Visit): Promise<void> {
     if (req.method === "POST") await readBytes(req, 4096);
-    const db = this.#services.store.forTenant(urls.tenant).db as Kysely<Database>;
-    const grants = new GrantStore(urls.tenant);
+    const grants = this.#services.store.forTenant(urls.tenant).use(GrantStore);
     try {
       const claims = await this.#server(urls).verify({
         method: req.method ?? "GET",
@@ -35,8 +32,8 @@ export class UserinfoEndpoint {
       const scope = (claims.scope ?? "").split(" ");
       // OIDC Core §5.3.1: the access token must carry the openid scope and come from a user's grant.
       if (!scope.includes("openid")) throw new ResourceServerError("invalid_token", "the token lacks the openid scope");
-      const grantId = await grants.grantOfAccessToken(db, claims.jti);
-      const grant = grantId ? await grants.findGrant(db, grantId) : undefined;
+      const grantId = await grants.grantOfAccessToken(claims.jti);
+      const grant = grantId ? await grants.findGrant(grantId) : undefined;
       if (!grant || grant.revokedAt !== null) throw new ResourceServerError("invalid_token", "the token is not active");
       sendJson(res, 200, { sub: claims.sub, ...identityClaims(grant.claims, scope) });
     } catch (error) {
@@ -55,7 +52,7 @@ export class UserinfoEndpoint {
   #server(urls: TenantUrls): ResourceServer {
     let server = this.#servers.get(urls.tenant);
     if (!server) {
-      const db = this.#services.store.forTenant(urls.tenant).db as Kysely<Database>;
+      const grants = this.#services.store.forTenant(urls.tenant).use(GrantStore);
       server = new ResourceServer({
         issuer: urls.issuer,
         audience: urls.issuer,
@@ -64,7 +61,7 @@ export class UserinfoEndpoint {
         clockSkewMs: this.#services.config.oauth.clockSkew,
         now: () => this.#services.clock.now(),
         check: async (claims) => {
-          if (await new GrantStore(urls.tenant).isAccessTokenRevoked(db, claims.jti)) {
+          if (await grants.isAccessTokenRevoked(claims.jti)) {
             throw new ResourceServerError("invalid_token", "the token was revoked");
           }
         },

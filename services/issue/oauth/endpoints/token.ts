@@ -1,0 +1,33 @@
+// The token endpoint (RFC 6749 §3.2): authenticate the client, validate DPoP, dispatch on
+// grant_type to one handler per grant (grants/).
+import { tokenRequestProof } from "../authorization-server-dpop.ts";
+import type { Visit } from "../browser.ts";
+import type { ClientAuthenticator } from "../client-auth.ts";
+import { UnauthorizedClient, UnsupportedGrantType } from "../errors.ts";
+import { authorizationCodeGrant } from "../grants/authorization-code.ts";
+import { clientCredentialsGrant } from "../grants/client-credentials.ts";
+import type { GrantHandler } from "../grants/grant.ts";
+import { refreshTokenGrant } from "../grants/refresh-token.ts";
+import { readForm, sendJson } from "../http.ts";
+
+const GRANTS: Record<string, GrantHandler> = {
+  authorization_code: authorizationCodeGrant,
+  refresh_token: refreshTokenGrant,
+  client_credentials: clientCredentialsGrant,
+};
+
+export async function tokenEndpoint({ services, req, res, urls }: Visit, auth: ClientAuthenticator): Promise<void> {
+  const params = await readForm(req);
+  const { client } = await auth.authenticate(req, params, urls, urls.token);
+  const grantType = params.require("grant_type");
+  const grant = GRANTS[grantType];
+  if (!grant) throw new UnsupportedGrantType(`grant_type "${grantType}" is not supported`);
+  if (!client.metadata.grant_types.includes(grantType)) {
+    throw new UnauthorizedClient(`the client is not registered for the ${grantType} grant`);
+  }
+  const dpop = await tokenRequestProof(services, req, urls, client);
+  const now = services.clock.now();
+  const body = await grant({ services, params, client, urls, dpop, now });
+  // RFC 9449 §8.2: hand out the next nonce with every response so clients roll forward.
+  sendJson(res, 200, body, dpop ? { "dpop-nonce": services.nonces.current(urls.tenant) } : {});
+}

@@ -1,0 +1,236 @@
+// The audit events Mandate records, one builder per event type: the one place an event's payload is
+// shaped. The type name carries the payload's version (`token.issued.v1`); a payload change that a
+// reader could misread gets a new version, never an edit in place. Who an event is about travels as
+// parties beside the payload, never in it: the log stores humans among them only as salted
+// references (services/audit/entry.ts). Events reach the log through the tenant's outbox
+// (TenantStore.recordEvent / commitEvent), in the transaction of the action they record.
+import { randomUUID } from "node:crypto";
+
+export interface Party {
+  id: string;
+  kind: string;
+}
+
+/** Who an event is about, as audit parties. */
+export interface OutboxParties {
+  subject?: Party;
+  client?: Party;
+  actors?: Party[];
+}
+
+export interface OutboxEvent {
+  eventId: string;
+  type: string;
+  payload: unknown;
+  /** Parties go here, never in the payload: the log redacts humans in these fields only. */
+  parties?: OutboxParties;
+}
+
+/** Who performed an administrative action: named in the payload (`by`) and as its parties. */
+export interface Actor {
+  by: Record<string, string>;
+  parties?: OutboxParties;
+}
+
+function event(type: string, payload: unknown, parties?: OutboxParties): OutboxEvent {
+  return { eventId: randomUUID(), type, payload, ...(parties ? { parties } : {}) };
+}
+
+// --- Parties ---------------------------------------------------------------------------------------
+
+/** A user's grant: the human (stored only as a salted reference) and the client. */
+export function humanAndClient(subject: string, clientId: string): OutboxParties {
+  return { subject: { id: subject, kind: "PARTY_KIND_HUMAN" }, client: { id: clientId, kind: "PARTY_KIND_SERVICE" } };
+}
+
+/** A client acting for itself (client credentials). */
+export function clientOnly(clientId: string): OutboxParties {
+  return {
+    subject: { id: clientId, kind: "PARTY_KIND_SERVICE" },
+    client: { id: clientId, kind: "PARTY_KIND_SERVICE" },
+  };
+}
+
+/** The client an action concerns, with no user. */
+export function clientParty(clientId: string): OutboxParties {
+  return { client: { id: clientId, kind: "PARTY_KIND_SERVICE" } };
+}
+
+// --- Tenants ---------------------------------------------------------------------------------------
+
+export interface CreatedTenant {
+  id: string;
+  displayName: string;
+  tokenSigningAlg: string | null;
+  /** Omitted from the payload when undefined (the platform tenant has none to report). */
+  defaultResources?: string[] | undefined;
+}
+
+export function tenantCreated(tenant: CreatedTenant, actor: Actor): OutboxEvent {
+  const payload = {
+    tenant: tenant.id,
+    display_name: tenant.displayName,
+    token_signing_alg: tenant.tokenSigningAlg,
+    ...(tenant.defaultResources !== undefined ? { default_resources: tenant.defaultResources } : {}),
+    by: actor.by,
+  };
+  return event("tenant.created.v1", payload, actor.parties);
+}
+
+// --- OAuth clients ---------------------------------------------------------------------------------
+
+export interface CreatedClient {
+  clientId: string;
+  clientName: string | undefined;
+  tokenEndpointAuthMethod: string;
+  grantTypes: string[];
+  redirectUris: string[];
+  /** Registered by the client itself (RFC 7591), not by an administrator. */
+  dynamic: boolean;
+}
+
+/** `actor`: the administrator or bootstrap that registered it; absent for dynamic registration. */
+export function clientCreated(client: CreatedClient, actor?: Partial<Actor>): OutboxEvent {
+  const payload = {
+    client_id: client.clientId,
+    client_name: client.clientName,
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    grant_types: client.grantTypes,
+    redirect_uris: client.redirectUris,
+    dynamic: client.dynamic,
+    ...(actor?.by ? { by: actor.by } : {}),
+  };
+  return event("client.created.v1", payload, actor?.parties);
+}
+
+/** RFC 7592 §2.2: the client replaced its own metadata. */
+export function clientUpdated(client: { clientId: string; grantTypes: string[]; redirectUris: string[] }): OutboxEvent {
+  return event("client.updated.v1", {
+    client_id: client.clientId,
+    grant_types: client.grantTypes,
+    redirect_uris: client.redirectUris,
+  });
+}
+
+export function clientDeleted(clientId: string, actor?: Partial<Actor>): OutboxEvent {
+  return event("client.deleted.v1", { client_id: clientId, ...(actor?.by ? { by: actor.by } : {}) }, actor?.parties);
+}
+
+// --- Signing keys ----------------------------------------------------------------------------------
+
+function keyEvent(type: string, details: Record<string, unknown>, by: Record<string, string> | undefined) {
+  return event(type, by ? { ...details, by } : details);
+}
+
+/** A key joined the schedule. `by`: the administrator who asked, absent for scheduled rotation. */
+export function keyCreated(details: Record<string, unknown>, by?: Record<string, string>): OutboxEvent {
+  return keyEvent("key.created.v1", details, by);
+}
+
+/** A key's schedule moved (rotation brought forward, or a revocation shortened it). */
+export function keyRescheduled(details: Record<string, unknown>, by?: Record<string, string>): OutboxEvent {
+  return keyEvent("key.rescheduled.v1", details, by);
+}
+
+export function keyRevoked(
+  key: { id: string; kid: string | undefined; purpose: string; reason: string },
+  by?: Record<string, string>,
+): OutboxEvent {
+  return keyEvent("key.revoked.v1", { id: key.id, kid: key.kid, purpose: key.purpose, reason: key.reason }, by);
+}
+
+/** The private key left the backend for good (after it left the JWKS). */
+export function keyDestroyed(key: { id: string; purpose: string; backend: string }): OutboxEvent {
+  return keyEvent("key.destroyed.v1", { id: key.id, purpose: key.purpose, backend: key.backend }, undefined);
+}
+
+// --- Authorization (RFC 6749 §4.1) -----------------------------------------------------------------
+
+export interface ApprovedRequest {
+  subject: string;
+  clientId: string;
+  scope: string[];
+  resources: string[];
+}
+
+export function consentGranted(request: ApprovedRequest): OutboxEvent {
+  return event(
+    "consent.granted.v1",
+    { scope: request.scope, resources: request.resources },
+    humanAndClient(request.subject, request.clientId),
+  );
+}
+
+export function consentDenied(request: Omit<ApprovedRequest, "resources">): OutboxEvent {
+  return event("consent.denied.v1", { scope: request.scope }, humanAndClient(request.subject, request.clientId));
+}
+
+export function authorizationCodeIssued(request: ApprovedRequest): OutboxEvent {
+  return event(
+    "authorization_code.issued.v1",
+    { scope: request.scope, resources: request.resources },
+    humanAndClient(request.subject, request.clientId),
+  );
+}
+
+// --- Tokens ----------------------------------------------------------------------------------------
+
+export interface IssuedToken {
+  grantType: string;
+  clientId: string;
+  /** The user's grant the token comes from; absent for a client acting for itself. */
+  grant?: { id: string; subject: string; refreshTokenIssued: boolean } | undefined;
+  jti: string;
+  audience: string[];
+  scope: string[];
+  /** RFC 9449 §6: the DPoP key thumbprint the token is bound to. */
+  jkt?: string | undefined;
+  expiresAt: number;
+}
+
+export function tokenIssued(token: IssuedToken): OutboxEvent {
+  const { grant } = token;
+  const payload = {
+    grant_type: token.grantType,
+    ...(grant ? { grant_id: grant.id } : {}),
+    jti: token.jti,
+    aud: token.audience,
+    scope: token.scope,
+    ...(grant ? { refresh_token_issued: grant.refreshTokenIssued } : {}),
+    ...(token.jkt ? { cnf_jkt: token.jkt } : {}),
+    exp: token.expiresAt,
+  };
+  return event(
+    "token.issued.v1",
+    payload,
+    grant ? humanAndClient(grant.subject, token.clientId) : clientOnly(token.clientId),
+  );
+}
+
+/** RFC 7009: a client revoked one of its tokens (a refresh token takes its grant along). */
+export function tokenRevoked(
+  clientId: string,
+  token: { kind: "refresh_token"; grantId: string } | { kind: "access_token"; jti: string },
+): OutboxEvent {
+  const payload =
+    token.kind === "refresh_token"
+      ? { kind: token.kind, grant_id: token.grantId, client_id: clientId }
+      : { kind: token.kind, jti: token.jti, client_id: clientId };
+  return event("token.revoked.v1", payload, clientParty(clientId));
+}
+
+/** A grant revoked because it was compromised (OAuth 2.1 §4.1.3 code replay, §4.3.1 refresh reuse). */
+export function grantRevoked(
+  grantId: string,
+  clientId: string,
+  reason: "authorization_code_replay" | "refresh_token_reuse",
+): OutboxEvent {
+  return event("grant.revoked.v1", { grant_id: grantId, client_id: clientId, reason }, clientParty(clientId));
+}
+
+// --- Administration --------------------------------------------------------------------------------
+
+/** An administrator read a tenant's data through the API (`method`: service/Method). */
+export function adminRead(method: string, actor: Actor): OutboxEvent {
+  return event("admin.read.v1", { method, by: actor.by }, actor.parties);
+}

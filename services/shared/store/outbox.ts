@@ -1,0 +1,86 @@
+// The one path into a tenant's audit outbox: rows are written only through a tenant-pinned handle, so
+// the tenancy guard checks each one like any other tenant write. Two ways in, same rows:
+// - in the caller's transaction (TenantStore.recordEvent), so an action and its record commit together;
+// - alone (TenantStore.commitEvent), for an action with no other state change to ride with (a
+//   client-credentials token is minted without writing anything else). Events that arrive in the
+//   same tick share one INSERT per tenant; each caller's promise settles when its event is durable,
+//   so a token is returned only once its audit record is committed.
+import type { Kysely } from "kysely";
+import type { OutboxEvent } from "../audit-events.ts";
+import type { AuditOutboxTable, Database } from "./schema.ts";
+import { pinToTenant, type TenantDb } from "./tenancy.ts";
+
+export interface TimedEvent {
+  event: OutboxEvent;
+  at: number;
+}
+
+/** Inserts events into `tenantId`'s outbox on its pinned handle (or a transaction of it). */
+export async function insertOutboxEvents(db: TenantDb, tenantId: string, events: readonly TimedEvent[]) {
+  await db
+    .insertInto("audit_outbox")
+    .values(events.map(({ event, at }) => outboxRow(tenantId, event, at)))
+    .execute();
+}
+
+function outboxRow(tenantId: string, event: OutboxEvent, at: number): Omit<AuditOutboxTable, "id"> {
+  return {
+    tenant_id: tenantId,
+    event_id: event.eventId,
+    type: event.type,
+    payload: JSON.stringify(event.payload),
+    parties: event.parties ? JSON.stringify(event.parties) : null,
+    created_at: at,
+  };
+}
+
+interface Waiting extends TimedEvent {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Rows per INSERT: 6 parameters each, well inside both engines' bound-parameter limits. */
+const MAX_BATCH = 500;
+
+/** Group commit of events recorded alone, per tenant. */
+export class OutboxBatcher {
+  readonly #db: Kysely<Database>;
+  #queue = new Map<string, Waiting[]>();
+  #queued = 0;
+  #scheduled = false;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  record(tenantId: string, event: OutboxEvent, at: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.#queue.get(tenantId) ?? [];
+      waiting.push({ event, at, resolve, reject });
+      this.#queue.set(tenantId, waiting);
+      this.#queued++;
+      if (this.#queued >= MAX_BATCH) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    this.#queue = new Map();
+    this.#queued = 0;
+    for (const [tenantId, batch] of queue) {
+      insertOutboxEvents(pinToTenant(this.#db, tenantId), tenantId, batch).then(
+        () => {
+          for (const waiting of batch) waiting.resolve();
+        },
+        (error: unknown) => {
+          for (const waiting of batch) waiting.reject(error);
+        },
+      );
+    }
+  }
+}

@@ -1,5 +1,6 @@
 // The Rego AST the parser produces and the later stages (semantic checks, planner, code
 // generation) consume. Every node carries its source location for OPA-style error messages.
+// Besides the types, one structural helper: a term's sub-terms (for every walk over terms).
 import type { Location } from "./lexer.ts";
 
 export type Term =
@@ -24,6 +25,11 @@ export type Term =
   | { kind: "setcomp"; term: Term; body: Literal[]; loc: Location }
   | { kind: "objectcomp"; key: Term; value: Term; body: Literal[]; loc: Location };
 
+/** The term of one kind: `TermOf<"var">`. */
+export type TermOf<K extends Term["kind"]> = Extract<Term, { kind: K }>;
+
+export type Comprehension = TermOf<"arraycomp" | "setcomp" | "objectcomp">;
+
 export type BinaryOp = "==" | "!=" | "<" | "<=" | ">" | ">=" | "|" | "&" | "+" | "-" | "*" | "/" | "%";
 
 export interface With {
@@ -39,6 +45,9 @@ export type Literal =
   | { kind: "some"; vars: Term[]; loc: Location }
   | { kind: "somein"; key: Term | undefined; value: Term; collection: Term; loc: Location }
   | { kind: "every"; key: Term | undefined; value: Term; domain: Term; body: Literal[]; loc: Location };
+
+/** The literal of one kind: `LiteralOf<"every">`. */
+export type LiteralOf<K extends Literal["kind"]> = Extract<Literal, { kind: K }>;
 
 export interface RuleHead {
   /** The rule's name as a ref: `p`, `a.b.c`, `p[x]`. */
@@ -82,4 +91,32 @@ export interface Module {
   rules: Rule[];
   /** Whether the module was read with Rego v1 rules (keywords always on, `if`/`contains` required). */
   v1: boolean;
+}
+
+/** A term's direct sub-terms, in source order; comprehension bodies are not terms of it. */
+export function subterms(term: Term): Term[] {
+  switch (term.kind) {
+    case "ref":
+      return [term.head, ...term.path];
+    case "array":
+    case "set":
+      return term.items;
+    case "object":
+      return term.entries.flat();
+    case "call":
+      return term.args;
+    case "binary":
+      return [term.left, term.right];
+    case "unary":
+      return [term.arg];
+    case "membership":
+      return term.key ? [term.key, term.value, term.collection] : [term.value, term.collection];
+    case "arraycomp":
+    case "setcomp":
+      return [term.term];
+    case "objectcomp":
+      return [term.key, term.value];
+    default:
+      return [];
+  }
 }

@@ -4,7 +4,7 @@
 //   const { wasm, manifest } = compileRego({ modules: { "authz.rego": src }, entrypoints: ["authz/allow"] });
 //   const policy = await loadPolicy(wasm, undefined, hostBuiltins);
 //
-// Stages (each testable alone): lexer → parser → checks → planner → Wasm generation.
+// Stages (each testable alone): lexer → parser → checks → safety (per body) → planner → Wasm generation.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Module } from "./ast.ts";

@@ -1,14 +1,15 @@
-// Stage 4 of the Rego compiler: checked modules to the IR (ir.ts), as OPA's planner does. Queries
+// Stage 5 of the Rego compiler: checked modules to the IR (ir.ts), as OPA's planner does. Queries
 // are planned in continuation-passing style: each literal emits its statements and calls the
 // continuation inside the innermost scope it opens (a scan for iteration), so backtracking is plain
-// nested loops and blocks. Body literals are first put in a safe order (OPA's reordering for
-// safety): a literal runs once the variables it reads are bound; a variable no literal can bind
-// is reported as unsafe, with its position.
+// nested loops and blocks. Each body is first put in a safe order by the safety stage (safety.ts),
+// given what the planner has bound when the body starts.
 import type { Literal, Module, Rule, Term, With } from "./ast.ts";
 import { builtinArity } from "./builtins.ts";
 import { pathKey, type RuleGroup, type RuleIndex, refParts, staticPath } from "./check.ts";
 import type { Local, Plan, PlannedFunc, Stmt } from "./ir.ts";
 import { type Location, RegoError } from "./lexer.ts";
+import { checkDeclarations, orderForSafety, type SafetyContext } from "./safety.ts";
+import { argNames, bodyVars, displayName, isWildcard, patternVars } from "./vars.ts";
 
 /** Built-ins the host implements: opa-wasm's JavaScript ones, and those Mandate's loader adds. */
 export interface PlanOptions {
@@ -375,15 +376,30 @@ class Planner {
 
   #body(literals: Literal[], scope: Scope, k: () => void, args: string[] = []): void {
     checkDeclarations(literals, args);
-    const saved = this.#currentBodyVars;
-    this.#currentBodyVars = new Set([...saved, ...bodyVars(literals)]);
-    const ordered = this.#reorder(literals, scope);
+    this.#currentBodyVars = new Set([...this.#currentBodyVars, ...bodyVars(literals)]);
+    const ordered = orderForSafety(
+      literals,
+      { bound: scope.vars.keys(), declared: scope.declared, bodyVars: this.#currentBodyVars },
+      this.#safetyContext(scope.module),
+    );
     const step = (i: number) => {
       if (i === ordered.length) return k();
       this.#literal(ordered[i] as Literal, scope, () => step(i + 1));
     };
     step(0);
   }
+
+  /** What the safety stage asks about names in a module's bodies. */
+  #safetyContext(module: Module): SafetyContext {
+    const scope = new Scope(module);
+    return {
+      isDocument: (name) => this.#resolve(name, scope) !== undefined,
+      arity: (call) => this.#callee(call, scope).arity,
+    };
+  }
+
+  /** Variables of the bodies being planned, innermost included: closures may capture them. */
+  #currentBodyVars = new Set<string>();
 
   #literal(literal: Literal, scope: Scope, k: () => void): void {
     const withs = literal.kind === "expr" || literal.kind === "unify" ? literal.with : [];
@@ -993,274 +1009,6 @@ class Planner {
     });
   }
 
-  // ---- safety: ordering body literals ------------------------------------------------------------
-
-  /**
-   * OPA's reordering for safety: repeatedly take the first literal whose inputs are bound. A
-   * literal that can never run reports its first unbound variable as unsafe.
-   */
-  #reorder(literals: Literal[], scope: Scope): Literal[] {
-    const bound = new Set(scope.vars.keys());
-    const declared = new Set(scope.declared);
-    const remaining = [...literals];
-    const ordered: Literal[] = [];
-    while (remaining.length > 0) {
-      const index = remaining.findIndex((literal) => this.#ready(literal, bound, declared, scope));
-      if (index < 0) {
-        const literal = remaining[0] as Literal;
-        const unsafe = this.#firstUnbound(literal, bound, declared, scope);
-        throw new RegoError(
-          "rego_unsafe_var_error",
-          `var ${displayName(unsafe?.name ?? "?")} is unsafe`,
-          unsafe?.loc ?? literal.loc,
-        );
-      }
-      const [literal] = remaining.splice(index, 1) as [Literal];
-      ordered.push(literal);
-      if (literal.kind === "some") for (const v of literal.vars) for (const name of patternVars(v)) declared.add(name);
-      if (literal.kind === "unify" && literal.assign) for (const name of patternVars(literal.left)) declared.add(name);
-      for (const name of this.#outputs(literal, bound, declared, scope)) bound.add(name);
-    }
-    return ordered;
-  }
-
-  /** A variable name that is local here (not input/data, an import or a rule). */
-  #isLocalName(name: string, declared: Set<string>, scope: Scope): boolean {
-    if (declared.has(name)) return true;
-    return this.#resolve(name, scope) === undefined;
-  }
-
-  /** Variables a term reads that must be bound (ref-path variables and patterns excluded). */
-  #needs(term: Term, bound: Set<string>, declared: Set<string>, scope: Scope, out: Term[]): void {
-    const visit = (t: Term, pattern: boolean): void => {
-      switch (t.kind) {
-        case "var":
-          if (!pattern && !isWildcard(t.name) && !bound.has(t.name) && this.#isLocalName(t.name, declared, scope)) {
-            out.push(t);
-          }
-          return;
-        case "ref":
-          visit(t.head, false);
-          for (const p of t.path) visit(p, true);
-          return;
-        case "array":
-        case "set":
-          for (const x of t.items) visit(x, pattern);
-          return;
-        case "object":
-          for (const [key, value] of t.entries) {
-            visit(key, false);
-            visit(value, pattern);
-          }
-          return;
-        case "call":
-          for (const a of t.args) visit(a, false);
-          return;
-        case "binary":
-          visit(t.left, false);
-          visit(t.right, false);
-          return;
-        case "unary":
-          visit(t.arg, false);
-          return;
-        case "membership":
-          for (const x of [t.key, t.value, t.collection]) if (x) visit(x, false);
-          return;
-        case "arraycomp":
-        case "setcomp":
-        case "objectcomp":
-          // Closures: variables of the comprehension that the enclosing body binds.
-          for (const v of comprehensionFreeVars(t)) {
-            if (!bound.has(v.name) && this.#bodyBinds(v.name, scope, declared)) out.push(v);
-          }
-          return;
-        default:
-          return;
-      }
-    };
-    visit(term, false);
-  }
-
-  #bodyBinds(name: string, scope: Scope, declared: Set<string>): boolean {
-    return this.#currentBodyVars.has(name) && this.#isLocalName(name, declared, scope);
-  }
-
-  #currentBodyVars = new Set<string>();
-
-  #ready(literal: Literal, bound: Set<string>, declared: Set<string>, scope: Scope): boolean {
-    return this.#firstUnbound(literal, bound, declared, scope) === undefined;
-  }
-
-  #firstUnbound(
-    literal: Literal,
-    bound: Set<string>,
-    declared: Set<string>,
-    scope: Scope,
-  ): Extract<Term, { kind: "var" }> | undefined {
-    const missing: Term[] = [];
-    const need = (t: Term) => this.#needs(t, bound, declared, scope, missing);
-    const withValues = literal.kind === "expr" || literal.kind === "unify" ? literal.with.map((w) => w.value) : [];
-    for (const w of withValues) need(w);
-    switch (literal.kind) {
-      case "some":
-        break;
-      case "somein":
-        need(literal.collection);
-        break;
-      case "every": {
-        need(literal.domain);
-        const local = new Set([...(literal.key ? patternVars(literal.key) : []), ...patternVars(literal.value)]);
-        for (const l of literal.body) {
-          for (const t of literalTerms(l)) {
-            const inner: Term[] = [];
-            this.#needs(t, bound, declared, scope, inner);
-            for (const v of inner)
-              if (v.kind === "var" && !local.has(v.name) && this.#currentBodyVars.has(v.name)) missing.push(v);
-          }
-        }
-        break;
-      }
-      case "unify": {
-        if (literal.negated) {
-          for (const t of [literal.left, literal.right]) this.#needsNegated(t, bound, declared, scope, missing);
-          break;
-        }
-        if (literal.assign) {
-          need(literal.right);
-          this.#patternNeeds(literal.left, bound, declared, scope, missing);
-          break;
-        }
-        const leftMissing: Term[] = [];
-        const rightMissing: Term[] = [];
-        this.#needs(literal.left, bound, declared, scope, leftMissing);
-        this.#needs(literal.right, bound, declared, scope, rightMissing);
-        if (leftMissing.length === 0 && rightMissing.length === 0) break;
-        // One side may be a pattern of unbound variables when the other side can be evaluated.
-        const leftPattern: Term[] = [];
-        const rightPattern: Term[] = [];
-        this.#patternNeeds(literal.left, bound, declared, scope, leftPattern);
-        this.#patternNeeds(literal.right, bound, declared, scope, rightPattern);
-        if (rightMissing.length === 0 && leftPattern.length === 0) break;
-        if (leftMissing.length === 0 && rightPattern.length === 0) break;
-        if (literal.left.kind === "array" && literal.right.kind === "array") {
-          if (this.#pairwiseReady(literal.left.items, literal.right.items, bound, declared, scope)) break;
-        }
-        missing.push(...leftMissing, ...rightMissing);
-        break;
-      }
-      case "expr": {
-        if (literal.negated) {
-          this.#needsNegated(literal.expr, bound, declared, scope, missing);
-          break;
-        }
-        const expr = literal.expr;
-        if (expr.kind === "call") {
-          const target = this.#callee(expr, scope);
-          if (expr.args.length === target.arity + 1) {
-            for (const a of expr.args.slice(0, -1)) need(a);
-            this.#patternNeeds(expr.args.at(-1) as Term, bound, declared, scope, missing);
-            break;
-          }
-        }
-        need(expr);
-        break;
-      }
-    }
-    return missing.find((t): t is Extract<Term, { kind: "var" }> => t.kind === "var");
-  }
-
-  #pairwiseReady(left: Term[], right: Term[], bound: Set<string>, declared: Set<string>, scope: Scope): boolean {
-    if (left.length !== right.length) return true;
-    const b = new Set(bound);
-    const pending = left.map((l, i) => [l, right[i] as Term] as const);
-    let progress = true;
-    while (pending.length > 0 && progress) {
-      progress = false;
-      for (let i = 0; i < pending.length; i++) {
-        const [l, r] = pending[i] as readonly [Term, Term];
-        const literal: Literal = {
-          kind: "unify",
-          assign: false,
-          negated: false,
-          left: l,
-          right: r,
-          with: [],
-          loc: l.loc,
-        };
-        if (this.#firstUnbound(literal, b, declared, scope) === undefined) {
-          for (const name of this.#outputs(literal, b, declared, scope)) b.add(name);
-          pending.splice(i, 1);
-          progress = true;
-          break;
-        }
-      }
-    }
-    return pending.length === 0;
-  }
-
-  /** For a pattern: the refs and calls inside it must be evaluable; its variables may be unbound. */
-  #patternNeeds(pattern: Term, bound: Set<string>, declared: Set<string>, scope: Scope, out: Term[]): void {
-    if (pattern.kind === "var") return;
-    if (pattern.kind === "array") {
-      for (const item of pattern.items) this.#patternNeeds(item, bound, declared, scope, out);
-      return;
-    }
-    if (pattern.kind === "object") {
-      for (const [key, value] of pattern.entries) {
-        this.#needs(key, bound, declared, scope, out);
-        this.#patternNeeds(value, bound, declared, scope, out);
-      }
-      return;
-    }
-    this.#needs(pattern, bound, declared, scope, out);
-  }
-
-  /** `not`: every variable that the enclosing body binds must be bound first. */
-  #needsNegated(term: Term, bound: Set<string>, declared: Set<string>, scope: Scope, out: Term[]): void {
-    const inner: Term[] = [];
-    this.#needs(term, bound, declared, scope, inner);
-    const all: Term[] = [];
-    collectVars(term, all);
-    for (const v of all) {
-      if (
-        v.kind === "var" &&
-        !bound.has(v.name) &&
-        this.#currentBodyVars.has(v.name) &&
-        this.#isLocalName(v.name, declared, scope)
-      ) {
-        out.push(v);
-      }
-    }
-    for (const v of inner) if (v.kind === "var" && this.#currentBodyVars.has(v.name)) out.push(v);
-  }
-
-  /** Variables a literal binds when run with `bound` already bound. */
-  #outputs(literal: Literal, bound: Set<string>, declared: Set<string>, scope: Scope): string[] {
-    const out: Term[] = [];
-    switch (literal.kind) {
-      case "some":
-        return [];
-      case "somein":
-        for (const t of [literal.key, literal.value]) if (t) collectVars(t, out);
-        break;
-      case "every":
-        return [];
-      case "unify":
-        if (literal.negated) return [];
-        collectVars(literal.left, out);
-        collectVars(literal.right, out);
-        break;
-      case "expr":
-        if (literal.negated) return [];
-        collectVars(literal.expr, out);
-        break;
-    }
-    return out
-      .filter((t): t is Extract<Term, { kind: "var" }> => t.kind === "var")
-      .map((t) => t.name)
-      .filter((name) => !isWildcard(name) && !bound.has(name) && this.#isLocalName(name, declared, scope));
-  }
-
   // ---- emission helpers --------------------------------------------------------------------------
 
   #emit(stmt: Stmt): void {
@@ -1336,14 +1084,6 @@ function hasKeys(group: RuleGroup, staticLength: number): boolean {
   return group.rules.some((r) => refParts(r.head.ref).length > staticLength);
 }
 
-function isWildcard(name: string): boolean {
-  return name === "_" || name.startsWith("$");
-}
-
-function displayName(name: string): string {
-  return name.startsWith("$") ? "_" : name;
-}
-
 function unsupported(what: string, loc: Location | undefined): RegoError {
   return new RegoError("rego_compile_error", `unsupported: ${what} is not supported by Mandate's compiler`, loc);
 }
@@ -1356,130 +1096,6 @@ function jsonNumber(text: string, loc: Location): string {
     return String(n);
   }
   return text;
-}
-
-function patternVars(term: Term): string[] {
-  const out: Term[] = [];
-  collectVars(term, out, true);
-  return out.filter((t) => t.kind === "var").map((t) => (t as { name: string }).name);
-}
-
-/** Variables in a term, not descending into comprehensions; `patternOnly` skips ref paths' keys. */
-function collectVars(term: Term, out: Term[], patternOnly = false): void {
-  switch (term.kind) {
-    case "var":
-      out.push(term);
-      return;
-    case "ref":
-      if (patternOnly) return;
-      collectVars(term.head, out);
-      for (const p of term.path) collectVars(p, out);
-      return;
-    case "array":
-    case "set":
-      for (const t of term.items) collectVars(t, out, patternOnly);
-      return;
-    case "object":
-      for (const [k, v] of term.entries) {
-        if (!patternOnly) collectVars(k, out);
-        collectVars(v, out, patternOnly);
-      }
-      return;
-    case "call":
-      if (patternOnly) return;
-      for (const a of term.args) collectVars(a, out);
-      return;
-    case "binary":
-      if (patternOnly) return;
-      collectVars(term.left, out);
-      collectVars(term.right, out);
-      return;
-    case "unary":
-      if (!patternOnly) collectVars(term.arg, out);
-      return;
-    case "membership":
-      if (patternOnly) return;
-      for (const t of [term.key, term.value, term.collection]) if (t) collectVars(t, out);
-      return;
-    default:
-      return;
-  }
-}
-
-/** Variables a comprehension mentions (its head and body), which may be captured from outside. */
-function comprehensionFreeVars(
-  term: Extract<Term, { kind: "arraycomp" | "setcomp" | "objectcomp" }>,
-): Array<Extract<Term, { kind: "var" }>> {
-  const out: Term[] = [];
-  const heads = term.kind === "objectcomp" ? [term.key, term.value] : [term.term];
-  for (const h of heads) collectVars(h, out);
-  const declared = new Set<string>();
-  for (const literal of term.body) {
-    for (const t of literalTerms(literal)) collectVars(t, out);
-    const own: Term[] = [];
-    if (literal.kind === "some") for (const v of literal.vars) collectVars(v, own, true);
-    if (literal.kind === "unify" && literal.assign) collectVars(literal.left, own, true);
-    if (literal.kind === "somein") for (const t of [literal.key, literal.value]) if (t) collectVars(t, own, true);
-    for (const v of own) if (v.kind === "var") declared.add(v.name);
-  }
-  // Variables the comprehension declares itself are its own, never captured.
-  return out.filter(
-    (t): t is Extract<Term, { kind: "var" }> => t.kind === "var" && !isWildcard(t.name) && !declared.has(t.name),
-  );
-}
-
-function argNames(rule: Rule): string[] {
-  return (rule.head.args ?? []).flatMap((a) => patternVars(a));
-}
-
-/**
- * OPA: `x := ...`, `some x` and `some x in ...` declare x; declaring a variable that an earlier
- * literal (or a function argument) already uses is an error ("var x referenced above").
- */
-function checkDeclarations(literals: Literal[], args: string[]): void {
-  const seen = new Set(args);
-  for (const literal of literals) {
-    const declared: Term[] = [];
-    if (literal.kind === "some") for (const v of literal.vars) collectVars(v, declared, true);
-    if (literal.kind === "unify" && literal.assign) collectVars(literal.left, declared, true);
-    if (literal.kind === "somein") for (const t of [literal.key, literal.value]) if (t) collectVars(t, declared, true);
-    for (const v of declared) {
-      if (v.kind === "var" && !isWildcard(v.name) && seen.has(v.name)) {
-        throw new RegoError("rego_compile_error", `var ${v.name} referenced above`, v.loc);
-      }
-    }
-    const mentioned: Term[] = [];
-    for (const t of literal.kind === "some" ? literal.vars : literalTerms(literal)) collectVars(t, mentioned);
-    for (const v of mentioned) if (v.kind === "var") seen.add(v.name);
-  }
-}
-
-/** The variables a body's own literals mention (not inside `every` bodies or comprehensions). */
-function bodyVars(literals: Literal[]): Set<string> {
-  const names = new Set<string>();
-  for (const literal of literals) {
-    const terms =
-      literal.kind === "every" ? [literal.domain] : literal.kind === "some" ? literal.vars : literalTerms(literal);
-    const vars: Term[] = [];
-    for (const t of terms) collectVars(t, vars);
-    for (const v of vars) if (v.kind === "var") names.add(v.name);
-  }
-  return names;
-}
-
-function literalTerms(literal: Literal): Term[] {
-  switch (literal.kind) {
-    case "expr":
-      return [literal.expr];
-    case "unify":
-      return [literal.left, literal.right];
-    case "some":
-      return [];
-    case "somein":
-      return [...(literal.key ? [literal.key] : []), literal.value, literal.collection];
-    case "every":
-      return [literal.domain, ...literal.body.flatMap(literalTerms)];
-  }
 }
 
 /** A variable, or an array/object literal whose values are patterns (keys may be any term). */

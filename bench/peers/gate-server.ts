@@ -29,6 +29,7 @@ const module = introspectService({
   clock: systemClock,
   signing: keys,
   limiter: openRateLimiter({}),
+  tenants: new TenantDirectory(store),
 });
 const open = createGrpcServer(
   [

@@ -155,8 +155,8 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     logger,
     now: () => clock.now(),
   });
-  if (store) {
-    const deps: ServiceDeps = { config, store, clients, logger, clock, signing, limiter };
+  if (store && tenants) {
+    const deps: ServiceDeps = { config, store, clients, logger, clock, signing, limiter, tenants };
     for (const name of options.services) {
       const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
       const service: BoundService = {

@@ -1,11 +1,12 @@
 // What every service module receives. Services reach each other only through `clients`.
 
-import type { SigningClient } from "../signer/client.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import type { ServiceClients } from "./rpc/clients.ts";
+import type { TenantLookup } from "./rpc/service.ts";
+import type { SigningClient } from "./signing.ts";
 import type { Store } from "./store/store.ts";
 
 export interface ServiceDeps {
@@ -18,4 +19,6 @@ export interface ServiceDeps {
   signing: SigningClient;
   /** The process's token buckets (abuse limits, client quotas): shared by its services and its RPC gate. */
   limiter: RateLimiter;
+  /** Which tenants exist (the Tenants service's registry): every service's admission check. */
+  tenants: TenantLookup;
 }

@@ -1,24 +1,11 @@
-// How services sign. Every service gets a SigningClient: the KeyManager itself when the Signer runs
-// in the same process (no serialisation on the hot path), or this remote client over gRPC when it
-// runs elsewhere. Both answer with the same errors (gRPC status codes), so callers do not care.
+// The Signer's client: a SigningClient (services/shared/signing.ts) over its gRPC API, for services
+// running in another process than the Signer. In the same process they get the KeyManager itself.
 import { type Client, ConnectError } from "@connectrpc/connect";
 import type { JWK } from "jose";
 import { KeyPurpose, type Signer } from "../../gen/mandate/v1/signer_pb.js";
-import type { KeyPurposeName } from "./schedule.ts";
+import type { KeyPurposeName, SigningClient } from "../shared/signing.ts";
 
-export interface SigningClient {
-  signJwt(
-    tenant: string,
-    claims: Record<string, unknown>,
-    typ?: string,
-  ): Promise<{ jwt: string; kid: string; alg: string }>;
-  sign(
-    tenant: string,
-    purpose: KeyPurposeName,
-    payload: Uint8Array,
-  ): Promise<{ signature: Uint8Array; kid: string; alg: string }>;
-  jwks(tenant: string, purpose: KeyPurposeName): Promise<{ jwks: { keys: JWK[] }; maxAgeSeconds: number }>;
-}
+export type { SigningClient };
 
 export const PURPOSE_TO_PROTO: Record<KeyPurposeName, KeyPurpose> = {
   token_signing: KeyPurpose.TOKEN_SIGNING,

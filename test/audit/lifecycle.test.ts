@@ -12,6 +12,7 @@ import { openRateLimiter } from "../../services/shared/rate-limit.ts";
 import { ServiceClients } from "../../services/shared/rpc/clients.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import type { SigningClient } from "../../services/signer/client.ts";
+import { TenantDirectory } from "../../services/tenants/directory.ts";
 import { startDevProcess, tempAdminFile, tempDatabaseUrl } from "../helpers/mandate-process.ts";
 
 /** No checkpoint while running: only the stop (or the next start) may sign one. */
@@ -77,6 +78,7 @@ describe("audit lag", () => {
       logger: createLogger("silent"),
       clients: new ServiceClients(new Map()),
       limiter: openRateLimiter({}),
+      tenants: new TenantDirectory(store),
     }) as ReturnType<typeof auditService>;
     try {
       expect(await audit.readiness()).toEqual({ audit: "ok" });

@@ -6,12 +6,11 @@ import type { Logger } from "../../shared/logger.ts";
 import type { RemoteJwks } from "../../shared/net/remote-jwks.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
+import type { SigningClient } from "../../shared/signing.ts";
 import type { Store } from "../../shared/store/store.ts";
-import type { SigningClient } from "../../signer/client.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import type { AbuseLimits } from "./abuse-limits.ts";
-import type { DpopNonces } from "./authorization-server-dpop.ts";
 import type { TenantResources } from "./rfc8707.ts";
 
 export interface OAuthServices {
@@ -23,7 +22,8 @@ export interface OAuthServices {
   clients: ClientRegistry;
   replay: ReplayCache;
   identity: IdentityProvider;
-  nonces: DpopNonces;
+  /** Server-provided DPoP nonces (RFC 9449 §8). */
+  nonces: { current(tenant: string): string; isValid(tenant: string, nonce: string | undefined): boolean };
   /** Rate limits of the public surface and per-client quotas. */
   limits: AbuseLimits;
   /** Tenants' default_resources (RFC 8707 targets of clients that register none). */

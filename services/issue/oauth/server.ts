@@ -10,7 +10,6 @@ import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { textProblem } from "../../shared/text.ts";
-import { TenantDirectory } from "../../tenants/directory.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
@@ -100,7 +99,6 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
   const userinfo = new UserinfoEndpoint(services, keys);
   const registration = new RegistrationEndpoint(services);
   const manageClient: Handler = ({ req, res, urls }) => registration.manage(req, res, urls, clientIdOf(req));
-  const tenants = new TenantDirectory(store);
   // A tenant's URLs are the same on every request: built once.
   const urlCache = new Map<string, TenantUrls>();
   const urlsOf = (tenant: string): TenantUrls => {
@@ -181,7 +179,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
         return true;
       }
       try {
-        if (!(await tenants.exists(tenant as string))) {
+        if (!(await deps.tenants.exists(tenant as string))) {
           sendJson(res, 404, { error: "invalid_request", error_description: `no tenant "${tenant}"` });
           return true;
         }

@@ -1,6 +1,6 @@
 // One interface for every place private keys live. A backend generates keys, signs with them and
 // destroys them; the private half never crosses this interface. Key lifecycle (which key signs,
-// when it rotates) is decided above it, in keys.ts, so every backend rotates the same way.
+// when it rotates) is decided above it (schedule.ts, rotation.ts), so every backend rotates alike.
 import type { JWK } from "jose";
 
 /** JWS algorithms a key can be made for (RFC 7518 §3.4, §3.5; RFC 8037 §3.1). */

@@ -65,26 +65,43 @@ export function jsonTextFault(
   root = "(body)",
   maxDepth = Number.POSITIVE_INFINITY,
 ): TextFault | undefined {
-  const stack: Array<[unknown, string, number]> = [[value, root, 0]];
+  const stack: JsonFrame[] = [[value, root, 0]];
   while (stack.length > 0) {
-    const [current, path, depth] = stack.pop() as [unknown, string, number];
-    if (typeof current === "string") {
-      const problem = textProblem(current);
-      if (problem) return { field: path, problem };
-    } else if (current !== null && typeof current === "object") {
-      if (depth >= maxDepth) return { field: path, problem: `is nested more than ${maxDepth} levels deep` };
-      if (Array.isArray(current)) {
-        for (let i = current.length - 1; i >= 0; i--) stack.push([current[i], `${path}[${i}]`, depth + 1]);
-        continue;
-      }
-      const entries = Object.entries(current);
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const [key, member] = entries[i] as [string, unknown];
-        const problem = textProblem(key);
-        if (problem) return { field: `${path} (a member name)`, problem };
-        stack.push([member, path === "(body)" ? key : `${path}.${key}`, depth + 1]);
-      }
-    }
+    const [current, path, depth] = stack.pop() as JsonFrame;
+    const fault =
+      typeof current === "string" ? stringFault(current, path) : queueMembers(current, path, depth, maxDepth, stack);
+    if (fault) return fault;
+  }
+  return undefined;
+}
+
+/** A JSON value still to inspect: the value, its path, its nesting depth. */
+type JsonFrame = [unknown, string, number];
+
+/**
+ * Pushes the members of an array or object onto `stack` (last first, so they are inspected in
+ * order); the fault instead when it nests too deep or a member name is not text. Other values
+ * (numbers, booleans, null) hold no text.
+ */
+function queueMembers(
+  current: unknown,
+  path: string,
+  depth: number,
+  maxDepth: number,
+  stack: JsonFrame[],
+): TextFault | undefined {
+  if (current === null || typeof current !== "object") return undefined;
+  if (depth >= maxDepth) return { field: path, problem: `is nested more than ${maxDepth} levels deep` };
+  if (Array.isArray(current)) {
+    for (let i = current.length - 1; i >= 0; i--) stack.push([current[i], `${path}[${i}]`, depth + 1]);
+    return undefined;
+  }
+  const entries = Object.entries(current);
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const [key, member] = entries[i] as [string, unknown];
+    const problem = textProblem(key);
+    if (problem) return { field: `${path} (a member name)`, problem };
+    stack.push([member, path === "(body)" ? key : `${path}.${key}`, depth + 1]);
   }
   return undefined;
 }
@@ -107,25 +124,32 @@ export function parseFormStrict(input: Uint8Array | string): Array<[string, stri
   while (start <= bytes.length) {
     let end = bytes.indexOf(0x26 /* & */, start);
     if (end < 0) end = bytes.length;
-    if (end > start) {
-      const sequence = bytes.subarray(start, end);
-      const eq = sequence.indexOf(0x3d /* = */);
-      const rawName = eq < 0 ? sequence : sequence.subarray(0, eq);
-      const rawValue = eq < 0 ? new Uint8Array(0) : sequence.subarray(eq + 1);
-      const nameBytes = percentDecode(rawName);
-      let name: string;
-      try {
-        name = strictUtf8.decode(nameBytes);
-      } catch {
-        throw new IllFormedText("a parameter name", "is not valid UTF-8");
-      }
-      const field = `parameter "${printable(name)}"`;
-      if (name.includes("\u0000")) throw new IllFormedText("a parameter name", NUL);
-      pairs.push([name, requireText(decodeUtf8(percentDecode(rawValue), field), field)]);
-    }
+    if (end > start) pairs.push(formPair(bytes.subarray(start, end)));
     start = end + 1;
   }
   return pairs;
+}
+
+/** One non-empty `name=value` sequence of a form (`name` alone has an empty value), decoded as text. */
+function formPair(sequence: Uint8Array): [string, string] {
+  const eq = sequence.indexOf(0x3d /* = */);
+  const rawName = eq < 0 ? sequence : sequence.subarray(0, eq);
+  const rawValue = eq < 0 ? new Uint8Array(0) : sequence.subarray(eq + 1);
+  const name = parameterName(rawName);
+  const field = `parameter "${printable(name)}"`;
+  return [name, requireText(decodeUtf8(percentDecode(rawValue), field), field)];
+}
+
+/** A parameter's name, percent-decoded; when it is not text the error cannot quote it. */
+function parameterName(rawName: Uint8Array): string {
+  let name: string;
+  try {
+    name = strictUtf8.decode(percentDecode(rawName));
+  } catch {
+    throw new IllFormedText("a parameter name", "is not valid UTF-8");
+  }
+  if (name.includes("\u0000")) throw new IllFormedText("a parameter name", NUL);
+  return name;
 }
 
 /** WHATWG URL §1.3 percent-decode, after replacing `+` with a space (§5.1 step 3.4). */
@@ -199,27 +223,35 @@ function fieldFault(field: DescField, value: unknown, path: string): TextFault |
       return undefined;
     case "message":
       return nestedFault(field.message, value, path);
-    case "list": {
-      const items = value as unknown[];
-      for (let i = 0; i < items.length; i++) {
-        const at = `${path}[${i}]`;
-        const found =
-          field.listKind === "message" ? nestedFault(field.message, items[i], at) : stringFault(items[i], at);
-        if (found) return found;
-      }
-      return undefined;
-    }
-    case "map": {
-      for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-        const keyProblem = textProblem(key);
-        if (keyProblem) return { field: `${path} (a key)`, problem: keyProblem };
-        const at = `${path}["${printable(key)}"]`;
-        const found = field.mapKind === "message" ? nestedFault(field.message, item, at) : stringFault(item, at);
-        if (found) return found;
-      }
-      return undefined;
-    }
+    case "list":
+      return listFault(field, value as unknown[], path);
+    case "map":
+      return mapFault(field, value as Record<string, unknown>, path);
   }
+}
+
+function listFault(field: DescField & { fieldKind: "list" }, items: unknown[], path: string): TextFault | undefined {
+  for (let i = 0; i < items.length; i++) {
+    const at = `${path}[${i}]`;
+    const found = field.listKind === "message" ? nestedFault(field.message, items[i], at) : stringFault(items[i], at);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function mapFault(
+  field: DescField & { fieldKind: "map" },
+  entries: Record<string, unknown>,
+  path: string,
+): TextFault | undefined {
+  for (const [key, item] of Object.entries(entries)) {
+    const keyProblem = textProblem(key);
+    if (keyProblem) return { field: `${path} (a key)`, problem: keyProblem };
+    const at = `${path}["${printable(key)}"]`;
+    const found = field.mapKind === "message" ? nestedFault(field.message, item, at) : stringFault(item, at);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** A nested message, or the plain JSON protobuf-es uses for Struct, Value, ListValue and wrappers. */

@@ -71,24 +71,30 @@ export class TenantScopePlugin implements KyselyPlugin {
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
     const node = args.node;
-    if (SelectQueryNode.is(node)) {
-      const refs = [...(node.from?.froms ?? []), ...(node.joins ?? []).map((j: JoinNode) => j.table)].flatMap(tableRef);
-      this.#requirePinned(refs, node.where, "select");
-    } else if (UpdateQueryNode.is(node)) {
-      const refs = node.table ? tableRef(node.table) : [];
-      this.#requirePinned(refs, node.where, "update");
-      for (const update of node.updates ?? []) {
-        if (ColumnUpdateNode.is(update) && columnName(update.column) === "tenant_id" && refs.some(isTenantTable)) {
-          throw new TenantScopeViolation("an update may not change tenant_id");
-        }
-      }
-    } else if (DeleteQueryNode.is(node)) {
-      this.#requirePinned(node.from.froms.flatMap(tableRef), node.where, "delete");
-    } else if (InsertQueryNode.is(node)) {
-      const refs = tableRef(node.into as OperationNode);
-      if (refs.some(isTenantTable)) this.#requireInsertRows(node, refs[0]?.table ?? "");
-    }
+    if (SelectQueryNode.is(node)) this.#checkSelect(node);
+    else if (UpdateQueryNode.is(node)) this.#checkUpdate(node);
+    else if (DeleteQueryNode.is(node)) this.#requirePinned(node.from.froms.flatMap(tableRef), node.where, "delete");
+    else if (InsertQueryNode.is(node)) this.#checkInsert(node);
     return node;
+  }
+
+  #checkSelect(node: SelectQueryNode): void {
+    const refs = [...(node.from?.froms ?? []), ...(node.joins ?? []).map((j: JoinNode) => j.table)].flatMap(tableRef);
+    this.#requirePinned(refs, node.where, "select");
+  }
+
+  #checkUpdate(node: UpdateQueryNode): void {
+    const refs = node.table ? tableRef(node.table) : [];
+    this.#requirePinned(refs, node.where, "update");
+    const movesTenant = (node.updates ?? []).some(
+      (update) => ColumnUpdateNode.is(update) && columnName(update.column) === "tenant_id",
+    );
+    if (movesTenant && refs.some(isTenantTable)) throw new TenantScopeViolation("an update may not change tenant_id");
+  }
+
+  #checkInsert(node: InsertQueryNode): void {
+    const refs = tableRef(node.into as OperationNode);
+    if (refs.some(isTenantTable)) this.#requireInsertRows(node, refs[0]?.table ?? "");
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {

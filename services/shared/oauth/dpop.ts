@@ -47,11 +47,34 @@ export interface DpopProof {
 }
 
 export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
-  const values = check.headers === undefined ? [] : Array.isArray(check.headers) ? check.headers : [check.headers];
-  // §4.3 check 1: exactly one DPoP header field.
+  const proof = singleProof(check.headers);
+  const header = proofHeader(proof);
+  const { jkt, key } = await proofKeyOf(header);
+  const payload = await verifiedPayload(proof, key, check);
+  const { jti, htm, htu, iat, ath, nonce } = payload;
+  // §4.2: jti, htm, htu, iat are required.
+  requireJti(jti);
+  requireRequestMatch(htm, htu, check);
+  requireFreshIat(iat, check);
+  if (check.accessToken !== undefined) requireAccessTokenHash(ath, check.accessToken);
+  if (check.nonce && !check.nonce(typeof nonce === "string" ? nonce : undefined)) throw new DpopNonceRequired();
+  await requireFirstUse(`dpop:${jkt}:${jti}`, check);
+  return { jkt, jwk: header.jwk, jti };
+}
+
+/** §4.3 check 1: exactly one DPoP header field, holding one JWT (of bounded size). */
+function singleProof(headers: DpopCheck["headers"]): string {
+  const values = headers === undefined ? [] : Array.isArray(headers) ? headers : [headers];
   if (values.length !== 1 || !values[0]) throw new DpopProofError("exactly one DPoP header is required");
   const proof = values[0];
   if (proof.length > MAX_PROOF_LENGTH || proof.includes(",")) throw new DpopProofError("the DPoP header holds one JWT");
+  return proof;
+}
+
+/** A proof's protected header once checked: an allowed algorithm and a public key. */
+type ProofHeader = ReturnType<typeof decodeProtectedHeader> & { alg: string; jwk: JWK };
+
+function proofHeader(proof: string): ProofHeader {
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(proof);
@@ -67,51 +90,70 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
   if (PRIVATE_JWK_MEMBERS.some((member) => member in (header.jwk as object))) {
     throw new DpopProofError("the DPoP proof jwk must not contain a private key");
   }
-  let jkt: string;
-  let key: CryptoKey;
+  return header as ProofHeader;
+}
+
+/** The proof's key, imported, and its thumbprint; a jwk that is no usable public key makes a bad proof. */
+async function proofKeyOf(header: ProofHeader): Promise<{ jkt: string; key: CryptoKey }> {
   try {
-    jkt = jwkThumbprint(header.jwk as JWK);
-    key = await proofKey(jkt, header.jwk as JWK, header.alg as string);
+    const jkt = jwkThumbprint(header.jwk);
+    return { jkt, key: await proofKey(jkt, header.jwk, header.alg) };
   } catch {
     throw new DpopProofError("the DPoP proof jwk is not a usable public key");
   }
-  let payload: Record<string, unknown>;
+}
+
+/** The proof's claims, once its signature verifies with its own key (and its typ and alg again). */
+async function verifiedPayload(proof: string, key: CryptoKey, check: DpopCheck): Promise<Record<string, unknown>> {
   try {
-    ({ payload } = await jwtVerify(proof, key, {
+    const { payload } = await jwtVerify(proof, key, {
       typ: "dpop+jwt",
       algorithms: [...DPOP_ALGORITHMS],
       currentDate: new Date(check.now),
       clockTolerance: Math.ceil(check.skewMs / 1000),
-    }));
+    });
+    return payload;
   } catch (error) {
     if (error instanceof errors.JOSEError) throw new DpopProofError(`the DPoP proof does not verify: ${error.code}`);
     // Anything else is the proof's key refused by the verifier (WebCrypto's DataError, jose's
     // TypeError for an RSA modulus under 2048 bits): a bad proof (§4.3 check 7), never a server error.
     throw new DpopProofError("the DPoP proof jwk is not a usable public key");
   }
-  const { jti, htm, htu, iat, ath, nonce } = payload;
-  // §4.2: jti, htm, htu, iat are required.
+}
+
+function requireJti(jti: unknown): asserts jti is string {
   if (typeof jti !== "string" || jti.length < 8 || jti.length > 256)
     throw new DpopProofError("the DPoP proof needs a jti");
+}
+
+/** htm and htu name this request: its method, and its URI (under any of its names). */
+function requireRequestMatch(htm: unknown, htu: unknown, check: DpopCheck): void {
   if (htm !== check.method) throw new DpopProofError("the DPoP proof htm does not match the request method");
   const urls: readonly string[] = typeof check.url === "string" ? [check.url] : check.url;
   if (typeof htu !== "string" || !urls.some((url) => sameTarget(htu, url))) {
     throw new DpopProofError("the DPoP proof htu does not match the request URI");
   }
-  // §4.3 check 10 / §11.1: iat within the window, so a proof is only usable briefly.
+}
+
+/** §4.3 check 10 / §11.1: iat within the window, so a proof is only usable briefly. */
+function requireFreshIat(iat: unknown, check: DpopCheck): void {
   if (typeof iat !== "number" || Math.abs(iat * 1000 - check.now) > check.skewMs) {
     throw new DpopProofError("the DPoP proof iat is outside the acceptable window");
   }
-  if (check.accessToken !== undefined) {
-    const expected = createHash("sha256").update(check.accessToken).digest("base64url");
-    if (ath !== expected) throw new DpopProofError("the DPoP proof ath does not match the access token");
+}
+
+/** §4.3 check 11: at a resource server, the proof carries the access token's hash. */
+function requireAccessTokenHash(ath: unknown, accessToken: string): void {
+  if (ath !== accessTokenHash(accessToken)) {
+    throw new DpopProofError("the DPoP proof ath does not match the access token");
   }
-  if (check.nonce && !check.nonce(typeof nonce === "string" ? nonce : undefined)) throw new DpopNonceRequired();
-  // §11.1: a proof is accepted once; the key scopes the jti, the window bounds the memory.
-  if (!(await check.replay.firstUse(`dpop:${jkt}:${jti}`, 2 * check.skewMs + 1000))) {
+}
+
+/** §11.1: a proof is accepted once; the key scopes the jti, the window bounds the memory. */
+async function requireFirstUse(replayKey: string, check: DpopCheck): Promise<void> {
+  if (!(await check.replay.firstUse(replayKey, 2 * check.skewMs + 1000))) {
     throw new DpopProofError("the DPoP proof was already used");
   }
-  return { jkt, jwk: header.jwk as JWK, jti };
 }
 
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];

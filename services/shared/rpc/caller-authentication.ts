@@ -103,29 +103,8 @@ export class CallerAuthentication implements AccessGate {
     const service = peer.forwarded ? undefined : peer.service;
     if (service && rule.services.includes(service)) return { kind: "service", service };
     const authorization = context.requestHeader.get("authorization");
-    if (rule.exposure === "internal") {
-      const allowed = rule.services.join(", ");
-      if (service || authorization) {
-        throw permissionDenied(
-          `${path} is internal to Mandate: only its ${allowed} service may call it${service ? `, not "${service}"` : ""}`,
-          "INTERNAL_METHOD",
-        );
-      }
-      throw await this.#refused(
-        peer,
-        unauthenticatedCaller(
-          `${path} is internal to Mandate: only its ${allowed} service may call it, with its mTLS certificate`,
-          "SERVICE_IDENTITY_REQUIRED",
-          CHALLENGE,
-        ),
-      );
-    }
-    if (rule.anonymous) {
-      // Health checks come from load balancers every few seconds; everything else counts.
-      const limited = method.parent.typeName === "grpc.health.v1.Health" ? undefined : await this.#overLimit(peer);
-      if (limited) throw limited;
-      return { kind: "anonymous" };
-    }
+    if (rule.exposure === "internal") throw await this.#internalRefusal(path, rule, peer, service, authorization);
+    if (rule.anonymous) return this.#anonymous(method, peer);
     if (rule.clientAuthentication) return this.#client(path, peer, request, authenticateClient);
     if (!authorization) {
       throw await this.#refused(
@@ -140,14 +119,53 @@ export class CallerAuthentication implements AccessGate {
     }
     const caller = await this.#token(path, peer, authorization, context.requestHeader.get("dpop") ?? undefined);
     authorize(path, rule, caller, request);
-    const limits = this.#options.limits;
-    if (limits) {
-      const decision = await limits.client(caller.tenant, caller.clientId);
-      if (!decision.allowed) {
-        throw rateLimited(`client "${caller.clientId}" is over its rate limit`, decision.retryAfterSeconds);
-      }
-    }
+    await this.#requireWithinQuota(caller);
     return caller;
+  }
+
+  /**
+   * The refusal of a caller that is not one of an INTERNAL method's services: another service or a
+   * token holder is denied outright; an unidentified caller is told to present its certificate (counted).
+   */
+  async #internalRefusal(
+    path: string,
+    rule: AccessRule,
+    peer: Peer,
+    service: string | undefined,
+    authorization: string | null,
+  ): Promise<Error> {
+    const allowed = rule.services.join(", ");
+    if (service || authorization) {
+      return permissionDenied(
+        `${path} is internal to Mandate: only its ${allowed} service may call it${service ? `, not "${service}"` : ""}`,
+        "INTERNAL_METHOD",
+      );
+    }
+    return this.#refused(
+      peer,
+      unauthenticatedCaller(
+        `${path} is internal to Mandate: only its ${allowed} service may call it, with its mTLS certificate`,
+        "SERVICE_IDENTITY_REQUIRED",
+        CHALLENGE,
+      ),
+    );
+  }
+
+  async #anonymous(method: AdmitArgs["method"], peer: Peer): Promise<Caller> {
+    // Health checks come from load balancers every few seconds; everything else counts.
+    const limited = method.parent.typeName === "grpc.health.v1.Health" ? undefined : await this.#overLimit(peer);
+    if (limited) throw limited;
+    return { kind: "anonymous" };
+  }
+
+  /** A token caller's client is held to its opt-in quota (the budget its token requests share). */
+  async #requireWithinQuota(caller: Extract<Caller, { kind: "token" }>): Promise<void> {
+    const limits = this.#options.limits;
+    if (!limits) return;
+    const decision = await limits.client(caller.tenant, caller.clientId);
+    if (!decision.allowed) {
+      throw rateLimited(`client "${caller.clientId}" is over its rate limit`, decision.retryAfterSeconds);
+    }
   }
 
   /** Records an administrator's read in the tenant's log before the answer leaves (group-committed). */

@@ -2,7 +2,7 @@
 // its public API who the browser is (`/sessions/whoami`, with the browser's cookie) and send
 // browsers to its login flow. One Kratos serves every tenant, so `tenant` plays no part here.
 import type { IncomingMessage } from "node:http";
-import { Configuration, FrontendApi, type Session } from "@ory/client";
+import { Configuration, FrontendApi, type Session, type SessionAuthenticationMethod } from "@ory/client";
 import { type Clock, systemClock } from "../../shared/clock.ts";
 import type { Authentication, IdentityProvider, LoginRequest } from "./provider.ts";
 
@@ -91,17 +91,24 @@ export function authenticationFromSession(session: Session, now: number): Authen
   const acr = ACR[session.authenticator_assurance_level ?? "aal1"];
   if (!acr) return undefined;
 
-  const amr = new Set<string>();
-  for (const m of session.authentication_methods ?? []) {
-    for (const value of m.method ? (AMR[m.method] ?? []) : []) amr.add(value);
-    // Federated logins say nothing of the factor themselves: pass on what the upstream IdP
-    // reported, when it is a registered RFC 8176 value.
-    if (m.method === "oidc" || m.method === "saml")
-      for (const value of m.upstream_amr ?? []) if (RFC8176.has(value)) amr.add(value);
-  }
-  if (acr === "aal2") amr.add("mfa");
+  const amr = amrOf(session.authentication_methods ?? [], acr);
+  return { subject: identity.id, authTime, acr, amr, claims: claims(identity) };
+}
 
-  return { subject: identity.id, authTime, acr, amr: [...amr], claims: claims(identity) };
+/** The RFC 8176 amr values the session's authentication methods prove, and "mfa" at aal2. */
+function amrOf(methods: readonly SessionAuthenticationMethod[], acr: string): string[] {
+  const amr = new Set<string>();
+  for (const method of methods) for (const value of methodAmr(method)) amr.add(value);
+  if (acr === "aal2") amr.add("mfa");
+  return [...amr];
+}
+
+function methodAmr({ method, upstream_amr }: SessionAuthenticationMethod): readonly string[] {
+  const own = method ? (AMR[method] ?? []) : [];
+  // Federated logins say nothing of the factor themselves: pass on what the upstream IdP
+  // reported, when it is a registered RFC 8176 value.
+  if (method !== "oidc" && method !== "saml") return own;
+  return [...own, ...(upstream_amr ?? []).filter((value) => RFC8176.has(value))];
 }
 
 // Kratos assurance levels as our acr values. aal3 is not issued by Kratos today; should it appear,
@@ -154,27 +161,35 @@ const RFC8176 = new Set([
 /** OIDC claims from the identity's traits (the default Kratos schemas' `email`, `name`, `username`). */
 function claims(identity: NonNullable<Session["identity"]>): Record<string, unknown> {
   const traits: Record<string, unknown> = isObject(identity.traits) ? identity.traits : {};
-  const out: Record<string, unknown> = {};
-  if (typeof traits.username === "string") out.preferred_username = traits.username;
-  const name = traits.name;
-  if (typeof name === "string" && name) out.name = name;
-  else if (isObject(name)) {
-    const given = typeof name.first === "string" && name.first ? name.first : undefined;
-    const family = typeof name.last === "string" && name.last ? name.last : undefined;
-    const full = [given, family].filter(Boolean).join(" ");
-    if (full) out.name = full;
-    if (given) out.given_name = given;
-    if (family) out.family_name = family;
-  }
-  if (typeof traits.email === "string" && traits.email) {
-    const email = traits.email;
-    out.email = email;
-    // Verified only when Kratos verified this very address (Kratos stores addresses lowercased).
-    out.email_verified = (identity.verifiable_addresses ?? []).some(
-      (a) => a.verified === true && a.value.toLowerCase() === email.toLowerCase(),
-    );
-  }
-  return out;
+  return {
+    ...(typeof traits.username === "string" ? { preferred_username: traits.username } : {}),
+    ...nameClaims(traits.name),
+    ...emailClaims(traits.email, identity.verifiable_addresses ?? []),
+  };
+}
+
+/** `name`, `given_name`, `family_name` from a name trait: one string, or `{ first, last }`. */
+function nameClaims(name: unknown): Record<string, string> {
+  if (typeof name === "string") return name ? { name } : {};
+  if (!isObject(name)) return {};
+  const given = typeof name.first === "string" && name.first ? name.first : undefined;
+  const family = typeof name.last === "string" && name.last ? name.last : undefined;
+  const full = [given, family].filter(Boolean).join(" ");
+  return {
+    ...(full ? { name: full } : {}),
+    ...(given ? { given_name: given } : {}),
+    ...(family ? { family_name: family } : {}),
+  };
+}
+
+function emailClaims(
+  email: unknown,
+  addresses: NonNullable<NonNullable<Session["identity"]>["verifiable_addresses"]>,
+): Record<string, unknown> {
+  if (typeof email !== "string" || !email) return {};
+  // Verified only when Kratos verified this very address (Kratos stores addresses lowercased).
+  const verified = addresses.some((a) => a.verified === true && a.value.toLowerCase() === email.toLowerCase());
+  return { email, email_verified: verified };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -73,37 +73,16 @@ export function validateAuthorizationRequest(
   allowedResources: readonly string[],
 ): AuthorizationRequest {
   const state = params.get("state");
-  const fail = (error: OAuthError): never => {
-    throw new RedirectableError(error, redirectUri, state);
-  };
   try {
-    const responseType = params.get("response_type");
-    // OAuth 2.1 §4.1.1: code only; implicit and hybrid flows are gone.
-    if (responseType !== "code") throw new UnsupportedResponseType('response_type must be "code"');
-    if (!client.metadata.grant_types.includes("authorization_code")) {
-      throw new InvalidRequest("the client is not registered for the authorization_code grant");
-    }
-    const mode = params.get("response_mode");
-    if (mode !== undefined && mode !== "query") throw new InvalidRequest('response_mode must be "query"');
-    if (params.has("request")) throw new InvalidRequest("request objects are not supported; use PAR");
+    requireCodeFlow(params, client);
     const codeChallenge = requireS256Challenge(params.get("code_challenge"), params.get("code_challenge_method"));
     const scope = grantableScopes(parseScope(params.get("scope")), client.metadata.scope, true);
     const resources = parseResources(params.all("resource"));
     // RFC 8707 §2: a resource the client may not target is invalid_target.
     requirePermittedResources(resources, allowedResources);
-    const prompt = (params.get("prompt") ?? "").split(" ").filter(Boolean);
-    for (const p of prompt) {
-      if (!["none", "login", "consent", "select_account"].includes(p))
-        throw new InvalidRequest(`unknown prompt "${p}"`);
-    }
-    // OIDC Core §3.1.2.1: "none" must not be combined with another value.
-    if (prompt.includes("none") && prompt.length > 1) throw new InvalidRequest('prompt "none" stands alone');
-    const maxAgeText = params.get("max_age");
-    if (maxAgeText !== undefined && !/^\d{1,9}$/.test(maxAgeText)) throw new InvalidRequest("max_age must be seconds");
-    const dpopJkt = params.get("dpop_jkt");
-    if (dpopJkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(dpopJkt)) {
-      throw new InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint");
-    }
+    const prompt = parsePrompt(params.get("prompt"));
+    const maxAge = parseMaxAge(params.get("max_age"));
+    const dpopJkt = parseDpopJkt(params.get("dpop_jkt"));
     return {
       clientId: client.clientId,
       redirectUri,
@@ -113,7 +92,7 @@ export function validateAuthorizationRequest(
       codeChallenge,
       nonce: params.get("nonce"),
       prompt,
-      maxAge: maxAgeText === undefined ? undefined : Number(maxAgeText),
+      maxAge,
       loginHint: params.get("login_hint"),
       acrValues: (params.get("acr_values") ?? "").split(" ").filter(Boolean),
       dpopJkt,
@@ -121,7 +100,45 @@ export function validateAuthorizationRequest(
     };
   } catch (error) {
     if (error instanceof RedirectableError) throw error;
-    if (error instanceof Error && "error" in error) return fail(error as OAuthError);
+    // An OAuthError goes back to the client's (verified) redirect URI, with its state.
+    if (error instanceof Error && "error" in error) {
+      throw new RedirectableError(error as OAuthError, redirectUri, state);
+    }
     throw error;
   }
+}
+
+/** The authorization code flow, with its parameters in the query: nothing else is offered. */
+function requireCodeFlow(params: Params, client: RegisteredClient): void {
+  // OAuth 2.1 §4.1.1: code only; implicit and hybrid flows are gone.
+  if (params.get("response_type") !== "code") throw new UnsupportedResponseType('response_type must be "code"');
+  if (!client.metadata.grant_types.includes("authorization_code")) {
+    throw new InvalidRequest("the client is not registered for the authorization_code grant");
+  }
+  const mode = params.get("response_mode");
+  if (mode !== undefined && mode !== "query") throw new InvalidRequest('response_mode must be "query"');
+  if (params.has("request")) throw new InvalidRequest("request objects are not supported; use PAR");
+}
+
+function parsePrompt(text: string | undefined): string[] {
+  const prompt = (text ?? "").split(" ").filter(Boolean);
+  for (const p of prompt) {
+    if (!["none", "login", "consent", "select_account"].includes(p)) throw new InvalidRequest(`unknown prompt "${p}"`);
+  }
+  // OIDC Core §3.1.2.1: "none" must not be combined with another value.
+  if (prompt.includes("none") && prompt.length > 1) throw new InvalidRequest('prompt "none" stands alone');
+  return prompt;
+}
+
+function parseMaxAge(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(text)) throw new InvalidRequest("max_age must be seconds");
+  return Number(text);
+}
+
+function parseDpopJkt(text: string | undefined): string | undefined {
+  if (text !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(text)) {
+    throw new InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint");
+  }
+  return text;
 }

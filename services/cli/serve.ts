@@ -1,0 +1,165 @@
+// `mandate dev` and `mandate serve`: run services (and the HTTP edge) in this process, print what
+// runs where, and drain on SIGINT/SIGTERM.
+import { randomBytes } from "node:crypto";
+import { type Command, CommanderError } from "commander";
+import { pino } from "pino";
+import { hashPassword } from "../issue/clients/secrets.ts";
+import { bootstrapAdmin } from "../runtime/admin-bootstrap.ts";
+import { startMandate } from "../runtime/start.ts";
+import { systemClock } from "../shared/clock.ts";
+import { type Config, SERVICE_NAMES, type ServiceName, withHttpPort } from "../shared/config.ts";
+import { createLogger } from "../shared/logger.ts";
+import { freePort } from "../shared/net/free-port.ts";
+import { startTelemetry } from "../shared/telemetry.ts";
+import { VERSION } from "../shared/version.ts";
+import { type CommonOptions, command, configFrom, configOption, databaseOption, print } from "./common.ts";
+
+const SERVE_TARGETS = [...SERVICE_NAMES, "edge", "all"] as const;
+
+interface ServerFlags {
+  grpc: boolean;
+  edge: boolean;
+  dev: boolean;
+}
+
+interface DevUser {
+  username: string;
+  password: string;
+  chosen: boolean;
+}
+
+export function devCommand(): Command {
+  return command("dev", "run every service and the HTTP edge in one process on embedded defaults; seeds tenant 'demo'")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--http-port <port>", "HTTP edge port (default 4460)")
+    .option("--grpc-port <port>", "gRPC port (default 4461)")
+    .option("--json", "print the startup summary as JSON")
+    .action((options: CommonOptions) => runServer(options, SERVICE_NAMES, { grpc: true, edge: true, dev: true }));
+}
+
+export function serveCommand(): Command {
+  return command("serve", `run some services (or the edge) in this process: ${SERVE_TARGETS.join(", ")}`)
+    .argument("<targets...>", "services to host, 'edge' for the HTTP edge, 'all' for every service")
+    .addOption(configOption)
+    .addOption(databaseOption)
+    .option("--http-port <port>", "HTTP edge port")
+    .option("--grpc-port <port>", "gRPC port")
+    .option("--json", "print the startup summary as JSON")
+    .action((targets: string[], options: CommonOptions) => {
+      const unknown = targets.filter((t) => !(SERVE_TARGETS as readonly string[]).includes(t));
+      if (unknown.length > 0)
+        throw new CommanderError(
+          2,
+          "mandate.usage",
+          `unknown target ${unknown.join(", ")}: expected ${SERVE_TARGETS.join(", ")}`,
+        );
+      const services = targets.includes("all") ? SERVICE_NAMES : SERVICE_NAMES.filter((name) => targets.includes(name));
+      return runServer(options, services, { grpc: services.length > 0, edge: targets.includes("edge"), dev: false });
+    });
+}
+
+async function runServer(options: CommonOptions, services: readonly ServiceName[], flags: ServerFlags) {
+  let config = configFrom(options);
+  // Port 0 (tests, side-by-side runs): the edge's port is picked now, so issuers name the real one.
+  if (flags.edge && config.http.port === 0) config = withHttpPort(config, await freePort(config.http.host));
+  const devUser = flags.dev && config.identity.devUsers.length === 0 ? await seedDevUser(config) : undefined;
+  const telemetry = startTelemetry(config.telemetry);
+  // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
+  const logger = createLogger(config.log.level, pino.destination(2));
+  const quiet = options.json === true;
+  const started = Date.now();
+  // Signal handlers first, so a signal during start-up also shuts down cleanly.
+  let runningPromise: ReturnType<typeof startMandate> | undefined;
+  const stop = async (signal: string) => {
+    process.stderr.write(`\n${signal}: draining in-flight calls (up to ${config.shutdownGraceMs} ms)...\n`);
+    const running = await runningPromise?.catch(() => undefined);
+    await running?.stop();
+    await telemetry.shutdown(); // flushes spans and metrics still buffered for the exporter
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  runningPromise = startMandate({
+    config,
+    logger,
+    services,
+    grpc: flags.grpc,
+    edge: flags.edge,
+    migrate: flags.dev,
+    seedTenant: flags.dev ? config.dev.tenant : undefined,
+    dev: flags.dev,
+    onProgress: (message) => (quiet ? undefined : process.stderr.write(`  ${message}\n`)),
+  });
+  const running = await runningPromise;
+  // The first administrator, so the CLI works out of the box (its secret goes to a 0600 file only).
+  const admin =
+    flags.dev && running.store
+      ? await bootstrapAdmin({ store: running.store, config, clock: systemClock, mode: "dev" })
+      : undefined;
+  const summary = {
+    version: VERSION,
+    mode: flags.dev ? "dev" : "serve",
+    services: services.map((name) => `mandate.v1.${name[0]?.toUpperCase()}${name.slice(1)}`),
+    grpc: running.grpcPort === undefined ? null : `${config.grpc.host}:${running.grpcPort}`,
+    http: running.httpPort === undefined ? null : `http://${config.http.host}:${running.httpPort}`,
+    database: running.store?.displayUrl ?? null,
+    tenant: flags.dev ? config.dev.tenant : null,
+    issuer: flags.dev ? `${config.publicBaseUrl}/t/${config.dev.tenant}` : null,
+    dev_user: devUser ? { username: devUser.username } : null,
+    admin_credentials: admin?.file ?? null,
+    startup_ms: Date.now() - started,
+  };
+  print(options, summary, () =>
+    [
+      `Mandate ${VERSION} is running (${summary.mode}) — started in ${summary.startup_ms} ms`,
+      ...endpointLines(summary, config.publicBaseUrl),
+      ...accessLines(summary, devUser, admin?.file),
+      "Press Ctrl+C to stop.",
+    ]
+      .filter(Boolean)
+      .join("\n"),
+  );
+}
+
+type Summary = Record<"grpc" | "http" | "database" | "tenant", string | null> & { services: string[] };
+
+/** Where it runs: gRPC, HTTP, the store and the dev tenant. */
+function endpointLines(summary: Summary, publicBaseUrl: string): string[] {
+  return [
+    summary.grpc
+      ? `  gRPC      ${summary.grpc}   (grpc.health.v1, reflection; try: grpcurl -plaintext ${summary.grpc} list)`
+      : "",
+    summary.http
+      ? `  HTTP      ${summary.http}   (GET /healthz, /readyz; gRPC-Web and Connect at /mandate.v1.<Service>/<Method>)`
+      : "",
+    summary.database ? `  store     ${summary.database}` : "",
+    summary.tenant ? `  tenant    ${summary.tenant}   (issuer ${publicBaseUrl}/t/${summary.tenant})` : "",
+  ];
+}
+
+/** How to get in: the dev user, the admin credentials, the services, what to try first. */
+function accessLines(summary: Summary, devUser: DevUser | undefined, adminFile: string | undefined): string[] {
+  return [
+    devUser
+      ? `  login     ${devUser.username} / ${devUser.chosen ? "(the password in MANDATE_DEV_PASSWORD)" : devUser.password}   (dev user; set identity.devUsers to choose your own)`
+      : "",
+    adminFile ? `  admin     ${adminFile}   (platform-admin client the CLI uses; keep it secret)` : "",
+    summary.services.length ? `  services  ${summary.services.join(", ")}` : "",
+    adminFile ? "  try       npx mandate tenants list   (or: TOKEN=$(npx mandate admin token) for curl)" : "",
+  ];
+}
+
+/** `mandate dev` without configured users gets one: alice, with $MANDATE_DEV_PASSWORD or a generated password. */
+async function seedDevUser(config: Config): Promise<DevUser> {
+  const chosen = Boolean(process.env.MANDATE_DEV_PASSWORD);
+  const password = process.env.MANDATE_DEV_PASSWORD || randomBytes(9).toString("base64url");
+  config.identity.devUsers.push({
+    id: "dev-alice",
+    username: "alice",
+    passwordHash: await hashPassword(password),
+    name: "Alice Example",
+    email: "alice@example.com",
+  });
+  return { username: "alice", password, chosen };
+}

@@ -12,6 +12,7 @@ import {
   decodeProtectedHeader,
   errors,
   type JSONWebKeySet,
+  type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
 } from "jose";
@@ -86,31 +87,17 @@ export class ClientAuthenticator {
     rpcUrl: string,
     address: string | undefined,
   ): Promise<AuthenticatedClient> {
-    const form = new URLSearchParams();
-    const headers: Record<string, string> = {};
     const { clientId, method, clientSecret, clientAssertion } = credentials;
     // The same text rule as a form at the token endpoint (services/shared/text.ts), before any lookup.
     if ([clientId, clientSecret, clientAssertion].some((value) => textProblem(value))) {
       return Promise.reject(new InvalidClient("malformed client credentials"));
     }
-    if (method === "client_secret_basic") {
-      // RFC 6749 §2.3.1: form-urlencoded, then Base64.
-      const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, "+");
-      headers.authorization = `Basic ${Buffer.from(`${encode(clientId)}:${encode(clientSecret)}`).toString("base64")}`;
-    } else if (method === "client_secret_post") {
-      form.set("client_id", clientId);
-      form.set("client_secret", clientSecret);
-    } else if (method === "private_key_jwt") {
-      form.set("client_id", clientId);
-      form.set("client_assertion_type", CLIENT_ASSERTION_TYPE);
-      form.set("client_assertion", clientAssertion);
-    } else if (method === "none" || method === "") {
-      form.set("client_id", clientId);
-    } else {
+    const presented = asTokenRequest(credentials);
+    if (!presented) {
       return Promise.reject(new InvalidClient(`client authentication method "${method}" is not supported here`));
     }
-    const req = { headers, socket: { remoteAddress: address } } as unknown as IncomingMessage;
-    return this.authenticate(req, Params.from(form), urls, rpcUrl);
+    const req = { headers: presented.headers, socket: { remoteAddress: address } } as unknown as IncomingMessage;
+    return this.authenticate(req, Params.from(presented.form), urls, rpcUrl);
   }
 
   async #authenticate(
@@ -120,30 +107,15 @@ export class ClientAuthenticator {
     endpointUrl: string,
   ): Promise<AuthenticatedClient> {
     const basic = parseBasic(req.headers.authorization);
-    const presented = [
-      basic && "client_secret_basic",
-      params.has("client_secret") && "client_secret_post",
-      (params.has("client_assertion") || params.has("client_assertion_type")) && "private_key_jwt",
-    ].filter(Boolean);
-    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request.
-    if (presented.length > 1) throw new InvalidRequest("use exactly one client authentication method");
-    const method = (presented[0] || "none") as AuthMethod;
-
+    const method = presentedMethod(basic, params);
     if (method === "private_key_jwt") return this.#privateKeyJwt(params, urls, endpointUrl);
 
-    const clientId = basic ? basic.clientId : params.get("client_id");
-    if (!clientId) throw new InvalidClient("client authentication is required", false);
-    // RFC 6749 §2.3.1: a client_id in the body must agree with the one in the Authorization header.
-    if (basic && params.has("client_id") && params.get("client_id") !== basic.clientId) {
-      throw new InvalidRequest("client_id in the body differs from the authenticated client");
-    }
-    const { client, secretHash } = await this.#lookup(urls.tenant, clientId, method === "client_secret_basic");
-    requireMethod(client, method, method === "client_secret_basic");
+    const usedBasic = method === "client_secret_basic";
+    const { client, secretHash } = await this.#lookup(urls.tenant, claimedByForm(basic, params), usedBasic);
+    requireMethod(client, method, usedBasic);
     if (method !== "none") {
       const secret = basic ? basic.secret : (params.get("client_secret") as string);
-      if (!secretHash || !(await verifySecret(secret, secretHash))) {
-        throw new InvalidClient(FAILED, method === "client_secret_basic");
-      }
+      if (!secretHash || !(await verifySecret(secret, secretHash))) throw new InvalidClient(FAILED, usedBasic);
     }
     return { client, method };
   }
@@ -154,59 +126,53 @@ export class ClientAuthenticator {
       throw new InvalidClient(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE}`);
     }
     const assertion = params.require("client_assertion");
-    let claimed: string | undefined;
-    try {
-      const header = decodeProtectedHeader(assertion);
-      if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(header.alg ?? "")) {
-        throw new InvalidClient(`client assertion algorithm "${header.alg}" is not accepted`);
-      }
-      claimed = decodeJwt(assertion).sub;
-      // The subject names a client: it must be text (JWT claims are JSON, which can spell a lone surrogate).
-      if (typeof claimed === "string" && textProblem(claimed))
-        throw new InvalidClient("client_assertion has a malformed sub");
-    } catch (error) {
-      if (error instanceof InvalidClient) throw error;
-      throw new InvalidClient("client_assertion is not a JWT");
-    }
-    if (!claimed) throw new InvalidClient("client_assertion has no sub");
+    const claimed = assertionSubject(assertion);
     if (params.has("client_id") && params.get("client_id") !== claimed) {
       throw new InvalidClient("client_id differs from the assertion's subject");
     }
     const { client } = await this.#lookup(urls.tenant, claimed, false);
     requireMethod(client, "private_key_jwt", false);
     const now = this.#services.clock.now();
-    let payload: Record<string, unknown>;
+    // RFC 7523 §3 item 3 / RFC 9126 §2: the issuer identifier, the token endpoint, or the endpoint called.
+    const audience = [...new Set([urls.issuer, urls.token, endpointUrl])];
+    const payload = await this.#verifiedAssertion(assertion, client, audience, now);
+    await this.#requireSingleUse(payload, urls.tenant, client, now);
+    return { client, method: "private_key_jwt" };
+  }
+
+  /** The assertion's claims, once it verifies with the client's registered keys. */
+  async #verifiedAssertion(
+    assertion: string,
+    client: RegisteredClient,
+    audience: string[],
+    now: number,
+  ): Promise<JWTPayload> {
     try {
-      ({ payload } = await jwtVerify(assertion, this.#keysOf(client), {
+      const { payload } = await jwtVerify(assertion, this.#keysOf(client), {
         algorithms: [...CLIENT_ASSERTION_ALGORITHMS],
         issuer: client.clientId,
         subject: client.clientId,
-        // RFC 7523 §3 item 3 / RFC 9126 §2: the issuer identifier, the token endpoint, or the endpoint called.
-        audience: [...new Set([urls.issuer, urls.token, endpointUrl])],
+        audience,
         currentDate: new Date(now),
         clockTolerance: Math.ceil(this.#services.config.oauth.clockSkew / 1000),
         requiredClaims: ["exp", "jti"],
-      }));
+      });
+      return payload;
     } catch (error) {
-      // Keys from a URL: any failure, fetching or verifying, reads the same (no oracle on the network).
-      const remote = client.metadata.jwks === undefined;
-      if (error instanceof JwksUnavailable || (remote && error instanceof errors.JOSEError)) {
-        throw new InvalidClient(FAILED);
-      }
-      if (error instanceof errors.JOSEError) throw new InvalidClient(`client assertion rejected: ${error.message}`);
-      // Anything else comes from the client's own key material (a key WebCrypto cannot import, an
-      // RSA modulus under 2048 bits): its authentication failed, not the server (RFC 6749 §5.2).
-      throw new InvalidClient("client assertion rejected: the client's registered key cannot verify it");
+      throw assertionRejection(error, client);
     }
+  }
+
+  /** An assertion is used once, and lives briefly enough for the replay cache to remember it that long. */
+  async #requireSingleUse(payload: JWTPayload, tenant: string, client: RegisteredClient, now: number): Promise<void> {
     const exp = (payload.exp as number) * 1000;
     if (exp - now > MAX_ASSERTION_LIFETIME_MS) throw new InvalidClient("client assertion lifetime exceeds 10 minutes");
     // RFC 7523 §3 item 7: the jti may be used only once.
     const fresh = await this.#services.replay.firstUse(
-      `assertion:${urls.tenant}:${client.clientId}:${String(payload.jti)}`,
+      `assertion:${tenant}:${client.clientId}:${String(payload.jti)}`,
       exp - now + this.#services.config.oauth.clockSkew,
     );
     if (!fresh) throw new InvalidClient("client assertion jti was already used");
-    return { client, method: "private_key_jwt" };
   }
 
   #keysOf(client: RegisteredClient): JWTVerifyGetKey {
@@ -234,6 +200,97 @@ export class ClientAuthenticator {
   }
 }
 
+/** The client an assertion names (its sub), read before it is verified: an accepted algorithm, a text subject. */
+function assertionSubject(assertion: string): string {
+  let claimed: string | undefined;
+  try {
+    const header = decodeProtectedHeader(assertion);
+    if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(header.alg ?? "")) {
+      throw new InvalidClient(`client assertion algorithm "${header.alg}" is not accepted`);
+    }
+    claimed = decodeJwt(assertion).sub;
+    // The subject names a client: it must be text (JWT claims are JSON, which can spell a lone surrogate).
+    if (typeof claimed === "string" && textProblem(claimed))
+      throw new InvalidClient("client_assertion has a malformed sub");
+  } catch (error) {
+    if (error instanceof InvalidClient) throw error;
+    throw new InvalidClient("client_assertion is not a JWT");
+  }
+  if (!claimed) throw new InvalidClient("client_assertion has no sub");
+  return claimed;
+}
+
+/** The invalid_client an assertion that does not verify earns. */
+function assertionRejection(error: unknown, client: RegisteredClient): InvalidClient {
+  // Keys from a URL: any failure, fetching or verifying, reads the same (no oracle on the network).
+  const remote = client.metadata.jwks === undefined;
+  if (error instanceof JwksUnavailable || (remote && error instanceof errors.JOSEError)) {
+    return new InvalidClient(FAILED);
+  }
+  if (error instanceof errors.JOSEError) return new InvalidClient(`client assertion rejected: ${error.message}`);
+  // Anything else comes from the client's own key material (a key WebCrypto cannot import, an
+  // RSA modulus under 2048 bits): its authentication failed, not the server (RFC 6749 §5.2).
+  return new InvalidClient("client assertion rejected: the client's registered key cannot verify it");
+}
+
+/** Where the token endpoint finds each method's credentials; undefined for a method it does not know. */
+function asTokenRequest({
+  clientId,
+  method,
+  clientSecret,
+  clientAssertion,
+}: ClientCredentialsMessage): { headers: Record<string, string>; form: URLSearchParams } | undefined {
+  const form = new URLSearchParams();
+  const headers: Record<string, string> = {};
+  switch (method) {
+    case "client_secret_basic": {
+      // RFC 6749 §2.3.1: form-urlencoded, then Base64.
+      const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, "+");
+      headers.authorization = `Basic ${Buffer.from(`${encode(clientId)}:${encode(clientSecret)}`).toString("base64")}`;
+      break;
+    }
+    case "client_secret_post":
+      form.set("client_id", clientId);
+      form.set("client_secret", clientSecret);
+      break;
+    case "private_key_jwt":
+      form.set("client_id", clientId);
+      form.set("client_assertion_type", CLIENT_ASSERTION_TYPE);
+      form.set("client_assertion", clientAssertion);
+      break;
+    case "none":
+    case "":
+      form.set("client_id", clientId);
+      break;
+    default:
+      return undefined;
+  }
+  return { headers, form };
+}
+
+/** The one authentication method a request presents: "none" when it presents no credentials. */
+function presentedMethod(basic: BasicCredentials | undefined, params: Params): AuthMethod {
+  const presented = [
+    basic && "client_secret_basic",
+    params.has("client_secret") && "client_secret_post",
+    (params.has("client_assertion") || params.has("client_assertion_type")) && "private_key_jwt",
+  ].filter(Boolean);
+  // RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request.
+  if (presented.length > 1) throw new InvalidRequest("use exactly one client authentication method");
+  return (presented[0] || "none") as AuthMethod;
+}
+
+/** The client id of a request without an assertion: from Basic credentials, or else the form. */
+function claimedByForm(basic: BasicCredentials | undefined, params: Params): string {
+  const clientId = basic ? basic.clientId : params.get("client_id");
+  if (!clientId) throw new InvalidClient("client authentication is required", false);
+  // RFC 6749 §2.3.1: a client_id in the body must agree with the one in the Authorization header.
+  if (basic && params.has("client_id") && params.get("client_id") !== basic.clientId) {
+    throw new InvalidRequest("client_id in the body differs from the authenticated client");
+  }
+  return clientId;
+}
+
 function requireMethod(client: RegisteredClient, method: AuthMethod, usedBasic: boolean): void {
   if (client.metadata.token_endpoint_auth_method !== method) {
     throw new InvalidClient(
@@ -259,11 +316,16 @@ function claimedClientId(req: IncomingMessage, params: Params): string | undefin
   }
 }
 
+interface BasicCredentials {
+  clientId: string;
+  secret: string;
+}
+
 /**
  * RFC 6749 §2.3.1: credentials are form-urlencoded (UTF-8) before Base64 encoding (RFC 7617 §2).
  * Anything else — not Base64, no colon, not UTF-8, bad percent-encoding — is malformed.
  */
-function parseBasic(header: string | undefined): { clientId: string; secret: string } | undefined {
+function parseBasic(header: string | undefined): BasicCredentials | undefined {
   if (!header || !/^basic /i.test(header)) return undefined;
   const encoded = header.slice(6).trim();
   try {

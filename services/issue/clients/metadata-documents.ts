@@ -5,14 +5,15 @@
 // allow, within bounds. Every way the fetch itself can fail reads the same ("could not be
 // retrieved"), so the error says nothing about which hosts or ports answer.
 
-import { safeFetch, UnsafeFetchError } from "../../shared/net/safe-fetch.ts";
+import { type SafeResponse, safeFetch, UnsafeFetchError } from "../../shared/net/safe-fetch.ts";
 import { decodeUtf8, IllFormedText, requireJsonText } from "../../shared/text.ts";
-import type { RegisteredClient } from "./metadata.ts";
 import {
+  type ClientMetadata,
   type ClientMetadataInput,
   InvalidClientMetadata,
   metadataInputFrom,
   normalizeClientMetadata,
+  type RegisteredClient,
 } from "./metadata.ts";
 
 const MAX_BYTES = 5 * 1024; // the draft suggests documents stay small; 5 KB is its guidance
@@ -99,45 +100,9 @@ export class MetadataDocuments {
       allowPrivate: this.#allowPrivate,
     });
     if (response.status !== 200) throw new UnsafeFetchError(`HTTP ${response.status}`);
-    const type = String(response.headers["content-type"] ?? "")
-      .split(";")[0]
-      ?.trim();
-    if (type !== "application/json") throw new MetadataDocumentError("it is not served as application/json");
-    let document: Record<string, unknown>;
-    try {
-      // RFC 8259 §8.1: JSON is UTF-8; its strings must be well-formed, as in a registration.
-      document = JSON.parse(decodeUtf8(response.bytes, "(document)")) as Record<string, unknown>;
-      requireJsonText(document);
-    } catch (error) {
-      if (error instanceof IllFormedText) throw new MetadataDocumentError(error.message);
-      throw new MetadataDocumentError("it is not valid JSON");
-    }
-    if (typeof document !== "object" || document === null || Array.isArray(document)) {
-      throw new MetadataDocumentError("it is not a JSON object");
-    }
-    // The document must name itself, so one URL cannot speak for another client.
-    if (document.client_id !== clientId) throw new MetadataDocumentError("its client_id differs from the document URL");
-    if ("client_secret" in document || "client_secret_expires_at" in document) {
-      throw new MetadataDocumentError("it must not contain a client secret");
-    }
-    const method = (document.token_endpoint_auth_method as string | undefined) ?? "none";
-    if (method !== "none" && method !== "private_key_jwt") {
-      throw new MetadataDocumentError(
-        'token_endpoint_auth_method must be "none" or "private_key_jwt" (no shared secrets)',
-      );
-    }
-    let metadata: ReturnType<typeof normalizeClientMetadata>;
-    try {
-      // Administrator settings (resources, rate_limit) are not the document's to set: not read.
-      const { resources: _r, rate_limit: _q, ...input } = metadataInputFrom(document);
-      metadata = normalizeClientMetadata(
-        { ...(input as ClientMetadataInput), token_endpoint_auth_method: method },
-        { untrusted: true, allowPrivateHosts: this.#allowPrivate },
-      );
-    } catch (error) {
-      if (error instanceof InvalidClientMetadata) throw new MetadataDocumentError(error.message);
-      throw error;
-    }
+    const document = parseDocument(response);
+    const method = requireOwnDocument(document, clientId);
+    const metadata = this.#metadataOf(document, method);
     if (metadata.grant_types.some((g) => g !== "authorization_code" && g !== "refresh_token")) {
       throw new MetadataDocumentError("only the authorization_code and refresh_token grants are allowed");
     }
@@ -146,6 +111,61 @@ export class MetadataDocuments {
       ttlMs: cacheTtl(response.headers["cache-control"]),
     };
   }
+
+  /** The document's metadata, held to the rules of registrations nobody vouches for. */
+  #metadataOf(document: Record<string, unknown>, method: string): ClientMetadata {
+    try {
+      // Administrator settings (resources, rate_limit) are not the document's to set: not read.
+      const { resources: _r, rate_limit: _q, ...input } = metadataInputFrom(document);
+      return normalizeClientMetadata(
+        { ...(input as ClientMetadataInput), token_endpoint_auth_method: method },
+        { untrusted: true, allowPrivateHosts: this.#allowPrivate },
+      );
+    } catch (error) {
+      if (error instanceof InvalidClientMetadata) throw new MetadataDocumentError(error.message);
+      throw error;
+    }
+  }
+}
+
+/** The document as a JSON object, served as application/json. */
+function parseDocument(response: SafeResponse): Record<string, unknown> {
+  const type = String(response.headers["content-type"] ?? "")
+    .split(";")[0]
+    ?.trim();
+  if (type !== "application/json") throw new MetadataDocumentError("it is not served as application/json");
+  let document: Record<string, unknown>;
+  try {
+    // RFC 8259 §8.1: JSON is UTF-8; its strings must be well-formed, as in a registration.
+    document = JSON.parse(decodeUtf8(response.bytes, "(document)")) as Record<string, unknown>;
+    requireJsonText(document);
+  } catch (error) {
+    if (error instanceof IllFormedText) throw new MetadataDocumentError(error.message);
+    throw new MetadataDocumentError("it is not valid JSON");
+  }
+  if (typeof document !== "object" || document === null || Array.isArray(document)) {
+    throw new MetadataDocumentError("it is not a JSON object");
+  }
+  return document;
+}
+
+/**
+ * The document's own rules: it names itself, and its client holds no shared secret. Returns the
+ * client's authentication method ("none" unless it says "private_key_jwt").
+ */
+function requireOwnDocument(document: Record<string, unknown>, clientId: string): string {
+  // The document must name itself, so one URL cannot speak for another client.
+  if (document.client_id !== clientId) throw new MetadataDocumentError("its client_id differs from the document URL");
+  if ("client_secret" in document || "client_secret_expires_at" in document) {
+    throw new MetadataDocumentError("it must not contain a client secret");
+  }
+  const method = (document.token_endpoint_auth_method as string | undefined) ?? "none";
+  if (method !== "none" && method !== "private_key_jwt") {
+    throw new MetadataDocumentError(
+      'token_endpoint_auth_method must be "none" or "private_key_jwt" (no shared secrets)',
+    );
+  }
+  return method;
 }
 
 /** Cache lifetime from Cache-Control max-age, clamped; no-store still gets the minimum (we must not refetch per request). */

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import { sql } from "kysely";
+import { keyCreated, keyDestroyed, keyRescheduled, keyRevoked } from "../shared/audit-events.ts";
 import type { Clock } from "../shared/clock.ts";
 import { notFound, unavailable } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -259,7 +260,7 @@ export class KeyRotation {
       reason: `${step.reason}: ${request.reason}`,
       ...schedule(row),
     };
-    await change.scoped.recordEvent(change.tx, keyEvent("key.created.v1", details, request.by), now);
+    await change.scoped.recordEvent(change.tx, keyCreated(details, request.by), now);
     this.#logger.info({ tenant: request.tenant, ...details }, "signing key created");
   }
 
@@ -276,7 +277,7 @@ export class KeyRotation {
       retire_at: step.retireAt,
       unpublish_at: step.unpublishAt,
     };
-    await change.scoped.recordEvent(change.tx, keyEvent("key.rescheduled.v1", details, request.by), now);
+    await change.scoped.recordEvent(change.tx, keyRescheduled(details, request.by), now);
     this.#logger.info({ tenant: request.tenant, ...details }, "signing key rescheduled");
   }
 
@@ -285,11 +286,7 @@ export class KeyRotation {
     const { tenant, purpose, reason, by } = request;
     const key = change.rows.find((row) => row.id === step.id);
     await change.records.revoke(step.id, now);
-    await change.scoped.recordEvent(
-      change.tx,
-      keyEvent("key.revoked.v1", { id: step.id, kid: key?.kid, purpose, reason }, by),
-      now,
-    );
+    await change.scoped.recordEvent(change.tx, keyRevoked({ id: step.id, kid: key?.kid, purpose, reason }, by), now);
     this.#logger.warn({ tenant, key: step.id, kid: key?.kid, purpose, reason }, "signing key revoked");
   }
 
@@ -308,7 +305,7 @@ export class KeyRotation {
     await scoped.transaction(async (tx) => {
       const now = this.#clock.now();
       await scoped.use(SigningKeyRecords, tx).markDestroyed(id, now);
-      await scoped.recordEvent(tx, keyEvent("key.destroyed.v1", { id, purpose, backend: this.#backend.kind }), now);
+      await scoped.recordEvent(tx, keyDestroyed({ id, purpose, backend: this.#backend.kind }), now);
     });
     this.#logger.info({ tenant, purpose, key: id }, "signing key destroyed");
   }
@@ -331,8 +328,4 @@ function schedule(row: SigningKeysTable) {
     retire_at: row.retire_at,
     unpublish_at: row.unpublish_at,
   };
-}
-
-function keyEvent(type: string, payload: Record<string, unknown>, by?: Record<string, string>) {
-  return { eventId: randomUUID(), type, payload: by ? { ...payload, by } : payload };
 }

@@ -1,7 +1,7 @@
 // Minting JWT access tokens (RFC 9068) and ID tokens (OIDC Core §2), signed by the tenant's current
 // key through the Signer. (Opaque handles — codes, refresh tokens — are shared/oauth/handles.ts.)
 import { randomUUID } from "node:crypto";
-import type { SigningClient } from "../../signer/client.ts";
+import type { SigningClient } from "../../shared/signing.ts";
 
 export interface AccessTokenRequest {
   tenant: string;

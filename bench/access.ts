@@ -10,11 +10,12 @@
 //
 //   npm run bench:access                table, also written to bench/results/access.json
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONCURRENCY=16 npm run bench:access
-import { spawn } from "node:child_process";
+import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -98,39 +99,15 @@ async function dpopCaller(peer: Peer) {
   };
 }
 
+type Sample = Stats & { cpuUsPerCall: number };
+type Targets = Record<string, () => Promise<unknown>>;
+
 async function main(): Promise<void> {
   const child = spawn(process.execPath, [SERVER], { stdio: ["ignore", "pipe", "inherit"] });
   const sessions: Http2SessionManager[] = [];
   try {
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).once("line", resolve);
-      child.once("exit", (code) => reject(new Error(`the gate server exited with ${code}`)));
-    });
-    const peer = JSON.parse(line) as Peer;
-    const client = (address: string) => {
-      const sessionManager = new Http2SessionManager(`http://${address}`);
-      sessions.push(sessionManager);
-      return createClient(Introspect, createGrpcTransport({ baseUrl: `http://${address}`, sessionManager }));
-    };
-    const open = client(peer.open);
-    const gated = client(peer.grpc);
-    const dpop = await dpopCaller(peer);
-    const url = `http://${peer.grpc}/mandate.v1.Introspect/Introspect`;
-    const request = { tenant: "demo", token: peer.subject };
-    const bearer = { authorization: `Bearer ${peer.caller}` };
-    // Proofs are single use (RFC 9449 §11.1): a pool made ahead of each window, topped up if it runs dry.
-    let proofs: string[] = [];
-    const fillProofs = async (count: number) => {
-      proofs = await Promise.all(Array.from({ length: count }, () => dpop.proof(url)));
-    };
-    const targets: Record<string, () => Promise<unknown>> = {
-      "no-gate": () => open.introspect(request),
-      "gate-bearer": () => gated.introspect(request, { headers: bearer }),
-      "gate-dpop": async () =>
-        gated.introspect(request, {
-          headers: { authorization: `DPoP ${dpop.token}`, dpop: proofs.pop() ?? (await dpop.proof(url)) },
-        }),
-    };
+    const peer = await peerOf(child);
+    const { targets, fillProofs } = await introspectTargets(peer, sessions);
     // Every target answers, and the introspected token is active through each of them.
     for (const [name, call] of Object.entries(targets)) {
       const answer = (await call()) as { active: boolean };
@@ -140,43 +117,7 @@ async function main(): Promise<void> {
       `unary ${Introspect.typeName}/Introspect over native gRPC, ${settings.concurrency} in flight, ` +
         `${settings.rounds} rounds of ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per target`,
     );
-    const samples: Record<string, Array<Stats & { cpuUsPerCall: number }>> = Object.fromEntries(
-      Object.keys(targets).map((name) => [name, []]),
-    );
-    for (let roundNo = 1; roundNo <= settings.rounds; roundNo++) {
-      for (const [name, call] of Object.entries(targets)) {
-        if (name === "gate-dpop") await fillProofs(PROOFS_PER_SECOND * (settings.seconds + settings.warmupSeconds));
-        const cpuBefore = cpuMs(peer.pid);
-        const stats = await measureCalls(call, settings.concurrency, settings);
-        // The server's CPU per call (warm-up included on both sides of the ratio alike).
-        const calls = stats.calls * ((settings.seconds + settings.warmupSeconds) / settings.seconds);
-        const cpuUsPerCall = round(((cpuMs(peer.pid) - cpuBefore) * 1000) / calls, 1);
-        samples[name]?.push({ ...stats, cpuUsPerCall });
-        say(
-          `  round ${roundNo} ${name}: ${stats.callsPerSecond.toFixed(0)} calls/s, p99 ${stats.p99Ms} ms, ` +
-            `server CPU ${cpuUsPerCall} µs/call`,
-        );
-      }
-    }
-    const summary = Object.entries(samples).map(([target, runs]) => ({
-      target,
-      callsPerSecond: round(median(runs.map((r) => r.callsPerSecond)), 1),
-      p50Ms: round(median(runs.map((r) => r.p50Ms)), 3),
-      p99Ms: round(median(runs.map((r) => r.p99Ms)), 3),
-      cpuUsPerCall: round(median(runs.map((r) => r.cpuUsPerCall)), 1),
-      errors: runs.reduce((sum, r) => sum + r.errors, 0),
-      firstError: runs.find((r) => r.firstError)?.firstError ?? null,
-      rounds: runs,
-    }));
-    const base = summary[0] as (typeof summary)[number];
-    const results = summary.map((r) => ({
-      ...r,
-      throughputRatio: round(r.callsPerSecond / base.callsPerSecond, 3),
-      throughputLossPercent: round((1 - r.callsPerSecond / base.callsPerSecond) * 100, 1),
-      p99Ratio: round(r.p99Ms / base.p99Ms, 3),
-      /** Calls per server CPU-second, relative to no-gate: what the gate costs where the server is the limit. */
-      cpuEfficiencyRatio: round(base.cpuUsPerCall / r.cpuUsPerCall, 3),
-    }));
+    const results = summarise(await measureRounds(targets, peer.pid, fillProofs));
     const report = {
       rpc: `${Introspect.typeName}/Introspect`,
       baseline: "no-gate: the same wrapped implementation, every call admitted unchecked",
@@ -193,40 +134,129 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
-    process.stdout.write(
-      `\n${table(
-        [
-          "target",
-          "calls/s",
-          "p50 ms",
-          "p99 ms",
-          "x throughput",
-          "loss %",
-          "x p99",
-          "CPU µs/call",
-          "x per CPU-s",
-          "errors",
-        ],
-        results.map((r) => [
-          r.target,
-          r.callsPerSecond.toFixed(0),
-          r.p50Ms.toFixed(2),
-          r.p99Ms.toFixed(2),
-          r.throughputRatio.toFixed(3),
-          r.throughputLossPercent.toFixed(1),
-          r.p99Ratio.toFixed(2),
-          r.cpuUsPerCall.toFixed(1),
-          r.cpuEfficiencyRatio.toFixed(3),
-          String(r.errors),
-        ]),
-      )}\n\nmedians of ${settings.rounds} rounds; x = ratio to no-gate; written to ${out}\n`,
-    );
-    for (const r of results)
-      if (r.errors > 0) process.stdout.write(`warning: ${r.target}: ${r.errors} failed: ${r.firstError}\n`);
+    printResults(results, out);
   } finally {
     for (const session of sessions) session.abort();
     child.kill("SIGTERM");
   }
+}
+
+/** The gate server's addresses and credentials, from the first line it prints. */
+function peerOf(child: ChildProcessByStdio<null, Readable, null>): Promise<Peer> {
+  return new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`the gate server exited with ${code}`)));
+  }).then((line) => JSON.parse(line) as Peer);
+}
+
+/** The three targets, and how to make the single-use proofs gate-dpop takes ahead of a window. */
+async function introspectTargets(peer: Peer, sessions: Http2SessionManager[]) {
+  const client = (address: string) => {
+    const sessionManager = new Http2SessionManager(`http://${address}`);
+    sessions.push(sessionManager);
+    return createClient(Introspect, createGrpcTransport({ baseUrl: `http://${address}`, sessionManager }));
+  };
+  const open = client(peer.open);
+  const gated = client(peer.grpc);
+  const dpop = await dpopCaller(peer);
+  const url = `http://${peer.grpc}/mandate.v1.Introspect/Introspect`;
+  const request = { tenant: "demo", token: peer.subject };
+  const bearer = { authorization: `Bearer ${peer.caller}` };
+  // Proofs are single use (RFC 9449 §11.1): a pool made ahead of each window, topped up if it runs dry.
+  let proofs: string[] = [];
+  const fillProofs = async (count: number) => {
+    proofs = await Promise.all(Array.from({ length: count }, () => dpop.proof(url)));
+  };
+  const targets: Targets = {
+    "no-gate": () => open.introspect(request),
+    "gate-bearer": () => gated.introspect(request, { headers: bearer }),
+    "gate-dpop": async () =>
+      gated.introspect(request, {
+        headers: { authorization: `DPoP ${dpop.token}`, dpop: proofs.pop() ?? (await dpop.proof(url)) },
+      }),
+  };
+  return { targets, fillProofs };
+}
+
+/** Every target once per round, alternating, with the server's CPU per call. */
+async function measureRounds(
+  targets: Targets,
+  serverPid: number,
+  fillProofs: (count: number) => Promise<void>,
+): Promise<Record<string, Sample[]>> {
+  const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+  for (let roundNo = 1; roundNo <= settings.rounds; roundNo++) {
+    for (const [name, call] of Object.entries(targets)) {
+      if (name === "gate-dpop") await fillProofs(PROOFS_PER_SECOND * (settings.seconds + settings.warmupSeconds));
+      const cpuBefore = cpuMs(serverPid);
+      const stats = await measureCalls(call, settings.concurrency, settings);
+      // The server's CPU per call (warm-up included on both sides of the ratio alike).
+      const calls = stats.calls * ((settings.seconds + settings.warmupSeconds) / settings.seconds);
+      const cpuUsPerCall = round(((cpuMs(serverPid) - cpuBefore) * 1000) / calls, 1);
+      samples[name]?.push({ ...stats, cpuUsPerCall });
+      say(
+        `  round ${roundNo} ${name}: ${stats.callsPerSecond.toFixed(0)} calls/s, p99 ${stats.p99Ms} ms, ` +
+          `server CPU ${cpuUsPerCall} µs/call`,
+      );
+    }
+  }
+  return samples;
+}
+
+/** Medians per target, and their ratios to the first (no-gate). */
+function summarise(samples: Record<string, Sample[]>) {
+  const summary = Object.entries(samples).map(([target, runs]) => ({
+    target,
+    callsPerSecond: round(median(runs.map((r) => r.callsPerSecond)), 1),
+    p50Ms: round(median(runs.map((r) => r.p50Ms)), 3),
+    p99Ms: round(median(runs.map((r) => r.p99Ms)), 3),
+    cpuUsPerCall: round(median(runs.map((r) => r.cpuUsPerCall)), 1),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    firstError: runs.find((r) => r.firstError)?.firstError ?? null,
+    rounds: runs,
+  }));
+  const base = summary[0] as (typeof summary)[number];
+  return summary.map((r) => ({
+    ...r,
+    throughputRatio: round(r.callsPerSecond / base.callsPerSecond, 3),
+    throughputLossPercent: round((1 - r.callsPerSecond / base.callsPerSecond) * 100, 1),
+    p99Ratio: round(r.p99Ms / base.p99Ms, 3),
+    /** Calls per server CPU-second, relative to no-gate: what the gate costs where the server is the limit. */
+    cpuEfficiencyRatio: round(base.cpuUsPerCall / r.cpuUsPerCall, 3),
+  }));
+}
+
+function printResults(results: ReturnType<typeof summarise>, out: string): void {
+  process.stdout.write(
+    `\n${table(
+      [
+        "target",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "x throughput",
+        "loss %",
+        "x p99",
+        "CPU µs/call",
+        "x per CPU-s",
+        "errors",
+      ],
+      results.map((r) => [
+        r.target,
+        r.callsPerSecond.toFixed(0),
+        r.p50Ms.toFixed(2),
+        r.p99Ms.toFixed(2),
+        r.throughputRatio.toFixed(3),
+        r.throughputLossPercent.toFixed(1),
+        r.p99Ratio.toFixed(2),
+        r.cpuUsPerCall.toFixed(1),
+        r.cpuEfficiencyRatio.toFixed(3),
+        String(r.errors),
+      ]),
+    )}\n\nmedians of ${settings.rounds} rounds; x = ratio to no-gate; written to ${out}\n`,
+  );
+  for (const r of results)
+    if (r.errors > 0) process.stdout.write(`warning: ${r.target}: ${r.errors} failed: ${r.firstError}\n`);
 }
 
 try {

@@ -33,50 +33,17 @@ export interface Decision {
 }
 
 export function referenceDecision(input: Json, data: Json = { limits: { max_chain: 3 } }): Decision {
-  const scopes = get(input, "token", "scopes");
-  const action = get(input, "action");
-  const actionInScope =
-    member(action, scopes) === true ||
-    (list(scopes) ?? []).some(
-      (s) =>
-        typeof s === "string" && s.endsWith(".*") && typeof action === "string" && action.startsWith(s.slice(0, -1)),
-    );
-  const maxChainData = get(data, "limits", "max_chain");
-  const maxChain = maxChainData === undefined ? 3 : maxChainData;
+  const actionInScope = inScope(input);
   const actors = list(get(input, "actors"));
   const deny = new Set<string>();
   if (!actionInScope) deny.add("the action is outside the token's scopes");
-  if (actors && typeof maxChain === "number" && actors.length > maxChain) deny.add("the delegation chain is too long");
-  const tenant = get(input, "tenant");
-  if (
-    tenant !== undefined &&
-    (actors ?? []).some((a) => {
-      const t = get(a, "attributes", "tenant");
-      return t !== undefined && !equal(t, tenant);
-    })
-  ) {
-    deny.add("an actor belongs to another tenant");
-  }
+  if (chainTooLong(actors, data)) deny.add("the delegation chain is too long");
+  if (actorOfAnotherTenant(input, actors)) deny.add("an actor belongs to another tenant");
   if (member(get(input, "resource", "attributes", "audience"), get(input, "token", "aud")) !== true) {
     deny.add("the token is not for this resource server");
   }
-  const details = list(get(input, "token", "authorization_details"));
-  if (details && details.length > 0) {
-    const covered = details.some((d) => {
-      const type = get(d, "type");
-      if (type === undefined || !equal(type, get(input, "resource", "type"))) return false;
-      if (member(action, get(d, "actions")) !== true) return false;
-      const locations = get(d, "locations");
-      if (locations === undefined || locations === false) return true;
-      return member(get(input, "resource", "attributes", "location"), locations) === true;
-    });
-    if (!covered) deny.add("no authorization detail covers the request");
-  }
-  const expires = get(input, "mandate", "expires_at");
-  const now = get(input, "context", "time");
-  if (typeof expires === "number" && typeof now === "number" && expires <= now) deny.add("the mandate has expired");
-  const uses = get(input, "mandate", "uses_remaining");
-  if (typeof uses === "number" && uses <= 0) deny.add("the mandate's uses are exhausted");
+  if (!detailsCover(input)) deny.add("no authorization detail covers the request");
+  for (const reason of mandateLimits(input)) deny.add(reason);
   const classification = get(input, "resource", "attributes", "classification");
   const clearance = get(input, "subject", "attributes", "clearance") ?? 0;
   if (typeof classification === "number" && typeof clearance === "number" && classification > clearance) {
@@ -93,4 +60,57 @@ export function referenceDecision(input: Json, data: Json = { limits: { max_chai
     reasons: [...deny].sort(),
     obligations: [...obligations].sort(),
   };
+}
+
+/** The action is one of the token's scopes, or under one of its wildcard scopes ("orders.*"). */
+function inScope(input: Json): boolean {
+  const scopes = get(input, "token", "scopes");
+  const action = get(input, "action");
+  return (
+    member(action, scopes) === true ||
+    (list(scopes) ?? []).some(
+      (s) =>
+        typeof s === "string" && s.endsWith(".*") && typeof action === "string" && action.startsWith(s.slice(0, -1)),
+    )
+  );
+}
+
+function chainTooLong(actors: Json[] | undefined, data: Json): boolean {
+  const maxChainData = get(data, "limits", "max_chain");
+  const maxChain = maxChainData === undefined ? 3 : maxChainData;
+  return actors !== undefined && typeof maxChain === "number" && actors.length > maxChain;
+}
+
+function actorOfAnotherTenant(input: Json, actors: Json[] | undefined): boolean {
+  const tenant = get(input, "tenant");
+  if (tenant === undefined) return false;
+  return (actors ?? []).some((a) => {
+    const t = get(a, "attributes", "tenant");
+    return t !== undefined && !equal(t, tenant);
+  });
+}
+
+/** With authorization details, one must cover the resource type, the action and (if it names any) the location. */
+function detailsCover(input: Json): boolean {
+  const details = list(get(input, "token", "authorization_details"));
+  if (!details || details.length === 0) return true;
+  return details.some((d) => {
+    const type = get(d, "type");
+    if (type === undefined || !equal(type, get(input, "resource", "type"))) return false;
+    if (member(get(input, "action"), get(d, "actions")) !== true) return false;
+    const locations = get(d, "locations");
+    if (locations === undefined || locations === false) return true;
+    return member(get(input, "resource", "attributes", "location"), locations) === true;
+  });
+}
+
+/** Why the mandate no longer allows anything: expired, or its uses exhausted. */
+function mandateLimits(input: Json): string[] {
+  const reasons: string[] = [];
+  const expires = get(input, "mandate", "expires_at");
+  const now = get(input, "context", "time");
+  if (typeof expires === "number" && typeof now === "number" && expires <= now) reasons.push("the mandate has expired");
+  const uses = get(input, "mandate", "uses_remaining");
+  if (typeof uses === "number" && uses <= 0) reasons.push("the mandate's uses are exhausted");
+  return reasons;
 }

@@ -95,22 +95,26 @@ export function unencodable(value: unknown, path = "event", depth = 0): string |
   if (typeof value === "string") return value.isWellFormed() ? undefined : `${path} is not well-formed Unicode`;
   if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is not a finite number`;
   if (value === null || typeof value === "boolean" || value === undefined) return undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const problem = unencodable(value[i], `${path}[${i}]`, depth + 1);
-      if (problem) return problem;
-    }
-    return undefined;
-  }
-  if (typeof value === "object") {
-    for (const [key, inner] of Object.entries(value)) {
-      if (!key.isWellFormed()) return `a key in ${path} is not well-formed Unicode`;
-      const problem = unencodable(inner, `${path}.${key}`, depth + 1);
-      if (problem) return problem;
-    }
-    return undefined;
-  }
+  if (Array.isArray(value)) return unencodableItem(value, path, depth);
+  if (typeof value === "object") return unencodableMember(Object.entries(value), path, depth);
   return `${path} is a ${typeof value}, which JSON cannot hold`;
+}
+
+function unencodableItem(items: readonly unknown[], path: string, depth: number): string | undefined {
+  for (let i = 0; i < items.length; i++) {
+    const problem = unencodable(items[i], `${path}[${i}]`, depth + 1);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function unencodableMember(members: Iterable<[string, unknown]>, path: string, depth: number): string | undefined {
+  for (const [key, inner] of members) {
+    if (!key.isWellFormed()) return `a key in ${path} is not well-formed Unicode`;
+    const problem = unencodable(inner, `${path}.${key}`, depth + 1);
+    if (problem) return problem;
+  }
+  return undefined;
 }
 
 /**

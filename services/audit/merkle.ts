@@ -106,28 +106,31 @@ export async function consistencyProof(first: number, second: number, source: Su
 const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 const valid = (h: unknown): h is Hash => h instanceof Uint8Array && h.length === 32;
 
+/** Halves both node indices (one level up the tree). */
+const up = (fn: number, sn: number): [number, number] => [Math.floor(fn / 2), Math.floor(sn / 2)];
+
+/** "Right-shift both fn and sn equally until either LSB(fn) is set or fn is 0." */
+function upToRightChild(fn: number, sn: number): [number, number] {
+  let [f, s] = [fn, sn];
+  while (f % 2 === 0 && f !== 0) [f, s] = up(f, s);
+  return [f, s];
+}
+
 /** RFC 9162 §2.1.3.2. */
 export function verifyInclusion(index: number, size: number, leaf: Hash, proof: readonly Hash[], root: Hash): boolean {
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
   if (!valid(leaf) || !valid(root) || !proof.every(valid)) return false;
-  let fn = index;
-  let sn = size - 1;
+  let [fn, sn] = [index, size - 1];
   let r = leaf;
   for (const p of proof) {
     if (sn === 0) return false;
     if (fn % 2 === 1 || fn === sn) {
       r = nodeHash(p, r);
-      if (fn % 2 === 0) {
-        while (fn % 2 === 0 && fn !== 0) {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        }
-      }
+      [fn, sn] = upToRightChild(fn, sn);
     } else {
       r = nodeHash(r, p);
     }
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
+    [fn, sn] = up(fn, sn);
   }
   return sn === 0 && equal(r, root);
 }
@@ -146,32 +149,32 @@ export function verifyConsistency(
   const path = [...proof];
   if ((first & (first - 1)) === 0) path.unshift(firstRoot);
   if (path.length === 0) return false;
-  let fn = first - 1;
-  let sn = second - 1;
-  while (fn % 2 === 1) {
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
+  const roots = consistencyRoots(first, second, path);
+  return roots !== undefined && equal(roots.first, firstRoot) && equal(roots.second, secondRoot);
+}
+
+/** Steps 3 to 10 of §2.1.4.2: both roots computed from the path, or undefined when the path does not fit. */
+function consistencyRoots(
+  first: number,
+  second: number,
+  path: readonly Hash[],
+): { first: Hash; second: Hash } | undefined {
+  let [fn, sn] = [first - 1, second - 1];
+  while (fn % 2 === 1) [fn, sn] = up(fn, sn);
   let fr = path[0] as Hash;
   let sr = path[0] as Hash;
   for (const c of path.slice(1)) {
-    if (sn === 0) return false;
+    if (sn === 0) return undefined;
     if (fn % 2 === 1 || fn === sn) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      if (fn % 2 === 0) {
-        while (fn % 2 === 0 && fn !== 0) {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        }
-      }
+      [fn, sn] = upToRightChild(fn, sn);
     } else {
       sr = nodeHash(sr, c);
     }
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
+    [fn, sn] = up(fn, sn);
   }
-  return sn === 0 && equal(fr, firstRoot) && equal(sr, secondRoot);
+  return sn === 0 ? { first: fr, second: sr } : undefined;
 }
 
 /** The right frontier of a tree: the complete subtrees of its binary decomposition, largest first. */

@@ -4,7 +4,7 @@ import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { SelectQueryBuilder } from "kysely";
-import { Audit, type AuditEntry, AuditEventSchema } from "../../gen/mandate/v1/audit_pb.js";
+import { Audit, type AuditEntry, AuditEventSchema, type QueryRequest } from "../../gen/mandate/v1/audit_pb.js";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument, notFound } from "../shared/errors.ts";
 import { defineService } from "../shared/rpc/service.ts";
@@ -184,21 +184,9 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
         const from = decodeCursor(request.page?.pageToken ?? "");
         const subjectRefs = request.subjectId ? await refsOf(tenant, request.subjectId) : [];
         const actorRefs = request.actorId ? await refsOf(tenant, request.actorId) : [];
-        const rows = await page(tenant, from, limit + 1, (q) => {
-          let filtered = q;
-          if (subjectRefs.length > 0) filtered = filtered.where("subject", "in", subjectRefs);
-          if (actorRefs.length > 0) {
-            filtered = filtered.where((eb) =>
-              eb.or(actorRefs.map((ref) => eb("actors", "like", `% ${escapeLike(ref)} %`))),
-            );
-          }
-          if (request.clientId) filtered = filtered.where("client_id", "=", request.clientId);
-          if (request.mandateId) filtered = filtered.where("mandate_id", "=", request.mandateId);
-          if (request.types.length > 0) filtered = filtered.where("type", "in", request.types);
-          if (request.startTime) filtered = filtered.where("event_time", ">=", timestampMs(request.startTime));
-          if (request.endTime) filtered = filtered.where("event_time", "<", timestampMs(request.endTime));
-          return filtered;
-        });
+        const rows = await page(tenant, from, limit + 1, (q) =>
+          filterByFields(filterByParties(q, subjectRefs, actorRefs), request),
+        );
         const entries = rows.slice(0, limit).map(toEntry);
         const last = rows.length > limit ? rows[limit - 1] : undefined;
         return { entries, nextPageToken: last ? encodeCursor(Number(last.seq) + 1) : "" };
@@ -307,6 +295,27 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
 }
 
 type AuditQuery = SelectQueryBuilder<Database, "audit_log", AuditLogTable>;
+
+/** Entries naming the subject (by any of its refs) and any of the actors, when asked for. */
+function filterByParties(query: AuditQuery, subjectRefs: string[], actorRefs: string[]): AuditQuery {
+  let filtered = query;
+  if (subjectRefs.length > 0) filtered = filtered.where("subject", "in", subjectRefs);
+  if (actorRefs.length > 0) {
+    filtered = filtered.where((eb) => eb.or(actorRefs.map((ref) => eb("actors", "like", `% ${escapeLike(ref)} %`))));
+  }
+  return filtered;
+}
+
+/** Entries matching every other field the query sets (unset fields match all). */
+function filterByFields(query: AuditQuery, request: QueryRequest): AuditQuery {
+  let filtered = query;
+  if (request.clientId) filtered = filtered.where("client_id", "=", request.clientId);
+  if (request.mandateId) filtered = filtered.where("mandate_id", "=", request.mandateId);
+  if (request.types.length > 0) filtered = filtered.where("type", "in", request.types);
+  if (request.startTime) filtered = filtered.where("event_time", ">=", timestampMs(request.startTime));
+  if (request.endTime) filtered = filtered.where("event_time", "<", timestampMs(request.endTime));
+  return filtered;
+}
 
 /** Human parties are stored as { kind, ref }: shown to readers with the commitment as their id. */
 function withRefsAsIds(event: Record<string, JsonValue>): JsonValue {

@@ -63,22 +63,56 @@ export interface VerifyReport {
 
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
+type Checkpoint = { origin: string; size: number; root: Uint8Array };
+type Failure = NonNullable<VerifyReport["failure"]>;
+
+/** The first thing that failed: ends the verification with a report saying so. */
+class VerificationFailed extends Error {
+  readonly failure: Failure;
+  constructor(reason: string, where: { seq?: number; range?: [number, number] } = {}) {
+    super(reason);
+    this.failure = { reason, ...where };
+  }
+}
+
 export async function verifyLog(input: VerifyInput): Promise<VerifyReport> {
   const report: VerifyReport = { ok: false, entriesChecked: 0 };
-  const fail = (reason: string, where: { seq?: number; range?: [number, number] } = {}): VerifyReport => ({
-    ...report,
-    ok: false,
-    failure: { reason, ...where },
-  });
-
-  // 1. The checkpoint.
-  let checkpoint: { origin: string; size: number; root: Uint8Array };
+  let replay: Replay | undefined;
   try {
-    checkpoint = signedCheckpoint(input.checkpoint, input.keys);
+    // 1. The checkpoint.
+    const checkpoint = verifiedCheckpoint("checkpoint", input.checkpoint, input.keys);
+    Object.assign(report, { origin: checkpoint.origin, treeSize: checkpoint.size, rootHash: toHex(checkpoint.root) });
+    // 2. Entries, one by one.
+    replay = new Replay(checkpoint, earlierRoots(input, checkpoint));
+    for await (const line of input.entries) replay.add(line);
+    replay.requireAll();
+    // 3. The root, and where it diverged when it does not match.
+    replay.requireRoot();
+    // 4a. Inclusion of one entry, with the proof a server would give.
+    if (input.entry !== undefined) report.inclusion = await proveInclusion(input.entry, checkpoint, replay.leaves);
+    // 4b. Consistency with a checkpoint kept from before.
+    if (input.previousCheckpoint !== undefined) {
+      report.consistency = checkConsistency(input.previousCheckpoint, input.keys, checkpoint, replay.leaves);
+    }
+    report.entriesChecked = replay.checked;
+    return { ...report, ok: true };
   } catch (error) {
-    return fail(`checkpoint: ${(error as Error).message}`);
+    if (!(error instanceof VerificationFailed)) throw error;
+    report.entriesChecked = replay?.checked ?? 0;
+    return { ...report, ok: false, failure: error.failure };
   }
-  Object.assign(report, { origin: checkpoint.origin, treeSize: checkpoint.size, rootHash: toHex(checkpoint.root) });
+}
+
+function verifiedCheckpoint(what: string, note: string, keys: AuditPublicKey[]): Checkpoint {
+  try {
+    return signedCheckpoint(note, keys);
+  } catch (error) {
+    throw new VerificationFailed(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** The roots the exported checkpoints of this log sign, by size, up to the checkpoint's. */
+function earlierRoots(input: VerifyInput, checkpoint: Checkpoint): Map<number, Uint8Array> {
   const earlier = new Map<number, Uint8Array>();
   for (const note of input.checkpoints ?? []) {
     try {
@@ -88,110 +122,155 @@ export async function verifyLog(input: VerifyInput): Promise<VerifyReport> {
       // An exported checkpoint that does not verify is not evidence of anything: ignored.
     }
   }
+  return earlier;
+}
 
-  // 2. Entries, one by one.
-  const range = CompactRange.fromFrontier(0, []);
-  const leaves: Hash[] = [];
-  const roots = new Map<number, Uint8Array>(); // our root at each earlier checkpoint's size
-  let tenant: string | undefined;
-  let seq = 0;
-  for await (const line of input.entries) {
-    if (line.trim() === "") continue;
+/** The entries replayed into a tree, each checked in order against its recorded leaf hash. */
+class Replay {
+  readonly leaves: Hash[] = [];
+  readonly #checkpoint: Checkpoint;
+  readonly #earlier: Map<number, Uint8Array>;
+  readonly #range = CompactRange.fromFrontier(0, []);
+  /** Our root at each earlier checkpoint's size. */
+  readonly #roots = new Map<number, Uint8Array>();
+  #tenant: string | undefined;
+
+  constructor(checkpoint: Checkpoint, earlier: Map<number, Uint8Array>) {
+    this.#checkpoint = checkpoint;
+    this.#earlier = earlier;
+  }
+
+  get checked(): number {
+    return this.leaves.length;
+  }
+
+  add(line: string): void {
+    if (line.trim() === "") return;
+    const seq = this.leaves.length;
+    const leaf = this.#leafOf(this.#parse(line, seq), seq);
+    if (seq >= this.#checkpoint.size) {
+      throw new VerificationFailed(
+        `entry ${seq} is beyond the checkpoint (size ${this.#checkpoint.size}): the checkpoint is older than the log`,
+        { seq },
+      );
+    }
+    this.#range.append(leaf);
+    this.leaves.push(leaf);
+    if (this.#earlier.has(seq + 1)) this.#roots.set(seq + 1, this.#range.root());
+  }
+
+  /** Entry `seq` in its place, of a known format, of the same tenant as the first. */
+  #parse(line: string, seq: number): ExportedEntry {
     let parsed: ExportedEntry;
     try {
       parsed = JSON.parse(line) as ExportedEntry;
     } catch {
-      return fail("entry is not valid JSON", { seq });
+      throw new VerificationFailed("entry is not valid JSON", { seq });
     }
     if (parsed.seq !== seq || parsed.entry?.seq !== seq) {
-      return fail(`expected entry ${seq} here, found ${parsed.seq} (entries deleted, inserted or reordered)`, { seq });
-    }
-    if (parsed.entry.v !== ENTRY_VERSION) return fail(`unknown entry format version ${parsed.entry.v}`, { seq });
-    tenant ??= parsed.entry.tenant;
-    if (parsed.entry.tenant !== tenant)
-      return fail(`entry of tenant "${parsed.entry.tenant}" in the log of "${tenant}"`, { seq });
-    const canonical = canonicalize(parsed.entry);
-    if (canonical === undefined) return fail("entry cannot be canonicalised", { seq });
-    const leaf = leafHash(Buffer.from(canonical, "utf8"));
-    if (toHex(leaf) !== parsed.leaf_hash) return fail("entry does not match its recorded leaf hash (edited)", { seq });
-    if (seq >= checkpoint.size) {
-      return fail(
-        `entry ${seq} is beyond the checkpoint (size ${checkpoint.size}): the checkpoint is older than the log`,
-        {
-          seq,
-        },
+      throw new VerificationFailed(
+        `expected entry ${seq} here, found ${parsed.seq} (entries deleted, inserted or reordered)`,
+        { seq },
       );
     }
-    range.append(leaf);
-    leaves.push(leaf);
-    seq++;
-    if (earlier.has(seq)) roots.set(seq, range.root());
-    report.entriesChecked = seq;
-  }
-  if (seq < checkpoint.size) {
-    return fail(`the log has ${seq} entries but the checkpoint signs ${checkpoint.size} (entries missing at the end)`, {
-      seq,
-    });
+    if (parsed.entry.v !== ENTRY_VERSION) {
+      throw new VerificationFailed(`unknown entry format version ${parsed.entry.v}`, { seq });
+    }
+    this.#tenant ??= parsed.entry.tenant;
+    if (parsed.entry.tenant !== this.#tenant) {
+      throw new VerificationFailed(`entry of tenant "${parsed.entry.tenant}" in the log of "${this.#tenant}"`, { seq });
+    }
+    return parsed;
   }
 
-  // 3. The root, and where it diverged when it does not match.
-  if (toHex(range.root()) !== toHex(checkpoint.root)) {
+  /** The leaf hash of the entry's canonical form, which must be the one recorded. */
+  #leafOf(parsed: ExportedEntry, seq: number): Hash {
+    const canonical = canonicalize(parsed.entry);
+    if (canonical === undefined) throw new VerificationFailed("entry cannot be canonicalised", { seq });
+    const leaf = leafHash(Buffer.from(canonical, "utf8"));
+    if (toHex(leaf) !== parsed.leaf_hash) {
+      throw new VerificationFailed("entry does not match its recorded leaf hash (edited)", { seq });
+    }
+    return leaf;
+  }
+
+  requireAll(): void {
+    const seq = this.leaves.length;
+    if (seq < this.#checkpoint.size) {
+      throw new VerificationFailed(
+        `the log has ${seq} entries but the checkpoint signs ${this.#checkpoint.size} (entries missing at the end)`,
+        { seq },
+      );
+    }
+  }
+
+  /** The root must be the checkpoint's; if not, the first earlier checkpoint that differs narrows down where. */
+  requireRoot(): void {
+    if (toHex(this.#range.root()) === toHex(this.#checkpoint.root)) return;
     let from = 0;
-    for (const size of [...earlier.keys()].sort((a, b) => a - b)) {
-      if (toHex(roots.get(size) as Uint8Array) !== toHex(earlier.get(size) as Uint8Array)) {
-        return fail(`entries ${from}..${size - 1} differ from what the checkpoint of size ${size} signed`, {
-          seq: from,
-          range: [from, size - 1],
-        });
+    for (const size of [...this.#earlier.keys()].sort((a, b) => a - b)) {
+      if (toHex(this.#roots.get(size) as Uint8Array) !== toHex(this.#earlier.get(size) as Uint8Array)) {
+        throw new VerificationFailed(
+          `entries ${from}..${size - 1} differ from what the checkpoint of size ${size} signed`,
+          {
+            seq: from,
+            range: [from, size - 1],
+          },
+        );
       }
       from = size;
     }
-    return fail(`entries ${from}..${checkpoint.size - 1} differ from what the checkpoint signed`, {
-      seq: from,
-      range: [from, checkpoint.size - 1],
-    });
+    throw new VerificationFailed(
+      `entries ${from}..${this.#checkpoint.size - 1} differ from what the checkpoint signed`,
+      {
+        seq: from,
+        range: [from, this.#checkpoint.size - 1],
+      },
+    );
   }
-
-  const source = memorySubtrees(leaves);
-  // 4a. Inclusion of one entry, with the proof a server would give.
-  if (input.entry !== undefined) {
-    if (input.entry < 0 || input.entry >= checkpoint.size)
-      return fail(`entry ${input.entry} is not in the checkpointed log`);
-    const proof = await inclusionProof(input.entry, checkpoint.size, source);
-    if (!verifyInclusion(input.entry, checkpoint.size, leaves[input.entry] as Hash, proof, checkpoint.root)) {
-      return fail("inclusion proof does not verify", { seq: input.entry });
-    }
-    report.inclusion = { seq: input.entry, proofLength: proof.length };
-  }
-  // 4b. Consistency with a checkpoint kept from before.
-  if (input.previousCheckpoint !== undefined) {
-    let previous: { origin: string; size: number; root: Uint8Array };
-    try {
-      previous = signedCheckpoint(input.previousCheckpoint, input.keys);
-    } catch (error) {
-      return fail(`previous checkpoint: ${(error as Error).message}`);
-    }
-    if (previous.origin !== checkpoint.origin)
-      return fail(`previous checkpoint is of another log (${previous.origin})`);
-    if (previous.size > checkpoint.size) {
-      return fail(`the checkpoint (size ${checkpoint.size}) is older than the one you kept (size ${previous.size})`);
-    }
-    const prefix = CompactRange.fromFrontier(0, []);
-    for (const leaf of leaves.slice(0, previous.size)) prefix.append(leaf);
-    if (toHex(prefix.root()) !== toHex(previous.root)) {
-      return fail(
-        `the log is not an extension of the checkpoint of size ${previous.size} you kept (history rewritten)`,
-        {
-          range: [0, previous.size - 1],
-        },
-      );
-    }
-    report.consistency = { fromSize: previous.size };
-  }
-  return { ...report, ok: true };
 }
 
-function signedCheckpoint(note: string, keys: AuditPublicKey[]): { origin: string; size: number; root: Uint8Array } {
+async function proveInclusion(
+  entry: number,
+  checkpoint: Checkpoint,
+  leaves: readonly Hash[],
+): Promise<{ seq: number; proofLength: number }> {
+  if (entry < 0 || entry >= checkpoint.size)
+    throw new VerificationFailed(`entry ${entry} is not in the checkpointed log`);
+  const proof = await inclusionProof(entry, checkpoint.size, memorySubtrees(leaves));
+  if (!verifyInclusion(entry, checkpoint.size, leaves[entry] as Hash, proof, checkpoint.root)) {
+    throw new VerificationFailed("inclusion proof does not verify", { seq: entry });
+  }
+  return { seq: entry, proofLength: proof.length };
+}
+
+function checkConsistency(
+  note: string,
+  keys: AuditPublicKey[],
+  checkpoint: Checkpoint,
+  leaves: readonly Hash[],
+): { fromSize: number } {
+  const previous = verifiedCheckpoint("previous checkpoint", note, keys);
+  if (previous.origin !== checkpoint.origin) {
+    throw new VerificationFailed(`previous checkpoint is of another log (${previous.origin})`);
+  }
+  if (previous.size > checkpoint.size) {
+    throw new VerificationFailed(
+      `the checkpoint (size ${checkpoint.size}) is older than the one you kept (size ${previous.size})`,
+    );
+  }
+  const prefix = CompactRange.fromFrontier(0, []);
+  for (const leaf of leaves.slice(0, previous.size)) prefix.append(leaf);
+  if (toHex(prefix.root()) !== toHex(previous.root)) {
+    throw new VerificationFailed(
+      `the log is not an extension of the checkpoint of size ${previous.size} you kept (history rewritten)`,
+      { range: [0, previous.size - 1] },
+    );
+  }
+  return { fromSize: previous.size };
+}
+
+function signedCheckpoint(note: string, keys: AuditPublicKey[]): Checkpoint {
   const { body, verifiedBy } = verifySignedNote(note, keys);
   const parsed = parseCheckpointBody(body);
   if (!verifiedBy.includes(parsed.origin)) throw new Error(`not signed by the log's own key (${parsed.origin})`);

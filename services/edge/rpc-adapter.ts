@@ -12,7 +12,12 @@ import { type DescMethod, fromBinary, fromJsonString } from "@bufbuild/protobuf"
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, createConnectRouter } from "@connectrpc/connect";
-import { type Compression, createAsyncIterable, readAllBytes } from "@connectrpc/connect/protocol";
+import {
+  type Compression,
+  createAsyncIterable,
+  readAllBytes,
+  type UniversalServerRequest,
+} from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   errorToJson,
@@ -55,29 +60,15 @@ export function createRpcAdapter(options: RpcAdapterOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");
     if (!handler) return options.fallback(req, res);
-    let request = universalRequestFromNodeRequest(req, res, undefined, options.contextValues(req));
+    const received = universalRequestFromNodeRequest(req, res, undefined, options.contextValues(req));
     // GET is Connect's for methods without side effects; for the rest Connect answers 405 itself.
     const get = req.method === "GET";
     const framing =
       get && handler.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ? undefined : framingOf(req);
-    if (framing) {
-      let bytes: Uint8Array | undefined;
-      if (req.method === "POST") {
-        const body = request.body;
-        if (body && typeof body === "object" && Symbol.asyncIterator in body) {
-          try {
-            bytes = await readAllBytes(body, options.readMaxBytes);
-          } catch (error) {
-            if (clientWentAway(req, res)) return options.onFailure(error, handler.method, true);
-            // Over the size limit (RESOURCE_EXHAUSTED) or cut short.
-            return refuse(res, framing, ConnectError.from(error, Code.InvalidArgument));
-          }
-          request = { ...request, body: createAsyncIterable([bytes]) };
-        }
-      }
-      const problem = await undecodable(handler.method, req, framing, bytes, options.readMaxBytes);
-      if (problem) return refuse(res, framing, problem);
-    }
+    const request = framing
+      ? await checkedRequest(received, { req, res, framing, method: handler.method }, options)
+      : received;
+    if (!request) return;
     try {
       await universalResponseToNodeResponse(await handler(request), res);
     } catch (error) {
@@ -85,6 +76,44 @@ export function createRpcAdapter(options: RpcAdapterOptions) {
       options.onFailure(error, handler.method, aborted);
     }
   };
+}
+
+/** One call in flight: the exchange, how its messages travel, and the method called. */
+interface Call {
+  req: IncomingMessage;
+  res: ServerResponse;
+  framing: Framing;
+  method: DescMethod;
+}
+
+/**
+ * The request once its body is known to decode (read into memory on the way, and handed on as
+ * such), or undefined when it has been answered already.
+ */
+async function checkedRequest(
+  request: UniversalServerRequest,
+  call: Call,
+  options: RpcAdapterOptions,
+): Promise<UniversalServerRequest | undefined> {
+  const { req, res, framing, method } = call;
+  let checked = request;
+  let bytes: Uint8Array | undefined;
+  const body = request.body;
+  if (req.method === "POST" && body && typeof body === "object" && Symbol.asyncIterator in body) {
+    try {
+      bytes = await readAllBytes(body, options.readMaxBytes);
+    } catch (error) {
+      if (clientWentAway(req, res)) options.onFailure(error, method, true);
+      // Over the size limit (RESOURCE_EXHAUSTED) or cut short.
+      else refuse(res, framing, ConnectError.from(error, Code.InvalidArgument));
+      return undefined;
+    }
+    checked = { ...request, body: createAsyncIterable([bytes]) };
+  }
+  const problem = await undecodable(method, req, framing, bytes, options.readMaxBytes);
+  if (!problem) return checked;
+  refuse(res, framing, problem);
+  return undefined;
 }
 
 /** The client closed the connection before the exchange ended. */
@@ -126,6 +155,14 @@ function framingOf(req: IncomingMessage): Framing | undefined {
   return undefined;
 }
 
+/** How one request's messages are decoded. */
+interface Decoding {
+  method: DescMethod;
+  binary: boolean;
+  compression: Compression | undefined;
+  readMaxBytes: number;
+}
+
 /** Why the request is not a decodable request of `method` in its framing, or undefined when it decodes. */
 async function undecodable(
   method: DescMethod,
@@ -134,51 +171,76 @@ async function undecodable(
   body: Uint8Array | undefined,
   readMaxBytes: number,
 ): Promise<ConnectError | undefined> {
-  const encoding = framing.encoding === "identity" ? undefined : framing.encoding;
-  const compression = encoding === undefined ? undefined : COMPRESSIONS.find((c) => c.name === encoding);
+  const compression = compressionOf(framing);
   // An encoding we do not speak: Connect answers UNIMPLEMENTED with the ones we do (gRPC compression spec).
-  if (encoding !== undefined && !compression) return undefined;
-  const invalid = (message: string) => new ConnectError(`the request is malformed: ${message}`, Code.InvalidArgument);
+  if (compression === null) return undefined;
+  const decoding = { method, binary: framing.binary, compression, readMaxBytes };
   try {
-    if (framing.protocol === "connect") {
-      let bytes = body ?? new Uint8Array(0);
-      if (req.method === "GET") {
-        // Every query parameter must be UTF-8 text; the message may be base64 (Connect protocol, GET).
-        const query = new Map(parseFormStrict((req.url ?? "").split("?")[1] ?? ""));
-        const message = query.get("message") ?? "";
-        bytes = query.get("base64") === "1" ? base64Decode(message) : new TextEncoder().encode(message);
-      }
-      if (compression) bytes = await compression.decompress(bytes, readMaxBytes);
-      decode(method, framing.binary, bytes);
-      return undefined;
-    }
-    // Enveloped messages: flags (1 byte), length (4 bytes, big endian), data.
-    const bytes = body ?? new Uint8Array(0);
-    let offset = 0;
-    while (offset < bytes.byteLength) {
-      if (bytes.byteLength - offset < 5) return invalid("a frame header is cut short");
-      const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 5);
-      const flags = view.getUint8(0);
-      const end = offset + 5 + view.getUint32(1);
-      if (end > bytes.byteLength) return invalid("a frame is longer than the body");
-      // A request carries message frames only: the end-of-stream and trailer flags are the server's.
-      if ((flags & ~0x01) !== 0) return invalid(`a request frame has flags 0x${flags.toString(16)}`);
-      let data = bytes.subarray(offset + 5, end);
-      if (flags & 0x01) {
-        if (!compression) return invalid("a frame is marked compressed, but the request names no encoding");
-        data = await compression.decompress(data, readMaxBytes);
-      }
-      decode(method, framing.binary, data);
-      offset = end;
-    }
+    if (framing.protocol !== "connect") return await undecodableEnvelopes(decoding, body ?? new Uint8Array(0));
+    await decodeUnary(decoding, req.method === "GET" ? messageInQuery(req) : (body ?? new Uint8Array(0)));
     return undefined;
   } catch (error) {
     // Decompression reports its own code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED past the limit).
     if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
-    return invalid(
-      `${framing.binary ? "not a valid protobuf message" : "not a valid JSON message"}: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    const what = framing.binary ? "not a valid protobuf message" : "not a valid JSON message";
+    return malformed(`${what}: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/** The compression the request declares: none (undefined), one we speak, or null for one we do not. */
+function compressionOf(framing: Framing): Compression | undefined | null {
+  const encoding = framing.encoding === "identity" ? undefined : framing.encoding;
+  if (encoding === undefined) return undefined;
+  return COMPRESSIONS.find((c) => c.name === encoding) ?? null;
+}
+
+function malformed(message: string): ConnectError {
+  return new ConnectError(`the request is malformed: ${message}`, Code.InvalidArgument);
+}
+
+/** The message of a Connect unary GET: every query parameter must be UTF-8 text; the message may be base64. */
+function messageInQuery(req: IncomingMessage): Uint8Array {
+  const query = new Map(parseFormStrict((req.url ?? "").split("?")[1] ?? ""));
+  const message = query.get("message") ?? "";
+  return query.get("base64") === "1" ? base64Decode(message) : new TextEncoder().encode(message);
+}
+
+/** A Connect unary message: the whole body (or query message), compressed as a whole when encoded. */
+async function decodeUnary(decoding: Decoding, bytes: Uint8Array): Promise<void> {
+  const message = decoding.compression ? await decoding.compression.decompress(bytes, decoding.readMaxBytes) : bytes;
+  decode(decoding.method, decoding.binary, message);
+}
+
+/** Enveloped messages (Connect streaming, gRPC-Web), each decoded in turn. */
+async function undecodableEnvelopes(decoding: Decoding, bytes: Uint8Array): Promise<ConnectError | undefined> {
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    const envelope = envelopeAt(bytes, offset);
+    if (envelope instanceof ConnectError) return envelope;
+    let data = envelope.data;
+    if (envelope.compressed) {
+      if (!decoding.compression) return malformed("a frame is marked compressed, but the request names no encoding");
+      data = await decoding.compression.decompress(data, decoding.readMaxBytes);
+    }
+    decode(decoding.method, decoding.binary, data);
+    offset = envelope.end;
+  }
+  return undefined;
+}
+
+/** The envelope at `offset`: flags (1 byte), length (4 bytes, big endian), data; or why it is not one. */
+function envelopeAt(
+  bytes: Uint8Array,
+  offset: number,
+): { compressed: boolean; data: Uint8Array; end: number } | ConnectError {
+  if (bytes.byteLength - offset < 5) return malformed("a frame header is cut short");
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 5);
+  const flags = view.getUint8(0);
+  const end = offset + 5 + view.getUint32(1);
+  if (end > bytes.byteLength) return malformed("a frame is longer than the body");
+  // A request carries message frames only: the end-of-stream and trailer flags are the server's.
+  if ((flags & ~0x01) !== 0) return malformed(`a request frame has flags 0x${flags.toString(16)}`);
+  return { compressed: (flags & 0x01) !== 0, data: bytes.subarray(offset + 5, end), end };
 }
 
 function decode(method: DescMethod, binary: boolean, bytes: Uint8Array): void {

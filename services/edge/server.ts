@@ -75,28 +75,26 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
     },
   });
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    // RFC 9112 §3.2.2: a server must accept the absolute form of the request target; everything
-    // behind the edge routes on the origin form. A target that is not a URI is a bad request (§3.2).
-    const target = originForm(req.url ?? "/");
-    if (target === undefined) {
-      return sendJson(res, 400, { error: "invalid_request", message: "the request target is not a valid URI" });
-    }
-    // RFC 9112 §3.2: a Host header field with an invalid value is answered 400.
-    if (!validHost(req.headers.host)) {
-      return sendJson(res, 400, { error: "invalid_request", message: "the Host header is not a valid host[:port]" });
-    }
-    req.url = target;
-    const path = target.split("?", 1)[0] as string;
-    if (applyCors(req, res, options.corsOrigins)) return;
-    if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (req.method === "GET" && path === "/readyz") {
-      const { ready, checks } = await options.readiness();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
+  /** The edge's own endpoints: liveness, readiness and each tenant's JWKS. False: the request is for none. */
+  const serveOwn = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> => {
+    if (req.method === "GET" && (path === "/healthz" || path === "/readyz")) {
+      await serveHealth(res, path, options.readiness);
+      return true;
     }
     const jwksTenant =
       options.jwks && (req.method === "GET" || req.method === "HEAD") ? JWKS_PATH.exec(path)?.[1] : undefined;
-    if (jwksTenant && options.jwks) return serveJwks(res, jwksTenant, options.jwks);
+    if (!jwksTenant || !options.jwks) return false;
+    await serveJwks(res, jwksTenant, options.jwks);
+    return true;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const target = acceptedTarget(req, res);
+    if (target === undefined) return;
+    req.url = target;
+    const path = target.split("?", 1)[0] as string;
+    if (applyCors(req, res, options.corsOrigins)) return;
+    if (await serveOwn(req, res, path)) return;
     for (const http of options.http ?? []) if (await http(req, res)) return;
     return rpc(req, res);
   };
@@ -169,6 +167,23 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
   };
 }
 
+/** The request target in origin form; undefined when a bad target or Host has been answered 400. */
+function acceptedTarget(req: IncomingMessage, res: ServerResponse): string | undefined {
+  // RFC 9112 §3.2.2: a server must accept the absolute form of the request target; everything
+  // behind the edge routes on the origin form. A target that is not a URI is a bad request (§3.2).
+  const target = originForm(req.url ?? "/");
+  if (target === undefined) {
+    sendJson(res, 400, { error: "invalid_request", message: "the request target is not a valid URI" });
+    return undefined;
+  }
+  // RFC 9112 §3.2: a Host header field with an invalid value is answered 400.
+  if (!validHost(req.headers.host)) {
+    sendJson(res, 400, { error: "invalid_request", message: "the Host header is not a valid host[:port]" });
+    return undefined;
+  }
+  return target;
+}
+
 /** The origin form (path and query) of a request target; undefined when an absolute form is not a URL. */
 function originForm(target: string): string | undefined {
   if (!/^[a-z][a-z0-9+.-]*:/i.test(target)) return target; // origin form (or "*", which nothing serves)
@@ -201,6 +216,13 @@ function routeOf(rawUrl: string): string {
   if (tenantPath) return `/t/{tenant}${tenantPath[1]}`;
   if (path.startsWith("/.well-known/")) return path.replace(/\/t\/[a-z0-9-]+$/, "/t/{tenant}");
   return "/*";
+}
+
+/** Liveness (/healthz: the process answers) or readiness (/readyz: it can serve traffic). */
+async function serveHealth(res: ServerResponse, path: string, readiness: EdgeOptions["readiness"]): Promise<void> {
+  if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+  const { ready, checks } = await readiness();
+  sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
-import { Introspect, type IntrospectResponse } from "../../gen/mandate/v1/introspect_pb.js";
+import { Introspect, type IntrospectRequest, type IntrospectResponse } from "../../gen/mandate/v1/introspect_pb.js";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { unauthenticated, unavailable } from "../shared/errors.ts";
 import { type AccessTokenClaims, TenantKeys } from "../shared/oauth/access-token.ts";
@@ -24,49 +24,51 @@ export function introspectService({ config, store, clock, signing }: ServiceDeps
   const issuer = (tenant: string) => issuerUrl(config.publicBaseUrl, tenant);
   const inspector = new TokenInspector({ store, keys, issuer, now: () => clock.now() });
 
+  /** Whether the caller sent a DPoP proof, and it holds for the token and the key the token is bound to. */
+  async function verifyCallerProof(request: IntrospectRequest, bound: string | undefined): Promise<boolean> {
+    if (!request.dpop || !bound) return false;
+    try {
+      const proof = await verifyDpopProof({
+        headers: request.dpop.proof,
+        method: request.dpop.httpMethod,
+        url: request.dpop.httpUri,
+        accessToken: request.token,
+        replay,
+        skewMs: config.oauth.clockSkew,
+        now: clock.now(),
+      });
+      if (proof.jkt !== bound) throw new DpopProofError("the DPoP proof key is not the key the token is bound to");
+      return true;
+    } catch (error) {
+      throw proofFailure(error);
+    }
+  }
+
   return defineService(
     Introspect,
     {
       async introspect(request) {
         const state = await inspector.inspect(request.tenant, request.token, request.tokenTypeHint || undefined);
-        if (!state.active) return { active: false };
-        if (state.kind === "refresh_token") {
-          // Refresh tokens are for the authorization server; a resource server never accepts one.
-          return { active: false };
-        }
+        // Refresh tokens are for the authorization server; a resource server never accepts one.
+        if (!state.active || state.kind === "refresh_token") return { active: false };
         const claims = state.claims;
         const audiences = typeof claims.aud === "string" ? [claims.aud] : (claims.aud ?? []);
         // RFC 7662 §4: a resource server only learns about tokens meant for it.
         if (request.expectedAudience && !audiences.includes(request.expectedAudience)) return { active: false };
-        let dpopVerified = false;
-        const bound = claims.cnf?.jkt;
-        if (request.dpop && bound) {
-          try {
-            const proof = await verifyDpopProof({
-              headers: request.dpop.proof,
-              method: request.dpop.httpMethod,
-              url: request.dpop.httpUri,
-              accessToken: request.token,
-              replay,
-              skewMs: config.oauth.clockSkew,
-              now: clock.now(),
-            });
-            if (proof.jkt !== bound)
-              throw new DpopProofError("the DPoP proof key is not the key the token is bound to");
-            dpopVerified = true;
-          } catch (error) {
-            if (error instanceof DpopProofError || error instanceof DpopNonceRequired) {
-              throw unauthenticated(error.message, "INVALID_DPOP_PROOF");
-            }
-            if (error instanceof ReplayStoreUnavailable) throw unavailable(error.message, "REPLAY_CACHE_UNAVAILABLE");
-            throw error;
-          }
-        }
-        return toResponse(claims, audiences, dpopVerified);
+        return toResponse(claims, audiences, await verifyCallerProof(request, claims.cnf?.jkt));
       },
     },
     { start: async () => {}, stop: () => replay.close() },
   );
+}
+
+/** A bad proof is the caller's (UNAUTHENTICATED); a replay cache out of reach is ours (UNAVAILABLE). */
+function proofFailure(error: unknown): unknown {
+  if (error instanceof DpopProofError || error instanceof DpopNonceRequired) {
+    return unauthenticated(error.message, "INVALID_DPOP_PROOF");
+  }
+  if (error instanceof ReplayStoreUnavailable) return unavailable(error.message, "REPLAY_CACHE_UNAVAILABLE");
+  return error;
 }
 
 function toResponse(claims: AccessTokenClaims, audiences: string[], dpopVerified: boolean): Response {

@@ -132,51 +132,56 @@ function waiting(keys: readonly KeyRecord[], now: number): KeyRecord[] {
 
 /** What the rotation leader does at `now` to keep one tenant purpose on schedule. */
 export function planRotation(keys: readonly KeyRecord[], now: number, t: Timing): RotationStep[] {
-  const steps: RotationStep[] = [];
   const current = signingKey(keys, now);
-  if (current) {
-    const successor = keys.find((key) => key.id !== current.id && keyState(key, now) === "pending");
-    if (!successor && now >= current.retireAt - t.prepublishMs) {
-      // Late (e.g. after downtime): keep the current key signing until its successor has been
-      // published for the full pre-publication window, rather than switch to an unknown key.
-      const activateAt = Math.max(current.retireAt, now + t.prepublishMs);
-      if (activateAt > current.retireAt) {
-        steps.push({
-          kind: "reschedule",
-          id: current.id,
-          reason: "extend",
-          activateAt: current.activateAt,
-          retireAt: activateAt,
-          unpublishAt: activateAt + t.overlapMs,
-        });
-      }
-      steps.push(newKey("successor", now, activateAt, t));
-    }
-  } else {
-    const next = waiting(keys, now)[0];
-    const fallback = keys
-      .filter((key) => keyState(key, now) === "retired")
-      .sort((a, b) => b.activateAt - a.activateAt)[0];
-    if (next) {
-      steps.push(promote(next, now, t));
-    } else if (fallback) {
-      // Nothing signs (the service was down past the whole schedule) but a retired key is still
-      // published: it signs again until a successor has been pre-published.
-      const retireAt = now + t.prepublishMs;
-      steps.push({
-        kind: "reschedule",
-        id: fallback.id,
-        reason: "extend",
-        activateAt: fallback.activateAt,
-        retireAt,
-        unpublishAt: retireAt + t.overlapMs,
-      });
-      steps.push(newKey("successor", now, retireAt, t));
-    } else {
-      // First key of a tenant purpose: no verifier can hold tokens of this tenant yet.
-      steps.push(newKey("bootstrap", now, now, t));
-    }
+  const steps = current ? planSuccession(keys, current, now, t) : planRestart(keys, now, t);
+  return [...steps, ...plannedDestructions(keys, now)];
+}
+
+/** While a key signs: a successor, pre-published in time, once the current key nears retirement. */
+function planSuccession(keys: readonly KeyRecord[], current: KeyRecord, now: number, t: Timing): RotationStep[] {
+  const successor = keys.find((key) => key.id !== current.id && keyState(key, now) === "pending");
+  if (successor || now < current.retireAt - t.prepublishMs) return [];
+  // Late (e.g. after downtime): keep the current key signing until its successor has been
+  // published for the full pre-publication window, rather than switch to an unknown key.
+  const activateAt = Math.max(current.retireAt, now + t.prepublishMs);
+  const steps: RotationStep[] = [];
+  if (activateAt > current.retireAt) steps.push(extend(current, activateAt, t));
+  steps.push(newKey("successor", now, activateAt, t));
+  return steps;
+}
+
+/** While no key signs: the next published one signs, else a retired one again, else the first key. */
+function planRestart(keys: readonly KeyRecord[], now: number, t: Timing): RotationStep[] {
+  const next = waiting(keys, now)[0];
+  if (next) return [promote(next, now, t)];
+  const fallback = keys
+    .filter((key) => keyState(key, now) === "retired")
+    .sort((a, b) => b.activateAt - a.activateAt)[0];
+  if (fallback) {
+    // Nothing signs (the service was down past the whole schedule) but a retired key is still
+    // published: it signs again until a successor has been pre-published.
+    const retireAt = now + t.prepublishMs;
+    return [extend(fallback, retireAt, t), newKey("successor", now, retireAt, t)];
   }
+  // First key of a tenant purpose: no verifier can hold tokens of this tenant yet.
+  return [newKey("bootstrap", now, now, t)];
+}
+
+/** Keeps `key` signing until `retireAt`, published through the overlap after it. */
+function extend(key: KeyRecord, retireAt: number, t: Timing): RotationStep {
+  return {
+    kind: "reschedule",
+    id: key.id,
+    reason: "extend",
+    activateAt: key.activateAt,
+    retireAt,
+    unpublishAt: retireAt + t.overlapMs,
+  };
+}
+
+/** Keys out of the JWKS for good (expired or revoked) whose private half is still to be destroyed. */
+function plannedDestructions(keys: readonly KeyRecord[], now: number): RotationStep[] {
+  const steps: RotationStep[] = [];
   for (const key of keys) {
     const state = keyState(key, now);
     if (key.destroyedAt === null && (state === "expired" || state === "revoked")) {

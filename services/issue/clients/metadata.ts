@@ -94,28 +94,81 @@ export type ClientMetadataInput = Partial<Omit<ClientMetadata, "token_endpoint_a
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]"]);
 
+/** Records one violation; every rule reports into one list, so a refusal names all that is wrong. */
+type Report = (field: string, description: string, error?: MetadataViolation["error"]) => void;
+
 /** Applies the RFC 7591 §2 defaults and every rule; throws InvalidClientMetadata listing all violations. */
 export function normalizeClientMetadata(input: ClientMetadataInput, options: NormalizeOptions = {}): ClientMetadata {
   const untrusted = options.untrusted === true;
   const violations: MetadataViolation[] = [];
-  const bad = (field: string, description: string, error: MetadataViolation["error"] = "invalid_client_metadata") =>
+  const bad: Report = (field, description, error = "invalid_client_metadata") => {
     violations.push({ field, description, error });
+  };
 
-  const method = (input.token_endpoint_auth_method || "client_secret_basic") as AuthMethod; // RFC 7591 §2 default
-  if (!AUTH_METHODS.includes(method)) bad("token_endpoint_auth_method", `must be one of ${AUTH_METHODS.join(", ")}`);
+  const method = authMethodOf(input.token_endpoint_auth_method, bad);
   const isPublic = method === "none";
-  const grants = dedupe(input.grant_types?.length ? input.grant_types : ["authorization_code"]);
+  const grants = grantTypesOf(input.grant_types, bad);
+  const responses = responseTypesOf(input.response_types, grants, bad);
+  requireConsistentGrants(grants, responses, isPublic, bad);
+  const name = clientNameOf(input.client_name, bad);
+  const redirects = redirectUrisOf(input.redirect_uris, grants, isPublic, untrusted, bad);
+  const scope = scopesOf(input.scope, untrusted, bad);
+  checkKeySources(input, untrusted, options.allowPrivateHosts, bad);
+  checkClientUri(input.client_uri, bad);
+  const resources = resourcesOf(input.resources, bad);
+  checkRateLimit(input.rate_limit, untrusted, bad);
+  if (method === "private_key_jwt" && !input.jwks && !input.jwks_uri) {
+    bad("jwks", "private_key_jwt needs the client's public keys: jwks or jwks_uri");
+  }
+  checkAccessTokenLifetime(input.access_token_lifetime, bad);
+  if (violations.length > 0) throw new InvalidClientMetadata(violations);
+  return {
+    client_name: name,
+    redirect_uris: redirects,
+    token_endpoint_auth_method: method,
+    grant_types: grants,
+    response_types: responses,
+    scope: scope.join(" "),
+    jwks: input.jwks,
+    jwks_uri: input.jwks_uri || undefined,
+    client_uri: input.client_uri || undefined,
+    require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
+    dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
+    ...administratorSettings(input, resources),
+  };
+}
+
+function authMethodOf(requested: string | undefined, bad: Report): AuthMethod {
+  const method = (requested || "client_secret_basic") as AuthMethod; // RFC 7591 §2 default
+  if (!AUTH_METHODS.includes(method)) bad("token_endpoint_auth_method", `must be one of ${AUTH_METHODS.join(", ")}`);
+  return method;
+}
+
+function grantTypesOf(requested: string[] | undefined, bad: Report): string[] {
+  const grants = dedupe(requested?.length ? requested : ["authorization_code"]);
   for (const grant of grants) {
     if (!(GRANT_TYPES as readonly string[]).includes(grant)) bad("grant_types", `unsupported grant type "${grant}"`);
   }
+  return grants;
+}
+
+function responseTypesOf(requested: string[] | undefined, grants: readonly string[], bad: Report): string[] {
   // RFC 7591 §2 defaults to "code"; a client without the code grant gets none, so the §2.1 pairing holds.
-  const responses = dedupe(
-    input.response_types?.length ? input.response_types : grants.includes("authorization_code") ? ["code"] : [],
-  );
+  const defaults = grants.includes("authorization_code") ? ["code"] : [];
+  const responses = dedupe(requested?.length ? requested : defaults);
   for (const type of responses) {
     // OAuth 2.1 §4: the implicit grant and hybrid response types are gone.
     if (type !== "code") bad("response_types", `unsupported response type "${type}" (only "code")`);
   }
+  return responses;
+}
+
+function requireConsistentGrants(
+  grants: readonly string[],
+  responses: readonly string[],
+  isPublic: boolean,
+  bad: Report,
+): void {
   // RFC 7591 §2.1: authorization_code goes with the "code" response type, and back.
   if (grants.includes("authorization_code") !== responses.includes("code")) {
     bad("grant_types", 'grant type "authorization_code" and response type "code" go together (RFC 7591 §2.1)');
@@ -123,12 +176,24 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
   if (grants.includes("client_credentials") && isPublic) {
     bad("grant_types", "client_credentials needs a client that authenticates (not token_endpoint_auth_method none)");
   }
+}
 
-  const name = (input.client_name ?? "").trim();
+function clientNameOf(requested: string | undefined, bad: Report): string {
+  const name = (requested ?? "").trim();
   if (name.length > METADATA_LIMITS.clientName) {
     bad("client_name", `must be at most ${METADATA_LIMITS.clientName} characters`);
   }
-  const redirects = dedupe(input.redirect_uris ?? []);
+  return name;
+}
+
+function redirectUrisOf(
+  requested: string[] | undefined,
+  grants: readonly string[],
+  isPublic: boolean,
+  untrusted: boolean,
+  bad: Report,
+): string[] {
+  const redirects = dedupe(requested ?? []);
   if (untrusted && redirects.length > METADATA_LIMITS.untrustedRedirectUris) {
     bad(
       "redirect_uris",
@@ -150,105 +215,144 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
         : redirectUriProblem(uri, isPublic);
     if (problem) bad(`redirect_uris[${i}]`, problem, "invalid_redirect_uri");
   });
+  return redirects;
+}
 
-  const scope = (input.scope ?? "").trim().split(/ +/).filter(Boolean);
+function scopesOf(requested: string | undefined, untrusted: boolean, bad: Report): string[] {
+  const scope = (requested ?? "").trim().split(/ +/).filter(Boolean);
   if (scope.some((s) => !SCOPE_TOKEN.test(s))) bad("scope", "scope values are space-separated tokens (RFC 6749 §3.3)");
-  if ((input.scope ?? "").length > METADATA_LIMITS.scopeChars) {
+  if ((requested ?? "").length > METADATA_LIMITS.scopeChars) {
     bad("scope", `must be at most ${METADATA_LIMITS.scopeChars} characters`);
   }
-  if (untrusted) {
-    if (scope.length > METADATA_LIMITS.untrustedScopes) {
-      bad("scope", `at most ${METADATA_LIMITS.untrustedScopes} scopes may be registered`);
-    }
-    if (scope.some((s) => s.length > METADATA_LIMITS.untrustedScopeChars)) {
-      bad("scope", `each scope must be at most ${METADATA_LIMITS.untrustedScopeChars} characters`);
-    }
-    // RFC 7591 §2 lets the server refuse scopes it will not grant: Mandate's own permissions are
-    // assigned by an administrator, never claimed by a registration.
-    const reserved = scope.filter((s) => s.toLowerCase().startsWith(RESERVED_SCOPE_PREFIX));
-    if (reserved.length > 0) {
-      bad(
-        "scope",
-        `"${RESERVED_SCOPE_PREFIX}" scopes are reserved for clients an administrator registers: ${reserved.join(" ")}`,
-      );
-    }
-  }
+  if (untrusted) checkUntrustedScopes(scope, bad);
+  return scope;
+}
 
+function checkUntrustedScopes(scope: readonly string[], bad: Report): void {
+  if (scope.length > METADATA_LIMITS.untrustedScopes) {
+    bad("scope", `at most ${METADATA_LIMITS.untrustedScopes} scopes may be registered`);
+  }
+  if (scope.some((s) => s.length > METADATA_LIMITS.untrustedScopeChars)) {
+    bad("scope", `each scope must be at most ${METADATA_LIMITS.untrustedScopeChars} characters`);
+  }
+  // RFC 7591 §2 lets the server refuse scopes it will not grant: Mandate's own permissions are
+  // assigned by an administrator, never claimed by a registration.
+  const reserved = scope.filter((s) => s.toLowerCase().startsWith(RESERVED_SCOPE_PREFIX));
+  if (reserved.length > 0) {
+    bad(
+      "scope",
+      `"${RESERVED_SCOPE_PREFIX}" scopes are reserved for clients an administrator registers: ${reserved.join(" ")}`,
+    );
+  }
+}
+
+/** The client's public keys: given inline (jwks) or by URL (jwks_uri), not both. */
+function checkKeySources(
+  input: ClientMetadataInput,
+  untrusted: boolean,
+  allowPrivateHosts: boolean | undefined,
+  bad: Report,
+): void {
   if (input.jwks && input.jwks_uri) bad("jwks", "give jwks or jwks_uri, not both (RFC 7591 §2)");
-  if (input.jwks) {
-    const keys = Array.isArray(input.jwks.keys) ? input.jwks.keys : undefined;
-    if (!keys || keys.length === 0) bad("jwks", 'must be a JWK Set: {"keys": [...]} with at least one key');
-    else if (keys.some((key) => typeof key !== "object" || key === null || !("kty" in key)))
-      bad("jwks", "every key needs a kty");
-    // A private key here would be a leak, and it would be trusted as the client's public key.
-    else if (keys.some((key) => ["d", "p", "q", "dp", "dq", "qi", "k"].some((member) => member in key))) {
-      bad("jwks", "must hold public keys only");
-    } else if (untrusted && keys.length > METADATA_LIMITS.untrustedJwksKeys) {
-      bad("jwks", `at most ${METADATA_LIMITS.untrustedJwksKeys} keys`);
-    } else {
-      // A key that cannot be imported could never verify an assertion: refused now, not at the token endpoint.
-      const unusable = keys.findIndex((key) => !usablePublicKey(key));
-      if (unusable >= 0) {
-        bad(`jwks.keys[${unusable}]`, "is not a usable public key (RFC 7517 §4; an RSA key needs 2048 bits or more)");
-      }
-    }
+  if (input.jwks) checkJwks(input.jwks, untrusted, bad);
+  if (input.jwks_uri) checkJwksUri(input.jwks_uri, allowPrivateHosts, bad);
+}
+
+function checkJwks(jwks: NonNullable<ClientMetadata["jwks"]>, untrusted: boolean, bad: Report): void {
+  const problem = jwksProblem(jwks, untrusted);
+  if (problem) bad(problem.field, problem.description);
+}
+
+/** The first thing wrong with an inline JWK Set, if any. */
+function jwksProblem(
+  jwks: NonNullable<ClientMetadata["jwks"]>,
+  untrusted: boolean,
+): Pick<MetadataViolation, "field" | "description"> | undefined {
+  const keys = Array.isArray(jwks.keys) ? jwks.keys : undefined;
+  if (!keys || keys.length === 0) {
+    return { field: "jwks", description: 'must be a JWK Set: {"keys": [...]} with at least one key' };
   }
-  if (input.jwks_uri) {
-    // The server fetches jwks_uri, so it must be a public https URL (SSRF): refused here already,
-    // not only when a client authentication would fetch it.
-    const target = fetchTargetProblem(input.jwks_uri, { allowPrivate: options.allowPrivateHosts });
-    if (input.jwks_uri.length > METADATA_LIMITS.uri)
-      bad("jwks_uri", `must be at most ${METADATA_LIMITS.uri} characters`);
-    else if (!isHttps(input.jwks_uri)) bad("jwks_uri", "must be an https URL");
-    else if (target) bad("jwks_uri", `must be a public https URL (the server fetches it): ${target}`);
+  if (keys.some((key) => typeof key !== "object" || key === null || !("kty" in key))) {
+    return { field: "jwks", description: "every key needs a kty" };
   }
-  if (input.client_uri && (!isHttps(input.client_uri) || input.client_uri.length > METADATA_LIMITS.uri)) {
+  // A private key here would be a leak, and it would be trusted as the client's public key.
+  if (keys.some((key) => ["d", "p", "q", "dp", "dq", "qi", "k"].some((member) => member in key))) {
+    return { field: "jwks", description: "must hold public keys only" };
+  }
+  if (untrusted && keys.length > METADATA_LIMITS.untrustedJwksKeys) {
+    return { field: "jwks", description: `at most ${METADATA_LIMITS.untrustedJwksKeys} keys` };
+  }
+  // A key that cannot be imported could never verify an assertion: refused now, not at the token endpoint.
+  const unusable = keys.findIndex((key) => !usablePublicKey(key));
+  if (unusable < 0) return undefined;
+  return {
+    field: `jwks.keys[${unusable}]`,
+    description: "is not a usable public key (RFC 7517 §4; an RSA key needs 2048 bits or more)",
+  };
+}
+
+function checkJwksUri(uri: string, allowPrivateHosts: boolean | undefined, bad: Report): void {
+  // The server fetches jwks_uri, so it must be a public https URL (SSRF): refused here already,
+  // not only when a client authentication would fetch it.
+  const target = fetchTargetProblem(uri, { allowPrivate: allowPrivateHosts });
+  if (uri.length > METADATA_LIMITS.uri) bad("jwks_uri", `must be at most ${METADATA_LIMITS.uri} characters`);
+  else if (!isHttps(uri)) bad("jwks_uri", "must be an https URL");
+  else if (target) bad("jwks_uri", `must be a public https URL (the server fetches it): ${target}`);
+}
+
+function checkClientUri(uri: string | undefined, bad: Report): void {
+  if (uri && (!isHttps(uri) || uri.length > METADATA_LIMITS.uri)) {
     bad("client_uri", `must be an https URL of at most ${METADATA_LIMITS.uri} characters`);
   }
-  const resources = input.resources === undefined ? undefined : dedupe(input.resources);
-  if (resources) {
-    if (resources.length > METADATA_LIMITS.resources)
-      bad("resources", `at most ${METADATA_LIMITS.resources} resources`);
-    resources.forEach((resource, i) => {
-      const problem = resourceProblem(resource);
-      if (problem) bad(`resources[${i}]`, problem);
-    });
+}
+
+function resourcesOf(requested: string[] | undefined, bad: Report): string[] | undefined {
+  if (requested === undefined) return undefined;
+  const resources = dedupe(requested);
+  if (resources.length > METADATA_LIMITS.resources) bad("resources", `at most ${METADATA_LIMITS.resources} resources`);
+  resources.forEach((resource, i) => {
+    const problem = resourceProblem(resource);
+    if (problem) bad(`resources[${i}]`, problem);
+  });
+  return resources;
+}
+
+function checkRateLimit(rateLimit: ClientRateLimit | undefined, untrusted: boolean, bad: Report): void {
+  if (rateLimit === undefined) return;
+  if (untrusted) bad("rate_limit", "is set by an administrator");
+  else if (!isRateLimit(rateLimit)) {
+    bad("rate_limit", "needs requests_per_second above 0 (at most 100000) and a whole burst from 1 to 100000");
   }
-  const rateLimit = input.rate_limit;
-  if (rateLimit !== undefined) {
-    if (untrusted) bad("rate_limit", "is set by an administrator");
-    else if (
-      typeof rateLimit !== "object" ||
-      rateLimit === null ||
-      !(typeof rateLimit.requests_per_second === "number" && rateLimit.requests_per_second > 0) ||
-      rateLimit.requests_per_second > 100_000 ||
-      !Number.isInteger(rateLimit.burst) ||
-      rateLimit.burst < 1 ||
-      rateLimit.burst > 100_000
-    ) {
-      bad("rate_limit", "needs requests_per_second above 0 (at most 100000) and a whole burst from 1 to 100000");
-    }
-  }
-  if (method === "private_key_jwt" && !input.jwks && !input.jwks_uri) {
-    bad("jwks", "private_key_jwt needs the client's public keys: jwks or jwks_uri");
-  }
-  const lifetime = input.access_token_lifetime;
+}
+
+function isRateLimit(value: unknown): value is ClientRateLimit {
+  if (typeof value !== "object" || value === null) return false;
+  const { requests_per_second: rate, burst } = value as Partial<ClientRateLimit>;
+  return (
+    typeof rate === "number" &&
+    rate > 0 &&
+    rate <= 100_000 &&
+    typeof burst === "number" &&
+    Number.isInteger(burst) &&
+    burst >= 1 &&
+    burst <= 100_000
+  );
+}
+
+function checkAccessTokenLifetime(lifetime: number | undefined, bad: Report): void {
   if (lifetime !== undefined && (!Number.isInteger(lifetime) || lifetime < 10 || lifetime > 3600)) {
     bad("access_token_lifetime", "must be a whole number of seconds from 10 to 3600");
   }
-  if (violations.length > 0) throw new InvalidClientMetadata(violations);
+}
+
+/** The members an administrator sets, present only when set: the lifetime, the resources, the quota. */
+function administratorSettings(
+  input: ClientMetadataInput,
+  resources: string[] | undefined,
+): Pick<ClientMetadata, "access_token_lifetime" | "resources" | "rate_limit"> {
+  const lifetime = input.access_token_lifetime;
+  const rateLimit = input.rate_limit;
   return {
-    client_name: name,
-    redirect_uris: redirects,
-    token_endpoint_auth_method: method,
-    grant_types: grants,
-    response_types: responses,
-    scope: scope.join(" "),
-    jwks: input.jwks,
-    jwks_uri: input.jwks_uri || undefined,
-    client_uri: input.client_uri || undefined,
-    require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
-    dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
     ...(lifetime !== undefined ? { access_token_lifetime: lifetime } : {}),
     ...(resources?.length ? { resources } : {}),
     ...(rateLimit
@@ -327,34 +431,49 @@ export const REGISTRATION_MEMBERS = [
   "rate_limit",
 ] as const;
 
+/** The JSON type each known member must have, checked in this order (the first mismatch is reported). */
+const MEMBER_TYPES: ReadonlyArray<{
+  members: readonly (typeof REGISTRATION_MEMBERS)[number][];
+  is: (value: unknown) => boolean;
+  description: string;
+}> = [
+  {
+    members: ["redirect_uris", "grant_types", "response_types", "resources"],
+    is: (value) => Array.isArray(value) && value.every((v) => typeof v === "string"),
+    description: "must be an array of strings",
+  },
+  {
+    members: ["client_name", "scope", "token_endpoint_auth_method", "jwks_uri", "client_uri"],
+    is: (value) => typeof value === "string",
+    description: "must be a string",
+  },
+  {
+    members: ["require_pushed_authorization_requests", "dpop_bound_access_tokens"],
+    is: (value) => typeof value === "boolean",
+    description: "must be a boolean",
+  },
+  { members: ["jwks", "rate_limit"], is: isJsonObject, description: "must be a JSON object" },
+];
+
 /** The known members of a JSON registration (or metadata document), type-checked; throws InvalidClientMetadata. */
 export function metadataInputFrom(body: unknown): ClientMetadataInput {
-  const fail = (field: string, description: string, error: MetadataViolation["error"] = "invalid_client_metadata") => {
-    throw new InvalidClientMetadata([{ field, description, error }]);
-  };
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return fail("(body)", "must be a JSON object of client metadata");
+  if (!isJsonObject(body)) {
+    throw new InvalidClientMetadata([
+      { field: "(body)", description: "must be a JSON object of client metadata", error: "invalid_client_metadata" },
+    ]);
   }
-  const record = body as Record<string, unknown>;
   const input: Record<string, unknown> = {};
-  for (const name of REGISTRATION_MEMBERS) if (record[name] !== undefined) input[name] = record[name];
-  for (const name of ["redirect_uris", "grant_types", "response_types", "resources"] as const) {
-    const value = input[name];
-    if (value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== "string"))) {
-      fail(name, "must be an array of strings", name === "redirect_uris" ? "invalid_redirect_uri" : undefined);
-    }
-  }
-  for (const name of ["client_name", "scope", "token_endpoint_auth_method", "jwks_uri", "client_uri"] as const) {
-    if (input[name] !== undefined && typeof input[name] !== "string") fail(name, "must be a string");
-  }
-  for (const name of ["require_pushed_authorization_requests", "dpop_bound_access_tokens"] as const) {
-    if (input[name] !== undefined && typeof input[name] !== "boolean") fail(name, "must be a boolean");
-  }
-  for (const name of ["jwks", "rate_limit"] as const) {
-    const value = input[name];
-    if (value !== undefined && (typeof value !== "object" || value === null || Array.isArray(value))) {
-      fail(name, "must be a JSON object");
+  for (const name of REGISTRATION_MEMBERS) if (body[name] !== undefined) input[name] = body[name];
+  for (const { members, is, description } of MEMBER_TYPES) {
+    const wrong = members.find((name) => input[name] !== undefined && !is(input[name]));
+    if (wrong) {
+      const error = wrong === "redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata";
+      throw new InvalidClientMetadata([{ field: wrong, description, error }]);
     }
   }
   return input as ClientMetadataInput;
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

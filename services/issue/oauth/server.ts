@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceDeps } from "../../shared/deps.ts";
+import type { Logger } from "../../shared/logger.ts";
 import { RemoteJwks } from "../../shared/net/remote-jwks.ts";
 import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
@@ -48,6 +49,8 @@ const CORS_PATHS = new Set([
 ]);
 
 type Handler = (visit: Visit) => Promise<void>;
+/** A route's handlers by HTTP method. */
+type Methods = Partial<Record<string, Handler>>;
 
 export interface OAuthHttp {
   handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
@@ -123,7 +126,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     res.end(body);
   };
 
-  const routes: Record<string, Partial<Record<string, Handler>>> = {
+  const routes: Record<string, Methods> = {
     "/.well-known/oauth-authorization-server": { GET: metadata },
     "/.well-known/openid-configuration": { GET: metadata },
     "/oauth2/token": { POST: (visit) => tokenEndpoint(visit, auth) },
@@ -139,70 +142,103 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     "/oauth2/userinfo": { GET: (visit) => userinfo.handle(visit), POST: (visit) => userinfo.handle(visit) },
   };
 
+  /** Runs an endpoint for an existing tenant, answering whatever it throws. */
+  const dispatch = async (
+    handler: Handler,
+    tenant: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+  ) => {
+    try {
+      if (!(await deps.tenants.exists(tenant))) {
+        sendJson(res, 404, { error: "invalid_request", error_description: `no tenant "${tenant}"` });
+        return;
+      }
+      await noncesReady;
+      await handler({ services, req, res, urls: urlsOf(tenant) });
+    } catch (error) {
+      answerFailure(error, path, res, logger);
+    }
+  };
+
   return {
     authenticateClient: (tenant, credentials, rpcUrl, address) =>
       auth.authenticateMessage(credentials, urlsOf(tenant), rpcUrl, address),
     async handle(req, res) {
-      const path = (req.url ?? "/").split("?")[0] as string;
-      let tenant: string | undefined;
-      let route: string | undefined;
-      const inserted = INSERTED_METADATA.exec(path);
-      if (inserted) {
-        // RFC 8414 §3.1: metadata at the well-known path inserted before the issuer's path.
-        tenant = inserted[2];
-        route = `/.well-known/${inserted[1]}`;
-      } else {
-        const match = ISSUER_PATH.exec(path);
-        if (!match) return false;
-        tenant = match[1];
-        route = REGISTRATION_CLIENT.test(match[2] as string) ? "/oauth2/register/*" : match[2];
-        if (!routes[route as string]) return false;
-      }
-      const methods = routes[route as string] as Partial<Record<string, Handler>>;
-      if (CORS_PATHS.has(route as string) && req.headers.origin) {
-        res.setHeader("access-control-allow-origin", "*");
-        res.setHeader("access-control-expose-headers", "www-authenticate, dpop-nonce, retry-after");
-        if (req.method === "OPTIONS") {
-          res.writeHead(204, {
-            "access-control-allow-methods": Object.keys(methods).join(", "),
-            "access-control-allow-headers": "authorization, content-type, dpop, mcp-protocol-version",
-            "access-control-max-age": "600",
-          });
-          res.end();
-          return true;
-        }
-      }
+      const path = pathOf(req);
+      const target = resolveRoute(path, routes);
+      if (!target) return false;
+      const { tenant, route, methods } = target;
+      if (answeredCors(req, res, route, methods)) return true;
       const handler = methods[req.method ?? ""];
-      if (!handler) {
-        res.setHeader("allow", Object.keys(methods).join(", "));
-        sendJson(res, 405, { error: "invalid_request", error_description: `use ${Object.keys(methods).join(" or ")}` });
-        return true;
-      }
-      try {
-        if (!(await deps.tenants.exists(tenant as string))) {
-          sendJson(res, 404, { error: "invalid_request", error_description: `no tenant "${tenant}"` });
-          return true;
-        }
-        await noncesReady;
-        await handler({ services, req, res, urls: urlsOf(tenant as string) });
-      } catch (error) {
-        if (error instanceof RequestAborted) {
-          // The client hung up mid-request: nobody to answer, and not a failure of ours.
-          logger.debug({ path }, "OAuth request aborted by the client");
-          res.destroy();
-          return true;
-        }
-        const oauthError = toOAuthError(error);
-        if (oauthError instanceof ServerError) logger.error({ err: error, path }, "OAuth endpoint failed");
-        if (!res.headersSent) sendOAuthError(res, oauthError);
-        else res.destroy();
-      }
+      if (handler) await dispatch(handler, tenant, req, res, path);
+      else refuseMethod(res, methods);
       return true;
     },
     async close() {
       await replay.close();
     },
   };
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? "/").split("?")[0] as string;
+}
+
+/** The tenant and route a path names, or undefined when it is none of this server's paths. */
+function resolveRoute(
+  path: string,
+  routes: Record<string, Methods>,
+): { tenant: string; route: string; methods: Methods } | undefined {
+  const inserted = INSERTED_METADATA.exec(path);
+  if (inserted) {
+    // RFC 8414 §3.1: metadata at the well-known path inserted before the issuer's path.
+    const route = `/.well-known/${inserted[1]}`;
+    return { tenant: inserted[2] as string, route, methods: routes[route] as Methods };
+  }
+  const match = ISSUER_PATH.exec(path);
+  if (!match) return undefined;
+  const route = REGISTRATION_CLIENT.test(match[2] as string) ? "/oauth2/register/*" : (match[2] as string);
+  const methods = routes[route];
+  return methods ? { tenant: match[1] as string, route, methods } : undefined;
+}
+
+/**
+ * CORS headers for the endpoints any origin may call; true when the request was a preflight, which
+ * is then answered.
+ */
+function answeredCors(req: IncomingMessage, res: ServerResponse, route: string, methods: Methods): boolean {
+  if (!CORS_PATHS.has(route) || !req.headers.origin) return false;
+  res.setHeader("access-control-allow-origin", "*");
+  res.setHeader("access-control-expose-headers", "www-authenticate, dpop-nonce, retry-after");
+  if (req.method !== "OPTIONS") return false;
+  res.writeHead(204, {
+    "access-control-allow-methods": Object.keys(methods).join(", "),
+    "access-control-allow-headers": "authorization, content-type, dpop, mcp-protocol-version",
+    "access-control-max-age": "600",
+  });
+  res.end();
+  return true;
+}
+
+function refuseMethod(res: ServerResponse, methods: Methods): void {
+  res.setHeader("allow", Object.keys(methods).join(", "));
+  sendJson(res, 405, { error: "invalid_request", error_description: `use ${Object.keys(methods).join(" or ")}` });
+}
+
+/** Answers what an endpoint threw as an OAuth error; unexpected failures are logged. */
+function answerFailure(error: unknown, path: string, res: ServerResponse, logger: Logger): void {
+  if (error instanceof RequestAborted) {
+    // The client hung up mid-request: nobody to answer, and not a failure of ours.
+    logger.debug({ path }, "OAuth request aborted by the client");
+    res.destroy();
+    return;
+  }
+  const oauthError = toOAuthError(error);
+  if (oauthError instanceof ServerError) logger.error({ err: error, path }, "OAuth endpoint failed");
+  if (!res.headersSent) sendOAuthError(res, oauthError);
+  else res.destroy();
 }
 
 function identityProvider({ config, store, clock }: ServiceDeps): IdentityProvider {
@@ -222,7 +258,7 @@ function identityProvider({ config, store, clock }: ServiceDeps): IdentityProvid
 
 /** The client id of an RFC 7592 registration_client_uri path. */
 function clientIdOf(req: IncomingMessage): string {
-  const path = (req.url ?? "/").split("?")[0] as string;
+  const path = pathOf(req);
   let id: string;
   try {
     id = decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));

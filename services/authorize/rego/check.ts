@@ -2,9 +2,10 @@
 // compiler makes before planning — import conflicts, rule kinds that conflict at one path, default
 // rules, shadowing of input/data, and recursion between rules. Every problem found is reported
 // (OPA reports them all), each as a positioned RegoError; unsafe-variable analysis comes next.
-import type { Literal, Module, Rule, Term } from "./ast.ts";
+import { type Import, type Literal, type Module, type Rule, subterms, type Term, type TermOf } from "./ast.ts";
 import { builtinArity } from "./builtins.ts";
 import { RegoError } from "./lexer.ts";
+import { isComprehension } from "./vars.ts";
 
 export type RuleKind = "complete" | "partial_set" | "partial_object" | "function";
 
@@ -53,17 +54,12 @@ export const pathKey = (path: string[]): string => path.join(".");
 
 function checkImports(module: Module, errors: RegoError[]): void {
   const names = new Map<string, string>();
-  let keywordImport: string | undefined;
+  let keywordImport: "rego" | "future" | undefined;
   for (const imp of module.imports) {
     const path = staticPath(imp.path) ?? [];
     const root = path[0];
     if (root === "rego" || root === "future") {
-      // rego.v1 includes every future keyword: it conflicts with any other keyword import (or itself).
-      const isRego = root === "rego";
-      if (keywordImport && (isRego || keywordImport === "rego")) {
-        errors.push(new RegoError("rego_compile_error", "this import shadows previous import", imp.loc));
-      }
-      keywordImport = keywordImport === "rego" || isRego ? "rego" : "future";
+      keywordImport = checkKeywordImport(root, keywordImport, imp, errors);
       continue;
     }
     const name = imp.alias ?? path.at(-1) ?? "";
@@ -72,6 +68,44 @@ function checkImports(module: Module, errors: RegoError[]): void {
     }
     names.set(name, path.join("."));
   }
+}
+
+/** rego.v1 includes every future keyword: it conflicts with any other keyword import (or itself). */
+function checkKeywordImport(
+  root: "rego" | "future",
+  previous: "rego" | "future" | undefined,
+  imp: Import,
+  errors: RegoError[],
+): "rego" | "future" {
+  const isRego = root === "rego";
+  if (previous && (isRego || previous === "rego")) {
+    errors.push(new RegoError("rego_compile_error", "this import shadows previous import", imp.loc));
+  }
+  return previous === "rego" || isRego ? "rego" : "future";
+}
+
+/** Imports of `data` documents, by the name they are imported as. */
+function dataImports(module: Module): Map<string, string[]> {
+  const aliases = new Map<string, string[]>();
+  for (const imp of module.imports) {
+    const path = staticPath(imp.path);
+    if (path && path[0] === "data") aliases.set(imp.alias ?? (path.at(-1) as string), path);
+  }
+  return aliases;
+}
+
+/**
+ * The rule paths a called name may refer to, in OPA's order: a `data.` path, a name imported from
+ * `data`, a rule of the caller's package.
+ */
+export function callCandidates(name: string, module: Module): string[][] {
+  const parts = name.split(".");
+  const imported = dataImports(module).get(parts[0] as string);
+  return [
+    ...(parts[0] === "data" ? [parts] : []),
+    ...(imported ? [[...imported, ...parts.slice(1)]] : []),
+    ["data", ...module.package, ...parts],
+  ];
 }
 
 // ---- the rule index ------------------------------------------------------------------------------
@@ -92,66 +126,69 @@ function ruleKind(rule: Rule): { kind: RuleKind; staticPath: string[] } {
 
 function indexRules(modules: Module[], errors: RegoError[]): Map<string, RuleGroup> {
   const groups = new Map<string, RuleGroup>();
-  for (const module of modules) {
-    for (const rule of module.rules) {
-      const { kind, staticPath: local } = ruleKind(rule);
-      const path = ["data", ...module.package, ...local];
-      const key = pathKey(path);
-      if (rule.default) checkDefault(rule, errors);
-      let group = groups.get(key);
-      if (!group) {
-        group = {
-          path,
-          kind,
-          rules: [],
-          default: undefined,
-          defaultKeys: new Set(),
-          arity: rule.head.args?.length,
-          module,
-        };
-        groups.set(key, group);
-      } else if (
-        group.kind !== kind &&
-        !(rule.default && group.kind === "complete") &&
-        !(group.rules.length === 0 && group.default)
-      ) {
-        errors.push(new RegoError("rego_type_error", `conflicting rules ${key} found`, rule.loc));
-        continue;
-      } else if (kind === "function" && group.arity !== rule.head.args?.length) {
-        errors.push(new RegoError("rego_type_error", `conflicting rules ${key} found`, rule.loc));
-        continue;
-      }
-      if (group.rules.length === 0 && group.default && !rule.default) group.kind = kind;
-      if (rule.default) {
-        // Defaults of ref-head rules are per key (default p["a"] := 1; default p["b"] := 2).
-        const headKey = JSON.stringify(refParts(rule.head.ref).map(constantOf));
-        if (group.defaultKeys.has(headKey)) {
-          errors.push(new RegoError("rego_type_error", `multiple default rules ${key} found`, rule.loc));
-          continue;
-        }
-        group.defaultKeys.add(headKey);
-        group.default ??= rule;
-        if (headKey !== JSON.stringify(local)) group.rules.push(rule);
-      } else group.rules.push(rule);
-    }
+  for (const module of modules) for (const rule of module.rules) addRule(groups, module, rule, errors);
+  checkPrefixConflicts(groups, errors);
+  return groups;
+}
+
+function addRule(groups: Map<string, RuleGroup>, module: Module, rule: Rule, errors: RegoError[]): void {
+  const { kind, staticPath: local } = ruleKind(rule);
+  const path = ["data", ...module.package, ...local];
+  const key = pathKey(path);
+  if (rule.default) checkDefault(rule, errors);
+  let group = groups.get(key);
+  if (!group) {
+    group = {
+      path,
+      kind,
+      rules: [],
+      default: undefined,
+      defaultKeys: new Set(),
+      arity: rule.head.args?.length,
+      module,
+    };
+    groups.set(key, group);
+  } else if (conflicts(group, kind, rule)) {
+    errors.push(new RegoError("rego_type_error", `conflicting rules ${key} found`, rule.loc));
+    return;
   }
-  // A rule path may not also be the prefix of another rule's path with a value (data.p := 1, data.p.q := 2).
+  // A group holding only a default takes the kind of the first rule it defaults.
+  if (group.rules.length === 0 && group.default && !rule.default) group.kind = kind;
+  if (rule.default) addDefault(group, rule, local, errors);
+  else group.rules.push(rule);
+}
+
+/** Rules of another kind at one path (a default may come before the rules it defaults), or functions of another arity. */
+function conflicts(group: RuleGroup, kind: RuleKind, rule: Rule): boolean {
+  const defaultFirst = (rule.default && group.kind === "complete") || (group.rules.length === 0 && group.default);
+  if (group.kind !== kind && !defaultFirst) return true;
+  return kind === "function" && group.arity !== rule.head.args?.length;
+}
+
+function addDefault(group: RuleGroup, rule: Rule, local: string[], errors: RegoError[]): void {
+  // Defaults of ref-head rules are per key (default p["a"] := 1; default p["b"] := 2).
+  const headKey = JSON.stringify(refParts(rule.head.ref).map(constantOf));
+  if (group.defaultKeys.has(headKey)) {
+    errors.push(new RegoError("rego_type_error", `multiple default rules ${pathKey(group.path)} found`, rule.loc));
+    return;
+  }
+  group.defaultKeys.add(headKey);
+  group.default ??= rule;
+  if (headKey !== JSON.stringify(local)) group.rules.push(rule);
+}
+
+/** A rule path may not also be the prefix of another rule's path with a value (data.p := 1, data.p.q := 2). */
+function checkPrefixConflicts(groups: Map<string, RuleGroup>, errors: RegoError[]): void {
   const keys = [...groups.keys()].sort();
   for (let i = 0; i + 1 < keys.length; i++) {
     const a = keys[i] as string;
     const b = keys[i + 1] as string;
     const group = groups.get(a) as RuleGroup;
     if (b.startsWith(`${a}.`) && group.kind !== "partial_object") {
-      errors.push(
-        new RegoError(
-          "rego_type_error",
-          `rule ${a} conflicts with rule ${b}`,
-          group.rules[0]?.loc ?? group.default?.loc,
-        ),
-      );
+      const loc = group.rules[0]?.loc ?? group.default?.loc;
+      errors.push(new RegoError("rego_type_error", `rule ${a} conflicts with rule ${b}`, loc));
     }
   }
-  return groups;
 }
 
 /** OPA: a default value must be ground — no variables or references (calls and comprehensions may compute it). */
@@ -182,32 +219,39 @@ function checkDefault(rule: Rule, errors: RegoError[]): void {
 function checkShadowing(module: Module, errors: RegoError[]): void {
   const strict = module.v1 || module.imports.some((i) => staticPath(i.path)?.join(".") === "rego.v1");
   if (!strict) return;
+  const isDocumentName = (name: string | undefined) => name === "input" || name === "data";
   for (const rule of module.rules) {
-    const name =
-      rule.head.ref.kind === "var"
-        ? rule.head.ref.name
-        : rule.head.ref.kind === "ref" && rule.head.ref.head.kind === "var"
-          ? rule.head.ref.head.name
-          : undefined;
-    if (name === "input" || name === "data") {
-      errors.push(new RegoError("rego_compile_error", `${name} cannot be shadowed`, rule.loc));
-    }
-    for (const body of [...rule.bodies, ...rule.elses.map((e) => e.body)]) {
-      walkLiterals(body, (literal) => {
-        const declared: Term[] = [];
-        if (literal.kind === "unify" && literal.assign) declared.push(...varsIn(literal.left));
-        if (literal.kind === "some") declared.push(...literal.vars);
-        if (literal.kind === "somein" || literal.kind === "every") {
-          if (literal.key) declared.push(...varsIn(literal.key));
-          declared.push(...varsIn(literal.value));
+    const name = ruleName(rule);
+    if (isDocumentName(name)) errors.push(new RegoError("rego_compile_error", `${name} cannot be shadowed`, rule.loc));
+    for (const literal of allLiterals(rule)) {
+      for (const v of declaredTerms(literal)) {
+        if (v.kind === "var" && isDocumentName(v.name)) {
+          errors.push(new RegoError("rego_compile_error", `${v.name} cannot be shadowed`, v.loc));
         }
-        for (const v of declared) {
-          if (v.kind === "var" && (v.name === "input" || v.name === "data")) {
-            errors.push(new RegoError("rego_compile_error", `${v.name} cannot be shadowed`, v.loc));
-          }
-        }
-      });
+      }
     }
+  }
+}
+
+/** The name a rule's head starts with: `p` of `p`, `p.q`, `p[x]`. */
+function ruleName(rule: Rule): string | undefined {
+  const { ref } = rule.head;
+  if (ref.kind === "var") return ref.name;
+  return ref.kind === "ref" && ref.head.kind === "var" ? ref.head.name : undefined;
+}
+
+/** The variables (and, for `some`, the terms) a literal declares local: `x :=`, `some x`, `some … in`, `every`. */
+function declaredTerms(literal: Literal): Term[] {
+  switch (literal.kind) {
+    case "unify":
+      return literal.assign ? varsIn(literal.left) : [];
+    case "some":
+      return literal.vars;
+    case "somein":
+    case "every":
+      return [...(literal.key ? varsIn(literal.key) : []), ...varsIn(literal.value)];
+    default:
+      return [];
   }
 }
 
@@ -218,145 +262,118 @@ function checkShadowing(module: Module, errors: RegoError[]): void {
  * extra one receives the result, as in `count(xs, n)`). Anything else is refused at compile time.
  */
 function checkCalls(module: Module, groups: Map<string, RuleGroup>, errors: RegoError[]): void {
-  const pkg = ["data", ...module.package];
-  const aliases = new Map<string, string[]>();
-  for (const imp of module.imports) {
-    const path = staticPath(imp.path);
-    if (path && path[0] === "data") aliases.set(imp.alias ?? (path.at(-1) as string), path);
-  }
   for (const rule of module.rules) {
     for (const term of allTerms(rule)) {
-      if (term.kind !== "call") continue;
-      const parts = term.name.split(".");
-      const candidates = [
-        parts[0] === "data" ? parts : undefined,
-        aliases.has(parts[0] as string)
-          ? [...(aliases.get(parts[0] as string) as string[]), ...parts.slice(1)]
-          : undefined,
-        [...pkg, ...parts],
-      ];
-      const group = candidates.map((c) => (c ? groups.get(pathKey(c)) : undefined)).find((g) => g !== undefined);
-      let arity: number | "variadic" | undefined;
-      if (group) {
-        arity = group.kind === "function" ? (group.arity as number) : undefined;
-        if (arity === undefined) {
-          errors.push(new RegoError("rego_type_error", `${term.name} is not a function`, term.loc));
-          continue;
-        }
-      } else arity = builtinArity(term.name);
-      if (arity === undefined) {
-        errors.push(new RegoError("rego_type_error", `undefined function ${term.name}`, term.loc));
-        continue;
-      }
-      if (arity !== "variadic" && term.args.length !== arity && term.args.length !== arity + 1) {
-        errors.push(
-          new RegoError(
-            "rego_type_error",
-            `${term.name}: arity mismatch: have ${term.args.length} argument(s), want ${arity}`,
-            term.loc,
-          ),
-        );
-      }
+      const error = term.kind === "call" ? callError(term, module, groups) : undefined;
+      if (error) errors.push(error);
     }
   }
+}
+
+function callError(term: TermOf<"call">, module: Module, groups: Map<string, RuleGroup>): RegoError | undefined {
+  const group = callCandidates(term.name, module)
+    .map((candidate) => groups.get(pathKey(candidate)))
+    .find((g) => g !== undefined);
+  const arity = group ? (group.kind === "function" ? group.arity : undefined) : builtinArity(term.name);
+  if (group && arity === undefined) return new RegoError("rego_type_error", `${term.name} is not a function`, term.loc);
+  if (arity === undefined) return new RegoError("rego_type_error", `undefined function ${term.name}`, term.loc);
+  if (arity === "variadic" || term.args.length === arity || term.args.length === arity + 1) return undefined;
+  return new RegoError(
+    "rego_type_error",
+    `${term.name}: arity mismatch: have ${term.args.length} argument(s), want ${arity}`,
+    term.loc,
+  );
 }
 
 // ---- recursion -----------------------------------------------------------------------------------
 
 function checkRecursion(groups: Map<string, RuleGroup>, errors: RegoError[]): void {
   const edges = new Map<string, Set<string>>();
-  for (const [key, group] of groups) {
-    const targets = new Set<string>();
-    const local = new Set<string>();
-    const aliases = new Map<string, string[]>();
-    for (const imp of group.module.imports) {
-      const path = staticPath(imp.path);
-      if (path && path[0] === "data") aliases.set(imp.alias ?? (path.at(-1) as string), path);
+  for (const [key, group] of groups) edges.set(key, ruleReferences(group, groups));
+  reportCycles(edges, groups, errors);
+}
+
+/** The rule groups a group's definitions refer to: for each reference, the longest rule path it reaches. */
+function ruleReferences(group: RuleGroup, groups: Map<string, RuleGroup>): Set<string> {
+  const aliases = dataImports(group.module);
+  const targets = new Set<string>();
+  // Names declared so far in the group's definitions: local variables, not rules.
+  const local = new Set<string>();
+  for (const rule of [...group.rules, ...(group.default ? [group.default] : [])]) {
+    addLocalNames(rule, local);
+    for (const term of allTerms(rule)) {
+      const path = referencedPath(term, group.module, aliases, local);
+      const target = path && longestRulePath(path, groups);
+      if (target) targets.add(target);
     }
-    const pkg = ["data", ...group.module.package];
-    for (const rule of [...group.rules, ...(group.default ? [group.default] : [])]) {
-      for (const arg of rule.head.args ?? []) for (const v of varsIn(arg)) if (v.kind === "var") local.add(v.name);
-      for (const literal of allLiterals(rule)) {
-        if (literal.kind === "somein" || literal.kind === "every") {
-          for (const t of [literal.key, literal.value])
-            if (t) for (const v of varsIn(t)) if (v.kind === "var") local.add(v.name);
-        }
-        if (literal.kind === "unify" && literal.assign)
-          for (const v of varsIn(literal.left)) if (v.kind === "var") local.add(v.name);
-        if (literal.kind === "some") for (const v of literal.vars) if (v.kind === "var") local.add(v.name);
-      }
-      for (const term of allTerms(rule)) {
-        const path = referencedPath(term, pkg, aliases, local);
-        if (!path) continue;
-        // The longest rule path that the reference reaches.
-        for (let n = path.length; n > 1; n--) {
-          const target = pathKey(path.slice(0, n));
-          if (groups.has(target)) {
-            targets.add(target);
-            break;
-          }
-        }
-      }
-    }
-    edges.set(key, targets);
   }
-  const state = new Map<string, "visiting" | "done">();
+  return targets;
+}
+
+function addLocalNames(rule: Rule, local: Set<string>): void {
+  const declared = [...(rule.head.args ?? []).flatMap(varsIn), ...allLiterals(rule).flatMap(declaredTerms)];
+  for (const v of declared) if (v.kind === "var") local.add(v.name);
+}
+
+function longestRulePath(path: string[], groups: Map<string, RuleGroup>): string | undefined {
+  for (let n = path.length; n > 1; n--) {
+    const target = pathKey(path.slice(0, n));
+    if (groups.has(target)) return target;
+  }
+  return undefined;
+}
+
+/** Reports each cycle of references once, from the rule where the search first meets it. */
+function reportCycles(edges: Map<string, Set<string>>, groups: Map<string, RuleGroup>, errors: RegoError[]): void {
+  const done = new Set<string>();
   const stack: string[] = [];
   const reported = new Set<string>();
   const visit = (node: string): void => {
-    if (state.get(node) === "done") return;
-    if (state.get(node) === "visiting") {
+    if (done.has(node)) return;
+    if (stack.includes(node)) {
       const cycle = [...stack.slice(stack.indexOf(node)), node];
       const first = cycle[0] as string;
       if (!reported.has(first)) {
         reported.add(first);
-        const group = groups.get(first) as RuleGroup;
-        errors.push(
-          new RegoError(
-            "rego_recursion_error",
-            `rule ${first} is recursive: ${cycle.join(" -> ")}`,
-            group.rules[0]?.loc ?? group.default?.loc,
-          ),
-        );
+        errors.push(recursionError(first, cycle, groups.get(first) as RuleGroup));
       }
       return;
     }
-    state.set(node, "visiting");
     stack.push(node);
     for (const next of edges.get(node) ?? []) visit(next);
     stack.pop();
-    state.set(node, "done");
+    done.add(node);
   };
   for (const key of edges.keys()) visit(key);
+}
+
+function recursionError(first: string, cycle: string[], group: RuleGroup): RegoError {
+  const loc = group.rules[0]?.loc ?? group.default?.loc;
+  return new RegoError("rego_recursion_error", `rule ${first} is recursive: ${cycle.join(" -> ")}`, loc);
 }
 
 /** The data path a term refers to: `data.a.b`, a rule of the same package by name, or an import alias. */
 function referencedPath(
   term: Term,
-  pkg: string[],
+  module: Module,
   aliases: Map<string, string[]>,
   local: Set<string>,
 ): string[] | undefined {
-  const head = term.kind === "ref" ? term.head : term.kind === "call" ? term.nameRef : term;
-  if (term.kind === "call") {
-    const parts = term.name.split(".");
-    if (parts[0] === "data") return parts;
-    const alias = aliases.get(parts[0] as string);
-    if (alias) return [...alias, ...parts.slice(1)];
-    return [...pkg, ...parts];
-  }
+  if (term.kind === "call") return callCandidates(term.name, module)[0];
+  const head = term.kind === "ref" ? term.head : term;
   if (head.kind !== "var") return undefined;
-  const rest = term.kind === "ref" ? term.path : [];
-  const staticRest: string[] = [];
-  for (const p of rest) {
-    if (p.kind !== "string") break;
-    staticRest.push(p.value);
-  }
-  if (head.name === "data") return ["data", ...staticRest];
+  const rest = leadingStrings(term.kind === "ref" ? term.path : []);
+  if (head.name === "data") return ["data", ...rest];
   if (local.has(head.name) || head.name === "input") return undefined;
   const alias = aliases.get(head.name);
-  if (alias) return [...alias, ...staticRest];
-  return [...pkg, head.name, ...staticRest];
+  if (alias) return [...alias, ...rest];
+  return ["data", ...module.package, head.name, ...rest];
+}
+
+/** A reference path's constant prefix: `a.b[x].c` → a, b. */
+function leadingStrings(path: Term[]): string[] {
+  const end = path.findIndex((p) => p.kind !== "string");
+  return (end < 0 ? path : path.slice(0, end)).map((p) => (p as { value: string }).value);
 }
 
 // ---- AST walking ---------------------------------------------------------------------------------
@@ -402,16 +419,17 @@ function walkLiterals(body: Literal[], visit: (literal: Literal) => void): void 
   for (const literal of body) {
     visit(literal);
     if (literal.kind === "every") walkLiterals(literal.body, visit);
-    for (const term of literalTerms(literal)) {
+    for (const term of termsIn(literal)) {
       findTerm(term, (t) => {
-        if (t.kind === "arraycomp" || t.kind === "setcomp" || t.kind === "objectcomp") walkLiterals(t.body, visit);
+        if (isComprehension(t)) walkLiterals(t.body, visit);
         return false;
       });
     }
   }
 }
 
-function literalTerms(literal: Literal): Term[] {
+/** Every term a literal holds, `with` targets and values included (an `every` body's are its own literals'). */
+function termsIn(literal: Literal): Term[] {
   switch (literal.kind) {
     case "expr":
       return [literal.expr, ...literal.with.flatMap((w) => [w.target, w.value])];
@@ -438,50 +456,15 @@ function allTerms(rule: Rule): Term[] {
   for (const t of [head.value, head.contains, ...(head.args ?? [])]) if (t) collect(t);
   if (head.ref.kind === "ref") for (const p of head.ref.path) collect(p);
   for (const e of rule.elses) if (e.value) collect(e.value);
-  for (const literal of allLiterals(rule)) for (const t of literalTerms(literal)) collect(t);
+  for (const literal of allLiterals(rule)) for (const t of termsIn(literal)) collect(t);
   return out;
 }
 
 /** Depth-first search over a term and its sub-terms (not into comprehension bodies). */
 export function findTerm(term: Term, match: (t: Term) => boolean, skipComprehensions = false): Term | undefined {
-  if (skipComprehensions && (term.kind === "arraycomp" || term.kind === "setcomp" || term.kind === "objectcomp"))
-    return undefined;
+  if (skipComprehensions && isComprehension(term)) return undefined;
   if (match(term)) return term;
-  const children: Term[] = [];
-  switch (term.kind) {
-    case "ref":
-      children.push(term.head, ...term.path);
-      break;
-    case "array":
-    case "set":
-      children.push(...term.items);
-      break;
-    case "object":
-      for (const [k, v] of term.entries) children.push(k, v);
-      break;
-    case "call":
-      children.push(...term.args);
-      break;
-    case "binary":
-      children.push(term.left, term.right);
-      break;
-    case "unary":
-      children.push(term.arg);
-      break;
-    case "membership":
-      children.push(...(term.key ? [term.key] : []), term.value, term.collection);
-      break;
-    case "arraycomp":
-    case "setcomp":
-      children.push(term.term);
-      break;
-    case "objectcomp":
-      children.push(term.key, term.value);
-      break;
-    default:
-      break;
-  }
-  for (const child of children) {
+  for (const child of subterms(term)) {
     const found = findTerm(child, match, skipComprehensions);
     if (found) return found;
   }

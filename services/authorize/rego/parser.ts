@@ -114,52 +114,69 @@ class Parser {
     const isDefault = this.#atIdent("default");
     if (isDefault) this.#next();
     const head = this.#ruleHead(isDefault);
-    if (isDefault) {
-      if (!head.value) throw new RegoError("rego_parse_error", "default rules must have a value", loc);
-      this.#endOfStatement();
-      return [{ default: true, head, bodies: [[]], elses: [], loc }];
-    }
-    const bodies: Literal[][] = [];
-    const elses: ElseClause[] = [];
+    if (isDefault) return [this.#defaultRule(head, loc)];
     const hasIf = this.#atKeyword("if");
-    if (hasIf) {
-      this.#next();
-      bodies.push(this.#ruleBody());
-    } else if (this.#atPunct("{")) {
-      if (this.#requireIf) throw this.#error("`if` keyword is required before rule body");
-      bodies.push(this.#braceBody());
-    } else {
-      // A rule without a body: `p := 1`, `p contains "x"`, `f(x) := x`.
-      if (!head.value && !head.contains && !head.args) {
-        throw new RegoError("rego_parse_error", "rule must have a value or a body", head.loc);
-      }
-      bodies.push([]);
-    }
+    const bodies = [this.#firstBody(head, hasIf)];
     // v0: several bodies in a row define the same rule more than once (p { a } { b }).
     while (!this.#requireIf && this.#atPunct("{") && !hasIf) bodies.push(this.#braceBody());
-    while (this.#nextLineStartsWith("else")) {
-      this.#skipNewlines();
-      const elseLoc = this.#next().loc;
-      let value: Term | undefined;
-      if (this.#atPunct("=") || this.#atPunct(":=")) {
-        this.#next();
-        value = this.#expr();
-      }
-      let body: Literal[] = [];
-      if (this.#atKeyword("if")) {
-        this.#next();
-        body = this.#ruleBody();
-      } else if (this.#atPunct("{")) {
-        if (this.#requireIf) throw this.#error("`if` keyword is required before rule body");
-        body = this.#braceBody();
-      }
-      elses.push({ value, body, loc: elseLoc });
-    }
+    const elses = this.#elses();
     this.#endOfStatement();
     if (bodies.length > 1) {
       return bodies.map((body) => ({ default: false, head, bodies: [body], elses: [], loc }));
     }
     return [{ default: false, head, bodies, elses, loc }];
+  }
+
+  #defaultRule(head: RuleHead, loc: Location): Rule {
+    if (!head.value) throw new RegoError("rego_parse_error", "default rules must have a value", loc);
+    this.#endOfStatement();
+    return { default: true, head, bodies: [[]], elses: [], loc };
+  }
+
+  /** The body after the head: after `if`, in braces (v0), or none at all (`p := 1`, `f(x) := x`). */
+  #firstBody(head: RuleHead, hasIf: boolean): Literal[] {
+    if (hasIf) {
+      this.#next();
+      return this.#ruleBody();
+    }
+    if (this.#atPunct("{")) return this.#v0Body();
+    if (!head.value && !head.contains && !head.args) {
+      throw new RegoError("rego_parse_error", "rule must have a value or a body", head.loc);
+    }
+    return [];
+  }
+
+  /** `{ … }` without `if`, which only Rego v0 reads. */
+  #v0Body(): Literal[] {
+    if (this.#requireIf) throw this.#error("`if` keyword is required before rule body");
+    return this.#braceBody();
+  }
+
+  /** `else [= value] [if] { … }` clauses, each beginning a line of its own or not. */
+  #elses(): ElseClause[] {
+    const elses: ElseClause[] = [];
+    while (this.#nextLineStartsWith("else")) {
+      this.#skipNewlines();
+      const loc = this.#next().loc;
+      const value = this.#assignment()?.value;
+      elses.push({ value, body: this.#elseBody(), loc });
+    }
+    return elses;
+  }
+
+  #elseBody(): Literal[] {
+    if (this.#atKeyword("if")) {
+      this.#next();
+      return this.#ruleBody();
+    }
+    return this.#atPunct("{") ? this.#v0Body() : [];
+  }
+
+  /** `= value` or `:= value`, if there. */
+  #assignment(): { assign: boolean; value: Term } | undefined {
+    if (!this.#atPunct("=") && !this.#atPunct(":=")) return undefined;
+    const assign = this.#next().text === ":=";
+    return { assign, value: this.#expr() };
   }
 
   #ruleHead(isDefault: boolean): RuleHead {
@@ -168,57 +185,65 @@ class Parser {
     if (this.#isReservedName(name.text)) {
       throw new RegoError("rego_parse_error", `unexpected ${name.text} keyword`, name.loc);
     }
-    let ref: Term = { kind: "var", name: name.text, loc: name.loc };
-    let args: Term[] | undefined;
-    let contains: Term | undefined;
+    const path = this.#headPath();
+    const named: Term = { kind: "var", name: name.text, loc: name.loc };
+    const args = this.#headArgs();
+    const { ref, contains } = this.#headElement(
+      path.length > 0 ? { kind: "ref", head: named, path, loc } : named,
+      args,
+    );
+    const { assign, value } = this.#assignment() ?? { assign: false, value: undefined };
+    // OPA allows default functions; a default partial set is an error.
+    if (isDefault && contains) throw new RegoError("rego_parse_error", "default rules cannot be partial sets", loc);
+    return { ref, args, contains, value, assign, loc };
+  }
+
+  /** `.a` and `[expr]` after a rule's name: a ref head. */
+  #headPath(): Term[] {
     const path: Term[] = [];
     for (;;) {
       if (this.#atPunct(".")) {
         this.#next();
         const part = this.#expectKind("ident");
         path.push({ kind: "string", value: part.text, loc: part.loc });
-        continue;
-      }
-      if (this.#atPunct("[") && this.#adjacent()) {
+      } else if (this.#atPunct("[") && this.#adjacent()) {
         this.#next();
         this.#depth++;
         path.push(this.#expr());
         this.#expectPunct("]");
         this.#depth--;
-        continue;
+      } else {
+        return path;
       }
-      break;
     }
-    if (path.length > 0) ref = { kind: "ref", head: ref, path, loc };
-    if (this.#atPunct("(") && this.#adjacent()) {
-      this.#next();
-      this.#depth++;
-      args = [];
-      while (!this.#atPunct(")")) {
-        args.push(this.#term());
-        if (!this.#atPunct(")")) this.#expectPunct(",");
-      }
-      this.#expectPunct(")");
-      this.#depth--;
+  }
+
+  /** A function's parameters: `(a, [b, c])`. */
+  #headArgs(): Term[] | undefined {
+    if (!this.#atPunct("(") || !this.#adjacent()) return undefined;
+    this.#next();
+    this.#depth++;
+    const args: Term[] = [];
+    while (!this.#atPunct(")")) {
+      args.push(this.#term());
+      if (!this.#atPunct(")")) this.#expectPunct(",");
     }
+    this.#expectPunct(")");
+    this.#depth--;
+    return args;
+  }
+
+  /** A partial set's element: `p contains x`, or v0's `p[x] { … }` (the last key is the element). */
+  #headElement(ref: Term, args: Term[] | undefined): { ref: Term; contains: Term | undefined } {
     if (this.#atKeyword("contains")) {
       this.#next();
-      contains = this.#expr();
-    } else if (!this.#requireIf && ref.kind === "ref" && !args && !this.#atPunct("=") && !this.#atPunct(":=")) {
-      // v0 `p[x] { ... }`: a partial set rule.
-      const last = ref.path.at(-1) as Term;
-      ref = ref.path.length === 1 ? ref.head : { ...ref, path: ref.path.slice(0, -1) };
-      contains = last;
+      return { ref, contains: this.#expr() };
     }
-    let value: Term | undefined;
-    let assign = false;
-    if (this.#atPunct("=") || this.#atPunct(":=")) {
-      assign = this.#next().text === ":=";
-      value = this.#expr();
+    if (this.#requireIf || ref.kind !== "ref" || args || this.#atPunct("=") || this.#atPunct(":=")) {
+      return { ref, contains: undefined };
     }
-    // OPA allows default functions; a default partial set is an error.
-    if (isDefault && contains) throw new RegoError("rego_parse_error", "default rules cannot be partial sets", loc);
-    return { ref, args, contains, value, assign, loc };
+    const contains = ref.path.at(-1) as Term;
+    return { ref: ref.path.length === 1 ? ref.head : { ...ref, path: ref.path.slice(0, -1) }, contains };
   }
 
   /** After `if`: a braced body (OPA reads `{` there as a body, never a set or object), or one literal. */
@@ -257,65 +282,15 @@ class Parser {
 
   #literal(): Literal {
     const loc = this.#peek().loc;
-    if (this.#atIdent("some")) {
-      this.#next();
-      const first = this.#termNoIn();
-      const vars = [first];
-      while (this.#atPunct(",")) {
-        this.#next();
-        vars.push(this.#termNoIn());
-      }
-      if (this.#atKeyword("in")) {
-        this.#next();
-        if (vars.length > 2) throw new RegoError("rego_parse_error", "unexpected , in some", loc);
-        const collection = this.#exprRelation();
-        return vars.length === 2
-          ? { kind: "somein", key: vars[0], value: vars[1] as Term, collection, loc }
-          : { kind: "somein", key: undefined, value: first, collection, loc };
-      }
-      for (const v of vars) {
-        if (v.kind !== "var") throw new RegoError("rego_parse_error", "expected var in some declaration", v.loc);
-      }
-      return { kind: "some", vars, loc };
-    }
-    if (this.#atKeyword("every")) {
-      this.#next();
-      const first = this.#termNoIn();
-      let key: Term | undefined;
-      let value = first;
-      if (this.#atPunct(",")) {
-        this.#next();
-        key = first;
-        value = this.#termNoIn();
-      }
-      if (!this.#atKeyword("in")) throw this.#error("expected `in` after every");
-      this.#next();
-      const domain = this.#exprRelation();
-      const body = this.#braceBody();
-      return { kind: "every", key, value, domain, body, loc };
-    }
-    let negated = false;
-    if (this.#atIdent("not")) {
-      this.#next();
-      negated = true;
-    }
-    let left = this.#expr();
-    if (this.#atPunct(",") && this.#keywords.has("in")) {
-      // `k, v in xs` as an expression: key/value membership.
-      this.#next();
-      const value = this.#exprRelation();
-      if (!this.#atKeyword("in")) throw this.#error("expected `in` after `k, v`");
-      const inLoc = this.#next().loc;
-      left = { kind: "membership", key: left, value, collection: this.#exprRelation(), loc: inLoc };
-    }
-    let literal: Literal;
-    if (this.#atPunct("=") || this.#atPunct(":=")) {
-      const assign = this.#next().text === ":=";
-      const right = this.#expr();
-      literal = { kind: "unify", assign, negated, left, right, with: [], loc };
-    } else {
-      literal = { kind: "expr", negated, expr: left, with: [], loc };
-    }
+    if (this.#atIdent("some")) return this.#some(loc);
+    if (this.#atKeyword("every")) return this.#every(loc);
+    const negated = this.#atIdent("not");
+    if (negated) this.#next();
+    const left = this.#keyValueMembership(this.#expr());
+    const assignment = this.#assignment();
+    const literal: Literal = assignment
+      ? { kind: "unify", assign: assignment.assign, negated, left, right: assignment.value, with: [], loc }
+      : { kind: "expr", negated, expr: left, with: [], loc };
     while (this.#atIdent("with")) {
       const withLoc = this.#next().loc;
       const target = this.#term();
@@ -324,6 +299,54 @@ class Parser {
       literal.with.push({ target, value, loc: withLoc });
     }
     return literal;
+  }
+
+  /** `some x, y` declares; `some v in xs` and `some k, v in xs` iterate. */
+  #some(loc: Location): Literal {
+    this.#next();
+    const vars = [this.#termNoIn()];
+    while (this.#atPunct(",")) {
+      this.#next();
+      vars.push(this.#termNoIn());
+    }
+    if (this.#atKeyword("in")) {
+      this.#next();
+      if (vars.length > 2) throw new RegoError("rego_parse_error", "unexpected , in some", loc);
+      const collection = this.#exprRelation();
+      const [key, value] = vars.length === 2 ? vars : [undefined, vars[0]];
+      return { kind: "somein", key, value: value as Term, collection, loc };
+    }
+    const notVar = vars.find((v) => v.kind !== "var");
+    if (notVar) throw new RegoError("rego_parse_error", "expected var in some declaration", notVar.loc);
+    return { kind: "some", vars, loc };
+  }
+
+  /** `every v in xs { … }`, `every k, v in xs { … }`. */
+  #every(loc: Location): Literal {
+    this.#next();
+    const first = this.#termNoIn();
+    let key: Term | undefined;
+    let value = first;
+    if (this.#atPunct(",")) {
+      this.#next();
+      key = first;
+      value = this.#termNoIn();
+    }
+    if (!this.#atKeyword("in")) throw this.#error("expected `in` after every");
+    this.#next();
+    const domain = this.#exprRelation();
+    const body = this.#braceBody();
+    return { kind: "every", key, value, domain, body, loc };
+  }
+
+  /** `k, v in xs` as an expression (key/value membership), when `left` is followed by a comma. */
+  #keyValueMembership(left: Term): Term {
+    if (!this.#atPunct(",") || !this.#keywords.has("in")) return left;
+    this.#next();
+    const value = this.#exprRelation();
+    if (!this.#atKeyword("in")) throw this.#error("expected `in` after `k, v`");
+    const inLoc = this.#next().loc;
+    return { kind: "membership", key: left, value, collection: this.#exprRelation(), loc: inLoc };
   }
 
   // ---- expressions -----------------------------------------------------------------------------
@@ -399,106 +422,118 @@ class Parser {
 
   #term(): Term {
     const t = this.#peek();
-    let term: Term;
-    if (t.kind === "punct" && t.text === "-") {
-      this.#next();
-      this.#skipNewlines();
-      const next = this.#peek();
-      if (next.kind === "number") {
+    if (t.kind !== "punct" || t.text !== "-") return this.#postfix(this.#operand(t));
+    // `-1` is a number literal; `-x` a negation of the whole term that follows.
+    this.#next();
+    this.#skipNewlines();
+    const next = this.#peek();
+    if (next.kind !== "number") return { kind: "unary", op: "-", arg: this.#term(), loc: t.loc };
+    this.#next();
+    return this.#postfix({ kind: "number", text: `-${next.text}`, loc: t.loc });
+  }
+
+  /** A term before any `.name`, `[index]` or `(args)` after it. */
+  #operand(t: Token): Term {
+    switch (t.kind) {
+      case "number":
         this.#next();
-        term = { kind: "number", text: `-${next.text}`, loc: t.loc };
-      } else {
-        term = { kind: "unary", op: "-", arg: this.#term(), loc: t.loc };
-        return term;
-      }
-    } else if (t.kind === "number") {
-      this.#next();
-      term = { kind: "number", text: t.text, loc: t.loc };
-    } else if (t.kind === "string" || t.kind === "rawstring") {
-      this.#next();
-      term = { kind: "string", value: t.text, loc: t.loc };
-    } else if (t.kind === "ident") {
-      this.#next();
-      if (t.text === "null") term = { kind: "null", loc: t.loc };
-      else if (t.text === "true" || t.text === "false")
-        term = { kind: "boolean", value: t.text === "true", loc: t.loc };
-      else {
-        // `contains` is a keyword only in rule heads; `contains(s, x)` is still the string built-in.
-        const builtinCall = t.text === "contains" && this.#peek().kind === "punct" && this.#peek().text === "(";
-        if (this.#isReservedName(t.text) && !builtinCall)
-          throw new RegoError("rego_parse_error", `unexpected ${t.text} keyword`, t.loc);
-        term = { kind: "var", name: t.text, loc: t.loc };
-      }
-    } else if (t.kind === "punct" && t.text === "(") {
-      this.#next();
-      this.#depth++;
-      const saved = this.#noUnion;
-      this.#noUnion = false;
-      term = this.#expr();
-      this.#noUnion = saved;
-      this.#expectPunct(")");
-      this.#depth--;
-    } else if (t.kind === "punct" && t.text === "[") {
-      term = this.#arrayOrComprehension();
-    } else if (t.kind === "punct" && t.text === "{") {
-      term = this.#setObjectOrComprehension();
-    } else {
-      throw this.#error(`unexpected ${describe(t)}`);
+        return { kind: "number", text: t.text, loc: t.loc };
+      case "string":
+      case "rawstring":
+        this.#next();
+        return { kind: "string", value: t.text, loc: t.loc };
+      case "ident":
+        this.#next();
+        return this.#named(t);
+      default:
+        if (t.kind === "punct" && t.text === "(") return this.#parenthesized();
+        if (t.kind === "punct" && t.text === "[") return this.#arrayOrComprehension();
+        if (t.kind === "punct" && t.text === "{") return this.#setObjectOrComprehension();
+        throw this.#error(`unexpected ${describe(t)}`);
     }
-    return this.#postfix(term);
+  }
+
+  /** null, true, false, or a variable (a reserved word is not one). */
+  #named(t: Token): Term {
+    if (t.text === "null") return { kind: "null", loc: t.loc };
+    if (t.text === "true" || t.text === "false") return { kind: "boolean", value: t.text === "true", loc: t.loc };
+    // `contains` is a keyword only in rule heads; `contains(s, x)` is still the string built-in.
+    const builtinCall = t.text === "contains" && this.#peek().kind === "punct" && this.#peek().text === "(";
+    if (this.#isReservedName(t.text) && !builtinCall) {
+      throw new RegoError("rego_parse_error", `unexpected ${t.text} keyword`, t.loc);
+    }
+    return { kind: "var", name: t.text, loc: t.loc };
+  }
+
+  #parenthesized(): Term {
+    this.#next();
+    this.#depth++;
+    const term = this.#withUnion(() => this.#expr());
+    this.#expectPunct(")");
+    this.#depth--;
+    return term;
+  }
+
+  /** Parses with `|` as set union again (inside parentheses, brackets and call arguments). */
+  #withUnion<T>(parse: () => T): T {
+    const saved = this.#noUnion;
+    this.#noUnion = false;
+    const result = parse();
+    this.#noUnion = saved;
+    return result;
   }
 
   /** `.name`, `[expr]` and `(args)` directly after a term (no whitespace before `[` or `(`). */
   #postfix(start: Term): Term {
     let term = start;
     for (;;) {
-      if (this.#atPunct(".") && this.#adjacent()) {
-        this.#next();
-        const part = this.#expectKind("ident");
-        term = appendPath(term, { kind: "string", value: part.text, loc: part.loc });
-        continue;
-      }
-      if (this.#atPunct("[") && this.#adjacent()) {
-        this.#next();
-        this.#depth++;
-        const saved = this.#noUnion;
-        this.#noUnion = false;
-        const index = this.#expr();
-        this.#noUnion = saved;
-        this.#expectPunct("]");
-        this.#depth--;
-        term = appendPath(term, index);
-        continue;
-      }
-      if (this.#atPunct("(") && this.#adjacent()) {
-        const name = callName(term);
-        if (name === undefined) throw this.#error("invalid function name");
-        this.#next();
-        this.#depth++;
-        const args: Term[] = [];
-        const saved = this.#noUnion;
-        this.#noUnion = false;
-        this.#skipNewlines();
-        while (!this.#atPunct(")")) {
-          args.push(this.#expr());
-          this.#skipNewlines();
-          if (!this.#atPunct(")")) {
-            this.#expectPunct(",");
-            this.#skipNewlines();
-          }
-        }
-        this.#noUnion = saved;
-        this.#expectPunct(")");
-        this.#depth--;
-        // `set()` is the empty set literal, not a call.
-        term =
-          name === "set" && args.length === 0
-            ? { kind: "set", items: [], loc: term.loc }
-            : { kind: "call", name, nameRef: term, args, loc: term.loc };
-        continue;
-      }
-      return term;
+      if (this.#atPunct(".") && this.#adjacent()) term = this.#field(term);
+      else if (this.#atPunct("[") && this.#adjacent()) term = this.#index(term);
+      else if (this.#atPunct("(") && this.#adjacent()) term = this.#call(term);
+      else return term;
     }
+  }
+
+  #field(term: Term): Term {
+    this.#next();
+    const part = this.#expectKind("ident");
+    return appendPath(term, { kind: "string", value: part.text, loc: part.loc });
+  }
+
+  #index(term: Term): Term {
+    this.#next();
+    this.#depth++;
+    const index = this.#withUnion(() => this.#expr());
+    this.#expectPunct("]");
+    this.#depth--;
+    return appendPath(term, index);
+  }
+
+  #call(callee: Term): Term {
+    const name = callName(callee);
+    if (name === undefined) throw this.#error("invalid function name");
+    this.#next();
+    this.#depth++;
+    const args = this.#withUnion(() => this.#callArgs());
+    this.#expectPunct(")");
+    this.#depth--;
+    // `set()` is the empty set literal, not a call.
+    if (name === "set" && args.length === 0) return { kind: "set", items: [], loc: callee.loc };
+    return { kind: "call", name, nameRef: callee, args, loc: callee.loc };
+  }
+
+  #callArgs(): Term[] {
+    const args: Term[] = [];
+    this.#skipNewlines();
+    while (!this.#atPunct(")")) {
+      args.push(this.#expr());
+      this.#skipNewlines();
+      if (!this.#atPunct(")")) {
+        this.#expectPunct(",");
+        this.#skipNewlines();
+      }
+    }
+    return args;
   }
 
   #arrayOrComprehension(): Term {

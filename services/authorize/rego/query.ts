@@ -7,70 +7,21 @@ import type { Literal, Module, Term } from "./ast.ts";
 import { varsIn } from "./check.ts";
 import type { Location } from "./lexer.ts";
 import { parseQuery } from "./parser.ts";
+import { isWildcard } from "./vars.ts";
 
 export const QUERY_ENTRYPOINT = "__query__/rows";
 
+const loc: Location = { file: "query.rego", row: 1, col: 1 };
+
+const variable = (name: string): Term => ({ kind: "var", name, loc });
+
 export function queryModule(query: string, modules: Module[]): Module {
   const literals = parseQuery(query, { file: "query.rego" });
-  const loc: Location = { file: "query.rego", row: 1, col: 1 };
   const ruleNames = new Set(
     modules.flatMap((m) => m.rules.map((r) => (r.head.ref.kind === "var" ? r.head.ref.name : ""))),
   );
-  const names: string[] = [];
-  for (const literal of literals) {
-    const terms =
-      literal.kind === "expr"
-        ? [literal.expr]
-        : literal.kind === "unify"
-          ? [literal.left, literal.right]
-          : literal.kind === "somein"
-            ? [literal.key, literal.value].filter((t): t is Term => t !== undefined)
-            : literal.kind === "some"
-              ? literal.vars
-              : [];
-    for (const t of terms) {
-      for (const v of varsIn(t)) {
-        if (v.kind !== "var" || v.name === "_" || v.name.startsWith("$") || v.name === "input" || v.name === "data")
-          continue;
-        if (!ruleNames.has(v.name) && !names.includes(v.name)) names.push(v.name);
-      }
-    }
-  }
-  const variable = (name: string): Term => ({ kind: "var", name, loc });
-  let body: Literal[] = literals;
-  let row: Term;
-  if (names.length > 0) {
-    row = { kind: "object", entries: names.map((n) => [{ kind: "string", value: n, loc }, variable(n)]), loc };
-  } else {
-    // Expressions become values: `__vN := expr`, kept only when not false (multi-expression queries).
-    const values: Term[] = [];
-    body = literals.map((literal, i) => {
-      if (literal.kind !== "expr" || literal.negated || literal.with.length > 0) return literal;
-      const v = variable(`__v${i}`);
-      values.push(v);
-      return { kind: "unify", assign: true, negated: false, left: v, right: literal.expr, with: [], loc: literal.loc };
-    });
-    if (values.length > 1 || (values.length === 1 && literals.length > 1)) {
-      body = [
-        ...body,
-        ...values.map(
-          (v): Literal => ({
-            kind: "expr",
-            negated: false,
-            expr: { kind: "binary", op: "!=", left: v, right: { kind: "boolean", value: false, loc }, loc },
-            with: [],
-            loc,
-          }),
-        ),
-      ];
-    }
-    row =
-      values.length === 1 && literals.length === 1
-        ? (values[0] as Term)
-        : values.length > 0
-          ? { kind: "array", items: values, loc }
-          : { kind: "boolean", value: true, loc };
-  }
+  const names = queryVariables(literals, ruleNames);
+  const { body, row } = names.length > 0 ? { body: literals, row: variablesRow(names) } : expressionValues(literals);
   return {
     file: "query.rego",
     package: ["__query__"],
@@ -86,4 +37,56 @@ export function queryModule(query: string, modules: Module[]): Module {
     ],
     v1: true,
   };
+}
+
+/** The query's own variables, in order of appearance (not rules, input, data or wildcards). */
+function queryVariables(literals: Literal[], ruleNames: Set<string>): string[] {
+  const names: string[] = [];
+  for (const v of literals.flatMap(queryTerms).flatMap(varsIn)) {
+    if (v.kind !== "var" || isWildcard(v.name) || v.name === "input" || v.name === "data") continue;
+    if (!ruleNames.has(v.name) && !names.includes(v.name)) names.push(v.name);
+  }
+  return names;
+}
+
+function queryTerms(literal: Literal): Term[] {
+  switch (literal.kind) {
+    case "expr":
+      return [literal.expr];
+    case "unify":
+      return [literal.left, literal.right];
+    case "somein":
+      return [literal.key, literal.value].filter((t): t is Term => t !== undefined);
+    case "some":
+      return literal.vars;
+    default:
+      return [];
+  }
+}
+
+/** A solution: the object of the query's variables. */
+function variablesRow(names: string[]): Term {
+  return { kind: "object", entries: names.map((n) => [{ kind: "string", value: n, loc }, variable(n)]), loc };
+}
+
+/**
+ * A query without variables: each expression's value is kept as `__vN := expr`; with several, each
+ * must not be false (as in a rule body), and the solution is the array of their values.
+ */
+function expressionValues(literals: Literal[]): { body: Literal[]; row: Term } {
+  const values: Term[] = [];
+  const body = literals.map((literal, i): Literal => {
+    if (literal.kind !== "expr" || literal.negated || literal.with.length > 0) return literal;
+    const v = variable(`__v${i}`);
+    values.push(v);
+    return { kind: "unify", assign: true, negated: false, left: v, right: literal.expr, with: [], loc: literal.loc };
+  });
+  const single = values.length === 1 && literals.length === 1;
+  if (single) return { body, row: values[0] as Term };
+  const holds = values.map((v): Literal => {
+    const notFalse: Term = { kind: "binary", op: "!=", left: v, right: { kind: "boolean", value: false, loc }, loc };
+    return { kind: "expr", negated: false, expr: notFalse, with: [], loc };
+  });
+  const row: Term = values.length > 0 ? { kind: "array", items: values, loc } : { kind: "boolean", value: true, loc };
+  return { body: [...body, ...holds], row };
 }

@@ -1,4 +1,4 @@
-// Stage 5 of the Rego compiler: the planned IR to WebAssembly, linked onto the prebuilt runtime
+// Stage 6 of the Rego compiler: the planned IR to WebAssembly, linked onto the prebuilt runtime
 // (gen/rego/runtime.wasm) with binaryen. Each planned function becomes a Wasm function; the
 // runtime's `mandate.policy_*` imports are replaced by the policy's entry dispatcher and its JSON
 // tables; constants are parsed once, by the start function, below the heap base that opa-wasm
@@ -67,10 +67,39 @@ function link(
       binaryen.Features.BulkMemoryOpt |
       binaryen.Features.NontrappingFPToInt,
   );
-  const runtimeFn = new Map<string, string>();
+  const runtime = runtimeFunctions(mod);
+  mod.addGlobal("g_input", i32, true, mod.i32.const(0));
+  mod.addGlobal("g_data", i32, true, mod.i32.const(0));
+  mod.addGlobal("g_with", i32, true, mod.i32.const(0));
+  const texts = constantTexts(plan);
+  addStartFunction(mod, texts, runtime.fn, { strict, memoryLimit });
+  const hostCall = hostCaller(mod, plan);
+  for (const func of plan.funcs) {
+    if (func.memo) mod.addGlobal(memoGlobal(func), i32, true, mod.i32.const(0));
+  }
+  for (const func of plan.funcs) {
+    new FunctionEmitter(mod, func, runtime.fn, constGlobal, hostCall).emit();
+  }
+  replacePolicyImports(mod, runtime.imported, plan, texts.length);
+  for (let i = mod.getNumExports() - 1; i >= 0; i--) {
+    const info = binaryen.getExportInfo(mod.getExportByIndex(i));
+    if (!ABI_EXPORTS.has(info.name)) mod.removeExport(info.name);
+  }
+  if (!mod.validate()) throw new Error("internal compiler error: generated module does not validate");
+  if (optimize) {
+    binaryen.setOptimizeLevel(2);
+    binaryen.setShrinkLevel(1);
+    mod.optimize();
+  }
+  return mod.emitBinary();
+}
+
+/** The runtime's exported functions (by export name) and its imports (by `module.base`), as internal names. */
+function runtimeFunctions(mod: binaryen.Module): { fn: (name: string) => string; imported: Map<string, string> } {
+  const exported = new Map<string, string>();
   for (let i = 0; i < mod.getNumExports(); i++) {
     const info = binaryen.getExportInfo(mod.getExportByIndex(i));
-    if (info.kind === binaryen.ExternalFunction) runtimeFn.set(info.name, info.value);
+    if (info.kind === binaryen.ExternalFunction) exported.set(info.name, info.value);
   }
   const imported = new Map<string, string>();
   for (let i = 0; i < mod.getNumFunctions(); i++) {
@@ -78,23 +107,38 @@ function link(
     if (info.module) imported.set(`${info.module}.${info.base}`, info.name);
   }
   const fn = (name: string): string => {
-    const internal = runtimeFn.get(name);
+    const internal = exported.get(name);
     if (!internal) throw new Error(`internal compiler error: the runtime has no ${name}`);
     return internal;
   };
+  return { fn, imported };
+}
 
-  mod.addGlobal("g_input", i32, true, mod.i32.const(0));
-  mod.addGlobal("g_data", i32, true, mod.i32.const(0));
-  mod.addGlobal("g_with", i32, true, mod.i32.const(0));
-
-  // Constants: their JSON texts are written to the heap by the start function (as 8-byte stores:
-  // binaryen cannot add a data segment to an imported memory), then parsed once into values.
+/** The plan's constants as UTF-8 JSON, then the entrypoints and built-ins tables. */
+function constantTexts(plan: Plan): Uint8Array[] {
   const encoder = new TextEncoder();
   const tables = {
     entrypoints: JSON.stringify(Object.fromEntries(plan.entrypoints.map((e, i) => [e.name, i]))),
     builtins: JSON.stringify(Object.fromEntries(plan.hostBuiltins.map((name, i) => [name, i]))),
   };
-  const texts = [...plan.constants, tables.entrypoints, tables.builtins].map((t) => encoder.encode(t));
+  return [...plan.constants, tables.entrypoints, tables.builtins].map((t) => encoder.encode(t));
+}
+
+function constGlobal(index: number): string {
+  return `c${index}`;
+}
+
+/**
+ * The start function: sets the runtime's options, then writes the constants' JSON texts to the
+ * heap (as 8-byte stores: binaryen cannot add a data segment to an imported memory) and parses
+ * each once into the global holding its value.
+ */
+function addStartFunction(
+  mod: binaryen.Module,
+  texts: Uint8Array[],
+  fn: (name: string) => string,
+  { strict, memoryLimit }: { strict: boolean; memoryLimit: number },
+): void {
   const offsets: number[] = [];
   let size = 0;
   for (const t of texts) {
@@ -104,10 +148,8 @@ function link(
   const blob = new Uint8Array(align(size, 8));
   texts.forEach((t, i) => {
     blob.set(t, offsets[i] as number);
-    mod.addGlobal(`c${i}`, i32, true, mod.i32.const(0));
+    mod.addGlobal(constGlobal(i), i32, true, mod.i32.const(0));
   });
-  const constGlobal = (index: number) => `c${index}`;
-
   const base = () => mod.local.get(0, i32);
   const init: number[] = [
     mod.call(fn("rt_set_strict"), [mod.i32.const(strict ? 1 : 0)], binaryen.none),
@@ -125,67 +167,50 @@ function link(
   });
   mod.addFunction("mandate_init", binaryen.none, binaryen.none, [i32], mod.block(null, init));
   mod.setStart(mod.getFunction("mandate_init"));
+}
 
-  // Host built-ins go through opa_builtinN.
+/** Calls of host built-ins, through opa_builtinN (imported once per arity, on first use). */
+function hostCaller(mod: binaryen.Module, plan: Plan): (name: string, args: number[]) => number {
   const hostImports = new Set<number>();
-  const hostCall = (name: string, args: number[]) => {
+  return (name, args) => {
     const arity = args.length;
     const importName = `opa_builtin${arity}`;
     if (!hostImports.has(arity)) {
       hostImports.add(arity);
-      mod.addFunctionImport(
-        importName,
-        "env",
-        importName,
-        binaryen.createType(Array.from({ length: arity + 2 }, () => i32)),
-        i32,
-      );
+      const params = binaryen.createType(Array.from({ length: arity + 2 }, () => i32));
+      mod.addFunctionImport(importName, "env", importName, params, i32);
     }
     return mod.call(importName, [mod.i32.const(plan.hostBuiltins.indexOf(name)), mod.i32.const(0), ...args], i32);
   };
+}
 
-  for (const func of plan.funcs) {
-    if (func.memo) mod.addGlobal(memoGlobal(func), i32, true, mod.i32.const(0));
-  }
-  for (const func of plan.funcs) {
-    new FunctionEmitter(mod, func, fn, constGlobal, hostCall).emit();
-  }
+/** The entry dispatcher and the two tables replace the runtime's placeholder imports. */
+function replacePolicyImports(
+  mod: binaryen.Module,
+  imported: Map<string, string>,
+  plan: Plan,
+  constants: number,
+): void {
+  replaceImport(mod, imported, "mandate.policy_entry", [i32, i32, i32], () => entryDispatcher(mod, plan));
+  replaceImport(mod, imported, "mandate.policy_entrypoints", [], () => mod.global.get(constGlobal(constants - 2), i32));
+  replaceImport(mod, imported, "mandate.policy_builtins", [], () => mod.global.get(constGlobal(constants - 1), i32));
+}
 
-  // The dispatcher and tables replace the runtime's placeholder imports.
-  replaceImport(mod, imported, "mandate.policy_entry", [i32, i32, i32], () => {
-    const body: number[] = [
-      mod.global.set("g_input", mod.local.get(1, i32)),
-      mod.global.set("g_data", mod.local.get(2, i32)),
-      mod.global.set("g_with", mod.i32.const(0)),
-    ];
-    for (const func of plan.funcs) if (func.memo) body.push(mod.global.set(memoGlobal(func), mod.i32.const(0)));
-    plan.entrypoints.forEach((entry, i) => {
-      body.push(
-        mod.if(
-          mod.i32.eq(mod.local.get(0, i32), mod.i32.const(i)),
-          mod.return(mod.call(funcName(entry.func), [], i32)),
-        ),
-      );
-    });
-    body.push(mod.i32.const(0));
-    return mod.block(null, body, i32);
+/** policy_entry(entrypoint, input, data): sets the documents, clears the rule memo, calls the entrypoint's function. */
+function entryDispatcher(mod: binaryen.Module, plan: Plan): number {
+  const body: number[] = [
+    mod.global.set("g_input", mod.local.get(1, i32)),
+    mod.global.set("g_data", mod.local.get(2, i32)),
+    mod.global.set("g_with", mod.i32.const(0)),
+  ];
+  for (const func of plan.funcs) if (func.memo) body.push(mod.global.set(memoGlobal(func), mod.i32.const(0)));
+  plan.entrypoints.forEach((entry, i) => {
+    body.push(
+      mod.if(mod.i32.eq(mod.local.get(0, i32), mod.i32.const(i)), mod.return(mod.call(funcName(entry.func), [], i32))),
+    );
   });
-  replaceImport(mod, imported, "mandate.policy_entrypoints", [], () =>
-    mod.global.get(constGlobal(texts.length - 2), i32),
-  );
-  replaceImport(mod, imported, "mandate.policy_builtins", [], () => mod.global.get(constGlobal(texts.length - 1), i32));
-
-  for (let i = mod.getNumExports() - 1; i >= 0; i--) {
-    const info = binaryen.getExportInfo(mod.getExportByIndex(i));
-    if (!ABI_EXPORTS.has(info.name)) mod.removeExport(info.name);
-  }
-  if (!mod.validate()) throw new Error("internal compiler error: generated module does not validate");
-  if (optimize) {
-    binaryen.setOptimizeLevel(2);
-    binaryen.setShrinkLevel(1);
-    mod.optimize();
-  }
-  return mod.emitBinary();
+  body.push(mod.i32.const(0));
+  return mod.block(null, body, i32);
 }
 
 function memoGlobal(func: PlannedFunc): string {
@@ -297,59 +322,146 @@ class FunctionEmitter {
   }
 
   #stmt(s: Stmt, fail: string): number {
+    switch (s.op) {
+      case "block":
+        return this.#block(s);
+      case "not":
+        return this.#not(s, fail);
+      case "scan":
+        return this.#scan(s);
+      case "br":
+      case "brIf":
+      case "fail":
+      case "exitNot":
+        return this.#branch(s, fail);
+      case "call":
+      case "callFunc":
+      case "host":
+        return this.#call(s, fail);
+      case "check":
+      case "checkZero":
+      case "checkNonZero":
+        return this.#check(s, fail);
+      default:
+        return this.#assign(s, fail);
+    }
+  }
+
+  #block(s: Extract<Stmt, { op: "block" }>): number {
+    const label = s.label ?? this.#label();
+    return this.#mod.block(label, this.#stmts(s.body, label));
+  }
+
+  /** `not`: a solution of its body (exitNot) fails the `not`, i.e. breaks to the enclosing failure. */
+  #not(s: Extract<Stmt, { op: "not" }>, fail: string): number {
+    const label = this.#label();
+    this.#notFails.push(fail);
+    const block = this.#mod.block(label, this.#stmts(s.body, label));
+    this.#notFails.pop();
+    return block;
+  }
+
+  #branch(s: Extract<Stmt, { op: "br" | "brIf" | "fail" | "exitNot" }>, fail: string): number {
     const m = this.#mod;
     switch (s.op) {
-      case "block": {
-        const label = s.label ?? this.#label();
-        return m.block(label, this.#stmts(s.body, label));
-      }
       case "br":
         return m.br(s.label);
       case "brIf":
         return m.br(s.label, this.#get(s.src));
       case "fail":
         return m.br(fail);
-      case "not": {
-        const label = this.#label();
-        this.#notFails.push(fail);
-        const block = m.block(label, this.#stmts(s.body, label));
-        this.#notFails.pop();
-        return block;
-      }
       case "exitNot":
         return m.br(this.#notFails.at(-1) as string);
-      case "scan": {
-        const length = this.#scratch();
-        const index = this.#scratch();
-        const exit = this.#label();
-        const loop = this.#label();
-        const next = this.#label();
-        const body: number[] = [];
-        if (s.key !== undefined) {
-          body.push(m.local.set(s.key, m.call(this.#fn("rt_iter_key"), [this.#get(s.source), this.#get(index)], i32)));
-        }
-        if (s.value !== undefined) {
-          body.push(
-            m.local.set(s.value, m.call(this.#fn("rt_iter_value"), [this.#get(s.source), this.#get(index)], i32)),
-          );
-        }
-        body.push(...this.#stmts(s.body, next));
-        return m.block(null, [
-          m.local.set(length, m.call(this.#fn("rt_iter_len"), [this.#get(s.source)], i32)),
-          m.local.set(index, m.i32.const(0)),
-          m.block(exit, [
-            m.loop(
-              loop,
-              m.block(null, [
-                m.br(exit, m.i32.ge_s(this.#get(index), this.#get(length))),
-                m.block(next, body),
-                m.local.set(index, m.i32.add(this.#get(index), m.i32.const(1))),
-                m.br(loop),
-              ]),
-            ),
+    }
+  }
+
+  /** A loop over a collection's entries: each iteration's failure goes on with the next one. */
+  #scan(s: Extract<Stmt, { op: "scan" }>): number {
+    const m = this.#mod;
+    const length = this.#scratch();
+    const index = this.#scratch();
+    const exit = this.#label();
+    const loop = this.#label();
+    const next = this.#label();
+    const body: number[] = [];
+    if (s.key !== undefined) {
+      body.push(m.local.set(s.key, m.call(this.#fn("rt_iter_key"), [this.#get(s.source), this.#get(index)], i32)));
+    }
+    if (s.value !== undefined) {
+      body.push(m.local.set(s.value, m.call(this.#fn("rt_iter_value"), [this.#get(s.source), this.#get(index)], i32)));
+    }
+    body.push(...this.#stmts(s.body, next));
+    return m.block(null, [
+      m.local.set(length, m.call(this.#fn("rt_iter_len"), [this.#get(s.source)], i32)),
+      m.local.set(index, m.i32.const(0)),
+      m.block(exit, [
+        m.loop(
+          loop,
+          m.block(null, [
+            m.br(exit, m.i32.ge_s(this.#get(index), this.#get(length))),
+            m.block(next, body),
+            m.local.set(index, m.i32.add(this.#get(index), m.i32.const(1))),
+            m.br(loop),
           ]),
-        ]);
+        ),
+      ]),
+    ]);
+  }
+
+  /** Calls: of the runtime, of another planned function, of a host built-in; an undefined result fails. */
+  #call(s: Extract<Stmt, { op: "call" | "callFunc" | "host" }>, fail: string): number {
+    const m = this.#mod;
+    if (s.op === "host") {
+      const set = m.local.set(
+        s.dst,
+        this.#hostCall(
+          s.name,
+          s.args.map((a) => this.#get(a)),
+        ),
+      );
+      return m.block(null, [set, this.#failIfZero(s.dst, fail)]);
+    }
+    if (s.op === "callFunc") {
+      const call = m.call(
+        funcName(s.func),
+        s.args.map((a) => this.#get(a)),
+        i32,
+      );
+      return this.#setResult(s.dst, call, s.maybe, fail);
+    }
+    const args = [
+      ...s.args.map((a) => this.#get(a)),
+      ...(s.ints ?? []).map((n) => m.i32.const(n)),
+      ...(s.tail ?? []).map((a) => this.#get(a)),
+    ];
+    if (s.dst === undefined) return m.call(this.#fn(s.fn), args, binaryen.none);
+    return this.#setResult(s.dst, m.call(this.#fn(s.fn), args, i32), s.maybe, fail);
+  }
+
+  /** A call's result into `dst`; unless it may be undefined, undefined (0) fails. */
+  #setResult(dst: Local, call: number, maybe: boolean | undefined, fail: string): number {
+    const set = this.#mod.local.set(dst, call);
+    return maybe ? set : this.#mod.block(null, [set, this.#failIfZero(dst, fail)]);
+  }
+
+  #check(s: Extract<Stmt, { op: "check" | "checkZero" | "checkNonZero" }>, fail: string): number {
+    const m = this.#mod;
+    switch (s.op) {
+      case "check": {
+        const args = [...s.args.map((a) => this.#get(a)), ...(s.ints ?? []).map((n) => m.i32.const(n))];
+        return m.br(fail, m.i32.eqz(m.call(this.#fn(s.fn), args, i32)));
       }
+      case "checkZero":
+        return m.br(fail, this.#get(s.src));
+      case "checkNonZero":
+        return this.#failIfZero(s.src, fail);
+    }
+  }
+
+  /** Locals and globals: moves, flags, constants, the input and data documents, `with` depth. */
+  #assign(s: Extract<Stmt, { op: "move" | "flag" | "const" | "global" | "setGlobal" | "withDepth" }>, fail: string) {
+    const m = this.#mod;
+    switch (s.op) {
       case "move":
         return m.local.set(s.dst, this.#get(s.src));
       case "flag":
@@ -365,46 +477,6 @@ class FunctionEmitter {
         return m.global.set(s.name === "input" ? "g_input" : "g_data", this.#get(s.src));
       case "withDepth":
         return m.global.set("g_with", m.i32.add(m.global.get("g_with", i32), m.i32.const(s.delta)));
-      case "call": {
-        const args = [
-          ...s.args.map((a) => this.#get(a)),
-          ...(s.ints ?? []).map((n) => m.i32.const(n)),
-          ...(s.tail ?? []).map((a) => this.#get(a)),
-        ];
-        if (s.dst === undefined) return m.call(this.#fn(s.fn), args, binaryen.none);
-        const set = m.local.set(s.dst, m.call(this.#fn(s.fn), args, i32));
-        return s.maybe ? set : m.block(null, [set, this.#failIfZero(s.dst, fail)]);
-      }
-      case "check": {
-        const args = [...s.args.map((a) => this.#get(a)), ...(s.ints ?? []).map((n) => m.i32.const(n))];
-        return m.br(fail, m.i32.eqz(m.call(this.#fn(s.fn), args, i32)));
-      }
-      case "checkZero":
-        return m.br(fail, this.#get(s.src));
-      case "checkNonZero":
-        return this.#failIfZero(s.src, fail);
-      case "callFunc": {
-        const set = m.local.set(
-          s.dst,
-          m.call(
-            funcName(s.func),
-            s.args.map((a) => this.#get(a)),
-            i32,
-          ),
-        );
-        return s.maybe ? set : m.block(null, [set, this.#failIfZero(s.dst, fail)]);
-      }
-      case "host":
-        return m.block(null, [
-          m.local.set(
-            s.dst,
-            this.#hostCall(
-              s.name,
-              s.args.map((a) => this.#get(a)),
-            ),
-          ),
-          this.#failIfZero(s.dst, fail),
-        ]);
     }
   }
 }

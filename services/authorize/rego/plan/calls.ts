@@ -4,7 +4,7 @@
 // the caller's package, else the built-in.
 import type { Module, Term, TermOf } from "../ast.ts";
 import { builtinArity } from "../builtins.ts";
-import { pathKey, type RuleGroup, staticPath } from "../check.ts";
+import { callCandidates, pathKey, type RuleGroup } from "../check.ts";
 import type { Local } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
 import { type Planner, unsupported } from "./planner.ts";
@@ -37,25 +37,12 @@ const OPERATORS: Record<string, string> = {
 };
 
 export function callee(p: Planner, term: TermOf<"call">, module: Module): Callee {
-  for (const candidate of calleePaths(term.name, module)) {
+  for (const candidate of callCandidates(term.name, module)) {
     const group = p.index.groups.get(pathKey(candidate));
     if (group?.kind === "function") return { group, arity: group.arity ?? 0 };
   }
   const arity = builtinArity(term.name);
   return { arity: typeof arity === "number" ? arity : term.args.length };
-}
-
-/** The rule paths a called name may refer to, in OPA's order. */
-function calleePaths(name: string, module: Module): string[][] {
-  const parts = name.split(".");
-  const candidates: string[][] = [];
-  if (parts[0] === "data") candidates.push(parts);
-  for (const imp of module.imports) {
-    const path = staticPath(imp.path);
-    if (path?.[0] === "data" && (imp.alias ?? path.at(-1)) === parts[0]) candidates.push([...path, ...parts.slice(1)]);
-  }
-  candidates.push(["data", ...module.package, ...parts]);
-  return candidates;
 }
 
 /** A call used as a value: exactly its arity's arguments (`print` takes any). */

@@ -76,6 +76,50 @@ function expectLoadableEnv(given: Env, where: string): void {
   expect(() => loadConfig({ env: { ...env, MANDATE_CONFIG: undefined }, file: undefined })).not.toThrow();
 }
 
+/** The parts of a Kubernetes pod spec (and its containers) these checks read. */
+interface Probe {
+  grpc?: unknown;
+  exec?: { command?: string[] };
+}
+interface Container {
+  name: string;
+  args: string[];
+  env?: Array<{ name: string; value?: string }>;
+  securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+}
+interface Pod {
+  securityContext: { runAsNonRoot?: boolean };
+  containers: Container[];
+  volumes?: Array<{ name: string; secret?: { secretName?: string } }>;
+}
+
+function expectRunnableContainer(container: Container, pod: Pod, configMapData: Env): void {
+  expectValidCommand(container.args);
+  expect(container.securityContext?.readOnlyRootFilesystem, container.name).toBe(true);
+  expect(container.securityContext?.allowPrivilegeEscalation, container.name).toBe(false);
+  const env: Env = { ...configMapData };
+  for (const entry of container.env ?? []) {
+    // Secrets are not in the repository in usable form; a syntactically valid stand-in is used.
+    env[entry.name] =
+      entry.value ?? SUPPLIED[entry.name] ?? expect.fail(`${container.name}: no stand-in for ${entry.name}`);
+  }
+  expectLoadableEnv(env, container.name);
+  for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"] as const) {
+    // gRPC probes cannot speak TLS: the services are probed by `mandate health` inside the pod.
+    expect(container[probe]?.grpc, `${container.name} ${probe}`).toBeUndefined();
+    const command = container[probe]?.exec?.command as string[] | undefined;
+    if (command) {
+      expect(command.slice(0, 2)).toEqual(["node", "bin/mandate.js"]);
+      expectValidCommand(command.slice(2));
+    }
+  }
+  const secret = pod.volumes?.find((v: { name: string }) => v.name === "tls")?.secret?.secretName as string | undefined;
+  expectServiceIdentity(container.args, env, () => secret?.replace(/^mandate-tls-/, ""), container.name);
+}
+
 describe("docker compose", () => {
   const compose = parse(readFileSync(join(deploy, "compose.yaml"), "utf8"), { merge: true }) as {
     services: Record<string, { image?: string; command?: string[]; environment?: Env }>;
@@ -136,33 +180,9 @@ describe("kubernetes", () => {
 
   it("gives each container a valid command, environment, probes and a non-root, read-only runtime", () => {
     for (const workload of workloads) {
-      const pod = workload.spec.template.spec;
+      const pod = workload.spec.template.spec as Pod;
       expect(pod.securityContext.runAsNonRoot, workload.metadata.name).toBe(true);
-      for (const container of pod.containers) {
-        expectValidCommand(container.args);
-        expect(container.securityContext?.readOnlyRootFilesystem, container.name).toBe(true);
-        expect(container.securityContext?.allowPrivilegeEscalation, container.name).toBe(false);
-        const env: Env = { ...(configMap?.data ?? {}) };
-        for (const entry of container.env ?? []) {
-          // Secrets are not in the repository in usable form; a syntactically valid stand-in is used.
-          env[entry.name] =
-            entry.value ?? SUPPLIED[entry.name] ?? expect.fail(`${container.name}: no stand-in for ${entry.name}`);
-        }
-        expectLoadableEnv(env, container.name);
-        for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
-          // gRPC probes cannot speak TLS: the services are probed by `mandate health` inside the pod.
-          expect(container[probe]?.grpc, `${container.name} ${probe}`).toBeUndefined();
-          const command = container[probe]?.exec?.command as string[] | undefined;
-          if (command) {
-            expect(command.slice(0, 2)).toEqual(["node", "bin/mandate.js"]);
-            expectValidCommand(command.slice(2));
-          }
-        }
-        const secret = pod.volumes?.find((v: { name: string }) => v.name === "tls")?.secret?.secretName as
-          | string
-          | undefined;
-        expectServiceIdentity(container.args, env, () => secret?.replace(/^mandate-tls-/, ""), container.name);
-      }
+      for (const container of pod.containers) expectRunnableContainer(container, pod, configMap?.data ?? {});
     }
   });
 

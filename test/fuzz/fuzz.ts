@@ -206,30 +206,39 @@ export function formBody(
     .tuple(fc.constantFrom(...templates), fc.array(mutation, { maxLength: 3 }), fc.integer({ min: 0, max: 9 }))
     .map(([template, mutations, style]) => {
       const pairs: Array<[string, string | Uint8Array]> = template.map(([k, v]) => [k, v]);
-      for (const m of mutations) {
-        if (m.op === "set" || m.op === "bytes") {
-          const value = m.op === "set" ? m.value : m.bytes;
-          const at = pairs.findIndex(([k]) => k === m.name);
-          if (at >= 0) pairs[at] = [m.name, value];
-          else pairs.push([m.name, value]);
-        } else if (m.op === "taint" && pairs.length > 0) {
-          const at = m.at % pairs.length;
-          const [k, v] = pairs[at] as [string, string | Uint8Array];
-          if (typeof v === "string") pairs[at] = [k, Buffer.concat([Buffer.from(v), m.suffix])];
-        } else if (m.op === "drop" && pairs.length > 0) pairs.splice(m.at % pairs.length, 1);
-        else if (m.op === "repeat" && pairs.length > 0) pairs.push(pairs[m.at % pairs.length] as [string, string]);
-        else if (m.op === "add") pairs.push([m.name, m.value]);
-      }
-      const encode = (v: string | Uint8Array | undefined) =>
-        v === undefined
-          ? ""
-          : typeof v === "string"
-            ? style === 9
-              ? v // raw: unencoded text, as a careless client writes it
-              : new URLSearchParams([["", v]]).toString().slice(1)
-            : [...v].map((x) => `%${x.toString(16).padStart(2, "0")}`).join("");
+      for (const m of mutations) mutatePairs(pairs, m);
+      const encode = formEncoding(style);
       return Buffer.from(pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join("&"));
     });
+}
+
+function mutatePairs(pairs: Array<[string, string | Uint8Array]>, m: FormMutation): void {
+  if (m.op === "set" || m.op === "bytes") setPair(pairs, m.name, m.op === "set" ? m.value : m.bytes);
+  else if (m.op === "taint" && pairs.length > 0) {
+    const at = m.at % pairs.length;
+    const [k, v] = pairs[at] as [string, string | Uint8Array];
+    if (typeof v === "string") pairs[at] = [k, Buffer.concat([Buffer.from(v), m.suffix])];
+  } else if (m.op === "drop" && pairs.length > 0) pairs.splice(m.at % pairs.length, 1);
+  else if (m.op === "repeat" && pairs.length > 0) pairs.push(pairs[m.at % pairs.length] as [string, string]);
+  else if (m.op === "add") pairs.push([m.name, m.value]);
+}
+
+/** Sets the first parameter of that name, or adds it. */
+function setPair(pairs: Array<[string, string | Uint8Array]>, name: string, value: string | Uint8Array): void {
+  const at = pairs.findIndex(([k]) => k === name);
+  if (at >= 0) pairs[at] = [name, value];
+  else pairs.push([name, value]);
+}
+
+/** Form encoding of a name or value; bytes percent-encoded each, text as is in style 9 (raw). */
+function formEncoding(style: number): (v: string | Uint8Array | undefined) => string {
+  return (v) => {
+    if (v === undefined) return "";
+    if (typeof v !== "string") return [...v].map((x) => `%${x.toString(16).padStart(2, "0")}`).join("");
+    return style === 9
+      ? v // raw: unencoded text, as a careless client writes it
+      : new URLSearchParams([["", v]]).toString().slice(1);
+  };
 }
 
 /**
@@ -427,14 +436,7 @@ export function dpopHeader(
       };
       const current = nonce?.();
       if (current) claims.nonce = current;
-      for (const [k, v] of headerChanges) {
-        if (k !== "jwk+alg") header[k] = v;
-        else {
-          const kty = (v as { kty?: unknown })?.kty;
-          header.jwk = v;
-          header.alg = kty === "RSA" ? "PS256" : kty === "OKP" ? "EdDSA" : "ES256";
-        }
-      }
+      for (const [k, v] of headerChanges) changeHeader(header, k, v);
       for (const [k, v] of claimChanges) claims[k] = v;
       return signJwt(header, claims);
     });
@@ -445,6 +447,17 @@ export function dpopHeader(
     { weight: 1, arbitrary: fc.tuple(signed, signed).map(([a, b]) => [a, b]) },
     { weight: 1, arbitrary: fc.constantFrom("a.b.c", "..", `${b64("{")}.${b64("{")}.`, `${b64("[]")}.e30.AA`) },
   );
+}
+
+/** One header member replaced; "jwk+alg": a key with the algorithm of its type, so it reaches the verifier. */
+function changeHeader(header: Record<string, unknown>, k: string, v: unknown): void {
+  if (k !== "jwk+alg") {
+    header[k] = v;
+    return;
+  }
+  const kty = (v as { kty?: unknown })?.kty;
+  header.jwk = v;
+  header.alg = kty === "RSA" ? "PS256" : kty === "OKP" ? "EdDSA" : "ES256";
 }
 
 /** Authorization header values: garbage Basic, Bearer and DPoP credentials, and the given good ones. */
@@ -699,31 +712,37 @@ interface Generation {
 
 function fieldValue(field: DescField, g: Generation): fc.Arbitrary<unknown> | undefined {
   if (field.fieldKind === "list") {
-    const item =
-      field.listKind === "message"
-        ? messageValue(field.message, g)
-        : field.listKind === "enum"
-          ? enumValue(
-              field.enum.values.map((v) => v.number),
-              g,
-            )
-          : scalarValue(field, field.scalar, g);
+    const item = listItemValue(field, g);
     return item ? fc.array(item, { maxLength: 3 }) : undefined;
   }
   if (field.fieldKind === "map") {
-    const value =
-      field.mapKind === "message"
-        ? messageValue(field.message, g)
-        : field.mapKind === "enum"
-          ? enumValue(
-              field.enum.values.map((v) => v.number),
-              g,
-            )
-          : scalarValue(field, field.scalar, g);
+    const value = mapEntryValue(field, g);
     if (!value || field.mapKey !== ScalarType.STRING) return undefined;
     return fc.dictionary(g.hostile ? nastyString() : fc.string({ maxLength: 8 }), value, { maxKeys: 3 });
   }
   return singleValue(field, g);
+}
+
+function listItemValue(field: Extract<DescField, { fieldKind: "list" }>, g: Generation) {
+  if (field.listKind === "message") return messageValue(field.message, g);
+  if (field.listKind === "enum") {
+    return enumValue(
+      field.enum.values.map((v) => v.number),
+      g,
+    );
+  }
+  return scalarValue(field, field.scalar, g);
+}
+
+function mapEntryValue(field: Extract<DescField, { fieldKind: "map" }>, g: Generation) {
+  if (field.mapKind === "message") return messageValue(field.message, g);
+  if (field.mapKind === "enum") {
+    return enumValue(
+      field.enum.values.map((v) => v.number),
+      g,
+    );
+  }
+  return scalarValue(field, field.scalar, g);
 }
 
 function singleValue(field: DescField, g: Generation): fc.Arbitrary<unknown> | undefined {

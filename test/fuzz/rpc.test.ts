@@ -27,6 +27,7 @@ import {
   fcParams,
   frame,
   gzip,
+  type HttpCase,
   headerValue,
   lengthDelimited,
   messageInit,
@@ -326,84 +327,115 @@ function statusMessage(answer: Answer): string {
   return String(answer.trailers?.["grpc-message"] ?? answer.headers["grpc-message"] ?? answer.body.toString("latin1"));
 }
 
+/** Reports a server failure: counted, then thrown with the case and the server's recent log. */
+type Fail = (what: string, answer: Answer) => never;
+
 /** One call on one transport; throws when the answer is a server failure. */
 async function call(transport: Transport, c: RpcCase): Promise<void> {
   const path = `/${c.method.parent.typeName}/${c.method.name}`;
   const label = describeCase(transport, c);
-  const fail = (what: string, answer: Answer) => {
+  const fail: Fail = (what, answer) => {
     count(transport, `failure`);
     throw new Error(
       `${what}: ${statusMessage(answer).slice(0, 500)}\nfor ${label}\nserver log:\n${server.process.stderr().slice(-2000)}`,
     );
   };
-  if (transport === "grpc") {
-    const { body, encoding } = enveloped(c.payload.binary, c.framing);
-    const headers = await headersFor(c, `http://${grpcAddress}${path}`);
-    if (encoding) headers["grpc-encoding"] = encoding;
-    const answer = await sendHttp2(grpcAddress, path, { "content-type": "application/grpc", ...headers }, body);
-    const status = grpcStatus(answer);
-    count(transport, status === undefined ? `http ${answer.status}` : `grpc ${status}`);
-    if (answer.status >= 500) fail(`HTTP ${answer.status}`, answer);
-    if (answer.status === 200 && status === undefined) fail("no grpc-status", answer);
-    if (status !== undefined && FAILURE_CODES.has(status)) fail(`grpc-status ${status}`, answer);
-    return;
-  }
-  const url = `${server.base}${path}`;
-  const headers = await headersFor(c, url);
+  if (transport === "grpc") return callGrpc(c, path, fail);
+  const headers = await headersFor(c, `${server.base}${path}`);
   if (transport === "grpc-web" || transport === "grpc-web-json") {
-    const json = transport === "grpc-web-json";
-    const { body, encoding } = enveloped(json ? c.payload.json : c.payload.binary, c.framing);
-    if (encoding) headers["grpc-encoding"] = encoding;
-    headers["content-type"] = json ? "application/grpc-web+json" : "application/grpc-web+proto";
-    const answer = await send(server.base, { method: "POST", path, headers, body });
-    const status = grpcStatus(answer);
-    count(transport, status === undefined ? `http ${answer.status}` : `grpc ${status}`);
-    if (answer.status >= 500) fail(`HTTP ${answer.status}`, answer);
-    if (answer.status === 200 && status === undefined) fail("no grpc-status", answer);
-    if (status !== undefined && FAILURE_CODES.has(status)) fail(`grpc-status ${status}`, answer);
-    return;
+    return callGrpcWeb(transport, c, { path, headers }, fail);
   }
+  return callConnect(transport, c, { path, headers }, label, fail);
+}
+
+async function callGrpc(c: RpcCase, path: string, fail: Fail): Promise<void> {
+  const { body, encoding } = enveloped(c.payload.binary, c.framing);
+  const headers = await headersFor(c, `http://${grpcAddress}${path}`);
+  if (encoding) headers["grpc-encoding"] = encoding;
+  const answer = await sendHttp2(grpcAddress, path, { "content-type": "application/grpc", ...headers }, body);
+  expectGrpcAnswer("grpc", answer, fail);
+}
+
+/** Where a call over the edge goes: the method's path, and the headers of its case. */
+interface EdgeCall {
+  path: string;
+  headers: Record<string, string>;
+}
+
+async function callGrpcWeb(transport: Transport, c: RpcCase, { path, headers }: EdgeCall, fail: Fail) {
+  const json = transport === "grpc-web-json";
+  const { body, encoding } = enveloped(json ? c.payload.json : c.payload.binary, c.framing);
+  if (encoding) headers["grpc-encoding"] = encoding;
+  headers["content-type"] = json ? "application/grpc-web+json" : "application/grpc-web+proto";
+  const answer = await send(server.base, { method: "POST", path, headers, body });
+  expectGrpcAnswer(transport, answer, fail);
+}
+
+/** A gRPC answer is a status: never HTTP 5xx, never missing, never a server-failure code. */
+function expectGrpcAnswer(transport: Transport, answer: Answer, fail: Fail): void {
+  const status = grpcStatus(answer);
+  count(transport, status === undefined ? `http ${answer.status}` : `grpc ${status}`);
+  if (answer.status >= 500) fail(`HTTP ${answer.status}`, answer);
+  if (answer.status === 200 && status === undefined) fail("no grpc-status", answer);
+  if (status !== undefined && FAILURE_CODES.has(status)) fail(`grpc-status ${status}`, answer);
+}
+
+async function callConnect(transport: Transport, c: RpcCase, edge: EdgeCall, label: string, fail: Fail) {
   const streaming = c.method.methodKind === "server_streaming";
   const json = transport !== "connect-proto";
-  const data = json ? c.payload.json : c.payload.binary;
-  let answer: Answer;
-  if (transport === "connect-get") {
-    // A URL has room for a few KB (Node answers 431 past 16 KB of headers): 200 levels is past the limit of 100.
-    const deep = c.payload.kind.startsWith("Struct nested");
-    const payload = deep
-      ? { binary: lengthDelimited(15, deepStructBinary(200)), json: Buffer.from(`{"x":${deepJson(200)}}`) }
-      : c.payload;
-    const data = json ? payload.json : payload.binary;
-    const query = new URLSearchParams({ connect: "v1", encoding: json ? "json" : "proto" });
-    if (json) query.set("message", Buffer.from(data).toString("latin1"));
-    else query.set("message", Buffer.from(data).toString("base64url"));
-    if (!json) query.set("base64", "1");
-    if (c.framing === "gzip") {
-      query.set("compression", "gzip");
-      query.set("message", gzip(data).toString("base64url"));
-      query.set("base64", "1");
-    }
-    answer = await send(server.base, { method: "GET", path: `${path}?${query}`, headers });
-  } else if (streaming) {
-    const { body, encoding } = enveloped(data, c.framing);
-    if (encoding) headers["connect-content-encoding"] = encoding;
-    headers["content-type"] = json ? "application/connect+json" : "application/connect+proto";
-    answer = await send(server.base, { method: "POST", path, headers, body });
-  } else {
-    let body = Buffer.from(data);
-    if (c.framing === "gzip") body = gzip(data);
-    if (c.framing === "gzip, corrupt") body = Buffer.from("not gzip at all");
-    if (c.framing === "gzip" || c.framing === "gzip, corrupt") headers["content-encoding"] = "gzip";
-    if (c.framing === "unknown encoding") headers["content-encoding"] = "zstd";
-    headers["content-type"] = json ? "application/json" : "application/proto";
-    headers["connect-protocol-version"] = "1";
-    answer = await send(server.base, { method: "POST", path, headers, body });
-  }
+  const request =
+    transport === "connect-get"
+      ? connectGet(c, json, edge)
+      : streaming
+        ? connectStreaming(c, json, edge)
+        : connectUnary(c, json, edge);
+  const answer = await send(server.base, request);
   const code = connectCode(answer, streaming && transport !== "connect-get");
   count(transport, code ?? `http ${answer.status}`);
   if (process.env.FUZZ_DEBUG === transport) console.log(label, code, answer.body.toString().slice(0, 300));
   if (code !== undefined && FAILURE_NAMES.has(code)) fail(`Connect code ${code} (HTTP ${answer.status})`, answer);
   if (code === undefined && answer.status >= 500) fail(`HTTP ${answer.status}`, answer);
+}
+
+/** Connect unary GET: the message in the query. */
+function connectGet(c: RpcCase, json: boolean, { path, headers }: EdgeCall): HttpCase {
+  // A URL has room for a few KB (Node answers 431 past 16 KB of headers): 200 levels is past the limit of 100.
+  const deep = c.payload.kind.startsWith("Struct nested");
+  const payload = deep
+    ? { binary: lengthDelimited(15, deepStructBinary(200)), json: Buffer.from(`{"x":${deepJson(200)}}`) }
+    : c.payload;
+  const data = json ? payload.json : payload.binary;
+  const query = new URLSearchParams({ connect: "v1", encoding: json ? "json" : "proto" });
+  if (json) query.set("message", Buffer.from(data).toString("latin1"));
+  else query.set("message", Buffer.from(data).toString("base64url"));
+  if (!json) query.set("base64", "1");
+  if (c.framing === "gzip") {
+    query.set("compression", "gzip");
+    query.set("message", gzip(data).toString("base64url"));
+    query.set("base64", "1");
+  }
+  return { method: "GET", path: `${path}?${query}`, headers };
+}
+
+/** Connect server streaming: one enveloped request message. */
+function connectStreaming(c: RpcCase, json: boolean, { path, headers }: EdgeCall): HttpCase {
+  const { body, encoding } = enveloped(json ? c.payload.json : c.payload.binary, c.framing);
+  if (encoding) headers["connect-content-encoding"] = encoding;
+  headers["content-type"] = json ? "application/connect+json" : "application/connect+proto";
+  return { method: "POST", path, headers, body };
+}
+
+/** Connect unary POST: the message as the body, compressed as a whole. */
+function connectUnary(c: RpcCase, json: boolean, { path, headers }: EdgeCall): HttpCase {
+  const data = json ? c.payload.json : c.payload.binary;
+  let body = Buffer.from(data);
+  if (c.framing === "gzip") body = gzip(data);
+  if (c.framing === "gzip, corrupt") body = Buffer.from("not gzip at all");
+  if (c.framing === "gzip" || c.framing === "gzip, corrupt") headers["content-encoding"] = "gzip";
+  if (c.framing === "unknown encoding") headers["content-encoding"] = "zstd";
+  headers["content-type"] = json ? "application/json" : "application/proto";
+  headers["connect-protocol-version"] = "1";
+  return { method: "POST", path, headers, body };
 }
 
 /** The Connect error code of an answer (unary: the JSON body; streaming: the end-of-stream envelope). */

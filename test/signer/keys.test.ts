@@ -102,59 +102,92 @@ function claims(clock: ManualClock, lifetimeMs: number) {
   return { iss: "https://mandate.test/t/acme", sub: "agent", iat: now, exp: now + Math.floor(lifetimeMs / 1000) };
 }
 
+interface SignedToken {
+  jwt: string;
+  kid: string;
+  signedAt: number;
+  exp: number;
+}
+
+/** 72 simulated hours in 10-minute steps: a token signed and the JWKS taken at each, two emergency rotations. */
+interface SignedRun {
+  start: number;
+  tokens: SignedToken[];
+  snapshots: Array<{ at: number; keys: JWK[] }>;
+  firstSeen: Map<string, number>;
+  revoked: { kid: string; at: number } | undefined;
+}
+
+async function signFor72Hours(keys: KeyManager, clock: ManualClock): Promise<SignedRun> {
+  const run: SignedRun = { start: clock.now(), tokens: [], snapshots: [], firstSeen: new Map(), revoked: undefined };
+  for (let step = 0; clock.now() - run.start <= 72 * HOUR; step++) {
+    await keys.tick();
+    const { jwks, maxAgeSeconds } = await keys.jwks("acme", "token_signing");
+    expect(maxAgeSeconds * 1000).toBeLessThan(timing.prepublishMs);
+    run.snapshots.push({ at: clock.now(), keys: jwks.keys });
+    for (const key of jwks.keys) {
+      if (!run.firstSeen.has(key.kid as string)) run.firstSeen.set(key.kid as string, clock.now());
+    }
+    const lifetime = 5 * MINUTE + ((step * 7919) % 55) * MINUTE; // 5 to 60 minutes
+    const signed = await keys.signJwt("acme", claims(clock, lifetime), "at+jwt");
+    run.tokens.push({ jwt: signed.jwt, kid: signed.kid, signedAt: clock.now(), exp: clock.now() + lifetime });
+    if (step === 150) await keys.rotate("acme", "token_signing", false, "test: routine early rotation");
+    if (step === 300) {
+      run.revoked = { kid: signed.kid, at: clock.now() };
+      await keys.rotate("acme", "token_signing", true, "test: key compromised");
+    }
+    clock.advance(10 * MINUTE);
+  }
+  return run;
+}
+
+/** Checks every token against every later JWKS; returns how many verifications succeeded. */
+async function verifyAgainstLaterJwks(run: SignedRun): Promise<number> {
+  let checked = 0;
+  for (const token of run.tokens) {
+    // A key signs only once it has been published (and, after the first, pre-published).
+    expect(run.firstSeen.get(token.kid)).toBeLessThanOrEqual(token.signedAt);
+    checked += await verifyTokenOverTime(run, token);
+  }
+  return checked;
+}
+
+/** A token against each JWKS from its signing until it expires (or, revoked, after its revocation). */
+async function verifyTokenOverTime(run: SignedRun, token: SignedToken): Promise<number> {
+  const { revoked } = run;
+  let checked = 0;
+  for (const snapshot of run.snapshots) {
+    if (snapshot.at < token.signedAt) continue;
+    const verify = () =>
+      jwtVerify(token.jwt, createLocalJWKSet({ keys: snapshot.keys }), {
+        currentDate: new Date(snapshot.at),
+        typ: "at+jwt",
+      });
+    if (revoked && token.kid === revoked.kid && snapshot.at > revoked.at) {
+      await expect(verify(), "a revoked key's token verifies after revocation").rejects.toThrow();
+    } else if (snapshot.at < token.exp) {
+      await expect(
+        verify(),
+        `token of ${token.kid} signed at +${(token.signedAt - run.start) / MINUTE} min`,
+      ).resolves.toBeDefined();
+      checked++;
+    } else {
+      break;
+    }
+  }
+  return checked;
+}
+
 describe.each(backends)("key manager over $name", (backendCase) => {
   it("over 72 simulated hours, every token verifies against every later JWKS until it expires, and a revoked key's never again", async () => {
     const { store, backend, clock } = await setUp(backendCase);
     const keys = await manager(store, backend, clock);
-    const start = clock.now();
-    const tokens: Array<{ jwt: string; kid: string; signedAt: number; exp: number }> = [];
-    const snapshots: Array<{ at: number; keys: JWK[] }> = [];
-    const firstSeen = new Map<string, number>();
-    let revoked: { kid: string; at: number } | undefined;
-
-    for (let step = 0; clock.now() - start <= 72 * HOUR; step++) {
-      await keys.tick();
-      const { jwks, maxAgeSeconds } = await keys.jwks("acme", "token_signing");
-      expect(maxAgeSeconds * 1000).toBeLessThan(timing.prepublishMs);
-      snapshots.push({ at: clock.now(), keys: jwks.keys });
-      for (const key of jwks.keys) if (!firstSeen.has(key.kid as string)) firstSeen.set(key.kid as string, clock.now());
-      const lifetime = 5 * MINUTE + ((step * 7919) % 55) * MINUTE; // 5 to 60 minutes
-      const signed = await keys.signJwt("acme", claims(clock, lifetime), "at+jwt");
-      tokens.push({ jwt: signed.jwt, kid: signed.kid, signedAt: clock.now(), exp: clock.now() + lifetime });
-      if (step === 150) await keys.rotate("acme", "token_signing", false, "test: routine early rotation");
-      if (step === 300) {
-        revoked = { kid: signed.kid, at: clock.now() };
-        await keys.rotate("acme", "token_signing", true, "test: key compromised");
-      }
-      clock.advance(10 * MINUTE);
-    }
+    const run = await signFor72Hours(keys, clock);
+    const { tokens, revoked } = run;
 
     const kids = new Set(tokens.map((t) => t.kid));
     expect(kids.size).toBeGreaterThanOrEqual(4); // 3 scheduled rotations plus 2 emergency ones
-    let checked = 0;
-    for (const token of tokens) {
-      // A key signs only once it has been published (and, after the first, pre-published).
-      expect(firstSeen.get(token.kid)).toBeLessThanOrEqual(token.signedAt);
-      for (const snapshot of snapshots) {
-        if (snapshot.at < token.signedAt) continue;
-        const verify = () =>
-          jwtVerify(token.jwt, createLocalJWKSet({ keys: snapshot.keys }), {
-            currentDate: new Date(snapshot.at),
-            typ: "at+jwt",
-          });
-        if (revoked && token.kid === revoked.kid && snapshot.at > revoked.at) {
-          await expect(verify(), "a revoked key's token verifies after revocation").rejects.toThrow();
-        } else if (snapshot.at < token.exp) {
-          await expect(
-            verify(),
-            `token of ${token.kid} signed at +${(token.signedAt - start) / MINUTE} min`,
-          ).resolves.toBeDefined();
-          checked++;
-        } else {
-          break;
-        }
-      }
-    }
+    const checked = await verifyAgainstLaterJwks(run);
     expect(checked).toBeGreaterThan(tokens.length);
     // Scheduled successors were in the JWKS a full pre-publication window before they signed.
     const listed = await keys.listKeys("acme", "token_signing");

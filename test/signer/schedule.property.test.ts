@@ -58,6 +58,56 @@ const event = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("rotate" as const), revoke: fc.boolean() }) },
 );
 
+type Event = typeof event extends fc.Arbitrary<infer E> ? E : never;
+
+/** Plays one event of a history; returns the time after it. */
+function play(keys: KeyRecord[], e: Event, start: number, counter: { n: number }): number {
+  if (e.kind === "rotate") {
+    apply(keys, planEmergencyRotation(keys, start, timing, e.revoke), start, counter);
+    return start;
+  }
+  // The leader runs the schedule at least every 10 minutes, except across downtime.
+  let now = start;
+  const end = now + e.ms;
+  const step = e.kind === "downtime" ? e.ms : 10 * 60_000;
+  while (now < end) {
+    now = Math.min(end, now + step);
+    apply(keys, planRotation(keys, now, timing), now, counter);
+  }
+  return now;
+}
+
+/** After a round: one published key signs (noted in `signedBy`), and every key's timestamps keep their order. */
+function expectOneSigningKey(keys: KeyRecord[], now: number, signedBy: Map<string, number[]>): void {
+  const current = signingKey(keys, now);
+  expect(current, "a key signs after every schedule round").toBeDefined();
+  if (!current) return;
+  expect(isPublished(current, now)).toBe(true);
+  const times = signedBy.get(current.id) ?? [];
+  times.push(now);
+  signedBy.set(current.id, times);
+  const active = keys.filter((k) => keyState(k, now) === "active");
+  expect(active.length).toBe(1);
+  for (const key of keys) {
+    expect(key.publishAt).toBeLessThanOrEqual(key.activateAt);
+    expect(key.unpublishAt - key.retireAt).toBeGreaterThanOrEqual(timing.overlapMs);
+  }
+}
+
+/**
+ * Every signature a key made lies inside its activity window, and the key stayed published at least
+ * `overlap` past it (unless revoked).
+ */
+function expectSignaturesInsideWindows(keys: KeyRecord[], signedBy: Map<string, number[]>): void {
+  for (const [id, times] of signedBy) {
+    const key = keys.find((k) => k.id === id) as KeyRecord;
+    for (const t of times) {
+      expect(t).toBeGreaterThanOrEqual(key.activateAt);
+      if (key.revokedAt === null) expect(key.unpublishAt).toBeGreaterThanOrEqual(t + timing.overlapMs);
+    }
+  }
+}
+
 describe("rotation schedule", () => {
   it("keeps one published signing key, pre-publishes successors and keeps retired keys through the overlap", () => {
     fc.assert(
@@ -68,40 +118,10 @@ describe("rotation schedule", () => {
         const signedBy = new Map<string, number[]>(); // kid -> times it signed
         apply(keys, planRotation(keys, now, timing), now, counter);
         for (const e of events) {
-          if (e.kind === "rotate") {
-            apply(keys, planEmergencyRotation(keys, now, timing, e.revoke), now, counter);
-          } else {
-            // The leader runs the schedule at least every 10 minutes, except across downtime.
-            const end = now + e.ms;
-            const step = e.kind === "downtime" ? e.ms : 10 * 60_000;
-            while (now < end) {
-              now = Math.min(end, now + step);
-              apply(keys, planRotation(keys, now, timing), now, counter);
-            }
-          }
-          const current = signingKey(keys, now);
-          expect(current, "a key signs after every schedule round").toBeDefined();
-          if (!current) return;
-          expect(isPublished(current, now)).toBe(true);
-          const times = signedBy.get(current.id) ?? [];
-          times.push(now);
-          signedBy.set(current.id, times);
-          const active = keys.filter((k) => keyState(k, now) === "active");
-          expect(active.length).toBe(1);
-          for (const key of keys) {
-            expect(key.publishAt).toBeLessThanOrEqual(key.activateAt);
-            expect(key.unpublishAt - key.retireAt).toBeGreaterThanOrEqual(timing.overlapMs);
-          }
+          now = play(keys, e, now, counter);
+          expectOneSigningKey(keys, now, signedBy);
         }
-        // Every signature a key made lies inside its activity window, and the key stayed published
-        // at least `overlap` past it (unless revoked).
-        for (const [id, times] of signedBy) {
-          const key = keys.find((k) => k.id === id) as KeyRecord;
-          for (const t of times) {
-            expect(t).toBeGreaterThanOrEqual(key.activateAt);
-            if (key.revokedAt === null) expect(key.unpublishAt).toBeGreaterThanOrEqual(t + timing.overlapMs);
-          }
-        }
+        expectSignaturesInsideWindows(keys, signedBy);
       }),
       { numRuns: 300 },
     );

@@ -52,23 +52,7 @@ const collector = createServer((req, res) => {
   req.on("data", (c: Buffer) => chunks.push(c));
   req.on("end", () => {
     try {
-      const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as OtlpMetrics;
-      for (const rm of body.resourceMetrics ?? []) {
-        for (const sm of rm.scopeMetrics ?? []) {
-          for (const metric of sm.metrics ?? []) {
-            const points = metric.gauge?.dataPoints ?? [];
-            const byKey = new Map<string, number>();
-            for (const point of points) {
-              const quantile = point.attributes?.find((a) => a.key === "quantile")?.value.stringValue;
-              const key = quantile ? `${metric.name}{${quantile}}` : metric.name;
-              // Per-tenant gauges (outbox): the worst tenant counts.
-              byKey.set(key, Math.max(byKey.get(key) ?? 0, Number(point.asDouble ?? point.asInt ?? 0)));
-            }
-            for (const [key, value] of byKey) latest.set(key, value);
-            if (points.length === 0 && metric.gauge) latest.set(metric.name, 0);
-          }
-        }
-      }
+      recordMetrics(JSON.parse(Buffer.concat(chunks).toString("utf8")) as OtlpMetrics);
     } catch {
       // Protobuf or another encoding: nothing read from this export.
     }
@@ -76,21 +60,41 @@ const collector = createServer((req, res) => {
   });
 });
 
-interface OtlpMetrics {
-  resourceMetrics?: Array<{
-    scopeMetrics?: Array<{
-      metrics?: Array<{
-        name: string;
-        gauge?: {
-          dataPoints?: Array<{
-            asDouble?: number;
-            asInt?: number | string;
-            attributes?: Array<{ key: string; value: { stringValue?: string } }>;
-          }>;
-        };
-      }>;
+/** Keeps the newest value of every gauge in an export. */
+function recordMetrics(body: OtlpMetrics): void {
+  for (const rm of body.resourceMetrics ?? []) {
+    for (const sm of rm.scopeMetrics ?? []) {
+      for (const metric of sm.metrics ?? []) recordGauge(metric);
+    }
+  }
+}
+
+function recordGauge(metric: OtlpMetric): void {
+  const points = metric.gauge?.dataPoints ?? [];
+  const byKey = new Map<string, number>();
+  for (const point of points) {
+    const quantile = point.attributes?.find((a) => a.key === "quantile")?.value.stringValue;
+    const key = quantile ? `${metric.name}{${quantile}}` : metric.name;
+    // Per-tenant gauges (outbox): the worst tenant counts.
+    byKey.set(key, Math.max(byKey.get(key) ?? 0, Number(point.asDouble ?? point.asInt ?? 0)));
+  }
+  for (const [key, value] of byKey) latest.set(key, value);
+  if (points.length === 0 && metric.gauge) latest.set(metric.name, 0);
+}
+
+interface OtlpMetric {
+  name: string;
+  gauge?: {
+    dataPoints?: Array<{
+      asDouble?: number;
+      asInt?: number | string;
+      attributes?: Array<{ key: string; value: { stringValue?: string } }>;
     }>;
-  }>;
+  };
+}
+
+interface OtlpMetrics {
+  resourceMetrics?: Array<{ scopeMetrics?: Array<{ metrics?: OtlpMetric[] }> }>;
 }
 
 function percentile(values: number[], p: number): number {
@@ -114,138 +118,160 @@ async function main(): Promise<number> {
   const address = dev.summary.grpc as string;
   process.stderr.write(`soak: ${SECONDS} s at ${RATE} requests/s against ${base}, sampled every ${SAMPLE_SECONDS} s\n`);
   try {
-    const tenants = adminClient(Tenants, address, dev.adminFile);
-    const introspect = adminClient(Introspect, address, dev.adminFile);
-    const audit = adminClient(Audit, address, dev.adminFile);
-    const { Issue } = await import("../../gen/mandate/v1/issue_pb.js");
-    const { client, clientSecret } = await adminClient(Issue, address, dev.adminFile).createClient({
-      tenant: "demo",
-      metadata: { grantTypes: ["client_credentials"], resources: ["https://api.example.com/"] },
-    });
-    const basic = `Basic ${Buffer.from(`${client?.clientId}:${clientSecret}`).toString("base64")}`;
-    let lastToken = "";
-    const ok = (response: Response) => {
-      if (!response.ok) throw new Error(`HTTP ${response.status} from ${response.url}`);
-      return response.arrayBuffer();
-    };
-    // The mix: token requests, introspection, admin and audit reads (gRPC), discovery and JWKS (HTTP).
-    const mix: Array<() => Promise<unknown>> = [
-      async () => {
-        const response = await fetch(`${base}/t/demo/oauth2/token`, {
-          method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
-          body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
-        });
-        if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
-        lastToken = ((await response.json()) as { access_token: string }).access_token;
-      },
-      () => introspect.introspect({ tenant: "demo", token: lastToken || "none" }),
-      () => fetch(`${base}/t/demo/.well-known/openid-configuration`).then(ok),
-      async () => {
-        const response = await fetch(`${base}/t/demo/oauth2/token`, {
-          method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
-          body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
-        });
-        if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
-        await response.arrayBuffer();
-      },
-      () => tenants.getTenant({ tenant: "demo" }),
-      () => fetch(`${base}/t/demo/.well-known/jwks.json`).then(ok),
-      () => audit.query({ tenant: "demo", page: { pageSize: 10 } }),
-    ];
-
-    const samples: Sample[] = [];
-    let window: number[] = [];
-    let failures = 0;
-    let firstFailure = "";
-    let sent = 0;
-    const started = Date.now();
-    const inFlight = new Set<Promise<void>>();
-    const fire = () => {
-      const call = mix[sent++ % mix.length] as () => Promise<unknown>;
-      const t0 = performance.now();
-      const done = call()
-        .then(() => void window.push(performance.now() - t0))
-        .catch((error: unknown) => {
-          failures++;
-          firstFailure ||= error instanceof Error ? error.message : String(error);
-        })
-        .finally(() => inFlight.delete(done));
-      inFlight.add(done);
-    };
-    // A fixed rate, whatever the latency (open loop): late requests do not slow the schedule down.
-    const ticker = setInterval(() => {
-      const due = Math.floor(((Date.now() - started) / 1000) * RATE) - sent;
-      for (let i = 0; i < due; i++) fire();
-    }, 10);
-    let nextSample = started + SAMPLE_SECONDS * 1000;
-    while (Date.now() - started < SECONDS * 1000) {
-      await new Promise((r) => setTimeout(r, Math.max(0, nextSample - Date.now())));
-      nextSample += SAMPLE_SECONDS * 1000;
-      const sample: Sample = {
-        t: Math.round((Date.now() - started) / 1000),
-        rssMb: (latest.get("process.memory.rss") ?? 0) / 1048576,
-        heapMb: (latest.get("process.memory.heap_used") ?? 0) / 1048576,
-        loopP99Ms: latest.get("nodejs.eventloop.delay{p99}") ?? 0,
-        loopMaxMs: latest.get("nodejs.eventloop.delay{max}") ?? 0,
-        outboxDepth: latest.get("mandate.audit.outbox.depth") ?? 0,
-        outboxAgeS: latest.get("mandate.audit.outbox.age") ?? 0,
-        requests: window.length,
-        p99Ms: percentile(window, 99),
-        failures,
-      };
-      window = [];
-      samples.push(sample);
-      process.stderr.write(
-        `  t=${sample.t}s rss ${sample.rssMb.toFixed(0)} MB heap ${sample.heapMb.toFixed(0)} MB loop p99 ${sample.loopP99Ms.toFixed(1)} ms ` +
-          `outbox ${sample.outboxDepth} (${sample.outboxAgeS.toFixed(1)} s) p99 ${sample.p99Ms.toFixed(1)} ms failures ${failures}\n`,
-      );
-    }
-    clearInterval(ticker);
-    await Promise.allSettled([...inFlight]);
-
+    const run = await runAtFixedRate(await trafficMix(base, address, dev.adminFile));
     mkdirSync(OUT, { recursive: true });
-    const columns = Object.keys(samples[0] ?? {}) as Array<keyof Sample>;
+    const columns = Object.keys(run.samples[0] ?? {}) as Array<keyof Sample>;
     writeFileSync(
       join(OUT, "soak.csv"),
-      `${columns.join(",")}\n${samples.map((s) => columns.map((c) => s[c].toFixed(3)).join(",")).join("\n")}\n`,
+      `${columns.join(",")}\n${run.samples.map((s) => columns.map((c) => s[c].toFixed(3)).join(",")).join("\n")}\n`,
     );
-    const chart = await renderChart(samples, join(OUT, "soak.png"));
-
-    // Growth checks: the last third against the middle third (the first is warm-up).
-    const third = Math.max(1, Math.floor(samples.length / 3));
-    const middle = samples.slice(third, 2 * third);
-    const last = samples.slice(-third);
-    const grows = (pick: (s: Sample) => number, factor: number, slack: number, over = median) =>
-      over(last.map(pick)) > over(middle.map(pick)) * factor + slack;
-    // The heap's floor (its lowest sample, after a collection) shows a leak; its median shows the GC.
-    const floor = (values: number[]) => Math.min(...values);
-    const problems: string[] = [];
-    if (failures > 0) problems.push(`${failures} request(s) failed, e.g. ${firstFailure}`);
-    if (grows((s) => s.rssMb, 1.25, 16)) problems.push("resident memory grows");
-    if (grows((s) => s.heapMb, 1.25, 16, floor)) problems.push("heap memory grows");
-    if (grows((s) => s.loopP99Ms, 2, 10)) problems.push("event-loop delay grows");
-    if (grows((s) => s.p99Ms, 2, 20)) problems.push("request p99 grows");
-    if (samples.some((s) => s.outboxAgeS > 30)) problems.push("the audit outbox fell more than 30 s behind");
-    const requests = samples.reduce((n, s) => n + s.requests, 0);
-    process.stdout.write(
-      `soak: ${samples.length} samples, ${requests} requests (${(requests / SECONDS).toFixed(0)}/s), ${failures} failures; ` +
-        `rss ${median(middle.map((s) => s.rssMb)).toFixed(0)} → ${median(last.map((s) => s.rssMb)).toFixed(0)} MB, ` +
-        `heap ${median(middle.map((s) => s.heapMb)).toFixed(0)} → ${median(last.map((s) => s.heapMb)).toFixed(0)} MB, ` +
-        `loop p99 ${median(middle.map((s) => s.loopP99Ms)).toFixed(1)} → ${median(last.map((s) => s.loopP99Ms)).toFixed(1)} ms, ` +
-        `request p99 ${median(middle.map((s) => s.p99Ms)).toFixed(1)} → ${median(last.map((s) => s.p99Ms)).toFixed(1)} ms, ` +
-        `outbox age max ${Math.max(...samples.map((s) => s.outboxAgeS)).toFixed(1)} s\n` +
-        `written: ${join(OUT, "soak.csv")}${chart ? `, ${chart}` : ""}\n` +
-        (problems.length
-          ? `FAILED: ${problems.join("; ")}\n`
-          : "OK: nothing grows, the audit log keeps up, no request failed\n"),
-    );
-    return problems.length ? 1 : 0;
+    const chart = await renderChart(run.samples, join(OUT, "soak.png"));
+    return verdict(run, chart);
   } finally {
     await dev.stop();
     collector.close();
   }
+}
+
+/** The mix: token requests, introspection, admin and audit reads (gRPC), discovery and JWKS (HTTP). */
+async function trafficMix(base: string, address: string, adminFile: string): Promise<Array<() => Promise<unknown>>> {
+  const tenants = adminClient(Tenants, address, adminFile);
+  const introspect = adminClient(Introspect, address, adminFile);
+  const audit = adminClient(Audit, address, adminFile);
+  const { Issue } = await import("../../gen/mandate/v1/issue_pb.js");
+  const { client, clientSecret } = await adminClient(Issue, address, adminFile).createClient({
+    tenant: "demo",
+    metadata: { grantTypes: ["client_credentials"], resources: ["https://api.example.com/"] },
+  });
+  const basic = `Basic ${Buffer.from(`${client?.clientId}:${clientSecret}`).toString("base64")}`;
+  let lastToken = "";
+  const ok = (response: Response) => {
+    if (!response.ok) throw new Error(`HTTP ${response.status} from ${response.url}`);
+    return response.arrayBuffer();
+  };
+  return [
+    async () => {
+      const response = await fetch(`${base}/t/demo/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
+        body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
+      });
+      if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
+      lastToken = ((await response.json()) as { access_token: string }).access_token;
+    },
+    () => introspect.introspect({ tenant: "demo", token: lastToken || "none" }),
+    () => fetch(`${base}/t/demo/.well-known/openid-configuration`).then(ok),
+    async () => {
+      const response = await fetch(`${base}/t/demo/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
+        body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
+      });
+      if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
+      await response.arrayBuffer();
+    },
+    () => tenants.getTenant({ tenant: "demo" }),
+    () => fetch(`${base}/t/demo/.well-known/jwks.json`).then(ok),
+    () => audit.query({ tenant: "demo", page: { pageSize: 10 } }),
+  ];
+}
+
+interface Run {
+  samples: Sample[];
+  failures: number;
+  firstFailure: string;
+}
+
+/** The mix in turn at RATE requests/s for SECONDS, sampled every SAMPLE_SECONDS. */
+async function runAtFixedRate(mix: Array<() => Promise<unknown>>): Promise<Run> {
+  const run: Run = { samples: [], failures: 0, firstFailure: "" };
+  let window: number[] = [];
+  let sent = 0;
+  const started = Date.now();
+  const inFlight = new Set<Promise<void>>();
+  const fire = () => {
+    const call = mix[sent++ % mix.length] as () => Promise<unknown>;
+    const t0 = performance.now();
+    const done = call()
+      .then(() => void window.push(performance.now() - t0))
+      .catch((error: unknown) => {
+        run.failures++;
+        run.firstFailure ||= error instanceof Error ? error.message : String(error);
+      })
+      .finally(() => inFlight.delete(done));
+    inFlight.add(done);
+  };
+  // A fixed rate, whatever the latency (open loop): late requests do not slow the schedule down.
+  const ticker = setInterval(() => {
+    const due = Math.floor(((Date.now() - started) / 1000) * RATE) - sent;
+    for (let i = 0; i < due; i++) fire();
+  }, 10);
+  let nextSample = started + SAMPLE_SECONDS * 1000;
+  while (Date.now() - started < SECONDS * 1000) {
+    await new Promise((r) => setTimeout(r, Math.max(0, nextSample - Date.now())));
+    nextSample += SAMPLE_SECONDS * 1000;
+    const sample = takeSample(started, window, run.failures);
+    window = [];
+    run.samples.push(sample);
+    process.stderr.write(
+      `  t=${sample.t}s rss ${sample.rssMb.toFixed(0)} MB heap ${sample.heapMb.toFixed(0)} MB loop p99 ${sample.loopP99Ms.toFixed(1)} ms ` +
+        `outbox ${sample.outboxDepth} (${sample.outboxAgeS.toFixed(1)} s) p99 ${sample.p99Ms.toFixed(1)} ms failures ${run.failures}\n`,
+    );
+  }
+  clearInterval(ticker);
+  await Promise.allSettled([...inFlight]);
+  return run;
+}
+
+/** The server's latest metrics and the requests of the window just ended. */
+function takeSample(started: number, window: number[], failures: number): Sample {
+  return {
+    t: Math.round((Date.now() - started) / 1000),
+    rssMb: (latest.get("process.memory.rss") ?? 0) / 1048576,
+    heapMb: (latest.get("process.memory.heap_used") ?? 0) / 1048576,
+    loopP99Ms: latest.get("nodejs.eventloop.delay{p99}") ?? 0,
+    loopMaxMs: latest.get("nodejs.eventloop.delay{max}") ?? 0,
+    outboxDepth: latest.get("mandate.audit.outbox.depth") ?? 0,
+    outboxAgeS: latest.get("mandate.audit.outbox.age") ?? 0,
+    requests: window.length,
+    p99Ms: percentile(window, 99),
+    failures,
+  };
+}
+
+/** Growth checks and the summary; the exit code (1 when anything grows, lags or failed). */
+function verdict({ samples, failures, firstFailure }: Run, chart: string | undefined): number {
+  // Growth checks: the last third against the middle third (the first is warm-up).
+  const third = Math.max(1, Math.floor(samples.length / 3));
+  const middle = samples.slice(third, 2 * third);
+  const last = samples.slice(-third);
+  const grows = (pick: (s: Sample) => number, factor: number, slack: number, over = median) =>
+    over(last.map(pick)) > over(middle.map(pick)) * factor + slack;
+  // The heap's floor (its lowest sample, after a collection) shows a leak; its median shows the GC.
+  const floor = (values: number[]) => Math.min(...values);
+  const problems: string[] = [];
+  if (failures > 0) problems.push(`${failures} request(s) failed, e.g. ${firstFailure}`);
+  if (grows((s) => s.rssMb, 1.25, 16)) problems.push("resident memory grows");
+  if (grows((s) => s.heapMb, 1.25, 16, floor)) problems.push("heap memory grows");
+  if (grows((s) => s.loopP99Ms, 2, 10)) problems.push("event-loop delay grows");
+  if (grows((s) => s.p99Ms, 2, 20)) problems.push("request p99 grows");
+  if (samples.some((s) => s.outboxAgeS > 30)) problems.push("the audit outbox fell more than 30 s behind");
+  const requests = samples.reduce((n, s) => n + s.requests, 0);
+  const change = (pick: (s: Sample) => number, digits: number) =>
+    `${median(middle.map(pick)).toFixed(digits)} → ${median(last.map(pick)).toFixed(digits)}`;
+  process.stdout.write(
+    `soak: ${samples.length} samples, ${requests} requests (${(requests / SECONDS).toFixed(0)}/s), ${failures} failures; ` +
+      `rss ${change((s) => s.rssMb, 0)} MB, ` +
+      `heap ${change((s) => s.heapMb, 0)} MB, ` +
+      `loop p99 ${change((s) => s.loopP99Ms, 1)} ms, ` +
+      `request p99 ${change((s) => s.p99Ms, 1)} ms, ` +
+      `outbox age max ${Math.max(...samples.map((s) => s.outboxAgeS)).toFixed(1)} s\n` +
+      `written: ${join(OUT, "soak.csv")}${chart ? `, ${chart}` : ""}\n` +
+      (problems.length
+        ? `FAILED: ${problems.join("; ")}\n`
+        : "OK: nothing grows, the audit log keeps up, no request failed\n"),
+  );
+  return problems.length ? 1 : 0;
 }
 
 /** A line chart per series, as SVG in a page, photographed by headless Chromium; undefined without Chromium. */

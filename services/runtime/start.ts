@@ -21,8 +21,8 @@ import type { Logger } from "../shared/logger.ts";
 import { ClientAddresses } from "../shared/net/client-ip.ts";
 import { TenantKeys } from "../shared/oauth/access-token.ts";
 import { ClientQuotas } from "../shared/oauth/client-quota.ts";
-import { openReplayCache } from "../shared/oauth/replay.ts";
-import { openRateLimiter } from "../shared/rate-limit.ts";
+import { openReplayCache, type ReplayCache } from "../shared/oauth/replay.ts";
+import { openRateLimiter, type RateLimiter } from "../shared/rate-limit.ts";
 import { accessRuleOf, IN_PROCESS } from "../shared/rpc/access.ts";
 import { CallerAuthentication, callerLimits } from "../shared/rpc/caller-authentication.ts";
 import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
@@ -30,6 +30,7 @@ import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer
 import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
 import { isLoopback, MandateServerCredentials, peerIdentity, TlsConfigError, TlsFiles } from "../shared/rpc/mtls.ts";
 import { type HttpHandler, type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
+import type { SigningClient } from "../shared/signing.ts";
 import { Store } from "../shared/store/store.ts";
 import { openBackend } from "../signer/backends/open.ts";
 import { RemoteSigningClient } from "../signer/client.ts";
@@ -91,57 +92,146 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const { config, logger } = options;
   const progress = options.onProgress ?? (() => {});
   const local = new Set(options.services);
-  const remote = new Map<string, string>();
-  for (const name of SERVICE_NAMES) {
-    const address = config.services[name];
-    if (!local.has(name) && address) remote.set(SERVICE_DESCRIPTORS[name].typeName, address);
-  }
+  const remote = remoteAddresses(config, local);
   const tls = config.tls.certFile ? new TlsFiles(config.tls) : undefined;
   tls?.watch();
   requireSafeExposure(config, options, tls);
   const clients = new ServiceClients(remote, tls);
   const health = new HealthRegistry();
-  const wrapOptions = { logger, defaultDeadlineMs: config.grpc.defaultDeadlineMs };
 
-  let store: Store | undefined;
-  if (local.size > 0) {
-    store = Store.open({
-      url: config.database.url,
-      poolSize: config.database.poolSize,
-      // `mandate dev` favours speed; a served deployment, that a commit survives a power loss.
-      sqliteSynchronous: config.database.sqliteSynchronous ?? (options.dev ? "normal" : "full"),
-    });
-    progress(`store: ${store.engine} at ${store.displayUrl}`);
-    if (options.migrate) {
-      await store.migrate((name) => progress(`migration applied: ${name}`));
-    } else {
-      await store.requireCurrentSchema();
-    }
-  }
-
+  const store = local.size > 0 ? await openStore(options, progress) : undefined;
   const tenants = store ? new TenantDirectory(store) : undefined;
   const clock = options.clock ?? systemClock;
-  const bound: BoundService[] = [];
-  const lifecycles: Lifecycle[] = [];
-  const httpHandlers: HttpHandler[] = [];
-  const readinessChecks: Array<() => Promise<Record<string, string>>> = [];
-  let keys: KeyManager | undefined;
-  if (store && local.has("signer")) {
-    const backend = await openBackend({ config, store, logger, dev: options.dev ?? false });
-    keys = new KeyManager({
-      store,
-      backend,
-      clock,
-      logger,
-      timing: signerTiming(config.signer),
-      defaultAlgorithm: config.signer.defaultAlgorithm,
-    });
-    progress(`signer: ${backend.kind} keystore, rotation every ${formatDuration(config.signer.rotationInterval)}`);
-  }
+  const keys = store && local.has("signer") ? await openKeyManager(options, store, clock, progress) : undefined;
   // Co-located services sign in-process; the edge goes through the RPC so tenant admission applies.
   const viaRpc = new RemoteSigningClient(() => clients.get(Signer));
   const signing = keys ?? viaRpc;
-  // One gate for every call arriving over the network, whichever service it is for.
+  const { gate, replay, limiter } = openNetworkGate(config, logger, { store, tenants, signing, clock });
+  const hosted =
+    store && tenants
+      ? hostServices(options.services, { config, store, clients, logger, clock, signing, limiter, tenants }, keys, gate)
+      : noServices();
+  const healthBound = bindHealth(health, options, gate);
+  const wiring: Wiring = {
+    options,
+    progress,
+    local,
+    remote,
+    tls,
+    clients,
+    health,
+    store,
+    keys,
+    viaRpc,
+    gate,
+    replay,
+    limiter,
+  };
+
+  const listening = await listen(wiring, hosted, healthBound);
+  await startServing(wiring, hosted);
+  const signerWatch = followSigner(keys, health);
+  if (options.seedTenant && local.has("tenants")) {
+    await seedTenant(clients, options.seedTenant);
+    progress(`tenant "${options.seedTenant}" ready`);
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcPort: listening.grpc?.port,
+    httpPort: listening.edge?.port,
+    health,
+    clients,
+    store,
+    keys,
+    stop() {
+      stopping ??= shutdown(wiring, hosted, listening, signerWatch);
+      return stopping;
+    },
+  };
+}
+
+/** What the steps after assembly (listening, starting) need of the process. */
+interface Wiring {
+  options: StartOptions;
+  progress: (message: string) => void;
+  local: ReadonlySet<ServiceName>;
+  /** Services hosted elsewhere: their address, by their descriptor's type name. */
+  remote: Map<string, string>;
+  tls: TlsFiles | undefined;
+  clients: ServiceClients;
+  health: HealthRegistry;
+  store: Store | undefined;
+  keys: KeyManager | undefined;
+  viaRpc: RemoteSigningClient;
+  gate: CallerAuthentication;
+  replay: ReplayCache;
+  limiter: RateLimiter;
+}
+
+/** What the services hosted here contribute to the process. */
+interface HostedServices {
+  /** Each service as the network reaches it (through the AccessGate). */
+  bound: BoundService[];
+  lifecycles: Lifecycle[];
+  httpHandlers: HttpHandler[];
+  readinessChecks: Array<() => Promise<Record<string, string>>>;
+}
+
+function remoteAddresses(config: Config, local: ReadonlySet<ServiceName>): Map<string, string> {
+  const remote = new Map<string, string>();
+  for (const name of SERVICE_NAMES) {
+    const address = config.services[name];
+    if (!local.has(name) && address) remote.set(SERVICE_DESCRIPTORS[name].typeName, address);
+  }
+  return remote;
+}
+
+/** The store, on the current schema: migrated first when asked (dev), otherwise refused when outdated. */
+async function openStore(options: StartOptions, progress: (message: string) => void): Promise<Store> {
+  const { config } = options;
+  const store = Store.open({
+    url: config.database.url,
+    poolSize: config.database.poolSize,
+    // `mandate dev` favours speed; a served deployment, that a commit survives a power loss.
+    sqliteSynchronous: config.database.sqliteSynchronous ?? (options.dev ? "normal" : "full"),
+  });
+  progress(`store: ${store.engine} at ${store.displayUrl}`);
+  if (options.migrate) {
+    await store.migrate((name) => progress(`migration applied: ${name}`));
+  } else {
+    await store.requireCurrentSchema();
+  }
+  return store;
+}
+
+/** The Signer's key manager over its configured keystore (not started yet). */
+async function openKeyManager(
+  options: StartOptions,
+  store: Store,
+  clock: Clock,
+  progress: (message: string) => void,
+): Promise<KeyManager> {
+  const { config, logger } = options;
+  const backend = await openBackend({ config, store, logger, dev: options.dev ?? false });
+  const keys = new KeyManager({
+    store,
+    backend,
+    clock,
+    logger,
+    timing: signerTiming(config.signer),
+    defaultAlgorithm: config.signer.defaultAlgorithm,
+  });
+  progress(`signer: ${backend.kind} keystore, rotation every ${formatDuration(config.signer.rotationInterval)}`);
+  return keys;
+}
+
+/** One gate for every call arriving over the network, whichever service it is for. */
+function openNetworkGate(
+  config: Config,
+  logger: Logger,
+  parts: { store: Store | undefined; tenants: TenantDirectory | undefined; signing: SigningClient; clock: Clock },
+): { gate: CallerAuthentication; replay: ReplayCache; limiter: RateLimiter } {
+  const { store, tenants, signing, clock } = parts;
   const replay = openReplayCache(config.redis.url);
   const tenantKeys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
   const limiter = openRateLimiter({ redisUrl: config.redis.url, logger });
@@ -155,121 +245,176 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     logger,
     now: () => clock.now(),
   });
-  if (store && tenants) {
-    const deps: ServiceDeps = { config, store, clients, logger, clock, signing, limiter, tenants };
-    for (const name of options.services) {
-      const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
-      const service: BoundService = {
-        service: module.service,
-        impl: wrapService(module, { ...wrapOptions, tenants, access: gate }),
-      };
-      if (module.lifecycle) lifecycles.push(module.lifecycle);
-      if (module.http) httpHandlers.push(module.http);
-      if (module.readiness) readinessChecks.push(module.readiness);
-      bound.push(service);
-      // Mandate's own code in this process calls through the in-memory transport, as itself.
-      clients.addLocal({
-        service: module.service,
-        impl: wrapService(module, { ...wrapOptions, tenants, access: IN_PROCESS }),
-      });
-    }
-  }
-  const healthBound: BoundService = {
-    service: Health,
-    impl: wrapService(healthService(health), { ...wrapOptions, tenants: undefined, access: gate }),
-  };
+  return { gate, replay, limiter };
+}
 
-  let grpcServer: ReturnType<typeof createGrpcServer> | undefined;
-  let credentials: MandateServerCredentials | undefined;
-  let grpcPort: number | undefined;
+/**
+ * Builds each hosted service (the Signer around its KeyManager, the others from the deps) and binds
+ * it twice: for the network, behind the gate, and for this process's own calls.
+ */
+function hostServices(
+  names: readonly ServiceName[],
+  deps: ServiceDeps,
+  keys: KeyManager | undefined,
+  gate: CallerAuthentication,
+): HostedServices {
+  const { logger, tenants, clients } = deps;
+  const wrapOptions = { logger, defaultDeadlineMs: deps.config.grpc.defaultDeadlineMs, tenants };
+  const hosted = noServices();
+  for (const name of names) {
+    const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
+    const service: BoundService = {
+      service: module.service,
+      impl: wrapService(module, { ...wrapOptions, access: gate }),
+    };
+    if (module.lifecycle) hosted.lifecycles.push(module.lifecycle);
+    if (module.http) hosted.httpHandlers.push(module.http);
+    if (module.readiness) hosted.readinessChecks.push(module.readiness);
+    hosted.bound.push(service);
+    // Mandate's own code in this process calls through the in-memory transport, as itself.
+    clients.addLocal({ service: module.service, impl: wrapService(module, { ...wrapOptions, access: IN_PROCESS }) });
+  }
+  return hosted;
+}
+
+function noServices(): HostedServices {
+  return { bound: [], lifecycles: [], httpHandlers: [], readinessChecks: [] };
+}
+
+/** Native gRPC and the HTTP edge, as asked; when one cannot start, whatever was opened is closed. */
+async function listen(wiring: Wiring, hosted: HostedServices, healthBound: BoundService): Promise<Listening> {
+  const { options, progress, tls } = wiring;
+  const { config } = options;
+  let grpc: GrpcListener | undefined;
   let edge: Edge | undefined;
   try {
     if (options.grpc) {
-      credentials = tls ? new MandateServerCredentials(tls) : undefined;
-      grpcServer = createGrpcServer([...bound, healthBound], {
-        ...config.grpc,
-        peerIdentity: tls ? peerIdentity(tls) : undefined,
-      });
-      grpcPort = await bindGrpcServer(grpcServer, config.grpc.host, config.grpc.port, credentials);
-      for (const base of grpcBaseUrls(config, grpcPort, tls !== undefined)) gate.addBaseUrl(base);
-      progress(`gRPC listening on ${config.grpc.host}:${grpcPort}${tls ? ` (mTLS as ${tls.identity}, TLS 1.3)` : ""}`);
+      grpc = await startGrpc(wiring, [...hosted.bound, healthBound]);
+      for (const base of grpcBaseUrls(config, grpc.port, tls !== undefined)) wiring.gate.addBaseUrl(base);
+      progress(`gRPC listening on ${config.grpc.host}:${grpc.port}${tls ? ` (mTLS as ${tls.identity}, TLS 1.3)` : ""}`);
     }
     if (options.edge) {
-      // Services hosted elsewhere are reachable through the edge by forwarding to their process.
-      const forwarded: BoundService[] = SERVICE_NAMES.filter(
-        (name) => !local.has(name) && remote.has(SERVICE_DESCRIPTORS[name].typeName),
-      ).map((name) => ({
-        service: SERVICE_DESCRIPTORS[name],
-        impl: forwardingImpl(SERVICE_DESCRIPTORS[name], clients),
-      }));
-      edge = await startEdge({
-        host: config.http.host,
-        port: config.http.port,
-        maxRequestBytes: config.http.maxRequestBytes,
-        corsOrigins: config.http.corsOrigins,
-        services: [...bound, ...forwarded, healthBound],
-        logger,
-        readiness: () => readiness(health, store, remote, clients, keys, readinessChecks),
-        http: httpHandlers,
-        clientAddresses: new ClientAddresses(config.http.trustedProxies),
-        jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
-      });
+      edge = await startHttpEdge(wiring, hosted, healthBound);
       progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);
     }
   } catch (error) {
-    grpcServer?.forceShutdown();
+    grpc?.server.forceShutdown();
     await edge?.close(0);
-    await store?.close();
+    await wiring.store?.close();
     throw error;
   }
+  return { grpc, edge };
+}
 
+interface Listening {
+  grpc: GrpcListener | undefined;
+  edge: Edge | undefined;
+}
+
+interface GrpcListener {
+  server: ReturnType<typeof createGrpcServer>;
+  port: number;
+}
+
+/** The native gRPC server, bound (over mTLS when configured); shut down again when it cannot bind. */
+async function startGrpc({ options, tls }: Wiring, services: BoundService[]): Promise<GrpcListener> {
+  const { config } = options;
+  const credentials = tls ? new MandateServerCredentials(tls) : undefined;
+  const server = createGrpcServer(services, { ...config.grpc, peerIdentity: tls ? peerIdentity(tls) : undefined });
+  try {
+    return { server, port: await bindGrpcServer(server, config.grpc.host, config.grpc.port, credentials) };
+  } catch (error) {
+    server.forceShutdown();
+    throw error;
+  }
+}
+
+function startHttpEdge(wiring: Wiring, hosted: HostedServices, healthBound: BoundService): Promise<Edge> {
+  const { options, local, remote, clients, health, store, keys, viaRpc } = wiring;
+  const { config, logger } = options;
+  // Services hosted elsewhere are reachable through the edge by forwarding to their process.
+  const forwarded: BoundService[] = SERVICE_NAMES.filter(
+    (name) => !local.has(name) && remote.has(SERVICE_DESCRIPTORS[name].typeName),
+  ).map((name) => ({
+    service: SERVICE_DESCRIPTORS[name],
+    impl: forwardingImpl(SERVICE_DESCRIPTORS[name], clients),
+  }));
+  return startEdge({
+    host: config.http.host,
+    port: config.http.port,
+    maxRequestBytes: config.http.maxRequestBytes,
+    corsOrigins: config.http.corsOrigins,
+    services: [...hosted.bound, ...forwarded, healthBound],
+    logger,
+    readiness: () => readiness(health, store, remote, clients, keys, hosted.readinessChecks),
+    http: hosted.httpHandlers,
+    clientAddresses: new ClientAddresses(config.http.trustedProxies),
+    jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
+  });
+}
+
+/** The Health service, bound for the network (it answers for no tenant). */
+function bindHealth(
+  health: HealthRegistry,
+  { config, logger }: StartOptions,
+  gate: CallerAuthentication,
+): BoundService {
+  return {
+    service: Health,
+    impl: wrapService(healthService(health), {
+      logger,
+      defaultDeadlineMs: config.grpc.defaultDeadlineMs,
+      tenants: undefined,
+      access: gate,
+    }),
+  };
+}
+
+/** Starts the keys and the services' lifecycles, then reports the hosted services SERVING. */
+async function startServing({ keys, progress, health }: Wiring, hosted: HostedServices): Promise<void> {
   if (keys) {
     await keys.start();
     const status = keys.status();
     progress(status.ready ? "signer: keys ready" : `signer: NOT READY: ${status.detail}`);
   }
-  for (const lifecycle of lifecycles) await lifecycle.start();
-  for (const service of bound) health.set(service.service.typeName, ServingStatus.SERVING);
+  for (const lifecycle of hosted.lifecycles) await lifecycle.start();
+  for (const service of hosted.bound) health.set(service.service.typeName, ServingStatus.SERVING);
   health.set("", ServingStatus.SERVING);
-  // The Signer is only as healthy as its key backend: NOT_SERVING while the HSM is unreachable.
-  const followSigner = () => {
-    if (keys) health.set(Signer.typeName, keys.status().ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
-  };
-  followSigner();
-  const signerWatch = keys ? setInterval(followSigner, 1000).unref() : undefined;
+}
 
-  if (options.seedTenant && local.has("tenants")) {
-    await seedTenant(clients, options.seedTenant);
-    progress(`tenant "${options.seedTenant}" ready`);
-  }
+/**
+ * The Signer is only as healthy as its key backend: NOT_SERVING while the HSM is unreachable. Returns
+ * the timer that keeps its health current, when the Signer runs here.
+ */
+function followSigner(keys: KeyManager | undefined, health: HealthRegistry): NodeJS.Timeout | undefined {
+  if (!keys) return undefined;
+  const follow = () =>
+    health.set(Signer.typeName, keys.status().ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  follow();
+  return setInterval(follow, 1000).unref();
+}
 
-  let stopping: Promise<void> | undefined;
-  return {
-    grpcPort,
-    httpPort: edge?.port,
-    health,
-    clients,
-    store,
-    keys,
-    stop() {
-      stopping ??= (async () => {
-        // Health flips first so load balancers stop routing here while in-flight calls drain.
-        clearInterval(signerWatch);
-        health.setAll(ServingStatus.NOT_SERVING);
-        await Promise.all([
-          edge?.close(config.shutdownGraceMs),
-          grpcServer ? shutdownGrpcServer(grpcServer, config.shutdownGraceMs) : undefined,
-        ]);
-        for (const lifecycle of lifecycles) await lifecycle.stop();
-        tls?.close();
-        await replay.close();
-        await limiter.close();
-        await keys?.stop();
-        await store?.close();
-      })();
-      return stopping;
-    },
-  };
+async function shutdown(
+  wiring: Wiring,
+  hosted: HostedServices,
+  listening: Listening,
+  signerWatch: NodeJS.Timeout | undefined,
+): Promise<void> {
+  const { options, health, tls, replay, limiter, keys, store } = wiring;
+  const graceMs = options.config.shutdownGraceMs;
+  // Health flips first so load balancers stop routing here while in-flight calls drain.
+  clearInterval(signerWatch);
+  health.setAll(ServingStatus.NOT_SERVING);
+  await Promise.all([
+    listening.edge?.close(graceMs),
+    listening.grpc ? shutdownGrpcServer(listening.grpc.server, graceMs) : undefined,
+  ]);
+  for (const lifecycle of hosted.lifecycles) await lifecycle.stop();
+  tls?.close();
+  await replay.close();
+  await limiter.close();
+  await keys?.stop();
+  await store?.close();
 }
 
 /**
@@ -326,6 +471,20 @@ async function readiness(
   keys: KeyManager | undefined,
   services: Array<() => Promise<Record<string, string>>>,
 ): Promise<{ ready: boolean; checks: Record<string, string> }> {
+  const checks = await serviceChecks(services);
+  if (keys) {
+    const status = keys.status();
+    checks.keys = status.ready ? "ok" : `not ready: ${status.detail}`;
+  }
+  for (const [name, status] of health.entries()) checks[name || "server"] = ServingStatus[status] ?? String(status);
+  if (store) checks.store = await storeCheck(store);
+  for (const [typeName, address] of remote) checks[typeName] = await remoteCheck(clients, typeName, address);
+  const ready = Object.values(checks).every((value) => value === "SERVING" || value === "ok");
+  return { ready, checks };
+}
+
+/** The hosted services' own readiness checks; one that fails is reported as `service`. */
+async function serviceChecks(services: Array<() => Promise<Record<string, string>>>): Promise<Record<string, string>> {
   const checks: Record<string, string> = {};
   for (const check of services) {
     try {
@@ -334,30 +493,27 @@ async function readiness(
       checks.service = `check failed: ${(error as Error).message}`;
     }
   }
-  if (keys) {
-    const status = keys.status();
-    checks.keys = status.ready ? "ok" : `not ready: ${status.detail}`;
+  return checks;
+}
+
+async function storeCheck(store: Store): Promise<string> {
+  try {
+    await store.db.selectFrom("tenants").select("id").limit(1).execute();
+    return "ok";
+  } catch (error) {
+    return `unreachable: ${(error as Error).message}`;
   }
-  for (const [name, status] of health.entries()) checks[name || "server"] = ServingStatus[status] ?? String(status);
-  if (store) {
-    try {
-      await store.db.selectFrom("tenants").select("id").limit(1).execute();
-      checks.store = "ok";
-    } catch (error) {
-      checks.store = `unreachable: ${(error as Error).message}`;
-    }
+}
+
+/** A service hosted elsewhere, as its process's Health service reports it. */
+async function remoteCheck(clients: ServiceClients, typeName: string, address: string): Promise<string> {
+  try {
+    const client = createClient(Health, clients.remoteTransport(address));
+    const { status } = await client.check({ service: typeName }, { timeoutMs: 2000 });
+    return ServingStatus[status] ?? String(status);
+  } catch (error) {
+    return `unreachable at ${address}: ${(error as Error).message}`;
   }
-  for (const [typeName, address] of remote) {
-    try {
-      const client = createClient(Health, clients.remoteTransport(address));
-      const { status } = await client.check({ service: typeName }, { timeoutMs: 2000 });
-      checks[typeName] = ServingStatus[status] ?? String(status);
-    } catch (error) {
-      checks[typeName] = `unreachable at ${address}: ${(error as Error).message}`;
-    }
-  }
-  const ready = Object.values(checks).every((value) => value === "SERVING" || value === "ok");
-  return { ready, checks };
 }
 
 function formatDuration(ms: number): string {

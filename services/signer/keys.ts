@@ -80,11 +80,17 @@ export class KeyManager implements SigningClient {
     this.#readiness = new BackendReadiness(backend, logger);
     this.#views = new KeyViews(store);
     this.#signer = new KeySigner(backend);
-    const { defaultAlgorithm } = options;
-    const views = this.#views;
-    const labels = this.#labels;
-    this.#rotation = new KeyRotation({ store, backend, clock, logger, timing, defaultAlgorithm, views, labels });
-    this.#reconciler = new OrphanReconciler(store, backend, labels, logger);
+    this.#rotation = new KeyRotation({
+      store,
+      backend,
+      clock,
+      logger,
+      timing,
+      defaultAlgorithm: options.defaultAlgorithm,
+      views: this.#views,
+      labels: this.#labels,
+    });
+    this.#reconciler = new OrphanReconciler(store, backend, this.#labels, logger);
   }
 
   get backendKind(): string {

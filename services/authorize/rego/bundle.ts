@@ -42,16 +42,18 @@ export function readPolicyDir(dir: string): { modules: Record<string, string>; d
       const path = join(d, name);
       if (statSync(path).isDirectory()) walk(path);
       else if (name.endsWith(".rego")) modules[relative(dir, path).split(sep).join("/")] = readFileSync(path, "utf8");
-      else if (name === "data.json" || name === "data.yaml" || name === "data.yml") {
-        const text = readFileSync(path, "utf8");
-        const value = name === "data.json" ? JSON.parse(text) : parseYaml(text);
-        const at = relative(dir, d).split(sep).filter(Boolean);
-        mergeAt(data, at, value);
-      }
+      else if (DATA_FILES.has(name)) mergeAt(data, relative(dir, d).split(sep).filter(Boolean), readDataFile(path));
     }
   };
   walk(dir);
   return { modules, data };
+}
+
+const DATA_FILES = new Set(["data.json", "data.yaml", "data.yml"]);
+
+function readDataFile(path: string): unknown {
+  const text = readFileSync(path, "utf8");
+  return path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
 }
 
 function mergeAt(target: Record<string, unknown>, path: string[], value: unknown): void {
@@ -69,36 +71,47 @@ function mergeAt(target: Record<string, unknown>, path: string[], value: unknown
  * that follows (or, with `scope: package`, the package).
  */
 export function annotatedEntrypoints(modules: Record<string, string>, parsed: Module[]): string[] {
+  const files = Object.keys(modules);
+  const found = Object.values(modules).flatMap((source, i) =>
+    moduleEntrypoints(source, parsed[i] as Module, files[i] as string),
+  );
+  return [...new Set(found)];
+}
+
+type Annotation = { entrypoint?: unknown; scope?: unknown };
+
+function moduleEntrypoints(source: string, module: Module, file: string): string[] {
+  const lines = source.split("\n");
   const out: string[] = [];
-  Object.values(modules).forEach((source, i) => {
-    const module = parsed[i] as Module;
-    const lines = source.split("\n");
-    for (let n = 0; n < lines.length; n++) {
-      if (!/^\s*#\s*METADATA\s*$/.test(lines[n] as string)) continue;
-      const yaml: string[] = [];
-      let m = n + 1;
-      for (; m < lines.length && /^\s*#/.test(lines[m] as string); m++)
-        yaml.push((lines[m] as string).replace(/^\s*# ?/, ""));
-      let meta: { entrypoint?: unknown; scope?: unknown } = {};
-      try {
-        meta = (parseYaml(yaml.join("\n")) ?? {}) as typeof meta;
-      } catch (error) {
-        throw new RegoError("rego_parse_error", `yaml parse error in annotation: ${(error as Error).message}`, {
-          file: Object.keys(modules)[i] as string,
-          row: n + 1,
-          col: 1,
-        });
-      }
-      if (meta.entrypoint !== true) continue;
-      if (meta.scope === "package" || meta.scope === "subpackages") {
-        out.push(module.package.join("/"));
-        continue;
-      }
-      const rule = /^\s*(?:default\s+)?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)/.exec(lines[m] ?? "");
-      if (rule) out.push([...module.package, ...(rule[1] as string).split(".")].join("/"));
-    }
-  });
-  return [...new Set(out)];
+  for (let n = 0; n < lines.length; n++) {
+    if (!/^\s*#\s*METADATA\s*$/.test(lines[n] as string)) continue;
+    const { annotation, end } = readAnnotation(lines, n, file);
+    const entrypoint = annotation.entrypoint === true ? annotatedPath(annotation, module, lines[end]) : undefined;
+    if (entrypoint) out.push(entrypoint);
+  }
+  return out;
+}
+
+/** The YAML in the comment lines after `# METADATA` (at line `start`), and the line after them. */
+function readAnnotation(lines: string[], start: number, file: string): { annotation: Annotation; end: number } {
+  const yaml: string[] = [];
+  let end = start + 1;
+  for (; end < lines.length && /^\s*#/.test(lines[end] as string); end++) {
+    yaml.push((lines[end] as string).replace(/^\s*# ?/, ""));
+  }
+  try {
+    return { annotation: (parseYaml(yaml.join("\n")) ?? {}) as Annotation, end };
+  } catch (error) {
+    const loc = { file, row: start + 1, col: 1 };
+    throw new RegoError("rego_parse_error", `yaml parse error in annotation: ${(error as Error).message}`, loc);
+  }
+}
+
+/** The package (`scope: package`), or the rule on the line after the annotation, as `pkg/rule`. */
+function annotatedPath(annotation: Annotation, module: Module, ruleLine: string | undefined): string | undefined {
+  if (annotation.scope === "package" || annotation.scope === "subpackages") return module.package.join("/");
+  const rule = /^\s*(?:default\s+)?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)/.exec(ruleLine ?? "");
+  return rule ? [...module.package, ...(rule[1] as string).split(".")].join("/") : undefined;
 }
 
 export interface BuildOptions extends Pick<CompileOptions, "v0" | "optimize" | "strictBuiltinErrors"> {

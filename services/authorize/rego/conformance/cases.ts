@@ -32,29 +32,31 @@ type Raw = Record<string, unknown>;
 export function loadCases(file: string): ConformanceCase[] {
   // Maps keep YAML's non-string keys (null:, true:, 5:), which OPA dumps as their JSON text.
   const doc = plain(parse(readFileSync(file, "utf8"), { mapAsMap: true })) as { cases?: Raw[] } | null;
-  return (doc?.cases ?? []).map((raw) => {
-    // "#undefined" is the corpus's way of saying the query has no result.
-    const undefinedResult = raw.want_result === "#undefined";
-    const want = "want_result" in raw && !undefinedResult ? decodeMany(raw.want_result) : undefined;
-    const error = raw.error ?? raw.want_error;
-    return {
-      file,
-      note: String(raw.note ?? ""),
-      modules: (raw.modules as string[] | undefined) ?? [],
-      data: raw.data === undefined ? {} : decode(raw.data),
-      inputs: "input" in raw ? decodeMany(raw.input) : undefined,
-      query: String(raw.query ?? ""),
-      want:
-        want === undefined
-          ? undefined
-          : { results: want, many: isRecord(raw.want_result) && "many!" in raw.want_result },
-      noResult: raw.no_result === true || undefinedResult,
-      error: error === undefined ? undefined : String(error),
-      skip: raw.skip === true,
-      allowSuccess: raw.allow_interpreter_success === true,
-      strict: raw.strict !== false,
-    };
-  });
+  return (doc?.cases ?? []).map((raw) => caseOf(raw, file));
+}
+
+function caseOf(raw: Raw, file: string): ConformanceCase {
+  // "#undefined" is the corpus's way of saying the query has no result.
+  const undefinedResult = raw.want_result === "#undefined";
+  const error = raw.error ?? raw.want_error;
+  return {
+    file,
+    note: String(raw.note ?? ""),
+    modules: (raw.modules as string[] | undefined) ?? [],
+    data: raw.data === undefined ? {} : decode(raw.data),
+    inputs: "input" in raw ? decodeMany(raw.input) : undefined,
+    query: String(raw.query ?? ""),
+    want: "want_result" in raw && !undefinedResult ? expected(raw.want_result) : undefined,
+    noResult: raw.no_result === true || undefinedResult,
+    error: error === undefined ? undefined : String(error),
+    skip: raw.skip === true,
+    allowSuccess: raw.allow_interpreter_success === true,
+    strict: raw.strict !== false,
+  };
+}
+
+function expected(wantResult: unknown): ConformanceCase["want"] {
+  return { results: decodeMany(wantResult), many: isRecord(wantResult) && "many!" in wantResult };
 }
 
 function plain(value: unknown): unknown {
@@ -76,61 +78,70 @@ function decodeMany(value: unknown): unknown[] {
 export function decode(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(decode);
   if (!isRecord(value)) return value;
-  if ("set!" in value && Object.keys(value).length === 1) {
-    const items = (value["set!"] as unknown[]).map(decode);
-    const unique: unknown[] = [];
-    for (const item of items.sort(compareRego)) {
-      if (unique.length === 0 || compareRego(unique.at(-1), item) !== 0) unique.push(item);
-    }
-    SETS.add(unique);
-    return unique;
-  }
-  if ("object!" in value && Object.keys(value).length === 1) {
-    const out: Record<string, unknown> = {};
-    for (const entry of value["object!"] as Array<{ key: unknown; value: unknown }>) {
-      const key = decode(entry.key);
-      out[typeof key === "string" ? key : JSON.stringify(key)] = decode(entry.value);
-    }
-    return out;
-  }
+  const only = Object.keys(value).length === 1;
+  if (only && "set!" in value) return decodeSet(value["set!"] as unknown[]);
+  if (only && "object!" in value) return decodeObject(value["object!"] as Array<{ key: unknown; value: unknown }>);
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v)]));
+}
+
+/** `set!`: the items in Rego's order, each once. */
+function decodeSet(encoded: unknown[]): unknown[] {
+  const unique: unknown[] = [];
+  for (const item of encoded.map(decode).sort(compareRego)) {
+    if (unique.length === 0 || compareRego(unique.at(-1), item) !== 0) unique.push(item);
+  }
+  SETS.add(unique);
+  return unique;
+}
+
+/** `object!`: entries whose keys may be any value (dumped as their JSON text). */
+function decodeObject(entries: Array<{ key: unknown; value: unknown }>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const entry of entries) {
+    const key = decode(entry.key);
+    out[typeof key === "string" ? key : JSON.stringify(key)] = decode(entry.value);
+  }
+  return out;
 }
 
 /** Decoded sets (dumped as arrays), which Rego orders after objects. */
 const SETS = new WeakSet<unknown[]>();
 
-const RANK = (v: unknown): number =>
-  Array.isArray(v) && SETS.has(v)
-    ? 6
-    : v === null
-      ? 0
-      : typeof v === "boolean"
-        ? 1
-        : typeof v === "number"
-          ? 2
-          : typeof v === "string"
-            ? 3
-            : Array.isArray(v)
-              ? 4
-              : 5;
+/** A value's place in Rego's order of types. */
+function rank(v: unknown): number {
+  if (v === null) return 0;
+  if (typeof v === "boolean") return 1;
+  if (typeof v === "number") return 2;
+  if (typeof v === "string") return 3;
+  if (Array.isArray(v)) return SETS.has(v) ? 6 : 4;
+  return 5;
+}
 
-/** Rego's order over JSON values: null < boolean < number < string < array < object. */
+/** Rego's order over JSON values: null < boolean < number < string < array < object (< set). */
 export function compareRego(a: unknown, b: unknown): number {
-  const ra = RANK(a);
-  const rb = RANK(b);
+  const ra = rank(a);
+  const rb = rank(b);
   if (ra !== rb) return ra - rb;
-  if (ra <= 3) return a === b ? 0 : (a as number | string | boolean) < (b as number | string | boolean) ? -1 : 1;
-  if (ra === 4 || ra === 6) {
-    const x = a as unknown[];
-    const y = b as unknown[];
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-      const c = compareRego(x[i], y[i]);
-      if (c !== 0) return c;
-    }
-    return x.length - y.length;
+  if (ra <= 3) return compareScalars(a as number | string | boolean | null, b as number | string | boolean | null);
+  if (ra === 4 || ra === 6) return compareArrays(a as unknown[], b as unknown[]);
+  return compareObjects(a as Record<string, unknown>, b as Record<string, unknown>);
+}
+
+function compareScalars(a: number | string | boolean | null, b: number | string | boolean | null): number {
+  if (a === b) return 0;
+  return (a as number | string | boolean) < (b as number | string | boolean) ? -1 : 1;
+}
+
+function compareArrays(x: unknown[], y: unknown[]): number {
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const c = compareRego(x[i], y[i]);
+    if (c !== 0) return c;
   }
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
+  return x.length - y.length;
+}
+
+/** Objects compare key by key in sorted order: first the keys, then their values. */
+function compareObjects(x: Record<string, unknown>, y: Record<string, unknown>): number {
   const kx = Object.keys(x).sort();
   const ky = Object.keys(y).sort();
   for (let i = 0; i < Math.min(kx.length, ky.length); i++) {

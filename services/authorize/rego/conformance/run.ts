@@ -94,64 +94,84 @@ function parseCaseModules(c: ConformanceCase): Module[] {
   });
 }
 
-export async function runCase(c: ConformanceCase): Promise<Omit<CaseResult, "file" | "note">> {
+type Verdict = Omit<CaseResult, "file" | "note">;
+type Rows = Array<{ result: unknown }>;
+
+export async function runCase(c: ConformanceCase): Promise<Verdict> {
   if (c.skip) return { outcome: "skipped" };
-  const expectsError = c.error !== undefined && !c.want;
   // A `data.…` reference is an entrypoint; any other query is compiled as a rule of its own.
   const reference = entrypointOf(c.query);
-  const entrypoint = reference ?? QUERY_ENTRYPOINT;
-  let wasm: Uint8Array;
+  const compiled = compileCase(c, reference);
+  if (!(compiled instanceof Uint8Array)) return compiled;
+  try {
+    return await evaluateCase(c, compiled, reference);
+  } catch (error) {
+    const message = typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error);
+    if (expectsError(c)) return { outcome: "pass", detail: message };
+    return { outcome: "fail", detail: `evaluation error: ${message}` };
+  }
+}
+
+const expectsError = (c: ConformanceCase) => c.error !== undefined && !c.want;
+
+/** The case's Wasm module, or the verdict on its compile error. */
+function compileCase(c: ConformanceCase, reference: string | undefined): Uint8Array | Verdict {
   try {
     const modules = parseCaseModules(c);
     if (reference === undefined) modules.push(queryModule(c.query, modules));
-    wasm = compileModules(modules, [entrypoint], { strictBuiltinErrors: c.strict }).wasm;
+    return compileModules(modules, [reference ?? QUERY_ENTRYPOINT], { strictBuiltinErrors: c.strict }).wasm;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (!(error instanceof RegoCompileErrors) && !(error instanceof RegoError)) {
       return { outcome: "fail", detail: `compiler crashed: ${message}` };
     }
-    if (expectsError) return { outcome: "pass", detail: message };
+    if (expectsError(c)) return { outcome: "pass", detail: message };
     if (message.includes("unsupported:")) return { outcome: "unsupported", detail: message };
     return { outcome: "fail", detail: `compile error: ${message}` };
   }
-  try {
-    const policy = await loadPolicy(wasm, undefined, c.strict ? hostBuiltins : lenientHostBuiltins);
-    policy.setData(c.data as object);
-    const inputs = c.inputs ?? [undefined];
-    for (let i = 0; i < inputs.length; i++) {
-      const rows = policy.evaluate(inputs[i], entrypoint) as Array<{ result: unknown }>;
-      if (expectsError) {
-        // Errors that only regorus's compiler raises: an interpreter's success is accepted.
-        if (c.allowSuccess) return { outcome: "pass", detail: `accepted success: ${JSON.stringify(rows)}` };
-        return { outcome: "fail", detail: `expected error "${c.error}", got ${JSON.stringify(rows)}` };
-      }
-      const want = c.want?.results[Math.min(i, (c.want?.results.length ?? 1) - 1)];
-      if (c.noResult || !c.want) {
-        const none = reference === undefined ? ((rows[0]?.result ?? []) as unknown[]).length === 0 : rows.length === 0;
-        if (!none) return { outcome: "fail", detail: `expected no result, got ${JSON.stringify(rows)}` };
-        continue;
-      }
-      if (reference === undefined) {
-        // The query's solutions: one expected result, or (many!) one per solution.
-        const solutions = (rows[0]?.result ?? []) as unknown[];
-        const expected = c.want?.many ? (c.want.results as unknown[]) : [want];
-        if (!sameJson(solutions, expected)) {
-          return { outcome: "fail", detail: `want ${JSON.stringify(expected)}, got ${JSON.stringify(solutions)}` };
-        }
-        if (c.want?.many) break;
-        continue;
-      }
-      const got = rows[0]?.result;
-      if (rows.length !== 1 || !sameJson(got, want)) {
-        return { outcome: "fail", detail: `want ${JSON.stringify(want)}, got ${JSON.stringify(rows)}` };
-      }
-    }
-    return { outcome: "pass" };
-  } catch (error) {
-    const message = typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error);
-    if (expectsError) return { outcome: "pass", detail: message };
-    return { outcome: "fail", detail: `evaluation error: ${message}` };
+}
+
+/** Evaluates the case for each of its inputs; the first input judged wrong decides. */
+async function evaluateCase(c: ConformanceCase, wasm: Uint8Array, reference: string | undefined): Promise<Verdict> {
+  const policy = await loadPolicy(wasm, undefined, c.strict ? hostBuiltins : lenientHostBuiltins);
+  policy.setData(c.data as object);
+  const inputs = c.inputs ?? [undefined];
+  for (let i = 0; i < inputs.length; i++) {
+    const rows = policy.evaluate(inputs[i], reference ?? QUERY_ENTRYPOINT) as Rows;
+    const verdict = judge(c, rows, i, reference === undefined);
+    if (verdict) return verdict;
   }
+  return { outcome: "pass" };
+}
+
+/** One input's rows against the case's expectation: a verdict, or undefined to go on with the next input. */
+function judge(c: ConformanceCase, rows: Rows, input: number, isQuery: boolean): Verdict | undefined {
+  if (expectsError(c)) {
+    // Errors that only regorus's compiler raises: an interpreter's success is accepted.
+    if (c.allowSuccess) return { outcome: "pass", detail: `accepted success: ${JSON.stringify(rows)}` };
+    return { outcome: "fail", detail: `expected error "${c.error}", got ${JSON.stringify(rows)}` };
+  }
+  if (c.noResult || !c.want) {
+    const none = isQuery ? ((rows[0]?.result ?? []) as unknown[]).length === 0 : rows.length === 0;
+    return none ? undefined : { outcome: "fail", detail: `expected no result, got ${JSON.stringify(rows)}` };
+  }
+  const want = c.want.results[Math.min(input, c.want.results.length - 1)];
+  return isQuery ? judgeSolutions(c.want, rows, want) : judgeValue(rows, want);
+}
+
+/** A query's solutions: one expected result, or (many!) one per solution, which settles the case. */
+function judgeSolutions(want: { results: unknown[]; many: boolean }, rows: Rows, one: unknown): Verdict | undefined {
+  const solutions = (rows[0]?.result ?? []) as unknown[];
+  const expected = want.many ? want.results : [one];
+  if (!sameJson(solutions, expected)) {
+    return { outcome: "fail", detail: `want ${JSON.stringify(expected)}, got ${JSON.stringify(solutions)}` };
+  }
+  return want.many ? { outcome: "pass" } : undefined;
+}
+
+function judgeValue(rows: Rows, want: unknown): Verdict | undefined {
+  if (rows.length === 1 && sameJson(rows[0]?.result, want)) return undefined;
+  return { outcome: "fail", detail: `want ${JSON.stringify(want)}, got ${JSON.stringify(rows)}` };
 }
 
 /** Equal as JSON (object keys in any order; sets are arrays in Rego order on both sides). */

@@ -84,6 +84,14 @@ const hmac = (algorithm: string) => (message: unknown, key: unknown) => {
   return createHmac(algorithm, utf8(k)).update(utf8(m)).digest("hex");
 };
 
+/** One `key=value` pair of a query, unescaped; undefined for an empty one. */
+function decodeQueryPair(pair: string): [string, string] | undefined {
+  if (pair.includes(";")) throw new Error("invalid semicolon separator in query");
+  if (pair === "") return undefined;
+  const eq = pair.indexOf("=");
+  return [queryUnescape(eq < 0 ? pair : pair.slice(0, eq)), queryUnescape(eq < 0 ? "" : pair.slice(eq + 1))];
+}
+
 export const encodingBuiltins: Record<string, Builtin> = {
   "base64.encode": (x) => utf8(str(x, 1)).toString("base64"),
   "base64.decode": (x) => base64Decode(str(x, 1), false).toString("utf8"),
@@ -123,21 +131,16 @@ export const encodingBuiltins: Record<string, Builtin> = {
     return parts.join("&");
   },
 
-  // Go's url.ParseQuery: any malformed pair fails the whole call.
+  // Go's url.ParseQuery: any malformed pair fails the whole call (with the first error).
   "urlquery.decode_object": (x) => {
     const query = str(x, 1);
     const out = new Map<string, string[]>();
     let error: Error | undefined;
     for (const pair of query === "" ? [] : query.split("&")) {
-      if (pair.includes(";")) {
-        error ??= new Error("invalid semicolon separator in query");
-        continue;
-      }
-      if (pair === "") continue;
-      const eq = pair.indexOf("=");
       try {
-        const key = queryUnescape(eq < 0 ? pair : pair.slice(0, eq));
-        const value = queryUnescape(eq < 0 ? "" : pair.slice(eq + 1));
+        const decoded = decodeQueryPair(pair);
+        if (!decoded) continue;
+        const [key, value] = decoded;
         const list = out.get(key);
         if (list) list.push(value);
         else out.set(key, [value]);

@@ -16,92 +16,113 @@ class GlobSyntaxError extends Error {}
 
 /** gobwas/glob's lexer and parser, emitting a regular expression. */
 function translate(pattern: string, delimiters: string[]): string {
-  const chars = Array.from(pattern);
-  let i = 0;
-  const notDelim = delimiters.length === 0 ? "[\\s\\S]" : `[^${delimiters.map(lit).join("")}]`;
+  return `^${new GlobTranslator(pattern, delimiters).sequence(0)}$`;
+}
 
-  // Text up to a breaker, with escapes resolved (a trailing backslash is dropped, as gobwas v0.2.3).
-  const text = (breakers: string): string => {
+class GlobTranslator {
+  readonly #chars: string[];
+  /** One character that is not a delimiter. */
+  readonly #notDelim: string;
+  #i = 0;
+
+  constructor(pattern: string, delimiters: string[]) {
+    this.#chars = Array.from(pattern);
+    this.#notDelim = delimiters.length === 0 ? "[\\s\\S]" : `[^${delimiters.map(lit).join("")}]`;
+  }
+
+  /** A sequence, up to the end or (inside braces) a "," or "}". */
+  sequence(depth: number): string {
     let out = "";
-    while (i < chars.length) {
-      let c = chars[i] as string;
+    while (this.#i < this.#chars.length) {
+      const c = this.#chars[this.#i] as string;
+      if (depth > 0 && (c === "," || c === "}")) break;
+      out += this.#element(c, depth);
+    }
+    return out;
+  }
+
+  #element(c: string, depth: number): string {
+    switch (c) {
+      case "{":
+        this.#i++;
+        return this.#alternatives(depth);
+      case "[":
+        this.#i++;
+        return this.#range();
+      case "?":
+        this.#i++;
+        return this.#notDelim;
+      case "*":
+        this.#i++;
+        return this.#star();
+      default:
+        return this.#text(depth > 0 ? "?*[{}," : "?*[{");
+    }
+  }
+
+  /** After "{": sequences separated by ",", up to "}". */
+  #alternatives(depth: number): string {
+    const alternatives = [this.sequence(depth + 1)];
+    while (this.#chars[this.#i] === ",") {
+      this.#i++;
+      alternatives.push(this.sequence(depth + 1));
+    }
+    // gobwas accepts an unclosed "{" as if closed at the end.
+    if (this.#chars[this.#i] === "}") this.#i++;
+    return `(?:${alternatives.join("|")})`;
+  }
+
+  /** After "*": a second "*" crosses delimiters. */
+  #star(): string {
+    if (this.#chars[this.#i] !== "*") return `${this.#notDelim}*`;
+    this.#i++;
+    return "[\\s\\S]*";
+  }
+
+  /** Text up to a breaker, with escapes resolved (a trailing backslash is dropped, as gobwas v0.2.3). */
+  #text(breakers: string): string {
+    let out = "";
+    while (this.#i < this.#chars.length) {
+      let c = this.#chars[this.#i] as string;
       if (c === "\\") {
-        i++;
-        if (i >= chars.length) break;
-        c = chars[i] as string;
+        this.#i++;
+        if (this.#i >= this.#chars.length) break;
+        c = this.#chars[this.#i] as string;
       } else if (breakers.includes(c)) {
         break;
       }
       out += lit(c);
-      i++;
+      this.#i++;
     }
     return out;
-  };
+  }
 
-  const range = (): string => {
-    // After "[": optional "!", then either lo-hi or a list of characters, then "]".
-    const next = () => {
-      if (i >= chars.length) throw new GlobSyntaxError("unexpected end of input");
-      return chars[i++] as string;
-    };
+  /** After "[": optional "!", then either lo-hi or a list of characters, then "]". */
+  #range(): string {
     let not = false;
-    let c = next();
+    let c = this.#next();
     if (c === "!") {
       not = true;
-      c = next();
+      c = this.#next();
     }
     let body: string;
-    if (chars[i] === "-") {
-      i++;
-      const hi = next();
+    if (this.#chars[this.#i] === "-") {
+      this.#i++;
+      const hi = this.#next();
       // A reversed range matches nothing (JS would reject it).
       body = (hi.codePointAt(0) as number) < (c.codePointAt(0) as number) ? "" : `${lit(c)}-${lit(hi)}`;
     } else {
-      i--;
-      body = text("]");
+      this.#i--;
+      body = this.#text("]");
     }
-    if (next() !== "]") throw new GlobSyntaxError("expected close range character");
+    if (this.#next() !== "]") throw new GlobSyntaxError("expected close range character");
     return `[${not ? "^" : ""}${body}]`;
-  };
+  }
 
-  // A sequence, up to the end or (inside braces) a "," or "}".
-  const sequence = (depth: number): string => {
-    let out = "";
-    while (i < chars.length) {
-      const c = chars[i] as string;
-      if (depth > 0 && (c === "," || c === "}")) break;
-      if (c === "{") {
-        i++;
-        const alternatives = [sequence(depth + 1)];
-        while (chars[i] === ",") {
-          i++;
-          alternatives.push(sequence(depth + 1));
-        }
-        // gobwas accepts an unclosed "{" as if closed at the end.
-        if (chars[i] === "}") i++;
-        out += `(?:${alternatives.join("|")})`;
-      } else if (c === "[") {
-        i++;
-        out += range();
-      } else if (c === "?") {
-        i++;
-        out += notDelim;
-      } else if (c === "*") {
-        i++;
-        if (chars[i] === "*") {
-          i++;
-          out += "[\\s\\S]*";
-        } else {
-          out += `${notDelim}*`;
-        }
-      } else {
-        out += text(depth > 0 ? "?*[{}," : "?*[{");
-      }
-    }
-    return out;
-  };
-
-  return `^${sequence(0)}$`;
+  #next(): string {
+    if (this.#i >= this.#chars.length) throw new GlobSyntaxError("unexpected end of input");
+    return this.#chars[this.#i++] as string;
+  }
 }
 
 export function globRegExp(pattern: string, delimiters: string[]): RegExp {

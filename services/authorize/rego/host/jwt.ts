@@ -118,14 +118,20 @@ function parseHeader(header: Record<string, unknown>): Header {
       if (typeof v !== "string") throw new Error(`${k}: must be a string`);
       if (k !== "typ") out[k] = v;
     } else if (k === "crit") {
-      if (!Array.isArray(v)) throw new Error("crit: must be a list");
-      for (const c of v) if (typeof c === "string") out.crit.add(c);
-      if (out.crit.size === 0) throw new Error("crit: must be a nonempty list");
+      out.crit = criticalParameters(v);
     } else {
       out.unknown.push(k);
     }
   }
   return out;
+}
+
+/** `crit`: a nonempty list of parameter names (non-strings in it are ignored). */
+function criticalParameters(v: unknown): Set<string> {
+  if (!Array.isArray(v)) throw new Error("crit: must be a list");
+  const crit = new Set(v.filter((c): c is string => typeof c === "string"));
+  if (crit.size === 0) throw new Error("crit: must be a nonempty list");
+  return crit;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,52 +151,75 @@ function getLine(s: string): [string, string] {
   return [s.slice(0, end).replace(/[ \t]+$/, ""), s.slice(i + 1)];
 }
 
+interface PemBlock {
+  type: string;
+  der: Buffer;
+  /** The text after the block. */
+  rest: string;
+}
+
 /** Go's encoding/pem.Decode: the first PEM block and the text after it. */
-function decodePem(data: string): { type: string; der: Buffer; rest: string } | undefined {
+function decodePem(data: string): PemBlock | undefined {
   let rest = data;
   for (;;) {
-    if (rest.startsWith("-----BEGIN ")) {
-      rest = rest.slice(11);
-    } else {
-      const i = rest.indexOf("\n-----BEGIN ");
-      if (i < 0) return undefined;
-      rest = rest.slice(i + 12);
-    }
-    let typeLine: string;
-    [typeLine, rest] = getLine(rest);
-    if (!typeLine.endsWith("-----")) continue;
-    const type = typeLine.slice(0, -5);
-    let headers = false;
-    for (;;) {
-      if (rest.length === 0) return undefined;
-      const [line, next] = getLine(rest);
-      if (!line.includes(":")) break;
-      headers = true;
-      rest = next;
-    }
-    let endIndex: number;
-    let trailerIndex: number;
-    if (!headers && rest.startsWith("-----END ")) {
-      endIndex = 0;
-      trailerIndex = 9;
-    } else {
-      endIndex = rest.indexOf("\n-----END ");
-      trailerIndex = endIndex + 10;
-    }
-    if (endIndex < 0) continue;
-    const trailer = rest.slice(trailerIndex);
-    const trailerLen = type.length + 5;
-    if (trailer.length < trailerLen) continue;
-    if (!trailer.startsWith(type) || trailer.slice(type.length, trailerLen) !== "-----") continue;
-    if (getLine(trailer.slice(trailerLen))[0].length !== 0) continue;
-    let der: Buffer;
-    try {
-      der = base64Decode(rest.slice(0, endIndex).replace(/[ \t]/g, ""), false);
-    } catch {
-      continue;
-    }
-    return { type, der, rest: getLine(rest.slice(endIndex + 9))[1] };
+    const afterBegin = skipToBegin(rest);
+    if (afterBegin === undefined) return undefined;
+    const block = readPemBlock(afterBegin);
+    if (block === undefined || "type" in block) return block;
+    rest = block.retry;
   }
+}
+
+/** The text after the next "-----BEGIN " that starts a line. */
+function skipToBegin(text: string): string | undefined {
+  if (text.startsWith("-----BEGIN ")) return text.slice(11);
+  const i = text.indexOf("\n-----BEGIN ");
+  return i < 0 ? undefined : text.slice(i + 12);
+}
+
+/**
+ * The block after "-----BEGIN ": decoded, or where to look for the next one when this one is
+ * malformed; undefined when the text ends within its headers.
+ */
+function readPemBlock(text: string): PemBlock | { retry: string } | undefined {
+  const [typeLine, afterType] = getLine(text);
+  if (!typeLine.endsWith("-----")) return { retry: afterType };
+  const type = typeLine.slice(0, -5);
+  const body = skipPemHeaders(afterType);
+  if (body === undefined) return undefined;
+  const end = pemEnd(body.rest, body.headers, type);
+  if (end < 0) return { retry: body.rest };
+  try {
+    const der = base64Decode(body.rest.slice(0, end).replace(/[ \t]/g, ""), false);
+    return { type, der, rest: getLine(body.rest.slice(end + 9))[1] };
+  } catch {
+    return { retry: body.rest };
+  }
+}
+
+/** Skips "Key: value" header lines; undefined if the text ends before the body. */
+function skipPemHeaders(text: string): { rest: string; headers: boolean } | undefined {
+  let rest = text;
+  let headers = false;
+  for (;;) {
+    if (rest.length === 0) return undefined;
+    const [line, next] = getLine(rest);
+    if (!line.includes(":")) return { rest, headers };
+    headers = true;
+    rest = next;
+  }
+}
+
+/** Where the body ends: at "-----END <type>-----" alone on its line; -1 if it does not. */
+function pemEnd(rest: string, headers: boolean, type: string): number {
+  const atStart = !headers && rest.startsWith("-----END ");
+  const endIndex = atStart ? 0 : rest.indexOf("\n-----END ");
+  if (endIndex < 0) return -1;
+  const trailer = rest.slice(atStart ? 9 : endIndex + 10);
+  const trailerLen = type.length + 5;
+  if (trailer.length < trailerLen) return -1;
+  if (!trailer.startsWith(type) || trailer.slice(type.length, trailerLen) !== "-----") return -1;
+  return getLine(trailer.slice(trailerLen))[0].length === 0 ? endIndex : -1;
 }
 
 function jwkKey(jwk: unknown): VerificationKey | undefined {
@@ -214,24 +243,31 @@ function jwkKey(jwk: unknown): VerificationKey | undefined {
 /** OPA's getKeysFromCertOrJWK. */
 function verificationKeys(text: string): VerificationKey[] {
   const pem = decodePem(text);
-  if (pem) {
-    if (pem.rest.length > 0) throw new Error("extra data after a PEM certificate block");
-    if (pem.type === "CERTIFICATE") {
-      try {
-        return [{ key: new X509Certificate(pem.der).publicKey, alg: "", kid: "" }];
-      } catch (error) {
-        throw new Error(`failed to parse a PEM certificate: ${(error as Error).message}`);
-      }
+  return pem ? pemKeys(pem) : jwkKeys(text);
+}
+
+/** A PEM certificate or public key, alone. */
+function pemKeys(pem: PemBlock): VerificationKey[] {
+  if (pem.rest.length > 0) throw new Error("extra data after a PEM certificate block");
+  if (pem.type === "CERTIFICATE") {
+    try {
+      return [{ key: new X509Certificate(pem.der).publicKey, alg: "", kid: "" }];
+    } catch (error) {
+      throw new Error(`failed to parse a PEM certificate: ${(error as Error).message}`);
     }
-    if (pem.type === "PUBLIC KEY") {
-      try {
-        return [{ key: createPublicKey({ key: pem.der, format: "der", type: "spki" }), alg: "", kid: "" }];
-      } catch (error) {
-        throw new Error(`failed to parse a PEM public key: ${(error as Error).message}`);
-      }
-    }
-    throw new Error("failed to extract a Key from the PEM certificate");
   }
+  if (pem.type === "PUBLIC KEY") {
+    try {
+      return [{ key: createPublicKey({ key: pem.der, format: "der", type: "spki" }), alg: "", kid: "" }];
+    } catch (error) {
+      throw new Error(`failed to parse a PEM public key: ${(error as Error).message}`);
+    }
+  }
+  throw new Error("failed to extract a Key from the PEM certificate");
+}
+
+/** A JWK, or a JWKS ({"keys": [...]}). */
+function jwkKeys(text: string): VerificationKey[] {
   try {
     const parsed = JSON.parse(text) as unknown;
     const list = isPlainObject(parsed) && "keys" in parsed ? parsed.keys : [parsed];
@@ -350,28 +386,7 @@ interface Constraints {
 
 function parseConstraints(c: Record<string, unknown>): Constraints {
   const out: Constraints = { keys: undefined, secret: "", alg: "", iss: "", aud: "", time: -1 };
-  for (const [name, value] of Object.entries(c)) {
-    switch (name) {
-      case "cert":
-        if (typeof value !== "string") throw new Error("cert constraint: must be a string");
-        out.keys = verificationKeys(value);
-        break;
-      case "secret":
-      case "alg":
-      case "iss":
-      case "aud":
-        if (typeof value !== "string") throw new Error(`${name} constraint: must be a string`);
-        out[name] = value;
-        break;
-      case "time":
-        if (typeof value !== "number") throw new Error("token time constraint: must be a number");
-        if (value < 0) throw new Error("token time constraint: must not be negative");
-        out.time = value;
-        break;
-      default:
-        throw new Error(`unknown token validation constraint: ${name}`);
-    }
-  }
+  for (const [name, value] of Object.entries(c)) addConstraint(out, name, value);
   if (out.time === -1) out.time = Number(nowNs());
   const keyConstraints = (out.keys ? 1 : 0) + (out.secret !== "" ? 1 : 0);
   if (keyConstraints > 1) throw new Error("duplicate key constraints");
@@ -379,52 +394,83 @@ function parseConstraints(c: Record<string, unknown>): Constraints {
   return out;
 }
 
+function addConstraint(out: Constraints, name: string, value: unknown): void {
+  switch (name) {
+    case "cert":
+      if (typeof value !== "string") throw new Error("cert constraint: must be a string");
+      out.keys = verificationKeys(value);
+      break;
+    case "secret":
+    case "alg":
+    case "iss":
+    case "aud":
+      if (typeof value !== "string") throw new Error(`${name} constraint: must be a string`);
+      out[name] = value;
+      break;
+    case "time":
+      if (typeof value !== "number") throw new Error("token time constraint: must be a number");
+      if (value < 0) throw new Error("token time constraint: must not be negative");
+      out.time = value;
+      break;
+    default:
+      throw new Error(`unknown token validation constraint: ${name}`);
+  }
+}
+
 function decodeVerify(jwt: unknown, constraints: unknown): unknown[] {
   if (!isPlainObject(constraints)) throw operandTypeError(2, constraints, "object");
   const c = parseConstraints(constraints);
-  const unverified = [false, {}, {}];
+  const verified = verifiedToken(jwt, c);
+  if (!verified) return [false, {}, {}];
+  const payload = extractJSONObject(verified.payload);
+  return claimsHold(payload, c) ? [true, verified.header, payload] : [false, {}, {}];
+}
+
+/** The innermost token's header and payload text, when every signature verifies (a nested token with the same constraints). */
+function verifiedToken(jwt: unknown, c: Constraints): { header: Record<string, unknown>; payload: string } | undefined {
   let input = jwt;
-  let header: Record<string, unknown>;
-  let payloadText: string;
   for (;;) {
     const token = splitToken(input);
-    header = decodeHeader(token);
+    const header = decodeHeader(token);
     const h = parseHeader(header);
     // RFC 7515: alg is required, and an unrecognised critical parameter invalidates the token.
-    if (h.alg === "" || h.unknown.some((u) => h.crit.has(u))) return unverified;
-    if (c.alg !== "" && c.alg !== h.alg) return unverified;
+    if (h.alg === "" || h.unknown.some((u) => h.crit.has(u))) return undefined;
+    if (c.alg !== "" && c.alg !== h.alg) return undefined;
     const signature = decodePart(token.signature, "signature");
     const data = Buffer.from(`${token.header}.${token.payload}`);
     const ok = c.keys
       ? verifyWithKeys(c.keys, h, h.alg, data, signature)
       : verifySignature(h.alg, Buffer.from(c.secret, "utf8"), data, signature);
-    if (!ok) return unverified;
-    payloadText = decodePart(token.payload, "payload").toString("utf8");
-    // A nested token is verified with the same constraints.
-    if (h.cty.toLowerCase() !== "jwt") break;
-    input = payloadText;
+    if (!ok) return undefined;
+    const payload = decodePart(token.payload, "payload").toString("utf8");
+    if (h.cty.toLowerCase() !== "jwt") return { header, payload };
+    input = payload;
   }
-  const payload = extractJSONObject(payloadText);
-  if (c.iss !== "" && payload.iss !== c.iss) return unverified;
-  if ("aud" in payload) {
-    const aud = payload.aud;
-    const matches = typeof aud === "string" ? aud === c.aud : Array.isArray(aud) && aud.some((a) => a === c.aud);
-    if (!matches) return unverified;
-  } else if (c.aud !== "") {
-    return unverified;
-  }
+}
+
+/** The registered claims against the constraints: issuer, audience, expiry and not-before (at `time`). */
+function claimsHold(payload: Record<string, unknown>, c: Constraints): boolean {
+  if (c.iss !== "" && payload.iss !== c.iss) return false;
+  if (!audienceMatches(payload, c.aud)) return false;
   const now = c.time / 1e9; // seconds, as the claims
-  if ("exp" in payload) {
-    const exp = numberValue(payload.exp);
-    if (exp === undefined) throw new Error("exp value must be a number");
-    if (!(now < exp)) return unverified;
-  }
-  if ("nbf" in payload) {
-    const nbf = numberValue(payload.nbf);
-    if (nbf === undefined) throw new Error("nbf value must be a number");
-    if (now < nbf) return unverified;
-  }
-  return [true, header, payload];
+  const exp = timeClaim(payload, "exp");
+  if (exp !== undefined && !(now < exp)) return false;
+  const nbf = timeClaim(payload, "nbf");
+  return nbf === undefined || !(now < nbf);
+}
+
+/** With an aud claim, the constraint must be it or in it; without, there must be no constraint. */
+function audienceMatches(payload: Record<string, unknown>, aud: string): boolean {
+  if (!("aud" in payload)) return aud === "";
+  const claim = payload.aud;
+  return typeof claim === "string" ? claim === aud : Array.isArray(claim) && claim.some((a) => a === aud);
+}
+
+function timeClaim(payload: Record<string, unknown>, name: "exp" | "nbf"): number | undefined {
+  if (!(name in payload)) return undefined;
+  const value = numberValue(payload[name]);
+  if (value === undefined) throw new Error(`${name} value must be a number`);
+  return value;
 }
 
 export const jwtBuiltins: Record<string, Builtin> = {

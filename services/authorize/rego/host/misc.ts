@@ -124,31 +124,37 @@ function compareSemver(v: Version, o: Version): number {
   if (v.pre === o.pre) return 0;
   if (v.pre === "") return 1;
   if (o.pre === "") return -1;
-  let [a, restA] = cut(v.pre, ".");
-  let [b, restB] = cut(o.pre, ".");
+  return comparePrerelease(v.pre, o.pre);
+}
+
+/** Pre-release identifiers, one by one; with equal ones, more identifiers sort later (as OPA's internal/semver). */
+function comparePrerelease(preA: string, preB: string): number {
+  let [a, restA] = cut(preA, ".");
+  let [b, restB] = cut(preB, ".");
   for (;;) {
-    if (a === "" && b !== "") return -1;
-    if (a !== "" && b === "") return 1;
-    const aNum = /^\d+$/.test(a);
-    const bNum = /^\d+$/.test(b);
-    // Numeric identifiers sort before alphanumeric ones.
-    if (aNum && !bNum) return -1;
-    if (!aNum && bNum) return 1;
-    if (aNum && bNum) {
-      // Go's strconv.Atoi saturates at int64's bounds.
-      const x = BigInt(a) > INT64_MAX ? INT64_MAX : BigInt(a);
-      const y = BigInt(b) > INT64_MAX ? INT64_MAX : BigInt(b);
-      const c2 = cmp(x, y);
-      if (c2 !== 0) return c2;
-    } else {
-      const c2 = compareStrings(a, b);
-      if (c2 !== 0) return c2;
-    }
+    const c = compareIdentifiers(a, b);
+    if (c !== 0) return c;
     if (restA !== "" && restB === "") return 1;
     if (restA === "" && restB !== "") return -1;
     [a, restA] = cut(restA, ".");
     [b, restB] = cut(restB, ".");
   }
+}
+
+function compareIdentifiers(a: string, b: string): number {
+  if (a === "" && b !== "") return -1;
+  if (a !== "" && b === "") return 1;
+  const aNum = /^\d+$/.test(a);
+  const bNum = /^\d+$/.test(b);
+  // Numeric identifiers sort before alphanumeric ones.
+  if (aNum !== bNum) return aNum ? -1 : 1;
+  return aNum ? cmp(atoi(a), atoi(b)) : compareStrings(a, b);
+}
+
+/** Go's strconv.Atoi saturates at int64's bounds. */
+function atoi(digits: string): bigint {
+  const n = BigInt(digits);
+  return n > INT64_MAX ? INT64_MAX : n;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,25 +165,27 @@ function replaceN(pairs: Array<[string, string]>, s: string): string {
   let last = 0;
   let prevEmpty = false;
   for (let i = 0; i <= s.length; ) {
-    let hit: [string, string] | undefined;
-    for (const pair of pairs) {
-      // After an empty match, the empty pattern does not match again at the same place.
-      if (pair[0] === "" && prevEmpty) continue;
-      if (s.startsWith(pair[0], i)) {
-        hit = pair;
-        break;
-      }
-    }
+    const hit = pairAt(pairs, s, i, prevEmpty);
     prevEmpty = hit !== undefined && hit[0] === "";
     if (hit) {
       out += s.slice(last, i) + hit[1];
       i += hit[0].length;
       last = i;
-      continue;
+    } else {
+      i += (s.codePointAt(i) ?? 0) > 0xffff ? 2 : 1;
     }
-    i += (s.codePointAt(i) ?? 0) > 0xffff ? 2 : 1;
   }
   return out + s.slice(last);
+}
+
+/** The first pair whose pattern starts at `i`; after an empty match, the empty pattern does not match again there. */
+function pairAt(
+  pairs: Array<[string, string]>,
+  s: string,
+  i: number,
+  prevEmpty: boolean,
+): [string, string] | undefined {
+  return pairs.find(([pattern]) => !(pattern === "" && prevEmpty) && s.startsWith(pattern, i));
 }
 
 // rand.intn is deterministic per (string, n) within an evaluation in OPA.

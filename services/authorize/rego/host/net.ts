@@ -23,56 +23,86 @@ function parseIPv4Fields(s: string, out: IP, at: number): boolean {
 /** netip.ParseAddr as 16 bytes (IPv4 as ::ffff:a.b.c.d), with its bit length; undefined if invalid or zoned. */
 function parseAddr(s: string): { ip: IP; bits: 32 | 128 } | undefined {
   const first = /[.:%]/.exec(s)?.[0];
-  const ip = new Uint8Array(16);
   if (first === ".") {
+    const ip = new Uint8Array(16);
     ip.set(V4_IN_V6);
     return parseIPv4Fields(s, ip, 12) ? { ip, bits: 32 } : undefined;
   }
   if (first !== ":" || s.includes("%")) return undefined;
-  let rest = s;
-  let ellipsis = -1;
-  if (rest.startsWith("::")) {
-    ellipsis = 0;
-    rest = rest.slice(2);
-    if (rest === "") return { ip, bits: 128 };
+  const ip = new IPv6Text(s).parse();
+  return ip ? { ip, bits: 128 } : undefined;
+}
+
+type Step = "next" | "end" | "invalid";
+
+/** RFC 4291 text: groups of up to four hex digits, one "::" for a run of zero groups, an optional trailing IPv4 address. */
+class IPv6Text {
+  readonly #ip = new Uint8Array(16);
+  #rest: string;
+  /** Bytes filled so far. */
+  #filled = 0;
+  /** Where "::" stands, in bytes; -1 if it does not appear. */
+  #ellipsis = -1;
+
+  constructor(text: string) {
+    this.#rest = text;
   }
-  let i = 0;
-  while (i < 16) {
-    const m = /^[0-9A-Fa-f]*/.exec(rest)?.[0] ?? "";
-    if (m.length === 0 || m.length > 4) return undefined;
-    if (rest[m.length] === ".") {
-      // A trailing IPv4 address fills the last four bytes.
-      if ((ellipsis < 0 && i !== 12) || i + 4 > 16) return undefined;
-      if (!parseIPv4Fields(rest, ip, i)) return undefined;
-      rest = "";
-      i += 4;
-      break;
+
+  parse(): IP | undefined {
+    if (this.#rest.startsWith("::")) {
+      this.#ellipsis = 0;
+      this.#rest = this.#rest.slice(2);
+      if (this.#rest === "") return this.#ip;
     }
-    const v = Number.parseInt(m, 16);
-    ip[i] = v >> 8;
-    ip[i + 1] = v & 0xff;
-    i += 2;
-    rest = rest.slice(m.length);
-    if (rest === "") break;
-    if (rest[0] !== ":" || rest.length === 1) return undefined;
-    rest = rest.slice(1);
-    if (rest[0] === ":") {
-      if (ellipsis >= 0) return undefined;
-      ellipsis = i;
-      rest = rest.slice(1);
-      if (rest === "") break;
-    }
+    let step: Step = "next";
+    while (this.#filled < 16 && step === "next") step = this.#group();
+    if (step === "invalid" || this.#rest !== "") return undefined;
+    return this.#expandEllipsis() ? this.#ip : undefined;
   }
-  if (rest !== "") return undefined;
-  if (i < 16) {
-    if (ellipsis < 0) return undefined;
-    const n = 16 - i;
-    for (let j = i - 1; j >= ellipsis; j--) ip[j + n] = ip[j] as number;
-    ip.fill(0, ellipsis, ellipsis + n);
-  } else if (ellipsis >= 0) {
-    return undefined; // "::" must stand for at least one group of zeros
+
+  /** One group, and the separator after it. */
+  #group(): Step {
+    const digits = /^[0-9A-Fa-f]*/.exec(this.#rest)?.[0] ?? "";
+    if (digits.length === 0 || digits.length > 4) return "invalid";
+    if (this.#rest[digits.length] === ".") return this.#trailingIPv4();
+    const v = Number.parseInt(digits, 16);
+    this.#ip[this.#filled] = v >> 8;
+    this.#ip[this.#filled + 1] = v & 0xff;
+    this.#filled += 2;
+    this.#rest = this.#rest.slice(digits.length);
+    return this.#separator();
   }
-  return { ip, bits: 128 };
+
+  /** A trailing IPv4 address fills the last four bytes. */
+  #trailingIPv4(): Step {
+    if ((this.#ellipsis < 0 && this.#filled !== 12) || this.#filled + 4 > 16) return "invalid";
+    if (!parseIPv4Fields(this.#rest, this.#ip, this.#filled)) return "invalid";
+    this.#rest = "";
+    this.#filled += 4;
+    return "end";
+  }
+
+  /** After a group: the end, ":" before the next group, or (once) "::". */
+  #separator(): Step {
+    if (this.#rest === "") return "end";
+    if (this.#rest[0] !== ":" || this.#rest.length === 1) return "invalid";
+    this.#rest = this.#rest.slice(1);
+    if (this.#rest[0] !== ":") return "next";
+    if (this.#ellipsis >= 0) return "invalid";
+    this.#ellipsis = this.#filled;
+    this.#rest = this.#rest.slice(1);
+    return this.#rest === "" ? "end" : "next";
+  }
+
+  /** Moves the groups after "::" to the end, zeros in between; "::" must stand for at least one group. */
+  #expandEllipsis(): boolean {
+    if (this.#filled === 16) return this.#ellipsis < 0;
+    if (this.#ellipsis < 0) return false;
+    const n = 16 - this.#filled;
+    for (let j = this.#filled - 1; j >= this.#ellipsis; j--) this.#ip[j + n] = this.#ip[j] as number;
+    this.#ip.fill(0, this.#ellipsis, this.#ellipsis + n);
+    return true;
+  }
 }
 
 /** net.IP.To4: the 4-byte form of an IPv4 or IPv4-mapped address. */

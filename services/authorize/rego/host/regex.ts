@@ -112,9 +112,29 @@ interface Flags {
   U: boolean;
 }
 
+const isFlag = (c: string | undefined): c is keyof Flags => c === "i" || c === "m" || c === "s" || c === "U";
 const isAlnum = (c: string) => /^[0-9A-Za-z]$/.test(c);
 const isOctal = (c: string | undefined) => c !== undefined && c >= "0" && c <= "7";
 const hexValue = (c: string | undefined) => (c !== undefined && /^[0-9A-Fa-f]$/.test(c) ? Number.parseInt(c, 16) : -1);
+
+/** Go's single-letter control escapes. */
+const CONTROL_ESCAPES = new Map([
+  ["a", 7],
+  ["f", 12],
+  ["n", 10],
+  ["r", 13],
+  ["t", 9],
+  ["v", 11],
+]);
+
+/** A Unicode class by Go's name (category, script, Any, C) as a JS class expression; undefined if Go has none. */
+function unicodeClassExpression(name: string, negated: boolean): string | undefined {
+  if (name === "Any") return negated ? "[]" : `[${cp(0)}-${cp(MAX_RUNE)}]`;
+  if (name === "C") return `[${negated ? "^" : ""}\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}]`;
+  if (CATEGORIES.has(name)) return `\\${negated ? "P" : "p"}{${name}}`;
+  if (isScript(name)) return `\\${negated ? "P" : "p"}{Script=${name}}`;
+  return undefined;
+}
 
 /** A Go regexp translated to a JS RegExp source, with its capture names by group number. */
 export interface Translation {
@@ -162,69 +182,68 @@ class Translator {
   #concat(): string {
     const items: string[] = [];
     let lastRepeat = false;
-    const repeat = (q: string, before: number) => {
-      let nonGreedy = this.#flags.U;
-      if (this.#s[this.#i] === "?") {
-        this.#i++;
-        nonGreedy = !nonGreedy;
-      }
-      const expr = this.#s.slice(before, this.#i);
-      if (lastRepeat) throw new RegexSyntaxError("invalid nested repetition operator", expr);
-      if (items.length === 0) throw new RegexSyntaxError("missing argument to repetition operator", expr);
-      items.push(`(?:${items.pop()})${q}${nonGreedy ? "?" : ""}`);
-      lastRepeat = true;
-    };
     for (;;) {
       const c = this.#peek();
       if (c === undefined || c === "|" || c === ")") return items.join("");
       const start = this.#i;
-      switch (c) {
-        case "(": {
-          const group = this.#group();
-          // A flags-only group, (?i), adds nothing: a following repetition applies to the item before.
-          if (group !== undefined) items.push(group);
-          lastRepeat = false;
-          continue;
-        }
-        case "*":
-        case "+":
-        case "?":
-          this.#i++;
-          repeat(c, start);
-          continue;
-        case "{": {
-          const braces = this.#braces();
-          if (braces) {
-            repeat(braces, start);
-            continue;
-          }
-          this.#i++;
-          items.push(this.#fold(cp(0x7b)));
-          break;
-        }
-        case "^":
-          this.#i++;
-          items.push(this.#flags.m ? `(?:^|(?<=${cp(10)}))` : "^");
-          break;
-        case "$":
-          this.#i++;
-          items.push(this.#flags.m ? `(?:$|(?=${cp(10)}))` : "$");
-          break;
-        case ".":
-          this.#i++;
-          items.push(this.#flags.s ? "[\\s\\S]" : `[^${cp(10)}]`);
-          break;
-        case "[":
-          items.push(this.#fold(this.#charClass()));
-          break;
-        case "\\":
-          this.#escape(items);
-          break;
-        default:
-          this.#i += c.length;
-          items.push(this.#fold(isAlnum(c) ? c : cp(c.codePointAt(0) as number)));
+      const quantifier = this.#quantifier(c);
+      if (quantifier !== undefined) {
+        this.#repeat(items, quantifier, start, lastRepeat);
+        lastRepeat = true;
+        continue;
+      }
+      if (c === "(") {
+        // A flags-only group, (?i), adds nothing: a following repetition applies to the item before.
+        const group = this.#group();
+        if (group !== undefined) items.push(group);
+      } else if (c === "\\") {
+        this.#escape(items);
+      } else {
+        items.push(this.#atom(c));
       }
       lastRepeat = false;
+    }
+  }
+
+  /** `*`, `+`, `?` or a `{n,m}` repetition at the current position (consumed), as a JS quantifier. */
+  #quantifier(c: string): string | undefined {
+    if (c === "*" || c === "+" || c === "?") {
+      this.#i++;
+      return c;
+    }
+    return c === "{" ? this.#braces() : undefined;
+  }
+
+  /** Applies a quantifier (and a following `?`, which flips greediness) to the last item. */
+  #repeat(items: string[], quantifier: string, start: number, lastRepeat: boolean): void {
+    let nonGreedy = this.#flags.U;
+    if (this.#s[this.#i] === "?") {
+      this.#i++;
+      nonGreedy = !nonGreedy;
+    }
+    const expr = this.#s.slice(start, this.#i);
+    if (lastRepeat) throw new RegexSyntaxError("invalid nested repetition operator", expr);
+    if (items.length === 0) throw new RegexSyntaxError("missing argument to repetition operator", expr);
+    items.push(`(?:${items.pop()})${quantifier}${nonGreedy ? "?" : ""}`);
+  }
+
+  /** Anchors, `.`, a bracketed class, or a literal character (a `{` that starts no repetition included). */
+  #atom(c: string): string {
+    switch (c) {
+      case "^":
+        this.#i++;
+        return this.#flags.m ? `(?:^|(?<=${cp(10)}))` : "^";
+      case "$":
+        this.#i++;
+        return this.#flags.m ? `(?:$|(?=${cp(10)}))` : "$";
+      case ".":
+        this.#i++;
+        return this.#flags.s ? "[\\s\\S]" : `[^${cp(10)}]`;
+      case "[":
+        return this.#fold(this.#charClass());
+      default:
+        this.#i += c.length;
+        return this.#fold(isAlnum(c) ? c : cp(c.codePointAt(0) as number));
     }
   }
 
@@ -243,63 +262,72 @@ class Translator {
     return max === -2 ? `{${min},}` : max === min ? `{${min}}` : `{${min},${max}}`;
   }
 
+  /** A group; undefined for a flags-only group, `(?i)`, whose flags hold for the rest of the enclosing one. */
   #group(): string | undefined {
     const start = this.#i;
     this.#i++; // (
     const saved = { ...this.#flags };
-    let capture = false;
-    if (this.#s[this.#i] === "?") {
-      const rest = this.#s.slice(this.#i + 1);
-      const named = rest.startsWith("P<") ? 2 : rest.startsWith("<") ? 1 : 0;
-      if (named) {
-        const end = this.#s.indexOf(">", this.#i);
-        if (end < 0) throw new RegexSyntaxError("invalid named capture", this.#s.slice(start));
-        const name = this.#s.slice(this.#i + 1 + named, end);
-        // Go: a non-empty run of word characters; so (?<=...) and (?<!...) fail here, as in Go.
-        if (!/^[A-Za-z0-9_]+$/.test(name)) {
-          throw new RegexSyntaxError("invalid named capture", this.#s.slice(start, end + 1));
-        }
-        this.#i = end + 1;
-        capture = true;
-        this.names.push(name);
-      } else {
-        // Flags: (?i) (?-s) (?i:...), as Go's parsePerlFlags.
-        this.#i++;
-        const flags = { ...this.#flags };
-        let negate = false;
-        let sawFlag = false;
-        for (;;) {
-          const c = this.#s[this.#i];
-          this.#i++;
-          if (c === "i" || c === "m" || c === "s" || c === "U") {
-            flags[c] = !negate;
-            sawFlag = true;
-          } else if (c === "-" && !negate) {
-            negate = true;
-            sawFlag = false;
-          } else if ((c === ":" || c === ")") && !(negate && !sawFlag)) {
-            if (c === ")") {
-              this.#flags = flags;
-              return undefined;
-            }
-            this.#flags = flags;
-            break;
-          } else {
-            throw new RegexSyntaxError("invalid or unsupported Perl syntax", this.#s.slice(start, this.#i));
-          }
-        }
-      }
-    } else {
-      capture = true;
-      this.names.push(undefined);
-    }
+    const kind = this.#groupKind(start);
+    if (kind === "flags") return undefined;
     if (++this.#depth > 1000) throw new RegexSyntaxError("expression nests too deeply", this.#s);
     const inner = this.#alternation();
     this.#depth--;
     if (this.#s[this.#i] !== ")") throw new RegexSyntaxError("missing closing )", this.#s);
     this.#i++;
     this.#flags = saved;
-    return capture ? `(${inner})` : `(?:${inner})`;
+    return kind === "capture" ? `(${inner})` : `(?:${inner})`;
+  }
+
+  /** After "(": a capture (named or not), a non-capturing group with flags `(?i:…)`, or flags alone `(?i)`. */
+  #groupKind(start: number): "capture" | "group" | "flags" {
+    if (this.#s[this.#i] !== "?") {
+      this.names.push(undefined);
+      return "capture";
+    }
+    const rest = this.#s.slice(this.#i + 1);
+    const named = rest.startsWith("P<") ? 2 : rest.startsWith("<") ? 1 : 0;
+    if (named === 0) return this.#perlFlags(start);
+    const end = this.#s.indexOf(">", this.#i);
+    if (end < 0) throw new RegexSyntaxError("invalid named capture", this.#s.slice(start));
+    const name = this.#s.slice(this.#i + 1 + named, end);
+    // Go: a non-empty run of word characters; so (?<=...) and (?<!...) fail here, as in Go.
+    if (!/^[A-Za-z0-9_]+$/.test(name))
+      throw new RegexSyntaxError("invalid named capture", this.#s.slice(start, end + 1));
+    this.#i = end + 1;
+    this.names.push(name);
+    return "capture";
+  }
+
+  /** Flags: (?i) (?-s) (?i:...), as Go's parsePerlFlags. */
+  #perlFlags(start: number): "group" | "flags" {
+    this.#i++; // ?
+    const state = { flags: { ...this.#flags }, negate: false, sawFlag: false };
+    for (;;) {
+      const c = this.#s[this.#i];
+      this.#i++;
+      if (isFlag(c)) {
+        state.flags[c] = !state.negate;
+        state.sawFlag = true;
+      } else if (c === "-" && !state.negate) {
+        state.negate = true;
+        state.sawFlag = false;
+      } else {
+        return this.#endFlags(c, state, start);
+      }
+    }
+  }
+
+  /** ":" starts the group's body, ")" ends flags alone; anything else, or a "-" with no flag after it, is an error. */
+  #endFlags(
+    c: string | undefined,
+    state: { flags: Flags; negate: boolean; sawFlag: boolean },
+    start: number,
+  ): "group" | "flags" {
+    if ((c !== ":" && c !== ")") || (state.negate && !state.sawFlag)) {
+      throw new RegexSyntaxError("invalid or unsupported Perl syntax", this.#s.slice(start, this.#i));
+    }
+    this.#flags = state.flags;
+    return c === ")" ? "flags" : "group";
   }
 
   #escape(items: string[]): void {
@@ -358,61 +386,48 @@ class Translator {
     this.#i += c.length;
     const invalid = () => new RegexSyntaxError("invalid escape sequence", this.#s.slice(start, this.#i));
     if (c.length === 1 && c.charCodeAt(0) < 0x80 && !isAlnum(c)) return c.charCodeAt(0);
-    switch (c) {
-      case "1":
-      case "2":
-      case "3":
-      case "4":
-      case "5":
-      case "6":
-      case "7":
-      case "0": {
-        // A lone non-zero digit would be a backreference, which RE2 does not have.
-        if (c !== "0" && !isOctal(this.#s[this.#i])) throw invalid();
-        let r = c.charCodeAt(0) - 48;
-        for (let k = 1; k < 3 && isOctal(this.#s[this.#i]); k++) r = r * 8 + (this.#s.charCodeAt(this.#i++) - 48);
-        return r;
-      }
-      case "x": {
-        if (this.#s[this.#i] === "{") {
-          this.#i++;
-          let r = 0;
-          let n = 0;
-          for (;;) {
-            const h = this.#s[this.#i];
-            if (h === undefined) throw invalid();
-            this.#i++;
-            if (h === "}") break;
-            const v = hexValue(h);
-            if (v < 0) throw invalid();
-            r = r * 16 + v;
-            if (r > MAX_RUNE) throw invalid();
-            n++;
-          }
-          if (n === 0) throw invalid();
-          return r;
-        }
-        const x = hexValue(this.#s[this.#i]);
-        const y = hexValue(this.#s[this.#i + 1]);
-        this.#i = Math.min(this.#s.length, this.#i + 2);
-        if (x < 0 || y < 0) throw invalid();
-        return x * 16 + y;
-      }
-      case "a":
-        return 7;
-      case "f":
-        return 12;
-      case "n":
-        return 10;
-      case "r":
-        return 13;
-      case "t":
-        return 9;
-      case "v":
-        return 11;
-      default:
-        throw invalid();
+    if (isOctal(c)) return this.#octalEscape(c, invalid);
+    if (c === "x") return this.#hexEscape(invalid);
+    const code = CONTROL_ESCAPES.get(c);
+    if (code === undefined) throw invalid();
+    return code;
+  }
+
+  /** `\0`, `\012`: up to three octal digits; a lone non-zero digit would be a backreference, which RE2 lacks. */
+  #octalEscape(first: string, invalid: () => RegexSyntaxError): number {
+    if (first !== "0" && !isOctal(this.#s[this.#i])) throw invalid();
+    let r = first.charCodeAt(0) - 48;
+    for (let k = 1; k < 3 && isOctal(this.#s[this.#i]); k++) r = r * 8 + (this.#s.charCodeAt(this.#i++) - 48);
+    return r;
+  }
+
+  /** `\x41` (two hex digits) or `\x{10FFFF}`. */
+  #hexEscape(invalid: () => RegexSyntaxError): number {
+    if (this.#s[this.#i] === "{") return this.#hexBraces(invalid);
+    const x = hexValue(this.#s[this.#i]);
+    const y = hexValue(this.#s[this.#i + 1]);
+    this.#i = Math.min(this.#s.length, this.#i + 2);
+    if (x < 0 || y < 0) throw invalid();
+    return x * 16 + y;
+  }
+
+  #hexBraces(invalid: () => RegexSyntaxError): number {
+    this.#i++; // {
+    let r = 0;
+    let n = 0;
+    for (;;) {
+      const h = this.#s[this.#i];
+      if (h === undefined) throw invalid();
+      this.#i++;
+      if (h === "}") break;
+      const v = hexValue(h);
+      if (v < 0) throw invalid();
+      r = r * 16 + v;
+      if (r > MAX_RUNE) throw invalid();
+      n++;
     }
+    if (n === 0) throw invalid();
+    return r;
   }
 
   /** `\pL`, `\p{Greek}`, `\P{^Lu}`: a JS class expression (usable inside a class in v mode). */
@@ -420,26 +435,29 @@ class Translator {
     const start = this.#i;
     let negated = this.#s[this.#i + 1] === "P";
     this.#i += 2;
-    let name: string;
-    if (this.#s[this.#i] === "{") {
-      const end = this.#s.indexOf("}", this.#i);
-      if (end < 0) throw new RegexSyntaxError("invalid character class range", this.#s.slice(start));
-      name = this.#s.slice(this.#i + 1, end);
-      this.#i = end + 1;
-    } else {
-      name = this.#peek() ?? "";
-      this.#i += name.length;
-    }
+    let name = this.#unicodeClassName(start);
     const seq = this.#s.slice(start, this.#i);
     if (name.startsWith("^")) {
       negated = !negated;
       name = name.slice(1);
     }
-    if (name === "Any") return negated ? "[]" : `[${cp(0)}-${cp(MAX_RUNE)}]`;
-    if (name === "C") return `[${negated ? "^" : ""}\\p{Cc}\\p{Cf}\\p{Co}\\p{Cs}]`;
-    if (CATEGORIES.has(name)) return `\\${negated ? "P" : "p"}{${name}}`;
-    if (isScript(name)) return `\\${negated ? "P" : "p"}{Script=${name}}`;
-    throw new RegexSyntaxError("invalid character class range", seq);
+    const expression = unicodeClassExpression(name, negated);
+    if (expression === undefined) throw new RegexSyntaxError("invalid character class range", seq);
+    return expression;
+  }
+
+  /** After `\p`: a one-letter name, or one in braces. */
+  #unicodeClassName(start: number): string {
+    if (this.#s[this.#i] !== "{") {
+      const name = this.#peek() ?? "";
+      this.#i += name.length;
+      return name;
+    }
+    const end = this.#s.indexOf("}", this.#i);
+    if (end < 0) throw new RegexSyntaxError("invalid character class range", this.#s.slice(start));
+    const name = this.#s.slice(this.#i + 1, end);
+    this.#i = end + 1;
+    return name;
   }
 
   /** A bracketed class, as Go's parseClass. */
@@ -452,50 +470,55 @@ class Translator {
       this.#i++;
     }
     const parts: string[] = [];
-    let first = true;
-    for (;;) {
+    // A "]" first in the class is a literal.
+    for (let first = true; ; first = false) {
       const c = this.#s[this.#i];
       if (c === undefined) throw new RegexSyntaxError("missing closing ]", this.#s.slice(start));
-      if (c === "]" && !first) {
-        this.#i++;
-        break;
-      }
-      first = false;
-      if (c === "[" && this.#s[this.#i + 1] === ":") {
-        const end = this.#s.indexOf(":]", this.#i + 2);
-        if (end >= 0) {
-          const name = this.#s.slice(this.#i + 2, end);
-          const neg = name.startsWith("^");
-          const group = POSIX[neg ? name.slice(1) : name];
-          if (!group) throw new RegexSyntaxError("invalid character class range", this.#s.slice(this.#i, end + 2));
-          parts.push(rangesClass(group, neg));
-          this.#i = end + 2;
-          continue;
-        }
-      }
-      if (c === "\\") {
-        const e = this.#s[this.#i + 1];
-        if (e === "p" || e === "P") {
-          parts.push(this.#unicodeClass());
-          continue;
-        }
-        if (e !== undefined && "dDsSwW".includes(e)) {
-          parts.push(rangesClass(PERL[e.toLowerCase()] as Ranges, e !== e.toLowerCase()));
-          this.#i += 2;
-          continue;
-        }
-      }
-      const rangeStart = this.#i;
-      const lo = this.#classChar(start);
-      let hi = lo;
-      if (this.#s[this.#i] === "-" && this.#s[this.#i + 1] !== undefined && this.#s[this.#i + 1] !== "]") {
-        this.#i++;
-        hi = this.#classChar(start);
-        if (hi < lo) throw new RegexSyntaxError("invalid character class range", this.#s.slice(rangeStart, this.#i));
-      }
-      parts.push(lo === hi ? cp(lo) : `${cp(lo)}-${cp(hi)}`);
+      if (c === "]" && !first) break;
+      parts.push(this.#classItem(c, start));
     }
+    this.#i++; // ]
     return `[${negated ? "^" : ""}${parts.join("")}]`;
+  }
+
+  /** One item of a class: `[:alpha:]`, `\pL`, `\d`, or a character or range of them. */
+  #classItem(c: string, classStart: number): string {
+    if (c === "[" && this.#s[this.#i + 1] === ":") {
+      const posix = this.#posixClass();
+      if (posix !== undefined) return posix;
+    }
+    const e = this.#s[this.#i + 1];
+    if (c === "\\" && (e === "p" || e === "P")) return this.#unicodeClass();
+    if (c === "\\" && e !== undefined && "dDsSwW".includes(e)) {
+      this.#i += 2;
+      return rangesClass(PERL[e.toLowerCase()] as Ranges, e !== e.toLowerCase());
+    }
+    return this.#classRange(classStart);
+  }
+
+  /** `[:alpha:]`, `[:^digit:]`; undefined when no `:]` closes it (then `[` is a literal). */
+  #posixClass(): string | undefined {
+    const end = this.#s.indexOf(":]", this.#i + 2);
+    if (end < 0) return undefined;
+    const name = this.#s.slice(this.#i + 2, end);
+    const neg = name.startsWith("^");
+    const group = POSIX[neg ? name.slice(1) : name];
+    if (!group) throw new RegexSyntaxError("invalid character class range", this.#s.slice(this.#i, end + 2));
+    this.#i = end + 2;
+    return rangesClass(group, neg);
+  }
+
+  /** A character, or a range `a-z` (a `-` before `]` is a literal). */
+  #classRange(classStart: number): string {
+    const rangeStart = this.#i;
+    const lo = this.#classChar(classStart);
+    let hi = lo;
+    if (this.#s[this.#i] === "-" && this.#s[this.#i + 1] !== undefined && this.#s[this.#i + 1] !== "]") {
+      this.#i++;
+      hi = this.#classChar(classStart);
+      if (hi < lo) throw new RegexSyntaxError("invalid character class range", this.#s.slice(rangeStart, this.#i));
+    }
+    return lo === hi ? cp(lo) : `${cp(lo)}-${cp(hi)}`;
   }
 
   #classChar(classStart: number): number {
@@ -572,9 +595,7 @@ function allMatches(re: RegExp, s: string, n: number): RegExpExecArray[] {
 function expand(template: string, m: RegExpExecArray, names: Array<string | undefined>): string {
   let out = "";
   let t = template;
-  for (;;) {
-    const dollar = t.indexOf("$");
-    if (dollar < 0) break;
+  for (let dollar = t.indexOf("$"); dollar >= 0; dollar = t.indexOf("$")) {
     out += t.slice(0, dollar);
     t = t.slice(dollar + 1);
     if (t[0] === "$") {
@@ -588,20 +609,19 @@ function expand(template: string, m: RegExpExecArray, names: Array<string | unde
       continue;
     }
     t = t.slice(ref[0].length);
-    const name = (ref[1] ?? ref[2]) as string;
-    const numeric = /^(0|[1-9][0-9]{0,8})$/.test(name) ? Number(name) : -1;
-    if (numeric >= 0) {
-      out += m[numeric] ?? "";
-    } else {
-      for (let i = 1; i < names.length; i++) {
-        if (names[i] === name && m[i] !== undefined) {
-          out += m[i];
-          break;
-        }
-      }
-    }
+    out += groupText((ref[1] ?? ref[2]) as string, m, names);
   }
   return out + t;
+}
+
+/** A group's text by number or name; "" when there is none (or it did not take part). */
+function groupText(name: string, m: RegExpExecArray, names: Array<string | undefined>): string {
+  const numeric = /^(0|[1-9][0-9]{0,8})$/.test(name) ? Number(name) : -1;
+  if (numeric >= 0) return m[numeric] ?? "";
+  for (let i = 1; i < names.length; i++) {
+    if (names[i] === name && m[i] !== undefined) return m[i] as string;
+  }
+  return "";
 }
 
 /** Go's Regexp.ReplaceAllString. */

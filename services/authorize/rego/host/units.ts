@@ -9,27 +9,30 @@ const SI_K = 1000n;
 
 const pow = (base: bigint, n: number) => base ** BigInt(n);
 
+const isDigit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
+const isNumberChar = (c: string) => isDigit(c) || c === "." || c === "e" || c === "E" || c === "+" || c === "-";
+
 /** OPA's extractNumAndUnit: the number (digits, ".", and an exponent) and the unit after it. */
 function extractNumAndUnit(s: string, name: string): [string, string] {
-  const digit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
+  const split = (i: number): [string, string] => (i === 0 ? ["", s] : [s.slice(0, i), s.slice(i)]);
   for (let i = 0; i < s.length; i++) {
     const c = s[i] as string;
-    if (!digit(c) && c !== "." && c !== "e" && c !== "E" && c !== "+" && c !== "-") {
-      return i === 0 ? ["", s] : [s.slice(0, i), s.slice(i)];
-    }
-    if (c === "e" || c === "E") {
-      const next = s[i + 1];
-      // "1e" or "1E" followed by a unit letter: the e is the exa unit, not an exponent.
-      if (i === s.length - 1 || (!digit(next) && next !== "+" && next !== "-")) {
-        return i === 0 ? ["", s] : [s.slice(0, i), s.slice(i)];
-      }
-      if (next === "+" || next === "-") i++;
-      let end = i + 1;
-      while (digit(s[end])) end++;
-      if (end - (i + 1) > 6) throw new Error(`${name}: exponent too large`);
-    }
+    if (!isNumberChar(c)) return split(i);
+    if (c !== "e" && c !== "E") continue;
+    const next = s[i + 1];
+    // "1e" or "1E" followed by a unit letter: the e is the exa unit, not an exponent.
+    if (i === s.length - 1 || (!isDigit(next) && next !== "+" && next !== "-")) return split(i);
+    if (next === "+" || next === "-") i++;
+    if (digitsFrom(s, i + 1) > 6) throw new Error(`${name}: exponent too large`);
   }
   return [s, ""];
+}
+
+/** How many digits run from `start`. */
+function digitsFrom(s: string, start: number): number {
+  let end = start;
+  while (isDigit(s[end])) end++;
+  return end - start;
 }
 
 interface Rational {

@@ -536,37 +536,27 @@ class Parser {
     return args;
   }
 
+  /** `[a, b]`, or `[x | body]`. */
   #arrayOrComprehension(): Term {
     const loc = this.#next().loc;
     this.#depth++;
-    const items: Term[] = [];
     this.#skipNewlines();
+    let term: Term = { kind: "array", items: [], loc };
     if (!this.#atPunct("]")) {
       const start = this.#pos;
-      let first = this.#element();
-      if (this.#atPunct("|")) {
-        const comprehension = this.#tryComprehension("]");
-        if (comprehension) {
-          this.#depth--;
-          return { kind: "arraycomp", term: first, body: comprehension, loc };
-        }
-        first = this.#unionElement(start);
+      const { item, body } = this.#afterFirst(start, this.#element(), "]");
+      if (body) {
+        this.#depth--;
+        return { kind: "arraycomp", term: item, body, loc };
       }
-      items.push(first);
-      this.#skipNewlines();
-      while (this.#atPunct(",")) {
-        this.#next();
-        this.#skipNewlines();
-        if (this.#atPunct("]")) break;
-        items.push(this.#element());
-        this.#skipNewlines();
-      }
+      term = { kind: "array", items: this.#moreItems([item], "]", () => this.#element()), loc };
     }
     this.#expectPunct("]");
     this.#depth--;
-    return { kind: "array", items, loc };
+    return term;
   }
 
+  /** `{}` (an empty object), `{k: v}`, `{k: v | body}`, `{a, b}` or `{x | body}`. */
   #setObjectOrComprehension(): Term {
     const loc = this.#next().loc;
     this.#depth++;
@@ -578,53 +568,57 @@ class Parser {
     }
     const start = this.#pos;
     const first = this.#element();
-    if (this.#atPunct(":")) {
-      this.#next();
-      this.#skipNewlines();
-      const firstValue = this.#element();
-      if (this.#atPunct("|")) {
-        this.#next();
-        const body = this.#compBody("}");
-        this.#depth--;
-        return { kind: "objectcomp", key: first, value: firstValue, body, loc };
-      }
-      const entries: Array<[Term, Term]> = [[first, firstValue]];
-      this.#skipNewlines();
-      while (this.#atPunct(",")) {
-        this.#next();
-        this.#skipNewlines();
-        if (this.#atPunct("}")) break;
-        const key = this.#element();
-        this.#expectPunct(":");
-        this.#skipNewlines();
-        entries.push([key, this.#element()]);
-        this.#skipNewlines();
-      }
-      this.#expectPunct("}");
-      this.#depth--;
-      return { kind: "object", entries, loc };
-    }
-    let element = first;
+    const term = this.#atPunct(":") ? this.#objectRest(first, loc) : this.#setRest(start, first, loc);
+    this.#depth--;
+    return term;
+  }
+
+  /** After `{key`: `: value`, then more entries, or `| body` for an object comprehension. */
+  #objectRest(key: Term, loc: Location): Term {
+    this.#next(); // :
+    this.#skipNewlines();
+    const value = this.#element();
     if (this.#atPunct("|")) {
-      const comprehension = this.#tryComprehension("}");
-      if (comprehension) {
-        this.#depth--;
-        return { kind: "setcomp", term: first, body: comprehension, loc };
-      }
-      element = this.#unionElement(start);
+      this.#next();
+      return { kind: "objectcomp", key, value, body: this.#compBody("}"), loc };
     }
-    const items = [element];
+    const entries = this.#moreItems<[Term, Term]>([[key, value]], "}", () => {
+      const next = this.#element();
+      this.#expectPunct(":");
+      this.#skipNewlines();
+      return [next, this.#element()];
+    });
+    this.#expectPunct("}");
+    return { kind: "object", entries, loc };
+  }
+
+  /** After `{first`: more elements of a set, or `| body` for a set comprehension. */
+  #setRest(start: number, first: Term, loc: Location): Term {
+    const { item, body } = this.#afterFirst(start, first, "}");
+    if (body) return { kind: "setcomp", term: item, body, loc };
+    const items = this.#moreItems([item], "}", () => this.#element());
+    this.#expectPunct("}");
+    return { kind: "set", items, loc };
+  }
+
+  /** A first element followed by `|`: a comprehension's body, or else the element re-read with `|` as set union. */
+  #afterFirst(start: number, first: Term, close: "]" | "}"): { item: Term; body?: Literal[] } {
+    if (!this.#atPunct("|")) return { item: first };
+    const body = this.#tryComprehension(close);
+    return body ? { item: first, body } : { item: this.#unionElement(start) };
+  }
+
+  /** `, item` repeated after the first items (a trailing comma allowed), up to `close`. */
+  #moreItems<T>(items: T[], close: "]" | "}", item: () => T): T[] {
     this.#skipNewlines();
     while (this.#atPunct(",")) {
       this.#next();
       this.#skipNewlines();
-      if (this.#atPunct("}")) break;
-      items.push(this.#element());
+      if (this.#atPunct(close)) break;
+      items.push(item());
       this.#skipNewlines();
     }
-    this.#expectPunct("}");
-    this.#depth--;
-    return { kind: "set", items, loc };
+    return items;
   }
 
   /**

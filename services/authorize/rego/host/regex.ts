@@ -117,6 +117,17 @@ const isAlnum = (c: string) => /^[0-9A-Za-z]$/.test(c);
 const isOctal = (c: string | undefined) => c !== undefined && c >= "0" && c <= "7";
 const hexValue = (c: string | undefined) => (c !== undefined && /^[0-9A-Fa-f]$/.test(c) ? Number.parseInt(c, 16) : -1);
 
+/** \A \z \b \B: Go's text anchors and ASCII word boundaries. */
+const ESCAPE_ANCHORS = new Map([
+  ["A", "^"],
+  ["z", "$"],
+  ["b", "\\b"],
+  ["B", "\\B"],
+]);
+
+/** \d \s \w (ASCII, as Go) and their negations \D \S \W. */
+const perlClass = (c: string) => rangesClass(PERL[c.toLowerCase()] as Ranges, c !== c.toLowerCase());
+
 /** Go's single-letter control escapes. */
 const CONTROL_ESCAPES = new Map([
   ["a", 7],
@@ -330,51 +341,34 @@ class Translator {
     return c === ")" ? "flags" : "group";
   }
 
+  /** A backslash sequence outside a class: an anchor, `\Q…\E`, a Unicode or Perl class, or one character. */
   #escape(items: string[]): void {
     const c = this.#s[this.#i + 1];
-    switch (c) {
-      case "A":
-        this.#i += 2;
-        items.push("^");
-        return;
-      case "z":
-        this.#i += 2;
-        items.push("$");
-        return;
-      case "b":
-        this.#i += 2;
-        items.push("\\b");
-        return;
-      case "B":
-        this.#i += 2;
-        items.push("\\B");
-        return;
-      case "C":
-        throw new RegexSyntaxError("invalid escape sequence", "\\C");
-      case "Q": {
-        // \Q...\E: literal characters, each its own atom.
-        this.#i += 2;
-        let end = this.#s.indexOf("\\E", this.#i);
-        if (end < 0) end = this.#s.length;
-        for (const ch of this.#s.slice(this.#i, end)) items.push(this.#fold(cp(ch.codePointAt(0) as number)));
-        this.#i = Math.min(this.#s.length, end + 2);
-        return;
-      }
-      case "p":
-      case "P":
-        items.push(this.#fold(this.#unicodeClass()));
-        return;
-      case "d":
-      case "D":
-      case "s":
-      case "S":
-      case "w":
-      case "W":
-        this.#i += 2;
-        items.push(this.#fold(rangesClass(PERL[c.toLowerCase()] as Ranges, c !== c.toLowerCase())));
-        return;
+    const anchor = c === undefined ? undefined : ESCAPE_ANCHORS.get(c);
+    if (anchor !== undefined) {
+      this.#i += 2;
+      items.push(anchor);
+    } else if (c === "C") {
+      throw new RegexSyntaxError("invalid escape sequence", "\\C");
+    } else if (c === "Q") {
+      this.#quoted(items);
+    } else if (c === "p" || c === "P") {
+      items.push(this.#fold(this.#unicodeClass()));
+    } else if (c !== undefined && "dDsSwW".includes(c)) {
+      this.#i += 2;
+      items.push(this.#fold(perlClass(c)));
+    } else {
+      items.push(this.#fold(cp(this.#parseEscape())));
     }
-    items.push(this.#fold(cp(this.#parseEscape())));
+  }
+
+  /** \Q...\E: literal characters, each its own atom (an unclosed \Q runs to the end). */
+  #quoted(items: string[]): void {
+    this.#i += 2;
+    let end = this.#s.indexOf("\\E", this.#i);
+    if (end < 0) end = this.#s.length;
+    for (const ch of this.#s.slice(this.#i, end)) items.push(this.#fold(cp(ch.codePointAt(0) as number)));
+    this.#i = Math.min(this.#s.length, end + 2);
   }
 
   /** Go's parseEscape: a single escaped character, as a code point. */
@@ -491,7 +485,7 @@ class Translator {
     if (c === "\\" && (e === "p" || e === "P")) return this.#unicodeClass();
     if (c === "\\" && e !== undefined && "dDsSwW".includes(e)) {
       this.#i += 2;
-      return rangesClass(PERL[e.toLowerCase()] as Ranges, e !== e.toLowerCase());
+      return perlClass(e);
     }
     return this.#classRange(classStart);
   }

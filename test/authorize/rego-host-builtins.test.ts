@@ -448,6 +448,15 @@ build := semver.compare("1.0.0+a", "1.0.0+b")
     await expect(call("semver.compare", "1.0", "1.0.0")).rejects.toThrow("operand 1: string 1.0 is not a valid SemVer");
     await expect(call("semver.compare", "1.0.0", 1)).rejects.toThrow("operand 2 must be string but got number");
   });
+
+  it("ends on pre-releases that differ only in how a number is written (request input must not hang a decision)", async () => {
+    const r = await rules(`
+leading_zero := semver.compare("1.0.0-01", "1.0.0-1")
+inner := semver.compare("1.0.0-rc.01.a", "1.0.0-rc.1.a")
+longer := semver.compare("1.0.0-rc.01.a", "1.0.0-rc.1")
+`);
+    expect(r).toEqual({ leading_zero: 0, inner: 0, longer: 1 });
+  });
 });
 
 describe("encodings", () => {

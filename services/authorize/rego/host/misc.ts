@@ -134,6 +134,8 @@ function comparePrerelease(preA: string, preB: string): number {
   for (;;) {
     const c = compareIdentifiers(a, b);
     if (c !== 0) return c;
+    // Equal to the last identifier ("01" and "1" are the same number): equal precedence.
+    if (restA === "" && restB === "") return 0;
     if (restA !== "" && restB === "") return 1;
     if (restA === "" && restB !== "") return -1;
     [a, restA] = cut(restA, ".");

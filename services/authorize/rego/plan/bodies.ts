@@ -7,14 +7,9 @@ import type { Local } from "../ir.ts";
 import { RegoError } from "../lexer.ts";
 import { checkDeclarations, orderForSafety, type SafetyContext } from "../safety.ts";
 import { bodyVars, patternVars } from "../vars.ts";
-import { callee, planCall } from "./calls.ts";
-import { planEvery, planSomeIn } from "./iteration.ts";
 import type { Planner } from "./planner.ts";
 import { declarePattern, Scope } from "./scope.ts";
 import { isPattern } from "./term-shapes.ts";
-import { planTerm } from "./terms.ts";
-import { destructure, planUnify } from "./unify.ts";
-import { planWith } from "./with.ts";
 
 /** Plans a body; `k` runs once per solution. `args`: names a function's arguments already bind. */
 export function planBody(p: Planner, literals: Literal[], scope: Scope, k: () => void, args: string[] = []): void {
@@ -39,13 +34,13 @@ function safetyContext(p: Planner, module: Module): SafetyContext {
   const scope = new Scope(module);
   return {
     isDocument: (name) => p.resolve(name, scope) !== undefined,
-    arity: (call) => callee(p, call, module).arity,
+    arity: (call) => p.steps.callee(p, call, module).arity,
   };
 }
 
 export function planLiteral(p: Planner, literal: Literal, scope: Scope, k: () => void): void {
   if ((literal.kind === "expr" || literal.kind === "unify") && literal.with.length > 0) {
-    planWith(p, literal, literal.with, scope, k);
+    p.steps.with(p, literal, literal.with, scope, k);
     return;
   }
   if ((literal.kind === "expr" || literal.kind === "unify") && literal.negated) {
@@ -59,10 +54,10 @@ export function planLiteral(p: Planner, literal: Literal, scope: Scope, k: () =>
       k();
       break;
     case "somein":
-      planSomeIn(p, literal, scope, k);
+      p.steps.someIn(p, literal, scope, k);
       break;
     case "every":
-      planEvery(p, literal, scope, k);
+      p.steps.every(p, literal, scope, k);
       break;
     case "unify":
       planUnification(p, literal, scope, k);
@@ -85,7 +80,7 @@ function planUnification(p: Planner, literal: LiteralOf<"unify">, scope: Scope, 
     }
     declarePattern(literal.left, scope);
   }
-  planUnify(p, literal.left, literal.right, scope, k);
+  p.steps.unify(p, literal.left, literal.right, scope, k);
 }
 
 /** An expression holds when it is true (`==` compares); a call with an extra argument binds it. */
@@ -95,16 +90,16 @@ function planExpression(p: Planner, expr: Term, scope: Scope, k: () => void): vo
     k();
   };
   if (expr.kind === "call") {
-    const target = callee(p, expr, scope.module);
+    const target = p.steps.callee(p, expr, scope.module);
     if (expr.args.length === target.arity + 1) {
       const output = expr.args.at(-1) as Term;
-      planCall(p, expr, scope, target, expr.args.slice(0, -1), (v) => destructure(p, output, v, scope, k));
+      p.steps.call(p, expr, scope, target, expr.args.slice(0, -1), (v) => p.steps.destructure(p, output, v, scope, k));
       return;
     }
   }
   if (expr.kind === "binary" && expr.op === "==") {
-    planTerm(p, expr.left, scope, (a) => planTerm(p, expr.right, scope, (b) => holds("rt_equal", [a, b])));
+    p.steps.term(p, expr.left, scope, (a) => p.steps.term(p, expr.right, scope, (b) => holds("rt_equal", [a, b])));
   } else {
-    planTerm(p, expr, scope, (v) => holds("rt_truthy", [v]));
+    p.steps.term(p, expr, scope, (v) => holds("rt_truthy", [v]));
   }
 }

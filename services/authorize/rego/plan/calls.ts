@@ -4,21 +4,13 @@
 // the caller's package, else the built-in.
 import type { Module, Term, TermOf } from "../ast.ts";
 import { builtinArity } from "../builtins.ts";
-import { callCandidates, pathKey, type RuleGroup } from "../check.ts";
+import { callCandidates, pathKey } from "../check.ts";
 import type { Local } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
-import { type Planner, unsupported } from "./planner.ts";
-import { ruleFunc } from "./rules.ts";
+import { type Callee, type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
-import { planTerms } from "./terms.ts";
 
 type Value = (value: Local) => void;
-
-/** What a call names: a function rule (its group), or a built-in; with the arity it declares. */
-export interface Callee {
-  group?: RuleGroup;
-  arity: number;
-}
 
 const OPERATORS: Record<string, string> = {
   "==": "equal",
@@ -64,8 +56,8 @@ export function planCall(p: Planner, term: TermOf<"call">, scope: Scope, target:
     planBuiltin(p, term.name, args, scope, term.loc, k);
     return;
   }
-  const func = ruleFunc(p, target.group);
-  planTerms(p, args, scope, (locals) => {
+  const func = p.steps.ruleFunc(p, target.group);
+  p.steps.terms(p, args, scope, (locals) => {
     const dst = p.ir.local();
     p.ir.emit({ op: "callFunc", func, args: locals, dst });
     k(dst);
@@ -89,7 +81,7 @@ function planBuiltin(p: Planner, name: string, args: Term[], scope: Scope, loc: 
   }
   const native = p.options.native.has(name);
   if (!native && !p.options.host.has(name)) throw unsupported(`built-in function ${name}`, loc);
-  planTerms(p, args, scope, (locals) => {
+  p.steps.terms(p, args, scope, (locals) => {
     const dst = p.ir.local();
     if (native) {
       p.ir.emit({ op: "call", fn: `b_${name.replaceAll(".", "_")}`, args: locals, dst });

@@ -3,10 +3,8 @@
 // head's value; an object comprehension refuses two values for one key.
 import type { Comprehension } from "../ast.ts";
 import type { Local } from "../ir.ts";
-import { planBody } from "./bodies.ts";
 import type { Planner } from "./planner.ts";
 import type { Scope } from "./scope.ts";
-import { planTerm } from "./terms.ts";
 
 const EMPTY = { arraycomp: "rt_array", setcomp: "rt_set", objectcomp: "rt_object" } as const;
 
@@ -15,20 +13,20 @@ export function planComprehension(p: Planner, term: Comprehension, scope: Scope,
   p.ir.emit({ op: "call", fn: EMPTY[term.kind], args: [], dst });
   p.ir.block(() => {
     const inner = scope.clone();
-    planBody(p, term.body, inner, () => addSolution(p, term, inner, dst));
+    p.steps.body(p, term.body, inner, () => addSolution(p, term, inner, dst));
   });
   k(dst);
 }
 
 function addSolution(p: Planner, term: Comprehension, scope: Scope, dst: Local): void {
   if (term.kind === "objectcomp") {
-    planTerm(p, term.key, scope, (key) =>
-      planTerm(p, term.value, scope, (value) =>
+    p.steps.term(p, term.key, scope, (key) =>
+      p.steps.term(p, term.value, scope, (value) =>
         p.ir.emit({ op: "call", fn: "rt_object_insert_unique", args: [dst, key, value] }),
       ),
     );
     return;
   }
   const add = term.kind === "arraycomp" ? "rt_array_append" : "rt_set_add";
-  planTerm(p, term.term, scope, (v) => p.ir.emit({ op: "call", fn: add, args: [dst, v] }));
+  p.steps.term(p, term.term, scope, (v) => p.ir.emit({ op: "call", fn: add, args: [dst, v] }));
 }

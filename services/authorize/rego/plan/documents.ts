@@ -8,9 +8,7 @@ import type { Local } from "../ir.ts";
 import type { Location } from "../lexer.ts";
 import type { DocNode } from "./doc-tree.ts";
 import { type Planner, unsupported } from "./planner.ts";
-import { ruleFunc } from "./rules.ts";
 import { Scope } from "./scope.ts";
-import { planPath } from "./terms.ts";
 
 type Value = (value: Local) => void;
 
@@ -39,11 +37,11 @@ export function planData(p: Planner, path: Term[], scope: Scope, k: Value): void
     // Below this point no rule exists: plain base data.
     const data = p.ir.local();
     p.ir.emit({ op: "global", dst: data, name: "data" });
-    planPath(p, data, path, 0, scope, k);
+    p.steps.path(p, data, path, 0, scope, k);
   } else {
     const v = p.ir.local();
     p.ir.emit({ op: "callFunc", func: nodeFunc(p, node), args: [], dst: v });
-    planPath(p, v, path, depth, scope, k);
+    p.steps.path(p, v, path, depth, scope, k);
   }
 }
 
@@ -74,9 +72,9 @@ function planRuleDocument(p: Planner, node: RuleNode, path: Term[], depth: numbe
     throw unsupported(`reference to function ${pathKey(group.path)} without a call`, (path[depth - 1] as Term).loc);
   }
   const v = p.ir.local();
-  p.ir.emit({ op: "callFunc", func: ruleFunc(p, group), args: [], dst: v });
+  p.ir.emit({ op: "callFunc", func: p.steps.ruleFunc(p, group), args: [], dst: v });
   if (node.children.size > 0) mergeChildren(p, node, v);
-  planPath(p, v, path, depth, scope, k);
+  p.steps.path(p, v, path, depth, scope, k);
 }
 
 /** The function building the document at a node: its base data with every rule below merged in. */
@@ -98,7 +96,7 @@ function nodeFunc(p: Planner, node: DocNode): string {
 }
 
 function documentFunc(p: Planner, node: DocNode): string {
-  return node.group ? ruleFunc(p, node.group) : nodeFunc(p, node);
+  return node.group ? p.steps.ruleFunc(p, node.group) : nodeFunc(p, node);
 }
 
 /** The base document under `path`, copied into `result` for the rules to merge into. */

@@ -3,16 +3,13 @@
 // counterexample — each element's body runs under a `not`, and one failing body sets the flag.
 import type { LiteralOf, Term } from "../ast.ts";
 import type { Local } from "../ir.ts";
-import { planBody } from "./bodies.ts";
 import type { Planner } from "./planner.ts";
 import { declarePattern, type Scope } from "./scope.ts";
-import { canUnifyLiterals, isCollectionLiteral } from "./term-shapes.ts";
-import { planTerm } from "./terms.ts";
-import { destructure, matchError } from "./unify.ts";
+import { canUnifyLiterals, isCollectionLiteral, matchError } from "./term-shapes.ts";
 
 export function planSomeIn(p: Planner, literal: LiteralOf<"somein">, scope: Scope, k: () => void): void {
   refuseNeverMatching(literal);
-  planTerm(p, literal.collection, scope, (collection) => {
+  p.steps.term(p, literal.collection, scope, (collection) => {
     p.ir.emit({ op: "check", fn: "rt_check_iterable", args: [collection], ints: [1] });
     for (const t of [literal.key, literal.value]) if (t) declarePattern(t, scope);
     p.ir.scan(collection, (key, value) => bindElement(p, literal, key, value, scope, k));
@@ -35,13 +32,13 @@ function bindElement(
   scope: Scope,
   k: () => void,
 ): void {
-  const bindValue = () => destructure(p, literal.value, value, scope, k);
-  if (literal.key) destructure(p, literal.key, key, scope, bindValue);
+  const bindValue = () => p.steps.destructure(p, literal.value, value, scope, k);
+  if (literal.key) p.steps.destructure(p, literal.key, key, scope, bindValue);
   else bindValue();
 }
 
 export function planEvery(p: Planner, literal: LiteralOf<"every">, scope: Scope, k: () => void): void {
-  planTerm(p, literal.domain, scope, (domain) => {
+  p.steps.term(p, literal.domain, scope, (domain) => {
     p.ir.emit({ op: "check", fn: "rt_check_iterable", args: [domain], ints: [0] });
     const counterexample = p.ir.local();
     p.ir.emit({ op: "flag", dst: counterexample, value: 0 });
@@ -50,7 +47,7 @@ export function planEvery(p: Planner, literal: LiteralOf<"every">, scope: Scope,
     p.ir.scan(domain, (key, value) =>
       bindElement(p, literal, key, value, inner, () =>
         p.ir.not(
-          () => planBody(p, literal.body, inner.clone(), p.ir.notHolds),
+          () => p.steps.body(p, literal.body, inner.clone(), p.ir.notHolds),
           () => p.ir.emit({ op: "flag", dst: counterexample, value: 1 }),
         ),
       ),

@@ -1,8 +1,8 @@
 // What every planning step shares: the rule index and the document tree, the IR being written,
-// the functions planned and pending, the host built-ins used, and the variables of the bodies
-// being planned (closures may capture them).
-import type { Module } from "../ast.ts";
-import type { RuleIndex } from "../check.ts";
+// the functions planned and pending, the host built-ins used, the variables of the bodies being
+// planned (closures may capture them), and the table of steps the modules call each other through.
+import type { Comprehension, Literal, LiteralOf, Module, Term, TermOf, With } from "../ast.ts";
+import type { RuleGroup, RuleIndex } from "../check.ts";
 import type { Local, PlannedFunc } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
 import { isWildcard } from "../vars.ts";
@@ -18,9 +18,56 @@ export interface PlanOptions {
   host: ReadonlySet<string>;
 }
 
+type Value = (value: Local) => void;
+
+/** What a call names: a function rule (its group), or a built-in; with the arity it declares. */
+export interface Callee {
+  group?: RuleGroup;
+  arity: number;
+}
+
+/**
+ * The planner's mutually recursive steps, one per construct. Planning is recursive across
+ * modules — a body plans terms, a term plans a call or a comprehension, a call plans a rule, a
+ * rule plans bodies — so modules importing each other's steps would import each other in a
+ * cycle. Instead each module calls the others' steps through this table (`p.steps.term(p, …)`),
+ * which plan.ts fills in once from the modules' exported functions; calls within a module stay
+ * direct.
+ */
+export interface PlanSteps {
+  // documents.ts
+  data(p: Planner, path: Term[], scope: Scope, k: Value): void;
+  // rules.ts
+  ruleFunc(p: Planner, group: RuleGroup): string;
+  // bodies.ts
+  body(p: Planner, literals: Literal[], scope: Scope, k: () => void, args?: string[]): void;
+  literal(p: Planner, literal: Literal, scope: Scope, k: () => void): void;
+  // iteration.ts
+  someIn(p: Planner, literal: LiteralOf<"somein">, scope: Scope, k: () => void): void;
+  every(p: Planner, literal: LiteralOf<"every">, scope: Scope, k: () => void): void;
+  // with.ts
+  with(p: Planner, literal: Literal, withs: With[], scope: Scope, k: () => void): void;
+  // unify.ts
+  unify(p: Planner, left: Term, right: Term, scope: Scope, k: () => void): void;
+  destructure(p: Planner, pattern: Term, value: Local, scope: Scope, k: () => void): void;
+  // terms.ts
+  term(p: Planner, term: Term, scope: Scope, k: Value): void;
+  terms(p: Planner, terms: Term[], scope: Scope, k: (locals: Local[]) => void): void;
+  path(p: Planner, base: Local, path: Term[], i: number, scope: Scope, k: Value): void;
+  // calls.ts
+  callee(p: Planner, term: TermOf<"call">, module: Module): Callee;
+  call(p: Planner, term: TermOf<"call">, scope: Scope, target: Callee, args: Term[], k: Value): void;
+  callTerm(p: Planner, term: TermOf<"call">, scope: Scope, k: Value): void;
+  operator(p: Planner, term: TermOf<"binary">, scope: Scope, k: Value): void;
+  membership(p: Planner, term: TermOf<"membership">, scope: Scope, k: Value): void;
+  // comprehensions.ts
+  comprehension(p: Planner, term: Comprehension, scope: Scope, k: Value): void;
+}
+
 export class Planner {
   readonly index: RuleIndex;
   readonly options: PlanOptions;
+  readonly steps: PlanSteps;
   readonly root: DocNode;
   readonly ir = new IrWriter();
   readonly funcs = new Map<string, PlannedFunc>();
@@ -30,9 +77,10 @@ export class Planner {
   bodyVars = new Set<string>();
   readonly #pending: Array<() => void> = [];
 
-  constructor(index: RuleIndex, options: PlanOptions) {
+  constructor(index: RuleIndex, options: PlanOptions, steps: PlanSteps) {
     this.index = index;
     this.options = options;
+    this.steps = steps;
     this.root = documentTree(index);
   }
 
@@ -66,4 +114,19 @@ export class Planner {
 
 export function unsupported(what: string, loc: Location | undefined): RegoError {
   return new RegoError("rego_compile_error", `unsupported: ${what} is not supported by Mandate's compiler`, loc);
+}
+
+/** A variable neither bound nor naming a document (or a wildcard): unifying binds it. */
+export function isUnbound(p: Planner, term: Term, scope: Scope): boolean {
+  if (term.kind !== "var") return false;
+  if (isWildcard(term.name)) return true;
+  return !scope.vars.has(term.name) && p.resolve(term.name, scope) === undefined;
+}
+
+/** Whether a pattern (array/object literal) holds variables that are not yet bound. */
+export function hasUnbound(p: Planner, term: Term, scope: Scope): boolean {
+  if (isUnbound(p, term, scope)) return true;
+  if (term.kind === "array") return term.items.some((t) => hasUnbound(p, t, scope));
+  if (term.kind === "object") return term.entries.some(([, v]) => hasUnbound(p, v, scope));
+  return false;
 }

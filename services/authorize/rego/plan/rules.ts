@@ -7,12 +7,9 @@ import type { Literal, Rule, Term } from "../ast.ts";
 import { pathKey, type RuleGroup, refParts } from "../check.ts";
 import type { Local, Stmt } from "../ir.ts";
 import { argNames } from "../vars.ts";
-import { planBody } from "./bodies.ts";
 import { type Planner, unsupported } from "./planner.ts";
 import { declarePattern, Scope } from "./scope.ts";
 import { isConstant, trueTerm } from "./term-shapes.ts";
-import { planTerm, planTerms } from "./terms.ts";
-import { destructure } from "./unify.ts";
 
 /** One rule definition being planned into its group's value (`result`); `keys` are its head's dynamic keys. */
 interface Definition {
@@ -60,7 +57,7 @@ function planDefault(p: Planner, group: RuleGroup, staticLength: number, result:
   p.ir.block(() => {
     p.ir.emit({ op: "checkZero", src: result });
     const value = fallback.head.value ?? trueTerm(fallback.loc);
-    planTerm(p, value, new Scope(group.module), (v) => p.ir.emit({ op: "move", dst: result, src: v }));
+    p.steps.term(p, value, new Scope(group.module), (v) => p.ir.emit({ op: "move", dst: result, src: v }));
   });
 }
 
@@ -69,8 +66,8 @@ function planRefHeadDefault(p: Planner, rule: Rule, group: RuleGroup, staticLeng
   const keys = refParts(rule.head.ref).slice(staticLength);
   const scope = new Scope(group.module);
   p.ir.block(() => {
-    planTerms(p, keys, scope, (keyLocals) => {
-      planTerm(p, rule.head.value ?? trueTerm(rule.loc), scope, (v) => {
+    p.steps.terms(p, keys, scope, (keyLocals) => {
+      p.steps.term(p, rule.head.value ?? trueTerm(rule.loc), scope, (v) => {
         if (keyLocals.length !== 1) throw unsupported("default rules with nested reference heads", rule.loc);
         p.ir.emit({ op: "call", fn: "rt_object_insert_absent", args: [result, keyLocals[0] as Local, v] });
       });
@@ -129,7 +126,7 @@ function planBranch(p: Planner, definition: Definition, branch: Branch, then: ()
     accumulate(p, definition, scope, branch.value);
     then();
   };
-  bindArgs(p, rule, scope, () => planBody(p, branch.body, scope, addSolution, argNames(rule)));
+  bindArgs(p, rule, scope, () => p.steps.body(p, branch.body, scope, addSolution, argNames(rule)));
 }
 
 /** A function's arguments (locals 0…n-1) bound to, or matched against, its parameter patterns. */
@@ -138,7 +135,7 @@ function bindArgs(p: Planner, rule: Rule, scope: Scope, k: () => void): void {
   const step = (i: number) => {
     if (i === params.length) return k();
     declarePattern(params[i] as Term, scope);
-    destructure(p, params[i] as Term, i, scope, () => step(i + 1));
+    p.steps.destructure(p, params[i] as Term, i, scope, () => step(i + 1));
   };
   step(0);
 }
@@ -147,16 +144,16 @@ function bindArgs(p: Planner, rule: Rule, scope: Scope, k: () => void): void {
 function accumulate(p: Planner, definition: Definition, scope: Scope, value: Term | undefined): void {
   const { rule, group, keys: keyTerms, result } = definition;
   if (group.kind === "partial_set") {
-    planTerms(p, keyTerms, scope, (keys) =>
-      planTerm(p, rule.head.contains as Term, scope, (element) => {
+    p.steps.terms(p, keyTerms, scope, (keys) =>
+      p.steps.term(p, rule.head.contains as Term, scope, (element) => {
         if (keys.length === 0) p.ir.emit({ op: "call", fn: "rt_set_add", args: [result, element] });
         else treeInsert(p, result, keys, element, 1);
       }),
     );
     return;
   }
-  planTerms(p, keyTerms, scope, (keys) =>
-    planTerm(p, value ?? trueTerm(rule.head.loc), scope, (v) => {
+  p.steps.terms(p, keyTerms, scope, (keys) =>
+    p.steps.term(p, value ?? trueTerm(rule.head.loc), scope, (v) => {
       if (keys.length > 0) treeInsert(p, result, keys, v, 0);
       else {
         const fn = group.kind === "function" ? "rt_merge_function" : "rt_merge_complete";

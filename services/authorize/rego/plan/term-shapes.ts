@@ -1,5 +1,5 @@
 // What a term is, judged from its syntax alone: a constant, a pattern, a collection literal; when
-// two literals can never unify; a number literal's JSON text.
+// two literals can never unify (and the error refusing them); a number literal's JSON text.
 import type { Term, TermOf } from "../ast.ts";
 import { type Location, RegoError } from "../lexer.ts";
 
@@ -34,6 +34,11 @@ export function isConstant(term: Term): boolean {
 
 export function isCollectionLiteral(term: Term): boolean {
   return term.kind === "array" || term.kind === "object" || term.kind === "set";
+}
+
+/** OPA's type checker refuses unifications that can never succeed. */
+export function matchError(loc: Location): RegoError {
+  return new RegoError("rego_type_error", "match error: the two sides can never unify", loc);
 }
 
 /** Whether two collection literals could unify: same kind, arrays of one length, objects with the same keys. */

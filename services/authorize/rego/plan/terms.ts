@@ -6,14 +6,10 @@ import type { Term, TermOf } from "../ast.ts";
 import type { Local } from "../ir.ts";
 import { RegoError } from "../lexer.ts";
 import { displayName, type Var } from "../vars.ts";
-import { planCallTerm, planMembership, planOperator } from "./calls.ts";
-import { planComprehension } from "./comprehensions.ts";
 import type { Resolved } from "./doc-tree.ts";
-import { planData } from "./documents.ts";
-import type { Planner } from "./planner.ts";
+import { hasUnbound, type Planner } from "./planner.ts";
 import { declare, type Scope } from "./scope.ts";
 import { jsonNumber } from "./term-shapes.ts";
-import { destructure, hasUnbound } from "./unify.ts";
 
 type Value = (value: Local) => void;
 
@@ -53,18 +49,18 @@ export function planTerm(p: Planner, term: Term, scope: Scope, k: Value): void {
       planObject(p, term, scope, k);
       break;
     case "call":
-      planCallTerm(p, term, scope, k);
+      p.steps.callTerm(p, term, scope, k);
       break;
     case "binary":
-      planOperator(p, term, scope, k);
+      p.steps.operator(p, term, scope, k);
       break;
     case "membership":
-      planMembership(p, term, scope, k);
+      p.steps.membership(p, term, scope, k);
       break;
     case "arraycomp":
     case "setcomp":
     case "objectcomp":
-      planComprehension(p, term, scope, k);
+      p.steps.comprehension(p, term, scope, k);
       break;
   }
 }
@@ -134,7 +130,7 @@ function planDocument(p: Planner, resolved: NonNullable<Resolved>, rest: Term[],
   const loc = rest[0]?.loc ?? { file: "", row: 0, col: 0 };
   const path = [...resolved.path.map((value) => ({ kind: "string" as const, value, loc })), ...rest];
   if (resolved.root === "data") {
-    planData(p, path, scope, k);
+    p.steps.data(p, path, scope, k);
     return;
   }
   const input = p.ir.local();
@@ -152,7 +148,7 @@ export function planPath(p: Planner, base: Local, path: Term[], i: number, scope
   if (hasUnbound(p, segment, scope)) {
     if (segment.kind === "var") declare(segment.name, scope);
     p.ir.scan(base, (key, value) =>
-      destructure(p, segment, key, scope, () => planPath(p, value, path, i + 1, scope, k)),
+      p.steps.destructure(p, segment, key, scope, () => planPath(p, value, path, i + 1, scope, k)),
     );
     return;
   }

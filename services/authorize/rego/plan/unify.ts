@@ -4,22 +4,20 @@
 // equal. Literals that can never unify are refused, as OPA's type checker does.
 import type { Term, TermOf } from "../ast.ts";
 import type { Local } from "../ir.ts";
-import { type Location, RegoError } from "../lexer.ts";
 import { isWildcard } from "../vars.ts";
-import type { Planner } from "./planner.ts";
+import { hasUnbound, isUnbound, type Planner } from "./planner.ts";
 import type { Scope } from "./scope.ts";
-import { canUnifyLiterals, constantKey, isCollectionLiteral, sameConstantKeys } from "./term-shapes.ts";
-import { planTerm } from "./terms.ts";
+import { canUnifyLiterals, constantKey, isCollectionLiteral, matchError, sameConstantKeys } from "./term-shapes.ts";
 
 type Pair = readonly [Term, Term];
 
 export function planUnify(p: Planner, left: Term, right: Term, scope: Scope, k: () => void): void {
   if (isUnbound(p, left, scope)) {
-    planTerm(p, right, scope, (v) => bind(left, v, scope, k));
+    p.steps.term(p, right, scope, (v) => bind(left, v, scope, k));
     return;
   }
   if (isUnbound(p, right, scope)) {
-    planTerm(p, left, scope, (v) => bind(right, v, scope, k));
+    p.steps.term(p, left, scope, (v) => bind(right, v, scope, k));
     return;
   }
   if (isCollectionLiteral(left) && isCollectionLiteral(right) && !canUnifyLiterals(left, right)) {
@@ -29,17 +27,12 @@ export function planUnify(p: Planner, left: Term, right: Term, scope: Scope, k: 
   if (pairs) {
     unifyPairs(p, pairs, scope, k);
   } else if (hasUnbound(p, left, scope) && !hasUnbound(p, right, scope)) {
-    planTerm(p, right, scope, (v) => destructure(p, left, v, scope, k));
+    p.steps.term(p, right, scope, (v) => destructure(p, left, v, scope, k));
   } else if (hasUnbound(p, right, scope)) {
-    planTerm(p, left, scope, (v) => destructure(p, right, v, scope, k));
+    p.steps.term(p, left, scope, (v) => destructure(p, right, v, scope, k));
   } else {
     planEqual(p, left, right, scope, k);
   }
-}
-
-/** OPA's type checker refuses unifications that can never succeed. */
-export function matchError(loc: Location): RegoError {
-  return new RegoError("rego_type_error", "match error: the two sides can never unify", loc);
 }
 
 /** Array literals (of one length), or object literals with the same constant keys: their items, paired. */
@@ -67,8 +60,8 @@ function unifyPairs(p: Planner, pairs: Pair[], scope: Scope, k: () => void): voi
 }
 
 function planEqual(p: Planner, left: Term, right: Term, scope: Scope, k: () => void): void {
-  planTerm(p, left, scope, (a) =>
-    planTerm(p, right, scope, (b) => {
+  p.steps.term(p, left, scope, (a) =>
+    p.steps.term(p, right, scope, (b) => {
       p.ir.emit({ op: "check", fn: "rt_equal", args: [a, b] });
       k();
     }),
@@ -84,7 +77,7 @@ export function destructure(p: Planner, pattern: Term, value: Local, scope: Scop
   } else if (pattern.kind === "object" && hasUnbound(p, pattern, scope)) {
     destructureObject(p, pattern, value, scope, k);
   } else {
-    planTerm(p, pattern, scope, (v) => {
+    p.steps.term(p, pattern, scope, (v) => {
       p.ir.emit({ op: "check", fn: "rt_equal", args: [v, value] });
       k();
     });
@@ -107,7 +100,7 @@ function destructureObject(p: Planner, pattern: TermOf<"object">, value: Local, 
   const step = (i: number) => {
     if (i === pattern.entries.length) return k();
     const [key, item] = pattern.entries[i] as [Term, Term];
-    planTerm(p, key, scope, (keyLocal) => {
+    p.steps.term(p, key, scope, (keyLocal) => {
       const v = p.ir.local();
       p.ir.emit({ op: "call", fn: "rt_dot", args: [value, keyLocal], dst: v });
       destructure(p, item, v, scope, () => step(i + 1));
@@ -116,24 +109,10 @@ function destructureObject(p: Planner, pattern: TermOf<"object">, value: Local, 
   step(0);
 }
 
-export function bind(variable: Term, value: Local, scope: Scope, k: () => void): void {
+function bind(variable: Term, value: Local, scope: Scope, k: () => void): void {
   if (variable.kind === "var" && !isWildcard(variable.name)) {
     scope.vars.set(variable.name, value);
     scope.declared.delete(variable.name);
   }
   k();
-}
-
-export function isUnbound(p: Planner, term: Term, scope: Scope): boolean {
-  if (term.kind !== "var") return false;
-  if (isWildcard(term.name)) return true;
-  return !scope.vars.has(term.name) && p.resolve(term.name, scope) === undefined;
-}
-
-/** Whether a pattern (array/object literal) holds variables that are not yet bound. */
-export function hasUnbound(p: Planner, term: Term, scope: Scope): boolean {
-  if (isUnbound(p, term, scope)) return true;
-  if (term.kind === "array") return term.items.some((t) => hasUnbound(p, t, scope));
-  if (term.kind === "object") return term.entries.some(([, v]) => hasUnbound(p, v, scope));
-  return false;
 }

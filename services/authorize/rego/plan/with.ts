@@ -4,11 +4,9 @@
 import type { Literal, With } from "../ast.ts";
 import { staticPath } from "../check.ts";
 import type { Local } from "../ir.ts";
-import { planLiteral } from "./bodies.ts";
 import { touchesRules } from "./doc-tree.ts";
 import { type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
-import { planTerms } from "./terms.ts";
 
 interface Target {
   root: "input" | "data";
@@ -23,7 +21,7 @@ interface Solutions {
 
 export function planWith(p: Planner, literal: Literal, withs: With[], scope: Scope, k: () => void): void {
   const targets = withs.map((w) => withTarget(p, w));
-  planTerms(
+  p.steps.terms(
     p,
     withs.map((w) => w.value),
     scope,
@@ -73,7 +71,7 @@ function collectSolutions(p: Planner, literal: Literal, scope: Scope): Solutions
   p.ir.emit({ op: "call", fn: "rt_array", args: [], dst: solutions.rows });
   const stripped = { ...literal, with: [] } as Literal;
   p.ir.block(() =>
-    planLiteral(p, stripped, inner, () => {
+    p.steps.literal(p, stripped, inner, () => {
       solutions.outputs = [...inner.vars.keys()].filter((name) => !bound.has(name));
       const values = solutions.outputs.map((name) => inner.vars.get(name) as Local);
       const row = p.ir.build("rt_array", "rt_array_append", values);

@@ -1,6 +1,6 @@
 // RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6), RFC 8707 §2.2 and DPoP code binding (RFC 9449 §10.1).
 import { randomUUID } from "node:crypto";
-import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { type CodeRequest, type GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
 import { handleHash } from "../../../shared/oauth/handles.ts";
 import { InvalidDpopProof, InvalidGrant } from "../errors.ts";
 import { verifyCodeVerifier } from "../pkce.ts";
@@ -11,50 +11,17 @@ import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./gr
 class CodeReplayed extends InvalidGrant {}
 
 export async function authorizationCodeGrant(context: GrantContext): Promise<TokenResponse> {
-  const { services, params, client, urls, dpop, now } = context;
-  const code = params.require("code");
-  const codeHash = handleHash(code);
+  const { services, params, client, urls, now } = context;
+  const codeHash = handleHash(params.require("code"));
   const scoped = services.store.forTenant(urls.tenant);
   try {
     // Validate and sign first (see mintGrantTokens); the transaction then consumes the code only if
     // no concurrent request did, so a code yields tokens at most once.
-    const row = await scoped.use(GrantStore).findCode(codeHash);
-    if (!row) throw new InvalidGrant("the authorization code is invalid");
-    const request = row.request;
-    // RFC 6749 §4.1.3 / RFC 9700 §4.5.3.1: the code must belong to the authenticated client — checked
-    // before replay handling, so another client presenting a used code cannot revoke the owner's grant.
-    // Same answer as an unknown code: nothing about codes of other clients is revealed.
-    if (row.client_id !== client.clientId) throw new InvalidGrant("the authorization code is invalid");
-    // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes what it was redeemed for (below).
-    if (row.consumed_at !== null) throw new CodeReplayed("the authorization code was already used");
-    if (row.expires_at <= now) throw new InvalidGrant("the authorization code has expired");
-    // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
-    if (params.get("redirect_uri") !== request.redirectUri) {
-      throw new InvalidGrant("redirect_uri does not match the authorization request");
-    }
-    verifyCodeVerifier(params.get("code_verifier"), request.codeChallenge);
-    // RFC 9449 §10.1: a code bound with dpop_jkt is redeemable only with a proof from that key.
-    if (request.dpopJkt && dpop?.jkt !== request.dpopJkt) {
-      throw new InvalidDpopProof("the DPoP proof key does not match the dpop_jkt of the authorization request");
-    }
+    const request = await redeemableCode(context, codeHash);
     const audience = narrowResources(parseResources(params.all("resource")), request.resources);
     // RFC 8707 §2: still a resource the client may target (an administrator may have narrowed it since).
     requirePermittedResources(audience, await services.resources.allowedFor(client));
-    const grant = {
-      id: randomUUID(),
-      clientId: client.clientId,
-      subject: request.subject,
-      scope: request.scope,
-      resources: request.resources,
-      // RFC 9449 §5: refresh tokens of public clients are bound to the DPoP key.
-      dpopJkt: dpop && client.metadata.token_endpoint_auth_method === "none" ? dpop.jkt : null,
-      authTime: request.authTime,
-      acr: request.acr,
-      amr: request.amr,
-      claims: request.claims,
-      expiresAt: now + services.config.oauth.refreshTokenTtl,
-      revokedAt: null,
-    };
+    const grant = newGrant(context, request);
     const minted = await mintGrantTokens(context, {
       grant,
       scope: request.scope,
@@ -73,12 +40,53 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
     });
   } catch (error) {
     if (error instanceof CodeReplayed) {
-      await revokeCompromisedGrant(
-        context,
-        async (grants) => (await grants.findCode(codeHash))?.grant_id,
-        "authorization_code_replay",
-      );
+      const grantOfCode = async (grants: GrantStore) => (await grants.findCode(codeHash))?.grant_id;
+      await revokeCompromisedGrant(context, grantOfCode, "authorization_code_replay");
     }
     throw error;
   }
+}
+
+/** The request the code stands for, when this client may redeem it now with these parameters. */
+async function redeemableCode(context: GrantContext, codeHash: string): Promise<CodeRequest> {
+  const { services, params, client, urls, dpop, now } = context;
+  const row = await services.store.forTenant(urls.tenant).use(GrantStore).findCode(codeHash);
+  if (!row) throw new InvalidGrant("the authorization code is invalid");
+  const request = row.request;
+  // RFC 6749 §4.1.3 / RFC 9700 §4.5.3.1: the code must belong to the authenticated client — checked
+  // before replay handling, so another client presenting a used code cannot revoke the owner's grant.
+  // Same answer as an unknown code: nothing about codes of other clients is revealed.
+  if (row.client_id !== client.clientId) throw new InvalidGrant("the authorization code is invalid");
+  // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes what it was redeemed for (above).
+  if (row.consumed_at !== null) throw new CodeReplayed("the authorization code was already used");
+  if (row.expires_at <= now) throw new InvalidGrant("the authorization code has expired");
+  // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
+  if (params.get("redirect_uri") !== request.redirectUri) {
+    throw new InvalidGrant("redirect_uri does not match the authorization request");
+  }
+  verifyCodeVerifier(params.get("code_verifier"), request.codeChallenge);
+  // RFC 9449 §10.1: a code bound with dpop_jkt is redeemable only with a proof from that key.
+  if (request.dpopJkt && dpop?.jkt !== request.dpopJkt) {
+    throw new InvalidDpopProof("the DPoP proof key does not match the dpop_jkt of the authorization request");
+  }
+  return request;
+}
+
+/** The grant (refresh-token family) the code becomes: the user's approval, for the refresh lifetime. */
+function newGrant({ services, client, dpop, now }: GrantContext, request: CodeRequest): GrantRow {
+  return {
+    id: randomUUID(),
+    clientId: client.clientId,
+    subject: request.subject,
+    scope: request.scope,
+    resources: request.resources,
+    // RFC 9449 §5: refresh tokens of public clients are bound to the DPoP key.
+    dpopJkt: dpop && client.metadata.token_endpoint_auth_method === "none" ? dpop.jkt : null,
+    authTime: request.authTime,
+    acr: request.acr,
+    amr: request.amr,
+    claims: request.claims,
+    expiresAt: now + services.config.oauth.refreshTokenTtl,
+    revokedAt: null,
+  };
 }

@@ -6,9 +6,9 @@ import type { JWK } from "jose";
 import type { Clock } from "../shared/clock.ts";
 import { failedPrecondition } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { SigningClient } from "../shared/signing.ts";
 import type { AuditCheckpointsTable } from "../shared/store/schema.ts";
 import type { Store } from "../shared/store/store.ts";
-import type { SigningClient } from "../signer/client.ts";
 import { unhex } from "./log.ts";
 import { checkpointBody, ed25519KeyId, signedNote } from "./note.ts";
 

@@ -5,7 +5,8 @@
 import type { JWK } from "jose";
 
 /** What a key signs: access and ID tokens, or audit-log checkpoints. */
-export type KeyPurposeName = "token_signing" | "audit_checkpoint";
+export const KEY_PURPOSES = ["token_signing", "audit_checkpoint"] as const;
+export type KeyPurposeName = (typeof KEY_PURPOSES)[number];
 
 export interface SigningClient {
   signJwt(

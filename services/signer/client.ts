@@ -5,8 +5,6 @@ import type { JWK } from "jose";
 import { KeyPurpose, type Signer } from "../../gen/mandate/v1/signer_pb.js";
 import type { KeyPurposeName, SigningClient } from "../shared/signing.ts";
 
-export type { SigningClient };
-
 export const PURPOSE_TO_PROTO: Record<KeyPurposeName, KeyPurpose> = {
   token_signing: KeyPurpose.TOKEN_SIGNING,
   audit_checkpoint: KeyPurpose.AUDIT_CHECKPOINT,

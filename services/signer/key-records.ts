@@ -1,12 +1,14 @@
 // The `signing_keys` rows as KeyRecords (schedule.ts), and every statement over them. A tenant's rows
 // are reached through its pinned handle (`scoped.use(SigningKeyRecords, tx?)`); a key's lifecycle is
 // written only as timestamps, since its state follows from them.
+
 import type { JWK } from "jose";
 import type { Kysely } from "kysely";
+import type { KeyPurposeName } from "../shared/signing.ts";
 import type { SigningKeysTable } from "../shared/store/schema.ts";
 import type { Database, TenantDb } from "../shared/store/store.ts";
 import type { SigningAlgorithm } from "./backends/backend.ts";
-import type { KeyPurposeName, KeyRecord } from "./schedule.ts";
+import type { KeyRecord } from "./schedule.ts";
 
 /** When a key starts signing, stops signing and leaves the JWKS. */
 export interface KeyTimes {

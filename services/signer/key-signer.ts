@@ -1,9 +1,11 @@
 // Signing with a chosen key: what may be signed, the JWS compact serialisation of a JWT (RFC 7515
 // §7.1) with a cached protected header, and the backend call.
+
 import { invalidArgument } from "../shared/errors.ts";
+import type { KeyPurposeName } from "../shared/signing.ts";
 import { backendFailure } from "./backend-readiness.ts";
 import type { KeyBackend } from "./backends/backend.ts";
-import type { KeyPurposeName, KeyRecord } from "./schedule.ts";
+import type { KeyRecord } from "./schedule.ts";
 
 /** Token keys sign only JWTs, whose lifetime the Signer bounds (see requireTokenLifetime). */
 export function requireRawSigningPurpose(purpose: KeyPurposeName): void {

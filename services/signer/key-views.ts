@@ -1,9 +1,10 @@
 // Each replica's view of the key rows of every tenant purpose it serves, refreshed each round. Since
 // states follow from timestamps scheduled ahead, a view a few seconds old still picks the right
 // signing key, so the hot path reads it without a query.
+import type { KeyPurposeName } from "../shared/signing.ts";
 import type { Store } from "../shared/store/store.ts";
 import { SigningKeyRecords } from "./key-records.ts";
-import type { KeyPurposeName, KeyRecord } from "./schedule.ts";
+import type { KeyRecord } from "./schedule.ts";
 
 type ViewKey = `${string}/${KeyPurposeName}`;
 

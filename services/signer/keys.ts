@@ -13,26 +13,18 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../shared/clock.ts";
 import { unavailable } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import { KEY_PURPOSES, type KeyPurposeName, type SigningClient } from "../shared/signing.ts";
 import { Lease } from "../shared/store/lease.ts";
 import type { Store } from "../shared/store/store.ts";
 import { BackendReadiness } from "./backend-readiness.ts";
 import type { BackendStatus, KeyBackend, SigningAlgorithm } from "./backends/backend.ts";
-import type { SigningClient } from "./client.ts";
 import { type JwkSet, jwkSet } from "./jwks.ts";
 import { SigningKeyRecords } from "./key-records.ts";
 import { KeySigner, requireRawSigningPurpose, requireTokenLifetime } from "./key-signer.ts";
 import { KeyViews } from "./key-views.ts";
 import { BackendLabels, OrphanReconciler } from "./reconcile.ts";
 import { KeyRotation } from "./rotation.ts";
-import {
-  jwksMaxAgeSeconds,
-  KEY_PURPOSES,
-  type KeyPurposeName,
-  type KeyRecord,
-  keyState,
-  signingKey,
-  type Timing,
-} from "./schedule.ts";
+import { jwksMaxAgeSeconds, type KeyRecord, keyState, signingKey, type Timing } from "./schedule.ts";
 
 export type { JwkSet } from "./jwks.ts";
 

@@ -1,12 +1,13 @@
 // Backend reconciliation. Keys are made in the backend before their rows are written (rotation.ts),
 // so a crash in between leaves backend objects no row refers to. Every object is labelled with this
 // installation's id, so only this installation's objects are ever considered.
+
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../shared/logger.ts";
+import type { KeyPurposeName } from "../shared/signing.ts";
 import type { Store } from "../shared/store/store.ts";
 import type { KeyBackend } from "./backends/backend.ts";
 import { referencedRefs } from "./key-records.ts";
-import type { KeyPurposeName } from "./schedule.ts";
 
 const RECONCILE_EVERY_MS = 60_000;
 

@@ -4,6 +4,7 @@
 // Changes to the rows happen in transactions that read the rows afresh under a lock (a PostgreSQL
 // advisory lock; SQLite has a single writer), so any replica may bootstrap a tenant or rotate in an
 // emergency; the periodic schedule runs on the one replica holding the `signer-rotation` lease.
+
 import { randomUUID } from "node:crypto";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import { sql } from "kysely";
@@ -11,6 +12,7 @@ import { keyCreated, keyDestroyed, keyRescheduled, keyRevoked } from "../shared/
 import type { Clock } from "../shared/clock.ts";
 import { notFound, unavailable } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import { KEY_PURPOSES, type KeyPurposeName } from "../shared/signing.ts";
 import type { SigningKeysTable } from "../shared/store/schema.ts";
 import type { Store, TenantStore, TenantTransaction } from "../shared/store/store.ts";
 import { backendFailure } from "./backend-readiness.ts";
@@ -18,15 +20,7 @@ import type { KeyBackend, SigningAlgorithm } from "./backends/backend.ts";
 import { SigningKeyRecords } from "./key-records.ts";
 import type { KeyViews } from "./key-views.ts";
 import type { BackendLabels } from "./reconcile.ts";
-import {
-  KEY_PURPOSES,
-  type KeyPurposeName,
-  type KeyRecord,
-  planEmergencyRotation,
-  planRotation,
-  type RotationStep,
-  type Timing,
-} from "./schedule.ts";
+import { type KeyRecord, planEmergencyRotation, planRotation, type RotationStep, type Timing } from "./schedule.ts";
 
 /** Checkpoints follow the C2SP signed-note format, whose signatures are Ed25519. */
 const AUDIT_ALGORITHM: SigningAlgorithm = "EdDSA";

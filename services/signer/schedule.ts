@@ -11,10 +11,8 @@
 // published `overlap` after it stops signing, where `overlap` also bounds every signed token's
 // lifetime (enforced at signing), so no token outlives its key in the JWKS.
 import type { JWK } from "jose";
+import type { KeyPurposeName } from "../shared/signing.ts";
 import type { SigningAlgorithm } from "./backends/backend.ts";
-
-export const KEY_PURPOSES = ["token_signing", "audit_checkpoint"] as const;
-export type KeyPurposeName = (typeof KEY_PURPOSES)[number];
 
 export type KeyStateName = "pending" | "active" | "retired" | "expired" | "revoked" | "destroyed";
 

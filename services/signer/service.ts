@@ -6,9 +6,10 @@ import { KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { invalidArgument } from "../shared/errors.ts";
 import { auditedCaller, callerOf } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
+import type { KeyPurposeName } from "../shared/signing.ts";
 import { PURPOSE_TO_PROTO, purposeFromProto } from "./client.ts";
 import type { KeyInfo, KeyManager } from "./keys.ts";
-import type { KeyPurposeName, KeyStateName } from "./schedule.ts";
+import type { KeyStateName } from "./schedule.ts";
 
 const STATE_TO_PROTO: Record<KeyStateName, KeyState> = {
   pending: KeyState.PENDING,

@@ -3,7 +3,7 @@
 // rotated in since), at most once a second per tenant so a flood of bad kids cannot hammer it.
 import { createLocalJWKSet, decodeProtectedHeader, type JWTPayload, type JWTVerifyOptions, jwtVerify } from "jose";
 import type { Clock } from "../shared/clock.ts";
-import type { SigningClient } from "./client.ts";
+import type { SigningClient } from "../shared/signing.ts";
 
 interface Cached {
   keySet: ReturnType<typeof createLocalJWKSet>;

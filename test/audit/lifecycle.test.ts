@@ -10,8 +10,8 @@ import { loadConfig } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { openRateLimiter } from "../../services/shared/rate-limit.ts";
 import { ServiceClients } from "../../services/shared/rpc/clients.ts";
+import type { SigningClient } from "../../services/shared/signing.ts";
 import { Store } from "../../services/shared/store/store.ts";
-import type { SigningClient } from "../../services/signer/client.ts";
 import { TenantDirectory } from "../../services/tenants/directory.ts";
 import { startDevProcess, tempAdminFile, tempDatabaseUrl } from "../helpers/mandate-process.ts";
 

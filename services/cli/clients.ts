@@ -11,6 +11,7 @@ import {
   print,
   type TenantOptions,
   tenantOption,
+  tenantRpcCommand,
   tokenOption,
 } from "./common.ts";
 
@@ -32,12 +33,8 @@ export function clientsCommand(): Command {
   const clients = command("clients", "manage a tenant's OAuth clients (over gRPC)");
   clients.addCommand(createCommand());
   clients.addCommand(
-    command("get", "show a client")
+    tenantRpcCommand("get", "show a client")
       .argument("<client-id>", "the client identifier")
-      .addOption(tenantOption)
-      .addOption(addressOption)
-      .addOption(tokenOption)
-      .option("--json", "print as JSON")
       .action(async (clientId: string, options: TenantOptions) => {
         const { client } = await grpcClient(Issue, options).getClient({ tenant: options.tenant, clientId });
         print(options, client && toJson(OAuthClientSchema, client), () =>
@@ -46,28 +43,19 @@ export function clientsCommand(): Command {
       }),
   );
   clients.addCommand(
-    command("list", "list a tenant's clients")
-      .addOption(tenantOption)
-      .addOption(addressOption)
-      .addOption(tokenOption)
-      .option("--json", "print as JSON")
-      .action(async (options: TenantOptions) => {
-        const all = await allClients(options);
-        print(
-          options,
-          all.map((c) => toJson(OAuthClientSchema, c)),
-          () =>
-            all.map((c) => `${c.clientId}\t${c.tokenEndpointAuthMethod}\t${c.clientName}`).join("\n") || "(no clients)",
-        );
-      }),
+    tenantRpcCommand("list", "list a tenant's clients").action(async (options: TenantOptions) => {
+      const all = await allClients(options);
+      print(
+        options,
+        all.map((c) => toJson(OAuthClientSchema, c)),
+        () =>
+          all.map((c) => `${c.clientId}\t${c.tokenEndpointAuthMethod}\t${c.clientName}`).join("\n") || "(no clients)",
+      );
+    }),
   );
   clients.addCommand(
-    command("delete", "delete a client")
+    tenantRpcCommand("delete", "delete a client")
       .argument("<client-id>", "the client identifier")
-      .addOption(tenantOption)
-      .addOption(addressOption)
-      .addOption(tokenOption)
-      .option("--json", "print as JSON")
       .action(async (clientId: string, options: TenantOptions) => {
         await grpcClient(Issue, options).deleteClient({ tenant: options.tenant, clientId });
         print(options, { deleted: clientId }, () => `deleted client ${clientId}`);

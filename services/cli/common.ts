@@ -61,7 +61,16 @@ export const tokenOption = new Option(
   "--token <token>",
   "access token to call with (Bearer); default: the admin credentials file (admin.credentialsFile)",
 ).env("MANDATE_TOKEN");
-export const tenantOption = new Option("-t, --tenant <id>", "tenant whose keys").makeOptionMandatory();
+export const tenantOption = new Option("-t, --tenant <id>", "the tenant to act on").makeOptionMandatory();
+
+/** A command that calls one tenant's RPCs: --tenant, --address, --token and --json. */
+export function tenantRpcCommand(name: string, description: string): Command {
+  return command(name, description)
+    .addOption(tenantOption)
+    .addOption(addressOption)
+    .addOption(tokenOption)
+    .option("--json", "print as JSON");
+}
 
 /** Commander's collector of a repeatable option. */
 export function collect(value: string, previous: string[]): string[] {

@@ -10,6 +10,7 @@ import {
   type TenantOptions,
   table,
   tenantOption,
+  tenantRpcCommand,
   tokenOption,
 } from "./common.ts";
 
@@ -27,12 +28,8 @@ export function keysCommand(): Command {
   );
   const keys = command("keys", "inspect and rotate a tenant's signing keys (over gRPC)");
   keys.addCommand(
-    command("list", "show each key's state and timestamps")
-      .addOption(tenantOption)
+    tenantRpcCommand("list", "show each key's state and timestamps")
       .addOption(purposeOption)
-      .addOption(addressOption)
-      .addOption(tokenOption)
-      .option("--json", "print as JSON")
       .action(async (options: KeyOptions) => {
         const client = grpcClient(Signer, options);
         const purpose = options.purpose ? PURPOSES[options.purpose] : KeyPurpose.UNSPECIFIED;

@@ -149,27 +149,22 @@ async function trafficMix(base: string, address: string, adminFile: string): Pro
     if (!response.ok) throw new Error(`HTTP ${response.status} from ${response.url}`);
     return response.arrayBuffer();
   };
+  const requestToken = async () => {
+    const response = await fetch(`${base}/t/demo/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
+      body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
+    });
+    if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
+    return response;
+  };
   return [
     async () => {
-      const response = await fetch(`${base}/t/demo/oauth2/token`, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
-        body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
-      });
-      if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
-      lastToken = ((await response.json()) as { access_token: string }).access_token;
+      lastToken = ((await requestToken().then((r) => r.json())) as { access_token: string }).access_token;
     },
     () => introspect.introspect({ tenant: "demo", token: lastToken || "none" }),
     () => fetch(`${base}/t/demo/.well-known/openid-configuration`).then(ok),
-    async () => {
-      const response = await fetch(`${base}/t/demo/oauth2/token`, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
-        body: "grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F",
-      });
-      if (!response.ok) throw new Error(`token: HTTP ${response.status}`);
-      await response.arrayBuffer();
-    },
+    () => requestToken().then((r) => r.arrayBuffer()),
     () => tenants.getTenant({ tenant: "demo" }),
     () => fetch(`${base}/t/demo/.well-known/jwks.json`).then(ok),
     () => audit.query({ tenant: "demo", page: { pageSize: 10 } }),

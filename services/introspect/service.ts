@@ -19,7 +19,7 @@ type Response = Omit<IntrospectResponse, "$typeName">;
 
 export function introspectService({ config, store, clock, signing }: ServiceDeps) {
   const replay = openReplayCache(config.redis.url);
-  const tenantKeys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
+  const tenantKeys = new TenantKeys(signing);
   const keys = (tenant: string) => tenantKeys.for(tenant);
   const issuer = (tenant: string) => issuerUrl(config.publicBaseUrl, tenant);
   const inspector = new TokenInspector({ store, keys, issuer, now: () => clock.now() });

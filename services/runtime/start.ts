@@ -233,7 +233,7 @@ function openNetworkGate(
 ): { gate: CallerAuthentication; replay: ReplayCache; limiter: RateLimiter } {
   const { store, tenants, signing, clock } = parts;
   const replay = openReplayCache(config.redis.url);
-  const tenantKeys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
+  const tenantKeys = new TenantKeys(signing);
   const limiter = openRateLimiter({ redisUrl: config.redis.url, logger });
   const gate = new CallerAuthentication({
     config,

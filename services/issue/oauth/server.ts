@@ -91,7 +91,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     nonces = n;
   });
   noncesReady.catch(() => {});
-  const keys = new TenantKeys((tenant) => signing.jwks(tenant, "token_signing") as never);
+  const keys = new TenantKeys(signing);
   const auth = new ClientAuthenticator(services);
   const inspector = new TokenInspector({
     store,

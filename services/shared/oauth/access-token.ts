@@ -1,7 +1,9 @@
 // Verification of Mandate access tokens (JWT, RFC 9068), shared by introspection, userinfo and the
 // resource-server library: signature by a key of the tenant's JWKS, `typ: at+jwt`, issuer, expiry,
 // and (for resource servers) audience. Asymmetric algorithms only: `none` and HS* never verify.
+
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
+import type { SigningClient } from "../signing.ts";
 
 export const ACCESS_TOKEN_ALGORITHMS = ["ES256", "EdDSA", "Ed25519", "PS256"];
 
@@ -116,15 +118,16 @@ export class CachedKeySet {
 
 /** Per-tenant verification keys for Mandate's own access tokens, cached around the Signer's JWKS. */
 export class TenantKeys {
-  readonly #jwks: (tenant: string) => Promise<{ jwks: JSONWebKeySet; maxAgeSeconds: number }>;
+  readonly #signing: Pick<SigningClient, "jwks">;
   readonly #sets = new Map<string, CachedKeySet>();
-  constructor(jwks: (tenant: string) => Promise<{ jwks: JSONWebKeySet; maxAgeSeconds: number }>) {
-    this.#jwks = jwks;
+  /** The token-signing JWKS of each tenant, as the Signer publishes it. */
+  constructor(signing: Pick<SigningClient, "jwks">) {
+    this.#signing = signing;
   }
   for(tenant: string): CachedKeySet {
     let set = this.#sets.get(tenant);
     if (!set) {
-      set = new CachedKeySet(() => this.#jwks(tenant));
+      set = new CachedKeySet(() => this.#signing.jwks(tenant, "token_signing"));
       this.#sets.set(tenant, set);
     }
     return set;

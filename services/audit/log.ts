@@ -77,9 +77,10 @@ function fromOutboxRow(row: {
   const raw = () =>
     JSON.stringify({ type: row.type, event_id: row.event_id, payload: row.payload, parties: row.parties });
   try {
-    const parties = row.parties ? (JSON.parse(row.parties) as Pick<EventJson, "subject" | "client" | "actors">) : {};
+    // Parties and envelope fields (action, resource, outcome, reason, mandateId) beside the payload.
+    const envelope = row.parties ? (JSON.parse(row.parties) as Omit<EventJson, "type" | "details">) : {};
     const details = JSON.parse(row.payload) as EventJson["details"];
-    return { event: { ...parties, ...source, details }, source, raw };
+    return { event: { ...source, ...envelope, type: row.type, requestId: row.event_id, details }, source, raw };
   } catch (error) {
     return { problem: `the stored event is not JSON: ${(error as Error).message}`, source, raw };
   }
@@ -352,6 +353,7 @@ class EntryEncoder {
       actors: ` ${redacted.actors.join(" ")} `,
       client_id: event.client?.id ?? null,
       mandate_id: event.mandateId || null,
+      request_id: event.requestId || null,
       event_time: Number.isFinite(eventTime) ? eventTime : this.#now,
       record_time: this.#now,
     };

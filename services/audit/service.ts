@@ -311,6 +311,7 @@ function filterByFields(query: AuditQuery, request: QueryRequest): AuditQuery {
   let filtered = query;
   if (request.clientId) filtered = filtered.where("client_id", "=", request.clientId);
   if (request.mandateId) filtered = filtered.where("mandate_id", "=", request.mandateId);
+  if (request.requestId) filtered = filtered.where("request_id", "=", request.requestId);
   if (request.types.length > 0) filtered = filtered.where("type", "in", request.types);
   if (request.startTime) filtered = filtered.where("event_time", ">=", timestampMs(request.startTime));
   if (request.endTime) filtered = filtered.where("event_time", "<", timestampMs(request.endTime));

@@ -18,12 +18,22 @@ export interface OutboxParties {
   actors?: Party[];
 }
 
+/** The event's own AuditEvent fields beside its parties (a decision: what was asked and the answer). */
+export interface OutboxEnvelope {
+  action?: string;
+  resource?: { type: string; id?: string; attributes?: Record<string, unknown> };
+  outcome?: "OUTCOME_SUCCESS" | "OUTCOME_DENIED" | "OUTCOME_ERROR";
+  reason?: string;
+  mandateId?: string;
+}
+
 export interface OutboxEvent {
   eventId: string;
   type: string;
   payload: unknown;
   /** Parties go here, never in the payload: the log redacts humans in these fields only. */
   parties?: OutboxParties;
+  envelope?: OutboxEnvelope;
 }
 
 /** Who performed an administrative action: named in the payload (`by`) and as its parties. */
@@ -233,4 +243,59 @@ export function grantRevoked(
 /** An administrator read a tenant's data through the API (`method`: service/Method). */
 export function adminRead(method: string, actor: Actor): OutboxEvent {
   return event("admin.read.v1", { method, by: actor.by }, actor.parties);
+}
+
+// --- Policy decisions and policies ----------------------------------------------------------------
+
+export interface LoggedDecision {
+  decisionId: string;
+  parties: OutboxParties;
+  action: string;
+  resource: { type: string; id?: string };
+  allow: boolean;
+  reasons: Array<{ code: string; message: string }>;
+  obligations: Array<{ type: string; parameters?: Record<string, unknown> }>;
+  policyRevision: string;
+  /** SHA-256 (base64url) of the whole decision input as evaluated, before masking. */
+  inputSha256: string;
+  /** The input without its parties and without the masked paths (decision-log mask). */
+  input: Record<string, unknown>;
+  mandateId?: string;
+  /** The caller's request id, when it sent one. */
+  requestId?: string;
+}
+
+/** A decision log entry: its event id is the decision id, so Audit.Query finds it by `request_id`. */
+export function decisionMade(decision: LoggedDecision): OutboxEvent {
+  return {
+    eventId: decision.decisionId,
+    type: "authz.decision.v1",
+    payload: {
+      decision_id: decision.decisionId,
+      allow: decision.allow,
+      reasons: decision.reasons,
+      obligations: decision.obligations,
+      policy_revision: decision.policyRevision,
+      input_sha256: decision.inputSha256,
+      input: decision.input,
+      ...(decision.requestId ? { request_id: decision.requestId } : {}),
+    },
+    parties: decision.parties,
+    envelope: {
+      action: decision.action,
+      resource: decision.resource,
+      outcome: decision.allow ? "OUTCOME_SUCCESS" : "OUTCOME_DENIED",
+      ...(decision.reasons[0] ? { reason: decision.reasons[0].message.slice(0, 1024) } : {}),
+      ...(decision.mandateId ? { mandateId: decision.mandateId } : {}),
+    },
+  };
+}
+
+/** Policy administration: a bundle pushed, a revision activated or rolled back, data or signing keys set. */
+export function policyChanged(
+  type: "pushed" | "activated" | "rolled_back" | "data_set" | "signing_set",
+  details: Record<string, unknown>,
+  actor: Actor,
+): OutboxEvent {
+  return event(`policy.${type}.v1`, { ...details, by: actor.by }, actor.parties);
 }

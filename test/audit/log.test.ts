@@ -13,6 +13,7 @@ import {
   type SubtreeSource,
   verifyInclusion,
 } from "../../services/audit/merkle.ts";
+import { decisionMade } from "../../services/shared/audit-events.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { Store } from "../../services/shared/store/store.ts";
@@ -117,6 +118,44 @@ describe.each(engines)("audit log on $name", (engine) => {
     const row = await store.db.selectFrom("audit_log").selectAll().executeTakeFirstOrThrow();
     expect(JSON.parse(row.body).event).toMatchObject({ type: "key.created.v1", details: { kid: "k1" } });
     expect(await log.drainOutbox()).toBe(0);
+  });
+
+  it("logs a decision with its envelope (action, resource, outcome, reason) and finds it by its decision id", async () => {
+    const [store] = (await open()) as [Store];
+    const scoped = store.forTenant("acme");
+    const decisionId = randomUUID();
+    const decision = decisionMade({
+      decisionId,
+      parties: { subject: { id: "alice@example.com", kind: "PARTY_KIND_HUMAN" } },
+      action: "orders.read",
+      resource: { type: "order", id: "42" },
+      allow: false,
+      reasons: [{ code: "scope_missing", message: "the action is outside the token's scopes" }],
+      obligations: [],
+      policyRevision: "r1",
+      inputSha256: "x",
+      input: { action: "orders.read" },
+    });
+    await scoped.transaction((tx) => scoped.recordEvent(tx, decision, 5));
+    const log = new AuditLog({ store, clock: new ManualClock(), logger });
+    expect(await log.drainOutbox()).toBe(1);
+    const row = await store.db
+      .selectFrom("audit_log")
+      .selectAll()
+      .where("request_id", "=", decisionId)
+      .executeTakeFirstOrThrow();
+    const event = JSON.parse(row.body).event;
+    expect(event).toMatchObject({
+      type: "authz.decision.v1",
+      action: "orders.read",
+      resource: { type: "order", id: "42" },
+      outcome: "OUTCOME_DENIED",
+      reason: "the action is outside the token's scopes",
+      requestId: decisionId,
+      details: { decision_id: decisionId, allow: false, policy_revision: "r1" },
+    });
+    // The human is a salted reference in the entry, never the identifier itself.
+    expect(row.body).not.toContain("alice@example.com");
   });
 
   it("refuses to update or delete log rows, tree nodes and checkpoints", async () => {

@@ -279,6 +279,13 @@ export declare type QueryRequest = Message<"mandate.v1.QueryRequest"> & {
    * @generated from field: mandate.v1.PageRequest page = 9;
    */
   page?: PageRequest | undefined;
+
+  /**
+   * Only the entry of this request id (an event's id; a decision log entry's is its decision id).
+   *
+   * @generated from field: string request_id = 10;
+   */
+  requestId: string;
 };
 
 /**

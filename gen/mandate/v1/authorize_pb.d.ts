@@ -5,7 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Party, Resource } from "./common_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { DpopProof } from "./introspect_pb.js";
+import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file mandate/v1/authorize.proto.
@@ -69,7 +70,8 @@ export declare const TokenClaimsSchema: GenMessage<TokenClaims>;
 
 /**
  * Request of Authorize.Check: the decision input of the policy (see ARCHITECTURE.md, "The decision
- * input").
+ * input"). With `access_token`, Authorize verifies the token as Introspect does and takes subject,
+ * actors, client and token claims from it, ignoring any copies in the request.
  *
  * @generated from message mandate.v1.CheckRequest
  */
@@ -136,6 +138,20 @@ export declare type CheckRequest = Message<"mandate.v1.CheckRequest"> & {
    * @generated from field: string request_id = 9;
    */
   requestId: string;
+
+  /**
+   * The access token the request carries; when set, the decision is about its verified claims.
+   *
+   * @generated from field: string access_token = 10;
+   */
+  accessToken: string;
+
+  /**
+   * The DPoP proof sent with `access_token`; required when the token is DPoP-bound (RFC 9449 section 7).
+   *
+   * @generated from field: mandate.v1.DpopProof dpop = 11;
+   */
+  dpop?: DpopProof | undefined;
 };
 
 /**
@@ -321,6 +337,433 @@ export declare type BatchCheckResponse = Message<"mandate.v1.BatchCheckResponse"
 export declare const BatchCheckResponseSchema: GenMessage<BatchCheckResponse>;
 
 /**
+ * A stored policy bundle of a tenant.
+ *
+ * @generated from message mandate.v1.PolicyRevision
+ */
+export declare type PolicyRevision = Message<"mandate.v1.PolicyRevision"> & {
+  /**
+   * The bundle's revision (its manifest `revision`).
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
+
+  /**
+   * SHA-256 of the bundle bytes, hex.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * Key id that signed the bundle; empty when unsigned.
+   *
+   * @generated from field: string signed_by = 3;
+   */
+  signedBy: string;
+
+  /**
+   * Whether this revision decides the tenant's requests now.
+   *
+   * @generated from field: bool active = 4;
+   */
+  active: boolean;
+
+  /**
+   * When it was pushed.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it was last activated; unset when never.
+   *
+   * @generated from field: google.protobuf.Timestamp activate_time = 6;
+   */
+  activateTime?: Timestamp | undefined;
+
+  /**
+   * Entrypoints of the bundle's Wasm module.
+   *
+   * @generated from field: repeated string entrypoints = 7;
+   */
+  entrypoints: string[];
+
+  /**
+   * Size of the bundle in bytes.
+   *
+   * @generated from field: uint64 size_bytes = 8;
+   */
+  sizeBytes: bigint;
+};
+
+/**
+ * Describes the message mandate.v1.PolicyRevision.
+ * Use `create(PolicyRevisionSchema)` to create a new message.
+ */
+export declare const PolicyRevisionSchema: GenMessage<PolicyRevision>;
+
+/**
+ * Request of Authorize.PushPolicy.
+ *
+ * @generated from message mandate.v1.PushPolicyRequest
+ */
+export declare type PushPolicyRequest = Message<"mandate.v1.PushPolicyRequest"> & {
+  /**
+   * Tenant the bundle is for.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The OPA bundle (tar.gz), as `mandate policy build` writes it.
+   *
+   * @generated from field: bytes bundle = 2;
+   */
+  bundle: Uint8Array;
+
+  /**
+   * Activate the revision at once.
+   *
+   * @generated from field: bool activate = 3;
+   */
+  activate: boolean;
+};
+
+/**
+ * Describes the message mandate.v1.PushPolicyRequest.
+ * Use `create(PushPolicyRequestSchema)` to create a new message.
+ */
+export declare const PushPolicyRequestSchema: GenMessage<PushPolicyRequest>;
+
+/**
+ * Response of Authorize.PushPolicy.
+ *
+ * @generated from message mandate.v1.PushPolicyResponse
+ */
+export declare type PushPolicyResponse = Message<"mandate.v1.PushPolicyResponse"> & {
+  /**
+   * The stored revision.
+   *
+   * @generated from field: mandate.v1.PolicyRevision revision = 1;
+   */
+  revision?: PolicyRevision | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.PushPolicyResponse.
+ * Use `create(PushPolicyResponseSchema)` to create a new message.
+ */
+export declare const PushPolicyResponseSchema: GenMessage<PushPolicyResponse>;
+
+/**
+ * Request of Authorize.ListPolicyRevisions.
+ *
+ * @generated from message mandate.v1.ListPolicyRevisionsRequest
+ */
+export declare type ListPolicyRevisionsRequest = Message<"mandate.v1.ListPolicyRevisionsRequest"> & {
+  /**
+   * Tenant whose revisions to list.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.ListPolicyRevisionsRequest.
+ * Use `create(ListPolicyRevisionsRequestSchema)` to create a new message.
+ */
+export declare const ListPolicyRevisionsRequestSchema: GenMessage<ListPolicyRevisionsRequest>;
+
+/**
+ * Response of Authorize.ListPolicyRevisions.
+ *
+ * @generated from message mandate.v1.ListPolicyRevisionsResponse
+ */
+export declare type ListPolicyRevisionsResponse = Message<"mandate.v1.ListPolicyRevisionsResponse"> & {
+  /**
+   * Revisions, newest first.
+   *
+   * @generated from field: repeated mandate.v1.PolicyRevision revisions = 1;
+   */
+  revisions: PolicyRevision[];
+
+  /**
+   * True when the tenant has no active revision of its own and decides with the default policy.
+   *
+   * @generated from field: bool uses_default = 2;
+   */
+  usesDefault: boolean;
+};
+
+/**
+ * Describes the message mandate.v1.ListPolicyRevisionsResponse.
+ * Use `create(ListPolicyRevisionsResponseSchema)` to create a new message.
+ */
+export declare const ListPolicyRevisionsResponseSchema: GenMessage<ListPolicyRevisionsResponse>;
+
+/**
+ * Request of Authorize.ActivatePolicy.
+ *
+ * @generated from message mandate.v1.ActivatePolicyRequest
+ */
+export declare type ActivatePolicyRequest = Message<"mandate.v1.ActivatePolicyRequest"> & {
+  /**
+   * Tenant whose policy to switch.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * A stored revision.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message mandate.v1.ActivatePolicyRequest.
+ * Use `create(ActivatePolicyRequestSchema)` to create a new message.
+ */
+export declare const ActivatePolicyRequestSchema: GenMessage<ActivatePolicyRequest>;
+
+/**
+ * Response of Authorize.ActivatePolicy.
+ *
+ * @generated from message mandate.v1.ActivatePolicyResponse
+ */
+export declare type ActivatePolicyResponse = Message<"mandate.v1.ActivatePolicyResponse"> & {
+  /**
+   * The revision now active.
+   *
+   * @generated from field: mandate.v1.PolicyRevision revision = 1;
+   */
+  revision?: PolicyRevision | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.ActivatePolicyResponse.
+ * Use `create(ActivatePolicyResponseSchema)` to create a new message.
+ */
+export declare const ActivatePolicyResponseSchema: GenMessage<ActivatePolicyResponse>;
+
+/**
+ * Request of Authorize.RollbackPolicy.
+ *
+ * @generated from message mandate.v1.RollbackPolicyRequest
+ */
+export declare type RollbackPolicyRequest = Message<"mandate.v1.RollbackPolicyRequest"> & {
+  /**
+   * Tenant whose policy to roll back.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.RollbackPolicyRequest.
+ * Use `create(RollbackPolicyRequestSchema)` to create a new message.
+ */
+export declare const RollbackPolicyRequestSchema: GenMessage<RollbackPolicyRequest>;
+
+/**
+ * Response of Authorize.RollbackPolicy.
+ *
+ * @generated from message mandate.v1.RollbackPolicyResponse
+ */
+export declare type RollbackPolicyResponse = Message<"mandate.v1.RollbackPolicyResponse"> & {
+  /**
+   * The revision now active.
+   *
+   * @generated from field: mandate.v1.PolicyRevision revision = 1;
+   */
+  revision?: PolicyRevision | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.RollbackPolicyResponse.
+ * Use `create(RollbackPolicyResponseSchema)` to create a new message.
+ */
+export declare const RollbackPolicyResponseSchema: GenMessage<RollbackPolicyResponse>;
+
+/**
+ * Request of Authorize.SetPolicyData.
+ *
+ * @generated from message mandate.v1.SetPolicyDataRequest
+ */
+export declare type SetPolicyDataRequest = Message<"mandate.v1.SetPolicyDataRequest"> & {
+  /**
+   * Tenant whose data to set.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Slash-separated path under `data`, e.g. "bindings/roles".
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * The document; unset removes it.
+   *
+   * @generated from field: google.protobuf.Value value = 3;
+   */
+  value?: Value | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.SetPolicyDataRequest.
+ * Use `create(SetPolicyDataRequestSchema)` to create a new message.
+ */
+export declare const SetPolicyDataRequestSchema: GenMessage<SetPolicyDataRequest>;
+
+/**
+ * Response of Authorize.SetPolicyData.
+ *
+ * @generated from message mandate.v1.SetPolicyDataResponse
+ */
+export declare type SetPolicyDataResponse = Message<"mandate.v1.SetPolicyDataResponse"> & {
+};
+
+/**
+ * Describes the message mandate.v1.SetPolicyDataResponse.
+ * Use `create(SetPolicyDataResponseSchema)` to create a new message.
+ */
+export declare const SetPolicyDataResponseSchema: GenMessage<SetPolicyDataResponse>;
+
+/**
+ * Request of Authorize.GetPolicyData.
+ *
+ * @generated from message mandate.v1.GetPolicyDataRequest
+ */
+export declare type GetPolicyDataRequest = Message<"mandate.v1.GetPolicyDataRequest"> & {
+  /**
+   * Tenant whose data to read.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.GetPolicyDataRequest.
+ * Use `create(GetPolicyDataRequestSchema)` to create a new message.
+ */
+export declare const GetPolicyDataRequestSchema: GenMessage<GetPolicyDataRequest>;
+
+/**
+ * A dynamic data document.
+ *
+ * @generated from message mandate.v1.PolicyDataDocument
+ */
+export declare type PolicyDataDocument = Message<"mandate.v1.PolicyDataDocument"> & {
+  /**
+   * Its path under `data`.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The document.
+   *
+   * @generated from field: google.protobuf.Value value = 2;
+   */
+  value?: Value | undefined;
+
+  /**
+   * When it was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 3;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.PolicyDataDocument.
+ * Use `create(PolicyDataDocumentSchema)` to create a new message.
+ */
+export declare const PolicyDataDocumentSchema: GenMessage<PolicyDataDocument>;
+
+/**
+ * Response of Authorize.GetPolicyData.
+ *
+ * @generated from message mandate.v1.GetPolicyDataResponse
+ */
+export declare type GetPolicyDataResponse = Message<"mandate.v1.GetPolicyDataResponse"> & {
+  /**
+   * The tenant's dynamic documents by path.
+   *
+   * @generated from field: repeated mandate.v1.PolicyDataDocument documents = 1;
+   */
+  documents: PolicyDataDocument[];
+};
+
+/**
+ * Describes the message mandate.v1.GetPolicyDataResponse.
+ * Use `create(GetPolicyDataResponseSchema)` to create a new message.
+ */
+export declare const GetPolicyDataResponseSchema: GenMessage<GetPolicyDataResponse>;
+
+/**
+ * Request of Authorize.SetPolicySigning.
+ *
+ * @generated from message mandate.v1.SetPolicySigningRequest
+ */
+export declare type SetPolicySigningRequest = Message<"mandate.v1.SetPolicySigningRequest"> & {
+  /**
+   * Tenant whose bundle-signing settings to set.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Verification keys as a JWK Set (JSON); each key's `kid` is the bundle signature's `keyid`.
+   *
+   * @generated from field: string jwks = 2;
+   */
+  jwks: string;
+
+  /**
+   * Refuse unsigned bundles.
+   *
+   * @generated from field: bool require_signatures = 3;
+   */
+  requireSignatures: boolean;
+};
+
+/**
+ * Describes the message mandate.v1.SetPolicySigningRequest.
+ * Use `create(SetPolicySigningRequestSchema)` to create a new message.
+ */
+export declare const SetPolicySigningRequestSchema: GenMessage<SetPolicySigningRequest>;
+
+/**
+ * Response of Authorize.SetPolicySigning.
+ *
+ * @generated from message mandate.v1.SetPolicySigningResponse
+ */
+export declare type SetPolicySigningResponse = Message<"mandate.v1.SetPolicySigningResponse"> & {
+};
+
+/**
+ * Describes the message mandate.v1.SetPolicySigningResponse.
+ * Use `create(SetPolicySigningResponseSchema)` to create a new message.
+ */
+export declare const SetPolicySigningResponseSchema: GenMessage<SetPolicySigningResponse>;
+
+/**
  * Authorize makes policy decisions: may this subject, through this actor chain and client, perform
  * this action on this resource? Decisions come from the tenant's Rego policy compiled to Wasm and
  * are logged to Audit with their decision id.
@@ -347,6 +790,78 @@ export declare const Authorize: GenService<{
     methodKind: "unary";
     input: typeof BatchCheckRequestSchema;
     output: typeof BatchCheckResponseSchema;
+  },
+  /**
+   * Stores an OPA bundle as a new policy revision of the tenant (verifying its signature when the
+   * tenant requires one, compiling and loading it first); activates it when asked.
+   *
+   * @generated from rpc mandate.v1.Authorize.PushPolicy
+   */
+  pushPolicy: {
+    methodKind: "unary";
+    input: typeof PushPolicyRequestSchema;
+    output: typeof PushPolicyResponseSchema;
+  },
+  /**
+   * Lists the tenant's policy revisions, newest first, marking the active one.
+   *
+   * @generated from rpc mandate.v1.Authorize.ListPolicyRevisions
+   */
+  listPolicyRevisions: {
+    methodKind: "unary";
+    input: typeof ListPolicyRevisionsRequestSchema;
+    output: typeof ListPolicyRevisionsResponseSchema;
+  },
+  /**
+   * Makes a stored revision the tenant's active policy on every replica.
+   *
+   * @generated from rpc mandate.v1.Authorize.ActivatePolicy
+   */
+  activatePolicy: {
+    methodKind: "unary";
+    input: typeof ActivatePolicyRequestSchema;
+    output: typeof ActivatePolicyResponseSchema;
+  },
+  /**
+   * Re-activates the revision that was active before the current one.
+   *
+   * @generated from rpc mandate.v1.Authorize.RollbackPolicy
+   */
+  rollbackPolicy: {
+    methodKind: "unary";
+    input: typeof RollbackPolicyRequestSchema;
+    output: typeof RollbackPolicyResponseSchema;
+  },
+  /**
+   * Sets (or, without a value, removes) a small dynamic data document at a path under `data`,
+   * e.g. role bindings; it joins the bundle's data in every decision.
+   *
+   * @generated from rpc mandate.v1.Authorize.SetPolicyData
+   */
+  setPolicyData: {
+    methodKind: "unary";
+    input: typeof SetPolicyDataRequestSchema;
+    output: typeof SetPolicyDataResponseSchema;
+  },
+  /**
+   * Reads the tenant's dynamic data documents.
+   *
+   * @generated from rpc mandate.v1.Authorize.GetPolicyData
+   */
+  getPolicyData: {
+    methodKind: "unary";
+    input: typeof GetPolicyDataRequestSchema;
+    output: typeof GetPolicyDataResponseSchema;
+  },
+  /**
+   * Sets the keys a tenant's bundles are signed with and whether a signature is required.
+   *
+   * @generated from rpc mandate.v1.Authorize.SetPolicySigning
+   */
+  setPolicySigning: {
+    methodKind: "unary";
+    input: typeof SetPolicySigningRequestSchema;
+    output: typeof SetPolicySigningResponseSchema;
   },
 }>;
 

@@ -285,6 +285,65 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
         await db.schema.alterTable("tenants").addColumn("default_resources", "text").execute();
       },
     },
+    "0007_audit_request_id": {
+      async up(db: Kysely<unknown>) {
+        // Audit.Query by request id: a decision is found by its decision id (the event's id).
+        await db.schema.alterTable("audit_log").addColumn("request_id", "text").execute();
+        await db.schema
+          .createIndex("audit_log_request_id_idx")
+          .on("audit_log")
+          .columns(["tenant_id", "request_id"])
+          .execute();
+      },
+    },
+    "0008_policies": {
+      async up(db: Kysely<unknown>) {
+        const tenantTable = (name: string) =>
+          db.schema.createTable(name).addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"));
+        // Pushed OPA bundles, immutable once stored; the bytes are kept as pushed (base64) so a
+        // signature can be re-verified and the bundle re-loaded on any replica.
+        await tenantTable("policy_bundles")
+          .addColumn("revision", "text", (c) => c.notNull())
+          .addColumn("sha256", "text", (c) => c.notNull())
+          .addColumn("bundle", "text", (c) => c.notNull())
+          .addColumn("signed_by", "text")
+          .addColumn("entrypoints", "text", (c) => c.notNull())
+          .addColumn("size_bytes", "integer", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("policy_bundles_pk", ["tenant_id", "revision"])
+          .execute();
+        // Every activation, in order: the last row is the active revision; rollback re-activates the one before.
+        await tenantTable("policy_activations")
+          .addColumn("seq", bigint, (c) => c.notNull())
+          .addColumn("revision", "text", (c) => c.notNull())
+          .addColumn("activated_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("policy_activations_pk", ["tenant_id", "seq"])
+          .execute();
+        // One row per tenant with a policy of its own: `version` grows on every change (activation,
+        // data, signing), so replicas compare one number to know they are current.
+        await tenantTable("policy_state")
+          .addColumn("active_revision", "text")
+          .addColumn("version", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("policy_state_pk", ["tenant_id"])
+          .execute();
+        await db.schema.createIndex("policy_state_updated_at_idx").on("policy_state").columns(["updated_at"]).execute();
+        // Small dynamic data documents (role bindings...) merged into the bundle's data at `path`.
+        await tenantTable("policy_data")
+          .addColumn("path", "text", (c) => c.notNull())
+          .addColumn("value", "text", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("policy_data_pk", ["tenant_id", "path"])
+          .execute();
+        // Keys a tenant's bundles are signed with (a JWK Set) and whether unsigned bundles are refused.
+        await tenantTable("policy_signing")
+          .addColumn("jwks", "text", (c) => c.notNull())
+          .addColumn("require_signatures", "integer", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("policy_signing_pk", ["tenant_id"])
+          .execute();
+      },
+    },
   };
 }
 

@@ -29,7 +29,8 @@ function outboxRow(tenantId: string, event: OutboxEvent, at: number): Omit<Audit
     event_id: event.eventId,
     type: event.type,
     payload: JSON.stringify(event.payload),
-    parties: event.parties ? JSON.stringify(event.parties) : null,
+    // The `parties` column carries the envelope fields too: one JSON object of AuditEvent fields.
+    parties: event.parties || event.envelope ? JSON.stringify({ ...event.parties, ...event.envelope }) : null,
     created_at: at,
   };
 }

@@ -85,6 +85,8 @@ export interface AuditLogTable {
   actors: string;
   client_id: string | null;
   mandate_id: string | null;
+  /** The event's id (AuditEvent.request_id): a decision's id for decision logs. Null before migration 0007. */
+  request_id: string | null;
   event_time: number;
   record_time: number;
 }
@@ -225,6 +227,54 @@ export interface OAuthConsentsTable {
   updated_at: number;
 }
 
+/** A pushed OPA bundle (immutable). */
+export interface PolicyBundlesTable {
+  tenant_id: string;
+  revision: string;
+  sha256: string;
+  /** The bundle bytes, base64. */
+  bundle: string;
+  signed_by: string | null;
+  /** JSON array of the Wasm module's entrypoints. */
+  entrypoints: string;
+  size_bytes: number;
+  created_at: number;
+}
+
+/** Activation history of a tenant's policy; the last row is active. */
+export interface PolicyActivationsTable {
+  tenant_id: string;
+  seq: number;
+  revision: string;
+  activated_at: number;
+}
+
+/** A tenant's policy state: the active revision and a version that grows on every change. */
+export interface PolicyStateTable {
+  tenant_id: string;
+  active_revision: string | null;
+  version: number;
+  updated_at: number;
+}
+
+/** Dynamic data documents merged into the bundle's data. */
+export interface PolicyDataTable {
+  tenant_id: string;
+  path: string;
+  /** JSON text. */
+  value: string;
+  updated_at: number;
+}
+
+/** Bundle-signing settings of a tenant. */
+export interface PolicySigningTable {
+  tenant_id: string;
+  /** JWK Set JSON. */
+  jwks: string;
+  require_signatures: number;
+  updated_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   audit_outbox: AuditOutboxTable;
@@ -246,6 +296,11 @@ export interface Database {
   oauth_pending_requests: OAuthPendingRequestsTable;
   oauth_sessions: OAuthSessionsTable;
   oauth_consents: OAuthConsentsTable;
+  policy_bundles: PolicyBundlesTable;
+  policy_activations: PolicyActivationsTable;
+  policy_state: PolicyStateTable;
+  policy_data: PolicyDataTable;
+  policy_signing: PolicySigningTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -266,4 +321,9 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "oauth_pending_requests",
   "oauth_sessions",
   "oauth_consents",
+  "policy_bundles",
+  "policy_activations",
+  "policy_state",
+  "policy_data",
+  "policy_signing",
 ]);

@@ -270,6 +270,24 @@ export const configSchema = z
         maxLag: duration.default(60_000),
       })
       .prefault({}),
+    authorize: z
+      .strictObject({
+        /** Policy of tenants without a bundle of their own: a directory of Rego (compiled at start) or a bundle file. */
+        defaultPolicy: z.string().min(1).default("policies/default"),
+        /** Largest Wasm memory one policy instance may grow to, in MiB; beyond it the decision is a deny. */
+        maxMemoryMiB: positiveInt.max(4096).default(64),
+        /** Steps one evaluation may take (loop iterations and calls) before it is a deny. */
+        evaluationBudget: positiveInt.default(20_000_000),
+        /** Policy instances of a tenant unused this long are dropped (loaded again on the next decision). */
+        idleEviction: duration.default(600_000),
+        /** Most tenants with loaded policies in one process; the least recently used go first. */
+        maxLoadedTenants: positiveInt.default(1000),
+        /** How often each replica checks the store for policy changes when no notification arrives. */
+        reloadPollInterval: duration.default(1000),
+        /** Decision-log mask: input paths (e.g. "/context/ip", "/resource/attributes/ssn") never logged. */
+        decisionLogMask: z.array(z.string().regex(/^(\/[^/]+)+$/, "a path like /context/ip")).default([]),
+      })
+      .prefault({}),
     /** Shared ephemeral state (DPoP and client-assertion replay caches). Unset: in-process (one replica only). */
     redis: z
       .strictObject({
@@ -430,6 +448,10 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpointInterval"],
   ["MANDATE_AUDIT_OUTBOX_POLL_INTERVAL", "audit.outboxPollInterval"],
   ["MANDATE_AUDIT_MAX_LAG", "audit.maxLag"],
+  ["MANDATE_AUTHORIZE_DEFAULT_POLICY", "authorize.defaultPolicy"],
+  ["MANDATE_AUTHORIZE_MAX_MEMORY_MIB", "authorize.maxMemoryMiB"],
+  ["MANDATE_AUTHORIZE_EVALUATION_BUDGET", "authorize.evaluationBudget"],
+  ["MANDATE_AUTHORIZE_RELOAD_POLL_INTERVAL", "authorize.reloadPollInterval"],
   ["MANDATE_REDIS_URL", "redis.url"],
   ["MANDATE_OAUTH_ACCESS_TOKEN_TTL", "oauth.accessTokenTtl"],
   ["MANDATE_OAUTH_REFRESH_TOKEN_TTL", "oauth.refreshTokenTtl"],

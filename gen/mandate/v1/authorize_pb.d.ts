@@ -152,6 +152,14 @@ export declare type CheckRequest = Message<"mandate.v1.CheckRequest"> & {
    * @generated from field: mandate.v1.DpopProof dpop = 11;
    */
   dpop?: DpopProof | undefined;
+
+  /**
+   * With `access_token`: the resource server's own identifier; a token without it in `aud` is a deny
+   * (RFC 8707, RFC 9068 section 4), so a token meant for another server cannot be replayed here.
+   *
+   * @generated from field: string expected_audience = 12;
+   */
+  expectedAudience: string;
 };
 
 /**

@@ -3,7 +3,9 @@
 // issuer, audience, expiry — and, for DPoP-bound tokens (`cnf.jkt`), the DPoP proof of the request
 // (RFC 9449 §7.1: scheme DPoP, proof with `ath`, same key). A DPoP-bound token presented as Bearer
 // is refused (§7.2). Errors carry the RFC 6750 §3 / RFC 9449 §7.1 challenge to send back.
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { createRemoteJWKSet, type JWTVerifyGetKey } from "jose";
+import type { CheckRequestSchema, Decision } from "../../../gen/mandate/v1/authorize_pb.js";
 import { type AccessTokenClaims, AccessTokenError, verifyAccessToken } from "./access-token.ts";
 import { DPOP_ALGORITHMS, DpopNonceRequired, DpopProofError, verifyDpopProof } from "./dpop.ts";
 import { MemoryReplayCache, type ReplayCache } from "./replay.ts";
@@ -26,6 +28,27 @@ export interface ResourceServerOptions {
    * revoked key). `check` and the DPoP proof still run on every request.
    */
   memo?: { generation: () => number } | undefined;
+  /** Where `authorize()` asks for decisions: Authorize (an AuthorizeClient) and this server's tenant. */
+  authorizer?: { client: Authorizer; tenant: string } | undefined;
+}
+
+/** What `authorize()` needs of Authorize: one Check (services/authorize/client.ts implements it). */
+export interface Authorizer {
+  check(input: MessageInitShape<typeof CheckRequestSchema>): Promise<Decision>;
+}
+
+/** What a request asks to do, for `authorize()`. */
+export interface Question {
+  action: string;
+  resource: { type: string; id?: string; attributes?: JsonObject };
+  context?: JsonObject;
+}
+
+/** An answer of `authorize()`: the decision and, when denied, the challenge to send with the 403. */
+export interface Authorization {
+  decision: Decision;
+  /** RFC 6750 §3.1 `insufficient_scope`, or RFC 9470 `insufficient_user_authentication` for step-up. */
+  wwwAuthenticate?: string;
 }
 
 export interface ResourceRequest {
@@ -78,10 +101,7 @@ export class ResourceServer {
 
   /** The verified claims of the request's access token, or a ResourceServerError. */
   async verify(request: ResourceRequest): Promise<AccessTokenClaims & { dpopJkt?: string }> {
-    const match = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i.exec(request.authorization ?? "");
-    if (!match) throw new ResourceServerError("invalid_token", "an access token is required");
-    const scheme = (match[1] as string).toLowerCase() === "dpop" ? "DPoP" : "Bearer";
-    const token = match[2] as string;
+    const { scheme, token } = presentedToken(request);
     const claims = await this.#claims(token);
     await this.#options.check?.(claims);
     const bound = claims.cnf?.jkt;
@@ -112,6 +132,34 @@ export class ResourceServer {
     }
   }
 
+  /**
+   * Verify and decide in one call: Authorize verifies the token exactly as Introspect does (with the
+   * DPoP proof and this server's audience) and decides over its claims. A token refusal becomes the
+   * ResourceServerError `verify()` would throw (a 401 with its challenge); a deny is returned with
+   * the 403 challenge to send — RFC 9470 `insufficient_user_authentication` when the policy asks
+   * for step-up, RFC 6750 `insufficient_scope` otherwise.
+   */
+  async authorize(request: ResourceRequest, question: Question): Promise<Authorization> {
+    const authorizer = this.#options.authorizer;
+    if (!authorizer) throw new Error("authorize() needs the `authorizer` option (an AuthorizeClient and the tenant)");
+    const { token } = presentedToken(request);
+    const proof = Array.isArray(request.dpop) ? request.dpop[0] : request.dpop;
+    const url = typeof request.url === "string" ? request.url : request.url[0];
+    const decision = await authorizer.client.check({
+      tenant: authorizer.tenant,
+      accessToken: token,
+      expectedAudience: this.#options.audience,
+      ...(proof && url ? { dpop: { proof, httpMethod: request.method, httpUri: url.split(/[?#]/)[0] } } : {}),
+      action: question.action,
+      resource: question.resource,
+      ...(question.context ? { context: question.context } : {}),
+    });
+    if (decision.allow) return { decision };
+    const refusal = tokenRefusal(decision);
+    if (refusal) throw refusal;
+    return { decision, wwwAuthenticate: denyChallenge(decision) };
+  }
+
   async #claims(token: string): Promise<AccessTokenClaims> {
     const now = this.#now();
     const memo = this.#options.memo;
@@ -136,4 +184,33 @@ export class ResourceServer {
     }
     return claims;
   }
+}
+
+/** RFC 6750 §2.1 / RFC 9449 §7.1: the token of `Authorization: Bearer|DPoP <token>`. */
+function presentedToken(request: ResourceRequest): { scheme: "Bearer" | "DPoP"; token: string } {
+  const match = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i.exec(request.authorization ?? "");
+  if (!match) throw new ResourceServerError("invalid_token", "an access token is required");
+  return { scheme: (match[1] as string).toLowerCase() === "dpop" ? "DPoP" : "Bearer", token: match[2] as string };
+}
+
+/** Authorize's token and proof refusals (docs/design/authorize.md), as the 401 `verify()` would give. */
+function tokenRefusal(decision: Decision): ResourceServerError | undefined {
+  const reason = decision.reasons.find((r) => /^(token|dpop)_/.test(r.code));
+  if (!reason) return undefined;
+  const error = reason.code.startsWith("dpop_") ? "invalid_dpop_proof" : "invalid_token";
+  return new ResourceServerError(error, reason.message);
+}
+
+function denyChallenge(decision: Decision): string {
+  const quoted = (value: string) => value.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "");
+  const stepUp = decision.obligations.find((o) => o.type === "step_up");
+  if (stepUp) {
+    // RFC 9470 §3: the resource server asks for a stronger authentication with acr_values / max_age.
+    const params = stepUp.parameters ?? {};
+    const acr = typeof params.acr_values === "string" ? `, acr_values="${quoted(params.acr_values)}"` : "";
+    const maxAge = typeof params.max_age === "number" ? `, max_age="${params.max_age}"` : "";
+    return `Bearer error="insufficient_user_authentication", error_description="a stronger authentication is required"${acr}${maxAge}`;
+  }
+  const why = quoted(decision.reasons[0]?.message ?? "the policy denied the request");
+  return `Bearer error="insufficient_scope", error_description="${why}"`;
 }

@@ -170,8 +170,11 @@ export async function writeBundle(bundle: Bundle): Promise<Buffer> {
 
 const MAX_BUNDLE_ENTRY = 64 * 1024 * 1024;
 
-/** Reads an OPA bundle (ours or `opa build -t wasm`'s). */
-export async function readBundle(bytes: Uint8Array): Promise<Bundle> {
+/**
+ * Every regular file of a bundle (tar.gz), by path with a leading "/", as stored: what a bundle
+ * signature covers (https://www.openpolicyagent.org/docs/management-bundles#signing).
+ */
+export async function readBundleFiles(bytes: Uint8Array): Promise<Map<string, Buffer>> {
   const extract = tar.extract();
   const files = new Map<string, Buffer>();
   const done = new Promise<void>((resolve, reject) => {
@@ -182,7 +185,7 @@ export async function readBundle(bytes: Uint8Array): Promise<Bundle> {
       }
       buffer(stream)
         .then((body) => {
-          if (header.type === "file") files.set(`/${header.name.replace(/^\/+/, "")}`, body);
+          if (header.type === "file") files.set(`/${header.name.replace(/^(\.?\/)+/, "")}`, body);
           next();
         })
         .catch(reject);
@@ -195,6 +198,12 @@ export async function readBundle(bytes: Uint8Array): Promise<Bundle> {
     .on("error", (e) => extract.destroy(e))
     .pipe(extract);
   await done;
+  return files;
+}
+
+/** Reads an OPA bundle (ours or `opa build -t wasm`'s). */
+export async function readBundle(bytes: Uint8Array): Promise<Bundle> {
+  const files = await readBundleFiles(bytes);
   const manifestText = files.get("/.manifest");
   const manifest: BundleManifest = manifestText
     ? (JSON.parse(manifestText.toString("utf8")) as BundleManifest)

@@ -75,6 +75,36 @@ export interface CallerAuthenticationOptions {
   now: () => number;
 }
 
+/** A caller that presented a Mandate access token. */
+export type TokenCaller = Extract<Caller, { kind: "token" }>;
+
+/** A call to an HTTP API Mandate serves beside its RPCs, as `admitHttp` checks it. */
+export interface HttpCall {
+  /** What is called, for messages: "AuthZEN access evaluation". */
+  name: string;
+  /** The HTTP method and the URL the caller addressed (a DPoP proof's `htm` and `htu`). */
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  dpop: string | undefined;
+  /** The caller's address, for the unauthenticated-call limit. */
+  address: string | undefined;
+  /** The tenant acted on, and the scopes of which the token must hold one. */
+  tenant: string;
+  scopes: readonly string[];
+}
+
+/** An HTTP API's access rule: PUBLIC, by token only (the scopes come with each call). */
+const HTTP_RULE: AccessRule = {
+  exposure: "public",
+  scopes: [],
+  services: [],
+  anonymous: false,
+  platform: false,
+  clientAuthentication: false,
+  readOnly: false,
+};
+
 const NO_PEER: Peer = { transport: "grpc", address: undefined, service: undefined, forwarded: false };
 const ALGS = DPOP_ALGORITHMS.join(" ");
 const CHALLENGE = `Bearer realm="mandate", DPoP realm="mandate", algs="${ALGS}"`;
@@ -106,21 +136,38 @@ export class CallerAuthentication implements AccessGate {
     if (rule.exposure === "internal") throw await this.#internalRefusal(path, rule, peer, service, authorization);
     if (rule.anonymous) return this.#anonymous(method, peer);
     if (rule.clientAuthentication) return this.#client(path, peer, request, authenticateClient);
-    if (!authorization) {
-      throw await this.#refused(
-        peer,
-        unauthenticatedCaller(
-          `${path} needs an access token: send "authorization: Bearer <token>" (or "DPoP <token>" with a DPoP proof) ` +
-            `for the resource ${this.#options.config.api.audience}, from your tenant's token endpoint`,
-          "CREDENTIALS_REQUIRED",
-          CHALLENGE,
-        ),
-      );
-    }
-    const caller = await this.#token(path, peer, authorization, context.requestHeader.get("dpop") ?? undefined);
+    if (!authorization) throw await this.#refused(peer, this.#credentialsRequired(path));
+    const urls = this.#bases.map((base) => `${base}/${path}`);
+    const dpop = context.requestHeader.get("dpop") ?? undefined;
+    const caller = await this.#token(peer, authorization, dpop, { method: "POST", urls });
     authorize(path, rule, caller, request);
     await this.#requireWithinQuota(caller);
     return caller;
+  }
+
+  /**
+   * Admits the caller of an HTTP API served beside the RPCs (AuthZEN) as a PUBLIC method with
+   * `scopes` acting on `tenant` would be: the same token verification (DPoP `htu` = `url`), the same
+   * refusals (UNAUTHENTICATED with its challenge, PERMISSION_DENIED, RESOURCE_EXHAUSTED) and limits.
+   */
+  async admitHttp(call: HttpCall): Promise<TokenCaller> {
+    const peer: Peer = { transport: "edge", address: call.address, service: undefined, forwarded: false };
+    if (!call.authorization) throw await this.#refused(peer, this.#credentialsRequired(call.name));
+    const target = { method: call.method, urls: [call.url] };
+    const caller = await this.#token(peer, call.authorization, call.dpop, target);
+    const rule: AccessRule = { ...HTTP_RULE, scopes: call.scopes };
+    authorize(call.name, rule, caller, { tenant: call.tenant });
+    await this.#requireWithinQuota(caller);
+    return caller;
+  }
+
+  #credentialsRequired(what: string): Error {
+    return unauthenticatedCaller(
+      `${what} needs an access token: send "authorization: Bearer <token>" (or "DPoP <token>" with a DPoP proof) ` +
+        `for the resource ${this.#options.config.api.audience}, from your tenant's token endpoint`,
+      "CREDENTIALS_REQUIRED",
+      CHALLENGE,
+    );
   }
 
   /**
@@ -159,7 +206,7 @@ export class CallerAuthentication implements AccessGate {
   }
 
   /** A token caller's client is held to its opt-in quota (the budget its token requests share). */
-  async #requireWithinQuota(caller: Extract<Caller, { kind: "token" }>): Promise<void> {
+  async #requireWithinQuota(caller: TokenCaller): Promise<void> {
     const limits = this.#options.limits;
     if (!limits) return;
     const decision = await limits.client(caller.tenant, caller.clientId);
@@ -178,11 +225,11 @@ export class CallerAuthentication implements AccessGate {
   }
 
   async #token(
-    path: string,
     peer: Peer,
     authorization: string,
     dpop: string | undefined,
-  ): Promise<Extract<Caller, { kind: "token" }>> {
+    target: { method: string; urls: string[] },
+  ): Promise<TokenCaller> {
     const { config } = this.#options;
     const token = /^(?:Bearer|DPoP) (.+)$/i.exec(authorization)?.[1] ?? "";
     const tenant = this.#issuingTenant(config.publicBaseUrl, token);
@@ -196,9 +243,13 @@ export class CallerAuthentication implements AccessGate {
         ),
       );
     }
-    const urls = this.#bases.map((base) => `${base}/${path}`);
     try {
-      const claims = await this.#server(tenant).verify({ method: "POST", url: urls, authorization, dpop });
+      const claims = await this.#server(tenant).verify({
+        method: target.method,
+        url: target.urls,
+        authorization,
+        dpop,
+      });
       const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
       return {
         kind: "token",
@@ -296,7 +347,7 @@ export class CallerAuthentication implements AccessGate {
 }
 
 /** Scope, tenant and platform checks for a token caller; PERMISSION_DENIED names what is missing. */
-function authorize(path: string, rule: AccessRule, caller: Extract<Caller, { kind: "token" }>, request: unknown) {
+function authorize(path: string, rule: AccessRule, caller: TokenCaller, request: unknown) {
   if (rule.platform) {
     if (caller.platformAdmin) return;
     throw permissionDenied(

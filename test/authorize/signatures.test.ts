@@ -98,7 +98,7 @@ describe("bundle signatures", () => {
   it("refuses a bundle one file of which changed after signing, naming the file", async () => {
     const files = new Map(signed);
     const wasm = Buffer.from(files.get("/policy.wasm") as Buffer);
-    wasm[wasm.length - 1] ^= 1;
+    wasm.writeUInt8(wasm.readUInt8(wasm.length - 1) ^ 1, wasm.length - 1);
     files.set("/policy.wasm", wasm);
     expect(await refusal(verifyBundleFiles(files, { jwks, required: true }))).toEqual({
       fault: "hash_mismatch",

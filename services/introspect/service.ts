@@ -8,36 +8,26 @@ import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Introspect, type IntrospectRequest, type IntrospectResponse } from "../../gen/mandate/v1/introspect_pb.js";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { unauthenticated, unavailable } from "../shared/errors.ts";
-import { type AccessTokenClaims, TenantKeys } from "../shared/oauth/access-token.ts";
-import { DpopNonceRequired, DpopProofError, verifyDpopProof } from "../shared/oauth/dpop.ts";
+import { type AccessTokenClaims, actorChain, tokenAudiences, tokenScopes } from "../shared/oauth/access-token.ts";
+import { DpopNonceRequired, DpopProofError } from "../shared/oauth/dpop.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
-import { issuerUrl } from "../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
+import { verifyTokenProof } from "../shared/oauth/token-proof.ts";
 import { defineService } from "../shared/rpc/service.ts";
 
 type Response = Omit<IntrospectResponse, "$typeName">;
 
 export function introspectService({ config, store, clock, signing }: ServiceDeps) {
   const replay = openReplayCache(config.redis.url);
-  const tenantKeys = new TenantKeys(signing);
-  const keys = (tenant: string) => tenantKeys.for(tenant);
-  const issuer = (tenant: string) => issuerUrl(config.publicBaseUrl, tenant);
-  const inspector = new TokenInspector({ store, keys, issuer, now: () => clock.now() });
+  const now = () => clock.now();
+  const inspector = TokenInspector.ofTenants({ store, signing, publicBaseUrl: config.publicBaseUrl, now });
 
   /** Whether the caller sent a DPoP proof, and it holds for the token and the key the token is bound to. */
   async function verifyCallerProof(request: IntrospectRequest, bound: string | undefined): Promise<boolean> {
     if (!request.dpop || !bound) return false;
     try {
-      const proof = await verifyDpopProof({
-        headers: request.dpop.proof,
-        method: request.dpop.httpMethod,
-        url: request.dpop.httpUri,
-        accessToken: request.token,
-        replay,
-        skewMs: config.oauth.clockSkew,
-        now: clock.now(),
-      });
-      if (proof.jkt !== bound) throw new DpopProofError("the DPoP proof key is not the key the token is bound to");
+      const check = { presented: request.dpop, accessToken: request.token, boundJkt: bound, replay };
+      await verifyTokenProof({ ...check, skewMs: config.oauth.clockSkew, now: now() });
       return true;
     } catch (error) {
       throw proofFailure(error);
@@ -52,7 +42,7 @@ export function introspectService({ config, store, clock, signing }: ServiceDeps
         // Refresh tokens are for the authorization server; a resource server never accepts one.
         if (!state.active || state.kind === "refresh_token") return { active: false };
         const claims = state.claims;
-        const audiences = typeof claims.aud === "string" ? [claims.aud] : (claims.aud ?? []);
+        const audiences = tokenAudiences(claims);
         // RFC 7662 §4: a resource server only learns about tokens meant for it.
         if (request.expectedAudience && !audiences.includes(request.expectedAudience)) return { active: false };
         return toResponse(claims, audiences, await verifyCallerProof(request, claims.cnf?.jkt));
@@ -74,7 +64,7 @@ function proofFailure(error: unknown): unknown {
 function toResponse(claims: AccessTokenClaims, audiences: string[], dpopVerified: boolean): Response {
   return {
     active: true,
-    scopes: (claims.scope ?? "").split(" ").filter(Boolean),
+    scopes: tokenScopes(claims),
     clientId: claims.client_id,
     subject: claims.sub,
     audiences,
@@ -83,7 +73,7 @@ function toResponse(claims: AccessTokenClaims, audiences: string[], dpopVerified
     expireTime: timestampFromMs(claims.exp * 1000),
     issueTime: timestampFromMs(claims.iat * 1000),
     tokenType: claims.cnf?.jkt ? "DPoP" : "Bearer",
-    actors: actorChain(claims.act),
+    actors: actors(claims.act),
     mandateId: claims.mandate_id ?? "",
     confirmation: claims.cnf as JsonObject | undefined,
     authorizationDetails: (claims.authorization_details ?? []) as JsonObject[],
@@ -92,12 +82,6 @@ function toResponse(claims: AccessTokenClaims, audiences: string[], dpopVerified
 }
 
 /** RFC 8693 §4.1: the newest actor is outermost; nested ones follow, newest first. */
-function actorChain(act: Record<string, unknown> | undefined): Response["actors"] {
-  const actors: Response["actors"] = [];
-  let current = act;
-  while (current && typeof current.sub === "string" && actors.length < 16) {
-    actors.push({ id: current.sub, kind: PartyKind.AGENT } as Response["actors"][number]);
-    current = current.act as Record<string, unknown> | undefined;
-  }
-  return actors;
+function actors(act: Record<string, unknown> | undefined): Response["actors"] {
+  return actorChain(act).map(({ sub }) => ({ id: sub, kind: PartyKind.AGENT }) as Response["actors"][number]);
 }

@@ -25,9 +25,12 @@ export interface AccessTokenClaims extends JWTPayload {
 }
 
 export class AccessTokenError extends Error {
-  constructor(message: string) {
+  /** The token verified but its lifetime is over (RFC 7519 §4.1.4), as opposed to any other refusal. */
+  readonly expired: boolean;
+  constructor(message: string, expired = false) {
     super(message);
     this.name = "AccessTokenError";
+    this.expired = expired;
   }
 }
 
@@ -54,9 +57,41 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     });
     return payload as AccessTokenClaims;
   } catch (error) {
-    if (error instanceof errors.JOSEError) throw new AccessTokenError(describe(error));
+    if (error instanceof errors.JOSEError)
+      throw new AccessTokenError(describe(error), error instanceof errors.JWTExpired);
     throw error;
   }
+}
+
+/** The audiences a token is valid for (`aud` is a string or an array, RFC 7519 §4.1.3). */
+export function tokenAudiences(claims: Pick<AccessTokenClaims, "aud">): string[] {
+  return typeof claims.aud === "string" ? [claims.aud] : (claims.aud ?? []);
+}
+
+/** The granted scopes (`scope`: space-separated, RFC 9068 §2.2.3 / RFC 6749 §3.3). */
+export function tokenScopes(claims: Pick<AccessTokenClaims, "scope">): string[] {
+  return (claims.scope ?? "").split(" ").filter(Boolean);
+}
+
+/** One actor of a delegation chain: its `sub` and the rest of its `act` member (e.g. `iss`). */
+export interface ChainActor {
+  sub: string;
+  claims: Record<string, unknown>;
+}
+
+/** Longest actor chain read from a token: deeper nesting is not followed. */
+export const MAX_ACTOR_CHAIN = 16;
+
+/** RFC 8693 §4.1: the newest actor is outermost; nested ones follow, newest first. */
+export function actorChain(act: Record<string, unknown> | undefined): ChainActor[] {
+  const actors: ChainActor[] = [];
+  let current = act;
+  while (current && typeof current.sub === "string" && actors.length < MAX_ACTOR_CHAIN) {
+    const { sub, act: inner, ...claims } = current;
+    actors.push({ sub, claims });
+    current = typeof inner === "object" && inner !== null ? (inner as Record<string, unknown>) : undefined;
+  }
+  return actors;
 }
 
 function describe(error: errors.JOSEError): string {

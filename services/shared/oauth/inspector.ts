@@ -1,12 +1,22 @@
 // Token state as introspection reports it (RFC 7662 §2.2), shared by the HTTP introspection
 // endpoint and the Introspect gRPC service: access tokens are verified as JWTs and checked against
 // the revocation list, refresh tokens are looked up by hash. Anything doubtful is `active: false`.
+// Authorize verifies access tokens through the same checks (`checkAccessToken`), where it must also
+// say why one is refused.
 
+import { decodeJwt } from "jose";
+import type { SigningClient } from "../signing.ts";
 import type { Store } from "../store/store.ts";
-import type { CachedKeySet } from "./access-token.ts";
-import { type AccessTokenClaims, AccessTokenError, verifyAccessToken } from "./access-token.ts";
+import {
+  type AccessTokenClaims,
+  AccessTokenError,
+  type CachedKeySet,
+  TenantKeys,
+  verifyAccessToken,
+} from "./access-token.ts";
 import { GrantStore } from "./grant-store.ts";
 import { handleHash } from "./handles.ts";
+import { issuerUrl } from "./issuer.ts";
 
 export type TokenState =
   | { active: false }
@@ -17,6 +27,13 @@ export type TokenState =
       claims: { iss: string; sub: string; client_id: string; scope: string; exp: number; iat: number; aud: string[] };
       cnfJkt: string | null;
     };
+
+/** Why an access token is refused: for callers that must say so (Authorize's reason codes). */
+export type AccessTokenProblem = "invalid" | "expired" | "revoked" | "wrong_issuer";
+
+export type AccessTokenCheck =
+  | { valid: true; claims: AccessTokenClaims }
+  | { valid: false; problem: AccessTokenProblem; message: string };
 
 export interface InspectorDeps {
   store: Store;
@@ -36,6 +53,22 @@ export class TokenInspector {
     this.#deps = deps;
   }
 
+  /** An inspector of every tenant's tokens: issuers under `publicBaseUrl`, keys from the Signer's JWKS. */
+  static ofTenants(parts: {
+    store: Store;
+    signing: Pick<SigningClient, "jwks">;
+    publicBaseUrl: string;
+    now: () => number;
+  }): TokenInspector {
+    const keys = new TenantKeys(parts.signing);
+    return new TokenInspector({
+      store: parts.store,
+      keys: (tenant) => keys.for(tenant),
+      issuer: (tenant) => issuerUrl(parts.publicBaseUrl, tenant),
+      now: parts.now,
+    });
+  }
+
   async inspect(tenant: string, token: string, hint?: string): Promise<TokenState> {
     // RFC 7662 §2.1: the hint is only a hint; search both kinds.
     const looksOpaque = token.startsWith("mrt_");
@@ -46,13 +79,22 @@ export class TokenInspector {
     return this.#accessToken(tenant, token);
   }
 
-  async #accessToken(tenant: string, token: string): Promise<TokenState> {
-    const claims = await this.#verify(tenant, token);
-    if (!claims) return { active: false };
-    if (await this.#deps.store.forTenant(tenant).use(GrantStore).isAccessTokenRevoked(claims.jti)) {
-      return { active: false };
+  /**
+   * An access token (never a refresh token) checked as introspection checks it: signature by the
+   * tenant's keys, `typ`, issuer, lifetime (RFC 9068 §4), then the revocation list; or why not.
+   */
+  async checkAccessToken(tenant: string, token: string): Promise<AccessTokenCheck> {
+    const verified = await this.#verify(tenant, token);
+    if (!verified.valid) return verified;
+    if (await this.#deps.store.forTenant(tenant).use(GrantStore).isAccessTokenRevoked(verified.claims.jti)) {
+      return { valid: false, problem: "revoked", message: "the access token has been revoked" };
     }
-    return { active: true, kind: "access_token", claims };
+    return verified;
+  }
+
+  async #accessToken(tenant: string, token: string): Promise<TokenState> {
+    const checked = await this.checkAccessToken(tenant, token);
+    return checked.valid ? { active: true, kind: "access_token", claims: checked.claims } : { active: false };
   }
 
   /**
@@ -60,23 +102,24 @@ export class TokenInspector {
    * reused until the token expires or 30 s pass, and never across a change of the tenant's keys
    * (rotation or revocation of a key). Revocation of the token is checked on every call, not cached.
    */
-  async #verify(tenant: string, token: string): Promise<AccessTokenClaims | undefined> {
+  async #verify(tenant: string, token: string): Promise<AccessTokenCheck> {
     const now = this.#deps.now();
     const keys = this.#deps.keys(tenant);
     const cacheKey = `${tenant}\n${token}`;
     const hit = this.#verified.get(cacheKey);
-    if (hit && hit.until > now && hit.generation === keys.generation) return hit.claims;
+    if (hit && hit.until > now && hit.generation === keys.generation) return { valid: true, claims: hit.claims };
+    const issuer = this.#deps.issuer(tenant);
     let claims: AccessTokenClaims;
     try {
-      claims = await verifyAccessToken(token, { keys: keys.getKey, issuer: this.#deps.issuer(tenant), now });
+      claims = await verifyAccessToken(token, { keys: keys.getKey, issuer, now });
     } catch (error) {
-      if (error instanceof AccessTokenError) return undefined;
+      if (error instanceof AccessTokenError) return refusal(token, issuer, error);
       throw error;
     }
     if (this.#verified.size >= VERIFIED_MAX) this.#verified.clear();
     const until = Math.min(claims.exp * 1000, now + VERIFIED_TTL_MS);
     this.#verified.set(cacheKey, { claims, until, generation: keys.generation });
-    return claims;
+    return { valid: true, claims };
   }
 
   async #refreshToken(tenant: string, token: string): Promise<TokenState> {
@@ -100,5 +143,30 @@ export class TokenInspector {
       },
       cnfJkt: grant.dpopJkt,
     };
+  }
+}
+
+/**
+ * Why verification refused a token. A token that names another issuer is reported as such (it may
+ * be genuine, of another tenant): read from the unverified claims, it only ever words a refusal.
+ */
+function refusal(token: string, issuer: string, error: AccessTokenError): AccessTokenCheck {
+  const named = unverifiedIssuer(token);
+  if (named !== undefined && named !== issuer) {
+    return {
+      valid: false,
+      problem: "wrong_issuer",
+      message: "the access token was not issued by this tenant's issuer",
+    };
+  }
+  return { valid: false, problem: error.expired ? "expired" : "invalid", message: error.message };
+}
+
+function unverifiedIssuer(token: string): string | undefined {
+  try {
+    const { iss } = decodeJwt(token);
+    return typeof iss === "string" ? iss : undefined;
+  } catch {
+    return undefined;
   }
 }

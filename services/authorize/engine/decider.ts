@@ -1,0 +1,141 @@
+// decide(tenant, input) → Decision: the tenant's revision evaluates `data.mandate.authz.decision`,
+// the answer is normalised, and every failure along the way is a deny with one reason code (fail
+// closed). Each decision gets a UUIDv7 id, and its log entry is enqueued on the audit outbox without
+// being awaited: a decision never waits for, nor fails because of, its log (a failed write is logged
+// and counted).
+import type { Logger } from "../../shared/logger.ts";
+import type { Store } from "../../shared/store/store.ts";
+import { counter, histogram } from "../../shared/telemetry.ts";
+import type { DecisionInput } from "./decision-input.ts";
+import { decisionEvent } from "./decision-log.ts";
+import { normaliseResult, type Obligation, type PolicyDecision } from "./normalise.ts";
+import type { Failure, Reason } from "./reasons.ts";
+import type { TenantPolicies } from "./tenant-policies.ts";
+import { uuidV7 } from "./uuid-v7.ts";
+
+export interface Decision {
+  allow: boolean;
+  reasons: Reason[];
+  obligations: Obligation[];
+  /** UUIDv7; the decision log entry's event (and request) id. */
+  decisionId: string;
+  /** Revision that decided; empty when none could. */
+  policyRevision: string;
+  /** ms since the epoch. */
+  decideTime: number;
+}
+
+export interface DeciderOptions {
+  policies: TenantPolicies;
+  store: Store;
+  logger: Logger;
+  /** Input paths never logged (config.authorize.decisionLogMask). */
+  mask: readonly string[];
+  now: () => number;
+}
+
+export interface DecideOptions {
+  /** The caller's own request id, echoed in the log entry when it sent one. */
+  callerRequestId?: string | undefined;
+}
+
+const decisions = counter("authorize.decisions", {
+  description: "Decisions made, by result (allow, deny) and fail-closed reason (none when the policy decided)",
+});
+const evaluationDuration = histogram("authorize.evaluation.duration", {
+  description: "Time to decide one request: loading the tenant's policy when needed, evaluating, normalising",
+  unit: "ms",
+});
+const logFailures = counter("authorize.decision_log.enqueue_failures", {
+  description: "Decision log entries that could not be written to the audit outbox",
+});
+
+export class Decider {
+  readonly #options: DeciderOptions;
+  readonly #pendingLogs = new Set<Promise<void>>();
+
+  constructor(options: DeciderOptions) {
+    this.#options = options;
+  }
+
+  async decide(tenant: string, input: DecisionInput, options: DecideOptions = {}): Promise<Decision> {
+    const started = performance.now();
+    const outcome = await this.#evaluate(tenant, input);
+    evaluationDuration.record(performance.now() - started, { result: outcome.decision.allow ? "allow" : "deny" });
+    return this.#record(tenant, input, outcome, options);
+  }
+
+  /** A deny decided before any policy ran (an access token refused): logged like any decision. */
+  refuse(tenant: string, input: DecisionInput, reason: Failure, options: DecideOptions = {}): Decision {
+    return this.#record(tenant, input, { decision: denied(reason), revision: "", failure: reason }, options);
+  }
+
+  /** Resolves once every decision log write enqueued so far has settled (shutdown, tests). */
+  async drain(): Promise<void> {
+    while (this.#pendingLogs.size > 0) await Promise.allSettled([...this.#pendingLogs]);
+  }
+
+  async #evaluate(tenant: string, input: DecisionInput): Promise<Outcome> {
+    const policy = await this.#options.policies.forTenant(tenant);
+    if (!policy.ok) return { decision: denied(policy.reason), revision: "", failure: policy.reason };
+    const revision = policy.loaded.revision;
+    const evaluation = await policy.loaded.evaluate(input);
+    if (!evaluation.ok) return { decision: denied(evaluation.reason), revision, failure: evaluation.reason };
+    const normalised = normaliseResult(evaluation.result);
+    if (!normalised.ok) return { decision: denied(normalised.reason), revision, failure: normalised.reason };
+    return { decision: normalised.decision, revision };
+  }
+
+  #record(tenant: string, input: DecisionInput, outcome: Outcome, options: DecideOptions): Decision {
+    const now = this.#options.now();
+    const decision: Decision = {
+      ...outcome.decision,
+      decisionId: uuidV7(now),
+      policyRevision: outcome.revision,
+      decideTime: now,
+    };
+    decisions.add(1, { result: decision.allow ? "allow" : "deny", failure: outcome.failure?.code ?? "none" });
+    if (outcome.failure) {
+      this.#options.logger.warn(
+        { tenant, decisionId: decision.decisionId, reason: outcome.failure.code, detail: outcome.failure.message },
+        "decision failed closed",
+      );
+    }
+    this.#enqueueLog(tenant, decision, input, options, now);
+    return decision;
+  }
+
+  /** Enqueued, never awaited here: a failure is logged and counted, never turned into an answer. */
+  #enqueueLog(tenant: string, decision: Decision, input: DecisionInput, options: DecideOptions, now: number): void {
+    let written: Promise<void>;
+    try {
+      const event = decisionEvent(decision, input, {
+        mask: this.#options.mask,
+        callerRequestId: options.callerRequestId,
+      });
+      written = this.#options.store.forTenant(tenant).commitEvent(event, now);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    const settled = written
+      .catch((error: unknown) => {
+        logFailures.add(1);
+        this.#options.logger.error(
+          { err: error, tenant, decisionId: decision.decisionId },
+          "the decision log entry could not be enqueued",
+        );
+      })
+      .finally(() => this.#pendingLogs.delete(settled));
+    this.#pendingLogs.add(settled);
+  }
+}
+
+interface Outcome {
+  decision: PolicyDecision;
+  revision: string;
+  failure?: Failure;
+}
+
+function denied(reason: Failure): PolicyDecision {
+  return { allow: false, reasons: [reason], obligations: [] };
+}

@@ -1,7 +1,6 @@
 // The AuthZEN request checks, batch semantics and search pagination without a server: the schema
 // Mandate validates with is the specification's (third_party/authzen), defaults merge as §7.1.1
 // says, the three semantics stop where §7.1.2.1 says, and pages follow §8.2.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Evaluator, type PolicyDecision } from "../../services/authorize/authzen/evaluate.ts";
 import { MAX_EVALUATIONS } from "../../services/authorize/authzen/handler.ts";
@@ -18,14 +17,10 @@ import {
 import { type EntitySchema, EVALUATION_REQUEST_SCHEMA, schemaFault } from "../../services/authorize/authzen/schema.ts";
 import { DEFAULT_PAGE_SIZE, searchPage } from "../../services/authorize/authzen/search.ts";
 import { createLogger } from "../../services/shared/logger.ts";
-
-const ANNOTATIONS = new Set(["$schema", "$id", "$comment", "title", "description", "example", "examples"]);
+import { vendoredSchema } from "./authzen-server.ts";
 
 /** A vendored schema with only its validation keywords (what schema.ts interprets). */
-function vendored(name: string): EntitySchema {
-  const text = readFileSync(new URL(`../../third_party/authzen/${name}`, import.meta.url), "utf8");
-  return JSON.parse(text, (key, value) => (ANNOTATIONS.has(key) ? undefined : value)) as EntitySchema;
-}
+const vendored = vendoredSchema;
 
 const alice = { type: "user", id: "alice" };
 const read = { name: "read" };
@@ -283,7 +278,14 @@ describe("batch semantics (§7.1.2.1) and decision context (§5.5.1)", () => {
     },
     searchCandidates: async () => undefined,
   };
-  const evaluator = new Evaluator({ policy, tenant: "demo", requestId: "r-1", now: () => 1, logger });
+  const evaluator = new Evaluator({
+    policy,
+    tenant: "demo",
+    requestId: "r-1",
+    callerRequestId: true,
+    now: () => 1,
+    logger,
+  });
   const items = ["1", "2", "3"].map((id) => ({ subject: alice, action: read, resource: { type: "document", id } }));
   const response = vendored("evaluation-response.schema.json");
 

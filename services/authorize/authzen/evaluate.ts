@@ -19,8 +19,11 @@ export interface PolicyDecision {
 
 /** The tenant's policy, as the AuthZEN endpoints use it. */
 export interface AuthzenPolicy {
-  /** `data.mandate.authz.decision` of the tenant's active policy for `input`. */
-  decide(tenant: string, input: JsonObject): Promise<PolicyDecision>;
+  /**
+   * `data.mandate.authz.decision` of the tenant's active policy for `input`; `callerRequestId` is
+   * the caller's X-Request-ID (recorded with the decision), absent when it sent none.
+   */
+  decide(tenant: string, input: JsonObject, options: { callerRequestId?: string | undefined }): Promise<PolicyDecision>;
   /** `data.mandate.search` of the tenant's active policy (its search candidates); undefined when none. */
   searchCandidates(tenant: string): Promise<unknown>;
 }
@@ -34,7 +37,10 @@ export interface AuthzenDecision {
 export interface EvaluatorOptions {
   policy: AuthzenPolicy;
   tenant: string;
+  /** The request's id: the caller's X-Request-ID, or one made up for it. */
   requestId: string;
+  /** Whether the caller sent the request id. */
+  callerRequestId: boolean;
   now: () => number;
   logger: Logger;
 }
@@ -50,8 +56,9 @@ export class Evaluator {
   /** One evaluation as an AuthZEN Decision; a failure of the engine is a deny (fail closed). */
   async decide(evaluation: Evaluation): Promise<AuthzenDecision> {
     const { policy, tenant, requestId, now, logger } = this.#options;
+    const log = { callerRequestId: this.#options.callerRequestId ? requestId : undefined };
     try {
-      const decision = await policy.decide(tenant, decisionInput(evaluation, { tenant, requestId, now: now() }));
+      const decision = await policy.decide(tenant, decisionInput(evaluation, { tenant, requestId, now: now() }), log);
       return { decision: decision.allow === true, context: decisionContext(decision) };
     } catch (error) {
       logger.error({ err: error, tenant, requestId }, "AuthZEN evaluation failed; answered as a deny");

@@ -75,11 +75,17 @@ export function authzenHandler(options: AuthzenHandlerOptions): HttpHandler {
     const path = (req.url ?? "/").split("?", 1)[0] as string;
     const route = routeOf(path);
     if (!route) return false;
-    const requestId = requestIdOf(req);
+    const sent = callerRequestId(req);
+    const requestId = sent ?? randomUUID();
     res.setHeader("x-request-id", requestId);
     try {
       if (route.api === "metadata") await serveMetadata(options, req, res, route.tenant);
-      else await serveApi(options, { req, res, path, requestId, address: addresses.of(req) }, route);
+      else
+        await serveApi(
+          options,
+          { req, res, path, requestId, sent: sent !== undefined, address: addresses.of(req) },
+          route,
+        );
     } catch (error) {
       answerFailure(error, res, path, options.logger);
     }
@@ -97,11 +103,10 @@ function routeOf(path: string): Route | undefined {
   return undefined;
 }
 
-/** §10.1.3: the caller's X-Request-ID, echoed as sent; one made up when it sent none. */
-function requestIdOf(req: IncomingMessage): string {
+/** §10.1.3: the caller's X-Request-ID, echoed as sent; undefined when it sent none. */
+function callerRequestId(req: IncomingMessage): string | undefined {
   const sent = req.headers["x-request-id"];
-  const id = Array.isArray(sent) ? sent.join(", ") : sent;
-  return id || randomUUID();
+  return (Array.isArray(sent) ? sent.join(", ") : sent) || undefined;
 }
 
 /** §9.2: GET, public, cacheable (§11.8); 404 for a tenant that does not exist. */
@@ -123,6 +128,8 @@ interface Exchange {
   res: ServerResponse;
   path: string;
   requestId: string;
+  /** Whether the caller sent the X-Request-ID. */
+  sent: boolean;
   address: string;
 }
 
@@ -146,7 +153,14 @@ async function serveApi(options: AuthzenHandlerOptions, exchange: Exchange, rout
   });
   const body = await readJsonBody(req, options.config.http.maxRequestBytes);
   const { policy, clock, logger } = options;
-  const evaluator = new Evaluator({ policy, tenant: route.tenant, requestId, now: () => clock.now(), logger });
+  const evaluator = new Evaluator({
+    policy,
+    tenant: route.tenant,
+    requestId,
+    callerRequestId: exchange.sent,
+    now: () => clock.now(),
+    logger,
+  });
   sendJson(res, 200, await answer(api, body, evaluator, options, route.tenant));
 }
 

@@ -1,9 +1,170 @@
-// mandate.v1.Authorize. Until its feature lands every method answers UNIMPLEMENTED (added by
-// wrapService); nothing here returns a made-up result. Pending: Check and BatchCheck land with the policy engine (Rego compiled to Wasm, issue #6).
-import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
+// mandate.v1.Authorize: policy decisions. Check and BatchCheck build the decision input
+// (engine/decision-input.ts) — in access-token mode from the token, verified as Introspect verifies
+// it (engine/token-subject.ts) — and the decision engine evaluates the tenant's Rego policy compiled
+// to Wasm (engine/). Every decision is an answer: whatever fails along the way is a deny with its
+// reason code, never an RPC error. Policies come from the registry (policies/registry.ts), which
+// also serves the policy admin RPCs (policies/admin-rpcs.ts); the AuthZEN API (authzen/) on the
+// edge decides with the same engine.
+import { existsSync } from "node:fs";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  Authorize,
+  type BatchCheckRequest,
+  type CheckRequest,
+  type DecisionSchema,
+} from "../../gen/mandate/v1/authorize_pb.js";
+import type { Config } from "../shared/config.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
-import { defineService } from "../shared/rpc/service.ts";
+import { TokenInspector } from "../shared/oauth/inspector.ts";
+import { openReplayCache } from "../shared/oauth/replay.ts";
+import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
+import { authzenHttp, enginePolicy } from "./authzen/index.ts";
+import type { Decision } from "./engine/decider.ts";
+import { decisionInput } from "./engine/decision-input.ts";
+import { DecisionEngine } from "./engine/engine.ts";
+import { PolicyMissingError, type PolicySource } from "./engine/policy-source.ts";
+import { type TokenSubject, type TokenSubjectDeps, tokenSubject } from "./engine/token-subject.ts";
+import { uuidV7 } from "./engine/uuid-v7.ts";
+import { policyAdminRpcs } from "./policies/admin-rpcs.ts";
+import { loadDefaultPolicy, PolicyRegistry, resolveDefaultPolicy } from "./policies/registry.ts";
 
-export function authorizeService(_deps: ServiceDeps) {
-  return defineService(Authorize, {});
+type DecisionMessage = MessageInitShape<typeof DecisionSchema>;
+
+export function authorizeService(deps: ServiceDeps): ServiceModule<typeof Authorize> {
+  const { config, store, clock, signing, logger } = deps;
+  const now = () => clock.now();
+  const replay = openReplayCache(config.redis.url);
+  const registry = new PolicyRegistry({ store, config, logger, clock });
+  const engine = new DecisionEngine({
+    source: registrySource(registry, config),
+    store,
+    logger,
+    settings: config.authorize,
+    now,
+    defaultPolicy: async () => {
+      await registry.start();
+      return { ...(await loadDefaultPolicy(config.authorize.defaultPolicy)), version: 0 };
+    },
+  });
+  const tokens: TokenSubjectDeps = {
+    inspector: TokenInspector.ofTenants({ store, signing, publicBaseUrl: config.publicBaseUrl, now }),
+    replay,
+    skewMs: config.oauth.clockSkew,
+    now,
+    onError: (error) => logger.error({ err: error }, "an access token could not be verified"),
+  };
+
+  /** One decision; `subjects` shares token verification between the checks of one batch. */
+  async function decide(request: CheckRequest, subjects: TokenSubjects): Promise<DecisionMessage> {
+    const time = now();
+    const options = { time, requestId: request.requestId || uuidV7(time) };
+    const log = { callerRequestId: request.requestId || undefined };
+    if (!request.accessToken) {
+      return toMessage(await engine.decide(request.tenant, decisionInput(request, options), log));
+    }
+    const subject = await subjects.of(request);
+    const input = decisionInput(request, { ...options, fromToken: subject.ok ? subject.parties : undefined });
+    const decision = subject.ok
+      ? await engine.decide(request.tenant, input, log)
+      : engine.refuse(request.tenant, input, subject.reason, log);
+    return toMessage(decision);
+  }
+
+  const module = defineService(
+    Authorize,
+    {
+      ...policyAdminRpcs(registry),
+      async check(request) {
+        return { decision: await decide(request, new TokenSubjects(tokens)) };
+      },
+      async batchCheck(request: BatchCheckRequest) {
+        // In request order, each with its own decision id; the batch's checks share one tenant (validated).
+        const subjects = new TokenSubjects(tokens);
+        const decisions: DecisionMessage[] = [];
+        for (const check of request.checks) decisions.push(await decide(check, subjects));
+        return { decisions };
+      },
+    },
+    {
+      async start() {
+        // The default policy compiles in the background: /readyz says not ready until it has loaded.
+        registry.start().catch((error: unknown) => logger.error({ err: error }, "the policy registry did not start"));
+        engine.start();
+      },
+      async stop() {
+        await engine.stop();
+        await registry.stop();
+        await replay.close();
+      },
+    },
+  );
+  return {
+    ...module,
+    // The AuthZEN Authorization API on the edge (authzen/): the same engine and policies.
+    http: authzenHttp(deps, enginePolicy(engine, registry), replay),
+    readiness: async () => engine.readiness(),
+  };
+}
+
+/**
+ * Access-token verification per request, shared by the checks of one batch that present the same
+ * token with the same DPoP proof (one protected request asking several questions): a proof is
+ * single use (RFC 9449 §11.1), so verifying it once per check would refuse every check but the first.
+ */
+class TokenSubjects {
+  readonly #deps: TokenSubjectDeps;
+  readonly #seen = new Map<string, Promise<TokenSubject>>();
+  constructor(deps: TokenSubjectDeps) {
+    this.#deps = deps;
+  }
+
+  of(request: CheckRequest): Promise<TokenSubject> {
+    const { tenant, accessToken, dpop, expectedAudience } = request;
+    const key = JSON.stringify([tenant, accessToken, dpop?.proof, dpop?.httpMethod, dpop?.httpUri, expectedAudience]);
+    let subject = this.#seen.get(key);
+    if (!subject) {
+      subject = tokenSubject(this.#deps, {
+        tenant,
+        accessToken,
+        dpop,
+        expectedAudience: expectedAudience || undefined,
+      });
+      this.#seen.set(key, subject);
+    }
+    return subject;
+  }
+}
+
+/**
+ * The registry as the engine reads it. With no default policy configured where it says, a tenant
+ * has no policy to fall back on: its decisions are `policy_missing` rather than `policy_error`.
+ */
+function registrySource(registry: PolicyRegistry, config: Config): PolicySource {
+  return {
+    active: (tenant) =>
+      registry.active(tenant).catch((error: unknown) => {
+        throw defaultPolicyMissing(config) ? new PolicyMissingError("no policy", { cause: error }) : error;
+      }),
+    onChange: (listener) => registry.onChange(listener),
+  };
+}
+
+function defaultPolicyMissing(config: Config): boolean {
+  try {
+    return !existsSync(resolveDefaultPolicy(config.authorize.defaultPolicy));
+  } catch {
+    return true;
+  }
+}
+
+function toMessage(decision: Decision): DecisionMessage {
+  return {
+    allow: decision.allow,
+    reasons: decision.reasons,
+    obligations: decision.obligations,
+    decisionId: decision.decisionId,
+    policyRevision: decision.policyRevision,
+    decideTime: timestampFromMs(decision.decideTime),
+  };
 }

@@ -2,7 +2,7 @@
 // reason codes, lazy per-tenant loading shared by concurrent first decisions, hot reload that keeps
 // the old revision when the new one cannot load, and the decision log on the audit outbox (enqueued,
 // masked, hashed; a failed write never changes a decision). The policy source is an in-memory one:
-// the registry has its own tests.
+// the registry has its own tests. The store is SQLite, or PostgreSQL under `npm run test:postgres`.
 
 import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
@@ -22,7 +22,7 @@ import { buildBundle, compileRego } from "../../services/authorize/rego/index.ts
 import { loadConfig } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { Store } from "../../services/shared/store/store.ts";
-import { tempDatabaseUrl } from "../helpers/mandate-process.ts";
+import { engines } from "../helpers/engines.ts";
 
 /** Tenants' policies held in memory, as the registry would serve them; counts reads. */
 class MemorySource implements PolicySource {
@@ -50,6 +50,7 @@ class MemorySource implements PolicySource {
 
 const TENANTS = ["acme", "beta", "gamma", "delta", "omega"];
 let store: Store;
+let database: Awaited<ReturnType<(typeof engines)[number]["open"]>>;
 let defaultPolicy: ActivePolicy;
 let now = Date.UTC(2026, 10, 30, 12);
 const logLines: string[] = [];
@@ -106,7 +107,9 @@ async function outboxEntry(eventId: string) {
 }
 
 beforeAll(async () => {
-  store = Store.open({ url: tempDatabaseUrl() });
+  // SQLite in `npm test`, PostgreSQL under `npm run test:postgres`.
+  database = await (engines.at(-1) as (typeof engines)[number]).open();
+  store = Store.open({ url: database.url });
   await store.migrate();
   for (const id of TENANTS) {
     await store.db.insertInto("tenants").values({ id, display_name: id, created_at: 0 }).execute();
@@ -122,6 +125,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await store?.close();
+  await database?.dispose();
 });
 
 describe("decisions", () => {

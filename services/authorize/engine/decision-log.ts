@@ -23,12 +23,12 @@ export function decisionEvent(
   input: DecisionInput,
   options: { mask: readonly string[]; callerRequestId?: string | undefined },
 ): OutboxEvent {
-  const mandateId = input.token.mandate_id;
+  const mandateId = input.token?.mandate_id;
   return decisionMade({
     ...record,
     parties: partiesOf(input),
     action: input.action,
-    resource: { type: input.resource.type, ...(input.resource.id ? { id: input.resource.id } : {}) },
+    resource: { type: input.resource?.type ?? "", ...(input.resource?.id ? { id: input.resource.id } : {}) },
     inputSha256: inputDigest(input),
     input: maskedInput(input, options.mask),
     ...(mandateId ? { mandateId } : {}),
@@ -45,9 +45,10 @@ export function inputDigest(input: DecisionInput): string {
 
 /** The subject, actors and client as audit parties (PARTY_KIND_*); nobody (a refused token) is left out. */
 export function partiesOf(input: DecisionInput): OutboxParties {
-  const actors = input.actors.filter((actor) => actor.id !== "").map(auditParty);
+  // Inputs built elsewhere (AuthZEN) may leave collections out: read defensively.
+  const actors = (input.actors ?? []).filter((actor) => actor.id).map(auditParty);
   return {
-    ...(input.subject.id ? { subject: auditParty(input.subject) } : {}),
+    ...(input.subject?.id ? { subject: auditParty(input.subject) } : {}),
     ...(actors.length > 0 ? { actors } : {}),
     ...(input.client?.id ? { client: auditParty(input.client) } : {}),
   };
@@ -64,7 +65,7 @@ function auditParty(party: InputParty): Party {
  */
 export function maskedInput(input: DecisionInput, mask: readonly string[]): Record<string, unknown> {
   const copy = structuredClone(input) as unknown as Record<string, unknown>;
-  for (const party of [copy.subject, copy.client, ...(copy.actors as unknown[])]) {
+  for (const party of [copy.subject, copy.client, ...((copy.actors as unknown[] | undefined) ?? [])]) {
     if (isContainer(party)) delete (party as Record<string, unknown>).id;
   }
   for (const path of mask) removePath(copy, pointerSegments(path));

@@ -2,10 +2,13 @@
 // push, list, activate, rollback, data, signing; each change committed with its audit event and a
 // new policy_state version; refusals change nothing; tenants never see each other's revisions.
 import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyStore } from "../../services/authorize/policies/policy-store.ts";
-import { PolicyRegistry } from "../../services/authorize/policies/registry.ts";
+import { loadDefaultPolicy, PolicyRegistry, resolveDefaultPolicy } from "../../services/authorize/policies/registry.ts";
 import { loadSigningKey, signBundleFiles } from "../../services/authorize/policies/signatures.ts";
 import { readBundleFiles } from "../../services/authorize/rego/bundle.ts";
 import type { Actor } from "../../services/shared/audit-events.ts";
@@ -50,7 +53,7 @@ describe.each(engines)("policy registry: $name", (engine) => {
     const now = Date.now();
     await store.db
       .insertInto("tenants")
-      .values(["acme", "globex", "data", "signed"].map((id) => ({ id, display_name: id, created_at: now })))
+      .values(["acme", "globex", "data", "signed", "busy"].map((id) => ({ id, display_name: id, created_at: now })))
       .execute();
     const base = loadConfig({ env: {} });
     const config = { ...base, database: { ...base.database, url: opened.url } };
@@ -204,6 +207,31 @@ describe.each(engines)("policy registry: $name", (engine) => {
     expect(removal?.payload).toMatchObject({ path: "flags", by: ADMIN.by });
   });
 
+  it("applies concurrent changes of one tenant one after the other", async () => {
+    await registry.push("busy", await testBundle("b1"), { activate: true }, ADMIN);
+    await registry.push("busy", await testBundle("b2"), {}, ADMIN);
+    const start = await version("busy");
+    const changes = Array.from({ length: 8 }, (_, i) =>
+      i % 2 === 0
+        ? registry.activate("busy", i % 4 === 0 ? "b2" : "b1", ADMIN)
+        : registry.setData("busy", `n${i}`, i, ADMIN),
+    );
+    await Promise.all(changes);
+    const history = await store
+      .forTenant("busy")
+      .db.selectFrom("policy_activations")
+      .select(["seq", "revision"])
+      .where("tenant_id", "=", "busy")
+      .orderBy("seq")
+      .execute();
+    expect(history.map((h) => Number(h.seq))).toEqual(history.map((_, i) => i + 1));
+    const state = await store.forTenant("busy").use(PolicyStore).state();
+    expect(state.activeRevision).toBe(history.at(-1)?.revision);
+    const recorded = (await events("busy")).length;
+    expect(state.version - start).toBe(recorded - 3); // pushed b1 + activated b1, pushed b2: three events, two versions
+    expect((await registry.active("busy")).version).toBe(state.version);
+  });
+
   it("requires signatures when the tenant says so: unsigned refused, signed accepted, private keys refused", async () => {
     const key = await loadSigningKey(
       generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
@@ -250,5 +278,26 @@ describe.each(engines)("policy registry: $name", (engine) => {
     expect((await registry.active("signed")).revision).toBe("s1");
     const signing = (await events("signed")).find((e) => e.type === "policy.signing_set.v1");
     expect(signing?.payload).toMatchObject({ key_ids: ["release"], require_signatures: true });
+  });
+});
+
+describe("the default policy", () => {
+  it("is a Rego directory compiled once, or a bundle file; revision default-<hash of the bundle>", async () => {
+    const dir = resolveDefaultPolicy("policies/default");
+    expect(dir).toMatch(/policies\/default$/);
+    const compiled = await loadDefaultPolicy("policies/default");
+    expect(await loadDefaultPolicy(dir)).toBe(compiled);
+    expect(compiled.revision).toMatch(/^default-[0-9a-f]{12}$/);
+    const file = join(mkdtempSync(join(tmpdir(), "mandate-default-")), "bundle.tar.gz");
+    writeFileSync(file, await testBundle("shipped"));
+    const fromFile = await loadDefaultPolicy(file);
+    expect(fromFile.revision).toMatch(/^default-[0-9a-f]{12}$/);
+    expect(fromFile.data).toEqual({ meta: { revision: "shipped" } });
+  });
+
+  it("says where it looked when the configured path is nowhere", () => {
+    expect(() => resolveDefaultPolicy("policies/nowhere")).toThrow(
+      /authorize.defaultPolicy: policies\/nowhere not found \(looked in .+ and .+\)/,
+    );
   });
 });

@@ -253,6 +253,8 @@ class RedisChannel {
       if (tenant) this.#handlers.signal(tenant);
     });
     this.#subscriber.on("ready", () => {
+      // (Re)subscribe on every connection: also after a first connect that failed.
+      this.#subscriber.subscribe(REDIS_CHANNEL).catch((error: unknown) => this.#warn(error));
       this.#warned = false;
       this.#resync();
     });

@@ -26,40 +26,73 @@ const member = (x: Json, coll: Json): boolean | undefined => {
   return false;
 };
 
+export interface Reason {
+  code: string;
+  message: string;
+}
+
+export type Obligation = { type: "step_up"; acr_values: Json } | { type: "audit_chain" };
+
 export interface Decision {
   allow: boolean;
-  reasons: string[];
-  obligations: string[];
+  reasons: Reason[];
+  obligations: Obligation[];
 }
+
+/** The policy's reason codes and their messages (policies/default/authz.rego's header). */
+const REASONS = {
+  scope_missing: "the action is outside the token's scopes",
+  chain_too_long: "the delegation chain is too long",
+  actor_wrong_tenant: "an actor belongs to another tenant",
+  audience_mismatch: "the token is not for this resource server",
+  authorization_details_mismatch: "no authorization detail covers the request",
+  mandate_expired: "the mandate has expired",
+  mandate_exhausted: "the mandate's uses are exhausted",
+  clearance_insufficient: "the resource is classified above the subject's clearance",
+} as const;
+
+type Code = keyof typeof REASONS;
+
+const DEFAULT_ACR = "urn:mandate:acr:mfa";
 
 export function referenceDecision(input: Json, data: Json = { limits: { max_chain: 3 } }): Decision {
   const actionInScope = inScope(input);
   const actors = list(get(input, "actors"));
-  const deny = new Set<string>();
-  if (!actionInScope) deny.add("the action is outside the token's scopes");
-  if (chainTooLong(actors, data)) deny.add("the delegation chain is too long");
-  if (actorOfAnotherTenant(input, actors)) deny.add("an actor belongs to another tenant");
+  const deny = new Set<Code>();
+  if (!actionInScope) deny.add("scope_missing");
+  if (chainTooLong(actors, data)) deny.add("chain_too_long");
+  if (actorOfAnotherTenant(input, actors)) deny.add("actor_wrong_tenant");
   if (member(get(input, "resource", "attributes", "audience"), get(input, "token", "aud")) !== true) {
-    deny.add("the token is not for this resource server");
+    deny.add("audience_mismatch");
   }
-  if (!detailsCover(input)) deny.add("no authorization detail covers the request");
-  for (const reason of mandateLimits(input)) deny.add(reason);
-  const classification = get(input, "resource", "attributes", "classification");
-  const clearance = get(input, "subject", "attributes", "clearance") ?? 0;
-  if (typeof classification === "number" && typeof clearance === "number" && classification > clearance) {
-    deny.add("the resource is classified above the subject's clearance");
-  }
-  const obligations = new Set<string>();
-  const amr = get(input, "subject", "attributes", "amr") ?? [];
-  if (typeof classification === "number" && classification >= 3 && member("mfa", amr) !== true) {
-    obligations.add("step_up");
-  }
-  if (actors && actors.length > 1) obligations.add("audit_chain");
+  if (!detailsCover(input)) deny.add("authorization_details_mismatch");
+  for (const code of mandateLimits(input)) deny.add(code);
+  if (aboveClearance(input)) deny.add("clearance_insufficient");
   return {
     allow: deny.size === 0 && actionInScope,
-    reasons: [...deny].sort(),
-    obligations: [...obligations].sort(),
+    // Rego sorts the {code, message} objects by code (their first key); codes are distinct.
+    reasons: [...deny].sort().map((code) => ({ code, message: REASONS[code] })),
+    obligations: obligationsOf(input, actors, data),
   };
+}
+
+function aboveClearance(input: Json): boolean {
+  const classification = get(input, "resource", "attributes", "classification");
+  const clearance = get(input, "subject", "attributes", "clearance") ?? 0;
+  return typeof classification === "number" && typeof clearance === "number" && classification > clearance;
+}
+
+/** In the policy's fixed order: step_up (classification 3 or more without "mfa" in amr), then audit_chain. */
+function obligationsOf(input: Json, actors: Json[] | undefined, data: Json): Obligation[] {
+  const obligations: Obligation[] = [];
+  const classification = get(input, "resource", "attributes", "classification");
+  const amr = get(input, "subject", "attributes", "amr") ?? [];
+  if (typeof classification === "number" && classification >= 3 && member("mfa", amr) !== true) {
+    const acr = get(data, "step_up", "acr_values");
+    obligations.push({ type: "step_up", acr_values: acr === undefined ? DEFAULT_ACR : acr });
+  }
+  if (actors && actors.length > 1) obligations.push({ type: "audit_chain" });
+  return obligations;
 }
 
 /** The action is one of the token's scopes, or under one of its wildcard scopes ("orders.*"). */
@@ -105,12 +138,12 @@ function detailsCover(input: Json): boolean {
 }
 
 /** Why the mandate no longer allows anything: expired, or its uses exhausted. */
-function mandateLimits(input: Json): string[] {
-  const reasons: string[] = [];
+function mandateLimits(input: Json): Code[] {
+  const reasons: Code[] = [];
   const expires = get(input, "mandate", "expires_at");
   const now = get(input, "context", "time");
-  if (typeof expires === "number" && typeof now === "number" && expires <= now) reasons.push("the mandate has expired");
+  if (typeof expires === "number" && typeof now === "number" && expires <= now) reasons.push("mandate_expired");
   const uses = get(input, "mandate", "uses_remaining");
-  if (typeof uses === "number" && uses <= 0) reasons.push("the mandate's uses are exhausted");
+  if (typeof uses === "number" && uses <= 0) reasons.push("mandate_exhausted");
   return reasons;
 }

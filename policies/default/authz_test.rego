@@ -15,30 +15,109 @@ base := {
 	"context": {"time": 1000},
 }
 
-test_allows_a_scoped_request if decision.allow with input as base
+codes(d) := [r.code | some r in d.reasons]
+
+test_allows_a_scoped_request if {
+	d := decision with input as base
+	d.allow
+	d.reasons == []
+	d.obligations == []
+}
 
 test_scope_family_allows if decision.allow with input as object.union(base, {"token": {"scopes": ["orders.*"]}})
+
+test_scope_family_needs_the_dot if {
+	d := decision with input as object.union(base, {"token": {"scopes": ["order*"]}})
+	codes(d) == ["scope_missing"]
+}
 
 test_out_of_scope_denied if {
 	d := decision with input as object.union(base, {"action": "orders.delete"})
 	not d.allow
-	d.reasons == ["the action is outside the token's scopes"]
+	d.reasons == [{"code": "scope_missing", "message": "the action is outside the token's scopes"}]
+}
+
+test_no_scopes_denied if {
+	d := decision with input as object.union(base, {"token": {"scopes": []}})
+	not d.allow
+	codes(d) == ["scope_missing"]
 }
 
 test_expired_mandate_denied if {
 	d := decision with input as object.union(base, {"context": {"time": 3000}})
-	d.reasons == ["the mandate has expired"]
+	not d.allow
+	d.reasons == [{"code": "mandate_expired", "message": "the mandate has expired"}]
+}
+
+test_mandate_expiring_now_denied if {
+	d := decision with input as object.union(base, {"context": {"time": 2000}})
+	codes(d) == ["mandate_expired"]
+}
+
+test_exhausted_mandate_denied if {
+	d := decision with input as object.union(base, {"mandate": {"uses_remaining": 0}})
+	not d.allow
+	codes(d) == ["mandate_exhausted"]
+}
+
+test_without_mandate_allowed if {
+	d := decision with input as object.remove(base, ["mandate"])
+	d.allow
 }
 
 test_foreign_actor_denied if {
 	d := decision with input as object.union(base, {"actors": [{"id": "x", "kind": "agent", "attributes": {"tenant": "other"}}]})
-	d.reasons == ["an actor belongs to another tenant"]
+	not d.allow
+	d.reasons == [{"code": "actor_wrong_tenant", "message": "an actor belongs to another tenant"}]
+}
+
+test_chain_too_long_denied if {
+	actor := {"id": "a", "kind": "agent", "attributes": {"tenant": "acme"}}
+	d := decision with input as object.union(base, {"actors": [actor, actor, actor, actor]})
+	not d.allow
+	codes(d) == ["chain_too_long"]
+	d.obligations == [{"type": "audit_chain"}]
+}
+
+test_chain_limit_from_data if {
+	d := decision with input as base with data.limits.max_chain as 0
+	codes(d) == ["chain_too_long"]
+}
+
+test_audience_mismatch_denied if {
+	d := decision with input as object.union(base, {"token": {"aud": ["https://invoices"]}})
+	not d.allow
+	d.reasons == [{"code": "audience_mismatch", "message": "the token is not for this resource server"}]
 }
 
 test_authorization_details_narrow if {
 	details := [{"type": "order", "actions": ["orders.read"], "locations": ["https://eu.orders"]}]
 	d := decision with input as object.union(base, {"token": {"authorization_details": details}})
-	d.reasons == ["no authorization detail covers the request"]
+	not d.allow
+	d.reasons == [{"code": "authorization_details_mismatch", "message": "no authorization detail covers the request"}]
+}
+
+test_authorization_detail_covers if {
+	details := [
+		{"type": "invoice", "actions": ["orders.read"]},
+		{"type": "order", "actions": ["orders.read"], "locations": ["https://eu.orders"]},
+	]
+	d := decision with input as object.union(base, {
+		"token": {"authorization_details": details},
+		"resource": {"attributes": {"location": "https://eu.orders"}},
+	})
+	d.allow
+}
+
+test_clearance_insufficient_denied if {
+	d := decision with input as object.union(base, {"resource": {"attributes": {"classification": 3}}})
+	not d.allow
+	d.reasons == [{"code": "clearance_insufficient", "message": "the resource is classified above the subject's clearance"}]
+}
+
+test_reasons_sorted_by_code if {
+	d := decision with input as object.union(base, {"action": "orders.delete", "context": {"time": 3000}, "token": {"aud": []}})
+	codes(d) == ["audience_mismatch", "mandate_expired", "scope_missing"]
 }
 
 test_step_up_for_classified if {
@@ -47,5 +126,30 @@ test_step_up_for_classified if {
 		"resource": {"attributes": {"classification": 4}},
 	})
 	d.allow
-	d.obligations == ["step_up"]
+	d.obligations == [{"type": "step_up", "acr_values": "urn:mandate:acr:mfa"}]
+}
+
+test_no_step_up_with_mfa if {
+	d := decision with input as object.union(base, {
+		"subject": {"attributes": {"clearance": 5, "amr": ["pwd", "mfa"]}},
+		"resource": {"attributes": {"classification": 4}},
+	})
+	d.obligations == []
+}
+
+test_step_up_acr_from_data if {
+	request := object.union(base, {"subject": {"attributes": {"clearance": 5, "amr": ["pwd"]}}, "resource": {"attributes": {"classification": 3}}})
+	d := decision with input as request with data.step_up.acr_values as "urn:example:acr:phr"
+	d.obligations == [{"type": "step_up", "acr_values": "urn:example:acr:phr"}]
+}
+
+test_obligations_step_up_before_audit_chain if {
+	actor := {"id": "a", "kind": "agent", "attributes": {"tenant": "acme"}}
+	d := decision with input as object.union(base, {
+		"actors": [actor, actor],
+		"subject": {"attributes": {"clearance": 5, "amr": []}},
+		"resource": {"attributes": {"classification": 3}},
+	})
+	d.allow
+	d.obligations == [{"type": "step_up", "acr_values": "urn:mandate:acr:mfa"}, {"type": "audit_chain"}]
 }

@@ -1,6 +1,8 @@
 // Property tests: the policies Mandate ships, compiled to Wasm and run through opa-wasm, decide
 // exactly as a straightforward hand-written evaluation of the same rules (bench/authz-reference.ts)
-// on generated decision inputs — including missing fields, where Rego's undefined semantics apply.
+// on generated decision inputs — including missing fields, where Rego's undefined semantics apply —
+// down to the structured reasons ({code, message}, sorted by code) and obligations (step_up with its
+// acr_values, then audit_chain).
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -97,12 +99,17 @@ describe("policies/default: compiled decision = reference decision", () => {
     );
   });
 
-  it("with other data (the chain limit comes from data)", () => {
+  it("with other data (the chain limit and the step-up acr come from data)", () => {
+    const acr = optional(fc.constantFrom("urn:mandate:acr:mfa", "urn:example:acr:phr", "2"));
     fc.assert(
-      fc.property(decisionInput, fc.integer({ min: 0, max: 4 }), (input, maxChain) => {
-        policy.setData({ limits: { max_chain: maxChain } });
+      fc.property(decisionInput, fc.integer({ min: 0, max: 4 }), acr, (input, maxChain, acrValues) => {
+        const other = {
+          limits: { max_chain: maxChain },
+          ...(acrValues === undefined ? {} : { step_up: { acr_values: acrValues } }),
+        };
+        policy.setData(other);
         const rows = policy.evaluate(input, "mandate/authz/decision") as Array<{ result: unknown }>;
-        expect(rows).toEqual([{ result: referenceDecision(input, { limits: { max_chain: maxChain } }) }]);
+        expect(rows).toEqual([{ result: referenceDecision(input, other) }]);
       }),
       { numRuns: 300 },
     );

@@ -4,9 +4,6 @@
 // `policy_state.version`; and change notifications (reload.ts) so that every replica swaps within a
 // second. The decision engine reads it through `PolicySource`.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Actor, OutboxEvent } from "../../shared/audit-events.ts";
 import { policyChanged } from "../../shared/audit-events.ts";
 import { type Clock, systemClock } from "../../shared/clock.ts";
@@ -21,18 +18,13 @@ import {
 } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Store } from "../../shared/store/store.ts";
-import { buildBundle } from "../rego/bundle.ts";
-import {
-  type CheckedBundle,
-  checkBundle,
-  checkModule,
-  DEFAULT_REVISION_PREFIX,
-  unpackBundle,
-  withDocuments,
-} from "./bundle-check.ts";
+import { type CheckedBundle, checkBundle, unpackBundle, withDocuments } from "./bundle-check.ts";
+import { loadDefaultPolicy, type PolicyBase } from "./default-policy.ts";
 import { type BundleMeta, PolicyStore } from "./policy-store.ts";
 import { notifyInTransaction, PolicyReloader } from "./reload.ts";
 import { BundleSignatureError, JwksError, parseSigningJwks, verifyBundleFiles } from "./signatures.ts";
+
+export { loadDefaultPolicy, resolveDefaultPolicy } from "./default-policy.ts";
 
 // --- What the decision engine consumes (keep exactly) ----------------------------------------------
 
@@ -80,13 +72,6 @@ export interface PolicyRegistryOptions {
   clock?: Clock;
   /** Change channels (all on by default when configured); the poll interval defaults to authorize.reloadPollInterval. */
   reload?: { postgres?: boolean; redis?: boolean; pollIntervalMs?: number };
-}
-
-/** A policy's module and bundle data, before the tenant's documents join it. */
-interface PolicyBase {
-  revision: string;
-  wasm: Uint8Array;
-  data: Record<string, unknown>;
 }
 
 /** A change made in one transaction: its result, its audit events (none: nothing changed). */
@@ -531,56 +516,4 @@ function revisionInfo(meta: BundleMeta, activeRevision: string | null, times: Ma
 
 function sha256(text: string | Uint8Array): string {
   return createHash("sha256").update(text).digest("hex");
-}
-
-// --- The default policy ----------------------------------------------------------------------------
-
-/** Compiled default policies by resolved path: compiled once per process. */
-const defaults = new Map<string, Promise<PolicyBase>>();
-
-/**
- * `authorize.defaultPolicy`: a directory of Rego (compiled with Mandate's compiler) or a bundle file;
- * a relative path not found from the working directory resolves against the package root.
- */
-export function loadDefaultPolicy(configured: string): Promise<PolicyBase> {
-  const path = resolveDefaultPolicy(configured);
-  let loading = defaults.get(path);
-  if (!loading) {
-    loading = compileDefault(path);
-    defaults.set(path, loading);
-    loading.catch(() => defaults.delete(path));
-  }
-  return loading;
-}
-
-async function compileDefault(path: string): Promise<PolicyBase> {
-  const bytes = statSync(path).isDirectory() ? (await buildBundle(path)).bytes : readFileSync(path);
-  const unpacked = await unpackBundle(bytes).catch((error: ConnectError) => {
-    throw new Error(`authorize.defaultPolicy ${path}: ${error.rawMessage ?? error.message}`);
-  });
-  await checkModule(unpacked.wasm).catch((error: ConnectError) => {
-    throw new Error(`authorize.defaultPolicy ${path}: ${error.rawMessage ?? error.message}`);
-  });
-  return {
-    revision: `${DEFAULT_REVISION_PREFIX}${sha256(bytes).slice(0, 12)}`,
-    wasm: unpacked.wasm,
-    data: unpacked.data,
-  };
-}
-
-export function resolveDefaultPolicy(configured: string): string {
-  if (isAbsolute(configured) || existsSync(resolve(configured))) return resolve(configured);
-  const root = packageRoot();
-  const fromRoot = join(root, configured);
-  if (existsSync(fromRoot)) return fromRoot;
-  throw new Error(
-    `authorize.defaultPolicy: ${configured} not found (looked in ${process.cwd()} and ${root}): set it to a Rego directory or a bundle file`,
-  );
-}
-
-/** The nearest directory above this module holding package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
 }

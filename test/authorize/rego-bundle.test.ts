@@ -66,8 +66,8 @@ describe("OPA bundles", () => {
       modules: {},
     });
     const { policy } = await loadBundle(opaStyle);
-    const [row] = policy.evaluate(input, "mandate/authz/decision") as Array<{ result: { reasons: string[] } }>;
-    expect(row?.result.reasons).toEqual(["the delegation chain is too long"]);
+    const [row] = policy.evaluate(input, "mandate/authz/decision") as Array<{ result: { reasons: unknown[] } }>;
+    expect(row?.result.reasons).toEqual([{ code: "chain_too_long", message: "the delegation chain is too long" }]);
   });
 
   it("takes entrypoints from # METADATA annotations", () => {
@@ -112,7 +112,13 @@ describe("mandate policy", () => {
     );
     expect(evaluated.code).toBe(0);
     expect(JSON.parse(evaluated.stdout)).toEqual([
-      { result: { allow: false, reasons: ["the action is outside the token's scopes"], obligations: [] } },
+      {
+        result: {
+          allow: false,
+          reasons: [{ code: "scope_missing", message: "the action is outside the token's scopes" }],
+          obligations: [],
+        },
+      },
     ]);
     const unknown = await mandate("policy", "eval", "--bundle", out, "nope/rule");
     expect(unknown.code).toBe(2);

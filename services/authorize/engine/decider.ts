@@ -9,7 +9,7 @@ import { counter, histogram } from "../../shared/telemetry.ts";
 import type { DecisionInput } from "./decision-input.ts";
 import { decisionEvent } from "./decision-log.ts";
 import { normaliseResult, type Obligation, type PolicyDecision } from "./normalise.ts";
-import type { Failure, Reason } from "./reasons.ts";
+import type { Failure, FailureCode, Reason } from "./reasons.ts";
 import type { TenantPolicies } from "./tenant-policies.ts";
 import { uuidV7 } from "./uuid-v7.ts";
 
@@ -95,14 +95,16 @@ export class Decider {
       decideTime: now,
     };
     decisions.add(1, { result: decision.allow ? "allow" : "deny", failure: outcome.failure?.code ?? "none" });
-    if (outcome.failure) {
-      this.#options.logger.warn(
-        { tenant, decisionId: decision.decisionId, reason: outcome.failure.code, detail: outcome.failure.message },
-        "decision failed closed",
-      );
-    }
+    if (outcome.failure) this.#logFailure(tenant, decision.decisionId, outcome.failure);
     this.#enqueueLog(tenant, decision, input, options, now);
     return decision;
+  }
+
+  /** The policy failing is the operator's concern (warn); a refused token is the caller's (debug). */
+  #logFailure(tenant: string, decisionId: string, failure: Failure): void {
+    const fields = { tenant, decisionId, reason: failure.code, detail: failure.message };
+    if (CALLER_FAILURES.has(failure.code)) this.#options.logger.debug(fields, "decision denied: token refused");
+    else this.#options.logger.warn(fields, "decision failed closed");
   }
 
   /** Enqueued, never awaited here: a failure is logged and counted, never turned into an answer. */
@@ -129,6 +131,14 @@ export class Decider {
     this.#pendingLogs.add(settled);
   }
 }
+
+const CALLER_FAILURES = new Set<FailureCode>([
+  "token_invalid",
+  "token_expired",
+  "token_wrong_tenant",
+  "dpop_required",
+  "dpop_invalid",
+]);
 
 interface Outcome {
   decision: PolicyDecision;

@@ -70,8 +70,14 @@ export class TenantPolicies {
 
   /** A tenant's policy or data changed: forget its failure; a loaded tenant gets its new revision. */
   changed(tenant: string): void {
-    this.#generations.set(tenant, this.#generation(tenant) + 1);
     this.#failures.delete(tenant);
+    if (!this.#pool.has(tenant) && !this.#loading.has(tenant)) {
+      // Nothing of it is loaded or loading: its next decision reads it afresh. (A reload still under
+      // way for it began at a later generation than 0 and will not install.)
+      this.#generations.delete(tenant);
+      return;
+    }
+    this.#generations.set(tenant, this.#generation(tenant) + 1);
     if (!this.#pool.has(tenant)) return;
     const reload = this.#reload(tenant).finally(() => this.#reloads.delete(reload));
     this.#reloads.add(reload);

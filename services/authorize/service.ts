@@ -142,10 +142,15 @@ class TokenSubjects {
  */
 function registrySource(registry: PolicyRegistry, config: Config): PolicySource {
   return {
+    // The registry starts with the service; a call that arrives first (the listener opens before the
+    // lifecycles start) waits for it rather than failing.
     active: (tenant) =>
-      registry.active(tenant).catch((error: unknown) => {
-        throw defaultPolicyMissing(config) ? new PolicyMissingError("no policy", { cause: error }) : error;
-      }),
+      registry
+        .start()
+        .then(() => registry.active(tenant))
+        .catch((error: unknown) => {
+          throw defaultPolicyMissing(config) ? new PolicyMissingError("no policy", { cause: error }) : error;
+        }),
     onChange: (listener) => registry.onChange(listener),
   };
 }

@@ -197,13 +197,17 @@ describe("failing closed", () => {
     await engine.stop();
   });
 
-  it("denies policy_error when the source cannot be read, with its reason and never a throw", async () => {
+  it("denies policy_error when the source cannot be read, never a throw, and reads again next time", async () => {
     const source = new MemorySource();
     source.policies.set("omega", new Error("connection refused"));
     const engine = engineWith(source);
     const decision = await engine.decide("omega", input());
     expect(decision).toMatchObject({ allow: false, reasons: [{ code: "policy_error" }] });
     expect(decision.reasons[0]?.message).not.toMatch(/connection refused/); // internals stay in the log
+    // A read that failed is not remembered: the store back, the next decision reads again.
+    source.policies.set("omega", compiled("o1", ALLOW_ALL));
+    expect(await engine.decide("omega", input())).toMatchObject({ allow: true, policyRevision: "o1" });
+    expect(source.reads.get("omega")).toBe(2);
     await engine.stop();
   });
 

@@ -2,13 +2,17 @@
 // first decisions share one load); on a change notification a loaded tenant's new revision is
 // prepared in the background and swapped in atomically once it loads, and if it cannot load the old
 // one keeps deciding. A tenant with no policy, or whose policy cannot load, gets a failure (a deny
-// reason) that is remembered briefly, so a broken bundle is not recompiled on every request.
+// reason) that is remembered briefly, so a broken bundle is not recompiled on every request; a
+// failure to read the policy (the store out of reach) is not remembered: the next decision retries.
 import type { Logger } from "../../shared/logger.ts";
 import { evaluationFailure, type InstancePool, type LoadedRevision } from "./instance-pool.ts";
 import { type ActivePolicy, isPolicyMissing, type PolicySource } from "./policy-source.ts";
 import { type Failure, failure } from "./reasons.ts";
 
 export type TenantPolicy = { ok: true; loaded: LoadedRevision } | { ok: false; reason: Failure };
+
+/** A load's outcome; a failure says whether it is worth remembering (not a passing read error). */
+type Prepared = { ok: true; loaded: LoadedRevision } | { ok: false; reason: Failure; remember: boolean };
 
 /** How long a tenant's failure to load is remembered (a change notification forgets it at once). */
 export const FAILURE_RETRY_MS = 5000;
@@ -97,8 +101,9 @@ export class TenantPolicies {
       // A change arrived meanwhile: what was read may already be outdated.
       if (generation !== this.#generation(tenant) && attempt < MAX_LOAD_ATTEMPTS) continue;
       if (!prepared.ok) {
-        this.#failures.set(tenant, { reason: prepared.reason, until: this.#now() + FAILURE_RETRY_MS });
-        return prepared;
+        if (prepared.remember)
+          this.#failures.set(tenant, { reason: prepared.reason, until: this.#now() + FAILURE_RETRY_MS });
+        return { ok: false, reason: prepared.reason };
       }
       return { ok: true, loaded: this.#pool.install(tenant, prepared.loaded) };
     }
@@ -120,20 +125,22 @@ export class TenantPolicies {
   }
 
   /** The tenant's active policy, read and loaded; or the deny reason when it cannot be. */
-  async #prepare(tenant: string): Promise<TenantPolicy> {
+  async #prepare(tenant: string): Promise<Prepared> {
     let policy: ActivePolicy;
     try {
       policy = await this.#source.active(tenant);
     } catch (error) {
-      if (isPolicyMissing(error)) return { ok: false, reason: failure("policy_missing", "the tenant has no policy") };
+      if (isPolicyMissing(error)) {
+        return { ok: false, reason: failure("policy_missing", "the tenant has no policy"), remember: true };
+      }
       this.#logger.error({ err: error, tenant }, "the tenant's policy could not be read");
-      return { ok: false, reason: failure("policy_error", "the tenant's policy could not be read") };
+      return { ok: false, reason: failure("policy_error", "the tenant's policy could not be read"), remember: false };
     }
     try {
       return { ok: true, loaded: await this.#pool.prepare(policy) };
     } catch (error) {
       this.#logger.error({ err: error, tenant, revision: policy.revision }, "the tenant's policy could not be loaded");
-      return { ok: false, reason: loadFailure(error) };
+      return { ok: false, reason: loadFailure(error), remember: true };
     }
   }
 

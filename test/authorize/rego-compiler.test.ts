@@ -213,7 +213,7 @@ describe("compile errors are positioned, in OPA's form", () => {
 });
 
 describe("the module is an OPA ABI 1.x policy", () => {
-  it("exports exactly the ABI and imports memory, opa_abort and the built-ins it delegates", () => {
+  it("exports exactly the ABI (and the evaluation budget) and imports memory, opa_abort and the built-ins it delegates", () => {
     const { wasm } = compileRego({
       modules: { "p.rego": `${header}x := sprintf("%d", [input.n])` },
       entrypoints: ["p/x"],
@@ -228,6 +228,8 @@ describe("the module is an OPA ABI 1.x policy", () => {
         "builtins",
         "entrypoints",
         "eval",
+        "mandate_budget",
+        "mandate_budget_remaining",
         "opa_eval",
         "opa_eval_ctx_get_result",
         "opa_eval_ctx_new",
@@ -299,7 +301,11 @@ describe("robustness: clean errors, never a hung or crashed process", () => {
     expect(policy.evaluate({ items }, "p/n")).toEqual([{ result: 100_000 }]);
   });
 
-  it("a huge numbers.range is refused as a built-in error", async () => {
-    await expect(evaluate(`${header}x := count(numbers.range(1, 1e9))`, "p/x")).rejects.toMatch(/range too large/);
+  it("a huge numbers.range is refused: beyond the evaluation budget, or as a built-in error", async () => {
+    // 1e9 steps are past the default budget (50 million), which is charged before the size check.
+    await expect(evaluate(`${header}x := count(numbers.range(1, 1e9))`, "p/x")).rejects.toMatch(
+      /mandate: evaluation budget exhausted/,
+    );
+    await expect(evaluate(`${header}x := count(numbers.range(1, 2e7))`, "p/x")).rejects.toMatch(/range too large/);
   });
 });

@@ -2,7 +2,8 @@
 // (gen/rego/runtime.wasm) with binaryen. Each planned function becomes a Wasm function; the
 // runtime's `mandate.policy_*` imports are replaced by the policy's entry dispatcher and its JSON
 // tables; constants are parsed once, by the start function, below the heap base that opa-wasm
-// records after instantiation (so resetting the heap between evaluations keeps them).
+// records after instantiation (so resetting the heap between evaluations keeps them). Every loop and
+// call the policy makes counts down the evaluation budget (`mandate_budget`, see runtime/budget.ts).
 import binaryen from "binaryen";
 import type { Local, Plan, PlannedFunc, Stmt } from "./ir.ts";
 
@@ -27,7 +28,16 @@ const ABI_EXPORTS = new Set([
   "opa_eval_ctx_set_data",
   "opa_eval_ctx_set_entrypoint",
   "opa_eval_ctx_get_result",
+  // Mandate's evaluation budget (runtime/budget.ts): mutable i32 globals the host sets and reads.
+  "mandate_budget",
+  "mandate_budget_remaining",
 ]);
+
+/**
+ * Steps a call of a host built-in (opa_builtinN) costs: its arguments and result cross into
+ * JavaScript as JSON, about as much work as this many iterations of a compiled loop.
+ */
+export const HOST_CALL_STEPS = 100;
 
 const i32 = binaryen.i32;
 
@@ -73,12 +83,13 @@ function link(
   mod.addGlobal("g_with", i32, true, mod.i32.const(0));
   const texts = constantTexts(plan);
   addStartFunction(mod, texts, runtime.fn, { strict, memoryLimit });
-  const hostCall = hostCaller(mod, plan);
+  const charge = budgetCharger(mod, runtime);
+  const hostCall = hostCaller(mod, plan, charge);
   for (const func of plan.funcs) {
     if (func.memo) mod.addGlobal(memoGlobal(func), i32, true, mod.i32.const(0));
   }
   for (const func of plan.funcs) {
-    new FunctionEmitter(mod, func, runtime.fn, constGlobal, hostCall).emit();
+    new FunctionEmitter(mod, func, runtime.fn, constGlobal, hostCall, charge).emit();
   }
   replacePolicyImports(mod, runtime.imported, plan, texts.length);
   for (let i = mod.getNumExports() - 1; i >= 0; i--) {
@@ -94,24 +105,50 @@ function link(
   return mod.emitBinary();
 }
 
-/** The runtime's exported functions (by export name) and its imports (by `module.base`), as internal names. */
-function runtimeFunctions(mod: binaryen.Module): { fn: (name: string) => string; imported: Map<string, string> } {
+interface Runtime {
+  /** An exported function's internal name. */
+  fn: (name: string) => string;
+  /** An exported global's internal name. */
+  global: (name: string) => string;
+  /** Imports by `module.base`. */
+  imported: Map<string, string>;
+}
+
+/** The runtime's exported functions and globals (by export name) and its imports (by `module.base`), as internal names. */
+function runtimeFunctions(mod: binaryen.Module): Runtime {
   const exported = new Map<string, string>();
+  const globals = new Map<string, string>();
   for (let i = 0; i < mod.getNumExports(); i++) {
     const info = binaryen.getExportInfo(mod.getExportByIndex(i));
     if (info.kind === binaryen.ExternalFunction) exported.set(info.name, info.value);
+    if (info.kind === binaryen.ExternalGlobal) globals.set(info.name, info.value);
   }
   const imported = new Map<string, string>();
   for (let i = 0; i < mod.getNumFunctions(); i++) {
     const info = binaryen.getFunctionInfo(mod.getFunctionByIndex(i));
     if (info.module) imported.set(`${info.module}.${info.base}`, info.name);
   }
-  const fn = (name: string): string => {
-    const internal = exported.get(name);
+  const lookup = (map: Map<string, string>) => (name: string) => {
+    const internal = map.get(name);
     if (!internal) throw new Error(`internal compiler error: the runtime has no ${name}`);
     return internal;
   };
-  return { fn, imported };
+  return { fn: lookup(exported), global: lookup(globals), imported };
+}
+
+/**
+ * The budget check the compiled code makes at each back-edge and call: `steps` off the counter, and
+ * the runtime's abort (`mandate: evaluation budget exhausted`) when it goes below zero. A global
+ * decrement, a compare and a branch; the abort is out of line.
+ */
+function budgetCharger(mod: binaryen.Module, runtime: Runtime): (steps: number) => number {
+  const remaining = runtime.global("mandate_budget_remaining");
+  const exhausted = runtime.fn("rt_budget_exhausted");
+  return (steps) =>
+    mod.block(null, [
+      mod.global.set(remaining, mod.i32.sub(mod.global.get(remaining, i32), mod.i32.const(steps))),
+      mod.if(mod.i32.lt_s(mod.global.get(remaining, i32), mod.i32.const(0)), mod.call(exhausted, [], binaryen.none)),
+    ]);
 }
 
 /** The plan's constants as UTF-8 JSON, then the entrypoints and built-ins tables. */
@@ -152,6 +189,7 @@ function addStartFunction(
   });
   const base = () => mod.local.get(0, i32);
   const init: number[] = [
+    ...runtimeStart(mod),
     mod.call(fn("rt_set_strict"), [mod.i32.const(strict ? 1 : 0)], binaryen.none),
     mod.call(fn("rt_set_heap_limit"), [mod.i32.const(memoryLimit | 0)], binaryen.none),
     mod.local.set(0, mod.call(fn("opa_malloc"), [mod.i32.const(blob.length)], i32)),
@@ -169,8 +207,19 @@ function addStartFunction(
   mod.setStart(mod.getFunction("mandate_init"));
 }
 
-/** Calls of host built-ins, through opa_builtinN (imported once per arity, on first use). */
-function hostCaller(mod: binaryen.Module, plan: Plan): (name: string, args: number[]) => number {
+/** The runtime's own start function (AssemblyScript's global initialisers), which mandate_init replaces and calls first. */
+function runtimeStart(mod: binaryen.Module): number[] {
+  const start = (mod as unknown as { getStart(): number }).getStart();
+  if (!start) return [];
+  return [mod.call(binaryen.getFunctionInfo(start).name, [], binaryen.none)];
+}
+
+/** Calls of host built-ins, through opa_builtinN (imported once per arity, on first use), each HOST_CALL_STEPS. */
+function hostCaller(
+  mod: binaryen.Module,
+  plan: Plan,
+  charge: (steps: number) => number,
+): (name: string, args: number[]) => number {
   const hostImports = new Set<number>();
   return (name, args) => {
     const arity = args.length;
@@ -180,7 +229,8 @@ function hostCaller(mod: binaryen.Module, plan: Plan): (name: string, args: numb
       const params = binaryen.createType(Array.from({ length: arity + 2 }, () => i32));
       mod.addFunctionImport(importName, "env", importName, params, i32);
     }
-    return mod.call(importName, [mod.i32.const(plan.hostBuiltins.indexOf(name)), mod.i32.const(0), ...args], i32);
+    const call = mod.call(importName, [mod.i32.const(plan.hostBuiltins.indexOf(name)), mod.i32.const(0), ...args], i32);
+    return mod.block(null, [charge(HOST_CALL_STEPS), call], i32);
   };
 }
 
@@ -244,6 +294,7 @@ class FunctionEmitter {
   readonly #fn: (name: string) => string;
   readonly #constGlobal: (index: number) => string;
   readonly #hostCall: (name: string, args: number[]) => number;
+  readonly #charge: (steps: number) => number;
   #extra = 0;
   #labels = 0;
   /** For each enclosing `not`, the label its solution breaks to (the `not`'s own failure). */
@@ -255,12 +306,14 @@ class FunctionEmitter {
     fn: (name: string) => string,
     constGlobal: (index: number) => string,
     hostCall: (name: string, args: number[]) => number,
+    charge: (steps: number) => number,
   ) {
     this.#mod = mod;
     this.#func = func;
     this.#fn = fn;
     this.#constGlobal = constGlobal;
     this.#hostCall = hostCall;
+    this.#charge = charge;
   }
 
   emit(): void {
@@ -268,7 +321,8 @@ class FunctionEmitter {
     const func = this.#func;
     const top = this.#label();
     const result = () => m.local.get(func.result, i32);
-    const body: number[] = [];
+    // One step per call (rules cannot recurse, but calls inside loops add up).
+    const body: number[] = [this.#charge(1)];
     const memo = memoGlobal(func);
     if (func.memo) {
       body.push(
@@ -375,7 +429,7 @@ class FunctionEmitter {
     }
   }
 
-  /** A loop over a collection's entries: each iteration's failure goes on with the next one. */
+  /** A loop over a collection's entries: each iteration's failure goes on with the next one; each costs a step. */
   #scan(s: Extract<Stmt, { op: "scan" }>): number {
     const m = this.#mod;
     const length = this.#scratch();
@@ -401,6 +455,7 @@ class FunctionEmitter {
             m.br(exit, m.i32.ge_s(this.#get(index), this.#get(length))),
             m.block(next, body),
             m.local.set(index, m.i32.add(this.#get(index), m.i32.const(1))),
+            this.#charge(1),
             m.br(loop),
           ]),
         ),

@@ -1,5 +1,6 @@
 // Shared plumbing for the host built-ins: OPA's operand checks and error texts, exact integers across
-// the JSON boundary, and the per-evaluation caches OPA keeps for time.now_ns, uuid.rfc4122 and rand.intn.
+// the JSON boundary, the per-evaluation caches OPA keeps for time.now_ns, uuid.rfc4122 and rand.intn,
+// and the bound on the work of one call.
 //
 // opa-wasm hands a host built-in its arguments through JSON.parse and takes the result back through
 // JSON.stringify, so sets arrive as arrays and numbers as doubles: integers beyond 2^53 (nanosecond
@@ -7,7 +8,21 @@
 // is the literal the policy wrote whenever it has at most 17 significant digits; results go back
 // exactly through JSON.rawJSON.
 
+import { BUDGET_EXHAUSTED_MESSAGE } from "../evaluation-budget.ts";
+
 export type Builtin = (...args: unknown[]) => unknown;
+
+/**
+ * The most steps of its own (character comparisons) one host built-in call may take where its work
+ * is not bounded by the size of its arguments: past it the call fails as a runaway evaluation
+ * (tooMuchWork). Tens of milliseconds.
+ */
+export const HOST_WORK_LIMIT = 50_000_000;
+
+/** Work past a host built-in's bound: fails the evaluation as its budget running out. */
+export function tooMuchWork(): Error {
+  return new Error(BUDGET_EXHAUSTED_MESSAGE);
+}
 
 /** OPA's name for the type of a JSON value (sets arrive as arrays and are named so). */
 export function typeName(v: unknown): string {

@@ -1,13 +1,22 @@
 // glob.match and glob.quote_meta as OPA, on gobwas/glob's syntax: `*` any run of characters
 // without a delimiter, `**` any run, `?` one non-delimiter character, `[abc]` `[a-z]` `[!...]` one
 // character (delimiters included), `{a,b}` alternatives, `\` escapes. A pattern is translated once
-// into an anchored JS RegExp with the same meaning.
+// into an anchored JS RegExp with the same meaning. Each `*` is a repetition, so backtracking is
+// polynomial in the subject's length (to the power of the stars): a costly match runs on the
+// linear-time matcher (linear-regex.ts), as regex.ts does.
 import { type Builtin, operandError, operandTypeError, str, typeName } from "./args.ts";
+import { LinearRegExp } from "./linear-regex.ts";
 
 // OPA: `null` means no delimiters and `[]` means ["."] (topdown/glob.go).
 const DEFAULT_DELIMITERS = ["."];
 
-const cache = new Map<string, RegExp>();
+interface Glob {
+  re: RegExp;
+  /** The linear-time matcher, made on first need (null: never expected, the source is outside its subset). */
+  linear?: LinearRegExp | null;
+}
+
+const cache = new Map<string, Glob>();
 const CACHE_MAX = 100;
 
 const lit = (c: string) => `\\u{${(c.codePointAt(0) as number).toString(16)}}`;
@@ -125,15 +134,23 @@ class GlobTranslator {
   }
 }
 
-export function globRegExp(pattern: string, delimiters: string[]): RegExp {
+function compileGlob(pattern: string, delimiters: string[]): Glob {
   const key = `${pattern}-${delimiters.join("")}`;
-  let re = cache.get(key);
-  if (!re) {
-    re = new RegExp(translate(pattern, delimiters), "u");
+  let glob = cache.get(key);
+  if (!glob) {
+    glob = { re: new RegExp(translate(pattern, delimiters), "u") };
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
-    cache.set(key, re);
+    cache.set(key, glob);
   }
-  return re;
+  return glob;
+}
+
+/** Whether `text` matches: on V8, or on the linear matcher when backtracking could be costly. */
+export function globMatches(pattern: string, delimiters: string[], text: string): boolean {
+  const glob = compileGlob(pattern, delimiters);
+  if (glob.linear === undefined) glob.linear = LinearRegExp.compile(glob.re.source, glob.re.flags) ?? null;
+  if (glob.linear?.costly(text.length)) return glob.linear.exec(text, 0) !== null;
+  return glob.re.test(text);
 }
 
 const SPECIALS = new Set(["*", "?", "\\", "[", "]", "{", "}"]);
@@ -156,7 +173,7 @@ export const globBuiltins: Record<string, Builtin> = {
       throw operandTypeError(2, delimiters, "array", "null");
     }
     const m = str(match, 3);
-    return globRegExp(p, delims).test(m);
+    return globMatches(p, delims, m);
   },
 
   "glob.quote_meta": (pattern) =>

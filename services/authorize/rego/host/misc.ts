@@ -4,6 +4,7 @@ import {
   type Builtin,
   bigIntOperand,
   compareStrings,
+  HOST_WORK_LIMIT,
   intOperand,
   intResult,
   isObject,
@@ -11,6 +12,7 @@ import {
   operandTypeError,
   str,
   TurnCache,
+  tooMuchWork,
 } from "./args.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -163,11 +165,12 @@ function atoi(digits: string): bigint {
 // strings.replace_n: Go's strings.NewReplacer over the pairs in key order (earlier keys win)
 
 function replaceN(pairs: Array<[string, string]>, s: string): string {
+  const replacer = new Replacer(pairs);
   let out = "";
   let last = 0;
   let prevEmpty = false;
   for (let i = 0; i <= s.length; ) {
-    const hit = pairAt(pairs, s, i, prevEmpty);
+    const hit = replacer.at(s, i, prevEmpty);
     prevEmpty = hit !== undefined && hit[0] === "";
     if (hit) {
       out += s.slice(last, i) + hit[1];
@@ -180,15 +183,42 @@ function replaceN(pairs: Array<[string, string]>, s: string): string {
   return out + s.slice(last);
 }
 
-/** The first pair whose pattern starts at `i`; after an empty match, the empty pattern does not match again there. */
-function pairAt(
-  pairs: Array<[string, string]>,
-  s: string,
-  i: number,
-  prevEmpty: boolean,
-): [string, string] | undefined {
-  return pairs.find(([pattern]) => !(pattern === "" && prevEmpty) && s.startsWith(pattern, i));
+/**
+ * The pairs by the first UTF-16 unit of their pattern, in key order, so each position tries only
+ * the patterns that can start there. The comparisons of one call are bounded (HOST_WORK_LIMIT):
+ * many long patterns sharing a prefix still make them quadratic.
+ */
+class Replacer {
+  readonly #byFirst = new Map<number, Array<[string, string]>>();
+  readonly #empty: [string, string] | undefined;
+  #work = 0;
+
+  constructor(pairs: Array<[string, string]>) {
+    this.#empty = pairs.find(([pattern]) => pattern === "");
+    for (const pair of pairs) {
+      if (pair[0] === "") continue;
+      const first = pair[0].charCodeAt(0);
+      const list = this.#byFirst.get(first);
+      if (list) list.push(pair);
+      else this.#byFirst.set(first, [pair]);
+    }
+  }
+
+  /** The first pair whose pattern starts at `i`; after an empty match, the empty pattern does not match again there. */
+  at(s: string, i: number, prevEmpty: boolean): [string, string] | undefined {
+    // The empty pattern sorts first, and always matches.
+    if (this.#empty && !prevEmpty) return this.#empty;
+    for (const pair of this.#byFirst.get(s.charCodeAt(i)) ?? []) {
+      this.#work += pair[0].length;
+      if (this.#work > HOST_WORK_LIMIT) throw tooMuchWork();
+      if (s.startsWith(pair[0], i)) return pair;
+    }
+    return undefined;
+  }
 }
+
+/** The largest bits.lsh shift: results up to about 20 000 decimal digits. */
+const MAX_SHIFT = 65_536n;
 
 // rand.intn is deterministic per (string, n) within an evaluation in OPA.
 const randoms = new TurnCache<string, bigint>();
@@ -235,6 +265,9 @@ export const miscBuiltins: Record<string, Builtin> = {
     const x = bigIntOperand(a, 1);
     const n = bigIntOperand(b, 2);
     if (n < 0n) throw operandError(2, "must be an unsigned integer number but got a negative integer");
+    // A shift makes a number of any size from a small input: bounded (a million bits take
+    // seconds to write out as JSON).
+    if (n > MAX_SHIFT) throw tooMuchWork();
     return intResult(x << n);
   },
   "bits.rsh": (a, b) => {

@@ -5,8 +5,12 @@
 // lookaround, possessive or atomic groups, \C, \Z, \G) is rejected as Go rejects it.
 //
 // Matching itself is V8's backtracking engine, so results agree with Go's; a capture inside a
-// repeated group is reset at each repetition in JS where RE2 keeps its last value.
+// repeated group is reset at each repetition in JS where RE2 keeps its last value. Backtracking is
+// exponential on some patterns (`(a+)+$`) where Go's RE2 is linear, and a host built-in runs outside
+// the evaluation budget: a match whose backtracking could be costly for its subject's length runs
+// on the linear-time matcher of linear-regex.ts instead, which keeps RE2's bound (pattern × subject).
 import { type Builtin, intOperand, str } from "./args.ts";
+import { LinearRegExp, type MatchArray } from "./linear-regex.ts";
 
 export class RegexSyntaxError extends Error {
   constructor(code: string, expr: string) {
@@ -532,6 +536,8 @@ export function translateRegex(pattern: string): Translation {
 export interface GoRegExp {
   re: RegExp;
   names: Array<string | undefined>;
+  /** The linear-time matcher, made on first need (null: the source is outside its subset). */
+  linear?: LinearRegExp | null;
 }
 
 const cache = new Map<string, GoRegExp>();
@@ -555,23 +561,27 @@ export function compileRegex(pattern: string): GoRegExp {
   return compiled;
 }
 
-function execAt(re: RegExp, s: string, pos: number): RegExpExecArray | null {
-  re.lastIndex = pos;
-  return re.exec(s);
+/** The first match at or after `pos`: on V8, or on the linear matcher when backtracking could be costly. */
+function execAt(compiled: GoRegExp, s: string, pos: number): MatchArray | null {
+  if (compiled.linear === undefined)
+    compiled.linear = LinearRegExp.compile(compiled.re.source, compiled.re.flags) ?? null;
+  if (compiled.linear?.costly(s.length - pos)) return compiled.linear.exec(s, pos);
+  compiled.re.lastIndex = pos;
+  return compiled.re.exec(s);
 }
 
 const widthAt = (s: string, pos: number) => ((s.codePointAt(pos) ?? 0) > 0xffff ? 2 : 1);
 
 /** Go's Regexp.allMatches: successive matches, an empty match right after a match skipped. */
-function allMatches(re: RegExp, s: string, n: number): RegExpExecArray[] {
-  const out: RegExpExecArray[] = [];
+function allMatches(compiled: GoRegExp, s: string, n: number): MatchArray[] {
+  const out: MatchArray[] = [];
   const limit = n < 0 ? s.length + 1 : n;
   let pos = 0;
   let prevEnd = -1;
   while (out.length < limit && pos <= s.length) {
-    const m = execAt(re, s, pos);
+    const m = execAt(compiled, s, pos);
     if (!m) break;
-    const end = m.index + m[0].length;
+    const end = m.index + (m[0] as string).length;
     let accept = true;
     if (end === pos) {
       if (m.index === prevEnd) accept = false;
@@ -586,7 +596,7 @@ function allMatches(re: RegExp, s: string, n: number): RegExpExecArray[] {
 }
 
 /** Go's Regexp.Expand over a JS match: $1, ${1}, $name, ${name}, $$. */
-function expand(template: string, m: RegExpExecArray, names: Array<string | undefined>): string {
+function expand(template: string, m: MatchArray, names: Array<string | undefined>): string {
   let out = "";
   let t = template;
   for (let dollar = t.indexOf("$"); dollar >= 0; dollar = t.indexOf("$")) {
@@ -609,7 +619,7 @@ function expand(template: string, m: RegExpExecArray, names: Array<string | unde
 }
 
 /** A group's text by number or name; "" when there is none (or it did not take part). */
-function groupText(name: string, m: RegExpExecArray, names: Array<string | undefined>): string {
+function groupText(name: string, m: MatchArray, names: Array<string | undefined>): string {
   const numeric = /^(0|[1-9][0-9]{0,8})$/.test(name) ? Number(name) : -1;
   if (numeric >= 0) return m[numeric] ?? "";
   for (let i = 1; i < names.length; i++) {
@@ -620,15 +630,15 @@ function groupText(name: string, m: RegExpExecArray, names: Array<string | undef
 
 /** Go's Regexp.ReplaceAllString. */
 function replaceAll(compiled: GoRegExp, src: string, template: string): string {
-  const { re, names } = compiled;
+  const { names } = compiled;
   let out = "";
   let lastEnd = 0;
   let searchPos = 0;
   while (searchPos <= src.length) {
-    const m = execAt(re, src, searchPos);
+    const m = execAt(compiled, src, searchPos);
     if (!m) break;
     const start = m.index;
-    const end = start + m[0].length;
+    const end = start + (m[0] as string).length;
     out += src.slice(lastEnd, start);
     // No replacement for an empty match right after the previous match.
     if (end > lastEnd || start === 0) out += expand(template, m, names);
@@ -644,7 +654,7 @@ function replaceAll(compiled: GoRegExp, src: string, template: string): string {
 function regexMatch(pattern: unknown, value: unknown): boolean {
   const p = str(pattern, 1);
   const v = str(value, 2);
-  return execAt(compileRegex(p).re, v, 0) !== null;
+  return execAt(compileRegex(p), v, 0) !== null;
 }
 
 export const regexBuiltins: Record<string, Builtin> = {
@@ -667,14 +677,14 @@ export const regexBuiltins: Record<string, Builtin> = {
     const p = str(pattern, 1);
     const v = str(value, 2);
     const count = Number(intOperand(n, 3));
-    return allMatches(compileRegex(p).re, v, count).map((m) => m[0]);
+    return allMatches(compileRegex(p), v, count).map((m) => m[0]);
   },
 
   "regex.find_all_string_submatch_n": (pattern, value, n) => {
     const p = str(pattern, 1);
     const v = str(value, 2);
     const count = Number(intOperand(n, 3));
-    return allMatches(compileRegex(p).re, v, count).map((m) => Array.from(m, (g) => g ?? ""));
+    return allMatches(compileRegex(p), v, count).map((m) => Array.from(m, (g) => g ?? ""));
   },
 
   "regex.replace": (base, pattern, value) => {

@@ -9,6 +9,12 @@ const SI_K = 1000n;
 
 const pow = (base: bigint, n: number) => base ** BigInt(n);
 
+/**
+ * Exponents have at most 4 digits: 1e9999 is far beyond any unit already, and the exact rationals
+ * grow with the exponent (1e999999 takes half a second to compute and write out).
+ */
+const MAX_EXPONENT_DIGITS = 4;
+
 const isDigit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
 const isNumberChar = (c: string) => isDigit(c) || c === "." || c === "e" || c === "E" || c === "+" || c === "-";
 
@@ -23,7 +29,7 @@ function extractNumAndUnit(s: string, name: string): [string, string] {
     // "1e" or "1E" followed by a unit letter: the e is the exa unit, not an exponent.
     if (i === s.length - 1 || (!isDigit(next) && next !== "+" && next !== "-")) return split(i);
     if (next === "+" || next === "-") i++;
-    if (digitsFrom(s, i + 1) > 6) throw new Error(`${name}: exponent too large`);
+    if (digitsFrom(s, i + 1) > MAX_EXPONENT_DIGITS) throw new Error(`${name}: exponent too large`);
   }
   return [s, ""];
 }

@@ -4,6 +4,7 @@
 // opa_builtinN, or refuses it at compile time.
 import { dumpJson, parseJson } from "./json";
 import { malloc } from "./memory";
+import { consume, consumeBytes, consumeMany } from "./budget";
 import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
 import {
   ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
@@ -68,7 +69,9 @@ function bytesEqual(a: usize, b: usize, n: usize): bool {
 function indexOfBytes(hay: usize, hayLen: usize, needle: usize, needleLen: usize, from: usize): i32 {
   if (needleLen == 0) return <i32>from;
   if (needleLen > hayLen) return -1;
+  const perPosition = 1 + <i32>(needleLen >> 6);
   for (let i = from; i + needleLen <= hayLen; i++) {
+    consume(perPosition);
     if (bytesEqual(hay + i, needle, needleLen)) return <i32>i;
   }
   return -1;
@@ -76,6 +79,7 @@ function indexOfBytes(hay: usize, hayLen: usize, needle: usize, needleLen: usize
 
 /** UTF-8 code points in [0, byteLen) of `bytes`. */
 function runeCount(bytes: usize, byteLen: usize): i32 {
+  consumeBytes(byteLen);
   let n = 0;
   for (let i: usize = 0; i < byteLen; i++) if ((load<u8>(bytes + i) & 0xc0) != 0x80) n++;
   return n;
@@ -83,6 +87,7 @@ function runeCount(bytes: usize, byteLen: usize): i32 {
 
 /** Byte offset of code point `rune` (or byteLen when past the end). */
 function runeOffset(bytes: usize, byteLen: usize, rune: i32): usize {
+  consumeBytes(byteLen);
   let seen = -1;
   for (let i: usize = 0; i < byteLen; i++) {
     if ((load<u8>(bytes + i) & 0xc0) != 0x80) {
@@ -130,6 +135,7 @@ export function b_plus(a: usize, b: usize): usize {
 export function b_minus(a: usize, b: usize): usize {
   if (isNum(a) && isNum(b)) return num(numberValue(a) - numberValue(b));
   if (typeOf(a) == SET && typeOf(b) == SET) {
+    consumeMany(length(a));
     const out = newSet(length(a));
     for (let i: u32 = 0; i < length(a); i++) if (!setContains(b, item(a, i))) setAdd(out, item(a, i));
     return out;
@@ -178,6 +184,7 @@ export function b_numbers_range(a: usize, b: usize): usize {
   const from = <i64>numberValue(a);
   const to = <i64>numberValue(b);
   const n = from <= to ? to - from + 1 : from - to + 1;
+  consumeMany(n); // before the size check: a budget smaller than the range stops it first
   if (n > 10000000) return builtinError("eval_builtin_error: numbers.range: range too large");
   const out = newArray(<u32>n);
   for (let i: i64 = 0; i < n; i++) arrayAppend(out, num(<f64>(from <= to ? from + i : from - i)));
@@ -193,6 +200,7 @@ export function b_to_number(a: usize): usize {
   if (t != STRING) return typeError("to_number");
   let bytes = stringBytes(a);
   let n = <usize>stringLen(a);
+  consumeBytes(n);
   if (n > 0 && load<u8>(bytes) == 0x2b) {
     bytes++;
     n--;
@@ -214,6 +222,7 @@ export function b_count(a: usize): usize {
 function numbersOf(a: usize): bool {
   const t = typeOf(a);
   if (t != ARRAY && t != SET) return false;
+  consumeMany(length(a));
   for (let i: u32 = 0; i < length(a); i++) if (!isNum(item(a, i))) return false;
   return true;
 }
@@ -237,6 +246,7 @@ function extreme(a: usize, sign: i32): usize {
   if (t != ARRAY && t != SET) return typeError("built-in function");
   const n = length(a);
   if (n == 0) return 0;
+  consumeMany(n);
   let best = item(a, 0);
   for (let i: u32 = 1; i < n; i++) if (compare(item(a, i), best) * sign > 0) best = item(a, i);
   return best;
@@ -253,12 +263,14 @@ export function b_min(a: usize): usize {
 export function b_sort(a: usize): usize {
   const t = typeOf(a);
   if (t == SET) {
+    consumeMany(length(a));
     const out = newArray(length(a));
     for (let i: u32 = 0; i < length(a); i++) arrayAppend(out, item(a, i));
     return out;
   }
   if (t != ARRAY) return typeError("sort");
   const n = length(a);
+  consumeMany(n);
   const out = newArray(n);
   for (let i: u32 = 0; i < n; i++) arrayAppend(out, item(a, i));
   // Insertion sort into the fresh array's slots: stable, and inputs are small in policies.
@@ -270,6 +282,7 @@ export function b_sort(a: usize): usize {
       store<u32>(slots + <usize>(j + 1) * 4, load<u32>(slots + <usize>j * 4));
       j--;
     }
+    consume(<i32>i - j); // the shifts: insertion sort is quadratic on adversarial input
     store<u32>(slots + <usize>(j + 1) * 4, <u32>v);
   }
   return out;
@@ -278,6 +291,7 @@ export function b_sort(a: usize): usize {
 function allOrAny(a: usize, wantAll: bool): usize {
   const t = typeOf(a);
   if (t != ARRAY && t != SET) return typeError("built-in function");
+  consumeMany(length(a));
   for (let i: u32 = 0; i < length(a); i++) {
     const v = item(a, i);
     const isTrue = typeOf(v) == BOOLEAN && booleanValue(v);
@@ -299,6 +313,7 @@ export function b_any(a: usize): usize {
 
 export function b_and(a: usize, b: usize): usize {
   if (typeOf(a) != SET || typeOf(b) != SET) return typeError("and");
+  consumeMany(length(a));
   const out = newSet(4);
   for (let i: u32 = 0; i < length(a); i++) if (setContains(b, item(a, i))) setAdd(out, item(a, i));
   return out;
@@ -306,6 +321,7 @@ export function b_and(a: usize, b: usize): usize {
 
 export function b_or(a: usize, b: usize): usize {
   if (typeOf(a) != SET || typeOf(b) != SET) return typeError("or");
+  consumeMany(<i64>length(a) + <i64>length(b));
   const out = newSet(length(a) + length(b));
   for (let i: u32 = 0; i < length(a); i++) setAdd(out, item(a, i));
   for (let i: u32 = 0; i < length(b); i++) setAdd(out, item(b, i));
@@ -338,6 +354,7 @@ export function b_internal_member_2(x: usize, coll: usize): usize {
   const t = typeOf(coll);
   if (t == SET) return boolv(setContains(coll, x));
   if (t == ARRAY || t == OBJECT) {
+    consumeMany(length(coll));
     for (let i: u32 = 0; i < length(coll); i++) {
       if (compare(t == OBJECT ? objectValue(coll, i) : item(coll, i), x) == 0) return boolv(true);
     }
@@ -364,6 +381,7 @@ export function b_internal_member_3(k: usize, v: usize, coll: usize): usize {
 
 export function b_array_concat(a: usize, b: usize): usize {
   if (typeOf(a) != ARRAY || typeOf(b) != ARRAY) return typeError("array.concat");
+  consumeMany(<i64>length(a) + <i64>length(b));
   const out = newArray(length(a) + length(b));
   for (let i: u32 = 0; i < length(a); i++) arrayAppend(out, item(a, i));
   for (let i: u32 = 0; i < length(b); i++) arrayAppend(out, item(b, i));
@@ -377,6 +395,7 @@ export function b_array_slice(a: usize, from: usize, to: usize): usize {
   let stop = <i64>numberValue(to);
   if (start < 0) start = 0;
   if (stop > n) stop = n;
+  consumeMany(stop - start);
   const out = newArray(4);
   for (let i = start; i < stop; i++) arrayAppend(out, item(a, <u32>i));
   return out;
@@ -385,6 +404,7 @@ export function b_array_slice(a: usize, from: usize, to: usize): usize {
 export function b_array_reverse(a: usize): usize {
   if (typeOf(a) != ARRAY) return typeError("array.reverse");
   const n = length(a);
+  consumeMany(n);
   const out = newArray(n);
   for (let i: u32 = 0; i < n; i++) arrayAppend(out, item(a, n - 1 - i));
   return out;
@@ -395,6 +415,7 @@ export function b_array_reverse(a: usize): usize {
 export function b_object_get(o: usize, key: usize, fallback: usize): usize {
   if (typeOf(o) != OBJECT) return typeError("object.get");
   if (typeOf(key) == ARRAY) {
+    consumeMany(length(key));
     let node = o;
     for (let i: u32 = 0; i < length(key); i++) {
       const t = typeOf(node);
@@ -415,6 +436,7 @@ export function b_object_get(o: usize, key: usize, fallback: usize): usize {
 
 export function b_object_keys(o: usize): usize {
   if (typeOf(o) != OBJECT) return typeError("object.keys");
+  consumeMany(length(o));
   const out = newSet(length(o));
   for (let i: u32 = 0; i < length(o); i++) setAdd(out, objectKey(o, i));
   return out;
@@ -422,6 +444,7 @@ export function b_object_keys(o: usize): usize {
 
 function unionDeep(a: usize, b: usize): usize {
   if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return b;
+  consumeMany(<i64>length(a) + <i64>length(b));
   const out = newObject(length(a) + length(b));
   for (let i: u32 = 0; i < length(a); i++) objectInsert(out, objectKey(a, i), objectValue(a, i));
   for (let i: u32 = 0; i < length(b); i++) {
@@ -451,6 +474,7 @@ export function b_object_union_n(list: usize): usize {
 function keySet(keys: usize): usize {
   const t = typeOf(keys);
   if (t == SET) return keys;
+  consumeMany(length(keys));
   const out = newSet(4);
   if (t == ARRAY) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, item(keys, i));
   else if (t == OBJECT) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, objectKey(keys, i));
@@ -462,6 +486,7 @@ function filterKeys(o: usize, keys: usize, keep: bool): usize {
   if (typeOf(o) != OBJECT) return typeError("built-in function");
   const wanted = keySet(keys);
   if (wanted == 0) return 0;
+  consumeMany(length(o));
   const out = newObject(4);
   for (let i: u32 = 0; i < length(o); i++) {
     if (setContains(wanted, objectKey(o, i)) == keep) objectInsert(out, objectKey(o, i), objectValue(o, i));
@@ -482,6 +507,7 @@ export function b_object_filter(o: usize, keys: usize): usize {
 export function b_concat(delim: usize, parts: usize): usize {
   const t = typeOf(parts);
   if (!isStr(delim) || (t != ARRAY && t != SET)) return typeError("concat");
+  consumeMany(length(parts));
   let total: usize = 0;
   for (let i: u32 = 0; i < length(parts); i++) {
     if (!isStr(item(parts, i))) return typeError("concat");
@@ -503,12 +529,14 @@ export function b_concat(delim: usize, parts: usize): usize {
 export function b_startswith(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("startswith");
   const n = stringLen(p);
+  consumeBytes(n);
   return boolv(n <= stringLen(s) && bytesEqual(stringBytes(s), stringBytes(p), n));
 }
 
 export function b_endswith(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("endswith");
   const n = stringLen(p);
+  consumeBytes(n);
   const sn = stringLen(s);
   return boolv(n <= sn && bytesEqual(stringBytes(s) + sn - n, stringBytes(p), n));
 }
@@ -543,6 +571,7 @@ export function b_indexof_n(s: usize, p: usize): usize {
 function mapCase(s: usize, upper: bool): usize {
   if (!isStr(s)) return typeError(upper ? "upper" : "lower");
   const n = stringLen(s);
+  consumeBytes(n);
   const at = malloc(n);
   for (let i: usize = 0; i < n; i++) {
     let c = load<u8>(stringBytes(s) + i);
@@ -568,6 +597,7 @@ export function b_split(s: usize, sep: usize): usize {
   const n = stringLen(s);
   const bytes = stringBytes(s);
   const sn = stringLen(sep);
+  consumeBytes(n);
   if (sn == 0) {
     // Go's strings.Split with an empty separator: one string per code point.
     let start: usize = 0;
@@ -626,8 +656,19 @@ function trimWith(s: usize, cut: usize, left: bool, right: bool): usize {
   const bytes = stringBytes(s);
   let a: usize = 0;
   let b = <usize>stringLen(s);
-  if (left) while (a < b && inCutset(load<u8>(bytes + a), cut)) a++;
-  if (right) while (b > a && inCutset(load<u8>(bytes + b - 1), cut)) b--;
+  const perByte = 1 + <i32>(stringLen(cut) >> 6);
+  if (left) {
+    while (a < b && inCutset(load<u8>(bytes + a), cut)) {
+      consume(perByte);
+      a++;
+    }
+  }
+  if (right) {
+    while (b > a && inCutset(load<u8>(bytes + b - 1), cut)) {
+      consume(perByte);
+      b--;
+    }
+  }
   return str(bytes + a, b - a);
 }
 
@@ -650,6 +691,7 @@ export function b_trim_space(s: usize): usize {
 export function b_trim_prefix(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("trim_prefix");
   const n = stringLen(p);
+  consumeBytes(n);
   if (n <= stringLen(s) && bytesEqual(stringBytes(s), stringBytes(p), n)) {
     return str(stringBytes(s) + n, stringLen(s) - n);
   }
@@ -660,6 +702,7 @@ export function b_trim_suffix(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("trim_suffix");
   const n = stringLen(p);
   const sn = stringLen(s);
+  consumeBytes(n);
   if (n <= sn && bytesEqual(stringBytes(s) + sn - n, stringBytes(p), n)) return str(stringBytes(s), sn - n);
   return s;
 }
@@ -667,6 +710,7 @@ export function b_trim_suffix(s: usize, p: usize): usize {
 export function b_strings_reverse(s: usize): usize {
   if (!isStr(s)) return typeError("strings.reverse");
   const n = <usize>stringLen(s);
+  consumeBytes(n);
   const bytes = stringBytes(s);
   const at = malloc(n);
   let w = n;
@@ -711,6 +755,7 @@ function anyMatch(s: usize, p: usize, prefix: bool): usize {
   if ((ts != ARRAY && ts != SET) || (tp != ARRAY && tp != SET)) return typeError("built-in function");
   for (let i: u32 = 0; i < length(subjects); i++) {
     for (let j: u32 = 0; j < length(patterns); j++) {
+      consume(1);
       const r = prefix ? b_startswith(item(subjects, i), item(patterns, j)) : b_endswith(item(subjects, i), item(patterns, j));
       if (r == 0) return 0;
       if (booleanValue(r)) return boolv(true);
@@ -791,11 +836,13 @@ export function b_json_marshal(v: usize): usize {
   const at = dumpJson(v);
   let n: usize = 0;
   while (load<u8>(at + n) != 0) n++;
+  consumeBytes(n);
   return str(at, n);
 }
 
 export function b_json_unmarshal(s: usize): usize {
   if (!isStr(s)) return typeError("json.unmarshal");
+  consumeBytes(stringLen(s));
   const v = parseJson(stringBytes(s), stringLen(s));
   if (v == 0) return builtinError("eval_builtin_error: json.unmarshal: invalid JSON");
   return v;
@@ -803,5 +850,6 @@ export function b_json_unmarshal(s: usize): usize {
 
 export function b_json_is_valid(s: usize): usize {
   if (!isStr(s)) return boolv(false);
+  consumeBytes(stringLen(s));
   return boolv(parseJson(stringBytes(s), stringLen(s)) != 0);
 }

@@ -2,6 +2,7 @@
 // results with OPA's conflict errors, `with` replacement and the ABI's evaluation entry points.
 // Every function returns a value address, or 0 for "undefined" (the generated code then fails the
 // current query branch).
+import { budgetStart, consumeMany } from "./budget";
 import { dumpJson, parseJson } from "./json";
 import { heapGet, heapSet, malloc, setHeapLimit } from "./memory";
 import {
@@ -223,6 +224,7 @@ export function rt_object_copy(v: usize): usize {
   const copy = newObject(typeOf(v) == OBJECT ? length(v) : 4);
   if (typeOf(v) == OBJECT) {
     const n = length(v);
+    consumeMany(n);
     for (let i: u32 = 0; i < n; i++) objectInsert(copy, objectKey(v, i), objectValue(v, i));
   }
   return copy;
@@ -278,6 +280,7 @@ function resultSet(v: usize): usize {
 }
 
 export function eval(ctx: usize): i32 {
+  budgetStart();
   const input = <usize>load<u32>(ctx);
   const data = <usize>load<u32>(ctx, 4);
   store<u32>(ctx, <u32>resultSet(policy_entry(load<i32>(ctx, 8), input, data)), 12);
@@ -288,6 +291,7 @@ export function eval(ctx: usize): i32 {
 export function opa_eval(
   _reserved: i32, entrypoint: i32, data: usize, input: usize, inputLen: usize, heap: usize, _format: i32,
 ): usize {
+  budgetStart(); // parsing the input is metered too: hostile input arrives here
   heapSet(heap); // the caller wrote the input just below `heap`
   const parsed = inputLen == 0 ? 0 : parseJson(input, inputLen);
   if (inputLen != 0 && parsed == 0) abortWith("invalid input JSON");

@@ -2,11 +2,13 @@
 // out, the evaluation context and the evaluation entry points, plus what compiled policy code
 // calls (eval.ts) and the native built-ins (builtins.ts). The compiler links each policy onto this
 // module and replaces the `mandate.policy_*` imports with the policy's own functions.
+import { budgetUnmetered, consumeBytes } from "./budget";
 import { heapGet, heapSet, malloc } from "./memory";
 import { dumpJson, parseJson } from "./json";
 
 export * from "./eval";
 export * from "./builtins";
+export { mandate_budget, mandate_budget_remaining, rt_budget_exhausted } from "./budget";
 
 export const opa_wasm_abi_version: i32 = 1;
 export const opa_wasm_abi_minor_version: i32 = 3;
@@ -22,15 +24,23 @@ export function opa_heap_ptr_get(): usize {
   return heapGet();
 }
 
+/** Also where opa-wasm starts loading data (setData), which is not metered: see budget.ts. */
 export function opa_heap_ptr_set(ptr: usize): void {
+  budgetUnmetered();
   heapSet(ptr);
 }
 
+/**
+ * opa-wasm parses a host built-in's result through here, so during an evaluation its size is
+ * charged (one step per 64 bytes); loading data and input outside an evaluation is not metered.
+ */
 export function opa_json_parse(addr: usize, len: usize): usize {
+  consumeBytes(len);
   return parseJson(addr, len);
 }
 
 export function opa_value_parse(addr: usize, len: usize): usize {
+  consumeBytes(len);
   return parseJson(addr, len);
 }
 

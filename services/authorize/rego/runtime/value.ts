@@ -6,6 +6,7 @@
 //   array    [5][u32 len][u32 cap][u32 items]
 //   object   [6][u32 len][u32 cap][u32 keys][u32 values]   keys kept sorted (binary search)
 //   set      [7][u32 len][u32 cap][u32 items]              items sorted, unique
+import { consume, consumeBytes } from "./budget";
 import { malloc } from "./memory";
 
 export const NULL: u8 = 1;
@@ -142,7 +143,9 @@ function search(items: usize, len: u32, key: usize): i32 {
   return -(lo + 1);
 }
 
+/** Moving the slots after `at` is the one cost of building a set or object out of order (charged). */
 function insertAt(items: usize, len: u32, at: u32, value: usize): void {
+  consumeBytes(<usize>(len - at));
   memory.copy(items + <usize>(at + 1) * 4, items + <usize>at * 4, <usize>(len - at) * 4);
   store<u32>(items + <usize>at * 4, <u32>value);
 }
@@ -204,6 +207,7 @@ export function compare(a: usize, b: usize): i32 {
       const la = stringLen(a);
       const lb = stringLen(b);
       const n = la < lb ? la : lb;
+      consumeBytes(<usize>n);
       const c = memory.compare(stringBytes(a), stringBytes(b), n);
       if (c != 0) return c < 0 ? -1 : 1;
       return la == lb ? 0 : la < lb ? -1 : 1;
@@ -214,6 +218,7 @@ export function compare(a: usize, b: usize): i32 {
       const lb = length(b);
       const n = la < lb ? la : lb;
       for (let i: u32 = 0; i < n; i++) {
+        consume(1);
         const c = compare(item(a, i), item(b, i));
         if (c != 0) return c;
       }
@@ -225,6 +230,7 @@ export function compare(a: usize, b: usize): i32 {
       const lb = length(b);
       const n = la < lb ? la : lb;
       for (let i: u32 = 0; i < n; i++) {
+        consume(1);
         const c = compare(objectKey(a, i), objectKey(b, i));
         if (c != 0) return c;
         const d = compare(objectValue(a, i), objectValue(b, i));

@@ -8,7 +8,7 @@
 // first). Tenants on byte-identical policy and data (the default policy) share one revision.
 import { createHash } from "node:crypto";
 import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
-import { hostBuiltins } from "../rego/index.ts";
+import { hostBuiltins, isBudgetExhausted, setBudget } from "../rego/index.ts";
 import type { ActivePolicy } from "./policy-source.ts";
 import { type Failure, failure } from "./reasons.ts";
 
@@ -19,11 +19,9 @@ const PAGES_PER_MIB = 16; // Wasm pages are 64 KiB
 const INITIAL_PAGES = 2;
 /** Instances kept per revision beyond the one in use. */
 const MAX_IDLE_INSTANCES = 2;
-const MAX_I32 = 2 ** 31 - 1;
 
-/** The compiled runtime's abort messages (rego/runtime/memory.ts and budget.ts). */
+/** The compiled runtime's abort message at its heap limit (rego/runtime/memory.ts). */
 const MEMORY_LIMIT_MESSAGE = "eval_memory_limit_error";
-const BUDGET_MESSAGE = "mandate: evaluation budget exhausted";
 
 export interface PolicyLimits {
   /** Largest memory one instance may grow to. */
@@ -83,6 +81,7 @@ export class LoadedRevision {
       return { ok: false, reason: evaluationFailure(error) };
     }
     try {
+      // The step budget of this evaluation (a module compiled elsewhere has none: nothing to set).
       setBudget(policy, this.#limits.evaluationBudget);
       const result = policy.evaluate(input, DECISION_ENTRYPOINT);
       if (this.#idle.length < MAX_IDLE_INSTANCES) this.#idle.push(policy);
@@ -111,19 +110,10 @@ function memoryDescriptor(limits: PolicyLimits): WebAssembly.MemoryDescriptor {
   return { initial: Math.min(INITIAL_PAGES, maximum), maximum };
 }
 
-/**
- * The step budget of the next evaluation, when the module is instrumented for one (Mandate's
- * compiler exports the mutable global `mandate_budget`; a module from elsewhere has none).
- */
-function setBudget(policy: LoadedPolicy, steps: number): void {
-  const budget = (policy.wasmInstance as WebAssembly.Instance).exports.mandate_budget;
-  if (budget instanceof WebAssembly.Global) budget.value = Math.min(MAX_I32, Math.max(0, Math.floor(steps)));
-}
-
 /** What an evaluation (or making its instance) threw, as the design's reason codes. */
 export function evaluationFailure(error: unknown): Failure {
   const message = error instanceof Error ? error.message : String(error);
-  if (message.includes(BUDGET_MESSAGE)) {
+  if (isBudgetExhausted(error)) {
     return failure("evaluation_budget", "the policy ran out of its evaluation budget");
   }
   // The runtime aborts at its heap limit; the host's own grow (the input, the data) throws RangeError.

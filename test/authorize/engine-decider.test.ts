@@ -302,7 +302,7 @@ describe("the decision log", () => {
     const logged = JSON.stringify(payload.input);
     for (const secret of ["192.0.2.7", "123-45-6789", "alice", "agent-1", "agent-client"])
       expect(logged).not.toContain(secret);
-    expect(payload.input.subject).toEqual({ kind: "human", attributes: { clearance: 1 } });
+    expect(payload.input.subject).toEqual({ kind: "human" }); // a person's attributes are never logged
     expect(payload.input.actors).toEqual([{ kind: "agent" }]);
     expect(payload.input.context).toEqual({ time: now, request_id: "req-1" });
     expect(JSON.parse(row?.parties as string)).toEqual({

@@ -14,7 +14,7 @@ function input(): DecisionInput {
       { id: "agent-2", kind: "agent", attributes: { model: "m2", key: "k2" } },
       { id: "agent-1", kind: "agent", attributes: { model: "m1", key: "k1" } },
     ],
-    client: { id: "app", kind: "service", attributes: {} },
+    client: { id: "app", kind: "service", attributes: { secret: "s", region: "eu" } },
     action: "files.read",
     resource: { type: "file", id: "f-1", attributes: { "a/b": 1, "c~d": 2, tags: ["x", "y", "z"] } },
     token: { scopes: ["files.read"], aud: [], authorization_details: [], mandate_id: "m-1" },
@@ -34,19 +34,22 @@ function reversed(value: unknown): unknown {
 }
 
 describe("decision log masking", () => {
-  it("drops the parties' ids and leaves the input it was given untouched", () => {
-    const original = input();
+  it("drops the parties' ids, a person's attributes and the verbatim AuthZEN request, leaving the input untouched", () => {
+    const original = { ...input(), authzen: { subject: { type: "user", id: "alice@example.com" } } };
     const masked = maskedInput(original, []);
-    expect(masked.subject).toEqual({ kind: "human", attributes: { email: "alice@example.com", dept: "ops" } });
+    expect(masked.subject).toEqual({ kind: "human" });
+    expect(masked).not.toHaveProperty("authzen");
+    expect(JSON.stringify(masked)).not.toContain("alice");
+    expect((masked.actors as Array<{ attributes: unknown }>)[0]?.attributes).toEqual({ model: "m2", key: "k2" });
     expect((masked.actors as unknown[]).every((a) => !("id" in (a as object)))).toBe(true);
-    expect(masked.client).toEqual({ kind: "service", attributes: {} });
+    expect(masked.client).toEqual({ kind: "service", attributes: { secret: "s", region: "eu" } });
     expect(original.subject.id).toBe("alice");
   });
 
   it("removes each masked path, with RFC 6901 escapes, array indexes and * wildcards", () => {
     const masked = maskedInput(input(), [
       "/context/ip",
-      "/subject/attributes/email",
+      "/client/attributes/secret",
       "/resource/attributes/a~1b",
       "/resource/attributes/c~0d",
       "/resource/attributes/tags/1",
@@ -56,7 +59,7 @@ describe("decision log masking", () => {
       "/token/scopes/7",
     ]);
     expect(masked.context).toEqual({ time: 1, request_id: "r", headers: {} });
-    expect(masked.subject).toEqual({ kind: "human", attributes: { dept: "ops" } });
+    expect(masked.client).toEqual({ kind: "service", attributes: { region: "eu" } });
     expect(masked.resource).toEqual({ type: "file", id: "f-1", attributes: { tags: ["x", "z"] } });
     expect(masked.actors).toEqual([
       { kind: "agent", attributes: { model: "m2" } },

@@ -232,6 +232,27 @@ describe.each(engines)("policy registry: $name", (engine) => {
     expect((await registry.active("busy")).version).toBe(state.version);
   });
 
+  it("serves a tenant's own revision even when the default policy cannot load", async () => {
+    const base = loadConfig({ env: {} });
+    const broken = new PolicyRegistry({
+      store,
+      config: { ...base, authorize: { ...base.authorize, defaultPolicy: "/nonexistent/policy" } },
+      logger: createLogger("silent"),
+    });
+    await store.db
+      .insertInto("tenants")
+      .values({ id: "fresh", display_name: "fresh", created_at: Date.now() })
+      .execute();
+    await broken.start();
+    try {
+      await expect(broken.active("fresh")).rejects.toThrow(/authorize.defaultPolicy/);
+      await registry.push("fresh", await testBundle("own-1"), { activate: true }, ADMIN);
+      expect((await broken.active("fresh")).revision).toBe("own-1");
+    } finally {
+      await broken.stop();
+    }
+  });
+
   it("requires signatures when the tenant says so: unsigned refused, signed accepted, private keys refused", async () => {
     const key = await loadSigningKey(
       generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString(),

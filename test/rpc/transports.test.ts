@@ -180,7 +180,7 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     authorize.close();
   });
 
-  it("answers NOT_FOUND for an unregistered tenant and UNIMPLEMENTED for features not landed", async () => {
+  it("answers NOT_FOUND for an unregistered tenant, decisions from Authorize, and UNIMPLEMENTED for features not landed", async () => {
     const authorize = client("Authorize");
     const check = {
       subject: { id: "alice", kind: "PARTY_KIND_HUMAN" },
@@ -189,9 +189,13 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     };
     const foreign = await expectGrpcError(asAdmin(authorize, "Authorize", "Check", { tenant: "nobody", ...check }));
     expect(foreign.code).toBe(grpc.status.NOT_FOUND);
-    const pending = await expectGrpcError(asAdmin(authorize, "Authorize", "Check", { tenant: "demo", ...check }));
-    expect(pending.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(pending.details).toContain("mandate.v1.Authorize/Check");
+    // Authorize has landed: the default policy decides (no token scopes: a deny, with its reason).
+    const { decision } = (await asAdmin(authorize, "Authorize", "Check", { tenant: "demo", ...check })) as {
+      decision: { allow: boolean; reasons: Array<{ code: string }>; policyRevision: string };
+    };
+    expect(decision.allow).toBe(false);
+    expect(decision.reasons.map((r) => r.code)).toContain("scope_missing");
+    expect(decision.policyRevision).toMatch(/^default-/);
     for (const [service, method, request] of [["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }]] as const) {
       const unlanded = client(service);
       expect((await expectGrpcError(asAdmin(unlanded, service, method, request))).code).toBe(grpc.status.UNIMPLEMENTED);

@@ -60,14 +60,23 @@ function auditParty(party: InputParty): Party {
 
 /**
  * The input as logged: a copy without the parties' ids (they travel as parties, where the log
- * redacts humans) and without each masked path. Paths are JSON Pointers (RFC 6901: `~1` is `/`, `~0`
+ * redacts humans) nor a human's attributes, without the verbatim AuthZEN request, and without each
+ * masked path. Paths are JSON Pointers (RFC 6901: `~1` is `/`, `~0`
  * is `~`); `*` stands for every member or element at its level.
  */
 export function maskedInput(input: DecisionInput, mask: readonly string[]): Record<string, unknown> {
   const copy = structuredClone(input) as unknown as Record<string, unknown>;
   for (const party of [copy.subject, copy.client, ...((copy.actors as unknown[] | undefined) ?? [])]) {
-    if (isContainer(party)) delete (party as Record<string, unknown>).id;
+    if (!isContainer(party)) continue;
+    const fields = party as Record<string, unknown>;
+    delete fields.id;
+    // A person's attributes (email, name, groups...) are personal data: the log keeps people only as
+    // erasable salted references, so they are not copied into the payload.
+    if (fields.kind === "human") delete fields.attributes;
   }
+  // An AuthZEN request is also kept verbatim under `authzen` (subject id and all): it repeats what the
+  // mapped input holds, so it is never logged.
+  delete copy.authzen;
   for (const path of mask) removePath(copy, pointerSegments(path));
   return copy;
 }

@@ -50,12 +50,13 @@ async function compileDefault(path: string): Promise<PolicyBase> {
 }
 
 export function resolveDefaultPolicy(configured: string): string {
-  if (isAbsolute(configured) || existsSync(resolve(configured))) return resolve(configured);
+  if (existsSync(resolve(configured))) return resolve(configured);
   const root = packageRoot();
   const fromRoot = join(root, configured);
-  if (existsSync(fromRoot)) return fromRoot;
+  if (!isAbsolute(configured) && existsSync(fromRoot)) return fromRoot;
+  const where = isAbsolute(configured) ? "" : ` (looked in ${process.cwd()} and ${root})`;
   throw new Error(
-    `authorize.defaultPolicy: ${configured} not found (looked in ${process.cwd()} and ${root}): set it to a Rego directory or a bundle file`,
+    `authorize.defaultPolicy: ${configured} not found${where}: set it to a Rego directory or a bundle file`,
   );
 }
 

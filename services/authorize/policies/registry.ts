@@ -96,7 +96,6 @@ export class PolicyRegistry implements PolicySource {
   /** The newest policy_state version seen per tenant: a change is reported once, whichever channel brings it. */
   readonly #versions = new Map<string, number>();
   readonly #listeners = new Set<(tenant: string) => void>();
-  #default: Promise<PolicyBase> | undefined;
   #started: Promise<void> | undefined;
 
   constructor(options: PolicyRegistryOptions) {
@@ -125,12 +124,20 @@ export class PolicyRegistry implements PolicySource {
 
   /** Compiles (or reads) the default policy and starts listening for changes. */
   start(): Promise<void> {
-    this.#started ??= (async () => {
-      this.#default = loadDefaultPolicy(this.#config.authorize.defaultPolicy);
-      await this.#default;
-      await this.#reloader.start();
-    })();
+    // The default policy compiles in the background and is not a gate: a tenant with its own revision
+    // decides even when the default policy cannot load (a failed compile is retried on next use).
+    this.#defaultPolicy().catch((error: unknown) =>
+      this.#logger.error(
+        { err: error },
+        "the default policy did not load; tenants without their own revision are denied",
+      ),
+    );
+    this.#started ??= this.#reloader.start();
     return this.#started;
+  }
+
+  #defaultPolicy(): Promise<PolicyBase> {
+    return (async () => loadDefaultPolicy(this.#config.authorize.defaultPolicy))();
   }
 
   async stop(): Promise<void> {
@@ -183,7 +190,7 @@ export class PolicyRegistry implements PolicySource {
     const documents = (await policies.data()).map((d) => ({ path: d.path, value: JSON.parse(d.value) as unknown }));
     const base = state.activeRevision
       ? await this.#storedBase(tenant, policies, state.activeRevision)
-      : await (this.#default as Promise<PolicyBase>);
+      : await this.#defaultPolicy();
     if (state.activeRevision) this.#bases.set(tenant, base);
     return {
       revision: base.revision,

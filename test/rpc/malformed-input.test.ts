@@ -178,7 +178,8 @@ describe("the edge answers undecodable request bodies with INVALID_ARGUMENT on e
 describe("native gRPC answers faults of the request with INVALID_ARGUMENT, and only those", () => {
   async function grpcServer(fail?: Error) {
     const answer = async () => (fail ? Promise.reject(fail) : create(CheckResponseSchema));
-    const impl = { check: answer, batchCheck: answer };
+    // Every method answers (only Check is called): the server refuses a service with a method left out.
+    const impl = Object.fromEntries(Authorize.methods.map((method) => [method.localName, answer]));
     const server = createGrpcServer([{ service: Authorize, impl }], {
       maxReceiveMessageBytes: 4 * 1024 * 1024,
       maxSendMessageBytes: 4 * 1024 * 1024,

@@ -507,6 +507,35 @@ describe("failing closed", () => {
   });
 });
 
+describe("policy data documents", () => {
+  const admin = () => adminClient(Authorize, address, server.process.adminFile);
+
+  it("sets, reads and removes a document, and refuses a value with no kind (INVALID_ARGUMENT, not INTERNAL)", async () => {
+    await admin().setPolicyData({
+      tenant: "demo",
+      path: "bindings/roles",
+      value: {
+        kind: { case: "structValue", value: { fields: { alice: { kind: { case: "stringValue", value: "admin" } } } } },
+      },
+    });
+    const { documents } = await admin().getPolicyData({ tenant: "demo" });
+    expect(documents.map((d) => d.path)).toContain("bindings/roles");
+    // Found by the fuzz suite: a google.protobuf.Value with no kind set is not JSON.
+    const empty = await admin()
+      .setPolicyData({ tenant: "demo", path: "aa6", value: {} })
+      .then(
+        () => undefined,
+        (error: ConnectError) => error,
+      );
+    expect(empty?.code).toBe(Code.InvalidArgument);
+    expect(empty?.rawMessage).toMatch(/^value: .*has no kind/);
+    await admin().setPolicyData({ tenant: "demo", path: "bindings/roles" });
+    expect((await admin().getPolicyData({ tenant: "demo" })).documents.map((d) => d.path)).not.toContain(
+      "bindings/roles",
+    );
+  });
+});
+
 describe("the decision log", () => {
   it("is queryable by the decision id once the outbox drains, without the masked paths or the parties' ids", async () => {
     const decision = await check(

@@ -4,9 +4,10 @@
 // Access (EXPOSURE_ADMIN, mandate:tenant-admin) and request validation are the RPC layer's; who made
 // the change is the RPC's caller, recorded in the audit event (`by`).
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorize } from "../../../gen/mandate/v1/authorize_pb.js";
+import { invalidArgument } from "../../shared/errors.ts";
 import { auditedCaller, callerOf } from "../../shared/rpc/access.ts";
 import type { PolicyRegistry, RevisionInfo } from "./registry.ts";
 
@@ -62,7 +63,7 @@ export function policyAdminRpcs(registry: PolicyRegistry): PolicyAdminRpcs {
 
     async setPolicyData(request, context) {
       // An unset value removes the document; a JSON null is a document.
-      const value = request.value === undefined ? undefined : toJson(ValueSchema, request.value);
+      const value = request.value === undefined ? undefined : jsonValue(request.value);
       await registry.setData(request.tenant, request.path, value, actor(context));
       return {};
     },
@@ -84,4 +85,18 @@ export function policyAdminRpcs(registry: PolicyRegistry): PolicyAdminRpcs {
       return {};
     },
   };
+}
+
+/** The document as JSON; a google.protobuf.Value with no kind set (at any depth) is not JSON. */
+function jsonValue(value: Value): JsonValue {
+  try {
+    return toJson(ValueSchema, value);
+  } catch {
+    throw invalidArgument([
+      {
+        field: "value",
+        description: "a value (or one inside it) has no kind: set one, or omit value to remove the document",
+      },
+    ]);
+  }
 }

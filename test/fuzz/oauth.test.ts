@@ -57,6 +57,8 @@ const known = {
   doomed: { clientId: "", token: "" },
   /** A user's access token whose grant nothing revokes (for userinfo). */
   userBearer: "",
+  /** A caller token of Mandate's API with mandate:authorize (for the AuthZEN endpoints). */
+  authzenBearer: "",
   /** A server DPoP nonce (RFC 9449 §8), so proofs get past the nonce check. */
   nonce: undefined as string | undefined,
 };
@@ -103,6 +105,19 @@ beforeAll(async () => {
     body: Buffer.from("grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F"),
   });
   known.bearers.push(`Bearer ${JSON.parse(token.body.toString()).access_token}`);
+  // A PEP's caller token for the AuthZEN API (scope mandate:authorize, audience Mandate's API).
+  const pep = await server.register({
+    grantTypes: ["client_credentials"],
+    scope: "mandate:authorize",
+    resources: [server.base],
+  });
+  const pepToken = await send(server.base, {
+    method: "POST",
+    path: "/t/demo/oauth2/token",
+    headers: { "content-type": FORM, authorization: basic(pep.clientId, pep.clientSecret) },
+    body: Buffer.from(new URLSearchParams({ grant_type: "client_credentials", resource: server.base }).toString()),
+  });
+  known.authzenBearer = `Bearer ${JSON.parse(pepToken.body.toString()).access_token}`;
   // The server's DPoP nonce, from the use_dpop_nonce answer to a proof without one.
   const unnonced = await send(server.base, {
     method: "POST",
@@ -543,6 +558,37 @@ function surfaces(): Array<[string, () => fc.Arbitrary<HttpCase>]> {
           }),
     ],
     [
+      "AuthZEN evaluation(s) and search",
+      () =>
+        fc
+          .record({
+            path: fc.constantFrom(
+              "/t/demo/access/v1/evaluation",
+              "/t/demo/access/v1/evaluations",
+              "/t/demo/access/v1/evaluations",
+              "/t/demo/access/v1/search/subject",
+              "/t/demo/access/v1/search/resource",
+              "/t/demo/access/v1/search/action",
+              "/t/nobody/access/v1/evaluation",
+            ),
+            method: fc.oneof({ weight: 12, arbitrary: fc.constant("POST") }, fc.constantFrom("GET", "PUT")),
+            body: jsonBody(AUTHZEN_TEMPLATES, authzenMembers()),
+            type: contentType("application/json"),
+            authorization: authorizationHeader([known.authzenBearer, known.authzenBearer, ...known.bearers]),
+            requestId: fc.option(nastyString(), { nil: undefined }),
+          })
+          .map(({ path, method, body, type, authorization, requestId }) => ({
+            method,
+            path,
+            headers: {
+              "content-type": type,
+              authorization,
+              "x-request-id": requestId === undefined ? undefined : Buffer.from(requestId).toString("latin1"),
+            },
+            body,
+          })),
+    ],
+    [
       "discovery, JWKS and other paths",
       () =>
         fc
@@ -578,6 +624,59 @@ function surfaces(): Array<[string, () => fc.Arbitrary<HttpCase>]> {
           })),
     ],
   ];
+}
+
+/** Well-formed AuthZEN requests (Access Evaluation, Evaluations with defaults and semantics, Search). */
+const AUTHZEN_TEMPLATES: ReadonlyArray<Record<string, unknown>> = [
+  {
+    subject: { type: "user", id: "alice@example.com", properties: { roles: ["admin"] } },
+    action: { name: "can_read" },
+    resource: { type: "record", id: "101" },
+    context: { time: "2026-01-01T00:00:00Z" },
+  },
+  {
+    subject: { type: "user", id: "alice@example.com" },
+    action: { name: "can_read" },
+    evaluations: [{ resource: { type: "record", id: "101" } }, { resource: { type: "record", id: "102" } }],
+    options: { evaluations_semantic: "deny_on_first_deny" },
+  },
+  {
+    subject: { type: "user" },
+    action: { name: "can_read" },
+    resource: { type: "record", id: "101" },
+    page: { limit: 2 },
+  },
+];
+
+function authzenMembers(): Record<string, fc.Arbitrary<unknown>> {
+  const entity = fc.record(
+    { type: nastyString(["user", "record", "agent"]), id: nastyString(), properties: fc.jsonValue({ maxDepth: 3 }) },
+    { requiredKeys: [] },
+  );
+  return {
+    subject: entity,
+    resource: entity,
+    action: fc.record(
+      { name: nastyString(["can_read", "can_write"]), properties: fc.jsonValue() },
+      { requiredKeys: [] },
+    ),
+    context: fc.jsonValue({ maxDepth: 4 }),
+    evaluations: fc.array(
+      fc.record({ subject: entity, action: fc.jsonValue(), resource: entity }, { requiredKeys: [] }),
+      {
+        maxLength: 120,
+      },
+    ),
+    options: fc.record({
+      evaluations_semantic: fc.constantFrom("execute_all", "deny_on_first_deny", "permit_on_first_permit", "x", 1),
+    }),
+    page: fc.record(
+      { token: nastyString(), limit: fc.oneof(fc.integer({ min: -5, max: 5000 }), fc.jsonValue()) },
+      {
+        requiredKeys: [],
+      },
+    ),
+  };
 }
 
 function describeCase(request: HttpCase): string {

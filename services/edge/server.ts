@@ -212,7 +212,10 @@ function routeOf(rawUrl: string): string {
   if (/^\/[a-z0-9_.]+\.[A-Z][A-Za-z0-9]*\/[A-Z][A-Za-z0-9]*$/.test(path)) return path;
   if (path === "/healthz" || path === "/readyz") return path;
   if (JWKS_PATH.test(path)) return "/t/{tenant}/.well-known/jwks.json";
-  const tenantPath = /^\/t\/[a-z0-9-]+(\/(?:oauth2\/[a-z]+|\.well-known\/[a-z-]+|login|consent))$/.exec(path);
+  const tenantPath =
+    /^\/t\/[a-z0-9-]+(\/(?:oauth2\/[a-z]+|\.well-known\/[a-z-]+|login|consent|access\/v1\/(?:evaluations?|search\/(?:subject|resource|action))))$/.exec(
+      path,
+    );
   if (tenantPath) return `/t/{tenant}${tenantPath[1]}`;
   if (path.startsWith("/.well-known/")) return path.replace(/\/t\/[a-z0-9-]+$/, "/t/{tenant}");
   return "/*";

@@ -25,7 +25,7 @@ import { decisionInput } from "./engine/decision-input.ts";
 import { DecisionEngine } from "./engine/engine.ts";
 import { PolicyMissingError, type PolicySource } from "./engine/policy-source.ts";
 import { type TokenSubject, type TokenSubjectDeps, tokenSubject } from "./engine/token-subject.ts";
-import { uuidV7 } from "./engine/uuid-v7.ts";
+import { uuidV7 } from "../shared/uuid-v7.ts";
 import { policyAdminRpcs } from "./policies/admin-rpcs.ts";
 import { loadDefaultPolicy, PolicyRegistry, resolveDefaultPolicy } from "./policies/registry.ts";
 

@@ -4,7 +4,7 @@
 // parties beside the payload, never in it: the log stores humans among them only as salted
 // references (services/audit/entry.ts). Events reach the log through the tenant's outbox
 // (TenantStore.recordEvent / commitEvent), in the transaction of the action they record.
-import { randomUUID } from "node:crypto";
+import { uuidV7 } from "./uuid-v7.ts";
 
 export interface Party {
   id: string;
@@ -43,7 +43,7 @@ export interface Actor {
 }
 
 function event(type: string, payload: unknown, parties?: OutboxParties): OutboxEvent {
-  return { eventId: randomUUID(), type, payload, ...(parties ? { parties } : {}) };
+  return { eventId: uuidV7(), type, payload, ...(parties ? { parties } : {}) };
 }
 
 // --- Parties ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { decisionEvent } from "./decision-log.ts";
 import { normaliseResult, type Obligation, type PolicyDecision } from "./normalise.ts";
 import type { Failure, FailureCode, Reason } from "./reasons.ts";
 import type { TenantPolicies } from "./tenant-policies.ts";
-import { uuidV7 } from "./uuid-v7.ts";
+import { uuidV7 } from "../../shared/uuid-v7.ts";
 
 export interface Decision {
   allow: boolean;

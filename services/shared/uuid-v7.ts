@@ -1,4 +1,5 @@
-// Decision ids: UUID version 7 (RFC 9562 §5.7), so ids sort by the time they were made.
+// Event and decision ids: UUID version 7 (RFC 9562 §5.7), so ids sort by the time they were made and
+// land at the end of the audit log's request-id index instead of at random places in it.
 import { randomBytes } from "node:crypto";
 
 /** A UUIDv7: 48-bit Unix time in ms, version 7, then random bits under the RFC 4122 variant. */

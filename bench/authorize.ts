@@ -1,7 +1,7 @@
 // Authorize: how fast a decision is, in-process and over the network, each against a named baseline
 // measured in the same run:
 //   engine       DecisionEngine.decide on policies/default (pool, budget, normalisation, decision log
-//                enqueued on the SQLite outbox), one call at a time
+//                enqueued on a SQLite outbox that an Audit service elsewhere would drain), one at a time
 //     vs raw-opa-wasm: the same compiled bundle evaluated with @open-policy-agent/opa-wasm directly
 //   grpc         Authorize.Check over native gRPC with AuthorizeClient (@grpc/grpc-js), 16 in flight
 //     vs bare-grpc: a bare grpc-js server answering a fixed CheckResponse of the same size
@@ -10,7 +10,9 @@
 //
 //   npm run bench:authorize            table, also written to bench/results/authorize.json
 //   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 npm run bench:authorize
-import { availableParallelism, cpus } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -30,7 +32,7 @@ import { type ActivePolicy, loadDefaultPolicy } from "../services/authorize/poli
 import { buildBundle } from "../services/authorize/rego/bundle.ts";
 import { hostBuiltins } from "../services/authorize/rego/host-builtins.ts";
 import { createLogger } from "../services/shared/logger.ts";
-import type { Store } from "../services/shared/store/store.ts";
+import { Store } from "../services/shared/store/store.ts";
 import { HOST, startInProcess, TENANT } from "./in-process.ts";
 import { measureCalls, percentile, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
@@ -140,6 +142,41 @@ function engineOn(store: Store | undefined, policy: ActivePolicy): DecisionEngin
   });
 }
 
+/**
+ * The engine's own store (SQLite in a temporary folder, tenant "demo"): its decision logs wait in
+ * that outbox, as they would for an Audit service in another process, instead of being drained by
+ * the in-process Mandate's audit writer during the measurements that follow.
+ */
+async function withOwnStore<T>(run: (store: Store) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "mandate-bench-engine-"));
+  const store = Store.open({ url: `sqlite:${join(dir, "engine.db")}` });
+  try {
+    await store.migrate();
+    await store.db.insertInto("tenants").values({ id: TENANT, display_name: TENANT, created_at: Date.now() }).execute();
+    return await run(store);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Waits until the in-process audit writer has drained the decision logs of the previous phase. */
+async function drained(store: Store | undefined): Promise<void> {
+  if (!store) return;
+  const pending = async () =>
+    (
+      await store
+        .forTenant(TENANT)
+        .db.selectFrom("audit_outbox")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("tenant_id", "=", TENANT)
+        .executeTakeFirstOrThrow()
+    ).n;
+  for (const end = Date.now() + 120_000; Number(await pending()) > 0 && Date.now() < end; ) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** A bare grpc-js server answering every Check with `fixed`. */
 async function bareServer(fixed: CheckResponse): Promise<{ port: number; stop(): void }> {
   const server = new grpc.Server();
@@ -176,7 +213,7 @@ async function main(): Promise<void> {
   try {
     const { mandate, config } = running;
     say("in-process: DecisionEngine.decide vs raw opa-wasm evaluate on policies/default ...");
-    const local = await inProcess(settings, mandate.store);
+    const local = await withOwnStore((store) => inProcess(settings, store));
 
     const token = await running.token("mandate:authorize", config.api.audience);
     const client = (port: number, bearer = token) => {
@@ -198,11 +235,14 @@ async function main(): Promise<void> {
         await measureCalls(() => authorize.check(CHECK), settings.concurrency, settings),
         base,
       );
+      await drained(mandate.store);
       say("network: Check over native gRPC, 1 in flight (not saturated) ...");
       const single = row("grpc-check-1", await measureCalls(() => authorize.check(CHECK), 1, settings));
+      await drained(mandate.store);
       say("network: BatchCheck of 100, 1 in flight ...");
       const batch = Array.from({ length: 100 }, () => CHECK);
       const batchRow = row("batch-100", await measureCalls(() => authorize.batchCheck(TENANT, batch), 1, settings));
+      await drained(mandate.store);
       say("hot reload: ActivatePolicy → first Check answered by the new revision ...");
       const swaps = await hotReload(mandate.clients.get(Authorize), authorize);
       report({ settings, rows: [...local, base, grpcRow, single, batchRow], swaps, jsonOnly });

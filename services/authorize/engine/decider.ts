@@ -6,12 +6,12 @@
 import type { Logger } from "../../shared/logger.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { counter, histogram } from "../../shared/telemetry.ts";
+import { uuidV7 } from "../../shared/uuid-v7.ts";
 import type { DecisionInput } from "./decision-input.ts";
 import { decisionEvent } from "./decision-log.ts";
 import { normaliseResult, type Obligation, type PolicyDecision } from "./normalise.ts";
 import type { Failure, FailureCode, Reason } from "./reasons.ts";
 import type { TenantPolicies } from "./tenant-policies.ts";
-import { uuidV7 } from "../../shared/uuid-v7.ts";
 
 export interface Decision {
   allow: boolean;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Issue } from "../gen/mandate/v1/issue_pb.js";
 import { startMandate } from "../services/runtime/start.ts";
-import { type Config, loadConfig, SERVICE_NAMES, withHttpPort } from "../services/shared/config.ts";
+import { type Config, loadConfig, SERVICE_NAMES, type ServiceName, withHttpPort } from "../services/shared/config.ts";
 import { createLogger, type Logger } from "../services/shared/logger.ts";
 import { freePort } from "../services/shared/net/free-port.ts";
 
@@ -25,7 +25,8 @@ export interface InProcessMandate {
   stop(): Promise<void>;
 }
 
-export async function startInProcess(): Promise<InProcessMandate> {
+/** `services`: which services this process hosts (default all; the others are simply absent). */
+export async function startInProcess(services: readonly ServiceName[] = SERVICE_NAMES): Promise<InProcessMandate> {
   const dir = mkdtempSync(join(tmpdir(), "mandate-bench-"));
   // The edge's port is chosen first, so the issuers (and the API audience) name it.
   const config = withHttpPort(
@@ -48,7 +49,7 @@ export async function startInProcess(): Promise<InProcessMandate> {
   const mandate = await startMandate({
     config,
     logger,
-    services: SERVICE_NAMES,
+    services,
     grpc: true,
     edge: true,
     migrate: true,

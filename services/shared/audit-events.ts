@@ -299,3 +299,96 @@ export function policyChanged(
 ): OutboxEvent {
   return event(`policy.${type}.v1`, { ...details, by: actor.by }, actor.parties);
 }
+
+// --- Mandates --------------------------------------------------------------------------------------
+
+/** A mandate's parties: the principal (a human, stored only as a salted reference) and the agent. */
+function mandateParties(principal: string, agent: string): OutboxParties {
+  return { subject: { id: principal, kind: "PARTY_KIND_HUMAN" }, client: { id: agent, kind: "PARTY_KIND_AGENT" } };
+}
+
+function mandateEvent(type: string, mandateId: string, payload: unknown, parties: OutboxParties): OutboxEvent {
+  return { ...event(type, payload, parties), envelope: { outcome: "OUTCOME_SUCCESS", mandateId } };
+}
+
+export interface GrantedMandate {
+  id: string;
+  version: number;
+  parentId: string | null;
+  principal: string;
+  agent: string;
+  scopes: readonly string[];
+  resources: readonly string[];
+  authorizationDetails: readonly unknown[];
+  notBefore: number;
+  expiresAt: number;
+  maxTokenTtlMs: number | null;
+  usageLimits: ReadonlyArray<{ meter: string; maximum: number; periodMs: number }>;
+  maxDelegationDepth: number;
+  mayAct: readonly string[];
+  consent: { method: string; at: number; text: string };
+}
+
+/** A mandate granted (its whole content: immutable from now on). `actor`: who recorded the grant. */
+export function mandateGranted(mandate: GrantedMandate, actor: Partial<Actor>): OutboxEvent {
+  const payload = {
+    mandate_id: mandate.id,
+    version: mandate.version,
+    ...(mandate.parentId ? { parent_mandate_id: mandate.parentId } : {}),
+    scopes: mandate.scopes,
+    resources: mandate.resources,
+    authorization_details: mandate.authorizationDetails,
+    not_before: mandate.notBefore,
+    expires_at: mandate.expiresAt,
+    max_token_ttl_ms: mandate.maxTokenTtlMs,
+    usage_limits: mandate.usageLimits.map((l) => ({ meter: l.meter, maximum: l.maximum, period_ms: l.periodMs })),
+    max_delegation_depth: mandate.maxDelegationDepth,
+    may_act: mandate.mayAct,
+    consent: { method: mandate.consent.method, at: mandate.consent.at, text: mandate.consent.text },
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return mandateEvent("mandate.granted.v1", mandate.id, payload, mandateParties(mandate.principal, mandate.agent));
+}
+
+/** A mandate revoked: by `actor`, or with the mandate above it (`cascadeFrom`). */
+export function mandateRevoked(
+  mandate: { id: string; principal: string; agent: string },
+  revocation: { reason: string; cascadeFrom?: string | undefined },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    mandate_id: mandate.id,
+    reason: revocation.reason,
+    ...(revocation.cascadeFrom ? { cascade_from: revocation.cascadeFrom } : {}),
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return mandateEvent("mandate.revoked.v1", mandate.id, payload, mandateParties(mandate.principal, mandate.agent));
+}
+
+export interface ConsumedUsage {
+  mandateId: string;
+  principal: string;
+  agent: string;
+  meter: string;
+  amount: number;
+  idempotencyKey: string;
+  counters: ReadonlyArray<{ mandateId: string; meter: string; periodMs: number; periodStart: number; used: number }>;
+}
+
+/** Usage counted against a mandate (and the mandates above it). */
+export function mandateConsumed(usage: ConsumedUsage, actor?: Partial<Actor>): OutboxEvent {
+  const payload = {
+    mandate_id: usage.mandateId,
+    meter: usage.meter,
+    amount: usage.amount,
+    idempotency_key: usage.idempotencyKey,
+    counters: usage.counters.map((c) => ({
+      mandate_id: c.mandateId,
+      period_ms: c.periodMs,
+      period_start: c.periodStart,
+      used: c.used,
+    })),
+    ...(actor?.by ? { by: actor.by } : {}),
+  };
+  return mandateEvent("mandate.consumed.v1", usage.mandateId, payload, mandateParties(usage.principal, usage.agent));
+}

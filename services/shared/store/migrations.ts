@@ -344,7 +344,137 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    "0009_mandates": {
+      async up(db: Kysely<unknown>) {
+        const tenantTable = (name: string) =>
+          db.schema.createTable(name).addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"));
+        const double = engine === "postgres" ? "double precision" : "real";
+        // A principal's grant to an agent (services/issue/mandates/); the bounds as JSON columns.
+        await tenantTable("mandates")
+          .addColumn("id", "text", (c) => c.notNull())
+          .addColumn("version", "integer", (c) => c.notNull())
+          .addColumn("parent_id", "text")
+          .addColumn("depth", "integer", (c) => c.notNull())
+          .addColumn("principal", "text", (c) => c.notNull())
+          .addColumn("agent_id", "text", (c) => c.notNull())
+          .addColumn("scopes", "text", (c) => c.notNull())
+          .addColumn("resources", "text", (c) => c.notNull())
+          .addColumn("authorization_details", "text", (c) => c.notNull())
+          .addColumn("usage_limits", "text", (c) => c.notNull())
+          .addColumn("may_act", "text", (c) => c.notNull())
+          .addColumn("not_before", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("max_token_ttl_ms", bigint)
+          .addColumn("max_delegation_depth", "integer", (c) => c.notNull())
+          .addColumn("state", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("revoked_at", bigint)
+          .addColumn("revoked_by", "text")
+          .addColumn("revoke_reason", "text")
+          .addColumn("consent", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("mandates_pk", ["tenant_id", "id"])
+          .execute();
+        for (const column of ["principal", "agent_id", "parent_id"]) {
+          await db.schema.createIndex(`mandates_${column}_idx`).on("mandates").columns(["tenant_id", column]).execute();
+        }
+        // Immutable once granted: only the state and the revocation columns may change.
+        await refuseMandateChanges(db, engine);
+        // Counters per meter and period, and consumptions by idempotency key (usage.ts).
+        await tenantTable("mandate_usage")
+          .addColumn("mandate_id", "text", (c) => c.notNull())
+          .addColumn("meter", "text", (c) => c.notNull())
+          .addColumn("period_ms", bigint, (c) => c.notNull())
+          .addColumn("period_start", bigint, (c) => c.notNull())
+          .addColumn("used", double, (c) => c.notNull())
+          .addPrimaryKeyConstraint("mandate_usage_pk", [
+            "tenant_id",
+            "mandate_id",
+            "meter",
+            "period_ms",
+            "period_start",
+          ])
+          .execute();
+        await tenantTable("mandate_consumptions")
+          .addColumn("mandate_id", "text", (c) => c.notNull())
+          .addColumn("idempotency_key", "text", (c) => c.notNull())
+          .addColumn("meter", "text", (c) => c.notNull())
+          .addColumn("amount", double, (c) => c.notNull())
+          .addColumn("at", bigint, (c) => c.notNull())
+          .addColumn("result", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("mandate_consumptions_pk", ["tenant_id", "mandate_id", "idempotency_key"])
+          .execute();
+      },
+    },
+    "0010_agents": {
+      async up(db: Kysely<unknown>) {
+        // Agents (issue 15): clients of kind "agent" with an owner (a human's sub or an org id), a
+        // description shown to humans, and the DPoP key thumbprint their tokens are bound to. One
+        // statement per column: SQLite adds one column per ALTER TABLE.
+        const clients = () => db.schema.alterTable("oauth_clients");
+        await clients()
+          .addColumn("kind", "text", (c) => c.notNull().defaultTo("application"))
+          .execute();
+        await clients().addColumn("owner", "text").execute();
+        await clients().addColumn("description", "text").execute();
+        await clients().addColumn("dpop_jkt", "text").execute();
+        // ListClients by owner (an owner's agents), in client-id order.
+        await db.schema
+          .createIndex("oauth_clients_owner_idx")
+          .on("oauth_clients")
+          .columns(["tenant_id", "owner", "client_id"])
+          .execute();
+      },
+    },
   };
+}
+
+/** The columns of a granted mandate that never change (0009_mandates). */
+const IMMUTABLE_MANDATE_COLUMNS = [
+  "tenant_id",
+  "id",
+  "version",
+  "parent_id",
+  "depth",
+  "principal",
+  "agent_id",
+  "scopes",
+  "resources",
+  "authorization_details",
+  "usage_limits",
+  "may_act",
+  "not_before",
+  "expires_at",
+  "max_token_ttl_ms",
+  "max_delegation_depth",
+  "created_at",
+  "consent",
+];
+
+async function refuseMandateChanges(db: Kysely<unknown>, engine: Engine): Promise<void> {
+  const message = "a granted mandate is immutable: only its state and revocation change";
+  if (engine === "sqlite") {
+    await sql
+      .raw(
+        `CREATE TRIGGER mandates_immutable BEFORE UPDATE OF ${IMMUTABLE_MANDATE_COLUMNS.join(", ")} ON mandates ` +
+          `BEGIN SELECT RAISE(ABORT, '${message}'); END`,
+      )
+      .execute(db);
+    return;
+  }
+  const changed = IMMUTABLE_MANDATE_COLUMNS.map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(" OR ");
+  await sql
+    .raw(
+      "CREATE OR REPLACE FUNCTION mandate_refuse_mandate_change() RETURNS trigger LANGUAGE plpgsql AS $$ " +
+        `BEGIN IF ${changed} THEN RAISE EXCEPTION '${message}' USING ERRCODE = 'integrity_constraint_violation'; ` +
+        "END IF; RETURN NEW; END $$",
+    )
+    .execute(db);
+  await sql
+    .raw(
+      "CREATE TRIGGER mandates_immutable BEFORE UPDATE ON mandates " +
+        "FOR EACH ROW EXECUTE FUNCTION mandate_refuse_mandate_change()",
+    )
+    .execute(db);
 }
 
 export class StaticMigrationProvider implements MigrationProvider {

@@ -136,6 +136,14 @@ export interface OAuthClientsTable {
   created_at: number;
   /** SHA-256 of the RFC 7592 registration access token; null for clients registered by an admin. */
   registration_token_hash?: string | null;
+  /** "application" or "agent" (migration 0010; default "application"). */
+  kind?: string;
+  /** Who answers for the client (an agent's owner): a human's `sub` or an org id. */
+  owner?: string | null;
+  /** What the client is and does, shown to humans. */
+  description?: string | null;
+  /** RFC 7638 thumbprint of the DPoP key every token of the client must be bound to. */
+  dpop_jkt?: string | null;
 }
 
 /** What a subject authorised for a client: the family its refresh tokens and code-flow access tokens belong to. */
@@ -275,6 +283,69 @@ export interface PolicySigningTable {
   updated_at: number;
 }
 
+/**
+ * A mandate: a principal's grant of bounded authority to an agent (services/issue/mandates/).
+ * Immutable once granted — only `state` and the revocation columns change (a trigger refuses any
+ * other update); an amendment is a new mandate. JSON columns hold the bounds.
+ */
+export interface MandatesTable {
+  tenant_id: string;
+  id: string;
+  version: number;
+  /** The mandate this one was sub-delegated from; null for a principal's own grant. */
+  parent_id: string | null;
+  /** Hops from the root mandate (0 for a root). */
+  depth: number;
+  /** The human granting authority (their `sub`). */
+  principal: string;
+  /** The agent's client id. */
+  agent_id: string;
+  /** JSON array of scopes. */
+  scopes: string;
+  /** JSON array of resource indicators (RFC 8707). */
+  resources: string;
+  /** JSON array of RFC 9396 authorization details. */
+  authorization_details: string;
+  /** JSON array of {meter, maximum, period_ms} (period_ms 0: the whole life). */
+  usage_limits: string;
+  /** JSON array of client ids that may receive a sub-mandate; empty: any. */
+  may_act: string;
+  not_before: number;
+  expires_at: number;
+  max_token_ttl_ms: number | null;
+  max_delegation_depth: number;
+  /** "requested" | "active" | "denied" | "revoked"; expiry and exhaustion are computed on read. */
+  state: string;
+  created_at: number;
+  revoked_at: number | null;
+  /** JSON object naming who revoked it (an administrator's `by`, or the parent mandate). */
+  revoked_by: string | null;
+  revoke_reason: string | null;
+  /** JSON object: who approved, when, how (administrative, interactive, asynchronous), the text shown. */
+  consent: string;
+}
+
+/** A mandate's counter of one meter in one period (period_ms 0, period_start 0: the whole life). */
+export interface MandateUsageTable {
+  tenant_id: string;
+  mandate_id: string;
+  meter: string;
+  period_ms: number;
+  period_start: number;
+  used: number;
+}
+
+/** Consumptions by idempotency key: a retry returns `result` (JSON) without charging again. */
+export interface MandateConsumptionsTable {
+  tenant_id: string;
+  mandate_id: string;
+  idempotency_key: string;
+  meter: string;
+  amount: number;
+  at: number;
+  result: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   audit_outbox: AuditOutboxTable;
@@ -301,6 +372,9 @@ export interface Database {
   policy_state: PolicyStateTable;
   policy_data: PolicyDataTable;
   policy_signing: PolicySigningTable;
+  mandates: MandatesTable;
+  mandate_usage: MandateUsageTable;
+  mandate_consumptions: MandateConsumptionsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -326,4 +400,7 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "policy_state",
   "policy_data",
   "policy_signing",
+  "mandates",
+  "mandate_usage",
+  "mandate_consumptions",
 ]);

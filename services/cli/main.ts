@@ -9,6 +9,7 @@ import { command, configOption, print } from "./common.ts";
 import { reportError } from "./errors.ts";
 import { healthCommand } from "./health.ts";
 import { keysCommand } from "./keys.ts";
+import { mandatesCommand } from "./mandates.ts";
 import { migrateCommand } from "./migrate.ts";
 import { policyCommand } from "./policy.ts";
 import { devCommand, serveCommand } from "./serve.ts";
@@ -27,6 +28,7 @@ for (const group of [
   tenantsCommand(),
   keysCommand(),
   clientsCommand(),
+  mandatesCommand(),
   auditCommand(),
   healthCommand(),
   adminCommand(),

@@ -19,6 +19,7 @@ import type { RegisteredClient } from "./clients/metadata.ts";
 import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metadata.ts";
 import { MetadataDocuments } from "./clients/metadata-documents.ts";
 import { ClientRegistry } from "./clients/registry.ts";
+import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
 import { SlowDown } from "./oauth/errors.ts";
 import { createOAuthHttp } from "./oauth/server.ts";
@@ -38,6 +39,8 @@ export function issueService(deps: ServiceDeps) {
   const module = defineService(
     Issue,
     {
+      ...mandateRpcs({ store, clock, clients }),
+
       async createClient(request, context) {
         const caller = callerOf(context);
         requireReservedScopesAllowed(request.tenant, request.metadata?.scope ?? "", caller);

@@ -180,7 +180,7 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     authorize.close();
   });
 
-  it("answers NOT_FOUND for an unregistered tenant, decisions from Authorize, and UNIMPLEMENTED for features not landed", async () => {
+  it("answers NOT_FOUND for an unregistered tenant and an unknown mandate, and decisions from Authorize", async () => {
     const authorize = client("Authorize");
     const check = {
       subject: { id: "alice", kind: "PARTY_KIND_HUMAN" },
@@ -196,11 +196,11 @@ describe.each(["allInOne", "split"])("%s", (key) => {
     expect(decision.allow).toBe(false);
     expect(decision.reasons.map((r) => r.code)).toContain("scope_missing");
     expect(decision.policyRevision).toMatch(/^default-/);
-    for (const [service, method, request] of [["Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }]] as const) {
-      const unlanded = client(service);
-      expect((await expectGrpcError(asAdmin(unlanded, service, method, request))).code).toBe(grpc.status.UNIMPLEMENTED);
-      unlanded.close();
-    }
+    // Mandates have landed: an unknown mandate is NOT_FOUND.
+    const issue = client("Issue");
+    const unknown = await expectGrpcError(asAdmin(issue, "Issue", "GetMandate", { tenant: "demo", mandateId: "m1" }));
+    expect(unknown.code).toBe(grpc.status.NOT_FOUND);
+    issue.close();
     authorize.close();
     // Introspect has landed: a token it cannot verify is simply inactive (RFC 7662 §2.2).
     const introspect = client("Introspect");

@@ -2,7 +2,7 @@
 // @generated from file mandate/v1/clients.proto (package mandate.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { PageRequest } from "./common_pb.js";
@@ -147,6 +147,35 @@ export declare type OAuthClient = Message<"mandate.v1.OAuthClient"> & {
    * @generated from field: mandate.v1.OAuthClientRateLimit rate_limit = 18;
    */
   rateLimit?: OAuthClientRateLimit | undefined;
+
+  /**
+   * What it is: CLIENT_KIND_APPLICATION or CLIENT_KIND_AGENT (never CLIENT_KIND_UNSPECIFIED here).
+   *
+   * @generated from field: mandate.v1.ClientKind kind = 19;
+   */
+  kind: ClientKind;
+
+  /**
+   * Who answers for it: for an agent, the `sub` of the human or the id of the org it acts for.
+   *
+   * @generated from field: string owner = 20;
+   */
+  owner: string;
+
+  /**
+   * What it is and does, in words shown to humans (consent pages, "my mandates").
+   *
+   * @generated from field: string description = 21;
+   */
+  description: string;
+
+  /**
+   * RFC 7638 SHA-256 thumbprint (base64url) of the one DPoP key its tokens are bound to: every token
+   * request of this client must carry a DPoP proof signed by exactly that key (RFC 9449).
+   *
+   * @generated from field: string dpop_jkt = 22;
+   */
+  dpopJkt: string;
 };
 
 /**
@@ -285,6 +314,35 @@ export declare type OAuthClientMetadata = Message<"mandate.v1.OAuthClientMetadat
    * @generated from field: mandate.v1.OAuthClientRateLimit rate_limit = 14;
    */
   rateLimit?: OAuthClientRateLimit | undefined;
+
+  /**
+   * See OAuthClient.kind; default CLIENT_KIND_APPLICATION.
+   *
+   * @generated from field: mandate.v1.ClientKind kind = 15;
+   */
+  kind: ClientKind;
+
+  /**
+   * See OAuthClient.owner: visible ASCII, no spaces (an OIDC `sub` is at most 255 ASCII characters);
+   * required for an agent.
+   *
+   * @generated from field: string owner = 16;
+   */
+  owner: string;
+
+  /**
+   * See OAuthClient.description.
+   *
+   * @generated from field: string description = 17;
+   */
+  description: string;
+
+  /**
+   * See OAuthClient.dpop_jkt: 43 base64url characters (a SHA-256 JWK thumbprint, RFC 7638).
+   *
+   * @generated from field: string dpop_jkt = 18;
+   */
+  dpopJkt: string;
 };
 
 /**
@@ -413,6 +471,20 @@ export declare type ListClientsRequest = Message<"mandate.v1.ListClientsRequest"
    * @generated from field: mandate.v1.PageRequest page = 2;
    */
   page?: PageRequest | undefined;
+
+  /**
+   * Only clients of this kind; CLIENT_KIND_UNSPECIFIED: every kind.
+   *
+   * @generated from field: mandate.v1.ClientKind kind = 3;
+   */
+  kind: ClientKind;
+
+  /**
+   * Only clients with this owner; empty: any owner (or none).
+   *
+   * @generated from field: string owner = 4;
+   */
+  owner: string;
 };
 
 /**
@@ -488,4 +560,38 @@ export declare type DeleteClientResponse = Message<"mandate.v1.DeleteClientRespo
  * Use `create(DeleteClientResponseSchema)` to create a new message.
  */
 export declare const DeleteClientResponseSchema: GenMessage<DeleteClientResponse>;
+
+/**
+ * What kind of party a client is.
+ *
+ * @generated from enum mandate.v1.ClientKind
+ */
+export enum ClientKind {
+  /**
+   * Not set: an application (every client registered before kinds existed); as a filter, any kind.
+   *
+   * @generated from enum value: CLIENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An application: a service, a web or native app, a resource server.
+   *
+   * @generated from enum value: CLIENT_KIND_APPLICATION = 1;
+   */
+  APPLICATION = 1,
+
+  /**
+   * An autonomous agent: it has an owner who answers for it and a key its tokens are bound to
+   * (dpop_jkt, or jwks / jwks_uri with private_key_jwt), and it is always confidential.
+   *
+   * @generated from enum value: CLIENT_KIND_AGENT = 2;
+   */
+  AGENT = 2,
+}
+
+/**
+ * Describes the enum mandate.v1.ClientKind.
+ */
+export declare const ClientKindSchema: GenEnum<ClientKind>;
 

@@ -115,8 +115,9 @@ export class MetadataDocuments {
   /** The document's metadata, held to the rules of registrations nobody vouches for. */
   #metadataOf(document: Record<string, unknown>, method: string): ClientMetadata {
     try {
-      // Administrator settings (resources, rate_limit) are not the document's to set: not read.
-      const { resources: _r, rate_limit: _q, ...input } = metadataInputFrom(document);
+      // Administrator settings (resources, rate_limit) are not the document's to set, nor is being an
+      // agent with an owner (someone must vouch for the owner): not read.
+      const { resources: _r, rate_limit: _q, kind: _k, owner: _o, ...input } = metadataInputFrom(document);
       return normalizeClientMetadata(
         { ...(input as ClientMetadataInput), token_endpoint_auth_method: method },
         { untrusted: true, allowPrivateHosts: this.#allowPrivate },

@@ -14,6 +14,15 @@ export const AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE] as const;
+/** What a client is: an application (the default) or an agent (issue 15: an owner, a key, confidential). */
+export const CLIENT_KINDS = ["application", "agent"] as const;
+export type ClientKind = (typeof CLIENT_KINDS)[number];
+/** The grants of an agent that names none: it acts with no browser, on its own or under a mandate. */
+export const AGENT_DEFAULT_GRANTS = ["client_credentials", TOKEN_EXCHANGE] as const;
+/** RFC 7638 SHA-256 JWK thumbprint, base64url without padding (RFC 9449 §6.1 `jkt`). */
+const JKT = /^[A-Za-z0-9_-]{43}$/;
+/** An owner is a `sub` (OIDC Core §2: at most 255 ASCII characters) or an org id: visible ASCII. */
+const OWNER = /^[\x21-\x7E]{1,255}$/;
 
 /** Client metadata in RFC 7591 JSON names, with defaults applied: what the store keeps. */
 export interface ClientMetadata {
@@ -34,7 +43,18 @@ export interface ClientMetadata {
   resources?: string[] | undefined;
   /** Opt-in quota at the client-authenticated endpoints (set by an administrator). */
   rate_limit?: ClientRateLimit | undefined;
+  /** What it is; absent: an application (clients registered before kinds existed). */
+  kind?: ClientKind | undefined;
+  /** Who answers for it: an agent's owner, a human's `sub` or an org id (vouched for by an administrator). */
+  owner?: string | undefined;
+  /** What it is and does, shown to humans. */
+  description?: string | undefined;
+  /** The RFC 7638 thumbprint of the one DPoP key its tokens are bound to: every token request proves it. */
+  dpop_jkt?: string | undefined;
 }
+
+/** The members that say who a client is; kept in their own columns (filters), not in the metadata JSON. */
+export type ClientIdentity = Pick<ClientMetadata, "kind" | "owner" | "description" | "dpop_jkt">;
 
 /** Bounds on every registration, and tighter ones for registrations nobody vouches for. */
 /** A client as the authorization server knows it: its metadata and who vouches for it. */
@@ -61,6 +81,7 @@ export const METADATA_LIMITS = {
   untrustedScopes: 20,
   untrustedScopeChars: 100,
   untrustedJwksKeys: 10,
+  description: 1024,
 } as const;
 
 export interface NormalizeOptions {
@@ -86,8 +107,9 @@ export class InvalidClientMetadata extends Error {
   }
 }
 
-export type ClientMetadataInput = Partial<Omit<ClientMetadata, "token_endpoint_auth_method">> & {
+export type ClientMetadataInput = Partial<Omit<ClientMetadata, "token_endpoint_auth_method" | "kind">> & {
   token_endpoint_auth_method?: string | undefined;
+  kind?: string | undefined;
 };
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -105,9 +127,10 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
     violations.push({ field, description, error });
   };
 
-  const method = authMethodOf(input.token_endpoint_auth_method, bad);
+  const kind = kindOf(input.kind, bad);
+  const method = authMethodOf(input.token_endpoint_auth_method, bad, kind === "agent" && hasKeySet(input));
   const isPublic = method === "none";
-  const grants = grantTypesOf(input.grant_types, bad);
+  const grants = grantTypesOf(input.grant_types, bad, kind === "agent" ? AGENT_DEFAULT_GRANTS : undefined);
   const responses = responseTypesOf(input.response_types, grants, bad);
   requireConsistentGrants(grants, responses, isPublic, bad);
   const name = clientNameOf(input.client_name, bad);
@@ -121,6 +144,7 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
     bad("jwks", "private_key_jwt needs the client's public keys: jwks or jwks_uri");
   }
   checkAccessTokenLifetime(input.access_token_lifetime, bad);
+  const identity = identityOf(input, kind, method, bad);
   if (violations.length > 0) throw new InvalidClientMetadata(violations);
   return {
     client_name: name,
@@ -133,19 +157,35 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
     jwks_uri: input.jwks_uri || undefined,
     client_uri: input.client_uri || undefined,
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
-    dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
+    // A client bound to one key always proves it (RFC 9449 §5.2).
+    dpop_bound_access_tokens: (input.dpop_bound_access_tokens ?? false) || identity.dpop_jkt !== undefined,
     ...administratorSettings(input, resources),
+    ...identity,
   };
 }
 
-function authMethodOf(requested: string | undefined, bad: Report): AuthMethod {
-  const method = (requested || "client_secret_basic") as AuthMethod; // RFC 7591 §2 default
+function kindOf(requested: string | undefined, bad: Report): ClientKind {
+  const kind = (requested || "application") as ClientKind;
+  if (!CLIENT_KINDS.includes(kind)) bad("kind", `must be one of ${CLIENT_KINDS.join(", ")}`);
+  return kind;
+}
+
+/**
+ * RFC 7591 §2 defaults to client_secret_basic; an agent that registers its public keys and names no
+ * method authenticates with them (private_key_jwt).
+ */
+function authMethodOf(requested: string | undefined, bad: Report, keysOfAnAgent: boolean): AuthMethod {
+  const method = (requested || (keysOfAnAgent ? "private_key_jwt" : "client_secret_basic")) as AuthMethod;
   if (!AUTH_METHODS.includes(method)) bad("token_endpoint_auth_method", `must be one of ${AUTH_METHODS.join(", ")}`);
   return method;
 }
 
-function grantTypesOf(requested: string[] | undefined, bad: Report): string[] {
-  const grants = dedupe(requested?.length ? requested : ["authorization_code"]);
+function hasKeySet(input: ClientMetadataInput): boolean {
+  return Boolean(input.jwks || input.jwks_uri);
+}
+
+function grantTypesOf(requested: string[] | undefined, bad: Report, defaults?: readonly string[]): string[] {
+  const grants = dedupe(requested?.length ? requested : (defaults ?? ["authorization_code"]));
   for (const grant of grants) {
     if (!(GRANT_TYPES as readonly string[]).includes(grant)) bad("grant_types", `unsupported grant type "${grant}"`);
   }
@@ -345,6 +385,54 @@ function checkAccessTokenLifetime(lifetime: number | undefined, bad: Report): vo
   }
 }
 
+/**
+ * Who the client is: its kind, owner, description and bound DPoP key, present only when set. An
+ * agent needs an owner and a key — dpop_jkt, or jwks / jwks_uri with private_key_jwt — and must
+ * authenticate (never `none`): its tokens are always traceable to someone and bound to its key.
+ */
+function identityOf(input: ClientMetadataInput, kind: ClientKind, method: AuthMethod, bad: Report): ClientIdentity {
+  const owner = input.owner?.trim() || undefined;
+  const description = input.description?.trim() || undefined;
+  const jkt = input.dpop_jkt || undefined;
+  if (owner !== undefined && !OWNER.test(owner)) {
+    bad("owner", "must be 1 to 255 visible ASCII characters (a subject identifier or an org id)");
+  }
+  if (description !== undefined && description.length > METADATA_LIMITS.description) {
+    bad("description", `must be at most ${METADATA_LIMITS.description} characters`);
+  }
+  if (jkt !== undefined && !JKT.test(jkt)) {
+    bad("dpop_jkt", "must be an RFC 7638 SHA-256 JWK thumbprint: 43 base64url characters");
+  }
+  if (kind === "agent") checkAgent(input, owner, jkt, method, bad);
+  // Applications stay as they were stored before kinds existed: no `kind` member.
+  return definedMembers({ kind: kind === "agent" ? kind : undefined, owner, description, dpop_jkt: jkt });
+}
+
+/** `members` without the ones that are undefined (absent from the stored JSON, not `null`). */
+function definedMembers<T extends Record<string, unknown>>(members: T): Partial<T> {
+  return Object.fromEntries(Object.entries(members).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+function checkAgent(
+  input: ClientMetadataInput,
+  owner: string | undefined,
+  jkt: string | undefined,
+  method: AuthMethod,
+  bad: Report,
+): void {
+  if (owner === undefined)
+    bad("owner", "an agent needs an owner: the sub of the human or the id of the org it acts for");
+  if (method === "none") {
+    bad("token_endpoint_auth_method", "an agent is a confidential client: none is not allowed");
+  }
+  const keySet = hasKeySet(input);
+  if (keySet && method !== "private_key_jwt" && jkt === undefined) {
+    bad("jwks", "an agent's jwks / jwks_uri is its key only with token_endpoint_auth_method private_key_jwt");
+  } else if (!keySet && jkt === undefined) {
+    bad("dpop_jkt", "an agent needs a key: dpop_jkt (the RFC 7638 thumbprint of its DPoP key), jwks or jwks_uri");
+  }
+}
+
 /** The members an administrator sets, present only when set: the lifetime, the resources, the quota. */
 function administratorSettings(
   input: ClientMetadataInput,
@@ -429,6 +517,10 @@ export const REGISTRATION_MEMBERS = [
   "dpop_bound_access_tokens",
   "resources",
   "rate_limit",
+  "kind",
+  "owner",
+  "description",
+  "dpop_jkt",
 ] as const;
 
 /** The JSON type each known member must have, checked in this order (the first mismatch is reported). */
@@ -443,7 +535,17 @@ const MEMBER_TYPES: ReadonlyArray<{
     description: "must be an array of strings",
   },
   {
-    members: ["client_name", "scope", "token_endpoint_auth_method", "jwks_uri", "client_uri"],
+    members: [
+      "client_name",
+      "scope",
+      "token_endpoint_auth_method",
+      "jwks_uri",
+      "client_uri",
+      "kind",
+      "owner",
+      "description",
+      "dpop_jkt",
+    ],
     is: (value) => typeof value === "string",
     description: "must be a string",
   },

@@ -8,6 +8,8 @@ import type { OAuthClientsTable } from "../../shared/store/schema.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { ConsentStore } from "../oauth/consent-store.ts";
 import {
+  type ClientIdentity,
+  type ClientKind,
   type ClientMetadata,
   type ClientMetadataInput,
   InvalidClientMetadata,
@@ -20,6 +22,12 @@ import { generateSecret, hashSecret } from "./secrets.ts";
 /** How long a client read for authentication is reused; a deletion elsewhere takes effect within it. */
 const AUTH_CACHE_MS = 5000;
 const AUTH_CACHE_SIZE = 10_000;
+
+/** Which clients ListClients returns: of one kind, of one owner (each absent: any). */
+export interface ClientFilter {
+  kind?: ClientKind | undefined;
+  owner?: string | undefined;
+}
 
 export class ClientRegistry {
   readonly #store: Store;
@@ -57,7 +65,7 @@ export class ClientRegistry {
       tenant_id: tenant,
       // 128 random bits: client ids are public but must not be guessable for enumeration.
       client_id: randomBytes(16).toString("base64url"),
-      metadata: JSON.stringify(metadata),
+      ...toColumns(metadata),
       secret_hash: secret ? hashSecret(secret) : null,
       created_at: this.#clock.now(),
       registration_token_hash: registrationToken ? handleHash(registrationToken) : null,
@@ -89,22 +97,13 @@ export class ClientRegistry {
     if (!existing) return undefined;
     // RFC 7592 updates come from the client itself, never from an administrator.
     const metadata = normalizeClientMetadata(input, { untrusted: true, allowPrivateHosts: this.#allowPrivateHosts });
-    // The authentication method decides whether a secret exists; changing it would strand or orphan one.
-    if (metadata.token_endpoint_auth_method !== existing.metadata.token_endpoint_auth_method) {
-      throw new InvalidClientMetadata([
-        {
-          field: "token_endpoint_auth_method",
-          description: "cannot change after registration",
-          error: "invalid_client_metadata",
-        },
-      ]);
-    }
+    requireSameIdentity(existing.metadata, metadata);
     this.#authCache.delete(`${tenant}\n${clientId}`);
     const scoped = this.#store.forTenant(tenant);
     await scoped.transaction(async (tx) => {
       await tx
         .updateTable("oauth_clients")
-        .set({ metadata: JSON.stringify(metadata) })
+        .set(toColumns(metadata))
         .where("tenant_id", "=", tenant)
         .where("client_id", "=", clientId)
         .execute();
@@ -180,8 +179,8 @@ export class ClientRegistry {
     return entry;
   }
 
-  /** Clients in client-id order, after `after` (exclusive). */
-  async list(tenant: string, limit: number, after?: string): Promise<RegisteredClient[]> {
+  /** Clients in client-id order, after `after` (exclusive), that pass `filter`. */
+  async list(tenant: string, limit: number, after?: string, filter: ClientFilter = {}): Promise<RegisteredClient[]> {
     let query = this.#store
       .forTenant(tenant)
       .db.selectFrom("oauth_clients")
@@ -190,6 +189,8 @@ export class ClientRegistry {
       .orderBy("client_id")
       .limit(limit);
     if (after !== undefined) query = query.where("client_id", ">", after);
+    if (filter.kind !== undefined) query = query.where("kind", "=", filter.kind);
+    if (filter.owner !== undefined) query = query.where("owner", "=", filter.owner);
     return (await query.execute()).map(toClient);
   }
 
@@ -210,11 +211,57 @@ export class ClientRegistry {
   }
 }
 
+/**
+ * A client's row values: who it is (kind, owner, description, bound key) in columns of their own,
+ * which ListClients filters on, and the rest of its metadata as JSON.
+ */
+function toColumns(
+  metadata: ClientMetadata,
+): Pick<OAuthClientsTable, "metadata" | "kind" | "owner" | "description" | "dpop_jkt"> {
+  const { kind, owner, description, dpop_jkt, ...rest } = metadata;
+  return {
+    metadata: JSON.stringify(rest),
+    kind: kind ?? "application",
+    owner: owner ?? null,
+    description: description ?? null,
+    dpop_jkt: dpop_jkt ?? null,
+  };
+}
+
+/** The identity members of a row, present only when set (rows from before migration 0010 have none). */
+function identityOf(row: OAuthClientsTable): ClientIdentity {
+  return {
+    ...(row.kind === "agent" ? { kind: "agent" as const } : {}),
+    ...(row.owner ? { owner: row.owner } : {}),
+    ...(row.description ? { description: row.description } : {}),
+    ...(row.dpop_jkt ? { dpop_jkt: row.dpop_jkt } : {}),
+  };
+}
+
+/**
+ * RFC 7592 updates come from the client itself: it cannot change what it is or who vouched for it.
+ * The authentication method decides whether a secret exists; changing it would strand or orphan one.
+ */
+function requireSameIdentity(before: ClientMetadata, after: ClientMetadata): void {
+  const changed = (["token_endpoint_auth_method", "kind", "owner"] as const).filter(
+    (member) => before[member] !== after[member],
+  );
+  if (changed.length > 0) {
+    throw new InvalidClientMetadata(
+      changed.map((field) => ({
+        field,
+        description: "cannot change after registration",
+        error: "invalid_client_metadata" as const,
+      })),
+    );
+  }
+}
+
 function toClient(row: OAuthClientsTable): RegisteredClient {
   return {
     tenant: row.tenant_id,
     clientId: row.client_id,
-    metadata: JSON.parse(row.metadata) as ClientMetadata,
+    metadata: { ...(JSON.parse(row.metadata) as ClientMetadata), ...identityOf(row) },
     hasSecret: row.secret_hash !== null,
     createdAt: Number(row.created_at),
     // Dynamically registered clients hold an RFC 7592 registration access token; admin clients do not.

@@ -15,7 +15,10 @@ import type { RegisteredClient } from "../clients/metadata.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidDpopProof, UseDpopNonce } from "./errors.ts";
 
-/** RFC 9449 §5: the token request's proof when present; required of clients registered for DPoP-bound tokens. */
+/**
+ * RFC 9449 §5: the token request's proof when present; required of clients registered for DPoP-bound
+ * tokens, and by the registered key of a client bound to one (`dpop_jkt`, an agent's key).
+ */
 export async function tokenRequestProof(
   services: OAuthServices,
   req: IncomingMessage,
@@ -23,12 +26,36 @@ export async function tokenRequestProof(
   client: RegisteredClient,
 ): Promise<DpopProof | undefined> {
   if (req.headers.dpop === undefined) {
+    requireRegisteredKey(client, undefined);
     if (client.metadata.dpop_bound_access_tokens) {
       throw new InvalidDpopProof("this client must send a DPoP proof (dpop_bound_access_tokens)");
     }
     return undefined;
   }
-  return verifyAuthorizationServerProof(services, req, urls, urls.token);
+  const proof = await verifyAuthorizationServerProof(services, req, urls, urls.token);
+  requireRegisteredKey(client, proof);
+  return proof;
+}
+
+/**
+ * A client registered with `dpop_jkt` gets tokens bound to exactly that key, for every grant (as an
+ * authorization request's `dpop_jkt` binds its code, RFC 9449 §10): a request without a proof, or
+ * with a proof by another key, is invalid_dpop_proof. Every path that issues such a client's tokens
+ * (the token endpoint, Issue.IssueToken/ExchangeToken) checks it.
+ */
+export function requireRegisteredKey(client: RegisteredClient, proof: DpopProof | undefined): void {
+  const registered = client.metadata.dpop_jkt;
+  if (registered === undefined) return;
+  if (!proof) {
+    throw new InvalidDpopProof(
+      `this client's tokens are bound to its registered key (dpop_jkt ${registered}): send a DPoP proof signed by that key`,
+    );
+  }
+  if (proof.jkt !== registered) {
+    throw new InvalidDpopProof(
+      `the DPoP proof is signed by a key (thumbprint ${proof.jkt}) other than the one registered for this client (dpop_jkt ${registered})`,
+    );
+  }
 }
 
 /** A DPoP proof at an authorization-server endpoint (token, PAR), with the server's nonce policy. */

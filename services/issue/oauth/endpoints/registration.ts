@@ -4,8 +4,20 @@
 // token exchange) needs an initial access token (`token` mode) or an administrator. Registrations
 // are rate-limited per IP, bounded in size, may not claim the reserved `mandate:` scopes or a
 // rate_limit, and (without an initial access token) may list only resources the tenant offers.
+//
+// An initial access token (RFC 7591 §3) is one of the deployment's configured tokens, or an access
+// token for Mandate's API with `mandate:tenant-admin` of this tenant (or a platform administrator's):
+// an administrator vouches for the registration. Agents (issue 15) are registered only so — someone
+// must vouch for the owner they name — and so is any client that names an owner.
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Actor } from "../../../shared/audit-events.ts";
+import { TenantKeys } from "../../../shared/oauth/access-token.ts";
+import { GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { issuerUrl } from "../../../shared/oauth/issuer.ts";
+import { API_SCOPES, PLATFORM_TENANT } from "../../../shared/oauth/mandate-api.ts";
+import { ResourceServer, ResourceServerError } from "../../../shared/oauth/resource-server.ts";
+import { tenantOfIssuer } from "../../../shared/rpc/access.ts";
 import type { RegisteredClient } from "../../clients/metadata.ts";
 import {
   type ClientMetadataInput,
@@ -27,8 +39,14 @@ const USER_FACING_GRANTS = new Set(["authorization_code", "refresh_token"]);
 /** RFC 7591 §3.2.2 / RFC 7592 §2.2: ill-formed text in a metadata member is invalid_client_metadata. */
 const METADATA_BODY = { illFormed: (description: string) => new InvalidClientMetadata(description) };
 
+/** Who vouches for a registration: nobody (open registration), a configured token, or an administrator. */
+type Voucher = { by: "nobody" } | { by: "configured-token" } | { by: "administrator"; actor: Pick<Actor, "by"> };
+
 export class RegistrationEndpoint {
   readonly #services: OAuthServices;
+  /** Verifiers of administrators' API tokens, one per issuing tenant. */
+  readonly #apiTokens = new Map<string, ResourceServer>();
+  #keys: TenantKeys | undefined;
 
   constructor(services: OAuthServices) {
     this.#services = services;
@@ -39,17 +57,12 @@ export class RegistrationEndpoint {
     const mode = this.#services.config.oauth.registration;
     if (mode === "off") throw new AccessDenied("dynamic client registration is disabled; ask an administrator");
     await this.#services.limits.registration(req);
-    const trusted = mode === "token" ? this.#requireInitialAccessToken(req) : false;
+    const voucher = await this.#voucher(req, urls, mode === "token");
     const input = metadataFrom(await readJson(req, METADATA_BODY));
-    if (!trusted && (input.grant_types ?? []).some((g) => !USER_FACING_GRANTS.has(g))) {
-      throw new InvalidClientMetadata(
-        "open registration allows only the authorization_code and refresh_token grants; other grants need an initial access token",
-      );
-    }
-    // RFC 8707 §2 / RFC 7591 §2: an anonymous client may only narrow the tenant's resources.
-    if (!trusted) await this.#requireOfferedResources(urls.tenant, input.resources, []);
+    if (voucher.by === "nobody") await this.#requireOpenRegistrable(urls.tenant, input);
+    const actor = voucher.by === "administrator" ? voucher.actor : {};
     const { client, secret, registrationToken } = await this.#services.clients
-      .create(urls.tenant, input, { dynamic: true })
+      .create(urls.tenant, input, { dynamic: true, ...actor })
       .catch(rethrowViolations);
     sendJson(res, 201, {
       ...clientInformation(client, urls),
@@ -92,6 +105,24 @@ export class RegistrationEndpoint {
     sendJson(res, 200, clientInformation(updated as RegisteredClient, urls));
   }
 
+  /** What a registration nobody vouches for may ask: user-facing grants, the tenant's resources, no agent, no owner. */
+  async #requireOpenRegistrable(tenant: string, input: ClientMetadataInput): Promise<void> {
+    if (input.kind === "agent" || input.owner !== undefined) {
+      // RFC 7591 §3: the server may require an initial access token; an agent's owner must be vouched for.
+      throw new InvalidToken(
+        `registering ${input.kind === "agent" ? "an agent" : "a client with an owner"} needs an initial access token: ` +
+          `an access token for Mandate's API with ${API_SCOPES.tenantAdmin} of this tenant (an administrator vouches for the owner)`,
+      );
+    }
+    if ((input.grant_types ?? []).some((g) => !USER_FACING_GRANTS.has(g))) {
+      throw new InvalidClientMetadata(
+        "open registration allows only the authorization_code and refresh_token grants; other grants need an initial access token",
+      );
+    }
+    // RFC 8707 §2 / RFC 7591 §2: an anonymous client may only narrow the tenant's resources.
+    await this.#requireOfferedResources(tenant, input.resources, []);
+  }
+
   /** Resources a registration lists must be the tenant's defaults (or ones the client already had). */
   async #requireOfferedResources(tenant: string, requested: string[] | undefined, had: string[]): Promise<void> {
     if (!requested?.length) return;
@@ -104,15 +135,84 @@ export class RegistrationEndpoint {
     }
   }
 
-  /** RFC 7591 §3: the initial access token as a bearer token. */
-  #requireInitialAccessToken(req: IncomingMessage): true {
-    const presented = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
+  /**
+   * RFC 7591 §3: the initial access token the request presents, verified: a configured token, or an
+   * administrator's API token. Presenting an invalid one is refused (RFC 6750 §3.1) even where open
+   * registration would not need it; presenting none is open registration, unless `required`.
+   */
+  async #voucher(req: IncomingMessage, urls: TenantUrls, required: boolean): Promise<Voucher> {
+    const authorization = req.headers.authorization;
+    if (authorization === undefined) {
+      if (required) throw new InvalidToken("registration requires a valid initial access token");
+      return { by: "nobody" };
+    }
+    const presented = /^Bearer (\S+)$/.exec(authorization)?.[1];
     const known = this.#services.config.oauth.initialAccessTokens;
-    const ok =
+    if (
       presented !== undefined &&
-      known.some((t) => t.length === presented.length && timingSafeEqual(Buffer.from(t), Buffer.from(presented)));
-    if (!ok) throw new InvalidToken("registration requires a valid initial access token");
-    return true;
+      known.some((t) => t.length === presented.length && timingSafeEqual(Buffer.from(t), Buffer.from(presented)))
+    ) {
+      return { by: "configured-token" };
+    }
+    return { by: "administrator", actor: await this.#administrator(req, urls) };
+  }
+
+  /** The administrator whose API token (Bearer or DPoP-bound) the request presents, or invalid_token. */
+  async #administrator(req: IncomingMessage, urls: TenantUrls): Promise<Pick<Actor, "by">> {
+    const { publicBaseUrl } = this.#services.config;
+    const token = /^(?:Bearer|DPoP) (\S+)$/i.exec(req.headers.authorization ?? "")?.[1] ?? "";
+    const issuer = tenantOfIssuer(publicBaseUrl, token);
+    // A token of this tenant's issuer, or of the platform's (its administrators administer every tenant).
+    if (issuer !== urls.tenant && issuer !== PLATFORM_TENANT) {
+      throw new InvalidToken("the initial access token is not valid: an access token of this tenant's issuer");
+    }
+    let claims: Awaited<ReturnType<ResourceServer["verify"]>>;
+    try {
+      claims = await this.#apiTokenVerifier(issuer).verify({
+        method: req.method ?? "POST",
+        url: urls.registration,
+        authorization: req.headers.authorization,
+        dpop: req.headersDistinct.dpop,
+      });
+    } catch (error) {
+      if (error instanceof ResourceServerError) {
+        throw new InvalidToken(`the initial access token is not valid: ${error.message}`);
+      }
+      throw error;
+    }
+    const scopes = (claims.scope ?? "").split(" ");
+    const needed = issuer === PLATFORM_TENANT ? API_SCOPES.admin : API_SCOPES.tenantAdmin;
+    if (!scopes.includes(needed)) {
+      throw new InvalidToken(
+        `the initial access token lacks the scope ${needed}: an administrator registers this client`,
+      );
+    }
+    return { by: { tenant: issuer, client_id: claims.client_id, sub: claims.sub, jti: claims.jti } };
+  }
+
+  /** Verifies access tokens for Mandate's API issued by `tenant`, as the API itself does (revocation included). */
+  #apiTokenVerifier(tenant: string): ResourceServer {
+    let server = this.#apiTokens.get(tenant);
+    if (!server) {
+      const { config, store, replay, clock, signing } = this.#services;
+      this.#keys ??= new TenantKeys(signing);
+      const grants = store.forTenant(tenant).use(GrantStore);
+      server = new ResourceServer({
+        issuer: issuerUrl(config.publicBaseUrl, tenant),
+        audience: config.api.audience,
+        keys: this.#keys.for(tenant).getKey,
+        replay,
+        clockSkewMs: config.oauth.clockSkew,
+        now: () => clock.now(),
+        check: async (claims) => {
+          if (await grants.isAccessTokenRevoked(claims.jti)) {
+            throw new ResourceServerError("invalid_token", "the access token has been revoked");
+          }
+        },
+      });
+      this.#apiTokens.set(tenant, server);
+    }
+    return server;
   }
 }
 
@@ -144,6 +244,10 @@ function clientInformation(client: RegisteredClient, urls: TenantUrls): Record<s
     ...(m.resources?.length ? { resources: m.resources } : {}),
     require_pushed_authorization_requests: m.require_pushed_authorization_requests,
     dpop_bound_access_tokens: m.dpop_bound_access_tokens,
+    kind: m.kind ?? "application",
+    ...(m.owner ? { owner: m.owner } : {}),
+    ...(m.description ? { description: m.description } : {}),
+    ...(m.dpop_jkt ? { dpop_jkt: m.dpop_jkt } : {}),
   };
 }
 

@@ -1,0 +1,193 @@
+// `mandate agents`: a tenant's agents — clients of kind agent, with an owner who answers for them, a
+// description shown to humans, and the key their tokens are bound to — over gRPC (Issue.*Client).
+import { readFileSync } from "node:fs";
+import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { type Command, CommanderError, Option } from "commander";
+import { ClientKind, type OAuthClient, OAuthClientSchema } from "../../gen/mandate/v1/clients_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+
+interface AgentCreateOptions extends TenantOptions {
+  name: string;
+  owner: string;
+  description?: string;
+  dpopJkt?: string;
+  jwks?: string;
+  jwksUri?: string;
+  authMethod?: string;
+  grantType: string[];
+  scope: string;
+  resource: string[];
+  accessTokenTtl?: string;
+}
+
+interface AgentListOptions extends TenantOptions {
+  owner?: string;
+}
+
+export function agentsCommand(): Command {
+  const agents = command("agents", "manage a tenant's agents: clients with an owner and a bound key (over gRPC)");
+  agents.addCommand(createCommand());
+  agents.addCommand(
+    tenantRpcCommand("get", "show an agent")
+      .argument("<client-id>", "the agent's client identifier")
+      .action(async (clientId: string, options: TenantOptions) => {
+        const { client } = await grpcClient(Issue, options).getClient({ tenant: options.tenant, clientId });
+        if (client?.kind !== ClientKind.AGENT) {
+          throw new CommanderError(
+            1,
+            "mandate.usage",
+            `client ${clientId} is not an agent (see \`mandate clients get\`)`,
+          );
+        }
+        print(options, toJson(OAuthClientSchema, client), () => describe(client));
+      }),
+  );
+  agents.addCommand(
+    tenantRpcCommand("list", "list a tenant's agents")
+      .option("--owner <sub>", "only the agents of this owner (a human's sub or an org id)")
+      .action(async (options: AgentListOptions) => {
+        const all = await allAgents(options);
+        print(
+          options,
+          all.map((c) => toJson(OAuthClientSchema, c)),
+          () =>
+            all.length === 0
+              ? "(no agents)"
+              : table(
+                  ["CLIENT ID", "NAME", "OWNER", "KEY"],
+                  all.map((c) => [c.clientId, c.clientName, c.owner, keyOf(c)]),
+                ),
+        );
+      }),
+  );
+  return agents;
+}
+
+function createCommand(): Command {
+  return tenantRpcCommand("create", "register an agent; prints its client id, and its secret once (if it has one)")
+    .requiredOption("--name <name>", "name shown to humans (consent pages, my mandates)")
+    .requiredOption("--owner <sub>", "who answers for it: the sub of the human or the id of the org it acts for")
+    .option("--description <text>", "what it is and does, in words shown to humans (at most 1024 characters)")
+    .addOption(
+      new Option("--dpop-jkt <thumbprint>", "RFC 7638 thumbprint of its DPoP key: its tokens are bound to that key"),
+    )
+    .addOption(
+      new Option("--jwks <file>", "its public keys, a JWK Set (or one JWK) in a JSON file (private_key_jwt)").conflicts(
+        "jwksUri",
+      ),
+    )
+    .option("--jwks-uri <url>", "where it publishes its public keys, https (private_key_jwt)")
+    .addOption(
+      new Option(
+        "--auth-method <method>",
+        "token endpoint authentication (default private_key_jwt with --jwks/--jwks-uri, else client_secret_basic)",
+      ).choices(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+    )
+    .option(
+      "--grant-type <type>",
+      "allowed grant type; repeatable (default client_credentials and token exchange)",
+      collect,
+      [],
+    )
+    .option("--scope <scopes>", "allowed scopes, space-separated", "")
+    .option("--resource <uri>", "resource (RFC 8707) it may obtain tokens for; repeatable", collect, [])
+    .option("--access-token-ttl <seconds>", "access-token lifetime, 10-3600 s (default: oauth.accessTokenTtl)")
+    .action(async (options: AgentCreateOptions) => {
+      if (!options.dpopJkt && !options.jwks && !options.jwksUri) {
+        throw new CommanderError(2, "mandate.usage", "an agent needs a key: give --dpop-jkt, --jwks or --jwks-uri");
+      }
+      const { client, clientSecret } = await grpcClient(Issue, options).createClient({
+        tenant: options.tenant,
+        metadata: agentMetadata(options),
+      });
+      const json = client && {
+        ...(toJson(OAuthClientSchema, client) as Record<string, unknown>),
+        ...(clientSecret ? { clientSecret } : {}),
+      };
+      print(options, json, () =>
+        [
+          ...(clientSecret ? [`client_secret  ${clientSecret}   (shown once: store it now)`] : []),
+          client ? describe(client) : "",
+        ].join("\n"),
+      );
+    });
+}
+
+/** CreateClient's metadata from the options; "" / 0 leave a field to the server's default. */
+function agentMetadata(options: AgentCreateOptions) {
+  return {
+    kind: ClientKind.AGENT,
+    clientName: options.name,
+    owner: options.owner,
+    description: options.description ?? "",
+    dpopJkt: options.dpopJkt ?? "",
+    jwks: options.jwks ? readJwks(options.jwks) : undefined,
+    jwksUri: options.jwksUri ?? "",
+    tokenEndpointAuthMethod: options.authMethod ?? "",
+    grantTypes: options.grantType,
+    scope: options.scope,
+    resources: options.resource,
+    accessTokenLifetimeSeconds: options.accessTokenTtl ? Number(options.accessTokenTtl) : 0,
+  };
+}
+
+/** The JWK Set in `file`; a single JWK is taken as a set of one. */
+function readJwks(file: string): JsonObject {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new CommanderError(2, "mandate.usage", `cannot read the JWK Set ${file}: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new CommanderError(2, "mandate.usage", `${file} is not a JWK Set ({"keys": [...]}) or a JWK`);
+  }
+  return ("keys" in parsed ? parsed : { keys: [parsed] }) as JsonObject;
+}
+
+/** The agent for humans: who it is, whose it is, what key its tokens are bound to. */
+function describe(client: OAuthClient): string {
+  return [
+    `client_id      ${client.clientId}`,
+    `name           ${client.clientName}`,
+    `owner          ${client.owner}`,
+    ...(client.description ? [`description    ${client.description}`] : []),
+    `key            ${keyOf(client)}`,
+    `auth method    ${client.tokenEndpointAuthMethod}`,
+    `grant types    ${client.grantTypes.join(", ")}`,
+    ...(client.scope ? [`scope          ${client.scope}`] : []),
+    ...(client.resources.length ? [`resources      ${client.resources.join(" ")}`] : []),
+  ].join("\n");
+}
+
+/** What its tokens are bound to, or how it proves itself. */
+function keyOf(client: OAuthClient): string {
+  const keys = (client.jwks?.keys as unknown[] | undefined)?.length;
+  return (
+    [
+      client.dpopJkt && `DPoP key ${client.dpopJkt}`,
+      keys && `jwks (${keys} key${keys === 1 ? "" : "s"})`,
+      client.jwksUri && `jwks_uri ${client.jwksUri}`,
+    ]
+      .filter(Boolean)
+      .join(", ") || "(none)"
+  );
+}
+
+async function allAgents(options: AgentListOptions): Promise<OAuthClient[]> {
+  const all: OAuthClient[] = [];
+  const issue = grpcClient(Issue, options);
+  let pageToken = "";
+  do {
+    const page = await issue.listClients({
+      tenant: options.tenant,
+      kind: ClientKind.AGENT,
+      owner: options.owner ?? "",
+      page: { pageToken },
+    });
+    all.push(...page.clients);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return all;
+}

@@ -1,0 +1,160 @@
+// Granting a mandate administratively (Issue.CreateMandate): the request's fields (request.ts), the
+// agent — a client of the tenant — and what that client may hold (its registered scopes, the
+// resources it may target, RFC 8707), and for a sub-mandate its parent: active, the same principal,
+// the agent among its may_act, only narrowing (narrowing.ts). The mandate and its
+// mandate.granted.v1 event commit in one transaction, with the parent chain locked (see
+// mandate-store.ts) and still active.
+import { randomBytes } from "node:crypto";
+import type { Mandate } from "../../../gen/mandate/v1/issue_pb.js";
+import { type Actor, mandateGranted } from "../../shared/audit-events.ts";
+import type { Clock } from "../../shared/clock.ts";
+import { failedPrecondition, invalidArgument, notFound } from "../../shared/errors.ts";
+import type { Store, TenantStore } from "../../shared/store/store.ts";
+import type { ClientRegistry } from "../clients/registry.ts";
+import type { TenantResources } from "../oauth/rfc8707.ts";
+import { currentState, type MandateRecord, MandateStore } from "./mandate-store.ts";
+import { type Dimension, type MandateBounds, mayReceive, subMandateWidening } from "./narrowing.ts";
+import { type RequestedMandate, requestedMandate } from "./request.ts";
+
+export interface MandateDeps {
+  store: Store;
+  clock: Clock;
+  clients: ClientRegistry;
+  resources: TenantResources;
+}
+
+/** A new mandate id: `mdt_`, the time (so ids sort by creation), 128 random bits. */
+export function newMandateId(now: number): string {
+  return `mdt_${Math.max(0, Math.floor(now)).toString(16).padStart(12, "0")}${randomBytes(16).toString("base64url")}`;
+}
+
+export async function grantMandate(
+  deps: MandateDeps,
+  tenant: string,
+  input: Mandate,
+  actor: Actor,
+): Promise<MandateRecord> {
+  const now = deps.clock.now();
+  const scoped = deps.store.forTenant(tenant);
+  const parent = input.parentMandateId ? await activeParent(scoped, input.parentMandateId, now) : undefined;
+  const requested = requestedMandate(input, now, parent);
+  if (!requested.ok) throw invalidArgument(requested.violations);
+  if (parent) requireNarrowing(parent, requested.value);
+  await requireAgentMayHold(deps, tenant, requested.value);
+  const { principal, agent, bounds } = requested.value;
+  const record: MandateRecord = {
+    ...bounds,
+    id: newMandateId(now),
+    version: 1,
+    parentId: parent?.id ?? null,
+    depth: parent ? parent.depth + 1 : 0,
+    principal,
+    agent,
+    state: "active",
+    createdAt: now,
+    revokedAt: null,
+    revokedBy: null,
+    revokeReason: null,
+    consent: { approvedBy: actor.by, at: now, method: "administrative", text: "" },
+  };
+  await scoped.transaction(async (tx) => {
+    const mandates = scoped.use(MandateStore, tx);
+    if (parent) {
+      // Locked: no revocation of the chain commits before this mandate does (or it is seen here).
+      const chain = (await mandates.chain(parent.id, { lock: true })) ?? [];
+      const inactive = chain.find((m) => m.state !== "active");
+      if (inactive) throw parentNotActive(inactive.id, inactive.state);
+    }
+    await mandates.insert(record);
+    await scoped.recordEvent(tx, mandateGranted(record, actor), now);
+  });
+  return record;
+}
+
+async function activeParent(scoped: TenantStore, parentId: string, now: number): Promise<MandateRecord> {
+  const mandates = scoped.use(MandateStore);
+  const parent = await mandates.find(parentId);
+  if (!parent) throw notFound("mandate", parentId, `parent mandate "${parentId}" does not exist`);
+  const state = currentState(parent, now, (await mandates.lifetimeUsage([parent.id])).get(parent.id));
+  if (state !== "active") throw parentNotActive(parent.id, state);
+  return parent;
+}
+
+function parentNotActive(id: string, state: string) {
+  return failedPrecondition(
+    `the parent mandate ${id} is ${state}: no sub-mandate can be granted from it`,
+    `PARENT_MANDATE_${state.toUpperCase()}`,
+  );
+}
+
+/** The agent is a client of the tenant that may hold these scopes and resources; may_act names clients too. */
+async function requireAgentMayHold(deps: MandateDeps, tenant: string, requested: RequestedMandate): Promise<void> {
+  const client = await deps.clients.get(tenant, requested.agent);
+  if (!client) {
+    throw invalidArgument([
+      { field: "mandate.agent.id", description: `no client "${requested.agent}" in this tenant` },
+    ]);
+  }
+  const { bounds } = requested;
+  const clientScopes = new Set(client.metadata.scope.split(" ").filter(Boolean));
+  const allowedResources = new Set(await deps.resources.allowedFor(client));
+  const violations = [
+    ...bounds.scopes.flatMap((scope, i) =>
+      clientScopes.has(scope)
+        ? []
+        : [{ field: `mandate.scopes[${i}]`, description: `the agent's client may not obtain "${scope}"` }],
+    ),
+    ...bounds.resources.flatMap((resource, i) =>
+      allowedResources.has(resource)
+        ? []
+        : [{ field: `mandate.resources[${i}]`, description: `the agent's client may not target "${resource}"` }],
+    ),
+  ];
+  for (const [i, other] of bounds.mayAct.entries()) {
+    if (!(await deps.clients.get(tenant, other))) {
+      violations.push({ field: `mandate.may_act[${i}]`, description: `no client "${other}" in this tenant` });
+    }
+  }
+  if (violations.length > 0) throw invalidArgument(violations);
+}
+
+/** The proto field of a narrowing dimension. */
+const DIMENSION_FIELDS: Record<Dimension, string> = {
+  scopes: "scopes",
+  resources: "resources",
+  authorization_details: "authorization_details",
+  not_before: "not_before",
+  expires_at: "expire_time",
+  max_token_ttl: "max_token_lifetime",
+  usage_limits: "usage_limits",
+  max_delegation_depth: "max_delegation_depth",
+  may_act: "may_act",
+};
+
+function requireNarrowing(parent: MandateRecord, requested: RequestedMandate): void {
+  if (requested.principal !== parent.principal) {
+    throw invalidArgument([
+      { field: "mandate.principal.id", description: "a sub-mandate acts for the principal of its parent" },
+    ]);
+  }
+  if (!mayReceive(parent, requested.agent)) {
+    throw invalidArgument([
+      {
+        field: "mandate.agent.id",
+        description: "the parent mandate's may_act does not name this agent",
+        reason: "widening:may_act",
+      },
+    ]);
+  }
+  const widening = subMandateWidening(requested.bounds, parent as MandateBounds);
+  if (widening) {
+    const field = widening.field.replace(/^[a-z_]+/, DIMENSION_FIELDS[widening.dimension]);
+    throw invalidArgument([
+      {
+        field: `mandate.${field}`,
+        description: `widens the parent mandate (${widening.dimension}): ${widening.message}`,
+        reason: `widening:${widening.dimension}`,
+      },
+    ]);
+  }
+}

@@ -2,6 +2,7 @@
 // take --json. Errors say what to do and exit non-zero (2 for bad configuration or usage). Each
 // command group lives in its own module; this one assembles the program and runs it.
 import { adminCommand } from "./admin.ts";
+import { agentsCommand } from "./agents.ts";
 import { auditCommand } from "./audit.ts";
 import { certsCommand } from "./certs.ts";
 import { clientsCommand } from "./clients.ts";
@@ -29,6 +30,7 @@ for (const group of [
   keysCommand(),
   clientsCommand(),
   mandatesCommand(),
+  agentsCommand(),
   auditCommand(),
   healthCommand(),
   adminCommand(),

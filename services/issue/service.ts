@@ -18,6 +18,7 @@ import { defineService } from "../shared/rpc/service.ts";
 import type { RegisteredClient } from "./clients/metadata.ts";
 import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metadata.ts";
 import { MetadataDocuments } from "./clients/metadata-documents.ts";
+import { filterFromProto, identityFromProto, identityToProto } from "./clients/proto.ts";
 import { ClientRegistry } from "./clients/registry.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
@@ -72,7 +73,7 @@ export function issueService(deps: ServiceDeps) {
       async listClients(request) {
         const size = request.page?.pageSize || DEFAULT_PAGE;
         const after = request.page?.pageToken ? decodeCursor(request.page.pageToken) : undefined;
-        const page = await clients.list(request.tenant, size + 1, after);
+        const page = await clients.list(request.tenant, size + 1, after, filterFromProto(request));
         const shown = page.slice(0, size);
         const last = shown.at(-1);
         return {
@@ -162,6 +163,7 @@ function fromProto(metadata: OAuthClientMetadata | undefined): ClientMetadataInp
           burst: metadata.rateLimit.burst || Math.max(1, Math.ceil(metadata.rateLimit.requestsPerSecond)),
         }
       : undefined,
+    ...identityFromProto(metadata),
   };
 }
 
@@ -191,6 +193,7 @@ function toProto(client: RegisteredClient): Omit<OAuthClient, "$typeName"> {
       : undefined,
     hasSecret: client.hasSecret,
     createTime: timestampFromMs(client.createdAt),
+    ...identityToProto(client),
   };
 }
 

@@ -4,6 +4,7 @@
 // (a negative per dimension), revoked and unknown parents, tenants and callers kept apart, states
 // computed on read (EXPIRED, EXHAUSTED), cascading revocation, the audit trail by mandate id, and the
 // `mandate mandates` CLI round trip.
+import { randomBytes } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -11,6 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
+import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue, type Mandate, type MandateSchema, MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
@@ -33,6 +35,8 @@ let issue: ReturnType<typeof createClient<typeof Issue>>;
 let agent: string;
 let subAgent: string;
 let narrowAgent: string;
+/** A client that is not an agent. */
+let application: string;
 
 function grpc(interceptors: Interceptor[] = []) {
   return createGrpcTransport({ baseUrl: `http://${address}`, interceptors });
@@ -42,11 +46,22 @@ beforeAll(async () => {
   server = await startOAuthServer();
   address = server.process.summary.grpc as string;
   issue = server.issue;
+  // Agents (clients of kind agent): an owner who answers for them and a key their tokens are bound to.
   const register = async (scope: string, resources: string[]) =>
-    (await server.register({ grantTypes: ["client_credentials"], scope, resources })).clientId;
+    (
+      await server.register({
+        kind: ClientKind.AGENT,
+        owner: "alice",
+        dpopJkt: randomBytes(32).toString("base64url"),
+        scope,
+        resources,
+      })
+    ).clientId;
   agent = await register("orders.read orders.write payments.create", [API, PAY]);
   subAgent = await register("orders.read orders.write payments.create", [API, PAY]);
   narrowAgent = await register("orders.read", [API]);
+  application = (await server.register({ grantTypes: ["client_credentials"], scope: "orders.read", resources: [API] }))
+    .clientId;
   await adminClient(Tenants, address, server.process.adminFile).createTenant({ tenant: "acme", displayName: "Acme" });
 }, 60_000);
 
@@ -157,6 +172,21 @@ describe("CreateMandate, GetMandate, ListMandates", () => {
     expect(expired.mandates.map((m) => m.id)).toEqual(expect.arrayContaining([brief.id, limited.id]));
     const active = await issue.listMandates({ tenant: "demo", states: [MandateState.ACTIVE] });
     expect(active.mandates.map((m) => m.id)).not.toContain(limited.id);
+  });
+
+  it("refuses a client that is not an agent, as the agent and in may_act", async () => {
+    const asAgent = await violation(
+      issue.createMandate({
+        tenant: "demo",
+        mandate: rootMandate({ agent: { id: application, kind: PartyKind.AGENT }, mayAct: [] }),
+      }),
+    );
+    expect(asAgent?.field).toBe("mandate.agent.id");
+    expect(asAgent?.description).toContain("not an agent");
+    const inMayAct = await violation(
+      issue.createMandate({ tenant: "demo", mandate: rootMandate({ mayAct: [application] }) }),
+    );
+    expect(inMayAct?.field).toBe("mandate.may_act[0]");
   });
 
   it.each<[string, Partial<MandateInit>, string]>([

@@ -1,6 +1,6 @@
 // Granting a mandate administratively (Issue.CreateMandate): the request's fields (request.ts), the
-// agent — a client of the tenant — and what that client may hold (its registered scopes, the
-// resources it may target, RFC 8707), and for a sub-mandate its parent: active, the same principal,
+// agent — a client of kind agent in the tenant — and what that client may hold (its registered
+// scopes, the resources it may target, RFC 8707), and for a sub-mandate its parent: active, the same principal,
 // the agent among its may_act, only narrowing (narrowing.ts). The mandate and its
 // mandate.granted.v1 event commit in one transaction, with the parent chain locked (see
 // mandate-store.ts) and still active.
@@ -95,6 +95,14 @@ async function requireAgentMayHold(deps: MandateDeps, tenant: string, requested:
       { field: "mandate.agent.id", description: `no client "${requested.agent}" in this tenant` },
     ]);
   }
+  if (client.metadata.kind !== "agent") {
+    throw invalidArgument([
+      {
+        field: "mandate.agent.id",
+        description: `client "${requested.agent}" is not an agent (a client of kind agent)`,
+      },
+    ]);
+  }
   const { bounds } = requested;
   const clientScopes = new Set(client.metadata.scope.split(" ").filter(Boolean));
   const allowedResources = new Set(await deps.resources.allowedFor(client));
@@ -111,8 +119,8 @@ async function requireAgentMayHold(deps: MandateDeps, tenant: string, requested:
     ),
   ];
   for (const [i, other] of bounds.mayAct.entries()) {
-    if (!(await deps.clients.get(tenant, other))) {
-      violations.push({ field: `mandate.may_act[${i}]`, description: `no client "${other}" in this tenant` });
+    if ((await deps.clients.get(tenant, other))?.metadata.kind !== "agent") {
+      violations.push({ field: `mandate.may_act[${i}]`, description: `no agent "${other}" in this tenant` });
     }
   }
   if (violations.length > 0) throw invalidArgument(violations);

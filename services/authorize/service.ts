@@ -19,13 +19,13 @@ import type { ServiceDeps } from "../shared/deps.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
 import { openReplayCache } from "../shared/oauth/replay.ts";
 import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
+import { uuidV7 } from "../shared/uuid-v7.ts";
 import { authzenHttp, enginePolicy } from "./authzen/index.ts";
 import type { Decision } from "./engine/decider.ts";
 import { decisionInput } from "./engine/decision-input.ts";
 import { DecisionEngine } from "./engine/engine.ts";
 import { PolicyMissingError, type PolicySource } from "./engine/policy-source.ts";
 import { type TokenSubject, type TokenSubjectDeps, tokenSubject } from "./engine/token-subject.ts";
-import { uuidV7 } from "../shared/uuid-v7.ts";
 import { policyAdminRpcs } from "./policies/admin-rpcs.ts";
 import { loadDefaultPolicy, PolicyRegistry, resolveDefaultPolicy } from "./policies/registry.ts";
 

@@ -70,7 +70,10 @@ function createCommand(): Command {
     .requiredOption("--owner <sub>", "who answers for it: the sub of the human or the id of the org it acts for")
     .option("--description <text>", "what it is and does, in words shown to humans (at most 1024 characters)")
     .addOption(
-      new Option("--dpop-jkt <thumbprint>", "RFC 7638 thumbprint of its DPoP key: its tokens are bound to that key"),
+      new Option(
+        "--dpop-jkt <thumbprint>",
+        "RFC 7638 thumbprint of its DPoP key: its tokens are bound to that key (write --dpop-jkt=VALUE when it starts with -)",
+      ),
     )
     .addOption(
       new Option("--jwks <file>", "its public keys, a JWK Set (or one JWK) in a JSON file (private_key_jwt)").conflicts(

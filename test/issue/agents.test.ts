@@ -330,8 +330,8 @@ describe("mandate agents (CLI)", () => {
       owner,
       "--description",
       "Made by the CLI",
-      "--dpop-jkt",
-      agentJkt,
+      // `=`: a base64url thumbprint may start with "-", which would read as an option.
+      `--dpop-jkt=${agentJkt}`,
       "--scope",
       "files.read",
       "--resource",
@@ -393,7 +393,7 @@ describe("mandate agents (CLI)", () => {
     const keyless = await cli(["agents", "create", "-t", "demo", "--name", "K", "--owner", "dev-alice"]);
     expect(keyless.code).toBe(2);
     expect(keyless.stderr).toContain("an agent needs a key: give --dpop-jkt, --jwks or --jwks-uri");
-    const ownerless = await cli(["agents", "create", "-t", "demo", "--name", "K", "--dpop-jkt", agentJkt]);
+    const ownerless = await cli(["agents", "create", "-t", "demo", "--name", "K", `--dpop-jkt=${agentJkt}`]);
     expect(ownerless.code).not.toBe(0);
     expect(ownerless.stderr).toContain("--owner");
     const help = await runMandate(["agents", "create", "--help"]);

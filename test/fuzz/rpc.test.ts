@@ -9,6 +9,7 @@
 // Every call must answer within the deadline and never with INTERNAL, UNKNOWN, DATA_LOSS or
 // UNAVAILABLE (nothing here makes the server really fail); at the end the process is alive,
 // /healthz answers and the audit pipeline still drains (fuzz.ts).
+import { gunzipSync } from "node:zlib";
 import { create, type DescMethod, fromBinary, ScalarType, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
@@ -306,12 +307,22 @@ function grpcStatus(answer: Answer): number | undefined {
     const length = answer.body.readUInt32BE(offset + 1);
     const data = answer.body.subarray(offset + 5, offset + 5 + length);
     if (flags & 0x80) {
-      const match = /grpc-status:\s*(\d+)/i.exec(data.toString());
+      // A large trailer frame (many field violations) may be compressed like a message (flag 0x01).
+      const text = (flags & 0x01 ? gunzipOrRaw(data) : data).toString();
+      const match = /grpc-status:\s*(\d+)/i.exec(text);
       if (match) return Number(match[1]);
     }
     offset += 5 + length;
   }
   return undefined;
+}
+
+function gunzipOrRaw(data: Buffer): Buffer {
+  try {
+    return gunzipSync(data);
+  } catch {
+    return data;
+  }
 }
 
 /** Whether the details (google.rpc.Status) a failing status carries say more, for the report. */

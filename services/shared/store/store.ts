@@ -108,6 +108,10 @@ export class Store {
             : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });
+    // An idle pooled connection the server ends (a restart, a failover, an administrator's
+    // pg_terminate_backend) is dropped by the pool and replaced on next use; without a listener,
+    // node-postgres would raise the error as an uncaught exception and take the process down.
+    pool.on("error", () => {});
     return new Store(engine, new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }), redactUrl(target));
   }
 

@@ -17,6 +17,12 @@ export interface AccessTokenRequest {
   authTime?: number | undefined;
   acr?: string | undefined;
   amr?: string[] | undefined;
+  /** RFC 8693 §4.1: the acting party, nested once per further hop (token exchange of a mandate). */
+  act?: Record<string, unknown> | undefined;
+  /** The mandate the token was exchanged from: revoking it (or an ancestor) revokes the token. */
+  mandateId?: string | undefined;
+  /** RFC 9396 §9: the authorization details the token carries (within its mandate's). */
+  authorizationDetails?: unknown[] | undefined;
 }
 
 export interface MintedAccessToken {
@@ -45,6 +51,9 @@ export async function mintAccessToken(signing: SigningClient, r: AccessTokenRequ
     ...(r.acr ? { acr: r.acr } : {}),
     ...(r.amr?.length ? { amr: r.amr } : {}),
     ...(r.jkt ? { cnf: { jkt: r.jkt } } : {}),
+    ...(r.act ? { act: r.act } : {}),
+    ...(r.mandateId ? { mandate_id: r.mandateId } : {}),
+    ...(r.authorizationDetails?.length ? { authorization_details: r.authorizationDetails } : {}),
   };
   const { jwt } = await signing.signJwt(r.tenant, claims, "at+jwt");
   return { token: jwt, jti, expiresAt: exp * 1000, expiresIn: exp - iat, claims };

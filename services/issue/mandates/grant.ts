@@ -12,7 +12,7 @@ import { failedPrecondition, invalidArgument, notFound } from "../../shared/erro
 import type { Store, TenantStore } from "../../shared/store/store.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { TenantResources } from "../oauth/rfc8707.ts";
-import { currentState, type MandateRecord, MandateStore } from "./mandate-store.ts";
+import { type ConsentRecord, currentState, type MandateRecord, MandateStore } from "./mandate-store.ts";
 import { type Dimension, type MandateBounds, mayReceive, subMandateWidening } from "./narrowing.ts";
 import { type RequestedMandate, requestedMandate } from "./request.ts";
 
@@ -33,6 +33,8 @@ export async function grantMandate(
   tenant: string,
   input: Mandate,
   actor: Actor,
+  /** How the human approved it; default: administratively, by the caller (CreateMandate). */
+  consent?: Omit<ConsentRecord, "at">,
 ): Promise<MandateRecord> {
   const now = deps.clock.now();
   const scoped = deps.store.forTenant(tenant);
@@ -55,7 +57,7 @@ export async function grantMandate(
     revokedAt: null,
     revokedBy: null,
     revokeReason: null,
-    consent: { approvedBy: actor.by, at: now, method: "administrative", text: "" },
+    consent: { approvedBy: actor.by, method: "administrative", text: "", ...consent, at: now },
   };
   await scoped.transaction(async (tx) => {
     const mandates = scoped.use(MandateStore, tx);

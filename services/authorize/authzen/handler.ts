@@ -15,12 +15,13 @@ import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { ClientAddresses } from "../../shared/net/client-ip.ts";
+import { RequestAborted } from "../../shared/net/request-body.ts";
 import { API_SCOPES } from "../../shared/oauth/mandate-api.ts";
 import { ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import type { HttpCall } from "../../shared/rpc/caller-authentication.ts";
 import type { HttpHandler, TenantLookup } from "../../shared/rpc/service.ts";
 import { type AuthzenPolicy, Evaluator } from "./evaluate.ts";
-import { HttpFailure, RequestAborted, readJsonBody, sendFailure, sendJson } from "./http.ts";
+import { HttpFailure, readJsonBody, sendFailure, sendJson } from "./http.ts";
 import { pdpMetadata } from "./metadata.ts";
 import {
   BadRequest,

@@ -2,6 +2,7 @@
 // JSON answers and error answers (§10.1.2: the status says what went wrong, the body an error
 // message string — here under `error_description`, beside a short `error` code).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readRequestBody } from "../../shared/net/request-body.ts";
 import { decodeUtf8, jsonTextFault, MAX_JSON_DEPTH } from "../../shared/text.ts";
 import { BadRequest } from "./requests.ts";
 
@@ -16,14 +17,6 @@ export class HttpFailure extends Error {
     this.status = status;
     this.code = code;
     this.headers = headers;
-  }
-}
-
-/** The client went away before its request body arrived: nobody to answer. */
-export class RequestAborted extends Error {
-  constructor() {
-    super("the client aborted the request");
-    this.name = "RequestAborted";
   }
 }
 
@@ -56,29 +49,13 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   return value;
 }
 
-/** The request body, at most `limit` bytes (else 413); RequestAborted when the client goes away. */
+/** The request body, at most `limit` bytes (else 413). */
 function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = () => new HttpFailure(413, "payload_too_large", `the request body is larger than ${limit} bytes`);
-  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge());
-  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off("data", onData);
-        req.resume();
-        reject(tooLarge());
-      } else chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.once("end", () => resolve(Buffer.concat(chunks)));
-    req.once("error", () => reject(new RequestAborted()));
-    req.once("close", () => {
-      if (!req.complete) reject(new RequestAborted());
-    });
-  });
+  return readRequestBody(
+    req,
+    limit,
+    () => new HttpFailure(413, "payload_too_large", `the request body is larger than ${limit} bytes`),
+  );
 }
 
 /** A JSON answer; decisions are never cached (`no-store`) unless `headers` say otherwise. */

@@ -3,6 +3,7 @@
 // query string and JSON body is read here, and its text checked here (services/shared/text.ts):
 // invalid UTF-8 or a lone surrogate is `invalid_request` naming the parameter or member.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readRequestBody } from "../../shared/net/request-body.ts";
 import { decodeUtf8, IllFormedText, parseFormStrict, printable, requireJsonText } from "../../shared/text.ts";
 import { InvalidRequest, type OAuthError } from "./errors.ts";
 
@@ -117,37 +118,10 @@ export async function readJson(req: IncomingMessage, options: ReadJsonOptions = 
 }
 
 /** The client went away before its request body arrived: nobody to answer, nothing to log above debug. */
-export class RequestAborted extends Error {
-  constructor() {
-    super("the client aborted the request");
-    this.name = "RequestAborted";
-  }
-}
 
-/** The request body, at most `limit` bytes (else invalid_request); RequestAborted when the client goes away. */
+/** The request body, at most `limit` bytes (else invalid_request). */
 export function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) return Promise.reject(new InvalidRequest(`the request body is larger than ${limit} bytes`));
-  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off("data", onData);
-        req.resume();
-        reject(new InvalidRequest(`the request body is larger than ${limit} bytes`));
-      } else chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    // An aborted upload emits "error" (ECONNRESET) and "close" without "end": never left pending.
-    req.once("error", () => reject(new RequestAborted()));
-    req.once("close", () => {
-      if (!req.complete) reject(new RequestAborted());
-    });
-  });
+  return readRequestBody(req, limit, () => new InvalidRequest(`the request body is larger than ${limit} bytes`));
 }
 
 /** JSON with `Cache-Control: no-store` (RFC 6749 §5.1: token responses; we apply it to every OAuth response). */

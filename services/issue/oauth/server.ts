@@ -6,6 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceDeps } from "../../shared/deps.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { RemoteJwks } from "../../shared/net/remote-jwks.ts";
+import { RequestAborted } from "../../shared/net/request-body.ts";
 import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
@@ -31,7 +32,7 @@ import { revocationEndpoint } from "./endpoints/revocation.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
 import { UserinfoEndpoint } from "./endpoints/userinfo.ts";
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
-import { RequestAborted, sendJson, sendOAuthError } from "./http.ts";
+import { sendJson, sendOAuthError } from "./http.ts";
 import { TenantResources } from "./rfc8707.ts";
 
 const TENANT = "([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)";

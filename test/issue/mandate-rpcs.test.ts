@@ -16,7 +16,7 @@ import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue, type Mandate, type MandateSchema, MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
-import { MandateUsage } from "../../services/issue/mandates/usage.ts";
+import { MandateUsage } from "../../services/shared/mandates/usage.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { runMandate } from "../helpers/mandate-process.ts";

@@ -3,7 +3,7 @@
 // `consume` under concurrency — 50 consumers of 10 uses, 7-unit spends of a 100-unit budget,
 // idempotent retries, sub-mandates charging their parents, periods.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MandateRecord, MandateStore } from "../../services/issue/mandates/mandate-store.ts";
+import { type MandateRecord, MandateStore } from "../../services/shared/mandates/mandate-store.ts";
 import {
   IdempotencyConflict,
   MandateNotUsable,
@@ -11,7 +11,7 @@ import {
   periodStart,
   UsageCounters,
   UsageLimitExceeded,
-} from "../../services/issue/mandates/usage.ts";
+} from "../../services/shared/mandates/usage.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
 

@@ -9,10 +9,15 @@ import type { Mandate } from "../../../gen/mandate/v1/issue_pb.js";
 import { type Actor, mandateGranted } from "../../shared/audit-events.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { failedPrecondition, invalidArgument, notFound } from "../../shared/errors.ts";
+import {
+  type ConsentRecord,
+  currentState,
+  type MandateRecord,
+  MandateStore,
+} from "../../shared/mandates/mandate-store.ts";
 import type { Store, TenantStore } from "../../shared/store/store.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { TenantResources } from "../oauth/rfc8707.ts";
-import { type ConsentRecord, currentState, type MandateRecord, MandateStore } from "./mandate-store.ts";
 import { type Dimension, type MandateBounds, mayReceive, subMandateWidening } from "./narrowing.ts";
 import { type RequestedMandate, requestedMandate } from "./request.ts";
 

@@ -35,6 +35,10 @@
 // - may_act: requested ⊆ bound, where an empty list means "any agent of the tenant" (RFC 8693 §4.4:
 //   no may_act, no restriction beyond depth); so a non-empty bound admits only a non-empty subset.
 import canonicalize from "canonicalize";
+import type { AuthorizationDetail, MandateBounds, UsageLimitBound } from "../../shared/mandates/mandate-store.ts";
+
+// The shapes of a mandate's bounds live with the store (shared: Authorize reads mandates too).
+export type { AuthorizationDetail, MandateBounds, UsageLimitBound };
 
 export type Dimension =
   | "scopes"
@@ -46,31 +50,6 @@ export type Dimension =
   | "usage_limits"
   | "max_delegation_depth"
   | "may_act";
-
-/** A usage limit: at most `maximum` of `meter` per `periodMs` (0: over the mandate's whole life). */
-export interface UsageLimitBound {
-  meter: string;
-  maximum: number;
-  periodMs: number;
-}
-
-/** An RFC 9396 authorization details object: a `type` and its type's fields. */
-export type AuthorizationDetail = { type: string } & Record<string, unknown>;
-
-/** What a mandate allows (times in ms since the epoch). */
-export interface MandateBounds {
-  scopes: readonly string[];
-  resources: readonly string[];
-  authorizationDetails: readonly AuthorizationDetail[];
-  notBefore: number;
-  expiresAt: number;
-  /** Longest access-token lifetime; null: no bound of its own. */
-  maxTokenTtlMs: number | null;
-  usageLimits: readonly UsageLimitBound[];
-  maxDelegationDepth: number;
-  /** Agents (client ids) that may receive a sub-mandate; empty: any. */
-  mayAct: readonly string[];
-}
 
 /** What a token request under a mandate asks for. */
 export interface GrantRequest {

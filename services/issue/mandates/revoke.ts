@@ -5,8 +5,8 @@
 import { type Actor, mandateRevoked } from "../../shared/audit-events.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { notFound } from "../../shared/errors.ts";
+import { type MandateRecord, MandateStore, type RevokedMandate } from "../../shared/mandates/mandate-store.ts";
 import type { Store } from "../../shared/store/store.ts";
-import { type MandateRecord, MandateStore, type RevokedMandate } from "./mandate-store.ts";
 
 export const DEFAULT_REVOKE_REASON = "revoked by an administrator";
 

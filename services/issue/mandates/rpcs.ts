@@ -11,18 +11,18 @@ import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import { type Issue, MandateState as ProtoState } from "../../../gen/mandate/v1/issue_pb.js";
 import type { Clock } from "../../shared/clock.ts";
 import { invalidArgument, notFound } from "../../shared/errors.ts";
-import { auditedCaller, callerOf } from "../../shared/rpc/access.ts";
-import type { Store } from "../../shared/store/store.ts";
-import type { ClientRegistry } from "../clients/registry.ts";
-import { TenantResources } from "../oauth/rfc8707.ts";
-import { grantMandate, type MandateDeps } from "./grant.ts";
 import {
   currentState,
   type MandateFilter,
   type MandateRecord,
   type MandateState,
   MandateStore,
-} from "./mandate-store.ts";
+} from "../../shared/mandates/mandate-store.ts";
+import { auditedCaller, callerOf } from "../../shared/rpc/access.ts";
+import type { Store } from "../../shared/store/store.ts";
+import type { ClientRegistry } from "../clients/registry.ts";
+import { TenantResources } from "../oauth/rfc8707.ts";
+import { grantMandate, type MandateDeps } from "./grant.ts";
 import { revokeMandate } from "./revoke.ts";
 
 export type MandateRpcs = Pick<

@@ -2,6 +2,7 @@
 // the access tokens minted from grants, and revocations. Obtained from the tenant handle
 // (`scoped.grants(tx)`): bound to the caller's transaction, a token is never returned without its
 // rows (and audit record); without one, for reads.
+import type { OAuthGrantsTable } from "../store/schema.ts";
 import type { TenantDb } from "../store/tenancy.ts";
 
 /** The approved authorization request a code stands for. */
@@ -33,7 +34,14 @@ export interface GrantRow {
   claims: Record<string, unknown>;
   expiresAt: number;
   revokedAt: number | null;
+  /** The mandate a token exchange's family lives under (its tokens carry mandate_id); null otherwise. */
+  mandateId?: string | null;
+  /** RFC 9396 authorization details the family's access tokens carry (token exchange of a mandate). */
+  authorizationDetails?: unknown[] | undefined;
 }
+
+/** Ids per `IN (...)` list: well inside both engines' bound-parameter limits. */
+const IN_CHUNK = 500;
 
 export class GrantStore {
   readonly #tenant: string;
@@ -99,6 +107,8 @@ export class GrantStore {
         created_at: now,
         expires_at: grant.expiresAt,
         revoked_at: null,
+        mandate_id: grant.mandateId ?? null,
+        authorization_details: grant.authorizationDetails?.length ? JSON.stringify(grant.authorizationDetails) : null,
       })
       .execute();
   }
@@ -110,21 +120,26 @@ export class GrantStore {
       .where("tenant_id", "=", this.#tenant)
       .where("id", "=", id)
       .executeTakeFirst();
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      clientId: row.client_id,
-      subject: row.subject,
-      scope: row.scope.split(" ").filter(Boolean),
-      resources: JSON.parse(row.resources) as string[],
-      dpopJkt: row.dpop_jkt,
-      authTime: row.auth_time,
-      acr: row.acr,
-      amr: row.amr ? (JSON.parse(row.amr) as string[]) : [],
-      claims: row.claims ? (JSON.parse(row.claims) as Record<string, unknown>) : {},
-      expiresAt: row.expires_at,
-      revokedAt: row.revoked_at,
-    };
+    return row && grantOf(row);
+  }
+
+  /**
+   * The refresh-token families that live under any of these mandates (token exchanges of a mandate,
+   * migration 0011), revoked or not: what a mandate's revocation reaches besides its access tokens.
+   */
+  async grantsOfMandates(mandateIds: readonly string[]): Promise<GrantRow[]> {
+    const found: GrantRow[] = [];
+    for (let i = 0; i < mandateIds.length; i += IN_CHUNK) {
+      const rows = await this.#db
+        .selectFrom("oauth_grants")
+        .selectAll()
+        .where("tenant_id", "=", this.#tenant)
+        .where("mandate_id", "in", mandateIds.slice(i, i + IN_CHUNK))
+        .orderBy("id")
+        .execute();
+      found.push(...rows.map(grantOf));
+    }
+    return found;
   }
 
   /**
@@ -221,4 +236,23 @@ export class GrantStore {
       .executeTakeFirst();
     return row !== undefined;
   }
+}
+
+function grantOf(row: OAuthGrantsTable): GrantRow {
+  return {
+    id: row.id,
+    clientId: row.client_id,
+    subject: row.subject,
+    scope: row.scope.split(" ").filter(Boolean),
+    resources: JSON.parse(row.resources) as string[],
+    dpopJkt: row.dpop_jkt,
+    authTime: row.auth_time,
+    acr: row.acr,
+    amr: row.amr ? (JSON.parse(row.amr) as string[]) : [],
+    claims: row.claims ? (JSON.parse(row.claims) as Record<string, unknown>) : {},
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    mandateId: row.mandate_id ?? null,
+    ...(row.authorization_details ? { authorizationDetails: JSON.parse(row.authorization_details) as unknown[] } : {}),
+  };
 }

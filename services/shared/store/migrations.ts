@@ -425,6 +425,21 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    "0011_exchange_grants": {
+      async up(db: Kysely<unknown>) {
+        // Refresh-token families of token exchanges of a mandate (issue 15): the mandate the family
+        // lives under (refused once it or a parent is revoked, expired or exhausted; found by
+        // mandate when one is revoked) and the RFC 9396 authorization details its tokens carry.
+        const grants = () => db.schema.alterTable("oauth_grants");
+        await grants().addColumn("mandate_id", "text").execute();
+        await grants().addColumn("authorization_details", "text").execute();
+        await db.schema
+          .createIndex("oauth_grants_mandate_idx")
+          .on("oauth_grants")
+          .columns(["tenant_id", "mandate_id"])
+          .execute();
+      },
+    },
   };
 }
 

@@ -166,6 +166,10 @@ export interface OAuthGrantsTable {
   /** Absolute end of the refresh-token family. */
   expires_at: number;
   revoked_at: number | null;
+  /** The mandate a token exchange's family lives under (migration 0011); null for other grants. */
+  mandate_id?: string | null;
+  /** JSON array: the RFC 9396 authorization details of the family's tokens (migration 0011). */
+  authorization_details?: string | null;
 }
 
 /** Authorization codes, by SHA-256 hash; `request` is the approved authorization request (JSON). */

@@ -2,13 +2,19 @@
 // second: PostgreSQL LISTEN/NOTIFY when the store is PostgreSQL (the NOTIFY is sent inside the
 // change's transaction, so it is delivered exactly when the change commits), Redis pub/sub when
 // redis.url is set, and always polling `policy_state` as the fallback. A message carries only the
-// tenant id; the receiver re-reads the store and never trusts anything else of it.
+// tenant id; the receiver re-reads the store and never trusts anything else of it. The channels are
+// the shared ChangeNotifications (shared/store/change-notifications.ts); the poll is policy_state's.
 
-import { Redis } from "ioredis";
-import { type Kysely, sql } from "kysely";
-import pg from "pg";
+import type { Kysely } from "kysely";
 import type { Logger } from "../../shared/logger.ts";
+import {
+  ChangeNotifications,
+  notifyInTransaction as notifyChannel,
+  tenantFromMessage,
+} from "../../shared/store/change-notifications.ts";
 import type { Database, Engine, Store } from "../../shared/store/store.ts";
+
+export { tenantFromMessage };
 
 /** PostgreSQL NOTIFY channel and Redis pub/sub channel of policy changes. */
 export const POSTGRES_CHANNEL = "mandate_policy_changes";
@@ -16,19 +22,10 @@ export const REDIS_CHANNEL = "mandate:policy-changes";
 
 /** Rows changed this long before the newest change seen are read again (writers' clocks may differ). */
 const POLL_OVERLAP_MS = 5 * 60_000;
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 5_000;
-
-const TENANT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** A tenant id from a message, or undefined when it is not one (the message is then ignored). */
-export function tenantFromMessage(payload: unknown): string | undefined {
-  return typeof payload === "string" && TENANT_ID.test(payload) ? payload : undefined;
-}
 
 /** Sends the change's NOTIFY inside its transaction (PostgreSQL delivers it at commit). */
 export async function notifyInTransaction(tx: Kysely<Database>, engine: Engine, tenant: string): Promise<void> {
-  if (engine === "postgres") await sql`select pg_notify(${POSTGRES_CHANNEL}, ${tenant})`.execute(tx);
+  await notifyChannel(tx, engine, POSTGRES_CHANNEL, tenant);
 }
 
 export interface ReloadHandlers {
@@ -55,8 +52,7 @@ export interface ReloadOptions {
 export class PolicyReloader {
   readonly #options: ReloadOptions;
   readonly #handlers: ReloadHandlers;
-  readonly #listeners: Array<{ stop(): Promise<void> }> = [];
-  #redis: RedisChannel | undefined;
+  #notifications: ChangeNotifications | undefined;
   #poller: Poller | undefined;
 
   constructor(options: ReloadOptions, handlers: ReloadHandlers) {
@@ -68,28 +64,31 @@ export class PolicyReloader {
     const o = this.#options;
     this.#poller = new Poller(o.store.db, o.pollIntervalMs, o.now, this.#handlers, o.logger);
     await this.#poller.start();
-    const resync = () => this.#poller?.pollSoon();
-    if (o.store.engine === "postgres" && o.postgres !== false) {
-      const listener = new PostgresListener(o.databaseUrl, this.#handlers, resync, o.logger);
-      this.#listeners.push(listener);
-      await listener.start();
-    }
-    if (o.redisUrl && o.redis !== false) {
-      this.#redis = new RedisChannel(o.redisUrl, this.#handlers, resync, o.logger);
-      this.#listeners.push(this.#redis);
-      await this.#redis.start();
-    }
+    this.#notifications = new ChangeNotifications(
+      {
+        channels: { postgres: POSTGRES_CHANNEL, redis: REDIS_CHANNEL },
+        engine: o.store.engine,
+        databaseUrl: o.databaseUrl,
+        redisUrl: o.redisUrl,
+        postgres: o.postgres,
+        redis: o.redis,
+        logger: o.logger,
+        what: "policy reload",
+      },
+      { signal: (tenant) => this.#handlers.signal(tenant), resync: () => this.#poller?.pollSoon() },
+    );
+    await this.#notifications.start();
   }
 
   /** Tells the other replicas over Redis (PostgreSQL's NOTIFY went with the transaction). */
   async publish(tenant: string): Promise<void> {
-    await this.#redis?.publish(tenant);
+    await this.#notifications?.publish(tenant);
   }
 
   async stop(): Promise<void> {
     this.#poller?.stop();
-    await Promise.allSettled(this.#listeners.splice(0).map((l) => l.stop()));
-    this.#redis = undefined;
+    await this.#notifications?.stop();
+    this.#notifications = undefined;
   }
 }
 
@@ -164,125 +163,5 @@ class Poller {
     } catch (error) {
       this.#logger.warn({ err: error }, "policy reload: polling policy_state failed; retrying");
     }
-  }
-}
-
-/** LISTEN on a dedicated connection; reconnects with backoff and resyncs by polling after each connect. */
-class PostgresListener {
-  readonly #url: string;
-  readonly #handlers: ReloadHandlers;
-  readonly #resync: () => void;
-  readonly #logger: Logger;
-  #client: pg.Client | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #delay = RECONNECT_MIN_MS;
-  #stopped = false;
-
-  constructor(url: string, handlers: ReloadHandlers, resync: () => void, logger: Logger) {
-    this.#url = url;
-    this.#handlers = handlers;
-    this.#resync = resync;
-    this.#logger = logger;
-  }
-
-  async start(): Promise<void> {
-    await this.#connect();
-  }
-
-  async #connect(): Promise<void> {
-    if (this.#stopped) return;
-    const client = new pg.Client({ connectionString: this.#url });
-    this.#client = client;
-    client.on("notification", (message) => {
-      const tenant = message.channel === POSTGRES_CHANNEL ? tenantFromMessage(message.payload) : undefined;
-      if (tenant) this.#handlers.signal(tenant);
-    });
-    client.on("error", (error) => this.#lost(client, error));
-    client.on("end", () => this.#lost(client, undefined));
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${POSTGRES_CHANNEL}`);
-      this.#delay = RECONNECT_MIN_MS;
-      this.#resync();
-    } catch (error) {
-      this.#lost(client, error);
-    }
-  }
-
-  #lost(client: pg.Client, error: unknown): void {
-    if (this.#stopped || this.#client !== client) return;
-    this.#client = undefined;
-    client.removeAllListeners("end");
-    client.end().catch(() => {});
-    this.#logger.warn({ err: error }, `policy reload: LISTEN connection lost; reconnecting in ${this.#delay} ms`);
-    this.#timer = setTimeout(() => void this.#connect(), this.#delay);
-    this.#timer.unref();
-    this.#delay = Math.min(this.#delay * 2, RECONNECT_MAX_MS);
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    const client = this.#client;
-    this.#client = undefined;
-    await client?.end().catch(() => {});
-  }
-}
-
-/** Redis pub/sub: a subscriber connection (ioredis resubscribes after reconnecting) and a publisher. */
-class RedisChannel {
-  readonly #subscriber: Redis;
-  readonly #publisher: Redis;
-  readonly #handlers: ReloadHandlers;
-  readonly #resync: () => void;
-  readonly #logger: Logger;
-  #warned = false;
-
-  constructor(url: string, handlers: ReloadHandlers, resync: () => void, logger: Logger) {
-    this.#handlers = handlers;
-    this.#resync = resync;
-    this.#logger = logger;
-    this.#subscriber = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null });
-    this.#publisher = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    for (const connection of [this.#subscriber, this.#publisher]) connection.on("error", (e) => this.#warn(e));
-  }
-
-  async start(): Promise<void> {
-    this.#subscriber.on("message", (channel: string, message: string) => {
-      const tenant = channel === REDIS_CHANNEL ? tenantFromMessage(message) : undefined;
-      if (tenant) this.#handlers.signal(tenant);
-    });
-    this.#subscriber.on("ready", () => {
-      // (Re)subscribe on every connection: also after a first connect that failed.
-      this.#subscriber.subscribe(REDIS_CHANNEL).catch((error: unknown) => this.#warn(error));
-      this.#warned = false;
-      this.#resync();
-    });
-    try {
-      await this.#subscriber.connect();
-      await this.#subscriber.subscribe(REDIS_CHANNEL);
-      await this.#publisher.connect();
-    } catch (error) {
-      this.#warn(error); // ioredis keeps reconnecting; polling covers the meantime
-    }
-  }
-
-  async publish(tenant: string): Promise<void> {
-    try {
-      await this.#publisher.publish(REDIS_CHANNEL, tenant);
-    } catch (error) {
-      this.#warn(error);
-    }
-  }
-
-  #warn(error: unknown): void {
-    if (this.#warned) return;
-    this.#warned = true;
-    this.#logger.warn({ err: error }, "policy reload: Redis pub/sub unavailable; other replicas learn by polling");
-  }
-
-  async stop(): Promise<void> {
-    this.#subscriber.disconnect();
-    this.#publisher.disconnect();
   }
 }

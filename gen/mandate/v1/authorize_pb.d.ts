@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Party, Resource } from "./common_pb.js";
 import type { DpopProof } from "./introspect_pb.js";
-import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file mandate/v1/authorize.proto.
@@ -160,6 +160,17 @@ export declare type CheckRequest = Message<"mandate.v1.CheckRequest"> & {
    * @generated from field: string expected_audience = 12;
    */
   expectedAudience: string;
+
+  /**
+   * Usage to count against the request's mandate (the access token's `mandate_id`, or
+   * `token.mandate_id`) when the decision is an allow: charged atomically to the mandate and every
+   * mandate above it, once per idempotency key. A consumption that would pass a limit turns the
+   * decision into a deny (`mandate_usage_exhausted`) and charges nothing. The policy sees it as
+   * `input.consume`.
+   *
+   * @generated from field: mandate.v1.Consumption consume = 13;
+   */
+  consume?: Consumption | undefined;
 };
 
 /**
@@ -167,6 +178,140 @@ export declare type CheckRequest = Message<"mandate.v1.CheckRequest"> & {
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export declare const CheckRequestSchema: GenMessage<CheckRequest>;
+
+/**
+ * A usage to count with an allow (Mandates: "consumed per Authorize decision that declares
+ * consumption", idempotent per key).
+ *
+ * @generated from message mandate.v1.Consumption
+ */
+export declare type Consumption = Message<"mandate.v1.Consumption"> & {
+  /**
+   * What is counted, as the mandate's usage limits name it: "calls", or e.g. "amount:EUR"
+   * (amounts in minor units). Empty: "calls".
+   *
+   * @generated from field: string meter = 1;
+   */
+  meter: string;
+
+  /**
+   * How much: a finite positive number.
+   *
+   * @generated from field: double amount = 2;
+   */
+  amount: number;
+
+  /**
+   * The same key again (with the same meter and amount) returns the first consumption's result and
+   * charges nothing more; per mandate.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message mandate.v1.Consumption.
+ * Use `create(ConsumptionSchema)` to create a new message.
+ */
+export declare const ConsumptionSchema: GenMessage<Consumption>;
+
+/**
+ * One usage counter after a consumption.
+ *
+ * @generated from message mandate.v1.ConsumedCounter
+ */
+export declare type ConsumedCounter = Message<"mandate.v1.ConsumedCounter"> & {
+  /**
+   * The mandate the counter belongs to (the request's mandate or one above it).
+   *
+   * @generated from field: string mandate_id = 1;
+   */
+  mandateId: string;
+
+  /**
+   * The counted meter.
+   *
+   * @generated from field: string meter = 2;
+   */
+  meter: string;
+
+  /**
+   * The limit's period; unset for the mandate's whole life.
+   *
+   * @generated from field: google.protobuf.Duration period = 3;
+   */
+  period?: Duration | undefined;
+
+  /**
+   * Used so far in the current period, this consumption included.
+   *
+   * @generated from field: double used = 4;
+   */
+  used: number;
+
+  /**
+   * The limit.
+   *
+   * @generated from field: double maximum = 5;
+   */
+  maximum: number;
+};
+
+/**
+ * Describes the message mandate.v1.ConsumedCounter.
+ * Use `create(ConsumedCounterSchema)` to create a new message.
+ */
+export declare const ConsumedCounterSchema: GenMessage<ConsumedCounter>;
+
+/**
+ * What an allow with a declared consumption counted.
+ *
+ * @generated from message mandate.v1.ConsumptionResult
+ */
+export declare type ConsumptionResult = Message<"mandate.v1.ConsumptionResult"> & {
+  /**
+   * The mandate charged (the request's).
+   *
+   * @generated from field: string mandate_id = 1;
+   */
+  mandateId: string;
+
+  /**
+   * The counted meter.
+   *
+   * @generated from field: string meter = 2;
+   */
+  meter: string;
+
+  /**
+   * The amount counted.
+   *
+   * @generated from field: double amount = 3;
+   */
+  amount: number;
+
+  /**
+   * True when this is the result of an earlier consumption with the same idempotency key: nothing
+   * more was charged.
+   *
+   * @generated from field: bool replayed = 4;
+   */
+  replayed: boolean;
+
+  /**
+   * Every counter charged, root mandate first.
+   *
+   * @generated from field: repeated mandate.v1.ConsumedCounter counters = 5;
+   */
+  counters: ConsumedCounter[];
+};
+
+/**
+ * Describes the message mandate.v1.ConsumptionResult.
+ * Use `create(ConsumptionResultSchema)` to create a new message.
+ */
+export declare const ConsumptionResultSchema: GenMessage<ConsumptionResult>;
 
 /**
  * Why a decision came out as it did.
@@ -269,6 +414,13 @@ export declare type Decision = Message<"mandate.v1.Decision"> & {
    * @generated from field: google.protobuf.Timestamp decide_time = 6;
    */
   decideTime?: Timestamp | undefined;
+
+  /**
+   * With a declared consumption and an allow: what was counted. Unset otherwise.
+   *
+   * @generated from field: mandate.v1.ConsumptionResult consumption = 7;
+   */
+  consumption?: ConsumptionResult | undefined;
 };
 
 /**

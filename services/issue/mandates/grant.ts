@@ -15,7 +15,7 @@ import {
   type MandateRecord,
   MandateStore,
 } from "../../shared/mandates/mandate-store.ts";
-import type { Store, TenantStore } from "../../shared/store/store.ts";
+import type { Store, TenantStore, TenantTransaction } from "../../shared/store/store.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { TenantResources } from "../oauth/rfc8707.ts";
 import { type Dimension, type MandateBounds, mayReceive, subMandateWidening } from "./narrowing.ts";
@@ -41,6 +41,24 @@ export async function grantMandate(
   /** How the human approved it; default: administratively, by the caller (CreateMandate). */
   consent?: Omit<ConsentRecord, "at">,
 ): Promise<MandateRecord> {
+  const scoped = deps.store.forTenant(tenant);
+  const record = await checkedMandate(deps, tenant, input, actor, consent);
+  await scoped.transaction((tx) => recordMandate(scoped, tx, record, actor));
+  return record;
+}
+
+/**
+ * The mandate `grantMandate` records, checked (fields, agent, parent active and only narrowed) but
+ * not stored: for callers that record it in a transaction of their own (`recordMandate`), with what
+ * else they write — a token exchange's sub-delegation records the sub-mandate with the token it issues.
+ */
+export async function checkedMandate(
+  deps: MandateDeps,
+  tenant: string,
+  input: Mandate,
+  actor: Actor,
+  consent?: Omit<ConsentRecord, "at">,
+): Promise<MandateRecord> {
   const now = deps.clock.now();
   const scoped = deps.store.forTenant(tenant);
   const parent = input.parentMandateId ? await activeParent(scoped, input.parentMandateId, now) : undefined;
@@ -64,18 +82,27 @@ export async function grantMandate(
     revokeReason: null,
     consent: { approvedBy: actor.by, method: "administrative", text: "", ...consent, at: now },
   };
-  await scoped.transaction(async (tx) => {
-    const mandates = scoped.use(MandateStore, tx);
-    if (parent) {
-      // Locked: no revocation of the chain commits before this mandate does (or it is seen here).
-      const chain = (await mandates.chain(parent.id, { lock: true })) ?? [];
-      const inactive = chain.find((m) => m.state !== "active");
-      if (inactive) throw parentNotActive(inactive.id, inactive.state);
-    }
-    await mandates.insert(record);
-    await scoped.recordEvent(tx, mandateGranted(record, actor), now);
-  });
   return record;
+}
+
+/**
+ * Stores a checked mandate and its mandate.granted.v1 event in the caller's transaction, the parent
+ * chain locked (no revocation of it commits before this mandate does, or it is seen here) and still
+ * active. Returns the chain, root first, ending with the new mandate.
+ */
+export async function recordMandate(
+  scoped: TenantStore,
+  tx: TenantTransaction,
+  record: MandateRecord,
+  actor: Actor,
+): Promise<MandateRecord[]> {
+  const mandates = scoped.use(MandateStore, tx);
+  const chain = record.parentId ? ((await mandates.chain(record.parentId, { lock: true })) ?? []) : [];
+  const inactive = chain.find((m) => m.state !== "active");
+  if (inactive) throw parentNotActive(inactive.id, inactive.state);
+  await mandates.insert(record);
+  await scoped.recordEvent(tx, mandateGranted(record, actor), record.createdAt);
+  return [...chain, record];
 }
 
 async function activeParent(scoped: TenantStore, parentId: string, now: number): Promise<MandateRecord> {

@@ -132,6 +132,34 @@ export class MandateUsage {
   }
 }
 
+/**
+ * Steps 1, 3 and 4 of `consume` in the caller's transaction, for a chain (root first) the caller has
+ * read — and locked, and checked usable — in that transaction: the key claimed, every limit of the
+ * meter along the chain charged, the result kept. No audit event: the caller's own event records it
+ * (a token exchange counts its `tokens` this way, in the transaction that issues the token). A
+ * consumption that would pass a limit throws UsageLimitExceeded: roll the transaction back.
+ */
+export async function chargeWithin(
+  counters: UsageCounters,
+  chain: readonly MandateRecord[],
+  request: ConsumeRequest,
+  at: number,
+): Promise<ConsumeResult> {
+  requireWellFormed(request);
+  const mandateId = (chain.at(-1) as MandateRecord).id;
+  const earlier = await counters.claim(mandateId, request, at);
+  if (earlier) return earlier;
+  const charged = await chargeChain(counters, chain, request, at);
+  const result = { mandateId, meter: request.meter, amount: request.amount, at, counters: charged };
+  await counters.keep(mandateId, request.idempotencyKey, result);
+  return { ...result, replayed: false };
+}
+
+/** Whether any mandate of the chain limits `meter` (otherwise a consumption of it charges nothing). */
+export function limitsMeter(chain: readonly MandateRecord[], meter: string): boolean {
+  return chain.some((mandate) => mandate.usageLimits.some((limit) => limit.meter === meter));
+}
+
 /** Charges every limit of the meter along the chain, root first, limits by period (the lock order). */
 async function chargeChain(
   counters: UsageCounters,

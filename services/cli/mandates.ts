@@ -1,10 +1,20 @@
 // `mandate mandates`: a tenant's mandates over gRPC — administrative grants (always naming the
 // principal), reads, lists and revocations (which cascade to sub-mandates).
+
+import { readFileSync, writeFileSync } from "node:fs";
 import { toJson } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Command, InvalidArgumentError } from "commander";
+import type { JWK } from "jose";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
-import { Issue, type Mandate, MandateSchema, MandateState } from "../../gen/mandate/v1/issue_pb.js";
+import {
+  Issue,
+  type Mandate,
+  MandateSchema,
+  MandateState,
+  RevokeMandateResponseSchema,
+} from "../../gen/mandate/v1/issue_pb.js";
 import {
   addressOption,
   collect,
@@ -32,7 +42,22 @@ interface MandateCreateOptions extends TenantOptions {
   depth?: number;
   mayAct: string[];
   parent?: string;
+  amends?: string;
+  revokeOnAccountEnd?: boolean;
 }
+
+interface ReceiptOptions extends TenantOptions {
+  out?: string;
+}
+
+interface VerifyReceiptOptions {
+  json?: boolean;
+  jwks?: string;
+  key: string[];
+}
+
+/** How long `receipt` waits for a grant to enter the audit log. */
+const RECEIPT_WAIT_MS = 15_000;
 
 interface MandateListOptions extends TenantOptions {
   principal?: string;
@@ -97,15 +122,90 @@ export function mandatesCommand(): Command {
       .argument("<mandate-id>", "the mandate id")
       .option("--reason <text>", "why, recorded in the audit log", "")
       .action(async (mandateId: string, options: TenantOptions & { reason: string }) => {
-        const { mandate } = await grpcClient(Issue, options).revokeMandate({
+        const response = await grpcClient(Issue, options).revokeMandate({
           tenant: options.tenant,
           mandateId,
           reason: options.reason,
         });
-        print(options, mandate && toJson(MandateSchema, mandate), () => `revoked mandate ${mandateId}`);
+        print(options, toJson(RevokeMandateResponseSchema, response), () =>
+          response.revokedMandateIds.length === 0
+            ? `mandate ${mandateId} was revoked already`
+            : `revoked ${response.revokedMandateIds.join(", ")}`,
+        );
+      }),
+  );
+  mandates.addCommand(
+    tenantRpcCommand("receipt", "download a mandate's signed consent receipt, with its audit proof and keys")
+      .argument("<mandate-id>", "the mandate id")
+      .option("-o, --out <file>", "write the receipt bundle to this file (default: standard output)")
+      .action(async (mandateId: string, options: ReceiptOptions) => {
+        const bundle = await downloadReceipt(options, mandateId);
+        if (options.out) {
+          writeFileSync(options.out, bundle);
+          print(
+            options,
+            { mandate_id: mandateId, out: options.out },
+            () => `wrote the receipt of ${mandateId} to ${options.out}`,
+          );
+        } else {
+          process.stdout.write(`${bundle}\n`);
+        }
+      }),
+  );
+  mandates.addCommand(
+    command("verify-receipt", "verify a receipt bundle offline: signature, mandate, audit entry, proof, checkpoint")
+      .argument("<file>", "a bundle written by `mandate mandates receipt`")
+      .option("--jwks <file>", "trust this JWKS (the tenant's token keys) instead of the bundled keys")
+      .option(
+        "--key <vkey>",
+        "pin the audit verifier key (name+keyid+base64), repeatable; default: bundled",
+        collect,
+        [],
+      )
+      .option("--json", "print the report as JSON")
+      .action(async (file: string, options: VerifyReceiptOptions) => {
+        const { verifyReceipt } = await import("../issue/mandates/receipt-verify.ts");
+        const { parseVerifierKey } = await import("../audit/note.ts");
+        let bundle: unknown;
+        try {
+          bundle = JSON.parse(readFileSync(file, "utf8"));
+        } catch (error) {
+          throw new InvalidArgumentError(`${file} is not a JSON receipt bundle: ${(error as Error).message}`);
+        }
+        const report = await verifyReceipt(bundle, {
+          jwks: options.jwks ? (JSON.parse(readFileSync(options.jwks, "utf8")) as { keys: JWK[] }) : undefined,
+          auditKeys:
+            options.key.length > 0
+              ? options.key.map((vkey) => {
+                  const parsed = parseVerifierKey(vkey);
+                  return { name: parsed.name, publicKey: parsed.publicKey };
+                })
+              : undefined,
+        });
+        print(options, report, () =>
+          report.ok
+            ? `OK: the receipt of mandate ${report.mandateId} (tenant "${report.tenant}") is signed by key ${report.kid}, and its grant is entry ${report.seq} of the audit log checkpointed at size ${report.treeSize}`
+            : `FAILED (${report.failure?.part}): ${report.failure?.reason}`,
+        );
+        if (!report.ok) process.exitCode = 1;
       }),
   );
   return mandates;
+}
+
+/** The bundle (JSON text), waiting while the grant is not in the audit log yet (UNAVAILABLE). */
+async function downloadReceipt(options: TenantOptions, mandateId: string): Promise<string> {
+  const client = grpcClient(Issue, options);
+  const until = Date.now() + RECEIPT_WAIT_MS;
+  for (;;) {
+    try {
+      const { bundle } = await client.getMandateReceipt({ tenant: options.tenant, mandateId });
+      return Buffer.from(bundle).toString("utf8");
+    } catch (error) {
+      if (!(error instanceof ConnectError && error.code === Code.Unavailable) || Date.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
 
 function createCommand(): Command {
@@ -129,6 +229,8 @@ function createCommand(): Command {
     .option("--depth <n>", "how many further hops of sub-delegation it allows (default 0)", parseCount)
     .option("--may-act <client-id>", "an agent that may receive a sub-mandate; repeatable", collect, [])
     .option("--parent <mandate-id>", "grant a sub-mandate of this mandate (it may only narrow it)")
+    .option("--amends <mandate-id>", "grant the next version of this mandate (it is revoked, superseded)")
+    .option("--revoke-on-account-end", "revoke it when the principal's account is deleted or disabled")
     .addOption(addressOption)
     .addOption(tokenOption)
     .option("--json", "print as JSON")
@@ -160,6 +262,8 @@ function mandateFrom(options: MandateCreateOptions) {
     maxDelegationDepth: options.depth ?? 0,
     mayAct: options.mayAct,
     parentMandateId: options.parent ?? "",
+    amendsMandateId: options.amends ?? "",
+    revocationPolicy: { revokeOnAccountEnd: options.revokeOnAccountEnd === true },
   };
 }
 
@@ -182,6 +286,9 @@ function describe(m: Mandate): string {
     `limits         ${limits.join(", ") || "-"}`,
     `delegation     depth ${m.maxDelegationDepth}${m.mayAct.length ? `, may act: ${m.mayAct.join(" ")}` : ""}`,
     ...(m.parentMandateId ? [`parent         ${m.parentMandateId}`] : []),
+    `version        ${m.version}${m.amendsMandateId ? ` (amends ${m.amendsMandateId})` : ""}`,
+    ...m.usage.map((u) => `usage          ${u.used} of ${u.maximum} ${u.meter} (${u.remaining} left)`),
+    ...(m.revokeReason ? [`revoked        ${m.revokeReason}`] : []),
   ].join("\n");
 }
 

@@ -40,7 +40,7 @@ export function issueService(deps: ServiceDeps) {
   const module = defineService(
     Issue,
     {
-      ...mandateRpcs({ store, clock, clients }),
+      ...mandateRpcs({ store, clock, clients, signing: deps.signing, logger: deps.logger, config: deps.config }),
 
       async createClient(request, context) {
         const caller = callerOf(context);

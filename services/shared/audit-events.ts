@@ -4,6 +4,7 @@
 // parties beside the payload, never in it: the log stores humans among them only as salted
 // references (services/audit/entry.ts). Events reach the log through the tenant's outbox
 // (TenantStore.recordEvent / commitEvent), in the transaction of the action they record.
+import { createHash } from "node:crypto";
 import { uuidV7 } from "./uuid-v7.ts";
 
 export interface Party {
@@ -196,10 +197,12 @@ export interface IssuedToken {
   /** RFC 9449 §6: the DPoP key thumbprint the token is bound to. */
   jkt?: string | undefined;
   expiresAt: number;
+  /** A refreshed token of a mandate's token exchange: the mandate and its agents, root first. */
+  mandate?: { id: string; actors: readonly string[] } | undefined;
 }
 
 export function tokenIssued(token: IssuedToken): OutboxEvent {
-  const { grant } = token;
+  const { grant, mandate } = token;
   const payload = {
     grant_type: token.grantType,
     ...(grant ? { grant_id: grant.id } : {}),
@@ -209,12 +212,89 @@ export function tokenIssued(token: IssuedToken): OutboxEvent {
     ...(grant ? { refresh_token_issued: grant.refreshTokenIssued } : {}),
     ...(token.jkt ? { cnf_jkt: token.jkt } : {}),
     exp: token.expiresAt,
+    ...(mandate ? { mandate_id: mandate.id, actors: mandate.actors } : {}),
   };
-  return event(
-    "token.issued.v1",
-    payload,
-    grant ? humanAndClient(grant.subject, token.clientId) : clientOnly(token.clientId),
-  );
+  const parties = grant ? humanAndClient(grant.subject, token.clientId) : clientOnly(token.clientId);
+  if (!mandate) return event("token.issued.v1", payload, parties);
+  return {
+    ...event("token.issued.v1", payload, { ...parties, actors: agentParties(mandate.actors) }),
+    envelope: { outcome: "OUTCOME_SUCCESS", mandateId: mandate.id },
+  };
+}
+
+/** RFC 8693 token exchange of a mandate: the token, whom it is for, and who acts. */
+export interface ExchangedToken {
+  /** The authenticated client: the agent of the mandate, or of its parent when it sub-delegated. */
+  clientId: string;
+  /** The human the token acts for (its `sub`): a party, never in the payload. */
+  principal: string;
+  /** The mandate the token was issued under (a sub-mandate made by this exchange, when sub-delegating). */
+  mandateId: string;
+  /** The mandate's chain, root first: a sub-delegation's parent mandate, and the one above... */
+  chain: readonly string[];
+  /** The agents of the chain, root first (the token's `act`, innermost first): agent → sub-agent. */
+  actors: readonly string[];
+  subjectTokenType: string;
+  actorTokenType?: string | undefined;
+  /** A sub-mandate this exchange granted (sub-delegation to the last actor). */
+  subMandateGranted: boolean;
+  jti: string;
+  audience: string[];
+  scope: string[];
+  authorizationDetails: readonly unknown[];
+  jkt?: string | undefined;
+  expiresAt: number;
+  /** The refresh-token family issued with it. */
+  refreshGrantId?: string | undefined;
+  /** The `tokens` counters charged (usage limits of the chain), root first. */
+  counters: ReadonlyArray<{ mandateId: string; periodMs: number; periodStart: number; used: number }>;
+}
+
+/**
+ * A token exchanged for a mandate (RFC 8693): the whole actor chain — the human as the subject party,
+ * every agent from the mandate's root to the token's holder as actors — found by mandate id.
+ */
+export function tokenExchanged(token: ExchangedToken): OutboxEvent {
+  const payload = {
+    grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+    subject_token_type: token.subjectTokenType,
+    ...(token.actorTokenType ? { actor_token_type: token.actorTokenType } : {}),
+    mandate_id: token.mandateId,
+    mandate_chain: token.chain,
+    sub_mandate_granted: token.subMandateGranted,
+    client_id: token.clientId,
+    actors: token.actors,
+    jti: token.jti,
+    aud: token.audience,
+    scope: token.scope,
+    ...(token.authorizationDetails.length ? { authorization_details: token.authorizationDetails } : {}),
+    ...(token.jkt ? { cnf_jkt: token.jkt } : {}),
+    exp: token.expiresAt,
+    ...(token.refreshGrantId ? { grant_id: token.refreshGrantId, refresh_token_issued: true } : {}),
+    ...(token.counters.length
+      ? {
+          tokens_counters: token.counters.map((c) => ({
+            mandate_id: c.mandateId,
+            period_ms: c.periodMs,
+            period_start: c.periodStart,
+            used: c.used,
+          })),
+        }
+      : {}),
+  };
+  const parties: OutboxParties = {
+    subject: { id: token.principal, kind: "PARTY_KIND_HUMAN" },
+    client: { id: token.clientId, kind: "PARTY_KIND_AGENT" },
+    actors: agentParties(token.actors),
+  };
+  return {
+    ...event("token.exchanged.v1", payload, parties),
+    envelope: { outcome: "OUTCOME_SUCCESS", mandateId: token.mandateId },
+  };
+}
+
+function agentParties(agents: readonly string[]): Party[] {
+  return agents.map((id) => ({ id, kind: "PARTY_KIND_AGENT" }));
 }
 
 /** RFC 7009: a client revoked one of its tokens (a refresh token takes its grant along). */
@@ -327,6 +407,10 @@ export interface GrantedMandate {
   maxDelegationDepth: number;
   mayAct: readonly string[];
   consent: { method: string; at: number; text: string };
+  /** The version this amendment supersedes. */
+  supersedes?: string | null;
+  /** The signed consent receipt (compact JWS): the entry records its SHA-256, binding it into the log. */
+  receipt?: string | null;
 }
 
 /** A mandate granted (its whole content: immutable from now on). `actor`: who recorded the grant. */
@@ -345,6 +429,8 @@ export function mandateGranted(mandate: GrantedMandate, actor: Partial<Actor>): 
     max_delegation_depth: mandate.maxDelegationDepth,
     may_act: mandate.mayAct,
     consent: { method: mandate.consent.method, at: mandate.consent.at, text: mandate.consent.text },
+    ...(mandate.supersedes ? { supersedes: mandate.supersedes } : {}),
+    ...(mandate.receipt ? { receipt_sha256: createHash("sha256").update(mandate.receipt).digest("base64url") } : {}),
     ...(actor.by ? { by: actor.by } : {}),
   };
   return mandateEvent("mandate.granted.v1", mandate.id, payload, mandateParties(mandate.principal, mandate.agent));

@@ -453,6 +453,21 @@ export declare type ExchangeTokenResponse = Message<"mandate.v1.ExchangeTokenRes
    * @generated from field: mandate.v1.TokenSet tokens = 1;
    */
   tokens?: TokenSet | undefined;
+
+  /**
+   * The mandate the token was issued under: for a sub-delegation (an actor token), the sub-mandate
+   * the exchange granted to the actor.
+   *
+   * @generated from field: string mandate_id = 2;
+   */
+  mandateId: string;
+
+  /**
+   * RFC 9396 section 7: the authorization details the token carries.
+   *
+   * @generated from field: repeated google.protobuf.Struct authorization_details = 3;
+   */
+  authorizationDetails: JsonObject[];
 };
 
 /**
@@ -675,6 +690,57 @@ export declare type Mandate = Message<"mandate.v1.Mandate"> & {
    * @generated from field: google.protobuf.Timestamp revoke_time = 17;
    */
   revokeTime?: Timestamp | undefined;
+
+  /**
+   * Version: 1, then one more for each amendment (set by the server).
+   *
+   * @generated from field: uint32 version = 18;
+   */
+  version: number;
+
+  /**
+   * How the principal approved it (set by the server).
+   *
+   * @generated from field: mandate.v1.MandateConsent consent = 19;
+   */
+  consent?: MandateConsent | undefined;
+
+  /**
+   * Why it was revoked; empty otherwise.
+   *
+   * @generated from field: string revoke_reason = 20;
+   */
+  revokeReason: string;
+
+  /**
+   * Who revoked it (an administrator, the principal, a rule, or the mandate the revocation
+   * cascaded from); empty otherwise.
+   *
+   * @generated from field: map<string, string> revoked_by = 21;
+   */
+  revokedBy: { [key: string]: string };
+
+  /**
+   * Usage of each limit in its current period (set by the server).
+   *
+   * @generated from field: repeated mandate.v1.MandateUsage usage = 22;
+   */
+  usage: MandateUsage[];
+
+  /**
+   * On create: the mandate this one amends (same principal and agent, still active); it is revoked,
+   * superseded, when this version is granted. On read: the version this one superseded.
+   *
+   * @generated from field: string amends_mandate_id = 23;
+   */
+  amendsMandateId: string;
+
+  /**
+   * When, besides its expiry, the mandate revokes itself.
+   *
+   * @generated from field: mandate.v1.MandateRevocationPolicy revocation_policy = 24;
+   */
+  revocationPolicy?: MandateRevocationPolicy | undefined;
 };
 
 /**
@@ -682,6 +748,129 @@ export declare type Mandate = Message<"mandate.v1.Mandate"> & {
  * Use `create(MandateSchema)` to create a new message.
  */
 export declare const MandateSchema: GenMessage<Mandate>;
+
+/**
+ * How a mandate was approved: the consent record its receipt signs.
+ *
+ * @generated from message mandate.v1.MandateConsent
+ */
+export declare type MandateConsent = Message<"mandate.v1.MandateConsent"> & {
+  /**
+   * Who approved: the principal, or for an administrative grant the administrator.
+   *
+   * @generated from field: map<string, string> approved_by = 1;
+   */
+  approvedBy: { [key: string]: string };
+
+  /**
+   * How: "administrative", "interactive" or "asynchronous".
+   *
+   * @generated from field: string method = 2;
+   */
+  method: string;
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp approve_time = 3;
+   */
+  approveTime?: Timestamp | undefined;
+
+  /**
+   * The text shown to whoever approved it.
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message mandate.v1.MandateConsent.
+ * Use `create(MandateConsentSchema)` to create a new message.
+ */
+export declare const MandateConsentSchema: GenMessage<MandateConsent>;
+
+/**
+ * Usage of one limit of a mandate in its current period.
+ *
+ * @generated from message mandate.v1.MandateUsage
+ */
+export declare type MandateUsage = Message<"mandate.v1.MandateUsage"> & {
+  /**
+   * The limit's meter.
+   *
+   * @generated from field: string meter = 1;
+   */
+  meter: string;
+
+  /**
+   * The limit's period; unset for the mandate's whole life.
+   *
+   * @generated from field: google.protobuf.Duration period = 2;
+   */
+  period?: Duration | undefined;
+
+  /**
+   * Start of the current period; unset for the whole life.
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 3;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * Maximum per period.
+   *
+   * @generated from field: double maximum = 4;
+   */
+  maximum: number;
+
+  /**
+   * Used so far in the current period.
+   *
+   * @generated from field: double used = 5;
+   */
+  used: number;
+
+  /**
+   * Left in the current period (maximum - used, never below 0).
+   *
+   * @generated from field: double remaining = 6;
+   */
+  remaining: number;
+};
+
+/**
+ * Describes the message mandate.v1.MandateUsage.
+ * Use `create(MandateUsageSchema)` to create a new message.
+ */
+export declare const MandateUsageSchema: GenMessage<MandateUsage>;
+
+/**
+ * When a mandate revokes itself besides its expiry (revocation always cascades to sub-mandates).
+ *
+ * @generated from message mandate.v1.MandateRevocationPolicy
+ */
+export declare type MandateRevocationPolicy = Message<"mandate.v1.MandateRevocationPolicy"> & {
+  /**
+   * Revoked when the principal's account is deleted or disabled at the identity provider.
+   *
+   * @generated from field: bool revoke_on_account_end = 1;
+   */
+  revokeOnAccountEnd: boolean;
+
+  /**
+   * Revoked when the principal's login session it was granted in ends (interactive grants only).
+   *
+   * @generated from field: bool revoke_on_session_end = 2;
+   */
+  revokeOnSessionEnd: boolean;
+};
+
+/**
+ * Describes the message mandate.v1.MandateRevocationPolicy.
+ * Use `create(MandateRevocationPolicySchema)` to create a new message.
+ */
+export declare const MandateRevocationPolicySchema: GenMessage<MandateRevocationPolicy>;
 
 /**
  * Request of Issue.CreateMandate.
@@ -898,6 +1087,14 @@ export declare type RevokeMandateResponse = Message<"mandate.v1.RevokeMandateRes
    * @generated from field: mandate.v1.Mandate mandate = 1;
    */
   mandate?: Mandate | undefined;
+
+  /**
+   * Every mandate this call revoked: the mandate (unless it was revoked already), then its
+   * sub-mandates, nearest first.
+   *
+   * @generated from field: repeated string revoked_mandate_ids = 2;
+   */
+  revokedMandateIds: string[];
 };
 
 /**
@@ -905,6 +1102,62 @@ export declare type RevokeMandateResponse = Message<"mandate.v1.RevokeMandateRes
  * Use `create(RevokeMandateResponseSchema)` to create a new message.
  */
 export declare const RevokeMandateResponseSchema: GenMessage<RevokeMandateResponse>;
+
+/**
+ * Request of Issue.GetMandateReceipt.
+ *
+ * @generated from message mandate.v1.GetMandateReceiptRequest
+ */
+export declare type GetMandateReceiptRequest = Message<"mandate.v1.GetMandateReceiptRequest"> & {
+  /**
+   * Tenant of the mandate.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Mandate id (letters, digits, "_" and "-").
+   *
+   * @generated from field: string mandate_id = 2;
+   */
+  mandateId: string;
+};
+
+/**
+ * Describes the message mandate.v1.GetMandateReceiptRequest.
+ * Use `create(GetMandateReceiptRequestSchema)` to create a new message.
+ */
+export declare const GetMandateReceiptRequestSchema: GenMessage<GetMandateReceiptRequest>;
+
+/**
+ * Response of Issue.GetMandateReceipt.
+ *
+ * @generated from message mandate.v1.GetMandateReceiptResponse
+ */
+export declare type GetMandateReceiptResponse = Message<"mandate.v1.GetMandateReceiptResponse"> & {
+  /**
+   * The receipt bundle: a JSON document (application/json) holding the receipt (a compact JWS),
+   * the mandate it signs, its grant's audit entry with an RFC 9162 inclusion proof against a signed
+   * checkpoint, and the tenant's public keys, as `mandate mandates verify-receipt` reads it.
+   *
+   * @generated from field: bytes bundle = 1;
+   */
+  bundle: Uint8Array;
+
+  /**
+   * The receipt alone: a compact JWS (typ mandate-receipt+jwt) over the mandate's canonical JSON.
+   *
+   * @generated from field: string receipt = 2;
+   */
+  receipt: string;
+};
+
+/**
+ * Describes the message mandate.v1.GetMandateReceiptResponse.
+ * Use `create(GetMandateReceiptResponseSchema)` to create a new message.
+ */
+export declare const GetMandateReceiptResponseSchema: GenMessage<GetMandateReceiptResponse>;
 
 /**
  * Lifecycle state of a mandate.
@@ -1046,6 +1299,19 @@ export declare const Issue: GenService<{
     methodKind: "unary";
     input: typeof RevokeMandateRequestSchema;
     output: typeof RevokeMandateResponseSchema;
+  },
+  /**
+   * The signed consent receipt of a mandate, bundled with its grant's audit inclusion proof, a
+   * signed checkpoint and the tenant's public keys: verifiable offline. NOT_FOUND when the mandate
+   * does not exist; FAILED_PRECONDITION when it has no receipt (granted before receipts);
+   * UNAVAILABLE while its grant's audit entry waits to enter the log (retry).
+   *
+   * @generated from rpc mandate.v1.Issue.GetMandateReceipt
+   */
+  getMandateReceipt: {
+    methodKind: "unary";
+    input: typeof GetMandateReceiptRequestSchema;
+    output: typeof GetMandateReceiptResponseSchema;
   },
   /**
    * Registers an OAuth client (admin); returns its secret once.

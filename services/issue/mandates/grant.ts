@@ -15,17 +15,29 @@ import {
   type MandateRecord,
   MandateStore,
 } from "../../shared/mandates/mandate-store.ts";
+import type { SigningClient } from "../../shared/signing.ts";
 import type { Store, TenantStore, TenantTransaction } from "../../shared/store/store.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { TenantResources } from "../oauth/rfc8707.ts";
 import { type Dimension, type MandateBounds, mayReceive, subMandateWidening } from "./narrowing.ts";
+import { signReceipt } from "./receipts.ts";
 import { type RequestedMandate, requestedMandate } from "./request.ts";
+import { revokeWithin } from "./revoke.ts";
 
 export interface MandateDeps {
   store: Store;
   clock: Clock;
   clients: ClientRegistry;
   resources: TenantResources;
+  /** Signs the consent receipt of every grant (receipts.ts). */
+  signing: SigningClient;
+  config: { publicBaseUrl: string };
+}
+
+/** What an interactive grant knows of its circumstances. */
+export interface GrantContext {
+  /** The login session the principal approved in: revoke_on_session_end ends the mandate with it. */
+  sessionId?: string | undefined;
 }
 
 /** A new mandate id: `mdt_`, the time (so ids sort by creation), 128 random bits. */
@@ -40,9 +52,10 @@ export async function grantMandate(
   actor: Actor,
   /** How the human approved it; default: administratively, by the caller (CreateMandate). */
   consent?: Omit<ConsentRecord, "at">,
+  context: GrantContext = {},
 ): Promise<MandateRecord> {
   const scoped = deps.store.forTenant(tenant);
-  const record = await checkedMandate(deps, tenant, input, actor, consent);
+  const record = await checkedMandate(deps, tenant, input, actor, consent, context);
   await scoped.transaction((tx) => recordMandate(scoped, tx, record, actor));
   return record;
 }
@@ -58,6 +71,7 @@ export async function checkedMandate(
   input: Mandate,
   actor: Actor,
   consent?: Omit<ConsentRecord, "at">,
+  context: GrantContext = {},
 ): Promise<MandateRecord> {
   const now = deps.clock.now();
   const scoped = deps.store.forTenant(tenant);
@@ -67,10 +81,25 @@ export async function checkedMandate(
   if (parent) requireNarrowing(parent, requested.value);
   await requireAgentMayHold(deps, tenant, requested.value);
   const { principal, agent, bounds } = requested.value;
+  const amended = input.amendsMandateId
+    ? await amendable(scoped, input.amendsMandateId, requested.value, parent?.id ?? null)
+    : undefined;
+  const policy = input.revocationPolicy;
+  if (policy?.revokeOnSessionEnd && !context.sessionId) {
+    throw invalidArgument([
+      {
+        field: "mandate.revocation_policy.revoke_on_session_end",
+        description: "only a grant the principal approves in a login session can end with it",
+      },
+    ]);
+  }
   const record: MandateRecord = {
     ...bounds,
     id: newMandateId(now),
-    version: 1,
+    version: amended ? amended.version + 1 : 1,
+    supersedes: amended?.id ?? null,
+    revokeOnAccountEnd: policy?.revokeOnAccountEnd === true,
+    sessionId: policy?.revokeOnSessionEnd ? (context.sessionId ?? null) : null,
     parentId: parent?.id ?? null,
     depth: parent ? parent.depth + 1 : 0,
     principal,
@@ -82,7 +111,35 @@ export async function checkedMandate(
     revokeReason: null,
     consent: { approvedBy: actor.by, method: "administrative", text: "", ...consent, at: now },
   };
+  // Signed before any transaction (the Signer may be remote); stored with the mandate.
+  record.receipt = await signReceipt(deps, tenant, record);
   return record;
+}
+
+/** The version an amendment supersedes: same principal, agent and parent, not revoked, not amended yet. */
+async function amendable(
+  scoped: TenantStore,
+  id: string,
+  requested: RequestedMandate,
+  parentId: string | null,
+): Promise<MandateRecord> {
+  const mandates = scoped.use(MandateStore);
+  const old = await mandates.find(id);
+  if (!old) throw notFound("mandate", id, `the amended mandate "${id}" does not exist`);
+  const field = "mandate.amends_mandate_id";
+  if (old.principal !== requested.principal || old.agent !== requested.agent || old.parentId !== parentId) {
+    throw invalidArgument([
+      { field, description: "an amendment has the principal, agent and parent mandate of the version it amends" },
+    ]);
+  }
+  if (old.state !== "active") throw notAmendable(id, `is ${old.state}`);
+  const next = await mandates.supersededBy(id);
+  if (next) throw notAmendable(id, `was amended already, by ${next.id}`);
+  return old;
+}
+
+function notAmendable(id: string, why: string) {
+  return failedPrecondition(`the mandate ${id} ${why}: it cannot be amended`, "MANDATE_NOT_AMENDABLE");
 }
 
 /**
@@ -100,6 +157,19 @@ export async function recordMandate(
   const chain = record.parentId ? ((await mandates.chain(record.parentId, { lock: true })) ?? []) : [];
   const inactive = chain.find((m) => m.state !== "active");
   if (inactive) throw parentNotActive(inactive.id, inactive.state);
+  if (record.supersedes) {
+    // The version it amends, with its sub-mandates: revoked in this transaction, or the amendment
+    // fails (revoked meanwhile, or amended by a concurrent amendment: its row is locked first).
+    const revoked = await revokeWithin(
+      scoped,
+      tx,
+      record.supersedes,
+      `superseded by ${record.id}`,
+      actor,
+      record.createdAt,
+    );
+    if (revoked[0]?.id !== record.supersedes) throw notAmendable(record.supersedes, "is revoked");
+  }
   await mandates.insert(record);
   await scoped.recordEvent(tx, mandateGranted(record, actor), record.createdAt);
   return [...chain, record];

@@ -6,7 +6,7 @@
 // expire_time, EXHAUSTED when a lifetime usage limit is used up.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import { type Issue, MandateState as ProtoState } from "../../../gen/mandate/v1/issue_pb.js";
 import type { Clock } from "../../shared/clock.ts";
@@ -23,11 +23,13 @@ import type { Store } from "../../shared/store/store.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { TenantResources } from "../oauth/rfc8707.ts";
 import { grantMandate, type MandateDeps } from "./grant.ts";
+import { type ReceiptDeps, ReceiptNotReady, receiptBundle } from "./receipts.ts";
 import { revokeMandate } from "./revoke.ts";
+import { currentUsage, type LimitUsage } from "./usage-view.ts";
 
 export type MandateRpcs = Pick<
   ServiceImpl<typeof Issue>,
-  "createMandate" | "getMandate" | "listMandates" | "revokeMandate"
+  "createMandate" | "getMandate" | "listMandates" | "revokeMandate" | "getMandateReceipt"
 >;
 
 const DEFAULT_PAGE = 50;
@@ -48,21 +50,24 @@ function actor(context: HandlerContext) {
   return auditedCaller(callerOf(context));
 }
 
-export function mandateRpcs(options: { store: Store; clock: Clock; clients: ClientRegistry }): MandateRpcs {
+export function mandateRpcs(options: ReceiptDeps & { clients: ClientRegistry }): MandateRpcs {
   const deps: MandateDeps = { ...options, resources: new TenantResources(options.store, () => options.clock.now()) };
   const { store, clock } = options;
 
-  /** The mandate with its state as of now. */
+  /** The mandate with its state and usage as of now. */
   async function view(tenant: string, mandate: MandateRecord) {
-    const usage = await store.forTenant(tenant).use(MandateStore).lifetimeUsage([mandate.id]);
-    return mandateMessage(tenant, mandate, currentState(mandate, clock.now(), usage.get(mandate.id)));
+    const scoped = store.forTenant(tenant);
+    const now = clock.now();
+    const usage = await scoped.use(MandateStore).lifetimeUsage([mandate.id]);
+    const limits = (await currentUsage(scoped, [mandate], now)).get(mandate.id);
+    return mandateMessage(tenant, mandate, currentState(mandate, now, usage.get(mandate.id)), limits);
   }
 
   return {
     async createMandate(request, context) {
       if (!request.mandate) throw invalidArgument([{ field: "mandate", description: "required" }]);
       const record = await grantMandate(deps, request.tenant, request.mandate, actor(context));
-      return { mandate: mandateMessage(request.tenant, record, "active") };
+      return { mandate: await view(request.tenant, record) };
     },
 
     async getMandate(request) {
@@ -79,18 +84,43 @@ export function mandateRpcs(options: { store: Store; clock: Clock; clients: Clie
         agent: request.agentId || undefined,
         states: request.states.flatMap((s) => FROM_PROTO.get(s) ?? []),
       };
-      const found = await listPage(store.forTenant(request.tenant).use(MandateStore), filter, clock.now(), size, after);
+      const scoped = store.forTenant(request.tenant);
+      const now = clock.now();
+      const found = await listPage(scoped.use(MandateStore), filter, now, size, after);
       const shown = found.slice(0, size);
       const last = shown.at(-1);
+      const usage = await currentUsage(
+        scoped,
+        shown.map((s) => s.mandate),
+        now,
+      );
       return {
-        mandates: shown.map(({ mandate, state }) => mandateMessage(request.tenant, mandate, state)),
+        mandates: shown.map(({ mandate, state }) =>
+          mandateMessage(request.tenant, mandate, state, usage.get(mandate.id)),
+        ),
         nextPageToken: found.length > size && last ? Buffer.from(last.mandate.id).toString("base64url") : "",
       };
     },
 
     async revokeMandate(request, context) {
-      const { mandate } = await revokeMandate(deps, request.tenant, request.mandateId, request.reason, actor(context));
-      return { mandate: await view(request.tenant, mandate) };
+      const { mandate, revoked } = await revokeMandate(
+        deps,
+        request.tenant,
+        request.mandateId,
+        request.reason,
+        actor(context),
+      );
+      return { mandate: await view(request.tenant, mandate), revokedMandateIds: revoked.map((m) => m.id) };
+    },
+
+    async getMandateReceipt(request) {
+      try {
+        const bundle = await receiptBundle(options, request.tenant, request.mandateId);
+        return { bundle: Buffer.from(JSON.stringify(bundle)), receipt: bundle.receipt };
+      } catch (error) {
+        if (error instanceof ReceiptNotReady) throw new ConnectError(error.message, Code.Unavailable);
+        throw error;
+      }
     },
   };
 }
@@ -121,8 +151,8 @@ async function listPage(
   return found;
 }
 
-/** A mandate as the API shows it. */
-export function mandateMessage(tenant: string, m: MandateRecord, state: MandateState) {
+/** A mandate as the API shows it (`usage`: its limits' current periods; omitted when not read). */
+export function mandateMessage(tenant: string, m: MandateRecord, state: MandateState, usage: LimitUsage[] = []) {
   return {
     id: m.id,
     tenant,
@@ -145,6 +175,24 @@ export function mandateMessage(tenant: string, m: MandateRecord, state: MandateS
     parentMandateId: m.parentId ?? "",
     createTime: timestampFromMs(m.createdAt),
     ...(m.revokedAt !== null ? { revokeTime: timestampFromMs(m.revokedAt) } : {}),
+    version: m.version,
+    consent: {
+      approvedBy: { ...m.consent.approvedBy },
+      method: m.consent.method,
+      approveTime: timestampFromMs(m.consent.at),
+      text: m.consent.text,
+    },
+    revokeReason: m.revokeReason ?? "",
+    revokedBy: { ...(m.revokedBy ?? {}) },
+    usage: usage.map((u) => ({
+      meter: u.meter,
+      ...(u.periodMs > 0 ? { period: durationFromMs(u.periodMs), periodStart: timestampFromMs(u.periodStart) } : {}),
+      maximum: u.maximum,
+      used: u.used,
+      remaining: u.remaining,
+    })),
+    amendsMandateId: m.supersedes ?? "",
+    revocationPolicy: { revokeOnAccountEnd: m.revokeOnAccountEnd === true, revokeOnSessionEnd: Boolean(m.sessionId) },
   };
 }
 

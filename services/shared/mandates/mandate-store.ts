@@ -65,6 +65,14 @@ export interface MandateRecord extends MandateBounds {
   revokedBy: Record<string, string> | null;
   revokeReason: string | null;
   consent: ConsentRecord;
+  /** The version this amendment supersedes (revoked when this one is granted). */
+  supersedes?: string | null;
+  /** Revoked when the principal's account ends (is deleted or disabled). */
+  revokeOnAccountEnd?: boolean;
+  /** Revoked when this login session (the one it was granted in) ends; null: sessions do not matter. */
+  sessionId?: string | null;
+  /** The signed consent receipt (compact JWS over the mandate's canonical JSON); null before receipts. */
+  receipt?: string | null;
 }
 
 export interface MandateFilter {
@@ -171,6 +179,30 @@ export class MandateStore {
       );
     }
     return (await query.execute()).map(fromRow);
+  }
+
+  /** Unrevoked mandates that end with login session `sessionId` (revoke_on_session_end). */
+  async bySession(sessionId: string): Promise<MandateRecord[]> {
+    const rows = await this.#db
+      .selectFrom("mandates")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("session_id", "=", sessionId)
+      .where("state", "!=", "revoked")
+      .orderBy("id")
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  /** The mandate that amends `id` (its next version), if any. */
+  async supersededBy(id: string): Promise<MandateRecord | undefined> {
+    const row = await this.#db
+      .selectFrom("mandates")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("supersedes", "=", id)
+      .executeTakeFirst();
+    return row && fromRow(row);
   }
 
   /** How much of each lifetime limit's meter each mandate used: mandate id → meter → used. */
@@ -303,10 +335,15 @@ function toRow(tenant: string, m: MandateRecord): MandatesTable {
     revoked_by: m.revokedBy ? JSON.stringify(m.revokedBy) : null,
     revoke_reason: m.revokeReason,
     consent: JSON.stringify(m.consent),
+    supersedes: m.supersedes ?? null,
+    revoke_on_account_end: m.revokeOnAccountEnd ? 1 : 0,
+    session_id: m.sessionId ?? null,
+    receipt: m.receipt ?? null,
   };
 }
 
-function fromRow(row: MandatesTable): MandateRecord {
+/** A stored row as a record (also for queries of their own: MandateStandings). */
+export function fromRow(row: MandatesTable): MandateRecord {
   const limits = JSON.parse(row.usage_limits) as Array<{ meter: string; maximum: number; period_ms: number }>;
   return {
     id: row.id,
@@ -330,5 +367,9 @@ function fromRow(row: MandatesTable): MandateRecord {
     revokedBy: row.revoked_by ? (JSON.parse(row.revoked_by) as Record<string, string>) : null,
     revokeReason: row.revoke_reason,
     consent: JSON.parse(row.consent) as ConsentRecord,
+    supersedes: row.supersedes ?? null,
+    revokeOnAccountEnd: Number(row.revoke_on_account_end ?? 0) === 1,
+    sessionId: row.session_id ?? null,
+    receipt: row.receipt ?? null,
   };
 }

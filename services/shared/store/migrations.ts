@@ -440,6 +440,75 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    "0012_revocation_feed": {
+      async up(db: Kysely<unknown>) {
+        // The revocation log (issue 15, revocation that cascades): per tenant a gap-free sequence of
+        // revoked mandates and access-token jtis, each kept until it stops mattering (expire_time),
+        // allocated under the tenant's revocation_heads row (locked until the revoking transaction
+        // ends, so sequences commit in order). See services/shared/oauth/revocation-log.ts.
+        await db.schema
+          .createTable("revocation_heads")
+          .addColumn("tenant_id", "text", (c) => c.primaryKey().references("tenants.id"))
+          .addColumn("last_sequence", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("revocation_log")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("sequence", bigint, (c) => c.notNull())
+          .addColumn("kind", "text", (c) => c.notNull().check(sql`kind in ('mandate', 'jti')`))
+          .addColumn("id", "text", (c) => c.notNull())
+          .addColumn("revoke_time", bigint, (c) => c.notNull())
+          .addColumn("expire_time", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("revocation_log_pk", ["tenant_id", "sequence"])
+          .execute();
+        // Whether a mandate or jti is revoked (a replica that cannot trust its memory reads the store).
+        await db.schema
+          .createIndex("revocation_log_id_idx")
+          .on("revocation_log")
+          .columns(["tenant_id", "kind", "id"])
+          .execute();
+        await db.schema
+          .createIndex("revocation_log_expiry_idx")
+          .on("revocation_log")
+          .columns(["tenant_id", "expire_time"])
+          .execute();
+        // Access tokens revoked before the log existed join it (when they were revoked is unknown:
+        // the migration's time stands for it), numbered per tenant; the heads follow.
+        const migratedAt = Date.now();
+        await sql`insert into revocation_log (tenant_id, sequence, kind, id, revoke_time, expire_time)
+          select tenant_id, row_number() over (partition by tenant_id order by jti), 'jti', jti, ${migratedAt}, expires_at
+          from oauth_revoked_tokens where expires_at > ${migratedAt}`.execute(db);
+        await sql`insert into revocation_heads (tenant_id, last_sequence)
+          select tenant_id, max(sequence) from revocation_log group by tenant_id`.execute(db);
+      },
+    },
+    "0014_mandate_versions_receipts": {
+      async up(db: Kysely<unknown>) {
+        // Mandates (issue 15): the version an amendment supersedes (one amendment per version: the
+        // unique index), the revocation policy (when the principal's account ends; at the end of the
+        // login session it was granted in, when session_id is set) and the signed consent receipt
+        // (a compact JWS, services/issue/mandates/receipts.ts). All immutable once granted, as 0009's.
+        const mandates = () => db.schema.alterTable("mandates");
+        await mandates().addColumn("supersedes", "text").execute();
+        await mandates()
+          .addColumn("revoke_on_account_end", "integer", (c) => c.notNull().defaultTo(0))
+          .execute();
+        await mandates().addColumn("session_id", "text").execute();
+        await mandates().addColumn("receipt", "text").execute();
+        await db.schema
+          .createIndex("mandates_supersedes_idx")
+          .on("mandates")
+          .columns(["tenant_id", "supersedes"])
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex("mandates_session_idx")
+          .on("mandates")
+          .columns(["tenant_id", "session_id"])
+          .execute();
+        await refuseMandateChanges(db, engine, [...IMMUTABLE_MANDATE_COLUMNS, ...IMMUTABLE_MANDATE_COLUMNS_0014]);
+      },
+    },
   };
 }
 
@@ -465,18 +534,27 @@ const IMMUTABLE_MANDATE_COLUMNS = [
   "consent",
 ];
 
-async function refuseMandateChanges(db: Kysely<unknown>, engine: Engine): Promise<void> {
+/** The columns 0014_mandate_versions_receipts adds, as immutable as the others. */
+const IMMUTABLE_MANDATE_COLUMNS_0014 = ["supersedes", "revoke_on_account_end", "session_id", "receipt"];
+
+/** The trigger refusing changes to `columns` of a mandate (replacing the one an earlier migration made). */
+async function refuseMandateChanges(
+  db: Kysely<unknown>,
+  engine: Engine,
+  columns: readonly string[] = IMMUTABLE_MANDATE_COLUMNS,
+): Promise<void> {
   const message = "a granted mandate is immutable: only its state and revocation change";
   if (engine === "sqlite") {
+    await sql.raw("DROP TRIGGER IF EXISTS mandates_immutable").execute(db);
     await sql
       .raw(
-        `CREATE TRIGGER mandates_immutable BEFORE UPDATE OF ${IMMUTABLE_MANDATE_COLUMNS.join(", ")} ON mandates ` +
+        `CREATE TRIGGER mandates_immutable BEFORE UPDATE OF ${columns.join(", ")} ON mandates ` +
           `BEGIN SELECT RAISE(ABORT, '${message}'); END`,
       )
       .execute(db);
     return;
   }
-  const changed = IMMUTABLE_MANDATE_COLUMNS.map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(" OR ");
+  const changed = columns.map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(" OR ");
   await sql
     .raw(
       "CREATE OR REPLACE FUNCTION mandate_refuse_mandate_change() RETURNS trigger LANGUAGE plpgsql AS $$ " +
@@ -484,6 +562,7 @@ async function refuseMandateChanges(db: Kysely<unknown>, engine: Engine): Promis
         "END IF; RETURN NEW; END $$",
     )
     .execute(db);
+  await sql.raw("DROP TRIGGER IF EXISTS mandates_immutable ON mandates").execute(db);
   await sql
     .raw(
       "CREATE TRIGGER mandates_immutable BEFORE UPDATE ON mandates " +

@@ -327,6 +327,14 @@ export interface MandatesTable {
   revoke_reason: string | null;
   /** JSON object: who approved, when, how (administrative, interactive, asynchronous), the text shown. */
   consent: string;
+  /** The version this amendment supersedes (migration 0014); null for a first version. */
+  supersedes?: string | null;
+  /** 1: revoked when the principal's account ends (migration 0014). */
+  revoke_on_account_end?: number;
+  /** The login session whose end revokes it (migration 0014); null: sessions do not matter. */
+  session_id?: string | null;
+  /** The signed consent receipt, a compact JWS (migration 0014); null before 0014. */
+  receipt?: string | null;
 }
 
 /** A mandate's counter of one meter in one period (period_ms 0, period_start 0: the whole life). */
@@ -348,6 +356,24 @@ export interface MandateConsumptionsTable {
   amount: number;
   at: number;
   result: string;
+}
+
+/** A tenant's last revocation log sequence (migration 0012); its row is the sequence's lock. */
+export interface RevocationHeadsTable {
+  tenant_id: string;
+  last_sequence: number;
+}
+
+/** What was revoked, per tenant in sequence order (migration 0012, services/shared/oauth/revocation-log.ts). */
+export interface RevocationLogTable {
+  tenant_id: string;
+  sequence: number;
+  /** "mandate" (a mandate id: every token derived from it) or "jti" (one access token). */
+  kind: string;
+  id: string;
+  revoke_time: number;
+  /** When the entry stops mattering: the mandate's expiry or the token's exp; pruned after. */
+  expire_time: number;
 }
 
 export interface Database {
@@ -379,6 +405,8 @@ export interface Database {
   mandates: MandatesTable;
   mandate_usage: MandateUsageTable;
   mandate_consumptions: MandateConsumptionsTable;
+  revocation_heads: RevocationHeadsTable;
+  revocation_log: RevocationLogTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -407,4 +435,6 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "mandates",
   "mandate_usage",
   "mandate_consumptions",
+  "revocation_heads",
+  "revocation_log",
 ]);

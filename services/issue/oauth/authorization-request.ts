@@ -2,6 +2,7 @@
 // in the order that decides where errors may go: client and redirect URI first (errors about them
 // are shown as a page, never redirected, RFC 6749 §4.1.2.1), then everything else (redirected).
 import type { RegisteredClient } from "../clients/metadata.ts";
+import type { MandateAsk } from "../mandates/oauth-request.ts";
 import { InvalidRequest, type OAuthError, UnsupportedResponseType } from "./errors.ts";
 import type { Params } from "./http.ts";
 import { requireS256Challenge } from "./pkce.ts";
@@ -23,6 +24,8 @@ export interface AuthorizationRequest {
   dpopJkt?: string | undefined;
   /** Who vouches for the client; only "admin" clients are redirected to before a user approves them. */
   clientOrigin?: RegisteredClient["origin"] | undefined;
+  /** The mandate an agent asks for (RFC 9396 authorization_details, `mandate`): approved on the consent page only. */
+  mandate?: MandateAsk | undefined;
 }
 
 /** An error that may be redirected to the (verified) redirect URI. */

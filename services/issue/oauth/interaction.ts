@@ -4,8 +4,9 @@
 // started it by a cookie naming it; a login or consent form from elsewhere finds nothing.
 import { randomBytes } from "node:crypto";
 import { authorizationCodeIssued, consentGranted } from "../../shared/audit-events.ts";
-import { GrantStore } from "../../shared/oauth/grant-store.ts";
+import { type CodeRequest, GrantStore } from "../../shared/oauth/grant-store.ts";
 import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";
+import type { TenantTransaction } from "../../shared/store/store.ts";
 import { type Authentication, meetsAcr } from "../identity/provider.ts";
 import type { AuthorizationRequest } from "./authorization-request.ts";
 import { redirectError, sameSecret, sendExpiredPage, setCookie, type Visit } from "./browser.ts";
@@ -55,7 +56,8 @@ export async function continueInteraction(visit: Visit, id: string, created?: In
     return sendToLogin(visit, id, interaction, auth, wantAcr);
   }
   const consents = services.store.forTenant(urls.tenant).use(ConsentStore);
-  if (!request.prompt.includes("consent") && (await consents.covers(approvalOf(request, auth)))) {
+  // A mandate is granted by the human each time it is asked for: never by a remembered consent.
+  if (!request.mandate && !request.prompt.includes("consent") && (await consents.covers(approvalOf(request, auth)))) {
     await dropInteraction(visit, id);
     return issueCode(visit, request, auth, false);
   }
@@ -135,24 +137,42 @@ export function targetOf(request: AuthorizationRequest, subject: string | null) 
  * events, in one transaction — then redirects with code, state and iss (RFC 9207 §2).
  */
 export async function issueCode(
-  { services, res, urls }: Visit,
+  visit: Visit,
   request: AuthorizationRequest,
   auth: Authentication,
   consented: boolean,
 ): Promise<void> {
+  const { services, urls } = visit;
   const now = services.clock.now();
   const code = opaqueHandle("mac");
   const approval = approvalOf(request, auth);
   const scoped = services.store.forTenant(urls.tenant);
   await scoped.transaction(async (tx) => {
-    const codeTtl = services.config.oauth.codeTtl;
-    await scoped.use(GrantStore, tx).insertCode(handleHash(code), codeRequest(request, auth), now, codeTtl);
     if (consented) {
       await scoped.use(ConsentStore, tx).merge(approval, now);
       await scoped.recordEvent(tx, consentGranted(approval), now);
     }
-    await scoped.recordEvent(tx, authorizationCodeIssued(approval), now);
+    await storeCode(visit, tx, code, codeRequest(request, auth), now);
   });
+  sendCode(visit, request, code);
+}
+
+/** Stores `code` for `request` with its audit event, in the caller's transaction. */
+export async function storeCode(
+  { services, urls }: Visit,
+  tx: TenantTransaction,
+  code: string,
+  request: CodeRequest,
+  now: number,
+): Promise<void> {
+  const scoped = services.store.forTenant(urls.tenant);
+  await scoped.use(GrantStore, tx).insertCode(handleHash(code), request, now, services.config.oauth.codeTtl);
+  const { clientId, subject, scope, resources } = request;
+  await scoped.recordEvent(tx, authorizationCodeIssued({ clientId, subject, scope, resources }), now);
+}
+
+/** RFC 6749 §4.1.2: the redirect with code, state and iss (RFC 9207 §2). */
+export function sendCode({ res, urls }: Visit, request: AuthorizationRequest, code: string): void {
   const target = new URL(request.redirectUri);
   target.searchParams.set("code", code);
   if (request.state !== undefined) target.searchParams.set("state", request.state);
@@ -165,7 +185,7 @@ function approvalOf(request: AuthorizationRequest, auth: Authentication) {
 }
 
 /** What the code stands for: the approved request and the login behind it. */
-function codeRequest(request: AuthorizationRequest, auth: Authentication) {
+export function codeRequest(request: AuthorizationRequest, auth: Authentication): CodeRequest {
   return {
     clientId: request.clientId,
     redirectUri: request.redirectUri,

@@ -4,6 +4,7 @@
 
 import type { RegisteredClient } from "../../clients/metadata.ts";
 import { MetadataDocumentError } from "../../clients/metadata-documents.ts";
+import { withMandateAsk } from "../../mandates/oauth-request.ts";
 import { matchRedirectUri, RedirectableError, validateAuthorizationRequest } from "../authorization-request.ts";
 import { redirectError, sendErrorPage, sendTooManyPage, type Visit } from "../browser.ts";
 import { InvalidRequest, InvalidRequestUri, OAuthError } from "../errors.ts";
@@ -24,7 +25,11 @@ export async function authorizationEndpoint(visit: Visit): Promise<void> {
   if (!redirectUri) return sendErrorPage(res, new InvalidRequest("redirect_uri is not registered for this client"));
   try {
     const allowed = await services.resources.allowedFor(client);
-    await startInteraction(visit, validateAuthorizationRequest(effective, client, redirectUri, allowed));
+    const request = validateAuthorizationRequest(effective, client, redirectUri, allowed);
+    await startInteraction(
+      visit,
+      await withMandateAsk(services, visit.urls.tenant, effective, client, request, allowed),
+    );
   } catch (error) {
     if (!(error instanceof RedirectableError)) throw error;
     const to = { clientId: client.clientId, origin: client.origin, redirectUri: error.redirectUri, state: error.state };

@@ -9,6 +9,7 @@ import { AccessDenied } from "../errors.ts";
 import { type Params, queryParams, readForm } from "../http.ts";
 import { boundInteraction, continueInteraction, dropInteraction, issueCode, targetOf } from "../interaction.ts";
 import type { Interaction } from "../interaction-store.ts";
+import { decideMandate, showMandateConsent } from "./mandate-consent.ts";
 
 /** GET/POST /consent. */
 export async function consentEndpoint(visit: Visit): Promise<void> {
@@ -26,6 +27,7 @@ export async function consentEndpoint(visit: Visit): Promise<void> {
 async function showConsentPage(visit: Visit, id: string, interaction: Interaction, auth: Authentication) {
   const { services, res, urls } = visit;
   const { request } = interaction;
+  if (request.mandate) return showMandateConsent(visit, id, interaction, auth);
   const client = await services.clients.resolve(urls.tenant, request.clientId).catch(() => undefined);
   const page = consentPage({
     action: urls.consent,
@@ -45,6 +47,7 @@ async function decide(visit: Visit, form: Params, id: string, interaction: Inter
   const { request } = interaction;
   // CSRF: the form's token must be the one minted for this interaction, in this browser.
   if (!sameSecret(form.get("csrf"), interaction.csrf)) return sendExpiredPage(visit.res);
+  if (request.mandate) return decideMandate(visit, form, id, interaction, auth);
   await dropInteraction(visit, id);
   if (form.get("decision") === "approve") return issueCode(visit, request, auth, true);
   const denied = consentDenied({ subject: auth.subject, clientId: request.clientId, scope: request.scope });

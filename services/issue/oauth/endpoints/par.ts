@@ -2,6 +2,7 @@
 // request_uri, which the authorization endpoint later takes, once.
 
 import type { RegisteredClient } from "../../clients/metadata.ts";
+import { withMandateAsk } from "../../mandates/oauth-request.ts";
 import { matchRedirectUri, RedirectableError, validateAuthorizationRequest } from "../authorization-request.ts";
 import { verifyAuthorizationServerProof } from "../authorization-server-dpop.ts";
 import type { Visit } from "../browser.ts";
@@ -26,13 +27,16 @@ export async function pushedAuthorizationRequestEndpoint(visit: Visit, auth: Cli
 }
 
 /** RFC 9126 §2.1: the same checks as at the authorization endpoint, answered here instead of redirected. */
-async function validatePushed({ services }: Visit, client: RegisteredClient, params: Params): Promise<void> {
+async function validatePushed({ services, urls }: Visit, client: RegisteredClient, params: Params): Promise<void> {
   // RFC 9126 §2.1: request_uri must not be pushed.
   if (params.has("request_uri")) throw new InvalidRequest("request_uri cannot be pushed");
   const redirectUri = matchRedirectUri(client, params.get("redirect_uri"));
   if (!redirectUri) throw new InvalidRequest("redirect_uri is not registered for this client");
   try {
-    validateAuthorizationRequest(params, client, redirectUri, await services.resources.allowedFor(client));
+    const allowed = await services.resources.allowedFor(client);
+    const request = validateAuthorizationRequest(params, client, redirectUri, allowed);
+    // The mandate asked for (authorization_details, mandate) is checked when pushed too.
+    await withMandateAsk(services, urls.tenant, params, client, request, allowed);
   } catch (error) {
     if (error instanceof RedirectableError) throw error.cause;
     throw error;

@@ -1,12 +1,13 @@
 // RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6), RFC 8707 §2.2 and DPoP code binding (RFC 9449 §10.1).
 import { randomUUID } from "node:crypto";
-import { type CodeRequest, type GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
+import { type GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts";
 import { handleHash } from "../../../shared/oauth/handles.ts";
 import { InvalidDpopProof, InvalidGrant } from "../errors.ts";
 import { verifyCodeVerifier } from "../pkce.ts";
 import { narrowResources, parseResources, requirePermittedResources } from "../rfc8707.ts";
 import type { GrantContext, TokenResponse } from "./grant.ts";
 import { mintGrantTokens, recordGrantTokens, revokeCompromisedGrant } from "./grant-tokens.ts";
+import { type MandateCodeRequest, mandateTtlBound, usableMandate } from "./mandate-grant.ts";
 
 class CodeReplayed extends InvalidGrant {}
 
@@ -22,6 +23,7 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
     // RFC 8707 §2: still a resource the client may target (an administrator may have narrowed it since).
     requirePermittedResources(audience, await services.resources.allowedFor(client));
     const grant = newGrant(context, request);
+    const mandate = request.mandateId ? await usableMandate(context, request.mandateId) : undefined;
     const minted = await mintGrantTokens(context, {
       grant,
       scope: request.scope,
@@ -29,6 +31,7 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
       grantType: "authorization_code",
       nonce: request.nonce,
       idToken: true,
+      ...(mandate ? { noRefreshToken: true, maxTtlMs: mandateTtlBound(mandate, now) } : {}),
     });
     return await scoped.transaction(async (tx) => {
       const grants = scoped.use(GrantStore, tx);
@@ -48,7 +51,7 @@ export async function authorizationCodeGrant(context: GrantContext): Promise<Tok
 }
 
 /** The request the code stands for, when this client may redeem it now with these parameters. */
-async function redeemableCode(context: GrantContext, codeHash: string): Promise<CodeRequest> {
+async function redeemableCode(context: GrantContext, codeHash: string): Promise<MandateCodeRequest> {
   const { services, params, client, urls, dpop, now } = context;
   const row = await services.store.forTenant(urls.tenant).use(GrantStore).findCode(codeHash);
   if (!row) throw new InvalidGrant("the authorization code is invalid");
@@ -73,7 +76,7 @@ async function redeemableCode(context: GrantContext, codeHash: string): Promise<
 }
 
 /** The grant (refresh-token family) the code becomes: the user's approval, for the refresh lifetime. */
-function newGrant({ services, client, dpop, now }: GrantContext, request: CodeRequest): GrantRow {
+function newGrant({ services, client, dpop, now }: GrantContext, request: MandateCodeRequest): GrantRow {
   return {
     id: randomUUID(),
     clientId: client.clientId,
@@ -88,5 +91,7 @@ function newGrant({ services, client, dpop, now }: GrantContext, request: CodeRe
     claims: request.claims,
     expiresAt: now + services.config.oauth.refreshTokenTtl,
     revokedAt: null,
+    mandateId: request.mandateId ?? null,
+    authorizationDetails: request.authorizationDetails,
   };
 }

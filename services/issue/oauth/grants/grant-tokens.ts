@@ -7,15 +7,20 @@ import { handleHash, opaqueHandle } from "../../../shared/oauth/handles.ts";
 import type { TenantTransaction } from "../../../shared/store/store.ts";
 import { mintAccessToken, mintIdToken } from "../minting.ts";
 import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
+import type { CIBA_GRANT_TYPE } from "./mandate-grant.ts";
 
 export interface GrantTokenOptions {
   grant: GrantRow;
   scope: string[];
   audience: string[];
-  grantType: "authorization_code" | "refresh_token";
+  grantType: "authorization_code" | "refresh_token" | typeof CIBA_GRANT_TYPE;
   nonce?: string | undefined;
   /** Whether to mint an ID token (OpenID request at code redemption; RFC: optional on refresh). */
   idToken: boolean;
+  /** No refresh token (a mandate's code or CIBA grant: the agent exchanges the mandate for more tokens). */
+  noRefreshToken?: boolean | undefined;
+  /** An upper bound on the access token's lifetime (a mandate's max_token_ttl and end). */
+  maxTtlMs?: number | undefined;
 }
 
 /** Tokens signed and ready, not yet recorded. */
@@ -42,14 +47,18 @@ export async function mintGrantTokens(context: GrantContext, options: GrantToken
     subject: grant.subject,
     audience: options.audience,
     scope: options.scope,
-    ttlMs: Math.min(accessTokenTtl(context), grant.expiresAt - now),
+    ttlMs: Math.min(accessTokenTtl(context), grant.expiresAt - now, options.maxTtlMs ?? Number.POSITIVE_INFINITY),
     now,
     jkt: dpop?.jkt,
     authTime: grant.authTime ?? undefined,
     acr: grant.acr ?? undefined,
     amr: grant.amr,
+    // Tokens of a grant under a mandate name it (revoking the mandate revokes them) and carry its details.
+    mandateId: grant.mandateId ?? undefined,
+    authorizationDetails: grant.authorizationDetails,
   });
-  const refreshToken = client.metadata.grant_types.includes("refresh_token") ? opaqueHandle("mrt") : undefined;
+  const refreshToken =
+    client.metadata.grant_types.includes("refresh_token") && !options.noRefreshToken ? opaqueHandle("mrt") : undefined;
   const idToken =
     options.idToken && options.scope.includes("openid")
       ? await mintIdToken(services.signing, {
@@ -74,6 +83,8 @@ export async function mintGrantTokens(context: GrantContext, options: GrantToken
       scope: options.scope.join(" "),
       ...(refreshToken ? { refresh_token: refreshToken } : {}),
       ...(idToken ? { id_token: idToken } : {}),
+      ...(grant.mandateId ? { mandate_id: grant.mandateId } : {}),
+      ...(grant.authorizationDetails?.length ? { authorization_details: grant.authorizationDetails } : {}),
     },
     accessJti: access.jti,
     accessExpiresAt: access.expiresAt,

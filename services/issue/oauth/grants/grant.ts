@@ -21,6 +21,10 @@ export interface TokenResponse {
   scope?: string;
   refresh_token?: string;
   id_token?: string;
+  /** The mandate the tokens were granted under (Mandate's extension member). */
+  mandate_id?: string;
+  /** RFC 9396 §7: the authorization details granted. */
+  authorization_details?: unknown[];
 }
 
 export type GrantHandler = (context: GrantContext) => Promise<TokenResponse>;

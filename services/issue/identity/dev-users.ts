@@ -8,7 +8,14 @@ import { handleHash } from "../../shared/oauth/handles.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { verifySecret } from "../clients/secrets.ts";
 import { cookies } from "../oauth/http.ts";
-import type { Authentication, IdentityProvider, LoginRequest, PasswordLogin, SessionCookie } from "./provider.ts";
+import type {
+  AccountStatus,
+  Authentication,
+  IdentityProvider,
+  LoginRequest,
+  PasswordLogin,
+  SessionCookie,
+} from "./provider.ts";
 
 export interface DevUser {
   id: string;
@@ -80,6 +87,11 @@ export class DevUsers implements IdentityProvider, PasswordLogin {
     return { name: SESSION_COOKIE, value, maxAgeSeconds: Math.floor(this.#sessionTtlMs / 1000) };
   }
 
+  /** Dev users live in the configuration: a subject no longer configured is deleted. */
+  async accountStatus(_tenant: string, subject: string): Promise<AccountStatus> {
+    return [...this.#users.values()].some((u) => u.id === subject) ? "active" : "deleted";
+  }
+
   async session(req: IncomingMessage, tenant: string): Promise<Authentication | undefined> {
     const value = cookies(req).get(SESSION_COOKIE);
     if (!value) return undefined;
@@ -98,6 +110,7 @@ export class DevUsers implements IdentityProvider, PasswordLogin {
       authTime: row.auth_time,
       acr: row.acr,
       amr: JSON.parse(row.amr) as string[],
+      sessionId: row.id_hash,
       claims: {
         preferred_username: user.username,
         ...(user.name ? { name: user.name } : {}),

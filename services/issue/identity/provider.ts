@@ -13,7 +13,12 @@ export interface Authentication {
   amr: string[];
   /** Identity claims released by scope (name, email...). */
   claims: Record<string, unknown>;
+  /** The login session's id (not its secret): a mandate granted in it may end with it. */
+  sessionId?: string | undefined;
 }
+
+/** Whether a principal's account still exists and may act ("unknown": the provider cannot tell). */
+export type AccountStatus = "active" | "disabled" | "deleted" | "unknown";
 
 export interface LoginRequest {
   tenant: string;
@@ -40,6 +45,8 @@ export interface IdentityProvider {
    * whose users log in at the provider itself (Kratos): the login page then refuses to serve.
    */
   readonly passwordLogin?: PasswordLogin | undefined;
+  /** The account of `subject` as the provider knows it now (mandates' revoke_on_account_end). */
+  accountStatus?(tenant: string, subject: string): Promise<AccountStatus>;
 }
 
 export interface PasswordLogin {

@@ -367,9 +367,10 @@ export function fromRow(row: MandatesTable): MandateRecord {
     revokedBy: row.revoked_by ? (JSON.parse(row.revoked_by) as Record<string, string>) : null,
     revokeReason: row.revoke_reason,
     consent: JSON.parse(row.consent) as ConsentRecord,
-    supersedes: row.supersedes ?? null,
-    revokeOnAccountEnd: Number(row.revoke_on_account_end ?? 0) === 1,
-    sessionId: row.session_id ?? null,
-    receipt: row.receipt ?? null,
+    // Migration 0014's fields only when set (records written before it, or without them, read back equal).
+    ...(row.supersedes ? { supersedes: row.supersedes } : {}),
+    ...(Number(row.revoke_on_account_end ?? 0) === 1 ? { revokeOnAccountEnd: true } : {}),
+    ...(row.session_id ? { sessionId: row.session_id } : {}),
+    ...(row.receipt ? { receipt: row.receipt } : {}),
   };
 }

@@ -1,7 +1,8 @@
 // mandate.v1.Introspect: RFC 7662 semantics over gRPC for resource servers and gateways, with the
 // same token checks as the HTTP endpoint (shared TokenInspector), plus what HTTP introspection
 // cannot do: verify the caller's DPoP proof against the token (RFC 9449 §7.1: proof signature,
-// method, URI, `ath`, and the proof key equal to `cnf.jkt`) in the same call.
+// method, URI, `ath`, and the proof key equal to `cnf.jkt`) in the same call. It also serves the
+// revocation feed (revocation-feed.ts): WatchRevocations and GET /t/{tenant}/revocations (SSE).
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
@@ -13,14 +14,19 @@ import { DpopNonceRequired, DpopProofError } from "../shared/oauth/dpop.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
 import { verifyTokenProof } from "../shared/oauth/token-proof.ts";
-import { defineService } from "../shared/rpc/service.ts";
+import { serviceCallerGate } from "../shared/rpc/caller-authentication.ts";
+import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
+import { type FeedDeps, revocationFeedHttp, watchRevocationsRpc } from "./revocation-feed.ts";
 
 type Response = Omit<IntrospectResponse, "$typeName">;
 
-export function introspectService({ config, store, clock, signing }: ServiceDeps) {
+export function introspectService(deps: ServiceDeps): ServiceModule<typeof Introspect> {
+  const { config, store, clock, signing, revocations } = deps;
   const replay = openReplayCache(config.redis.url);
   const now = () => clock.now();
-  const inspector = TokenInspector.ofTenants({ store, signing, publicBaseUrl: config.publicBaseUrl, now });
+  const publicBaseUrl = config.publicBaseUrl;
+  const inspector = TokenInspector.ofTenants({ store, signing, publicBaseUrl, revocations, now });
+  const feed: FeedDeps = { store, revocations, now, heartbeatMs: config.revocation.feedHeartbeat };
 
   /** Whether the caller sent a DPoP proof, and it holds for the token and the key the token is bound to. */
   async function verifyCallerProof(request: IntrospectRequest, bound: string | undefined): Promise<boolean> {
@@ -34,7 +40,7 @@ export function introspectService({ config, store, clock, signing }: ServiceDeps
     }
   }
 
-  return defineService(
+  const module = defineService(
     Introspect,
     {
       async introspect(request) {
@@ -47,9 +53,13 @@ export function introspectService({ config, store, clock, signing }: ServiceDeps
         if (request.expectedAudience && !audiences.includes(request.expectedAudience)) return { active: false };
         return toResponse(claims, audiences, await verifyCallerProof(request, claims.cnf?.jkt));
       },
+      watchRevocations: watchRevocationsRpc(feed),
     },
     { start: async () => {}, stop: () => replay.close() },
   );
+  const callers = serviceCallerGate(deps, replay);
+  const { tenants, logger } = deps;
+  return { ...module, http: revocationFeedHttp({ ...feed, publicBaseUrl, tenants, callers, logger }) };
 }
 
 /** A bad proof is the caller's (UNAUTHENTICATED); a replay cache out of reach is ours (UNAVAILABLE). */

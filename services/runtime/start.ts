@@ -22,6 +22,7 @@ import { ClientAddresses } from "../shared/net/client-ip.ts";
 import { TenantKeys } from "../shared/oauth/access-token.ts";
 import { ClientQuotas } from "../shared/oauth/client-quota.ts";
 import { openReplayCache, type ReplayCache } from "../shared/oauth/replay.ts";
+import { RevocationIndex } from "../shared/oauth/revocations.ts";
 import { openRateLimiter, type RateLimiter } from "../shared/rate-limit.ts";
 import { accessRuleOf, IN_PROCESS } from "../shared/rpc/access.ts";
 import { CallerAuthentication, callerLimits } from "../shared/rpc/caller-authentication.ts";
@@ -107,10 +108,18 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const viaRpc = new RemoteSigningClient(() => clients.get(Signer));
   const signing = keys ?? viaRpc;
   const { gate, replay, limiter } = openNetworkGate(config, logger, { store, tenants, signing, clock });
+  const revocations = store ? openRevocations(config, logger, store, clock) : undefined;
   const hosted =
-    store && tenants
-      ? hostServices(options.services, { config, store, clients, logger, clock, signing, limiter, tenants }, keys, gate)
+    store && tenants && revocations
+      ? hostServices(
+          options.services,
+          { config, store, clients, logger, clock, signing, limiter, tenants, revocations },
+          keys,
+          gate,
+        )
       : noServices();
+  // Revocations are followed before any service serves (and stop after them).
+  if (revocations) hosted.lifecycles.unshift({ start: () => revocations.start(), stop: () => revocations.stop() });
   const healthBound = bindHealth(health, options, gate);
   const wiring: Wiring = {
     options,
@@ -223,6 +232,21 @@ async function openKeyManager(
   });
   progress(`signer: ${backend.kind} keystore, rotation every ${formatDuration(config.signer.rotationInterval)}`);
   return keys;
+}
+
+/** The process's memory of the revocation log, shared by its services (token checks, the feed). */
+function openRevocations(config: Config, logger: Logger, store: Store, clock: Clock): RevocationIndex {
+  const on = config.revocation.notifications;
+  return new RevocationIndex({
+    store,
+    databaseUrl: config.database.url,
+    redisUrl: config.redis.url,
+    pollIntervalMs: config.revocation.pollInterval,
+    staleAfterMs: config.revocation.staleAfter,
+    notifications: { postgres: on, redis: on },
+    logger,
+    now: () => clock.now(),
+  });
 }
 
 /** One gate for every call arriving over the network, whichever service it is for. */

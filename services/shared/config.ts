@@ -288,6 +288,22 @@ export const configSchema = z
         decisionLogMask: z.array(z.string().regex(/^(\/[^/]+)+$/, "a path like /context/ip")).default([]),
       })
       .prefault({}),
+    /** Revocations (the revocation log, services/shared/oauth/revocations.ts): how replicas learn them. */
+    revocation: z
+      .strictObject({
+        /** How often each replica reads the revocation log's heads when no notification arrives. */
+        pollInterval: duration.default(500),
+        /**
+         * While the LISTEN connection is down, how long after its last successful poll a replica still
+         * answers from memory; beyond it, every token check reads the store (fail closed).
+         */
+        staleAfter: duration.default(2000),
+        /** Notifications (PostgreSQL NOTIFY, Redis pub/sub); off leaves the poll alone (benchmark baseline). */
+        notifications: flag.default(true),
+        /** How often the revocation feed (gRPC stream, SSE) sends a heartbeat when nothing is revoked. */
+        feedHeartbeat: duration.default(5000),
+      })
+      .prefault({}),
     /** Shared ephemeral state (DPoP and client-assertion replay caches). Unset: in-process (one replica only). */
     redis: z
       .strictObject({
@@ -452,6 +468,10 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_AUTHORIZE_MAX_MEMORY_MIB", "authorize.maxMemoryMiB"],
   ["MANDATE_AUTHORIZE_EVALUATION_BUDGET", "authorize.evaluationBudget"],
   ["MANDATE_AUTHORIZE_RELOAD_POLL_INTERVAL", "authorize.reloadPollInterval"],
+  ["MANDATE_REVOCATION_POLL_INTERVAL", "revocation.pollInterval"],
+  ["MANDATE_REVOCATION_STALE_AFTER", "revocation.staleAfter"],
+  ["MANDATE_REVOCATION_NOTIFICATIONS", "revocation.notifications"],
+  ["MANDATE_REVOCATION_FEED_HEARTBEAT", "revocation.feedHeartbeat"],
   ["MANDATE_REDIS_URL", "redis.url"],
   ["MANDATE_OAUTH_ACCESS_TOKEN_TTL", "oauth.accessTokenTtl"],
   ["MANDATE_OAUTH_REFRESH_TOKEN_TTL", "oauth.refreshTokenTtl"],

@@ -3,6 +3,7 @@
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
+import type { RevocationIndex } from "./oauth/revocations.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import type { ServiceClients } from "./rpc/clients.ts";
 import type { TenantLookup } from "./rpc/service.ts";
@@ -21,4 +22,6 @@ export interface ServiceDeps {
   limiter: RateLimiter;
   /** Which tenants exist (the Tenants service's registry): every service's admission check. */
   tenants: TenantLookup;
+  /** What this replica knows of the revocation log (token checks, the revocation feed): one per process. */
+  revocations: RevocationIndex;
 }

@@ -8,6 +8,7 @@ import { auditStatus } from "../../services/audit/status.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { loadConfig } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
+import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { openRateLimiter } from "../../services/shared/rate-limit.ts";
 import { ServiceClients } from "../../services/shared/rpc/clients.ts";
 import type { SigningClient } from "../../services/shared/signing.ts";
@@ -79,6 +80,7 @@ describe("audit lag", () => {
       clients: new ServiceClients(new Map()),
       limiter: openRateLimiter({}),
       tenants: new TenantDirectory(store),
+      revocations: RevocationIndex.readingStore(store, createLogger("silent")),
     }) as ReturnType<typeof auditService>;
     try {
       expect(await audit.readiness()).toEqual({ audit: "ok" });

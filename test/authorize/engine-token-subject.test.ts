@@ -10,11 +10,13 @@ import {
   type TokenSubjectDeps,
   tokenSubject,
 } from "../../services/authorize/engine/token-subject.ts";
+import { createLogger } from "../../services/shared/logger.ts";
 import { CachedKeySet } from "../../services/shared/oauth/access-token.ts";
 import { accessTokenHash } from "../../services/shared/oauth/dpop.ts";
 import { GrantStore } from "../../services/shared/oauth/grant-store.ts";
 import { TokenInspector } from "../../services/shared/oauth/inspector.ts";
 import { MemoryReplayCache, RedisReplayCache } from "../../services/shared/oauth/replay.ts";
+import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { tempDatabaseUrl } from "../helpers/mandate-process.ts";
 
@@ -23,17 +25,19 @@ const API = "https://api.example.com/";
 let store: Store;
 let signingKey: CryptoKey;
 let deps: TokenSubjectDeps;
+let revocations: RevocationIndex;
 const errors: unknown[] = [];
 
 beforeAll(async () => {
   store = Store.open({ url: tempDatabaseUrl() });
   await store.migrate();
+  revocations = RevocationIndex.readingStore(store, createLogger("silent"));
   await store.db.insertInto("tenants").values({ id: "demo", display_name: "Demo", created_at: 0 }).execute();
   const pair = await generateKeyPair("ES256");
   signingKey = pair.privateKey;
   const publicJwk = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" };
   const keys = new CachedKeySet(async () => ({ jwks: { keys: [publicJwk] }, maxAgeSeconds: 300 }));
-  const inspector = new TokenInspector({ store, keys: () => keys, issuer, now: () => Date.now() });
+  const inspector = new TokenInspector({ store, keys: () => keys, issuer, revocations, now: () => Date.now() });
   deps = {
     inspector,
     replay: new MemoryReplayCache(),
@@ -162,7 +166,13 @@ describe("refusals", () => {
     const unreachable = new CachedKeySet(async () => {
       throw new Error("the Signer is unreachable");
     });
-    const inspector = new TokenInspector({ store, keys: () => unreachable, issuer, now: () => Date.now() });
+    const inspector = new TokenInspector({
+      store,
+      keys: () => unreachable,
+      issuer,
+      revocations,
+      now: () => Date.now(),
+    });
     errors.length = 0;
     const subject = await tokenSubject({ ...deps, inspector }, { tenant: "demo", accessToken: await mint() });
     expect(refusal(subject)).toBe("token_invalid");

@@ -2,7 +2,7 @@
 // @generated from file mandate/v1/introspect.proto (package mandate.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Party } from "./common_pb.js";
@@ -11,6 +11,115 @@ import type { Party } from "./common_pb.js";
  * Describes the file mandate/v1/introspect.proto.
  */
 export declare const file_mandate_v1_introspect: GenFile;
+
+/**
+ * One entry of a tenant's revocation log.
+ *
+ * @generated from message mandate.v1.RevocationEntry
+ */
+export declare type RevocationEntry = Message<"mandate.v1.RevocationEntry"> & {
+  /**
+   * Position in the tenant's log: consecutive, increasing in commit order.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * What is revoked.
+   *
+   * @generated from field: mandate.v1.RevocationKind kind = 2;
+   */
+  kind: RevocationKind;
+
+  /**
+   * The mandate id, or the access token's `jti`.
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+
+  /**
+   * When it was revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 4;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * When the entry stops mattering (the mandate's expiry, the token's `exp`): forget it after.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 5;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.RevocationEntry.
+ * Use `create(RevocationEntrySchema)` to create a new message.
+ */
+export declare const RevocationEntrySchema: GenMessage<RevocationEntry>;
+
+/**
+ * Request of Introspect.WatchRevocations.
+ *
+ * @generated from message mandate.v1.WatchRevocationsRequest
+ */
+export declare type WatchRevocationsRequest = Message<"mandate.v1.WatchRevocationsRequest"> & {
+  /**
+   * Tenant whose revocation log to follow (the caller's own).
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Resume after this sequence (the last one received); 0 for every retained entry.
+   *
+   * @generated from field: uint64 after_sequence = 2;
+   */
+  afterSequence: bigint;
+};
+
+/**
+ * Describes the message mandate.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export declare const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest>;
+
+/**
+ * One message of Introspect.WatchRevocations.
+ *
+ * @generated from message mandate.v1.WatchRevocationsResponse
+ */
+export declare type WatchRevocationsResponse = Message<"mandate.v1.WatchRevocationsResponse"> & {
+  /**
+   * New entries, in sequence order; empty in a heartbeat.
+   *
+   * @generated from field: repeated mandate.v1.RevocationEntry entries = 1;
+   */
+  entries: RevocationEntry[];
+
+  /**
+   * The receiver is up to date through this sequence once it applied `entries` (resume after it).
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * When the server sent this message.
+   *
+   * @generated from field: google.protobuf.Timestamp send_time = 3;
+   */
+  sendTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse>;
 
 /**
  * A DPoP proof presented with the token, to be checked against it (RFC 9449 section 7).
@@ -213,6 +322,39 @@ export declare type IntrospectResponse = Message<"mandate.v1.IntrospectResponse"
 export declare const IntrospectResponseSchema: GenMessage<IntrospectResponse>;
 
 /**
+ * What a revocation log entry revokes.
+ *
+ * @generated from enum mandate.v1.RevocationKind
+ */
+export enum RevocationKind {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: REVOCATION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A mandate: every token whose `mandate_id` names it (its sub-mandates have entries of their own).
+   *
+   * @generated from enum value: REVOCATION_KIND_MANDATE = 1;
+   */
+  MANDATE = 1,
+
+  /**
+   * One access token, by its `jti`.
+   *
+   * @generated from enum value: REVOCATION_KIND_TOKEN = 2;
+   */
+  TOKEN = 2,
+}
+
+/**
+ * Describes the enum mandate.v1.RevocationKind.
+ */
+export declare const RevocationKindSchema: GenEnum<RevocationKind>;
+
+/**
  * Introspect answers whether a token is active, for whom, on whose behalf and bound to which key
  * (RFC 7662 semantics), and verifies a DPoP proof for the caller when given one (RFC 9449).
  *
@@ -229,6 +371,20 @@ export declare const Introspect: GenService<{
     methodKind: "unary";
     input: typeof IntrospectRequestSchema;
     output: typeof IntrospectResponseSchema;
+  },
+  /**
+   * Follows the tenant's revocation log, for resource servers that verify tokens locally: first
+   * every retained entry after `after_sequence`, then each new one as its revocation commits, and a
+   * heartbeat (a response without entries) when nothing happens, so a receiver knows the stream is
+   * alive. Entries that expired (their mandate or token is dead anyway) are left out. A resume point
+   * beyond the log's head is FAILED_PRECONDITION (reason RESYNC_REQUIRED): start again from 0.
+   *
+   * @generated from rpc mandate.v1.Introspect.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
   },
 }>;
 

@@ -2,7 +2,7 @@
 // @generated from file mandate/v1/introspect.proto (package mandate.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_mandate_v1_access } from "./access_pb.js";
@@ -12,28 +12,63 @@ import { file_mandate_v1_common } from "./common_pb.js";
  * Describes the file mandate/v1/introspect.proto.
  */
 export const file_mandate_v1_introspect = /*@__PURE__*/
-  fileDesc("ChttYW5kYXRlL3YxL2ludHJvc3BlY3QucHJvdG8SCm1hbmRhdGUudjEibwoJRHBvcFByb29mEhkKBXByb29mGAEgASgJQgq6SAdyBRABGIBAEigKC2h0dHBfbWV0aG9kGAIgASgJQhO6SBByDhABGBAyCF5bQS1aXSskEh0KCGh0dHBfdXJpGAMgASgJQgu6SAhyBhiAEIgBASL0AQoRSW50cm9zcGVjdFJlcXVlc3QSOgoGdGVuYW50GAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSGgoFdG9rZW4YAiABKAlCC7pICHIGEAEYgIABEj0KD3Rva2VuX3R5cGVfaGludBgDIAEoCUIkukghch9SAFIMYWNjZXNzX3Rva2VuUg1yZWZyZXNoX3Rva2VuEiMKBGRwb3AYBCABKAsyFS5tYW5kYXRlLnYxLkRwb3BQcm9vZhIjChFleHBlY3RlZF9hdWRpZW5jZRgFIAEoCUIIukgFcgMYgBAitwMKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDgoGc2NvcGVzGAIgAygJEhEKCWNsaWVudF9pZBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEhEKCWF1ZGllbmNlcxgFIAMoCRIOCgZpc3N1ZXIYBiABKAkSEAoIdG9rZW5faWQYByABKAkSLwoLZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmlzc3VlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRva2VuX3R5cGUYCiABKAkSIQoGYWN0b3JzGAsgAygLMhEubWFuZGF0ZS52MS5QYXJ0eRISCgptYW5kYXRlX2lkGAwgASgJEi0KDGNvbmZpcm1hdGlvbhgNIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNgoVYXV0aG9yaXphdGlvbl9kZXRhaWxzGA4gAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1kcG9wX3ZlcmlmaWVkGA8gASgIMnUKCkludHJvc3BlY3QSZwoKSW50cm9zcGVjdBIdLm1hbmRhdGUudjEuSW50cm9zcGVjdFJlcXVlc3QaHi5tYW5kYXRlLnYxLkludHJvc3BlY3RSZXNwb25zZSIairUYFggBEhJtYW5kYXRlOmludHJvc3BlY3RiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_mandate_v1_access, file_mandate_v1_common]);
+  fileDesc("ChttYW5kYXRlL3YxL2ludHJvc3BlY3QucHJvdG8SCm1hbmRhdGUudjEiuwEKD1Jldm9jYXRpb25FbnRyeRIQCghzZXF1ZW5jZRgBIAEoBBIoCgRraW5kGAIgASgOMhoubWFuZGF0ZS52MS5SZXZvY2F0aW9uS2luZBIKCgJpZBgDIAEoCRIvCgtyZXZva2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIm0KF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0EjoKBnRlbmFudBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEIokBChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USLAoHZW50cmllcxgBIAMoCzIbLm1hbmRhdGUudjEuUmV2b2NhdGlvbkVudHJ5EhAKCHNlcXVlbmNlGAIgASgEEi0KCXNlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoJRHBvcFByb29mEhkKBXByb29mGAEgASgJQgq6SAdyBRABGIBAEigKC2h0dHBfbWV0aG9kGAIgASgJQhO6SBByDhABGBAyCF5bQS1aXSskEh0KCGh0dHBfdXJpGAMgASgJQgu6SAhyBhiAEIgBASL0AQoRSW50cm9zcGVjdFJlcXVlc3QSOgoGdGVuYW50GAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSGgoFdG9rZW4YAiABKAlCC7pICHIGEAEYgIABEj0KD3Rva2VuX3R5cGVfaGludBgDIAEoCUIkukghch9SAFIMYWNjZXNzX3Rva2VuUg1yZWZyZXNoX3Rva2VuEiMKBGRwb3AYBCABKAsyFS5tYW5kYXRlLnYxLkRwb3BQcm9vZhIjChFleHBlY3RlZF9hdWRpZW5jZRgFIAEoCUIIukgFcgMYgBAitwMKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDgoGc2NvcGVzGAIgAygJEhEKCWNsaWVudF9pZBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEhEKCWF1ZGllbmNlcxgFIAMoCRIOCgZpc3N1ZXIYBiABKAkSEAoIdG9rZW5faWQYByABKAkSLwoLZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmlzc3VlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRva2VuX3R5cGUYCiABKAkSIQoGYWN0b3JzGAsgAygLMhEubWFuZGF0ZS52MS5QYXJ0eRISCgptYW5kYXRlX2lkGAwgASgJEi0KDGNvbmZpcm1hdGlvbhgNIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNgoVYXV0aG9yaXphdGlvbl9kZXRhaWxzGA4gAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1kcG9wX3ZlcmlmaWVkGA8gASgIKmkKDlJldm9jYXRpb25LaW5kEh8KG1JFVk9DQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhsKF1JFVk9DQVRJT05fS0lORF9NQU5EQVRFEAESGQoVUkVWT0NBVElPTl9LSU5EX1RPS0VOEAIy8gEKCkludHJvc3BlY3QSZwoKSW50cm9zcGVjdBIdLm1hbmRhdGUudjEuSW50cm9zcGVjdFJlcXVlc3QaHi5tYW5kYXRlLnYxLkludHJvc3BlY3RSZXNwb25zZSIairUYFggBEhJtYW5kYXRlOmludHJvc3BlY3QSewoQV2F0Y2hSZXZvY2F0aW9ucxIjLm1hbmRhdGUudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJC5tYW5kYXRlLnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZSIairUYFggBEhJtYW5kYXRlOmludHJvc3BlY3QwAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_mandate_v1_access, file_mandate_v1_common]);
+
+/**
+ * Describes the message mandate.v1.RevocationEntry.
+ * Use `create(RevocationEntrySchema)` to create a new message.
+ */
+export const RevocationEntrySchema = /*@__PURE__*/
+  messageDesc(file_mandate_v1_introspect, 0);
+
+/**
+ * Describes the message mandate.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export const WatchRevocationsRequestSchema = /*@__PURE__*/
+  messageDesc(file_mandate_v1_introspect, 1);
+
+/**
+ * Describes the message mandate.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export const WatchRevocationsResponseSchema = /*@__PURE__*/
+  messageDesc(file_mandate_v1_introspect, 2);
 
 /**
  * Describes the message mandate.v1.DpopProof.
  * Use `create(DpopProofSchema)` to create a new message.
  */
 export const DpopProofSchema = /*@__PURE__*/
-  messageDesc(file_mandate_v1_introspect, 0);
+  messageDesc(file_mandate_v1_introspect, 3);
 
 /**
  * Describes the message mandate.v1.IntrospectRequest.
  * Use `create(IntrospectRequestSchema)` to create a new message.
  */
 export const IntrospectRequestSchema = /*@__PURE__*/
-  messageDesc(file_mandate_v1_introspect, 1);
+  messageDesc(file_mandate_v1_introspect, 4);
 
 /**
  * Describes the message mandate.v1.IntrospectResponse.
  * Use `create(IntrospectResponseSchema)` to create a new message.
  */
 export const IntrospectResponseSchema = /*@__PURE__*/
-  messageDesc(file_mandate_v1_introspect, 2);
+  messageDesc(file_mandate_v1_introspect, 5);
+
+/**
+ * Describes the enum mandate.v1.RevocationKind.
+ */
+export const RevocationKindSchema = /*@__PURE__*/
+  enumDesc(file_mandate_v1_introspect, 0);
+
+/**
+ * What a revocation log entry revokes.
+ *
+ * @generated from enum mandate.v1.RevocationKind
+ */
+export const RevocationKind = /*@__PURE__*/
+  tsEnum(RevocationKindSchema);
 
 /**
  * Introspect answers whether a token is active, for whom, on whose behalf and bound to which key

@@ -2,10 +2,8 @@
 // admitted by a CallerAuthentication over the service's deps — the RPC gate's own token checks,
 // limits and client quotas — and decided by the decision engine with the tenant's active policy.
 import type { ServiceDeps } from "../../shared/deps.ts";
-import { TenantKeys } from "../../shared/oauth/access-token.ts";
-import { ClientQuotas } from "../../shared/oauth/client-quota.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
-import { CallerAuthentication, callerLimits } from "../../shared/rpc/caller-authentication.ts";
+import { serviceCallerGate } from "../../shared/rpc/caller-authentication.ts";
 import type { HttpHandler } from "../../shared/rpc/service.ts";
 import type { AuthzenPolicy, PolicyDecision } from "./evaluate.ts";
 import { authzenHandler } from "./handler.ts";
@@ -19,19 +17,8 @@ export { type AuthzenHandlerOptions, authzenHandler, type HttpCallerGate, MAX_EV
  * DPoP replay cache (the service's; its owner closes it).
  */
 export function authzenHttp(deps: ServiceDeps, policy: AuthzenPolicy, replay: ReplayCache): HttpHandler {
-  const { config, store, tenants, logger, clock } = deps;
-  const keys = new TenantKeys(deps.signing);
-  const callers = new CallerAuthentication({
-    config,
-    store,
-    tenants,
-    keys: (tenant) => keys.for(tenant),
-    replay,
-    limits: callerLimits(config, deps.limiter, new ClientQuotas(store)),
-    logger,
-    now: () => clock.now(),
-  });
-  return authzenHandler({ config, tenants, logger, clock, callers, policy });
+  const { config, tenants, logger, clock } = deps;
+  return authzenHandler({ config, tenants, logger, clock, callers: serviceCallerGate(deps, replay), policy });
 }
 
 /** What the decision engine offers (engine/engine.ts `DecisionEngine.decide`). */

@@ -4,6 +4,7 @@
 // rows (and audit record); without one, for reads.
 import type { OAuthGrantsTable } from "../store/schema.ts";
 import type { TenantDb } from "../store/tenancy.ts";
+import { RevocationLog } from "./revocation-log.ts";
 
 /** The approved authorization request a code stands for. */
 export interface CodeRequest {
@@ -163,7 +164,7 @@ export class GrantStore {
       .where("grant_id", "=", id)
       .where("expires_at", ">", now)
       .execute();
-    for (const token of live) await this.revokeAccessToken(token.jti, token.expires_at);
+    for (const token of live) await this.revokeAccessToken(token.jti, token.expires_at, now);
     return true;
   }
 
@@ -219,12 +220,15 @@ export class GrantStore {
     return row?.grant_id;
   }
 
-  async revokeAccessToken(jti: string, expiresAt: number) {
-    await this.#db
+  /** Lists the token as revoked until it expires, and enters it in the revocation log (the feed, every replica). */
+  async revokeAccessToken(jti: string, expiresAt: number, at: number = Date.now()) {
+    const result = await this.#db
       .insertInto("oauth_revoked_tokens")
       .values({ tenant_id: this.#tenant, jti, expires_at: expiresAt })
       .onConflict((oc) => oc.columns(["tenant_id", "jti"]).doNothing())
-      .execute();
+      .executeTakeFirst();
+    if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) return;
+    await new RevocationLog(this.#tenant, this.#db).append([{ kind: "jti", id: jti, expireTime: expiresAt }], at);
   }
 
   async isAccessTokenRevoked(jti: string): Promise<boolean> {

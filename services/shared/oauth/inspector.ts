@@ -1,6 +1,8 @@
 // Token state as introspection reports it (RFC 7662 §2.2), shared by the HTTP introspection
 // endpoint and the Introspect gRPC service: access tokens are verified as JWTs and checked against
-// the revocation list, refresh tokens are looked up by hash. Anything doubtful is `active: false`.
+// the revocation log (their `jti`, and the mandate named by `mandate_id`: revocations.ts keeps it in
+// memory), refresh tokens are looked up by hash and die with their family's mandate. Anything
+// doubtful is `active: false`.
 // Authorize verifies access tokens through the same checks (`checkAccessToken`), where it must also
 // say why one is refused.
 
@@ -17,6 +19,7 @@ import {
 import { GrantStore } from "./grant-store.ts";
 import { handleHash } from "./handles.ts";
 import { issuerUrl } from "./issuer.ts";
+import { RevocationIndex } from "./revocations.ts";
 
 export type TokenState =
   | { active: false }
@@ -39,6 +42,8 @@ export interface InspectorDeps {
   store: Store;
   keys: (tenant: string) => CachedKeySet;
   issuer: (tenant: string) => string;
+  /** The process's revoked jtis and mandates (one per process, shared by its services); absent: read the store. */
+  revocations?: Pick<RevocationIndex, "isRevoked" | "published"> | undefined;
   now: () => number;
 }
 
@@ -48,9 +53,11 @@ const VERIFIED_MAX = 20_000;
 
 export class TokenInspector {
   readonly #deps: InspectorDeps;
+  readonly #revocations: Pick<RevocationIndex, "isRevoked" | "published">;
   readonly #verified = new Map<string, { claims: AccessTokenClaims; until: number; generation: number }>();
   constructor(deps: InspectorDeps) {
     this.#deps = deps;
+    this.#revocations = deps.revocations ?? RevocationIndex.readingStore(deps.store);
   }
 
   /** An inspector of every tenant's tokens: issuers under `publicBaseUrl`, keys from the Signer's JWKS. */
@@ -58,11 +65,13 @@ export class TokenInspector {
     store: Store;
     signing: Pick<SigningClient, "jwks">;
     publicBaseUrl: string;
+    revocations?: Pick<RevocationIndex, "isRevoked" | "published"> | undefined;
     now: () => number;
   }): TokenInspector {
     const keys = new TenantKeys(parts.signing);
     return new TokenInspector({
       store: parts.store,
+      revocations: parts.revocations,
       keys: (tenant) => keys.for(tenant),
       issuer: (tenant) => issuerUrl(parts.publicBaseUrl, tenant),
       now: parts.now,
@@ -81,15 +90,23 @@ export class TokenInspector {
 
   /**
    * An access token (never a refresh token) checked as introspection checks it: signature by the
-   * tenant's keys, `typ`, issuer, lifetime (RFC 9068 §4), then the revocation list; or why not.
+   * tenant's keys, `typ`, issuer, lifetime (RFC 9068 §4), then the revocation log — the token itself
+   * (RFC 7009) or the mandate it derives from, with everything below it; or why not.
    */
   async checkAccessToken(tenant: string, token: string): Promise<AccessTokenCheck> {
     const verified = await this.#verify(tenant, token);
     if (!verified.valid) return verified;
-    if (await this.#deps.store.forTenant(tenant).use(GrantStore).isAccessTokenRevoked(verified.claims.jti)) {
-      return { valid: false, problem: "revoked", message: "the access token has been revoked" };
+    const { jti, mandate_id: mandateId } = verified.claims;
+    if (await this.#revocations.isRevoked(tenant, { jti, mandateId })) {
+      const what = mandateId ? "the access token or its mandate has been revoked" : "the access token has been revoked";
+      return { valid: false, problem: "revoked", message: what };
     }
     return verified;
+  }
+
+  /** After this replica committed revocations of `tenant`: its checks see them before the caller hears back. */
+  published(tenant: string): Promise<void> {
+    return this.#revocations.published(tenant);
   }
 
   async #accessToken(tenant: string, token: string): Promise<TokenState> {
@@ -129,6 +146,10 @@ export class TokenInspector {
     if (!row || row.spent_at !== null || row.expires_at <= now) return { active: false };
     const grant = await grants.findGrant(row.grant_id);
     if (!grant || grant.revokedAt !== null) return { active: false };
+    // A family under a mandate dies with it (and with any mandate above it: the cascade).
+    if (grant.mandateId && (await this.#revocations.isRevoked(tenant, { mandateId: grant.mandateId }))) {
+      return { active: false };
+    }
     return {
       active: true,
       kind: "refresh_token",

@@ -2,13 +2,16 @@
 // introspection — signature against the issuer's JWKS (cached, refreshed on rotation), `typ`,
 // issuer, audience, expiry — and, for DPoP-bound tokens (`cnf.jkt`), the DPoP proof of the request
 // (RFC 9449 §7.1: scheme DPoP, proof with `ath`, same key). A DPoP-bound token presented as Bearer
-// is refused (§7.2). Errors carry the RFC 6750 §3 / RFC 9449 §7.1 challenge to send back.
+// is refused (§7.2). Errors carry the RFC 6750 §3 / RFC 9449 §7.1 challenge to send back. With
+// `revocations` (a RevocationFeed: revocation-feed.ts), tokens whose jti or mandate was revoked are
+// refused within a second of it, and all tokens while the feed is down (fail closed).
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { createRemoteJWKSet, type JWTVerifyGetKey } from "jose";
 import type { CheckRequestSchema, Decision } from "../../../gen/mandate/v1/authorize_pb.js";
 import { type AccessTokenClaims, AccessTokenError, verifyAccessToken } from "./access-token.ts";
 import { DPOP_ALGORITHMS, DpopNonceRequired, DpopProofError, verifyDpopProof } from "./dpop.ts";
 import { MemoryReplayCache, type ReplayCache } from "./replay.ts";
+import { type RevocationFeed, RevocationRefusal } from "./revocation-feed.ts";
 
 export interface ResourceServerOptions {
   issuer: string;
@@ -19,6 +22,8 @@ export interface ResourceServerOptions {
   /** DPoP proof replay memory; share it (Redis) across replicas of the resource server. */
   replay?: ReplayCache;
   clockSkewMs?: number;
+  /** The tenant's revocation feed, followed (`start()`ed) by the caller: revoked jtis and mandates are refused. */
+  revocations?: Pick<RevocationFeed, "check"> | undefined;
   /** Extra check after verification (e.g. a revocation list), on every request; throw to refuse. */
   check?: (claims: AccessTokenClaims) => Promise<void>;
   now?: () => number;
@@ -103,6 +108,12 @@ export class ResourceServer {
   async verify(request: ResourceRequest): Promise<AccessTokenClaims & { dpopJkt?: string }> {
     const { scheme, token } = presentedToken(request);
     const claims = await this.#claims(token);
+    try {
+      await this.#options.revocations?.check(claims, token);
+    } catch (error) {
+      if (error instanceof RevocationRefusal) throw new ResourceServerError("invalid_token", error.message);
+      throw error;
+    }
     await this.#options.check?.(claims);
     const bound = claims.cnf?.jkt;
     if (!bound) {

@@ -6,10 +6,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { adminRead } from "../audit-events.ts";
 import type { Config } from "../config.ts";
+import type { ServiceDeps } from "../deps.ts";
 import type { Logger } from "../logger.ts";
 import { ClientAddresses } from "../net/client-ip.ts";
 import type { CachedKeySet } from "../oauth/access-token.ts";
-import { type ClientQuotas, quotaKey } from "../oauth/client-quota.ts";
+import { TenantKeys } from "../oauth/access-token.ts";
+import { ClientQuotas, quotaKey } from "../oauth/client-quota.ts";
 import { DPOP_ALGORITHMS } from "../oauth/dpop.ts";
 import { GrantStore } from "../oauth/grant-store.ts";
 import { issuerUrl } from "../oauth/issuer.ts";
@@ -60,6 +62,26 @@ export function callerLimits(config: Config, limiter: RateLimiter, quotas: Clien
       return rule ? limiter.take(quotaKey(tenant, clientId), rule) : ALLOWED;
     },
   };
+}
+
+/**
+ * The gate of a service's HTTP APIs served beside its RPCs (AuthZEN, the revocation feed), over the
+ * service's deps: the RPC gate's token checks, limits and client quotas. `replay` is the service's
+ * DPoP replay cache (its owner closes it).
+ */
+export function serviceCallerGate(deps: ServiceDeps, replay: ReplayCache): CallerAuthentication {
+  const { config, store, tenants, logger, clock } = deps;
+  const keys = new TenantKeys(deps.signing);
+  return new CallerAuthentication({
+    config,
+    store,
+    tenants,
+    keys: (tenant) => keys.for(tenant),
+    replay,
+    limits: callerLimits(config, deps.limiter, new ClientQuotas(store)),
+    logger,
+    now: () => clock.now(),
+  });
 }
 
 export interface CallerAuthenticationOptions {

@@ -76,7 +76,9 @@ export function introspectionResponse(state: TokenState): Record<string, unknown
     token_type: c.cnf?.jkt ? "DPoP" : "Bearer",
     ...(c.cnf ? { cnf: c.cnf } : {}),
     ...(c.act ? { act: c.act } : {}),
+    // RFC 9396 §9.2; the mandate the token derives from (its revocation ends the token).
     ...(c.authorization_details ? { authorization_details: c.authorization_details } : {}),
+    ...(c.mandate_id ? { mandate_id: c.mandate_id } : {}),
     ...(c.auth_time !== undefined ? { auth_time: c.auth_time } : {}),
     ...(c.acr ? { acr: c.acr } : {}),
   };

@@ -1,6 +1,6 @@
 // Token revocation (RFC 7009). Revoking a refresh token revokes its grant and every access token
-// minted from it (§2.1 SHOULD); revoking an access token lists its jti until it would expire.
-// Introspection sees either at once. Unknown or invalid tokens get 200 (§2.2), and so do tokens of
+// minted from it (§2.1 SHOULD); revoking an access token lists its jti until it would expire, in the
+// revocation log every replica and the revocation feed follow. Introspection sees either at once. Unknown or invalid tokens get 200 (§2.2), and so do tokens of
 // another client (nothing revoked): the answer must not tell a valid token from an invalid one.
 import { tokenRevoked } from "../../../shared/audit-events.ts";
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
@@ -36,9 +36,11 @@ export async function revocationEndpoint(
         now,
       );
     } else {
-      await grants.revokeAccessToken(state.claims.jti, state.claims.exp * 1000);
+      await grants.revokeAccessToken(state.claims.jti, state.claims.exp * 1000, now);
       await scoped.recordEvent(tx, tokenRevoked(client.clientId, { kind: "access_token", jti: state.claims.jti }), now);
     }
   });
+  // The revoked tokens are in the revocation log: this replica refuses them before answering.
+  await inspector.published(urls.tenant);
   sendJson(res, 200, {});
 }

@@ -4,6 +4,7 @@
 // being awaited: a decision never waits for, nor fails because of, its log (a failed write is logged
 // and counted).
 import type { Logger } from "../../shared/logger.ts";
+import type { ConsumeResult } from "../../shared/mandates/usage.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { counter, histogram } from "../../shared/telemetry.ts";
 import { uuidV7 } from "../../shared/uuid-v7.ts";
@@ -23,6 +24,8 @@ export interface Decision {
   policyRevision: string;
   /** ms since the epoch. */
   decideTime: number;
+  /** What an allow counted against the mandate, when the request declared a consumption. */
+  consumption?: ConsumeResult;
 }
 
 export interface DeciderOptions {
@@ -37,7 +40,15 @@ export interface DeciderOptions {
 export interface DecideOptions {
   /** The caller's own request id, echoed in the log entry when it sent one. */
   callerRequestId?: string | undefined;
+  /**
+   * Run on an allow before it is recorded, with the decision's id (a declared consumption counted
+   * against the mandate): a refusal turns the allow into a deny with that reason, so the decision as
+   * answered and logged is the one the consumption agrees with.
+   */
+  settle?: ((decisionId: string) => Promise<Settlement>) | undefined;
 }
+
+export type Settlement = { ok: true; consumption: ConsumeResult } | { ok: false; reason: Failure };
 
 const decisions = counter("authorize.decisions", {
   description: "Decisions made, by result (allow, deny) and fail-closed reason (none when the policy decided)",
@@ -60,9 +71,14 @@ export class Decider {
 
   async decide(tenant: string, input: DecisionInput, options: DecideOptions = {}): Promise<Decision> {
     const started = performance.now();
-    const outcome = await this.#evaluate(tenant, input);
+    let outcome = await this.#evaluate(tenant, input);
     evaluationDuration.record(performance.now() - started, { result: outcome.decision.allow ? "allow" : "deny" });
-    return this.#record(tenant, input, outcome, options);
+    if (!(outcome.decision.allow && options.settle)) return this.#record(tenant, input, outcome, options);
+    const decisionId = uuidV7(this.#options.now());
+    const settled = await options.settle(decisionId);
+    if (settled.ok) outcome = { ...outcome, consumption: settled.consumption };
+    else outcome = { decision: denied(settled.reason), revision: outcome.revision, failure: settled.reason };
+    return this.#record(tenant, input, outcome, options, decisionId);
   }
 
   /** A deny decided before any policy ran (an access token refused): logged like any decision. */
@@ -86,13 +102,20 @@ export class Decider {
     return { decision: normalised.decision, revision };
   }
 
-  #record(tenant: string, input: DecisionInput, outcome: Outcome, options: DecideOptions): Decision {
+  #record(
+    tenant: string,
+    input: DecisionInput,
+    outcome: Outcome,
+    options: DecideOptions,
+    decisionId?: string,
+  ): Decision {
     const now = this.#options.now();
     const decision: Decision = {
       ...outcome.decision,
-      decisionId: uuidV7(now),
+      decisionId: decisionId ?? uuidV7(now),
       policyRevision: outcome.revision,
       decideTime: now,
+      ...(outcome.consumption ? { consumption: outcome.consumption } : {}),
     };
     decisions.add(1, { result: decision.allow ? "allow" : "deny", failure: outcome.failure?.code ?? "none" });
     if (outcome.failure) this.#logFailure(tenant, decision.decisionId, outcome.failure);
@@ -100,10 +123,11 @@ export class Decider {
     return decision;
   }
 
-  /** The policy failing is the operator's concern (warn); a refused token is the caller's (debug). */
+  /** The policy failing is the operator's concern (warn); a refused token, mandate or consumption is the caller's (debug). */
   #logFailure(tenant: string, decisionId: string, failure: Failure): void {
     const fields = { tenant, decisionId, reason: failure.code, detail: failure.message };
-    if (CALLER_FAILURES.has(failure.code)) this.#options.logger.debug(fields, "decision denied: token refused");
+    if (CALLER_FAILURES.has(failure.code))
+      this.#options.logger.debug(fields, "decision denied: the token, its mandate or the consumption refused");
     else this.#options.logger.warn(fields, "decision failed closed");
   }
 
@@ -138,12 +162,24 @@ const CALLER_FAILURES = new Set<FailureCode>([
   "token_wrong_tenant",
   "dpop_required",
   "dpop_invalid",
+  "mandate_not_found",
+  "mandate_not_yet_valid",
+  "mandate_expired",
+  "mandate_revoked",
+  "mandate_exhausted",
+  "mandate_inactive",
+  "mandate_chain_broken",
+  "mandate_mismatch",
+  "mandate_usage_exhausted",
+  "mandate_meter_unlimited",
+  "consumption_conflict",
 ]);
 
 interface Outcome {
   decision: PolicyDecision;
   revision: string;
   failure?: Failure;
+  consumption?: ConsumeResult;
 }
 
 function denied(reason: Failure): PolicyDecision {

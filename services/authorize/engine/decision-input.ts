@@ -41,9 +41,22 @@ export interface DecisionInput {
   action: string;
   resource: InputResource;
   token: InputToken;
+  /** The mandate the token (or request) names, with its remaining usage (mandate.ts). */
   mandate?: JsonObject;
+  /** The usage the request declares, counted against the mandate when the decision is an allow. */
+  consume?: InputConsumption;
   context: JsonObject & { time: number; request_id: string };
 }
+
+/** CheckRequest.consume as the policy sees it (an empty meter is "calls"). */
+export interface InputConsumption {
+  meter: string;
+  amount: number;
+  idempotency_key: string;
+}
+
+/** The meter a consumption names by default: one use. */
+export const DEFAULT_METER = "calls";
 
 /** Who the request is for, as a verified access token says (token-subject.ts). */
 export interface TokenParties {
@@ -84,6 +97,15 @@ export function decisionInput(request: CheckRequest, options: InputOptions): Dec
       attributes: request.resource?.attributes ?? {},
     },
     token: parties.token,
+    ...(request.consume
+      ? {
+          consume: {
+            meter: request.consume.meter || DEFAULT_METER,
+            amount: request.consume.amount,
+            idempotency_key: request.consume.idempotencyKey,
+          },
+        }
+      : {}),
     // A caller-supplied `time` or `request_id` is replaced: the policy reads Authorize's.
     context: { ...request.context, time: options.time, request_id: options.requestId },
   };

@@ -16,7 +16,19 @@ export type FailureCode =
   | "token_expired"
   | "token_wrong_tenant"
   | "dpop_required"
-  | "dpop_invalid";
+  | "dpop_invalid"
+  // The request's mandate (mandate.ts): refused before the policy runs, or its consumption refused.
+  | "mandate_not_found"
+  | "mandate_not_yet_valid"
+  | "mandate_expired"
+  | "mandate_revoked"
+  | "mandate_exhausted"
+  | "mandate_inactive"
+  | "mandate_chain_broken"
+  | "mandate_mismatch"
+  | "mandate_usage_exhausted"
+  | "mandate_meter_unlimited"
+  | "consumption_conflict";
 
 export interface Failure extends Reason {
   code: FailureCode;

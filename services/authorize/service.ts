@@ -7,23 +7,27 @@
 // edge decides with the same engine.
 import { existsSync } from "node:fs";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   Authorize,
   type BatchCheckRequest,
   type CheckRequest,
+  type ConsumptionResultSchema,
   type DecisionSchema,
 } from "../../gen/mandate/v1/authorize_pb.js";
 import type { Config } from "../shared/config.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
+import { invalidArgument } from "../shared/errors.ts";
+import { type ConsumeResult, MandateUsage } from "../shared/mandates/usage.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
 import { openReplayCache } from "../shared/oauth/replay.ts";
 import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import { authzenHttp, enginePolicy } from "./authzen/index.ts";
 import type { Decision } from "./engine/decider.ts";
-import { decisionInput } from "./engine/decision-input.ts";
+import { type DecisionInput, decisionInput } from "./engine/decision-input.ts";
 import { DecisionEngine } from "./engine/engine.ts";
+import { DecisionMandates } from "./engine/mandate.ts";
 import { PolicyMissingError, type PolicySource } from "./engine/policy-source.ts";
 import { type TokenSubject, type TokenSubjectDeps, tokenSubject } from "./engine/token-subject.ts";
 import { policyAdminRpcs } from "./policies/admin-rpcs.ts";
@@ -48,27 +52,59 @@ export function authorizeService(deps: ServiceDeps): ServiceModule<typeof Author
     },
   });
   const tokens: TokenSubjectDeps = {
-    inspector: TokenInspector.ofTenants({ store, signing, publicBaseUrl: config.publicBaseUrl, now }),
+    inspector: TokenInspector.ofTenants({
+      store,
+      signing,
+      publicBaseUrl: config.publicBaseUrl,
+      revocations: deps.revocations,
+      now,
+    }),
     replay,
     skewMs: config.oauth.clockSkew,
     now,
     onError: (error) => logger.error({ err: error }, "an access token could not be verified"),
   };
 
+  const mandates = new DecisionMandates(store, new MandateUsage(store, clock));
+
   /** One decision; `subjects` shares token verification between the checks of one batch. */
   async function decide(request: CheckRequest, subjects: TokenSubjects): Promise<DecisionMessage> {
     const time = now();
     const options = { time, requestId: request.requestId || uuidV7(time) };
     const log = { callerRequestId: request.requestId || undefined };
-    if (!request.accessToken) {
-      return toMessage(await engine.decide(request.tenant, decisionInput(request, options), log));
+    let input: DecisionInput;
+    if (request.accessToken) {
+      const subject = await subjects.of(request);
+      input = decisionInput(request, { ...options, fromToken: subject.ok ? subject.parties : undefined });
+      if (!subject.ok) return toMessage(engine.refuse(request.tenant, input, subject.reason, log));
+    } else {
+      input = decisionInput(request, options);
     }
-    const subject = await subjects.of(request);
-    const input = decisionInput(request, { ...options, fromToken: subject.ok ? subject.parties : undefined });
-    const decision = subject.ok
-      ? await engine.decide(request.tenant, input, log)
-      : engine.refuse(request.tenant, input, subject.reason, log);
-    return toMessage(decision);
+    const mandateId = input.token.mandate_id;
+    if (!mandateId) {
+      requireMandate(input, "consume");
+      return toMessage(await engine.decide(request.tenant, input, log));
+    }
+    // A mandate: one read (its chain and counters), refused before the policy when it cannot be used.
+    const checked = await mandates.check(input, mandateId);
+    if (!checked.ok) return toMessage(engine.refuse(request.tenant, input, checked.reason, log));
+    const decided = { ...input, mandate: checked.mandate };
+    const settle = decided.consume ? mandates.settle(decided, checked.standing, decided.consume) : undefined;
+    return toMessage(await engine.decide(request.tenant, decided, { ...log, settle }));
+  }
+
+  /**
+   * A batch's consumptions without a mandate are refused before any check is decided (nor any
+   * consumption counted): the batch is one invalid request, not partly decided.
+   */
+  async function requireBatchMandates(request: BatchCheckRequest, subjects: TokenSubjects): Promise<void> {
+    for (const [i, check] of request.checks.entries()) {
+      if (!(check.consume && check.accessToken)) continue;
+      const subject = await subjects.of(check);
+      if (subject.ok && !subject.parties.token.mandate_id) {
+        throw consumeWithoutMandate(`checks[${i}].consume`);
+      }
+    }
   }
 
   const module = defineService(
@@ -80,7 +116,9 @@ export function authorizeService(deps: ServiceDeps): ServiceModule<typeof Author
       },
       async batchCheck(request: BatchCheckRequest) {
         // In request order, each with its own decision id; the batch's checks share one tenant (validated).
+        // Each check's consumption is its own: counted when that check is allowed, independent of the others.
         const subjects = new TokenSubjects(tokens);
+        await requireBatchMandates(request, subjects);
         const decisions: DecisionMessage[] = [];
         for (const check of request.checks) decisions.push(await decide(check, subjects));
         return { decisions };
@@ -163,6 +201,25 @@ function defaultPolicyMissing(config: Config): boolean {
   }
 }
 
+/**
+ * A consumption counts against a mandate: with none (a verified access token without `mandate_id`;
+ * without a token, rule check.consume_needs_mandate refuses it first) the request is malformed, not
+ * a question a policy could answer — allowing it would report usage that was never counted.
+ */
+function requireMandate(input: DecisionInput, field: string): void {
+  if (input.consume && !input.token.mandate_id) throw consumeWithoutMandate(field);
+}
+
+function consumeWithoutMandate(field: string) {
+  return invalidArgument([
+    {
+      field,
+      description: "the access token carries no mandate_id: there is no mandate to count the consumption against",
+      reason: "CONSUME_WITHOUT_MANDATE",
+    },
+  ]);
+}
+
 function toMessage(decision: Decision): DecisionMessage {
   return {
     allow: decision.allow,
@@ -171,5 +228,22 @@ function toMessage(decision: Decision): DecisionMessage {
     decisionId: decision.decisionId,
     policyRevision: decision.policyRevision,
     decideTime: timestampFromMs(decision.decideTime),
+    ...(decision.consumption ? { consumption: consumptionMessage(decision.consumption) } : {}),
+  };
+}
+
+function consumptionMessage(result: ConsumeResult): MessageInitShape<typeof ConsumptionResultSchema> {
+  return {
+    mandateId: result.mandateId,
+    meter: result.meter,
+    amount: result.amount,
+    replayed: result.replayed,
+    counters: result.counters.map((counter) => ({
+      mandateId: counter.mandateId,
+      meter: counter.meter,
+      ...(counter.periodMs > 0 ? { period: durationFromMs(counter.periodMs) } : {}),
+      used: counter.used,
+      maximum: counter.maximum,
+    })),
   };
 }

@@ -3,7 +3,7 @@
 // delegation work — until then those methods answer UNIMPLEMENTED (added by wrapService).
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type OAuthClient,
   type OAuthClientMetadata,
@@ -23,6 +23,7 @@ import { ClientRegistry } from "./clients/registry.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
 import { SlowDown } from "./oauth/errors.ts";
+import { exchangeRpcError } from "./oauth/rpc-exchange.ts";
 import { createOAuthHttp } from "./oauth/server.ts";
 
 const DEFAULT_PAGE = 50;
@@ -79,6 +80,31 @@ export function issueService(deps: ServiceDeps) {
         return {
           clients: shown.map(toProto),
           nextPageToken: page.length > size && last ? Buffer.from(last.clientId).toString("base64url") : "",
+        };
+      },
+
+      async exchangeToken(request, context) {
+        const caller = callerOf(context);
+        // client_authentication: the RPC layer authenticated the client the request names.
+        if (caller.kind !== "client") throw new Error("Issue.ExchangeToken without an authenticated client");
+        const rpcUrl = `${deps.config.publicBaseUrl}/${Issue.typeName}/ExchangeToken`;
+        let issued: Awaited<ReturnType<typeof oauth.exchangeToken>>;
+        try {
+          issued = await oauth.exchangeToken(request.tenant, caller.clientId, request, rpcUrl);
+        } catch (error) {
+          throw exchangeRpcError(error);
+        }
+        return {
+          tokens: {
+            accessToken: issued.access_token,
+            tokenType: issued.token_type,
+            expiresIn: durationFromMs(issued.expires_in * 1000),
+            scopes: issued.scope ? issued.scope.split(" ") : [],
+            refreshToken: issued.refresh_token ?? "",
+            issuedTokenType: issued.issued_token_type,
+          },
+          mandateId: issued.mandate_id,
+          authorizationDetails: (issued.authorization_details ?? []) as JsonObject[],
         };
       },
 

@@ -59,18 +59,34 @@ export function requireRegisteredKey(client: RegisteredClient, proof: DpopProof 
 }
 
 /** A DPoP proof at an authorization-server endpoint (token, PAR), with the server's nonce policy. */
-export async function verifyAuthorizationServerProof(
+export function verifyAuthorizationServerProof(
   services: OAuthServices,
   req: IncomingMessage,
   urls: TenantUrls,
   endpointUrl: string,
 ): Promise<DpopProof> {
+  return verifyTokenRequestProof(services, urls, {
+    headers: req.headersDistinct.dpop,
+    method: req.method ?? "POST",
+    url: endpointUrl,
+  });
+}
+
+/**
+ * A DPoP proof for a token request however it arrives — the DPoP header, or an RPC's KeyBinding
+ * (Issue.ExchangeToken) naming the method and URL the proof was made for — under the nonce policy.
+ */
+export async function verifyTokenRequestProof(
+  services: OAuthServices,
+  urls: TenantUrls,
+  request: { headers: string | string[] | undefined; method: string; url: string | readonly string[] },
+): Promise<DpopProof> {
   const { oauth } = services.config;
   try {
     return await verifyDpopProof({
-      headers: req.headersDistinct.dpop,
-      method: req.method ?? "POST",
-      url: endpointUrl,
+      headers: request.headers,
+      method: request.method,
+      url: request.url,
       nonce: oauth.requireDpopNonce ? (nonce) => services.nonces.isValid(urls.tenant, nonce) : undefined,
       replay: services.replay,
       skewMs: oauth.clockSkew,

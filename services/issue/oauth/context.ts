@@ -4,6 +4,7 @@ import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { RemoteJwks } from "../../shared/net/remote-jwks.ts";
+import type { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
 import type { SigningClient } from "../../shared/signing.ts";
@@ -30,6 +31,8 @@ export interface OAuthServices {
   resources: TenantResources;
   /** Client JWK Sets from jwks_uri, fetched SSRF-safely. */
   jwks: RemoteJwks;
+  /** Verifies the tenant's own access tokens (a token exchange's subject and actor tokens). */
+  inspector: TokenInspector;
 }
 
 /** URLs of one tenant's authorization server; `issuer` is byte-identical wherever it appears. */

@@ -3,6 +3,7 @@
 // are not ours fall through (false).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { ExchangeTokenRequest } from "../../../gen/mandate/v1/issue_pb.js";
 import type { ServiceDeps } from "../../shared/deps.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { RemoteJwks } from "../../shared/net/remote-jwks.ts";
@@ -16,6 +17,7 @@ import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
+import type { ExchangeResponse } from "../mandates/exchange.ts";
 import { AbuseLimits } from "./abuse-limits.ts";
 import { DpopNonces } from "./authorization-server-dpop.ts";
 import type { Visit } from "./browser.ts";
@@ -34,6 +36,7 @@ import { UserinfoEndpoint } from "./endpoints/userinfo.ts";
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from "./errors.ts";
 import { sendJson, sendOAuthError } from "./http.ts";
 import { TenantResources } from "./rfc8707.ts";
+import { exchangeTokenByRpc } from "./rpc-exchange.ts";
 
 const TENANT = "([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)";
 const ISSUER_PATH = new RegExp(`^/t/${TENANT}(/.*)$`);
@@ -62,6 +65,13 @@ export interface OAuthHttp {
     rpcUrl: string,
     address: string | undefined,
   ): Promise<AuthenticatedClient>;
+  /** Issue.ExchangeToken for a client the RPC layer authenticated (rpc-exchange.ts). */
+  exchangeToken(
+    tenant: string,
+    clientId: string,
+    request: ExchangeTokenRequest,
+    rpcUrl: string,
+  ): Promise<ExchangeResponse>;
   close(): Promise<void>;
 }
 
@@ -86,6 +96,9 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     jwks: new RemoteJwks({ allowPrivate: config.oauth.allowPrivateMetadataHosts }),
     get nonces() {
       return nonces as DpopNonces;
+    },
+    get inspector() {
+      return inspector;
     },
   };
   const noncesReady = DpopNonces.open(store, config.oauth.dpopNonceTtl, clock).then((n) => {
@@ -166,6 +179,10 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
   return {
     authenticateClient: (tenant, credentials, rpcUrl, address) =>
       auth.authenticateMessage(credentials, urlsOf(tenant), rpcUrl, address),
+    async exchangeToken(tenant, clientId, request, rpcUrl) {
+      await noncesReady;
+      return exchangeTokenByRpc(services, urlsOf(tenant), clientId, request, rpcUrl);
+    },
     async handle(req, res) {
       const path = pathOf(req);
       const target = resolveRoute(path, routes);

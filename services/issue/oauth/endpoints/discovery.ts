@@ -2,6 +2,7 @@
 // one document per tenant; `issuer` is exactly the tenant's issuer URL (RFC 8414 §3.3).
 import type { Config } from "../../../shared/config.ts";
 import { DPOP_ALGORITHMS } from "../../../shared/oauth/dpop.ts";
+import { TOKEN_EXCHANGE } from "../../clients/metadata.ts";
 import { CLIENT_ASSERTION_ALGORITHMS } from "../client-auth.ts";
 import type { TenantUrls } from "../context.ts";
 import { SUPPORTED_SCOPES } from "../scopes.ts";
@@ -17,7 +18,7 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
     scopes_supported: [...SUPPORTED_SCOPES],
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
-    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE],
     token_endpoint_auth_methods_supported: authMethods,
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
     code_challenge_methods_supported: ["S256"],

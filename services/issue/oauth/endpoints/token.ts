@@ -1,5 +1,6 @@
 // The token endpoint (RFC 6749 §3.2): authenticate the client, validate DPoP, dispatch on
 // grant_type to one handler per grant (grants/).
+import { TOKEN_EXCHANGE } from "../../clients/metadata.ts";
 import { tokenRequestProof } from "../authorization-server-dpop.ts";
 import type { Visit } from "../browser.ts";
 import type { ClientAuthenticator } from "../client-auth.ts";
@@ -8,12 +9,14 @@ import { authorizationCodeGrant } from "../grants/authorization-code.ts";
 import { clientCredentialsGrant } from "../grants/client-credentials.ts";
 import type { GrantHandler } from "../grants/grant.ts";
 import { refreshTokenGrant } from "../grants/refresh-token.ts";
+import { tokenExchangeGrant } from "../grants/token-exchange.ts";
 import { readForm, sendJson } from "../http.ts";
 
 const GRANTS: Record<string, GrantHandler> = {
   authorization_code: authorizationCodeGrant,
   refresh_token: refreshTokenGrant,
   client_credentials: clientCredentialsGrant,
+  [TOKEN_EXCHANGE]: tokenExchangeGrant,
 };
 
 export async function tokenEndpoint({ services, req, res, urls }: Visit, auth: ClientAuthenticator): Promise<void> {

@@ -1,0 +1,709 @@
+// Token exchange of mandates (RFC 8693), shared by the token endpoint (grant_type
+// urn:ietf:params:oauth:grant-type:token-exchange, oauth/grants/token-exchange.ts) and
+// Issue.ExchangeToken: one implementation, the transports only translate.
+//
+// The subject (RFC 8693 §2.1 subject_token / subject_token_type) names a mandate the authenticated
+// client is the agent of:
+//   · urn:mandate:params:oauth:token-type:mandate — subject_token is the mandate id;
+//   · urn:ietf:params:oauth:token-type:access_token, a token exchanged from a mandate (it carries
+//     mandate_id) — re-exchanged, narrowed again (another audience...), or, with an actor_token,
+//     sub-delegated;
+//   · urn:ietf:params:oauth:token-type:access_token, the human's own token (its sub is the mandate's
+//     principal), with the mandate_id parameter naming the mandate.
+// Access tokens are verified (signature by the tenant's keys, issuer, lifetime, revocation) by the
+// shared TokenInspector; another tenant's token, or one past its life, is invalid_grant.
+//
+// The issued access token: sub = the human, act = the agents of the mandate chain, newest outermost
+// (RFC 8693 §4.1), client_id = the agent, mandate_id, aud from resource/audience (⊆ the mandate's
+// resources, default all of them), scope ⊆ the mandate's (default all), authorization_details ⊆
+// the mandate's (RFC 9396; default all), exp ≤ the mandate's expiry, its max_token_ttl and the
+// agent's access-token lifetime, cnf.jkt of the agent's DPoP key (a proof by the registered key is
+// required of an agent registered with dpop_jkt, checked by the transports).
+//
+// Sub-delegation (an actor_token: the sub-agent B's own access token): a sub-mandate of the
+// subject's mandate for B (checkedMandate/recordMandate of grant.ts: depth one less, B named by
+// may_act, every dimension from the request narrowed from the parent) and a token for B: act =
+// {sub: B, act: {sub: A}}, client_id = B, mandate_id = the sub-mandate, cnf.jkt = B's key (its
+// token's cnf, else its registered dpop_jkt). The response names the new mandate (`mandate_id`).
+//
+// Counting: a usage limit on the meter `tokens` (TOKENS_METER) of the mandate or any mandate above
+// it counts one per issued token (idempotency key: its jti). Issuance is one transaction: the
+// mandate chain locked (as grant.ts locks it) and checked active — a revocation committing
+// concurrently is either seen here or waits for this to commit —, the sub-mandate, the `tokens`
+// consumption, a refresh-token family, and one token.exchanged.v1 audit event with the whole
+// actor chain. An agent registered for refresh_token whose token is DPoP-bound also gets a refresh
+// token, bound to the key and to the mandate (oauth/grants/refresh-token.ts refuses it once the
+// mandate or a parent is revoked, expired or exhausted).
+import { randomUUID } from "node:crypto";
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
+import { type ExchangeTokenRequest, MandateSchema } from "../../../gen/mandate/v1/issue_pb.js";
+import { type Actor, tokenExchanged } from "../../shared/audit-events.ts";
+import { currentState, type MandateRecord, MandateStore } from "../../shared/mandates/mandate-store.ts";
+import {
+  type Counter,
+  chargeWithin,
+  limitsMeter,
+  UsageCounters,
+  UsageLimitExceeded,
+} from "../../shared/mandates/usage.ts";
+import type { AccessTokenClaims } from "../../shared/oauth/access-token.ts";
+import { type GrantRow, GrantStore } from "../../shared/oauth/grant-store.ts";
+import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";
+import { type RegisteredClient, TOKEN_EXCHANGE } from "../clients/metadata.ts";
+import {
+  InvalidAuthorizationDetails,
+  InvalidDpopProof,
+  InvalidGrant,
+  InvalidRequest,
+  InvalidScope,
+  InvalidTarget,
+  type OAuthError,
+} from "../oauth/errors.ts";
+import type { GrantContext, TokenResponse } from "../oauth/grants/grant.ts";
+import type { Params } from "../oauth/http.ts";
+import { mintAccessToken } from "../oauth/minting.ts";
+import { parseResources, requirePermittedResources } from "../oauth/rfc8707.ts";
+import { grantableScopes, parseScope } from "../oauth/scopes.ts";
+import { checkedMandate, type MandateDeps, recordMandate } from "./grant.ts";
+import { type AuthorizationDetail, type Dimension, grantWidening, oauthErrorOf } from "./narrowing.ts";
+
+/** RFC 8693 §2.1 grant type. */
+export const TOKEN_EXCHANGE_GRANT = TOKEN_EXCHANGE;
+/** A mandate as subject token: subject_token is the mandate id (the client must be its agent). */
+export const MANDATE_TOKEN_TYPE = "urn:mandate:params:oauth:token-type:mandate";
+/** RFC 8693 §3. */
+export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+/** The usage-limit meter an exchange counts: one per issued access token. */
+export const TOKENS_METER = "tokens";
+/** Most authorization details objects a request may carry (as Issue.ExchangeToken allows). */
+const MAX_DETAILS = 64;
+
+/** An exchange request, as the token endpoint's form or Issue.ExchangeToken carries it. */
+export interface ExchangeRequest {
+  subjectToken: string;
+  subjectTokenType: string;
+  actorToken?: string | undefined;
+  actorTokenType?: string | undefined;
+  requestedTokenType?: string | undefined;
+  /** RFC 8707 `resource` and RFC 8693 `audience` values: each becomes an audience of the token. */
+  resources: string[];
+  audiences: string[];
+  /** Requested scopes; undefined: all of the mandate's. */
+  scope: string[] | undefined;
+  /** Requested RFC 9396 authorization details; undefined: all of the mandate's. */
+  authorizationDetails: AuthorizationDetail[] | undefined;
+  /** The mandate the human's own subject token is exchanged under. */
+  mandateId?: string | undefined;
+}
+
+/** RFC 8693 §2.2.1 response, with the mandate the token was issued under (extension member). */
+export interface ExchangeResponse extends TokenResponse {
+  issued_token_type: string;
+  mandate_id: string;
+  /** RFC 9396 §7. */
+  authorization_details?: unknown[];
+}
+
+/** What an exchange needs of its transport: the authenticated client, its verified DPoP proof. */
+export type ExchangeContext = Omit<GrantContext, "params">;
+
+/** The token endpoint's form (RFC 8693 §2.1, RFC 9396 §6) as an exchange request. */
+export function exchangeRequestFromForm(params: Params): ExchangeRequest {
+  const scope = params.get("scope");
+  const details = params.get("authorization_details");
+  return {
+    subjectToken: params.require("subject_token"),
+    subjectTokenType: params.require("subject_token_type"),
+    actorToken: params.get("actor_token"),
+    actorTokenType: params.get("actor_token_type"),
+    requestedTokenType: params.get("requested_token_type"),
+    resources: params.all("resource"),
+    audiences: params.all("audience"),
+    scope: scope === undefined ? undefined : parseScope(scope),
+    authorizationDetails: details === undefined ? undefined : parseDetails(details),
+    mandateId: params.get("mandate_id"),
+  };
+}
+
+/** Issue.ExchangeToken's request as an exchange request (empty fields: absent; no scopes: all of the mandate's). */
+export function exchangeRequestFromMessage(message: ExchangeTokenRequest): ExchangeRequest {
+  return {
+    subjectToken: message.subjectToken,
+    subjectTokenType: message.subjectTokenType,
+    actorToken: message.actorToken || undefined,
+    actorTokenType: message.actorTokenType || undefined,
+    requestedTokenType: message.requestedTokenType || undefined,
+    resources: message.resources,
+    audiences: message.audiences,
+    scope: message.scopes.length ? parseScope(message.scopes.join(" ")) : undefined,
+    authorizationDetails: message.authorizationDetails.length ? checkDetails(message.authorizationDetails) : undefined,
+    mandateId: message.mandateId || undefined,
+  };
+}
+
+/** RFC 9396 §2: a JSON array of objects, each with a string `type`. */
+export function parseDetails(json: string): AuthorizationDetail[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new InvalidAuthorizationDetails("authorization_details is not JSON");
+  }
+  return checkDetails(value);
+}
+
+/** Authorization details as received (JSON or google.protobuf.Struct values), checked for shape. */
+export function checkDetails(value: unknown): AuthorizationDetail[] {
+  if (!Array.isArray(value)) throw new InvalidAuthorizationDetails("authorization_details must be a JSON array");
+  if (value.length > MAX_DETAILS) {
+    throw new InvalidAuthorizationDetails(`authorization_details: at most ${MAX_DETAILS} objects`);
+  }
+  value.forEach((detail, i) => {
+    if (typeof detail !== "object" || detail === null || Array.isArray(detail)) {
+      throw new InvalidAuthorizationDetails(`authorization_details[${i}] is not an object`);
+    }
+    const type = (detail as Record<string, unknown>).type;
+    if (typeof type !== "string" || type === "") {
+      throw new InvalidAuthorizationDetails(`authorization_details[${i}].type is required (RFC 9396 §2)`);
+    }
+  });
+  return value as AuthorizationDetail[];
+}
+
+/** The mandate an exchange acts under, and what the subject token said about it. */
+interface Subject {
+  mandate: MandateRecord;
+  /** The verified subject access token; absent for a mandate-id subject. */
+  claims?: AccessTokenClaims;
+}
+
+/** The sub-agent of a sub-delegation: its client, and the key its token is bound to. */
+interface SubAgent {
+  client: RegisteredClient;
+  jkt: string | undefined;
+}
+
+/** Everything decided before the issuing transaction. */
+interface Plan {
+  /** The chain of the token's mandate, root first, as read before the transaction. */
+  chain: MandateRecord[];
+  /** A sub-mandate to record with the token (sub-delegation). */
+  subMandate: MandateRecord | undefined;
+  /** Who holds the token: the client, or the sub-agent. */
+  holder: RegisteredClient;
+  jkt: string | undefined;
+  scope: string[];
+  audience: string[];
+  details: AuthorizationDetail[];
+  ttlMs: number;
+}
+
+export async function exchangeToken(context: ExchangeContext, request: ExchangeRequest): Promise<ExchangeResponse> {
+  requireWellFormed(request);
+  const subject = await subjectOf(context, request);
+  const parentChain = await usableChain(context, subject.mandate);
+  const subAgent = request.actorToken ? await subAgentOf(context, request, subject) : undefined;
+  const plan = subAgent
+    ? await subDelegationPlan(context, request, subject, parentChain, subAgent)
+    : await exchangePlan(context, request, subject, parentChain);
+  return issue(context, request, plan);
+}
+
+/** RFC 8693 §2.1: what the request must say, whatever its subject. */
+function requireWellFormed(request: ExchangeRequest): void {
+  if (request.requestedTokenType && request.requestedTokenType !== ACCESS_TOKEN_TYPE) {
+    throw new InvalidRequest(
+      `requested_token_type "${request.requestedTokenType}" is not supported: only ${ACCESS_TOKEN_TYPE} is issued`,
+    );
+  }
+  if (request.actorToken && !request.actorTokenType) {
+    throw new InvalidRequest("actor_token_type is required with an actor_token (RFC 8693 §2.1)");
+  }
+  if (!request.actorToken && request.actorTokenType) {
+    throw new InvalidRequest("actor_token_type must not be sent without an actor_token (RFC 8693 §2.1)");
+  }
+  if (request.actorTokenType && request.actorTokenType !== ACCESS_TOKEN_TYPE) {
+    throw new InvalidRequest(
+      `actor_token_type "${request.actorTokenType}" is not supported: the actor token is the sub-agent's access token (${ACCESS_TOKEN_TYPE})`,
+    );
+  }
+}
+
+/** The mandate the subject token names, once the client is shown to be its agent. */
+async function subjectOf(context: ExchangeContext, request: ExchangeRequest): Promise<Subject> {
+  if (request.subjectTokenType === MANDATE_TOKEN_TYPE) {
+    requireSameMandate(request, request.subjectToken);
+    const mandate = await mandateOf(context, request.subjectToken);
+    requireAgent(mandate, context.client);
+    return { mandate };
+  }
+  if (request.subjectTokenType !== ACCESS_TOKEN_TYPE) {
+    throw new InvalidRequest(
+      `subject_token_type "${request.subjectTokenType}" is not supported: use ${MANDATE_TOKEN_TYPE} (a mandate id) or ${ACCESS_TOKEN_TYPE}`,
+    );
+  }
+  const claims = await verifiedToken(context, request.subjectToken, "subject token");
+  return claims.mandate_id !== undefined
+    ? mandateTokenSubject(context, request, claims)
+    : humanTokenSubject(context, request, claims);
+}
+
+function requireSameMandate(request: ExchangeRequest, mandateId: string): void {
+  if (request.mandateId && request.mandateId !== mandateId) {
+    throw new InvalidRequest("mandate_id differs from the mandate of the subject token");
+  }
+}
+
+/** A token exchanged from a mandate: re-exchanged or sub-delegated by the agent it was issued to. */
+async function mandateTokenSubject(
+  context: ExchangeContext,
+  request: ExchangeRequest,
+  claims: AccessTokenClaims,
+): Promise<Subject> {
+  const mandateId = String(claims.mandate_id);
+  requireSameMandate(request, mandateId);
+  if (claims.client_id !== context.client.clientId) {
+    throw new InvalidGrant("the subject token was issued to another client: only its agent may exchange it");
+  }
+  // RFC 9449: a token bound to a key is used only with a proof of that key.
+  const bound = claims.cnf?.jkt;
+  if (bound && context.dpop?.jkt !== bound) {
+    throw new InvalidDpopProof(
+      `the subject token is bound to a DPoP key (thumbprint ${bound}): send a DPoP proof signed by that key`,
+    );
+  }
+  const mandate = await mandateOf(context, mandateId);
+  requireAgent(mandate, context.client);
+  if (claims.sub !== mandate.principal) {
+    throw new InvalidGrant("the subject token does not act for the mandate's principal");
+  }
+  return { mandate, claims };
+}
+
+/** The human's own token, with the mandate named alongside (the mandate_id parameter). */
+async function humanTokenSubject(
+  context: ExchangeContext,
+  request: ExchangeRequest,
+  claims: AccessTokenClaims,
+): Promise<Subject> {
+  if (!request.mandateId) {
+    throw new InvalidRequest(
+      "an access token without mandate_id is exchanged under a mandate: send the mandate_id parameter naming it",
+    );
+  }
+  if (claims.act !== undefined) {
+    throw new InvalidGrant("the subject token is itself delegated (act): only the human's own token or a mandate's");
+  }
+  const mandate = await mandateOf(context, request.mandateId);
+  requireAgent(mandate, context.client);
+  if (claims.sub !== mandate.principal) {
+    throw new InvalidGrant(`the subject token's sub is not the principal of mandate ${mandate.id}`);
+  }
+  return { mandate, claims };
+}
+
+async function mandateOf(context: ExchangeContext, id: string): Promise<MandateRecord> {
+  const mandate = id.length <= 128 ? await store(context).use(MandateStore).find(id) : undefined;
+  if (!mandate) throw new InvalidGrant(`no mandate "${id.slice(0, 128)}" in this tenant`);
+  return mandate;
+}
+
+function requireAgent(mandate: MandateRecord, client: RegisteredClient): void {
+  if (mandate.agent !== client.clientId) {
+    throw new InvalidGrant(`mandate ${mandate.id} was granted to another agent, not to this client`);
+  }
+}
+
+/** An access token of this tenant, verified (signature, issuer, lifetime, revocation). */
+async function verifiedToken(context: ExchangeContext, token: string, what: string): Promise<AccessTokenClaims> {
+  const checked = await context.services.inspector.checkAccessToken(context.urls.tenant, token);
+  if (checked.valid) return checked.claims;
+  const why: Record<typeof checked.problem, string> = {
+    wrong_issuer: `the ${what} was not issued by this tenant's issuer`,
+    expired: `the ${what} has expired`,
+    revoked: `the ${what} has been revoked`,
+    invalid: `the ${what} is not a valid access token of this issuer: ${checked.message}`,
+  };
+  throw new InvalidGrant(why[checked.problem]);
+}
+
+/**
+ * The mandate's chain, root first, when every mandate of it can issue a token now: active (not
+ * revoked), valid (not before its not_before, before its expiry) and not exhausted.
+ */
+async function usableChain(context: ExchangeContext, mandate: MandateRecord): Promise<MandateRecord[]> {
+  const mandates = store(context).use(MandateStore);
+  const chain = (await mandates.chain(mandate.id)) ?? [mandate];
+  const usage = await mandates.lifetimeUsage(chain.map((m) => m.id));
+  for (const link of [...chain].reverse()) requireUsable(link, mandate, context.now, usage.get(link.id));
+  return chain;
+}
+
+function requireUsable(
+  link: MandateRecord,
+  mandate: MandateRecord,
+  now: number,
+  used: ReadonlyMap<string, number> | undefined,
+): void {
+  const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
+  const state = currentState(link, now, used);
+  if (state === "revoked") throw new InvalidGrant(`${which} has been revoked`);
+  if (state === "expired") throw new InvalidGrant(`${which} expired at ${iso(link.expiresAt)}`);
+  if (state === "exhausted") {
+    const limit = link.usageLimits.find((l) => l.periodMs === 0 && (used?.get(l.meter) ?? 0) >= l.maximum);
+    throw new InvalidGrant(`${which} is exhausted: usage limit reached (${limit?.maximum} ${limit?.meter} in all)`);
+  }
+  if (state !== "active") throw new InvalidGrant(`${which} is ${state}`);
+  if (now < link.notBefore) throw new InvalidGrant(`${which} is not valid before ${iso(link.notBefore)}`);
+  if (link.expiresAt - now < 1000) throw new InvalidGrant(`${which} expires within a second`);
+}
+
+/** A plain exchange: the client's token under the subject's mandate, narrowed as requested. */
+async function exchangePlan(
+  context: ExchangeContext,
+  request: ExchangeRequest,
+  subject: Subject,
+  chain: MandateRecord[],
+): Promise<Plan> {
+  const { mandate } = subject;
+  requireMayAct(subject, context.client.clientId);
+  const narrowed = narrowedRequest(request, mandate, context.now, "mandate");
+  await requireHolderMay(context, context.client, narrowed.scope, narrowed.audience);
+  return {
+    chain,
+    subMandate: undefined,
+    holder: context.client,
+    jkt: context.dpop?.jkt,
+    ...narrowed,
+    ttlMs: tokenTtl(context, context.client, chain),
+  };
+}
+
+/** RFC 8693 §4.4: a subject token that names who may act accepts no one else. */
+function requireMayAct(subject: Subject, actor: string): void {
+  const mayAct = subject.claims?.may_act;
+  if (mayAct === undefined) return;
+  const named = typeof mayAct === "object" && mayAct !== null ? (mayAct as Record<string, unknown>).sub : undefined;
+  if (named !== actor) {
+    throw new InvalidGrant(`may_act: the subject token's may_act does not name "${actor}" (RFC 8693 §4.4)`);
+  }
+}
+
+/** The scope, audience and authorization details requested, each within `bound` (the mandate). */
+function narrowedRequest(
+  request: ExchangeRequest,
+  bound: MandateRecord,
+  now: number,
+  boundName: string,
+): { scope: string[]; audience: string[]; details: AuthorizationDetail[] } {
+  const requested = [...request.resources, ...request.audiences];
+  const audience = requested.length > 0 ? parseResources(requested) : [...bound.resources];
+  const scope = request.scope ?? [...bound.scopes];
+  const details = request.authorizationDetails ?? [...bound.authorizationDetails];
+  const widening = grantWidening({ scopes: scope, resources: audience, authorizationDetails: details, at: now }, bound);
+  if (widening) throw narrowingError(widening.dimension, widening.field, widening.message, boundName);
+  return { scope, audience, details };
+}
+
+/** An OAuth error naming the widened dimension (narrowing.ts `oauthErrorOf`). */
+function narrowingError(dimension: Dimension, field: string, message: string, boundName: string): OAuthError {
+  const description = `${dimension}: ${message.replace("the bound's", `the ${boundName}'s`).replace("by the bound", `by the ${boundName}`)} (${field})`;
+  switch (oauthErrorOf(dimension)) {
+    case "invalid_scope":
+      return new InvalidScope(description);
+    case "invalid_target":
+      return new InvalidTarget(description);
+    case "invalid_authorization_details":
+      return new InvalidAuthorizationDetails(description);
+    default:
+      // Validity: the mandate cannot issue now.
+      return dimension === "not_before" || dimension === "expires_at"
+        ? new InvalidGrant(description)
+        : new InvalidRequest(description);
+  }
+}
+
+/** The token's holder may still hold these (an administrator may have narrowed its client since). */
+async function requireHolderMay(
+  context: ExchangeContext,
+  holder: RegisteredClient,
+  scope: string[],
+  audience: string[],
+): Promise<void> {
+  try {
+    grantableScopes(scope, holder.metadata.scope, false);
+  } catch (error) {
+    if (error instanceof InvalidScope) throw new InvalidScope(`scopes: ${error.message} (the agent's registration)`);
+    throw error;
+  }
+  try {
+    requirePermittedResources(audience, await context.services.resources.allowedFor(holder));
+  } catch (error) {
+    if (error instanceof InvalidTarget)
+      throw new InvalidTarget(`resources: ${error.message} (the agent's registration)`);
+    throw error;
+  }
+}
+
+/** exp ≤ every mandate's expiry and max_token_ttl along the chain, and the holder's token lifetime. */
+function tokenTtl(context: ExchangeContext, holder: RegisteredClient, chain: readonly MandateRecord[]): number {
+  const own = holder.metadata.access_token_lifetime;
+  let ttl = own !== undefined ? own * 1000 : context.services.config.oauth.accessTokenTtl;
+  for (const mandate of chain) {
+    ttl = Math.min(ttl, mandate.expiresAt - context.now);
+    if (mandate.maxTokenTtlMs !== null) ttl = Math.min(ttl, mandate.maxTokenTtlMs);
+  }
+  return ttl;
+}
+
+/** The sub-agent of a sub-delegation, from its own access token (client credentials, this tenant). */
+async function subAgentOf(context: ExchangeContext, request: ExchangeRequest, subject: Subject): Promise<SubAgent> {
+  const claims = await verifiedToken(context, request.actorToken as string, "actor token");
+  if (claims.sub !== claims.client_id || claims.mandate_id !== undefined || claims.act !== undefined) {
+    throw new InvalidGrant("the actor token must be the sub-agent's own access token (client credentials)");
+  }
+  const client = await context.services.clients.get(context.urls.tenant, claims.client_id);
+  if (client?.metadata.kind !== "agent") {
+    throw new InvalidGrant(`the actor token's client "${claims.client_id}" is not an agent of this tenant`);
+  }
+  if (client.clientId === context.client.clientId) {
+    throw new InvalidGrant("the actor token is the client's own: sub-delegation is to another agent");
+  }
+  requireMayAct(subject, client.clientId);
+  const registered = client.metadata.dpop_jkt;
+  const presented = claims.cnf?.jkt;
+  if (registered && presented && registered !== presented) {
+    throw new InvalidGrant("the actor token is bound to a key other than the sub-agent's registered one");
+  }
+  return { client, jkt: registered ?? presented };
+}
+
+/** A sub-mandate of the subject's mandate for the sub-agent, narrowed as requested, and its token. */
+async function subDelegationPlan(
+  context: ExchangeContext,
+  request: ExchangeRequest,
+  subject: Subject,
+  parentChain: MandateRecord[],
+  subAgent: SubAgent,
+): Promise<Plan> {
+  const parent = subject.mandate;
+  const agent = subAgent.client.clientId;
+  if (parent.maxDelegationDepth < 1) {
+    throw new InvalidGrant(`max_delegation_depth: mandate ${parent.id} allows no further delegation`);
+  }
+  if (parent.mayAct.length > 0 && !parent.mayAct.includes(agent)) {
+    throw new InvalidGrant(`may_act: mandate ${parent.id}'s may_act does not name the sub-agent "${agent}"`);
+  }
+  const narrowed = narrowedRequest(request, parent, context.now, "parent mandate");
+  await requireHolderMay(context, subAgent.client, narrowed.scope, narrowed.audience);
+  const input = create(MandateSchema, {
+    principal: { id: parent.principal, kind: PartyKind.HUMAN },
+    agent: { id: agent, kind: PartyKind.AGENT },
+    parentMandateId: parent.id,
+    scopes: narrowed.scope,
+    resources: narrowed.audience,
+    authorizationDetails: narrowed.details as unknown as JsonObject[],
+    maxDelegationDepth: parent.maxDelegationDepth - 1,
+  });
+  const subMandate = await asOAuthError(() =>
+    checkedMandate(mandateDeps(context), context.urls.tenant, input, delegatingActor(context, parent), {
+      approvedBy: { client_id: context.client.clientId, parent_mandate_id: parent.id },
+      method: "administrative",
+      text: `sub-delegated by agent ${context.client.clientId} under mandate ${parent.id}`,
+    }),
+  );
+  const chain = [...parentChain, subMandate];
+  return {
+    chain,
+    subMandate,
+    holder: subAgent.client,
+    jkt: subAgent.jkt,
+    ...narrowed,
+    ttlMs: tokenTtl(context, subAgent.client, chain),
+  };
+}
+
+function mandateDeps(context: ExchangeContext): MandateDeps {
+  const { store, clock, clients, resources, signing, config } = context.services;
+  const deps = { store, clock, clients, resources, signing, config };
+  return deps;
+}
+
+/** The agent that sub-delegates, as the recorded actor of the sub-mandate's grant. */
+function delegatingActor(context: ExchangeContext, parent: MandateRecord): Actor {
+  return {
+    by: { client_id: context.client.clientId, parent_mandate_id: parent.id },
+    parties: { client: { id: context.client.clientId, kind: "PARTY_KIND_AGENT" } },
+  };
+}
+
+/** grant.ts speaks RPC (INVALID_ARGUMENT naming the field, FAILED_PRECONDITION...): the OAuth error for each. */
+async function asOAuthError<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (!(error instanceof ConnectError)) throw error;
+    if (error.code !== Code.InvalidArgument) throw new InvalidGrant(error.rawMessage);
+    const violation = error.findDetails(BadRequestSchema)[0]?.fieldViolations[0];
+    const field = (violation?.field ?? "").replace(/^mandate\./, "");
+    throw fieldError(field, `${field}: ${violation?.description ?? error.rawMessage}`);
+  }
+}
+
+/** The OAuth error for a refused field of a sub-mandate. */
+function fieldError(field: string, description: string): OAuthError {
+  const dimension = field.replace(/[.[].*$/, "");
+  if (dimension === "scopes") return new InvalidScope(description);
+  if (dimension === "resources") return new InvalidTarget(description);
+  if (dimension === "authorization_details") return new InvalidAuthorizationDetails(description);
+  if (["agent", "may_act", "max_delegation_depth"].includes(dimension)) return new InvalidGrant(description);
+  return new InvalidRequest(description);
+}
+
+/** RFC 8693 §4.1: the newest actor outermost, each earlier one nested in its `act`. */
+export function actClaim(agents: readonly string[]): Record<string, unknown> | undefined {
+  let act: Record<string, unknown> | undefined;
+  for (const agent of agents) act = act ? { sub: agent, act } : { sub: agent };
+  return act;
+}
+
+/** Signs the token, then records it in one transaction with everything it depends on (see the header). */
+async function issue(context: ExchangeContext, request: ExchangeRequest, plan: Plan): Promise<ExchangeResponse> {
+  const { services, client, urls, now } = context;
+  const mandate = plan.chain.at(-1) as MandateRecord;
+  const agents = plan.chain.map((m) => m.agent);
+  // Signed first (signing may need the store: on SQLite's one connection, not from inside the transaction).
+  const token = await mintAccessToken(services.signing, {
+    tenant: urls.tenant,
+    issuer: urls.issuer,
+    clientId: plan.holder.clientId,
+    subject: mandate.principal,
+    audience: plan.audience,
+    scope: plan.scope,
+    ttlMs: plan.ttlMs,
+    now,
+    jkt: plan.jkt,
+    act: actClaim(agents),
+    mandateId: mandate.id,
+    authorizationDetails: plan.details,
+  });
+  const refresh = refreshGrant(context, plan, mandate);
+  const refreshToken = refresh ? opaqueHandle("mrt") : undefined;
+  const scoped = store(context);
+  await scoped.transaction(async (tx) => {
+    const chain = plan.subMandate
+      ? await recordMandate(scoped, tx, plan.subMandate, delegatingActor(context, plan.chain.at(-2) as MandateRecord))
+      : ((await scoped.use(MandateStore, tx).chain(mandate.id, { lock: true })) ?? []);
+    requireStillActive(chain, mandate, now);
+    const counters = await countToken(scoped.use(UsageCounters, tx), chain, token.jti, now);
+    if (refresh && refreshToken) {
+      const grants = scoped.use(GrantStore, tx);
+      await grants.insertGrant(refresh, now);
+      await grants.recordAccessToken(token.jti, refresh.id, token.expiresAt);
+      await grants.insertRefreshToken(handleHash(refreshToken), refresh.id, now, refresh.expiresAt);
+    }
+    const event = tokenExchanged({
+      clientId: client.clientId,
+      principal: mandate.principal,
+      mandateId: mandate.id,
+      chain: plan.chain.map((m) => m.id),
+      actors: agents,
+      subjectTokenType: request.subjectTokenType,
+      actorTokenType: request.actorTokenType,
+      subMandateGranted: plan.subMandate !== undefined,
+      jti: token.jti,
+      audience: plan.audience,
+      scope: plan.scope,
+      authorizationDetails: plan.details,
+      jkt: plan.jkt,
+      expiresAt: token.expiresAt,
+      refreshGrantId: refresh?.id,
+      counters,
+    });
+    await scoped.recordEvent(tx, event, now);
+  });
+  return {
+    access_token: token.token,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    // RFC 9449 §5: DPoP when the token is bound to a key.
+    token_type: plan.jkt ? "DPoP" : "Bearer",
+    expires_in: token.expiresIn,
+    ...(plan.scope.length ? { scope: plan.scope.join(" ") } : {}),
+    ...(refreshToken ? { refresh_token: refreshToken } : {}),
+    ...(plan.details.length ? { authorization_details: plan.details } : {}),
+    mandate_id: mandate.id,
+  };
+}
+
+/**
+ * The chain as locked in the issuing transaction: still active and valid (a revocation that
+ * committed after the first read is seen here; one that starts later waits for this to commit).
+ */
+export function requireStillActive(chain: readonly MandateRecord[], mandate: MandateRecord, now: number): void {
+  if (chain.length === 0) throw new InvalidGrant(`mandate ${mandate.id} no longer exists`);
+  for (const link of [...chain].reverse()) {
+    const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
+    if (link.state !== "active")
+      throw new InvalidGrant(`${which} has been ${link.state === "revoked" ? "revoked" : link.state}`);
+    if (now >= link.expiresAt) throw new InvalidGrant(`${which} expired at ${iso(link.expiresAt)}`);
+  }
+}
+
+/** One `tokens` of the chain's limits, keyed by the token's jti; invalid_grant once a limit is reached. */
+export async function countToken(
+  counters: UsageCounters,
+  chain: readonly MandateRecord[],
+  jti: string,
+  now: number,
+): Promise<Counter[]> {
+  if (!limitsMeter(chain, TOKENS_METER)) return [];
+  try {
+    const result = await chargeWithin(counters, chain, { meter: TOKENS_METER, amount: 1, idempotencyKey: jti }, now);
+    return result.counters;
+  } catch (error) {
+    if (error instanceof UsageLimitExceeded) {
+      const { counter } = error;
+      const per = counter.periodMs === 0 ? "in all" : `per ${counter.periodMs} ms`;
+      throw new InvalidGrant(
+        `usage limit reached: mandate ${counter.mandateId} allows ${counter.maximum} ${TOKENS_METER} ${per}, all used`,
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * The refresh-token family of a plain exchange by an agent registered for refresh_token whose
+ * token is DPoP-bound: bound to the key and to the mandate, ending with the mandate at the latest.
+ */
+function refreshGrant(context: ExchangeContext, plan: Plan, mandate: MandateRecord): GrantRow | undefined {
+  const { client, services, now } = context;
+  if (plan.subMandate || !plan.jkt || !client.metadata.grant_types.includes("refresh_token")) return undefined;
+  return {
+    id: randomUUID(),
+    clientId: client.clientId,
+    subject: mandate.principal,
+    scope: plan.scope,
+    resources: plan.audience,
+    dpopJkt: plan.jkt,
+    authTime: null,
+    acr: null,
+    amr: [],
+    claims: {},
+    expiresAt: Math.min(now + services.config.oauth.refreshTokenTtl, ...plan.chain.map((m) => m.expiresAt)),
+    revokedAt: null,
+    mandateId: mandate.id,
+    authorizationDetails: plan.details,
+  };
+}
+
+function store(context: ExchangeContext) {
+  return context.services.store.forTenant(context.urls.tenant);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

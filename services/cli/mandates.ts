@@ -127,10 +127,11 @@ export function mandatesCommand(): Command {
           mandateId,
           reason: options.reason,
         });
+        const [, ...cascade] = response.revokedMandateIds;
         print(options, toJson(RevokeMandateResponseSchema, response), () =>
           response.revokedMandateIds.length === 0
             ? `mandate ${mandateId} was revoked already`
-            : `revoked ${response.revokedMandateIds.join(", ")}`,
+            : `revoked mandate ${mandateId}${cascade.length > 0 ? ` and its sub-mandates ${cascade.join(", ")}` : ""}`,
         );
       }),
   );

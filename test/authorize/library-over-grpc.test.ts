@@ -327,21 +327,29 @@ describe("the policy library through Authorize over native gRPC", () => {
 
   // --- library/delegation -------------------------------------------------------------------------
 
-  // The delegation policy allows only under `input.mandate`, and Authorize's decision input
-  // (services/authorize/engine/decision-input.ts) never sets it: CheckRequest has no mandate field
-  // and nothing looks the mandate up from token.mandate_id yet (mandates land in a later issue). So
-  // every Check is a deny `mandate_missing`; what can be tested is that, and the reasons that do
-  // not need a mandate (the actors' tenants against data.federation.trusted_tenants). The allows
-  // and the mandate-based denies (scope_not_mandated, mandate_expired, ...) wait for that issue.
+  // The delegation policy allows only under `input.mandate`, which Authorize sets from the stored
+  // mandate a token (or `token.mandate_id`) names (engine/mandate.ts; decisions on real mandates are
+  // test/authorize/mandate-decisions.test.ts). A question naming no mandate is a deny
+  // `mandate_missing`, with the reasons that do not need a mandate (the actors' tenants against
+  // data.federation.trusted_tenants); one naming a mandate the tenant does not have is refused
+  // before the policy runs.
   const delegationQuestion = (actors: ReturnType<typeof party>[]): Question => ({
     subject: party("alice", PartyKind.HUMAN),
     actors,
     action: "orders.read",
     resource: { type: "order", id: "o-1", attributes: { audience: "https://orders.acme" } },
-    token: { scopes: ["orders.read"], audiences: ["https://orders.acme"], mandateId: "m-1" },
+    token: { scopes: ["orders.read"], audiences: ["https://orders.acme"] },
   });
 
-  it("delegation: denies mandate_missing, since a Check cannot carry the mandate yet", async () => {
+  it("delegation: refuses a mandate the tenant does not have before the policy (mandate_not_found)", async () => {
+    const shopper = party("agent:shopper", PartyKind.AGENT, { tenant: "lib-delegation" });
+    const question = delegationQuestion([shopper]);
+    const decision = await check("delegation", { ...question, token: { ...question.token, mandateId: "m-1" } });
+    expect(decision.allow).toBe(false);
+    expect(decision.reasons.map((r) => r.code)).toEqual(["mandate_not_found"]);
+  });
+
+  it("delegation: denies mandate_missing when no mandate applies", async () => {
     const shopper = party("agent:shopper", PartyKind.AGENT, { tenant: "lib-delegation" });
     const decision = await check("delegation", delegationQuestion([shopper]));
     expectDenied("delegation", decision, ["mandate_missing"]);

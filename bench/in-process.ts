@@ -25,8 +25,20 @@ export interface InProcessMandate {
   stop(): Promise<void>;
 }
 
+/** Where a replica's state lives: another replica's database and key-encryption key, config overrides. */
+export interface InProcessOptions {
+  /** Default: SQLite in a temporary folder. */
+  databaseUrl?: string;
+  /** The software keystore's KEK (base64url); replicas of one database share it. Default: random. */
+  kek?: string;
+  overrides?: Record<string, unknown>;
+}
+
 /** `services`: which services this process hosts (default all; the others are simply absent). */
-export async function startInProcess(services: readonly ServiceName[] = SERVICE_NAMES): Promise<InProcessMandate> {
+export async function startInProcess(
+  services: readonly ServiceName[] = SERVICE_NAMES,
+  options: InProcessOptions = {},
+): Promise<InProcessMandate> {
   const dir = mkdtempSync(join(tmpdir(), "mandate-bench-"));
   // The edge's port is chosen first, so the issuers (and the API audience) name it.
   const config = withHttpPort(
@@ -37,10 +49,11 @@ export async function startInProcess(services: readonly ServiceName[] = SERVICE_
         "http.port": 0,
         "grpc.host": HOST,
         "grpc.port": 0,
-        "database.url": `sqlite:${join(dir, "db.sqlite")}`,
+        "database.url": options.databaseUrl ?? `sqlite:${join(dir, "db.sqlite")}`,
         "log.level": "silent",
-        "signer.software.kek": randomBytes(32).toString("base64url"),
+        "signer.software.kek": options.kek ?? randomBytes(32).toString("base64url"),
         shutdownGraceMs: 1000,
+        ...options.overrides,
       },
     }),
     await freePort(HOST),

@@ -31,8 +31,12 @@ export interface RevocationEntry {
 
 export type NewRevocation = Pick<RevocationEntry, "kind" | "id" | "expireTime">;
 
-/** Told of each append in this process (before it commits): `through` is its last sequence. */
-export type LocalAppendListener = (tenant: string, through: number) => void;
+/**
+ * Told of each append in this process (before it commits): `through` is its last sequence. `store`
+ * names the store appended to: the adapter of its Kysely instance, which every handle and transaction
+ * derived from it shares (and no other store does), so two stores in one process never mix.
+ */
+export type LocalAppendListener = (store: object, tenant: string, through: number) => void;
 const localListeners = new Set<LocalAppendListener>();
 
 /**
@@ -95,7 +99,8 @@ export class RevocationLog {
     const engine = this.#db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
     await notifyInTransaction(this.#db, engine, REVOCATION_CHANNELS.postgres, this.#tenant);
     const through = first + n - 1;
-    for (const listener of localListeners) listener(this.#tenant, through);
+    const store = this.#db.getExecutor().adapter;
+    for (const listener of localListeners) listener(store, this.#tenant, through);
     return rows;
   }
 

@@ -120,8 +120,9 @@ export class RevocationIndex {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#unfollowLocal = onLocalAppend((tenant, through) => {
-      const set = this.#loaded.get(tenant);
+    const ours = this.#o.store.db.getExecutor().adapter;
+    this.#unfollowLocal = onLocalAppend((store, tenant, through) => {
+      const set = store === ours ? this.#loaded.get(tenant) : undefined;
       if (!set) return;
       set.pendingThrough = Math.max(set.pendingThrough, through);
       set.pendingUntil = this.#o.now() + LOCAL_PENDING_MS;

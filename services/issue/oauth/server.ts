@@ -28,6 +28,7 @@ import { consentEndpoint } from "./endpoints/consent.ts";
 import { authorizationServerMetadata } from "./endpoints/discovery.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { loginEndpoint, resumeEndpoint } from "./endpoints/login.ts";
+import { myMandateEndpoint, myMandatesEndpoint, myMandatesLoginEndpoint } from "./endpoints/my-mandates.ts";
 import { pushedAuthorizationRequestEndpoint } from "./endpoints/par.ts";
 import { RegistrationEndpoint } from "./endpoints/registration.ts";
 import { revocationEndpoint } from "./endpoints/revocation.ts";
@@ -41,6 +42,8 @@ import { exchangeTokenByRpc } from "./rpc-exchange.ts";
 const TENANT = "([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)";
 const ISSUER_PATH = new RegExp(`^/t/${TENANT}(/.*)$`);
 const REGISTRATION_CLIENT = /^\/oauth2\/register\/[^/]+$/;
+/** A mandate's page on "my mandates": its revocation, its receipt. */
+const MY_MANDATE = /^\/mandates\/[A-Za-z0-9_-]{1,128}\/(revoke|receipt)$/;
 const INSERTED_METADATA = new RegExp(`^/\\.well-known/(oauth-authorization-server|openid-configuration)/t/${TENANT}$`);
 /** Endpoints any origin may call (credentials travel in the request, not in cookies). */
 const CORS_PATHS = new Set([
@@ -109,6 +112,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
   const auth = new ClientAuthenticator(services);
   const inspector = new TokenInspector({
     store,
+    revocations: deps.revocations,
     keys: (tenant) => keys.for(tenant),
     issuer: (tenant) => issuerUrl(base, tenant),
     now: () => clock.now(),
@@ -149,6 +153,9 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     "/oauth2/resume": { GET: resumeEndpoint },
     "/login": { GET: loginEndpoint, POST: loginEndpoint },
     "/consent": { GET: consentEndpoint, POST: consentEndpoint },
+    "/mandates": { GET: myMandatesEndpoint },
+    "/mandates/login": { GET: myMandatesLoginEndpoint, POST: myMandatesLoginEndpoint },
+    "/mandates/*": { GET: myMandateEndpoint, POST: myMandateEndpoint },
     "/oauth2/introspect": { POST: (visit) => introspectionEndpoint(visit, auth, inspector) },
     "/oauth2/revoke": { POST: (visit) => revocationEndpoint(visit, auth, inspector) },
     "/oauth2/register": { POST: ({ req, res, urls }) => registration.register(req, res, urls) },
@@ -217,7 +224,8 @@ function resolveRoute(
   }
   const match = ISSUER_PATH.exec(path);
   if (!match) return undefined;
-  const route = REGISTRATION_CLIENT.test(match[2] as string) ? "/oauth2/register/*" : (match[2] as string);
+  const rest = match[2] as string;
+  const route = REGISTRATION_CLIENT.test(rest) ? "/oauth2/register/*" : MY_MANDATE.test(rest) ? "/mandates/*" : rest;
   const methods = routes[route];
   return methods ? { tenant: match[1] as string, route, methods } : undefined;
 }

@@ -52,6 +52,7 @@ import {
 import type { AccessTokenClaims } from "../../shared/oauth/access-token.ts";
 import { type GrantRow, GrantStore } from "../../shared/oauth/grant-store.ts";
 import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";
+import type { TenantTransaction } from "../../shared/store/store.ts";
 import { type RegisteredClient, TOKEN_EXCHANGE } from "../clients/metadata.ts";
 import {
   InvalidAuthorizationDetails,
@@ -673,6 +674,42 @@ export async function countToken(
     }
     throw error;
   }
+}
+
+/** What a refresh of a token exchange's family needs of its mandate (oauth/grants/refresh-token.ts). */
+export interface MandateRefresh {
+  act: Record<string, unknown> | undefined;
+  /** The chain's bound on the new access token's lifetime. */
+  maxTtlMs: number;
+  audit: { id: string; actors: readonly string[] };
+  /** In the refresh's transaction: the chain locked and still active, one `tokens` counted. */
+  recordWithin(tx: TenantTransaction, jti: string): Promise<void>;
+}
+
+/**
+ * A family under mandate `mandateId` is refreshed only while the mandate and every mandate above it
+ * can issue a token (invalid_grant otherwise: revoked, expired, not yet valid, exhausted), by the agent it was issued to.
+ */
+export async function refreshUnderMandate(
+  context: ExchangeContext,
+  grant: Pick<GrantRow, "clientId">,
+  mandateId: string,
+): Promise<MandateRefresh> {
+  const mandate = await mandateOf(context, mandateId);
+  if (mandate.agent !== grant.clientId) throw new InvalidGrant(`mandate ${mandate.id} was granted to another agent`);
+  const chain = await usableChain(context, mandate);
+  const agents = chain.map((m) => m.agent);
+  const scoped = store(context);
+  return {
+    act: actClaim(agents),
+    maxTtlMs: tokenTtl(context, context.client, chain),
+    audit: { id: mandate.id, actors: agents },
+    async recordWithin(tx, jti) {
+      const locked = (await scoped.use(MandateStore, tx).chain(mandate.id, { lock: true })) ?? [];
+      requireStillActive(locked, mandate, context.now);
+      await countToken(scoped.use(UsageCounters, tx), locked, jti, context.now);
+    },
+  };
 }
 
 /**

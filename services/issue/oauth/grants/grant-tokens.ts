@@ -21,6 +21,10 @@ export interface GrantTokenOptions {
   noRefreshToken?: boolean | undefined;
   /** An upper bound on the access token's lifetime (a mandate's max_token_ttl and end). */
   maxTtlMs?: number | undefined;
+  /** RFC 8693 §4.1: the actors of a token exchange's family (its refreshed tokens keep them). */
+  act?: Record<string, unknown> | undefined;
+  /** The mandate of a token exchange's family and its agents, root first, for the audit event. */
+  mandate?: { id: string; actors: readonly string[] } | undefined;
 }
 
 /** Tokens signed and ready, not yet recorded. */
@@ -56,6 +60,7 @@ export async function mintGrantTokens(context: GrantContext, options: GrantToken
     // Tokens of a grant under a mandate name it (revoking the mandate revokes them) and carry its details.
     mandateId: grant.mandateId ?? undefined,
     authorizationDetails: grant.authorizationDetails,
+    act: options.act,
   });
   const refreshToken =
     client.metadata.grant_types.includes("refresh_token") && !options.noRefreshToken ? opaqueHandle("mrt") : undefined;
@@ -117,6 +122,7 @@ export async function recordGrantTokens(
     scope,
     jkt: dpop?.jkt,
     expiresAt: minted.accessExpiresAt,
+    mandate: minted.options.mandate,
   });
   await scoped.recordEvent(tx, event, now);
   return minted.response;

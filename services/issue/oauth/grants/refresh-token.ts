@@ -1,7 +1,11 @@
 // RFC 6749 §6 with OAuth 2.1 §4.3.1 rotation: every use spends the token and returns a new one;
 // presenting a spent token means it leaked, so the whole family is revoked (reuse detection).
+// A family issued by a token exchange of a mandate (mandates/exchange.ts) lives under the mandate:
+// refused (invalid_grant) once it or any mandate above it is revoked, expired or exhausted; its
+// tokens keep sub, act, mandate_id, authorization_details and cnf, and count as `tokens`.
 import { GrantStore } from "../../../shared/oauth/grant-store.ts";
 import { handleHash } from "../../../shared/oauth/handles.ts";
+import { refreshUnderMandate } from "../../mandates/exchange.ts";
 import { InvalidDpopProof, InvalidGrant, InvalidScope } from "../errors.ts";
 import { narrowResources, parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { parseScope } from "../scopes.ts";
@@ -43,12 +47,15 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
     const audience = narrowResources(parseResources(params.all("resource")), grant.resources);
     // RFC 8707 §2: still a resource the client may target (an administrator may have narrowed it since).
     requirePermittedResources(audience, await services.resources.allowedFor(client));
+    // A token exchange's family lives under its mandate: usable now, its tokens keep act and its bounds.
+    const mandate = grant.mandateId ? await refreshUnderMandate(context, grant, grant.mandateId) : undefined;
     const minted = await mintGrantTokens(context, {
       grant,
       scope,
       audience,
       grantType: "refresh_token",
       idToken: false,
+      ...(mandate ? { act: mandate.act, maxTtlMs: mandate.maxTtlMs, mandate: mandate.audit } : {}),
     });
     return await scoped.transaction(async (tx) => {
       const inTx = scoped.use(GrantStore, tx);
@@ -56,6 +63,8 @@ export async function refreshTokenGrant(context: GrantContext): Promise<TokenRes
       // Revoked between the read and now (e.g. reuse detected on a sibling): nothing is issued.
       const current = await inTx.findGrant(grant.id);
       if (!current || current.revokedAt !== null) throw new InvalidGrant("the grant was revoked");
+      // The mandate chain locked and still active, and the token counted, in this transaction.
+      await mandate?.recordWithin(tx, minted.accessJti);
       return recordGrantTokens(context, tx, minted);
     });
   } catch (error) {

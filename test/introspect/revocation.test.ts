@@ -10,20 +10,16 @@
 //   introspection, Authorize and a resource server on its feed refuse the token (and one of a
 //   sub-mandate) within a second.
 import { randomBytes } from "node:crypto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createRemoteJWKSet } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type InProcessMandate, startInProcess } from "../../bench/in-process.ts";
+import { mandates, mandateToken } from "../../bench/mandate-fixtures.ts";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
-import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Introspect, RevocationKind } from "../../gen/mandate/v1/introspect_pb.js";
-import { Issue, type Mandate, type MandateSchema } from "../../gen/mandate/v1/issue_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
-import { mintAccessToken } from "../../services/issue/oauth/minting.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { ResourceServer, ResourceServerError } from "../../services/shared/oauth/resource-server.ts";
 import { RevocationFeed } from "../../services/shared/oauth/revocation-feed.ts";
@@ -31,9 +27,6 @@ import { type NewRevocation, RevocationLog } from "../../services/shared/oauth/r
 import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
-
-/** A Mandate as a plain object (the init shape without the message type). */
-type MandateInit = Exclude<MessageInitShape<typeof MandateSchema>, Mandate>;
 
 const HOUR = 3_600_000;
 const TENANT = "demo";
@@ -163,73 +156,6 @@ describe("an untrusted memory with the store gone is an error, never an answer",
     await expect(index.isRevoked(TENANT, { jti: "x" })).rejects.toThrow();
   });
 });
-
-/** An agent of `demo`, a mandate from alice to it, and a sub-mandate of it to a second agent. */
-async function mandates(stack: InProcessMandate, resource: string) {
-  const issue = stack.mandate.clients.get(Issue);
-  const register = async () =>
-    (
-      await issue.createClient({
-        tenant: TENANT,
-        metadata: {
-          grantTypes: ["client_credentials"],
-          kind: ClientKind.AGENT,
-          owner: "alice",
-          dpopJkt: randomBytes(32).toString("base64url"),
-          scope: "orders.read",
-          resources: [resource],
-        },
-      })
-    ).client?.clientId as string;
-  const agent = await register();
-  const subAgent = await register();
-  const base = {
-    principal: { id: "alice", kind: PartyKind.HUMAN },
-    scopes: ["orders.read"],
-    resources: [resource],
-    notBefore: timestampFromMs(Date.now() - 1000),
-    expireTime: timestampFromMs(Date.now() + HOUR),
-    maxTokenLifetime: durationFromMs(300_000),
-  };
-  const root = await issue.createMandate({
-    tenant: TENANT,
-    mandate: { ...base, agent: { id: agent, kind: PartyKind.AGENT }, maxDelegationDepth: 1, mayAct: [subAgent] },
-  });
-  const subMandate: MandateInit = {
-    ...base,
-    parentMandateId: root.mandate?.id as string,
-    agent: { id: subAgent, kind: PartyKind.AGENT },
-    maxDelegationDepth: 0,
-  };
-  const sub = await issue.createMandate({ tenant: TENANT, mandate: subMandate });
-  return { agent, subAgent, root: root.mandate?.id as string, sub: sub.mandate?.id as string };
-}
-
-/** A token minted as token exchange mints it (mandate_id, act), by the tenant's key on `stack`. */
-async function mandateToken(
-  stack: InProcessMandate,
-  m: { mandateId: string; agent: string; actors: string[] },
-  resource: string,
-) {
-  const keys = stack.mandate.keys;
-  if (!keys) throw new Error("no Signer");
-  const act = m.actors.reduceRight<Record<string, unknown> | undefined>(
-    (inner, sub) => ({ sub, ...(inner ? { act: inner } : {}) }),
-    undefined,
-  );
-  return mintAccessToken(keys, {
-    tenant: TENANT,
-    issuer: `${stack.config.publicBaseUrl}/t/${TENANT}`,
-    clientId: m.agent,
-    subject: "alice",
-    audience: [resource],
-    scope: ["orders.read"],
-    ttlMs: 300_000,
-    now: Date.now(),
-    mandateId: m.mandateId,
-    act,
-  });
-}
 
 /** Ms until `refused()` holds, polling; fails after `limit`. */
 async function refusedWithin(refused: () => Promise<boolean>, since: number, limit = 5000): Promise<number> {

@@ -436,6 +436,46 @@ export function mandateGranted(mandate: GrantedMandate, actor: Partial<Actor>): 
   return mandateEvent("mandate.granted.v1", mandate.id, payload, mandateParties(mandate.principal, mandate.agent));
 }
 
+/** An agent's backchannel request for a mandate (OpenID CIBA Core §7.1), waiting for its human. */
+export interface RequestedMandate {
+  /** The request's public id (never the auth_req_id, the agent's bearer handle). */
+  requestId: string;
+  principal: string;
+  agent: string;
+  scopes: readonly string[];
+  resources: readonly string[];
+  authorizationDetails: readonly unknown[];
+  /** When the mandate asked for would end. */
+  expiresAt: number;
+  bindingMessage?: string | null | undefined;
+  /** When the request itself expires unanswered. */
+  requestExpiresAt: number;
+}
+
+/** A mandate asked for over the backchannel (asynchronous grant); approval is mandate.granted.v1. */
+export function mandateRequested(request: RequestedMandate): OutboxEvent {
+  const payload = {
+    request_id: request.requestId,
+    scopes: request.scopes,
+    resources: request.resources,
+    authorization_details: request.authorizationDetails,
+    expires_at: request.expiresAt,
+    ...(request.bindingMessage ? { binding_message: request.bindingMessage } : {}),
+    request_expires_at: request.requestExpiresAt,
+  };
+  return event("mandate.requested.v1", payload, mandateParties(request.principal, request.agent));
+}
+
+/** A backchannel request for a mandate denied by the human it was addressed to. */
+export function mandateRequestDenied(request: { requestId: string; principal: string; agent: string }): OutboxEvent {
+  return event(
+    "mandate.request_denied.v1",
+    // The principal is the event's subject (a salted reference in the log): named by role, not id.
+    { request_id: request.requestId, by: { role: "principal" } },
+    mandateParties(request.principal, request.agent),
+  );
+}
+
 /** A mandate revoked: by `actor`, or with the mandate above it (`cascadeFrom`). */
 export function mandateRevoked(
   mandate: { id: string; principal: string; agent: string },

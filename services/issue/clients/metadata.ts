@@ -13,7 +13,15 @@ import { resourceProblem } from "../../shared/oauth/resource-indicator.ts";
 export const AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
-export const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE] as const;
+/** OpenID CIBA Core §10.1: polling for the tokens of a backchannel request (an agent's asynchronous mandate grant). */
+export const CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba";
+export const GRANT_TYPES = [
+  "authorization_code",
+  "refresh_token",
+  "client_credentials",
+  TOKEN_EXCHANGE,
+  CIBA_GRANT_TYPE,
+] as const;
 /** What a client is: an application (the default) or an agent (issue 15: an owner, a key, confidential). */
 export const CLIENT_KINDS = ["application", "agent"] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
@@ -215,6 +223,10 @@ function requireConsistentGrants(
   }
   if (grants.includes("client_credentials") && isPublic) {
     bad("grant_types", "client_credentials needs a client that authenticates (not token_endpoint_auth_method none)");
+  }
+  // OpenID CIBA Core §7.1: the client authenticates at the backchannel authentication endpoint.
+  if (grants.includes(CIBA_GRANT_TYPE) && isPublic) {
+    bad("grant_types", `${CIBA_GRANT_TYPE} needs a client that authenticates (not token_endpoint_auth_method none)`);
   }
 }
 

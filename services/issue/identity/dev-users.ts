@@ -92,6 +92,17 @@ export class DevUsers implements IdentityProvider, PasswordLogin {
     return [...this.#users.values()].some((u) => u.id === subject) ? "active" : "deleted";
   }
 
+  /** A configured user by username, sub, or email (case-insensitive). */
+  async findUser(_tenant: string, hint: string): Promise<string | undefined> {
+    const email = hint.toLowerCase();
+    const user =
+      this.#users.get(hint) ??
+      [...this.#users.values()].find(
+        (u) => u.id === hint || (u.email !== undefined && u.email.toLowerCase() === email),
+      );
+    return user?.id;
+  }
+
   async session(req: IncomingMessage, tenant: string): Promise<Authentication | undefined> {
     const value = cookies(req).get(SESSION_COOKIE);
     if (!value) return undefined;

@@ -47,6 +47,11 @@ export interface IdentityProvider {
   readonly passwordLogin?: PasswordLogin | undefined;
   /** The account of `subject` as the provider knows it now (mandates' revoke_on_account_end). */
   accountStatus?(tenant: string, subject: string): Promise<AccountStatus>;
+  /**
+   * The `sub` of the user a login_hint names (username, email or sub), for requests that reach a
+   * human without a browser (OpenID CIBA Core §7.1); absent when the provider cannot look users up.
+   */
+  findUser?(tenant: string, hint: string): Promise<string | undefined>;
 }
 
 export interface PasswordLogin {

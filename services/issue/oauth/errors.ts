@@ -161,6 +161,38 @@ export class SlowDown extends OAuthError {
   }
 }
 
+/** OpenID CIBA Core §11: the user has not approved or denied the backchannel request yet; poll again later. */
+export class AuthorizationPending extends OAuthError {
+  readonly error = "authorization_pending";
+}
+
+/**
+ * OpenID CIBA Core §11 (as RFC 8628 §3.5): polled faster than the interval, which grows by 5 seconds;
+ * 400 like every token endpoint error (RFC 6749 §5.2), with the wait in Retry-After.
+ */
+export class PollingTooFast extends OAuthError {
+  readonly error = "slow_down";
+  constructor(intervalSeconds: number) {
+    super(`polled faster than the interval; wait at least ${intervalSeconds} seconds between polls`);
+    this.headers["retry-after"] = String(intervalSeconds);
+  }
+}
+
+/** OpenID CIBA Core §11: the auth_req_id has expired; the client must start a new request. */
+export class ExpiredToken extends OAuthError {
+  readonly error = "expired_token";
+}
+
+/** OpenID CIBA Core §13: login_hint names no user the server knows. */
+export class UnknownUserId extends OAuthError {
+  readonly error = "unknown_user_id";
+}
+
+/** OpenID CIBA Core §13: the binding_message is too long or has characters a human could not compare. */
+export class InvalidBindingMessage extends OAuthError {
+  readonly error = "invalid_binding_message";
+}
+
 export class ServerError extends OAuthError {
   readonly error = "server_error";
   override readonly status = 500;

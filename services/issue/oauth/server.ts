@@ -24,12 +24,14 @@ import type { Visit } from "./browser.ts";
 import { type AuthenticatedClient, ClientAuthenticator, type ClientCredentialsMessage } from "./client-auth.ts";
 import { type OAuthServices, type TenantUrls, tenantUrls } from "./context.ts";
 import { authorizationEndpoint } from "./endpoints/authorize.ts";
+import { backchannelAuthenticationEndpoint } from "./endpoints/backchannel.ts";
 import { consentEndpoint } from "./endpoints/consent.ts";
 import { authorizationServerMetadata } from "./endpoints/discovery.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { loginEndpoint, resumeEndpoint } from "./endpoints/login.ts";
 import { myMandateEndpoint, myMandatesEndpoint, myMandatesLoginEndpoint } from "./endpoints/my-mandates.ts";
 import { pushedAuthorizationRequestEndpoint } from "./endpoints/par.ts";
+import { pendingMandateEndpoint, pendingMandatesEndpoint } from "./endpoints/pending-mandates.ts";
 import { RegistrationEndpoint } from "./endpoints/registration.ts";
 import { revocationEndpoint } from "./endpoints/revocation.ts";
 import { tokenEndpoint } from "./endpoints/token.ts";
@@ -44,6 +46,8 @@ const ISSUER_PATH = new RegExp(`^/t/${TENANT}(/.*)$`);
 const REGISTRATION_CLIENT = /^\/oauth2\/register\/[^/]+$/;
 /** A mandate's page on "my mandates": its revocation, its receipt. */
 const MY_MANDATE = /^\/mandates\/[A-Za-z0-9_-]{1,128}\/(revoke|receipt)$/;
+/** An agent's backchannel request for a mandate on the pending page (the asynchronous grant). */
+const PENDING_REQUEST = /^\/mandates\/pending\/[A-Za-z0-9_-]{1,128}$/;
 const INSERTED_METADATA = new RegExp(`^/\\.well-known/(oauth-authorization-server|openid-configuration)/t/${TENANT}$`);
 /** Endpoints any origin may call (credentials travel in the request, not in cookies). */
 const CORS_PATHS = new Set([
@@ -156,6 +160,10 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     "/mandates": { GET: myMandatesEndpoint },
     "/mandates/login": { GET: myMandatesLoginEndpoint, POST: myMandatesLoginEndpoint },
     "/mandates/*": { GET: myMandateEndpoint, POST: myMandateEndpoint },
+    "/mandates/pending": { GET: pendingMandatesEndpoint },
+    "/mandates/pending/*": { GET: pendingMandateEndpoint, POST: pendingMandateEndpoint },
+    // OpenID CIBA Core §7: an agent asks a human for a mandate without a browser.
+    "/oauth2/bc-authorize": { POST: (visit) => backchannelAuthenticationEndpoint(visit, auth) },
     "/oauth2/introspect": { POST: (visit) => introspectionEndpoint(visit, auth, inspector) },
     "/oauth2/revoke": { POST: (visit) => revocationEndpoint(visit, auth, inspector) },
     "/oauth2/register": { POST: ({ req, res, urls }) => registration.register(req, res, urls) },
@@ -225,7 +233,13 @@ function resolveRoute(
   const match = ISSUER_PATH.exec(path);
   if (!match) return undefined;
   const rest = match[2] as string;
-  const route = REGISTRATION_CLIENT.test(rest) ? "/oauth2/register/*" : MY_MANDATE.test(rest) ? "/mandates/*" : rest;
+  const route = REGISTRATION_CLIENT.test(rest)
+    ? "/oauth2/register/*"
+    : MY_MANDATE.test(rest)
+      ? "/mandates/*"
+      : PENDING_REQUEST.test(rest)
+        ? "/mandates/pending/*"
+        : rest;
   const methods = routes[route];
   return methods ? { tenant: match[1] as string, route, methods } : undefined;
 }

@@ -35,10 +35,14 @@ export function mandatesPage(options: {
   roots: MandateRow[];
   revoked?: string | undefined;
   now: number;
+  /** Agents' requests waiting for this human's approval (the asynchronous grant). */
+  pending?: number | undefined;
 }): Html {
   const { roots } = options;
+  const pending = options.pending ?? 0;
   return html`<h1>My mandates</h1>
 <p>Signed in as <strong>${options.user}</strong>. These agents may act for you, within the bounds you gave them.</p>
+<p class="pending"><a href="${options.base}/pending">Requests waiting for your approval</a>${pending > 0 ? html` <strong>(${pending})</strong>` : html` <span class="muted">(none)</span>`}</p>
 ${options.revoked ? html`<p class="notice" role="status">Mandate <code>${options.revoked}</code> and every mandate derived from it are revoked.</p>` : ""}
 ${
   roots.length === 0
@@ -106,12 +110,15 @@ export function mandateSignInPage(options: {
   csrf: string;
   username?: string | undefined;
   error?: string | undefined;
+  /** The page under /mandates to return to once signed in (the pending requests). */
+  returnTo?: string | undefined;
 }): Html {
   return html`<h1>Sign in</h1>
 <p>Sign in to see the agents acting for you.</p>
 ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ""}
 <form method="post" action="${options.action}">
 <input type="hidden" name="csrf" value="${options.csrf}">
+${options.returnTo ? html`<input type="hidden" name="return" value="${options.returnTo}">` : ""}
 <label for="username">Username</label>
 <input id="username" name="username" autocomplete="username" required value="${options.username ?? ""}" autofocus>
 <label for="password">Password</label>

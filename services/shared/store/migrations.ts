@@ -482,6 +482,50 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           select tenant_id, max(sequence) from revocation_log group by tenant_id`.execute(db);
       },
     },
+    "0013_mandate_requests": {
+      async up(db: Kysely<unknown>) {
+        // Asynchronous mandate grants (issue 15 item 3; OpenID CIBA Core, poll mode): an agent's
+        // backchannel request, addressed to one human, until they approve or deny it on the pending
+        // page and the agent polls its tokens. Its own table, not mandates in state "requested": the
+        // approved mandate may be narrower than the ask, and polling updates rows mandates keep
+        // immutable. The auth_req_id is a bearer secret of the agent: only its SHA-256 is stored; the
+        // page names a request by `id`. See services/issue/mandates/request-store.ts.
+        await db.schema
+          .createTable("mandate_requests")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("id", "text", (c) => c.notNull())
+          .addColumn("auth_req_id_hash", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("principal", "text", (c) => c.notNull())
+          .addColumn("ask", "text", (c) => c.notNull())
+          .addColumn("binding_message", "text")
+          .addColumn("state", "text", (c) =>
+            c.notNull().check(sql`state in ('requested', 'approved', 'denied', 'issued')`),
+          )
+          .addColumn("interval_s", "integer", (c) => c.notNull())
+          .addColumn("last_poll_at", bigint)
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("mandate_id", "text")
+          .addColumn("decided_by", "text")
+          .addColumn("decided_at", bigint)
+          .addColumn("approval", "text")
+          .addPrimaryKeyConstraint("mandate_requests_pk", ["tenant_id", "id"])
+          .execute();
+        await db.schema
+          .createIndex("mandate_requests_auth_req_idx")
+          .on("mandate_requests")
+          .columns(["tenant_id", "auth_req_id_hash"])
+          .unique()
+          .execute();
+        // The pending page: a human's open requests.
+        await db.schema
+          .createIndex("mandate_requests_principal_idx")
+          .on("mandate_requests")
+          .columns(["tenant_id", "principal", "state", "expires_at"])
+          .execute();
+      },
+    },
     "0014_mandate_versions_receipts": {
       async up(db: Kysely<unknown>) {
         // Mandates (issue 15): the version an amendment supersedes (one amendment per version: the

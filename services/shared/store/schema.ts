@@ -358,6 +358,41 @@ export interface MandateConsumptionsTable {
   result: string;
 }
 
+/**
+ * An agent's backchannel request for a mandate (migration 0013; OpenID CIBA Core, poll mode), addressed
+ * to one human: requested → approved (mandate_id set) → issued (the tokens polled, once), or denied.
+ */
+export interface MandateRequestsTable {
+  tenant_id: string;
+  /** The request's public id (the pending page's forms name it); never the auth_req_id. */
+  id: string;
+  /** SHA-256 of the auth_req_id (CIBA Core §7.3), the agent's bearer handle. */
+  auth_req_id_hash: string;
+  /** The agent's client id. */
+  client_id: string;
+  /** The human asked (their `sub`, resolved from login_hint). */
+  principal: string;
+  /** JSON MandateAsk: the bounds asked, checked (services/issue/mandates/oauth-request.ts). */
+  ask: string;
+  /** CIBA Core §7.1 binding_message, shown on the pending page. */
+  binding_message: string | null;
+  /** "requested" | "approved" | "denied" | "issued". */
+  state: string;
+  /** Seconds the agent waits between polls (CIBA Core §7.3), grown by slow_down (§11). */
+  interval_s: number;
+  last_poll_at: number | null;
+  created_at: number;
+  /** When the auth_req_id expires (requested_expiry, §7.1). */
+  expires_at: number;
+  /** The mandate granted on approval. */
+  mandate_id: string | null;
+  /** The `sub` of the human who approved or denied. */
+  decided_by: string | null;
+  decided_at: number | null;
+  /** JSON: how the approver had signed in (auth_time, acr, amr, released claims), for the tokens. */
+  approval: string | null;
+}
+
 /** A tenant's last revocation log sequence (migration 0012); its row is the sequence's lock. */
 export interface RevocationHeadsTable {
   tenant_id: string;
@@ -405,6 +440,7 @@ export interface Database {
   mandates: MandatesTable;
   mandate_usage: MandateUsageTable;
   mandate_consumptions: MandateConsumptionsTable;
+  mandate_requests: MandateRequestsTable;
   revocation_heads: RevocationHeadsTable;
   revocation_log: RevocationLogTable;
 }
@@ -435,6 +471,7 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "mandates",
   "mandate_usage",
   "mandate_consumptions",
+  "mandate_requests",
   "revocation_heads",
   "revocation_log",
 ]);

@@ -2,13 +2,15 @@
 // one document per tenant; `issuer` is exactly the tenant's issuer URL (RFC 8414 §3.3).
 import type { Config } from "../../../shared/config.ts";
 import { DPOP_ALGORITHMS } from "../../../shared/oauth/dpop.ts";
-import { TOKEN_EXCHANGE } from "../../clients/metadata.ts";
+import { CIBA_GRANT_TYPE, TOKEN_EXCHANGE } from "../../clients/metadata.ts";
 import { CLIENT_ASSERTION_ALGORITHMS } from "../client-auth.ts";
 import type { TenantUrls } from "../context.ts";
 import { SUPPORTED_SCOPES } from "../scopes.ts";
+import { backchannelOffered, backchannelUrl } from "./backchannel.ts";
 
 export function authorizationServerMetadata(urls: TenantUrls, config: Config, signingAlg: string) {
   const authMethods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+  const ciba = backchannelOffered(config);
   return {
     issuer: urls.issuer,
     authorization_endpoint: urls.authorization,
@@ -18,7 +20,13 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
     scopes_supported: [...SUPPORTED_SCOPES],
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
-    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE],
+    grant_types_supported: [
+      "authorization_code",
+      "refresh_token",
+      "client_credentials",
+      TOKEN_EXCHANGE,
+      ...(ciba ? [CIBA_GRANT_TYPE] : []),
+    ],
     token_endpoint_auth_methods_supported: authMethods,
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
     code_challenge_methods_supported: ["S256"],
@@ -40,5 +48,13 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
     prompt_values_supported: ["none", "login", "consent"],
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
+    // OpenID CIBA Core §4: agents ask humans for mandates over the backchannel, poll mode only.
+    ...(ciba
+      ? {
+          backchannel_authentication_endpoint: backchannelUrl(urls),
+          backchannel_token_delivery_modes_supported: ["poll"],
+          backchannel_user_code_parameter_supported: false,
+        }
+      : {}),
   };
 }

@@ -13,6 +13,7 @@ import { currentState, type MandateRecord, MandateStore } from "../../../shared/
 import type { Authentication } from "../../identity/provider.ts";
 import { type AgentFacts, describeMandate } from "../../mandates/describe.ts";
 import { type ReceiptBundle, ReceiptNotReady, receiptBundle } from "../../mandates/receipts.ts";
+import { MandateRequestStore } from "../../mandates/request-store.ts";
 import { revokeMandate } from "../../mandates/revoke.ts";
 import { currentUsage } from "../../mandates/usage-view.ts";
 import { sendPage } from "../../pages/layout.ts";
@@ -32,8 +33,12 @@ const CSRF_MAX_AGE_S = 12 * 3600;
 const MAX_SHOWN = 500;
 const MANDATE_PATH = /^\/t\/[a-z0-9-]+\/mandates\/([A-Za-z0-9_-]{1,128})\/(revoke|receipt)$/;
 const REASON_MAX = 1024;
+/** Pages under /mandates a sign-in may return to (a fixed set: never an open redirect). */
+const RETURN_PATHS = /^\/pending(\/mrq_[A-Za-z0-9_-]{1,64})?$/;
+/** Requests waiting for the human counted on the list (the pending page shows them). */
+const MAX_PENDING_COUNTED = 100;
 
-function pageUrl({ urls }: Visit, suffix = ""): string {
+export function pageUrl({ urls }: Visit, suffix = ""): string {
   return `${urls.issuer}/mandates${suffix}`;
 }
 
@@ -42,7 +47,7 @@ function pathOf(visit: Visit): string {
 }
 
 /** The CSRF token of this browser: its cookie, or a new one (set on the response). */
-function csrfToken(visit: Visit): string {
+export function csrfToken(visit: Visit): string {
   const existing = cookies(visit.req).get(CSRF_COOKIE);
   if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
   const token = randomBytes(32).toString("base64url");
@@ -50,12 +55,12 @@ function csrfToken(visit: Visit): string {
   return token;
 }
 
-function csrfValid(visit: Visit, presented: string | undefined): boolean {
+export function csrfValid(visit: Visit, presented: string | undefined): boolean {
   const cookie = cookies(visit.req).get(CSRF_COOKIE);
   return cookie !== undefined && sameSecret(presented, cookie);
 }
 
-function refuseCsrf(visit: Visit): void {
+export function refuseCsrf(visit: Visit): void {
   sendPage(
     visit.res,
     403,
@@ -67,24 +72,38 @@ function refuseCsrf(visit: Visit): void {
   );
 }
 
-/** The logged-in human, or undefined after sending the browser to sign in. */
-async function human(visit: Visit): Promise<Authentication | undefined> {
+/** A page to return to after signing in, when it is one of RETURN_PATHS. */
+function returnPath(value: string | undefined): string | undefined {
+  return value !== undefined && RETURN_PATHS.test(value) ? value : undefined;
+}
+
+/**
+ * The logged-in human, or undefined after sending the browser to sign in, and back to the list or to
+ * `returnTo` (a path under /mandates among RETURN_PATHS: the pending requests).
+ */
+export async function human(visit: Visit, returnTo = ""): Promise<Authentication | undefined> {
   const auth = await visit.services.identity.session(visit.req, visit.urls.tenant);
   if (auth) return auth;
   const { services, urls } = visit;
+  const back = returnPath(returnTo) ?? "";
   if (services.identity.passwordLogin) {
-    redirect(visit.res, pageUrl(visit, "/login"));
+    redirect(visit.res, pageUrl(visit, back ? `/login?return=${encodeURIComponent(back)}` : "/login"));
   } else {
     redirect(
       visit.res,
-      services.identity.loginUrl({ tenant: urls.tenant, returnTo: pageUrl(visit), interaction: "", fresh: false }),
+      services.identity.loginUrl({
+        tenant: urls.tenant,
+        returnTo: pageUrl(visit, back),
+        interaction: "",
+        fresh: false,
+      }),
     );
   }
   return undefined;
 }
 
 /** The agent as humans see it: its registered name, owner and description. */
-async function agentFactsOf(services: Visit["services"], tenant: string, clientId: string): Promise<AgentFacts> {
+export async function agentFactsOf(services: Visit["services"], tenant: string, clientId: string): Promise<AgentFacts> {
   const client = await services.clients.resolve(tenant, clientId).catch(() => undefined);
   return {
     id: clientId,
@@ -128,7 +147,9 @@ export async function myMandatesEndpoint(visit: Visit): Promise<void> {
     else roots.push(row);
   }
   const notice = queryParams(visit.req).get("revoked");
+  const pending = await scoped.use(MandateRequestStore).pendingFor(auth.subject, now, MAX_PENDING_COUNTED);
   const body = mandatesPage({
+    pending: pending.length,
     base: pageUrl(visit),
     user: String(auth.claims.name ?? auth.claims.preferred_username ?? auth.subject),
     roots,
@@ -222,7 +243,7 @@ async function sendReceipt(visit: Visit, mandate: MandateRecord): Promise<void> 
   visit.res.end(text);
 }
 
-function refuseMethod(visit: Visit, allow: string): void {
+export function refuseMethod(visit: Visit, allow: string): void {
   visit.res.writeHead(405, { allow, "content-type": "text/plain; charset=utf-8" });
   visit.res.end(`use ${allow}\n`);
 }
@@ -231,21 +252,29 @@ function refuseMethod(visit: Visit, allow: string): void {
 export async function myMandatesLoginEndpoint(visit: Visit): Promise<void> {
   const { services, req, res, urls } = visit;
   const login = services.identity.passwordLogin;
+  const back = req.method === "GET" ? returnPath(queryParams(req).get("return")) : undefined;
   if (!login) {
     return redirect(
       res,
-      services.identity.loginUrl({ tenant: urls.tenant, returnTo: pageUrl(visit), interaction: "", fresh: false }),
+      services.identity.loginUrl({
+        tenant: urls.tenant,
+        returnTo: pageUrl(visit, back ?? ""),
+        interaction: "",
+        fresh: false,
+      }),
     );
   }
   if (req.method === "GET") {
+    const returnTo = back;
     return sendPage(
       res,
       200,
       "Sign in",
-      mandateSignInPage({ action: pageUrl(visit, "/login"), csrf: csrfToken(visit) }),
+      mandateSignInPage({ action: pageUrl(visit, "/login"), csrf: csrfToken(visit), returnTo }),
     );
   }
   const form = await readForm(req);
+  const returnTo = returnPath(form.get("return"));
   if (!csrfValid(visit, form.get("csrf"))) return refuseCsrf(visit);
   const username = form.get("username") ?? "";
   const again = (status: number, error: string, headers: Record<string, string> = {}) =>
@@ -253,7 +282,7 @@ export async function myMandatesLoginEndpoint(visit: Visit): Promise<void> {
       res,
       status,
       "Sign in",
-      mandateSignInPage({ action: pageUrl(visit, "/login"), csrf: csrfToken(visit), username, error }),
+      mandateSignInPage({ action: pageUrl(visit, "/login"), csrf: csrfToken(visit), username, error, returnTo }),
       headers,
     );
   const wait = await services.limits.beforeLogin(urls.tenant, username, req);
@@ -267,5 +296,5 @@ export async function myMandatesLoginEndpoint(visit: Visit): Promise<void> {
   }
   const session = await login.openSession(urls.tenant, userId);
   setCookie(res, urls, session.name, session.value, session.maxAgeSeconds);
-  redirect(res, pageUrl(visit));
+  redirect(res, pageUrl(visit, returnTo ?? ""));
 }

@@ -1,11 +1,12 @@
 // The token endpoint (RFC 6749 §3.2): authenticate the client, validate DPoP, dispatch on
 // grant_type to one handler per grant (grants/).
-import { TOKEN_EXCHANGE } from "../../clients/metadata.ts";
+import { CIBA_GRANT_TYPE, TOKEN_EXCHANGE } from "../../clients/metadata.ts";
 import { tokenRequestProof } from "../authorization-server-dpop.ts";
 import type { Visit } from "../browser.ts";
 import type { ClientAuthenticator } from "../client-auth.ts";
 import { UnauthorizedClient, UnsupportedGrantType } from "../errors.ts";
 import { authorizationCodeGrant } from "../grants/authorization-code.ts";
+import { cibaGrant } from "../grants/ciba.ts";
 import { clientCredentialsGrant } from "../grants/client-credentials.ts";
 import type { GrantHandler } from "../grants/grant.ts";
 import { refreshTokenGrant } from "../grants/refresh-token.ts";
@@ -17,6 +18,8 @@ const GRANTS: Record<string, GrantHandler> = {
   refresh_token: refreshTokenGrant,
   client_credentials: clientCredentialsGrant,
   [TOKEN_EXCHANGE]: tokenExchangeGrant,
+  // OpenID CIBA Core §10.1: an agent polling for the tokens of its backchannel mandate request.
+  [CIBA_GRANT_TYPE]: cibaGrant,
 };
 
 export async function tokenEndpoint({ services, req, res, urls }: Visit, auth: ClientAuthenticator): Promise<void> {

@@ -75,8 +75,17 @@ async function redeemableCode(context: GrantContext, codeHash: string): Promise<
   return request;
 }
 
-/** The grant (refresh-token family) the code becomes: the user's approval, for the refresh lifetime. */
-function newGrant({ services, client, dpop, now }: GrantContext, request: MandateCodeRequest): GrantRow {
+/** What a user grant (refresh-token family) records of the human's approval. */
+export type ApprovedRequest = Pick<
+  MandateCodeRequest,
+  "subject" | "scope" | "resources" | "authTime" | "acr" | "amr" | "claims" | "mandateId" | "authorizationDetails"
+>;
+
+/**
+ * The grant (refresh-token family) a code becomes — or a backchannel request (CIBA): the user's
+ * approval, for the refresh lifetime.
+ */
+export function newGrant({ services, client, dpop, now }: GrantContext, request: ApprovedRequest): GrantRow {
   return {
     id: randomUUID(),
     clientId: client.clientId,

@@ -15,7 +15,7 @@ export type MandateCodeRequest = CodeRequest & {
 };
 
 /** OpenID CIBA Core §10.1: the grant type of the token request that polls for a backchannel request's tokens. */
-export const CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba";
+export { CIBA_GRANT_TYPE } from "../../clients/metadata.ts";
 
 /** The mandate `id`, when it is active now; invalid_grant otherwise (RFC 6749 §5.2). */
 export async function usableMandate({ services, urls, now }: GrantContext, id: string): Promise<MandateRecord> {

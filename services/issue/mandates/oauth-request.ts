@@ -17,14 +17,12 @@ import type { MandateBounds } from "../../shared/mandates/mandate-store.ts";
 import { jsonTextFault } from "../../shared/text.ts";
 import type { RegisteredClient } from "../clients/metadata.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
-import { type AuthorizationRequest, RedirectableError } from "../oauth/authorization-request.ts";
-import type { OAuthServices } from "../oauth/context.ts";
 import {
   InvalidAuthorizationDetails,
   InvalidRequest,
   InvalidScope,
   InvalidTarget,
-  OAuthError,
+  type OAuthError,
   UnauthorizedClient,
 } from "../oauth/errors.ts";
 import type { Params } from "../oauth/http.ts";
@@ -97,30 +95,6 @@ export async function mandateAsk(
     }
   }
   return { bounds: checked.value.bounds, notBeforeAsked: ask.notBefore !== undefined };
-}
-
-/**
- * The request with the mandate it asks for, if any (validated; errors redirectable like the rest of
- * the request's, RFC 6749 §4.1.2.1).
- */
-export async function withMandateAsk(
-  services: Pick<OAuthServices, "clients" | "clock">,
-  tenant: string,
-  params: Params,
-  client: RegisteredClient,
-  request: AuthorizationRequest,
-  allowedResources: readonly string[],
-): Promise<AuthorizationRequest> {
-  if (!asksForMandate(params)) return request;
-  try {
-    const { scope, resources } = request;
-    const now = services.clock.now();
-    const ask = await mandateAsk(params, client, services.clients, tenant, scope, resources, allowedResources, now);
-    return { ...request, mandate: ask };
-  } catch (error) {
-    if (error instanceof OAuthError) throw new RedirectableError(error, request.redirectUri, request.state);
-    throw error;
-  }
 }
 
 /** The OAuth error for a violation of field `field` (RFC 9396 §5, RFC 6749 §5.2, RFC 8707 §2). */

@@ -2,8 +2,9 @@
 // in the order that decides where errors may go: client and redirect URI first (errors about them
 // are shown as a page, never redirected, RFC 6749 §4.1.2.1), then everything else (redirected).
 import type { RegisteredClient } from "../clients/metadata.ts";
-import type { MandateAsk } from "../mandates/oauth-request.ts";
-import { InvalidRequest, type OAuthError, UnsupportedResponseType } from "./errors.ts";
+import { asksForMandate, type MandateAsk, mandateAsk } from "../mandates/oauth-request.ts";
+import type { OAuthServices } from "./context.ts";
+import { InvalidRequest, OAuthError, UnsupportedResponseType } from "./errors.ts";
 import type { Params } from "./http.ts";
 import { requireS256Challenge } from "./pkce.ts";
 import { parseResources, requirePermittedResources } from "./rfc8707.ts";
@@ -107,6 +108,31 @@ export function validateAuthorizationRequest(
     if (error instanceof Error && "error" in error) {
       throw new RedirectableError(error as OAuthError, redirectUri, state);
     }
+    throw error;
+  }
+}
+
+/**
+ * The request with the mandate it asks for, if any (RFC 9396 authorization_details and `mandate`,
+ * validated by mandates/oauth-request.ts; errors redirectable like the rest of the request's,
+ * RFC 6749 §4.1.2.1).
+ */
+export async function withMandateAsk(
+  services: Pick<OAuthServices, "clients" | "clock">,
+  tenant: string,
+  params: Params,
+  client: RegisteredClient,
+  request: AuthorizationRequest,
+  allowedResources: readonly string[],
+): Promise<AuthorizationRequest> {
+  if (!asksForMandate(params)) return request;
+  try {
+    const { scope, resources } = request;
+    const now = services.clock.now();
+    const ask = await mandateAsk(params, client, services.clients, tenant, scope, resources, allowedResources, now);
+    return { ...request, mandate: ask };
+  } catch (error) {
+    if (error instanceof OAuthError) throw new RedirectableError(error, request.redirectUri, request.state);
     throw error;
   }
 }

@@ -4,8 +4,12 @@
 
 import type { RegisteredClient } from "../../clients/metadata.ts";
 import { MetadataDocumentError } from "../../clients/metadata-documents.ts";
-import { withMandateAsk } from "../../mandates/oauth-request.ts";
-import { matchRedirectUri, RedirectableError, validateAuthorizationRequest } from "../authorization-request.ts";
+import {
+  matchRedirectUri,
+  RedirectableError,
+  validateAuthorizationRequest,
+  withMandateAsk,
+} from "../authorization-request.ts";
 import { redirectError, sendErrorPage, sendTooManyPage, type Visit } from "../browser.ts";
 import { InvalidRequest, InvalidRequestUri, OAuthError } from "../errors.ts";
 import { type Params, queryParams, readForm } from "../http.ts";

@@ -2,8 +2,12 @@
 // request_uri, which the authorization endpoint later takes, once.
 
 import type { RegisteredClient } from "../../clients/metadata.ts";
-import { withMandateAsk } from "../../mandates/oauth-request.ts";
-import { matchRedirectUri, RedirectableError, validateAuthorizationRequest } from "../authorization-request.ts";
+import {
+  matchRedirectUri,
+  RedirectableError,
+  validateAuthorizationRequest,
+  withMandateAsk,
+} from "../authorization-request.ts";
 import { verifyAuthorizationServerProof } from "../authorization-server-dpop.ts";
 import type { Visit } from "../browser.ts";
 import type { ClientAuthenticator } from "../client-auth.ts";

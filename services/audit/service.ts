@@ -187,7 +187,7 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
         const rows = await page(tenant, from, limit + 1, (q) =>
           filterByFields(filterByParties(q, subjectRefs, actorRefs), request),
         );
-        const entries = rows.slice(0, limit).map(toEntry);
+        const entries = rows.slice(0, limit).map((row) => toEntry(row, request.includeCanonicalJson));
         const last = rows.length > limit ? rows[limit - 1] : undefined;
         return { entries, nextPageToken: last ? encodeCursor(Number(last.seq) + 1) : "" };
       },
@@ -281,7 +281,8 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
     return row ? [value, humanRef(row.salt, value)] : [value];
   }
 
-  function toEntry(row: AuditLogTable): AuditEntry {
+  /** An entry for readers; with `canonical`, also its stored body (the canonical JSON that was hashed). */
+  function toEntry(row: AuditLogTable, canonical = false): AuditEntry {
     const body = JSON.parse(row.body) as { event: Record<string, JsonValue> };
     return {
       $typeName: "mandate.v1.AuditEntry",
@@ -290,6 +291,7 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
       event: fromJson(AuditEventSchema, withRefsAsIds(body.event)),
       leafHash: unhex(row.leaf_hash),
       recordTime: timestampFromMs(Number(row.record_time)),
+      canonicalJson: canonical ? row.body : "",
     };
   }
 }

@@ -4,12 +4,14 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import {
   type OAuthClient,
   type OAuthClientMetadata,
   OAuthClientRateLimitSchema,
 } from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { AuditClient } from "../audit/client.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument, notFound } from "../shared/errors.ts";
 import { API_SCOPES, PLATFORM_TENANT, RESERVED_SCOPE_PREFIX } from "../shared/oauth/mandate-api.ts";
@@ -36,12 +38,13 @@ export function issueService(deps: ServiceDeps) {
   const clients = new ClientRegistry(store, clock, documents, {
     allowPrivateHosts: deps.config.oauth.allowPrivateMetadataHosts,
   });
-  const oauth = createOAuthHttp(deps, clients);
+  const audit = new AuditClient(() => deps.clients.get(Audit));
+  const oauth = createOAuthHttp(deps, clients, audit);
 
   const module = defineService(
     Issue,
     {
-      ...mandateRpcs({ store, clock, clients, signing: deps.signing, logger: deps.logger, config: deps.config }),
+      ...mandateRpcs({ store, clock, clients, signing: deps.signing, config: deps.config, audit }),
 
       async createClient(request, context) {
         const caller = callerOf(context);

@@ -86,6 +86,12 @@ describe("Audit service", () => {
     const { entries } = await client.query({ tenant: "demo", mandateId: "mandate-1" });
     const target = entries[0];
     if (!target) throw new Error("no entry");
+    // Asked for, an entry comes as it was hashed too: its canonical JSON is the leaf.
+    expect(target.canonicalJson).toBe("");
+    const asked = await client.query({ tenant: "demo", mandateId: "mandate-1", includeCanonicalJson: true });
+    const hashed = asked.entries[0]?.canonicalJson ?? "";
+    expect(Buffer.from(leafHash(Buffer.from(hashed, "utf8")))).toEqual(Buffer.from(target.leafHash));
+    expect(JSON.parse(hashed)).toMatchObject({ seq: Number(target.sequence), tenant: "demo" });
     const proof = await client.getInclusionProof({ tenant: "demo", sequence: target.sequence, treeSize: c2.treeSize });
     expect(
       verifyInclusion(Number(target.sequence), Number(c2.treeSize), target.leafHash, proof.hashes, c2.rootHash),

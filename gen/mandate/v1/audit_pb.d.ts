@@ -156,6 +156,15 @@ export declare type AuditEntry = Message<"mandate.v1.AuditEntry"> & {
    * @generated from field: google.protobuf.Timestamp record_time = 5;
    */
   recordTime?: Timestamp | undefined;
+
+  /**
+   * The entry exactly as hashed into the log: canonical JSON (RFC 8785) whose RFC 9162 leaf hash is
+   * `leaf_hash`, human parties as their salted references. Set only when the query asks for it
+   * (QueryRequest.include_canonical_json).
+   *
+   * @generated from field: string canonical_json = 6;
+   */
+  canonicalJson: string;
 };
 
 /**
@@ -286,6 +295,14 @@ export declare type QueryRequest = Message<"mandate.v1.QueryRequest"> & {
    * @generated from field: string request_id = 10;
    */
   requestId: string;
+
+  /**
+   * Also return each entry exactly as hashed (AuditEntry.canonical_json), for a verifier that
+   * re-derives its leaf hash or hands the entry on as evidence (a consent receipt).
+   *
+   * @generated from field: bool include_canonical_json = 11;
+   */
+  includeCanonicalJson: boolean;
 };
 
 /**
@@ -657,7 +674,8 @@ export declare const Audit: GenService<{
     output: typeof AppendResponseSchema;
   },
   /**
-   * Queries entries by tenant, subject, actor, client, mandate, type and time.
+   * Queries entries by tenant, subject, actor, client, mandate, type and time. Issue reads a grant's
+   * entry, a checkpoint covering it and its inclusion proof for a mandate's consent receipt.
    *
    * @generated from rpc mandate.v1.Audit.Query
    */

@@ -12,10 +12,15 @@
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from "jose";
-import { toPublicKeys } from "../../audit/export.ts";
-import { type Hash, leafHash, verifyInclusion } from "../../audit/merkle.ts";
-import { parseCheckpointBody, verifySignedNote } from "../../audit/note.ts";
-import type { AuditPublicKey } from "../../audit/verify.ts";
+import {
+  type AuditPublicKey,
+  type Hash,
+  leafHash,
+  parseCheckpointBody,
+  toPublicKeys,
+  verifyInclusion,
+  verifySignedNote,
+} from "../../audit/client.ts";
 import { documentDigest, RECEIPT_BUNDLE_FORMAT, RECEIPT_TYP, type ReceiptBundle } from "./receipts.ts";
 
 export type ReceiptPart = "bundle" | "receipt" | "mandate" | "audit entry" | "checkpoint" | "inclusion proof";

@@ -7,18 +7,14 @@
 //
 // Downloaded, a receipt travels as a bundle anyone can verify offline (receipt-verify.ts): the JWS,
 // the mandate document, the grant's audit entry with its RFC 9162 inclusion proof against a signed
-// checkpoint (one is signed when none covers the entry yet), the tenant's token public keys (past
-// ones included: a receipt outlives key rotation) and its audit public keys.
+// checkpoint (one is signed when none covers the entry yet; all three asked of the Audit service
+// through its client), the tenant's token public keys (past ones included: a receipt outlives key
+// rotation) and its audit public keys.
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { JWK } from "jose";
-import { Checkpointer } from "../../audit/checkpoints.ts";
-import { auditKeys, type ExportedKey } from "../../audit/export.ts";
-import { hex, prefetchedSubtrees } from "../../audit/log.ts";
-import { inclusionProof, type SubtreeSource } from "../../audit/merkle.ts";
-import type { Clock } from "../../shared/clock.ts";
+import { type AuditClient, auditKeys, type ExportedKey } from "../../audit/client.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";
-import type { Logger } from "../../shared/logger.ts";
 import type { MandateRecord } from "../../shared/mandates/mandate-store.ts";
 import { MandateStore } from "../../shared/mandates/mandate-store.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
@@ -153,10 +149,8 @@ export async function signReceipt(
 
 export interface ReceiptDeps {
   store: Store;
-  signing: SigningClient;
-  clock: Clock;
-  logger: Logger;
-  config: { publicBaseUrl: string };
+  /** The grant's audit entry, a checkpoint covering it and the inclusion proof, from the Audit service. */
+  audit: AuditClient;
 }
 
 /** The receipt's audit entry is not in the log yet (it waits in the outbox): retry shortly. */
@@ -177,25 +171,8 @@ export async function receiptBundle(deps: ReceiptDeps, tenant: string, mandateId
   if (!mandate.receipt) {
     throw failedPrecondition(`mandate ${mandateId} was granted before consent receipts`, "MANDATE_RECEIPT_MISSING");
   }
-  const row = await scoped.db
-    .selectFrom("audit_log")
-    .select(["seq", "leaf_hash", "body"])
-    .where("tenant_id", "=", tenant)
-    .where("mandate_id", "=", mandateId)
-    .where("type", "=", "mandate.granted.v1")
-    .orderBy("seq")
-    .limit(1)
-    .executeTakeFirst();
-  if (!row) throw new ReceiptNotReady(mandateId);
-  const seq = Number(row.seq);
-  const checkpoints = new Checkpointer({ ...deps, publicBaseUrl: deps.config.publicBaseUrl });
-  let checkpoint = await checkpoints.latest(tenant);
-  if (!checkpoint || checkpoint.treeSize <= seq) checkpoint = await checkpoints.sign(tenant);
-  if (!checkpoint || checkpoint.treeSize <= seq) throw new ReceiptNotReady(mandateId);
-  const size = checkpoint.treeSize;
-  const prove = (source: SubtreeSource) => inclusionProof(seq, size, source);
-  const hashes = await prove(await prefetchedSubtrees(deps.store.engine, scoped.db, tenant, prove));
-  const origin = checkpoints.origin(tenant);
+  const proved = await deps.audit.provedEntry(tenant, { mandateId, type: "mandate.granted.v1" });
+  if (!proved) throw new ReceiptNotReady(mandateId);
   return {
     format: RECEIPT_BUNDLE_FORMAT,
     tenant,
@@ -203,13 +180,13 @@ export async function receiptBundle(deps: ReceiptDeps, tenant: string, mandateId
     receipt: mandate.receipt,
     mandate: mandateDocument(tenant, mandate),
     audit: {
-      entry: { seq, leaf_hash: row.leaf_hash, entry: JSON.parse(row.body) as Record<string, unknown> },
-      inclusion_proof: { tree_size: size, hashes: hashes.map(hex) },
-      checkpoint: checkpoint.note,
+      entry: { seq: proved.seq, leaf_hash: proved.leafHash, entry: proved.entry },
+      inclusion_proof: { tree_size: proved.checkpoint.treeSize, hashes: proved.proof },
+      checkpoint: proved.checkpoint.note,
     },
     keys: {
       token_signing: { keys: await tokenKeys(deps.store, tenant) },
-      audit_checkpoint: await auditKeys(deps.store, tenant, origin),
+      audit_checkpoint: await auditKeys(deps.store, tenant, proved.checkpoint.origin),
     },
   };
 }

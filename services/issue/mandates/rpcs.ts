@@ -9,7 +9,6 @@ import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import { type Issue, MandateState as ProtoState } from "../../../gen/mandate/v1/issue_pb.js";
-import type { Clock } from "../../shared/clock.ts";
 import { invalidArgument, notFound } from "../../shared/errors.ts";
 import {
   currentState,
@@ -19,8 +18,6 @@ import {
   MandateStore,
 } from "../../shared/mandates/mandate-store.ts";
 import { auditedCaller, callerOf } from "../../shared/rpc/access.ts";
-import type { Store } from "../../shared/store/store.ts";
-import type { ClientRegistry } from "../clients/registry.ts";
 import { TenantResources } from "../oauth/rfc8707.ts";
 import { grantMandate, type MandateDeps } from "./grant.ts";
 import { type ReceiptDeps, ReceiptNotReady, receiptBundle } from "./receipts.ts";
@@ -50,7 +47,7 @@ function actor(context: HandlerContext) {
   return auditedCaller(callerOf(context));
 }
 
-export function mandateRpcs(options: ReceiptDeps & { clients: ClientRegistry }): MandateRpcs {
+export function mandateRpcs(options: Omit<MandateDeps, "resources"> & ReceiptDeps): MandateRpcs {
   const deps: MandateDeps = { ...options, resources: new TenantResources(options.store, () => options.clock.now()) };
   const { store, clock } = options;
 

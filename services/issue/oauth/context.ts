@@ -1,5 +1,6 @@
 // What every OAuth endpoint handler receives: the tenant's issuer and endpoint URLs, and the shared
 // services (store, signing, clients, replay cache, identity provider).
+import type { AuditClient } from "../../audit/client.ts";
 import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -21,6 +22,8 @@ export interface OAuthServices {
   logger: Logger;
   signing: SigningClient;
   clients: ClientRegistry;
+  /** The Audit service (a mandate's consent receipt carries its grant's entry, proved). */
+  audit: AuditClient;
   replay: ReplayCache;
   identity: IdentityProvider;
   /** Server-provided DPoP nonces (RFC 9449 §8). */

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ExchangeTokenRequest } from "../../../gen/mandate/v1/issue_pb.js";
+import type { AuditClient } from "../../audit/client.ts";
 import type { ServiceDeps } from "../../shared/deps.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { RemoteJwks } from "../../shared/net/remote-jwks.ts";
@@ -82,7 +83,7 @@ export interface OAuthHttp {
   close(): Promise<void>;
 }
 
-export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAuthHttp {
+export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audit: AuditClient): OAuthHttp {
   const { config, store, clock, logger, signing } = deps;
   const base = config.publicBaseUrl;
   const replay = openReplayCache(config.redis.url);
@@ -96,6 +97,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry): OAu
     logger,
     signing,
     clients,
+    audit,
     replay,
     identity: identityProvider(deps),
     limits: new AbuseLimits(limiter, config.rateLimits, config.http.trustedProxies),

@@ -12,18 +12,15 @@
 //
 //   npm run bench:oauth                 table, also written to bench/results/oauth.json
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench:oauth
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
+import { basic, cannon as cannonRun, type Load, median, type Sample } from "./http-load.ts";
 import { positiveNumber, round, table, writeReport } from "./lib.ts";
 
-const run = promisify(execFile);
-const AUTOCANNON = fileURLToPath(new URL("../node_modules/autocannon/autocannon.js", import.meta.url));
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const RESOURCE = "https://api.example.com/";
 const settings = {
@@ -34,71 +31,9 @@ const settings = {
 };
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
-interface Load {
-  /** The server process, whose CPU time is measured. */
-  pid: number;
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-interface Sample {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  failures: number;
-  /** CPU time the server process (all its threads) spent per successful request, µs. */
-  cpuUsPerRequest: number;
-}
-
-/** utime + stime of a process and all its threads, in ms (/proc/<pid>/stat fields 14 and 15). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = 100; // USER_HZ on Linux (getconf CLK_TCK)
-
-/** One autocannon run in its own process; only 2xx responses count as throughput. */
-async function cannon(load: Load, seconds: number): Promise<Sample> {
-  const cpuBefore = cpuMs(load.pid);
-  const args = [
-    AUTOCANNON,
-    "--json",
-    "-c",
-    String(settings.connections),
-    "-d",
-    String(seconds),
-    "-m",
-    "POST",
-    "-b",
-    load.body,
-  ];
-  for (const [name, value] of Object.entries(load.headers)) args.push("-H", `${name}=${value}`);
-  args.push(load.url);
-  const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
-  const result = JSON.parse(stdout) as {
-    "2xx": number;
-    non2xx: number;
-    errors: number;
-    timeouts: number;
-    duration: number;
-    latency: { p50: number; p99: number };
-  };
-  const cpu = cpuMs(load.pid) - cpuBefore;
-  return {
-    cpuUsPerRequest: round((cpu * 1000) / Math.max(1, result["2xx"]), 1),
-    rps: round(result["2xx"] / result.duration, 1),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    failures: result.non2xx + result.errors + result.timeouts,
-  };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+/** One autocannon run at the configured concurrency (bench/http-load.ts). */
+function cannon(load: Load, seconds: number): Promise<Sample> {
+  return cannonRun(load, seconds, settings.connections);
 }
 
 interface Peer {
@@ -125,10 +60,6 @@ async function startPeer(format: "jwt" | "opaque"): Promise<Peer> {
     child.once("exit", (code) => reject(new Error(`oidc-provider exited with ${code}`)));
   });
   return { child, base: `http://127.0.0.1:${port}`, clientId, clientSecret };
-}
-
-function basic(id: string, secret: string): string {
-  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
 }
 
 const FORM = "application/x-www-form-urlencoded";

@@ -41,7 +41,12 @@ import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import { type ExchangeTokenRequest, MandateSchema } from "../../../gen/mandate/v1/issue_pb.js";
 import { type Actor, tokenExchanged } from "../../shared/audit-events.ts";
-import { currentState, type MandateRecord, MandateStore } from "../../shared/mandates/mandate-store.ts";
+import {
+  currentState,
+  type MandateRecord,
+  MandateStore,
+  type StoredState,
+} from "../../shared/mandates/mandate-store.ts";
 import {
   type Counter,
   chargeWithin,
@@ -69,6 +74,7 @@ import { mintAccessToken } from "../oauth/minting.ts";
 import { parseResources, requirePermittedResources } from "../oauth/rfc8707.ts";
 import { grantableScopes, parseScope } from "../oauth/scopes.ts";
 import { checkedMandate, type MandateDeps, recordMandate } from "./grant.ts";
+import { IssuanceBatcher } from "./issuance-batch.ts";
 import { type AuthorizationDetail, type Dimension, grantWidening, oauthErrorOf } from "./narrowing.ts";
 
 /** RFC 8693 §2.1 grant type. */
@@ -307,9 +313,47 @@ async function humanTokenSubject(
 }
 
 async function mandateOf(context: ExchangeContext, id: string): Promise<MandateRecord> {
-  const mandate = id.length <= 128 ? await store(context).use(MandateStore).find(id) : undefined;
+  const mandate = id.length <= 128 ? await runtimeOf(context).mandates.find(context, id) : undefined;
   if (!mandate) throw new InvalidGrant(`no mandate "${id.slice(0, 128)}" in this tenant`);
   return mandate;
+}
+
+/** How long a mandate read stays in the cache (its state is re-checked when the token is recorded). */
+const MANDATE_CACHE_MS = 30_000;
+const MANDATE_CACHE_MAX = 10_000;
+
+/**
+ * Mandates as last read, briefly: a granted mandate never changes but for its state (revocation),
+ * and every issuance re-reads the states of its chain in the transaction that records it. A stale
+ * "active" costs a signature that is then refused; it never lets a token out.
+ */
+class MandateCache {
+  readonly #entries = new Map<string, { mandate: MandateRecord; until: number }>();
+
+  async find(context: ExchangeContext, id: string): Promise<MandateRecord | undefined> {
+    const key = `${context.urls.tenant}\n${id}`;
+    const now = context.services.clock.now();
+    const hit = this.#entries.get(key);
+    if (hit && hit.until > now) return hit.mandate;
+    const mandate = await store(context).use(MandateStore).find(id);
+    if (!mandate) return undefined;
+    if (this.#entries.size >= MANDATE_CACHE_MAX) this.#entries.clear();
+    this.#entries.set(key, { mandate, until: now + MANDATE_CACHE_MS });
+    return mandate;
+  }
+}
+
+/** Per store (one per process): the issuance batcher and the mandate cache. */
+const runtimes = new WeakMap<object, { batcher: IssuanceBatcher; mandates: MandateCache }>();
+
+function runtimeOf(context: ExchangeContext): { batcher: IssuanceBatcher; mandates: MandateCache } {
+  const { store: db } = context.services;
+  let runtime = runtimes.get(db);
+  if (!runtime) {
+    runtime = { batcher: new IssuanceBatcher(db), mandates: new MandateCache() };
+    runtimes.set(db, runtime);
+  }
+  return runtime;
 }
 
 function requireAgent(mandate: MandateRecord, client: RegisteredClient): void {
@@ -337,10 +381,42 @@ async function verifiedToken(context: ExchangeContext, token: string, what: stri
  */
 async function usableChain(context: ExchangeContext, mandate: MandateRecord): Promise<MandateRecord[]> {
   const mandates = store(context).use(MandateStore);
-  const chain = (await mandates.chain(mandate.id)) ?? [mandate];
-  const usage = await mandates.lifetimeUsage(chain.map((m) => m.id));
+  // A root mandate is its own chain: no query (the common case, and the hot path).
+  const chain = mandate.parentId === null ? [mandate] : ((await mandates.chain(mandate.id)) ?? [mandate]);
+  // Exhaustion is computed from lifetime limits: read only when the chain has some.
+  const limited = chain.some((link) => link.usageLimits.some((limit) => limit.periodMs === 0));
+  const usage = limited ? await mandates.lifetimeUsage(chain.map((m) => m.id)) : new Map();
   for (const link of [...chain].reverse()) requireUsable(link, mandate, context.now, usage.get(link.id));
   return chain;
+}
+
+/**
+ * The chain's stored states read again in the issuing transaction, in one query, root first —
+ * locked FOR SHARE on PostgreSQL in that order (ORDER BY applies before the lock), as
+ * MandateStore.chain locks them: a revocation committed since the first read is seen; one starting
+ * now waits for the issuance to commit. SQLite runs one writer at a time.
+ */
+async function lockedChain(
+  context: ExchangeContext,
+  tx: TenantTransaction,
+  chain: readonly MandateRecord[],
+): Promise<MandateRecord[]> {
+  let query = tx
+    .selectFrom("mandates")
+    .select(["id", "state"])
+    .where("tenant_id", "=", context.urls.tenant)
+    .where(
+      "id",
+      "in",
+      chain.map((link) => link.id),
+    )
+    .orderBy("depth");
+  if (context.services.store.engine === "postgres") query = query.forShare();
+  const states = new Map((await query.execute()).map((row) => [row.id, row.state as StoredState]));
+  return chain.flatMap((link) => {
+    const state = states.get(link.id);
+    return state === undefined ? [] : [{ ...link, state }];
+  });
 }
 
 function requireUsable(
@@ -593,20 +669,8 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
   });
   const refresh = refreshGrant(context, plan, mandate);
   const refreshToken = refresh ? opaqueHandle("mrt") : undefined;
-  const scoped = store(context);
-  await scoped.transaction(async (tx) => {
-    const chain = plan.subMandate
-      ? await recordMandate(scoped, tx, plan.subMandate, delegatingActor(context, plan.chain.at(-2) as MandateRecord))
-      : ((await scoped.use(MandateStore, tx).chain(mandate.id, { lock: true })) ?? []);
-    requireStillActive(chain, mandate, now);
-    const counters = await countToken(scoped.use(UsageCounters, tx), chain, token.jti, now);
-    if (refresh && refreshToken) {
-      const grants = scoped.use(GrantStore, tx);
-      await grants.insertGrant(refresh, now);
-      await grants.recordAccessToken(token.jti, refresh.id, token.expiresAt);
-      await grants.insertRefreshToken(handleHash(refreshToken), refresh.id, now, refresh.expiresAt);
-    }
-    const event = tokenExchanged({
+  const exchanged = (counters: Counter[]) =>
+    tokenExchanged({
       clientId: client.clientId,
       principal: mandate.principal,
       mandateId: mandate.id,
@@ -624,8 +688,26 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
       refreshGrantId: refresh?.id,
       counters,
     });
-    await scoped.recordEvent(tx, event, now);
-  });
+  if (!(plan.subMandate || refresh || limitsMeter(plan.chain, TOKENS_METER))) {
+    // Nothing to write but the event: committed in a batch that re-checks (and locks) the chain.
+    await runtimeOf(context).batcher.record(urls.tenant, { chain: plan.chain, event: exchanged([]), at: now });
+  } else {
+    const scoped = store(context);
+    await scoped.transaction(async (tx) => {
+      const chain = plan.subMandate
+        ? await recordMandate(scoped, tx, plan.subMandate, delegatingActor(context, plan.chain.at(-2) as MandateRecord))
+        : await lockedChain(context, tx, plan.chain);
+      requireStillActive(chain, plan.chain, mandate, now);
+      const counters = await countToken(scoped.use(UsageCounters, tx), chain, token.jti, now);
+      if (refresh && refreshToken) {
+        const grants = scoped.use(GrantStore, tx);
+        await grants.insertGrant(refresh, now);
+        await grants.recordAccessToken(token.jti, refresh.id, token.expiresAt);
+        await grants.insertRefreshToken(handleHash(refreshToken), refresh.id, now, refresh.expiresAt);
+      }
+      await scoped.recordEvent(tx, exchanged(counters), now);
+    });
+  }
   return {
     access_token: token.token,
     issued_token_type: ACCESS_TOKEN_TYPE,
@@ -643,8 +725,13 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
  * The chain as locked in the issuing transaction: still active and valid (a revocation that
  * committed after the first read is seen here; one that starts later waits for this to commit).
  */
-export function requireStillActive(chain: readonly MandateRecord[], mandate: MandateRecord, now: number): void {
-  if (chain.length === 0) throw new InvalidGrant(`mandate ${mandate.id} no longer exists`);
+export function requireStillActive(
+  chain: readonly MandateRecord[],
+  expected: readonly MandateRecord[],
+  mandate: MandateRecord,
+  now: number,
+): void {
+  if (chain.length !== expected.length) throw new InvalidGrant(`mandate ${mandate.id} no longer exists`);
   for (const link of [...chain].reverse()) {
     const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
     if (link.state !== "active")
@@ -705,8 +792,8 @@ export async function refreshUnderMandate(
     maxTtlMs: tokenTtl(context, context.client, chain),
     audit: { id: mandate.id, actors: agents },
     async recordWithin(tx, jti) {
-      const locked = (await scoped.use(MandateStore, tx).chain(mandate.id, { lock: true })) ?? [];
-      requireStillActive(locked, mandate, context.now);
+      const locked = await lockedChain(context, tx, chain);
+      requireStillActive(locked, chain, mandate, context.now);
       await countToken(scoped.use(UsageCounters, tx), locked, jti, context.now);
     },
   };

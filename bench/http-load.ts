@@ -1,0 +1,89 @@
+// The HTTP load harness of the token-endpoint benchmarks (bench/oauth.ts, bench/exchange.ts): one
+// autocannon run in its own process against a server process, counting only 2xx responses as
+// throughput, with the server's CPU time per request read from /proc. A load that binds tokens to a
+// DPoP key (RFC 9449) signs a fresh proof for every request in the load process
+// (bench/load-worker.ts), as a real client must: a proof is used once.
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { round } from "./lib.ts";
+
+const run = promisify(execFile);
+const AUTOCANNON = fileURLToPath(new URL("../node_modules/autocannon/autocannon.js", import.meta.url));
+const WORKER = fileURLToPath(new URL("./load-worker.ts", import.meta.url));
+
+export interface Load {
+  /** The server process, whose CPU time is measured. */
+  pid: number;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  /** Sign a DPoP proof for each request with this key (a private JWK, ES256); none: no DPoP header. */
+  dpopKey?: Record<string, unknown> | undefined;
+}
+
+export interface Sample {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+  /** CPU time the server process (all its threads) spent per successful request, µs. */
+  cpuUsPerRequest: number;
+}
+
+/** utime + stime of a process and all its threads, in ms (/proc/<pid>/stat fields 14 and 15). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100; // USER_HZ on Linux (getconf CLK_TCK)
+
+interface CannonResult {
+  "2xx": number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+  latency: { p50: number; p99: number };
+}
+
+/** One autocannon run of `connections` for `seconds` in its own process; only 2xx responses count. */
+export async function cannon(load: Load, seconds: number, connections: number): Promise<Sample> {
+  const cpuBefore = cpuMs(load.pid);
+  const result = load.dpopKey ? await viaWorker(load, seconds, connections) : await viaCli(load, seconds, connections);
+  const cpu = cpuMs(load.pid) - cpuBefore;
+  return {
+    cpuUsPerRequest: round((cpu * 1000) / Math.max(1, result["2xx"]), 1),
+    rps: round(result["2xx"] / result.duration, 1),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+async function viaCli(load: Load, seconds: number, connections: number): Promise<CannonResult> {
+  const args = [AUTOCANNON, "--json", "-c", String(connections), "-d", String(seconds), "-m", "POST", "-b", load.body];
+  for (const [name, value] of Object.entries(load.headers)) args.push("-H", `${name}=${value}`);
+  args.push(load.url);
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout) as CannonResult;
+}
+
+async function viaWorker(load: Load, seconds: number, connections: number): Promise<CannonResult> {
+  const config = JSON.stringify({ ...load, seconds, connections });
+  const { stdout } = await run(process.execPath, [WORKER, config], { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout) as CannonResult;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** RFC 6749 §2.3.1 client_secret_basic. */
+export function basic(id: string, secret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
+}

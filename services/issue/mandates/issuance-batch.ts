@@ -1,0 +1,113 @@
+// Group commit of token exchanges that write nothing but their audit event (no sub-mandate, no
+// `tokens` to count, no refresh-token family) — the common case, and the hot path. Each still
+// commits only once its mandate chain has been re-read in the committing transaction and found
+// active, the rows locked FOR SHARE on PostgreSQL as MandateStore.chain locks them: a revocation
+// committed since the exchange's first read is seen (that exchange is refused, invalid_grant); one
+// that starts meanwhile waits for the batch to commit. What one exchange would do in a transaction
+// of its own, a batch does for every exchange that arrived in the same tick: one query reads every
+// chain's states (ordered by depth then id: root first, the order revocations lock in), one INSERT
+// records the events of those still active. Like the outbox's group commit (shared/store/outbox.ts),
+// a caller's promise settles once its event is durable, so a token leaves only once recorded.
+import type { tokenExchanged } from "../../shared/audit-events.ts";
+import type { MandateRecord } from "../../shared/mandates/mandate-store.ts";
+import { insertOutboxEvents, type TimedEvent } from "../../shared/store/outbox.ts";
+import type { Store, TenantTransaction } from "../../shared/store/store.ts";
+import { InvalidGrant } from "../oauth/errors.ts";
+
+/** An issuance waiting for its batch: the chain (root first) it needs active, and its event. */
+export interface PendingIssuance {
+  chain: readonly MandateRecord[];
+  event: ReturnType<typeof tokenExchanged>;
+  at: number;
+}
+
+interface Waiting extends PendingIssuance {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Ids per `IN (...)` list and issuances per batch: inside both engines' bound-parameter limits. */
+const MAX_BATCH = 200;
+
+export class IssuanceBatcher {
+  readonly #store: Store;
+  #queue = new Map<string, Waiting[]>();
+  #queued = 0;
+  #scheduled = false;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  /** Resolves once the event is durable with the chain found active; InvalidGrant when it no longer is. */
+  record(tenant: string, issuance: PendingIssuance): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.#queue.get(tenant) ?? [];
+      waiting.push({ ...issuance, resolve, reject });
+      this.#queue.set(tenant, waiting);
+      this.#queued++;
+      if (this.#queued >= MAX_BATCH) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    this.#queue = new Map();
+    this.#queued = 0;
+    for (const [tenant, batch] of queue) {
+      this.#commit(tenant, batch).catch((error: unknown) => {
+        for (const waiting of batch) waiting.reject(error);
+      });
+    }
+  }
+
+  async #commit(tenant: string, batch: Waiting[]): Promise<void> {
+    const scoped = this.#store.forTenant(tenant);
+    const verdicts = await scoped.transaction(async (tx) => {
+      const states = await this.#states(tenant, tx, batch);
+      const verdicts = batch.map((waiting) => refusal(waiting, states));
+      const events: TimedEvent[] = batch.flatMap((waiting, i) =>
+        verdicts[i] ? [] : [{ event: waiting.event, at: waiting.at }],
+      );
+      if (events.length > 0) await insertOutboxEvents(tx, tenant, events);
+      return verdicts;
+    });
+    batch.forEach((waiting, i) => {
+      const refused = verdicts[i];
+      if (refused) waiting.reject(refused);
+      else waiting.resolve();
+    });
+  }
+
+  /** The stored state of every mandate of the batch's chains, read (and locked) root first. */
+  async #states(tenant: string, tx: TenantTransaction, batch: readonly Waiting[]): Promise<Map<string, string>> {
+    const ids = [...new Set(batch.flatMap((waiting) => waiting.chain.map((link) => link.id)))];
+    let query = tx
+      .selectFrom("mandates")
+      .select(["id", "state"])
+      .where("tenant_id", "=", tenant)
+      .where("id", "in", ids)
+      .orderBy("depth")
+      .orderBy("id");
+    if (this.#store.engine === "postgres") query = query.forShare();
+    return new Map((await query.execute()).map((row) => [row.id, row.state]));
+  }
+}
+
+/** Why an issuance is refused now, or undefined when its whole chain is still active and valid. */
+function refusal(waiting: Waiting, states: ReadonlyMap<string, string>): InvalidGrant | undefined {
+  const mandate = waiting.chain.at(-1) as MandateRecord;
+  for (const link of [...waiting.chain].reverse()) {
+    const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
+    const state = states.get(link.id);
+    if (state === undefined) return new InvalidGrant(`${which} no longer exists`);
+    if (state !== "active") return new InvalidGrant(`${which} has been ${state}`);
+    if (waiting.at >= link.expiresAt) return new InvalidGrant(`${which} expired`);
+  }
+  return undefined;
+}

@@ -74,7 +74,7 @@ import { mintAccessToken } from "../oauth/minting.ts";
 import { parseResources, requirePermittedResources } from "../oauth/rfc8707.ts";
 import { grantableScopes, parseScope } from "../oauth/scopes.ts";
 import { checkedMandate, type MandateDeps, recordMandate } from "./grant.ts";
-import { IssuanceBatcher } from "./issuance-batch.ts";
+import { countToken, IssuanceBatcher, TOKENS_METER } from "./issuance-batch.ts";
 import { type AuthorizationDetail, type Dimension, grantWidening, oauthErrorOf } from "./narrowing.ts";
 
 /** RFC 8693 §2.1 grant type. */
@@ -83,8 +83,8 @@ export const TOKEN_EXCHANGE_GRANT = TOKEN_EXCHANGE;
 export const MANDATE_TOKEN_TYPE = "urn:mandate:params:oauth:token-type:mandate";
 /** RFC 8693 §3. */
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
-/** The usage-limit meter an exchange counts: one per issued access token. */
-export const TOKENS_METER = "tokens";
+export { TOKENS_METER };
+
 /** Most authorization details objects a request may carry (as Issue.ExchangeToken allows). */
 const MAX_DETAILS = 64;
 
@@ -688,9 +688,10 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
       refreshGrantId: refresh?.id,
       counters,
     });
-  if (!(plan.subMandate || refresh || limitsMeter(plan.chain, TOKENS_METER))) {
-    // Nothing to write but the event: committed in a batch that re-checks (and locks) the chain.
-    await runtimeOf(context).batcher.record(urls.tenant, { chain: plan.chain, event: exchanged([]), at: now });
+  if (!(plan.subMandate || refresh)) {
+    // Nothing to write but the event and the count: committed in a batch that re-checks (and locks) the chain.
+    const counted = limitsMeter(plan.chain, TOKENS_METER) ? token.jti : undefined;
+    await runtimeOf(context).batcher.record(urls.tenant, { chain: plan.chain, event: exchanged, at: now, counted });
   } else {
     const scoped = store(context);
     await scoped.transaction(async (tx) => {
@@ -737,29 +738,6 @@ export function requireStillActive(
     if (link.state !== "active")
       throw new InvalidGrant(`${which} has been ${link.state === "revoked" ? "revoked" : link.state}`);
     if (now >= link.expiresAt) throw new InvalidGrant(`${which} expired at ${iso(link.expiresAt)}`);
-  }
-}
-
-/** One `tokens` of the chain's limits, keyed by the token's jti; invalid_grant once a limit is reached. */
-export async function countToken(
-  counters: UsageCounters,
-  chain: readonly MandateRecord[],
-  jti: string,
-  now: number,
-): Promise<Counter[]> {
-  if (!limitsMeter(chain, TOKENS_METER)) return [];
-  try {
-    const result = await chargeWithin(counters, chain, { meter: TOKENS_METER, amount: 1, idempotencyKey: jti }, now);
-    return result.counters;
-  } catch (error) {
-    if (error instanceof UsageLimitExceeded) {
-      const { counter } = error;
-      const per = counter.periodMs === 0 ? "in all" : `per ${counter.periodMs} ms`;
-      throw new InvalidGrant(
-        `usage limit reached: mandate ${counter.mandateId} allows ${counter.maximum} ${TOKENS_METER} ${per}, all used`,
-      );
-    }
-    throw error;
   }
 }
 

@@ -1,24 +1,41 @@
-// Group commit of token exchanges that write nothing but their audit event (no sub-mandate, no
-// `tokens` to count, no refresh-token family) — the common case, and the hot path. Each still
+// Group commit of token exchanges that write nothing but their audit event and the count of their
+// `tokens` (no sub-mandate, no refresh-token family) — the common case, and the hot path. Each still
 // commits only once its mandate chain has been re-read in the committing transaction and found
 // active, the rows locked FOR SHARE on PostgreSQL as MandateStore.chain locks them: a revocation
 // committed since the exchange's first read is seen (that exchange is refused, invalid_grant); one
 // that starts meanwhile waits for the batch to commit. What one exchange would do in a transaction
 // of its own, a batch does for every exchange that arrived in the same tick: one query reads every
-// chain's states (ordered by depth then id: root first, the order revocations lock in), one INSERT
-// records the events of those still active. Like the outbox's group commit (shared/store/outbox.ts),
+// chain's states (ordered by depth then id: root first, the order revocations lock in); each
+// issuance whose chain limits `tokens` is counted (usage.ts chargeWithin, by jti) inside a
+// savepoint — past a limit, its charges are rolled back and it alone is refused —, in the order of
+// its chain's ids, so concurrent batches charge shared counters in one order (roots first); one
+// INSERT records the events of those issued. Like the outbox's group commit (shared/store/outbox.ts),
 // a caller's promise settles once its event is durable, so a token leaves only once recorded.
-import type { tokenExchanged } from "../../shared/audit-events.ts";
+import { sql } from "kysely";
+import type { OutboxEvent } from "../../shared/audit-events.ts";
 import type { MandateRecord } from "../../shared/mandates/mandate-store.ts";
+import {
+  type Counter,
+  chargeWithin,
+  limitsMeter,
+  UsageCounters,
+  UsageLimitExceeded,
+} from "../../shared/mandates/usage.ts";
 import { insertOutboxEvents, type TimedEvent } from "../../shared/store/outbox.ts";
 import type { Store, TenantTransaction } from "../../shared/store/store.ts";
 import { InvalidGrant } from "../oauth/errors.ts";
 
+/** The usage-limit meter an exchange counts: one per issued access token. */
+export const TOKENS_METER = "tokens";
+
 /** An issuance waiting for its batch: the chain (root first) it needs active, and its event. */
 export interface PendingIssuance {
   chain: readonly MandateRecord[];
-  event: ReturnType<typeof tokenExchanged>;
+  /** The event, given the `tokens` counters charged (root first; none when nothing is counted). */
+  event: (counters: Counter[]) => OutboxEvent;
   at: number;
+  /** The token's jti when the chain limits `tokens`: one is counted, keyed by it. */
+  counted?: string | undefined;
 }
 
 interface Waiting extends PendingIssuance {
@@ -68,20 +85,29 @@ export class IssuanceBatcher {
 
   async #commit(tenant: string, batch: Waiting[]): Promise<void> {
     const scoped = this.#store.forTenant(tenant);
+    // Counted issuances charge shared counters: in one order across batches (by chain, roots first).
+    const ordered = [...batch].sort((a, b) => chainKey(a).localeCompare(chainKey(b)));
     const verdicts = await scoped.transaction(async (tx) => {
-      const states = await this.#states(tenant, tx, batch);
-      const verdicts = batch.map((waiting) => refusal(waiting, states));
-      const events: TimedEvent[] = batch.flatMap((waiting, i) =>
-        verdicts[i] ? [] : [{ event: waiting.event, at: waiting.at }],
-      );
+      const states = await this.#states(tenant, tx, ordered);
+      const counters = scoped.use(UsageCounters, tx);
+      const verdicts = new Map<Waiting, InvalidGrant | undefined>();
+      const events: TimedEvent[] = [];
+      for (const waiting of ordered) {
+        const outcome = refusal(waiting, states) ?? (await counted(tx, counters, waiting));
+        if (outcome instanceof InvalidGrant) {
+          verdicts.set(waiting, outcome);
+        } else {
+          events.push({ event: waiting.event(outcome ?? []), at: waiting.at });
+        }
+      }
       if (events.length > 0) await insertOutboxEvents(tx, tenant, events);
       return verdicts;
     });
-    batch.forEach((waiting, i) => {
-      const refused = verdicts[i];
+    for (const waiting of batch) {
+      const refused = verdicts.get(waiting);
       if (refused) waiting.reject(refused);
       else waiting.resolve();
-    });
+    }
   }
 
   /** The stored state of every mandate of the batch's chains, read (and locked) root first. */
@@ -110,4 +136,52 @@ function refusal(waiting: Waiting, states: ReadonlyMap<string, string>): Invalid
     if (waiting.at >= link.expiresAt) return new InvalidGrant(`${which} expired`);
   }
   return undefined;
+}
+
+/** The chain's ids, root first: the order its counters are charged in. */
+function chainKey(waiting: PendingIssuance): string {
+  return waiting.chain.map((link) => link.id).join("/");
+}
+
+/** One `tokens` counted for a counted issuance, in a savepoint: refused past a limit, nothing charged. */
+async function counted(
+  tx: TenantTransaction,
+  counters: UsageCounters,
+  waiting: PendingIssuance,
+): Promise<Counter[] | InvalidGrant | undefined> {
+  if (waiting.counted === undefined) return undefined;
+  await sql`savepoint mandate_issuance`.execute(tx);
+  try {
+    const charged = await countToken(counters, waiting.chain, waiting.counted, waiting.at);
+    await sql`release savepoint mandate_issuance`.execute(tx);
+    return charged;
+  } catch (error) {
+    await sql`rollback to savepoint mandate_issuance`.execute(tx);
+    await sql`release savepoint mandate_issuance`.execute(tx);
+    if (error instanceof InvalidGrant) return error;
+    throw error;
+  }
+}
+
+/** One `tokens` of the chain's limits, keyed by the token's jti; invalid_grant once a limit is reached. */
+export async function countToken(
+  counters: UsageCounters,
+  chain: readonly MandateRecord[],
+  jti: string,
+  now: number,
+): Promise<Counter[]> {
+  if (!limitsMeter(chain, TOKENS_METER)) return [];
+  try {
+    const result = await chargeWithin(counters, chain, { meter: TOKENS_METER, amount: 1, idempotencyKey: jti }, now);
+    return result.counters;
+  } catch (error) {
+    if (error instanceof UsageLimitExceeded) {
+      const { counter } = error;
+      const per = counter.periodMs === 0 ? "in all" : `per ${counter.periodMs} ms`;
+      throw new InvalidGrant(
+        `usage limit reached: mandate ${counter.mandateId} allows ${counter.maximum} ${TOKENS_METER} ${per}, all used`,
+      );
+    }
+    throw error;
+  }
 }

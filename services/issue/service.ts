@@ -1,6 +1,7 @@
-// mandate.v1.Issue. Client registration is implemented (the admin side of the OAuth server);
-// token issuance, exchange, revocation and mandates land with the OAuth server (issue #5) and the
-// delegation work — until then those methods answer UNIMPLEMENTED (added by wrapService).
+// mandate.v1.Issue. Client registration and mandates (the admin side of the OAuth server), and
+// ExchangeToken — token exchange of mandates, the token endpoint's implementation
+// (mandates/exchange.ts) for a client this RPC authenticates. Methods not implemented here answer
+// UNIMPLEMENTED (added by wrapService).
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";

@@ -47,13 +47,7 @@ import {
   MandateStore,
   type StoredState,
 } from "../../shared/mandates/mandate-store.ts";
-import {
-  type Counter,
-  chargeWithin,
-  limitsMeter,
-  UsageCounters,
-  UsageLimitExceeded,
-} from "../../shared/mandates/usage.ts";
+import { type Counter, limitsMeter, UsageCounters } from "../../shared/mandates/usage.ts";
 import type { AccessTokenClaims } from "../../shared/oauth/access-token.ts";
 import { type GrantRow, GrantStore } from "../../shared/oauth/grant-store.ts";
 import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";

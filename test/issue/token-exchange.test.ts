@@ -475,6 +475,48 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
     expect(unregistered.error).toBe("unauthorized_client");
   });
 
+  it("serves an agent registered by Dynamic Client Registration, token exchange among its grants", async () => {
+    // RFC 7591 §3: agents register with an initial access token (a tenant administrator's API token).
+    const { clientId, clientSecret } = await server.register({
+      grantTypes: ["client_credentials"],
+      scope: "mandate:tenant-admin",
+      resources: [server.base],
+    });
+    const adminResponse = await fetch(`${server.issuer}/oauth2/token`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}`,
+      },
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        scope: "mandate:tenant-admin",
+        resource: server.base,
+      }),
+    });
+    const { access_token: initialToken } = (await adminResponse.json()) as { access_token: string };
+    const registered = await fetch(`${server.issuer}/oauth2/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${initialToken}` },
+      body: JSON.stringify({
+        kind: "agent",
+        client_name: "Registered agent",
+        owner: "dev-alice",
+        dpop_jkt: agentC.jkt,
+        scope: "orders.read",
+        grant_types: [TOKEN_EXCHANGE, "refresh_token"],
+      }),
+    });
+    expect(registered.status, await registered.clone().text()).toBe(201);
+    const metadata = (await registered.json()) as { client_id: string; client_secret: string; grant_types: string[] };
+    expect(metadata.grant_types).toEqual([TOKEN_EXCHANGE, "refresh_token"]);
+    const dcrAgent: Agent = { ...agentC, clientId: metadata.client_id, secret: metadata.client_secret };
+    const mandateId = await grant(dcrAgent, { scopes: ["orders.read"], resources: [], mayAct: [] });
+    const { claims, raw } = await exchanged(dcrAgent, ofMandate(mandateId));
+    expect(claims).toMatchObject({ sub: alice, act: { sub: dcrAgent.clientId }, scope: "orders.read" });
+    expect(raw.refresh_token).toEqual(expect.any(String));
+  });
+
   it("refuses a key-bound agent without a DPoP proof by its key", async () => {
     const mandateId = await grant(agentA);
     const bare = await refused(await exchange(agentA, ofMandate(mandateId), null));

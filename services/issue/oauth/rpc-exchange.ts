@@ -12,12 +12,12 @@ import { ERROR_DOMAIN } from "../../shared/errors.ts";
 import type { DpopProof } from "../../shared/oauth/dpop.ts";
 import { rateLimited } from "../../shared/rpc/access.ts";
 import type { RegisteredClient } from "../clients/metadata.ts";
+import { exchangeToken } from "../mandates/exchange.ts";
 import {
   type ExchangeResponse,
   exchangeRequestFromMessage,
-  exchangeToken,
   TOKEN_EXCHANGE_GRANT,
-} from "../mandates/exchange.ts";
+} from "../mandates/exchange-request.ts";
 import { requireRegisteredKey, verifyTokenRequestProof } from "./authorization-server-dpop.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidDpopProof, OAuthError, SlowDown, UnauthorizedClient } from "./errors.ts";

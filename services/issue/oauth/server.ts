@@ -18,7 +18,7 @@ import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
-import type { ExchangeResponse } from "../mandates/exchange.ts";
+import type { ExchangeResponse } from "../mandates/exchange-request.ts";
 import { AbuseLimits } from "./abuse-limits.ts";
 import { DpopNonces } from "./authorization-server-dpop.ts";
 import type { Visit } from "./browser.ts";

@@ -4,7 +4,8 @@
 // mandates/exchange.ts, shared with Issue.ExchangeToken; the endpoint has already authenticated the
 // client, checked it is registered for this grant and verified its DPoP proof (by its registered
 // key when it has one).
-import { type ExchangeResponse, exchangeRequestFromForm, exchangeToken } from "../../mandates/exchange.ts";
+import { exchangeToken } from "../../mandates/exchange.ts";
+import { type ExchangeResponse, exchangeRequestFromForm } from "../../mandates/exchange-request.ts";
 import type { GrantContext } from "./grant.ts";
 
 export function tokenExchangeGrant(context: GrantContext): Promise<ExchangeResponse> {

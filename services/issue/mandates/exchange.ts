@@ -39,7 +39,7 @@ import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
-import { type ExchangeTokenRequest, MandateSchema } from "../../../gen/mandate/v1/issue_pb.js";
+import { MandateSchema } from "../../../gen/mandate/v1/issue_pb.js";
 import { type Actor, tokenExchanged } from "../../shared/audit-events.ts";
 import {
   currentState,
@@ -52,7 +52,7 @@ import type { AccessTokenClaims } from "../../shared/oauth/access-token.ts";
 import { type GrantRow, GrantStore } from "../../shared/oauth/grant-store.ts";
 import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";
 import type { TenantTransaction } from "../../shared/store/store.ts";
-import { type RegisteredClient, TOKEN_EXCHANGE } from "../clients/metadata.ts";
+import type { RegisteredClient } from "../clients/metadata.ts";
 import {
   InvalidAuthorizationDetails,
   InvalidDpopProof,
@@ -62,11 +62,9 @@ import {
   InvalidTarget,
   type OAuthError,
 } from "../oauth/errors.ts";
-import type { GrantContext, TokenResponse } from "../oauth/grants/grant.ts";
-import type { Params } from "../oauth/http.ts";
 import { mintAccessToken } from "../oauth/minting.ts";
 import { parseResources, requirePermittedResources } from "../oauth/rfc8707.ts";
-import { grantableScopes, parseScope } from "../oauth/scopes.ts";
+import { grantableScopes } from "../oauth/scopes.ts";
 import {
   ACCESS_TOKEN_TYPE,
   type ExchangeContext,

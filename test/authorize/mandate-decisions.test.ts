@@ -1,7 +1,9 @@
 // Authorize deciding on mandates (issue 15, item 6), on SQLite and (MANDATE_TEST_POSTGRES=1)
-// PostgreSQL: Mandate runs in this process, so the tests mint access tokens carrying `mandate_id`
-// and `act` with the tenant's own keys (mintAccessToken, as token exchange mints them) for mandates
-// granted through Issue.CreateMandate; every decision is asked over native gRPC. Covered: the
+// PostgreSQL: Mandate runs in this process; mandates are granted through Issue.CreateMandate and
+// the agents (each with its own DPoP key) get their tokens by the real RFC 8693 exchange at the
+// token endpoint (test/helpers/agents.ts), and present them with a DPoP proof; only a token the
+// server would never issue is minted with the tenant's keys. Every decision is asked over native
+// gRPC. Covered: the
 // policy's `input.mandate` (bounds, chain, remaining usage), mandates refused before the policy
 // (revoked, expired, exhausted, unknown, another tenant's, not the token's parties'), consumption
 // per decision (50 concurrent consumers of 10 uses, 7-unit spends of a 100 budget, idempotent
@@ -20,7 +22,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import { Authorize, type CheckRequestSchema, type Decision } from "../../gen/mandate/v1/authorize_pb.js";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue, type MandateSchema } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
@@ -31,7 +32,16 @@ import { loadConfig, withHttpPort } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { MandateStandings } from "../../services/shared/mandates/standing.ts";
 import { freePort } from "../../services/shared/net/free-port.ts";
+import { actorChain } from "../../services/shared/oauth/access-token.ts";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
+import {
+  type Agent,
+  discover,
+  exchangeMandate,
+  presentedProof,
+  registerAgent,
+  type TokenEndpoint,
+} from "../helpers/agents.ts";
 import { engines } from "../helpers/engines.ts";
 
 type CheckInput = Exclude<MessageInitShape<typeof CheckRequestSchema>, { $typeName: string }>;
@@ -77,6 +87,12 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
   let agent: string;
   let subAgent: string;
   let acmeAgent: string;
+  /** The agents by client id: their keys and secrets. */
+  const agents = new Map<string, Agent>();
+  /** Each tenant's token endpoint, as its agents discover it. */
+  const endpoints = new Map<string, TokenEndpoint>();
+  /** Who holds each exchanged token (whose key its DPoP proofs are signed with). */
+  const holders = new Map<string, Agent>();
 
   beforeAll(async () => {
     const store = await engine.open();
@@ -114,22 +130,15 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
     };
     issue = running.clients.get(Issue);
     await running.clients.get(Tenants).createTenant({ tenant: "acme", displayName: "Acme" });
-    const registerAgent = async (tenant = "demo") => {
-      const { client } = await issue.createClient({
-        tenant,
-        metadata: {
-          kind: ClientKind.AGENT,
-          owner: "alice",
-          dpopJkt: randomBytes(32).toString("base64url"),
-          scope: "orders.read payments.create",
-          resources: [API],
-        },
-      });
-      return client?.clientId as string;
+    const newAgent = async (tenant = "demo") => {
+      const registered = await registerAgent(issue, { tenant, scope: "orders.read payments.create", resources: [API] });
+      agents.set(registered.clientId, registered);
+      return registered.clientId;
     };
-    agent = await registerAgent();
-    subAgent = await registerAgent();
-    acmeAgent = await registerAgent("acme");
+    agent = await newAgent();
+    subAgent = await newAgent();
+    acmeAgent = await newAgent("acme");
+    for (const tenant of ["demo", "acme"]) endpoints.set(tenant, await discover(issuerUrl(publicBase, tenant)));
     // A resource server of each tenant asks over native gRPC with its mandate:authorize token.
     authorize = createClient(Authorize, grpc(await bearer("demo")));
     const dirPolicy = mkdtempSync(join(tmpdir(), "mandate-decisions-policy-"));
@@ -195,34 +204,45 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
     return mandate;
   }
 
-  /** An access token from the mandate, as token exchange mints it: sub the principal, act the agents. */
-  async function tokenFor(
-    mandateId: string,
-    actors: string[],
-    options: { tenant?: string; subject?: string } = {},
-  ): Promise<string> {
-    const tenant = options.tenant ?? "demo";
-    let act: Record<string, unknown> | undefined;
-    for (const actor of [...actors].reverse()) act = { sub: actor, ...(act ? { act } : {}) };
+  /**
+   * The token of the mandate's agent (`actors[0]`), from the real exchange of the mandate at the
+   * tenant's token endpoint: sub the principal, act the chain of agents down to it.
+   */
+  async function tokenFor(mandateId: string, actors: string[], tenant = "demo"): Promise<string> {
+    const holder = agents.get(actors[0] as string) as Agent;
+    const { accessToken, claims } = await exchangeMandate(endpoints.get(tenant) as TokenEndpoint, holder, mandateId);
+    expect(actorChain(claims.act as Record<string, unknown>).map((a) => a.sub)).toEqual(actors);
+    holders.set(accessToken, holder);
+    return accessToken;
+  }
+
+  /**
+   * A token the server would never issue — the mandate's, acted on by an agent it was not granted
+   * to — minted with the tenant's keys (as the exchange mints its tokens).
+   */
+  async function forgedToken(mandateId: string, actor: string): Promise<string> {
     const minted = await mintAccessToken(running.keys as NonNullable<typeof running.keys>, {
-      tenant,
-      issuer: issuerUrl(publicBase, tenant),
-      clientId: actors[0] as string,
-      subject: options.subject ?? "alice",
+      tenant: "demo",
+      issuer: issuerUrl(publicBase, "demo"),
+      clientId: actor,
+      subject: "alice",
       audience: [API],
       scope: ["orders.read", "payments.create"],
       ttlMs: 300_000,
       now: Date.now(),
-      act,
+      act: { sub: actor },
       mandateId,
     });
     return minted.token;
   }
 
-  function withToken(token: string, fields: Partial<CheckInput> = {}): CheckInput {
+  /** A check presenting `token`, with a fresh DPoP proof by its holder's key (a proof is single use). */
+  async function withToken(token: string, fields: Partial<CheckInput> = {}): Promise<CheckInput> {
+    const holder = holders.get(token);
     return {
       tenant: "demo",
       accessToken: token,
+      ...(holder ? { dpop: await presentedProof(holder, token, "POST", `${API}payments`) } : {}),
       action: "payments.create",
       resource: { type: "payment_initiation", id: "p-1", attributes: { amount: 7, currency: "EUR" } },
       ...fields,
@@ -273,7 +293,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
   describe("input.mandate", () => {
     it("gives the policy the mandate's bounds, its chain and its remaining usage", async () => {
       const root = await grant();
-      const decision = await check(withToken(await tokenFor(root.id, [agent])));
+      const decision = await check(await withToken(await tokenFor(root.id, [agent])));
       expect(decision.allow, JSON.stringify(decision.reasons)).toBe(true);
       const mandate = seen(decision).mandate as JsonObject;
       expect(mandate).toMatchObject({
@@ -318,12 +338,12 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       if (!sub) throw new Error("no sub-mandate");
       // The root spends 60 itself: 40 remain above the sub-mandate's own 50.
       const spent = await check(
-        withToken(await tokenFor(root.id, [agent]), {
+        await withToken(await tokenFor(root.id, [agent]), {
           consume: { meter: "amount:EUR", amount: 60, idempotencyKey: key() },
         }),
       );
       expect(spent.allow).toBe(true);
-      const decision = await check(withToken(await tokenFor(sub.id, [subAgent, agent])));
+      const decision = await check(await withToken(await tokenFor(sub.id, [subAgent, agent])));
       expect(decision.allow, JSON.stringify(decision.reasons)).toBe(true);
       expect(seen(decision).mandate).toMatchObject({
         id: sub.id,
@@ -340,14 +360,14 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
     it("refuses a revoked mandate (mandate_revoked), by token and by id", async () => {
       const root = await grant();
       const token = await tokenFor(root.id, [agent]);
-      expect((await check(withToken(token))).allow).toBe(true);
+      expect((await check(await withToken(token))).allow).toBe(true);
       await issue.revokeMandate({ tenant: "demo", mandateId: root.id, reason: "test" });
       const byId = await check(naming(root.id));
       expect(byId.allow).toBe(false);
       expect(codes(byId)).toEqual(["mandate_revoked"]);
       expect(byId.obligations).toEqual([]);
       // By token: the token's own revocation (introspection's answer) or the mandate's, whichever refuses first.
-      const byToken = await check(withToken(token));
+      const byToken = await check(await withToken(token));
       expect(byToken.allow).toBe(false);
       expect(["mandate_revoked", "token_invalid"]).toContain(codes(byToken)[0]);
     });
@@ -407,7 +427,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       expect(await used(theirs.id, "calls", "acme")).toBe(0);
       // Acme's token presented to demo's Authorize: not this tenant's token.
       const foreign = await check(
-        withToken(await tokenFor(theirs.id, [acmeAgent], { tenant: "acme" }), {
+        await withToken(await tokenFor(theirs.id, [acmeAgent], "acme"), {
           consume: { amount: 1, idempotencyKey: key() },
         }),
       );
@@ -421,8 +441,8 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       expect(codes(bob)).toEqual(["mandate_mismatch"]);
       const other = await check(naming(root.id, { actors: [{ id: subAgent, kind: PartyKind.AGENT }] }));
       expect(codes(other)).toEqual(["mandate_mismatch"]);
-      const token = await tokenFor(root.id, [subAgent]);
-      expect(codes(await check(withToken(token)))).toEqual(["mandate_mismatch"]);
+      const token = await forgedToken(root.id, subAgent);
+      expect(codes(await check(await withToken(token)))).toEqual(["mandate_mismatch"]);
     });
   });
 
@@ -433,7 +453,9 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       const root = await grant();
       const token = await tokenFor(root.id, [agent]);
       const decisions = await Promise.all(
-        Array.from({ length: 50 }, () => check(withToken(token, { consume: { amount: 1, idempotencyKey: key() } }))),
+        Array.from({ length: 50 }, async () =>
+          check(await withToken(token, { consume: { amount: 1, idempotencyKey: key() } })),
+        ),
       );
       expect(decisions.filter((d) => d.allow)).toHaveLength(10);
       for (const denied of decisions.filter((d) => !d.allow)) {
@@ -449,8 +471,8 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       const root = await grant();
       const token = await tokenFor(root.id, [agent]);
       const decisions = await Promise.all(
-        Array.from({ length: 50 }, () =>
-          check(withToken(token, { consume: { meter: "amount:EUR", amount: 7, idempotencyKey: key() } })),
+        Array.from({ length: 50 }, async () =>
+          check(await withToken(token, { consume: { meter: "amount:EUR", amount: 7, idempotencyKey: key() } })),
         ),
       );
       expect(decisions.filter((d) => d.allow)).toHaveLength(14);
@@ -464,15 +486,15 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       const root = await grant();
       const token = await tokenFor(root.id, [agent]);
       const consume = { meter: "amount:EUR", amount: 30, idempotencyKey: key() };
-      const first = await check(withToken(token, { consume }));
-      const again = await check(withToken(token, { consume }));
+      const first = await check(await withToken(token, { consume }));
+      const again = await check(await withToken(token, { consume }));
       expect([first.allow, again.allow]).toEqual([true, true]);
       expect(first.consumption?.replayed).toBe(false);
       expect(again.consumption).toMatchObject({ replayed: true, amount: 30 });
       expect(again.consumption?.counters).toEqual(first.consumption?.counters);
       expect(first.decisionId).not.toBe(again.decisionId);
       expect(await used(root.id, "amount:EUR")).toBe(30);
-      const conflict = await check(withToken(token, { consume: { ...consume, amount: 31 } }));
+      const conflict = await check(await withToken(token, { consume: { ...consume, amount: 31 } }));
       expect(codes(conflict)).toEqual(["consumption_conflict"]);
       expect(await used(root.id, "amount:EUR")).toBe(30);
     });
@@ -494,7 +516,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       });
       const subId = sub?.id as string;
       const decision = await check(
-        withToken(await tokenFor(subId, [subAgent, agent]), {
+        await withToken(await tokenFor(subId, [subAgent, agent]), {
           consume: { meter: "amount:EUR", amount: 20, idempotencyKey: key() },
         }),
       );
@@ -507,7 +529,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       expect(await used(subId, "amount:EUR")).toBe(20);
       // 31 more would pass the sub-mandate's 50 (the root's 100 has room): refused, nothing charged anywhere.
       const over = await check(
-        withToken(await tokenFor(subId, [subAgent, agent]), {
+        await withToken(await tokenFor(subId, [subAgent, agent]), {
           consume: { meter: "amount:EUR", amount: 31, idempotencyKey: key() },
         }),
       );
@@ -518,16 +540,16 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       const root = await grant();
       const token = await tokenFor(root.id, [agent]);
       const denied = await check(
-        withToken(token, { action: "forbidden", consume: { amount: 1, idempotencyKey: key() } }),
+        await withToken(token, { action: "forbidden", consume: { amount: 1, idempotencyKey: key() } }),
       );
       expect(codes(denied)).toEqual(["forbidden"]);
       expect(denied.consumption).toBeUndefined();
       expect(await used(root.id, "calls")).toBe(0);
       const unlimited = await check(
-        withToken(token, { consume: { meter: "amount:USD", amount: 1, idempotencyKey: key() } }),
+        await withToken(token, { consume: { meter: "amount:USD", amount: 1, idempotencyKey: key() } }),
       );
       expect(codes(unlimited)).toEqual(["mandate_meter_unlimited"]);
-      const plain = await check(withToken(token));
+      const plain = await check(await withToken(token));
       expect(plain.allow).toBe(true);
       expect(plain.consumption).toBeUndefined();
       expect(await used(root.id, "calls")).toBe(0);
@@ -537,7 +559,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       const root = await grant();
       const idempotencyKey = key();
       const decision = await check(
-        withToken(await tokenFor(root.id, [agent]), { consume: { amount: 1, idempotencyKey } }),
+        await withToken(await tokenFor(root.id, [agent]), { consume: { amount: 1, idempotencyKey } }),
       );
       expect(seen(decision).consume).toEqual({ meter: "calls", amount: 1, idempotency_key: idempotencyKey });
     });
@@ -548,10 +570,10 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       const { decisions } = await authorize.batchCheck({
         tenant: "demo",
         checks: [
-          withToken(token, { consume: { amount: 1, idempotencyKey: key() } }),
-          withToken(token, { action: "forbidden", consume: { amount: 1, idempotencyKey: key() } }),
-          withToken(token, { consume: { amount: 1, idempotencyKey: key() } }),
-          withToken(token, { consume: { amount: 1, idempotencyKey: key() } }),
+          await withToken(token, { consume: { amount: 1, idempotencyKey: key() } }),
+          await withToken(token, { action: "forbidden", consume: { amount: 1, idempotencyKey: key() } }),
+          await withToken(token, { consume: { amount: 1, idempotencyKey: key() } }),
+          await withToken(token, { consume: { amount: 1, idempotencyKey: key() } }),
         ],
       });
       expect(decisions.map((d) => d.allow)).toEqual([true, false, true, false]);
@@ -563,7 +585,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
     it("logs the decision and the consumption in agreement: mandate.consumed.v1 names the allowing decision", async () => {
       const root = await grant();
       const decision = await check(
-        withToken(await tokenFor(root.id, [agent]), {
+        await withToken(await tokenFor(root.id, [agent]), {
           consume: { meter: "amount:EUR", amount: 12, idempotencyKey: key() },
         }),
       );
@@ -607,7 +629,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
         [{ amount: 1, idempotencyKey: "k", meter: "m".repeat(65) }, "consume.meter"],
       ];
       for (const [consume, field] of cases) {
-        const found = await violation(authorize.check(withToken(token, { consume })));
+        const found = await violation(authorize.check(await withToken(token, { consume })));
         expect(found?.field, JSON.stringify(consume)).toBe(field);
       }
       expect(await used(root.id, "calls")).toBe(0);
@@ -632,7 +654,7 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
       });
       const { access_token } = (await response.json()) as { access_token: string };
       const single = await violation(
-        authorize.check(withToken(access_token, { consume: { amount: 1, idempotencyKey: key() } })),
+        authorize.check(await withToken(access_token, { consume: { amount: 1, idempotencyKey: key() } })),
       );
       expect(single?.field).toBe("consume");
       const root = await grant();
@@ -640,8 +662,8 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
         authorize.batchCheck({
           tenant: "demo",
           checks: [
-            withToken(await tokenFor(root.id, [agent]), { consume: { amount: 1, idempotencyKey: key() } }),
-            withToken(access_token, { consume: { amount: 1, idempotencyKey: key() } }),
+            await withToken(await tokenFor(root.id, [agent]), { consume: { amount: 1, idempotencyKey: key() } }),
+            await withToken(access_token, { consume: { amount: 1, idempotencyKey: key() } }),
           ],
         }),
       );

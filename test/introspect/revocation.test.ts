@@ -9,14 +9,18 @@
 // - the show case (PostgreSQL): two replicas on one database; a mandate revoked on one; the other's
 //   introspection, Authorize and a resource server on its feed refuse the token (and one of a
 //   sub-mandate) within a second.
+// The tokens are real agents' (test/helpers/agents.ts): a mandate exchanged at the token endpoint
+// and sub-delegated, DPoP-bound and presented with proofs. (test/e2e/mandate-lifecycle.test.ts
+// plays the show case with separate processes and real clients only.)
 import { randomBytes } from "node:crypto";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createRemoteJWKSet } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type InProcessMandate, startInProcess } from "../../bench/in-process.ts";
-import { mandates, mandateToken } from "../../bench/mandate-fixtures.ts";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
+import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Introspect, RevocationKind } from "../../gen/mandate/v1/introspect_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
@@ -26,6 +30,15 @@ import { RevocationFeed } from "../../services/shared/oauth/revocation-feed.ts";
 import { type NewRevocation, RevocationLog } from "../../services/shared/oauth/revocation-log.ts";
 import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { Store } from "../../services/shared/store/store.ts";
+import {
+  type Agent,
+  discover,
+  type Exchanged,
+  exchangeMandate,
+  presentedProof,
+  registerAgent,
+  subDelegate,
+} from "../helpers/agents.ts";
 import { engines } from "../helpers/engines.ts";
 
 const HOUR = 3_600_000;
@@ -166,13 +179,15 @@ async function refusedWithin(refused: () => Promise<boolean>, since: number, lim
   }
 }
 
-const resourceRefuses = async (rs: ResourceServer, token: string) => {
+/** Whether `rs` refuses `token`, presented by its `holder` (DPoP scheme, a fresh proof by its key). */
+const resourceRefuses = async (rs: ResourceServer, token: string, holder: Agent) => {
+  const url = "https://api.example.com/orders";
   try {
     await rs.verify({
       method: "GET",
-      url: "https://api.example.com/orders",
-      authorization: `Bearer ${token}`,
-      dpop: undefined,
+      url,
+      authorization: `DPoP ${token}`,
+      dpop: (await presentedProof(holder, token, "GET", url)).proof,
     });
     return false;
   } catch (error) {
@@ -180,6 +195,38 @@ const resourceRefuses = async (rs: ResourceServer, token: string) => {
     throw error;
   }
 };
+
+/**
+ * An agent and a sub-agent of demo (registered through `grantOn`), alice's mandate to the agent;
+ * the agent exchanges it at `exchangeOn`'s token endpoint (`root`) and sub-delegates it (`sub`: the
+ * sub-agent's token under the new sub-mandate).
+ */
+async function agentTokens(grantOn: InProcessMandate, exchangeOn: InProcessMandate, resource: string) {
+  const issue = grantOn.mandate.clients.get(Issue);
+  const registration = { scope: "orders.read", resources: [resource] };
+  const agent = await registerAgent(issue, registration);
+  const subAgent = await registerAgent(issue, registration);
+  const { mandate } = await issue.createMandate({
+    tenant: TENANT,
+    mandate: {
+      principal: { id: "alice", kind: PartyKind.HUMAN },
+      agent: { id: agent.clientId, kind: PartyKind.AGENT },
+      scopes: ["orders.read"],
+      resources: [resource],
+      expireTime: timestampFromMs(Date.now() + HOUR),
+      maxTokenLifetime: durationFromMs(300_000),
+      maxDelegationDepth: 1,
+      mayAct: [subAgent.clientId],
+    },
+  });
+  const endpoint = await discover(`${exchangeOn.config.publicBaseUrl}/t/${TENANT}`);
+  const exchange = () => exchangeMandate(endpoint, agent, mandate?.id as string);
+  const root: Exchanged = await exchange();
+  const sub = await subDelegate(endpoint, agent, root.accessToken, subAgent, { actorScope: "orders.read" });
+  return { agent, subAgent, root, sub, exchange };
+}
+
+const expiryOf = (token: Exchanged) => (token.claims.exp as number) * 1000;
 
 describe("the revocation feed (SSE and gRPC) and the resource-server library", () => {
   let stack: InProcessMandate;
@@ -342,28 +389,29 @@ describe("the revocation feed (SSE and gRPC) and the resource-server library", (
       revocations: feed,
     });
     const resource = "https://api.example.com/";
-    const m = await mandates(stack, resource);
-    const token = await mandateToken(
-      stack,
-      { mandateId: m.sub, agent: m.subAgent, actors: [m.subAgent, m.agent] },
-      resource,
-    );
-    const other = await mandateToken(stack, { mandateId: m.root, agent: m.agent, actors: [m.agent] }, resource);
+    const m = await agentTokens(stack, stack, resource);
+    const token = m.sub;
+    const other = m.root;
     try {
-      expect(await resourceRefuses(rs, token.token)).toBe(false);
-      await append(store, [{ kind: "jti", id: other.jti, expireTime: other.expiresAt }]);
-      await refusedWithin(() => resourceRefuses(rs, other.token), Date.now(), 3000);
-      expect(await resourceRefuses(rs, token.token)).toBe(false);
-      await append(store, [{ kind: "mandate", id: m.sub, expireTime: Date.now() + HOUR }]);
-      await refusedWithin(() => resourceRefuses(rs, token.token), Date.now(), 3000);
+      expect(await resourceRefuses(rs, token.accessToken, m.subAgent)).toBe(false);
+      await append(store, [{ kind: "jti", id: other.claims.jti as string, expireTime: expiryOf(other) }]);
+      await refusedWithin(() => resourceRefuses(rs, other.accessToken, m.agent), Date.now(), 3000);
+      expect(await resourceRefuses(rs, token.accessToken, m.subAgent)).toBe(false);
+      await append(store, [{ kind: "mandate", id: token.mandateId, expireTime: Date.now() + HOUR }]);
+      await refusedWithin(() => resourceRefuses(rs, token.accessToken, m.subAgent), Date.now(), 3000);
       await expect(
-        rs.verify({ method: "GET", url: resource, authorization: `Bearer ${token.token}`, dpop: undefined }),
+        rs.verify({
+          method: "GET",
+          url: resource,
+          authorization: `DPoP ${token.accessToken}`,
+          dpop: (await presentedProof(m.subAgent, token.accessToken, "GET", resource)).proof,
+        }),
       ).rejects.toThrow(/mandate .* has been revoked/);
     } finally {
       await feed.stop();
     }
     // Down: a feed that never connects (nothing listens there) refuses every token after maxSilence...
-    const fresh = await mandateToken(stack, { mandateId: m.root, agent: m.agent, actors: [m.agent] }, resource);
+    const fresh = await m.exchange();
     const dead = new RevocationFeed({
       url: "http://127.0.0.1:1/t/demo/revocations",
       token: async () => reader,
@@ -377,7 +425,12 @@ describe("the revocation feed (SSE and gRPC) and the resource-server library", (
       revocations: dead,
     });
     await expect(
-      deadRs.verify({ method: "GET", url: resource, authorization: `Bearer ${fresh.token}`, dpop: undefined }),
+      deadRs.verify({
+        method: "GET",
+        url: resource,
+        authorization: `DPoP ${fresh.accessToken}`,
+        dpop: (await presentedProof(m.agent, fresh.accessToken, "GET", resource)).proof,
+      }),
     ).rejects.toThrow(/revocation feed is unavailable/);
     await dead.stop();
     // ...unless a fallback (introspection) decides meanwhile.
@@ -388,12 +441,12 @@ describe("the revocation feed (SSE and gRPC) and the resource-server library", (
       maxSilenceMs: 100,
       fallback: async (t) => {
         asked.push(t);
-        return t === fresh.token;
+        return t === fresh.accessToken;
       },
     });
-    await expect(fallback.check({ jti: fresh.jti } as never, fresh.token)).resolves.toBeUndefined();
+    await expect(fallback.check({ jti: fresh.claims.jti } as never, fresh.accessToken)).resolves.toBeUndefined();
     await expect(fallback.check({ jti: "x" } as never, "another")).rejects.toThrow(/not active/);
-    expect(asked).toEqual([fresh.token, "another"]);
+    expect(asked).toEqual([fresh.accessToken, "another"]);
   });
 });
 
@@ -417,13 +470,12 @@ describe.runIf(engines.some((e) => e.name === "postgres"))("two replicas on one 
 
   it("revoking a mandate on one: the other's introspection, Authorize and a resource server on its feed refuse within 1 s", async () => {
     const resource = "https://api.example.com/";
-    const m = await mandates(one, resource);
-    const rootToken = await mandateToken(one, { mandateId: m.root, agent: m.agent, actors: [m.agent] }, resource);
-    const subToken = await mandateToken(
-      one,
-      { mandateId: m.sub, agent: m.subAgent, actors: [m.subAgent, m.agent] },
-      resource,
-    );
+    // Granted through one; the agent exchanges and sub-delegates at two's token endpoint, so the
+    // tokens name two's issuer (in-process replicas have their own URLs; the e2e test runs them
+    // behind one) — and two's introspection, Authorize and resource server know that issuer.
+    const m = await agentTokens(one, two, resource);
+    const subToken = m.sub.accessToken;
+    const rootToken = m.root.accessToken;
     const introspect = two.mandate.clients.get(Introspect);
     const authorize = two.mandate.clients.get(Authorize);
     const reader = await two.token("mandate:introspect", two.config.api.audience);
@@ -434,50 +486,44 @@ describe.runIf(engines.some((e) => e.name === "postgres"))("two replicas on one 
     });
     await feed.start();
     const rs = new ResourceServer({
-      issuer: `${one.config.publicBaseUrl}/t/${TENANT}`,
+      issuer: `${two.config.publicBaseUrl}/t/${TENANT}`,
       audience: resource,
       keys: createRemoteJWKSet(new URL(`${two.config.publicBaseUrl}/t/${TENANT}/.well-known/jwks.json`)),
       revocations: feed,
     });
-    // The tokens name replica one's issuer; replica two's inspector checks its own issuer URL, so
-    // introspect tokens minted for replica two's issuer (same keys: one database).
-    const twoToken = await mandateToken(
-      two,
-      { mandateId: m.sub, agent: m.subAgent, actors: [m.subAgent, m.agent] },
-      resource,
-    );
-    const check = (token: string) =>
+    // The sub-agent's request, with a fresh proof by its key each time.
+    const check = async (token: string) =>
       authorize.check({
         tenant: TENANT,
         accessToken: token,
+        dpop: await presentedProof(m.subAgent, token, "GET", `${resource}orders/o-1`),
         action: "orders.read",
-        resource: { type: "order", id: "o-1" },
+        resource: { type: "order", id: "o-1", attributes: { audience: resource } },
       });
+    const subMandate = m.sub.mandateId;
+    const rootMandate = m.root.mandateId;
     try {
-      expect((await introspect.introspect({ tenant: TENANT, token: twoToken.token })).active).toBe(true);
-      expect((await introspect.introspect({ tenant: TENANT, token: twoToken.token })).mandateId).toBe(m.sub);
-      const before = (await check(twoToken.token)).decision;
-      expect(before?.reasons.map((r) => r.message).join()).not.toMatch(/revoked/);
-      expect(await resourceRefuses(rs, subToken.token)).toBe(false);
-      expect(await resourceRefuses(rs, rootToken.token)).toBe(false);
+      expect((await introspect.introspect({ tenant: TENANT, token: subToken })).active).toBe(true);
+      expect((await introspect.introspect({ tenant: TENANT, token: subToken })).mandateId).toBe(subMandate);
+      const before = (await check(subToken)).decision;
+      expect(before?.allow, JSON.stringify(before?.reasons)).toBe(true);
+      expect(await resourceRefuses(rs, subToken, m.subAgent)).toBe(false);
+      expect(await resourceRefuses(rs, rootToken, m.agent)).toBe(false);
 
       const since = Date.now();
       const revokedOn = await one.mandate.clients
         .get(Issue)
-        .revokeMandate({ tenant: TENANT, mandateId: m.root, reason: "test" });
-      expect(revokedOn.revokedMandateIds).toEqual([m.root, m.sub]);
+        .revokeMandate({ tenant: TENANT, mandateId: rootMandate, reason: "test" });
+      expect(revokedOn.revokedMandateIds).toEqual([rootMandate, subMandate]);
       const [introspection, decision, resourceServer] = await Promise.all([
-        refusedWithin(
-          async () => !(await introspect.introspect({ tenant: TENANT, token: twoToken.token })).active,
-          since,
-        ),
+        refusedWithin(async () => !(await introspect.introspect({ tenant: TENANT, token: subToken })).active, since),
         refusedWithin(async () => {
-          const d = (await check(twoToken.token)).decision;
+          const d = (await check(subToken)).decision;
           return d?.allow === false && /revoked/.test(d.reasons.map((r) => r.message).join());
         }, since),
-        refusedWithin(() => resourceRefuses(rs, subToken.token), since),
+        refusedWithin(() => resourceRefuses(rs, subToken, m.subAgent), since),
       ]);
-      expect(await resourceRefuses(rs, rootToken.token)).toBe(true);
+      expect(await resourceRefuses(rs, rootToken, m.agent)).toBe(true);
       console.log(
         `revocation seen on the other replica after: introspection ${introspection} ms, Authorize ${decision} ms, resource server ${resourceServer} ms`,
       );

@@ -21,6 +21,7 @@ import { LOG_PAGE, type RevocationEntry, RevocationLog } from "../shared/oauth/r
 import type { RevocationIndex } from "../shared/oauth/revocations.ts";
 import type { TenantLookup } from "../shared/rpc/service.ts";
 import type { Store } from "../shared/store/store.ts";
+import { IllFormedText, parseFormStrict } from "../shared/text.ts";
 
 export interface FeedDeps {
   store: Store;
@@ -200,12 +201,17 @@ const RETRY_MS = 1000;
 /** GET /t/{tenant}/revocations as the Introspect module's `http` handler: false for other paths. */
 export function revocationFeedHttp(options: SseOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    const url = new URL(req.url ?? "/", "http://edge.invalid");
-    const match = SSE_PATH.exec(url.pathname);
+    // The edge hands every handler the target in origin form (services/edge/server.ts,
+    // acceptedTarget): routes match its path as sent, as the OAuth server's do, and the query is read
+    // as a strict form (services/shared/text.ts). Not `new URL(target, base)`: that throws on a target
+    // such as `//[` (a scheme-relative reference with a bad host) and re-reads `//host/t/x/revocations`
+    // as host + path; both are simply not this endpoint's path (404 like every unknown path).
+    const { path, query } = splitTarget(req.url ?? "/");
+    const match = SSE_PATH.exec(path);
     if (!match) return false;
     const tenant = match[1] as string;
     try {
-      await serveSse(options, tenant, url, req, res);
+      await serveSse(options, tenant, { path, query }, req, res);
     } catch (error) {
       answerFailure(options.logger, res, error);
     }
@@ -216,7 +222,7 @@ export function revocationFeedHttp(options: SseOptions) {
 async function serveSse(
   options: SseOptions,
   tenant: string,
-  url: URL,
+  target: { path: string; query: string },
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -227,14 +233,14 @@ async function serveSse(
   await options.callers.admitHttp({
     name: "the revocation feed",
     method: "GET",
-    url: `${options.publicBaseUrl}${url.pathname}`,
+    url: `${options.publicBaseUrl}${target.path}`,
     authorization: req.headers.authorization,
     dpop: typeof req.headers.dpop === "string" ? req.headers.dpop : undefined,
     address: req.socket.remoteAddress,
     tenant,
     scopes: [API_SCOPES.introspect],
   });
-  const after = resumePoint(req.headers["last-event-id"], url.searchParams.get("after"));
+  const after = resumePoint(req.headers["last-event-id"], queryParameter(target.query, "after"));
   const abort = new AbortController();
   const close = () => abort.abort();
   req.on("close", close);
@@ -294,6 +300,28 @@ function sseEvents(batch: FeedBatch): string {
   // Expired entries were skipped: the receiver resumes after the batch's sequence, not its last entry's.
   if (batch.sequence > last.sequence) text += sseEvents({ entries: [], sequence: batch.sequence });
   return text;
+}
+
+/** A request target in origin form as its path (as sent) and its query (without the `?`, any `#…` dropped). */
+function splitTarget(target: string): { path: string; query: string } {
+  const q = target.indexOf("?");
+  if (q < 0) return { path: target, query: "" };
+  const hash = target.indexOf("#", q);
+  return { path: target.slice(0, q), query: target.slice(q + 1, hash < 0 ? undefined : hash) };
+}
+
+/** A query parameter (absent: null); one that is not text or is repeated is a bad request. */
+function queryParameter(query: string, name: string): string | null {
+  let pairs: Array<[string, string]>;
+  try {
+    pairs = parseFormStrict(query);
+  } catch (error) {
+    if (error instanceof IllFormedText) throw new HttpRefusal(400, "invalid_request", error.message);
+    throw error;
+  }
+  const values = pairs.filter(([key]) => key === name).map(([, value]) => value);
+  if (values.length > 1) throw new HttpRefusal(400, "invalid_request", `parameter "${name}" is repeated`);
+  return values[0] ?? null;
 }
 
 /** WHATWG HTML §9.2.4: Last-Event-ID (what an EventSource sends on reconnecting) wins over ?after=. */

@@ -693,6 +693,7 @@ function rawRequests(): fc.Arbitrary<Buffer> {
     "/mandate.v1.Tenants/GetTenant",
     "/mandate.v1.Audit/Query?connect=v1&encoding=json&message=%7B%7D",
     "/healthz",
+    "/t/demo/revocations?after=%FF",
   );
   const target = fc.oneof(
     path,
@@ -704,6 +705,8 @@ function rawRequests(): fc.Arbitrary<Buffer> {
       "*",
       "//[",
       "//a/b",
+      "//[/t/demo/revocations",
+      "//a/t/demo/revocations",
     ),
     fc
       .tuple(fc.constantFrom("http://", "https://", "x:", "mailto:"), nastyBytes)

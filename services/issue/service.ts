@@ -45,7 +45,16 @@ export function issueService(deps: ServiceDeps) {
   const module = defineService(
     Issue,
     {
-      ...mandateRpcs({ store, clock, clients, signing: deps.signing, config: deps.config, audit }),
+      ...mandateRpcs({
+        store,
+        clock,
+        clients,
+        signing: deps.signing,
+        config: deps.config,
+        audit,
+        // Revocations (RevokeMandate, amendments) are learnt here at once and published to the others.
+        revocations: deps.revocations,
+      }),
 
       async createClient(request, context) {
         const caller = callerOf(context);

@@ -393,6 +393,12 @@ export const configSchema = z
             publicUrl: z.url().optional(),
             /** Kratos public URL as browsers reach it (login redirects); defaults to publicUrl. */
             browserUrl: z.url().optional(),
+            /**
+             * Kratos admin API as this server reaches it (never exposed to browsers): account status
+             * for mandates' revoke_on_account_end, login_hint lookup for CIBA requests. Without it,
+             * neither is offered with Kratos.
+             */
+            adminUrl: z.url().optional(),
           })
           .prefault({}),
       })
@@ -490,6 +496,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_IDENTITY_PROVIDER", "identity.provider"],
   ["MANDATE_KRATOS_PUBLIC_URL", "identity.kratos.publicUrl"],
   ["MANDATE_KRATOS_BROWSER_URL", "identity.kratos.browserUrl"],
+  ["MANDATE_KRATOS_ADMIN_URL", "identity.kratos.adminUrl"],
   ["MANDATE_SIGNER_BACKEND", "signer.backend"],
   ["MANDATE_SIGNER_DEFAULT_ALGORITHM", "signer.defaultAlgorithm"],
   ["MANDATE_SIGNER_ROTATION_INTERVAL", "signer.rotationInterval"],

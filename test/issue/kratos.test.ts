@@ -59,6 +59,8 @@ describe("Kratos session → Authentication (acr, RFC 8176 amr, OIDC claims)", (
         email: "Ada@Example.com",
         email_verified: true,
       },
+      // The session's id: a mandate granted in it may end with it (revoke_on_session_end).
+      sessionId: "5f6f2d0e-7d8c-4a57-9b3e-1f2a3b4c5d6e",
     });
   });
 
@@ -183,7 +185,8 @@ function recordingFetch(prefer?: string) {
     const request = new Request(input, init);
     if (prefer) request.headers.set("Prefer", prefer);
     const response = await fetch(request.clone());
-    calls.push({ request, status: response.status, body: await response.clone().json() });
+    const text = await response.clone().text();
+    calls.push({ request, status: response.status, body: text ? JSON.parse(text) : undefined });
     return response;
   };
   return { fetch: wrapped, calls };
@@ -445,4 +448,209 @@ describe("Kratos adapter against the Kratos v26.2.0 OpenAPI contract (Prism mock
     expect(await kratos.session(browser({}), "acme")).toBeUndefined();
     expect(wire.calls).toHaveLength(0);
   });
+  // --- the admin API (identity.kratos.adminUrl): account status, login_hint lookup; sign-out ---
+
+  const ADA = "0b7c6a55-1d2e-4f30-8a91-b2c3d4e5f607";
+
+  it("has no account status or user lookup without the admin URL", () => {
+    const kratos = new KratosIdentity({ publicUrl: base });
+    expect(kratos.accountStatus).toBeUndefined();
+    expect(kratos.findUser).toBeUndefined();
+  });
+
+  it("asks getIdentity for an account's status: the contract's identity maps by its state", async () => {
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: "http://unused.invalid", adminUrl: base, fetch: wire.fetch });
+    const status = await kratos.accountStatus?.("acme", ADA).catch((error: Error) => error);
+    expect(wire.calls).toHaveLength(1);
+    const [call] = wire.calls;
+    expect(new URL(call?.request.url ?? "").pathname).toBe(`/admin/identities/${ADA}`);
+    expect(call?.request.method).toBe("GET");
+    expect(call?.status).toBe(200);
+    const body = call?.body as Identity;
+    // Prism answers with the schema's example, whose id is not the one asked for: an answer about
+    // another identity is no answer (fails closed); the same identity maps by its state.
+    if (body.id !== ADA) expect(String(status)).toMatch(/another identity/);
+    else expect(status).toBe(body.state === "inactive" ? "disabled" : "active");
+  });
+
+  it("maps the identity's state: active, inactive (disabled); 404 is deleted; a subject that is no UUID is deleted unasked", async () => {
+    const fixed = (identity: Partial<Identity>, status = 200): typeof fetch =>
+      (async (input: RequestInfo | URL, init?: RequestInit) => {
+        // The request is the contract's (Prism validates it); the answer is this identity's.
+        const checked = await fetch(new Request(input, init));
+        expect(checked.status).toBe(200);
+        return new Response(status === 200 ? JSON.stringify({ ...(await checked.json()), ...identity }) : "{}", {
+          status,
+          headers: { "content-type": "application/json" },
+        });
+      }) as typeof fetch;
+    const status = (f: typeof fetch, subject = ADA) =>
+      new KratosIdentity({ publicUrl: "http://unused.invalid", adminUrl: base, fetch: f }).accountStatus?.(
+        "acme",
+        subject,
+      );
+    expect(await status(fixed({ id: ADA, state: "active" }))).toBe("active");
+    expect(await status(fixed({ id: ADA, state: "inactive" }))).toBe("disabled");
+    expect(await status(recordingFetch("code=404").fetch)).toBe("deleted");
+    const wire = recordingFetch();
+    expect(await status(wire.fetch, "dev-alice")).toBe("deleted");
+    expect(wire.calls).toHaveLength(0);
+  });
+
+  it("fails closed when the admin API fails or is unreachable", async () => {
+    const failing = new KratosIdentity({
+      publicUrl: "http://unused.invalid",
+      adminUrl: base,
+      fetch: recordingFetch("code=500").fetch,
+    });
+    await expect(failing.accountStatus?.("acme", ADA)).rejects.toThrow(/HTTP 500/);
+    await expect(failing.findUser?.("acme", "ada@example.com")).rejects.toThrow(/HTTP 500/);
+    const gone = new KratosIdentity({ publicUrl: base, adminUrl: `http://127.0.0.1:${await freePort()}` });
+    await expect(gone.accountStatus?.("acme", ADA)).rejects.toThrow();
+  });
+
+  it("resolves a login_hint by credentials identifier (listIdentities, exact match) or by id (getIdentity)", async () => {
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: "http://unused.invalid", adminUrl: base, fetch: wire.fetch });
+    const found = await kratos.findUser?.("acme", "ada@example.com");
+    const [list] = wire.calls;
+    const url = new URL(list?.request.url ?? "");
+    expect(url.pathname).toBe("/admin/identities");
+    expect(url.searchParams.get("credentials_identifier")).toBe("ada@example.com");
+    expect(list?.status).toBe(200);
+    const identities = list?.body as Identity[];
+    const active = identities.filter((i) => i.state !== "inactive");
+    expect(found).toBe(active.length === 1 ? active[0]?.id : undefined);
+
+    const byId = await kratos.findUser?.("acme", ADA);
+    const [, get] = wire.calls;
+    expect(new URL(get?.request.url ?? "").pathname).toBe(`/admin/identities/${ADA}`);
+    expect(byId).toBe((get?.body as Identity | undefined)?.id === ADA ? ADA : undefined);
+    // An id Kratos does not know names nobody.
+    const missing = new KratosIdentity({
+      publicUrl: "http://unused.invalid",
+      adminUrl: base,
+      fetch: recordingFetch("code=404").fetch,
+    });
+    expect(await missing.findUser?.("acme", ADA)).toBeUndefined();
+  });
+
+  it("names nobody when the identifier matches none, several, or only an inactive identity", async () => {
+    const answering =
+      (identities: Array<Partial<Identity>>): typeof fetch =>
+      async (input, init) => {
+        const checked = await fetch(new Request(input, init));
+        expect(checked.status).toBe(200);
+        return new Response(JSON.stringify(identities), { headers: { "content-type": "application/json" } });
+      };
+    const find = (identities: Array<Partial<Identity>>) =>
+      new KratosIdentity({
+        publicUrl: "http://unused.invalid",
+        adminUrl: base,
+        fetch: answering(identities),
+      }).findUser?.("acme", "ada");
+    expect(await find([])).toBeUndefined();
+    expect(
+      await find([
+        { id: ADA, state: "active" },
+        { id: "other", state: "active" },
+      ]),
+    ).toBeUndefined();
+    expect(await find([{ id: ADA, state: "inactive" }])).toBeUndefined();
+    expect(await find([{ id: ADA, state: "active" }])).toBe(ADA);
+  });
+
+  it("signs out through the browser logout flow: createBrowserLogoutFlow with the cookie, then updateLogoutFlow with its token", async () => {
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch });
+    const cookie = "ory_kratos_session=MTY5";
+    const auth = { subject: ADA, authTime: 0, acr: "aal1", amr: ["pwd"], claims: {} };
+    expect(await kratos.endSession(browser({ cookie }), "acme", auth)).toEqual({ clearCookies: [] });
+    expect(wire.calls.map((c) => [new URL(c.request.url).pathname, c.status])).toEqual([
+      ["/self-service/logout/browser", 200],
+      ["/self-service/logout", 204],
+    ]);
+    expect(wire.calls[0]?.request.headers.get("cookie")).toBe(cookie);
+    const token = (wire.calls[0]?.body as { logout_token?: string } | undefined)?.logout_token;
+    expect(new URL(wire.calls[1]?.request.url ?? "").searchParams.get("token")).toBe(token);
+  });
+
+  it("signs a session-token client out with performNativeLogout; a 401 flow is a session already ended; a 500 fails", async () => {
+    const wire = recordingFetch();
+    const kratos = new KratosIdentity({ publicUrl: base, fetch: wire.fetch });
+    const auth = { subject: ADA, authTime: 0, acr: "aal1", amr: ["pwd"], claims: {} };
+    await kratos.endSession(browser({ "x-session-token": "MP2YWEMeM8MxjkGKpH4dqOQ4Q4DlSPaj" }), "acme", auth);
+    expect(wire.calls[0]?.request.method).toBe("DELETE");
+    expect(new URL(wire.calls[0]?.request.url ?? "").pathname).toBe("/self-service/logout/api");
+    expect(await wire.calls[0]?.request.clone().json()).toEqual({ session_token: "MP2YWEMeM8MxjkGKpH4dqOQ4Q4DlSPaj" });
+    expect(wire.calls[0]?.status).toBe(204);
+
+    const ended = new KratosIdentity({ publicUrl: base, fetch: recordingFetch("code=401").fetch });
+    expect(await ended.endSession(browser({ cookie: "ory_kratos_session=x" }), "acme", auth)).toEqual({
+      clearCookies: [],
+    });
+    const failing = new KratosIdentity({ publicUrl: base, fetch: recordingFetch("code=500").fetch });
+    await expect(failing.endSession(browser({ cookie: "ory_kratos_session=x" }), "acme", auth)).rejects.toThrow(
+      /HTTP 500/,
+    );
+  });
+
+  it("offers CIBA with Kratos only when the admin URL is set, and resolves its login_hint through Kratos", async () => {
+    const { startOAuthServer } = await import("../helpers/oauth-server.ts");
+    const without = await startOAuthServer({ MANDATE_IDENTITY_PROVIDER: "kratos", MANDATE_KRATOS_PUBLIC_URL: base });
+    try {
+      const metadata = await (await fetch(`${without.issuer}/.well-known/openid-configuration`)).json();
+      expect(metadata.backchannel_authentication_endpoint).toBeUndefined();
+    } finally {
+      await without.stop();
+    }
+    const server = await startOAuthServer({
+      MANDATE_IDENTITY_PROVIDER: "kratos",
+      MANDATE_KRATOS_PUBLIC_URL: base,
+      MANDATE_KRATOS_ADMIN_URL: base,
+    });
+    try {
+      const metadata = await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json();
+      expect(metadata.backchannel_authentication_endpoint).toBe(`${server.issuer}/oauth2/bc-authorize`);
+      expect(metadata.grant_types_supported).toContain("urn:openid:params:grant-type:ciba");
+      const { ClientKind } = await import("../../gen/mandate/v1/clients_pb.js");
+      const { clientId, clientSecret } = await server.register({
+        kind: ClientKind.AGENT,
+        clientName: "Kratos bot",
+        owner: "ops",
+        dpopJkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+        grantTypes: ["urn:openid:params:grant-type:ciba"],
+        tokenEndpointAuthMethod: "client_secret_basic",
+        scope: "orders.read",
+        resources: ["https://api.example.com/"],
+      });
+      const basic = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}`;
+      const ask = (hint: string) =>
+        fetch(`${server.issuer}/oauth2/bc-authorize`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
+          body: new URLSearchParams({
+            scope: "orders.read",
+            resource: "https://api.example.com/",
+            login_hint: hint,
+            mandate: JSON.stringify({ expires_in: 3600 }),
+          }),
+        });
+      // The contract's listIdentities example names one identity: the request is addressed to it.
+      const listed = (await (
+        await fetch(`${base}/admin/identities?credentials_identifier=ada%40example.com`)
+      ).json()) as Identity[];
+      const response = await ask("ada@example.com");
+      if (listed.filter((i) => i.state !== "inactive").length === 1) {
+        expect(response.status).toBe(200);
+        expect(await response.json()).toMatchObject({ auth_req_id: expect.any(String), interval: 5 });
+      } else {
+        expect(response.status).toBe(400);
+        expect((await response.json()).error).toBe("unknown_user_id");
+      }
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
 });

@@ -380,7 +380,7 @@ describe.skipIf(!browserAvailable())("asynchronous mandate grant in headless Chr
       .filter({ hasText: "WIDEN" })
       .getAttribute("data-request")) as string;
     await alice.goto(pending(`/${requestId}`));
-    const csrf = await alice.locator('input[name="csrf"]').inputValue();
+    const csrf = await alice.locator('input[name="csrf"]').first().inputValue();
     const refused = await alice.context().request.post(pending(`/${requestId}`), {
       form: { csrf, decision: "approve", "scope.0": "on", "detail.0": "on", "detail.0.max_amount": "500" },
       maxRedirects: 0,

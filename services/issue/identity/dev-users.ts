@@ -103,6 +103,19 @@ export class DevUsers implements IdentityProvider, PasswordLogin {
     return user?.id;
   }
 
+  /** Deletes the session's row (by its id, the cookie value's hash): the cookie opens nothing any more. */
+  async endSession(_req: IncomingMessage, tenant: string, auth: Authentication): Promise<{ clearCookies: string[] }> {
+    if (auth.sessionId) {
+      await this.#store
+        .forTenant(tenant)
+        .db.deleteFrom("oauth_sessions")
+        .where("tenant_id", "=", tenant)
+        .where("id_hash", "=", auth.sessionId)
+        .execute();
+    }
+    return { clearCookies: [SESSION_COOKIE] };
+  }
+
   async session(req: IncomingMessage, tenant: string): Promise<Authentication | undefined> {
     const value = cookies(req).get(SESSION_COOKIE);
     if (!value) return undefined;

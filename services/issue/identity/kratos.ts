@@ -1,10 +1,13 @@
-// Ory Kratos: the production identity provider. Kratos owns login, MFA and sessions; we only ask
-// its public API who the browser is (`/sessions/whoami`, with the browser's cookie) and send
-// browsers to its login flow. One Kratos serves every tenant, so `tenant` plays no part here.
+// Ory Kratos: the production identity provider. Kratos owns login, MFA and sessions; we ask its
+// public API who the browser is (`/sessions/whoami`, with the browser's cookie), send browsers to its
+// login flow and end sessions through its logout flow (sign-out). With its admin API configured
+// (identity.kratos.adminUrl) we also ask whether an account still exists (getIdentity: mandates'
+// revoke_on_account_end) and whom a login_hint names (listIdentities by credentials identifier:
+// CIBA). One Kratos serves every tenant, so `tenant` plays no part here.
 import type { IncomingMessage } from "node:http";
-import { Configuration, FrontendApi, type Session, type SessionAuthenticationMethod } from "@ory/client";
+import { Configuration, FrontendApi, IdentityApi, type Session, type SessionAuthenticationMethod } from "@ory/client";
 import { type Clock, systemClock } from "../../shared/clock.ts";
-import type { Authentication, IdentityProvider, LoginRequest } from "./provider.ts";
+import type { AccountStatus, Authentication, IdentityProvider, LoginRequest } from "./provider.ts";
 
 /** Bounds how long an authorization request waits on Kratos before failing (closed). */
 const TIMEOUT_MS = 10_000;
@@ -13,26 +16,111 @@ export class KratosIdentity implements IdentityProvider {
   readonly kind = "kratos" as const;
   readonly acrValues = ["aal1", "aal2"] as const;
   readonly #frontend: FrontendApi;
+  readonly #admin: IdentityApi | undefined;
   readonly #browserUrl: string;
   readonly #clock: Clock;
+  /** The account of a subject (admin API configured only). */
+  readonly accountStatus?: (tenant: string, subject: string) => Promise<AccountStatus>;
+  /** The identity a login_hint names (admin API configured only). */
+  readonly findUser?: (tenant: string, hint: string) => Promise<string | undefined>;
 
-  constructor(options: { publicUrl: string; browserUrl?: string; fetch?: typeof fetch; clock?: Clock }) {
+  constructor(options: {
+    publicUrl: string;
+    browserUrl?: string | undefined;
+    adminUrl?: string | undefined;
+    fetch?: typeof fetch;
+    clock?: Clock;
+  }) {
     const publicUrl = options.publicUrl.replace(/\/+$/, "");
     this.#browserUrl = (options.browserUrl ?? publicUrl).replace(/\/+$/, "");
     this.#clock = options.clock ?? systemClock;
     // The SDK is axios-based: its fetch adapter takes the (optional) injected fetch. Every status
-    // is let through so that session() alone decides what is "logged out" and what is an outage.
-    this.#frontend = new FrontendApi(
+    // is let through so that each call alone decides what is "absent" and what is an outage.
+    const configuration = (basePath: string) =>
       new Configuration({
-        basePath: publicUrl,
+        basePath,
         baseOptions: {
           adapter: "fetch",
           ...(options.fetch ? { env: { fetch: options.fetch } } : {}),
           timeout: TIMEOUT_MS,
           validateStatus: () => true,
         },
-      }),
+      });
+    this.#frontend = new FrontendApi(configuration(publicUrl));
+    if (options.adminUrl) {
+      this.#admin = new IdentityApi(configuration(options.adminUrl.replace(/\/+$/, "")));
+      this.accountStatus = (_tenant, subject) => this.#accountStatus(subject);
+      this.findUser = (_tenant, hint) => this.#findUser(hint);
+    }
+  }
+
+  /**
+   * getIdentity: "active" or "disabled" (Kratos's state `inactive`) as Kratos says; 404 "deleted".
+   * A subject that is not a UUID is no Kratos identity at all (deleted, without asking). Any other
+   * answer throws: the caller fails closed.
+   */
+  async #accountStatus(subject: string): Promise<AccountStatus> {
+    if (!UUID.test(subject)) return "deleted";
+    const response = await (this.#admin as IdentityApi).getIdentity({ id: subject });
+    if (response.status === 404) return "deleted";
+    const identity = okBody(response, "GET /admin/identities/{id}");
+    if (identity.id !== subject) throw new Error("Kratos answered getIdentity with another identity");
+    if (identity.state === "inactive") return "disabled";
+    if (identity.state === "active" || identity.state === undefined) return "active";
+    throw new Error(`Kratos identity state ${String(identity.state)} is unknown`);
+  }
+
+  /**
+   * The active identity a login_hint names: its id (a UUID, looked up with getIdentity), or a
+   * credentials identifier — email or username, exact match (listIdentities credentials_identifier).
+   * None, several, or only inactive ones: undefined (CIBA's unknown_user_id). Outages throw.
+   */
+  async #findUser(hint: string): Promise<string | undefined> {
+    const admin = this.#admin as IdentityApi;
+    if (UUID.test(hint)) {
+      const response = await admin.getIdentity({ id: hint });
+      if (response.status === 404) return undefined;
+      const identity = okBody(response, "GET /admin/identities/{id}");
+      return identity.id === hint && identity.state !== "inactive" ? identity.id : undefined;
+    }
+    if (hint.length > MAX_HINT) return undefined;
+    const response = await admin.listIdentities({ credentialsIdentifier: hint, pageSize: 2 });
+    const found = okBody(response, "GET /admin/identities");
+    if (!Array.isArray(found)) throw new Error("Kratos answered listIdentities with no list");
+    const active = found.filter((identity) => identity.state !== "inactive");
+    return active.length === 1 ? active[0]?.id : undefined;
+  }
+
+  /**
+   * Sign-out: Kratos's logout flow, run by this server with the browser's cookie (createBrowserLogoutFlow,
+   * then updateLogoutFlow with its token), or performNativeLogout for a session token. Kratos revokes
+   * the session there and then; its own cookie, on Kratos's domain, then opens nothing. A session
+   * Kratos no longer knows (401) is ended already; anything else unexpected throws.
+   */
+  async endSession(req: IncomingMessage, _tenant: string, _auth: Authentication): Promise<{ clearCookies: string[] }> {
+    const token = sessionToken(req);
+    const cookie = req.headers.cookie;
+    if (token && !cookie) {
+      const response = await this.#frontend.performNativeLogout({
+        performNativeLogoutBody: { session_token: token },
+      });
+      if (response.status !== 204 && response.status !== 200 && response.status !== 401 && response.status !== 403)
+        throw new Error(`Kratos DELETE /self-service/logout/api answered HTTP ${response.status}`);
+      return { clearCookies: [] };
+    }
+    const flow = await this.#frontend.createBrowserLogoutFlow({ ...(cookie ? { cookie } : {}) });
+    if (flow.status === 401) return { clearCookies: [] };
+    const { logout_token: logoutToken } = okBody(flow, "GET /self-service/logout/browser");
+    if (typeof logoutToken !== "string" || !logoutToken) throw new Error("Kratos's logout flow has no logout_token");
+    const done = await this.#frontend.updateLogoutFlow(
+      { token: logoutToken, ...(cookie ? { cookie } : {}) },
+      // Kratos answers browsers with a 303 to its return URL: the answer itself says it is done.
+      { maxRedirects: 0 },
     );
+    // 303 to return_to for browsers, 204 for API-style calls: both mean the session is revoked.
+    if (done.status !== 204 && done.status !== 303 && done.status !== 200)
+      throw new Error(`Kratos GET /self-service/logout answered HTTP ${done.status}`);
+    return { clearCookies: [] };
   }
 
   /**
@@ -68,6 +156,17 @@ export class KratosIdentity implements IdentityProvider {
   }
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Longer login_hints name no Kratos identifier (Kratos's own identifiers are far shorter). */
+const MAX_HINT = 512;
+
+/** The body of a 200 answer of Kratos, or an error naming the call (an outage is never an answer). */
+function okBody<T>(response: { status: number; data: T }, call: string): T {
+  if (response.status !== 200 || typeof response.data !== "object" || response.data === null)
+    throw new Error(`Kratos ${call} answered HTTP ${response.status}`);
+  return response.data;
+}
+
 /** A Kratos session token from `X-Session-Token` or `Authorization: Bearer` (non-browser clients). */
 function sessionToken(req: IncomingMessage): string | undefined {
   const header = req.headers["x-session-token"];
@@ -92,7 +191,14 @@ export function authenticationFromSession(session: Session, now: number): Authen
   if (!acr) return undefined;
 
   const amr = amrOf(session.authentication_methods ?? [], acr);
-  return { subject: identity.id, authTime, acr, amr, claims: claims(identity) };
+  return {
+    subject: identity.id,
+    authTime,
+    acr,
+    amr,
+    claims: claims(identity),
+    ...(session.id ? { sessionId: session.id } : {}),
+  };
 }
 
 /** The RFC 8176 amr values the session's authentication methods prove, and "mfa" at aal2. */

@@ -52,6 +52,12 @@ export interface IdentityProvider {
    * human without a browser (OpenID CIBA Core §7.1); absent when the provider cannot look users up.
    */
   findUser?(tenant: string, hint: string): Promise<string | undefined>;
+  /**
+   * Ends the login session `auth` came from (sign-out), at the provider: afterwards session() no
+   * longer finds it. Returns the names of the cookies of ours the browser should drop. Errors
+   * propagate: a session that could not be ended is not reported as ended.
+   */
+  endSession?(req: IncomingMessage, tenant: string, auth: Authentication): Promise<{ clearCookies: string[] }>;
 }
 
 export interface PasswordLogin {

@@ -15,15 +15,26 @@ import { ConnectError } from "../../shared/errors.ts";
 import type { MandateRecord } from "../../shared/mandates/mandate-store.ts";
 import type { Params } from "../oauth/http.ts";
 import { type AgentFacts, describeMandate } from "./describe.ts";
-import { checkedMandate, type MandateDeps } from "./grant.ts";
+import { checkedMandate, type GrantContext, type MandateDeps } from "./grant.ts";
 import { type AuthorizationDetail, type MandateBounds, narrowerOrEqual } from "./narrowing.ts";
-import { type MandateAsk, mandateMessage } from "./oauth-request.ts";
+import { type MandateAsk, mandateMessage, type RevocationAsk } from "./oauth-request.ts";
 
 /** Detail fields shown as checkboxes (narrowed by unchecking); see narrowing.ts COMMON_RULES. */
 export const LIST_FIELDS = ["actions", "datasets", "datatypes", "privileges", "identifiers", "locations"];
 
 /** Why an approval was refused: shown to the human on the page again. */
 export class ApprovalRefused extends Error {}
+
+/**
+ * The revocation policy the form approves: what the agent asked for, plus what the human added
+ * (checkboxes revoke_on_session_end, revoke_on_account_end). Never less: ending sooner only narrows.
+ */
+export function approvedRevocation(form: Params, ask: MandateAsk): RevocationAsk {
+  return {
+    onSessionEnd: ask.revocation?.onSessionEnd === true || form.get("revoke_on_session_end") !== undefined,
+    onAccountEnd: ask.revocation?.onAccountEnd === true || form.get("revoke_on_account_end") !== undefined,
+  };
+}
 
 /** The bounds the form approves; ApprovalRefused when a value is not a number, a time, or widens the ask. */
 export function approvedBounds(form: Params, ask: MandateAsk, now: number): MandateBounds {
@@ -93,12 +104,21 @@ function keptEntries(form: Params, name: string, values: unknown[], none: string
 export async function approvedMandate(
   deps: MandateDeps,
   tenant: string,
-  input: { principal: string; agent: AgentFacts; approved: MandateBounds; ask: MandateAsk },
+  input: {
+    principal: string;
+    agent: AgentFacts;
+    approved: MandateBounds;
+    ask: MandateAsk;
+    /** The approved revocation policy (approvedRevocation); none when absent. */
+    revocation?: RevocationAsk | undefined;
+  },
   method: "interactive" | "asynchronous",
+  /** The login session the human approves in (revoke_on_session_end ends the mandate with it). */
+  context: GrantContext = {},
 ): Promise<{ record: MandateRecord; actor: Actor }> {
-  const { principal, agent, approved, ask } = input;
+  const { principal, agent, approved, ask, revocation } = input;
   const actor: Actor = { by: { sub: principal } };
-  const text = describeMandate(approved, agent).text;
+  const text = describeMandate(approved, agent, { revocation }).text;
   const message = mandateMessage(principal, agent.id, {
     scopes: approved.scopes,
     resources: approved.resources,
@@ -110,9 +130,12 @@ export async function approvedMandate(
     usageLimits: approved.usageLimits,
     maxDelegationDepth: approved.maxDelegationDepth,
     mayAct: [...approved.mayAct],
+    revokeOnSessionEnd: revocation?.onSessionEnd,
+    revokeOnAccountEnd: revocation?.onAccountEnd,
   });
   try {
-    const record = await checkedMandate(deps, tenant, message, actor, { approvedBy: { sub: principal }, method, text });
+    const consent = { approvedBy: { sub: principal }, method, text };
+    const record = await checkedMandate(deps, tenant, message, actor, consent, context);
     return { record, actor };
   } catch (error) {
     // The grant's own checks (the agent may no longer hold a scope...): shown, never a server error.

@@ -9,6 +9,7 @@
 // `revokeForSessionEnd` where a session ends (sign-out).
 import type { Clock } from "../../shared/clock.ts";
 import { MandateStore, type RevokedMandate } from "../../shared/mandates/mandate-store.ts";
+import type { RevocationIndex } from "../../shared/oauth/revocations.ts";
 import type { Store } from "../../shared/store/store.ts";
 import type { AccountStatus, IdentityProvider } from "../identity/provider.ts";
 import { revokeWithin } from "./revoke.ts";
@@ -16,10 +17,15 @@ import { revokeWithin } from "./revoke.ts";
 /** Mandates of one principal read per step. */
 const BATCH = 200;
 
-export interface AutoRevokeDeps {
+export interface AutoRevokeDeps extends SessionEndDeps {
+  identity: Pick<IdentityProvider, "accountStatus">;
+}
+
+export interface SessionEndDeps {
   store: Store;
   clock: Clock;
-  identity: Pick<IdentityProvider, "accountStatus">;
+  /** Told after the revocations commit: this replica refuses at once, the others hear it (Redis). */
+  revocations?: Pick<RevocationIndex, "published"> | undefined;
 }
 
 /**
@@ -55,18 +61,19 @@ export async function autoRevokeIfPrincipalGone(
     }
     return done;
   });
+  if (revoked.length > 0) await deps.revocations?.published(tenant);
   return { status, revoked };
 }
 
 /** Revokes the mandates that end with login session `sessionId`; returns what it revoked. */
 export async function revokeForSessionEnd(
-  deps: { store: Store; clock: Clock },
+  deps: SessionEndDeps,
   tenant: string,
   sessionId: string,
 ): Promise<RevokedMandate[]> {
   const now = deps.clock.now();
   const scoped = deps.store.forTenant(tenant);
-  return scoped.transaction(async (tx) => {
+  const revoked = await scoped.transaction(async (tx) => {
     const ending = await scoped.use(MandateStore, tx).bySession(sessionId);
     const done: RevokedMandate[] = [];
     for (const mandate of ending) {
@@ -83,4 +90,6 @@ export async function revokeForSessionEnd(
     }
     return done;
   });
+  if (revoked.length > 0) await deps.revocations?.published(tenant);
+  return revoked;
 }

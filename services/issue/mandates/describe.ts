@@ -44,14 +44,18 @@ const HEADINGS: Record<SectionId, string> = {
 export function describeMandate(
   mandate: MandateBounds,
   agent: AgentFacts,
-  options: { principal?: string | undefined } = {},
+  options: {
+    principal?: string | undefined;
+    /** When it ends on its own besides its expiry (the revocation policy): said under "When". */
+    revocation?: { onSessionEnd?: boolean | undefined; onAccountEnd?: boolean | undefined } | undefined;
+  } = {},
 ): MandateDescription {
   const sections: DescribedSection[] = [
     section("agent", agentLines(agent, options.principal)),
     section("actions", [...mandate.scopes.map(scopeLine), ...mandate.authorizationDetails.map(detailLine)]),
     section("resources", resourceLines(mandate.resources)),
     section("limits", limitLines(mandate.usageLimits)),
-    section("validity", validityLines(mandate)),
+    section("validity", [...validityLines(mandate), ...revocationLines(options.revocation)]),
     section("delegation", delegationLines(mandate)),
   ];
   const text = sections.map((s) => [`${s.heading}:`, ...s.lines.map((l) => `- ${l}`)].join("\n")).join("\n");
@@ -171,6 +175,21 @@ function validityLines(m: MandateBounds): string[] {
       ? "Each access token it obtains lasts the server's usual lifetime at most."
       : `Each access token it obtains lasts at most ${periodWords(m.maxTokenTtlMs)}.`,
   ];
+}
+
+/** The revocation policy in words: nothing when there is none. */
+export function revocationLines(
+  policy: { onSessionEnd?: boolean | undefined; onAccountEnd?: boolean | undefined } | undefined,
+): string[] {
+  return [...(policy?.onSessionEnd ? [SESSION_END_WORDS] : []), ...(policy?.onAccountEnd ? [ACCOUNT_END_WORDS] : [])];
+}
+
+export const SESSION_END_WORDS = "It ends when you sign out of the session in which it was approved.";
+export const ACCOUNT_END_WORDS = "It ends if your account is deleted or disabled.";
+
+/** A stored mandate's revocation policy, as describeMandate takes it. */
+export function revocationOf(m: { revokeOnAccountEnd?: boolean | undefined; sessionId?: string | null | undefined }) {
+  return { onSessionEnd: Boolean(m.sessionId), onAccountEnd: m.revokeOnAccountEnd === true };
 }
 
 function delegationLines(m: MandateBounds): string[] {

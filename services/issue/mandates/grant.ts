@@ -15,6 +15,7 @@ import {
   type MandateRecord,
   MandateStore,
 } from "../../shared/mandates/mandate-store.ts";
+import type { RevocationIndex } from "../../shared/oauth/revocations.ts";
 import type { SigningClient } from "../../shared/signing.ts";
 import type { Store, TenantStore, TenantTransaction } from "../../shared/store/store.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
@@ -32,6 +33,8 @@ export interface MandateDeps {
   /** Signs the consent receipt of every grant (receipts.ts). */
   signing: SigningClient;
   config: { publicBaseUrl: string };
+  /** Told after an amendment commits (it revokes the version it supersedes): replicas refuse at once. */
+  revocations?: Pick<RevocationIndex, "published"> | undefined;
 }
 
 /** What an interactive grant knows of its circumstances. */
@@ -57,6 +60,7 @@ export async function grantMandate(
   const scoped = deps.store.forTenant(tenant);
   const record = await checkedMandate(deps, tenant, input, actor, consent, context);
   await scoped.transaction((tx) => recordMandate(scoped, tx, record, actor));
+  if (record.supersedes) await deps.revocations?.published(tenant);
   return record;
 }
 

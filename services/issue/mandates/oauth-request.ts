@@ -7,7 +7,10 @@
 // The `mandate` object (every member optional except an end: `expires_in` or `expire_time`):
 //   expires_in (seconds) | expire_time (RFC 3339), not_before (RFC 3339), max_token_lifetime
 //   (seconds), usage_limits [{meter, maximum, period (seconds; absent: the whole life)}],
-//   max_delegation_depth, may_act [agent client ids], resources [RFC 8707 URIs].
+//   max_delegation_depth, may_act [agent client ids], resources [RFC 8707 URIs],
+//   revoke_on_session_end, revoke_on_account_end (booleans: the mandate ends when the login session
+//   it is approved in ends, or when the human's account is deleted or disabled). The human may add
+//   either when approving, never take away one the agent asked for (revoking more only narrows).
 // Unknown members are refused: a bound the server does not understand must not be silently dropped.
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -40,6 +43,8 @@ const MANDATE_MEMBERS = new Set([
   "max_delegation_depth",
   "may_act",
   "resources",
+  "revoke_on_session_end",
+  "revoke_on_account_end",
 ]);
 /** Placeholder principal while nobody has approved yet: the request's fields are checked without one. */
 const NOBODY_YET = "(the approving human)";
@@ -49,6 +54,14 @@ export interface MandateAsk {
   bounds: MandateBounds;
   /** Whether `not_before` was asked for (else the mandate starts when approved). */
   notBeforeAsked: boolean;
+  /** The revocation policy asked for (absent in asks stored before it existed: none). */
+  revocation?: RevocationAsk | undefined;
+}
+
+/** When the mandate ends on its own, besides its expiry (Mandate.revocation_policy). */
+export interface RevocationAsk {
+  onSessionEnd: boolean;
+  onAccountEnd: boolean;
 }
 
 /** Whether the request asks for a mandate at all. */
@@ -94,7 +107,11 @@ export async function mandateAsk(
       throw new InvalidRequest(`mandate.may_act[${i}]: no agent "${other}" in this tenant`);
     }
   }
-  return { bounds: checked.value.bounds, notBeforeAsked: ask.notBefore !== undefined };
+  return {
+    bounds: checked.value.bounds,
+    notBeforeAsked: ask.notBefore !== undefined,
+    revocation: { onSessionEnd: ask.revokeOnSessionEnd === true, onAccountEnd: ask.revokeOnAccountEnd === true },
+  };
 }
 
 /** The OAuth error for a violation of field `field` (RFC 9396 §5, RFC 6749 §5.2, RFC 8707 §2). */
@@ -133,6 +150,8 @@ interface AskedBounds {
   maxDelegationDepth: number;
   mayAct: string[];
   resources: string[];
+  revokeOnSessionEnd?: boolean | undefined;
+  revokeOnAccountEnd?: boolean | undefined;
 }
 
 function parseMandateParam(text: string | undefined, now: number): AskedBounds {
@@ -167,6 +186,8 @@ function parseMandateParam(text: string | undefined, now: number): AskedBounds {
     maxDelegationDepth: wholeNumber(m.max_delegation_depth, "max_delegation_depth") ?? 0,
     mayAct: strings(m.may_act, "may_act"),
     resources: strings(m.resources, "resources"),
+    revokeOnSessionEnd: flag(m.revoke_on_session_end, "revoke_on_session_end"),
+    revokeOnAccountEnd: flag(m.revoke_on_account_end, "revoke_on_account_end"),
   };
 }
 
@@ -197,6 +218,14 @@ export function mandateMessage(
     })),
     maxDelegationDepth: asked.maxDelegationDepth,
     mayAct: [...asked.mayAct],
+    ...(asked.revokeOnSessionEnd || asked.revokeOnAccountEnd
+      ? {
+          revocationPolicy: {
+            revokeOnSessionEnd: asked.revokeOnSessionEnd === true,
+            revokeOnAccountEnd: asked.revokeOnAccountEnd === true,
+          },
+        }
+      : {}),
   });
 }
 
@@ -218,6 +247,12 @@ function seconds(value: unknown, field: string): number | undefined {
     throw new InvalidRequest(`mandate.${field} must be a positive number of seconds`);
   }
   return value * 1000;
+}
+
+function flag(value: unknown, field: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "boolean") throw new InvalidRequest(`mandate.${field} must be true or false`);
+  return value;
 }
 
 function wholeNumber(value: unknown, field: string): number | undefined {

@@ -30,6 +30,7 @@ import { consentEndpoint } from "./endpoints/consent.ts";
 import { authorizationServerMetadata } from "./endpoints/discovery.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { loginEndpoint, resumeEndpoint } from "./endpoints/login.ts";
+import { logoutEndpoint } from "./endpoints/logout.ts";
 import { myMandateEndpoint, myMandatesEndpoint, myMandatesLoginEndpoint } from "./endpoints/my-mandates.ts";
 import { pushedAuthorizationRequestEndpoint } from "./endpoints/par.ts";
 import { pendingMandateEndpoint, pendingMandatesEndpoint } from "./endpoints/pending-mandates.ts";
@@ -164,6 +165,8 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audi
     "/mandates/*": { GET: myMandateEndpoint, POST: myMandateEndpoint },
     "/mandates/pending": { GET: pendingMandatesEndpoint },
     "/mandates/pending/*": { GET: pendingMandateEndpoint, POST: pendingMandateEndpoint },
+    // Sign-out: ends the login session and the mandates granted to end with it.
+    "/logout": { POST: logoutEndpoint },
     // OpenID CIBA Core §7: an agent asks a human for a mandate without a browser.
     "/oauth2/bc-authorize": { POST: (visit) => backchannelAuthenticationEndpoint(visit, auth) },
     "/oauth2/introspect": { POST: (visit) => introspectionEndpoint(visit, auth, inspector) },
@@ -287,7 +290,12 @@ function identityProvider({ config, store, clock }: ServiceDeps): IdentityProvid
   const { kratos } = config.identity;
   if (config.identity.provider === "kratos") {
     // Config validation guarantees publicUrl for the kratos provider.
-    return new KratosIdentity({ publicUrl: kratos.publicUrl as string, browserUrl: kratos.browserUrl, clock });
+    return new KratosIdentity({
+      publicUrl: kratos.publicUrl as string,
+      browserUrl: kratos.browserUrl,
+      adminUrl: kratos.adminUrl,
+      clock,
+    });
   }
   return new DevUsers({
     users: config.identity.devUsers,

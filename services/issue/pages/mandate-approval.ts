@@ -5,7 +5,16 @@
 // has a label, the order is the reading order, and the buttons are real buttons: keyboard only works.
 import type { AuthorizationDetail, MandateBounds } from "../../shared/mandates/mandate-store.ts";
 import { LIST_FIELDS, minuteOf } from "../mandates/approval.ts";
-import { detailLine, limitLine, type MandateDescription, money, scopeLine } from "../mandates/describe.ts";
+import {
+  ACCOUNT_END_WORDS,
+  detailLine,
+  limitLine,
+  type MandateDescription,
+  money,
+  SESSION_END_WORDS,
+  scopeLine,
+} from "../mandates/describe.ts";
+import type { RevocationAsk } from "../mandates/oauth-request.ts";
 import { type Html, html } from "./layout.ts";
 
 export interface MandateApprovalOptions {
@@ -16,6 +25,8 @@ export interface MandateApprovalOptions {
   userName: string;
   description: MandateDescription;
   asked: MandateBounds;
+  /** The revocation policy the agent asked for: kept; the human may add the rest. */
+  revocation?: RevocationAsk | undefined;
   /** CIBA binding_message: shown so the human can match it with what the agent's device shows. */
   bindingMessage?: string | undefined;
   error?: string | undefined;
@@ -46,6 +57,7 @@ ${
 }
 </fieldset>
 ${delegation(asked)}
+${ending(o.revocation)}
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>
 <button class="secondary" type="submit" name="decision" value="deny">Deny</button>
 </form>`;
@@ -90,6 +102,14 @@ function limits(asked: MandateBounds): Html {
   if (asked.usageLimits.length === 0) return html``;
   return html`<fieldset><legend>Limits</legend>
 ${asked.usageLimits.map((limit, i) => numberInput(`limit.${i}`, `${limitLine(limit)}: at most`, limit.maximum, "any", "0"))}
+</fieldset>`;
+}
+
+/** Ending it sooner: what the agent asked for is said (and kept); the rest the human may add. */
+function ending(asked: RevocationAsk | undefined): Html {
+  return html`<fieldset><legend>Ending it</legend>
+${asked?.onSessionEnd ? html`<p>${SESSION_END_WORDS} (The agent asked for this.)</p>` : checkbox("revoke_on_session_end", "End it when I sign out of this session", false)}
+${asked?.onAccountEnd ? html`<p>${ACCOUNT_END_WORDS} (The agent asked for this.)</p>` : checkbox("revoke_on_account_end", "End it if my account is deleted or disabled", false)}
 </fieldset>`;
 }
 

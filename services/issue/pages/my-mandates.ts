@@ -29,9 +29,36 @@ const STATE_WORDS: Record<MandateState, string> = {
 
 const agentName = (agent: AgentFacts) => agent.name || agent.id;
 
+/** Where the sign-out button posts, and the CSRF token it carries. */
+export interface SignOut {
+  action: string;
+  csrf: string;
+}
+
+/** The sign-out button (a POST with the CSRF token: a link could be followed by anyone's page). */
+export function signOutForm(signOut: SignOut | undefined): Html {
+  if (!signOut) return html``;
+  return html`<form class="sign-out" method="post" action="${signOut.action}">
+<input type="hidden" name="csrf" value="${signOut.csrf}">
+<button class="secondary" type="submit">Sign out</button>
+</form>`;
+}
+
+/** After signing out: what ended with the session. */
+export function signedOutPage(options: { base: string; revoked: number }): Html {
+  return html`<h1>Signed out</h1>
+<p role="status">You are signed out.${
+    options.revoked > 0
+      ? html` ${options.revoked === 1 ? "One mandate" : `${options.revoked} mandates`} you had given to end with this session ${options.revoked === 1 ? "was" : "were"} revoked, with every mandate passed on from ${options.revoked === 1 ? "it" : "them"}.`
+      : ""
+  }</p>
+<p><a href="${options.base}">Sign in again</a></p>`;
+}
+
 export function mandatesPage(options: {
   base: string;
   user: string;
+  signOut?: SignOut | undefined;
   roots: MandateRow[];
   revoked?: string | undefined;
   now: number;
@@ -42,6 +69,7 @@ export function mandatesPage(options: {
   const pending = options.pending ?? 0;
   return html`<h1>My mandates</h1>
 <p>Signed in as <strong>${options.user}</strong>. These agents may act for you, within the bounds you gave them.</p>
+${signOutForm(options.signOut)}
 <p class="pending"><a href="${options.base}/pending">Requests waiting for your approval</a>${pending > 0 ? html` <strong>(${pending})</strong>` : html` <span class="muted">(none)</span>`}</p>
 ${options.revoked ? html`<p class="notice" role="status">Mandate <code>${options.revoked}</code> and every mandate derived from it are revoked.</p>` : ""}
 ${

@@ -7,6 +7,7 @@ import { when } from "../mandates/describe.ts";
 import type { MandateRequest } from "../mandates/request-store.ts";
 import { type Html, html } from "./layout.ts";
 import { mandateApprovalForm } from "./mandate-approval.ts";
+import { type SignOut, signOutForm } from "./my-mandates.ts";
 
 export interface PendingRow {
   request: MandateRequest;
@@ -19,6 +20,7 @@ const agentName = (agent: AgentFacts) => agent.name || agent.id;
 export function pendingListPage(options: {
   base: string;
   user: string;
+  signOut?: SignOut | undefined;
   rows: PendingRow[];
   /** The mandate just granted, or "denied" after a denial: said once, as a status. */
   notice?: { approved: string } | { denied: true } | undefined;
@@ -26,6 +28,7 @@ export function pendingListPage(options: {
   const { notice } = options;
   return html`<h1>Requests waiting for you</h1>
 <p>Signed in as <strong>${options.user}</strong>. These agents ask you for a mandate; nothing happens until you approve.</p>
+${signOutForm(options.signOut)}
 ${
   notice && "approved" in notice
     ? html`<p class="notice" role="status">You gave mandate <code>${notice.approved}</code>. The agent receives it when it next asks.</p>`
@@ -55,6 +58,7 @@ ${r.bindingMessage ? html`<p>The agent shows this code: <strong>${r.bindingMessa
 export function pendingRequestPage(options: {
   base: string;
   user: string;
+  signOut?: SignOut | undefined;
   row: PendingRow;
   csrf: string;
   error?: string | undefined;
@@ -72,9 +76,11 @@ ${mandateApprovalForm({
   userName: options.user,
   description: row.description,
   asked: r.ask.bounds,
+  revocation: r.ask.revocation,
   bindingMessage: r.bindingMessage ?? undefined,
   error: options.error,
 })}
 <p class="muted">You can revoke a mandate at any time; every token obtained from it stops working.</p>
-<p><a href="${options.base}/pending">Back to the requests</a></p>`;
+<p><a href="${options.base}/pending">Back to the requests</a></p>
+${signOutForm(options.signOut)}`;
 }

@@ -53,10 +53,10 @@ export function backchannelUrl(urls: TenantUrls): string {
 
 /**
  * Whether this deployment offers backchannel requests: only with an identity provider that can
- * resolve login_hint to a user (dev users; Kratos would need its admin API, which Mandate does not use).
+ * resolve login_hint to a user (dev users; Kratos when its admin API is configured).
  */
 export function backchannelOffered(config: Config): boolean {
-  return config.identity.provider === "dev";
+  return config.identity.provider === "dev" || config.identity.kratos.adminUrl !== undefined;
 }
 
 /** POST /oauth2/bc-authorize (CIBA Core §7.1). */

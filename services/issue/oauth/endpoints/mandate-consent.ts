@@ -8,7 +8,7 @@ import { consentDenied } from "../../../shared/audit-events.ts";
 import { opaqueHandle } from "../../../shared/oauth/handles.ts";
 import type { RegisteredClient } from "../../clients/metadata.ts";
 import type { Authentication } from "../../identity/provider.ts";
-import { ApprovalRefused, approvedBounds, approvedMandate } from "../../mandates/approval.ts";
+import { ApprovalRefused, approvedBounds, approvedMandate, approvedRevocation } from "../../mandates/approval.ts";
 import { type AgentFacts, describeMandate } from "../../mandates/describe.ts";
 import { type MandateDeps, recordMandate } from "../../mandates/grant.ts";
 import { cspSource, html, sendPage } from "../../pages/layout.ts";
@@ -57,8 +57,9 @@ ${mandateApprovalForm({
   hidden: { interaction: id, csrf: interaction.csrf },
   heading: "What you would allow",
   userName: String(auth.claims.name ?? auth.claims.preferred_username ?? auth.subject),
-  description: describeMandate(asked, agent),
+  description: describeMandate(asked, agent, { revocation: request.mandate?.revocation }),
   asked,
+  revocation: request.mandate?.revocation,
   error,
 })}
 <p class="muted">You can revoke a mandate at any time; every token obtained from it stops working.</p>`;
@@ -89,8 +90,11 @@ export async function decideMandate(
   try {
     const approved = approvedBounds(form, ask, now);
     const client = await services.clients.resolve(urls.tenant, request.clientId).catch(() => undefined);
-    const input = { principal: auth.subject, agent: agentFacts(client, request.clientId), approved, ask };
-    granted = await approvedMandate(mandateDeps(visit), urls.tenant, input, "interactive");
+    const revocation = approvedRevocation(form, ask);
+    const input = { principal: auth.subject, agent: agentFacts(client, request.clientId), approved, ask, revocation };
+    granted = await approvedMandate(mandateDeps(visit), urls.tenant, input, "interactive", {
+      sessionId: auth.sessionId,
+    });
   } catch (error) {
     if (error instanceof ApprovalRefused) return showMandateConsent(visit, id, interaction, auth, error.message);
     throw error;

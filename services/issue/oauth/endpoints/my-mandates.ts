@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { currentState, type MandateRecord, MandateStore } from "../../../shared/mandates/mandate-store.ts";
 import type { Authentication } from "../../identity/provider.ts";
-import { type AgentFacts, describeMandate } from "../../mandates/describe.ts";
+import { type AgentFacts, describeMandate, revocationOf } from "../../mandates/describe.ts";
 import { type ReceiptBundle, ReceiptNotReady, receiptBundle } from "../../mandates/receipts.ts";
 import { MandateRequestStore } from "../../mandates/request-store.ts";
 import { revokeMandate } from "../../mandates/revoke.ts";
@@ -23,6 +23,7 @@ import {
   mandatesPage,
   notFoundPage,
   revokeConfirmPage,
+  type SignOut,
 } from "../../pages/my-mandates.ts";
 import { sameSecret, setCookie, type Visit } from "../browser.ts";
 import { cookies, queryParams, readForm, redirect } from "../http.ts";
@@ -70,6 +71,11 @@ export function refuseCsrf(visit: Visit): void {
       pageUrl(visit),
     ),
   );
+}
+
+/** The sign-out button of the signed-in pages: POST /logout with this browser's CSRF token. */
+export function signOutOf(visit: Visit): SignOut {
+  return { action: `${visit.urls.issuer}/logout`, csrf: csrfToken(visit) };
 }
 
 /** A page to return to after signing in, when it is one of RETURN_PATHS. */
@@ -134,7 +140,7 @@ export async function myMandatesEndpoint(visit: Visit): Promise<void> {
         mandate: m,
         state: currentState(m, now, lifetime.get(m.id)),
         agent: agents.get(m.agent) ?? { id: m.agent },
-        description: describeMandate(m, agents.get(m.agent) ?? { id: m.agent }),
+        description: describeMandate(m, agents.get(m.agent) ?? { id: m.agent }, { revocation: revocationOf(m) }),
         usage: usage.get(m.id) ?? [],
         children: [],
       },
@@ -151,6 +157,7 @@ export async function myMandatesEndpoint(visit: Visit): Promise<void> {
   const body = mandatesPage({
     pending: pending.length,
     base: pageUrl(visit),
+    signOut: signOutOf(visit),
     user: String(auth.claims.name ?? auth.claims.preferred_username ?? auth.subject),
     roots,
     revoked: notice && rows.has(notice) ? notice : undefined,
@@ -207,7 +214,8 @@ export async function myMandateEndpoint(visit: Visit): Promise<void> {
   if (!csrfValid(visit, form.get("csrf"))) return refuseCsrf(visit);
   const reason = (form.get("reason") ?? "").trim().slice(0, REASON_MAX);
   await revokeMandate(
-    visit.services,
+    // Told after commit: this replica refuses at once, the others by notification (Redis when set).
+    { ...visit.services, revocations: visit.services.inspector },
     visit.urls.tenant,
     mandate.id,
     reason ? `revoked by the principal: ${reason}` : "revoked by the principal",

@@ -11,7 +11,7 @@
 // either at its next poll (grants/ciba.ts).
 import { mandateRequestDenied } from "../../../shared/audit-events.ts";
 import type { Authentication } from "../../identity/provider.ts";
-import { ApprovalRefused, approvedBounds, approvedMandate } from "../../mandates/approval.ts";
+import { ApprovalRefused, approvedBounds, approvedMandate, approvedRevocation } from "../../mandates/approval.ts";
 import { describeMandate } from "../../mandates/describe.ts";
 import { recordMandate } from "../../mandates/grant.ts";
 import { type MandateRequest, MandateRequestStore, type RequestApproval } from "../../mandates/request-store.ts";
@@ -21,7 +21,16 @@ import { type PendingRow, pendingListPage, pendingRequestPage } from "../../page
 import type { Visit } from "../browser.ts";
 import { type Params, queryParams, readForm, redirect } from "../http.ts";
 import { mandateDeps } from "./mandate-consent.ts";
-import { agentFactsOf, csrfToken, csrfValid, human, pageUrl, refuseCsrf, refuseMethod } from "./my-mandates.ts";
+import {
+  agentFactsOf,
+  csrfToken,
+  csrfValid,
+  human,
+  pageUrl,
+  refuseCsrf,
+  refuseMethod,
+  signOutOf,
+} from "./my-mandates.ts";
 
 const REQUEST_PATH = /^\/t\/[a-z0-9-]+\/mandates\/pending\/(mrq_[A-Za-z0-9_-]{1,64})$/;
 /** Requests shown at once (the oldest first). */
@@ -34,7 +43,11 @@ const userName = (auth: Authentication) => String(auth.claims.name ?? auth.claim
 
 async function rowOf(visit: Visit, request: MandateRequest): Promise<PendingRow> {
   const agent = await agentFactsOf(visit.services, visit.urls.tenant, request.clientId);
-  return { request, agent, description: describeMandate(request.ask.bounds, agent) };
+  return {
+    request,
+    agent,
+    description: describeMandate(request.ask.bounds, agent, { revocation: request.ask.revocation }),
+  };
 }
 
 /** GET /mandates/pending: the requests waiting for this human. */
@@ -53,7 +66,7 @@ export async function pendingMandatesEndpoint(visit: Visit): Promise<void> {
       : query.get("denied") !== undefined
         ? { denied: true as const }
         : undefined;
-  const body = pendingListPage({ base: pageUrl(visit), user: userName(auth), rows, notice });
+  const body = pendingListPage({ base: pageUrl(visit), user: userName(auth), rows, notice, signOut: signOutOf(visit) });
   sendPage(visit.res, 200, "Requests waiting for you", body);
 }
 
@@ -102,8 +115,10 @@ async function approve(visit: Visit, request: MandateRequest, auth: Authenticati
     // The form read back and checked against the ask: never wider (approval.ts).
     const approved = approvedBounds(form, ask, now);
     const agent = await agentFactsOf(services, urls.tenant, request.clientId);
-    const input = { principal: auth.subject, agent, approved, ask };
-    granted = await approvedMandate(mandateDeps(visit), urls.tenant, input, "asynchronous");
+    const input = { principal: auth.subject, agent, approved, ask, revocation: approvedRevocation(form, ask) };
+    granted = await approvedMandate(mandateDeps(visit), urls.tenant, input, "asynchronous", {
+      sessionId: auth.sessionId,
+    });
   } catch (error) {
     if (error instanceof ApprovalRefused) return showRequest(visit, request, auth, error.message);
     throw error;
@@ -141,6 +156,7 @@ async function showRequest(visit: Visit, request: MandateRequest, auth: Authenti
     user: userName(auth),
     row: await rowOf(visit, request),
     csrf: csrfToken(visit),
+    signOut: signOutOf(visit),
     error,
   });
   sendPage(visit.res, error ? 400 : 200, "Give a mandate", body);

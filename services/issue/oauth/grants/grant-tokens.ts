@@ -150,10 +150,13 @@ export async function revokeCompromisedGrant(
 ): Promise<void> {
   const { services, client, urls, now } = context;
   const scoped = services.store.forTenant(urls.tenant);
-  await scoped.transaction(async (tx) => {
+  const revoked = await scoped.transaction(async (tx) => {
     const grants = scoped.use(GrantStore, tx);
     const id = await grantId(grants);
-    if (!id || !(await grants.revokeGrant(id, now))) return;
+    if (!id || !(await grants.revokeGrant(id, now))) return false;
     await scoped.recordEvent(tx, grantRevoked(id, client.clientId, reason), now);
+    return true;
   });
+  // Its access tokens are in the revocation log: this replica refuses them now, the others are told.
+  if (revoked) await services.inspector.published(urls.tenant);
 }

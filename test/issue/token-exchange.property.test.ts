@@ -3,7 +3,8 @@
 // sub-delegations with random narrowing requests, some of them widening. For every answer:
 //   · a widening (scope, audience, authorization details — in that order, the order the server
 //     checks) is refused with the error of its dimension; a sub-delegation past the depth or to an
-//     agent may_act does not name is invalid_grant; everything else is granted (nothing valid refused);
+//     agent may_act does not name is invalid_request (RFC 8693 §2.2.2); everything else is granted
+//     (nothing valid refused);
 //   · every token is within its mandate in every dimension — scope, aud, authorization_details
 //     (RFC 9396 per-type rules), exp (≤ the expiry and the max_token_ttl of every mandate of the
 //     chain), depth (a sub-mandate allows one hop less) — and within what was asked;
@@ -427,7 +428,7 @@ async function subDelegation(
   });
   const notForThem = bound.depth < 1 || (bound.mayAct.length > 0 && !bound.mayAct.includes(to.clientId));
   const widening = expectedWidening(request, bound, widens);
-  const expected = notForThem ? "invalid_grant" : widening;
+  const expected = notForThem ? "invalid_request" : widening;
   const answer = await answered(await post(subject.holder, TOKEN_EXCHANGE, body), expected, {
     request,
     bound,

@@ -5,8 +5,10 @@
 // mandate_id; sub-delegation with an actor token; the issued token's claims (sub, nested act,
 // client_id, mandate_id, aud, scope, authorization_details, exp, cnf.jkt); a refusal per widened
 // dimension and per check (wrong agent, wrong actor, expired and not-yet-valid mandates, depth,
-// other tenant, revoked parent, the `tokens` limit, unsupported token types, DPoP); refresh tokens
-// bound to the key and the mandate, refused once it is revoked; the audit event with the actor chain.
+// other tenant, revoked parent, the `tokens` limit, unsupported token types, DPoP) — invalid_request
+// for every unacceptable subject, actor or mandate (RFC 8693 §2.2.2), over gRPC INVALID_ARGUMENT or
+// FAILED_PRECONDITION with the condition; refresh tokens bound to the key and the mandate, refused
+// once it is revoked (invalid_grant, RFC 6749 §5.2); the audit event with the actor chain.
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -15,7 +17,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { calculateJwkThumbprint, exportJWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit, type AuditEvent } from "../../gen/mandate/v1/audit_pb.js";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
@@ -325,7 +327,7 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
     const other = await refused(
       await exchange(agentB, { subject_token: first.tokens.access_token, subject_token_type: ACCESS_TYPE }),
     );
-    expect(other).toMatchObject({ error: "invalid_grant" });
+    expect(other).toMatchObject({ error: "invalid_request" });
     expect(other.error_description).toContain("issued to another client");
   });
 
@@ -347,18 +349,18 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
     const notHers = await refused(
       await exchange(agentA, { subject_token: aliceToken, subject_token_type: ACCESS_TYPE, mandate_id: bobs }),
     );
-    expect(notHers.error).toBe("invalid_grant");
+    expect(notHers.error).toBe("invalid_request");
     expect(notHers.error_description).toContain("not the principal");
   });
 
   it("refuses a mandate of another agent, of another tenant, unknown, and a token of another tenant", async () => {
     const mandateId = await grant(agentA);
     const wrongAgent = await refused(await exchange(agentB, ofMandate(mandateId)));
-    expect(wrongAgent.error).toBe("invalid_grant");
+    expect(wrongAgent.error).toBe("invalid_request");
     expect(wrongAgent.error_description).toContain("granted to another agent");
     const unknown = await refused(await exchange(agentA, ofMandate("mdt_nothing")));
     expect(unknown).toMatchObject({
-      error: "invalid_grant",
+      error: "invalid_request",
       error_description: 'no mandate "mdt_nothing" in this tenant',
     });
 
@@ -368,7 +370,7 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
       mandate: { ...mandateOf(acmeAgent), mayAct: [] },
     });
     const otherTenant = await refused(await exchange(agentA, ofMandate(mandate?.id as string)));
-    expect(otherTenant.error).toBe("invalid_grant");
+    expect(otherTenant.error).toBe("invalid_request");
     // A token of acme's issuer presented at demo's.
     const acmeResponse = await fetch(`${server.base}/t/acme/oauth2/token`, {
       method: "POST",
@@ -407,7 +409,7 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
       await exchange(agentA, { subject_token: acmeToken, subject_token_type: ACCESS_TYPE, mandate_id: mandateId }),
     );
     expect(foreign).toMatchObject({
-      error: "invalid_grant",
+      error: "invalid_request",
       error_description: "the subject token was not issued by this tenant's issuer",
     });
   });
@@ -416,21 +418,24 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
     const ending = await grant(agentA, { expireTime: timestampFromMs(Date.now() + 1500) });
     const later = await grant(agentA, { notBefore: timestampFromMs(Date.now() + 3_600_000) });
     const notYet = await refused(await exchange(agentA, ofMandate(later)));
-    expect(notYet.error).toBe("invalid_grant");
+    expect(notYet.error).toBe("invalid_request");
     expect(notYet.error_description).toContain("not valid before");
 
     const parent = await grant(agentA);
     const sub = await subDelegate(agentA, parent, agentB);
     await server.issue.revokeMandate({ tenant: "demo", mandateId: parent, reason: "test" });
     const revoked = await refused(await exchange(agentA, ofMandate(parent)));
-    expect(revoked).toMatchObject({ error: "invalid_grant", error_description: `mandate ${parent} has been revoked` });
+    expect(revoked).toMatchObject({
+      error: "invalid_request",
+      error_description: `mandate ${parent} has been revoked`,
+    });
     const revokedParent = await refused(await exchange(agentB, ofMandate(sub.mandateId)));
-    expect(revokedParent.error).toBe("invalid_grant");
+    expect(revokedParent.error).toBe("invalid_request");
     expect(revokedParent.error_description).toContain("revoked");
 
     await new Promise((resolve) => setTimeout(resolve, 1600));
     const expired = await refused(await exchange(agentA, ofMandate(ending)));
-    expect(expired.error).toBe("invalid_grant");
+    expect(expired.error).toBe("invalid_request");
     expect(expired.error_description).toContain("expired");
   });
 
@@ -440,7 +445,7 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
     const statuses = results.map((r) => r.status).sort();
     expect(statuses).toEqual([200, 200, 200, 400, 400]);
     const answer = await refused(await exchange(agentA, ofMandate(mandateId)));
-    expect(answer.error).toBe("invalid_grant");
+    expect(answer.error).toBe("invalid_request");
     expect(answer.error_description).toMatch(/usage limit reached|exhausted/);
     const { mandate } = await server.issue.getMandate({ tenant: "demo", mandateId });
     expect(mandate?.usage.find((u) => u.meter === "tokens")?.used).toBe(3);
@@ -609,12 +614,12 @@ describe("sub-delegation (an actor token)", () => {
   it("refuses an actor its may_act does not name, exhausted depth, widening and a token that is not the actor's own", async () => {
     const parent = await grant(agentA);
     const notNamed = await subDelegateRefused(agentA, parent, agentC);
-    expect(notNamed.error).toBe("invalid_grant");
+    expect(notNamed.error).toBe("invalid_request");
     expect(notNamed.error_description).toContain("may_act");
 
     const flat = await grant(agentA, { maxDelegationDepth: 0 });
     const depth = await subDelegateRefused(agentA, flat, agentB);
-    expect(depth.error).toBe("invalid_grant");
+    expect(depth.error).toBe("invalid_request");
     expect(depth.error_description).toContain("max_delegation_depth");
 
     const narrow = await grant(agentA, { scopes: ["orders.read"] });
@@ -633,7 +638,7 @@ describe("sub-delegation (an actor token)", () => {
         actor_token_type: ACCESS_TYPE,
       }),
     );
-    expect(again.error).toBe("invalid_grant");
+    expect(again.error).toBe("invalid_request");
     expect(again.error_description).toContain("max_delegation_depth");
 
     // A mandate's token as actor token (not the sub-agent's own): refused.
@@ -646,7 +651,7 @@ describe("sub-delegation (an actor token)", () => {
         actor_token_type: ACCESS_TYPE,
       }),
     );
-    expect(notOwn.error).toBe("invalid_grant");
+    expect(notOwn.error).toBe("invalid_request");
     expect(notOwn.error_description).toContain("actor token");
   });
 });
@@ -752,7 +757,15 @@ describe("Issue.ExchangeToken over gRPC", () => {
         (e: unknown) => e,
       ),
     );
-    return { code: error.code, message: error.rawMessage, reason: error.findDetails(ErrorInfoSchema)[0]?.reason };
+    const info = error.findDetails(ErrorInfoSchema)[0];
+    const precondition = error.findDetails(PreconditionFailureSchema)[0]?.violations[0];
+    return {
+      code: error.code,
+      message: error.rawMessage,
+      reason: info?.reason,
+      metadata: info?.metadata,
+      precondition: precondition && { type: precondition.type, subject: precondition.subject },
+    };
   }
 
   it("exchanges a mandate with the same claims, bound to the key of the proof in binding.dpop", async () => {
@@ -808,7 +821,35 @@ describe("Issue.ExchangeToken over gRPC", () => {
     const wrongAgent = await rpcRefusal(
       rpcExchange(agentB, { subjectToken: mandateId, subjectTokenType: MANDATE_TYPE }),
     );
-    expect(wrongAgent).toMatchObject({ code: Code.FailedPrecondition, reason: "INVALID_GRANT" });
+    // RFC 8693 §2.2.2: invalid_request; the mandate's state or the policy refuses it: FAILED_PRECONDITION.
+    expect(wrongAgent).toMatchObject({
+      code: Code.FailedPrecondition,
+      reason: "INVALID_REQUEST",
+      metadata: { error: "invalid_request", condition: "other_agent", subject: `mandate:${mandateId}` },
+      precondition: { type: "other_agent", subject: `mandate:${mandateId}` },
+    });
+    await server.issue.revokeMandate({ tenant: "demo", mandateId, reason: "test" });
+    const revoked = await rpcRefusal(rpcExchange(agentA, { subjectToken: mandateId, subjectTokenType: MANDATE_TYPE }));
+    expect(revoked).toMatchObject({
+      code: Code.FailedPrecondition,
+      reason: "INVALID_REQUEST",
+      message: `mandate ${mandateId} has been revoked`,
+      metadata: { error: "invalid_request", condition: "revoked", subject: `mandate:${mandateId}` },
+      precondition: { type: "revoked", subject: `mandate:${mandateId}` },
+    });
+    // A malformed request, or a token that is none of this issuer's: INVALID_ARGUMENT, no precondition.
+    const malformed = await rpcRefusal(
+      rpcExchange(agentA, { subjectToken: mandateId, subjectTokenType: "urn:example:unknown" }),
+    );
+    expect(malformed).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_REQUEST", precondition: undefined });
+    const garbled = await rpcRefusal(
+      rpcExchange(agentA, { subjectToken: "not.a.token", subjectTokenType: ACCESS_TYPE, mandateId }),
+    );
+    expect(garbled).toMatchObject({
+      code: Code.InvalidArgument,
+      reason: "INVALID_REQUEST",
+      metadata: { condition: "invalid_token", subject: "subject_token" },
+    });
     const badSecret = await rpcRefusal(
       grpcIssue().exchangeToken({
         tenant: "demo",

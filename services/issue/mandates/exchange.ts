@@ -11,7 +11,14 @@
 //   · urn:ietf:params:oauth:token-type:access_token, the human's own token (its sub is the mandate's
 //     principal), with the mandate_id parameter naming the mandate.
 // Access tokens are verified (signature by the tenant's keys, issuer, lifetime, revocation) by the
-// shared TokenInspector; another tenant's token, or one past its life, is invalid_grant.
+// shared TokenInspector.
+//
+// Refusals (RFC 8693 §2.2.2, refusal.ts): a subject or actor token that is invalid for any reason
+// (not this tenant's, expired, revoked) or unacceptable by policy, and a mandate that cannot issue
+// (revoked, expired, not yet valid, exhausted, another agent's, may_act, depth) are invalid_request
+// with the condition named; a widening is invalid_scope, invalid_target or
+// invalid_authorization_details, naming the dimension. The checks shared with the refresh_token
+// grant of a mandate's family (refreshUnderMandate) refuse there with invalid_grant (RFC 6749 §5.2).
 //
 // The issued access token: sub = the human, act = the agents of the mandate chain, newest outermost
 // (RFC 8693 §4.1), client_id = the agent, mandate_id, aud from resource/audience (⊆ the mandate's
@@ -37,7 +44,7 @@
 import { randomUUID } from "node:crypto";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import { MandateSchema } from "../../../gen/mandate/v1/issue_pb.js";
 import { type Actor, tokenExchanged } from "../../shared/audit-events.ts";
@@ -76,6 +83,7 @@ import {
 import { checkedMandate, type MandateDeps, recordMandate } from "./grant.ts";
 import { countToken, IssuanceBatcher, TOKENS_METER } from "./issuance-batch.ts";
 import { type AuthorizationDetail, type Dimension, grantWidening, oauthErrorOf } from "./narrowing.ts";
+import { type Condition, exchangeRefusal, isCondition, type Refuse, refreshRefusal } from "./refusal.ts";
 
 /** The mandate an exchange acts under, and what the subject token said about it. */
 interface Subject {
@@ -108,7 +116,7 @@ interface Plan {
 export async function exchangeToken(context: ExchangeContext, request: ExchangeRequest): Promise<ExchangeResponse> {
   requireWellFormed(request);
   const subject = await subjectOf(context, request);
-  const parentChain = await usableChain(context, subject.mandate);
+  const parentChain = await usableChain(context, subject.mandate, exchangeRefusal);
   const subAgent = request.actorToken ? await subAgentOf(context, request, subject) : undefined;
   const plan = subAgent
     ? await subDelegationPlan(context, request, subject, parentChain, subAgent)
@@ -120,7 +128,7 @@ export async function exchangeToken(context: ExchangeContext, request: ExchangeR
 async function subjectOf(context: ExchangeContext, request: ExchangeRequest): Promise<Subject> {
   if (request.subjectTokenType === MANDATE_TOKEN_TYPE) {
     requireSameMandate(request, request.subjectToken);
-    const mandate = await mandateOf(context, request.subjectToken);
+    const mandate = await mandateOf(context, request.subjectToken, exchangeRefusal);
     requireAgent(mandate, context.client);
     return { mandate };
   }
@@ -150,7 +158,11 @@ async function mandateTokenSubject(
   const mandateId = String(claims.mandate_id);
   requireSameMandate(request, mandateId);
   if (claims.client_id !== context.client.clientId) {
-    throw new InvalidGrant("the subject token was issued to another client: only its agent may exchange it");
+    throw exchangeRefusal(
+      "other_client",
+      "the subject token was issued to another client: only its agent may exchange it",
+      "subject_token",
+    );
   }
   // RFC 9449: a token bound to a key is used only with a proof of that key.
   const bound = claims.cnf?.jkt;
@@ -159,10 +171,14 @@ async function mandateTokenSubject(
       `the subject token is bound to a DPoP key (thumbprint ${bound}): send a DPoP proof signed by that key`,
     );
   }
-  const mandate = await mandateOf(context, mandateId);
+  const mandate = await mandateOf(context, mandateId, exchangeRefusal);
   requireAgent(mandate, context.client);
   if (claims.sub !== mandate.principal) {
-    throw new InvalidGrant("the subject token does not act for the mandate's principal");
+    throw exchangeRefusal(
+      "other_principal",
+      "the subject token does not act for the mandate's principal",
+      "subject_token",
+    );
   }
   return { mandate, claims };
 }
@@ -179,19 +195,27 @@ async function humanTokenSubject(
     );
   }
   if (claims.act !== undefined) {
-    throw new InvalidGrant("the subject token is itself delegated (act): only the human's own token or a mandate's");
+    throw exchangeRefusal(
+      "delegated_token",
+      "the subject token is itself delegated (act): only the human's own token or a mandate's",
+      "subject_token",
+    );
   }
-  const mandate = await mandateOf(context, request.mandateId);
+  const mandate = await mandateOf(context, request.mandateId, exchangeRefusal);
   requireAgent(mandate, context.client);
   if (claims.sub !== mandate.principal) {
-    throw new InvalidGrant(`the subject token's sub is not the principal of mandate ${mandate.id}`);
+    throw exchangeRefusal(
+      "other_principal",
+      `the subject token's sub is not the principal of mandate ${mandate.id}`,
+      "subject_token",
+    );
   }
   return { mandate, claims };
 }
 
-async function mandateOf(context: ExchangeContext, id: string): Promise<MandateRecord> {
+async function mandateOf(context: ExchangeContext, id: string, refuse: Refuse): Promise<MandateRecord> {
   const mandate = id.length <= 128 ? await runtimeOf(context).mandates.find(context, id) : undefined;
-  if (!mandate) throw new InvalidGrant(`no mandate "${id.slice(0, 128)}" in this tenant`);
+  if (!mandate) throw refuse("unknown_mandate", `no mandate "${id.slice(0, 128)}" in this tenant`);
   return mandate;
 }
 
@@ -235,35 +259,44 @@ function runtimeOf(context: ExchangeContext): { batcher: IssuanceBatcher; mandat
 
 function requireAgent(mandate: MandateRecord, client: RegisteredClient): void {
   if (mandate.agent !== client.clientId) {
-    throw new InvalidGrant(`mandate ${mandate.id} was granted to another agent, not to this client`);
+    throw exchangeRefusal(
+      "other_agent",
+      `mandate ${mandate.id} was granted to another agent, not to this client`,
+      `mandate:${mandate.id}`,
+    );
   }
 }
 
 /** An access token of this tenant, verified (signature, issuer, lifetime, revocation). */
-async function verifiedToken(context: ExchangeContext, token: string, what: string): Promise<AccessTokenClaims> {
+async function verifiedToken(
+  context: ExchangeContext,
+  token: string,
+  what: "subject token" | "actor token",
+): Promise<AccessTokenClaims> {
   const checked = await context.services.inspector.checkAccessToken(context.urls.tenant, token);
   if (checked.valid) return checked.claims;
-  const why: Record<typeof checked.problem, string> = {
-    wrong_issuer: `the ${what} was not issued by this tenant's issuer`,
-    expired: `the ${what} has expired`,
-    revoked: `the ${what} has been revoked`,
-    invalid: `the ${what} is not a valid access token of this issuer: ${checked.message}`,
+  const why: Record<typeof checked.problem, [Condition, string]> = {
+    wrong_issuer: ["wrong_issuer", `the ${what} was not issued by this tenant's issuer`],
+    expired: ["expired", `the ${what} has expired`],
+    revoked: ["revoked", `the ${what} has been revoked`],
+    invalid: ["invalid_token", `the ${what} is not a valid access token of this issuer: ${checked.message}`],
   };
-  throw new InvalidGrant(why[checked.problem]);
+  const [condition, description] = why[checked.problem];
+  throw exchangeRefusal(condition, description, what.replace(" ", "_"));
 }
 
 /**
  * The mandate's chain, root first, when every mandate of it can issue a token now: active (not
  * revoked), valid (not before its not_before, before its expiry) and not exhausted.
  */
-async function usableChain(context: ExchangeContext, mandate: MandateRecord): Promise<MandateRecord[]> {
+async function usableChain(context: ExchangeContext, mandate: MandateRecord, refuse: Refuse): Promise<MandateRecord[]> {
   const mandates = store(context).use(MandateStore);
   // A root mandate is its own chain: no query (the common case, and the hot path).
   const chain = mandate.parentId === null ? [mandate] : ((await mandates.chain(mandate.id)) ?? [mandate]);
   // Exhaustion is computed from lifetime limits: read only when the chain has some.
   const limited = chain.some((link) => link.usageLimits.some((limit) => limit.periodMs === 0));
   const usage = limited ? await mandates.lifetimeUsage(chain.map((m) => m.id)) : new Map();
-  for (const link of [...chain].reverse()) requireUsable(link, mandate, context.now, usage.get(link.id));
+  for (const link of [...chain].reverse()) requireUsable(link, mandate, context.now, usage.get(link.id), refuse);
   return chain;
 }
 
@@ -301,18 +334,26 @@ function requireUsable(
   mandate: MandateRecord,
   now: number,
   used: ReadonlyMap<string, number> | undefined,
+  refuse: Refuse,
 ): void {
   const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
+  const subject = `mandate:${link.id}`;
   const state = currentState(link, now, used);
-  if (state === "revoked") throw new InvalidGrant(`${which} has been revoked`);
-  if (state === "expired") throw new InvalidGrant(`${which} expired at ${iso(link.expiresAt)}`);
+  if (state === "revoked") throw refuse("revoked", `${which} has been revoked`, subject);
+  if (state === "expired") throw refuse("expired", `${which} expired at ${iso(link.expiresAt)}`, subject);
   if (state === "exhausted") {
     const limit = link.usageLimits.find((l) => l.periodMs === 0 && (used?.get(l.meter) ?? 0) >= l.maximum);
-    throw new InvalidGrant(`${which} is exhausted: usage limit reached (${limit?.maximum} ${limit?.meter} in all)`);
+    throw refuse(
+      "exhausted",
+      `${which} is exhausted: usage limit reached (${limit?.maximum} ${limit?.meter} in all)`,
+      subject,
+    );
   }
-  if (state !== "active") throw new InvalidGrant(`${which} is ${state}`);
-  if (now < link.notBefore) throw new InvalidGrant(`${which} is not valid before ${iso(link.notBefore)}`);
-  if (link.expiresAt - now < 1000) throw new InvalidGrant(`${which} expires within a second`);
+  if (state !== "active") throw refuse(state, `${which} is ${state}`, subject);
+  if (now < link.notBefore) {
+    throw refuse("not_yet_valid", `${which} is not valid before ${iso(link.notBefore)}`, subject);
+  }
+  if (link.expiresAt - now < 1000) throw refuse("expired", `${which} expires within a second`, subject);
 }
 
 /** A plain exchange: the client's token under the subject's mandate, narrowed as requested. */
@@ -342,7 +383,11 @@ function requireMayAct(subject: Subject, actor: string): void {
   if (mayAct === undefined) return;
   const named = typeof mayAct === "object" && mayAct !== null ? (mayAct as Record<string, unknown>).sub : undefined;
   if (named !== actor) {
-    throw new InvalidGrant(`may_act: the subject token's may_act does not name "${actor}" (RFC 8693 §4.4)`);
+    throw exchangeRefusal(
+      "may_act",
+      `may_act: the subject token's may_act does not name "${actor}" (RFC 8693 §4.4)`,
+      "subject_token",
+    );
   }
 }
 
@@ -373,10 +418,10 @@ function narrowingError(dimension: Dimension, field: string, message: string, bo
     case "invalid_authorization_details":
       return new InvalidAuthorizationDetails(description);
     default:
-      // Validity: the mandate cannot issue now.
-      return dimension === "not_before" || dimension === "expires_at"
-        ? new InvalidGrant(description)
-        : new InvalidRequest(description);
+      // Validity: the mandate cannot issue now (RFC 8693 §2.2.2, an unacceptable subject).
+      if (dimension === "not_before") return exchangeRefusal("not_yet_valid", description);
+      if (dimension === "expires_at") return exchangeRefusal("expired", description);
+      return new InvalidRequest(description);
   }
 }
 
@@ -417,20 +462,36 @@ function tokenTtl(context: ExchangeContext, holder: RegisteredClient, chain: rea
 async function subAgentOf(context: ExchangeContext, request: ExchangeRequest, subject: Subject): Promise<SubAgent> {
   const claims = await verifiedToken(context, request.actorToken as string, "actor token");
   if (claims.sub !== claims.client_id || claims.mandate_id !== undefined || claims.act !== undefined) {
-    throw new InvalidGrant("the actor token must be the sub-agent's own access token (client credentials)");
+    throw exchangeRefusal(
+      "not_client_credentials",
+      "the actor token must be the sub-agent's own access token (client credentials)",
+      "actor_token",
+    );
   }
   const client = await context.services.clients.get(context.urls.tenant, claims.client_id);
   if (client?.metadata.kind !== "agent") {
-    throw new InvalidGrant(`the actor token's client "${claims.client_id}" is not an agent of this tenant`);
+    throw exchangeRefusal(
+      "not_an_agent",
+      `the actor token's client "${claims.client_id}" is not an agent of this tenant`,
+      "actor_token",
+    );
   }
   if (client.clientId === context.client.clientId) {
-    throw new InvalidGrant("the actor token is the client's own: sub-delegation is to another agent");
+    throw exchangeRefusal(
+      "own_token",
+      "the actor token is the client's own: sub-delegation is to another agent",
+      "actor_token",
+    );
   }
   requireMayAct(subject, client.clientId);
   const registered = client.metadata.dpop_jkt;
   const presented = claims.cnf?.jkt;
   if (registered && presented && registered !== presented) {
-    throw new InvalidGrant("the actor token is bound to a key other than the sub-agent's registered one");
+    throw exchangeRefusal(
+      "key_mismatch",
+      "the actor token is bound to a key other than the sub-agent's registered one",
+      "actor_token",
+    );
   }
   return { client, jkt: registered ?? presented };
 }
@@ -446,10 +507,18 @@ async function subDelegationPlan(
   const parent = subject.mandate;
   const agent = subAgent.client.clientId;
   if (parent.maxDelegationDepth < 1) {
-    throw new InvalidGrant(`max_delegation_depth: mandate ${parent.id} allows no further delegation`);
+    throw exchangeRefusal(
+      "max_delegation_depth",
+      `max_delegation_depth: mandate ${parent.id} allows no further delegation`,
+      `mandate:${parent.id}`,
+    );
   }
   if (parent.mayAct.length > 0 && !parent.mayAct.includes(agent)) {
-    throw new InvalidGrant(`may_act: mandate ${parent.id}'s may_act does not name the sub-agent "${agent}"`);
+    throw exchangeRefusal(
+      "may_act",
+      `may_act: mandate ${parent.id}'s may_act does not name the sub-agent "${agent}"`,
+      `mandate:${parent.id}`,
+    );
   }
   const narrowed = narrowedRequest(request, parent, context.now, "parent mandate");
   await requireHolderMay(context, subAgent.client, narrowed.scope, narrowed.audience);
@@ -500,20 +569,27 @@ async function asOAuthError<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (error) {
     if (!(error instanceof ConnectError)) throw error;
-    if (error.code !== Code.InvalidArgument) throw new InvalidGrant(error.rawMessage);
+    if (error.code === Code.NotFound) throw exchangeRefusal("unknown_mandate", error.rawMessage);
+    if (error.code !== Code.InvalidArgument) {
+      // FAILED_PRECONDITION PARENT_MANDATE_<STATE>: the parent cannot issue (RFC 8693 §2.2.2).
+      const state = (error.findDetails(ErrorInfoSchema)[0]?.reason ?? "").replace(/^PARENT_MANDATE_/, "").toLowerCase();
+      throw exchangeRefusal(isCondition(state) ? state : "inactive", error.rawMessage);
+    }
     const violation = error.findDetails(BadRequestSchema)[0]?.fieldViolations[0];
     const field = (violation?.field ?? "").replace(/^mandate\./, "");
-    throw fieldError(field, `${field}: ${violation?.description ?? error.rawMessage}`);
+    throw fieldError(field, `${field}: ${violation?.description ?? error.rawMessage}`, violation?.reason ?? "");
   }
 }
 
 /** The OAuth error for a refused field of a sub-mandate. */
-function fieldError(field: string, description: string): OAuthError {
+function fieldError(field: string, description: string, reason: string): OAuthError {
   const dimension = field.replace(/[.[].*$/, "");
   if (dimension === "scopes") return new InvalidScope(description);
   if (dimension === "resources") return new InvalidTarget(description);
   if (dimension === "authorization_details") return new InvalidAuthorizationDetails(description);
-  if (["agent", "may_act", "max_delegation_depth"].includes(dimension)) return new InvalidGrant(description);
+  if (dimension === "may_act" || dimension === "max_delegation_depth") return exchangeRefusal(dimension, description);
+  if (dimension === "agent")
+    return exchangeRefusal(reason === "widening:may_act" ? "may_act" : "not_an_agent", description);
   return new InvalidRequest(description);
 }
 
@@ -568,15 +644,21 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
   if (!(plan.subMandate || refresh)) {
     // Nothing to write but the event and the count: committed in a batch that re-checks (and locks) the chain.
     const counted = limitsMeter(plan.chain, TOKENS_METER) ? token.jti : undefined;
-    await runtimeOf(context).batcher.record(urls.tenant, { chain: plan.chain, event: exchanged, at: now, counted });
+    await runtimeOf(context).batcher.record(urls.tenant, {
+      chain: plan.chain,
+      event: exchanged,
+      at: now,
+      counted,
+      refuse: exchangeRefusal,
+    });
   } else {
     const scoped = store(context);
     await scoped.transaction(async (tx) => {
       const chain = plan.subMandate
         ? await recordMandate(scoped, tx, plan.subMandate, delegatingActor(context, plan.chain.at(-2) as MandateRecord))
         : await lockedChain(context, tx, plan.chain);
-      requireStillActive(chain, plan.chain, mandate, now);
-      const counters = await countToken(scoped.use(UsageCounters, tx), chain, token.jti, now);
+      requireStillActive(chain, plan.chain, mandate, now, exchangeRefusal);
+      const counters = await countToken(scoped.use(UsageCounters, tx), chain, token.jti, now, exchangeRefusal);
       if (refresh && refreshToken) {
         const grants = scoped.use(GrantStore, tx);
         await grants.insertGrant(refresh, now);
@@ -608,13 +690,16 @@ export function requireStillActive(
   expected: readonly MandateRecord[],
   mandate: MandateRecord,
   now: number,
+  refuse: Refuse,
 ): void {
-  if (chain.length !== expected.length) throw new InvalidGrant(`mandate ${mandate.id} no longer exists`);
+  if (chain.length !== expected.length) {
+    throw refuse("unknown_mandate", `mandate ${mandate.id} no longer exists`, `mandate:${mandate.id}`);
+  }
   for (const link of [...chain].reverse()) {
     const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
-    if (link.state !== "active")
-      throw new InvalidGrant(`${which} has been ${link.state === "revoked" ? "revoked" : link.state}`);
-    if (now >= link.expiresAt) throw new InvalidGrant(`${which} expired at ${iso(link.expiresAt)}`);
+    const subject = `mandate:${link.id}`;
+    if (link.state !== "active") throw refuse(link.state, `${which} has been ${link.state}`, subject);
+    if (now >= link.expiresAt) throw refuse("expired", `${which} expired at ${iso(link.expiresAt)}`, subject);
   }
 }
 
@@ -637,9 +722,9 @@ export async function refreshUnderMandate(
   grant: Pick<GrantRow, "clientId">,
   mandateId: string,
 ): Promise<MandateRefresh> {
-  const mandate = await mandateOf(context, mandateId);
+  const mandate = await mandateOf(context, mandateId, refreshRefusal);
   if (mandate.agent !== grant.clientId) throw new InvalidGrant(`mandate ${mandate.id} was granted to another agent`);
-  const chain = await usableChain(context, mandate);
+  const chain = await usableChain(context, mandate, refreshRefusal);
   const agents = chain.map((m) => m.agent);
   const scoped = store(context);
   return {
@@ -648,8 +733,8 @@ export async function refreshUnderMandate(
     audit: { id: mandate.id, actors: agents },
     async recordWithin(tx, jti) {
       const locked = await lockedChain(context, tx, chain);
-      requireStillActive(locked, chain, mandate, context.now);
-      await countToken(scoped.use(UsageCounters, tx), locked, jti, context.now);
+      requireStillActive(locked, chain, mandate, context.now, refreshRefusal);
+      await countToken(scoped.use(UsageCounters, tx), locked, jti, context.now, refreshRefusal);
     },
   };
 }

@@ -2,7 +2,8 @@
 // `tokens` (no sub-mandate, no refresh-token family) — the common case, and the hot path. Each still
 // commits only once its mandate chain has been re-read in the committing transaction and found
 // active, the rows locked FOR SHARE on PostgreSQL as MandateStore.chain locks them: a revocation
-// committed since the exchange's first read is seen (that exchange is refused, invalid_grant); one
+// committed since the exchange's first read is seen (that exchange is refused as its path refuses:
+// invalid_request for a token exchange, RFC 8693 §2.2.2 — refusal.ts); one
 // that starts meanwhile waits for the batch to commit. What one exchange would do in a transaction
 // of its own, a batch does for every exchange that arrived in the same tick: one query reads every
 // chain's states (ordered by depth then id: root first, the order revocations lock in); each
@@ -23,7 +24,8 @@ import {
 } from "../../shared/mandates/usage.ts";
 import { insertOutboxEvents, type TimedEvent } from "../../shared/store/outbox.ts";
 import type { Store, TenantTransaction } from "../../shared/store/store.ts";
-import { InvalidGrant } from "../oauth/errors.ts";
+import { OAuthError } from "../oauth/errors.ts";
+import { isCondition, type Refuse } from "./refusal.ts";
 
 /** The usage-limit meter an exchange counts: one per issued access token. */
 export const TOKENS_METER = "tokens";
@@ -36,6 +38,8 @@ export interface PendingIssuance {
   at: number;
   /** The token's jti when the chain limits `tokens`: one is counted, keyed by it. */
   counted?: string | undefined;
+  /** How the issuance's path refuses a chain that can no longer issue (refusal.ts). */
+  refuse: Refuse;
 }
 
 interface Waiting extends PendingIssuance {
@@ -56,7 +60,7 @@ export class IssuanceBatcher {
     this.#store = store;
   }
 
-  /** Resolves once the event is durable with the chain found active; InvalidGrant when it no longer is. */
+  /** Resolves once the event is durable with the chain found active; the path's refusal when it no longer is. */
   record(tenant: string, issuance: PendingIssuance): Promise<void> {
     return new Promise((resolve, reject) => {
       const waiting = this.#queue.get(tenant) ?? [];
@@ -90,11 +94,11 @@ export class IssuanceBatcher {
     const verdicts = await scoped.transaction(async (tx) => {
       const states = await this.#states(tenant, tx, ordered);
       const counters = scoped.use(UsageCounters, tx);
-      const verdicts = new Map<Waiting, InvalidGrant | undefined>();
+      const verdicts = new Map<Waiting, OAuthError | undefined>();
       const events: TimedEvent[] = [];
       for (const waiting of ordered) {
         const outcome = refusal(waiting, states) ?? (await counted(tx, counters, waiting));
-        if (outcome instanceof InvalidGrant) {
+        if (outcome instanceof OAuthError) {
           verdicts.set(waiting, outcome);
         } else {
           events.push({ event: waiting.event(outcome ?? []), at: waiting.at });
@@ -126,14 +130,17 @@ export class IssuanceBatcher {
 }
 
 /** Why an issuance is refused now, or undefined when its whole chain is still active and valid. */
-function refusal(waiting: Waiting, states: ReadonlyMap<string, string>): InvalidGrant | undefined {
+function refusal(waiting: Waiting, states: ReadonlyMap<string, string>): OAuthError | undefined {
   const mandate = waiting.chain.at(-1) as MandateRecord;
   for (const link of [...waiting.chain].reverse()) {
     const which = link.id === mandate.id ? `mandate ${link.id}` : `mandate ${mandate.id}'s parent mandate ${link.id}`;
+    const subject = `mandate:${link.id}`;
     const state = states.get(link.id);
-    if (state === undefined) return new InvalidGrant(`${which} no longer exists`);
-    if (state !== "active") return new InvalidGrant(`${which} has been ${state}`);
-    if (waiting.at >= link.expiresAt) return new InvalidGrant(`${which} expired`);
+    if (state === undefined) return waiting.refuse("unknown_mandate", `${which} no longer exists`, subject);
+    if (state !== "active") {
+      return waiting.refuse(isCondition(state) ? state : "inactive", `${which} has been ${state}`, subject);
+    }
+    if (waiting.at >= link.expiresAt) return waiting.refuse("expired", `${which} expired`, subject);
   }
   return undefined;
 }
@@ -148,27 +155,28 @@ async function counted(
   tx: TenantTransaction,
   counters: UsageCounters,
   waiting: PendingIssuance,
-): Promise<Counter[] | InvalidGrant | undefined> {
+): Promise<Counter[] | OAuthError | undefined> {
   if (waiting.counted === undefined) return undefined;
   await sql`savepoint mandate_issuance`.execute(tx);
   try {
-    const charged = await countToken(counters, waiting.chain, waiting.counted, waiting.at);
+    const charged = await countToken(counters, waiting.chain, waiting.counted, waiting.at, waiting.refuse);
     await sql`release savepoint mandate_issuance`.execute(tx);
     return charged;
   } catch (error) {
     await sql`rollback to savepoint mandate_issuance`.execute(tx);
     await sql`release savepoint mandate_issuance`.execute(tx);
-    if (error instanceof InvalidGrant) return error;
+    if (error instanceof OAuthError) return error;
     throw error;
   }
 }
 
-/** One `tokens` of the chain's limits, keyed by the token's jti; invalid_grant once a limit is reached. */
+/** One `tokens` of the chain's limits, keyed by the token's jti; refused (`refuse`) once a limit is reached. */
 export async function countToken(
   counters: UsageCounters,
   chain: readonly MandateRecord[],
   jti: string,
   now: number,
+  refuse: Refuse,
 ): Promise<Counter[]> {
   if (!limitsMeter(chain, TOKENS_METER)) return [];
   try {
@@ -178,8 +186,10 @@ export async function countToken(
     if (error instanceof UsageLimitExceeded) {
       const { counter } = error;
       const per = counter.periodMs === 0 ? "in all" : `per ${counter.periodMs} ms`;
-      throw new InvalidGrant(
+      throw refuse(
+        "exhausted",
         `usage limit reached: mandate ${counter.mandateId} allows ${counter.maximum} ${TOKENS_METER} ${per}, all used`,
+        `mandate:${counter.mandateId}`,
       );
     }
     throw error;

@@ -6,7 +6,7 @@
 // bound to one (requireRegisteredKey).
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, PreconditionFailureSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import type { DpopBinding, ExchangeTokenRequest } from "../../../gen/mandate/v1/issue_pb.js";
 import { ERROR_DOMAIN } from "../../shared/errors.ts";
 import type { DpopProof } from "../../shared/oauth/dpop.ts";
@@ -18,6 +18,7 @@ import {
   exchangeRequestFromMessage,
   TOKEN_EXCHANGE_GRANT,
 } from "../mandates/exchange-request.ts";
+import { UnacceptableToken } from "../mandates/refusal.ts";
 import { requireRegisteredKey, verifyTokenRequestProof } from "./authorization-server-dpop.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidDpopProof, OAuthError, SlowDown, UnauthorizedClient } from "./errors.ts";
@@ -67,12 +68,30 @@ async function bindingProof(
   return proof;
 }
 
-/** RPC status of each OAuth error an exchange answers; ErrorInfo.reason is the OAuth code, upper-cased. */
+/**
+ * RPC status of each OAuth error an exchange answers; ErrorInfo.reason is the OAuth code, upper-cased.
+ *
+ * RFC 8693 §2.2.2 makes every refusal of the request, of its subject_token or actor_token ("invalid
+ * for any reason, or unacceptable based on policy") `invalid_request` — and that one OAuth code
+ * covers two RPC statuses (google.rpc.Code, AIP-193):
+ *   · INVALID_ARGUMENT — the request is wrong whatever the server's state: a missing, repeated or
+ *     unsupported parameter, a widening of the mandate (invalid_scope, invalid_target,
+ *     invalid_authorization_details, or invalid_request for another dimension), a token that is no
+ *     access token of this tenant's issuer (malformed, bad signature, another tenant's), a mandate id
+ *     that names none, a token of the wrong kind (mandates/refusal.ts CONDITIONS `argument`);
+ *   · FAILED_PRECONDITION — the tokens and the mandate are real but their state or the policy refuses
+ *     the exchange now: revoked, expired, not yet valid, used up, another agent's or principal's, not
+ *     named by may_act, no delegation depth left (CONDITIONS `precondition`). The ErrorInfo
+ *     (reason INVALID_REQUEST) carries `condition` (e.g. `revoked`) and `subject` (e.g.
+ *     `mandate:mdt_…`) in its metadata, and a PreconditionFailure violation {type: condition,
+ *     subject, description} names them too.
+ */
 const STATUS: Record<string, Code> = {
   invalid_request: Code.InvalidArgument,
   invalid_scope: Code.InvalidArgument,
   invalid_target: Code.InvalidArgument,
   invalid_authorization_details: Code.InvalidArgument,
+  // An exchange answers none (RFC 8693 §2.2.2: invalid_request); kept should a shared check throw one.
   invalid_grant: Code.FailedPrecondition,
   unauthorized_client: Code.PermissionDenied,
   invalid_client: Code.Unauthenticated,
@@ -83,20 +102,37 @@ const STATUS: Record<string, Code> = {
 
 /**
  * An OAuth error as the RPC's status: the code above, the error_description as the message, and
- * ErrorInfo {reason: INVALID_GRANT..., domain mandate.v1, metadata: error, and dpop_nonce when the
- * server wants a nonce (RFC 9449 §8)}. slow_down is RESOURCE_EXHAUSTED with RetryInfo. Anything
- * else passes unchanged.
+ * ErrorInfo {reason: INVALID_REQUEST..., domain mandate.v1, metadata: error, dpop_nonce when the
+ * server wants a nonce (RFC 9449 §8), condition and subject of an unacceptable token}. slow_down is
+ * RESOURCE_EXHAUSTED with RetryInfo. Anything else passes unchanged.
  */
 export function exchangeRpcError(error: unknown): unknown {
   if (error instanceof SlowDown) return rateLimited(error.message, error.retryAfterSeconds);
   if (!(error instanceof OAuthError)) return error;
-  const code = STATUS[error.error] ?? Code.InvalidArgument;
+  const unacceptable = error instanceof UnacceptableToken ? error : undefined;
+  const code = unacceptable?.precondition ? Code.FailedPrecondition : (STATUS[error.error] ?? Code.InvalidArgument);
   const nonce = error.headers["dpop-nonce"];
-  const metadata = { error: error.error, ...(nonce ? { dpop_nonce: nonce } : {}) };
-  return new ConnectError(error.message, code, undefined, [
+  const metadata: Record<string, string> = {
+    error: error.error,
+    ...(nonce ? { dpop_nonce: nonce } : {}),
+    ...(unacceptable ? { condition: unacceptable.condition } : {}),
+    ...(unacceptable?.subject ? { subject: unacceptable.subject } : {}),
+  };
+  const details: NonNullable<ConstructorParameters<typeof ConnectError>[3]> = [
     {
       desc: ErrorInfoSchema,
       value: create(ErrorInfoSchema, { reason: error.error.toUpperCase(), domain: ERROR_DOMAIN, metadata }),
     },
-  ]);
+  ];
+  if (code === Code.FailedPrecondition && unacceptable) {
+    details.push({
+      desc: PreconditionFailureSchema,
+      value: create(PreconditionFailureSchema, {
+        violations: [
+          { type: unacceptable.condition, subject: unacceptable.subject ?? "", description: unacceptable.message },
+        ],
+      }),
+    });
+  }
+  return new ConnectError(error.message, code, undefined, details);
 }

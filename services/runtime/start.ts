@@ -243,7 +243,7 @@ function openRevocations(config: Config, logger: Logger, store: Store, clock: Cl
     redisUrl: config.redis.url,
     pollIntervalMs: config.revocation.pollInterval,
     staleAfterMs: config.revocation.staleAfter,
-    notifications: { postgres: on, redis: on },
+    notifications: { postgres: on && config.revocation.listen, redis: on },
     logger,
     now: () => clock.now(),
   });

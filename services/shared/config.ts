@@ -300,6 +300,11 @@ export const configSchema = z
         staleAfter: duration.default(2000),
         /** Notifications (PostgreSQL NOTIFY, Redis pub/sub); off leaves the poll alone (benchmark baseline). */
         notifications: flag.default(true),
+        /**
+         * PostgreSQL LISTEN for them (with notifications on). Off for PostgreSQL-compatible engines
+         * without LISTEN/NOTIFY: Redis pub/sub (redis.url) and the poll carry revocations then.
+         */
+        listen: flag.default(true),
         /** How often the revocation feed (gRPC stream, SSE) sends a heartbeat when nothing is revoked. */
         feedHeartbeat: duration.default(5000),
       })
@@ -477,6 +482,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_REVOCATION_POLL_INTERVAL", "revocation.pollInterval"],
   ["MANDATE_REVOCATION_STALE_AFTER", "revocation.staleAfter"],
   ["MANDATE_REVOCATION_NOTIFICATIONS", "revocation.notifications"],
+  ["MANDATE_REVOCATION_LISTEN", "revocation.listen"],
   ["MANDATE_REVOCATION_FEED_HEARTBEAT", "revocation.feedHeartbeat"],
   ["MANDATE_REDIS_URL", "redis.url"],
   ["MANDATE_OAUTH_ACCESS_TOKEN_TTL", "oauth.accessTokenTtl"],

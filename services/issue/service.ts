@@ -23,6 +23,7 @@ import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metad
 import { MetadataDocuments } from "./clients/metadata-documents.ts";
 import { filterFromProto, identityFromProto, identityToProto } from "./clients/proto.ts";
 import { ClientRegistry } from "./clients/registry.ts";
+import { startRequestHousekeeping } from "./mandates/request-housekeeping.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
 import { SlowDown } from "./oauth/errors.ts";
@@ -41,6 +42,8 @@ export function issueService(deps: ServiceDeps) {
   });
   const audit = new AuditClient(() => deps.clients.get(Audit));
   const oauth = createOAuthHttp(deps, clients, audit);
+  // Backchannel mandate requests past retention are deleted by every replica hosting Issue.
+  let housekeeping: ReturnType<typeof startRequestHousekeeping> | undefined;
 
   const module = defineService(
     Issue,
@@ -128,7 +131,15 @@ export function issueService(deps: ServiceDeps) {
         return {};
       },
     },
-    { start: async () => {}, stop: () => oauth.close() },
+    {
+      start: async () => {
+        housekeeping = startRequestHousekeeping({ store, clock, logger: deps.logger });
+      },
+      stop: async () => {
+        await housekeeping?.stop();
+        await oauth.close();
+      },
+    },
   );
   return {
     ...module,

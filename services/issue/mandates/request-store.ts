@@ -178,6 +178,24 @@ export class MandateRequestStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Deletes the requests nobody needs any more (housekeeping): those that expired before `before`,
+   * and those finished (denied, or their tokens issued) before it. Returns how many.
+   */
+  async prune(before: number): Promise<number> {
+    const result = await this.#db
+      .deleteFrom("mandate_requests")
+      .where("tenant_id", "=", this.#tenant)
+      .where((eb) =>
+        eb.or([
+          eb("expires_at", "<=", before),
+          eb.and([eb("state", "in", ["denied", "issued"]), eb("decided_at", "<=", before)]),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** An approved request's tokens were issued: once only (false when another poll got them first). */
   async markIssued(id: string): Promise<boolean> {
     const result = await this.#db

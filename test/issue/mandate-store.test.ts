@@ -1,10 +1,16 @@
 // The mandate store and usage counting on every engine (SQLite always; PostgreSQL under
 // MANDATE_TEST_POSTGRES=1): immutability once granted, cascading revocation, tenant isolation, and
 // `consume` under concurrency — 50 consumers of 10 uses, 7-unit spends of a 100-unit budget,
-// idempotent retries, sub-mandates charging their parents, periods.
+// idempotent retries, sub-mandates charging their parents, periods; consumptions charged together
+// (chargeAllWithin) and token exchanges counted in group-committed batches (IssuanceBatcher): 50
+// concurrent issuances of a 10-token mandate through two batchers, exactly 10 issued.
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IssuanceBatcher } from "../../services/issue/mandates/issuance-batch.ts";
+import { exchangeRefusal, UnacceptableToken } from "../../services/issue/mandates/refusal.ts";
 import { type MandateRecord, MandateStore } from "../../services/shared/mandates/mandate-store.ts";
 import {
+  chargeAllWithin,
   IdempotencyConflict,
   MandateNotUsable,
   MandateUsage,
@@ -185,6 +191,86 @@ describe.each(engines)("mandate store and usage: $name", (engine) => {
     );
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(14);
     expect(await used(id)).toEqual([98]);
+  });
+
+  it("charges consumptions of one chain together: each counter once by the sum, all or nothing", async () => {
+    const [root, sub] = await insert(
+      mandate({ usageLimits: [{ meter: "calls", maximum: 10, periodMs: 0 }] }),
+      mandate({ depth: 1, usageLimits: [{ meter: "calls", maximum: 6, periodMs: DAY }] }),
+    );
+    const chain = [root, { ...sub, parentId: root?.id ?? null }] as MandateRecord[];
+    const batch = (keys: string[], at = now) =>
+      keys.map((key) => ({ request: { meter: "calls", amount: 1, idempotencyKey: key }, at }));
+    const results = await acme().transaction((tx) =>
+      chargeAllWithin(acme().use(UsageCounters, tx), chain, batch(["a", "b", "c", "d"])),
+    );
+    // As if charged one after the other: root first, then the sub-mandate's daily counter.
+    expect(results?.map((r) => r.counters.map((c) => c.used))).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+    ]);
+    expect(await used(root?.id as string)).toEqual([4]);
+    // Three more do not fit under the sub-mandate's 6 a day; a key claimed before (a replay), or two
+    // periods in one batch, are not charged together either: nothing is left of any (all committed).
+    for (const refused of [batch(["e", "f", "g"]), batch(["a", "h"]), [...batch(["i"]), ...batch(["j"], now + DAY)]]) {
+      const answer = await acme().transaction((tx) => chargeAllWithin(acme().use(UsageCounters, tx), chain, refused));
+      expect(answer).toBeUndefined();
+    }
+    const claimed = await acme()
+      .db.selectFrom("mandate_consumptions")
+      .select("idempotency_key")
+      .where("tenant_id", "=", "acme")
+      .where("mandate_id", "=", sub?.id as string)
+      .orderBy("idempotency_key")
+      .execute();
+    expect(claimed.map((row) => row.idempotency_key)).toEqual(["a", "b", "c", "d"]);
+    expect(await used(root?.id as string)).toEqual([4]);
+    expect(await used(sub?.id as string)).toEqual([4]);
+    // Each key kept its own result: a retry of "b" replays it.
+    const replay = await acme().transaction((tx) =>
+      acme()
+        .use(UsageCounters, tx)
+        .claim(sub?.id as string, { meter: "calls", amount: 1, idempotencyKey: "b" }, now),
+    );
+    expect(replay).toMatchObject({ replayed: true, counters: [{ used: 2 }, { used: 2 }] });
+  });
+
+  it("issues exactly 10 of 50 concurrent token exchanges of a 10-token mandate, counted in batches", async () => {
+    const [m] = await insert(mandate({ usageLimits: [{ meter: "tokens", maximum: 10, periodMs: 0 }] }));
+    const chain = [m] as MandateRecord[];
+    // Two batchers (two replicas' worth of group commits) on one database, batches of about 5.
+    const batchers = [new IssuanceBatcher(store), new IssuanceBatcher(store)];
+    // Settled as they go (a refusal must not wait for a handler until the loop ends).
+    const issued: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 50; i++) {
+      if (i % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
+      issued.push(
+        (batchers[i % 2] as IssuanceBatcher)
+          .record("acme", {
+            chain,
+            event: (counters) => ({ eventId: randomUUID(), type: "token.exchanged.v1", payload: { counters } }),
+            at: now,
+            counted: `jti-${i}`,
+            refuse: exchangeRefusal,
+          })
+          .then(() => "issued")
+          .catch((error: unknown) => error),
+      );
+    }
+    const results = await Promise.all(issued);
+    expect(results.filter((r) => r === "issued")).toHaveLength(10);
+    const refused = results.filter((r) => r !== "issued");
+    expect(refused.every((r) => r instanceof UnacceptableToken && r.condition === "exhausted")).toBe(true);
+    expect(await used(m?.id as string)).toEqual([10]);
+    const claims = await acme()
+      .db.selectFrom("mandate_consumptions")
+      .select("idempotency_key")
+      .where("tenant_id", "=", "acme")
+      .where("mandate_id", "=", m?.id as string)
+      .execute();
+    expect(claims).toHaveLength(10);
   });
 
   it("counts idempotent retries once, returning the first result", async () => {

@@ -230,6 +230,17 @@ const MANDATE_CACHE_MAX = 10_000;
  */
 class MandateCache {
   readonly #entries = new Map<string, { mandate: MandateRecord; until: number }>();
+  /** Mandates whose lifetime `tokens` limit was found used up: for good, as usage only grows. */
+  readonly #spent = new Set<string>();
+
+  spent(context: ExchangeContext, id: string): boolean {
+    return this.#spent.has(`${context.urls.tenant}\n${id}`);
+  }
+
+  markSpent(context: ExchangeContext, id: string): void {
+    if (this.#spent.size >= MANDATE_CACHE_MAX) this.#spent.clear();
+    this.#spent.add(`${context.urls.tenant}\n${id}`);
+  }
 
   async find(context: ExchangeContext, id: string): Promise<MandateRecord | undefined> {
     const key = `${context.urls.tenant}\n${id}`;
@@ -293,11 +304,32 @@ async function usableChain(context: ExchangeContext, mandate: MandateRecord, ref
   const mandates = store(context).use(MandateStore);
   // A root mandate is its own chain: no query (the common case, and the hot path).
   const chain = mandate.parentId === null ? [mandate] : ((await mandates.chain(mandate.id)) ?? [mandate]);
-  // Exhaustion is computed from lifetime limits: read only when the chain has some.
-  const limited = chain.some((link) => link.usageLimits.some((limit) => limit.periodMs === 0));
-  const usage = limited ? await mandates.lifetimeUsage(chain.map((m) => m.id)) : new Map();
+  // Exhaustion is computed from lifetime limits: read only when the chain has some on a meter other
+  // than `tokens`. A `tokens` limit needs no read: the issuing transaction counts the token and
+  // refuses it past the limit, atomically (countToken); a mandate found used up so is remembered
+  // (spentTokens) and refused here from then on, before anything is signed.
+  const limited = chain.some((link) =>
+    link.usageLimits.some((limit) => limit.periodMs === 0 && limit.meter !== TOKENS_METER),
+  );
+  const usage = limited ? await mandates.lifetimeUsage(chain.map((m) => m.id)) : spentTokens(context, chain);
   for (const link of [...chain].reverse()) requireUsable(link, mandate, context.now, usage.get(link.id), refuse);
   return chain;
+}
+
+/** The lifetime `tokens` usage of the chain's mandates known to be used up (past any maximum). */
+function spentTokens(context: ExchangeContext, chain: readonly MandateRecord[]): Map<string, Map<string, number>> {
+  const { mandates } = runtimeOf(context);
+  const usage = new Map<string, Map<string, number>>();
+  for (const link of chain) {
+    if (mandates.spent(context, link.id)) usage.set(link.id, new Map([[TOKENS_METER, Number.POSITIVE_INFINITY]]));
+  }
+  return usage;
+}
+
+/** Remembers a mandate whose lifetime `tokens` limit a count found used up (countToken's `spent`). */
+function spentCallback(context: ExchangeContext): (mandateId: string) => void {
+  const { mandates } = runtimeOf(context);
+  return (mandateId) => mandates.markSpent(context, mandateId);
 }
 
 /**
@@ -650,6 +682,7 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
       at: now,
       counted,
       refuse: exchangeRefusal,
+      spent: spentCallback(context),
     });
   } else {
     const scoped = store(context);
@@ -658,7 +691,14 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
         ? await recordMandate(scoped, tx, plan.subMandate, delegatingActor(context, plan.chain.at(-2) as MandateRecord))
         : await lockedChain(context, tx, plan.chain);
       requireStillActive(chain, plan.chain, mandate, now, exchangeRefusal);
-      const counters = await countToken(scoped.use(UsageCounters, tx), chain, token.jti, now, exchangeRefusal);
+      const counters = await countToken(
+        scoped.use(UsageCounters, tx),
+        chain,
+        token.jti,
+        now,
+        exchangeRefusal,
+        spentCallback(context),
+      );
       if (refresh && refreshToken) {
         const grants = scoped.use(GrantStore, tx);
         await grants.insertGrant(refresh, now);
@@ -734,7 +774,7 @@ export async function refreshUnderMandate(
     async recordWithin(tx, jti) {
       const locked = await lockedChain(context, tx, chain);
       requireStillActive(locked, chain, mandate, context.now, refreshRefusal);
-      await countToken(scoped.use(UsageCounters, tx), locked, jti, context.now, refreshRefusal);
+      await countToken(scoped.use(UsageCounters, tx), locked, jti, context.now, refreshRefusal, spentCallback(context));
     },
   };
 }

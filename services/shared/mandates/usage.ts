@@ -16,6 +16,12 @@
 //      the transaction rolls back, nothing is charged, the key is not kept (a retry is decided anew,
 //      e.g. in the next period);
 //   5. the result is kept with the key, and a mandate.consumed.v1 audit event commits with it.
+// A counter row is updated first and created (INSERT ... ON CONFLICT DO NOTHING) only when the
+// UPDATE found none, then updated again: one statement per counter once it exists. Several
+// consumptions of one chain in one transaction (a token exchange batch: chargeAllWithin) charge
+// each counter once by their sum — the same conditional UPDATE, so the same guarantee — and claim
+// their keys with their results in one INSERT, in a savepoint; when that cannot be done for all of
+// them it is rolled back and the caller charges them one by one.
 // Amounts are floating-point numbers: meters of money should count in minor units (cents).
 import { sql } from "kysely";
 import { type Actor, mandateConsumed } from "../audit-events.ts";
@@ -155,6 +161,66 @@ export async function chargeWithin(
   return { ...result, replayed: false };
 }
 
+/** A consumption of chargeAllWithin: the request and when it is made (which period it counts in). */
+export interface TimedConsumption {
+  request: ConsumeRequest;
+  at: number;
+}
+
+/**
+ * chargeWithin for several consumptions of one chain that charge the same counters (one meter, the
+ * same periods), in a savepoint, with one statement per counter and one for all the keys: each
+ * counter charged once by the sum of the amounts in the conditional UPDATE (root first), then every
+ * key claimed with its result in one multi-row INSERT. All or nothing: undefined — the savepoint
+ * rolled back, nothing charged or claimed — when they cannot all be charged so: a counter whose
+ * maximum the sum would pass, a key claimed before (a replay, or the same key twice), consumptions
+ * in different periods; the caller then charges them one by one with chargeWithin, which decides
+ * each exactly. Each result's counters read as if charged one after the other, in order.
+ *
+ * Counters are locked before keys here, keys before counters in chargeWithin: two transactions
+ * could wait on each other only by claiming one key at once, which keys unique to one consumption
+ * (a token's jti, counted once) never do. Keys a client may send twice at once go to chargeWithin.
+ */
+export async function chargeAllWithin(
+  counters: UsageCounters,
+  chain: readonly MandateRecord[],
+  consumptions: readonly TimedConsumption[],
+): Promise<ConsumeResult[] | undefined> {
+  const first = consumptions[0];
+  if (!first) return [];
+  for (const { request } of consumptions) requireWellFormed(request);
+  const { meter } = first.request;
+  const plan = chainCounters(chain, meter, first.at);
+  const samePeriods = (at: number) =>
+    chainCounters(chain, meter, at).every((counter, i) => counter.periodStart === plan[i]?.periodStart);
+  if (consumptions.some(({ request, at }) => request.meter !== meter || !samePeriods(at))) return undefined;
+  const mandateId = (chain.at(-1) as MandateRecord).id;
+  return counters.inSavepoint(() => chargeTogether(counters, mandateId, plan, consumptions));
+}
+
+async function chargeTogether(
+  counters: UsageCounters,
+  mandateId: string,
+  plan: readonly Counter[],
+  consumptions: readonly TimedConsumption[],
+): Promise<ConsumeResult[] | undefined> {
+  const total = consumptions.reduce((sum, { request }) => sum + request.amount, 0);
+  const finals: number[] = [];
+  for (const counter of plan) {
+    const used = await counters.tryCharge(counter, total);
+    if (used === undefined) return undefined;
+    finals.push(used);
+  }
+  let after = total;
+  const results = consumptions.map(({ request, at }) => {
+    after -= request.amount;
+    const charged = plan.map((counter, i) => ({ ...counter, used: (finals[i] as number) - after }));
+    return { mandateId, meter: request.meter, amount: request.amount, at, counters: charged };
+  });
+  if (!(await counters.claimAll(mandateId, results, consumptions))) return undefined;
+  return results.map((result) => ({ ...result, replayed: false }));
+}
+
 /** Whether any mandate of the chain limits `meter` (otherwise a consumption of it charges nothing). */
 export function limitsMeter(chain: readonly MandateRecord[], meter: string): boolean {
   return chain.some((mandate) => mandate.usageLimits.some((limit) => limit.meter === meter));
@@ -168,21 +234,28 @@ async function chargeChain(
   at: number,
 ): Promise<Counter[]> {
   const charged: Counter[] = [];
+  for (const counter of chainCounters(chain, request.meter, at))
+    charged.push(await counters.charge(counter, request.amount));
+  return charged;
+}
+
+/** The counters of `meter` along the chain at `at` (used 0), root first, limits by period: the lock order. */
+function chainCounters(chain: readonly MandateRecord[], meter: string, at: number): Counter[] {
+  const counters: Counter[] = [];
   for (const mandate of chain) {
-    const limits = mandate.usageLimits.filter((l) => l.meter === request.meter).sort((a, b) => a.periodMs - b.periodMs);
+    const limits = mandate.usageLimits.filter((l) => l.meter === meter).sort((a, b) => a.periodMs - b.periodMs);
     for (const limit of limits) {
-      const counter = {
+      counters.push({
         mandateId: mandate.id,
         meter: limit.meter,
         periodMs: limit.periodMs,
         periodStart: periodStart(mandate.notBefore, limit.periodMs, at),
         used: 0,
         maximum: limit.maximum,
-      };
-      charged.push(await counters.charge(counter, request.amount));
+      });
     }
   }
-  return charged;
+  return counters;
 }
 
 function requireWellFormed(request: ConsumeRequest): void {
@@ -214,6 +287,9 @@ export function periodStart(anchor: number, periodMs: number, at: number): numbe
   if (periodMs <= 0) return 0;
   return anchor + Math.floor((at - anchor) / periodMs) * periodMs;
 }
+
+/** Rows per multi-row INSERT: 7 parameters each, inside both engines' bound-parameter limits. */
+const ROWS_PER_STATEMENT = 100;
 
 /** The counter and idempotency rows of one tenant: `scoped.use(UsageCounters, tx)`. */
 export class UsageCounters {
@@ -259,18 +335,48 @@ export class UsageCounters {
 
   /** Adds `amount` to the counter unless that passes its maximum (then UsageLimitExceeded). */
   async charge(counter: Counter, amount: number): Promise<Counter> {
-    const key = {
-      tenant_id: this.#tenant,
-      mandate_id: counter.mandateId,
-      meter: counter.meter,
-      period_ms: counter.periodMs,
-      period_start: counter.periodStart,
-    };
+    const used = await this.tryCharge(counter, amount);
+    if (used !== undefined) return { ...counter, used };
+    const current = await this.#db
+      .selectFrom("mandate_usage")
+      .select("used")
+      .where("tenant_id", "=", this.#tenant)
+      .where("mandate_id", "=", counter.mandateId)
+      .where("meter", "=", counter.meter)
+      .where("period_ms", "=", counter.periodMs)
+      .where("period_start", "=", counter.periodStart)
+      .executeTakeFirst();
+    throw new UsageLimitExceeded({ ...counter, used: Number(current?.used ?? 0) }, amount);
+  }
+
+  /**
+   * Adds `amount` to the counter unless that passes its maximum: the counter's new value, or
+   * undefined (nothing charged). The conditional UPDATE is the guard: on PostgreSQL a concurrent
+   * UPDATE of the row waits for this transaction and re-checks the condition on the new value. The
+   * row is created (used 0) only when the UPDATE found none — a concurrent creation waits on the
+   * key, and the second UPDATE (a new snapshot under READ COMMITTED) sees the committed row.
+   */
+  async tryCharge(counter: Counter, amount: number): Promise<number | undefined> {
+    const updated = await this.#increment(counter, amount);
+    if (updated !== undefined) return updated;
     await this.#db
       .insertInto("mandate_usage")
-      .values({ ...key, used: 0 })
+      .values({
+        tenant_id: this.#tenant,
+        mandate_id: counter.mandateId,
+        meter: counter.meter,
+        period_ms: counter.periodMs,
+        period_start: counter.periodStart,
+        used: 0,
+      })
       .onConflict((oc) => oc.columns(["tenant_id", "mandate_id", "meter", "period_ms", "period_start"]).doNothing())
       .execute();
+    // Created now, or by a transaction that committed since the first UPDATE, or there all along
+    // and past the maximum: the UPDATE decides again.
+    return this.#increment(counter, amount);
+  }
+
+  async #increment(counter: Counter, amount: number): Promise<number | undefined> {
     const updated = await this.#db
       .updateTable("mandate_usage")
       .set((eb) => ({ used: eb("used", "+", amount) }))
@@ -282,17 +388,54 @@ export class UsageCounters {
       .where(sql<number>`used + ${amount}`, "<=", counter.maximum)
       .returning("used")
       .executeTakeFirst();
-    if (updated) return { ...counter, used: Number(updated.used) };
-    const current = await this.#db
-      .selectFrom("mandate_usage")
-      .select("used")
-      .where("tenant_id", "=", this.#tenant)
-      .where("mandate_id", "=", counter.mandateId)
-      .where("meter", "=", counter.meter)
-      .where("period_ms", "=", counter.periodMs)
-      .where("period_start", "=", counter.periodStart)
-      .executeTakeFirst();
-    throw new UsageLimitExceeded({ ...counter, used: Number(current?.used ?? 0) }, amount);
+    return updated ? Number(updated.used) : undefined;
+  }
+
+  /**
+   * Claims every key with its result, in one INSERT per chunk (inside both engines' parameter
+   * limits); false when any was claimed before (its row is left alone, the others are inserted:
+   * roll back to a savepoint).
+   */
+  async claimAll(
+    mandateId: string,
+    results: ReadonlyArray<Omit<ConsumeResult, "replayed">>,
+    consumptions: readonly TimedConsumption[],
+  ): Promise<boolean> {
+    for (let start = 0; start < consumptions.length; start += ROWS_PER_STATEMENT) {
+      const rows = consumptions.slice(start, start + ROWS_PER_STATEMENT).map(({ request, at }, i) => ({
+        tenant_id: this.#tenant,
+        mandate_id: mandateId,
+        idempotency_key: request.idempotencyKey,
+        meter: request.meter,
+        amount: request.amount,
+        at,
+        result: JSON.stringify(results[start + i]),
+      }));
+      const claimed = await this.#db
+        .insertInto("mandate_consumptions")
+        .values(rows)
+        .onConflict((oc) => oc.columns(["tenant_id", "mandate_id", "idempotency_key"]).doNothing())
+        .returning("idempotency_key")
+        .execute();
+      if (claimed.length < rows.length) return false;
+    }
+    return true;
+  }
+
+  /** Runs `fn` in a savepoint of the transaction, rolled back when it answers undefined or throws. */
+  async inSavepoint<T>(fn: () => Promise<T | undefined>): Promise<T | undefined> {
+    await sql`savepoint mandate_usage_charge`.execute(this.#db);
+    let result: T | undefined;
+    try {
+      result = await fn();
+    } catch (error) {
+      await sql`rollback to savepoint mandate_usage_charge`.execute(this.#db);
+      await sql`release savepoint mandate_usage_charge`.execute(this.#db);
+      throw error;
+    }
+    if (result === undefined) await sql`rollback to savepoint mandate_usage_charge`.execute(this.#db);
+    await sql`release savepoint mandate_usage_charge`.execute(this.#db);
+    return result;
   }
 
   /** Stores the result with the claimed key, for retries. */

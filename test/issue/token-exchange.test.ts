@@ -21,7 +21,7 @@ import { ErrorInfoSchema, PreconditionFailureSchema } from "../../gen/google/rpc
 import { Audit, type AuditEvent } from "../../gen/mandate/v1/audit_pb.js";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
-import { Issue, type Mandate, type MandateSchema } from "../../gen/mandate/v1/issue_pb.js";
+import { Issue, type Mandate, type MandateSchema, MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { adminClient } from "../helpers/admin.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
@@ -437,6 +437,26 @@ describe("token exchange of a mandate at the token endpoint (oauth4webapi)", () 
     const expired = await refused(await exchange(agentA, ofMandate(ending)));
     expect(expired.error).toBe("invalid_request");
     expect(expired.error_description).toContain("expired");
+  });
+
+  it("revokes and refuses a mandate granted to end with the account once its principal's account is gone", async () => {
+    // "ghost" is no dev user: the provider reports the account deleted (as after a deletion).
+    const ending = await grant(agentA, {
+      principal: { id: "ghost", kind: PartyKind.HUMAN },
+      revocationPolicy: { revokeOnAccountEnd: true },
+    });
+    const kept = await grant(agentA, { principal: { id: "ghost", kind: PartyKind.HUMAN } });
+    const refusal = await refused(await exchange(agentA, ofMandate(ending)));
+    expect(refusal).toMatchObject({
+      error: "invalid_request",
+      error_description: `mandate ${ending} has been revoked: its principal's account was deleted (revoke_on_account_end)`,
+    });
+    const { mandate } = await server.issue.getMandate({ tenant: "demo", mandateId: ending });
+    expect(mandate).toMatchObject({ state: MandateState.REVOKED, revokeReason: "the principal's account was deleted" });
+    // Without the policy the mandate stays usable; an active principal's ending mandate too.
+    expect((await exchanged(agentA, ofMandate(kept))).claims.sub).toBe("ghost");
+    const alices = await grant(agentA, { revocationPolicy: { revokeOnAccountEnd: true } });
+    expect((await exchanged(agentA, ofMandate(alices))).claims.sub).toBe(alice);
   });
 
   it("counts one `tokens` per issued token, atomically, and refuses past the limit", async () => {

@@ -4,8 +4,8 @@
 // Each revokes the mandate and its sub-mandates (revokeWithin: cascade, one mandate.revoked.v1 per
 // mandate, in one transaction), by a rule rather than a person.
 //
-// Where they run: `autoRevokeIfPrincipalGone` where a mandate is used (token exchange asks the
-// provider before issuing; a provider outage fails the exchange: fail closed), and
+// Where they run: `autoRevokeIfPrincipalGone` where a mandate is used (token exchange and refresh ask
+// the provider before issuing, through principal-account.ts; an outage refuses: fail closed), and
 // `revokeForSessionEnd` where a session ends (sign-out).
 import type { Clock } from "../../shared/clock.ts";
 import { MandateStore, type RevokedMandate } from "../../shared/mandates/mandate-store.ts";

@@ -83,6 +83,7 @@ import {
 import { checkedMandate, type MandateDeps, recordMandate } from "./grant.ts";
 import { countToken, IssuanceBatcher, TOKENS_METER } from "./issuance-batch.ts";
 import { type AuthorizationDetail, type Dimension, grantWidening, oauthErrorOf } from "./narrowing.ts";
+import { PrincipalAccounts } from "./principal-account.ts";
 import { type Condition, exchangeRefusal, isCondition, type Refuse, refreshRefusal } from "./refusal.ts";
 
 /** The mandate an exchange acts under, and what the subject token said about it. */
@@ -255,14 +256,19 @@ class MandateCache {
   }
 }
 
-/** Per store (one per process): the issuance batcher and the mandate cache. */
-const runtimes = new WeakMap<object, { batcher: IssuanceBatcher; mandates: MandateCache }>();
+/** Per store (one per process): the issuance batcher, the mandate cache, the principals' account answers. */
+interface Runtime {
+  batcher: IssuanceBatcher;
+  mandates: MandateCache;
+  accounts: PrincipalAccounts;
+}
+const runtimes = new WeakMap<object, Runtime>();
 
-function runtimeOf(context: ExchangeContext): { batcher: IssuanceBatcher; mandates: MandateCache } {
+function runtimeOf(context: ExchangeContext): Runtime {
   const { store: db } = context.services;
   let runtime = runtimes.get(db);
   if (!runtime) {
-    runtime = { batcher: new IssuanceBatcher(db), mandates: new MandateCache() };
+    runtime = { batcher: new IssuanceBatcher(db), mandates: new MandateCache(), accounts: new PrincipalAccounts() };
     runtimes.set(db, runtime);
   }
   return runtime;
@@ -313,6 +319,13 @@ async function usableChain(context: ExchangeContext, mandate: MandateRecord, ref
   );
   const usage = limited ? await mandates.lifetimeUsage(chain.map((m) => m.id)) : spentTokens(context, chain);
   for (const link of [...chain].reverse()) requireUsable(link, mandate, context.now, usage.get(link.id), refuse);
+  const { services } = context;
+  await runtimeOf(context).accounts.requireAccount(
+    { store: services.store, clock: services.clock, identity: services.identity, revocations: services.inspector },
+    context.urls.tenant,
+    chain,
+    refuse,
+  );
   return chain;
 }
 

@@ -7,6 +7,7 @@
 
 import type { Kysely } from "kysely";
 import type { Logger } from "../../shared/logger.ts";
+import { PollLoop } from "../../shared/poll-loop.ts";
 import {
   ChangeNotifications,
   notifyInTransaction as notifyChannel,
@@ -98,56 +99,37 @@ export class PolicyReloader {
  */
 class Poller {
   readonly #db: Kysely<Database>;
-  readonly #interval: number;
   readonly #handlers: ReloadHandlers;
   readonly #logger: Logger;
+  readonly #loop: PollLoop;
   #since: number;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
+  /** The first poll is quiet: nothing was known before it. */
+  #first = true;
 
   constructor(db: Kysely<Database>, interval: number, now: () => number, handlers: ReloadHandlers, logger: Logger) {
     this.#db = db;
-    this.#interval = interval;
     this.#handlers = handlers;
     this.#logger = logger;
     this.#since = now() - POLL_OVERLAP_MS;
+    this.#loop = new PollLoop(() => this.#poll(), interval);
   }
 
   async start(): Promise<void> {
-    await this.#poll(true);
-    this.#schedule(this.#interval);
+    await this.#loop.start();
   }
 
   /** Polls at once (a notification channel reconnected and may have missed messages). */
   pollSoon(): void {
-    this.#schedule(0);
+    this.#loop.pollSoon();
   }
 
   stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#loop.stop();
   }
 
-  #schedule(delay: number): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#tick(), delay);
-    this.#timer.unref();
-  }
-
-  async #tick(): Promise<void> {
-    // One poll at a time; a poll asked for while one runs is served by the next tick.
-    if (!this.#running) {
-      this.#running = this.#poll(false).finally(() => {
-        this.#running = undefined;
-      });
-    }
-    await this.#running;
-    this.#schedule(this.#interval);
-  }
-
-  async #poll(quiet: boolean): Promise<void> {
+  async #poll(): Promise<void> {
+    const quiet = this.#first;
+    this.#first = false;
     try {
       const rows = await this.#db
         .selectFrom("policy_state")

@@ -11,6 +11,7 @@
 //   `staleAfterMs`. Otherwise every check reads the store (and an error reading it is an error,
 //   never an answer from a stale set). A notification being applied makes checks of its tenant wait.
 import { createLogger, type Logger } from "../logger.ts";
+import { PollLoop } from "../poll-loop.ts";
 import { ChangeNotifications } from "../store/change-notifications.ts";
 import type { Store } from "../store/store.ts";
 import { LOG_PAGE, onLocalAppend, REVOCATION_CHANNELS, type RevocationEntry, RevocationLog } from "./revocation-log.ts";
@@ -75,14 +76,14 @@ export class RevocationIndex {
   /** A poll has succeeded since LISTEN last connected. */
   #listenConfirmed = false;
   #listenEpoch = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #polling: Promise<void> | undefined;
+  readonly #poller: PollLoop;
   #prunedAt: number;
   #unfollowLocal: (() => void) | undefined;
 
   constructor(options: RevocationIndexOptions) {
     this.#o = options;
     this.#prunedAt = options.now();
+    this.#poller = new PollLoop(() => this.#poll(), options.pollIntervalMs);
     this.#notifications = new ChangeNotifications(
       {
         channels: REVOCATION_CHANNELS,
@@ -99,7 +100,7 @@ export class RevocationIndex {
         resync: () => {
           this.#listenConfirmed = false;
           this.#listenEpoch++;
-          this.#pollSoon();
+          this.#poller.pollSoon();
         },
       },
     );
@@ -128,13 +129,13 @@ export class RevocationIndex {
       set.pendingUntil = this.#o.now() + LOCAL_PENDING_MS;
     });
     await this.#notifications.start();
-    await this.#tick();
+    await this.#poller.start();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unfollowLocal?.();
-    clearTimeout(this.#timer);
+    this.#poller.stop();
     await this.#notifications.stop();
   }
 
@@ -272,25 +273,6 @@ export class RevocationIndex {
     }
     if (head > set.sequence) set.sequence = head;
     return applied;
-  }
-
-  #pollSoon(): void {
-    this.#schedule(0);
-  }
-
-  #schedule(delay: number): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#tick(), delay);
-    this.#timer.unref();
-  }
-
-  async #tick(): Promise<void> {
-    this.#polling ??= this.#poll().finally(() => {
-      this.#polling = undefined;
-    });
-    await this.#polling;
-    this.#schedule(this.#o.pollIntervalMs);
   }
 
   /** Reads the heads of the tenants followed here and catches up those that moved. */

@@ -13,7 +13,7 @@
 // limit, one by one (chargeWithin, each in a savepoint: past a limit, its charges are rolled back
 // and it alone is refused) —, chains in the order of their ids, so concurrent batches charge shared
 // counters in one order (roots first); one INSERT records the events of those issued. Like the outbox's group
-// commit (shared/store/outbox.ts), a caller's promise settles once its event is durable, so a token
+// commit (shared/store/group-commit.ts serves both), a caller's promise settles once its event is durable, so a token
 // leaves only once recorded.
 import { sql } from "kysely";
 import type { OutboxEvent } from "../../shared/audit-events.ts";
@@ -27,6 +27,7 @@ import {
   UsageCounters,
   UsageLimitExceeded,
 } from "../../shared/mandates/usage.ts";
+import { GroupCommit, type Waiting as GroupWaiting } from "../../shared/store/group-commit.ts";
 import { insertOutboxEvents, type TimedEvent } from "../../shared/store/outbox.ts";
 import type { Store, TenantTransaction } from "../../shared/store/store.ts";
 import { OAuthError } from "../oauth/errors.ts";
@@ -49,49 +50,23 @@ export interface PendingIssuance {
   spent?: ((mandateId: string) => void) | undefined;
 }
 
-interface Waiting extends PendingIssuance {
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
+type Waiting = GroupWaiting<PendingIssuance>;
 
 /** Ids per `IN (...)` list and issuances per batch: inside both engines' bound-parameter limits. */
 const MAX_BATCH = 200;
 
 export class IssuanceBatcher {
   readonly #store: Store;
-  #queue = new Map<string, Waiting[]>();
-  #queued = 0;
-  #scheduled = false;
+  readonly #batches: GroupCommit<PendingIssuance>;
 
   constructor(store: Store) {
     this.#store = store;
+    this.#batches = new GroupCommit(MAX_BATCH, (tenant, batch) => this.#commit(tenant, batch));
   }
 
   /** Resolves once the event is durable with the chain found active; the path's refusal when it no longer is. */
   record(tenant: string, issuance: PendingIssuance): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const waiting = this.#queue.get(tenant) ?? [];
-      waiting.push({ ...issuance, resolve, reject });
-      this.#queue.set(tenant, waiting);
-      this.#queued++;
-      if (this.#queued >= MAX_BATCH) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
-  }
-
-  #flush(): void {
-    this.#scheduled = false;
-    const queue = this.#queue;
-    this.#queue = new Map();
-    this.#queued = 0;
-    for (const [tenant, batch] of queue) {
-      this.#commit(tenant, batch).catch((error: unknown) => {
-        for (const waiting of batch) waiting.reject(error);
-      });
-    }
+    return this.#batches.add(tenant, issuance);
   }
 
   async #commit(tenant: string, batch: Waiting[]): Promise<void> {

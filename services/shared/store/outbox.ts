@@ -7,6 +7,7 @@
 //   so a token is returned only once its audit record is committed.
 import type { Kysely } from "kysely";
 import type { OutboxEvent } from "../audit-events.ts";
+import { GroupCommit } from "./group-commit.ts";
 import type { AuditOutboxTable, Database } from "./schema.ts";
 import { pinToTenant, type TenantDb } from "./tenancy.ts";
 
@@ -35,53 +36,21 @@ function outboxRow(tenantId: string, event: OutboxEvent, at: number): Omit<Audit
   };
 }
 
-interface Waiting extends TimedEvent {
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 /** Rows per INSERT: 6 parameters each, well inside both engines' bound-parameter limits. */
 const MAX_BATCH = 500;
 
 /** Group commit of events recorded alone, per tenant. */
 export class OutboxBatcher {
-  readonly #db: Kysely<Database>;
-  #queue = new Map<string, Waiting[]>();
-  #queued = 0;
-  #scheduled = false;
+  readonly #batches: GroupCommit<TimedEvent>;
 
   constructor(db: Kysely<Database>) {
-    this.#db = db;
-  }
-
-  record(tenantId: string, event: OutboxEvent, at: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const waiting = this.#queue.get(tenantId) ?? [];
-      waiting.push({ event, at, resolve, reject });
-      this.#queue.set(tenantId, waiting);
-      this.#queued++;
-      if (this.#queued >= MAX_BATCH) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+    this.#batches = new GroupCommit(MAX_BATCH, async (tenantId, batch) => {
+      await insertOutboxEvents(pinToTenant(db, tenantId), tenantId, batch);
+      for (const waiting of batch) waiting.resolve();
     });
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    const queue = this.#queue;
-    this.#queue = new Map();
-    this.#queued = 0;
-    for (const [tenantId, batch] of queue) {
-      insertOutboxEvents(pinToTenant(this.#db, tenantId), tenantId, batch).then(
-        () => {
-          for (const waiting of batch) waiting.resolve();
-        },
-        (error: unknown) => {
-          for (const waiting of batch) waiting.reject(error);
-        },
-      );
-    }
+  record(tenantId: string, event: OutboxEvent, at: number): Promise<void> {
+    return this.#batches.add(tenantId, { event, at });
   }
 }

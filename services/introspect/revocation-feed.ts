@@ -19,6 +19,7 @@ import type { Logger } from "../shared/logger.ts";
 import { API_SCOPES } from "../shared/oauth/mandate-api.ts";
 import { LOG_PAGE, type RevocationEntry, RevocationLog } from "../shared/oauth/revocation-log.ts";
 import type { RevocationIndex } from "../shared/oauth/revocations.ts";
+import type { HttpCallerGate } from "../shared/rpc/caller-authentication.ts";
 import type { TenantLookup } from "../shared/rpc/service.ts";
 import type { Store } from "../shared/store/store.ts";
 import { IllFormedText, parseFormStrict } from "../shared/text.ts";
@@ -173,24 +174,11 @@ export function watchRevocationsRpc(deps: FeedDeps) {
   };
 }
 
-/** Admits an HTTP caller as a PUBLIC RPC with these scopes (CallerAuthentication.admitHttp). */
-export interface FeedCallerGate {
-  admitHttp(call: {
-    name: string;
-    method: string;
-    url: string;
-    authorization: string | undefined;
-    dpop: string | undefined;
-    address: string | undefined;
-    tenant: string;
-    scopes: readonly string[];
-  }): Promise<unknown>;
-}
-
 export interface SseOptions extends FeedDeps {
   publicBaseUrl: string;
   tenants: TenantLookup;
-  callers: FeedCallerGate;
+  /** Admits an HTTP caller as a PUBLIC RPC with these scopes (CallerAuthentication.admitHttp). */
+  callers: HttpCallerGate;
   logger: Logger;
 }
 

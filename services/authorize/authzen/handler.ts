@@ -18,7 +18,7 @@ import { ClientAddresses } from "../../shared/net/client-ip.ts";
 import { RequestAborted } from "../../shared/net/request-body.ts";
 import { API_SCOPES } from "../../shared/oauth/mandate-api.ts";
 import { ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
-import type { HttpCall } from "../../shared/rpc/caller-authentication.ts";
+import type { HttpCallerGate } from "../../shared/rpc/caller-authentication.ts";
 import type { HttpHandler, TenantLookup } from "../../shared/rpc/service.ts";
 import { type AuthzenPolicy, Evaluator } from "./evaluate.ts";
 import { HttpFailure, readJsonBody, sendFailure, sendJson } from "./http.ts";
@@ -56,16 +56,14 @@ const API_NAMES: Record<Api, string> = {
   "search/action": "AuthZEN action search",
 };
 
-/** Admits an HTTP API's caller as a PUBLIC RPC's (CallerAuthentication.admitHttp); refusals are ConnectErrors. */
-export interface HttpCallerGate {
-  admitHttp(call: HttpCall): Promise<unknown>;
-}
+export type { HttpCallerGate };
 
 export interface AuthzenHandlerOptions {
   config: Config;
   tenants: TenantLookup;
   logger: Logger;
   clock: Clock;
+  /** Admits an HTTP API's caller as a PUBLIC RPC's (CallerAuthentication.admitHttp). */
   callers: HttpCallerGate;
   policy: AuthzenPolicy;
 }

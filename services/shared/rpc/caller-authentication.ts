@@ -116,6 +116,11 @@ export interface HttpCall {
   scopes: readonly string[];
 }
 
+/** What an HTTP API's handler needs of CallerAuthentication: `admitHttp`; refusals are ConnectErrors. */
+export interface HttpCallerGate {
+  admitHttp(call: HttpCall): Promise<unknown>;
+}
+
 /** An HTTP API's access rule: PUBLIC, by token only (the scopes come with each call). */
 const HTTP_RULE: AccessRule = {
   exposure: "public",

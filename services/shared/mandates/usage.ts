@@ -307,15 +307,7 @@ export class UsageCounters {
   async claim(mandateId: string, request: ConsumeRequest, at: number): Promise<ConsumeResult | undefined> {
     const inserted = await this.#db
       .insertInto("mandate_consumptions")
-      .values({
-        tenant_id: this.#tenant,
-        mandate_id: mandateId,
-        idempotency_key: request.idempotencyKey,
-        meter: request.meter,
-        amount: request.amount,
-        at,
-        result: "",
-      })
+      .values(this.#consumptionRow(mandateId, request, at, ""))
       .onConflict((oc) => oc.columns(["tenant_id", "mandate_id", "idempotency_key"]).doNothing())
       .returning("idempotency_key")
       .executeTakeFirst();
@@ -402,15 +394,9 @@ export class UsageCounters {
     consumptions: readonly TimedConsumption[],
   ): Promise<boolean> {
     for (let start = 0; start < consumptions.length; start += ROWS_PER_STATEMENT) {
-      const rows = consumptions.slice(start, start + ROWS_PER_STATEMENT).map(({ request, at }, i) => ({
-        tenant_id: this.#tenant,
-        mandate_id: mandateId,
-        idempotency_key: request.idempotencyKey,
-        meter: request.meter,
-        amount: request.amount,
-        at,
-        result: JSON.stringify(results[start + i]),
-      }));
+      const rows = consumptions
+        .slice(start, start + ROWS_PER_STATEMENT)
+        .map(({ request, at }, i) => this.#consumptionRow(mandateId, request, at, JSON.stringify(results[start + i])));
       const claimed = await this.#db
         .insertInto("mandate_consumptions")
         .values(rows)
@@ -420,6 +406,19 @@ export class UsageCounters {
       if (claimed.length < rows.length) return false;
     }
     return true;
+  }
+
+  /** A `mandate_consumptions` row: the claimed key with its result (JSON; empty until known). */
+  #consumptionRow(mandateId: string, request: ConsumeRequest, at: number, result: string) {
+    return {
+      tenant_id: this.#tenant,
+      mandate_id: mandateId,
+      idempotency_key: request.idempotencyKey,
+      meter: request.meter,
+      amount: request.amount,
+      at,
+      result,
+    };
   }
 
   /** Runs `fn` in a savepoint of the transaction, rolled back when it answers undefined or throws. */

@@ -15,10 +15,15 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ""}
 <form method="post" action="${options.action}">
 <input type="hidden" name="interaction" value="${options.interaction}">
 <input type="hidden" name="csrf" value="${options.csrf}">
-<label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" required value="${options.username ?? ""}" autofocus>
+${credentialFields(options.username)}
+</form>`;
+}
+
+/** The username and password fields and the submit button of a sign-in form (OAuth login, my mandates). */
+export function credentialFields(username: string | undefined): Html {
+  return html`<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" required value="${username ?? ""}" autofocus>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
-<button class="primary" type="submit">Sign in</button>
-</form>`;
+<button class="primary" type="submit">Sign in</button>`;
 }

@@ -7,6 +7,7 @@ import type { AgentFacts, MandateDescription } from "../mandates/describe.ts";
 import { limitLine, when } from "../mandates/describe.ts";
 import type { LimitUsage } from "../mandates/usage-view.ts";
 import { type Html, html } from "./layout.ts";
+import { credentialFields } from "./login.ts";
 
 export interface MandateRow {
   mandate: MandateRecord;
@@ -147,11 +148,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ""}
 <form method="post" action="${options.action}">
 <input type="hidden" name="csrf" value="${options.csrf}">
 ${options.returnTo ? html`<input type="hidden" name="return" value="${options.returnTo}">` : ""}
-<label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" required value="${options.username ?? ""}" autofocus>
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button class="primary" type="submit">Sign in</button>
+${credentialFields(options.username)}
 </form>`;
 }
 

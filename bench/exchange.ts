@@ -22,20 +22,15 @@ import { calculateJwkThumbprint, type JWK } from "jose";
 import { ClientKind } from "../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../gen/mandate/v1/common_pb.js";
 import { type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
-import { basic, cannon, type Load, median, type Sample } from "./http-load.ts";
-import { positiveNumber, round, table, writeReport } from "./lib.ts";
+import { basic, cannon, httpLoadSettings, type Load, median, type Sample } from "./http-load.ts";
+import { round, table, writeReport } from "./lib.ts";
 
 const RESOURCE = "https://api.example.com/";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const MANDATE_TYPE = "urn:mandate:params:oauth:token-type:mandate";
 const FORM = "application/x-www-form-urlencoded";
 const TARGET_RATIO = 0.7;
-const settings = {
-  seconds: positiveNumber("BENCH_SECONDS", 8),
-  warmupSeconds: positiveNumber("BENCH_WARMUP_SECONDS", 2),
-  rounds: positiveNumber("BENCH_ROUNDS", 3),
-  connections: positiveNumber("BENCH_CONNECTIONS", 16),
-};
+const settings = httpLoadSettings();
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Target {

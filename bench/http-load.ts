@@ -7,11 +7,21 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { round } from "./lib.ts";
+import { positiveNumber, round } from "./lib.ts";
 
 const run = promisify(execFile);
 const AUTOCANNON = fileURLToPath(new URL("../node_modules/autocannon/autocannon.js", import.meta.url));
 const WORKER = fileURLToPath(new URL("./load-worker.ts", import.meta.url));
+
+/** The run settings of the HTTP benchmarks (oauth.ts, exchange.ts), from BENCH_* variables. */
+export function httpLoadSettings() {
+  return {
+    seconds: positiveNumber("BENCH_SECONDS", 8),
+    warmupSeconds: positiveNumber("BENCH_WARMUP_SECONDS", 2),
+    rounds: positiveNumber("BENCH_ROUNDS", 3),
+    connections: positiveNumber("BENCH_CONNECTIONS", 16),
+  };
+}
 
 export interface Load {
   /** The server process, whose CPU time is measured. */

@@ -18,17 +18,12 @@ import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
-import { basic, cannon as cannonRun, type Load, median, type Sample } from "./http-load.ts";
-import { positiveNumber, round, table, writeReport } from "./lib.ts";
+import { basic, cannon as cannonRun, httpLoadSettings, type Load, median, type Sample } from "./http-load.ts";
+import { round, table, writeReport } from "./lib.ts";
 
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const RESOURCE = "https://api.example.com/";
-const settings = {
-  seconds: positiveNumber("BENCH_SECONDS", 8),
-  warmupSeconds: positiveNumber("BENCH_WARMUP_SECONDS", 2),
-  rounds: positiveNumber("BENCH_ROUNDS", 3),
-  connections: positiveNumber("BENCH_CONNECTIONS", 16),
-};
+const settings = httpLoadSettings();
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** One autocannon run at the configured concurrency (bench/http-load.ts). */

@@ -3,6 +3,7 @@
 // part of the code flow over plain HTTP (cookies, login form, consent form).
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import type { OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { adminInterceptor } from "./admin.ts";
@@ -160,4 +161,32 @@ export class Browser {
     }
     throw new Error("too many redirects");
   }
+}
+
+type AuditEntries = Awaited<ReturnType<ReturnType<typeof createClient<typeof Audit>>["query"]>>["entries"];
+
+/**
+ * The audit entries of `mandateId` (Audit.Query by mandate id), read again every 100 ms (100 times at
+ * most) until `done` holds of them, since events reach the log after the call that caused them: the
+ * last entries read.
+ */
+export async function mandateAuditEntries(
+  server: OAuthServer,
+  mandateId: string,
+  done: (entries: AuditEntries) => boolean,
+): Promise<AuditEntries> {
+  const audit = createClient(
+    Audit,
+    createGrpcTransport({
+      baseUrl: `http://${server.process.summary.grpc}`,
+      interceptors: [await server.caller("mandate:audit.read")],
+    }),
+  );
+  let entries: AuditEntries = [];
+  for (let i = 0; i < 100; i++) {
+    entries = (await audit.query({ tenant: "demo", mandateId })).entries;
+    if (done(entries)) return entries;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return entries;
 }

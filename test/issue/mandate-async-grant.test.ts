@@ -12,17 +12,15 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { calculateJwkThumbprint, exportJWK } from "jose";
 import * as oauth from "oauth4webapi";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { hashPassword } from "../../services/issue/clients/secrets.ts";
+import { discover, newAgentKey } from "../helpers/agents.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
-import { DEV_PASSWORD, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { DEV_PASSWORD, mandateAuditEntries, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const CIBA = "urn:openid:params:grant-type:ciba";
 const insecure = { [oauth.allowInsecureRequests]: true };
@@ -43,26 +41,19 @@ let agent: Agent;
 let otherAgent: Agent;
 
 async function registerAgent(name: string, grantTypes = [CIBA], kind = ClientKind.AGENT): Promise<Agent> {
-  const keys = await oauth.generateKeyPair("ES256", { extractable: true });
-  const created = await server.issue.createClient({
-    tenant: "demo",
-    metadata: {
-      kind,
-      clientName: name,
-      ...(kind === ClientKind.AGENT
-        ? {
-            owner: "dev-alice",
-            description: "Books trips and pays for them",
-            dpopJkt: await calculateJwkThumbprint(await exportJWK(keys.publicKey), "sha256"),
-          }
-        : {}),
-      grantTypes,
-      tokenEndpointAuthMethod: "client_secret_basic",
-      scope: "orders.read payments.create",
-      resources: [API],
-    },
+  const { keys, jkt } = await newAgentKey();
+  const registered = await server.register({
+    kind,
+    clientName: name,
+    ...(kind === ClientKind.AGENT
+      ? { owner: "dev-alice", description: "Books trips and pays for them", dpopJkt: jkt }
+      : {}),
+    grantTypes,
+    tokenEndpointAuthMethod: "client_secret_basic",
+    scope: "orders.read payments.create",
+    resources: [API],
   });
-  return { clientId: created.client?.clientId as string, clientSecret: created.clientSecret, keys };
+  return { ...registered, keys };
 }
 
 beforeAll(async () => {
@@ -82,10 +73,7 @@ beforeAll(async () => {
     }),
   );
   server = await startOAuthServer({ MANDATE_CONFIG: config });
-  as = await oauth.processDiscoveryResponse(
-    new URL(server.issuer),
-    await oauth.discoveryRequest(new URL(server.issuer), { algorithm: "oauth2", ...insecure }),
-  );
+  ({ as } = await discover(server.issuer));
   agent = await registerAgent("Travel bot");
   otherAgent = await registerAgent("Other bot");
   if (browserAvailable()) browser = await launchChromium();
@@ -395,17 +383,6 @@ describe.skipIf(!browserAvailable())("asynchronous mandate grant in headless Chr
 
 /** The audit event types of `mandateId` (Audit.Query by mandate id), once the grant reached the log. */
 async function auditTypes(mandateId: string): Promise<string[]> {
-  const audit = createClient(
-    Audit,
-    createGrpcTransport({
-      baseUrl: `http://${server.process.summary.grpc}`,
-      interceptors: [await server.caller("mandate:audit.read")],
-    }),
-  );
-  for (let i = 0; i < 100; i++) {
-    const { entries } = await audit.query({ tenant: "demo", mandateId });
-    if (entries.length > 0) return entries.map((e) => e.event?.type ?? "");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return [];
+  const entries = await mandateAuditEntries(server, mandateId, (found) => found.length > 0);
+  return entries.map((e) => e.event?.type ?? "");
 }

@@ -5,15 +5,18 @@
 // is redeemed with oauth4webapi (DPoP, the agent's key) and the token response and access token
 // name the mandate, which is the narrowed one. Negatives: a tampered form widening a dimension, a
 // missing CSRF token, deny, a client that is not an agent, malformed parameters.
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { calculateJwkThumbprint, exportJWK } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
+import { discover, newAgentKey } from "../helpers/agents.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
-import { Browser, DEV_PASSWORD, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import {
+  Browser,
+  DEV_PASSWORD,
+  mandateAuditEntries,
+  type OAuthServer,
+  startOAuthServer,
+} from "../helpers/oauth-server.ts";
 
 const insecure = { [oauth.allowInsecureRequests]: true };
 const REDIRECT = "http://127.0.0.1:9/callback";
@@ -28,27 +31,21 @@ let agent: { clientId: string; clientSecret: string };
 
 beforeAll(async () => {
   server = await startOAuthServer();
-  as = await oauth.processDiscoveryResponse(
-    new URL(server.issuer),
-    await oauth.discoveryRequest(new URL(server.issuer), { algorithm: "oauth2", ...insecure }),
-  );
-  keys = await oauth.generateKeyPair("ES256", { extractable: true });
-  const created = await server.issue.createClient({
-    tenant: "demo",
-    metadata: {
-      kind: ClientKind.AGENT,
-      clientName: "Travel bot",
-      owner: "dev-alice",
-      description: "Books trips and pays for them",
-      dpopJkt: await calculateJwkThumbprint(await exportJWK(keys.publicKey), "sha256"),
-      redirectUris: [REDIRECT],
-      grantTypes: ["authorization_code", "client_credentials"],
-      tokenEndpointAuthMethod: "client_secret_basic",
-      scope: "orders.read payments.create",
-      resources: [API],
-    },
+  ({ as } = await discover(server.issuer));
+  const key = await newAgentKey();
+  keys = key.keys;
+  agent = await server.register({
+    kind: ClientKind.AGENT,
+    clientName: "Travel bot",
+    owner: "dev-alice",
+    description: "Books trips and pays for them",
+    dpopJkt: key.jkt,
+    redirectUris: [REDIRECT],
+    grantTypes: ["authorization_code", "client_credentials"],
+    tokenEndpointAuthMethod: "client_secret_basic",
+    scope: "orders.read payments.create",
+    resources: [API],
   });
-  agent = { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
 }, 30_000);
 afterAll(async () => {
   if (process.env.MANDATE_TEST_DEBUG) console.error(server?.process.stderr());
@@ -189,19 +186,9 @@ describe.skipIf(!browserAvailable())("interactive mandate grant in headless Chro
 
 /** The details of the mandate.granted.v1 audit entry of `mandateId` (Audit.Query by mandate id). */
 async function grantedEvent(mandateId: string) {
-  const audit = createClient(
-    Audit,
-    createGrpcTransport({
-      baseUrl: `http://${server.process.summary.grpc}`,
-      interceptors: [await server.caller("mandate:audit.read")],
-    }),
-  );
-  for (let i = 0; i < 100; i++) {
-    const { entries } = await audit.query({ tenant: "demo", mandateId });
-    const granted = entries.find((e) => e.event?.type === "mandate.granted.v1");
-    if (granted) return granted.event?.details as unknown as GrantedDetails;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const isGranted = (e: { event?: { type: string } | undefined }) => e.event?.type === "mandate.granted.v1";
+  const granted = (await mandateAuditEntries(server, mandateId, (entries) => entries.some(isGranted))).find(isGranted);
+  if (granted) return granted.event?.details as unknown as GrantedDetails;
   throw new Error(`no mandate.granted.v1 for ${mandateId}`);
 }
 

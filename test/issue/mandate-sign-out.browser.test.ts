@@ -8,12 +8,12 @@
 // nothing any more. Negatives: the sign-out without or with a wrong CSRF token (403, nothing ends), a
 // malformed revoke_on_session_end (invalid_request), a form that leaves out what the agent asked for
 // (kept anyway), the pending page's sign-out button.
-import { calculateJwkThumbprint, exportJWK } from "jose";
 import * as oauth from "oauth4webapi";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { MandateState } from "../../gen/mandate/v1/issue_pb.js";
+import { discover, newAgentKey } from "../helpers/agents.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
 import { Browser, DEV_PASSWORD, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
@@ -28,26 +28,20 @@ let agent: { clientId: string; clientSecret: string };
 
 beforeAll(async () => {
   server = await startOAuthServer();
-  as = await oauth.processDiscoveryResponse(
-    new URL(server.issuer),
-    await oauth.discoveryRequest(new URL(server.issuer), { algorithm: "oauth2", ...insecure }),
-  );
-  keys = await oauth.generateKeyPair("ES256", { extractable: true });
-  const created = await server.issue.createClient({
-    tenant: "demo",
-    metadata: {
-      kind: ClientKind.AGENT,
-      clientName: "Session bot",
-      owner: "dev-alice",
-      dpopJkt: await calculateJwkThumbprint(await exportJWK(keys.publicKey), "sha256"),
-      redirectUris: [REDIRECT],
-      grantTypes: ["authorization_code"],
-      tokenEndpointAuthMethod: "client_secret_basic",
-      scope: "orders.read",
-      resources: [API],
-    },
+  ({ as } = await discover(server.issuer));
+  const key = await newAgentKey();
+  keys = key.keys;
+  agent = await server.register({
+    kind: ClientKind.AGENT,
+    clientName: "Session bot",
+    owner: "dev-alice",
+    dpopJkt: key.jkt,
+    redirectUris: [REDIRECT],
+    grantTypes: ["authorization_code"],
+    tokenEndpointAuthMethod: "client_secret_basic",
+    scope: "orders.read",
+    resources: [API],
   });
-  agent = { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
 }, 30_000);
 afterAll(async () => {
   if (process.env.MANDATE_TEST_DEBUG) console.error(server?.process.stderr());

@@ -7,56 +7,29 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DevUsers } from "../../services/issue/identity/dev-users.ts";
 import { autoRevokeIfPrincipalGone, revokeForSessionEnd } from "../../services/issue/mandates/auto-revoke.ts";
 import { type MandateRecord, MandateStore } from "../../services/shared/mandates/mandate-store.ts";
-import { Store } from "../../services/shared/store/store.ts";
+import type { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
+import { mandateRecord, openStore } from "../helpers/store.ts";
 
 const T0 = Date.UTC(2026, 5, 1);
 const DAY = 86_400_000;
-let counter = 0;
-
+/** A mandate of dev-alice, granted interactively, not delegable further than one hop. */
 function mandate(fields: Partial<MandateRecord> = {}): MandateRecord {
-  counter++;
-  return {
-    id: `mdt_auto_${counter}_${Math.random().toString(36).slice(2, 8)}`,
-    version: 1,
-    parentId: null,
-    depth: 0,
+  return mandateRecord("auto", T0, {
     principal: "dev-alice",
-    agent: "agent-1",
-    scopes: ["orders.read"],
-    resources: ["https://api.example.com/"],
-    authorizationDetails: [],
-    notBefore: T0,
-    expiresAt: T0 + 30 * DAY,
-    maxTokenTtlMs: null,
-    usageLimits: [],
-    maxDelegationDepth: 1,
-    mayAct: [],
-    state: "active",
-    createdAt: T0,
-    revokedAt: null,
-    revokedBy: null,
-    revokeReason: null,
     consent: { approvedBy: { service: "test" }, at: T0, method: "interactive", text: "" },
     ...fields,
-  };
+  });
 }
 
 describe.each(engines)("auto-revocation: $name", (engine) => {
   let store: Store;
-  let dispose: () => Promise<void>;
+  let close: (() => Promise<void>) | undefined;
   const clock = { now: () => T0 + DAY };
   let identity: DevUsers;
 
   beforeAll(async () => {
-    const opened = await engine.open();
-    dispose = opened.dispose;
-    store = Store.open({ url: opened.url, poolSize: 4 });
-    await store.migrate();
-    await store.db
-      .insertInto("tenants")
-      .values({ id: "acme", display_name: "Acme", created_at: T0, token_signing_alg: null })
-      .execute();
+    ({ store, close } = await openStore(engine, { tenants: { acme: "Acme" }, createdAt: T0, poolSize: 4 }));
     identity = new DevUsers({
       users: [{ id: "dev-alice", username: "alice", passwordHash: "x" }],
       store,
@@ -67,8 +40,7 @@ describe.each(engines)("auto-revocation: $name", (engine) => {
   });
 
   afterAll(async () => {
-    await store?.close();
-    await dispose?.();
+    await close?.();
   });
 
   const mandates = () => store.forTenant("acme").use(MandateStore);

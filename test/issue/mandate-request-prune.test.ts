@@ -12,8 +12,9 @@ import {
 import { type MandateRequest, MandateRequestStore } from "../../services/issue/mandates/request-store.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { createLogger } from "../../services/shared/logger.ts";
-import { Store } from "../../services/shared/store/store.ts";
+import type { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
+import { openStore } from "../helpers/store.ts";
 
 const T0 = Date.UTC(2026, 5, 1);
 const MINUTE = 60_000;
@@ -55,22 +56,17 @@ function request(fields: Partial<MandateRequest> = {}): MandateRequest {
 
 describe.each(engines)("mandate request housekeeping: $name", (engine) => {
   let store: Store;
-  let dispose: () => Promise<void>;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    const opened = await engine.open();
-    dispose = opened.dispose;
-    store = Store.open({ url: opened.url, poolSize: 4 });
-    await store.migrate();
-    for (const id of ["acme", "globex"])
-      await store.db
-        .insertInto("tenants")
-        .values({ id, display_name: id, created_at: T0, token_signing_alg: null })
-        .execute();
+    ({ store, close } = await openStore(engine, {
+      tenants: { acme: "acme", globex: "globex" },
+      createdAt: T0,
+      poolSize: 4,
+    }));
   });
   afterAll(async () => {
-    await store?.close();
-    await dispose?.();
+    await close?.();
   });
 
   const requests = (tenant: string) => store.forTenant(tenant).use(MandateRequestStore);

@@ -18,66 +18,40 @@ import {
   UsageCounters,
   UsageLimitExceeded,
 } from "../../services/shared/mandates/usage.ts";
-import { Store } from "../../services/shared/store/store.ts";
+import type { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
+import { mandateRecord, openStore } from "../helpers/store.ts";
 
 const T0 = Date.UTC(2026, 5, 1);
 const DAY = 86_400_000;
-let counter = 0;
-
+/** A mandate of alice with a payment detail, a 5-minute token lifetime and two hops of delegation. */
 function mandate(fields: Partial<MandateRecord> = {}): MandateRecord {
-  counter++;
-  return {
-    id: `mdt_test_${counter}_${Math.random().toString(36).slice(2, 8)}`,
-    version: 1,
-    parentId: null,
-    depth: 0,
-    principal: "alice",
-    agent: "agent-1",
-    scopes: ["orders.read"],
-    resources: ["https://api.example.com/"],
+  return mandateRecord("test", T0, {
     authorizationDetails: [{ type: "payment_initiation", max_amount: 100, currency: "EUR" }],
-    notBefore: T0,
-    expiresAt: T0 + 30 * DAY,
     maxTokenTtlMs: 300_000,
-    usageLimits: [],
     maxDelegationDepth: 2,
-    mayAct: [],
-    state: "active",
-    createdAt: T0,
-    revokedAt: null,
-    revokedBy: null,
-    revokeReason: null,
-    consent: { approvedBy: { service: "test" }, at: T0, method: "administrative", text: "" },
     ...fields,
-  };
+  });
 }
 
 describe.each(engines)("mandate store and usage: $name", (engine) => {
   let store: Store;
-  let dispose: () => Promise<void>;
+  let close: (() => Promise<void>) | undefined;
   let now = T0 + DAY;
   const clock = { now: () => now };
   let usage: MandateUsage;
 
   beforeAll(async () => {
-    const opened = await engine.open();
-    dispose = opened.dispose;
-    store = Store.open({ url: opened.url, poolSize: 10 });
-    await store.migrate();
-    await store.db
-      .insertInto("tenants")
-      .values([
-        { id: "acme", display_name: "Acme", created_at: T0, token_signing_alg: null },
-        { id: "globex", display_name: "Globex", created_at: T0, token_signing_alg: null },
-      ])
-      .execute();
+    ({ store, close } = await openStore(engine, {
+      tenants: { acme: "Acme", globex: "Globex" },
+      createdAt: T0,
+      poolSize: 10,
+    }));
     usage = new MandateUsage(store, clock);
   });
 
   afterAll(async () => {
-    await store?.close();
-    await dispose?.();
+    await close?.();
   });
 
   const acme = () => store.forTenant("acme");

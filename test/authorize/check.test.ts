@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { calculateJwkThumbprint, exportJWK, type JWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
@@ -27,6 +27,7 @@ import { buildBundle, writeBundle } from "../../services/authorize/rego/index.ts
 import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { rpcError } from "../helpers/rpc-error.ts";
 
 /** A CheckRequest as a plain object (the init shape without the message type). */
 type CheckInput = Exclude<MessageInitShape<typeof CheckRequestSchema>, CheckRequest>;
@@ -170,15 +171,6 @@ async function dpopBoundToken(key: Awaited<ReturnType<typeof dpopKey>>): Promise
 
 const ath = async (value: string) =>
   Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))).toString("base64url");
-
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ConnectError);
-  return error as ConnectError;
-}
 
 const reasonCodes = (decision: Decision) => decision.reasons.map((r) => r.code);
 

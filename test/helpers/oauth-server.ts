@@ -1,10 +1,11 @@
 // A running `mandate dev` whose public base URL is its real address (an ephemeral port picked
 // first), with a known dev-user password, plus helpers to register clients and drive the browser
 // part of the code flow over plain HTTP (cookies, login form, consent form).
+import { randomBytes } from "node:crypto";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
-import type { OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
+import { ClientKind, type OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { adminInterceptor } from "./admin.ts";
 import { engines } from "./engines.ts";
@@ -161,6 +162,22 @@ export class Browser {
     }
     throw new Error("too many redirects");
   }
+}
+
+/**
+ * Registers an agent client of `tenant` owned by alice unless said otherwise, bound to a random key
+ * thumbprint (no test holds that key: the agent only receives mandates); its client id.
+ */
+export async function registerKeylessAgent(
+  server: OAuthServer,
+  metadata: Partial<Omit<OAuthClientMetadata, "$typeName">>,
+  tenant?: string,
+): Promise<string> {
+  const { clientId } = await server.register(
+    { kind: ClientKind.AGENT, owner: "alice", dpopJkt: randomBytes(32).toString("base64url"), ...metadata },
+    tenant,
+  );
+  return clientId;
 }
 
 type AuditEntries = Awaited<ReturnType<ReturnType<typeof createClient<typeof Audit>>["query"]>>["entries"];

@@ -1,6 +1,7 @@
 // A migrated store on one of the run's engines (helpers/engines.ts) with its tenants, and mandate
 // records to put in it: the set-up of the suites that test the store's mandate tables directly.
 import type { MandateRecord } from "../../services/shared/mandates/mandate-store.ts";
+import { MandateUsage } from "../../services/shared/mandates/usage.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import type { Engine } from "./engines.ts";
 
@@ -39,6 +40,17 @@ export async function openStore(
     throw error;
   }
   return { store, close };
+}
+
+/** Consumes one `calls` of a demo mandate per idempotency key, straight in the store at `url` (as Authorize would). */
+export async function consumeCalls(url: string, mandateId: string, keys: readonly string[]): Promise<void> {
+  const store = Store.open({ url, poolSize: 2 });
+  try {
+    const usage = new MandateUsage(store, { now: () => Date.now() });
+    for (const key of keys) await usage.consume("demo", mandateId, { meter: "calls", amount: 1, idempotencyKey: key });
+  } finally {
+    await store.close();
+  }
 }
 
 let counter = 0;

@@ -6,7 +6,7 @@
 // revocation fields and RevokeMandate's cascade list; amendments superseding their version in the
 // same transaction; Audit.Query by mandate id from grant to revocation; the CLI's receipt and
 // verify-receipt.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,15 +18,14 @@ import { exportJWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { type Issue, type MandateSchema, MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { verifyReceipt } from "../../services/issue/mandates/receipt-verify.ts";
 import type { ReceiptBundle } from "../../services/issue/mandates/receipts.ts";
-import { MandateUsage } from "../../services/shared/mandates/usage.ts";
-import { Store } from "../../services/shared/store/store.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
-import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { type OAuthServer, registerKeylessAgent, startOAuthServer } from "../helpers/oauth-server.ts";
+import { rpcError } from "../helpers/rpc-error.ts";
+import { consumeCalls } from "../helpers/store.ts";
 
 type MandateInit = Exclude<MessageInitShape<typeof MandateSchema>, { $typeName: string }>;
 
@@ -43,16 +42,7 @@ beforeAll(async () => {
   server = await startOAuthServer();
   address = server.process.summary.grpc as string;
   issue = server.issue;
-  const register = async () =>
-    (
-      await server.register({
-        kind: ClientKind.AGENT,
-        owner: "alice",
-        dpopJkt: randomBytes(32).toString("base64url"),
-        scope: "orders.read orders.write",
-        resources: [API],
-      })
-    ).clientId;
+  const register = () => registerKeylessAgent(server, { scope: "orders.read orders.write", resources: [API] });
   agent = await register();
   subAgent = await register();
 }, 60_000);
@@ -98,23 +88,8 @@ async function receipt(mandateId: string): Promise<ReceiptBundle> {
   throw new Error(`no receipt for ${mandateId}`);
 }
 
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ConnectError);
-  return error as ConnectError;
-}
-
 async function consume(mandateId: string, keys: string[]) {
-  const store = Store.open({ url: server.database, poolSize: 2 });
-  try {
-    const usage = new MandateUsage(store, { now: () => Date.now() });
-    for (const key of keys) await usage.consume("demo", mandateId, { meter: "calls", amount: 1, idempotencyKey: key });
-  } finally {
-    await store.close();
-  }
+  await consumeCalls(server.database, mandateId, keys);
 }
 
 const clone = <T>(value: T): T => structuredClone(value);

@@ -4,23 +4,21 @@
 // (a negative per dimension), revoked and unknown parents, tenants and callers kept apart, states
 // computed on read (EXPIRED, EXHAUSTED), cascading revocation, the audit trail by mandate id, and the
 // `mandate mandates` CLI round trip.
-import { randomBytes } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue, type Mandate, type MandateSchema, MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
-import { MandateUsage } from "../../services/shared/mandates/usage.ts";
-import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
-import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { type OAuthServer, registerKeylessAgent, startOAuthServer } from "../helpers/oauth-server.ts";
+import { rpcError } from "../helpers/rpc-error.ts";
+import { consumeCalls } from "../helpers/store.ts";
 
 /** A Mandate as a plain object (the init shape without the message type). */
 type MandateInit = Exclude<MessageInitShape<typeof MandateSchema>, Mandate>;
@@ -47,16 +45,7 @@ beforeAll(async () => {
   address = server.process.summary.grpc as string;
   issue = server.issue;
   // Agents (clients of kind agent): an owner who answers for them and a key their tokens are bound to.
-  const register = async (scope: string, resources: string[]) =>
-    (
-      await server.register({
-        kind: ClientKind.AGENT,
-        owner: "alice",
-        dpopJkt: randomBytes(32).toString("base64url"),
-        scope,
-        resources,
-      })
-    ).clientId;
+  const register = (scope: string, resources: string[]) => registerKeylessAgent(server, { scope, resources });
   agent = await register("orders.read orders.write payments.create", [API, PAY]);
   subAgent = await register("orders.read orders.write payments.create", [API, PAY]);
   narrowAgent = await register("orders.read", [API]);
@@ -94,15 +83,6 @@ async function create(mandate: MandateInit, tenant = "demo") {
   const { mandate: created } = await issue.createMandate({ tenant, mandate });
   if (!created) throw new Error("no mandate");
   return created;
-}
-
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ConnectError);
-  return error as ConnectError;
 }
 
 async function violation(call: Promise<unknown>) {
@@ -152,14 +132,7 @@ describe("CreateMandate, GetMandate, ListMandates", () => {
   it("computes EXPIRED past expire_time and EXHAUSTED when a lifetime limit is used up", async () => {
     const brief = await create(rootMandate({ notBefore: undefined, expireTime: timestampFromMs(Date.now() + 1500) }));
     const limited = await create(rootMandate({ usageLimits: [{ meter: "calls", maximum: 2 }] }));
-    const store = Store.open({ url: server.database, poolSize: 2 });
-    try {
-      const usage = new MandateUsage(store, { now: () => Date.now() });
-      for (const key of ["a", "b"])
-        await usage.consume("demo", limited.id, { meter: "calls", amount: 1, idempotencyKey: key });
-    } finally {
-      await store.close();
-    }
+    await consumeCalls(server.database, limited.id, ["a", "b"]);
     expect((await issue.getMandate({ tenant: "demo", mandateId: limited.id })).mandate?.state).toBe(
       MandateState.EXHAUSTED,
     );

@@ -11,14 +11,12 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { verifyReceipt } from "../../services/issue/mandates/receipt-verify.ts";
-import { MandateUsage } from "../../services/shared/mandates/usage.ts";
-import { Store } from "../../services/shared/store/store.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
-import { DEV_PASSWORD, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { DEV_PASSWORD, type OAuthServer, registerKeylessAgent, startOAuthServer } from "../helpers/oauth-server.ts";
+import { consumeCalls } from "../helpers/store.ts";
 
 const API = "https://api.example.com/";
 const DAY = 86_400_000;
@@ -32,20 +30,14 @@ let rootId: string;
 let subId: string;
 let bobsId: string;
 
-async function agentClient(name: string) {
-  const created = await server.issue.createClient({
-    tenant: "demo",
-    metadata: {
-      kind: ClientKind.AGENT,
-      clientName: name,
-      owner: ALICE,
-      dpopJkt: randomBytes(32).toString("base64url"),
-      grantTypes: ["client_credentials"],
-      scope: "orders.read",
-      resources: [API],
-    },
+function agentClient(name: string) {
+  return registerKeylessAgent(server, {
+    clientName: name,
+    owner: ALICE,
+    grantTypes: ["client_credentials"],
+    scope: "orders.read",
+    resources: [API],
   });
-  return created.client?.clientId as string;
 }
 
 async function grant(principal: string, agent: string, fields: Record<string, unknown> = {}) {
@@ -93,14 +85,7 @@ beforeAll(async () => {
     mayAct: [],
   });
   bobsId = await grant("bob", travelBot);
-  const store = Store.open({ url: server.database, poolSize: 2 });
-  try {
-    const usage = new MandateUsage(store, { now: () => Date.now() });
-    for (const key of ["k1", "k2"])
-      await usage.consume("demo", rootId, { meter: "calls", amount: 1, idempotencyKey: key });
-  } finally {
-    await store.close();
-  }
+  await consumeCalls(server.database, rootId, ["k1", "k2"]);
   if (browserAvailable()) browser = await launchChromium();
 }, 60_000);
 

@@ -204,6 +204,22 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
     return mandate;
   }
 
+  /** A sub-mandate of `parentId` from alice to the sub-agent, delegable no further; `fields` add to it. */
+  async function grantSub(parentId: string, fields: Partial<MandateInit> = {}) {
+    const { mandate } = await issue.createMandate({
+      tenant: "demo",
+      mandate: {
+        parentMandateId: parentId,
+        principal: { id: "alice", kind: PartyKind.HUMAN },
+        agent: { id: subAgent, kind: PartyKind.AGENT },
+        maxDelegationDepth: 0,
+        ...fields,
+      },
+    });
+    if (!mandate) throw new Error("no sub-mandate");
+    return mandate;
+  }
+
   /**
    * The token of the mandate's agent (`actors[0]`), from the real exchange of the mandate at the
    * tenant's token endpoint: sub the principal, act the chain of agents down to it.
@@ -321,21 +337,13 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
 
     it("shows a sub-mandate with its parents, and what remains across the chain", async () => {
       const root = await grant();
-      const { mandate: sub } = await issue.createMandate({
-        tenant: "demo",
-        mandate: {
-          parentMandateId: root.id,
-          principal: { id: "alice", kind: PartyKind.HUMAN },
-          agent: { id: subAgent, kind: PartyKind.AGENT },
-          usageLimits: [
-            { meter: "calls", maximum: 5 },
-            { meter: "amount:EUR", maximum: 50 },
-          ],
-          maxDelegationDepth: 0,
-          mayAct: [],
-        },
+      const sub = await grantSub(root.id, {
+        usageLimits: [
+          { meter: "calls", maximum: 5 },
+          { meter: "amount:EUR", maximum: 50 },
+        ],
+        mayAct: [],
       });
-      if (!sub) throw new Error("no sub-mandate");
       // The root spends 60 itself: 40 remain above the sub-mandate's own 50.
       const spent = await check(
         await withToken(await tokenFor(root.id, [agent]), {
@@ -374,18 +382,10 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
 
     it("refuses a revoked parent's sub-mandate too (the revocation cascades)", async () => {
       const root = await grant();
-      const { mandate: sub } = await issue.createMandate({
-        tenant: "demo",
-        mandate: {
-          parentMandateId: root.id,
-          principal: { id: "alice", kind: PartyKind.HUMAN },
-          agent: { id: subAgent, kind: PartyKind.AGENT },
-          maxDelegationDepth: 0,
-        },
-      });
+      const sub = await grantSub(root.id);
       await issue.revokeMandate({ tenant: "demo", mandateId: root.id, reason: "test" });
       const decision = await check(
-        naming(sub?.id as string, {
+        naming(sub.id, {
           actors: [
             { id: subAgent, kind: PartyKind.AGENT },
             { id: agent, kind: PartyKind.AGENT },
@@ -501,20 +501,13 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
 
     it("charges a sub-mandate's consumption to its parent as well", async () => {
       const root = await grant();
-      const { mandate: sub } = await issue.createMandate({
-        tenant: "demo",
-        mandate: {
-          parentMandateId: root.id,
-          principal: { id: "alice", kind: PartyKind.HUMAN },
-          agent: { id: subAgent, kind: PartyKind.AGENT },
-          usageLimits: [
-            { meter: "calls", maximum: 5 },
-            { meter: "amount:EUR", maximum: 50 },
-          ],
-          maxDelegationDepth: 0,
-        },
+      const sub = await grantSub(root.id, {
+        usageLimits: [
+          { meter: "calls", maximum: 5 },
+          { meter: "amount:EUR", maximum: 50 },
+        ],
       });
-      const subId = sub?.id as string;
+      const subId = sub.id;
       const decision = await check(
         await withToken(await tokenFor(subId, [subAgent, agent]), {
           consume: { meter: "amount:EUR", amount: 20, idempotencyKey: key() },

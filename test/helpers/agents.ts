@@ -137,6 +137,38 @@ export async function tokenRequest(
   return response;
 }
 
+/**
+ * Redeems the authorization code of `callback` (the redirect the authorization endpoint sent, its
+ * state checked) for `client` (client_secret_basic, PKCE `verifier`) with a DPoP proof of `keys`,
+ * retried once with the server's nonce (RFC 9449 §8): the token response, and `send`, which sends
+ * the same redemption again (a code is redeemed once).
+ */
+export async function redeemCode(
+  as: oauth.AuthorizationServer,
+  client: { clientId: string; clientSecret: string },
+  keys: CryptoKeyPair,
+  code: { callback: string; state: string; verifier: string; redirectUri: string },
+): Promise<{ tokens: oauth.TokenEndpointResponse; send: () => Promise<Response> }> {
+  const registered = { client_id: client.clientId };
+  const params = oauth.validateAuthResponse(as, registered, new URL(code.callback), code.state);
+  const dpop = oauth.DPoP({}, keys);
+  const send = () =>
+    oauth.authorizationCodeGrantRequest(
+      as,
+      registered,
+      oauth.ClientSecretBasic(client.clientSecret),
+      params,
+      code.redirectUri,
+      code.verifier,
+      { DPoP: dpop, ...insecure },
+    );
+  const tokens = await oauth.processAuthorizationCodeResponse(as, registered, await send()).catch(async (error) => {
+    if (!oauth.isDPoPNonceError(error)) throw error;
+    return oauth.processAuthorizationCodeResponse(as, registered, await send());
+  });
+  return { tokens, send };
+}
+
 /** A successful token response, processed by oauth4webapi; throws with the body otherwise. */
 async function tokens(endpoint: TokenEndpoint, agent: Agent, response: Response): Promise<Exchanged> {
   if (response.status !== 200) throw new Error(`token endpoint: ${response.status} ${await response.text()}`);

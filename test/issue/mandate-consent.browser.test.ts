@@ -8,7 +8,7 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
-import { discover, newAgentKey } from "../helpers/agents.ts";
+import { discover, newAgentKey, redeemCode } from "../helpers/agents.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
 import {
   Browser,
@@ -137,23 +137,12 @@ describe.skipIf(!browserAvailable())("interactive mandate grant in headless Chro
       await browser.close();
     }
 
-    const client = { client_id: agent.clientId };
-    const params = oauth.validateAuthResponse(as, client, new URL(callback as string), "s1");
-    const dpop = oauth.DPoP({}, keys);
-    const redeem = () =>
-      oauth.authorizationCodeGrantRequest(
-        as,
-        client,
-        oauth.ClientSecretBasic(agent.clientSecret),
-        params,
-        REDIRECT,
-        verifier,
-        { DPoP: dpop, ...insecure },
-      );
     // RFC 9449 §8: the first request learns the server's nonce.
-    const tokens = await oauth.processAuthorizationCodeResponse(as, client, await redeem()).catch(async (error) => {
-      if (!oauth.isDPoPNonceError(error)) throw error;
-      return oauth.processAuthorizationCodeResponse(as, client, await redeem());
+    const { tokens, send: redeem } = await redeemCode(as, agent, keys, {
+      callback: callback as string,
+      state: "s1",
+      verifier,
+      redirectUri: REDIRECT,
     });
     const mandateId = tokens.mandate_id as string;
     expect(mandateId).toMatch(/^mdt_/);

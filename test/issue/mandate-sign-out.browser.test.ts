@@ -13,11 +13,10 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { MandateState } from "../../gen/mandate/v1/issue_pb.js";
-import { discover, newAgentKey } from "../helpers/agents.ts";
+import { discover, newAgentKey, redeemCode } from "../helpers/agents.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
 import { Browser, DEV_PASSWORD, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
-const insecure = { [oauth.allowInsecureRequests]: true };
 const REDIRECT = "http://127.0.0.1:9/callback";
 const API = "https://api.example.com/";
 
@@ -68,26 +67,7 @@ async function authorizationUrl(mandate: Record<string, unknown>, state: string)
 
 /** Redeems the callback's code with DPoP (the agent's key); the token response. */
 async function redeem(callback: string, verifier: string, state: string) {
-  const client = { client_id: agent.clientId };
-  const params = oauth.validateAuthResponse(as, client, new URL(callback), state);
-  const dpop = oauth.DPoP({}, keys);
-  const request = () =>
-    oauth.authorizationCodeGrantRequest(
-      as,
-      client,
-      oauth.ClientSecretBasic(agent.clientSecret),
-      params,
-      REDIRECT,
-      verifier,
-      {
-        DPoP: dpop,
-        ...insecure,
-      },
-    );
-  return oauth.processAuthorizationCodeResponse(as, client, await request()).catch(async (error) => {
-    if (!oauth.isDPoPNonceError(error)) throw error;
-    return oauth.processAuthorizationCodeResponse(as, client, await request());
-  });
+  return (await redeemCode(as, agent, keys, { callback, state, verifier, redirectUri: REDIRECT })).tokens;
 }
 
 async function introspect(token: string): Promise<boolean> {

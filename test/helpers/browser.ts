@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { build } from "esbuild";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { expect } from "vitest";
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -49,4 +50,18 @@ export async function servePage(entry: string): Promise<{ origin: string; server
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+/**
+ * Mandate's own pages are strict: the response's CSP allows nothing by default, no framing and no
+ * script, and the page carries no script, inline style or event handler.
+ */
+export async function expectStrictPage(tab: Page, response: Awaited<ReturnType<Page["goto"]>>): Promise<void> {
+  const csp = response?.headers()["content-security-policy"] ?? "";
+  expect(csp).toContain("default-src 'none'");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).not.toContain("script-src");
+  expect(await tab.locator("script").count()).toBe(0);
+  expect(await tab.locator("[style]").count()).toBe(0);
+  expect(await tab.locator("[onclick], [onload], [onsubmit]").count()).toBe(0);
 }

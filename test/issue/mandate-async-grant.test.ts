@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { hashPassword } from "../../services/issue/clients/secrets.ts";
 import { discover, newAgentKey } from "../helpers/agents.ts";
-import { browserAvailable, launchChromium } from "../helpers/browser.ts";
+import { browserAvailable, expectStrictPage, launchChromium } from "../helpers/browser.ts";
 import { DEV_PASSWORD, mandateAuditEntries, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const CIBA = "urn:openid:params:grant-type:ciba";
@@ -168,16 +168,6 @@ async function signIn(username: string, start = pending()): Promise<Page> {
 async function listedIds(tab: Page): Promise<string[]> {
   await tab.goto(pending());
   return tab.locator("li.request").evaluateAll((items) => items.map((li) => li.getAttribute("data-request") ?? ""));
-}
-
-async function expectStrictPage(tab: Page, response: Awaited<ReturnType<Page["goto"]>>) {
-  const csp = response?.headers()["content-security-policy"] ?? "";
-  expect(csp).toContain("default-src 'none'");
-  expect(csp).toContain("frame-ancestors 'none'");
-  expect(csp).not.toContain("script-src");
-  expect(await tab.locator("script").count()).toBe(0);
-  expect(await tab.locator("[style]").count()).toBe(0);
-  expect(await tab.locator("[onclick], [onload], [onsubmit]").count()).toBe(0);
 }
 
 describe("backchannel mandate requests", () => {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { MandateState } from "../../gen/mandate/v1/issue_pb.js";
 import { verifyReceipt } from "../../services/issue/mandates/receipt-verify.ts";
-import { browserAvailable, launchChromium } from "../helpers/browser.ts";
+import { browserAvailable, expectStrictPage, launchChromium } from "../helpers/browser.ts";
 import { DEV_PASSWORD, type OAuthServer, registerKeylessAgent, startOAuthServer } from "../helpers/oauth-server.ts";
 import { consumeCalls } from "../helpers/store.ts";
 
@@ -117,14 +117,7 @@ describe.skipIf(!browserAvailable())("my mandates", () => {
 
   it("lists the principal's mandates in plain words, with usage and the delegation tree; strict CSP, no script", async () => {
     const tab = await signedIn();
-    const response = await tab.reload();
-    const csp = response?.headers()["content-security-policy"] ?? "";
-    expect(csp).toContain("default-src 'none'");
-    expect(csp).toContain("frame-ancestors 'none'");
-    expect(csp).not.toContain("script-src");
-    expect(await tab.locator("script").count()).toBe(0);
-    expect(await tab.locator("[style]").count()).toBe(0);
-    expect(await tab.locator("[onclick], [onload], [onsubmit]").count()).toBe(0);
+    await expectStrictPage(tab, await tab.reload());
 
     const root = tab.locator(`li[data-mandate="${rootId}"]`);
     await expect(root.locator("h2").innerText()).resolves.toContain("Travel bot");

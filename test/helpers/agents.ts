@@ -115,13 +115,16 @@ export async function registerAgent(issue: Client<typeof Issue>, registration: A
 /** A token-endpoint request of `agent` with DPoP, retried once with the server's nonce (RFC 9449 §8). */
 export async function tokenRequest(
   endpoint: TokenEndpoint,
-  agent: Agent,
+  agent: Pick<Agent, "clientId" | "secret" | "dpop">,
   grantType: string,
-  parameters: Record<string, string | string[]>,
+  parameters: Record<string, string | string[]> | URLSearchParams,
 ): Promise<Response> {
-  const body = new URLSearchParams();
-  for (const [name, value] of Object.entries(parameters)) {
-    for (const v of Array.isArray(value) ? value : [value]) body.append(name, v);
+  let body = parameters;
+  if (!(body instanceof URLSearchParams)) {
+    body = new URLSearchParams();
+    for (const [name, value] of Object.entries(parameters)) {
+      for (const v of Array.isArray(value) ? value : [value]) body.append(name, v);
+    }
   }
   const send = () =>
     oauth.genericTokenEndpointRequest(

@@ -13,7 +13,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
-import { calculateJwkThumbprint, exportJWK } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
@@ -24,14 +23,18 @@ import {
   grantWidening,
   type MandateBounds,
 } from "../../services/issue/mandates/narrowing.ts";
+import {
+  ACCESS_TOKEN_TYPE as ACCESS_TYPE,
+  discover,
+  MANDATE_TOKEN_TYPE as MANDATE_TYPE,
+  newAgentKey,
+  TOKEN_EXCHANGE,
+  tokenRequest,
+} from "../helpers/agents.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 type MandateInit = Exclude<MessageInitShape<typeof MandateSchema>, Mandate>;
 
-const insecure = { [oauth.allowInsecureRequests]: true };
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
-const MANDATE_TYPE = "urn:mandate:params:oauth:token-type:mandate";
-const ACCESS_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 const SCOPES = ["a.read", "a.write", "b.read", "b.write"];
 const RESOURCES = ["https://r1.example/", "https://r2.example/", "https://r3.example/"];
 /** A resource no agent may target: requesting it always widens. */
@@ -74,8 +77,7 @@ const ownTokens = new Map<string, string>();
 const bounds = new Map<string, Bound>();
 
 async function newAgent(name: Agent["name"]): Promise<Agent> {
-  const keys = await oauth.generateKeyPair("ES256", { extractable: true });
-  const jkt = await calculateJwkThumbprint(await exportJWK(keys.publicKey), "sha256");
+  const { keys, jkt } = await newAgentKey();
   const { clientId, clientSecret } = await server.register({
     kind: ClientKind.AGENT,
     clientName: `Property agent ${name}`,
@@ -88,19 +90,8 @@ async function newAgent(name: Agent["name"]): Promise<Agent> {
   return { name, clientId, secret: clientSecret, jkt, dpop: oauth.DPoP({}, keys) };
 }
 
-async function post(agent: Agent, grantType: string, body: URLSearchParams): Promise<Response> {
-  const send = () =>
-    oauth.genericTokenEndpointRequest(
-      as,
-      { client_id: agent.clientId },
-      oauth.ClientSecretBasic(agent.secret),
-      grantType,
-      body,
-      { ...insecure, DPoP: agent.dpop },
-    );
-  let response = await send();
-  if (response.status === 400 && (await response.clone().json()).error === "use_dpop_nonce") response = await send();
-  return response;
+function post(agent: Agent, grantType: string, body: URLSearchParams): Promise<Response> {
+  return tokenRequest({ as }, agent, grantType, body);
 }
 
 async function ownToken(agent: Agent): Promise<string> {
@@ -325,10 +316,7 @@ async function checkToken(token: string, holder: Agent, request: Request): Promi
 
 beforeAll(async () => {
   server = await startOAuthServer();
-  as = await oauth.processDiscoveryResponse(
-    new URL(server.issuer),
-    await oauth.discoveryRequest(new URL(server.issuer), { algorithm: "oauth2", ...insecure }),
-  );
+  ({ as } = await discover(server.issuer));
   agents = { A: await newAgent("A"), B: await newAgent("B"), C: await newAgent("C") };
 }, 60_000);
 

@@ -5,6 +5,7 @@
 // conditional UPDATE (never read-then-write): two polls, or a poll and a decision, cannot both win.
 // Obtained from the tenant handle: `scoped.use(MandateRequestStore, tx?)`.
 import { handleHash } from "../../shared/oauth/handles.ts";
+import type { MandateRequestsTable } from "../../shared/store/schema.ts";
 import type { TenantDb } from "../../shared/store/tenancy.ts";
 import type { MandateAsk } from "./oauth-request.ts";
 
@@ -43,22 +44,8 @@ export type RequestDecision = { state: "approved"; mandateId: string; approval: 
 /** CIBA Core §11: each slow_down makes the interval at least 5 seconds longer. */
 export const SLOW_DOWN_STEP_S = 5;
 
-type Row = {
-  id: string;
-  client_id: string;
-  principal: string;
-  ask: string;
-  binding_message: string | null;
-  state: string;
-  interval_s: number;
-  last_poll_at: number | null;
-  created_at: number;
-  expires_at: number;
-  mandate_id: string | null;
-  decided_by: string | null;
-  decided_at: number | null;
-  approval: string | null;
-};
+/** A stored request as read (selectAll): the table's columns (shared/store/schema.ts). */
+type Row = MandateRequestsTable;
 
 export class MandateRequestStore {
   readonly #tenant: string;

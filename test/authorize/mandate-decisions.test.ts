@@ -11,7 +11,7 @@
 // check), invalid consumptions refused naming the field, and the decision log agreeing with
 // mandate.consumed.v1.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
@@ -19,6 +19,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HOST, type InProcessMandate, startInProcess } from "../../bench/in-process.ts";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit } from "../../gen/mandate/v1/audit_pb.js";
 import { Authorize, type CheckRequestSchema, type Decision } from "../../gen/mandate/v1/authorize_pb.js";
@@ -27,11 +28,7 @@ import { Issue, type MandateSchema } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { buildBundle } from "../../services/authorize/rego/bundle.ts";
 import { mintAccessToken } from "../../services/issue/oauth/minting.ts";
-import { startMandate } from "../../services/runtime/start.ts";
-import { loadConfig, withHttpPort } from "../../services/shared/config.ts";
-import { createLogger } from "../../services/shared/logger.ts";
 import { MandateStandings } from "../../services/shared/mandates/standing.ts";
-import { freePort } from "../../services/shared/net/free-port.ts";
 import { actorChain } from "../../services/shared/oauth/access-token.ts";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
 import {
@@ -47,7 +44,6 @@ import { engines } from "../helpers/engines.ts";
 type CheckInput = Exclude<MessageInitShape<typeof CheckRequestSchema>, { $typeName: string }>;
 type MandateInit = Exclude<MessageInitShape<typeof MandateSchema>, { $typeName: string }>;
 
-const HOST = "127.0.0.1";
 const API = "https://api.example.com/";
 const DAY = 86_400_000;
 
@@ -80,7 +76,7 @@ seen_consume := input.consume
 
 describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
   let stop: () => Promise<void>;
-  let running: Awaited<ReturnType<typeof startMandate>>;
+  let running: InProcessMandate["mandate"];
   let issue: ReturnType<typeof createClient<typeof Issue>>;
   let authorize: ReturnType<typeof createClient<typeof Authorize>>;
   let publicBase: string;
@@ -96,37 +92,14 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
 
   beforeAll(async () => {
     const store = await engine.open();
-    const dir = mkdtempSync(join(tmpdir(), "mandate-decisions-"));
-    const config = withHttpPort(
-      loadConfig({
-        env: {},
-        overrides: {
-          "http.host": HOST,
-          "http.port": 0,
-          "grpc.host": HOST,
-          "grpc.port": 0,
-          "database.url": store.url,
-          "log.level": "silent",
-          "signer.software.kek": randomBytes(32).toString("base64url"),
-          shutdownGraceMs: 1000,
-        },
-      }),
-      await freePort(HOST),
-    );
-    publicBase = config.publicBaseUrl;
-    running = await startMandate({
-      config,
-      logger: createLogger("silent"),
-      services: ["authorize", "introspect", "issue", "audit", "signer", "tenants"],
-      grpc: true,
-      edge: true,
-      migrate: true,
-      seedTenant: "demo",
+    const stack = await startInProcess(["authorize", "introspect", "issue", "audit", "signer", "tenants"], {
+      databaseUrl: store.url,
     });
+    publicBase = stack.config.publicBaseUrl;
+    running = stack.mandate;
     stop = async () => {
-      await running.stop();
+      await stack.stop();
       await store.dispose();
-      rmSync(dir, { recursive: true, force: true });
     };
     issue = running.clients.get(Issue);
     await running.clients.get(Tenants).createTenant({ tenant: "acme", displayName: "Acme" });

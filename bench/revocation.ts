@@ -1,4 +1,4 @@
-// Revocation propagation across replicas (issue 15, item 7): two `mandate dev` processes on one
+// Revocation propagation across replicas (issue 15, item 7): `mandate dev` and `mandate serve all edge` on one
 // PostgreSQL database behind one public URL (test/helpers/replicas.ts: each with its own store pool,
 // LISTEN connection and revocation memory). For each of N mandates granted to an agent, the agent
 // exchanges it at the token endpoint (oauth4webapi, DPoP) for a real token; the mandate is revoked

@@ -1,5 +1,6 @@
 // A mandate's whole life end to end (issue 15, "Show": revocation across replicas, with real
-// clients): two `mandate dev` processes on one PostgreSQL database behind one public URL, and
+// clients): `mandate dev` (replica one, it seeds) and `mandate serve all edge` (replica two, the production
+// command) as two processes on one PostgreSQL database behind one public URL, and
 // nothing but real clients — the CLI registers an agent and a sub-agent and grants alice's mandate
 // (a `tokens` limit and a budget); the agent exchanges it with oauth4webapi (RFC 8693, DPoP) at
 // replica one and sub-delegates it to the sub-agent (actor token); the sub-agent's token is used on
@@ -54,7 +55,7 @@ async function refusedWithin(what: string, refused: () => Promise<boolean>, sinc
 }
 
 describe.runIf(engines.some((e) => e.name === "postgres"))(
-  "a mandate's life across two `mandate dev` processes on one PostgreSQL database",
+  "a mandate's life across two processes (`mandate dev`, `mandate serve all edge`) on one PostgreSQL database",
   () => {
     let database: { url: string; dispose(): Promise<void> };
     let replicas: Replicas;
@@ -105,7 +106,7 @@ describe.runIf(engines.some((e) => e.name === "postgres"))(
 
     /** A workload's client-credentials token for Mandate's API with `scope` (a resource server's). */
     async function apiToken(scope: string): Promise<string> {
-      const issue = adminClient(Issue, replicas.two.grpc, replicas.two.process.adminFile);
+      const issue = adminClient(Issue, replicas.two.grpc, replicas.one.process.adminFile);
       const { client, clientSecret } = await issue.createClient({
         tenant: TENANT,
         metadata: { grantTypes: ["client_credentials"], scope, resources: [replicas.base] },
@@ -255,7 +256,7 @@ describe.runIf(engines.some((e) => e.name === "postgres"))(
         expect(seen).toMatchObject({ active: true, mandateId: sub, clientId: subAgent.clientId });
         expect(await resourceAccepts()).toBe(true);
         // The exchanges counted against the mandate's `tokens` limit.
-        const { mandate } = await adminClient(Issue, replicas.two.grpc, replicas.two.process.adminFile).getMandate({
+        const { mandate } = await adminClient(Issue, replicas.two.grpc, replicas.one.process.adminFile).getMandate({
           tenant: TENANT,
           mandateId: root,
         });
@@ -320,7 +321,7 @@ describe.runIf(engines.some((e) => e.name === "postgres"))(
       }
 
       // The whole life, as replica two's audit log tells it (entries arrive asynchronously).
-      const audit = adminClient(Audit, replicas.two.grpc, replicas.two.process.adminFile);
+      const audit = adminClient(Audit, replicas.two.grpc, replicas.one.process.adminFile);
       const lifeOf = async (mandateId: string, expected: string[]) => {
         let events: Awaited<ReturnType<typeof audit.query>>["entries"] = [];
         const until = Date.now() + 15_000;

@@ -1,5 +1,6 @@
-// Two `mandate dev` replicas as separate processes on one database, as deployed behind one public
-// URL: both name the same issuer (MANDATE_PUBLIC_BASE_URL, replica one's address) and share the
+// Two replicas as separate processes on one database, as deployed behind one public URL: replica
+// one is `mandate dev` (it migrates and seeds the demo tenant), replica two the production command,
+// `mandate serve all edge`, on the same store. Both name the same issuer (MANDATE_PUBLIC_BASE_URL, replica one's address) and share the
 // software keystore's key-encryption key, so each verifies the tokens the other signs. A request
 // "to replica two" is one a load balancer sent there: it reaches two's port but names the public URL.
 import { randomBytes } from "node:crypto";
@@ -34,18 +35,18 @@ export async function startReplicas(databaseUrl: string, env: Record<string, str
     MANDATE_DEV_PASSWORD: DEV_PASSWORD,
     ...env,
   };
-  const start = async (port: number): Promise<Replica> => {
+  const start = async (command: string[], port: number): Promise<Replica> => {
     const process = await startMandateProcess(
-      ["dev", "--http-port", String(port), "--grpc-port", "0", "--database", databaseUrl],
+      [...command, "--http-port", String(port), "--grpc-port", "0", "--database", databaseUrl],
       shared,
     );
     return { process, url: `http://127.0.0.1:${port}`, grpc: process.summary.grpc as string };
   };
   // One after the other: the first migrates and seeds; the second finds it done.
-  const one = await start(portOne);
+  const one = await start(["dev"], portOne);
   let two: Replica;
   try {
-    two = await start(portTwo);
+    two = await start(["serve", "all", "edge"], portTwo);
   } catch (error) {
     await one.process.stop();
     throw error;

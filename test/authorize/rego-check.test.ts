@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { Module } from "../../services/authorize/rego/ast.ts";
 import { checkModules, RegoCompileErrors } from "../../services/authorize/rego/check.ts";
+import { checkRego } from "../../services/authorize/rego/compile.ts";
 import { parseModule } from "../../services/authorize/rego/parser.ts";
 
 const check = (...sources: string[]) => checkModules(sources.map((s, i) => parseModule(s, { file: `m${i}.rego` })));
@@ -99,6 +100,40 @@ describe("calls", () => {
       /count: arity mismatch: have 3 argument\(s\), want 1/,
     );
     expect(errorsOf("package p\nr := 1\na if r(1)")[0]).toMatch(/r is not a function/);
+  });
+});
+
+describe("checkRego (every stage but Wasm generation)", () => {
+  const checkErrors = (modules: Record<string, string>): string[] => {
+    try {
+      checkRego({ modules });
+      return [];
+    } catch (error) {
+      if (!(error instanceof RegoCompileErrors)) throw error;
+      return error.errors.map((e) => e.message);
+    }
+  };
+
+  it("counts the modules of a valid policy", () => {
+    expect(
+      checkRego({ modules: { "a.rego": "package a\nallow if input.x == 1", "b.rego": "package b\nf(x) := x" } }),
+    ).toEqual({ modules: 2 });
+  });
+
+  it("reports syntax errors of every module, then check, safety and planner errors", () => {
+    expect(checkErrors({ "a.rego": "package a\nallow if {", "b.rego": "package b\np := " })).toEqual([
+      "a.rego:2: rego_parse_error: unexpected end of file",
+      "b.rego:2: rego_parse_error: unexpected end of file",
+    ]);
+    expect(checkErrors({ "a.rego": "package a\nallow if frobnicate(1)" })).toEqual([
+      "a.rego:2: rego_type_error: undefined function frobnicate",
+    ]);
+    expect(checkErrors({ "a.rego": "package a\nallow if {\n  y = z\n}" })).toEqual([
+      "a.rego:3: rego_unsafe_var_error: var y is unsafe",
+    ]);
+    expect(checkErrors({ "a.rego": "package a\nallow if { x := 1; [x] = [1, 2] }" })).toEqual([
+      "a.rego:2: rego_type_error: match error: the two sides can never unify",
+    ]);
   });
 });
 

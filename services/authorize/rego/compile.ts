@@ -11,6 +11,7 @@ import type { Module } from "./ast.ts";
 import { BUILTIN_NAMES } from "./builtins.ts";
 import { checkModules, RegoCompileErrors } from "./check.ts";
 import { HOST_BUILTINS } from "./host-builtins.ts";
+import type { Plan } from "./ir.ts";
 import { RegoError } from "./lexer.ts";
 import { parseModule } from "./parser.ts";
 import { planPolicy } from "./plan.ts";
@@ -84,17 +85,34 @@ export function compileModules(
   entrypoints: string[],
   options: GenerateOptions = {},
 ): CompiledPolicy {
+  const plan = checkAndPlan(modules, entrypoints);
+  const wasm = generateWasm(plan, loadRuntime().wasm, options);
+  return { wasm, manifest: { entrypoints, hostBuiltins: plan.hostBuiltins } };
+}
+
+export type CheckOptions = Pick<CompileOptions, "modules" | "v0"> & {
+  /** Entrypoints to plan; by default the whole `data` document, so every rule is checked. */
+  entrypoints?: string[];
+};
+
+/**
+ * Every stage of compileRego except Wasm generation (`mandate policy check`): throws the same
+ * RegoCompileErrors compileRego would, and says how many modules it checked otherwise.
+ */
+export function checkRego(options: CheckOptions): { modules: number } {
+  const modules = parseModules(options.modules, options.v0);
+  checkAndPlan(modules, options.entrypoints ?? [""]);
+  return { modules: modules.length };
+}
+
+function checkAndPlan(modules: Module[], entrypoints: string[]): Plan {
   const index = checkModules(modules);
-  const { wasm: runtimeWasm, native } = loadRuntime();
-  let plan: ReturnType<typeof planPolicy>;
   try {
-    plan = planPolicy(index, entrypoints, { native, host: new Set(Object.keys(HOST_BUILTINS)) });
+    return planPolicy(index, entrypoints, { native: loadRuntime().native, host: new Set(Object.keys(HOST_BUILTINS)) });
   } catch (error) {
     if (error instanceof RegoError) throw new RegoCompileErrors([error]);
     throw error;
   }
-  const wasm = generateWasm(plan, runtimeWasm, options);
-  return { wasm, manifest: { entrypoints, hostBuiltins: plan.hostBuiltins } };
 }
 
 export { RegoCompileErrors };

@@ -375,7 +375,8 @@ v4 := uuid.parse("9c3dbe0e-5b3a-4d9f-9a2b-3c4d5e6f7a8b")
         version: 1,
         variant: "RFC4122",
         time: expect.any(Number), // exact below
-        nodeid: "global:unicast:00c04fd430c8",
+        nodeid: "00-c0-4f-d4-30-c8",
+        macvariables: "global:unicast",
         clocksequence: 180,
       },
       time: "886630433151182400", // 1998-02-04T22:13:53.1511824Z, exact
@@ -383,6 +384,27 @@ v4 := uuid.parse("9c3dbe0e-5b3a-4d9f-9a2b-3c4d5e6f7a8b")
       v4: { version: 4, variant: "RFC4122" },
     });
     expect(await call("uuid.parse", "not-a-uuid")).toBeUndefined();
+  });
+
+  it("decodes a version 2 UUID as OPA (v1/test/cases/testdata/v1/uuid/test-uuid-parse.yaml)", async () => {
+    const r = await rules(`
+v2 := object.remove(uuid.parse("000003e8-48b9-21ee-b200-325096b39f47"), ["time"])
+time := json.marshal(uuid.parse("000003e8-48b9-21ee-b200-325096b39f47").time)
+v3 := uuid.parse("38074da4-0b00-388d-9c3c-362de965547a")
+`);
+    expect(r).toEqual({
+      v2: {
+        clocksequence: 12800,
+        domain: "Person",
+        id: 1000,
+        macvariables: "local:unicast",
+        nodeid: "32-50-96-b3-9f-47",
+        variant: "RFC4122",
+        version: 2,
+      },
+      time: "1693566990121469600",
+      v3: { variant: "RFC4122", version: 3 },
+    });
   });
 });
 

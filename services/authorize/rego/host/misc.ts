@@ -70,7 +70,8 @@ function uuidFields(u: Uint8Array): Record<string, unknown> {
     const since = time - 122192928000000000n;
     // int64 arithmetic, wrapping as Go's does for times before 1677.
     out.time = intResult(BigInt.asIntN(64, (since / 10_000_000n) * 1_000_000_000n + (since % 10_000_000n) * 100n));
-    out.nodeid = `${macVariables(byte(10))}:${Buffer.from(u.slice(10, 16)).toString("hex")}`;
+    out.nodeid = [...u.slice(10, 16)].map((b) => b.toString(16).padStart(2, "0")).join("-");
+    out.macvariables = macVariables(byte(10));
     out.clocksequence = ((byte(8) << 8) | byte(9)) & 0x3fff;
     if (version === 2) {
       out.id = Number(be(0, 4));

@@ -15,6 +15,7 @@ import type { Plan } from "./ir.ts";
 import { planBody, planLiteral } from "./plan/bodies.ts";
 import { callee, planCall, planCallTerm, planMembership, planOperator } from "./plan/calls.ts";
 import { planComprehension } from "./plan/comprehensions.ts";
+import { coveredTerm } from "./plan/coverage.ts";
 import { checkCycles } from "./plan/cycles.ts";
 import { entrypointFunc, planData } from "./plan/documents.ts";
 import { planEvery, planSomeIn } from "./plan/iteration.ts";
@@ -36,7 +37,7 @@ const STEPS: PlanSteps = {
   with: planWith,
   unify: planUnify,
   destructure,
-  term: planTerm,
+  term: coveredTerm(planTerm),
   terms: planTerms,
   path: planPath,
   callee,

@@ -8,6 +8,8 @@ import { dumpJson, parseJson } from "./json";
 
 export * from "./eval";
 export * from "./builtins";
+export { rt_sprintf_args } from "./format";
+export { rt_walk_pairs } from "./walk";
 export { mandate_budget, mandate_budget_remaining, rt_budget_exhausted } from "./budget";
 
 export const opa_wasm_abi_version: i32 = 1;

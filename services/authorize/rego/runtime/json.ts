@@ -1,6 +1,7 @@
 // JSON (RFC 8259) to values and back. Parsing fails with 0 (the ABI's "not JSON"); dumping writes
 // canonical JSON: object keys in Rego order, sets as arrays, numbers as parsed when they came from JSON.
 import { malloc } from "./memory";
+import { encodeRune } from "./utf8";
 import {
   ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
   arrayAppend, booleanValue, item, length, newArray, newBoolean, newNull, newNumber, newObject, newString,
@@ -169,33 +170,10 @@ function parseString(): usize {
           cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
         } else cp = 0xfffd;
       } else if (cp >= 0xdc00 && cp <= 0xdfff) cp = 0xfffd;
-      n += utf8(out + n, cp);
+      n += encodeRune(out + n, cp);
     } else return 0;
   }
   return 0;
-}
-
-function utf8(at: usize, cp: i32): usize {
-  if (cp < 0x80) {
-    store<u8>(at, <u8>cp);
-    return 1;
-  }
-  if (cp < 0x800) {
-    store<u8>(at, <u8>(0xc0 | (cp >> 6)));
-    store<u8>(at + 1, <u8>(0x80 | (cp & 0x3f)));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    store<u8>(at, <u8>(0xe0 | (cp >> 12)));
-    store<u8>(at + 1, <u8>(0x80 | ((cp >> 6) & 0x3f)));
-    store<u8>(at + 2, <u8>(0x80 | (cp & 0x3f)));
-    return 3;
-  }
-  store<u8>(at, <u8>(0xf0 | (cp >> 18)));
-  store<u8>(at + 1, <u8>(0x80 | ((cp >> 12) & 0x3f)));
-  store<u8>(at + 2, <u8>(0x80 | ((cp >> 6) & 0x3f)));
-  store<u8>(at + 3, <u8>(0x80 | (cp & 0x3f)));
-  return 4;
 }
 
 function digits(): usize {
@@ -278,26 +256,36 @@ function reserve(n: usize): void {
   outCap = cap;
 }
 
-function emit(b: u8): void {
+/** Starts a text in the output buffer (JSON dumps and Rego text share it; one at a time). */
+export function textStart(): void {
+  out = 0;
+  outLen = 0;
+  outCap = 0;
+}
+
+/** The text written since textStart, as a string value. */
+export function textValue(): usize {
+  return newString(out, <u32>outLen);
+}
+
+export function emit(b: u8): void {
   reserve(1);
   store<u8>(out + outLen++, b);
 }
 
-function emitBytes(src: usize, n: usize): void {
+export function emitBytes(src: usize, n: usize): void {
   reserve(n);
   memory.copy(out + outLen, src, n);
   outLen += n;
 }
 
-function emitAscii(text: string): void {
+export function emitAscii(text: string): void {
   for (let i = 0; i < text.length; i++) emit(<u8>text.charCodeAt(i));
 }
 
 /** The value as NUL-terminated JSON; returns its address. */
 export function dumpJson(v: usize): usize {
-  out = 0;
-  outLen = 0;
-  outCap = 0;
+  textStart();
   dump(v);
   emit(0);
   return out;
@@ -362,7 +350,7 @@ function dumpString(bytes: usize, n: u32): void {
   emit(0x22);
 }
 
-function dumpNumber(v: usize): void {
+export function dumpNumber(v: usize): void {
   const rawLen = load<u32>(v, 4);
   if (rawLen > 0) {
     emitBytes(<usize>load<u32>(v, 8), rawLen);

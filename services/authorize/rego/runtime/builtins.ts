@@ -6,6 +6,8 @@ import { dumpJson, parseJson } from "./json";
 import { malloc } from "./memory";
 import { consume, consumeBytes, consumeMany } from "./budget";
 import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
+import { mapRune } from "./unicode";
+import { decodeRune, decodedWidth, encodeRune } from "./utf8";
 import {
   ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
   arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newNumber, newObject, newSet, newString,
@@ -567,20 +569,26 @@ export function b_indexof_n(s: usize, p: usize): usize {
   return out;
 }
 
-/** ASCII case mapping; other letters would need Unicode tables, so they are an error, never a guess. */
+/**
+ * Go's strings.ToLower/ToUpper: each rune's simple mapping (unicode.ToLower/ToUpper; İ lowers to
+ * i, ß has no single-rune upper case and stays, a final sigma is not special); a byte that is not
+ * UTF-8 becomes U+FFFD, as strings.Map writes it.
+ */
 function mapCase(s: usize, upper: bool): usize {
   if (!isStr(s)) return typeError(upper ? "upper" : "lower");
-  const n = stringLen(s);
+  const n = <usize>stringLen(s);
   consumeBytes(n);
-  const at = malloc(n);
-  for (let i: usize = 0; i < n; i++) {
-    let c = load<u8>(stringBytes(s) + i);
-    if (c >= 0x80) return builtinError("eval_builtin_error: lower/upper: only ASCII text is supported");
-    if (upper && c >= 0x61 && c <= 0x7a) c -= 32;
-    if (!upper && c >= 0x41 && c <= 0x5a) c += 32;
-    store<u8>(at + i, c);
+  const bytes = stringBytes(s);
+  // A rune's mapping is at most one byte longer in UTF-8; U+FFFD for one bad byte is two longer.
+  const out = malloc(n * 3);
+  let w: usize = 0;
+  let at: usize = 0;
+  while (at < n) {
+    const r = decodeRune(bytes + at, bytes + n);
+    at += decodedWidth;
+    w += encodeRune(out + w, mapRune(r, upper));
   }
-  return str(at, n);
+  return str(out, w);
 }
 
 export function b_lower(s: usize): usize {

@@ -32,8 +32,8 @@ function emitQuoted(bytes: usize, n: usize): void {
     } else if (r == 0x22 || r == 0x5c) {
       emit(0x5c);
       emit(<u8>r);
-    } else if (r >= 0x80 && !isPrintKnown(r)) {
-      abortWith2("eval_builtin_error: sprintf: ", "non-ASCII text inside a composite value is not supported");
+    } else if (!isPrintKnown(r)) {
+      abortWith2("eval_builtin_error: ", "a character assigned after Unicode 14.0 inside a composite value is not supported");
     } else if (isPrint(r)) {
       emitBytes(at, width);
     } else if (r == 0x07) emitAscii("\\a");

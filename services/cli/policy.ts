@@ -9,31 +9,12 @@ import { type Command, CommanderError } from "commander";
 import { Authorize, type PolicyRevision, PolicyRevisionSchema } from "../../gen/mandate/v1/authorize_pb.js";
 import { loadSigningKey, signBundleFiles } from "../authorize/policies/signatures.ts";
 import { buildBundle, loadBundle, normaliseEntrypoint, readBundleFiles } from "../authorize/rego/bundle.ts";
-import { RegoCompileErrors } from "../authorize/rego/check.ts";
 import { runConformance } from "../authorize/rego/conformance/run.ts";
-import { RegoError } from "../authorize/rego/lexer.ts";
-import { runPolicyTests } from "../authorize/rego/policy-test.ts";
 import { grpcClient, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import { checkSubcommand, reportingCompileErrors, testSubcommand } from "./policy-authoring.ts";
 
-type Print = (options: { json?: boolean }, data: unknown, human: () => string) => void;
-type CommandFactory = (name: string, description: string) => Command;
-
-/** Compile errors are the user's to fix: each on its own line, OPA's `file:row: code: message`. */
-async function reportingCompileErrors<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    if (error instanceof RegoCompileErrors || error instanceof RegoError) {
-      const errors = error instanceof RegoCompileErrors ? error.errors : [error];
-      throw new CommanderError(
-        1,
-        "mandate.usage",
-        `${errors.length} error${errors.length === 1 ? "" : "s"} occurred:\n${errors.map((e) => e.message).join("\n")}`,
-      );
-    }
-    throw error;
-  }
-}
+export type Print = (options: { json?: boolean }, data: unknown, human: () => string) => void;
+export type CommandFactory = (name: string, description: string) => Command;
 
 function readJsonFile(file: string, what: string): unknown {
   try {
@@ -59,6 +40,7 @@ export function policyCommand(command: CommandFactory, print: Print): Command {
   return command("policy", "compile Rego to OPA Wasm bundles, test and evaluate policies; manage a tenant's policies")
     .addCommand(buildSubcommand(command, print))
     .addCommand(testSubcommand(command, print))
+    .addCommand(checkSubcommand(command, print))
     .addCommand(evalSubcommand(command, print))
     .addCommand(conformanceSubcommand(command, print))
     .addCommand(signSubcommand(command, print))
@@ -95,7 +77,7 @@ function buildSubcommand(command: CommandFactory, print: Print): Command {
     .option("--json", "print the manifest as JSON")
     .action(async (dir: string, options: BuildOptions) => {
       const started = Date.now();
-      const built = await reportingCompileErrors(() =>
+      const built = await reportingCompileErrors(dir, options, () =>
         buildBundle(dir, { entrypoints: options.entrypoint, revision: options.revision, v0: options.v0 }),
       );
       const { bundle } = built;
@@ -176,34 +158,6 @@ function signSubcommand(command: CommandFactory, print: Print): Command {
         print(options, summary, () => [`wrote ${out}`, ...signedLines(signer.keyId, signer.alg)].join("\n"));
       },
     );
-}
-
-/** `policy test`: the test_* rules, as `opa test` runs them. */
-function testSubcommand(command: CommandFactory, print: Print): Command {
-  return command("test", "run the test_* rules of a policy directory, as opa test does")
-    .argument("[dir]", "directory of .rego files (and data.json files)", ".")
-    .option("--run <regex>", "only tests whose name (data.pkg.test_x) matches")
-    .option("--v0", "read Rego v0 syntax, as opa --v0-compatible")
-    .option("--json", "print results as JSON")
-    .action(async (dir: string, options: { run?: string; v0?: boolean; json?: boolean }) => {
-      const results = await reportingCompileErrors(() =>
-        runPolicyTests(dir, { v0: options.v0, run: options.run ? new RegExp(options.run) : undefined }),
-      );
-      const failed = results.filter((r) => r.outcome !== "pass").length;
-      print(options, results, () =>
-        results.length === 0
-          ? `no test_* rules found in ${dir}`
-          : [
-              ...results.map(
-                (r) =>
-                  `${r.outcome.toUpperCase().padEnd(5)} ${r.name} (${r.durationMs.toFixed(2)} ms)${r.message ? `: ${r.message}` : ""}`,
-              ),
-              "-".repeat(60),
-              `PASS: ${results.length - failed}/${results.length}${failed ? `   FAIL/ERROR: ${failed}/${results.length}` : ""}`,
-            ].join("\n"),
-      );
-      if (failed > 0 || results.length === 0) process.exitCode = 1;
-    });
 }
 
 /** `policy eval`: one entrypoint of a bundle, through @open-policy-agent/opa-wasm. */

@@ -1,9 +1,34 @@
-// The conformance corpus (OPA/regorus-style YAML cases) as typed cases, with expected values
-// decoded into the JSON that OPA's Wasm ABI produces, so results from @open-policy-agent/opa-wasm
-// compare directly: `set!` becomes an array in Rego order, `object!` an object whose non-string
-// keys are their JSON text, `many!` a list of alternative inputs or results.
-import { readFileSync } from "node:fs";
+// The conformance corpora as typed cases. Two formats:
+// - regorus's (third_party/rego-conformance): `want_result` is the query's value; expected values are
+//   decoded into the JSON that OPA's Wasm ABI produces, so results from @open-policy-agent/opa-wasm
+//   compare directly: `set!` becomes an array in Rego order, `object!` an object whose non-string
+//   keys are their JSON text, `many!` a list of alternative inputs or results.
+// - OPA's (third_party/opa-conformance, OPA's v1/test/cases/cases.go TestCase): `want_result` is the
+//   set of the query's solutions, each the object of its variables' values (sets as arrays);
+//   `want_error_code` / `want_error`, `strict_error`, `input_term`, `sort_bindings`, `want_defined`.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
+
+export type CaseFormat = "opa" | "regorus";
+
+/** What an OPA-format case expects (OPA's TestCase fields). */
+export interface OpaExpectation {
+  /** `want_result`: the query's solutions, each the object of its variables; [] means none. */
+  bindings: Array<Record<string, unknown>> | undefined;
+  /** `want_error_code`: e.g. rego_type_error (compile time) or eval_type_error (evaluation). */
+  errorCode: string | undefined;
+  /** `want_error`: text the error message must contain. */
+  errorText: string | undefined;
+  /** `want_defined`: whether the query has a solution at all. */
+  defined: boolean | undefined;
+  /** `sort_bindings`: each binding (an array) is sorted before comparing. */
+  sortBindings: boolean;
+  /** `ignore_generated_vars`: bindings of OPA's generated `__localq…` vars are left out. */
+  ignoreGeneratedVars: boolean;
+  /** `input_term`: the input as Rego term text (sets and all). */
+  inputTerm: string | undefined;
+}
 
 export interface ConformanceCase {
   file: string;
@@ -25,14 +50,73 @@ export interface ConformanceCase {
   allowSuccess: boolean;
   /** `strict: false`: built-in errors make the call undefined instead of failing the query. */
   strict: boolean;
+  /** Set for a case in OPA's format, which the runner judges by OPA's rules. */
+  opa?: OpaExpectation;
 }
 
 type Raw = Record<string, unknown>;
 
-export function loadCases(file: string): ConformanceCase[] {
+export function readRawCases(file: string): Raw[] {
   // Maps keep YAML's non-string keys (null:, true:, 5:), which OPA dumps as their JSON text.
   const doc = plain(parse(readFileSync(file, "utf8"), { mapAsMap: true })) as { cases?: Raw[] } | null;
-  return (doc?.cases ?? []).map((raw) => caseOf(raw, file));
+  return doc?.cases ?? [];
+}
+
+/** The file a corpus declares its format in, in its root or any folder above a case file. */
+export const FORMAT_FILE = "conformance.yaml";
+
+/**
+ * The format of the cases under `path` (a case file or folder): the `format` (opa or regorus) of the
+ * nearest conformance.yaml in it or a folder above; regorus's without one. The formats share keys
+ * (regorus's corpus took some of OPA's), so a corpus says which it is rather than have it guessed.
+ */
+export function formatOf(path: string): CaseFormat {
+  let dir = resolve(path);
+  if (!statSync(dir).isDirectory()) dir = dirname(dir);
+  for (;;) {
+    const declared = join(dir, FORMAT_FILE);
+    if (existsSync(declared)) {
+      const format = (parse(readFileSync(declared, "utf8")) as { format?: unknown } | null)?.format;
+      if (format === "opa" || format === "regorus") return format;
+      throw new Error(`${declared}: format must be opa or regorus, not ${JSON.stringify(format)}`);
+    }
+    if (dirname(dir) === dir) return "regorus";
+    dir = dirname(dir);
+  }
+}
+
+/** A file's cases, in the format given (its corpus's) or else the one its corpus declares. */
+export function loadCases(file: string, format: CaseFormat = formatOf(file)): ConformanceCase[] {
+  return readRawCases(file).map((raw) => (format === "opa" ? opaCaseOf(raw, file) : caseOf(raw, file)));
+}
+
+function opaCaseOf(raw: Raw, file: string): ConformanceCase {
+  const bindings = raw.want_result as Array<Record<string, unknown>> | undefined;
+  const optional = (key: string) => (raw[key] === undefined ? undefined : String(raw[key]));
+  return {
+    file,
+    note: String(raw.note ?? ""),
+    modules: (raw.modules as string[] | undefined) ?? [],
+    data: raw.data ?? {},
+    inputs: "input" in raw ? [raw.input] : undefined,
+    query: String(raw.query ?? ""),
+    want: undefined,
+    noResult: false,
+    error: optional("want_error_code") ?? optional("want_error"),
+    skip: false,
+    allowSuccess: false,
+    // OPA's runner evaluates with strict built-in errors only when the case asks for them.
+    strict: raw.strict_error === true,
+    opa: {
+      bindings,
+      errorCode: optional("want_error_code"),
+      errorText: optional("want_error"),
+      defined: typeof raw.want_defined === "boolean" ? raw.want_defined : undefined,
+      sortBindings: raw.sort_bindings === true,
+      ignoreGeneratedVars: raw.ignore_generated_vars === true,
+      inputTerm: optional("input_term"),
+    },
+  };
 }
 
 function caseOf(raw: Raw, file: string): ConformanceCase {

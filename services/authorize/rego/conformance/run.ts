@@ -12,7 +12,8 @@ import { hostBuiltins, lenientHostBuiltins } from "../host-builtins.ts";
 import { RegoError } from "../lexer.ts";
 import { parseModule } from "../parser.ts";
 import { QUERY_ENTRYPOINT, queryModule } from "../query.ts";
-import { type ConformanceCase, loadCases } from "./cases.ts";
+import { type ConformanceCase, formatOf, loadCases } from "./cases.ts";
+import { runOpaCase } from "./opa.ts";
 
 export type Outcome = "pass" | "fail" | "unsupported" | "skipped";
 
@@ -49,7 +50,8 @@ export async function runConformance(
   onCase?: (result: CaseResult, done: number, total: number) => void,
 ): Promise<ConformanceReport> {
   const files = caseFiles(dir);
-  const all = files.flatMap((file) => loadCases(file));
+  const format = formatOf(dir);
+  const all = files.flatMap((file) => loadCases(file, format));
   const results: CaseResult[] = [];
   for (const c of all) {
     const result = { ...(await runCase(c)), file: relative(dir, c.file), note: c.note };
@@ -98,6 +100,7 @@ type Verdict = Omit<CaseResult, "file" | "note">;
 type Rows = Array<{ result: unknown }>;
 
 export async function runCase(c: ConformanceCase): Promise<Verdict> {
+  if (c.opa) return runOpaCase({ ...c, opa: c.opa });
   if (c.skip) return { outcome: "skipped" };
   // A `data.…` reference is an entrypoint; any other query is compiled as a rule of its own.
   const reference = entrypointOf(c.query);

@@ -15,6 +15,7 @@ import type { Plan } from "./ir.ts";
 import { RegoError } from "./lexer.ts";
 import { parseModule } from "./parser.ts";
 import { planPolicy } from "./plan.ts";
+import { typeCheck } from "./typecheck.ts";
 import { generateWasm, runtimeExports } from "./wasm.ts";
 
 export interface CompileOptions {
@@ -107,12 +108,17 @@ export function checkRego(options: CheckOptions): { modules: number } {
 
 function checkAndPlan(modules: Module[], entrypoints: string[]): Plan {
   const index = checkModules(modules);
+  let plan: Plan;
   try {
-    return planPolicy(index, entrypoints, { native: loadRuntime().native, host: new Set(Object.keys(HOST_BUILTINS)) });
+    plan = planPolicy(index, entrypoints, { native: loadRuntime().native, host: new Set(Object.keys(HOST_BUILTINS)) });
   } catch (error) {
     if (error instanceof RegoError) throw new RegoCompileErrors([error]);
     throw error;
   }
+  // OPA checks types once the bodies are safe: an unsafe body is reported as such, not as a type error.
+  const typeErrors = typeCheck(index);
+  if (typeErrors.length > 0) throw new RegoCompileErrors(typeErrors);
+  return plan;
 }
 
 export { RegoCompileErrors };

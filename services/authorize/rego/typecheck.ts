@@ -1,0 +1,758 @@
+// Stage 5b of the Rego compiler: OPA's type checker (v1/ast/check.go), after safety, so that what
+// OPA refuses as a `rego_type_error` is refused here too, in its words:
+//
+//   m.rego:3: rego_type_error: plus: invalid argument(s)
+//   	have: (number, string, ???)
+//   	want: (x: number, y: number, z: number)
+//
+// Types flow through each body in its safe order: constants and composites, built-in results by
+// their declared types (builtin-types.ts), variables from what binds them, references into typed
+// locals. Where OPA's answer depends on what this checker does not model, it types the value `any`,
+// on which nothing ever fails: rules and functions of the policy, `input` and `data`, `with`
+// targets. So it may miss an error OPA reports, never report one OPA does not.
+import type { Literal, LiteralOf, Module, Rule, Term, TermOf } from "./ast.ts";
+import {
+  ANY,
+  anyOf,
+  arrayOf,
+  BOOLEAN,
+  builtinSignature,
+  compareTypes,
+  formatNamed,
+  formatType,
+  NULL,
+  NUMBER,
+  objectOf,
+  type RegoType,
+  type Signature,
+  STRING,
+  setOf,
+  type Type,
+} from "./builtin-types.ts";
+import { callCandidates, pathKey, type RuleIndex, staticPath } from "./check.ts";
+import { type Location, RegoError } from "./lexer.ts";
+import { orderForSafety, type SafetyContext } from "./safety.ts";
+import { bodyVars, displayName, isWildcard, varsOf } from "./vars.ts";
+
+/** The built-in an operator stands for. */
+const OPERATORS: Record<TermOf<"binary">["op"], string> = {
+  "==": "equal",
+  "!=": "neq",
+  "<": "lt",
+  "<=": "lte",
+  ">": "gt",
+  ">=": "gte",
+  "|": "or",
+  "&": "and",
+  "+": "plus",
+  "-": "minus",
+  "*": "mul",
+  "/": "div",
+  "%": "rem",
+};
+
+/** Every type error of the modules' rules, in OPA's order (by position). */
+export function typeCheck(index: RuleIndex): RegoError[] {
+  const errors: RegoError[] = [];
+  for (const module of index.modules) {
+    const checker = new BodyChecker(index, module, errors);
+    for (const rule of module.rules) checker.rule(rule);
+  }
+  return errors.sort((a, b) => compareLocations(a.loc, b.loc));
+}
+
+function compareLocations(a: Location | undefined, b: Location | undefined): number {
+  if (!a || !b) return 0;
+  return a.file.localeCompare(b.file) || a.row - b.row || a.col - b.col;
+}
+
+// ---- type operations (OPA's types package) --------------------------------------------------------
+
+/** The union of two types; nil is the identity (types.Or). */
+function or(a: Type, b: Type): Type {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.kind === "any" || b.kind === "any") {
+    const [u, other] = a.kind === "any" ? [a, b] : [b as RegoType & { kind: "any" }, a];
+    if (u.of.length === 0) return u;
+    if (other.kind === "any") return other.of.length === 0 ? other : anyOf([...u.of, ...other.of]);
+    return anyOf([...u.of, other]);
+  }
+  return compareTypes(a, b) === 0 ? a : anyOf([a, b]);
+}
+
+const isAny = (t: Type): boolean => t?.kind === "any" && t.of.length === 0;
+
+/** The type of the keys a value of type t can be iterated with (types.Keys). */
+function keysOf(t: Type): Type {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case "array":
+      return NUMBER;
+    case "object":
+      return t.props.reduce<Type>((acc) => or(acc, STRING), t.dynamic?.key);
+    case "set":
+      return t.of;
+    case "any":
+      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(keysOf(m), acc), undefined);
+    default:
+      return undefined;
+  }
+}
+
+/** The type of the values a value of type t holds (types.Values). */
+function valuesOf(t: Type): Type {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case "array":
+      return or(
+        t.items.reduce<Type>((acc, item) => or(acc, item), undefined),
+        t.dynamic,
+      );
+    case "object":
+      return or(
+        t.props.reduce<Type>((acc, p) => or(acc, p.value), undefined),
+        t.dynamic?.value,
+      );
+    case "set":
+      return t.of;
+    case "any":
+      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(valuesOf(m), acc), undefined);
+    default:
+      return undefined;
+  }
+}
+
+/** The type of t's element at a constant key (types.Select); undefined when it has none. */
+function selectConstant(t: Type, key: Term): Type {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case "array":
+      return selectArrayIndex(t, key);
+    case "object":
+      return selectObjectKey(t, key);
+    case "set":
+      return selectSetElement(t, key);
+    case "any":
+      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(selectConstant(m, key), acc), undefined);
+    default:
+      return undefined;
+  }
+}
+
+function selectArrayIndex(t: RegoType & { kind: "array" }, key: Term): Type {
+  if (key.kind !== "number" || !/^\d+$/.test(key.text)) return undefined;
+  return selectIndex(t, Number(key.text));
+}
+
+function selectObjectKey(t: RegoType & { kind: "object" }, key: Term): Type {
+  if (key.kind === "string") return selectKey(t, key.value);
+  const keyType = constantType(key);
+  return t.dynamic?.key && keyType && contains(t.dynamic.key, keyType) ? t.dynamic.value : undefined;
+}
+
+function selectSetElement(t: RegoType & { kind: "set" }, key: Term): Type {
+  const keyType = constantType(key);
+  if (compareTypes(t.of, keyType) === 0) return t.of;
+  return t.of?.kind === "any" && keyType && contains(t.of, keyType) ? keyType : undefined;
+}
+
+/** Whether a is b or a union holding b (types.Contains). */
+function contains(a: RegoType, b: RegoType): boolean {
+  if (a.kind === "any") return a.of.length === 0 || a.of.some((m) => compareTypes(m, b) === 0);
+  return compareTypes(a, b) === 0;
+}
+
+function constantType(term: Term): Type {
+  switch (term.kind) {
+    case "null":
+      return NULL;
+    case "boolean":
+      return BOOLEAN;
+    case "number":
+      return NUMBER;
+    case "string":
+      return STRING;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether values of two types can be equal (check.go's unifies). */
+function unifies(a: Type, b: Type): boolean {
+  if (!a || !b) return false;
+  if (a.kind === "any" && unifiesAny(a, b)) return true;
+  if (b.kind === "any" && unifiesAny(b, a)) return true;
+  if (a.kind === "any" || b.kind === "any" || a.kind !== b.kind) return false;
+  if (a.kind === "array" && b.kind === "array") return unifiesArrays(a, b);
+  if (a.kind === "object" && b.kind === "object") return unifiesObjects(a, b);
+  if (a.kind === "set" && b.kind === "set") return unifies(a.of, b.of);
+  return true;
+}
+
+function unifiesArrays(a: RegoType & { kind: "array" }, b: RegoType & { kind: "array" }): boolean {
+  return (
+    a.items.every((t, i) => unifies(t, selectIndex(b, i))) &&
+    b.items.every((t, i) => unifies(t, selectIndex(a, i))) &&
+    (!a.dynamic || !b.dynamic || unifies(a.dynamic, b.dynamic))
+  );
+}
+
+function unifiesObjects(a: RegoType & { kind: "object" }, b: RegoType & { kind: "object" }): boolean {
+  return (
+    a.props.every((p) => unifies(p.value, selectKey(b, p.key))) &&
+    b.props.every((p) => unifies(p.value, selectKey(a, p.key))) &&
+    (!a.dynamic || !b.dynamic || unifies(a.dynamic.value, b.dynamic.value))
+  );
+}
+
+function unifiesAny(a: RegoType & { kind: "any" }, b: RegoType): boolean {
+  return a.of.length === 0 || a.of.some((m) => unifies(m, b));
+}
+
+function selectIndex(t: RegoType & { kind: "array" }, i: number): Type {
+  return i < t.items.length ? t.items[i] : t.dynamic;
+}
+
+function selectKey(t: RegoType & { kind: "object" }, key: string): Type {
+  const prop = t.props.find((p) => p.key === key);
+  if (prop) return prop.value;
+  return t.dynamic?.key && contains(t.dynamic.key, STRING) ? t.dynamic.value : undefined;
+}
+
+// ---- bodies ----------------------------------------------------------------------------------------
+
+/** Variables' types in a body, with the enclosing body's as fallback (a comprehension's closure). */
+class Env {
+  readonly #types = new Map<string, Type>();
+  readonly #parent: Env | undefined;
+  constructor(parent?: Env) {
+    this.#parent = parent;
+  }
+  get(name: string): Type {
+    return this.#types.has(name) ? this.#types.get(name) : this.#parent?.get(name);
+  }
+  has(name: string): boolean {
+    return this.#types.has(name) || (this.#parent?.has(name) ?? false);
+  }
+  /** Declares (or types) a variable of this scope. */
+  set(name: string, type: Type): void {
+    this.#types.set(name, type);
+  }
+}
+
+/** The error, for one expression: OPA reports the first only. */
+class ExprError extends Error {
+  readonly error: RegoError;
+  constructor(error: RegoError) {
+    super(error.message);
+    this.error = error;
+  }
+}
+
+const typeError = (message: string, loc: Location | undefined, details: string[] = []): ExprError =>
+  new ExprError(new RegoError("rego_type_error", [message, ...details].join("\n\t"), loc));
+
+class BodyChecker {
+  readonly #index: RuleIndex;
+  readonly #module: Module;
+  readonly #errors: RegoError[];
+  /** Names that refer to documents rather than local variables: rules, packages, imports. */
+  readonly #documents = new Set<string>(["input", "data"]);
+
+  constructor(index: RuleIndex, module: Module, errors: RegoError[]) {
+    this.#index = index;
+    this.#module = module;
+    this.#errors = errors;
+    const prefix = pathKey(["data", ...module.package]);
+    for (const key of index.groups.keys()) {
+      if (key.startsWith(`${prefix}.`)) this.#documents.add(key.slice(prefix.length + 1).split(".")[0] as string);
+    }
+    for (const imp of module.imports) {
+      const path = staticPath(imp.path);
+      if (path && (path[0] === "data" || path[0] === "input"))
+        this.#documents.add(imp.alias ?? (path.at(-1) as string));
+    }
+  }
+
+  rule(rule: Rule): void {
+    const args = (rule.head.args ?? []).flatMap((a) => varsOf(a).map((v) => v.name));
+    const heads = [rule.head.value, rule.head.contains, ...(rule.head.ref.kind === "ref" ? rule.head.ref.path : [])];
+    rule.bodies.forEach((body, i) => {
+      this.#body(body, new Env(), args, i === 0 ? heads : [rule.head.value]);
+    });
+    for (const clause of rule.elses) this.#body(clause.body, new Env(), args, [clause.value]);
+  }
+
+  /** Checks a body in its safe order, then the head terms that read its variables. */
+  #body(literals: Literal[], env: Env, bound: string[], heads: Array<Term | undefined>): void {
+    const vars = bodyVars(literals);
+    let ordered: Literal[];
+    try {
+      ordered = orderForSafety(literals, { bound, declared: [], bodyVars: vars }, this.#safety(env));
+    } catch {
+      ordered = literals; // unsafe bodies are the planner's to report
+    }
+    for (const literal of ordered) this.#guard(() => this.#literal(literal, env));
+    for (const head of heads) if (head) this.#guard(() => this.#typeOf(head, env));
+  }
+
+  #safety(env: Env): SafetyContext {
+    return {
+      isDocument: (name) => !env.has(name) && this.#documents.has(name),
+      arity: (call) => this.#arity(call),
+    };
+  }
+
+  #arity(call: TermOf<"call">): number {
+    const group = this.#function(call);
+    if (group) return group.arity ?? 0;
+    const signature = builtinSignature(call.name);
+    return signature && !signature.variadic ? signature.args.length : call.args.length;
+  }
+
+  #function(call: TermOf<"call">) {
+    return callCandidates(call.name, this.#module)
+      .map((path) => this.#index.groups.get(pathKey(path)))
+      .find((g) => g?.kind === "function");
+  }
+
+  #guard(check: () => void): void {
+    try {
+      check();
+    } catch (error) {
+      if (error instanceof ExprError) this.#errors.push(error.error);
+      else throw error;
+    }
+  }
+
+  #literal(literal: Literal, env: Env): void {
+    switch (literal.kind) {
+      case "expr":
+        this.#expression(literal.expr, env);
+        return;
+      case "unify":
+        this.#unify(literal, env);
+        return;
+      case "somein":
+        this.#iteration(literal, env);
+        return;
+      case "every": {
+        const domain = this.#typeOf(literal.domain, env);
+        const inner = new Env(env);
+        if (literal.key) bindPattern(literal.key, keysOf(domain) ?? ANY, inner);
+        bindPattern(literal.value, valuesOf(domain) ?? ANY, inner);
+        this.#body(literal.body, inner, boundIn(literal.body, inner), []);
+        return;
+      }
+      case "some":
+        for (const v of literal.vars.flatMap(varsOf)) if (!isWildcard(v.name)) env.set(v.name, undefined);
+        return;
+    }
+  }
+
+  /** An expression on its own: a call (its output argument, if any, included), or any term. */
+  #expression(term: Term, env: Env): void {
+    if (term.kind === "call") this.#call(term, term.args, env, false);
+    else if (term.kind === "binary") this.#call(operatorCall(term), [term.left, term.right], env, false);
+    else this.#typeOf(term, env);
+  }
+
+  /** `a = b` and `a := b`: OPA's checkExprEq. */
+  #unify(literal: LiteralOf<"unify">, env: Env): void {
+    // `:=` declares its variables here, shadowing any of an enclosing body.
+    if (literal.assign) for (const v of varsOf(literal.left)) if (!isWildcard(v.name)) env.set(v.name, undefined);
+    const left = this.#typeOf(literal.left, env, true);
+    const right = this.#typeOf(literal.right, env, true);
+    if (!unify2(env, literal.left, left, literal.right, right)) {
+      throw typeError("match error", literal.loc, [`left  : ${formatType(left)}`, `right : ${formatType(right)}`]);
+    }
+  }
+
+  /** `some k, v in xs`: the key and value take the collection's key and value types. */
+  #iteration(literal: LiteralOf<"somein">, env: Env): void {
+    const collection = this.#typeOf(literal.collection, env);
+    if (literal.key) bindPattern(literal.key, keysOf(collection) ?? ANY, env);
+    bindPattern(literal.value, valuesOf(collection) ?? ANY, env);
+  }
+
+  /**
+   * A call checked against its callee's signature (OPA's checkExprBuiltin); `asValue` when its
+   * result is used, which OPA's rewriting gives an output variable not typed yet (`???`).
+   */
+  #call(term: TermOf<"call">, args: Term[], env: Env, asValue: boolean): Type {
+    const argTypes = args.map((a) => this.#typeOf(a, env));
+    const signature = this.#function(term) ? undefined : builtinSignature(term.name);
+    if (!signature) return ANY;
+    const want = [...signature.args, ...(signature.result ? [signature.result] : [])];
+    const operands = asValue ? [...args, undefined] : args;
+    const have = asValue ? [...argTypes, undefined] : argTypes;
+    checkArgumentCount(term, signature, operands.length, have);
+    for (let i = 0; i < operands.length; i++) {
+      const declared = i < want.length ? want[i]?.type : signature.variadic;
+      const operand = operands[i];
+      const ok = operand ? unify1(env, operand, have[i], declared, false) : true;
+      if (!ok) {
+        const post = operands.map((o, j) => (o?.kind === "var" ? env.get(o.name) : have[j]));
+        throw argumentError(term.name, "invalid argument(s)", post, want, term.loc);
+      }
+    }
+    return signature.result?.type ?? ANY;
+  }
+
+  /**
+   * A term's type, checking the calls in it as OPA does once its compiler has pulled each into
+   * an expression of its own. `pattern`: the term is a side of a unification, where a variable
+   * not typed yet stays untyped (unification types it) instead of becoming any.
+   */
+  #typeOf(term: Term, env: Env, pattern = false): Type {
+    switch (term.kind) {
+      case "null":
+      case "boolean":
+      case "number":
+      case "string":
+        return constantType(term);
+      case "var":
+        return this.#varType(term, env, pattern);
+      case "array":
+      case "set":
+      case "object":
+        return this.#compositeType(term, env, pattern);
+      case "ref":
+        return this.#refType(term, env);
+      case "call":
+        return this.#call(term, term.args, env, true);
+      case "binary":
+        return this.#call(operatorCall(term), [term.left, term.right], env, true);
+      case "membership":
+        for (const t of [term.key, term.value, term.collection]) if (t) this.#typeOf(t, env);
+        return BOOLEAN;
+      case "unary":
+        this.#typeOf(term.arg, env);
+        return ANY;
+      default:
+        return this.#comprehensionType(term, env);
+    }
+  }
+
+  /** A variable not typed yet is any, except as a pattern, where unification will type it. */
+  #varType(term: TermOf<"var">, env: Env, pattern: boolean): Type {
+    const untyped = pattern ? undefined : ANY;
+    if (isWildcard(term.name)) return untyped;
+    if (!env.has(term.name) && this.#documents.has(term.name)) return ANY;
+    return env.get(term.name) ?? untyped;
+  }
+
+  #compositeType(term: TermOf<"array" | "set" | "object">, env: Env, pattern: boolean): Type {
+    if (term.kind === "object") return this.#objectType(term, env, pattern);
+    if (term.kind === "set") {
+      return setOf(term.items.reduce<Type>((acc, t) => or(acc, this.#typeOf(t, env)), undefined) ?? ANY);
+    }
+    const items = term.items.map((t) => this.#typeOf(t, env, pattern));
+    return arrayOf(items.length === 0 ? ANY : undefined, items);
+  }
+
+  #comprehensionType(term: TermOf<"arraycomp" | "setcomp" | "objectcomp">, env: Env): Type {
+    if (term.kind === "objectcomp") {
+      const [key, value] = this.#comprehension(term.body, [term.key, term.value], env);
+      return objectOf([], { key: key ?? ANY, value: value ?? ANY });
+    }
+    const [element] = this.#comprehension(term.body, [term.term], env);
+    return term.kind === "arraycomp" ? arrayOf(element ?? ANY) : setOf(element ?? ANY);
+  }
+
+  #objectType(term: TermOf<"object">, env: Env, pattern: boolean): Type {
+    const props: Array<{ key: string; value: Type }> = [];
+    let dynamic: { key: Type; value: Type } | undefined;
+    for (const [k, v] of term.entries) {
+      const keyType = this.#typeOf(k, env);
+      const valueType = this.#typeOf(v, env, pattern);
+      if (k.kind === "string") props.push({ key: k.value, value: valueType });
+      else dynamic = { key: keyType, value: valueType };
+    }
+    // Keys that are other constants (numbers, booleans) are left dynamic: OPA's keys are JSON text.
+    return objectOf(props, props.length === 0 && !dynamic ? { key: ANY, value: ANY } : dynamic);
+  }
+
+  /** A comprehension's body in a scope of its own; the types of its head terms. */
+  #comprehension(body: Literal[], heads: Term[], env: Env): Type[] {
+    const inner = new Env(env);
+    const errorsBefore = this.#errors.length;
+    this.#body(body, inner, boundIn(body, inner), []);
+    if (this.#errors.length > errorsBefore) return heads.map(() => ANY);
+    return heads.map((h) => this.#guarded(() => this.#typeOf(h, inner)));
+  }
+
+  #guarded(typeOf: () => Type): Type {
+    let type: Type = ANY;
+    this.#guard(() => {
+      type = typeOf();
+    });
+    return type;
+  }
+
+  /**
+   * A reference's type. Only references into local variables are typed (and checked, as OPA's
+   * refChecker does); documents and calls are any.
+   */
+  #refType(term: TermOf<"ref">, env: Env): Type {
+    const { head, path } = term;
+    for (const p of path) if (p.kind !== "var") this.#typeOf(p, env);
+    if (head.kind !== "var") {
+      this.#typeOf(head, env);
+      return untypedRef(term, env);
+    }
+    if (this.#documents.has(head.name) && !env.has(head.name)) return untypedRef(term, env);
+    const type = env.get(head.name);
+    if (type === undefined) {
+      if (!isWildcard(head.name)) env.set(head.name, ANY);
+      return untypedRef(term, env);
+    }
+    return path.reduce<Type>((t, segment, i) => selectSegment(term, i, segment, t, env), type);
+  }
+}
+
+/** A reference into what is any: its variables are any (OPA's checkRefLeaf on any). */
+function untypedRef(term: TermOf<"ref">, env: Env): Type {
+  for (const p of term.path) if (p.kind === "var" && !env.has(p.name) && !isWildcard(p.name)) env.set(p.name, ANY);
+  return ANY;
+}
+
+/** One step down a typed reference: an error where OPA's refChecker reports one. */
+function selectSegment(term: TermOf<"ref">, i: number, segment: Term, type: Type, env: Env): Type {
+  const keys = keysOf(type);
+  if (!keys) throw refError(term, i, [`have: ${formatType(type)}`], true);
+  if (segment.kind === "var") {
+    const exist = env.get(segment.name);
+    if (exist !== undefined && !unifies(exist, keys)) throw invalidRef(term, i, exist, keys, type);
+    if (exist === undefined && !isWildcard(segment.name)) env.set(segment.name, keys);
+    return valuesOf(type);
+  }
+  if (constantType(segment) === undefined) return valuesOf(type);
+  const child = selectConstant(type, segment);
+  if (!child) throw invalidRef(term, i, undefined, keys, type);
+  return child;
+}
+
+/** The variables of a closure's body that the enclosing bodies bind. */
+const boundIn = (body: Literal[], env: Env): string[] => [...bodyVars(body)].filter((name) => env.has(name));
+
+const operatorCall = (term: TermOf<"binary">): TermOf<"call"> => ({
+  kind: "call",
+  name: OPERATORS[term.op],
+  nameRef: { kind: "var", name: OPERATORS[term.op], loc: term.loc },
+  args: [term.left, term.right],
+  loc: term.loc,
+});
+
+function checkArgumentCount(term: TermOf<"call">, signature: Signature, count: number, have: Type[]): void {
+  const want = [...signature.args, ...(signature.result ? [signature.result] : [])];
+  if (count > want.length && !signature.variadic) {
+    throw argumentError(term.name, "too many arguments", have, want, term.loc);
+  }
+  if (count < signature.args.length) throw argumentError(term.name, "too few arguments", have, want, term.loc);
+}
+
+function argumentError(name: string, message: string, have: Type[], want: Signature["args"], loc: Location) {
+  return typeError(`${name}: ${message}`, loc, [
+    `have: (${have.map(formatType).join(", ")})`,
+    `want: (${want.map(formatNamed).join(", ")})`,
+  ]);
+}
+
+// ---- unification (check.go's unify1 and unify2) ----------------------------------------------------
+
+/** Whether a term can take a value of type `type`; types the variables in it. */
+function unify1(env: Env, term: Term, termType: Type, type: Type, union: boolean): boolean {
+  switch (term.kind) {
+    case "array":
+      if (type?.kind !== "array") return unify1Any(env, term, type, term.items);
+      if (term.items.length !== type.items.length && !type.dynamic) return false;
+      return term.items.every((item, i) => unify1(env, item, undefined, selectIndex(type, i), union));
+    case "object":
+      if (type?.kind !== "object") return unify1Any(env, term, type, term.entries.flat());
+      return unify1Object(env, term, type, union);
+    case "set":
+      if (type?.kind !== "set") return unify1Any(env, term, type, term.items);
+      return term.items.every((item) => unify1(env, item, undefined, type.of, union));
+    case "var":
+      return unify1Var(env, term, type, union);
+    default:
+      // References, calls, comprehensions and constants: their own type must unify.
+      return unifies(termType ?? constantType(term) ?? ANY, type);
+  }
+}
+
+function unify1Object(env: Env, term: TermOf<"object">, type: RegoType & { kind: "object" }, union: boolean): boolean {
+  if (term.entries.length !== type.props.length && !type.dynamic) return false;
+  return term.entries.every(([key, value]) => {
+    // OPA does not infer a value under a key that is not constant: it is any.
+    if (constantType(key) === undefined) return unify1(env, value, undefined, ANY, union) || true;
+    const child = selectConstant(type, key);
+    return child !== undefined && unify1(env, value, undefined, child, union);
+  });
+}
+
+function unify1Var(env: Env, term: TermOf<"var">, type: Type, union: boolean): boolean {
+  if (isWildcard(term.name)) return true;
+  if (union) {
+    env.set(term.name, or(env.get(term.name), type));
+    return true;
+  }
+  const exist = env.get(term.name);
+  if (exist !== undefined) return unifies(exist, type);
+  env.set(term.name, type);
+  return true;
+}
+
+/** A composite literal against `any` (every element any) or a union (some member fits). */
+function unify1Any(env: Env, term: Term, type: Type, elements: Term[]): boolean {
+  if (type?.kind !== "any") return false;
+  if (type.of.length === 0) {
+    for (const element of elements) unify1(env, element, undefined, ANY, true);
+    return true;
+  }
+  let ok = false;
+  for (const member of type.of) ok = unify1(env, term, undefined, member, true) || ok;
+  return ok;
+}
+
+/** Whether two sides of `=` can ever be equal, given what is known of their types. */
+function unify2(env: Env, a: Term, typeA: Type, b: Term, typeB: Type): boolean {
+  const nilA = isNil(typeA);
+  const nilB = isNil(typeB);
+  if (nilA && !nilB) return unify1(env, a, typeA, typeB, false);
+  if (nilB && !nilA) return unify1(env, b, typeB, typeA, false);
+  if (!nilA && !nilB) return unifies(typeA, typeB);
+  if (a.kind === "array" || a.kind === "object") return unify2Composite(env, a, b);
+  if (a.kind === "var" && (b.kind === "array" || b.kind === "object")) return unify2Composite(env, b, a);
+  if (a.kind === "var" && b.kind === "var") {
+    return unify1(env, a, undefined, ANY, false) && unify1(env, b, undefined, env.get(a.name), false);
+  }
+  // OPA fails here; these shapes are the planner's to judge (its `match error`), so no error.
+  return true;
+}
+
+function unify2Composite(env: Env, a: TermOf<"array" | "object">, b: Term): boolean {
+  if (b.kind === "var") {
+    return unify1(env, a, undefined, ANY, false) && unify1(env, b, undefined, typeOfPattern(a, env), false);
+  }
+  if (a.kind === "array" && b.kind === "array" && a.items.length === b.items.length) {
+    return a.items.every((x, i) => {
+      const y = b.items[i] as Term;
+      return unify2(env, x, typeOfPattern(x, env), y, typeOfPattern(y, env));
+    });
+  }
+  if (a.kind === "object" && b.kind === "object" && a.entries.length === b.entries.length) {
+    return a.entries.every(([k, v]) => {
+      const match = b.entries.find(([k2]) => sameConstant(k, k2));
+      return match !== undefined && unify2(env, v, typeOfPattern(v, env), match[1], typeOfPattern(match[1], env));
+    });
+  }
+  return true;
+}
+
+/** A pattern's type from the variables typed so far (OPA's env.Get); untyped variables are nil. */
+function typeOfPattern(term: Term, env: Env): Type {
+  switch (term.kind) {
+    case "var":
+      return isWildcard(term.name) ? undefined : env.get(term.name);
+    case "array":
+      return arrayOf(
+        term.items.length === 0 ? ANY : undefined,
+        term.items.map((t) => typeOfPattern(t, env)),
+      );
+    case "object": {
+      const props = term.entries.flatMap(([k, v]) =>
+        k.kind === "string" ? [{ key: k.value, value: typeOfPattern(v, env) }] : [],
+      );
+      return objectOf(props, props.length === term.entries.length ? undefined : { key: ANY, value: ANY });
+    }
+    default:
+      return constantType(term) ?? ANY;
+  }
+}
+
+function sameConstant(a: Term, b: Term): boolean {
+  if (a.kind === "string" && b.kind === "string") return a.value === b.value;
+  if (a.kind === "number" && b.kind === "number") return Number(a.text) === Number(b.text);
+  return a.kind === b.kind && (a.kind === "null" || (a.kind === "boolean" && a.value === (b as typeof a).value));
+}
+
+/** Whether a type is not fully known (types.Nil): nil, or nil somewhere inside. */
+function isNil(t: Type): boolean {
+  if (!t) return true;
+  switch (t.kind) {
+    case "array":
+      return t.items.some(isNil) || (t.dynamic !== undefined && isNil(t.dynamic));
+    case "object":
+      return (
+        t.props.some((p) => isNil(p.value)) ||
+        (t.dynamic !== undefined && (isNil(t.dynamic.key) || isNil(t.dynamic.value)))
+      );
+    case "set":
+      return isNil(t.of);
+    default:
+      return false;
+  }
+}
+
+/** Binds an iteration's pattern: a variable takes the type; a composite's variables any. */
+function bindPattern(pattern: Term, type: RegoType, env: Env): void {
+  if (pattern.kind === "var") {
+    if (!isWildcard(pattern.name)) env.set(pattern.name, type);
+    return;
+  }
+  unify1(env, pattern, undefined, ANY, true);
+}
+
+// ---- reference errors (check.go's refChecker) -----------------------------------------------------
+
+/** How OPA prints a reference: `x.a`, `x[0]`, `x[y]`, `x["a b"]`. */
+function formatRef(term: TermOf<"ref">, upTo = term.path.length): string {
+  const head = term.head.kind === "var" ? displayName(term.head.name) : "";
+  return (
+    head +
+    term.path
+      .slice(0, upTo)
+      .map((p) => {
+        if (p.kind === "string")
+          return /^[A-Za-z_][A-Za-z0-9_]*$/.test(p.value) ? `.${p.value}` : `[${JSON.stringify(p.value)}]`;
+        if (p.kind === "var") return `[${displayName(p.name)}]`;
+        if (p.kind === "number") return `[${p.text}]`;
+        return `[${p.kind}]`;
+      })
+      .join("")
+  );
+}
+
+/** `undefined ref: x.a.b`, with the position of the element at fault. */
+function refError(term: TermOf<"ref">, index: number, lines: string[], underline: boolean): ExprError {
+  const text = formatRef(term);
+  const marker = underline
+    ? "^".repeat(formatRef(term, index).length)
+    : `${" ".repeat(formatRef(term, index).length + 1)}^`;
+  return typeError(`undefined ref: ${text}`, term.head.loc, [text, marker, ...lines]);
+}
+
+function invalidRef(term: TermOf<"ref">, index: number, have: Type, want: Type, of: Type): ExprError {
+  const pad = " ".repeat(formatRef(term, index).length + 1);
+  const segment = term.path[index] as Term;
+  const oneOf = of?.kind === "object" ? of.props.map((p) => JSON.stringify(p.key)) : [];
+  const haveLine = have !== undefined ? `have (type): ${formatType(have)}` : `have: ${formatConstant(segment)}`;
+  const wantLine = oneOf.length > 0 ? `want (one of): [${oneOf.join(" ")}]` : `want (type): ${formatType(want)}`;
+  return refError(term, index, [pad + haveLine, pad + wantLine], false);
+}
+
+function formatConstant(term: Term): string {
+  switch (term.kind) {
+    case "string":
+      return JSON.stringify(term.value);
+    case "number":
+      return term.text;
+    case "boolean":
+      return String(term.value);
+    default:
+      return term.kind;
+  }
+}

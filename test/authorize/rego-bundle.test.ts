@@ -148,7 +148,9 @@ describe("mandate policy", () => {
     writeFileSync(join(dir, "p.rego"), "package p\nimport rego.v1\nallow if { x > 1 }\n");
     const result = await mandate("policy", "build", dir, "-e", "p/allow", "-o", join(dir, "b.tar.gz"));
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/p\.rego:3: rego_unsafe_var_error: var x is unsafe/);
+    expect(result.stderr).toMatch(
+      /p\.rego:3:12: rego_unsafe_var_error: var x is unsafe\n {2}allow if { x > 1 }\n {13}\^/,
+    );
     const none = await mandate("policy", "build", dir);
     expect(none.stderr).toMatch(/no entrypoints|error/);
   }, 60_000);

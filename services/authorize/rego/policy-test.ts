@@ -9,7 +9,7 @@ import { type LoadedPolicy, loadPolicy } from "@open-policy-agent/opa-wasm";
 import type { Module, Rule } from "./ast.ts";
 import { readPolicyDir } from "./bundle.ts";
 import { refParts } from "./check.ts";
-import { type CompiledPolicy, compileModules, parseModules } from "./compile.ts";
+import { type CompiledPolicy, checkRego, compileModules, parseModules } from "./compile.ts";
 import { type CoverageReport, coverageReport } from "./coverage.ts";
 import { hostBuiltins } from "./host-builtins.ts";
 import type { Location } from "./lexer.ts";
@@ -105,8 +105,13 @@ export async function benchPolicyTests(
   });
 }
 
+/**
+ * The directory's modules, data and tests. Every rule is checked first, as `opa test` compiles every
+ * module: an error in a rule no test reaches fails the run too.
+ */
 function loadTests(dir: string, options: PolicyTestOptions): LoadedTests {
   const { modules, data } = readPolicyDir(dir);
+  checkRego({ modules, v0: options.v0 });
   const parsed = parseModules(modules, options.v0);
   return { modules: parsed, data, tests: testCases(parsed, options.run) };
 }

@@ -10,6 +10,7 @@ import { bodyVars, patternVars } from "../vars.ts";
 import type { Planner } from "./planner.ts";
 import { declarePattern, Scope } from "./scope.ts";
 import { isPattern } from "./term-shapes.ts";
+import { markBuiltinValues } from "./with-targets.ts";
 
 /** Plans a body; `k` runs once per solution. `args`: names a function's arguments already bind. */
 export function planBody(p: Planner, literals: Literal[], scope: Scope, k: () => void, args: string[] = []): void {
@@ -17,7 +18,7 @@ export function planBody(p: Planner, literals: Literal[], scope: Scope, k: () =>
   const enclosing = p.bodyVars;
   p.bodyVars = new Set([...enclosing, ...bodyVars(literals)]);
   const ordered = orderForSafety(
-    literals,
+    markBuiltinValues(p, literals, scope.module),
     { bound: scope.vars.keys(), declared: scope.declared, bodyVars: p.bodyVars },
     safetyContext(p, scope.module),
   );
@@ -97,7 +98,7 @@ function planExpression(p: Planner, expr: Term, scope: Scope, k: () => void): vo
       return;
     }
   }
-  if (expr.kind === "binary" && expr.op === "==") {
+  if (expr.kind === "binary" && expr.op === "==" && !p.context.mocks.has("equal")) {
     p.steps.term(p, expr.left, scope, (a) => p.steps.term(p, expr.right, scope, (b) => holds("rt_equal", [a, b])));
   } else {
     p.steps.term(p, expr, scope, (v) => holds("rt_truthy", [v]));

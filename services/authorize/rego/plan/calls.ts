@@ -4,35 +4,18 @@
 // the caller's package, else the built-in.
 import type { Module, Term, TermOf } from "../ast.ts";
 import { builtinArity } from "../builtins.ts";
-import { callCandidates, pathKey } from "../check.ts";
+import { pathKey } from "../check.ts";
 import type { Local } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
 import { type Callee, type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
+import { calledGroup, isHidden, type Mock, mockFreeContext, operatorBuiltin } from "./with-context.ts";
 
 type Value = (value: Local) => void;
 
-const OPERATORS: Record<string, string> = {
-  "==": "equal",
-  "!=": "neq",
-  "<": "lt",
-  "<=": "lte",
-  ">": "gt",
-  ">=": "gte",
-  "+": "plus",
-  "-": "minus",
-  "*": "mul",
-  "/": "div",
-  "%": "rem",
-  "|": "or",
-  "&": "and",
-};
-
 export function callee(p: Planner, term: TermOf<"call">, module: Module): Callee {
-  for (const candidate of callCandidates(term.name, module)) {
-    const group = p.index.groups.get(pathKey(candidate));
-    if (group?.kind === "function") return { group, arity: group.arity ?? 0 };
-  }
+  const group = calledGroup(p, term.name, module);
+  if (group) return { group, arity: group.arity ?? 0 };
   const arity = builtinArity(term.name);
   return { arity: typeof arity === "number" ? arity : term.args.length };
 }
@@ -52,20 +35,25 @@ export function planCallTerm(p: Planner, term: TermOf<"call">, scope: Scope, k: 
 }
 
 export function planCall(p: Planner, term: TermOf<"call">, scope: Scope, target: Callee, args: Term[], k: Value): void {
-  if (!target.group) {
+  const { group } = target;
+  if (!group) {
     planBuiltin(p, term.name, args, scope, term.loc, k);
     return;
   }
-  const func = p.steps.ruleFunc(p, target.group);
-  p.steps.terms(p, args, scope, (locals) => {
-    const dst = p.ir.local();
-    p.ir.emit({ op: "callFunc", func, args: locals, dst });
-    k(dst);
-  });
+  const mock = p.context.mocks.get(pathKey(group.path));
+  if (mock) {
+    planMocked(p, mock, args, scope, term.loc, k);
+    return;
+  }
+  if (isHidden(p.context, group.path.slice(1))) {
+    throw unsupported(`calling function ${pathKey(group.path)} where a \`with\` replaced its document`, term.loc);
+  }
+  const func = p.steps.ruleFunc(p, group);
+  p.steps.terms(p, args, scope, (locals) => k(p.callFunc(func, locals)));
 }
 
 export function planOperator(p: Planner, term: TermOf<"binary">, scope: Scope, k: Value): void {
-  planBuiltin(p, OPERATORS[term.op] as string, [term.left, term.right], scope, term.loc, k);
+  planBuiltin(p, operatorBuiltin(term.op), [term.left, term.right], scope, term.loc, k);
 }
 
 /** `v in xs` and `k, v in xs` as a value. */
@@ -74,21 +62,81 @@ export function planMembership(p: Planner, term: TermOf<"membership">, scope: Sc
   else planBuiltin(p, "internal.member_2", [term.value, term.collection], scope, term.loc, k);
 }
 
+/** A built-in call, or its mock where a `with` replaced it. */
 function planBuiltin(p: Planner, name: string, args: Term[], scope: Scope, loc: Location, k: Value): void {
   if (name === "print") {
     k(p.ir.const("true"));
     return;
   }
-  const native = p.options.native.has(name);
-  if (!native && !p.options.host.has(name)) throw unsupported(`built-in function ${name}`, loc);
+  const mock = p.context.mocks.get(name);
+  if (mock) {
+    planMocked(p, mock, args, scope, loc, k);
+    return;
+  }
+  checkBuiltin(p, name, loc);
+  p.steps.terms(p, args, scope, (locals) => k(emitBuiltin(p, name, locals)));
+}
+
+/** Refuses a built-in Mandate cannot run (I/O built-ins compile only where a `with` replaces them). */
+function checkBuiltin(p: Planner, name: string, loc: Location): void {
+  if (name === "sprintf" && hostSprintf(p)) return;
+  if (!p.options.native.has(name) && !p.options.host.has(name)) throw unsupported(`built-in function ${name}`, loc);
+}
+
+/** The host's Go-fmt sprintf over the runtime's tagged operands, once the host provides it. */
+const HOST_SPRINTF = "mandate.sprintf";
+
+function hostSprintf(p: Planner): boolean {
+  return p.options.host.has(HOST_SPRINTF);
+}
+
+function emitBuiltin(p: Planner, name: string, locals: Local[]): Local {
+  const dst = p.ir.local();
+  if (name === "sprintf" && hostSprintf(p)) {
+    // sprintf(format, args): the runtime tags each operand as Rego prints it, the host formats.
+    const tagged = p.ir.local();
+    p.ir.emit({ op: "call", fn: "rt_sprintf_args", args: [locals[1] as Local], dst: tagged });
+    p.useHostBuiltin(HOST_SPRINTF);
+    p.ir.emit({ op: "host", name: HOST_SPRINTF, args: [locals[0] as Local, tagged], dst });
+  } else if (p.options.native.has(name)) {
+    p.ir.emit({ op: "call", fn: `b_${name.replaceAll(".", "_")}`, args: locals, dst });
+  } else {
+    p.useHostBuiltin(name);
+    p.ir.emit({ op: "host", name, args: locals, dst });
+  }
+  return dst;
+}
+
+/**
+ * A call a `with` mocked: its arguments are still evaluated (they must be defined), then the
+ * replacement gives the value: a function (planned without mocks, as OPA), a built-in, a document,
+ * a constant, or a value the context carries.
+ */
+function planMocked(p: Planner, mock: Mock, args: Term[], scope: Scope, loc: Location, k: Value): void {
   p.steps.terms(p, args, scope, (locals) => {
-    const dst = p.ir.local();
-    if (native) {
-      p.ir.emit({ op: "call", fn: `b_${name.replaceAll(".", "_")}`, args: locals, dst });
-    } else {
-      p.useHostBuiltin(name);
-      p.ir.emit({ op: "host", name, args: locals, dst });
+    switch (mock.kind) {
+      case "function": {
+        const func = p.within(mockFreeContext(p), [], () => p.steps.ruleFunc(p, mock.group));
+        k(p.callFunc(func, locals));
+        break;
+      }
+      case "builtin":
+        checkBuiltin(p, mock.name, loc);
+        k(emitBuiltin(p, mock.name, locals));
+        break;
+      case "document":
+        p.steps.data(p, stringTerms(mock.path, loc), scope, k);
+        break;
+      case "constant":
+        p.steps.term(p, mock.term, scope, k);
+        break;
+      case "value":
+        k(p.contextValues[mock.index] as Local);
+        break;
     }
-    k(dst);
   });
+}
+
+function stringTerms(path: string[], loc: Location): Term[] {
+  return path.map((value) => ({ kind: "string", value, loc }));
 }

@@ -7,8 +7,9 @@ import { pathKey, type RuleGroup } from "../check.ts";
 import type { Local } from "../ir.ts";
 import type { Location } from "../lexer.ts";
 import type { DocNode } from "./doc-tree.ts";
-import { type Planner, unsupported } from "./planner.ts";
+import { type FuncRef, type Planner, unsupported } from "./planner.ts";
 import { Scope } from "./scope.ts";
+import { EMPTY_CONTEXT, isHidden, isReadAffected, specialisedName } from "./with-context.ts";
 
 type Value = (value: Local) => void;
 
@@ -28,21 +29,29 @@ function emptyModule(): Module {
   return { file: "", package: [], imports: [], rules: [], v1: true };
 }
 
-/** A path into `data`: rules are called, packages become documents, the rest is base data. */
+/**
+ * A path into `data`: rules are called, packages become documents, the rest is base data (as is
+ * everything at or below a path whose rules a `with` replaced: the replacement is in base data).
+ */
 export function planData(p: Planner, path: Term[], scope: Scope, k: Value): void {
   const { node, depth } = walkToRule(p.root, path);
-  if (holdsRule(node)) {
+  if (isHidden(p.context, node.path)) {
+    planBaseData(p, path, scope, k);
+  } else if (holdsRule(node)) {
     planRuleDocument(p, node, path, depth, scope, k);
   } else if (depth < path.length && path[depth]?.kind === "string") {
     // Below this point no rule exists: plain base data.
-    const data = p.ir.local();
-    p.ir.emit({ op: "global", dst: data, name: "data" });
-    p.steps.path(p, data, path, 0, scope, k);
+    planBaseData(p, path, scope, k);
   } else {
-    const v = p.ir.local();
-    p.ir.emit({ op: "callFunc", func: nodeFunc(p, node), args: [], dst: v });
+    const v = p.callFunc(nodeFunc(p, node), []);
     p.steps.path(p, v, path, depth, scope, k);
   }
+}
+
+function planBaseData(p: Planner, path: Term[], scope: Scope, k: Value): void {
+  const data = p.ir.local();
+  p.ir.emit({ op: "global", dst: data, name: "data" });
+  p.steps.path(p, data, path, 0, scope, k);
 }
 
 /** Follows the path's leading constant strings down the document tree, stopping at the first rule. */
@@ -71,31 +80,33 @@ function planRuleDocument(p: Planner, node: RuleNode, path: Term[], depth: numbe
   if (group.kind === "function") {
     throw unsupported(`reference to function ${pathKey(group.path)} without a call`, (path[depth - 1] as Term).loc);
   }
-  const v = p.ir.local();
-  p.ir.emit({ op: "callFunc", func: p.steps.ruleFunc(p, group), args: [], dst: v });
+  const v = p.callFunc(p.steps.ruleFunc(p, group), []);
   if (node.children.size > 0) mergeChildren(p, node, v);
   p.steps.path(p, v, path, depth, scope, k);
 }
 
-/** The function building the document at a node: its base data with every rule below merged in. */
-function nodeFunc(p: Planner, node: DocNode): string {
-  const name = `doc:${["data", ...node.path].join(".")}`;
-  p.define(name, 0, true, (result) => {
+/**
+ * The function building the document at a node: its base data with every rule below merged in
+ * (in a `with` context that affects it, a copy leaving out the rules the context replaced).
+ */
+function nodeFunc(p: Planner, node: DocNode): FuncRef {
+  const context = isReadAffected(p, node.path, p.context) ? p.context : EMPTY_CONTEXT;
+  const name = specialisedName(`doc:${["data", ...node.path].join(".")}`, context);
+  const build = (result: Local) => {
     copyBaseDocument(p, node.path, result);
     for (const [key, child] of node.children) {
-      if (child.group?.kind === "function") continue;
+      if (child.group?.kind === "function" || isHidden(p.context, child.path)) continue;
       p.ir.block(() => {
-        const v = p.ir.local();
-        p.ir.emit({ op: "callFunc", func: documentFunc(p, child), args: [], dst: v });
+        const v = p.callFunc(documentFunc(p, child), []);
         if (child.group && child.children.size > 0) mergeChildren(p, child, v);
         p.ir.emit({ op: "call", fn: "rt_object_merge_at", args: [result, p.ir.const(JSON.stringify(key)), v] });
       });
     }
-  });
-  return name;
+  };
+  return p.define(name, 0, true, build, context);
 }
 
-function documentFunc(p: Planner, node: DocNode): string {
+function documentFunc(p: Planner, node: DocNode): FuncRef {
   return node.group ? p.steps.ruleFunc(p, node.group) : nodeFunc(p, node);
 }
 
@@ -115,9 +126,9 @@ function copyBaseDocument(p: Planner, path: string[], result: Local): void {
 /** A rule whose path also has rules below it (p[x] := ... and p.q := ...): merges those in. */
 function mergeChildren(p: Planner, node: DocNode, value: Local): void {
   for (const [key, child] of node.children) {
+    if (isHidden(p.context, child.path)) continue;
     p.ir.block(() => {
-      const v = p.ir.local();
-      p.ir.emit({ op: "callFunc", func: documentFunc(p, child), args: [], dst: v });
+      const v = p.callFunc(documentFunc(p, child), []);
       p.ir.emit({ op: "call", fn: "rt_object_merge_rule", args: [value, p.ir.const(JSON.stringify(key)), v] });
     });
   }

@@ -9,6 +9,7 @@ import { isWildcard } from "../vars.ts";
 import { type DocNode, documentTree, type Resolved, resolveName } from "./doc-tree.ts";
 import { IrWriter } from "./ir-writer.ts";
 import type { Scope } from "./scope.ts";
+import { EMPTY_CONTEXT, type WithContext } from "./with-context.ts";
 
 /** Built-ins the host implements: opa-wasm's JavaScript ones, and those Mandate's loader adds. */
 export interface PlanOptions {
@@ -19,6 +20,12 @@ export interface PlanOptions {
 }
 
 type Value = (value: Local) => void;
+
+/** A planned function to call: its name, and the `with` context's values it takes after its own arguments. */
+export interface FuncRef {
+  func: string;
+  extra: Local[];
+}
 
 /** What a call names: a function rule (its group), or a built-in; with the arity it declares. */
 export interface Callee {
@@ -38,7 +45,7 @@ export interface PlanSteps {
   // documents.ts
   data(p: Planner, path: Term[], scope: Scope, k: Value): void;
   // rules.ts
-  ruleFunc(p: Planner, group: RuleGroup): string;
+  ruleFunc(p: Planner, group: RuleGroup): FuncRef;
   // bodies.ts
   body(p: Planner, literals: Literal[], scope: Scope, k: () => void, args?: string[]): void;
   literal(p: Planner, literal: Literal, scope: Scope, k: () => void): void;
@@ -75,6 +82,12 @@ export class Planner {
   readonly host: string[] = [];
   /** Variables of the bodies being planned, innermost included. */
   bodyVars = new Set<string>();
+  /** The `with` context the code being planned runs in (with-context.ts). */
+  context: WithContext = EMPTY_CONTEXT;
+  /** The locals holding the context's values in the function being planned. */
+  contextValues: Local[] = [];
+  /** Every `with` context met so far, by key. */
+  readonly contexts = new Map<string, WithContext>();
   readonly #pending: Array<() => void> = [];
 
   constructor(index: RuleIndex, options: PlanOptions, steps: PlanSteps) {
@@ -84,12 +97,48 @@ export class Planner {
     this.root = documentTree(index);
   }
 
-  /** Plans a function once, after the one being planned: `build` fills its body and leaves its value in `result`. */
-  define(name: string, params: number, memo: boolean, build: (result: Local) => void): void {
-    if (this.funcs.has(name)) return;
-    const func: PlannedFunc = { name, params, locals: 0, body: [], result: 0, memo };
+  /**
+   * Plans a function once, after the one being planned: `build` fills its body and leaves its value
+   * in `result`. Planned for a `with` context, it takes the context's values after its own `params`
+   * (a function taking any is not memoised) and its body is planned in that context.
+   */
+  define(
+    name: string,
+    params: number,
+    memo: boolean,
+    build: (result: Local) => void,
+    context: WithContext = EMPTY_CONTEXT,
+  ): FuncRef {
+    const extra = context.values > 0 ? [...this.contextValues] : [];
+    if (this.funcs.has(name)) return { func: name, extra };
+    const total = params + context.values;
+    const func: PlannedFunc = { name, params: total, locals: 0, body: [], result: 0, memo: memo && total === 0 };
     this.funcs.set(name, func);
-    this.#pending.push(() => this.ir.writeFunction(func, build));
+    const values = Array.from({ length: context.values }, (_, i) => params + i);
+    this.#pending.push(() =>
+      this.ir.writeFunction(func, (result) => this.within(context, values, () => build(result))),
+    );
+    return { func: name, extra };
+  }
+
+  /** Calls a planned function with its arguments (and its context's values); fails when it is undefined. */
+  callFunc(ref: FuncRef, args: Local[]): Local {
+    const dst = this.ir.local();
+    this.ir.emit({ op: "callFunc", func: ref.func, args: [...args, ...ref.extra], dst });
+    return dst;
+  }
+
+  /** Runs `plan` in a `with` context whose values are in `values`, then restores the current one. */
+  within<T>(context: WithContext, values: Local[], plan: () => T): T {
+    const saved = { context: this.context, values: this.contextValues };
+    this.context = context;
+    this.contextValues = values;
+    try {
+      return plan();
+    } finally {
+      this.context = saved.context;
+      this.contextValues = saved.values;
+    }
   }
 
   /** Plans the functions defined so far, and those they define in turn. */

@@ -7,9 +7,10 @@ import type { Literal, Rule, Term } from "../ast.ts";
 import { pathKey, type RuleGroup, refParts } from "../check.ts";
 import type { Local, Stmt } from "../ir.ts";
 import { argNames } from "../vars.ts";
-import { type Planner, unsupported } from "./planner.ts";
+import { type FuncRef, type Planner, unsupported } from "./planner.ts";
 import { declarePattern, Scope } from "./scope.ts";
 import { isConstant, trueTerm } from "./term-shapes.ts";
+import { EMPTY_CONTEXT, isAffected, specialisedName } from "./with-context.ts";
 
 /** One rule definition being planned into its group's value (`result`); `keys` are its head's dynamic keys. */
 interface Definition {
@@ -25,12 +26,16 @@ interface Branch {
   value: Term | undefined;
 }
 
-/** The function computing a rule group's value; planned once. */
-export function ruleFunc(p: Planner, group: RuleGroup): string {
+/**
+ * The function computing a rule group's value; planned once, and once more per `with` context that
+ * affects it (a copy planned in that context).
+ */
+export function ruleFunc(p: Planner, group: RuleGroup): FuncRef {
   const isFunction = group.kind === "function";
-  const name = `${isFunction ? "func" : "rule"}:${pathKey(group.path)}`;
-  p.define(name, isFunction ? (group.arity ?? 0) : 0, !isFunction, (result) => planGroup(p, group, result));
-  return name;
+  const context = isAffected(p, group, p.context) ? p.context : EMPTY_CONTEXT;
+  const name = specialisedName(`${isFunction ? "func" : "rule"}:${pathKey(group.path)}`, context);
+  const params = isFunction ? (group.arity ?? 0) : 0;
+  return p.define(name, params, !isFunction, (result) => planGroup(p, group, result), context);
 }
 
 function planGroup(p: Planner, group: RuleGroup, result: Local): void {

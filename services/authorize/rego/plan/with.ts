@@ -1,17 +1,19 @@
-// `lit with input.x as v with data.y as w`: the literal runs with input/data replaced (and rules
-// recomputed: the runtime's with-depth disables their memo); its solutions are collected, the
-// documents restored, then the rest of the query continues over those solutions.
-import type { Literal, With } from "../ast.ts";
-import { staticPath } from "../check.ts";
+// `lit with input.x as v with data.y as w with f as g`: the literal runs with the replacements in
+// force. Input and base data are replaced at run time (values are dynamic): the documents are
+// replaced, the literal's solutions collected (rules recomputed: the runtime's with-depth disables
+// their memo), the documents restored, then the rest of the query continues over those solutions.
+// Functions and built-ins mocked, and rules hidden under a replaced data path, are a `with`
+// context (with-context.ts): the literal is planned in it, so what it calls is planned again as a
+// copy for that context where the context affects it; the rest of the query is planned back in the
+// enclosing context.
+import type { Literal, Term, With } from "../ast.ts";
 import type { Local } from "../ir.ts";
-import { touchesRules } from "./doc-tree.ts";
 import { type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
+import { contextFor, type Mock, type WithContext } from "./with-context.ts";
+import { isFunctionDocument, mockValue, type WithTarget, withTarget } from "./with-targets.ts";
 
-interface Target {
-  root: "input" | "data";
-  path: string[];
-}
+type DocumentTarget = WithTarget & { kind: "document" };
 
 /** A solution set: one row per solution, holding the values of `outputs`, the variables the literal bound. */
 interface Solutions {
@@ -19,39 +21,79 @@ interface Solutions {
   outputs: string[];
 }
 
+/** What one `with` literal replaces: documents (their values' positions in `evaluated`) and mocks. */
+interface Replacements {
+  /** Values computed at the `with`, before anything is replaced. */
+  evaluated: Term[];
+  documents: Array<{ target: DocumentTarget; value: number }>;
+  mocks: Map<string, Mock>;
+  /** Mocks whose value is computed here: target key and position in `evaluated`. */
+  dynamic: Array<{ key: string; value: number }>;
+  hidden: string[][];
+}
+
 export function planWith(p: Planner, literal: Literal, withs: With[], scope: Scope, k: () => void): void {
-  const targets = withs.map((w) => withTarget(p, w));
-  p.steps.terms(
-    p,
-    withs.map((w) => w.value),
-    scope,
-    (values) => {
-      const saved = { input: p.ir.local(), data: p.ir.local() };
-      p.ir.emit({ op: "global", dst: saved.input, name: "input", maybe: true });
-      p.ir.emit({ op: "global", dst: saved.data, name: "data" });
-      for (const [i, target] of targets.entries()) replaceDocument(p, target, values[i] as Local);
-      p.ir.emit({ op: "withDepth", delta: 1 });
-      const solutions = collectSolutions(p, literal, scope);
-      p.ir.emit({ op: "setGlobal", name: "input", src: saved.input });
-      p.ir.emit({ op: "setGlobal", name: "data", src: saved.data });
-      p.ir.emit({ op: "withDepth", delta: -1 });
-      replaySolutions(p, solutions, scope, k);
-    },
-  );
+  const replacements = classify(p, withs, scope);
+  p.steps.terms(p, replacements.evaluated, scope, (values) => {
+    const contextValues = [...p.contextValues, ...replacements.dynamic.map((d) => values[d.value] as Local)];
+    for (const [i, { key }] of replacements.dynamic.entries()) {
+      replacements.mocks.set(key, { kind: "value", index: p.context.values + i });
+    }
+    const context = contextFor(p, replacements.mocks, uniquePaths(replacements.hidden), contextValues.length);
+    const stripped = { ...literal, with: [] } as Literal;
+    if (replacements.documents.length === 0) {
+      const outer = { context: p.context, values: p.contextValues };
+      p.within(context, contextValues, () =>
+        p.steps.literal(p, stripped, scope, () => p.within(outer.context, outer.values, k)),
+      );
+      return;
+    }
+    const saved = { input: p.ir.local(), data: p.ir.local() };
+    p.ir.emit({ op: "global", dst: saved.input, name: "input", maybe: true });
+    p.ir.emit({ op: "global", dst: saved.data, name: "data" });
+    for (const { target, value } of replacements.documents) replaceDocument(p, target, values[value] as Local);
+    p.ir.emit({ op: "withDepth", delta: 1 });
+    const solutions = collectSolutions(p, stripped, scope, context, contextValues);
+    p.ir.emit({ op: "setGlobal", name: "input", src: saved.input });
+    p.ir.emit({ op: "setGlobal", name: "data", src: saved.data });
+    p.ir.emit({ op: "withDepth", delta: -1 });
+    replaySolutions(p, solutions, scope, k);
+  });
 }
 
-/** Only input and base documents under data can be replaced. */
-function withTarget(p: Planner, w: With): Target {
-  const path = staticPath(w.target);
-  if (!path || (path[0] !== "input" && path[0] !== "data"))
-    throw unsupported("`with` on a function or built-in", w.loc);
-  if (path[0] === "data" && touchesRules(p.root, path.slice(1))) {
-    throw unsupported("`with` replacing a rule's value", w.loc);
+/** Each `with` in order (a later one for the same function or built-in wins), on top of the enclosing context. */
+function classify(p: Planner, withs: With[], scope: Scope): Replacements {
+  const r: Replacements = {
+    evaluated: [],
+    documents: [],
+    mocks: new Map(p.context.mocks),
+    dynamic: [],
+    hidden: [...p.context.hidden],
+  };
+  for (const w of withs) {
+    const target = withTarget(p, w, scope.module);
+    if (target.kind === "document") {
+      if (isFunctionDocument(p, w.value, scope)) {
+        throw unsupported("a function as the value replacing a document", w.value.loc);
+      }
+      r.documents.push({ target, value: r.evaluated.push(w.value) - 1 });
+      if (target.root === "data" && target.hides) r.hidden.push(target.path);
+      continue;
+    }
+    const mock = mockValue(p, w, target, scope);
+    r.dynamic = r.dynamic.filter((d) => d.key !== target.key);
+    if (mock === "dynamic") r.dynamic.push({ key: target.key, value: r.evaluated.push(w.value) - 1 });
+    else r.mocks.set(target.key, mock);
   }
-  return { root: path[0], path: path.slice(1) };
+  return r;
 }
 
-function replaceDocument(p: Planner, target: Target, value: Local): void {
+function uniquePaths(paths: string[][]): string[][] {
+  const byKey = new Map(paths.map((path) => [JSON.stringify(path), path]));
+  return [...byKey.values()];
+}
+
+function replaceDocument(p: Planner, target: DocumentTarget, value: Local): void {
   const current = p.ir.local();
   p.ir.emit({ op: "global", dst: current, name: target.root, maybe: true });
   const replaced = p.ir.local();
@@ -64,19 +106,27 @@ function replaceDocument(p: Planner, target: Target, value: Local): void {
   p.ir.emit({ op: "setGlobal", name: target.root, src: replaced });
 }
 
-function collectSolutions(p: Planner, literal: Literal, scope: Scope): Solutions {
+/** The literal's solutions, planned in the `with` context. */
+function collectSolutions(
+  p: Planner,
+  literal: Literal,
+  scope: Scope,
+  context: WithContext,
+  contextValues: Local[],
+): Solutions {
   const bound = new Set(scope.vars.keys());
   const inner = scope.clone();
   const solutions: Solutions = { rows: p.ir.local(), outputs: [] };
   p.ir.emit({ op: "call", fn: "rt_array", args: [], dst: solutions.rows });
-  const stripped = { ...literal, with: [] } as Literal;
   p.ir.block(() =>
-    p.steps.literal(p, stripped, inner, () => {
-      solutions.outputs = [...inner.vars.keys()].filter((name) => !bound.has(name));
-      const values = solutions.outputs.map((name) => inner.vars.get(name) as Local);
-      const row = p.ir.build("rt_array", "rt_array_append", values);
-      p.ir.emit({ op: "call", fn: "rt_array_append", args: [solutions.rows, row] });
-    }),
+    p.within(context, contextValues, () =>
+      p.steps.literal(p, literal, inner, () => {
+        solutions.outputs = [...inner.vars.keys()].filter((name) => !bound.has(name));
+        const values = solutions.outputs.map((name) => inner.vars.get(name) as Local);
+        const row = p.ir.build("rt_array", "rt_array_append", values);
+        p.ir.emit({ op: "call", fn: "rt_array_append", args: [solutions.rows, row] });
+      }),
+    ),
   );
   return solutions;
 }

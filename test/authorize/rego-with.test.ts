@@ -1,6 +1,7 @@
 // `with` as OPA 1.x has it: input, base documents, rules and packages, functions and built-ins
 // replaced (by a function, a built-in, a document or a value), nested, through imports, in rule
-// bodies, comprehensions, `every` and `not`; and OPA's compile errors for targets it refuses.
+// bodies, comprehensions, `every` and `not`; and OPA's compile errors for targets it refuses. Also
+// walk, the one relation among the built-ins, which the planner lowers to a scan.
 // Expected results are OPA's: the cases named `withkeyword/…` are OPA's own test cases
 // (v1/test/cases/testdata/v1/withkeyword/*.yaml, file named in each), the others are written here
 // with the result OPA 1.x gives. Every positive case is compiled into one module (each case's
@@ -707,7 +708,82 @@ p := test_p`,
   },
 ];
 
-const ALL = [...OPA_CASES, ...MANDATE_CASES];
+/** walk, the relation the planner lowers onto the runtime's pairs (OPA's walkbuiltin cases, and OPA's rewrite of it as a value). */
+const WALK_CASES: Case[] = [
+  {
+    note: "walkbuiltin/scalar (test-walkbuiltin-0970.yaml)",
+    modules: ["package generated\np contains x if {\n  __local0__ = data.a[0]\n  walk(__local0__, x)\n}"],
+    query: "generated/p",
+    data: { a: [1, 2, 3, 4] },
+    want: [[[], 1]],
+  },
+  {
+    note: "walkbuiltin/objects (test-walkbuiltin-0972.yaml)",
+    modules: ["package generated\np contains x if {\n  __local0__ = data.b\n  walk(__local0__, x)\n}"],
+    query: "generated/p",
+    data: { b: { v1: "hello", v2: "goodbye" } },
+    want: [
+      [[], { v1: "hello", v2: "goodbye" }],
+      [["v1"], "hello"],
+      [["v2"], "goodbye"],
+    ],
+  },
+  {
+    note: "walkbuiltin/partially ground path (test-walkbuiltin-0975.yaml)",
+    modules: [
+      `package generated
+p contains [k1, k2, x] if {
+  __local0__ = data.generated.q
+  walk(__local0__, [["a", k1, "b", k2], x])
+}
+q := {"a": [
+  {"b": {"foo": 1, "bar": 2}},
+  {"b": {"baz": 3, "qux": 4}},
+]}`,
+    ],
+    query: "generated/p",
+    want: [
+      [0, "bar", 2],
+      [0, "foo", 1],
+      [1, "baz", 3],
+      [1, "qux", 4],
+    ],
+  },
+  {
+    note: "walkbuiltin/array path not overwritten (test-walkbuiltin-issue-7656.yaml)",
+    modules: [
+      `package generated
+x := {"a": [{"b": [{"c": [
+  {"aa": "AA"},
+  {"bb": "BB"},
+  {"cc": "CC"},
+  {"dd": "DDD"},
+]}]}]}
+p := {path: value |
+  [path, value] := walk(x)
+  count(value) == 2
+}`,
+    ],
+    query: "generated/p",
+    want: {
+      '["a",0,"b",0,"c",0,"aa"]': "AA",
+      '["a",0,"b",0,"c",1,"bb"]': "BB",
+      '["a",0,"b",0,"c",2,"cc"]': "CC",
+    },
+  },
+  {
+    note: "walk's pairs in OPA's order (depth first, the value before its members); walk(x) alone holds once",
+    modules: [
+      `package test
+b := {"v1": "hello", "v2": [1, {"z": true}]}
+p := [[x | walk(b, [_, x])], [1 | walk(b)]]`,
+    ],
+    query: "test/p",
+    want: [[{ v1: "hello", v2: [1, { z: true }] }, "hello", [1, { z: true }], 1, { z: true }, true], [1]],
+  },
+];
+
+const ALL = [...OPA_CASES, ...MANDATE_CASES, ...WALK_CASES];
 
 /** A case's packages moved under `c<i>` (its data too), so all cases share one module. */
 function isolate(index: number, c: Case): { files: Record<string, string>; entry: string; data: object } {

@@ -92,6 +92,11 @@ function planExpression(p: Planner, expr: Term, scope: Scope, k: () => void): vo
   };
   if (expr.kind === "call") {
     const target = p.steps.callee(p, expr, scope.module);
+    if (!target.group && expr.name === "walk" && expr.args.length === target.arity) {
+      // A relation called on its own holds when it has a pair (walk always has one: the value itself).
+      p.steps.term(p, expr.args[0] as Term, scope, () => k());
+      return;
+    }
     if (expr.args.length === target.arity + 1) {
       const output = expr.args.at(-1) as Term;
       p.steps.call(p, expr, scope, target, expr.args.slice(0, -1), (v) => p.steps.destructure(p, output, v, scope, k));

@@ -73,8 +73,27 @@ function planBuiltin(p: Planner, name: string, args: Term[], scope: Scope, loc: 
     planMocked(p, mock, args, scope, loc, k);
     return;
   }
+  if (name === WALK) {
+    planWalk(p, args, scope, k);
+    return;
+  }
   checkBuiltin(p, name, loc);
   p.steps.terms(p, args, scope, (locals) => k(emitBuiltin(p, name, locals)));
+}
+
+/** The one relation among the built-ins: it yields every [path, value] pair of its operand. */
+export const WALK = "walk";
+
+/**
+ * walk(x) as a value — `walk(x, [path, value])`, or `[path, value] := walk(x)`, which OPA's
+ * compiler rewrites to the former — is one value per pair, in OPA's order (the runtime's pairs).
+ */
+function planWalk(p: Planner, args: Term[], scope: Scope, k: Value): void {
+  p.steps.terms(p, args, scope, ([x]) => {
+    const pairs = p.ir.local();
+    p.ir.emit({ op: "call", fn: "rt_walk_pairs", args: [x as Local], dst: pairs });
+    p.ir.scan(pairs, (_key, pair) => k(pair));
+  });
 }
 
 /** Refuses a built-in Mandate cannot run (I/O built-ins compile only where a `with` replaces them). */

@@ -32,9 +32,9 @@ describe("lexer", () => {
 
   it.each([
     ['x := "open', /non-terminated string/],
-    ["x := 01", /invalid number/],
-    ['x := "\\q"', /invalid escape/],
-    ["x := @", /unexpected character/],
+    ["x := 1.", /expected fraction/],
+    ['x := "\\q"', /illegal escape sequence/],
+    ["x := @", /illegal token/],
   ])("refuses %s with a positioned rego_parse_error", (source, message) => {
     expect(() => tokenize(source, "p.rego")).toThrow(message);
     expect(() => tokenize(source, "p.rego")).toThrow(/^p\.rego:1: rego_parse_error: /);
@@ -139,17 +139,17 @@ else := "bronze"
     expect(module.rules.map((r) => (r.head.contains ? "set" : "value"))).toEqual(["value", "set", "value"]);
     // In v0 the future keywords are plain names unless imported.
     expect(() => parseModule("package p\ncontains := 1", { v0: true })).not.toThrow();
-    expect(() => parseModule("package p\nimport future.keywords.contains\ncontains := 1", { v0: true })).toThrow(
-      /keyword/,
-    );
+    // A bodyless `contains := 1` is a rule named contains, even with the keyword imported (as OPA).
+    expect(() => parseModule("package p\nimport future.keywords.contains\ncontains := 1", { v0: true })).not.toThrow();
+    expect(() => parseModule("package p\ncontains := 1")).toThrow(/contains keyword cannot be used for rule name/);
   });
 
   it.each([
     ["package p\nallow if {", /found empty body|expected/],
-    ["package p\nallow if { x := }", /unexpected token "}"/],
-    ["allow := 1", /expected package/],
-    ["package p\nimport foo.bar", /invalid import path/],
-    ["package p\nx := 1\nimport data.y", /imports must come before rules/],
+    ["package p\nallow if { x := }", /unexpected } token/],
+    ["allow := 1", /package expected/],
+    ["package p\nimport foo.bar", /unexpected import path, must begin with one of/],
+    ["package p\nx := 1\npackage q", /unexpected package/],
   ])("refuses %j with a positioned error", (source, message) => {
     const error = (() => {
       try {

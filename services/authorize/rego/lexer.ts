@@ -17,6 +17,8 @@ export interface Token {
   loc: Location;
   /** Length in the source, for telling `a[0]` from `a [0]`. */
   length: number;
+  /** Offset of the token's first character in the source. */
+  offset: number;
 }
 
 /** A compile error with OPA's shape: `file:row: rego_<kind>_error: message`. */
@@ -81,6 +83,9 @@ const ESCAPES: Record<string, string> = {
   t: "\t",
 };
 
+/** A UTF-16 surrogate without its pair: Go's JSON decoder turns one into U+FFFD. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 export function tokenize(source: string, file = "policy.rego"): Token[] {
   return new Lexer(source, file).tokens();
 }
@@ -99,6 +104,7 @@ class Lexer {
   }
 
   tokens(): Token[] {
+    if (this.#source.startsWith("\uFEFF")) this.#i = this.#lineStart = 1;
     while (this.#i < this.#source.length) this.#next(this.#source[this.#i] as string);
     this.#push("eof", "", this.#i, 0);
     return this.#tokens;
@@ -122,12 +128,30 @@ class Lexer {
     } else if (c === "`") {
       this.#rawString();
     } else {
-      this.#punct(c);
+      this.#other(c);
     }
   }
 
+  /** Punctuation, or the characters OPA's scanner refuses with their own messages. */
+  #other(c: string): void {
+    if (c === "\u0000") this.#fail("illegal null character", this.#i);
+    if (c === "\uFEFF") this.#fail("illegal byte-order mark", this.#i);
+    if (c === "!" && this.#source[this.#i + 1] !== "=") this.#fail("illegal ! character", this.#i);
+    if (c === "$") {
+      const next = this.#source[this.#i + 1];
+      if (next === '"' || next === "`") {
+        this.#fail('template strings ($"...") are not supported by Mandate\'s compiler', this.#i);
+      }
+      this.#fail("illegal $ character", this.#i);
+    }
+    this.#punct();
+  }
+
+  /** OPA counts columns in characters (code points), from 1. */
   #loc(at: number): Location {
-    return { file: this.#file, row: this.#row, col: at - this.#lineStart + 1 };
+    const before = this.#source.slice(this.#lineStart, at);
+    const pairs = before.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)?.length ?? 0;
+    return { file: this.#file, row: this.#row, col: before.length - pairs + 1 };
   }
 
   #fail(message: string, at: number): never {
@@ -135,7 +159,7 @@ class Lexer {
   }
 
   #push(kind: TokenKind, text: string, start: number, length: number): void {
-    this.#tokens.push({ kind, text, loc: this.#loc(start), length });
+    this.#tokens.push({ kind, text, loc: this.#loc(start), length, offset: start });
   }
 
   /** The line that starts at `at` (after a newline). */
@@ -150,52 +174,82 @@ class Lexer {
 
   #ident(): void {
     const start = this.#i;
-    while (this.#i < this.#source.length && /[A-Za-z0-9_]/.test(this.#source[this.#i] as string)) this.#i++;
+    // OPA: a letter or `_`, then letters, `_` and digits (any Unicode decimal digit).
+    while (this.#i < this.#source.length && /[A-Za-z0-9_\p{Nd}]/u.test(this.#source[this.#i] as string)) this.#i++;
     this.#push("ident", this.#source.slice(start, this.#i), start, this.#i - start);
   }
 
-  /** JSON number syntax (RFC 8259 §6): int frac? exp?, not running into a name or another dot. */
+  /**
+   * A number as OPA's scanner reads it: digits, `.` and a fraction, an exponent. Leading zeros are
+   * the parser's to refuse (as OPA's parser does); letters running on make the number illegal.
+   */
   #number(): void {
     const start = this.#i;
-    const match = /^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(this.#source.slice(start));
-    if (!match) this.#fail("invalid number", start);
-    this.#i += (match as RegExpExecArray)[0].length;
-    if (this.#i < this.#source.length && /[A-Za-z0-9_.]/.test(this.#source[this.#i] as string)) {
-      this.#fail("invalid number", start);
+    this.#digits();
+    if (this.#source[this.#i] === ".") {
+      this.#i++;
+      if (this.#digits() === 0) this.#fail("expected fraction", this.#i);
     }
+    if (this.#source[this.#i] === "e" || this.#source[this.#i] === "E") {
+      this.#i++;
+      if (this.#source[this.#i] === "+" || this.#source[this.#i] === "-") this.#i++;
+      if (this.#digits() === 0) this.#fail("expected exponent", this.#i);
+    }
+    if (/[A-Za-z_]/.test(this.#source[this.#i] ?? "")) this.#fail("illegal number format", this.#i);
     this.#push("number", this.#source.slice(start, this.#i), start, this.#i - start);
   }
 
-  /** A double-quoted string on one line, with JSON's escapes; the token's text is its value. */
+  /** Skips decimal digits; how many. */
+  #digits(): number {
+    const start = this.#i;
+    while (/[0-9]/.test(this.#source[this.#i] ?? "")) this.#i++;
+    return this.#i - start;
+  }
+
+  /**
+   * A double-quoted string on one line, with JSON's escapes; the token's text is its value. As OPA
+   * (which hands a string with a backslash to Go's JSON decoder), a string with an escape may not
+   * hold raw control characters, and an unpaired surrogate escape decodes to U+FFFD.
+   */
   #string(): void {
     const start = this.#i;
     this.#i++;
     let value = "";
+    let escaped = false;
     for (;;) {
       if (this.#i >= this.#source.length || this.#source[this.#i] === "\n") this.#fail("non-terminated string", start);
       const ch = this.#source[this.#i] as string;
       if (ch === '"') break;
       if (ch === "\\") {
-        value += this.#escape();
+        escaped = true;
+        value += this.#escape(start);
       } else {
         value += ch;
         this.#i++;
       }
     }
     this.#i++;
-    this.#push("string", value, start, this.#i - start);
+    const literal = this.#source.slice(start, this.#i);
+    if (escaped && [...literal].some((ch) => ch < " ")) this.#fail(`illegal string literal: ${literal}`, start);
+    this.#push("string", value.replace(LONE_SURROGATE, "\uFFFD"), start, this.#i - start);
   }
 
   /** The escape sequence at the current position, decoded. */
-  #escape(): string {
+  #escape(stringStart: number): string {
     const esc = this.#source[this.#i + 1];
     if (esc !== undefined && esc in ESCAPES) {
       this.#i += 2;
       return ESCAPES[esc] as string;
     }
-    if (esc !== "u") this.#fail(`invalid escape sequence \\${esc ?? ""}`, this.#i);
+    if (esc !== "u") this.#fail("illegal escape sequence", this.#i + 1);
     const hex = this.#source.slice(this.#i + 2, this.#i + 6);
-    if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.#fail("invalid unicode escape in string", this.#i);
+    if (!/^[0-9a-fA-F]{4}$/.test(hex)) {
+      const end = this.#source.indexOf('"', this.#i + 2);
+      this.#fail(
+        `illegal string literal: ${this.#source.slice(stringStart, end < 0 ? undefined : end + 1)}`,
+        stringStart,
+      );
+    }
     this.#i += 6;
     return String.fromCharCode(Number.parseInt(hex, 16));
   }
@@ -204,15 +258,15 @@ class Lexer {
   #rawString(): void {
     const start = this.#i;
     const end = this.#source.indexOf("`", start + 1);
-    if (end < 0) this.#fail("non-terminated raw string", start);
+    if (end < 0) this.#fail("non-terminated string", start);
     this.#push("rawstring", this.#source.slice(start + 1, end), start, end + 1 - start);
     for (let k = start + 1; k < end; k++) if (this.#source[k] === "\n") this.#newLine(k + 1);
     this.#i = end + 1;
   }
 
-  #punct(c: string): void {
+  #punct(): void {
     const punct = PUNCTUATION.find((p) => this.#source.startsWith(p, this.#i));
-    if (!punct) this.#fail(`unexpected character ${JSON.stringify(c)}`, this.#i);
+    if (!punct) this.#fail("illegal token", this.#i);
     this.#push("punct", punct as string, this.#i, (punct as string).length);
     this.#i += (punct as string).length;
   }

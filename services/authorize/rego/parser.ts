@@ -1,17 +1,77 @@
 // Stage 2 of the Rego compiler: tokens to a module AST (Rego v1 by default; v0 syntax when asked,
-// as `opa --v0-compatible` does). Precedence follows OPA's parser, lowest first: `in`, relations
-// (== != < <= > >=), `|`, `&`, `+ -`, `* / %`. Unification and assignment exist only at literal level.
-import type { BinaryOp, ElseClause, Import, Literal, Module, Rule, RuleHead, Term } from "./ast.ts";
+// as `opa --v0-compatible` does). The grammar, its precedence (lowest first: `in`, relations
+// (== != < <= > >=), `|`, `&`, `+ -`, `* / %`) and its ambiguities are resolved as OPA's parser
+// (v1/ast/parser.go) resolves them:
+// - newlines are whitespace; one only ends a body literal where the next token cannot continue it
+//   (`x := 1` newline `+ 2` is `x := 1 + 2`), and `.`, `[` and `(` only extend a term they touch;
+// - `k, v in xs` is key/value membership wherever a whole expression is read (literals, `:=`
+//   right-hand sides, parentheses, brackets, rule values), never inside collections or arguments,
+//   where the comma separates items (`[1, 2 in xs]` is `[1, (2 in xs)]`);
+// - in `[a | b]` and `{a | b}` a comprehension wins only when its head is a single term; a failed
+//   body followed by a comma makes it a collection with set union (`[x | y, 5]`);
+// - a statement without a body (`p := 1`, `f(x) := x`, `a.b.c`, `p contains x`) is a rule as OPA
+//   reads such statements, and v1 rules (and v0 ones under `import rego.v1`) must use `if` and
+//   `contains`.
+
+import {
+  type BinaryOp,
+  type ElseClause,
+  type Import,
+  type Literal,
+  type Module,
+  type Rule,
+  type RuleHead,
+  subterms,
+  type Term,
+  type With,
+} from "./ast.ts";
+import { builtinArity } from "./builtins.ts";
 import { type Location, RegoError, type Token, tokenize } from "./lexer.ts";
 
 export interface ParseOptions {
   /** Read Rego v0 syntax (rules without `if`, `p[x]` partial sets, keywords only via imports). */
   v0?: boolean;
+  /** With `v0`: every future keyword on from the start, as OPA's WithAllFutureKeywords (and regorus) read v0. */
+  allFutureKeywords?: boolean;
   file?: string;
 }
 
-const FUTURE_KEYWORDS = ["in", "every", "if", "contains"] as const;
+const FUTURE_KEYWORDS = ["contains", "every", "if", "in"] as const;
+type FutureKeyword = (typeof FUTURE_KEYWORDS)[number];
+/** Rego's keywords in every version (OPA's tokens.Keywords). */
+const KEYWORDS = new Set([
+  "package",
+  "import",
+  "as",
+  "default",
+  "else",
+  "not",
+  "some",
+  "with",
+  "null",
+  "true",
+  "false",
+]);
 const RELATIONS = new Set(["==", "!=", "<", "<=", ">", ">="]);
+const HEAD_OPERATORS = new Set(["+", "-", "*", "/", "%", "&", "|", ...RELATIONS]);
+/** OPA's names for punctuation tokens in "unexpected X token". */
+const TOKEN_NAMES: Record<string, string> = {
+  "+": "plus",
+  "-": "minus",
+  "*": "mul",
+  "/": "div",
+  "%": "rem",
+  "&": "and",
+  "|": "or",
+  "=": "eq",
+  "==": "equal",
+  ":=": "assign",
+  "!=": "neq",
+  ">": "gt",
+  "<": "lt",
+  ">=": "gte",
+  "<=": "lte",
+};
 
 export function parseModule(source: string, options: ParseOptions = {}): Module {
   return new Parser(tokenize(source, options.file ?? "policy.rego"), options).module();
@@ -23,693 +83,931 @@ export function parseQuery(source: string, options: ParseOptions = {}): Literal[
   return parser.queryOnly();
 }
 
+/** What a rule's declaration said, for OPA's Rego v1 checks. */
+interface Declared {
+  rule: Rule;
+  usesIf: boolean;
+  usesContains: boolean;
+  generatedBody: boolean;
+  generatedValue: boolean;
+  /** A v0 `p[x]` (or bodyless `a.b`) partial set, declared without `contains`. */
+  multiValue: boolean;
+}
+
 class Parser {
-  readonly #tokens: Token[];
+  /** Tokens without newlines; `#newlineBefore[i]` says whether a newline preceded token i. */
+  readonly #tokens: Token[] = [];
+  readonly #newlineBefore: boolean[] = [];
+  readonly #file: string;
   readonly #v1: boolean;
   #pos = 0;
-  /** Bracket depth: newlines are insignificant inside (), [] and {} of terms. */
-  #depth = 0;
   #keywords = new Set<string>();
-  /** Rego v1, or v0 with `import rego.v1`: bodies need `if`, partial sets need `contains`. */
-  #requireIf: boolean;
+  /** Rego v1, or v0 with `import rego.v1`: OPA's v1 checks (`if`, `contains`, ...) apply. */
+  #v1Checks: boolean;
+  readonly #declared: Declared[] = [];
+  /** OPA's parsed-term cache: the term at a token position and where it ends (backtracking re-reads). */
+  readonly #termCache = new Map<number, { term: Term; end: number }>();
 
   constructor(tokens: Token[], options: ParseOptions) {
-    this.#tokens = tokens;
+    let newline = false;
+    for (const token of tokens) {
+      if (token.kind === "newline") {
+        newline = true;
+        continue;
+      }
+      this.#tokens.push(token);
+      this.#newlineBefore.push(newline);
+      newline = false;
+    }
+    this.#file = options.file ?? tokens[0]?.loc.file ?? "policy.rego";
     this.#v1 = !options.v0;
-    this.#requireIf = this.#v1;
-    if (this.#v1) this.#keywords = new Set(FUTURE_KEYWORDS);
+    this.#v1Checks = this.#v1;
+    if (this.#v1 || options.allFutureKeywords) this.#keywords = new Set(FUTURE_KEYWORDS);
   }
 
   module(): Module {
-    this.#skipNewlines();
-    this.#expectIdent("package");
-    const pkgRef = this.#ref();
-    const pkg = this.#refPath(pkgRef, "package");
+    if (this.#peek().kind === "eof") throw new RegoError("rego_parse_error", "empty module", this.#peek().loc);
+    if (!this.#atKeyword("package")) throw this.#error("package expected");
+    const pkg = this.#package();
     const imports: Import[] = [];
     const rules: Rule[] = [];
-    this.#endOfStatement();
-    for (;;) {
-      this.#skipNewlines();
-      if (this.#atIdent("import")) {
-        const imp = this.#import();
-        imports.push(imp);
-        this.#enableKeywords(imp);
-        this.#endOfStatement();
-        continue;
-      }
-      break;
+    while (this.#peek().kind !== "eof") {
+      if (this.#atKeyword("package")) throw this.#error("unexpected package");
+      if (this.#atKeyword("import")) imports.push(this.#import());
+      else rules.push(...this.#statement());
     }
-    for (;;) {
-      this.#skipNewlines();
-      if (this.#peek().kind === "eof") break;
-      if (this.#atIdent("import")) throw this.#error("imports must come before rules");
-      if (this.#atIdent("package")) throw this.#error("a module has one package");
-      rules.push(...this.#rule());
-    }
+    if (this.#v1Checks) this.#checkRegoV1();
     return { file: this.#peek().loc.file, package: pkg, imports, rules, v1: this.#v1 };
   }
 
+  /**
+   * A query: literals separated by `;` or newlines. (OPA also reads `1 2` as two statements;
+   * Mandate refuses literals that run together on one line, as regorus does.)
+   */
   queryOnly(): Literal[] {
-    this.#skipNewlines();
-    const body = this.#queryUntil((t) => t.kind === "eof");
-    if (this.#peek().kind !== "eof") throw this.#error("unexpected token after query");
+    const body: Literal[] = [];
+    while (this.#peek().kind !== "eof") {
+      body.push(this.#literal());
+      if (this.#atPunct(";")) this.#next();
+      else if (this.#peek().kind !== "eof" && !this.#newlineBefore[this.#pos]) throw this.#illegal("expected \\n or ;");
+    }
     return body;
   }
 
-  // ---- imports and keywords --------------------------------------------------------------------
+  // ---- package and imports ---------------------------------------------------------------------
+
+  #package(): string[] {
+    this.#next();
+    const path = this.#staticPath();
+    return path.map((part) => part.text);
+  }
+
+  /** `a.b["c"]`: a name, then `.name` or `["string"]` parts (OPA: "expecting string" otherwise). */
+  #staticPath(): Token[] {
+    const first = this.#peek();
+    if (first.kind !== "ident") throw this.#illegal("expected var");
+    this.#next();
+    const parts = [first];
+    for (let part = this.#staticPart(); part; part = this.#staticPart()) parts.push(part);
+    return parts;
+  }
+
+  /** The next `.name` or `["string"]` of a static path, if there is one. */
+  #staticPart(): Token | undefined {
+    if (!this.#adjacent()) return undefined;
+    if (this.#atPunct(".")) {
+      this.#next();
+      if (this.#peek().kind !== "ident" || !this.#adjacent()) throw this.#illegal("expected identifier");
+      return this.#next();
+    }
+    if (!this.#atPunct("[")) return undefined;
+    this.#next();
+    const part = this.#peek();
+    if (part.kind !== "string" && part.kind !== "rawstring") {
+      throw this.#error(`unexpected ${valueNameOfToken(part)} token: expecting string`);
+    }
+    this.#next();
+    this.#expectPunct("]");
+    return part;
+  }
 
   #import(): Import {
     const loc = this.#next().loc;
-    const path = this.#ref();
-    let alias: string | undefined;
-    if (this.#atIdent("as")) {
-      this.#next();
-      alias = this.#expectKind("ident").text;
-    }
-    const head = path.kind === "ref" ? path.head : path;
-    const root = head.kind === "var" ? head.name : "";
+    const pathLoc = this.#peek().loc;
+    const parts = this.#staticPath();
+    const names = parts.map((p) => p.text);
+    const root = names[0] as string;
     if (!["data", "input", "future", "rego"].includes(root)) {
-      throw new RegoError("rego_parse_error", "invalid import path: must begin with input or data", loc);
+      throw new RegoError(
+        "rego_parse_error",
+        `unexpected import path, must begin with one of: {data, future, input, rego}, got: ${root} (hint: if this is unexpected, try updating OPA)`,
+        pathLoc,
+      );
     }
+    let alias: string | undefined;
+    if (this.#atKeyword("as")) {
+      this.#next();
+      if (this.#peek().kind !== "ident" || this.#isKeyword(this.#peek().text)) throw this.#illegal("expected var");
+      alias = this.#next().text;
+    }
+    const path = staticRef(parts);
+    if (root === "future") this.#futureImport(names, alias, pathLoc);
+    else if (root === "rego") this.#regoImport(names, alias, pathLoc);
+    else if (alias === undefined) this.#checkImportEnd(parts);
     return { path, alias, loc };
   }
 
-  #enableKeywords(imp: Import): void {
-    const path = this.#refPath(imp.path, "import");
-    if (path[0] === "rego" && path[1] === "v1") {
-      for (const k of FUTURE_KEYWORDS) this.#keywords.add(k);
-      this.#requireIf = true;
-    } else if (path[0] === "future" && path[1] === "keywords") {
-      if (path.length === 2) for (const k of FUTURE_KEYWORDS) this.#keywords.add(k);
-      else if ((FUTURE_KEYWORDS as readonly string[]).includes(path[2] as string))
-        this.#keywords.add(path[2] as string);
-      else throw new RegoError("rego_parse_error", `unexpected keyword: ${path[2]}`, imp.loc);
+  /** Without an alias, an import's last name may not be a keyword (it would name the import). */
+  #checkImportEnd(parts: Token[]): void {
+    const last = parts.at(-1) as Token;
+    const keyword = this.#v1 ? this.#isV1Keyword(last.text) : KEYWORDS.has(last.text);
+    if (keyword) {
+      throw new RegoError(
+        "rego_parse_error",
+        `unexpected import path, must not end with a keyword, got: ${last.text} (hint: import a different path or use an alias)`,
+        last.loc,
+      );
     }
+  }
+
+  #futureImport(path: string[], alias: string | undefined, loc: Location): void {
+    if (path.length === 1 || path[1] !== "keywords") {
+      throw new RegoError("rego_parse_error", "invalid import, must be `future.keywords`", loc);
+    }
+    if (alias !== undefined) throw new RegoError("rego_parse_error", "`future` imports cannot be aliased", loc);
+    const keyword = path[2];
+    if (path.length === 3 && !(FUTURE_KEYWORDS as readonly string[]).includes(keyword as string)) {
+      throw new RegoError("rego_parse_error", `unexpected keyword, must be one of [${FUTURE_KEYWORDS.join(" ")}]`, loc);
+    }
+    const imported = path.length === 3 ? [keyword as string] : FUTURE_KEYWORDS;
+    for (const k of imported) this.#keywords.add(k);
+    // OPA: importing `every` imports `in` too.
+    if (this.#keywords.has("every")) this.#keywords.add("in");
+  }
+
+  #regoImport(path: string[], alias: string | undefined, loc: Location): void {
+    if (path.length !== 2 || path[1] !== "v1") {
+      throw new RegoError("rego_parse_error", `invalid import \`${path.join(".")}\`, must be \`rego.v1\``, loc);
+    }
+    if (this.#v1) return;
+    if (alias !== undefined) throw new RegoError("rego_parse_error", "`rego` imports cannot be aliased", loc);
+    for (const k of FUTURE_KEYWORDS) this.#keywords.add(k);
+    this.#v1Checks = true;
   }
 
   // ---- rules -----------------------------------------------------------------------------------
 
-  #rule(): Rule[] {
+  /** One statement: a rule with a body, a default rule, or a bodyless statement read as a rule. */
+  #statement(): Rule[] {
+    const start = this.#pos;
+    const rules = this.#rules();
+    if (rules) return rules;
+    this.#pos = start;
+    return [this.#ruleFromStatement()];
+  }
+
+  /** OPA's parseRules: undefined when the statement has no body (it is then re-read as a literal). */
+  #rules(): Rule[] | undefined {
     const loc = this.#peek().loc;
-    const isDefault = this.#atIdent("default");
+    const isDefault = this.#atKeyword("default");
     if (isDefault) this.#next();
-    const head = this.#ruleHead(isDefault);
+    if (this.#peek().kind !== "ident" || this.#isKeyword(this.#peek().text)) return undefined;
+    const { head, usesContains } = this.#head(isDefault, loc);
     if (isDefault) return [this.#defaultRule(head, loc)];
-    const hasIf = this.#atKeyword("if");
-    const bodies = [this.#firstBody(head, hasIf)];
-    // v0: several bodies in a row define the same rule more than once (p { a } { b }).
-    while (!this.#requireIf && this.#atPunct("{") && !hasIf) bodies.push(this.#braceBody());
-    const elses = this.#elses();
-    this.#endOfStatement();
-    if (bodies.length > 1) {
-      return bodies.map((body) => ({ default: false, head, bodies: [body], elses: [], loc }));
+    const usesIf = this.#atKeyword("if");
+    const refLength = refLengthOf(head.ref);
+    let generatedValue = !head.value && !usesContains && (refLength !== 2 || head.args !== undefined);
+    let multiValue = false;
+    if (usesIf && !usesContains && refLength === 2) generatedValue = !head.value;
+    if (!usesIf && !usesContains && !head.args && refLength === 2 && !head.value) {
+      // v0's `p[x] { … }`: a partial set with element x.
+      multiValue = true;
+      const ref = head.ref as Extract<Term, { kind: "ref" }>;
+      head.contains = ref.path[0];
+      head.ref = ref.head;
     }
-    return [{ default: false, head, bodies, elses, loc }];
+    const body = this.#ruleBody(usesIf, usesContains);
+    if (body === undefined) return undefined;
+    const rule: Rule = { default: false, head, bodies: [body.literals], elses: [], loc };
+    this.#declare(rule, { usesIf, usesContains, generatedBody: body.generated, generatedValue, multiValue });
+    if (body.generated) return [rule];
+    if (this.#atKeyword("else")) rule.elses = this.#elses(head, usesIf);
+    return [rule, ...this.#chainedBodies(rule, { usesIf, usesContains, generatedValue, multiValue })];
   }
 
-  #defaultRule(head: RuleHead, loc: Location): Rule {
-    if (!head.value) throw new RegoError("rego_parse_error", "default rules must have a value", loc);
-    this.#endOfStatement();
-    return { default: true, head, bodies: [[]], elses: [], loc };
-  }
-
-  /** The body after the head: after `if`, in braces (v0), or none at all (`p := 1`, `f(x) := x`). */
-  #firstBody(head: RuleHead, hasIf: boolean): Literal[] {
-    if (hasIf) {
+  /** After the head: `if` and a literal or braced body, a braced body, or none for `p contains x`. */
+  #ruleBody(usesIf: boolean, usesContains: boolean): { literals: Literal[]; generated: boolean } | undefined {
+    if (usesIf) {
       this.#next();
-      return this.#ruleBody();
+      return { literals: this.#ifBody(), generated: false };
     }
-    if (this.#atPunct("{")) return this.#v0Body();
-    if (!head.value && !head.contains && !head.args) {
-      throw new RegoError("rego_parse_error", "rule must have a value or a body", head.loc);
-    }
-    return [];
+    if (this.#atPunct("{")) return { literals: this.#braceBody(), generated: false };
+    if (usesContains) return { literals: [], generated: true };
+    return undefined;
   }
 
-  /** `{ … }` without `if`, which only Rego v0 reads. */
-  #v0Body(): Literal[] {
-    if (this.#requireIf) throw this.#error("`if` keyword is required before rule body");
+  /** After `if`: one literal, unless it is a set literal (`if { a }` is a body, as in OPA). */
+  #ifBody(): Literal[] {
+    const start = this.#pos;
+    try {
+      const literal = this.#literal();
+      if (!(literal.kind === "expr" && literal.expr.kind === "set")) return [literal];
+    } catch (error) {
+      if (!(error instanceof RegoError) || !this.#tokenAt(start, "{")) throw error;
+    }
+    this.#pos = start;
     return this.#braceBody();
   }
 
-  /** `else [= value] [if] { … }` clauses, each beginning a line of its own or not. */
-  #elses(): ElseClause[] {
-    const elses: ElseClause[] = [];
-    while (this.#nextLineStartsWith("else")) {
-      this.#skipNewlines();
-      const loc = this.#next().loc;
-      const value = this.#assignment()?.value;
-      elses.push({ value, body: this.#elseBody(), loc });
+  /** v0: `p { a } { b }` defines p once per body; each is a rule of its own with the same head. */
+  #chainedBodies(first: Rule, flags: Omit<Declared, "rule" | "generatedBody">): Rule[] {
+    const rules: Rule[] = [];
+    while (this.#atPunct("{")) {
+      if (first.elses.length > 0) throw this.#error("expected else keyword");
+      const loc = this.#peek().loc;
+      const rule: Rule = { default: false, head: first.head, bodies: [this.#braceBody()], elses: [], loc };
+      this.#declare(rule, { ...flags, generatedBody: false });
+      rules.push(rule);
     }
+    return rules;
+  }
+
+  #defaultRule(head: RuleHead, loc: Location): Rule {
+    if (!head.value) throw new RegoError("rego_parse_error", "illegal default rule (must have a value)", loc);
+    const bad = findOutsideComprehensions(head.value, (t) => t.kind === "var" || t.kind === "ref" || isCall(t));
+    if (bad) {
+      const kind = bad.kind === "var" ? "var" : bad.kind === "ref" ? "ref" : "call";
+      throw new RegoError("rego_parse_error", `illegal default rule (value cannot contain ${kind})`, loc);
+    }
+    const seen = new Set<string>();
+    for (const arg of head.args ?? []) {
+      if (arg.kind !== "var") {
+        throw new RegoError(
+          "rego_parse_error",
+          `illegal default rule (arguments cannot contain ${valueName(arg)})`,
+          loc,
+        );
+      }
+      if (arg.name !== "_" && seen.has(arg.name)) {
+        throw new RegoError("rego_parse_error", `illegal default rule (arguments cannot be repeated ${arg.name})`, loc);
+      }
+      seen.add(arg.name);
+    }
+    return { default: true, head, bodies: [[]], elses: [], loc };
+  }
+
+  /** `else [= value] [if] body`, repeated; OPA refuses them on multi-value rules and variable heads. */
+  #elses(head: RuleHead, usesIf: boolean): ElseClause[] {
+    if (head.ref.kind === "ref" && head.ref.path.some((p) => !isGround(p))) {
+      throw this.#error("else keyword cannot be used on rules with variables in head");
+    }
+    // OPA gives `p[k] = v { … }` (v0, without `if`) a key, as it does `p contains x`.
+    const keyed = !usesIf && !head.args && refLengthOf(head.ref) === 2;
+    if (head.contains || keyed) throw this.#error("else keyword cannot be used on multi-value rules");
+    const elses: ElseClause[] = [];
+    while (this.#atKeyword("else")) elses.push(this.#else(head));
     return elses;
   }
 
-  #elseBody(): Literal[] {
-    if (this.#atKeyword("if")) {
+  #else(head: RuleHead): ElseClause {
+    const loc = this.#next().loc;
+    let value: Term | undefined;
+    let generatedValue = true;
+    if (this.#atPunct("=") || this.#atPunct(":=")) {
       this.#next();
-      return this.#ruleBody();
+      value = this.#termIn(true);
+      generatedValue = false;
+    } else if (!this.#atPunct("{") && !this.#atKeyword("if")) {
+      throw this.#illegal("expected else value term or rule body");
     }
-    return this.#atPunct("{") ? this.#v0Body() : [];
+    const usesIf = this.#atKeyword("if");
+    const clause: ElseClause = { value, body: [], loc };
+    if (usesIf) this.#next();
+    if (this.#atPunct("{")) clause.body = this.#braceBody();
+    else if (usesIf && this.#peek().kind !== "eof") clause.body = [this.#literal()];
+    else if (usesIf) throw this.#illegal("rule body expected");
+    const generatedBody = !usesIf && clause.body.length === 0;
+    const asRule: Rule = { default: false, head: { ...head, value }, bodies: [clause.body], elses: [], loc };
+    this.#declare(asRule, { usesIf, usesContains: false, generatedBody, generatedValue, multiValue: false });
+    return clause;
   }
 
-  /** `= value` or `:= value`, if there. */
-  #assignment(): { assign: boolean; value: Term } | undefined {
-    if (!this.#atPunct("=") && !this.#atPunct(":=")) return undefined;
-    const assign = this.#next().text === ":=";
-    return { assign, value: this.#expr() };
-  }
-
-  #ruleHead(isDefault: boolean): RuleHead {
-    const loc = this.#peek().loc;
-    const name = this.#expectKind("ident");
-    if (this.#isReservedName(name.text)) {
-      throw new RegoError("rego_parse_error", `unexpected ${name.text} keyword`, name.loc);
+  /** OPA's parseHead: a name, its ref and arguments, then `contains x`, `= v` or `:= v`. */
+  #head(isDefault: boolean, loc: Location): { head: RuleHead; usesContains: boolean } {
+    const nameToken = this.#next();
+    const name: Term = { kind: "var", name: nameToken.text, loc: nameToken.loc };
+    if (this.#adjacent() && this.#peek().kind === "punct" && HEAD_OPERATORS.has(this.#peek().text)) {
+      throw this.#illegal();
     }
-    const path = this.#headPath();
-    const named: Term = { kind: "var", name: name.text, loc: name.loc };
-    const args = this.#headArgs();
-    const { ref, contains } = this.#headElement(
-      path.length > 0 ? { kind: "ref", head: named, path, loc } : named,
-      args,
-    );
-    const { assign, value } = this.#assignment() ?? { assign: false, value: undefined };
-    // OPA allows default functions; a default partial set is an error.
-    if (isDefault && contains) throw new RegoError("rego_parse_error", "default rules cannot be partial sets", loc);
-    return { ref, args, contains, value, assign, loc };
-  }
-
-  /** `.a` and `[expr]` after a rule's name: a ref head. */
-  #headPath(): Term[] {
-    const path: Term[] = [];
-    for (;;) {
-      if (this.#atPunct(".")) {
-        this.#next();
-        const part = this.#expectKind("ident");
-        path.push({ kind: "string", value: part.text, loc: part.loc });
-      } else if (this.#atPunct("[") && this.#adjacent()) {
-        this.#next();
-        this.#depth++;
-        path.push(this.#expr());
-        this.#expectPunct("]");
-        this.#depth--;
-      } else {
-        return path;
-      }
-    }
-  }
-
-  /** A function's parameters: `(a, [b, c])`. */
-  #headArgs(): Term[] | undefined {
-    if (!this.#atPunct("(") || !this.#adjacent()) return undefined;
-    this.#next();
-    this.#depth++;
-    const args: Term[] = [];
-    while (!this.#atPunct(")")) {
-      args.push(this.#term());
-      if (!this.#atPunct(")")) this.#expectPunct(",");
-    }
-    this.#expectPunct(")");
-    this.#depth--;
-    return args;
-  }
-
-  /** A partial set's element: `p contains x`, or v0's `p[x] { … }` (the last key is the element). */
-  #headElement(ref: Term, args: Term[] | undefined): { ref: Term; contains: Term | undefined } {
+    // The first `.`, `[` or `(` after a rule's name may follow whitespace (OPA's parseHeadFinish).
+    const named = this.#atPunct("(") || this.#atPunct(".") || this.#atPunct("[") ? this.#postfix(name, true) : name;
+    const { ref, args } = this.#headRefAndArgs(named);
+    const head: RuleHead = { ref, args, contains: undefined, value: undefined, assign: false, loc };
     if (this.#atKeyword("contains")) {
+      if (args) {
+        throw this.#illegal(
+          `the contains keyword can only be used with multi-value rule definitions (e.g., ${refText(ref)} contains <VALUE> { ... })`,
+        );
+      }
       this.#next();
-      return { ref, contains: this.#expr() };
+      head.contains = this.#termIn(true);
+      if (isDefault) throw new RegoError("rego_parse_error", "illegal default rule (must have a value)", loc);
+      return { head, usesContains: true };
     }
-    if (this.#requireIf || ref.kind !== "ref" || args || this.#atPunct("=") || this.#atPunct(":=")) {
-      return { ref, contains: undefined };
+    if (this.#atPunct("=") || this.#atPunct(":=")) {
+      head.assign = this.#next().text === ":=";
+      head.value = this.#termIn(true);
     }
-    const contains = ref.path.at(-1) as Term;
-    return { ref: ref.path.length === 1 ? ref.head : { ...ref, path: ref.path.slice(0, -1) }, contains };
+    return { head, usesContains: false };
   }
 
-  /** After `if`: a braced body (OPA reads `{` there as a body, never a set or object), or one literal. */
-  #ruleBody(): Literal[] {
-    return this.#atPunct("{") ? this.#braceBody() : [this.#literal()];
+  /** A head's term as a ref and arguments: `p`, `a.b[c]`, `f(x)`, `a.b.f(x)`. */
+  #headRefAndArgs(term: Term): { ref: Term; args: Term[] | undefined } {
+    if (term.kind === "var") return { ref: term, args: undefined };
+    if (term.kind === "ref" && term.head.kind === "var") return { ref: term, args: undefined };
+    if (term.kind === "call" && (term.nameRef.kind === "var" || term.nameRef.kind === "ref")) {
+      return { ref: term.nameRef, args: term.args };
+    }
+    throw new RegoError("rego_parse_error", "expected rule head name", term.loc);
   }
+
+  /**
+   * A bodyless statement (OPA parses it as one literal, then reads a rule from it): `p := 1`,
+   * `p[k] = v`, `f(x) := y`, `f(x)`, `a.b.c` (true), `a.b` (a partial set with element "b").
+   */
+  #ruleFromStatement(): Rule {
+    const literal = this.#literal();
+    if (this.#atPunct(";")) {
+      this.#next();
+      this.#literal();
+      throw new RegoError("rego_parse_error", "multiple expressions cannot be used for rule head", literal.loc);
+    }
+    const fail = (message: string) => new RegoError("rego_parse_error", message, literal.loc);
+    if ((literal.kind === "expr" || literal.kind === "unify") && literal.with.length > 0) {
+      throw fail("expressions using with keyword cannot be used for rule head");
+    }
+    if ((literal.kind === "expr" || literal.kind === "unify") && literal.negated) {
+      throw fail("negated expressions cannot be used for rule head");
+    }
+    if (literal.kind === "some" || literal.kind === "somein")
+      throw fail("'some' declarations cannot be used for rule head");
+    if (literal.kind === "every") throw fail("expression cannot be used for rule head");
+    const rule =
+      literal.kind === "unify"
+        ? this.#ruleFromEquality(literal, fail)
+        : this.#ruleFromTerm(literal.expr, literal.loc, fail);
+    return rule;
+  }
+
+  #ruleFromEquality(literal: Extract<Literal, { kind: "unify" }>, fail: (m: string) => RegoError): Rule {
+    const { left, right, assign, loc } = literal;
+    const base = { contains: undefined, value: right, assign, loc };
+    let head: RuleHead;
+    if (left.kind === "call" && left.nameRef.kind !== "call") {
+      head = { ...base, ref: left.nameRef, args: left.args };
+    } else if (left.kind === "var" || (left.kind === "ref" && left.head.kind === "var")) {
+      head = { ...base, ref: left, args: undefined };
+    } else if (left.kind === "ref") {
+      throw fail(`invalid rule head: ${refText(left)}`);
+    } else if (left.kind === "binary" || left.kind === "membership") {
+      throw fail("rule name conflicts with built-in function");
+    } else {
+      throw fail(`${valueName(left)} cannot be used for rule name`);
+    }
+    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc };
+    this.#declare(rule, {
+      usesIf: false,
+      usesContains: false,
+      generatedBody: true,
+      generatedValue: false,
+      multiValue: false,
+    });
+    return rule;
+  }
+
+  #ruleFromTerm(term: Term, loc: Location, fail: (m: string) => RegoError): Rule {
+    if (term.kind === "binary" || term.kind === "membership") throw fail("rule name conflicts with built-in function");
+    if (term.kind === "call") return this.#functionFromCall(term, fail);
+    if (term.kind !== "ref") throw fail(`${valueName(term)} cannot be used for rule name`);
+    if (term.head.kind !== "var") throw fail(`invalid rule head: ${refText(term)}`);
+    const head: RuleHead = { ref: term, args: undefined, contains: undefined, value: undefined, assign: false, loc };
+    const multiValue = term.path.length === 1;
+    if (multiValue) {
+      head.ref = term.head;
+      head.contains = term.path[0];
+    }
+    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc };
+    this.#declare(rule, {
+      usesIf: false,
+      usesContains: false,
+      generatedBody: true,
+      generatedValue: !multiValue,
+      multiValue,
+    });
+    return rule;
+  }
+
+  /** `f(x)` on its own: a function that is true for its arguments. */
+  #functionFromCall(call: Extract<Term, { kind: "call" }>, fail: (m: string) => RegoError): Rule {
+    if (builtinArity(call.name) !== undefined) throw fail("rule name conflicts with built-in function");
+    if (call.args.length === 0) throw fail("rule argument list must take at least one argument");
+    const head: RuleHead = {
+      ref: call.nameRef,
+      args: call.args,
+      contains: undefined,
+      value: undefined,
+      assign: false,
+      loc: call.loc,
+    };
+    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc: call.loc };
+    this.#declare(rule, {
+      usesIf: false,
+      usesContains: false,
+      generatedBody: true,
+      generatedValue: false,
+      multiValue: false,
+    });
+    return rule;
+  }
+
+  #declare(rule: Rule, flags: Omit<Declared, "rule">): void {
+    this.#declared.push({ rule, ...flags });
+  }
+
+  /** OPA's checks for Rego v1 (and v0 under `import rego.v1`), run once the module has parsed. */
+  #checkRegoV1(): void {
+    for (const d of this.#declared) {
+      const what = d.rule.head.args ? "function" : "rule";
+      const { ref } = d.rule.head;
+      const fail = (message: string) => new RegoError("rego_parse_error", message, d.rule.loc);
+      if (ref.kind === "var" && this.#isV1Keyword(ref.name)) {
+        throw fail(`${ref.name} keyword cannot be used for rule name`);
+      }
+      if (d.generatedBody && d.generatedValue) throw fail(`${what} must have value assignment and/or body declaration`);
+      if (!d.generatedBody && !d.usesIf && !d.rule.default)
+        throw fail(`\`if\` keyword is required before ${what} body`);
+      if (d.multiValue && !d.usesContains) throw fail("`contains` keyword is required for partial set rules");
+    }
+  }
+
+  // ---- bodies and literals ---------------------------------------------------------------------
 
   #braceBody(): Literal[] {
     this.#expectPunct("{");
-    const saved = this.#depth;
-    this.#depth = 0; // newlines separate literals inside a body
-    this.#skipSeparators();
-    const body = this.#queryUntil((t) => t.kind === "punct" && t.text === "}");
-    this.#expectPunct("}");
-    this.#depth = saved;
-    if (body.length === 0) throw this.#error("found empty body");
-    return body;
+    return this.#query("}");
   }
 
-  #queryUntil(stop: (t: Token) => boolean): Literal[] {
+  /** Literals up to `end` (consumed): separated by `;` or a newline (OPA's parseQuery). */
+  #query(end: string): Literal[] {
+    if (this.#atPunct(end)) throw this.#error("found empty body");
     const literals: Literal[] = [];
-    this.#skipSeparators();
-    while (!stop(this.#peek())) {
+    for (;;) {
       literals.push(this.#literal());
-      const t = this.#peek();
-      if (stop(t)) break;
-      if (!(t.kind === "newline" || (t.kind === "punct" && t.text === ";"))) {
-        throw this.#error(`unexpected ${describe(t)}`);
+      if (this.#atPunct(";")) {
+        this.#next();
+        continue;
       }
-      this.#skipSeparators();
+      if (this.#atPunct(end)) {
+        this.#next();
+        return literals;
+      }
+      if (!this.#newlineBefore[this.#pos]) throw this.#illegal(`expected \\n or ; or ${end}`);
     }
-    return literals;
   }
-
-  // ---- literals --------------------------------------------------------------------------------
 
   #literal(): Literal {
     const loc = this.#peek().loc;
-    if (this.#atIdent("some")) return this.#some(loc);
-    if (this.#atKeyword("every")) return this.#every(loc);
-    const negated = this.#atIdent("not");
+    const negated = this.#atKeyword("not");
     if (negated) this.#next();
-    const left = this.#keyValueMembership(this.#expr());
-    const assignment = this.#assignment();
-    const literal: Literal = assignment
-      ? { kind: "unify", assign: assignment.assign, negated, left, right: assignment.value, with: [], loc }
-      : { kind: "expr", negated, expr: left, with: [], loc };
-    while (this.#atIdent("with")) {
-      const withLoc = this.#next().loc;
-      const target = this.#term();
-      this.#expectIdent("as");
-      const value = this.#term();
-      literal.with.push({ target, value, loc: withLoc });
+    if (this.#atKeyword("some")) {
+      if (negated) throw this.#illegal("illegal negation of 'some'");
+      return this.#some(loc);
     }
+    if (this.#atKeyword("every")) {
+      if (negated) throw this.#illegal("illegal negation of 'every'");
+      return this.#every(loc);
+    }
+    const left = this.#termIn(true);
+    let literal: Literal;
+    if (this.#atPunct(":=") || this.#atPunct("=")) {
+      const assign = this.#next().text === ":=";
+      literal = { kind: "unify", assign, negated, left, right: this.#termIn(true), with: [], loc };
+    } else {
+      literal = { kind: "expr", negated, expr: left, with: [], loc };
+    }
+    literal.with = this.#withs();
     return literal;
+  }
+
+  /** `with target as value`, repeated. */
+  #withs(): With[] {
+    const withs: With[] = [];
+    while (this.#atKeyword("with")) {
+      const loc = this.#next().loc;
+      if (this.#peek().kind !== "ident" || this.#isKeyword(this.#peek().text)) throw this.#illegal("expected ident");
+      const target = this.#term();
+      if (target.kind !== "var" && target.kind !== "ref") throw this.#illegal("expected with target path");
+      if (!this.#atKeyword("as")) throw this.#illegal("expected as keyword");
+      this.#next();
+      withs.push({ target, value: this.#termIn(true), loc });
+    }
+    return withs;
   }
 
   /** `some x, y` declares; `some v in xs` and `some k, v in xs` iterate. */
   #some(loc: Location): Literal {
     this.#next();
-    const vars = [this.#termNoIn()];
-    while (this.#atPunct(",")) {
-      this.#next();
-      vars.push(this.#termNoIn());
+    const start = this.#pos;
+    const membership = this.#attempt(() => this.#termIn(true));
+    if (membership && (membership.kind === "call" || membership.kind === "binary")) {
+      throw this.#illegal("expected `x in xs` or `x, y in xs` expression");
     }
-    if (this.#atKeyword("in")) {
-      this.#next();
-      if (vars.length > 2) throw new RegoError("rego_parse_error", "unexpected , in some", loc);
-      const collection = this.#exprRelation();
-      const [key, value] = vars.length === 2 ? vars : [undefined, vars[0]];
-      return { kind: "somein", key, value: value as Term, collection, loc };
+    if (membership?.kind === "membership") {
+      this.#refuseWith("some … in");
+      return { kind: "somein", key: membership.key, value: membership.value, collection: membership.collection, loc };
     }
-    const notVar = vars.find((v) => v.kind !== "var");
-    if (notVar) throw new RegoError("rego_parse_error", "expected var in some declaration", notVar.loc);
-    return { kind: "some", vars, loc };
+    this.#pos = start;
+    const vars: Term[] = [];
+    for (;;) {
+      const t = this.#peek();
+      if (t.kind !== "ident" || this.#isKeyword(t.text)) throw this.#illegal("expected var");
+      vars.push({ kind: "var", name: this.#next().text, loc: t.loc });
+      if (!this.#atPunct(",")) return { kind: "some", vars, loc };
+      this.#next();
+    }
   }
 
-  /** `every v in xs { … }`, `every k, v in xs { … }`. */
+  /** `every v in xs { … }`, `every k, v in xs { … }`: key and value are variables. */
   #every(loc: Location): Literal {
     this.#next();
-    const first = this.#termNoIn();
-    let key: Term | undefined;
-    let value = first;
-    if (this.#atPunct(",")) {
-      this.#next();
-      key = first;
-      value = this.#termNoIn();
-    }
-    if (!this.#atKeyword("in")) throw this.#error("expected `in` after every");
-    this.#next();
-    const domain = this.#exprRelation();
+    const domain = this.#termIn(true);
+    if (domain.kind !== "membership") throw this.#illegal("expected `x[, y] in xs { ... }` expression");
+    if (domain.key && domain.key.kind !== "var") throw this.#illegal("expected key to be a variable");
+    if (domain.value.kind !== "var") throw this.#illegal("expected value to be a variable");
+    if (!this.#atPunct("{")) throw this.#illegal("missing body");
     const body = this.#braceBody();
-    return { kind: "every", key, value, domain, body, loc };
+    this.#refuseWith("every");
+    return { kind: "every", key: domain.key, value: domain.value, domain: domain.collection, body, loc };
   }
 
-  /** `k, v in xs` as an expression (key/value membership), when `left` is followed by a comma. */
-  #keyValueMembership(left: Term): Term {
-    if (!this.#atPunct(",") || !this.#keywords.has("in")) return left;
-    this.#next();
-    const value = this.#exprRelation();
-    if (!this.#atKeyword("in")) throw this.#error("expected `in` after `k, v`");
-    const inLoc = this.#next().loc;
-    return { kind: "membership", key: left, value, collection: this.#exprRelation(), loc: inLoc };
+  /** OPA allows `with` after `some … in` and `every`; Mandate's planner does not apply it there. */
+  #refuseWith(what: string): void {
+    if (this.#atKeyword("with")) {
+      throw new RegoError(
+        "rego_compile_error",
+        `unsupported: \`with\` on \`${what}\` is not supported by Mandate's compiler`,
+        this.#peek().loc,
+      );
+    }
   }
 
   // ---- expressions -----------------------------------------------------------------------------
 
-  #expr(): Term {
-    return this.#exprIn();
-  }
-
-  /** The lowest level: membership `x in xs`, `k, v in xs` (only where a comma cannot mean something else). */
-  #exprIn(): Term {
-    let left = this.#exprRelation();
+  /**
+   * The lowest level: `x in xs`, and with `keyVal` (a whole expression, not a list item) also
+   * `k, v in xs`; a comma not followed by `relation in` is left for the caller.
+   */
+  #termIn(keyVal: boolean): Term {
+    let left = this.#relation();
+    if (keyVal && this.#atPunct(",")) left = this.#keyValueMembership(left) ?? left;
     while (this.#atKeyword("in")) {
       const loc = this.#next().loc;
-      const collection = this.#exprRelation();
-      left = { kind: "membership", key: undefined, value: left, collection, loc };
+      left = { kind: "membership", key: undefined, value: left, collection: this.#relation(), loc };
     }
     return left;
   }
 
-  #exprRelation(): Term {
-    let left = this.#exprOr();
-    while (this.#peek().kind === "punct" && RELATIONS.has(this.#peek().text)) {
+  #keyValueMembership(key: Term): Term | undefined {
+    const start = this.#pos;
+    const membership = this.#attempt((): Term | undefined => {
+      this.#next();
+      const value = this.#relation();
+      if (!this.#atKeyword("in")) return undefined;
+      const loc = this.#next().loc;
+      return { kind: "membership", key, value, collection: this.#relation(), loc };
+    });
+    if (!membership) this.#pos = start;
+    return membership;
+  }
+
+  #relation(): Term {
+    return this.#binaryLevel(RELATIONS, () => this.#union());
+  }
+
+  #union(): Term {
+    return this.#binaryLevel(new Set(["|"]), () => this.#intersection());
+  }
+
+  #intersection(): Term {
+    return this.#binaryLevel(new Set(["&"]), () => this.#arith());
+  }
+
+  #arith(): Term {
+    return this.#binaryLevel(new Set(["+", "-"]), () => this.#factor());
+  }
+
+  #factor(): Term {
+    return this.#binaryLevel(new Set(["*", "/", "%"]), () => this.#term());
+  }
+
+  /** Left-associative operators of one precedence level. */
+  #binaryLevel(ops: ReadonlySet<string>, operand: () => Term): Term {
+    let left = operand();
+    while (this.#peek().kind === "punct" && ops.has(this.#peek().text)) {
       const op = this.#next();
-      left = { kind: "binary", op: op.text as BinaryOp, left, right: this.#exprOr(), loc: op.loc };
+      left = { kind: "binary", op: op.text as BinaryOp, left, right: operand(), loc: op.loc };
     }
     return left;
-  }
-
-  #noUnion = false;
-
-  #exprOr(): Term {
-    let left = this.#exprAnd();
-    while (this.#atPunct("|") && !this.#noUnion) {
-      const op = this.#next();
-      left = { kind: "binary", op: "|", left, right: this.#exprAnd(), loc: op.loc };
-    }
-    return left;
-  }
-
-  #exprAnd(): Term {
-    let left = this.#exprArith();
-    while (this.#atPunct("&")) {
-      const op = this.#next();
-      left = { kind: "binary", op: "&", left, right: this.#exprArith(), loc: op.loc };
-    }
-    return left;
-  }
-
-  #exprArith(): Term {
-    let left = this.#exprFactor();
-    while (this.#atPunct("+") || this.#atPunct("-")) {
-      const op = this.#next();
-      left = { kind: "binary", op: op.text as BinaryOp, left, right: this.#exprFactor(), loc: op.loc };
-    }
-    return left;
-  }
-
-  #exprFactor(): Term {
-    let left = this.#term();
-    while (this.#atPunct("*") || this.#atPunct("/") || this.#atPunct("%")) {
-      const op = this.#next();
-      left = { kind: "binary", op: op.text as BinaryOp, left, right: this.#term(), loc: op.loc };
-    }
-    return left;
-  }
-
-  /** A term for a `some`/`every` declaration: no `in` at its top level. */
-  #termNoIn(): Term {
-    return this.#exprRelation();
   }
 
   // ---- terms -----------------------------------------------------------------------------------
 
+  /** OPA's parseTerm: a scalar, var, collection or parenthesised expression, and the refs and calls on it. */
   #term(): Term {
+    const start = this.#pos;
+    const cached = this.#termCache.get(start);
+    if (cached) {
+      this.#pos = cached.end;
+      return cached.term;
+    }
+    const term = this.#postfix(this.#operand(), false);
+    this.#termCache.set(start, { term, end: this.#pos });
+    return term;
+  }
+
+  #operand(): Term {
     const t = this.#peek();
-    if (t.kind !== "punct" || t.text !== "-") return this.#postfix(this.#operand(t));
-    // `-1` is a number literal; `-x` a negation of the whole term that follows.
-    this.#next();
-    this.#skipNewlines();
-    const next = this.#peek();
-    if (next.kind !== "number") return { kind: "unary", op: "-", arg: this.#term(), loc: t.loc };
-    this.#next();
-    return this.#postfix({ kind: "number", text: `-${next.text}`, loc: t.loc });
-  }
-
-  /** A term before any `.name`, `[index]` or `(args)` after it. */
-  #operand(t: Token): Term {
-    switch (t.kind) {
-      case "number":
-        this.#next();
-        return { kind: "number", text: t.text, loc: t.loc };
-      case "string":
-      case "rawstring":
-        this.#next();
-        return { kind: "string", value: t.text, loc: t.loc };
-      case "ident":
-        this.#next();
-        return this.#named(t);
-      default:
-        if (t.kind === "punct" && t.text === "(") return this.#parenthesized();
-        if (t.kind === "punct" && t.text === "[") return this.#arrayOrComprehension();
-        if (t.kind === "punct" && t.text === "{") return this.#setObjectOrComprehension();
-        throw this.#error(`unexpected ${describe(t)}`);
+    if (t.kind === "number" || (t.kind === "punct" && (t.text === "-" || t.text === "."))) return this.#number();
+    if (t.kind === "string" || t.kind === "rawstring") {
+      this.#next();
+      return { kind: "string", value: t.text, loc: t.loc };
     }
+    if (t.kind === "ident") return this.#named(t);
+    if (t.kind === "punct" && t.text === "[") return this.#array();
+    if (t.kind === "punct" && t.text === "{") return this.#setOrObject();
+    if (t.kind === "punct" && t.text === "(") return this.#parenthesized();
+    throw this.#illegal();
   }
 
-  /** null, true, false, or a variable (a reserved word is not one). */
+  /** null, true, false, or a variable; other keywords (but `contains`, a name outside heads) are refused. */
   #named(t: Token): Term {
-    if (t.text === "null") return { kind: "null", loc: t.loc };
-    if (t.text === "true" || t.text === "false") return { kind: "boolean", value: t.text === "true", loc: t.loc };
-    // `contains` is a keyword only in rule heads; `contains(s, x)` is still the string built-in.
-    const builtinCall = t.text === "contains" && this.#peek().kind === "punct" && this.#peek().text === "(";
-    if (this.#isReservedName(t.text) && !builtinCall) {
-      throw new RegoError("rego_parse_error", `unexpected ${t.text} keyword`, t.loc);
+    if (t.text === "null") {
+      this.#next();
+      return { kind: "null", loc: t.loc };
     }
+    if (t.text === "true" || t.text === "false") {
+      this.#next();
+      return { kind: "boolean", value: t.text === "true", loc: t.loc };
+    }
+    if (this.#isKeyword(t.text) && t.text !== "contains") throw this.#illegal();
+    this.#next();
     return { kind: "var", name: t.text, loc: t.loc };
+  }
+
+  /** OPA's parseNumber: `-` and `.` prefixes (`-1`, `.5`), no leading zeros. */
+  #number(): Term {
+    const loc = this.#peek().loc;
+    let prefix = "";
+    if (this.#atPunct("-")) {
+      prefix = "-";
+      this.#next();
+      if (this.#peek().kind !== "number" && !this.#atPunct(".")) throw this.#illegal("expected number");
+    }
+    if (this.#atPunct(".")) {
+      prefix += "0.";
+      this.#next();
+      if (this.#peek().kind !== "number") throw this.#illegal("expected number");
+    }
+    const text = this.#peek().text;
+    if (!prefix.endsWith(".") && /^0[0-9]/.test(text)) throw this.#illegal("expected number without leading zero");
+    if (prefix.endsWith(".") && text.includes(".")) throw this.#illegal("invalid float");
+    this.#next();
+    const number = prefix + text;
+    // Mandate computes with IEEE doubles: a literal that is not zero but reads as 0 would compare wrongly.
+    if (Number(number) === 0 && /[1-9]/.test(number.replace(/[eE].*$/, ""))) {
+      throw new RegoError("rego_parse_error", `number too small for Mandate's compiler: ${number}`, loc);
+    }
+    return { kind: "number", text: number, loc };
   }
 
   #parenthesized(): Term {
     this.#next();
-    this.#depth++;
-    const term = this.#withUnion(() => this.#expr());
-    this.#expectPunct(")");
-    this.#depth--;
+    const term = this.#termIn(true);
+    if (!this.#atPunct(")")) throw this.#error("non-terminated expression");
+    this.#next();
     return term;
   }
 
-  /** Parses with `|` as set union again (inside parentheses, brackets and call arguments). */
-  #withUnion<T>(parse: () => T): T {
-    const saved = this.#noUnion;
-    this.#noUnion = false;
-    const result = parse();
-    this.#noUnion = saved;
-    return result;
-  }
-
-  /** `.name`, `[expr]` and `(args)` directly after a term (no whitespace before `[` or `(`). */
-  #postfix(start: Term): Term {
+  /**
+   * `.name`, `[expr]` and `(args)` directly after a term (OPA's parseRef). `spaced` lets the first
+   * one follow whitespace, as after a rule's name.
+   */
+  #postfix(start: Term, spaced: boolean): Term {
     let term = start;
+    let first = true;
     for (;;) {
-      if (this.#atPunct(".") && this.#adjacent()) term = this.#field(term);
-      else if (this.#atPunct("[") && this.#adjacent()) term = this.#index(term);
-      else if (this.#atPunct("(") && this.#adjacent()) term = this.#call(term);
+      const touching = this.#adjacent() || (first && spaced);
+      first = false;
+      if (!touching) return term;
+      if (this.#atPunct(".")) term = this.#field(term);
+      else if (this.#atPunct("[")) term = this.#index(term);
+      else if (this.#atPunct("(")) term = this.#call(term);
       else return term;
     }
   }
 
   #field(term: Term): Term {
+    this.#checkRefHead(term);
     this.#next();
-    const part = this.#expectKind("ident");
+    if (this.#peek().kind !== "ident" || !this.#adjacent()) throw this.#illegal("expected identifier");
+    const part = this.#next();
     return appendPath(term, { kind: "string", value: part.text, loc: part.loc });
   }
 
   #index(term: Term): Term {
+    this.#checkRefHead(term);
     this.#next();
-    this.#depth++;
-    const index = this.#withUnion(() => this.#expr());
-    this.#expectPunct("]");
-    this.#depth--;
+    const index = this.#termIn(true);
+    if (!this.#atPunct("]")) throw this.#illegal("expected ]");
+    this.#next();
     return appendPath(term, index);
+  }
+
+  /** OPA: a ref's head is a var, a collection, a comprehension or a call; never a scalar or a ref in parentheses. */
+  #checkRefHead(term: Term): void {
+    if (["null", "boolean", "number", "string"].includes(term.kind) || (term.kind === "ref" && this.#closesParen())) {
+      throw new RegoError("rego_parse_error", `illegal ref (head cannot be ${valueName(term)})`, term.loc);
+    }
+  }
+
+  /** Whether the previous token is `)`: the term before it was parenthesised. */
+  #closesParen(): boolean {
+    const prev = this.#tokens[this.#pos - 1];
+    return prev?.kind === "punct" && prev.text === ")";
   }
 
   #call(callee: Term): Term {
     const name = callName(callee);
     if (name === undefined) throw this.#error("invalid function name");
     this.#next();
-    this.#depth++;
-    const args = this.#withUnion(() => this.#callArgs());
-    this.#expectPunct(")");
-    this.#depth--;
+    const args = this.#termList(")", []);
     // `set()` is the empty set literal, not a call.
-    if (name === "set" && args.length === 0) return { kind: "set", items: [], loc: callee.loc };
+    if (name === "set" && args.length === 0 && callee.kind === "var")
+      return { kind: "set", items: [], loc: callee.loc };
     return { kind: "call", name, nameRef: callee, args, loc: callee.loc };
   }
 
-  #callArgs(): Term[] {
-    const args: Term[] = [];
-    this.#skipNewlines();
-    while (!this.#atPunct(")")) {
-      args.push(this.#expr());
-      this.#skipNewlines();
-      if (!this.#atPunct(")")) {
-        this.#expectPunct(",");
-        this.#skipNewlines();
-      }
+  /** `[a, b]` or `[x | body]` (OPA's parseArray). */
+  #array(): Term {
+    const loc = this.#next().loc;
+    if (this.#atPunct("]")) {
+      this.#next();
+      return { kind: "array", items: [], loc };
     }
-    return args;
+    const comprehensible = !this.#skipLeadingComma();
+    const start = this.#pos;
+    const head = this.#term();
+    if (this.#atPunct("]") || this.#atPunct(",")) return { kind: "array", items: this.#termList("]", [head]), loc };
+    if (this.#atPunct("|") && comprehensible) {
+      const body = this.#comprehensionBody("]");
+      if (body) return { kind: "arraycomp", term: head, body, loc };
+    }
+    this.#pos = start;
+    return { kind: "array", items: this.#termList("]", []), loc };
   }
 
-  /** `[a, b]`, or `[x | body]`. */
-  #arrayOrComprehension(): Term {
+  /** `{}` (an empty object), `{k: v}`, `{k: v | body}`, `{a, b}` or `{x | body}` (OPA's parseSetOrObject). */
+  #setOrObject(): Term {
     const loc = this.#next().loc;
-    this.#depth++;
-    this.#skipNewlines();
-    let term: Term = { kind: "array", items: [], loc };
-    if (!this.#atPunct("]")) {
-      const start = this.#pos;
-      const { item, body } = this.#afterFirst(start, this.#element(), "]");
-      if (body) {
-        this.#depth--;
-        return { kind: "arraycomp", term: item, body, loc };
-      }
-      term = { kind: "array", items: this.#moreItems([item], "]", () => this.#element()), loc };
-    }
-    this.#expectPunct("]");
-    this.#depth--;
-    return term;
-  }
-
-  /** `{}` (an empty object), `{k: v}`, `{k: v | body}`, `{a, b}` or `{x | body}`. */
-  #setObjectOrComprehension(): Term {
-    const loc = this.#next().loc;
-    this.#depth++;
-    this.#skipNewlines();
     if (this.#atPunct("}")) {
       this.#next();
-      this.#depth--;
       return { kind: "object", entries: [], loc };
     }
+    const comprehensible = !this.#skipLeadingComma();
     const start = this.#pos;
-    const first = this.#element();
-    const term = this.#atPunct(":") ? this.#objectRest(first, loc) : this.#setRest(start, first, loc);
-    this.#depth--;
-    return term;
+    // A single term first: comprehensions win over `|` as union (`{a | b}`).
+    let head = this.#term();
+    if ((this.#atPunct("|") && comprehensible) || this.#atPunct("}") || this.#atPunct(",")) {
+      return this.#setRest(start, head, comprehensible, loc);
+    }
+    if (this.#atPunct(":")) return this.#objectRest(head, comprehensible, loc);
+    this.#pos = start;
+    head = this.#termIn(false);
+    if (this.#atPunct("}") || this.#atPunct(",")) return this.#setRest(start, head, false, loc);
+    if (this.#atPunct(":")) return this.#objectRest(head, comprehensible, loc);
+    throw this.#illegal("non-terminated set");
   }
 
-  /** After `{key`: `: value`, then more entries, or `| body` for an object comprehension. */
-  #objectRest(key: Term, loc: Location): Term {
-    this.#next(); // :
-    this.#skipNewlines();
-    const value = this.#element();
-    if (this.#atPunct("|")) {
-      this.#next();
-      return { kind: "objectcomp", key, value, body: this.#compBody("}"), loc };
+  #setRest(start: number, head: Term, comprehensible: boolean, loc: Location): Term {
+    if (this.#atPunct("}") || this.#atPunct(",")) return { kind: "set", items: this.#termList("}", [head]), loc };
+    if (comprehensible) {
+      const body = this.#comprehensionBody("}");
+      if (body) return { kind: "setcomp", term: head, body, loc };
     }
-    const entries = this.#moreItems<[Term, Term]>([[key, value]], "}", () => {
-      const next = this.#element();
-      this.#expectPunct(":");
-      this.#skipNewlines();
-      return [next, this.#element()];
-    });
+    this.#pos = start;
+    return { kind: "set", items: this.#termList("}", []), loc };
+  }
+
+  /** After `{key`: its value, then `| body`, more entries or `}` (OPA's parseObject). */
+  #objectRest(key: Term, comprehensible: boolean, loc: Location): Term {
+    this.#next(); // :
+    const start = this.#pos;
+    const value = this.#term();
+    const ends = this.#atPunct("}") || this.#atPunct(",");
+    if (comprehensible && (ends || this.#atPunct("|"))) {
+      const object = this.#attempt(() => this.#objectFinish(key, value, true, loc));
+      if (object) return object;
+      this.#pos = start;
+      if (ends) throw this.#illegal("non-terminated object");
+    }
+    this.#pos = start;
+    const relation = this.#termIn(false);
+    if (this.#atPunct("}") || this.#atPunct(",")) return this.#objectFinish(key, relation, false, loc);
+    throw this.#illegal("non-terminated object");
+  }
+
+  #objectFinish(key: Term, value: Term, comprehensible: boolean, loc: Location): Term {
+    if (this.#atPunct("|")) {
+      if (!comprehensible) throw this.#illegal("non-terminated object");
+      this.#next();
+      return { kind: "objectcomp", key, value, body: this.#query("}"), loc };
+    }
+    const entries: Array<[Term, Term]> = [[key, value]];
+    if (this.#atPunct(",")) {
+      this.#next();
+      while (!this.#atPunct("}")) {
+        const k = this.#termIn(false);
+        if (!this.#atPunct(":")) throw this.#illegal('expected ":"');
+        this.#next();
+        entries.push([k, this.#termIn(false)]);
+        if (this.#atPunct("}")) break;
+        if (!this.#atPunct(",")) throw this.#illegal('expected "," or "}"');
+        this.#next();
+      }
+    }
     this.#expectPunct("}");
     return { kind: "object", entries, loc };
   }
 
-  /** After `{first`: more elements of a set, or `| body` for a set comprehension. */
-  #setRest(start: number, first: Term, loc: Location): Term {
-    const { item, body } = this.#afterFirst(start, first, "}");
-    if (body) return { kind: "setcomp", term: item, body, loc };
-    const items = this.#moreItems([item], "}", () => this.#element());
-    this.#expectPunct("}");
-    return { kind: "set", items, loc };
-  }
-
-  /** A first element followed by `|`: a comprehension's body, or else the element re-read with `|` as set union. */
-  #afterFirst(start: number, first: Term, close: "]" | "}"): { item: Term; body?: Literal[] } {
-    if (!this.#atPunct("|")) return { item: first };
-    const body = this.#tryComprehension(close);
-    return body ? { item: first, body } : { item: this.#unionElement(start) };
-  }
-
-  /** `, item` repeated after the first items (a trailing comma allowed), up to `close`. */
-  #moreItems<T>(items: T[], close: "]" | "}", item: () => T): T[] {
-    this.#skipNewlines();
-    while (this.#atPunct(",")) {
-      this.#next();
-      this.#skipNewlines();
-      if (this.#atPunct(close)) break;
-      items.push(item());
-      this.#skipNewlines();
-    }
-    return items;
-  }
-
   /**
-   * `[x | body]` is a comprehension when what follows `|` is a query closed by the bracket; otherwise
-   * (`[x | y, 5]`) the `|` was set union inside an array, as OPA's parser decides by backtracking.
+   * `| body close` as a comprehension's body, or undefined when it does not parse and a comma
+   * follows where it failed: OPA then re-reads the whole as a collection (`[x | y, 5]`).
    */
-  #tryComprehension(close: "]" | "}"): Literal[] | undefined {
-    const mark = { pos: this.#pos, depth: this.#depth, noUnion: this.#noUnion };
+  #comprehensionBody(close: "]" | "}"): Literal[] | undefined {
+    const start = this.#pos;
     try {
       this.#next();
-      return this.#compBody(close);
+      return this.#query(close);
     } catch (error) {
-      if (!(error instanceof RegoError)) throw error;
-      this.#pos = mark.pos;
-      this.#depth = mark.depth;
-      this.#noUnion = mark.noUnion;
+      if (!(error instanceof RegoError) || !this.#atPunct(",")) throw error;
+      this.#pos = start;
       return undefined;
     }
   }
 
-  /** Re-reads the element starting at `start` with `|` as the union operator. */
-  #unionElement(start: number): Term {
-    this.#pos = start;
-    return this.#element(true);
+  /** Items up to `close` (consumed), each an expression without key/value membership; a trailing comma is allowed. */
+  #termList(close: string, items: Term[]): Term[] {
+    if (items.length > 0 && this.#atPunct(",")) this.#next();
+    while (!this.#atPunct(close)) {
+      items.push(this.#termIn(false));
+      if (this.#atPunct(close)) break;
+      if (!this.#atPunct(",")) throw this.#illegal(`expected "," or "${close}"`);
+      this.#next();
+    }
+    this.#next();
+    return items;
   }
 
-  /** A collection element: `|` ends it (comprehension) unless `union`, when it is set union. */
-  #element(union = false): Term {
-    this.#skipNewlines();
-    const saved = this.#noUnion;
-    this.#noUnion = !union;
-    const term = this.#expr();
-    this.#noUnion = saved;
-    this.#skipNewlines();
-    return term;
-  }
-
-  #compBody(close: "]" | "}"): Literal[] {
-    const saved = this.#depth;
-    const savedUnion = this.#noUnion;
-    this.#depth = 0;
-    this.#noUnion = false;
-    const body = this.#queryUntil((t) => t.kind === "punct" && t.text === close);
-    this.#expectPunct(close);
-    this.#depth = saved;
-    this.#noUnion = savedUnion;
-    if (body.length === 0) throw this.#error("found empty body");
-    return body;
+  /** `[, a]` and `{, a}`: OPA skips one leading comma (and then reads no comprehension). */
+  #skipLeadingComma(): boolean {
+    if (!this.#atPunct(",")) return false;
+    this.#next();
+    return true;
   }
 
   // ---- helpers ---------------------------------------------------------------------------------
 
-  #ref(): Term {
-    const name = this.#expectKind("ident");
-    let term: Term = { kind: "var", name: name.text, loc: name.loc };
-    for (;;) {
-      if (this.#atPunct(".")) {
-        this.#next();
-        const part = this.#expectKind("ident");
-        term = appendPath(term, { kind: "string", value: part.text, loc: part.loc });
-      } else if (this.#atPunct("[") && this.#adjacent()) {
-        this.#next();
-        const t = this.#next();
-        if (t.kind !== "string") throw new RegoError("rego_parse_error", "expected string in ref", t.loc);
-        term = appendPath(term, { kind: "string", value: t.text, loc: t.loc });
-        this.#expectPunct("]");
-      } else return term;
+  /** Runs `parse`; on a parse error, restores the position and returns undefined (OPA's save/restore). */
+  #attempt<T>(parse: () => T): T | undefined {
+    const start = this.#pos;
+    try {
+      return parse();
+    } catch (error) {
+      if (!(error instanceof RegoError)) throw error;
+      this.#pos = start;
+      return undefined;
     }
   }
 
-  #refPath(ref: Term, what: string): string[] {
-    const head = ref.kind === "ref" ? ref.head : ref;
-    if (head.kind !== "var") throw new RegoError("rego_parse_error", `invalid ${what} path`, ref.loc);
-    const rest = ref.kind === "ref" ? ref.path : [];
-    return [head.name, ...rest.map((p) => (p.kind === "string" ? p.value : ""))];
+  #isKeyword(name: string): boolean {
+    return KEYWORDS.has(name) || this.#keywords.has(name);
   }
 
-  #isReservedName(name: string): boolean {
-    return (
-      this.#keywords.has(name) ||
-      name === "some" ||
-      name === "not" ||
-      name === "with" ||
-      name === "default" ||
-      name === "else"
-    );
+  #isV1Keyword(name: string): boolean {
+    return KEYWORDS.has(name) || (FUTURE_KEYWORDS as readonly string[]).includes(name);
   }
 
   #peek(): Token {
-    // Newlines inside brackets are whitespace.
-    if (this.#depth > 0) while (this.#tokens[this.#pos]?.kind === "newline") this.#pos++;
     return this.#tokens[this.#pos] as Token;
   }
 
@@ -719,48 +1017,23 @@ class Parser {
     return t;
   }
 
+  #tokenAt(pos: number, punct: string): boolean {
+    const t = this.#tokens[pos];
+    return t?.kind === "punct" && t.text === punct;
+  }
+
   /** Whether the next token directly follows the previous one (no whitespace): `a[0]` vs `a [0]`. */
   #adjacent(): boolean {
     const prev = this.#tokens[this.#pos - 1];
     const next = this.#tokens[this.#pos];
-    if (!prev || !next || prev.kind === "newline") return false;
-    return prev.loc.row === next.loc.row && prev.loc.col + prev.length === next.loc.col;
+    return prev !== undefined && next !== undefined && prev.offset + prev.length === next.offset;
   }
 
-  /** `else` may begin the next line of a rule. */
-  #nextLineStartsWith(word: string): boolean {
-    let k = this.#pos;
-    while (this.#tokens[k]?.kind === "newline") k++;
-    const t = this.#tokens[k];
-    return t?.kind === "ident" && t.text === word;
-  }
-
-  #skipNewlines(): void {
-    while (this.#tokens[this.#pos]?.kind === "newline") this.#pos++;
-  }
-
-  #skipSeparators(): void {
-    while (
-      this.#tokens[this.#pos]?.kind === "newline" ||
-      (this.#tokens[this.#pos]?.kind === "punct" && this.#tokens[this.#pos]?.text === ";")
-    )
-      this.#pos++;
-  }
-
-  #endOfStatement(): void {
+  #atKeyword(
+    word: "package" | "import" | "as" | "default" | "else" | "not" | "some" | "with" | FutureKeyword,
+  ): boolean {
     const t = this.#peek();
-    if (t.kind === "eof" || t.kind === "newline") return;
-    if (t.kind === "punct" && t.text === ";") return void this.#next();
-    throw this.#error(`unexpected ${describe(t)}`);
-  }
-
-  #atIdent(text: string): boolean {
-    const t = this.#peek();
-    return t.kind === "ident" && t.text === text;
-  }
-
-  #atKeyword(text: (typeof FUTURE_KEYWORDS)[number]): boolean {
-    return this.#keywords.has(text) && this.#atIdent(text);
+    return t.kind === "ident" && t.text === word && this.#isKeyword(word);
   }
 
   #atPunct(text: string): boolean {
@@ -769,19 +1042,24 @@ class Parser {
   }
 
   #expectPunct(text: string): Token {
-    if (!this.#atPunct(text)) throw this.#error(`expected ${JSON.stringify(text)}, found ${describe(this.#peek())}`);
+    if (!this.#atPunct(text)) throw this.#illegal(`expected ${text}`);
     return this.#next();
   }
 
-  #expectIdent(text: string): Token {
-    if (!this.#atIdent(text)) throw this.#error(`expected ${text}, found ${describe(this.#peek())}`);
-    return this.#next();
-  }
-
-  #expectKind(kind: Token["kind"]): Token {
+  /** OPA's `unexpected <token> token|keyword[: note]`, at the current token. */
+  #illegal(note?: string): RegoError {
     const t = this.#peek();
-    if (t.kind !== kind) throw this.#error(`expected ${kind}, found ${describe(t)}`);
-    return this.#next();
+    const described = this.#describe(t);
+    return this.#error(note ? `${described}: ${note}` : described);
+  }
+
+  #describe(t: Token): string {
+    if (t.kind === "eof") return "unexpected eof token";
+    if (t.kind === "ident") {
+      return this.#isKeyword(t.text) ? `unexpected ${t.text} keyword` : "unexpected identifier token";
+    }
+    if (t.kind === "punct") return `unexpected ${TOKEN_NAMES[t.text] ?? t.text} token`;
+    return `unexpected ${t.kind === "rawstring" ? "string" : t.kind} token`;
   }
 
   #error(message: string, loc: Location = this.#peek().loc): RegoError {
@@ -794,6 +1072,13 @@ function appendPath(term: Term, part: Term): Term {
   return { kind: "ref", head: term, path: [part], loc: term.loc };
 }
 
+function staticRef(parts: Token[]): Term {
+  const [first, ...rest] = parts as [Token, ...Token[]];
+  const head: Term = { kind: "var", name: first.text, loc: first.loc };
+  if (rest.length === 0) return head;
+  return { kind: "ref", head, path: rest.map((p) => ({ kind: "string", value: p.text, loc: p.loc })), loc: first.loc };
+}
+
 /** The dotted name of a callee (`count`, `io.jwt.decode`, `data.lib.f`), or undefined if it has none. */
 function callName(term: Term): string | undefined {
   if (term.kind === "var") return term.name;
@@ -803,9 +1088,58 @@ function callName(term: Term): string | undefined {
   return undefined;
 }
 
-function describe(t: Token): string {
-  if (t.kind === "eof") return "end of file";
-  if (t.kind === "newline") return "newline";
-  if (t.kind === "punct") return `token ${JSON.stringify(t.text)}`;
-  return `${t.kind} ${JSON.stringify(t.text)}`;
+/** How many terms a head's ref has, OPA-style: `p` 1, `p[x]` 2, `a.b.c` 3. */
+function refLengthOf(ref: Term): number {
+  return ref.kind === "ref" ? 1 + ref.path.length : 1;
+}
+
+function refText(ref: Term): string {
+  if (ref.kind === "var") return ref.name;
+  if (ref.kind !== "ref") return valueName(ref);
+  const head = ref.head.kind === "var" ? ref.head.name : valueName(ref.head);
+  return head + ref.path.map((p) => (p.kind === "string" ? `.${p.value}` : "[...]")).join("");
+}
+
+/** OPA's ValueName for a term. */
+function valueName(term: Term): string {
+  switch (term.kind) {
+    case "arraycomp":
+      return "arraycomprehension";
+    case "setcomp":
+      return "setcomprehension";
+    case "objectcomp":
+      return "objectcomprehension";
+    case "binary":
+    case "membership":
+    case "unary":
+      return "call";
+    default:
+      return term.kind;
+  }
+}
+
+function valueNameOfToken(t: Token): string {
+  if (t.kind === "ident")
+    return t.text === "null" ? "null" : t.text === "true" || t.text === "false" ? "boolean" : "var";
+  if (t.kind === "rawstring") return "string";
+  return t.kind === "punct" ? (TOKEN_NAMES[t.text] ?? t.text) : t.kind;
+}
+
+function isCall(term: Term): boolean {
+  return term.kind === "call" || term.kind === "binary" || term.kind === "membership" || term.kind === "unary";
+}
+
+function isGround(term: Term): boolean {
+  return findOutsideComprehensions(term, (t) => t.kind === "var") === undefined;
+}
+
+/** The first sub-term (the term itself included) matching `test`, not looking into comprehensions. */
+function findOutsideComprehensions(term: Term, test: (t: Term) => boolean): Term | undefined {
+  if (test(term)) return term;
+  if (term.kind === "arraycomp" || term.kind === "setcomp" || term.kind === "objectcomp") return undefined;
+  for (const child of subterms(term)) {
+    const found = findOutsideComprehensions(child, test);
+    if (found) return found;
+  }
+  return undefined;
 }

@@ -5,10 +5,12 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { describe, expect, it } from "vitest";
-import { compileRego } from "../../services/authorize/rego/compile.ts";
+import { compileModules, compileRego, parseModules } from "../../services/authorize/rego/compile.ts";
 import { coverageReport, coverageSummary } from "../../services/authorize/rego/coverage.ts";
-import { COVER_BUILTIN } from "../../services/authorize/rego/plan/coverage.ts";
+import { hostBuiltins } from "../../services/authorize/rego/host-builtins.ts";
+import { COVER_BUILTIN, instrumentCoverage } from "../../services/authorize/rego/plan/coverage.ts";
 import { runPolicyTestsWithCoverage } from "../../services/authorize/rego/policy-test.ts";
 
 // Rows: 5 the default, 7 the admin rule, 9-12 the guest rule (never taken by the tests), 14-16 a
@@ -131,5 +133,22 @@ describe("policy test coverage", () => {
       entrypoints: ["authz/allow", "authz/test_admin"],
     });
     expect(manifest.hostBuiltins).not.toContain(COVER_BUILTIN);
+  });
+});
+
+describe("coverage markers", () => {
+  it("call the host once per point in a loop, not once per iteration", async () => {
+    const modules = parseModules({
+      "loop_test.rego":
+        "package loop\nimport rego.v1\ntest_loop if {\n\tevery n in numbers.range(1, 1000) {\n\t\tn > 0\n\t}\n}\n",
+    });
+    const { result, points } = instrumentCoverage(modules, () => compileModules(modules, ["loop/test_loop"]));
+    const calls: number[] = [];
+    const policy = await loadPolicy(result.wasm, undefined, {
+      ...hostBuiltins,
+      [COVER_BUILTIN]: (point: number) => calls.push(point) > 0,
+    });
+    expect(policy.evaluate(undefined, "loop/test_loop")).toEqual([{ result: true }]);
+    expect(calls.map((point) => points[point]?.row).sort()).toEqual([3, 4, 5]);
   });
 });

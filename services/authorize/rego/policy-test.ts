@@ -11,6 +11,7 @@ import { readPolicyDir } from "./bundle.ts";
 import { refParts } from "./check.ts";
 import { type CompiledPolicy, checkRego, compileModules, parseModules } from "./compile.ts";
 import { type CoverageReport, coverageReport } from "./coverage.ts";
+import { MAX_BUDGET, setBudget } from "./evaluation-budget.ts";
 import { hostBuiltins } from "./host-builtins.ts";
 import type { Location } from "./lexer.ts";
 import { COVER_BUILTIN, type CoveragePoint, instrumentCoverage } from "./plan/coverage.ts";
@@ -83,6 +84,9 @@ export async function runPolicyTestsWithCoverage(
     },
     { [COVER_BUILTIN]: markHit },
   );
+  // Every marker is a host call, charged as one (100 steps): a loop the budget allows uninstrumented
+  // could exhaust it, so the coverage run gets the most the budget can be.
+  if (policy) setBudget(policy, MAX_BUDGET);
   const results = loaded.tests.map((test) => (policy ? runTest(policy, test) : skipped(test)));
   return { results, coverage: coverageReport(points, hits) };
 }

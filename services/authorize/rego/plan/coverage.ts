@@ -6,7 +6,7 @@
 // modules never call it. Planning is synchronous, so the instrumentation in force is module state.
 import { type Literal, type Module, type Rule, subterms, type Term } from "../ast.ts";
 import type { Location } from "../lexer.ts";
-import type { PlanSteps } from "./planner.ts";
+import type { Planner, PlanSteps } from "./planner.ts";
 
 /** The host built-in an instrumented module calls with a point's index; it must return a value. */
 export const COVER_BUILTIN = "mandate.cover";
@@ -53,8 +53,7 @@ export function coveredTerm(planTerm: PlanSteps["term"]): PlanSteps["term"] {
       planTerm(p, term, scope, k);
       return;
     }
-    p.useHostBuiltin(COVER_BUILTIN);
-    p.ir.emit({ op: "host", name: COVER_BUILTIN, args: [p.ir.const(String(point))], dst: p.ir.local() });
+    markOnce(p, point);
     instrumentation.onPath.add(point);
     try {
       planTerm(p, term, scope, k);
@@ -62,6 +61,22 @@ export function coveredTerm(planTerm: PlanSteps["term"]): PlanSteps["term"] {
       instrumentation.onPath.delete(point);
     }
   };
+}
+
+/**
+ * The host call marking `point`, once per call of the planned function: a flag local (zero when the
+ * function starts, as every local) skips it after the first time, so a loop calls the host once, not
+ * once per iteration.
+ */
+function markOnce(p: Planner, point: number): void {
+  p.useHostBuiltin(COVER_BUILTIN);
+  const marked = p.ir.local();
+  const label = p.ir.label();
+  p.ir.block(() => {
+    p.ir.emit({ op: "brIf", src: marked, label });
+    p.ir.emit({ op: "host", name: COVER_BUILTIN, args: [p.ir.const(String(point))], dst: p.ir.local() });
+    p.ir.emit({ op: "flag", dst: marked, value: 1 });
+  }, label);
 }
 
 /** Every rule head and expression (but `some x` declarations, as OPA) with the terms that mark it. */

@@ -38,6 +38,10 @@ const HINTS: Array<[RegExp, string]> = [
   [/ is recursive: /, "a rule may not depend on itself: break the cycle"],
   [/^var (\S+) referenced above/, "declare $1 before its first use, or give one of them another name"],
   [/^conflicting rules |^multiple default rules /, "keep one kind of definition (and one default) per rule"],
+  [
+    /keyword is required/,
+    "this is Rego v0 syntax: add the keyword (Rego v1), or pass --v0 to read the policy as Rego v0",
+  ],
 ];
 
 /** The compile errors an error holds; undefined when it is no compile error. */
@@ -323,6 +327,10 @@ export function checkSubcommand(command: CommandFactory, print: Print) {
         }
         return checkRego({ modules, v0: options.v0 });
       });
-      print(options, { ok: true, modules: checked.modules, errors: [] }, () => `ok: ${checked.modules} modules`);
+      print(
+        options,
+        { ok: true, modules: checked.modules, errors: [] },
+        () => `ok: ${checked.modules} module${checked.modules === 1 ? "" : "s"}`,
+      );
     });
 }

@@ -176,6 +176,13 @@ describe("mandate policy check and compile errors (CLI)", CLI_CASE, () => {
     expect(ok.stdout.trim()).toBe("ok: 2 modules");
     const okJson = await runMandate(["policy", "check", dir, "--json"]);
     expect(JSON.parse(okJson.stdout)).toEqual({ ok: true, modules: 2, errors: [] });
+    const v0 = policyDir({ "p.rego": "package p\n\nallow {\n\tinput.x == 1\n}\n" });
+    const asV1 = await runMandate(["policy", "check", v0]);
+    expect(asV1.code).toBe(1);
+    expect(asV1.stderr).toContain("p.rego:3:1: rego_parse_error: `if` keyword is required before rule body");
+    expect(asV1.stderr).toContain("hint: this is Rego v0 syntax: add the keyword (Rego v1), or pass --v0");
+    const asV0 = await runMandate(["policy", "check", v0, "--v0"]);
+    expect(asV0.stdout.trim()).toBe("ok: 1 module");
     const missing = await runMandate(["policy", "check", join(dir, "nope")]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("cannot read the policy directory");

@@ -141,6 +141,14 @@ describe("unsafe variables are refused at the variable", () => {
     expect(refusal(["not input.a[_]"])).toBe("4:13: rego_unsafe_var_error: var _ is unsafe");
   });
 
+  it("`not` before a call: its arguments, an extra output argument included, must be bound elsewhere (OPA)", () => {
+    expect(refusal(['not startswith(y, "a")'])).toBe("4:16: rego_unsafe_var_error: var y is unsafe");
+    expect(refusal(["not count([1], n)"])).toBe("4:16: rego_unsafe_var_error: var n is unsafe");
+    expect(refusal(["not f(z)"], { rules: ["f(a) if a > 1"] })).toBe("5:7: rego_unsafe_var_error: var z is unsafe");
+    expect(order(['not startswith(y, "a")', 'y = "b"'])).toEqual(['y = "b"', 'not startswith(y, "a")']);
+    expect(order(["not count([1], 2)"])).toEqual(["not count([1], 2)"]);
+  });
+
   it("a comprehension capturing a body variable that is never bound", () => {
     expect(refusal(["z := [v | some v in input.a; v > w]", "w > 0"])).toBe(
       "4:34: rego_unsafe_var_error: var w is unsafe",

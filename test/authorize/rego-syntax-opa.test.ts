@@ -232,6 +232,13 @@ describe("scalars as OPA's scanner and parseNumber read them", () => {
     expect(term("(y)[0]")).toMatchObject({ kind: "ref", head: v("y"), path: [n("0")] });
   });
 
+  it("refuses brackets nested too deeply with a parse error, not a stack overflow", () => {
+    expect(refusal(`x := ${"[".repeat(5000)}`, { query: true })).toMatch(
+      /^1:\d+: max parsing recursion depth exceeded/,
+    );
+    expect(term(`${"[".repeat(100)}1${"]".repeat(100)}`)).toMatchObject({ kind: "array" });
+  });
+
   it("counts columns in characters, after a byte-order mark and astral characters", () => {
     expect(refusal('\uFEFFpackage p\nx := "😀" @')).toBe("2:10: illegal token");
   });

@@ -52,6 +52,8 @@ const KEYWORDS = new Set([
   "true",
   "false",
 ]);
+/** Brackets nested deeper than this are refused (each level costs JavaScript stack frames). */
+const MAX_NESTING = 300;
 const RELATIONS = new Set(["==", "!=", "<", "<=", ">", ">="]);
 const HEAD_OPERATORS = new Set(["+", "-", "*", "/", "%", "&", "|", ...RELATIONS]);
 /** OPA's names for punctuation tokens in "unexpected X token". */
@@ -101,6 +103,8 @@ class Parser {
   readonly #file: string;
   readonly #v1: boolean;
   #pos = 0;
+  /** How many brackets enclose the term being read. */
+  #nesting = 0;
   #keywords = new Set<string>();
   /** Rego v1, or v0 with `import rego.v1`: OPA's v1 checks (`if`, `contains`, ...) apply. */
   #v1Checks: boolean;
@@ -737,16 +741,31 @@ class Parser {
 
   #operand(): Term {
     const t = this.#peek();
+    if (t.kind === "punct" && (t.text === "[" || t.text === "{" || t.text === "(")) return this.#nested(t);
     if (t.kind === "number" || (t.kind === "punct" && (t.text === "-" || t.text === "."))) return this.#number();
     if (t.kind === "string" || t.kind === "rawstring") {
       this.#next();
       return { kind: "string", value: t.text, loc: t.loc };
     }
     if (t.kind === "ident") return this.#named(t);
-    if (t.kind === "punct" && t.text === "[") return this.#array();
-    if (t.kind === "punct" && t.text === "{") return this.#setOrObject();
-    if (t.kind === "punct" && t.text === "(") return this.#parenthesized();
     throw this.#illegal();
+  }
+
+  /** A bracketed term; nesting is bounded well inside the JavaScript stack (OPA's bound is higher). */
+  #nested(t: Token): Term {
+    if (++this.#nesting > MAX_NESTING) {
+      throw new RegoError(
+        "rego_parse_error",
+        `max parsing recursion depth exceeded (${MAX_NESTING} nested brackets)`,
+        t.loc,
+      );
+    }
+    try {
+      if (t.text === "[") return this.#array();
+      return t.text === "{" ? this.#setOrObject() : this.#parenthesized();
+    } finally {
+      this.#nesting--;
+    }
   }
 
   /** null, true, false, or a variable; other keywords (but `contains`, a name outside heads) are refused. */

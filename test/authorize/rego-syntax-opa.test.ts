@@ -158,6 +158,46 @@ describe("rules as OPA reads them", () => {
     expect(refusal("package p\nf(x) { true }")).toBe("2:1: `if` keyword is required before function body");
   });
 
+  // OPA's TestRegoV1Import: v0 modules importing rego.v1 get the v1 checks.
+  it.each([
+    ["p contains 1 if 1 == 1", ""],
+    ["p if {\n  input.x == 1\n} else := 2 if input.x == 3\nelse := 4", ""],
+    ['p contains "q"', ""],
+    ['p.q contains "r"', ""],
+    ["p[x] if { x = input.x }", ""],
+    ["default allow := false", ""],
+    ["f(x) := x", ""],
+    ["f(x) if {\n  x == 1\n} else := 42", ""],
+    ["p if { input.x == 1 } { input.x == 2 }", ""],
+    ["p {\n  input.x == 1\n}", "`if` keyword is required before rule body"],
+    ["p if { input.x == 1 } else { input.x == 2 }", "`if` keyword is required before rule body"],
+    ["f(x) := x if { x == 1 } else := 42 { x == 2 }", "`if` keyword is required before function body"],
+    ["p.q", "`contains` keyword is required for partial set rules"],
+    ["p[input.x]", "`contains` keyword is required for partial set rules"],
+    ["p.q.r", "rule must have value assignment and/or body declaration"],
+    ["p.q[input.x]", "rule must have value assignment and/or body declaration"],
+    ["p[x] { x = input.x }", "`if` keyword is required before rule body"],
+    ["p if { input.x == 1 } if { input.x == 2 }", "unexpected if keyword"],
+  ])("import rego.v1: %j", (rule, error) => {
+    const source = `package test\nimport rego.v1\n${rule}`;
+    if (error) expect(refusal(source, { v0: true })).toContain(error);
+    else expect(() => parseModule(source, { v0: true })).not.toThrow();
+  });
+
+  it("reads `|` in collections as OPA's TestBitwiseOrVsComprehension", () => {
+    expect(term("[x|y,]")).toMatchObject({ kind: "array", items: [{ kind: "binary", op: "|" }] });
+    expect(term("{z,x|y,a}")).toMatchObject({ kind: "set", items: [v("z"), { op: "|" }, v("a")] });
+    expect(term("{x:y|z,a:b}")).toMatchObject({
+      kind: "object",
+      entries: [
+        [v("x"), { op: "|" }],
+        [v("a"), v("b")],
+      ],
+    });
+    expect(term("{ 1+2: 3 | 4}")).toMatchObject({ kind: "objectcomp", key: { op: "+" }, value: n("3") });
+    expect(term("{ a | b }")).toMatchObject({ kind: "setcomp", term: v("a") });
+  });
+
   it("reads an `if` followed by a non-set term as a one-literal body", () => {
     const [rule] = rules('package p\np if {"a": 1}');
     expect(rule?.bodies[0]).toMatchObject([{ kind: "expr", expr: { kind: "object" } }]);

@@ -3,11 +3,11 @@
 // a reference into `data` calls the rule it reaches, builds the package document, or reads plain
 // base data where no rule lies below.
 import type { Module, Term } from "../ast.ts";
-import { pathKey, type RuleGroup } from "../check.ts";
+import type { RuleGroup } from "../check.ts";
 import type { Local } from "../ir.ts";
 import type { Location } from "../lexer.ts";
 import type { DocNode } from "./doc-tree.ts";
-import { type FuncRef, type Planner, unsupported } from "./planner.ts";
+import { type FuncRef, functionAsValue, type Planner } from "./planner.ts";
 import { Scope } from "./scope.ts";
 import { EMPTY_CONTEXT, isHidden, isReadAffected, specialisedName } from "./with-context.ts";
 
@@ -77,9 +77,7 @@ function holdsRule(node: DocNode): node is RuleNode {
 /** A rule reached by a reference: its value (with rules below it merged in), then the rest of the path. */
 function planRuleDocument(p: Planner, node: RuleNode, path: Term[], depth: number, scope: Scope, k: Value): void {
   const { group } = node;
-  if (group.kind === "function") {
-    throw unsupported(`reference to function ${pathKey(group.path)} without a call`, (path[depth - 1] as Term).loc);
-  }
+  if (group.kind === "function") throw functionAsValue(group, (path[depth - 1] as Term).loc);
   const v = p.callFunc(p.steps.ruleFunc(p, group), []);
   if (node.children.size > 0) mergeChildren(p, node, v);
   p.steps.path(p, v, path, depth, scope, k);

@@ -2,7 +2,7 @@
 // the functions planned and pending, the host built-ins used, the variables of the bodies being
 // planned (closures may capture them), and the table of steps the modules call each other through.
 import type { Comprehension, Literal, LiteralOf, Module, Term, TermOf, With } from "../ast.ts";
-import type { RuleGroup, RuleIndex } from "../check.ts";
+import { pathKey, type RuleGroup, type RuleIndex } from "../check.ts";
 import type { Local, PlannedFunc } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
 import { isWildcard } from "../vars.ts";
@@ -163,6 +163,11 @@ export class Planner {
 
 export function unsupported(what: string, loc: Location | undefined): RegoError {
   return new RegoError("rego_compile_error", `unsupported: ${what} is not supported by Mandate's compiler`, loc);
+}
+
+/** A function named without a call: OPA's type error (functions are no values). */
+export function functionAsValue(group: RuleGroup, loc: Location): RegoError {
+  return new RegoError("rego_type_error", `function ${pathKey(group.path)} used as reference, not called`, loc);
 }
 
 /** A variable neither bound nor naming a document (or a wildcard): unifying binds it. */

@@ -164,7 +164,7 @@ function checkArity(w: With, target: { key: string; arity: number }, arity: numb
   );
 }
 
-/** A function the replaced group calls cannot be a document value: refuse using one as a value. */
+/** The function a value names, if it names one (no value: a function is only called or mocked). */
 export function isFunctionDocument(p: Planner, value: Term, scope: Scope): RuleGroup | undefined {
   const path = valueDocument(p, value, scope);
   const group = path && nodeAt(p.root, path)?.group;

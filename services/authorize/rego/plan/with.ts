@@ -8,7 +8,7 @@
 // enclosing context.
 import type { Literal, Term, With } from "../ast.ts";
 import type { Local } from "../ir.ts";
-import { type Planner, unsupported } from "./planner.ts";
+import { functionAsValue, type Planner } from "./planner.ts";
 import type { Scope } from "./scope.ts";
 import { contextFor, type Mock, type WithContext } from "./with-context.ts";
 import { isFunctionDocument, mockValue, type WithTarget, withTarget } from "./with-targets.ts";
@@ -73,9 +73,8 @@ function classify(p: Planner, withs: With[], scope: Scope): Replacements {
   for (const w of withs) {
     const target = withTarget(p, w, scope.module);
     if (target.kind === "document") {
-      if (isFunctionDocument(p, w.value, scope)) {
-        throw unsupported("a function as the value replacing a document", w.value.loc);
-      }
+      const group = isFunctionDocument(p, w.value, scope);
+      if (group) throw functionAsValue(group, w.value.loc);
       r.documents.push({ target, value: r.evaluated.push(w.value) - 1 });
       if (target.root === "data" && target.hides) r.hidden.push(target.path);
       continue;

@@ -209,6 +209,8 @@ describe("rules as OPA reads them", () => {
       "2:27: else keyword cannot be used on rules with variables in head",
     );
     expect(refusal("package p\ndefault p := input.x")).toBe("2:1: illegal default rule (value cannot contain ref)");
+    expect(refusal("package p\ndefault a[0]")).toBe("2:1: illegal default rule (must have a value)");
+    expect(rules("package p\ndefault a")[0]?.head.value).toEqual({ kind: "boolean", value: true });
     expect(refusal("package p\ndefault f(x, x) := 1")).toBe(
       "2:1: illegal default rule (arguments cannot be repeated x)",
     );

@@ -337,26 +337,15 @@ class Parser {
   }
 
   #defaultRule(head: RuleHead, loc: Location): Rule {
+    // OPA: `default a` (a name, or a function, without a value) is `default a := true`; `default a[0]` has none.
+    if (!head.value && (refLengthOf(head.ref) !== 2 || head.args)) head.value = { kind: "boolean", value: true, loc };
     if (!head.value) throw new RegoError("rego_parse_error", "illegal default rule (must have a value)", loc);
     const bad = findOutsideComprehensions(head.value, (t) => t.kind === "var" || t.kind === "ref" || isCall(t));
     if (bad) {
       const kind = bad.kind === "var" ? "var" : bad.kind === "ref" ? "ref" : "call";
       throw new RegoError("rego_parse_error", `illegal default rule (value cannot contain ${kind})`, loc);
     }
-    const seen = new Set<string>();
-    for (const arg of head.args ?? []) {
-      if (arg.kind !== "var") {
-        throw new RegoError(
-          "rego_parse_error",
-          `illegal default rule (arguments cannot contain ${valueName(arg)})`,
-          loc,
-        );
-      }
-      if (arg.name !== "_" && seen.has(arg.name)) {
-        throw new RegoError("rego_parse_error", `illegal default rule (arguments cannot be repeated ${arg.name})`, loc);
-      }
-      seen.add(arg.name);
-    }
+    checkDefaultArgs(head.args ?? [], loc);
     return { default: true, head, bodies: [[]], elses: [], loc };
   }
 
@@ -1142,6 +1131,20 @@ function valueNameOfToken(t: Token): string {
     return t.text === "null" ? "null" : t.text === "true" || t.text === "false" ? "boolean" : "var";
   if (t.kind === "rawstring") return "string";
   return t.kind === "punct" ? (TOKEN_NAMES[t.text] ?? t.text) : t.kind;
+}
+
+/** OPA: a default function's arguments are distinct variables. */
+function checkDefaultArgs(args: Term[], loc: Location): void {
+  const seen = new Set<string>();
+  for (const arg of args) {
+    if (arg.kind !== "var") {
+      throw new RegoError("rego_parse_error", `illegal default rule (arguments cannot contain ${valueName(arg)})`, loc);
+    }
+    if (arg.name !== "_" && seen.has(arg.name)) {
+      throw new RegoError("rego_parse_error", `illegal default rule (arguments cannot be repeated ${arg.name})`, loc);
+    }
+    seen.add(arg.name);
+  }
 }
 
 function isCall(term: Term): boolean {

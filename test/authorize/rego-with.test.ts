@@ -701,6 +701,24 @@ p := test_p`,
     want: true,
   },
   {
+    note: "a local variable named like a rule does not hide that the rule is affected (no memo of a partial answer)",
+    modules: [
+      `package test
+c := count([1, 2])
+a := x if {
+  some b in [10]
+  x := c + b
+}
+b := a + 1
+p := [y, z] if {
+  y := a with count as 5
+  z := b with count as 5
+}`,
+    ],
+    query: "test/p",
+    want: [15, 16],
+  },
+  {
     note: "operators are built-ins too: with plus as minus",
     modules: ["package test\nsum2(a, b) := a + b\np := x if x := sum2(5, 3) with plus as minus"],
     query: "test/p",

@@ -131,16 +131,40 @@ function overlaps(a: readonly string[], b: readonly string[]): boolean {
 /** Whether a rule group's value can differ in a context (so it needs a copy of its own there). */
 export function isAffected(p: Planner, group: RuleGroup, context: WithContext): boolean {
   if (context.id === 0) return false;
+  return affectedWalk(p, group, context, new Set()).affected;
+}
+
+/**
+ * The walk over what a group depends on. Dependencies are read from the text, so a local variable
+ * named like a rule can make a cycle that is not there: a group met again while it is being
+ * walked counts as unaffected for that path only, and a "no" reached through such a cycle is not
+ * remembered (it may be a "yes" by another path); a "yes", and any answer for the walk's start, is.
+ */
+function affectedWalk(
+  p: Planner,
+  group: RuleGroup,
+  context: WithContext,
+  walking: Set<RuleGroup>,
+): { affected: boolean; cycle: boolean } {
   const known = context.affected.get(group);
-  if (known !== undefined) return known;
-  context.affected.set(group, false); // recursion is refused elsewhere; this only ends the walk
+  if (known !== undefined) return { affected: known, cycle: false };
+  if (walking.has(group)) return { affected: false, cycle: true };
+  walking.add(group);
+  let cycle = false;
+  const visit = (dependency: RuleGroup): boolean => {
+    const result = affectedWalk(p, dependency, context, walking);
+    cycle ||= result.cycle;
+    return result.affected;
+  };
   const deps = dependencies(p, group);
   const affected =
-    [...deps.calls].some(
-      ([target, callee]) => context.mocks.has(target) || (callee && isAffected(p, callee, context)),
-    ) || deps.reads.some((path) => isReadAffected(p, path, context));
-  context.affected.set(group, affected);
-  return affected;
+    [...deps.calls].some(([target, callee]) => context.mocks.has(target) || (callee !== undefined && visit(callee))) ||
+    deps.reads.some(
+      (path) => context.hidden.some((hidden) => overlaps(hidden, path)) || groupsOverlapping(p.root, path).some(visit),
+    );
+  walking.delete(group);
+  if (affected || !cycle || walking.size === 0) context.affected.set(group, affected);
+  return { affected, cycle: cycle && !affected };
 }
 
 /** Whether reading data at `path` (or anything below it) can give another value in a context. */

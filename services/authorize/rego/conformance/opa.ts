@@ -15,7 +15,7 @@ import { RegoError } from "../lexer.ts";
 import { parseModule } from "../parser.ts";
 import { QUERY_ENTRYPOINT, queryModule } from "../query.ts";
 import { type ConformanceCase, compareRego, type OpaExpectation } from "./cases.ts";
-import type { CaseResult } from "./run.ts";
+import type { CaseResult, RunOptions } from "./run.ts";
 
 type Verdict = Omit<CaseResult, "file" | "note">;
 
@@ -27,12 +27,16 @@ export function errorCodeOf(message: string): string | undefined {
 const messageOf = (error: unknown): string =>
   typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error);
 
-export async function runOpaCase(c: ConformanceCase & { opa: OpaExpectation }): Promise<Verdict> {
+export async function runOpaCase(
+  c: ConformanceCase & { opa: OpaExpectation },
+  options: RunOptions = {},
+): Promise<Verdict> {
   let wasm: Uint8Array;
   try {
     const modules = c.modules.map((source, i) => parseModule(source, { file: `test-${i}.rego` }));
     modules.push(queryModule(c.query, modules));
-    wasm = compileModules(modules, [QUERY_ENTRYPOINT], { strictBuiltinErrors: c.strict }).wasm;
+    const optimize = options.optimize ?? true;
+    wasm = compileModules(modules, [QUERY_ENTRYPOINT], { strictBuiltinErrors: c.strict, optimize }).wasm;
   } catch (error) {
     return compileErrorVerdict(c.opa, error);
   }

@@ -14,13 +14,16 @@ export class Num {
   }
 }
 
-export type RegoArg = null | boolean | number | string | Num | RegoArg[] | Set<RegoArg> | { [key: string]: RegoArg };
+/** A JSON-like value whose Sets are Rego sets and whose Nums keep their text (undefined members are left out). */
+export type RegoArg = unknown;
 
 export class RuntimeAbort extends Error {}
 
 export interface Runtime {
   /** Calls an export with the values given; the result's JSON text, "undefined" for 0. */
   call(name: string, ...args: RegoArg[]): string;
+  /** Calls an export within a budget of `steps`; its result and the steps it took. */
+  callWithBudget(steps: number, name: string, ...args: RegoArg[]): { result: string; steps: number };
   /** The names the runtime exports. */
   exports: Set<string>;
 }
@@ -56,7 +59,7 @@ export function loadRuntime(): Runtime {
     if (v === 0) throw new Error(`not JSON: ${text}`);
     return v;
   };
-  const collection = (make: string, add: string, items: Iterable<RegoArg>) => {
+  const collection = (make: string, add: string, items: Iterable<unknown>) => {
     const target = fn(make)();
     for (const x of items) fn(add)(target, build(x));
     return target;
@@ -67,10 +70,25 @@ export function loadRuntime(): Runtime {
     if (Array.isArray(arg)) return collection("rt_array", "rt_array_append", arg);
     if (arg === null || typeof arg !== "object") return parse(JSON.stringify(arg));
     const object = fn("rt_object")();
-    for (const [k, v] of Object.entries(arg)) fn("rt_object_insert")(object, parse(JSON.stringify(k)), build(v));
+    for (const [k, v] of Object.entries(arg)) {
+      if (v !== undefined) fn("rt_object_insert")(object, parse(JSON.stringify(k)), build(v));
+    }
     return object;
   };
+  const remaining = instance.exports.mandate_budget_remaining as WebAssembly.Global;
   return {
+    callWithBudget(steps, name, ...args) {
+      const heap = fn("opa_heap_ptr_get")();
+      try {
+        const values = args.map(build);
+        remaining.value = steps;
+        const result = fn(name)(...values);
+        const used = steps - (remaining.value as number);
+        return { result: result === 0 ? "undefined" : cString(fn("opa_json_dump")(result)), steps: used };
+      } finally {
+        fn("opa_heap_ptr_set")(heap);
+      }
+    },
     exports: new Set(WebAssembly.Module.exports(runtime).map((e) => e.name)),
     call(name, ...args) {
       const heap = fn("opa_heap_ptr_get")();

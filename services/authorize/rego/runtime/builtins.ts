@@ -6,12 +6,18 @@ import { dumpJson, parseJson } from "./json";
 import { malloc } from "./memory";
 import { consume, consumeBytes, consumeMany } from "./budget";
 import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
+import {
+  CEIL, FLOOR, OP_DIV, OP_MINUS, OP_MUL, OP_PLUS, ROUND,
+  absolute, approximation, arithmetic, inexactNumber, int64Of, integral, integralOk, integralTooLarge, isDecimalText,
+  isInt64, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded, truncated,
+  truncatedOk,
+} from "./numbers";
 import { mapRune } from "./unicode";
 import { decodeRune, decodedWidth, encodeRune } from "./utf8";
 import {
   ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
-  arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newNumber, newObject, newSet, newString,
-  numberValue, objectGet, objectInsert, objectKey, objectValue, setAdd, setContains, stringBytes, stringLen, typeOf,
+  arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newObject, newSet, newString,
+  objectGet, objectInsert, objectKey, objectValue, setAdd, setContains, stringBytes, stringLen, typeOf,
 } from "./value";
 
 // ---- helpers -------------------------------------------------------------------------------------
@@ -30,8 +36,8 @@ function typeError(name: string): usize {
   return 0;
 }
 
-function num(x: f64): usize {
-  return newNumber(x, 0, 0);
+function num(x: i64): usize {
+  return newInt(x);
 }
 
 function boolv(b: bool): usize {
@@ -46,10 +52,9 @@ function isStr(v: usize): bool {
   return typeOf(v) == STRING;
 }
 
+/** OPA's Number.Int (IntOperand, array indexes): a number whose text is an int64. */
 function isInt(v: usize): bool {
-  if (!isNum(v)) return false;
-  const x = numberValue(v);
-  return Math.floor(x) == x && Math.abs(x) < 9007199254740992;
+  return isInt64(v);
 }
 
 function str(bytes: usize, len: usize): usize {
@@ -102,40 +107,51 @@ function runeOffset(bytes: usize, byteLen: usize, rune: i32): usize {
 
 // ---- comparison (OPA: equal, neq, lt, lte, gt, gte) ------------------------------------------------
 
+/**
+ * A comparison's result, unless it compared numbers that OPA 1.x releases compare differently
+ * (numbers.ts: numberQuirk), which is an error rather than one release's answer.
+ */
+function compared(a: usize, b: usize): i32 {
+  resetNumberQuirk();
+  const c = compare(a, b);
+  if (numberQuirk) abortWith("eval_builtin_error: comparing numbers that OPA 1.x releases compare differently");
+  return c;
+}
+
 export function b_equal(a: usize, b: usize): usize {
-  return boolv(compare(a, b) == 0);
+  return boolv(compared(a, b) == 0);
 }
 
 export function b_neq(a: usize, b: usize): usize {
-  return boolv(compare(a, b) != 0);
+  return boolv(compared(a, b) != 0);
 }
 
 export function b_lt(a: usize, b: usize): usize {
-  return boolv(compare(a, b) < 0);
+  return boolv(compared(a, b) < 0);
 }
 
 export function b_lte(a: usize, b: usize): usize {
-  return boolv(compare(a, b) <= 0);
+  return boolv(compared(a, b) <= 0);
 }
 
 export function b_gt(a: usize, b: usize): usize {
-  return boolv(compare(a, b) > 0);
+  return boolv(compared(a, b) > 0);
 }
 
 export function b_gte(a: usize, b: usize): usize {
-  return boolv(compare(a, b) >= 0);
+  return boolv(compared(a, b) >= 0);
 }
 
 // ---- numbers and set arithmetic ------------------------------------------------------------------
 
 export function b_plus(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return typeError("plus");
-  return num(numberValue(a) + numberValue(b));
+  return arithmetic(a, b, OP_PLUS, "eval_builtin_error: plus");
 }
 
 /** `a - b`: numbers, or the difference of two sets. */
 export function b_minus(a: usize, b: usize): usize {
-  if (isNum(a) && isNum(b)) return num(numberValue(a) - numberValue(b));
+  if (isNum(a) && isNum(b)) return arithmetic(a, b, OP_MINUS, "eval_builtin_error: minus");
   if (typeOf(a) == SET && typeOf(b) == SET) {
     consumeMany(length(a));
     const out = newSet(length(a));
@@ -147,77 +163,113 @@ export function b_minus(a: usize, b: usize): usize {
 
 export function b_mul(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return typeError("mul");
-  return num(numberValue(a) * numberValue(b));
+  return arithmetic(a, b, OP_MUL, "eval_builtin_error: mul");
 }
 
+/** OPA divides ints exactly when the divisor divides a nonzero dividend, otherwise as big.Float. */
 export function b_div(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return typeError("div");
-  if (numberValue(b) == 0) return builtinError("eval_builtin_error: div: divide by zero");
-  return num(numberValue(a) / numberValue(b));
+  if (isZero(b)) return builtinError("eval_builtin_error: div: divide by zero");
+  if (isInt64(a) && isInt64(b)) {
+    const x = int64Of(a);
+    const y = int64Of(b);
+    if (x != 0 && x % y == 0 && !(x == i64.MIN_VALUE && y == -1)) return num(x / y);
+  }
+  return arithmetic(a, b, OP_DIV, "eval_builtin_error: div");
 }
 
+/** Remainder of integers (OPA takes "4.0" and 1e2 as integers too), truncated as Go's %. */
 export function b_rem(a: usize, b: usize): usize {
-  if (!isInt(a) || !isInt(b)) return typeError("rem");
-  if (numberValue(b) == 0) return builtinError("eval_builtin_error: rem: modulo by zero");
-  return num(<f64>(<i64>numberValue(a) % <i64>numberValue(b)));
+  if (!isNum(a) || !isNum(b)) return typeError("rem");
+  const x = integral(a);
+  const xOk = integralOk;
+  const y = integral(b);
+  if (!xOk || !integralOk) {
+    if (integralTooLarge) return inexactNumber("eval_builtin_error: rem");
+    return builtinError("eval_builtin_error: rem: modulo on floating-point number");
+  }
+  if (y == 0) return builtinError("eval_builtin_error: rem: modulo by zero");
+  return num(y == -1 ? 0 : x % y);
 }
 
 export function b_abs(a: usize): usize {
-  return isNum(a) ? num(Math.abs(numberValue(a))) : typeError("abs");
+  return isNum(a) ? absolute(a) : typeError("abs");
 }
 
-/** Rounds half away from zero, as Go's math.Round. */
+/** Rounds half away from zero, as OPA's arithRound. */
 export function b_round(a: usize): usize {
-  if (!isNum(a)) return typeError("round");
-  const x = numberValue(a);
-  return num(x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5));
+  return isNum(a) ? rounded(a, ROUND, "eval_builtin_error: round") : typeError("round");
 }
 
 export function b_ceil(a: usize): usize {
-  return isNum(a) ? num(Math.ceil(numberValue(a))) : typeError("ceil");
+  return isNum(a) ? rounded(a, CEIL, "eval_builtin_error: ceil") : typeError("ceil");
 }
 
 export function b_floor(a: usize): usize {
-  return isNum(a) ? num(Math.floor(numberValue(a))) : typeError("floor");
+  return isNum(a) ? rounded(a, FLOOR, "eval_builtin_error: floor") : typeError("floor");
 }
 
+/** Integers from a to b inclusive (OPA's BigIntOperand: 1.0 is an integer); charged before it is built. */
 export function b_numbers_range(a: usize, b: usize): usize {
-  if (!isInt(a) || !isInt(b)) return typeError("numbers.range");
-  const from = <i64>numberValue(a);
-  const to = <i64>numberValue(b);
+  if (!isNum(a) || !isNum(b)) return typeError("numbers.range");
+  const from = integral(a);
+  const fromOk = integralOk;
+  const to = integral(b);
+  if (!fromOk || !integralOk) {
+    if (integralTooLarge) return inexactNumber("eval_builtin_error: numbers.range");
+    return typeError("numbers.range");
+  }
   const n = from <= to ? to - from + 1 : from - to + 1;
   consumeMany(n); // before the size check: a budget smaller than the range stops it first
-  if (n > 10000000) return builtinError("eval_builtin_error: numbers.range: range too large");
+  if (n > 10000000 || n <= 0) return builtinError("eval_builtin_error: numbers.range: range too large");
   const out = newArray(<u32>n);
-  for (let i: i64 = 0; i < n; i++) arrayAppend(out, num(<f64>(from <= to ? from + i : from - i)));
+  for (let i: i64 = 0; i < n; i++) arrayAppend(out, num(from <= to ? from + i : from - i));
   return out;
 }
 
-/** Strings to numbers with JSON's grammar (plus a leading `+`), as OPA's to_number. */
+/**
+ * OPA's to_number: a string Go's strconv.ParseFloat reads becomes a number with that very text
+ * ("08", "+1" and ".5" included); "Inf" and "NaN" are type errors; out of float64's range is an error.
+ */
 export function b_to_number(a: usize): usize {
   const t = typeOf(a);
   if (t == NUMBER) return a;
   if (t == NULL) return num(0);
   if (t == BOOLEAN) return num(booleanValue(a) ? 1 : 0);
   if (t != STRING) return typeError("to_number");
-  let bytes = stringBytes(a);
-  let n = <usize>stringLen(a);
+  const n = stringLen(a);
   consumeBytes(n);
-  if (n > 0 && load<u8>(bytes) == 0x2b) {
-    bytes++;
-    n--;
+  if (isInfinityOrNaN(stringBytes(a), n)) {
+    return builtinError("eval_type_error: to_number: operand 1 must be valid number string but got string");
   }
-  const v = parseJson(bytes, n);
-  if (v == 0 || typeOf(v) != NUMBER) return builtinError("eval_builtin_error: to_number: invalid syntax");
+  if (!isDecimalText(stringBytes(a), n)) return builtinError("eval_builtin_error: to_number: invalid syntax");
+  const v = newNumberText(stringBytes(a), n);
+  if (Math.abs(approximation(v)) >= 1.7e308) {
+    return builtinError("eval_builtin_error: to_number: value out of range (or too close to float64's limit)");
+  }
   return v;
+}
+
+/** "inf", "infinity" or "nan" in any case after leading signs (OPA's own check before ParseFloat). */
+function isInfinityOrNaN(bytes: usize, n: u32): bool {
+  let i: u32 = 0;
+  while (i < n && (load<u8>(bytes + i) == 0x2b || load<u8>(bytes + i) == 0x2d)) i++;
+  return isWord(bytes + i, n - i, "inf") || isWord(bytes + i, n - i, "infinity") || isWord(bytes + i, n - i, "nan");
+}
+
+/** Whether the bytes spell `word` (lower-case letters) in any case. */
+function isWord(bytes: usize, n: u32, word: string): bool {
+  if (n != <u32>word.length) return false;
+  for (let i: u32 = 0; i < n; i++) if (<i32>(load<u8>(bytes + i) | 0x20) != word.charCodeAt(<i32>i)) return false;
+  return true;
 }
 
 // ---- aggregates ----------------------------------------------------------------------------------
 
 export function b_count(a: usize): usize {
   const t = typeOf(a);
-  if (t == STRING) return num(<f64>runeCount(stringBytes(a), stringLen(a)));
-  if (t == ARRAY || t == OBJECT || t == SET) return num(<f64>length(a));
+  if (t == STRING) return num(<i64>runeCount(stringBytes(a), stringLen(a)));
+  if (t == ARRAY || t == OBJECT || t == SET) return num(<i64>length(a));
   return typeError("count");
 }
 
@@ -231,16 +283,17 @@ function numbersOf(a: usize): bool {
 
 export function b_sum(a: usize): usize {
   if (!numbersOf(a)) return typeError("sum");
-  let s: f64 = 0;
-  for (let i: u32 = 0; i < length(a); i++) s += numberValue(item(a, i));
-  return num(s);
+  // OPA folds with big.Float from 0: exact here while each partial sum is (numbers.ts).
+  let s = num(0);
+  for (let i: u32 = 0; i < length(a); i++) s = arithmetic(s, item(a, i), OP_PLUS, "eval_builtin_error: sum");
+  return s;
 }
 
 export function b_product(a: usize): usize {
   if (!numbersOf(a)) return typeError("product");
-  let s: f64 = 1;
-  for (let i: u32 = 0; i < length(a); i++) s *= numberValue(item(a, i));
-  return num(s);
+  let s = num(1);
+  for (let i: u32 = 0; i < length(a); i++) s = arithmetic(s, item(a, i), OP_MUL, "eval_builtin_error: product");
+  return s;
 }
 
 function extreme(a: usize, sign: i32): usize {
@@ -372,8 +425,8 @@ export function b_internal_member_3(k: usize, v: usize, coll: usize): usize {
   }
   if (t == ARRAY) {
     if (!isInt(k)) return boolv(false);
-    const i = numberValue(k);
-    return boolv(i >= 0 && i < <f64>length(coll) && compare(item(coll, <u32>i), v) == 0);
+    const i = int64Of(k);
+    return boolv(i >= 0 && i < <i64>length(coll) && compare(item(coll, <u32>i), v) == 0);
   }
   if (t == SET) return boolv(compare(k, v) == 0 && setContains(coll, v));
   return boolv(false);
@@ -393,8 +446,8 @@ export function b_array_concat(a: usize, b: usize): usize {
 export function b_array_slice(a: usize, from: usize, to: usize): usize {
   if (typeOf(a) != ARRAY || !isInt(from) || !isInt(to)) return typeError("array.slice");
   const n = <i64>length(a);
-  let start = <i64>numberValue(from);
-  let stop = <i64>numberValue(to);
+  let start = int64Of(from);
+  let stop = int64Of(to);
   if (start < 0) start = 0;
   if (stop > n) stop = n;
   consumeMany(stop - start);
@@ -424,8 +477,8 @@ export function b_object_get(o: usize, key: usize, fallback: usize): usize {
       let next: usize = 0;
       if (t == OBJECT) next = objectGet(node, item(key, i));
       else if (t == ARRAY && isInt(item(key, i))) {
-        const at = numberValue(item(key, i));
-        if (at >= 0 && at < <f64>length(node)) next = item(node, <u32>at);
+        const at = int64Of(item(key, i));
+        if (at >= 0 && at < <i64>length(node)) next = item(node, <u32>at);
       } else if (t == SET && setContains(node, item(key, i))) next = item(key, i);
       if (next == 0) return fallback;
       node = next;
@@ -434,6 +487,73 @@ export function b_object_get(o: usize, key: usize, fallback: usize): usize {
   }
   const found = objectGet(o, key);
   return found != 0 ? found : fallback;
+}
+
+// object.subset as OPA (v1/topdown/subset.go): objects recursively, sets by membership, arrays as
+// a contiguous run, and an array against a set by counting matching elements (duplicates count,
+// and nothing is a subset of an empty array).
+function subsetOfObjects(sup: usize, sub: usize): bool {
+  const n = length(sub);
+  consumeMany(n);
+  for (let i: u32 = 0; i < n; i++) {
+    const theirs = objectGet(sup, objectKey(sub, i));
+    if (theirs == 0) return false;
+    const mine = objectValue(sub, i);
+    if (compare(mine, theirs) == 0) continue;
+    const t = typeOf(mine);
+    if (t != typeOf(theirs)) return false;
+    if (t == OBJECT && !subsetOfObjects(theirs, mine)) return false;
+    if (t == SET && !subsetOfSets(theirs, mine)) return false;
+    if (t == ARRAY && !subsetOfArrays(theirs, mine)) return false;
+    if (t != OBJECT && t != SET && t != ARRAY) return false;
+  }
+  return true;
+}
+
+function subsetOfSets(sup: usize, sub: usize): bool {
+  consumeMany(length(sub));
+  for (let i: u32 = 0; i < length(sub); i++) if (!setContains(sup, item(sub, i))) return false;
+  return true;
+}
+
+function subsetOfArrays(sup: usize, sub: usize): bool {
+  const n = length(sub);
+  const m = length(sup);
+  if (n > m) return false;
+  let start: u32 = 0;
+  let matched: u32 = 0;
+  while (matched < n) {
+    if (start + matched == m) return false;
+    consume(1);
+    if (compare(item(sup, start + matched), item(sub, matched)) == 0) matched++;
+    else {
+      start++;
+      matched = 0;
+    }
+  }
+  return true;
+}
+
+function subsetOfArrayBySet(sup: usize, sub: usize): bool {
+  let unmatched = <i64>length(sub);
+  consumeMany(length(sup));
+  for (let i: u32 = 0; i < length(sup); i++) {
+    if (setContains(sub, item(sup, i))) unmatched--;
+    if (unmatched == 0) return true;
+  }
+  return false;
+}
+
+export function b_object_subset(sup: usize, sub: usize): usize {
+  const a = typeOf(sup);
+  const b = typeOf(sub);
+  if (a == OBJECT && b == OBJECT) return boolv(subsetOfObjects(sup, sub));
+  if (a == SET && b == SET) return boolv(subsetOfSets(sup, sub));
+  if (a == ARRAY && b == ARRAY) return boolv(subsetOfArrays(sup, sub));
+  if (a == ARRAY && b == SET) return boolv(subsetOfArrayBySet(sup, sub));
+  return builtinError(
+    "eval_type_error: object.subset: both arguments object.subset must be of the same type or array and set",
+  );
 }
 
 export function b_object_keys(o: usize): usize {
@@ -552,7 +672,7 @@ export function b_indexof(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("indexof");
   if (stringLen(s) == 0) return num(-1);
   const at = indexOfBytes(stringBytes(s), stringLen(s), stringBytes(p), stringLen(p), 0);
-  return num(at < 0 ? -1 : <f64>runeCount(stringBytes(s), <usize>at));
+  return num(at < 0 ? -1 : <i64>runeCount(stringBytes(s), <usize>at));
 }
 
 export function b_indexof_n(s: usize, p: usize): usize {
@@ -563,7 +683,7 @@ export function b_indexof_n(s: usize, p: usize): usize {
   while (from <= n) {
     const at = indexOfBytes(stringBytes(s), n, stringBytes(p), stringLen(p), from);
     if (at < 0) break;
-    arrayAppend(out, num(<f64>runeCount(stringBytes(s), <usize>at)));
+    arrayAppend(out, num(<i64>runeCount(stringBytes(s), <usize>at)));
     from = <usize>at + 1;
   }
   return out;
@@ -644,8 +764,10 @@ export function b_replace(s: usize, old: usize, rep: usize): usize {
 
 export function b_substring(s: usize, start: usize, len: usize): usize {
   if (!isStr(s) || !isInt(start) || !isInt(len)) return typeError("substring");
-  const from = <i32>numberValue(start);
-  const count = <i32>numberValue(len);
+  const from64 = int64Of(start);
+  const count64 = int64Of(len);
+  const from = from64 > 0x7fffffff ? 0x7fffffff : <i32>from64;
+  const count = count64 > 0x7fffffff ? 0x7fffffff : count64 < 0 ? -1 : <i32>count64;
   if (from < 0) return builtinError("eval_builtin_error: substring: negative offset");
   const bytes = stringBytes(s);
   const n = <usize>stringLen(s);
@@ -735,7 +857,7 @@ export function b_strings_reverse(s: usize): usize {
 
 export function b_strings_count(s: usize, p: usize): usize {
   if (!isStr(s) || !isStr(p)) return typeError("strings.count");
-  if (stringLen(p) == 0) return num(<f64>(runeCount(stringBytes(s), stringLen(s)) + 1));
+  if (stringLen(p) == 0) return num(<i64>(runeCount(stringBytes(s), stringLen(s)) + 1));
   let count = 0;
   let from: usize = 0;
   while (true) {
@@ -744,7 +866,7 @@ export function b_strings_count(s: usize, p: usize): usize {
     count++;
     from = <usize>at + stringLen(p);
   }
-  return num(<f64>count);
+  return num(<i64>count);
 }
 
 export function b_strings_any_prefix_match(s: usize, p: usize): usize {
@@ -781,10 +903,15 @@ function singleton(v: usize): usize {
 const DIGITS: string = "0123456789abcdefghijklmnopqrstuvwxyz";
 
 export function b_format_int(n: usize, base: usize): usize {
-  if (!isNum(n) || !isInt(base)) return typeError("format_int");
-  const b = <i64>numberValue(base);
-  if (b != 2 && b != 8 && b != 10 && b != 16) return typeError("format_int");
-  let x = <i64>Math.trunc(numberValue(n));
+  if (!isNum(n) || !isNum(base)) return typeError("format_int");
+  // OPA matches the base's text: 2, 8, 10 or 16 (2.0 is refused).
+  const b = isInt64(base) && numberTextLen(base) <= 2 ? int64Of(base) : 0;
+  if (b != 2 && b != 8 && b != 10 && b != 16) {
+    return builtinError("eval_type_error: format_int: operand 2 must be one of {2, 8, 10, 16}");
+  }
+  // The input truncated toward zero (exact for the numbers numbers.ts computes with).
+  let x = truncated(n);
+  if (!truncatedOk) return inexactNumber("eval_builtin_error: format_int");
   const negative = x < 0;
   if (negative) x = -x;
   const buf = malloc(72);

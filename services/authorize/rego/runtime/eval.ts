@@ -5,10 +5,11 @@
 import { budgetStart, consumeMany } from "./budget";
 import { dumpJson, parseJson } from "./json";
 import { heapGet, heapSet, malloc, setHeapLimit } from "./memory";
+import { int64Of, isInt64, newInt } from "./numbers";
 import {
-  ARRAY, BOOLEAN, NUMBER, OBJECT, SET,
-  arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newNumber, newObject, newSet, newString,
-  numberValue, objectGet, objectInsert, objectKey, objectValue, setAdd, setContains, typeOf,
+  ARRAY, BOOLEAN, OBJECT, SET,
+  arrayAppend, booleanValue, compare, item, length, newArray, newBoolean, newObject, newSet, newString,
+  objectGet, objectInsert, objectKey, objectValue, setAdd, setContains, typeOf,
 } from "./value";
 
 @external("env", "opa_abort") declare function opa_abort(addr: usize): void;
@@ -77,10 +78,10 @@ export function rt_dot(v: usize, key: usize): usize {
   const t = typeOf(v);
   if (t == OBJECT) return objectGet(v, key);
   if (t == ARRAY) {
-    if (typeOf(key) != NUMBER) return 0;
-    const i = numberValue(key);
-    if (i < 0 || i >= <f64>length(v) || Math.floor(i) != i) return 0;
-    return item(v, <u32>i);
+    // OPA's Array.Get: an index whose text is an int64 ("1.0" is not one).
+    if (!isInt64(key)) return 0;
+    const i = int64Of(key);
+    return i >= 0 && i < <i64>length(v) ? item(v, <u32>i) : 0;
   }
   if (t == SET) return setContains(v, key) ? key : 0;
   return 0;
@@ -102,7 +103,7 @@ export function rt_iter_len(v: usize): i32 {
 
 export function rt_iter_key(v: usize, i: i32): usize {
   const t = typeOf(v);
-  if (t == ARRAY) return newNumber(<f64>i, 0, 0);
+  if (t == ARRAY) return newInt(<i64>i);
   if (t == OBJECT) return objectKey(v, <u32>i);
   return item(v, <u32>i);
 }

@@ -9,6 +9,8 @@ import { dumpJson, parseJson } from "./json";
 export * from "./eval";
 export * from "./builtins";
 export { rt_sprintf_args } from "./format";
+export { b_graph_reachable, b_graph_reachable_paths } from "./graph";
+export { b_json_filter, b_json_patch, b_json_remove } from "./json-paths";
 export { rt_walk_pairs } from "./walk";
 export { mandate_budget, mandate_budget_remaining, rt_budget_exhausted } from "./budget";
 

@@ -1,11 +1,12 @@
 // JSON (RFC 8259) to values and back. Parsing fails with 0 (the ABI's "not JSON"); dumping writes
 // canonical JSON: object keys in Rego order, sets as arrays, numbers as parsed when they came from JSON.
 import { malloc } from "./memory";
+import { newNumberText, numberTextLen, numberTextPtr } from "./numbers";
 import { encodeRune } from "./utf8";
 import {
   ARRAY, BOOLEAN, NULL, NUMBER, OBJECT, SET, STRING,
-  arrayAppend, booleanValue, item, length, newArray, newBoolean, newNull, newNumber, newObject, newString,
-  numberValue, objectInsert, objectKey, objectValue, stringBytes, stringLen, typeOf,
+  arrayAppend, booleanValue, item, length, newArray, newBoolean, newNull, newObject, newString,
+  objectInsert, objectKey, objectValue, stringBytes, stringLen, typeOf,
 } from "./value";
 
 let pos: usize = 0;
@@ -182,62 +183,24 @@ function digits(): usize {
   return pos - start;
 }
 
-export function scaleByPowerOfTen(m: f64, exp10: i32): f64 {
-  if (m == 0) return 0;
-  if (exp10 >= 0 && exp10 <= 22) return m * Math.pow(10, <f64>exp10);
-  if (exp10 < 0 && exp10 >= -22) return m / Math.pow(10, <f64>-exp10);
-  return m * Math.pow(10, <f64>exp10);
-}
-
+/** A JSON number (RFC 8259 grammar); its text is kept, as OPA keeps a json.Number. */
 function parseNumber(): usize {
   const start = pos;
-  let negative = false;
-  if (load<u8>(pos) == 0x2d) {
-    negative = true;
-    pos++;
-  }
+  if (load<u8>(pos) == 0x2d) pos++;
   const intStart = pos;
   const intDigits = digits();
   if (intDigits == 0) return 0;
   if (intDigits > 1 && load<u8>(intStart) == 0x30) return 0; // no leading zeros (RFC 8259 §6)
-  // Digits are gathered into an integer mantissa and a decimal exponent; with at most 19 digits and
-  // a power of ten up to 1e22 (both exact in f64) one multiplication or division rounds correctly.
-  let mantissa: u64 = 0;
-  let significant: i32 = 0;
-  let exp10: i32 = 0;
-  for (let i: usize = 0; i < intDigits; i++) {
-    const d = <u64>(load<u8>(intStart + i) - 0x30);
-    if (significant < 19) {
-      mantissa = mantissa * 10 + d;
-      if (mantissa != 0) significant++;
-    } else exp10++;
-  }
   if (pos < end && load<u8>(pos) == 0x2e) {
     pos++;
-    const fracStart = pos;
-    const fracDigits = digits();
-    if (fracDigits == 0) return 0;
-    for (let i: usize = 0; i < fracDigits; i++) {
-      if (significant >= 19) break;
-      mantissa = mantissa * 10 + <u64>(load<u8>(fracStart + i) - 0x30);
-      if (mantissa != 0) significant++;
-      exp10--;
-    }
+    if (digits() == 0) return 0;
   }
   if (pos < end && (load<u8>(pos) == 0x65 || load<u8>(pos) == 0x45)) {
     pos++;
-    let expNegative = false;
-    if (pos < end && (load<u8>(pos) == 0x2b || load<u8>(pos) == 0x2d)) expNegative = load<u8>(pos++) == 0x2d;
-    const expStart = pos;
-    const expDigits = digits();
-    if (expDigits == 0) return 0;
-    let exp: i32 = 0;
-    for (let i: usize = 0; i < expDigits && exp < 10000; i++) exp = exp * 10 + <i32>(load<u8>(expStart + i) - 0x30);
-    exp10 += expNegative ? -exp : exp;
+    if (pos < end && (load<u8>(pos) == 0x2b || load<u8>(pos) == 0x2d)) pos++;
+    if (digits() == 0) return 0;
   }
-  const value = scaleByPowerOfTen(<f64>mantissa, exp10);
-  // The source text is kept, so a number is dumped exactly as it was written.
-  return newNumber(negative ? -value : value, start, <u32>(pos - start));
+  return newNumberText(start, <u32>(pos - start));
 }
 
 // ---- dumping -------------------------------------------------------------------------------------
@@ -351,64 +314,5 @@ function dumpString(bytes: usize, n: u32): void {
 }
 
 export function dumpNumber(v: usize): void {
-  const rawLen = load<u32>(v, 4);
-  if (rawLen > 0) {
-    emitBytes(<usize>load<u32>(v, 8), rawLen);
-    return;
-  }
-  const x = numberValue(v);
-  if (Math.floor(x) == x && Math.abs(x) < 9007199254740992) {
-    dumpInteger(<i64>x);
-    return;
-  }
-  dumpFloat(x);
-}
-
-function dumpInteger(x: i64): void {
-  if (x == 0) {
-    emit(0x30);
-    return;
-  }
-  if (x < 0) {
-    emit(0x2d);
-    x = -x;
-  }
-  const buf = malloc(24);
-  let n: usize = 0;
-  while (x > 0) {
-    store<u8>(buf + n++, <u8>(0x30 + <i32>(x % 10)));
-    x /= 10;
-  }
-  while (n > 0) emit(load<u8>(buf + --n));
-}
-
-/** 17 significant digits always round-trip an f64; trailing zeros are trimmed. */
-function dumpFloat(x: f64): void {
-  if (x < 0) {
-    emit(0x2d);
-    x = -x;
-  }
-  let exp: i32 = <i32>Math.floor(Math.log10(x));
-  let mantissa = x / Math.pow(10, <f64>exp);
-  if (mantissa >= 10) {
-    mantissa /= 10;
-    exp++;
-  }
-  const digitsBuf = malloc(17);
-  for (let i = 0; i < 17; i++) {
-    const d = <i32>Math.floor(mantissa);
-    store<u8>(digitsBuf + i, <u8>(d > 9 ? 9 : d));
-    mantissa = (mantissa - <f64>d) * 10;
-  }
-  let last = 16;
-  while (last > 0 && load<u8>(digitsBuf + last) == 0) last--;
-  emit(0x30 + load<u8>(digitsBuf));
-  if (last > 0) {
-    emit(0x2e);
-    for (let i = 1; i <= last; i++) emit(0x30 + load<u8>(digitsBuf + i));
-  }
-  if (exp != 0) {
-    emit(0x65);
-    dumpInteger(<i64>exp);
-  }
+  emitBytes(numberTextPtr(v), numberTextLen(v));
 }

@@ -1,13 +1,14 @@
 // Rego values in linear memory, with Rego's ordering and equality.
 //   null     [1]
 //   boolean  [2][u32 0|1]
-//   number   [3][u32 rawLen][u32 rawPtr][pad][f64]   rawPtr/rawLen: source text for exact dumps
+//   number   numbers.ts: its text (json.Number, printed as is), an int64 when the text is one
 //   string   [4][u32 len][u32 bytes]
 //   array    [5][u32 len][u32 cap][u32 items]
 //   object   [6][u32 len][u32 cap][u32 keys][u32 values]   keys kept sorted (binary search)
 //   set      [7][u32 len][u32 cap][u32 items]              items sorted, unique
 import { consume, consumeBytes } from "./budget";
 import { malloc } from "./memory";
+import { compareNumbers } from "./numbers";
 
 export const NULL: u8 = 1;
 export const BOOLEAN: u8 = 2;
@@ -37,19 +38,6 @@ export function newBoolean(b: bool): usize {
 
 export function booleanValue(v: usize): bool {
   return load<u32>(v, 4) != 0;
-}
-
-export function newNumber(n: f64, rawPtr: usize, rawLen: u32): usize {
-  const v = malloc(24);
-  store<u32>(v, NUMBER);
-  store<u32>(v, rawLen, 4);
-  store<u32>(v, <u32>rawPtr, 8);
-  store<f64>(v, n, 16);
-  return v;
-}
-
-export function numberValue(v: usize): f64 {
-  return load<f64>(v, 16);
 }
 
 export function newString(bytes: usize, len: u32): usize {
@@ -198,11 +186,8 @@ export function compare(a: usize, b: usize): i32 {
       const y = load<u32>(b, 4);
       return x == y ? 0 : x < y ? -1 : 1;
     }
-    case NUMBER: {
-      const x = numberValue(a);
-      const y = numberValue(b);
-      return x == y ? 0 : x < y ? -1 : 1;
-    }
+    case NUMBER:
+      return compareNumbers(a, b);
     case STRING: {
       const la = stringLen(a);
       const lb = stringLen(b);

@@ -3,9 +3,10 @@
 // set elements (each its own key), all in Rego order. Walk is a relation: the planner iterates
 // the pairs rt_walk_pairs returns.
 import { consume } from "./budget";
+import { newInt } from "./numbers";
 import {
   ARRAY, OBJECT, SET,
-  arrayAppend, item, length, newArray, newNumber, objectKey, objectValue, typeOf,
+  arrayAppend, item, length, newArray, objectKey, objectValue, typeOf,
 } from "./value";
 
 function pathWith(path: usize, key: usize): usize {
@@ -26,7 +27,7 @@ function visit(pairs: usize, path: usize, v: usize): void {
   const t = typeOf(v);
   const n = t == ARRAY || t == OBJECT || t == SET ? length(v) : 0;
   for (let i: u32 = 0; i < n; i++) {
-    if (t == ARRAY) visit(pairs, pathWith(path, newNumber(<f64>i, 0, 0)), item(v, i));
+    if (t == ARRAY) visit(pairs, pathWith(path, newInt(<i64>i)), item(v, i));
     else if (t == OBJECT) visit(pairs, pathWith(path, objectKey(v, i)), objectValue(v, i));
     else visit(pairs, pathWith(path, item(v, i)), item(v, i));
   }

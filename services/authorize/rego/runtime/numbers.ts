@@ -1,0 +1,602 @@
+// Numbers as OPA holds them: json.Number text, kept exactly (it is what is printed). A number whose
+// text strconv.ParseInt reads (OPA's Number.Int64) is an int64 and computes as one. Comparison is
+// exact for every number (OPA compares through big.Rat). Arithmetic on other numbers follows OPA's
+// big.Float path (64-bit mantissa, results printed by FloatToNumber) only where that path is exact
+// and its output provably the exact decimal: operands exactly representable in binary, and a result
+// of at most 18 significant digits. Anything else (integers beyond int64, inexact decimals) is an
+// evaluation error rather than a possibly different value.
+import { abortWith2 } from "./eval";
+import { malloc } from "./memory";
+import { NUMBER, newString, typeOf } from "./value";
+
+// A number: [u8 type][u8 flags][u16][u32 text length][u32 text][u32][f64 approximation][i64 value]
+const FLAG_INT64: u8 = 1;
+
+export function newNumberText(text: usize, len: u32): usize {
+  const v = malloc(32);
+  store<u32>(v, NUMBER);
+  store<u32>(v, len, 4);
+  store<u32>(v, <u32>text, 8);
+  const isInt = parseInt64(text, len);
+  if (isInt) {
+    store<u8>(v, FLAG_INT64, 1);
+    store<i64>(v, parsedInt, 24);
+    store<f64>(v, <f64>parsedInt, 16);
+  } else store<f64>(v, approximate(text, len), 16);
+  return v;
+}
+
+export function newInt(i: i64): usize {
+  const buf = malloc(20);
+  let w: usize = 20;
+  let x: u64 = i < 0 ? <u64>(-i) : <u64>i;
+  do {
+    store<u8>(buf + --w, <u8>(0x30 + <u32>(x % 10)));
+    x /= 10;
+  } while (x > 0);
+  if (i < 0) store<u8>(buf + --w, 0x2d);
+  return newNumberText(buf + w, <u32>(20 - w));
+}
+
+export function numberTextLen(v: usize): u32 {
+  return load<u32>(v, 4);
+}
+
+export function numberTextPtr(v: usize): usize {
+  return <usize>load<u32>(v, 8);
+}
+
+/** OPA's Number.Int64: the text read by strconv.ParseInt (sign, decimal digits, within int64). */
+export function isInt64(v: usize): bool {
+  return typeOf(v) == NUMBER && (load<u8>(v, 1) & FLAG_INT64) != 0;
+}
+
+export function int64Of(v: usize): i64 {
+  return load<i64>(v, 24);
+}
+
+/** A double close to the number, for uses where exactness is not needed (never for results). */
+export function approximation(v: usize): f64 {
+  return load<f64>(v, 16);
+}
+
+/** The decimal digits of `i` as a string value (array indexes as json.filter/remove's keys). */
+export function integerText(i: u32): usize {
+  const n = newInt(<i64>i);
+  return newString(numberTextPtr(n), numberTextLen(n));
+}
+
+// ---- parsing -------------------------------------------------------------------------------------
+
+let parsedInt: i64 = 0;
+
+export function lastParsedInt(): i64 {
+  return parsedInt;
+}
+
+/** strconv.ParseInt(text, 10, 64): into parsedInt (read with lastParsedInt); false when not such a number. */
+export function parseInt64(text: usize, len: u32): bool {
+  if (len == 0) return false;
+  let i: u32 = 0;
+  const c0 = load<u8>(text);
+  const negative = c0 == 0x2d;
+  if (c0 == 0x2d || c0 == 0x2b) i = 1;
+  if (i == len) return false;
+  let x: u64 = 0;
+  for (; i < len; i++) {
+    const d = <u64>load<u8>(text + i) - 0x30;
+    if (d > 9) return false;
+    if (x > (0x8000000000000000 - d) / 10) return false;
+    x = x * 10 + d;
+  }
+  if (!negative && x > 0x7fffffffffffffff) return false;
+  parsedInt = negative ? <i64>(0 - x) : <i64>x;
+  return true;
+}
+
+/**
+ * A decimal's significant digits and scale: value = (negative ? -1 : 1) × 0.D × 10^point, D
+ * without leading or trailing zeros (empty for zero). Parses Go's ParseFloat decimal syntax.
+ */
+// Decimals and smalls live in static memory (the runtime uses no managed objects):
+// a decimal is [u8 negative][u32 digits @4][u32 count @8][i64 point @16].
+const left: usize = memory.data(24, 8);
+const right: usize = memory.data(24, 8);
+
+// @ts-ignore: decorator
+@inline function negativeOf(d: usize): bool {
+  return load<u8>(d) != 0;
+}
+// @ts-ignore: decorator
+@inline function digitsOf(d: usize): usize {
+  return <usize>load<u32>(d, 4);
+}
+// @ts-ignore: decorator
+@inline function countOf(d: usize): u32 {
+  return load<u32>(d, 8);
+}
+// @ts-ignore: decorator
+@inline function pointOf(d: usize): i64 {
+  return load<i64>(d, 16);
+}
+
+/** Reads `text` into the decimal at `d`; false when it is not a decimal number. */
+function parseDecimal(text: usize, len: u32, d: usize): bool {
+  let i: u32 = 0;
+  let negative = false;
+  if (len > 0 && (load<u8>(text) == 0x2d || load<u8>(text) == 0x2b)) {
+    negative = load<u8>(text) == 0x2d;
+    i = 1;
+  }
+  const digits = malloc(len);
+  let count: u32 = 0;
+  let point: i64 = 0;
+  let sawDigit = false;
+  let sawPoint = false;
+  for (; i < len; i++) {
+    const c = load<u8>(text + i);
+    if (c == 0x2e && !sawPoint) {
+      sawPoint = true;
+      continue;
+    }
+    if (c < 0x30 || c > 0x39) break;
+    sawDigit = true;
+    if (c == 0x30 && count == 0) {
+      if (sawPoint) point--;
+      continue;
+    }
+    store<u8>(digits + count++, c);
+    if (!sawPoint) point++;
+  }
+  if (!sawDigit) return false;
+  if (i < len) {
+    const e = load<u8>(text + i);
+    if (e != 0x65 && e != 0x45) return false;
+    i++;
+    let expNegative = false;
+    if (i < len && (load<u8>(text + i) == 0x2d || load<u8>(text + i) == 0x2b)) expNegative = load<u8>(text + i++) == 0x2d;
+    if (i == len) return false;
+    let exp: i64 = 0;
+    for (; i < len; i++) {
+      const c = load<u8>(text + i);
+      if (c < 0x30 || c > 0x39) return false;
+      if (exp < 1_000_000_000_000) exp = exp * 10 + <i64>(c - 0x30);
+    }
+    point += expNegative ? -exp : exp;
+  }
+  while (count > 0 && load<u8>(digits + count - 1) == 0x30) count--;
+  store<u8>(d, negative ? 1 : 0);
+  store<u32>(d, <u32>digits, 4);
+  store<u32>(d, count, 8);
+  store<i64>(d, count == 0 ? 0 : point, 16);
+  return true;
+}
+
+function approximate(text: usize, len: u32): f64 {
+  if (!parseDecimal(text, len, left)) return 0;
+  let x: f64 = 0;
+  for (let i: u32 = 0; i < countOf(left) && i < 17; i++) x = x * 10 + <f64>(load<u8>(digitsOf(left) + i) - 0x30);
+  const scale = pointOf(left) - <i64>(countOf(left) < 17 ? countOf(left) : 17);
+  const clamped = scale > 400 ? 400 : scale < -400 ? -400 : <i32>scale;
+  const value = x * Math.pow(10, <f64>clamped);
+  return negativeOf(left) ? -value : value;
+}
+
+/** Whether `text` is a number Go's strconv.ParseFloat reads in decimal (to_number's check). */
+export function isDecimalText(text: usize, len: u32): bool {
+  return parseDecimal(text, len, left);
+}
+
+// ---- comparison ----------------------------------------------------------------------------------
+
+function compareMagnitude(a: usize, b: usize): i32 {
+  if (countOf(a) == 0 || countOf(b) == 0) return countOf(a) == countOf(b) ? 0 : countOf(a) == 0 ? -1 : 1;
+  if (pointOf(a) != pointOf(b)) return pointOf(a) < pointOf(b) ? -1 : 1;
+  const n = countOf(a) < countOf(b) ? countOf(a) : countOf(b);
+  const c = memory.compare(digitsOf(a), digitsOf(b), n);
+  if (c != 0) return c < 0 ? -1 : 1;
+  return countOf(a) == countOf(b) ? 0 : countOf(a) < countOf(b) ? -1 : 1;
+}
+
+/**
+ * Set when a comparison's exact answer differs from what some OPA 1.x releases answer: recent
+ * ones first compare texts with trailing "." and "0" trimmed ("10.0" equals "1") and call two
+ * decimals equal when their float64 values are; comparisons built-ins then refuse the answer.
+ */
+export let numberQuirk = false;
+
+export function resetNumberQuirk(): void {
+  numberQuirk = false;
+}
+
+/** Exact comparison of two numbers (OPA's big.Rat comparison). */
+export function compareNumbers(a: usize, b: usize): i32 {
+  if (isInt64(a) && isInt64(b)) {
+    const x = int64Of(a);
+    const y = int64Of(b);
+    return x == y ? 0 : x < y ? -1 : 1;
+  }
+  parseDecimal(numberTextPtr(a), numberTextLen(a), left);
+  parseDecimal(numberTextPtr(b), numberTextLen(b), right);
+  const aNeg = negativeOf(left) && countOf(left) > 0;
+  const bNeg = negativeOf(right) && countOf(right) > 0;
+  let c: i32;
+  if (aNeg != bNeg) c = aNeg ? -1 : 1;
+  else c = aNeg ? -compareMagnitude(left, right) : compareMagnitude(left, right);
+  if (c != 0 && (trimmedTextsEqual(a, b) || (trimmedFraction(a) && trimmedFraction(b) && closeDoubles(a, b)))) {
+    numberQuirk = true;
+  }
+  return c;
+}
+
+/** OPA's NumberCompare shortcut: texts with "." equal once trailing "." and "0" are trimmed. */
+function trimmedTextsEqual(a: usize, b: usize): bool {
+  const pa = numberTextPtr(a);
+  const pb = numberTextPtr(b);
+  const na = trimmedLength(pa, numberTextLen(a));
+  const nb = trimmedLength(pb, numberTextLen(b));
+  return na == nb && memory.compare(pa, pb, na) == 0;
+}
+
+/** OPA's xIsF: trimming trailing "." and "0" changed the text and left a fraction. */
+function trimmedFraction(v: usize): bool {
+  const text = numberTextPtr(v);
+  const len = numberTextLen(v);
+  const n = trimmedLength(text, len);
+  if (n == len) return false;
+  for (let i: u32 = 0; i < n; i++) if (load<u8>(text + i) == 0x2e) return true;
+  return false;
+}
+
+/** Whether two numbers may have the same float64 (then OPA calls them equal); generous, never short. */
+function closeDoubles(a: usize, b: usize): bool {
+  const x = approximation(a);
+  const y = approximation(b);
+  const scale = Math.max(Math.abs(x), Math.abs(y));
+  return Math.abs(x - y) <= scale * 1e-15 || x == y;
+}
+
+function trimmedLength(text: usize, len: u32): u32 {
+  let hasPoint = false;
+  for (let i: u32 = 0; i < len; i++) if (load<u8>(text + i) == 0x2e) hasPoint = true;
+  if (!hasPoint) return len;
+  let n = len;
+  while (n > 0 && (load<u8>(text + n - 1) == 0x2e || load<u8>(text + n - 1) == 0x30)) n--;
+  return n;
+}
+
+// ---- exact arithmetic ----------------------------------------------------------------------------
+
+/** A decimal of at most 18 significant digits: (negative ? -1 : 1) × mantissa × 10^exponent. */
+// A small is [u8 negative][u64 mantissa @8][i64 exponent @16], in static memory.
+const x0: usize = memory.data(24, 8);
+const y0: usize = memory.data(24, 8);
+const result: usize = memory.data(24, 8);
+
+// @ts-ignore: decorator
+@inline function sNegative(s: usize): bool {
+  return load<u8>(s) != 0;
+}
+// @ts-ignore: decorator
+@inline function sMantissa(s: usize): u64 {
+  return load<u64>(s, 8);
+}
+// @ts-ignore: decorator
+@inline function sExponent(s: usize): i64 {
+  return load<i64>(s, 16);
+}
+function setSmall(s: usize, negative: bool, mantissa: u64, exponent: i64): void {
+  store<u8>(s, negative ? 1 : 0);
+  store<u64>(s, mantissa, 8);
+  store<i64>(s, exponent, 16);
+}
+const MAX_MANTISSA: u64 = 999_999_999_999_999_999;
+
+function toSmall(v: usize, s: usize): bool {
+  if (isInt64(v)) {
+    const i = int64Of(v);
+    const negativeZero = i == 0 && load<u8>(numberTextPtr(v)) == 0x2d;
+    setSmall(s, i < 0 || negativeZero, i < 0 ? <u64>(-i) : <u64>i, 0);
+    return i != i64.MIN_VALUE;
+  }
+  if (!parseDecimal(numberTextPtr(v), numberTextLen(v), left) || countOf(left) > 18) return false;
+  let m: u64 = 0;
+  for (let i: u32 = 0; i < countOf(left); i++) m = m * 10 + <u64>(load<u8>(digitsOf(left) + i) - 0x30);
+  const exponent = countOf(left) == 0 ? 0 : pointOf(left) - <i64>countOf(left);
+  setSmall(s, negativeOf(left), m, exponent);
+  return exponent > -400 && exponent < 400;
+}
+
+/** Whether the decimal is a binary fraction of at most 64 significant bits (exact in a big.Float). */
+function exactInBinary(s: usize): bool {
+  if (sMantissa(s) == 0 || sExponent(s) >= 0) return sExponent(s) < 19; // integers of at most 18 digits
+  let m = sMantissa(s);
+  for (let k = sExponent(s); k < 0; k++) {
+    if (m % 5 != 0) return false;
+    m /= 5;
+  }
+  return true;
+}
+
+function pow10(k: i64): u64 {
+  let p: u64 = 1;
+  for (let i: i64 = 0; i < k; i++) p *= 10;
+  return p;
+}
+
+/** m × 10^k when it stays within 18 digits; 0 with `overflowed` otherwise. */
+let overflowed = false;
+
+function scaled(m: u64, k: i64): u64 {
+  if (k > 18) {
+    overflowed = m != 0;
+    return 0;
+  }
+  const p = pow10(k);
+  if (m != 0 && m > MAX_MANTISSA / p) {
+    overflowed = true;
+    return 0;
+  }
+  return m * p;
+}
+
+function addSmall(x: usize, y: usize, subtract: bool): bool {
+  const xNegative = sNegative(x);
+  const yNegative = subtract ? !sNegative(y) : sNegative(y);
+  const e = sExponent(x) < sExponent(y) ? sExponent(x) : sExponent(y);
+  overflowed = false;
+  const a = scaled(sMantissa(x), sExponent(x) - e);
+  const b = scaled(sMantissa(y), sExponent(y) - e);
+  if (overflowed) return false;
+  if (xNegative == yNegative) setSmall(result, xNegative, a + b, e); // -0 + -0 is -0 (IEEE)
+  else if (a >= b) setSmall(result, a == b ? false : xNegative, a - b, e);
+  else setSmall(result, yNegative, b - a, e);
+  return sMantissa(result) <= MAX_MANTISSA;
+}
+
+function mulSmall(x: usize, y: usize): bool {
+  const negative = sNegative(x) != sNegative(y);
+  const e = sExponent(x) + sExponent(y);
+  if (sMantissa(x) == 0 || sMantissa(y) == 0) {
+    setSmall(result, negative, 0, e);
+    return true;
+  }
+  if (sMantissa(x) > MAX_MANTISSA / sMantissa(y)) return false;
+  setSmall(result, negative, sMantissa(x) * sMantissa(y), e);
+  return true;
+}
+
+/** The exact quotient when it is a decimal of at most 18 digits. */
+function divSmall(x: usize, y: usize): bool {
+  const d = sMantissa(y);
+  let q = sMantissa(x) / d;
+  let r = sMantissa(x) % d;
+  let e = sExponent(x) - sExponent(y);
+  while (r != 0) {
+    if (q > MAX_MANTISSA / 10 || d > 0x1999999999999999) return false;
+    r *= 10;
+    q = q * 10 + r / d;
+    r %= d;
+    e--;
+  }
+  setSmall(result, sNegative(x) != sNegative(y), q, e);
+  return q <= MAX_MANTISSA;
+}
+
+/**
+ * The result as OPA's FloatToNumber prints it: an integer in full ('f'), anything else as Go's
+ * shortest %g (exponent form below 1e-4 and from 1e6; two exponent digits at least).
+ */
+function smallNumber(s: usize, name: string): usize {
+  let m = sMantissa(s);
+  let e = sExponent(s);
+  while (m != 0 && m % 10 == 0) {
+    m /= 10;
+    e++;
+  }
+  const digits = malloc(20);
+  let n: u32 = 0;
+  let t = m;
+  do {
+    n++;
+    t /= 10;
+  } while (t > 0);
+  t = m;
+  for (let i = <i32>n - 1; i >= 0; i--) {
+    store<u8>(digits + <usize>i, <u8>(0x30 + <u32>(t % 10)));
+    t /= 10;
+  }
+  const out = malloc(<usize>n + 32);
+  let w: usize = 0;
+  if (sNegative(s)) store<u8>(out + w++, 0x2d);
+  if (m == 0) {
+    store<u8>(out + w++, 0x30);
+    return newNumberText(out, <u32>w);
+  }
+  const point = e + <i64>n; // value = 0.digits × 10^point
+  if (e >= 0) {
+    if (point > 19) return inexact(name);
+    memory.copy(out + w, digits, n);
+    w += n;
+    for (let i: i64 = 0; i < e; i++) store<u8>(out + w++, 0x30);
+    const v = newNumberText(out, <u32>w);
+    return isInt64(v) ? v : inexact(name);
+  }
+  const exp = point - 1;
+  if (exp < -4 || exp >= 6) {
+    store<u8>(out + w++, load<u8>(digits));
+    if (n > 1) {
+      store<u8>(out + w++, 0x2e);
+      memory.copy(out + w, digits + 1, n - 1);
+      w += n - 1;
+    }
+    store<u8>(out + w++, 0x65);
+    store<u8>(out + w++, exp < 0 ? 0x2d : 0x2b);
+    const a = exp < 0 ? -exp : exp;
+    if (a < 10) store<u8>(out + w++, 0x30);
+    const text = newInt(a);
+    memory.copy(out + w, numberTextPtr(text), numberTextLen(text));
+    w += numberTextLen(text);
+  } else if (point <= 0) {
+    store<u8>(out + w++, 0x30);
+    store<u8>(out + w++, 0x2e);
+    for (let i: i64 = 0; i < -point; i++) store<u8>(out + w++, 0x30);
+    memory.copy(out + w, digits, n);
+    w += n;
+  } else {
+    memory.copy(out + w, digits, <usize>point);
+    w += <usize>point;
+    store<u8>(out + w++, 0x2e);
+    memory.copy(out + w, digits + <usize>point, n - <u32>point);
+    w += n - <u32>point;
+  }
+  return newNumberText(out, <u32>w);
+}
+
+function inexact(name: string): usize {
+  abortWith2(name, ": the result is beyond the numbers Mandate computes exactly as OPA (int64, short decimals)");
+  return 0;
+}
+
+export const OP_PLUS: i32 = 0;
+export const OP_MINUS: i32 = 1;
+export const OP_MUL: i32 = 2;
+export const OP_DIV: i32 = 3;
+
+/** a + b, a - b, a × b or a / b on numbers (b nonzero for a division), or an error when not exact. */
+export function arithmetic(a: usize, b: usize, op: i32, name: string): usize {
+  if (isInt64(a) && isInt64(b) && op != OP_DIV) {
+    const x = int64Of(a);
+    const y = int64Of(b);
+    if (op == OP_PLUS) {
+      const r = x + y;
+      if (((x ^ r) & (y ^ r)) >= 0) return newInt(r);
+    } else if (op == OP_MINUS) {
+      const r = x - y;
+      if (((x ^ y) & (x ^ r)) >= 0) return newInt(r);
+    } else {
+      const r = x * y;
+      if (x == 0 || (r / x == y && !(x == -1 && y == i64.MIN_VALUE))) return newInt(r);
+    }
+    return inexact(name);
+  }
+  if (!toSmall(a, x0) || !toSmall(b, y0) || !exactInBinary(x0) || !exactInBinary(y0)) return inexact(name);
+  let ok: bool;
+  if (op == OP_PLUS) ok = addSmall(x0, y0, false);
+  else if (op == OP_MINUS) ok = addSmall(x0, y0, true);
+  else if (op == OP_MUL) ok = mulSmall(x0, y0);
+  else ok = divSmall(x0, y0);
+  if (!ok) return inexact(name);
+  // Integral operands: recent OPA computes with big.Int (no -0), earlier releases with big.Float.
+  const integral = sExponent(x0) >= 0 && sExponent(y0) >= 0 && op != OP_DIV;
+  if (integral && sMantissa(result) == 0 && sNegative(result)) return inexact(name);
+  return smallNumber(result, name);
+}
+
+/** Whether the number is zero (of any form: 0, 0.0, -0, 0e5). */
+export function isZero(v: usize): bool {
+  if (isInt64(v)) return int64Of(v) == 0;
+  return parseDecimal(numberTextPtr(v), numberTextLen(v), left) && countOf(left) == 0;
+}
+
+/** |a| (FloatToNumber of an exact absolute value). */
+export function absolute(a: usize): usize {
+  if (isInt64(a)) {
+    const i = int64Of(a);
+    return i == i64.MIN_VALUE ? inexact("eval_builtin_error: abs") : newInt(i < 0 ? -i : i);
+  }
+  if (!toSmall(a, result)) return inexact("eval_builtin_error: abs");
+  store<u8>(result, 0);
+  return smallNumber(result, "eval_builtin_error: abs");
+}
+
+export const ROUND: i32 = 0;
+export const CEIL: i32 = 1;
+export const FLOOR: i32 = 2;
+
+/**
+ * round (half away from zero), ceil and floor as OPA's arithRound/Ceil/Floor, which truncate
+ * first: ceil of a value in (-1, 0) is 1 and floor of one is 0 there, an OPA quirk this refuses.
+ */
+export function rounded(a: usize, mode: i32, name: string): usize {
+  if (isInt64(a)) return newInt(int64Of(a));
+  if (!toSmall(a, x0) || sExponent(x0) < -18) return inexact(name);
+  if (sExponent(x0) >= 0) return smallNumber(x0, name);
+  const negative = sNegative(x0);
+  const p = pow10(-sExponent(x0));
+  let whole = sMantissa(x0) / p;
+  const fraction = sMantissa(x0) % p;
+  if (fraction != 0) {
+    if (mode == ROUND) {
+      if (fraction * 2 >= p) whole++;
+    } else if (whole == 0 && negative) {
+      return inexact(name);
+    } else if ((mode == CEIL) != negative) whole++;
+  }
+  if (whole > <u64>i64.MAX_VALUE) return inexact(name);
+  const signed = negative ? -(<i64>whole) : <i64>whole;
+  return newInt(signed);
+}
+
+/** Set by integral: whether the number was an integer of int64's range, or an integer beyond it. */
+export let integralOk = false;
+export let integralTooLarge = false;
+
+/** OPA's NumberToInt (an exact integer value: 4.0 and 1e2 are integers), within int64. */
+export function integral(v: usize): i64 {
+  integralOk = false;
+  integralTooLarge = false;
+  if (isInt64(v)) {
+    integralOk = true;
+    return int64Of(v);
+  }
+  if (!parseDecimal(numberTextPtr(v), numberTextLen(v), left)) return 0;
+  if (countOf(left) == 0) {
+    integralOk = true;
+    return 0;
+  }
+  if (pointOf(left) < <i64>countOf(left)) return 0;
+  if (pointOf(left) > 19) {
+    integralTooLarge = true;
+    return 0;
+  }
+  let m: u64 = 0;
+  for (let i: u32 = 0; i < countOf(left); i++) m = m * 10 + <u64>(load<u8>(digitsOf(left) + i) - 0x30);
+  for (let i = <i64>countOf(left); i < pointOf(left); i++) {
+    if (m > 0x7fffffffffffffff / 10) {
+      integralTooLarge = true;
+      return 0;
+    }
+    m *= 10;
+  }
+  if (m > 0x7fffffffffffffff) {
+    integralTooLarge = true;
+    return 0;
+  }
+  integralOk = true;
+  return negativeOf(left) ? -(<i64>m) : <i64>m;
+}
+
+/** The error for a result Mandate cannot compute exactly as OPA does. */
+export function inexactNumber(name: string): usize {
+  return inexact(name);
+}
+
+export let truncatedOk = false;
+
+/** The number truncated toward zero (OPA's big.Float Int), when exact: int64 range, 18 digits. */
+export function truncated(v: usize): i64 {
+  truncatedOk = true;
+  if (isInt64(v)) return int64Of(v);
+  if (!toSmall(v, x0) || sExponent(x0) < -18) {
+    truncatedOk = false;
+    return 0;
+  }
+  if (sExponent(x0) >= 0) {
+    const whole = integral(v);
+    truncatedOk = integralOk;
+    return whole;
+  }
+  const whole = sMantissa(x0) / pow10(-sExponent(x0));
+  return sNegative(x0) ? -(<i64>whole) : <i64>whole;
+}

@@ -132,6 +132,19 @@ describe("rules as OPA reads them", () => {
     expect(deep?.head.contains).toBeUndefined();
   });
 
+  it("wants a newline between statements (OPA would read v0's `p := x if {` as two rules)", () => {
+    expect(refusal("package p\np := x if { x := 1 }", { v0: true })).toBe(
+      "2:8: unexpected identifier token: expected a newline before the next statement (hint: `import future.keywords.if` to use it as a keyword)",
+    );
+    expect(refusal("package p\np := 1 q := 2")).toBe(
+      "2:8: unexpected identifier token: expected a newline before the next statement",
+    );
+    const [rule] = rules("package p\np := x if { x := 1 }", false);
+    expect(rule?.bodies[0]).toHaveLength(1);
+    expect(rules("package p\nimport future.keywords.if\np := x if { x := 1 }", true)).toHaveLength(1);
+    expect(parseModule("package p\np := 1", { v0: true, allFutureKeywords: true }).rules).toHaveLength(1);
+  });
+
   it("keeps `contains` and `if` plain names in v0 without the import", () => {
     const [rule] = rules('package p\nq { contains("abc", "b") }', true);
     expect(rule?.bodies[0]?.[0]).toMatchObject({ expr: { kind: "call", name: "contains" } });

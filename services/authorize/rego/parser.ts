@@ -135,7 +135,7 @@ class Parser {
     const pkg = this.#package();
     const imports: Import[] = [];
     const rules: Rule[] = [];
-    while (this.#peek().kind !== "eof") {
+    for (this.#endOfStatement(); this.#peek().kind !== "eof"; this.#endOfStatement()) {
       if (this.#atKeyword("package")) throw this.#error("unexpected package");
       if (this.#atKeyword("import")) imports.push(this.#import());
       else rules.push(...this.#statement());
@@ -156,6 +156,20 @@ class Parser {
       else if (this.#peek().kind !== "eof" && !this.#newlineBefore[this.#pos]) throw this.#illegal("expected \\n or ;");
     }
     return body;
+  }
+
+  /**
+   * OPA lets statements run on along one line (`p := 1 q := 2`); Mandate wants a newline between
+   * them, because in v0 that reading turns `p := x if { … }` without `import future.keywords.if`
+   * into two rules, `p := x` and one named `if`.
+   */
+  #endOfStatement(): void {
+    const t = this.#peek();
+    if (t.kind === "eof" || this.#newlineBefore[this.#pos]) return;
+    const hint =
+      t.kind === "ident" && !this.#isKeyword(t.text) && (FUTURE_KEYWORDS as readonly string[]).includes(t.text);
+    const note = "expected a newline before the next statement";
+    throw this.#illegal(hint ? `${note} (hint: \`import future.keywords.${t.text}\` to use it as a keyword)` : note);
   }
 
   // ---- package and imports ---------------------------------------------------------------------

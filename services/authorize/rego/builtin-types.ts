@@ -136,6 +136,128 @@ export function formatType(t: Type): string {
 
 export const formatNamed = (n: Named): string => (n.name ? `${n.name}: ${formatType(n.type)}` : formatType(n.type));
 
+// ---- operations on types (OPA's types package and check.go's unifies) ---------------------------
+
+/** The union of two types; nil is the identity (types.Or). */
+export function or(a: Type, b: Type): Type {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.kind === "any" || b.kind === "any") {
+    const [u, other] = a.kind === "any" ? [a, b] : [b as RegoType & { kind: "any" }, a];
+    if (u.of.length === 0) return u;
+    if (other.kind === "any") return other.of.length === 0 ? other : anyOf([...u.of, ...other.of]);
+    return anyOf([...u.of, other]);
+  }
+  return compareTypes(a, b) === 0 ? a : anyOf([a, b]);
+}
+
+export const isAny = (t: Type): boolean => t?.kind === "any" && t.of.length === 0;
+
+/** The type of the keys a value of type t can be iterated with (types.Keys). */
+export function keysOf(t: Type): Type {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case "array":
+      return NUMBER;
+    case "object":
+      return t.props.reduce<Type>((acc) => or(acc, STRING), t.dynamic?.key);
+    case "set":
+      return t.of;
+    case "any":
+      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(keysOf(m), acc), undefined);
+    default:
+      return undefined;
+  }
+}
+
+/** The type of the values a value of type t holds (types.Values). */
+export function valuesOf(t: Type): Type {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case "array":
+      return or(
+        t.items.reduce<Type>((acc, item) => or(acc, item), undefined),
+        t.dynamic,
+      );
+    case "object":
+      return or(
+        t.props.reduce<Type>((acc, p) => or(acc, p.value), undefined),
+        t.dynamic?.value,
+      );
+    case "set":
+      return t.of;
+    case "any":
+      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(valuesOf(m), acc), undefined);
+    default:
+      return undefined;
+  }
+}
+
+/** Whether a is b or a union holding b (types.Contains). */
+export function contains(a: RegoType, b: RegoType): boolean {
+  if (a.kind === "any") return a.of.length === 0 || a.of.some((m) => compareTypes(m, b) === 0);
+  return compareTypes(a, b) === 0;
+}
+
+/** Whether values of two types can be equal (check.go's unifies). */
+export function unifies(a: Type, b: Type): boolean {
+  if (!a || !b) return false;
+  if (a.kind === "any" && unifiesAny(a, b)) return true;
+  if (b.kind === "any" && unifiesAny(b, a)) return true;
+  if (a.kind === "any" || b.kind === "any" || a.kind !== b.kind) return false;
+  if (a.kind === "array" && b.kind === "array") return unifiesArrays(a, b);
+  if (a.kind === "object" && b.kind === "object") return unifiesObjects(a, b);
+  if (a.kind === "set" && b.kind === "set") return unifies(a.of, b.of);
+  return true;
+}
+
+function unifiesArrays(a: RegoType & { kind: "array" }, b: RegoType & { kind: "array" }): boolean {
+  return (
+    a.items.every((t, i) => unifies(t, selectIndex(b, i))) &&
+    b.items.every((t, i) => unifies(t, selectIndex(a, i))) &&
+    (!a.dynamic || !b.dynamic || unifies(a.dynamic, b.dynamic))
+  );
+}
+
+function unifiesObjects(a: RegoType & { kind: "object" }, b: RegoType & { kind: "object" }): boolean {
+  return (
+    a.props.every((p) => unifies(p.value, selectKey(b, p.key))) &&
+    b.props.every((p) => unifies(p.value, selectKey(a, p.key))) &&
+    (!a.dynamic || !b.dynamic || unifies(a.dynamic.value, b.dynamic.value))
+  );
+}
+
+function unifiesAny(a: RegoType & { kind: "any" }, b: RegoType): boolean {
+  return a.of.length === 0 || a.of.some((m) => unifies(m, b));
+}
+
+export function selectIndex(t: RegoType & { kind: "array" }, i: number): Type {
+  return i < t.items.length ? t.items[i] : t.dynamic;
+}
+
+export function selectKey(t: RegoType & { kind: "object" }, key: string): Type {
+  const prop = t.props.find((p) => p.key === key);
+  if (prop) return prop.value;
+  return t.dynamic?.key && contains(t.dynamic.key, STRING) ? t.dynamic.value : undefined;
+}
+
+/**
+ * Two definitions' types merged, as OPA's type tree merges the rules of one path: sets, and arrays
+ * and objects of dynamic elements only, merge their elements; anything else is a union.
+ */
+export function mergeTypes(a: Type, b: Type): Type {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.kind === "set" && b.kind === "set") return setOf(or(a.of, b.of));
+  if (a.kind === "array" && b.kind === "array" && a.items.length === 0 && b.items.length === 0) {
+    return arrayOf(or(a.dynamic, b.dynamic));
+  }
+  if (a.kind === "object" && b.kind === "object" && a.props.length === 0 && a.dynamic && b.dynamic) {
+    return objectOf([], { key: or(a.dynamic.key, b.dynamic.key), value: or(a.dynamic.value, b.dynamic.value) });
+  }
+  return or(a, b);
+}
+
 // ---- reading the signatures ----------------------------------------------------------------------
 
 /** Splits at the top-level occurrences of a separator (outside <> and []). */

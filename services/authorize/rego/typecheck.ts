@@ -7,29 +7,39 @@
 //
 // Types flow through each body in its safe order: constants and composites, built-in results by
 // their declared types (builtin-types.ts), variables from what binds them, references into typed
-// locals. Where OPA's answer depends on what this checker does not model, it types the value `any`,
-// on which nothing ever fails: rules and functions of the policy, `input` and `data`, `with`
-// targets. So it may miss an error OPA reports, never report one OPA does not.
+// locals and rules. Rules are typed from their definitions (each checked once, those it reads
+// first, as OPA's dependency order); functions from how their bodies use their arguments. Where
+// OPA's answer depends on what this checker does not model, it types the value `any`, on which
+// nothing ever fails (`input`, base documents under `data`, documents above rules), so it may miss
+// an error OPA reports, never report one OPA does not.
 import type { Literal, LiteralOf, Module, Rule, Term, TermOf } from "./ast.ts";
 import {
   ANY,
-  anyOf,
   arrayOf,
   BOOLEAN,
   builtinSignature,
   compareTypes,
+  contains,
   formatNamed,
   formatType,
+  isAny,
+  keysOf,
+  mergeTypes,
   NULL,
   NUMBER,
   objectOf,
+  or,
   type RegoType,
   type Signature,
   STRING,
+  selectIndex,
+  selectKey,
   setOf,
   type Type,
+  unifies,
+  valuesOf,
 } from "./builtin-types.ts";
-import { callCandidates, pathKey, type RuleIndex, staticPath } from "./check.ts";
+import { callCandidates, pathKey, type RuleGroup, type RuleIndex, refParts, staticPath } from "./check.ts";
 import { type Location, RegoError } from "./lexer.ts";
 import { orderForSafety, type SafetyContext } from "./safety.ts";
 import { bodyVars, displayName, isWildcard, varsOf } from "./vars.ts";
@@ -54,10 +64,8 @@ const OPERATORS: Record<TermOf<"binary">["op"], string> = {
 /** Every type error of the modules' rules, in OPA's order (by position). */
 export function typeCheck(index: RuleIndex): RegoError[] {
   const errors: RegoError[] = [];
-  for (const module of index.modules) {
-    const checker = new BodyChecker(index, module, errors);
-    for (const rule of module.rules) checker.rule(rule);
-  }
+  const rules = new RuleTypes(index, errors);
+  for (const module of index.modules) for (const rule of module.rules) rules.ruleType(rule);
   return errors.sort((a, b) => compareLocations(a.loc, b.loc));
 }
 
@@ -66,62 +74,76 @@ function compareLocations(a: Location | undefined, b: Location | undefined): num
   return a.file.localeCompare(b.file) || a.row - b.row || a.col - b.col;
 }
 
-// ---- type operations (OPA's types package) --------------------------------------------------------
+// ---- rules ------------------------------------------------------------------------------------------
 
-/** The union of two types; nil is the identity (types.Or). */
-function or(a: Type, b: Type): Type {
-  if (!a) return b;
-  if (!b) return a;
-  if (a.kind === "any" || b.kind === "any") {
-    const [u, other] = a.kind === "any" ? [a, b] : [b as RegoType & { kind: "any" }, a];
-    if (u.of.length === 0) return u;
-    if (other.kind === "any") return other.of.length === 0 ? other : anyOf([...u.of, ...other.of]);
-    return anyOf([...u.of, other]);
-  }
-  return compareTypes(a, b) === 0 ? a : anyOf([a, b]);
+/** What one rule's definition gives its path: a value type, and argument types for a function. */
+interface RuleType {
+  value: Type;
+  args: Type[] | undefined;
+  /** The rule's bodies had a type error: OPA types its path any. */
+  failed: boolean;
 }
 
-const isAny = (t: Type): boolean => t?.kind === "any" && t.of.length === 0;
+/** The rules' types, each rule checked once, on first use (a rule is typed before those that read it). */
+class RuleTypes {
+  readonly index: RuleIndex;
+  readonly errors: RegoError[];
+  readonly #moduleOf = new Map<Rule, Module>();
+  readonly #checkers = new Map<Module, BodyChecker>();
+  readonly #types = new Map<Rule, RuleType | "checking">();
 
-/** The type of the keys a value of type t can be iterated with (types.Keys). */
-function keysOf(t: Type): Type {
-  if (!t) return undefined;
-  switch (t.kind) {
-    case "array":
-      return NUMBER;
-    case "object":
-      return t.props.reduce<Type>((acc) => or(acc, STRING), t.dynamic?.key);
-    case "set":
-      return t.of;
-    case "any":
-      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(keysOf(m), acc), undefined);
-    default:
-      return undefined;
+  constructor(index: RuleIndex, errors: RegoError[]) {
+    this.index = index;
+    this.errors = errors;
+    for (const module of index.modules) for (const rule of module.rules) this.#moduleOf.set(rule, module);
+  }
+
+  ruleType(rule: Rule): RuleType | undefined {
+    const known = this.#types.get(rule);
+    if (known === "checking") return undefined;
+    if (known) return known;
+    this.#types.set(rule, "checking");
+    const module = this.#moduleOf.get(rule) as Module;
+    let checker = this.#checkers.get(module);
+    if (!checker) {
+      checker = new BodyChecker(this, module);
+      this.#checkers.set(module, checker);
+    }
+    const errorsBefore = this.errors.length;
+    const type = checker.rule(rule);
+    const result = { ...type, failed: this.errors.length > errorsBefore };
+    this.#types.set(rule, result);
+    return result;
+  }
+
+  /** A group's definitions, or undefined when one of them cannot be typed (a failure, a cycle). */
+  #definitions(group: RuleGroup): RuleType[] | undefined {
+    const rules = group.default && !group.rules.includes(group.default) ? [...group.rules, group.default] : group.rules;
+    const types = rules.map((rule) => this.ruleType(rule));
+    return types.every((t) => t !== undefined && !t.failed) ? (types as RuleType[]) : undefined;
+  }
+
+  /** The type of a rule's document: its definitions' values merged. */
+  groupType(group: RuleGroup): Type {
+    const definitions = this.#definitions(group);
+    if (!definitions) return ANY;
+    return definitions.reduce<Type>((acc, d) => mergeTypes(acc, d.value), undefined) ?? ANY;
+  }
+
+  /** A function's signature: each argument's and the result's types across its definitions. */
+  functionSignature(group: RuleGroup): Signature | undefined {
+    const definitions = this.#definitions(group);
+    if (!definitions) return undefined;
+    const unnamed = (type: Type) => ({ name: undefined, type: type ?? ANY });
+    const args = Array.from({ length: group.arity ?? 0 }, (_, i) =>
+      definitions.reduce<Type>((acc, d) => or(acc, d.args?.[i]), undefined),
+    );
+    const result = definitions.reduce<Type>((acc, d) => or(acc, d.value), undefined);
+    return { args: args.map(unnamed), variadic: undefined, result: unnamed(result) };
   }
 }
 
-/** The type of the values a value of type t holds (types.Values). */
-function valuesOf(t: Type): Type {
-  if (!t) return undefined;
-  switch (t.kind) {
-    case "array":
-      return or(
-        t.items.reduce<Type>((acc, item) => or(acc, item), undefined),
-        t.dynamic,
-      );
-    case "object":
-      return or(
-        t.props.reduce<Type>((acc, p) => or(acc, p.value), undefined),
-        t.dynamic?.value,
-      );
-    case "set":
-      return t.of;
-    case "any":
-      return isAny(t) ? ANY : t.of.reduce<Type>((acc, m) => or(valuesOf(m), acc), undefined);
-    default:
-      return undefined;
-  }
-}
+// ---- type operations ---------------------------------------------------------------------------------
 
 /** The type of t's element at a constant key (types.Select); undefined when it has none. */
 function selectConstant(t: Type, key: Term): Type {
@@ -157,12 +179,6 @@ function selectSetElement(t: RegoType & { kind: "set" }, key: Term): Type {
   return t.of?.kind === "any" && keyType && contains(t.of, keyType) ? keyType : undefined;
 }
 
-/** Whether a is b or a union holding b (types.Contains). */
-function contains(a: RegoType, b: RegoType): boolean {
-  if (a.kind === "any") return a.of.length === 0 || a.of.some((m) => compareTypes(m, b) === 0);
-  return compareTypes(a, b) === 0;
-}
-
 function constantType(term: Term): Type {
   switch (term.kind) {
     case "null":
@@ -178,56 +194,21 @@ function constantType(term: Term): Type {
   }
 }
 
-/** Whether values of two types can be equal (check.go's unifies). */
-function unifies(a: Type, b: Type): boolean {
-  if (!a || !b) return false;
-  if (a.kind === "any" && unifiesAny(a, b)) return true;
-  if (b.kind === "any" && unifiesAny(b, a)) return true;
-  if (a.kind === "any" || b.kind === "any" || a.kind !== b.kind) return false;
-  if (a.kind === "array" && b.kind === "array") return unifiesArrays(a, b);
-  if (a.kind === "object" && b.kind === "object") return unifiesObjects(a, b);
-  if (a.kind === "set" && b.kind === "set") return unifies(a.of, b.of);
-  return true;
-}
-
-function unifiesArrays(a: RegoType & { kind: "array" }, b: RegoType & { kind: "array" }): boolean {
-  return (
-    a.items.every((t, i) => unifies(t, selectIndex(b, i))) &&
-    b.items.every((t, i) => unifies(t, selectIndex(a, i))) &&
-    (!a.dynamic || !b.dynamic || unifies(a.dynamic, b.dynamic))
-  );
-}
-
-function unifiesObjects(a: RegoType & { kind: "object" }, b: RegoType & { kind: "object" }): boolean {
-  return (
-    a.props.every((p) => unifies(p.value, selectKey(b, p.key))) &&
-    b.props.every((p) => unifies(p.value, selectKey(a, p.key))) &&
-    (!a.dynamic || !b.dynamic || unifies(a.dynamic.value, b.dynamic.value))
-  );
-}
-
-function unifiesAny(a: RegoType & { kind: "any" }, b: RegoType): boolean {
-  return a.of.length === 0 || a.of.some((m) => unifies(m, b));
-}
-
-function selectIndex(t: RegoType & { kind: "array" }, i: number): Type {
-  return i < t.items.length ? t.items[i] : t.dynamic;
-}
-
-function selectKey(t: RegoType & { kind: "object" }, key: string): Type {
-  const prop = t.props.find((p) => p.key === key);
-  if (prop) return prop.value;
-  return t.dynamic?.key && contains(t.dynamic.key, STRING) ? t.dynamic.value : undefined;
-}
-
 // ---- bodies ----------------------------------------------------------------------------------------
 
 /** Variables' types in a body, with the enclosing body's as fallback (a comprehension's closure). */
 class Env {
   readonly #types = new Map<string, Type>();
   readonly #parent: Env | undefined;
-  constructor(parent?: Env) {
-    this.#parent = parent;
+  readonly #documents: ReadonlySet<string>;
+  /** `documents`: the names that refer to documents where no local variable shadows them. */
+  constructor(parent: Env | ReadonlySet<string>) {
+    this.#parent = parent instanceof Env ? parent : undefined;
+    this.#documents = parent instanceof Env ? parent.#documents : parent;
+  }
+  /** Whether a name refers to a document (a rule, an import, input, data) here, not a variable. */
+  isDocument(name: string): boolean {
+    return !this.has(name) && this.#documents.has(name);
   }
   get(name: string): Type {
     return this.#types.has(name) ? this.#types.get(name) : this.#parent?.get(name);
@@ -254,38 +235,70 @@ const typeError = (message: string, loc: Location | undefined, details: string[]
   new ExprError(new RegoError("rego_type_error", [message, ...details].join("\n\t"), loc));
 
 class BodyChecker {
-  readonly #index: RuleIndex;
+  readonly #rules: RuleTypes;
   readonly #module: Module;
   readonly #errors: RegoError[];
-  /** Names that refer to documents rather than local variables: rules, packages, imports. */
-  readonly #documents = new Set<string>(["input", "data"]);
+  /** Names that refer to documents rather than local variables, and the paths they name. */
+  readonly #documents = new Map<string, string[]>([
+    ["input", ["input"]],
+    ["data", ["data"]],
+  ]);
 
-  constructor(index: RuleIndex, module: Module, errors: RegoError[]) {
-    this.#index = index;
+  constructor(rules: RuleTypes, module: Module) {
+    this.#rules = rules;
     this.#module = module;
-    this.#errors = errors;
+    this.#errors = rules.errors;
     const prefix = pathKey(["data", ...module.package]);
-    for (const key of index.groups.keys()) {
-      if (key.startsWith(`${prefix}.`)) this.#documents.add(key.slice(prefix.length + 1).split(".")[0] as string);
+    for (const key of rules.index.groups.keys()) {
+      if (!key.startsWith(`${prefix}.`)) continue;
+      const name = key.slice(prefix.length + 1).split(".")[0] as string;
+      this.#documents.set(name, ["data", ...module.package, name]);
     }
     for (const imp of module.imports) {
       const path = staticPath(imp.path);
-      if (path && (path[0] === "data" || path[0] === "input"))
-        this.#documents.add(imp.alias ?? (path.at(-1) as string));
+      const name = imp.alias ?? (path?.at(-1) as string);
+      if (path && (path[0] === "data" || path[0] === "input") && !this.#documents.has(name)) {
+        this.#documents.set(name, path);
+      }
     }
   }
 
-  rule(rule: Rule): void {
-    const args = (rule.head.args ?? []).flatMap((a) => varsOf(a).map((v) => v.name));
-    const heads = [rule.head.value, rule.head.contains, ...(rule.head.ref.kind === "ref" ? rule.head.ref.path : [])];
-    rule.bodies.forEach((body, i) => {
-      this.#body(body, new Env(), args, i === 0 ? heads : [rule.head.value]);
-    });
-    for (const clause of rule.elses) this.#body(clause.body, new Env(), args, [clause.value]);
+  /** Checks a rule's bodies; the types its definition gives its path. */
+  rule(rule: Rule): Omit<RuleType, "failed"> {
+    const argNames = (rule.head.args ?? []).flatMap((a) => varsOf(a).map((v) => v.name));
+    const definitions = [
+      ...rule.bodies.map((body) => ({ body, value: rule.head.value })),
+      ...rule.elses.map((clause) => ({ body: clause.body, value: clause.value })),
+    ];
+    let value: Type;
+    let args: Type[] | undefined;
+    for (const { body, value: valueTerm } of definitions) {
+      const env = new Env(new Set(this.#documents.keys()));
+      this.#body(body, env, argNames);
+      const type = this.#guarded(() => this.#definitionType(rule, valueTerm, env));
+      value = mergeTypes(value, type);
+      const argTypes = rule.head.args?.map((a) => this.#guarded(() => this.#typeOf(a, env)));
+      args = argTypes && (args ? args.map((t, i) => or(t, argTypes[i])) : argTypes);
+    }
+    return { value, args };
   }
 
-  /** Checks a body in its safe order, then the head terms that read its variables. */
-  #body(literals: Literal[], env: Env, bound: string[], heads: Array<Term | undefined>): void {
+  /** The value one definition gives: a complete rule's or function's value, a set's or object's. */
+  #definitionType(rule: Rule, valueTerm: Term | undefined, env: Env): Type {
+    const value = valueTerm ? this.#typeOf(valueTerm, env) : BOOLEAN;
+    if (rule.head.contains) return setOf(this.#typeOf(rule.head.contains, env));
+    if (rule.head.args) return value;
+    const parts = refParts(rule.head.ref);
+    const firstDynamic = parts.findIndex((p) => p.kind !== "string");
+    if (firstDynamic < 0) return value;
+    // `p[k].q := v`: an object nested per key after the first that is not a constant string.
+    return parts
+      .slice(firstDynamic)
+      .reduceRight<Type>((inner, key) => objectOf([], { key: this.#typeOf(key, env), value: inner }), value);
+  }
+
+  /** Checks a body in its safe order. */
+  #body(literals: Literal[], env: Env, bound: string[]): void {
     const vars = bodyVars(literals);
     let ordered: Literal[];
     try {
@@ -294,12 +307,11 @@ class BodyChecker {
       ordered = literals; // unsafe bodies are the planner's to report
     }
     for (const literal of ordered) this.#guard(() => this.#literal(literal, env));
-    for (const head of heads) if (head) this.#guard(() => this.#typeOf(head, env));
   }
 
   #safety(env: Env): SafetyContext {
     return {
-      isDocument: (name) => !env.has(name) && this.#documents.has(name),
+      isDocument: (name) => env.isDocument(name),
       arity: (call) => this.#arity(call),
     };
   }
@@ -311,9 +323,9 @@ class BodyChecker {
     return signature && !signature.variadic ? signature.args.length : call.args.length;
   }
 
-  #function(call: TermOf<"call">) {
+  #function(call: TermOf<"call">): RuleGroup | undefined {
     return callCandidates(call.name, this.#module)
-      .map((path) => this.#index.groups.get(pathKey(path)))
+      .map((path) => this.#rules.index.groups.get(pathKey(path)))
       .find((g) => g?.kind === "function");
   }
 
@@ -342,7 +354,7 @@ class BodyChecker {
         const inner = new Env(env);
         if (literal.key) bindPattern(literal.key, keysOf(domain) ?? ANY, inner);
         bindPattern(literal.value, valuesOf(domain) ?? ANY, inner);
-        this.#body(literal.body, inner, boundIn(literal.body, inner), []);
+        this.#body(literal.body, inner, boundIn(literal.body, inner));
         return;
       }
       case "some":
@@ -382,19 +394,23 @@ class BodyChecker {
    */
   #call(term: TermOf<"call">, args: Term[], env: Env, asValue: boolean): Type {
     const argTypes = args.map((a) => this.#typeOf(a, env));
-    const signature = this.#function(term) ? undefined : builtinSignature(term.name);
+    const group = this.#function(term);
+    const signature = group ? this.#rules.functionSignature(group) : builtinSignature(term.name);
     if (!signature) return ANY;
+    // OPA names a function by its full path: data.pkg.f.
+    const name = group ? pathKey(group.path) : term.name;
     const want = [...signature.args, ...(signature.result ? [signature.result] : [])];
     const operands = asValue ? [...args, undefined] : args;
     const have = asValue ? [...argTypes, undefined] : argTypes;
-    checkArgumentCount(term, signature, operands.length, have);
+    checkArgumentCount(name, term.loc, signature, operands.length, have);
     for (let i = 0; i < operands.length; i++) {
       const declared = i < want.length ? want[i]?.type : signature.variadic;
       const operand = operands[i];
       const ok = operand ? unify1(env, operand, have[i], declared, false) : true;
       if (!ok) {
-        const post = operands.map((o, j) => (o?.kind === "var" ? env.get(o.name) : have[j]));
-        throw argumentError(term.name, "invalid argument(s)", post, want, term.loc);
+        // OPA reports the operands' types after unifying them (an output variable may be typed now).
+        const post = operands.map((o, j) => (o?.kind === "var" && !env.isDocument(o.name) ? env.get(o.name) : have[j]));
+        throw argumentError(name, "invalid argument(s)", post, want, term.loc);
       }
     }
     return signature.result?.type ?? ANY;
@@ -439,7 +455,7 @@ class BodyChecker {
   #varType(term: TermOf<"var">, env: Env, pattern: boolean): Type {
     const untyped = pattern ? undefined : ANY;
     if (isWildcard(term.name)) return untyped;
-    if (!env.has(term.name) && this.#documents.has(term.name)) return ANY;
+    if (env.isDocument(term.name)) return this.#documentType(term, env);
     return env.get(term.name) ?? untyped;
   }
 
@@ -478,7 +494,7 @@ class BodyChecker {
   #comprehension(body: Literal[], heads: Term[], env: Env): Type[] {
     const inner = new Env(env);
     const errorsBefore = this.#errors.length;
-    this.#body(body, inner, boundIn(body, inner), []);
+    this.#body(body, inner, boundIn(body, inner));
     if (this.#errors.length > errorsBefore) return heads.map(() => ANY);
     return heads.map((h) => this.#guarded(() => this.#typeOf(h, inner)));
   }
@@ -491,9 +507,39 @@ class BodyChecker {
     return type;
   }
 
+  #documentType(term: TermOf<"ref" | "var">, env: Env): Type {
+    const head = term.kind === "ref" ? (term.head as TermOf<"var">) : term;
+    const ref = documentRef(term, this.#documents.get(head.name) as string[]);
+    const found = this.#ruleAt(ref);
+    if (!found) return untypedRef(ref, env);
+    const { group, depth } = found;
+    const type = this.#rules.groupType(group);
+    return ref.path.slice(depth).reduce<Type>((t, segment, i) => selectSegment(ref, depth + i, segment, t, env), type);
+  }
+
   /**
-   * A reference's type. Only references into local variables are typed (and checked, as OPA's
-   * refChecker does); documents and calls are any.
+   * The rule a document reference reaches, and how many of its path's terms name it; undefined
+   * where OPA's type would be more than the rule's own (rules below it, a function's).
+   */
+  #ruleAt(ref: TermOf<"ref">): { group: RuleGroup; depth: number } | undefined {
+    if (ref.head.kind !== "var" || ref.head.name !== "data") return undefined;
+    const staticEnd = ref.path.findIndex((p) => p.kind !== "string");
+    const names = (staticEnd < 0 ? ref.path : ref.path.slice(0, staticEnd)).map((p) => (p as { value: string }).value);
+    const { groups } = this.#rules.index;
+    for (let depth = names.length; depth >= 1; depth--) {
+      const key = pathKey(["data", ...names.slice(0, depth)]);
+      const group = groups.get(key);
+      if (!group) continue;
+      const below = [...groups.keys()].some((k) => k.startsWith(`${key}.`));
+      const perKeyDefault = group.kind === "partial_object" && group.default !== undefined;
+      return group.kind === "function" || below || perKeyDefault ? undefined : { group, depth };
+    }
+    return undefined;
+  }
+
+  /**
+   * A reference's type, checked as OPA's refChecker does: into a typed local or a rule's value.
+   * What a call or composite returns is any here.
    */
   #refType(term: TermOf<"ref">, env: Env): Type {
     const { head, path } = term;
@@ -502,7 +548,7 @@ class BodyChecker {
       this.#typeOf(head, env);
       return untypedRef(term, env);
     }
-    if (this.#documents.has(head.name) && !env.has(head.name)) return untypedRef(term, env);
+    if (env.isDocument(head.name)) return this.#documentType(term, env);
     const type = env.get(head.name);
     if (type === undefined) {
       if (!isWildcard(head.name)) env.set(head.name, ANY);
@@ -510,6 +556,21 @@ class BodyChecker {
     }
     return path.reduce<Type>((t, segment, i) => selectSegment(term, i, segment, t, env), type);
   }
+}
+
+/**
+ * A reference to a document (`data.p.q[x]`, a rule of the package, an import): the type of the rule
+ * it reaches, then down the rest of the reference. Documents above rules and base documents are any.
+ */
+function documentRef(term: TermOf<"ref" | "var">, root: string[]): TermOf<"ref"> {
+  const head = term.kind === "ref" ? term.head : term;
+  const rootTerms = root.slice(1).map((value) => ({ kind: "string" as const, value, loc: head.loc }));
+  return {
+    kind: "ref",
+    head: { kind: "var", name: root[0] as string, loc: head.loc },
+    path: [...rootTerms, ...(term.kind === "ref" ? term.path : [])],
+    loc: term.loc,
+  };
 }
 
 /** A reference into what is any: its variables are any (OPA's checkRefLeaf on any). */
@@ -545,12 +606,10 @@ const operatorCall = (term: TermOf<"binary">): TermOf<"call"> => ({
   loc: term.loc,
 });
 
-function checkArgumentCount(term: TermOf<"call">, signature: Signature, count: number, have: Type[]): void {
+function checkArgumentCount(name: string, loc: Location, signature: Signature, count: number, have: Type[]): void {
   const want = [...signature.args, ...(signature.result ? [signature.result] : [])];
-  if (count > want.length && !signature.variadic) {
-    throw argumentError(term.name, "too many arguments", have, want, term.loc);
-  }
-  if (count < signature.args.length) throw argumentError(term.name, "too few arguments", have, want, term.loc);
+  if (count > want.length && !signature.variadic) throw argumentError(name, "too many arguments", have, want, loc);
+  if (count < signature.args.length) throw argumentError(name, "too few arguments", have, want, loc);
 }
 
 function argumentError(name: string, message: string, have: Type[], want: Signature["args"], loc: Location) {
@@ -576,7 +635,7 @@ function unify1(env: Env, term: Term, termType: Type, type: Type, union: boolean
       if (type?.kind !== "set") return unify1Any(env, term, type, term.items);
       return term.items.every((item) => unify1(env, item, undefined, type.of, union));
     case "var":
-      return unify1Var(env, term, type, union);
+      return unify1Var(env, term, termType, type, union);
     default:
       // References, calls, comprehensions and constants: their own type must unify.
       return unifies(termType ?? constantType(term) ?? ANY, type);
@@ -593,8 +652,10 @@ function unify1Object(env: Env, term: TermOf<"object">, type: RegoType & { kind:
   });
 }
 
-function unify1Var(env: Env, term: TermOf<"var">, type: Type, union: boolean): boolean {
+function unify1Var(env: Env, term: TermOf<"var">, termType: Type, type: Type, union: boolean): boolean {
   if (isWildcard(term.name)) return true;
+  // A document's name is a reference to it: its own type must unify (unknown here: it does).
+  if (env.isDocument(term.name)) return termType === undefined || unifies(termType, type);
   if (union) {
     env.set(term.name, or(env.get(term.name), type));
     return true;

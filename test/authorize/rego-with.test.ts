@@ -903,6 +903,13 @@ test_allow if allow with http.send as {"body": {"ok": true}}`;
     expect(compileError(source, "test/allow")).toMatch(/t\.rego:2: .*built-in function http\.send/);
   });
 
+  it("a replacement Mandate cannot run is refused, not answered otherwise", () => {
+    // OPA's "builtin-builtin: arity 0" case answers {} (opa.runtime() without a runtime); Mandate has no opa.runtime.
+    expect(compileError("package test\np := x if {\n  x = time.now_ns() with time.now_ns as opa.runtime\n}")).toMatch(
+      /t\.rego:3: .*built-in function opa\.runtime/,
+    );
+  });
+
   it("a function named without a call is OPA's type error (functions are values only as mocks)", () => {
     // OPA 1.x (open-policy-agent/opa#8253): "function data.play.f[__local1__] used as reference, not called".
     const notCalled = /rego_type_error: function data\.test\.f used as reference, not called/;

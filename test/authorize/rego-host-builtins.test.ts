@@ -7,6 +7,7 @@ import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { builtinArity } from "../../services/authorize/rego/builtins.ts";
 import { compileRego } from "../../services/authorize/rego/compile.ts";
+import { BUDGET_EXHAUSTED_MESSAGE } from "../../services/authorize/rego/evaluation-budget.ts";
 import { HOST_BUILTINS, hostBuiltins, lenientHostBuiltins } from "../../services/authorize/rego/host-builtins.ts";
 
 type Policy = Awaited<ReturnType<typeof loadPolicy>>;
@@ -41,8 +42,10 @@ describe("registry", () => {
   it("lists every host built-in and opa-wasm's own in HOST_BUILTINS, all in OPA's catalogue", () => {
     for (const name of Object.keys(hostBuiltins)) {
       expect(HOST_BUILTINS[name], name).toBe(true);
-      expect(builtinArity(name), name).toBeTypeOf("number");
+      // mandate.* are the compiler's own, called in place of the OPA built-in of the rest of the name.
+      if (!name.startsWith("mandate.")) expect(builtinArity(name), name).toBeTypeOf("number");
     }
+    expect(hostBuiltins["mandate.sprintf"]).toBeTypeOf("function");
     for (const name of ["sprintf", "regex.split", "yaml.marshal", "yaml.unmarshal", "yaml.is_valid"]) {
       expect(HOST_BUILTINS[name]).toBe(true);
     }
@@ -121,6 +124,37 @@ day := time.format([1720000000000000000, "Asia/Dubai", "__2 002 pm 3 03 -07:00"]
     });
   });
 
+  it("reads nanosecond timestamps beyond 2^53 exactly from their JSON text", async () => {
+    const r = await rules(`
+nano := time.format(1703444325734390123)
+parsed := time.format(time.parse_rfc3339_ns("2023-12-24T18:58:45.734390123Z"))
+added := json.marshal(time.add_date(1703444325734390123, 0, 0, 1))
+or := json.marshal(bits.or(9007199254740993, 0))
+`);
+    expect(r).toEqual({
+      nano: "2023-12-24T18:58:45.734390123Z",
+      parsed: "2023-12-24T18:58:45.734390123Z",
+      added: "1703530725734390123",
+      or: "9007199254740993",
+    });
+  });
+
+  it("fails rather than guess when two integers of one call round to the same double", async () => {
+    // 2^53 + 1 and 2^53 are one double; the host cannot tell which operand was which.
+    await expect(rules("r := bits.or(9007199254740993, 9007199254740992)")).rejects.toThrow(
+      "bits.or: operand 1 is an integer beyond 2^53, which reaches Mandate's host built-ins rounded: no exact answer",
+    );
+    // Called without opa-wasm, the texts are unknown: an answer only where every integer that
+    // rounds to the double gives the same one.
+    const date = hostBuiltins["time.date"] as (ns: unknown) => unknown;
+    const format = hostBuiltins["time.format"] as (ns: unknown) => unknown;
+    expect(date(1703444325734390000)).toEqual([2023, 12, 24]);
+    expect(() => format(1703444325734390000)).toThrow("no exact answer");
+    expect(() => (lenientHostBuiltins["time.format"] as (ns: unknown) => unknown)(1703444325734390000)).toThrow(
+      "no exact answer",
+    );
+  });
+
   it("reads dates, clocks and weekdays in a zone", async () => {
     const r = await rules(`
 date := time.date(1703444325734390000)
@@ -139,11 +173,15 @@ local := time.clock([1703444325734390000, "Local"]) != null
   });
 
   it("adds dates as Go's AddDate (normalising overflow, in the zone's wall clock)", async () => {
-    const r = await rules(`
+    // A [ns, zone] operand is a type error written as a literal (OPA declares a number), not as input.
+    const r = await rules(
+      `
 month_end := time.add_date(1706659200000000000, 0, 1, 0)
-dst := time.add_date([1711846800000000000, "Europe/Paris"], 0, 0, 1)
+dst := time.add_date(input.paris, 0, 0, 1)
 back := time.add_date(1703444325734390000, -1, 0, 0)
-`);
+`,
+      { paris: [1711846800000000000, "Europe/Paris"] },
+    );
     expect(r).toEqual({
       month_end: 1709337600000000000, // 31 January + 1 month = 2 March
       dst: 1711933200000000000, // 03:00 CEST on 31 March + 1 day = 03:00 CEST on 1 April
@@ -778,5 +816,76 @@ zero := rand.intn("x", 0)
       "operand 2 must be integer number but got floating-point number",
     );
     await expect(call("rand.intn", 1, 2)).rejects.toThrow("rand.intn: operand 1 must be string but got number");
+  });
+});
+
+describe("casts, trace, numbers.range_step, strings.split_n, net.cidr_overlap", () => {
+  it("casts scalars to themselves and refuses other types as OPA (v1/topdown/casts.go)", async () => {
+    const r = await rules(`
+s := cast_string("x")
+b := cast_boolean(false)
+n := cast_null(null)
+t := trace("note")
+`);
+    expect(r).toEqual({ s: "x", b: false, n: null, t: true });
+    await expect(call("cast_string", 1)).rejects.toThrow("cast_string: operand 1 must be string but got number");
+    await expect(call("cast_boolean", "true")).rejects.toThrow(
+      "cast_boolean: operand 1 must be boolean but got string",
+    );
+    await expect(call("cast_null", false)).rejects.toThrow("cast_null: operand 1 must be null but got boolean");
+    await expect(call("trace", 1)).rejects.toThrow("trace: operand 1 must be string but got number");
+  });
+
+  it("steps ranges up and down, exactly beyond 2^53", async () => {
+    const r = await rules(`
+up := numbers.range_step(0, 10, 3)
+down := numbers.range_step(10, 0, 4)
+one := numbers.range_step(5, 5, 7)
+big := json.marshal(numbers.range_step(9007199254740993, 9007199254740997, 2))
+`);
+    expect(r).toEqual({
+      up: [0, 3, 6, 9],
+      down: [10, 6, 2],
+      one: [5],
+      big: "[9007199254740993,9007199254740995,9007199254740997]",
+    });
+    await expect(call("numbers.range_step", 0, 5, 0)).rejects.toThrow(
+      "numbers.range_step: step must be a positive integer",
+    );
+    await expect(call("numbers.range_step", 0, 5, -1)).rejects.toThrow("step must be a positive integer");
+    await expect(call("numbers.range_step", 0.5, 5, 1)).rejects.toThrow(
+      "operand 1 must be integer number but got floating-point number",
+    );
+    await expect(call("numbers.range_step", 0, 1e12, 1)).rejects.toThrow(BUDGET_EXHAUSTED_MESSAGE);
+  });
+
+  it("splits into the first n pieces, or the last -n, as OPA's strings.split_n", async () => {
+    const r = await rules(`
+first_two := strings.split_n("a.b.c", ".", 2)
+all := strings.split_n("a.b.c", ".", 5)
+none := strings.split_n("a.b.c", ".", 0)
+last_two := strings.split_n("a.b.c", ".", -2)
+last_many := strings.split_n("a.b.c", ".", -9)
+runes := strings.split_n("añb", "", 2)
+absent := strings.split_n("abc", ",", 1)
+`);
+    expect(r).toEqual({
+      first_two: ["a", "b"],
+      all: ["a", "b", "c"],
+      none: [],
+      last_two: ["b", "c"],
+      last_many: ["a", "b", "c"],
+      runes: ["a", "ñ"],
+      absent: ["abc"],
+    });
+    await expect(call("strings.split_n", "a", ".", 1.5)).rejects.toThrow(
+      "strings.split_n: operand 3 must be integer number but got floating-point number",
+    );
+  });
+
+  it("answers net.cidr_overlap as net.cidr_contains (OPA registers one for the other)", async () => {
+    expect(await call("net.cidr_overlap", "10.0.0.0/8", "10.1.2.3")).toBe(true);
+    expect(await call("net.cidr_overlap", "10.0.0.0/8", "11.0.0.1")).toBe(false);
+    await expect(call("net.cidr_overlap", 1, "10.1.2.3")).rejects.toThrow("net.cidr_overlap: operand 1");
   });
 });

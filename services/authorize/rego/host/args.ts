@@ -4,11 +4,13 @@
 //
 // opa-wasm hands a host built-in its arguments through JSON.parse and takes the result back through
 // JSON.stringify, so sets arrive as arrays and numbers as doubles: integers beyond 2^53 (nanosecond
-// timestamps) arrive rounded. `exactInt` recovers them from the double's shortest decimal form, which
-// is the literal the policy wrote whenever it has at most 17 significant digits; results go back
-// exactly through JSON.rawJSON.
+// timestamps) arrive rounded. Integer operands beyond 2^53 are read exactly from their JSON text,
+// which number-text.ts keeps for the call (exactInt); where it is unknown, a built-in answers only
+// if every integer that rounds to the double gives the same answer (integerCandidates, sameForAll),
+// and otherwise fails as UnsupportedCall. Results go back exactly through JSON.rawJSON.
 
 import { BUDGET_EXHAUSTED_MESSAGE } from "../evaluation-budget.ts";
+import { argumentText, integerOfText } from "./number-text.ts";
 
 export type Builtin = (...args: unknown[]) => unknown;
 
@@ -69,25 +71,70 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 export function intOperand(v: unknown, pos: number): bigint {
   if (typeof v !== "number") throw operandTypeError(pos, v, "number");
   if (!Number.isInteger(v)) throw operandError(pos, "must be integer number but got floating-point number");
-  return exactInt(v);
+  return exactInt(v, pos);
 }
 
 /** OPA's builtins.BigIntOperand (the bits.* family): its type error says "integer". */
 export function bigIntOperand(v: unknown, pos: number): bigint {
   if (typeof v !== "number") throw operandTypeError(pos, v, "integer");
   if (!Number.isInteger(v)) throw operandError(pos, "must be integer number but got floating-point number");
-  return exactInt(v);
+  return exactInt(v, pos);
 }
 
-/** The integer a policy most likely wrote for a double that JSON.parse rounded (see the file header). */
-export function exactInt(n: number): bigint {
+/**
+ * A call Mandate cannot answer as OPA would (the answer would depend on what JSON lost, or on Go
+ * internals): it fails the evaluation, also where built-in errors are otherwise undefined.
+ */
+export class UnsupportedCall extends Error {}
+
+/** Whether an error, or one it wraps, is an UnsupportedCall. */
+export function isUnsupportedCall(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof UnsupportedCall) return true;
+  return false;
+}
+
+/** The operand beyond 2^53: JSON.parse rounded it, and which integer the policy had is unknown. */
+function roundedInteger(pos: number): UnsupportedCall {
+  return new UnsupportedCall(
+    `operand ${pos} is an integer beyond 2^53, which reaches Mandate's host built-ins rounded: no exact answer`,
+  );
+}
+
+/**
+ * An integer operand exactly: up to 2^53 as JSON.parse gave it, beyond from the number's text
+ * (number-text.ts). A text with a fraction (12345678901234567.5 parses to an integral double) is
+ * OPA's floating-point error; an unknown text is no exact answer.
+ */
+export function exactInt(n: number, pos: number): bigint {
   if (Number.isSafeInteger(n)) return BigInt(n);
-  const text = String(n);
-  const m = /^(-?)(\d+)(?:\.(\d+))?e\+(\d+)$/.exec(text);
-  if (!m) return BigInt(text);
-  const [, sign, whole, frac = "", exp] = m as unknown as [string, string, string, string | undefined, string];
-  const digits = whole + frac;
-  return BigInt(sign + digits + "0".repeat(Number(exp) - frac.length));
+  const text = argumentText(n);
+  if (text === undefined) throw roundedInteger(pos);
+  const exact = integerOfText(text);
+  if (exact === undefined) throw operandError(pos, "must be integer number but got floating-point number");
+  return exact;
+}
+
+/**
+ * Every integer the integral double n may stand for: itself below 2^53 or when its text is known
+ * (exactInt), else the bounds of its rounding interval (n ± half its spacing), between which the
+ * integer the policy had lies.
+ */
+export function integerCandidates(n: number, pos: number): bigint[] {
+  if (Number.isSafeInteger(n) || argumentText(n) !== undefined) return [exactInt(n, pos)];
+  const value = BigInt(n);
+  const magnitude = value < 0n ? -value : value;
+  const halfSpacing = 1n << BigInt(Math.max(magnitude.toString(2).length - 54, 0));
+  return [value - halfSpacing, value + halfSpacing];
+}
+
+/**
+ * A result computed for every candidate of an operand (integerCandidates): the result when all
+ * agree (then any integer between them gives it too), else no exact answer.
+ */
+export function sameForAll<T>(results: T[], pos: number): T {
+  const first = JSON.stringify(results[0]);
+  if (results.some((r) => JSON.stringify(r) !== first)) throw roundedInteger(pos);
+  return results[0] as T;
 }
 
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;

@@ -7,7 +7,17 @@
 // calendar.ts and moment.ts follow time.go's Date and daysIn); this module holds the built-ins.
 // Copyright 2009 The Go Authors. All rights reserved. Those ports are under Go's BSD-3-Clause
 // license: third_party/go-time/LICENSE.
-import { type Builtin, intOperand, intResult, num, operandTypeError, str, TurnCache } from "./args.ts";
+import {
+  type Builtin,
+  integerCandidates,
+  intOperand,
+  intResult,
+  num,
+  operandTypeError,
+  sameForAll,
+  str,
+  TurnCache,
+} from "./args.ts";
 import { daysIn, INT64_MAX, INT64_MIN, LONG_DAYS } from "./time/calendar.ts";
 import { parseDuration } from "./time/duration.ts";
 import { formatTime } from "./time/format.ts";
@@ -21,8 +31,13 @@ import { loadZone, UTC } from "./time/zone.ts";
 
 const TIME_OPERAND = "either number (ns) or [number (ns), string (tz)]";
 
+/**
+ * A timestamp operand: its zone and layout, and the moments it may be. Beyond 2^53 ns (every
+ * timestamp since 1970-04-15) the host receives the nanoseconds rounded, so it is the bounds of the
+ * integers that round alike; a built-in answers only when both give the same result (sameForAll).
+ */
 interface TzTime {
-  m: Moment;
+  moments: Moment[];
   layout: string;
 }
 
@@ -40,9 +55,18 @@ function tzTime(v: unknown): TzTime {
   }
   const value = num(n, 1);
   if (!Number.isInteger(value)) throw new Error("timestamp too big");
-  const ns = intOperand(value, 1);
-  if (ns < INT64_MIN || ns > INT64_MAX) throw new Error("timestamp too big");
-  return { m: moment(ns, zone), layout };
+  const bounds = integerCandidates(value, 1);
+  if (bounds.some((ns) => ns < INT64_MIN || ns > INT64_MAX)) throw new Error("timestamp too big");
+  return { moments: bounds.map((ns) => moment(ns, zone)), layout };
+}
+
+/** A result of a timestamp operand's moment, when the same for every moment it may be. */
+function ofMoment<T>(x: unknown, pos: number, result: (m: Moment, layout: string) => T): T {
+  const { moments, layout } = tzTime(x);
+  return sameForAll(
+    moments.map((m) => result(m, layout)),
+    pos,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -68,36 +92,39 @@ export const timeBuiltins: Record<string, Builtin> = {
 
   "time.parse_duration_ns": (duration) => intResult(parseDuration(str(duration, 1))),
 
-  "time.format": (x) => {
-    const { m, layout } = tzTime(x);
-    return formatTime(m, layout === "" ? (NAMED_LAYOUTS.RFC3339Nano as string) : (NAMED_LAYOUTS[layout] ?? layout));
-  },
+  "time.format": (x) =>
+    ofMoment(x, 1, (m, layout) =>
+      formatTime(m, layout === "" ? (NAMED_LAYOUTS.RFC3339Nano as string) : (NAMED_LAYOUTS[layout] ?? layout)),
+    ),
 
-  "time.date": (x) => {
-    const { m } = tzTime(x);
-    return [m.year, m.month, m.day];
-  },
+  "time.date": (x) => ofMoment(x, 1, (m) => [m.year, m.month, m.day]),
 
-  "time.clock": (x) => {
-    const { m } = tzTime(x);
-    return [m.hour, m.minute, m.second];
-  },
+  "time.clock": (x) => ofMoment(x, 1, (m) => [m.hour, m.minute, m.second]),
 
-  "time.weekday": (x) => LONG_DAYS[tzTime(x).m.weekday],
+  "time.weekday": (x) => ofMoment(x, 1, (m) => LONG_DAYS[m.weekday]),
 
   "time.add_date": (x, years, months, days) => {
-    const { m } = tzTime(x);
+    tzTime(x); // the timestamp's errors first, as OPA
     const y = Number(intOperand(years, 2));
     const mo = Number(intOperand(months, 3));
     const d = Number(intOperand(days, 4));
-    return intResult(fromWall(m.zone, m.year + y, m.month + mo, m.day + d, m.hour, m.minute, m.second, m.nanos));
+    return ofMoment(x, 1, (m) =>
+      intResult(fromWall(m.zone, m.year + y, m.month + mo, m.day + d, m.hour, m.minute, m.second, m.nanos)),
+    );
   },
 
   "time.diff": (a, b) => {
-    const t1 = tzTime(a).m;
-    // As Go: the second time in the first one's zone, then the earlier one first.
-    const t2 = moment(tzTime(b).m.ns, t1.zone);
-    return t1.ns > t2.ns ? wallClockDifference(t2, t1) : wallClockDifference(t1, t2);
+    const second = tzTime(b).moments;
+    return ofMoment(a, 1, (t1) =>
+      sameForAll(
+        second.map((t) => {
+          // As Go: the second time in the first one's zone, then the earlier one first.
+          const t2 = moment(t.ns, t1.zone);
+          return t1.ns > t2.ns ? wallClockDifference(t2, t1) : wallClockDifference(t1, t2);
+        }),
+        2,
+      ),
+    );
   },
 };
 

@@ -9,40 +9,63 @@ import { abortWith2 } from "./eval";
 import { malloc } from "./memory";
 import { NUMBER, newString, typeOf } from "./value";
 
-// A number: [u8 type][u8 flags][u16][u32 text length][u32 text][u32][f64 approximation][i64 value]
+// A number: [u8 type][u8 flags][u16][u32 text length][u32 text][u32][f64 approximation][i64 value].
+// Computed integers get their text, and any number its approximation, only when asked for.
 const FLAG_INT64: u8 = 1;
+const FLAG_APPROXIMATED: u8 = 2;
 
 export function newNumberText(text: usize, len: u32): usize {
   const v = malloc(32);
   store<u32>(v, NUMBER);
   store<u32>(v, len, 4);
   store<u32>(v, <u32>text, 8);
-  const isInt = parseInt64(text, len);
-  if (isInt) {
+  if (parseInt64(text, len)) {
     store<u8>(v, FLAG_INT64, 1);
     store<i64>(v, parsedInt, 24);
-    store<f64>(v, <f64>parsedInt, 16);
-  } else store<f64>(v, approximate(text, len), 16);
+  }
   return v;
 }
 
 export function newInt(i: i64): usize {
+  const v = malloc(32);
+  store<u32>(v, NUMBER);
+  store<u32>(v, 0, 4);
+  store<u8>(v, FLAG_INT64, 1);
+  store<i64>(v, i, 24);
+  return v;
+}
+
+/** Writes the decimal digits of `i` to a fresh buffer; returns its address (length in `digitsLength`). */
+let digitsLength: u32 = 0;
+
+function formatInt(i: i64): usize {
   const buf = malloc(20);
   let w: usize = 20;
-  let x: u64 = i < 0 ? <u64>(-i) : <u64>i;
+  let x: u64 = i < 0 ? <u64>(0 - i) : <u64>i;
   do {
     store<u8>(buf + --w, <u8>(0x30 + <u32>(x % 10)));
     x /= 10;
   } while (x > 0);
   if (i < 0) store<u8>(buf + --w, 0x2d);
-  return newNumberText(buf + w, <u32>(20 - w));
+  digitsLength = <u32>(20 - w);
+  return buf + w;
+}
+
+/** A computed integer's text is made on first use. */
+function ensureText(v: usize): void {
+  if (load<u32>(v, 4) != 0) return;
+  const text = formatInt(load<i64>(v, 24));
+  store<u32>(v, digitsLength, 4);
+  store<u32>(v, <u32>text, 8);
 }
 
 export function numberTextLen(v: usize): u32 {
+  ensureText(v);
   return load<u32>(v, 4);
 }
 
 export function numberTextPtr(v: usize): usize {
+  ensureText(v);
   return <usize>load<u32>(v, 8);
 }
 
@@ -57,6 +80,12 @@ export function int64Of(v: usize): i64 {
 
 /** A double close to the number, for uses where exactness is not needed (never for results). */
 export function approximation(v: usize): f64 {
+  const flags = load<u8>(v, 1);
+  if ((flags & FLAG_INT64) != 0) return <f64>load<i64>(v, 24);
+  if ((flags & FLAG_APPROXIMATED) == 0) {
+    store<f64>(v, approximate(numberTextPtr(v), numberTextLen(v)), 16);
+    store<u8>(v, flags | FLAG_APPROXIMATED, 1);
+  }
   return load<f64>(v, 16);
 }
 
@@ -434,9 +463,9 @@ function smallNumber(s: usize, name: string): usize {
     store<u8>(out + w++, exp < 0 ? 0x2d : 0x2b);
     const a = exp < 0 ? -exp : exp;
     if (a < 10) store<u8>(out + w++, 0x30);
-    const text = newInt(a);
-    memory.copy(out + w, numberTextPtr(text), numberTextLen(text));
-    w += numberTextLen(text);
+    const digits = formatInt(a);
+    memory.copy(out + w, digits, digitsLength);
+    w += digitsLength;
   } else if (point <= 0) {
     store<u8>(out + w++, 0x30);
     store<u8>(out + w++, 0x2e);

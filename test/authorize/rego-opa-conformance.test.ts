@@ -25,8 +25,8 @@ const CORPUS = fileURLToPath(new URL("cases", ROOT));
 const WASM_EXCEPTIONS = parse(readFileSync(new URL("wasm-exceptions.yaml", ROOT), "utf8")) as Record<string, string>;
 
 /** The vendored corpus's size, and the passes measured on the committed tree (raise as fixes land). */
-const CASES = 668;
-const MIN_PASS = 594;
+const CASES = 695;
+const MIN_PASS = 610;
 
 const NUMBERS =
   "integer beyond int64 or a non-terminating decimal: Mandate's runtime refuses it (eval_builtin_error) where OPA computes with big numbers";
@@ -74,6 +74,11 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
     "objectunion/test-objectunion-0278.yaml|objectunion/error wrong rhs type input",
     "strings/test-anyprefixmatch.yaml|strings/any_prefix_match/type_error_strict",
     "strings/test-anysuffixmatch.yaml|strings/any_suffix_match/type_error_strict",
+    "objectremove/test-objectremove-0291.yaml|objectremove/error invalid object param type number input",
+    "objectremove/test-objectremove-0292.yaml|objectremove/error invalid object param type string input",
+    "objectremove/test-objectremove-0293.yaml|objectremove/error invalid object param type nil input",
+    "objectremove/test-objectremove-0294.yaml|objectremove/error invalid key param type string input",
+    "objectremove/test-objectremove-0297.yaml|objectremove/error invalid key param type nil input",
   ].map((key) => [key, TYPE_ERROR_TEXT] as const),
   ...[
     "refheads/test-regressions.yaml|regression/function refs and package extent",

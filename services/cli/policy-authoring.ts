@@ -1,12 +1,13 @@
 // What a policy author runs on a policy directory: `mandate policy test` (as `opa test`: --run,
 // --verbose, --coverage, --bench, --watch) and `mandate policy check` (every compiler check without
-// building); and how every compile error is shown: `file:row:col: code: message`, the source line
+// building); `mandate policy builtins`, which built-ins Mandate compiles and how; and how every compile error is shown: `file:row:col: code: message`, the source line
 // with a caret under the column and, where there is one, what to do — or, with --json, the errors as
 // { file, row, col, code, message }.
 import { readFileSync, watch } from "node:fs";
 import { join } from "node:path";
 import { CommanderError } from "commander";
 import { readPolicyDir } from "../authorize/rego/bundle.ts";
+import { builtinCatalogue, type Implementation } from "../authorize/rego/catalogue.ts";
 import { RegoCompileErrors } from "../authorize/rego/check.ts";
 import { checkRego } from "../authorize/rego/compile.ts";
 import { coverageSummary } from "../authorize/rego/coverage.ts";
@@ -19,6 +20,7 @@ import {
   runPolicyTests,
   runPolicyTestsWithCoverage,
 } from "../authorize/rego/policy-test.ts";
+import { table } from "./common.ts";
 import type { CommandFactory, Print } from "./policy.ts";
 
 /** A compile error as --json prints it. */
@@ -155,7 +157,10 @@ export function testSubcommand(command: CommandFactory, print: Print) {
     .option("--v0", "read Rego v0 syntax, as opa --v0-compatible")
     .option("--json", "print results as JSON")
     .action(async (dir: string, options: TestOptions) => {
-      const testOptions = { v0: options.v0, run: runPattern(options.run) };
+      const testOptions = {
+        v0: options.v0,
+        run: options.run === undefined ? undefined : userPattern(options.run, "--run"),
+      };
       if (options.coverage && options.bench) {
         throw new CommanderError(2, "mandate.usage", "--coverage and --bench cannot be combined (as in opa test)");
       }
@@ -175,13 +180,12 @@ export function testSubcommand(command: CommandFactory, print: Print) {
     });
 }
 
-/** `--run`'s regular expression; a bad one is a usage error. */
-function runPattern(pattern: string | undefined): RegExp | undefined {
-  if (pattern === undefined) return undefined;
+/** A regular expression the user gave (`what` names it); a bad one is a usage error. */
+function userPattern(pattern: string, what: string): RegExp {
   try {
     return new RegExp(pattern);
   } catch (error) {
-    throw new CommanderError(2, "mandate.usage", `--run: ${(error as Error).message}`);
+    throw new CommanderError(2, "mandate.usage", `${what}: ${(error as Error).message}`);
   }
 }
 
@@ -332,5 +336,32 @@ export function checkSubcommand(command: CommandFactory, print: Print) {
         { ok: true, modules: checked.modules, errors: [] },
         () => `ok: ${checked.modules} module${checked.modules === 1 ? "" : "s"}`,
       );
+    });
+}
+
+const IMPLEMENTATIONS: Record<Implementation, string> = {
+  native: "native in Wasm",
+  host: "on the host (Mandate)",
+  "opa-wasm": "on the host (opa-wasm)",
+  refused: "refused",
+};
+
+/** `policy builtins`: OPA's built-ins and how Mandate compiles each, or why it refuses one. */
+export function builtinsSubcommand(command: CommandFactory, print: Print) {
+  return command("builtins", "list OPA's built-in functions and how Mandate compiles each (or why it refuses one)")
+    .argument("[pattern]", "only built-ins whose name matches this regular expression")
+    .option("--json", "print the catalogue as JSON: [{ name, arity, implementation, reason? }]")
+    .action((pattern: string | undefined, options: { json?: boolean }) => {
+      const matches = userPattern(pattern ?? "", "pattern");
+      const catalogue = builtinCatalogue().filter((b) => matches.test(b.name));
+      print(options, catalogue, () => {
+        if (catalogue.length === 0) return `no built-in matches ${pattern}`;
+        const rows = catalogue.map((b) => [b.name, String(b.arity), b.implementation, b.reason ?? ""]);
+        const counts = Object.entries(IMPLEMENTATIONS)
+          .map(([kind, label]) => [catalogue.filter((b) => b.implementation === kind).length, label] as const)
+          .filter(([n]) => n > 0)
+          .map(([n, label]) => `${n} ${label}`);
+        return `${table(["NAME", "ARITY", "IMPLEMENTATION", "NOTE"], rows)}\n\n${catalogue.length} built-ins: ${counts.join(", ")}`;
+      });
     });
 }

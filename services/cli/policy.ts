@@ -11,7 +11,7 @@ import { loadSigningKey, signBundleFiles } from "../authorize/policies/signature
 import { buildBundle, loadBundle, normaliseEntrypoint, readBundleFiles } from "../authorize/rego/bundle.ts";
 import { runConformance } from "../authorize/rego/conformance/run.ts";
 import { grpcClient, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
-import { checkSubcommand, reportingCompileErrors, testSubcommand } from "./policy-authoring.ts";
+import { builtinsSubcommand, checkSubcommand, reportingCompileErrors, testSubcommand } from "./policy-authoring.ts";
 
 export type Print = (options: { json?: boolean }, data: unknown, human: () => string) => void;
 export type CommandFactory = (name: string, description: string) => Command;
@@ -41,6 +41,7 @@ export function policyCommand(command: CommandFactory, print: Print): Command {
     .addCommand(buildSubcommand(command, print))
     .addCommand(testSubcommand(command, print))
     .addCommand(checkSubcommand(command, print))
+    .addCommand(builtinsSubcommand(command, print))
     .addCommand(evalSubcommand(command, print))
     .addCommand(conformanceSubcommand(command, print))
     .addCommand(signSubcommand(command, print))

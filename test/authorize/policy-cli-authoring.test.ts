@@ -1,4 +1,4 @@
-// `mandate policy test` and `mandate policy check` as a policy author runs them: --run over the full
+// `mandate policy test`, `check` and `builtins` as a policy author runs them: --run over the full
 // test name, --verbose, --coverage, --bench and --watch; check without building; and compile errors
 // located at file:row:col with the offending line, a caret and a hint (or as JSON with --json).
 import { spawn } from "node:child_process";
@@ -223,5 +223,22 @@ describe("mandate policy check and compile errors (CLI)", CLI_CASE, () => {
     expect(JSON.parse(tested.stdout).errors).toEqual([
       { file: "u.rego", row: 7, col: 5, code: "rego_unsafe_var_error", message: "var x is unsafe" },
     ]);
+  });
+});
+
+describe("mandate policy builtins (CLI)", CLI_CASE, () => {
+  it("lists OPA's built-ins with how Mandate compiles each, or why it refuses one", async () => {
+    const listed = await runMandate(["policy", "builtins", "--json", "^(count|time\\.now_ns|http\\.send)$"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(json(listed.stdout)).toEqual([
+      { name: "count", arity: 1, implementation: "native" },
+      { name: "http.send", arity: 1, implementation: "refused", reason: expect.stringContaining("I/O") },
+      { name: "time.now_ns", arity: 0, implementation: "host" },
+    ]);
+    const text = await runMandate(["policy", "builtins"]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^NAME\s+ARITY\s+IMPLEMENTATION\s+NOTE$/m);
+    expect(text.stdout).toMatch(/^http\.send\s+1\s+refused\s+performs I\/O/m);
+    expect(text.stdout).toMatch(/^\d+ built-ins: \d+ native in Wasm, \d+ on the host \(Mandate\), .*\d+ refused$/m);
   });
 });

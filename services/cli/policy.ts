@@ -1,6 +1,7 @@
-// `mandate policy …`: build (and sign) OPA bundles with Mandate's Rego compiler, run policy tests,
-// evaluate a bundle, run the Rego conformance corpus; and manage a tenant's policies on a running
-// Mandate over gRPC (push, revisions, activate, rollback, data, signing).
+// `mandate policy …`: build (and sign) OPA bundles with Mandate's Rego compiler, evaluate a bundle,
+// run the Rego conformance corpus (policy tests, checks and the built-ins' catalogue are
+// policy-authoring.ts's); and manage a tenant's policies on a running Mandate over gRPC (push,
+// revisions, activate, rollback, data, signing).
 import { createPublicKey } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";

@@ -25,7 +25,7 @@ const CORPUS = fileURLToPath(new URL("cases", ROOT));
 const WASM_EXCEPTIONS = parse(readFileSync(new URL("wasm-exceptions.yaml", ROOT), "utf8")) as Record<string, string>;
 
 /** The vendored corpus's size, and the passes measured on the committed tree (raise as fixes land). */
-const CASES = 695;
+const CASES = 731;
 const MIN_PASS = 610;
 
 const NUMBERS =
@@ -119,6 +119,10 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
   [
     "comprehensions/test-comprehensions-and-vars.yaml|comprehensions/var bindings have no effect outside",
     "the safety check counts a comprehension's local x against a later `x :=` in the enclosing body (rego_unsafe_var_error); OPA scopes it to the comprehension",
+  ],
+  [
+    "comparisonexpr/test-comparisonexpr-decimals.yaml|comparisonexpr/decimals order like the numbers they denote",
+    "the parser refuses the literal 1e-400 (below float64's range; OPA keeps it exactly) with a misleading rego_parse_error (non-terminated object)",
   ],
   [
     "refheads/test-regressions.yaml|regression/virtual-cache key scope",

@@ -40,7 +40,7 @@ describe("policies/examples/with-mocks", () => {
 
   it("a broken clock mock fails the tests that assume business hours", async () => {
     // Monday 10:00 becomes Saturday 10:00.
-    const dir = withTests((s) => s.replace("monday_10am := 1796032800000000000", "monday_10am := 1795860000000000000"));
+    const dir = withTests((s) => s.replace("monday_10am := 1796032800500000000", "monday_10am := 1795860000500000000"));
     const results = outcomes(await runPolicyTests(dir));
     expect(results.test_clerk_allowed_in_business_hours).toBe("fail");
     expect(results.test_roles_from_data).toBe("fail");

@@ -5,12 +5,13 @@ import data.mandate.authz
 import data.mandate.partner
 import rego.v1
 
-# Clock values (ns since the epoch, UTC).
-monday_10am := 1796032800000000000
+# Clock values (ns since the epoch, UTC), half a second past the hour: far from any change of
+# hour or day, so no rounding of a nanosecond clock changes what the policy sees.
+monday_10am := 1796032800500000000
 
-saturday_10am := 1795860000000000000
+saturday_10am := 1795860000500000000
 
-monday_8pm := 1796068800000000000
+monday_8pm := 1796068800500000000
 
 request(subject, action) := {
 	"version": 1,

@@ -918,3 +918,14 @@ test_allow if allow with http.send as {"body": {"ok": true}}`;
     expect(compileError("package test\nf(x) := x\np if { true with input as f }")).toMatch(notCalled);
   });
 });
+
+describe("sprintf, planned onto the host's Go fmt", () => {
+  it("formats the runtime's tagged operands with mandate.sprintf, as OPA prints them", async () => {
+    const source = 'package test\np := sprintf("%d|%v|%.2f|%s", [12345678901234567890, {"a": [1, "x"]}, 3.14159, "s"])';
+    const { wasm, manifest } = compileRego({ modules: { "t.rego": source }, entrypoints: ["test/p"] });
+    // opa-wasm's own sprintf (sprintf-js) is never called: it rounds big integers and prints composites as JSON.
+    expect(manifest.hostBuiltins).toEqual(["mandate.sprintf"]);
+    const policy = await loadPolicy(wasm, undefined, lenientHostBuiltins);
+    expect(policy.evaluate(undefined, "test/p")).toEqual([{ result: '12345678901234567890|{"a": [1, "x"]}|3.14|s' }]);
+  });
+});

@@ -9,6 +9,8 @@
 // keys, then dynamic ones). `T...` ends a variadic argument list; no `=>` is a void function.
 // A built-in without a signature here is checked for its arity only (builtins.ts) and typed any.
 
+import type { Term } from "./ast.ts";
+
 // ---- types, as OPA's v1/types models them ------------------------------------------------------
 
 /** A Rego type; `undefined` is OPA's nil type (not known yet), printed `???`. */
@@ -256,6 +258,50 @@ export function mergeTypes(a: Type, b: Type): Type {
     return objectOf([], { key: or(a.dynamic.key, b.dynamic.key), value: or(a.dynamic.value, b.dynamic.value) });
   }
   return or(a, b);
+}
+
+/** The type of a scalar literal; undefined for any other term. */
+export function constantType(term: Term): Type {
+  switch (term.kind) {
+    case "null":
+      return NULL;
+    case "boolean":
+      return BOOLEAN;
+    case "number":
+      return NUMBER;
+    case "string":
+      return STRING;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A term's type before any variable is typed, as OPA's compiler prints operands in errors raised
+ * before type checking: literals by their shape, `input` and `data` any, variables and what they
+ * hold (and calls, whose results are variables by then) not known (`???`).
+ */
+export function literalType(term: Term): Type {
+  switch (term.kind) {
+    case "array":
+      return arrayOf(term.items.length === 0 ? ANY : undefined, term.items.map(literalType));
+    case "set":
+      return setOf(term.items.reduce<Type>((acc, t) => or(acc, literalType(t)), undefined) ?? ANY);
+    case "object": {
+      const props = term.entries.flatMap(([k, v]) =>
+        k.kind === "string" ? [{ key: k.value, value: literalType(v) }] : [],
+      );
+      const dynamic = term.entries.find(([k]) => k.kind !== "string");
+      if (dynamic) return objectOf(props, { key: literalType(dynamic[0]), value: literalType(dynamic[1]) });
+      return objectOf(props, props.length === 0 ? { key: ANY, value: ANY } : undefined);
+    }
+    case "ref":
+      return literalType(term.head) === ANY ? ANY : undefined;
+    case "var":
+      return term.name === "input" || term.name === "data" ? ANY : undefined;
+    default:
+      return constantType(term);
+  }
 }
 
 // ---- reading the signatures ----------------------------------------------------------------------

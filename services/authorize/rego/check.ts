@@ -3,6 +3,7 @@
 // rules, shadowing of input/data, and recursion between rules. Every problem found is reported
 // (OPA reports them all), each as a positioned RegoError; unsafe-variable analysis comes next.
 import { type Import, type Literal, type Module, type Rule, subterms, type Term, type TermOf } from "./ast.ts";
+import { ANY, builtinSignature, formatNamed, formatType, literalType } from "./builtin-types.ts";
 import { builtinArity } from "./builtins.ts";
 import { RegoError } from "./lexer.ts";
 import { isComprehension } from "./vars.ts";
@@ -169,7 +170,11 @@ function addDefault(group: RuleGroup, rule: Rule, local: string[], errors: RegoE
   // Defaults of ref-head rules are per key (default p["a"] := 1; default p["b"] := 2).
   const headKey = JSON.stringify(refParts(rule.head.ref).map(constantOf));
   if (group.defaultKeys.has(headKey)) {
-    errors.push(new RegoError("rego_type_error", `multiple default rules ${pathKey(group.path)} found`, rule.loc));
+    const first = group.default?.loc;
+    const at = [first, rule.loc].map((l) => `${l?.file}:${l?.row}`).join(", ");
+    errors.push(
+      new RegoError("rego_type_error", `multiple default rules ${pathKey(group.path)} found at ${at}`, first),
+    );
     return;
   }
   group.defaultKeys.add(headKey);
@@ -177,17 +182,17 @@ function addDefault(group: RuleGroup, rule: Rule, local: string[], errors: RegoE
   if (headKey !== JSON.stringify(local)) group.rules.push(rule);
 }
 
-/** A rule path may not also be the prefix of another rule's path with a value (data.p := 1, data.p.q := 2). */
+/**
+ * OPA: a rule whose reference is ground (`p`, `p.q`, `f(x)`, `p contains x`) may have no other rule
+ * below it (`p := 1` with `p.q := 2`); one with a variable (`p[x]`, `p[x].q`) may.
+ */
 function checkPrefixConflicts(groups: Map<string, RuleGroup>, errors: RegoError[]): void {
-  const keys = [...groups.keys()].sort();
-  for (let i = 0; i + 1 < keys.length; i++) {
-    const a = keys[i] as string;
-    const b = keys[i + 1] as string;
-    const group = groups.get(a) as RuleGroup;
-    if (b.startsWith(`${a}.`) && group.kind !== "partial_object") {
-      const loc = group.rules[0]?.loc ?? group.default?.loc;
-      errors.push(new RegoError("rego_type_error", `rule ${a} conflicts with rule ${b}`, loc));
-    }
+  for (const [key, group] of groups) {
+    const below = [...groups.keys()].filter((k) => k.startsWith(`${key}.`)).sort();
+    const rules = [...group.rules, ...(group.default ? [group.default] : [])];
+    if (below.length === 0 || !rules.some((r) => refParts(r.head.ref).every((p) => p.kind === "string"))) continue;
+    const loc = group.rules[0]?.loc ?? group.default?.loc;
+    errors.push(new RegoError("rego_type_error", `rule ${key} conflicts with [${below.join(" ")}]`, loc));
   }
 }
 
@@ -258,31 +263,48 @@ function declaredTerms(literal: Literal): Term[] {
 // ---- calls ---------------------------------------------------------------------------------------
 
 /**
- * Every call names a built-in or a function rule, with its number of arguments, or one more (the
- * extra one receives the result, as in `count(xs, n)`). Anything else is refused at compile time.
+ * Every call names a built-in or a function rule, with its number of arguments; a call that is an
+ * expression on its own may pass one more (the extra one receives the result, as in
+ * `count(xs, n)`). Anything else is refused at compile time, in OPA's words.
  */
 function checkCalls(module: Module, groups: Map<string, RuleGroup>, errors: RegoError[]): void {
   for (const rule of module.rules) {
+    const statements = new Set(
+      allLiterals(rule).flatMap((l) => (l.kind === "expr" && l.expr.kind === "call" ? [l.expr] : [])),
+    );
     for (const term of allTerms(rule)) {
-      const error = term.kind === "call" ? callError(term, module, groups) : undefined;
+      const error = term.kind === "call" ? callError(term, statements.has(term), module, groups) : undefined;
       if (error) errors.push(error);
     }
   }
 }
 
-function callError(term: TermOf<"call">, module: Module, groups: Map<string, RuleGroup>): RegoError | undefined {
+function callError(
+  term: TermOf<"call">,
+  statement: boolean,
+  module: Module,
+  groups: Map<string, RuleGroup>,
+): RegoError | undefined {
   const group = callCandidates(term.name, module)
     .map((candidate) => groups.get(pathKey(candidate)))
     .find((g) => g !== undefined);
   const arity = group ? (group.kind === "function" ? group.arity : undefined) : builtinArity(term.name);
-  if (group && arity === undefined) return new RegoError("rego_type_error", `${term.name} is not a function`, term.loc);
+  const name = group ? pathKey(group.path) : term.name;
+  // OPA: a rule that is no function has no function type, where the type checker looks for one.
+  if (group && arity === undefined) return new RegoError("rego_type_error", `undefined function ${name}`, term.loc);
   if (arity === undefined) return new RegoError("rego_type_error", `undefined function ${term.name}`, term.loc);
-  if (arity === "variadic" || term.args.length === arity || term.args.length === arity + 1) return undefined;
-  return new RegoError(
-    "rego_type_error",
-    `${term.name}: arity mismatch: have ${term.args.length} argument(s), want ${arity}`,
-    term.loc,
-  );
+  const count = term.args.length;
+  if (arity === "variadic" || count === arity || (statement && count === arity + 1)) return undefined;
+  if (group) {
+    const message = `function ${name} has arity ${arity}, got ${count} argument${count === 1 ? "" : "s"}`;
+    return new RegoError("rego_type_error", message, term.loc);
+  }
+  // A call used as a value has an output variable by then, not typed yet.
+  const have = [...term.args.map(literalType), ...(statement ? [] : [undefined])];
+  const want =
+    builtinSignature(term.name)?.args ?? Array.from({ length: arity }, () => ({ name: undefined, type: ANY }));
+  const details = [`have: (${have.map(formatType).join(", ")})`, `want: (${want.map(formatNamed).join(", ")})`];
+  return new RegoError("rego_type_error", [`${name}: arity mismatch`, ...details].join("\n\t"), term.loc);
 }
 
 // ---- recursion -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import {
   BOOLEAN,
   builtinSignature,
   compareTypes,
+  constantType,
   contains,
   formatNamed,
   formatType,
@@ -177,21 +178,6 @@ function selectSetElement(t: RegoType & { kind: "set" }, key: Term): Type {
   const keyType = constantType(key);
   if (compareTypes(t.of, keyType) === 0) return t.of;
   return t.of?.kind === "any" && keyType && contains(t.of, keyType) ? keyType : undefined;
-}
-
-function constantType(term: Term): Type {
-  switch (term.kind) {
-    case "null":
-      return NULL;
-    case "boolean":
-      return BOOLEAN;
-    case "number":
-      return NUMBER;
-    case "string":
-      return STRING;
-    default:
-      return undefined;
-  }
 }
 
 // ---- bodies ----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ const WASM_EXCEPTIONS = parse(readFileSync(new URL("wasm-exceptions.yaml", ROOT)
 
 /** The vendored corpus's size, and the passes measured on the committed tree (raise as fixes land). */
 const CASES = 791;
-const MIN_PASS = 638;
+const MIN_PASS = 694;
 
 const NUMBERS =
   "integer beyond int64 or a non-terminating decimal: Mandate's runtime refuses it (eval_builtin_error) where OPA computes with big numbers";

@@ -143,6 +143,55 @@ describe("references into values that cannot have them are undefined refs", () =
   });
 });
 
+describe("OPA's own type checker cases (v1/ast/check_test.go) give exactly one type error", () => {
+  const p = 'p := "foo"\n';
+  it.each([
+    // TestCheckMatchErrors
+    ["null", "null = true"],
+    ["boolean", "true = null"],
+    ["number", "1 = null"],
+    ["string", '"hello" = null'],
+    ["array", "[1, 2, 3] = null"],
+    ["array-nested", '[1, 2, 3] = [1, 2, "3"]'],
+    ["array-nested-2", "[1, 2] = [1, 2, 3]"],
+    ["array-dynamic", '[true | true] = [x | a = [1, "foo"]; x = a[_]]'],
+    ["object", '{"a": 1, "b": 2} = null'],
+    ["object-nested", '{"a": 1, "b": "2"} = {"a": 1, "b": 2}'],
+    ["object-nested-2", '{"a": 1} = {"a": 1, "b": "2"}'],
+    ["set", "{1, 2, 3} = null"],
+    ["any", 'x = ["str", 1]; x[_] = null'],
+    // TestCheckBuiltinErrors
+    ["trivial", "plus(true, 1, x)"],
+    ["refs", "x = [null]; plus(x[0], 1, y)"],
+    ["array comprehensions", "sum([null | true], x)"],
+    ["arrays-any", 'sum([1, 2, "3", 4], x)'],
+    ["arrays-bad-input", 'contains([1, 2, 3], "x")'],
+    ["objects-bad-input", 'sum({"a": 1, "b": 2}, x)'],
+    ["sets-any", 'sum({1, 2, "3", 4}, x)'],
+    ["virtual-ref", "plus(data.p.p, data.coffee, 0)"],
+    // TestCheckRefErrUnsupported
+    ["ref into a number", "arr = [[1, 2], [3, 4]]; arr[1][0].deadbeef"],
+    // TestCheckRefErrInvalid
+    ["bad leaf var", "x = 1; data.p.q[x]"],
+  ])("%s", (_, query) => {
+    const errors = errorsOf(`${p}q := {"foo": 1, "bar": 2}\nallow if { ${query} }`);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^p.rego:5: rego_type_error: /);
+  });
+
+  it("reports a reference into a scalar with a caret under what it cannot select from", () => {
+    expect(errorsOf("allow if {\n\tarr = [[1, 2], [3, 4]]\n\tarr[1][0].deadbeef\n}")).toEqual([
+      "p.rego:5: rego_type_error: undefined ref: arr[1][0].deadbeef\n\tarr[1][0].deadbeef\n\t^^^^^^^^^\n\thave: number",
+    ]);
+  });
+
+  it("reports a key of the wrong type with the keys it could be", () => {
+    expect(errorsOf('q := {"foo": 1, "bar": 2}\nallow if {\n\tx = 1\n\tdata.p.q[x]\n}')).toEqual([
+      'p.rego:6: rego_type_error: undefined ref: data.p.q[x]\n\tdata.p.q[x]\n\t         ^\n\t         have (type): number\n\t         want (one of): ["bar" "foo"]',
+    ]);
+  });
+});
+
 describe("close relatives that OPA accepts still compile", () => {
   it.each([
     ["comparison takes any types", 'allow if {\n\tx := 1\n\tx == "a"\n}'],

@@ -5,6 +5,7 @@
 // and its output provably the exact decimal: operands exactly representable in binary, and a result
 // of at most 18 significant digits. Anything else (integers beyond int64, inexact decimals) is an
 // evaluation error rather than a possibly different value.
+import { consumeMany } from "./budget";
 import { abortWith2 } from "./eval";
 import { malloc } from "./memory";
 import { NUMBER, newString, typeOf } from "./value";
@@ -487,12 +488,160 @@ function inexact(name: string): usize {
   return 0;
 }
 
+// ---- integers of any size (OPA's big.Int path for integral operands) -----------------------------
+
+/** Digits an integer operand may have: beyond, the result is refused rather than computed. */
+const MAX_BIG_DIGITS: i64 = 4096;
+let bigNegative = false;
+let bigCount: u32 = 0;
+
+/**
+ * An integral number (OPA's NumberToInt: 1e3 and 4.0 are integers) as little-endian decimal
+ * digits (0-9) in a fresh buffer, its sign in bigNegative and length in bigCount; 0 when the
+ * number is not an integer or has more than MAX_BIG_DIGITS digits.
+ */
+function bigDigits(v: usize): usize {
+  if (isInt64(v)) {
+    const i = int64Of(v);
+    let x: u64 = i < 0 ? <u64>(0 - i) : <u64>i;
+    const out = malloc(20);
+    let n: u32 = 0;
+    do {
+      store<u8>(out + n++, <u8>(x % 10));
+      x /= 10;
+    } while (x > 0);
+    bigNegative = i < 0;
+    bigCount = x == 0 && n == 1 && load<u8>(out) == 0 ? 0 : n;
+    return out;
+  }
+  if (!parseDecimal(numberTextPtr(v), numberTextLen(v), left)) return 0;
+  const count = countOf(left);
+  const point = pointOf(left);
+  if (count > 0 && (point < <i64>count || point > MAX_BIG_DIGITS)) return 0;
+  const n = count == 0 ? 0 : <u32>point;
+  const out = malloc(<usize>n + 1);
+  memory.fill(out, 0, <usize>n + 1);
+  for (let i: u32 = 0; i < count; i++) store<u8>(out + (n - 1 - i), load<u8>(digitsOf(left) + i) - 0x30);
+  bigNegative = negativeOf(left) && count > 0;
+  bigCount = n;
+  return out;
+}
+
+function bigCompare(a: usize, na: u32, b: usize, nb: u32): i32 {
+  if (na != nb) return na < nb ? -1 : 1;
+  for (let i = <i32>na - 1; i >= 0; i--) {
+    const x = load<u8>(a + i);
+    const y = load<u8>(b + i);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function bigAdd(a: usize, na: u32, b: usize, nb: u32): usize {
+  const n = (na > nb ? na : nb) + 1;
+  const out = malloc(n);
+  let carry: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const d = (i < na ? <u32>load<u8>(a + i) : 0) + (i < nb ? <u32>load<u8>(b + i) : 0) + carry;
+    store<u8>(out + i, <u8>(d % 10));
+    carry = d / 10;
+  }
+  bigCount = n;
+  return out;
+}
+
+/** a - b for a ≥ b. */
+function bigSub(a: usize, na: u32, b: usize, nb: u32): usize {
+  const out = malloc(<usize>na + 1);
+  let borrow: i32 = 0;
+  for (let i: u32 = 0; i < na; i++) {
+    let d = <i32>load<u8>(a + i) - (i < nb ? <i32>load<u8>(b + i) : 0) - borrow;
+    borrow = d < 0 ? 1 : 0;
+    if (d < 0) d += 10;
+    store<u8>(out + i, <u8>d);
+  }
+  bigCount = na;
+  return out;
+}
+
+function bigMul(a: usize, na: u32, b: usize, nb: u32): usize {
+  const n = na + nb;
+  consumeMany((<i64>na * <i64>nb) >> 4);
+  const acc = malloc(<usize>n * 4);
+  memory.fill(acc, 0, <usize>n * 4);
+  for (let i: u32 = 0; i < na; i++) {
+    const x = <u32>load<u8>(a + i);
+    if (x == 0) continue;
+    let carry: u32 = 0;
+    for (let j: u32 = 0; j < nb; j++) {
+      const at = acc + <usize>(i + j) * 4;
+      const t = load<u32>(at) + x * <u32>load<u8>(b + j) + carry;
+      store<u32>(at, t % 10);
+      carry = t / 10;
+    }
+    let k = i + nb;
+    while (carry > 0) {
+      const at = acc + <usize>k * 4;
+      const t = load<u32>(at) + carry;
+      store<u32>(at, t % 10);
+      carry = t / 10;
+      k++;
+    }
+  }
+  const out = malloc(n);
+  for (let i: u32 = 0; i < n; i++) store<u8>(out + i, <u8>load<u32>(acc + <usize>i * 4));
+  bigCount = n;
+  return out;
+}
+
+/** An integer from little-endian digits, printed in full as big.Int's String (no -0). */
+function bigNumber(digits: usize, n: u32, negative: bool): usize {
+  let top = n;
+  while (top > 0 && load<u8>(digits + top - 1) == 0) top--;
+  if (top == 0) return newInt(0);
+  const text = malloc(<usize>top + 1);
+  let w: usize = 0;
+  if (negative) store<u8>(text + w++, 0x2d);
+  for (let i = <i32>top - 1; i >= 0; i--) store<u8>(text + w++, 0x30 + load<u8>(digits + i));
+  return newNumberText(text, <u32>w);
+}
+
+/** a + b, a - b or a × b of integral numbers of any size, exactly; 0 when an operand is not integral. */
+function bigArithmetic(a: usize, b: usize, op: i32): usize {
+  const x = bigDigits(a);
+  if (x == 0) return 0;
+  const xNeg = bigNegative;
+  const nx = bigCount;
+  const y = bigDigits(b);
+  if (y == 0) return 0;
+  const yNeg = op == OP_MINUS ? !bigNegative : bigNegative;
+  const ny = bigCount;
+  consumeMany(<i64>nx + <i64>ny);
+  if (op == OP_MUL) {
+    const product = bigMul(x, nx, y, ny);
+    return bigNumber(product, bigCount, xNeg != yNeg);
+  }
+  if (xNeg == yNeg) {
+    const sum = bigAdd(x, nx, y, ny);
+    return bigNumber(sum, bigCount, xNeg);
+  }
+  if (bigCompare(x, nx, y, ny) >= 0) {
+    const difference = bigSub(x, nx, y, ny);
+    return bigNumber(difference, bigCount, xNeg);
+  }
+  const difference = bigSub(y, ny, x, nx);
+  return bigNumber(difference, bigCount, yNeg);
+}
+
 export const OP_PLUS: i32 = 0;
 export const OP_MINUS: i32 = 1;
 export const OP_MUL: i32 = 2;
 export const OP_DIV: i32 = 3;
 
-/** a + b, a - b, a × b or a / b on numbers (b nonzero for a division), or an error when not exact. */
+/**
+ * a + b, a - b, a × b or a / b on numbers (b nonzero for a division), or an error when not exact.
+ * Integral operands of +, - and × compute exactly at any size, as recent OPA (big.Int).
+ */
 export function arithmetic(a: usize, b: usize, op: i32, name: string): usize {
   if (isInt64(a) && isInt64(b) && op != OP_DIV) {
     const x = int64Of(a);
@@ -507,7 +656,10 @@ export function arithmetic(a: usize, b: usize, op: i32, name: string): usize {
       const r = x * y;
       if (x == 0 || (r / x == y && !(x == -1 && y == i64.MIN_VALUE))) return newInt(r);
     }
-    return inexact(name);
+  }
+  if (op != OP_DIV) {
+    const exact = bigArithmetic(a, b, op);
+    if (exact != 0) return exact;
   }
   if (!toSmall(a, x0) || !toSmall(b, y0) || !exactInBinary(x0) || !exactInBinary(y0)) return inexact(name);
   let ok: bool;
@@ -516,9 +668,6 @@ export function arithmetic(a: usize, b: usize, op: i32, name: string): usize {
   else if (op == OP_MUL) ok = mulSmall(x0, y0);
   else ok = divSmall(x0, y0);
   if (!ok) return inexact(name);
-  // Integral operands: recent OPA computes with big.Int (no -0), earlier releases with big.Float.
-  const integral = sExponent(x0) >= 0 && sExponent(y0) >= 0 && op != OP_DIV;
-  if (integral && sMantissa(result) == 0 && sNegative(result)) return inexact(name);
   return smallNumber(result, name);
 }
 
@@ -532,7 +681,9 @@ export function isZero(v: usize): bool {
 export function absolute(a: usize): usize {
   if (isInt64(a)) {
     const i = int64Of(a);
-    return i == i64.MIN_VALUE ? inexact("eval_builtin_error: abs") : newInt(i < 0 ? -i : i);
+    if (i != i64.MIN_VALUE) return newInt(i < 0 ? -i : i);
+    const digits = bigDigits(a); // 2^63: a big.Float holds it exactly
+    return bigNumber(digits, bigCount, false);
   }
   if (!toSmall(a, result)) return inexact("eval_builtin_error: abs");
   store<u8>(result, 0);

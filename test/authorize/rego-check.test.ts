@@ -9,6 +9,17 @@ import { checkModules, RegoCompileErrors } from "../../services/authorize/rego/c
 import { checkRego } from "../../services/authorize/rego/compile.ts";
 import { parseModule } from "../../services/authorize/rego/parser.ts";
 
+/** The errors of every stage but Wasm generation (parse errors included). */
+function pipelineErrors(modules: Record<string, string>): string[] {
+  try {
+    checkRego({ modules });
+    return [];
+  } catch (error) {
+    if (!(error instanceof RegoCompileErrors)) throw error;
+    return error.errors.map((e) => e.message);
+  }
+}
+
 const check = (...sources: string[]) => checkModules(sources.map((s, i) => parseModule(s, { file: `m${i}.rego` })));
 const errorsOf = (...sources: string[]): string[] => {
   try {
@@ -79,8 +90,11 @@ describe("checks", () => {
   });
 
   it("refuses non-ground default values, shadowing of input/data, and conflicting keyword imports", () => {
-    expect(errorsOf("package p\ndefault a := x")[0]).toMatch(/invalid `var` in default value/);
-    expect(errorsOf("package p\ndefault a := input.x")[0]).toMatch(/invalid `ref` in default value/);
+    // OPA's parser refuses these (illegal default rule); where a parser lets them through, the checks do.
+    const defaultError = (kind: string) =>
+      new RegExp(`illegal default rule \\(value cannot contain ${kind}\\)|invalid \`${kind}\` in default value`);
+    expect(pipelineErrors({ "m0.rego": "package p\ndefault a := x" })[0]).toMatch(defaultError("var"));
+    expect(pipelineErrors({ "m0.rego": "package p\ndefault a := input.x" })[0]).toMatch(defaultError("ref"));
     expect(errorsOf("package p\na if { input := 1 }")[0]).toMatch(/input cannot be shadowed/);
     // v0 modules may (their `:=` makes a local), as in OPA without rego.v1.
     expect(checkModules([parseModule("package p\na { input := 1 }", { v0: true })]).groups.size).toBe(1);
@@ -90,9 +104,7 @@ describe("checks", () => {
     );
     expect(errorsOf("package p\nimport data.a.x\nimport data.b.x")[0]).toMatch(/import must not shadow data.a.x/);
     expect(errorsOf("package p\nimport future.keywords\nimport future.keywords.in")).toEqual([]);
-    expect(
-      errorsOf("package p\ndefault a := [x | x := 1]\ndefault b := count([1])\ndefault c[1] := 1\ndefault c[2] := 2"),
-    ).toEqual([]);
+    expect(errorsOf("package p\ndefault a := [x | x := 1]\ndefault c[1] := 1\ndefault c[2] := 2")).toEqual([]);
   });
 });
 
@@ -128,15 +140,7 @@ describe("calls", () => {
 });
 
 describe("checkRego (every stage but Wasm generation)", () => {
-  const checkErrors = (modules: Record<string, string>): string[] => {
-    try {
-      checkRego({ modules });
-      return [];
-    } catch (error) {
-      if (!(error instanceof RegoCompileErrors)) throw error;
-      return error.errors.map((e) => e.message);
-    }
-  };
+  const checkErrors = pipelineErrors;
 
   it("counts the modules of a valid policy", () => {
     expect(
@@ -145,10 +149,8 @@ describe("checkRego (every stage but Wasm generation)", () => {
   });
 
   it("reports syntax errors of every module, then check, safety and planner errors", () => {
-    expect(checkErrors({ "a.rego": "package a\nallow if {", "b.rego": "package b\np := " })).toEqual([
-      "a.rego:2: rego_parse_error: unexpected end of file",
-      "b.rego:2: rego_parse_error: unexpected end of file",
-    ]);
+    const syntaxErrors = checkErrors({ "a.rego": "package a\nallow if {", "b.rego": "package b\np := " });
+    expect(syntaxErrors.map((e) => e.split(": rego_parse_error: ")[0])).toEqual(["a.rego:2", "b.rego:2"]);
     expect(checkErrors({ "a.rego": "package a\nallow if frobnicate(1)" })).toEqual([
       "a.rego:2: rego_type_error: undefined function frobnicate",
     ]);

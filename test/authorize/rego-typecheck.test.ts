@@ -213,6 +213,10 @@ describe("close relatives that OPA accepts still compile", () => {
     ["a rule's known keys", 'p := {"a": 1}\nallow if p.a + 1 == 2'],
     ["an object rule's dynamic keys", 'o[k] := 1 if some k in ["a"]\nallow if o.z == 1'],
     ["base documents beside rules", "n := 1\nallow if data.p.other.x == 1"],
+    [
+      "sets under variable keys (OPA's regression/virtual-cache key scope)",
+      'obj.sub[x][x] contains x if some x in ["one"]\nobj[x][x] contains x if x := "w"\nallow if obj.sub[_].one[_] == obj.sub[_][_][_]',
+    ],
     ["a function used as its body uses its argument", 'f(x) := upper(x)\nallow if f("a") == "A"'],
     ["every over a typed domain", 'allow if every x in ["a"] { startswith(x, "a") }'],
   ])("%s", (_, rules) => {

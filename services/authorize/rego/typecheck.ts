@@ -269,10 +269,16 @@ class BodyChecker {
   /** The value one definition gives: a complete rule's or function's value, a set's or object's. */
   #definitionType(rule: Rule, valueTerm: Term | undefined, env: Env): Type {
     const value = valueTerm ? this.#typeOf(valueTerm, env) : BOOLEAN;
-    if (rule.head.contains) return setOf(this.#typeOf(rule.head.contains, env));
     if (rule.head.args) return value;
     const parts = refParts(rule.head.ref);
     const firstDynamic = parts.findIndex((p) => p.kind !== "string");
+    if (rule.head.contains) {
+      const element = setOf(this.#typeOf(rule.head.contains, env));
+      if (firstDynamic < 0) return element;
+      // `p[k] contains x`: OPA files the set under the variable keys themselves; any, to be safe.
+      for (const key of parts.slice(firstDynamic)) this.#typeOf(key, env);
+      return ANY;
+    }
     if (firstDynamic < 0) return value;
     // `p[k].q := v`: an object nested per key after the first that is not a constant string.
     return parts

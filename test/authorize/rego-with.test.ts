@@ -910,6 +910,12 @@ test_allow if allow with http.send as {"body": {"ok": true}}`;
     );
   });
 
+  it("a mock that evaluates what it replaces is refused as recursion, naming the rule", () => {
+    expect(compileError("package test\nq := count([1])\np := x if { x := q with count as data.test.q }")).toMatch(
+      /rego_recursion_error: rule data\.test\.q is recursive: data\.test\.q -> data\.test\.q/,
+    );
+  });
+
   it("a function named without a call is OPA's type error (functions are values only as mocks)", () => {
     // OPA 1.x (open-policy-agent/opa#8253): "function data.play.f[__local1__] used as reference, not called".
     const notCalled = /rego_type_error: function data\.test\.f used as reference, not called/;

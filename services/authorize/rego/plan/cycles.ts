@@ -30,7 +30,7 @@ function calledBy(stmts: Stmt[], into: Set<string>): Set<string> {
 }
 
 function recursionError(cycle: string[]): RegoError {
-  // Function names are `kind:path`; the message names the paths.
-  const paths = cycle.map((name) => name.slice(name.indexOf(":") + 1));
+  // Function names are `kind:path`, `@with<n>` after a copy's (with-context.ts); the message names the paths.
+  const paths = cycle.map((name) => name.slice(name.indexOf(":") + 1).replace(/@with\d+$/, ""));
   return new RegoError("rego_recursion_error", `rule ${paths[0]} is recursive: ${paths.join(" -> ")}`);
 }

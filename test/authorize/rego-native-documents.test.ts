@@ -191,3 +191,17 @@ describe("graph.reachable and graph.reachable_paths", () => {
     );
   });
 });
+
+describe("operand errors with OPA's messages", () => {
+  it("object.filter, object.remove, object.union and minus name the operand and the type they got", () => {
+    expect(() => call("b_object_filter", [], [])).toThrow("object.filter: operand 1 must be object but got array");
+    expect(() => call("b_object_remove", {}, "a")).toThrow(
+      "object.remove: operand 2 must be one of {object, set, array} but got string",
+    );
+    expect(() => call("b_object_union", {}, [])).toThrow("object.union: operand 2 must be object but got array");
+    expect(() => call("b_minus", new Set([1]), 1)).toThrow("minus: operand 2 must be set but got number");
+    expect(() => call("b_minus", 1, new Set([1]))).toThrow("minus: operand 2 must be number but got set");
+    expect(() => call("b_minus", new Set([1]), "a")).toThrow("minus: operand 2 must be number but got string");
+    expect(() => call("b_minus", "a", 1)).toThrow("minus: operand 1 must be one of {number, set} but got string");
+  });
+});

@@ -12,6 +12,7 @@ import {
   isInt64, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded, truncated,
   truncatedOk,
 } from "./numbers";
+import { operandTypeError } from "./operands";
 import { mapRune } from "./unicode";
 import { decodeRune, decodedWidth, encodeRune } from "./utf8";
 import {
@@ -158,7 +159,10 @@ export function b_minus(a: usize, b: usize): usize {
     for (let i: u32 = 0; i < length(a); i++) if (!setContains(b, item(a, i))) setAdd(out, item(a, i));
     return out;
   }
-  return typeError("minus");
+  // OPA's messages, in its order: the first operand's kind, then a number second operand means a set was due.
+  if (!isNum(a) && typeOf(a) != SET) return operandTypeError("minus", 1, "must be one of {number, set} but got ", a);
+  if (isNum(b)) return operandTypeError("minus", 2, "must be set but got ", b);
+  return operandTypeError("minus", 2, "must be number but got ", b);
 }
 
 export function b_mul(a: usize, b: usize): usize {
@@ -578,7 +582,8 @@ function unionDeep(a: usize, b: usize): usize {
 }
 
 export function b_object_union(a: usize, b: usize): usize {
-  if (typeOf(a) != OBJECT || typeOf(b) != OBJECT) return typeError("object.union");
+  if (typeOf(a) != OBJECT) return operandTypeError("object.union", 1, "must be object but got ", a);
+  if (typeOf(b) != OBJECT) return operandTypeError("object.union", 2, "must be object but got ", b);
   return unionDeep(a, b);
 }
 
@@ -593,20 +598,21 @@ export function b_object_union_n(list: usize): usize {
 }
 
 /** The keys named by an array, set or object's keys (object.remove / object.filter). */
-function keySet(keys: usize): usize {
+function keySet(keys: usize, name: string): usize {
   const t = typeOf(keys);
   if (t == SET) return keys;
+  if (t != ARRAY && t != OBJECT) return operandTypeError(name, 2, "must be one of {object, set, array} but got ", keys);
   consumeMany(length(keys));
   const out = newSet(4);
   if (t == ARRAY) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, item(keys, i));
-  else if (t == OBJECT) for (let i: u32 = 0; i < length(keys); i++) setAdd(out, objectKey(keys, i));
-  else return typeError("built-in function");
+  else for (let i: u32 = 0; i < length(keys); i++) setAdd(out, objectKey(keys, i));
   return out;
 }
 
 function filterKeys(o: usize, keys: usize, keep: bool): usize {
-  if (typeOf(o) != OBJECT) return typeError("built-in function");
-  const wanted = keySet(keys);
+  const name = keep ? "object.filter" : "object.remove";
+  if (typeOf(o) != OBJECT) return operandTypeError(name, 1, "must be object but got ", o);
+  const wanted = keySet(keys, name);
   if (wanted == 0) return 0;
   consumeMany(length(o));
   const out = newObject(4);

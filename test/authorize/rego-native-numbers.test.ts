@@ -71,6 +71,14 @@ describe("arithmetic as OPA", () => {
     expect(() => call("b_floor", n("-0.5"))).toThrow(/floor/);
   });
 
+  it("rem works on integers of any size, truncated with the dividend's sign (Go's big.Int Rem)", () => {
+    expect(call("b_rem", n("10"), n("18446744073709551616"))).toBe("10");
+    expect(call("b_rem", n("18446744073709551617"), n("18446744073709551616"))).toBe("1");
+    expect(call("b_rem", n("100"), n("-18446744073709551616"))).toBe("100");
+    expect(call("b_rem", n("-123456789012345678901234567890"), n("97"))).toBe("-52");
+    expect(() => call("b_rem", n("1e30"), n("0.0"))).toThrow("rem: modulo by zero");
+  });
+
   it("rem takes integral numbers (5.0) and refuses fractions", () => {
     expect(call("b_rem", n("5.0"), n("2"))).toBe("1");
     expect(() => call("b_rem", n("5.5"), n("2"))).toThrow("rem: modulo on floating-point number");

@@ -8,7 +8,7 @@ import { consume, consumeBytes, consumeMany } from "./budget";
 import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
 import {
   CEIL, FLOOR, OP_DIV, OP_MINUS, OP_MUL, OP_PLUS, ROUND,
-  absolute, approximation, arithmetic, inexactNumber, int64Of, integral, integralOk, integralTooLarge, isDecimalText,
+  MODULO_BY_ZERO, absolute, approximation, arithmetic, bigRemainder, inexactNumber, int64Of, integral, integralOk, integralTooLarge, isDecimalText,
   isInt64, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded, truncated,
   truncatedOk,
 } from "./numbers";
@@ -182,18 +182,22 @@ export function b_div(a: usize, b: usize): usize {
   return arithmetic(a, b, OP_DIV, "eval_builtin_error: div");
 }
 
-/** Remainder of integers (OPA takes "4.0" and 1e2 as integers too), truncated as Go's %. */
+/** Remainder of integers of any size (OPA takes "4.0" and 1e2 as integers too), truncated as Go's %. */
 export function b_rem(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return typeError("rem");
-  const x = integral(a);
-  const xOk = integralOk;
-  const y = integral(b);
-  if (!xOk || !integralOk) {
-    if (integralTooLarge) return inexactNumber("eval_builtin_error: rem");
-    return builtinError("eval_builtin_error: rem: modulo on floating-point number");
+  if (isInt64(a) && isInt64(b)) {
+    const y = int64Of(b);
+    if (y == 0) return builtinError("eval_builtin_error: rem: modulo by zero");
+    return num(y == -1 ? 0 : int64Of(a) % y);
   }
-  if (y == 0) return builtinError("eval_builtin_error: rem: modulo by zero");
-  return num(y == -1 ? 0 : x % y);
+  const r = bigRemainder(a, b);
+  if (r == MODULO_BY_ZERO) return builtinError("eval_builtin_error: rem: modulo by zero");
+  if (r != 0) return r;
+  integral(a);
+  const aTooLarge = integralTooLarge;
+  integral(b);
+  if (aTooLarge || integralTooLarge) return inexactNumber("eval_builtin_error: rem");
+  return builtinError("eval_builtin_error: rem: modulo on floating-point number");
 }
 
 export function b_abs(a: usize): usize {

@@ -606,6 +606,45 @@ function bigNumber(digits: usize, n: u32, negative: bool): usize {
   return newNumberText(text, <u32>w);
 }
 
+/**
+ * The remainder of integral numbers of any size, truncated as Go's big.Int Rem (the dividend's
+ * sign); 0 when an operand is not integral, MODULO_BY_ZERO for a zero divisor.
+ */
+export const MODULO_BY_ZERO: usize = 1;
+
+export function bigRemainder(a: usize, b: usize): usize {
+  const x = bigDigits(a);
+  if (x == 0) return 0;
+  const xNeg = bigNegative;
+  const nx = bigCount;
+  const y = bigDigits(b);
+  if (y == 0) return 0;
+  const ny = bigCount;
+  if (ny == 0) return MODULO_BY_ZERO;
+  consumeMany((<i64>nx * <i64>(ny + 1)) >> 2);
+  // Long division, keeping only the remainder: r = r × 10 + digit, then r -= y while r ≥ y.
+  const r = malloc(<usize>ny + 2);
+  memory.fill(r, 0, <usize>ny + 2);
+  let nr: u32 = 0;
+  for (let i = <i32>nx - 1; i >= 0; i--) {
+    memory.copy(r + 1, r, nr);
+    store<u8>(r, load<u8>(x + i));
+    nr++;
+    while (nr > 0 && load<u8>(r + nr - 1) == 0) nr--;
+    while (bigCompare(r, nr, y, ny) >= 0) {
+      let borrow: i32 = 0;
+      for (let k: u32 = 0; k < nr; k++) {
+        let d = <i32>load<u8>(r + k) - (k < ny ? <i32>load<u8>(y + k) : 0) - borrow;
+        borrow = d < 0 ? 1 : 0;
+        if (d < 0) d += 10;
+        store<u8>(r + k, <u8>d);
+      }
+      while (nr > 0 && load<u8>(r + nr - 1) == 0) nr--;
+    }
+  }
+  return bigNumber(r, nr, xNeg);
+}
+
 /** a + b, a - b or a × b of integral numbers of any size, exactly; 0 when an operand is not integral. */
 function bigArithmetic(a: usize, b: usize, op: i32): usize {
   const x = bigDigits(a);

@@ -136,6 +136,11 @@ describe("calls", () => {
     expect(errorsOf("package p\nr := 1\na if r(1)")).toEqual([
       "m0.rego:3: rego_type_error: undefined function data.p.r",
     ]);
+    // OPA's CheckVoidCalls: print gives no value; on its own it is fine.
+    expect(errorsOf('package p\nx := print(1, "a")')).toEqual([
+      'm0.rego:2: rego_type_error: print(1, "a") used as value',
+    ]);
+    expect(errorsOf('package p\na if { print(1, "a", input.x) }')).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@
 // A built-in without a signature here is checked for its arity only (builtins.ts) and typed any.
 
 import type { Term } from "./ast.ts";
+import { displayName } from "./vars.ts";
 
 // ---- types, as OPA's v1/types models them ------------------------------------------------------
 
@@ -302,6 +303,46 @@ export function literalType(term: Term): Type {
     default:
       return constantType(term);
   }
+}
+
+/** A term as OPA prints it in an error: `x.a[0]`, `f(1, "s")`, `{"k": v}`, `{1, 2}`. */
+export function termText(term: Term): string {
+  switch (term.kind) {
+    case "string":
+      return JSON.stringify(term.value);
+    case "number":
+      return term.text;
+    case "boolean":
+      return String(term.value);
+    case "null":
+      return "null";
+    case "var":
+      return displayName(term.name);
+    case "ref":
+      return termText(term.head) + term.path.map(refSegmentText).join("");
+    case "array":
+      return `[${term.items.map(termText).join(", ")}]`;
+    case "set":
+      return term.items.length === 0 ? "set()" : `{${term.items.map(termText).join(", ")}}`;
+    case "object":
+      return `{${term.entries.map(([k, v]) => `${termText(k)}: ${termText(v)}`).join(", ")}}`;
+    case "call":
+      return `${term.name}(${term.args.map(termText).join(", ")})`;
+    case "binary":
+      return `${termText(term.left)} ${term.op} ${termText(term.right)}`;
+    case "unary":
+      return `-${termText(term.arg)}`;
+    case "membership":
+      return `${term.key ? `${termText(term.key)}, ` : ""}${termText(term.value)} in ${termText(term.collection)}`;
+    default:
+      return term.kind;
+  }
+}
+
+/** One step of a reference: `.name` for a string that is a valid name, `[term]` otherwise. */
+export function refSegmentText(segment: Term): string {
+  if (segment.kind === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment.value)) return `.${segment.value}`;
+  return `[${termText(segment)}]`;
 }
 
 // ---- reading the signatures ----------------------------------------------------------------------

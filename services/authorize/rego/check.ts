@@ -3,7 +3,7 @@
 // rules, shadowing of input/data, and recursion between rules. Every problem found is reported
 // (OPA reports them all), each as a positioned RegoError; unsafe-variable analysis comes next.
 import { type Import, type Literal, type Module, type Rule, subterms, type Term, type TermOf } from "./ast.ts";
-import { ANY, builtinSignature, formatNamed, formatType, literalType } from "./builtin-types.ts";
+import { ANY, builtinSignature, formatNamed, formatType, literalType, termText } from "./builtin-types.ts";
 import { builtinArity } from "./builtins.ts";
 import { RegoError } from "./lexer.ts";
 import { isComprehension } from "./vars.ts";
@@ -291,20 +291,27 @@ function callError(
   const arity = group ? (group.kind === "function" ? group.arity : undefined) : builtinArity(term.name);
   const name = group ? pathKey(group.path) : term.name;
   // OPA: a rule that is no function has no function type, where the type checker looks for one.
-  if (group && arity === undefined) return new RegoError("rego_type_error", `undefined function ${name}`, term.loc);
-  if (arity === undefined) return new RegoError("rego_type_error", `undefined function ${term.name}`, term.loc);
+  if (arity === undefined) return new RegoError("rego_type_error", `undefined function ${name}`, term.loc);
+  if (group) return functionArityError(name, arity as number, term, statement);
+  // OPA's CheckVoidCalls: a built-in without a result (print) cannot give a value.
+  const signature = builtinSignature(term.name);
+  if (signature && !signature.result && !statement) {
+    return new RegoError("rego_type_error", `${termText(term)} used as value`, term.loc);
+  }
   const count = term.args.length;
   if (arity === "variadic" || count === arity || (statement && count === arity + 1)) return undefined;
-  if (group) {
-    const message = `function ${name} has arity ${arity}, got ${count} argument${count === 1 ? "" : "s"}`;
-    return new RegoError("rego_type_error", message, term.loc);
-  }
   // A call used as a value has an output variable by then, not typed yet.
   const have = [...term.args.map(literalType), ...(statement ? [] : [undefined])];
-  const want =
-    builtinSignature(term.name)?.args ?? Array.from({ length: arity }, () => ({ name: undefined, type: ANY }));
+  const want = signature?.args ?? Array.from({ length: arity }, () => ({ name: undefined, type: ANY }));
   const details = [`have: (${have.map(formatType).join(", ")})`, `want: (${want.map(formatNamed).join(", ")})`];
   return new RegoError("rego_type_error", [`${name}: arity mismatch`, ...details].join("\n\t"), term.loc);
+}
+
+function functionArityError(name: string, arity: number, term: TermOf<"call">, statement: boolean) {
+  const count = term.args.length;
+  if (count === arity || (statement && count === arity + 1)) return undefined;
+  const message = `function ${name} has arity ${arity}, got ${count} argument${count === 1 ? "" : "s"}`;
+  return new RegoError("rego_type_error", message, term.loc);
 }
 
 // ---- recursion -----------------------------------------------------------------------------------

@@ -29,18 +29,20 @@ import {
   objectOf,
   or,
   type RegoType,
+  refSegmentText,
   type Signature,
   selectIndex,
   selectKey,
   setOf,
   type Type,
+  termText,
   unifies,
   valuesOf,
 } from "./builtin-types.ts";
 import { callCandidates, pathKey, type RuleGroup, type RuleIndex, refParts, staticPath } from "./check.ts";
 import { type Location, RegoError } from "./lexer.ts";
 import { orderForSafety, type SafetyContext } from "./safety.ts";
-import { bodyVars, displayName, isWildcard, varsOf } from "./vars.ts";
+import { bodyVars, isWildcard, varsOf } from "./vars.ts";
 
 /** The built-in an operator stands for. */
 const OPERATORS: Record<TermOf<"binary">["op"], string> = {
@@ -760,20 +762,7 @@ function bindPattern(pattern: Term, type: RegoType, env: Env): void {
 
 /** How OPA prints a reference: `x.a`, `x[0]`, `x[y]`, `x["a b"]`. */
 function formatRef(term: TermOf<"ref">, upTo = term.path.length): string {
-  const head = term.head.kind === "var" ? displayName(term.head.name) : "";
-  return (
-    head +
-    term.path
-      .slice(0, upTo)
-      .map((p) => {
-        if (p.kind === "string")
-          return /^[A-Za-z_][A-Za-z0-9_]*$/.test(p.value) ? `.${p.value}` : `[${JSON.stringify(p.value)}]`;
-        if (p.kind === "var") return `[${displayName(p.name)}]`;
-        if (p.kind === "number") return `[${p.text}]`;
-        return `[${p.kind}]`;
-      })
-      .join("")
-  );
+  return termText(term.head) + term.path.slice(0, upTo).map(refSegmentText).join("");
 }
 
 /** `undefined ref: x.a.b`, with the position of the element at fault. */
@@ -789,20 +778,7 @@ function invalidRef(term: TermOf<"ref">, index: number, have: Type, want: Type, 
   const pad = " ".repeat(formatRef(term, index).length + 1);
   const segment = term.path[index] as Term;
   const oneOf = of?.kind === "object" ? of.props.map((p) => JSON.stringify(p.key)) : [];
-  const haveLine = have !== undefined ? `have (type): ${formatType(have)}` : `have: ${formatConstant(segment)}`;
+  const haveLine = have !== undefined ? `have (type): ${formatType(have)}` : `have: ${termText(segment)}`;
   const wantLine = oneOf.length > 0 ? `want (one of): [${oneOf.join(" ")}]` : `want (type): ${formatType(want)}`;
   return refError(term, index, [pad + haveLine, pad + wantLine], false);
-}
-
-function formatConstant(term: Term): string {
-  switch (term.kind) {
-    case "string":
-      return JSON.stringify(term.value);
-    case "number":
-      return term.text;
-    case "boolean":
-      return String(term.value);
-    default:
-      return term.kind;
-  }
 }

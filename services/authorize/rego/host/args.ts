@@ -9,7 +9,7 @@
 // if every integer that rounds to the double gives the same answer (integerCandidates, sameForAll),
 // and otherwise fails as UnsupportedCall. Results go back exactly through JSON.rawJSON.
 
-import { BUDGET_EXHAUSTED_MESSAGE } from "../evaluation-budget.ts";
+import { BUDGET_EXHAUSTED_MESSAGE, isBudgetExhausted } from "../evaluation-budget.ts";
 import { argumentText, integerOfText } from "./number-text.ts";
 
 export type Builtin = (...args: unknown[]) => unknown;
@@ -43,14 +43,22 @@ export function typeName(v: unknown): string {
   }
 }
 
+/** An operand of the wrong type or form: OPA's builtins.ErrOperand, an eval_type_error. */
+export class OperandError extends Error {}
+
 /** `operand 2 must be string but got number` (OPA's builtins.NewOperandTypeErr). */
 export function operandTypeError(pos: number, got: unknown, ...expected: string[]): Error {
+  return operandTypeNameError(pos, typeName(got), ...expected);
+}
+
+/** operandTypeError for an operand known by its type name. */
+export function operandTypeNameError(pos: number, got: string, ...expected: string[]): Error {
   const want = expected.length === 1 ? expected[0] : `one of {${expected.join(", ")}}`;
-  return new Error(`operand ${pos} must be ${want} but got ${typeName(got)}`);
+  return new OperandError(`operand ${pos} must be ${want} but got ${got}`);
 }
 
 export function operandError(pos: number, message: string): Error {
-  return new Error(`operand ${pos} ${message}`);
+  return new OperandError(`operand ${pos} ${message}`);
 }
 
 export function str(v: unknown, pos: number): string {
@@ -177,18 +185,33 @@ export class TurnCache<K, V> {
 }
 
 /**
- * Wraps built-ins so a thrown error reads as OPA's: `<name>: <message>`. A thrown error aborts the
+ * A built-in's error as OPA reports it: `eval_type_error: <name>: operand ...` for an operand error,
+ * `eval_builtin_error: <name>: ...` for any other; the budget message as it is.
+ */
+function opaError(name: string, error: unknown): unknown {
+  if (isBudgetExhausted(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const bare = message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message;
+  const code = error instanceof OperandError ? "eval_type_error" : "eval_builtin_error";
+  return new Error(`${code}: ${name}: ${bare}`, { cause: error });
+}
+
+/**
+ * Wraps built-ins so a thrown error reads as OPA's (opaError), naming the built-in the policy
+ * called (`display`: mandate.sprintf's errors are sprintf's). A thrown error aborts the
  * evaluation through opa-wasm, as OPA's strict built-in errors do.
  */
-export function named(builtins: Record<string, Builtin>): Record<string, Builtin> {
+export function named(
+  builtins: Record<string, Builtin>,
+  display: (name: string) => string = (name) => name,
+): Record<string, Builtin> {
   const out: Record<string, Builtin> = {};
   for (const [name, fn] of Object.entries(builtins)) {
     out[name] = (...args: unknown[]) => {
       try {
         return fn(...args);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        throw new Error(message.startsWith(`${name}: `) ? message : `${name}: ${message}`, { cause: error });
+        throw opaError(display(name), error);
       }
     };
   }

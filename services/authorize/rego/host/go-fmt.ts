@@ -318,7 +318,7 @@ class Printer {
 
   fmtFloat(v: number, verb: FloatVerb | "v", defaultPrec: number): void {
     if (this.f.sharp && (verb === "x" || verb === "X")) {
-      throw new UnsupportedCall(`sprintf: %#${verb} of a floating-point number is not supported by Mandate`);
+      throw new UnsupportedCall(`%#${verb} of a floating-point number is not supported by Mandate`);
     }
     const prec = this.f.precPresent ? this.f.prec : defaultPrec;
     let num = this.signedFloat(formatFloat(v, verb === "v" ? "g" : verb, prec));

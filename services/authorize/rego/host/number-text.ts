@@ -1,68 +1,57 @@
 // The exact text of large numbers in a host built-in's arguments. opa-wasm hands a host built-in
 // its arguments through JSON.parse, which rounds integers beyond 2^53 (nanosecond timestamps) to
-// doubles. While opa-wasm prepares one host call's arguments (from the moment it looks the built-in
-// up by name until the built-in runs, synchronously), JSON.parse also notes the source text of each
-// such number (V8's reviver source access); the built-in then reads the integer the policy had.
-//
-// This wraps the global JSON.parse once, on import: outside that window, or for texts without a
-// run of 16 digits, it calls the original directly; inside it, it parses with a reviver that
-// returns every value unchanged. A number whose text is unknown or ambiguous (two texts rounding to
-// the same double in one call) is left to the caller (args.ts exactInt: no exact answer).
+// doubles. So JSON.parse, wrapped once on import, also notes the source text of every such number
+// it parses (V8's reviver source access; texts with no run of 16 digits and no exponent skip it), and each host
+// call takes the texts noted since the previous one: its arguments were parsed just before it, so
+// the text of each of its numbers is among them. A double noted with two texts is ambiguous, and is
+// left to the caller (args.ts exactInt: no exact answer), as is one noted with none.
 
 type Reviver = (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown;
 
 const originalParse = JSON.parse;
-/** The texts of the call being prepared, by the double they parsed to. */
-let preparing: Map<number, Set<string>> | undefined;
-/** The texts of the call running. */
+/** The texts noted since the last host call, by the double they parsed to; bounded. */
+let noted = new Map<number, Set<string>>();
+const MAX_NOTED = 4096;
+/** The texts of the host call running. */
 let running: Map<number, Set<string>> | undefined;
 
 function noteSource(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
-  if (preparing && typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined) {
-    const texts = preparing.get(value) ?? new Set<string>();
+  if (typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined) {
+    // Past the bound, older texts go: a call whose texts went answers as if they were unknown.
+    if (noted.size >= MAX_NOTED) noted = new Map();
+    const texts = noted.get(value) ?? new Set<string>();
     texts.add(context.source);
-    preparing.set(value, texts);
+    noted.set(value, texts);
   }
   return value;
 }
 
-const LONG_NUMBER = /\d{16}/;
+/** A text that may hold an integer beyond 2^53: 16 digits in a row, or an exponent (1.7e18). */
+const LONG_NUMBER = /\d{16}|\d[eE][+-]?\d/;
 
 JSON.parse = function parse(text: string, reviver?: Reviver): unknown {
-  if (preparing && reviver === undefined && LONG_NUMBER.test(text)) return originalParse(text, noteSource as Reviver);
+  if (reviver === undefined && LONG_NUMBER.test(text)) return originalParse(text, noteSource as Reviver);
   return originalParse(text, reviver as Reviver);
 } as typeof JSON.parse;
 
-/**
- * Host built-ins that see their arguments' number texts: a view of `builtins` whose lookup by name
- * (opa-wasm's, just before it parses the call's arguments) starts noting them.
- */
+/** Host built-ins that see the texts of their arguments' large numbers (argumentText). */
 export function withNumberTexts<T extends (...args: unknown[]) => unknown>(
   builtins: Record<string, T>,
 ): Record<string, T> {
-  const wrapped = new Map<string, T>();
+  const out: Record<string, T> = {};
   for (const [name, fn] of Object.entries(builtins)) {
-    wrapped.set(name, ((...args: unknown[]) => {
+    out[name] = ((...args: unknown[]) => {
       const outer = running;
-      if (preparing) {
-        running = preparing;
-        preparing = undefined;
-      }
+      running = noted;
+      noted = new Map();
       try {
         return fn(...args);
       } finally {
         running = outer;
       }
-    }) as T);
+    }) as T;
   }
-  return new Proxy(builtins, {
-    get(target, name, receiver) {
-      const fn = typeof name === "string" ? wrapped.get(name) : undefined;
-      if (!fn) return Reflect.get(target, name, receiver);
-      preparing = new Map();
-      return fn;
-    },
-  });
+  return out;
 }
 
 /** The source text of an argument number of the running host call, when known and unambiguous. */

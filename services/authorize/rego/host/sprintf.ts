@@ -9,7 +9,7 @@
 // float64's range); any other number as an int64, or a *big.Int when beyond int64; anything else as
 // its Rego text. Operand 2 not being an array is signalled by the runtime passing its type name
 // instead of the pairs.
-import { type Builtin, operandTypeError, str } from "./args.ts";
+import { type Builtin, named, operandTypeError, operandTypeNameError, str } from "./args.ts";
 import { type GoValue, goInt, goSprintf } from "./go-fmt.ts";
 
 /** OPA's isFloatNumber: the text, not the value, decides (1.0 is a float). */
@@ -17,11 +17,11 @@ const isFloatText = (text: string) => /[.eE]/.test(text);
 
 function goArgument(pair: unknown, index: number): GoValue {
   if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[1] !== "string") {
-    throw new Error(`sprintf: malformed argument ${index} from the runtime`);
+    throw new Error(`malformed argument ${index} from the runtime`);
   }
   const [tag, text] = pair as [unknown, string];
   if (tag === "s") return { type: "string", value: text };
-  if (tag !== "n") throw new Error(`sprintf: malformed argument ${index} from the runtime`);
+  if (tag !== "n") throw new Error(`malformed argument ${index} from the runtime`);
   if (isFloatText(text)) {
     const value = Number(text);
     return Number.isFinite(value) ? { type: "float64", value } : { type: "string", value: text };
@@ -32,19 +32,13 @@ function goArgument(pair: unknown, index: number): GoValue {
 /** OPA's sprintf over the runtime's tagged arguments. */
 export function opaSprintf(format: unknown, tagged: unknown): string {
   const f = str(format, 1);
-  if (typeof tagged === "string") throw new Error(`operand 2 must be array but got ${tagged}`);
+  if (typeof tagged === "string") throw operandTypeNameError(2, tagged, "array");
   if (!Array.isArray(tagged)) throw operandTypeError(2, tagged, "array");
   return goSprintf(f, tagged.map(goArgument));
 }
 
-export const sprintfBuiltins: Record<string, Builtin> = {
-  "mandate.sprintf": (format, tagged) => {
-    try {
-      return opaSprintf(format, tagged);
-    } catch (error) {
-      // OPA's errors name the built-in the policy called.
-      const message = error instanceof Error ? error.message : String(error);
-      throw new Error(message.startsWith("sprintf: ") ? message : `sprintf: ${message}`, { cause: error });
-    }
-  },
-};
+/** Its errors are sprintf's, the built-in the policy called. */
+export const sprintfBuiltins: Record<string, Builtin> = named(
+  { "mandate.sprintf": (format, tagged) => opaSprintf(format, tagged) },
+  () => "sprintf",
+);

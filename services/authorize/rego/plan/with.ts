@@ -48,14 +48,14 @@ export function planWith(p: Planner, literal: Literal, withs: With[], scope: Sco
       );
       return;
     }
-    const saved = { input: p.ir.local(), data: p.ir.local() };
-    p.ir.emit({ op: "global", dst: saved.input, name: "input", maybe: true });
-    p.ir.emit({ op: "global", dst: saved.data, name: "data" });
+    // Only the documents replaced are saved and restored.
+    const roots = [...new Set(replacements.documents.map((d) => d.target.root))];
+    const saved = roots.map((name) => ({ name, local: p.ir.local() }));
+    for (const { name, local } of saved) p.ir.emit({ op: "global", dst: local, name, maybe: name === "input" });
     for (const { target, value } of replacements.documents) replaceDocument(p, target, values[value] as Local);
     p.ir.emit({ op: "withDepth", delta: 1 });
     const solutions = collectSolutions(p, stripped, scope, context, contextValues);
-    p.ir.emit({ op: "setGlobal", name: "input", src: saved.input });
-    p.ir.emit({ op: "setGlobal", name: "data", src: saved.data });
+    for (const { name, local } of saved) p.ir.emit({ op: "setGlobal", name, src: local });
     p.ir.emit({ op: "withDepth", delta: -1 });
     replaySolutions(p, solutions, scope, k);
   });

@@ -25,7 +25,7 @@ const CORPUS = fileURLToPath(new URL("cases", ROOT));
 const WASM_EXCEPTIONS = parse(readFileSync(new URL("wasm-exceptions.yaml", ROOT), "utf8")) as Record<string, string>;
 
 /** The vendored corpus's size, and the passes measured on the committed tree (raise as fixes land). */
-const CASES = 873;
+const CASES = 884;
 const MIN_PASS = 785;
 
 const NUMBERS =

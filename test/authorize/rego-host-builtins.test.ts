@@ -889,3 +889,24 @@ absent := strings.split_n("abc", ",", 1)
     await expect(call("net.cidr_overlap", 1, "10.1.2.3")).rejects.toThrow("net.cidr_overlap: operand 1");
   });
 });
+
+describe("errors and number texts", () => {
+  it("labels errors with OPA's codes: eval_type_error for operands, eval_builtin_error otherwise", async () => {
+    await expect(call("cast_string", 1)).rejects.toThrow(
+      /^eval_type_error: cast_string: operand 1 must be string but got number$/,
+    );
+    await expect(call("units.parse", "")).rejects.toThrow(/^eval_builtin_error: units\.parse: no amount provided$/);
+  });
+
+  it("reads large numbers exactly also from a copy of the built-ins (as policy tests make)", async () => {
+    const { wasm } = compileRego({
+      modules: { "t.rego": "package t\nr := time.format(1703444325734390123)\ns := time.format(input.ns)" },
+      entrypoints: ["t"],
+    });
+    const policy = await loadPolicy(wasm, undefined, { ...hostBuiltins });
+    const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+    expect(policy.evaluate({ ns: rawJSON("1703444325734390124") }, "t")).toEqual([
+      { result: { r: "2023-12-24T18:58:45.734390123Z", s: "2023-12-24T18:58:45.734390124Z" } },
+    ]);
+  });
+});

@@ -18,6 +18,16 @@ export interface CatalogueEntry {
   reason?: string;
 }
 
+/** What opa-wasm's JavaScript does differently from OPA (known; the planner still calls it). */
+const OPA_WASM_DIFFERENCES: Record<string, string> = {
+  sprintf: "sprintf-js, not Go's fmt (%v of collections, %x, %o, %e and error forms differ); mandate.sprintf is Go's",
+  "regex.split": "V8's RegExp on the pattern as JavaScript syntax, not RE2",
+  "yaml.marshal": "the yaml package (YAML 1.2), not Go's YAML 1.1 encoder: formatting differs",
+  "yaml.unmarshal":
+    "the yaml package (YAML 1.2): YAML 1.1 forms such as yes/no read as strings, not booleans; invalid YAML is undefined, not an error",
+  "yaml.is_valid": "the yaml package (YAML 1.2); a non-string operand is undefined instead of false",
+};
+
 /** Built-ins the planner compiles itself rather than calling. */
 const INLINE: Record<string, string> = {
   print: "compiled inline: true, without output (compiled policies have no print hook)",
@@ -42,7 +52,7 @@ export function builtinCatalogue(exports: ReadonlySet<string> = runtimeExportNam
     const inline = INLINE[name];
     if (inline) return entry("native", inline);
     // opa-wasm dispatches to its own implementation before any custom one of the same name.
-    if (opaWasm.has(name)) return entry("opa-wasm");
+    if (opaWasm.has(name)) return entry("opa-wasm", OPA_WASM_DIFFERENCES[name]);
     if (Object.hasOwn(hostBuiltins, name)) return entry("host");
     return entry("refused", builtinRefusal(name) ?? "not implemented");
   });

@@ -910,3 +910,21 @@ describe("errors and number texts", () => {
     ]);
   });
 });
+
+describe("mandate.regex_split", () => {
+  const split = hostBuiltins["mandate.regex_split"] as (pattern: unknown, value: unknown) => unknown;
+
+  it("splits as Go's Regexp.Split(s, -1) (Go's documented examples)", () => {
+    expect(split("a", "banana")).toEqual(["b", "n", "n", ""]);
+    expect(split("z+", "pizza")).toEqual(["pi", "a"]);
+    expect(split("a*", "abaabaccadaaae")).toEqual(["", "b", "b", "c", "c", "d", "e"]);
+    expect(split("a", "")).toEqual([""]);
+    expect(split(",", "x")).toEqual(["x"]);
+  });
+
+  it("takes RE2 syntax and names regex.split in its errors", () => {
+    expect(split("\\pL+", "añb1c")).toEqual(["", "1", ""]);
+    expect(() => split("(?=a)", "a")).toThrow(/^eval_builtin_error: regex\.split: /);
+    expect(() => split(1, "a")).toThrow("eval_type_error: regex.split: operand 1 must be string but got number");
+  });
+});

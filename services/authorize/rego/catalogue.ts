@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { BUILTIN_NAMES, builtinArity, builtinRefusal, nativeExportName } from "./builtins.ts";
-import { hostBuiltins, OPA_WASM_BUILTINS } from "./host-builtins.ts";
+import { HOST_RENAMES, hostBuiltins, OPA_WASM_BUILTINS } from "./host-builtins.ts";
 import { runtimeExports } from "./wasm.ts";
 
 export type Implementation = "native" | "host" | "opa-wasm" | "refused";
@@ -54,6 +54,8 @@ export function builtinCatalogue(exports: ReadonlySet<string> = runtimeExportNam
     // opa-wasm dispatches to its own implementation before any custom one of the same name.
     if (opaWasm.has(name)) return entry("opa-wasm", OPA_WASM_DIFFERENCES[name]);
     if (Object.hasOwn(hostBuiltins, name)) return entry("host");
+    const renamed = HOST_RENAMES[name];
+    if (renamed && Object.hasOwn(hostBuiltins, renamed)) return entry("host", `called as ${renamed}`);
     return entry("refused", builtinRefusal(name) ?? "not implemented");
   });
 }

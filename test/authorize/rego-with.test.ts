@@ -719,6 +719,22 @@ p := [y, z] if {
     want: [15, 16],
   },
   {
+    note: "a declared variable or argument named like a built-in is the variable as a mock's value",
+    modules: [
+      `package test
+f(_) := 1
+g(count) := x if x := f(0) with f as count
+p := [a, b, c] if {
+  count := 5
+  a := f(1) with f as count
+  b := f([1, 2]) with f as array.reverse
+  c := g(7)
+}`,
+    ],
+    query: "test/p",
+    want: [5, [2, 1], 7],
+  },
+  {
     note: "operators are built-ins too: with plus as minus",
     modules: ["package test\nsum2(a, b) := a + b\np := x if x := sum2(5, 3) with plus as minus"],
     query: "test/p",

@@ -18,7 +18,7 @@ export function planBody(p: Planner, literals: Literal[], scope: Scope, k: () =>
   const enclosing = p.bodyVars;
   p.bodyVars = new Set([...enclosing, ...bodyVars(literals)]);
   const ordered = orderForSafety(
-    markBuiltinValues(p, literals, scope.module),
+    markBuiltinValues(p, literals, scope),
     { bound: scope.vars.keys(), declared: scope.declared, bodyVars: p.bodyVars },
     safetyContext(p, scope.module),
   );

@@ -6,6 +6,7 @@ import type { Literal, Module, Term, With } from "../ast.ts";
 import { builtinArity } from "../builtins.ts";
 import { pathKey, type RuleGroup, staticPath } from "../check.ts";
 import { RegoError } from "../lexer.ts";
+import { declaredBy } from "../vars.ts";
 import type { DocNode } from "./doc-tree.ts";
 import { type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
@@ -86,12 +87,20 @@ function builtinTarget(w: With, name: string): WithTarget {
  */
 const builtinValues = new WeakMap<Term, string>();
 
-export function markBuiltinValues(p: Planner, literals: Literal[], module: Module): Literal[] {
+export function markBuiltinValues(p: Planner, literals: Literal[], scope: Scope): Literal[] {
+  if (!literals.some((l) => (l.kind === "expr" || l.kind === "unify") && l.with.length > 0)) return literals;
+  // A declared or bound variable (`:=`, `some`, an argument) named like a built-in is that variable
+  // (OPA renames declared variables before it reads `with` values).
+  const declared = new Set([
+    ...scope.declared,
+    ...scope.vars.keys(),
+    ...literals.flatMap(declaredBy).map((v) => v.name),
+  ]);
   return literals.map((literal) => {
     if ((literal.kind !== "expr" && literal.kind !== "unify") || literal.with.length === 0) return literal;
     let changed = false;
     const withs = literal.with.map((w) => {
-      const name = builtinValueName(p, w, module);
+      const name = builtinValueName(p, w, scope.module, declared);
       if (name === undefined) return w;
       changed = true;
       const marker: Term = { kind: "string", value: name, loc: w.value.loc };
@@ -102,11 +111,11 @@ export function markBuiltinValues(p: Planner, literals: Literal[], module: Modul
   });
 }
 
-/** The built-in a mock's value names: a name no rule or import claims (OPA resolves those first). */
-function builtinValueName(p: Planner, w: With, module: Module): string | undefined {
+/** The built-in a mock's value names: a name no declared variable, rule or import claims (OPA resolves those first). */
+function builtinValueName(p: Planner, w: With, module: Module, declared: Set<string>): string | undefined {
   const path = namePath(w.value);
   if (!path || builtinArity(path.join(".")) === undefined) return undefined;
-  if (p.resolveInModule(path[0] as string, module)) return undefined;
+  if (declared.has(path[0] as string) || p.resolveInModule(path[0] as string, module)) return undefined;
   let target: WithTarget;
   try {
     target = withTarget(p, w, module);

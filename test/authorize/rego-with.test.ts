@@ -879,6 +879,12 @@ describe("OPA's compile errors for with", () => {
     );
   });
 
+  it("a local variable is no target, even named like a built-in (OPA renames it first)", () => {
+    expect(compileError("package test\np if {\n  count := 1\n  true with count as 2\n}")).toMatch(
+      /t\.rego:4: rego_type_error: with keyword target must reference existing input, data, or a function/,
+    );
+  });
+
   it("replacing part of a rule's value", () => {
     // OPA's TestCompilerMockVirtualDocumentPartially.
     expect(compileError('package test\nq := {"a": 1}\np := x if { q = x with q.a as 2 }')).toMatch(

@@ -24,10 +24,12 @@ const IRREPLACEABLE = new Set(["eq", "rego.metadata.chain", "rego.metadata.rule"
 const RELATIONS = new Set(["walk"]);
 const VOID = new Set(["print"]);
 
-export function withTarget(p: Planner, w: With, module: Module): WithTarget {
+/** What a `with` replaces; a local variable (in `scope`) is no target, even named like a built-in. */
+export function withTarget(p: Planner, w: With, module: Module, scope?: Scope): WithTarget {
   const path = namePath(w.target);
   if (!path) throw invalidTarget(w);
   const [head, ...rest] = path as [string, ...string[]];
+  if (head !== "input" && (scope?.vars.has(head) || scope?.declared.has(head))) throw invalidTarget(w);
   const resolved = head === "input" || head === "data" ? { root: head, path: [] } : p.resolveInModule(head, module);
   if (resolved?.root === "input") {
     return { kind: "document", root: "input", path: [...resolved.path, ...rest], hides: false };

@@ -71,7 +71,7 @@ function classify(p: Planner, withs: With[], scope: Scope): Replacements {
     hidden: [...p.context.hidden],
   };
   for (const w of withs) {
-    const target = withTarget(p, w, scope.module);
+    const target = withTarget(p, w, scope.module, scope);
     if (target.kind === "document") {
       const group = isFunctionDocument(p, w.value, scope);
       if (group) throw functionAsValue(group, w.value.loc);

@@ -267,7 +267,7 @@ describe("scalars as OPA's scanner and parseNumber read them", () => {
     expect(refusal("x := 1e", { query: true })).toBe("1:8: expected exponent");
     expect(refusal("x := 6abc", { query: true })).toBe("1:7: illegal number format");
     expect(refusal("x := -y", { query: true })).toBe("1:7: unexpected identifier token: expected number");
-    expect(refusal("x := 1e-400", { query: true })).toMatch(/^1:6: number too small/);
+    expect(term("1e-400")).toEqual(n("1e-400"));
   });
 
   it("decodes escapes as Go's JSON decoder and refuses bad ones", () => {

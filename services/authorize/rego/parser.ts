@@ -804,12 +804,7 @@ class Parser {
     if (!prefix.endsWith(".") && /^0[0-9]/.test(text)) throw this.#illegal("expected number without leading zero");
     if (prefix.endsWith(".") && text.includes(".")) throw this.#illegal("invalid float");
     this.#next();
-    const number = prefix + text;
-    // Mandate computes with IEEE doubles: a literal that is not zero but reads as 0 would compare wrongly.
-    if (Number(number) === 0 && /[1-9]/.test(number.replace(/[eE].*$/, ""))) {
-      throw new RegoError("rego_parse_error", `number too small for Mandate's compiler: ${number}`, loc);
-    }
-    return { kind: "number", text: number, loc };
+    return { kind: "number", text: prefix + text, loc };
   }
 
   #parenthesized(): Term {

@@ -249,6 +249,10 @@ describe("some, every and with", () => {
     expect(refusal("some x in xs with input as 1", { query: true })).toMatch(
       /^1:14: unsupported: `with` on `some … in`/,
     );
+    // A refusal inside a comprehension is not lost to the comprehension-or-union backtracking.
+    expect(refusal('x := {"a": [y | some y in [1] with input as 2]}', { query: true })).toMatch(
+      /^1:31: unsupported: `with` on `some … in`/,
+    );
     expect(refusal("some x == y", { query: true })).toBe(
       "1:12: unexpected eof token: expected `x in xs` or `x, y in xs` expression",
     );

@@ -54,6 +54,7 @@ const KEYWORDS = new Set([
 ]);
 /** Brackets nested deeper than this are refused (each level costs JavaScript stack frames). */
 const MAX_NESTING = 300;
+const MAX_NESTING_MESSAGE = "max parsing recursion depth exceeded";
 const RELATIONS = new Set(["==", "!=", "<", "<=", ">", ">="]);
 const HEAD_OPERATORS = new Set(["+", "-", "*", "/", "%", "&", "|", ...RELATIONS]);
 /** OPA's names for punctuation tokens in "unexpected X token". */
@@ -331,7 +332,7 @@ class Parser {
       const literal = this.#literal();
       if (!(literal.kind === "expr" && literal.expr.kind === "set")) return [literal];
     } catch (error) {
-      if (!(error instanceof RegoError) || !this.#tokenAt(start, "{")) throw error;
+      if (!isSyntaxError(error) || !this.#tokenAt(start, "{")) throw error;
     }
     this.#pos = start;
     return this.#braceBody();
@@ -757,11 +758,7 @@ class Parser {
   /** A bracketed term; nesting is bounded well inside the JavaScript stack (OPA's bound is higher). */
   #nested(t: Token): Term {
     if (++this.#nesting > MAX_NESTING) {
-      throw new RegoError(
-        "rego_parse_error",
-        `max parsing recursion depth exceeded (${MAX_NESTING} nested brackets)`,
-        t.loc,
-      );
+      throw new RegoError("rego_parse_error", `${MAX_NESTING_MESSAGE} (${MAX_NESTING} nested brackets)`, t.loc);
     }
     try {
       if (t.text === "[") return this.#array();
@@ -976,7 +973,7 @@ class Parser {
       this.#next();
       return this.#query(close);
     } catch (error) {
-      if (!(error instanceof RegoError) || !this.#atPunct(",")) throw error;
+      if (!isSyntaxError(error) || !this.#atPunct(",")) throw error;
       this.#pos = start;
       return undefined;
     }
@@ -1010,7 +1007,7 @@ class Parser {
     try {
       return parse();
     } catch (error) {
-      if (!(error instanceof RegoError)) throw error;
+      if (!isSyntaxError(error)) throw error;
       this.#pos = start;
       return undefined;
     }
@@ -1082,6 +1079,16 @@ class Parser {
   #error(message: string, loc: Location = this.#peek().loc): RegoError {
     return new RegoError("rego_parse_error", message, loc);
   }
+}
+
+/**
+ * A parse error that backtracking may discard (OPA restores its parser state over them); a
+ * refusal of what Mandate does not support (or nests too deeply) stands wherever it is raised.
+ */
+function isSyntaxError(error: unknown): error is RegoError {
+  return (
+    error instanceof RegoError && error.code === "rego_parse_error" && !error.message.includes(MAX_NESTING_MESSAGE)
+  );
 }
 
 function appendPath(term: Term, part: Term): Term {

@@ -9,7 +9,7 @@ import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
 import {
   CEIL, FLOOR, OP_DIV, OP_MINUS, OP_MUL, OP_PLUS, ROUND,
   MODULO_BY_ZERO, absolute, approximation, arithmetic, bigRemainder, inexactNumber, int64Of, integral, integralOk, integralTooLarge, isDecimalText,
-  isInt64, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded, truncated,
+  foldFloats, isInt64, isIntegral, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded, truncated,
   truncatedOk,
 } from "./numbers";
 import { operandTypeError } from "./operands";
@@ -291,7 +291,8 @@ function numbersOf(a: usize): bool {
 
 export function b_sum(a: usize): usize {
   if (!numbersOf(a)) return typeError("sum");
-  // OPA folds with big.Float from 0: exact here while each partial sum is (numbers.ts).
+  if (!allIntegral(a)) return foldFloats(a, OP_PLUS, "eval_builtin_error: sum");
+  // Integers: OPA sums them exactly (int, then big.Int).
   let s = num(0);
   for (let i: u32 = 0; i < length(a); i++) s = arithmetic(s, item(a, i), OP_PLUS, "eval_builtin_error: sum");
   return s;
@@ -299,9 +300,16 @@ export function b_sum(a: usize): usize {
 
 export function b_product(a: usize): usize {
   if (!numbersOf(a)) return typeError("product");
+  if (!allIntegral(a)) return foldFloats(a, OP_MUL, "eval_builtin_error: product");
   let s = num(1);
   for (let i: u32 = 0; i < length(a); i++) s = arithmetic(s, item(a, i), OP_MUL, "eval_builtin_error: product");
   return s;
+}
+
+/** Whether every element is an integer (OPA's NumberToInt); otherwise OPA folds big.Floats. */
+function allIntegral(a: usize): bool {
+  for (let i: u32 = 0; i < length(a); i++) if (!isIntegral(item(a, i))) return false;
+  return true;
 }
 
 function extreme(a: usize, sign: i32): usize {

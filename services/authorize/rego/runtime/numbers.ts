@@ -1,14 +1,18 @@
 // Numbers as OPA holds them: json.Number text, kept exactly (it is what is printed). A number whose
 // text strconv.ParseInt reads (OPA's Number.Int64) is an int64 and computes as one. Comparison is
-// exact for every number (OPA compares through big.Rat). Arithmetic on other numbers follows OPA's
-// big.Float path (64-bit mantissa, results printed by FloatToNumber) only where that path is exact
-// and its output provably the exact decimal: operands exactly representable in binary, and a result
-// of at most 18 significant digits. Anything else (integers beyond int64, inexact decimals) is an
-// evaluation error rather than a possibly different value.
+// exact for every number (OPA compares through big.Rat). Integral operands of +, - and × compute
+// exactly at any size (OPA's big.Int path); everything else follows OPA's big.Float path bit for bit
+// (bigfloat.ts: SetString at 64 bits, one rounding per operation, FloatToNumber's shortest text).
+// What that path would cost too much to reproduce (exponents beyond about 10^±5000) is an evaluation
+// error rather than a possibly different value.
 import { consumeMany } from "./budget";
 import { abortWith2 } from "./eval";
+import {
+  fAbs, fAdd, fMul, fNegative, fPrecision, fQuo, floatFromU64, floatHalf, floatZero, formatFloat, formattedLength, parseFloat, parseOk, truncate,
+  truncExact,
+} from "./bigfloat";
 import { malloc } from "./memory";
-import { NUMBER, newString, typeOf } from "./value";
+import { item, length, NUMBER, newString, typeOf } from "./value";
 
 // A number: [u8 type][u8 flags][u16][u32 text length][u32 text][u32][f64 approximation][i64 value].
 // Computed integers get their text, and any number its approximation, only when asked for.
@@ -301,7 +305,6 @@ function trimmedLength(text: usize, len: u32): u32 {
 // A small is [u8 negative][u64 mantissa @8][i64 exponent @16], in static memory.
 const x0: usize = memory.data(24, 8);
 const y0: usize = memory.data(24, 8);
-const result: usize = memory.data(24, 8);
 
 // @ts-ignore: decorator
 @inline function sNegative(s: usize): bool {
@@ -320,7 +323,6 @@ function setSmall(s: usize, negative: bool, mantissa: u64, exponent: i64): void 
   store<u64>(s, mantissa, 8);
   store<i64>(s, exponent, 16);
 }
-const MAX_MANTISSA: u64 = 999_999_999_999_999_999;
 
 function toSmall(v: usize, s: usize): bool {
   if (isInt64(v)) {
@@ -337,154 +339,14 @@ function toSmall(v: usize, s: usize): bool {
   return exponent > -400 && exponent < 400;
 }
 
-/** Whether the decimal is a binary fraction of at most 64 significant bits (exact in a big.Float). */
-function exactInBinary(s: usize): bool {
-  if (sMantissa(s) == 0 || sExponent(s) >= 0) return sExponent(s) < 19; // integers of at most 18 digits
-  let m = sMantissa(s);
-  for (let k = sExponent(s); k < 0; k++) {
-    if (m % 5 != 0) return false;
-    m /= 5;
-  }
-  return true;
-}
-
 function pow10(k: i64): u64 {
   let p: u64 = 1;
   for (let i: i64 = 0; i < k; i++) p *= 10;
   return p;
 }
 
-/** m × 10^k when it stays within 18 digits; 0 with `overflowed` otherwise. */
-let overflowed = false;
-
-function scaled(m: u64, k: i64): u64 {
-  if (k > 18) {
-    overflowed = m != 0;
-    return 0;
-  }
-  const p = pow10(k);
-  if (m != 0 && m > MAX_MANTISSA / p) {
-    overflowed = true;
-    return 0;
-  }
-  return m * p;
-}
-
-function addSmall(x: usize, y: usize, subtract: bool): bool {
-  const xNegative = sNegative(x);
-  const yNegative = subtract ? !sNegative(y) : sNegative(y);
-  const e = sExponent(x) < sExponent(y) ? sExponent(x) : sExponent(y);
-  overflowed = false;
-  const a = scaled(sMantissa(x), sExponent(x) - e);
-  const b = scaled(sMantissa(y), sExponent(y) - e);
-  if (overflowed) return false;
-  if (xNegative == yNegative) setSmall(result, xNegative, a + b, e); // -0 + -0 is -0 (IEEE)
-  else if (a >= b) setSmall(result, a == b ? false : xNegative, a - b, e);
-  else setSmall(result, yNegative, b - a, e);
-  return sMantissa(result) <= MAX_MANTISSA;
-}
-
-function mulSmall(x: usize, y: usize): bool {
-  const negative = sNegative(x) != sNegative(y);
-  const e = sExponent(x) + sExponent(y);
-  if (sMantissa(x) == 0 || sMantissa(y) == 0) {
-    setSmall(result, negative, 0, e);
-    return true;
-  }
-  if (sMantissa(x) > MAX_MANTISSA / sMantissa(y)) return false;
-  setSmall(result, negative, sMantissa(x) * sMantissa(y), e);
-  return true;
-}
-
-/** The exact quotient when it is a decimal of at most 18 digits. */
-function divSmall(x: usize, y: usize): bool {
-  const d = sMantissa(y);
-  let q = sMantissa(x) / d;
-  let r = sMantissa(x) % d;
-  let e = sExponent(x) - sExponent(y);
-  while (r != 0) {
-    if (q > MAX_MANTISSA / 10 || d > 0x1999999999999999) return false;
-    r *= 10;
-    q = q * 10 + r / d;
-    r %= d;
-    e--;
-  }
-  setSmall(result, sNegative(x) != sNegative(y), q, e);
-  return q <= MAX_MANTISSA;
-}
-
-/**
- * The result as OPA's FloatToNumber prints it: an integer in full ('f'), anything else as Go's
- * shortest %g (exponent form below 1e-4 and from 1e6; two exponent digits at least).
- */
-function smallNumber(s: usize, name: string): usize {
-  let m = sMantissa(s);
-  let e = sExponent(s);
-  while (m != 0 && m % 10 == 0) {
-    m /= 10;
-    e++;
-  }
-  const digits = malloc(20);
-  let n: u32 = 0;
-  let t = m;
-  do {
-    n++;
-    t /= 10;
-  } while (t > 0);
-  t = m;
-  for (let i = <i32>n - 1; i >= 0; i--) {
-    store<u8>(digits + <usize>i, <u8>(0x30 + <u32>(t % 10)));
-    t /= 10;
-  }
-  const out = malloc(<usize>n + 32);
-  let w: usize = 0;
-  if (sNegative(s)) store<u8>(out + w++, 0x2d);
-  if (m == 0) {
-    store<u8>(out + w++, 0x30);
-    return newNumberText(out, <u32>w);
-  }
-  const point = e + <i64>n; // value = 0.digits × 10^point
-  if (e >= 0) {
-    if (point > 19) return inexact(name);
-    memory.copy(out + w, digits, n);
-    w += n;
-    for (let i: i64 = 0; i < e; i++) store<u8>(out + w++, 0x30);
-    const v = newNumberText(out, <u32>w);
-    return isInt64(v) ? v : inexact(name);
-  }
-  const exp = point - 1;
-  if (exp < -4 || exp >= 6) {
-    store<u8>(out + w++, load<u8>(digits));
-    if (n > 1) {
-      store<u8>(out + w++, 0x2e);
-      memory.copy(out + w, digits + 1, n - 1);
-      w += n - 1;
-    }
-    store<u8>(out + w++, 0x65);
-    store<u8>(out + w++, exp < 0 ? 0x2d : 0x2b);
-    const a = exp < 0 ? -exp : exp;
-    if (a < 10) store<u8>(out + w++, 0x30);
-    const digits = formatInt(a);
-    memory.copy(out + w, digits, digitsLength);
-    w += digitsLength;
-  } else if (point <= 0) {
-    store<u8>(out + w++, 0x30);
-    store<u8>(out + w++, 0x2e);
-    for (let i: i64 = 0; i < -point; i++) store<u8>(out + w++, 0x30);
-    memory.copy(out + w, digits, n);
-    w += n;
-  } else {
-    memory.copy(out + w, digits, <usize>point);
-    w += <usize>point;
-    store<u8>(out + w++, 0x2e);
-    memory.copy(out + w, digits + <usize>point, n - <u32>point);
-    w += n - <u32>point;
-  }
-  return newNumberText(out, <u32>w);
-}
-
 function inexact(name: string): usize {
-  abortWith2(name, ": the result is beyond the numbers Mandate computes exactly as OPA (int64, short decimals)");
+  abortWith2(name, ": the result is beyond the numbers Mandate computes exactly as OPA");
   return 0;
 }
 
@@ -700,14 +562,64 @@ export function arithmetic(a: usize, b: usize, op: i32, name: string): usize {
     const exact = bigArithmetic(a, b, op);
     if (exact != 0) return exact;
   }
-  if (!toSmall(a, x0) || !toSmall(b, y0) || !exactInBinary(x0) || !exactInBinary(y0)) return inexact(name);
-  let ok: bool;
-  if (op == OP_PLUS) ok = addSmall(x0, y0, false);
-  else if (op == OP_MINUS) ok = addSmall(x0, y0, true);
-  else if (op == OP_MUL) ok = mulSmall(x0, y0);
-  else ok = divSmall(x0, y0);
-  if (!ok) return inexact(name);
-  return smallNumber(result, name);
+  const x = toFloat(a, name);
+  const y = toFloat(b, name);
+  let r: usize;
+  if (op == OP_PLUS) r = fAdd(x, y, false, 64);
+  else if (op == OP_MINUS) r = fAdd(x, y, true, 64);
+  else if (op == OP_MUL) r = fMul(x, y, 64);
+  else r = fQuo(x, y, 64);
+  return floatNumber(r, name);
+}
+
+/** OPA's NumberToInt succeeds: the value is an integer (4.0 and 1e2 are). */
+export function isIntegral(v: usize): bool {
+  if (isInt64(v)) return true;
+  if (!parseDecimal(numberTextPtr(v), numberTextLen(v), left)) return false;
+  return countOf(left) == 0 || pointOf(left) >= <i64>countOf(left);
+}
+
+/**
+ * sum or product of an array or set with a non-integer, as OPA's fold: sum adds each element's
+ * big.Float into a zero of precision 0 (so 64). Product multiplies into big.NewFloat(1), which
+ * recent OPA keeps at precision 53 and earlier 1.x releases widened to 64 (new(big.Float).Mul):
+ * the result is given only when both precisions print the same.
+ */
+export function foldFloats(a: usize, op: i32, name: string): usize {
+  const n = length(a);
+  if (op == OP_PLUS) {
+    let s = floatZero();
+    for (let i: u32 = 0; i < n; i++) s = fAdd(s, toFloat(item(a, i), name), false, 64);
+    return floatNumber(s, name);
+  }
+  let p53 = floatFromU64(1, 53);
+  let p64 = floatFromU64(1, 64);
+  for (let i: u32 = 0; i < n; i++) {
+    const x = toFloat(item(a, i), name);
+    p53 = fMul(p53, x, 53);
+    p64 = fMul(p64, x, 64);
+  }
+  const recent = floatNumber(p53, name);
+  const earlier = floatNumber(p64, name);
+  const len = numberTextLen(recent);
+  if (len != numberTextLen(earlier) || memory.compare(numberTextPtr(recent), numberTextPtr(earlier), len) != 0) {
+    return inexact(name);
+  }
+  return recent;
+}
+
+/** builtins.NumberToFloat: big.Float SetString at precision 64. */
+export function toFloat(v: usize, name: string): usize {
+  const f = parseFloat(numberTextPtr(v), numberTextLen(v));
+  if (!parseOk) return inexact(name);
+  return f;
+}
+
+/** builtins.FloatToNumber: the shortest text that reads back as the same float. */
+export function floatNumber(f: usize, name: string): usize {
+  const text = formatFloat(f);
+  if (text == 0) return inexact(name);
+  return newNumberText(text, formattedLength);
 }
 
 /** Whether the number is zero (of any form: 0, 0.0, -0, 0e5). */
@@ -724,9 +636,7 @@ export function absolute(a: usize): usize {
     const digits = bigDigits(a); // 2^63: a big.Float holds it exactly
     return bigNumber(digits, bigCount, false);
   }
-  if (!toSmall(a, result)) return inexact("eval_builtin_error: abs");
-  store<u8>(result, 0);
-  return smallNumber(result, "eval_builtin_error: abs");
+  return floatNumber(fAbs(toFloat(a, "eval_builtin_error: abs")), "eval_builtin_error: abs");
 }
 
 export const ROUND: i32 = 0;
@@ -734,27 +644,24 @@ export const CEIL: i32 = 1;
 export const FLOOR: i32 = 2;
 
 /**
- * round (half away from zero), ceil and floor as OPA's arithRound/Ceil/Floor, which truncate
- * first: ceil of a value in (-1, 0) is 1 and floor of one is 0 there, an OPA quirk this refuses.
+ * round (half away from zero), ceil and floor as OPA's arithRound/Ceil/Floor on big.Float: round
+ * adds ±0.5 at precision 64 and truncates; ceil and floor truncate first, then step by one unless
+ * the truncated value's sign says not to (so OPA's ceil of a value in (-1, 0) is 1, its floor 0).
+ * An int64 is its own result (x ± 0.5 is exact in 64 bits).
  */
 export function rounded(a: usize, mode: i32, name: string): usize {
   if (isInt64(a)) return newInt(int64Of(a));
-  if (!toSmall(a, x0) || sExponent(x0) < -18) return inexact(name);
-  if (sExponent(x0) >= 0) return smallNumber(x0, name);
-  const negative = sNegative(x0);
-  const p = pow10(-sExponent(x0));
-  let whole = sMantissa(x0) / p;
-  const fraction = sMantissa(x0) % p;
-  if (fraction != 0) {
-    if (mode == ROUND) {
-      if (fraction * 2 >= p) whole++;
-    } else if (whole == 0 && negative) {
-      return inexact(name);
-    } else if ((mode == CEIL) != negative) whole++;
+  const x = toFloat(a, name);
+  if (mode == ROUND) {
+    // big.NewFloat(0.5): precision 53; the sum gets max(64, 53)
+    return floatNumber(truncate(fAdd(x, floatHalf(), fNegative(x), 64)), name);
   }
-  if (whole > <u64>i64.MAX_VALUE) return inexact(name);
-  const signed = negative ? -(<i64>whole) : <i64>whole;
-  return newInt(signed);
+  const f = truncate(x);
+  if (truncExact) return floatNumber(f, name);
+  const step = mode == CEIL ? !fNegative(f) : fNegative(f);
+  if (!step) return floatNumber(f, name);
+  const prec = fPrecision(f) > 53 ? fPrecision(f) : 53;
+  return floatNumber(fAdd(f, floatFromU64(1, 53), mode == FLOOR, prec), name);
 }
 
 /** Set by integral: whether the number was an integer of int64's range, or an integer beyond it. */

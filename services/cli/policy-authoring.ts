@@ -342,7 +342,6 @@ export function checkSubcommand(command: CommandFactory, print: Print) {
 const IMPLEMENTATIONS: Record<Implementation, string> = {
   native: "native in Wasm",
   host: "on the host (Mandate)",
-  "opa-wasm": "on the host (opa-wasm)",
   refused: "refused",
 };
 

@@ -1,11 +1,12 @@
 // The built-in catalogue (builtins.ts, catalogue.ts): OPA 1.x's built-ins by name and arity, each
 // classified as native, host, opa-wasm or refused; a refused one does not compile, and an I/O one
 // says it can be replaced with `with`.
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { describe, expect, it } from "vitest";
 import { BUILTIN_NAMES, builtinArity } from "../../services/authorize/rego/builtins.ts";
 import { builtinCatalogue } from "../../services/authorize/rego/catalogue.ts";
 import { compileRego } from "../../services/authorize/rego/compile.ts";
-import { HOST_BUILTINS } from "../../services/authorize/rego/host-builtins.ts";
+import { HOST_BUILTINS, HOST_RENAMES, hostBuiltins } from "../../services/authorize/rego/host-builtins.ts";
 
 /** OPA's capabilities/v1.20.2.json: every built-in with its number of arguments (print: variadic). */
 const OPA_1_20_2: Record<string, number | "variadic"> = {
@@ -230,19 +231,24 @@ describe("the built-in catalogue", () => {
   it("classifies every built-in, and gives a reason for each refused one", () => {
     expect(catalogue.map((e) => e.name)).toEqual([...BUILTIN_NAMES].sort());
     for (const entry of catalogue) {
-      expect(["native", "host", "opa-wasm", "refused"], entry.name).toContain(entry.implementation);
+      expect(["native", "host", "refused"], entry.name).toContain(entry.implementation);
       if (entry.implementation === "refused") expect(entry.reason, entry.name).toMatch(/\w/);
-      if (entry.implementation === "host" || entry.implementation === "opa-wasm") {
-        expect(HOST_BUILTINS[entry.name], entry.name).toBe(true);
+      if (entry.implementation === "host") {
+        expect(HOST_BUILTINS[HOST_RENAMES[entry.name] ?? entry.name], entry.name).toBe(true);
       }
     }
   });
 
-  it("classifies by the runtime's exports, the host's built-ins and opa-wasm's", () => {
+  it("classifies by the runtime's exports and the host's built-ins, never opa-wasm's own", () => {
     const byName = new Map(catalogue.map((e) => [e.name, e]));
     expect(byName.get("count")?.implementation).toBe("native");
     expect(byName.get("time.parse_ns")?.implementation).toBe("host");
-    expect(byName.get("yaml.marshal")?.implementation).toBe("opa-wasm");
+    expect(byName.get("sprintf")).toMatchObject({ implementation: "host", reason: "called as mandate.sprintf" });
+    expect(byName.get("regex.split")).toMatchObject({
+      implementation: "host",
+      reason: "called as mandate.regex_split",
+    });
+    expect(byName.get("yaml.unmarshal")?.implementation).toBe("refused");
     // A built-in the runtime exports is native whatever else applies.
     const withWalk = builtinCatalogue(new Set(["b_walk", "b_http_send"]));
     expect(withWalk.find((e) => e.name === "walk")?.implementation).toBe("native");
@@ -264,6 +270,41 @@ describe("the built-in catalogue", () => {
         () => compileRego({ modules: { "t.rego": `package t\nr := ${entry.name}(${args})` }, entrypoints: ["t/r"] }),
         entry.name,
       ).toThrow(entry.name);
+    }
+  });
+});
+
+describe("built-ins opa-wasm would answer differently", () => {
+  async function evaluate(body: string): Promise<unknown> {
+    const { wasm, manifest } = compileRego({ modules: { "t.rego": `package t\n${body}` }, entrypoints: ["t/r"] });
+    expect(manifest.hostBuiltins).not.toContain("sprintf");
+    expect(manifest.hostBuiltins).not.toContain("regex.split");
+    const policy = await loadPolicy(wasm, undefined, hostBuiltins);
+    return (policy.evaluate({}, "t/r") as Array<{ result: unknown }>)[0]?.result;
+  }
+
+  it("sprintf is Go's fmt through mandate.sprintf (a set prints as OPA prints it)", async () => {
+    expect(await evaluate('r := sprintf("%v %d %x", [{1, 2}, 12345678901234567890, 255])')).toBe(
+      "{1, 2} 12345678901234567890 ff",
+    );
+  });
+
+  it("regex.split is RE2's through mandate.regex_split (\\z is RE2 syntax, not JavaScript's)", async () => {
+    expect(await evaluate('r := regex.split(`,\\s*`, "a, b,c")')).toEqual(["a", "b", "c"]);
+    expect(await evaluate('r := regex.split(`b\\z`, "ab")')).toEqual(["a", ""]);
+  });
+
+  it("net.cidr_expand's result is a set again after crossing as JSON", async () => {
+    expect(await evaluate('r := net.cidr_expand("10.0.0.8/31") == {"10.0.0.9", "10.0.0.8"}')).toBe(true);
+    expect(await evaluate('r := is_set(net.cidr_expand("10.0.0.8/31"))')).toBe(true);
+  });
+
+  it("yaml.* are refused with the reason (YAML 1.1 in OPA, 1.2 in opa-wasm)", () => {
+    for (const name of ["yaml.marshal", "yaml.unmarshal", "yaml.is_valid"]) {
+      expect(
+        () => compileRego({ modules: { "t.rego": `package t\nr := ${name}("a")` }, entrypoints: ["t/r"] }),
+        name,
+      ).toThrow(/YAML/);
     }
   });
 });

@@ -36,19 +36,6 @@ import { timeBuiltins } from "./host/time.ts";
 import { unitsBuiltins } from "./host/units.ts";
 
 /**
- * Implemented by @open-policy-agent/opa-wasm (src/builtins), in JavaScript: sprintf with sprintf-js,
- * regex.split with V8's RegExp, yaml.* with the yaml package. opa-wasm calls its own before any
- * custom built-in of the same name.
- */
-export const OPA_WASM_BUILTINS: readonly string[] = [
-  "sprintf",
-  "regex.split",
-  "yaml.marshal",
-  "yaml.unmarshal",
-  "yaml.is_valid",
-];
-
-/**
  * Mandate's built-ins by OPA name, and `mandate.sprintf`, OPA's sprintf (Go's fmt) over
  * arguments the runtime tags so that numbers keep their text (host/sprintf.ts): opa-wasm's own
  * `sprintf` (sprintf-js) would take precedence over one of that name.
@@ -74,9 +61,11 @@ const builtins: Record<string, Builtin> = {
 };
 
 /**
- * Built-ins opa-wasm implements in JavaScript unlike OPA, and the host built-in with OPA's
- * semantics the planner should call instead (mandate.sprintf takes the runtime's tagged arguments,
- * see host/sprintf.ts). Once the planner does, the name leaves OPA_WASM_BUILTINS.
+ * Built-ins @open-policy-agent/opa-wasm implements in JavaScript unlike OPA (sprintf with
+ * sprintf-js, regex.split with V8's RegExp), and the host built-in with OPA's semantics the planner
+ * calls instead: opa-wasm dispatches to its own before any custom built-in of the same name
+ * (mandate.sprintf takes the runtime's tagged arguments, see host/sprintf.ts). opa-wasm's yaml.*
+ * (YAML 1.2) are not called at all (builtins.ts says why).
  */
 export const HOST_RENAMES: Readonly<Record<string, string>> = {
   sprintf: "mandate.sprintf",
@@ -87,7 +76,7 @@ export const HOST_RENAMES: Readonly<Record<string, string>> = {
 export const hostBuiltins: Record<string, Builtin> = withNumberTexts(builtins);
 
 export const HOST_BUILTINS: Record<string, true> = Object.fromEntries(
-  [...OPA_WASM_BUILTINS, ...Object.keys(hostBuiltins)].map((name) => [name, true]),
+  Object.keys(hostBuiltins).map((name) => [name, true]),
 );
 
 /**

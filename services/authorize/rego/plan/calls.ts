@@ -3,8 +3,9 @@
 // and membership are built-ins. Which one a name calls follows OPA: `data.`-paths, imports, then
 // the caller's package, else the built-in.
 import type { Module, Term, TermOf } from "../ast.ts";
-import { builtinArity } from "../builtins.ts";
+import { builtinArity, builtinRefusal, nativeExportName } from "../builtins.ts";
 import { pathKey } from "../check.ts";
+import { HOST_RENAMES } from "../host-builtins.ts";
 import type { Local } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
 import { type Callee, type Planner, unsupported } from "./planner.ts";
@@ -98,32 +99,43 @@ function planWalk(p: Planner, args: Term[], scope: Scope, k: Value): void {
 
 /** Refuses a built-in Mandate cannot run (I/O built-ins compile only where a `with` replaces them). */
 function checkBuiltin(p: Planner, name: string, loc: Location): void {
-  if (name === "sprintf" && hostSprintf(p)) return;
-  if (!p.options.native.has(name) && !p.options.host.has(name)) throw unsupported(`built-in function ${name}`, loc);
+  if (p.options.native.has(name) || p.options.host.has(hostName(name))) return;
+  const why = builtinRefusal(name);
+  throw unsupported(`built-in function ${name}${why ? ` (${why})` : ""}`, loc);
 }
 
-/** The host's Go-fmt sprintf over the runtime's tagged operands, once the host provides it. */
-const HOST_SPRINTF = "mandate.sprintf";
-
-function hostSprintf(p: Planner): boolean {
-  return p.options.host.has(HOST_SPRINTF);
+/**
+ * The host built-in a name calls: Mandate's own with OPA's semantics where opa-wasm's JavaScript
+ * one differs (sprintf, regex.split), since opa-wasm dispatches to its own before any custom one.
+ */
+function hostName(name: string): string {
+  return HOST_RENAMES[name] ?? name;
 }
+
+/** Built-ins whose OPA result is a set: their host result crosses as JSON (an array) and is made a set again. */
+const HOST_SET_RESULTS = new Set(["net.cidr_expand"]);
 
 function emitBuiltin(p: Planner, name: string, locals: Local[]): Local {
   const dst = p.ir.local();
-  if (name === "sprintf" && hostSprintf(p)) {
+  if (p.options.native.has(name)) {
+    p.ir.emit({ op: "call", fn: nativeExportName(name), args: locals, dst });
+    return dst;
+  }
+  const host = hostName(name);
+  p.useHostBuiltin(host);
+  if (name === "sprintf") {
     // sprintf(format, args): the runtime tags each operand as Rego prints it, the host formats.
     const tagged = p.ir.local();
     p.ir.emit({ op: "call", fn: "rt_sprintf_args", args: [locals[1] as Local], dst: tagged });
-    p.useHostBuiltin(HOST_SPRINTF);
-    p.ir.emit({ op: "host", name: HOST_SPRINTF, args: [locals[0] as Local, tagged], dst });
-  } else if (p.options.native.has(name)) {
-    p.ir.emit({ op: "call", fn: `b_${name.replaceAll(".", "_")}`, args: locals, dst });
-  } else {
-    p.useHostBuiltin(name);
-    p.ir.emit({ op: "host", name, args: locals, dst });
+    p.ir.emit({ op: "host", name: host, args: [locals[0] as Local, tagged], dst });
+    return dst;
   }
-  return dst;
+  p.ir.emit({ op: "host", name: host, args: locals, dst });
+  if (!HOST_SET_RESULTS.has(name)) return dst;
+  const set = p.ir.local();
+  p.ir.emit({ op: "call", fn: "rt_set", args: [], dst: set });
+  p.ir.scan(dst, (_key, element) => p.ir.emit({ op: "call", fn: "rt_set_add", args: [set, element] }));
+  return set;
 }
 
 /**

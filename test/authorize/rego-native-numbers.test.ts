@@ -201,9 +201,14 @@ describe("to_number and format_int as OPA", () => {
     expect(() => call("b_to_number", "1e400")).toThrow(/out of range/);
   });
 
-  it("format_int truncates toward zero and takes the base as written", () => {
+  it("format_int truncates toward zero (through a 64-bit big.Float) and takes the base as written", () => {
     expect(call("b_format_int", n("-3.9"), n("16"))).toBe('"-3"');
     expect(call("b_format_int", n("255"), n("2"))).toBe('"11111111"');
     expect(() => call("b_format_int", n("255"), n("2.0"))).toThrow("operand 2 must be one of {2, 8, 10, 16}");
+    // NumberToFloat(input).Int(nil): the 64-bit float's integer part, so 1e30 is 10^30 rounded to 64 bits.
+    expect(call("b_format_int", n("1e30"), n("10"))).toBe('"1000000000000000000024696061952"');
+    expect(call("b_format_int", n("1e30"), n("16"))).toBe('"c9f2c9cd04674edf000000000"');
+    expect(call("b_format_int", n("-123456789012345678901.9"), n("10"))).toBe('"-123456789012345678904"');
+    expect(call("b_format_int", n("-0.5"), n("8"))).toBe('"0"'); // big.Int has no -0
   });
 });

@@ -434,6 +434,27 @@ export function truncate(f: usize): usize {
   return floatFromNat(fNegative(f) && natLen(whole) != 0, whole);
 }
 
+/**
+ * The integer part of f (toward zero, no -0: big.Int) in base 2, 8, 10 or 16 as Go's %b/%o/%d/%x
+ * of a big.Int; written to a fresh buffer, its length in formattedLength.
+ */
+export function formatIntegerPart(f: usize, base: u32): usize {
+  const t = truncate(f);
+  const m = natShl(fMant(t), fExp(t));
+  const cap = natLen(m) + 1;
+  const n = natCopy(m, cap);
+  const out = malloc(<usize>cap * 32 + 2);
+  let w: usize = <usize>cap * 32 + 2;
+  consumeMany((<i64>cap * <i64>cap) >> 4);
+  do {
+    const r = natDivSmallInPlace(n, base);
+    store<u8>(out + --w, <u8>(r < 10 ? 0x30 + r : 0x57 + r));
+  } while (natLen(n) != 0);
+  if (fNegative(t)) store<u8>(out + --w, 0x2d);
+  formattedLength = <u32>(<usize>cap * 32 + 2 - w);
+  return out + w;
+}
+
 export function fCompare(x: usize, y: usize): i32 {
   const d = fAdd(x, y, true, 0x7fffffff);
   if (fIsZero(d)) return 0;

@@ -9,9 +9,9 @@ import { abortWith, abortWith2, strictBuiltinErrors } from "./eval";
 import {
   CEIL, FLOOR, OP_DIV, OP_MINUS, OP_MUL, OP_PLUS, ROUND,
   MODULO_BY_ZERO, absolute, approximation, arithmetic, bigRemainder, inexactNumber, int64Of, integral, integralOk, integralTooLarge, isDecimalText,
-  foldFloats, isInt64, isIntegral, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded, truncated,
-  truncatedOk,
+  foldFloats, toFloat, isInt64, isIntegral, isZero, newInt, newNumberText, numberQuirk, numberTextLen, resetNumberQuirk, rounded,
 } from "./numbers";
+import { formatIntegerPart, formattedLength } from "./bigfloat";
 import { operandTypeError } from "./operands";
 import { mapRune } from "./unicode";
 import { decodeRune, decodedWidth, encodeRune } from "./utf8";
@@ -927,9 +927,12 @@ export function b_format_int(n: usize, base: usize): usize {
   if (b != 2 && b != 8 && b != 10 && b != 16) {
     return builtinError("eval_type_error: format_int: operand 2 must be one of {2, 8, 10, 16}");
   }
-  // The input truncated toward zero (exact for the numbers numbers.ts computes with).
-  let x = truncated(n);
-  if (!truncatedOk) return inexactNumber("eval_builtin_error: format_int");
+  // OPA: NumberToFloat(input).Int(nil), printed in the base; an int64 is its own integer part.
+  if (!isInt64(n)) {
+    const text = formatIntegerPart(toFloat(n, "eval_builtin_error: format_int"), <u32>b);
+    return str(text, formattedLength);
+  }
+  let x = int64Of(n);
   const negative = x < 0;
   if (negative) x = -x;
   const buf = malloc(72);

@@ -301,50 +301,6 @@ function trimmedLength(text: usize, len: u32): u32 {
 
 // ---- exact arithmetic ----------------------------------------------------------------------------
 
-/** A decimal of at most 18 significant digits: (negative ? -1 : 1) × mantissa × 10^exponent. */
-// A small is [u8 negative][u64 mantissa @8][i64 exponent @16], in static memory.
-const x0: usize = memory.data(24, 8);
-const y0: usize = memory.data(24, 8);
-
-// @ts-ignore: decorator
-@inline function sNegative(s: usize): bool {
-  return load<u8>(s) != 0;
-}
-// @ts-ignore: decorator
-@inline function sMantissa(s: usize): u64 {
-  return load<u64>(s, 8);
-}
-// @ts-ignore: decorator
-@inline function sExponent(s: usize): i64 {
-  return load<i64>(s, 16);
-}
-function setSmall(s: usize, negative: bool, mantissa: u64, exponent: i64): void {
-  store<u8>(s, negative ? 1 : 0);
-  store<u64>(s, mantissa, 8);
-  store<i64>(s, exponent, 16);
-}
-
-function toSmall(v: usize, s: usize): bool {
-  if (isInt64(v)) {
-    const i = int64Of(v);
-    const negativeZero = i == 0 && load<u8>(numberTextPtr(v)) == 0x2d;
-    setSmall(s, i < 0 || negativeZero, i < 0 ? <u64>(-i) : <u64>i, 0);
-    return i != i64.MIN_VALUE;
-  }
-  if (!parseDecimal(numberTextPtr(v), numberTextLen(v), left) || countOf(left) > 18) return false;
-  let m: u64 = 0;
-  for (let i: u32 = 0; i < countOf(left); i++) m = m * 10 + <u64>(load<u8>(digitsOf(left) + i) - 0x30);
-  const exponent = countOf(left) == 0 ? 0 : pointOf(left) - <i64>countOf(left);
-  setSmall(s, negativeOf(left), m, exponent);
-  return exponent > -400 && exponent < 400;
-}
-
-function pow10(k: i64): u64 {
-  let p: u64 = 1;
-  for (let i: i64 = 0; i < k; i++) p *= 10;
-  return p;
-}
-
 function inexact(name: string): usize {
   abortWith2(name, ": the result is beyond the numbers Mandate computes exactly as OPA");
   return 0;
@@ -706,23 +662,4 @@ export function integral(v: usize): i64 {
 /** The error for a result Mandate cannot compute exactly as OPA does. */
 export function inexactNumber(name: string): usize {
   return inexact(name);
-}
-
-export let truncatedOk = false;
-
-/** The number truncated toward zero (OPA's big.Float Int), when exact: int64 range, 18 digits. */
-export function truncated(v: usize): i64 {
-  truncatedOk = true;
-  if (isInt64(v)) return int64Of(v);
-  if (!toSmall(v, x0) || sExponent(x0) < -18) {
-    truncatedOk = false;
-    return 0;
-  }
-  if (sExponent(x0) >= 0) {
-    const whole = integral(v);
-    truncatedOk = integralOk;
-    return whole;
-  }
-  const whole = sMantissa(x0) / pow10(-sExponent(x0));
-  return sNegative(x0) ? -(<i64>whole) : <i64>whole;
 }

@@ -39,15 +39,17 @@ async function call(name: string, ...args: unknown[]): Promise<unknown> {
 }
 
 describe("registry", () => {
-  it("lists every host built-in and opa-wasm's own in HOST_BUILTINS, all in OPA's catalogue", () => {
+  it("lists every host built-in in HOST_BUILTINS, all in OPA's catalogue, and none of opa-wasm's own", () => {
     for (const name of Object.keys(hostBuiltins)) {
       expect(HOST_BUILTINS[name], name).toBe(true);
       // mandate.* are the compiler's own, called in place of the OPA built-in of the rest of the name.
       if (!name.startsWith("mandate.")) expect(builtinArity(name), name).toBeTypeOf("number");
     }
     expect(hostBuiltins["mandate.sprintf"]).toBeTypeOf("function");
+    // opa-wasm's JavaScript ones answer differently from OPA: never called (sprintf and regex.split
+    // are called as mandate.*, yaml.* refused).
     for (const name of ["sprintf", "regex.split", "yaml.marshal", "yaml.unmarshal", "yaml.is_valid"]) {
-      expect(HOST_BUILTINS[name]).toBe(true);
+      expect(HOST_BUILTINS[name], name).toBeUndefined();
     }
   });
 

@@ -124,12 +124,7 @@ describe("Rego constructs, evaluated through opa-wasm", () => {
 
   it("numbers keep their source text; arithmetic results are dumped canonically", async () => {
     const source = `${header}x := [input.n, json.marshal(12345678901234567890), json.marshal(1.50e3), 1.5 + 0.25]`;
-    expect(await evaluate(source, "p/x", { n: 1.5e3 })).toEqual([
-      1500,
-      "12345678901234567890",
-      "1.50e3",
-      1.75,
-    ]);
+    expect(await evaluate(source, "p/x", { n: 1.5e3 })).toEqual([1500, "12345678901234567890", "1.50e3", 1.75]);
   });
 });
 

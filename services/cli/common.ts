@@ -78,6 +78,11 @@ export function collect(value: string, previous: string[]): string[] {
 }
 
 /** A plain table: a header row and left-aligned columns. */
+/** Prints `data` as JSON with --json, else the human text. */
+export type Print = (options: { json?: boolean }, data: unknown, human: () => string) => void;
+/** Makes a subcommand with the CLI's shared options. */
+export type CommandFactory = (name: string, description: string) => Command;
+
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   return [header, ...rows]

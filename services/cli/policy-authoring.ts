@@ -20,8 +20,7 @@ import {
   runPolicyTests,
   runPolicyTestsWithCoverage,
 } from "../authorize/rego/policy-test.ts";
-import { table } from "./common.ts";
-import type { CommandFactory, Print } from "./policy.ts";
+import { type CommandFactory, type Print, table } from "./common.ts";
 
 /** A compile error as --json prints it. */
 export interface CompileErrorJson {

@@ -11,11 +11,8 @@ import { Authorize, type PolicyRevision, PolicyRevisionSchema } from "../../gen/
 import { loadSigningKey, signBundleFiles } from "../authorize/policies/signatures.ts";
 import { buildBundle, loadBundle, normaliseEntrypoint, readBundleFiles } from "../authorize/rego/bundle.ts";
 import { runConformance } from "../authorize/rego/conformance/run.ts";
-import { grpcClient, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import { type CommandFactory, grpcClient, type Print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
 import { builtinsSubcommand, checkSubcommand, reportingCompileErrors, testSubcommand } from "./policy-authoring.ts";
-
-export type Print = (options: { json?: boolean }, data: unknown, human: () => string) => void;
-export type CommandFactory = (name: string, description: string) => Command;
 
 function readJsonFile(file: string, what: string): unknown {
   try {

@@ -507,17 +507,31 @@ build := semver.compare("1.0.0+a", "1.0.0+b")
       release: -1,
       build: 0,
     });
-    await expect(call("semver.compare", "1.0", "1.0.0")).rejects.toThrow("operand 1: string 1.0 is not a valid SemVer");
+    await expect(call("semver.compare", "1.0", "1.0.0")).rejects.toThrow(
+      'operand 1: string "1.0" is not a valid SemVer',
+    );
     await expect(call("semver.compare", "1.0.0", 1)).rejects.toThrow("operand 2 must be string but got number");
   });
 
-  it("ends on pre-releases that differ only in how a number is written (request input must not hang a decision)", async () => {
+  it("refuses what SemVer 2.0.0 refuses, as OPA's strict parser (leading zeros, empty identifiers)", async () => {
+    for (const [a, b, bad] of [
+      ["1.02.3", "1.2.3", 1],
+      ["1.2.3", "1.2.3-01", 2],
+      ["1.2.3-", "1.2.3", 1],
+      ["1.0.0-rc..1", "1.0.0", 1],
+      ["1.0.0+", "1.0.0", 1],
+    ] as const) {
+      const version = bad === 1 ? a : b;
+      await expect(call("semver.compare", a, b), version).rejects.toThrow(
+        `operand ${bad}: string "${version}" is not a valid SemVer`,
+      );
+    }
     const r = await rules(`
-leading_zero := semver.compare("1.0.0-01", "1.0.0-1")
-inner := semver.compare("1.0.0-rc.01.a", "1.0.0-rc.1.a")
-longer := semver.compare("1.0.0-rc.01.a", "1.0.0-rc.1")
+zero := semver.compare("0.0.0-0", "0.0.0")
+alnum := semver.compare("1.0.0-0a", "1.0.0-1")
+valid := semver.is_valid("1.2.3-01")
 `);
-    expect(r).toEqual({ leading_zero: 0, inner: 0, longer: 1 });
+    expect(r).toEqual({ zero: -1, alnum: 1, valid: false });
   });
 });
 

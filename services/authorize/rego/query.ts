@@ -15,12 +15,9 @@ const loc: Location = { file: "query.rego", row: 1, col: 1 };
 
 const variable = (name: string): Term => ({ kind: "var", name, loc });
 
-export function queryModule(query: string, modules: Module[]): Module {
+export function queryModule(query: string): Module {
   const literals = parseQuery(query, { file: "query.rego" });
-  const ruleNames = new Set(
-    modules.flatMap((m) => m.rules.map((r) => (r.head.ref.kind === "var" ? r.head.ref.name : ""))),
-  );
-  const names = queryVariables(literals, ruleNames);
+  const names = queryVariables(literals);
   const { body, row } = names.length > 0 ? { body: literals, row: variablesRow(names) } : expressionValues(literals);
   return {
     file: "query.rego",
@@ -39,12 +36,15 @@ export function queryModule(query: string, modules: Module[]): Module {
   };
 }
 
-/** The query's own variables, in order of appearance (not rules, input, data or wildcards). */
-function queryVariables(literals: Literal[], ruleNames: Set<string>): string[] {
+/**
+ * The query's own variables, in order of appearance (not input, data or wildcards). A query has no
+ * package, so a variable named like a rule of some module is still a variable, as in OPA.
+ */
+function queryVariables(literals: Literal[]): string[] {
   const names: string[] = [];
   for (const v of literals.flatMap(queryTerms).flatMap(varsIn)) {
     if (v.kind !== "var" || isWildcard(v.name) || v.name === "input" || v.name === "data") continue;
-    if (!ruleNames.has(v.name) && !names.includes(v.name)) names.push(v.name);
+    if (!names.includes(v.name)) names.push(v.name);
   }
   return names;
 }

@@ -238,3 +238,17 @@ function compareObjects(x: Record<string, unknown>, y: Record<string, unknown>):
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
+
+export type Outcome = "pass" | "fail" | "unsupported" | "skipped";
+
+export interface CaseResult {
+  file: string;
+  note: string;
+  outcome: Outcome;
+  /** Why it failed or is unsupported. */
+  detail?: string;
+}
+
+export interface RunOptions {
+  optimize?: boolean;
+}

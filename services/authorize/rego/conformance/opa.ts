@@ -14,8 +14,7 @@ import { hostBuiltins, lenientHostBuiltins } from "../host-builtins.ts";
 import { RegoError } from "../lexer.ts";
 import { parseModule } from "../parser.ts";
 import { QUERY_ENTRYPOINT, queryModule } from "../query.ts";
-import { type ConformanceCase, compareRego, type OpaExpectation } from "./cases.ts";
-import type { CaseResult, RunOptions } from "./run.ts";
+import { type CaseResult, type ConformanceCase, compareRego, type OpaExpectation, type RunOptions } from "./cases.ts";
 
 type Verdict = Omit<CaseResult, "file" | "note">;
 
@@ -34,7 +33,7 @@ export async function runOpaCase(
   let wasm: Uint8Array;
   try {
     const modules = c.modules.map((source, i) => parseModule(source, { file: `test-${i}.rego` }));
-    modules.push(queryModule(c.query, modules));
+    modules.push(queryModule(c.query));
     const optimize = options.optimize ?? true;
     wasm = compileModules(modules, [QUERY_ENTRYPOINT], { strictBuiltinErrors: c.strict, optimize }).wasm;
   } catch (error) {

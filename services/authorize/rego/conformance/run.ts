@@ -12,18 +12,8 @@ import { hostBuiltins, lenientHostBuiltins } from "../host-builtins.ts";
 import { RegoError } from "../lexer.ts";
 import { parseModule } from "../parser.ts";
 import { QUERY_ENTRYPOINT, queryModule } from "../query.ts";
-import { type ConformanceCase, formatOf, loadCases } from "./cases.ts";
+import { type CaseResult, type ConformanceCase, formatOf, loadCases, type Outcome, type RunOptions } from "./cases.ts";
 import { runOpaCase } from "./opa.ts";
-
-export type Outcome = "pass" | "fail" | "unsupported" | "skipped";
-
-export interface CaseResult {
-  file: string;
-  note: string;
-  outcome: Outcome;
-  /** Why it failed or is unsupported. */
-  detail?: string;
-}
 
 export interface ConformanceReport {
   cases: CaseResult[];
@@ -46,9 +36,6 @@ export function caseFiles(dir: string): string[] {
 }
 
 /** How the cases are compiled: `optimize: false` skips binaryen's optimizer (same semantics, ~8x faster). */
-export interface RunOptions {
-  optimize?: boolean;
-}
 
 export async function runConformance(
   dir: string,
@@ -127,7 +114,7 @@ const expectsError = (c: ConformanceCase) => c.error !== undefined && !c.want;
 function compileCase(c: ConformanceCase, reference: string | undefined, options: RunOptions): Uint8Array | Verdict {
   try {
     const modules = parseCaseModules(c);
-    if (reference === undefined) modules.push(queryModule(c.query, modules));
+    if (reference === undefined) modules.push(queryModule(c.query));
     return compileModules(modules, [reference ?? QUERY_ENTRYPOINT], {
       strictBuiltinErrors: c.strict,
       optimize: options.optimize ?? true,

@@ -92,7 +92,13 @@ interface Version {
   pre: string;
 }
 
-const META = /^[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*$/;
+// SemVer 2.0.0 (semver.org §2, §9, §10), as OPA's strict parser: numbers without leading zeros,
+// pre-release identifiers non-empty and numeric ones without leading zeros, build metadata non-empty.
+const NUMBER = "0|[1-9]\\d*";
+const PRE_ID = `(?:${NUMBER}|\\d*[A-Za-z-][0-9A-Za-z-]*)`;
+const SEMVER = new RegExp(
+  `^v?(${NUMBER})\\.(${NUMBER})\\.(${NUMBER})(?:-(${PRE_ID}(?:\\.${PRE_ID})*))?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$`,
+);
 const INT64_MAX = 2n ** 63n - 1n;
 
 function cut(s: string, sep: string): [string, string] {
@@ -100,23 +106,12 @@ function cut(s: string, sep: string): [string, string] {
   return i < 0 ? [s, ""] : [s.slice(0, i), s.slice(i + 1)];
 }
 
-/** Go's strconv.ParseInt(s, 10, 64). */
-function parseInt64(s: string): bigint | undefined {
-  if (!/^[+-]?\d+$/.test(s)) return undefined;
-  const n = BigInt(s);
-  return n > INT64_MAX || n < -INT64_MAX - 1n ? undefined : n;
-}
-
 function parseSemver(input: string): Version | undefined {
-  const [rest, meta] = cut(input.startsWith("v") ? input.slice(1) : input, "+");
-  if (meta !== "" && !META.test(meta)) return undefined;
-  const [version, pre] = cut(rest, "-");
-  if (pre !== "" && !META.test(pre)) return undefined;
-  const parts = version.split(".");
-  if (parts.length !== 3) return undefined;
-  const [major, minor, patch] = parts.map(parseInt64);
-  if (major === undefined || minor === undefined || patch === undefined) return undefined;
-  return { major, minor, patch, pre };
+  const m = SEMVER.exec(input);
+  if (!m) return undefined;
+  const [major, minor, patch] = [m[1], m[2], m[3]].map((n) => BigInt(n as string));
+  if ([major, minor, patch].some((n) => (n as bigint) > INT64_MAX)) return undefined;
+  return { major: major as bigint, minor: minor as bigint, patch: patch as bigint, pre: m[4] ?? "" };
 }
 
 const cmp = <T>(a: T, b: T) => (a > b ? 1 : a < b ? -1 : 0);
@@ -252,9 +247,9 @@ export const miscBuiltins: Record<string, Builtin> = {
     const x = str(a, 1);
     const y = str(b, 2);
     const va = parseSemver(x);
-    if (!va) throw new Error(`operand 1: string ${x} is not a valid SemVer`);
+    if (!va) throw new Error(`operand 1: string ${JSON.stringify(x)} is not a valid SemVer`);
     const vb = parseSemver(y);
-    if (!vb) throw new Error(`operand 2: string ${y} is not a valid SemVer`);
+    if (!vb) throw new Error(`operand 2: string ${JSON.stringify(y)} is not a valid SemVer`);
     return compareSemver(va, vb);
   },
 

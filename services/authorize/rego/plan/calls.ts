@@ -10,7 +10,8 @@ import type { Local } from "../ir.ts";
 import { type Location, RegoError } from "../lexer.ts";
 import { type Callee, type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
-import { calledGroup, isHidden, type Mock, mockFreeContext, operatorBuiltin } from "./with-context.ts";
+import { calledGroup, isHidden, mockFreeContext, operatorBuiltin } from "./with-context.ts";
+import type { Mock } from "./with-mocks.ts";
 
 type Value = (value: Local) => void;
 

@@ -9,7 +9,8 @@ import type { Location } from "../lexer.ts";
 import type { DocNode } from "./doc-tree.ts";
 import { type FuncRef, functionAsValue, type Planner } from "./planner.ts";
 import { Scope } from "./scope.ts";
-import { EMPTY_CONTEXT, isHidden, isReadAffected, specialisedName } from "./with-context.ts";
+import { isHidden, isReadAffected, specialisedName } from "./with-context.ts";
+import { EMPTY_CONTEXT } from "./with-mocks.ts";
 
 type Value = (value: Local) => void;
 

@@ -9,7 +9,7 @@ import { isWildcard } from "../vars.ts";
 import { type DocNode, documentTree, type Resolved, resolveName } from "./doc-tree.ts";
 import { IrWriter } from "./ir-writer.ts";
 import type { Scope } from "./scope.ts";
-import { EMPTY_CONTEXT, type WithContext } from "./with-context.ts";
+import { EMPTY_CONTEXT, type WithContext } from "./with-mocks.ts";
 
 /** Built-ins the host implements: opa-wasm's JavaScript ones, and those Mandate's loader adds. */
 export interface PlanOptions {

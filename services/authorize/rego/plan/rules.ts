@@ -10,7 +10,8 @@ import { argNames } from "../vars.ts";
 import { type FuncRef, type Planner, unsupported } from "./planner.ts";
 import { declarePattern, Scope } from "./scope.ts";
 import { isConstant, trueTerm } from "./term-shapes.ts";
-import { EMPTY_CONTEXT, isAffected, specialisedName } from "./with-context.ts";
+import { isAffected, specialisedName } from "./with-context.ts";
+import { EMPTY_CONTEXT } from "./with-mocks.ts";
 
 /** One rule definition being planned into its group's value (`result`); `keys` are its head's dynamic keys. */
 interface Definition {

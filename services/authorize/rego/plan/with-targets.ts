@@ -11,7 +11,7 @@ import type { DocNode } from "./doc-tree.ts";
 import { type Planner, unsupported } from "./planner.ts";
 import type { Scope } from "./scope.ts";
 import { isConstant } from "./term-shapes.ts";
-import type { Mock } from "./with-context.ts";
+import type { Mock } from "./with-mocks.ts";
 
 export type WithTarget =
   /** input, or a path under data; `hides` when rules lie at or below it (they are not evaluated). */

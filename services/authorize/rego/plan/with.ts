@@ -10,7 +10,8 @@ import type { Literal, Term, With } from "../ast.ts";
 import type { Local } from "../ir.ts";
 import { functionAsValue, type Planner } from "./planner.ts";
 import type { Scope } from "./scope.ts";
-import { contextFor, type Mock, type WithContext } from "./with-context.ts";
+import { contextFor } from "./with-context.ts";
+import type { Mock, WithContext } from "./with-mocks.ts";
 import { isFunctionDocument, mockValue, type WithTarget, withTarget } from "./with-targets.ts";
 
 type DocumentTarget = WithTarget & { kind: "document" };

@@ -188,7 +188,8 @@ describe.skipIf(!browserAvailable())("my mandates", () => {
     await tab.waitForURL(page(`/${target}`));
     expect(await tab.locator("h1").innerText()).toBe("Revoke this mandate?");
     expect(await tab.locator("main").innerText()).toContain("the 1 mandate(s) it passed on");
-    // The reason field has the focus; then Tab to the Revoke button and Enter.
+    // The reason field has the focus (autofocus, once the page is ready); then Tab to the Revoke button and Enter.
+    await tab.waitForFunction(() => document.activeElement?.id === "reason");
     await tab.keyboard.type("I no longer travel");
     await tab.keyboard.press("Tab");
     expect(await tab.evaluate(() => document.activeElement?.textContent)).toBe("Revoke");

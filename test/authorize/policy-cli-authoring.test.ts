@@ -2,11 +2,11 @@
 // test name, --verbose, --coverage, --bench and --watch; check without building; and compile errors
 // located at file:row:col with the offending line, a caret and a hint (or as JSON with --json).
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runMandate } from "../helpers/mandate-process.ts";
+import { policyDir } from "../helpers/policy-bundles.ts";
 
 const BIN = new URL("../../bin/mandate.js", import.meta.url).pathname;
 
@@ -35,12 +35,6 @@ test_guest_write if allow with input as {"user": "guest", "action": "write"}
 
 todo_test_later if false
 `;
-
-function policyDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "mandate-policy-author-"));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
 
 const json = (stdout: string) => JSON.parse(stdout) as Array<Record<string, unknown>>;
 

@@ -2,9 +2,6 @@
 // covered, the lines they evaluate are, counted as `opa test --coverage` counts them (expressions
 // when evaluated, rule heads when the rule produced a value); and a module compiled without
 // coverage never calls the coverage built-in.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { describe, expect, it } from "vitest";
 import { compileModules, compileRego, parseModules } from "../../services/authorize/rego/compile.ts";
@@ -12,6 +9,7 @@ import { coverageReport, coverageSummary } from "../../services/authorize/rego/c
 import { hostBuiltins } from "../../services/authorize/rego/host-builtins.ts";
 import { COVER_BUILTIN, instrumentCoverage } from "../../services/authorize/rego/plan/coverage.ts";
 import { runPolicyTestsWithCoverage } from "../../services/authorize/rego/policy-test.ts";
+import { policyDir } from "../helpers/policy-bundles.ts";
 
 // Rows: 5 the default, 7 the admin rule, 9-12 the guest rule (never taken by the tests), 14-16 a
 // function, 18-20 a partial set with a comprehension.
@@ -49,12 +47,6 @@ test_level if level("ab") == 2
 
 test_names if names == {"a"} with input as {"names": ["a"]}
 `;
-
-function policyDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "mandate-coverage-"));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
 
 const rows = (ranges: Array<{ start: { row: number }; end: { row: number } }> = []) =>
   ranges.flatMap(({ start, end }) => Array.from({ length: end.row - start.row + 1 }, (_, i) => start.row + i));

@@ -59,3 +59,10 @@ export async function bundleWithoutDecision(revision: string): Promise<Buffer> {
   );
   return (await buildBundle(dir, { revision })).bytes;
 }
+
+/** A fresh temporary directory holding the given policy files (name → text), as a policy author's source tree. */
+export function policyDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "mandate-policy-"));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}

@@ -1,13 +1,11 @@
 // Stage 3 of the Rego compiler (rule index and structural checks): each check refuses what OPA
 // refuses, with its error code and position, and none of them refuses a valid policy of the
 // conformance corpus (no false positives: a wrong refusal would be a wrong answer).
-import { globSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
-import type { Module } from "../../services/authorize/rego/ast.ts";
 import { checkModules, RegoCompileErrors } from "../../services/authorize/rego/check.ts";
 import { checkRego } from "../../services/authorize/rego/compile.ts";
 import { parseModule } from "../../services/authorize/rego/parser.ts";
+import { caseModules, corpusCases } from "../helpers/rego-corpus.ts";
 
 /** The errors of every stage but Wasm generation (parse errors included). */
 function pipelineErrors(modules: Record<string, string>): string[] {
@@ -176,31 +174,11 @@ interface CorpusCase {
   skip?: boolean;
 }
 
-function corpusCases(): CorpusCase[] {
-  const files = globSync(new URL("../../third_party/rego-conformance/cases/**/*.yaml", import.meta.url).pathname);
-  return files.flatMap((file) => (parse(readFileSync(file, "utf8")) as { cases?: CorpusCase[] }).cases ?? []);
-}
-
-/** A case's modules as the conformance runner (and regorus) read them: v0 unless written in v1 syntax. */
-function caseModules(testCase: CorpusCase): Module[] | undefined {
-  try {
-    return (testCase.modules ?? []).map((source, i) => {
-      try {
-        return parseModule(source, { file: `m${i}.rego`, v0: true });
-      } catch {
-        return parseModule(source, { file: `m${i}.rego` });
-      }
-    });
-  } catch {
-    return undefined;
-  }
-}
-
 describe("the conformance corpus", () => {
   it("never refuses a policy that a case expects to evaluate", () => {
     let checked = 0;
     const refusedValid: string[] = [];
-    for (const testCase of corpusCases()) {
+    for (const testCase of corpusCases<CorpusCase>("../../third_party/rego-conformance/cases/**/*.yaml")) {
       if (testCase.error !== undefined || testCase.want_error !== undefined || testCase.skip) continue;
       const modules = caseModules(testCase);
       if (!modules) continue; // not parseable yet: a parser gap, reported by the parser suite

@@ -6,7 +6,6 @@
 import { globSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import type { Module } from "../../services/authorize/rego/ast.ts";
 import {
   BUILTIN_SIGNATURES,
@@ -19,6 +18,7 @@ import { checkModules, RegoCompileErrors } from "../../services/authorize/rego/c
 import { checkRego } from "../../services/authorize/rego/compile.ts";
 import { parseModule } from "../../services/authorize/rego/parser.ts";
 import { typeCheck } from "../../services/authorize/rego/typecheck.ts";
+import { caseModules, corpusCases } from "../helpers/rego-corpus.ts";
 
 /** The errors of one module `package p` holding `rules`, through every compiler stage but Wasm. */
 function errorsOf(rules: string): string[] {
@@ -271,29 +271,8 @@ interface CorpusCase {
   skip?: boolean;
 }
 
-function corpusCases(pattern: string): CorpusCase[] {
-  return globSync(new URL(pattern, import.meta.url).pathname).flatMap(
-    (file) => (parse(readFileSync(file, "utf8")) as { cases?: CorpusCase[] }).cases ?? [],
-  );
-}
-
 const expectsError = (c: CorpusCase): boolean =>
   c.error !== undefined || c.want_error !== undefined || c.want_error_code !== undefined;
-
-/** A case's modules, v0 unless written in v1 syntax (as the conformance runner reads them). */
-function caseModules(testCase: CorpusCase): Module[] | undefined {
-  try {
-    return (testCase.modules ?? []).map((source, i) => {
-      try {
-        return parseModule(source, { file: `m${i}.rego`, v0: true });
-      } catch {
-        return parseModule(source, { file: `m${i}.rego` });
-      }
-    });
-  } catch {
-    return undefined;
-  }
-}
 
 /** The type errors of modules that pass every earlier check (undefined when an earlier one refuses). */
 function typeErrorsOf(modules: Module[]): string[] | undefined {
@@ -307,8 +286,8 @@ function typeErrorsOf(modules: Module[]): string[] | undefined {
 describe("no policy OPA accepts is refused", () => {
   it("the corpus cases expected to evaluate type-check", () => {
     const cases = [
-      ...corpusCases("../../third_party/rego-conformance/cases/**/*.yaml"),
-      ...corpusCases("../../third_party/opa-conformance/cases/**/*.yaml"),
+      ...corpusCases<CorpusCase>("../../third_party/rego-conformance/cases/**/*.yaml"),
+      ...corpusCases<CorpusCase>("../../third_party/opa-conformance/cases/**/*.yaml"),
     ];
     let checked = 0;
     const refused: string[] = [];

@@ -1,6 +1,7 @@
 // The Rego AST the parser produces and the later stages (semantic checks, planner, code
 // generation) consume. Every node carries its source location for OPA-style error messages.
-// Besides the types, one structural helper: a term's sub-terms (for every walk over terms).
+// Besides the types, one structural helper: a term's sub-terms (for every walk over terms), and
+// the built-in each binary operator calls.
 import type { Location } from "./lexer.ts";
 
 export type Term =
@@ -31,6 +32,23 @@ export type TermOf<K extends Term["kind"]> = Extract<Term, { kind: K }>;
 export type Comprehension = TermOf<"arraycomp" | "setcomp" | "objectcomp">;
 
 export type BinaryOp = "==" | "!=" | "<" | "<=" | ">" | ">=" | "|" | "&" | "+" | "-" | "*" | "/" | "%";
+
+/** The built-in an operator calls (one table for the type checker and the planner, so they agree). */
+export const OPERATOR_BUILTINS: Record<BinaryOp, string> = {
+  "==": "equal",
+  "!=": "neq",
+  "<": "lt",
+  "<=": "lte",
+  ">": "gt",
+  ">=": "gte",
+  "|": "or",
+  "&": "and",
+  "+": "plus",
+  "-": "minus",
+  "*": "mul",
+  "/": "div",
+  "%": "rem",
+};
 
 export interface With {
   target: Term;

@@ -12,7 +12,15 @@
 // OPA's answer depends on what this checker does not model, it types the value `any`, on which
 // nothing ever fails (`input`, base documents under `data`, documents above rules), so it may miss
 // an error OPA reports, never report one OPA does not.
-import type { Literal, LiteralOf, Module, Rule, Term, TermOf } from "./ast.ts";
+import {
+  type Literal,
+  type LiteralOf,
+  type Module,
+  OPERATOR_BUILTINS,
+  type Rule,
+  type Term,
+  type TermOf,
+} from "./ast.ts";
 import {
   ANY,
   arrayOf,
@@ -43,23 +51,6 @@ import { callCandidates, pathKey, type RuleGroup, type RuleIndex, refParts, stat
 import { type Location, RegoError } from "./lexer.ts";
 import { orderForSafety, type SafetyContext } from "./safety.ts";
 import { bodyVars, isWildcard, varsOf } from "./vars.ts";
-
-/** The built-in an operator stands for. */
-const OPERATORS: Record<TermOf<"binary">["op"], string> = {
-  "==": "equal",
-  "!=": "neq",
-  "<": "lt",
-  "<=": "lte",
-  ">": "gt",
-  ">=": "gte",
-  "|": "or",
-  "&": "and",
-  "+": "plus",
-  "-": "minus",
-  "*": "mul",
-  "/": "div",
-  "%": "rem",
-};
 
 /** Every type error of the modules' rules, in OPA's order (by position). */
 export function typeCheck(index: RuleIndex): RegoError[] {
@@ -591,8 +582,8 @@ const boundIn = (body: Literal[], env: Env): string[] => [...bodyVars(body)].fil
 
 const operatorCall = (term: TermOf<"binary">): TermOf<"call"> => ({
   kind: "call",
-  name: OPERATORS[term.op],
-  nameRef: { kind: "var", name: OPERATORS[term.op], loc: term.loc },
+  name: OPERATOR_BUILTINS[term.op],
+  nameRef: { kind: "var", name: OPERATOR_BUILTINS[term.op], loc: term.loc },
   args: [term.left, term.right],
   loc: term.loc,
 });

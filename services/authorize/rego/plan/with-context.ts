@@ -5,7 +5,7 @@
 // is and keeps its per-evaluation memo. A copy's memo is its own: no value computed under one
 // context is ever read under another. Values a mock takes from the `with` site (a variable, a
 // comprehension) are the context's values, passed to every copy after its own arguments.
-import type { Literal, Module, Rule, Term } from "../ast.ts";
+import { type BinaryOp, type Literal, type Module, OPERATOR_BUILTINS, type Rule, type Term } from "../ast.ts";
 import { callCandidates, pathKey, type RuleGroup } from "../check.ts";
 import { isWildcard } from "../vars.ts";
 import type { DocNode } from "./doc-tree.ts";
@@ -163,25 +163,9 @@ interface Dependencies {
   reads: string[][];
 }
 
-const OPERATOR_BUILTINS: Record<string, string> = {
-  "==": "equal",
-  "!=": "neq",
-  "<": "lt",
-  "<=": "lte",
-  ">": "gt",
-  ">=": "gte",
-  "+": "plus",
-  "-": "minus",
-  "*": "mul",
-  "/": "div",
-  "%": "rem",
-  "|": "or",
-  "&": "and",
-};
-
 /** The built-in an operator calls. */
-export function operatorBuiltin(op: string): string {
-  return OPERATOR_BUILTINS[op] as string;
+export function operatorBuiltin(op: BinaryOp): string {
+  return OPERATOR_BUILTINS[op];
 }
 
 const dependencyCache = new WeakMap<RuleGroup, Dependencies>();

@@ -482,15 +482,7 @@ class Parser {
     } else {
       throw fail(`${valueName(left)} cannot be used for rule name`);
     }
-    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc };
-    this.#declare(rule, {
-      usesIf: false,
-      usesContains: false,
-      generatedBody: true,
-      generatedValue: false,
-      multiValue: false,
-    });
-    return rule;
+    return this.#generatedBodyRule(head, loc);
   }
 
   #ruleFromTerm(term: Term, loc: Location, fail: (m: string) => RegoError): Rule {
@@ -504,15 +496,7 @@ class Parser {
       head.ref = term.head;
       head.contains = term.path[0];
     }
-    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc };
-    this.#declare(rule, {
-      usesIf: false,
-      usesContains: false,
-      generatedBody: true,
-      generatedValue: !multiValue,
-      multiValue,
-    });
-    return rule;
+    return this.#generatedBodyRule(head, loc, { generatedValue: !multiValue, multiValue });
   }
 
   /** `f(x)` on its own: a function that is true for its arguments. */
@@ -527,14 +511,16 @@ class Parser {
       assign: false,
       loc: call.loc,
     };
-    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc: call.loc };
-    this.#declare(rule, {
-      usesIf: false,
-      usesContains: false,
-      generatedBody: true,
-      generatedValue: false,
-      multiValue: false,
-    });
+    return this.#generatedBodyRule(head, call.loc);
+  }
+
+  /**
+   * A rule written without a body (`p = 1`, `p.q`, `f(x)`): it gets an empty body, and is
+   * declared as such for the Rego v1 checks (which refuse some of these forms).
+   */
+  #generatedBodyRule(head: RuleHead, loc: Location, flags = { generatedValue: false, multiValue: false }): Rule {
+    const rule: Rule = { default: false, head, bodies: [[]], elses: [], loc };
+    this.#declare(rule, { usesIf: false, usesContains: false, generatedBody: true, ...flags });
     return rule;
   }
 

@@ -99,9 +99,12 @@ function pathTree(paths: usize, name: string): usize {
 
 // ---- json.filter and json.remove -----------------------------------------------------------------
 
-/** OPA's filterObject: keeps what the tree names (array elements by their index as a string). */
-function filterValue(v: usize, tree: usize): usize {
-  if (typeOf(tree) == NULL) return v;
+/**
+ * A collection rebuilt from what `keep(child, subtree)` returns for each child (its subtree: the
+ * tree's entry for the child's index as a string, set element or key; 0 when none), leaving out the
+ * children it returns 0 for. Scalars are kept as they are: json.filter and json.remove walk alike.
+ */
+function rebuildChildren(v: usize, tree: usize, keep: (child: usize, subtree: usize) => usize): usize {
   const t = typeOf(v);
   if (t != ARRAY && t != OBJECT && t != SET) return v;
   const n = length(v);
@@ -109,25 +112,36 @@ function filterValue(v: usize, tree: usize): usize {
   if (t == ARRAY) {
     const out = newArray(4);
     for (let i: u32 = 0; i < n; i++) {
-      const sub = objectGet(tree, integerText(i));
-      if (sub != 0) arrayAppend(out, filterValue(item(v, i), sub));
+      const kept = keep(item(v, i), objectGet(tree, integerText(i)));
+      if (kept != 0) arrayAppend(out, kept);
     }
     return out;
   }
   if (t == SET) {
     const out = newSet(4);
     for (let i: u32 = 0; i < n; i++) {
-      const sub = objectGet(tree, item(v, i));
-      if (sub != 0) setAdd(out, filterValue(item(v, i), sub));
+      const kept = keep(item(v, i), objectGet(tree, item(v, i)));
+      if (kept != 0) setAdd(out, kept);
     }
     return out;
   }
   const out = newObject(4);
   for (let i: u32 = 0; i < n; i++) {
-    const sub = objectGet(tree, objectKey(v, i));
-    if (sub != 0) objectInsert(out, objectKey(v, i), filterValue(objectValue(v, i), sub));
+    const kept = keep(objectValue(v, i), objectGet(tree, objectKey(v, i)));
+    if (kept != 0) objectInsert(out, objectKey(v, i), kept);
   }
   return out;
+}
+
+/** OPA's filterObject: keeps what the tree names (array elements by their index as a string). */
+function filterValue(v: usize, tree: usize): usize {
+  if (typeOf(tree) == NULL) return v;
+  return rebuildChildren(v, tree, filterChild);
+}
+
+/** A child the tree does not name is left out. */
+function filterChild(child: usize, subtree: usize): usize {
+  return subtree == 0 ? 0 : filterValue(child, subtree);
 }
 
 export function b_json_filter(o: usize, paths: usize): usize {
@@ -141,32 +155,7 @@ function removeValue(v: usize, tree: usize): usize {
   if (tree == 0) return v;
   if (typeOf(tree) == NULL) return 0;
   if (typeOf(tree) != OBJECT) return v;
-  const t = typeOf(v);
-  if (t != ARRAY && t != OBJECT && t != SET) return v;
-  const n = length(v);
-  consumeMany(n);
-  if (t == ARRAY) {
-    const out = newArray(4);
-    for (let i: u32 = 0; i < n; i++) {
-      const kept = removeValue(item(v, i), objectGet(tree, integerText(i)));
-      if (kept != 0) arrayAppend(out, kept);
-    }
-    return out;
-  }
-  if (t == SET) {
-    const out = newSet(4);
-    for (let i: u32 = 0; i < n; i++) {
-      const kept = removeValue(item(v, i), objectGet(tree, item(v, i)));
-      if (kept != 0) setAdd(out, kept);
-    }
-    return out;
-  }
-  const out = newObject(4);
-  for (let i: u32 = 0; i < n; i++) {
-    const kept = removeValue(objectValue(v, i), objectGet(tree, objectKey(v, i)));
-    if (kept != 0) objectInsert(out, objectKey(v, i), kept);
-  }
-  return out;
+  return rebuildChildren(v, tree, removeValue);
 }
 
 export function b_json_remove(o: usize, paths: usize): usize {

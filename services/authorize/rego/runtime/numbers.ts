@@ -371,6 +371,13 @@ function bigAdd(a: usize, na: u32, b: usize, nb: u32): usize {
 /** a - b for a ≥ b. */
 function bigSub(a: usize, na: u32, b: usize, nb: u32): usize {
   const out = malloc(<usize>na + 1);
+  subtractDigits(out, a, na, b, nb);
+  bigCount = na;
+  return out;
+}
+
+/** Writes the na digits of a - b (a ≥ b) to out, which may be a itself (digit i is read before it is written). */
+function subtractDigits(out: usize, a: usize, na: u32, b: usize, nb: u32): void {
   let borrow: i32 = 0;
   for (let i: u32 = 0; i < na; i++) {
     let d = <i32>load<u8>(a + i) - (i < nb ? <i32>load<u8>(b + i) : 0) - borrow;
@@ -378,8 +385,6 @@ function bigSub(a: usize, na: u32, b: usize, nb: u32): usize {
     if (d < 0) d += 10;
     store<u8>(out + i, <u8>d);
   }
-  bigCount = na;
-  return out;
 }
 
 function bigMul(a: usize, na: u32, b: usize, nb: u32): usize {
@@ -450,13 +455,7 @@ export function bigRemainder(a: usize, b: usize): usize {
     nr++;
     while (nr > 0 && load<u8>(r + nr - 1) == 0) nr--;
     while (bigCompare(r, nr, y, ny) >= 0) {
-      let borrow: i32 = 0;
-      for (let k: u32 = 0; k < nr; k++) {
-        let d = <i32>load<u8>(r + k) - (k < ny ? <i32>load<u8>(y + k) : 0) - borrow;
-        borrow = d < 0 ? 1 : 0;
-        if (d < 0) d += 10;
-        store<u8>(r + k, <u8>d);
-      }
+      subtractDigits(r, r, nr, y, ny);
       while (nr > 0 && load<u8>(r + nr - 1) == 0) nr--;
     }
   }

@@ -40,6 +40,14 @@ const duration = z
   })
   .refine((ms) => ms > 0, DURATION_HINT);
 
+/** An IP address or a CIDR range (trusted proxies). */
+const addressRange = z
+  .string()
+  .refine(
+    (v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v) && isIP(v.split("/")[0] as string) !== 0,
+    "expected an IP address or CIDR range",
+  );
+
 const JWS_ALGORITHMS = ["ES256", "EdDSA", "PS256"] as const;
 
 /** A token bucket: "<requests per second>:<burst>" (e.g. "0.5:20") or {capacity, refillPerSecond}. */
@@ -85,16 +93,85 @@ export const configSchema = z
         /** Browser origins allowed to call gRPC-Web/Connect (CORS); "*" allows any. */
         corsOrigins: commaList(z.string()).default([]),
         /** Proxies (IPs or CIDR ranges) whose X-Forwarded-For is believed for the client address; none by default. */
-        trustedProxies: commaList(
-          z
-            .string()
-            .refine(
-              (v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v) && isIP(v.split("/")[0] as string) !== 0,
-              "expected an IP address or CIDR range",
-            ),
-        ).default([]),
+        trustedProxies: commaList(addressRange).default([]),
+        /**
+         * RFC 8705 mutual TLS at the edge: a second listener (HTTPS) that asks every client for a
+         * certificate and serves the same endpoints; discovery announces it in `mtls_endpoint_aliases`.
+         * Off unless `port` is set. Without certFile/keyFile, `mandate dev` makes a development server
+         * certificate under .mandate/tls.
+         */
+        mtls: z
+          .strictObject({
+            host: host.optional(),
+            port: port.optional(),
+            /** Base URL clients use for the mTLS listener; default https://{host}:{port}. */
+            publicUrl: z
+              .url({ protocol: /^https$/, error: "expected an https URL" })
+              .transform((url) => url.replace(/\/+$/, ""))
+              .optional(),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+          })
+          .prefault({}),
+        /**
+         * Behind a TLS-terminating proxy: the header carrying the client certificate (RFC 9440
+         * `Client-Cert`, or Envoy's `X-Forwarded-Client-Cert`), believed only from `proxies`.
+         */
+        clientCertificate: z
+          .strictObject({
+            header: z.enum(["none", "client-cert", "x-forwarded-client-cert"]).default("none"),
+            /** Proxies (IPs or CIDR ranges) whose certificate header is believed; none by default. */
+            proxies: commaList(addressRange).default([]),
+          })
+          .prefault({}),
       })
       .prefault({}),
+    /**
+     * Agent identity (issue 17): each tenant's agent certificate authority, whose keys live in the
+     * Signer, and the X.509-SVIDs it issues to enrolled agents.
+     */
+    agents: z
+      .strictObject({
+        /** A tenant's SPIFFE trust domain is `{tenant}.{trustDomainSuffix}`. */
+        trustDomainSuffix: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, "expected a DNS name such as agents.mandate.local")
+          .default("agents.mandate.local"),
+        /** Lifetime of an agent certificate: 5 minutes to 24 hours. */
+        certificateTtl: duration.default(3_600_000),
+        /** Lifetime of a one-time enrollment token. */
+        enrollmentTokenTtl: duration.default(86_400_000),
+        ca: z
+          .strictObject({
+            /** How long a root signs intermediates before its successor does; published for its whole life. */
+            rootInterval: duration.default(5 * 365 * 86_400_000),
+            /** How long an intermediate issues agent certificates before its successor takes over. */
+            intermediateInterval: duration.default(7 * 86_400_000),
+            /** How long an intermediate is in the trust bundle before it issues (pre-publication). */
+            intermediatePrepublish: duration.default(86_400_000),
+          })
+          .prefault({}),
+      })
+      .prefault({})
+      .superRefine((agents, ctx) => {
+        if (agents.certificateTtl < 300_000 || agents.certificateTtl > 86_400_000) {
+          ctx.addIssue({ code: "custom", path: ["certificateTtl"], message: "must be from 5 minutes to 24 hours" });
+        }
+        if (agents.ca.intermediatePrepublish >= agents.ca.intermediateInterval) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["ca", "intermediatePrepublish"],
+            message: "must be shorter than agents.ca.intermediateInterval",
+          });
+        }
+        if (agents.ca.intermediateInterval * 2 > agents.ca.rootInterval) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["ca", "intermediateInterval"],
+            message: "must be at most half of agents.ca.rootInterval",
+          });
+        }
+      }),
     grpc: z
       .strictObject({
         host: host.default("127.0.0.1"),
@@ -455,6 +532,19 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_GRPC_MAX_SEND_MESSAGE_BYTES", "grpc.maxSendMessageBytes"],
   ["MANDATE_GRPC_DEFAULT_DEADLINE_MS", "grpc.defaultDeadlineMs"],
   ["MANDATE_GRPC_PUBLIC_URL", "grpc.publicUrl"],
+  ["MANDATE_HTTP_MTLS_HOST", "http.mtls.host"],
+  ["MANDATE_HTTP_MTLS_PORT", "http.mtls.port"],
+  ["MANDATE_HTTP_MTLS_PUBLIC_URL", "http.mtls.publicUrl"],
+  ["MANDATE_HTTP_MTLS_CERT_FILE", "http.mtls.certFile"],
+  ["MANDATE_HTTP_MTLS_KEY_FILE", "http.mtls.keyFile"],
+  ["MANDATE_HTTP_CLIENT_CERTIFICATE_HEADER", "http.clientCertificate.header"],
+  ["MANDATE_HTTP_CLIENT_CERTIFICATE_PROXIES", "http.clientCertificate.proxies"],
+  ["MANDATE_AGENTS_TRUST_DOMAIN_SUFFIX", "agents.trustDomainSuffix"],
+  ["MANDATE_AGENTS_CERTIFICATE_TTL", "agents.certificateTtl"],
+  ["MANDATE_AGENTS_ENROLLMENT_TOKEN_TTL", "agents.enrollmentTokenTtl"],
+  ["MANDATE_AGENTS_CA_ROOT_INTERVAL", "agents.ca.rootInterval"],
+  ["MANDATE_AGENTS_CA_INTERMEDIATE_INTERVAL", "agents.ca.intermediateInterval"],
+  ["MANDATE_AGENTS_CA_INTERMEDIATE_PREPUBLISH", "agents.ca.intermediatePrepublish"],
   ["MANDATE_TLS_CERT_FILE", "tls.certFile"],
   ["MANDATE_TLS_KEY_FILE", "tls.keyFile"],
   ["MANDATE_TLS_CA_FILE", "tls.caFile"],

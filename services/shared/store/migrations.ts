@@ -553,6 +553,100 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
         await refuseMandateChanges(db, engine, [...IMMUTABLE_MANDATE_COLUMNS, ...IMMUTABLE_MANDATE_COLUMNS_0014]);
       },
     },
+    "0015_agent_identity": {
+      async up(db: Kysely<unknown>) {
+        // Agent identity (issue 17). The certificates of each tenant's agent CA: one per CA key in
+        // signing_keys (purpose agent_ca_root: self-signed; agent_ca: an intermediate signed by a
+        // root), made once and never changed (services/signer/ca/).
+        await db.schema
+          .createTable("agent_ca_certificates")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("key_id", "text", (c) => c.notNull())
+          .addColumn("role", "text", (c) => c.notNull().check(sql`role in ('root', 'intermediate')`))
+          .addColumn("kid", "text", (c) => c.notNull())
+          .addColumn("serial", "text", (c) => c.notNull())
+          .addColumn("issuer_key_id", "text", (c) => c.notNull())
+          .addColumn("der", "text", (c) => c.notNull())
+          .addColumn("not_before", bigint, (c) => c.notNull())
+          .addColumn("not_after", bigint, (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("agent_ca_certificates_pk", ["tenant_id", "key_id"])
+          .execute();
+        // Every agent certificate issued (services/issue/agents/): the deny list is the revoked
+        // rows still within their validity, consulted at every use and published as a CRL.
+        await db.schema
+          .createTable("agent_certificates")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("serial", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("spiffe_id", "text", (c) => c.notNull())
+          .addColumn("x5t_s256", "text", (c) => c.notNull())
+          .addColumn("issuer_kid", "text", (c) => c.notNull())
+          .addColumn("not_before", bigint, (c) => c.notNull())
+          .addColumn("not_after", bigint, (c) => c.notNull())
+          .addColumn("issued_at", bigint, (c) => c.notNull())
+          /** How the agent proved itself: enrollment_token, attestation:<attestor>, renewal. */
+          .addColumn("proof", "text", (c) => c.notNull())
+          .addColumn("renewed_from", "text")
+          .addColumn("revoked_at", bigint)
+          .addColumn("revocation_reason", "text")
+          .addPrimaryKeyConstraint("agent_certificates_pk", ["tenant_id", "serial"])
+          .execute();
+        await db.schema
+          .createIndex("agent_certificates_client_idx")
+          .on("agent_certificates")
+          .columns(["tenant_id", "client_id", "not_after"])
+          .execute();
+        await db.schema
+          .createIndex("agent_certificates_revoked_idx")
+          .on("agent_certificates")
+          .columns(["tenant_id", "revoked_at", "not_after"])
+          .execute();
+        // One-time enrollment tokens: only their SHA-256 is stored; used_at is set in the
+        // transaction that records the certificate they bought.
+        await db.schema
+          .createTable("agent_enrollment_tokens")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("id", "text", (c) => c.notNull())
+          .addColumn("token_hash", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("created_by", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("used_at", bigint)
+          .addColumn("used_serial", "text")
+          .addPrimaryKeyConstraint("agent_enrollment_tokens_pk", ["tenant_id", "id"])
+          .execute();
+        await db.schema
+          .createIndex("agent_enrollment_tokens_hash_idx")
+          .on("agent_enrollment_tokens")
+          .columns(["tenant_id", "token_hash"])
+          .unique()
+          .execute();
+        // Workload platforms whose signed JWTs attest an agent instead of an enrollment token (e.g. a
+        // Kubernetes cluster's service-account issuer), and which workload subject is which agent.
+        await db.schema
+          .createTable("agent_attestors")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("issuer", "text", (c) => c.notNull())
+          .addColumn("audience", "text", (c) => c.notNull())
+          .addColumn("jwks_uri", "text")
+          .addColumn("jwks", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("agent_attestors_pk", ["tenant_id", "name"])
+          .execute();
+        await db.schema
+          .createTable("agent_workload_bindings")
+          .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+          .addColumn("attestor", "text", (c) => c.notNull())
+          .addColumn("subject", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint("agent_workload_bindings_pk", ["tenant_id", "attestor", "subject"])
+          .execute();
+      },
+    },
   };
 }
 

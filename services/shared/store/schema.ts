@@ -411,6 +411,78 @@ export interface RevocationLogTable {
   expire_time: number;
 }
 
+/** A certificate of a tenant's agent CA, one per CA key (migration 0015, services/signer/ca/). */
+export interface AgentCaCertificatesTable {
+  tenant_id: string;
+  /** signing_keys.id of the CA key the certificate is for. */
+  key_id: string;
+  role: "root" | "intermediate";
+  kid: string;
+  /** Hex, upper case, no separators. */
+  serial: string;
+  /** signing_keys.id of the key that signed it (itself for a root). */
+  issuer_key_id: string;
+  /** The certificate, DER in base64. */
+  der: string;
+  not_before: number;
+  not_after: number;
+  created_at: number;
+}
+
+/** An agent certificate (X.509-SVID) issued by a tenant's agent CA (migration 0015, services/issue/agents/). */
+export interface AgentCertificatesTable {
+  tenant_id: string;
+  /** Hex, upper case, no separators. */
+  serial: string;
+  client_id: string;
+  spiffe_id: string;
+  /** RFC 8705 §3.1 thumbprint: base64url SHA-256 of the DER. */
+  x5t_s256: string;
+  issuer_kid: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  /** enrollment_token, attestation:<attestor name>, renewal. */
+  proof: string;
+  renewed_from: string | null;
+  revoked_at: number | null;
+  revocation_reason: string | null;
+}
+
+/** A one-time enrollment token for an agent (migration 0015); only its SHA-256 is kept. */
+export interface AgentEnrollmentTokensTable {
+  tenant_id: string;
+  id: string;
+  token_hash: string;
+  client_id: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  used_serial: string | null;
+}
+
+/** A workload platform whose signed JWTs attest agents (migration 0015). */
+export interface AgentAttestorsTable {
+  tenant_id: string;
+  name: string;
+  issuer: string;
+  audience: string;
+  jwks_uri: string | null;
+  /** A JWK Set (JSON), when not fetched from jwks_uri. */
+  jwks: string | null;
+  created_at: number;
+}
+
+/** Which workload subject (an attested JWT's `sub`) is which agent (migration 0015). */
+export interface AgentWorkloadBindingsTable {
+  tenant_id: string;
+  attestor: string;
+  subject: string;
+  client_id: string;
+  created_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   audit_outbox: AuditOutboxTable;
@@ -443,6 +515,11 @@ export interface Database {
   mandate_requests: MandateRequestsTable;
   revocation_heads: RevocationHeadsTable;
   revocation_log: RevocationLogTable;
+  agent_ca_certificates: AgentCaCertificatesTable;
+  agent_certificates: AgentCertificatesTable;
+  agent_enrollment_tokens: AgentEnrollmentTokensTable;
+  agent_attestors: AgentAttestorsTable;
+  agent_workload_bindings: AgentWorkloadBindingsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -474,4 +551,9 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "mandate_requests",
   "revocation_heads",
   "revocation_log",
+  "agent_ca_certificates",
+  "agent_certificates",
+  "agent_enrollment_tokens",
+  "agent_attestors",
+  "agent_workload_bindings",
 ]);

@@ -13,6 +13,7 @@ import { decodeJwt } from "jose";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { access as accessOption, Exposure } from "../../../gen/mandate/v1/access_pb.js";
 import { ERROR_DOMAIN } from "../errors.ts";
+import type { PresentedCertificate } from "../x509/types.ts";
 
 export interface AccessRule {
   exposure: "public" | "admin" | "internal";
@@ -96,6 +97,12 @@ export interface Peer {
   service: string | undefined;
   /** Forwarded by the edge on behalf of an outside caller: the peer's own identity does not count. */
   forwarded: boolean;
+  /**
+   * The client certificate the caller presented (an agent's, RFC 8705): from the TLS handshake on
+   * native gRPC or the edge's mTLS listener, or from a configured proxy's header. Not yet verified
+   * against any tenant's CA: whoever uses it verifies it.
+   */
+  clientCertificate?: PresentedCertificate | undefined;
 }
 
 export const PEER = createContextKey<Peer | undefined>(undefined, { description: "mandate.peer" });

@@ -1160,6 +1160,258 @@ export declare type GetMandateReceiptResponse = Message<"mandate.v1.GetMandateRe
 export declare const GetMandateReceiptResponseSchema: GenMessage<GetMandateReceiptResponse>;
 
 /**
+ * Request of Issue.CreateAgentEnrollmentToken.
+ *
+ * @generated from message mandate.v1.CreateAgentEnrollmentTokenRequest
+ */
+export declare type CreateAgentEnrollmentTokenRequest = Message<"mandate.v1.CreateAgentEnrollmentTokenRequest"> & {
+  /**
+   * Tenant of the agent.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The agent's client identifier.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * How long the token stays usable; default and maximum: agents.enrollmentTokenTtl.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 3;
+   */
+  ttl?: Duration | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateAgentEnrollmentTokenRequest.
+ * Use `create(CreateAgentEnrollmentTokenRequestSchema)` to create a new message.
+ */
+export declare const CreateAgentEnrollmentTokenRequestSchema: GenMessage<CreateAgentEnrollmentTokenRequest>;
+
+/**
+ * Response of Issue.CreateAgentEnrollmentToken.
+ *
+ * @generated from message mandate.v1.CreateAgentEnrollmentTokenResponse
+ */
+export declare type CreateAgentEnrollmentTokenResponse = Message<"mandate.v1.CreateAgentEnrollmentTokenResponse"> & {
+  /**
+   * The one-time token (mandate_enroll_...), shown only here. Never logged.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The token's id (for the audit log).
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * When it stops being usable.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateAgentEnrollmentTokenResponse.
+ * Use `create(CreateAgentEnrollmentTokenResponseSchema)` to create a new message.
+ */
+export declare const CreateAgentEnrollmentTokenResponseSchema: GenMessage<CreateAgentEnrollmentTokenResponse>;
+
+/**
+ * Request of Issue.ListAgentCertificates.
+ *
+ * @generated from message mandate.v1.ListAgentCertificatesRequest
+ */
+export declare type ListAgentCertificatesRequest = Message<"mandate.v1.ListAgentCertificatesRequest"> & {
+  /**
+   * Tenant of the agent.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The agent's client identifier.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message mandate.v1.ListAgentCertificatesRequest.
+ * Use `create(ListAgentCertificatesRequestSchema)` to create a new message.
+ */
+export declare const ListAgentCertificatesRequestSchema: GenMessage<ListAgentCertificatesRequest>;
+
+/**
+ * A certificate (X.509-SVID) issued to an agent.
+ *
+ * @generated from message mandate.v1.AgentCertificate
+ */
+export declare type AgentCertificate = Message<"mandate.v1.AgentCertificate"> & {
+  /**
+   * Serial number, hex, upper case.
+   *
+   * @generated from field: string serial = 1;
+   */
+  serial: string;
+
+  /**
+   * The certificate's SPIFFE ID (its only URI SAN).
+   *
+   * @generated from field: string spiffe_id = 2;
+   */
+  spiffeId: string;
+
+  /**
+   * Start of validity.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 3;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * End of validity.
+   *
+   * @generated from field: google.protobuf.Timestamp not_after = 4;
+   */
+  notAfter?: Timestamp | undefined;
+
+  /**
+   * How the agent proved itself: enrollment_token, attestation:<attestor>, renewal.
+   *
+   * @generated from field: string proof = 5;
+   */
+  proof: string;
+
+  /**
+   * The serial it renewed, for a renewal.
+   *
+   * @generated from field: string renewed_from = 6;
+   */
+  renewedFrom: string;
+
+  /**
+   * When it was revoked; unset while it is not.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 7;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * RFC 5280 section 5.3.1 reason name, when revoked.
+   *
+   * @generated from field: string revocation_reason = 8;
+   */
+  revocationReason: string;
+
+  /**
+   * RFC 8705 section 3.1 thumbprint: base64url SHA-256 of the certificate's DER.
+   *
+   * @generated from field: string x5t_s256 = 9;
+   */
+  x5tS256: string;
+};
+
+/**
+ * Describes the message mandate.v1.AgentCertificate.
+ * Use `create(AgentCertificateSchema)` to create a new message.
+ */
+export declare const AgentCertificateSchema: GenMessage<AgentCertificate>;
+
+/**
+ * Response of Issue.ListAgentCertificates.
+ *
+ * @generated from message mandate.v1.ListAgentCertificatesResponse
+ */
+export declare type ListAgentCertificatesResponse = Message<"mandate.v1.ListAgentCertificatesResponse"> & {
+  /**
+   * The agent's certificates, newest first.
+   *
+   * @generated from field: repeated mandate.v1.AgentCertificate certificates = 1;
+   */
+  certificates: AgentCertificate[];
+};
+
+/**
+ * Describes the message mandate.v1.ListAgentCertificatesResponse.
+ * Use `create(ListAgentCertificatesResponseSchema)` to create a new message.
+ */
+export declare const ListAgentCertificatesResponseSchema: GenMessage<ListAgentCertificatesResponse>;
+
+/**
+ * Request of Issue.RevokeAgentCertificates.
+ *
+ * @generated from message mandate.v1.RevokeAgentCertificatesRequest
+ */
+export declare type RevokeAgentCertificatesRequest = Message<"mandate.v1.RevokeAgentCertificatesRequest"> & {
+  /**
+   * Tenant of the agent.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The agent's client identifier.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * Only this certificate (hex serial); empty: every certificate of the agent.
+   *
+   * @generated from field: string serial = 3;
+   */
+  serial: string;
+
+  /**
+   * RFC 5280 section 5.3.1 reason; empty: unspecified.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeAgentCertificatesRequest.
+ * Use `create(RevokeAgentCertificatesRequestSchema)` to create a new message.
+ */
+export declare const RevokeAgentCertificatesRequestSchema: GenMessage<RevokeAgentCertificatesRequest>;
+
+/**
+ * Response of Issue.RevokeAgentCertificates.
+ *
+ * @generated from message mandate.v1.RevokeAgentCertificatesResponse
+ */
+export declare type RevokeAgentCertificatesResponse = Message<"mandate.v1.RevokeAgentCertificatesResponse"> & {
+  /**
+   * How many certificates this call revoked (already revoked ones are not counted).
+   *
+   * @generated from field: int32 revoked_count = 1;
+   */
+  revokedCount: number;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeAgentCertificatesResponse.
+ * Use `create(RevokeAgentCertificatesResponseSchema)` to create a new message.
+ */
+export declare const RevokeAgentCertificatesResponseSchema: GenMessage<RevokeAgentCertificatesResponse>;
+
+/**
  * Lifecycle state of a mandate.
  *
  * @generated from enum mandate.v1.MandateState
@@ -1352,6 +1604,40 @@ export declare const Issue: GenService<{
     methodKind: "unary";
     input: typeof DeleteClientRequestSchema;
     output: typeof DeleteClientResponseSchema;
+  },
+  /**
+   * Agent identity (issue 17). Creates a one-time enrollment token for an agent (a client of kind
+   * agent): the agent sends it with its CSR to POST /t/{tenant}/agents/enroll. The token is
+   * returned once; only its SHA-256 is kept. NOT_FOUND when the tenant has no such client;
+   * FAILED_PRECONDITION when the client is not an agent.
+   *
+   * @generated from rpc mandate.v1.Issue.CreateAgentEnrollmentToken
+   */
+  createAgentEnrollmentToken: {
+    methodKind: "unary";
+    input: typeof CreateAgentEnrollmentTokenRequestSchema;
+    output: typeof CreateAgentEnrollmentTokenResponseSchema;
+  },
+  /**
+   * Lists the certificates issued to an agent, newest first, revoked ones included.
+   *
+   * @generated from rpc mandate.v1.Issue.ListAgentCertificates
+   */
+  listAgentCertificates: {
+    methodKind: "unary";
+    input: typeof ListAgentCertificatesRequestSchema;
+    output: typeof ListAgentCertificatesResponseSchema;
+  },
+  /**
+   * Revokes an agent's certificates (all, or the one serial): they are refused at once (deny list)
+   * and listed on the CRL until they expire; the agent's unused enrollment tokens are invalidated.
+   *
+   * @generated from rpc mandate.v1.Issue.RevokeAgentCertificates
+   */
+  revokeAgentCertificates: {
+    methodKind: "unary";
+    input: typeof RevokeAgentCertificatesRequestSchema;
+    output: typeof RevokeAgentCertificatesResponseSchema;
   },
 }>;
 

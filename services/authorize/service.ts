@@ -158,14 +158,17 @@ class TokenSubjects {
   }
 
   of(request: CheckRequest): Promise<TokenSubject> {
-    const { tenant, accessToken, dpop, expectedAudience } = request;
-    const key = JSON.stringify([tenant, accessToken, dpop?.proof, dpop?.httpMethod, dpop?.httpUri, expectedAudience]);
+    const { tenant, accessToken, dpop, expectedAudience, clientCertificate } = request;
+    const certificate = Buffer.from(clientCertificate).toString("base64url");
+    const proof = [dpop?.proof, dpop?.httpMethod, dpop?.httpUri];
+    const key = JSON.stringify([tenant, accessToken, ...proof, expectedAudience, certificate]);
     let subject = this.#seen.get(key);
     if (!subject) {
       subject = tokenSubject(this.#deps, {
         tenant,
         accessToken,
         dpop,
+        clientCertificate: clientCertificate.length > 0 ? clientCertificate : undefined,
         expectedAudience: expectedAudience || undefined,
       });
       this.#seen.set(key, subject);

@@ -1,7 +1,9 @@
 // mandate.v1.Introspect: RFC 7662 semantics over gRPC for resource servers and gateways, with the
 // same token checks as the HTTP endpoint (shared TokenInspector), plus what HTTP introspection
 // cannot do: verify the caller's DPoP proof against the token (RFC 9449 §7.1: proof signature,
-// method, URI, `ath`, and the proof key equal to `cnf.jkt`) in the same call. It also serves the
+// method, URI, `ath`, and the proof key equal to `cnf.jkt`) in the same call, and the client
+// certificate a certificate-bound token needs (RFC 8705 §3: its thumbprint equal to `cnf.x5t#S256`;
+// required, as the token is worthless without it). It also serves the
 // revocation feed (revocation-feed.ts): WatchRevocations and GET /t/{tenant}/revocations (SSE).
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -13,7 +15,7 @@ import { type AccessTokenClaims, actorChain, tokenAudiences, tokenScopes } from 
 import { DpopNonceRequired, DpopProofError } from "../shared/oauth/dpop.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
-import { verifyTokenProof } from "../shared/oauth/token-proof.ts";
+import { CertificateBindingError, verifyCertificateBinding, verifyTokenProof } from "../shared/oauth/token-proof.ts";
 import { serviceCallerGate } from "../shared/rpc/caller-authentication.ts";
 import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
 import { type FeedDeps, revocationFeedHttp, watchRevocationsRpc } from "./revocation-feed.ts";
@@ -51,7 +53,11 @@ export function introspectService(deps: ServiceDeps): ServiceModule<typeof Intro
         const audiences = tokenAudiences(claims);
         // RFC 7662 §4: a resource server only learns about tokens meant for it.
         if (request.expectedAudience && !audiences.includes(request.expectedAudience)) return { active: false };
-        return toResponse(claims, audiences, await verifyCallerProof(request, claims.cnf?.jkt));
+        const binding = certificateBinding(claims, request.clientCertificate);
+        // A confirmation method nobody here can check: the token is good for no one (fail closed).
+        if (binding === "unusable") return { active: false };
+        const proofs = { dpop: await verifyCallerProof(request, claims.cnf?.jkt), certificate: binding };
+        return toResponse(claims, audiences, proofs);
       },
       watchRevocations: watchRevocationsRpc(feed),
     },
@@ -71,7 +77,28 @@ function proofFailure(error: unknown): unknown {
   return error;
 }
 
-function toResponse(claims: AccessTokenClaims, audiences: string[], dpopVerified: boolean): Response {
+/**
+ * RFC 8705 §3, as token-proof.ts checks it: whether the token is bound to the certificate given (a
+ * bound token without it, or with another, is UNAUTHENTICATED, as a DPoP proof that fails is), or
+ * "unusable" when it is confirmed by a method nothing here checks.
+ */
+function certificateBinding(claims: AccessTokenClaims, certificate: Uint8Array): boolean | "unusable" {
+  try {
+    return verifyCertificateBinding(claims.cnf, certificate.length > 0 ? certificate : undefined) !== undefined;
+  } catch (error) {
+    if (!(error instanceof CertificateBindingError)) throw error;
+    if (error.problem === "unsupported_confirmation") return "unusable";
+    const reason =
+      error.problem === "certificate_required" ? "CLIENT_CERTIFICATE_REQUIRED" : "CLIENT_CERTIFICATE_MISMATCH";
+    throw unauthenticated(error.message, reason);
+  }
+}
+
+function toResponse(
+  claims: AccessTokenClaims,
+  audiences: string[],
+  verified: { dpop: boolean; certificate: boolean },
+): Response {
   return {
     active: true,
     scopes: tokenScopes(claims),
@@ -87,7 +114,8 @@ function toResponse(claims: AccessTokenClaims, audiences: string[], dpopVerified
     mandateId: claims.mandate_id ?? "",
     confirmation: claims.cnf as JsonObject | undefined,
     authorizationDetails: (claims.authorization_details ?? []) as JsonObject[],
-    dpopVerified,
+    dpopVerified: verified.dpop,
+    clientCertificateVerified: verified.certificate,
   } as Response;
 }
 

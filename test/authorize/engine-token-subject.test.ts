@@ -3,6 +3,7 @@
 // `act` first, RFC 8693 §4.1), the client and the token's claims come from the token; every
 // refusal is a reason code (token_invalid, token_expired, token_wrong_tenant, dpop_required,
 // dpop_invalid), never a throw.
+import { createHash, randomBytes } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -75,6 +76,10 @@ async function mint({ claims = {}, typ = "at+jwt", key, kid = "k1" }: Mint = {})
     .sign(key ?? signingKey);
 }
 
+// The binding check hashes the DER it is given (RFC 8705 §3.1) without parsing it.
+const certificate = new Uint8Array(randomBytes(300));
+const certificateThumbprint = createHash("sha256").update(certificate).digest("base64url");
+
 const subjectOf = (accessToken: string, extra: Partial<Parameters<typeof tokenSubject>[1]> = {}) =>
   tokenSubject(deps, { tenant: "demo", accessToken, ...extra });
 
@@ -92,10 +97,11 @@ describe("parties from a verified token", () => {
         act: { sub: "agent-2", iss: "https://agents.example/", act: { sub: "agent-1" } },
         authorization_details: [{ type: "order", actions: ["orders.read"] }, "not an object"],
         mandate_id: "m-42",
-        cnf: { "x5t#S256": "abc" },
+        cnf: { "x5t#S256": certificateThumbprint },
       },
     });
-    const subject = await subjectOf(token);
+    // Bound to a certificate (RFC 8705): decided only with it.
+    const subject = await subjectOf(token, { clientCertificate: certificate });
     expect(subject.ok).toBe(true);
     if (!subject.ok) return;
     expect(subject.parties.subject).toEqual({
@@ -113,7 +119,7 @@ describe("parties from a verified token", () => {
       aud: [API],
       authorization_details: [{ type: "order", actions: ["orders.read"] }],
       mandate_id: "m-42",
-      cnf: { "x5t#S256": "abc" },
+      cnf: { "x5t#S256": certificateThumbprint },
     });
     expect(subject.parties.token.jti).toMatch(/^[0-9a-f-]{36}$/);
   });

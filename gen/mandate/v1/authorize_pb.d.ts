@@ -171,6 +171,16 @@ export declare type CheckRequest = Message<"mandate.v1.CheckRequest"> & {
    * @generated from field: mandate.v1.Consumption consume = 13;
    */
   consume?: Consumption | undefined;
+
+  /**
+   * With `access_token`: DER of the client certificate the request came with (mutual TLS, or the
+   * resource server's TLS-terminating proxy). Required when the token is certificate-bound
+   * (`cnf.x5t#S256`, RFC 8705 section 3): without it, or with another, the decision is a deny
+   * (`token_certificate_required`, `token_certificate_mismatch`).
+   *
+   * @generated from field: bytes client_certificate = 14;
+   */
+  clientCertificate: Uint8Array;
 };
 
 /**

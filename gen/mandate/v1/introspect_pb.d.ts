@@ -195,6 +195,16 @@ export declare type IntrospectRequest = Message<"mandate.v1.IntrospectRequest"> 
    * @generated from field: string expected_audience = 5;
    */
   expectedAudience: string;
+
+  /**
+   * DER of the client certificate the caller's client presented on its mutual-TLS connection (or
+   * through the caller's TLS-terminating proxy), when there was one. Required with a token bound to
+   * a certificate (`cnf.x5t#S256`, RFC 8705 section 3): without it, or with another certificate, the
+   * call is UNAUTHENTICATED (reason CLIENT_CERTIFICATE_REQUIRED or CLIENT_CERTIFICATE_MISMATCH).
+   *
+   * @generated from field: bytes client_certificate = 6;
+   */
+  clientCertificate: Uint8Array;
 };
 
 /**
@@ -294,7 +304,7 @@ export declare type IntrospectResponse = Message<"mandate.v1.IntrospectResponse"
   mandateId: string;
 
   /**
-   * Confirmation claim (`cnf`), e.g. {"jkt": "..."}.
+   * Confirmation claim (`cnf`), e.g. {"jkt": "..."} or {"x5t#S256": "..."} (RFC 8705 section 3.1).
    *
    * @generated from field: google.protobuf.Struct confirmation = 13;
    */
@@ -313,6 +323,14 @@ export declare type IntrospectResponse = Message<"mandate.v1.IntrospectResponse"
    * @generated from field: bool dpop_verified = 15;
    */
   dpopVerified: boolean;
+
+  /**
+   * Whether `client_certificate` is the certificate the token is bound to (always, for an active
+   * certificate-bound token: without it the call fails).
+   *
+   * @generated from field: bool client_certificate_verified = 16;
+   */
+  clientCertificateVerified: boolean;
 };
 
 /**
@@ -356,7 +374,8 @@ export declare const RevocationKindSchema: GenEnum<RevocationKind>;
 
 /**
  * Introspect answers whether a token is active, for whom, on whose behalf and bound to which key
- * (RFC 7662 semantics), and verifies a DPoP proof for the caller when given one (RFC 9449).
+ * (RFC 7662 semantics), and verifies a DPoP proof for the caller when given one (RFC 9449), and the
+ * client certificate a certificate-bound token needs (RFC 8705).
  *
  * @generated from service mandate.v1.Introspect
  */

@@ -162,6 +162,8 @@ const CALLER_FAILURES = new Set<FailureCode>([
   "token_wrong_tenant",
   "dpop_required",
   "dpop_invalid",
+  "token_certificate_required",
+  "token_certificate_mismatch",
   "mandate_not_found",
   "mandate_not_yet_valid",
   "mandate_expired",

@@ -17,6 +17,9 @@ export type FailureCode =
   | "token_wrong_tenant"
   | "dpop_required"
   | "dpop_invalid"
+  // RFC 8705 §3: a certificate-bound token without its certificate, or with another.
+  | "token_certificate_required"
+  | "token_certificate_mismatch"
   // The request's mandate (mandate.ts): refused before the policy runs, or its consumption refused.
   | "mandate_not_found"
   | "mandate_not_yet_valid"

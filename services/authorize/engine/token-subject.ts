@@ -1,8 +1,9 @@
 // Access-token mode: with `access_token` in the request, the decision is about the token's verified
 // claims. The token is checked exactly as Introspect checks it (shared TokenInspector: signature by
 // the tenant's keys, `typ`, issuer, expiry, revocation), and a DPoP-bound token must come with its
-// proof, checked as Introspect checks a caller's proof (RFC 9449 §7.1). Every refusal is a reason
-// code for a deny, never an RPC error.
+// proof, checked as Introspect checks a caller's proof (RFC 9449 §7.1); a certificate-bound one
+// (`cnf.x5t#S256`) with the client certificate it is bound to (RFC 8705 §3), by the same check as
+// Introspect's. Every refusal is a reason code for a deny, never an RPC error.
 import type { JsonObject } from "@bufbuild/protobuf";
 import {
   type AccessTokenClaims,
@@ -14,7 +15,12 @@ import {
 import { DpopNonceRequired, DpopProofError } from "../../shared/oauth/dpop.ts";
 import type { AccessTokenProblem, TokenInspector } from "../../shared/oauth/inspector.ts";
 import { type ReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
-import { type PresentedProof, verifyTokenProof } from "../../shared/oauth/token-proof.ts";
+import {
+  CertificateBindingError,
+  type PresentedProof,
+  verifyCertificateBinding,
+  verifyTokenProof,
+} from "../../shared/oauth/token-proof.ts";
 import type { InputParty, InputToken, TokenParties } from "./decision-input.ts";
 import { type Failure, type FailureCode, failure } from "./reasons.ts";
 
@@ -34,6 +40,8 @@ export interface PresentedToken {
   tenant: string;
   accessToken: string;
   dpop?: PresentedProof | undefined;
+  /** DER of the client certificate the protected request came with (RFC 8705 §3), if any. */
+  clientCertificate?: Uint8Array | undefined;
   /** The resource server's own identifier, when it gave one: the token must name it in `aud`. */
   expectedAudience?: string | undefined;
 }
@@ -42,7 +50,10 @@ export interface PresentedToken {
 export async function tokenSubject(deps: TokenSubjectDeps, presented: PresentedToken): Promise<TokenSubject> {
   const checked = await verifiedClaims(deps, presented);
   if (!checked.ok) return checked;
-  const refusal = audienceRefusal(presented, checked.claims) ?? (await proofRefusal(deps, presented, checked.claims));
+  const refusal =
+    audienceRefusal(presented, checked.claims) ??
+    certificateRefusal(presented, checked.claims) ??
+    (await proofRefusal(deps, presented, checked.claims));
   if (refusal) return { ok: false, reason: refusal };
   return { ok: true, parties: tokenParties(checked.claims) };
 }
@@ -76,6 +87,19 @@ async function verifiedClaims(deps: TokenSubjectDeps, { tenant, accessToken }: P
 function audienceRefusal({ expectedAudience }: PresentedToken, claims: AccessTokenClaims): Failure | undefined {
   if (!expectedAudience || tokenAudiences(claims).includes(expectedAudience)) return undefined;
   return failure("token_invalid", "the access token is not meant for this resource server");
+}
+
+/** RFC 8705 §3: a certificate-bound token is only good with its certificate (token-proof.ts). */
+function certificateRefusal({ clientCertificate }: PresentedToken, claims: AccessTokenClaims): Failure | undefined {
+  try {
+    verifyCertificateBinding(claims.cnf, clientCertificate?.length ? clientCertificate : undefined);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof CertificateBindingError)) throw error;
+    if (error.problem === "certificate_required") return failure("token_certificate_required", error.message);
+    if (error.problem === "certificate_mismatch") return failure("token_certificate_mismatch", error.message);
+    return failure("token_invalid", error.message);
+  }
 }
 
 /** RFC 9449 §7.1: a DPoP-bound token (`cnf.jkt`, §6.1) is only good with a proof by its key. */

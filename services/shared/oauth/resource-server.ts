@@ -5,6 +5,12 @@
 // is refused (§7.2). Errors carry the RFC 6750 §3 / RFC 9449 §7.1 challenge to send back. With
 // `revocations` (a RevocationFeed: revocation-feed.ts), tokens whose jti or mandate was revoked are
 // refused within a second of it, and all tokens while the feed is down (fail closed).
+// Certificate-bound tokens (RFC 8705 §3, `cnf.x5t#S256`) are accepted only with the client
+// certificate they are bound to: pass the one the request came with as `clientCertificate` — the
+// leaf's DER from the mutual-TLS socket (`socket.getPeerCertificate().raw`), or the
+// PresentedCertificate that x509/presented-certificate.ts reads from a Node request (TLS, or the
+// header of a configured proxy only). A bound token without it, or with another, is `invalid_token`
+// (RFC 6750 §3.1); so is a token confirmed by a method this library does not check (token-proof.ts).
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { createRemoteJWKSet, type JWTVerifyGetKey } from "jose";
 import type { CheckRequestSchema, Decision } from "../../../gen/mandate/v1/authorize_pb.js";
@@ -12,6 +18,7 @@ import { type AccessTokenClaims, AccessTokenError, verifyAccessToken } from "./a
 import { DPOP_ALGORITHMS, DpopNonceRequired, DpopProofError, verifyDpopProof } from "./dpop.ts";
 import { MemoryReplayCache, type ReplayCache } from "./replay.ts";
 import { type RevocationFeed, RevocationRefusal } from "./revocation-feed.ts";
+import { CertificateBindingError, type PresentedClientCertificate, verifyCertificateBinding } from "./token-proof.ts";
 
 export interface ResourceServerOptions {
   issuer: string;
@@ -65,7 +72,15 @@ export interface ResourceRequest {
   url: string | readonly string[];
   authorization: string | undefined;
   dpop: string | string[] | undefined;
+  /**
+   * The client certificate the request came with (RFC 8705 §3), if any: required for a token bound
+   * to one. Only what TLS proved or a configured proxy vouched for: never a header anyone could send.
+   */
+  clientCertificate?: PresentedClientCertificate | undefined;
 }
+
+/** What `verify()` proved beyond the claims: the DPoP key and the certificate the token is bound to. */
+export type VerifiedClaims = AccessTokenClaims & { dpopJkt?: string; certificateThumbprint?: string };
 
 export class ResourceServerError extends Error {
   readonly status: number;
@@ -105,7 +120,7 @@ export class ResourceServer {
   }
 
   /** The verified claims of the request's access token, or a ResourceServerError. */
-  async verify(request: ResourceRequest): Promise<AccessTokenClaims & { dpopJkt?: string }> {
+  async verify(request: ResourceRequest): Promise<VerifiedClaims> {
     const { scheme, token } = presentedToken(request);
     const claims = await this.#claims(token);
     try {
@@ -115,10 +130,11 @@ export class ResourceServer {
       throw error;
     }
     await this.#options.check?.(claims);
+    const certified = certificateBinding(claims, request.clientCertificate);
     const bound = claims.cnf?.jkt;
     if (!bound) {
       if (scheme === "DPoP") throw new ResourceServerError("invalid_token", "the access token is not DPoP-bound");
-      return claims;
+      return certified;
     }
     // RFC 9449 §7.2: a DPoP-bound token must not be accepted as a bearer token.
     if (scheme !== "DPoP") throw new ResourceServerError("invalid_token", "this access token requires the DPoP scheme");
@@ -135,7 +151,7 @@ export class ResourceServer {
       // RFC 9449 §7.1: the proof key must be the key the token is bound to.
       if (proof.jkt !== bound)
         throw new ResourceServerError("invalid_dpop_proof", "the DPoP proof key does not match the token");
-      return { ...claims, dpopJkt: proof.jkt };
+      return { ...certified, dpopJkt: proof.jkt };
     } catch (error) {
       if (error instanceof DpopNonceRequired) throw new ResourceServerError("use_dpop_nonce", error.message);
       if (error instanceof DpopProofError) throw new ResourceServerError("invalid_dpop_proof", error.message);
@@ -161,6 +177,7 @@ export class ResourceServer {
       accessToken: token,
       expectedAudience: this.#options.audience,
       ...(proof && url ? { dpop: { proof, httpMethod: request.method, httpUri: url.split(/[?#]/)[0] } } : {}),
+      ...(request.clientCertificate ? { clientCertificate: leafOf(request.clientCertificate) } : {}),
       action: question.action,
       resource: question.resource,
       ...(question.context ? { context: question.context } : {}),
@@ -195,6 +212,24 @@ export class ResourceServer {
     }
     return claims;
   }
+}
+
+/** RFC 8705 §3: the claims, with the thumbprint of the certificate a bound token came with; or invalid_token. */
+function certificateBinding(
+  claims: AccessTokenClaims,
+  presented: PresentedClientCertificate | undefined,
+): VerifiedClaims {
+  try {
+    const thumbprint = verifyCertificateBinding(claims.cnf, presented);
+    return thumbprint ? { ...claims, certificateThumbprint: thumbprint } : claims;
+  } catch (error) {
+    if (error instanceof CertificateBindingError) throw new ResourceServerError("invalid_token", error.message);
+    throw error;
+  }
+}
+
+function leafOf(presented: PresentedClientCertificate): Uint8Array {
+  return presented instanceof Uint8Array ? presented : presented.leaf;
 }
 
 /** RFC 6750 §2.1 / RFC 9449 §7.1: the token of `Authorization: Bearer|DPoP <token>`. */

@@ -2,7 +2,9 @@
 // request is validated. Callers authenticate with an access token Mandate issued for its own API
 // (`aud` = api.audience), verified by the resource-server library exactly as a resource server
 // would (signature by the issuing tenant's keys, typ, iss, aud, exp, revocation, DPoP binding with
-// the RPC's URL as `htu`), or — for INTERNAL methods — as a Mandate service by their mTLS identity.
+// the RPC's URL as `htu`, certificate binding (RFC 8705 §3) against Peer.clientCertificate, the
+// certificate native gRPC's TLS handshake or the edge reports), or — for INTERNAL methods — as a
+// Mandate service by their mTLS identity.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { adminRead } from "../audit-events.ts";
 import type { Config } from "../config.ts";
@@ -20,6 +22,7 @@ import type { ReplayCache } from "../oauth/replay.ts";
 import { ResourceServer, ResourceServerError } from "../oauth/resource-server.ts";
 import type { RateDecision, RateLimiter } from "../rate-limit.ts";
 import type { Store } from "../store/store.ts";
+import type { PresentedCertificate } from "../x509/types.ts";
 import {
   type AccessGate,
   type AccessRule,
@@ -109,6 +112,11 @@ export interface HttpCall {
   url: string;
   authorization: string | undefined;
   dpop: string | undefined;
+  /**
+   * The client certificate the caller presented (RFC 8705 §3: a certificate-bound token needs it):
+   * read by x509/presented-certificate.ts from the TLS socket or a configured proxy's header.
+   */
+  clientCertificate?: PresentedCertificate | undefined;
   /** The caller's address, for the unauthenticated-call limit. */
   address: string | undefined;
   /** The tenant acted on, and the scopes of which the token must hold one. */
@@ -178,7 +186,13 @@ export class CallerAuthentication implements AccessGate {
    * refusals (UNAUTHENTICATED with its challenge, PERMISSION_DENIED, RESOURCE_EXHAUSTED) and limits.
    */
   async admitHttp(call: HttpCall): Promise<TokenCaller> {
-    const peer: Peer = { transport: "edge", address: call.address, service: undefined, forwarded: false };
+    const peer: Peer = {
+      transport: "edge",
+      address: call.address,
+      service: undefined,
+      forwarded: false,
+      clientCertificate: call.clientCertificate,
+    };
     if (!call.authorization) throw await this.#refused(peer, this.#credentialsRequired(call.name));
     const target = { method: call.method, urls: [call.url] };
     const caller = await this.#token(peer, call.authorization, call.dpop, target);
@@ -276,6 +290,7 @@ export class CallerAuthentication implements AccessGate {
         url: target.urls,
         authorization,
         dpop,
+        clientCertificate: peer.clientCertificate,
       });
       const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
       return {

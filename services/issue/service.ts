@@ -18,6 +18,8 @@ import { invalidArgument, notFound } from "../shared/errors.ts";
 import { API_SCOPES, PLATFORM_TENANT, RESERVED_SCOPE_PREFIX } from "../shared/oauth/mandate-api.ts";
 import { auditedCaller, type Caller, callerOf, permissionDenied, rateLimited } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
+import { AgentAttestors, attestorRpcs } from "./agents/attestation.ts";
+import { agentRpcs } from "./agents/rpcs.ts";
 import type { RegisteredClient } from "./clients/metadata.ts";
 import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metadata.ts";
 import { MetadataDocuments } from "./clients/metadata-documents.ts";
@@ -58,6 +60,10 @@ export function issueService(deps: ServiceDeps) {
         // Revocations (RevokeMandate, amendments) are learnt here at once and published to the others.
         revocations: deps.revocations,
       }),
+      // Agent identity (issue 17): enrollment tokens, an agent's certificates and their revocation.
+      ...agentRpcs({ store, clock, config: deps.config }),
+      // Workload platforms attesting agents at enrollment, and which workload is which agent.
+      ...attestorRpcs(new AgentAttestors({ store, clock, config: deps.config, clients })),
 
       async createClient(request, context) {
         const caller = callerOf(context);

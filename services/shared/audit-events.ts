@@ -186,6 +186,32 @@ export function authorizationCodeIssued(request: ApprovedRequest): OutboxEvent {
 
 // --- Tokens ----------------------------------------------------------------------------------------
 
+/**
+ * How the client proved who it is when a token was issued: its authentication method and, with a
+ * certificate (RFC 8705), the certificate's serial, SPIFFE ID (an agent's) and the token's
+ * `cnf.x5t#S256`.
+ */
+export interface IdentityProof {
+  method: string;
+  certificate?: { serial: string; spiffeId?: string | undefined; x5tS256: string } | undefined;
+}
+
+/** The audit form of an identity proof. */
+function identityProofPayload(proof: IdentityProof | undefined): Record<string, unknown> {
+  if (!proof) return {};
+  const { method, certificate } = proof;
+  return {
+    client_auth_method: method,
+    ...(certificate
+      ? {
+          cnf_x5t_s256: certificate.x5tS256,
+          certificate_serial: certificate.serial,
+          ...(certificate.spiffeId ? { spiffe_id: certificate.spiffeId } : {}),
+        }
+      : {}),
+  };
+}
+
 export interface IssuedToken {
   grantType: string;
   clientId: string;
@@ -199,6 +225,8 @@ export interface IssuedToken {
   expiresAt: number;
   /** A refreshed token of a mandate's token exchange: the mandate and its agents, root first. */
   mandate?: { id: string; actors: readonly string[] } | undefined;
+  /** How the client authenticated (and the certificate the token is bound to). */
+  proof?: IdentityProof | undefined;
 }
 
 export function tokenIssued(token: IssuedToken): OutboxEvent {
@@ -213,6 +241,7 @@ export function tokenIssued(token: IssuedToken): OutboxEvent {
     ...(token.jkt ? { cnf_jkt: token.jkt } : {}),
     exp: token.expiresAt,
     ...(mandate ? { mandate_id: mandate.id, actors: mandate.actors } : {}),
+    ...identityProofPayload(token.proof),
   };
   const parties = grant ? humanAndClient(grant.subject, token.clientId) : clientOnly(token.clientId);
   if (!mandate) return event("token.issued.v1", payload, parties);
@@ -248,6 +277,8 @@ export interface ExchangedToken {
   refreshGrantId?: string | undefined;
   /** The `tokens` counters charged (usage limits of the chain), root first. */
   counters: ReadonlyArray<{ mandateId: string; periodMs: number; periodStart: number; used: number }>;
+  /** How the exchanging agent authenticated (and the certificate the token is bound to). */
+  proof?: IdentityProof | undefined;
 }
 
 /**
@@ -271,6 +302,7 @@ export function tokenExchanged(token: ExchangedToken): OutboxEvent {
     ...(token.jkt ? { cnf_jkt: token.jkt } : {}),
     exp: token.expiresAt,
     ...(token.refreshGrantId ? { grant_id: token.refreshGrantId, refresh_token_issued: true } : {}),
+    ...identityProofPayload(token.proof),
     ...(token.counters.length
       ? {
           tokens_counters: token.counters.map((c) => ({
@@ -517,4 +549,116 @@ export function mandateConsumed(usage: ConsumedUsage, actor?: Partial<Actor>): O
     ...(actor?.by ? { by: actor.by } : {}),
   };
   return mandateEvent("mandate.consumed.v1", usage.mandateId, payload, mandateParties(usage.principal, usage.agent));
+}
+
+// --- Agent identity (issue 17) ---------------------------------------------------------------------
+
+/** An administrator created a one-time enrollment token for an agent (the token itself is never recorded). */
+export function agentEnrollmentTokenCreated(
+  token: { id: string; clientId: string; expiresAt: number },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    token_id: token.id,
+    client_id: token.clientId,
+    expires_at: token.expiresAt,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("agent.enrollment_token.created.v1", payload, { ...actor.parties, ...clientParty(token.clientId) });
+}
+
+export interface IssuedAgentCertificateEvent {
+  clientId: string;
+  serial: string;
+  spiffeId: string;
+  x5tS256: string;
+  issuerKid: string;
+  notAfter: number;
+  /** enrollment_token, attestation:<attestor>, renewal. */
+  proof: string;
+  enrollmentTokenId?: string | undefined;
+  renewedFrom?: string | undefined;
+}
+
+/** An agent certificate (X.509-SVID) was issued: at enrollment or renewal. */
+export function agentCertificateIssued(certificate: IssuedAgentCertificateEvent): OutboxEvent {
+  const payload = {
+    client_id: certificate.clientId,
+    serial: certificate.serial,
+    spiffe_id: certificate.spiffeId,
+    x5t_s256: certificate.x5tS256,
+    issuer_kid: certificate.issuerKid,
+    not_after: certificate.notAfter,
+    proof: certificate.proof,
+    ...(certificate.enrollmentTokenId ? { enrollment_token_id: certificate.enrollmentTokenId } : {}),
+    ...(certificate.renewedFrom ? { renewed_from: certificate.renewedFrom } : {}),
+  };
+  return event("agent.certificate.issued.v1", payload, clientOnly(certificate.clientId));
+}
+
+/** An agent's certificates were revoked (by an administrator, or because the agent was deleted). */
+export function agentCertificatesRevoked(
+  revocation: { clientId: string; serials: string[]; reason: string; cause: "revoked" | "client_deleted" },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    client_id: revocation.clientId,
+    serials: revocation.serials,
+    reason: revocation.reason,
+    cause: revocation.cause,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("agent.certificates.revoked.v1", payload, { ...actor.parties, ...clientParty(revocation.clientId) });
+}
+
+/** An administrator registered a workload platform whose signed JWTs attest agents. */
+export function agentAttestorCreated(
+  attestor: { name: string; issuer: string; audience: string; jwks_uri: string | null },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    name: attestor.name,
+    issuer: attestor.issuer,
+    audience: attestor.audience,
+    keys: attestor.jwks_uri ?? "inline JWK Set",
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("agent.attestor.created.v1", payload, actor.parties);
+}
+
+/** An attestor was deleted with its workload bindings. */
+export function agentAttestorDeleted(name: string, removedBindings: number, actor: Partial<Actor>): OutboxEvent {
+  const payload = { name, removed_bindings: removedBindings, ...(actor.by ? { by: actor.by } : {}) };
+  return event("agent.attestor.deleted.v1", payload, actor.parties);
+}
+
+/** A workload subject of an attestor was bound to an agent: its attested JWTs enroll that agent. */
+export function agentWorkloadBound(
+  binding: { attestor: string; subject: string; client_id: string },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    attestor: binding.attestor,
+    subject: binding.subject,
+    client_id: binding.client_id,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("agent.workload.bound.v1", payload, { ...actor.parties, ...agentParty(binding.client_id) });
+}
+
+export function agentWorkloadUnbound(
+  binding: { attestor: string; subject: string; client_id: string },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    attestor: binding.attestor,
+    subject: binding.subject,
+    client_id: binding.client_id,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("agent.workload.unbound.v1", payload, { ...actor.parties, ...agentParty(binding.client_id) });
+}
+
+function agentParty(clientId: string): OutboxParties {
+  return { client: { id: clientId, kind: "PARTY_KIND_AGENT" } };
 }

@@ -1412,6 +1412,389 @@ export declare type RevokeAgentCertificatesResponse = Message<"mandate.v1.Revoke
 export declare const RevokeAgentCertificatesResponseSchema: GenMessage<RevokeAgentCertificatesResponse>;
 
 /**
+ * A workload platform whose signed JWTs attest agents (e.g. a Kubernetes service-account issuer).
+ *
+ * @generated from message mandate.v1.AgentAttestor
+ */
+export declare type AgentAttestor = Message<"mandate.v1.AgentAttestor"> & {
+  /**
+   * Name of the attestor in its tenant.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The `iss` of its tokens, compared exactly.
+   *
+   * @generated from field: string issuer = 2;
+   */
+  issuer: string;
+
+  /**
+   * The audience its tokens must carry in `aud`.
+   *
+   * @generated from field: string audience = 3;
+   */
+  audience: string;
+
+  /**
+   * Where its JWK Set is fetched (https, through the SSRF-safe fetcher); empty with `jwks`.
+   *
+   * @generated from field: string jwks_uri = 4;
+   */
+  jwksUri: string;
+
+  /**
+   * Its JWK Set, when not fetched from `jwks_uri`.
+   *
+   * @generated from field: google.protobuf.Struct jwks = 5;
+   */
+  jwks?: JsonObject | undefined;
+
+  /**
+   * When it was registered.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Its workload subjects bound to agents.
+   *
+   * @generated from field: repeated mandate.v1.AgentWorkloadBinding bindings = 7;
+   */
+  bindings: AgentWorkloadBinding[];
+};
+
+/**
+ * Describes the message mandate.v1.AgentAttestor.
+ * Use `create(AgentAttestorSchema)` to create a new message.
+ */
+export declare const AgentAttestorSchema: GenMessage<AgentAttestor>;
+
+/**
+ * A workload subject of an attestor bound to an agent.
+ *
+ * @generated from message mandate.v1.AgentWorkloadBinding
+ */
+export declare type AgentWorkloadBinding = Message<"mandate.v1.AgentWorkloadBinding"> & {
+  /**
+   * The attestor's name.
+   *
+   * @generated from field: string attestor = 1;
+   */
+  attestor: string;
+
+  /**
+   * The token's `sub`, e.g. "system:serviceaccount:<namespace>:<name>".
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * The agent (a client of kind agent).
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * When it was bound.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 4;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.AgentWorkloadBinding.
+ * Use `create(AgentWorkloadBindingSchema)` to create a new message.
+ */
+export declare const AgentWorkloadBindingSchema: GenMessage<AgentWorkloadBinding>;
+
+/**
+ * Request of Issue.CreateAgentAttestor.
+ *
+ * @generated from message mandate.v1.CreateAgentAttestorRequest
+ */
+export declare type CreateAgentAttestorRequest = Message<"mandate.v1.CreateAgentAttestorRequest"> & {
+  /**
+   * Tenant of the attestor.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Name (lower-case letters, digits, "-", "_" and ".").
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The `iss` of its tokens (a URL, as Kubernetes' --service-account-issuer).
+   *
+   * @generated from field: string issuer = 3;
+   */
+  issuer: string;
+
+  /**
+   * The audience its tokens must carry (the projected token's `audience`).
+   *
+   * @generated from field: string audience = 4;
+   */
+  audience: string;
+
+  /**
+   * Where its keys are: a JWK Set URL or the JWK Set itself.
+   *
+   * @generated from oneof mandate.v1.CreateAgentAttestorRequest.keys
+   */
+  keys: {
+    /**
+     * An https URL of its JWK Set (e.g. the issuer's discovery `jwks_uri`).
+     *
+     * @generated from field: string jwks_uri = 5;
+     */
+    value: string;
+    case: "jwksUri";
+  } | {
+    /**
+     * The JWK Set (RFC 7517 section 5), public keys only.
+     *
+     * @generated from field: google.protobuf.Struct jwks = 6;
+     */
+    value: JsonObject;
+    case: "jwks";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message mandate.v1.CreateAgentAttestorRequest.
+ * Use `create(CreateAgentAttestorRequestSchema)` to create a new message.
+ */
+export declare const CreateAgentAttestorRequestSchema: GenMessage<CreateAgentAttestorRequest>;
+
+/**
+ * Response of Issue.CreateAgentAttestor.
+ *
+ * @generated from message mandate.v1.CreateAgentAttestorResponse
+ */
+export declare type CreateAgentAttestorResponse = Message<"mandate.v1.CreateAgentAttestorResponse"> & {
+  /**
+   * The attestor as stored.
+   *
+   * @generated from field: mandate.v1.AgentAttestor attestor = 1;
+   */
+  attestor?: AgentAttestor | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateAgentAttestorResponse.
+ * Use `create(CreateAgentAttestorResponseSchema)` to create a new message.
+ */
+export declare const CreateAgentAttestorResponseSchema: GenMessage<CreateAgentAttestorResponse>;
+
+/**
+ * Request of Issue.ListAgentAttestors.
+ *
+ * @generated from message mandate.v1.ListAgentAttestorsRequest
+ */
+export declare type ListAgentAttestorsRequest = Message<"mandate.v1.ListAgentAttestorsRequest"> & {
+  /**
+   * Tenant whose attestors to list.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.ListAgentAttestorsRequest.
+ * Use `create(ListAgentAttestorsRequestSchema)` to create a new message.
+ */
+export declare const ListAgentAttestorsRequestSchema: GenMessage<ListAgentAttestorsRequest>;
+
+/**
+ * Response of Issue.ListAgentAttestors.
+ *
+ * @generated from message mandate.v1.ListAgentAttestorsResponse
+ */
+export declare type ListAgentAttestorsResponse = Message<"mandate.v1.ListAgentAttestorsResponse"> & {
+  /**
+   * The tenant's attestors, by name.
+   *
+   * @generated from field: repeated mandate.v1.AgentAttestor attestors = 1;
+   */
+  attestors: AgentAttestor[];
+};
+
+/**
+ * Describes the message mandate.v1.ListAgentAttestorsResponse.
+ * Use `create(ListAgentAttestorsResponseSchema)` to create a new message.
+ */
+export declare const ListAgentAttestorsResponseSchema: GenMessage<ListAgentAttestorsResponse>;
+
+/**
+ * Request of Issue.DeleteAgentAttestor.
+ *
+ * @generated from message mandate.v1.DeleteAgentAttestorRequest
+ */
+export declare type DeleteAgentAttestorRequest = Message<"mandate.v1.DeleteAgentAttestorRequest"> & {
+  /**
+   * Tenant of the attestor.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The attestor's name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message mandate.v1.DeleteAgentAttestorRequest.
+ * Use `create(DeleteAgentAttestorRequestSchema)` to create a new message.
+ */
+export declare const DeleteAgentAttestorRequestSchema: GenMessage<DeleteAgentAttestorRequest>;
+
+/**
+ * Response of Issue.DeleteAgentAttestor.
+ *
+ * @generated from message mandate.v1.DeleteAgentAttestorResponse
+ */
+export declare type DeleteAgentAttestorResponse = Message<"mandate.v1.DeleteAgentAttestorResponse"> & {
+  /**
+   * How many workload bindings were removed with it.
+   *
+   * @generated from field: uint32 removed_bindings = 1;
+   */
+  removedBindings: number;
+};
+
+/**
+ * Describes the message mandate.v1.DeleteAgentAttestorResponse.
+ * Use `create(DeleteAgentAttestorResponseSchema)` to create a new message.
+ */
+export declare const DeleteAgentAttestorResponseSchema: GenMessage<DeleteAgentAttestorResponse>;
+
+/**
+ * Request of Issue.BindAgentWorkload.
+ *
+ * @generated from message mandate.v1.BindAgentWorkloadRequest
+ */
+export declare type BindAgentWorkloadRequest = Message<"mandate.v1.BindAgentWorkloadRequest"> & {
+  /**
+   * Tenant of the attestor and agent.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The attestor's name.
+   *
+   * @generated from field: string attestor = 2;
+   */
+  attestor: string;
+
+  /**
+   * The workload's `sub`, e.g. "system:serviceaccount:<namespace>:<name>".
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+
+  /**
+   * The agent (a client of kind agent).
+   *
+   * @generated from field: string client_id = 4;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message mandate.v1.BindAgentWorkloadRequest.
+ * Use `create(BindAgentWorkloadRequestSchema)` to create a new message.
+ */
+export declare const BindAgentWorkloadRequestSchema: GenMessage<BindAgentWorkloadRequest>;
+
+/**
+ * Response of Issue.BindAgentWorkload.
+ *
+ * @generated from message mandate.v1.BindAgentWorkloadResponse
+ */
+export declare type BindAgentWorkloadResponse = Message<"mandate.v1.BindAgentWorkloadResponse"> & {
+  /**
+   * The binding as stored.
+   *
+   * @generated from field: mandate.v1.AgentWorkloadBinding binding = 1;
+   */
+  binding?: AgentWorkloadBinding | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.BindAgentWorkloadResponse.
+ * Use `create(BindAgentWorkloadResponseSchema)` to create a new message.
+ */
+export declare const BindAgentWorkloadResponseSchema: GenMessage<BindAgentWorkloadResponse>;
+
+/**
+ * Request of Issue.UnbindAgentWorkload.
+ *
+ * @generated from message mandate.v1.UnbindAgentWorkloadRequest
+ */
+export declare type UnbindAgentWorkloadRequest = Message<"mandate.v1.UnbindAgentWorkloadRequest"> & {
+  /**
+   * Tenant of the attestor.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The attestor's name.
+   *
+   * @generated from field: string attestor = 2;
+   */
+  attestor: string;
+
+  /**
+   * The workload's `sub`.
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+};
+
+/**
+ * Describes the message mandate.v1.UnbindAgentWorkloadRequest.
+ * Use `create(UnbindAgentWorkloadRequestSchema)` to create a new message.
+ */
+export declare const UnbindAgentWorkloadRequestSchema: GenMessage<UnbindAgentWorkloadRequest>;
+
+/**
+ * Response of Issue.UnbindAgentWorkload.
+ *
+ * @generated from message mandate.v1.UnbindAgentWorkloadResponse
+ */
+export declare type UnbindAgentWorkloadResponse = Message<"mandate.v1.UnbindAgentWorkloadResponse"> & {
+};
+
+/**
+ * Describes the message mandate.v1.UnbindAgentWorkloadResponse.
+ * Use `create(UnbindAgentWorkloadResponseSchema)` to create a new message.
+ */
+export declare const UnbindAgentWorkloadResponseSchema: GenMessage<UnbindAgentWorkloadResponse>;
+
+/**
  * Lifecycle state of a mandate.
  *
  * @generated from enum mandate.v1.MandateState
@@ -1638,6 +2021,59 @@ export declare const Issue: GenService<{
     methodKind: "unary";
     input: typeof RevokeAgentCertificatesRequestSchema;
     output: typeof RevokeAgentCertificatesResponseSchema;
+  },
+  /**
+   * Registers a workload platform whose signed JWTs attest agents at enrollment instead of a
+   * one-time token (e.g. a Kubernetes cluster's service-account issuer). ALREADY_EXISTS when the
+   * tenant has an attestor of that name or issuer.
+   *
+   * @generated from rpc mandate.v1.Issue.CreateAgentAttestor
+   */
+  createAgentAttestor: {
+    methodKind: "unary";
+    input: typeof CreateAgentAttestorRequestSchema;
+    output: typeof CreateAgentAttestorResponseSchema;
+  },
+  /**
+   * Lists a tenant's agent attestors with their workload bindings.
+   *
+   * @generated from rpc mandate.v1.Issue.ListAgentAttestors
+   */
+  listAgentAttestors: {
+    methodKind: "unary";
+    input: typeof ListAgentAttestorsRequestSchema;
+    output: typeof ListAgentAttestorsResponseSchema;
+  },
+  /**
+   * Deletes an attestor and its workload bindings. NOT_FOUND when there is no such attestor.
+   *
+   * @generated from rpc mandate.v1.Issue.DeleteAgentAttestor
+   */
+  deleteAgentAttestor: {
+    methodKind: "unary";
+    input: typeof DeleteAgentAttestorRequestSchema;
+    output: typeof DeleteAgentAttestorResponseSchema;
+  },
+  /**
+   * Binds a workload subject (an attested JWT's `sub`) of an attestor to an agent. NOT_FOUND when
+   * the attestor or agent does not exist; ALREADY_EXISTS when the subject is bound already.
+   *
+   * @generated from rpc mandate.v1.Issue.BindAgentWorkload
+   */
+  bindAgentWorkload: {
+    methodKind: "unary";
+    input: typeof BindAgentWorkloadRequestSchema;
+    output: typeof BindAgentWorkloadResponseSchema;
+  },
+  /**
+   * Removes a workload binding. NOT_FOUND when there is no such binding.
+   *
+   * @generated from rpc mandate.v1.Issue.UnbindAgentWorkload
+   */
+  unbindAgentWorkload: {
+    methodKind: "unary";
+    input: typeof UnbindAgentWorkloadRequestSchema;
+    output: typeof UnbindAgentWorkloadResponseSchema;
   },
 }>;
 

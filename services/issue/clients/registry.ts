@@ -6,6 +6,7 @@ import type { Clock } from "../../shared/clock.ts";
 import { handleHash, opaqueHandle } from "../../shared/oauth/handles.ts";
 import type { OAuthClientsTable } from "../../shared/store/schema.ts";
 import type { Store } from "../../shared/store/store.ts";
+import { revokeAgentCertificates } from "../agents/certificates.ts";
 import { ConsentStore } from "../oauth/consent-store.ts";
 import {
   type ClientIdentity,
@@ -205,7 +206,11 @@ export class ClientRegistry {
         .where("client_id", "=", clientId)
         .executeTakeFirst();
       if (Number(deleted.numDeletedRows) === 0) return false;
-      await scoped.recordEvent(tx, clientDeleted(clientId, options), this.#clock.now());
+      const now = this.#clock.now();
+      await scoped.recordEvent(tx, clientDeleted(clientId, options), now);
+      // An agent's certificates die with it: on the deny list and the CRL from this commit on.
+      const revocation = { reason: "cessationOfOperation", now, cause: "client_deleted" } as const;
+      await revokeAgentCertificates(scoped, tx, clientId, revocation, options);
       return true;
     });
   }

@@ -4,7 +4,8 @@
 // Likewise the client certificate of a certificate-bound token (RFC 8705 §3, `cnf.x5t#S256`):
 // verifyCertificateBinding is the one check Introspect, Authorize, the resource-server library and
 // the RPC gate run, on every token (it also refuses confirmation methods nobody here checks).
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { x5tS256 } from "../x509/thumbprint.ts";
 import type { PresentedCertificate } from "../x509/types.ts";
 import { type DpopProof, DpopProofError, verifyDpopProof } from "./dpop.ts";
 import type { ReplayCache } from "./replay.ts";
@@ -99,15 +100,15 @@ export function verifyCertificateBinding(
     );
   }
   const leaf = presented instanceof Uint8Array ? presented : presented.leaf;
-  const actual = createHash("sha256").update(leaf).digest();
+  const actual = x5tS256(leaf);
   // Constant time: the comparison must not tell an attacker how much of a thumbprint matched.
-  if (!timingSafeEqual(actual, expected)) {
+  if (!timingSafeEqual(Buffer.from(actual, "base64url"), expected)) {
     throw new CertificateBindingError(
       "certificate_mismatch",
       "the client certificate presented is not the one the access token is bound to",
     );
   }
-  return actual.toString("base64url");
+  return actual;
 }
 
 function requireKnownConfirmation(cnf: unknown): void {

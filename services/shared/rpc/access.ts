@@ -116,6 +116,13 @@ export function callerOf(context: HandlerContext): Caller {
 export const FORWARDED_FOR_HEADER = "x-mandate-forwarded-for";
 
 /**
+ * Header the edge sets on calls it forwards for a caller that presented a client certificate (RFC
+ * 8705): base64 DER of the leaf, then of each certificate the caller sent with it, comma-separated.
+ * Believed from the edge's mTLS identity only, as FORWARDED_FOR_HEADER is.
+ */
+export const FORWARDED_CLIENT_CERT_HEADER = "x-mandate-forwarded-client-cert";
+
+/**
  * Authenticates an OAuth client from the request's `client` field (methods with client_authentication),
  * or throws: `rpcUrl` is the method's URL (a client assertion's audience), `address` the caller's.
  */

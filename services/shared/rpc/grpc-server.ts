@@ -9,7 +9,8 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { invalidArgument, toPublicError } from "../errors.ts";
-import { FORWARDED_FOR_HEADER, PEER, type Peer } from "./access.ts";
+import type { PresentedCertificate } from "../x509/types.ts";
+import { FORWARDED_CLIENT_CERT_HEADER, FORWARDED_FOR_HEADER, PEER, type Peer } from "./access.ts";
 import type { PeerIdentity } from "./mtls.ts";
 
 export interface GrpcServerOptions {
@@ -163,7 +164,11 @@ function handlerContext(
   });
 }
 
-/** The transport's facts about the caller: its address and, with mTLS, the Mandate service it is. */
+/**
+ * The transport's facts about the caller: its address and, with mTLS, the Mandate service it is, or
+ * else the client certificate it presented (an agent's: verified by TLS against some CA the server
+ * trusts, which authenticates no one yet; never a service's, see mtls.ts peerIdentity).
+ */
 function peerOf(call: Call, header: Headers, peerIdentity: PeerIdentity | undefined): Peer {
   const certificate = call.getAuthContext()?.sslPeerCertificate;
   const service = certificate && peerIdentity ? peerIdentity(certificate) : undefined;
@@ -174,7 +179,26 @@ function peerOf(call: Call, header: Headers, peerIdentity: PeerIdentity | undefi
   const forwardedFor = header.get(FORWARDED_FOR_HEADER);
   const forwarded = forwardedFor !== null;
   const address = service && forwarded && forwardedFor !== "unknown" ? forwardedFor : socket;
-  return { transport: "grpc", address, service, forwarded };
+  const clientCertificate =
+    service === "edge" && forwarded
+      ? forwardedCertificate(header.get(FORWARDED_CLIENT_CERT_HEADER))
+      : certificate && !service
+        ? ({ leaf: new Uint8Array(certificate.raw), chain: [], source: "tls" } satisfies PresentedCertificate)
+        : undefined;
+  return { transport: "grpc", address, service, forwarded, ...(clientCertificate ? { clientCertificate } : {}) };
+}
+
+/**
+ * The outside caller's certificate as the edge forwards it (FORWARDED_CLIENT_CERT_HEADER), with
+ * source "tls": the edge's mTLS listener or its configured proxy vouched for it. A value that is not
+ * base64 is ignored (no certificate).
+ */
+function forwardedCertificate(value: string | null): PresentedCertificate | undefined {
+  if (!value) return undefined;
+  const parts = value.split(",").map((part) => part.trim());
+  if (parts.some((part) => !/^[A-Za-z0-9+/]+={0,2}$/.test(part))) return undefined;
+  const [leaf, ...chain] = parts.map((part) => new Uint8Array(Buffer.from(part, "base64")));
+  return leaf ? { leaf, chain, source: "tls" } : undefined;
 }
 
 function rejectMalformed(request: unknown): void {

@@ -4,12 +4,21 @@
 // and the CLI authenticate with tokens), and a verified one tells the access gate which Mandate
 // service is calling. Certificates and keys come from files (cert-manager, SPIRE) and are re-read
 // when they change. TLS 1.3 only, on both ends.
+// Agents present certificates on the same listener (RFC 8705 mTLS, their SPIFFE X.509-SVIDs): the
+// server's CA list is the deployment's CA plus every tenant's agent trust bundle (AgentCaBundles),
+// so grpc-js verifies them and hands them to handlers (it does so only for verified peers). Passing
+// the TLS layer proves nothing about the agent (any tenant's CA let it through): whoever uses the
+// certificate verifies it against its own tenant's bundle (issue/agents/agent-trust.ts). And only
+// the deployment's CA vouches for a Mandate service: peerIdentity checks who issued a certificate
+// before believing the service it names.
 
 import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import type { PeerCertificate, SecureContextOptions } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { type Config, SERVICE_NAMES } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import type { AgentTrustBundle } from "../signing.ts";
 
 /** What a certificate may name: a service, or the HTTP edge (which forwards calls for outside callers). */
 export const SERVICE_IDENTITIES = [...SERVICE_NAMES, "edge"] as const;
@@ -181,14 +190,19 @@ export class TlsFiles {
  * handler the peer certificate only when it verified (AuthContext), which is what the gate trusts.
  */
 export class MandateServerCredentials extends grpc.ServerCredentials {
-  constructor(files: TlsFiles) {
-    const { cert, key, ca } = files.material;
-    super({ requestCert: true, rejectUnauthorized: false, minVersion: "TLSv1.3" }, { cert, key, ca });
-    // Renewed certificates serve new connections.
-    files.onChange(() => {
+  /**
+   * With `agents`, agents' certificates verify too (their tenants' roots and intermediates join the
+   * CA list): a certificate of no known CA still connects (tokens need none) but reaches no handler.
+   */
+  constructor(files: TlsFiles, agents?: AgentCaBundles) {
+    const context = () => {
       const { cert, key, ca } = files.material;
-      this.updateSecureContextOptions({ cert, key, ca });
-    });
+      return { cert, key, ca: agents ? [ca, ...agents.pems] : ca };
+    };
+    super({ requestCert: true, rejectUnauthorized: false, minVersion: "TLSv1.3" }, context());
+    // Renewed certificates, and changed agent trust bundles, serve new connections.
+    files.onChange(() => this.updateSecureContextOptions(context()));
+    agents?.onChange(() => this.updateSecureContextOptions(context()));
   }
 
   _equals(other: grpc.ServerCredentials): boolean {
@@ -196,9 +210,141 @@ export class MandateServerCredentials extends grpc.ServerCredentials {
   }
 }
 
-/** The PeerIdentity of a process whose CA is `files`: the Mandate service a verified certificate names. */
+/**
+ * The PeerIdentity of a process whose CA is `files`: the Mandate service a verified certificate
+ * names, when the deployment's CA issued it. The TLS layer also trusts tenants' agent CAs, and a
+ * certificate one of them issued is an agent's whatever its SAN says (SPIFFE X.509-SVID §5.2: a
+ * trust domain's CA vouches for its own IDs only): its issuer must be a certificate of `tls.caFile`
+ * (RFC 5280 §4.1.2.4 issuer name and §6.1.3 signature), or it names no service.
+ */
 export function peerIdentity(files: TlsFiles): PeerIdentity {
-  return (certificate) => serviceOfSubjectAltName(certificate.subjectaltname, files.trustDomain);
+  const issuers = new IssuerCheck(files);
+  return (certificate) => {
+    const service = serviceOfSubjectAltName(certificate.subjectaltname, files.trustDomain);
+    return service && issuers.issuedByDeploymentCa(certificate) ? service : undefined;
+  };
+}
+
+/** Whether a certificate was issued by one of the deployment CA's certificates; remembered per certificate. */
+class IssuerCheck {
+  readonly #files: TlsFiles;
+  #authorities: { generation: number; certificates: X509Certificate[] } | undefined;
+  readonly #seen = new Map<string, boolean>();
+  constructor(files: TlsFiles) {
+    this.#files = files;
+  }
+
+  issuedByDeploymentCa(certificate: PeerCertificate): boolean {
+    const authorities = this.#currentAuthorities();
+    const key = certificate.fingerprint256;
+    const known = this.#seen.get(key);
+    if (known !== undefined) return known;
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(certificate.raw);
+    } catch {
+      return false;
+    }
+    const issued = authorities.some((authority) => leaf.checkIssued(authority) && leaf.verify(authority.publicKey));
+    if (this.#seen.size >= 10_000) this.#seen.clear();
+    this.#seen.set(key, issued);
+    return issued;
+  }
+
+  #currentAuthorities(): X509Certificate[] {
+    const generation = this.#files.generation;
+    if (this.#authorities?.generation !== generation) {
+      this.#seen.clear();
+      this.#authorities = { generation, certificates: certificatesOfPem(this.#files.material.ca.toString("utf8")) };
+    }
+    return this.#authorities.certificates;
+  }
+}
+
+function certificatesOfPem(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.flatMap((block) => {
+    try {
+      return [new X509Certificate(block)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Where AgentCaBundles reads the agent CAs: the tenants, and each one's trust bundle from the Signer. */
+export interface AgentCaSource {
+  tenants(): Promise<string[]>;
+  trustBundle(tenant: string): Promise<Pick<AgentTrustBundle, "roots" | "intermediates">>;
+}
+
+/**
+ * Every tenant's agent CA certificates (roots and published intermediates, so an agent that sends
+ * its leaf alone still verifies), as PEM for a TLS server's CA list; re-read every `intervalMs`
+ * (intermediates rotate, tenants are created) and on `refresh()`. A tenant whose bundle cannot be
+ * read keeps the certificates last read for it.
+ */
+export class AgentCaBundles {
+  readonly #source: AgentCaSource;
+  readonly #logger: Logger;
+  readonly #byTenant = new Map<string, string[]>();
+  readonly #listeners = new Set<() => void>();
+  #pems: string[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #pending: Promise<void> | undefined;
+
+  constructor(source: AgentCaSource, logger: Logger) {
+    this.#source = source;
+    this.#logger = logger;
+  }
+
+  /** The CA certificates of every tenant's agents, PEM. */
+  get pems(): readonly string[] {
+    return this.#pems;
+  }
+
+  onChange(listener: () => void): void {
+    this.#listeners.add(listener);
+  }
+
+  /** Reads every tenant's bundle now (one read at a time); listeners hear of a change. */
+  refresh(): Promise<void> {
+    this.#pending ??= this.#read().finally(() => {
+      this.#pending = undefined;
+    });
+    return this.#pending;
+  }
+
+  start(intervalMs = 60_000): Promise<void> {
+    this.#timer ??= setInterval(() => {
+      this.refresh().catch((error: unknown) => this.#logger.warn({ err: error }, "agent trust bundles not refreshed"));
+    }, intervalMs).unref();
+    return this.refresh();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #read(): Promise<void> {
+    for (const tenant of await this.#source.tenants()) {
+      try {
+        const bundle = await this.#source.trustBundle(tenant);
+        this.#byTenant.set(tenant, [...bundle.roots, ...bundle.intermediates].map(pemOf));
+      } catch (error) {
+        this.#logger.warn({ err: error, tenant }, "a tenant's agent trust bundle could not be read");
+      }
+    }
+    const pems = [...new Set([...this.#byTenant.values()].flat())].sort();
+    if (pems.length === this.#pems.length && pems.every((pem, i) => pem === this.#pems[i])) return;
+    this.#pems = pems;
+    for (const listener of this.#listeners) listener();
+  }
+}
+
+function pemOf(der: Uint8Array): string {
+  return new X509Certificate(der).toString();
 }
 
 /** Whether `host` is a loopback address or name, where a port is reachable from this machine only. */

@@ -1,0 +1,187 @@
+// Agents' mTLS on native gRPC, over real TLS 1.3 with certificates `openssl` made: the server trusts
+// the deployment's CA and every tenant's agent CA (roots and intermediates, re-read when they
+// change), so an agent's certificate reaches the handler (Peer.clientCertificate) — and only as an
+// agent's: a certificate a tenant's CA issued never names a Mandate service, even one whose SAN
+// says spiffe://<deployment>/mandate/issue. A certificate of no trusted CA does not fail the
+// handshake (token callers need none): it is ignored, and the call goes on without it.
+import { X509Certificate } from "node:crypto";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus,
+  HealthCheckResponseSchema,
+} from "../../gen/grpc/health/v1/health_pb.js";
+import { loadConfig } from "../../services/shared/config.ts";
+import { createLogger } from "../../services/shared/logger.ts";
+import { PEER, type Peer } from "../../services/shared/rpc/access.ts";
+import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
+import { AgentCaBundles, MandateServerCredentials, peerIdentity, TlsFiles } from "../../services/shared/rpc/mtls.ts";
+import { intermediateCa, leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
+
+const TRUST_DOMAIN = "mandate.test";
+const agentId = (tenant: string, client: string) => `spiffe://${tenant}.agents.mandate.local/agent/${client}`;
+
+interface TenantCa {
+  root: PkiCertificate;
+  intermediate: PkiCertificate;
+}
+
+let deployment: PkiCertificate;
+let server: grpc.Server;
+let address: string;
+let bundles: AgentCaBundles;
+const cas = new Map<string, TenantCa>();
+let seen: Peer | undefined;
+
+function tenantCa(): TenantCa {
+  const root = rootCa();
+  return { root, intermediate: intermediateCa(root) };
+}
+
+beforeAll(async () => {
+  deployment = rootCa({ subject: "/CN=deployment CA" });
+  const serverCertificate = leafCertificate(deployment, {
+    uris: [`spiffe://${TRUST_DOMAIN}/mandate/issue`],
+    dnsNames: ["localhost"],
+  });
+  cas.set("acme", tenantCa());
+  cas.set("globex", tenantCa());
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      tls: {
+        certFile: serverCertificate.certFile,
+        keyFile: serverCertificate.keyFile,
+        caFile: deployment.certFile,
+        trustDomain: TRUST_DOMAIN,
+      },
+    },
+  });
+  const files = new TlsFiles(config.tls);
+  bundles = new AgentCaBundles(
+    {
+      tenants: async () => [...cas.keys()],
+      trustBundle: async (tenant) => {
+        const ca = cas.get(tenant) as TenantCa;
+        return { roots: [ca.root.der], intermediates: [ca.intermediate.der] };
+      },
+    },
+    createLogger("silent"),
+  );
+  await bundles.refresh();
+  const credentials = new MandateServerCredentials(files, bundles);
+  const impl = {
+    check: (_request: unknown, context: HandlerContext) => {
+      seen = context.values.get(PEER);
+      return { status: HealthCheckResponse_ServingStatus.SERVING };
+    },
+    list: () => ({ statuses: {} }),
+    watch: async function* () {},
+  };
+  server = createGrpcServer([{ service: Health, impl }], {
+    maxReceiveMessageBytes: 1 << 20,
+    maxSendMessageBytes: 1 << 20,
+    peerIdentity: peerIdentity(files),
+  });
+  address = `localhost:${await bindGrpcServer(server, "127.0.0.1", 0, credentials)}`;
+}, 60_000);
+
+afterAll(async () => {
+  bundles?.stop();
+  if (server) await shutdownGrpcServer(server, 1000);
+});
+
+/** One Health/Check over a fresh grpc-js channel presenting `client` (leaf first, then what it sends along). */
+async function peerSeenWith(client?: { key: PkiCertificate; chain: PkiCertificate[] }): Promise<Peer | undefined> {
+  const credentials = grpc.credentials.createSsl(
+    Buffer.from(deployment.pem),
+    client ? Buffer.from(client.key.keyPem) : null,
+    client ? Buffer.from(client.chain.map((c) => c.pem).join("")) : null,
+  );
+  const channel = new grpc.Client(address, credentials);
+  seen = undefined;
+  try {
+    const response = await new Promise<unknown>((resolve, reject) =>
+      channel.makeUnaryRequest(
+        "/grpc.health.v1.Health/Check",
+        (message: unknown) =>
+          Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, message as never))),
+        (bytes: Buffer) => fromBinary(HealthCheckResponseSchema, bytes),
+        {},
+        (error, value) => (error ? reject(error) : resolve(value)),
+      ),
+    );
+    expect(response).toMatchObject({ status: HealthCheckResponse_ServingStatus.SERVING });
+    return seen;
+  } finally {
+    channel.close();
+  }
+}
+
+const derOf = (certificate: PkiCertificate) => Buffer.from(certificate.der);
+
+describe("agent certificates on native gRPC", () => {
+  it("hand a tenant agent's verified certificate to the handler, as a presented certificate, not a service", async () => {
+    const acme = cas.get("acme") as TenantCa;
+    const agent = leafCertificate(acme.intermediate, { uris: [agentId("acme", "a1")] });
+    // The agent sends its leaf alone: the published intermediate completes the chain.
+    const peer = await peerSeenWith({ key: agent, chain: [agent] });
+    expect(peer?.service).toBeUndefined();
+    expect(peer?.clientCertificate?.source).toBe("tls");
+    expect(Buffer.from(peer?.clientCertificate?.leaf ?? [])).toEqual(derOf(agent));
+    // Another tenant's agent passes TLS too: which tenant it belongs to is for the client's authentication.
+    const globex = cas.get("globex") as TenantCa;
+    const other = leafCertificate(globex.intermediate, { uris: [agentId("globex", "g1")] });
+    const otherPeer = await peerSeenWith({ key: other, chain: [other, globex.intermediate] });
+    expect(Buffer.from(otherPeer?.clientCertificate?.leaf ?? [])).toEqual(derOf(other));
+  });
+
+  it("take a Mandate service's identity only from a certificate of the deployment's CA", async () => {
+    const service = leafCertificate(deployment, { uris: [`spiffe://${TRUST_DOMAIN}/mandate/authorize`] });
+    const peer = await peerSeenWith({ key: service, chain: [service] });
+    expect(peer?.service).toBe("authorize");
+    expect(peer?.clientCertificate).toBeUndefined();
+    // The same SPIFFE ID from a tenant's agent CA (root or intermediate): an agent's certificate, never a service.
+    const acme = cas.get("acme") as TenantCa;
+    for (const issuer of [acme.intermediate, acme.root]) {
+      const forged = leafCertificate(issuer, { uris: [`spiffe://${TRUST_DOMAIN}/mandate/authorize`] });
+      const forgedPeer = await peerSeenWith({ key: forged, chain: [forged] });
+      expect(forgedPeer?.service).toBeUndefined();
+      expect(Buffer.from(forgedPeer?.clientCertificate?.leaf ?? [])).toEqual(derOf(forged));
+    }
+  });
+
+  it("ignore a certificate of no trusted CA: the call goes on without a certificate or identity", async () => {
+    const unknown = rootCa();
+    const stranger = leafCertificate(unknown, { uris: [agentId("acme", "a1")] });
+    const peer = await peerSeenWith({ key: stranger, chain: [stranger, unknown] });
+    expect(peer).toMatchObject({ service: undefined, forwarded: false });
+    expect(peer?.clientCertificate).toBeUndefined();
+    // Nor does a self-signed certificate that names a service pass as one.
+    const selfSigned = rootCa({ uris: [`spiffe://${TRUST_DOMAIN}/mandate/issue`] });
+    const selfPeer = await peerSeenWith({ key: selfSigned, chain: [selfSigned] });
+    expect(selfPeer?.service).toBeUndefined();
+    expect(selfPeer?.clientCertificate).toBeUndefined();
+  });
+
+  it("trust a new tenant's agent CA once the bundles are re-read, for new connections", async () => {
+    const initech = tenantCa();
+    const agent = leafCertificate(initech.intermediate, { uris: [agentId("initech", "i1")] });
+    expect((await peerSeenWith({ key: agent, chain: [agent] }))?.clientCertificate).toBeUndefined();
+    cas.set("initech", initech);
+    await bundles.refresh();
+    expect(bundles.pems).toContain(new X509Certificate(initech.intermediate.pem).toString());
+    const peer = await peerSeenWith({ key: agent, chain: [agent] });
+    expect(Buffer.from(peer?.clientCertificate?.leaf ?? [])).toEqual(derOf(agent));
+  });
+
+  it("read no certificate from a caller that presents none", async () => {
+    const peer = await peerSeenWith();
+    expect(peer).toMatchObject({ transport: "grpc", service: undefined });
+    expect(peer?.clientCertificate).toBeUndefined();
+  });
+});

@@ -46,6 +46,8 @@ export interface CertificateOptions {
   /** URI SANs, in order: zero, one (an SVID) or several. */
   uris?: readonly string[];
   dnsNames?: readonly string[];
+  /** IP address SANs, e.g. "127.0.0.1" for a test TLS server. */
+  ipAddresses?: readonly string[];
   /** keyUsage bits, OpenSSL names (digitalSignature, keyCertSign, cRLSign, keyEncipherment, ...); [] omits
    *  the extension. Default: leaf ["digitalSignature"], CA ["keyCertSign", "cRLSign"]. */
   keyUsage?: readonly string[];
@@ -210,7 +212,11 @@ function asn1Time(date: Date): string {
 
 function extensionLines(role: Role, o: CertificateOptions): string[] {
   const isCa = o.ca ?? role !== "leaf";
-  const sans = [...(o.uris ?? []).map((u) => `URI:${u}`), ...(o.dnsNames ?? []).map((d) => `DNS:${d}`)];
+  const sans = [
+    ...(o.uris ?? []).map((u) => `URI:${u}`),
+    ...(o.dnsNames ?? []).map((d) => `DNS:${d}`),
+    ...(o.ipAddresses ?? []).map((ip) => `IP:${ip}`),
+  ];
   const eku = o.extendedKeyUsage ?? (role === "leaf" ? ["clientAuth", "serverAuth"] : []);
   return [
     ...basicConstraintsLine(role, isCa, o),

@@ -48,6 +48,8 @@ export interface CertificateOptions {
   dnsNames?: readonly string[];
   /** IP address SANs, e.g. "127.0.0.1" for a test TLS server. */
   ipAddresses?: readonly string[];
+  /** Mark subjectAltName critical (X509-SVID §3.1: required when the subject is empty). Default false. */
+  sanCritical?: boolean;
   /** keyUsage bits, OpenSSL names (digitalSignature, keyCertSign, cRLSign, keyEncipherment, ...); [] omits
    *  the extension. Default: leaf ["digitalSignature"], CA ["keyCertSign", "cRLSign"]. */
   keyUsage?: readonly string[];
@@ -222,7 +224,7 @@ function extensionLines(role: Role, o: CertificateOptions): string[] {
     ...basicConstraintsLine(role, isCa, o),
     ...keyUsageLine(isCa, o),
     ...(eku.length > 0 ? [`extendedKeyUsage=${eku.join(",")}`] : []),
-    ...(sans.length > 0 ? [`subjectAltName=${sans.join(",")}`] : []),
+    ...(sans.length > 0 ? [`subjectAltName=${o.sanCritical ? "critical," : ""}${sans.join(",")}`] : []),
     "subjectKeyIdentifier=hash",
     "authorityKeyIdentifier=keyid",
     ...(o.extraExtensions ?? []),

@@ -60,7 +60,7 @@ beforeAll(async () => {
     MANDATE_HTTP_MTLS_CERT_FILE: tls.certFile,
     MANDATE_HTTP_MTLS_KEY_FILE: keyFile,
   });
-  await adminClient(Tenants, server.process.summary.grpc, server.process.adminFile).createTenant({
+  await adminClient(Tenants, server.process.summary.grpc as string, server.process.adminFile).createTenant({
     tenant: "other",
     displayName: "Other",
   });

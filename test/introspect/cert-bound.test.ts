@@ -1,0 +1,246 @@
+// Certificate-bound access tokens (RFC 8705 §3, `cnf.x5t#S256`) at Introspect, at Authorize in
+// access-token mode and at the RPC gate, against Mandate running in this process with native gRPC
+// over mutual TLS (TLS 1.3, certificates made by `openssl`). Tokens are signed by the tenant's own
+// keys through the Signer, as the token endpoint signs them. A bound token is good only with its
+// certificate: without one, or with another, Introspect answers UNAUTHENTICATED, Authorize denies
+// with `token_certificate_required` / `token_certificate_mismatch`, and the gate refuses the call.
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
+import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
+import { type Running, startMandate } from "../../services/runtime/start.ts";
+import { type Config, loadConfig, SERVICE_NAMES } from "../../services/shared/config.ts";
+import { createLogger } from "../../services/shared/logger.ts";
+import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
+import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
+import type { KeyManager } from "../../services/signer/keys.ts";
+import { tempDatabaseUrl } from "../helpers/mandate-process.ts";
+import { leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
+
+const TENANT = "acme";
+const RESOURCE = "https://orders.example/";
+let running: Running;
+let config: Config;
+let address: string;
+let deployment: PkiCertificate;
+/** Agents' certificates: two of the deployment's CA (verified at TLS, names no service), one of an unknown CA. */
+let agent: PkiCertificate;
+let otherAgent: PkiCertificate;
+let stranger: PkiCertificate;
+
+beforeAll(async () => {
+  deployment = rootCa({ subject: "/CN=deployment CA" });
+  const serverCertificate = leafCertificate(deployment, {
+    uris: ["spiffe://mandate.test/mandate/issue"],
+    dnsNames: ["localhost"],
+  });
+  const agentId = (client: string) => `spiffe://${TENANT}.agents.mandate.local/agent/${client}`;
+  agent = leafCertificate(deployment, { uris: [agentId("rs-1")] });
+  otherAgent = leafCertificate(deployment, { uris: [agentId("rs-2")] });
+  stranger = leafCertificate(rootCa(), { uris: [agentId("rs-1")] });
+  config = loadConfig({
+    env: {},
+    overrides: {
+      database: { url: tempDatabaseUrl() },
+      grpc: { host: "127.0.0.1", port: 0 },
+      tls: {
+        certFile: serverCertificate.certFile,
+        keyFile: serverCertificate.keyFile,
+        caFile: deployment.certFile,
+        trustDomain: "mandate.test",
+      },
+    },
+  });
+  running = await startMandate({
+    config,
+    logger: createLogger("silent"),
+    services: SERVICE_NAMES,
+    grpc: true,
+    edge: false,
+    migrate: true,
+    dev: true,
+    seedTenant: TENANT,
+  });
+  address = `localhost:${running.grpcPort}`;
+}, 60_000);
+
+afterAll(async () => {
+  await running?.stop();
+});
+
+/** An access token of the tenant, signed by its current key through the Signer (as the token endpoint signs). */
+async function accessToken(claims: Record<string, unknown>): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const { jwt } = await (running.keys as KeyManager).signJwt(
+    TENANT,
+    {
+      iss: issuerUrl(config.publicBaseUrl, TENANT),
+      sub: "rs-1",
+      client_id: "rs-1",
+      jti: crypto.randomUUID(),
+      iat: now,
+      exp: now + 300,
+      ...claims,
+    },
+    "at+jwt",
+  );
+  return jwt;
+}
+
+/** A caller's token for Mandate's API (the gate), bound to `certificate` when given. */
+const callerToken = (certificate?: PkiCertificate) =>
+  accessToken({
+    aud: config.api.audience,
+    scope: "mandate:introspect mandate:authorize",
+    ...(certificate ? { cnf: { "x5t#S256": x5tS256(certificate.der) } } : {}),
+  });
+
+/** A token for the orders API, bound to `certificate` (or with the given `cnf`). */
+const ordersToken = (cnf?: Record<string, unknown>) =>
+  accessToken({ aud: RESOURCE, scope: "orders.read", ...(cnf ? { cnf } : {}) });
+
+/** Native gRPC over TLS 1.3, presenting `certificate` when given, with `token` as the caller's credential. */
+function transport(token: string, certificate?: PkiCertificate): Transport {
+  return createGrpcTransport({
+    baseUrl: `https://${address}`,
+    nodeOptions: {
+      ca: deployment.pem,
+      ...(certificate ? { key: certificate.keyPem, cert: certificate.pem } : {}),
+    },
+    interceptors: [
+      (next) => (request) => {
+        request.header.set("authorization", `Bearer ${token}`);
+        return next(request);
+      },
+    ],
+  });
+}
+
+async function refusal(promise: Promise<unknown>): Promise<{ code: string; reason: string; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    const connect = ConnectError.from(error);
+    const reason = connect.findDetails(ErrorInfoSchema)[0]?.reason ?? "";
+    return { code: Code[connect.code], reason, message: connect.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+const bound = (certificate: PkiCertificate) => ({ "x5t#S256": x5tS256(certificate.der) });
+
+describe("Introspect with a certificate-bound token (RFC 8705 §3)", () => {
+  let introspect: ReturnType<typeof createClient<typeof Introspect>>;
+  beforeAll(async () => {
+    introspect = createClient(Introspect, transport(await callerToken()));
+  });
+
+  it("reports it active, with its cnf, when given the certificate it is bound to", async () => {
+    const token = await ordersToken(bound(agent));
+    const answer = await introspect.introspect({ tenant: TENANT, token, clientCertificate: agent.der });
+    expect(answer).toMatchObject({
+      active: true,
+      tokenType: "Bearer",
+      confirmation: { "x5t#S256": x5tS256(agent.der) },
+      clientCertificateVerified: true,
+      dpopVerified: false,
+    });
+  });
+
+  it("is UNAUTHENTICATED without the certificate, or with another", async () => {
+    const token = await ordersToken(bound(agent));
+    const none = await refusal(introspect.introspect({ tenant: TENANT, token }));
+    expect(none).toMatchObject({ code: "Unauthenticated", reason: "CLIENT_CERTIFICATE_REQUIRED" });
+    const other = await refusal(introspect.introspect({ tenant: TENANT, token, clientCertificate: otherAgent.der }));
+    expect(other).toMatchObject({ code: "Unauthenticated", reason: "CLIENT_CERTIFICATE_MISMATCH" });
+  });
+
+  it("needs no certificate for an unbound token, and reports one confirmed by an unknown method inactive", async () => {
+    const unbound = await introspect.introspect({
+      tenant: TENANT,
+      token: await ordersToken(),
+      clientCertificate: agent.der,
+    });
+    expect(unbound).toMatchObject({ active: true, clientCertificateVerified: false });
+    const unknown = await ordersToken({ "x5t#S512": "A".repeat(86) });
+    expect(await introspect.introspect({ tenant: TENANT, token: unknown, clientCertificate: agent.der })).toMatchObject(
+      {
+        active: false,
+      },
+    );
+  });
+
+  it("answers an inactive token inactive, whatever certificate comes with it", async () => {
+    const foreign = await ordersToken(bound(agent));
+    const answer = await introspect.introspect({
+      tenant: TENANT,
+      token: `${foreign}x`,
+      clientCertificate: otherAgent.der,
+    });
+    expect(answer.active).toBe(false);
+    // Meant for another audience: inactive before any certificate is looked at.
+    const elsewhere = await introspect.introspect({
+      tenant: TENANT,
+      token: foreign,
+      expectedAudience: "https://other.example/",
+    });
+    expect(elsewhere.active).toBe(false);
+  });
+});
+
+describe("Authorize in access-token mode with a certificate-bound token", () => {
+  let authorize: ReturnType<typeof createClient<typeof Authorize>>;
+  beforeAll(async () => {
+    authorize = createClient(Authorize, transport(await callerToken()));
+  });
+
+  const codes = async (accessToken: string, clientCertificate?: Uint8Array) => {
+    const { decision } = await authorize.check({
+      tenant: TENANT,
+      action: "orders.read",
+      resource: { type: "order", id: "o-1" },
+      accessToken,
+      expectedAudience: RESOURCE,
+      ...(clientCertificate ? { clientCertificate } : {}),
+    });
+    return { allow: decision?.allow, codes: decision?.reasons.map((reason) => reason.code) ?? [] };
+  };
+
+  it("denies without the certificate (token_certificate_required) or with another (token_certificate_mismatch)", async () => {
+    const token = await ordersToken(bound(agent));
+    expect(await codes(token)).toEqual({ allow: false, codes: ["token_certificate_required"] });
+    expect(await codes(token, otherAgent.der)).toEqual({ allow: false, codes: ["token_certificate_mismatch"] });
+  });
+
+  it("decides over the token's claims when its certificate comes with it", async () => {
+    const token = await ordersToken(bound(agent));
+    const decided = await codes(token, agent.der);
+    expect(decided.codes.filter((code) => code.startsWith("token_"))).toEqual([]);
+    // The same question asked with an unbound token gets the same answer: the binding was the only difference.
+    expect(decided).toEqual(await codes(await ordersToken(), agent.der));
+  });
+});
+
+describe("the RPC gate with a caller token bound to a certificate", () => {
+  const introspectWith = (token: string, certificate?: PkiCertificate) =>
+    createClient(Introspect, transport(token, certificate)).introspect({ tenant: TENANT, token: "not-a-token" });
+
+  it("admits the caller that presents the token's certificate on the TLS connection", async () => {
+    expect(await introspectWith(await callerToken(agent), agent)).toMatchObject({ active: false });
+  });
+
+  it("refuses it without a certificate, with another, or with one of a CA the server does not trust", async () => {
+    const token = await callerToken(agent);
+    const none = await refusal(introspectWith(token));
+    expect(none).toMatchObject({ code: "Unauthenticated", reason: "INVALID_TOKEN" });
+    expect(none.message).toMatch(/bound to a client certificate/);
+    const other = await refusal(introspectWith(token, otherAgent));
+    expect(other).toMatchObject({ code: "Unauthenticated", reason: "INVALID_TOKEN" });
+    expect(other.message).toMatch(/not the one the access token is bound to/);
+    // A certificate no trusted CA issued does not reach the gate (grpc-js hands over verified ones only).
+    const unknown = await refusal(introspectWith(await callerToken(stranger), stranger));
+    expect(unknown.message).toMatch(/bound to a client certificate/);
+  });
+});

@@ -93,14 +93,19 @@ export function allowsClientAuth(profile: CertificateProfile): boolean {
   return profile.extendedKeyUsage === undefined || profile.extendedKeyUsage.includes(CLIENT_AUTH);
 }
 
+/** The profile, or why the certificate cannot be read: a conformance check reports it as a problem. */
+function profileOrProblem(der: Uint8Array): CertificateProfile | string {
+  try {
+    return certificateProfile(der);
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Why a leaf is not a conforming X509-SVID; empty when it conforms. */
 export function svidProblems(der: Uint8Array): string[] {
-  let profile: CertificateProfile;
-  try {
-    profile = certificateProfile(der);
-  } catch (error) {
-    return [(error as Error).message];
-  }
+  const profile = profileOrProblem(der);
+  if (typeof profile === "string") return [profile];
   return [
     ...leafSpiffeIdProblems(profile),
     ...leafConstraintProblems(profile),
@@ -112,12 +117,8 @@ export function svidProblems(der: Uint8Array): string[] {
 
 /** Why a CA certificate is not a conforming X509-SVID signing certificate; empty when it conforms. */
 export function signingCertificateProblems(der: Uint8Array): string[] {
-  let profile: CertificateProfile;
-  try {
-    profile = certificateProfile(der);
-  } catch (error) {
-    return [(error as Error).message];
-  }
+  const profile = profileOrProblem(der);
+  if (typeof profile === "string") return [profile];
   const problems: string[] = [];
   // §3.2, §4.1: a signing certificate is a CA certificate.
   if (!isCa(profile)) problems.push("§4.1: basicConstraints cA is not true on a signing certificate");

@@ -1,6 +1,9 @@
 // The HTTP edge (:4460): liveness and readiness, and the five services (plus health and tenants)
 // over gRPC-Web and Connect, with the same handlers as native gRPC. OAuth endpoints join here.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+// With http.mtls.port, a second listener (HTTPS) serves the same handler and asks every client for
+// a certificate (RFC 8705 mutual TLS): the OAuth server and the RPCs verify it, TLS does not.
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
@@ -10,6 +13,7 @@ import { accessRuleOf, PEER } from "../shared/rpc/access.ts";
 import type { BoundService } from "../shared/rpc/grpc-server.ts";
 import type { HttpHandler } from "../shared/rpc/service.ts";
 import { histogram, tracer } from "../shared/telemetry.ts";
+import type { PresentedCertificate } from "../shared/x509/types.ts";
 import { createRpcAdapter } from "./rpc-adapter.ts";
 
 export interface EdgeOptions {
@@ -30,6 +34,18 @@ export interface EdgeOptions {
   /** How long a client may take to send its request headers (default 20 s), and its whole request (60 s). */
   headersTimeoutMs?: number | undefined;
   requestTimeoutMs?: number | undefined;
+  /** RFC 8705: the mutual-TLS listener, off when absent. */
+  mtls?: MtlsListenerOptions | undefined;
+  /** The client certificate a request presented (TLS peer, or a configured proxy's header), for Peer.clientCertificate. */
+  clientCertificate?: ((req: IncomingMessage) => PresentedCertificate | undefined) | undefined;
+}
+
+export interface MtlsListenerOptions {
+  host: string;
+  port: number;
+  /** The server's certificate chain and key, PEM. */
+  cert: string | Buffer;
+  key: string | Buffer;
 }
 
 const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/jwks\.json$/;
@@ -37,6 +53,8 @@ const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/j
 export interface Edge {
   server: Server;
   port: number;
+  /** The mTLS listener's port, when it runs. */
+  mtlsPort?: number | undefined;
   close(graceMs: number): Promise<void>;
 }
 
@@ -65,6 +83,7 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
         address: options.clientAddresses ? options.clientAddresses.of(req) : req.socket.remoteAddress,
         service: undefined,
         forwarded: false,
+        clientCertificate: presentedBy(req, options),
       }),
     fallback: (_req, res) => sendJson(res, 404, { error: "not_found", message: "no such endpoint" }),
     onFailure: (error, method, aborted) => {
@@ -101,70 +120,107 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
 
   const headersTimeout = options.headersTimeoutMs ?? 20_000;
   const requestTimeout = Math.max(options.requestTimeoutMs ?? 60_000, headersTimeout);
-  const server = createServer(
-    {
-      // A client must send its headers within headersTimeout and its whole request within
-      // requestTimeout (slowloris). Node checks both on a timer, every connectionsCheckingInterval
-      // (30 s by default, so a 20 s limit cut at up to 50 s): check often enough to cut on time.
-      headersTimeout,
-      requestTimeout,
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 10))),
-    },
-    (req, res) => {
-      const started = performance.now();
-      const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-      const route = routeOf(req.url ?? "/");
-      const span = tracer.startSpan(
-        `${req.method} ${route}`,
-        { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "url.path": route } },
-        parent,
-      );
-      res.once("close", () => {
-        span.setAttribute("http.response.status_code", res.statusCode);
-        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
-        httpDuration.record(performance.now() - started, {
-          "http.request.method": req.method ?? "",
-          "http.route": route,
-          "http.response.status_code": res.statusCode,
-        });
+  const serverOptions: ServerOptions = {
+    // A client must send its headers within headersTimeout and its whole request within
+    // requestTimeout (slowloris). Node checks both on a timer, every connectionsCheckingInterval
+    // (30 s by default, so a 20 s limit cut at up to 50 s): check often enough to cut on time.
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 10))),
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const route = routeOf(req.url ?? "/");
+    const span = tracer.startSpan(
+      `${req.method} ${route}`,
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "url.path": route } },
+      parent,
+    );
+    res.once("close", () => {
+      span.setAttribute("http.response.status_code", res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      httpDuration.record(performance.now() - started, {
+        "http.request.method": req.method ?? "",
+        "http.route": route,
+        "http.response.status_code": res.statusCode,
       });
-      otelContext.with(trace.setSpan(parent, span), () =>
-        handle(req, res).catch((error: unknown) => {
-          if (req.destroyed && !req.complete) {
-            options.logger.debug(
-              { path: routeOf(req.url ?? "/"), reason: errorMessage(error) },
-              "request aborted by the client",
-            );
-          } else {
-            options.logger.error({ err: error, path: req.url }, "edge request failed");
-          }
-          if (!res.headersSent && !res.destroyed)
-            sendJson(res, 500, { error: "server_error", message: "internal error" });
-          else res.destroy();
-        }),
-      );
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+    });
+    otelContext.with(trace.setSpan(parent, span), () =>
+      handle(req, res).catch((error: unknown) => {
+        if (req.destroyed && !req.complete) {
+          options.logger.debug(
+            { path: routeOf(req.url ?? "/"), reason: errorMessage(error) },
+            "request aborted by the client",
+          );
+        } else {
+          options.logger.error({ err: error, path: req.url }, "edge request failed");
+        }
+        if (!res.headersSent && !res.destroyed)
+          sendJson(res, 500, { error: "server_error", message: "internal error" });
+        else res.destroy();
+      }),
+    );
+  };
+  const server = createServer(serverOptions, onRequest);
+  await listenOn(server, options.port, options.host);
+  let mtls: Server | undefined;
+  try {
+    mtls = options.mtls ? await startMtlsListener(options.mtls, serverOptions, onRequest) : undefined;
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+  const servers = mtls ? [server, mtls] : [server];
   return {
     server,
-    port,
+    port: (server.address() as AddressInfo).port,
+    mtlsPort: mtls ? (mtls.address() as AddressInfo).port : undefined,
     async close(graceMs) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const s of servers) s.closeIdleConnections();
       const timer = setTimeout(() => {
         shutdown.abort();
-        server.closeAllConnections();
+        for (const s of servers) s.closeAllConnections();
       }, graceMs);
       await closed;
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * RFC 8705 §2: the mutual-TLS listener (TLS 1.2 or later). It asks for a client certificate but
+ * accepts any, or none: self_signed_tls_client_auth certificates are signed by no CA, agents'
+ * chain to their tenant's CA, and which applies is known only once the request names its client.
+ * Whoever uses the certificate verifies it (the OAuth server, the RPC layer).
+ */
+async function startMtlsListener(
+  mtls: MtlsListenerOptions,
+  serverOptions: ServerOptions,
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<Server> {
+  const server = createHttpsServer(
+    {
+      ...serverOptions,
+      cert: mtls.cert,
+      key: mtls.key,
+      minVersion: "TLSv1.2",
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    onRequest,
+  );
+  await listenOn(server, mtls.port, mtls.host);
+  return server;
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
 }
 
 /** The request target in origin form; undefined when a bad target or Host has been answered 400. */
@@ -191,6 +247,16 @@ function originForm(target: string): string | undefined {
     const url = new URL(target);
     return `${url.pathname}${url.search}`;
   } catch {
+    return undefined;
+  }
+}
+
+/** The certificate a request presented; a configured proxy's header that does not parse counts as none. */
+function presentedBy(req: IncomingMessage, options: EdgeOptions): PresentedCertificate | undefined {
+  try {
+    return options.clientCertificate?.(req);
+  } catch (error) {
+    options.logger.info({ reason: errorMessage(error) }, "client certificate header refused");
     return undefined;
   }
 }

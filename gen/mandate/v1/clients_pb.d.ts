@@ -50,7 +50,7 @@ export declare type OAuthClient = Message<"mandate.v1.OAuthClient"> & {
 
   /**
    * How the client authenticates at the token endpoint: "none" (public), "client_secret_basic",
-   * "client_secret_post" or "private_key_jwt".
+   * "client_secret_post", "private_key_jwt", "tls_client_auth" or "self_signed_tls_client_auth" (RFC 8705).
    *
    * @generated from field: string token_endpoint_auth_method = 5;
    */
@@ -176,6 +176,49 @@ export declare type OAuthClient = Message<"mandate.v1.OAuthClient"> & {
    * @generated from field: string dpop_jkt = 22;
    */
   dpopJkt: string;
+
+  /**
+   * RFC 8705 §2.1.2: with tls_client_auth, the one subject DN (RFC 4514) or SAN its certificate must
+   * carry; an agent registered with none is matched on its SPIFFE ID (URI SAN).
+   *
+   * @generated from field: string tls_client_auth_subject_dn = 23;
+   */
+  tlsClientAuthSubjectDn: string;
+
+  /**
+   * See tls_client_auth_subject_dn: a dNSName SAN.
+   *
+   * @generated from field: string tls_client_auth_san_dns = 24;
+   */
+  tlsClientAuthSanDns: string;
+
+  /**
+   * See tls_client_auth_subject_dn: a uniformResourceIdentifier SAN.
+   *
+   * @generated from field: string tls_client_auth_san_uri = 25;
+   */
+  tlsClientAuthSanUri: string;
+
+  /**
+   * See tls_client_auth_subject_dn: an iPAddress SAN (IPv4 or IPv6).
+   *
+   * @generated from field: string tls_client_auth_san_ip = 26;
+   */
+  tlsClientAuthSanIp: string;
+
+  /**
+   * See tls_client_auth_subject_dn: an rfc822Name SAN.
+   *
+   * @generated from field: string tls_client_auth_san_email = 27;
+   */
+  tlsClientAuthSanEmail: string;
+
+  /**
+   * RFC 8705 §3.4: its access tokens are always bound to the certificate it presents (cnf.x5t#S256).
+   *
+   * @generated from field: bool tls_client_certificate_bound_access_tokens = 28;
+   */
+  tlsClientCertificateBoundAccessTokens: boolean;
 };
 
 /**
@@ -343,6 +386,48 @@ export declare type OAuthClientMetadata = Message<"mandate.v1.OAuthClientMetadat
    * @generated from field: string dpop_jkt = 18;
    */
   dpopJkt: string;
+
+  /**
+   * See OAuthClient.tls_client_auth_subject_dn.
+   *
+   * @generated from field: string tls_client_auth_subject_dn = 19;
+   */
+  tlsClientAuthSubjectDn: string;
+
+  /**
+   * See OAuthClient.tls_client_auth_san_dns.
+   *
+   * @generated from field: string tls_client_auth_san_dns = 20;
+   */
+  tlsClientAuthSanDns: string;
+
+  /**
+   * See OAuthClient.tls_client_auth_san_uri.
+   *
+   * @generated from field: string tls_client_auth_san_uri = 21;
+   */
+  tlsClientAuthSanUri: string;
+
+  /**
+   * See OAuthClient.tls_client_auth_san_ip.
+   *
+   * @generated from field: string tls_client_auth_san_ip = 22;
+   */
+  tlsClientAuthSanIp: string;
+
+  /**
+   * See OAuthClient.tls_client_auth_san_email.
+   *
+   * @generated from field: string tls_client_auth_san_email = 23;
+   */
+  tlsClientAuthSanEmail: string;
+
+  /**
+   * See OAuthClient.tls_client_certificate_bound_access_tokens.
+   *
+   * @generated from field: bool tls_client_certificate_bound_access_tokens = 24;
+   */
+  tlsClientCertificateBoundAccessTokens: boolean;
 };
 
 /**
@@ -583,7 +668,8 @@ export enum ClientKind {
 
   /**
    * An autonomous agent: it has an owner who answers for it and a key its tokens are bound to
-   * (dpop_jkt, or jwks / jwks_uri with private_key_jwt), and it is always confidential.
+   * (dpop_jkt, jwks / jwks_uri with private_key_jwt, or its certificate with tls_client_auth or
+   * self_signed_tls_client_auth), and it is always confidential.
    *
    * @generated from enum value: CLIENT_KIND_AGENT = 2;
    */

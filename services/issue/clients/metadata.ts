@@ -5,12 +5,21 @@
 // reserved `mandate:` scopes or administrator settings.
 
 import { createPublicKey, type JsonWebKey } from "node:crypto";
+import { isIP } from "node:net";
 import { fetchTargetProblem } from "../../shared/net/safe-fetch.ts";
 import type { ClientRateLimit } from "../../shared/oauth/client-quota.ts";
 import { RESERVED_SCOPE_PREFIX } from "../../shared/oauth/mandate-api.ts";
 import { resourceProblem } from "../../shared/oauth/resource-indicator.ts";
 
-export const AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
+export const AUTH_METHODS = [
+  "none",
+  "client_secret_basic",
+  "client_secret_post",
+  "private_key_jwt",
+  // RFC 8705 §2.1 / §2.2: mutual TLS with a certificate of the tenant's agent CA, or a self-signed one.
+  "tls_client_auth",
+  "self_signed_tls_client_auth",
+] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 /** OpenID CIBA Core §10.1: polling for the tokens of a backchannel request (an agent's asynchronous mandate grant). */
@@ -59,6 +68,14 @@ export interface ClientMetadata {
   description?: string | undefined;
   /** The RFC 7638 thumbprint of the one DPoP key its tokens are bound to: every token request proves it. */
   dpop_jkt?: string | undefined;
+  /** RFC 8705 §2.1.2: with tls_client_auth, exactly one of these names the certificate (an agent: none, its SPIFFE ID). */
+  tls_client_auth_subject_dn?: string | undefined;
+  tls_client_auth_san_dns?: string | undefined;
+  tls_client_auth_san_uri?: string | undefined;
+  tls_client_auth_san_ip?: string | undefined;
+  tls_client_auth_san_email?: string | undefined;
+  /** RFC 8705 §3.4: its access tokens are always bound to the certificate it presents. */
+  tls_client_certificate_bound_access_tokens?: boolean | undefined;
 }
 
 /** The members that say who a client is; kept in their own columns (filters), not in the metadata JSON. */
@@ -151,6 +168,7 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
   if (method === "private_key_jwt" && !input.jwks && !input.jwks_uri) {
     bad("jwks", "private_key_jwt needs the client's public keys: jwks or jwks_uri");
   }
+  const mutualTls = mutualTlsOf(input, method, kind, bad);
   checkAccessTokenLifetime(input.access_token_lifetime, bad);
   const identity = identityOf(input, kind, method, bad);
   if (violations.length > 0) throw new InvalidClientMetadata(violations);
@@ -168,6 +186,7 @@ export function normalizeClientMetadata(input: ClientMetadataInput, options: Nor
     // A client bound to one key always proves it (RFC 9449 §5.2).
     dpop_bound_access_tokens: (input.dpop_bound_access_tokens ?? false) || identity.dpop_jkt !== undefined,
     ...administratorSettings(input, resources),
+    ...mutualTls,
     ...identity,
   };
 }
@@ -438,11 +457,82 @@ function checkAgent(
     bad("token_endpoint_auth_method", "an agent is a confidential client: none is not allowed");
   }
   const keySet = hasKeySet(input);
-  if (keySet && method !== "private_key_jwt" && jkt === undefined) {
-    bad("jwks", "an agent's jwks / jwks_uri is its key only with token_endpoint_auth_method private_key_jwt");
-  } else if (!keySet && jkt === undefined) {
-    bad("dpop_jkt", "an agent needs a key: dpop_jkt (the RFC 7638 thumbprint of its DPoP key), jwks or jwks_uri");
+  const keyMethod = method === "private_key_jwt" || method === "self_signed_tls_client_auth";
+  // An agent with tls_client_auth holds the key of its certificate (enrolled with the tenant's CA).
+  if (keySet && !keyMethod && jkt === undefined) {
+    bad(
+      "jwks",
+      "an agent's jwks / jwks_uri is its key only with token_endpoint_auth_method private_key_jwt or self_signed_tls_client_auth",
+    );
+  } else if (!keySet && jkt === undefined && method !== "tls_client_auth") {
+    bad(
+      "dpop_jkt",
+      "an agent needs a key: dpop_jkt (the RFC 7638 thumbprint of its DPoP key), jwks, jwks_uri or a certificate (tls_client_auth)",
+    );
   }
+}
+
+/** RFC 8705 §2.1.2: the registration members naming the one subject or SAN value a tls_client_auth certificate has. */
+export const TLS_CLIENT_AUTH_NAMES = [
+  "tls_client_auth_subject_dn",
+  "tls_client_auth_san_dns",
+  "tls_client_auth_san_uri",
+  "tls_client_auth_san_ip",
+  "tls_client_auth_san_email",
+] as const;
+type MutualTlsMetadata = Pick<
+  ClientMetadata,
+  (typeof TLS_CLIENT_AUTH_NAMES)[number] | "tls_client_certificate_bound_access_tokens"
+>;
+
+/**
+ * RFC 8705 members, present only when set: §2.1.2 exactly one certificate name with tls_client_auth
+ * (an agent may give none: its SPIFFE ID is the URI SAN its certificates carry), none otherwise;
+ * §2.2 self_signed_tls_client_auth registers its certificates in jwks (inline: x5c or the key);
+ * §3.4 certificate-bound tokens for a client that authenticates (refresh tokens are bound by it, §4).
+ */
+function mutualTlsOf(input: ClientMetadataInput, method: AuthMethod, kind: ClientKind, bad: Report): MutualTlsMetadata {
+  const named = TLS_CLIENT_AUTH_NAMES.filter((member) => input[member]);
+  if (method === "tls_client_auth" && named.length > 1) {
+    bad(named[1] as string, `give exactly one of ${TLS_CLIENT_AUTH_NAMES.join(", ")} (RFC 8705 §2.1.2)`);
+  } else if (method === "tls_client_auth" && named.length === 0 && kind !== "agent") {
+    bad(
+      "tls_client_auth_subject_dn",
+      `tls_client_auth needs one of ${TLS_CLIENT_AUTH_NAMES.join(", ")} (RFC 8705 §2.1.2)`,
+    );
+  } else if (method !== "tls_client_auth" && named.length > 0) {
+    bad(named[0] as string, "is a tls_client_auth setting (RFC 8705 §2.1.2)");
+  }
+  for (const member of named) {
+    const problem = certificateNameProblem(member, input[member] as string);
+    if (problem) bad(member, problem);
+  }
+  if (method === "self_signed_tls_client_auth" && !input.jwks) {
+    bad("jwks", "self_signed_tls_client_auth needs the client's certificates or their keys in jwks (RFC 8705 §2.2)");
+  }
+  const bound = input.tls_client_certificate_bound_access_tokens ?? false;
+  if (bound && method === "none") {
+    bad(
+      "tls_client_certificate_bound_access_tokens",
+      "needs a client that authenticates (refresh tokens are bound by it)",
+    );
+  }
+  return definedMembers({
+    ...Object.fromEntries(named.map((member) => [member, input[member]])),
+    tls_client_certificate_bound_access_tokens: bound || undefined,
+  }) as MutualTlsMetadata;
+}
+
+/** Why a registered certificate name cannot match a certificate, or undefined. */
+function certificateNameProblem(member: (typeof TLS_CLIENT_AUTH_NAMES)[number], value: string): string | undefined {
+  if (value.length > METADATA_LIMITS.uri) return `must be at most ${METADATA_LIMITS.uri} characters`;
+  if (member === "tls_client_auth_san_uri" && !URL.canParse(value)) return "must be an absolute URI";
+  if (member === "tls_client_auth_san_ip" && !isIP(value)) return "must be an IPv4 or IPv6 address";
+  if (member === "tls_client_auth_san_email" && !/^[^\s@]+@[^\s@]+$/.test(value)) return "must be an email address";
+  if (member === "tls_client_auth_subject_dn" && !/^[A-Za-z][\w.-]*=/.test(value)) {
+    return "must be an RFC 4514 distinguished name, e.g. CN=agent,O=Example";
+  }
+  return undefined;
 }
 
 /** The members an administrator sets, present only when set: the lifetime, the resources, the quota. */
@@ -533,6 +623,12 @@ export const REGISTRATION_MEMBERS = [
   "owner",
   "description",
   "dpop_jkt",
+  "tls_client_auth_subject_dn",
+  "tls_client_auth_san_dns",
+  "tls_client_auth_san_uri",
+  "tls_client_auth_san_ip",
+  "tls_client_auth_san_email",
+  "tls_client_certificate_bound_access_tokens",
 ] as const;
 
 /** The JSON type each known member must have, checked in this order (the first mismatch is reported). */
@@ -557,12 +653,21 @@ const MEMBER_TYPES: ReadonlyArray<{
       "owner",
       "description",
       "dpop_jkt",
+      "tls_client_auth_subject_dn",
+      "tls_client_auth_san_dns",
+      "tls_client_auth_san_uri",
+      "tls_client_auth_san_ip",
+      "tls_client_auth_san_email",
     ],
     is: (value) => typeof value === "string",
     description: "must be a string",
   },
   {
-    members: ["require_pushed_authorization_requests", "dpop_bound_access_tokens"],
+    members: [
+      "require_pushed_authorization_requests",
+      "dpop_bound_access_tokens",
+      "tls_client_certificate_bound_access_tokens",
+    ],
     is: (value) => typeof value === "boolean",
     description: "must be a boolean",
   },

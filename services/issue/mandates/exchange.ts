@@ -69,6 +69,7 @@ import {
   InvalidTarget,
   type OAuthError,
 } from "../oauth/errors.ts";
+import { boundCertificate, identityProof } from "../oauth/grants/grant.ts";
 import { mintAccessToken } from "../oauth/minting.ts";
 import { parseResources, requirePermittedResources } from "../oauth/rfc8707.ts";
 import { grantableScopes } from "../oauth/scopes.ts";
@@ -97,6 +98,8 @@ interface Subject {
 interface SubAgent {
   client: RegisteredClient;
   jkt: string | undefined;
+  /** The certificate its own token is bound to (RFC 8705), when no key binds it. */
+  x5tS256: string | undefined;
 }
 
 /** Everything decided before the issuing transaction. */
@@ -108,6 +111,8 @@ interface Plan {
   /** Who holds the token: the client, or the sub-agent. */
   holder: RegisteredClient;
   jkt: string | undefined;
+  /** RFC 8705 §3.1: the certificate the token is bound to when no DPoP key binds it. */
+  x5tS256: string | undefined;
   scope: string[];
   audience: string[];
   details: AuthorizationDetail[];
@@ -170,6 +175,15 @@ async function mandateTokenSubject(
   if (bound && context.dpop?.jkt !== bound) {
     throw new InvalidDpopProof(
       `the subject token is bound to a DPoP key (thumbprint ${bound}): send a DPoP proof signed by that key`,
+    );
+  }
+  // RFC 8705 §3: a certificate-bound token is used only over mutual TLS with that certificate.
+  const boundTo = certificateOf(claims);
+  if (boundTo && context.certificate?.x5tS256 !== boundTo) {
+    throw exchangeRefusal(
+      "key_mismatch",
+      "the subject token is bound to a client certificate (cnf.x5t#S256): present that certificate",
+      "subject_token",
     );
   }
   const mandate = await mandateOf(context, mandateId, exchangeRefusal);
@@ -417,6 +431,7 @@ async function exchangePlan(
     subMandate: undefined,
     holder: context.client,
     jkt: context.dpop?.jkt,
+    x5tS256: boundCertificate(context),
     ...narrowed,
     ttlMs: tokenTtl(context, context.client, chain),
   };
@@ -538,7 +553,9 @@ async function subAgentOf(context: ExchangeContext, request: ExchangeRequest, su
       "actor_token",
     );
   }
-  return { client, jkt: registered ?? presented };
+  const jkt = registered ?? presented;
+  // Bound to the sub-agent's certificate as its own token is, when no key binds it.
+  return { client, jkt, x5tS256: jkt ? undefined : certificateOf(claims) };
 }
 
 /** A sub-mandate of the subject's mandate for the sub-agent, narrowed as requested, and its token. */
@@ -589,6 +606,7 @@ async function subDelegationPlan(
     subMandate,
     holder: subAgent.client,
     jkt: subAgent.jkt,
+    x5tS256: subAgent.x5tS256,
     ...narrowed,
     ttlMs: tokenTtl(context, subAgent.client, chain),
   };
@@ -661,6 +679,7 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
     ttlMs: plan.ttlMs,
     now,
     jkt: plan.jkt,
+    x5tS256: plan.x5tS256,
     act: actClaim(agents),
     mandateId: mandate.id,
     authorizationDetails: plan.details,
@@ -685,6 +704,7 @@ async function issue(context: ExchangeContext, request: ExchangeRequest, plan: P
       expiresAt: token.expiresAt,
       refreshGrantId: refresh?.id,
       counters,
+      proof: identityProof(context),
     });
   if (!(plan.subMandate || refresh)) {
     // Nothing to write but the event and the count: committed in a batch that re-checks (and locks) the chain.
@@ -798,14 +818,16 @@ export async function refreshUnderMandate(
  */
 function refreshGrant(context: ExchangeContext, plan: Plan, mandate: MandateRecord): GrantRow | undefined {
   const { client, services, now } = context;
-  if (plan.subMandate || !plan.jkt || !client.metadata.grant_types.includes("refresh_token")) return undefined;
+  // RFC 8705 §4: a certificate-bound family is bound to the client by its authentication at each refresh.
+  const bound = plan.jkt || plan.x5tS256;
+  if (plan.subMandate || !bound || !client.metadata.grant_types.includes("refresh_token")) return undefined;
   return {
     id: randomUUID(),
     clientId: client.clientId,
     subject: mandate.principal,
     scope: plan.scope,
     resources: plan.audience,
-    dpopJkt: plan.jkt,
+    dpopJkt: plan.jkt ?? null,
     authTime: null,
     acr: null,
     amr: [],
@@ -815,6 +837,11 @@ function refreshGrant(context: ExchangeContext, plan: Plan, mandate: MandateReco
     mandateId: mandate.id,
     authorizationDetails: plan.details,
   };
+}
+
+/** The `cnf.x5t#S256` a verified token is bound to, if any. */
+function certificateOf(claims: AccessTokenClaims): string | undefined {
+  return claims.cnf?.["x5t#S256"];
 }
 
 function store(context: ExchangeContext) {

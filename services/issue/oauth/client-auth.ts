@@ -18,12 +18,20 @@ import {
 } from "jose";
 import { JwksUnavailable } from "../../shared/net/remote-jwks.ts";
 import { decodeUtf8, requireText, textProblem } from "../../shared/text.ts";
+import { presentedCertificate } from "../../shared/x509/presented-certificate.ts";
+import { CertificateRefused, type PresentedCertificate } from "../../shared/x509/types.ts";
 import type { AuthMethod, RegisteredClient } from "../clients/metadata.ts";
 import { MetadataDocumentError } from "../clients/metadata-documents.ts";
 import { verifySecret } from "../clients/secrets.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidRequest } from "./errors.ts";
 import { Params } from "./http.ts";
+import {
+  authenticateByCertificate,
+  type CertificateBinding,
+  certificateBindingOf,
+  isCertificateAuthMethod,
+} from "./rfc8705.ts";
 
 export const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 export const CLIENT_ASSERTION_ALGORITHMS = ["ES256", "ES384", "EdDSA", "PS256", "RS256"] as const;
@@ -43,6 +51,11 @@ export interface ClientCredentialsMessage {
 export interface AuthenticatedClient {
   client: RegisteredClient;
   method: AuthMethod;
+  /**
+   * RFC 8705 §3: the certificate its tokens are bound to — the one it authenticated with, or the one
+   * it presented when registered for certificate-bound tokens — and how it proved itself.
+   */
+  certificate?: CertificateBinding | undefined;
 }
 
 export class ClientAuthenticator {
@@ -61,19 +74,34 @@ export class ClientAuthenticator {
     params: Params,
     urls: TenantUrls,
     endpointUrl: string,
+    certificate: PresentedCertificate | undefined = this.presented(req),
   ): Promise<AuthenticatedClient> {
     const { limits } = this.#services;
     const claimed = claimedClientId(req, params);
     await limits.beforeClientAuthentication(urls.tenant, claimed, req);
     let authenticated: AuthenticatedClient;
     try {
-      authenticated = await this.#authenticate(req, params, urls, endpointUrl);
+      authenticated = await this.#authenticate(req, params, urls, endpointUrl, certificate);
     } catch (error) {
       if (error instanceof InvalidClient) await limits.clientAuthenticationFailed(urls.tenant, claimed, req);
       throw error;
     }
     await limits.quota(authenticated.client);
     return authenticated;
+  }
+
+  /**
+   * The client certificate of an HTTP request: the TLS peer's on the mTLS listener, or the configured
+   * header of a configured proxy (RFC 9440 / XFCC); undefined when none was presented.
+   */
+  presented(req: IncomingMessage): PresentedCertificate | undefined {
+    try {
+      return presentedCertificate(req, this.#services.config.http.clientCertificate, this.#services.logger);
+    } catch (error) {
+      // A configured proxy's header that does not parse: no certificate anyone can rely on.
+      if (error instanceof CertificateRefused) throw new InvalidClient(`client certificate refused: ${error.message}`);
+      throw error;
+    }
   }
 
   /**
@@ -86,6 +114,7 @@ export class ClientAuthenticator {
     urls: TenantUrls,
     rpcUrl: string,
     address: string | undefined,
+    certificate?: PresentedCertificate | undefined,
   ): Promise<AuthenticatedClient> {
     const { clientId, method, clientSecret, clientAssertion } = credentials;
     // The same text rule as a form at the token endpoint (services/shared/text.ts), before any lookup.
@@ -97,7 +126,8 @@ export class ClientAuthenticator {
       return Promise.reject(new InvalidClient(`client authentication method "${method}" is not supported here`));
     }
     const req = { headers: presented.headers, socket: { remoteAddress: address } } as unknown as IncomingMessage;
-    return this.authenticate(req, Params.from(presented.form), urls, rpcUrl);
+    // The RPC's certificate is the transport's (Peer.clientCertificate), never a header of the message.
+    return this.authenticate(req, Params.from(presented.form), urls, rpcUrl, certificate);
   }
 
   async #authenticate(
@@ -105,13 +135,37 @@ export class ClientAuthenticator {
     params: Params,
     urls: TenantUrls,
     endpointUrl: string,
+    certificate: PresentedCertificate | undefined,
   ): Promise<AuthenticatedClient> {
     const basic = parseBasic(req.headers.authorization);
     const method = presentedMethod(basic, params);
-    if (method === "private_key_jwt") return this.#privateKeyJwt(params, urls, endpointUrl);
+    const authenticated =
+      method === "private_key_jwt"
+        ? await this.#privateKeyJwt(params, urls, endpointUrl)
+        : await this.#byClientId(basic, params, urls.tenant, method, certificate);
+    // RFC 8705 §3: a certificate presented by a client registered for certificate-bound tokens binds them.
+    const binding = certificateBindingOf(authenticated.client, authenticated.certificate, certificate);
+    return { ...authenticated, certificate: binding };
+  }
 
+  /** Every method but private_key_jwt: the client named by Basic credentials or the form's client_id. */
+  async #byClientId(
+    basic: BasicCredentials | undefined,
+    params: Params,
+    tenant: string,
+    method: AuthMethod,
+    certificate: PresentedCertificate | undefined,
+  ): Promise<AuthenticatedClient> {
     const usedBasic = method === "client_secret_basic";
-    const { client, secretHash } = await this.#lookup(urls.tenant, claimedByForm(basic, params), usedBasic);
+    const { client, secretHash } = await this.#lookup(tenant, claimedByForm(basic, params), usedBasic);
+    const registered = client.metadata.token_endpoint_auth_method;
+    if (isCertificateAuthMethod(registered)) {
+      // RFC 6749 §2.3: a secret sent as well as the certificate is a second method in one request.
+      if (method !== "none" && certificate) throw new InvalidRequest("use exactly one client authentication method");
+      requireMethod(client, method === "none" ? registered : method, usedBasic);
+      const binding = await authenticateByCertificate(this.#services, client, registered, certificate);
+      return { client, method: registered, certificate: binding };
+    }
     requireMethod(client, method, usedBasic);
     if (method !== "none") {
       const secret = basic ? basic.secret : (params.get("client_secret") as string);
@@ -260,6 +314,9 @@ function asTokenRequest({
       break;
     case "none":
     case "":
+    // RFC 8705 §2: the client_id names the client; the certificate is the transport's.
+    case "tls_client_auth":
+    case "self_signed_tls_client_auth":
       form.set("client_id", clientId);
       break;
     default:

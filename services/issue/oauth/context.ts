@@ -10,6 +10,7 @@ import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import type { ReplayCache } from "../../shared/oauth/replay.ts";
 import type { SigningClient } from "../../shared/signing.ts";
 import type { Store } from "../../shared/store/store.ts";
+import type { AgentCertificateVerifier } from "../../shared/x509/types.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import type { AbuseLimits } from "./abuse-limits.ts";
@@ -36,6 +37,8 @@ export interface OAuthServices {
   jwks: RemoteJwks;
   /** Verifies the tenant's own access tokens (a token exchange's subject and actor tokens). */
   inspector: TokenInspector;
+  /** RFC 8705 §2.1 tls_client_auth: a presented certificate against the tenant's agent CA and deny list. */
+  agentCertificates: AgentCertificateVerifier;
 }
 
 /** URLs of one tenant's authorization server; `issuer` is byte-identical wherever it appears. */

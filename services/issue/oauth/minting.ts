@@ -14,6 +14,8 @@ export interface AccessTokenRequest {
   ttlMs: number;
   now: number;
   jkt?: string | undefined;
+  /** RFC 8705 §3.1: the SHA-256 thumbprint of the client certificate the token is bound to. */
+  x5tS256?: string | undefined;
   authTime?: number | undefined;
   acr?: string | undefined;
   amr?: string[] | undefined;
@@ -53,13 +55,20 @@ export async function mintAccessToken(signing: SigningClient, r: AccessTokenRequ
     ...(r.authTime !== undefined ? { auth_time: Math.floor(r.authTime / 1000) } : {}),
     ...(r.acr ? { acr: r.acr } : {}),
     ...(r.amr?.length ? { amr: r.amr } : {}),
-    ...(r.jkt ? { cnf: { jkt: r.jkt } } : {}),
+    ...confirmation(r),
     ...(r.act ? { act: r.act } : {}),
     ...(r.mandateId ? { mandate_id: r.mandateId } : {}),
     ...(r.authorizationDetails?.length ? { authorization_details: r.authorizationDetails } : {}),
   };
   const { jwt } = await signing.signJwt(r.tenant, claims, "at+jwt");
   return { token: jwt, jti, expiresAt: exp * 1000, expiresIn: exp - iat, claims };
+}
+
+/** RFC 7800 cnf: the DPoP key (RFC 9449 §6.1) or the client certificate (RFC 8705 §3.1), never both. */
+function confirmation(r: AccessTokenRequest): { cnf?: Record<string, string> } {
+  if (r.jkt) return { cnf: { jkt: r.jkt } };
+  if (r.x5tS256) return { cnf: { "x5t#S256": r.x5tS256 } };
+  return {};
 }
 
 function audienceClaim(audience: string[], issuer: string): string | string[] {

@@ -11,6 +11,7 @@ import type { DpopBinding, ExchangeTokenRequest } from "../../../gen/mandate/v1/
 import { ERROR_DOMAIN } from "../../shared/errors.ts";
 import type { DpopProof } from "../../shared/oauth/dpop.ts";
 import { rateLimited } from "../../shared/rpc/access.ts";
+import type { PresentedCertificate } from "../../shared/x509/types.ts";
 import type { RegisteredClient } from "../clients/metadata.ts";
 import { exchangeToken } from "../mandates/exchange.ts";
 import {
@@ -22,6 +23,13 @@ import { UnacceptableToken } from "../mandates/refusal.ts";
 import { requireRegisteredKey, verifyTokenRequestProof } from "./authorization-server-dpop.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidClient, InvalidDpopProof, OAuthError, SlowDown, UnauthorizedClient } from "./errors.ts";
+import {
+  authenticateByCertificate,
+  type CertificateBinding,
+  certificateBindingOf,
+  isCertificateAuthMethod,
+  requireBoundCertificate,
+} from "./rfc8705.ts";
 
 export async function exchangeTokenByRpc(
   services: OAuthServices,
@@ -29,6 +37,7 @@ export async function exchangeTokenByRpc(
   clientId: string,
   message: ExchangeTokenRequest,
   rpcUrl: string,
+  presented?: PresentedCertificate | undefined,
 ): Promise<ExchangeResponse> {
   const client = await services.clients.get(urls.tenant, clientId);
   if (!client) throw new InvalidClient("client authentication failed");
@@ -37,7 +46,27 @@ export async function exchangeTokenByRpc(
   }
   const request = exchangeRequestFromMessage(message);
   const dpop = await bindingProof(services, urls, client, message.binding?.dpop, rpcUrl);
-  return exchangeToken({ services, client, urls, dpop, now: services.clock.now() }, request);
+  const certificate = await rpcCertificate(services, client, presented);
+  requireBoundCertificate(client, certificate);
+  const authMethod = client.metadata.token_endpoint_auth_method;
+  return exchangeToken({ services, client, urls, dpop, certificate, authMethod, now: services.clock.now() }, request);
+}
+
+/**
+ * RFC 8705 on an RPC: the transport's certificate (Peer.clientCertificate) as the token endpoint
+ * would take it. A certificate client was authenticated with it by the RPC layer in this call; it
+ * is checked again here for the identity it proves (serial, SPIFFE ID), cheap next to the exchange.
+ */
+async function rpcCertificate(
+  services: OAuthServices,
+  client: RegisteredClient,
+  presented: PresentedCertificate | undefined,
+): Promise<CertificateBinding | undefined> {
+  const method = client.metadata.token_endpoint_auth_method;
+  const authenticated = isCertificateAuthMethod(method)
+    ? await authenticateByCertificate(services, client, method, presented)
+    : undefined;
+  return certificateBindingOf(client, authenticated, presented);
 }
 
 /** RFC 9449 §5 as the token endpoint applies it (tokenRequestProof), from the request's KeyBinding. */

@@ -9,7 +9,15 @@ import { SUPPORTED_SCOPES } from "../scopes.ts";
 import { backchannelOffered, backchannelUrl } from "./backchannel.ts";
 
 export function authorizationServerMetadata(urls: TenantUrls, config: Config, signingAlg: string) {
-  const authMethods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+  const authMethods = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    // RFC 8705 §2.1 / §2.2 (over the mTLS listener, or a configured proxy's certificate header).
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+    "none",
+  ];
   const ciba = backchannelOffered(config);
   return {
     issuer: urls.issuer,
@@ -39,6 +47,9 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
     require_pushed_authorization_requests: false,
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    // RFC 8705 §3.3: access tokens bound to the client certificate (cnf.x5t#S256).
+    tls_client_certificate_bound_access_tokens: true,
+    ...mtlsEndpointAliases(urls, config),
     client_id_metadata_document_supported: config.oauth.clientIdMetadataDocuments,
     // OpenID Connect Discovery 1.0 §3.
     userinfo_endpoint: urls.userinfo,
@@ -57,4 +68,35 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
         }
       : {}),
   };
+}
+
+/**
+ * RFC 8705 §5: where the endpoints answer over mutual TLS, when the edge runs its mTLS listener. The
+ * paths are the same; only the base (http.mtls.publicUrl, default https://{host}:{port}) differs.
+ */
+function mtlsEndpointAliases(urls: TenantUrls, config: Config): { mtls_endpoint_aliases?: Record<string, string> } {
+  const base = mtlsBaseUrl(config);
+  if (!base) return {};
+  const alias = (url: string) => `${base}${url.slice(config.publicBaseUrl.length)}`;
+  return {
+    mtls_endpoint_aliases: {
+      token_endpoint: alias(urls.token),
+      introspection_endpoint: alias(urls.introspection),
+      revocation_endpoint: alias(urls.revocation),
+      pushed_authorization_request_endpoint: alias(urls.par),
+      userinfo_endpoint: alias(urls.userinfo),
+      ...(backchannelOffered(config) ? { backchannel_authentication_endpoint: alias(backchannelUrl(urls)) } : {}),
+    },
+  };
+}
+
+/** The mTLS listener's public base URL, or undefined when it is off. */
+export function mtlsBaseUrl(config: Config): string | undefined {
+  const { mtls } = config.http;
+  if (mtls.port === undefined) return undefined;
+  if (mtls.publicUrl) return mtls.publicUrl;
+  const host = mtls.host ?? config.http.host;
+  // A wildcard listener is reached on loopback, as the HTTP edge's default public URL is.
+  const shown = ["0.0.0.0", "::", "[::]"].includes(host) ? "127.0.0.1" : host;
+  return `https://${shown.includes(":") ? `[${shown}]` : shown}:${mtls.port}`;
 }

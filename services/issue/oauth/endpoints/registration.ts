@@ -23,6 +23,7 @@ import {
   type ClientMetadataInput,
   InvalidClientMetadata as MetadataViolations,
   metadataInputFrom,
+  TLS_CLIENT_AUTH_NAMES,
 } from "../../clients/metadata.ts";
 import type { OAuthServices, TenantUrls } from "../context.ts";
 import {
@@ -248,6 +249,9 @@ function clientInformation(client: RegisteredClient, urls: TenantUrls): Record<s
     ...(m.owner ? { owner: m.owner } : {}),
     ...(m.description ? { description: m.description } : {}),
     ...(m.dpop_jkt ? { dpop_jkt: m.dpop_jkt } : {}),
+    // RFC 8705 §2.1.2 / §3.4, as registered.
+    ...Object.fromEntries(TLS_CLIENT_AUTH_NAMES.filter((name) => m[name]).map((name) => [name, m[name]])),
+    ...(m.tls_client_certificate_bound_access_tokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
   };
 }
 

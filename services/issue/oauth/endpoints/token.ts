@@ -12,6 +12,7 @@ import type { GrantHandler } from "../grants/grant.ts";
 import { refreshTokenGrant } from "../grants/refresh-token.ts";
 import { tokenExchangeGrant } from "../grants/token-exchange.ts";
 import { readForm, sendJson } from "../http.ts";
+import { requireBoundCertificate } from "../rfc8705.ts";
 
 const GRANTS: Record<string, GrantHandler> = {
   authorization_code: authorizationCodeGrant,
@@ -24,7 +25,7 @@ const GRANTS: Record<string, GrantHandler> = {
 
 export async function tokenEndpoint({ services, req, res, urls }: Visit, auth: ClientAuthenticator): Promise<void> {
   const params = await readForm(req);
-  const { client } = await auth.authenticate(req, params, urls, urls.token);
+  const { client, method, certificate } = await auth.authenticate(req, params, urls, urls.token);
   const grantType = params.require("grant_type");
   const grant = GRANTS[grantType];
   if (!grant) throw new UnsupportedGrantType(`grant_type "${grantType}" is not supported`);
@@ -32,8 +33,9 @@ export async function tokenEndpoint({ services, req, res, urls }: Visit, auth: C
     throw new UnauthorizedClient(`the client is not registered for the ${grantType} grant`);
   }
   const dpop = await tokenRequestProof(services, req, urls, client);
+  requireBoundCertificate(client, certificate);
   const now = services.clock.now();
-  const body = await grant({ services, params, client, urls, dpop, now });
+  const body = await grant({ services, params, client, urls, dpop, certificate, authMethod: method, now });
   // RFC 9449 §8.2: hand out the next nonce with every response so clients roll forward.
   sendJson(res, 200, body, dpop ? { "dpop-nonce": services.nonces.current(urls.tenant) } : {});
 }

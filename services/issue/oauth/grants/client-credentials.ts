@@ -3,7 +3,14 @@ import { tokenIssued } from "../../../shared/audit-events.ts";
 import { mintAccessToken } from "../minting.ts";
 import { parseResources, requirePermittedResources } from "../rfc8707.ts";
 import { grantableScopes, parseScope } from "../scopes.ts";
-import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
+import {
+  accessTokenTtl,
+  boundCertificate,
+  type GrantContext,
+  identityProof,
+  type TokenResponse,
+  tokenType,
+} from "./grant.ts";
 
 export async function clientCredentialsGrant(context: GrantContext): Promise<TokenResponse> {
   const { services, params, client, urls, dpop, now } = context;
@@ -25,6 +32,7 @@ export async function clientCredentialsGrant(context: GrantContext): Promise<Tok
     ttlMs: accessTokenTtl(context),
     now,
     jkt: dpop?.jkt,
+    x5tS256: boundCertificate(context),
   });
   const event = tokenIssued({
     grantType: "client_credentials",
@@ -34,6 +42,7 @@ export async function clientCredentialsGrant(context: GrantContext): Promise<Tok
     scope,
     jkt: dpop?.jkt,
     expiresAt: token.expiresAt,
+    proof: identityProof(context),
   });
   // Nothing else is written for this grant: the event commits alone (group-committed), before the token leaves.
   await services.store.forTenant(urls.tenant).commitEvent(event, now);

@@ -6,7 +6,14 @@ import { type GrantRow, GrantStore } from "../../../shared/oauth/grant-store.ts"
 import { handleHash, opaqueHandle } from "../../../shared/oauth/handles.ts";
 import type { TenantTransaction } from "../../../shared/store/store.ts";
 import { mintAccessToken, mintIdToken } from "../minting.ts";
-import { accessTokenTtl, type GrantContext, type TokenResponse, tokenType } from "./grant.ts";
+import {
+  accessTokenTtl,
+  boundCertificate,
+  type GrantContext,
+  identityProof,
+  type TokenResponse,
+  tokenType,
+} from "./grant.ts";
 import type { CIBA_GRANT_TYPE } from "./mandate-grant.ts";
 
 export interface GrantTokenOptions {
@@ -54,6 +61,7 @@ export async function mintGrantTokens(context: GrantContext, options: GrantToken
     ttlMs: Math.min(accessTokenTtl(context), grant.expiresAt - now, options.maxTtlMs ?? Number.POSITIVE_INFINITY),
     now,
     jkt: dpop?.jkt,
+    x5tS256: boundCertificate(context),
     authTime: grant.authTime ?? undefined,
     acr: grant.acr ?? undefined,
     amr: grant.amr,
@@ -123,6 +131,7 @@ export async function recordGrantTokens(
     jkt: dpop?.jkt,
     expiresAt: minted.accessExpiresAt,
     mandate: minted.options.mandate,
+    proof: identityProof(context),
   });
   await scoped.recordEvent(tx, event, now);
   return minted.response;

@@ -1,8 +1,11 @@
 // What a grant handler receives and returns (RFC 6749 §5.1 successful response).
+
+import type { IdentityProof } from "../../../shared/audit-events.ts";
 import type { DpopProof } from "../../../shared/oauth/dpop.ts";
-import type { RegisteredClient } from "../../clients/metadata.ts";
+import type { AuthMethod, RegisteredClient } from "../../clients/metadata.ts";
 import type { OAuthServices, TenantUrls } from "../context.ts";
 import type { Params } from "../http.ts";
+import type { CertificateBinding } from "../rfc8705.ts";
 
 export interface GrantContext {
   services: OAuthServices;
@@ -11,6 +14,13 @@ export interface GrantContext {
   urls: TenantUrls;
   /** A verified DPoP proof for this request, when the client sent one (RFC 9449 §5). */
   dpop: DpopProof | undefined;
+  /**
+   * RFC 8705: the certificate the client authenticated with, or presented when registered for
+   * certificate-bound tokens; its tokens are bound to it unless a DPoP proof binds them (boundCertificate).
+   */
+  certificate?: CertificateBinding | undefined;
+  /** How the client authenticated (for the audit of issuance); absent: not recorded. */
+  authMethod?: AuthMethod | undefined;
   now: number;
 }
 
@@ -30,8 +40,29 @@ export interface TokenResponse {
 export type GrantHandler = (context: GrantContext) => Promise<TokenResponse>;
 
 export function tokenType(dpop: DpopProof | undefined): "Bearer" | "DPoP" {
-  // RFC 9449 §5: token_type DPoP when the access token is bound to the proof key.
+  // RFC 9449 §5: token_type DPoP when the access token is bound to the proof key; RFC 8705 §3: a
+  // certificate-bound token stays Bearer.
   return dpop ? "DPoP" : "Bearer";
+}
+
+/**
+ * The `cnf.x5t#S256` of the request's tokens (RFC 8705 §3.1). One binding per token: a DPoP proof
+ * sent with the request binds them to its key instead (the client chose the key it proves per request).
+ */
+export function boundCertificate(context: Pick<GrantContext, "dpop" | "certificate">): string | undefined {
+  return context.dpop ? undefined : context.certificate?.x5tS256;
+}
+
+/** The audit's record of how the client proved itself (method, certificate) for a token it was issued. */
+export function identityProof(context: Pick<GrantContext, "authMethod" | "certificate">): IdentityProof | undefined {
+  if (!context.authMethod) return undefined;
+  const certificate = context.certificate;
+  return {
+    method: context.authMethod,
+    ...(certificate
+      ? { certificate: { serial: certificate.serial, spiffeId: certificate.spiffeId, x5tS256: certificate.x5tS256 } }
+      : {}),
+  };
 }
 
 /** The client's own access-token lifetime when it has one, else the deployment default (5 minutes). */

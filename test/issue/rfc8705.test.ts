@@ -1,0 +1,503 @@
+// RFC 8705 at the authorization server, end to end: a running `mandate dev` with its mTLS listener,
+// real TLS (node:https) with certificates made by openssl (test/helpers/openssl-pki.ts) and by
+// Mandate's own agent CA (enrollment), oauth4webapi as an independent client. Covers both methods
+// (tls_client_auth §2.1, self_signed_tls_client_auth §2.2), every refusal, certificate-bound tokens
+// (§3: cnf.x5t#S256, token_type Bearer) from client credentials, token exchange and refresh,
+// discovery (§3.3, §5), and the proxy-header mode accepted only from the configured proxy (RFC 9440).
+import { execFileSync } from "node:child_process";
+import { createPublicKey } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import * as oauth from "oauth4webapi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
+import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
+import { Store } from "../../services/shared/store/store.ts";
+import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import {
+  csr,
+  leafCertificate,
+  type PkiCertificate,
+  privateKey,
+  rootCa,
+  selfSignedLeaf,
+} from "../helpers/openssl-pki.ts";
+
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const MANDATE_TYPE = "urn:mandate:params:oauth:token-type:mandate";
+const API = "https://api.example.com/";
+const DAY = 86_400_000;
+/** The address whose certificate header the server believes (a loopback alias of the test's own). */
+const PROXY = "127.0.0.2";
+
+interface ClientCertificate {
+  keyPem: string;
+  /** The leaf, then any intermediates, PEM. */
+  certPem: string;
+  der: Uint8Array;
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+let server: OAuthServer;
+let mtlsBase: string;
+let serverCa: PkiCertificate;
+
+beforeAll(async () => {
+  serverCa = rootCa();
+  const serverCertificate = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
+  const mtlsPort = await freePort();
+  mtlsBase = `https://127.0.0.1:${mtlsPort}`;
+  server = await startOAuthServer({
+    MANDATE_HTTP_MTLS_PORT: String(mtlsPort),
+    MANDATE_HTTP_MTLS_CERT_FILE: serverCertificate.certFile,
+    MANDATE_HTTP_MTLS_KEY_FILE: serverCertificate.keyFile,
+    MANDATE_HTTP_CLIENT_CERTIFICATE_HEADER: "client-cert",
+    MANDATE_HTTP_CLIENT_CERTIFICATE_PROXIES: PROXY,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** A form POST over mutual TLS (a new connection each time), presenting `certificate` when given. */
+function mtlsPost(
+  path: string,
+  form: Record<string, string>,
+  certificate?: ClientCertificate,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const body = new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${mtlsBase}${path}`,
+      {
+        method: "POST",
+        ca: serverCa.pem,
+        ...(certificate ? { key: certificate.keyPem, cert: certificate.certPem } : {}),
+        agent: false,
+        headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+      },
+      (res) => collect(res, resolve, reject),
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** A form POST over plain HTTP from `localAddress`, with extra headers (a proxy's Client-Cert). */
+function plainPost(
+  path: string,
+  form: Record<string, string>,
+  headers: Record<string, string>,
+  localAddress = "127.0.0.1",
+): Promise<Answer> {
+  const body = new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${server.base}${path}`,
+      { method: "POST", localAddress, headers: { "content-type": "application/x-www-form-urlencoded", ...headers } },
+      (res) => collect(res, resolve, reject),
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function collect(
+  res: import("node:http").IncomingMessage,
+  resolve: (answer: Answer) => void,
+  reject: (error: Error) => void,
+): void {
+  const chunks: Buffer[] = [];
+  res.on("data", (chunk: Buffer) => chunks.push(chunk));
+  res.on("error", reject);
+  res.on("end", () => {
+    const text = Buffer.concat(chunks).toString("utf8");
+    resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+  });
+}
+
+const TOKEN_PATH = "/t/demo/oauth2/token";
+
+/** The details of the token.issued.v1 audit entry of `jti`, once the outbox has delivered it. */
+async function auditedIssuance(jti: string): Promise<Record<string, unknown>> {
+  const store = Store.open({ url: server.database, poolSize: 1 });
+  try {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const rows = await store
+        .forTenant("demo")
+        .db.selectFrom("audit_log")
+        .select("body")
+        .where("tenant_id", "=", "demo")
+        .where("type", "=", "token.issued.v1")
+        .execute();
+      const details = rows
+        .map((row) => (JSON.parse(row.body) as { event: { details: Record<string, unknown> } }).event.details)
+        .find((d) => d.jti === jti);
+      if (details) return details;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no audit entry for token ${jti}`);
+  } finally {
+    await store.close();
+  }
+}
+
+function claimsOf(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split(".")[1] as string, "base64url").toString("utf8"));
+}
+
+/** RFC 8705 §3.1 thumbprint computed by openssl (an independent tool): base64url of the SHA-256 of the DER. */
+function opensslThumbprint(pem: string): string {
+  const out = execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256"], { input: pem }).toString();
+  const hex = (out.split("=")[1] as string).trim().replaceAll(":", "");
+  return Buffer.from(hex, "hex").toString("base64url");
+}
+
+function fromPki(certificate: PkiCertificate, ...chain: PkiCertificate[]): ClientCertificate {
+  return {
+    keyPem: certificate.keyPem,
+    certPem: [certificate, ...chain].map((c) => c.pem).join(""),
+    der: certificate.der,
+  };
+}
+
+/** The first PEM certificate of a bundle. */
+function firstPem(pem: string): string {
+  return (/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/.exec(pem) as RegExpExecArray)[0];
+}
+
+/** RFC 9440 §2: the Client-Cert header value, an RFC 8941 Byte Sequence of the DER. */
+function clientCertHeader(der: Uint8Array): string {
+  return `:${Buffer.from(der).toString("base64")}:`;
+}
+
+async function selfSignedClient(jwk: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
+  const { clientId } = await server.register({
+    clientName: "self-signed client",
+    tokenEndpointAuthMethod: "self_signed_tls_client_auth",
+    grantTypes: ["client_credentials"],
+    scope: "orders.read",
+    jwks: { keys: [jwk] },
+    ...extra,
+  } as never);
+  return clientId;
+}
+
+/** A JWK of a certificate's public key, with the certificate as x5c when `withX5c`. */
+function jwkOf(certificate: PkiCertificate, withX5c: boolean): Record<string, unknown> {
+  const jwk = createPublicKey(certificate.pem).export({ format: "jwk" }) as Record<string, unknown>;
+  return withX5c ? { ...jwk, x5c: [Buffer.from(certificate.der).toString("base64")] } : jwk;
+}
+
+describe("discovery (RFC 8705 §3.3, §5)", () => {
+  it("announces both methods, certificate-bound tokens and the mTLS endpoint aliases", async () => {
+    const metadata = (await (
+      await fetch(`${server.base}/.well-known/oauth-authorization-server/t/demo`)
+    ).json()) as Record<string, unknown>;
+    expect(metadata.tls_client_certificate_bound_access_tokens).toBe(true);
+    for (const member of [
+      "token_endpoint_auth_methods_supported",
+      "revocation_endpoint_auth_methods_supported",
+      "introspection_endpoint_auth_methods_supported",
+    ]) {
+      expect(metadata[member]).toEqual(expect.arrayContaining(["tls_client_auth", "self_signed_tls_client_auth"]));
+    }
+    expect(metadata.mtls_endpoint_aliases).toMatchObject({
+      token_endpoint: `${mtlsBase}/t/demo/oauth2/token`,
+      introspection_endpoint: `${mtlsBase}/t/demo/oauth2/introspect`,
+      revocation_endpoint: `${mtlsBase}/t/demo/oauth2/revoke`,
+      pushed_authorization_request_endpoint: `${mtlsBase}/t/demo/oauth2/par`,
+      userinfo_endpoint: `${mtlsBase}/t/demo/oauth2/userinfo`,
+    });
+  });
+
+  it("serves the same endpoints on the mTLS listener, with or without a client certificate", async () => {
+    const answer = await mtlsPost("/t/demo/oauth2/token", { grant_type: "client_credentials", client_id: "nobody" });
+    expect(answer.status).toBe(401);
+    expect(answer.body.error).toBe("invalid_client");
+  });
+});
+
+describe("self_signed_tls_client_auth (RFC 8705 §2.2)", () => {
+  it("issues a certificate-bound Bearer token to a client whose certificate is registered (x5c), through oauth4webapi", async () => {
+    const certificate = selfSignedLeaf();
+    const clientId = await selfSignedClient(jwkOf(certificate, true));
+    const agent = new HttpsAgent({ ca: serverCa.pem, key: certificate.keyPem, cert: certificate.pem });
+    const as = await oauth.processDiscoveryResponse(
+      new URL(server.issuer),
+      await oauth.discoveryRequest(new URL(server.issuer), {
+        algorithm: "oauth2",
+        [oauth.allowInsecureRequests]: true,
+      }),
+    );
+    const client: oauth.Client = { client_id: clientId, use_mtls_endpoint_aliases: true };
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.TlsClientAuth(),
+      new URLSearchParams({ scope: "orders.read" }),
+      { [oauth.customFetch]: httpsFetch(agent) },
+    );
+    const result = await oauth.processClientCredentialsResponse(as, client, response);
+    expect(result.token_type).toBe("bearer");
+    expect(claimsOf(result.access_token).cnf).toEqual({ "x5t#S256": opensslThumbprint(certificate.pem) });
+  });
+
+  it("accepts a certificate of a registered key (no x5c) within its validity", async () => {
+    const certificate = selfSignedLeaf();
+    const clientId = await selfSignedClient(jwkOf(certificate, false));
+    const answer = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "client_credentials", client_id: clientId },
+      fromPki(certificate),
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(claimsOf(answer.body.access_token as string).cnf).toEqual({
+      "x5t#S256": opensslThumbprint(certificate.pem),
+    });
+  });
+
+  it("refuses a certificate that is not registered, an expired one, a not yet valid one, and none", async () => {
+    const registered = selfSignedLeaf();
+    const clientId = await selfSignedClient(jwkOf(registered, true));
+    const form = { grant_type: "client_credentials", client_id: clientId };
+    const other = selfSignedLeaf();
+    const expired = selfSignedLeaf({
+      key: registered,
+      notBefore: new Date(Date.now() - 3 * DAY),
+      notAfter: new Date(Date.now() - DAY),
+    });
+    const keyOnly = await selfSignedClient(jwkOf(registered, false));
+    const future = selfSignedLeaf({ key: registered, notBefore: new Date(Date.now() + DAY) });
+    for (const [formOf, certificate] of [
+      [form, fromPki(other)],
+      [form, undefined],
+      [{ ...form, client_id: keyOnly }, fromPki(expired)],
+      [{ ...form, client_id: keyOnly }, fromPki(future)],
+    ] as const) {
+      const answer = await mtlsPost(TOKEN_PATH, formOf, certificate);
+      expect(answer.status).toBe(401);
+      expect(answer.body.error).toBe("invalid_client");
+    }
+  });
+
+  it("refuses a second method in the same request (RFC 6749 §2.3)", async () => {
+    const certificate = selfSignedLeaf();
+    const clientId = await selfSignedClient(jwkOf(certificate, true));
+    const answer = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "client_credentials", client_id: clientId, client_secret: "also-a-secret" },
+      fromPki(certificate),
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe("invalid_request");
+  });
+
+  it("refuses a registration without jwks", async () => {
+    await expect(
+      server.register({ tokenEndpointAuthMethod: "self_signed_tls_client_auth", grantTypes: ["client_credentials"] }),
+    ).rejects.toThrow(/self_signed_tls_client_auth needs/);
+  });
+});
+
+describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's agent CA", () => {
+  let agent: { clientId: string; certificate: ClientCertificate; serial: string; spiffeId: string };
+  const tenantOfServer = "demo";
+
+  /** Registers an agent for tls_client_auth and enrolls it: a key made by openssl, its certificate by Mandate's CA. */
+  async function enrolledAgent(extra: Record<string, unknown> = {}) {
+    const { clientId } = await server.register({
+      clientName: "mTLS agent",
+      kind: ClientKind.AGENT,
+      owner: "dev-alice",
+      tokenEndpointAuthMethod: "tls_client_auth",
+      grantTypes: ["client_credentials", TOKEN_EXCHANGE, "refresh_token"],
+      scope: "orders.read",
+      resources: [API],
+      ...extra,
+    } as never);
+    const { token } = await server.issue.createAgentEnrollmentToken({ tenant: tenantOfServer, clientId });
+    const key = privateKey("ec");
+    const request = csr(key.keyPem, "/CN=agent");
+    const response = await fetch(`${server.issuer}/agents/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ csr: request.pem, enrollment_token: token }),
+    });
+    const enrolled = (await response.json()) as Record<string, string>;
+    expect(response.status, JSON.stringify(enrolled)).toBe(200);
+    const leafPem = enrolled.certificate as string;
+    return {
+      clientId,
+      serial: enrolled.serial as string,
+      spiffeId: enrolled.spiffe_id as string,
+      certificate: {
+        keyPem: key.keyPem,
+        certPem: `${leafPem}${enrolled.chain}`,
+        der: new Uint8Array(Buffer.from(firstPem(leafPem).replace(/-----[A-Z ]+-----|\s/g, ""), "base64")),
+      },
+    };
+  }
+
+  beforeAll(async () => {
+    agent = await enrolledAgent();
+  }, 60_000);
+
+  it("authenticates an agent by its SPIFFE ID and binds its token to the certificate; the audit records the proof", async () => {
+    const answer = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "client_credentials", client_id: agent.clientId },
+      agent.certificate,
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.token_type).toBe("Bearer");
+    const claims = claimsOf(answer.body.access_token as string);
+    expect(claims.cnf).toEqual({ "x5t#S256": opensslThumbprint(agent.certificate.certPem) });
+    expect(await auditedIssuance(claims.jti as string)).toMatchObject({
+      client_auth_method: "tls_client_auth",
+      certificate_serial: agent.serial,
+      spiffe_id: agent.spiffeId,
+      cnf_x5t_s256: opensslThumbprint(agent.certificate.certPem),
+    });
+  });
+
+  it("refuses the agent without its certificate, with another client's, with a wrong SAN, from a foreign CA", async () => {
+    const other = await enrolledAgent();
+    const foreignCa = rootCa();
+    const foreign = leafCertificate(foreignCa, { uris: [agent.spiffeId] });
+    const { clientId: wrongSan } = await server.register({
+      clientName: "an application named by DNS",
+      tokenEndpointAuthMethod: "tls_client_auth",
+      tlsClientAuthSanDns: "app.example.com",
+      grantTypes: ["client_credentials"],
+    } as never);
+    const { clientId: wrongSubject } = await server.register({
+      clientName: "an application named by its subject",
+      tokenEndpointAuthMethod: "tls_client_auth",
+      tlsClientAuthSubjectDn: "CN=someone else,O=Example",
+      grantTypes: ["client_credentials"],
+    } as never);
+    const cases: Array<[string, ClientCertificate | undefined]> = [
+      [agent.clientId, undefined],
+      [agent.clientId, other.certificate],
+      [wrongSan, agent.certificate],
+      [wrongSubject, agent.certificate],
+      [agent.clientId, fromPki(foreign, foreignCa)],
+    ];
+    for (const [clientId, certificate] of cases) {
+      const answer = await mtlsPost(TOKEN_PATH, { grant_type: "client_credentials", client_id: clientId }, certificate);
+      expect(answer.status, `${clientId}: ${JSON.stringify(answer.body)}`).toBe(401);
+      expect(answer.body.error).toBe("invalid_client");
+    }
+  });
+
+  it("refuses a revoked certificate", async () => {
+    const revoked = await enrolledAgent();
+    await server.issue.revokeAgentCertificates({ tenant: tenantOfServer, clientId: revoked.clientId });
+    const answer = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "client_credentials", client_id: revoked.clientId },
+      revoked.certificate,
+    );
+    expect(answer.status).toBe(401);
+    expect(answer.body.error).toBe("invalid_client");
+  });
+
+  it("exchanges a mandate for a certificate-bound token, refreshes it over mTLS and keeps the binding", async () => {
+    const { mandate } = await server.issue.createMandate({
+      tenant: tenantOfServer,
+      mandate: {
+        principal: { id: "dev-alice", kind: PartyKind.HUMAN },
+        agent: { id: agent.clientId, kind: PartyKind.AGENT },
+        scopes: ["orders.read"],
+        resources: [API],
+        expireTime: timestampFromMs(Date.now() + DAY),
+      },
+    });
+    const exchanged = await mtlsPost(
+      TOKEN_PATH,
+      {
+        grant_type: TOKEN_EXCHANGE,
+        client_id: agent.clientId,
+        subject_token: mandate?.id as string,
+        subject_token_type: MANDATE_TYPE,
+      },
+      agent.certificate,
+    );
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    expect(exchanged.body.token_type).toBe("Bearer");
+    const thumbprint = opensslThumbprint(agent.certificate.certPem);
+    expect(claimsOf(exchanged.body.access_token as string)).toMatchObject({
+      cnf: { "x5t#S256": thumbprint },
+      mandate_id: mandate?.id,
+      client_id: agent.clientId,
+    });
+    expect(exchanged.body.refresh_token).toBeTypeOf("string");
+    const refreshed = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "refresh_token", client_id: agent.clientId, refresh_token: exchanged.body.refresh_token as string },
+      agent.certificate,
+    );
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    expect(claimsOf(refreshed.body.access_token as string).cnf).toEqual({ "x5t#S256": thumbprint });
+    // Without the certificate the refresh token is worth nothing: the client cannot authenticate.
+    const without = await mtlsPost(TOKEN_PATH, {
+      grant_type: "refresh_token",
+      client_id: agent.clientId,
+      refresh_token: refreshed.body.refresh_token as string,
+    });
+    expect(without.status).toBe(401);
+  });
+
+  it("takes the certificate from a configured proxy's Client-Cert header, and only from that proxy", async () => {
+    const form = { grant_type: "client_credentials", client_id: agent.clientId };
+    const chain = agent.certificate.certPem
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)
+      ?.slice(1)
+      .map((pem) => `:${pem.replace(/-----[A-Z ]+-----|\s/g, "")}:`)
+      .join(", ");
+    const headers = { "client-cert": clientCertHeader(agent.certificate.der), "client-cert-chain": chain ?? "" };
+    const viaProxy = await plainPost(TOKEN_PATH, form, headers, PROXY);
+    expect(viaProxy.status, JSON.stringify(viaProxy.body)).toBe(200);
+    expect(claimsOf(viaProxy.body.access_token as string).cnf).toEqual({
+      "x5t#S256": opensslThumbprint(agent.certificate.certPem),
+    });
+    const notProxy = await plainPost(TOKEN_PATH, form, headers, "127.0.0.1");
+    expect(notProxy.status).toBe(401);
+    expect(notProxy.body.error).toBe("invalid_client");
+  });
+});
+
+/** fetch over node:https with `agent` (its client certificate), for oauth4webapi's customFetch. */
+function httpsFetch(
+  agent: HttpsAgent,
+): (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response> {
+  return (url, options) =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        { method: options.method, headers: Object.fromEntries(new Headers(options.headers as HeadersInit)), agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            const headers = new Headers();
+            for (const [name, value] of Object.entries(res.headers)) {
+              if (typeof value === "string") headers.set(name, value);
+            }
+            resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 0, headers }));
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(options.body === undefined ? undefined : String(options.body));
+    });
+}

@@ -14,12 +14,13 @@ import {
   type WatchRevocationsRequest,
   type WatchRevocationsResponseSchema,
 } from "../../gen/mandate/v1/introspect_pb.js";
+import type { Config } from "../shared/config.ts";
 import { failedPrecondition, invalidArgument } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { API_SCOPES } from "../shared/oauth/mandate-api.ts";
 import { LOG_PAGE, type RevocationEntry, RevocationLog } from "../shared/oauth/revocation-log.ts";
 import type { RevocationIndex } from "../shared/oauth/revocations.ts";
-import type { HttpCallerGate } from "../shared/rpc/caller-authentication.ts";
+import { type HttpCallerGate, httpClientCertificate } from "../shared/rpc/caller-authentication.ts";
 import type { TenantLookup } from "../shared/rpc/service.ts";
 import type { Store } from "../shared/store/store.ts";
 import { IllFormedText, parseFormStrict } from "../shared/text.ts";
@@ -180,6 +181,8 @@ export interface SseOptions extends FeedDeps {
   /** Admits an HTTP caller as a PUBLIC RPC with these scopes (CallerAuthentication.admitHttp). */
   callers: HttpCallerGate;
   logger: Logger;
+  /** Where a caller's client certificate is read (RFC 8705 §3: a certificate-bound token needs it). */
+  config: Config;
 }
 
 const SSE_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/revocations$/;
@@ -224,6 +227,7 @@ async function serveSse(
     url: `${options.publicBaseUrl}${target.path}`,
     authorization: req.headers.authorization,
     dpop: typeof req.headers.dpop === "string" ? req.headers.dpop : undefined,
+    clientCertificate: httpClientCertificate(req, options.config, options.logger),
     address: req.socket.remoteAddress,
     tenant,
     scopes: [API_SCOPES.introspect],

@@ -65,7 +65,7 @@ export function introspectService(deps: ServiceDeps): ServiceModule<typeof Intro
   );
   const callers = serviceCallerGate(deps, replay);
   const { tenants, logger } = deps;
-  return { ...module, http: revocationFeedHttp({ ...feed, publicBaseUrl, tenants, callers, logger }) };
+  return { ...module, http: revocationFeedHttp({ ...feed, publicBaseUrl, tenants, callers, logger, config }) };
 }
 
 /** A bad proof is the caller's (UNAUTHENTICATED); a replay cache out of reach is ours (UNAVAILABLE). */

@@ -11,12 +11,12 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
 import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
 import { type Running, startMandate } from "../../services/runtime/start.ts";
-import { type Config, loadConfig, SERVICE_NAMES } from "../../services/shared/config.ts";
+import { type Config, loadConfig, SERVICE_NAMES, withHttpPort } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
 import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
 import type { KeyManager } from "../../services/signer/keys.ts";
-import { tempDatabaseUrl } from "../helpers/mandate-process.ts";
+import { freePort, tempDatabaseUrl } from "../helpers/mandate-process.ts";
 import { leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
 
 const TENANT = "acme";
@@ -40,11 +40,13 @@ beforeAll(async () => {
   agent = leafCertificate(deployment, { uris: [agentId("rs-1")] });
   otherAgent = leafCertificate(deployment, { uris: [agentId("rs-2")] });
   stranger = leafCertificate(rootCa(), { uris: [agentId("rs-1")] });
-  config = loadConfig({
+  const loaded = loadConfig({
     env: {},
     overrides: {
       database: { url: tempDatabaseUrl() },
       grpc: { host: "127.0.0.1", port: 0 },
+      // The HTTP edge behind a TLS-terminating proxy on this machine: RFC 9440 Client-Cert from it only.
+      http: { host: "127.0.0.1", port: 0, clientCertificate: { header: "client-cert", proxies: ["127.0.0.1"] } },
       tls: {
         certFile: serverCertificate.certFile,
         keyFile: serverCertificate.keyFile,
@@ -53,12 +55,13 @@ beforeAll(async () => {
       },
     },
   });
+  config = withHttpPort(loaded, await freePort("127.0.0.1"));
   running = await startMandate({
     config,
     logger: createLogger("silent"),
     services: SERVICE_NAMES,
     grpc: true,
-    edge: false,
+    edge: true,
     migrate: true,
     dev: true,
     seedTenant: TENANT,
@@ -242,5 +245,32 @@ describe("the RPC gate with a caller token bound to a certificate", () => {
     // A certificate no trusted CA issued does not reach the gate (grpc-js hands over verified ones only).
     const unknown = await refusal(introspectWith(await callerToken(stranger), stranger));
     expect(unknown.message).toMatch(/bound to a client certificate/);
+  });
+});
+
+describe("the AuthZEN API with a caller token bound to a certificate", () => {
+  /** POST access/v1/evaluation as the proxy forwards it: the caller's certificate in RFC 9440 Client-Cert. */
+  const evaluate = (token: string, certificate?: PkiCertificate) =>
+    fetch(`http://127.0.0.1:${running.httpPort}/t/${TENANT}/access/v1/evaluation`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        ...(certificate ? { "client-cert": `:${Buffer.from(certificate.der).toString("base64")}:` } : {}),
+      },
+      body: JSON.stringify({
+        subject: { type: "user", id: "alice" },
+        action: { name: "orders.read" },
+        resource: { type: "order", id: "o-1" },
+      }),
+    });
+
+  it("admits the caller whose proxy forwards the token's certificate, and no other", async () => {
+    const token = await callerToken(agent);
+    expect((await evaluate(token, agent)).status).toBe(200);
+    const none = await evaluate(token);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/invalid_token/);
+    expect((await evaluate(token, otherAgent)).status).toBe(401);
   });
 });

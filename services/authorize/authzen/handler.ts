@@ -18,7 +18,7 @@ import { ClientAddresses } from "../../shared/net/client-ip.ts";
 import { RequestAborted } from "../../shared/net/request-body.ts";
 import { API_SCOPES } from "../../shared/oauth/mandate-api.ts";
 import { ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
-import type { HttpCallerGate } from "../../shared/rpc/caller-authentication.ts";
+import { type HttpCallerGate, httpClientCertificate } from "../../shared/rpc/caller-authentication.ts";
 import type { HttpHandler, TenantLookup } from "../../shared/rpc/service.ts";
 import { type AuthzenPolicy, Evaluator } from "./evaluate.ts";
 import { HttpFailure, readJsonBody, sendFailure, sendJson } from "./http.ts";
@@ -146,6 +146,8 @@ async function serveApi(options: AuthzenHandlerOptions, exchange: Exchange, rout
     url: `${options.config.publicBaseUrl}${path}`,
     authorization: req.headers.authorization,
     dpop: headerValue(req.headers.dpop),
+    // RFC 8705 §3: a caller token bound to a certificate is good with that certificate only.
+    clientCertificate: httpClientCertificate(req, options.config, options.logger),
     address: exchange.address,
     tenant: route.tenant,
     scopes: [API_SCOPES.authorize],

@@ -5,6 +5,7 @@
 // the RPC's URL as `htu`, certificate binding (RFC 8705 §3) against Peer.clientCertificate, the
 // certificate native gRPC's TLS handshake or the edge reports), or — for INTERNAL methods — as a
 // Mandate service by their mTLS identity.
+import type { IncomingMessage } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { adminRead } from "../audit-events.ts";
 import type { Config } from "../config.ts";
@@ -22,7 +23,8 @@ import type { ReplayCache } from "../oauth/replay.ts";
 import { ResourceServer, ResourceServerError } from "../oauth/resource-server.ts";
 import type { RateDecision, RateLimiter } from "../rate-limit.ts";
 import type { Store } from "../store/store.ts";
-import type { PresentedCertificate } from "../x509/types.ts";
+import { presentedCertificate } from "../x509/presented-certificate.ts";
+import { CertificateRefused, type PresentedCertificate } from "../x509/types.ts";
 import {
   type AccessGate,
   type AccessRule,
@@ -122,6 +124,29 @@ export interface HttpCall {
   /** The tenant acted on, and the scopes of which the token must hold one. */
   tenant: string;
   scopes: readonly string[];
+}
+
+/**
+ * The client certificate an HTTP API's request presented (what a certificate-bound token needs,
+ * RFC 8705 §3), read as everywhere at the edge: from the mutual-TLS connection, or from the header
+ * of a configured proxy only (x509/presented-certificate.ts). A proxy's header that does not parse
+ * is UNAUTHENTICATED.
+ */
+export function httpClientCertificate(
+  req: IncomingMessage,
+  config: Config,
+  logger?: Logger,
+): PresentedCertificate | undefined {
+  try {
+    return presentedCertificate(req, config.http.clientCertificate, logger);
+  } catch (error) {
+    if (!(error instanceof CertificateRefused)) throw error;
+    throw unauthenticatedCaller(
+      `the client certificate cannot be read: ${error.message}`,
+      "INVALID_CLIENT_CERTIFICATE",
+      CHALLENGE,
+    );
+  }
 }
 
 /** What an HTTP API's handler needs of CallerAuthentication: `admitHttp`; refusals are ConnectErrors. */
@@ -363,7 +388,11 @@ export class CallerAuthentication implements AccessGate {
     }
     try {
       const rpcUrl = `${this.#options.config.publicBaseUrl}/${path}`;
-      const { clientId } = await authenticate(tenant, request, { rpcUrl, address: peer.address });
+      const { clientId } = await authenticate(tenant, request, {
+        rpcUrl,
+        address: peer.address,
+        clientCertificate: peer.clientCertificate,
+      });
       return { kind: "client", tenant, clientId };
     } catch (error) {
       if (error instanceof ConnectError && error.code === Code.ResourceExhausted) throw error;

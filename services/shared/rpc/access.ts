@@ -129,7 +129,8 @@ export const FORWARDED_CLIENT_CERT_HEADER = "x-mandate-forwarded-client-cert";
 export type ClientAuthenticatorHook = (
   tenant: string,
   request: unknown,
-  call: { rpcUrl: string; address: string | undefined },
+  /** `clientCertificate`: the caller's (Peer.clientCertificate), for RFC 8705 client authentication. */
+  call: { rpcUrl: string; address: string | undefined; clientCertificate?: PresentedCertificate | undefined },
 ) => Promise<{ clientId: string }>;
 
 export interface AdmitArgs {

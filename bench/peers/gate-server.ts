@@ -29,6 +29,7 @@ const module = introspectService({
   logger,
   clock: systemClock,
   signing: keys,
+  agentCa: mandate.agentCa,
   limiter: openRateLimiter({}),
   tenants: new TenantDirectory(store),
   revocations: RevocationIndex.readingStore(store, logger),

@@ -11,6 +11,8 @@ import { Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { auditService } from "../audit/service.ts";
 import { authorizeService } from "../authorize/service.ts";
+import { makeDevCa } from "../cli/certs.ts";
+import { mtlsListenerOptions } from "../edge/mtls-listener.ts";
 import { type Edge, startEdge } from "../edge/server.ts";
 import { introspectService } from "../introspect/service.ts";
 import { issueService } from "../issue/service.ts";
@@ -31,9 +33,13 @@ import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer
 import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
 import { isLoopback, MandateServerCredentials, peerIdentity, TlsConfigError, TlsFiles } from "../shared/rpc/mtls.ts";
 import { type HttpHandler, type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
-import type { SigningClient } from "../shared/signing.ts";
+import type { AgentCaClient, SigningClient } from "../shared/signing.ts";
 import { Store } from "../shared/store/store.ts";
+import { presentedCertificate } from "../shared/x509/presented-certificate.ts";
 import { openBackend } from "../signer/backends/open.ts";
+import { AgentCertificateAuthority } from "../signer/ca/authority.ts";
+import { RemoteAgentCaClient } from "../signer/ca/client.ts";
+import { agentCaTiming } from "../signer/ca/timing.ts";
 import { RemoteSigningClient } from "../signer/client.ts";
 import { KeyManager } from "../signer/keys.ts";
 import { signerService } from "../signer/service.ts";
@@ -86,6 +92,8 @@ export interface Running {
   store: Store | undefined;
   /** The Signer's key manager, when the Signer runs in this process. */
   keys: KeyManager | undefined;
+  /** The agent CA: the Signer's own when it runs in this process, else its client. */
+  agentCa: AgentCaClient;
   stop(): Promise<void>;
 }
 
@@ -107,13 +115,14 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   // Co-located services sign in-process; the edge goes through the RPC so tenant admission applies.
   const viaRpc = new RemoteSigningClient(() => clients.get(Signer));
   const signing = keys ?? viaRpc;
+  const agentCa = openAgentCa(config, logger, { store, clock, keys, clients });
   const { gate, replay, limiter } = openNetworkGate(config, logger, { store, tenants, signing, clock });
   const revocations = store ? openRevocations(config, logger, store, clock) : undefined;
   const hosted =
     store && tenants && revocations
       ? hostServices(
           options.services,
-          { config, store, clients, logger, clock, signing, limiter, tenants, revocations },
+          { config, store, clients, logger, clock, signing, agentCa, limiter, tenants, revocations },
           keys,
           gate,
         )
@@ -152,6 +161,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     clients,
     store,
     keys,
+    agentCa,
     stop() {
       stopping ??= shutdown(wiring, hosted, listening, signerWatch);
       return stopping;
@@ -228,10 +238,29 @@ async function openKeyManager(
     clock,
     logger,
     timing: signerTiming(config.signer),
+    purposeTiming: agentCaTiming(config.agents.ca),
     defaultAlgorithm: config.signer.defaultAlgorithm,
   });
   progress(`signer: ${backend.kind} keystore, rotation every ${formatDuration(config.signer.rotationInterval)}`);
   return keys;
+}
+
+/** Each tenant's agent CA: over the Signer's keys when it runs here, else through its RPCs. */
+function openAgentCa(
+  config: Config,
+  logger: Logger,
+  parts: { store: Store | undefined; clock: Clock; keys: KeyManager | undefined; clients: ServiceClients },
+): AgentCaClient {
+  const { store, clock, keys, clients } = parts;
+  if (!store || !keys) return new RemoteAgentCaClient(() => clients.get(Signer));
+  return new AgentCertificateAuthority({
+    keys,
+    store,
+    clock,
+    logger,
+    trustDomainSuffix: config.agents.trustDomainSuffix,
+    publicBaseUrl: config.publicBaseUrl,
+  });
 }
 
 /** The process's memory of the revocation log, shared by its services (token checks, the feed). */
@@ -286,7 +315,7 @@ function hostServices(
   const wrapOptions = { logger, defaultDeadlineMs: deps.config.grpc.defaultDeadlineMs, tenants };
   const hosted = noServices();
   for (const name of names) {
-    const module = name === "signer" ? signerService(keys as KeyManager) : SERVICE_MODULES[name](deps);
+    const module = name === "signer" ? signerService(keys as KeyManager, deps.agentCa) : SERVICE_MODULES[name](deps);
     const service: BoundService = {
       service: module.service,
       impl: wrapService(module, { ...wrapOptions, access: gate }),
@@ -320,6 +349,7 @@ async function listen(wiring: Wiring, hosted: HostedServices, healthBound: Bound
     if (options.edge) {
       edge = await startHttpEdge(wiring, hosted, healthBound);
       progress(`HTTP edge listening on ${config.http.host}:${edge.port}`);
+      if (edge.mtlsPort) progress(`mTLS listener on ${config.http.mtls.host ?? config.http.host}:${edge.mtlsPort}`);
     }
   } catch (error) {
     grpc?.server.forceShutdown();
@@ -353,8 +383,8 @@ async function startGrpc({ options, tls }: Wiring, services: BoundService[]): Pr
   }
 }
 
-function startHttpEdge(wiring: Wiring, hosted: HostedServices, healthBound: BoundService): Promise<Edge> {
-  const { options, local, remote, clients, health, store, keys, viaRpc } = wiring;
+async function startHttpEdge(wiring: Wiring, hosted: HostedServices, healthBound: BoundService): Promise<Edge> {
+  const { options, local, remote, clients, health, store, keys, viaRpc, progress } = wiring;
   const { config, logger } = options;
   // Services hosted elsewhere are reachable through the edge by forwarding to their process.
   const forwarded: BoundService[] = SERVICE_NAMES.filter(
@@ -374,7 +404,17 @@ function startHttpEdge(wiring: Wiring, hosted: HostedServices, healthBound: Boun
     http: hosted.httpHandlers,
     clientAddresses: new ClientAddresses(config.http.trustedProxies),
     jwks: clients.isReachable(Signer) ? (tenant) => viaRpc.jwks(tenant, "token_signing") : undefined,
+    // RFC 8705: the mutual-TLS listener (a development certificate in `mandate dev` when none is configured).
+    mtls: await mtlsListenerOptions(config, options.dev ? devEdgeCertificate : undefined, progress),
+    clientCertificate: (req) => presentedCertificate(req, config.http.clientCertificate),
   });
+}
+
+/** `mandate dev`'s mTLS listener certificate: the edge's of a development CA (cli/certs.ts). */
+async function devEdgeCertificate(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const made = await makeDevCa(dir, "mandate.local");
+  const edge = made.services.edge as { cert: string; key: string };
+  return { ca: made.ca, cert: edge.cert, key: edge.key };
 }
 
 /** The Health service, bound for the network (it answers for no tenant). */

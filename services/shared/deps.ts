@@ -7,7 +7,7 @@ import type { RevocationIndex } from "./oauth/revocations.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import type { ServiceClients } from "./rpc/clients.ts";
 import type { TenantLookup } from "./rpc/service.ts";
-import type { SigningClient } from "./signing.ts";
+import type { AgentCaClient, SigningClient } from "./signing.ts";
 import type { Store } from "./store/store.ts";
 
 export interface ServiceDeps {
@@ -18,6 +18,8 @@ export interface ServiceDeps {
   clock: Clock;
   /** Signing through the Signer: in-process when it runs here, over gRPC otherwise. */
   signing: SigningClient;
+  /** Each tenant's agent certificate authority, in the Signer: in-process when it runs here, over gRPC otherwise. */
+  agentCa: AgentCaClient;
   /** The process's token buckets (abuse limits, client quotas): shared by its services and its RPC gate. */
   limiter: RateLimiter;
   /** Which tenants exist (the Tenants service's registry): every service's admission check. */

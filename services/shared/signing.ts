@@ -4,8 +4,11 @@
 // (services/signer/client.ts). Both fail with the same gRPC status codes, so callers do not care.
 import type { JWK } from "jose";
 
-/** What a key signs: access and ID tokens, or audit-log checkpoints. */
-export const KEY_PURPOSES = ["token_signing", "audit_checkpoint"] as const;
+/**
+ * What a key signs: access and ID tokens, audit-log checkpoints, or (agent identity) the agent CA's
+ * intermediate certificates (its roots) and agent certificates and CRLs (its intermediates).
+ */
+export const KEY_PURPOSES = ["token_signing", "audit_checkpoint", "agent_ca_root", "agent_ca"] as const;
 export type KeyPurposeName = (typeof KEY_PURPOSES)[number];
 
 export interface SigningClient {

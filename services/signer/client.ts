@@ -8,11 +8,15 @@ import type { KeyPurposeName, SigningClient } from "../shared/signing.ts";
 export const PURPOSE_TO_PROTO: Record<KeyPurposeName, KeyPurpose> = {
   token_signing: KeyPurpose.TOKEN_SIGNING,
   audit_checkpoint: KeyPurpose.AUDIT_CHECKPOINT,
+  agent_ca_root: KeyPurpose.AGENT_CA_ROOT,
+  agent_ca: KeyPurpose.AGENT_CA,
 };
 
 export function purposeFromProto(purpose: KeyPurpose): KeyPurposeName | undefined {
   if (purpose === KeyPurpose.TOKEN_SIGNING) return "token_signing";
   if (purpose === KeyPurpose.AUDIT_CHECKPOINT) return "audit_checkpoint";
+  if (purpose === KeyPurpose.AGENT_CA_ROOT) return "agent_ca_root";
+  if (purpose === KeyPurpose.AGENT_CA) return "agent_ca";
   return undefined;
 }
 

@@ -7,8 +7,32 @@ import { backendFailure } from "./backend-readiness.ts";
 import type { KeyBackend } from "./backends/backend.ts";
 import type { KeyRecord } from "./schedule.ts";
 
-/** Token keys sign only JWTs, whose lifetime the Signer bounds (see requireTokenLifetime). */
+/** The agent CA's purposes: their keys sign only certificates and CRLs, through the CA (services/signer/ca/). */
+export function isAgentCaPurpose(purpose: KeyPurposeName): purpose is "agent_ca_root" | "agent_ca" {
+  return purpose === "agent_ca_root" || purpose === "agent_ca";
+}
+
+/** CA keys are published only as certificates, in the agent trust bundle. */
+export function requireJwksPurpose(purpose: KeyPurposeName): void {
+  if (isAgentCaPurpose(purpose)) {
+    throw invalidArgument(
+      [{ field: "purpose", description: "agent CA keys are published through GetAgentTrustBundle" }],
+      "agent CA keys are published as certificates, through GetAgentTrustBundle",
+    );
+  }
+}
+
+/**
+ * Token keys sign only JWTs, whose lifetime the Signer bounds (see requireTokenLifetime); agent CA
+ * keys only certificates and CRLs the CA builds, so no one can get arbitrary bytes signed with them.
+ */
 export function requireRawSigningPurpose(purpose: KeyPurposeName): void {
+  if (isAgentCaPurpose(purpose)) {
+    throw invalidArgument(
+      [{ field: "purpose", description: "agent CA keys sign only through IssueAgentCertificate and SignAgentCrls" }],
+      "agent CA keys sign only certificates and CRLs, through IssueAgentCertificate and SignAgentCrls",
+    );
+  }
   if (purpose === "token_signing") {
     throw invalidArgument(
       [{ field: "purpose", description: "token keys sign only through SignJwt" }],

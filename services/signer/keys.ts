@@ -20,7 +20,7 @@ import { BackendReadiness } from "./backend-readiness.ts";
 import type { BackendStatus, KeyBackend, SigningAlgorithm } from "./backends/backend.ts";
 import { type JwkSet, jwkSet } from "./jwks.ts";
 import { SigningKeyRecords } from "./key-records.ts";
-import { KeySigner, requireRawSigningPurpose, requireTokenLifetime } from "./key-signer.ts";
+import { KeySigner, requireJwksPurpose, requireRawSigningPurpose, requireTokenLifetime } from "./key-signer.ts";
 import { KeyViews } from "./key-views.ts";
 import { BackendLabels, OrphanReconciler } from "./reconcile.ts";
 import { KeyRotation } from "./rotation.ts";
@@ -33,7 +33,10 @@ export interface KeyManagerOptions {
   backend: KeyBackend;
   clock: Clock;
   logger: Logger;
+  /** The schedule of token and audit keys (signer.*), and of any purpose not in `purposeTiming`. */
   timing: Timing & { checkMs: number };
+  /** Purposes on their own schedule: the agent CA's root and intermediates (ca/timing.ts). */
+  purposeTiming?: Partial<Record<KeyPurposeName, Timing>>;
   defaultAlgorithm: SigningAlgorithm;
   /** Identifies this replica in the lease. */
   replicaId?: string;
@@ -50,6 +53,7 @@ export class KeyManager implements SigningClient {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #timing: Timing & { checkMs: number };
+  readonly #purposeTiming: Partial<Record<KeyPurposeName, Timing>>;
   readonly #lease: Lease;
   readonly #readiness: BackendReadiness;
   readonly #labels = new BackendLabels();
@@ -67,6 +71,7 @@ export class KeyManager implements SigningClient {
     this.#clock = clock;
     this.#logger = logger;
     this.#timing = timing;
+    this.#purposeTiming = options.purposeTiming ?? {};
     const ttl = Math.max(5_000, 3 * timing.checkMs);
     this.#lease = new Lease(store, clock, "signer-rotation", options.replicaId ?? randomUUID(), ttl);
     this.#readiness = new BackendReadiness(backend, logger);
@@ -77,12 +82,17 @@ export class KeyManager implements SigningClient {
       backend,
       clock,
       logger,
-      timing,
+      timing: (purpose) => this.timingFor(purpose),
       defaultAlgorithm: options.defaultAlgorithm,
       views: this.#views,
       labels: this.#labels,
     });
     this.#reconciler = new OrphanReconciler(store, backend, this.#labels, logger);
+  }
+
+  /** The rotation schedule of a purpose's keys. */
+  timingFor(purpose: KeyPurposeName): Timing {
+    return this.#purposeTiming[purpose] ?? this.#timing;
   }
 
   get backendKind(): string {
@@ -156,12 +166,28 @@ export class KeyManager implements SigningClient {
 
   /** The tenant's published public keys for a purpose (RFC 7517 §5) and how long they may be cached. */
   async jwks(tenant: string, purpose: KeyPurposeName): Promise<{ jwks: JwkSet; maxAgeSeconds: number }> {
+    requireJwksPurpose(purpose);
+    const keys = await this.liveKeys(tenant, purpose);
+    return { jwks: jwkSet(keys, this.#clock.now()), maxAgeSeconds: jwksMaxAgeSeconds(this.timingFor(purpose)) };
+  }
+
+  /**
+   * The tenant purpose's keys not yet destroyed (this replica's view), one of them signing: made on
+   * first use. For the agent CA (services/signer/ca/), which builds what its keys sign.
+   */
+  async liveKeys(tenant: string, purpose: KeyPurposeName): Promise<KeyRecord[]> {
     let keys = this.#views.get(tenant, purpose) ?? (await this.#views.load(tenant, purpose));
     if (!signingKey(keys, this.#clock.now())) {
       await this.#ensureSigningKey(tenant, purpose);
       keys = await this.#views.load(tenant, purpose);
     }
-    return { jwks: jwkSet(keys, this.#clock.now()), maxAgeSeconds: jwksMaxAgeSeconds(this.#timing) };
+    return keys;
+  }
+
+  /** Signs `data` with `key` (one of liveKeys): only for the agent CA, which decides what is signed. */
+  signWithKey(key: KeyRecord, data: Uint8Array): Promise<Uint8Array> {
+    this.#readiness.requireReady();
+    return this.#signer.signWith(key, data);
   }
 
   async listKeys(tenant: string, purpose?: KeyPurposeName): Promise<KeyInfo[]> {

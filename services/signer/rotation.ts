@@ -18,12 +18,15 @@ import type { Store, TenantStore, TenantTransaction } from "../shared/store/stor
 import { backendFailure } from "./backend-readiness.ts";
 import type { KeyBackend, SigningAlgorithm } from "./backends/backend.ts";
 import { SigningKeyRecords } from "./key-records.ts";
+import { isAgentCaPurpose } from "./key-signer.ts";
 import type { KeyViews } from "./key-views.ts";
 import type { BackendLabels } from "./reconcile.ts";
 import { type KeyRecord, planEmergencyRotation, planRotation, type RotationStep, type Timing } from "./schedule.ts";
 
 /** Checkpoints follow the C2SP signed-note format, whose signatures are Ed25519. */
 const AUDIT_ALGORITHM: SigningAlgorithm = "EdDSA";
+/** Agent CA keys are P-256: the curve every TLS stack verifies (RFC 8446 §9.1, RFC 5480). */
+const AGENT_CA_ALGORITHM: SigningAlgorithm = "ES256";
 const LOCK_KEY = 0x6d616e64; // "mand": PostgreSQL advisory lock serialising key changes
 
 export interface KeyRotationOptions {
@@ -31,7 +34,8 @@ export interface KeyRotationOptions {
   backend: KeyBackend;
   clock: Clock;
   logger: Logger;
-  timing: Timing;
+  /** Each purpose's schedule: token and audit keys follow signer.*, agent CA keys agents.ca.*. */
+  timing: (purpose: KeyPurposeName) => Timing;
   defaultAlgorithm: SigningAlgorithm;
   views: KeyViews;
   labels: BackendLabels;
@@ -77,7 +81,7 @@ export class KeyRotation {
   readonly #backend: KeyBackend;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #timing: Timing;
+  readonly #timing: (purpose: KeyPurposeName) => Timing;
   readonly #defaultAlgorithm: SigningAlgorithm;
   readonly #views: KeyViews;
   readonly #labels: BackendLabels;
@@ -97,7 +101,7 @@ export class KeyRotation {
   async runSchedule(): Promise<void> {
     const tenants = await this.#store.db.selectFrom("tenants").select("id").execute();
     for (const tenant of tenants) {
-      for (const purpose of KEY_PURPOSES) await this.#keepOnSchedule(tenant.id, purpose);
+      for (const purpose of KEY_PURPOSES) await this.#keepOnSchedule(tenant.id, purpose, !isAgentCaPurpose(purpose));
     }
   }
 
@@ -108,7 +112,7 @@ export class KeyRotation {
     await this.#change({
       tenant,
       purpose,
-      plan: (rows, now) => planRotation(rows, now, this.#timing).filter((s) => s.kind !== "destroy"),
+      plan: (rows, now) => planRotation(rows, now, this.#timing(purpose)).filter((s) => s.kind !== "destroy"),
       reason: "first use",
     });
   }
@@ -122,7 +126,7 @@ export class KeyRotation {
     await this.#change({
       tenant,
       purpose,
-      plan: (rows, now) => planEmergencyRotation(rows, now, this.#timing, options.revoke),
+      plan: (rows, now) => planEmergencyRotation(rows, now, this.#timing(purpose), options.revoke),
       reason: options.reason || "emergency rotation",
       by: options.by,
     });
@@ -130,20 +134,27 @@ export class KeyRotation {
     await this.#change({
       tenant,
       purpose,
-      plan: (rows, now) => planRotation(rows, now, this.#timing).filter((s) => s.kind === "destroy"),
+      plan: (rows, now) => planRotation(rows, now, this.#timing(purpose)).filter((s) => s.kind === "destroy"),
       reason: "cleanup",
     });
   }
 
-  async #keepOnSchedule(tenant: string, purpose: KeyPurposeName): Promise<void> {
+  /**
+   * `bootstrap`: whether the round makes a tenant's first key of the purpose. Agent CA keys are made
+   * on first use only (services/signer/ca/), so tenants without agents hold no CA keys in the HSM;
+   * once made, the round keeps them on schedule like any other.
+   */
+  async #keepOnSchedule(tenant: string, purpose: KeyPurposeName, bootstrap: boolean): Promise<void> {
     // One tenant's failure (say, its key generation) must not hold back every other tenant's schedule.
     try {
       const keys = await this.#views.load(tenant, purpose);
-      if (planRotation(keys, this.#clock.now(), this.#timing).length === 0) return;
+      if (!bootstrap && keys.length === 0) return;
+      const timing = this.#timing(purpose);
+      if (planRotation(keys, this.#clock.now(), timing).length === 0) return;
       await this.#change({
         tenant,
         purpose,
-        plan: (rows, at) => planRotation(rows, at, this.#timing),
+        plan: (rows, at) => planRotation(rows, at, timing),
         reason: "schedule",
       });
     } catch (error) {
@@ -306,6 +317,7 @@ export class KeyRotation {
 
   async #algorithmFor(tenant: string, purpose: KeyPurposeName): Promise<SigningAlgorithm> {
     if (purpose === "audit_checkpoint") return AUDIT_ALGORITHM;
+    if (isAgentCaPurpose(purpose)) return AGENT_CA_ALGORITHM;
     const row = await this.#store.db
       .selectFrom("tenants")
       .select("token_signing_alg")

@@ -1,12 +1,12 @@
 // mandate.v1.Signer over the KeyManager: the RPC shape of what co-located services call directly.
 
 import type { JsonObject } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { KeyState, Signer } from "../../gen/mandate/v1/signer_pb.js";
 import { invalidArgument } from "../shared/errors.ts";
 import { auditedCaller, callerOf } from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
-import type { KeyPurposeName } from "../shared/signing.ts";
+import type { AgentCaClient, KeyPurposeName } from "../shared/signing.ts";
 import { PURPOSE_TO_PROTO, purposeFromProto } from "./client.ts";
 import type { KeyInfo, KeyManager } from "./keys.ts";
 import type { KeyStateName } from "./schedule.ts";
@@ -44,7 +44,13 @@ function toKeyInfo(key: KeyInfo) {
   };
 }
 
-export function signerService(manager: KeyManager) {
+/** A required Timestamp field (protovalidate has checked it is set) in ms. */
+function msOf(timestamp: Timestamp | undefined): number {
+  return timestamp ? timestampDate(timestamp).getTime() : Number.NaN;
+}
+
+/** The Signer's RPCs: keys through the KeyManager, the agent CA's through the CA (ca/authority.ts). */
+export function signerService(manager: KeyManager, agentCa: AgentCaClient) {
   return defineService(Signer, {
     async sign(request) {
       const result = await manager.sign(request.tenant, requirePurpose(request.purpose), request.payload);
@@ -83,6 +89,43 @@ export function signerService(manager: KeyManager) {
     async listKeys(request) {
       const purpose = request.purpose ? requirePurpose(request.purpose) : undefined;
       return { keys: (await manager.listKeys(request.tenant, purpose)).map(toKeyInfo) };
+    },
+
+    async issueAgentCertificate(request) {
+      const issued = await agentCa.issueAgentCertificate({
+        tenant: request.tenant,
+        publicKeySpki: request.publicKeySpki,
+        spiffeId: request.spiffeId,
+        notAfter: msOf(request.notAfter),
+      });
+      return {
+        certificateDer: issued.certificateDer,
+        chainDer: issued.chainDer,
+        serial: issued.serial,
+        notBefore: timestampFromMs(issued.notBefore),
+        notAfter: timestampFromMs(issued.notAfter),
+        issuerKid: issued.issuerKid,
+      };
+    },
+
+    async getAgentTrustBundle(request) {
+      const bundle = await agentCa.trustBundle(request.tenant);
+      return {
+        rootsDer: bundle.roots,
+        intermediatesDer: bundle.intermediates,
+        spiffeBundle: bundle.spiffeBundle as unknown as JsonObject,
+        maxAgeSeconds: bundle.maxAgeSeconds,
+      };
+    },
+
+    async signAgentCrls(request) {
+      const revoked = request.revoked.map((entry) => ({
+        serial: entry.serial,
+        revokedAt: msOf(entry.revokeTime),
+        reason: entry.reason || undefined,
+      }));
+      const crls = await agentCa.signCrls(request.tenant, revoked, msOf(request.nextUpdate));
+      return { crls };
     },
   });
 }

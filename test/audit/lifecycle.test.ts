@@ -11,7 +11,7 @@ import { createLogger } from "../../services/shared/logger.ts";
 import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { openRateLimiter } from "../../services/shared/rate-limit.ts";
 import { ServiceClients } from "../../services/shared/rpc/clients.ts";
-import type { SigningClient } from "../../services/shared/signing.ts";
+import type { AgentCaClient, SigningClient } from "../../services/shared/signing.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { TenantDirectory } from "../../services/tenants/directory.ts";
 import { startDevProcess, tempAdminFile, tempDatabaseUrl } from "../helpers/mandate-process.ts";
@@ -76,6 +76,7 @@ describe("audit lag", () => {
       store,
       clock,
       signing,
+      agentCa: {} as AgentCaClient, // the audit service issues no certificates
       logger: createLogger("silent"),
       clients: new ServiceClients(new Map()),
       limiter: openRateLimiter({}),

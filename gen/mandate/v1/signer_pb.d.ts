@@ -401,6 +401,278 @@ export declare type KeyInfo = Message<"mandate.v1.KeyInfo"> & {
 export declare const KeyInfoSchema: GenMessage<KeyInfo>;
 
 /**
+ * Request of Signer.IssueAgentCertificate.
+ *
+ * @generated from message mandate.v1.IssueAgentCertificateRequest
+ */
+export declare type IssueAgentCertificateRequest = Message<"mandate.v1.IssueAgentCertificateRequest"> & {
+  /**
+   * Tenant whose agent CA issues.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The agent's public key, SubjectPublicKeyInfo DER (from its checked CSR).
+   *
+   * @generated from field: bytes public_key_spki = 2;
+   */
+  publicKeySpki: Uint8Array;
+
+  /**
+   * spiffe://<tenant trust domain>/agent/<client id>: the certificate's only URI SAN.
+   *
+   * @generated from field: string spiffe_id = 3;
+   */
+  spiffeId: string;
+
+  /**
+   * Requested end of validity; at most 24 hours away, shortened to the intermediate's validity.
+   *
+   * @generated from field: google.protobuf.Timestamp not_after = 4;
+   */
+  notAfter?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.IssueAgentCertificateRequest.
+ * Use `create(IssueAgentCertificateRequestSchema)` to create a new message.
+ */
+export declare const IssueAgentCertificateRequestSchema: GenMessage<IssueAgentCertificateRequest>;
+
+/**
+ * Response of Signer.IssueAgentCertificate.
+ *
+ * @generated from message mandate.v1.IssueAgentCertificateResponse
+ */
+export declare type IssueAgentCertificateResponse = Message<"mandate.v1.IssueAgentCertificateResponse"> & {
+  /**
+   * The certificate, DER.
+   *
+   * @generated from field: bytes certificate_der = 1;
+   */
+  certificateDer: Uint8Array;
+
+  /**
+   * The issuing intermediate (DER), for the agent to send with its certificate; roots are not included.
+   *
+   * @generated from field: repeated bytes chain_der = 2;
+   */
+  chainDer: Uint8Array[];
+
+  /**
+   * Serial number: hex, upper case, no separators.
+   *
+   * @generated from field: string serial = 3;
+   */
+  serial: string;
+
+  /**
+   * Start of validity.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 4;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * End of validity.
+   *
+   * @generated from field: google.protobuf.Timestamp not_after = 5;
+   */
+  notAfter?: Timestamp | undefined;
+
+  /**
+   * kid of the intermediate key that signed it.
+   *
+   * @generated from field: string issuer_kid = 6;
+   */
+  issuerKid: string;
+};
+
+/**
+ * Describes the message mandate.v1.IssueAgentCertificateResponse.
+ * Use `create(IssueAgentCertificateResponseSchema)` to create a new message.
+ */
+export declare const IssueAgentCertificateResponseSchema: GenMessage<IssueAgentCertificateResponse>;
+
+/**
+ * Request of Signer.GetAgentTrustBundle.
+ *
+ * @generated from message mandate.v1.GetAgentTrustBundleRequest
+ */
+export declare type GetAgentTrustBundleRequest = Message<"mandate.v1.GetAgentTrustBundleRequest"> & {
+  /**
+   * Tenant whose agent trust bundle.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.GetAgentTrustBundleRequest.
+ * Use `create(GetAgentTrustBundleRequestSchema)` to create a new message.
+ */
+export declare const GetAgentTrustBundleRequestSchema: GenMessage<GetAgentTrustBundleRequest>;
+
+/**
+ * Response of Signer.GetAgentTrustBundle.
+ *
+ * @generated from message mandate.v1.GetAgentTrustBundleResponse
+ */
+export declare type GetAgentTrustBundleResponse = Message<"mandate.v1.GetAgentTrustBundleResponse"> & {
+  /**
+   * Published roots (DER): the trust anchors.
+   *
+   * @generated from field: repeated bytes roots_der = 1;
+   */
+  rootsDer: Uint8Array[];
+
+  /**
+   * Published intermediates (DER), pending ones included (pre-publication).
+   *
+   * @generated from field: repeated bytes intermediates_der = 2;
+   */
+  intermediatesDer: Uint8Array[];
+
+  /**
+   * The SPIFFE trust bundle (SPIFFE Trust Domain and Bundle §4), as JSON.
+   *
+   * @generated from field: google.protobuf.Struct spiffe_bundle = 3;
+   */
+  spiffeBundle?: JsonObject | undefined;
+
+  /**
+   * How long a cache may keep it, in seconds.
+   *
+   * @generated from field: uint32 max_age_seconds = 4;
+   */
+  maxAgeSeconds: number;
+};
+
+/**
+ * Describes the message mandate.v1.GetAgentTrustBundleResponse.
+ * Use `create(GetAgentTrustBundleResponseSchema)` to create a new message.
+ */
+export declare const GetAgentTrustBundleResponseSchema: GenMessage<GetAgentTrustBundleResponse>;
+
+/**
+ * A revoked agent certificate, as a CRL entry.
+ *
+ * @generated from message mandate.v1.RevokedAgentCertificate
+ */
+export declare type RevokedAgentCertificate = Message<"mandate.v1.RevokedAgentCertificate"> & {
+  /**
+   * Serial number: hex, upper case, no separators.
+   *
+   * @generated from field: string serial = 1;
+   */
+  serial: string;
+
+  /**
+   * When it was revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 2;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * RFC 5280 §5.3.1 reason name (e.g. "keyCompromise"); empty for unspecified.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message mandate.v1.RevokedAgentCertificate.
+ * Use `create(RevokedAgentCertificateSchema)` to create a new message.
+ */
+export declare const RevokedAgentCertificateSchema: GenMessage<RevokedAgentCertificate>;
+
+/**
+ * Request of Signer.SignAgentCrls.
+ *
+ * @generated from message mandate.v1.SignAgentCrlsRequest
+ */
+export declare type SignAgentCrlsRequest = Message<"mandate.v1.SignAgentCrlsRequest"> & {
+  /**
+   * Tenant whose agent CA signs.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The revoked certificates still within their validity.
+   *
+   * @generated from field: repeated mandate.v1.RevokedAgentCertificate revoked = 2;
+   */
+  revoked: RevokedAgentCertificate[];
+
+  /**
+   * When the next CRL will be issued (RFC 5280 §5.1.2.5).
+   *
+   * @generated from field: google.protobuf.Timestamp next_update = 3;
+   */
+  nextUpdate?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.SignAgentCrlsRequest.
+ * Use `create(SignAgentCrlsRequestSchema)` to create a new message.
+ */
+export declare const SignAgentCrlsRequestSchema: GenMessage<SignAgentCrlsRequest>;
+
+/**
+ * A CRL signed by one intermediate.
+ *
+ * @generated from message mandate.v1.AgentCrl
+ */
+export declare type AgentCrl = Message<"mandate.v1.AgentCrl"> & {
+  /**
+   * kid of the intermediate that signed it (and issued the certificates it lists).
+   *
+   * @generated from field: string issuer_kid = 1;
+   */
+  issuerKid: string;
+
+  /**
+   * The CRL, DER.
+   *
+   * @generated from field: bytes der = 2;
+   */
+  der: Uint8Array;
+};
+
+/**
+ * Describes the message mandate.v1.AgentCrl.
+ * Use `create(AgentCrlSchema)` to create a new message.
+ */
+export declare const AgentCrlSchema: GenMessage<AgentCrl>;
+
+/**
+ * Response of Signer.SignAgentCrls.
+ *
+ * @generated from message mandate.v1.SignAgentCrlsResponse
+ */
+export declare type SignAgentCrlsResponse = Message<"mandate.v1.SignAgentCrlsResponse"> & {
+  /**
+   * One CRL per published intermediate.
+   *
+   * @generated from field: repeated mandate.v1.AgentCrl crls = 1;
+   */
+  crls: AgentCrl[];
+};
+
+/**
+ * Describes the message mandate.v1.SignAgentCrlsResponse.
+ * Use `create(SignAgentCrlsResponseSchema)` to create a new message.
+ */
+export declare const SignAgentCrlsResponseSchema: GenMessage<SignAgentCrlsResponse>;
+
+/**
  * What a key signs.
  *
  * @generated from enum mandate.v1.KeyPurpose
@@ -426,6 +698,20 @@ export enum KeyPurpose {
    * @generated from enum value: KEY_PURPOSE_AUDIT_CHECKPOINT = 2;
    */
   AUDIT_CHECKPOINT = 2,
+
+  /**
+   * The agent CA's roots (long-lived trust anchors); they sign only intermediate certificates.
+   *
+   * @generated from enum value: KEY_PURPOSE_AGENT_CA_ROOT = 3;
+   */
+  AGENT_CA_ROOT = 3,
+
+  /**
+   * The agent CA's intermediates; they sign only agent certificates and CRLs.
+   *
+   * @generated from enum value: KEY_PURPOSE_AGENT_CA = 4;
+   */
+  AGENT_CA = 4,
 }
 
 /**
@@ -546,6 +832,39 @@ export declare const Signer: GenService<{
     methodKind: "unary";
     input: typeof ListKeysRequestSchema;
     output: typeof ListKeysResponseSchema;
+  },
+  /**
+   * Issues an agent certificate (X.509-SVID) from the tenant's agent CA: the agent's public key and
+   * SPIFFE ID are all it names; the Signer sets everything else. Issue calls it after checking the
+   * agent's CSR and its proof (enrollment token, attestation, renewal).
+   *
+   * @generated from rpc mandate.v1.Signer.IssueAgentCertificate
+   */
+  issueAgentCertificate: {
+    methodKind: "unary";
+    input: typeof IssueAgentCertificateRequestSchema;
+    output: typeof IssueAgentCertificateResponseSchema;
+  },
+  /**
+   * Returns the tenant's agent trust bundle: published roots and intermediates, and the SPIFFE bundle.
+   * Public like the JWKS: it holds only certificates.
+   *
+   * @generated from rpc mandate.v1.Signer.GetAgentTrustBundle
+   */
+  getAgentTrustBundle: {
+    methodKind: "unary";
+    input: typeof GetAgentTrustBundleRequestSchema;
+    output: typeof GetAgentTrustBundleResponseSchema;
+  },
+  /**
+   * Signs the tenant's agent CRLs (RFC 5280 §5): one per published intermediate, listing `revoked`.
+   *
+   * @generated from rpc mandate.v1.Signer.SignAgentCrls
+   */
+  signAgentCrls: {
+    methodKind: "unary";
+    input: typeof SignAgentCrlsRequestSchema;
+    output: typeof SignAgentCrlsResponseSchema;
   },
 }>;
 

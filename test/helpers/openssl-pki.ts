@@ -68,6 +68,8 @@ export interface CertificateOptions {
   notBefore?: Date;
   /** Default: one day after now (roots and intermediates: 30 days). */
   notAfter?: Date;
+  /** Leave out authorityKeyIdentifier (default: the issuer's key id). */
+  noAuthorityKeyIdentifier?: boolean;
   /** Hex serial; default 16 random bytes. */
   serial?: string;
   /** Extra extension lines for the OpenSSL extension section, e.g. "nameConstraints=critical,permitted;URI:.x". */
@@ -226,7 +228,8 @@ function extensionLines(role: Role, o: CertificateOptions): string[] {
     ...(eku.length > 0 ? [`extendedKeyUsage=${eku.join(",")}`] : []),
     ...(sans.length > 0 ? [`subjectAltName=${o.sanCritical ? "critical," : ""}${sans.join(",")}`] : []),
     "subjectKeyIdentifier=hash",
-    "authorityKeyIdentifier=keyid",
+    // OpenSSL 3 adds the key id unless told "none".
+    o.noAuthorityKeyIdentifier ? "authorityKeyIdentifier=none" : "authorityKeyIdentifier=keyid",
     ...(o.extraExtensions ?? []),
   ];
 }

@@ -87,7 +87,10 @@ describe("accepted agent certificates", () => {
       trust({ intermediates: [intermediate.x509, next.x509] }),
     );
     expect(verified.serial).toBe(leaf.serial);
-    expect((await refusal(presented(leaf, next))).reason).toBe("bad_signature");
+    // A bundle older than the intermediate: unknown_intermediate (callers refresh their cached bundle on it).
+    const error = await refusal(presented(leaf, next));
+    expect(error.reason).toBe("unknown_intermediate");
+    expect(error.message).toContain("authorityKeyIdentifier");
   });
 
   it("a leaf with no EKU extension, or with serverAuth and clientAuth, and DNS SANs beside the SPIFFE ID", async () => {
@@ -176,14 +179,21 @@ describe("refused agent certificates", () => {
     expect(error.reason).toBe("key_usage");
   });
 
-  it("bad_signature: the issuer's name matches but another key signed it, or the signature was altered", async () => {
+  it("bad_signature: the issuer's name (and key id, if any) match but another key signed it, or the signature was altered", async () => {
     const twin = intermediateCa(root, { subject: intermediate.subject });
-    const error = await refusal(presented(agent({}, twin), twin));
+    const error = await refusal(presented(agent({ noAuthorityKeyIdentifier: true }, twin), twin));
     expect(error.reason).toBe("bad_signature");
     const tampered = new Uint8Array(agent().der);
     tampered[tampered.length - 3] = (tampered[tampered.length - 3] as number) ^ 0x01;
     expect(new X509Certificate(tampered).serialNumber).toBeTruthy();
     expect((await refusal(presented(tampered))).reason).toBe("bad_signature");
+  });
+
+  it("unknown_ca / unknown_intermediate: a CA named like ours whose key the bundle does not hold", async () => {
+    const twinRoot = rootCa({ subject: root.subject });
+    expect((await refusal(presented(agent({}, twinRoot)))).reason).toBe("unknown_ca");
+    const twin = intermediateCa(twinRoot, { subject: intermediate.subject });
+    expect((await refusal(presented(agent({}, twin), twin, twinRoot))).reason).toBe("unknown_intermediate");
   });
 
   it("expired and not_yet_valid: the leaf (RFC 5280 §6.1.3 (a)(2))", async () => {

@@ -47,7 +47,7 @@ export async function verifyAgentCertificate(
   const leaf = parse(presented.leaf, "the leaf");
   const hints = presented.chain.map((der, i) => parse(der, `certificate ${i + 1} of the chain the client sent`));
   const leafProfile = certificateProfile(presented.leaf);
-  const path = certificationPath(leaf, hints, trust);
+  const path = certificationPath(leaf, leafProfile, hints, trust);
   for (const certificate of [leaf, ...path]) checkValidity(certificate, certificate === leaf, trust);
   checkLeafProfile(leafProfile);
   const { spiffeId, clientId } = agentIdentity(leafProfile, trust.trustDomain);
@@ -77,6 +77,7 @@ function parse(der: Uint8Array, what: string): X509Certificate {
 /** RFC 5280 §6.1.3 (a)(1), (a)(4): the bundle certificates above the leaf, leaf excluded, root last. */
 function certificationPath(
   leaf: X509Certificate,
+  leafProfile: CertificateProfile,
   hints: readonly X509Certificate[],
   trust: AgentTrust,
 ): X509Certificate[] {
@@ -84,14 +85,47 @@ function certificationPath(
   if (named.length === 0) throw unknownIssuer(leaf, hints, trust);
   // Rotated intermediates may share a name: the one whose key verifies the signature is the issuer.
   const issuer = named.find((ca) => signedBy(leaf, ca));
-  if (!issuer) {
-    throw new CertificateRefused(
-      "bad_signature",
-      `the leaf names the bundle CA "${leaf.issuer}" as its issuer, but its signature does not verify with that CA's key`,
-    );
-  }
+  if (!issuer) throw signatureRefusal(leaf, leafProfile, named, trust);
   if (trust.roots.includes(issuer)) return [issuer];
   return [issuer, rootOf(issuer, trust)];
+}
+
+/**
+ * The refusal for a leaf named after bundle CAs whose keys do not verify it. RFC 5280 §4.2.1.1: its
+ * authorityKeyIdentifier names the key that signed it; when no CA of that name has that key, another
+ * CA of the same name issued it (another tenant's, or an intermediate newer than this bundle: callers
+ * refresh a cached bundle on unknown_*). Otherwise the signature is bad.
+ */
+function signatureRefusal(
+  leaf: X509Certificate,
+  leafProfile: CertificateProfile,
+  named: readonly X509Certificate[],
+  trust: AgentTrust,
+): CertificateRefused {
+  const keyId = leafProfile.authorityKeyId;
+  if (keyId && !named.some((ca) => bundleProfile(ca).subjectKeyId === keyId)) {
+    const intermediate = named.some((ca) => !trust.roots.includes(ca));
+    return new CertificateRefused(
+      intermediate ? "unknown_intermediate" : "unknown_ca",
+      `the leaf's issuer "${leaf.issuer}" is named like a CA of the tenant's trust bundle, but its key (authorityKeyIdentifier ${keyId}) is none the bundle holds`,
+    );
+  }
+  return new CertificateRefused(
+    "bad_signature",
+    `the leaf names the bundle CA "${leaf.issuer}" as its issuer, but its signature does not verify with that CA's key`,
+  );
+}
+
+/** Bundle certificates are long-lived objects: their profiles are read once. */
+const bundleProfiles = new WeakMap<X509Certificate, CertificateProfile>();
+
+function bundleProfile(certificate: X509Certificate): CertificateProfile {
+  let profile = bundleProfiles.get(certificate);
+  if (!profile) {
+    profile = certificateProfile(new Uint8Array(certificate.raw));
+    bundleProfiles.set(certificate, profile);
+  }
+  return profile;
 }
 
 /**
@@ -135,7 +169,7 @@ function rootOf(intermediate: X509Certificate, trust: AgentTrust): X509Certifica
       `the bundle intermediate "${intermediate.subject}" does not verify against any root of the tenant's trust bundle`,
     );
   }
-  const profile = certificateProfile(new Uint8Array(intermediate.raw));
+  const profile = bundleProfile(intermediate);
   // RFC 5280 §6.1.4 (k): an intermediate is a CA certificate.
   if (!isCa(profile)) {
     throw new CertificateRefused(
@@ -151,7 +185,7 @@ function rootOf(intermediate: X509Certificate, trust: AgentTrust): X509Certifica
     );
   }
   // RFC 5280 §6.1.4 (l)-(m): a root limited to path length 0 signs no intermediate.
-  if (certificateProfile(new Uint8Array(root.raw)).basicConstraints?.pathLength === 0) {
+  if (bundleProfile(root).basicConstraints?.pathLength === 0) {
     throw new CertificateRefused(
       "unknown_intermediate",
       `the root "${root.subject}" has pathLenConstraint 0 and cannot have signed the intermediate "${intermediate.subject}"`,

@@ -38,6 +38,10 @@ export interface CertificateProfile {
   uris: string[];
   sanCritical: boolean;
   subjectEmpty: boolean;
+  /** authorityKeyIdentifier keyIdentifier (hex, lower case), when present. */
+  authorityKeyId: string | undefined;
+  /** subjectKeyIdentifier (hex, lower case), when present. */
+  subjectKeyId: string | undefined;
   /** Critical extensions outside the ones this code understands (RFC 5280 §4.2 requires refusing them). */
   unknownCriticalExtensions: string[];
 }
@@ -72,6 +76,8 @@ function readProfile(certificate: x509.X509Certificate): CertificateProfile {
     uris: san ? san.names.items.filter((name) => name.type === "url").map((name) => name.value) : [],
     sanCritical: san?.critical ?? false,
     subjectEmpty: certificate.subjectName.toJSON().length === 0,
+    authorityKeyId: certificate.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId?.toLowerCase(),
+    subjectKeyId: certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId.toLowerCase(),
     unknownCriticalExtensions: certificate.extensions
       .filter((extension) => extension.critical && !UNDERSTOOD_EXTENSIONS.has(extension.type))
       .map((extension) => extension.type),

@@ -139,11 +139,16 @@ describe("from the TLS handshake (node:https, requestCert, any certificate accep
     expect(answered.presented?.leaf).toBe(b64(foreign));
   });
 
-  it("the handshake's certificate wins over a header, even from a trusted proxy", async () => {
-    options = { header: "client-cert", proxies: ["127.0.0.1"] };
+  it("a configured proxy's header wins over its own TLS certificate; anyone else's header is ignored", async () => {
     const other = leafCertificate(intermediate, { uris: [AGENT] });
-    const answered = await overTls({ key: leaf.keyPem, cert: leaf.pem, headers: { "client-cert": clientCert(other) } });
-    expect(answered.presented).toMatchObject({ source: "tls", leaf: b64(leaf) });
+    options = { header: "client-cert", proxies: ["127.0.0.1"] };
+    const viaProxy = await overTls({ key: leaf.keyPem, cert: leaf.pem, headers: { "client-cert": clientCert(other) } });
+    expect(viaProxy.presented).toMatchObject({ source: "client-cert-header", leaf: b64(other) });
+    const noHeader = await overTls({ key: leaf.keyPem, cert: leaf.pem });
+    expect(noHeader.presented).toMatchObject({ source: "tls", leaf: b64(leaf) });
+    options = { header: "client-cert", proxies: ["10.0.0.0/8"] };
+    const direct = await overTls({ key: leaf.keyPem, cert: leaf.pem, headers: { "client-cert": clientCert(other) } });
+    expect(direct.presented).toMatchObject({ source: "tls", leaf: b64(leaf) });
   });
 });
 

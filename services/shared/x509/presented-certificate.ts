@@ -28,14 +28,23 @@ export interface PresentedCertificateOptions {
 /**
  * The certificate the request's client presented, or undefined when it presented none. A header
  * from a trusted proxy that does not parse is CertificateRefused("malformed").
+ *
+ * A configured proxy's header wins over the TLS handshake: a proxy that re-originates mutual TLS to
+ * us presents its own certificate, not the agent's. Without the header, the handshake's certificate.
  */
 export function presentedCertificate(
   req: IncomingMessage,
   options: PresentedCertificateOptions,
   logger?: Logger,
 ): PresentedCertificate | undefined {
-  const fromTls = tlsCertificate(req);
-  if (fromTls || options.header === "none") return fromTls;
+  return (options.header === "none" ? undefined : fromProxyHeader(req, options, logger)) ?? tlsCertificate(req);
+}
+
+function fromProxyHeader(
+  req: IncomingMessage,
+  options: PresentedCertificateOptions,
+  logger: Logger | undefined,
+): PresentedCertificate | undefined {
   const value = headerValue(req, options.header);
   const chainValue = options.header === "client-cert" ? headerValue(req, "client-cert-chain") : undefined;
   if (value === undefined && chainValue === undefined) return undefined;

@@ -2,7 +2,7 @@
 // accepted shapes (EC, RSA, Ed25519 leaves; via an intermediate or directly under the root).
 import { X509Certificate } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AgentTrust, verifyAgentCertificate } from "../../services/shared/x509/certificate-chain.ts";
+import { type AgentCertificateTrust, verifyAgentCertificate } from "../../services/shared/x509/certificate-chain.ts";
 import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
 import { CertificateRefused, type PresentedCertificate } from "../../services/shared/x509/types.ts";
 import {
@@ -26,7 +26,7 @@ beforeAll(() => {
   intermediate = intermediateCa(root, { subject: "/O=Mandate/CN=acme agent intermediate" });
 });
 
-function trust(overrides: Partial<AgentTrust> = {}): AgentTrust {
+function trust(overrides: Partial<AgentCertificateTrust> = {}): AgentCertificateTrust {
   return {
     roots: [root.x509],
     intermediates: [intermediate.x509],
@@ -45,7 +45,7 @@ function presented(leaf: PkiCertificate | Uint8Array, ...chain: PkiCertificate[]
   return { leaf: leaf instanceof Uint8Array ? leaf : leaf.der, chain: chain.map((c) => c.der), source: "tls" };
 }
 
-async function refusal(p: PresentedCertificate, t: AgentTrust = trust()): Promise<CertificateRefused> {
+async function refusal(p: PresentedCertificate, t: AgentCertificateTrust = trust()): Promise<CertificateRefused> {
   const error = await verifyAgentCertificate(p, t).then(
     () => undefined,
     (e: unknown) => e,

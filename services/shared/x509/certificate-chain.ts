@@ -23,7 +23,7 @@ import {
 import { x5tS256 } from "./thumbprint.ts";
 import { CertificateRefused, type PresentedCertificate, type VerifiedAgentCertificate } from "./types.ts";
 
-export interface AgentTrust {
+export interface AgentCertificateTrust {
   /** The tenant's agent CA roots (trust anchors). */
   roots: readonly X509Certificate[];
   /** The tenant's current intermediates (the only ones ever trusted). */
@@ -42,7 +42,7 @@ const DEFAULT_SKEW_MS = 60_000;
 
 export async function verifyAgentCertificate(
   presented: PresentedCertificate,
-  trust: AgentTrust,
+  trust: AgentCertificateTrust,
 ): Promise<VerifiedAgentCertificate> {
   const leaf = parse(presented.leaf, "the leaf");
   const hints = presented.chain.map((der, i) => parse(der, `certificate ${i + 1} of the chain the client sent`));
@@ -79,7 +79,7 @@ function certificationPath(
   leaf: X509Certificate,
   leafProfile: CertificateProfile,
   hints: readonly X509Certificate[],
-  trust: AgentTrust,
+  trust: AgentCertificateTrust,
 ): X509Certificate[] {
   const named = [...trust.roots, ...trust.intermediates].filter((ca) => ca.subject === leaf.issuer);
   if (named.length === 0) throw unknownIssuer(leaf, hints, trust);
@@ -100,7 +100,7 @@ function signatureRefusal(
   leaf: X509Certificate,
   leafProfile: CertificateProfile,
   named: readonly X509Certificate[],
-  trust: AgentTrust,
+  trust: AgentCertificateTrust,
 ): CertificateRefused {
   const keyId = leafProfile.authorityKeyId;
   if (keyId && !named.some((ca) => bundleProfile(ca).subjectKeyId === keyId)) {
@@ -136,7 +136,7 @@ function bundleProfile(certificate: X509Certificate): CertificateProfile {
 function unknownIssuer(
   leaf: X509Certificate,
   hints: readonly X509Certificate[],
-  trust: AgentTrust,
+  trust: AgentCertificateTrust,
 ): CertificateRefused {
   const sent = hints.find((hint) => hint.subject === leaf.issuer);
   if (sent && trust.roots.some((root) => root.subject === sent.issuer && signedBy(sent, root))) {
@@ -161,7 +161,7 @@ function signedBy(certificate: X509Certificate, ca: X509Certificate): boolean {
 }
 
 /** The bundle root that signed a bundle intermediate, which must be a CA allowed to sign certificates. */
-function rootOf(intermediate: X509Certificate, trust: AgentTrust): X509Certificate {
+function rootOf(intermediate: X509Certificate, trust: AgentCertificateTrust): X509Certificate {
   const root = trust.roots.find((r) => r.subject === intermediate.issuer && signedBy(intermediate, r));
   if (!root) {
     throw new CertificateRefused(
@@ -195,7 +195,7 @@ function rootOf(intermediate: X509Certificate, trust: AgentTrust): X509Certifica
 }
 
 /** RFC 5280 §6.1.3 (a)(2): the current time is within each certificate's validity, give or take the skew. */
-function checkValidity(certificate: X509Certificate, isLeaf: boolean, trust: AgentTrust): void {
+function checkValidity(certificate: X509Certificate, isLeaf: boolean, trust: AgentCertificateTrust): void {
   const skew = trust.skewMs ?? DEFAULT_SKEW_MS;
   const which = isLeaf ? "the certificate" : `the CA certificate "${certificate.subject}"`;
   if (trust.now + skew < certificate.validFromDate.getTime()) {

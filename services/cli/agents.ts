@@ -1,11 +1,17 @@
 // `mandate agents`: a tenant's agents — clients of kind agent, with an owner who answers for them, a
-// description shown to humans, and the key their tokens are bound to — over gRPC (Issue.*Client).
+// description shown to humans, and the key their tokens are bound to — over gRPC (Issue.*Client);
+// their certificates (enrollment tokens, listing, revocation: Issue.*Agent*); and the agent's own
+// side of enrollment and renewal (agent-enrollment.ts), which talks to the issuer over HTTP.
 import { readFileSync } from "node:fs";
 import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Command, CommanderError, Option } from "commander";
 import { ClientKind, type OAuthClient, OAuthClientSchema } from "../../gen/mandate/v1/clients_pb.js";
-import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { AgentCertificateSchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { addAttestorCommands } from "./agent-attestors.ts";
+import { enrollCommand, renewCommand } from "./agent-enrollment.ts";
 import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import { parseDurationMs } from "./mandates.ts";
 
 interface AgentCreateOptions extends TenantOptions {
   name: string;
@@ -61,7 +67,106 @@ export function agentsCommand(): Command {
         );
       }),
   );
+  addAttestorCommands(agents);
+  agents.addCommand(enrollmentTokenCommand());
+  agents.addCommand(certificatesCommand());
+  agents.addCommand(revokeCertificatesCommand());
+  agents.addCommand(enrollCommand());
+  agents.addCommand(renewCommand());
   return agents;
+}
+
+const REVOCATION_REASONS = [
+  "unspecified",
+  "keyCompromise",
+  "affiliationChanged",
+  "superseded",
+  "cessationOfOperation",
+  "privilegeWithdrawn",
+];
+
+function enrollmentTokenCommand(): Command {
+  return tenantRpcCommand(
+    "enrollment-token",
+    "create a one-time enrollment token for an agent; the agent runs `mandate agents enroll --token ...` with it",
+  )
+    .argument("<client-id>", "the agent's client identifier")
+    .addOption(
+      new Option(
+        "--ttl <duration>",
+        "how long it stays usable, e.g. 30m, 2h (default and most: agents.enrollmentTokenTtl)",
+      ).argParser(parseDurationMs),
+    )
+    .action(async (clientId: string, options: TenantOptions & { ttl?: number }) => {
+      const created = await grpcClient(Issue, options).createAgentEnrollmentToken({
+        tenant: options.tenant,
+        clientId,
+        ttl: options.ttl ? durationFromMs(options.ttl) : undefined,
+      });
+      const expires = created.expireTime ? timestampDate(created.expireTime).toISOString() : "";
+      print(options, { token: created.token, id: created.id, expireTime: expires }, () =>
+        [
+          `token     ${created.token}   (shown once; usable once, until ${expires})`,
+          `id        ${created.id}`,
+          "",
+          "On the agent's machine:",
+          `  mandate agents enroll --issuer <issuer URL of ${options.tenant}> --token <token> --key agent-key.pem --generate-key ec --out agent.pem`,
+        ].join("\n"),
+      );
+    });
+}
+
+function certificatesCommand(): Command {
+  return tenantRpcCommand("certificates", "list the certificates issued to an agent, newest first")
+    .argument("<client-id>", "the agent's client identifier")
+    .action(async (clientId: string, options: TenantOptions) => {
+      const { certificates } = await grpcClient(Issue, options).listAgentCertificates({
+        tenant: options.tenant,
+        clientId,
+      });
+      const when = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : "");
+      print(
+        options,
+        certificates.map((c) => toJson(AgentCertificateSchema, c)),
+        () =>
+          certificates.length === 0
+            ? `(no certificates: create an enrollment token with \`mandate agents enrollment-token ${clientId}\`)`
+            : table(
+                ["SERIAL", "NOT AFTER", "PROOF", "REVOKED"],
+                certificates.map((c) => [
+                  c.serial,
+                  when(c.notAfter),
+                  c.proof,
+                  c.revokeTime ? `${when(c.revokeTime)} (${c.revocationReason || "unspecified"})` : "",
+                ]),
+              ),
+      );
+    });
+}
+
+function revokeCertificatesCommand(): Command {
+  return tenantRpcCommand(
+    "revoke-certificates",
+    "revoke an agent's certificates (all, or one with --serial): refused at once, listed on the CRL until they expire",
+  )
+    .argument("<client-id>", "the agent's client identifier")
+    .option("--serial <hex>", "only this certificate (see `mandate agents certificates`)")
+    .addOption(
+      new Option("--reason <reason>", "RFC 5280 revocation reason").choices(REVOCATION_REASONS).default("unspecified"),
+    )
+    .action(async (clientId: string, options: TenantOptions & { serial?: string; reason: string }) => {
+      const { revokedCount } = await grpcClient(Issue, options).revokeAgentCertificates({
+        tenant: options.tenant,
+        clientId,
+        serial: options.serial ?? "",
+        reason: options.reason,
+      });
+      print(options, { revokedCount }, () =>
+        revokedCount === 0
+          ? "nothing to revoke: no unrevoked certificate matched (its enrollment tokens are void now)"
+          : `revoked ${revokedCount} certificate${revokedCount === 1 ? "" : "s"}; the agent must enroll again with a new token`,
+      );
+    });
 }
 
 function createCommand(): Command {

@@ -31,7 +31,14 @@ import { CallerAuthentication, callerLimits } from "../shared/rpc/caller-authent
 import { forwardingImpl, ServiceClients } from "../shared/rpc/clients.ts";
 import { type BoundService, bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../shared/rpc/grpc-server.ts";
 import { HealthRegistry, healthService, ServingStatus } from "../shared/rpc/health.ts";
-import { isLoopback, MandateServerCredentials, peerIdentity, TlsConfigError, TlsFiles } from "../shared/rpc/mtls.ts";
+import {
+  AgentCaBundles,
+  isLoopback,
+  MandateServerCredentials,
+  peerIdentity,
+  TlsConfigError,
+  TlsFiles,
+} from "../shared/rpc/mtls.ts";
 import { type HttpHandler, type Lifecycle, type ServiceModule, wrapService } from "../shared/rpc/service.ts";
 import type { AgentCaClient, SigningClient } from "../shared/signing.ts";
 import { Store } from "../shared/store/store.ts";
@@ -116,6 +123,8 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const viaRpc = new RemoteSigningClient(() => clients.get(Signer));
   const signing = keys ?? viaRpc;
   const agentCa = openAgentCa(config, logger, { store, clock, keys, clients });
+  // Agents' certificates verify on native gRPC's mTLS against every tenant's agent CA (mtls.ts).
+  const agentCas = agentCaBundles(options, { tls, store, agentCa });
   const { gate, replay, limiter } = openNetworkGate(config, logger, { store, tenants, signing, clock });
   const revocations = store ? openRevocations(config, logger, store, clock) : undefined;
   const hosted =
@@ -136,6 +145,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     local,
     remote,
     tls,
+    agentCas,
     clients,
     health,
     store,
@@ -148,6 +158,9 @@ export async function startMandate(options: StartOptions): Promise<Running> {
 
   const listening = await listen(wiring, hosted, healthBound);
   await startServing(wiring, hosted);
+  // Read once the Signer serves, in the background (it may be elsewhere), then each minute: until a
+  // tenant's bundle is read, its agents' certificates are not seen (their calls go on without them).
+  agentCas?.start().catch((error: unknown) => logger.warn({ err: error }, "agent trust bundles not read"));
   const signerWatch = followSigner(keys, health);
   if (options.seedTenant && local.has("tenants")) {
     await seedTenant(clients, options.seedTenant);
@@ -177,6 +190,8 @@ interface Wiring {
   /** Services hosted elsewhere: their address, by their descriptor's type name. */
   remote: Map<string, string>;
   tls: TlsFiles | undefined;
+  /** Every tenant's agent CA certificates, trusted by native gRPC's mTLS (with tls only). */
+  agentCas: AgentCaBundles | undefined;
   clients: ServiceClients;
   health: HealthRegistry;
   store: Store | undefined;
@@ -261,6 +276,20 @@ function openAgentCa(
     trustDomainSuffix: config.agents.trustDomainSuffix,
     publicBaseUrl: config.publicBaseUrl,
   });
+}
+
+/**
+ * Every tenant's agent CA certificates, from the tenant registry and each tenant's trust bundle:
+ * for native gRPC over mTLS only (the HTTP edge's mTLS listener takes any certificate).
+ */
+function agentCaBundles(
+  options: StartOptions,
+  parts: { tls: TlsFiles | undefined; store: Store | undefined; agentCa: AgentCaClient },
+): AgentCaBundles | undefined {
+  const { tls, store, agentCa } = parts;
+  if (!tls || !store || !options.grpc) return undefined;
+  const tenants = async () => (await store.db.selectFrom("tenants").select("id").execute()).map((row) => row.id);
+  return new AgentCaBundles({ tenants, trustBundle: (tenant) => agentCa.trustBundle(tenant) }, options.logger);
 }
 
 /** The process's memory of the revocation log, shared by its services (token checks, the feed). */
@@ -371,9 +400,9 @@ interface GrpcListener {
 }
 
 /** The native gRPC server, bound (over mTLS when configured); shut down again when it cannot bind. */
-async function startGrpc({ options, tls }: Wiring, services: BoundService[]): Promise<GrpcListener> {
+async function startGrpc({ options, tls, agentCas }: Wiring, services: BoundService[]): Promise<GrpcListener> {
   const { config } = options;
-  const credentials = tls ? new MandateServerCredentials(tls) : undefined;
+  const credentials = tls ? new MandateServerCredentials(tls, agentCas) : undefined;
   const server = createGrpcServer(services, { ...config.grpc, peerIdentity: tls ? peerIdentity(tls) : undefined });
   try {
     return { server, port: await bindGrpcServer(server, config.grpc.host, config.grpc.port, credentials) };
@@ -464,10 +493,11 @@ async function shutdown(
   listening: Listening,
   signerWatch: NodeJS.Timeout | undefined,
 ): Promise<void> {
-  const { options, health, tls, replay, limiter, keys, store } = wiring;
+  const { options, health, tls, agentCas, replay, limiter, keys, store } = wiring;
   const graceMs = options.config.shutdownGraceMs;
   // Health flips first so load balancers stop routing here while in-flight calls drain.
   clearInterval(signerWatch);
+  agentCas?.stop();
   health.setAll(ServingStatus.NOT_SERVING);
   await Promise.all([
     listening.edge?.close(graceMs),

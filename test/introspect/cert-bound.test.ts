@@ -4,22 +4,32 @@
 // keys through the Signer, as the token endpoint signs them. A bound token is good only with its
 // certificate: without one, or with another, Introspect answers UNAUTHENTICATED, Authorize denies
 // with `token_certificate_required` / `token_certificate_mismatch`, and the gate refuses the call.
+
+import { createPublicKey, X509Certificate } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
 import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
+import { AgentTrust } from "../../services/issue/agents/agent-trust.ts";
 import { type Running, startMandate } from "../../services/runtime/start.ts";
+import { systemClock } from "../../services/shared/clock.ts";
 import { type Config, loadConfig, SERVICE_NAMES, withHttpPort } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
+import { Store } from "../../services/shared/store/store.ts";
+import { agentSpiffeId, agentTrustDomain } from "../../services/shared/x509/spiffe.ts";
 import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
+import { CertificateRefused } from "../../services/shared/x509/types.ts";
+import { AgentCertificateAuthority } from "../../services/signer/ca/authority.ts";
 import type { KeyManager } from "../../services/signer/keys.ts";
 import { freePort, tempDatabaseUrl } from "../helpers/mandate-process.ts";
-import { leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
+import { leafCertificate, type PkiCertificate, privateKey, rootCa } from "../helpers/openssl-pki.ts";
 
 const TENANT = "acme";
+/** A second tenant, with its own agent CA. */
+const OTHER_TENANT = "globex";
 const RESOURCE = "https://orders.example/";
 let running: Running;
 let config: Config;
@@ -56,6 +66,11 @@ beforeAll(async () => {
     },
   });
   config = withHttpPort(loaded, await freePort("127.0.0.1"));
+  // The second tenant exists before Mandate starts: native gRPC reads its agent CA with the first's.
+  const store = Store.open({ url: config.database.url });
+  await store.migrate();
+  await store.db.insertInto("tenants").values({ id: OTHER_TENANT, display_name: "Globex", created_at: 0 }).execute();
+  await store.close();
   running = await startMandate({
     config,
     logger: createLogger("silent"),
@@ -274,3 +289,53 @@ describe("the AuthZEN API with a caller token bound to a certificate", () => {
     expect((await evaluate(token, otherAgent)).status).toBe(401);
   });
 });
+
+describe("agent certificates of a tenant's own CA on native gRPC", () => {
+  /** An agent certificate issued by `tenant`'s agent CA in the Signer, for a key `openssl` made. */
+  async function issuedAgentCertificate(tenant: string, clientId: string) {
+    const ca = new AgentCertificateAuthority({
+      keys: running.keys as KeyManager,
+      store: running.store as Store,
+      clock: systemClock,
+      logger: createLogger("silent"),
+      trustDomainSuffix: config.agents.trustDomainSuffix,
+      publicBaseUrl: config.publicBaseUrl,
+    });
+    const key = privateKey();
+    const publicKeySpki = new Uint8Array(createPublicKey(key.keyPem).export({ type: "spki", format: "der" }));
+    const spiffeId = agentSpiffeId(agentTrustDomain(tenant, config.agents.trustDomainSuffix), clientId);
+    const issued = await eventually(() =>
+      ca.issueAgentCertificate({ tenant, publicKeySpki, spiffeId, notAfter: Date.now() + 3_600_000 }),
+    );
+    const pem = new X509Certificate(issued.certificateDer).toString();
+    return { ca, issued, certificate: { ...key, pem, der: issued.certificateDer } as unknown as PkiCertificate };
+  }
+
+  it("reach the gate from the TLS handshake; another tenant's agent trust refuses them (unknown CA)", async () => {
+    const { ca, issued, certificate } = await issuedAgentCertificate(OTHER_TENANT, "g1");
+    // The gate sees the certificate (a token bound to it is admitted) once native gRPC trusts globex's CA.
+    const token = await callerToken(certificate);
+    const introspect = () =>
+      createClient(Introspect, transport(token, certificate)).introspect({ tenant: TENANT, token: "not-a-token" });
+    expect(await eventually(introspect)).toMatchObject({ active: false });
+    // TLS let it through, but it authenticates no one of acme: acme's agent trust refuses it.
+    const trust = new AgentTrust(running.store as Store, ca, config, systemClock, createLogger("silent"));
+    const presented = { leaf: issued.certificateDer, chain: issued.chainDer, source: "tls" as const };
+    const refused = await trust.verify(TENANT, presented).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(CertificateRefused);
+    expect((refused as CertificateRefused).reason).toBe("unknown_ca");
+  });
+});
+
+/** `attempt` until it succeeds, for up to 10 s (a CA made on first use, bundles read in the background). */
+async function eventually<T>(attempt: () => Promise<T>): Promise<T> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}

@@ -21,7 +21,11 @@ import * as x509 from "@peculiar/x509";
 import type { Logger } from "../../shared/logger.ts";
 import { agentSpiffeId, agentTrustDomain } from "../../shared/x509/spiffe.ts";
 import { x5tS256 } from "../../shared/x509/thumbprint.ts";
-import { CertificateRefused, type PresentedCertificate } from "../../shared/x509/types.ts";
+import {
+  CertificateRefused,
+  type PresentedCertificate,
+  type VerifiedAgentCertificate,
+} from "../../shared/x509/types.ts";
 import {
   type AuthMethod,
   type ClientMetadata,
@@ -84,7 +88,7 @@ export async function authenticateByCertificate(
   }
   const expected = expectedName(client, services.config.agents.trustDomainSuffix);
   if (!expected) return refuse("registration", `the client registered no ${TLS_CLIENT_AUTH_NAMES.join(" / ")}`);
-  if (!certificateHasName(presented.leaf, expected.member, expected.value)) {
+  if (!certificateHasName(presented.leaf, expected.member, expected.value, verified)) {
     return refuse("name_mismatch", `the certificate has no ${expected.member} equal to "${expected.value}"`);
   }
   return { x5tS256: verified.x5tS256, serial: verified.serial, spiffeId: verified.spiffeId };
@@ -131,44 +135,63 @@ export function expectedName(
   return { member: "tls_client_auth_san_uri", value: spiffeId };
 }
 
-/** §2.1.2: whether the certificate's subject DN or one SAN of the kind equals `value` exactly. */
-export function certificateHasName(der: Uint8Array, member: TlsClientAuthName, value: string): boolean {
-  const certificate = new x509.X509Certificate(Uint8Array.from(der));
-  if (member === "tls_client_auth_subject_dn") {
-    const registered = canonicalDn(value);
-    return registered !== undefined && registered === canonicalDn(certificate.subjectName.toString());
+/**
+ * §2.1.2: whether the agent certificate's subject DN or one SAN of the kind equals `value` exactly.
+ * DNS, email and IP SANs are matched by Node's native checks, without wildcards or the subject's
+ * CN; the URI SAN of an X.509-SVID is its one SPIFFE ID, verified already; only a subject DN needs
+ * the certificate decoded here.
+ */
+export function certificateHasName(
+  der: Uint8Array,
+  member: TlsClientAuthName,
+  value: string,
+  verified: Pick<VerifiedAgentCertificate, "spiffeId">,
+): boolean {
+  const certificate = new NodeCertificate(der);
+  const exact = { subject: "never", wildcards: false, partialWildcards: false } as const;
+  switch (member) {
+    case "tls_client_auth_san_dns":
+      return certificate.checkHost(value, exact)?.toLowerCase() === value.toLowerCase();
+    case "tls_client_auth_san_email":
+      return certificate.checkEmail(value, { subject: "never" }) === value;
+    case "tls_client_auth_san_ip":
+      return certificate.checkIP(canonicalIp(value)) !== undefined;
+    case "tls_client_auth_san_uri":
+      // SPIFFE X509-SVID §2: exactly one URI SAN, the SPIFFE ID.
+      return verified.spiffeId === value;
+    case "tls_client_auth_subject_dn": {
+      return canonicalDn(value) === canonicalSubject(der);
+    }
   }
-  const type = SAN_TYPES[member];
-  const names = certificate.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];
-  const wanted = member === "tls_client_auth_san_ip" ? canonicalIp(value) : value;
-  return names.some((name) => name.type === type && (type === "ip" ? canonicalIp(name.value) : name.value) === wanted);
 }
 
-const SAN_TYPES = {
-  tls_client_auth_san_dns: "dns",
-  tls_client_auth_san_uri: "url",
-  tls_client_auth_san_ip: "ip",
-  tls_client_auth_san_email: "email",
-} as const;
-
 /**
- * An RFC 4514 distinguished name in one spelling (attribute types upper case, values as parsed) so
- * that the registered string and the certificate's subject compare; undefined when it does not parse.
+ * An RFC 4514 distinguished name in one spelling (attribute types upper case, values as decoded),
+ * or undefined when it does not parse. RFC 4514 §2.1 writes the last RDN first.
  */
 export function canonicalDn(dn: string): string | undefined {
   try {
-    const name = new x509.Name(dn);
-    return name
-      .toJSON()
-      .map((rdn) =>
-        Object.entries(rdn)
-          .map(([type, values]) => `${type.toUpperCase()}=${values.join("+")}`)
-          .join("+"),
-      )
-      .join(",");
+    const rdns = new x509.Name(dn).toJSON();
+    // An empty name would match every certificate with an empty subject (as X.509-SVIDs may have).
+    return rdns.length > 0 ? canonicalRdns(rdns) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** A certificate's subject in the spelling of canonicalDn (its RDNs, last first as RFC 4514 writes them). */
+function canonicalSubject(der: Uint8Array): string {
+  return canonicalRdns(new x509.X509Certificate(Uint8Array.from(der)).subjectName.toJSON().reverse());
+}
+
+function canonicalRdns(rdns: x509.JsonName): string {
+  return JSON.stringify(
+    rdns.map((rdn) =>
+      Object.entries(rdn)
+        .map(([type, values]) => [type.toUpperCase(), values])
+        .sort(),
+    ),
+  );
 }
 
 /** An IP address in one spelling (IPv6 compressed, lower case); the input when it is not one. */

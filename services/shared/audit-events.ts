@@ -138,6 +138,25 @@ export function keyCreated(details: Record<string, unknown>, by?: Record<string,
   return keyEvent("key.created.v1", details, by);
 }
 
+/** A tenant's agent CA certified one of its keys: its root (self-signed) or an intermediate (by a root). */
+export function agentCaCertificateCreated(certificate: {
+  role: "root" | "intermediate";
+  kid: string;
+  serial: string;
+  issuerKid: string;
+  notBefore: number;
+  notAfter: number;
+}): OutboxEvent {
+  return event("agent_ca.certificate.created.v1", {
+    role: certificate.role,
+    kid: certificate.kid,
+    serial: certificate.serial,
+    issuer_kid: certificate.issuerKid,
+    not_before: certificate.notBefore,
+    not_after: certificate.notAfter,
+  });
+}
+
 /** A key's schedule moved (rotation brought forward, or a revocation shortened it). */
 export function keyRescheduled(details: Record<string, unknown>, by?: Record<string, string>): OutboxEvent {
   return keyEvent("key.rescheduled.v1", details, by);
@@ -632,31 +651,29 @@ export function agentAttestorDeleted(name: string, removedBindings: number, acto
   return event("agent.attestor.deleted.v1", payload, actor.parties);
 }
 
-/** A workload subject of an attestor was bound to an agent: its attested JWTs enroll that agent. */
-export function agentWorkloadBound(
-  binding: { attestor: string; subject: string; client_id: string },
-  actor: Partial<Actor>,
-): OutboxEvent {
-  const payload = {
-    attestor: binding.attestor,
-    subject: binding.subject,
-    client_id: binding.client_id,
-    ...(actor.by ? { by: actor.by } : {}),
-  };
-  return event("agent.workload.bound.v1", payload, { ...actor.parties, ...agentParty(binding.client_id) });
+export interface WorkloadBinding {
+  attestor: string;
+  subject: string;
+  client_id: string;
 }
 
-export function agentWorkloadUnbound(
-  binding: { attestor: string; subject: string; client_id: string },
-  actor: Partial<Actor>,
-): OutboxEvent {
+/** A workload subject of an attestor was bound to an agent: its attested JWTs enroll that agent. */
+export function agentWorkloadBound(binding: WorkloadBinding, actor: Partial<Actor>): OutboxEvent {
+  return workloadEvent("agent.workload.bound.v1", binding, actor);
+}
+
+export function agentWorkloadUnbound(binding: WorkloadBinding, actor: Partial<Actor>): OutboxEvent {
+  return workloadEvent("agent.workload.unbound.v1", binding, actor);
+}
+
+function workloadEvent(type: string, binding: WorkloadBinding, actor: Partial<Actor>): OutboxEvent {
   const payload = {
     attestor: binding.attestor,
     subject: binding.subject,
     client_id: binding.client_id,
     ...(actor.by ? { by: actor.by } : {}),
   };
-  return event("agent.workload.unbound.v1", payload, { ...actor.parties, ...agentParty(binding.client_id) });
+  return event(type, payload, { ...actor.parties, ...agentParty(binding.client_id) });
 }
 
 function agentParty(clientId: string): OutboxParties {

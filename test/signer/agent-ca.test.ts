@@ -573,6 +573,17 @@ describe.each(engines)("agent CA on $name: replicas agree on one certificate per
       .where("tenant_id", "=", "acme")
       .execute();
     expect(rows).toHaveLength(2);
+    // Each certificate is audited once, in the transaction that wrote it (the race's loser records nothing).
+    const events = await a.store
+      .forTenant("acme")
+      .db.selectFrom("audit_outbox")
+      .select(["type", "payload"])
+      .where("tenant_id", "=", "acme")
+      .where("type", "=", "agent_ca.certificate.created.v1")
+      .execute();
+    const audited = events.map((e) => JSON.parse(e.payload) as { role: string; serial: string });
+    expect(audited.map((e) => e.role).sort()).toEqual(["intermediate", "root"]);
+    expect(audited.map((e) => e.serial).sort()).toEqual(rows.map((r) => r.serial).sort());
   }, 60_000);
 });
 

@@ -9,6 +9,7 @@
 // keys (the raw Sign RPC refuses their purposes).
 import { createPublicKey } from "node:crypto";
 import type { JWK } from "jose";
+import { agentCaCertificateCreated } from "../../shared/audit-events.ts";
 import type { Clock } from "../../shared/clock.ts";
 import { invalidArgument, unavailable } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -254,21 +255,28 @@ export class AgentCertificateAuthority implements AgentCaClient {
       const profile = { ...base, notAfter, issuer: issuer.certificate };
       der = await buildIntermediateCertificate(profile, (data) => this.#keys.signWithKey(issuer.key, data));
     }
-    const written = await this.#store
-      .forTenant(tenant)
-      .use(AgentCaCertificateRecords)
-      .insertOnce({
-        tenant_id: tenant,
-        key_id: key.id,
-        role,
-        kid: key.kid,
-        serial,
-        issuer_key_id: issuer?.key.id ?? key.id,
-        der: Buffer.from(der).toString("base64"),
-        not_before: floorSecond(notBefore),
-        not_after: floorSecond(notAfter),
-        created_at: this.#clock.now(),
-      });
+    const row = {
+      tenant_id: tenant,
+      key_id: key.id,
+      role,
+      kid: key.kid,
+      serial,
+      issuer_key_id: issuer?.key.id ?? key.id,
+      der: Buffer.from(der).toString("base64"),
+      not_before: floorSecond(notBefore),
+      not_after: floorSecond(notAfter),
+      created_at: this.#clock.now(),
+    };
+    // The certificate and its audit record commit together; a replica that lost the race records nothing.
+    const scoped = this.#store.forTenant(tenant);
+    const written = await scoped.transaction(async (tx) => {
+      if (!(await scoped.use(AgentCaCertificateRecords, tx).insertOnce(row))) return false;
+      const issuerKid = issuer?.key.kid ?? key.kid;
+      const validity = { notBefore: row.not_before, notAfter: row.not_after };
+      const event = agentCaCertificateCreated({ role, kid: key.kid, serial, issuerKid, ...validity });
+      await scoped.recordEvent(tx, event, row.created_at);
+      return true;
+    });
     if (written) this.#logger.info({ tenant, role, kid: key.kid, serial }, "agent CA certificate made");
   }
 

@@ -2,7 +2,7 @@
 // backend: the library gets a Crypto whose `sign` is the backend's (raw R||S, which it encodes as the
 // DER ECDSA-Sig-Value of RFC 5480 §2.2), so CA private keys never leave the backend (the HSM).
 import "reflect-metadata";
-import { createPublicKey, type JsonWebKey, randomBytes, webcrypto } from "node:crypto";
+import { createHash, createPublicKey, type JsonWebKey, randomBytes, webcrypto } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import {
   CRLNumber,
@@ -12,6 +12,7 @@ import {
   id_ce_cRLNumber,
   id_ce_nameConstraints,
   NameConstraints,
+  SubjectPublicKeyInfo,
 } from "@peculiar/asn1-x509";
 import * as x509 from "@peculiar/x509";
 import type { JWK } from "jose";
@@ -87,9 +88,12 @@ export function parseCaCertificate(der: Uint8Array): CaCertificate {
   };
 }
 
-async function subjectKeyId(spki: Uint8Array): Promise<x509.SubjectKeyIdentifierExtension> {
-  // RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING.
-  return x509.SubjectKeyIdentifierExtension.create(spki as BufferSource);
+/** RFC 5280 §4.2.1.2 method (1): the SHA-1 of the subjectPublicKey BIT STRING (hashed here, synchronously). */
+function subjectKeyId(spki: Uint8Array): x509.SubjectKeyIdentifierExtension {
+  const { subjectPublicKey } = AsnConvert.parse(spki as BufferSource, SubjectPublicKeyInfo);
+  return new x509.SubjectKeyIdentifierExtension(
+    createHash("sha1").update(new Uint8Array(subjectPublicKey)).digest("hex"),
+  );
 }
 
 /** Name constraints (RFC 5280 §4.2.1.10; SPIFFE X509-SVID §5.2): URIs only in the tenant's trust domain. */
@@ -117,7 +121,7 @@ export interface RootProfile {
 export async function buildRootCertificate(profile: RootProfile, sign: CaSign): Promise<Uint8Array> {
   const spki = spkiOfJwk(profile.publicJwk);
   const name = subjectName(profile.tenant, `${profile.tenant} agent root CA ${profile.kid.slice(0, 8)}`);
-  const ski = await subjectKeyId(spki);
+  const ski = subjectKeyId(spki);
   const certificate = await x509.X509CertificateGenerator.create(
     {
       serialNumber: profile.serial,
@@ -167,7 +171,7 @@ export async function buildIntermediateCertificate(profile: IntermediateProfile,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await subjectKeyId(spki),
+        subjectKeyId(spki),
         new x509.AuthorityKeyIdentifierExtension(profile.issuer.keyId),
       ],
     },
@@ -220,7 +224,7 @@ export async function buildLeafCertificate(profile: LeafProfile, sign: CaSign): 
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         // §2: exactly one URI SAN, the SPIFFE ID.
         new x509.SubjectAlternativeNameExtension([{ type: "url", value: profile.spiffeId }], false),
-        await subjectKeyId(profile.publicKeySpki),
+        subjectKeyId(profile.publicKeySpki),
         new x509.AuthorityKeyIdentifierExtension(profile.issuer.keyId),
         new x509.CRLDistributionPointsExtension([profile.crlUrl]),
       ],

@@ -96,7 +96,9 @@ export class AgentEnrollment {
           .where("used_at", "is", null)
           .where("expires_at", ">", now)
           .executeTakeFirst();
-        if (Number(spent.numUpdatedRows) !== 1) throw new InvalidGrant("the enrollment token was already used");
+        if (Number(spent.numUpdatedRows) !== 1) {
+          throw new InvalidGrant("the enrollment token is no longer valid (used, expired or voided meanwhile)");
+        }
         await requireAgentForIssuance(tx, tenant, row.client_id);
       },
     });

@@ -16,8 +16,17 @@ import { AuditClient } from "../audit/client.ts";
 import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument, notFound } from "../shared/errors.ts";
 import { API_SCOPES, PLATFORM_TENANT, RESERVED_SCOPE_PREFIX } from "../shared/oauth/mandate-api.ts";
-import { auditedCaller, type Caller, callerOf, permissionDenied, rateLimited } from "../shared/rpc/access.ts";
+import {
+  auditedCaller,
+  type Caller,
+  type ClientAuthenticatorHook,
+  callerOf,
+  PEER,
+  permissionDenied,
+  rateLimited,
+} from "../shared/rpc/access.ts";
 import { defineService } from "../shared/rpc/service.ts";
+import { AgentTrust } from "./agents/agent-trust.ts";
 import { AgentAttestors, attestorRpcs } from "./agents/attestation.ts";
 import { agentRpcs } from "./agents/rpcs.ts";
 import type { RegisteredClient } from "./clients/metadata.ts";
@@ -43,7 +52,9 @@ export function issueService(deps: ServiceDeps) {
     allowPrivateHosts: deps.config.oauth.allowPrivateMetadataHosts,
   });
   const audit = new AuditClient(() => deps.clients.get(Audit));
-  const oauth = createOAuthHttp(deps, clients, audit);
+  // Agents' certificates (issue 17): the tenant's agent CA and the deny list, for RFC 8705 and renewal.
+  const agentTrust = new AgentTrust(store, deps.agentCa, deps.config, clock, deps.logger);
+  const oauth = createOAuthHttp(deps, clients, audit, agentTrust);
   // Backchannel mandate requests past retention are deleted by every replica hosting Issue.
   let housekeeping: ReturnType<typeof startRequestHousekeeping> | undefined;
 
@@ -112,7 +123,9 @@ export function issueService(deps: ServiceDeps) {
         const rpcUrl = `${deps.config.publicBaseUrl}/${Issue.typeName}/ExchangeToken`;
         let issued: Awaited<ReturnType<typeof oauth.exchangeToken>>;
         try {
-          issued = await oauth.exchangeToken(request.tenant, caller.clientId, request, rpcUrl);
+          // RFC 8705: the token is bound to the certificate the caller presented (mTLS, or the edge's).
+          const certificate = context.values.get(PEER)?.clientCertificate;
+          issued = await oauth.exchangeToken(request.tenant, caller.clientId, request, rpcUrl, certificate);
         } catch (error) {
           throw exchangeRpcError(error);
         }
@@ -151,11 +164,17 @@ export function issueService(deps: ServiceDeps) {
     ...module,
     http: oauth.handle,
     // IssueToken, ExchangeToken, RevokeToken: the caller is the OAuth client its request authenticates.
-    authenticateClient: async (tenant: string, request: unknown, call: { rpcUrl: string; address?: string }) => {
+    authenticateClient: async (tenant: string, request: unknown, call: Parameters<ClientAuthenticatorHook>[2]) => {
       const credentials = (request as { client?: ClientCredentialsMessage }).client;
       if (!credentials?.clientId) throw new Error("the request carries no client authentication (field client)");
       try {
-        const { client } = await oauth.authenticateClient(tenant, credentials, call.rpcUrl, call.address);
+        const { client } = await oauth.authenticateClient(
+          tenant,
+          credentials,
+          call.rpcUrl,
+          call.address,
+          call.clientCertificate,
+        );
         return { clientId: client.clientId };
       } catch (error) {
         // Over its quota or failing too often: the RPC form of 429 (RESOURCE_EXHAUSTED + RetryInfo).

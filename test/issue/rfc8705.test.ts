@@ -9,10 +9,13 @@ import { createPublicKey } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Store } from "../../services/shared/store/store.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import {
@@ -126,7 +129,7 @@ function collect(
 const TOKEN_PATH = "/t/demo/oauth2/token";
 
 /** The details of the token.issued.v1 audit entry of `jti`, once the outbox has delivered it. */
-async function auditedIssuance(jti: string): Promise<Record<string, unknown>> {
+async function auditedIssuance(jti: string, type = "token.issued.v1"): Promise<Record<string, unknown>> {
   const store = Store.open({ url: server.database, poolSize: 1 });
   try {
     for (let attempt = 0; attempt < 100; attempt++) {
@@ -135,7 +138,7 @@ async function auditedIssuance(jti: string): Promise<Record<string, unknown>> {
         .db.selectFrom("audit_log")
         .select("body")
         .where("tenant_id", "=", "demo")
-        .where("type", "=", "token.issued.v1")
+        .where("type", "=", type)
         .execute();
       const details = rows
         .map((row) => (JSON.parse(row.body) as { event: { details: Record<string, unknown> } }).event.details)
@@ -454,6 +457,53 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
       refresh_token: refreshed.body.refresh_token as string,
     });
     expect(without.status).toBe(401);
+  });
+
+  it("Issue.ExchangeToken over the mTLS listener: tls_client_auth by the connection's certificate, the token bound to it", async () => {
+    const { mandate } = await server.issue.createMandate({
+      tenant: tenantOfServer,
+      mandate: {
+        principal: { id: "dev-alice", kind: PartyKind.HUMAN },
+        agent: { id: agent.clientId, kind: PartyKind.AGENT },
+        scopes: ["orders.read"],
+        resources: [API],
+        expireTime: timestampFromMs(Date.now() + DAY),
+      },
+    });
+    const request = {
+      tenant: tenantOfServer,
+      client: { clientId: agent.clientId, method: "tls_client_auth" },
+      subjectToken: mandate?.id as string,
+      subjectTokenType: MANDATE_TYPE,
+    };
+    const over = (certificate?: ClientCertificate) =>
+      createClient(
+        Issue,
+        createConnectTransport({
+          baseUrl: mtlsBase,
+          httpVersion: "1.1",
+          nodeOptions: {
+            ca: serverCa.pem,
+            ...(certificate ? { key: certificate.keyPem, cert: certificate.certPem } : {}),
+          },
+        }),
+      );
+    const response = await over(agent.certificate).exchangeToken(request);
+    const claims = claimsOf(response.tokens?.accessToken as string);
+    expect(response.tokens?.tokenType).toBe("Bearer");
+    expect(claims.cnf).toEqual({ "x5t#S256": opensslThumbprint(agent.certificate.certPem) });
+    expect(await auditedIssuance(claims.jti as string, "token.exchanged.v1")).toMatchObject({
+      client_auth_method: "tls_client_auth",
+      certificate_serial: agent.serial,
+      spiffe_id: agent.spiffeId,
+    });
+    const refused = await over()
+      .exchangeToken(request)
+      .then(
+        () => undefined,
+        (error: unknown) => ConnectError.from(error),
+      );
+    expect(refused?.code).toBe(Code.Unauthenticated);
   });
 
   it("takes the certificate from a configured proxy's Client-Cert header, and only from that proxy", async () => {

@@ -14,6 +14,13 @@ import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { textProblem } from "../../shared/text.ts";
+import {
+  type AgentCertificateVerifier,
+  CertificateRefused,
+  type PresentedCertificate,
+} from "../../shared/x509/types.ts";
+import { AgentAttestation } from "../agents/attestation.ts";
+import { agentCrlRoute, agentRoutes } from "../agents/http.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
@@ -31,6 +38,7 @@ import { authorizationServerMetadata } from "./endpoints/discovery.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { loginEndpoint, resumeEndpoint } from "./endpoints/login.ts";
 import { logoutEndpoint } from "./endpoints/logout.ts";
+import { MY_AGENT_PATH, myAgentEndpoint, myAgentsEndpoint, myAgentsLoginEndpoint } from "./endpoints/my-agents.ts";
 import { myMandateEndpoint, myMandatesEndpoint, myMandatesLoginEndpoint } from "./endpoints/my-mandates.ts";
 import { pushedAuthorizationRequestEndpoint } from "./endpoints/par.ts";
 import { pendingMandateEndpoint, pendingMandatesEndpoint } from "./endpoints/pending-mandates.ts";
@@ -73,6 +81,8 @@ export interface OAuthHttp {
     credentials: ClientCredentialsMessage,
     rpcUrl: string,
     address: string | undefined,
+    /** The certificate the caller presented (Peer.clientCertificate), for RFC 8705 methods. */
+    certificate?: PresentedCertificate | undefined,
   ): Promise<AuthenticatedClient>;
   /** Issue.ExchangeToken for a client the RPC layer authenticated (rpc-exchange.ts). */
   exchangeToken(
@@ -80,11 +90,22 @@ export interface OAuthHttp {
     clientId: string,
     request: ExchangeTokenRequest,
     rpcUrl: string,
+    /** The certificate the caller presented (Peer.clientCertificate): RFC 8705 binding. */
+    certificate?: PresentedCertificate | undefined,
   ): Promise<ExchangeResponse>;
   close(): Promise<void>;
 }
 
-export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audit: AuditClient): OAuthHttp {
+/**
+ * `agentCertificates` verifies agents' certificates for RFC 8705 tls_client_auth (the tenant's agent
+ * CA and deny list); without one, every tls_client_auth certificate is refused (fail closed).
+ */
+export function createOAuthHttp(
+  deps: ServiceDeps,
+  clients: ClientRegistry,
+  audit: AuditClient,
+  agentCertificates: AgentCertificateVerifier = NO_AGENT_CA,
+): OAuthHttp {
   const { config, store, clock, logger, signing } = deps;
   const base = config.publicBaseUrl;
   const replay = openReplayCache(config.redis.url);
@@ -104,6 +125,7 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audi
     limits: new AbuseLimits(limiter, config.rateLimits, config.http.trustedProxies),
     resources: new TenantResources(store, () => clock.now()),
     jwks: new RemoteJwks({ allowPrivate: config.oauth.allowPrivateMetadataHosts }),
+    agentCertificates,
     get nonces() {
       return nonces as DpopNonces;
     },
@@ -165,6 +187,10 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audi
     "/mandates/*": { GET: myMandateEndpoint, POST: myMandateEndpoint },
     "/mandates/pending": { GET: pendingMandatesEndpoint },
     "/mandates/pending/*": { GET: pendingMandateEndpoint, POST: pendingMandateEndpoint },
+    // "My agents": an owner's agents, their enrollment tokens and certificates.
+    "/agents": { GET: myAgentsEndpoint },
+    "/agents/login": { GET: myAgentsLoginEndpoint, POST: myAgentsLoginEndpoint },
+    "/agents/*": { POST: myAgentEndpoint },
     // Sign-out: ends the login session and the mandates granted to end with it.
     "/logout": { POST: logoutEndpoint },
     // OpenID CIBA Core §7: an agent asks a human for a mandate without a browser.
@@ -174,6 +200,8 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audi
     "/oauth2/register": { POST: ({ req, res, urls }) => registration.register(req, res, urls) },
     "/oauth2/register/*": { GET: manageClient, PUT: manageClient, DELETE: manageClient },
     "/oauth2/userinfo": { GET: (visit) => userinfo.handle(visit), POST: (visit) => userinfo.handle(visit) },
+    // Agent identity (issue 17): enrollment, renewal, the agent CA's trust bundle and CRLs.
+    ...agentRoutes({ store, clock, config, logger, agentCa: deps.agentCa, attestor: new AgentAttestation(services) }),
   };
 
   /** Runs an endpoint for an existing tenant, answering whatever it throws. */
@@ -197,11 +225,11 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audi
   };
 
   return {
-    authenticateClient: (tenant, credentials, rpcUrl, address) =>
-      auth.authenticateMessage(credentials, urlsOf(tenant), rpcUrl, address),
-    async exchangeToken(tenant, clientId, request, rpcUrl) {
+    authenticateClient: (tenant, credentials, rpcUrl, address, certificate) =>
+      auth.authenticateMessage(credentials, urlsOf(tenant), rpcUrl, address, certificate),
+    async exchangeToken(tenant, clientId, request, rpcUrl, certificate) {
       await noncesReady;
-      return exchangeTokenByRpc(services, urlsOf(tenant), clientId, request, rpcUrl);
+      return exchangeTokenByRpc(services, urlsOf(tenant), clientId, request, rpcUrl, certificate);
     },
     async handle(req, res) {
       const path = pathOf(req);
@@ -219,6 +247,11 @@ export function createOAuthHttp(deps: ServiceDeps, clients: ClientRegistry, audi
     },
   };
 }
+
+/** No agent CA in this deployment: every certificate is of an unknown CA. */
+const NO_AGENT_CA: AgentCertificateVerifier = {
+  verify: () => Promise.reject(new CertificateRefused("unknown_ca", "no agent certificate authority is configured")),
+};
 
 function pathOf(req: IncomingMessage): string {
   return (req.url ?? "/").split("?")[0] as string;
@@ -244,7 +277,9 @@ function resolveRoute(
       ? "/mandates/*"
       : PENDING_REQUEST.test(rest)
         ? "/mandates/pending/*"
-        : rest;
+        : MY_AGENT_PATH.test(rest)
+          ? "/agents/*"
+          : (agentCrlRoute(rest) ?? rest);
   const methods = routes[route];
   return methods ? { tenant: match[1] as string, route, methods } : undefined;
 }

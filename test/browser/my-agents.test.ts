@@ -5,11 +5,16 @@
 // lifetime — and revokes an agent's certificates. Negatives: no session (sign-in redirect), another
 // owner's agent and an application (404, even with a valid CSRF token), a POST without or with a
 // wrong CSRF token (403, nothing created); the strict CSP header and no script.
-import { createHash, randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Store } from "../../services/shared/store/store.ts";
 import { browserAvailable, expectStrictPage, launchChromium } from "../helpers/browser.ts";
+import { runMandate } from "../helpers/mandate-process.ts";
 import { DEV_PASSWORD, type OAuthServer, registerKeylessAgent, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const ALICE = "dev-alice";
@@ -143,6 +148,38 @@ describe.skipIf(!browserAvailable())("my agents", () => {
     await tab.context().close();
   });
 
+  it("the token shown enrolls the agent with the command shown, once", { timeout: 120_000 }, async () => {
+    const tab = await signedIn();
+    await tab.locator(`li[data-agent="${ordersAgent}"] button`, { hasText: "Create an enrollment token" }).click();
+    const token = await tab.locator("#token").inputValue();
+    const shown = await tab.locator("pre.command").innerText();
+    await tab.context().close();
+    // The agent's machine: a key made there (by openssl), then exactly the command the page showed.
+    const machine = mkdtempSync(join(tmpdir(), "mandate-agent-"));
+    execFileSync(
+      "openssl",
+      ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "agent-key.pem"],
+      {
+        cwd: machine,
+        stdio: "ignore",
+      },
+    );
+    const [program, ...args] = shown.split(" ");
+    expect(program).toBe("mandate");
+    const enrolled = await runMandate(args, {}, machine);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    const certificate = new X509Certificate(readFileSync(join(machine, "agent.pem")));
+    expect(certificate.subjectAltName).toBe(`URI:spiffe://demo.agents.mandate.local/agent/${ordersAgent}`);
+    const row = (await tokensOf(ordersAgent)).find(
+      (t) => t.token_hash === createHash("sha256").update(token).digest("base64url"),
+    );
+    expect(row?.used_serial).toBe(certificate.serialNumber.toUpperCase());
+    // One-time: the same command again is refused.
+    const again = await runMandate(args, {}, machine);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain("invalid_grant");
+  });
+
   it("refuses another owner's agent and an application (404), and forms without the CSRF token (403)", async () => {
     const tab = await signedIn();
     const csrf = await tab.locator('input[name="csrf"]').first().inputValue();
@@ -179,14 +216,16 @@ describe.skipIf(!browserAvailable())("my agents", () => {
   it("revokes the agent's certificates and its unused enrollment tokens", async () => {
     const tab = await signedIn();
     await tab.locator(`li[data-agent="${ordersAgent}"] button`, { hasText: "Revoke its certificates" }).click();
-    // Both unrevoked rows, the current one and the expired one, are revoked.
-    await tab.waitForURL(`${page()}?revoked=${ordersAgent}&count=2`);
-    expect(await tab.locator("[role=status]").innerText()).toContain("2 certificate(s) revoked for Orders agent");
+    // Every unrevoked row: the recorded one, the expired one and the enrolled one.
+    await tab.waitForURL(`${page()}?revoked=${ordersAgent}&count=3`);
+    expect(await tab.locator("[role=status]").innerText()).toContain("3 certificate(s) revoked for Orders agent");
     const item = tab.locator(`li[data-agent="${ordersAgent}"]`);
     expect(await item.locator('li[data-serial="0A1B2C"]').getAttribute("data-state")).toBe("revoked");
     expect(await item.locator("button", { hasText: "Revoke its certificates" }).count()).toBe(0);
     const tokens = await tokensOf(ordersAgent);
-    expect(tokens.every((t) => Number(t.expires_at) <= Date.now())).toBe(true);
+    const unused = tokens.filter((t) => t.used_at === null);
+    expect(unused.length).toBeGreaterThan(0);
+    expect(unused.every((t) => Number(t.expires_at) <= Date.now())).toBe(true);
     await tab.context().close();
   });
 });

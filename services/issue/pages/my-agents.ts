@@ -91,6 +91,7 @@ It is shown only now: copy it. It works once, until ${when(options.expiresAt)}.<
 <input id="token" class="token" readonly value="${options.token}">
 <p>On the machine where the agent runs, this creates its key and gets its certificate:</p>
 <pre class="command"><code>${command}</code></pre>
+<p class="muted">It reads the agent's private key from <code>agent-key.pem</code>, which never leaves that machine. If the agent has no key yet, add <code>--generate-key ec</code> to create one there first.</p>
 <p><a href="${options.base}">Back to my agents</a></p>`;
 }
 

@@ -8,6 +8,7 @@ import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Command, CommanderError, Option } from "commander";
 import { ClientKind, type OAuthClient, OAuthClientSchema } from "../../gen/mandate/v1/clients_pb.js";
 import { AgentCertificateSchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { REVOCATION_REASONS } from "../issue/agents/certificates.ts";
 import { addAttestorCommands } from "./agent-attestors.ts";
 import { enrollCommand, renewCommand } from "./agent-enrollment.ts";
 import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
@@ -75,15 +76,6 @@ export function agentsCommand(): Command {
   agents.addCommand(renewCommand());
   return agents;
 }
-
-const REVOCATION_REASONS = [
-  "unspecified",
-  "keyCompromise",
-  "affiliationChanged",
-  "superseded",
-  "cessationOfOperation",
-  "privilegeWithdrawn",
-];
 
 function enrollmentTokenCommand(): Command {
   return tenantRpcCommand(

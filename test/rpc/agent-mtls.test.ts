@@ -5,6 +5,7 @@
 // says spiffe://<deployment>/mandate/issue. A certificate of no trusted CA does not fail the
 // handshake (token callers need none): it is ignored, and the call goes on without it.
 import { X509Certificate } from "node:crypto";
+import { connect } from "node:tls";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -177,6 +178,23 @@ describe("agent certificates on native gRPC", () => {
     expect(bundles.pems).toContain(new X509Certificate(initech.intermediate.pem).toString());
     const peer = await peerSeenWith({ key: agent, chain: [agent] });
     expect(Buffer.from(peer?.clientCertificate?.leaf ?? [])).toEqual(derOf(agent));
+    // The replaced TLS context still speaks TLS 1.3 only.
+    const port = Number(address.slice(address.lastIndexOf(":") + 1));
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = connect({
+        host: "localhost",
+        port,
+        ca: deployment.pem,
+        maxVersion: "TLSv1.2",
+        ALPNProtocols: ["h2"],
+      });
+      socket.once("secureConnect", () => {
+        resolve(`connected with ${socket.getProtocol()}`);
+        socket.destroy();
+      });
+      socket.once("error", (error) => resolve(`refused: ${(error as NodeJS.ErrnoException).code}`));
+    });
+    expect(outcome).toMatch(/^refused/);
   });
 
   it("read no certificate from a caller that presents none", async () => {

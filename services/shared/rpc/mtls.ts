@@ -195,9 +195,10 @@ export class MandateServerCredentials extends grpc.ServerCredentials {
    * CA list): a certificate of no known CA still connects (tokens need none) but reaches no handler.
    */
   constructor(files: TlsFiles, agents?: AgentCaBundles) {
+    // A replaced secure context keeps only what it is given: TLS 1.3 is part of every one.
     const context = () => {
       const { cert, key, ca } = files.material;
-      return { cert, key, ca: agents ? [ca, ...agents.pems] : ca };
+      return { cert, key, ca: agents ? [ca, ...agents.pems] : ca, minVersion: "TLSv1.3" as const };
     };
     super({ requestCert: true, rejectUnauthorized: false, minVersion: "TLSv1.3" }, context());
     // Renewed certificates, and changed agent trust bundles, serve new connections.

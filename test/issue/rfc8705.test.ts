@@ -5,12 +5,13 @@
 // (§3: cnf.x5t#S256, token_type Bearer) from client credentials, token exchange and refresh,
 // discovery (§3.3, §5), and the proxy-header mode accepted only from the configured proxy (RFC 9440).
 import { execFileSync } from "node:child_process";
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
@@ -44,6 +45,7 @@ interface ClientCertificate {
 interface Answer {
   status: number;
   body: Record<string, unknown>;
+  headers: import("node:http").IncomingHttpHeaders;
 }
 
 let server: OAuthServer;
@@ -122,7 +124,11 @@ function collect(
   res.on("error", reject);
   res.on("end", () => {
     const text = Buffer.concat(chunks).toString("utf8");
-    resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+    resolve({
+      status: res.statusCode ?? 0,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      headers: res.headers,
+    });
   });
 }
 
@@ -399,6 +405,29 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
       expect(answer.status, `${clientId}: ${JSON.stringify(answer.body)}`).toBe(401);
       expect(answer.body.error).toBe("invalid_client");
     }
+  });
+
+  it("binds to the DPoP key instead when the request also carries a proof (one binding per token)", async () => {
+    const keys = await generateKeyPair("ES256");
+    const jwk = await exportJWK(keys.publicKey);
+    // RFC 9449 §4.3: htu is the URL called, the token endpoint's mTLS alias (RFC 8705 §5).
+    const proof = (nonce?: string) =>
+      new SignJWT({ htm: "POST", htu: `${mtlsBase}${TOKEN_PATH}`, jti: randomUUID(), ...(nonce ? { nonce } : {}) })
+        .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk })
+        .setIssuedAt()
+        .sign(keys.privateKey);
+    const form = { grant_type: "client_credentials", client_id: agent.clientId };
+    let answer = await mtlsPost(TOKEN_PATH, form, agent.certificate, { dpop: await proof() });
+    if (answer.body.error === "use_dpop_nonce") {
+      answer = await mtlsPost(TOKEN_PATH, form, agent.certificate, {
+        dpop: await proof(answer.headers["dpop-nonce"] as string),
+      });
+    }
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.token_type).toBe("DPoP");
+    expect(claimsOf(answer.body.access_token as string).cnf).toEqual({
+      jkt: await calculateJwkThumbprint(jwk, "sha256"),
+    });
   });
 
   it("refuses a revoked certificate", async () => {

@@ -14,6 +14,7 @@ import type { Store } from "../../shared/store/store.ts";
 import type { RegisteredClient } from "../clients/metadata.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
 import { InvalidDpopProof, UseDpopNonce } from "./errors.ts";
+import { endpointAsReached } from "./rfc8705.ts";
 
 /**
  * RFC 9449 §5: the token request's proof when present; required of clients registered for DPoP-bound
@@ -32,7 +33,9 @@ export async function tokenRequestProof(
     }
     return undefined;
   }
-  const proof = await verifyAuthorizationServerProof(services, req, urls, urls.token);
+  // At the mTLS alias (RFC 8705 §5) the proof is made for the alias the client called.
+  const endpoint = endpointAsReached(services.config, req, urls.token);
+  const proof = await verifyAuthorizationServerProof(services, req, urls, endpoint);
   requireRegisteredKey(client, proof);
   return proof;
 }

@@ -17,7 +17,10 @@
 //   certificate-bound tokens (clients/metadata.ts).
 import "reflect-metadata";
 import { createPublicKey, type JsonWebKey, X509Certificate as NodeCertificate, webcrypto } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { TLSSocket } from "node:tls";
 import * as x509 from "@peculiar/x509";
+import type { Config } from "../../shared/config.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { agentSpiffeId, agentTrustDomain } from "../../shared/x509/spiffe.ts";
 import { x5tS256 } from "../../shared/x509/thumbprint.ts";
@@ -254,4 +257,25 @@ function logRefusal(logger: Logger, client: RegisteredClient, method: AuthMethod
     { tenant: client.tenant, clientId: client.clientId, method, reason, detail },
     "client certificate refused (RFC 8705)",
   );
+}
+
+/** The mTLS listener's public base URL (http.mtls.publicUrl, default https://{host}:{port}), or undefined when it is off. */
+export function mtlsBaseUrl(config: Config): string | undefined {
+  const { mtls } = config.http;
+  if (mtls.port === undefined) return undefined;
+  if (mtls.publicUrl) return mtls.publicUrl;
+  const host = mtls.host ?? config.http.host;
+  // A wildcard listener is reached on loopback, as the HTTP edge's default public URL is.
+  const shown = ["0.0.0.0", "::", "[::]"].includes(host) ? "127.0.0.1" : host;
+  return `https://${shown.includes(":") ? `[${shown}]` : shown}:${mtls.port}`;
+}
+
+/**
+ * The URL a request reached an endpoint at: its mTLS alias (§5) when it came over the mTLS listener,
+ * else `url`. A DPoP proof's htu names the URL the client called (RFC 9449 §4.3).
+ */
+export function endpointAsReached(config: Config, req: IncomingMessage, url: string): string {
+  const base = mtlsBaseUrl(config);
+  if (!base || !(req.socket as TLSSocket | undefined)?.encrypted) return url;
+  return `${base}${url.slice(config.publicBaseUrl.length)}`;
 }

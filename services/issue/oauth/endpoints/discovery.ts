@@ -5,6 +5,7 @@ import { DPOP_ALGORITHMS } from "../../../shared/oauth/dpop.ts";
 import { CIBA_GRANT_TYPE, TOKEN_EXCHANGE } from "../../clients/metadata.ts";
 import { CLIENT_ASSERTION_ALGORITHMS } from "../client-auth.ts";
 import type { TenantUrls } from "../context.ts";
+import { mtlsBaseUrl } from "../rfc8705.ts";
 import { SUPPORTED_SCOPES } from "../scopes.ts";
 import { backchannelOffered, backchannelUrl } from "./backchannel.ts";
 
@@ -88,15 +89,4 @@ function mtlsEndpointAliases(urls: TenantUrls, config: Config): { mtls_endpoint_
       ...(backchannelOffered(config) ? { backchannel_authentication_endpoint: alias(backchannelUrl(urls)) } : {}),
     },
   };
-}
-
-/** The mTLS listener's public base URL, or undefined when it is off. */
-export function mtlsBaseUrl(config: Config): string | undefined {
-  const { mtls } = config.http;
-  if (mtls.port === undefined) return undefined;
-  if (mtls.publicUrl) return mtls.publicUrl;
-  const host = mtls.host ?? config.http.host;
-  // A wildcard listener is reached on loopback, as the HTTP edge's default public URL is.
-  const shown = ["0.0.0.0", "::", "[::]"].includes(host) ? "127.0.0.1" : host;
-  return `https://${shown.includes(":") ? `[${shown}]` : shown}:${mtls.port}`;
 }

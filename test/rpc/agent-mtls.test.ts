@@ -18,7 +18,12 @@ import {
 } from "../../gen/grpc/health/v1/health_pb.js";
 import { loadConfig } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
-import { PEER, type Peer } from "../../services/shared/rpc/access.ts";
+import {
+  FORWARDED_CLIENT_CERT_HEADER,
+  FORWARDED_FOR_HEADER,
+  PEER,
+  type Peer,
+} from "../../services/shared/rpc/access.ts";
 import { bindGrpcServer, createGrpcServer, shutdownGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
 import { AgentCaBundles, MandateServerCredentials, peerIdentity, TlsFiles } from "../../services/shared/rpc/mtls.ts";
 import { intermediateCa, leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
@@ -97,7 +102,10 @@ afterAll(async () => {
 });
 
 /** One Health/Check over a fresh grpc-js channel presenting `client` (leaf first, then what it sends along). */
-async function peerSeenWith(client?: { key: PkiCertificate; chain: PkiCertificate[] }): Promise<Peer | undefined> {
+async function peerSeenWith(
+  client?: { key: PkiCertificate; chain: PkiCertificate[] },
+  metadata = new grpc.Metadata(),
+): Promise<Peer | undefined> {
   const credentials = grpc.credentials.createSsl(
     Buffer.from(deployment.pem),
     client ? Buffer.from(client.key.keyPem) : null,
@@ -112,6 +120,8 @@ async function peerSeenWith(client?: { key: PkiCertificate; chain: PkiCertificat
         (message: unknown) =>
           Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, message as never))),
         (bytes: Buffer) => fromBinary(HealthCheckResponseSchema, bytes),
+        {},
+        metadata,
         {},
         (error, value) => (error ? reject(error) : resolve(value)),
       ),
@@ -195,6 +205,29 @@ describe("agent certificates on native gRPC", () => {
       socket.once("error", (error) => resolve(`refused: ${(error as NodeJS.ErrnoException).code}`));
     });
     expect(outcome).toMatch(/^refused/);
+  });
+
+  it("take an outside caller's certificate from the edge's forwarding header, and from no one else", async () => {
+    const acme = cas.get("acme") as TenantCa;
+    const agent = leafCertificate(acme.intermediate, { uris: [agentId("acme", "a1")] });
+    const forwarded = new grpc.Metadata();
+    forwarded.set(FORWARDED_FOR_HEADER, "192.0.2.7");
+    forwarded.set(
+      FORWARDED_CLIENT_CERT_HEADER,
+      [agent, acme.intermediate].map((c) => derOf(c).toString("base64")).join(","),
+    );
+    const edge = leafCertificate(deployment, { uris: [`spiffe://${TRUST_DOMAIN}/mandate/edge`] });
+    const viaEdge = await peerSeenWith({ key: edge, chain: [edge] }, forwarded);
+    expect(viaEdge).toMatchObject({ service: "edge", forwarded: true, address: "192.0.2.7" });
+    expect(Buffer.from(viaEdge?.clientCertificate?.leaf ?? [])).toEqual(derOf(agent));
+    expect(viaEdge?.clientCertificate?.chain.map((der) => Buffer.from(der))).toEqual([derOf(acme.intermediate)]);
+    // Another service, an agent or a caller without certificate sending the header: not believed.
+    const other = leafCertificate(acme.intermediate, { uris: [agentId("acme", "a2")] });
+    const fromAgent = await peerSeenWith({ key: other, chain: [other] }, forwarded);
+    expect(Buffer.from(fromAgent?.clientCertificate?.leaf ?? [])).toEqual(derOf(other));
+    const audit = leafCertificate(deployment, { uris: [`spiffe://${TRUST_DOMAIN}/mandate/audit`] });
+    expect((await peerSeenWith({ key: audit, chain: [audit] }, forwarded))?.clientCertificate).toBeUndefined();
+    expect((await peerSeenWith(undefined, forwarded))?.clientCertificate).toBeUndefined();
   });
 
   it("read no certificate from a caller that presents none", async () => {

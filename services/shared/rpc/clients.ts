@@ -12,7 +12,7 @@ import {
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context as otelContext, propagation } from "@opentelemetry/api";
 import { unavailable } from "../errors.ts";
-import { FORWARDED_FOR_HEADER, PEER } from "./access.ts";
+import { FORWARDED_CLIENT_CERT_HEADER, FORWARDED_FOR_HEADER, PEER } from "./access.ts";
 import type { BoundService } from "./grpc-server.ts";
 import type { TlsFiles } from "./mtls.ts";
 
@@ -113,7 +113,14 @@ export function forwardingImpl(service: DescService, clients: ServiceClients): o
         if (value !== null) headers.set(name, value);
       }
       // Always set: it also tells the other process that the edge's own identity must not count.
-      headers.set(FORWARDED_FOR_HEADER, context.values.get(PEER)?.address ?? "unknown");
+      const peer = context.values.get(PEER);
+      headers.set(FORWARDED_FOR_HEADER, peer?.address ?? "unknown");
+      // The caller's client certificate too (RFC 8705: a token bound to it is checked over there).
+      const certificate = peer?.clientCertificate;
+      if (certificate) {
+        const encoded = [certificate.leaf, ...certificate.chain].map((der) => Buffer.from(der).toString("base64"));
+        headers.set(FORWARDED_CLIENT_CERT_HEADER, encoded.join(","));
+      }
       return call(request, { signal: context.signal, timeoutMs: context.timeoutMs(), headers });
     };
   }

@@ -3,13 +3,14 @@
 // certificate the CA issued, revocation through the admin RPC, and the published trust bundle and
 // CRL checked by openssl (`openssl verify`, `openssl crl -verify`).
 import { execFileSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
+import { randomUUID, X509Certificate } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
@@ -317,6 +318,53 @@ describe("enrollment with a one-time token", () => {
       error: "invalid_grant",
       error_description: "the enrollment token has expired; ask for a new one",
     });
+  });
+});
+
+describe("enrollment with a workload attestation", () => {
+  it("issues to the agent its attested workload is bound to, once per attestation; refuses a forged one", async () => {
+    const clientId = await newAgent();
+    const platform = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(platform.publicKey)), kid: "cluster-1", alg: "ES256", use: "sig" };
+    const name = `k8s-${randomUUID().slice(0, 8)}`;
+    const issuer = `https://${name}.cluster.example`;
+    await server.issue.createAgentAttestor({
+      tenant: "demo",
+      name,
+      issuer,
+      audience: "mandate",
+      keys: { case: "jwks", value: { keys: [jwk] } },
+    });
+    const subject = "system:serviceaccount:agents:bot";
+    await server.issue.bindAgentWorkload({ tenant: "demo", attestor: name, subject, clientId });
+    const attestation = (key: CryptoKey) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: "ES256", kid: "cluster-1" })
+        .setIssuer(issuer)
+        .setAudience("mandate")
+        .setSubject(subject)
+        .setIssuedAt()
+        .setExpirationTime("10m")
+        .setJti(randomUUID())
+        .sign(key);
+    const key = privateKey("ec");
+    const jwt = await attestation(platform.privateKey);
+    const answer = await post("/agents/enroll", { csr: csr(key.keyPem).pem, attestation: jwt });
+    expect(answer.status).toBe(200);
+    expect((answer.body as unknown as Enrolled).spiffe_id).toBe(`spiffe://${TRUST_DOMAIN}/agent/${clientId}`);
+    const { certificates } = await server.issue.listAgentCertificates({ tenant: "demo", clientId });
+    expect(certificates.map((c) => c.proof)).toEqual([`attestation:${name}`]);
+
+    const replayed = await post("/agents/enroll", { csr: csr(key.keyPem).pem, attestation: jwt });
+    expect(replayed.status).toBe(400);
+    expect(replayed.body.error).toBe("invalid_grant");
+    expect(replayed.body.error_description).toContain("(replayed)");
+    const forged = await post("/agents/enroll", {
+      csr: csr(key.keyPem).pem,
+      attestation: await attestation((await generateKeyPair("ES256")).privateKey),
+    });
+    expect(forged.body.error).toBe("invalid_grant");
+    expect(forged.body.error_description).toContain("(bad_signature)");
   });
 });
 

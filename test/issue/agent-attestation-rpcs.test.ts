@@ -4,13 +4,14 @@
 // `mandate agents bind-workload|unbind-workload`, with their refusals: a jwks_uri the SSRF-safe
 // fetcher would refuse (private address, http), no keys, duplicates, a non-agent or unknown client,
 // an unknown attestor or binding, and a caller without mandate:tenant-admin.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { randomUUID, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { exportJWK, generateKeyPair } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { runMandate } from "../helpers/mandate-process.ts";
@@ -20,6 +21,7 @@ const SUBJECT = "system:serviceaccount:agents:orders-agent";
 
 let server: OAuthServer;
 let jwks: JsonObject;
+let signingKey: CryptoKey;
 let agent: string;
 
 async function code(call: Promise<unknown>): Promise<Code | undefined> {
@@ -31,7 +33,8 @@ async function code(call: Promise<unknown>): Promise<Code | undefined> {
 
 beforeAll(async () => {
   server = await startOAuthServer();
-  const { publicKey } = await generateKeyPair("RS256");
+  const { publicKey, privateKey } = await generateKeyPair("RS256");
+  signingKey = privateKey;
   jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "sa-key-1" }] } as unknown as JsonObject;
   agent = await registerKeylessAgent(server, { clientName: "Orders agent" });
 }, 60_000);
@@ -131,6 +134,78 @@ describe("Issue attestor RPCs", () => {
         }),
       ),
     ).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("enrollment by attestation", { timeout: 120_000 }, () => {
+  const issuer = "https://oidc.e2e-cluster.example";
+  /** A Kubernetes projected service-account token for `audience`, in a file as a pod would have it. */
+  async function tokenFile(audience: string): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = await new SignJWT({
+      aud: [audience],
+      iss: issuer,
+      sub: SUBJECT,
+      iat: now,
+      nbf: now,
+      exp: now + 600,
+      jti: randomUUID(),
+      "kubernetes.io": {
+        namespace: "agents",
+        pod: { name: "orders-agent-5f7d9", uid: randomUUID() },
+        serviceaccount: { name: "orders-agent", uid: randomUUID() },
+      },
+    })
+      .setProtectedHeader({ alg: "RS256", kid: "sa-key-1" })
+      .sign(signingKey);
+    const file = join(mkdtempSync(join(tmpdir(), "mandate-sa-")), "token");
+    writeFileSync(file, jwt);
+    return file;
+  }
+
+  it("a bound workload's token enrolls its agent with `mandate agents enroll --attestation-file`, once", async () => {
+    await server.issue.createAgentAttestor({
+      tenant: "demo",
+      name: "e2e-cluster",
+      issuer,
+      audience: "mandate",
+      keys: { case: "jwks", value: jwks },
+    });
+    await server.issue.bindAgentWorkload({
+      tenant: "demo",
+      attestor: "e2e-cluster",
+      subject: SUBJECT,
+      clientId: agent,
+    });
+    const machine = mkdtempSync(join(tmpdir(), "mandate-agent-"));
+    // The first run makes the agent's key on its machine; later runs reuse it.
+    const enroll = (attestation: string, ...extra: string[]) =>
+      runMandate(
+        ["agents", "enroll", "--issuer", server.issuer, "--attestation-file", attestation].concat(
+          ["--key", "agent-key.pem", "--out", "agent.pem"],
+          extra,
+        ),
+        {},
+        machine,
+      );
+    const token = await tokenFile("mandate");
+    const enrolled = await enroll(token, "--generate-key", "ec");
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    const certificate = new X509Certificate(readFileSync(join(machine, "agent.pem")));
+    expect(certificate.subjectAltName).toBe(`URI:spiffe://demo.agents.mandate.local/agent/${agent}`);
+    const { certificates } = await server.issue.listAgentCertificates({ tenant: "demo", clientId: agent });
+    expect(certificates.map((c) => c.proof)).toContain("attestation:e2e-cluster");
+
+    // The same token again (a replay), and one for another audience: invalid_grant.
+    const replayed = await enroll(token);
+    expect(replayed.code).not.toBe(0);
+    expect(replayed.stderr).toContain("invalid_grant");
+    expect(replayed.stderr).toContain("(replayed)");
+    const elsewhere = await enroll(await tokenFile("https://kubernetes.default.svc"));
+    expect(elsewhere.code).not.toBe(0);
+    expect(elsewhere.stderr).toContain("invalid_grant");
+    expect(elsewhere.stderr).toContain("(wrong_audience)");
+    await server.issue.deleteAgentAttestor({ tenant: "demo", name: "e2e-cluster" });
   });
 });
 

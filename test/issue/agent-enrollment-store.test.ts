@@ -102,6 +102,18 @@ async function tokenRow(id: string) {
     .executeTakeFirstOrThrow();
 }
 
+/** The payloads of the tenant's audit events of `type` (the outbox rows their transactions wrote). */
+async function events(type: string): Promise<Array<Record<string, unknown>>> {
+  const rows = await store
+    .forTenant("acme")
+    .db.selectFrom("audit_outbox")
+    .select("payload")
+    .where("tenant_id", "=", "acme")
+    .where("type", "=", type)
+    .execute();
+  return rows.map((r) => JSON.parse(r.payload) as Record<string, unknown>);
+}
+
 async function newCsr() {
   return checkCsr(csr(privateKey("ec").keyPem).pem);
 }
@@ -170,6 +182,8 @@ describe("a transaction that fails after the CA issued", () => {
     expect(row.used_at).toBeNull();
     expect(row.used_serial).toBeNull();
     expect(await new AgentCertificates(store).list("acme", clientId)).toEqual([]);
+    const issuedEvents = await events("agent.certificate.issued.v1");
+    expect(issuedEvents.filter((e) => e.serial === issued?.serial)).toEqual([]);
 
     const trust = new AgentTrust(store, ca, config, clock, logger);
     const refused = await refusal(
@@ -222,6 +236,18 @@ describe("a transaction that fails after the CA issued", () => {
     const recorded = await new AgentCertificates(store).list("acme", clientId);
     expect(recorded).toHaveLength(1);
     expect((await tokenRow(id)).used_serial).toBe(recorded[0]?.serial);
+    const audited = (await events("agent.certificate.issued.v1")).filter((e) => e.enrollment_token_id === id);
+    expect(audited).toEqual([
+      expect.objectContaining({ client_id: clientId, serial: recorded[0]?.serial, proof: "enrollment_token" }),
+    ]);
+    expect((await events("agent.enrollment_token.created.v1")).filter((e) => e.token_id === id)).toEqual([
+      {
+        token_id: id,
+        client_id: clientId,
+        expires_at: Number((await tokenRow(id)).expires_at),
+        by: { service: "test" },
+      },
+    ]);
   });
 });
 
@@ -242,6 +268,10 @@ describe("AgentTrust", () => {
       admin,
     );
     expect(revoked).toEqual([serial]);
+    const revocations = (await events("agent.certificates.revoked.v1")).filter((e) => e.client_id === clientId);
+    expect(revocations).toEqual([
+      { client_id: clientId, serials: [serial], reason: "keyCompromise", cause: "revoked", by: { service: "test" } },
+    ]);
     expect((await refusal(trust.verify("acme", presented(certificateDer, chainDer)))).message).toContain(
       "the certificate was revoked",
     );

@@ -8,16 +8,19 @@
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
 import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
+import { AuthorizeClient } from "../../services/authorize/client.ts";
 import { AgentTrust } from "../../services/issue/agents/agent-trust.ts";
 import { type Running, startMandate } from "../../services/runtime/start.ts";
 import { systemClock } from "../../services/shared/clock.ts";
 import { type Config, loadConfig, SERVICE_NAMES, withHttpPort } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
+import { ResourceServer, ResourceServerError } from "../../services/shared/oauth/resource-server.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { agentSpiffeId, agentTrustDomain } from "../../services/shared/x509/spiffe.ts";
 import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
@@ -238,6 +241,42 @@ describe("Authorize in access-token mode with a certificate-bound token", () => 
     expect(decided.codes.filter((code) => code.startsWith("token_"))).toEqual([]);
     // The same question asked with an unbound token gets the same answer: the binding was the only difference.
     expect(decided).toEqual(await codes(await ordersToken(), agent.der));
+  });
+});
+
+describe("the resource-server library's authorize() with a certificate-bound token", () => {
+  it("passes the request's certificate to Authorize: without it the token is refused as verify() refuses it", async () => {
+    // The resource server calls Authorize over mTLS with its own certificate, its caller token bound to it.
+    const credentials = grpc.credentials.createSsl(
+      Buffer.from(deployment.pem),
+      Buffer.from(otherAgent.keyPem),
+      Buffer.from(otherAgent.pem),
+    );
+    const client = new AuthorizeClient({
+      address,
+      credentials,
+      token: await callerToken(otherAgent),
+      deadlineMs: 5000,
+    });
+    const resourceServer = new ResourceServer({
+      issuer: issuerUrl(config.publicBaseUrl, TENANT),
+      audience: RESOURCE,
+      keys: async () => {
+        throw new Error("authorize() verifies through Authorize, not locally");
+      },
+      authorizer: { client, tenant: TENANT },
+    });
+    const token = await ordersToken(bound(agent));
+    const request = { method: "GET", url: `${RESOURCE}orders/o-1`, authorization: `Bearer ${token}`, dpop: undefined };
+    const question = { action: "orders.read", resource: { type: "order", id: "o-1" } };
+    const withCertificate = await resourceServer.authorize({ ...request, clientCertificate: agent.der }, question);
+    expect(withCertificate.decision.reasons.map((reason) => reason.code)).not.toContain("token_certificate_required");
+    for (const clientCertificate of [undefined, otherAgent.der]) {
+      const refused = await resourceServer.authorize({ ...request, clientCertificate }, question).catch((e) => e);
+      expect(refused).toBeInstanceOf(ResourceServerError);
+      expect((refused as ResourceServerError).wwwAuthenticate).toMatch(/^Bearer error="invalid_token"/);
+    }
+    client.close();
   });
 });
 

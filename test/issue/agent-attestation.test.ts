@@ -23,7 +23,7 @@ import { ClientRegistry } from "../../services/issue/clients/registry.ts";
 import { systemClock } from "../../services/shared/clock.ts";
 import { loadConfig } from "../../services/shared/config.ts";
 import { RemoteJwks } from "../../services/shared/net/remote-jwks.ts";
-import { MemoryReplayCache } from "../../services/shared/oauth/replay.ts";
+import { MemoryReplayCache, RedisReplayCache } from "../../services/shared/oauth/replay.ts";
 import { engines } from "../helpers/engines.ts";
 import { type OpenedStore, openStore } from "../helpers/store.ts";
 import { listen, selfSignedCertificate } from "../helpers/tls.ts";
@@ -45,6 +45,9 @@ let clients: ClientRegistry;
 let agentId: string;
 const config = loadConfig({ env: { MANDATE_OAUTH_ALLOW_PRIVATE_METADATA_HOSTS: "true" } });
 const strictConfig = loadConfig({ env: {} });
+const REDIS_URL = process.env.MANDATE_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+/** The issuer's published keys: rotation replaces them. */
+let published: JWK[] = [];
 
 /** A Kubernetes projected service-account token (audience `mandate`, 10 minutes), `changes` applied. */
 async function serviceAccountToken(
@@ -108,6 +111,7 @@ beforeAll(async () => {
   publicKeyPem = await exportSPKI(publicKey);
   kid = randomUUID();
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
+  published = [jwk];
   // The cluster's issuer: discovery and the JWK Set over HTTPS, trusted here as a cluster's CA would be.
   const tls = selfSignedCertificate();
   setDefaultCACertificates([...getCACertificates("default"), tls.cert]);
@@ -122,7 +126,7 @@ beforeAll(async () => {
             id_token_signing_alg_values_supported: ["RS256"],
           }
         : req.url === "/openid/v1/jwks"
-          ? { keys: [jwk] }
+          ? { keys: published }
           : undefined;
     res.writeHead(body ? 200 : 404, { "content-type": "application/json" });
     res.end(JSON.stringify(body ?? { error: "not found" }));
@@ -291,6 +295,39 @@ describe("refusals", () => {
         ADMIN,
       ),
     ).rejects.toThrow(/127\.0\.0\.1 is not a public address/);
+  });
+});
+
+describe("replicas and key rotation", () => {
+  it("two replicas sharing Redis accept a token once between them", async () => {
+    const replica = (replay: RedisReplayCache) =>
+      new AgentAttestation({
+        store: opened.store,
+        clock: systemClock,
+        config,
+        clients,
+        jwks: new RemoteJwks({ allowPrivate: true }),
+        replay,
+      });
+    const caches = [new RedisReplayCache(REDIS_URL), new RedisReplayCache(REDIS_URL)];
+    try {
+      const [one, two] = caches.map(replica) as [AgentAttestation, AgentAttestation];
+      const jwt = await serviceAccountToken();
+      expect((await one.attest(TENANT, jwt)).clientId).toBe(agentId);
+      expect(await refusal(jwt, two)).toBe("replayed");
+    } finally {
+      for (const cache of caches) await cache.close();
+    }
+  });
+
+  it("a token signed with the issuer's new key verifies once the key is published (refetched on an unknown kid)", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const rotated: JWK = { ...(await exportJWK(publicKey)), kid: "rotated-key", alg: "ES256", use: "sig" };
+    const token = () => serviceAccountToken({ key: privateKey, header: { alg: "ES256", kid: "rotated-key" } });
+    // Not yet published: no key matches.
+    expect(await refusal(await token())).toBe("bad_signature");
+    published = [...published, rotated];
+    expect((await attestation.attest(TENANT, await token())).clientId).toBe(agentId);
   });
 });
 

@@ -547,11 +547,11 @@ describe("admin RPCs", () => {
     );
     const otherAdmin = grpc([await server.caller("mandate:tenant-admin", "other")]);
     for (const call of [
-      otherAdmin.createAgentEnrollmentToken({ tenant: "demo", clientId }),
-      otherAdmin.listAgentCertificates({ tenant: "demo", clientId }),
-      otherAdmin.revokeAgentCertificates({ tenant: "demo", clientId }),
+      () => otherAdmin.createAgentEnrollmentToken({ tenant: "demo", clientId }),
+      () => otherAdmin.listAgentCertificates({ tenant: "demo", clientId }),
+      () => otherAdmin.revokeAgentCertificates({ tenant: "demo", clientId }),
     ]) {
-      expect((await rpcError(call)).code).toBe(Code.PermissionDenied);
+      expect((await rpcError(call())).code).toBe(Code.PermissionDenied);
     }
   });
 

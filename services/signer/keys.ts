@@ -210,6 +210,12 @@ export class KeyManager implements SigningClient {
   ): Promise<KeyInfo[]> {
     this.#readiness.requireReady();
     await this.#rotation.rotateNow(tenant, purpose, { revoke, reason, by });
+    if (purpose === "agent_ca_root" && revoke) {
+      // Intermediates the revoked root certified (a pre-published one included) chain to nothing
+      // trusted any more: all are revoked, and a new one, certified by the new root, issues.
+      const cascade = `its root was revoked${reason ? `: ${reason}` : ""}`;
+      await this.#rotation.revokeAll(tenant, "agent_ca", { reason: cascade, by });
+    }
     return this.listKeys(tenant, purpose);
   }
 

@@ -21,7 +21,14 @@ import { SigningKeyRecords } from "./key-records.ts";
 import { isAgentCaPurpose } from "./key-signer.ts";
 import type { KeyViews } from "./key-views.ts";
 import type { BackendLabels } from "./reconcile.ts";
-import { type KeyRecord, planEmergencyRotation, planRotation, type RotationStep, type Timing } from "./schedule.ts";
+import {
+  type KeyRecord,
+  planEmergencyRotation,
+  planRevokeAll,
+  planRotation,
+  type RotationStep,
+  type Timing,
+} from "./schedule.ts";
 
 /** Checkpoints follow the C2SP signed-note format, whose signatures are Ed25519. */
 const AUDIT_ALGORITHM: SigningAlgorithm = "EdDSA";
@@ -144,6 +151,27 @@ export class KeyRotation {
    * on first use only (services/signer/ca/), so tenants without agents hold no CA keys in the HSM;
    * once made, the round keeps them on schedule like any other.
    */
+  /** Revokes every key of the purpose still out and makes a new one that signs now (planRevokeAll). */
+  async revokeAll(
+    tenant: string,
+    purpose: KeyPurposeName,
+    options: { reason: string; by?: Record<string, string> | undefined },
+  ): Promise<void> {
+    await this.#change({
+      tenant,
+      purpose,
+      plan: (rows, now) => planRevokeAll(rows, now, this.#timing(purpose)),
+      reason: options.reason,
+      by: options.by,
+    });
+    await this.#change({
+      tenant,
+      purpose,
+      plan: (rows, now) => planRotation(rows, now, this.#timing(purpose)).filter((s) => s.kind === "destroy"),
+      reason: "cleanup",
+    });
+  }
+
   async #keepOnSchedule(tenant: string, purpose: KeyPurposeName, bootstrap: boolean): Promise<void> {
     // One tenant's failure (say, its key generation) must not hold back every other tenant's schedule.
     try {

@@ -219,6 +219,21 @@ export function planEmergencyRotation(
   return steps;
 }
 
+/**
+ * Every key of the purpose still out is revoked and a new one signs at once: for the agent CA's
+ * intermediates when the root that certified them is revoked (a pre-published successor was
+ * certified by that root too, so none of them may issue again).
+ */
+export function planRevokeAll(keys: readonly KeyRecord[], now: number, t: Timing): RotationStep[] {
+  const steps: RotationStep[] = [];
+  for (const key of keys) {
+    const state = keyState(key, now);
+    if (state === "pending" || state === "active" || state === "retired") steps.push({ kind: "revoke", id: key.id });
+  }
+  steps.push(newKey("emergency", now, now, t));
+  return steps;
+}
+
 /** How long a JWKS response may be cached: well inside the pre-publication window, at most 5 minutes. */
 export function jwksMaxAgeSeconds(t: Timing): number {
   return Math.max(0, Math.min(300, Math.floor(t.prepublishMs / 2 / 1000)));

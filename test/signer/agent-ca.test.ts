@@ -461,6 +461,38 @@ describe("agent CA: rotation with pre-publication and overlap", () => {
     expect(opensslVerify(fresh.certificateDer, after, clock.now()).ok).toBe(true);
   });
 
+  it("an emergency intermediate rotation issues from a new one at once; the old stays published for its leaves", async () => {
+    const { remote, clock, keys } = await setUp();
+    const before = await issue(remote, clock);
+    await keys.rotate("acme", "agent_ca", false, "operator asked");
+    const after = await issue(remote, clock);
+    expect(after.issuerKid).not.toBe(before.issuerKid);
+    const bundle = await remote.trustBundle("acme");
+    expect(bundle.intermediates).toHaveLength(2);
+    expect(opensslVerify(before.certificateDer, bundle, clock.now()).output).toMatch(/: OK/);
+    expect(opensslVerify(after.certificateDer, bundle, clock.now()).output).toMatch(/: OK/);
+  });
+
+  it("revoking the root revokes every intermediate it certified, pre-published ones included", async () => {
+    const { remote, clock, keys } = await setUp();
+    await issue(remote, clock); // the CA's first keys
+    clock.advance(6 * DAY + MINUTE); // a pre-published successor intermediate exists
+    await keys.tick();
+    const before = await issue(remote, clock);
+    expect((await remote.trustBundle("acme")).intermediates).toHaveLength(2);
+    await keys.rotate("acme", "agent_ca_root", true, "root key compromised");
+    const bundle = await remote.trustBundle("acme");
+    expect(bundle.roots).toHaveLength(1);
+    expect(bundle.intermediates).toHaveLength(1);
+    const after = await issue(remote, clock);
+    expect(after.issuerKid).not.toBe(before.issuerKid);
+    expect(opensslVerify(after.certificateDer, bundle, clock.now()).output).toMatch(/: OK/);
+    // Leaves of the old hierarchy no longer verify against the bundle.
+    expect(opensslVerify(before.certificateDer, bundle, clock.now()).ok).toBe(false);
+    const states = (await keys.listKeys("acme", "agent_ca")).map((k) => k.state).sort();
+    expect(states).toEqual(["active", "destroyed", "destroyed"]);
+  });
+
   it("caps a leaf at its intermediate's validity", async () => {
     const { ca, clock, keys } = await setUp();
     await issue(ca, clock);

@@ -51,10 +51,17 @@ export interface AgentCaOptions {
   publicBaseUrl: string;
 }
 
+/** A CA key's certificate, and the CA key that signed it (itself for a root). */
+interface KnownCertificate {
+  certificate: CaCertificate;
+  issuerKeyId: string;
+}
+
 /** A published CA key with its certificate. */
 interface CertifiedKey {
   key: KeyRecord;
   certificate: CaCertificate;
+  issuerKeyId: string;
 }
 
 /** A tenant's CA as published now: what the bundle lists, and the intermediate that issues. */
@@ -72,7 +79,7 @@ export class AgentCertificateAuthority implements AgentCaClient {
   readonly #trustDomainSuffix: string;
   readonly #publicBaseUrl: string;
   /** Per tenant, CA certificates by CA key id: rows never change, so a replica keeps what it read. */
-  readonly #certificates = new Map<string, Map<string, CaCertificate>>();
+  readonly #certificates = new Map<string, Map<string, KnownCertificate>>();
   /** Per tenant, the SPIFFE bundle sequence and the root set it was computed for. */
   readonly #sequences = new Map<string, { roots: string; sequence: number }>();
   #lastCrlNumber = 0;
@@ -205,7 +212,8 @@ export class AgentCertificateAuthority implements AgentCaClient {
     const intermediates: CertifiedKey[] = [];
     for (const key of publishedNow(intermediateKeys, now)) {
       const certified = await this.#certified(tenant, key, signer);
-      if (certified) intermediates.push(certified);
+      // Only while the root that certified it is published (a revoked root takes its intermediates).
+      if (certified && roots.some((root) => root.key.id === certified.issuerKeyId)) intermediates.push(certified);
     }
     const issuingKey = signingKey(intermediateKeys, now);
     const issuing = intermediates.find((intermediate) => intermediate.key.id === issuingKey?.id);
@@ -217,21 +225,27 @@ export class AgentCertificateAuthority implements AgentCaClient {
    * root certifies itself; an intermediate is certified by `issuer`, the root signing now, and
    * without one waits for a later call.
    */
-  async #certified(tenant: string, key: KeyRecord, issuer: CertifiedKey | "self" | undefined) {
+  async #certified(
+    tenant: string,
+    key: KeyRecord,
+    issuer: CertifiedKey | "self" | undefined,
+  ): Promise<CertifiedKey | undefined> {
     const known = this.#certificates.get(tenant)?.get(key.id) ?? (await this.#reload(tenant)).get(key.id);
-    if (known) return { key, certificate: known };
+    if (known) return { key, ...known };
     if (!issuer) return undefined;
     await this.#certify(tenant, key, issuer === "self" ? undefined : issuer);
     const made = (await this.#reload(tenant)).get(key.id);
     if (!made) throw unavailable("agent CA certificate not recorded; retry", "AGENT_CA_CHANGED");
-    return { key, certificate: made };
+    return { key, ...made };
   }
 
-  async #reload(tenant: string): Promise<Map<string, CaCertificate>> {
+  async #reload(tenant: string): Promise<Map<string, KnownCertificate>> {
     const rows = await this.#store.forTenant(tenant).use(AgentCaCertificateRecords).all();
-    const certificates = this.#certificates.get(tenant) ?? new Map<string, CaCertificate>();
+    const certificates = this.#certificates.get(tenant) ?? new Map<string, KnownCertificate>();
     for (const [keyId, row] of rows) {
-      if (!certificates.has(keyId)) certificates.set(keyId, parseCaCertificate(Buffer.from(row.der, "base64")));
+      if (certificates.has(keyId)) continue;
+      const certificate = parseCaCertificate(Buffer.from(row.der, "base64"));
+      certificates.set(keyId, { certificate, issuerKeyId: row.issuer_key_id });
     }
     this.#certificates.set(tenant, certificates);
     return certificates;

@@ -181,8 +181,14 @@ function createCommand(): Command {
     .addOption(
       new Option(
         "--auth-method <method>",
-        "token endpoint authentication (default private_key_jwt with --jwks/--jwks-uri, else client_secret_basic)",
-      ).choices(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+        "token endpoint authentication (default private_key_jwt with --jwks/--jwks-uri, else client_secret_basic); tls_client_auth: its enrolled certificate (RFC 8705)",
+      ).choices([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+      ]),
     )
     .option(
       "--grant-type <type>",
@@ -194,8 +200,12 @@ function createCommand(): Command {
     .option("--resource <uri>", "resource (RFC 8707) it may obtain tokens for; repeatable", collect, [])
     .option("--access-token-ttl <seconds>", "access-token lifetime, 10-3600 s (default: oauth.accessTokenTtl)")
     .action(async (options: AgentCreateOptions) => {
-      if (!options.dpopJkt && !options.jwks && !options.jwksUri) {
-        throw new CommanderError(2, "mandate.usage", "an agent needs a key: give --dpop-jkt, --jwks or --jwks-uri");
+      if (!options.dpopJkt && !options.jwks && !options.jwksUri && options.authMethod !== "tls_client_auth") {
+        throw new CommanderError(
+          2,
+          "mandate.usage",
+          "an agent needs a key: give --dpop-jkt, --jwks or --jwks-uri, or --auth-method tls_client_auth (its enrolled certificate)",
+        );
       }
       const { client, clientSecret } = await grpcClient(Issue, options).createClient({
         tenant: options.tenant,

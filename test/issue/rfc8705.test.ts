@@ -18,6 +18,7 @@ import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Store } from "../../services/shared/store/store.ts";
+import { runMandate } from "../helpers/mandate-process.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import {
   csr,
@@ -580,3 +581,38 @@ function httpsFetch(
       req.end(options.body === undefined ? undefined : String(options.body));
     });
 }
+
+describe("registering mutual-TLS clients from the CLI", () => {
+  const cli = (args: string[]) =>
+    runMandate([...args, "--json", "--address", server.process.summary.grpc as string], {
+      MANDATE_ADMIN_FILE: server.process.adminFile,
+    });
+
+  it("registers an agent for tls_client_auth (no other key) and a client named by a DNS SAN with certificate-bound tokens", async () => {
+    const agent = await cli([
+      ...["agents", "create", "-t", "demo", "--name", "cert agent", "--owner", "dev-alice"],
+      ...["--auth-method", "tls_client_auth"],
+    ]);
+    expect(agent.code, agent.stderr).toBe(0);
+    expect(JSON.parse(agent.stdout)).toMatchObject({
+      tokenEndpointAuthMethod: "tls_client_auth",
+      kind: "CLIENT_KIND_AGENT",
+    });
+    const client = await cli([
+      ...["clients", "create", "-t", "demo", "--name", "cert app", "--grant-type", "client_credentials"],
+      ...["--auth-method", "tls_client_auth", "--tls-san-dns", "app.example.com", "--tls-bound-tokens"],
+    ]);
+    expect(client.code, client.stderr).toBe(0);
+    expect(JSON.parse(client.stdout)).toMatchObject({
+      tokenEndpointAuthMethod: "tls_client_auth",
+      tlsClientAuthSanDns: "app.example.com",
+      tlsClientCertificateBoundAccessTokens: true,
+    });
+    const ambiguous = await cli([
+      ...["clients", "create", "-t", "demo", "--grant-type", "client_credentials", "--auth-method", "tls_client_auth"],
+      ...["--tls-san-dns", "a.example.com", "--tls-san-uri", "https://a.example.com/"],
+    ]);
+    expect(ambiguous.code).not.toBe(0);
+    expect(ambiguous.stderr).toContain("give exactly one of");
+  });
+});

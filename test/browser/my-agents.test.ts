@@ -52,6 +52,23 @@ function tokensOf(clientId: string) {
     .execute();
 }
 
+/** The audit log's entry of `type` about `clientId`, once the outbox has delivered it. */
+async function auditEntry(type: string, clientId: string) {
+  for (let i = 0; i < 100; i++) {
+    const entry = await store
+      .forTenant("demo")
+      .db.selectFrom("audit_log")
+      .select(["body", "subject", "client_id"])
+      .where("tenant_id", "=", "demo")
+      .where("type", "=", type)
+      .where("client_id", "=", clientId)
+      .executeTakeFirst();
+    if (entry) return entry;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no ${type} entry about ${clientId} in the audit log`);
+}
+
 /** A certificate row as enrollment records it (this suite is about the page, not the CA). */
 async function recordCertificate(clientId: string, serial: string, notAfter: number): Promise<void> {
   const now = Date.now();
@@ -142,6 +159,12 @@ describe.skipIf(!browserAvailable())("my agents", () => {
     expect(row.created_by).toBe(ALICE);
     expect(Number(row.expires_at) - Number(row.created_at)).toBe(DAY);
     expect(row.used_at).toBeNull();
+    // Audited with the token's row: who created it (the owner, a salted reference), never the token.
+    const entry = await auditEntry("agent.enrollment_token.created.v1", ordersAgent);
+    expect(entry.subject).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
+    const event = (JSON.parse(entry.body) as { event: { details: Record<string, unknown> } }).event;
+    expect(event.details).toMatchObject({ client_id: ordersAgent, by: { role: "owner", via: "my-agents page" } });
+    expect(entry.body).not.toContain(token.slice("mandate_enroll_".length));
     // Shown once: the list does not show it again.
     await tab.goto(page());
     expect(await tab.content()).not.toContain(token);

@@ -86,6 +86,8 @@ async function main() {
     MANDATE_HTTP_MTLS_KEY_FILE: serverCertificate.keyFile,
   });
   const samples: Record<Scenario, Stats[]> = { "mtls-new": [], "mtls-reuse": [], plain: [] };
+  // BENCH_SCENARIOS=mtls-reuse,plain runs only those (e.g. to profile one); the ratios need "plain".
+  const order = (process.env.BENCH_SCENARIOS?.split(",") ?? ["mtls-new", "mtls-reuse", "plain"]) as Scenario[];
   try {
     const agent = await enrolledAgent(server);
     const plainClient = await server.register({
@@ -116,10 +118,10 @@ async function main() {
           plainBody,
         ),
     };
-    const order: Scenario[] = ["mtls-new", "mtls-reuse", "plain"];
     for (let roundNumber = 1; roundNumber <= settings.rounds; roundNumber++) {
       // Rotate who goes first so drift on a noisy machine does not favour one scenario.
-      const rotated = [...order.slice(roundNumber % 3), ...order.slice(0, roundNumber % 3)];
+      const shift = roundNumber % order.length;
+      const rotated = [...order.slice(shift), ...order.slice(0, shift)];
       for (const scenario of rotated) {
         const stats = await measureCalls(calls[scenario], settings.concurrency, settings);
         samples[scenario].push(stats);
@@ -142,7 +144,7 @@ async function main() {
     errors: samples[scenario].reduce((sum, s) => sum + s.errors, 0),
   });
   const plain = summary("plain");
-  const rows = (["mtls-new", "mtls-reuse", "plain"] as const).map((scenario) => {
+  const rows = order.map((scenario) => {
     const row = summary(scenario);
     return {
       ...row,

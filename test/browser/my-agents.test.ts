@@ -246,6 +246,10 @@ describe.skipIf(!browserAvailable())("my agents", () => {
     expect(await item.locator('li[data-serial="0A1B2C"]').getAttribute("data-state")).toBe("revoked");
     expect(await item.locator("button", { hasText: "Revoke its certificates" }).count()).toBe(0);
     const tokens = await tokensOf(ordersAgent);
+    // Audited with the owner as a salted subject only.
+    const entry = await auditEntry("agent.certificates.revoked.v1", ordersAgent);
+    expect(entry.subject).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
+    expect(entry.body).not.toContain(ALICE);
     const unused = tokens.filter((t) => t.used_at === null);
     expect(unused.length).toBeGreaterThan(0);
     expect(unused.every((t) => Number(t.expires_at) <= Date.now())).toBe(true);

@@ -44,10 +44,18 @@ async function owner(visit: Visit): Promise<Authentication | undefined> {
 /** The human as the audit names them: the subject party (a salted reference in the log), by role. */
 function ownerActor(auth: Authentication): Partial<Actor> {
   return {
-    // `sub` is the enrollment token's created_by (agents/enrollment.ts).
-    by: { role: "owner", via: "my-agents page", sub: auth.subject },
+    by: { role: "owner", via: "my-agents page" },
     parties: { subject: { id: auth.subject, kind: "PARTY_KIND_HUMAN" } },
   };
+}
+
+/**
+ * For createEnrollmentToken, whose row's created_by is read from `by.sub` (agents/enrollment.ts):
+ * this puts the sub in the event's payload too, unsalted, as an administrator's token does.
+ */
+function creatorActor(auth: Authentication): Partial<Actor> {
+  const actor = ownerActor(auth);
+  return { ...actor, by: { ...actor.by, sub: auth.subject } };
 }
 
 async function ownedAgent(visit: Visit, client: RegisteredClient): Promise<OwnedAgent> {
@@ -115,7 +123,7 @@ export async function myAgentEndpoint(visit: Visit): Promise<void> {
   const { token, expiresAt } = await createEnrollmentToken(
     services,
     { tenant: urls.tenant, clientId: client.clientId },
-    ownerActor(auth),
+    creatorActor(auth),
   );
   const agent = await ownedAgent(visit, client);
   const body = enrollmentTokenPage({ base: agentsUrl(visit), agent, token, expiresAt, issuer: urls.issuer });

@@ -137,20 +137,9 @@ export class KeyRotation {
       reason: options.reason || "emergency rotation",
       by: options.by,
     });
-    // Destroying a revoked key need not wait for the next round.
-    await this.#change({
-      tenant,
-      purpose,
-      plan: (rows, now) => planRotation(rows, now, this.#timing(purpose)).filter((s) => s.kind === "destroy"),
-      reason: "cleanup",
-    });
+    await this.#destroyRevoked(tenant, purpose);
   }
 
-  /**
-   * `bootstrap`: whether the round makes a tenant's first key of the purpose. Agent CA keys are made
-   * on first use only (services/signer/ca/), so tenants without agents hold no CA keys in the HSM;
-   * once made, the round keeps them on schedule like any other.
-   */
   /** Revokes every key of the purpose still out and makes a new one that signs now (planRevokeAll). */
   async revokeAll(
     tenant: string,
@@ -164,6 +153,11 @@ export class KeyRotation {
       reason: options.reason,
       by: options.by,
     });
+    await this.#destroyRevoked(tenant, purpose);
+  }
+
+  /** Destroying a revoked key need not wait for the next round. */
+  async #destroyRevoked(tenant: string, purpose: KeyPurposeName): Promise<void> {
     await this.#change({
       tenant,
       purpose,
@@ -172,6 +166,11 @@ export class KeyRotation {
     });
   }
 
+  /**
+   * `bootstrap`: whether the round makes a tenant's first key of the purpose. Agent CA keys are made
+   * on first use only (services/signer/ca/), so tenants without agents hold no CA keys in the HSM;
+   * once made, the round keeps them on schedule like any other.
+   */
   async #keepOnSchedule(tenant: string, purpose: KeyPurposeName, bootstrap: boolean): Promise<void> {
     // One tenant's failure (say, its key generation) must not hold back every other tenant's schedule.
     try {

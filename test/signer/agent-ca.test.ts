@@ -63,11 +63,8 @@ async function openStore(url: string): Promise<Store> {
   return store;
 }
 
-async function setUp(options: { url?: string; backend?: (store: Store) => KeyBackend } = {}): Promise<Ca> {
-  const url = options.url ?? `sqlite:${join(mkdtempSync(join(tmpdir(), "mandate-ca-")), "m.db")}`;
-  const store = await openStore(url);
-  const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const backend = options.backend?.(store) ?? new SoftwareBackend(store, randomBytes(32));
+/** One Signer replica: its key manager (not scheduling: tests tick it) and its CA. */
+async function replica(store: Store, backend: KeyBackend, clock: ManualClock) {
   const keys = new KeyManager({
     store,
     backend,
@@ -87,6 +84,15 @@ async function setUp(options: { url?: string; backend?: (store: Store) => KeyBac
     trustDomainSuffix: SUFFIX,
     publicBaseUrl: BASE_URL,
   });
+  return { keys, ca };
+}
+
+async function setUp(options: { url?: string; backend?: (store: Store) => KeyBackend } = {}): Promise<Ca> {
+  const url = options.url ?? `sqlite:${join(mkdtempSync(join(tmpdir(), "mandate-ca-")), "m.db")}`;
+  const store = await openStore(url);
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const backend = options.backend?.(store) ?? new SoftwareBackend(store, randomBytes(32));
+  const { keys, ca } = await replica(store, backend, clock);
   const impl = wrapService(signerService(keys, ca), {
     logger,
     tenants: undefined,
@@ -574,25 +580,7 @@ describe.each(engines)("agent CA on $name: replicas agree on one certificate per
     // A second replica on the same database (its own store handle, key manager and CA).
     const storeB = Store.open({ url: database.url });
     cleanups.push(() => storeB.close());
-    const keysB = new KeyManager({
-      store: storeB,
-      backend: new SoftwareBackend(storeB, kek),
-      clock: a.clock,
-      logger,
-      timing: tokenTiming,
-      purposeTiming: agentCaTiming(caConfig),
-      defaultAlgorithm: "ES256",
-    });
-    await keysB.start({ schedule: false });
-    cleanups.push(() => keysB.stop());
-    const caB = new AgentCertificateAuthority({
-      keys: keysB,
-      store: storeB,
-      clock: a.clock,
-      logger,
-      trustDomainSuffix: SUFFIX,
-      publicBaseUrl: BASE_URL,
-    });
+    const { ca: caB } = await replica(storeB, new SoftwareBackend(storeB, kek), a.clock);
     const [bundleA, bundleB] = await Promise.all([a.ca.trustBundle("acme"), caB.trustBundle("acme")]);
     expect(bundleB.roots).toEqual(bundleA.roots);
     expect(bundleB.intermediates).toEqual(bundleA.intermediates);

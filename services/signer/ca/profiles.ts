@@ -107,6 +107,47 @@ function trustDomainConstraint(trustDomain: string): x509.Extension {
   return new x509.Extension(id_ce_nameConstraints, true, AsnConvert.serialize(constraints));
 }
 
+/** What a CA certificate (root or intermediate) is made of. */
+interface CaCertificateParts {
+  serial: string;
+  subject: x509.Name;
+  issuer: x509.Name | string;
+  spki: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+  /** RFC 5280 §4.2.1.9: how many intermediates may follow (root 1, intermediate 0). */
+  pathLength: number;
+  ski: x509.SubjectKeyIdentifierExtension;
+  /** The issuer's key identifier (the AKI): its own SKI for a self-signed root. */
+  issuerKeyId: string;
+  extra: x509.Extension[];
+}
+
+/** A CA certificate: CA:true (critical), keyCertSign|cRLSign (critical), SKI and AKI. */
+async function buildCaCertificate(parts: CaCertificateParts, sign: CaSign): Promise<Uint8Array> {
+  const certificate = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: parts.serial,
+      subject: parts.subject,
+      issuer: parts.issuer,
+      notBefore: new Date(parts.notBefore),
+      notAfter: new Date(parts.notAfter),
+      publicKey: parts.spki as BufferSource,
+      signingKey: BACKEND_KEY,
+      signingAlgorithm: SIGNING_ALGORITHM,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, parts.pathLength, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        parts.ski,
+        new x509.AuthorityKeyIdentifierExtension(parts.issuerKeyId),
+        ...parts.extra,
+      ],
+    },
+    backendCrypto(sign),
+  );
+  return new Uint8Array(certificate.rawData);
+}
+
 export interface RootProfile {
   tenant: string;
   trustDomain: string;
@@ -117,32 +158,15 @@ export interface RootProfile {
   notAfter: number;
 }
 
-/** The tenant's self-signed root: CA, path length 1 (one intermediate), keyCertSign|cRLSign. */
-export async function buildRootCertificate(profile: RootProfile, sign: CaSign): Promise<Uint8Array> {
+/** The tenant's self-signed root: path length 1 (one intermediate), URIs only in its trust domain. */
+export function buildRootCertificate(profile: RootProfile, sign: CaSign): Promise<Uint8Array> {
   const spki = spkiOfJwk(profile.publicJwk);
   const name = subjectName(profile.tenant, `${profile.tenant} agent root CA ${profile.kid.slice(0, 8)}`);
   const ski = subjectKeyId(spki);
-  const certificate = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: profile.serial,
-      subject: name,
-      issuer: name,
-      notBefore: new Date(profile.notBefore),
-      notAfter: new Date(profile.notAfter),
-      publicKey: spki as BufferSource,
-      signingKey: BACKEND_KEY,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 1, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        ski,
-        new x509.AuthorityKeyIdentifierExtension(ski.keyId),
-        trustDomainConstraint(profile.trustDomain),
-      ],
-    },
-    backendCrypto(sign),
-  );
-  return new Uint8Array(certificate.rawData);
+  const { serial, notBefore, notAfter } = profile;
+  const extra = [trustDomainConstraint(profile.trustDomain)];
+  const parts = { serial, subject: name, issuer: name, spki, notBefore, notAfter, pathLength: 1, ski, extra };
+  return buildCaCertificate({ ...parts, issuerKeyId: ski.keyId }, sign);
 }
 
 export interface IntermediateProfile {
@@ -155,29 +179,25 @@ export interface IntermediateProfile {
   issuer: CaCertificate;
 }
 
-/** An intermediate, signed by the root: CA, path length 0 (signs only end entities), keyCertSign|cRLSign. */
-export async function buildIntermediateCertificate(profile: IntermediateProfile, sign: CaSign): Promise<Uint8Array> {
+/** An intermediate, signed by the root: path length 0 (it signs only end entities). */
+export function buildIntermediateCertificate(profile: IntermediateProfile, sign: CaSign): Promise<Uint8Array> {
   const spki = spkiOfJwk(profile.publicJwk);
-  const certificate = await x509.X509CertificateGenerator.create(
+  const { serial, notBefore, notAfter, issuer } = profile;
+  return buildCaCertificate(
     {
-      serialNumber: profile.serial,
+      serial,
       subject: subjectName(profile.tenant, `${profile.tenant} agent CA ${profile.kid.slice(0, 8)}`),
-      issuer: profile.issuer.subject,
-      notBefore: new Date(profile.notBefore),
-      notAfter: new Date(profile.notAfter),
-      publicKey: spki as BufferSource,
-      signingKey: BACKEND_KEY,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        subjectKeyId(spki),
-        new x509.AuthorityKeyIdentifierExtension(profile.issuer.keyId),
-      ],
+      issuer: issuer.subject,
+      spki,
+      notBefore,
+      notAfter,
+      pathLength: 0,
+      ski: subjectKeyId(spki),
+      issuerKeyId: issuer.keyId,
+      extra: [],
     },
-    backendCrypto(sign),
+    sign,
   );
-  return new Uint8Array(certificate.rawData);
 }
 
 export interface LeafProfile {

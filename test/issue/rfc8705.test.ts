@@ -17,7 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { Store } from "../../services/shared/store/store.ts";
+import { adminClient } from "../helpers/admin.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import {
@@ -322,21 +324,24 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
   const tenantOfServer = "demo";
 
   /** Registers an agent for tls_client_auth and enrolls it: a key made by openssl, its certificate by Mandate's CA. */
-  async function enrolledAgent(extra: Record<string, unknown> = {}) {
-    const { clientId } = await server.register({
-      clientName: "mTLS agent",
-      kind: ClientKind.AGENT,
-      owner: "dev-alice",
-      tokenEndpointAuthMethod: "tls_client_auth",
-      grantTypes: ["client_credentials", TOKEN_EXCHANGE, "refresh_token"],
-      scope: "orders.read",
-      resources: [API],
-      ...extra,
-    } as never);
-    const { token } = await server.issue.createAgentEnrollmentToken({ tenant: tenantOfServer, clientId });
+  async function enrolledAgent(extra: Record<string, unknown> = {}, tenant = tenantOfServer) {
+    const { clientId } = await server.register(
+      {
+        clientName: "mTLS agent",
+        kind: ClientKind.AGENT,
+        owner: "dev-alice",
+        tokenEndpointAuthMethod: "tls_client_auth",
+        grantTypes: ["client_credentials", TOKEN_EXCHANGE, "refresh_token"],
+        scope: "orders.read",
+        resources: [API],
+        ...extra,
+      } as never,
+      tenant,
+    );
+    const { token } = await server.issue.createAgentEnrollmentToken({ tenant, clientId });
     const key = privateKey("ec");
     const request = csr(key.keyPem, "/CN=agent");
-    const response = await fetch(`${server.issuer}/agents/enroll`, {
+    const response = await fetch(`${server.base}/t/${tenant}/agents/enroll`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ csr: request.pem, enrollment_token: token }),
@@ -429,6 +434,36 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
     expect(claimsOf(answer.body.access_token as string).cnf).toEqual({
       jkt: await calculateJwkThumbprint(jwk, "sha256"),
     });
+  });
+
+  it("refuses a certificate of another tenant's agent CA, even for a client registered with its SPIFFE ID", async () => {
+    await adminClient(Tenants, server.process.summary.grpc as string, server.process.adminFile).createTenant({
+      tenant: "other",
+      displayName: "Other",
+    });
+    const foreign = await enrolledAgent({}, "other");
+    const { clientId: namesForeign } = await server.register({
+      clientName: "names the other tenant's agent",
+      tokenEndpointAuthMethod: "tls_client_auth",
+      tlsClientAuthSanUri: foreign.spiffeId,
+      grantTypes: ["client_credentials"],
+    } as never);
+    for (const clientId of [agent.clientId, namesForeign]) {
+      const answer = await mtlsPost(
+        TOKEN_PATH,
+        { grant_type: "client_credentials", client_id: clientId },
+        foreign.certificate,
+      );
+      expect(answer.status).toBe(401);
+      expect(answer.body.error).toBe("invalid_client");
+    }
+    // In its own tenant the same certificate authenticates its agent.
+    const home = await mtlsPost(
+      "/t/other/oauth2/token",
+      { grant_type: "client_credentials", client_id: foreign.clientId },
+      foreign.certificate,
+    );
+    expect(home.status, JSON.stringify(home.body)).toBe(200);
   });
 
   it("refuses a revoked certificate", async () => {

@@ -14,11 +14,7 @@ import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
 import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { textProblem } from "../../shared/text.ts";
-import {
-  type AgentCertificateVerifier,
-  CertificateRefused,
-  type PresentedCertificate,
-} from "../../shared/x509/types.ts";
+import type { AgentCertificateVerifier, PresentedCertificate } from "../../shared/x509/types.ts";
 import { AgentAttestation } from "../agents/attestation.ts";
 import { agentCrlRoute, agentRoutes } from "../agents/http.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
@@ -96,15 +92,12 @@ export interface OAuthHttp {
   close(): Promise<void>;
 }
 
-/**
- * `agentCertificates` verifies agents' certificates for RFC 8705 tls_client_auth (the tenant's agent
- * CA and deny list); without one, every tls_client_auth certificate is refused (fail closed).
- */
+/** `agentCertificates` verifies agents' certificates for RFC 8705 tls_client_auth (the tenant's agent CA and deny list). */
 export function createOAuthHttp(
   deps: ServiceDeps,
   clients: ClientRegistry,
   audit: AuditClient,
-  agentCertificates: AgentCertificateVerifier = NO_AGENT_CA,
+  agentCertificates: AgentCertificateVerifier,
 ): OAuthHttp {
   const { config, store, clock, logger, signing } = deps;
   const base = config.publicBaseUrl;
@@ -247,11 +240,6 @@ export function createOAuthHttp(
     },
   };
 }
-
-/** No agent CA in this deployment: every certificate is of an unknown CA. */
-const NO_AGENT_CA: AgentCertificateVerifier = {
-  verify: () => Promise.reject(new CertificateRefused("unknown_ca", "no agent certificate authority is configured")),
-};
 
 function pathOf(req: IncomingMessage): string {
   return (req.url ?? "/").split("?")[0] as string;

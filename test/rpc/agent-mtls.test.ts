@@ -207,7 +207,7 @@ describe("agent certificates on native gRPC", () => {
     expect(outcome).toMatch(/^refused/);
   });
 
-  it("take an outside caller's certificate from the edge's forwarding header, and from no one else", async () => {
+  it("take an outside caller's certificate from a forwarding Mandate service's header, and from no one else", async () => {
     const acme = cas.get("acme") as TenantCa;
     const agent = leafCertificate(acme.intermediate, { uris: [agentId("acme", "a1")] });
     const forwarded = new grpc.Metadata();
@@ -221,13 +221,19 @@ describe("agent certificates on native gRPC", () => {
     expect(viaEdge).toMatchObject({ service: "edge", forwarded: true, address: "192.0.2.7" });
     expect(Buffer.from(viaEdge?.clientCertificate?.leaf ?? [])).toEqual(derOf(agent));
     expect(viaEdge?.clientCertificate?.chain.map((der) => Buffer.from(der))).toEqual([derOf(acme.intermediate)]);
-    // Another service, an agent or a caller without certificate sending the header: not believed.
+    // Split deployments host the edge with Issue: a process of another Mandate service forwards as well.
+    const issue = leafCertificate(deployment, { uris: [`spiffe://${TRUST_DOMAIN}/mandate/issue`] });
+    const viaIssue = await peerSeenWith({ key: issue, chain: [issue] }, forwarded);
+    expect(Buffer.from(viaIssue?.clientCertificate?.leaf ?? [])).toEqual(derOf(agent));
+    // An agent, or a caller without certificate, sending the header: not believed.
     const other = leafCertificate(acme.intermediate, { uris: [agentId("acme", "a2")] });
     const fromAgent = await peerSeenWith({ key: other, chain: [other] }, forwarded);
     expect(Buffer.from(fromAgent?.clientCertificate?.leaf ?? [])).toEqual(derOf(other));
-    const audit = leafCertificate(deployment, { uris: [`spiffe://${TRUST_DOMAIN}/mandate/audit`] });
-    expect((await peerSeenWith({ key: audit, chain: [audit] }, forwarded))?.clientCertificate).toBeUndefined();
     expect((await peerSeenWith(undefined, forwarded))?.clientCertificate).toBeUndefined();
+    // A service that does not say it forwards: its own call, no outside caller's certificate.
+    const notForwarded = new grpc.Metadata();
+    notForwarded.set(FORWARDED_CLIENT_CERT_HEADER, derOf(agent).toString("base64"));
+    expect((await peerSeenWith({ key: issue, chain: [issue] }, notForwarded))?.clientCertificate).toBeUndefined();
   });
 
   it("read no certificate from a caller that presents none", async () => {

@@ -118,7 +118,8 @@ export const FORWARDED_FOR_HEADER = "x-mandate-forwarded-for";
 /**
  * Header the edge sets on calls it forwards for a caller that presented a client certificate (RFC
  * 8705): base64 DER of the leaf, then of each certificate the caller sent with it, comma-separated.
- * Believed from the edge's mTLS identity only, as FORWARDED_FOR_HEADER is.
+ * Believed from a Mandate service's mTLS identity only (the edge, or a process hosting it), as
+ * FORWARDED_FOR_HEADER is.
  */
 export const FORWARDED_CLIENT_CERT_HEADER = "x-mandate-forwarded-client-cert";
 

@@ -180,7 +180,7 @@ function peerOf(call: Call, header: Headers, peerIdentity: PeerIdentity | undefi
   const forwarded = forwardedFor !== null;
   const address = service && forwarded && forwardedFor !== "unknown" ? forwardedFor : socket;
   const clientCertificate =
-    service === "edge" && forwarded
+    service && forwarded
       ? forwardedCertificate(header.get(FORWARDED_CLIENT_CERT_HEADER))
       : certificate && !service
         ? ({ leaf: new Uint8Array(certificate.raw), chain: [], source: "tls" } satisfies PresentedCertificate)

@@ -319,6 +319,25 @@ describe("self_signed_tls_client_auth (RFC 8705 §2.2)", () => {
   });
 });
 
+describe("certificate-bound tokens of a client that authenticates with a secret (RFC 8705 §3, §3.4)", () => {
+  it("binds them to the certificate it presents, and refuses it tokens without one", async () => {
+    const { clientId, clientSecret } = await server.register({
+      clientName: "secret client with bound tokens",
+      grantTypes: ["client_credentials"],
+      tlsClientCertificateBoundAccessTokens: true,
+    } as never);
+    const basic = { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}` };
+    const certificate = selfSignedLeaf();
+    const bound = await mtlsPost(TOKEN_PATH, { grant_type: "client_credentials" }, fromPki(certificate), basic);
+    expect(bound.status, JSON.stringify(bound.body)).toBe(200);
+    expect(bound.body.token_type).toBe("Bearer");
+    expect(claimsOf(bound.body.access_token as string).cnf).toEqual({ "x5t#S256": opensslThumbprint(certificate.pem) });
+    const unbound = await mtlsPost(TOKEN_PATH, { grant_type: "client_credentials" }, undefined, basic);
+    expect(unbound.status).toBe(400);
+    expect(unbound.body.error).toBe("invalid_request");
+  });
+});
+
 describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's agent CA", () => {
   let agent: { clientId: string; certificate: ClientCertificate; serial: string; spiffeId: string };
   const tenantOfServer = "demo";
@@ -464,6 +483,19 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
       foreign.certificate,
     );
     expect(home.status, JSON.stringify(home.body)).toBe(200);
+  });
+
+  it("authenticates the agent at the revocation endpoint's mTLS alias too", async () => {
+    const issued = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "client_credentials", client_id: agent.clientId },
+      agent.certificate,
+    );
+    const token = issued.body.access_token as string;
+    const revoked = await mtlsPost("/t/demo/oauth2/revoke", { token, client_id: agent.clientId }, agent.certificate);
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    const anonymous = await mtlsPost("/t/demo/oauth2/revoke", { token, client_id: agent.clientId });
+    expect(anonymous.status).toBe(401);
   });
 
   it("refuses a revoked certificate", async () => {

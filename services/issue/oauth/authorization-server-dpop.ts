@@ -33,9 +33,7 @@ export async function tokenRequestProof(
     }
     return undefined;
   }
-  // At the mTLS alias (RFC 8705 §5) the proof is made for the alias the client called.
-  const endpoint = endpointAsReached(services.config, req, urls.token);
-  const proof = await verifyAuthorizationServerProof(services, req, urls, endpoint);
+  const proof = await verifyAuthorizationServerProof(services, req, urls, urls.token);
   requireRegisteredKey(client, proof);
   return proof;
 }
@@ -61,7 +59,10 @@ export function requireRegisteredKey(client: RegisteredClient, proof: DpopProof 
   }
 }
 
-/** A DPoP proof at an authorization-server endpoint (token, PAR), with the server's nonce policy. */
+/**
+ * A DPoP proof at an authorization-server endpoint (token, PAR), with the server's nonce policy. At
+ * the endpoint's mTLS alias (RFC 8705 §5) the proof is made for the alias the client called.
+ */
 export function verifyAuthorizationServerProof(
   services: OAuthServices,
   req: IncomingMessage,
@@ -71,7 +72,7 @@ export function verifyAuthorizationServerProof(
   return verifyTokenRequestProof(services, urls, {
     headers: req.headersDistinct.dpop,
     method: req.method ?? "POST",
-    url: endpointUrl,
+    url: endpointAsReached(services.config, req, endpointUrl),
   });
 }
 

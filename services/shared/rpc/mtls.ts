@@ -216,7 +216,8 @@ export class MandateServerCredentials extends grpc.ServerCredentials {
  * names, when the deployment's CA issued it. The TLS layer also trusts tenants' agent CAs, and a
  * certificate one of them issued is an agent's whatever its SAN says (SPIFFE X.509-SVID §5.2: a
  * trust domain's CA vouches for its own IDs only): its issuer must be a certificate of `tls.caFile`
- * (RFC 5280 §4.1.2.4 issuer name and §6.1.3 signature), or it names no service.
+ * (RFC 5280 §4.1.2.4 issuer name and §6.1.3 signature), or it names no service. So tls.caFile holds
+ * the CA that signs service certificates itself (with SPIRE under an upstream CA: its intermediate).
  */
 export function peerIdentity(files: TlsFiles): PeerIdentity {
   const issuers = new IssuerCheck(files);

@@ -5,7 +5,12 @@ import "reflect-metadata";
 import { createHash, createPublicKey, type JsonWebKey, randomBytes, webcrypto } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import {
+  AlgorithmIdentifier as AsnAlgorithmIdentifier,
+  Extension as AsnExtension,
+  Name as AsnName,
+  Certificate,
   CRLNumber,
+  Extensions,
   GeneralName,
   GeneralSubtree,
   GeneralSubtrees,
@@ -13,6 +18,9 @@ import {
   id_ce_nameConstraints,
   NameConstraints,
   SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
 } from "@peculiar/asn1-x509";
 import * as x509 from "@peculiar/x509";
 import type { JWK } from "jose";
@@ -221,37 +229,91 @@ export function publicKeyType(spki: Uint8Array): string | undefined {
   }
 }
 
-/** An agent's X.509-SVID (SPIFFE X509-SVID §4): an end entity whose only name Mandate chose. */
+/**
+ * An agent's X.509-SVID (SPIFFE X509-SVID §4): an end entity whose only name Mandate chose. Issued
+ * on every enrollment and renewal, so built on @peculiar/x509's own ASN.1 layer (asn1-x509): the
+ * extensions every leaf shares and the issuer's name are encoded once, and the certificate is
+ * serialised once (the generator re-parses each extension and the result).
+ */
 export async function buildLeafCertificate(profile: LeafProfile, sign: CaSign): Promise<Uint8Array> {
-  // §4.3: digitalSignature; keyEncipherment only where the key can encipher (RSA key transport).
-  let usages = x509.KeyUsageFlags.digitalSignature;
-  if (publicKeyType(profile.publicKeySpki) === "rsa") usages |= x509.KeyUsageFlags.keyEncipherment;
-  const certificate = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: profile.serial,
-      subject: subjectName(profile.tenant, profile.clientId),
-      issuer: profile.issuer.subject,
-      notBefore: new Date(profile.notBefore),
-      notAfter: new Date(profile.notAfter),
-      publicKey: profile.publicKeySpki as BufferSource,
-      signingKey: BACKEND_KEY,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        // §4.1: a leaf SVID is not a CA.
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(usages, true),
-        // §4.4: serverAuth and clientAuth, for mTLS either way.
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        // §2: exactly one URI SAN, the SPIFFE ID.
-        new x509.SubjectAlternativeNameExtension([{ type: "url", value: profile.spiffeId }], false),
-        subjectKeyId(profile.publicKeySpki),
-        new x509.AuthorityKeyIdentifierExtension(profile.issuer.keyId),
-        new x509.CRLDistributionPointsExtension([profile.crlUrl]),
-      ],
-    },
-    backendCrypto(sign),
+  const rsa = publicKeyType(profile.publicKeySpki) === "rsa";
+  const issuer = issuerParts(profile.issuer, profile.crlUrl);
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: hexBytes(profile.serial),
+    signature: ECDSA_WITH_SHA256,
+    issuer: issuer.name,
+    validity: new Validity({ notBefore: new Date(profile.notBefore), notAfter: new Date(profile.notAfter) }),
+    subject: AsnConvert.parse(subjectName(profile.tenant, profile.clientId).toArrayBuffer(), AsnName),
+    subjectPublicKeyInfo: AsnConvert.parse(profile.publicKeySpki as BufferSource, SubjectPublicKeyInfo),
+    extensions: new Extensions([
+      ...(rsa ? LEAF_EXTENSIONS_RSA : LEAF_EXTENSIONS),
+      // §2: exactly one URI SAN, the SPIFFE ID.
+      asnExtension(new x509.SubjectAlternativeNameExtension([{ type: "url", value: profile.spiffeId }], false)),
+      asnExtension(subjectKeyId(profile.publicKeySpki)),
+      ...issuer.extensions,
+    ]),
+  });
+  const tbs = new Uint8Array(AsnConvert.serialize(tbsCertificate));
+  // The backend's raw R||S as the DER ECDSA-Sig-Value (RFC 5480 §2.2), by the library's formatter.
+  const signatureValue = EC_SIGNATURE.toAsnSignature(
+    { ...KEY_ALGORITHM, ...SIGNING_ALGORITHM },
+    (await sign(tbs)) as BufferSource,
   );
-  return new Uint8Array(certificate.rawData);
+  if (!signatureValue) throw new Error("the backend's signature is not an ECDSA P-256 signature");
+  const certificate = new Certificate({ tbsCertificate, signatureAlgorithm: ECDSA_WITH_SHA256, signatureValue });
+  return new Uint8Array(AsnConvert.serialize(certificate));
+}
+
+/** RFC 5758 §3.2: ecdsa-with-SHA256, without parameters. */
+const ECDSA_WITH_SHA256 = new AsnAlgorithmIdentifier({ algorithm: "1.2.840.10045.4.3.2" });
+const EC_SIGNATURE = new x509.AsnEcSignatureFormatter();
+
+function asnExtension(extension: x509.Extension): AsnExtension {
+  return AsnConvert.parse(extension.rawData, AsnExtension);
+}
+
+function hexBytes(hex: string): ArrayBuffer {
+  return new Uint8Array(Buffer.from(hex, "hex")).buffer;
+}
+
+/** The leaf extensions every X.509-SVID carries alike, encoded once. */
+function leafExtensions(usages: number): AsnExtension[] {
+  return [
+    // §4.1: a leaf SVID is not a CA.
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(usages, true),
+    // §4.4: serverAuth and clientAuth, for mTLS either way.
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+  ].map(asnExtension);
+}
+// §4.3: digitalSignature; keyEncipherment only where the key can encipher (RSA key transport).
+const LEAF_EXTENSIONS = leafExtensions(x509.KeyUsageFlags.digitalSignature);
+const LEAF_EXTENSIONS_RSA = leafExtensions(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
+
+/** An intermediate's name and the extensions of its leaves that name it (AKI, CRL distribution point). */
+interface IssuerParts {
+  name: AsnName;
+  extensions: AsnExtension[];
+}
+
+/** Encoded once per intermediate: a few per tenant. */
+const issuerPartsCache = new Map<string, IssuerParts>();
+function issuerParts(issuer: CaCertificate, crlUrl: string): IssuerParts {
+  const cacheKey = `${issuer.keyId} ${crlUrl}`;
+  let parts = issuerPartsCache.get(cacheKey);
+  if (!parts) {
+    parts = {
+      name: AsnConvert.parse(issuer.der as BufferSource, Certificate).tbsCertificate.subject,
+      extensions: [
+        new x509.AuthorityKeyIdentifierExtension(issuer.keyId),
+        new x509.CRLDistributionPointsExtension([crlUrl]),
+      ].map(asnExtension),
+    };
+    if (issuerPartsCache.size >= 1024) issuerPartsCache.clear();
+    issuerPartsCache.set(cacheKey, parts);
+  }
+  return parts;
 }
 
 /** RFC 5280 §5.3.1 reason names, as the library numbers them. */

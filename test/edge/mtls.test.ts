@@ -1,7 +1,8 @@
 // The edge's mutual-TLS listener (RFC 8705): real node:https/tls clients, openssl-made certificates.
 // It serves the HTTP edge's handler, asks for a client certificate without judging it (a client
-// sends one only when asked; self-signed ones reach the handler), refuses TLS below 1.2, closes with the edge, never outlives a failed
-// start; `mandate dev` without certificate files makes a development certificate under .mandate/tls.
+// sends one only when asked; self-signed ones reach the handler), refuses TLS below 1.2, closes with
+// the edge, never outlives a failed start; `mandate dev` without certificate files makes a
+// development certificate under .mandate/tls.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";

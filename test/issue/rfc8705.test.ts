@@ -380,6 +380,21 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
     };
   }
 
+  /** A mandate of dev-alice for `agentId`: orders.read on API for a day. */
+  async function mandateFor(agentId: string) {
+    const { mandate } = await server.issue.createMandate({
+      tenant: tenantOfServer,
+      mandate: {
+        principal: { id: "dev-alice", kind: PartyKind.HUMAN },
+        agent: { id: agentId, kind: PartyKind.AGENT },
+        scopes: ["orders.read"],
+        resources: [API],
+        expireTime: timestampFromMs(Date.now() + DAY),
+      },
+    });
+    return mandate;
+  }
+
   beforeAll(async () => {
     agent = await enrolledAgent();
   }, 60_000);
@@ -511,16 +526,7 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
   });
 
   it("exchanges a mandate for a certificate-bound token, refreshes it over mTLS and keeps the binding", async () => {
-    const { mandate } = await server.issue.createMandate({
-      tenant: tenantOfServer,
-      mandate: {
-        principal: { id: "dev-alice", kind: PartyKind.HUMAN },
-        agent: { id: agent.clientId, kind: PartyKind.AGENT },
-        scopes: ["orders.read"],
-        resources: [API],
-        expireTime: timestampFromMs(Date.now() + DAY),
-      },
-    });
+    const mandate = await mandateFor(agent.clientId);
     const exchanged = await mtlsPost(
       TOKEN_PATH,
       {
@@ -557,16 +563,7 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
   });
 
   it("Issue.ExchangeToken over the mTLS listener: tls_client_auth by the connection's certificate, the token bound to it", async () => {
-    const { mandate } = await server.issue.createMandate({
-      tenant: tenantOfServer,
-      mandate: {
-        principal: { id: "dev-alice", kind: PartyKind.HUMAN },
-        agent: { id: agent.clientId, kind: PartyKind.AGENT },
-        scopes: ["orders.read"],
-        resources: [API],
-        expireTime: timestampFromMs(Date.now() + DAY),
-      },
-    });
+    const mandate = await mandateFor(agent.clientId);
     const request = {
       tenant: tenantOfServer,
       client: { clientId: agent.clientId, method: "tls_client_auth" },

@@ -1,8 +1,11 @@
 // RFC 8705 §2.1.2 name matching and the client metadata rules of §2.1.2, §2.2 and §3.4, on
-// certificates made by openssl (test/helpers/openssl-pki.ts).
+// certificates made by openssl (test/helpers/openssl-pki.ts); discovery (§3.3, §5) by configuration.
 import { describe, expect, it } from "vitest";
 import { type InvalidClientMetadata, normalizeClientMetadata } from "../../services/issue/clients/metadata.ts";
+import { tenantUrls } from "../../services/issue/oauth/context.ts";
+import { authorizationServerMetadata } from "../../services/issue/oauth/endpoints/discovery.ts";
 import { canonicalDn, canonicalIp, certificateHasName } from "../../services/issue/oauth/rfc8705.ts";
+import { loadConfig } from "../../services/shared/config.ts";
 import { leafCertificate, rootCa } from "../helpers/openssl-pki.ts";
 
 const ca = rootCa();
@@ -103,5 +106,38 @@ describe("client metadata for mutual TLS", () => {
     ).toEqual([
       expect.stringMatching(/^tls_client_certificate_bound_access_tokens: needs a client that authenticates/),
     ]);
+  });
+});
+
+describe("discovery of RFC 8705 (§3.3, §5)", () => {
+  const metadata = (env: Record<string, string>) => {
+    const config = loadConfig({ env: { MANDATE_PUBLIC_BASE_URL: "https://as.example", ...env } });
+    return authorizationServerMetadata(tenantUrls(config.publicBaseUrl, "demo"), config, "ES256") as Record<
+      string,
+      unknown
+    >;
+  };
+
+  it("offers the certificate methods only where a certificate can arrive: the mTLS listener or a proxy's header", () => {
+    const none = metadata({});
+    expect(none.token_endpoint_auth_methods_supported).not.toContain("tls_client_auth");
+    expect(none.tls_client_certificate_bound_access_tokens).toBe(false);
+    expect(none.mtls_endpoint_aliases).toBeUndefined();
+    const proxied = metadata({ MANDATE_HTTP_CLIENT_CERTIFICATE_HEADER: "x-forwarded-client-cert" });
+    expect(proxied.token_endpoint_auth_methods_supported).toContain("self_signed_tls_client_auth");
+    expect(proxied.tls_client_certificate_bound_access_tokens).toBe(true);
+    expect(proxied.mtls_endpoint_aliases).toBeUndefined();
+    const listener = metadata({
+      MANDATE_HTTP_MTLS_PORT: "8443",
+      MANDATE_HTTP_MTLS_PUBLIC_URL: "https://mtls.as.example",
+    });
+    expect(listener.mtls_endpoint_aliases).toMatchObject({
+      token_endpoint: "https://mtls.as.example/t/demo/oauth2/token",
+      pushed_authorization_request_endpoint: "https://mtls.as.example/t/demo/oauth2/par",
+    });
+    const wildcard = metadata({ MANDATE_HTTP_HOST: "0.0.0.0", MANDATE_HTTP_MTLS_PORT: "8443" });
+    expect((wildcard.mtls_endpoint_aliases as Record<string, string>).token_endpoint).toBe(
+      "https://127.0.0.1:8443/t/demo/oauth2/token",
+    );
   });
 });

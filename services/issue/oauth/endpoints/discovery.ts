@@ -10,13 +10,13 @@ import { SUPPORTED_SCOPES } from "../scopes.ts";
 import { backchannelOffered, backchannelUrl } from "./backchannel.ts";
 
 export function authorizationServerMetadata(urls: TenantUrls, config: Config, signingAlg: string) {
+  // RFC 8705 is offered where a client certificate can reach us: the mTLS listener, or a proxy's header.
+  const mtls = certificatesReachUs(config);
   const authMethods = [
     "client_secret_basic",
     "client_secret_post",
     "private_key_jwt",
-    // RFC 8705 §2.1 / §2.2 (over the mTLS listener, or a configured proxy's certificate header).
-    "tls_client_auth",
-    "self_signed_tls_client_auth",
+    ...(mtls ? ["tls_client_auth", "self_signed_tls_client_auth"] : []),
     "none",
   ];
   const ciba = backchannelOffered(config);
@@ -49,7 +49,7 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
     authorization_response_iss_parameter_supported: true,
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
     // RFC 8705 §3.3: access tokens bound to the client certificate (cnf.x5t#S256).
-    tls_client_certificate_bound_access_tokens: true,
+    tls_client_certificate_bound_access_tokens: mtls,
     ...mtlsEndpointAliases(urls, config),
     client_id_metadata_document_supported: config.oauth.clientIdMetadataDocuments,
     // OpenID Connect Discovery 1.0 §3.
@@ -89,4 +89,9 @@ function mtlsEndpointAliases(urls: TenantUrls, config: Config): { mtls_endpoint_
       ...(backchannelOffered(config) ? { backchannel_authentication_endpoint: alias(backchannelUrl(urls)) } : {}),
     },
   };
+}
+
+/** Whether a client certificate can reach the authorization server: its mTLS listener, or a configured proxy's header. */
+function certificatesReachUs(config: Config): boolean {
+  return config.http.mtls.port !== undefined || config.http.clientCertificate.header !== "none";
 }

@@ -283,8 +283,9 @@ export interface AgentCaSource {
 /**
  * Every tenant's agent CA certificates (roots and published intermediates, so an agent that sends
  * its leaf alone still verifies), as PEM for a TLS server's CA list; re-read every `intervalMs`
- * (intermediates rotate, tenants are created) and on `refresh()`. A tenant whose bundle cannot be
- * read keeps the certificates last read for it.
+ * (intermediates rotate), as soon as a new tenant appears (the tenant list is read every
+ * `tenantCheckMs`) and on `refresh()`. A tenant whose bundle cannot be read keeps the certificates
+ * last read for it.
  */
 export class AgentCaBundles {
   readonly #source: AgentCaSource;
@@ -292,8 +293,10 @@ export class AgentCaBundles {
   readonly #byTenant = new Map<string, string[]>();
   readonly #listeners = new Set<() => void>();
   #pems: string[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #timers: NodeJS.Timeout[] = [];
   #pending: Promise<void> | undefined;
+  /** The tenants of the last read, whether or not their bundles could be read. */
+  #tenants = new Set<string>();
 
   constructor(source: AgentCaSource, logger: Logger) {
     this.#source = source;
@@ -317,20 +320,30 @@ export class AgentCaBundles {
     return this.#pending;
   }
 
-  start(intervalMs = 60_000): Promise<void> {
-    this.#timer ??= setInterval(() => {
-      this.refresh().catch((error: unknown) => this.#logger.warn({ err: error }, "agent trust bundles not refreshed"));
-    }, intervalMs).unref();
+  start(intervalMs = 60_000, tenantCheckMs = 5_000): Promise<void> {
+    if (this.#timers.length > 0) return this.refresh();
+    const warn = (error: unknown) => this.#logger.warn({ err: error }, "agent trust bundles not refreshed");
+    this.#timers = [
+      setInterval(() => this.refresh().catch(warn), intervalMs).unref(),
+      setInterval(() => this.#readNewTenants().catch(warn), tenantCheckMs).unref(),
+    ];
     return this.refresh();
   }
 
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+  }
+
+  async #readNewTenants(): Promise<void> {
+    const tenants = await this.#source.tenants();
+    if (tenants.some((tenant) => !this.#tenants.has(tenant))) await this.refresh();
   }
 
   async #read(): Promise<void> {
-    for (const tenant of await this.#source.tenants()) {
+    const tenants = await this.#source.tenants();
+    this.#tenants = new Set(tenants);
+    for (const tenant of tenants) {
       try {
         const bundle = await this.#source.trustBundle(tenant);
         this.#byTenant.set(tenant, [...bundle.roots, ...bundle.intermediates].map(pemOf));

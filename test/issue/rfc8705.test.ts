@@ -500,13 +500,24 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
     expect(home.status, JSON.stringify(home.body)).toBe(200);
   });
 
-  it("authenticates the agent at the revocation endpoint's mTLS alias too", async () => {
+  it("authenticates the agent at the introspection and revocation endpoints' mTLS aliases too", async () => {
     const issued = await mtlsPost(
       TOKEN_PATH,
       { grant_type: "client_credentials", client_id: agent.clientId },
       agent.certificate,
     );
     const token = issued.body.access_token as string;
+    // RFC 8705 §3.2: introspection shows the binding.
+    const introspected = await mtlsPost(
+      "/t/demo/oauth2/introspect",
+      { token, client_id: agent.clientId },
+      agent.certificate,
+    );
+    expect(introspected.body).toMatchObject({
+      active: true,
+      token_type: "Bearer",
+      cnf: { "x5t#S256": opensslThumbprint(agent.certificate.certPem) },
+    });
     const revoked = await mtlsPost("/t/demo/oauth2/revoke", { token, client_id: agent.clientId }, agent.certificate);
     expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
     const anonymous = await mtlsPost("/t/demo/oauth2/revoke", { token, client_id: agent.clientId });

@@ -1,10 +1,14 @@
 // The mTLS listener's settings (RFC 8705): where it listens and the server certificate it shows.
 // A deployment names its certificate (http.mtls.certFile / keyFile); `mandate dev` without them
 // makes a development CA and server certificate under .mandate/tls and says where they are.
-import { existsSync, readFileSync } from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../shared/config.ts";
 import type { MtlsListenerOptions } from "./server.ts";
+
+/** How often the certificate files are checked for a renewal. */
+const RENEWAL_CHECK_MS = 30_000;
 
 /** Where `mandate dev` keeps the development certificate of the mTLS listener. */
 export const DEV_MTLS_DIR = join(".mandate", "tls");
@@ -25,7 +29,14 @@ export async function mtlsListenerOptions(
   if (mtls.port === undefined) return undefined;
   const host = mtls.host ?? config.http.host;
   if (mtls.certFile && mtls.keyFile) {
-    return { host, port: mtls.port, cert: readFileSync(mtls.certFile), key: readFileSync(mtls.keyFile) };
+    const files = { certFile: mtls.certFile, keyFile: mtls.keyFile };
+    return {
+      host,
+      port: mtls.port,
+      cert: readFileSync(files.certFile),
+      key: readFileSync(files.keyFile),
+      renewal: { intervalMs: RENEWAL_CHECK_MS, read: renewedFiles(files) },
+    };
   }
   if (mtls.certFile || mtls.keyFile) throw new Error("http.mtls.certFile and http.mtls.keyFile go together");
   if (!dev) {
@@ -45,4 +56,30 @@ async function developmentCertificate(make: DevCertificateMaker): Promise<{ ca: 
   };
   if (Object.values(existing).every((file) => existsSync(file))) return existing;
   return make(DEV_MTLS_DIR);
+}
+
+/** Reads the files again when their size or modification time changed since the last read. */
+export function renewedFiles(files: {
+  certFile: string;
+  keyFile: string;
+}): () => { cert: Buffer; key: Buffer } | undefined {
+  const stampOf = () =>
+    [files.certFile, files.keyFile]
+      .map((file) => {
+        const stat = statSync(file);
+        return `${stat.mtimeMs}:${stat.size}`;
+      })
+      .join("|");
+  let stamp = stampOf();
+  return () => {
+    const current = stampOf();
+    if (current === stamp) return undefined;
+    const renewed = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
+    // Both files of one renewal, or neither: a certificate without its key is a renewal mid-write.
+    if (!new X509Certificate(renewed.cert).checkPrivateKey(createPrivateKey(renewed.key))) {
+      throw new Error("the certificate and the key do not belong together (yet)");
+    }
+    stamp = current;
+    return renewed;
+  };
 }

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Server as TlsServer } from "node:tls";
 import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../shared/logger.ts";
@@ -46,6 +47,11 @@ export interface MtlsListenerOptions {
   /** The server's certificate chain and key, PEM. */
   cert: string | Buffer;
   key: string | Buffer;
+  /**
+   * Renewed certificates (cert-manager, ACME): `read` answers the new chain and key once the files
+   * changed (undefined otherwise); checked every `intervalMs`, new connections get the new one.
+   */
+  renewal?: { intervalMs: number; read: () => { cert: Buffer; key: Buffer } | undefined } | undefined;
 }
 
 const JWKS_PATH = /^\/t\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/\.well-known\/jwks\.json$/;
@@ -213,7 +219,21 @@ async function startMtlsListener(
     onRequest,
   );
   await listenOn(server, mtls.port, mtls.host);
+  if (mtls.renewal) followRenewals(server as unknown as TlsServer, mtls.renewal);
   return server;
+}
+
+/** Swaps in renewed certificates while the listener lives; a half-written renewal waits for the next look. */
+function followRenewals(server: TlsServer, renewal: NonNullable<MtlsListenerOptions["renewal"]>): void {
+  const timer = setInterval(() => {
+    try {
+      const renewed = renewal.read();
+      if (renewed) server.setSecureContext({ cert: renewed.cert, key: renewed.key, minVersion: "TLSv1.2" });
+    } catch {
+      // Unreadable or mismatched files (mid-write): keep serving the current certificate.
+    }
+  }, renewal.intervalMs).unref();
+  server.once("close", () => clearInterval(timer));
 }
 
 function listenOn(server: Server, port: number, host: string): Promise<void> {

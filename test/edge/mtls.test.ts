@@ -4,7 +4,7 @@
 // the edge, never outlives a failed start; `mandate dev` without certificate files makes a
 // development certificate under .mandate/tls.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type TLSSocket } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
+import { renewedFiles } from "../../services/edge/mtls-listener.ts";
 import { type Edge, startEdge } from "../../services/edge/server.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { freePort, startMandateProcess } from "../helpers/mandate-process.ts";
@@ -141,6 +142,49 @@ describe("the edge's mTLS listener", () => {
       }),
     ).rejects.toThrow(/EADDRINUSE/);
     await expect(fetch(`http://127.0.0.1:${httpPort}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe("renewed listener certificates", () => {
+  it("serves the renewed certificate to new connections once both files changed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mandate-mtls-renewal-"));
+    const files = { certFile: join(dir, "edge.pem"), keyFile: join(dir, "edge-key.pem") };
+    const first = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
+    writeFileSync(files.certFile, first.pem);
+    writeFileSync(files.keyFile, first.keyPem);
+    const edge = await startEdge({
+      host: "127.0.0.1",
+      port: 0,
+      maxRequestBytes: 1024,
+      corsOrigins: [],
+      services: [],
+      logger: createLogger("silent"),
+      readiness: async () => ({ ready: true, checks: {} }),
+      mtls: {
+        host: "127.0.0.1",
+        port: 0,
+        cert: first.pem,
+        key: first.keyPem,
+        renewal: { intervalMs: 50, read: renewedFiles(files) },
+      },
+    });
+    cleanups.push(() => edge.close(100));
+    const servedSerial = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: "127.0.0.1", port: edge.mtlsPort as number, ca: serverCa.pem }, () => {
+          resolve(socket.getPeerCertificate().serialNumber.toUpperCase());
+          socket.destroy();
+        });
+        socket.once("error", reject);
+      });
+    expect(await servedSerial()).toBe(first.serial);
+    const renewed = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
+    // Mid-write: the new certificate without its key is not taken.
+    writeFileSync(files.certFile, renewed.pem);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await servedSerial()).toBe(first.serial);
+    writeFileSync(files.keyFile, renewed.keyPem);
+    await expect.poll(servedSerial, { timeout: 5000 }).toBe(renewed.serial);
   });
 });
 

@@ -5,9 +5,7 @@
 // certificate: without one, or with another, Introspect answers UNAUTHENTICATED, Authorize denies
 // with `token_certificate_required` / `token_certificate_mismatch`, and the gate refuses the call.
 
-import { createPublicKey, X509Certificate } from "node:crypto";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -15,105 +13,56 @@ import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
 import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
 import { AuthorizeClient } from "../../services/authorize/client.ts";
 import { AgentTrust } from "../../services/issue/agents/agent-trust.ts";
-import { type Running, startMandate } from "../../services/runtime/start.ts";
 import { systemClock } from "../../services/shared/clock.ts";
-import { type Config, loadConfig, SERVICE_NAMES, withHttpPort } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
 import { ResourceServer, ResourceServerError } from "../../services/shared/oauth/resource-server.ts";
-import { Store } from "../../services/shared/store/store.ts";
-import { agentSpiffeId, agentTrustDomain } from "../../services/shared/x509/spiffe.ts";
+import type { Store } from "../../services/shared/store/store.ts";
 import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
 import { CertificateRefused } from "../../services/shared/x509/types.ts";
-import { AgentCertificateAuthority } from "../../services/signer/ca/authority.ts";
-import type { KeyManager } from "../../services/signer/keys.ts";
-import { freePort, tempDatabaseUrl } from "../helpers/mandate-process.ts";
-import { leafCertificate, type PkiCertificate, privateKey, rootCa } from "../helpers/openssl-pki.ts";
+import {
+  agentCaCertificate,
+  type ClientCertificate,
+  clientCertificateOf,
+  type MtlsMandate,
+  startMtlsMandate,
+} from "../helpers/mtls-mandate.ts";
+import { leafCertificate, rootCa } from "../helpers/openssl-pki.ts";
 
 const TENANT = "acme";
 /** A second tenant, with its own agent CA. */
 const OTHER_TENANT = "globex";
 const RESOURCE = "https://orders.example/";
-let running: Running;
-let config: Config;
-let address: string;
-let deployment: PkiCertificate;
+let mandate: MtlsMandate;
 /** Agents' certificates: two of the deployment's CA (verified at TLS, names no service), one of an unknown CA. */
-let agent: PkiCertificate;
-let otherAgent: PkiCertificate;
-let stranger: PkiCertificate;
+let agent: ClientCertificate;
+let otherAgent: ClientCertificate;
+let stranger: ClientCertificate;
 
 beforeAll(async () => {
-  deployment = rootCa({ subject: "/CN=deployment CA" });
-  const serverCertificate = leafCertificate(deployment, {
-    uris: ["spiffe://mandate.test/mandate/issue"],
-    dnsNames: ["localhost"],
+  mandate = await startMtlsMandate({
+    tenants: [TENANT, OTHER_TENANT],
+    // The HTTP edge behind a TLS-terminating proxy on this machine: RFC 9440 Client-Cert from it only.
+    http: { clientCertificate: { header: "client-cert", proxies: ["127.0.0.1"] } },
   });
   const agentId = (client: string) => `spiffe://${TENANT}.agents.mandate.local/agent/${client}`;
-  agent = leafCertificate(deployment, { uris: [agentId("rs-1")] });
-  otherAgent = leafCertificate(deployment, { uris: [agentId("rs-2")] });
-  stranger = leafCertificate(rootCa(), { uris: [agentId("rs-1")] });
-  const loaded = loadConfig({
-    env: {},
-    overrides: {
-      database: { url: tempDatabaseUrl() },
-      grpc: { host: "127.0.0.1", port: 0 },
-      // The HTTP edge behind a TLS-terminating proxy on this machine: RFC 9440 Client-Cert from it only.
-      http: { host: "127.0.0.1", port: 0, clientCertificate: { header: "client-cert", proxies: ["127.0.0.1"] } },
-      tls: {
-        certFile: serverCertificate.certFile,
-        keyFile: serverCertificate.keyFile,
-        caFile: deployment.certFile,
-        trustDomain: "mandate.test",
-      },
-    },
-  });
-  config = withHttpPort(loaded, await freePort("127.0.0.1"));
-  // The second tenant exists before Mandate starts: native gRPC reads its agent CA with the first's.
-  const store = Store.open({ url: config.database.url });
-  await store.migrate();
-  await store.db.insertInto("tenants").values({ id: OTHER_TENANT, display_name: "Globex", created_at: 0 }).execute();
-  await store.close();
-  running = await startMandate({
-    config,
-    logger: createLogger("silent"),
-    services: SERVICE_NAMES,
-    grpc: true,
-    edge: true,
-    migrate: true,
-    dev: true,
-    seedTenant: TENANT,
-  });
-  address = `localhost:${running.grpcPort}`;
+  agent = clientCertificateOf(leafCertificate(mandate.deployment, { uris: [agentId("rs-1")] }));
+  otherAgent = clientCertificateOf(leafCertificate(mandate.deployment, { uris: [agentId("rs-2")] }));
+  stranger = clientCertificateOf(leafCertificate(rootCa(), { uris: [agentId("rs-1")] }));
 }, 60_000);
 
 afterAll(async () => {
-  await running?.stop();
+  await mandate?.stop();
 });
 
 /** An access token of the tenant, signed by its current key through the Signer (as the token endpoint signs). */
-async function accessToken(claims: Record<string, unknown>): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const { jwt } = await (running.keys as KeyManager).signJwt(
-    TENANT,
-    {
-      iss: issuerUrl(config.publicBaseUrl, TENANT),
-      sub: "rs-1",
-      client_id: "rs-1",
-      jti: crypto.randomUUID(),
-      iat: now,
-      exp: now + 300,
-      ...claims,
-    },
-    "at+jwt",
-  );
-  return jwt;
-}
+const accessToken = (claims: Record<string, unknown>) =>
+  mandate.accessToken(TENANT, { sub: "rs-1", client_id: "rs-1", ...claims });
 
 /** A caller's token for Mandate's API (the gate), bound to `certificate` when given. */
-const callerToken = (certificate?: PkiCertificate) =>
+const callerToken = (certificate?: ClientCertificate) =>
   accessToken({
-    aud: config.api.audience,
+    aud: mandate.config.api.audience,
     scope: "mandate:introspect mandate:authorize",
     ...(certificate ? { cnf: { "x5t#S256": x5tS256(certificate.der) } } : {}),
   });
@@ -123,21 +72,7 @@ const ordersToken = (cnf?: Record<string, unknown>) =>
   accessToken({ aud: RESOURCE, scope: "orders.read", ...(cnf ? { cnf } : {}) });
 
 /** Native gRPC over TLS 1.3, presenting `certificate` when given, with `token` as the caller's credential. */
-function transport(token: string, certificate?: PkiCertificate): Transport {
-  return createGrpcTransport({
-    baseUrl: `https://${address}`,
-    nodeOptions: {
-      ca: deployment.pem,
-      ...(certificate ? { key: certificate.keyPem, cert: certificate.pem } : {}),
-    },
-    interceptors: [
-      (next) => (request) => {
-        request.header.set("authorization", `Bearer ${token}`);
-        return next(request);
-      },
-    ],
-  });
-}
+const transport = (token: string, certificate?: ClientCertificate) => mandate.transport({ token, certificate });
 
 async function refusal(promise: Promise<unknown>): Promise<{ code: string; reason: string; message: string }> {
   try {
@@ -150,7 +85,7 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: string; reaso
   throw new Error("expected the call to fail");
 }
 
-const bound = (certificate: PkiCertificate) => ({ "x5t#S256": x5tS256(certificate.der) });
+const bound = (certificate: ClientCertificate) => ({ "x5t#S256": x5tS256(certificate.der) });
 
 describe("Introspect with a certificate-bound token (RFC 8705 §3)", () => {
   let introspect: ReturnType<typeof createClient<typeof Introspect>>;
@@ -248,18 +183,18 @@ describe("the resource-server library's authorize() with a certificate-bound tok
   it("passes the request's certificate to Authorize: without it the token is refused as verify() refuses it", async () => {
     // The resource server calls Authorize over mTLS with its own certificate, its caller token bound to it.
     const credentials = grpc.credentials.createSsl(
-      Buffer.from(deployment.pem),
+      Buffer.from(mandate.deployment.pem),
       Buffer.from(otherAgent.keyPem),
-      Buffer.from(otherAgent.pem),
+      Buffer.from(otherAgent.certPem),
     );
     const client = new AuthorizeClient({
-      address,
+      address: mandate.address,
       credentials,
       token: await callerToken(otherAgent),
       deadlineMs: 5000,
     });
     const resourceServer = new ResourceServer({
-      issuer: issuerUrl(config.publicBaseUrl, TENANT),
+      issuer: issuerUrl(mandate.config.publicBaseUrl, TENANT),
       audience: RESOURCE,
       keys: async () => {
         throw new Error("authorize() verifies through Authorize, not locally");
@@ -281,7 +216,7 @@ describe("the resource-server library's authorize() with a certificate-bound tok
 });
 
 describe("the RPC gate with a caller token bound to a certificate", () => {
-  const introspectWith = (token: string, certificate?: PkiCertificate) =>
+  const introspectWith = (token: string, certificate?: ClientCertificate) =>
     createClient(Introspect, transport(token, certificate)).introspect({ tenant: TENANT, token: "not-a-token" });
 
   it("admits the caller that presents the token's certificate on the TLS connection", async () => {
@@ -304,8 +239,8 @@ describe("the RPC gate with a caller token bound to a certificate", () => {
 
 describe("the AuthZEN API with a caller token bound to a certificate", () => {
   /** POST access/v1/evaluation as the proxy forwards it: the caller's certificate in RFC 9440 Client-Cert. */
-  const evaluate = (token: string, certificate?: PkiCertificate) =>
-    fetch(`http://127.0.0.1:${running.httpPort}/t/${TENANT}/access/v1/evaluation`, {
+  const evaluate = (token: string, certificate?: ClientCertificate) =>
+    fetch(`http://127.0.0.1:${mandate.running.httpPort}/t/${TENANT}/access/v1/evaluation`, {
       method: "POST",
       headers: {
         authorization: `Bearer ${token}`,
@@ -330,34 +265,15 @@ describe("the AuthZEN API with a caller token bound to a certificate", () => {
 });
 
 describe("agent certificates of a tenant's own CA on native gRPC", () => {
-  /** An agent certificate issued by `tenant`'s agent CA in the Signer, for a key `openssl` made. */
-  async function issuedAgentCertificate(tenant: string, clientId: string) {
-    const ca = new AgentCertificateAuthority({
-      keys: running.keys as KeyManager,
-      store: running.store as Store,
-      clock: systemClock,
-      logger: createLogger("silent"),
-      trustDomainSuffix: config.agents.trustDomainSuffix,
-      publicBaseUrl: config.publicBaseUrl,
-    });
-    const key = privateKey();
-    const publicKeySpki = new Uint8Array(createPublicKey(key.keyPem).export({ type: "spki", format: "der" }));
-    const spiffeId = agentSpiffeId(agentTrustDomain(tenant, config.agents.trustDomainSuffix), clientId);
-    const issued = await eventually(() =>
-      ca.issueAgentCertificate({ tenant, publicKeySpki, spiffeId, notAfter: Date.now() + 3_600_000 }),
-    );
-    const pem = new X509Certificate(issued.certificateDer).toString();
-    return { ca, issued, certificate: { ...key, pem, der: issued.certificateDer } as unknown as PkiCertificate };
-  }
-
   it("reach the gate from the TLS handshake; another tenant's agent trust refuses them (unknown CA)", async () => {
-    const { ca, issued, certificate } = await issuedAgentCertificate(OTHER_TENANT, "g1");
+    const { ca, issued, certificate } = await eventually(() => agentCaCertificate(mandate, OTHER_TENANT, "g1"));
     // The gate sees the certificate (a token bound to it is admitted) once native gRPC trusts globex's CA.
     const token = await callerToken(certificate);
     const introspect = () =>
       createClient(Introspect, transport(token, certificate)).introspect({ tenant: TENANT, token: "not-a-token" });
     expect(await eventually(introspect)).toMatchObject({ active: false });
     // TLS let it through, but it authenticates no one of acme: acme's agent trust refuses it.
+    const { running, config } = mandate;
     const trust = new AgentTrust(running.store as Store, ca, config, systemClock, createLogger("silent"));
     const presented = { leaf: issued.certificateDer, chain: issued.chainDer, source: "tls" as const };
     const refused = await trust.verify(TENANT, presented).catch((error: unknown) => error);

@@ -303,13 +303,28 @@ describe("self_signed_tls_client_auth (RFC 8705 §2.2)", () => {
   it("refuses a second method in the same request (RFC 6749 §2.3)", async () => {
     const certificate = selfSignedLeaf();
     const clientId = await selfSignedClient(jwkOf(certificate, true));
-    const answer = await mtlsPost(
-      TOKEN_PATH,
-      { grant_type: "client_credentials", client_id: clientId, client_secret: "also-a-secret" },
-      fromPki(certificate),
-    );
-    expect(answer.status).toBe(400);
-    expect(answer.body.error).toBe("invalid_request");
+    const keys = await generateKeyPair("ES256");
+    const assertion = await new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(server.issuer)
+      .setIssuedAt()
+      .setExpirationTime("1m")
+      .sign(keys.privateKey);
+    const second = [
+      { client_secret: "also-a-secret" },
+      { client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion },
+    ];
+    for (const credentials of second) {
+      const answer = await mtlsPost(
+        TOKEN_PATH,
+        { grant_type: "client_credentials", client_id: clientId, ...credentials },
+        fromPki(certificate),
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.error).toBe("invalid_request");
+    }
   });
 
   it("refuses a registration without jwks", async () => {

@@ -141,7 +141,7 @@ export class ClientAuthenticator {
     const method = presentedMethod(basic, params);
     const authenticated =
       method === "private_key_jwt"
-        ? await this.#privateKeyJwt(params, urls, endpointUrl)
+        ? await this.#privateKeyJwt(params, urls, endpointUrl, certificate)
         : await this.#byClientId(basic, params, urls.tenant, method, certificate);
     // RFC 8705 §3: a certificate presented by a client registered for certificate-bound tokens binds them.
     const binding = certificateBindingOf(authenticated.client, authenticated.certificate, certificate);
@@ -160,8 +160,7 @@ export class ClientAuthenticator {
     const { client, secretHash } = await this.#lookup(tenant, claimedByForm(basic, params), usedBasic);
     const registered = client.metadata.token_endpoint_auth_method;
     if (isCertificateAuthMethod(registered)) {
-      // RFC 6749 §2.3: a secret sent as well as the certificate is a second method in one request.
-      if (method !== "none" && certificate) throw new InvalidRequest("use exactly one client authentication method");
+      requireSingleMethod(client, method, certificate);
       requireMethod(client, method === "none" ? registered : method, usedBasic);
       const binding = await authenticateByCertificate(this.#services, client, registered, certificate);
       return { client, method: registered, certificate: binding };
@@ -175,7 +174,12 @@ export class ClientAuthenticator {
   }
 
   /** RFC 7523 §3 checks on the client assertion. */
-  async #privateKeyJwt(params: Params, urls: TenantUrls, endpointUrl: string): Promise<AuthenticatedClient> {
+  async #privateKeyJwt(
+    params: Params,
+    urls: TenantUrls,
+    endpointUrl: string,
+    certificate: PresentedCertificate | undefined,
+  ): Promise<AuthenticatedClient> {
     if (params.get("client_assertion_type") !== CLIENT_ASSERTION_TYPE) {
       throw new InvalidClient(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE}`);
     }
@@ -185,6 +189,7 @@ export class ClientAuthenticator {
       throw new InvalidClient("client_id differs from the assertion's subject");
     }
     const { client } = await this.#lookup(urls.tenant, claimed, false);
+    requireSingleMethod(client, "private_key_jwt", certificate);
     requireMethod(client, "private_key_jwt", false);
     const now = this.#services.clock.now();
     // RFC 7523 §3 item 3 / RFC 9126 §2: the issuer identifier, the token endpoint, or the endpoint called.
@@ -346,6 +351,20 @@ function claimedByForm(basic: BasicCredentials | undefined, params: Params): str
     throw new InvalidRequest("client_id in the body differs from the authenticated client");
   }
   return clientId;
+}
+
+/**
+ * RFC 6749 §2.3: a client registered for a certificate method that sends a secret or an assertion
+ * as well as its certificate uses two methods in one request.
+ */
+function requireSingleMethod(
+  client: RegisteredClient,
+  presented: AuthMethod,
+  certificate: PresentedCertificate | undefined,
+): void {
+  if (presented !== "none" && certificate && isCertificateAuthMethod(client.metadata.token_endpoint_auth_method)) {
+    throw new InvalidRequest("use exactly one client authentication method");
+  }
 }
 
 function requireMethod(client: RegisteredClient, method: AuthMethod, usedBasic: boolean): void {

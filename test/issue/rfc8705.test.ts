@@ -312,7 +312,7 @@ describe("self_signed_tls_client_auth (RFC 8705 §2.2)", () => {
       .setIssuedAt()
       .setExpirationTime("1m")
       .sign(keys.privateKey);
-    const second = [
+    const second: Array<Record<string, string>> = [
       { client_secret: "also-a-secret" },
       { client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion },
     ];

@@ -21,7 +21,7 @@ import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
-import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { Browser, freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import {
   csr,
   leafCertificate,
@@ -260,6 +260,74 @@ describe("self_signed_tls_client_auth (RFC 8705 §2.2)", () => {
     const result = await oauth.processClientCredentialsResponse(as, client, response);
     expect(result.token_type).toBe("bearer");
     expect(claimsOf(result.access_token).cnf).toEqual({ "x5t#S256": opensslThumbprint(certificate.pem) });
+  });
+
+  it("binds the tokens of a code flow and of its refreshes to the certificate (oauth4webapi over mTLS)", async () => {
+    const certificate = selfSignedLeaf();
+    const redirect = "https://app.example.com/callback";
+    const clientId = await selfSignedClient(jwkOf(certificate, true), {
+      grantTypes: ["authorization_code", "refresh_token"],
+      redirectUris: [redirect],
+    });
+    const as = await oauth.processDiscoveryResponse(
+      new URL(server.issuer),
+      await oauth.discoveryRequest(new URL(server.issuer), {
+        algorithm: "oauth2",
+        [oauth.allowInsecureRequests]: true,
+      }),
+    );
+    const client: oauth.Client = { client_id: clientId, use_mtls_endpoint_aliases: true };
+    const verifier = oauth.generateRandomCodeVerifier();
+    const url = new URL(as.authorization_endpoint as string);
+    url.search = new URLSearchParams({
+      client_id: clientId,
+      redirect_uri: redirect,
+      response_type: "code",
+      scope: "orders.read",
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: "S256",
+    }).toString();
+    const callback = await new Browser().authorize(url.toString(), redirect);
+    const fetchOverMtls = {
+      [oauth.customFetch]: httpsFetch(
+        new HttpsAgent({ ca: serverCa.pem, key: certificate.keyPem, cert: certificate.pem }),
+      ),
+    };
+    const tokens = await oauth.processAuthorizationCodeResponse(
+      as,
+      client,
+      await oauth.authorizationCodeGrantRequest(
+        as,
+        client,
+        oauth.TlsClientAuth(),
+        oauth.validateAuthResponse(as, client, callback, oauth.expectNoState),
+        redirect,
+        verifier,
+        fetchOverMtls,
+      ),
+    );
+    const bound = { "x5t#S256": opensslThumbprint(certificate.pem) };
+    expect(tokens.token_type).toBe("bearer");
+    expect(claimsOf(tokens.access_token).cnf).toEqual(bound);
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      client,
+      await oauth.refreshTokenGrantRequest(
+        as,
+        client,
+        oauth.TlsClientAuth(),
+        tokens.refresh_token as string,
+        fetchOverMtls,
+      ),
+    );
+    expect(claimsOf(refreshed.access_token).cnf).toEqual(bound);
+    // The refresh token alone, with another certificate, is worth nothing.
+    const stranger = await mtlsPost(
+      TOKEN_PATH,
+      { grant_type: "refresh_token", client_id: clientId, refresh_token: refreshed.refresh_token as string },
+      fromPki(selfSignedLeaf()),
+    );
+    expect(stranger.status).toBe(401);
   });
 
   it("accepts a certificate of a registered key (no x5c) within its validity", async () => {

@@ -63,7 +63,7 @@ describe("Issue attestor RPCs", () => {
     const { attestors } = await server.issue.listAgentAttestors({ tenant: "demo" });
     const listed = attestors.find((a) => a.name === "cluster-1");
     expect(listed?.bindings.map((b) => [b.subject, b.clientId])).toEqual([[SUBJECT, agent]]);
-    expect((listed?.jwks?.keys as JsonObject[])[0]?.kid).toBe("sa-key-1");
+    expect((listed?.jwks?.keys as JsonObject[] | undefined)?.[0]?.kid).toBe("sa-key-1");
 
     await server.issue.unbindAgentWorkload({ tenant: "demo", attestor: "cluster-1", subject: SUBJECT });
     expect(

@@ -76,7 +76,7 @@ describe("agent CA RPCs on mandate dev (native gRPC, mTLS)", () => {
     expect(bundle.rootsDer).toHaveLength(1);
     expect(bundle.intermediatesDer).toHaveLength(1);
     expect(bundle.maxAgeSeconds).toBeGreaterThan(0);
-    expect((bundle.spiffeBundle?.keys as Array<{ use: string }>).map((k) => k.use)).toEqual(["x509-svid"]);
+    expect((bundle.spiffeBundle?.keys as Array<{ use: string }> | undefined)?.map((k) => k.use)).toEqual(["x509-svid"]);
     const dir = mkdtempSync(join(tmpdir(), "mandate-ca-rpc-"));
     writeFileSync(join(dir, "roots.pem"), pem("CERTIFICATE", bundle.rootsDer));
     writeFileSync(join(dir, "intermediates.pem"), pem("CERTIFICATE", bundle.intermediatesDer));

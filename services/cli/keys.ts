@@ -14,7 +14,12 @@ import {
   tokenOption,
 } from "./common.ts";
 
-const PURPOSES = { token: KeyPurpose.TOKEN_SIGNING, audit: KeyPurpose.AUDIT_CHECKPOINT } as const;
+const PURPOSES = {
+  token: KeyPurpose.TOKEN_SIGNING,
+  audit: KeyPurpose.AUDIT_CHECKPOINT,
+  "agent-ca-root": KeyPurpose.AGENT_CA_ROOT,
+  "agent-ca": KeyPurpose.AGENT_CA,
+} as const;
 
 interface KeyOptions extends TenantOptions {
   purpose?: keyof typeof PURPOSES;
@@ -23,7 +28,7 @@ interface KeyOptions extends TenantOptions {
 export function keysCommand(): Command {
   // Shared by both commands: rotate's default also shows in `keys list --help` (where no --purpose
   // lists every purpose). Kept so, as the help output is relied on.
-  const purposeOption = new Option("--purpose <purpose>", "token (token signing) or audit (audit checkpoints)").choices(
+  const purposeOption = new Option("--purpose <purpose>", "token (token signing), audit (audit checkpoints), agent-ca-root or agent-ca (the agent CA's root and intermediate)").choices(
     Object.keys(PURPOSES),
   );
   const keys = command("keys", "inspect and rotate a tenant's signing keys (over gRPC)");

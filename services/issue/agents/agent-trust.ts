@@ -10,6 +10,7 @@ import type { AgentCaClient } from "../../shared/signing.ts";
 import type { Store } from "../../shared/store/store.ts";
 import { verifyAgentCertificate } from "../../shared/x509/certificate-chain.ts";
 import { agentTrustDomain } from "../../shared/x509/spiffe.ts";
+import { x5tS256 } from "../../shared/x509/thumbprint.ts";
 import {
   type AgentCertificateVerifier,
   CertificateRefused,
@@ -18,6 +19,16 @@ import {
 } from "../../shared/x509/types.ts";
 import { AgentCertificates, type DenyListAnswer } from "./certificates.ts";
 import { type CachedBundle, TrustBundles } from "./trust-bundles.ts";
+
+/** Clock skew the chain check tolerates on validity (certificate-chain.ts's default). */
+const SKEW_MS = 60_000;
+/** Chain verifications remembered; beyond this many the memory starts over. */
+const MAX_REMEMBERED = 10_000;
+
+interface RememberedChain {
+  bundle: CachedBundle;
+  verified: VerifiedAgentCertificate;
+}
 
 const DENIED: Record<Exclude<DenyListAnswer, undefined>, string> = {
   unknown: "the serial is not one this tenant's CA issued (or its issuance was never recorded)",
@@ -32,6 +43,13 @@ export class AgentTrust implements AgentCertificateVerifier {
   readonly #config: Config;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  /**
+   * Chain verifications by tenant and certificate thumbprint. What a chain check concludes depends
+   * only on the leaf, the bundle and the time, so a result stands while its bundle is the tenant's
+   * current one and the leaf has not expired (it was already valid when checked); parsing and
+   * verifying the chain was most of an mTLS token request's cost. The deny list is never remembered.
+   */
+  readonly #chains = new Map<string, RememberedChain>();
 
   constructor(store: Store, agentCa: AgentCaClient, config: Config, clock: Clock, logger: Logger) {
     this.#certificates = new AgentCertificates(store);
@@ -58,6 +76,12 @@ export class AgentTrust implements AgentCertificateVerifier {
   }
 
   async #verifyChain(tenant: string, presented: PresentedCertificate): Promise<VerifiedAgentCertificate> {
+    const bundle = await this.#bundles.of(tenant);
+    const key = `${tenant} ${x5tS256(presented.leaf)}`;
+    const remembered = this.#chains.get(key);
+    if (remembered?.bundle === bundle && this.#clock.now() - SKEW_MS <= remembered.verified.notAfter) {
+      return remembered.verified;
+    }
     const trustDomain = agentTrustDomain(tenant, this.#config.agents.trustDomainSuffix);
     const attempt = async ({ roots, intermediates }: CachedBundle) =>
       verifyAgentCertificate(presented, {
@@ -65,18 +89,25 @@ export class AgentTrust implements AgentCertificateVerifier {
         intermediates,
         trustDomain,
         now: this.#clock.now(),
+        skewMs: SKEW_MS,
         // The deny list needs the agent the certificate names too: checked after (verify above).
         isRevoked: () => false,
       });
+    let used = bundle;
+    let verified: VerifiedAgentCertificate;
     try {
-      return await attempt(await this.#bundles.of(tenant));
+      verified = await attempt(bundle);
     } catch (error) {
       // A CA key rotated since the bundle was cached: one fresh look before refusing.
       const unknownCa =
         error instanceof CertificateRefused &&
         (error.reason === "unknown_ca" || error.reason === "unknown_intermediate");
       if (!unknownCa) throw error;
-      return attempt(await this.#bundles.of(tenant, true));
+      used = await this.#bundles.of(tenant, true);
+      verified = await attempt(used);
     }
+    if (this.#chains.size >= MAX_REMEMBERED) this.#chains.clear();
+    this.#chains.set(key, { bundle: used, verified });
+    return verified;
   }
 }

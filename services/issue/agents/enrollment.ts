@@ -202,7 +202,13 @@ export class AgentEnrollment {
 /** A one-time enrollment token for the agent; shown once, only its SHA-256 kept, audited. */
 export async function createEnrollmentToken(
   { store, clock, config }: Pick<AgentEnrollmentDeps, "store" | "clock" | "config">,
-  request: { tenant: string; clientId: string; ttlMs?: number | undefined },
+  request: {
+    tenant: string;
+    clientId: string;
+    ttlMs?: number | undefined;
+    /** Who the row names as its creator; default: the actor's sub, client or service. */
+    createdBy?: string | undefined;
+  },
   actor: Partial<Actor>,
 ): Promise<{ token: string; id: string; expiresAt: number }> {
   const { tenant, clientId } = request;
@@ -222,7 +228,7 @@ export async function createEnrollmentToken(
         id,
         token_hash: handleHash(token),
         client_id: clientId,
-        created_by: createdBy(actor),
+        created_by: request.createdBy ?? createdBy(actor),
         created_at: now,
         expires_at: expiresAt,
         used_at: null,

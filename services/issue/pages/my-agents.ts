@@ -23,6 +23,8 @@ export function agentsPage(options: {
   signOut: SignOut;
   csrf: string;
   agents: OwnedAgent[];
+  /** The human's "my mandates" page. */
+  mandates: string;
   /** The agent whose certificates were just revoked, and how many. */
   revoked?: { agent: OwnedAgent; count: number } | undefined;
 }): Html {
@@ -30,6 +32,7 @@ export function agentsPage(options: {
   return html`<h1>My agents</h1>
 <p>Signed in as <strong>${options.user}</strong>. These agents are registered with you as their owner.</p>
 ${signOutForm(options.signOut)}
+<p><a href="${options.mandates}">My mandates</a>: what your agents may do for you</p>
 ${
   revoked
     ? html`<p class="notice" role="status">${revoked.count === 0 ? "No certificate was left to revoke for" : `${revoked.count} certificate(s) revoked for`} <strong>${agentName(revoked.agent)}</strong>. Its unused enrollment tokens no longer work.</p>`

@@ -65,6 +65,8 @@ export function mandatesPage(options: {
   now: number;
   /** Agents' requests waiting for this human's approval (the asynchronous grant). */
   pending?: number | undefined;
+  /** The human's "my agents" page. */
+  agents?: string | undefined;
 }): Html {
   const { roots } = options;
   const pending = options.pending ?? 0;
@@ -72,6 +74,7 @@ export function mandatesPage(options: {
 <p>Signed in as <strong>${options.user}</strong>. These agents may act for you, within the bounds you gave them.</p>
 ${signOutForm(options.signOut)}
 <p class="pending"><a href="${options.base}/pending">Requests waiting for your approval</a>${pending > 0 ? html` <strong>(${pending})</strong>` : html` <span class="muted">(none)</span>`}</p>
+${options.agents ? html`<p><a href="${options.agents}">My agents</a>: the agents you own, their certificates and enrollment tokens</p>` : ""}
 ${options.revoked ? html`<p class="notice" role="status">Mandate <code>${options.revoked}</code> and every mandate derived from it are revoked.</p>` : ""}
 ${
   roots.length === 0

@@ -636,6 +636,13 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .addColumn("created_at", bigint, (c) => c.notNull())
           .addPrimaryKeyConstraint("agent_attestors_pk", ["tenant_id", "name"])
           .execute();
+        // A token's issuer picks its attestor: one attestor per issuer, also under concurrent creation.
+        await db.schema
+          .createIndex("agent_attestors_issuer_idx")
+          .on("agent_attestors")
+          .columns(["tenant_id", "issuer"])
+          .unique()
+          .execute();
         await db.schema
           .createTable("agent_workload_bindings")
           .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))

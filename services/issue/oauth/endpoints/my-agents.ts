@@ -12,10 +12,9 @@ import type { RegisteredClient } from "../../clients/metadata.ts";
 import type { Authentication } from "../../identity/provider.ts";
 import { sendPage } from "../../pages/layout.ts";
 import { agentNotFoundPage, agentsPage, enrollmentTokenPage, type OwnedAgent } from "../../pages/my-agents.ts";
-import { mandateSignInPage } from "../../pages/my-mandates.ts";
-import { setCookie, type Visit } from "../browser.ts";
+import type { Visit } from "../browser.ts";
 import { queryParams, readForm, redirect } from "../http.ts";
-import { csrfToken, csrfValid, refuseMethod, signOutOf } from "./my-mandates.ts";
+import { csrfToken, csrfValid, passwordSignInEndpoint, refuseMethod, signOutOf } from "./my-mandates.ts";
 
 /** Agents shown (an owner with more manages them through the API). */
 const MAX_SHOWN = 200;
@@ -49,15 +48,6 @@ function ownerActor(auth: Authentication): Partial<Actor> {
   };
 }
 
-/**
- * For createEnrollmentToken, whose row's created_by is read from `by.sub` (agents/enrollment.ts):
- * this puts the sub in the event's payload too, unsalted, as an administrator's token does.
- */
-function creatorActor(auth: Authentication): Partial<Actor> {
-  const actor = ownerActor(auth);
-  return { ...actor, by: { ...actor.by, sub: auth.subject } };
-}
-
 async function ownedAgent(visit: Visit, client: RegisteredClient): Promise<OwnedAgent> {
   const now = visit.services.clock.now();
   const all = await new AgentCertificates(visit.services.store).list(visit.urls.tenant, client.clientId);
@@ -81,6 +71,7 @@ export async function myAgentsEndpoint(visit: Visit): Promise<void> {
   const count = Number.parseInt(query.get("count") ?? "0", 10);
   const body = agentsPage({
     base: agentsUrl(visit),
+    mandates: `${urls.issuer}/mandates`,
     user: String(auth.claims.name ?? auth.claims.preferred_username ?? auth.subject),
     signOut: signOutOf(visit),
     csrf: csrfToken(visit),
@@ -122,8 +113,9 @@ export async function myAgentEndpoint(visit: Visit): Promise<void> {
   // The token is random (32 bytes), only its SHA-256 kept, audited with the row (agents/enrollment.ts).
   const { token, expiresAt } = await createEnrollmentToken(
     services,
-    { tenant: urls.tenant, clientId: client.clientId },
-    creatorActor(auth),
+    // The row names its creator; the audit event names the owner as a (salted) party only.
+    { tenant: urls.tenant, clientId: client.clientId, createdBy: auth.subject },
+    ownerActor(auth),
   );
   const agent = await ownedAgent(visit, client);
   const body = enrollmentTokenPage({ base: agentsUrl(visit), agent, token, expiresAt, issuer: urls.issuer });
@@ -135,32 +127,9 @@ function refuseForm(visit: Visit): void {
   sendPage(visit.res, 403, "Request refused", agentNotFoundPage(message, agentsUrl(visit)));
 }
 
-/** GET|POST /agents/login: signing in to see one's agents (identity providers with password login). */
-export async function myAgentsLoginEndpoint(visit: Visit): Promise<void> {
-  const { services, req, res, urls } = visit;
-  const login = services.identity.passwordLogin;
-  if (!login) {
-    const returnTo = agentsUrl(visit);
-    return redirect(res, services.identity.loginUrl({ tenant: urls.tenant, returnTo, interaction: "", fresh: false }));
-  }
-  const action = agentsUrl(visit, "/login");
-  const again = (status: number, username?: string, error?: string, headers: Record<string, string> = {}) =>
-    sendPage(res, status, "Sign in", mandateSignInPage({ action, csrf: csrfToken(visit), username, error }), headers);
-  if (req.method === "GET") return again(200);
-  const form = await readForm(req);
-  if (!csrfValid(visit, form.get("csrf"))) return refuseForm(visit);
-  const username = form.get("username") ?? "";
-  const tooMany = (wait: number) =>
-    again(429, username, "Too many failed sign-ins. Try again later.", { "retry-after": String(wait) });
-  const wait = await services.limits.beforeLogin(urls.tenant, username, req);
-  if (wait > 0) return tooMany(wait);
-  const userId = await login.verify(username, form.get("password") ?? "");
-  if (!userId) {
-    const waitNow = await services.limits.loginFailed(urls.tenant, username, req);
-    if (waitNow > 0) return tooMany(waitNow);
-    return again(401, username, "The username or password is not correct. Check them and try again.");
-  }
-  const session = await login.openSession(urls.tenant, userId);
-  setCookie(res, urls, session.name, session.value, session.maxAgeSeconds);
-  redirect(res, agentsUrl(visit));
-}
+/** GET|POST /agents/login: signing in to see one's agents (the page takes no return path). */
+export const myAgentsLoginEndpoint = passwordSignInEndpoint({
+  url: agentsUrl,
+  returnPath: () => undefined,
+  refuseForm,
+});

@@ -10,7 +10,7 @@
 // (SameSite=Lax), echoed in the form (double submit), compared in constant time.
 import { randomBytes } from "node:crypto";
 import { currentState, type MandateRecord, MandateStore } from "../../../shared/mandates/mandate-store.ts";
-import type { Authentication } from "../../identity/provider.ts";
+import type { Authentication, PasswordLogin } from "../../identity/provider.ts";
 import { type AgentFacts, describeMandate, revocationOf } from "../../mandates/describe.ts";
 import { type ReceiptBundle, ReceiptNotReady, receiptBundle } from "../../mandates/receipts.ts";
 import { MandateRequestStore } from "../../mandates/request-store.ts";
@@ -157,6 +157,7 @@ export async function myMandatesEndpoint(visit: Visit): Promise<void> {
   const body = mandatesPage({
     pending: pending.length,
     base: pageUrl(visit),
+    agents: `${visit.urls.issuer}/agents`,
     signOut: signOutOf(visit),
     user: String(auth.claims.name ?? auth.claims.preferred_username ?? auth.subject),
     roots,
@@ -256,53 +257,62 @@ export function refuseMethod(visit: Visit, allow: string): void {
   visit.res.end(`use ${allow}\n`);
 }
 
-/** GET|POST /mandates/login: signing in to see one's mandates (identity providers with password login). */
-export async function myMandatesLoginEndpoint(visit: Visit): Promise<void> {
+/** A group of a human's pages ("my mandates", "my agents"): where they live and which paths a sign-in may return to. */
+export interface SignInArea {
+  url(visit: Visit, suffix?: string): string;
+  returnPath(value: string | undefined): string | undefined;
+  refuseForm(visit: Visit): void;
+}
+
+/** GET|POST {area}/login: signing in to an area's pages (identity providers with password login). */
+export function passwordSignInEndpoint(area: SignInArea): (visit: Visit) => Promise<void> {
+  return async (visit) => {
+    const { services, req, res, urls } = visit;
+    const login = services.identity.passwordLogin;
+    const back = req.method === "GET" ? area.returnPath(queryParams(req).get("return")) : undefined;
+    if (!login) {
+      const returnTo = area.url(visit, back ?? "");
+      return redirect(
+        res,
+        services.identity.loginUrl({ tenant: urls.tenant, returnTo, interaction: "", fresh: false }),
+      );
+    }
+    if (req.method !== "GET") return signInWithPassword(area, visit, login);
+    const action = area.url(visit, "/login");
+    sendPage(res, 200, "Sign in", mandateSignInPage({ action, csrf: csrfToken(visit), returnTo: back }));
+  };
+}
+
+/** The sign-in form's POST: limits, the password, then a session and back to the area. */
+async function signInWithPassword(area: SignInArea, visit: Visit, login: PasswordLogin): Promise<void> {
   const { services, req, res, urls } = visit;
-  const login = services.identity.passwordLogin;
-  const back = req.method === "GET" ? returnPath(queryParams(req).get("return")) : undefined;
-  if (!login) {
-    return redirect(
-      res,
-      services.identity.loginUrl({
-        tenant: urls.tenant,
-        returnTo: pageUrl(visit, back ?? ""),
-        interaction: "",
-        fresh: false,
-      }),
-    );
-  }
-  if (req.method === "GET") {
-    const returnTo = back;
-    return sendPage(
-      res,
-      200,
-      "Sign in",
-      mandateSignInPage({ action: pageUrl(visit, "/login"), csrf: csrfToken(visit), returnTo }),
-    );
-  }
   const form = await readForm(req);
-  const returnTo = returnPath(form.get("return"));
-  if (!csrfValid(visit, form.get("csrf"))) return refuseCsrf(visit);
+  const returnTo = area.returnPath(form.get("return"));
+  if (!csrfValid(visit, form.get("csrf"))) return area.refuseForm(visit);
   const username = form.get("username") ?? "";
+  const action = area.url(visit, "/login");
   const again = (status: number, error: string, headers: Record<string, string> = {}) =>
     sendPage(
       res,
       status,
       "Sign in",
-      mandateSignInPage({ action: pageUrl(visit, "/login"), csrf: csrfToken(visit), username, error, returnTo }),
+      mandateSignInPage({ action, csrf: csrfToken(visit), username, error, returnTo }),
       headers,
     );
+  const tooMany = (wait: number) =>
+    again(429, "Too many failed sign-ins. Try again later.", { "retry-after": String(wait) });
   const wait = await services.limits.beforeLogin(urls.tenant, username, req);
-  if (wait > 0) return again(429, "Too many failed sign-ins. Try again later.", { "retry-after": String(wait) });
+  if (wait > 0) return tooMany(wait);
   const userId = await login.verify(username, form.get("password") ?? "");
   if (!userId) {
     const waitNow = await services.limits.loginFailed(urls.tenant, username, req);
-    if (waitNow > 0)
-      return again(429, "Too many failed sign-ins. Try again later.", { "retry-after": String(waitNow) });
+    if (waitNow > 0) return tooMany(waitNow);
     return again(401, "The username or password is not correct. Check them and try again.");
   }
   const session = await login.openSession(urls.tenant, userId);
   setCookie(res, urls, session.name, session.value, session.maxAgeSeconds);
-  redirect(res, pageUrl(visit, returnTo ?? ""));
+  redirect(res, area.url(visit, returnTo ?? ""));
 }
+
+/** GET|POST /mandates/login: signing in to see one's mandates. */
+export const myMandatesLoginEndpoint = passwordSignInEndpoint({ url: pageUrl, returnPath, refuseForm: refuseCsrf });

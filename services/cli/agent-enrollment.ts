@@ -103,7 +103,7 @@ export function renewCommand(): Command {
     .option("--json", "print as JSON")
     .action(async (options: RenewOptions) => {
       const key = await agentKey(options.key, undefined);
-      const url = renewalUrl(options);
+      const url = await renewalUrl(options);
       if (!url.startsWith("https:")) {
         throw new CommanderError(
           2,
@@ -137,12 +137,30 @@ function issuerBase(issuer: string): string {
   return issuer.replace(/\/+$/, "");
 }
 
-/** The renewal endpoint: on the mTLS listener when given, else the issuer's own. */
-function renewalUrl(options: RenewOptions): string {
+/**
+ * The renewal endpoint: on the mTLS listener given, or else the one the issuer's metadata announces
+ * (RFC 8705 §5 mtls_endpoint_aliases, beside the token endpoint's alias), or else the issuer's own.
+ */
+async function renewalUrl(options: RenewOptions): Promise<string> {
   const issuer = issuerBase(options.issuer);
-  if (!options.mtlsUrl) return `${issuer}/agents/renew`;
+  if (!options.mtlsUrl) return (await announcedRenewalUrl(issuer)) ?? `${issuer}/agents/renew`;
   const path = new URL(issuer).pathname; // /t/<tenant>
   return `${options.mtlsUrl.replace(/\/+$/, "")}${path}/agents/renew`;
+}
+
+/** The renewal endpoint beside the token endpoint's mTLS alias in a plain-HTTP issuer's metadata, if any. */
+async function announcedRenewalUrl(issuer: string): Promise<string | undefined> {
+  // An https issuer is reached with --ca-file's trust, which the metadata fetch would not use: say --mtls-url there.
+  if (!issuer.startsWith("http:")) return undefined;
+  try {
+    const response = await fetch(`${issuer}/.well-known/oauth-authorization-server`);
+    if (!response.ok) return undefined;
+    const metadata = (await response.json()) as { mtls_endpoint_aliases?: { token_endpoint?: unknown } };
+    const alias = metadata.mtls_endpoint_aliases?.token_endpoint;
+    return typeof alias === "string" ? alias.replace(/\/oauth2\/token$/, "/agents/renew") : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function tlsOf(options: AgentTlsOptions): { ca?: string } {

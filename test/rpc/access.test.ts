@@ -89,7 +89,9 @@ async function dpopKey() {
 }
 
 beforeAll(async () => {
-  server = await startOAuthServer();
+  // Every method × every refused credential comes from one address: more than the default burst of
+  // unauthenticated RPCs per IP (that limit has its own tests), which would answer RESOURCE_EXHAUSTED.
+  server = await startOAuthServer({ MANDATE_RATE_LIMITS_UNAUTHENTICATED_RPC: "1000:100000" });
   const address = server.process.summary.grpc as string;
   grpc = createGrpcTransport({ baseUrl: `http://${address}` });
   web = createGrpcWebTransport({ baseUrl: server.base, httpVersion: "1.1" });

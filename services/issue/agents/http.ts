@@ -18,6 +18,7 @@ import { CertificateRefused } from "../../shared/x509/types.ts";
 import type { Visit } from "../oauth/browser.ts";
 import { AccessDenied, InvalidGrant, InvalidRequest, TemporarilyUnavailable } from "../oauth/errors.ts";
 import { readJson, sendJson } from "../oauth/http.ts";
+import { mtlsBaseUrl } from "../oauth/rfc8705.ts";
 import { AttestationRefused } from "./attestation.ts";
 import { AgentCertificates } from "./certificates.ts";
 import { type CheckedCsr, CsrRefused, checkCsr } from "./csr.ts";
@@ -232,7 +233,7 @@ async function trustBundle(deps: AgentEndpointDeps, bundles: TrustBundles, tenan
 
 function sendEnrolled({ res, urls }: Visit, config: Config, enrolled: EnrolledCertificate): void {
   const { certificate } = enrolled;
-  const mtlsBase = config.http.mtls.publicUrl;
+  const mtlsBase = mtlsBaseUrl(config);
   sendJson(res, 200, {
     spiffe_id: enrolled.spiffeId,
     client_id: enrolled.clientId,

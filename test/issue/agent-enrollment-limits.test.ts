@@ -53,17 +53,34 @@ it("renews with the certificate a configured proxy forwards in Client-Cert (RFC 
   expect(without.status).toBe(400);
 });
 
-it("refuses enrollment from an address after too many wrong tokens (slow_down, Retry-After)", async () => {
-  // Created before the failures: the admin's own client authentication shares the address's bucket.
+it("refuses enrollment from an address after too many wrong tokens or refused renewals (slow_down, Retry-After)", async () => {
+  // Made before the failures: the admin's own client authentication shares the address's bucket.
   const clientId = await registerKeylessAgent(server, { clientName: "limited agent" });
   const { token } = await server.issue.createAgentEnrollmentToken({ tenant: "demo", clientId });
+  const revokedAgent = await registerKeylessAgent(server, { clientName: "revoked agent" });
+  const first = await server.issue.createAgentEnrollmentToken({ tenant: "demo", clientId: revokedAgent });
+  const key = privateKey("ec");
+  const revoked = (await (
+    await post("/agents/enroll", { csr: csr(key.keyPem).pem, enrollment_token: first.token })
+  ).json()) as { certificate: string };
+  await server.issue.revokeAgentCertificates({ tenant: "demo", clientId: revokedAgent, reason: "keyCompromise" });
+
   const pem = csr(privateKey("ec").keyPem).pem;
   const enroll = (enrollmentToken: string) => post("/agents/enroll", { csr: pem, enrollment_token: enrollmentToken });
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     const wrong = await enroll(`mandate_enroll_${"x".repeat(42)}${i}`);
     expect(wrong.status).toBe(400);
     expect(((await wrong.json()) as { error: string }).error).toBe("invalid_grant");
   }
+  // A renewal with a revoked certificate is a failed proof too.
+  const sfBinary = (certificate: string) => `:${Buffer.from(new X509Certificate(certificate).raw).toString("base64")}:`;
+  const refused = await post(
+    "/agents/renew",
+    { csr: csr(key.keyPem).pem },
+    { "client-cert": sfBinary(revoked.certificate) },
+  );
+  expect(refused.status).toBe(403);
+  expect(((await refused.json()) as { error: string }).error).toBe("access_denied");
   const limited = await enroll(token);
   expect(limited.status).toBe(429);
   expect(limited.headers.get("retry-after")).toMatch(/^\d+$/);

@@ -82,7 +82,7 @@ export function agentRoutes(deps: AgentEndpointDeps): Record<string, Partial<Rec
 
   const renew: Handler = async (visit) => {
     const { tenant } = visit.urls;
-    const current = await currentCertificate(visit, deps.config);
+    const current = await withFailureLimit(visit, () => currentCertificate(visit, deps.config));
     const csr = await requestCsr(await jsonObject(visit));
     sendEnrolled(visit, deps.config, await enrollment.renew(tenant, current, csr));
   };
@@ -167,8 +167,8 @@ async function requestCsr(body: Record<string, unknown>): Promise<CheckedCsr> {
 }
 
 /**
- * Counts failed proofs (a wrong, used or expired token; a refused attestation) against the client
- * address, like failed client authentications, and refuses while the address has failed too often.
+ * Counts failed proofs (a wrong, used or expired token; a refused attestation or certificate) against
+ * the client address, like failed client authentications, and refuses while it has failed too often.
  */
 async function withFailureLimit<T>(visit: Visit, run: () => Promise<T>): Promise<T> {
   const { limits } = visit.services;
@@ -176,7 +176,8 @@ async function withFailureLimit<T>(visit: Visit, run: () => Promise<T>): Promise
   try {
     return await run();
   } catch (error) {
-    if (error instanceof InvalidGrant) await limits.clientAuthenticationFailed(visit.urls.tenant, undefined, visit.req);
+    if (error instanceof InvalidGrant || error instanceof AccessDenied)
+      await limits.clientAuthenticationFailed(visit.urls.tenant, undefined, visit.req);
     throw error;
   }
 }

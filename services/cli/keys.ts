@@ -28,9 +28,10 @@ interface KeyOptions extends TenantOptions {
 export function keysCommand(): Command {
   // Shared by both commands: rotate's default also shows in `keys list --help` (where no --purpose
   // lists every purpose). Kept so, as the help output is relied on.
-  const purposeOption = new Option("--purpose <purpose>", "token (token signing), audit (audit checkpoints), agent-ca-root or agent-ca (the agent CA's root and intermediate)").choices(
-    Object.keys(PURPOSES),
-  );
+  const purposeOption = new Option(
+    "--purpose <purpose>",
+    "token (token signing), audit (audit checkpoints), agent-ca-root or agent-ca (the agent CA's root and intermediate)",
+  ).choices(Object.keys(PURPOSES));
   const keys = command("keys", "inspect and rotate a tenant's signing keys (over gRPC)");
   keys.addCommand(
     tenantRpcCommand("list", "show each key's state and timestamps")

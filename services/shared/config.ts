@@ -172,6 +172,30 @@ export const configSchema = z
           });
         }
       }),
+    /**
+     * Federation (issue 18): upstream identity providers for humans, the agent federation gateway,
+     * API keys and cross-organization trust.
+     */
+    federation: z
+      .strictObject({
+        /**
+         * Key sealing upstream IdP client secrets and SAML SP private keys at rest (32 bytes,
+         * base64url; AES-256-GCM). Secret. `mandate dev` generates one under .mandate/.
+         */
+        secretKey: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{43}=?$/, "expected 32 bytes in base64url (43 characters)")
+          .optional(),
+        secretKeyFile: z.string().min(1).optional(),
+        /** How long a login sent to an upstream IdP may take to come back. */
+        loginTtl: duration.default(600_000),
+        /** Lifetime of a token issued to a federated identity (agent gateway, cross-organization). */
+        tokenTtl: duration.default(300_000),
+        /** Default lifetime of an API key, and how long a rotated key keeps working beside its successor. */
+        apiKeyTtl: duration.default(90 * 86_400_000),
+        apiKeyRotationOverlap: duration.default(86_400_000),
+      })
+      .prefault({}),
     grpc: z
       .strictObject({
         host: host.default("127.0.0.1"),
@@ -532,6 +556,12 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ["MANDATE_GRPC_MAX_SEND_MESSAGE_BYTES", "grpc.maxSendMessageBytes"],
   ["MANDATE_GRPC_DEFAULT_DEADLINE_MS", "grpc.defaultDeadlineMs"],
   ["MANDATE_GRPC_PUBLIC_URL", "grpc.publicUrl"],
+  ["MANDATE_FEDERATION_SECRET_KEY", "federation.secretKey"],
+  ["MANDATE_FEDERATION_SECRET_KEY_FILE", "federation.secretKeyFile"],
+  ["MANDATE_FEDERATION_LOGIN_TTL", "federation.loginTtl"],
+  ["MANDATE_FEDERATION_TOKEN_TTL", "federation.tokenTtl"],
+  ["MANDATE_FEDERATION_API_KEY_TTL", "federation.apiKeyTtl"],
+  ["MANDATE_FEDERATION_API_KEY_ROTATION_OVERLAP", "federation.apiKeyRotationOverlap"],
   ["MANDATE_HTTP_MTLS_HOST", "http.mtls.host"],
   ["MANDATE_HTTP_MTLS_PORT", "http.mtls.port"],
   ["MANDATE_HTTP_MTLS_PUBLIC_URL", "http.mtls.publicUrl"],

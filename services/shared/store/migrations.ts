@@ -3,6 +3,10 @@
 // schema at a version boundary.
 import { type Kysely, sql } from "kysely";
 import type { Migration, MigrationProvider } from "kysely/migration";
+import * as identityProviders0016 from "./migrations/0016_identity_providers.ts";
+import * as agentFederation0017 from "./migrations/0017_agent_federation.ts";
+import * as apiKeys0018 from "./migrations/0018_api_keys.ts";
+import * as tenantTrusts0019 from "./migrations/0019_tenant_trusts.ts";
 
 export type Engine = "sqlite" | "postgres";
 
@@ -654,6 +658,11 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    // Issue 18 (federation): each in its own file under migrations/.
+    "0016_identity_providers": { up: (db: Kysely<unknown>) => identityProviders0016.up(db, engine) },
+    "0017_agent_federation": { up: (db: Kysely<unknown>) => agentFederation0017.up(db, engine) },
+    "0018_api_keys": { up: (db: Kysely<unknown>) => apiKeys0018.up(db, engine) },
+    "0019_tenant_trusts": { up: (db: Kysely<unknown>) => tenantTrusts0019.up(db, engine) },
   };
 }
 

@@ -1,6 +1,14 @@
 // Table types of the store. Timestamps are milliseconds since the epoch (int8 in PostgreSQL,
 // INTEGER in SQLite) so both engines compare and order them the same way.
 import type { Generated } from "kysely";
+import type {
+  FederatedIdentitiesTable,
+  FederationLoginsTable,
+  IdentityProvidersTable,
+} from "./migrations/0016_identity_providers.ts";
+import type { FederationTrustsTable } from "./migrations/0017_agent_federation.ts";
+import type { ApiKeysTable } from "./migrations/0018_api_keys.ts";
+import type { TenantTrustsTable } from "./migrations/0019_tenant_trusts.ts";
 
 export interface TenantsTable {
   id: string;
@@ -520,6 +528,12 @@ export interface Database {
   agent_enrollment_tokens: AgentEnrollmentTokensTable;
   agent_attestors: AgentAttestorsTable;
   agent_workload_bindings: AgentWorkloadBindingsTable;
+  identity_providers: IdentityProvidersTable;
+  federated_identities: FederatedIdentitiesTable;
+  federation_logins: FederationLoginsTable;
+  federation_trusts: FederationTrustsTable;
+  api_keys: ApiKeysTable;
+  tenant_trusts: TenantTrustsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -556,4 +570,10 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "agent_enrollment_tokens",
   "agent_attestors",
   "agent_workload_bindings",
+  "identity_providers",
+  "federated_identities",
+  "federation_logins",
+  "federation_trusts",
+  "api_keys",
+  "tenant_trusts",
 ]);

@@ -1795,6 +1795,333 @@ export declare type UnbindAgentWorkloadResponse = Message<"mandate.v1.UnbindAgen
 export declare const UnbindAgentWorkloadResponseSchema: GenMessage<UnbindAgentWorkloadResponse>;
 
 /**
+ * An API key Mandate created for an agent (never the key itself).
+ *
+ * @generated from message mandate.v1.ApiKey
+ */
+export declare type ApiKey = Message<"mandate.v1.ApiKey"> & {
+  /**
+   * Its id (also the public part of the key, after the prefix).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The agent it authenticates (a client of kind agent).
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * The start of the key ("mdk_<id>_"), to recognise it.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * The scopes its tokens may carry at most.
+   *
+   * @generated from field: repeated string scopes = 4;
+   */
+  scopes: string[];
+
+  /**
+   * The resources (RFC 8707) its tokens may be for at most.
+   *
+   * @generated from field: repeated string resources = 5;
+   */
+  resources: string[];
+
+  /**
+   * Who created it.
+   *
+   * @generated from field: string created_by = 6;
+   */
+  createdBy: string;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it stops working (cut to the end of the overlap when rotated).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 8;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When it was revoked; unset when it was not.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 9;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * When it was last used (updated at most once a minute); unset when never.
+   *
+   * @generated from field: google.protobuf.Timestamp last_use_time = 10;
+   */
+  lastUseTime?: Timestamp | undefined;
+
+  /**
+   * The key this one replaced, when it was made by a rotation.
+   *
+   * @generated from field: string rotated_from = 11;
+   */
+  rotatedFrom: string;
+
+  /**
+   * The key that replaced this one, when rotated.
+   *
+   * @generated from field: string rotated_to = 12;
+   */
+  rotatedTo: string;
+};
+
+/**
+ * Describes the message mandate.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export declare const ApiKeySchema: GenMessage<ApiKey>;
+
+/**
+ * Request of Issue.CreateApiKey.
+ *
+ * @generated from message mandate.v1.CreateApiKeyRequest
+ */
+export declare type CreateApiKeyRequest = Message<"mandate.v1.CreateApiKeyRequest"> & {
+  /**
+   * Tenant of the agent.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The agent (a client of kind agent).
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * Scopes (each among the agent's registered scope); at least one.
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+
+  /**
+   * Resources (RFC 8707 absolute URIs, among the agent's registered resources); none: the agent's default.
+   *
+   * @generated from field: repeated string resources = 4;
+   */
+  resources: string[];
+
+  /**
+   * Lifetime; default federation.apiKeyTtl, at most 366 days.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 5;
+   */
+  ttl?: Duration | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export declare const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest>;
+
+/**
+ * Response of Issue.CreateApiKey.
+ *
+ * @generated from message mandate.v1.CreateApiKeyResponse
+ */
+export declare type CreateApiKeyResponse = Message<"mandate.v1.CreateApiKeyResponse"> & {
+  /**
+   * The key as stored.
+   *
+   * @generated from field: mandate.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The key itself: shown once, never again. Never logged.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message mandate.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export declare const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse>;
+
+/**
+ * Request of Issue.ListApiKeys.
+ *
+ * @generated from message mandate.v1.ListApiKeysRequest
+ */
+export declare type ListApiKeysRequest = Message<"mandate.v1.ListApiKeysRequest"> & {
+  /**
+   * Tenant whose keys to list.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Only this agent's keys, when set.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+};
+
+/**
+ * Describes the message mandate.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export declare const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest>;
+
+/**
+ * Response of Issue.ListApiKeys.
+ *
+ * @generated from message mandate.v1.ListApiKeysResponse
+ */
+export declare type ListApiKeysResponse = Message<"mandate.v1.ListApiKeysResponse"> & {
+  /**
+   * The keys, newest first.
+   *
+   * @generated from field: repeated mandate.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * Describes the message mandate.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export declare const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse>;
+
+/**
+ * Request of Issue.RotateApiKey.
+ *
+ * @generated from message mandate.v1.RotateApiKeyRequest
+ */
+export declare type RotateApiKeyRequest = Message<"mandate.v1.RotateApiKeyRequest"> & {
+  /**
+   * Tenant of the key.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The key's id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message mandate.v1.RotateApiKeyRequest.
+ * Use `create(RotateApiKeyRequestSchema)` to create a new message.
+ */
+export declare const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest>;
+
+/**
+ * Response of Issue.RotateApiKey.
+ *
+ * @generated from message mandate.v1.RotateApiKeyResponse
+ */
+export declare type RotateApiKeyResponse = Message<"mandate.v1.RotateApiKeyResponse"> & {
+  /**
+   * The new key as stored.
+   *
+   * @generated from field: mandate.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The new key itself: shown once, never again. Never logged.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+
+  /**
+   * The old key, now expiring at the end of the overlap.
+   *
+   * @generated from field: mandate.v1.ApiKey previous = 3;
+   */
+  previous?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.RotateApiKeyResponse.
+ * Use `create(RotateApiKeyResponseSchema)` to create a new message.
+ */
+export declare const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse>;
+
+/**
+ * Request of Issue.RevokeApiKey.
+ *
+ * @generated from message mandate.v1.RevokeApiKeyRequest
+ */
+export declare type RevokeApiKeyRequest = Message<"mandate.v1.RevokeApiKeyRequest"> & {
+  /**
+   * Tenant of the key.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The key's id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export declare const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest>;
+
+/**
+ * Response of Issue.RevokeApiKey.
+ *
+ * @generated from message mandate.v1.RevokeApiKeyResponse
+ */
+export declare type RevokeApiKeyResponse = Message<"mandate.v1.RevokeApiKeyResponse"> & {
+  /**
+   * The key as revoked.
+   *
+   * @generated from field: mandate.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export declare const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse>;
+
+/**
  * Lifecycle state of a mandate.
  *
  * @generated from enum mandate.v1.MandateState
@@ -2074,6 +2401,50 @@ export declare const Issue: GenService<{
     methodKind: "unary";
     input: typeof UnbindAgentWorkloadRequestSchema;
     output: typeof UnbindAgentWorkloadResponseSchema;
+  },
+  /**
+   * Creates an API key for an agent (issue 18): scopes and resources within the agent's, an expiry
+   * (default federation.apiKeyTtl, at most a year). The key is in the response only; Mandate keeps
+   * its SHA-256. NOT_FOUND when there is no such client; INVALID_ARGUMENT when it is not an agent.
+   *
+   * @generated from rpc mandate.v1.Issue.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * Lists a tenant's API keys (never the keys: id, prefix, scopes, expiry, last use), newest first.
+   *
+   * @generated from rpc mandate.v1.Issue.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * Replaces an API key with a new one of the same agent, scopes and resources (shown once); the old
+   * key keeps working until now + federation.apiKeyRotationOverlap. NOT_FOUND when there is no such
+   * usable key; FAILED_PRECONDITION when it was rotated already.
+   *
+   * @generated from rpc mandate.v1.Issue.RotateApiKey
+   */
+  rotateApiKey: {
+    methodKind: "unary";
+    input: typeof RotateApiKeyRequestSchema;
+    output: typeof RotateApiKeyResponseSchema;
+  },
+  /**
+   * Revokes an API key: refused at once. NOT_FOUND when there is no such key.
+   *
+   * @generated from rpc mandate.v1.Issue.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
   },
 }>;
 

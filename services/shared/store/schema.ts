@@ -3,12 +3,13 @@
 import type { Generated } from "kysely";
 import type {
   FederatedIdentitiesTable,
+  FederatedSessionsTable,
   FederationLoginsTable,
   IdentityProvidersTable,
 } from "./migrations/0016_identity_providers.ts";
 import type { FederationTrustsTable } from "./migrations/0017_agent_federation.ts";
 import type { ApiKeysTable } from "./migrations/0018_api_keys.ts";
-import type { TenantTrustsTable } from "./migrations/0019_tenant_trusts.ts";
+import type { TenantTrustCrossingsTable, TenantTrustsTable } from "./migrations/0019_tenant_trusts.ts";
 
 export interface TenantsTable {
   id: string;
@@ -531,9 +532,11 @@ export interface Database {
   identity_providers: IdentityProvidersTable;
   federated_identities: FederatedIdentitiesTable;
   federation_logins: FederationLoginsTable;
+  federated_sessions: FederatedSessionsTable;
   federation_trusts: FederationTrustsTable;
   api_keys: ApiKeysTable;
   tenant_trusts: TenantTrustsTable;
+  tenant_trust_crossings: TenantTrustCrossingsTable;
 }
 
 /** Tables whose rows belong to one tenant: every query on them must be scoped (see tenancy.ts). */
@@ -573,7 +576,9 @@ export const TENANT_TABLES: ReadonlySet<string> = new Set<keyof Database>([
   "identity_providers",
   "federated_identities",
   "federation_logins",
+  "federated_sessions",
   "federation_trusts",
   "api_keys",
   "tenant_trusts",
+  "tenant_trust_crossings",
 ]);

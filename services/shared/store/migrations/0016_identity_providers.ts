@@ -48,6 +48,25 @@ export interface FederationLoginsTable {
   used_at: number | null;
 }
 
+/**
+ * A Mandate login session opened by a federated login (cookie value hashed): the subject, the
+ * upstream's acr/amr/auth_time passed through, and the linked identity's claims. Separate from
+ * oauth_sessions so it exists whatever the primary identity provider (dev users or Kratos).
+ */
+export interface FederatedSessionsTable {
+  tenant_id: string;
+  id_hash: string;
+  provider_id: string;
+  subject: string;
+  auth_time: number;
+  acr: string;
+  /** JSON array of RFC 8176 method references. */
+  amr: string;
+  /** JSON: the identity claims released by scope (email, name, groups...). */
+  claims: string;
+  expires_at: number;
+}
+
 export async function up(db: Kysely<unknown>, engine: "sqlite" | "postgres"): Promise<void> {
   const bigint = engine === "postgres" ? "bigint" : "integer";
   await db.schema
@@ -85,5 +104,18 @@ export async function up(db: Kysely<unknown>, engine: "sqlite" | "postgres"): Pr
     .addColumn("expires_at", bigint, (c) => c.notNull())
     .addColumn("used_at", bigint)
     .addPrimaryKeyConstraint("federation_logins_pk", ["tenant_id", "id"])
+    .execute();
+  await db.schema
+    .createTable("federated_sessions")
+    .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+    .addColumn("id_hash", "text", (c) => c.notNull())
+    .addColumn("provider_id", "text", (c) => c.notNull())
+    .addColumn("subject", "text", (c) => c.notNull())
+    .addColumn("auth_time", bigint, (c) => c.notNull())
+    .addColumn("acr", "text", (c) => c.notNull())
+    .addColumn("amr", "text", (c) => c.notNull())
+    .addColumn("claims", "text", (c) => c.notNull())
+    .addColumn("expires_at", bigint, (c) => c.notNull())
+    .addPrimaryKeyConstraint("federated_sessions_pk", ["tenant_id", "id_hash"])
     .execute();
 }

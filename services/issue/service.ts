@@ -34,6 +34,8 @@ import { type ClientMetadataInput, InvalidClientMetadata } from "./clients/metad
 import { MetadataDocuments } from "./clients/metadata-documents.ts";
 import { filterFromProto, identityFromProto, identityToProto } from "./clients/proto.ts";
 import { ClientRegistry } from "./clients/registry.ts";
+import { ApiKeys } from "./federation/api-keys/api-keys.ts";
+import { apiKeyRpcs } from "./federation/api-keys/rpcs.ts";
 import { startRequestHousekeeping } from "./mandates/request-housekeeping.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
@@ -75,6 +77,8 @@ export function issueService(deps: ServiceDeps) {
       ...agentRpcs({ store, clock, config: deps.config }),
       // Workload platforms attesting agents at enrollment, and which workload is which agent.
       ...attestorRpcs(new AgentAttestors({ store, clock, config: deps.config, clients })),
+      // API keys Mandate creates for agents (issue 18), exchanged at the federation gateway.
+      ...apiKeyRpcs(new ApiKeys({ store, clock, config: deps.config, clients })),
 
       async createClient(request, context) {
         const caller = callerOf(context);

@@ -679,3 +679,262 @@ function workloadEvent(type: string, binding: WorkloadBinding, actor: Partial<Ac
 function agentParty(clientId: string): OutboxParties {
   return { client: { id: clientId, kind: "PARTY_KIND_AGENT" } };
 }
+
+// --- Cross-organization trust (issue 18 item 3) -------------------------------------------------------
+
+export interface TenantTrustEvent {
+  trustId: string;
+  foreignTenant: string;
+  clientId: string;
+  subjectKinds: readonly string[];
+  scopes: readonly string[];
+  resources: readonly string[];
+  authorizationDetails: readonly unknown[];
+  expiresAt: number;
+}
+
+/** Tenant A (the log's tenant) trusts `foreignTenant`'s identities within the named bounds. */
+export function tenantTrustCreated(trust: TenantTrustEvent, actor: Partial<Actor>): OutboxEvent {
+  const payload = {
+    trust_id: trust.trustId,
+    foreign_tenant: trust.foreignTenant,
+    client_id: trust.clientId,
+    subject_kinds: trust.subjectKinds,
+    scopes: trust.scopes,
+    resources: trust.resources,
+    ...(trust.authorizationDetails.length ? { authorization_details: trust.authorizationDetails } : {}),
+    expires_at: trust.expiresAt,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("tenant_trust.created.v1", payload, actor.parties);
+}
+
+/** The trust ended: `revokedTokens` crossing tokens still alive were revoked with it. */
+export function tenantTrustRevoked(
+  trust: { trustId: string; foreignTenant: string },
+  revokedTokens: number,
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = {
+    trust_id: trust.trustId,
+    foreign_tenant: trust.foreignTenant,
+    revoked_tokens: revokedTokens,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event("tenant_trust.revoked.v1", payload, actor.parties);
+}
+
+export interface TenantCrossing {
+  trustId: string;
+  /** The trusting tenant (A), where the token was issued. */
+  tenant: string;
+  /** The tenant whose identity crossed (B). */
+  foreignTenant: string;
+  foreignIssuer: string;
+  /** B's identity: the subject token's `sub`, client and actor chain (outermost first). */
+  foreignSubject: string;
+  foreignClientId: string;
+  foreignActors: readonly string[];
+  foreignJti: string;
+  /** The token A issued. */
+  clientId: string;
+  jti: string;
+  scope: readonly string[];
+  audience: readonly string[];
+  expiresAt: number;
+}
+
+/**
+ * One crossing, recorded in both tenants' logs in one transaction: `direction` "inbound" is A's
+ * entry (a token issued to a foreign identity), "outbound" is B's (its identity's token was exchanged
+ * in A). Parties are the identity as the log's own tenant knows it.
+ */
+export function tenantCrossed(crossing: TenantCrossing, direction: "inbound" | "outbound"): OutboxEvent {
+  const payload = {
+    direction,
+    trust_id: crossing.trustId,
+    trusting_tenant: crossing.tenant,
+    foreign_tenant: crossing.foreignTenant,
+    foreign_issuer: crossing.foreignIssuer,
+    foreign_client_id: crossing.foreignClientId,
+    foreign_jti: crossing.foreignJti,
+    client_id: crossing.clientId,
+    jti: crossing.jti,
+    scope: crossing.scope,
+    aud: crossing.audience,
+    exp: crossing.expiresAt,
+  };
+  const actors = crossing.foreignActors.map((id) => ({ id, kind: "PARTY_KIND_AGENT" }));
+  const parties: OutboxParties =
+    direction === "outbound"
+      ? {
+          // An agent acting for itself has its client id as `sub`; anyone else is a person (salted in the log).
+          subject: {
+            id: crossing.foreignSubject,
+            kind: crossing.foreignSubject === crossing.foreignClientId ? "PARTY_KIND_AGENT" : "PARTY_KIND_HUMAN",
+          },
+          client: { id: crossing.foreignClientId, kind: "PARTY_KIND_AGENT" },
+          ...(actors.length ? { actors } : {}),
+        }
+      : { client: { id: crossing.clientId, kind: "PARTY_KIND_SERVICE" }, ...(actors.length ? { actors } : {}) };
+  return event("tenant_trust.crossed.v1", payload, parties);
+}
+
+/** What the audit keeps of an API key (issue 18): never the key or its hash. */
+export interface AuditedApiKey {
+  id: string;
+  client_id: string;
+  scopes: readonly string[];
+  resources: readonly string[];
+  expires_at: number;
+}
+
+/** An API key was created for an agent (by an admin, or by rotating `rotated_from`). */
+export function apiKeyCreated(
+  key: AuditedApiKey & { rotated_from: string | null },
+  actor: Partial<Actor>,
+): OutboxEvent {
+  return apiKeyEvent("api_key.created.v1", key, { rotated_from: key.rotated_from }, actor);
+}
+
+/** An API key was rotated: it works until `expires_at` (the end of the overlap), `replaced_by` after it. */
+export function apiKeyRotated(key: AuditedApiKey, replacedBy: string, actor: Partial<Actor>): OutboxEvent {
+  return apiKeyEvent("api_key.rotated.v1", key, { replaced_by: replacedBy }, actor);
+}
+
+/** An API key was revoked: refused from now on. */
+export function apiKeyRevoked(key: AuditedApiKey, actor: Partial<Actor>): OutboxEvent {
+  return apiKeyEvent("api_key.revoked.v1", key, {}, actor);
+}
+
+function apiKeyEvent(type: string, key: AuditedApiKey, extra: object, actor: Partial<Actor>): OutboxEvent {
+  const payload = {
+    id: key.id,
+    client_id: key.client_id,
+    scopes: key.scopes,
+    resources: key.resources,
+    expires_at: new Date(key.expires_at).toISOString(),
+    ...extra,
+    ...(actor.by ? { by: actor.by } : {}),
+  };
+  return event(type, payload, { ...actor.parties, ...agentParty(key.client_id) });
+}
+
+// --- Agent federation gateway (issue 18) -------------------------------------------------------------
+
+/** A token issued by the agent federation gateway for an external identity mapped to an agent. */
+export interface FederatedToken {
+  /** The RFC 7521 assertion grant or RFC 8693 token exchange used. */
+  grantType: string;
+  /** The subject_token_type / assertion type presented. */
+  tokenType: string;
+  /** The source protocol (jwt, id_jag, saml, x509_ca, api_key, tenant). */
+  protocol: string;
+  issuer: string;
+  /** The external subject as its issuer names it. */
+  externalSubject: string;
+  trustId: string;
+  /** The agent the identity maps to: the token's client_id and sub. */
+  clientId: string;
+  foreignTenant?: string | undefined;
+  jti: string;
+  audience: string[];
+  scope: string[];
+  jkt?: string | undefined;
+  x5tS256?: string | undefined;
+  expiresAt: number;
+}
+
+export function tokenFederated(token: FederatedToken): OutboxEvent {
+  const payload = {
+    grant_type: token.grantType,
+    token_type: token.tokenType,
+    protocol: token.protocol,
+    issuer: token.issuer,
+    external_subject: token.externalSubject,
+    trust_id: token.trustId,
+    client_id: token.clientId,
+    ...(token.foreignTenant ? { foreign_tenant: token.foreignTenant } : {}),
+    jti: token.jti,
+    aud: token.audience,
+    scope: token.scope,
+    ...(token.jkt ? { cnf_jkt: token.jkt } : {}),
+    ...(token.x5tS256 ? { cnf_x5t_s256: token.x5tS256 } : {}),
+    exp: token.expiresAt,
+  };
+  return {
+    ...event("token.federated.v1", payload, { client: { id: token.clientId, kind: "PARTY_KIND_AGENT" } }),
+    envelope: { outcome: "OUTCOME_SUCCESS" },
+  };
+}
+
+/** A federation trust created or revoked by an administrator. */
+export function federationTrustChanged(
+  change: "created" | "revoked",
+  trust: {
+    id: string;
+    kind: string;
+    issuer: string;
+    allowedScopes: string[];
+    allowedResources: string[];
+    expiresAt: number | null;
+  },
+  by: Record<string, string>,
+): OutboxEvent {
+  return event(`federation.trust.${change}.v1`, {
+    trust_id: trust.id,
+    kind: trust.kind,
+    issuer: trust.issuer,
+    allowed_scopes: trust.allowedScopes,
+    allowed_resources: trust.allowedResources,
+    ...(trust.expiresAt !== null ? { expires_at: trust.expiresAt } : {}),
+    by,
+  });
+}
+
+// --- Human federation (issue 18) -----------------------------------------------------------------
+
+function humanParty(subject: string): OutboxParties {
+  return { subject: { id: subject, kind: "PARTY_KIND_HUMAN" } };
+}
+
+/** An upstream identity was linked to a Mandate subject (its first login through that IdP). */
+export function identityLinked(link: { provider: string; subject: string; kind: string }): OutboxEvent {
+  return event("identity.linked.v1", { provider: link.provider, protocol: link.kind }, humanParty(link.subject));
+}
+
+/** A human signed in through an upstream IdP; `roles` as mapped from its claims. */
+export function federatedLogin(login: { provider: string; subject: string; roles: string[] }): OutboxEvent {
+  return event(
+    "identity.federated_login.v1",
+    { provider: login.provider, roles: login.roles },
+    humanParty(login.subject),
+  );
+}
+
+/** What an identity provider's audit events say of it: never a secret. */
+export interface IdentityProviderSummary {
+  id: string;
+  kind: string;
+  enabled: boolean;
+  email_domains: string[];
+}
+
+export function identityProviderCreated(provider: IdentityProviderSummary, actor: Partial<Actor>): OutboxEvent {
+  return event("identity.provider.created.v1", { ...provider, ...(actor.by ? { by: actor.by } : {}) }, actor.parties);
+}
+
+/** `changed`: the settings changed (e.g. "enabled", "claim_mapping", "client_secret" when rotated). */
+export function identityProviderUpdated(
+  provider: IdentityProviderSummary,
+  changed: string[],
+  actor: Partial<Actor>,
+): OutboxEvent {
+  const payload = { ...provider, changed, ...(actor.by ? { by: actor.by } : {}) };
+  return event("identity.provider.updated.v1", payload, actor.parties);
+}
+
+export function identityProviderDeleted(id: string, unlinked: number, actor: Partial<Actor>): OutboxEvent {
+  const payload = { id, unlinked_identities: unlinked, ...(actor.by ? { by: actor.by } : {}) };
+  return event("identity.provider.deleted.v1", payload, actor.parties);
+}

@@ -21,6 +21,11 @@ export interface InputToken {
   aud: string[];
   authorization_details: JsonObject[];
   mandate_id?: string;
+  /**
+   * The tenant the token's identity crossed from (issue 18 cross-organization trust: the verified
+   * token's `mandate_foreign_tenant`); absent for the tenant's own identities. Access-token mode only.
+   */
+  foreign_tenant?: string;
   cnf?: JsonObject;
   jti?: string;
 }

@@ -143,14 +143,22 @@ export function tokenParties(claims: AccessTokenClaims): TokenParties {
   };
 }
 
-/** A client acting for itself (client credentials: `sub` is its client id) is a service; else a person. */
+/**
+ * A client acting for itself (client credentials: `sub` is its client id) is a service; one whose
+ * `act` names who it stands for (a federated or other tenant's identity, issue 18) an agent; else a person.
+ */
 function subjectKind(claims: AccessTokenClaims, actors: ChainActor[]): InputParty["kind"] {
-  return claims.sub === claims.client_id && actors.length === 0 ? "service" : "human";
+  if (claims.sub !== claims.client_id) return "human";
+  return actors.length === 0 ? "service" : "agent";
 }
 
-/** How the subject authenticated (OIDC Core §2: `acr`, `amr`, `auth_time`), when the token says. */
+/**
+ * How the subject authenticated (OIDC Core §2: `acr`, `amr`, `auth_time`) and its roles (RFC 9068
+ * §2.2.3.1: a federated login's mapped roles), when the token says.
+ */
 function subjectAttributes(claims: AccessTokenClaims): JsonObject {
   return {
+    ...(Array.isArray(claims.roles) ? { roles: claims.roles.filter((role) => typeof role === "string") } : {}),
     ...(typeof claims.acr === "string" ? { acr: claims.acr } : {}),
     ...(Array.isArray(claims.amr) ? { amr: claims.amr } : {}),
     ...(typeof claims.auth_time === "number" ? { auth_time: claims.auth_time } : {}),
@@ -170,6 +178,9 @@ function tokenClaims(claims: AccessTokenClaims): InputToken {
     aud: tokenAudiences(claims),
     authorization_details: details,
     ...(typeof claims.mandate_id === "string" && claims.mandate_id ? { mandate_id: claims.mandate_id } : {}),
+    ...(typeof claims.mandate_foreign_tenant === "string" && claims.mandate_foreign_tenant
+      ? { foreign_tenant: claims.mandate_foreign_tenant }
+      : {}),
     ...(claims.cnf ? { cnf: claims.cnf as JsonObject } : {}),
     jti: claims.jti,
   };

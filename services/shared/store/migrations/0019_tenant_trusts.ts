@@ -9,6 +9,11 @@ export interface TenantTrustsTable {
   id: string;
   /** The trusted tenant (B). */
   foreign_tenant: string;
+  /**
+   * The agent client of A that represents B's crossing identities in A: the crossing token's
+   * client_id and sub (B's identities travel in its `act`); chosen by A's administrator.
+   */
+  client_id: string;
   /** JSON array: agent | human — which of B's identities may cross. */
   subject_kinds: string;
   /** JSON arrays: the most a crossing token may carry. */
@@ -21,6 +26,18 @@ export interface TenantTrustsTable {
   revoked_at: number | null;
 }
 
+/**
+ * Each access token a trust let cross (its `jti`, in the trusting tenant A), kept until it expires:
+ * revoking the trust appends every live one to A's revocation log in the revoking transaction, so
+ * introspection and Authorize refuse them at once (shared/oauth/revocation-log.ts).
+ */
+export interface TenantTrustCrossingsTable {
+  tenant_id: string;
+  trust_id: string;
+  jti: string;
+  expires_at: number;
+}
+
 export async function up(db: Kysely<unknown>, engine: "sqlite" | "postgres"): Promise<void> {
   const bigint = engine === "postgres" ? "bigint" : "integer";
   await db.schema
@@ -28,6 +45,7 @@ export async function up(db: Kysely<unknown>, engine: "sqlite" | "postgres"): Pr
     .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
     .addColumn("id", "text", (c) => c.notNull())
     .addColumn("foreign_tenant", "text", (c) => c.notNull().references("tenants.id"))
+    .addColumn("client_id", "text", (c) => c.notNull())
     .addColumn("subject_kinds", "text", (c) => c.notNull())
     .addColumn("allowed_scopes", "text", (c) => c.notNull())
     .addColumn("allowed_resources", "text", (c) => c.notNull())
@@ -42,5 +60,13 @@ export async function up(db: Kysely<unknown>, engine: "sqlite" | "postgres"): Pr
     .createIndex("tenant_trusts_foreign_idx")
     .on("tenant_trusts")
     .columns(["tenant_id", "foreign_tenant"])
+    .execute();
+  await db.schema
+    .createTable("tenant_trust_crossings")
+    .addColumn("tenant_id", "text", (c) => c.notNull().references("tenants.id"))
+    .addColumn("trust_id", "text", (c) => c.notNull())
+    .addColumn("jti", "text", (c) => c.notNull())
+    .addColumn("expires_at", bigint, (c) => c.notNull())
+    .addPrimaryKeyConstraint("tenant_trust_crossings_pk", ["tenant_id", "trust_id", "jti"])
     .execute();
 }

@@ -3,6 +3,7 @@
 // command group lives in its own module; this one assembles the program and runs it.
 import { adminCommand } from "./admin.ts";
 import { agentsCommand } from "./agents.ts";
+import { apiKeysCommand } from "./api-keys.ts";
 import { auditCommand } from "./audit.ts";
 import { certsCommand } from "./certs.ts";
 import { clientsCommand } from "./clients.ts";
@@ -31,6 +32,7 @@ for (const group of [
   clientsCommand(),
   mandatesCommand(),
   agentsCommand(),
+  apiKeysCommand(),
   auditCommand(),
   healthCommand(),
   adminCommand(),

@@ -108,3 +108,7 @@ export const TOKEN_TYPE_ID_JAG = "urn:ietf:params:oauth:token-type:id-jag";
 export const TOKEN_TYPE_SAML2 = "urn:ietf:params:oauth:token-type:saml2";
 export const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 export const SAML2_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:saml2-bearer";
+/** The RFC 7521 assertion grants the token endpoint accepts for the gateway (discovery lists them). */
+export const FEDERATION_ASSERTION_GRANTS = [JWT_BEARER_GRANT, SAML2_BEARER_GRANT] as const;
+/** draft-ietf-oauth-identity-assertion-authz-grant: the profile named in authorization_grant_profiles_supported. */
+export const ID_JAG_GRANT_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag";

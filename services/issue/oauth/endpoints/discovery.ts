@@ -3,6 +3,7 @@
 import type { Config } from "../../../shared/config.ts";
 import { DPOP_ALGORITHMS } from "../../../shared/oauth/dpop.ts";
 import { CIBA_GRANT_TYPE, TOKEN_EXCHANGE } from "../../clients/metadata.ts";
+import { FEDERATION_ASSERTION_GRANTS, ID_JAG_GRANT_PROFILE } from "../../federation/gateway/source.ts";
 import { CLIENT_ASSERTION_ALGORITHMS } from "../client-auth.ts";
 import type { TenantUrls } from "../context.ts";
 import { mtlsBaseUrl } from "../rfc8705.ts";
@@ -35,7 +36,11 @@ export function authorizationServerMetadata(urls: TenantUrls, config: Config, si
       "client_credentials",
       TOKEN_EXCHANGE,
       ...(ciba ? [CIBA_GRANT_TYPE] : []),
+      // Issue 18: the agent federation gateway's assertion grants (RFC 7523 §2.1 and RFC 7522 §2.1).
+      ...FEDERATION_ASSERTION_GRANTS,
     ],
+    // draft-ietf-oauth-identity-assertion-authz-grant: ID-JAGs are accepted with the jwt-bearer grant.
+    authorization_grant_profiles_supported: [ID_JAG_GRANT_PROFILE],
     token_endpoint_auth_methods_supported: authMethods,
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
     code_challenge_methods_supported: ["S256"],

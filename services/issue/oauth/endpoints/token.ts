@@ -9,6 +9,7 @@ import { authorizationCodeGrant } from "../grants/authorization-code.ts";
 import { cibaGrant } from "../grants/ciba.ts";
 import { clientCredentialsGrant } from "../grants/client-credentials.ts";
 import type { GrantHandler } from "../grants/grant.ts";
+import { federatedTokenEndpoint, isFederatedRequest } from "../grants/jwt-bearer.ts";
 import { refreshTokenGrant } from "../grants/refresh-token.ts";
 import { tokenExchangeGrant } from "../grants/token-exchange.ts";
 import { readForm, sendJson } from "../http.ts";
@@ -23,8 +24,11 @@ const GRANTS: Record<string, GrantHandler> = {
   [CIBA_GRANT_TYPE]: cibaGrant,
 };
 
-export async function tokenEndpoint({ services, req, res, urls }: Visit, auth: ClientAuthenticator): Promise<void> {
+export async function tokenEndpoint(visit: Visit, auth: ClientAuthenticator): Promise<void> {
+  const { services, req, res, urls } = visit;
   const params = await readForm(req);
+  // Issue 18: external credentials go to the agent federation gateway, where client authentication is optional.
+  if (isFederatedRequest(services, params)) return federatedTokenEndpoint(visit, auth, params);
   const { client, method, certificate } = await auth.authenticate(req, params, urls, urls.token);
   const grantType = params.require("grant_type");
   const grant = GRANTS[grantType];

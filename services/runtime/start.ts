@@ -15,6 +15,7 @@ import { makeDevCa } from "../cli/certs.ts";
 import { mtlsListenerOptions } from "../edge/mtls-listener.ts";
 import { type Edge, startEdge } from "../edge/server.ts";
 import { introspectService } from "../introspect/service.ts";
+import { checkFederationKey, FederationSecrets, withDevFederationKey } from "../issue/identity/federation/sealing.ts";
 import { issueService } from "../issue/service.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { type Config, SERVICE_NAMES, type ServiceName, signerTiming } from "../shared/config.ts";
@@ -105,7 +106,8 @@ export interface Running {
 }
 
 export async function startMandate(options: StartOptions): Promise<Running> {
-  const { config, logger } = options;
+  const { logger } = options;
+  const config = configWithDevDefaults(options);
   const progress = options.onProgress ?? (() => {});
   const local = new Set(options.services);
   const remote = remoteAddresses(config, local);
@@ -116,6 +118,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const health = new HealthRegistry();
 
   const store = local.size > 0 ? await openStore(options, progress) : undefined;
+  await requireFederationKey(store, local, config);
   const tenants = store ? new TenantDirectory(store) : undefined;
   const clock = options.clock ?? systemClock;
   const keys = store && local.has("signer") ? await openKeyManager(options, store, clock, progress) : undefined;
@@ -180,6 +183,16 @@ export async function startMandate(options: StartOptions): Promise<Running> {
       return stopping;
     },
   };
+}
+
+/** `mandate dev` seals identity providers' secrets under a key it generates when none is configured. */
+function configWithDevDefaults(options: StartOptions): Config {
+  return options.dev ? withDevFederationKey(options.config, options.logger) : options.config;
+}
+
+/** Sealed provider secrets without their key (or under another) stop the start here, naming the setting. */
+async function requireFederationKey(store: Store | undefined, local: ReadonlySet<ServiceName>, config: Config) {
+  if (store && local.has("issue")) await checkFederationKey(store, FederationSecrets.fromConfig(config));
 }
 
 /** What the steps after assembly (listening, starting) need of the process. */

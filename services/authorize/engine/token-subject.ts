@@ -169,6 +169,21 @@ function actorParty(actor: ChainActor): InputParty {
   return { id: actor.sub, kind: "agent", attributes: actor.claims as JsonObject };
 }
 
+/**
+ * The tenant a crossing token's identity came from (issue 18): its `mandate_foreign_tenant` claim,
+ * or the outermost actor's `mandate_federation` of protocol "tenant" (the gateway's tenant source).
+ */
+function foreignTenant(claims: AccessTokenClaims): { foreign_tenant?: string } {
+  if (typeof claims.mandate_foreign_tenant === "string" && claims.mandate_foreign_tenant) {
+    return { foreign_tenant: claims.mandate_foreign_tenant };
+  }
+  const federation = (claims.act as { mandate_federation?: { protocol?: unknown; tenant?: unknown } } | undefined)
+    ?.mandate_federation;
+  return federation?.protocol === "tenant" && typeof federation.tenant === "string" && federation.tenant
+    ? { foreign_tenant: federation.tenant }
+    : {};
+}
+
 function tokenClaims(claims: AccessTokenClaims): InputToken {
   const details = (claims.authorization_details ?? []).filter(
     (detail): detail is JsonObject => typeof detail === "object" && detail !== null && !Array.isArray(detail),
@@ -178,9 +193,7 @@ function tokenClaims(claims: AccessTokenClaims): InputToken {
     aud: tokenAudiences(claims),
     authorization_details: details,
     ...(typeof claims.mandate_id === "string" && claims.mandate_id ? { mandate_id: claims.mandate_id } : {}),
-    ...(typeof claims.mandate_foreign_tenant === "string" && claims.mandate_foreign_tenant
-      ? { foreign_tenant: claims.mandate_foreign_tenant }
-      : {}),
+    ...foreignTenant(claims),
     ...(claims.cnf ? { cnf: claims.cnf as JsonObject } : {}),
     jti: claims.jti,
   };

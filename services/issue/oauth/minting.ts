@@ -25,6 +25,8 @@ export interface AccessTokenRequest {
   mandateId?: string | undefined;
   /** RFC 9396 §9: the authorization details the token carries (within its mandate's). */
   authorizationDetails?: unknown[] | undefined;
+  /** RFC 9068 §2.2.3.1: the user's roles (federated logins' mapped roles), which Authorize reads. */
+  roles?: string[] | undefined;
 }
 
 export interface MintedAccessToken {
@@ -59,6 +61,7 @@ export async function mintAccessToken(signing: SigningClient, r: AccessTokenRequ
     ...(r.act ? { act: r.act } : {}),
     ...(r.mandateId ? { mandate_id: r.mandateId } : {}),
     ...(r.authorizationDetails?.length ? { authorization_details: r.authorizationDetails } : {}),
+    ...(r.roles?.length ? { roles: r.roles } : {}),
   };
   const { jwt } = await signing.signJwt(r.tenant, claims, "at+jwt");
   return { token: jwt, jti, expiresAt: exp * 1000, expiresIn: exp - iat, claims };

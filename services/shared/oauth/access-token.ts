@@ -22,6 +22,8 @@ export interface AccessTokenClaims extends JWTPayload {
   act?: Record<string, unknown>;
   authorization_details?: unknown[];
   mandate_id?: string;
+  /** RFC 9068 §2.2.3.1: the user's roles (federated logins' mapped roles). */
+  roles?: string[];
 }
 
 export class AccessTokenError extends Error {

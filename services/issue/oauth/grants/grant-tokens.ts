@@ -68,6 +68,7 @@ export async function mintGrantTokens(context: GrantContext, options: GrantToken
     // Tokens of a grant under a mandate name it (revoking the mandate revokes them) and carry its details.
     mandateId: grant.mandateId ?? undefined,
     authorizationDetails: grant.authorizationDetails,
+    roles: grantRoles(grant.claims),
     act: options.act,
   });
   const refreshToken =
@@ -137,13 +138,20 @@ export async function recordGrantTokens(
   return minted.response;
 }
 
-/** OIDC Core §5.4: `profile` releases name claims, `email` the email claims. */
+/** The login's roles (a federated login's mapped roles, linking.ts), for the access token. */
+function grantRoles(claims: Record<string, unknown>): string[] | undefined {
+  const roles = claims.roles;
+  return Array.isArray(roles) ? roles.filter((role): role is string => typeof role === "string") : undefined;
+}
+
+/** OIDC Core §5.4: `profile` releases name claims (and the login's roles), `email` the email claims. */
 export function identityClaims(claims: Record<string, unknown>, scope: string[]): Record<string, unknown> {
   const released: Record<string, unknown> = {};
   const take = (names: string[]) => {
     for (const name of names) if (claims[name] !== undefined) released[name] = claims[name];
   };
-  if (scope.includes("profile")) take(["name", "given_name", "family_name", "preferred_username", "updated_at"]);
+  if (scope.includes("profile"))
+    take(["name", "given_name", "family_name", "preferred_username", "updated_at", "roles"]);
   if (scope.includes("email")) take(["email", "email_verified"]);
   return released;
 }

@@ -6,6 +6,7 @@ import { ApiKeySource } from "./api-key.ts";
 import { IdJagSource } from "./id-jag.ts";
 import { JwtSource } from "./jwt.ts";
 import { JwtAssertionVerifier } from "./jwt-assertion.ts";
+import { TenantTrustSource } from "./tenant.ts";
 import { X509CaSource } from "./x509-ca.ts";
 
 export function federationSources(services: OAuthServices): FederationSource[] {
@@ -14,5 +15,11 @@ export function federationSources(services: OAuthServices): FederationSource[] {
     jwks: services.jwks,
     allowPrivate: services.config.oauth.allowPrivateMetadataHosts,
   });
-  return [new IdJagSource(jwt), new JwtSource(jwt), new X509CaSource(services.store), ApiKeySource.of(services)];
+  return [
+    new IdJagSource(jwt),
+    new JwtSource(jwt),
+    new X509CaSource(services.store),
+    ApiKeySource.of(services),
+    TenantTrustSource.of(services),
+  ];
 }

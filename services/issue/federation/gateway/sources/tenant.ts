@@ -22,12 +22,19 @@
 // identity of B can be mistaken for one of A. Its scopes/resources/authorization details stay
 // within the trust's; it expires no later than the trust and B's token.
 import { decodeJwt } from "jose";
-import { type AccessTokenClaims, MAX_ACTOR_CHAIN } from "../../../../shared/oauth/access-token.ts";
+import {
+  type AccessTokenClaims,
+  actorChain,
+  MAX_ACTOR_CHAIN,
+  tokenAudiences,
+} from "../../../../shared/oauth/access-token.ts";
 import type { TokenInspector } from "../../../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../../../shared/oauth/issuer.ts";
+import type { Store } from "../../../../shared/store/store.ts";
 import { x5tS256 } from "../../../../shared/x509/thumbprint.ts";
 import { grantWidening } from "../../../mandates/narrowing.ts";
-import type { SubjectKind, TenantTrust, TenantTrusts } from "../../tenant-trust/trusts.ts";
+import type { OAuthServices } from "../../../oauth/context.ts";
+import { type SubjectKind, type TenantTrust, TenantTrusts } from "../../tenant-trust/trusts.ts";
 import {
   type FederatedIdentity,
   FederationRefused,
@@ -45,7 +52,19 @@ export interface TenantSourceDeps {
   trusts: TenantTrusts;
   /** Verifies B's tokens with B's keys and B's revocation state. */
   inspector: Pick<TokenInspector, "checkAccessToken">;
-  publicBaseUrl: string;
+  /** Opens the transaction that records a crossing in both tenants' logs. */
+  store: Pick<Store, "transaction">;
+}
+
+/** What the gateway minted for a verified crossing identity (the `issued` hook's argument). */
+export interface IssuedCrossingToken {
+  jti: string;
+  expiresAt: number;
+  clientId: string;
+  scope: readonly string[];
+  audience: readonly string[];
+  /** RFC 9449: the DPoP key the token is bound to, when one is. */
+  jkt?: string | undefined;
 }
 
 /** What the gateway needs beyond the identity to record a crossing (tenant-trust/trusts.ts recordCrossing). */
@@ -58,23 +77,69 @@ export class TenantTrustSource implements FederationSource {
   readonly protocol = "tenant";
   readonly subjectTokenTypes = [TENANT_ACCESS_TOKEN_TYPE] as const;
   readonly #deps: TenantSourceDeps;
+  /** Verified crossings between verify() and issued(), keyed by the identity the gateway hands back. */
+  readonly #pending = new WeakMap<FederatedIdentity, VerifiedCrossing>();
 
   constructor(deps: TenantSourceDeps) {
     this.#deps = deps;
   }
 
-  async verify(tenant: string, token: string, context: FederationVerifyContext & { dpopJkt?: string | undefined }) {
-    return (await this.verifyCrossing(tenant, token, context)).identity;
+  /** The source of a server: its store, clock and token inspector (which verifies any tenant's tokens). */
+  static of(services: Pick<OAuthServices, "store" | "clock" | "inspector">): TenantTrustSource {
+    const trusts = new TenantTrusts(services.store, () => services.clock.now());
+    return new TenantTrustSource({ trusts, inspector: services.inspector, store: services.store });
+  }
+
+  async verify(tenant: string, token: string, context: FederationVerifyContext): Promise<FederatedIdentity> {
+    const { identity, trust, claims } = await this.verifyCrossing(tenant, token, context);
+    this.#pending.set(identity, { trust, claims });
+    return identity;
+  }
+
+  /**
+   * After the gateway minted A's token and before it leaves: B's DPoP-bound token crosses only into a
+   * token bound to the same key (RFC 9449 §7.1: only its key's holder may use it); then, in one
+   * transaction, the trust is checked still active under a lock, the token remembered (revoking the
+   * trust revokes it) and the crossing recorded in A's log and B's. Throws to withhold the token.
+   */
+  async issued(tenant: string, identity: FederatedIdentity, token: IssuedCrossingToken): Promise<void> {
+    const crossing = this.#pending.get(identity);
+    if (!crossing) throw new FederationRefused("the crossing was not verified by this source");
+    this.#pending.delete(identity);
+    const { trust, claims } = crossing;
+    const boundJkt = claims.cnf?.jkt;
+    if (boundJkt && token.jkt !== boundJkt) {
+      throw new FederationRefused("the subject token is DPoP-bound: send a DPoP proof by its key");
+    }
+    const recorded = await this.#deps.store.transaction((tx) =>
+      this.#deps.trusts.recordCrossing(tx, {
+        trustId: trust.id,
+        tenant,
+        foreignTenant: trust.foreignTenant,
+        foreignIssuer: identity.issuer,
+        foreignSubject: claims.sub,
+        foreignClientId: claims.client_id,
+        foreignActors: actorChain(claims.act).map((actor) => actor.sub),
+        foreignJti: claims.jti,
+        clientId: token.clientId,
+        jti: token.jti,
+        scope: token.scope,
+        audience: token.audience,
+        expiresAt: token.expiresAt,
+      }),
+    );
+    if (!recorded) throw new FederationRefused(`the trust ${trust.id} was revoked or expired meanwhile`);
   }
 
   /** verify(), with the trust and B's verified claims (for the crossing's audit records). */
   async verifyCrossing(
     tenant: string,
     token: string,
-    context: FederationVerifyContext & { dpopJkt?: string | undefined },
+    context: FederationVerifyContext,
   ): Promise<VerifiedCrossing & { identity: FederatedIdentity }> {
-    const foreignTenant = this.#foreignTenantOf(token, tenant);
-    const foreignIssuer = issuerUrl(this.#deps.publicBaseUrl, foreignTenant);
+    const publicBaseUrl = baseOf(context.issuer, tenant);
+    const foreignTenant = foreignTenantOf(token, tenant, publicBaseUrl);
+    const foreignIssuer = issuerUrl(publicBaseUrl, foreignTenant);
     const checked = await this.#deps.inspector.checkAccessToken(foreignTenant, token);
     if (!checked.valid)
       throw new FederationRefused(`the subject token is not usable in ${foreignTenant}: ${checked.message}`);
@@ -100,27 +165,6 @@ export class TenantTrustSource implements FederationSource {
     return { identity, trust, claims };
   }
 
-  /** B, read from the unverified `iss` (it only chooses whose keys verify the token). */
-  #foreignTenantOf(token: string, tenant: string): string {
-    let iss: unknown;
-    try {
-      iss = decodeJwt(token).iss;
-    } catch {
-      throw new FederationRefused("the subject token is not a JWT access token", "invalid_request");
-    }
-    const prefix = issuerUrl(this.#deps.publicBaseUrl, "");
-    const foreign = typeof iss === "string" && iss.startsWith(prefix) ? iss.slice(prefix.length) : "";
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(foreign)) {
-      throw new FederationRefused("the subject token was not issued by a tenant of this deployment");
-    }
-    if (foreign === tenant) {
-      throw new FederationRefused(
-        "the subject token is this tenant's own: exchange it as urn:ietf:params:oauth:token-type:access_token",
-      );
-    }
-    return foreign;
-  }
-
   async #trustFor(tenant: string, foreignTenant: string, kind: SubjectKind): Promise<TenantTrust> {
     const trusts = await this.#deps.trusts.activeFor(tenant, foreignTenant);
     if (trusts.length === 0) throw new FederationRefused(`${tenant} has no active trust in ${foreignTenant}`);
@@ -133,9 +177,35 @@ export class TenantTrustSource implements FederationSource {
   }
 }
 
+/** A's issuer is {publicBaseUrl}/t/{A}: the deployment's base, where B's issuer must live too. */
+function baseOf(issuer: string, tenant: string): string {
+  return issuer.slice(0, issuer.length - `/t/${tenant}`.length);
+}
+
+/** B, read from the unverified `iss` (it only chooses whose keys verify the token). */
+function foreignTenantOf(token: string, tenant: string, publicBaseUrl: string): string {
+  let iss: unknown;
+  try {
+    iss = decodeJwt(token).iss;
+  } catch {
+    throw new FederationRefused("the subject token is not a JWT access token", "invalid_request");
+  }
+  const prefix = issuerUrl(publicBaseUrl, "");
+  const foreign = typeof iss === "string" && iss.startsWith(prefix) ? iss.slice(prefix.length) : "";
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(foreign)) {
+    throw new FederationRefused("the subject token was not issued by a tenant of this deployment");
+  }
+  if (foreign === tenant) {
+    throw new FederationRefused(
+      "the subject token is this tenant's own: exchange it as urn:ietf:params:oauth:token-type:access_token",
+    );
+  }
+  return foreign;
+}
+
 /** RFC 8693 §2.1 / RFC 8707: the token must be meant for A — its `aud` names A's issuer or token endpoint. */
 function requireAudience(claims: AccessTokenClaims, context: FederationVerifyContext): void {
-  const audiences = typeof claims.aud === "string" ? [claims.aud] : (claims.aud ?? []);
+  const audiences = tokenAudiences(claims);
   if (!audiences.some((aud) => aud === context.issuer || aud === context.tokenEndpoint)) {
     throw new FederationRefused(`the subject token's audience does not name ${context.issuer}`);
   }

@@ -16,9 +16,10 @@ import { tokenFederated } from "../../../shared/audit-events.ts";
 import type { DpopProof } from "../../../shared/oauth/dpop.ts";
 import { x5tS256 } from "../../../shared/x509/thumbprint.ts";
 import type { PresentedCertificate } from "../../../shared/x509/types.ts";
-import type { RegisteredClient } from "../../clients/metadata.ts";
+import { requireRegisteredKey } from "../../oauth/authorization-server-dpop.ts";
 import type { OAuthServices, TenantUrls } from "../../oauth/context.ts";
 import {
+  InvalidDpopProof,
   InvalidGrant,
   InvalidRequest,
   InvalidScope,
@@ -48,8 +49,11 @@ export interface FederatedTokenRequest {
   authenticatedClientId?: string | undefined;
   /** The client_id the request names without authenticating, if any. */
   namedClientId?: string | undefined;
-  /** Verifies the request's DPoP proof for the mapped client (its registered key, if any). */
-  dpop: (client: RegisteredClient) => Promise<DpopProof | undefined>;
+  /**
+   * The request's DPoP proof, verified before the credential is (a proof refused for want of the
+   * server's nonce must not burn the single-use assertion).
+   */
+  dpop: DpopProof | undefined;
   certificate?: PresentedCertificate | undefined;
 }
 
@@ -89,7 +93,12 @@ export async function issueFederatedToken(request: FederatedTokenRequest): Promi
   }
   const scope = grantedScope(request.scope, identity);
   const audience = grantedAudience(request.resources, identity);
-  const dpop = await request.dpop(client);
+  const dpop = request.dpop;
+  // RFC 9449 §5 / §10: an agent registered with dpop_jkt gets tokens bound to that key only.
+  requireRegisteredKey(client, dpop);
+  if (!dpop && client.metadata.dpop_bound_access_tokens) {
+    throw new InvalidDpopProof("this client must send a DPoP proof (dpop_bound_access_tokens)");
+  }
   const certificate = dpop ? undefined : boundCertificate(identity, request.certificate);
   if (!dpop && !certificate) {
     throw new InvalidRequest(

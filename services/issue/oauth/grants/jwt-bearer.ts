@@ -10,7 +10,7 @@ import type { IncomingMessage } from "node:http";
 import { TOKEN_EXCHANGE } from "../../clients/metadata.ts";
 import { isFederatedTokenType, issueFederatedToken } from "../../federation/gateway/gateway.ts";
 import { FEDERATION_ASSERTION_GRANTS } from "../../federation/gateway/source.ts";
-import { tokenRequestProof } from "../authorization-server-dpop.ts";
+import { verifyAuthorizationServerProof } from "../authorization-server-dpop.ts";
 import type { Visit } from "../browser.ts";
 import type { ClientAuthenticator } from "../client-auth.ts";
 import type { OAuthServices } from "../context.ts";
@@ -45,6 +45,9 @@ export async function federatedTokenEndpoint(
     throw new InvalidRequest("an actor_token is not accepted with an external subject token");
   }
   const certificate = auth.presented(req);
+  // RFC 9449 §4.3 first: a use_dpop_nonce answer must come before the single-use assertion is spent.
+  const dpop =
+    req.headers.dpop === undefined ? undefined : await verifyAuthorizationServerProof(services, req, urls, urls.token);
   const authenticated = presentsClientCredentials(req, params)
     ? await auth.authenticate(req, params, urls, urls.token, certificate)
     : undefined;
@@ -59,10 +62,9 @@ export async function federatedTokenEndpoint(
     resources: parseResources([...params.all("resource"), ...(exchange ? params.all("audience") : [])]),
     authenticatedClientId: authenticated?.client.clientId,
     namedClientId: params.get("client_id"),
-    dpop: (client) => tokenRequestProof(services, req, urls, client),
+    dpop,
     certificate,
   });
   // RFC 9449 §8.2: the next nonce with every response.
-  const dpopUsed = req.headers.dpop !== undefined;
-  sendJson(res, 200, body, dpopUsed ? { "dpop-nonce": services.nonces.current(urls.tenant) } : {});
+  sendJson(res, 200, body, dpop ? { "dpop-nonce": services.nonces.current(urls.tenant) } : {});
 }

@@ -23,29 +23,39 @@ const MAX_MESSAGE_CHARS = 256 * 1024;
  * `identity_providers.settings` of a provider of kind "saml". Signed assertions are always required
  * (no setting turns that off); the Response's own signature can be required on top.
  */
-export const SamlSettings = z.strictObject({
-  /** The IdP's entityID: the Issuer every assertion must carry. */
-  idpEntityId: z.string().min(1).max(1024),
-  /** The IdP's SingleSignOnService location for the HTTP-Redirect binding. */
-  idpSsoUrl: z.url({ protocol: /^https?$/ }).max(2048),
-  /** PEM certificates whose keys sign the IdP's assertions (from its metadata; several during a rollover). */
-  idpCertificates: z.array(z.string().min(1)).min(1).max(8),
-  /** The SP's entityID (the audience); default `${issuer}/saml/{id}`. */
-  spEntityId: z.string().min(1).max(1024).optional(),
-  /** Also require the Response element itself to be signed (assertions are signed in any case). */
-  wantAuthnResponseSigned: z.boolean().default(false),
-  /** Tolerated clock difference with the IdP for NotBefore / NotOnOrAfter. */
-  clockSkewSeconds: z.number().int().min(0).max(300).default(60),
-  /** The NameID format requested in the AuthnRequest's NameIDPolicy (null: none requested). */
-  nameIdFormat: z.string().min(1).max(256).nullable().default("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"),
-  /** Requested AuthnContextClassRef values; empty: no RequestedAuthnContext. */
-  authnContext: z.array(z.string().min(1)).max(8).default([]),
-  /**
-   * Encrypted assertions: the SP's decryption key, sealed at rest (F3's sealing), and its certificate
-   * (published in the SP metadata as the encryption key).
-   */
-  decryption: z.strictObject({ sealedPrivateKey: z.string().min(1), certificate: z.string().min(1) }).optional(),
-});
+export const SamlSettings = z
+  .strictObject({
+    /** The IdP's entityID: the Issuer every assertion must carry. */
+    idp_entity_id: z.string().min(1).max(1024),
+    /** The IdP's SingleSignOnService location for the HTTP-Redirect binding. */
+    idp_sso_url: z.url({ protocol: /^https?$/ }).max(2048),
+    /** PEM certificates whose keys sign the IdP's assertions (from its metadata; several during a rollover). */
+    idp_certificates: z.array(z.string().min(1)).min(1).max(8),
+    /** The SP's entityID (the audience); default `${issuer}/saml/{id}`. */
+    sp_entity_id: z.string().min(1).max(1024).optional(),
+    /** Also require the Response element itself to be signed (assertions are signed in any case). */
+    want_authn_response_signed: z.boolean().default(false),
+    /** Tolerated clock difference with the IdP for NotBefore / NotOnOrAfter. */
+    clock_skew_seconds: z.number().int().min(0).max(300).default(60),
+    /** The NameID format requested in the AuthnRequest's NameIDPolicy (null: none requested). */
+    name_id_format: z
+      .string()
+      .min(1)
+      .max(256)
+      .nullable()
+      .default("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"),
+    /** Requested AuthnContextClassRef values; empty: no RequestedAuthnContext. */
+    authn_context: z.array(z.string().min(1)).max(8).default([]),
+    /**
+     * Encrypted assertions (SAML Core §2.3.4): the SP's decryption key, sealed at rest (sealing.ts,
+     * field "sp_private_key"), and its certificate, published in the SP metadata as the encryption key.
+     */
+    sp_private_key: z.strictObject({ sealed: z.string().min(1) }).optional(),
+    sp_certificate: z.string().min(1).optional(),
+  })
+  .refine((s) => (s.sp_private_key === undefined) === (s.sp_certificate === undefined), {
+    message: "sp_private_key and sp_certificate go together",
+  });
 export type SamlSettings = z.infer<typeof SamlSettings>;
 
 /** A SAML message or assertion refused: `reason` is for logs and the audit record, never for the browser. */
@@ -76,7 +86,7 @@ export function samlServiceProvider(
   return {
     tenant,
     providerId,
-    entityId: settings.spEntityId ?? base,
+    entityId: settings.sp_entity_id ?? base,
     acsUrl: `${base}/acs`,
     metadataUrl: `${base}/metadata`,
   };
@@ -86,12 +96,12 @@ export function samlServiceProvider(
 export function parseSamlSettings(value: unknown): SamlSettings {
   const parsed = SamlSettings.safeParse(value);
   if (!parsed.success) throw new SamlRejected(`invalid SAML settings: ${z.prettifyError(parsed.error)}`);
-  for (const pem of parsed.data.idpCertificates) certificateBody(pem);
+  for (const pem of parsed.data.idp_certificates) certificateBody(pem);
   return parsed.data;
 }
 
-/** Opens the sealed SP decryption key (F3's sealing.ts, injected so this module stays independent of it). */
-export type OpenSealed = (sealed: string) => string;
+/** Opens the sealed SP decryption key (FederationSecrets.open bound to the provider's row). */
+export type OpenSealed = (sealed: { sealed: string }) => string;
 
 // ---------------------------------------------------------------------------------------------
 // XML safety
@@ -148,10 +158,10 @@ function toPem(base64: string): string {
 // IdP metadata import (SAML 2.0 Metadata §2.4.3 IDPSSODescriptor)
 
 export interface ImportedIdpMetadata {
-  idpEntityId: string;
-  idpSsoUrl: string;
+  idp_entity_id: string;
+  idp_sso_url: string;
   /** PEM signing certificates (KeyDescriptor use="signing" or without use). */
-  idpCertificates: string[];
+  idp_certificates: string[];
 }
 
 /** Reads an IdP's EntityDescriptor: its entityID, its HTTP-Redirect SSO endpoint and signing certificates. */
@@ -161,20 +171,21 @@ export function parseIdpMetadata(xml: string): ImportedIdpMetadata {
   const root = doc.documentElement;
   const entity = root.localName === "EntityDescriptor" && root.namespaceURI === METADATA ? root : undefined;
   if (!entity) throw new SamlRejected("IdP metadata must be one md:EntityDescriptor");
-  const idpEntityId = entity.getAttribute("entityID") ?? "";
-  if (!idpEntityId) throw new SamlRejected("IdP metadata has no entityID");
+  const idp_entity_id = entity.getAttribute("entityID") ?? "";
+  if (!idp_entity_id) throw new SamlRejected("IdP metadata has no entityID");
   const idp = childrenNs(entity, METADATA, "IDPSSODescriptor")[0];
   if (!idp) throw new SamlRejected("IdP metadata has no IDPSSODescriptor");
   const sso = childrenNs(idp, METADATA, "SingleSignOnService").find((s) => s.getAttribute("Binding") === HTTP_REDIRECT);
-  const idpSsoUrl = sso?.getAttribute("Location") ?? "";
-  if (!/^https?:\/\//.test(idpSsoUrl)) throw new SamlRejected("IdP metadata has no HTTP-Redirect SingleSignOnService");
-  const idpCertificates = childrenNs(idp, METADATA, "KeyDescriptor")
+  const idp_sso_url = sso?.getAttribute("Location") ?? "";
+  if (!/^https?:\/\//.test(idp_sso_url))
+    throw new SamlRejected("IdP metadata has no HTTP-Redirect SingleSignOnService");
+  const idp_certificates = childrenNs(idp, METADATA, "KeyDescriptor")
     .filter((k) => (k.getAttribute("use") ?? "signing") === "signing")
     .flatMap((k) => Array.from(k.getElementsByTagNameNS("http://www.w3.org/2000/09/xmldsig#", "X509Certificate")))
     .map((c) => toPem(c.textContent ?? ""));
-  if (idpCertificates.length === 0) throw new SamlRejected("IdP metadata has no signing certificate");
-  for (const pem of idpCertificates) certificateBody(pem);
-  return { idpEntityId, idpSsoUrl, idpCertificates };
+  if (idp_certificates.length === 0) throw new SamlRejected("IdP metadata has no signing certificate");
+  for (const pem of idp_certificates) certificateBody(pem);
+  return { idp_entity_id, idp_sso_url, idp_certificates };
 }
 
 function childrenNs(parent: Element, ns: string, localName: string): Element[] {
@@ -227,23 +238,21 @@ function samlClient(
   cache: CacheProvider,
   overrides: Partial<SamlConfig> = {},
 ): SAML {
-  const decryptionPvk = settings.decryption
-    ? (openSealed ?? refuseSealed)(settings.decryption.sealedPrivateKey)
-    : undefined;
+  const decryptionPvk = settings.sp_private_key ? (openSealed ?? refuseSealed)(settings.sp_private_key) : undefined;
   return new SAML({
-    idpCert: settings.idpCertificates.map(certificateBody),
+    idpCert: settings.idp_certificates.map(certificateBody),
     issuer: sp.entityId,
     callbackUrl: sp.acsUrl,
-    entryPoint: settings.idpSsoUrl,
+    entryPoint: settings.idp_sso_url,
     audience: sp.entityId,
     // Signed assertions are required whatever the Response carries: a signed Response around an
     // unsigned Assertion is refused (the signature-wrapping family of attacks moves assertions).
     wantAssertionsSigned: true,
-    wantAuthnResponseSigned: settings.wantAuthnResponseSigned,
-    acceptedClockSkewMs: settings.clockSkewSeconds * 1000,
-    identifierFormat: settings.nameIdFormat,
-    disableRequestedAuthnContext: settings.authnContext.length === 0,
-    authnContext: settings.authnContext,
+    wantAuthnResponseSigned: settings.want_authn_response_signed,
+    acceptedClockSkewMs: settings.clock_skew_seconds * 1000,
+    identifierFormat: settings.name_id_format,
+    disableRequestedAuthnContext: settings.authn_context.length === 0,
+    authnContext: settings.authn_context,
     validateInResponseTo: ValidateInResponseTo.always,
     requestIdExpirationPeriodMs: 24 * 3600_000, // the pending login's own expiry governs
     cacheProvider: cache,
@@ -272,10 +281,10 @@ export async function authnRequestRedirect(
 
 /** The SP's metadata (SAML 2.0 Metadata §2.4.4): entityID, ACS (HTTP-POST), signed assertions wanted. */
 export function serviceProviderMetadata(build: SamlBuild): string {
-  const decryptionCert = build.settings.decryption?.certificate ?? null;
+  const decryptionCert = build.settings.sp_certificate ? certificateBody(build.settings.sp_certificate) : null;
   // The decryption key itself is not needed to describe it; the metadata is unsigned.
   return samlClient(
-    { ...build, settings: { ...build.settings, decryption: undefined } },
+    { ...build, settings: { ...build.settings, sp_private_key: undefined } },
     new PendingRequestCache(),
   ).generateServiceProviderMetadata(decryptionCert);
 }
@@ -294,7 +303,7 @@ export interface SamlAssertionIdentity {
   assertionId: string;
   /** The earliest NotOnOrAfter of the Conditions and the bearer confirmation (epoch ms). */
   notOnOrAfter: number;
-  /** AuthnStatement: AuthnInstant (epoch s) and AuthnContextClassRef. */
+  /** AuthnStatement: AuthnInstant (epoch ms) and AuthnContextClassRef. */
   authTime?: number | undefined;
   authnContextClassRef?: string | undefined;
   sessionIndex?: string | undefined;
@@ -370,7 +379,7 @@ export async function verifySamlBearerAssertion(
     acsUrl: recipient,
     metadataUrl: "",
   };
-  const client = samlClient({ settings: { ...settings, decryption: undefined }, sp }, new PendingRequestCache(), {
+  const client = samlClient({ settings: { ...settings, sp_private_key: undefined }, sp }, new PendingRequestCache(), {
     validateInResponseTo: ValidateInResponseTo.never,
     wantAuthnResponseSigned: false,
   });
@@ -397,7 +406,7 @@ async function checkedAssertion(profile: Profile, checks: AssertionChecks): Prom
   const assertion = (profile.getAssertion?.() as { Assertion?: XmlJs } | undefined)?.Assertion;
   if (!assertion) throw new SamlRejected("no signed assertion");
   const issuer = textOf(first(assertion.Issuer));
-  if (issuer !== checks.settings.idpEntityId) throw new SamlRejected("assertion Issuer is not the configured IdP");
+  if (issuer !== checks.settings.idp_entity_id) throw new SamlRejected("assertion Issuer is not the configured IdP");
   const subject = first(assertion.Subject);
   const nameId = first(subject?.NameID);
   const subjectValue = textOf(nameId);
@@ -408,7 +417,7 @@ async function checkedAssertion(profile: Profile, checks: AssertionChecks): Prom
   const assertionId = assertion.$?.ID;
   if (!assertionId) throw new SamlRejected("assertion has no ID");
   // One use per assertion, remembered until it would expire anyway (plus the tolerated skew).
-  const ttl = notOnOrAfter - checks.now + checks.settings.clockSkewSeconds * 1000;
+  const ttl = notOnOrAfter - checks.now + checks.settings.clock_skew_seconds * 1000;
   const key = `saml:${createHash("sha256").update(`${issuer}\n${assertionId}`).digest("base64url")}`;
   if (!(await checks.replay.firstUse(key, Math.max(ttl, 1000)))) throw new SamlRejected("assertion replayed");
   const authn = first(assertion.AuthnStatement);
@@ -420,7 +429,7 @@ async function checkedAssertion(profile: Profile, checks: AssertionChecks): Prom
     attributes: attributesOf(profile),
     assertionId,
     notOnOrAfter,
-    authTime: authInstant === undefined ? undefined : Math.floor(authInstant / 1000),
+    authTime: authInstant,
     authnContextClassRef: textOf(first(authn?.AuthnContext)?.AuthnContextClassRef) || undefined,
     sessionIndex: authn?.$?.SessionIndex,
   };
@@ -445,7 +454,7 @@ function bearerConfirmation(subject: XmlJs | undefined, checks: AssertionChecks)
 function currentConfirmationEnd(data: Record<string, string> | undefined, checks: AssertionChecks): number | undefined {
   if (!data || data.Recipient !== checks.recipient) return undefined;
   if (checks.requestId !== undefined && data.InResponseTo !== checks.requestId) return undefined;
-  const skew = checks.settings.clockSkewSeconds * 1000;
+  const skew = checks.settings.clock_skew_seconds * 1000;
   const end = parseInstant(data.NotOnOrAfter);
   const start = parseInstant(data.NotBefore);
   if (end === undefined || checks.now - skew >= end) return undefined;

@@ -8,7 +8,8 @@
 //   REQUIRED: a federated token is always sender-constrained;
 // · lifetime: config.federation.tokenTtl, never beyond the credential's own expiry;
 // · a token.federated.v1 audit entry naming the protocol, issuer, trust and external subject,
-//   committed before the token leaves.
+//   committed before the token leaves (after the source's optional `issued` hook, which may
+//   record what it admitted — a cross-tenant crossing — or withhold the token).
 // Policy: issuance in Mandate does not consult Authorize today (tokens are checked by the resource
 // servers' Authorize calls, which see the token's act and client); the trust's bounds are the
 // issuance-time limit. See the report of issue 18 for the follow-up.
@@ -83,7 +84,7 @@ export function isFederatedTokenType(services: OAuthServices, type: string): boo
 
 export async function issueFederatedToken(request: FederatedTokenRequest): Promise<FederatedTokenResponse> {
   const { services, urls, now } = request;
-  const identity = await verifyWithSources(request);
+  const { identity, source } = await verifyWithSources(request);
   const client = await mappedAgent(services, urls.tenant, identity);
   // RFC 7521 §4.2 / RFC 7523 §3: client authentication is optional for assertion grants, but a
   // request that does authenticate (or names a client) must be that same agent.
@@ -121,6 +122,15 @@ export async function issueFederatedToken(request: FederatedTokenRequest): Promi
     act: identity.act,
     authorizationDetails: identity.authorizationDetails,
   });
+  await source.issued?.(urls.tenant, identity, {
+    jti: token.jti,
+    expiresAt: token.expiresAt,
+    clientId: client.clientId,
+    scope,
+    audience,
+    jkt: dpop?.jkt,
+    x5tS256: certificate,
+  });
   const event = tokenFederated({
     grantType: request.grantType,
     tokenType: request.tokenType,
@@ -149,7 +159,9 @@ export async function issueFederatedToken(request: FederatedTokenRequest): Promi
 }
 
 /** Tries each source of the token type in turn; a source that recognises the credential decides. */
-async function verifyWithSources(request: FederatedTokenRequest): Promise<FederatedIdentity> {
+async function verifyWithSources(
+  request: FederatedTokenRequest,
+): Promise<{ identity: FederatedIdentity; source: FederationSource }> {
   const { services, urls, now } = request;
   const context = {
     now,
@@ -163,7 +175,7 @@ async function verifyWithSources(request: FederatedTokenRequest): Promise<Federa
   for (const source of sourcesOf(services)) {
     if (!source.subjectTokenTypes.includes(request.tokenType)) continue;
     try {
-      return await source.verify(urls.tenant, request.token, context);
+      return { identity: await source.verify(urls.tenant, request.token, context), source };
     } catch (error) {
       if (error instanceof FederationNotMine) continue;
       throw oauthError(error);

@@ -92,6 +92,26 @@ export interface FederationSource {
    * FederationNotMine so the gateway tries the next.
    */
   verify(tenant: string, token: string, context: FederationVerifyContext): Promise<FederatedIdentity>;
+  /**
+   * Optional: called after the gateway minted the token for `identity` and before it leaves (and
+   * before the gateway's audit entry commits); throwing withholds the token. A source that must
+   * remember what it admitted (a cross-tenant crossing, for revocation) records it here.
+   */
+  issued?(tenant: string, identity: FederatedIdentity, token: IssuedFederatedToken): Promise<void>;
+}
+
+/** What the gateway minted for a federated identity (the `issued` hook's argument). */
+export interface IssuedFederatedToken {
+  jti: string;
+  /** ms epoch */
+  expiresAt: number;
+  clientId: string;
+  scope: readonly string[];
+  audience: readonly string[];
+  /** RFC 9449: the DPoP key the token is bound to, when one is. */
+  jkt?: string | undefined;
+  /** RFC 8705: the certificate the token is bound to, when one is. */
+  x5tS256?: string | undefined;
 }
 
 /** Thrown by a source sharing a token type with others when the token is not for it (the next one is tried). */

@@ -12,9 +12,9 @@
 //   · meant for A (RFC 8693 §2.1, RFC 8707): its `aud` names A's issuer or A's token endpoint;
 //   · of a kind the trust admits: an agent (its `sub` is its client, or an `act` names the acting
 //     agent) or a human (anything else);
-//   · bound as presented: a DPoP-bound token only with a proof by its key (RFC 9449 §7.1 — the
-//     gateway passes the proof's thumbprint), a certificate-bound one only over mTLS with its
-//     certificate (RFC 8705 §3);
+//   · bound as presented: a DPoP-bound token only into an A token bound to the same key (RFC 9449
+//     §7.1; checked in `issued`, once the gateway verified the request's proof), a certificate-bound
+//     one only over mTLS with its certificate (RFC 8705 §3);
 //   · carrying authorization details (RFC 9396) only within the trust's (mandates' subset rules).
 // The A token's client_id and sub are the trust's agent client in A; `act` keeps B's identities:
 // {sub: B's sub, iss: B's issuer, client_id: B's client, mandate_federation: {...}, act: B's own
@@ -211,15 +211,8 @@ function requireAudience(claims: AccessTokenClaims, context: FederationVerifyCon
   }
 }
 
-/** RFC 9449 §7.1 and RFC 8705 §3: a bound token crosses only with the proof of its key or certificate. */
-function requireBinding(
-  claims: AccessTokenClaims,
-  context: { dpopJkt?: string | undefined } & FederationVerifyContext,
-): void {
-  const jkt = claims.cnf?.jkt;
-  if (jkt && context.dpopJkt !== jkt) {
-    throw new FederationRefused("the subject token is DPoP-bound: send a DPoP proof by its key");
-  }
+/** RFC 8705 §3: a certificate-bound token crosses only over mTLS with its certificate (DPoP: `issued`). */
+function requireBinding(claims: AccessTokenClaims, context: FederationVerifyContext): void {
   const x5t = claims.cnf?.["x5t#S256"];
   if (x5t && (context.certificate ? x5tS256(context.certificate.leaf) : undefined) !== x5t) {
     throw new FederationRefused("the subject token is certificate-bound: present its certificate over mTLS");

@@ -36,6 +36,7 @@ import { filterFromProto, identityFromProto, identityToProto } from "./clients/p
 import { ClientRegistry } from "./clients/registry.ts";
 import { ApiKeys } from "./federation/api-keys/api-keys.ts";
 import { apiKeyRpcs } from "./federation/api-keys/rpcs.ts";
+import { identityProviderRpcs } from "./identity/federation/admin.ts";
 import { startRequestHousekeeping } from "./mandates/request-housekeeping.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
@@ -77,6 +78,8 @@ export function issueService(deps: ServiceDeps) {
       ...agentRpcs({ store, clock, config: deps.config }),
       // Workload platforms attesting agents at enrollment, and which workload is which agent.
       ...attestorRpcs(new AgentAttestors({ store, clock, config: deps.config, clients })),
+      // Human federation (issue 18): the tenant's upstream identity providers, secrets sealed at rest.
+      ...identityProviderRpcs({ store, clock, config: deps.config }),
       // API keys Mandate creates for agents (issue 18), exchanged at the federation gateway.
       ...apiKeyRpcs(new ApiKeys({ store, clock, config: deps.config, clients })),
 

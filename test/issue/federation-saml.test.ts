@@ -71,10 +71,10 @@ async function refused(promise: Promise<unknown>, pattern?: RegExp): Promise<Sam
 describe("metadata", () => {
   it("imports IdP metadata: entityID, the HTTP-Redirect SSO endpoint, the signing certificate", () => {
     const imported = parseIdpMetadata(idp.metadata());
-    expect(imported.idpEntityId).toBe(idp.entityId);
-    expect(imported.idpSsoUrl).toBe(idp.ssoUrl);
-    expect(imported.idpCertificates).toHaveLength(1);
-    expect(imported.idpCertificates[0]?.replace(/\s+/g, "")).toContain(Buffer.from(idp.cert.der).toString("base64"));
+    expect(imported.idp_entity_id).toBe(idp.entityId);
+    expect(imported.idp_sso_url).toBe(idp.ssoUrl);
+    expect(imported.idp_certificates).toHaveLength(1);
+    expect(imported.idp_certificates[0]?.replace(/\s+/g, "")).toContain(Buffer.from(idp.cert.der).toString("base64"));
   });
 
   it("refuses IdP metadata with a DOCTYPE (XXE / entity expansion)", () => {
@@ -90,7 +90,7 @@ describe("metadata", () => {
     const xml = serviceProviderMetadata(build);
     expect(build.sp.entityId).toBe(`${ISSUER}/saml/okta`);
     expect(xml).toContain(`entityID="${ISSUER}/saml/okta"`);
-    expect(xml).toContain(`Location="${ISSUER}/saml/okta/acs"`);
+    expect(xml).toContain(`Location="${ISSUER}/login/idp/okta/acs"`);
     expect(xml).toContain('WantAssertionsSigned="true"');
   });
 
@@ -121,7 +121,7 @@ describe("SAMLResponse verification", () => {
     expect(identity.authTime).toBeGreaterThan(0);
   });
 
-  it("accepts a signed Response around a signed assertion; wantAuthnResponseSigned refuses an unsigned Response", async () => {
+  it("accepts a signed Response around a signed assertion; want_authn_response_signed refuses an unsigned Response", async () => {
     const login = pendingLogin();
     const options = {
       audience: build.sp.entityId,
@@ -130,7 +130,7 @@ describe("SAMLResponse verification", () => {
       destination: build.sp.acsUrl,
     };
     await verifySamlResponse(build, signedResponse(idp, { ...options, signResponse: true }), login);
-    const strict = { ...build, settings: { ...build.settings, wantAuthnResponseSigned: true } };
+    const strict = { ...build, settings: { ...build.settings, want_authn_response_signed: true } };
     await refused(
       verifySamlResponse(
         strict,

@@ -87,7 +87,8 @@ export function samlServiceProvider(
     tenant,
     providerId,
     entityId: settings.sp_entity_id ?? base,
-    acsUrl: `${base}/acs`,
+    // Under the federation login paths: the browser's login cookie (scoped there) comes with the POST.
+    acsUrl: `${issuer}/login/idp/${providerId}/acs`,
     metadataUrl: `${base}/metadata`,
   };
 }

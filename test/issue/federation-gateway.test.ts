@@ -15,6 +15,13 @@ import { createTrust, type NewFederationTrust, revokeTrust } from "../../service
 import { Store } from "../../services/shared/store/store.ts";
 import { type Agent, discover, registerAgent, type TokenEndpoint } from "../helpers/agents.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import {
+  type AssertionOptions,
+  assertionXml,
+  type SamlTestIdp,
+  samlTestIdp,
+  signAssertion,
+} from "../helpers/saml-idp.ts";
 import { listen, selfSignedCertificate } from "../helpers/tls.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -465,5 +472,94 @@ describe("ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant, Cross App Acc
     const jag = await idJag();
     await federated(agent, JWT_BEARER, { assertion: jag });
     expect(await refused(jag)).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
+  });
+});
+
+describe("SAML 2.0 bearer assertion (RFC 7522)", () => {
+  const SAML2_BEARER = "urn:ietf:params:oauth:grant-type:saml2-bearer";
+  let idp: SamlTestIdp;
+  let stranger: SamlTestIdp;
+  let samlTrust: string;
+
+  beforeAll(async () => {
+    idp = samlTestIdp();
+    stranger = samlTestIdp();
+    samlTrust = (
+      await trust({
+        kind: "saml",
+        issuer: idp.entityId,
+        verification: { certificates: [idp.cert.pem] },
+        mapping: { claim: "sub", clients: { "agent-7": agent.clientId } },
+      })
+    ).id;
+  });
+
+  function assertion(options: Partial<AssertionOptions> = {}, signer: SamlTestIdp = idp): string {
+    const xml = assertionXml({
+      issuer: idp.entityId,
+      audience: server.issuer,
+      recipient: `${server.issuer}/oauth2/token`,
+      nameId: "agent-7",
+      ...options,
+    });
+    return Buffer.from(signAssertion(idp, xml, signer.cert)).toString("base64url");
+  }
+
+  it("issues a DPoP-bound token whose act names the IdP's subject, audited", async () => {
+    const { claims } = await federated(agent, SAML2_BEARER, { assertion: assertion(), scope: "orders:read" });
+    expect(claims).toMatchObject({
+      sub: agent.clientId,
+      client_id: agent.clientId,
+      scope: "orders:read",
+      cnf: { jkt: agent.jkt },
+      act: { sub: "agent-7", iss: idp.entityId, mandate_federation: { protocol: "saml", trust: samlTrust } },
+    });
+    expect(await auditEntry(claims.jti as string)).toMatchObject({
+      grant_type: SAML2_BEARER,
+      protocol: "saml",
+      issuer: idp.entityId,
+      external_subject: "agent-7",
+      trust_id: samlTrust,
+    });
+  });
+
+  it("accepts it as an RFC 8693 subject token of type saml2", async () => {
+    const { claims } = await federated(agent, TOKEN_EXCHANGE, {
+      subject_token: assertion(),
+      subject_token_type: "urn:ietf:params:oauth:token-type:saml2",
+    });
+    expect(claims.act).toMatchObject({ mandate_federation: { protocol: "saml" } });
+  });
+
+  it("refuses a replay, another key's signature, a wrong audience or recipient, an expired or unmapped assertion", async () => {
+    const once = assertion();
+    await federated(agent, SAML2_BEARER, { assertion: once });
+    const cases = [
+      once,
+      assertion({}, stranger),
+      assertion({ audience: "https://elsewhere.example" }),
+      assertion({ recipient: "https://elsewhere.example/token" }),
+      assertion({ notBefore: new Date(Date.now() - 20 * 60_000), notOnOrAfter: new Date(Date.now() - 10 * 60_000) }),
+      assertion({ nameId: "intruder" }),
+    ];
+    for (const bad of cases) {
+      expect(await post({ grant_type: SAML2_BEARER, assertion: bad })).toMatchObject({
+        status: 400,
+        body: { error: "invalid_grant" },
+      });
+    }
+  });
+
+  it("refuses an assertion of an IdP no trust names", async () => {
+    const xml = assertionXml({
+      issuer: stranger.entityId,
+      audience: server.issuer,
+      recipient: `${server.issuer}/oauth2/token`,
+      nameId: "agent-7",
+    });
+    const foreign = Buffer.from(signAssertion(stranger, xml)).toString("base64url");
+    const answer = await post({ grant_type: SAML2_BEARER, assertion: foreign });
+    expect(answer).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
+    expect(answer.body.error_description).toMatch(/no trust/);
   });
 });

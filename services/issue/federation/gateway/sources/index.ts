@@ -6,6 +6,7 @@ import { ApiKeySource } from "./api-key.ts";
 import { IdJagSource } from "./id-jag.ts";
 import { JwtSource } from "./jwt.ts";
 import { JwtAssertionVerifier } from "./jwt-assertion.ts";
+import { SamlSource } from "./saml.ts";
 import { TenantTrustSource } from "./tenant.ts";
 import { X509CaSource } from "./x509-ca.ts";
 
@@ -18,6 +19,7 @@ export function federationSources(services: OAuthServices): FederationSource[] {
   return [
     new IdJagSource(jwt),
     new JwtSource(jwt),
+    new SamlSource(services.store),
     new X509CaSource(services.store),
     ApiKeySource.of(services),
     TenantTrustSource.of(services),

@@ -12,6 +12,7 @@ import type { SigningClient } from "../../shared/signing.ts";
 import type { Store } from "../../shared/store/store.ts";
 import type { AgentCertificateVerifier } from "../../shared/x509/types.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
+import type { Federation } from "../identity/federation/federation.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import type { AbuseLimits } from "./abuse-limits.ts";
 import type { TenantResources } from "./rfc8707.ts";
@@ -27,6 +28,8 @@ export interface OAuthServices {
   audit: AuditClient;
   replay: ReplayCache;
   identity: IdentityProvider;
+  /** Issue 18: the tenant's upstream IdPs, logins in flight to them and federated sessions. */
+  federation: Federation;
   /** Server-provided DPoP nonces (RFC 9449 §8). */
   nonces: { current(tenant: string): string; isValid(tenant: string, nonce: string | undefined): boolean };
   /** Rate limits of the public surface and per-client quotas. */

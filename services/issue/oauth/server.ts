@@ -19,6 +19,9 @@ import { AgentAttestation } from "../agents/attestation.ts";
 import { agentCrlRoute, agentRoutes } from "../agents/http.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import { DevUsers } from "../identity/dev-users.ts";
+import { createFederation, identityWithFederation } from "../identity/federation/federation.ts";
+import { samlRoute, samlRoutes, withSamlUpstream } from "../identity/federation/saml-endpoints.ts";
+import { SamlUpstream } from "../identity/federation/saml-upstream.ts";
 import { KratosIdentity } from "../identity/kratos.ts";
 import type { IdentityProvider } from "../identity/provider.ts";
 import type { ExchangeResponse } from "../mandates/exchange-request.ts";
@@ -31,6 +34,12 @@ import { authorizationEndpoint } from "./endpoints/authorize.ts";
 import { backchannelAuthenticationEndpoint } from "./endpoints/backchannel.ts";
 import { consentEndpoint } from "./endpoints/consent.ts";
 import { authorizationServerMetadata } from "./endpoints/discovery.ts";
+import {
+  FEDERATION_CALLBACK_PATH,
+  FEDERATION_START_PATH,
+  federationCallbackEndpoint,
+  federationStartEndpoint,
+} from "./endpoints/federation-login.ts";
 import { introspectionEndpoint } from "./endpoints/introspection.ts";
 import { loginEndpoint, resumeEndpoint } from "./endpoints/login.ts";
 import { logoutEndpoint } from "./endpoints/logout.ts";
@@ -105,6 +114,9 @@ export function createOAuthHttp(
   // The process's one limiter: a client's quota is one bucket for its token requests and its RPCs.
   const limiter = deps.limiter;
   let nonces: DpopNonces | undefined;
+  // Issue 18: logins at the tenant's upstream IdPs; their sessions count whatever the primary provider.
+  const saml = new SamlUpstream(config, { replay, now: () => clock.now() });
+  const federation = withSamlUpstream(createFederation({ config, store, clock }), saml);
   const services: OAuthServices = {
     config,
     store,
@@ -114,7 +126,12 @@ export function createOAuthHttp(
     clients,
     audit,
     replay,
-    identity: identityProvider(deps),
+    identity: identityWithFederation(
+      identityProvider(deps),
+      federation,
+      (tenant) => tenantUrls(config.publicBaseUrl, tenant).login,
+    ),
+    federation,
     limits: new AbuseLimits(limiter, config.rateLimits, config.http.trustedProxies),
     resources: new TenantResources(store, () => clock.now()),
     jwks: new RemoteJwks({ allowPrivate: config.oauth.allowPrivateMetadataHosts }),
@@ -174,6 +191,14 @@ export function createOAuthHttp(
     "/oauth2/par": { POST: (visit) => pushedAuthorizationRequestEndpoint(visit, auth) },
     "/oauth2/resume": { GET: resumeEndpoint },
     "/login": { GET: loginEndpoint, POST: loginEndpoint },
+    // Issue 18: human login at an upstream IdP (OIDC redirect_uri; the SAML ACS finishes the same way).
+    "/login/idp/*": { GET: (visit) => federationStartEndpoint(visit, federation) },
+    // Issue 18: the SAML SP of each SAML IdP (metadata, ACS).
+    ...samlRoutes(federation, saml),
+    "/login/idp/*/callback": {
+      GET: (visit) => federationCallbackEndpoint(visit, federation),
+      POST: (visit) => federationCallbackEndpoint(visit, federation),
+    },
     "/consent": { GET: consentEndpoint, POST: consentEndpoint },
     "/mandates": { GET: myMandatesEndpoint },
     "/mandates/login": { GET: myMandatesLoginEndpoint, POST: myMandatesLoginEndpoint },
@@ -267,9 +292,16 @@ function resolveRoute(
         ? "/mandates/pending/*"
         : MY_AGENT_PATH.test(rest)
           ? "/agents/*"
-          : (agentCrlRoute(rest) ?? rest);
+          : (federationRoute(rest) ?? samlRoute(rest) ?? agentCrlRoute(rest) ?? rest);
   const methods = routes[route];
   return methods ? { tenant: match[1] as string, route, methods } : undefined;
+}
+
+/** The route of a federation login path (its IdP id is a path segment). */
+function federationRoute(rest: string): string | undefined {
+  if (FEDERATION_START_PATH.test(rest)) return "/login/idp/*";
+  if (FEDERATION_CALLBACK_PATH.test(rest)) return "/login/idp/*/callback";
+  return undefined;
 }
 
 /**

@@ -145,6 +145,8 @@ export interface SafeFetchOptions {
   /** Tests only: allow loopback and private addresses (oauth.allowPrivateMetadataHosts). */
   allowPrivate?: boolean | undefined;
   accept?: string;
+  /** POST with this body (an OIDC token request); GET when absent. */
+  post?: { body: string; headers: Record<string, string> } | undefined;
 }
 
 export interface SafeResponse {
@@ -176,12 +178,17 @@ export function safeFetch(url: string, options: SafeFetchOptions): Promise<SafeR
     const req = request(
       target,
       {
-        method: "GET",
+        method: options.post ? "POST" : "GET",
         lookup,
         // A fresh connection each time: a pooled socket would skip the address check.
         agent: false,
         timeout: options.timeoutMs,
-        headers: { accept: options.accept ?? "application/json", "user-agent": "mandate" },
+        headers: {
+          ...options.post?.headers,
+          accept: options.accept ?? "application/json",
+          "user-agent": "mandate",
+          ...(options.post ? { "content-length": String(Buffer.byteLength(options.post.body)) } : {}),
+        },
       },
       (res) => {
         const status = res.statusCode ?? 0;
@@ -217,6 +224,6 @@ export function safeFetch(url: string, options: SafeFetchOptions): Promise<SafeR
       reject(error);
     });
     req.on("close", () => clearTimeout(deadline));
-    req.end();
+    req.end(options.post?.body);
   });
 }

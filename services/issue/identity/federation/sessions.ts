@@ -6,7 +6,7 @@ import type { IncomingMessage } from "node:http";
 import { handleHash } from "../../../shared/oauth/handles.ts";
 import type { Store } from "../../../shared/store/store.ts";
 import { cookies } from "../../oauth/http.ts";
-import type { AccountStatus, Authentication, IdentityProvider, SessionCookie } from "../provider.ts";
+import type { AccountStatus, Authentication, IdentityProvider, LoginRequest, SessionCookie } from "../provider.ts";
 
 export const FEDERATED_SESSION_COOKIE = "mandate_federated_session";
 
@@ -97,16 +97,35 @@ export class FederatedSessions {
 }
 
 /**
+ * Where a provider whose users log in at the provider itself (Kratos) sends browsers first when
+ * the tenant has upstream IdPs: Mandate's own login page, which offers them and home-realm
+ * discovery and links on to the provider.
+ */
+export interface IdpChooser {
+  hasProviders(tenant: string): Promise<boolean>;
+  url(request: LoginRequest): string;
+}
+
+/**
  * The primary identity provider, with federated sessions found first: a federated human has a
  * Mandate session whether the primary provider is dev users or Kratos.
  */
-export function withFederatedSessions(primary: IdentityProvider, sessions: FederatedSessions): IdentityProvider {
+export function withFederatedSessions(
+  primary: IdentityProvider,
+  sessions: FederatedSessions,
+  chooser?: IdpChooser,
+): IdentityProvider {
+  // The authorization endpoint asks session() right before loginUrl() (interaction.ts): session()
+  // notes whether the tenant has IdPs to offer, so the synchronous loginUrl() can send it to them.
+  const offersIdps = new Map<string, boolean>();
   const composed: IdentityProvider = {
     kind: primary.kind,
     acrValues: primary.acrValues,
     passwordLogin: primary.passwordLogin,
-    loginUrl: (request) => primary.loginUrl(request),
+    loginUrl: (request) =>
+      chooser && offersIdps.get(request.tenant) ? chooser.url(request) : primary.loginUrl(request),
     async session(req, tenant) {
+      if (chooser) offersIdps.set(tenant, await chooser.hasProviders(tenant));
       return (await sessions.find(req, tenant)) ?? primary.session(req, tenant);
     },
     async endSession(req, tenant, auth) {

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { inflateRawSync } from "node:zlib";
 import { DOMParser } from "@xmldom/xmldom";
 import { SignedXml } from "xml-crypto";
+import xmlenc from "xml-encryption";
 import { type PkiCertificate, selfSignedLeaf } from "./openssl-pki.ts";
 
 const RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
@@ -178,4 +179,25 @@ export function readAuthnRequest(redirectUrl: string): {
     issuer: issuer?.textContent ?? "",
     relayState: url.searchParams.get("RelayState"),
   };
+}
+
+/**
+ * SAML Core §2.3.4: an EncryptedAssertion for the SP's certificate (AES-256-GCM content key,
+ * RSA-OAEP key transport), with xml-encryption.
+ */
+export async function encryptAssertion(assertion: string, spCertificatePem: string): Promise<string> {
+  const encrypted = await new Promise<string>((resolve, reject) =>
+    xmlenc.encrypt(
+      assertion,
+      {
+        rsa_pub: spCertificatePem,
+        pem: spCertificatePem,
+        encryptionAlgorithm: "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+        keyEncryptionAlgorithm: "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+        disallowEncryptionWithInsecureAlgorithm: true,
+      },
+      (error, result) => (error ? reject(error) : resolve(result as string)),
+    ),
+  );
+  return `<saml:EncryptedAssertion>${encrypted}</saml:EncryptedAssertion>`;
 }

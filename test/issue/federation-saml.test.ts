@@ -2,6 +2,8 @@
 // AuthnRequest, and the Response verifier against the attack list (signature wrapping variants,
 // NameID comment injection, unsigned assertion in a signed response, replay, wrong audience /
 // recipient / destination, expired, wrong InResponseTo, DTDs), plus RFC 7522 bearer assertions.
+
+import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   authnRequestRedirect,
@@ -14,11 +16,13 @@ import {
   verifySamlBearerAssertion,
   verifySamlResponse,
 } from "../../services/issue/identity/federation/saml.ts";
+import { FederationSecrets } from "../../services/issue/identity/federation/sealing.ts";
 import { MemoryReplayCache } from "../../services/shared/oauth/replay.ts";
 import { selfSignedLeaf } from "../helpers/openssl-pki.ts";
 import {
   assertionXml,
   base64,
+  encryptAssertion,
   idOf,
   readAuthnRequest,
   type SamlTestIdp,
@@ -241,8 +245,9 @@ describe("SAMLResponse verification", () => {
       (identity) => identity.subject,
       (error: unknown) => (error instanceof SamlRejected ? "refused" : String(error)),
     );
-    // Either the full signed text or a refusal; never "user@evil.com".
-    expect(["user@evil.com.example.com", "refused"]).toContain(result);
+    // The NameID is read from the canonicalized signed assertion (exclusive c14n drops comments, so
+    // the text nodes join): the full signed text, never the truncated "user@evil.com".
+    expect(result).toBe("user@evil.com.example.com");
   });
 
   it("refuses a replayed assertion", async () => {
@@ -346,6 +351,47 @@ describe("SAMLResponse verification", () => {
     await refused(verifySamlResponse(build, "not base64!", login), /base64/);
     await refused(verifySamlResponse(build, base64("<samlp:Response"), login), /malformed/);
     await refused(verifySamlResponse(build, base64(signed), login), /samlp:Response/);
+  });
+});
+
+describe("encrypted assertions (SAML Core §2.3.4)", () => {
+  const spKey = () => selfSignedLeaf({ keyType: "rsa", subject: "/CN=Mandate SP" });
+  const ref = { tenant: "acme", provider: "okta", field: "sp_private_key" };
+
+  function encryptingBuild(secrets: FederationSecrets, key: ReturnType<typeof spKey>): SamlBuild {
+    const settings = parseSamlSettings({
+      ...build.settings,
+      sp_private_key: secrets.seal(ref, key.keyPem),
+      sp_certificate: key.pem,
+    });
+    return { settings, sp: build.sp, openSealed: (sealed) => secrets.open(ref, sealed) };
+  }
+
+  it("decrypts with the sealed SP key, publishes its certificate, and still requires the signature inside", async () => {
+    const secrets = new FederationSecrets(randomBytes(32));
+    const key = spKey();
+    const encrypting = encryptingBuild(secrets, key);
+    expect(serviceProviderMetadata(encrypting)).toContain('use="encryption"');
+    const login = pendingLogin();
+    const signed = signAssertion(idp, goodAssertion(login.requestId));
+    const response = wrapResponse(idp, { inResponseTo: login.requestId }, await encryptAssertion(signed, key.pem));
+    expect(Buffer.from(response, "base64").toString()).not.toContain("alice@example.com");
+    expect((await verifySamlResponse(encrypting, response, login)).subject).toBe("alice@example.com");
+    // Encrypted but unsigned: refused.
+    const unsigned = await encryptAssertion(goodAssertion(login.requestId), key.pem);
+    await refused(
+      verifySamlResponse(encrypting, wrapResponse(idp, { inResponseTo: login.requestId }, unsigned), login),
+    );
+  });
+
+  it("refuses an encrypted assertion without a decryption key, or for another SP's key", async () => {
+    const login = pendingLogin();
+    const signed = signAssertion(idp, goodAssertion(login.requestId));
+    const forOther = wrapResponse(idp, { inResponseTo: login.requestId }, await encryptAssertion(signed, spKey().pem));
+    await refused(verifySamlResponse(build, forOther, login), /decryption key/);
+    await refused(
+      verifySamlResponse(encryptingBuild(new FederationSecrets(randomBytes(32)), spKey()), forOther, login),
+    );
   });
 });
 

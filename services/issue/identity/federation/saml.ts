@@ -283,11 +283,9 @@ export async function authnRequestRedirect(
 /** The SP's metadata (SAML 2.0 Metadata §2.4.4): entityID, ACS (HTTP-POST), signed assertions wanted. */
 export function serviceProviderMetadata(build: SamlBuild): string {
   const decryptionCert = build.settings.sp_certificate ? certificateBody(build.settings.sp_certificate) : null;
-  // The decryption key itself is not needed to describe it; the metadata is unsigned.
-  return samlClient(
-    { ...build, settings: { ...build.settings, sp_private_key: undefined } },
-    new PendingRequestCache(),
-  ).generateServiceProviderMetadata(decryptionCert);
+  // node-saml lists the encryption certificate only for an SP that holds its key (opened here:
+  // a key that no longer opens makes the metadata fail rather than advertise a useless certificate).
+  return samlClient(build, new PendingRequestCache()).generateServiceProviderMetadata(decryptionCert);
 }
 
 // ---------------------------------------------------------------------------------------------

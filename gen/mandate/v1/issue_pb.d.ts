@@ -2693,6 +2693,581 @@ export declare type DeleteIdentityProviderResponse = Message<"mandate.v1.DeleteI
 export declare const DeleteIdentityProviderResponseSchema: GenMessage<DeleteIdentityProviderResponse>;
 
 /**
+ * A trust of the tenant (A) in another tenant (B): who of B may act in A, as whom, within what.
+ *
+ * @generated from message mandate.v1.TenantTrust
+ */
+export declare type TenantTrust = Message<"mandate.v1.TenantTrust"> & {
+  /**
+   * Its id (ttr_…).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The trusted tenant (B).
+   *
+   * @generated from field: string foreign_tenant = 2;
+   */
+  foreignTenant: string;
+
+  /**
+   * The agent client of A that B's crossing identities act as (the crossing token's client_id and sub).
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * Which of B's identities may cross: "agent", "human".
+   *
+   * @generated from field: repeated string subject_kinds = 4;
+   */
+  subjectKinds: string[];
+
+  /**
+   * The scopes a crossing token may carry at most.
+   *
+   * @generated from field: repeated string scopes = 5;
+   */
+  scopes: string[];
+
+  /**
+   * The resources (RFC 8707) a crossing token may be for at most.
+   *
+   * @generated from field: repeated string resources = 6;
+   */
+  resources: string[];
+
+  /**
+   * RFC 9396 details a crossing token may carry at most.
+   *
+   * @generated from field: repeated google.protobuf.Struct authorization_details = 7;
+   */
+  authorizationDetails: JsonObject[];
+
+  /**
+   * Who created it.
+   *
+   * @generated from field: string created_by = 8;
+   */
+  createdBy: string;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it stops admitting crossings.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 10;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When it was revoked; unset when it was not.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 11;
+   */
+  revokeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.TenantTrust.
+ * Use `create(TenantTrustSchema)` to create a new message.
+ */
+export declare const TenantTrustSchema: GenMessage<TenantTrust>;
+
+/**
+ * Request of Issue.CreateTenantTrust.
+ *
+ * @generated from message mandate.v1.CreateTenantTrustRequest
+ */
+export declare type CreateTenantTrustRequest = Message<"mandate.v1.CreateTenantTrustRequest"> & {
+  /**
+   * The trusting tenant (A).
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The trusted tenant (B).
+   *
+   * @generated from field: string foreign_tenant = 2;
+   */
+  foreignTenant: string;
+
+  /**
+   * An agent client of A standing for B's identities.
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * "agent" and/or "human"; at least one.
+   *
+   * @generated from field: repeated string subject_kinds = 4;
+   */
+  subjectKinds: string[];
+
+  /**
+   * Scopes a crossing token may carry at most.
+   *
+   * @generated from field: repeated string scopes = 5;
+   */
+  scopes: string[];
+
+  /**
+   * RFC 8707 absolute URIs.
+   *
+   * @generated from field: repeated string resources = 6;
+   */
+  resources: string[];
+
+  /**
+   * RFC 9396 objects, each with a `type`; a B token's details must be covered by one of these.
+   *
+   * @generated from field: repeated google.protobuf.Struct authorization_details = 7;
+   */
+  authorizationDetails: JsonObject[];
+
+  /**
+   * When the trust ends (required; in the future).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 8;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateTenantTrustRequest.
+ * Use `create(CreateTenantTrustRequestSchema)` to create a new message.
+ */
+export declare const CreateTenantTrustRequestSchema: GenMessage<CreateTenantTrustRequest>;
+
+/**
+ * Response of Issue.CreateTenantTrust.
+ *
+ * @generated from message mandate.v1.CreateTenantTrustResponse
+ */
+export declare type CreateTenantTrustResponse = Message<"mandate.v1.CreateTenantTrustResponse"> & {
+  /**
+   * The trust made.
+   *
+   * @generated from field: mandate.v1.TenantTrust trust = 1;
+   */
+  trust?: TenantTrust | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateTenantTrustResponse.
+ * Use `create(CreateTenantTrustResponseSchema)` to create a new message.
+ */
+export declare const CreateTenantTrustResponseSchema: GenMessage<CreateTenantTrustResponse>;
+
+/**
+ * Request of Issue.ListTenantTrusts.
+ *
+ * @generated from message mandate.v1.ListTenantTrustsRequest
+ */
+export declare type ListTenantTrustsRequest = Message<"mandate.v1.ListTenantTrustsRequest"> & {
+  /**
+   * The trusting tenant (A).
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.ListTenantTrustsRequest.
+ * Use `create(ListTenantTrustsRequestSchema)` to create a new message.
+ */
+export declare const ListTenantTrustsRequestSchema: GenMessage<ListTenantTrustsRequest>;
+
+/**
+ * Response of Issue.ListTenantTrusts.
+ *
+ * @generated from message mandate.v1.ListTenantTrustsResponse
+ */
+export declare type ListTenantTrustsResponse = Message<"mandate.v1.ListTenantTrustsResponse"> & {
+  /**
+   * The trusts, newest first.
+   *
+   * @generated from field: repeated mandate.v1.TenantTrust trusts = 1;
+   */
+  trusts: TenantTrust[];
+};
+
+/**
+ * Describes the message mandate.v1.ListTenantTrustsResponse.
+ * Use `create(ListTenantTrustsResponseSchema)` to create a new message.
+ */
+export declare const ListTenantTrustsResponseSchema: GenMessage<ListTenantTrustsResponse>;
+
+/**
+ * Request of Issue.RevokeTenantTrust.
+ *
+ * @generated from message mandate.v1.RevokeTenantTrustRequest
+ */
+export declare type RevokeTenantTrustRequest = Message<"mandate.v1.RevokeTenantTrustRequest"> & {
+  /**
+   * The trusting tenant (A).
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The trust's id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeTenantTrustRequest.
+ * Use `create(RevokeTenantTrustRequestSchema)` to create a new message.
+ */
+export declare const RevokeTenantTrustRequestSchema: GenMessage<RevokeTenantTrustRequest>;
+
+/**
+ * Response of Issue.RevokeTenantTrust.
+ *
+ * @generated from message mandate.v1.RevokeTenantTrustResponse
+ */
+export declare type RevokeTenantTrustResponse = Message<"mandate.v1.RevokeTenantTrustResponse"> & {
+  /**
+   * The trust, revoked.
+   *
+   * @generated from field: mandate.v1.TenantTrust trust = 1;
+   */
+  trust?: TenantTrust | undefined;
+
+  /**
+   * How many crossing tokens still alive were revoked with it.
+   *
+   * @generated from field: uint32 revoked_tokens = 2;
+   */
+  revokedTokens: number;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeTenantTrustResponse.
+ * Use `create(RevokeTenantTrustResponseSchema)` to create a new message.
+ */
+export declare const RevokeTenantTrustResponseSchema: GenMessage<RevokeTenantTrustResponse>;
+
+/**
+ * A trust of the agent federation gateway in an external issuer.
+ *
+ * @generated from message mandate.v1.FederationTrust
+ */
+export declare type FederationTrust = Message<"mandate.v1.FederationTrust"> & {
+  /**
+   * Identifier (ft_…).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * jwt | id_jag | saml | x509_ca.
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * The external issuer: JWT `iss`, SAML IdP entityID, or (x509_ca) a name for the CA.
+   *
+   * @generated from field: string issuer = 3;
+   */
+  issuer: string;
+
+  /**
+   * How credentials are verified: jwks_uri, discovery, jwks, certificates, audience, max_lifetime.
+   *
+   * @generated from field: google.protobuf.Struct verification = 4;
+   */
+  verification?: JsonObject | undefined;
+
+  /**
+   * How subjects map to agents: claim, clients (value → client id), client.
+   *
+   * @generated from field: google.protobuf.Struct mapping = 5;
+   */
+  mapping?: JsonObject | undefined;
+
+  /**
+   * The scopes a federated token may carry at most.
+   *
+   * @generated from field: repeated string allowed_scopes = 6;
+   */
+  allowedScopes: string[];
+
+  /**
+   * The resources (RFC 8707) a federated token may be for at most.
+   *
+   * @generated from field: repeated string allowed_resources = 7;
+   */
+  allowedResources: string[];
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it stops admitting credentials; unset: never.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 9;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When it was revoked; unset when it was not.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 10;
+   */
+  revokeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.FederationTrust.
+ * Use `create(FederationTrustSchema)` to create a new message.
+ */
+export declare const FederationTrustSchema: GenMessage<FederationTrust>;
+
+/**
+ * Request of Issue.CreateFederationTrust.
+ *
+ * @generated from message mandate.v1.CreateFederationTrustRequest
+ */
+export declare type CreateFederationTrustRequest = Message<"mandate.v1.CreateFederationTrustRequest"> & {
+  /**
+   * Tenant id.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * jwt | id_jag | saml | x509_ca.
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * The external issuer (exactly as its credentials name it).
+   *
+   * @generated from field: string issuer = 3;
+   */
+  issuer: string;
+
+  /**
+   * jwt / id_jag: an https URL of the issuer's JWK Set.
+   *
+   * @generated from field: string jwks_uri = 4;
+   */
+  jwksUri: string;
+
+  /**
+   * jwt / id_jag: find jwks_uri by OpenID Discovery / RFC 8414 metadata at the issuer.
+   *
+   * @generated from field: bool discovery = 5;
+   */
+  discovery: boolean;
+
+  /**
+   * jwt / id_jag: the JWK Set itself (RFC 7517 section 5), public keys only.
+   *
+   * @generated from field: google.protobuf.Struct jwks = 6;
+   */
+  jwks?: JsonObject | undefined;
+
+  /**
+   * saml: the IdP's signing certificates; x509_ca: the CA certificates (PEM).
+   *
+   * @generated from field: repeated string certificates = 7;
+   */
+  certificates: string[];
+
+  /**
+   * The audience credentials must name instead of the tenant's issuer / token endpoint.
+   *
+   * @generated from field: string audience = 8;
+   */
+  audience: string;
+
+  /**
+   * Longest assertion lifetime accepted, seconds (0: one hour).
+   *
+   * @generated from field: int32 max_lifetime_seconds = 9;
+   */
+  maxLifetimeSeconds: number;
+
+  /**
+   * The claim / attribute / certificate name mapped ("sub" when empty; x509_ca: san_uri, san_dns, san_email, subject).
+   *
+   * @generated from field: string mapping_claim = 10;
+   */
+  mappingClaim: string;
+
+  /**
+   * Claim value → agent client id.
+   *
+   * @generated from field: map<string, string> mapping_clients = 11;
+   */
+  mappingClients: { [key: string]: string };
+
+  /**
+   * The agent every subject maps to when the table names none.
+   *
+   * @generated from field: string mapping_client = 12;
+   */
+  mappingClient: string;
+
+  /**
+   * The scopes a federated token may carry at most.
+   *
+   * @generated from field: repeated string allowed_scopes = 13;
+   */
+  allowedScopes: string[];
+
+  /**
+   * The resources (RFC 8707 absolute URIs) a federated token may be for at most.
+   *
+   * @generated from field: repeated string allowed_resources = 14;
+   */
+  allowedResources: string[];
+
+  /**
+   * When it stops admitting credentials; unset: never.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 15;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateFederationTrustRequest.
+ * Use `create(CreateFederationTrustRequestSchema)` to create a new message.
+ */
+export declare const CreateFederationTrustRequestSchema: GenMessage<CreateFederationTrustRequest>;
+
+/**
+ * Response of Issue.CreateFederationTrust.
+ *
+ * @generated from message mandate.v1.CreateFederationTrustResponse
+ */
+export declare type CreateFederationTrustResponse = Message<"mandate.v1.CreateFederationTrustResponse"> & {
+  /**
+   * The trust made.
+   *
+   * @generated from field: mandate.v1.FederationTrust trust = 1;
+   */
+  trust?: FederationTrust | undefined;
+};
+
+/**
+ * Describes the message mandate.v1.CreateFederationTrustResponse.
+ * Use `create(CreateFederationTrustResponseSchema)` to create a new message.
+ */
+export declare const CreateFederationTrustResponseSchema: GenMessage<CreateFederationTrustResponse>;
+
+/**
+ * Request of Issue.ListFederationTrusts.
+ *
+ * @generated from message mandate.v1.ListFederationTrustsRequest
+ */
+export declare type ListFederationTrustsRequest = Message<"mandate.v1.ListFederationTrustsRequest"> & {
+  /**
+   * Tenant id.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mandate.v1.ListFederationTrustsRequest.
+ * Use `create(ListFederationTrustsRequestSchema)` to create a new message.
+ */
+export declare const ListFederationTrustsRequestSchema: GenMessage<ListFederationTrustsRequest>;
+
+/**
+ * Response of Issue.ListFederationTrusts.
+ *
+ * @generated from message mandate.v1.ListFederationTrustsResponse
+ */
+export declare type ListFederationTrustsResponse = Message<"mandate.v1.ListFederationTrustsResponse"> & {
+  /**
+   * The tenant's trusts.
+   *
+   * @generated from field: repeated mandate.v1.FederationTrust trusts = 1;
+   */
+  trusts: FederationTrust[];
+};
+
+/**
+ * Describes the message mandate.v1.ListFederationTrustsResponse.
+ * Use `create(ListFederationTrustsResponseSchema)` to create a new message.
+ */
+export declare const ListFederationTrustsResponseSchema: GenMessage<ListFederationTrustsResponse>;
+
+/**
+ * Request of Issue.RevokeFederationTrust.
+ *
+ * @generated from message mandate.v1.RevokeFederationTrustRequest
+ */
+export declare type RevokeFederationTrustRequest = Message<"mandate.v1.RevokeFederationTrustRequest"> & {
+  /**
+   * Tenant id.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The trust's id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message mandate.v1.RevokeFederationTrustRequest.
+ * Use `create(RevokeFederationTrustRequestSchema)` to create a new message.
+ */
+export declare const RevokeFederationTrustRequestSchema: GenMessage<RevokeFederationTrustRequest>;
+
+/**
+ * Response of Issue.RevokeFederationTrust.
+ *
+ * @generated from message mandate.v1.RevokeFederationTrustResponse
+ */
+export declare type RevokeFederationTrustResponse = Message<"mandate.v1.RevokeFederationTrustResponse"> & {
+};
+
+/**
+ * Describes the message mandate.v1.RevokeFederationTrustResponse.
+ * Use `create(RevokeFederationTrustResponseSchema)` to create a new message.
+ */
+export declare const RevokeFederationTrustResponseSchema: GenMessage<RevokeFederationTrustResponse>;
+
+/**
  * Lifecycle state of a mandate.
  *
  * @generated from enum mandate.v1.MandateState
@@ -3071,6 +3646,79 @@ export declare const Issue: GenService<{
     methodKind: "unary";
     input: typeof DeleteIdentityProviderRequestSchema;
     output: typeof DeleteIdentityProviderResponseSchema;
+  },
+  /**
+   * Cross-organization trust (issue 18): the tenant (A) lets another tenant's (B's) agents, or
+   * humans, exchange their B access tokens at A's token endpoint (subject_token_type
+   * urn:mandate:params:oauth:token-type:tenant-access-token) for A tokens whose client is `client_id`
+   * (an agent of A) and whose act keeps B's identities, within the trust's scopes, resources and
+   * authorization details, until `expire_time`. NOT_FOUND when B or the client does not exist;
+   * INVALID_ARGUMENT when the client is not an agent or the bounds are malformed.
+   *
+   * @generated from rpc mandate.v1.Issue.CreateTenantTrust
+   */
+  createTenantTrust: {
+    methodKind: "unary";
+    input: typeof CreateTenantTrustRequestSchema;
+    output: typeof CreateTenantTrustResponseSchema;
+  },
+  /**
+   * Lists the tenant's trusts in other tenants, newest first (revoked and expired ones included).
+   *
+   * @generated from rpc mandate.v1.Issue.ListTenantTrusts
+   */
+  listTenantTrusts: {
+    methodKind: "unary";
+    input: typeof ListTenantTrustsRequestSchema;
+    output: typeof ListTenantTrustsResponseSchema;
+  },
+  /**
+   * Revokes a trust: every crossing stops at once — new exchanges are refused and the tokens it let
+   * cross are revoked (inactive at introspection, refused by Authorize). NOT_FOUND when there is no
+   * such trust; revoking a revoked trust changes nothing.
+   *
+   * @generated from rpc mandate.v1.Issue.RevokeTenantTrust
+   */
+  revokeTenantTrust: {
+    methodKind: "unary";
+    input: typeof RevokeTenantTrustRequestSchema;
+    output: typeof RevokeTenantTrustResponseSchema;
+  },
+  /**
+   * Agent federation gateway (issue 18): a trust in an external issuer — a JWT issuer (`jwt`), an
+   * enterprise IdP issuing ID-JAGs (`id_jag`), a SAML IdP (`saml`) or a CA (`x509_ca`) — whose
+   * credentials the token endpoint exchanges for short-lived, sender-constrained tokens of the agent
+   * the mapping names, within the allowed scopes and resources, until `expire_time`.
+   * INVALID_ARGUMENT when the verification does not suit the kind (e.g. a jwt trust naming no keys,
+   * an x509_ca trust without CA certificates) or a jwks_uri the SSRF rules refuse.
+   *
+   * @generated from rpc mandate.v1.Issue.CreateFederationTrust
+   */
+  createFederationTrust: {
+    methodKind: "unary";
+    input: typeof CreateFederationTrustRequestSchema;
+    output: typeof CreateFederationTrustResponseSchema;
+  },
+  /**
+   * Lists the tenant's federation trusts, oldest first (revoked and expired ones included).
+   *
+   * @generated from rpc mandate.v1.Issue.ListFederationTrusts
+   */
+  listFederationTrusts: {
+    methodKind: "unary";
+    input: typeof ListFederationTrustsRequestSchema;
+    output: typeof ListFederationTrustsResponseSchema;
+  },
+  /**
+   * Revokes a federation trust: its credentials are refused from the next request on. NOT_FOUND when
+   * the tenant has no such active trust.
+   *
+   * @generated from rpc mandate.v1.Issue.RevokeFederationTrust
+   */
+  revokeFederationTrust: {
+    methodKind: "unary";
+    input: typeof RevokeFederationTrustRequestSchema;
+    output: typeof RevokeFederationTrustResponseSchema;
   },
 }>;
 

@@ -10,7 +10,7 @@ import {
   ApiKeyRefused,
   ApiKeys,
 } from "../../services/issue/federation/api-keys/api-keys.ts";
-import { apiKeyId } from "../../services/issue/federation/api-keys/key-format.ts";
+import { apiKeyId, withChecksum } from "../../services/issue/federation/api-keys/key-format.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { loadConfig } from "../../services/shared/config.ts";
 import type { Store } from "../../services/shared/store/store.ts";
@@ -120,7 +120,7 @@ describe("API keys (store)", () => {
       { clientId: agent, scopes: ["orders.read"], resources: [] },
       admin,
     );
-    const forged = await forgeWithId(key, other);
+    const forged = forgeWithId(key, other);
     expect(await refusal(keys.authenticate("acme", forged))).toBe("unknown");
     // Keys are per tenant: the same key in another tenant is unknown there.
     expect(await refusal(keys.authenticate("other", key))).toBe("unknown");
@@ -229,18 +229,9 @@ describe("API keys (store)", () => {
 });
 
 /** A well-formed key (valid checksum) naming `target`'s id with `source`'s secret. */
-async function forgeWithId(target: string, source: string): Promise<string> {
-  const { crc32 } = await import("node:zlib");
+function forgeWithId(target: string, source: string): string {
   const id = apiKeyId(target) as string;
-  const body = `mdk_${id}_${source.slice(21, 64)}`;
-  const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  let value = crc32(body);
-  let digits = "";
-  for (let i = 0; i < 6; i++) {
-    digits = BASE62[value % 62] + digits;
-    value = Math.floor(value / 62);
-  }
-  const forged = `${body}${digits}`;
+  const forged = withChecksum(`mdk_${id}_${source.slice(21, 64)}`);
   expect(apiKeyId(forged)).toBe(id);
   return forged;
 }

@@ -20,9 +20,13 @@ export interface NewApiKey {
 
 export function newApiKey(): NewApiKey {
   const id = randomBytes(8).toString("hex");
-  const body = `${API_KEY_PREFIX}${id}_${randomBytes(32).toString("base64url")}`;
-  const key = `${body}${checksum(body)}`;
+  const key = withChecksum(`${API_KEY_PREFIX}${id}_${randomBytes(32).toString("base64url")}`);
   return { id, key, hash: apiKeyHash(key) };
+}
+
+/** `body` followed by its checksum: a key when `body` is `mdk_<id>_<secret>`. */
+export function withChecksum(body: string): string {
+  return `${body}${checksum(body)}`;
 }
 
 /** The id a well-formed key names (its checksum agrees), or undefined for anything else. */

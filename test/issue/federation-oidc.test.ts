@@ -300,6 +300,19 @@ async function tokensFor(browser: Browser, callback: Response, verifier: string)
   return (await token.json()) as { id_token: string; access_token: string };
 }
 
+/** The Mandate subject the IdP's user u-1234 is linked to (linking.ts). */
+async function linkedSubject(providerId: string): Promise<string> {
+  const row = await store
+    .forTenant(TENANT)
+    .db.selectFrom("federated_identities")
+    .select("subject")
+    .where("tenant_id", "=", TENANT)
+    .where("provider_id", "=", providerId)
+    .where("external_subject", "=", "u-1234")
+    .executeTakeFirstOrThrow();
+  return row.subject;
+}
+
 async function federatedSessions(): Promise<number> {
   const rows = await store
     .forTenant(TENANT)
@@ -329,7 +342,9 @@ describe("OIDC upstream login", () => {
     const tokens = await tokensFor(browser, response, verifier);
     const jwks = createRemoteJWKSet(new URL(`${server.issuer}/.well-known/jwks.json`));
     const { payload } = await jwtVerify(tokens.id_token, jwks, { issuer: server.issuer, audience: client.clientId });
-    expect(payload.sub).toBe("entra:u-1234");
+    const subject = await linkedSubject("entra");
+    expect(subject).toMatch(/^fed_entra_/);
+    expect(payload.sub).toBe(subject);
     expect(payload.nonce).toBe(nonce);
     expect(payload.acr).toBe(MFA_ACR);
     expect(payload.amr).toEqual(["pwd", "mfa"]);
@@ -337,19 +352,20 @@ describe("OIDC upstream login", () => {
     expect(payload.email).toBe("bob@contoso.example");
     if (tokens.access_token.split(".").length === 3) {
       const access = decodeJwt(tokens.access_token);
-      expect(access.sub).toBe("entra:u-1234");
+      expect(access.sub).toBe(subject);
       expect(access.acr).toBe(MFA_ACR);
     }
   });
 
-  it("signs in through Okta- and Google-shaped IdPs, each subject namespaced by its IdP", async () => {
+  it("signs in through Okta- and Google-shaped IdPs, the same upstream sub linked to a different subject per IdP", async () => {
     for (const id of ["okta", "google"]) {
       const browser = new Browser();
       const { verifier, challenge } = pkce();
       const { response } = await viaButton(browser, id, challenge);
       const tokens = await tokensFor(browser, response, verifier);
-      expect(decodeJwt(tokens.id_token).sub).toBe(`${id}:u-1234`);
+      expect(decodeJwt(tokens.id_token).sub).toBe(await linkedSubject(id));
     }
+    expect(await linkedSubject("okta")).not.toBe(await linkedSubject("google"));
   });
 
   it("home-realm discovery: the e-mail's domain picks the IdP; an unknown domain stays on the password login", async () => {
@@ -380,7 +396,7 @@ describe("OIDC upstream login", () => {
     );
     const { response } = await atIdp(browser, atOkta);
     const tokens = await tokensFor(browser, response, verifier);
-    expect(decodeJwt(tokens.id_token).sub).toBe("okta:u-1234");
+    expect(decodeJwt(tokens.id_token).sub).toBe(await linkedSubject("okta"));
   });
 });
 

@@ -4,8 +4,10 @@ import type { Clock } from "../../../shared/clock.ts";
 import type { Config } from "../../../shared/config.ts";
 import type { Store } from "../../../shared/store/store.ts";
 import type { IdentityProvider, LoginRequest } from "../provider.ts";
+import { IdentityLinking } from "./linking.ts";
 import { FederationLogins } from "./logins.ts";
 import { OidcUpstream } from "./oidc.ts";
+import { provisioningFor } from "./provisioning.ts";
 import { IdentityProviders, type ProviderKind } from "./registry.ts";
 import { FederatedSessions, withFederatedSessions } from "./sessions.ts";
 import type { Upstream, UpstreamIdentity } from "./upstream.ts";
@@ -52,25 +54,14 @@ export function createFederation({ config, store, clock }: { config: Config; sto
   const upstreams: Partial<Record<ProviderKind, Upstream>> = {
     oidc: new OidcUpstream(config),
   };
+  const providers = new IdentityProviders(store, now);
+  const linking = new IdentityLinking({ store, clock, providers, provisioning: provisioningFor(config) });
   return {
-    providers: new IdentityProviders(store, now),
+    providers,
     logins: new FederationLogins({ store, now, ttlMs: config.federation.loginTtl }),
     sessions: new FederatedSessions({ store, now, ttlMs: config.oauth.sessionTtl }),
     upstream: (kind) => upstreams[kind],
-    link: namespacedSubject,
+    // Links the upstream identity to its Mandate subject (provisioned on its first login), audited.
+    link: (tenant, providerId, identity) => linking.linkIdentity(tenant, providerId, identity),
   };
 }
-
-/** Standard claims an upstream's ID token may carry into Mandate's (OIDC Core §5.1). */
-const RELEASED = ["email", "email_verified", "name", "given_name", "family_name", "preferred_username"];
-
-/**
- * Until linking (linking.ts) is wired: the upstream subject namespaced by its IdP, so two IdPs
- * can never sign in as each other's users, with the standard profile claims passed through.
- */
-const namespacedSubject: LinkUpstreamIdentity = async (_tenant, providerId, identity) => ({
-  subject: `${providerId}:${identity.externalSubject}`,
-  claims: Object.fromEntries(
-    RELEASED.filter((k) => identity.claims[k] !== undefined).map((k) => [k, identity.claims[k]]),
-  ),
-});

@@ -120,7 +120,8 @@ export class ApiKeys {
     const now = clock.now();
     const scoped = this.#services.store.forTenant(tenant);
     return scoped.transaction(async (tx) => {
-      const old = await selectRow(tx, tenant, id);
+      // Concurrent rotations of one key serialise on its row (SQLite: one writer at a time anyway).
+      const old = await selectRow(tx, tenant, id, this.#services.store.engine === "postgres");
       if (!old || old.revoked_at !== null || Number(old.expires_at) <= now) {
         throw new ApiKeyChangeRefused("not_found", "id", `there is no usable API key ${id}`);
       }
@@ -278,8 +279,11 @@ async function selectRow(
   db: TenantTransaction | ReturnType<Store["forTenant"]>["db"],
   tenant: string,
   id: string,
+  lock = false,
 ): Promise<ApiKeysTable | undefined> {
-  return db.selectFrom("api_keys").selectAll().where("tenant_id", "=", tenant).where("id", "=", id).executeTakeFirst();
+  let query = db.selectFrom("api_keys").selectAll().where("tenant_id", "=", tenant).where("id", "=", id);
+  if (lock) query = query.forUpdate();
+  return query.executeTakeFirst();
 }
 
 async function successorOf(tx: TenantTransaction, tenant: string, id: string): Promise<string | null> {

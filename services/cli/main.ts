@@ -9,12 +9,15 @@ import { certsCommand } from "./certs.ts";
 import { clientsCommand } from "./clients.ts";
 import { command, configOption, print } from "./common.ts";
 import { reportError } from "./errors.ts";
+import { federationCommand } from "./federation.ts";
 import { healthCommand } from "./health.ts";
+import { idpsCommand } from "./idps.ts";
 import { keysCommand } from "./keys.ts";
 import { mandatesCommand } from "./mandates.ts";
 import { migrateCommand } from "./migrate.ts";
 import { policyCommand } from "./policy.ts";
 import { devCommand, serveCommand } from "./serve.ts";
+import { tenantTrustsCommand } from "./tenant-trusts.ts";
 import { tenantsCommand } from "./tenants.ts";
 import { usersCommand } from "./users.ts";
 
@@ -28,11 +31,14 @@ for (const group of [
   migrateCommand(),
   usersCommand(),
   tenantsCommand(),
+  tenantTrustsCommand(),
   keysCommand(),
   clientsCommand(),
   mandatesCommand(),
   agentsCommand(),
   apiKeysCommand(),
+  federationCommand(),
+  idpsCommand(),
   auditCommand(),
   healthCommand(),
   adminCommand(),

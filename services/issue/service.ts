@@ -36,6 +36,9 @@ import { filterFromProto, identityFromProto, identityToProto } from "./clients/p
 import { ClientRegistry } from "./clients/registry.ts";
 import { ApiKeys } from "./federation/api-keys/api-keys.ts";
 import { apiKeyRpcs } from "./federation/api-keys/rpcs.ts";
+import { federationTrustRpcs } from "./federation/gateway/rpcs.ts";
+import { tenantTrustRpcs } from "./federation/tenant-trust/rpcs.ts";
+import { TenantTrusts } from "./federation/tenant-trust/trusts.ts";
 import { identityProviderRpcs } from "./identity/federation/admin.ts";
 import { startRequestHousekeeping } from "./mandates/request-housekeeping.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
@@ -82,6 +85,10 @@ export function issueService(deps: ServiceDeps) {
       ...identityProviderRpcs({ store, clock, config: deps.config }),
       // API keys Mandate creates for agents (issue 18), exchanged at the federation gateway.
       ...apiKeyRpcs(new ApiKeys({ store, clock, config: deps.config, clients })),
+      // The agent federation gateway's trusts in external issuers (issue 18).
+      ...federationTrustRpcs({ store, clock, config: deps.config, clients }),
+      // Cross-organization trust (issue 18): other tenants' identities this tenant lets act in it.
+      ...tenantTrustRpcs(new TenantTrusts(store, () => clock.now())),
 
       async createClient(request, context) {
         const caller = callerOf(context);

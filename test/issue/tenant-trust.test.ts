@@ -8,13 +8,15 @@
 // B's token revoked in B, a token not meant for A, and the trust revoked — which also makes the
 // crossing tokens already issued inactive at A's introspection.
 import { randomUUID } from "node:crypto";
-import { createClient } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { buildBundle } from "../../services/authorize/rego/bundle.ts";
 import { TENANT_ACCESS_TOKEN_TYPE } from "../../services/issue/federation/gateway/sources/tenant.ts";
@@ -31,6 +33,7 @@ import {
   type TokenEndpoint,
   tokenRequest,
 } from "../helpers/agents.ts";
+import { runMandate } from "../helpers/mandate-process.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import { policyDir } from "../helpers/policy-bundles.ts";
 
@@ -392,5 +395,91 @@ describe("trust lifetime", () => {
     const answer = await cross(agentB, await foreignToken(agentB, endpointB));
     expect(answer).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
     expect(answer.body.error_description).toContain("no active trust");
+  });
+});
+
+describe("admin RPCs and `mandate tenant-trusts`", () => {
+  const cli = (...args: string[]) =>
+    runMandate(["tenant-trusts", ...args, "--address", server.process.summary.grpc as string], {
+      MANDATE_ADMIN_FILE: server.process.adminFile,
+    });
+  const code = (call: Promise<unknown>) =>
+    call.then(
+      () => undefined,
+      (error) => ConnectError.from(error).code,
+    );
+  const request = (fields: Record<string, unknown> = {}) => ({
+    tenant: A,
+    foreignTenant: B,
+    clientId: representative,
+    subjectKinds: ["agent"],
+    scopes: ["orders.read"],
+    resources: [RESOURCE],
+    expireTime: timestampFromMs(Date.now() + 3600_000),
+    ...fields,
+  });
+
+  it("refuses what cannot be a trust, with the field or resource named", async () => {
+    expect(await code(server.issue.createTenantTrust(request({ expireTime: undefined })))).toBe(Code.InvalidArgument);
+    expect(await code(server.issue.createTenantTrust(request({ subjectKinds: ["robot"] })))).toBe(Code.InvalidArgument);
+    expect(await code(server.issue.createTenantTrust(request({ foreignTenant: "nowhere" })))).toBe(Code.NotFound);
+    expect(await code(server.issue.createTenantTrust(request({ foreignTenant: A })))).toBe(Code.InvalidArgument);
+    expect(await code(server.issue.createTenantTrust(request({ clientId: "nobody" })))).toBe(Code.NotFound);
+    const app = await server.register({ grantTypes: ["client_credentials"] }, A);
+    expect(await code(server.issue.createTenantTrust(request({ clientId: app.clientId })))).toBe(Code.InvalidArgument);
+    expect(
+      await code(server.issue.createTenantTrust(request({ expireTime: timestampFromMs(Date.now() - 1000) }))),
+    ).toBe(Code.InvalidArgument);
+    expect(await code(server.issue.createTenantTrust(request({ authorizationDetails: [{ actions: ["x"] }] })))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await code(server.issue.revokeTenantTrust({ tenant: A, id: "ttr_nope" }))).toBe(Code.NotFound);
+    // Another tenant's administrator cannot grant A's trust.
+    const partnerAdmin = createClient(
+      Issue,
+      createGrpcTransport({
+        baseUrl: `http://${server.process.summary.grpc}`,
+        interceptors: [await server.caller("mandate:tenant-admin", B)],
+      }),
+    );
+    expect(await code(partnerAdmin.createTenantTrust(request()))).toBe(Code.PermissionDenied);
+  });
+
+  it("grant, list and revoke from the CLI; the revocation kills the crossing tokens at once", {
+    timeout: 180_000,
+  }, async () => {
+    const granted = await cli(
+      "grant",
+      "--tenant",
+      A,
+      "--foreign-tenant",
+      B,
+      "--client",
+      representative,
+      "--scope",
+      "orders.read",
+      "--resource",
+      RESOURCE,
+      "--authorization-details",
+      JSON.stringify([{ type: "order_access", actions: ["read"] }]),
+      "--ttl",
+      "1h",
+      "--json",
+    );
+    expect(granted.code, granted.stderr).toBe(0);
+    const trust = JSON.parse(granted.stdout) as Record<string, unknown>;
+    expect(trust).toMatchObject({ foreignTenant: B, clientId: representative, subjectKinds: ["agent"] });
+    const listed = await cli("list", "--tenant", A, "--json");
+    expect((JSON.parse(listed.stdout) as { id: string }[]).map((t) => t.id)).toContain(trust.id);
+    const { token, claims } = await crossed(agentB);
+    expect(claims.authorization_details).toEqual([{ type: "order_access", actions: ["read"] }]);
+    expect((await introspect(A, token)).active).toBe(true);
+    const revoked = await cli("revoke", trust.id as string, "--tenant", A, "--json");
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((JSON.parse(revoked.stdout) as { revokedTokens: number }).revokedTokens).toBeGreaterThanOrEqual(1);
+    // Revoked by the server's own process: its introspection refuses the token from the next call.
+    expect((await introspect(A, token)).active).toBe(false);
+    const help = await cli("--help");
+    expect(help.stdout).toContain("grant");
   });
 });

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
-import { Store } from "../../services/shared/store/store.ts";
+import { auditDetails } from "../helpers/audit-log.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import { leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
 
@@ -79,15 +79,6 @@ function claimsOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.split(".")[1] as string, "base64url").toString("utf8"));
 }
 
-async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
-  const store = Store.open({ url: server.database, poolSize: 1 });
-  try {
-    return await work(store);
-  } finally {
-    await store.close();
-  }
-}
-
 beforeAll(async () => {
   serverCa = rootCa();
   const serverCertificate = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
@@ -146,23 +137,7 @@ describe("x509_ca: a certificate of a trusted external CA", () => {
         mandate_federation: { protocol: "x509_ca", trust: trustId },
       },
     });
-    const entry = await withStore(async (store) => {
-      for (let attempt = 0; attempt < 100; attempt++) {
-        const rows = await store
-          .forTenant("demo")
-          .db.selectFrom("audit_log")
-          .select("body")
-          .where("tenant_id", "=", "demo")
-          .where("type", "=", "token.federated.v1")
-          .execute();
-        const found = rows
-          .map((row) => (JSON.parse(row.body) as { event: { details: Record<string, unknown> } }).event.details)
-          .find((d) => d.jti === claims.jti);
-        if (found) return found;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      return undefined;
-    });
+    const entry = await auditDetails(server.database, "token.federated.v1", claims.jti as string);
     expect(entry).toMatchObject({
       protocol: "x509_ca",
       issuer: "Partner Agents CA",

@@ -14,6 +14,7 @@ import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { createTrust, type NewFederationTrust, revokeTrust } from "../../services/issue/federation/gateway/trusts.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { type Agent, discover, registerAgent, type TokenEndpoint } from "../helpers/agents.ts";
+import { auditDetails } from "../helpers/audit-log.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import {
   type AssertionOptions,
@@ -156,22 +157,8 @@ function claimsOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.split(".")[1] as string, "base64url").toString("utf8"));
 }
 
-async function auditEntry(jti: string): Promise<Record<string, unknown>> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const rows = await store
-      .forTenant("demo")
-      .db.selectFrom("audit_log")
-      .select("body")
-      .where("tenant_id", "=", "demo")
-      .where("type", "=", "token.federated.v1")
-      .execute();
-    const details = rows
-      .map((row) => (JSON.parse(row.body) as { event: { details: Record<string, unknown> } }).event.details)
-      .find((d) => d.jti === jti);
-    if (details) return details;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`no token.federated.v1 entry for ${jti}`);
+function auditEntry(jti: string): Promise<Record<string, unknown>> {
+  return auditDetails(server.database, "token.federated.v1", jti);
 }
 
 beforeAll(async () => {
@@ -410,6 +397,13 @@ describe("JWT from a trusted external issuer (RFC 7523 jwt-bearer)", () => {
     expect(answer).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
     expect(answer.body.error_description).toMatch(/no trust/);
     expect(await revokeTrust(store, "demo", revocable.id, Date.now(), ADMIN)).toBe(false);
+  });
+
+  it("answers temporarily_unavailable when the issuer's metadata cannot be discovered", async () => {
+    await trust({ kind: "jwt", issuer: `${issuer}/no-metadata`, mapping: { client: agent.clientId } });
+    const answer = await refused(await externalJwt({ claims: { iss: `${issuer}/no-metadata` } }));
+    expect(answer.body).toMatchObject({ error: "temporarily_unavailable" });
+    expect(answer.body.error_description).toMatch(/metadata/);
   });
 
   it("is advertised in the authorization server metadata", async () => {

@@ -25,6 +25,7 @@ export const FEDERATION_JWT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"] as
 const SKEW_SECONDS = 60;
 const DEFAULT_MAX_LIFETIME_SECONDS = 3600;
 const DISCOVERY_TTL_MS = 5 * 60_000;
+const DISCOVERY_COOLDOWN_MS = 30_000;
 
 export interface JwtAssertionServices {
   store: Store;
@@ -41,7 +42,7 @@ export interface VerifiedAssertion {
 
 export class JwtAssertionVerifier {
   readonly #services: JwtAssertionServices;
-  readonly #discovered = new Map<string, { jwksUri: string; at: number }>();
+  readonly #discovered = new Map<string, { jwksUri: string | undefined; at: number }>();
 
   constructor(services: JwtAssertionServices) {
     this.#services = services;
@@ -105,7 +106,9 @@ export class JwtAssertionVerifier {
   async #discover(issuer: string): Promise<string> {
     const now = Date.now();
     const cached = this.#discovered.get(issuer);
-    if (cached && now - cached.at < DISCOVERY_TTL_MS) return cached.jwksUri;
+    if (cached?.jwksUri && now - cached.at < DISCOVERY_TTL_MS) return cached.jwksUri;
+    // A failed discovery is not retried before the cooldown: credentials cannot make us hammer the issuer.
+    if (cached && !cached.jwksUri && now - cached.at < DISCOVERY_COOLDOWN_MS) throw unavailable(issuer);
     const base = issuer.replace(/\/$/, "");
     for (const url of [`${base}/.well-known/openid-configuration`, wellKnownRfc8414(issuer)]) {
       const jwksUri = await this.#fetchMetadata(url, issuer);
@@ -114,7 +117,8 @@ export class JwtAssertionVerifier {
         return jwksUri;
       }
     }
-    throw new FederationRefused(`the metadata of ${issuer} could not be retrieved`, "temporarily_unavailable");
+    this.#discovered.set(issuer, { jwksUri: undefined, at: now });
+    throw unavailable(issuer);
   }
 
   async #fetchMetadata(url: string, issuer: string): Promise<string | undefined> {
@@ -134,6 +138,10 @@ export class JwtAssertionVerifier {
       return undefined;
     }
   }
+}
+
+function unavailable(issuer: string): FederationRefused {
+  return new FederationRefused(`the metadata of ${issuer} could not be retrieved`, "temporarily_unavailable");
 }
 
 /** RFC 8414 §3.1: the well-known suffix goes between the host and the issuer's path. */

@@ -22,6 +22,7 @@ import {
   SignJWT,
 } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { checkPreset, oidcSettingsProblem } from "../../services/issue/identity/federation/oidc.ts";
 import { IdentityProviders, type NewIdentityProvider } from "../../services/issue/identity/federation/registry.ts";
 import { FederationSecrets } from "../../services/issue/identity/federation/sealing.ts";
 import { Store } from "../../services/shared/store/store.ts";
@@ -107,7 +108,9 @@ class UpstreamIdp {
       res.end(JSON.stringify(body));
     };
     if (path.endsWith("/.well-known/openid-configuration")) {
-      const issuer = this.issuer(path.slice(0, -"/.well-known/openid-configuration".length));
+      const mount = path.slice(0, -"/.well-known/openid-configuration".length);
+      // "/impostor" publishes another issuer's name (OIDC Discovery §4.3: the client must refuse it).
+      const issuer = this.issuer(mount === "/impostor" ? "/okta" : mount);
       return json(200, {
         issuer,
         authorization_endpoint: `${issuer}/authorize`,
@@ -224,6 +227,7 @@ beforeAll(async () => {
     google_hosted_domain: "contoso.example",
     issuer: idp.issuer("/google"),
   });
+  await provider("impostor", "Impostor", { issuer: idp.issuer("/impostor") });
   client = await server.register({ redirectUris: [REDIRECT_URI], tokenEndpointAuthMethod: "none" });
 }, 60_000);
 
@@ -434,5 +438,159 @@ describe("OIDC upstream refusals at the callback", () => {
     const forged = new URL(callbackUrl);
     forged.searchParams.set("state", randomBytes(32).toString("base64url"));
     await expectRefused(await browser.get(forged.toString()), before, /not belong|unknown/);
+  });
+});
+
+describe("OIDC discovery", () => {
+  it("refuses an IdP whose discovery document names another issuer: no login starts", async () => {
+    const browser = new Browser();
+    const { challenge } = pkce();
+    const { html } = await openLoginPage(browser, challenge, randomUUID());
+    const href = /href="([^"]*\/login\/idp\/impostor\?[^"]*)"/.exec(html)?.[1] as string;
+    const start = await browser.get(href.replaceAll("&amp;", "&"));
+    expect(start.status).toBe(502);
+    expect(start.headers.get("location")).toBeNull();
+    const rows = await store
+      .forTenant(TENANT)
+      .db.selectFrom("federation_logins")
+      .select("id")
+      .where("tenant_id", "=", TENANT)
+      .where("provider_id", "=", "impostor")
+      .execute();
+    expect(rows).toHaveLength(0);
+  });
+});
+
+describe("OIDC settings and presets", () => {
+  const base = { client_id: "mandate" };
+  it.each([
+    [{ ...base, issuer: "http://idp.example" }, /https/],
+    [{ ...base, issuer: "https://idp.example?x=1" }, /query/],
+    [{ ...base }, /issuer is required/],
+    [{ issuer: "https://idp.example", client_id: "" }, /client_id/],
+    [{ ...base, issuer: "https://idp.example", id_token_signed_response_alg: "HS256" }, /asymmetric/],
+    [{ ...base, issuer: "https://idp.example", id_token_signed_response_alg: "none" }, /asymmetric/],
+    [{ ...base, preset: "entra", entra_tenant_id: "common" }, /any directory/],
+    [{ ...base, preset: "entra", entra_tenant_id: "organizations" }, /any directory/],
+    [{ ...base, preset: "entra", entra_tenant_id: "contoso" }, /GUID/],
+    [{ ...base, issuer: "https://idp.example", client_auth: "client_secret_post" }, /not supported/],
+  ] as const)("refuses %j", (settings, message) => {
+    expect(oidcSettingsProblem(settings as never)).toMatch(message);
+  });
+
+  it("fills the presets' issuers: Entra's tenant-specific one, Okta's org, Google's", () => {
+    expect(oidcSettingsProblem({ ...base, preset: "entra", entra_tenant_id: ENTRA_TID })).toBeUndefined();
+    expect(oidcSettingsProblem({ ...base, preset: "okta", okta_domain: "fabrikam.okta.com" })).toBeUndefined();
+    expect(oidcSettingsProblem({ ...base, preset: "google" })).toBeUndefined();
+  });
+
+  it("Google without a configured hosted domain accepts any account; with one, only that hd", () => {
+    expect(() => checkPreset({ ...base, preset: "google" }, { sub: "x" })).not.toThrow();
+    expect(() =>
+      checkPreset({ ...base, preset: "google", google_hosted_domain: "contoso.example" }, { hd: "contoso.example" }),
+    ).not.toThrow();
+    expect(() =>
+      checkPreset({ ...base, preset: "google", google_hosted_domain: "contoso.example" }, { hd: "CONTOSO.example " }),
+    ).toThrow(/hd/);
+  });
+});
+
+describe("with Kratos as the primary identity provider", () => {
+  let kratosServer: OAuthServer;
+  let kratosStore: Store;
+  const KRATOS = "http://127.0.0.1:9/kratos";
+
+  beforeAll(async () => {
+    // No Kratos answers here: a federated login never needs it, and the test would fail if it asked.
+    kratosServer = await startOAuthServer({
+      NODE_EXTRA_CA_CERTS: process.env.TEST_IDP_CA as string,
+      MANDATE_OAUTH_ALLOW_PRIVATE_METADATA_HOSTS: "true",
+      MANDATE_FEDERATION_SECRET_KEY: FEDERATION_KEY,
+      MANDATE_IDENTITY_PROVIDER: "kratos",
+      MANDATE_KRATOS_PUBLIC_URL: KRATOS,
+    });
+    kratosStore = Store.open({ url: kratosServer.database });
+    const secrets = new FederationSecrets(Buffer.from(FEDERATION_KEY, "base64url"));
+    await new IdentityProviders(kratosStore, () => Date.now()).create(TENANT, {
+      id: "okta",
+      kind: "oidc",
+      displayName: "Fabrikam (Okta)",
+      settings: {
+        preset: "okta",
+        issuer: idp.issuer("/okta"),
+        client_id: "mandate-okta",
+        client_secret: secrets.seal({ tenant: TENANT, provider: "okta", field: "client_secret" }, CLIENT_SECRET),
+      },
+      emailDomains: ["fabrikam.example"],
+      claimMapping: {},
+      enabled: true,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await kratosStore?.close();
+    await kratosServer?.stop();
+  });
+
+  it("shows Mandate's page with the IdPs and e-mail discovery before Kratos, and a federated login needs no Kratos session", async () => {
+    const kratosClient = await kratosServer.register({ redirectUris: [REDIRECT_URI], tokenEndpointAuthMethod: "none" });
+    const browser = new Browser();
+    const { verifier, challenge } = pkce();
+    const query = new URLSearchParams({
+      client_id: kratosClient.clientId,
+      redirect_uri: REDIRECT_URI,
+      response_type: "code",
+      scope: "openid",
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+    });
+    const authorize = await browser.get(`${kratosServer.issuer}/oauth2/authorize?${query}`);
+    expect(authorize.status).toBe(303);
+    const login = new URL(authorize.headers.get("location") as string);
+    expect(login.pathname).toBe("/t/demo/login");
+    const page = await (await browser.get(login.toString())).text();
+    expect(page).not.toContain('name="password"');
+    expect(page).toContain('name="email"');
+    // "Continue" leads to Kratos's own login flow, returning to our resume URL.
+    const onward = new URL(
+      (/href="([^"]*self-service\/login[^"]*)"/.exec(page)?.[1] as string).replaceAll("&amp;", "&"),
+    );
+    expect(`${onward.origin}${onward.pathname}`).toBe(`${KRATOS}/self-service/login/browser`);
+    expect(onward.searchParams.get("return_to")).toMatch(/\/t\/demo\/oauth2\/resume\?interaction=/);
+    // An unknown e-mail domain goes on to Kratos too.
+    const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(page)?.[1] ?? "";
+    const common = { interaction: field("interaction"), csrf: field("csrf") };
+    const unknown = await browser.post(`${kratosServer.issuer}/login`, {
+      ...common,
+      email: "x@elsewhere.example",
+      discover: "1",
+    });
+    expect(unknown.headers.get("location")).toContain("/self-service/login/browser");
+    const known = await browser.post(`${kratosServer.issuer}/login`, {
+      ...common,
+      email: "bob@fabrikam.example",
+      discover: "1",
+    });
+    const { response } = await atIdp(browser, await browser.get(known.headers.get("location") as string));
+    expect(response.status).toBe(303);
+    const redirect = await browser.authorize(
+      new URL(response.headers.get("location") as string).toString(),
+      REDIRECT_URI,
+    );
+    const token = await fetch(`${kratosServer.issuer}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: redirect.searchParams.get("code") as string,
+        redirect_uri: REDIRECT_URI,
+        client_id: kratosClient.clientId,
+        code_verifier: verifier,
+      }),
+    });
+    expect(token.status).toBe(200);
+    const claims = decodeJwt(((await token.json()) as { id_token: string }).id_token);
+    expect(claims.sub).toMatch(/^fed_okta_/);
+    expect(claims.acr).toBe(MFA_ACR);
   });
 });

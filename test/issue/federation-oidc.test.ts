@@ -553,7 +553,7 @@ describe("with Kratos as the primary identity provider", () => {
     expect(page).toContain('name="email"');
     // "Continue" leads to Kratos's own login flow, returning to our resume URL.
     const onward = new URL(
-      (/href="([^"]*self-service\/login[^"]*)"/.exec(page)?.[1] as string).replaceAll("&amp;", "&"),
+      (/href="([^"]*self-service\/login[^"]*)"/.exec(page)?.[1] ?? "about:missing").replaceAll("&amp;", "&"),
     );
     expect(`${onward.origin}${onward.pathname}`).toBe(`${KRATOS}/self-service/login/browser`);
     expect(onward.searchParams.get("return_to")).toMatch(/\/t\/demo\/oauth2\/resume\?interaction=/);

@@ -641,7 +641,13 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
 ];
 
 /** Keys whose values are secrets or may embed one (a password in a URL). */
-const SECRET_KEYS = new Set(["database.url", "redis.url", "signer.software.kek", "signer.pkcs11.pin"]);
+const SECRET_KEYS = new Set([
+  "database.url",
+  "redis.url",
+  "signer.software.kek",
+  "signer.pkcs11.pin",
+  "federation.secretKey",
+]);
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -796,6 +802,7 @@ export function redactConfig(config: Config): Config {
     database: { ...config.database, url: redactUrl(config.database.url) },
     redis: config.redis.url ? { url: redactUrl(config.redis.url) } : config.redis,
     oauth: { ...config.oauth, initialAccessTokens: config.oauth.initialAccessTokens.map(() => "REDACTED") },
+    federation: { ...config.federation, ...(config.federation.secretKey ? { secretKey: "REDACTED" } : {}) },
     signer: {
       ...signer,
       software: { ...signer.software, ...(signer.software.kek ? { kek: "REDACTED" } : {}) },

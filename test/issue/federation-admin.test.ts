@@ -45,6 +45,18 @@ function idpMetadata(): string {
 </md:EntityDescriptor>`;
 }
 
+/** A demo provider's settings JSON as stored. */
+async function storedSettings(id: string): Promise<string> {
+  const row = await store
+    .forTenant("demo")
+    .db.selectFrom("identity_providers")
+    .select("settings")
+    .where("tenant_id", "=", "demo")
+    .where("id", "=", id)
+    .executeTakeFirstOrThrow();
+  return row.settings;
+}
+
 /** The provider as its JSON (what a client sees on the wire). */
 function asText(provider: IdentityProvider | undefined): string {
   return JSON.stringify(provider ? toJson(IdentityProviderSchema, provider) : null);
@@ -118,26 +130,14 @@ describe("Issue identity-provider RPCs", () => {
     expect(asText(fetched.provider)).not.toContain(SECRET);
     expect(fetched.provider?.sealedFields).toEqual(["client_secret"]);
     // At rest: sealed, not the secret.
-    const row = await store
-      .forTenant("demo")
-      .db.selectFrom("identity_providers")
-      .select("settings")
-      .where("tenant_id", "=", "demo")
-      .where("id", "=", "entra")
-      .executeTakeFirstOrThrow();
-    expect(row.settings).not.toContain(SECRET);
-    expect(JSON.parse(row.settings).client_secret.sealed).toMatch(/^v1\./);
+    const row = await storedSettings("entra");
+    expect(row).not.toContain(SECRET);
+    expect(JSON.parse(row).client_secret.sealed).toMatch(/^v1\./);
     expect(await auditTypes("demo")).toContain("identity.provider.created.v1");
   });
 
   it("updates (disable, domains, mapping, secret rotation) and deletes, audited", async () => {
-    const before = await store
-      .forTenant("demo")
-      .db.selectFrom("identity_providers")
-      .select("settings")
-      .where("tenant_id", "=", "demo")
-      .where("id", "=", "entra")
-      .executeTakeFirstOrThrow();
+    const before = await storedSettings("entra");
     const { provider } = await server.issue.updateIdentityProvider({
       tenant: "demo",
       id: "entra",
@@ -152,14 +152,8 @@ describe("Issue identity-provider RPCs", () => {
       claimMapping: { default_roles: ["member"] },
     });
     expect(asText(provider)).not.toContain("rotated-secret-value");
-    const after = await store
-      .forTenant("demo")
-      .db.selectFrom("identity_providers")
-      .select("settings")
-      .where("tenant_id", "=", "demo")
-      .where("id", "=", "entra")
-      .executeTakeFirstOrThrow();
-    expect(JSON.parse(after.settings).client_secret).not.toEqual(JSON.parse(before.settings).client_secret);
+    const after = await storedSettings("entra");
+    expect(JSON.parse(after).client_secret).not.toEqual(JSON.parse(before).client_secret);
     expect(await auditTypes("demo")).toContain("identity.provider.updated.v1");
 
     expect((await server.issue.deleteIdentityProvider({ tenant: "demo", id: "entra" })).unlinkedIdentities).toBe(0);

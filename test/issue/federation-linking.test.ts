@@ -18,6 +18,7 @@ import { FederationRefused } from "../../services/issue/identity/federation/upst
 import { identityClaims } from "../../services/issue/oauth/grants/grant-tokens.ts";
 import { mintAccessToken } from "../../services/issue/oauth/minting.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
+import { loadConfig, redactConfig } from "../../services/shared/config.ts";
 import type { AccessTokenClaims } from "../../services/shared/oauth/access-token.ts";
 import { SecretKeyError } from "../../services/shared/secret-key.ts";
 import type { SigningClient } from "../../services/shared/signing.ts";
@@ -275,6 +276,21 @@ describe("sealing provider secrets at rest (AES-256-GCM, bound to the row)", () 
     expect(() => new FederationSecrets(randomBytes(32)).open(ref, sealed)).toThrow(SealedSecretError);
     expect(() => new FederationSecrets(undefined).open(ref, sealed)).toThrow(/federation\.secretKey/);
     expect(() => new FederationSecrets(undefined).seal(ref, "x")).toThrow(SecretKeyError);
+  });
+
+  it("the key never reaches a printed configuration or a configuration error", () => {
+    const value = randomBytes(32).toString("base64url");
+    const config = loadConfig({ env: { MANDATE_FEDERATION_SECRET_KEY: value } });
+    expect(FederationSecrets.fromConfig(config).configured).toBe(true);
+    expect(JSON.stringify(redactConfig(config))).not.toContain(value);
+    let message = "";
+    try {
+      loadConfig({ env: { MANDATE_FEDERATION_SECRET_KEY: "short-federation-secret" } });
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toContain("federation.secretKey");
+    expect(message).not.toContain("short-federation-secret");
   });
 
   it("start-up: sealed rows without the key, or under another key, are a configuration error", async () => {

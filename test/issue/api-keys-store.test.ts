@@ -141,6 +141,22 @@ describe("API keys (store)", () => {
     expect(await create({ resources: [RESOURCE], ttlMs: HOUR })).toBeUndefined();
   });
 
+  it("never gives more than the agent is registered for now", async () => {
+    const agent = await newAgent();
+    const { key } = await keys.create(
+      "acme",
+      { clientId: agent, scopes: ["orders.read", "orders.write"], resources: [RESOURCE, "https://other.example.com/"] },
+      admin,
+    );
+    const registered = (await clients.get("acme", agent))?.metadata;
+    await clients.update("acme", agent, { ...registered, scope: "orders.read", resources: [RESOURCE] });
+    const used = await keys.authenticate("acme", key);
+    expect(used.scopes).toEqual(["orders.read"]);
+    expect(used.resources).toEqual([RESOURCE]);
+    await clients.delete("acme", agent);
+    expect(await refusal(keys.authenticate("acme", key))).toBe("agent_gone");
+  });
+
   it("an expired key is refused", async () => {
     const agent = await newAgent();
     const { key } = await keys.create(

@@ -8,6 +8,7 @@ import type { Clock } from "../../../shared/clock.ts";
 import type { Config } from "../../../shared/config.ts";
 import type { ApiKeysTable } from "../../../shared/store/migrations/0018_api_keys.ts";
 import type { Store, TenantTransaction } from "../../../shared/store/store.ts";
+import type { RegisteredClient } from "../../clients/metadata.ts";
 import type { ClientRegistry } from "../../clients/registry.ts";
 import { TenantResources } from "../../oauth/rfc8707.ts";
 import { apiKeyId, hashMatches, newApiKey } from "./key-format.ts";
@@ -192,7 +193,8 @@ export class ApiKeys {
 
   /**
    * The usable key `key` is, in `tenant`: found by its id (no scan), its hash compared in constant
-   * time, not revoked, not expired, its agent still an agent. Records the use at most once a minute.
+   * time, not revoked, not expired, its agent still an agent; its bounds cut to the agent's current
+   * registration. Records the use at most once a minute.
    */
   async authenticate(tenant: string, key: string): Promise<ApiKey> {
     const id = apiKeyId(key);
@@ -211,7 +213,18 @@ export class ApiKeys {
       throw new ApiKeyRefused("agent_gone", `the agent ${row.client_id} of API key ${id} no longer exists`);
     }
     await this.#recordUse(tenant, row, now);
-    return fromRow({ ...row, last_used_at: row.last_used_at === null ? now : row.last_used_at }, null);
+    const stored = fromRow({ ...row, last_used_at: row.last_used_at === null ? now : row.last_used_at }, null);
+    return { ...stored, ...(await this.#stillRegistered(agent, stored)) };
+  }
+
+  /** A key never gives more than its agent is registered for now (its registration may have shrunk since). */
+  async #stillRegistered(agent: RegisteredClient, key: ApiKey): Promise<Pick<ApiKey, "scopes" | "resources">> {
+    const registered = agent.metadata.scope.split(" ");
+    const allowed = await this.#resources.allowedFor(agent);
+    return {
+      scopes: key.scopes.filter((scope) => registered.includes(scope)),
+      resources: key.resources.filter((resource) => allowed.includes(resource)),
+    };
   }
 
   async #recordUse(tenant: string, row: ApiKeysTable, now: number): Promise<void> {

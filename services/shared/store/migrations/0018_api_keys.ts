@@ -41,4 +41,11 @@ export async function up(db: Kysely<unknown>, engine: "sqlite" | "postgres"): Pr
     .addPrimaryKeyConstraint("api_keys_pk", ["tenant_id", "id"])
     .execute();
   await db.schema.createIndex("api_keys_hash_idx").on("api_keys").columns(["tenant_id", "key_hash"]).unique().execute();
+  // A key's successor (rotation) and an agent's keys (ListApiKeys by agent) without a scan.
+  await db.schema
+    .createIndex("api_keys_rotated_from_idx")
+    .on("api_keys")
+    .columns(["tenant_id", "rotated_from"])
+    .execute();
+  await db.schema.createIndex("api_keys_client_idx").on("api_keys").columns(["tenant_id", "client_id"]).execute();
 }

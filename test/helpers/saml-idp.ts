@@ -3,11 +3,14 @@
 // SAML Core §5.4 places it). Messages are built from templates on purpose: the attack tests need
 // shapes no conforming IdP library would produce (wrapped, moved, unsigned or commented elements).
 // The signing key and certificate come from the openssl CLI, independent of the verifier.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { inflateRawSync } from "node:zlib";
 import { DOMParser } from "@xmldom/xmldom";
 import { SignedXml } from "xml-crypto";
 import xmlenc from "xml-encryption";
+import { IdentityProviders } from "../../services/issue/identity/federation/registry.ts";
+import { parseIdpMetadata } from "../../services/issue/identity/federation/saml.ts";
+import type { Store } from "../../services/shared/store/store.ts";
 import { type PkiCertificate, selfSignedLeaf } from "./openssl-pki.ts";
 
 const RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
@@ -200,4 +203,51 @@ export async function encryptAssertion(assertion: string, spCertificatePem: stri
     ),
   );
   return `<saml:EncryptedAssertion>${encrypted}</saml:EncryptedAssertion>`;
+}
+
+/** Adds SAML IdP `id` to `tenant` from `idp`'s metadata, as the admin RPC would store it. */
+export async function addSamlProvider(store: Store, idp: SamlTestIdp, id = "corp", tenant = "demo"): Promise<void> {
+  await new IdentityProviders(store, Date.now).create(tenant, {
+    id,
+    kind: "saml",
+    displayName: "Corp SSO",
+    settings: { ...parseIdpMetadata(idp.metadata()) },
+    emailDomains: ["corp.example"],
+    claimMapping: { email: "email" },
+    enabled: true,
+  });
+}
+
+/** A public code-flow client's authorization request (PKCE S256) and its code redemption. */
+export function codeFlow(issuer: string, clientId: string, redirectUri: string) {
+  const verifier = randomBytes(32).toString("base64url");
+  const params = new URLSearchParams({
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    scope: "openid",
+    state: randomBytes(8).toString("hex"),
+    code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+    code_challenge_method: "S256",
+  });
+  return {
+    url: `${issuer}/oauth2/authorize?${params}`,
+    /** The ID token's claims for `code` (the token response must be 200). */
+    async redeem(code: string): Promise<Record<string, unknown>> {
+      const token = await fetch(`${issuer}/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "authorization_code",
+          code,
+          redirect_uri: redirectUri,
+          client_id: clientId,
+          code_verifier: verifier,
+        }),
+      });
+      if (token.status !== 200) throw new Error(`token endpoint: ${token.status} ${await token.text()}`);
+      const { id_token } = (await token.json()) as { id_token: string };
+      return JSON.parse(Buffer.from(id_token.split(".")[1] as string, "base64url").toString());
+    },
+  };
 }

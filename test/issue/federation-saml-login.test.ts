@@ -3,13 +3,17 @@
 // signed answer POSTed to the ACS → a Mandate session → the authorization request resumes and the
 // code becomes tokens. Refused answers (unknown RelayState, another browser, wrong InResponseTo,
 // replay) end on an access_denied page with nobody signed in. The SP metadata is public.
-import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IdentityProviders } from "../../services/issue/identity/federation/registry.ts";
-import { parseIdpMetadata } from "../../services/issue/identity/federation/saml.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
-import { readAuthnRequest, type SamlTestIdp, samlTestIdp, signedResponse } from "../helpers/saml-idp.ts";
+import {
+  addSamlProvider,
+  codeFlow,
+  readAuthnRequest,
+  type SamlTestIdp,
+  samlTestIdp,
+  signedResponse,
+} from "../helpers/saml-idp.ts";
 
 const REDIRECT = "https://app.example.test/callback";
 
@@ -22,15 +26,7 @@ beforeAll(async () => {
   server = await startOAuthServer();
   store = Store.open({ url: server.database, poolSize: 1 });
   idp = samlTestIdp();
-  await new IdentityProviders(store, Date.now).create("demo", {
-    id: "corp",
-    kind: "saml",
-    displayName: "Corp SSO",
-    settings: { ...parseIdpMetadata(idp.metadata()) },
-    emailDomains: ["corp.example"],
-    claimMapping: { email: "email" },
-    enabled: true,
-  });
+  await addSamlProvider(store, idp);
   ({ clientId } = await server.register({
     redirectUris: [REDIRECT],
     grantTypes: ["authorization_code"],
@@ -49,17 +45,8 @@ const acsUrl = () => `${server.issuer}/login/idp/corp/acs`;
 
 /** Starts an authorization request in `browser` and follows it to the IdP: the AuthnRequest it sends. */
 async function toIdp(browser: Browser) {
-  const verifier = randomBytes(32).toString("base64url");
-  const params = new URLSearchParams({
-    response_type: "code",
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: "openid",
-    state: "s1",
-    code_challenge: createHash("sha256").update(verifier).digest("base64url"),
-    code_challenge_method: "S256",
-  });
-  const toLogin = await browser.get(`${server.issuer}/oauth2/authorize?${params}`);
+  const flow = codeFlow(server.issuer, clientId, REDIRECT);
+  const toLogin = await browser.get(flow.url);
   const loginUrl = new URL(toLogin.headers.get("location") ?? "", server.issuer);
   const interaction = loginUrl.searchParams.get("interaction");
   expect(interaction).toBeTruthy();
@@ -67,7 +54,7 @@ async function toIdp(browser: Browser) {
   expect([302, 303]).toContain(start.status);
   const redirectUrl = start.headers.get("location") ?? "";
   expect(redirectUrl.startsWith(`${idp.ssoUrl}?`)).toBe(true);
-  return { request: readAuthnRequest(redirectUrl), verifier, interaction: interaction as string };
+  return { request: readAuthnRequest(redirectUrl), flow, interaction: interaction as string };
 }
 
 function answer(request: ReturnType<typeof readAuthnRequest>, extra: { inResponseTo?: string; nameId?: string } = {}) {
@@ -102,7 +89,7 @@ describe("SAML SP-initiated login", () => {
 
   it("signs in through the IdP and resumes the authorization request to a code and tokens", async () => {
     const browser = new Browser();
-    const { request, verifier } = await toIdp(browser);
+    const { request, flow } = await toIdp(browser);
     expect(request.acsUrl).toBe(acsUrl());
     expect(request.issuer).toBe(spEntityId());
     const back = await browser.post(request.acsUrl, {
@@ -115,20 +102,7 @@ describe("SAML SP-initiated login", () => {
     const callback = await browser.authorize(resume.toString(), REDIRECT);
     const code = callback.searchParams.get("code");
     expect(code).toBeTruthy();
-    const token = await fetch(`${server.issuer}/oauth2/token`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        grant_type: "authorization_code",
-        code: code as string,
-        redirect_uri: REDIRECT,
-        client_id: clientId,
-        code_verifier: verifier,
-      }),
-    });
-    expect(token.status).toBe(200);
-    const { id_token } = (await token.json()) as { id_token: string };
-    const claims = JSON.parse(Buffer.from(id_token.split(".")[1] as string, "base64url").toString());
+    const claims = await flow.redeem(code as string);
     // Not a dev user: the subject linked to the SAML NameID.
     expect(claims.sub).not.toBe("dev-alice");
     expect(typeof claims.sub).toBe("string");

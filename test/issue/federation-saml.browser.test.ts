@@ -3,16 +3,20 @@
 // signing with the saml-idp helper) → its HTTP-POST form to the ACS → consent → the client's
 // redirect with a code, which yields tokens. The browser carries the cookies itself (the login
 // handle's cookie must come back with the IdP's POST).
-import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IdentityProviders } from "../../services/issue/identity/federation/registry.ts";
-import { parseIdpMetadata } from "../../services/issue/identity/federation/saml.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
-import { readAuthnRequest, type SamlTestIdp, samlTestIdp, signedResponse } from "../helpers/saml-idp.ts";
+import {
+  addSamlProvider,
+  codeFlow,
+  readAuthnRequest,
+  type SamlTestIdp,
+  samlTestIdp,
+  signedResponse,
+} from "../helpers/saml-idp.ts";
 
 const REDIRECT = "https://app.example.test/callback";
 
@@ -57,15 +61,7 @@ beforeAll(async () => {
   store = Store.open({ url: server.database, poolSize: 1 });
   const origin = await startIdpServer();
   idp = samlTestIdp(origin);
-  await new IdentityProviders(store, Date.now).create("demo", {
-    id: "corp",
-    kind: "saml",
-    displayName: "Corp SSO",
-    settings: { ...parseIdpMetadata(idp.metadata()) },
-    emailDomains: ["corp.example"],
-    claimMapping: { email: "email" },
-    enabled: true,
-  });
+  await addSamlProvider(store, idp);
   ({ clientId } = await server.register({
     redirectUris: [REDIRECT],
     grantTypes: ["authorization_code"],
@@ -82,16 +78,7 @@ afterAll(async () => {
 
 describe.skipIf(!browserAvailable())("SAML login in headless Chromium", () => {
   it("signs in at the SAML IdP from the login page and the code yields tokens", async () => {
-    const verifier = randomBytes(32).toString("base64url");
-    const params = new URLSearchParams({
-      response_type: "code",
-      client_id: clientId,
-      redirect_uri: REDIRECT,
-      scope: "openid",
-      state: "st",
-      code_challenge: createHash("sha256").update(verifier).digest("base64url"),
-      code_challenge_method: "S256",
-    });
+    const flow = codeFlow(server.issuer, clientId, REDIRECT);
     const browser = await launchChromium();
     let callback: string | undefined;
     let signedInAs: string | undefined;
@@ -102,7 +89,7 @@ describe.skipIf(!browserAvailable())("SAML login in headless Chromium", () => {
         callback = route.request().url();
         return route.fulfill({ status: 200, body: "done" });
       });
-      await page.goto(`${server.issuer}/oauth2/authorize?${params}`);
+      await page.goto(flow.url);
       await page.getByRole("link", { name: "Sign in with Corp SSO" }).click();
       await page.getByRole("button", { name: "Continue to Mandate" }).click();
       await page.waitForURL((url) => url.href.startsWith(REDIRECT) || url.pathname.endsWith("/consent"));
@@ -115,20 +102,7 @@ describe.skipIf(!browserAvailable())("SAML login in headless Chromium", () => {
     }
     const code = new URL(callback as string).searchParams.get("code");
     expect(code).toBeTruthy();
-    const token = await fetch(`${server.issuer}/oauth2/token`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        grant_type: "authorization_code",
-        code: code as string,
-        redirect_uri: REDIRECT,
-        client_id: clientId,
-        code_verifier: verifier,
-      }),
-    });
-    expect(token.status).toBe(200);
-    const { id_token } = (await token.json()) as { id_token: string };
-    const claims = JSON.parse(Buffer.from(id_token.split(".")[1] as string, "base64url").toString());
+    const claims = await flow.redeem(code as string);
     expect(signedInAs).toMatch(/^fed_corp_/);
     expect(claims.sub).toBe(signedInAs);
   }, 60_000);

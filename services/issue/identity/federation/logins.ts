@@ -71,14 +71,4 @@ export class FederationLogins {
       createdAt: Number(row.created_at),
     };
   }
-
-  /** Drops logins that expired (housekeeping; an expired row is refused anyway). */
-  async purgeExpired(tenant: string): Promise<void> {
-    await this.#store
-      .forTenant(tenant)
-      .db.deleteFrom("federation_logins")
-      .where("tenant_id", "=", tenant)
-      .where("expires_at", "<=", this.#now())
-      .execute();
-  }
 }

@@ -120,7 +120,7 @@ class UpstreamIdp {
         subject_types_supported: ["public"],
         id_token_signing_alg_values_supported: ["RS256"],
         code_challenge_methods_supported: ["S256"],
-        token_endpoint_auth_methods_supported: ["client_secret_basic"],
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "private_key_jwt"],
       });
     }
     if (path.endsWith("/jwks")) return json(200, { keys: [this.#publicJwk] });
@@ -135,11 +135,7 @@ class UpstreamIdp {
     const grant = this.#codes.get(form.get("code") ?? "");
     this.#codes.delete(form.get("code") ?? "");
     if (!grant) return [400, { error: "invalid_grant" }];
-    const [id, secret] = Buffer.from((req.headers.authorization ?? "").replace(/^Basic /, ""), "base64")
-      .toString()
-      .split(":")
-      .map(decodeURIComponent);
-    if (id !== grant.clientId || secret !== CLIENT_SECRET) return [401, { error: "invalid_client" }];
+    if (!(await this.#clientAuthenticated(req, form, grant))) return [401, { error: "invalid_client" }];
     const verifier = form.get("code_verifier") ?? "";
     if (createHash("sha256").update(verifier).digest("base64url") !== grant.challenge) {
       return [400, { error: "invalid_grant", error_description: "PKCE" }];
@@ -149,6 +145,35 @@ class UpstreamIdp {
       200,
       { access_token: randomUUID(), token_type: "Bearer", expires_in: 300, id_token: await this.#idToken(grant) },
     ];
+  }
+
+  /** The client's public key for private_key_jwt (RFC 7523 §2.2), by client id. */
+  clientKeys = new Map<string, CryptoKey>();
+
+  /** client_secret_basic (RFC 6749 §2.3.1), or a private_key_jwt assertion signed by the client's key. */
+  async #clientAuthenticated(
+    req: IncomingMessage,
+    form: URLSearchParams,
+    grant: { issuer: string; clientId: string },
+  ): Promise<boolean> {
+    const assertion = form.get("client_assertion");
+    if (assertion) {
+      const key = this.clientKeys.get(grant.clientId);
+      if (!key || form.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+        return false;
+      }
+      const verified = await jwtVerify(assertion, key, {
+        issuer: grant.clientId,
+        subject: grant.clientId,
+        audience: [grant.issuer, `${grant.issuer}/token`],
+      }).catch(() => undefined);
+      return verified !== undefined && typeof verified.payload.jti === "string";
+    }
+    const [id, secret] = Buffer.from((req.headers.authorization ?? "").replace(/^Basic /, ""), "base64")
+      .toString()
+      .split(":")
+      .map(decodeURIComponent);
+    return id === grant.clientId && secret === CLIENT_SECRET;
   }
 
   async #idToken(grant: { issuer: string; clientId: string; nonce: string }): Promise<string> {
@@ -228,6 +253,21 @@ beforeAll(async () => {
     issuer: idp.issuer("/google"),
   });
   await provider("impostor", "Impostor", { issuer: idp.issuer("/impostor") });
+  // private_key_jwt: the IdP knows the client's public key; the private JWK is sealed in the settings.
+  const clientKey = await generateKeyPair("ES256", { extractable: true });
+  idp.clientKeys.set("mandate-okta-keyed", clientKey.publicKey);
+  const privateJwk = { ...(await exportJWK(clientKey.privateKey)), kid: "mandate-1", alg: "ES256" };
+  const secrets = new FederationSecrets(Buffer.from(FEDERATION_KEY, "base64url"));
+  await provider("okta-keyed", "Fabrikam (Okta, key)", {
+    preset: "okta",
+    issuer: idp.issuer("/okta"),
+    client_auth: "private_key_jwt",
+    client_secret: undefined,
+    private_key: secrets.seal(
+      { tenant: TENANT, provider: "okta-keyed", field: "private_key" },
+      JSON.stringify(privateJwk),
+    ),
+  });
   client = await server.register({ redirectUris: [REDIRECT_URI], tokenEndpointAuthMethod: "none" });
 }, 60_000);
 
@@ -370,6 +410,14 @@ describe("OIDC upstream login", () => {
       expect(decodeJwt(tokens.id_token).sub).toBe(await linkedSubject(id));
     }
     expect(await linkedSubject("okta")).not.toBe(await linkedSubject("google"));
+  });
+
+  it("authenticates to the IdP's token endpoint with private_key_jwt (RFC 7523) when so configured", async () => {
+    const browser = new Browser();
+    const { verifier, challenge } = pkce();
+    const { response } = await viaButton(browser, "okta-keyed", challenge);
+    const tokens = await tokensFor(browser, response, verifier);
+    expect(decodeJwt(tokens.id_token).sub).toMatch(/^fed_okta-keyed_/);
   });
 
   it("home-realm discovery: the e-mail's domain picks the IdP; an unknown domain stays on the password login", async () => {

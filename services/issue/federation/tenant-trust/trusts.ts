@@ -18,6 +18,7 @@ import {
   tenantTrustRevoked,
 } from "../../../shared/audit-events.ts";
 import { RevocationLog } from "../../../shared/oauth/revocation-log.ts";
+import type { TenantTrustsTable } from "../../../shared/store/migrations/0019_tenant_trusts.ts";
 import type { Store, TenantDb, TenantTransaction, Transaction } from "../../../shared/store/store.ts";
 import { pinToTenant } from "../../../shared/store/tenancy.ts";
 import { checkDetails } from "../../mandates/exchange-request.ts";
@@ -198,6 +199,14 @@ export class TenantTrusts {
     const inTrusting = pinToTenant(tx, crossing.tenant) as TenantTransaction;
     const active = await lockActive(inTrusting, crossing.tenant, crossing.trustId, now, this.#store.engine);
     if (!active) return false;
+    // Crossings whose tokens expired no longer need revoking: each crossing clears its trust's (the
+    // primary key's prefix), so the table stays as small as the trust's live tokens.
+    await inTrusting
+      .deleteFrom("tenant_trust_crossings")
+      .where("tenant_id", "=", crossing.tenant)
+      .where("trust_id", "=", crossing.trustId)
+      .where("expires_at", "<=", now)
+      .execute();
     await inTrusting
       .insertInto("tenant_trust_crossings")
       .values({
@@ -213,17 +222,6 @@ export class TenantTrusts {
       .forTenant(crossing.foreignTenant)
       .recordEvent(inForeign, tenantCrossed(crossing, "outbound"), now);
     return true;
-  }
-
-  /** Deletes crossing records whose tokens expired before `before` (their revocation no longer matters). */
-  async pruneCrossings(tenant: string, before: number): Promise<number> {
-    const result = await this.#store
-      .forTenant(tenant)
-      .db.deleteFrom("tenant_trust_crossings")
-      .where("tenant_id", "=", tenant)
-      .where("expires_at", "<", before)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
   }
 
   async #validate(tenant: string, trust: NewTenantTrust, now: number): Promise<void> {
@@ -292,20 +290,7 @@ async function lockActive(
   return (await query.executeTakeFirst()) !== undefined;
 }
 
-type Row = {
-  tenant_id: string;
-  id: string;
-  foreign_tenant: string;
-  client_id: string;
-  subject_kinds: string;
-  allowed_scopes: string;
-  allowed_resources: string;
-  authorization_details: string;
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-};
+type Row = TenantTrustsTable;
 
 function toRow(trust: TenantTrust): Row {
   return {

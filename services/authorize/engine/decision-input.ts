@@ -23,7 +23,8 @@ export interface InputToken {
   mandate_id?: string;
   /**
    * The tenant the token's identity crossed from (issue 18 cross-organization trust: the verified
-   * token's `mandate_foreign_tenant`); absent for the tenant's own identities. Access-token mode only.
+   * token's `mandate_foreign_tenant`, else its outermost actor's `mandate_federation` of protocol
+   * "tenant"); absent for the tenant's own identities. Access-token mode only.
    */
   foreign_tenant?: string;
   cnf?: JsonObject;

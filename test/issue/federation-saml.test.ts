@@ -146,7 +146,11 @@ describe("SAMLResponse verification", () => {
     await refused(
       verifySamlResponse(
         build,
-        wrapResponse(idp, { inResponseTo: login.requestId, signResponse: true }, unsigned),
+        wrapResponse(
+          idp,
+          { inResponseTo: login.requestId, destination: build.sp.acsUrl, signResponse: true },
+          unsigned,
+        ),
         login,
       ),
       /signature/i,
@@ -203,6 +207,7 @@ describe("SAMLResponse verification", () => {
           recipient: build.sp.acsUrl,
           inResponseTo: login.requestId,
           signResponse: true,
+          destination: build.sp.acsUrl,
           nameId: "alice@example.com",
         }),
         "base64",
@@ -217,7 +222,10 @@ describe("SAMLResponse verification", () => {
       await refused(verifySamlResponse(build, outer, login));
       // The genuine Response's Signature lifted onto an evil Response with the same ID.
       const signature = /<(ds:)?Signature[\s\S]*?<\/(ds:)?Signature>/.exec(genuine)?.[0] ?? "";
-      const evilResponse = Buffer.from(wrapResponse(idp, { inResponseTo: login.requestId }, evil), "base64")
+      const evilResponse = Buffer.from(
+        wrapResponse(idp, { inResponseTo: login.requestId, destination: build.sp.acsUrl }, evil),
+        "base64",
+      )
         .toString("utf8")
         .replace(/ID="[^"]+"/, `ID="${idOf(genuine)}"`)
         .replace(/(<saml:Issuer>[^<]*<\/saml:Issuer>)/, `$1${signature}`);
@@ -279,6 +287,12 @@ describe("SAMLResponse verification", () => {
         login,
       ),
       /Destination/,
+    );
+    // A signed Response must name its Destination.
+    const options = { audience: build.sp.entityId, recipient: build.sp.acsUrl, inResponseTo: login.requestId };
+    await refused(
+      verifySamlResponse(build, signedResponse(idp, { ...options, signResponse: true }), login),
+      /without Destination/,
     );
   });
 

@@ -337,12 +337,23 @@ export async function verifySamlResponse(
   const doc = parseXmlStrict(xml);
   const root = doc.documentElement;
   if (root.localName !== "Response" || root.namespaceURI !== SAMLP) throw new SamlRejected("not a samlp:Response");
-  // SAML 2.0 Bindings §3.5.5.2: a Destination must be the ACS the message arrived at.
-  if (root.hasAttribute("Destination") && root.getAttribute("Destination") !== build.sp.acsUrl)
-    throw new SamlRejected("Destination is not this ACS");
+  checkDestination(root, build.sp.acsUrl);
   const cache = new PendingRequestCache(requestId, new Date(requestedAt ?? now).toISOString());
   const profile = await validated(samlClient(build, cache), xml);
   return checkedAssertion(profile, { settings: build.settings, recipient: build.sp.acsUrl, requestId, now, replay });
+}
+
+/**
+ * SAML 2.0 Bindings §3.5.5.2: a Destination names the ACS the message arrived at, and a signed
+ * Response must carry one (so that a Response signed for another SP cannot be replayed here).
+ */
+function checkDestination(response: Element, acsUrl: string): void {
+  const signed = childrenNs(response, "http://www.w3.org/2000/09/xmldsig#", "Signature").length > 0;
+  if (!response.hasAttribute("Destination")) {
+    if (signed) throw new SamlRejected("a signed Response without Destination");
+    return;
+  }
+  if (response.getAttribute("Destination") !== acsUrl) throw new SamlRejected("Destination is not this ACS");
 }
 
 /**

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { exportJWK, generateKeyPair } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { type Agent, registerAgent } from "../helpers/agents.ts";
@@ -27,7 +27,8 @@ async function code(call: Promise<unknown>): Promise<Code | undefined> {
 }
 
 beforeAll(async () => {
-  server = await startOAuthServer();
+  // Refused federation credentials count against the address: 3 before it must slow down (never refilled here).
+  server = await startOAuthServer({ MANDATE_RATE_LIMITS_FAILED_CLIENT_AUTH_PER_IP: "0.001:3" });
   agent = await registerAgent(server.issue, { scope: "orders:read", resources: ["https://orders.example"] });
   const { publicKey } = await generateKeyPair("ES256", { extractable: true });
   jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "k1" } as JsonObject] };
@@ -140,5 +141,34 @@ describe("mandate federation trusts", { timeout: 120_000 }, () => {
     expect(again.code).not.toBe(0);
     const help = await runMandate(["federation", "trusts", "add", "--help"]);
     expect(help.stdout).toContain("--jwks-uri");
+  });
+});
+
+describe("the gateway's abuse limit", () => {
+  it("counts refused assertions against the address and answers slow_down (429) once it refused too many", async () => {
+    const { privateKey } = await generateKeyPair("ES256");
+    const stranger = async () =>
+      new SignJWT({ sub: "svc", aud: server.issuer, jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: "ES256" })
+        .setIssuer("https://stranger.example")
+        .setExpirationTime("5m")
+        .sign(privateKey);
+    const post = async () =>
+      fetch(`${server.issuer}/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+          assertion: await stranger(),
+        }),
+      });
+    for (let i = 0; i < 3; i++) {
+      const refused = await post();
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ error: "invalid_grant" });
+    }
+    const limited = await post();
+    expect(limited.status).toBe(429);
+    expect(await limited.json()).toMatchObject({ error: "slow_down" });
   });
 });

@@ -86,6 +86,8 @@ export async function issueFederatedToken(request: FederatedTokenRequest): Promi
   const { services, urls, now } = request;
   const { identity, source } = await verifyWithSources(request);
   const client = await mappedAgent(services, urls.tenant, identity);
+  // The agent's own quota (rate_limit in its metadata) holds for its federated tokens too.
+  await services.limits.quota(client);
   // RFC 7521 §4.2 / RFC 7523 §3: client authentication is optional for assertion grants, but a
   // request that does authenticate (or names a client) must be that same agent.
   const claimed = request.authenticatedClientId ?? request.namedClientId;

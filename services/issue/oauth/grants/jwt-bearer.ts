@@ -14,7 +14,7 @@ import { verifyAuthorizationServerProof } from "../authorization-server-dpop.ts"
 import type { Visit } from "../browser.ts";
 import type { ClientAuthenticator } from "../client-auth.ts";
 import type { OAuthServices } from "../context.ts";
-import { InvalidRequest } from "../errors.ts";
+import { InvalidGrant, InvalidRequest } from "../errors.ts";
 import { type Params, sendJson } from "../http.ts";
 import { parseResources } from "../rfc8707.ts";
 import { parseScope } from "../scopes.ts";
@@ -51,7 +51,7 @@ export async function federatedTokenEndpoint(
   const authenticated = presentsClientCredentials(req, params)
     ? await auth.authenticate(req, params, urls, urls.token, certificate)
     : undefined;
-  const body = await issueFederatedToken({
+  const request = {
     services,
     urls,
     now: services.clock.now(),
@@ -64,6 +64,13 @@ export async function federatedTokenEndpoint(
     namedClientId: params.get("client_id"),
     dpop,
     certificate,
+  };
+  // A refused credential counts like a failed client authentication, per IP (and is refused up front
+  // while that bucket is empty): assertions cannot be sprayed at the gateway.
+  await services.limits.beforeClientAuthentication(urls.tenant, undefined, req);
+  const body = await issueFederatedToken(request).catch(async (error: unknown) => {
+    if (error instanceof InvalidGrant) await services.limits.clientAuthenticationFailed(urls.tenant, undefined, req);
+    throw error;
   });
   // RFC 9449 §8.2: the next nonce with every response.
   sendJson(res, 200, body, dpop ? { "dpop-nonce": services.nonces.current(urls.tenant) } : {});

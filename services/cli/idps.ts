@@ -28,6 +28,8 @@ interface OidcOptions extends CommonIdpOptions {
   oktaDomain?: string;
   googleHostedDomain?: string;
   idTokenAlg?: string;
+  clientAuth?: string;
+  privateKeyFile?: string;
 }
 
 interface SamlOptions extends CommonIdpOptions {
@@ -49,6 +51,7 @@ interface UpdateOptions extends TenantOptions {
   claimMapping?: string;
   clientSecret?: string;
   clientSecretFile?: string;
+  privateKeyFile?: string;
   spKeyFile?: string;
   spCertFile?: string;
 }
@@ -137,13 +140,24 @@ function addOidcCommand(): Command {
       ),
     )
     .option("--client-secret <secret>", "the client secret itself (lands in your shell history: prefer the file)")
+    .addOption(
+      new Option("--client-auth <method>", "token endpoint authentication (default client_secret_basic)").choices([
+        "client_secret_basic",
+        "private_key_jwt",
+      ]),
+    )
+    .option(
+      "--private-key-file <file>",
+      "private_key_jwt: the private JWK (JSON) signing client assertions (- for stdin)",
+    )
     .action(async (id: string, options: OidcOptions) => {
       const clientSecret = secretOption(options.clientSecret, options.clientSecretFile, "client secret");
-      if (!clientSecret) {
+      const privateKeyJwk = options.privateKeyFile ? readInput(options.privateKeyFile, "the private JWK") : "";
+      if (!clientSecret && !privateKeyJwk) {
         throw new CommanderError(
           2,
           "mandate.usage",
-          "give --client-secret-file (or --client-secret): the IdP's client secret",
+          "give --client-secret-file (or --client-secret), or --client-auth private_key_jwt with --private-key-file",
         );
       }
       const { provider } = await grpcClient(Issue, options).createIdentityProvider({
@@ -152,7 +166,9 @@ function addOidcCommand(): Command {
           case: "oidc",
           value: {
             clientId: options.clientId,
-            clientSecret,
+            clientSecret: clientSecret ?? "",
+            clientAuth: options.clientAuth ?? "",
+            privateKeyJwk,
             issuer: options.issuer ?? "",
             scopes: options.scope,
             preset: options.preset ?? "",
@@ -213,6 +229,7 @@ function updateCommand(): Command {
       ),
     )
     .option("--client-secret <secret>", "rotate: the new client secret itself (lands in your shell history)")
+    .option("--private-key-file <file>", "rotate (private_key_jwt): the new private JWK (- for stdin)")
     .option("--sp-key-file <file>", "SAML: a new SP decryption key (PKCS#8 PEM; - for stdin)")
     .option("--sp-cert-file <file>", "SAML: its certificate (PEM)")
     .action(async (id: string, options: UpdateOptions) => {
@@ -226,6 +243,7 @@ function updateCommand(): Command {
         ...(domains ? { emailDomains: { domains } } : {}),
         ...(options.claimMapping ? { claimMapping: readJson(options.claimMapping) } : {}),
         clientSecret: secretOption(options.clientSecret, options.clientSecretFile, "client secret") ?? "",
+        privateKeyJwk: options.privateKeyFile ? readInput(options.privateKeyFile, "the private JWK") : "",
         ...spKeyFields(options),
       });
       printProvider(options, provider);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type IdentityProvider, IdentityProviderSchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
@@ -163,6 +164,37 @@ describe("Issue identity-provider RPCs", () => {
       Code.NotFound,
     );
     expect(await auditTypes("demo")).toContain("identity.provider.deleted.v1");
+  });
+
+  it("private_key_jwt (RFC 7523 §2.2): the private JWK sealed and never returned; a public or symmetric key refused", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+    const privateJwk = JSON.stringify(await exportJWK(privateKey));
+    const create = (id: string, privateKeyJwk: string) =>
+      server.issue.createIdentityProvider({
+        tenant: "demo",
+        id,
+        protocol: {
+          case: "oidc",
+          value: { clientId: "c", issuer: "https://idp.example", clientAuth: "private_key_jwt", privateKeyJwk },
+        },
+      });
+    const { provider } = await create("pkjwt", privateJwk);
+    expect(provider?.sealedFields).toEqual(["private_key"]);
+    expect(provider?.settings).toMatchObject({ client_auth: "private_key_jwt" });
+    const d = (JSON.parse(privateJwk) as { d: string }).d;
+    expect(asText(provider)).not.toContain(d);
+    expect(await storedSettings("pkjwt")).not.toContain(d);
+    // Rotation: a new sealed key.
+    const before = JSON.parse(await storedSettings("pkjwt")).private_key;
+    const next = JSON.stringify(await exportJWK((await generateKeyPair("ES256", { extractable: true })).privateKey));
+    await server.issue.updateIdentityProvider({ tenant: "demo", id: "pkjwt", privateKeyJwk: next });
+    expect(JSON.parse(await storedSettings("pkjwt")).private_key).not.toEqual(before);
+    expect(await code(create("pkjwt-public", JSON.stringify(await exportJWK(publicKey))))).toBe(Code.InvalidArgument);
+    expect(await code(create("pkjwt-oct", JSON.stringify({ kty: "oct", k: "c2VjcmV0LXNlY3JldC1zZWNyZXQ" })))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await code(create("pkjwt-none", ""))).toBe(Code.InvalidArgument);
+    await server.issue.deleteIdentityProvider({ tenant: "demo", id: "pkjwt" });
   });
 
   it("imports SAML IdP metadata XML; refuses metadata URLs the SSRF-safe fetcher refuses", async () => {

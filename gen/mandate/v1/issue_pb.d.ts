@@ -2272,6 +2272,21 @@ export declare type OidcIdentityProviderInput = Message<"mandate.v1.OidcIdentity
    * @generated from field: string id_token_signed_response_alg = 9;
    */
   idTokenSignedResponseAlg: string;
+
+  /**
+   * How Mandate authenticates at the IdP's token endpoint: "client_secret_basic" (default) or
+   * "private_key_jwt" (RFC 7523 section 2.2, with private_key_jwk).
+   *
+   * @generated from field: string client_auth = 10;
+   */
+  clientAuth: string;
+
+  /**
+   * private_key_jwt: the private JWK (JSON) signing the client assertions; sealed at rest, never returned.
+   *
+   * @generated from field: string private_key_jwk = 11;
+   */
+  privateKeyJwk: string;
 };
 
 /**
@@ -2617,6 +2632,13 @@ export declare type UpdateIdentityProviderRequest = Message<"mandate.v1.UpdateId
    * @generated from field: string sp_certificate_pem = 9;
    */
   spCertificatePem: string;
+
+  /**
+   * OIDC private_key_jwt: a new private JWK (JSON; rotation), sealed at rest.
+   *
+   * @generated from field: string private_key_jwk = 10;
+   */
+  privateKeyJwk: string;
 };
 
 /**

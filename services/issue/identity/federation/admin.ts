@@ -4,7 +4,7 @@
 // secret, a SAML SP private key) are sealed (sealing.ts) before they reach the store and are never
 // returned: answers carry the settings without them and the names of the sealed fields. SAML IdP
 // metadata named by URL is fetched once, through the SSRF-safe fetcher.
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createPrivateKey, type JsonWebKey as NodeJsonWebKey, X509Certificate } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -194,10 +194,14 @@ class IdentityProviderAdmin {
   #rotated(record: IdentityProviderRecord, request: UpdateRequest): string[] {
     const ref = { tenant: record.tenant, provider: record.id };
     const spKey = request.spPrivateKeyPem || request.spCertificatePem;
+    if ((request.clientSecret || request.privateKeyJwk) && record.kind !== "oidc") {
+      throw invalidArgument([{ field: "client_secret", description: "only an OIDC provider has client credentials" }]);
+    }
     if (request.clientSecret) {
-      if (record.kind !== "oidc")
-        throw invalidArgument([{ field: "client_secret", description: "only an OIDC provider has a client secret" }]);
       record.settings.client_secret = this.#seal({ ...ref, field: "client_secret" }, request.clientSecret);
+    }
+    if (request.privateKeyJwk) {
+      record.settings.private_key = this.#sealedJwk(ref, request.privateKeyJwk, "private_key_jwk");
     }
     if (spKey) {
       if (record.kind !== "saml")
@@ -205,7 +209,11 @@ class IdentityProviderAdmin {
       Object.assign(record.settings, this.#spKey(ref, request.spPrivateKeyPem, request.spCertificatePem, ""));
       samlProblems(record.settings);
     }
-    return [...(request.clientSecret ? ["client_secret"] : []), ...(spKey ? ["sp_private_key"] : [])];
+    return [
+      ...(request.clientSecret ? ["client_secret"] : []),
+      ...(request.privateKeyJwk ? ["private_key"] : []),
+      ...(spKey ? ["sp_private_key"] : []),
+    ];
   }
 
   async delete(tenant: string, id: string, actor: Partial<Actor>): Promise<number> {
@@ -242,13 +250,33 @@ class IdentityProviderAdmin {
       ...(input.oktaDomain ? { okta_domain: input.oktaDomain } : {}),
       ...(input.googleHostedDomain ? { google_hosted_domain: input.googleHostedDomain } : {}),
       ...(input.idTokenSignedResponseAlg ? { id_token_signed_response_alg: input.idTokenSignedResponseAlg } : {}),
+      ...(input.clientAuth ? { client_auth: input.clientAuth as OidcSettings["client_auth"] } : {}),
     };
     const problem = oidcSettingsProblem(settings);
     if (problem) throw invalidArgument([{ field: "oidc", description: problem }]);
+    if (settings.client_auth === "private_key_jwt") {
+      if (!input.privateKeyJwk) {
+        throw invalidArgument([
+          { field: "oidc.private_key_jwk", description: "private_key_jwt needs the private JWK" },
+        ]);
+      }
+      return { ...settings, private_key: this.#sealedJwk(ref, input.privateKeyJwk, "oidc.private_key_jwk") };
+    }
     if (!input.clientSecret) {
       throw invalidArgument([{ field: "oidc.client_secret", description: "the client secret at the IdP is required" }]);
     }
     return { ...settings, client_secret: this.#seal({ ...ref, field: "client_secret" }, input.clientSecret) };
+  }
+
+  /** A private JWK (RFC 7517 §4, an asymmetric key with its private part), sealed as field "private_key". */
+  #sealedJwk(ref: { tenant: string; provider: string }, text: string, field: string) {
+    try {
+      const key = createPrivateKey({ key: JSON.parse(text) as NodeJsonWebKey, format: "jwk" });
+      if (key.type !== "private") throw new Error("not a private key");
+    } catch (error) {
+      throw invalidArgument([{ field, description: `not an asymmetric private JWK: ${(error as Error).message}` }]);
+    }
+    return this.#seal({ ...ref, field: "private_key" }, text);
   }
 
   async #samlSettings(

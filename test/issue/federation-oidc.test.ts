@@ -54,7 +54,14 @@ class UpstreamIdp {
   #publicPem = "";
   #codes = new Map<
     string,
-    { issuer: string; clientId: string; nonce: string; challenge: string; redirectUri: string }
+    {
+      issuer: string;
+      clientId: string;
+      nonce: string;
+      challenge: string;
+      redirectUri: string;
+      reauthenticated: boolean;
+    }
   >();
   tamper: Tamper = {};
   /** Extra claims per issuer path (tid, hd). */
@@ -94,6 +101,8 @@ class UpstreamIdp {
       nonce: p.get("nonce") as string,
       challenge: p.get("code_challenge") as string,
       redirectUri: p.get("redirect_uri") as string,
+      // prompt=login: the user authenticates again now (OIDC Core §3.1.2.1).
+      reauthenticated: p.get("prompt") === "login",
     });
     const back = new URL(p.get("redirect_uri") as string);
     back.searchParams.set("code", code);
@@ -176,7 +185,12 @@ class UpstreamIdp {
     return id === grant.clientId && secret === CLIENT_SECRET;
   }
 
-  async #idToken(grant: { issuer: string; clientId: string; nonce: string }): Promise<string> {
+  async #idToken(grant: {
+    issuer: string;
+    clientId: string;
+    nonce: string;
+    reauthenticated: boolean;
+  }): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     const claims: JWTPayload = {
       iss: grant.issuer,
@@ -184,7 +198,7 @@ class UpstreamIdp {
       aud: grant.clientId,
       iat: now,
       exp: now + 300,
-      auth_time: now - 5,
+      auth_time: grant.reauthenticated ? now : now - 5,
       nonce: grant.nonce,
       acr: MFA_ACR,
       amr: ["pwd", "mfa"],
@@ -287,8 +301,9 @@ function pkce() {
 }
 
 /** The authorization request up to Mandate's login page: the browser, the page and its interaction. */
-async function openLoginPage(browser: Browser, challenge: string, nonce: string) {
+async function openLoginPage(browser: Browser, challenge: string, nonce: string, extra: Record<string, string> = {}) {
   const query = new URLSearchParams({
+    ...extra,
     client_id: client.clientId,
     redirect_uri: REDIRECT_URI,
     response_type: "code",
@@ -308,8 +323,14 @@ async function openLoginPage(browser: Browser, challenge: string, nonce: string)
 }
 
 /** Clicks the IdP's button, signs in there, and comes back to Mandate's callback (its response). */
-async function viaButton(browser: Browser, providerId: string, challenge: string, nonce = randomUUID()) {
-  const { html } = await openLoginPage(browser, challenge, nonce);
+async function viaButton(
+  browser: Browser,
+  providerId: string,
+  challenge: string,
+  nonce = randomUUID(),
+  extra: Record<string, string> = {},
+) {
+  const { html } = await openLoginPage(browser, challenge, nonce, extra);
   const href = new RegExp(`href="([^"]*/login/idp/${providerId}\\?[^"]*)"`).exec(html)?.[1];
   expect(href, `a button for ${providerId}`).toBeDefined();
   return atIdp(browser, await browser.get((href as string).replaceAll("&amp;", "&")));
@@ -410,6 +431,25 @@ describe("OIDC upstream login", () => {
       expect(decodeJwt(tokens.id_token).sub).toBe(await linkedSubject(id));
     }
     expect(await linkedSubject("okta")).not.toBe(await linkedSubject("google"));
+  });
+
+  it("passes the client's prompt=login and max_age on to the IdP, and refuses an upstream login older than max_age", async () => {
+    const browser = new Browser();
+    const { verifier, challenge } = pkce();
+    const extra = { prompt: "login", max_age: "60" };
+    const { html } = await openLoginPage(browser, challenge, randomUUID(), extra);
+    const href = (/href="([^"]*\/login\/idp\/okta\?[^"]*)"/.exec(html)?.[1] ?? "").replaceAll("&amp;", "&");
+    const start = await browser.get(href);
+    const atIdp = new URL(start.headers.get("location") as string);
+    expect(atIdp.searchParams.get("prompt")).toBe("login");
+    expect(atIdp.searchParams.get("max_age")).toBe("60");
+    const ok = await browser.get(idp.authorize(atIdp).toString());
+    await tokensFor(browser, ok, verifier);
+
+    const before = await federatedSessions();
+    idp.tamper = { claims: { auth_time: Math.floor(Date.now() / 1000) - 3600 } };
+    const { response } = await viaButton(new Browser(), "okta", challenge, randomUUID(), extra);
+    await expectRefused(response, before, /elapsed since the last End-User authentication/);
   });
 
   it("authenticates to the IdP's token endpoint with private_key_jwt (RFC 7523) when so configured", async () => {

@@ -146,10 +146,14 @@ export class OidcUpstream implements Upstream {
       code_challenge_method: "S256",
     };
     if (request.loginHint) parameters.login_hint = request.loginHint;
+    // OIDC Core §3.1.2.1: the client's prompt=login / max_age, passed on.
+    const maxAge = request.fresh?.maxAgeSeconds;
+    if (request.fresh?.promptLogin) parameters.prompt = "login";
+    if (maxAge !== undefined) parameters.max_age = String(maxAge);
     // Google: preselects the Workspace domain's accounts (the hd check below is what enforces it).
     if (settings.preset === "google" && settings.google_hosted_domain) parameters.hd = settings.google_hosted_domain;
     const url = client.buildAuthorizationUrl(configuration, parameters);
-    return { redirectUrl: url.toString(), checks: { nonce, codeVerifier } };
+    return { redirectUrl: url.toString(), checks: { nonce, codeVerifier, maxAge } };
   }
 
   async finish(
@@ -169,6 +173,7 @@ export class OidcUpstream implements Upstream {
         expectedState: handle,
         expectedNonce: nonce,
         idTokenExpected: true,
+        ...(pending.checks.maxAge !== undefined ? { maxAge: pending.checks.maxAge } : {}),
       });
       claims = tokens.claims() as client.IDToken;
     } catch (error) {

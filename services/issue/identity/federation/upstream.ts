@@ -31,6 +31,11 @@ export interface StartRequest {
   /** Where the IdP sends the browser back (OIDC redirect_uri; SAML uses its own ACS URL). */
   callbackUrl: string;
   loginHint?: string | undefined;
+  /**
+   * The OAuth request wants a fresh login (prompt=login; OIDC Core §3.1.2.1) or one at most this
+   * many seconds old (max_age): ask the IdP to authenticate again (OIDC prompt/max_age, SAML ForceAuthn).
+   */
+  fresh?: { promptLogin: boolean; maxAgeSeconds?: number | undefined } | undefined;
 }
 
 /** What the return must match, kept by the framework in federation_logins.pending (JSON). */
@@ -39,6 +44,8 @@ export interface ProtocolChecks {
   nonce?: string | undefined;
   /** RFC 7636 code_verifier. */
   codeVerifier?: string | undefined;
+  /** OIDC max_age sent: the ID token's auth_time must be at most this old (OIDC Core §3.1.3.7 item 13). */
+  maxAge?: number | undefined;
   /** SAML AuthnRequest ID the Response's InResponseTo must name. */
   samlRequestId?: string | undefined;
 }

@@ -51,6 +51,7 @@ export async function federationStartEndpoint(visit: Visit, federation: Federati
       handle,
       callbackUrl: federationCallbackUrl(urls, provider.id),
       loginHint: query.get("login_hint") ?? interaction.request.loginHint,
+      fresh: freshness(interaction.request),
     });
   } catch (error) {
     visit.services.logger.warn({ err: error, provider: provider.id }, "federated login could not start");
@@ -138,6 +139,13 @@ export async function finishFederatedLogin(
   setCookie(res, urls, session.name, session.value, session.maxAgeSeconds);
   res.appendHeader("set-cookie", federationCookie(urls, "", 0));
   redirect(res, `${urls.resume}?interaction=${encodeURIComponent(pending.interaction)}`);
+}
+
+/** prompt=login or max_age of the OAuth request, passed on to the IdP (a stale upstream login would not do). */
+function freshness(request: { prompt: string[]; maxAge?: number | undefined }) {
+  const promptLogin = request.prompt.includes("login");
+  if (!promptLogin && request.maxAge === undefined) return undefined;
+  return { promptLogin, maxAgeSeconds: request.maxAge };
 }
 
 function providerIdOf({ req, urls }: Visit, pattern: RegExp): string | undefined {

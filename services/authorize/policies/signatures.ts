@@ -24,23 +24,12 @@ import {
 } from "jose";
 import tar from "tar-stream";
 import { parse as parseYaml } from "yaml";
+import { ASYMMETRIC_JWS_ALGORITHMS } from "../../shared/jws-algorithms.ts";
 
 export const SIGNATURES_FILE = "/.signatures.json";
 
 /** JWS algorithms a bundle may be signed with: asymmetric only (never HS*, never none). */
-export const ACCEPTED_ALGORITHMS = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-  "Ed25519",
-] as const;
+export const ACCEPTED_ALGORITHMS = [...ASYMMETRIC_JWS_ALGORITHMS, "Ed25519"] as const;
 
 /** File hash algorithms of the payload (OPA's names); MD5 and SHA-1 are refused as broken. */
 const HASHES: Record<string, string> = {

@@ -7,6 +7,7 @@
 import { importJWK, type JWK } from "jose";
 import * as client from "openid-client";
 import type { Config } from "../../../shared/config.ts";
+import { ASYMMETRIC_JWS_ALGORITHMS } from "../../../shared/jws-algorithms.ts";
 import { safeFetch } from "../../../shared/net/safe-fetch.ts";
 import type { IdentityProviderRecord } from "./registry.ts";
 import { FederationSecrets, isSealedSecret } from "./sealing.ts";
@@ -42,19 +43,8 @@ export interface OidcSettings {
   google_hosted_domain?: string | undefined;
 }
 
-/** Asymmetric JWS algorithms an ID token may be signed with (RFC 7518 §3.1, RFC 8037). */
-const SIGNING_ALGS = new Set([
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-]);
+/** Algorithms an ID token may be signed with: asymmetric only. */
+const SIGNING_ALGS: ReadonlySet<string> = new Set(ASYMMETRIC_JWS_ALGORITHMS);
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Entra's multi-tenant issuers: anyone with any Microsoft account could sign in. */
 const ENTRA_SHARED_TENANTS = new Set(["common", "organizations", "consumers"]);

@@ -155,6 +155,18 @@ export function tlsEnv(ca: DevCa, service: string): Record<string, string> {
  * one public base URL for both, so both agree on the issuers.
  */
 export async function startSplit(env: Record<string, string> = {}): Promise<Deployment> {
+  // The edge's port is chosen before the services start (the public base URL names it); another
+  // test process may bind it meanwhile. Then everything starts again on a new port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSplitOnce(env);
+    } catch (error) {
+      if (attempt >= 3 || !String((error as Error).message).includes("EADDRINUSE")) throw error;
+    }
+  }
+}
+
+async function startSplitOnce(env: Record<string, string>): Promise<Deployment> {
   const database = tempDatabaseUrl();
   const adminFile = tempAdminFile();
   const ca = await makeDevCa(mkdtempSync(join(tmpdir(), "mandate-ca-")), "mandate.test");
@@ -186,7 +198,10 @@ export async function startSplit(env: Record<string, string> = {}): Promise<Depl
   const edge = await startMandateProcess(
     ["serve", "edge", "issue", "--http-port", String(port), "--grpc-port", "0", "--database", database],
     { ...shared, ...tlsEnv(ca, "issue"), ...addresses },
-  );
+  ).catch(async (error: unknown) => {
+    await services.stop();
+    throw error;
+  });
   // Seed the tenant the shared tests use, through the services process, as the platform admin.
   const seeded = await runMandate(["tenants", "create", "demo", "--address", grpcAddress], {
     ...shared,

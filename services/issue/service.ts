@@ -40,6 +40,7 @@ import { federationTrustRpcs } from "./federation/gateway/rpcs.ts";
 import { tenantTrustRpcs } from "./federation/tenant-trust/rpcs.ts";
 import { TenantTrusts } from "./federation/tenant-trust/trusts.ts";
 import { identityProviderRpcs } from "./identity/federation/admin.ts";
+import { startFederationHousekeeping } from "./identity/federation/housekeeping.ts";
 import { startRequestHousekeeping } from "./mandates/request-housekeeping.ts";
 import { mandateRpcs } from "./mandates/rpcs.ts";
 import type { ClientCredentialsMessage } from "./oauth/client-auth.ts";
@@ -61,8 +62,9 @@ export function issueService(deps: ServiceDeps) {
   // Agents' certificates (issue 17): the tenant's agent CA and the deny list, for RFC 8705 and renewal.
   const agentTrust = new AgentTrust(store, deps.agentCa, deps.config, clock, deps.logger);
   const oauth = createOAuthHttp(deps, clients, audit, agentTrust);
-  // Backchannel mandate requests past retention are deleted by every replica hosting Issue.
-  let housekeeping: ReturnType<typeof startRequestHousekeeping> | undefined;
+  // Backchannel mandate requests past retention, and expired federation logins and sessions, are
+  // deleted by every replica hosting Issue.
+  let housekeeping: { stop(): Promise<void> }[] = [];
 
   const module = defineService(
     Issue,
@@ -166,10 +168,12 @@ export function issueService(deps: ServiceDeps) {
     },
     {
       start: async () => {
-        housekeeping = startRequestHousekeeping({ store, clock, logger: deps.logger });
+        const jobDeps = { store, clock, logger: deps.logger };
+        housekeeping = [startRequestHousekeeping(jobDeps), startFederationHousekeeping(jobDeps)];
       },
       stop: async () => {
-        await housekeeping?.stop();
+        await Promise.all(housekeeping.map((job) => job.stop()));
+        housekeeping = [];
         await oauth.close();
       },
     },

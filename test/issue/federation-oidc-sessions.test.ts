@@ -78,12 +78,28 @@ describe.each(engines)("federation framework state ($name)", (engine) => {
     // Another tenant, another cookie value: the primary provider's session.
     expect((await composed.session(req, "other"))?.subject).toBe("dev-alice");
     expect((await composed.session(browserWith(`${cookie.name}=forged`), "acme"))?.subject).toBe("dev-alice");
-    // The primary provider does not know federated subjects: it is not asked to judge them.
+    // The primary provider does not know federated subjects (linked to an upstream identity, as
+    // linking.ts does on the first login): it is not asked to judge them, with or without a session.
+    expect(await composed.accountStatus?.("acme", "fed_entra_1")).toBe("deleted");
+    await opened.store.db
+      .insertInto("federated_identities")
+      .values({
+        tenant_id: "acme",
+        provider_id: "entra",
+        external_subject: "bob-at-entra",
+        subject: "fed_entra_1",
+        attributes: "{}",
+        created_at: now,
+        last_login_at: now,
+      })
+      .execute();
     expect(await composed.accountStatus?.("acme", "fed_entra_1")).toBe("unknown");
+    expect(await composed.accountStatus?.("other", "fed_entra_1")).toBe("deleted");
     expect(await composed.accountStatus?.("acme", "dev-bob")).toBe("deleted");
 
     expect(await composed.endSession?.(req, "acme", auth as Authentication)).toEqual({ clearCookies: [cookie.name] });
     expect((await composed.session(req, "acme"))?.subject).toBe("dev-alice");
+    expect(await composed.accountStatus?.("acme", "fed_entra_1")).toBe("unknown");
 
     const later = await sessions.open("acme", {
       providerId: "entra",

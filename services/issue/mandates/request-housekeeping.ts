@@ -8,6 +8,7 @@
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Store } from "../../shared/store/store.ts";
+import { startPeriodicPrune } from "../housekeeping/periodic-prune.ts";
 import { MandateRequestStore } from "./request-store.ts";
 
 /** How long a request is kept after it expired or finished. */
@@ -35,24 +36,9 @@ export async function pruneMandateRequests(
 export function startRequestHousekeeping(deps: { store: Store; clock: Clock; logger: Logger }): {
   stop(): Promise<void>;
 } {
-  let running: Promise<void> | undefined;
-  const round = () => {
-    running ??= pruneMandateRequests(deps.store, deps.clock.now())
-      .then((pruned) => {
-        if (pruned > 0) deps.logger.info({ pruned }, "mandate requests: pruned those past retention");
-      })
-      .catch((error: unknown) => deps.logger.warn({ err: error }, "mandate requests: pruning failed; retrying later"))
-      .finally(() => {
-        running = undefined;
-      });
-  };
-  const timer = setInterval(round, PRUNE_EVERY_MS);
-  timer.unref();
-  round();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startPeriodicPrune(deps, {
+    what: "mandate requests",
+    everyMs: PRUNE_EVERY_MS,
+    prune: (now) => pruneMandateRequests(deps.store, now),
+  });
 }

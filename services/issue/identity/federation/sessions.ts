@@ -83,11 +83,14 @@ export class FederatedSessions {
     return true;
   }
 
-  /** Whether `subject` signed in through federation (its account lives at the upstream IdP). */
+  /**
+   * Whether `subject` is linked to an upstream identity (its account lives at the upstream IdP).
+   * Asked of the links, not of the sessions: expired sessions are swept (housekeeping.ts), the link stays.
+   */
   async knows(tenant: string, subject: string): Promise<boolean> {
     const row = await this.#store
       .forTenant(tenant)
-      .db.selectFrom("federated_sessions")
+      .db.selectFrom("federated_identities")
       .select("subject")
       .where("tenant_id", "=", tenant)
       .where("subject", "=", subject)

@@ -3,10 +3,20 @@
 // the token endpoint (RFC 8693, subject_token_type urn:mandate:params:oauth:token-type:api-key) for a
 // short-lived DPoP- or certificate-bound token.
 import { toJson } from "@bufbuild/protobuf";
-import { durationFromMs, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { type Command, Option } from "commander";
 import { type ApiKey, ApiKeySchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
-import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import {
+  collect,
+  command,
+  grpcClient,
+  iso,
+  lifecycleState,
+  print,
+  type TenantOptions,
+  table,
+  tenantRpcCommand,
+} from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
 
 interface CreateOptions extends TenantOptions {
@@ -61,7 +71,7 @@ export function apiKeysCommand(): Command {
                     k.scopes.join(" "),
                     iso(k.expireTime),
                     iso(k.lastUseTime),
-                    state(k),
+                    lifecycleState(k, k.rotatedTo ? `rotated to ${k.rotatedTo}` : "active"),
                   ]),
                 ),
         );
@@ -104,14 +114,4 @@ function printNewKey(options: TenantOptions, key: string, apiKey: ApiKey | undef
       ...(note ? ["", note] : []),
     ].join("\n"),
   );
-}
-
-function iso(time: Timestamp | undefined): string {
-  return time ? timestampDate(time).toISOString() : "-";
-}
-
-function state(key: ApiKey): string {
-  if (key.revokeTime) return "revoked";
-  if (key.expireTime && timestampDate(key.expireTime).getTime() <= Date.now()) return "expired";
-  return key.rotatedTo ? `rotated to ${key.rotatedTo}` : "active";
 }

@@ -3,6 +3,7 @@
 // for commands that read it directly.
 import { readFileSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Command, Option } from "commander";
@@ -77,12 +78,12 @@ export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** A plain table: a header row and left-aligned columns. */
 /** Prints `data` as JSON with --json, else the human text. */
 export type Print = (options: { json?: boolean }, data: unknown, human: () => string) => void;
 /** Makes a subcommand with the CLI's shared options. */
 export type CommandFactory = (name: string, description: string) => Command;
 
+/** A plain table: a header row and left-aligned columns. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   return [header, ...rows]
@@ -93,6 +94,18 @@ export function table(header: string[], rows: string[][]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+/** A timestamp as ISO 8601 text, "-" when unset. */
+export function iso(time: Timestamp | undefined): string {
+  return time ? timestampDate(time).toISOString() : "-";
+}
+
+/** The state of something revocable that may expire: revoked, expired, else `active`. */
+export function lifecycleState(object: { revokeTime?: Timestamp; expireTime?: Timestamp }, active = "active"): string {
+  if (object.revokeTime) return "revoked";
+  if (object.expireTime && timestampDate(object.expireTime).getTime() <= Date.now()) return "expired";
+  return active;
 }
 
 /** A transport to the server at --address: TLS when a CA is configured (tls.caFile), plain otherwise. */

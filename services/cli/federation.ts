@@ -4,10 +4,20 @@
 // a certificate of a CA (x509_ca) — maps their subjects to agents, and bounds what they may get.
 import { readFileSync } from "node:fs";
 import { toJson } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Command, Option } from "commander";
-import { type FederationTrust, FederationTrustSchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
-import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import { FederationTrustSchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
+import {
+  collect,
+  command,
+  grpcClient,
+  iso,
+  lifecycleState,
+  print,
+  type TenantOptions,
+  table,
+  tenantRpcCommand,
+} from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
 
 interface AddOptions extends TenantOptions {
@@ -49,7 +59,7 @@ export function federationCommand(): Command {
                   t.allowedScopes.join(" "),
                   t.allowedResources.join(" "),
                   iso(t.expireTime),
-                  state(t),
+                  lifecycleState(t),
                 ]),
               ),
       );
@@ -121,14 +131,4 @@ function mapping(entry: string): [string, string] {
   const at = entry.lastIndexOf("=");
   if (at <= 0 || at === entry.length - 1) throw new Error(`--map ${entry}: expected <claim value>=<client id>`);
   return [entry.slice(0, at), entry.slice(at + 1)];
-}
-
-function iso(time: Timestamp | undefined): string {
-  return time ? timestampDate(time).toISOString() : "-";
-}
-
-function state(trust: FederationTrust): string {
-  if (trust.revokeTime) return "revoked";
-  if (trust.expireTime && timestampDate(trust.expireTime).getTime() <= Date.now()) return "expired";
-  return "active";
 }

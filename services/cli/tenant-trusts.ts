@@ -3,10 +3,20 @@
 // agents (or humans) then exchange their B tokens (aud = A's issuer) at A's token endpoint with
 // subject_token_type urn:mandate:params:oauth:token-type:tenant-access-token.
 import { type JsonObject, toJson } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { Issue, type TenantTrust, TenantTrustSchema } from "../../gen/mandate/v1/issue_pb.js";
-import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import {
+  collect,
+  command,
+  grpcClient,
+  iso,
+  lifecycleState,
+  print,
+  type TenantOptions,
+  table,
+  tenantRpcCommand,
+} from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
 
 interface GrantOptions extends TenantOptions {
@@ -75,7 +85,7 @@ export function tenantTrustsCommand(): Command {
                     t.subjectKinds.join(","),
                     t.scopes.join(" "),
                     iso(t.expireTime),
-                    state(t),
+                    lifecycleState(t),
                   ]),
                 ),
         );
@@ -122,14 +132,4 @@ function describe(trust: TenantTrust | undefined): string {
     ...(trust.authorizationDetails.length ? [`details        ${JSON.stringify(trust.authorizationDetails)}`] : []),
     `expires        ${iso(trust.expireTime)}`,
   ].join("\n");
-}
-
-function iso(time: Timestamp | undefined): string {
-  return time ? timestampDate(time).toISOString() : "-";
-}
-
-function state(trust: TenantTrust): string {
-  if (trust.revokeTime) return "revoked";
-  if (trust.expireTime && timestampDate(trust.expireTime).getTime() <= Date.now()) return "expired";
-  return "active";
 }

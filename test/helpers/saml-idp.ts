@@ -10,7 +10,8 @@ import { SignedXml } from "xml-crypto";
 import xmlenc from "xml-encryption";
 import { IdentityProviders } from "../../services/issue/identity/federation/registry.ts";
 import { parseIdpMetadata } from "../../services/issue/identity/federation/saml.ts";
-import type { Store } from "../../services/shared/store/store.ts";
+import { Store } from "../../services/shared/store/store.ts";
+import { type OAuthServer, startOAuthServer } from "./oauth-server.ts";
 import { type PkiCertificate, selfSignedLeaf } from "./openssl-pki.ts";
 
 const RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
@@ -216,6 +217,40 @@ export async function addSamlProvider(store: Store, idp: SamlTestIdp, id = "corp
     claimMapping: { email: "email" },
     enabled: true,
   });
+}
+
+/** A running `mandate dev` whose tenant demo signs in at SAML IdP corp (`idp`), with a public client. */
+export interface SamlLoginServer {
+  server: OAuthServer;
+  store: Store;
+  idp: SamlTestIdp;
+  /** A public code-flow client (PKCE, scope openid) redirecting to the given URI. */
+  clientId: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a SAML login setup; `idpEntityId` is the test IdP's entityID (and SSO URL base). */
+export async function startSamlLoginServer(redirectUri: string, idpEntityId?: string): Promise<SamlLoginServer> {
+  const server = await startOAuthServer();
+  const store = Store.open({ url: server.database, poolSize: 1 });
+  const idp = samlTestIdp(idpEntityId);
+  await addSamlProvider(store, idp);
+  const { clientId } = await server.register({
+    redirectUris: [redirectUri],
+    grantTypes: ["authorization_code"],
+    tokenEndpointAuthMethod: "none",
+    scope: "openid",
+  });
+  return {
+    server,
+    store,
+    idp,
+    clientId,
+    async stop() {
+      await store.close();
+      await server.stop();
+    },
+  };
 }
 
 /** A public code-flow client's authorization request (PKCE S256) and its code redemption. */

@@ -4,40 +4,30 @@
 // code becomes tokens. Refused answers (unknown RelayState, another browser, wrong InResponseTo,
 // replay) end on an access_denied page with nobody signed in. The SP metadata is public.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store } from "../../services/shared/store/store.ts";
-import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { Browser, type OAuthServer } from "../helpers/oauth-server.ts";
 import {
-  addSamlProvider,
   codeFlow,
   readAuthnRequest,
+  type SamlLoginServer,
   type SamlTestIdp,
-  samlTestIdp,
   signedResponse,
+  startSamlLoginServer,
 } from "../helpers/saml-idp.ts";
 
 const REDIRECT = "https://app.example.test/callback";
 
+let setup: SamlLoginServer;
 let server: OAuthServer;
-let store: Store;
 let idp: SamlTestIdp;
 let clientId: string;
 
 beforeAll(async () => {
-  server = await startOAuthServer();
-  store = Store.open({ url: server.database, poolSize: 1 });
-  idp = samlTestIdp();
-  await addSamlProvider(store, idp);
-  ({ clientId } = await server.register({
-    redirectUris: [REDIRECT],
-    grantTypes: ["authorization_code"],
-    tokenEndpointAuthMethod: "none",
-    scope: "openid",
-  }));
+  setup = await startSamlLoginServer(REDIRECT);
+  ({ server, idp, clientId } = setup);
 }, 120_000);
 
 afterAll(async () => {
-  await store?.close();
-  await server?.stop();
+  await setup?.stop();
 });
 
 const spEntityId = () => `${server.issuer}/saml/corp`;

@@ -6,22 +6,21 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store } from "../../services/shared/store/store.ts";
 import { browserAvailable, launchChromium } from "../helpers/browser.ts";
-import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import type { OAuthServer } from "../helpers/oauth-server.ts";
 import {
-  addSamlProvider,
   codeFlow,
   readAuthnRequest,
+  type SamlLoginServer,
   type SamlTestIdp,
-  samlTestIdp,
   signedResponse,
+  startSamlLoginServer,
 } from "../helpers/saml-idp.ts";
 
 const REDIRECT = "https://app.example.test/callback";
 
+let setup: SamlLoginServer;
 let server: OAuthServer;
-let store: Store;
 let idp: SamlTestIdp;
 let idpServer: Server;
 let clientId: string;
@@ -57,23 +56,13 @@ function startIdpServer(): Promise<string> {
 }
 
 beforeAll(async () => {
-  server = await startOAuthServer();
-  store = Store.open({ url: server.database, poolSize: 1 });
-  const origin = await startIdpServer();
-  idp = samlTestIdp(origin);
-  await addSamlProvider(store, idp);
-  ({ clientId } = await server.register({
-    redirectUris: [REDIRECT],
-    grantTypes: ["authorization_code"],
-    tokenEndpointAuthMethod: "none",
-    scope: "openid",
-  }));
+  setup = await startSamlLoginServer(REDIRECT, await startIdpServer());
+  ({ server, idp, clientId } = setup);
 }, 120_000);
 
 afterAll(async () => {
   idpServer?.close();
-  await store?.close();
-  await server?.stop();
+  await setup?.stop();
 });
 
 describe.skipIf(!browserAvailable())("SAML login in headless Chromium", () => {

@@ -37,19 +37,6 @@ export interface TrustMapping {
   client?: string | undefined;
 }
 
-export interface FederationTrust {
-  id: string;
-  kind: TrustKind;
-  issuer: string;
-  verification: TrustVerification;
-  mapping: TrustMapping;
-  allowedScopes: string[];
-  allowedResources: string[];
-  createdAt: number;
-  expiresAt: number | null;
-  revokedAt: number | null;
-}
-
 export interface NewFederationTrust {
   kind: TrustKind;
   issuer: string;
@@ -58,6 +45,13 @@ export interface NewFederationTrust {
   allowedScopes: string[];
   allowedResources: string[];
   expiresAt?: number | undefined;
+}
+
+export interface FederationTrust extends Omit<NewFederationTrust, "expiresAt"> {
+  id: string;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
 }
 
 export function toTrust(row: FederationTrustsTable): FederationTrust {

@@ -14,7 +14,7 @@ import {
   TOKEN_TYPE_ID_JAG,
 } from "../source.ts";
 import type { FederationTrust } from "../trusts.ts";
-import { externalActor, type JwtAssertionVerifier } from "./jwt-assertion.ts";
+import { type JwtAssertionVerifier, trustedIdentity } from "./jwt-assertion.ts";
 
 /** The draft's §3 JOSE header type (compared case-insensitively, RFC 7515 §4.1.9). */
 export const ID_JAG_TYP = "oauth-id-jag+jwt";
@@ -45,15 +45,7 @@ export class IdJagSource implements FederationSource {
     }
     const subject = payload.sub as string;
     return {
-      clientId,
-      act: externalActor(subject, trust.issuer, this.protocol, trust.id, payload.act),
-      protocol: this.protocol,
-      issuer: trust.issuer,
-      subject,
-      trustId: trust.id,
-      allowedScopes: trust.allowedScopes,
-      allowedResources: trust.allowedResources,
-      notAfter: (payload.exp as number) * 1000,
+      ...trustedIdentity(this.protocol, trust, subject, clientId, (payload.exp as number) * 1000, payload.act),
       ...assertedBounds(payload.scope, payload.resource),
     };
   }

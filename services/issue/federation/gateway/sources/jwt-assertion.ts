@@ -16,7 +16,12 @@ import {
 import { JwksUnavailable, type RemoteJwks } from "../../../../shared/net/remote-jwks.ts";
 import { safeFetch } from "../../../../shared/net/safe-fetch.ts";
 import type { Store } from "../../../../shared/store/store.ts";
-import { FederationNotMine, FederationRefused, type FederationVerifyContext } from "../source.ts";
+import {
+  type FederatedIdentity,
+  FederationNotMine,
+  FederationRefused,
+  type FederationVerifyContext,
+} from "../source.ts";
 import { activeTrusts, type FederationTrust, type TrustKind } from "../trusts.ts";
 
 /** Asymmetric algorithms only: never `none`, never HS* (a public key used as an HMAC secret). */
@@ -213,7 +218,32 @@ export function mappedClient(trust: FederationTrust, claims: Record<string, unkn
 }
 
 /** RFC 8693 §4.1 actor claims naming the external identity, nesting any `act` it already carried. */
-export function externalActor(
+/**
+ * The identity `trust` admits: the external `subject` acting as agent `clientId`, bounded by the
+ * trust's scopes and resources and by the credential's own expiry (`notAfter`, ms epoch).
+ */
+export function trustedIdentity(
+  protocol: string,
+  trust: FederationTrust,
+  subject: string,
+  clientId: string,
+  notAfter: number,
+  innerActor?: unknown,
+): FederatedIdentity {
+  return {
+    clientId,
+    act: externalActor(subject, trust.issuer, protocol, trust.id, innerActor),
+    protocol,
+    issuer: trust.issuer,
+    subject,
+    trustId: trust.id,
+    allowedScopes: trust.allowedScopes,
+    allowedResources: trust.allowedResources,
+    notAfter,
+  };
+}
+
+function externalActor(
   subject: string,
   issuer: string,
   protocol: string,

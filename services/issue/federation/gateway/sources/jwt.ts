@@ -10,7 +10,7 @@ import {
   TOKEN_TYPE_JWT,
 } from "../source.ts";
 import { ID_JAG_TYP } from "./id-jag.ts";
-import { externalActor, type JwtAssertionVerifier, mappedClient } from "./jwt-assertion.ts";
+import { type JwtAssertionVerifier, mappedClient, trustedIdentity } from "./jwt-assertion.ts";
 
 export class JwtSource implements FederationSource {
   readonly protocol = "jwt";
@@ -24,16 +24,7 @@ export class JwtSource implements FederationSource {
   async verify(tenant: string, token: string, context: FederationVerifyContext): Promise<FederatedIdentity> {
     const { trust, payload } = await this.#verifier.verify(tenant, token, context, ["jwt"], { exclude: ID_JAG_TYP });
     const subject = payload.sub as string;
-    return {
-      clientId: mappedClient(trust, payload),
-      act: externalActor(subject, trust.issuer, this.protocol, trust.id, payload.act),
-      protocol: this.protocol,
-      issuer: trust.issuer,
-      subject,
-      trustId: trust.id,
-      allowedScopes: trust.allowedScopes,
-      allowedResources: trust.allowedResources,
-      notAfter: (payload.exp as number) * 1000,
-    };
+    const notAfter = (payload.exp as number) * 1000;
+    return trustedIdentity(this.protocol, trust, subject, mappedClient(trust, payload), notAfter, payload.act);
   }
 }

@@ -23,7 +23,7 @@ import {
   TOKEN_TYPE_SAML2,
 } from "../source.ts";
 import { activeTrusts, type FederationTrust } from "../trusts.ts";
-import { externalActor, mappedClient } from "./jwt-assertion.ts";
+import { mappedClient, trustedIdentity } from "./jwt-assertion.ts";
 
 const SAML_ASSERTION_NS = "urn:oasis:names:tc:SAML:2.0:assertion";
 const MAX_ASSERTION_CHARS = 256 * 1024;
@@ -57,17 +57,7 @@ export class SamlSource implements FederationSource {
     }
     const claims: Record<string, unknown> = { sub: verified.subject };
     for (const [name, value] of Object.entries(verified.attributes)) claims[name] = [value].flat()[0];
-    return {
-      clientId: mappedClient(trust, claims),
-      act: externalActor(verified.subject, trust.issuer, this.protocol, trust.id),
-      protocol: this.protocol,
-      issuer: trust.issuer,
-      subject: verified.subject,
-      trustId: trust.id,
-      allowedScopes: trust.allowedScopes,
-      allowedResources: trust.allowedResources,
-      notAfter: verified.notOnOrAfter,
-    };
+    return trustedIdentity(this.protocol, trust, verified.subject, mappedClient(trust, claims), verified.notOnOrAfter);
   }
 }
 

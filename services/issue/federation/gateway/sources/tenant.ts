@@ -40,6 +40,7 @@ import {
   FederationRefused,
   type FederationSource,
   type FederationVerifyContext,
+  type IssuedFederatedToken,
 } from "../source.ts";
 
 /** RFC 8693 §3 allows other token type URIs: an access token issued by another tenant of this deployment. */
@@ -54,17 +55,6 @@ export interface TenantSourceDeps {
   inspector: Pick<TokenInspector, "checkAccessToken">;
   /** Opens the transaction that records a crossing in both tenants' logs. */
   store: Pick<Store, "transaction">;
-}
-
-/** What the gateway minted for a verified crossing identity (the `issued` hook's argument). */
-export interface IssuedCrossingToken {
-  jti: string;
-  expiresAt: number;
-  clientId: string;
-  scope: readonly string[];
-  audience: readonly string[];
-  /** RFC 9449: the DPoP key the token is bound to, when one is. */
-  jkt?: string | undefined;
 }
 
 /** What the gateway needs beyond the identity to record a crossing (tenant-trust/trusts.ts recordCrossing). */
@@ -102,7 +92,7 @@ export class TenantTrustSource implements FederationSource {
    * transaction, the trust is checked still active under a lock, the token remembered (revoking the
    * trust revokes it) and the crossing recorded in A's log and B's. Throws to withhold the token.
    */
-  async issued(tenant: string, identity: FederatedIdentity, token: IssuedCrossingToken): Promise<void> {
+  async issued(tenant: string, identity: FederatedIdentity, token: IssuedFederatedToken): Promise<void> {
     const crossing = this.#pending.get(identity);
     if (!crossing) throw new FederationRefused("the crossing was not verified by this source");
     this.#pending.delete(identity);

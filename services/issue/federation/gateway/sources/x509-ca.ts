@@ -15,7 +15,7 @@ import {
   type FederationVerifyContext,
 } from "../source.ts";
 import { activeTrusts, type FederationTrust } from "../trusts.ts";
-import { externalActor, mappedClient } from "./jwt-assertion.ts";
+import { mappedClient, trustedIdentity } from "./jwt-assertion.ts";
 
 /** Mandate's subject_token_type for a certificate presented on the connection (RFC 8693 §3 allows URIs). */
 export const TOKEN_TYPE_MTLS_CERTIFICATE = "urn:mandate:params:oauth:token-type:mtls-client-certificate";
@@ -47,15 +47,7 @@ export class X509CaSource implements FederationSource {
     const names = certificateNames(leaf);
     const subject = names.san_uri ?? names.san_dns ?? names.san_email ?? names.subject ?? leaf.subject;
     return {
-      clientId: mappedClient(trust, names),
-      act: externalActor(subject, trust.issuer, this.protocol, trust.id),
-      protocol: this.protocol,
-      issuer: trust.issuer,
-      subject,
-      trustId: trust.id,
-      allowedScopes: trust.allowedScopes,
-      allowedResources: trust.allowedResources,
-      notAfter: leaf.validToDate.getTime(),
+      ...trustedIdentity(this.protocol, trust, subject, mappedClient(trust, names), leaf.validToDate.getTime()),
       certificateThumbprint: thumbprint,
     };
   }

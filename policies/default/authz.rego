@@ -11,6 +11,11 @@
 #   mandate_expired                 mandate.expires_at <= context.time (both ms since epoch)
 #   mandate_exhausted               mandate.uses_remaining <= 0
 #   clearance_insufficient          resource classification above the subject's clearance (default 0)
+# Issuance: before minting a federated token (issue 18), Issue asks once per scope it would grant:
+# action "token.federated", resource {"type": "scope", "id": <scope>} ({"type": "token"} when it
+# grants none), token = the token it would mint (scopes, aud, authorization_details,
+# foreign_tenant), actors = the external identity's chain, context.phase = "issuance". The trust's
+# bounds already hold, so here only the chain rules apply; a tenant narrows with deny rules of its own.
 # Obligations, in this order:
 #   {"type": "step_up", "acr_values": data.step_up.acr_values (default "urn:mandate:acr:mfa")}
 #       classification >= 3 and the subject's amr lacks "mfa" (the decision may still allow)
@@ -37,6 +42,13 @@ allow if {
 # A scope names an action ("orders.read") or a family of them ("orders.*").
 action_in_scope if input.action in input.token.scopes
 
+action_in_scope if issuance
+
+issuance if {
+	input.action == "token.federated"
+	input.context.phase == "issuance"
+}
+
 action_in_scope if {
 	some scope in input.token.scopes
 	endswith(scope, ".*")
@@ -61,11 +73,13 @@ deny contains reason("actor_wrong_tenant", "an actor belongs to another tenant")
 }
 
 deny contains reason("audience_mismatch", "the token is not for this resource server") if {
+	not issuance
 	not input.resource.attributes.audience in input.token.aud
 }
 
 # RFC 9396 authorization details narrow the scopes: when present, one must cover the request.
 deny contains reason("authorization_details_mismatch", "no authorization detail covers the request") if {
+	not issuance
 	count(input.token.authorization_details) > 0
 	not detail_covers_request
 }

@@ -153,3 +153,38 @@ test_obligations_step_up_before_audit_chain if {
 	d.allow
 	d.obligations == [{"type": "step_up", "acr_values": "urn:mandate:acr:mfa"}, {"type": "audit_chain"}]
 }
+
+issuance_input := {
+	"version": 1,
+	"tenant": "acme",
+	"subject": {"id": "partner-agent", "kind": "agent", "attributes": {}},
+	"actors": [{"id": "bob", "kind": "agent", "attributes": {"iss": "https://mandate/t/initech"}}],
+	"client": {"id": "partner-agent", "kind": "service", "attributes": {}},
+	"action": "token.federated",
+	"resource": {"type": "scope", "id": "orders.read", "attributes": {}},
+	"token": {
+		"scopes": ["orders.read"], "aud": [],
+		"authorization_details": [{"type": "payment", "actions": ["initiate"]}],
+		"foreign_tenant": "initech",
+	},
+	"context": {"time": 1000, "phase": "issuance"},
+}
+
+test_issuance_allowed_within_the_trust if {
+	d := decision with input as issuance_input
+	d.allow
+	d.reasons == []
+}
+
+test_issuance_keeps_the_chain_rules if {
+	long := [{"id": sprintf("a%d", [i]), "kind": "agent", "attributes": {}} | some i in numbers.range(1, 4)]
+	d := decision with input as object.union(issuance_input, {"actors": long})
+	codes(d) == ["chain_too_long"]
+}
+
+# The issuance rule is for Issue's question only: the action without the phase is an ordinary one.
+test_token_federated_action_outside_issuance_needs_its_scope if {
+	d := decision with input as object.union(issuance_input, {"context": {"phase": "use"}})
+	not d.allow
+	"scope_missing" in codes(d)
+}

@@ -46,7 +46,11 @@ const OTHER_RESOURCE = "https://billing.example";
 const ADMIN = { by: { role: "test administrator" } };
 const insecure = { [oauth.allowInsecureRequests]: true };
 
-/** A's policy: crossings from B may read orders but never cancel them; A's own callers are untouched. */
+/**
+ * A's policy: crossings from B may read orders but never cancel them; crossings from B and C get
+ * tokens for reading only (Issue asks before minting: action token.federated, one check per scope);
+ * A's own callers are untouched.
+ */
 const POLICY = `package mandate.authz
 
 import rego.v1
@@ -59,6 +63,14 @@ allow if {
 	crossing
 	input.action == "orders.read"
 	input.actors[0].attributes.iss == "${"ISSUER_B"}"
+}
+
+allow if {
+	input.token.foreign_tenant in {"${B}", "${C}"}
+	input.action == "token.federated"
+	input.context.phase == "issuance"
+	input.resource.type == "scope"
+	input.resource.id == "orders.read"
 }
 
 # METADATA
@@ -213,7 +225,7 @@ beforeAll(async () => {
   );
   representative = clientId;
   trustId = (await trusts.create(A, newTrust(), ADMIN)).id;
-  const bundle = await buildBundle(policyDir({ "authz.rego": POLICY.replace("ISSUER_B", issuerB) }));
+  const bundle = await buildBundle(policyDir({ "authz.rego": POLICY.replaceAll("ISSUER_B", issuerB) }));
   await adminClient(Authorize, grpc, server.process.adminFile).pushPolicy({
     tenant: A,
     bundle: bundle.bytes,
@@ -280,6 +292,17 @@ describe("a crossing B → A", () => {
     const denied = await ask("orders.cancel");
     expect(denied?.allow).toBe(false);
     expect(denied?.reasons.map((r) => r.message)).toContain(`crossings from ${B} may not do this`);
+  });
+
+  it("is narrowed by A's policy at issuance: a scope the policy denies is left out, none allowed is access_denied", async () => {
+    // RFC 6749 §3.3: the trust allows both scopes; the policy lets the token carry orders.read only.
+    const both = await cross(agentB, await foreignToken(agentB, endpointB), { scope: "orders.read orders.cancel" });
+    expect(both.status).toBe(200);
+    expect(both.body.scope).toBe("orders.read");
+    expect(claimsOf(both.body.access_token as string).scope).toBe("orders.read");
+    const cancel = await cross(agentB, await foreignToken(agentB, endpointB), { scope: "orders.cancel" });
+    expect(cancel).toMatchObject({ status: 403, body: { error: "access_denied" } });
+    expect(cancel.body.error_description).toContain(`crossings from ${B} may not do this`);
   });
 });
 

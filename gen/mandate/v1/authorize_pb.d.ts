@@ -60,6 +60,14 @@ export declare type TokenClaims = Message<"mandate.v1.TokenClaims"> & {
    * @generated from field: string token_id = 6;
    */
   tokenId: string;
+
+  /**
+   * The tenant the token's identity crosses from (cross-organization trust); empty for the tenant's
+   * own identities. Issue sets it when it asks before minting a crossing token.
+   *
+   * @generated from field: string foreign_tenant = 7;
+   */
+  foreignTenant: string;
 };
 
 /**

@@ -24,7 +24,8 @@ export interface InputToken {
   /**
    * The tenant the token's identity crossed from (issue 18 cross-organization trust: the verified
    * token's `mandate_foreign_tenant`, else its outermost actor's `mandate_federation` of protocol
-   * "tenant"); absent for the tenant's own identities. Access-token mode only.
+   * "tenant"); absent for the tenant's own identities. In explicit mode, the caller's word (Issue
+   * sets it when it asks before minting a crossing token).
    */
   foreign_tenant?: string;
   cnf?: JsonObject;
@@ -161,6 +162,7 @@ function inputToken(token: TokenClaims): InputToken {
     aud: [...token.audiences],
     authorization_details: [...token.authorizationDetails],
     ...(token.mandateId ? { mandate_id: token.mandateId } : {}),
+    ...(token.foreignTenant ? { foreign_tenant: token.foreignTenant } : {}),
     ...(token.confirmation ? { cnf: token.confirmation } : {}),
     ...(token.tokenId ? { jti: token.tokenId } : {}),
   };

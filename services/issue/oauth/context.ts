@@ -1,5 +1,7 @@
 // What every OAuth endpoint handler receives: the tenant's issuer and endpoint URLs, and the shared
 // services (store, signing, clients, replay cache, identity provider).
+import type { Client } from "@connectrpc/connect";
+import type { Authorize } from "../../../gen/mandate/v1/authorize_pb.js";
 import type { AuditClient } from "../../audit/client.ts";
 import type { Clock } from "../../shared/clock.ts";
 import type { Config } from "../../shared/config.ts";
@@ -40,6 +42,8 @@ export interface OAuthServices {
   jwks: RemoteJwks;
   /** Verifies the tenant's own access tokens (a token exchange's subject and actor tokens). */
   inspector: TokenInspector;
+  /** Authorize (in this process or over gRPC): the federation gateway asks it before minting (issue 18). */
+  authorize(): Client<typeof Authorize>;
   /** RFC 8705 §2.1 tls_client_auth: a presented certificate against the tenant's agent CA and deny list. */
   agentCertificates: AgentCertificateVerifier;
 }

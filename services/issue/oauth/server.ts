@@ -3,6 +3,7 @@
 // are not ours fall through (false).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { Authorize } from "../../../gen/mandate/v1/authorize_pb.js";
 import type { ExchangeTokenRequest } from "../../../gen/mandate/v1/issue_pb.js";
 import type { AuditClient } from "../../audit/client.ts";
 import type { ServiceDeps } from "../../shared/deps.ts";
@@ -136,6 +137,7 @@ export function createOAuthHttp(
     resources: new TenantResources(store, () => clock.now()),
     jwks: new RemoteJwks({ allowPrivate: config.oauth.allowPrivateMetadataHosts }),
     agentCertificates,
+    authorize: () => deps.clients.get(Authorize),
     get nonces() {
       return nonces as DpopNonces;
     },

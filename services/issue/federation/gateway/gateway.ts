@@ -10,9 +10,8 @@
 // · a token.federated.v1 audit entry naming the protocol, issuer, trust and external subject,
 //   committed before the token leaves (after the source's optional `issued` hook, which may
 //   record what it admitted — a cross-tenant crossing — or withhold the token).
-// Policy: issuance in Mandate does not consult Authorize today (tokens are checked by the resource
-// servers' Authorize calls, which see the token's act and client); the trust's bounds are the
-// issuance-time limit. See the report of issue 18 for the follow-up.
+// · policy: the tenant's policy is asked per granted scope before minting (issuance-policy.ts); a
+//   denied scope is left out, nothing left is access_denied.
 import { tokenFederated } from "../../../shared/audit-events.ts";
 import type { DpopProof } from "../../../shared/oauth/dpop.ts";
 import { x5tS256 } from "../../../shared/x509/thumbprint.ts";
@@ -29,6 +28,7 @@ import {
   TemporarilyUnavailable,
 } from "../../oauth/errors.ts";
 import { mintAccessToken } from "../../oauth/minting.ts";
+import { scopesPolicyAllows } from "./issuance-policy.ts";
 import { type FederatedIdentity, FederationNotMine, FederationRefused, type FederationSource } from "./source.ts";
 import { federationSources } from "./sources/index.ts";
 
@@ -94,8 +94,8 @@ export async function issueFederatedToken(request: FederatedTokenRequest): Promi
   if (claimed !== undefined && claimed !== client.clientId) {
     throw new InvalidGrant("the credential maps to another client than the one making the request");
   }
-  const scope = grantedScope(request.scope, identity);
   const audience = grantedAudience(request.resources, identity);
+  const bounded = grantedScope(request.scope, identity);
   const dpop = request.dpop;
   // RFC 9449 §5 / §10: an agent registered with dpop_jkt gets tokens bound to that key only.
   requireRegisteredKey(client, dpop);
@@ -110,6 +110,15 @@ export async function issueFederatedToken(request: FederatedTokenRequest): Promi
   }
   const ttlMs = Math.min(services.config.federation.tokenTtl, (identity.notAfter ?? Number.POSITIVE_INFINITY) - now);
   if (ttlMs < 1000) throw new InvalidGrant("the credential expires too soon to issue a token");
+  // Last, the one check that costs a round trip (Authorize), asked only of a request otherwise good.
+  const scope = await scopesPolicyAllows(services, {
+    tenant: urls.tenant,
+    grantType: request.grantType,
+    clientId: client.clientId,
+    identity,
+    scope: bounded,
+    audience,
+  });
   const token = await mintAccessToken(services.signing, {
     tenant: urls.tenant,
     issuer: urls.issuer,

@@ -15,7 +15,7 @@ import { IdentityProviders } from "../../services/issue/identity/federation/regi
 import { FederationSecrets } from "../../services/issue/identity/federation/sealing.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { browserAvailable, CHROMIUM_PATH } from "../helpers/browser.ts";
-import { MFA_ACR, OidcProviderIdps } from "../helpers/federation-oidc-provider.ts";
+import { linkedIdentity, MFA_ACR, OidcProviderIdps } from "../helpers/federation-oidc-provider.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const TENANT = "demo";
@@ -130,15 +130,7 @@ afterAll(async () => {
 });
 
 async function linkedSubject(providerId: string, externalSubject: string): Promise<string> {
-  const row = await store
-    .forTenant(TENANT)
-    .db.selectFrom("federated_identities")
-    .select("subject")
-    .where("tenant_id", "=", TENANT)
-    .where("provider_id", "=", providerId)
-    .where("external_subject", "=", externalSubject)
-    .executeTakeFirstOrThrow();
-  return row.subject;
+  return (await linkedIdentity(store, TENANT, providerId, externalSubject)).subject;
 }
 
 /** Opens the client's authorization request in a fresh browser context; the tab and its PKCE/nonce. */

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
+import type { Store } from "../../services/shared/store/store.ts";
 import { listen, selfSignedCertificate } from "./tls.ts";
 
 export const MFA_ACR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
@@ -15,6 +16,24 @@ export interface UpstreamClient {
   clientId: string;
   clientSecret: string;
   redirectUri: string;
+}
+
+/** The federated identity an IdP's `externalSubject` is linked to (linking.ts): its Mandate subject and mapped attributes. */
+export async function linkedIdentity(
+  store: Store,
+  tenant: string,
+  providerId: string,
+  externalSubject: string,
+): Promise<{ subject: string; attributes: { email?: string; name?: string; roles?: string[] } }> {
+  const row = await store
+    .forTenant(tenant)
+    .db.selectFrom("federated_identities")
+    .select(["subject", "attributes"])
+    .where("tenant_id", "=", tenant)
+    .where("provider_id", "=", providerId)
+    .where("external_subject", "=", externalSubject)
+    .executeTakeFirstOrThrow();
+  return { subject: row.subject, attributes: JSON.parse(row.attributes) };
 }
 
 /** One HTTPS server hosting oidc-provider instances, each under its issuer's path. */

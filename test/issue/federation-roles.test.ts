@@ -18,7 +18,7 @@ import { IdentityProviders } from "../../services/issue/identity/federation/regi
 import { FederationSecrets } from "../../services/issue/identity/federation/sealing.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
-import { OidcProviderIdps } from "../helpers/federation-oidc-provider.ts";
+import { linkedIdentity, OidcProviderIdps } from "../helpers/federation-oidc-provider.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const TENANT = "demo";
@@ -170,23 +170,11 @@ const outcome = (decision: Decision) => ({
   revision: decision.policyRevision,
 });
 
-async function linkedAttributes(externalSubject: string): Promise<{ subject: string; roles: unknown }> {
-  const row = await store
-    .forTenant(TENANT)
-    .db.selectFrom("federated_identities")
-    .select(["subject", "attributes"])
-    .where("tenant_id", "=", TENANT)
-    .where("provider_id", "=", IDP)
-    .where("external_subject", "=", externalSubject)
-    .executeTakeFirstOrThrow();
-  return { subject: row.subject, roles: (JSON.parse(row.attributes) as { roles?: unknown }).roles };
-}
-
 describe("federated groups → roles → Authorize", () => {
   it("a mapped group's role reaches the access token (RFC 9068 roles) and the RBAC policy allows its actions only", async () => {
     const tokens = await federatedLogin("bob");
-    const linked = await linkedAttributes("bob");
-    expect(linked.roles).toEqual(["order_clerk"]);
+    const linked = await linkedIdentity(store, TENANT, IDP, "bob");
+    expect(linked.attributes.roles).toEqual(["order_clerk"]);
     const access = decodeJwt(tokens.access_token);
     expect(access.sub).toBe(linked.subject);
     expect(access.roles).toEqual(["order_clerk"]);
@@ -209,7 +197,7 @@ describe("federated groups → roles → Authorize", () => {
 
   it("a user whose groups are not in the mapping gets no role, and is denied", async () => {
     const tokens = await federatedLogin("mallory");
-    expect((await linkedAttributes("mallory")).roles ?? []).toEqual([]);
+    expect((await linkedIdentity(store, TENANT, IDP, "mallory")).attributes.roles ?? []).toEqual([]);
     expect(decodeJwt(tokens.access_token).roles).toBeUndefined();
     expect(outcome(await check(tokens.access_token, "orders.read"))).toEqual({
       allow: false,

@@ -21,6 +21,7 @@ import { adminClient } from "../helpers/admin.ts";
 import { type Agent, discover, registerAgent, type TokenEndpoint } from "../helpers/agents.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { rpcExchange, rpcRefusal } from "../helpers/rpc-exchange.ts";
 
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const API_KEY_TYPE = "urn:mandate:params:oauth:token-type:api-key";
@@ -225,6 +226,51 @@ describe("API key exchange at the token endpoint", { timeout: 60_000 }, () => {
     expect(await auditPayload("api_key.rotated.v1", (p) => p.id === id)).toMatchObject({
       replaced_by: rotated.apiKey?.id,
     });
+  });
+});
+
+describe("API key exchange over Issue.ExchangeToken (gRPC)", { timeout: 60_000 }, () => {
+  const target = () => ({ grpc: server.process.summary.grpc as string, issuer: server.issuer, tenant: "demo" });
+
+  it("yields the same DPoP-bound token for the authenticated agent the key maps to", async () => {
+    const { id, key } = await createKey(["orders:read"]);
+    const response = await rpcExchange(target(), agent, { subjectToken: key, subjectTokenType: API_KEY_TYPE });
+    expect(response.mandateId).toBe("");
+    expect(response.tokens).toMatchObject({
+      tokenType: "DPoP",
+      scopes: ["orders:read"],
+      issuedTokenType: "urn:ietf:params:oauth:token-type:access_token",
+    });
+    const claims = decodeJwt(response.tokens?.accessToken as string);
+    expect(claims).toMatchObject({
+      client_id: agent.clientId,
+      cnf: { jkt: agent.jkt },
+      act: { mandate_api_key: id, mandate_federation: { protocol: "api_key" } },
+    });
+    expect(await auditPayload("token.federated.v1", (p) => p.jti === claims.jti)).toMatchObject({ trust_id: id });
+  });
+
+  it("refuses another agent's key, a revoked key and an actor_token with precise statuses", async () => {
+    const other = await registerAgent(server.issue, { name: "Other", scope: "orders:read", resources: [RESOURCE] });
+    const { id, key } = await createKey(["orders:read"]);
+    const foreign = await rpcRefusal(
+      rpcExchange(target(), other, { subjectToken: key, subjectTokenType: API_KEY_TYPE }),
+    );
+    expect(foreign).toMatchObject({ code: Code.FailedPrecondition, reason: "INVALID_GRANT" });
+    const withActor = await rpcRefusal(
+      rpcExchange(target(), agent, {
+        subjectToken: key,
+        subjectTokenType: API_KEY_TYPE,
+        actorToken: "x",
+        actorTokenType: "urn:ietf:params:oauth:token-type:access_token",
+      }),
+    );
+    expect(withActor).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_REQUEST" });
+    await server.issue.revokeApiKey({ tenant: "demo", id });
+    const revoked = await rpcRefusal(
+      rpcExchange(target(), agent, { subjectToken: key, subjectTokenType: API_KEY_TYPE }),
+    );
+    expect(revoked).toMatchObject({ code: Code.FailedPrecondition, reason: "INVALID_GRANT" });
   });
 });
 

@@ -12,12 +12,11 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { calculateJwkThumbprint, exportJWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfoSchema, PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Audit, type AuditEvent } from "../../gen/mandate/v1/audit_pb.js";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
@@ -25,6 +24,7 @@ import { Issue, type Mandate, type MandateSchema, MandateState } from "../../gen
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { adminClient } from "../helpers/admin.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { rpcExchange as exchangeByRpc, rpcRefusal } from "../helpers/rpc-exchange.ts";
 
 type MandateInit = Exclude<MessageInitShape<typeof MandateSchema>, Mandate>;
 
@@ -746,49 +746,9 @@ describe("Issue.ExchangeToken over gRPC", () => {
   const grpcIssue = () =>
     createClient(Issue, createGrpcTransport({ baseUrl: `http://${server.process.summary.grpc as string}` }));
 
-  async function proof(agent: Agent, nonce?: string) {
-    const htu = `${server.issuer}/oauth2/token`;
-    const jwt = await new SignJWT({ htm: "POST", htu, jti: randomUUID(), ...(nonce ? { nonce } : {}) })
-      .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: await exportJWK(agent.keys.publicKey) })
-      .setIssuedAt()
-      .sign(agent.keys.privateKey);
-    return { proof: jwt, httpMethod: "POST", httpUri: htu };
-  }
-
-  async function rpcExchange(agent: Agent, fields: Record<string, unknown>, bind = true) {
-    const call = async (nonce?: string) =>
-      grpcIssue().exchangeToken({
-        tenant: "demo",
-        client: { clientId: agent.clientId, method: "client_secret_basic", clientSecret: agent.secret },
-        ...fields,
-        ...(bind ? { binding: { dpop: await proof(agent, nonce) } } : {}),
-      });
-    try {
-      return await call();
-    } catch (error) {
-      const info = ConnectError.from(error).findDetails(ErrorInfoSchema)[0];
-      if (info?.reason !== "USE_DPOP_NONCE") throw error;
-      return call(info.metadata.dpop_nonce);
-    }
-  }
-
-  async function rpcRefusal(call: Promise<unknown>) {
-    const error = ConnectError.from(
-      await call.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-    );
-    const info = error.findDetails(ErrorInfoSchema)[0];
-    const precondition = error.findDetails(PreconditionFailureSchema)[0]?.violations[0];
-    return {
-      code: error.code,
-      message: error.rawMessage,
-      reason: info?.reason,
-      metadata: info?.metadata,
-      precondition: precondition && { type: precondition.type, subject: precondition.subject },
-    };
-  }
+  const target = () => ({ grpc: server.process.summary.grpc as string, issuer: server.issuer, tenant: "demo" });
+  const rpcExchange = (agent: Agent, fields: Record<string, unknown>, bind = true) =>
+    exchangeByRpc(target(), agent, fields, bind);
 
   it("exchanges a mandate with the same claims, bound to the key of the proof in binding.dpop", async () => {
     const mandateId = await grant(agentA);

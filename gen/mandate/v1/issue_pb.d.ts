@@ -3371,7 +3371,9 @@ export declare const Issue: GenService<{
   },
   /**
    * Exchanges a subject token (and optionally an actor token or a mandate) for a narrower token
-   * (RFC 8693).
+   * (RFC 8693). An external subject token (a trusted issuer's JWT, an ID-JAG, a SAML assertion, an
+   * API key, a partner CA's certificate, another tenant's token) goes to the federation gateway: the
+   * authenticated client must be the agent it maps to.
    *
    * @generated from rpc mandate.v1.Issue.ExchangeToken
    */

@@ -3,7 +3,8 @@
 // around a grant is checked here the same way: the client is registered for the grant, and its DPoP
 // proof — carried in the request's KeyBinding, made for POST to the tenant's token endpoint or to
 // the RPC's URL — verifies under the server's nonce policy and is by the registered key of a client
-// bound to one (requireRegisteredKey).
+// bound to one (requireRegisteredKey). An external subject token goes to the federation gateway
+// (federation/gateway/gateway.ts) as it does at the token endpoint.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema, PreconditionFailureSchema } from "../../../gen/google/rpc/error_details_pb.js";
@@ -13,6 +14,7 @@ import type { DpopProof } from "../../shared/oauth/dpop.ts";
 import { rateLimited } from "../../shared/rpc/access.ts";
 import type { PresentedCertificate } from "../../shared/x509/types.ts";
 import type { RegisteredClient } from "../clients/metadata.ts";
+import { ACCESS_TOKEN_TYPE, isFederatedTokenType, issueFederatedToken } from "../federation/gateway/gateway.ts";
 import { exchangeToken } from "../mandates/exchange.ts";
 import {
   type ExchangeResponse,
@@ -22,7 +24,7 @@ import {
 import { UnacceptableToken } from "../mandates/refusal.ts";
 import { requireRegisteredKey, verifyTokenRequestProof } from "./authorization-server-dpop.ts";
 import type { OAuthServices, TenantUrls } from "./context.ts";
-import { InvalidClient, InvalidDpopProof, OAuthError, SlowDown, UnauthorizedClient } from "./errors.ts";
+import { InvalidClient, InvalidDpopProof, InvalidRequest, OAuthError, SlowDown, UnauthorizedClient } from "./errors.ts";
 import {
   authenticateByCertificate,
   type CertificateBinding,
@@ -30,6 +32,8 @@ import {
   isCertificateAuthMethod,
   requireBoundCertificate,
 } from "./rfc8705.ts";
+import { parseResources } from "./rfc8707.ts";
+import { parseScope } from "./scopes.ts";
 
 export async function exchangeTokenByRpc(
   services: OAuthServices,
@@ -44,12 +48,45 @@ export async function exchangeTokenByRpc(
   if (!client.metadata.grant_types.includes(TOKEN_EXCHANGE_GRANT)) {
     throw new UnauthorizedClient(`the client is not registered for the ${TOKEN_EXCHANGE_GRANT} grant`);
   }
-  const request = exchangeRequestFromMessage(message);
   const dpop = await bindingProof(services, urls, client, message.binding?.dpop, rpcUrl);
+  if (isFederatedTokenType(services, message.subjectTokenType)) {
+    return federatedExchange(services, urls, clientId, message, dpop, presented);
+  }
+  const request = exchangeRequestFromMessage(message);
   const certificate = await rpcCertificate(services, client, presented);
   requireBoundCertificate(client, certificate);
   const authMethod = client.metadata.token_endpoint_auth_method;
   return exchangeToken({ services, client, urls, dpop, certificate, authMethod, now: services.clock.now() }, request);
+}
+
+/**
+ * The federation gateway over the RPC (issue 18): an external subject token (a trusted issuer's JWT,
+ * an ID-JAG, a SAML assertion, an API key, a partner CA's certificate, another tenant's token)
+ * exchanged by the client the RPC layer authenticated, which must be the agent it maps to.
+ */
+async function federatedExchange(
+  services: OAuthServices,
+  urls: TenantUrls,
+  clientId: string,
+  message: ExchangeTokenRequest,
+  dpop: DpopProof | undefined,
+  certificate: PresentedCertificate | undefined,
+): Promise<ExchangeResponse> {
+  if (message.actorToken) throw new InvalidRequest("an actor_token is not accepted with an external subject token");
+  const issued = await issueFederatedToken({
+    services,
+    urls,
+    now: services.clock.now(),
+    grantType: TOKEN_EXCHANGE_GRANT,
+    tokenType: message.subjectTokenType,
+    token: message.subjectToken,
+    scope: parseScope(message.scopes.join(" ")),
+    resources: parseResources([...message.resources, ...message.audiences]),
+    authenticatedClientId: clientId,
+    dpop,
+    certificate,
+  });
+  return { ...issued, issued_token_type: issued.issued_token_type ?? ACCESS_TOKEN_TYPE, mandate_id: "" };
 }
 
 /**
@@ -123,6 +160,8 @@ const STATUS: Record<string, Code> = {
   // An exchange answers none (RFC 8693 §2.2.2: invalid_request); kept should a shared check throw one.
   invalid_grant: Code.FailedPrecondition,
   unauthorized_client: Code.PermissionDenied,
+  // The tenant's policy refused a federated token (issuance-policy.ts).
+  access_denied: Code.PermissionDenied,
   invalid_client: Code.Unauthenticated,
   invalid_dpop_proof: Code.Unauthenticated,
   use_dpop_nonce: Code.Unauthenticated,

@@ -7,6 +7,7 @@ import * as identityProviders0016 from "./migrations/0016_identity_providers.ts"
 import * as agentFederation0017 from "./migrations/0017_agent_federation.ts";
 import * as apiKeys0018 from "./migrations/0018_api_keys.ts";
 import * as tenantTrusts0019 from "./migrations/0019_tenant_trusts.ts";
+import * as federationIndexes0020 from "./migrations/0020_federation_indexes.ts";
 
 export type Engine = "sqlite" | "postgres";
 
@@ -663,6 +664,7 @@ export function migrationsFor(engine: Engine): Record<string, Migration> {
     "0017_agent_federation": { up: (db: Kysely<unknown>) => agentFederation0017.up(db, engine) },
     "0018_api_keys": { up: (db: Kysely<unknown>) => apiKeys0018.up(db, engine) },
     "0019_tenant_trusts": { up: (db: Kysely<unknown>) => tenantTrusts0019.up(db, engine) },
+    "0020_federation_indexes": { up: (db: Kysely<unknown>) => federationIndexes0020.up(db) },
   };
 }
 

@@ -126,14 +126,8 @@ class IdentityProviderAdmin {
     };
     const scoped = this.#services.store.forTenant(tenant);
     await scoped.transaction(async (tx) => {
-      const clash = await tx
-        .selectFrom("identity_providers")
-        .select("id")
-        .where("tenant_id", "=", tenant)
-        .where("id", "=", record.id)
-        .executeTakeFirst();
-      if (clash) throw alreadyExists("identity provider", record.id);
-      await tx.insertInto("identity_providers").values(toRow(record)).execute();
+      if (await this.providers.get(tenant, record.id, tx)) throw alreadyExists("identity provider", record.id);
+      await this.providers.create(tenant, record, { tx, now });
       await scoped.recordEvent(tx, identityProviderCreated(summary(record), actor), now);
     });
     return record;
@@ -145,16 +139,13 @@ class IdentityProviderAdmin {
     if (changed.length === 0) return current;
     const scoped = this.#services.store.forTenant(tenant);
     await scoped.transaction(async (tx) => {
-      const row = toRow(record);
-      const result = await tx
-        .updateTable("identity_providers")
-        .set({ ...row, tenant_id: undefined, id: undefined, created_at: undefined })
-        .where("tenant_id", "=", tenant)
-        .where("id", "=", record.id)
-        // Compare-and-set: a concurrent change in between is not silently overwritten.
-        .where("updated_at", "=", current.updatedAt)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) {
+      // Compare-and-set: a concurrent change in between is not silently overwritten.
+      const updated = await this.providers.update(tenant, record, {
+        tx,
+        now: record.updatedAt,
+        ifUpdatedAt: current.updatedAt,
+      });
+      if (!updated) {
         throw failedPrecondition(`identity provider "${record.id}" changed meanwhile: retry`, "CONCURRENT_CHANGE");
       }
       await scoped.recordEvent(tx, identityProviderUpdated(summary(record), changed, actor), record.updatedAt);
@@ -387,21 +378,6 @@ function claimMapping(value: JsonObject | undefined): Record<string, unknown> {
 
 function summary(record: IdentityProviderRecord) {
   return { id: record.id, kind: record.kind, enabled: record.enabled, email_domains: record.emailDomains };
-}
-
-function toRow(record: IdentityProviderRecord) {
-  return {
-    tenant_id: record.tenant,
-    id: record.id,
-    kind: record.kind,
-    display_name: record.displayName,
-    settings: JSON.stringify(record.settings),
-    email_domains: JSON.stringify(record.emailDomains),
-    claim_mapping: JSON.stringify(record.claimMapping),
-    enabled: record.enabled ? 1 : 0,
-    created_at: record.createdAt,
-    updated_at: record.updatedAt,
-  };
 }
 
 /** The provider as administrators see it: sealed fields removed, their names listed. */

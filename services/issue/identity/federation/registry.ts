@@ -1,7 +1,7 @@
 // A tenant's upstream identity providers (identity_providers): what the login page offers, what
 // home-realm discovery picks by e-mail domain, and what the federation endpoints start logins at.
 // Admin RPCs and the CLI (admin.ts, services/cli/idps.ts) write through create/update here too.
-import type { Store } from "../../../shared/store/store.ts";
+import type { Store, TenantDb, TenantTransaction } from "../../../shared/store/store.ts";
 
 export type ProviderKind = "oidc" | "saml";
 
@@ -26,6 +26,12 @@ export type NewIdentityProvider = Omit<IdentityProviderRecord, "tenant" | "creat
 
 export const PROVIDER_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/** How a write runs: in the caller's transaction (`tx`, so it commits with the caller's audit event), at `now`. */
+export interface WriteOptions {
+  tx?: TenantTransaction | undefined;
+  now?: number | undefined;
+}
+
 export class IdentityProviders {
   readonly #store: Store;
   readonly #now: () => number;
@@ -35,25 +41,35 @@ export class IdentityProviders {
     this.#now = now;
   }
 
-  async create(tenant: string, provider: NewIdentityProvider): Promise<IdentityProviderRecord> {
+  async create(
+    tenant: string,
+    provider: NewIdentityProvider,
+    { tx, now = this.#now() }: WriteOptions = {},
+  ): Promise<IdentityProviderRecord> {
     if (!PROVIDER_ID.test(provider.id)) throw new Error(`identity provider id "${provider.id}" is not valid`);
-    const now = this.#now();
-    await this.#store
-      .forTenant(tenant)
-      .db.insertInto("identity_providers")
+    await (tx ?? this.#store.forTenant(tenant).db)
+      .insertInto("identity_providers")
       .values({ tenant_id: tenant, ...toRow(provider), created_at: now, updated_at: now })
       .execute();
     return { ...provider, emailDomains: normalDomains(provider.emailDomains), tenant, createdAt: now, updatedAt: now };
   }
 
-  async update(tenant: string, provider: NewIdentityProvider): Promise<boolean> {
-    const result = await this.#store
-      .forTenant(tenant)
-      .db.updateTable("identity_providers")
-      .set({ ...toRow(provider), updated_at: this.#now() })
+  /**
+   * Replaces the provider's fields; false when there is no such provider or, with `ifUpdatedAt`
+   * (compare-and-set), when it changed since that update.
+   */
+  async update(
+    tenant: string,
+    provider: NewIdentityProvider,
+    { tx, now = this.#now(), ifUpdatedAt }: WriteOptions & { ifUpdatedAt?: number | undefined } = {},
+  ): Promise<boolean> {
+    let query = (tx ?? this.#store.forTenant(tenant).db)
+      .updateTable("identity_providers")
+      .set({ ...toRow(provider), updated_at: now })
       .where("tenant_id", "=", tenant)
-      .where("id", "=", provider.id)
-      .executeTakeFirst();
+      .where("id", "=", provider.id);
+    if (ifUpdatedAt !== undefined) query = query.where("updated_at", "=", ifUpdatedAt);
+    const result = await query.executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
@@ -67,10 +83,13 @@ export class IdentityProviders {
     return Number(result.numDeletedRows) > 0;
   }
 
-  async get(tenant: string, id: string): Promise<IdentityProviderRecord | undefined> {
-    const row = await this.#store
-      .forTenant(tenant)
-      .db.selectFrom("identity_providers")
+  async get(
+    tenant: string,
+    id: string,
+    db?: TenantDb | TenantTransaction,
+  ): Promise<IdentityProviderRecord | undefined> {
+    const row = await (db ?? this.#store.forTenant(tenant).db)
+      .selectFrom("identity_providers")
       .selectAll()
       .where("tenant_id", "=", tenant)
       .where("id", "=", id)

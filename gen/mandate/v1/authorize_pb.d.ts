@@ -950,7 +950,7 @@ export declare const SetPolicySigningResponseSchema: GenMessage<SetPolicySigning
  */
 export declare const Authorize: GenService<{
   /**
-   * Decides one request.
+   * Decides one request. Issue asks it too (as a service), before minting a federated token.
    *
    * @generated from rpc mandate.v1.Authorize.Check
    */

@@ -10,6 +10,7 @@ import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { adminInterceptor } from "./admin.ts";
 import { engines } from "./engines.ts";
 import { freePort, type MandateProcess, startMandateProcess } from "./mandate-process.ts";
+import { leafCertificate, type PkiCertificate, rootCa } from "./openssl-pki.ts";
 
 export { freePort };
 
@@ -162,6 +163,39 @@ export class Browser {
     }
     throw new Error("too many redirects");
   }
+}
+
+/** A server with its mutual-TLS listener too (RFC 8705) at `mtlsBase`, its certificate issued by `serverCa`. */
+export interface MtlsOAuthServer extends OAuthServer {
+  mtlsBase: string;
+  serverCa: PkiCertificate;
+}
+
+export async function startMtlsOAuthServer(env: Record<string, string> = {}): Promise<MtlsOAuthServer> {
+  const serverCa = rootCa();
+  const serverCertificate = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
+  const mtlsPort = await freePort();
+  const server = await startOAuthServer({
+    MANDATE_HTTP_MTLS_PORT: String(mtlsPort),
+    MANDATE_HTTP_MTLS_CERT_FILE: serverCertificate.certFile,
+    MANDATE_HTTP_MTLS_KEY_FILE: serverCertificate.keyFile,
+    ...env,
+  });
+  return { ...server, mtlsBase: `https://127.0.0.1:${mtlsPort}`, serverCa };
+}
+
+/** Registers an agent client of `tenant` owned by alice that authenticates by certificate (tls_client_auth); its client id. */
+export async function registerCertificateAgent(server: OAuthServer, tenant?: string): Promise<string> {
+  const { clientId } = await server.register(
+    {
+      kind: ClientKind.AGENT,
+      owner: "alice",
+      tokenEndpointAuthMethod: "tls_client_auth",
+      grantTypes: ["client_credentials"],
+    },
+    tenant,
+  );
+  return clientId;
 }
 
 /**

@@ -269,3 +269,9 @@ function caConfig(dir: string, extensions: readonly string[]): string {
     "",
   ].join("\n");
 }
+
+/** RFC 8705 §3.1 thumbprint computed by openssl (an independent tool): base64url of the SHA-256 of the DER. */
+export function opensslThumbprint(pem: string): string {
+  const out = execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256"], { input: pem }).toString();
+  return Buffer.from((out.split("=")[1] as string).trim().replaceAll(":", ""), "hex").toString("base64url");
+}

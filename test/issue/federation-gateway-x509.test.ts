@@ -4,20 +4,18 @@
 // openssl's own SHA-256 fingerprint). Refusals: a certificate of a CA no trust names, no certificate,
 // a subject_token naming another certificate, an expired certificate, a certificate without
 // clientAuth, an unmapped name, a revoked trust.
-import { execFileSync } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
+import { claimsOf, TOKEN_EXCHANGE } from "../helpers/agents.ts";
 import { auditDetails } from "../helpers/audit-log.ts";
-import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
-import { leafCertificate, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
+import { type MtlsOAuthServer, registerCertificateAgent, startMtlsOAuthServer } from "../helpers/oauth-server.ts";
+import { leafCertificate, opensslThumbprint, type PkiCertificate, rootCa } from "../helpers/openssl-pki.ts";
 
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const MTLS_CERTIFICATE = "urn:mandate:params:oauth:token-type:mtls-client-certificate";
 const PARTNER_AGENT = "spiffe://partner.example/agent/orders";
 const RESOURCE = "https://orders.example";
 
-let server: OAuthServer;
+let server: MtlsOAuthServer;
 let mtlsBase: string;
 let serverCa: PkiCertificate;
 let partnerCa: PkiCertificate;
@@ -54,12 +52,6 @@ function mtlsPost(form: Record<string, string>, certificate?: PkiCertificate): P
   });
 }
 
-/** RFC 8705 §3.1 thumbprint computed by openssl (an independent tool): base64url of the SHA-256 of the DER. */
-function opensslThumbprint(pem: string): string {
-  const out = execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256"], { input: pem }).toString();
-  return Buffer.from((out.split("=")[1] as string).trim().replaceAll(":", ""), "hex").toString("base64url");
-}
-
 function exchange(
   certificate: PkiCertificate | undefined,
   subjectToken = certificate ? opensslThumbprint(certificate.pem) : "x",
@@ -75,33 +67,12 @@ function exchange(
   );
 }
 
-function claimsOf(jwt: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(jwt.split(".")[1] as string, "base64url").toString("utf8"));
-}
-
 beforeAll(async () => {
-  serverCa = rootCa();
-  const serverCertificate = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
-  const mtlsPort = await freePort();
-  mtlsBase = `https://127.0.0.1:${mtlsPort}`;
-  server = await startOAuthServer({
-    MANDATE_HTTP_MTLS_PORT: String(mtlsPort),
-    MANDATE_HTTP_MTLS_CERT_FILE: serverCertificate.certFile,
-    MANDATE_HTTP_MTLS_KEY_FILE: serverCertificate.keyFile,
-  });
+  server = await startMtlsOAuthServer();
+  ({ mtlsBase, serverCa } = server);
   partnerCa = rootCa({ subject: "/CN=Partner Agents CA" });
   partnerLeaf = leafCertificate(partnerCa, { uris: [PARTNER_AGENT], extendedKeyUsage: ["clientAuth"] });
-  agentId = (
-    await server.issue.createClient({
-      tenant: "demo",
-      metadata: {
-        kind: ClientKind.AGENT,
-        owner: "alice",
-        tokenEndpointAuthMethod: "tls_client_auth",
-        grantTypes: ["client_credentials"],
-      },
-    })
-  ).client?.clientId as string;
+  agentId = await registerCertificateAgent(server);
   const { trust } = await server.issue.createFederationTrust({
     tenant: "demo",
     kind: "x509_ca",

@@ -10,12 +10,18 @@ import { createServer, type Server } from "node:https";
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { createTrust, type NewFederationTrust, revokeTrust } from "../../services/issue/federation/gateway/trusts.ts";
 import { Store } from "../../services/shared/store/store.ts";
-import { type Agent, discover, registerAgent, type TokenEndpoint } from "../helpers/agents.ts";
+import {
+  type Agent,
+  claimsOf,
+  discover,
+  registerAgent,
+  TOKEN_EXCHANGE,
+  type TokenEndpoint,
+} from "../helpers/agents.ts";
 import { auditDetails } from "../helpers/audit-log.ts";
-import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { type OAuthServer, registerCertificateAgent, startOAuthServer } from "../helpers/oauth-server.ts";
 import {
   type AssertionOptions,
   assertionXml,
@@ -26,7 +32,6 @@ import {
 import { listen, selfSignedCertificate } from "../helpers/tls.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt";
 const ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag";
 const RESOURCE = "https://orders.example";
@@ -153,10 +158,6 @@ async function federated(
   return { response, claims: claimsOf(response.access_token) };
 }
 
-function claimsOf(jwt: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(jwt.split(".")[1] as string, "base64url").toString("utf8"));
-}
-
 function auditEntry(jti: string): Promise<Record<string, unknown>> {
   return auditDetails(server.database, "token.federated.v1", jti);
 }
@@ -198,17 +199,7 @@ beforeAll(async () => {
   agent = await registerAgent(server.issue, { scope: "orders:read orders:write", resources: [RESOURCE] });
   otherAgent = await registerAgent(server.issue, { scope: "orders:read", resources: [RESOURCE] });
   application = await server.register({ grantTypes: ["client_credentials"], scope: "orders:read" });
-  keylessAgent = (
-    await server.issue.createClient({
-      tenant: "demo",
-      metadata: {
-        kind: ClientKind.AGENT,
-        owner: "alice",
-        tokenEndpointAuthMethod: "tls_client_auth",
-        grantTypes: ["client_credentials"],
-      },
-    })
-  ).client?.clientId as string;
+  keylessAgent = await registerCertificateAgent(server);
   jwtTrust = (
     await trust({
       kind: "jwt",

@@ -4,7 +4,6 @@
 // (tls_client_auth §2.1, self_signed_tls_client_auth §2.2), every refusal, certificate-bound tokens
 // (§3: cnf.x5t#S256, token_type Bearer) from client credentials, token exchange and refresh,
 // discovery (§3.3, §5), and the proxy-header mode accepted only from the configured proxy (RFC 9440).
-import { execFileSync } from "node:child_process";
 import { createPublicKey, randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -18,21 +17,21 @@ import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
-import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
+import { claimsOf, MANDATE_TOKEN_TYPE, TOKEN_EXCHANGE } from "../helpers/agents.ts";
+import { auditDetails } from "../helpers/audit-log.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
-import { Browser, freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { Browser, type MtlsOAuthServer, startMtlsOAuthServer } from "../helpers/oauth-server.ts";
 import {
   csr,
   leafCertificate,
+  opensslThumbprint,
   type PkiCertificate,
   privateKey,
   rootCa,
   selfSignedLeaf,
 } from "../helpers/openssl-pki.ts";
 
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
-const MANDATE_TYPE = "urn:mandate:params:oauth:token-type:mandate";
 const API = "https://api.example.com/";
 const DAY = 86_400_000;
 /** The address whose certificate header the server believes (a loopback alias of the test's own). */
@@ -51,22 +50,16 @@ interface Answer {
   headers: import("node:http").IncomingHttpHeaders;
 }
 
-let server: OAuthServer;
+let server: MtlsOAuthServer;
 let mtlsBase: string;
 let serverCa: PkiCertificate;
 
 beforeAll(async () => {
-  serverCa = rootCa();
-  const serverCertificate = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
-  const mtlsPort = await freePort();
-  mtlsBase = `https://127.0.0.1:${mtlsPort}`;
-  server = await startOAuthServer({
-    MANDATE_HTTP_MTLS_PORT: String(mtlsPort),
-    MANDATE_HTTP_MTLS_CERT_FILE: serverCertificate.certFile,
-    MANDATE_HTTP_MTLS_KEY_FILE: serverCertificate.keyFile,
+  server = await startMtlsOAuthServer({
     MANDATE_HTTP_CLIENT_CERTIFICATE_HEADER: "client-cert",
     MANDATE_HTTP_CLIENT_CERTIFICATE_PROXIES: PROXY,
   });
+  ({ mtlsBase, serverCa } = server);
 }, 60_000);
 
 afterAll(async () => {
@@ -136,41 +129,6 @@ function collect(
 }
 
 const TOKEN_PATH = "/t/demo/oauth2/token";
-
-/** The details of the token.issued.v1 audit entry of `jti`, once the outbox has delivered it. */
-async function auditedIssuance(jti: string, type = "token.issued.v1"): Promise<Record<string, unknown>> {
-  const store = Store.open({ url: server.database, poolSize: 1 });
-  try {
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const rows = await store
-        .forTenant("demo")
-        .db.selectFrom("audit_log")
-        .select("body")
-        .where("tenant_id", "=", "demo")
-        .where("type", "=", type)
-        .execute();
-      const details = rows
-        .map((row) => (JSON.parse(row.body) as { event: { details: Record<string, unknown> } }).event.details)
-        .find((d) => d.jti === jti);
-      if (details) return details;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`no audit entry for token ${jti}`);
-  } finally {
-    await store.close();
-  }
-}
-
-function claimsOf(jwt: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(jwt.split(".")[1] as string, "base64url").toString("utf8"));
-}
-
-/** RFC 8705 §3.1 thumbprint computed by openssl (an independent tool): base64url of the SHA-256 of the DER. */
-function opensslThumbprint(pem: string): string {
-  const out = execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256"], { input: pem }).toString();
-  const hex = (out.split("=")[1] as string).trim().replaceAll(":", "");
-  return Buffer.from(hex, "hex").toString("base64url");
-}
 
 function fromPki(certificate: PkiCertificate, ...chain: PkiCertificate[]): ClientCertificate {
   return {
@@ -492,7 +450,7 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
     expect(answer.body.token_type).toBe("Bearer");
     const claims = claimsOf(answer.body.access_token as string);
     expect(claims.cnf).toEqual({ "x5t#S256": opensslThumbprint(agent.certificate.certPem) });
-    expect(await auditedIssuance(claims.jti as string)).toMatchObject({
+    expect(await auditDetails(server.database, "token.issued.v1", claims.jti as string)).toMatchObject({
       client_auth_method: "tls_client_auth",
       certificate_serial: agent.serial,
       spiffe_id: agent.spiffeId,
@@ -627,7 +585,7 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
         grant_type: TOKEN_EXCHANGE,
         client_id: agent.clientId,
         subject_token: mandate?.id as string,
-        subject_token_type: MANDATE_TYPE,
+        subject_token_type: MANDATE_TOKEN_TYPE,
       },
       agent.certificate,
     );
@@ -662,7 +620,7 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
       tenant: tenantOfServer,
       client: { clientId: agent.clientId, method: "tls_client_auth" },
       subjectToken: mandate?.id as string,
-      subjectTokenType: MANDATE_TYPE,
+      subjectTokenType: MANDATE_TOKEN_TYPE,
     };
     const over = (certificate?: ClientCertificate) =>
       createClient(
@@ -680,7 +638,7 @@ describe("tls_client_auth (RFC 8705 §2.1) with certificates of the tenant's age
     const claims = claimsOf(response.tokens?.accessToken as string);
     expect(response.tokens?.tokenType).toBe("Bearer");
     expect(claims.cnf).toEqual({ "x5t#S256": opensslThumbprint(agent.certificate.certPem) });
-    expect(await auditedIssuance(claims.jti as string, "token.exchanged.v1")).toMatchObject({
+    expect(await auditDetails(server.database, "token.exchanged.v1", claims.jti as string)).toMatchObject({
       client_auth_method: "tls_client_auth",
       certificate_serial: agent.serial,
       spiffe_id: agent.spiffeId,

@@ -30,9 +30,11 @@ import {
   presentedProof,
   redeemCode,
   registerAgent,
+  TOKEN_EXCHANGE,
   type TokenEndpoint,
   tokenRequest,
 } from "../helpers/agents.ts";
+import { auditDetails } from "../helpers/audit-log.ts";
 import { runMandate } from "../helpers/mandate-process.ts";
 import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import { policyDir } from "../helpers/policy-bundles.ts";
@@ -40,7 +42,6 @@ import { policyDir } from "../helpers/policy-bundles.ts";
 const A = "demo";
 const B = "partner";
 const C = "stranger";
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const RESOURCE = "https://orders.example";
 const OTHER_RESOURCE = "https://billing.example";
 const ADMIN = { by: { role: "test administrator" } };
@@ -171,22 +172,8 @@ async function introspect(tenant: string, token: string): Promise<Record<string,
 }
 
 /** The details of `tenant`'s `tenant_trust.crossed.v1` entry for the A token `jti` (events reach the log shortly after). */
-async function crossingEntry(tenant: string, jti: string): Promise<Record<string, unknown>> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const rows = await store
-      .forTenant(tenant)
-      .db.selectFrom("audit_log")
-      .select("body")
-      .where("tenant_id", "=", tenant)
-      .where("type", "=", "tenant_trust.crossed.v1")
-      .execute();
-    const details = rows
-      .map((row) => (JSON.parse(row.body) as { event: { details: Record<string, unknown> } }).event.details)
-      .find((d) => d.jti === jti);
-    if (details) return details;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`no tenant_trust.crossed.v1 entry for ${jti} in ${tenant}`);
+function crossingEntry(tenant: string, jti: string): Promise<Record<string, unknown>> {
+  return auditDetails(server.database, "tenant_trust.crossed.v1", jti, tenant);
 }
 
 beforeAll(async () => {

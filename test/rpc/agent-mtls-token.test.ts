@@ -14,6 +14,7 @@ import { Introspect } from "../../gen/mandate/v1/introspect_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { issuerUrl } from "../../services/shared/oauth/issuer.ts";
 import { x5tS256 } from "../../services/shared/x509/thumbprint.ts";
+import { MANDATE_TOKEN_TYPE, TOKEN_EXCHANGE } from "../helpers/agents.ts";
 import {
   agentCaCertificate,
   type ClientCertificate,
@@ -26,8 +27,6 @@ import { csr, privateKey } from "../helpers/openssl-pki.ts";
 const TENANT = "acme";
 const OTHER_TENANT = "globex";
 const RESOURCE = "https://orders.example/";
-const MANDATE_TYPE = "urn:mandate:params:oauth:token-type:mandate";
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 let mandate: MtlsMandate;
 
@@ -98,7 +97,7 @@ describe("an agent's token over native gRPC with mutual TLS (RFC 8705)", () => {
       tenant: TENANT,
       client: { clientId, method: "tls_client_auth" },
       subjectToken: mandateId,
-      subjectTokenType: MANDATE_TYPE,
+      subjectTokenType: MANDATE_TOKEN_TYPE,
       resources: [RESOURCE],
     });
 

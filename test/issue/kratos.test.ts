@@ -1,25 +1,14 @@
 // The Ory Kratos identity provider: how a Kratos session becomes an Authentication (acr, RFC 8176
 // amr, OIDC claims), the login redirect, and the real @ory/client calls against Kratos's official
 // OpenAPI contract (v26.2.0) served by Prism in mock mode with request validation.
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
 import type { Identity, Session } from "@ory/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { authenticationFromSession, KratosIdentity } from "../../services/issue/identity/kratos.ts";
 import type { LoginRequest } from "../../services/issue/identity/provider.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
+import { type KratosContract, startKratosContract } from "../helpers/kratos-prism.ts";
 import { freePort } from "../helpers/oauth-server.ts";
-
-const CONTRACT = new URL("../../third_party/kratos/api.v26.2.0.json", import.meta.url);
-const PRISM = join(
-  dirname(createRequire(import.meta.url).resolve("@stoplight/prism-cli/package.json")),
-  "dist/index.js",
-);
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -195,44 +184,16 @@ function recordingFetch(prefer?: string) {
 const browser = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
 
 describe("Kratos adapter against the Kratos v26.2.0 OpenAPI contract (Prism mock, request validation)", () => {
-  let dir: string;
-  let prism: ChildProcess;
+  let contract: KratosContract;
   let base: string;
-  let log = "";
 
   beforeAll(async () => {
-    // Self-hosted Kratos has no `oryAccessToken` security (that is Ory Network's): strip it, as the
-    // contract's README says, or Prism answers 401 to every admin call. Nothing else changes.
-    const spec = JSON.parse(await readFile(CONTRACT, "utf8")) as { paths: Record<string, Record<string, unknown>> };
-    for (const item of Object.values(spec.paths))
-      for (const op of Object.values(item))
-        if (op && typeof op === "object") delete (op as { security?: unknown }).security;
-    dir = await mkdtemp(join(tmpdir(), "mandate-kratos-"));
-    await writeFile(join(dir, "kratos.json"), JSON.stringify(spec));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    prism = spawn(
-      process.execPath,
-      [PRISM, "mock", join(dir, "kratos.json"), "--host", "127.0.0.1", "--port", String(port), "--errors"],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      const read = (chunk: Buffer) => {
-        log += chunk;
-        if (log.includes(`Prism is listening on ${base}`)) resolve();
-      };
-      prism.stdout?.on("data", read);
-      prism.stderr?.on("data", read);
-      prism.once("exit", (code) => reject(new Error(`prism exited with ${code}:\n${log}`)));
-    });
+    contract = await startKratosContract();
+    base = contract.url;
   });
 
   afterAll(async () => {
-    if (prism && prism.exitCode === null) {
-      prism.kill("SIGTERM");
-      await once(prism, "exit");
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await contract?.stop();
   });
 
   it("drives the authorization endpoint: unauthenticated browsers go to the Kratos login flow, and an aal0 session issues no code", async () => {

@@ -11,7 +11,16 @@ import { AgentCertificateSchema, Issue } from "../../gen/mandate/v1/issue_pb.js"
 import { REVOCATION_REASONS } from "../issue/agents/certificates.ts";
 import { addAttestorCommands } from "./agent-attestors.ts";
 import { enrollCommand, renewCommand } from "./agent-enrollment.ts";
-import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import {
+  collect,
+  command,
+  grpcClient,
+  print,
+  printTable,
+  type TenantOptions,
+  table,
+  tenantRpcCommand,
+} from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
 
 interface AgentCreateOptions extends TenantOptions {
@@ -55,17 +64,12 @@ export function agentsCommand(): Command {
       .option("--owner <sub>", "only the agents of this owner (a human's sub or an org id)")
       .action(async (options: AgentListOptions) => {
         const all = await allAgents(options);
-        print(
-          options,
-          all.map((c) => toJson(OAuthClientSchema, c)),
-          () =>
-            all.length === 0
-              ? "(no agents)"
-              : table(
-                  ["CLIENT ID", "NAME", "OWNER", "KEY"],
-                  all.map((c) => [c.clientId, c.clientName, c.owner, keyOf(c)]),
-                ),
-        );
+        printTable(options, all, {
+          json: (c) => toJson(OAuthClientSchema, c),
+          empty: "(no agents)",
+          header: ["CLIENT ID", "NAME", "OWNER", "KEY"],
+          row: (c) => [c.clientId, c.clientName, c.owner, keyOf(c)],
+        });
       }),
   );
   addAttestorCommands(agents);

@@ -13,8 +13,8 @@ import {
   iso,
   lifecycleState,
   print,
+  printTable,
   type TenantOptions,
-  table,
   tenantRpcCommand,
 } from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
@@ -57,24 +57,19 @@ export function apiKeysCommand(): Command {
           tenant: options.tenant,
           clientId: options.client ?? "",
         });
-        print(
-          options,
-          apiKeys.map((k) => toJson(ApiKeySchema, k)),
-          () =>
-            apiKeys.length === 0
-              ? "(no API keys)"
-              : table(
-                  ["ID", "AGENT", "SCOPES", "EXPIRES", "LAST USED", "STATE"],
-                  apiKeys.map((k) => [
-                    k.id,
-                    k.clientId,
-                    k.scopes.join(" "),
-                    iso(k.expireTime),
-                    iso(k.lastUseTime),
-                    lifecycleState(k, k.rotatedTo ? `rotated to ${k.rotatedTo}` : "active"),
-                  ]),
-                ),
-        );
+        printTable(options, apiKeys, {
+          json: (k) => toJson(ApiKeySchema, k),
+          empty: "(no API keys)",
+          header: ["ID", "AGENT", "SCOPES", "EXPIRES", "LAST USED", "STATE"],
+          row: (k) => [
+            k.id,
+            k.clientId,
+            k.scopes.join(" "),
+            iso(k.expireTime),
+            iso(k.lastUseTime),
+            lifecycleState(k, k.rotatedTo ? `rotated to ${k.rotatedTo}` : "active"),
+          ],
+        });
       }),
   );
   keys.addCommand(

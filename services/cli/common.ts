@@ -96,6 +96,20 @@ export function table(header: string[], rows: string[][]): string {
     .join("\n");
 }
 
+/**
+ * Prints a list: its items' JSON with --json, else a table with `header` and a row per item, or
+ * `empty` when there is none.
+ */
+export function printTable<T>(
+  options: CommonOptions,
+  items: readonly T[],
+  list: { json: (item: T) => unknown; empty: string; header: string[]; row: (item: T) => string[] },
+): void {
+  print(options, items.map(list.json), () =>
+    items.length === 0 ? list.empty : table(list.header, items.map(list.row)),
+  );
+}
+
 /** A timestamp as ISO 8601 text, "-" when unset. */
 export function iso(time: Timestamp | undefined): string {
   return time ? timestampDate(time).toISOString() : "-";

@@ -14,8 +14,8 @@ import {
   iso,
   lifecycleState,
   print,
+  printTable,
   type TenantOptions,
-  table,
   tenantRpcCommand,
 } from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
@@ -44,25 +44,20 @@ export function federationCommand(): Command {
   trusts.addCommand(
     tenantRpcCommand("list", "list the tenant's federation trusts").action(async (options: TenantOptions) => {
       const { trusts: all } = await grpcClient(Issue, options).listFederationTrusts({ tenant: options.tenant });
-      print(
-        options,
-        all.map((t) => toJson(FederationTrustSchema, t)),
-        () =>
-          all.length === 0
-            ? "(no federation trusts)"
-            : table(
-                ["ID", "KIND", "ISSUER", "SCOPES", "RESOURCES", "EXPIRES", "STATE"],
-                all.map((t) => [
-                  t.id,
-                  t.kind,
-                  t.issuer,
-                  t.allowedScopes.join(" "),
-                  t.allowedResources.join(" "),
-                  iso(t.expireTime),
-                  lifecycleState(t),
-                ]),
-              ),
-      );
+      printTable(options, all, {
+        json: (t) => toJson(FederationTrustSchema, t),
+        empty: "(no federation trusts)",
+        header: ["ID", "KIND", "ISSUER", "SCOPES", "RESOURCES", "EXPIRES", "STATE"],
+        row: (t) => [
+          t.id,
+          t.kind,
+          t.issuer,
+          t.allowedScopes.join(" "),
+          t.allowedResources.join(" "),
+          iso(t.expireTime),
+          lifecycleState(t),
+        ],
+      });
     }),
   );
   trusts.addCommand(

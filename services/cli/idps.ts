@@ -8,7 +8,7 @@ import { type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Command, CommanderError, Option } from "commander";
 import { type IdentityProvider, IdentityProviderSchema, Issue } from "../../gen/mandate/v1/issue_pb.js";
-import { collect, command, grpcClient, print, type TenantOptions, table, tenantRpcCommand } from "./common.ts";
+import { collect, command, grpcClient, print, printTable, type TenantOptions, tenantRpcCommand } from "./common.ts";
 
 interface CommonIdpOptions extends TenantOptions {
   displayName?: string;
@@ -67,23 +67,12 @@ export function idpsCommand(): Command {
     tenantRpcCommand("list", "list the tenant's identity providers (never their secrets)").action(
       async (options: TenantOptions) => {
         const { providers } = await grpcClient(Issue, options).listIdentityProviders({ tenant: options.tenant });
-        print(
-          options,
-          providers.map((p) => toJson(IdentityProviderSchema, p)),
-          () =>
-            providers.length === 0
-              ? "(no identity providers)"
-              : table(
-                  ["ID", "KIND", "ENABLED", "DOMAINS", "NAME"],
-                  providers.map((p) => [
-                    p.id,
-                    p.kind,
-                    p.enabled ? "yes" : "no",
-                    p.emailDomains.join(","),
-                    p.displayName,
-                  ]),
-                ),
-        );
+        printTable(options, providers, {
+          json: (p) => toJson(IdentityProviderSchema, p),
+          empty: "(no identity providers)",
+          header: ["ID", "KIND", "ENABLED", "DOMAINS", "NAME"],
+          row: (p) => [p.id, p.kind, p.enabled ? "yes" : "no", p.emailDomains.join(","), p.displayName],
+        });
       },
     ),
   );

@@ -21,8 +21,8 @@ import {
   command,
   grpcClient,
   print,
+  printTable,
   type TenantOptions,
-  table,
   tenantOption,
   tenantRpcCommand,
   tokenOption,
@@ -97,24 +97,19 @@ export function mandatesCommand(): Command {
       )
       .action(async (options: MandateListOptions) => {
         const all = await allMandates(options);
-        print(
-          options,
-          all.map((m) => toJson(MandateSchema, m)),
-          () =>
-            all.length === 0
-              ? "(no mandates)"
-              : table(
-                  ["ID", "STATE", "PRINCIPAL", "AGENT", "EXPIRES", "PARENT"],
-                  all.map((m) => [
-                    m.id,
-                    stateName(m.state),
-                    m.principal?.id ?? "",
-                    m.agent?.id ?? "",
-                    isoOf(m.expireTime),
-                    m.parentMandateId,
-                  ]),
-                ),
-        );
+        printTable(options, all, {
+          json: (m) => toJson(MandateSchema, m),
+          empty: "(no mandates)",
+          header: ["ID", "STATE", "PRINCIPAL", "AGENT", "EXPIRES", "PARENT"],
+          row: (m) => [
+            m.id,
+            stateName(m.state),
+            m.principal?.id ?? "",
+            m.agent?.id ?? "",
+            isoOf(m.expireTime),
+            m.parentMandateId,
+          ],
+        });
       }),
   );
   mandates.addCommand(

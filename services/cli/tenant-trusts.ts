@@ -13,8 +13,8 @@ import {
   iso,
   lifecycleState,
   print,
+  printTable,
   type TenantOptions,
-  table,
   tenantRpcCommand,
 } from "./common.ts";
 import { parseDurationMs } from "./mandates.ts";
@@ -70,25 +70,20 @@ export function tenantTrustsCommand(): Command {
     tenantRpcCommand("list", "list this tenant's trusts in other tenants, newest first").action(
       async (options: TenantOptions) => {
         const { trusts: all } = await grpcClient(Issue, options).listTenantTrusts({ tenant: options.tenant });
-        print(
-          options,
-          all.map((t) => toJson(TenantTrustSchema, t)),
-          () =>
-            all.length === 0
-              ? "(no tenant trusts)"
-              : table(
-                  ["ID", "FOREIGN TENANT", "AS CLIENT", "KINDS", "SCOPES", "EXPIRES", "STATE"],
-                  all.map((t) => [
-                    t.id,
-                    t.foreignTenant,
-                    t.clientId,
-                    t.subjectKinds.join(","),
-                    t.scopes.join(" "),
-                    iso(t.expireTime),
-                    lifecycleState(t),
-                  ]),
-                ),
-        );
+        printTable(options, all, {
+          json: (t) => toJson(TenantTrustSchema, t),
+          empty: "(no tenant trusts)",
+          header: ["ID", "FOREIGN TENANT", "AS CLIENT", "KINDS", "SCOPES", "EXPIRES", "STATE"],
+          row: (t) => [
+            t.id,
+            t.foreignTenant,
+            t.clientId,
+            t.subjectKinds.join(","),
+            t.scopes.join(" "),
+            iso(t.expireTime),
+            lifecycleState(t),
+          ],
+        });
       },
     ),
   );

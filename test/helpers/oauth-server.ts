@@ -165,6 +165,26 @@ export class Browser {
   }
 }
 
+/** A public client's redemption of `code` at `issuer`'s token endpoint (RFC 6749 §4.1.3, PKCE RFC 7636 §4.5). */
+export function redeemPublicCode(
+  issuer: string,
+  client: { clientId: string; redirectUri: string },
+  code: string,
+  verifier: string,
+): Promise<Response> {
+  return fetch(`${issuer}/oauth2/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      code,
+      redirect_uri: client.redirectUri,
+      client_id: client.clientId,
+      code_verifier: verifier,
+    }),
+  });
+}
+
 /** A server with its mutual-TLS listener too (RFC 8705) at `mtlsBase`, its certificate issued by `serverCa`. */
 export interface MtlsOAuthServer extends OAuthServer {
   mtlsBase: string;

@@ -11,7 +11,7 @@ import xmlenc from "xml-encryption";
 import { IdentityProviders } from "../../services/issue/identity/federation/registry.ts";
 import { parseIdpMetadata } from "../../services/issue/identity/federation/saml.ts";
 import { Store } from "../../services/shared/store/store.ts";
-import { type OAuthServer, startOAuthServer } from "./oauth-server.ts";
+import { type OAuthServer, redeemPublicCode, startOAuthServer } from "./oauth-server.ts";
 import { type PkiCertificate, selfSignedLeaf } from "./openssl-pki.ts";
 
 const RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
@@ -269,17 +269,7 @@ export function codeFlow(issuer: string, clientId: string, redirectUri: string) 
     url: `${issuer}/oauth2/authorize?${params}`,
     /** The ID token's claims for `code` (the token response must be 200). */
     async redeem(code: string): Promise<Record<string, unknown>> {
-      const token = await fetch(`${issuer}/oauth2/token`, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({
-          grant_type: "authorization_code",
-          code,
-          redirect_uri: redirectUri,
-          client_id: clientId,
-          code_verifier: verifier,
-        }),
-      });
+      const token = await redeemPublicCode(issuer, { clientId, redirectUri }, code, verifier);
       if (token.status !== 200) throw new Error(`token endpoint: ${token.status} ${await token.text()}`);
       const { id_token } = (await token.json()) as { id_token: string };
       return JSON.parse(Buffer.from(id_token.split(".")[1] as string, "base64url").toString());

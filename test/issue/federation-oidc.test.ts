@@ -26,7 +26,7 @@ import { checkPreset, oidcSettingsProblem } from "../../services/issue/identity/
 import { IdentityProviders, type NewIdentityProvider } from "../../services/issue/identity/federation/registry.ts";
 import { FederationSecrets } from "../../services/issue/identity/federation/sealing.ts";
 import { Store } from "../../services/shared/store/store.ts";
-import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { Browser, type OAuthServer, redeemPublicCode, startOAuthServer } from "../helpers/oauth-server.ts";
 import { listen, selfSignedCertificate } from "../helpers/tls.ts";
 
 const TENANT = "demo";
@@ -350,17 +350,12 @@ async function tokensFor(browser: Browser, callback: Response, verifier: string)
   );
   const code = redirect.searchParams.get("code");
   expect(code).toBeTruthy();
-  const token = await fetch(`${server.issuer}/oauth2/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      code: code as string,
-      redirect_uri: REDIRECT_URI,
-      client_id: client.clientId,
-      code_verifier: verifier,
-    }),
-  });
+  const token = await redeemPublicCode(
+    server.issuer,
+    { clientId: client.clientId, redirectUri: REDIRECT_URI },
+    code as string,
+    verifier,
+  );
   expect(token.status).toBe(200);
   return (await token.json()) as { id_token: string; access_token: string };
 }
@@ -665,17 +660,12 @@ describe("with Kratos as the primary identity provider", () => {
       new URL(response.headers.get("location") as string).toString(),
       REDIRECT_URI,
     );
-    const token = await fetch(`${kratosServer.issuer}/oauth2/token`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        grant_type: "authorization_code",
-        code: redirect.searchParams.get("code") as string,
-        redirect_uri: REDIRECT_URI,
-        client_id: kratosClient.clientId,
-        code_verifier: verifier,
-      }),
-    });
+    const token = await redeemPublicCode(
+      kratosServer.issuer,
+      { clientId: kratosClient.clientId, redirectUri: REDIRECT_URI },
+      redirect.searchParams.get("code") as string,
+      verifier,
+    );
     expect(token.status).toBe(200);
     const claims = decodeJwt(((await token.json()) as { id_token: string }).id_token);
     expect(claims.sub).toMatch(/^fed_okta_/);

@@ -1,6 +1,7 @@
 // A tenant's upstream identity providers (identity_providers): what the login page offers, what
 // home-realm discovery picks by e-mail domain, and what the federation endpoints start logins at.
 // Admin RPCs and the CLI (admin.ts, services/cli/idps.ts) write through create/update here too.
+import type { IdentityProvidersTable } from "../../../shared/store/migrations/0016_identity_providers.ts";
 import type { Store, TenantDb, TenantTransaction } from "../../../shared/store/store.ts";
 
 export type ProviderKind = "oidc" | "saml";
@@ -118,19 +119,6 @@ export class IdentityProviders {
   }
 }
 
-type Row = {
-  tenant_id: string;
-  id: string;
-  kind: ProviderKind;
-  display_name: string;
-  settings: string;
-  email_domains: string;
-  claim_mapping: string;
-  enabled: number;
-  created_at: number;
-  updated_at: number;
-};
-
 function normalDomains(domains: string[]): string[] {
   return [...new Set(domains.map((d) => d.trim().toLowerCase()).filter((d) => d !== ""))];
 }
@@ -147,7 +135,7 @@ function toRow(p: NewIdentityProvider) {
   };
 }
 
-function fromRow(row: Row): IdentityProviderRecord {
+function fromRow(row: IdentityProvidersTable): IdentityProviderRecord {
   return {
     tenant: row.tenant_id,
     id: row.id,

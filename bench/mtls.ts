@@ -14,8 +14,8 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
 import { availableParallelism, cpus } from "node:os";
 import { ClientKind } from "../gen/mandate/v1/clients_pb.js";
-import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
-import { csr, leafCertificate, privateKey, rootCa } from "../test/helpers/openssl-pki.ts";
+import { type OAuthServer, startMtlsOAuthServer } from "../test/helpers/oauth-server.ts";
+import { csr, privateKey } from "../test/helpers/openssl-pki.ts";
 import { basic, median } from "./http-load.ts";
 import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
@@ -77,14 +77,8 @@ function post(send: typeof httpRequest | typeof httpsRequest, url: string, optio
 }
 
 async function main() {
-  const serverCa = rootCa();
-  const serverCertificate = leafCertificate(serverCa, { ipAddresses: ["127.0.0.1"], extendedKeyUsage: ["serverAuth"] });
-  const mtlsPort = await freePort();
-  const server = await startOAuthServer({
-    MANDATE_HTTP_MTLS_PORT: String(mtlsPort),
-    MANDATE_HTTP_MTLS_CERT_FILE: serverCertificate.certFile,
-    MANDATE_HTTP_MTLS_KEY_FILE: serverCertificate.keyFile,
-  });
+  const server = await startMtlsOAuthServer();
+  const serverCa = server.serverCa;
   const samples: Record<Scenario, Stats[]> = { "mtls-new": [], "mtls-reuse": [], plain: [] };
   // BENCH_SCENARIOS=mtls-reuse,plain runs only those (e.g. to profile one); the ratios need "plain".
   const order = (process.env.BENCH_SCENARIOS?.split(",") ?? ["mtls-new", "mtls-reuse", "plain"]) as Scenario[];
@@ -98,7 +92,7 @@ async function main() {
     const form = { grant_type: "client_credentials", scope: "orders.read", resource: RESOURCE };
     const mtlsBody = new URLSearchParams({ ...form, client_id: agent.clientId }).toString();
     const plainBody = new URLSearchParams(form).toString();
-    const mtlsUrl = `https://127.0.0.1:${mtlsPort}/t/demo/oauth2/token`;
+    const mtlsUrl = `${server.mtlsBase}/t/demo/oauth2/token`;
     const tls = { ca: serverCa.pem, key: agent.keyPem, cert: agent.certPem };
     const kept = new HttpsAgent({ ...tls, keepAlive: true, maxSockets: settings.concurrency });
     const plainAgent = new HttpAgent({ keepAlive: true, maxSockets: settings.concurrency });

@@ -19,7 +19,7 @@ import { FederationSecrets } from "../../services/issue/identity/federation/seal
 import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { linkedIdentity, OidcProviderIdps } from "../helpers/federation-oidc-provider.ts";
-import { Browser, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
+import { Browser, type OAuthServer, redeemPublicCode, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const TENANT = "demo";
 const IDP = "okta";
@@ -138,17 +138,12 @@ async function federatedLogin(username: string): Promise<{ access_token: string;
 
   // Back at Mandate: the callback, Mandate's consent, the client's redirect with its code.
   const redirect = await browser.authorize(url, REDIRECT_URI);
-  const token = await fetch(`${server.issuer}/oauth2/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      code: redirect.searchParams.get("code") as string,
-      redirect_uri: REDIRECT_URI,
-      client_id: client.clientId,
-      code_verifier: verifier,
-    }),
-  });
+  const token = await redeemPublicCode(
+    server.issuer,
+    { clientId: client.clientId, redirectUri: REDIRECT_URI },
+    redirect.searchParams.get("code") as string,
+    verifier,
+  );
   expect(token.status).toBe(200);
   return (await token.json()) as { access_token: string; id_token: string };
 }

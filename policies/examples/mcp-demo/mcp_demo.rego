@@ -57,10 +57,12 @@ deny contains reason("tool_unknown", "the tool is not one this policy knows") if
 	not default_mapped_tool_scope
 }
 
+# A scope would not help an agent with what agents never do: that deny alone says why.
 deny contains reason("scope_missing", "the token's scopes do not include this action") if {
 	not input.action in config.server_methods
 	not permitted
 	not input.action == "tools/call"
+	not agent_forbidden
 }
 
 deny contains reason("scope_missing", "the token's scopes do not include this tool's scope") if {
@@ -68,9 +70,13 @@ deny contains reason("scope_missing", "the token's scopes do not include this to
 	not default_mapped_tool_scope in input.token.scopes
 }
 
-deny contains reason("agent_not_allowed", msg) if {
+agent_forbidden if {
 	input.action in config.agents_may_not
 	count(input.actors) > 0
+}
+
+deny contains reason("agent_not_allowed", msg) if {
+	agent_forbidden
 	msg := sprintf("%s is for humans: no mandate lets an agent do it", [input.action])
 }
 

@@ -68,6 +68,11 @@ test_agents_never_cancel if {
 	codes(d) == ["agent_not_allowed"]
 }
 
+# Not a scope problem (which the MCP kit would answer with a step-up challenge for the scope).
+test_agents_never_cancel_even_without_the_scope if {
+	codes(agent_call("orders.cancel", order("ord_1001"))) == ["agent_not_allowed"]
+}
+
 test_humans_may_cancel_with_the_scope if {
 	human := object.union(message("orders.cancel", order("ord_1001"), ["orders.cancel"], ["pwd"]), {"actors": []})
 	d := decision with input as human

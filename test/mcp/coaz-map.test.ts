@@ -146,6 +146,9 @@ describe("pass-through and unknown methods", () => {
     expect(map(request("ping"))).toEqual({ kind: "pass_through" });
     expect(map(notification("notifications/initialized"))).toEqual({ kind: "pass_through" });
     expect(map(notification("notifications/cancelled", { requestId: 1 }))).toEqual({ kind: "pass_through" });
+    // A response (or anything without a method) is no request to pass.
+    const response = { jsonrpc: "2.0", id: 1, result: {} } as unknown as JsonRpcRequest;
+    expect(() => map(response)).toThrow(/not a JSON-RPC request/);
     // Pass-through needs no token claim at all.
     expect(mapMessage(request("ping"), {}, { resource: RESOURCE })).toEqual({ kind: "pass_through" });
   });

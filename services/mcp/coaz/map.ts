@@ -54,9 +54,16 @@ interface Anchors {
   agents: string[];
 }
 
+const claimPaths = new Map<string, string[]>();
+
 function claimAt(token: Readonly<Record<string, unknown>>, path: string): unknown {
+  let parts = claimPaths.get(path);
+  if (!parts) {
+    parts = path.split(".");
+    if (claimPaths.size < 256) claimPaths.set(path, parts);
+  }
   let value: unknown = token;
-  for (const part of path.split(".")) {
+  for (const part of parts) {
     if (typeof value !== "object" || value === null || !Object.hasOwn(value, part)) return undefined;
     value = (value as Record<string, unknown>)[part];
   }
@@ -254,6 +261,9 @@ export function mapMessage(
   token: Readonly<Record<string, unknown>>,
   options: MapOptions,
 ): MappedMessage {
+  // A JSON-RPC response or a malformed message has no method to map: refused, never passed.
+  if (typeof message?.method !== "string")
+    throw new CoazMappingError("COAZ mapping error: not a JSON-RPC request (no method)");
   if (isPassThrough(message)) return { kind: "pass_through" };
   const params: JsonObject = message.params ?? {};
   // An unmapped method is denied before anything else is looked at.

@@ -158,7 +158,10 @@ async function protectedRequest(session: MandateSession, url: URL, init: Request
   const retried = new Set<Retry>();
   for (;;) {
     try {
-      return await send(tokens.accessToken);
+      const response = await send(tokens.accessToken);
+      // A 401 without a challenge (RFC 9110 §15.5.2 requires one): never handed to the SDK's auth().
+      if (response.status === 401) throw new AccessTokenRefused(401, undefined, await response.text());
+      return response;
     } catch (error) {
       if (!(error instanceof oauth.WWWAuthenticateChallengeError)) throw error;
       const next = answer(error, retried);

@@ -250,4 +250,25 @@ describe("introspection (RFC 7662) with the MCP server's client credentials", ()
     await revoke(issuer, bearer, token);
     await expect(introspecting.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
   });
+
+  it("decides while the revocation feed is down (fallback), and without introspection refuses (fail closed)", async () => {
+    const { issuer, mcpClient, bearer } = deployed;
+    // A feed never started: silent, so not live.
+    const silent = new RevocationFeed({ url: `${issuer}/revocations`, token: async () => "unused" });
+    const credentials = { clientId: mcpClient.clientId, clientSecret: mcpClient.clientSecret };
+    const fallback = new McpResourceServer({ issuer, resource, revocations: silent, introspection: credentials });
+    const feedOnly = new McpResourceServer({ issuer, resource, revocations: silent });
+    const token = await clientToken(issuer, bearer, MCP_SCOPE, resource);
+    const request = () =>
+      ({
+        method: "POST",
+        url: "/mcp",
+        headers: { host: new URL(resource).host, authorization: `Bearer ${token}` },
+        socket: {},
+      }) as never;
+    await expect(fallback.verify(request())).resolves.toMatchObject({ token });
+    await expect(feedOnly.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+    await revoke(issuer, bearer, token);
+    await expect(fallback.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+  });
 });

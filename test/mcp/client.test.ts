@@ -194,8 +194,8 @@ function newAgent(resource: string, refresh: boolean): Promise<Agent> {
   });
 }
 
-/** alice's mandate to `agent` for the MCP server. */
-async function grant(agent: Agent, resource: string, expiresInMs = HOUR): Promise<string> {
+/** alice's mandate to `agent` for the MCP server (`tokens`: at most that many tokens issued). */
+async function grant(agent: Agent, resource: string, expiresInMs = HOUR, tokens?: number): Promise<string> {
   const created = await mandate.issue.createMandate({
     tenant: "demo",
     mandate: {
@@ -205,6 +205,7 @@ async function grant(agent: Agent, resource: string, expiresInMs = HOUR): Promis
       resources: [resource],
       expireTime: timestampFromMs(Date.now() + expiresInMs),
       maxTokenLifetime: durationFromMs(600_000),
+      ...(tokens ? { usageLimits: [{ meter: "tokens", maximum: tokens }] } : {}),
     },
   });
   return created.mandate?.id as string;
@@ -429,6 +430,19 @@ describe("mandateClientAuth with the MCP SDK client", () => {
     await whoami(client);
     await sleep(expiresAt - Date.now() + 100);
     await expect(whoami(client)).rejects.toMatchObject({ name: "MandateUnusable", condition: "expired" });
+    await client.close();
+  });
+
+  it("fails with MandateUnusable (exhausted) when the mandate's token limit is used up", async () => {
+    const agent = await newAgent(mcp.resource, false);
+    const { client, session } = await connect(mcp, agent, await grant(agent, mcp.resource, HOUR, 1));
+    await whoami(client);
+    // The one token the mandate allows was issued: renewing it needs a second.
+    await expect(session.renew((await session.current())?.accessToken)).rejects.toMatchObject({
+      name: "MandateUnusable",
+      condition: "exhausted",
+    });
+    await expect(whoami(client)).rejects.toBeInstanceOf(MandateUnusable);
     await client.close();
   });
 

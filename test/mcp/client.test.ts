@@ -7,8 +7,9 @@
 // token was issued, re-exchange otherwise) and after invalid_token (the token revoked at Mandate),
 // the resource server's nonce challenge answered once and never looped on, RFC 9470 step-up and
 // insufficient_scope as typed errors, MandateUnusable once alice revokes the mandate (within a
-// bounded wait) or it expires, a stolen token refused from another key or as Bearer, an agent
-// holding the wrong key or another agent's mandate refused at the token endpoint.
+// bounded wait), it expires or its token limit is used up, client_secret_basic and private_key_jwt,
+// a stolen token refused from another key or as Bearer, an agent holding the wrong key or another
+// agent's mandate refused at the token endpoint; and the same client through the resource kit's protect().
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { JsonObject } from "@bufbuild/protobuf";

@@ -8,6 +8,7 @@ import { auditCommand } from "./audit.ts";
 import { certsCommand } from "./certs.ts";
 import { clientsCommand } from "./clients.ts";
 import { command, configOption, print } from "./common.ts";
+import { demoCommand } from "./demo.ts";
 import { reportError } from "./errors.ts";
 import { federationCommand } from "./federation.ts";
 import { healthCommand } from "./health.ts";
@@ -44,6 +45,7 @@ for (const group of [
   adminCommand(),
   certsCommand(command, print),
   policyCommand(command, print),
+  demoCommand(),
 ]) {
   program.addCommand(group);
 }

@@ -58,6 +58,8 @@ export function runMandate(
   });
 }
 
+const START_TIMEOUT_MS = 45_000;
+
 export async function startMandateProcess(
   args: string[],
   env: Record<string, string> = {},
@@ -74,10 +76,11 @@ export async function startMandateProcess(
   let stderr = "";
   child.stderr?.on("data", (d) => (stderr += d));
   const summary = await new Promise<Summary>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`mandate ${args.join(" ")} did not start in 20 s:\n${stderr}`)),
-      20_000,
-    );
+    // Generous: two loaded cores may take half a minute to load every module; a hung start is killed.
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`mandate ${args.join(" ")} did not start in ${START_TIMEOUT_MS / 1000} s:\n${stderr}`));
+    }, START_TIMEOUT_MS);
     child.stdout?.on("data", (d) => {
       stdout += d;
       // The summary is the first JSON document on stdout (pretty-printed, ends with "}\n").

@@ -98,7 +98,8 @@ type Outcome =
   | { kind: "allowed" }
   | { kind: "refused"; code: number; message: string; data?: JsonObject }
   | { kind: "step_up"; acrValues?: string; maxAge?: number; message: string }
-  | { kind: "scope"; scopes: readonly string[]; message: string };
+  | { kind: "scope"; scopes: readonly string[]; message: string }
+  | { kind: "token"; error: "invalid_token" | "invalid_dpop_proof"; message: string };
 
 interface Message {
   raw: JsonObject;
@@ -215,6 +216,12 @@ function mapOne(
  */
 function challenged(options: Settings, caller: VerifiedCaller, messages: Message[], res: ServerResponse) {
   const outcomes = messages.map((m) => m.outcome);
+  const token = outcomes.find((o) => o?.kind === "token");
+  if (token?.kind === "token") {
+    // RFC 6750 §3.1 / RFC 9449 §7.1: the token (or its proof) is not good, whatever the message.
+    sendRefusal(res, options.server.refusal({ error: token.error, description: token.message }));
+    return true;
+  }
   const stepUp = outcomes.find((o) => o?.kind === "step_up");
   if (stepUp?.kind === "step_up") {
     // RFC 9470 §3: the user's authentication is not enough; the client asks the AS for acr_values / max_age.
@@ -299,6 +306,13 @@ function outcomeOf(tools: Settings["tools"], request: JsonRpcRequest, decisions:
   if (decisions.length > 0 && decisions.every((d) => d.decision === true)) return { kind: "allowed" };
   const denied = decisions.find((d) => d.decision !== true);
   const codes = denied ? reasonCodes(denied) : [];
+  // Authorize refused the token itself (access-token mode: revoked, expired, proof...): a 401 as the
+  // resource server would give (resource-server.ts authorize()), so the client gets a new token.
+  const refusal = codes.find((code) => /^(token|dpop)_/.test(code));
+  if (refusal) {
+    const error = refusal.startsWith("dpop_") ? "invalid_dpop_proof" : "invalid_token";
+    return { kind: "token", error, message: reasonText(denied) ?? "the access token was refused" };
+  }
   // The policy's scope_missing: the MCP step-up flow, naming the tool's declared scopes when it has some.
   if (codes.includes(SCOPE_MISSING)) {
     const scopes = toolOf(tools, request)?.scopes ?? [];

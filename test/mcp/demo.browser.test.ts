@@ -6,7 +6,8 @@
 // needing a scope the mandate lacks (403 insufficient_scope), a token for another audience refused, a
 // DPoP-bound token with a proof from another key refused (the same token with its own key accepted),
 // and alice revoking the mandate on "my mandates": the next call is refused and the working agent
-// stops, saying the mandate was revoked.
+// stops, saying the mandate was revoked. Then the same story through `mandate demo mcp agent --json`,
+// as the README tells users to run it.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -82,8 +83,8 @@ function agentOptions(initialAccessToken: string): DemoAgentOptions {
 }
 
 /** Alice, in the browser, signs in on the consent page the agent sent her to and approves. */
-async function approve(tab: Page): Promise<void> {
-  const consent = events.find((e) => e.step === "consent") as Extract<DemoAgentEvent, { step: "consent" }>;
+async function approve(tab: Page, from = events): Promise<void> {
+  const consent = from.find((e) => e.step === "consent") as Extract<DemoAgentEvent, { step: "consent" }>;
   await tab.goto(consent.url);
   await tab.getByLabel("Username").fill("alice");
   await tab.getByLabel("Password").fill(DEV_PASSWORD);
@@ -211,5 +212,45 @@ describe.skipIf(!browserAvailable())("mandate demo mcp, end to end", () => {
       new Promise((_, reject) => setTimeout(() => reject(new Error("still working")), 5_000)),
     ]);
     expect(events.at(-1), JSON.stringify(events.at(-1))).toMatchObject({ step: "stopped", condition: "revoked" });
+  });
+});
+
+describe.skipIf(!browserAvailable())("mandate demo mcp agent (the CLI)", () => {
+  it("prints each step as a JSON line, from registration to the stop when alice revokes", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, "demo", "mcp", "agent", "--json", "--issuer", server.issuer, "--mcp-url", mcpUrl],
+      {
+        env: { ...process.env, MANDATE_ADMIN_FILE: server.process.adminFile },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const lines: DemoAgentEvent[] = [];
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) =>
+      lines.push(JSON.parse(line)),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    try {
+      await expect.poll(() => lines.some((e) => e.step === "consent"), { timeout: 10_000 }).toBe(true);
+      const tab = await (await browser.newContext()).newPage();
+      tab.setDefaultTimeout(10_000);
+      await approve(tab, lines);
+      await expect.poll(() => lines.some((e) => e.step === "working"), { timeout: 10_000 }).toBe(true);
+      const outcomes = Object.fromEntries(lines.flatMap((e) => (e.step === "tool" ? [[e.tool, e.outcome]] : [])));
+      expect(outcomes).toEqual({
+        orders_list: "allowed",
+        order_get: "allowed",
+        order_cancel: "denied",
+        payment_send: "step_up",
+        order_refund: "insufficient_scope",
+      });
+      const granted = lines.find((e) => e.step === "mandate") as Extract<DemoAgentEvent, { step: "mandate" }>;
+      await revoke(tab, granted.mandate_id);
+      await tab.context().close();
+      expect(await exited).toBe(0);
+      expect(lines.at(-1)).toMatchObject({ step: "stopped", condition: "revoked" });
+    } finally {
+      child.kill("SIGTERM");
+    }
   });
 });

@@ -91,6 +91,15 @@ const TOOLS = [
       "x-mandate-usage": { meter: "calls", amount: "$params.arguments.pages" },
     },
   },
+  {
+    // The action taken from an argument: one Authorize cannot represent is a mapping error.
+    name: "do_action",
+    inputSchema: {
+      type: "object",
+      properties: { action: { type: "string" } },
+      ...mapping({ action: { name: "$params.arguments.action" }, resource: { type: "order", id: "any" } }),
+    },
+  },
   { name: "admin_reset", inputSchema: { type: "object", properties: {} }, scopes: ["mcp:admin"] },
 ];
 
@@ -291,6 +300,18 @@ describe("protectMcp with Authorize (access-token mode)", () => {
     expect(answer.json).toMatchObject({ jsonrpc: "2.0", id: "s-1", error: { code: -32602 } });
     expect(authorizeCalls).toBe(before);
     expect(executed).toEqual([]);
+  });
+
+  it("refuses an action name Authorize cannot represent with -32602, without asking Authorize", async () => {
+    const token = await mandateToken(["orders.read"]);
+    const before = authorizeCalls;
+    const answer = await post(token, call("a-1", "do_action", { action: "orders read; drop" }));
+    expect(answer.json).toMatchObject({ id: "a-1", error: { code: -32602 } });
+    expect(answer.json.error.message).toContain("not a valid Authorize action");
+    expect(authorizeCalls).toBe(before);
+    const valid = await post(token, call("a-2", "do_action", { action: "orders.read" }));
+    expect(valid.json.result).toBeDefined();
+    expect(authorizeCalls).toBe(before + 1);
   });
 
   it("answers -32603 when Authorize cannot be reached, and runs nothing", async () => {

@@ -154,6 +154,7 @@ describe.skipIf(!browserAvailable())("mandate demo mcp, end to end", () => {
     const cancel = await callTool(client, "order_cancel", { order_id: "ord_1002" });
     expect(cancel).toMatchObject({ outcome: "denied" });
     expect(cancel.detail).toContain("-32001");
+    expect(cancel.detail).toContain("orders.cancel is for humans");
     const payment = await callTool(client, "payment_send", { order_id: "ord_1002", amount: 24 });
     expect(payment).toMatchObject({ outcome: "step_up" });
     expect(payment.detail).toContain("urn:mandate:acr:mfa");

@@ -211,7 +211,7 @@ export async function callTool(
 
 function refusal(error: unknown): { outcome: ToolOutcome; detail: string } {
   // COAZ-MCP "Authorization Denial": the policy said no.
-  if (error instanceof McpError) return { outcome: "denied", detail: `JSON-RPC ${error.code}: ${error.message}` };
+  if (error instanceof McpError) return { outcome: "denied", detail: error.message };
   // RFC 9470: only the human can authenticate more strongly; the agent cannot.
   if (error instanceof StepUpRequired) {
     return { outcome: "step_up", detail: `insufficient_user_authentication, acr_values=${error.acrValues}` };

@@ -92,7 +92,10 @@ export class AuthorizePdp implements BatchingPdp {
    * Every question in one Authorize call. Authorize decides every check (execute_all is what any
    * semantic needs for an all-permit answer). A question's charge rides on its first evaluation:
    * counted once, when that check is allowed; over the limit, that check is the deny
-   * `mandate_usage_exhausted`, so the message is refused and nothing is charged.
+   * `mandate_usage_exhausted`, so the message is refused and nothing is charged. Authorize counts
+   * each check on its own, so a message mapped to several evaluations is charged when its first is
+   * allowed even if a later one is denied (over-counted, never under-counted); a second call would
+   * need the proof again.
    */
   async evaluateAll(caller: VerifiedCaller, questions: PdpQuestion[]): Promise<PdpDecision[][]> {
     const checks = questions.flatMap((question) =>

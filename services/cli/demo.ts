@@ -116,7 +116,7 @@ async function serve(options: ServerOptions): Promise<void> {
       ...DEMO_TOOLS.map((tool) => `  tool  ${tool.name.padEnd(13)} ${tool.description}`),
       "",
       "Next, in another terminal:",
-      `  npx mandate demo mcp agent${server.url.endsWith(`:${DEFAULT_PORT}/mcp`) ? "" : ` --mcp-url ${server.url}`}`,
+      `  npx mandate demo mcp agent${agentFlags(options, server.url, issuer)}`,
       "  open the URL it prints, sign in as alice and approve; watch it call the tools; then revoke",
       `  the mandate on ${issuer}/mandates and watch it stop.`,
       "Press Ctrl+C to stop.",
@@ -125,6 +125,16 @@ async function serve(options: ServerOptions): Promise<void> {
   const stop = () => void server.close().then(() => process.exit(0));
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+}
+
+/** The flags `mandate demo mcp agent` needs to find this server and issuer, when not the defaults. */
+function agentFlags(options: ServerOptions, url: string, issuer: string): string {
+  return [
+    ...(options.issuer ? [`--issuer ${issuer}`] : []),
+    ...(url.endsWith(`:${DEFAULT_PORT}/mcp`) ? [] : [`--mcp-url ${url}`]),
+  ]
+    .map((flag) => ` ${flag}`)
+    .join("");
 }
 
 async function agent(options: AgentOptions): Promise<void> {

@@ -8,6 +8,8 @@
 //                    policy; the client is the kit's (mandateTransport: alice's mandate exchanged for
 //                    a DPoP-bound token, a fresh proof signed for every call)
 //   kit, gRPC        the same with Authorize over native gRPC on loopback (AuthorizeClient), for context
+//   kit, in-process, uncounted   kit, in-process without counting the call against the mandate's
+//                    "calls" meter (the kit counts every tools/call): the breakdown of its cost
 // Each target runs BENCH_CALLS calls one at a time and BENCH_CALLS at BENCH_CONCURRENCY in flight,
 // after a warm-up, in BENCH_ROUNDS rounds in rotating order; medians of the rounds are reported.
 // "guard" is the time inside the kit on the server (request received → handed to the MCP transport),
@@ -53,6 +55,8 @@ interface Endpoint {
   url: string;
   /** Time inside the kit per request (ms), since the last reset; empty without the kit. */
   guardMs: number[];
+  /** Time waiting for Authorize per request (ms), since the last reset; empty without the kit. */
+  authorizeMs: number[];
   close(): Promise<void>;
 }
 
@@ -69,11 +73,12 @@ function toolServer(): Server {
 }
 
 /** An MCP endpoint on loopback with sessions; behind `guard(url)` when given. */
-async function startEndpoint(guardFor?: (url: string) => McpGuard): Promise<Endpoint> {
+async function startEndpoint(guardFor?: (url: string, authorizeMs: number[]) => McpGuard): Promise<Endpoint> {
   const http = createServer();
   await new Promise<void>((resolve) => http.listen(0, HOST, resolve));
   const url = `http://${HOST}:${(http.address() as AddressInfo).port}/mcp`;
-  const guard = guardFor?.(url);
+  const authorizeMs: number[] = [];
+  const guard = guardFor?.(url, authorizeMs);
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const guardMs: number[] = [];
 
@@ -116,6 +121,7 @@ async function startEndpoint(guardFor?: (url: string) => McpGuard): Promise<Endp
   return {
     url,
     guardMs,
+    authorizeMs,
     async close() {
       for (const transport of sessions.values()) await transport.close();
       http.closeAllConnections();
@@ -133,11 +139,14 @@ interface Stats {
   p99Ms: number;
   guardP50Ms: number | null;
   guardP99Ms: number | null;
+  authorizeP50Ms: number | null;
+  authorizeP99Ms: number | null;
 }
 
 /** `calls` tool calls, `concurrency` in flight; latencies of the successful ones. */
 async function run(client: Client, endpoint: Endpoint, calls: number, concurrency: number): Promise<Stats> {
   endpoint.guardMs.length = 0;
+  endpoint.authorizeMs.length = 0;
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | null = null;
@@ -161,6 +170,7 @@ async function run(client: Client, endpoint: Endpoint, calls: number, concurrenc
   const seconds = (performance.now() - begin) / 1000;
   const sorted = Float64Array.from(latencies).sort();
   const guard = Float64Array.from(endpoint.guardMs).sort();
+  const authorize = Float64Array.from(endpoint.authorizeMs).sort();
   return {
     calls: sorted.length,
     errors,
@@ -170,6 +180,33 @@ async function run(client: Client, endpoint: Endpoint, calls: number, concurrenc
     p99Ms: round(percentile(sorted, 99), 3),
     guardP50Ms: guard.length ? round(percentile(guard, 50), 3) : null,
     guardP99Ms: guard.length ? round(percentile(guard, 99), 3) : null,
+    authorizeP50Ms: authorize.length ? round(percentile(authorize, 50), 3) : null,
+    authorizeP99Ms: authorize.length ? round(percentile(authorize, 99), 3) : null,
+  };
+}
+
+/**
+ * The PDP not counting the mandate's usage, for the breakdown only: what the "calls" meter's
+ * consumption (a write in Authorize's store per call) costs of the kit's time.
+ */
+function uncounted(pdp: AuthorizePdp, off: boolean): AuthorizePdp {
+  if (off) Object.defineProperty(pdp, "countsUsage", { value: false });
+  return pdp;
+}
+
+/** `decider`, the time of each of its answers recorded in `times`. */
+function timed(decider: AuthorizeDecider, times: number[]): AuthorizeDecider {
+  const time = async <T>(call: () => Promise<T>) => {
+    const t0 = performance.now();
+    try {
+      return await call();
+    } finally {
+      times.push(performance.now() - t0);
+    }
+  };
+  return {
+    check: (input) => time(() => decider.check(input)),
+    batchCheck: (tenant, checks) => time(() => decider.batchCheck(tenant, checks)),
   };
 }
 
@@ -207,6 +244,8 @@ function medianOf(rounds: Stats[]): Stats {
     p99Ms: pick((s) => s.p99Ms) as number,
     guardP50Ms: pick((s) => s.guardP50Ms),
     guardP99Ms: pick((s) => s.guardP99Ms),
+    authorizeP50Ms: pick((s) => s.authorizeP50Ms),
+    authorizeP99Ms: pick((s) => s.authorizeP99Ms),
   };
 }
 
@@ -275,17 +314,21 @@ async function main(): Promise<void> {
     closers.push(() => grpc.close());
 
     const kit =
-      (authorize: AuthorizeDecider) =>
-      (url: string): McpGuard =>
+      (authorize: AuthorizeDecider, countUsage = true) =>
+      (url: string, authorizeMs: number[]): McpGuard =>
         protectMcp({
           server: new McpResourceServer({ issuer, resource: url, revocations }),
-          pdp: new AuthorizePdp({ authorize, tenant: TENANT, audience: url }),
+          pdp: uncounted(
+            new AuthorizePdp({ authorize: timed(authorize, authorizeMs), tenant: TENANT, audience: url }),
+            !countUsage,
+          ),
           onError: (error) => say(`kit error: ${error instanceof Error ? error.message : String(error)}`),
         });
     const endpoints = {
       unprotected: await startEndpoint(),
       "kit, in-process": await startEndpoint(kit(connectAuthorize(admin))),
       "kit, gRPC": await startEndpoint(kit(grpc)),
+      "kit, in-process, uncounted": await startEndpoint(kit(connectAuthorize(admin), false)),
     };
     const targets: Target[] = [];
     for (const [name, endpoint] of Object.entries(endpoints)) {
@@ -337,6 +380,8 @@ function report(rows: Row[]): void {
         "x calls/s",
         "guard p50",
         "guard p99",
+        "authz p50",
+        "authz p99",
         "errors",
       ],
       rows.map((r) => [
@@ -349,10 +394,12 @@ function report(rows: Row[]): void {
         r.throughputRatio?.toFixed(2) ?? "-",
         ms(r.guardP50Ms),
         ms(r.guardP99Ms),
+        ms(r.authorizeP50Ms),
+        ms(r.authorizeP99Ms),
         String(r.errors),
       ]),
     )}\n\n${settings.calls} calls per run, median of ${settings.rounds} rotating rounds; guard = time inside the kit on the server ` +
-      `(verify + map + Authorize), the rest of "added" is the client's DPoP proof and the larger request\n` +
+      `(verify + map + Authorize), authz = waiting for Authorize within it; the rest of "added" is the client's DPoP proof and the larger request\n` +
       `target: kit (Authorize in-process) adds < ${TARGET_ADDED_P99_MS} ms to the p99 — ${met ? "MET" : "NOT MET"} (worst added p99 ${worst} ms)\n` +
       `node ${process.version}, ${availableParallelism()} CPU(s); written to ${out}\n`,
   );

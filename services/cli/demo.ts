@@ -122,9 +122,16 @@ async function serve(options: ServerOptions): Promise<void> {
       "Press Ctrl+C to stop.",
     ].join("\n"),
   );
-  const stop = () => void server.close().then(() => process.exit(0));
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  // On Ctrl+C the server's client goes too, so runs do not pile clients up in the tenant.
+  const stop = async () => {
+    await server.close();
+    await grpcClient(Issue, options)
+      .deleteClient({ tenant, clientId })
+      .catch(() => undefined);
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop());
+  process.once("SIGTERM", () => void stop());
 }
 
 /** The flags `mandate demo mcp agent` needs to find this server and issuer, when not the defaults. */

@@ -36,6 +36,8 @@ let mcpUrl: string;
 let browser: Browser;
 const events: DemoAgentEvent[] = [];
 
+let demoClientId: string;
+
 /** `mandate demo mcp --json` against `server`, resolved with its "listening" line. */
 async function startDemo(): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
@@ -58,7 +60,8 @@ async function startDemo(): Promise<{ child: ChildProcess; url: string }> {
   child.stderr?.on("data", (d) => (stderr += d));
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-      const step = JSON.parse(line) as { step: string; url?: string };
+      const step = JSON.parse(line) as { step: string; url?: string; client_id?: string };
+      if (step.step === "client") demoClientId = step.client_id as string;
       if (step.step === "listening") resolve(step.url as string);
     });
     child.once("exit", (code) => reject(new Error(`mandate demo mcp exited with ${code}: ${stderr}`)));
@@ -253,5 +256,17 @@ describe.skipIf(!browserAvailable())("mandate demo mcp agent (the CLI)", () => {
     } finally {
       child.kill("SIGTERM");
     }
+  });
+});
+
+describe("mandate demo mcp, stopped", () => {
+  it("removes the server's own client from the tenant when it stops", async () => {
+    expect((await server.issue.getClient({ tenant: "demo", clientId: demoClientId })).client?.clientName).toBe(
+      "MCP demo server",
+    );
+    const exited = new Promise((resolve) => demo.once("exit", resolve));
+    demo.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    await expect(server.issue.getClient({ tenant: "demo", clientId: demoClientId })).rejects.toThrow(/not_found/);
   });
 });

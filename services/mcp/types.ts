@@ -96,6 +96,11 @@ export interface UsageCharge {
   amount: number;
   /** Once per key: a retried JSON-RPC request is not counted twice. */
   idempotencyKey: string;
+  /**
+   * Count only where the mandate says so (some mandate of its chain limits `meter`); otherwise the
+   * call is allowed uncounted. False: a mandate without that limit refuses the call.
+   */
+  onlyIfLimited?: boolean;
 }
 
 /** The decision point stage 3 asks; Authorize (gRPC, in-process or remote) or an AuthZEN HTTP PDP. */

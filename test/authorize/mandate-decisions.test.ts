@@ -515,10 +515,25 @@ describe.each(engines)("Authorize decides on mandates ($name)", (engine) => {
         await withToken(token, { consume: { meter: "amount:USD", amount: 1, idempotencyKey: key() } }),
       );
       expect(codes(unlimited)).toEqual(["mandate_meter_unlimited"]);
+      // only_if_limited: where no mandate limits the meter, the allow stands and nothing is counted.
+      const uncounted = await check(
+        await withToken(token, {
+          consume: { meter: "amount:USD", amount: 1, idempotencyKey: key(), onlyIfLimited: true },
+        }),
+      );
+      expect(uncounted.allow).toBe(true);
+      expect(uncounted.consumption).toBeUndefined();
+      expect(await used(root.id, "amount:USD")).toBe(0);
       const plain = await check(await withToken(token));
       expect(plain.allow).toBe(true);
       expect(plain.consumption).toBeUndefined();
       expect(await used(root.id, "calls")).toBe(0);
+      // ...and where one does, only_if_limited counts as usual.
+      const counted = await check(
+        await withToken(token, { consume: { amount: 1, idempotencyKey: key(), onlyIfLimited: true } }),
+      );
+      expect(counted.consumption?.meter).toBe("calls");
+      expect(await used(root.id, "calls")).toBe(1);
     });
 
     it("shows the policy the declared consumption as input.consume (calls by default)", async () => {

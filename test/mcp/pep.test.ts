@@ -201,7 +201,7 @@ afterAll(async () => {
 });
 
 /** A mandate from alice to the agent for this MCP server, and the agent's token exchanged from it. */
-async function mandateToken(scopes: string[], calls = 1000): Promise<string> {
+async function mandateToken(scopes: string[], calls: number | undefined = 1000): Promise<string> {
   const { mandate } = await stack.mandate.clients.get(Issue).createMandate({
     tenant: "demo",
     mandate: {
@@ -211,7 +211,7 @@ async function mandateToken(scopes: string[], calls = 1000): Promise<string> {
       resources: [resource],
       notBefore: timestampFromMs(Date.now() - 1000),
       expireTime: timestampFromMs(Date.now() + DAY),
-      usageLimits: [{ meter: "calls", maximum: calls }],
+      usageLimits: calls === undefined ? [] : [{ meter: "calls", maximum: calls }],
       maxDelegationDepth: 0,
     },
   });
@@ -388,6 +388,13 @@ describe("protectMcp with Authorize (access-token mode)", () => {
     const over = await post(token, call(12, "orders_list"));
     expect(over.json).toMatchObject({ id: 12, error: { code: -32001, data: { reasons: ["mandate_exhausted"] } } });
     expect(executed).toEqual(["orders_list", "orders_list", "orders_list", "orders_report"]);
+  });
+
+  it("counts only where the mandate says so: a mandate limiting no meter lets tool calls through uncounted", async () => {
+    const token = await mandateToken(["orders.read"], undefined);
+    executed.length = 0;
+    for (const id of [20, 21]) expect((await post(token, call(id, "orders_list"))).json.result).toBeDefined();
+    expect(executed).toEqual(["orders_list", "orders_list"]);
   });
 
   it("refuses a batch with one denied message whole, deciding it in one Authorize call", async () => {

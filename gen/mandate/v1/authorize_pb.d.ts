@@ -226,6 +226,15 @@ export declare type Consumption = Message<"mandate.v1.Consumption"> & {
    * @generated from field: string idempotency_key = 3;
    */
   idempotencyKey: string;
+
+  /**
+   * Count only when some mandate of the chain limits `meter`; when none does, the decision stands
+   * and nothing is counted (instead of a deny `mandate_meter_unlimited`). For resource servers that
+   * charge every call where the mandate says so, such as the MCP kit.
+   *
+   * @generated from field: bool only_if_limited = 4;
+   */
+  onlyIfLimited: boolean;
 };
 
 /**

@@ -16,7 +16,7 @@
 #   agent_not_allowed     an agent asks for an action in agents_may_not
 #   step_up_required      a step_up action, and the human's amr shows no strong authentication
 # Obligations: {"type": "step_up", "acr_values": ...} with step_up_required, which the MCP kit turns
-# into a 403 `insufficient_user_authentication` challenge (RFC 9470 §3).
+# into a 401 `insufficient_user_authentication` challenge (RFC 9470 §3).
 package mandate.authz
 
 import rego.v1

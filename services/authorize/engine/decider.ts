@@ -48,7 +48,8 @@ export interface DecideOptions {
   settle?: ((decisionId: string) => Promise<Settlement>) | undefined;
 }
 
-export type Settlement = { ok: true; consumption: ConsumeResult } | { ok: false; reason: Failure };
+/** Counted (`consumption`), nothing to count (`only_if_limited` on an unlimited meter), or refused. */
+export type Settlement = { ok: true; consumption?: ConsumeResult } | { ok: false; reason: Failure };
 
 const decisions = counter("authorize.decisions", {
   description: "Decisions made, by result (allow, deny) and fail-closed reason (none when the policy decided)",
@@ -76,8 +77,9 @@ export class Decider {
     if (!(outcome.decision.allow && options.settle)) return this.#record(tenant, input, outcome, options);
     const decisionId = uuidV7(this.#options.now());
     const settled = await options.settle(decisionId);
-    if (settled.ok) outcome = { ...outcome, consumption: settled.consumption };
-    else outcome = { decision: denied(settled.reason), revision: outcome.revision, failure: settled.reason };
+    if (!settled.ok)
+      outcome = { decision: denied(settled.reason), revision: outcome.revision, failure: settled.reason };
+    else if (settled.consumption) outcome = { ...outcome, consumption: settled.consumption };
     return this.#record(tenant, input, outcome, options, decisionId);
   }
 

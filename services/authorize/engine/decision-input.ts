@@ -60,6 +60,8 @@ export interface InputConsumption {
   meter: string;
   amount: number;
   idempotency_key: string;
+  /** Count only when the chain limits the meter (CheckRequest.consume.only_if_limited). */
+  only_if_limited?: boolean;
 }
 
 /** The meter a consumption names by default: one use. */
@@ -110,6 +112,7 @@ export function decisionInput(request: CheckRequest, options: InputOptions): Dec
             meter: request.consume.meter || DEFAULT_METER,
             amount: request.consume.amount,
             idempotency_key: request.consume.idempotencyKey,
+            ...(request.consume.onlyIfLimited ? { only_if_limited: true } : {}),
           },
         }
       : {}),

@@ -58,6 +58,7 @@ export class DecisionMandates {
     const mandate = checked.chain.at(-1) as MandateRecord;
     return async (decisionId) => {
       if (!limitsMeter(checked.chain, consume.meter)) {
+        if (consume.only_if_limited) return { ok: true };
         return unsettled(
           "mandate_meter_unlimited",
           `mandate ${mandate.id} (and every mandate above it) sets no limit on meter "${consume.meter}": nothing to count it against`,

@@ -162,7 +162,14 @@ export class AuthorizePdp implements BatchingPdp {
       },
       context: { ...evaluation.context, [AUTHZEN_CONTEXT_KEY]: authzen },
       ...(charge
-        ? { consume: { meter: charge.meter, amount: charge.amount, idempotencyKey: charge.idempotencyKey } }
+        ? {
+            consume: {
+              meter: charge.meter,
+              amount: charge.amount,
+              idempotencyKey: charge.idempotencyKey,
+              onlyIfLimited: charge.onlyIfLimited ?? false,
+            },
+          }
         : {}),
     };
   }

@@ -59,6 +59,11 @@ export interface MandateUsageDeclaration {
   meter?: string;
   /** A positive number, or an expression over `$params` / `$token` (e.g. "$params.arguments.amount"). Default 1. */
   amount?: number | string;
+  /**
+   * True: the call needs a mandate that limits the meter (one that does not refuses it,
+   * `mandate_meter_unlimited`). Default false: counted where the mandate limits the meter, else free.
+   */
+  required?: boolean;
 }
 
 /** What the guard knows of a tool: its tools/list entry's schema extensions, and the scopes it needs. */
@@ -313,8 +318,9 @@ function outcomeOf(tools: Settings["tools"], request: JsonRpcRequest, decisions:
     const error = refusal.startsWith("dpop_") ? "invalid_dpop_proof" : "invalid_token";
     return { kind: "token", error, message: reasonText(denied) ?? "the access token was refused" };
   }
-  // The policy's scope_missing: the MCP step-up flow, naming the tool's declared scopes when it has some.
-  if (codes.includes(SCOPE_MISSING)) {
+  // The policy's scope_missing, alone: the MCP step-up flow, naming the tool's declared scopes when it
+  // has some. With another reason more scope would not help: a plain denial.
+  if (codes.length > 0 && codes.every((code) => code === SCOPE_MISSING)) {
     const scopes = toolOf(tools, request)?.scopes ?? [];
     return { kind: "scope", scopes, message: reasonText(denied) ?? "insufficient scope" };
   }
@@ -432,6 +438,7 @@ function missingScopes(
 interface CompiledUsage {
   meter: Template;
   amount: Template;
+  required: boolean;
 }
 
 function compileUsage(tools: Readonly<Record<string, McpToolDeclaration>>): Map<string, CompiledUsage> {
@@ -446,6 +453,7 @@ function compileUsage(tools: Readonly<Record<string, McpToolDeclaration>>): Map<
     compiled.set(name, {
       meter: compileTemplate(declared.meter ?? "calls"),
       amount: compileTemplate(declared.amount ?? 1),
+      required: declared.required === true,
     });
   }
   return compiled;
@@ -493,7 +501,9 @@ function chargeOf(
   const key = createHash("sha256")
     .update(JSON.stringify([claims.jti, request.id ?? null]))
     .digest("base64url");
-  return { meter, amount, idempotencyKey: `mcp:${key}` };
+  // "Where the mandate says so": a meter no mandate of the chain limits is not counted, unless the
+  // tool requires it to be.
+  return { meter, amount, idempotencyKey: `mcp:${key}`, onlyIfLimited: !declared?.required };
 }
 
 type Body = { kind: "ok"; value: JsonValue } | { kind: "invalid" } | { kind: "too_large" };

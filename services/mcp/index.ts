@@ -4,6 +4,8 @@
 //   coaz/     — JSON-RPC messages mapped to AuthZEN requests (COAZ-MCP binding);
 //   pep/      — protectMcp(): the requests decided (Authorize or any AuthZEN PDP), usage counted;
 //   client/   — an MCP SDK client's OAuthClientProvider and DPoP fetch backed by a mandate.
+// Authorize's gRPC client, for AuthorizePdp in a process of its own.
+export { AuthorizeClient, type AuthorizeClientOptions } from "../authorize/client.ts";
 export * from "./client/index.ts";
 export * from "./coaz/index.ts";
 export * from "./pep/index.ts";

@@ -29,10 +29,15 @@ import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprot
 import { Authorize } from "../gen/mandate/v1/authorize_pb.js";
 import { Issue } from "../gen/mandate/v1/issue_pb.js";
 import { AuthorizeClient } from "../services/authorize/client.ts";
-import { mandateTransport } from "../services/mcp/client/index.ts";
-import { type AuthorizeDecider, AuthorizePdp, connectAuthorize } from "../services/mcp/pep/authorize-pdp.ts";
-import { type McpGuard, protectMcp } from "../services/mcp/pep/guard.ts";
-import { McpResourceServer } from "../services/mcp/resource/index.ts";
+import {
+  type AuthorizeDecider,
+  AuthorizePdp,
+  connectAuthorize,
+  type McpGuard,
+  McpResourceServer,
+  mandateTransport,
+  protectMcp,
+} from "../services/mcp/index.ts";
 import { SERVICE_NAMES } from "../services/shared/config.ts";
 import { RevocationFeed } from "../services/shared/oauth/revocation-feed.ts";
 import { agentSession, demoPolicyBundle } from "../test/mcp/conformance/harness.ts";
@@ -44,7 +49,7 @@ const SCOPE = "bench.tools";
 const TARGET_ADDED_P99_MS = 1;
 
 const settings = {
-  calls: Math.floor(positiveNumber("BENCH_CALLS", 2000)),
+  calls: Math.floor(positiveNumber("BENCH_CALLS", 1000)),
   warmupCalls: Math.floor(positiveNumber("BENCH_WARMUP_CALLS", 300)),
   concurrency: Math.floor(positiveNumber("BENCH_CONCURRENCY", 8)),
   rounds: Math.floor(positiveNumber("BENCH_ROUNDS", 3)),

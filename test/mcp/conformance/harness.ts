@@ -13,7 +13,7 @@ import { Authorize } from "../../../gen/mandate/v1/authorize_pb.js";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import type { Issue } from "../../../gen/mandate/v1/issue_pb.js";
 import { buildBundle } from "../../../services/authorize/rego/bundle.ts";
-import { type MandateClientAuthOptions, MandateSession } from "../../../services/mcp/client/index.ts";
+import { type MandateClientAuthOptions, MandateSession } from "../../../services/mcp/index.ts";
 import { adminClient } from "../../helpers/admin.ts";
 import { registerAgent } from "../../helpers/agents.ts";
 import type { OAuthServer } from "../../helpers/oauth-server.ts";

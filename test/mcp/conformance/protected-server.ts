@@ -9,9 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { AuthorizeClient } from "../../../services/authorize/client.ts";
-import { AuthorizePdp } from "../../../services/mcp/pep/authorize-pdp.ts";
-import { protectMcp } from "../../../services/mcp/pep/guard.ts";
-import { McpResourceServer, serveMetadata } from "../../../services/mcp/resource/index.ts";
+import { AuthorizePdp, McpResourceServer, protectMcp, serveMetadata } from "../../../services/mcp/index.ts";
 import { RevocationFeed } from "../../../services/shared/oauth/revocation-feed.ts";
 import { everythingServer } from "./everything-server.ts";
 

@@ -6,6 +6,8 @@
 // token as Bearer or as DPoP with a fresh proof per request.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -167,20 +169,47 @@ export function mcpServer(): McpServer {
 }
 
 /** Serves one MCP POST with a fresh server and transport (`req.auth` reaches the tools as authInfo). */
-export async function serveMcp(req: IncomingMessage, res: ServerResponse, body?: unknown): Promise<void> {
+export function serveMcp(req: IncomingMessage, res: ServerResponse, body?: unknown): Promise<void> {
+  return serveStateless(req, res, body, mcpServer);
+}
+
+/**
+ * Serves one MCP POST with a fresh server of `newServer` on a fresh stateless transport (the SDK's
+ * stateless pattern), both closed with the response; `enableJsonResponse` answers JSON, not SSE.
+ */
+export async function serveStateless(
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  newServer: () => Pick<McpServer, "connect" | "close">,
+  options: { enableJsonResponse?: boolean } = {},
+): Promise<void> {
   // Stateless: no standalone SSE stream, no session to end (the SDK's stateless example answers 405).
   if (req.method !== "POST") {
     res.writeHead(405, { allow: "POST" }).end();
     return;
   }
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-  const server = mcpServer();
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, ...options });
+  const server = newServer();
   res.on("close", () => {
     void transport.close();
     void server.close();
   });
   await server.connect(transport);
   await transport.handleRequest(req as IncomingMessage & { auth?: AuthInfo }, res, body);
+}
+
+/** Calls the `whoami` tool at `url` with the MCP SDK client over `fetcher`: what the tool saw. */
+export async function whoami(fetcher: typeof fetch, url: string): Promise<WhoAmI> {
+  const client = new Client({ name: "resource-test-client", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: fetcher }));
+  try {
+    const result = await client.callTool({ name: "whoami", arguments: {} });
+    const [content] = result.content as Array<{ type: string; text: string }>;
+    return JSON.parse(content?.text ?? "{}") as WhoAmI;
+  } finally {
+    await client.close();
+  }
 }
 
 /** A fetch presenting `token` as Bearer. */

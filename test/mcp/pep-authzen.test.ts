@@ -3,22 +3,13 @@
 // `mandate:authorize`) deciding with the demo's policy: a server method allowed through to the real
 // MCP SDK server, an unknown tool denied (-32001 with the policy's reason), an `evaluations` mapping
 // sent to /evaluations (all permit → through; one deny → -32001), the PDP unreachable (-32603).
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { JsonObject } from "@bufbuild/protobuf";
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type InProcessMandate, startInProcess } from "../../bench/in-process.ts";
-import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
-import { Issue } from "../../gen/mandate/v1/issue_pb.js";
-import { buildBundle } from "../../services/authorize/rego/bundle.ts";
 import { AuthzenHttpPdp } from "../../services/mcp/pep/authzen-http-pdp.ts";
 import { type McpGuard, protectMcp } from "../../services/mcp/pep/guard.ts";
 import { McpResourceServer } from "../../services/mcp/resource/index.ts";
-import { type Agent, discover, dpopProof, registerAgent } from "../helpers/agents.ts";
-import { agentToken, type Listening, listen, MCP_SCOPE } from "../helpers/mcp-resource-fixtures.ts";
+import { type Agent, discover, registerAgent } from "../helpers/agents.ts";
+import { toolCall as call, dpopPost, type KitStack, kitStack, serveTools } from "../helpers/mcp-kit.ts";
+import { agentToken, MCP_SCOPE } from "../helpers/mcp-resource-fixtures.ts";
 import { freePort } from "../helpers/oauth-server.ts";
 
 const TOOLS = [
@@ -40,10 +31,7 @@ const TOOLS = [
   },
 ];
 
-let mcp: Listening;
-let resource: string;
-let stack: InProcessMandate;
-let issuer: string;
+let kit: KitStack;
 let agent: Agent;
 let token: string;
 let current: McpGuard;
@@ -51,38 +39,10 @@ let guard: McpGuard;
 let guardDown: McpGuard;
 const executed: string[] = [];
 
-function serve(req: IncomingMessage, res: ServerResponse, body: unknown) {
-  // Stateless: no standalone SSE stream, no session to end (the SDK's stateless example answers 405).
-  if (req.method !== "POST") return void res.writeHead(405, { allow: "POST" }).end();
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-  const server = new Server({ name: "pep-authzen-test", version: "1.0.0" }, { capabilities: { tools: {} } });
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({
-    tools: TOOLS.map(({ name, inputSchema }) => ({ name, inputSchema: inputSchema as { type: "object" } })),
-  }));
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
-    executed.push(request.params.name);
-    return { content: [{ type: "text", text: request.params.name }] };
-  });
-  res.on("close", () => {
-    void transport.close();
-    void server.close();
-  });
-  return server
-    .connect(transport)
-    .then(() => transport.handleRequest(req as IncomingMessage & { auth?: AuthInfo }, res, body));
-}
-
 beforeAll(async () => {
-  mcp = await listen();
-  resource = `${mcp.origin}/mcp`;
-  // Mandate in this process, its listeners real (bench/in-process.ts, as `mandate dev` starts it).
-  stack = await startInProcess(["authorize", "introspect", "issue", "audit", "signer", "tenants"]);
-  const { mandate, config } = stack;
-  issuer = `${config.publicBaseUrl}/t/demo`;
-  const bundle = await buildBundle("policies/examples/mcp-demo", { revision: "mcp-demo-authzen-test" });
-  await mandate.clients.get(Authorize).pushPolicy({ tenant: "demo", bundle: bundle.bytes, activate: true });
-  const pepToken = await stack.token("mandate:authorize", config.publicBaseUrl);
-  agent = await registerAgent(mandate.clients.get(Issue), {
+  kit = await kitStack("mcp-demo-authzen-test");
+  const { mcp, resource, issuer, pepToken } = kit;
+  agent = await registerAgent(kit.issue, {
     scope: MCP_SCOPE,
     resources: [resource],
     grantTypes: ["client_credentials"],
@@ -100,35 +60,16 @@ beforeAll(async () => {
     pdp: new AuthzenHttpPdp({ baseUrl: `http://127.0.0.1:${await freePort()}/t/demo`, timeoutMs: 500 }),
   });
   current = guard;
-  mcp.handle = (req, res) => void current(req, res, (body) => serve(req, res, body));
+  const serverOptions = { name: "pep-authzen-test", enableJsonResponse: true };
+  mcp.handle = (req, res) =>
+    void current(req, res, (body) => serveTools(req, res, body, TOOLS, executed, serverOptions));
 }, 25_000);
 
 afterAll(async () => {
-  await mcp?.close();
-  await stack?.stop();
+  await kit?.stop();
 });
 
-async function post(body: unknown) {
-  const response = await fetch(resource, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      authorization: `DPoP ${token}`,
-      dpop: await dpopProof(agent, token, "POST", resource),
-    },
-    body: JSON.stringify(body),
-  });
-  // biome-ignore lint/suspicious/noExplicitAny: a JSON-RPC answer, read by the assertions
-  return { status: response.status, json: (await response.json()) as any };
-}
-
-const call = (id: number, name: string, args: JsonObject = {}) => ({
-  jsonrpc: "2.0",
-  id,
-  method: "tools/call",
-  params: { name, arguments: args },
-});
+const post = (body: unknown) => dpopPost(kit.resource, agent, token, body);
 
 describe("protectMcp with an AuthZEN PDP (Mandate's AuthZEN API)", () => {
   it("lets a method the policy allows through to the MCP server", async () => {

@@ -7,34 +7,19 @@
 // (403 insufficient_scope, locally and from the policy's scope_missing), the mandate's usage
 // counted per call up to its limit, a retried JSON-RPC id counted once, a batch with one denied
 // message refused whole in one Authorize call, and bodies that are no JSON-RPC.
-import type { IncomingMessage } from "node:http";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { CallToolRequestSchema, ListToolsRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HOST, type InProcessMandate, startInProcess } from "../../bench/in-process.ts";
-import { Authorize } from "../../gen/mandate/v1/authorize_pb.js";
-import { PartyKind } from "../../gen/mandate/v1/common_pb.js";
-import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { HOST } from "../../bench/in-process.ts";
 import { AuthorizeClient } from "../../services/authorize/client.ts";
-import { buildBundle } from "../../services/authorize/rego/bundle.ts";
 import { type AuthorizeDecider, AuthorizePdp } from "../../services/mcp/pep/authorize-pdp.ts";
 import { type McpGuard, protectMcp } from "../../services/mcp/pep/guard.ts";
 import { McpResourceServer } from "../../services/mcp/resource/index.ts";
-import {
-  type Agent,
-  discover,
-  dpopProof,
-  exchangeMandate,
-  registerAgent,
-  type TokenEndpoint,
-} from "../helpers/agents.ts";
-import { dpopFetch, type Listening, listen } from "../helpers/mcp-resource-fixtures.ts";
+import { type Agent, discover, exchangeMandate, registerAgent, type TokenEndpoint } from "../helpers/agents.ts";
+import { aliceMandate, toolCall as call, dpopPost, type KitStack, kitStack, serveTools } from "../helpers/mcp-kit.ts";
+import { dpopFetch } from "../helpers/mcp-resource-fixtures.ts";
 import { freePort } from "../helpers/oauth-server.ts";
 
 const DAY = 86_400_000;
@@ -103,10 +88,8 @@ const TOOLS = [
   { name: "admin_reset", inputSchema: { type: "object", properties: {} }, scopes: ["mcp:admin"] },
 ];
 
-let mcp: Listening;
+let kit: KitStack;
 let resource: string;
-let stack: InProcessMandate;
-let issuer: string;
 let endpoint: TokenEndpoint;
 let agent: Agent;
 let authorizeClient: AuthorizeClient;
@@ -119,49 +102,20 @@ let authorizeCalls = 0;
 /** Tools the MCP server ran, in order. */
 const executed: string[] = [];
 
-function mcpServer(): Server {
-  const server = new Server({ name: "pep-test", version: "1.0.0" }, { capabilities: { tools: {} } });
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({
-    tools: TOOLS.map(({ name, inputSchema }) => ({ name, inputSchema: inputSchema as { type: "object" } })),
-  }));
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    executed.push(request.params.name);
-    const auth = extra.authInfo as AuthInfo | undefined;
-    return { content: [{ type: "text", text: JSON.stringify({ tool: request.params.name, client: auth?.clientId }) }] };
-  });
-  return server;
-}
-
-async function serve(req: IncomingMessage, res: import("node:http").ServerResponse, body: unknown) {
-  // Stateless: no standalone SSE stream, no session to end (the SDK's stateless example answers 405).
-  if (req.method !== "POST") return void res.writeHead(405, { allow: "POST" }).end();
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-  const server = mcpServer();
-  res.on("close", () => {
-    void transport.close();
-    void server.close();
-  });
-  await server.connect(transport);
-  await transport.handleRequest(req as IncomingMessage & { auth?: AuthInfo }, res, body);
-}
-
 beforeAll(async () => {
-  mcp = await listen();
-  resource = `${mcp.origin}/mcp`;
-  // Mandate in this process, its gRPC and HTTP listeners real (bench/in-process.ts, as `mandate dev`
-  // starts it): a child process does not start within its 20 s limit on the shared CI cores.
-  stack = await startInProcess(["authorize", "introspect", "issue", "audit", "signer", "tenants"]);
-  const { mandate, config } = stack;
-  issuer = `${config.publicBaseUrl}/t/demo`;
+  kit = await kitStack("mcp-demo-pep-test");
+  const { mcp, issuer, pepToken } = kit;
+  resource = kit.resource;
   endpoint = await discover(issuer);
-  agent = await registerAgent(mandate.clients.get(Issue), {
+  agent = await registerAgent(kit.issue, {
     scope: "orders.read orders.cancel payments.send",
     resources: [resource],
   });
-  const bundle = await buildBundle("policies/examples/mcp-demo", { revision: "mcp-demo-pep-test" });
-  await mandate.clients.get(Authorize).pushPolicy({ tenant: "demo", bundle: bundle.bytes, activate: true });
-  const pepToken = await stack.token("mandate:authorize", config.publicBaseUrl);
-  authorizeClient = new AuthorizeClient({ address: `${HOST}:${mandate.grpcPort}`, token: pepToken, deadlineMs: 5000 });
+  authorizeClient = new AuthorizeClient({
+    address: `${HOST}:${kit.stack.mandate.grpcPort}`,
+    token: pepToken,
+    deadlineMs: 5000,
+  });
   const counting: AuthorizeDecider = {
     check: (input) => {
       authorizeCalls++;
@@ -190,59 +144,38 @@ beforeAll(async () => {
     pdp: new AuthorizePdp({ authorize: downClient, tenant: "demo", audience: resource }),
   });
   current = () => guard;
-  mcp.handle = (req, res) => void current()(req, res, (body) => serve(req, res, body));
+  const serverOptions = {
+    name: "pep-test",
+    enableJsonResponse: true,
+    // What ran, and for which client (the SDK's authInfo).
+    answer: (tool: string, auth?: { clientId: string }) => JSON.stringify({ tool, client: auth?.clientId }),
+  };
+  mcp.handle = (req, res) =>
+    void current()(req, res, (body) => serveTools(req, res, body, TOOLS, executed, serverOptions));
 }, 25_000);
 
 afterAll(async () => {
   authorizeClient?.close();
   downClient?.close();
-  await mcp?.close();
-  await stack?.stop();
+  await kit?.stop();
 });
 
 /** A mandate from alice to the agent for this MCP server, and the agent's token exchanged from it. */
 async function mandateToken(scopes: string[], calls: number | undefined = 1000): Promise<string> {
-  const { mandate } = await stack.mandate.clients.get(Issue).createMandate({
-    tenant: "demo",
-    mandate: {
-      principal: { id: "alice", kind: PartyKind.HUMAN },
-      agent: { id: agent.clientId, kind: PartyKind.AGENT },
-      scopes,
-      resources: [resource],
-      notBefore: timestampFromMs(Date.now() - 1000),
-      expireTime: timestampFromMs(Date.now() + DAY),
-      usageLimits: calls === undefined ? [] : [{ meter: "calls", maximum: calls }],
-      maxDelegationDepth: 0,
-    },
+  const mandateId = await aliceMandate(kit.issue, {
+    agentId: agent.clientId,
+    resource,
+    scopes,
+    calls,
+    expiresInMs: DAY,
   });
-  if (!mandate) throw new Error("no mandate");
-  const exchanged = await exchangeMandate(endpoint, agent, mandate.id, { scope: scopes.join(" "), resource });
-  expect(exchanged.claims.mandate_id).toBe(mandate.id);
+  const exchanged = await exchangeMandate(endpoint, agent, mandateId, { scope: scopes.join(" "), resource });
+  expect(exchanged.claims.mandate_id).toBe(mandateId);
   return exchanged.accessToken;
 }
 
 /** One raw POST of `body` with the token and a fresh DPoP proof. */
-async function post(token: string, body: unknown) {
-  const response = await fetch(resource, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      authorization: `DPoP ${token}`,
-      dpop: await dpopProof(agent, token, "POST", resource),
-    },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, json: text ? JSON.parse(text) : undefined };
-}
-
-const call = (id: number | string, name: string, args: JsonObject = {}) => ({
-  jsonrpc: "2.0",
-  id,
-  method: "tools/call",
-  params: { name, arguments: args },
-});
+const post = (token: string, body: unknown) => dpopPost(resource, agent, token, body);
 
 async function withClient<T>(token: string, use: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ name: "pep-test-client", version: "1.0.0" });
@@ -340,7 +273,7 @@ describe("protectMcp with Authorize (access-token mode)", () => {
     const challenge = answer.headers.get("www-authenticate") ?? "";
     expect(challenge).toMatch(/^Bearer error="insufficient_user_authentication"/);
     expect(challenge).toContain('acr_values="urn:mandate:acr:mfa"');
-    expect(challenge).toContain(`resource_metadata="${mcp.origin}/.well-known/oauth-protected-resource/mcp"`);
+    expect(challenge).toContain(`resource_metadata="${kit.mcp.origin}/.well-known/oauth-protected-resource/mcp"`);
     expect(answer.json.error).toBe("insufficient_user_authentication");
     expect(executed).toEqual([]);
   });

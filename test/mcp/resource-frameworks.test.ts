@@ -3,8 +3,6 @@
 // Fastify-style hook. Fastify is not installed here: the hook is driven by a plain http server
 // handing it `{ raw }` request/reply objects with `hijack()`, as Fastify does. Real Mandate, real MCP
 // SDK server and client.
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,7 +25,7 @@ import {
   listen,
   MCP_SCOPE,
   serveMcp,
-  type WhoAmI,
+  whoami,
 } from "../helpers/mcp-resource-fixtures.ts";
 
 let app: Listening;
@@ -84,18 +82,6 @@ afterAll(async () => {
   await hooked?.close();
   await deployed?.stop();
 });
-
-async function whoami(fetcher: typeof fetch, url: string): Promise<WhoAmI> {
-  const client = new Client({ name: "frameworks-test-client", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: fetcher }));
-  try {
-    const result = await client.callTool({ name: "whoami", arguments: {} });
-    const [content] = result.content as Array<{ type: string; text: string }>;
-    return JSON.parse(content?.text ?? "{}") as WhoAmI;
-  } finally {
-    await client.close();
-  }
-}
 
 describe("Express with the MCP SDK's requireBearerAuth and the kit's tokenVerifier", () => {
   it("serves the metadata at both well-known URLs", async () => {

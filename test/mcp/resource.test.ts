@@ -3,8 +3,6 @@
 // both well-known URLs; 401 with resource_metadata without a token; wrong audience, expired, DPoP
 // replay, another key's proof, a DPoP-bound token as Bearer, a revoked token (feed), introspection
 // (active, revoked, wrong credentials: fail closed), the scopes a server requires (403 step-up).
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { McpResourceServer, protect } from "../../services/mcp/resource/index.ts";
 import { DPOP_ALGORITHMS } from "../../services/shared/oauth/dpop.ts";
@@ -13,6 +11,7 @@ import { dpopProof, newAgentKey } from "../helpers/agents.ts";
 import {
   agentToken,
   bearerFetch,
+  whoami as callWhoami,
   clientToken,
   type Deployment,
   deployment,
@@ -23,7 +22,6 @@ import {
   MCP_SCOPE,
   revoke,
   serveMcp,
-  type WhoAmI,
 } from "../helpers/mcp-resource-fixtures.ts";
 
 const ALGS = DPOP_ALGORITHMS.join(" ");
@@ -65,17 +63,16 @@ afterAll(async () => {
   await deployed?.stop();
 });
 
-async function whoami(fetcher: typeof fetch, url = resource): Promise<WhoAmI> {
-  const client = new Client({ name: "resource-test-client", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: fetcher }));
-  try {
-    const result = await client.callTool({ name: "whoami", arguments: {} });
-    const [content] = result.content as Array<{ type: string; text: string }>;
-    return JSON.parse(content?.text ?? "{}") as WhoAmI;
-  } finally {
-    await client.close();
-  }
-}
+const whoami = (fetcher: typeof fetch) => callWhoami(fetcher, resource);
+
+/** The parts of an MCP POST presenting `token` as Bearer that McpResourceServer.verify() reads. */
+const bearerRequest = (token: string) =>
+  ({
+    method: "POST",
+    url: "/mcp",
+    headers: { host: new URL(resource).host, authorization: `Bearer ${token}` },
+    socket: {},
+  }) as never;
 
 describe("protected resource metadata (RFC 9728)", () => {
   it("is served at the path-inserted and the root well-known URLs, with CORS, GET only", async () => {
@@ -153,15 +150,9 @@ describe("protect() on plain http with the MCP SDK", () => {
       now: () => Date.now() + 2 * 3_600_000,
     });
     const token = await clientToken(deployed.issuer, deployed.bearer, MCP_SCOPE, resource);
-    const request = {
-      method: "POST",
-      url: "/mcp",
-      headers: { host: new URL(resource).host, authorization: `Bearer ${token}` },
-      socket: {},
-    };
-    await expect(later.verify(request as never)).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+    await expect(later.verify(bearerRequest(token))).rejects.toMatchObject({ status: 401, error: "invalid_token" });
     // The same token, now, verifies.
-    await expect(server.verify(request as never)).resolves.toMatchObject({ token });
+    await expect(server.verify(bearerRequest(token))).resolves.toMatchObject({ token });
   });
 
   it("refuses a DPoP proof replayed, and a proof by another key", async () => {
@@ -238,17 +229,16 @@ describe("introspection (RFC 7662) with the MCP server's client credentials", ()
       introspection: { clientId: mcpClient.clientId, clientSecret: "not-the-secret" },
     });
     const token = await clientToken(issuer, bearer, MCP_SCOPE, resource);
-    const request = () =>
-      ({
-        method: "POST",
-        url: "/mcp",
-        headers: { host: new URL(resource).host, authorization: `Bearer ${token}` },
-        socket: {},
-      }) as never;
-    await expect(introspecting.verify(request())).resolves.toMatchObject({ token });
-    await expect(wrongSecret.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+    await expect(introspecting.verify(bearerRequest(token))).resolves.toMatchObject({ token });
+    await expect(wrongSecret.verify(bearerRequest(token))).rejects.toMatchObject({
+      status: 401,
+      error: "invalid_token",
+    });
     await revoke(issuer, bearer, token);
-    await expect(introspecting.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+    await expect(introspecting.verify(bearerRequest(token))).rejects.toMatchObject({
+      status: 401,
+      error: "invalid_token",
+    });
   });
 
   it("decides while the revocation feed is down (fallback), and without introspection refuses (fail closed)", async () => {
@@ -259,16 +249,9 @@ describe("introspection (RFC 7662) with the MCP server's client credentials", ()
     const fallback = new McpResourceServer({ issuer, resource, revocations: silent, introspection: credentials });
     const feedOnly = new McpResourceServer({ issuer, resource, revocations: silent });
     const token = await clientToken(issuer, bearer, MCP_SCOPE, resource);
-    const request = () =>
-      ({
-        method: "POST",
-        url: "/mcp",
-        headers: { host: new URL(resource).host, authorization: `Bearer ${token}` },
-        socket: {},
-      }) as never;
-    await expect(fallback.verify(request())).resolves.toMatchObject({ token });
-    await expect(feedOnly.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+    await expect(fallback.verify(bearerRequest(token))).resolves.toMatchObject({ token });
+    await expect(feedOnly.verify(bearerRequest(token))).rejects.toMatchObject({ status: 401, error: "invalid_token" });
     await revoke(issuer, bearer, token);
-    await expect(fallback.verify(request())).rejects.toMatchObject({ status: 401, error: "invalid_token" });
+    await expect(fallback.verify(bearerRequest(token))).rejects.toMatchObject({ status: 401, error: "invalid_token" });
   });
 });

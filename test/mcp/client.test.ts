@@ -248,6 +248,24 @@ const whoami = async (client: Client) => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** whoami's first refusal within 5 s (a revocation reaches the MCP server within a second), else undefined. */
+async function refusalWithin(client: Client): Promise<unknown> {
+  const deadline = Date.now() + 5_000;
+  let refusal: unknown;
+  while (!refusal && Date.now() < deadline) {
+    refusal = await whoami(client).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    if (!refusal) await sleep(100);
+  }
+  return refusal;
+}
+
+/** What connecting an MCP SDK client over `transport` fails with. */
+const connectError = (transport: Parameters<Client["connect"]>[0]) =>
+  new Client({ name: "a", version: "1" }).connect(transport).catch((error: unknown) => error);
+
 /** A token of demo with mandate:introspect, for the revocation feed (what a resource server holds). */
 async function feedToken(): Promise<string> {
   const { clientId, clientSecret } = await mandate.register({
@@ -406,15 +424,7 @@ describe("mandateClientAuth with the MCP SDK client", () => {
     const { client, session } = await connect(mcp, agent, mandateId);
     await whoami(client);
     await mandate.issue.revokeMandate({ tenant: "demo", mandateId, reason: "alice revoked it" });
-    const deadline = Date.now() + 5_000;
-    let refusal: unknown;
-    while (!refusal && Date.now() < deadline) {
-      refusal = await whoami(client).then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-      if (!refusal) await sleep(100);
-    }
+    const refusal = await refusalWithin(client);
     expect(refusal).toBeInstanceOf(MandateUnusable);
     expect(refusal).toMatchObject({ mandateId, condition: "revoked", error: "invalid_request" });
     // The tokens are dropped, and the next call says the same without looping.
@@ -471,15 +481,7 @@ describe("through the MCP resource kit (services/mcp/resource protect())", () =>
       const { client } = await connect(server, agent, mandateId);
       expect(await whoami(client)).toMatchObject({ sub: "alice", mandate_id: mandateId, jkt: agent.jkt });
       await mandate.issue.revokeMandate({ tenant: "demo", mandateId, reason: "alice revoked it" });
-      const deadline = Date.now() + 5_000;
-      let refusal: unknown;
-      while (!refusal && Date.now() < deadline) {
-        refusal = await whoami(client).then(
-          () => undefined,
-          (error: unknown) => error,
-        );
-        if (!refusal) await sleep(100);
-      }
+      const refusal = await refusalWithin(client);
       expect(refusal).toMatchObject({ name: "MandateUnusable", condition: "revoked" });
       await client.close();
     } finally {
@@ -508,7 +510,7 @@ describe("DPoP at the MCP server", () => {
     try {
       const agent = await newAgent(server.resource, false);
       const transport = mandateTransport(server.resource, options(agent, await grant(agent, server.resource)));
-      const error = await new Client({ name: "a", version: "1" }).connect(transport).catch((e: unknown) => e);
+      const error = await connectError(transport);
       expect(error).toBeInstanceOf(AccessTokenRefused);
       expect(error).toMatchObject({ status: 401, error: "use_dpop_nonce" });
       expect(server.nonceChallenges).toBe(2);
@@ -560,7 +562,7 @@ describe("refusals before any MCP call", () => {
     const mandateId = await grant(agent, mcp.resource);
     // No dpopKeys: the session generates a key, which is not the agent's registered dpop_jkt.
     const transport = mandateTransport(mcp.resource, { ...options(agent, mandateId), dpopKeys: undefined });
-    const error = await new Client({ name: "a", version: "1" }).connect(transport).catch((e: unknown) => e);
+    const error = await connectError(transport);
     expect(error).toBeInstanceOf(TokenRequestRefused);
     expect(error).toMatchObject({ error: "invalid_dpop_proof" });
     expect(await transport.session.dpopKeys()).not.toBe(agent.keys);
@@ -570,7 +572,7 @@ describe("refusals before any MCP call", () => {
     const owner = await newAgent(mcp.resource, false);
     const other = await newAgent(mcp.resource, false);
     const transport = mandateTransport(mcp.resource, options(other, await grant(owner, mcp.resource)));
-    const error = await new Client({ name: "a", version: "1" }).connect(transport).catch((e: unknown) => e);
+    const error = await connectError(transport);
     expect(error).toBeInstanceOf(MandateUnusable);
     expect(error).toMatchObject({ condition: "other_agent" });
   });
@@ -581,7 +583,7 @@ describe("refusals before any MCP call", () => {
       const agent = await newAgent(server.resource, false);
       const mandateId = await grant(agent, server.resource);
       const transport = mandateTransport(server.resource, options(agent, mandateId));
-      const error = await new Client({ name: "a", version: "1" }).connect(transport).catch((e: unknown) => e);
+      const error = await connectError(transport);
       expect(error).toBeInstanceOf(MandateClientError);
       expect((error as Error).message).toMatch(/does not accept tokens of/);
       // Stored tokens bound to another key are not used.

@@ -33,11 +33,27 @@ const ORDERS: Order[] = [
   { id: "ord_1003", item: "Milk frother", total: 39, currency: "EUR", status: "open" },
 ];
 
-/** The subject and agent every mapping shares (COAZ-MCP "Default Mappings"): from the token only. */
-const SUBJECT = { type: "identity", id: "$token.sub" };
-const CONTEXT = { agent: "$token.?client_id" };
+/**
+ * A tool's `x-authzen-mapping`: its call is `action` on `resource`, the subject and the agent taken
+ * from the token only (COAZ-MCP "Default Mappings"), never from the arguments.
+ */
+function authzenMapping(action: string, resource: JsonObject): JsonObject {
+  return {
+    "x-authzen-mapping": {
+      evaluation: {
+        subject: { type: "identity", id: "$token.sub" },
+        action: { name: action },
+        resource,
+        context: { agent: "$token.?client_id" },
+      },
+    },
+  };
+}
 
 const orderId = { order_id: { type: "string", description: "the order, e.g. ord_1001" } };
+/** The input of a tool on one order, and the order its call touches. */
+const ORDER_INPUT = { type: "object", properties: orderId, required: ["order_id"] };
+const THE_ORDER = { type: "order", id: "$params.arguments.order_id" };
 
 function order(id: unknown): Order {
   const found = ORDERS.find((o) => o.id === id);
@@ -57,37 +73,16 @@ export const DEMO_TOOLS: readonly DemoTool[] = [
     name: "order_get",
     description: "Show one order with its details (counts as 5 calls against the mandate)",
     inputSchema: {
-      type: "object",
-      properties: orderId,
-      required: ["order_id"],
+      ...ORDER_INPUT,
       "x-mandate-usage": { meter: "calls", amount: 5 },
-      "x-authzen-mapping": {
-        evaluation: {
-          subject: SUBJECT,
-          action: { name: "orders.read" },
-          resource: { type: "order", id: "$params.arguments.order_id" },
-          context: CONTEXT,
-        },
-      },
+      ...authzenMapping("orders.read", THE_ORDER),
     },
     run: (args) => order(args.order_id),
   },
   {
     name: "order_cancel",
     description: "Cancel an open order",
-    inputSchema: {
-      type: "object",
-      properties: orderId,
-      required: ["order_id"],
-      "x-authzen-mapping": {
-        evaluation: {
-          subject: SUBJECT,
-          action: { name: "orders.cancel" },
-          resource: { type: "order", id: "$params.arguments.order_id" },
-          context: CONTEXT,
-        },
-      },
-    },
+    inputSchema: { ...ORDER_INPUT, ...authzenMapping("orders.cancel", THE_ORDER) },
     run: (args) => ({ ...order(args.order_id), status: "cancelled" }),
   },
   {
@@ -100,37 +95,18 @@ export const DEMO_TOOLS: readonly DemoTool[] = [
         amount: { type: "number", description: "how much, in the order's currency" },
       },
       required: ["order_id", "amount"],
-      "x-authzen-mapping": {
-        evaluation: {
-          subject: SUBJECT,
-          action: { name: "payments.send" },
-          resource: {
-            type: "payment",
-            id: "$params.arguments.order_id",
-            properties: { amount: "$params.arguments.amount" },
-          },
-          context: CONTEXT,
-        },
-      },
+      ...authzenMapping("payments.send", {
+        type: "payment",
+        id: "$params.arguments.order_id",
+        properties: { amount: "$params.arguments.amount" },
+      }),
     },
     run: (args) => ({ paid: order(args.order_id).id, amount: args.amount }),
   },
   {
     name: "order_refund",
     description: "Refund a shipped order",
-    inputSchema: {
-      type: "object",
-      properties: orderId,
-      required: ["order_id"],
-      "x-authzen-mapping": {
-        evaluation: {
-          subject: SUBJECT,
-          action: { name: "orders.refund" },
-          resource: { type: "order", id: "$params.arguments.order_id" },
-          context: CONTEXT,
-        },
-      },
-    },
+    inputSchema: { ...ORDER_INPUT, ...authzenMapping("orders.refund", THE_ORDER) },
     scopes: ["orders.refund"],
     run: (args) => ({ refunded: order(args.order_id).id }),
   },

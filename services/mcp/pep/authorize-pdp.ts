@@ -24,7 +24,7 @@ import type { CheckInput } from "../../authorize/client.ts";
 import {
   type AuthzenEvaluation,
   CoazMappingError,
-  type EvaluationsSemantic,
+  type Pdp,
   type PdpDecision,
   PdpUnavailable,
   type UsageCharge,
@@ -82,7 +82,7 @@ export class AuthorizePdp implements BatchingPdp {
   async evaluate(
     caller: VerifiedCaller,
     evaluations: AuthzenEvaluation[],
-    options?: { semantic?: EvaluationsSemantic; charge?: UsageCharge },
+    options?: Parameters<Pdp["evaluate"]>[2],
   ): Promise<PdpDecision[]> {
     const [decisions] = await this.evaluateAll(caller, [{ evaluations, ...options }]);
     return decisions ?? [];

@@ -6,14 +6,7 @@
 // consumption: with this PDP a mandate's usage is not counted (`countsUsage` false).
 // Unreachable, slow, non-2xx or malformed answers are PdpUnavailable (COAZ-MCP -32603, fail closed).
 import type { JsonObject } from "@bufbuild/protobuf";
-import {
-  type AuthzenEvaluation,
-  type EvaluationsSemantic,
-  type PdpDecision,
-  PdpUnavailable,
-  type UsageCharge,
-  type VerifiedCaller,
-} from "../types.ts";
+import { type AuthzenEvaluation, type Pdp, type PdpDecision, PdpUnavailable, type VerifiedCaller } from "../types.ts";
 import type { BatchingPdp, PdpQuestion } from "./pdp.ts";
 
 export interface AuthzenHttpPdpOptions {
@@ -44,7 +37,7 @@ export class AuthzenHttpPdp implements BatchingPdp {
   async evaluate(
     _caller: VerifiedCaller,
     evaluations: AuthzenEvaluation[],
-    options?: { semantic?: EvaluationsSemantic; charge?: UsageCharge },
+    options?: Parameters<Pdp["evaluate"]>[2],
   ): Promise<PdpDecision[]> {
     if (evaluations.length === 0) return [];
     if (evaluations.length === 1) {

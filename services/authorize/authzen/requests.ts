@@ -3,6 +3,7 @@
 // semantic (§7.1.2.1), or a search with its searched entity and page (§8.2.1, §8.4–§8.6). A body
 // that is wrong as a whole is a BadRequest (400, §10.1.2); an item of a batch that is wrong on its
 // own is a fault of that item only, denied in place (§7.2.1).
+import { withDefaults } from "../../shared/authzen/defaults.ts";
 import {
   ACTION_SCHEMA,
   aJsonType,
@@ -131,10 +132,7 @@ function defaultsOf(request: JsonObject): Partial<Evaluation> {
 function mergedItem(defaults: Partial<Evaluation>, item: unknown, index: number): Evaluation | ItemFault {
   const path = `evaluations[${index}]`;
   if (jsonType(item) !== "object") return { fault: `${path} must be an object, not ${aJsonType(item)}` };
-  const merged: JsonObject = { ...defaults };
-  for (const [name] of DEFAULTS) {
-    if (Object.hasOwn(item as JsonObject, name)) merged[name] = (item as JsonObject)[name];
-  }
+  const merged: JsonObject = withDefaults(defaults, item as JsonObject);
   for (const name of EVALUATION_REQUEST_SCHEMA.required ?? []) {
     if (merged[name] === undefined) {
       return { fault: `${member(path, name)} is required: neither the evaluation nor the request's defaults give one` };

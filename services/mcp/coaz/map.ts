@@ -3,6 +3,7 @@
 // anchored to the validated token — subject.id to the designated subject-identity claim, context.agent
 // to the token's acting agent — before any PDP is asked.
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { withDefaults } from "../../shared/authzen/defaults.ts";
 import {
   type AuthzenEvaluation,
   type AuthzenEvaluations,
@@ -289,11 +290,7 @@ export function expandEvaluations(request: AuthzenEvaluations): AuthzenEvaluatio
   const entries: ReadonlyArray<Partial<AuthzenEvaluation>> =
     request.evaluations.length === 0 ? [{}] : (request.evaluations as ReadonlyArray<Partial<AuthzenEvaluation>>);
   return entries.map((entry, index) => {
-    const evaluation: Partial<AuthzenEvaluation> = {};
-    for (const field of ["subject", "action", "resource", "context"] as const) {
-      const value = Object.hasOwn(entry, field) ? entry[field] : request[field];
-      if (value !== undefined) (evaluation as Record<string, unknown>)[field] = value;
-    }
+    const evaluation = withDefaults(request, entry) as Partial<AuthzenEvaluation>;
     for (const field of ["subject", "action", "resource"] as const)
       if (evaluation[field] === undefined)
         throw new CoazMappingError(`COAZ mapping error: evaluations[${index}] has no ${field}, nor a default`);

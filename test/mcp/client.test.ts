@@ -241,6 +241,13 @@ async function connect(
   return { client, session: transport.session };
 }
 
+/** A new agent (`refresh`: with refresh tokens) holding alice's mandate for `server`, and its connected client. */
+async function agentClient(server: McpTestServer, refresh: boolean, extra?: Partial<MandateClientAuthOptions>) {
+  const agent = await newAgent(server.resource, refresh);
+  const mandateId = await grant(agent, server.resource);
+  return { agent, mandateId, ...(await connect(server, agent, mandateId, extra)) };
+}
+
 const whoami = async (client: Client) => {
   const result = await client.callTool({ name: "whoami" });
   return JSON.parse((result.content as Array<{ text: string }>)[0]?.text as string) as Record<string, unknown>;
@@ -353,9 +360,7 @@ describe("mandateClientAuth with the MCP SDK client", () => {
   });
 
   it("re-exchanges the mandate before the token expires when no refresh token was issued", async () => {
-    const agent = await newAgent(mcp.resource, false);
-    const mandateId = await grant(agent, mcp.resource);
-    const { client, session } = await connect(mcp, agent, mandateId, { resource: mcp.resource });
+    const { mandateId, client, session } = await agentClient(mcp, false, { resource: mcp.resource });
     await whoami(client);
     const first = await session.current();
     expect(first?.refreshToken).toBeUndefined();
@@ -368,10 +373,8 @@ describe("mandateClientAuth with the MCP SDK client", () => {
   });
 
   it("refreshes with the refresh token when one was issued, keeping the mandate and the key", async () => {
-    const agent = await newAgent(mcp.resource, true);
-    const mandateId = await grant(agent, mcp.resource);
     const saved: unknown[] = [];
-    const { client, session } = await connect(mcp, agent, mandateId, {
+    const { agent, mandateId, client, session } = await agentClient(mcp, true, {
       storage: { load: () => undefined, save: (tokens) => void saved.push(tokens) },
     });
     await whoami(client);
@@ -388,9 +391,7 @@ describe("mandateClientAuth with the MCP SDK client", () => {
   });
 
   it("renews after the MCP server refuses a token with invalid_token (the token revoked at Mandate)", async () => {
-    const agent = await newAgent(mcp.resource, false);
-    const mandateId = await grant(agent, mcp.resource);
-    const { client, session } = await connect(mcp, agent, mandateId);
+    const { agent, mandateId, client, session } = await agentClient(mcp, false);
     await whoami(client);
     const revoked = (await session.current())?.accessToken as string;
     // RFC 7009 by the agent itself: the feed tells the resource server within a second.
@@ -419,9 +420,7 @@ describe("mandateClientAuth with the MCP SDK client", () => {
   });
 
   it("fails with MandateUnusable (revoked) once alice revokes the mandate, within a bounded wait", async () => {
-    const agent = await newAgent(mcp.resource, true);
-    const mandateId = await grant(agent, mcp.resource);
-    const { client, session } = await connect(mcp, agent, mandateId);
+    const { mandateId, client, session } = await agentClient(mcp, true);
     await whoami(client);
     await mandate.issue.revokeMandate({ tenant: "demo", mandateId, reason: "alice revoked it" });
     const refusal = await refusalWithin(client);
@@ -458,8 +457,7 @@ describe("mandateClientAuth with the MCP SDK client", () => {
   });
 
   it("surfaces RFC 9470 step-up and insufficient_scope as typed errors carrying what the server asks", async () => {
-    const agent = await newAgent(mcp.resource, false);
-    const { client } = await connect(mcp, agent, await grant(agent, mcp.resource));
+    const { client } = await agentClient(mcp, false);
     const stepUp = await client.callTool({ name: "pay" }).catch((error: unknown) => error);
     expect(stepUp).toBeInstanceOf(StepUpRequired);
     expect(stepUp).toMatchObject({ acrValues: "urn:mandate:acr:mfa", maxAge: 300 });
@@ -476,9 +474,7 @@ describe("through the MCP resource kit (services/mcp/resource protect())", () =>
   it("connects, calls tools, renews and stops with MandateUnusable once the mandate is revoked", async () => {
     const server = await startMcpServer({ kit: true });
     try {
-      const agent = await newAgent(server.resource, true);
-      const mandateId = await grant(agent, server.resource);
-      const { client } = await connect(server, agent, mandateId);
+      const { agent, mandateId, client } = await agentClient(server, true);
       expect(await whoami(client)).toMatchObject({ sub: "alice", mandate_id: mandateId, jkt: agent.jkt });
       await mandate.issue.revokeMandate({ tenant: "demo", mandateId, reason: "alice revoked it" });
       const refusal = await refusalWithin(client);
@@ -494,8 +490,7 @@ describe("DPoP at the MCP server", () => {
   it("answers the server's nonce challenge once, then sends its nonce (RFC 9449 §9)", async () => {
     const server = await startMcpServer({ nonce: "once" });
     try {
-      const agent = await newAgent(server.resource, false);
-      const { client } = await connect(server, agent, await grant(agent, server.resource));
+      const { client } = await agentClient(server, false);
       await whoami(client);
       await whoami(client);
       expect(server.nonceChallenges).toBe(1);
@@ -520,8 +515,7 @@ describe("DPoP at the MCP server", () => {
   });
 
   it("a stolen token is refused from another key and as Bearer", async () => {
-    const agent = await newAgent(mcp.resource, false);
-    const { client, session } = await connect(mcp, agent, await grant(agent, mcp.resource));
+    const { agent, client, session } = await agentClient(mcp, false);
     await whoami(client);
     const stolen = (await session.current())?.accessToken as string;
     const thief = await newAgentKey();

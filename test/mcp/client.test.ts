@@ -43,6 +43,7 @@ import {
 } from "../../services/shared/oauth/resource-server.ts";
 import { RevocationFeed } from "../../services/shared/oauth/revocation-feed.ts";
 import { type Agent, claimsOf, dpopProof, newAgentKey, registerAgent } from "../helpers/agents.ts";
+import { clientToken } from "../helpers/mcp-resource-fixtures.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const SCOPE = "orders.read orders.write";
@@ -275,21 +276,12 @@ const connectError = (transport: Parameters<Client["connect"]>[0]) =>
 
 /** A token of demo with mandate:introspect, for the revocation feed (what a resource server holds). */
 async function feedToken(): Promise<string> {
-  const { clientId, clientSecret } = await mandate.register({
+  const client = await mandate.register({
     grantTypes: ["client_credentials"],
     scope: "mandate:introspect",
     resources: [mandate.base],
   });
-  const response = await fetch(`${mandate.issuer}/oauth2/token`, {
-    method: "POST",
-    headers: { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}` },
-    body: new URLSearchParams({
-      grant_type: "client_credentials",
-      scope: "mandate:introspect",
-      resource: mandate.base,
-    }),
-  });
-  return ((await response.json()) as { access_token: string }).access_token;
+  return clientToken(mandate.issuer, client, "mandate:introspect", mandate.base);
 }
 
 beforeAll(async () => {

@@ -42,6 +42,13 @@ describe("literals and expressions", () => {
       a: ["X", "$y", 1],
       "$not-an-expression": "X",
     });
+    // "__proto__" is a member like any other (fast-check found it): never the result's prototype.
+    const proto = resolve(JSON.parse('{"__proto__": ["$params.x"]}'), { x: "X" }) as object;
+    expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(proto, "__proto__")?.value).toEqual(["X"]);
+    const viaCel = resolve("$params.o", { o: JSON.parse('{"__proto__": {"a": 1}}') }) as object;
+    expect(Object.getPrototypeOf(viaCel)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(viaCel, "__proto__")?.value).toEqual({ a: 1 });
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
         // Any JSON without a leading `$` in its strings is its own resolution.

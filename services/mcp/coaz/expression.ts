@@ -109,9 +109,17 @@ function containerToJson(value: object, source: string): JsonValue {
   const object: JsonObject = {};
   for (const [key, item] of entries) {
     if (typeof key !== "string") throw failure(source, "a map with non-string keys is not a JSON object");
-    object[key] = present(toJson(item, source, false), source);
+    defineMember(object, key, present(toJson(item, source, false), source));
   }
   return object;
+}
+
+/**
+ * An own member, whatever its name: assignment would treat "__proto__" as the object's prototype
+ * (JSON.parse, which made the input, keeps it as a member).
+ */
+function defineMember(object: JsonObject, key: string, value: JsonValue): void {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function present(value: Resolved, source: string): JsonValue {
@@ -152,7 +160,7 @@ export function compileTemplate(value: unknown): Template {
       const object: JsonObject = {};
       for (const [key, member] of members) {
         const resolved = member(input);
-        if (resolved !== ABSENT) object[key] = resolved;
+        if (resolved !== ABSENT) defineMember(object, key, resolved);
       }
       return object;
     };

@@ -132,6 +132,7 @@ function engineOn(store: Store | undefined, policy: ActivePolicy): DecisionEngin
     maxLoadedTenants: 1000,
     reloadPollInterval: 1000,
     decisionLogMask: [],
+    decisionLogFlush: 500,
   };
   return new DecisionEngine({
     // The policy as the registry would hand it over, without the store round trip.

@@ -387,6 +387,11 @@ export const configSchema = z
         reloadPollInterval: duration.default(1000),
         /** Decision-log mask: input paths (e.g. "/context/ip", "/resource/attributes/ssn") never logged. */
         decisionLogMask: z.array(z.string().regex(/^(\/[^/]+)+$/, "a path like /context/ip")).default([]),
+        /** Longest a decision-log entry waits to be written with others ("0" writes each at once). */
+        decisionLogFlush: z
+          .union([z.literal(0), z.literal("0"), duration])
+          .transform(Number)
+          .default(500),
       })
       .prefault({}),
     /** Revocations (the revocation log, services/shared/oauth/revocations.ts): how replicas learn them. */

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
 import canonicalize from "canonicalize";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { DecisionInput } from "../../services/authorize/engine/decision-input.ts";
 import { inputDigest } from "../../services/authorize/engine/decision-log.ts";
 import { DecisionEngine } from "../../services/authorize/engine/engine.ts";
@@ -332,6 +332,35 @@ describe("the decision log", () => {
       reason: "the access token has expired",
     });
     expect(JSON.parse(row?.parties as string).subject).toBeUndefined();
+    await engine.stop();
+  });
+
+  it("writes the entries of a flush interval together once it ends, and all at once on drain (shutdown)", async () => {
+    const source = new MemorySource();
+    source.policies.set("acme", compiled("a1", ALLOW_ALL));
+    const engine = engineWith(source, [], {
+      settings: { ...loadConfig({ env: {} }).authorize, decisionLogFlush: 200 },
+    });
+    await engine.decide("acme", input()); // the policy loaded first (its load has timers of its own)
+    await engine.decider.drain();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const first = await engine.decide("acme", input());
+      const second = await engine.decide("acme", input());
+      await new Promise((resolve) => setImmediate(resolve));
+      // Both wait for the interval: nothing is in the outbox yet.
+      expect(await outboxEntry(first.decisionId)).toBeUndefined();
+      vi.advanceTimersByTime(200);
+      await vi.waitFor(async () => expect(await outboxEntry(second.decisionId)).toBeDefined());
+      expect(await outboxEntry(first.decisionId)).toBeDefined();
+    } finally {
+      vi.useRealTimers();
+    }
+    // A stop does not wait for the interval: drain writes what waits.
+    const third = await engine.decide("acme", input());
+    expect(await outboxEntry(third.decisionId)).toBeUndefined();
+    await engine.decider.drain();
+    expect(await outboxEntry(third.decisionId)).toBeDefined();
     await engine.stop();
   });
 

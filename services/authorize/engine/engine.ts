@@ -55,6 +55,7 @@ export class DecisionEngine {
       store: options.store,
       logger,
       mask: settings.decisionLogMask,
+      flushMs: settings.decisionLogFlush,
       now,
     });
   }

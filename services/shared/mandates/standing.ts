@@ -6,6 +6,7 @@
 // Every tenant table the query touches is pinned to the handle's tenant, inside the CTEs too: a
 // mandate id of another tenant is simply not found.
 import { sql } from "kysely";
+import { PreparedQuery } from "../store/prepared.ts";
 import type { TenantDb } from "../store/tenancy.ts";
 import { fromRow, type MandateRecord } from "./mandate-store.ts";
 
@@ -27,6 +28,49 @@ export interface Standing {
 /** Longest chain followed (a guard: MandateStore follows the same bound). */
 const MAX_CHAIN = 64;
 
+/**
+ * The one query (prepared.ts: built and compiled once per tenant): the mandate, every mandate above
+ * it, and their counters of the period current at `now`.
+ */
+const STANDING = new PreparedQuery({ id: "", now: 0 }, (db, tenant, { id, now }) =>
+  db
+    .withRecursive("chain(id, parent_id, hops)", (db) =>
+      db
+        .selectFrom("mandates")
+        .select(["id", "parent_id", sql<number>`0`.as("hops")])
+        .where("tenant_id", "=", tenant)
+        .where("id", "=", id)
+        .unionAll((up) =>
+          up
+            .selectFrom("mandates as m")
+            .innerJoin("chain", "chain.parent_id", "m.id")
+            .select(["m.id", "m.parent_id", sql<number>`chain.hops + 1`.as("hops")])
+            .where("m.tenant_id", "=", tenant)
+            .where("chain.hops", "<", MAX_CHAIN),
+        ),
+    )
+    .with("counters", (db) =>
+      db
+        .selectFrom("mandate_usage")
+        .select(["mandate_id", "meter", "period_ms", "period_start", "used"])
+        .where("tenant_id", "=", tenant)
+        .where("mandate_id", "in", db.selectFrom("chain").select("chain.id"))
+        // The current period only: its start is the last one at or before `now`.
+        .where((eb) => eb.or([eb("period_ms", "=", 0), eb(eb("period_start", "+", eb.ref("period_ms")), ">", now)])),
+    )
+    .selectFrom("mandates")
+    .leftJoin("counters", "counters.mandate_id", "mandates.id")
+    .selectAll("mandates")
+    .select([
+      "counters.meter as counter_meter",
+      "counters.period_ms as counter_period_ms",
+      "counters.period_start as counter_period_start",
+      "counters.used as counter_used",
+    ])
+    .where("mandates.tenant_id", "=", tenant)
+    .where("mandates.id", "in", (db) => db.selectFrom("chain").select("chain.id")),
+);
+
 export class MandateStandings {
   readonly #tenant: string;
   readonly #db: TenantDb;
@@ -37,44 +81,7 @@ export class MandateStandings {
 
   /** The mandate `id` with its chain and counters as of `now`; undefined when it does not exist. */
   async of(id: string, now: number): Promise<Standing | undefined> {
-    const tenant = this.#tenant;
-    const rows = await this.#db
-      .withRecursive("chain(id, parent_id, hops)", (db) =>
-        db
-          .selectFrom("mandates")
-          .select(["id", "parent_id", sql<number>`0`.as("hops")])
-          .where("tenant_id", "=", tenant)
-          .where("id", "=", id)
-          .unionAll((up) =>
-            up
-              .selectFrom("mandates as m")
-              .innerJoin("chain", "chain.parent_id", "m.id")
-              .select(["m.id", "m.parent_id", sql<number>`chain.hops + 1`.as("hops")])
-              .where("m.tenant_id", "=", tenant)
-              .where("chain.hops", "<", MAX_CHAIN),
-          ),
-      )
-      .with("counters", (db) =>
-        db
-          .selectFrom("mandate_usage")
-          .select(["mandate_id", "meter", "period_ms", "period_start", "used"])
-          .where("tenant_id", "=", tenant)
-          .where("mandate_id", "in", db.selectFrom("chain").select("chain.id"))
-          // The current period only: its start is the last one at or before `now`.
-          .where((eb) => eb.or([eb("period_ms", "=", 0), eb(eb("period_start", "+", eb.ref("period_ms")), ">", now)])),
-      )
-      .selectFrom("mandates")
-      .leftJoin("counters", "counters.mandate_id", "mandates.id")
-      .selectAll("mandates")
-      .select([
-        "counters.meter as counter_meter",
-        "counters.period_ms as counter_period_ms",
-        "counters.period_start as counter_period_start",
-        "counters.used as counter_used",
-      ])
-      .where("mandates.tenant_id", "=", tenant)
-      .where("mandates.id", "in", (db) => db.selectFrom("chain").select("chain.id"))
-      .execute();
+    const { rows } = await STANDING.execute(this.#db, this.#tenant, { id, now });
     if (!rows.some((row) => row.id === id)) return undefined;
     const records = new Map<string, MandateRecord>();
     const counters = new Map<string, StandingCounter[]>();

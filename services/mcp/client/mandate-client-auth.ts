@@ -145,6 +145,12 @@ async function protectedRequest(session: MandateSession, url: URL, init: Request
   // The SDK's `Authorization: Bearer` goes; oauth4webapi sets the DPoP scheme and the proof.
   headers.delete("authorization");
   const { dpop } = await session.dpop();
+  // A signal of the request's own, aborted with the SDK transport's (which lives as long as the
+  // session): fetch given the transport's signal itself leaves a listener on it per request until the
+  // request is garbage-collected, and each new listener costs more to add the more there are
+  // (EventTarget looks for duplicates), so a long session's calls got slower. AbortSignal.any follows
+  // its source through weak references instead.
+  const signal = init.signal ? AbortSignal.any([init.signal]) : undefined;
   const send = (token: string) =>
     oauth.protectedResourceRequest(
       token,
@@ -152,7 +158,7 @@ async function protectedRequest(session: MandateSession, url: URL, init: Request
       url,
       headers,
       (init.body ?? null) as oauth.ProtectedResourceRequestBody,
-      { ...session.requestOptions, DPoP: dpop, ...(init.signal ? { signal: init.signal } : {}) },
+      { ...session.requestOptions, DPoP: dpop, ...(signal ? { signal } : {}) },
     );
   let tokens = await session.accessToken(url);
   const retried = new Set<Retry>();

@@ -113,6 +113,8 @@ export async function agentSession(
   server: { issue: RpcClient<typeof Issue>; issuer: string },
   resource: string,
   scopes: string[],
+  // The kit counts each tools/call against the mandate's "calls" meter where the mandate limits it.
+  usageLimits: Array<{ meter: string; maximum: number }> = [{ meter: "calls", maximum: 1_000_000_000 }],
 ) {
   const agent = await registerAgent(server.issue, { scope: scopes.join(" "), resources: [resource] });
   const { mandate } = await server.issue.createMandate({
@@ -123,8 +125,7 @@ export async function agentSession(
       scopes,
       resources: [resource],
       expireTime: timestampFromMs(Date.now() + 3_600_000),
-      // The kit counts each tools/call against the mandate's "calls" meter: a mandate sets a limit.
-      usageLimits: [{ meter: "calls", maximum: 1_000_000_000 }],
+      usageLimits,
     },
   });
   const options: MandateClientAuthOptions = {

@@ -1,5 +1,7 @@
 // The DPoP proof key's thumbprint (RFC 7638), computed synchronously for every proof, must equal
 // jose's for every key type a proof may carry; a proof whose jwk is not a usable public key fails.
+// The signature, checked synchronously with node:crypto, accepts what jose signs for every allowed
+// algorithm and nothing else: altered parts, other lengths, critical extensions, expired claims.
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
@@ -81,5 +83,88 @@ describe("DPoP proof keys", () => {
     ).catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(DpopProofError);
     expect((error as Error).message).toMatch(/^[\x20-\x7e]*$/);
+  });
+
+  const check = (headers: string, now = Date.now()) =>
+    verifyDpopProof({
+      headers,
+      method: "POST",
+      url: "https://rs.example/x",
+      replay: new MemoryReplayCache(),
+      skewMs: 60_000,
+      now,
+    });
+  const signed = async (alg: string, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) => {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const jwk = (await exportJWK(publicKey)) as JWK;
+    const proof = await new SignJWT({
+      htm: "POST",
+      htu: "https://rs.example/x",
+      iat: Math.floor(Date.now() / 1000),
+      jti: randomUUID(),
+      ...claims,
+    })
+      .setProtectedHeader({ alg, typ: "dpop+jwt", jwk, ...header })
+      // jose signs a critical extension only when told it is understood.
+      .sign(privateKey, "crit" in header ? { crit: { ext: true } } : {});
+    return { proof, jwk };
+  };
+
+  it.each(["ES256", "ES384", "EdDSA", "Ed25519", "PS256", "RS256"])(
+    "verifies a %s proof signed by jose, bound to its key's thumbprint",
+    async (alg) => {
+      const { proof, jwk } = await signed(alg);
+      await expect(check(proof)).resolves.toMatchObject({ jkt: await calculateJwkThumbprint(jwk) });
+    },
+  );
+
+  it("refuses a proof with any part altered, a signature of another length, or one not in base64url", async () => {
+    const { proof } = await signed("ES256");
+    const [header, payload, signature] = proof.split(".") as [string, string, string];
+    const flip = (part: string) => `${part.slice(0, 10)}${part[10] === "A" ? "B" : "A"}${part.slice(11)}`;
+    const otherPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload, "base64url").toString()), htm: "POST ", jti: randomUUID() }),
+    ).toString("base64url");
+    const short = Buffer.from(signature, "base64url").subarray(0, 63).toString("base64url");
+    for (const altered of [
+      `${header}.${otherPayload}.${signature}`,
+      `${header}.${payload}.${flip(signature)}`,
+      `${header}.${payload}.${short}`,
+      `${header}.${payload}.${signature}${signature}`,
+      `${header}.${payload}.${signature.slice(0, 20)}+${signature.slice(21)}`,
+      `${header}.${payload}`,
+      `${header}.${payload}.${signature}.`,
+    ]) {
+      await expect(check(altered), altered.slice(-30)).rejects.toBeInstanceOf(DpopProofError);
+    }
+  });
+
+  it("refuses critical extensions (RFC 7515 §4.1.11) and a proof past its exp or before its nbf", async () => {
+    const crit = await signed("ES256", { ext: 1 }, { crit: ["ext"], ext: true });
+    await expect(check(crit.proof)).rejects.toThrow(/critical/);
+    const now = Math.floor(Date.now() / 1000);
+    await expect(check((await signed("ES256", { exp: now - 120 })).proof)).rejects.toThrow(/expired/);
+    await expect(check((await signed("ES256", { nbf: now + 120 })).proof)).rejects.toThrow(/not valid yet/);
+    await expect(check((await signed("ES256", { exp: now + 120, nbf: now - 1 })).proof)).resolves.toBeDefined();
+  });
+
+  it("refuses a key that is not of the proof's alg: an Ed448 key for Ed25519, a P-256 key for ES384", async () => {
+    const ed448 = generateKeyPairSync("ed448");
+    const p256 = await generateKeyPair("ES256", { extractable: true });
+    for (const [alg, jwk] of [
+      ["Ed25519", ed448.publicKey.export({ format: "jwk" })],
+      ["ES384", await exportJWK(p256.publicKey)],
+    ] as const) {
+      const header = Buffer.from(JSON.stringify({ alg, typ: "dpop+jwt", jwk })).toString("base64url");
+      const payload = Buffer.from(
+        JSON.stringify({
+          htm: "POST",
+          htu: "https://rs.example/x",
+          iat: Math.floor(Date.now() / 1000),
+          jti: randomUUID(),
+        }),
+      ).toString("base64url");
+      await expect(check(`${header}.${payload}.AAAA`), alg).rejects.toThrow(/usable public key/);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // DPoP proof validation (RFC 9449 §4.3), shared by the token endpoint, introspection and the
 // resource-server library. Returns the proof key's RFC 7638 thumbprint for binding (§6.1).
-import { createHash } from "node:crypto";
-import { decodeProtectedHeader, errors, importJWK, type JWK, jwtVerify } from "jose";
+import { constants, createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, type JWK } from "jose";
 import { printable } from "../text.ts";
 import type { ReplayCache } from "./replay.ts";
 
@@ -49,8 +49,8 @@ export interface DpopProof {
 export async function verifyDpopProof(check: DpopCheck): Promise<DpopProof> {
   const proof = singleProof(check.headers);
   const header = proofHeader(proof);
-  const { jkt, key } = await proofKeyOf(header);
-  const payload = await verifiedPayload(proof, key, check);
+  const { jkt, key } = proofKeyOf(header);
+  const payload = verifiedPayload(proof, key, header.alg as DpopAlgorithm, check);
   const { jti, htm, htu, iat, ath, nonce } = payload;
   // §4.2: jti, htm, htu, iat are required.
   requireJti(jti);
@@ -90,35 +90,84 @@ function proofHeader(proof: string): ProofHeader {
   if (PRIVATE_JWK_MEMBERS.some((member) => member in (header.jwk as object))) {
     throw new DpopProofError("the DPoP proof jwk must not contain a private key");
   }
+  // RFC 7515 §4.1.11: an extension the proof marks critical must be understood; DPoP defines none.
+  if ("crit" in header)
+    throw new DpopProofError("the DPoP proof names critical extensions this server does not understand");
   return header as ProofHeader;
 }
 
-/** The proof's key, imported, and its thumbprint; a jwk that is no usable public key makes a bad proof. */
-async function proofKeyOf(header: ProofHeader): Promise<{ jkt: string; key: CryptoKey }> {
+/** The proof's key, imported, and its thumbprint; a jwk that is no usable public key of its alg makes a bad proof. */
+function proofKeyOf(header: ProofHeader): { jkt: string; key: KeyObject } {
   try {
     const jkt = jwkThumbprint(header.jwk);
-    return { jkt, key: await proofKey(jkt, header.jwk, header.alg) };
+    return { jkt, key: proofKey(jkt, header.jwk, header.alg as DpopAlgorithm) };
   } catch {
     throw new DpopProofError("the DPoP proof jwk is not a usable public key");
   }
 }
 
-/** The proof's claims, once its signature verifies with its own key (and its typ and alg again). */
-async function verifiedPayload(proof: string, key: CryptoKey, check: DpopCheck): Promise<Record<string, unknown>> {
+type DpopAlgorithm = (typeof DPOP_ALGORITHMS)[number];
+
+/**
+ * How each allowed algorithm's signature is checked with node:crypto, and the keys it may use (RFC
+ * 7518 §3.4-3.5, RFC 8037 §3.1, RFC 9864 §2.2; RSA of at least 2048 bits, RFC 7518 §3.3). The check
+ * is synchronous, like the thumbprint: a proof is verified on every DPoP request (at the resource
+ * server and again at Authorize), and WebCrypto's asynchronous verify, which jose uses, cost twice the
+ * CPU of the signature itself and a thread-pool round trip each time. jose still decodes the header
+ * and the claims.
+ */
+const SIGNATURES: Record<DpopAlgorithm, { digest: string | null; fits(key: KeyObject): boolean; rsaPadding?: number }> =
+  {
+    ES256: { digest: "sha256", fits: (key) => key.asymmetricKeyDetails?.namedCurve === "prime256v1" },
+    ES384: { digest: "sha384", fits: (key) => key.asymmetricKeyDetails?.namedCurve === "secp384r1" },
+    EdDSA: { digest: null, fits: (key) => key.asymmetricKeyType === "ed25519" || key.asymmetricKeyType === "ed448" },
+    Ed25519: { digest: null, fits: (key) => key.asymmetricKeyType === "ed25519" },
+    PS256: { digest: "sha256", fits: largeRsa, rsaPadding: constants.RSA_PKCS1_PSS_PADDING },
+    RS256: { digest: "sha256", fits: largeRsa, rsaPadding: constants.RSA_PKCS1_PADDING },
+  };
+
+function largeRsa(key: KeyObject): boolean {
+  return key.asymmetricKeyType === "rsa" && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
+}
+
+/** JWS compact serialisation: three base64url parts (RFC 7515 §7.1). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** The proof's claims, once its signature verifies with its own key (RFC 9449 §4.3 check 7). */
+function verifiedPayload(proof: string, key: KeyObject, alg: DpopAlgorithm, check: DpopCheck): Record<string, unknown> {
+  if (!COMPACT_JWS.test(proof)) throw new DpopProofError("the DPoP proof is not a compact JWS");
+  const signatureAt = proof.lastIndexOf(".");
+  const { digest, rsaPadding } = SIGNATURES[alg];
+  let valid: boolean;
   try {
-    const { payload } = await jwtVerify(proof, key, {
-      typ: "dpop+jwt",
-      algorithms: [...DPOP_ALGORITHMS],
-      currentDate: new Date(check.now),
-      clockTolerance: Math.ceil(check.skewMs / 1000),
-    });
-    return payload;
-  } catch (error) {
-    if (error instanceof errors.JOSEError) throw new DpopProofError(`the DPoP proof does not verify: ${error.code}`);
-    // Anything else is the proof's key refused by the verifier (WebCrypto's DataError, jose's
-    // TypeError for an RSA modulus under 2048 bits): a bad proof (§4.3 check 7), never a server error.
-    throw new DpopProofError("the DPoP proof jwk is not a usable public key");
+    valid = verify(
+      digest,
+      Buffer.from(proof.slice(0, signatureAt), "ascii"),
+      rsaPadding === undefined
+        ? { key, dsaEncoding: "ieee-p1363" }
+        : { key, padding: rsaPadding, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
+      Buffer.from(proof.slice(signatureAt + 1), "base64url"),
+    );
+  } catch {
+    valid = false; // a signature of the wrong length or shape
   }
+  if (!valid) throw new DpopProofError("the DPoP proof does not verify: its signature is not the jwk's");
+  let payload: Record<string, unknown>;
+  try {
+    payload = decodeJwt(proof);
+  } catch {
+    throw new DpopProofError("the DPoP proof's claims are not a JSON object");
+  }
+  // RFC 7519 §4.1.4-4.1.5: a proof that says when it expires, or when it becomes valid, is held to it.
+  const skewSeconds = Math.ceil(check.skewMs / 1000);
+  const nowSeconds = check.now / 1000;
+  if (payload.exp !== undefined && (typeof payload.exp !== "number" || payload.exp + skewSeconds <= nowSeconds)) {
+    throw new DpopProofError("the DPoP proof has expired");
+  }
+  if (payload.nbf !== undefined && (typeof payload.nbf !== "number" || payload.nbf - skewSeconds > nowSeconds)) {
+    throw new DpopProofError("the DPoP proof is not valid yet");
+  }
+  return payload;
 }
 
 function requireJti(jti: unknown): asserts jti is string {
@@ -183,18 +232,18 @@ export function jwkThumbprint(jwk: JWK): string {
 }
 
 /** Imported proof keys by algorithm and thumbprint: a client proves with the same key on every request. */
-const proofKeys = new Map<string, CryptoKey>();
+const proofKeys = new Map<string, KeyObject>();
 const PROOF_KEYS_MAX = 10_000;
 
-async function proofKey(jkt: string, jwk: JWK, alg: string): Promise<CryptoKey> {
+function proofKey(jkt: string, jwk: JWK, alg: DpopAlgorithm): KeyObject {
   const cacheKey = `${alg}:${jkt}`;
   const cached = proofKeys.get(cacheKey);
   if (cached) return cached;
   const members = THUMBPRINT_MEMBERS[jwk.kty ?? ""] ?? [];
   // Only the members the thumbprint covers: the cached key is exactly the key the thumbprint names.
-  const publicJwk = Object.fromEntries(members.map((m) => [m, (jwk as Record<string, unknown>)[m]])) as JWK;
-  const key = await importJWK(publicJwk, alg);
-  if (!(key instanceof CryptoKey) || key.type !== "public") throw new TypeError("not a public key");
+  const publicJwk = Object.fromEntries(members.map((m) => [m, (jwk as Record<string, unknown>)[m]]));
+  const key = createPublicKey({ key: publicJwk, format: "jwk" });
+  if (key.type !== "public" || !SIGNATURES[alg].fits(key)) throw new TypeError(`not a public key for ${alg}`);
   if (proofKeys.size >= PROOF_KEYS_MAX) proofKeys.clear();
   proofKeys.set(cacheKey, key);
   return key;

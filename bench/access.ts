@@ -23,7 +23,7 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { Introspect } from "../gen/mandate/v1/introspect_pb.js";
 import { accessTokenHash } from "../services/shared/oauth/dpop.ts";
-import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { measureCalls, median, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const SERVER = fileURLToPath(new URL("./peers/gate-server.ts", import.meta.url));
 const settings = {
@@ -53,14 +53,6 @@ function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /** A DPoP-bound token for the API (RFC 9449, through the token endpoint's nonce retry) and its proofs. */

@@ -22,8 +22,8 @@ import { calculateJwkThumbprint, type JWK } from "jose";
 import { ClientKind } from "../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../gen/mandate/v1/common_pb.js";
 import { type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
-import { basic, cannon, httpLoadSettings, type Load, median, type Sample } from "./http-load.ts";
-import { round, table, writeReport } from "./lib.ts";
+import { basic, cannon, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
+import { median, round, table, writeReport } from "./lib.ts";
 
 const RESOURCE = "https://api.example.com/";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";

@@ -47,7 +47,7 @@ import { SERVICE_NAMES } from "../services/shared/config.ts";
 import { RevocationFeed } from "../services/shared/oauth/revocation-feed.ts";
 import { agentSession, demoPolicyBundle } from "../test/mcp/conformance/harness.ts";
 import { HOST, startInProcess, TENANT } from "./in-process.ts";
-import { percentile, positiveNumber, round, table, writeReport } from "./lib.ts";
+import { median, percentile, positiveNumber, round, table, writeReport } from "./lib.ts";
 import { type ClientTarget, ClientWorker } from "./mcp-clients.ts";
 
 const TOOL = "echo";
@@ -248,11 +248,6 @@ interface Row extends Stats {
   /** p99 minus the unprotected p99 at the same concurrency. */
   addedP99Ms: number | null;
   throughputRatio: number | null;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 function medianOf(rounds: Stats[]): Stats {

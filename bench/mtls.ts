@@ -16,8 +16,8 @@ import { availableParallelism, cpus } from "node:os";
 import { ClientKind } from "../gen/mandate/v1/clients_pb.js";
 import { type OAuthServer, startMtlsOAuthServer } from "../test/helpers/oauth-server.ts";
 import { csr, privateKey } from "../test/helpers/openssl-pki.ts";
-import { basic, median } from "./http-load.ts";
-import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { basic } from "./http-load.ts";
+import { measureCalls, median, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const RESOURCE = "https://api.example.com/";
 const FORM = "application/x-www-form-urlencoded";

@@ -18,8 +18,8 @@ import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
-import { basic, cannon as cannonRun, httpLoadSettings, type Load, median, type Sample } from "./http-load.ts";
-import { round, table, writeReport } from "./lib.ts";
+import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
+import { median, round, table, writeReport } from "./lib.ts";
 
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const RESOURCE = "https://api.example.com/";

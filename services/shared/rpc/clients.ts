@@ -1,6 +1,7 @@
-// How one service reaches another: in the same process through an in-memory Connect transport
-// over the same wrapped implementation (so validation and errors are identical), in another
-// process over native gRPC at the configured address. Callers get the same typed client either way.
+// How one service reaches another: in the same process through the same wrapped implementation
+// (so access, validation and errors are identical), its unary calls handed over as messages
+// (direct-transport.ts) and its streams through an in-memory Connect transport; in another process
+// over native gRPC at the configured address. Callers get the same typed client either way.
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type Client,
@@ -13,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context as otelContext, propagation } from "@opentelemetry/api";
 import { unavailable } from "../errors.ts";
 import { FORWARDED_CLIENT_CERT_HEADER, FORWARDED_FOR_HEADER, PEER } from "./access.ts";
+import { directTransport } from "./direct-transport.ts";
 import type { BoundService } from "./grpc-server.ts";
 import type { TlsFiles } from "./mtls.ts";
 
@@ -56,7 +58,8 @@ export class ServiceClients {
     const address = this.#remote.get(service.typeName);
     let transport: Transport;
     if (local) {
-      transport = createRouterTransport((router) => router.service(local.service, local.impl as never));
+      const router = createRouterTransport((routes) => routes.service(local.service, local.impl as never));
+      transport = directTransport(local.service, local.impl, router);
     } else if (address) {
       // Not cached here: the remote transport is renewed when the certificates change.
       return this.remoteTransport(address);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runMandate } from "../helpers/mandate-process.ts";
+import { addOptions, runMandate } from "../helpers/mandate-process.ts";
 import { freePort, type OAuthServer, registerKeylessAgent, startOAuthServer } from "../helpers/oauth-server.ts";
 import { selfSignedCertificate } from "../helpers/tls.ts";
 
@@ -36,7 +36,7 @@ afterAll(async () => {
 
 /** An admin command (gRPC, the server's admin credentials). */
 function admin(args: string[]) {
-  return runMandate([...args, "--tenant", "demo", "--address", server.process.summary.grpc as string], {
+  return runMandate(addOptions(args, ["--tenant", "demo", "--address", server.process.summary.grpc as string]), {
     MANDATE_ADMIN_FILE: server.process.adminFile,
   });
 }
@@ -63,7 +63,7 @@ describe("mandate agents enroll / renew", () => {
     const certFile = join(dir, "agent.pem");
 
     const { token } = await json<{ token: string }>(
-      admin(["agents", "enrollment-token", clientId, "--ttl", "10m", "--json"]),
+      admin(["agents", "enrollment-token", "--ttl", "10m", "--json", "--", clientId]),
     );
     expect(token).toMatch(/^mandate_enroll_/);
 
@@ -112,18 +112,18 @@ describe("mandate agents enroll / renew", () => {
     expect(new X509Certificate(readFileSync(certFile, "utf8")).serialNumber.toUpperCase()).toBe(renewed.serial);
 
     const listed = await json<Array<{ serial: string; proof: string; renewedFrom?: string }>>(
-      admin(["agents", "certificates", clientId, "--json"]),
+      admin(["agents", "certificates", "--json", "--", clientId]),
     );
     expect(listed.map((c) => [c.serial, c.proof])).toEqual([
       [renewed.serial, "renewal"],
       [enrolled.serial, "enrollment_token"],
     ]);
-    const human = await admin(["agents", "certificates", clientId]);
+    const human = await admin(["agents", "certificates", "--", clientId]);
     expect(human.stdout).toContain("SERIAL");
     expect(human.stdout).toContain(renewed.serial);
 
     const revoked = await json<{ revokedCount: number }>(
-      admin(["agents", "revoke-certificates", clientId, "--reason", "keyCompromise", "--json"]),
+      admin(["agents", "revoke-certificates", "--reason", "keyCompromise", "--json", "--", clientId]),
     );
     expect(revoked.revokedCount).toBe(2);
     const refused = await renew();

@@ -38,6 +38,16 @@ export function tempDatabaseUrl(): string {
   return `sqlite:${join(mkdtempSync(join(tmpdir(), "mandate-test-")), "mandate.db")}`;
 }
 
+/**
+ * `args` with `options` added before the `--` that ends its options (at the end when there is none).
+ * Operands that are random identifiers go after `--`: a base64url client id starts with "-" once in
+ * 64, and a command line would read it as an unknown option.
+ */
+export function addOptions(args: string[], options: string[]): string[] {
+  const end = args.indexOf("--");
+  return end < 0 ? [...args, ...options] : [...args.slice(0, end), ...options, ...args.slice(end)];
+}
+
 export function runMandate(
   args: string[],
   env: Record<string, string> = {},

@@ -12,7 +12,7 @@ import { calculateJwkThumbprint, exportJWK, type JWK } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientKind, type OAuthClientMetadata } from "../../gen/mandate/v1/clients_pb.js";
-import { runMandate } from "../helpers/mandate-process.ts";
+import { addOptions, runMandate } from "../helpers/mandate-process.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 
 const insecure = { [oauth.allowInsecureRequests]: true };
@@ -313,7 +313,7 @@ describe("agents through Dynamic Client Registration (RFC 7591 §3 initial acces
 
 describe("mandate agents (CLI)", () => {
   const cli = (args: string[]) =>
-    runMandate([...args, "--address", server.process.summary.grpc as string], {
+    runMandate(addOptions(args, ["--address", server.process.summary.grpc as string]), {
       MANDATE_ADMIN_FILE: server.process.adminFile,
     });
 
@@ -352,7 +352,7 @@ describe("mandate agents (CLI)", () => {
     });
     const clientId = json.clientId as string;
 
-    const got = await cli(["agents", "get", clientId, "--tenant", "demo"]);
+    const got = await cli(["agents", "get", "--tenant", "demo", "--", clientId]);
     expect(got.code, got.stderr).toBe(0);
     expect(got.stdout).toContain(`owner          ${owner}`);
     expect(got.stdout).toContain(`key            DPoP key ${agentJkt}`);
@@ -400,7 +400,7 @@ describe("mandate agents (CLI)", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("--dpop-jkt <thumbprint>");
     const application = await server.register({ grantTypes: ["client_credentials"] });
-    const notAgent = await cli(["agents", "get", application.clientId, "--tenant", "demo"]);
+    const notAgent = await cli(["agents", "get", "--tenant", "demo", "--", application.clientId]);
     expect(notAgent.code).toBe(1);
     expect(notAgent.stderr).toContain("is not an agent");
   });

@@ -19,7 +19,7 @@ import { loadConfig } from "../../services/shared/config.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { type Agent, discover, registerAgent, type TokenEndpoint } from "../helpers/agents.ts";
-import { runMandate } from "../helpers/mandate-process.ts";
+import { addOptions, runMandate } from "../helpers/mandate-process.ts";
 import { type OAuthServer, startOAuthServer } from "../helpers/oauth-server.ts";
 import { rpcExchange, rpcRefusal } from "../helpers/rpc-exchange.ts";
 
@@ -332,7 +332,7 @@ describe("API key RPCs", { timeout: 60_000 }, () => {
 
 describe("mandate api-keys", { timeout: 120_000 }, () => {
   const cli = (args: string[]) =>
-    runMandate([...args, "--tenant", "demo", "--address", server.process.summary.grpc as string], {
+    runMandate(addOptions(args, ["--tenant", "demo", "--address", server.process.summary.grpc as string]), {
       MANDATE_ADMIN_FILE: server.process.adminFile,
     });
 
@@ -340,12 +340,13 @@ describe("mandate api-keys", { timeout: 120_000 }, () => {
     const created = await cli([
       "api-keys",
       "create",
-      agent.clientId,
       "--scope",
       "orders:read",
       "--ttl",
       "7d",
       "--json",
+      "--",
+      agent.clientId,
     ]);
     expect(created.code, created.stderr).toBe(0);
     const { key, apiKey } = JSON.parse(created.stdout) as { key: string; apiKey: { id: string; scopes: string[] } };
@@ -369,7 +370,7 @@ describe("mandate api-keys", { timeout: 120_000 }, () => {
     expect(revoked.stdout).toContain(`revoked API key ${apiKey.id}`);
     expect(await refusedWith(key)).toBe("invalid_grant");
 
-    const refused = await cli(["api-keys", "create", agent.clientId, "--scope", "admin"]);
+    const refused = await cli(["api-keys", "create", "--scope", "admin", "--", agent.clientId]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain("not registered for the agent");
     const help = await runMandate(["api-keys", "--help"]);

@@ -208,9 +208,9 @@ describe("client registration over gRPC and the CLI", () => {
     expect(client.clientSecret).toBeUndefined();
     const listed = await cli(["clients", "list", "--tenant", "demo", "--json", ...address]);
     expect(JSON.parse(listed.stdout).map((c: { clientId: string }) => c.clientId)).toContain(client.clientId);
-    const deleted = await cli(["clients", "delete", client.clientId, "--tenant", "demo", ...address]);
+    const deleted = await cli(["clients", "delete", "--tenant", "demo", ...address, "--", client.clientId]);
     expect(deleted.stdout).toContain(`deleted client ${client.clientId}`);
-    const again = await cli(["clients", "get", client.clientId, "--tenant", "demo", ...address]);
+    const again = await cli(["clients", "get", "--tenant", "demo", ...address, "--", client.clientId]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/NotFound|NOT_FOUND|does not exist/);
   });

@@ -149,4 +149,29 @@ describe("DPoP proof keys", () => {
       await expect(check(`${header}.${payload}.AAAA`), alg).rejects.toThrow(/usable public key/);
     }
   });
+
+  it("checks a proof again at a second verifier (Authorize after the resource server) from its own replay memory, and still refuses an altered copy", async () => {
+    const { proof } = await signed("ES256");
+    const verifier = (replay: MemoryReplayCache) =>
+      verifyDpopProof({
+        headers: proof,
+        method: "POST",
+        url: "https://rs.example/x",
+        replay,
+        skewMs: 60_000,
+        now: Date.now(),
+      });
+    const resourceServer = new MemoryReplayCache();
+    const authorize = new MemoryReplayCache();
+    await expect(verifier(resourceServer)).resolves.toBeDefined();
+    await expect(verifier(authorize)).resolves.toBeDefined();
+    await expect(verifier(authorize)).rejects.toThrow(/already used/);
+    const [header, payload, signature] = proof.split(".") as [string, string, string];
+    const forged = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload, "base64url").toString()), jti: randomUUID() }),
+    ).toString("base64url");
+    await expect(check(`${header}.${forged}.${signature}`)).rejects.toThrow(/does not verify/);
+    // Time-bound checks run on every use, remembered signature or not.
+    await expect(check(proof, Date.now() + 10 * 60_000)).rejects.toThrow(/iat/);
+  });
 });

@@ -133,8 +133,18 @@ function largeRsa(key: KeyObject): boolean {
 /** JWS compact serialisation: three base64url parts (RFC 7515 §7.1). */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-/** The proof's claims, once its signature verifies with its own key (RFC 9449 §4.3 check 7). */
-function verifiedPayload(proof: string, key: KeyObject, alg: DpopAlgorithm, check: DpopCheck): Record<string, unknown> {
+/**
+ * Proofs whose signature verified lately, with their claims. The MCP kit checks a proof and hands it
+ * to Authorize in the same process, which checks it again: the second time, the same bytes need not
+ * be verified twice (a signature over exact bytes is valid or not forever). Everything that depends
+ * on the moment or the verifier — iat, exp, htm, htu, ath, the replay memory — is still checked on
+ * every use. Only the last few are kept: the second check follows the first within milliseconds.
+ */
+const recentlyVerified = new Map<string, Record<string, unknown>>();
+const RECENTLY_VERIFIED_MAX = 512;
+
+/** The claims of a proof whose signature verifies with its own key (RFC 9449 §4.3 check 7). */
+function signedPayload(proof: string, key: KeyObject, alg: DpopAlgorithm): Record<string, unknown> {
   if (!COMPACT_JWS.test(proof)) throw new DpopProofError("the DPoP proof is not a compact JWS");
   const signatureAt = proof.lastIndexOf(".");
   const { digest, rsaPadding } = SIGNATURES[alg];
@@ -158,6 +168,16 @@ function verifiedPayload(proof: string, key: KeyObject, alg: DpopAlgorithm, chec
   } catch {
     throw new DpopProofError("the DPoP proof's claims are not a JSON object");
   }
+  if (recentlyVerified.size >= RECENTLY_VERIFIED_MAX) {
+    recentlyVerified.delete(recentlyVerified.keys().next().value as string);
+  }
+  recentlyVerified.set(proof, payload);
+  return payload;
+}
+
+/** The proof's claims once its signature verifies, held to its own exp and nbf. */
+function verifiedPayload(proof: string, key: KeyObject, alg: DpopAlgorithm, check: DpopCheck): Record<string, unknown> {
+  const payload = recentlyVerified.get(proof) ?? signedPayload(proof, key, alg);
   // RFC 7519 §4.1.4-4.1.5: a proof that says when it expires, or when it becomes valid, is held to it.
   const skewSeconds = Math.ceil(check.skewMs / 1000);
   const nowSeconds = check.now / 1000;

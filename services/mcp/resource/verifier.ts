@@ -26,8 +26,8 @@ import type { IncomingMessage } from "node:http";
 import { TLSSocket } from "node:tls";
 import type { OAuthTokenVerifier } from "@modelcontextprotocol/sdk/server/auth/provider.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import type { JWTVerifyGetKey } from "jose";
-import { type AccessTokenClaims, tokenScopes } from "../../shared/oauth/access-token.ts";
+import type { JWK, JWTVerifyGetKey } from "jose";
+import { type AccessTokenClaims, CachedKeySet, tokenScopes } from "../../shared/oauth/access-token.ts";
 import { type ReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import {
   type ResourceRequest,
@@ -83,8 +83,14 @@ export interface McpResourceServerOptions {
   dpopRequired?: boolean | undefined;
   /** Advertise `tls_client_certificate_bound_access_tokens` (this server is reached over mutual TLS). */
   certificateBoundTokens?: boolean | undefined;
-  /** Verification keys; default: the issuer's JWKS (cached, refreshed on rotation). */
+  /**
+   * Verification keys; default: the issuer's JWKS, cached for its max-age and fetched again when a
+   * token names a key it lacks (rotation). With the default, a token's verified claims are also
+   * remembered (30 s at most, never across a change of the key set): a client presents the same
+   * token on every call. Revocation, binding and DPoP are checked on every request regardless.
+   */
   keys?: JWTVerifyGetKey | undefined;
+  /** With your own `keys`: the generation of their key set, to remember verified tokens as the default does. */
   memo?: { generation: () => number } | undefined;
   clockSkewMs?: number | undefined;
   now?: (() => number) | undefined;
@@ -135,14 +141,15 @@ export class McpResourceServer {
     this.resourceMetadataUrl = metadataUrls(this.resource).pathInserted;
     this.#certificates = options.clientCertificates ?? { header: "none", proxies: [] };
     this.#publicOrigin = options.publicUrl === undefined ? undefined : new URL(options.publicUrl).origin;
+    const issuerKeys = options.keys ? undefined : new CachedKeySet(() => fetchJwks(options.issuer));
     this.#server = new ResourceServer({
       issuer: options.issuer,
       audience: this.resource,
-      ...(options.keys ? { keys: options.keys } : {}),
+      keys: options.keys ?? (issuerKeys as CachedKeySet).getKey,
       ...(options.replay ? { replay: options.replay } : {}),
       ...(options.clockSkewMs !== undefined ? { clockSkewMs: options.clockSkewMs } : {}),
       ...(options.now ? { now: options.now } : {}),
-      memo: options.memo,
+      memo: options.memo ?? (issuerKeys ? { generation: () => issuerKeys.generation } : undefined),
       revocations: revocationCheck(options),
     });
   }
@@ -331,4 +338,21 @@ function lastValue(value: string | string[] | undefined): string | undefined {
   const joined = Array.isArray(value) ? value.join(",") : value;
   const last = joined?.split(",").at(-1)?.trim();
   return last || undefined;
+}
+
+/** Default max-age of a JWKS without Cache-Control (RFC 9111 leaves it to the cache). */
+const JWKS_DEFAULT_MAX_AGE_SECONDS = 300;
+
+/** The issuer's JWKS (RFC 8414 / Mandate's `/.well-known/jwks.json`) and how long it may be kept. */
+async function fetchJwks(issuer: string): Promise<{ jwks: { keys: JWK[] }; maxAgeSeconds: number }> {
+  const response = await fetch(`${issuer}/.well-known/jwks.json`, {
+    headers: { accept: "application/json" },
+    redirect: "error",
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`the issuer's JWKS answered HTTP ${response.status}`);
+  const jwks = (await response.json()) as { keys?: unknown };
+  if (!jwks || !Array.isArray(jwks.keys)) throw new Error("the issuer's JWKS has no keys array");
+  const maxAge = /(?:^|,)\s*max-age=(\d+)/.exec(response.headers.get("cache-control") ?? "")?.[1];
+  return { jwks: { keys: jwks.keys as JWK[] }, maxAgeSeconds: maxAge ? Number(maxAge) : JWKS_DEFAULT_MAX_AGE_SECONDS };
 }

@@ -80,7 +80,9 @@ async function serve(targets: ClientTarget[]): Promise<void> {
       const client = new Client({ name: "bench", version: "1.0.0" });
       const url = new URL(target.url);
       await client.connect(
-        target.agent ? mandateTransport(target.url, target.agent) : new StreamableHTTPClientTransport(url),
+        target.agent
+          ? mandateTransport(target.url, target.agent)
+          : new StreamableHTTPClientTransport(url, { fetch: ownSignal }),
       );
       clients.set(target.name, client);
     }
@@ -103,6 +105,15 @@ async function serve(targets: ClientTarget[]): Promise<void> {
     }
   });
 }
+
+/**
+ * fetch with a signal of the request's own following the transport's, as the kit's client does
+ * (services/mcp/client): given the SDK transport's long-lived signal itself, fetch leaves a listener
+ * on it per request and each call gets slower. The baseline client gets the same fix, so the two
+ * differ only by the kit.
+ */
+const ownSignal: typeof fetch = (input, init) =>
+  fetch(input, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
 
 /** `calls` tool calls, `concurrency` in flight; latencies of the successful ones. */
 async function calls(client: Client, { tool, calls, concurrency }: RunRequest): Promise<RunResult> {

@@ -1,10 +1,13 @@
 // `mandate dev` and `mandate serve`: run services (and the HTTP edge) in this process, print what
 // runs where, and drain on SIGINT/SIGTERM.
+
+import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { type Command, CommanderError } from "commander";
 import { pino } from "pino";
 import { hashPassword } from "../issue/clients/secrets.ts";
 import { bootstrapAdmin } from "../runtime/admin-bootstrap.ts";
+import { isWorker, reportReady, superviseWorkers } from "../runtime/cluster.ts";
 import { startMandate } from "../runtime/start.ts";
 import { systemClock } from "../shared/clock.ts";
 import { type Config, SERVICE_NAMES, type ServiceName, withHttpPort } from "../shared/config.ts";
@@ -45,8 +48,12 @@ export function serveCommand(): Command {
     .addOption(databaseOption)
     .option("--http-port <port>", "HTTP edge port")
     .option("--grpc-port <port>", "gRPC port")
+    .option(
+      "--workers <n>",
+      "worker processes sharing the ports, each a full replica (needs redis.url beyond 1); default 1",
+    )
     .option("--json", "print the startup summary as JSON")
-    .action((targets: string[], options: CommonOptions) => {
+    .action((targets: string[], options: ServeOptions) => {
       const unknown = targets.filter((t) => !(SERVE_TARGETS as readonly string[]).includes(t));
       if (unknown.length > 0)
         throw new CommanderError(
@@ -55,14 +62,84 @@ export function serveCommand(): Command {
           `unknown target ${unknown.join(", ")}: expected ${SERVE_TARGETS.join(", ")}`,
         );
       const services = targets.includes("all") ? SERVICE_NAMES : SERVICE_NAMES.filter((name) => targets.includes(name));
-      return runServer(options, services, { grpc: services.length > 0, edge: targets.includes("edge"), dev: false });
+      const flags = { grpc: services.length > 0, edge: targets.includes("edge"), dev: false };
+      const workers = workerCount(options.workers);
+      if (workers > 1 && !isWorker()) return runPrimary(options, workers, flags);
+      return runServer(options, services, flags);
     });
 }
 
-async function runServer(options: CommonOptions, services: readonly ServiceName[], flags: ServerFlags) {
-  let config = configFrom(options);
+interface ServeOptions extends CommonOptions {
+  workers?: string;
+}
+
+/** Env the primary gives its workers: the ports it resolved, so every worker binds the same ones. */
+const WORKER_HTTP_PORT = "MANDATE_WORKER_HTTP_PORT";
+const WORKER_GRPC_PORT = "MANDATE_WORKER_GRPC_PORT";
+
+function workerCount(value: string | undefined): number {
+  if (value === undefined) return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new CommanderError(2, "mandate.usage", `--workers must be a whole number from 1 to 64, got "${value}"`);
+  }
+  return n;
+}
+
+/**
+ * The primary of `serve --workers N`: checks that the workers can share what they must, picks the
+ * ports once, and supervises the workers (runtime/cluster.ts); prints one summary for all of them.
+ */
+async function runPrimary(options: ServeOptions, workers: number, flags: ServerFlags): Promise<void> {
+  const config = configFrom(options);
+  if (!config.redis.url) {
+    throw new CommanderError(
+      2,
+      "mandate.usage",
+      "--workers beyond 1 needs redis.url (MANDATE_REDIS_URL): the workers share the DPoP and client-assertion replay memory and the rate limits there, as separate replicas do",
+    );
+  }
+  const httpPort = flags.edge && config.http.port === 0 ? await freePort(config.http.host) : config.http.port;
+  const grpcPort = flags.grpc && config.grpc.port === 0 ? await freePort(config.grpc.host) : config.grpc.port;
+  cluster.setupPrimary({ silent: false });
+  process.env[WORKER_HTTP_PORT] = String(httpPort);
+  process.env[WORKER_GRPC_PORT] = String(grpcPort);
+  const code = await superviseWorkers({
+    workers,
+    graceMs: config.shutdownGraceMs + 5000,
+    say: (line) => process.stderr.write(`${line}\n`),
+    onReady: (summaries) => {
+      const first = summaries[0] ?? {};
+      const summary = { ...first, workers: summaries.map((s) => s.pid), primary: process.pid };
+      print(options, summary, () =>
+        [
+          `Mandate ${VERSION} is running (serve, ${workers} workers: ${summaries.map((s) => s.pid).join(", ")})`,
+          ...endpointLines(first as unknown as Summary, withHttpPort(config, httpPort).publicBaseUrl),
+          "Ctrl+C (SIGTERM) drains and stops every worker; SIGHUP restarts them one at a time.",
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      );
+    },
+  });
+  process.exit(code);
+}
+
+/** The configuration, with the ports this process binds: the primary's picks in a worker, else picked now for port 0. */
+async function serverConfig(options: CommonOptions, flags: ServerFlags): Promise<Config> {
+  const config = configFrom(options);
+  if (isWorker()) {
+    // The ports the primary picked: every worker binds the same ones (node:cluster shares them).
+    const grpc = { ...config.grpc, port: Number(process.env[WORKER_GRPC_PORT] ?? config.grpc.port) };
+    return { ...withHttpPort(config, Number(process.env[WORKER_HTTP_PORT] ?? config.http.port)), grpc };
+  }
   // Port 0 (tests, side-by-side runs): the edge's port is picked now, so issuers name the real one.
-  if (flags.edge && config.http.port === 0) config = withHttpPort(config, await freePort(config.http.host));
+  if (flags.edge && config.http.port === 0) return withHttpPort(config, await freePort(config.http.host));
+  return config;
+}
+
+async function runServer(options: CommonOptions, services: readonly ServiceName[], flags: ServerFlags) {
+  const config = await serverConfig(options, flags);
   const devUser = flags.dev && config.identity.devUsers.length === 0 ? await seedDevUser(config) : undefined;
   const telemetry = startTelemetry(config.telemetry);
   // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
@@ -109,7 +186,12 @@ async function runServer(options: CommonOptions, services: readonly ServiceName[
     dev_user: devUser ? { username: devUser.username } : null,
     admin_credentials: admin?.file ?? null,
     startup_ms: Date.now() - started,
+    pid: process.pid,
   };
+  if (isWorker()) {
+    reportReady(summary);
+    return;
+  }
   print(options, summary, () =>
     [
       `Mandate ${VERSION} is running (${summary.mode}) — started in ${summary.startup_ms} ms`,

@@ -16,14 +16,21 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
+import { Issue } from "../gen/mandate/v1/issue_pb.js";
+import { Tenants } from "../gen/mandate/v1/tenants_pb.js";
+import { adminClient } from "../test/helpers/admin.ts";
+import { postgresEngine } from "../test/helpers/engines.ts";
+import { runMandate, startMandateProcess, tempAdminFile, tempDatabaseUrl } from "../test/helpers/mandate-process.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
 import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
-import { median, round, table, writeReport } from "./lib.ts";
+import { median, positiveNumber, round, table, writeReport } from "./lib.ts";
 
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const RESOURCE = "https://api.example.com/";
 const settings = httpLoadSettings();
+/** Workers of the `serve --workers` target (BENCH_WORKERS; default: the machine's available parallelism). */
+const settingsWorkers = Math.floor(positiveNumber("BENCH_WORKERS", availableParallelism()));
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** One autocannon run at the configured concurrency (bench/http-load.ts). */
@@ -64,14 +71,71 @@ const tokenBody = new URLSearchParams({
   resource: RESOURCE,
 }).toString();
 
-async function mandateTokenLoad(server: OAuthServer): Promise<Load> {
+/** What a token load needs of a Mandate under test: its issuer, its process and client registration. */
+type MandateServer = Pick<OAuthServer, "issuer" | "register" | "stop"> & { pid: number };
+
+const asServer = (server: OAuthServer): MandateServer => ({
+  issuer: server.issuer,
+  register: server.register,
+  stop: server.stop,
+  pid: server.process.child.pid as number,
+});
+
+/**
+ * `mandate serve all edge --workers N` with Redis, on a fresh PostgreSQL database or SQLite file
+ * (WAL: the workers share it, one writer at a time), as an operator runs it: migrate, bootstrap the
+ * admin, start, then a tenant for the clients. Commits as `mandate dev`'s (synchronous=NORMAL on
+ * SQLite), so the targets differ by their processes and store only.
+ */
+async function startWorkers(workers: number, store: "postgres" | "sqlite"): Promise<MandateServer> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const database =
+    store === "postgres" ? await postgresDatabase() : { url: tempDatabaseUrl(), dispose: async () => {} };
+  const env = {
+    MANDATE_DATABASE_SQLITE_SYNCHRONOUS: "normal",
+    MANDATE_SIGNER_KEK: randomBytes(32).toString("base64url"),
+    MANDATE_PUBLIC_BASE_URL: base,
+    MANDATE_ADMIN_FILE: tempAdminFile(),
+    MANDATE_REDIS_URL: process.env.MANDATE_REDIS_URL ?? "redis://127.0.0.1:6379",
+    MANDATE_LOG_LEVEL: "warn",
+  };
+  for (const args of [["migrate"], ["admin", "bootstrap"]]) {
+    const done = await runMandate([...args, "--database", database.url], env);
+    if (done.code !== 0) throw new Error(`mandate ${args.join(" ")} failed: ${done.stderr}`);
+  }
+  const args = ["serve", "all", "edge", "--workers", String(workers), "--http-port", String(port)];
+  const mandate = await startMandateProcess([...args, "--grpc-port", "0", "--database", database.url], env);
+  const grpc = mandate.summary.grpc as string;
+  await adminClient(Tenants, grpc, mandate.adminFile).createTenant({ tenant: "demo", displayName: "Demo" });
+  const issue = adminClient(Issue, grpc, mandate.adminFile);
+  return {
+    issuer: `${base}/t/demo`,
+    pid: mandate.child.pid as number,
+    async register(metadata) {
+      const created = await issue.createClient({ tenant: "demo", metadata });
+      return { clientId: created.client?.clientId as string, clientSecret: created.clientSecret };
+    },
+    async stop() {
+      await mandate.stop();
+      await database.dispose();
+    },
+  };
+}
+
+/** A fresh database on the PostgreSQL the tests use (127.0.0.1:5432, trust). */
+function postgresDatabase() {
+  return postgresEngine.open();
+}
+
+async function mandateTokenLoad(server: MandateServer): Promise<Load> {
   const { clientId, clientSecret } = await server.register({
     grantTypes: ["client_credentials"],
     scope: "orders.read",
     resources: [RESOURCE],
   });
   return {
-    pid: server.process.child.pid as number,
+    pid: server.pid,
     url: `${server.issuer}/oauth2/token`,
     headers: { "content-type": FORM, authorization: basic(clientId, clientSecret) },
     body: tokenBody,
@@ -163,7 +227,7 @@ async function main() {
   const jwtPeer = await startPeer("jwt");
   const opaquePeer = await startPeer("opaque");
   try {
-    const software = await startOAuthServer();
+    const software = asServer(await startOAuthServer());
     try {
       const load = await mandateTokenLoad(software);
       rows.push(...(await compare("tokens/s (ES256, software keys)", load, peerTokenLoad(jwtPeer))));
@@ -177,15 +241,42 @@ async function main() {
     } finally {
       await software.stop();
     }
+    // Every core: N workers over PostgreSQL (the production store), against one worker on it; and N
+    // workers on one SQLite file, whose single writer is what caps them.
+    for (const [store, workers] of [
+      ["postgres", 1],
+      ["postgres", settingsWorkers],
+      ["sqlite", settingsWorkers],
+    ] as const) {
+      const server = await startWorkers(workers, store);
+      const label = `${workers} worker${workers > 1 ? "s" : ""}, ${store === "postgres" ? "PostgreSQL" : "SQLite"}`;
+      try {
+        const load = await mandateTokenLoad(server);
+        rows.push(...(await compare(`tokens/s (ES256, software keys, ${label})`, load, peerTokenLoad(jwtPeer))));
+        if (store === "postgres" && workers > 1) {
+          rows.push(
+            ...(await compare(
+              `introspections/s (${label})`,
+              await introspectionLoad(load, `${server.issuer}/oauth2/introspect`),
+              await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
+            )),
+          );
+        }
+      } finally {
+        await server.stop();
+      }
+    }
     if (softhsmAvailable()) {
       const token = createSoftHsmToken();
-      const hsm = await startOAuthServer({
-        MANDATE_SIGNER_BACKEND: "pkcs11",
-        MANDATE_PKCS11_MODULE: token.module,
-        MANDATE_PKCS11_TOKEN_LABEL: token.tokenLabel,
-        MANDATE_PKCS11_PIN: token.pin,
-        SOFTHSM2_CONF: process.env.SOFTHSM2_CONF ?? "",
-      });
+      const hsm = asServer(
+        await startOAuthServer({
+          MANDATE_SIGNER_BACKEND: "pkcs11",
+          MANDATE_PKCS11_MODULE: token.module,
+          MANDATE_PKCS11_TOKEN_LABEL: token.tokenLabel,
+          MANDATE_PKCS11_PIN: token.pin,
+          SOFTHSM2_CONF: process.env.SOFTHSM2_CONF ?? "",
+        }),
+      );
       try {
         rows.push(
           ...(await compare("tokens/s (ES256, SoftHSM2)", await mandateTokenLoad(hsm), peerTokenLoad(jwtPeer))),

@@ -24,26 +24,26 @@ export const engines: Engine[] = [
     },
   },
 ];
-if (process.env.MANDATE_TEST_POSTGRES === "1") {
-  engines.push({
-    name: "postgres",
-    async open() {
-      const name = `mandate_test_${randomUUID().replaceAll("-", "")}`;
-      const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name}`);
-      await admin.end();
-      const url = new URL(POSTGRES_ADMIN_URL);
-      url.pathname = `/${name}`;
-      return {
-        url: url.toString(),
-        async dispose() {
-          const cleanup = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-          await cleanup.connect();
-          await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-          await cleanup.end();
-        },
-      };
-    },
-  });
-}
+/** A fresh database on the local PostgreSQL (the benchmarks use it directly). */
+export const postgresEngine: Engine = {
+  name: "postgres",
+  async open() {
+    const name = `mandate_test_${randomUUID().replaceAll("-", "")}`;
+    const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+    const url = new URL(POSTGRES_ADMIN_URL);
+    url.pathname = `/${name}`;
+    return {
+      url: url.toString(),
+      async dispose() {
+        const cleanup = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+        await cleanup.connect();
+        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await cleanup.end();
+      },
+    };
+  },
+};
+if (process.env.MANDATE_TEST_POSTGRES === "1") engines.push(postgresEngine);

@@ -222,6 +222,38 @@ async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row
   return [a, b];
 }
 
+/**
+ * Every core: N workers over PostgreSQL (the production store), against one worker on it; and N
+ * workers on one SQLite file, whose single writer is what caps them.
+ */
+async function workerScenarios(jwtPeer: Peer, opaquePeer: Peer): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const [store, workers] of [
+    ["postgres", 1],
+    ["postgres", settingsWorkers],
+    ["sqlite", settingsWorkers],
+  ] as const) {
+    const server = await startWorkers(workers, store);
+    const label = `${workers} worker${workers > 1 ? "s" : ""}, ${store === "postgres" ? "PostgreSQL" : "SQLite"}`;
+    try {
+      const load = await mandateTokenLoad(server);
+      rows.push(...(await compare(`tokens/s (ES256, software keys, ${label})`, load, peerTokenLoad(jwtPeer))));
+      if (store === "postgres" && workers > 1) {
+        rows.push(
+          ...(await compare(
+            `introspections/s (${label})`,
+            await introspectionLoad(load, `${server.issuer}/oauth2/introspect`),
+            await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
+          )),
+        );
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return rows;
+}
+
 async function main() {
   const rows: Row[] = [];
   const jwtPeer = await startPeer("jwt");
@@ -241,31 +273,7 @@ async function main() {
     } finally {
       await software.stop();
     }
-    // Every core: N workers over PostgreSQL (the production store), against one worker on it; and N
-    // workers on one SQLite file, whose single writer is what caps them.
-    for (const [store, workers] of [
-      ["postgres", 1],
-      ["postgres", settingsWorkers],
-      ["sqlite", settingsWorkers],
-    ] as const) {
-      const server = await startWorkers(workers, store);
-      const label = `${workers} worker${workers > 1 ? "s" : ""}, ${store === "postgres" ? "PostgreSQL" : "SQLite"}`;
-      try {
-        const load = await mandateTokenLoad(server);
-        rows.push(...(await compare(`tokens/s (ES256, software keys, ${label})`, load, peerTokenLoad(jwtPeer))));
-        if (store === "postgres" && workers > 1) {
-          rows.push(
-            ...(await compare(
-              `introspections/s (${label})`,
-              await introspectionLoad(load, `${server.issuer}/oauth2/introspect`),
-              await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
-            )),
-          );
-        }
-      } finally {
-        await server.stop();
-      }
-    }
+    rows.push(...(await workerScenarios(jwtPeer, opaquePeer)));
     if (softhsmAvailable()) {
       const token = createSoftHsmToken();
       const hsm = asServer(

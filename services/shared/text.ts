@@ -91,7 +91,7 @@ function queueMembers(
   stack: JsonFrame[],
 ): TextFault | undefined {
   if (current === null || typeof current !== "object") return undefined;
-  if (depth >= maxDepth) return { field: path, problem: `is nested more than ${maxDepth} levels deep` };
+  if (depth >= maxDepth) return { field: path, problem: nestedTooDeep(maxDepth) };
   if (Array.isArray(current)) {
     for (let i = current.length - 1; i >= 0; i--) stack.push([current[i], `${path}[${i}]`, depth + 1]);
     return undefined;
@@ -105,6 +105,110 @@ function queueMembers(
   }
   return undefined;
 }
+
+/**
+ * Nesting past which a JSON text is refused before JSON.parse sees it. V8 parses nested values
+ * recursively while its stack lasts; thousands of levels deep that parse may fail with a RangeError
+ * ("Maximum call stack size exceeded") depending on what else the process is doing, so a body
+ * refused for its depth at rest was "not valid JSON" under load.
+ */
+const PARSE_DEPTH_LIMIT = 256;
+
+/**
+ * The depth fault of a JSON text nested deeper than PARSE_DEPTH_LIMIT, found by scanning the text
+ * without parsing it: the first container at `maxDepth`, named as jsonTextFault names it. Undefined
+ * when the text is not that deep: parse it, then check the value with jsonTextFault.
+ */
+export function deepJsonTextFault(text: string, root = "(body)", maxDepth = MAX_JSON_DEPTH): TextFault | undefined {
+  const scan = new NestingScan(root, maxDepth);
+  for (let i = 0; i < text.length && scan.outcome === undefined; i++) i = scan.step(text, i);
+  return scan.outcome === "deep" ? scan.fault : undefined;
+}
+
+/** deepJsonTextFault's pass over the text: where it is, how deep, the first container too deep. */
+class NestingScan {
+  readonly #root: string;
+  readonly #maxDepth: number;
+  readonly #open: OpenContainer[] = [];
+  /** The first container at #maxDepth. */
+  fault: TextFault | undefined;
+  /** "deep": nested past PARSE_DEPTH_LIMIT; "invalid": not JSON (JSON.parse says so); undefined: scanning. */
+  outcome: "deep" | "invalid" | undefined;
+
+  constructor(root: string, maxDepth: number) {
+    this.#root = root;
+    this.#maxDepth = maxDepth;
+  }
+
+  /** Reads the token that starts at `i`; the index of its last character. */
+  step(text: string, i: number): number {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const end = stringEnd(text, i);
+      if (!readMemberName(text.slice(i, end + 1), this.#open.at(-1))) this.outcome = "invalid";
+      return end;
+    }
+    if (c === 0x7b /* { */ || c === 0x5b /* [ */) this.#enter(c === 0x5b);
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) this.#open.pop();
+    else if (c === 0x2c /* , */) nextMember(this.#open.at(-1));
+    return i;
+  }
+
+  #enter(array: boolean): void {
+    if (this.#open.length === this.#maxDepth) {
+      this.fault ??= { field: memberPath(this.#root, this.#open), problem: nestedTooDeep(this.#maxDepth) };
+    }
+    this.#open.push({ array, index: 0, key: "", expectKey: !array });
+    if (this.#open.length > PARSE_DEPTH_LIMIT) this.outcome = "deep";
+  }
+}
+
+/** A container deepJsonTextFault is inside: an array at its index, or an object at its member name. */
+interface OpenContainer {
+  array: boolean;
+  index: number;
+  key: string;
+  /** An object's next string is a member name. */
+  expectKey: boolean;
+}
+
+/** The index of the quote that ends the string starting at `start` (or the text's length). */
+function stringEnd(text: string, start: number): number {
+  let end = start + 1;
+  while (end < text.length && text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c ? 2 : 1;
+  return end;
+}
+
+/** Records a member name an object expects; false when the string literal is not JSON. */
+function readMemberName(literal: string, container: OpenContainer | undefined): boolean {
+  if (!container || container.array || !container.expectKey) return true;
+  try {
+    container.key = JSON.parse(literal) as string;
+  } catch {
+    return false;
+  }
+  container.expectKey = false;
+  return true;
+}
+
+/** After a comma: an array's next index, an object's next member name. */
+function nextMember(container: OpenContainer | undefined): void {
+  if (!container) return;
+  if (container.array) container.index++;
+  else container.expectKey = true;
+}
+
+/** The path of the member being read in the innermost open container, as queueMembers names it. */
+function memberPath(root: string, open: readonly OpenContainer[]): string {
+  let path = root;
+  for (const container of open) {
+    if (container.array) path = `${path}[${container.index}]`;
+    else path = path === "(body)" ? container.key : `${path}.${container.key}`;
+  }
+  return path;
+}
+
+const nestedTooDeep = (maxDepth: number) => `is nested more than ${maxDepth} levels deep`;
 
 /** Throws IllFormedText naming the first fault of a JSON body: text that is not text, or nesting past MAX_JSON_DEPTH. */
 export function requireJsonText(value: unknown, root = "(body)", maxDepth = MAX_JSON_DEPTH): void {

@@ -95,7 +95,7 @@ describe("ill-formed text is refused at every OAuth input boundary, naming the f
       body: Buffer.from(body),
     });
     expect(answer.status, answer.body.toString()).toBe(400);
-    expect(errorOf(answer)).toMatchObject({ error: "invalid_client_metadata" });
+    expect(errorOf(answer), answer.body.toString()).toMatchObject({ error: "invalid_client_metadata" });
     expect(errorOf(answer).error_description).toMatch(
       /^jwks\.keys\[0\]\.extra(\.a)*: is nested more than 32 levels deep/,
     );

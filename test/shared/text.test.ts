@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { CheckRequestSchema } from "../../gen/mandate/v1/authorize_pb.js";
 import {
   decodeUtf8,
+  deepJsonTextFault,
   IllFormedText,
   jsonTextFault,
   messageTextFault,
@@ -98,6 +99,27 @@ describe("jsonTextFault", () => {
     expect(jsonTextFault({ jwks: deep })).toBeUndefined(); // no bound: only text is checked
     expect(jsonTextFault([[[["x"]]]], "(body)", 4)).toBeUndefined();
     expect(jsonTextFault([[[[["x"]]]]], "(body)", 4)?.field).toBe("(body)[0][0][0][0]");
+  });
+
+  it("deepJsonTextFault: a text nested thousands deep gets jsonTextFault's answer without JSON.parse", () => {
+    const nest = (depth: number, open: string, close: string, inner = "{}") =>
+      `${open.repeat(depth)}${inner}${close.repeat(depth)}`;
+    const texts = [
+      `{"redirect_uris":["https://a.test/cb"],"jwks":{"keys":[{"kty":"EC","x":"a,]}[{","extra":${nest(5000, '{"a":', "}")}}]}}`,
+      nest(5000, "[", "]", "[]"),
+      `[1,{"b":[],"c\\"}{":${nest(300, '[{"d":"]","e":', "}]", "0")}}]`,
+      `{"a":{"b":[0,1,${nest(400, "[", "]")}]}}`,
+    ];
+    for (const text of texts) {
+      const fault = deepJsonTextFault(text);
+      expect(fault?.problem).toBe("is nested more than 32 levels deep");
+      expect(fault).toEqual(jsonTextFault(JSON.parse(text), "(body)", 32));
+    }
+    expect(deepJsonTextFault(texts[0] as string)?.field).toBe(`jwks.keys[0].extra${".a".repeat(28)}`);
+    // Up to 256 levels JSON.parse reads it (and jsonTextFault checks it); a text that is not JSON is JSON.parse's to refuse.
+    expect(deepJsonTextFault(nest(256, "[", "]", "0"))).toBeUndefined();
+    expect(deepJsonTextFault(`{"a":1}`)).toBeUndefined();
+    expect(deepJsonTextFault(`{"a\\x":${nest(300, "[", "]")}}`)).toBeUndefined();
   });
 
   it("agrees with String.prototype.isWellFormed (and no NUL) on every string", () => {

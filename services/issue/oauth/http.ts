@@ -4,7 +4,14 @@
 // invalid UTF-8 or a lone surrogate is `invalid_request` naming the parameter or member.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readRequestBody } from "../../shared/net/request-body.ts";
-import { decodeUtf8, IllFormedText, parseFormStrict, printable, requireJsonText } from "../../shared/text.ts";
+import {
+  decodeUtf8,
+  deepJsonTextFault,
+  IllFormedText,
+  parseFormStrict,
+  printable,
+  requireJsonText,
+} from "../../shared/text.ts";
 import { InvalidRequest, type OAuthError } from "./errors.ts";
 
 /** Parameters that RFC 8707 §2 (resource) and RFC 9396 allow more than once. */
@@ -101,6 +108,12 @@ export async function readJson(req: IncomingMessage, options: ReadJsonOptions = 
     text = decodeUtf8(bytes, "the request body");
   } catch (error) {
     throw new InvalidRequest((error as Error).message);
+  }
+  // Nested thousands deep: refused before JSON.parse, which may run out of stack on it (text.ts).
+  const tooDeep = deepJsonTextFault(text);
+  if (tooDeep) {
+    const description = `${tooDeep.field}: ${tooDeep.problem}`;
+    throw options.illFormed ? options.illFormed(description) : new InvalidRequest(description);
   }
   let value: unknown;
   try {

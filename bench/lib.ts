@@ -103,10 +103,16 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
+/** bench/results/<file>, its folder created. */
+export function resultsPath(file: string): string {
+  const out = join(dirname(fileURLToPath(import.meta.url)), "results", file);
+  mkdirSync(dirname(out), { recursive: true });
+  return out;
+}
+
 /** Writes a report to bench/results/<name>.json and returns the path. */
 export function writeReport(name: string, report: unknown): string {
-  const out = join(dirname(fileURLToPath(import.meta.url)), "results", `${name}.json`);
-  mkdirSync(dirname(out), { recursive: true });
+  const out = resultsPath(`${name}.json`);
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   return out;
 }

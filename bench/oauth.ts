@@ -23,6 +23,7 @@ import { postgresEngine } from "../test/helpers/engines.ts";
 import { runMandate, startMandateProcess, tempAdminFile, tempDatabaseUrl } from "../test/helpers/mandate-process.ts";
 import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
+import { writeChart } from "./chart.ts";
 import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
 import { median, positiveNumber, round, table, writeReport } from "./lib.ts";
 
@@ -312,6 +313,11 @@ async function main() {
     rows,
   };
   const out = writeReport("oauth", report);
+  const chart = writeChart(
+    "oauth",
+    `Mandate vs oidc-provider, ${availableParallelism()} CPUs (npm run bench:oauth)`,
+    rows,
+  );
   process.stdout.write(
     `\n${table(
       [
@@ -338,7 +344,7 @@ async function main() {
       ]),
     )}\n\n${settings.connections} connections, ${settings.seconds} s per run, median of ${settings.rounds} alternating rounds; ` +
       `x peer = Mandate / oidc-provider (req/s: higher is better; p99: lower is better; req/CPU-s: requests per ` +
-      `second of server CPU, all threads, higher is better)\nwritten to ${out}\n`,
+      `second of server CPU, all threads, higher is better)\nwritten to ${out} and ${chart}\n`,
   );
   for (const row of rows) {
     if (row.rounds.some((s) => s.failures > 0))

@@ -43,5 +43,8 @@ describe("telemetry", () => {
     const metrics = received["/v1/metrics"]?.join("\n") ?? "";
     expect(metrics).toContain("rpc.server.duration");
     expect(metrics).toContain("mandate.store.query.duration");
+    // Each process its own instance (replicas, `serve --workers` workers): service.instance.id = host/pid.
+    expect(metrics).toContain("service.instance.id");
+    expect(metrics).toContain(`/${dev.child.pid}`);
   });
 });

@@ -2,6 +2,7 @@
 // endpoint configured, spans and metrics are exported over OTLP/HTTP; without one, spans still get
 // trace ids (so logs correlate) but nothing leaves the process.
 
+import { hostname } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import {
   type Attributes,
@@ -122,7 +123,13 @@ let installed: Telemetry | undefined;
 /** Installs the global providers once per process; later calls return the same handle. */
 export function startTelemetry(config: Config["telemetry"], extraSpanProcessors: SpanProcessor[] = []): Telemetry {
   if (installed) return installed;
-  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: VERSION });
+  const resource = resourceFromAttributes({
+    [ATTR_SERVICE_NAME]: config.serviceName,
+    [ATTR_SERVICE_VERSION]: VERSION,
+    // Unique per process (semantic conventions: service.instance.id), so the series of replicas and of
+    // `serve --workers` workers stay apart and the backend adds them up instead of overwriting.
+    "service.instance.id": `${hostname()}/${process.pid}`,
+  });
   const spanProcessors = [...extraSpanProcessors];
   if (config.otlpEndpoint) {
     spanProcessors.push(

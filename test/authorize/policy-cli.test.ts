@@ -19,19 +19,21 @@ describe("mandate policy (CLI) against mandate dev", () => {
   };
 
   beforeAll(async () => {
-    dev = await startDevProcess();
+    // The server starts while the bundles are built: three processes at once, not one after another.
+    const starting = startDevProcess();
     dir = mkdtempSync(join(tmpdir(), "mandate-policy-cli-"));
     writeFileSync(join(dir, "authz.rego"), TEST_POLICY);
     writeFileSync(join(dir, "data.json"), JSON.stringify({ meta: { revision: "from-data" } }));
     const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     writeFileSync(join(dirOut(), "sign.pem"), privateKey.export({ type: "pkcs8", format: "pem" }).toString());
     writeFileSync(join(dirOut(), "verify.pem"), publicKey.export({ type: "spki", format: "pem" }).toString());
+    const builds = ["v1", "v2"].map((revision) =>
+      runMandate(["policy", "build", dir, "--revision", revision, "-o", out(`${revision}.tar.gz`)]),
+    );
+    dev = await starting;
     const address = dev.summary.grpc as string;
     cli = (args) => runMandate([...args, "--address", address], { MANDATE_ADMIN_FILE: dev.adminFile });
-    for (const revision of ["v1", "v2"]) {
-      const built = await runMandate(["policy", "build", dir, "--revision", revision, "-o", out(`${revision}.tar.gz`)]);
-      expect(built.code, built.stderr).toBe(0);
-    }
+    for (const built of await Promise.all(builds)) expect(built.code, built.stderr).toBe(0);
   }, 60_000);
 
   afterAll(async () => {

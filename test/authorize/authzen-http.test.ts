@@ -137,6 +137,16 @@ describe("the HTTPS binding's refusals (§10.1.2)", () => {
     expect((await server.send("demo", "evaluation", { raw })).status).toBe(413);
   });
 
+  it("refuses a body nested thousands deep for its depth, before parsing it (never a stack overflow)", async () => {
+    const deep = `${'{"a":'.repeat(5000)}{}${"}".repeat(5000)}`;
+    const raw = `{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1"},"context":${deep}}`;
+    const answer = await server.send("demo", "evaluation", { raw });
+    expect(answer.status).toBe(400);
+    expect((answer.body as { error_description: string }).error_description).toMatch(
+      /^context(\.a)* is nested more than 32 levels deep/,
+    );
+  });
+
   it("echoes X-Request-ID on refusals too (§10.1.3)", async () => {
     const headers = { "content-type": "application/json", "x-request-id": "req-42" };
     for (const [tenant, token] of [

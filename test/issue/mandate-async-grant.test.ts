@@ -181,6 +181,12 @@ describe("backchannel mandate requests", () => {
   it("refuses malformed requests, each with its error", async () => {
     const cases: Array<[Record<string, string | undefined>, string, string]> = [
       [{ authorization_details: "not json" }, "invalid_authorization_details", "not valid JSON"],
+      // Nested thousands deep: refused for its depth before it is parsed (JSON.parse may run out of stack).
+      [
+        { mandate: `${'{"a":'.repeat(2000)}1${"}".repeat(2000)}` },
+        "invalid_request",
+        "nested more than 32 levels deep",
+      ],
       [{ authorization_details: '[{"max_amount":5}]' }, "invalid_authorization_details", "type is required"],
       [{ mandate: '{"expires_in":60,"spend_all":true}' }, "invalid_request", "mandate.spend_all"],
       [{ mandate: undefined }, "invalid_request", "mandate is required"],

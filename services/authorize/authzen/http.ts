@@ -3,7 +3,7 @@
 // message string — here under `error_description`, beside a short `error` code).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readRequestBody } from "../../shared/net/request-body.ts";
-import { decodeUtf8, jsonTextFault, MAX_JSON_DEPTH } from "../../shared/text.ts";
+import { decodeUtf8, deepJsonTextFault, jsonTextFault, MAX_JSON_DEPTH } from "../../shared/text.ts";
 import { BadRequest } from "./requests.ts";
 
 /** An answer other than 200: its status, a short code, the message, and headers to send. */
@@ -38,6 +38,9 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   } catch (error) {
     throw new BadRequest((error as Error).message);
   }
+  // Nested thousands deep: refused before JSON.parse, which may run out of stack on it (text.ts).
+  const tooDeep = deepJsonTextFault(text, "(body)", MAX_JSON_DEPTH);
+  if (tooDeep) throw new BadRequest(`${tooDeep.field} ${tooDeep.problem}`);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -17,7 +17,7 @@ import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { PartyKind } from "../../../gen/mandate/v1/common_pb.js";
 import { type Mandate, MandateSchema } from "../../../gen/mandate/v1/issue_pb.js";
 import type { MandateBounds } from "../../shared/mandates/mandate-store.ts";
-import { jsonTextFault } from "../../shared/text.ts";
+import { deepJsonTextFault, jsonTextFault } from "../../shared/text.ts";
 import type { RegisteredClient } from "../clients/metadata.ts";
 import type { ClientRegistry } from "../clients/registry.ts";
 import {
@@ -230,6 +230,9 @@ export function mandateMessage(
 }
 
 function parseJson(text: string, name: string, error: (description: string) => OAuthError): unknown {
+  // Nested thousands deep: refused before JSON.parse, which may run out of stack on it (text.ts).
+  const tooDeep = deepJsonTextFault(text, name);
+  if (tooDeep) throw error(`${tooDeep.field}: ${tooDeep.problem}`);
   let value: unknown;
   try {
     value = JSON.parse(text);

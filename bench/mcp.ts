@@ -24,7 +24,7 @@
 // mostly queueing behind the other calls: those rows say what throughput the kit leaves.
 //
 //   npm run bench:mcp                  table, also written to bench/results/mcp.json
-//   BENCH_CALLS=5000 BENCH_CONCURRENCY=16 BENCH_ROUNDS=5 npm run bench:mcp
+//   BENCH_CALLS=20000 BENCH_CONCURRENCY=16 BENCH_ROUNDS=5 npm run bench:mcp
 //   BENCH_ONLY="kit, in-process" npm run bench:mcp   one target and the baseline (e.g. to profile)
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -59,7 +59,7 @@ const IN_PROCESS = "kit, in-process";
 const METERED = "kit, in-process, metered";
 
 const settings = {
-  calls: Math.floor(positiveNumber("BENCH_CALLS", 1000)),
+  calls: Math.floor(positiveNumber("BENCH_CALLS", 5000)),
   warmupCalls: Math.floor(positiveNumber("BENCH_WARMUP_CALLS", 300)),
   concurrency: Math.floor(positiveNumber("BENCH_CONCURRENCY", 8)),
   rounds: Math.floor(positiveNumber("BENCH_ROUNDS", 3)),

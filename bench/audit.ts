@@ -15,13 +15,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import pg from "pg";
 import { ENTRY_VERSION, type EventJson, serializeEntry } from "../services/audit/entry.ts";
 import { AuditLog, prefetchedSubtrees } from "../services/audit/log.ts";
 import { inclusionProof, leafHash, type SubtreeSource } from "../services/audit/merkle.ts";
 import { systemClock } from "../services/shared/clock.ts";
 import { createLogger } from "../services/shared/logger.ts";
 import { Store } from "../services/shared/store/store.ts";
+import { freshPostgresDatabase } from "../test/helpers/engines.ts";
 import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const settings = {
@@ -88,27 +88,10 @@ async function engines(): Promise<Engine[]> {
       dispose: async () => rmSync(dir, { recursive: true, force: true }),
     },
   ];
-  const admin = new pg.Client({ connectionString: PG_URL });
   try {
-    await admin.connect();
-    const name = `mandate_bench_${randomUUID().replaceAll("-", "")}`;
-    await admin.query(`CREATE DATABASE ${name}`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${name}`;
-    list.push({
-      name: "postgres",
-      url: url.toString(),
-      async dispose() {
-        const cleanup = new pg.Client({ connectionString: PG_URL });
-        await cleanup.connect();
-        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await cleanup.end();
-      },
-    });
+    list.push({ name: "postgres", ...(await freshPostgresDatabase(PG_URL, "mandate_bench")) });
   } catch (error) {
     process.stderr.write(`PostgreSQL not reachable at ${PG_URL} (${(error as Error).message}): SQLite only\n`);
-  } finally {
-    await admin.end().catch(() => {});
   }
   return list;
 }

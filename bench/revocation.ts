@@ -11,16 +11,15 @@
 //   npm run bench:revocation              table, also written to bench/results/revocation.json
 //   BENCH_REVOCATIONS=50 npm run bench:revocation
 //   MANDATE_BENCH_POSTGRES_URL=postgres://... (default postgres://postgres@127.0.0.1:5432/postgres)
-import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import pg from "pg";
 import { PartyKind } from "../gen/mandate/v1/common_pb.js";
 import { Introspect } from "../gen/mandate/v1/introspect_pb.js";
 import { Issue } from "../gen/mandate/v1/issue_pb.js";
 import { adminClient } from "../test/helpers/admin.ts";
 import { type Agent, discover, exchangeMandate, registerAgent, type TokenEndpoint } from "../test/helpers/agents.ts";
+import { freshPostgresDatabase } from "../test/helpers/engines.ts";
 import { type Replicas, startReplicas } from "../test/helpers/replicas.ts";
 import { positiveNumber, round, table, writeReport } from "./lib.ts";
 
@@ -30,20 +29,11 @@ const RESOURCE = "https://api.example.com/";
 const LIMIT_MS = 10_000;
 
 async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const name = `mandate_bench_${randomUUID().replaceAll("-", "")}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
+  const database = await freshPostgresDatabase(ADMIN_URL, "mandate_bench");
   try {
-    return await run(url.toString());
+    return await run(database.url);
   } finally {
-    const cleanup = new pg.Client({ connectionString: ADMIN_URL });
-    await cleanup.connect();
-    await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await cleanup.end();
+    await database.dispose();
   }
 }
 

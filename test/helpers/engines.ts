@@ -24,26 +24,32 @@ export const engines: Engine[] = [
     },
   },
 ];
-/** A fresh database on the local PostgreSQL (the benchmarks use it directly). */
-export const postgresEngine: Engine = {
-  name: "postgres",
-  async open() {
-    const name = `mandate_test_${randomUUID().replaceAll("-", "")}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-    await admin.connect();
+/** A fresh database on the PostgreSQL at `adminUrl` (its `postgres` database), dropped by dispose(). */
+export async function freshPostgresDatabase(
+  adminUrl = POSTGRES_ADMIN_URL,
+  prefix = "mandate_test",
+): Promise<{ url: string; dispose(): Promise<void> }> {
+  const name = `${prefix}_${randomUUID().replaceAll("-", "")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
     await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
     await admin.end();
-    const url = new URL(POSTGRES_ADMIN_URL);
-    url.pathname = `/${name}`;
-    return {
-      url: url.toString(),
-      async dispose() {
-        const cleanup = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-        await cleanup.connect();
-        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await cleanup.end();
-      },
-    };
-  },
-};
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async dispose() {
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
+
+/** A fresh database on the local PostgreSQL (the benchmarks use it directly). */
+export const postgresEngine: Engine = { name: "postgres", open: () => freshPostgresDatabase() };
 if (process.env.MANDATE_TEST_POSTGRES === "1") engines.push(postgresEngine);

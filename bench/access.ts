@@ -13,7 +13,6 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -23,7 +22,7 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { Introspect } from "../gen/mandate/v1/introspect_pb.js";
 import { accessTokenHash } from "../services/shared/oauth/dpop.ts";
-import { measureCalls, median, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, median, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const SERVER = fileURLToPath(new URL("./peers/gate-server.ts", import.meta.url));
 const settings = {
@@ -113,10 +112,7 @@ async function main(): Promise<void> {
     const report = {
       rpc: `${Introspect.typeName}/Introspect`,
       baseline: "no-gate: the same wrapped implementation, every call admitted unchecked",
-      when: new Date().toISOString(),
-      node: process.version,
-      cpus: availableParallelism(),
-      cpuModel: cpus()[0]?.model ?? null,
+      ...machine(),
       note: "servers in one child process, load from this process; gate-dpop proofs are made before each window",
       ...settings,
       results,

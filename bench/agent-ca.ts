@@ -12,7 +12,7 @@
 //   BENCH_SECONDS=5 BENCH_WARMUP_SECONDS=1 npm run bench:agent-ca
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { systemClock } from "../services/shared/clock.ts";
 import { createLogger } from "../services/shared/logger.ts";
@@ -24,7 +24,7 @@ import { AgentCertificateAuthority } from "../services/signer/ca/authority.ts";
 import { agentCaTiming } from "../services/signer/ca/timing.ts";
 import { KeyManager } from "../services/signer/keys.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
-import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const CONCURRENCY = [1, 4];
 const ROUNDS = 3;
@@ -188,10 +188,7 @@ async function main(): Promise<void> {
   }
   const report = {
     bench: "agent-ca",
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     what: "X.509-SVIDs (P-256 agent keys) issued by the tenant's intermediate (ES256), vs raw backend signing",
     ...settings,
     rows,

@@ -12,7 +12,7 @@
 //   BENCH_SECONDS=5 BENCH_PROOF_ENTRIES=200000 BENCH_PG_PROOF_ENTRIES=1000000 npm run bench:audit
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { ENTRY_VERSION, type EventJson, serializeEntry } from "../services/audit/entry.ts";
@@ -22,7 +22,7 @@ import { systemClock } from "../services/shared/clock.ts";
 import { createLogger } from "../services/shared/logger.ts";
 import { Store } from "../services/shared/store/store.ts";
 import { freshPostgresDatabase } from "../test/helpers/engines.ts";
-import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const settings = {
   seconds: positiveNumber("BENCH_SECONDS", 3),
@@ -243,9 +243,7 @@ async function main() {
   }
   const report = {
     bench: "audit",
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
+    ...machine(),
     batch: BATCH,
     ...settings,
     rows,

@@ -11,7 +11,7 @@
 //   npm run bench:authorize            table, also written to bench/results/authorize.json
 //   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 npm run bench:authorize
 import { mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, cpus, tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
@@ -35,7 +35,7 @@ import { SERVICE_NAMES } from "../services/shared/config.ts";
 import { createLogger } from "../services/shared/logger.ts";
 import { Store } from "../services/shared/store/store.ts";
 import { HOST, startInProcess, TENANT } from "./in-process.ts";
-import { measureCalls, percentile, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, percentile, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 interface Settings {
   seconds: number;
@@ -268,10 +268,7 @@ function report(options: { settings: Settings; rows: Row[]; swaps: number[]; jso
     maxMs: round(swaps.at(-1) ?? Number.NaN, 2),
   };
   const result = {
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     ...settings,
     rows,
     hotReload: swapStats,

@@ -16,14 +16,13 @@
 //   npm run bench:exchange             table, also written to bench/results/exchange.json
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench:exchange
 import { generateKeyPairSync } from "node:crypto";
-import { availableParallelism, cpus } from "node:os";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import { ClientKind } from "../gen/mandate/v1/clients_pb.js";
 import { PartyKind } from "../gen/mandate/v1/common_pb.js";
 import { type OAuthServer, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { basic, cannon, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
-import { median, round, table, writeReport } from "./lib.ts";
+import { machine, median, round, table, writeReport } from "./lib.ts";
 
 const RESOURCE = "https://api.example.com/";
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -165,10 +164,7 @@ async function main() {
     row.vsClientCredentialsP99 = round(row.p99Ms / baseline.p99Ms, 2);
   }
   const report = {
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     load: "autocannon in a separate process, loopback, HTTP/1.1 keep-alive, a fresh DPoP proof per request",
     server: "mandate dev (SQLite, software ES256 keys, audited), DPoP nonce off",
     targetRatio: TARGET_RATIO,

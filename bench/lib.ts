@@ -1,5 +1,6 @@
 // Shared by the benchmarks: settings from the environment, a closed-loop driver, statistics, tables.
 import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -101,6 +102,16 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/** When and on what a report was measured: its first members in bench/results/*.json. */
+export function machine() {
+  return {
+    when: new Date().toISOString(),
+    node: process.version,
+    cpus: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? null,
+  };
 }
 
 /** bench/results/<file>, its folder created. */

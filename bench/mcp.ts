@@ -29,7 +29,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism } from "node:os";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -49,7 +49,7 @@ import { SERVICE_NAMES } from "../services/shared/config.ts";
 import { RevocationFeed } from "../services/shared/oauth/revocation-feed.ts";
 import { agentSession, demoPolicyBundle } from "../test/mcp/conformance/harness.ts";
 import { HOST, startInProcess, TENANT } from "./in-process.ts";
-import { median, percentile, positiveNumber, round, table, writeReport } from "./lib.ts";
+import { machine, median, percentile, positiveNumber, round, table, writeReport } from "./lib.ts";
 import { type ClientTarget, ClientWorker } from "./mcp-clients.ts";
 
 const TOOL = "echo";
@@ -383,10 +383,7 @@ function report(rows: Row[]): void {
   const overheadP99 = kit?.guardP99Ms ?? Number.NaN;
   const met = overheadP99 < TARGET_P99_MS;
   const result = {
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     ...settings,
     rows,
     target: {

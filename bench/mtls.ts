@@ -12,12 +12,11 @@
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONCURRENCY=16 npm run bench:mtls
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
-import { availableParallelism, cpus } from "node:os";
 import { ClientKind } from "../gen/mandate/v1/clients_pb.js";
 import { type OAuthServer, startMtlsOAuthServer } from "../test/helpers/oauth-server.ts";
 import { csr, privateKey } from "../test/helpers/openssl-pki.ts";
 import { basic } from "./http-load.ts";
-import { measureCalls, median, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, median, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 const RESOURCE = "https://api.example.com/";
 const FORM = "application/x-www-form-urlencoded";
@@ -149,10 +148,7 @@ async function main() {
     };
   });
   const out = writeReport("mtls", {
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     load: "closed loop in the bench process, loopback; mTLS over TLS 1.3 with a P-256 agent certificate",
     ...settings,
     rows,

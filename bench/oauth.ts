@@ -14,7 +14,7 @@
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench:oauth
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Issue } from "../gen/mandate/v1/issue_pb.js";
 import { Tenants } from "../gen/mandate/v1/tenants_pb.js";
@@ -25,7 +25,7 @@ import { freePort, type OAuthServer, startOAuthServer } from "../test/helpers/oa
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
 import { writeChart } from "./chart.ts";
 import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
-import { median, positiveNumber, round, table, writeReport } from "./lib.ts";
+import { machine, median, positiveNumber, round, table, writeReport } from "./lib.ts";
 
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const RESOURCE = "https://api.example.com/";
@@ -303,10 +303,7 @@ async function main() {
   }
 
   const report = {
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     peer: "oidc-provider (panva), in-memory adapter",
     load: "autocannon in a separate process, loopback, HTTP/1.1 keep-alive",
     ...settings,

@@ -10,7 +10,6 @@
 //   node bench/rpc.ts --json           JSON only
 //   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_WARMUP_SECONDS=2 npm run bench
 import { Agent } from "node:http";
-import { availableParallelism, cpus } from "node:os";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
@@ -24,7 +23,7 @@ import {
   Tenants,
 } from "../gen/mandate/v1/tenants_pb.js";
 import { HOST, type InProcessMandate, startInProcess, TENANT } from "./in-process.ts";
-import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 interface Settings {
   seconds: number;
@@ -184,11 +183,8 @@ async function main(): Promise<void> {
 
     const report = {
       rpc: `${Tenants.typeName}/GetTenant`,
-      when: new Date().toISOString(),
-      node: process.version,
+      ...machine(),
       platform: `${process.platform}/${process.arch}`,
-      cpus: availableParallelism(),
-      cpuModel: cpus()[0]?.model ?? null,
       client: "@connectrpc/connect-node (createGrpcTransport / createGrpcWebTransport)",
       note: "clients and servers share one process and event loop; ratios are relative to baseline",
       ...settings,

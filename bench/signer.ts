@@ -12,7 +12,7 @@
 //   BENCH_SECONDS=5 BENCH_WARMUP_SECONDS=1 npm run bench:signer
 import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
@@ -23,7 +23,7 @@ import { startMandate } from "../services/runtime/start.ts";
 import { loadConfig } from "../services/shared/config.ts";
 import { createLogger } from "../services/shared/logger.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
-import { measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { machine, measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 type Alg = "ES256" | "EdDSA";
 const ALGS: Alg[] = ["ES256", "EdDSA"];
@@ -243,10 +243,7 @@ async function main(): Promise<void> {
   }
   const report = {
     bench: "signer",
-    when: new Date().toISOString(),
-    node: process.version,
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? null,
+    ...machine(),
     hsm: "SoftHSM2 (PKCS#11, pkcs11js async C_Sign)",
     target: "signer-inproc adds at most 15% over raw-c_sign (vsRaw >= 0.87)",
     ...settings,

@@ -15,7 +15,7 @@ export function directTransport(service: DescService, impl: object, streams: Tra
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       const handler = methods[method.localName];
       if (method.methodKind !== "unary" || !handler) {
-        // Not implemented here: the router transport answers as it always has (UNIMPLEMENTED).
+        // A method without a unary handler here: the router transport answers it (UNIMPLEMENTED), as before.
         return streams.unary(method, signal, timeoutMs, header, input, contextValues);
       }
       const context = createHandlerContext({

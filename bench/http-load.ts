@@ -4,14 +4,29 @@
 // DPoP key (RFC 9449) signs a fresh proof for every request in the load process
 // (bench/load-worker.ts), as a real client must: a proof is used once.
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { positiveNumber, round } from "./lib.ts";
 
 const run = promisify(execFile);
 const AUTOCANNON = fileURLToPath(new URL("../node_modules/autocannon/autocannon.js", import.meta.url));
 const WORKER = fileURLToPath(new URL("./load-worker.ts", import.meta.url));
+const PROBE = new URL("./eld-probe.ts", import.meta.url);
+/** Where the servers' event-loop probes write (bench/eld-probe.ts), one folder per benchmark run. */
+const ELD_DIR = mkdtempSync(join(tmpdir(), "mandate-bench-eld-"));
+process.once("exit", () => rmSync(ELD_DIR, { recursive: true, force: true }));
+
+/**
+ * Environment for a server under benchmark: preloads the event-loop delay probe, so `cannon` can
+ * report the server's event-loop delay during each run.
+ */
+export function serverEnv(env: Record<string, string | undefined> = process.env): Record<string, string> {
+  const options = [env.NODE_OPTIONS, `--import ${pathToFileURL(fileURLToPath(PROBE)).href}`].filter(Boolean);
+  return { NODE_OPTIONS: options.join(" "), BENCH_ELD_DIR: ELD_DIR };
+}
 
 /** The run settings of the HTTP benchmarks (oauth.ts, exchange.ts), from BENCH_* variables. */
 export function httpLoadSettings() {
@@ -47,6 +62,11 @@ export interface Sample {
   failures: number;
   /** CPU time the server process (all its threads) spent per successful request, µs. */
   cpuUsPerRequest: number;
+  /**
+   * The server's event-loop delay during the run (bench/eld-probe.ts), p99 ms: the worst of its
+   * processes (a `--workers` primary and its workers); null when the server runs without the probe.
+   */
+  loopDelayP99Ms: number | null;
 }
 
 /**
@@ -82,6 +102,50 @@ function childrenOf(pid: number): number[] {
 }
 const CLOCK_TICKS = 100; // USER_HZ on Linux (getconf CLK_TCK)
 
+interface LoopDelay {
+  seq: number;
+  p99Ms: number;
+}
+
+/**
+ * Asks the probes of a server's processes for their event-loop delay since the last ask (SIGUSR2)
+ * and waits up to a second for each answer.
+ */
+async function loopDelays(pid: number): Promise<LoopDelay[]> {
+  // Only a process started with serverEnv() has a probe listening for SIGUSR2 (one without would
+  // die of it): the probe announces itself with a first file as it loads.
+  const before = new Map<number, number>();
+  for (const p of [pid, ...childrenOf(pid)]) {
+    const seq = readLoopDelay(p)?.seq;
+    if (seq === undefined) continue;
+    before.set(p, seq);
+    try {
+      process.kill(p, "SIGUSR2");
+    } catch {
+      before.delete(p); // gone meanwhile
+    }
+  }
+  const deadline = Date.now() + 1000;
+  const answers: LoopDelay[] = [];
+  for (const [p, seq] of before) {
+    let answer = readLoopDelay(p);
+    while ((answer?.seq ?? 0) <= seq && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      answer = readLoopDelay(p);
+    }
+    if (answer && answer.seq > seq) answers.push(answer);
+  }
+  return answers;
+}
+
+function readLoopDelay(pid: number): LoopDelay | undefined {
+  try {
+    return JSON.parse(readFileSync(join(ELD_DIR, `${pid}.json`), "utf8")) as LoopDelay;
+  } catch {
+    return undefined;
+  }
+}
+
 interface CannonResult {
   "2xx": number;
   non2xx: number;
@@ -94,9 +158,12 @@ interface CannonResult {
 /** One autocannon run of `connections` for `seconds` in its own process; only 2xx responses count. */
 export async function cannon(load: Load, seconds: number, connections: number): Promise<Sample> {
   const cpuBefore = cpuMs(load.pid);
+  await loopDelays(load.pid); // starts each probe's histogram over
   const result = load.dpopKey ? await viaWorker(load, seconds, connections) : await viaCli(load, seconds, connections);
   const cpu = cpuMs(load.pid) - cpuBefore;
+  const delays = await loopDelays(load.pid);
   return {
+    loopDelayP99Ms: delays.length > 0 ? Math.max(...delays.map((d) => d.p99Ms)) : null,
     cpuUsPerRequest: round((cpu * 1000) / Math.max(1, result["2xx"]), 1),
     rps: round(result["2xx"] / result.duration, 1),
     p50Ms: result.latency.p50,

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { freePort, startOAuthServer } from "../test/helpers/oauth-server.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
 import { writeChart } from "./chart.ts";
-import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample } from "./http-load.ts";
+import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample, serverEnv } from "./http-load.ts";
 import { machine, median, positiveNumber, round, table, writeReport } from "./lib.ts";
 import { asServer, FORM, introspectionLoad, mandateTokenLoad, startWorkers, tokenBody } from "./oauth-targets.ts";
 
@@ -47,7 +47,7 @@ async function startPeer(format: "jwt" | "opaque"): Promise<Peer> {
   const clientSecret = randomBytes(32).toString("base64url");
   const child = spawn(process.execPath, [PEER, String(port), clientId, clientSecret, format], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_ENV: "production" },
+    env: { ...process.env, ...serverEnv(), NODE_ENV: "production" },
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("oidc-provider did not start")), 15_000);
@@ -76,6 +76,8 @@ interface Row {
   p50Ms: number;
   p99Ms: number;
   cpuUsPerRequest: number;
+  /** Event-loop delay p99 during the runs (median over rounds; the worst process of each run). */
+  loopDelayP99Ms: number | null;
   rounds: Sample[];
   vsPeerThroughput: number | null;
   vsPeerP99: number | null;
@@ -115,6 +117,7 @@ async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row
     p50Ms: median(samples[target].map((s) => s.p50Ms)),
     p99Ms: median(samples[target].map((s) => s.p99Ms)),
     cpuUsPerRequest: median(samples[target].map((s) => s.cpuUsPerRequest)),
+    loopDelayP99Ms: medianOrNull(samples[target].map((s) => s.loopDelayP99Ms)),
     rounds: samples[target],
     vsPeerThroughput: null,
     vsPeerP99: null,
@@ -139,7 +142,7 @@ async function workerScenarios(jwtPeer: Peer, opaquePeer: Peer): Promise<Row[]> 
     ["postgres", settingsWorkers],
     ["sqlite", settingsWorkers],
   ] as const) {
-    const server = await startWorkers(workers, store);
+    const server = await startWorkers(workers, store, serverEnv());
     const label = `${workers} worker${workers > 1 ? "s" : ""}, ${store === "postgres" ? "PostgreSQL" : "SQLite"}`;
     try {
       const load = await mandateTokenLoad(server);
@@ -160,12 +163,17 @@ async function workerScenarios(jwtPeer: Peer, opaquePeer: Peer): Promise<Row[]> 
   return rows;
 }
 
+function medianOrNull(values: readonly (number | null)[]): number | null {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length > 0 ? round(median(known), 2) : null;
+}
+
 async function main() {
   const rows: Row[] = [];
   const jwtPeer = await startPeer("jwt");
   const opaquePeer = await startPeer("opaque");
   try {
-    const software = asServer(await startOAuthServer());
+    const software = asServer(await startOAuthServer(serverEnv()));
     try {
       const load = await mandateTokenLoad(software);
       rows.push(...(await compare("tokens/s (ES256, software keys)", load, peerTokenLoad(jwtPeer))));
@@ -189,6 +197,7 @@ async function main() {
           MANDATE_PKCS11_TOKEN_LABEL: token.tokenLabel,
           MANDATE_PKCS11_PIN: token.pin,
           SOFTHSM2_CONF: process.env.SOFTHSM2_CONF ?? "",
+          ...serverEnv(),
         }),
       );
       try {
@@ -229,6 +238,7 @@ async function main() {
         "p50 ms",
         "p99 ms",
         "CPU µs/req",
+        "loop p99 ms",
         "x peer req/s",
         "x peer p99",
         "x peer req/CPU-s",
@@ -240,13 +250,14 @@ async function main() {
         String(r.p50Ms),
         String(r.p99Ms),
         String(r.cpuUsPerRequest),
+        r.loopDelayP99Ms === null ? "" : String(r.loopDelayP99Ms),
         r.vsPeerThroughput === null ? "" : `${r.vsPeerThroughput}x`,
         r.vsPeerP99 === null ? "" : `${r.vsPeerP99}x`,
         r.vsPeerEfficiency === null ? "" : `${r.vsPeerEfficiency}x`,
       ]),
     )}\n\n${settings.connections} connections, ${settings.seconds} s per run, median of ${settings.rounds} alternating rounds; ` +
       `x peer = Mandate / oidc-provider (req/s: higher is better; p99: lower is better; req/CPU-s: requests per ` +
-      `second of server CPU, all threads, higher is better)\nwritten to ${out} and ${chart}\n`,
+      `second of server CPU, all threads, higher is better); loop p99 = the server's event-loop delay, its worst process\nwritten to ${out} and ${chart}\n`,
   );
   for (const row of rows) {
     if (row.rounds.some((s) => s.failures > 0))

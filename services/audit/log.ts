@@ -10,7 +10,7 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { Database, Engine, Store, Transaction } from "../shared/store/store.ts";
+import type { Database, Engine, Store, TimedEvent, Transaction } from "../shared/store/store.ts";
 import { counter } from "../shared/telemetry.ts";
 import {
   degradationIncident,
@@ -68,12 +68,8 @@ function fromOutboxRow(row: {
   parties?: string | null | undefined;
   created_at: number;
 }): Candidate {
-  const source = {
-    type: row.type,
-    requestId: row.event_id,
-    outcome: "OUTCOME_SUCCESS",
-    eventTime: new Date(Number(row.created_at)).toISOString(),
-  };
+  const at = Number(row.created_at);
+  const source = outboxSource(row.type, row.event_id, at);
   const raw = () =>
     JSON.stringify({ type: row.type, event_id: row.event_id, payload: row.payload, parties: row.parties });
   try {
@@ -84,6 +80,27 @@ function fromOutboxRow(row: {
   } catch (error) {
     return { problem: `the stored event is not JSON: ${(error as Error).message}`, source, raw };
   }
+}
+
+/** What an outbox event says of itself before its payload is read: its type, id and time. */
+function outboxSource(type: string, eventId: string, at: number) {
+  return { type, requestId: eventId, outcome: "OUTCOME_SUCCESS", eventTime: new Date(at).toISOString() };
+}
+
+/**
+ * An event committed alone, appended straight to the log (TenantStore.commitEvent when this process
+ * hosts the log): the entry the outbox drain would have made of its row, without the row.
+ */
+export function eventFromOutbox({ event, at }: TimedEvent): EventJson {
+  const envelope = { ...event.parties, ...event.envelope } as Omit<EventJson, "type" | "details">;
+  const details = event.payload as EventJson["details"];
+  return {
+    ...outboxSource(event.type, event.eventId, at),
+    ...envelope,
+    type: event.type,
+    requestId: event.eventId,
+    details,
+  };
 }
 
 function fromCaller(event: EventJson): Candidate {

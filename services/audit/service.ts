@@ -15,6 +15,7 @@ import { type EventJson, humanRef } from "./entry.ts";
 import { AuditLog, prefetchedSubtrees, unhex } from "./log.ts";
 import { consistencyProof, inclusionProof, type SubtreeSource } from "./merkle.ts";
 import { type OutboxLag, outboxLag } from "./status.ts";
+import { AuditWriterLease } from "./writer-lease.ts";
 
 const DEFAULT_PAGE = 100;
 const STREAM_POLL_MS = 250;
@@ -37,9 +38,11 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
     logger,
     maxBatch: config.audit.maxBatch,
     onCommit(tenant, size) {
+      if (!writer.held) return; // checkpoints are the writer's
       if (size - (lastSigned.get(tenant) ?? 0) >= config.audit.checkpointEveryEntries) signSoon(tenant);
     },
   });
+  const writer = new AuditWriterLease({ store, clock, logger, log });
   const timers: NodeJS.Timeout[] = [];
 
   /** Signs a checkpoint for every tenant whose log has entries no checkpoint covers. */
@@ -230,20 +233,27 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
           }
         };
         // Entries a previous process appended but did not sign are covered now, not in a while.
-        await coverEverything();
+        if (await writer.hold()) await coverEverything();
         timers.push(
           setInterval(async () => {
-            await drain();
+            if (await writer.renewIfDue()) await drain();
             await measureLag();
           }, config.audit.outboxPollInterval).unref(),
         );
-        timers.push(setInterval(() => void signUnsigned(), config.audit.checkpointInterval).unref());
+        timers.push(
+          setInterval(() => {
+            if (writer.held) void signUnsigned();
+          }, config.audit.checkpointInterval).unref(),
+        );
       },
       async stop() {
         for (const timer of timers) clearInterval(timer);
+        const held = writer.held;
+        await writer.giveUp(); // what arrives while stopping waits in the outbox
         await log.settle();
         // A graceful stop leaves every entry covered by a signed checkpoint.
-        await coverEverything();
+        if (held) await coverEverything();
+        await writer.release();
       },
     },
   );

@@ -4,7 +4,8 @@
 // - alone (TenantStore.commitEvent), for an action with no other state change to ride with (a
 //   client-credentials token is minted without writing anything else). Events that arrive in the
 //   same tick share one INSERT per tenant; each caller's promise settles when its event is durable,
-//   so a token is returned only once its audit record is committed.
+//   so a token is returned only once its audit record is committed. When the process hosts the
+//   audit log, such events skip the outbox and are appended to the log directly (store.ts).
 import type { Kysely } from "kysely";
 import type { OutboxEvent } from "../audit-events.ts";
 import { GroupCommit } from "./group-commit.ts";
@@ -24,7 +25,7 @@ export async function insertOutboxEvents(db: TenantDb, tenantId: string, events:
     .execute();
 }
 
-function outboxRow(tenantId: string, event: OutboxEvent, at: number): Omit<AuditOutboxTable, "id"> {
+export function outboxRow(tenantId: string, event: OutboxEvent, at: number): Omit<AuditOutboxTable, "id"> {
   return {
     tenant_id: tenantId,
     event_id: event.eventId,

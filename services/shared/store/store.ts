@@ -13,11 +13,11 @@ import type { OutboxEvent } from "../audit-events.ts";
 import { redactUrl } from "../config.ts";
 import { histogram, tracer } from "../telemetry.ts";
 import { type Engine, migrationsFor, StaticMigrationProvider } from "./migrations.ts";
-import { insertOutboxEvents, OutboxBatcher } from "./outbox.ts";
+import { insertOutboxEvents, OutboxBatcher, type TimedEvent } from "./outbox.ts";
 import type { Database } from "./schema.ts";
 import { pinToTenant, type TenantDb, type TenantTransaction } from "./tenancy.ts";
 
-export type { Database, Engine, TenantDb, TenantTransaction };
+export type { Database, Engine, TenantDb, TenantTransaction, TimedEvent };
 export type Transaction = KyselyTransaction<Database>;
 
 export interface StoreOptions {
@@ -34,15 +34,23 @@ export interface StoreOptions {
 /** A store class over one tenant's rows (GrantStore...): built on a pinned handle, never the global one. */
 export type TenantStoreClass<S> = new (tenantId: string, db: TenantDb) => S;
 
+/**
+ * Where events committed alone go instead of the outbox: the audit log itself, when this process
+ * hosts it (audit/service.ts). Resolves once the event is durable in the log.
+ */
+export type LoneEventSink = (tenantId: string, event: TimedEvent) => Promise<void>;
+
 /** A handle whose every query is pinned to one tenant, and the way in to that tenant's stores and outbox. */
 export class TenantStore {
   readonly tenantId: string;
   readonly db: TenantDb;
   readonly #outbox: OutboxBatcher;
-  constructor(tenantId: string, db: TenantDb, outbox: OutboxBatcher) {
+  readonly #sink: LoneEventSink | undefined;
+  constructor(tenantId: string, db: TenantDb, outbox: OutboxBatcher, sink?: LoneEventSink) {
     this.tenantId = tenantId;
     this.db = db;
     this.#outbox = outbox;
+    this.#sink = sink;
   }
 
   /** Runs `fn` in one transaction on this tenant's pinned handle. */
@@ -61,8 +69,13 @@ export class TenantStore {
     return insertOutboxEvents(tx, this.tenantId, [{ event, at: now }]);
   }
 
-  /** Commits an audit event on its own (group-committed); resolves once it is durable. */
+  /**
+   * Commits an audit event on its own (group-committed); resolves once it is durable: appended to
+   * the log when this process hosts it (no outbox row to write, read back and delete), else in the
+   * outbox.
+   */
   commitEvent(event: OutboxEvent, now: number): Promise<void> {
+    if (this.#sink) return this.#sink(this.tenantId, { event, at: now });
     return this.#outbox.record(this.tenantId, event, now);
   }
 }
@@ -72,6 +85,7 @@ export class Store {
   readonly db: Kysely<Database>;
   readonly displayUrl: string;
   readonly #outbox: OutboxBatcher;
+  #loneEvents: LoneEventSink | undefined;
 
   private constructor(engine: Engine, db: Kysely<Database>, displayUrl: string) {
     this.engine = engine;
@@ -116,7 +130,12 @@ export class Store {
   }
 
   forTenant(tenantId: string): TenantStore {
-    return new TenantStore(tenantId, pinToTenant(this.db, tenantId), this.#outbox);
+    return new TenantStore(tenantId, pinToTenant(this.db, tenantId), this.#outbox, this.#loneEvents);
+  }
+
+  /** Sends events committed alone to `sink` from now on (undefined: back to the outbox). */
+  routeLoneEvents(sink: LoneEventSink | undefined): void {
+    this.#loneEvents = sink;
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {

@@ -26,8 +26,12 @@ function noteSource(this: unknown, _key: string, value: unknown, context?: { sou
   return value;
 }
 
-/** A text that may hold an integer beyond 2^53: 16 digits in a row, or an exponent (1.7e18). */
-const LONG_NUMBER = /\d{16}|\d[eE][+-]?\d/;
+/**
+ * A text that may hold an integer beyond 2^53: a number (after `:`, `,`, `[` or at the start) with
+ * 16 digits in a row or an exponent (1.7e18). Digits inside strings (base64url ids, hashes) do not
+ * count: "…7e3…" in a JWT's jti would otherwise send the whole text through the slow reviver.
+ */
+const LONG_NUMBER = /(?:^|[:,[])\s*-?(?:\d*\.?\d{16}|\d+(?:\.\d+)?[eE])/;
 
 JSON.parse = function parse(text: string, reviver?: Reviver): unknown {
   if (reviver === undefined && LONG_NUMBER.test(text)) return originalParse(text, noteSource as Reviver);

@@ -12,15 +12,15 @@ function seen(json: string, value: number): string | undefined {
 
 describe("the texts of large numbers", () => {
   it.each([
-    ["top level", "1700000000000000001", 1700000000000000001],
-    ["a member", '{"t":1700000000000000002}', 1700000000000000002],
-    ["after spaces and a newline", '{"t":\n  1700000000000000003}', 1700000000000000003],
-    ["in an array", "[1, 1700000000000000004]", 1700000000000000004],
-    ["negative", "[-1700000000000000005]", -1700000000000000005],
-    ["an exponent", '{"t":1.7e18}', 1.7e18],
-    ["a fraction with an exponent", '{"t":2.5E+17}', 2.5e17],
-  ])("sees a number at %s", (_where, json, value) => {
-    expect(seen(json, value)).toBe(json.match(/-?[\d.]+(?:[eE][+-]?\d+)?(?=[\]}]|$)/)?.[0]);
+    ["top level", "1700000000000000001", "1700000000000000001"],
+    ["a member", '{"t":1700000000000000002}', "1700000000000000002"],
+    ["after spaces and a newline", '{"t":\n  1700000000000000003}', "1700000000000000003"],
+    ["in an array", "[1, 1700000000000000004]", "1700000000000000004"],
+    ["negative", "[-1700000000000000005]", "-1700000000000000005"],
+    ["an exponent", '{"t":1.7e18}', "1.7e18"],
+    ["a fraction with an exponent", '{"t":2.5E+17}', "2.5E+17"],
+  ])("sees a number at %s", (_where, json, text) => {
+    expect(seen(json, Number(text))).toBe(text);
   });
 
   it("parses texts whose strings hold digits and exponent-like runs exactly as JSON.parse does", () => {

@@ -288,15 +288,27 @@ export class AuditLog {
 
   /** Locks the tenant's head row for this transaction, creating it for a new log. */
   async #lockHead(tx: Transaction, tenant: string): Promise<{ size: number; root: string }> {
+    // Once this process has committed to the tenant's log, its head row exists: one statement fewer.
+    const head =
+      (this.#ranges.has(tenant) ? await this.#readHead(tx, tenant) : undefined) ?? (await this.#createHead(tx, tenant));
+    return { size: Number(head.size), root: head.root_hash };
+  }
+
+  async #createHead(tx: Transaction, tenant: string) {
     await tx
       .insertInto("audit_heads")
       .values({ tenant_id: tenant, size: 0, root_hash: "", updated_at: this.#clock.now() })
       .onConflict((c) => c.column("tenant_id").doNothing())
       .execute();
+    const head = await this.#readHead(tx, tenant);
+    if (!head) throw new Error(`the audit head of tenant "${tenant}" is missing after its creation`);
+    return head;
+  }
+
+  #readHead(tx: Transaction, tenant: string) {
     let query = tx.selectFrom("audit_heads").select(["size", "root_hash"]).where("tenant_id", "=", tenant);
     if (this.#store.engine === "postgres") query = query.forUpdate();
-    const head = await query.executeTakeFirstOrThrow();
-    return { size: Number(head.size), root: head.root_hash };
+    return query.executeTakeFirst();
   }
 
   /** The frontier at `size`: from memory when this process wrote last, else from the stored tree. */

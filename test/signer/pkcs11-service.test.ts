@@ -1,18 +1,39 @@
 // `mandate dev` on a SoftHSM2 token: tokens signed in the HSM verify against the JWKS served over
-// HTTP; with a wrong PIN the process stays up but not ready, and signing fails closed.
+// HTTP; with a wrong PIN the process stays up but not ready, and signing fails closed. Under
+// `serve --workers 2` every worker process opens its own sessions on the token.
+import { readFileSync, realpathSync } from "node:fs";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
+import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { Signer } from "../../gen/mandate/v1/signer_pb.js";
+import { Tenants } from "../../gen/mandate/v1/tenants_pb.js";
 import { adminClient, serviceTransport, testCa } from "../helpers/admin.ts";
-import { type MandateProcess, startDevProcess, tlsEnv } from "../helpers/mandate-process.ts";
+import { engines } from "../helpers/engines.ts";
+import {
+  freePort,
+  type MandateProcess,
+  runMandate,
+  startDevProcess,
+  startMandateProcess,
+  tempAdminFile,
+  tlsEnv,
+} from "../helpers/mandate-process.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../helpers/softhsm.ts";
+import { basic, send, workerPids } from "../runtime/worker-requests.ts";
 
 const processes: MandateProcess[] = [];
+const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const p of processes.splice(0)) await p.stop();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/** Whether process `pid` has the PKCS#11 module mapped, i.e. loaded it (maps name the file, not a link to it). */
+const loadedModule = (pid: number, module: string) =>
+  readFileSync(`/proc/${pid}/maps`, "utf8").includes(realpathSync(module));
 
 function pkcs11Env(token: ReturnType<typeof createSoftHsmToken>, pin = token.pin): Record<string, string> {
   return {
@@ -24,7 +45,7 @@ function pkcs11Env(token: ReturnType<typeof createSoftHsmToken>, pin = token.pin
   };
 }
 
-describe.runIf(softhsmAvailable())("mandate dev on a PKCS#11 token (SoftHSM2)", () => {
+describe.runIf(softhsmAvailable())("Mandate on a PKCS#11 token (SoftHSM2)", () => {
   it("signs tokens in the HSM that verify against the JWKS served over HTTP", async () => {
     const token = createSoftHsmToken();
     const ca = await testCa();
@@ -75,4 +96,56 @@ describe.runIf(softhsmAvailable())("mandate dev on a PKCS#11 token (SoftHSM2)", 
     expect(jwks.status).toBe(503);
     token.cleanup();
   }, 60_000);
+
+  it("under serve --workers 2, every worker opens its own sessions and signs tokens that verify", async () => {
+    const token = createSoftHsmToken();
+    cleanups.push(token.cleanup);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const store = await (engines.at(-1) as (typeof engines)[number]).open();
+    cleanups.push(() => store.dispose());
+    const env = {
+      ...pkcs11Env(token),
+      MANDATE_PUBLIC_BASE_URL: base,
+      MANDATE_ADMIN_FILE: tempAdminFile(),
+      MANDATE_REDIS_URL: "redis://127.0.0.1:6379",
+    };
+    for (const args of [["migrate"], ["admin", "bootstrap"]]) {
+      const done = await runMandate([...args, "--database", store.url], env);
+      if (done.code !== 0) throw new Error(`mandate ${args.join(" ")} failed: ${done.stderr}`);
+    }
+    const serve = ["serve", "all", "edge", "--workers", "2", "--http-port", String(port), "--grpc-port", "0"];
+    const mandate = await startMandateProcess([...serve, "--database", store.url], env);
+    processes.push(mandate);
+    const grpc = mandate.summary.grpc as string;
+    await adminClient(Tenants, grpc, mandate.adminFile).createTenant({ tenant: "acme", displayName: "Acme" });
+    const created = await adminClient(Issue, grpc, mandate.adminFile).createClient({
+      tenant: "acme",
+      metadata: { kind: ClientKind.APPLICATION, grantTypes: ["client_credentials"], scope: "orders.read" },
+    });
+    const client = { id: created.client?.clientId as string, secret: created.clientSecret };
+
+    // PKCS#11 sessions and logins belong to the process that opens them: the module is loaded by
+    // each worker and never by the primary, which only supervises.
+    const workers = workerPids(mandate.child.pid);
+    expect(workers).toHaveLength(2);
+    for (const pid of workers) expect(loadedModule(pid, token.module)).toBe(true);
+    expect(loadedModule(mandate.child.pid as number, token.module)).toBe(false);
+
+    // Fresh connections alternate between the workers: both are ready and both sign in the token.
+    for (let i = 0; i < 2; i++) expect((await send(`${base}/readyz`)).status).toBe(200);
+    const jwks = createRemoteJWKSet(new URL(`${base}/t/acme/.well-known/jwks.json`));
+    for (let i = 0; i < 6; i++) {
+      const issued = await send(`${base}/t/acme/oauth2/token`, {
+        form: { grant_type: "client_credentials", scope: "orders.read" },
+        headers: basic(client),
+      });
+      expect(issued.status).toBe(200);
+      const { payload } = await jwtVerify(issued.body.access_token as string, jwks, { typ: "at+jwt" });
+      expect(payload.client_id).toBe(client.id);
+    }
+    const { keys } = await adminClient(Signer, grpc, mandate.adminFile).listKeys({ tenant: "acme" });
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.every((k) => k.backend === "pkcs11")).toBe(true);
+  }, 120_000);
 });

@@ -1,5 +1,6 @@
 // The PKCS#11 backend against a real SoftHSM2 token (a fresh one per test): signatures verified with
 // jose, keys proven non-extractable by asking the token itself, misconfiguration and session loss.
+import { execFileSync } from "node:child_process";
 import { compactVerify, importJWK, type JWK } from "jose";
 import type { PKCS11 } from "pkcs11js";
 import pkcs11js from "pkcs11js";
@@ -96,6 +97,34 @@ async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5_000): Promise<T
 }
 
 const code = (error: unknown) => (error as KeyBackendError).code;
+
+/**
+ * Event-loop turns (setImmediate callbacks) while `fn` runs: none when it only runs synchronous code
+ * and promise reactions, at least one per C_Sign that completes on the libuv thread pool.
+ */
+async function loopTurnsDuring(fn: () => Promise<unknown>): Promise<number> {
+  let turns = 0;
+  let next: NodeJS.Immediate;
+  const spin = () => {
+    turns++;
+    next = setImmediate(spin);
+  };
+  next = setImmediate(spin);
+  try {
+    await fn();
+  } finally {
+    clearImmediate(next);
+  }
+  return turns;
+}
+
+async function signSequentially(backend: Pkcs11Backend, ref: string, alg: SigningAlgorithm, count: number) {
+  for (let i = 0; i < count; i++) await backend.sign(ref, alg, Buffer.from(`m${i}`));
+}
+
+/** The `signing` member of the backend's last log line that has one. */
+const signingMode = (logs: LogLine[]) =>
+  logs.map((l) => (l.obj as { signing?: string }).signing).findLast((mode) => mode !== undefined);
 
 describe.skipIf(!softhsmAvailable())("PKCS#11 backend over SoftHSM2", () => {
   it.each([
@@ -228,30 +257,36 @@ describe.skipIf(!softhsmAvailable())("PKCS#11 backend over SoftHSM2", () => {
     expect(await verify(await signJws(backend, ref, "EdDSA", "still"), publicJwk, "EdDSA")).toBe("still");
   });
 
-  it("fails closed when its sessions are lost, then reconnects and signs again", async () => {
-    const { t, backend, logs } = await opened();
-    const { ref, publicJwk } = await backend.generate("ES256", "mandate:test:token:1");
-    await signJws(backend, ref, "ES256", "before");
-    const { lib, slot } = inspector(t);
-    lib.C_CloseAllSessions(slot); // closes the backend's sessions too: one library, one application
+  it.each([
+    ["inline", undefined],
+    ["on the thread pool", false],
+  ] as const)(
+    "signing %s, fails closed when its sessions are lost, then reconnects and signs again",
+    async (_, signInline) => {
+      const { t, backend, logs } = await opened({ signInline });
+      const { ref, publicJwk } = await backend.generate("ES256", "mandate:test:token:1");
+      await signJws(backend, ref, "ES256", "before");
+      const { lib, slot } = inspector(t);
+      lib.C_CloseAllSessions(slot); // closes the backend's sessions too: one library, one application
 
-    await expect(backend.sign(ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "UNAVAILABLE" });
-    expect(backend.status().ready).toBe(false);
-    // While reconnecting, calls fail fast instead of queueing.
-    const started = Date.now();
-    await expect(backend.sign(ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "UNAVAILABLE" });
-    expect(Date.now() - started).toBeLessThan(50);
+      await expect(backend.sign(ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      expect(backend.status().ready).toBe(false);
+      // While reconnecting, calls fail fast instead of queueing.
+      const started = Date.now();
+      await expect(backend.sign(ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      expect(Date.now() - started).toBeLessThan(50);
 
-    const jws = await eventually(() => signJws(backend, ref, "ES256", "after"));
-    expect(await verify(jws, publicJwk, "ES256")).toBe("after");
-    expect(backend.status()).toEqual({ ready: true, detail: "ok" });
-    expect(logs.map((l) => `${l.level}: ${l.msg}`)).toEqual([
-      "info: PKCS#11 token ready",
-      "warn: PKCS#11 session lost; reconnecting",
-      "info: PKCS#11 reconnected; signing resumed",
-    ]);
-    expect(JSON.stringify(logs)).not.toContain(t.pin);
-  });
+      const jws = await eventually(() => signJws(backend, ref, "ES256", "after"));
+      expect(await verify(jws, publicJwk, "ES256")).toBe("after");
+      expect(backend.status()).toEqual({ ready: true, detail: "ok" });
+      expect(logs.map((l) => `${l.level}: ${l.msg}`)).toEqual([
+        "info: PKCS#11 token ready",
+        "warn: PKCS#11 session lost; reconnecting",
+        "info: PKCS#11 reconnected; signing resumed",
+      ]);
+      expect(JSON.stringify(logs)).not.toContain(t.pin);
+    },
+  );
 
   it("stops reconnecting, not ready, when the PIN changed while it was away", async () => {
     const { t, backend, logs } = await opened({ reconnect: { initialMs: 10, maxMs: 50 } });
@@ -270,33 +305,122 @@ describe.skipIf(!softhsmAvailable())("PKCS#11 backend over SoftHSM2", () => {
     });
   });
 
-  it("signs 100 requests in parallel over 4 sessions, and close waits for those in flight", async () => {
-    const { backend } = await opened({ sessionPoolSize: 4 });
-    const keys = await Promise.all(
-      (["ES256", "EdDSA", "PS256"] as const).map((alg) => backend.generate(alg, "mandate:t")),
-    );
-    const algs = ["ES256", "EdDSA", "PS256"] as const;
-    const signed = await Promise.all(
-      Array.from({ length: 100 }, (_, i) =>
-        signJws(backend, (keys[i % 3] as { ref: string }).ref, algs[i % 3] as SigningAlgorithm, `m${i}`),
-      ),
-    );
-    await Promise.all(
-      signed.map(async (jws, i) =>
-        expect(await verify(jws, (keys[i % 3] as { publicJwk: JWK }).publicJwk, algs[i % 3] as SigningAlgorithm)).toBe(
-          `m${i}`,
+  it.each([
+    ["inline", true],
+    ["on the thread pool", false],
+  ] as const)(
+    "signing %s, signs 100 requests in parallel over 4 sessions, and close waits for those in flight",
+    async (_, signInline) => {
+      const { backend } = await opened({ sessionPoolSize: 4, signInline });
+      const keys = await Promise.all(
+        (["ES256", "EdDSA", "PS256"] as const).map((alg) => backend.generate(alg, "mandate:t")),
+      );
+      const algs = ["ES256", "EdDSA", "PS256"] as const;
+      const signed = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          signJws(backend, (keys[i % 3] as { ref: string }).ref, algs[i % 3] as SigningAlgorithm, `m${i}`),
         ),
-      ),
+      );
+      await Promise.all(
+        signed.map(async (jws, i) =>
+          expect(
+            await verify(jws, (keys[i % 3] as { publicJwk: JWK }).publicJwk, algs[i % 3] as SigningAlgorithm),
+          ).toBe(`m${i}`),
+        ),
+      );
+      const inFlight = Array.from({ length: 20 }, (_, i) =>
+        signJws(backend, (keys[0] as { ref: string }).ref, "ES256", `late${i}`),
+      );
+      await backend.close();
+      expect(await Promise.all(inFlight)).toHaveLength(20);
+      expect(backend.status()).toEqual({ ready: false, detail: "closed" });
+      await backend.close();
+      await expect(backend.sign((keys[0] as { ref: string }).ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({
+        code: "UNAVAILABLE",
+      });
+    },
+  );
+
+  it("signs ES256 and EdDSA on the event loop of a software slot (no CKF_HW_SLOT), RSA on the thread pool", async () => {
+    const { t, backend, logs } = await opened();
+    expect(logs[0]).toMatchObject({ msg: "PKCS#11 token ready", obj: { signing: "inline" } });
+    const es = await backend.generate("ES256", "mandate:t");
+    const ed = await backend.generate("EdDSA", "mandate:t");
+    const rsa = await backend.generate("PS256", "mandate:t");
+    expect(await loopTurnsDuring(() => signSequentially(backend, es.ref, "ES256", 20))).toBe(0);
+    expect(await loopTurnsDuring(() => signSequentially(backend, ed.ref, "EdDSA", 20))).toBe(0);
+    expect(await loopTurnsDuring(() => signSequentially(backend, rsa.ref, "PS256", 3))).toBeGreaterThanOrEqual(3);
+    // Configured off: every signature completes on the pool.
+    const { backend: pooled } = backendFor(t, { signInline: false });
+    await pooled.open();
+    const pooledKey = await pooled.generate("ES256", "mandate:t");
+    expect(await loopTurnsDuring(() => signSequentially(pooled, pooledKey.ref, "ES256", 20))).toBeGreaterThanOrEqual(
+      20,
     );
-    const inFlight = Array.from({ length: 20 }, (_, i) =>
-      signJws(backend, (keys[0] as { ref: string }).ref, "ES256", `late${i}`),
-    );
-    await backend.close();
-    expect(await Promise.all(inFlight)).toHaveLength(20);
-    expect(backend.status()).toEqual({ ready: false, detail: "closed" });
-    await backend.close();
-    await expect(backend.sign((keys[0] as { ref: string }).ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({
-      code: "UNAVAILABLE",
-    });
   });
+
+  it("moves signing to the thread pool for good after 8 inline signatures in a row over the limit", async () => {
+    const { t, backend, logs } = await opened({ inlineSignLimitMs: 0 });
+    const { ref, publicJwk } = await backend.generate("ES256", "mandate:t");
+    expect(await loopTurnsDuring(() => signSequentially(backend, ref, "ES256", 8))).toBe(0);
+    const warnings = () => logs.filter((l) => l.level === "warn");
+    expect(warnings()).toEqual([
+      expect.objectContaining({
+        msg: expect.stringMatching(/too slow for the event loop \(8 in a row over 0 ms\); signing on the thread pool/),
+        obj: expect.objectContaining({ signing: "thread pool" }),
+      }),
+    ]);
+    expect(await loopTurnsDuring(() => signSequentially(backend, ref, "ES256", 5))).toBeGreaterThanOrEqual(5);
+    expect(await verify(await signJws(backend, ref, "ES256", "pooled"), publicJwk, "ES256")).toBe("pooled");
+    // A reconnect does not bring inline signing back.
+    const { lib, slot } = inspector(t);
+    lib.C_CloseAllSessions(slot);
+    await expect(backend.sign(ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    expect(await verify(await eventually(() => signJws(backend, ref, "ES256", "after")), publicJwk, "ES256")).toBe(
+      "after",
+    );
+    expect(logs.at(-1)?.msg).toBe("PKCS#11 reconnected; signing resumed");
+    expect(signingMode(logs)).toBe("thread pool");
+    expect(warnings()).toHaveLength(2); // the lost session, besides the one above
+  });
+
+  it.each([
+    ["inline", true],
+    ["on the thread pool", false],
+  ] as const)(
+    "signing %s, drops a cached key handle whose key another session or process destroyed",
+    async (_, signInline) => {
+      const { t, backend } = await opened({ signInline });
+      const inApp = await backend.generate("ES256", "mandate:t");
+      const elsewhere = await backend.generate("ES256", "mandate:t");
+      const kept = await backend.generate("ES256", "mandate:t");
+      for (const key of [inApp, elsewhere, kept]) await backend.sign(key.ref, "ES256", Buffer.from("x")); // caches handles
+
+      // Another session of this application (the handle the backend cached becomes invalid).
+      const { lib, session } = inspector(t);
+      lib.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_ID, value: Buffer.from(inApp.ref, "hex") },
+      ]);
+      const [handle] = lib.C_FindObjects(session, 1);
+      lib.C_FindObjectsFinal(session);
+      lib.C_DestroyObject(session, handle as Buffer);
+      await expect(backend.sign(inApp.ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "KEY_NOT_FOUND" });
+
+      // Another process on the same token, as another worker of `serve --workers` rotating keys.
+      const destroyer = `
+      const { Pkcs11Backend } = await import(${JSON.stringify(new URL("../../services/signer/backends/pkcs11.ts", import.meta.url).href)});
+      const backend = new Pkcs11Backend(${JSON.stringify({ module: t.module, tokenLabel: t.tokenLabel, pin: t.pin, sessionPoolSize: 1 })});
+      await backend.open();
+      await backend.destroy(${JSON.stringify(elsewhere.ref)});
+      await backend.close();`;
+      execFileSync(process.execPath, ["--input-type=module", "-e", destroyer], { stdio: "pipe" });
+      await expect(backend.sign(elsewhere.ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({
+        code: "KEY_NOT_FOUND",
+      });
+
+      expect(backend.status()).toEqual({ ready: true, detail: "ok" });
+      expect(await verify(await signJws(backend, kept.ref, "ES256", "kept"), kept.publicJwk, "ES256")).toBe("kept");
+    },
+  );
 });

@@ -2,7 +2,9 @@
 // non-extractable token objects, and every signature is made by the token. A lost session fails
 // the operation closed (UNAVAILABLE) and reconnects in the background; a misconfiguration (module,
 // token, PIN) stops with an operator-readable reason and is never retried, so a wrong PIN cannot
-// lock the token. The PIN never reaches a log line or an error message.
+// lock the token. The PIN never reaches a log line or an error message. On a software slot
+// (SoftHSM2) ES256 and EdDSA sign on the event loop, which costs less CPU than the libuv thread
+// pool's round trip; a hardware token (or one too slow for the loop) signs on the pool, sessions in parallel.
 import { createHash, createPublicKey, type JsonWebKey, randomBytes } from "node:crypto";
 import { endianness } from "node:os";
 import type { JWK } from "jose";
@@ -28,8 +30,16 @@ export interface Pkcs11Options {
   slot?: number | undefined;
   /** The user PIN. Never logged, never in an error message. */
   pin: string;
-  /** Sessions opened, i.e. signatures made in parallel (each needs a libuv thread: see UV_THREADPOOL_SIZE). */
+  /** Sessions opened, i.e. signatures made in parallel on the pool (each needs a libuv thread: see UV_THREADPOOL_SIZE). */
   sessionPoolSize: number;
+  /**
+   * Make ES256 and EdDSA signatures on the event loop rather than on the libuv thread pool. Default:
+   * when the slot is a software slot (no CKF_HW_SLOT, e.g. SoftHSM2), where a signature costs less
+   * CPU than the thread-pool round trip. RSA always goes to the pool; see INLINE_SIGN_LIMIT_MS.
+   */
+  signInline?: boolean | undefined;
+  /** Inline signing time beyond which a signature counts as too slow (see INLINE_SIGN_LIMIT_MS), for tests. */
+  inlineSignLimitMs?: number | undefined;
   logger?: {
     warn(obj: object, msg: string): void;
     info(obj: object, msg: string): void;
@@ -59,6 +69,17 @@ const PSS_PARAMS: RsaPSS = {
 /** Output buffer sizes: R||S for P-256, Ed25519's 64 bytes; RSA up to 4096 bits. */
 const EC_SIGNATURE_BYTES = 64;
 const RSA_SIGNATURE_BYTES = 512;
+/** CK_SLOT_INFO flag of a hardware slot, as opposed to a soft token (v2.40 §3.2); not in pkcs11js's typings. */
+const CKF_HW_SLOT = 0x4;
+/**
+ * Inline signing blocks the event loop for the whole C_SignInit + C_Sign: fine for an in-process
+ * token (SoftHSM2: ~60 µs of CPU for ES256, against ~40 µs more for the thread-pool round trip),
+ * never for one a network away. After INLINE_SLOW_SIGNS consecutive inline signatures slower than
+ * this (a remote token without CKF_HW_SLOT), signing moves to the pool for good. Consecutive, so
+ * what slows single signatures (a key's first use, preemption on a busy machine) does not.
+ */
+const INLINE_SIGN_LIMIT_MS = 2;
+const INLINE_SLOW_SIGNS = 8;
 
 /** Return values meaning the session or the token connection is gone: fail closed, then reconnect. */
 const SESSION_LOST = new Set([
@@ -141,6 +162,12 @@ export class Pkcs11Backend implements KeyBackend {
   #reconnectTimer: NodeJS.Timeout | undefined;
   /** Private-key object handles by ref; valid for the application until C_Finalize (v2.40 §5.7). */
   readonly #handles = new Map<string, Handle>();
+  /** Whether ES256 and EdDSA sign on the event loop (decided per connection, see Pkcs11Options.signInline). */
+  #inline = false;
+  /** Set once inline signing proved too slow: it stays off across reconnects. */
+  #inlineTooSlow = false;
+  /** Consecutive inline signatures slower than INLINE_SIGN_LIMIT_MS. */
+  #slowInlineSigns = 0;
 
   constructor(options: Pkcs11Options) {
     if ((options.tokenLabel === undefined) === (options.slot === undefined))
@@ -209,11 +236,14 @@ export class Pkcs11Backend implements KeyBackend {
   }
 
   async sign(ref: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Uint8Array> {
+    const inline = this.#inline && algorithm !== "PS256";
     return this.#withSession(async (lib, session) => {
       for (let attempt = 0; ; attempt++) {
         const key = this.#privateKey(lib, session, ref);
         try {
-          return await signWith(lib, session, key, algorithm, data);
+          return inline
+            ? this.#signInline(lib, session, key, algorithm, data)
+            : await signOnPool(lib, session, key, algorithm, data);
         } catch (error) {
           // A cached handle outlived its object (destroyed elsewhere): look it up once more.
           const stale =
@@ -265,6 +295,23 @@ export class Pkcs11Backend implements KeyBackend {
     return this.#status;
   }
 
+  /** C_SignInit + C_Sign on the event loop, timed: a token too slow for it moves signing to the pool. */
+  #signInline(lib: PKCS11, session: Handle, key: Handle, algorithm: SigningAlgorithm, data: Uint8Array): Uint8Array {
+    const started = performance.now();
+    const signature = signSync(lib, session, key, algorithm, data);
+    const elapsedMs = performance.now() - started;
+    if (elapsedMs <= (this.#options.inlineSignLimitMs ?? INLINE_SIGN_LIMIT_MS)) this.#slowInlineSigns = 0;
+    else if (++this.#slowInlineSigns === INLINE_SLOW_SIGNS && this.#inline) {
+      this.#inline = false;
+      this.#inlineTooSlow = true;
+      this.#options.logger?.warn(
+        { ...this.#where(), lastSignMs: Math.round(elapsedMs * 1000) / 1000 },
+        `PKCS#11 signatures too slow for the event loop (${INLINE_SLOW_SIGNS} in a row over ${this.#options.inlineSignLimitMs ?? INLINE_SIGN_LIMIT_MS} ms); signing on the thread pool from now on`,
+      );
+    }
+    return signature;
+  }
+
   /** Lets in-flight operations finish, then logs out, closes the sessions and releases the module. */
   async close(): Promise<void> {
     if (!this.#shared) {
@@ -310,6 +357,7 @@ export class Pkcs11Backend implements KeyBackend {
     this.#sessions = sessions;
     this.#idle = [...sessions];
     this.#handles.clear();
+    this.#inline = this.#options.signInline ?? (!this.#inlineTooSlow && !(lib.C_GetSlotInfo(slot).flags & CKF_HW_SLOT));
     this.#setState("ready", "ok");
   }
 
@@ -503,7 +551,13 @@ export class Pkcs11Backend implements KeyBackend {
 
   #where(): object {
     const { tokenLabel, slot, module } = this.#options;
-    return { module, tokenLabel, slot, sessions: this.#options.sessionPoolSize };
+    return {
+      module,
+      tokenLabel,
+      slot,
+      sessions: this.#options.sessionPoolSize,
+      signing: this.#inline ? "inline" : "thread pool",
+    };
   }
 }
 
@@ -539,39 +593,60 @@ function keySpec(algorithm: SigningAlgorithm): {
   }
 }
 
-function signWith(
+/** What C_SignInit and C_Sign take to make a JWS signature with `algorithm`, and the output's size. */
+function signOperation(
+  algorithm: SigningAlgorithm,
+  data: Uint8Array,
+): { mechanism: Mechanism; input: Buffer; outputBytes: number } {
+  switch (algorithm) {
+    case "ES256":
+      // SoftHSM2 2.6 lacks CKM_ECDSA_SHA256, so hash here and sign the digest with raw CKM_ECDSA.
+      return {
+        mechanism: { mechanism: pkcs11js.CKM_ECDSA },
+        input: createHash("sha256").update(data).digest(),
+        outputBytes: EC_SIGNATURE_BYTES,
+      };
+    case "EdDSA":
+      // Pure Ed25519 over the message (RFC 8037 §3.1); no parameter means no context (v3.0 §2.3.14).
+      return { mechanism: { mechanism: CKM_EDDSA }, input: Buffer.from(data), outputBytes: EC_SIGNATURE_BYTES };
+    case "PS256":
+      return {
+        mechanism: { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS_PSS, parameter: PSS_PARAMS },
+        input: Buffer.from(data),
+        outputBytes: RSA_SIGNATURE_BYTES,
+      };
+  }
+}
+
+/** The token's signature in JWS form: ECDSA as R||S (RFC 7518 §3.4), the others as they are. */
+function joseSignature(algorithm: SigningAlgorithm, signature: Buffer): Uint8Array {
+  return algorithm === "ES256" ? ecdsaSignatureToJose(signature, 32) : signature;
+}
+
+/** C_SignInit + C_Sign on the event loop: no thread-pool round trip, but the loop waits for the token. */
+function signSync(lib: PKCS11, session: Handle, key: Handle, algorithm: SigningAlgorithm, data: Uint8Array) {
+  const { mechanism, input, outputBytes } = signOperation(algorithm, data);
+  lib.C_SignInit(session, mechanism, key);
+  return joseSignature(algorithm, lib.C_Sign(session, input, Buffer.allocUnsafe(outputBytes)));
+}
+
+/** C_Sign on a libuv thread, so the event loop keeps running and pooled sessions sign in parallel. */
+function signOnPool(
   lib: PKCS11,
   session: Handle,
   key: Handle,
   algorithm: SigningAlgorithm,
   data: Uint8Array,
 ): Promise<Uint8Array> {
-  switch (algorithm) {
-    case "ES256":
-      // SoftHSM2 2.6 lacks CKM_ECDSA_SHA256, so hash here and sign the digest with raw CKM_ECDSA.
-      lib.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
-      return signAsync(lib, session, createHash("sha256").update(data).digest()).then((signature) =>
-        ecdsaSignatureToJose(signature, 32),
-      );
-    case "EdDSA":
-      // Pure Ed25519 over the message (RFC 8037 §3.1); no parameter means no context (v3.0 §2.3.14).
-      lib.C_SignInit(session, { mechanism: CKM_EDDSA }, key);
-      return signAsync(lib, session, Buffer.from(data));
-    case "PS256":
-      lib.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS_PSS, parameter: PSS_PARAMS }, key);
-      return signAsync(lib, session, Buffer.from(data), RSA_SIGNATURE_BYTES);
-  }
-}
-
-/** C_Sign on a libuv thread, so the event loop keeps running and pooled sessions sign in parallel. */
-function signAsync(lib: PKCS11, session: Handle, input: Buffer, size = EC_SIGNATURE_BYTES): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
+  const { mechanism, input, outputBytes } = signOperation(algorithm, data);
+  lib.C_SignInit(session, mechanism, key);
+  const out = Buffer.allocUnsafe(outputBytes);
   return new Promise((resolve, reject) => {
     lib.C_Sign(session, input, out, (error, signature) => {
       // pkcs11js's worker holds raw pointers into `input` and `out`; this closure keeps them alive.
       void input;
       if (error) reject(error);
-      else resolve(Buffer.from(signature));
+      else resolve(joseSignature(algorithm, signature));
     });
   });
 }

@@ -1,18 +1,21 @@
-// `mandate dev` and `mandate serve`: run services (and the HTTP edge) in this process, print what
-// runs where, and drain on SIGINT/SIGTERM.
+// `mandate dev` and `mandate serve`: run services (and the HTTP edge) in this process or in N worker
+// processes (runtime/cluster.ts), print what runs where, and drain on SIGINT/SIGTERM.
 
 import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
-import { type Command, CommanderError } from "commander";
+import { availableParallelism } from "node:os";
+import { type Command, CommanderError, Option } from "commander";
 import { pino } from "pino";
 import { hashPassword } from "../issue/clients/secrets.ts";
 import { bootstrapAdmin } from "../runtime/admin-bootstrap.ts";
 import { isWorker, reportReady, superviseWorkers } from "../runtime/cluster.ts";
 import { startMandate } from "../runtime/start.ts";
+import { holdWorkerState, shareStateWithPrimary } from "../runtime/worker-state.ts";
 import { systemClock } from "../shared/clock.ts";
 import { type Config, SERVICE_NAMES, type ServiceName, withHttpPort } from "../shared/config.ts";
 import { createLogger } from "../shared/logger.ts";
 import { freePort } from "../shared/net/free-port.ts";
+import { parseDatabaseUrl } from "../shared/store/store.ts";
 import { startTelemetry } from "../shared/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
 import { type CommonOptions, command, configFrom, configOption, databaseOption, print } from "./common.ts";
@@ -31,14 +34,35 @@ interface DevUser {
   chosen: boolean;
 }
 
+const MAX_WORKERS = 64;
+
+/** --workers, or MANDATE_WORKERS (the flag wins). */
+const workersOption = (description: string) => new Option("--workers <n>", description).env("MANDATE_WORKERS");
+
 export function devCommand(): Command {
-  return command("dev", "run every service and the HTTP edge in one process on embedded defaults; seeds tenant 'demo'")
+  return command(
+    "dev",
+    "run every service and the HTTP edge on embedded defaults, in one process per core; seeds tenant 'demo'",
+  )
     .addOption(configOption)
     .addOption(databaseOption)
     .option("--http-port <port>", "HTTP edge port (default 4460)")
     .option("--grpc-port <port>", "gRPC port (default 4461)")
+    .addOption(
+      workersOption(
+        "worker processes sharing the ports, each a full replica; without Redis they share the replay memory, " +
+          "the rate limits and revocations through the primary process; default: available parallelism " +
+          `(${defaultDevWorkers()} here), 1 with an in-memory database; 1 runs in this process`,
+      ),
+    )
     .option("--json", "print the startup summary as JSON")
-    .action((options: CommonOptions) => runServer(options, SERVICE_NAMES, { grpc: true, edge: true, dev: true }));
+    .action((options: ServeOptions) => {
+      const flags = { grpc: true, edge: true, dev: true };
+      if (isWorker()) return runServer(options, SERVICE_NAMES, flags);
+      const workers = devWorkerCount(options);
+      if (workers > 1) return runPrimary(options, workers, flags);
+      return runServer(options, SERVICE_NAMES, flags);
+    });
 }
 
 export function serveCommand(): Command {
@@ -48,9 +72,8 @@ export function serveCommand(): Command {
     .addOption(databaseOption)
     .option("--http-port <port>", "HTTP edge port")
     .option("--grpc-port <port>", "gRPC port")
-    .option(
-      "--workers <n>",
-      "worker processes sharing the ports, each a full replica (needs redis.url beyond 1); default 1",
+    .addOption(
+      workersOption("worker processes sharing the ports, each a full replica (needs redis.url beyond 1); default 1"),
     )
     .option("--json", "print the startup summary as JSON")
     .action((targets: string[], options: ServeOptions) => {
@@ -76,23 +99,55 @@ interface ServeOptions extends CommonOptions {
 /** Env the primary gives its workers: the ports it resolved, so every worker binds the same ones. */
 const WORKER_HTTP_PORT = "MANDATE_WORKER_HTTP_PORT";
 const WORKER_GRPC_PORT = "MANDATE_WORKER_GRPC_PORT";
+/** Dev: the dev user's password the primary picked (every worker must accept the same one). */
+const WORKER_DEV_PASSWORD = "MANDATE_WORKER_DEV_PASSWORD";
+/** Dev: set once the first worker has prepared what is written once; later workers skip it. */
+const WORKER_PREPARED = "MANDATE_WORKER_PREPARED";
 
 function workerCount(value: string | undefined): number {
   if (value === undefined) return 1;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new CommanderError(2, "mandate.usage", `--workers must be a whole number from 1 to 64, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new CommanderError(
+      2,
+      "mandate.usage",
+      `--workers must be a whole number from 1 to ${MAX_WORKERS}, got "${value}"`,
+    );
   }
   return n;
 }
 
+function defaultDevWorkers(): number {
+  return Math.min(availableParallelism(), MAX_WORKERS);
+}
+
 /**
- * The primary of `serve --workers N`: checks that the workers can share what they must, picks the
- * ports once, and supervises the workers (runtime/cluster.ts); prints one summary for all of them.
+ * `mandate dev`'s workers: as asked, else one per core. An in-memory SQLite database lives in one
+ * process, so it gets one worker (asking for more is refused).
+ */
+function devWorkerCount(options: ServeOptions): number {
+  const inMemory = parseDatabaseUrl(configFrom(options).database.url).target === ":memory:";
+  if (options.workers === undefined) return inMemory ? 1 : defaultDevWorkers();
+  const workers = workerCount(options.workers);
+  if (workers > 1 && inMemory) {
+    throw new CommanderError(
+      2,
+      "mandate.usage",
+      "--workers beyond 1 needs a database the workers share: an in-memory SQLite database lives in one process",
+    );
+  }
+  return workers;
+}
+
+/**
+ * The primary of `serve --workers N` and `dev --workers N`: checks that the workers can share what they
+ * must (serve: through Redis; dev: through Redis when configured, else through this process,
+ * runtime/worker-state.ts), picks the ports and the dev user's password once, and supervises the
+ * workers (runtime/cluster.ts); prints one summary for all of them.
  */
 async function runPrimary(options: ServeOptions, workers: number, flags: ServerFlags): Promise<void> {
   const config = configFrom(options);
-  if (!config.redis.url) {
+  if (!flags.dev && !config.redis.url) {
     throw new CommanderError(
       2,
       "mandate.usage",
@@ -104,24 +159,35 @@ async function runPrimary(options: ServeOptions, workers: number, flags: ServerF
   cluster.setupPrimary({ silent: false });
   process.env[WORKER_HTTP_PORT] = String(httpPort);
   process.env[WORKER_GRPC_PORT] = String(grpcPort);
+  const devUser = flags.dev && config.identity.devUsers.length === 0 ? devPassword() : undefined;
+  if (devUser) process.env[WORKER_DEV_PASSWORD] = devUser.password;
+  const held = flags.dev && !config.redis.url ? holdWorkerState() : undefined;
   const code = await superviseWorkers({
     workers,
     graceMs: config.shutdownGraceMs + 5000,
     say: (line) => process.stderr.write(`${line}\n`),
+    // Dev: the first worker migrates and seeds alone; the others (and every replacement) find it done.
+    afterFirstReady: flags.dev
+      ? () => {
+          process.env[WORKER_PREPARED] = "1";
+        }
+      : undefined,
     onReady: (summaries) => {
-      const first = summaries[0] ?? {};
+      const first = (summaries[0] ?? {}) as unknown as Summary & { mode: string; admin_credentials: string | null };
       const summary = { ...first, workers: summaries.map((s) => s.pid), primary: process.pid };
       print(options, summary, () =>
         [
-          `Mandate ${VERSION} is running (serve, ${workers} workers: ${summaries.map((s) => s.pid).join(", ")})`,
-          ...endpointLines(first as unknown as Summary, withHttpPort(config, httpPort).publicBaseUrl),
-          "Ctrl+C (SIGTERM) drains and stops every worker; SIGHUP restarts them one at a time.",
+          `Mandate ${VERSION} is running (${first.mode}, ${workers} workers: ${summaries.map((s) => s.pid).join(", ")})`,
+          ...endpointLines(first, withHttpPort(config, httpPort).publicBaseUrl),
+          ...(flags.dev ? accessLines(first, devUser, first.admin_credentials ?? undefined) : []),
+          "Press Ctrl+C (SIGTERM) to drain and stop every worker; SIGHUP restarts them one at a time.",
         ]
           .filter(Boolean)
           .join("\n"),
       );
     },
   });
+  held?.close();
   process.exit(code);
 }
 
@@ -141,6 +207,7 @@ async function serverConfig(options: CommonOptions, flags: ServerFlags): Promise
 async function runServer(options: CommonOptions, services: readonly ServiceName[], flags: ServerFlags) {
   const config = await serverConfig(options, flags);
   const devUser = flags.dev && config.identity.devUsers.length === 0 ? await seedDevUser(config) : undefined;
+  const { prepare, primary } = devRole(flags, config);
   const telemetry = startTelemetry(config.telemetry);
   // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
   const logger = createLogger(config.log.level, pino.destination(2));
@@ -163,15 +230,16 @@ async function runServer(options: CommonOptions, services: readonly ServiceName[
     services,
     grpc: flags.grpc,
     edge: flags.edge,
-    migrate: flags.dev,
-    seedTenant: flags.dev ? config.dev.tenant : undefined,
+    migrate: prepare,
+    seedTenant: prepare ? config.dev.tenant : undefined,
     dev: flags.dev,
+    primary,
     onProgress: (message) => (quiet ? undefined : process.stderr.write(`  ${message}\n`)),
   });
   const running = await runningPromise;
   // The first administrator, so the CLI works out of the box (its secret goes to a 0600 file only).
   const admin =
-    flags.dev && running.store
+    prepare && running.store
       ? await bootstrapAdmin({ store: running.store, config, clock: systemClock, mode: "dev" })
       : undefined;
   const summary = {
@@ -204,6 +272,20 @@ async function runServer(options: CommonOptions, services: readonly ServiceName[
   );
 }
 
+/**
+ * What this `mandate dev` process does besides serving: prepare what is written once (unless it is a
+ * worker after the first: the migrations, the demo tenant and the admin client are there), and, as a
+ * worker without Redis, share the replay memory, the rate limits and revocations through its primary.
+ */
+function devRole(flags: ServerFlags, config: Config) {
+  if (!flags.dev) return { prepare: false, primary: undefined };
+  if (!isWorker()) return { prepare: true, primary: undefined };
+  return {
+    prepare: process.env[WORKER_PREPARED] !== "1",
+    primary: config.redis.url ? undefined : shareStateWithPrimary(),
+  };
+}
+
 type Summary = Record<"grpc" | "http" | "database" | "tenant", string | null> & { services: string[] };
 
 /** Where it runs: gRPC, HTTP, the store and the dev tenant. */
@@ -232,10 +314,17 @@ function accessLines(summary: Summary, devUser: DevUser | undefined, adminFile: 
   ];
 }
 
-/** `mandate dev` without configured users gets one: alice, with $MANDATE_DEV_PASSWORD or a generated password. */
-async function seedDevUser(config: Config): Promise<DevUser> {
+/** alice's password: $MANDATE_DEV_PASSWORD, else the one the primary picked for its workers, else a new one. */
+function devPassword(): DevUser {
   const chosen = Boolean(process.env.MANDATE_DEV_PASSWORD);
-  const password = process.env.MANDATE_DEV_PASSWORD || randomBytes(9).toString("base64url");
+  const password =
+    process.env.MANDATE_DEV_PASSWORD || process.env[WORKER_DEV_PASSWORD] || randomBytes(9).toString("base64url");
+  return { username: "alice", password, chosen };
+}
+
+/** `mandate dev` without configured users gets one: alice, with devPassword(). */
+async function seedDevUser(config: Config): Promise<DevUser> {
+  const { password, chosen } = devPassword();
   config.identity.devUsers.push({
     id: "dev-alice",
     username: "alice",

@@ -1,11 +1,12 @@
-// `mandate serve --workers N`: N worker processes (node:cluster) share the listening sockets (the
-// primary accepts and hands connections out in turn), each a full replica of the hosted services
-// over the shared store and Redis — what separate replicas share already: the store, the DPoP and
-// client-assertion replay memory and the rate limits in Redis, revocations over LISTEN/NOTIFY or
-// Redis, key rotation under its lease. The primary only supervises: it starts the workers, replaces
-// one that dies (and gives up on a crash loop), replaces them one at a time on SIGHUP (a rolling
-// restart: the next starts before the previous drains), and on SIGTERM/SIGINT lets every worker
-// drain and exits when the last has.
+// `mandate serve --workers N` and `mandate dev --workers N`: N worker processes (node:cluster) share
+// the listening sockets (the primary accepts and hands connections out in turn), each a full replica
+// of the hosted services over the shared store and Redis — what separate replicas share already: the
+// store, the DPoP and client-assertion replay memory and the rate limits in Redis, revocations over
+// LISTEN/NOTIFY or Redis, key rotation under its lease. (`mandate dev` without Redis: the primary holds
+// the replay memory and the rate limits and relays revocations instead, runtime/worker-state.ts.) The
+// primary supervises: it starts the workers, replaces one that dies (and gives up on a crash loop),
+// replaces them one at a time on SIGHUP (a rolling restart: the next starts before the previous
+// drains), and on SIGTERM/SIGINT lets every worker drain and exits when the last has.
 import cluster, { type Worker } from "node:cluster";
 
 /** What a worker tells the primary once it serves (its startup summary). */
@@ -22,6 +23,12 @@ export interface SuperviseOptions {
   onReady(summaries: Record<string, unknown>[]): void;
   /** Progress and trouble, one line each (stderr). */
   say(line: string): void;
+  /**
+   * Set when the first worker prepares what is written once (`mandate dev`: migrations, the admin
+   * client, the demo tenant, generated keys): it starts alone; once it serves this runs (it tells every
+   * later worker, replacements too, that the preparation is done) and the others start.
+   */
+  afterFirstReady?: () => void;
 }
 
 /** Crashes within CRASH_WINDOW_MS beyond which the primary stops replacing workers and exits. */
@@ -113,7 +120,13 @@ export function superviseWorkers(options: SuperviseOptions): Promise<number> {
         });
     });
 
-    Promise.all(Array.from({ length: options.workers }, start))
+    const startAll = async () => {
+      if (!options.afterFirstReady) return Promise.all(Array.from({ length: options.workers }, start));
+      const first = await start();
+      options.afterFirstReady();
+      return [first, ...(await Promise.all(Array.from({ length: options.workers - 1 }, start)))];
+    };
+    startAll()
       .then((started) => {
         serving = true;
         options.onReady(started.map((s) => s.summary));

@@ -53,6 +53,7 @@ import { KeyManager } from "../signer/keys.ts";
 import { signerService } from "../signer/service.ts";
 import { TenantDirectory } from "../tenants/directory.ts";
 import { tenantsService } from "../tenants/service.ts";
+import type { WorkerState } from "./worker-state.ts";
 
 /** Service modules built from the shared deps; the Signer is built around its KeyManager instead. */
 export const SERVICE_MODULES: Record<Exclude<ServiceName, "signer">, (deps: ServiceDeps) => ServiceModule> = {
@@ -90,6 +91,11 @@ export interface StartOptions {
   dev?: boolean;
   clock?: Clock;
   onProgress?: (message: string) => void;
+  /**
+   * A `mandate dev` worker without Redis: the state its primary holds (runtime/worker-state.ts). Its
+   * replay caches and change notifications already go through the primary; the rate limits here.
+   */
+  primary?: WorkerState | undefined;
 }
 
 export interface Running {
@@ -128,7 +134,13 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const agentCa = openAgentCa(config, logger, { store, clock, keys, clients });
   // Agents' certificates verify on native gRPC's mTLS against every tenant's agent CA (mtls.ts).
   const agentCas = agentCaBundles(options, { tls, store, agentCa });
-  const { gate, replay, limiter } = openNetworkGate(config, logger, { store, tenants, signing, clock });
+  const { gate, replay, limiter } = openNetworkGate(config, logger, {
+    store,
+    tenants,
+    signing,
+    clock,
+    primary: options.primary,
+  });
   const revocations = store ? openRevocations(config, logger, store, clock) : undefined;
   const hosted =
     store && tenants && revocations
@@ -324,12 +336,19 @@ function openRevocations(config: Config, logger: Logger, store: Store, clock: Cl
 function openNetworkGate(
   config: Config,
   logger: Logger,
-  parts: { store: Store | undefined; tenants: TenantDirectory | undefined; signing: SigningClient; clock: Clock },
+  parts: {
+    store: Store | undefined;
+    tenants: TenantDirectory | undefined;
+    signing: SigningClient;
+    clock: Clock;
+    primary: WorkerState | undefined;
+  },
 ): { gate: CallerAuthentication; replay: ReplayCache; limiter: RateLimiter } {
-  const { store, tenants, signing, clock } = parts;
+  const { store, tenants, signing, clock, primary } = parts;
+  // Redis when configured; else the primary's memory for a dev worker (worker-state.ts), or this process's.
   const replay = openReplayCache(config.redis.url);
   const tenantKeys = new TenantKeys(signing);
-  const limiter = openRateLimiter({ redisUrl: config.redis.url, logger });
+  const limiter = primary?.rateLimiter(logger) ?? openRateLimiter({ redisUrl: config.redis.url, logger });
   const gate = new CallerAuthentication({
     config,
     store,
@@ -522,6 +541,7 @@ async function shutdown(
   await limiter.close();
   await keys?.stop();
   await store?.close();
+  options.primary?.close();
 }
 
 /**

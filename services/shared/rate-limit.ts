@@ -2,7 +2,8 @@
 // by every replica through Redis when `redis.url` is set — one atomic Lua script per decision, keys
 // that expire once the bucket would be full again — and kept in-process otherwise, in a bounded map.
 // If Redis cannot answer, the decision falls back to this process's bucket and a warning is logged:
-// the limit still holds per replica, and the caller never sees an error.
+// the limit still holds per replica, and the caller never sees an error. (`mandate dev --workers N`
+// without Redis keeps the shared buckets in its primary process instead: runtime/worker-state.ts.)
 import { Redis } from "ioredis";
 import type { Logger } from "./logger.ts";
 
@@ -53,7 +54,7 @@ function decide(tokens: number, rule: RateRule, cost: number): { allowed: boolea
   return { allowed: false, left: tokens, retry: Math.max(1, Math.ceil((need - tokens) / rule.refillPerSecond)) };
 }
 
-function checkRule(rule: RateRule, cost: number): void {
+export function checkRateRule(rule: RateRule, cost: number): void {
   if (!(rule.capacity > 0 && rule.refillPerSecond > 0 && Number.isFinite(rule.refillPerSecond))) {
     throw new RangeError("a rate rule needs a positive capacity and refill rate");
   }
@@ -76,7 +77,7 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   takeNow(key: string, rule: RateRule, cost = 1): RateDecision {
-    checkRule(rule, cost);
+    checkRateRule(rule, cost);
     const now = this.#now();
     const bucket = this.#buckets.get(key);
     const elapsed = bucket ? Math.max(0, now - bucket.at) / 1000 : 0;
@@ -138,17 +139,48 @@ type RedisWithTake = Redis & {
 
 const WARN_EVERY_MS = 30_000;
 
-export class RedisRateLimiter implements RateLimiter {
-  readonly #redis: RedisWithTake;
-  readonly #fallback: MemoryRateLimiter;
+/**
+ * This process's own buckets, for the decisions the shared ones cannot make: the limit still holds
+ * per process, and a warning (at most every 30 s) says which shared store did not answer.
+ */
+export class FallbackBuckets {
+  readonly #memory: MemoryRateLimiter;
   readonly #logger: Logger | undefined;
-  readonly #prefix: string;
-  readonly #timeoutMs: number;
+  readonly #shared: string;
   #warnedAt = Number.NEGATIVE_INFINITY;
 
+  /** `shared`: what holds the shared buckets, for the warning ("Redis", "the primary process"). */
+  constructor(memory: MemoryRateLimiter, logger: Logger | undefined, shared: string) {
+    this.#memory = memory;
+    this.#logger = logger;
+    this.#shared = shared;
+  }
+
+  take(key: string, rule: RateRule, cost: number, error: unknown): RateDecision {
+    const now = Date.now();
+    if (now - this.#warnedAt >= WARN_EVERY_MS) {
+      this.#warnedAt = now;
+      this.#logger?.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        `rate limits: ${this.#shared} is unavailable; using this process's buckets`,
+      );
+    }
+    return this.#memory.takeNow(key, rule, cost);
+  }
+
+  close(): Promise<void> {
+    return this.#memory.close();
+  }
+}
+
+export class RedisRateLimiter implements RateLimiter {
+  readonly #redis: RedisWithTake;
+  readonly #fallback: FallbackBuckets;
+  readonly #prefix: string;
+  readonly #timeoutMs: number;
+
   constructor(url: string, fallback: MemoryRateLimiter, options: RateLimiterOptions = {}) {
-    this.#fallback = fallback;
-    this.#logger = options.logger;
+    this.#fallback = new FallbackBuckets(fallback, options.logger, "Redis");
     this.#prefix = options.keyPrefix ?? "mandate:rl:";
     this.#timeoutMs = options.redisTimeoutMs ?? 500;
     // One retry per command and a bounded wait: a limiter must answer quickly, Redis or not.
@@ -163,11 +195,11 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async take(key: string, rule: RateRule, cost = 1): Promise<RateDecision> {
-    checkRule(rule, cost);
+    checkRateRule(rule, cost);
     const status = this.#redis.status;
     // Reconnecting or closed: do not queue behind a dead connection.
     if (status !== "ready" && status !== "connecting" && status !== "connect" && status !== "wait") {
-      return this.#fallBack(key, rule, cost, new Error(`Redis connection is ${status}`));
+      return this.#fallback.take(key, rule, cost, new Error(`Redis connection is ${status}`));
     }
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -184,22 +216,10 @@ export class RedisRateLimiter implements RateLimiter {
         ? { allowed: true, retryAfterSeconds: 0 }
         : { allowed: false, retryAfterSeconds: Math.max(1, Number(retry) || 1) };
     } catch (error) {
-      return this.#fallBack(key, rule, cost, error);
+      return this.#fallback.take(key, rule, cost, error);
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  #fallBack(key: string, rule: RateRule, cost: number, error: unknown): RateDecision {
-    const now = Date.now();
-    if (now - this.#warnedAt >= WARN_EVERY_MS) {
-      this.#warnedAt = now;
-      this.#logger?.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        "rate limits: Redis is unavailable; using this process's buckets",
-      );
-    }
-    return this.#fallback.takeNow(key, rule, cost);
   }
 
   async close(): Promise<void> {

@@ -48,6 +48,12 @@ export function addOptions(args: string[], options: string[]): string[] {
   return end < 0 ? [...args, ...options] : [...args.slice(0, end), ...options, ...args.slice(end)];
 }
 
+/**
+ * `mandate dev` runs one worker per core by default: test servers run one (in this process) unless a
+ * test passes --workers or MANDATE_WORKERS, so the suite does not start every server N times.
+ */
+const ONE_WORKER = { MANDATE_WORKERS: "1" };
+
 export function runMandate(
   args: string[],
   env: Record<string, string> = {},
@@ -55,7 +61,7 @@ export function runMandate(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...ONE_WORKER, ...env },
       cwd,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -78,7 +84,7 @@ export async function startMandateProcess(
   // MANDATE_ADMIN_FILE: "" keeps the default (.mandate/admin.json under `cwd`), as a user gets it.
   const adminFile = env.MANDATE_ADMIN_FILE ?? tempAdminFile();
   const child = spawn(process.execPath, [BIN, ...args, "--json"], {
-    env: { ...process.env, MANDATE_LOG_LEVEL: "warn", ...env, MANDATE_ADMIN_FILE: adminFile },
+    env: { ...process.env, MANDATE_LOG_LEVEL: "warn", ...ONE_WORKER, ...env, MANDATE_ADMIN_FILE: adminFile },
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });

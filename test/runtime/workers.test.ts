@@ -3,9 +3,7 @@
 // turn, so requests on fresh connections alternate between them: a token one worker issued is
 // introspected by the other, a DPoP proof one worker accepted is a replay at the other, a revocation
 // through one is seen by the other. A worker that dies is replaced; SIGTERM drains and stops them all.
-import { execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { request } from "node:http";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
@@ -20,6 +18,7 @@ import {
   startMandateProcess,
   tempAdminFile,
 } from "../helpers/mandate-process.ts";
+import { basic, workerPids as childPids, isAlive, send } from "./worker-requests.ts";
 
 const REDIS = "redis://127.0.0.1:6379";
 let mandate: MandateProcess;
@@ -29,64 +28,12 @@ let env: Record<string, string>;
 let base: string;
 let client: { id: string; secret: string };
 
-/** One HTTP request on a connection of its own (no keep-alive), so successive calls alternate workers. */
-function post(path: string, form: Record<string, string>, headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; body: Record<string, unknown>; nonce: string | undefined }>(
-    (resolve, reject) => {
-      const body = new URLSearchParams(form).toString();
-      const req = request(
-        `${base}${path}`,
-        {
-          method: "POST",
-          agent: false,
-          headers: {
-            "content-type": "application/x-www-form-urlencoded",
-            authorization: `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString("base64")}`,
-            ...headers,
-          },
-        },
-        (res) => {
-          let text = "";
-          res.on("data", (chunk) => (text += chunk));
-          res.on("end", () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              body: text ? JSON.parse(text) : {},
-              nonce: res.headers["dpop-nonce"] as string | undefined,
-            }),
-          );
-        },
-      );
-      req.on("error", reject);
-      req.end(body);
-    },
-  );
-}
+/** A POST as the client, on a connection of its own, so successive calls alternate workers. */
+const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
+  send(`${base}${path}`, { form, headers: { ...basic(client), ...headers } });
 
 /** The primary's worker processes now. */
-function workerPids(): number[] {
-  try {
-    return execFileSync("pgrep", ["-P", String(mandate.child.pid)], { encoding: "utf8" })
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
-  }
-}
-
-/** GET on a connection of its own, JSON. */
-function fetchFresh(path: string) {
-  return new Promise<unknown>((resolve, reject) => {
-    const req = request(`${base}${path}`, { agent: false }, (res) => {
-      let text = "";
-      res.on("data", (chunk) => (text += chunk));
-      res.on("end", () => resolve(JSON.parse(text)));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+const workerPids = () => childPids(mandate.child.pid);
 
 const token = () => post("/t/acme/oauth2/token", { grant_type: "client_credentials", scope: "orders.read" });
 const introspect = (value: string) => post("/t/acme/oauth2/introspect", { token: value });
@@ -194,7 +141,7 @@ describe("serve --workers 2", () => {
       { timeout: 30_000, interval: 1000 },
     );
     const jwks = async () => {
-      const { keys } = (await fetchFresh(`/t/acme/.well-known/jwks.json`)) as { keys: Array<{ kid: string }> };
+      const { keys } = (await send(`${base}/t/acme/.well-known/jwks.json`)).body as { keys: Array<{ kid: string }> };
       return keys.map((key) => key.kid).sort();
     };
     const seen = [await jwks(), await jwks(), await jwks(), await jwks()];
@@ -247,15 +194,7 @@ describe("serve --workers 2", () => {
     const pids = workerPids();
     expect(pids).toHaveLength(2);
     expect(await mandate.stop()).toBe(0);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    await vi.waitFor(() => expect(pids.filter(alive)).toEqual([]), { timeout: 10_000 });
+    await vi.waitFor(() => expect(pids.filter(isAlive)).toEqual([]), { timeout: 10_000 });
   });
 });
 

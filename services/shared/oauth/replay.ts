@@ -1,12 +1,14 @@
 // One-time-use memory for proof identifiers (DPoP `jti`, RFC 9449 §11.1; client-assertion `jti`,
 // RFC 7523 §3 item 7). Replicas must share it, so production uses Redis; the embedded default keeps
-// it in-process, which is only correct for a single replica.
+// it in-process, which is only correct for a single replica — or, for the workers of `mandate dev
+// --workers N`, in their primary process (runtime/worker-state.ts installs it here).
 import { Redis } from "ioredis";
 
 /** The shared replay store cannot answer: callers refuse the request (503 / UNAVAILABLE), never let it pass. */
 export class ReplayStoreUnavailable extends Error {
-  constructor(cause: unknown) {
-    super("the replay cache (Redis) is unavailable", { cause });
+  /** `where`: the store that did not answer ("Redis", "the primary process"). */
+  constructor(cause: unknown, where = "Redis") {
+    super(`the replay cache (${where}) is unavailable`, { cause });
     this.name = "ReplayStoreUnavailable";
   }
 }
@@ -15,7 +17,7 @@ export interface ReplayCache {
   /** True the first time `key` is seen within `ttlMs`; false on every later sighting (a replay). */
   firstUse(key: string, ttlMs: number): Promise<boolean>;
   close(): Promise<void>;
-  readonly kind: "memory" | "redis";
+  readonly kind: "memory" | "redis" | "primary";
 }
 
 export class MemoryReplayCache implements ReplayCache {
@@ -29,6 +31,11 @@ export class MemoryReplayCache implements ReplayCache {
   }
 
   async firstUse(key: string, ttlMs: number): Promise<boolean> {
+    return this.firstUseNow(key, ttlMs);
+  }
+
+  /** firstUse, synchronously (the primary answers a batch of its workers' checks in one message). */
+  firstUseNow(key: string, ttlMs: number): boolean {
     const now = this.#now();
     if (now >= this.#sweepAt) this.#sweep(now);
     const until = this.#seen.get(key);
@@ -72,6 +79,18 @@ export class RedisReplayCache implements ReplayCache {
   }
 }
 
+/**
+ * The memory a process without Redis shares with its sibling processes, when it has one: set once by a
+ * `mandate dev` worker (runtime/worker-state.ts), whose every replay cache is then its primary's.
+ */
+let sharedWithoutRedis: (() => ReplayCache) | undefined;
+
+export function shareReplayMemory(open: (() => ReplayCache) | undefined): void {
+  sharedWithoutRedis = open;
+}
+
+/** Redis when configured; else the memory this process shares with its siblings, or its own. */
 export function openReplayCache(redisUrl: string | undefined): ReplayCache {
-  return redisUrl ? new RedisReplayCache(redisUrl) : new MemoryReplayCache();
+  if (redisUrl) return new RedisReplayCache(redisUrl);
+  return sharedWithoutRedis?.() ?? new MemoryReplayCache();
 }

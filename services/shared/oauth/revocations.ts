@@ -3,9 +3,10 @@
 // cascades to every sub-mandate, so the leaf named in the token is revoked whenever any mandate above
 // it is) — without a store query per check:
 // - per tenant, the revoked mandate ids and jtis still unexpired, loaded at the tenant's first check;
-// - advanced by the log's notifications (NOTIFY in the revoking transaction, Redis publish; the
-//   shared ChangeNotifications), by the replica's own revocations at once after they commit
-//   (`published`), and by a poll of the tenants' heads as the fallback;
+// - advanced by the log's notifications (NOTIFY in the revoking transaction, Redis publish or, between
+//   `mandate dev` workers without Redis, their primary's relay; the shared ChangeNotifications), by the
+//   replica's own revocations at once after they commit (`published`, which returns once the relay
+//   has handed the news to every other worker), and by a poll of the tenants' heads as the fallback;
 // - fail closed: the memory is trusted only while the replica can confirm it is up to date — the
 //   LISTEN connection is up (and a poll since it connected succeeded), or a poll succeeded within
 //   `staleAfterMs`. Otherwise every check reads the store (and an error reading it is an error,

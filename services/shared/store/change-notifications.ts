@@ -4,6 +4,8 @@
 // the tenant id; the receiver re-reads the store and never trusts anything else of it. Each user
 // (policy reload, the revocation log) has its own pair of channels and its own poll as the fallback:
 // after every (re)connect the user is told to resync, since messages may have been missed meanwhile.
+// Without Redis, the workers of `mandate dev --workers N` tell each other through their primary
+// process instead (a ChangeRelay, runtime/worker-state.ts): a worker's publish reaches every other.
 import { Redis } from "ioredis";
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
@@ -59,12 +61,32 @@ export interface ChangeHandlers {
   resync(): void;
 }
 
+/**
+ * Carries messages between sibling processes that share no Redis (`mandate dev` workers, through
+ * their primary). Like Redis pub/sub it never counts as listening: a message may be lost.
+ */
+export interface ChangeRelay {
+  /** Tells the sibling processes; resolves once each live one has been handed the message. */
+  publish(channel: string, tenant: string): Promise<void>;
+  /** Calls `signal` with each tenant a sibling publishes on `channel`; returns the unsubscribe. */
+  subscribe(channel: string, signal: (tenant: string) => void): () => void;
+}
+
+/** The relay of this process, when it has sibling processes and no Redis (set once at start-up). */
+let processRelay: ChangeRelay | undefined;
+
+export function relayChangesThrough(relay: ChangeRelay | undefined): void {
+  processRelay = relay;
+}
+
 /** The notification channels of one kind of change: a LISTEN connection, a Redis subscriber and publisher. */
 export class ChangeNotifications {
   readonly #options: ChangeNotificationOptions;
   readonly #handlers: ChangeHandlers;
   #postgres: PostgresListener | undefined;
   #redis: RedisChannel | undefined;
+  /** Without Redis: the relay to sibling processes (its channel is the Redis channel's name), and its unsubscribe. */
+  #relay: { relay: ChangeRelay; unsubscribe: () => void } | undefined;
 
   constructor(options: ChangeNotificationOptions, handlers: ChangeHandlers) {
     this.#options = options;
@@ -80,6 +102,12 @@ export class ChangeNotifications {
     if (o.redisUrl && o.redis !== false) {
       this.#redis = new RedisChannel(o.redisUrl, o.channels.redis, this.#handlers, o.logger, o.what);
       await this.#redis.start();
+    } else if (processRelay && o.redis !== false) {
+      const relay = processRelay;
+      this.#relay = {
+        relay,
+        unsubscribe: relay.subscribe(o.channels.redis, (tenant) => this.#handlers.signal(tenant)),
+      };
     }
   }
 
@@ -91,13 +119,26 @@ export class ChangeNotifications {
     return this.#postgres?.listening ?? false;
   }
 
-  /** Tells the other replicas over Redis (PostgreSQL's NOTIFY went with the transaction). */
+  /** Tells the other replicas over Redis or the relay (PostgreSQL's NOTIFY went with the transaction). */
   async publish(tenant: string): Promise<void> {
     await this.#redis?.publish(tenant);
+    if (this.#relay) {
+      try {
+        await this.#relay.relay.publish(this.#options.channels.redis, tenant);
+      } catch (error) {
+        // As a lost Redis message: the others learn at their next poll.
+        this.#options.logger.warn(
+          { err: error },
+          `${this.#options.what}: the other workers were not told; they learn by polling`,
+        );
+      }
+    }
   }
 
   async stop(): Promise<void> {
     const listeners = [this.#postgres, this.#redis];
+    this.#relay?.unsubscribe();
+    this.#relay = undefined;
     this.#postgres = undefined;
     this.#redis = undefined;
     await Promise.allSettled(listeners.map((l) => l?.stop()));

@@ -8,7 +8,13 @@ import { type Command, CommanderError, Option } from "commander";
 import { pino } from "pino";
 import { hashPassword } from "../issue/clients/secrets.ts";
 import { bootstrapAdmin } from "../runtime/admin-bootstrap.ts";
-import { isWorker, reportReady, superviseWorkers } from "../runtime/cluster.ts";
+import {
+  isWorker,
+  preparedByFirstWorker,
+  reportReady,
+  superviseWorkers,
+  workerPreparation,
+} from "../runtime/cluster.ts";
 import { startMandate } from "../runtime/start.ts";
 import { holdWorkerState, shareStateWithPrimary } from "../runtime/worker-state.ts";
 import { systemClock } from "../shared/clock.ts";
@@ -101,8 +107,6 @@ const WORKER_HTTP_PORT = "MANDATE_WORKER_HTTP_PORT";
 const WORKER_GRPC_PORT = "MANDATE_WORKER_GRPC_PORT";
 /** Dev: the dev user's password the primary picked (every worker must accept the same one). */
 const WORKER_DEV_PASSWORD = "MANDATE_WORKER_DEV_PASSWORD";
-/** Dev: set once the first worker has prepared what is written once; later workers skip it. */
-const WORKER_PREPARED = "MANDATE_WORKER_PREPARED";
 
 function workerCount(value: string | undefined): number {
   if (value === undefined) return 1;
@@ -167,11 +171,7 @@ async function runPrimary(options: ServeOptions, workers: number, flags: ServerF
     graceMs: config.shutdownGraceMs + 5000,
     say: (line) => process.stderr.write(`${line}\n`),
     // Dev: the first worker migrates and seeds alone; the others (and every replacement) find it done.
-    afterFirstReady: flags.dev
-      ? () => {
-          process.env[WORKER_PREPARED] = "1";
-        }
-      : undefined,
+    firstPrepares: flags.dev,
     onReady: (summaries) => {
       const first = (summaries[0] ?? {}) as unknown as Summary & { mode: string; admin_credentials: string | null };
       const summary = { ...first, workers: summaries.map((s) => s.pid), primary: process.pid };
@@ -207,7 +207,7 @@ async function serverConfig(options: CommonOptions, flags: ServerFlags): Promise
 async function runServer(options: CommonOptions, services: readonly ServiceName[], flags: ServerFlags) {
   const config = await serverConfig(options, flags);
   const devUser = flags.dev && config.identity.devUsers.length === 0 ? await seedDevUser(config) : undefined;
-  const { prepare, primary } = devRole(flags, config);
+  const { prepare, primary } = await devRole(flags, config);
   const telemetry = startTelemetry(config.telemetry);
   // Logs (JSON lines) go to stderr so stdout carries only what the command prints (e.g. --json).
   const logger = createLogger(config.log.level, pino.destination(2));
@@ -273,15 +273,17 @@ async function runServer(options: CommonOptions, services: readonly ServiceName[
 }
 
 /**
- * What this `mandate dev` process does besides serving: prepare what is written once (unless it is a
- * worker after the first: the migrations, the demo tenant and the admin client are there), and, as a
+ * What this `mandate dev` process does besides serving: prepare what is written once (migrations, the
+ * demo tenant, the admin client; a worker other than the first waits until the first has), and, as a
  * worker without Redis, share the replay memory, the rate limits and revocations through its primary.
  */
-function devRole(flags: ServerFlags, config: Config) {
+async function devRole(flags: ServerFlags, config: Config) {
   if (!flags.dev) return { prepare: false, primary: undefined };
   if (!isWorker()) return { prepare: true, primary: undefined };
+  const preparation = workerPreparation();
+  if (preparation === "wait") await preparedByFirstWorker();
   return {
-    prepare: process.env[WORKER_PREPARED] !== "1",
+    prepare: preparation === "prepare",
     primary: config.redis.url ? undefined : shareStateWithPrimary(),
   };
 }

@@ -24,11 +24,40 @@ export interface SuperviseOptions {
   /** Progress and trouble, one line each (stderr). */
   say(line: string): void;
   /**
-   * Set when the first worker prepares what is written once (`mandate dev`: migrations, the admin
-   * client, the demo tenant, generated keys): it starts alone; once it serves this runs (it tells every
-   * later worker, replacements too, that the preparation is done) and the others start.
+   * The first worker prepares what is written once (`mandate dev`: migrations, the admin client, the
+   * demo tenant, generated keys; workerPreparation() says so). The others start beside it, load, and
+   * wait until it serves; workers started later (replacements) find the preparation done.
    */
-  afterFirstReady?: () => void;
+  firstPrepares?: boolean;
+}
+
+/** A worker's part in what is written once: do it, wait for the first worker's, or nothing (done). */
+export type Preparation = "prepare" | "wait" | "done";
+
+/** Env of the worker that prepares, and of every worker started after it served. */
+const PREPARES = "MANDATE_WORKER_PREPARES";
+const PREPARED = "MANDATE_WORKER_PREPARED";
+/** A waiting worker asks; the primary answers once the first worker serves. */
+const AWAIT_PREPARED = "mandate:await-prepared";
+const PREPARED_MESSAGE = "mandate:prepared";
+
+/** In a worker of a primary whose first worker prepares (firstPrepares). */
+export function workerPreparation(): Preparation {
+  if (process.env[PREPARES] === "1") return "prepare";
+  return process.env[PREPARED] === "1" ? "done" : "wait";
+}
+
+/** In a worker whose part is "wait": resolves once the first worker has prepared and serves. */
+export function preparedByFirstWorker(): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (message: { type?: unknown } | null) => {
+      if (message?.type !== PREPARED_MESSAGE) return;
+      process.off("message", onMessage);
+      resolve();
+    };
+    process.on("message", onMessage);
+    process.send?.({ type: AWAIT_PREPARED });
+  });
 }
 
 /** Crashes within CRASH_WINDOW_MS beyond which the primary stops replacing workers and exits. */
@@ -51,12 +80,22 @@ export function superviseWorkers(options: SuperviseOptions): Promise<number> {
   let stopping = false;
   let rolling = false;
 
-  const start = (): Promise<{ worker: Worker; summary: Record<string, unknown> }> => {
-    const worker = cluster.fork();
+  let prepared = !options.firstPrepares;
+  const waiting = new Set<Worker>();
+  const tellPrepared = (worker: Worker) => {
+    if (worker.isConnected()) worker.send({ type: PREPARED_MESSAGE });
+  };
+
+  const start = (env?: Record<string, string>): Promise<{ worker: Worker; summary: Record<string, unknown> }> => {
+    const worker = cluster.fork(env);
     live.add(worker);
     return new Promise((resolve, reject) => {
-      worker.on("message", (message: WorkerReady) => {
-        if (message?.type === "mandate:worker-ready") resolve({ worker, summary: message.summary });
+      worker.on("message", (message: WorkerReady | { type?: unknown } | null) => {
+        if (message?.type === "mandate:worker-ready") resolve({ worker, summary: (message as WorkerReady).summary });
+        if (message?.type === AWAIT_PREPARED) {
+          if (prepared) tellPrepared(worker);
+          else waiting.add(worker);
+        }
       });
       worker.once("exit", (code, signal) =>
         reject(new Error(`worker ${worker.process.pid} exited (${signal ?? code}) before it served`)),
@@ -121,10 +160,17 @@ export function superviseWorkers(options: SuperviseOptions): Promise<number> {
     });
 
     const startAll = async () => {
-      if (!options.afterFirstReady) return Promise.all(Array.from({ length: options.workers }, start));
-      const first = await start();
-      options.afterFirstReady();
-      return [first, ...(await Promise.all(Array.from({ length: options.workers - 1 }, start)))];
+      if (!options.firstPrepares) return Promise.all(Array.from({ length: options.workers }, () => start()));
+      // The others load their code meanwhile, then wait for the first (preparedByFirstWorker).
+      const first = start({ [PREPARES]: "1" });
+      const others = Array.from({ length: options.workers - 1 }, () => start());
+      for (const other of others) other.catch(() => {}); // a failed start is reported below
+      const ready = await first;
+      prepared = true;
+      process.env[PREPARED] = "1"; // for the workers forked from now on
+      for (const worker of waiting) tellPrepared(worker);
+      waiting.clear();
+      return [ready, ...(await Promise.all(others))];
     };
     startAll()
       .then((started) => {

@@ -1,17 +1,21 @@
-// Signatures per second and latency through the Signer on SoftHSM2, for ES256 and EdDSA with 1 and
-// 4 concurrent sessions, against two baselines in the same run:
-//   raw-c_sign    pkcs11js C_SignInit + C_Sign (async) on the same token, the floor for any HSM signer
-//   node-crypto   node:crypto sign (async, libuv pool) with a software key
-//   signer-inproc Mandate's Signer called in-process (what co-located services do): SignJwt
-//   signer-grpc   the same through the Signer's native gRPC server (connect-node client)
+// Signatures per second, latency and CPU per signature through the Signer on SoftHSM2, for ES256 and
+// EdDSA with 1 and 4 concurrent callers (and sessions), against baselines in the same run:
+//   raw-c_sign       pkcs11js C_SignInit + C_Sign on the event loop, on the same token: the floor for
+//                    any signer in front of this (in-process, software-slot) token
+//   raw-c_sign-pool  the same with C_Sign on the libuv thread pool (pkcs11js's async C_Sign)
+//   node-crypto      node:crypto sign on the event loop with a software key (the software backend's way)
+//   signer-inproc    Mandate's Signer called in-process (what co-located services do): SignJwt
+//   signer-grpc      the same through the Signer's native gRPC server, over mTLS as the issue service
 // Every target signs the same JWS signing input shape (a ~200-byte access token). Raw C_Sign uses the
-// Signer's own key on the same token; raw and in-process alternate for 3 rounds (median reported).
+// Signer's own key on the same token; raw, raw-pool and in-process alternate for 3 rounds (median
+// reported). CPU per call is this process's (every thread; for gRPC the client's share too).
 //
 //   npm run bench:signer                 table, also written to bench/results/signer.json
 //   node bench/signer.ts --json          JSON only
 //   BENCH_SECONDS=5 BENCH_WARMUP_SECONDS=1 npm run bench:signer
+//   BENCH_ALGS=ES256 BENCH_CALLERS=1 npm run bench:signer     one configuration only
 import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -22,23 +26,44 @@ import { Signer } from "../gen/mandate/v1/signer_pb.js";
 import { startMandate } from "../services/runtime/start.ts";
 import { loadConfig } from "../services/shared/config.ts";
 import { createLogger } from "../services/shared/logger.ts";
+import { testCa } from "../test/helpers/admin.ts";
 import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts";
-import { machine, measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
+import { drive, machine, measureCalls, positiveNumber, round, type Stats, table, writeReport } from "./lib.ts";
 
 type Alg = "ES256" | "EdDSA";
-const ALGS: Alg[] = ["ES256", "EdDSA"];
-const CONCURRENCY = [1, 4];
+const ALGS = (process.env.BENCH_ALGS?.split(",") ?? ["ES256", "EdDSA"]).map((alg): Alg => {
+  if (alg === "ES256" || alg === "EdDSA") return alg;
+  throw new Error(`BENCH_ALGS: ${alg} is neither ES256 nor EdDSA`);
+});
+const CONCURRENCY = (process.env.BENCH_CALLERS?.split(",") ?? ["1", "4"]).map((callers) => {
+  if (/^[1-9][0-9]*$/.test(callers)) return Number(callers);
+  throw new Error(`BENCH_CALLERS: ${callers} is not a positive integer`);
+});
 const HOST = "127.0.0.1";
 // PKCS#11 v3.0 §2.3.14: not exported by pkcs11js.
 const CKM_EDDSA = 0x1057;
 
-interface Row extends Stats {
+/** Stats plus the CPU time this process spent per successful call, µs. */
+interface Measured extends Stats {
+  cpuUsPerCall: number;
+}
+
+interface Row extends Measured {
   alg: Alg;
   sessions: number;
   target: string;
   vsRaw: number | null;
   p99VsRaw: number | null;
   vsNode: number | null;
+}
+
+/** Warms up, then measures `call` like measureCalls, with the process's CPU time over the measured run. */
+async function measure(call: () => Promise<unknown>, concurrency: number, settings: Settings): Promise<Measured> {
+  await drive(call, concurrency, settings.warmupSeconds * 1000);
+  const before = process.cpuUsage();
+  const stats = await measureCalls(call, concurrency, { ...settings, warmupSeconds: 0 });
+  const cpu = process.cpuUsage(before);
+  return { ...stats, cpuUsPerCall: round((cpu.user + cpu.system) / Math.max(1, stats.calls), 1) };
 }
 
 function claims(): Buffer {
@@ -95,20 +120,27 @@ async function openRawSigner(alg: Alg, sessions: number, token: ReturnType<typeo
   const ed = alg === "EdDSA";
   const free = [...handles];
   const data = signingInput();
-  const call = () => {
+  // ES256 hashes in Node (SoftHSM2 has no CKM_ECDSA_SHA256), exactly as the Signer's backend does.
+  const input = () => (ed ? data : createHash("sha256").update(data).digest());
+  const mechanism = { mechanism: ed ? CKM_EDDSA : pkcs11js.CKM_ECDSA };
+  const onLoop = async () => {
+    const session = handles[0] as Buffer;
+    p11.C_SignInit(session, mechanism, privateKey);
+    return p11.C_Sign(session, input(), Buffer.alloc(64));
+  };
+  const onPool = () => {
     const session = free.pop() as Buffer;
-    // ES256 hashes in Node (SoftHSM2 has no CKM_ECDSA_SHA256), exactly as the Signer's backend does.
-    const input = ed ? data : createHash("sha256").update(data).digest();
-    p11.C_SignInit(session, { mechanism: ed ? CKM_EDDSA : pkcs11js.CKM_ECDSA }, privateKey);
+    p11.C_SignInit(session, mechanism, privateKey);
     return new Promise<Buffer>((resolve, reject) =>
-      p11.C_Sign(session, input, Buffer.alloc(64), (error, signature) => {
+      p11.C_Sign(session, input(), Buffer.alloc(64), (error, signature) => {
         free.push(session);
         error ? reject(error) : resolve(signature);
       }),
     );
   };
   return {
-    call,
+    onLoop,
+    onPool,
     close: () => {
       for (const session of handles) p11.C_CloseSession(session);
     },
@@ -116,20 +148,19 @@ async function openRawSigner(alg: Alg, sessions: number, token: ReturnType<typeo
 }
 
 /** The round with the median throughput: rounds alternate between targets so drift hits both. */
-function median(rounds: Stats[]): Stats {
-  return [...rounds].sort((a, b) => a.callsPerSecond - b.callsPerSecond)[Math.floor(rounds.length / 2)] as Stats;
+function median(rounds: Measured[]): Measured {
+  return [...rounds].sort((a, b) => a.callsPerSecond - b.callsPerSecond)[Math.floor(rounds.length / 2)] as Measured;
 }
 
 async function nodeCrypto(alg: Alg, concurrency: number, settings: Settings) {
-  const signAsync = promisify(sign);
   const generate = promisify(generateKeyPair) as (type: string, options?: object) => Promise<{ privateKey: KeyObject }>;
   const { privateKey } = alg === "ES256" ? await generate("ec", { namedCurve: "P-256" }) : await generate("ed25519");
   const data = signingInput();
-  const call = () =>
+  const call = async () =>
     alg === "ES256"
-      ? signAsync("sha256", data, { key: privateKey, dsaEncoding: "ieee-p1363" })
-      : signAsync(null, data, privateKey);
-  return measureCalls(call, concurrency, settings);
+      ? sign("sha256", data, { key: privateKey, dsaEncoding: "ieee-p1363" })
+      : sign(null, data, privateKey);
+  return measure(call, concurrency, settings);
 }
 
 interface Settings {
@@ -146,9 +177,18 @@ async function throughSigner(
   settings: Settings,
 ) {
   const dir = mkdtempSync(join(tmpdir(), "mandate-bench-signer-"));
+  // SignJwt is internal: the gRPC target calls it as Mandate's issue service, over mTLS.
+  const ca = await testCa();
+  const issue = ca.services.issue;
+  const signerFiles = ca.services.signer;
+  if (!issue || !signerFiles) throw new Error("the dev CA lacks the issue or signer certificate");
   const config = loadConfig({
     env: {},
     overrides: {
+      "tls.caFile": ca.ca,
+      "tls.certFile": signerFiles.cert,
+      "tls.keyFile": signerFiles.key,
+      "tls.trustDomain": ca.trustDomain,
       "grpc.host": HOST,
       "grpc.port": 0,
       "database.url": `sqlite:${join(dir, "db.sqlite")}`,
@@ -171,7 +211,9 @@ async function throughSigner(
     migrate: true,
     seedTenant: "bench",
   });
-  const sessionManager = new Http2SessionManager(`http://${HOST}:${mandate.grpcPort}`);
+  const baseUrl = `https://${HOST}:${mandate.grpcPort}`;
+  const tls = { ca: readFileSync(ca.ca), cert: readFileSync(issue.cert), key: readFileSync(issue.key) };
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, tls);
   let raw: Awaited<ReturnType<typeof openRawSigner>> | undefined;
   try {
     const keys = mandate.keys;
@@ -182,19 +224,23 @@ async function throughSigner(
     const current = (await keys.listKeys("bench", "token_signing")).find((k) => k.state === "active");
     if (!current) throw new Error("no active key");
     raw = await openRawSigner(alg, sessions, token, current.ref);
-    const rawRounds: Stats[] = [];
-    const inProcessRounds: Stats[] = [];
+    const rawRounds: Measured[] = [];
+    const rawPoolRounds: Measured[] = [];
+    const inProcessRounds: Measured[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      rawRounds.push(await measureCalls(raw.call, sessions, settings));
-      inProcessRounds.push(await measureCalls(signInProcess, sessions, settings));
+      rawRounds.push(await measure(raw.onLoop, sessions, settings));
+      rawPoolRounds.push(await measure(raw.onPool, sessions, settings));
+      inProcessRounds.push(await measure(signInProcess, sessions, settings));
     }
-    const client = createClient(
-      Signer,
-      createGrpcTransport({ baseUrl: `http://${HOST}:${mandate.grpcPort}`, sessionManager }),
-    );
+    const client = createClient(Signer, createGrpcTransport({ baseUrl, sessionManager, nodeOptions: tls }));
     const request = { tenant: "bench", claims: claims(), typ: "at+jwt" };
-    const overGrpc = await measureCalls(() => client.signJwt(request), sessions, settings);
-    return { raw: median(rawRounds), inProcess: median(inProcessRounds), overGrpc };
+    const overGrpc = await measure(() => client.signJwt(request), sessions, settings);
+    return {
+      raw: median(rawRounds),
+      rawPool: median(rawPoolRounds),
+      inProcess: median(inProcessRounds),
+      overGrpc,
+    };
   } finally {
     raw?.close();
     sessionManager.abort();
@@ -214,14 +260,15 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const alg of ALGS) {
     for (const sessions of CONCURRENCY) {
-      say(`${alg}, ${sessions} session(s): raw C_Sign, node:crypto, Signer in-process, Signer over gRPC ...`);
+      say(`${alg}, ${sessions} caller(s): raw C_Sign (loop, pool), node:crypto, Signer in-process, over gRPC ...`);
       // A fresh token per configuration, so no run inherits another's objects.
       const token = createSoftHsmToken();
       try {
-        const { raw, inProcess, overGrpc } = await throughSigner(alg, sessions, token, settings);
+        const { raw, rawPool, inProcess, overGrpc } = await throughSigner(alg, sessions, token, settings);
         const node = await nodeCrypto(alg, sessions, settings);
         for (const [target, stats] of [
           ["raw-c_sign", raw],
+          ["raw-c_sign-pool", rawPool],
           ["node-crypto", node],
           ["signer-inproc", inProcess],
           ["signer-grpc", overGrpc],
@@ -244,7 +291,7 @@ async function main(): Promise<void> {
   const report = {
     bench: "signer",
     ...machine(),
-    hsm: "SoftHSM2 (PKCS#11, pkcs11js async C_Sign)",
+    hsm: "SoftHSM2 (PKCS#11, pkcs11js C_Sign on the event loop; raw-c_sign-pool: async C_Sign on the libuv pool)",
     target: "signer-inproc adds at most 15% over raw-c_sign (vsRaw >= 0.87)",
     ...settings,
     rows,
@@ -256,10 +303,11 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `\n${table(
-      ["alg / sessions / target", "sig/s", "p50 ms", "p99 ms", "x raw", "x raw p99", "x node", "errors"],
+      ["alg / callers / target", "sig/s", "CPU µs/sig", "p50 ms", "p99 ms", "x raw", "x raw p99", "x node", "errors"],
       rows.map((r) => [
         `${r.alg} / ${r.sessions} / ${r.target}`,
         r.callsPerSecond.toFixed(0),
+        r.cpuUsPerCall.toFixed(1),
         r.p50Ms.toFixed(3),
         r.p99Ms.toFixed(3),
         (r.vsRaw ?? 0).toFixed(2),
@@ -268,8 +316,9 @@ async function main(): Promise<void> {
         String(r.errors),
       ]),
     )}\n\nx raw = throughput ratio to raw pkcs11js C_Sign (target for signer-inproc: >= 0.87, i.e. at most 15% overhead);\n` +
-      `x node = ratio to node:crypto. ${settings.seconds} s per target after ${settings.warmupSeconds} s warm-up ` +
-      `(raw and in-process: median of ${ROUNDS} alternating rounds). Written to ${out}\n`,
+      `x node = ratio to node:crypto; CPU µs/sig = this process's CPU time (every thread) per signature. ` +
+      `${settings.seconds} s per target after ${settings.warmupSeconds} s warm-up (raw, raw-pool and in-process: ` +
+      `median of ${ROUNDS} alternating rounds). Written to ${out}\n`,
   );
   for (const r of rows)
     if (r.errors > 0)

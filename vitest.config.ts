@@ -6,6 +6,9 @@ import { defineConfig } from "vitest/config";
 // process the suites spawn (`mandate dev`, the CLI): a CLI start takes ~0.8 s instead of ~1.6 s once
 // the cache is warm. It changes no behaviour; a stale or damaged entry is recompiled.
 process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), "mandate-node-compile-cache");
+// `mandate dev` runs a worker per core by default; the suites' servers run one unless a test asks for
+// more (test/runtime/), so a suite costs what it did and two cores are not split further.
+process.env.MANDATE_WORKERS ??= "1";
 
 export default defineConfig({
   test: {

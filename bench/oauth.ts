@@ -12,6 +12,7 @@
 //
 //   npm run bench:oauth                 table, also written to bench/results/oauth.json
 //   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench:oauth
+//   BENCH_ONLY=dev npm run bench:oauth  only the `mandate dev` scenarios (groups: dev, serve, softhsm)
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
@@ -25,8 +26,11 @@ import { asServer, FORM, introspectionLoad, mandateTokenLoad, startWorkers, toke
 
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const settings = httpLoadSettings();
-/** Workers of the `serve --workers` target (BENCH_WORKERS; default: the machine's available parallelism). */
+/** Workers of the N-worker targets (BENCH_WORKERS; default: the machine's available parallelism). */
 const settingsWorkers = Math.floor(positiveNumber("BENCH_WORKERS", availableParallelism()));
+/** Scenario groups to run (BENCH_ONLY, comma-separated: dev, serve, softhsm); all by default. */
+const only = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
+const runs = (group: "dev" | "serve" | "softhsm") => only.length === 0 || only.includes(group);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** One autocannon run at the configured concurrency (bench/http-load.ts). */
@@ -132,6 +136,29 @@ async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row
 }
 
 /**
+ * `mandate dev` as a user starts it (SQLite, software keys, no Redis) with `workers` workers: tokens
+ * and introspection. Beyond one worker they share the replay memory and rate limits through the
+ * primary and the SQLite file's single writer.
+ */
+async function devScenarios(workers: number, jwtPeer: Peer, opaquePeer: Peer): Promise<Row[]> {
+  const label = `mandate dev, ${workers} worker${workers > 1 ? "s" : ""}`;
+  const server = asServer(await startOAuthServer({ MANDATE_WORKERS: String(workers), ...serverEnv() }));
+  try {
+    const load = await mandateTokenLoad(server);
+    return [
+      ...(await compare(`tokens/s (ES256, software keys, ${label})`, load, peerTokenLoad(jwtPeer))),
+      ...(await compare(
+        `introspections/s (${label})`,
+        await introspectionLoad(load, `${server.issuer}/oauth2/introspect`),
+        await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
+      )),
+    ];
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
  * Every core: N workers over PostgreSQL (the production store), against one worker on it; and N
  * workers on one SQLite file, whose single writer is what caps them.
  */
@@ -173,22 +200,13 @@ async function main() {
   const jwtPeer = await startPeer("jwt");
   const opaquePeer = await startPeer("opaque");
   try {
-    const software = asServer(await startOAuthServer(serverEnv()));
-    try {
-      const load = await mandateTokenLoad(software);
-      rows.push(...(await compare("tokens/s (ES256, software keys)", load, peerTokenLoad(jwtPeer))));
-      rows.push(
-        ...(await compare(
-          "introspections/s",
-          await introspectionLoad(load, `${software.issuer}/oauth2/introspect`),
-          await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
-        )),
-      );
-    } finally {
-      await software.stop();
+    if (runs("dev")) {
+      for (const workers of [1, settingsWorkers]) rows.push(...(await devScenarios(workers, jwtPeer, opaquePeer)));
     }
-    rows.push(...(await workerScenarios(jwtPeer, opaquePeer)));
-    if (softhsmAvailable()) {
+    if (runs("serve")) rows.push(...(await workerScenarios(jwtPeer, opaquePeer)));
+    if (!runs("softhsm")) {
+      // left out by BENCH_ONLY
+    } else if (softhsmAvailable()) {
       const token = createSoftHsmToken();
       const hsm = asServer(
         await startOAuthServer({

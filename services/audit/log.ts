@@ -288,9 +288,12 @@ export class AuditLog {
 
   /** Locks the tenant's head row for this transaction, creating it for a new log. */
   async #lockHead(tx: Transaction, tenant: string): Promise<{ size: number; root: string }> {
-    // Once this process has committed to the tenant's log, its head row exists: one statement fewer.
-    const head =
-      (this.#ranges.has(tenant) ? await this.#readHead(tx, tenant) : undefined) ?? (await this.#createHead(tx, tenant));
+    // On PostgreSQL, once this process has committed to the tenant's log its head row exists: one
+    // round trip fewer. On SQLite the INSERT stays first: a transaction that reads first and writes
+    // later fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another process wrote meanwhile,
+    // so the write lock is taken by the first statement.
+    const known = this.#store.engine === "postgres" && this.#ranges.has(tenant);
+    const head = (known ? await this.#readHead(tx, tenant) : undefined) ?? (await this.#createHead(tx, tenant));
     return { size: Number(head.size), root: head.root_hash };
   }
 

@@ -6,7 +6,18 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import SQLite from "better-sqlite3";
-import { Kysely, type Transaction as KyselyTransaction, type LogEvent, PostgresDialect, SqliteDialect } from "kysely";
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  type Transaction as KyselyTransaction,
+  type LogEvent,
+  PostgresDialect,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from "kysely";
 import { type MigrationResultSet, Migrator } from "kysely/migration";
 import pg from "pg";
 import type { OutboxEvent } from "../audit-events.ts";
@@ -99,7 +110,7 @@ export class Store {
     const log = (event: LogEvent) => recordQuery(engine, event);
     if (engine === "sqlite") {
       if (target !== ":memory:") mkdirSync(dirname(resolve(target)), { recursive: true });
-      const dialect = new SqliteDialect({
+      const dialect = new ImmediateSqliteDialect({
         database: async () => {
           const database = new SQLite(target);
           database.pragma("journal_mode = WAL");
@@ -193,6 +204,31 @@ export class Store {
  * statements synchronously on the one connection, and a statement busy in a streaming iteration
  * is never handed out again while it iterates.
  */
+/**
+ * SQLite transactions begin IMMEDIATE: the write lock is taken (waiting through busy_timeout) at
+ * BEGIN. A deferred transaction that reads first and writes later fails at once with
+ * SQLITE_BUSY_SNAPSHOT, without waiting, when another process (a `--workers` worker) wrote meanwhile.
+ * Within one process nothing changes: Kysely runs one transaction at a time on its one connection.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+  }
+}
+
 function withStatementCache(database: SQLite.Database): SQLite.Database {
   const statements = new Map<string, SQLite.Statement>();
   const prepare = database.prepare.bind(database);

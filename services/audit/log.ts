@@ -288,11 +288,9 @@ export class AuditLog {
 
   /** Locks the tenant's head row for this transaction, creating it for a new log. */
   async #lockHead(tx: Transaction, tenant: string): Promise<{ size: number; root: string }> {
-    // On PostgreSQL, once this process has committed to the tenant's log its head row exists: one
-    // round trip fewer. On SQLite the INSERT stays first: a transaction that reads first and writes
-    // later fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another process wrote meanwhile,
-    // so the write lock is taken by the first statement.
-    const known = this.#store.engine === "postgres" && this.#ranges.has(tenant);
+    // Once this process has committed to the tenant's log, its head row exists: one statement fewer.
+    // (The lock is FOR UPDATE on PostgreSQL; SQLite's transactions take the write lock at BEGIN.)
+    const known = this.#ranges.has(tenant);
     const head = (known ? await this.#readHead(tx, tenant) : undefined) ?? (await this.#createHead(tx, tenant));
     return { size: Number(head.size), root: head.root_hash };
   }

@@ -360,7 +360,7 @@ describe.skipIf(!softhsmAvailable())("PKCS#11 backend over SoftHSM2", () => {
   });
 
   it("moves signing to the thread pool for good after 8 inline signatures in a row over the limit", async () => {
-    const { t, backend, logs } = await opened({ inlineSignLimitMs: 0 });
+    const { t, backend, logs } = await opened({ signInline: true, inlineSignLimitMs: 0 });
     const { ref, publicJwk } = await backend.generate("ES256", "mandate:t");
     expect(await loopTurnsDuring(() => signSequentially(backend, ref, "ES256", 8))).toBe(0);
     const warnings = () => logs.filter((l) => l.level === "warn");
@@ -372,7 +372,7 @@ describe.skipIf(!softhsmAvailable())("PKCS#11 backend over SoftHSM2", () => {
     ]);
     expect(await loopTurnsDuring(() => signSequentially(backend, ref, "ES256", 5))).toBeGreaterThanOrEqual(5);
     expect(await verify(await signJws(backend, ref, "ES256", "pooled"), publicJwk, "ES256")).toBe("pooled");
-    // A reconnect does not bring inline signing back.
+    // A reconnect does not bring inline signing back, even configured on.
     const { lib, slot } = inspector(t);
     lib.C_CloseAllSessions(slot);
     await expect(backend.sign(ref, "ES256", Buffer.from("x"))).rejects.toMatchObject({ code: "UNAVAILABLE" });

@@ -357,7 +357,7 @@ export class Pkcs11Backend implements KeyBackend {
     this.#sessions = sessions;
     this.#idle = [...sessions];
     this.#handles.clear();
-    this.#inline = this.#options.signInline ?? (!this.#inlineTooSlow && !(lib.C_GetSlotInfo(slot).flags & CKF_HW_SLOT));
+    this.#inline = !this.#inlineTooSlow && (this.#options.signInline ?? !(lib.C_GetSlotInfo(slot).flags & CKF_HW_SLOT));
     this.#setState("ready", "ok");
   }
 

@@ -4,6 +4,7 @@
 // gate. Prints one JSON line with the ports and the tokens the load needs, then serves until killed.
 import { introspectService } from "../../services/introspect/service.ts";
 import { systemClock } from "../../services/shared/clock.ts";
+import { MemoryReplayCache } from "../../services/shared/oauth/replay.ts";
 import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { openRateLimiter } from "../../services/shared/rate-limit.ts";
 import type { AccessGate } from "../../services/shared/rpc/access.ts";
@@ -31,6 +32,7 @@ const module = introspectService({
   signing: keys,
   agentCa: mandate.agentCa,
   limiter: openRateLimiter({}),
+  replay: new MemoryReplayCache(),
   tenants: new TenantDirectory(store),
   revocations: RevocationIndex.readingStore(store, logger),
 });

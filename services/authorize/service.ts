@@ -20,7 +20,6 @@ import type { ServiceDeps } from "../shared/deps.ts";
 import { invalidArgument } from "../shared/errors.ts";
 import { type ConsumeResult, MandateUsage } from "../shared/mandates/usage.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
-import { openReplayCache } from "../shared/oauth/replay.ts";
 import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import { authzenHttp, enginePolicy } from "./authzen/index.ts";
@@ -36,9 +35,8 @@ import { loadDefaultPolicy, PolicyRegistry, resolveDefaultPolicy } from "./polic
 type DecisionMessage = MessageInitShape<typeof DecisionSchema>;
 
 export function authorizeService(deps: ServiceDeps): ServiceModule<typeof Authorize> {
-  const { config, store, clock, signing, logger } = deps;
+  const { config, store, clock, signing, logger, replay } = deps;
   const now = () => clock.now();
-  const replay = openReplayCache(config.redis.url);
   const registry = new PolicyRegistry({ store, config, logger, clock });
   const engine = new DecisionEngine({
     source: registrySource(registry, config),
@@ -133,7 +131,6 @@ export function authorizeService(deps: ServiceDeps): ServiceModule<typeof Author
       async stop() {
         await engine.stop();
         await registry.stop();
-        await replay.close();
       },
     },
   );

@@ -14,7 +14,7 @@ import { unauthenticated, unavailable } from "../shared/errors.ts";
 import { type AccessTokenClaims, actorChain, tokenAudiences, tokenScopes } from "../shared/oauth/access-token.ts";
 import { DpopNonceRequired, DpopProofError } from "../shared/oauth/dpop.ts";
 import { TokenInspector } from "../shared/oauth/inspector.ts";
-import { openReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
+import { ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
 import { CertificateBindingError, verifyCertificateBinding, verifyTokenProof } from "../shared/oauth/token-proof.ts";
 import { serviceCallerGate } from "../shared/rpc/caller-authentication.ts";
 import { defineService, type ServiceModule } from "../shared/rpc/service.ts";
@@ -23,8 +23,7 @@ import { type FeedDeps, revocationFeedHttp, watchRevocationsRpc } from "./revoca
 type Response = Omit<IntrospectResponse, "$typeName">;
 
 export function introspectService(deps: ServiceDeps): ServiceModule<typeof Introspect> {
-  const { config, store, clock, signing, revocations } = deps;
-  const replay = openReplayCache(config.redis.url);
+  const { config, store, clock, signing, revocations, replay } = deps;
   const now = () => clock.now();
   const publicBaseUrl = config.publicBaseUrl;
   const inspector = TokenInspector.ofTenants({ store, signing, publicBaseUrl, revocations, now });
@@ -61,7 +60,7 @@ export function introspectService(deps: ServiceDeps): ServiceModule<typeof Intro
       },
       watchRevocations: watchRevocationsRpc(feed),
     },
-    { start: async () => {}, stop: () => replay.close() },
+    { start: async () => {}, stop: async () => {} },
   );
   const callers = serviceCallerGate(deps, replay);
   const { tenants, logger } = deps;

@@ -146,7 +146,7 @@ export async function startMandate(options: StartOptions): Promise<Running> {
     store && tenants && revocations
       ? hostServices(
           options.services,
-          { config, store, clients, logger, clock, signing, agentCa, limiter, tenants, revocations },
+          { config, store, clients, logger, clock, signing, agentCa, limiter, replay, tenants, revocations },
           keys,
           gate,
         )
@@ -346,7 +346,9 @@ function openNetworkGate(
 ): { gate: CallerAuthentication; replay: ReplayCache; limiter: RateLimiter } {
   const { store, tenants, signing, clock, primary } = parts;
   // Redis when configured; else the primary's memory for a dev worker (worker-state.ts), or this process's.
-  const replay = openReplayCache(config.redis.url);
+  const replay = config.redis.url
+    ? openReplayCache(config.redis.url)
+    : (primary?.replayCache() ?? openReplayCache(undefined));
   const tenantKeys = new TenantKeys(signing);
   const limiter = primary?.rateLimiter(logger) ?? openRateLimiter({ redisUrl: config.redis.url, logger });
   const gate = new CallerAuthentication({

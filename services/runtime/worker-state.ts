@@ -9,12 +9,7 @@
 // rate limits fall back to the worker's own buckets (as when Redis is down).
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../shared/logger.ts";
-import {
-  MemoryReplayCache,
-  type ReplayCache,
-  ReplayStoreUnavailable,
-  shareReplayMemory,
-} from "../shared/oauth/replay.ts";
+import { MemoryReplayCache, type ReplayCache, ReplayStoreUnavailable } from "../shared/oauth/replay.ts";
 import {
   checkRateRule,
   FallbackBuckets,
@@ -291,6 +286,8 @@ const PRIMARY = "the primary process";
 export interface WorkerState {
   /** Rate limits whose buckets the primary holds (this worker's own while it cannot answer). */
   rateLimiter(logger: Logger): RateLimiter;
+  /** Replay memory the primary holds (fails closed while it cannot answer). */
+  replayCache(): ReplayCache;
   close(): void;
 }
 
@@ -337,12 +334,11 @@ export function shareStateWithPrimary(timeoutMs = PRIMARY_TIMEOUT_MS): WorkerSta
       return () => set.delete(signal);
     },
   };
-  shareReplayMemory(() => new PrimaryReplayCache(channel));
   relayChangesThrough(relay);
   return {
     rateLimiter: (logger) => new PrimaryRateLimiter(channel, logger),
+    replayCache: () => new PrimaryReplayCache(channel),
     close() {
-      shareReplayMemory(undefined);
       relayChangesThrough(undefined);
       process.off("message", onMessage);
       process.off("disconnect", onDisconnect);

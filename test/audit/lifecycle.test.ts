@@ -8,6 +8,7 @@ import { auditStatus } from "../../services/audit/status.ts";
 import { ManualClock } from "../../services/shared/clock.ts";
 import { loadConfig } from "../../services/shared/config.ts";
 import { createLogger } from "../../services/shared/logger.ts";
+import { MemoryReplayCache } from "../../services/shared/oauth/replay.ts";
 import { RevocationIndex } from "../../services/shared/oauth/revocations.ts";
 import { openRateLimiter } from "../../services/shared/rate-limit.ts";
 import { ServiceClients } from "../../services/shared/rpc/clients.ts";
@@ -80,6 +81,7 @@ describe("audit lag", () => {
       logger: createLogger("silent"),
       clients: new ServiceClients(new Map()),
       limiter: openRateLimiter({}),
+      replay: new MemoryReplayCache(),
       tenants: new TenantDirectory(store),
       revocations: RevocationIndex.readingStore(store, createLogger("silent")),
     }) as ReturnType<typeof auditService>;

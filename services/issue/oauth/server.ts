@@ -13,7 +13,7 @@ import { RequestAborted } from "../../shared/net/request-body.ts";
 import { TenantKeys } from "../../shared/oauth/access-token.ts";
 import { TokenInspector } from "../../shared/oauth/inspector.ts";
 import { issuerUrl } from "../../shared/oauth/issuer.ts";
-import { openReplayCache, ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
+import { ReplayStoreUnavailable } from "../../shared/oauth/replay.ts";
 import { textProblem } from "../../shared/text.ts";
 import type { AgentCertificateVerifier, PresentedCertificate } from "../../shared/x509/types.ts";
 import { AgentAttestation } from "../agents/attestation.ts";
@@ -109,9 +109,8 @@ export function createOAuthHttp(
   audit: AuditClient,
   agentCertificates: AgentCertificateVerifier,
 ): OAuthHttp {
-  const { config, store, clock, logger, signing } = deps;
+  const { config, store, clock, logger, signing, replay } = deps;
   const base = config.publicBaseUrl;
-  const replay = openReplayCache(config.redis.url);
   // The process's one limiter: a client's quota is one bucket for its token requests and its RPCs.
   const limiter = deps.limiter;
   let nonces: DpopNonces | undefined;
@@ -263,7 +262,7 @@ export function createOAuthHttp(
       return true;
     },
     async close() {
-      await replay.close();
+      // Nothing of its own to close: the replay memory is the process's (the runtime closes it).
     },
   };
 }

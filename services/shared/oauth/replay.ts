@@ -79,18 +79,7 @@ export class RedisReplayCache implements ReplayCache {
   }
 }
 
-/**
- * The memory a process without Redis shares with its sibling processes, when it has one: set once by a
- * `mandate dev` worker (runtime/worker-state.ts), whose every replay cache is then its primary's.
- */
-let sharedWithoutRedis: (() => ReplayCache) | undefined;
-
-export function shareReplayMemory(open: (() => ReplayCache) | undefined): void {
-  sharedWithoutRedis = open;
-}
-
-/** Redis when configured; else the memory this process shares with its siblings, or its own. */
+/** Redis when configured, else this process's memory (a dev worker's is its primary's: runtime/). */
 export function openReplayCache(redisUrl: string | undefined): ReplayCache {
-  if (redisUrl) return new RedisReplayCache(redisUrl);
-  return sharedWithoutRedis?.() ?? new MemoryReplayCache();
+  return redisUrl ? new RedisReplayCache(redisUrl) : new MemoryReplayCache();
 }

@@ -4,10 +4,9 @@
 // outbox. The others leave those events in the outbox for it. The lease elects for cost, not for
 // correctness: two writers at once (around a lease's expiry) still append in order, since every
 // append locks the tenant's head; what one writer saves is the contention and the outbox round trip.
-import { randomUUID } from "node:crypto";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
-import { Lease } from "../shared/store/lease.ts";
+import { Lease, leaseHolderId } from "../shared/store/lease.ts";
 import type { Store } from "../shared/store/store.ts";
 import { type AuditLog, eventFromOutbox } from "./log.ts";
 
@@ -39,7 +38,13 @@ export class AuditWriterLease {
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#log = options.log;
-    this.#lease = new Lease(options.store, options.clock, "audit-writer", options.holder ?? randomUUID(), LEASE_TTL_MS);
+    this.#lease = new Lease(
+      options.store,
+      options.clock,
+      "audit-writer",
+      options.holder ?? leaseHolderId(),
+      LEASE_TTL_MS,
+    );
   }
 
   /** Whether this process is the writer (as of its last take or renewal). */

@@ -9,12 +9,11 @@
 //
 // Every replica keeps a view of the key rows, refreshed each `checkMs`; the periodic schedule and the
 // crash reconciliation run on the one replica holding the `signer-rotation` lease.
-import { randomUUID } from "node:crypto";
 import type { Clock } from "../shared/clock.ts";
 import { unavailable } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { KEY_PURPOSES, type KeyPurposeName, type SigningClient } from "../shared/signing.ts";
-import { Lease } from "../shared/store/lease.ts";
+import { Lease, leaseHolderId } from "../shared/store/lease.ts";
 import type { Store } from "../shared/store/store.ts";
 import { BackendReadiness } from "./backend-readiness.ts";
 import type { BackendStatus, KeyBackend, SigningAlgorithm } from "./backends/backend.ts";
@@ -73,7 +72,7 @@ export class KeyManager implements SigningClient {
     this.#timing = timing;
     this.#purposeTiming = options.purposeTiming ?? {};
     const ttl = Math.max(5_000, 3 * timing.checkMs);
-    this.#lease = new Lease(store, clock, "signer-rotation", options.replicaId ?? randomUUID(), ttl);
+    this.#lease = new Lease(store, clock, "signer-rotation", options.replicaId ?? leaseHolderId(), ttl);
     this.#readiness = new BackendReadiness(backend, logger);
     this.#views = new KeyViews(store);
     this.#signer = new KeySigner(backend);

@@ -13,6 +13,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClientKind } from "../../gen/mandate/v1/clients_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
+import { Store } from "../../services/shared/store/store.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { engines } from "../helpers/engines.ts";
 import {
@@ -195,6 +196,63 @@ describe("dev --workers 2 without Redis", () => {
     const replays = await Promise.all([1, 2, 3, 4].map(() => token(client, { headers: { dpop: signed } })));
     for (const replay of replays) expect(replay.body.error).toBe("invalid_dpop_proof");
   });
+
+  it("elects one worker to rotate keys and one to write the audit log; another takes over from a dead writer", async () => {
+    const db = Store.open({ url: (store as { url: string }).url });
+    try {
+      /** The pid of the worker holding each singleton's lease (holders are host/pid/id). */
+      const holders = async () => {
+        const rows = await db.db.selectFrom("leases").select(["name", "holder"]).execute();
+        return Object.fromEntries(rows.map((row) => [row.name, Number(row.holder.split("/")[1])]));
+      };
+      const outbox = async () =>
+        Number(
+          (
+            await db.db
+              .selectFrom("audit_outbox")
+              .select((eb) => eb.fn.countAll().as("n"))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      // One worker holds each lease. Key rotation's passes on the rotation schedule (minutes), so
+      // it may still name the worker the previous test killed; the audit writer's lapses in 6 s.
+      const everyWorker = [
+        ...((mandate.summary as { workers?: number[] }).workers ?? []),
+        ...workerPids(mandate.child.pid),
+      ];
+      expect(everyWorker).toContain((await holders())["signer-rotation"]);
+      let elected: Record<string, number> = {};
+      await vi.waitFor(
+        async () => {
+          elected = await holders();
+          expect(workerPids(mandate.child.pid)).toContain(elected["audit-writer"]);
+        },
+        { timeout: 20_000, interval: 250 },
+      );
+      // Tokens from both workers: the writer logs its own at once, the other's through the outbox it drains.
+      for (let i = 0; i < 6; i++) expect((await token()).status).toBe(200);
+      await vi.waitFor(async () => expect(await outbox()).toBe(0), { timeout: 10_000, interval: 100 });
+
+      const writer = elected["audit-writer"] as number;
+      process.kill(writer, "SIGKILL");
+      await vi.waitFor(() => expect(workerPids(mandate.child.pid)).toHaveLength(2), { timeout: 30_000 });
+      // The dead writer's lease lapses (6 s) and a live worker takes it, then drains what waited.
+      await vi.waitFor(
+        async () => {
+          const now = (await holders())["audit-writer"];
+          expect(now).not.toBe(writer);
+          expect(workerPids(mandate.child.pid)).toContain(now);
+        },
+        { timeout: 20_000, interval: 250 },
+      );
+      // Until the replacement serves, the survivor alone takes connections (none, if the writer was it).
+      await vi.waitFor(async () => expect((await token()).status).toBe(200), { timeout: 30_000, interval: 250 });
+      for (let i = 0; i < 6; i++) expect((await token()).status).toBe(200);
+      await vi.waitFor(async () => expect(await outbox()).toBe(0), { timeout: 10_000, interval: 100 });
+    } finally {
+      await db.close();
+    }
+  }, 90_000);
 
   it("drains and stops every worker on SIGTERM", async () => {
     const pids = workerPids(mandate.child.pid);

@@ -2,8 +2,15 @@
 // Whoever holds an unexpired lease runs the job; the holder renews it each round; if it dies, the
 // lease expires and another replica takes over. Acquisition is a single conditional statement, so
 // two replicas can never both believe they hold it at the same moment of the database's order.
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { Clock } from "../clock.ts";
 import type { Store } from "./store.ts";
+
+/** This process's name in a lease: host and pid (which worker holds it, for operators and tests), and a unique id. */
+export function leaseHolderId(): string {
+  return `${hostname()}/${process.pid}/${randomUUID()}`;
+}
 
 export class Lease {
   readonly name: string;

@@ -116,7 +116,7 @@ export class Store {
           database.pragma("journal_mode = WAL");
           database.pragma(`synchronous = ${options.sqliteSynchronous === "normal" ? "NORMAL" : "FULL"}`);
           database.pragma("foreign_keys = ON");
-          database.pragma("busy_timeout = 5000");
+          database.pragma("busy_timeout = 0"); // waits for the lock asynchronously (waitingAsynchronously)
           return withStatementCache(database);
         },
       });
@@ -205,10 +205,10 @@ export class Store {
  * is never handed out again while it iterates.
  */
 /**
- * SQLite transactions begin IMMEDIATE: the write lock is taken (waiting through busy_timeout) at
- * BEGIN. A deferred transaction that reads first and writes later fails at once with
- * SQLITE_BUSY_SNAPSHOT, without waiting, when another process (a `--workers` worker) wrote meanwhile.
- * Within one process nothing changes: Kysely runs one transaction at a time on its one connection.
+ * SQLite transactions begin IMMEDIATE: the write lock is taken at BEGIN. A deferred transaction that
+ * reads first and writes later fails at once with SQLITE_BUSY_SNAPSHOT, without waiting, when another
+ * process (a `--workers` worker) wrote meanwhile. Within one process nothing changes: Kysely runs one
+ * transaction at a time on its one connection.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #config: SqliteDialectConfig;
@@ -223,10 +223,46 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/** How long a statement waits for another process's write lock before it fails (SQLITE_BUSY). */
+const SQLITE_BUSY_WAIT_MS = 5_000;
+
 class ImmediateSqliteDriver extends SqliteDriver {
+  #connection: DatabaseConnection | undefined;
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await super.acquireConnection();
+    this.#connection ??= waitingAsynchronously(connection);
+    return this.#connection;
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw("begin immediate"));
   }
+}
+
+/**
+ * Waits for another process's write lock on the event loop, not in SQLite: the connection's
+ * busy_timeout is 0, so a locked database answers SQLITE_BUSY at once and the statement is tried
+ * again after a short timer (1, 2, 4, 8 ms...). SQLite's own busy handler sleeps in the calling
+ * thread, which stalls every request of the process for a millisecond or more per collision. A
+ * statement that got SQLITE_BUSY did nothing (a COMMIT that did stays pending and may be retried),
+ * so trying again is safe.
+ */
+function waitingAsynchronously(connection: DatabaseConnection): DatabaseConnection {
+  return {
+    async executeQuery(query) {
+      const deadline = Date.now() + SQLITE_BUSY_WAIT_MS;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await connection.executeQuery(query);
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== "SQLITE_BUSY" || Date.now() >= deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(8, 2 ** attempt)));
+        }
+      }
+    },
+    streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
+  };
 }
 
 function withStatementCache(database: SQLite.Database): SQLite.Database {

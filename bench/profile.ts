@@ -8,9 +8,10 @@
 //
 //   npm run bench:profile                                     tokens, `mandate dev` (SQLite, software keys)
 //   BENCH_PROFILE=introspect npm run bench:profile            introspection
+//   BENCH_PROFILE_TARGET=dev-workers npm run bench:profile    tokens, `mandate dev` with a worker per core
 //   BENCH_PROFILE_TARGET=serve-postgres npm run bench:profile tokens, `mandate serve`, 1 worker, PostgreSQL
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOAuthServer } from "../test/helpers/oauth-server.ts";
 import {
@@ -28,10 +29,12 @@ import { machine, positiveNumber, resultsPath, round, table } from "./lib.ts";
 import { asServer, introspectionLoad, type MandateServer, mandateTokenLoad, startWorkers } from "./oauth-targets.ts";
 
 const SCENARIOS = ["tokens", "introspect"] as const;
-const TARGETS = ["dev", "serve-postgres", "serve-sqlite"] as const;
+const TARGETS = ["dev", "dev-workers", "serve-postgres", "serve-sqlite"] as const;
 const scenario = pick("BENCH_PROFILE", SCENARIOS);
 const target = pick("BENCH_PROFILE_TARGET", TARGETS);
 const seconds = positiveNumber("BENCH_SECONDS", 8);
+/** Workers of the dev-workers target (BENCH_WORKERS; default: the machine's available parallelism). */
+const workers = Math.floor(positiveNumber("BENCH_WORKERS", availableParallelism()));
 const { connections, warmupSeconds } = httpLoadSettings();
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -47,6 +50,7 @@ function pick<T extends string>(name: string, choices: readonly T[]): T {
 async function start(profileDir: string): Promise<MandateServer> {
   const env = { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` };
   if (target === "dev") return asServer(await startOAuthServer(env));
+  if (target === "dev-workers") return asServer(await startOAuthServer({ ...env, MANDATE_WORKERS: String(workers) }));
   return startWorkers(1, target === "serve-postgres" ? "postgres" : "sqlite", env);
 }
 

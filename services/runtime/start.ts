@@ -134,14 +134,15 @@ export async function startMandate(options: StartOptions): Promise<Running> {
   const agentCa = openAgentCa(config, logger, { store, clock, keys, clients });
   // Agents' certificates verify on native gRPC's mTLS against every tenant's agent CA (mtls.ts).
   const agentCas = agentCaBundles(options, { tls, store, agentCa });
+  const revocations = store ? openRevocations(config, logger, store, clock) : undefined;
   const { gate, replay, limiter } = openNetworkGate(config, logger, {
     store,
     tenants,
     signing,
     clock,
     primary: options.primary,
+    revocations,
   });
-  const revocations = store ? openRevocations(config, logger, store, clock) : undefined;
   const hosted =
     store && tenants && revocations
       ? hostServices(
@@ -342,9 +343,10 @@ function openNetworkGate(
     signing: SigningClient;
     clock: Clock;
     primary: WorkerState | undefined;
+    revocations: RevocationIndex | undefined;
   },
 ): { gate: CallerAuthentication; replay: ReplayCache; limiter: RateLimiter } {
-  const { store, tenants, signing, clock, primary } = parts;
+  const { store, tenants, signing, clock, primary, revocations } = parts;
   // Redis when configured; else the primary's memory for a dev worker (worker-state.ts), or this process's.
   const replay = config.redis.url
     ? openReplayCache(config.redis.url)
@@ -357,6 +359,7 @@ function openNetworkGate(
     tenants,
     keys: (tenant) => tenantKeys.for(tenant),
     replay,
+    revocations,
     limits: callerLimits(config, limiter, store ? new ClientQuotas(store) : undefined),
     logger,
     now: () => clock.now(),

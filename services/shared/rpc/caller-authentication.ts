@@ -21,6 +21,7 @@ import { issuerUrl } from "../oauth/issuer.ts";
 import { API_SCOPES, PLATFORM_TENANT } from "../oauth/mandate-api.ts";
 import type { ReplayCache } from "../oauth/replay.ts";
 import { ResourceServer, ResourceServerError } from "../oauth/resource-server.ts";
+import type { RevocationIndex } from "../oauth/revocations.ts";
 import type { RateDecision, RateLimiter } from "../rate-limit.ts";
 import type { Store } from "../store/store.ts";
 import { presentedCertificate } from "../x509/presented-certificate.ts";
@@ -83,6 +84,7 @@ export function serviceCallerGate(deps: ServiceDeps, replay: ReplayCache): Calle
     tenants,
     keys: (tenant) => keys.for(tenant),
     replay,
+    revocations: deps.revocations,
     limits: callerLimits(config, deps.limiter, new ClientQuotas(store)),
     logger,
     now: () => clock.now(),
@@ -97,6 +99,11 @@ export interface CallerAuthenticationOptions {
   /** Each tenant's token-signing keys, cached around the Signer's JWKS. */
   keys: (tenant: string) => CachedKeySet;
   replay: ReplayCache;
+  /**
+   * What this replica knows of the revocation log: a caller's token (its jti, or the mandate it came
+   * from) is checked in memory while the memory is trusted, else in the store. Absent: the store.
+   */
+  revocations?: RevocationIndex | undefined;
   limits?: CallerLimits | undefined;
   logger: Logger;
   now: () => number;
@@ -351,7 +358,7 @@ export class CallerAuthentication implements AccessGate {
   #server(tenant: string): ResourceServer {
     let server = this.#servers.get(tenant);
     if (!server) {
-      const { config, store, replay, now } = this.#options;
+      const { config, store, replay, now, revocations } = this.#options;
       const keys = this.#options.keys(tenant);
       server = new ResourceServer({
         issuer: issuerUrl(config.publicBaseUrl, tenant),
@@ -361,12 +368,13 @@ export class CallerAuthentication implements AccessGate {
         clockSkewMs: config.oauth.clockSkew,
         now,
         memo: { generation: () => keys.generation },
-        // RFC 7009 §2: a revoked token is refused at once, not at its expiry.
+        // RFC 7009 §2: a revoked token is refused at once, not at its expiry; so is one whose
+        // mandate was revoked.
         check: async (claims) => {
-          const grants = (store as Store).forTenant(tenant).use(GrantStore);
-          if (await grants.isAccessTokenRevoked(claims.jti)) {
-            throw new ResourceServerError("invalid_token", "the access token has been revoked");
-          }
+          const revoked = revocations
+            ? await revocations.isRevoked(tenant, { jti: claims.jti, mandateId: claims.mandate_id })
+            : await (store as Store).forTenant(tenant).use(GrantStore).isAccessTokenRevoked(claims.jti);
+          if (revoked) throw new ResourceServerError("invalid_token", "the access token has been revoked");
         },
       });
       this.#servers.set(tenant, server);

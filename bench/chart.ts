@@ -13,7 +13,7 @@ export interface ChartRow {
 }
 
 const WIDTH = 1200;
-const LABEL_WIDTH = 360;
+const LABEL_WIDTH = 400;
 const PANEL_GAP = 40;
 const BAR_HEIGHT = 16;
 const BAR_GAP = 4;

@@ -258,14 +258,18 @@ function parameterName(rawName: Uint8Array): string {
 
 /** WHATWG URL §1.3 percent-decode, after replacing `+` with a space (§5.1 step 3.4). */
 function percentDecode(input: Uint8Array): Uint8Array {
+  // Most names and values (grant types, ids, scopes) hold neither: nothing to decode, nothing to copy.
+  if (input.indexOf(0x25 /* % */) < 0 && input.indexOf(0x2b /* + */) < 0) return input;
   const output = new Uint8Array(input.length);
   let length = 0;
   for (let i = 0; i < input.length; i++) {
     const byte = input[i] as number;
+    const high = byte === 0x25 /* % */ ? hexValue(input[i + 1]) : -1;
+    const low = high >= 0 ? hexValue(input[i + 2]) : -1;
     if (byte === 0x2b /* + */) {
       output[length++] = 0x20;
-    } else if (byte === 0x25 /* % */ && i + 2 < input.length && isHex(input[i + 1]) && isHex(input[i + 2])) {
-      output[length++] = Number.parseInt(String.fromCharCode(input[i + 1] as number, input[i + 2] as number), 16);
+    } else if (low >= 0) {
+      output[length++] = high * 16 + low;
       i += 2;
     } else {
       output[length++] = byte;
@@ -274,11 +278,13 @@ function percentDecode(input: Uint8Array): Uint8Array {
   return output.subarray(0, length);
 }
 
-function isHex(byte: number | undefined): boolean {
-  return (
-    byte !== undefined &&
-    ((byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66))
-  );
+/** The value of a hex digit's byte, or -1 when it is none (or missing). */
+function hexValue(byte: number | undefined): number {
+  if (byte === undefined) return -1;
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  if (byte >= 0x41 && byte <= 0x46) return byte - 0x41 + 10;
+  if (byte >= 0x61 && byte <= 0x66) return byte - 0x61 + 10;
+  return -1;
 }
 
 /** A name safe to echo in an error description: printable ASCII, bounded. */

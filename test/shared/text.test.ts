@@ -32,6 +32,26 @@ describe("parseFormStrict", () => {
     );
   });
 
+  it("decodes stray and partial escapes and pluses exactly as URLSearchParams does", () => {
+    const alphabet = fc.constantFrom("%", "+", "0", "7", "a", "F", "g", "&", "=", "x");
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 24 }), (chars) => {
+        const text = chars.join("");
+        const expected = [...new URLSearchParams(text)];
+        let actual: Array<[string, string]> | undefined;
+        try {
+          actual = parseFormStrict(text);
+        } catch (error) {
+          expect(error).toBeInstanceOf(IllFormedText);
+        }
+        // Refused exactly when URLSearchParams had to replace a byte (or decoded a NUL).
+        const lossy = expected.some((pair) => /[\uFFFD\u0000]/.test(pair.join("")));
+        if (lossy) expect(actual).toBeUndefined();
+        else expect(actual).toEqual(expected);
+      }),
+    );
+  });
+
   it("refuses percent-encoded and raw bytes that are not UTF-8, naming the parameter", () => {
     const field = (input: Uint8Array | string) => {
       try {

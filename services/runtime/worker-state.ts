@@ -4,7 +4,9 @@
 // every other ChangeNotifications user), relayed by the primary from the worker that made them to
 // every other one. One small request/response channel carries all three. Replay checks and rate
 // limits sit on the hot path of DPoP and rate-limited requests, so each end sends everything it asks
-// or answers within one turn of its event loop as one message. When the primary cannot answer (gone,
+// or answers within one turn of its event loop as one message, and a check of cost 0 (made before
+// every client authentication) is answered by the worker itself while its bucket is full: the primary
+// tells every worker of a bucket drawn from before it answers the take. When the primary cannot answer (gone,
 // stopped, too slow), replay checks fail closed (ReplayStoreUnavailable: 503, as without Redis) and
 // rate limits fall back to the worker's own buckets (as when Redis is down).
 import cluster, { type Worker } from "node:cluster";
@@ -27,6 +29,10 @@ const FIRST_USE = "replay.firstUse";
 const TAKE = "rate.take";
 const PUBLISH = "changes.publish";
 const SIGNAL = "changes.signal";
+const DRAWN = "rate.drawn";
+
+/** Most buckets a worker remembers as drawn; beyond it the oldest are forgotten (checked as full). */
+const MAX_DRAWN = 200_000;
 
 /** How long a worker waits for the primary before a replay check fails and a limit falls back. */
 export const PRIMARY_TIMEOUT_MS = 1000;
@@ -213,15 +219,44 @@ export function holdWorkerState(timeoutMs = PRIMARY_TIMEOUT_MS): HeldState {
   const replay = new MemoryReplayCache();
   const limits = new MemoryRateLimiter();
   const channels = new Map<Worker, StateChannel>();
+  /** Until when each bucket drawn from may be below capacity, as the workers were last told. */
+  const drawn = new Map<string, number>();
+
+  const liveWorkers = (): Worker[] =>
+    Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker?.isConnected() === true);
+
+  /**
+   * A take of cost > 0 leaves the bucket below capacity until, at the latest, one full refill later.
+   * Every worker is told (and has taken it in) before the taker's answer leaves, so a worker answers
+   * a check of cost 0 itself only for a bucket that is full. Told until two refills later, and again
+   * only once fewer than one refill is left, so a bucket drawn from on every request is not told on
+   * every request.
+   */
+  const tellDrawn = async (key: string, rule: RateRule): Promise<void> => {
+    const now = Date.now();
+    const refillMs = Math.ceil((rule.capacity / rule.refillPerSecond) * 1000);
+    if ((drawn.get(key) ?? 0) >= now + refillMs) return;
+    const until = now + 2 * refillMs;
+    drawn.delete(key);
+    drawn.set(key, until);
+    for (const [old, at] of drawn) {
+      if (at > now && drawn.size <= MAX_DRAWN) break;
+      drawn.delete(old);
+    }
+    await Promise.allSettled(liveWorkers().map((worker) => channelOf(worker).request(DRAWN, [[[key, until]]])));
+  };
 
   const handlersFor = (from: Worker): Record<string, Handler> => ({
     [FIRST_USE]: ([key, ttlMs]) => replay.firstUseNow(stringArgument(key), numberArgument(ttlMs)),
-    [TAKE]: ([key, rule, cost]) => limits.takeNow(stringArgument(key), ruleArgument(rule), numberArgument(cost)),
+    [TAKE]: async ([key, rule, cost]) => {
+      const [bucket, checked, taken] = [stringArgument(key), ruleArgument(rule), numberArgument(cost)];
+      const decision = limits.takeNow(bucket, checked, taken);
+      if (taken > 0) await tellDrawn(bucket, checked);
+      return decision;
+    },
     [PUBLISH]: async ([name, tenant]) => {
       const args = [stringArgument(name), stringArgument(tenant)];
-      const others = Object.values(cluster.workers ?? {}).filter(
-        (worker): worker is Worker => worker !== undefined && worker !== from && worker.isConnected(),
-      );
+      const others = liveWorkers().filter((worker) => worker !== from);
       // A worker that does not take it in time learns at its next poll, like a lost Redis message.
       await Promise.allSettled(others.map((worker) => channelOf(worker).request(SIGNAL, args)));
     },
@@ -249,12 +284,23 @@ export function holdWorkerState(timeoutMs = PRIMARY_TIMEOUT_MS): HeldState {
     channels.get(worker)?.close(`worker ${worker.process.pid} exited`);
     channels.delete(worker);
   };
+  // A new worker (a replacement) learns of the buckets drawn so far before it serves.
+  const onOnline = (worker: Worker) => {
+    const now = Date.now();
+    const known = [...drawn].filter(([, until]) => until > now);
+    if (known.length > 0)
+      void channelOf(worker)
+        .request(DRAWN, [known])
+        .catch(() => {});
+  };
   cluster.on("message", onMessage);
   cluster.on("exit", onExit);
+  cluster.on("online", onOnline);
   return {
     close() {
       cluster.off("message", onMessage);
       cluster.off("exit", onExit);
+      cluster.off("online", onOnline);
       for (const channel of channels.values()) channel.close("the primary stopped");
       channels.clear();
       void replay.close();
@@ -298,6 +344,7 @@ export interface WorkerState {
  */
 export function shareStateWithPrimary(timeoutMs = PRIMARY_TIMEOUT_MS): WorkerState {
   const subscribers = new Map<string, Set<(tenant: string) => void>>();
+  const drawn = new DrawnBuckets();
   const channel = new StateChannel({
     peer: PRIMARY,
     send: (message, done) => {
@@ -305,6 +352,10 @@ export function shareStateWithPrimary(timeoutMs = PRIMARY_TIMEOUT_MS): WorkerSta
       process.send(message, undefined, undefined, done);
     },
     handlers: {
+      [DRAWN]: ([entries]) => {
+        drawn.learn(entries);
+        return true;
+      },
       [SIGNAL]: ([name, payload]) => {
         const tenant = tenantFromMessage(payload);
         if (typeof name === "string" && tenant) for (const signal of subscribers.get(name) ?? []) signal(tenant);
@@ -336,7 +387,7 @@ export function shareStateWithPrimary(timeoutMs = PRIMARY_TIMEOUT_MS): WorkerSta
   };
   relayChangesThrough(relay);
   return {
-    rateLimiter: (logger) => new PrimaryRateLimiter(channel, logger),
+    rateLimiter: (logger) => new PrimaryRateLimiter(channel, logger, drawn),
     replayCache: () => new PrimaryReplayCache(channel),
     close() {
       relayChangesThrough(undefined);
@@ -367,18 +418,50 @@ class PrimaryReplayCache implements ReplayCache {
   async close(): Promise<void> {}
 }
 
+/** The buckets the primary said may be below capacity, and until when (the rest are full). */
+class DrawnBuckets {
+  readonly #until = new Map<string, number>();
+
+  learn(entries: unknown): void {
+    if (!Array.isArray(entries)) throw new TypeError("expected [key, until] pairs");
+    for (const entry of entries) {
+      const [key, until] = Array.isArray(entry) ? entry : [];
+      this.#until.delete(stringArgument(key));
+      this.#until.set(key, numberArgument(until));
+    }
+    while (this.#until.size > MAX_DRAWN) this.#until.delete(this.#until.keys().next().value as string);
+  }
+
+  /** Whether the bucket is certainly full: never drawn from, or its refill is over. */
+  full(key: string): boolean {
+    const until = this.#until.get(key);
+    if (until === undefined) return true;
+    if (until > Date.now()) return false;
+    this.#until.delete(key);
+    return true;
+  }
+}
+
+/** A check of cost 0 on a full bucket, answered without asking: at least one token is left. */
+const FULL: RateDecision = { allowed: true, retryAfterSeconds: 0 };
+
 /** The primary's buckets; this worker's own (with a warning) when it cannot answer. */
 class PrimaryRateLimiter implements RateLimiter {
   readonly #channel: StateChannel;
   readonly #fallback: FallbackBuckets;
+  readonly #drawn: DrawnBuckets;
 
-  constructor(channel: StateChannel, logger: Logger) {
+  constructor(channel: StateChannel, logger: Logger, drawn: DrawnBuckets) {
     this.#channel = channel;
     this.#fallback = new FallbackBuckets(new MemoryRateLimiter(), logger, PRIMARY);
+    this.#drawn = drawn;
   }
 
   async take(key: string, rule: RateRule, cost = 1): Promise<RateDecision> {
     checkRateRule(rule, cost);
+    // Checks (cost 0) come before every token request; the primary has told every worker of each
+    // bucket below capacity before answering the take that drew from it, so a full one needs no call.
+    if (cost === 0 && this.#drawn.full(key)) return FULL;
     const sent = { capacity: rule.capacity, refillPerSecond: rule.refillPerSecond };
     try {
       const decision = (await this.#channel.request(TAKE, [key, sent, cost])) as RateDecision;

@@ -31,6 +31,8 @@ let base: string;
 let client: { id: string; secret: string };
 /** A client whose quota (client metadata rate_limit) is four token requests. */
 let quota: { id: string; secret: string };
+/** A client whose secret is guessed at: three failed authentications use up its bucket. */
+let guessed: { id: string; secret: string };
 
 const TOKEN = "/t/demo/oauth2/token";
 const form = { grant_type: "client_credentials", scope: "orders.read" };
@@ -67,6 +69,8 @@ beforeAll(async () => {
       // The memory is trusted for the whole test (a poll at start) and never polled again meanwhile.
       MANDATE_REVOCATION_POLL_INTERVAL: "10m",
       MANDATE_REVOCATION_STALE_AFTER: "1h",
+      // Three failed client authentications per client id, refilled one per 1000 s.
+      MANDATE_RATE_LIMITS_FAILED_CLIENT_AUTH_PER_CLIENT: "0.001:3",
     },
     // A directory of its own, so the development keys are generated (once) in this run.
     mkdtempSync(join(tmpdir(), "mandate-dev-workers-")),
@@ -82,6 +86,7 @@ beforeAll(async () => {
   client = await create();
   // Refills of 0.001/s never add a token during the test.
   quota = await create({ requestsPerSecond: 0.001, burst: 4 });
+  guessed = await create();
 }, 120_000);
 
 afterAll(async () => {
@@ -136,6 +141,23 @@ describe("dev --workers 2 without Redis", () => {
       expect(refused.status).toBe(429);
       expect(refused.body.error).toBe("slow_down");
     }
+  });
+
+  it("refuses at both workers a client whose failed authentications through both used up its bucket", async () => {
+    // Fresh connections alternate between the workers: the failures are counted at the primary, and
+    // each worker, told the bucket was drawn from, asks the primary before the next authentication.
+    for (let i = 0; i < 3; i++) {
+      const failed = await token({ id: guessed.id, secret: `wrong-${i}` });
+      expect(failed.status).toBe(401);
+      expect(failed.body.error).toBe("invalid_client");
+    }
+    for (let i = 0; i < 2; i++) {
+      const refused = await token(guessed);
+      expect(refused.status).toBe(429);
+      expect(refused.body.error).toBe("slow_down");
+    }
+    // Another client's bucket is full: its check is answered by the worker alone, and allowed.
+    expect((await token()).status).toBe(200);
   });
 
   it("refuses at the other worker at once a token revoked through one (the primary's relay)", async () => {

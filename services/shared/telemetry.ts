@@ -23,7 +23,7 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
-import { BatchSpanProcessor, type SpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { AlwaysOffSampler, BatchSpanProcessor, type SpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import type { Config } from "./config.ts";
 import { VERSION } from "./version.ts";
@@ -138,7 +138,13 @@ export function startTelemetry(config: Config["telemetry"], extraSpanProcessors:
       }),
     );
   }
-  const tracerProvider = new TracerProvider({ resource, spanProcessors });
+  // With nowhere to send spans they are not recorded: each still gets its ids (logs, audit events
+  // and W3C trace context carry them) but no attributes, events or timings are kept per request.
+  const tracerProvider = new TracerProvider({
+    resource,
+    spanProcessors,
+    ...(spanProcessors.length === 0 ? { sampler: new AlwaysOffSampler() } : {}),
+  });
   const readers = config.otlpEndpoint
     ? [
         new PeriodicExportingMetricReader({

@@ -153,17 +153,19 @@ export function startTelemetry(config: Config["telemetry"], extraSpanProcessors:
         }),
       ]
     : [];
-  const meterProvider = new MeterProvider({ resource, readers });
+  // Without a reader nothing ever collects the measurements: the metrics API's no-op provider stays
+  // in place, so recording one costs nothing (the SDK would still build each data point's attributes).
+  const meterProvider = readers.length > 0 ? new MeterProvider({ resource, readers }) : undefined;
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(tracerProvider);
-  metrics.setGlobalMeterProvider(meterProvider);
+  if (meterProvider) metrics.setGlobalMeterProvider(meterProvider);
   providerGeneration++;
   for (const gauge of gauges) registerGauge(gauge);
   runtimeMetrics();
   installed = {
     async shutdown() {
-      await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+      await Promise.allSettled([tracerProvider.shutdown(), meterProvider?.shutdown()]);
     },
   };
   return installed;

@@ -200,6 +200,7 @@ export function flameGraphSvg(title: string, stacks: readonly FoldedStack[]): st
   draw(root, 0, 0);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="DejaVu Sans Mono, monospace" font-size="11">`,
+    `<title>${escapeXml(`Flame graph: ${title}`)}</title>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="${WIDTH / 2}" y="20" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
     ...parts,

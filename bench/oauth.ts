@@ -22,7 +22,15 @@ import { createSoftHsmToken, softhsmAvailable } from "../test/helpers/softhsm.ts
 import { writeChart } from "./chart.ts";
 import { basic, cannon as cannonRun, httpLoadSettings, type Load, type Sample, serverEnv } from "./http-load.ts";
 import { machine, median, positiveNumber, round, table, writeReport } from "./lib.ts";
-import { asServer, FORM, introspectionLoad, mandateTokenLoad, startWorkers, tokenBody } from "./oauth-targets.ts";
+import {
+  asServer,
+  FORM,
+  introspectionLoad,
+  type MandateServer,
+  mandateTokenLoad,
+  startWorkers,
+  tokenBody,
+} from "./oauth-targets.ts";
 
 const PEER = fileURLToPath(new URL("./peers/oidc-provider.ts", import.meta.url));
 const settings = httpLoadSettings();
@@ -135,6 +143,15 @@ async function compare(scenario: string, mandate: Load, peer: Load): Promise<Row
   return [a, b];
 }
 
+/** Introspection of a live token: Mandate's (a JWT) against the opaque-token peer's. */
+async function compareIntrospection(label: string, tokens: Load, server: MandateServer, opaquePeer: Peer) {
+  return compare(
+    `introspections/s (${label})`,
+    await introspectionLoad(tokens, `${server.issuer}/oauth2/introspect`),
+    await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
+  );
+}
+
 /**
  * `mandate dev` as a user starts it (SQLite, software keys, no Redis) with `workers` workers: tokens
  * and introspection. Beyond one worker they share the replay memory and rate limits through the
@@ -147,11 +164,7 @@ async function devScenarios(workers: number, jwtPeer: Peer, opaquePeer: Peer): P
     const load = await mandateTokenLoad(server);
     return [
       ...(await compare(`tokens/s (ES256, software keys, ${label})`, load, peerTokenLoad(jwtPeer))),
-      ...(await compare(
-        `introspections/s (${label})`,
-        await introspectionLoad(load, `${server.issuer}/oauth2/introspect`),
-        await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
-      )),
+      ...(await compareIntrospection(label, load, server, opaquePeer)),
     ];
   } finally {
     await server.stop();
@@ -174,15 +187,8 @@ async function workerScenarios(jwtPeer: Peer, opaquePeer: Peer): Promise<Row[]> 
     try {
       const load = await mandateTokenLoad(server);
       rows.push(...(await compare(`tokens/s (ES256, software keys, ${label})`, load, peerTokenLoad(jwtPeer))));
-      if (store === "postgres" && workers > 1) {
-        rows.push(
-          ...(await compare(
-            `introspections/s (${label})`,
-            await introspectionLoad(load, `${server.issuer}/oauth2/introspect`),
-            await introspectionLoad(peerTokenLoad(opaquePeer), `${opaquePeer.base}/token/introspection`),
-          )),
-        );
-      }
+      if (store === "postgres" && workers > 1)
+        rows.push(...(await compareIntrospection(label, load, server, opaquePeer)));
     } finally {
       await server.stop();
     }

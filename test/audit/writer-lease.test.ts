@@ -10,6 +10,7 @@ import { ManualClock } from "../../services/shared/clock.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
+import { rowCount } from "../helpers/rows.ts";
 
 const logger = createLogger("silent");
 const cleanups: Array<() => Promise<void>> = [];
@@ -47,15 +48,7 @@ describe.each(engines)("the audit writer on $name", (engine) => {
     return { clock, processes: processes as [(typeof processes)[0], (typeof processes)[0]] };
   }
 
-  const count = async (store: Store, table: "audit_log" | "audit_outbox") =>
-    Number(
-      (
-        await store.db
-          .selectFrom(table)
-          .select((eb) => eb.fn.countAll().as("n"))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const count = (store: Store, table: "audit_log" | "audit_outbox") => rowCount(store.db, table);
 
   it("elects one writer, which logs events committed alone at once while the other uses the outbox", async () => {
     const { processes } = await twoProcesses();

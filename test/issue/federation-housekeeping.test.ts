@@ -13,6 +13,7 @@ import { ManualClock } from "../../services/shared/clock.ts";
 import { createLogger } from "../../services/shared/logger.ts";
 import type { Store } from "../../services/shared/store/store.ts";
 import { engines } from "../helpers/engines.ts";
+import { rowCount } from "../helpers/rows.ts";
 import { openStore } from "../helpers/store.ts";
 
 const T0 = Date.UTC(2026, 5, 1);
@@ -45,15 +46,7 @@ describe.each(engines)("federation housekeeping: $name", (engine) => {
   });
   const openSession = (tenant: string) =>
     sessions().open(tenant, { providerId: "okta", subject: "fed_1", authTime: now, acr: "a", amr: [], claims: {} });
-  const count = async (table: "federation_logins" | "federated_sessions") =>
-    Number(
-      (
-        await store.db
-          .selectFrom(table)
-          .select((eb) => eb.fn.countAll().as("n"))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const count = (table: "federation_logins" | "federated_sessions") => rowCount(store.db, table);
   const clear = async () => {
     await store.db.deleteFrom("federation_logins").execute();
     await store.db.deleteFrom("federated_sessions").execute();

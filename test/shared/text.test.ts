@@ -45,7 +45,7 @@ describe("parseFormStrict", () => {
           expect(error).toBeInstanceOf(IllFormedText);
         }
         // Refused exactly when URLSearchParams had to replace a byte (or decoded a NUL).
-        const lossy = expected.some((pair) => /[\uFFFD\u0000]/.test(pair.join("")));
+        const lossy = expected.some((pair) => pair.some((text) => text.includes("\uFFFD") || text.includes("\u0000")));
         if (lossy) expect(actual).toBeUndefined();
         else expect(actual).toEqual(expected);
       }),

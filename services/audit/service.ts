@@ -232,8 +232,12 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
             draining = false;
           }
         };
-        // Entries a previous process appended but did not sign are covered now, not in a while.
-        if (await writer.hold()) await coverEverything();
+        await writer.hold();
+        // Entries a previous process appended but did not sign are covered now, not in a while — by
+        // every process, the writer or not: a writer killed a moment ago still holds its lease until
+        // it lapses. (Draining and signing are safe from several processes at once: appends lock the
+        // tenant's head, a checkpoint of a size is written once.)
+        await coverEverything();
         timers.push(
           setInterval(async () => {
             if (await writer.renewIfDue()) await drain();
@@ -248,11 +252,10 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
       },
       async stop() {
         for (const timer of timers) clearInterval(timer);
-        const held = writer.held;
         await writer.giveUp(); // what arrives while stopping waits in the outbox
         await log.settle();
-        // A graceful stop leaves every entry covered by a signed checkpoint.
-        if (held) await coverEverything();
+        // A graceful stop leaves every entry covered by a signed checkpoint, whoever holds the lease.
+        await coverEverything();
         await writer.release();
       },
     },

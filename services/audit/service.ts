@@ -252,7 +252,7 @@ export function auditService({ config, store, clock, logger, signing }: ServiceD
       },
       async stop() {
         for (const timer of timers) clearInterval(timer);
-        await writer.giveUp(); // what arrives while stopping waits in the outbox
+        writer.giveUp(); // what arrives while stopping waits in the outbox
         await log.settle();
         // A graceful stop leaves every entry covered by a signed checkpoint, whoever holds the lease.
         await coverEverything();

@@ -7,7 +7,7 @@
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import { Lease, leaseHolderId } from "../shared/store/lease.ts";
-import type { Store } from "../shared/store/store.ts";
+import type { Store, TimedEvent } from "../shared/store/store.ts";
 import { type AuditLog, eventFromOutbox } from "./log.ts";
 
 /** How long the lease lasts unrenewed: how long a dead writer's work waits for another. */
@@ -75,20 +75,20 @@ export class AuditWriterLease {
   }
 
   /** Stops taking events committed alone (they go to the outbox again); the lease is kept until release. */
-  async giveUp(): Promise<void> {
+  giveUp(): void {
     this.#held = false;
     this.#store.routeLoneEvents(undefined);
   }
 
   /** Hands the lease back so another process takes over at once (graceful stop). */
   async release(): Promise<void> {
-    await this.giveUp();
+    this.giveUp();
     await this.#lease.release().catch((error: unknown) => {
       this.#logger.warn({ err: error }, "audit writer lease not released; it lapses on its own");
     });
   }
 
-  async #appendAlone(tenant: string, timed: Parameters<typeof eventFromOutbox>[0]): Promise<void> {
+  async #appendAlone(tenant: string, timed: TimedEvent): Promise<void> {
     await this.#log.append(tenant, [eventFromOutbox(timed)]);
   }
 }

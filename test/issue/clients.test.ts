@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Issue } from "../../gen/mandate/v1/issue_pb.js";
 import { type ClientMetadataInput, normalizeClientMetadata } from "../../services/issue/clients/metadata.ts";
+import { newClientId } from "../../services/issue/clients/registry.ts";
 import { hashPassword, hashSecret, verifySecret } from "../../services/issue/clients/secrets.ts";
 import { adminClient } from "../helpers/admin.ts";
 import { type MandateProcess, runMandate, startDevProcess, tempDatabaseUrl } from "../helpers/mandate-process.ts";
@@ -114,6 +115,15 @@ describe("client secrets", () => {
     const legacy = await hashPassword("s3cret");
     expect(await verifySecret("s3cret", legacy)).toBe(true);
     expect(await verifySecret("s3cret!", legacy)).toBe(false);
+  });
+});
+
+describe("client ids", () => {
+  it("are 128 random bits that never start with '-' or '_', so a command line takes them as arguments", () => {
+    // With 2 of 64 first characters forbidden, 5000 unchecked draws would all pass with p < 1e-68.
+    const ids = Array.from({ length: 5000 }, newClientId);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{21}$/);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
 

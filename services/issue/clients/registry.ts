@@ -64,8 +64,7 @@ export class ClientRegistry {
     const secret = needsSecret ? generateSecret() : undefined;
     const row: OAuthClientsTable = {
       tenant_id: tenant,
-      // 128 random bits: client ids are public but must not be guessable for enumeration.
-      client_id: randomBytes(16).toString("base64url"),
+      client_id: newClientId(),
       ...toColumns(metadata),
       secret_hash: secret ? hashSecret(secret) : null,
       created_at: this.#clock.now(),
@@ -272,4 +271,16 @@ function toClient(row: OAuthClientsTable): RegisteredClient {
     // Dynamically registered clients hold an RFC 7592 registration access token; admin clients do not.
     origin: row.registration_token_hash ? "dynamic" : "admin",
   };
+}
+
+/**
+ * 128 random bits: client ids are public but must not be guessable for enumeration. An id never
+ * starts with "-" or "_": command lines (ours, curl's, a shell's) read a leading "-" as an option,
+ * so such an id could not be typed as an argument. Redrawing costs under 0.05 bits.
+ */
+export function newClientId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
 }

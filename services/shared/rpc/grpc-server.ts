@@ -145,11 +145,12 @@ function handlerContext(
   const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
   const controller = new AbortController();
   call.on("cancelled", () => controller.abort(new Error("cancelled by the client or deadline exceeded")));
-  const requestHeader = new Headers();
   // Every value of every text key: a repeated header (two DPoP proofs) must stay visible to the checks.
+  // As pairs, not Headers: createHandlerContext copies whatever it gets into a Headers of its own.
+  const requestHeader: [string, string][] = [];
   for (const [key, values] of Object.entries(call.metadata.toJSON())) {
     if (key.endsWith("-bin")) continue;
-    for (const value of values) if (typeof value === "string") requestHeader.append(key, value);
+    for (const value of values) if (typeof value === "string") requestHeader.push([key, value]);
   }
   return createHandlerContext({
     contextValues: createContextValues().set(PEER, peerOf(call, requestHeader, peerIdentity)),
@@ -169,23 +170,29 @@ function handlerContext(
  * else the client certificate it presented (an agent's: verified by TLS against some CA the server
  * trusts, which authenticates no one yet; never a service's, see mtls.ts peerIdentity).
  */
-function peerOf(call: Call, header: Headers, peerIdentity: PeerIdentity | undefined): Peer {
+function peerOf(call: Call, header: readonly [string, string][], peerIdentity: PeerIdentity | undefined): Peer {
   const certificate = call.getAuthContext()?.sslPeerCertificate;
   const service = certificate && peerIdentity ? peerIdentity(certificate) : undefined;
   // grpc-js reports "<remote address>:<port>" (IPv6 unbracketed), or "unknown".
   const raw = call.getPeer();
   const socket = raw.includes(":") ? raw.slice(0, raw.lastIndexOf(":")) : undefined;
   // Only another Mandate service (the edge) may say on whose behalf it calls.
-  const forwardedFor = header.get(FORWARDED_FOR_HEADER);
+  const forwardedFor = headerValue(header, FORWARDED_FOR_HEADER);
   const forwarded = forwardedFor !== null;
   const address = service && forwarded && forwardedFor !== "unknown" ? forwardedFor : socket;
   const clientCertificate =
     service && forwarded
-      ? forwardedCertificate(header.get(FORWARDED_CLIENT_CERT_HEADER))
+      ? forwardedCertificate(headerValue(header, FORWARDED_CLIENT_CERT_HEADER))
       : certificate && !service
         ? ({ leaf: new Uint8Array(certificate.raw), chain: [], source: "tls" } satisfies PresentedCertificate)
         : undefined;
   return { transport: "grpc", address, service, forwarded, ...(clientCertificate ? { clientCertificate } : {}) };
+}
+
+/** A (lower-case) metadata key's values joined by ", " as Headers.get joins them, or null. */
+function headerValue(header: readonly [string, string][], key: string): string | null {
+  const values = header.filter(([name]) => name === key).map(([, value]) => value);
+  return values.length > 0 ? values.join(", ") : null;
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   podTemplateOf,
   type Resource,
   render,
+  renderAsync,
   schemaViolations,
   uncoveredPods,
   workloadViolations,
@@ -311,7 +312,11 @@ describe.skipIf(!canRender)("Kubernetes manifests, rendered", () => {
     });
     afterAll(() => rmSync(copy, { recursive: true, force: true }));
 
-    function broken(name: string, patches: Record<string, string>, extra: Record<string, string> = {}): Resource[] {
+    function broken(
+      name: string,
+      patches: Record<string, string>,
+      extra: Record<string, string> = {},
+    ): Promise<Resource[]> {
       const dir = join(copy, "overlays", `broken-${name}`);
       mkdirSync(dir);
       const files = { ...patches, ...extra };
@@ -323,7 +328,7 @@ describe.skipIf(!canRender)("Kubernetes manifests, rendered", () => {
       ];
       if (name === "latest-tag") kustomization.push("images: [{name: mandate, newTag: latest}]");
       writeFileSync(join(dir, "kustomization.yaml"), kustomization.join("\n"));
-      return render(dir);
+      return renderAsync(dir);
     }
 
     const deployment = (name: string, spec: string) =>
@@ -430,9 +435,11 @@ describe.skipIf(!canRender)("Kubernetes manifests, rendered", () => {
       },
     ];
 
-    it.each(cases)("$name: $message", async ({ name, patches = {}, extra = {}, message }) => {
-      const violations = await violationsOf(broken(name, patches, extra));
-      expect(violations).toContain(message);
+    // Concurrent: each case waits mostly on its kubectl process.
+    // Concurrent tests assert through their own context's expect.
+    it.concurrent.for(cases)("$name: $message", async ({ name, patches = {}, extra = {}, message }, context) => {
+      const violations = await violationsOf(await broken(name, patches, extra));
+      context.expect(violations).toContain(message);
     });
   });
 });

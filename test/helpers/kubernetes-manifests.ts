@@ -2,7 +2,8 @@
 // would be given: every resource against the Kubernetes (and cert-manager) JSON schemas of the
 // kubernetes-models packages, then our own rules. Each rule reports a violation as a sentence naming
 // the resource, so a test can assert that a given breakage is caught by the rule meant to catch it.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 
 /** A rendered Kubernetes object: free-form, read through the narrow shapes below. */
@@ -42,6 +43,8 @@ export interface PodTemplate {
   };
 }
 
+const execFileAsync = promisify(execFile);
+
 export const KUBECTL = process.env.MANDATE_KUBECTL ?? "kubectl";
 
 /**
@@ -64,7 +67,18 @@ export function kubectlAvailable(): boolean {
 
 /** `kubectl kustomize <dir>`, parsed. Newer kubectl warns on stderr about the kustomize v2 fields we keep for 1.20. */
 export function render(dir: string): Resource[] {
-  const out = execFileSync(KUBECTL, ["kustomize", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return parseRendered(
+    dir,
+    execFileSync(KUBECTL, ["kustomize", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+  );
+}
+
+/** As render, without blocking: renders run side by side. */
+export async function renderAsync(dir: string): Promise<Resource[]> {
+  return parseRendered(dir, (await execFileAsync(KUBECTL, ["kustomize", dir], { encoding: "utf8" })).stdout);
+}
+
+function parseRendered(dir: string, out: string): Resource[] {
   return parseAllDocuments(out).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${dir}: ${doc.errors[0]?.message}`);
     const resource = doc.toJS() as Resource | null;

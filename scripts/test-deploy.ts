@@ -514,29 +514,27 @@ async function restartUnderLoad(session: Session, token: string): Promise<void> 
 
 // --- 6. teardown ----------------------------------------------------------------------------------
 
-/** Everything of the project goes: containers, volumes, networks; then nothing may be left. */
+/**
+ * Everything of the project goes: containers (stopped together, each with a 5 s grace period),
+ * volumes, networks; then nothing may be left. By label, which podman-compose puts on all of them:
+ * its own `down` stops containers one after another and leaves networks behind.
+ */
 async function teardown(): Promise<void> {
   const label = `label=io.podman.compose.project=${project}`;
-  // All at once, each with its grace period (podman-compose stops them one after another).
-  const running = await podman(["ps", "-q", "--filter", label], { check: false });
-  const ids = running.stdout.split("\n").filter(Boolean);
-  if (ids.length) await podman(["stop", "--time", "5", ...ids], { check: false });
-  await compose(["down", "-v"], { check: false });
-  const leftover = async (kind: "container" | "volume" | "network") => {
+  const listed = async (kind: "container" | "volume" | "network") => {
     const list =
       kind === "container"
         ? await podman(["ps", "-a", "-q", "--filter", label], { check: false })
         : await podman([kind, "ls", "-q", "--filter", label], { check: false });
     return list.stdout.split("\n").filter(Boolean);
   };
-  // podman-compose 1.0.3 leaves networks (and anything a failed start left) behind: swept by label.
-  const containers = await leftover("container");
-  if (containers.length) await podman(["rm", "-f", "-v", ...containers], { check: false });
+  const containers = await listed("container");
+  if (containers.length) await podman(["rm", "--force", "--time", "5", "--volumes", ...containers], { check: false });
   for (const kind of ["volume", "network"] as const) {
-    const names = await leftover(kind);
-    if (names.length) await podman([kind, "rm", "-f", ...names], { check: false });
+    const names = await listed(kind);
+    if (names.length) await podman([kind, "rm", "--force", ...names], { check: false });
   }
-  const left = [...(await leftover("container")), ...(await leftover("volume")), ...(await leftover("network"))];
+  const left = [...(await listed("container")), ...(await listed("volume")), ...(await listed("network"))];
   if (left.length) throw new Error(`left behind: ${left.join(", ")} (remove them with podman rm/volume rm/network rm)`);
 }
 

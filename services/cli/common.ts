@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Command, Option } from "commander";
 import { type Config, loadConfig } from "../shared/config.ts";
 import type { Store } from "../shared/store/store.ts";
@@ -55,9 +55,10 @@ export const databaseOption = new Option(
   "--database <url>",
   "database URL: sqlite:PATH or postgres://... (env MANDATE_DATABASE_URL)",
 );
-export const addressOption = new Option("-a, --address <host:port>", "gRPC address of a running Mandate").default(
-  "127.0.0.1:4461",
-);
+export const addressOption = new Option(
+  "-a, --address <host:port|url>",
+  "a running Mandate: host:port of its native gRPC, or the http(s):// URL of its HTTP edge",
+).default("127.0.0.1:4461");
 export const tokenOption = new Option(
   "--token <token>",
   "access token to call with (Bearer); default: the admin credentials file (admin.credentialsFile)",
@@ -122,10 +123,24 @@ export function lifecycleState(object: { revokeTime?: Timestamp; expireTime?: Ti
   return active;
 }
 
-/** A transport to the server at --address: TLS when a CA is configured (tls.caFile), plain otherwise. */
+/**
+ * A transport to the server at --address. host:port is native gRPC: TLS when a CA is configured
+ * (tls.caFile), plain otherwise. An http:// or https:// URL is the HTTP edge, which serves Connect and
+ * gRPC-Web but not native gRPC (so the CLI works from outside a deployment that publishes only the
+ * edge); https trusts the system's CAs, or tls.caFile when set.
+ */
 export function transportTo(options: CommonOptions, interceptors: Interceptor[] = []) {
   const config = configFrom(options);
   const ca = config.tls.caFile ? readFileSync(config.tls.caFile) : undefined;
+  const address = options.address ?? "";
+  if (/^https?:\/\//i.test(address)) {
+    return createConnectTransport({
+      baseUrl: address.replace(/\/+$/, ""),
+      httpVersion: "1.1",
+      interceptors,
+      ...(ca && /^https:/i.test(address) ? { nodeOptions: { ca } } : {}),
+    });
+  }
   return createGrpcTransport({
     baseUrl: `${ca ? "https" : "http"}://${options.address}`,
     interceptors,

@@ -1,5 +1,7 @@
 // OAuth client registration: the metadata rules (RFC 6749, RFC 7591, RFC 8252, OAuth 2.1), hashed
 // secrets, and the admin RPCs and CLI against `mandate dev`, including tenant isolation.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, ConnectError, type createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -223,5 +225,31 @@ describe("client registration over gRPC and the CLI", () => {
     const again = await cli(["clients", "get", "--tenant", "demo", ...address, "--", client.clientId]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/NotFound|NOT_FOUND|does not exist/);
+  });
+
+  it("reaches the services through the HTTP edge's URL (Connect), as from outside a deployment that publishes only the edge", async () => {
+    const edge = ["--address", dev.summary.http as string];
+    const created = await cli([
+      "clients",
+      "create",
+      "--tenant",
+      "demo",
+      "--name",
+      "Via edge",
+      "--redirect-uri",
+      "https://edge.example/cb",
+      "--json",
+      ...edge,
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const { clientId } = JSON.parse(created.stdout) as { clientId: string };
+    const listed = await cli(["clients", "list", "--tenant", "demo", "--json", ...edge]);
+    expect(JSON.parse(listed.stdout).map((c: { clientId: string }) => c.clientId)).toContain(clientId);
+    // The edge enforces the same access: without the admin's credentials the call is refused.
+    const anonymous = await runMandate(["clients", "list", "--tenant", "demo", ...edge], {
+      MANDATE_ADMIN_FILE: join(tmpdir(), "mandate-no-such-admin.json"),
+    });
+    expect(anonymous.code).not.toBe(0);
+    expect(anonymous.stderr).toMatch(/Unauthenticated|UNAUTHENTICATED|credentials/i);
   });
 });

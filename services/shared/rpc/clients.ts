@@ -17,6 +17,7 @@ import { FORWARDED_CLIENT_CERT_HEADER, FORWARDED_FOR_HEADER, PEER } from "./acce
 import { directTransport } from "./direct-transport.ts";
 import type { BoundService } from "./grpc-server.ts";
 import type { TlsFiles } from "./mtls.ts";
+import { retryRefusedStreams } from "./refused-stream.ts";
 
 export class ServiceClients {
   readonly #local = new Map<string, BoundService>();
@@ -79,12 +80,14 @@ export class ServiceClients {
     const generation = tls?.generation ?? 0;
     const cached = this.#remoteTransports.get(address);
     if (cached && cached.generation === generation) return cached.transport;
+    const interceptors = [retryRefusedStreams];
     const transport = tls
       ? createGrpcTransport({
           baseUrl: `https://${address}`,
           nodeOptions: tls.clientOptions(this.#servicesAt(address)),
+          interceptors,
         })
-      : createGrpcTransport({ baseUrl: `http://${address}` });
+      : createGrpcTransport({ baseUrl: `http://${address}`, interceptors });
     this.#remoteTransports.set(address, { transport, generation });
     return transport;
   }

@@ -217,6 +217,13 @@ async function runServer(options: CommonOptions, services: readonly ServiceName[
   let runningPromise: ReturnType<typeof startMandate> | undefined;
   const stop = async (signal: string) => {
     process.stderr.write(`\n${signal}: draining in-flight calls (up to ${config.shutdownGraceMs} ms)...\n`);
+    // What comes after the drain (flushing logs, releasing leases, closing the store) gets 3 s more: a
+    // store or service that no longer answers must not hold the process past the orchestrator's grace
+    // period (compose: 15 s), where it would be killed without its exit status.
+    setTimeout(() => {
+      process.stderr.write(`${signal}: shutdown did not finish within ${config.shutdownGraceMs + 3000} ms; exiting\n`);
+      process.exit(1);
+    }, config.shutdownGraceMs + 3000).unref();
     const running = await runningPromise?.catch(() => undefined);
     await running?.stop();
     await telemetry.shutdown(); // flushes spans and metrics still buffered for the exporter

@@ -8,7 +8,7 @@ import { type ConnectError, createContextValues, createHandlerContext, type Hand
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
-import { invalidArgument, toPublicError } from "../errors.ts";
+import { invalidArgument, toPublicError, unavailable } from "../errors.ts";
 import type { PresentedCertificate } from "../x509/types.ts";
 import { FORWARDED_CLIENT_CERT_HEADER, FORWARDED_FOR_HEADER, PEER, type Peer } from "./access.ts";
 import type { PeerIdentity } from "./mtls.ts";
@@ -31,6 +31,13 @@ interface Malformed {
   [MALFORMED]: Error;
 }
 
+/**
+ * Each server's open server streams, as functions that end one. A stream (a revocation feed) never
+ * finishes on its own: a graceful shutdown ends them first, so it does not wait out its whole grace
+ * period for them, and their callers reconnect (to another replica) at once.
+ */
+const openStreams = new WeakMap<grpc.Server, Set<() => void>>();
+
 export function createGrpcServer(services: BoundService[], options: GrpcServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes,
@@ -38,6 +45,8 @@ export function createGrpcServer(services: BoundService[], options: GrpcServerOp
     "grpc.keepalive_permit_without_calls": 1,
     interceptors: [clientFaultsAreInvalidArgument],
   });
+  const streams = new Set<() => void>();
+  openStreams.set(server, streams);
   for (const { service, impl } of services) {
     const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const handlers: grpc.UntypedServiceImplementation = {};
@@ -47,7 +56,7 @@ export function createGrpcServer(services: BoundService[], options: GrpcServerOp
       if (!fn) throw new Error(`${service.typeName}/${method.name} has no implementation`);
       handlers[method.localName] =
         method.methodKind === "server_streaming"
-          ? serverStreamingHandler(service, method, fn, options.peerIdentity)
+          ? serverStreamingHandler(service, method, fn, options.peerIdentity, streams)
           : unaryHandler(service, method, fn, options.peerIdentity);
     }
     server.addService(definition as grpc.ServiceDefinition, handlers);
@@ -69,8 +78,12 @@ export function bindGrpcServer(
   });
 }
 
-/** Stops accepting calls, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
+/**
+ * Stops accepting calls, ends open server streams with UNAVAILABLE (their callers reconnect), lets
+ * in-flight unary calls finish for up to `graceMs`, then cuts the rest.
+ */
 export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
+  for (const end of openStreams.get(server) ?? []) end();
   return new Promise((resolve) => {
     const force = setTimeout(() => {
       server.forceShutdown();
@@ -139,11 +152,12 @@ function handlerContext(
   method: DescMethod,
   call: Call,
   peerIdentity: PeerIdentity | undefined,
+  /** Aborts the call's signal: the client's cancellation, or the server's shutdown for a stream. */
+  controller = new AbortController(),
 ): HandlerContext {
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
   const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
-  const controller = new AbortController();
   call.on("cancelled", () => controller.abort(new Error("cancelled by the client or deadline exceeded")));
   // Every value of every text key: a repeated header (two DPoP proofs) must stay visible to the checks.
   // As pairs, not Headers: createHandlerContext copies whatever it gets into a Headers of its own.
@@ -247,19 +261,38 @@ function serverStreamingHandler(
   method: DescMethod,
   fn: (req: unknown, ctx: HandlerContext) => unknown,
   peerIdentity: PeerIdentity | undefined,
+  open: Set<() => void>,
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return async (call) => {
-    const context = handlerContext(service, method, call, peerIdentity);
+    const controller = new AbortController();
+    const context = handlerContext(service, method, call, peerIdentity, controller);
+    let ended = false;
+    // grpc-js ends a server stream with a status through an 'error' event (destroy() would drop it).
+    const fail = (error: unknown) => {
+      if (ended || call.cancelled) return;
+      ended = true;
+      call.emit("error", toServiceError(error));
+    };
+    const endForShutdown = () => {
+      const error = unavailable("the server is shutting down: reconnect", "SHUTTING_DOWN");
+      fail(error);
+      controller.abort(error); // the implementation's iteration stops at its signal
+    };
+    open.add(endForShutdown);
     try {
       rejectMalformed(call.request);
       for await (const message of fn(call.request, context) as AsyncIterable<unknown>) {
-        if (call.cancelled) return;
+        if (ended || call.cancelled) return;
         if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
       }
-      call.end();
+      if (!ended) {
+        ended = true;
+        call.end();
+      }
     } catch (error) {
-      // grpc-js ends a server stream with a status through an 'error' event (destroy() would drop it).
-      if (!call.cancelled) call.emit("error", toServiceError(error));
+      fail(error);
+    } finally {
+      open.delete(endForShutdown);
     }
   };
 }

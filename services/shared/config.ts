@@ -645,6 +645,15 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
   ...SERVICE_NAMES.map((name) => [`MANDATE_${name.toUpperCase()}_ADDRESS`, `services.${name}`] as const),
 ];
 
+/**
+ * Settings read from a file an environment variable names (compose and Kubernetes secrets mounted as
+ * files), so a password embedded in a URL stays out of the process environment (`inspect` shows it).
+ */
+const FILE_ENV_BINDINGS: ReadonlyArray<readonly [string, string]> = [
+  ["MANDATE_DATABASE_URL_FILE", "database.url"],
+  ["MANDATE_REDIS_URL_FILE", "redis.url"],
+];
+
 /** Keys whose values are secrets or may embed one (a password in a URL). */
 const SECRET_KEYS = new Set([
   "database.url",
@@ -684,12 +693,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       sources.set(path, `file ${file}`);
     }
   }
-  for (const [name, path] of ENV_BINDINGS) {
-    const value = env[name];
-    if (value === undefined || value === "") continue;
-    setPath(raw, path, value);
-    sources.set(path, `env ${name}`);
-  }
+  applyEnvironment(env, raw, sources);
   for (const [path, value] of Object.entries(options.overrides ?? {})) {
     if (value === undefined) continue;
     setPath(raw, path, value);
@@ -730,6 +734,37 @@ export function withHttpPort(config: Config, port: number): Config {
   const publicBaseUrl = config.publicBaseUrl === derived ? edgeUrl(config.http.host, port) : config.publicBaseUrl;
   const audience = config.api.audience === config.publicBaseUrl ? publicBaseUrl : config.api.audience;
   return { ...config, http: { ...config.http, port }, publicBaseUrl, api: { audience } };
+}
+
+/** The environment's settings into `raw`: MANDATE_* values, then the files MANDATE_*_FILE names. */
+function applyEnvironment(env: NodeJS.ProcessEnv, raw: Record<string, unknown>, sources: Map<string, string>): void {
+  for (const [name, path] of ENV_BINDINGS) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    setPath(raw, path, value);
+    sources.set(path, `env ${name}`);
+  }
+  for (const [name, path] of FILE_ENV_BINDINGS) {
+    const file = env[name];
+    if (file === undefined || file === "") continue;
+    const direct = ENV_BINDINGS.find(([, bound]) => bound === path)?.[0];
+    if (direct && env[direct]) throw new ConfigError([`${path}: set ${direct} or ${name}, not both`]);
+    setPath(raw, path, readSecretFile(name, file));
+    sources.set(path, `env ${name}`);
+  }
+}
+
+/** A secret file's content without its trailing newline; ConfigError when it is unreadable or empty. */
+function readSecretFile(name: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError([`${name}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`]);
+  }
+  const value = text.replace(/\r?\n$/, "");
+  if (value === "") throw new ConfigError([`${name}: ${file} is empty`]);
+  return value;
 }
 
 function readConfigFile(file: string): Record<string, unknown> {

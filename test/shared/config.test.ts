@@ -100,6 +100,34 @@ describe("config", () => {
     expect(found.join("\n")).not.toContain("hunter2");
   });
 
+  it("reads the database and Redis URLs from files (secrets mounted as files), never both ways", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mandate-secret-"));
+    const database = join(dir, "database-url");
+    writeFileSync(database, "postgres://mandate:hunter2@db:5432/mandate\n");
+    const redis = join(dir, "redis-url");
+    writeFileSync(redis, "redis://:s3cret@cache:6379/0");
+    const config = loadConfig({ env: { MANDATE_DATABASE_URL_FILE: database, MANDATE_REDIS_URL_FILE: redis } });
+    expect(config.database.url).toBe("postgres://mandate:hunter2@db:5432/mandate");
+    expect(config.redis.url).toBe("redis://:s3cret@cache:6379/0");
+    expect(JSON.stringify(redactConfig(config))).not.toContain("hunter2");
+
+    const both = problems(() =>
+      loadConfig({ env: { MANDATE_DATABASE_URL_FILE: database, MANDATE_DATABASE_URL: "sqlite:x.db" } }),
+    );
+    expect(both).toEqual(["database.url: set MANDATE_DATABASE_URL or MANDATE_DATABASE_URL_FILE, not both"]);
+    expect(problems(() => loadConfig({ env: { MANDATE_DATABASE_URL_FILE: join(dir, "missing") } }))[0]).toMatch(
+      /^MANDATE_DATABASE_URL_FILE: .*missing cannot be read \(ENOENT\)$/,
+    );
+    const empty = join(dir, "empty");
+    writeFileSync(empty, "\n");
+    expect(problems(() => loadConfig({ env: { MANDATE_REDIS_URL_FILE: empty } }))[0]).toMatch(/is empty$/);
+    // A bad URL in the file is reported by key and source, without the file's content.
+    writeFileSync(redis, "http://:hunter2@cache:6379");
+    const bad = problems(() => loadConfig({ env: { MANDATE_REDIS_URL_FILE: redis } })).join("\n");
+    expect(bad).toContain("redis.url (from env MANDATE_REDIS_URL_FILE)");
+    expect(bad).not.toContain("hunter2");
+  });
+
   it("explains an unreadable or malformed file", () => {
     expect(problems(() => loadConfig({ file: "/nonexistent/mandate.yaml", env: {} }))[0]).toMatch(
       /cannot be read \(ENOENT\)/,

@@ -549,8 +549,9 @@ async function main(): Promise<void> {
   writeFileSync(join(secrets, "signer-kek"), `${randomBytes(32).toString("base64url")}\n`, { mode: 0o444 });
   const databasePassword = randomBytes(24).toString("hex");
   writeFileSync(join(secrets, "postgres-password"), `${databasePassword}\n`, { mode: 0o444 });
+  const databaseUrl = `postgres://mandate:${databasePassword}@postgres:5432/mandate`;
+  writeFileSync(join(secrets, "database-url"), `${databaseUrl}\n`, { mode: 0o444 });
   process.env.MANDATE_SECRETS_DIR = secrets;
-  process.env.MANDATE_DATABASE_PASSWORD = databasePassword;
 
   let tornDown = false;
   const stop = async (signal: string) => {

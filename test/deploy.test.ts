@@ -14,7 +14,7 @@ const deploy = join(import.meta.dirname, "..", "deploy");
 
 describe("docker compose", () => {
   const compose = parse(readFileSync(join(deploy, "compose.yaml"), "utf8"), { merge: true }) as {
-    services: Record<string, { image?: string; command?: string[]; environment?: Env }>;
+    services: Record<string, { image?: string; command?: string[]; environment?: Env; secrets?: string[] }>;
   };
   const mandateServices = Object.entries(compose.services).filter(([, s]) => s.image?.startsWith("mandate:"));
 
@@ -29,7 +29,10 @@ describe("docker compose", () => {
   it.each(mandateServices)("%s has a valid command and environment", (name, service) => {
     expectValidCommand(service.command ?? []);
     expectLoadableEnv(service.environment ?? {}, `compose ${name}`);
-    expect(service.environment?.MANDATE_DATABASE_URL).toMatch(/^postgres:\/\//);
+    // The database URL (and its password) from a secret file, never in the environment.
+    expect(service.environment?.MANDATE_DATABASE_URL).toBeUndefined();
+    expect(service.environment?.MANDATE_DATABASE_URL_FILE).toBe("/run/secrets/database_url");
+    expect(service.secrets).toContain("database_url");
     expectServiceIdentity(
       service.command ?? [],
       service.environment ?? {},

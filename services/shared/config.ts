@@ -649,7 +649,7 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [env: string, path: string]> =
  * Settings read from a file an environment variable names (compose and Kubernetes secrets mounted as
  * files), so a password embedded in a URL stays out of the process environment (`inspect` shows it).
  */
-const FILE_ENV_BINDINGS: ReadonlyArray<readonly [string, string]> = [
+export const FILE_ENV_BINDINGS: ReadonlyArray<readonly [string, string]> = [
   ["MANDATE_DATABASE_URL_FILE", "database.url"],
   ["MANDATE_REDIS_URL_FILE", "redis.url"],
 ];

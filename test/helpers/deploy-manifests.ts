@@ -2,14 +2,18 @@
 // Kubernetes checks: every environment a container gets must load as valid configuration, every
 // command must be one the CLI knows, every gRPC probe must name a service we register, and every
 // process offering internal methods must hold the certificate of a service it runs.
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expect } from "vitest";
 import { SERVICE_DESCRIPTORS } from "../../services/runtime/start.ts";
-import { ENV_BINDINGS, loadConfig, SERVICE_NAMES } from "../../services/shared/config.ts";
+import { ENV_BINDINGS, FILE_ENV_BINDINGS, loadConfig, SERVICE_NAMES } from "../../services/shared/config.ts";
 import { accessRuleOf } from "../../services/shared/rpc/access.ts";
 
 export type Env = Record<string, string>;
 
-const knownEnv = new Set(ENV_BINDINGS.map(([name]) => name));
+const knownEnv = new Set([...ENV_BINDINGS, ...FILE_ENV_BINDINGS].map(([name]) => name));
 const serviceTypeNames = new Set([...Object.values(SERVICE_DESCRIPTORS).map((s) => s.typeName), ""]);
 const serveTargets = new Set<string>([...SERVICE_NAMES, "edge", "all"]);
 
@@ -58,6 +62,25 @@ export const SUPPLIED: Env = {
   MANDATE_SIGNER_KEK: "A".repeat(43),
 };
 
+/** Secret files the configuration reads while it loads (MANDATE_*_FILE): stand-ins with valid URLs. */
+const SUPPLIED_FILES: Env = {
+  MANDATE_DATABASE_URL_FILE: "postgres://db/mandate",
+  MANDATE_REDIS_URL_FILE: "redis://r:6379",
+};
+
+function withSecretFiles(env: Env): Env {
+  const dir = mkdtempSync(join(tmpdir(), "mandate-manifest-secret-"));
+  return Object.fromEntries(
+    Object.entries(env).map(([name, value]) => {
+      const content = SUPPLIED_FILES[name];
+      if (content === undefined) return [name, value];
+      const file = join(dir, name);
+      writeFileSync(file, content);
+      return [name, file];
+    }),
+  );
+}
+
 export function expectLoadableEnv(given: Env, where: string): void {
   const env = Object.fromEntries(
     Object.entries(given).map(([name, value]) => [
@@ -69,5 +92,7 @@ export function expectLoadableEnv(given: Env, where: string): void {
     if (name.startsWith("MANDATE_")) expect(knownEnv, `${where}: unknown setting ${name}`).toContain(name);
   }
   // A config file must not be picked up from the test's working directory.
-  expect(() => loadConfig({ env: { ...env, MANDATE_CONFIG: undefined }, file: undefined })).not.toThrow();
+  expect(() =>
+    loadConfig({ env: { ...withSecretFiles(env), MANDATE_CONFIG: undefined }, file: undefined }),
+  ).not.toThrow();
 }

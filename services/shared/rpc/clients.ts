@@ -10,7 +10,7 @@ import {
   type HandlerContext,
   type Transport,
 } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, type Http2SessionOptions } from "@connectrpc/connect-node";
 import { context as otelContext, propagation } from "@opentelemetry/api";
 import { unavailable } from "../errors.ts";
 import { FORWARDED_CLIENT_CERT_HEADER, FORWARDED_FOR_HEADER, PEER } from "./access.ts";
@@ -18,6 +18,15 @@ import { directTransport } from "./direct-transport.ts";
 import type { BoundService } from "./grpc-server.ts";
 import type { TlsFiles } from "./mtls.ts";
 import { retryRefusedStreams } from "./refused-stream.ts";
+
+/**
+ * HTTP/2 keepalive for sessions to other Mandate processes. A peer that vanished without closing its
+ * connections (a killed pod or container whose address is gone) answers nothing, not even a reset:
+ * without PINGs a call on that session would wait for its deadline, and a stream for ever. With them,
+ * a session idle longer than the interval is checked before it is used (and replaced if dead), and a
+ * session with open streams is checked every interval.
+ */
+export const PEER_SESSIONS: Http2SessionOptions = { pingIntervalMs: 30_000, pingTimeoutMs: 10_000 };
 
 export class ServiceClients {
   readonly #local = new Map<string, BoundService>();
@@ -31,9 +40,12 @@ export class ServiceClients {
    * `remote` maps a service's full name (mandate.v1.Signer) to its gRPC address (host:port); with
    * `tls`, calls to other processes use mTLS and the server must be a service configured there.
    */
-  constructor(remote: Map<string, string>, tls?: TlsFiles) {
+  readonly #sessions: Http2SessionOptions;
+
+  constructor(remote: Map<string, string>, tls?: TlsFiles, sessions: Http2SessionOptions = PEER_SESSIONS) {
     this.#remote = remote;
     this.#tls = tls;
+    this.#sessions = sessions;
   }
 
   addLocal(bound: BoundService): void {
@@ -80,14 +92,14 @@ export class ServiceClients {
     const generation = tls?.generation ?? 0;
     const cached = this.#remoteTransports.get(address);
     if (cached && cached.generation === generation) return cached.transport;
-    const interceptors = [retryRefusedStreams];
+    const common = { ...this.#sessions, interceptors: [retryRefusedStreams] };
     const transport = tls
       ? createGrpcTransport({
+          ...common,
           baseUrl: `https://${address}`,
           nodeOptions: tls.clientOptions(this.#servicesAt(address)),
-          interceptors,
         })
-      : createGrpcTransport({ baseUrl: `http://${address}`, interceptors });
+      : createGrpcTransport({ ...common, baseUrl: `http://${address}` });
     this.#remoteTransports.set(address, { transport, generation });
     return transport;
   }
